@@ -1,0 +1,41 @@
+/* jid.h: XMPP addresses, RFC 7622.
+ *
+ * A JID is [localpart@]domainpart[/resourcepart].  Parsing prepares the parts
+ * we accept: the domainpart is lower-cased ASCII (LDH labels, or an IP
+ * literal) with a trailing dot removed (RFC 7622 §3.2); the localpart is
+ * case-mapped to lower case for ASCII and must not contain the characters
+ * RFC 7622 §3.3.1 forbids (" & ' / : < > @, spaces, controls); the
+ * resourcepart is kept as is but must be valid UTF-8 without controls.
+ * Each part is 1..1023 bytes.  Non-ASCII domain and local parts are accepted
+ * only when valid UTF-8 (no full PRECIS mapping; documented limitation). */
+#ifndef XMPPD_JID_H
+#define XMPPD_JID_H
+
+#include <stdbool.h>
+
+#include "buf.h"
+
+struct jid {
+    char *local;    /* owned; NULL when absent */
+    char *domain;   /* owned; never NULL after a successful parse */
+    char *resource; /* owned; NULL when absent */
+};
+
+/* jid_parse parses and prepares s into *out (fields owned by *out; release
+ * with jid_clear).  Returns 0 or XE_INVAL for an invalid address (then *out
+ * is left zeroed) or XE_NOMEM. */
+int jid_parse(const char *s, struct jid *out);
+/* jid_clear frees the parts and zeroes j. */
+void jid_clear(struct jid *j);
+/* jid_format appends the canonical string form of j to out. */
+int jid_format(const struct jid *j, struct buf *out);
+/* jid_equal compares two prepared JIDs part by part. */
+bool jid_equal(const struct jid *a, const struct jid *b);
+/* jid_domain_within tells whether domain equals parent or is a subdomain of
+ * it (label boundary: "a.cb1.x" is within "cb1.x", "xcb1.x" is not).  Both
+ * must be prepared (lower case). */
+bool jid_domain_within(const char *domain, const char *parent);
+/* jid_domain_valid tells whether s is an acceptable prepared domainpart. */
+bool jid_domain_valid(const char *s);
+
+#endif

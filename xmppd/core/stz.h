@@ -1,0 +1,111 @@
+/* stz.h: the stanza tree: a small XML element tree with namespaces, and its
+ * serializer.
+ *
+ * An element has a local name, a namespace URI, attributes and an ordered
+ * list of children, each an element or a text node.  All strings in the tree
+ * are owned by it and stored unescaped (UTF-8).  The serializer escapes and
+ * emits xmlns declarations only where the namespace changes, so a stanza
+ * written into a stream whose default namespace is its own carries none
+ * (RFC 6120 §4.8.3).  Also here: the stanza-level helpers every session uses
+ * (error replies per RFC 6120 §8.3). */
+#ifndef XMPPD_STZ_H
+#define XMPPD_STZ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+#define STZ_NS_STREAMS "http://etherx.jabber.org/streams"
+#define STZ_NS_COMPONENT "jabber:component:accept"
+#define STZ_NS_CLIENT "jabber:client"
+#define STZ_NS_SERVER "jabber:server"
+#define STZ_NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define STZ_NS_XSTREAMS "urn:ietf:params:xml:ns:xmpp-streams"
+#define STZ_NS_XML "http://www.w3.org/XML/1998/namespace"
+
+enum stz_kind { STZ_ELEMENT, STZ_TEXT };
+
+struct stz_attr {
+    char *name;  /* local name, owned */
+    char *ns;    /* namespace URI, owned; NULL for unqualified attributes */
+    char *value; /* unescaped, owned */
+};
+
+struct stz {
+    enum stz_kind kind;
+    char *name;   /* STZ_ELEMENT: local name, owned */
+    char *ns;     /* STZ_ELEMENT: namespace URI, owned; "" for none */
+    char *text;   /* STZ_TEXT: unescaped text, owned */
+    size_t text_len;
+    struct stz_attr *attrs; /* owned array of nattrs */
+    size_t nattrs;
+    struct stz *parent;      /* borrowed back-pointer; NULL at the root */
+    struct stz *first_child; /* owned list */
+    struct stz *last_child;
+    struct stz *next; /* next sibling, owned by the parent's list */
+};
+
+/* stz_new returns a new element (owned by the caller) or NULL when out of
+ * memory.  ns may be NULL for "no namespace". */
+struct stz *stz_new(const char *name, const char *ns);
+
+/* stz_free frees el and everything below it.  el must not be linked into a
+ * parent (use stz_unlink first).  NULL is a no-op. */
+void stz_free(struct stz *el);
+
+/* stz_copy returns a deep copy (owned, unlinked) or NULL. */
+struct stz *stz_copy(const struct stz *el);
+
+/* stz_set_attr sets (replaces) the unqualified attribute name.  0/XE_NOMEM. */
+int stz_set_attr(struct stz *el, const char *name, const char *value);
+/* stz_set_attr_ns sets an attribute in namespace ns (e.g. xml:lang). */
+int stz_set_attr_ns(struct stz *el, const char *ns, const char *name, const char *value);
+/* stz_del_attr removes the unqualified attribute name if present. */
+void stz_del_attr(struct stz *el, const char *name);
+/* stz_attr returns the value of the unqualified attribute name (borrowed) or
+ * NULL. */
+const char *stz_attr(const struct stz *el, const char *name);
+
+/* stz_add_child creates and appends a child element; returns it (borrowed,
+ * owned by el) or NULL.  A NULL ns means "inherit el's namespace". */
+struct stz *stz_add_child(struct stz *el, const char *name, const char *ns);
+/* stz_append takes child (which must be unlinked) and appends it. */
+void stz_append(struct stz *el, struct stz *child);
+/* stz_add_text appends text (len bytes, unescaped); adjacent text nodes are
+ * merged.  0/XE_NOMEM. */
+int stz_add_text(struct stz *el, const char *text, size_t len);
+/* stz_unlink removes el from its parent; the caller then owns it. */
+void stz_unlink(struct stz *el);
+
+/* stz_child returns the first child element with this name and namespace
+ * (ns NULL matches any namespace), borrowed, or NULL. */
+struct stz *stz_child(const struct stz *el, const char *name, const char *ns);
+/* stz_first_element returns the first child element, or NULL. */
+struct stz *stz_first_element(const struct stz *el);
+/* stz_next_element returns the next sibling element, or NULL. */
+struct stz *stz_next_element(const struct stz *el);
+/* stz_text returns the concatenated text of el's direct text children as an
+ * owned string ("" when none) or NULL when out of memory. */
+char *stz_text(const struct stz *el);
+
+/* stz_serialize appends el as XML to out.  parent_ns is the default
+ * namespace in scope where el is written (e.g. STZ_NS_COMPONENT inside a
+ * component stream): el gets an xmlns attribute only if its namespace
+ * differs, and so on down the tree.  Text and attribute values are escaped
+ * (& < > " ').  0/XE_NOMEM. */
+int stz_serialize(const struct stz *el, const char *parent_ns, struct buf *out);
+
+/* stz_is_stanza tells whether el is message, presence or iq in ns. */
+bool stz_is_stanza(const struct stz *el, const char *ns);
+
+/* stz_error_reply builds the error reply to stanza orig per RFC 6120 §8.3:
+ * same name, id and namespace, from/to swapped, type="error", the original
+ * children kept (§8.3.1 allows it) and an <error type=...><condition
+ * xmlns=STZ_NS_STANZAS/>[<text>]</error> child.  type is "cancel", "wait",
+ * "modify", "auth" or "continue"; cond e.g. "service-unavailable".  text may
+ * be NULL.  Returns an owned element or NULL when out of memory. */
+struct stz *stz_error_reply(const struct stz *orig, const char *type, const char *cond,
+                            const char *text);
+
+#endif

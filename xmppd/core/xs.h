@@ -1,0 +1,116 @@
+/* xs.h: the XML stream framer (RFC 6120 §4): bytes in, stream events out.
+ *
+ * An incremental expat parser that turns a byte stream, in any chunking (one
+ * byte at a time works), into: the stream header, complete top-level
+ * elements (stanzas and stream-level elements, as struct stz trees), the
+ * stream close, or one error.  It owns no socket: the session feeds it bytes
+ * and pulls events.
+ *
+ * Restrictions (RFC 6120 §11.1): no DTD, no entity declarations or
+ * references beyond the five predefined ones, no processing instructions, no
+ * comments: each yields XS_COND_RESTRICTED_XML; a billion-laughs or XXE
+ * document therefore fails on its DOCTYPE before it can grow anything.  The
+ * stream root must be {http://etherx.jabber.org/streams}stream
+ * (XS_COND_INVALID_NAMESPACE otherwise).  Limits give XS_COND_POLICY_VIOLATION
+ * and are checked while parsing, so memory stays bounded by them.
+ *
+ * Lifetime: after an XS_EV_ERROR or XS_EV_CLOSE event no further events come
+ * and xs_feed returns XE_STATE. */
+#ifndef XMPPD_XS_H
+#define XMPPD_XS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "stz.h"
+
+/* Stream error conditions, RFC 6120 §4.9.3. */
+#define XS_CONDS(X)                                                                \
+    X(XS_COND_BAD_FORMAT, "bad-format")                                            \
+    X(XS_COND_BAD_NAMESPACE_PREFIX, "bad-namespace-prefix")                        \
+    X(XS_COND_CONFLICT, "conflict")                                                \
+    X(XS_COND_CONNECTION_TIMEOUT, "connection-timeout")                            \
+    X(XS_COND_HOST_GONE, "host-gone")                                              \
+    X(XS_COND_HOST_UNKNOWN, "host-unknown")                                        \
+    X(XS_COND_IMPROPER_ADDRESSING, "improper-addressing")                          \
+    X(XS_COND_INTERNAL_SERVER_ERROR, "internal-server-error")                      \
+    X(XS_COND_INVALID_FROM, "invalid-from")                                        \
+    X(XS_COND_INVALID_NAMESPACE, "invalid-namespace")                              \
+    X(XS_COND_INVALID_XML, "invalid-xml")                                          \
+    X(XS_COND_NOT_AUTHORIZED, "not-authorized")                                    \
+    X(XS_COND_NOT_WELL_FORMED, "not-well-formed")                                  \
+    X(XS_COND_POLICY_VIOLATION, "policy-violation")                                \
+    X(XS_COND_REMOTE_CONNECTION_FAILED, "remote-connection-failed")                \
+    X(XS_COND_RESET, "reset")                                                      \
+    X(XS_COND_RESOURCE_CONSTRAINT, "resource-constraint")                          \
+    X(XS_COND_RESTRICTED_XML, "restricted-xml")                                    \
+    X(XS_COND_SEE_OTHER_HOST, "see-other-host")                                    \
+    X(XS_COND_SYSTEM_SHUTDOWN, "system-shutdown")                                  \
+    X(XS_COND_UNDEFINED_CONDITION, "undefined-condition")                          \
+    X(XS_COND_UNSUPPORTED_ENCODING, "unsupported-encoding")                        \
+    X(XS_COND_UNSUPPORTED_FEATURE, "unsupported-feature")                          \
+    X(XS_COND_UNSUPPORTED_STANZA_TYPE, "unsupported-stanza-type")                  \
+    X(XS_COND_UNSUPPORTED_VERSION, "unsupported-version")
+
+enum xs_cond {
+#define XS_COND_ENUM_(name, str) name,
+    XS_CONDS(XS_COND_ENUM_)
+#undef XS_COND_ENUM_
+        XS_COND_COUNT
+};
+
+/* xs_cond_name returns the element name of cond ("not-well-formed"). */
+const char *xs_cond_name(enum xs_cond cond);
+
+struct xs_limits {
+    size_t max_stanza_bytes; /* raw bytes of one top-level element; default 256 KiB */
+    unsigned max_depth;      /* element nesting below the stream root; default 32 */
+    unsigned max_attrs;      /* attributes (incl. xmlns) on one element; default 64 */
+};
+
+/* xs_limits_default fills l with the defaults above. */
+void xs_limits_default(struct xs_limits *l);
+
+enum xs_event_kind {
+    XS_EV_OPEN,   /* stream header; el = the <stream:stream> element, no children */
+    XS_EV_ELEM,   /* a complete top-level element (stanza or stream-level) */
+    XS_EV_CLOSE,  /* </stream:stream> received */
+    XS_EV_ERROR,  /* cond/text say why; the stream must be closed */
+};
+
+struct xs_event {
+    enum xs_event_kind kind;
+    struct stz *el;    /* OPEN, ELEM: owned by the receiver of the event */
+    enum xs_cond cond; /* ERROR */
+    const char *text;  /* ERROR: static human-readable detail, may be NULL */
+};
+
+struct xs;
+
+/* xs_new creates a framer with limits (NULL for defaults).  0/XE_NOMEM. */
+int xs_new(const struct xs_limits *limits, struct xs **out);
+/* xs_free frees the framer and any queued, unpulled events. */
+void xs_free(struct xs *xs);
+
+/* xs_feed parses len bytes and queues the events they complete.  Returns 0,
+ * or XE_STATE after the stream ended or failed.  Errors in the input are not
+ * return codes: they arrive as an XS_EV_ERROR event after any events that
+ * the preceding bytes completed. */
+int xs_feed(struct xs *xs, const void *data, size_t len);
+
+/* xs_next pops the next queued event into *ev; false when none is queued. */
+bool xs_next(struct xs *xs, struct xs_event *ev);
+
+/* xs_reset starts a fresh stream on the same framer, dropping any parser
+ * state and queued events (RFC 6120 §4.3.3: the stream restarts after
+ * STARTTLS and SASL success).  0/XE_NOMEM. */
+int xs_reset(struct xs *xs);
+
+/* xs_write_error appends a stream error, per RFC 6120 §4.9: 
+ * <stream:error><cond xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>
+ * [<text ...>text</text>]</stream:error>, followed by </stream:stream>.  The
+ * caller then closes the connection.  text may be NULL. */
+int xs_write_error(struct buf *out, enum xs_cond cond, const char *text);
+
+#endif
