@@ -1,0 +1,168 @@
+/* test_conf.c: unit tests for the node configuration parser (conf.c). */
+#include <sodium.h>
+
+#include "testlib.h"
+#include "conf.h"
+#include "err.h"
+
+/* parse runs conf_parse on a C string. */
+static int parse(const char *text, struct conf *c, struct conf_error *e)
+{
+    return conf_parse(text, strlen(text), c, e);
+}
+
+/* fails_at checks that text is refused at line with a message containing
+ * what. */
+static void fails_at(const char *text, unsigned line, const char *what)
+{
+    struct conf c;
+    struct conf_error e;
+    int rc = parse(text, &c, &e);
+
+    CHECK_INT(rc, XE_CORRUPT);
+    CHECK_INT(e.line, line);
+    if (strstr(e.msg, what) == NULL)
+        TL_FAIL_("message '%s' lacks '%s' for input:\n%s", e.msg, what, text);
+    CHECK(c.domain == NULL && c.n_cb == 0 && c.n_listen == 0);
+}
+
+static void test_full_file(void)
+{
+    const char *text = "# node one\n"
+                       "\n"
+                       "domain Example.COM\n"
+                       "component-listen 127.0.0.1:5223\n"
+                       "component-listen\t[::1]:6223\n"
+                       "keepalive 30\r\n"
+                       "  auth-timeout   5  \n"
+                       "callbridge cb1 s3cr#t!\n"
+                       "callbridge cb-2 x\n";
+    struct conf c;
+    struct conf_error e;
+    char addr[80];
+
+    REQUIRE(parse(text, &c, &e) == 0);
+    CHECK_STR(c.domain, "example.com");
+    REQUIRE(c.n_listen == 2);
+    CHECK_STR(c.listen[0].host, "127.0.0.1");
+    CHECK_INT(c.listen[0].port, 5223);
+    CHECK_STR(c.listen[1].host, "::1");
+    CHECK_INT(c.listen[1].port, 6223);
+    conf_format_listen(&c.listen[1], addr, sizeof addr);
+    CHECK_STR(addr, "[::1]:6223");
+    CHECK_INT(c.keepalive_s, 30);
+    CHECK_INT(c.auth_timeout_s, 5);
+    REQUIRE(c.n_cb == 2);
+    CHECK_STR(c.cb[0].name, "cb1");
+    CHECK_INT(c.cb[0].secret_len, 7);
+    CHECK(memcmp(c.cb[0].secret, "s3cr#t!", 7) == 0);
+    CHECK(conf_find_callbridge(&c, "cb-2") == &c.cb[1]);
+    CHECK(conf_find_callbridge(&c, "cb3") == NULL);
+    conf_free(&c);
+    CHECK(c.domain == NULL && c.cb == NULL);
+}
+
+static void test_defaults(void)
+{
+    struct conf c;
+    struct conf_error e;
+
+    REQUIRE(parse("domain example.com", &c, &e) == 0);
+    REQUIRE(c.n_listen == 1);
+    CHECK_STR(c.listen[0].host, "0.0.0.0");
+    CHECK_INT(c.listen[0].port, 5223);
+    CHECK_INT(c.keepalive_s, 60);
+    CHECK_INT(c.auth_timeout_s, 10);
+    CHECK_INT(c.n_cb, 0);
+    conf_free(&c);
+}
+
+static void test_malformed(void)
+{
+    fails_at("domain a.b\nbogus 1\n", 2, "unknown directive 'bogus'");
+    fails_at("domain a.b\ncallbridge cb1\n", 2, "callbridge needs exactly two fields");
+    fails_at("domain a.b\ncallbridge cb1 x\n\ncallbridge cb1 y\n", 4,
+             "duplicate callbridge name 'cb1'");
+    fails_at("domain a.b\ncomponent-listen localhost:5223\n", 2, "bad address");
+    fails_at("domain a.b\ncomponent-listen 127.0.0.1\n", 2, "bad address");
+    fails_at("domain a.b\ncomponent-listen 127.0.0.1:0\n", 2, "bad address");
+    fails_at("domain a.b\ncomponent-listen 127.0.0.1:65536\n", 2, "bad address");
+    fails_at("domain a.b\ncomponent-listen 300.0.0.1:5223\n", 2, "bad address");
+    fails_at("domain a.b\ncomponent-listen [::1:5223\n", 2, "bad address");
+    fails_at("domain a.b\ncomponent-listen 127.0.0.1:1\ncomponent-listen 127.0.0.1:1\n",
+             3, "duplicate component-listen");
+    fails_at("# only a comment\ncallbridge cb1 x\n", 2, "no domain");
+    fails_at("", 1, "no domain");
+    fails_at("domain a.b\ndomain c.d\n", 2, "duplicate domain");
+    fails_at("domain a..b\n", 1, "bad domain");
+    fails_at("domain -a.b\n", 1, "bad domain");
+    fails_at("domain\n", 1, "domain needs exactly one field");
+    fails_at("domain a.b\nkeepalive 0\n", 2, "keepalive needs");
+    fails_at("domain a.b\nkeepalive 1x\n", 2, "keepalive needs");
+    fails_at("domain a.b\nauth-timeout 86401\n", 2, "auth-timeout needs");
+    fails_at("domain a.b\ncallbridge cb_1 x\n", 2, "bad callbridge name");
+    fails_at("domain a.b\ncallbridge cb1 x y\n", 2, "callbridge needs");
+    fails_at("domain a.b\ncallbridge a b c d e\n", 2, "too many fields");
+    fails_at("domain a.b\n\xff\xfe\n", 2, "UTF-8");
+    fails_at("domain a.b\ncallbridge cb1 caf\xc3\xa9\n", 2, "bad secret");
+    fails_at("domain a.b\ncallbridge cb1 a\x01z\n", 2, "control character");
+}
+
+static void test_secret_never_in_message(void)
+{
+    struct conf c;
+    struct conf_error e;
+    const char *text = "domain a.b\ncallbridge cb1 hunter2 extra\n";
+
+    CHECK_INT(parse(text, &c, &e), XE_CORRUPT);
+    CHECK(strstr(e.msg, "hunter2") == NULL);
+    text = "domain a.b\ncallbridge cb1 hunter2\ncallbridge cb1 hunter3\n";
+    CHECK_INT(parse(text, &c, &e), XE_CORRUPT);
+    CHECK(strstr(e.msg, "hunter") == NULL);
+    /* A secret with a non-ASCII byte alone on a line is not echoed. */
+    text = "domain a.b\nhunt\xc3\xa9r2\n";
+    CHECK_INT(parse(text, &c, &e), XE_CORRUPT);
+    CHECK(strstr(e.msg, "hunt") == NULL);
+}
+
+static void test_limits(void)
+{
+    char line[1200 + 64];
+    struct conf c;
+    struct conf_error e;
+    char secret[1100];
+
+    memset(secret, 'k', 1024);
+    secret[1024] = '\0';
+    snprintf(line, sizeof line, "domain a.b\ncallbridge %s %s\n",
+             "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabc", secret);
+    REQUIRE(parse(line, &c, &e) == 0);
+    CHECK_INT(c.cb[0].secret_len, 1024);
+    conf_free(&c);
+    secret[1024] = 'k';
+    secret[1025] = '\0';
+    snprintf(line, sizeof line, "domain a.b\ncallbridge cb1 %s\n", secret);
+    fails_at(line, 2, "bad secret");
+    fails_at("domain a.b\ncallbridge "
+             "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcd x\n",
+             2, "bad callbridge name");
+}
+
+static void test_data_without_nul(void)
+{
+    const char text[] = "domain a.bXXXX";
+    struct conf c;
+    struct conf_error e;
+
+    REQUIRE(conf_parse(text, 10, &c, &e) == 0);
+    CHECK_STR(c.domain, "a.b");
+    conf_free(&c);
+}
+
+static void test_init(void)
+{
+    REQUIRE(sodium_init() >= 0);
+}
+
+TL_MAIN(T(test_init), T(test_full_file), T(test_defaults), T(test_malformed),
+        T(test_secret_never_in_message), T(test_limits), T(test_data_without_nul))

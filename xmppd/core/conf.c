@@ -1,0 +1,436 @@
+/* conf.c: parsing the node configuration text (format in conf.h). */
+#include "conf.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "err.h"
+
+#define MAX_FIELDS 4
+
+struct field {
+    const char *p;
+    size_t len;
+};
+
+/* Parsing state: the result being built and where we are. */
+struct parser {
+    struct conf *c;
+    struct conf_error *err;
+    unsigned line;
+    size_t cap_listen, cap_cb;
+};
+
+static int fail(struct parser *ps, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int fail(struct parser *ps, const char *fmt, ...)
+{
+    va_list ap;
+
+    ps->err->line = ps->line;
+    va_start(ap, fmt);
+    vsnprintf(ps->err->msg, sizeof ps->err->msg, fmt, ap);
+    va_end(ap);
+    return XE_CORRUPT;
+}
+
+/* utf8_valid checks s[0..len) is well-formed UTF-8 (RFC 3629 §4: no
+ * overlongs, no surrogates, nothing above U+10FFFF) without NUL bytes. */
+static bool utf8_valid(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned c = s[i];
+        size_t n;
+        unsigned cp, min;
+
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0) {
+            n = 1, cp = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 2, cp = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (len - i <= n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+static bool field_is(const struct field *f, const char *s)
+{
+    return f->len == strlen(s) && memcmp(f->p, s, f->len) == 0;
+}
+
+/* domain_ok accepts an ASCII domain of LDH labels (RFC 1035 §2.3.1 as
+ * relaxed by RFC 1123 §2.1), 1..253 bytes, as the XMPP domainpart of this
+ * node (RFC 7622 §3.2).  IDNs must be given in their A-label form. */
+static bool domain_ok(const char *d, size_t len)
+{
+    size_t label = 0;
+
+    if (len == 0 || len > 253)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)d[i];
+        if (ch == '.') {
+            if (label == 0 || d[i - 1] == '-')
+                return false;
+            label = 0;
+            continue;
+        }
+        if (!isalnum(ch) && ch != '-')
+            return false;
+        if (ch == '-' && label == 0)
+            return false;
+        if (++label > 63)
+            return false;
+    }
+    return label > 0 && d[len - 1] != '-';
+}
+
+static bool name_ok(const struct field *f)
+{
+    if (f->len == 0 || f->len > CONF_MAX_NAME)
+        return false;
+    for (size_t i = 0; i < f->len; i++) {
+        unsigned char ch = (unsigned char)f->p[i];
+        if (!isalnum(ch) && ch != '-')
+            return false;
+    }
+    return true;
+}
+
+static bool secret_ok(const struct field *f)
+{
+    if (f->len == 0 || f->len > CONF_MAX_SECRET)
+        return false;
+    for (size_t i = 0; i < f->len; i++) {
+        unsigned char ch = (unsigned char)f->p[i];
+        if (ch < 0x21 || ch > 0x7E)
+            return false;
+    }
+    return true;
+}
+
+/* parse_seconds reads a decimal 1..CONF_MAX_SECONDS. */
+static bool parse_seconds(const struct field *f, unsigned *out)
+{
+    unsigned long v = 0;
+
+    if (f->len == 0 || f->len > 6)
+        return false;
+    for (size_t i = 0; i < f->len; i++) {
+        if (f->p[i] < '0' || f->p[i] > '9')
+            return false;
+        v = v * 10 + (unsigned long)(f->p[i] - '0');
+    }
+    if (v < 1 || v > CONF_MAX_SECONDS)
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+/* parse_listen reads "a.b.c.d:port" or "[v6]:port" with a numeric address
+ * (no host names: the node must not depend on DNS to start). */
+static bool parse_listen(const struct field *f, struct conf_listen *out)
+{
+    char tmp[80];
+    char *host, *colon, *port;
+    unsigned char addr[16];
+    unsigned long v = 0;
+    int af;
+
+    if (f->len == 0 || f->len >= sizeof tmp)
+        return false;
+    memcpy(tmp, f->p, f->len);
+    tmp[f->len] = '\0';
+    if (tmp[0] == '[') {
+        char *close = strchr(tmp, ']');
+        if (close == NULL || close[1] != ':')
+            return false;
+        *close = '\0';
+        host = tmp + 1;
+        port = close + 2;
+        af = AF_INET6;
+    } else {
+        colon = strrchr(tmp, ':');
+        if (colon == NULL || strchr(tmp, ':') != colon)
+            return false;
+        *colon = '\0';
+        host = tmp;
+        port = colon + 1;
+        af = AF_INET;
+    }
+    if (*port == '\0' || strlen(port) > 5 || strlen(host) >= sizeof out->host)
+        return false;
+    for (const char *p = port; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (unsigned long)(*p - '0');
+    }
+    if (v < 1 || v > 65535)
+        return false;
+    if (inet_pton(af, host, addr) != 1)
+        return false;
+    memset(out, 0, sizeof *out);
+    memcpy(out->host, host, strlen(host) + 1);
+    out->port = (uint16_t)v;
+    return true;
+}
+
+static int add_listen(struct parser *ps, const struct conf_listen *l)
+{
+    struct conf *c = ps->c;
+
+    for (size_t i = 0; i < c->n_listen; i++) {
+        if (c->listen[i].port == l->port && strcmp(c->listen[i].host, l->host) == 0)
+            return fail(ps, "duplicate component-listen %s:%u", l->host, l->port);
+    }
+    if (c->n_listen == ps->cap_listen) {
+        size_t ncap = ps->cap_listen ? ps->cap_listen * 2 : 4;
+        struct conf_listen *n = realloc(c->listen, ncap * sizeof *n);
+        if (n == NULL)
+            return XE_NOMEM;
+        c->listen = n;
+        ps->cap_listen = ncap;
+    }
+    c->listen[c->n_listen++] = *l;
+    return 0;
+}
+
+static int add_callbridge(struct parser *ps, const struct field *name,
+                          const struct field *secret)
+{
+    struct conf *c = ps->c;
+    struct conf_callbridge *cb;
+
+    for (size_t i = 0; i < c->n_cb; i++) {
+        if (field_is(name, c->cb[i].name))
+            return fail(ps, "duplicate callbridge name '%s'", c->cb[i].name);
+    }
+    if (c->n_cb == ps->cap_cb) {
+        size_t ncap = ps->cap_cb ? ps->cap_cb * 2 : 8;
+        struct conf_callbridge *n = realloc(c->cb, ncap * sizeof *n);
+        if (n == NULL)
+            return XE_NOMEM;
+        c->cb = n;
+        ps->cap_cb = ncap;
+    }
+    cb = &c->cb[c->n_cb];
+    memset(cb, 0, sizeof *cb);
+    cb->secret = sodium_malloc(secret->len + 1);
+    if (cb->secret == NULL)
+        return XE_NOMEM;
+    memcpy(cb->name, name->p, name->len);
+    cb->name[name->len] = '\0';
+    memcpy(cb->secret, secret->p, secret->len);
+    cb->secret[secret->len] = '\0';
+    cb->secret_len = secret->len;
+    c->n_cb++;
+    return 0;
+}
+
+/* directive handles one non-blank, non-comment line split into fields. */
+static int directive(struct parser *ps, const struct field *f, size_t nf)
+{
+    struct conf *c = ps->c;
+    struct conf_listen l;
+
+    if (field_is(&f[0], "domain")) {
+        if (nf != 2)
+            return fail(ps, "domain needs exactly one field: domain <name>");
+        if (c->domain != NULL)
+            return fail(ps, "duplicate domain directive");
+        if (!domain_ok(f[1].p, f[1].len))
+            return fail(ps,
+                        "bad domain (expected an ASCII DNS name such as example.com)");
+        c->domain = malloc(f[1].len + 1);
+        if (c->domain == NULL)
+            return XE_NOMEM;
+        for (size_t i = 0; i < f[1].len; i++)
+            c->domain[i] = (char)tolower((unsigned char)f[1].p[i]);
+        c->domain[f[1].len] = '\0';
+        return 0;
+    }
+    if (field_is(&f[0], "component-listen")) {
+        if (nf != 2)
+            return fail(ps, "component-listen needs exactly one field: "
+                            "component-listen <address>:<port>");
+        if (!parse_listen(&f[1], &l))
+            return fail(ps, "bad address '%.*s' (expected 1.2.3.4:5223 or [::1]:5223)",
+                        (int)(f[1].len > 80 ? 80 : f[1].len), f[1].p);
+        return add_listen(ps, &l);
+    }
+    if (field_is(&f[0], "keepalive") || field_is(&f[0], "auth-timeout")) {
+        bool ka = field_is(&f[0], "keepalive");
+        if (nf != 2 || !parse_seconds(&f[1], ka ? &c->keepalive_s : &c->auth_timeout_s))
+            return fail(ps, "%s needs one number of seconds, 1..%u",
+                        ka ? "keepalive" : "auth-timeout", CONF_MAX_SECONDS);
+        return 0;
+    }
+    if (field_is(&f[0], "callbridge")) {
+        if (nf != 3)
+            return fail(
+                ps, "callbridge needs exactly two fields: callbridge <name> <secret>");
+        if (!name_ok(&f[1]))
+            return fail(ps, "bad callbridge name (1..%d letters, digits or '-')",
+                        CONF_MAX_NAME);
+        if (!secret_ok(&f[2]))
+            return fail(ps,
+                        "bad secret for callbridge '%.*s' (1..%d printable "
+                        "non-space ASCII characters)",
+                        (int)f[1].len, f[1].p, CONF_MAX_SECRET);
+        return add_callbridge(ps, &f[1], &f[2]);
+    }
+    /* Quote at most 32 bytes of what we did not understand, and only when it
+     * is plain ASCII: a stray secret on its own line must not reach a log. */
+    for (size_t i = 0; i < f[0].len; i++) {
+        if ((unsigned char)f[0].p[i] < 0x21 || (unsigned char)f[0].p[i] > 0x7E)
+            return fail(ps, "unknown directive");
+    }
+    return fail(ps, "unknown directive '%.*s'", (int)(f[0].len > 32 ? 32 : f[0].len),
+                f[0].p);
+}
+
+/* split_fields splits a line at spaces and tabs into at most MAX_FIELDS;
+ * returns the count, or MAX_FIELDS + 1 when there are more. */
+static size_t split_fields(const char *p, size_t len, struct field *f)
+{
+    size_t n = 0, i = 0;
+
+    while (i < len) {
+        while (i < len && (p[i] == ' ' || p[i] == '\t'))
+            i++;
+        if (i == len)
+            break;
+        if (n == MAX_FIELDS)
+            return MAX_FIELDS + 1;
+        f[n].p = p + i;
+        while (i < len && p[i] != ' ' && p[i] != '\t')
+            i++;
+        f[n].len = (size_t)(p + i - f[n].p);
+        n++;
+    }
+    return n;
+}
+
+int conf_parse(const char *text, size_t len, struct conf *out, struct conf_error *err)
+{
+    struct parser ps = {.c = out, .err = err, .line = 0};
+    size_t pos = 0;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    memset(err, 0, sizeof *err);
+    out->keepalive_s = CONF_DEFAULT_KEEPALIVE_S;
+    out->auth_timeout_s = CONF_DEFAULT_AUTH_TIMEOUT_S;
+
+    while (pos < len) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - text) : len;
+        size_t llen = end - pos;
+        const char *lp = text + pos;
+        struct field f[MAX_FIELDS];
+        size_t nf, first = 0;
+
+        ps.line++;
+        pos = nl ? end + 1 : len;
+        if (llen > 0 && lp[llen - 1] == '\r')
+            llen--;
+        if (!utf8_valid((const unsigned char *)lp, llen)) {
+            rc = fail(&ps, "not valid UTF-8 text");
+            goto err;
+        }
+        while (first < llen && (lp[first] == ' ' || lp[first] == '\t'))
+            first++;
+        if (first == llen || lp[first] == '#')
+            continue;
+        for (size_t i = first; i < llen; i++) {
+            if ((unsigned char)lp[i] < 0x20 && lp[i] != '\t') {
+                rc = fail(&ps, "control character in line");
+                goto err;
+            }
+        }
+        nf = split_fields(lp, llen, f);
+        if (nf > MAX_FIELDS) {
+            rc = fail(&ps, "too many fields");
+            goto err;
+        }
+        rc = directive(&ps, f, nf);
+        if (rc < 0)
+            goto err;
+    }
+    if (ps.line == 0)
+        ps.line = 1;
+    if (out->domain == NULL) {
+        rc = fail(&ps, "no domain directive (add a line: domain example.com)");
+        goto err;
+    }
+    if (out->n_listen == 0) {
+        struct conf_listen l = {.host = CONF_DEFAULT_LISTEN_HOST,
+                                .port = CONF_DEFAULT_PORT};
+        rc = add_listen(&ps, &l);
+        if (rc < 0)
+            goto err;
+    }
+    return 0;
+
+err:
+    if (rc == XE_NOMEM)
+        fail(&ps, "out of memory");
+    conf_free(out);
+    return rc;
+}
+
+void conf_free(struct conf *c)
+{
+    for (size_t i = 0; i < c->n_cb; i++)
+        sodium_free(c->cb[i].secret);
+    free(c->cb);
+    free(c->listen);
+    free(c->domain);
+    memset(c, 0, sizeof *c);
+}
+
+const struct conf_callbridge *conf_find_callbridge(const struct conf *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_cb; i++) {
+        if (strcmp(c->cb[i].name, name) == 0)
+            return &c->cb[i];
+    }
+    return NULL;
+}
+
+void conf_format_listen(const struct conf_listen *l, char *out, size_t outlen)
+{
+    if (strchr(l->host, ':') != NULL)
+        snprintf(out, outlen, "[%s]:%u", l->host, l->port);
+    else
+        snprintf(out, outlen, "%s:%u", l->host, l->port);
+}

@@ -1,0 +1,83 @@
+/* conf.h: the node configuration file (issue 2), parsed from text.
+ *
+ * Until the admin shell of issue 4 replaces it, a node reads its domain,
+ * listeners, timers and call-bridge secrets from <state-dir>/xmppd.conf.
+ * This module only parses text that the edge has already read (the file's
+ * permission check and the read itself live in xmppd/io/conffile.c), so a
+ * test can feed it any string.
+ *
+ * Format: UTF-8 text, one directive per line, fields separated by spaces or
+ * tabs, '#' as the first non-blank character starts a comment line, blank
+ * lines are ignored:
+ *
+ *     domain example.com
+ *     component-listen 127.0.0.1:5223     repeatable; default 0.0.0.0:5223
+ *     keepalive 60                        seconds, optional, default 60
+ *     auth-timeout 10                     seconds, optional, default 10
+ *     callbridge cb1 <secret>             repeatable
+ *
+ * A call-bridge name is 1..63 letters, digits and '-' (it becomes the DNS
+ * label of the component <name>.<domain>); a secret is 1..1024 printable
+ * non-space ASCII characters.  Secrets are held in sodium_malloc memory and
+ * wiped on release; error messages never quote a secret. */
+#ifndef XMPPD_CONF_H
+#define XMPPD_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONF_DEFAULT_LISTEN_HOST "0.0.0.0"
+#define CONF_DEFAULT_PORT 5223
+#define CONF_DEFAULT_KEEPALIVE_S 60
+#define CONF_DEFAULT_AUTH_TIMEOUT_S 10
+#define CONF_MAX_NAME 63
+#define CONF_MAX_SECRET 1024
+#define CONF_MAX_SECONDS 86400
+
+struct conf_listen {
+    char host[64]; /* numeric IPv4 or IPv6 address, without brackets */
+    uint16_t port; /* 1..65535 */
+};
+
+struct conf_callbridge {
+    char name[CONF_MAX_NAME + 1];
+    unsigned char *secret; /* owned, sodium_malloc'd, NUL-terminated */
+    size_t secret_len;     /* bytes, without the NUL */
+};
+
+struct conf {
+    char *domain;               /* owned, lower-cased */
+    struct conf_listen *listen; /* owned array */
+    size_t n_listen;            /* >= 1 after a successful parse */
+    unsigned keepalive_s;       /* 1..CONF_MAX_SECONDS */
+    unsigned auth_timeout_s;    /* 1..CONF_MAX_SECONDS */
+    struct conf_callbridge *cb; /* owned array */
+    size_t n_cb;
+};
+
+/* Where and why parsing failed.  line is 1-based; for a file-wide problem
+ * (no domain) it is the number of the last line (1 for an empty file). */
+struct conf_error {
+    unsigned line;
+    char msg[200];
+};
+
+/* conf_parse parses len bytes of text (borrowed; need not be
+ * NUL-terminated) into *out, which must be zeroed or freshly conf_free'd;
+ * on success *out owns everything and is released with conf_free.  Returns
+ * 0, XE_CORRUPT (malformed; *err says where and why, *out is left empty) or
+ * XE_NOMEM. */
+int conf_parse(const char *text, size_t len, struct conf *out, struct conf_error *err);
+
+/* conf_free releases everything in c (wiping secrets) and zeroes it. */
+void conf_free(struct conf *c);
+
+/* conf_find_callbridge returns the call bridge called name (borrowed from
+ * c), or NULL. */
+const struct conf_callbridge *conf_find_callbridge(const struct conf *c,
+                                                   const char *name);
+
+/* conf_format_listen writes "host:port" ("[v6]:port" for IPv6) into out. */
+void conf_format_listen(const struct conf_listen *l, char *out, size_t outlen);
+
+#endif
