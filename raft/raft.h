@@ -373,7 +373,9 @@ struct raft_update {
     bool persist_term_vote; /* write term and vote (one atomic record) */
     uint64_t term;
     uint64_t vote;
-    /* install this snapshot (with its data) as the new base of the log */
+    /* store this snapshot (metadata, config and data), replacing the
+       previous one; stored entries are deleted only as truncate_from and
+       compact_to say (an installed snapshot comes with truncate_from 1) */
     const struct raft_snapshot *snapshot;
     uint64_t truncate_from;           /* 0, or delete stored entries >= this index */
     const struct raft_entry *entries; /* then append these (contiguous) */
@@ -390,7 +392,8 @@ struct raft_update {
     unsigned n_committed;
     uint64_t commit_index;
 
-    /* 4. step a RAFT_EV_TICK at or after this time (ms, same clock as now) */
+    /* 4. step a RAFT_EV_TICK at or after this time (ms, same clock as now);
+       0 when no timer is needed (stopped) */
     uint64_t deadline;
 
     /* Status, always filled; *_changed say what moved during this step. */

@@ -1,0 +1,226 @@
+/* election.c: leader election (§5.2), PreVote (thesis §9.6), leader
+ * stickiness (thesis §4.2.3), leadership transfer (thesis §3.10) and the
+ * crash fast path (RAFT_EV_PEER_DOWN). */
+#include "internal.h"
+
+#include <string.h>
+
+/* raft__in_lease: whether a vote request must be ignored because a live
+ * leader is known.  Tied to CheckQuorum as in etcd: without CheckQuorum a
+ * leader that lost its quorum would never step down, and a lease would then
+ * keep its followers from ever electing another. */
+bool raft__in_lease(const struct raft *r)
+{
+    if (!r->o.check_quorum)
+        return false;
+    if (r->role == RAFT_LEADER)
+        return true;
+    return r->role == RAFT_FOLLOWER && r->leader_id != 0 &&
+           r->now - r->leader_contact < r->o.election_min_ms;
+}
+
+static unsigned count_votes(struct raft *r, bool granted)
+{
+    unsigned n = 0;
+    if (granted && raft__is_voter(r, r->o.id))
+        n++; /* our own vote */
+    for (unsigned i = 0; i < r->n_peers; i++) {
+        const struct raft__peer *p = &r->peers[i];
+        if (p->voted && p->granted == granted && raft__is_voter(r, p->id))
+            n++;
+    }
+    return n;
+}
+
+static void request_votes(struct raft *r, bool pre_vote, bool transfer)
+{
+    for (unsigned i = 0; i < r->config.n; i++) {
+        const struct raft_member *mb = &r->config.members[i];
+        if (mb->id == r->o.id || mb->role != RAFT_VOTER)
+            continue;
+        struct raft_message *m = raft__send(r, RAFT_MSG_VOTE, mb->id);
+        if (m == NULL)
+            return;
+        /* A pre-vote asks "would you vote for me in term + 1?" and changes
+         * nothing on either side (thesis §9.6). */
+        m->term = pre_vote ? r->term + 1 : r->term;
+        m->u.vote.last_index = raft__log_last(&r->log);
+        m->u.vote.last_term = raft__log_last_term(&r->log);
+        m->u.vote.pre_vote = pre_vote;
+        m->u.vote.transfer = transfer;
+    }
+}
+
+static void check_won(struct raft *r);
+
+/* raft__campaign starts a pre-vote round (pre_vote) or a real election. */
+void raft__campaign(struct raft *r, bool pre_vote, bool transfer)
+{
+    if (!raft__is_voter(r, r->o.id))
+        return;
+    raft__peers_sync(r);
+    for (unsigned i = 0; i < r->n_peers; i++)
+        r->peers[i].voted = r->peers[i].granted = false;
+    r->transfer_to = 0;
+    r->promote_id = 0;
+    raft__set_leader(r, 0);
+    raft__reset_election_timer(r);
+    if (pre_vote) {
+        r->role = RAFT_PRECANDIDATE;
+        r->counters.pre_elections++;
+    } else {
+        /* §5.2: increment the term, vote for self, request votes. */
+        r->role = RAFT_CANDIDATE;
+        r->term++;
+        r->vote = r->o.id;
+        r->st_term_vote = true;
+        r->counters.elections++;
+    }
+    request_votes(r, pre_vote, transfer);
+    check_won(r);
+}
+
+static void check_won(struct raft *r)
+{
+    unsigned q = raft__quorum(r);
+    if (count_votes(r, true) >= q) {
+        if (r->role == RAFT_PRECANDIDATE)
+            raft__campaign(r, false, false);
+        else
+            raft__become_leader(r);
+    } else if (count_votes(r, false) >= q) {
+        /* A majority said no: wait for the next timeout as a follower. */
+        raft__become_follower(r, r->term, 0);
+    }
+}
+
+static bool log_up_to_date(const struct raft *r, uint64_t last_index, uint64_t last_term)
+{
+    /* §5.4.1: compare last terms, then lengths. */
+    uint64_t my_term = raft__log_last_term(&r->log);
+    if (last_term != my_term)
+        return last_term > my_term;
+    return last_index >= raft__log_last(&r->log);
+}
+
+void raft__recv_vote(struct raft *r, const struct raft_message *m)
+{
+    bool grant;
+    bool ok_log = log_up_to_date(r, m->u.vote.last_index, m->u.vote.last_term);
+    if (m->u.vote.pre_vote) {
+        /* Grant when a real election for that term could be granted; our
+         * own term and vote do not move. */
+        grant = m->term > r->term && ok_log;
+    } else {
+        /* Figure 2, RequestVote: at most one vote per term, first come. */
+        grant = m->term == r->term && (r->vote == 0 || r->vote == m->from) && ok_log &&
+                r->role != RAFT_LEADER;
+        if (grant && r->vote != m->from) {
+            r->vote = m->from;
+            r->st_term_vote = true;
+        }
+        if (grant)
+            raft__reset_election_timer(r);
+    }
+    struct raft_message *o = raft__send(r, RAFT_MSG_VOTE_RESULT, m->from);
+    if (o == NULL)
+        return;
+    /* A granted pre-vote is answered in the asked term, so the candidate
+     * does not take it for stale. */
+    o->term = (m->u.vote.pre_vote && grant) ? m->term : r->term;
+    o->u.vote_result.granted = grant;
+    o->u.vote_result.pre_vote = m->u.vote.pre_vote;
+}
+
+void raft__recv_vote_result(struct raft *r, const struct raft_message *m)
+{
+    bool pre = m->u.vote_result.pre_vote;
+    if (pre && r->role != RAFT_PRECANDIDATE)
+        return;
+    if (!pre && r->role != RAFT_CANDIDATE)
+        return;
+    if (pre && m->u.vote_result.granted && m->term != r->term + 1)
+        return; /* answers an older round */
+    struct raft__peer *p = raft__peer(r, m->from);
+    if (p == NULL || p->voted)
+        return;
+    p->voted = true;
+    p->granted = m->u.vote_result.granted;
+    check_won(r);
+}
+
+void raft__recv_timeout_now(struct raft *r, const struct raft_message *m)
+{
+    /* Thesis §3.10: the target starts an election at once, skipping PreVote
+     * and the stickiness of the others (transfer flag). */
+    if (r->role != RAFT_FOLLOWER || m->from != r->leader_id)
+        return;
+    raft__campaign(r, false, true);
+}
+
+static void send_timeout_now(struct raft *r, struct raft__peer *p)
+{
+    struct raft_message *m = raft__send(r, RAFT_MSG_TIMEOUT_NOW, p->id);
+    if (m != NULL)
+        r->counters.transfers++;
+}
+
+int raft__transfer(struct raft *r, uint64_t to)
+{
+    if (r->role != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    if (r->transfer_to != 0)
+        return RAFT_EBUSY;
+    if (to == 0) {
+        /* Pick the most up-to-date voter. */
+        struct raft__peer *best = NULL;
+        for (unsigned i = 0; i < r->n_peers; i++) {
+            struct raft__peer *p = &r->peers[i];
+            if (raft__is_voter(r, p->id) && (best == NULL || p->match > best->match))
+                best = p;
+        }
+        if (best == NULL)
+            return RAFT_ENOTFOUND;
+        to = best->id;
+    }
+    if (to == r->o.id)
+        return RAFT_EINVAL;
+    const struct raft_member *mb = raft_config_find(&r->config, to);
+    if (mb == NULL)
+        return RAFT_ENOTFOUND;
+    if (mb->role != RAFT_VOTER)
+        return RAFT_ENOTVOTER;
+    struct raft__peer *p = raft__peer(r, to);
+    if (p == NULL)
+        return RAFT_ENOTFOUND;
+    r->transfer_to = to;
+    r->transfer_deadline = r->now + r->o.election_min_ms;
+    /* A lagging target is caught up first; TimeoutNow follows the append
+     * result that shows it holds our whole log. */
+    if (p->match == raft__log_last(&r->log))
+        send_timeout_now(r, p);
+    else
+        raft__send_append(r, p);
+    return 0;
+}
+
+void raft__transfer_progress(struct raft *r, struct raft__peer *p)
+{
+    if (r->transfer_to == p->id && p->match == raft__log_last(&r->log))
+        send_timeout_now(r, p);
+}
+
+void raft__peer_down(struct raft *r, uint64_t id)
+{
+    /* Fast path for crash failures: the leader's link closed for good, so
+     * stop trusting it (drop the lease) and pre-vote now.  Safe: a pre-vote
+     * changes no state, and peers that still hear the leader refuse it. */
+    if (r->role != RAFT_FOLLOWER || id == 0 || id != r->leader_id)
+        return;
+    r->leader_contact = 0;
+    raft__set_leader(r, 0);
+    if (!r->o.pre_vote || !raft__is_voter(r, r->o.id))
+        return; /* without PreVote, campaigning early could disrupt */
+    r->counters.fast_path_elections++;
+    raft__campaign(r, true, false);
+}
