@@ -1,0 +1,26 @@
+/* conffile.h: reading <state-dir>/xmppd.conf from disk.
+ *
+ * The file holds call-bridge secrets, so it must be a regular file with no
+ * group or other permission bits (0600 or stricter); anything else is
+ * refused with a message that names the file, its mode and the fix.  The
+ * text is read into sodium-guarded memory, parsed by conf_parse (format in
+ * xmppd/core/conf.h) and wiped. */
+#ifndef XMPPD_CONFFILE_H
+#define XMPPD_CONFFILE_H
+
+#include <stddef.h>
+
+#include "conf.h"
+
+#define CONFFILE_NAME "xmppd.conf"
+#define CONFFILE_MAX_BYTES (1024 * 1024)
+
+/* conffile_load reads and parses path into *out (owned by the caller, to be
+ * released with conf_free).  On failure *out is left empty and err receives
+ * one line without a trailing newline, such as "<path>:<line>: <what>" or
+ * "<path>: mode 0644 is too open ...".  Returns 0, XE_IO (cannot open or
+ * read), XE_PERM (mode too open), XE_CORRUPT (malformed or not a regular
+ * file) or XE_NOMEM.  sodium_init() must have succeeded. */
+int conffile_load(const char *path, struct conf *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,624 @@
+/* conn.c: TCP listeners and connections on libuv (contract in conn.h).
+ *
+ * Lifetime rules, after libuv's own src/unix/stream.c: a handle's memory is
+ * freed only in its close callback; every callback first looks at the
+ * connection's state, because an earlier callback (or the owner, through a
+ * hook) may have started closing it.  States only move forward:
+ *
+ *   OPEN      the owner knows it; reads are delivered.
+ *   DRAINING  the owner asked conn_close: pending bytes are written, then the
+ *             write side is shut down; reads are discarded until EOF.
+ *   CLOSING   uv_close was called; the close callback frees it. */
+#include "conn.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "err.h"
+
+#define READ_BUF_BYTES (64 * 1024)
+#define LISTEN_BACKLOG 511
+
+enum conn_state { CONN_OPEN, CONN_DRAINING, CONN_CLOSING };
+
+struct conn {
+    uv_tcp_t tcp; /* tcp.data points back here */
+    struct conn_mgr *mgr;
+    uint64_t id;
+    enum conn_state state;
+    char peer[64];
+    struct buf pending; /* queued, not yet handed to uv_write */
+    size_t inflight;    /* bytes owned by write requests */
+    uv_shutdown_t shut; /* used once, while DRAINING */
+    bool shut_started, shut_done, eof;
+    bool untracked;             /* never made it into the id table */
+    uint64_t drain_deadline;    /* uv_now ms, while DRAINING */
+    struct conn *hnext;         /* hash chain */
+    struct conn *dprev, *dnext; /* dirty list: has something to flush */
+    bool dirty;
+    struct conn *wprev, *wnext; /* draining list */
+};
+
+struct listener {
+    uv_tcp_t tcp;
+    struct conn_mgr *mgr;
+    int tag;
+    char addr[80];
+    struct listener *next;
+};
+
+struct write_req {
+    uv_write_t req;
+    struct conn *c;
+    char *data; /* owned */
+    size_t len;
+};
+
+struct conn_mgr {
+    uv_loop_t *loop;
+    struct conn_hooks hooks;
+    const struct log_sink *log;
+    const char *node;
+    size_t max_queued;
+    uint64_t next_id;
+    struct conn **buckets; /* id -> conn, chained; power-of-two size */
+    size_t nbuckets, count;
+    struct conn *dirty;    /* head of the dirty list */
+    struct conn *draining; /* head of the draining list */
+    struct listener *listeners;
+    size_t open_listeners; /* listener handles not yet closed */
+    uv_timer_t drain_timer;
+    bool drain_timer_closed;
+    bool shutting_down, drained_called;
+    char rbuf[READ_BUF_BYTES]; /* reads are consumed synchronously */
+};
+
+static void maybe_drained(struct conn_mgr *m);
+static void on_drain_timer(uv_timer_t *t);
+
+/* ---- id table ---- */
+
+static size_t bucket_of(const struct conn_mgr *m, uint64_t id)
+{
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (m->nbuckets - 1);
+}
+
+static struct conn *lookup(const struct conn_mgr *m, uint64_t id)
+{
+    for (struct conn *c = m->buckets[bucket_of(m, id)]; c != NULL; c = c->hnext) {
+        if (c->id == id)
+            return c;
+    }
+    return NULL;
+}
+
+static int table_insert(struct conn_mgr *m, struct conn *c)
+{
+    size_t b;
+
+    if (m->count + 1 > m->nbuckets) {
+        size_t nn = m->nbuckets * 2;
+        struct conn **nb = calloc(nn, sizeof *nb);
+        struct conn **old = m->buckets;
+        size_t on = m->nbuckets;
+        if (nb == NULL)
+            return XE_NOMEM;
+        m->buckets = nb;
+        m->nbuckets = nn;
+        for (size_t i = 0; i < on; i++) {
+            struct conn *x = old[i], *next;
+            for (; x != NULL; x = next) {
+                next = x->hnext;
+                b = bucket_of(m, x->id);
+                x->hnext = m->buckets[b];
+                m->buckets[b] = x;
+            }
+        }
+        free(old);
+    }
+    b = bucket_of(m, c->id);
+    c->hnext = m->buckets[b];
+    m->buckets[b] = c;
+    m->count++;
+    return 0;
+}
+
+static void table_remove(struct conn_mgr *m, struct conn *c)
+{
+    struct conn **pp = &m->buckets[bucket_of(m, c->id)];
+
+    for (; *pp != NULL; pp = &(*pp)->hnext) {
+        if (*pp == c) {
+            *pp = c->hnext;
+            m->count--;
+            return;
+        }
+    }
+}
+
+/* ---- intrusive lists ---- */
+
+static void dirty_add(struct conn *c)
+{
+    struct conn_mgr *m = c->mgr;
+
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dprev = NULL;
+    c->dnext = m->dirty;
+    if (m->dirty != NULL)
+        m->dirty->dprev = c;
+    m->dirty = c;
+}
+
+static void dirty_remove(struct conn *c)
+{
+    if (!c->dirty)
+        return;
+    if (c->dprev != NULL)
+        c->dprev->dnext = c->dnext;
+    else
+        c->mgr->dirty = c->dnext;
+    if (c->dnext != NULL)
+        c->dnext->dprev = c->dprev;
+    c->dirty = false;
+    c->dprev = c->dnext = NULL;
+}
+
+static void draining_add(struct conn *c)
+{
+    struct conn_mgr *m = c->mgr;
+
+    c->wprev = NULL;
+    c->wnext = m->draining;
+    if (m->draining != NULL)
+        m->draining->wprev = c;
+    m->draining = c;
+}
+
+static void draining_remove(struct conn *c)
+{
+    if (c->wprev != NULL)
+        c->wprev->wnext = c->wnext;
+    else if (c->mgr->draining == c)
+        c->mgr->draining = c->wnext;
+    if (c->wnext != NULL)
+        c->wnext->wprev = c->wprev;
+    c->wprev = c->wnext = NULL;
+}
+
+/* ---- closing ---- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    struct conn_mgr *m = c->mgr;
+
+    if (!c->untracked)
+        table_remove(m, c);
+    buf_free(&c->pending);
+    free(c);
+    maybe_drained(m);
+}
+
+/* begin_close moves c to CLOSING and closes its handle; idempotent. */
+static void begin_close(struct conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    if (c->state == CONN_DRAINING)
+        draining_remove(c);
+    dirty_remove(c);
+    c->state = CONN_CLOSING;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+/* lost ends an OPEN connection that the owner did not close, and tells it. */
+static void lost(struct conn *c, int err)
+{
+    struct conn_mgr *m = c->mgr;
+    uint64_t id = c->id;
+
+    if (c->state != CONN_OPEN) {
+        begin_close(c);
+        return;
+    }
+    LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " connection from %s ended: %s", m->node, id,
+        c->peer, err == 0 ? "end of stream" : uv_strerror(err));
+    begin_close(c);
+    m->hooks.gone(m->hooks.ud, id, err);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct conn *c = req->data;
+
+    c->shut_done = true;
+    if (c->state == CONN_CLOSING)
+        return;
+    /* Our side is done; wait for the peer's EOF so that unread data does not
+     * turn our close into a reset that could destroy what we just sent. */
+    if (status < 0 || c->eof)
+        begin_close(c);
+}
+
+/* ---- writing ---- */
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct write_req *wr = (struct write_req *)req;
+    struct conn *c = wr->c;
+
+    c->inflight -= wr->len;
+    free(wr->data);
+    free(wr);
+    if (c->state == CONN_CLOSING)
+        return;
+    if (status < 0)
+        lost(c, status);
+}
+
+/* flush_one hands c's pending bytes to libuv and, when c is DRAINING and
+ * nothing is left, starts the shutdown. */
+static void flush_one(struct conn *c)
+{
+    struct write_req *wr;
+    uv_buf_t b;
+    int rc;
+
+    if (c->state == CONN_CLOSING)
+        return;
+    if (c->pending.len > 0) {
+        wr = malloc(sizeof *wr);
+        if (wr == NULL) {
+            lost(c, UV_ENOMEM);
+            return;
+        }
+        wr->c = c;
+        wr->len = c->pending.len;
+        wr->data = buf_steal(&c->pending);
+        if (wr->data == NULL) {
+            free(wr);
+            lost(c, UV_ENOMEM);
+            return;
+        }
+        b = uv_buf_init(wr->data, (unsigned)wr->len);
+        rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+        if (rc < 0) {
+            free(wr->data);
+            free(wr);
+            lost(c, rc);
+            return;
+        }
+        c->inflight += wr->len;
+    }
+    if (c->state == CONN_DRAINING && !c->shut_started) {
+        c->shut_started = true;
+        c->shut.data = c;
+        /* uv_shutdown waits for the queued writes (libuv stream.c). */
+        rc = uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown);
+        if (rc < 0)
+            begin_close(c);
+    }
+}
+
+void conn_mgr_flush(struct conn_mgr *m)
+{
+    /* lost() may call the owner, which may queue more: pop one at a time. */
+    while (m->dirty != NULL) {
+        struct conn *c = m->dirty;
+        dirty_remove(c);
+        flush_one(c);
+    }
+}
+
+int conn_send(struct conn_mgr *m, uint64_t id, const char *data, size_t len)
+{
+    struct conn *c = lookup(m, id);
+
+    if (c == NULL)
+        return XE_NOTFOUND;
+    if (c->state != CONN_OPEN)
+        return XE_CLOSED;
+    if (c->pending.len + c->inflight + len > m->max_queued) {
+        LOG(m->log, LOG_WARN, "%s c%" PRIu64 " write queue full (%zu bytes queued)",
+            m->node, id, c->pending.len + c->inflight);
+        return XE_BUSY;
+    }
+    if (buf_append(&c->pending, data, len) < 0)
+        return XE_NOMEM;
+    dirty_add(c);
+    return 0;
+}
+
+void conn_close(struct conn_mgr *m, uint64_t id)
+{
+    struct conn *c = lookup(m, id);
+
+    if (c == NULL || c->state != CONN_OPEN)
+        return;
+    c->state = CONN_DRAINING;
+    c->drain_deadline = uv_now(m->loop) + CONN_DRAIN_MS;
+    draining_add(c);
+    dirty_add(c);
+    if (!uv_is_active((uv_handle_t *)&m->drain_timer) && !m->drain_timer_closed)
+        uv_timer_start(&m->drain_timer, on_drain_timer, 250, 250);
+}
+
+/* on_drain_timer closes connections whose peers did not finish in time. */
+static void on_drain_timer(uv_timer_t *t)
+{
+    struct conn_mgr *m = t->data;
+    uint64_t now = uv_now(m->loop);
+    struct conn *c = m->draining, *next;
+
+    for (; c != NULL; c = next) {
+        next = c->wnext;
+        if (c->drain_deadline <= now) {
+            LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " closed after the drain timeout",
+                m->node, c->id);
+            begin_close(c);
+        }
+    }
+    if (m->draining == NULL)
+        uv_timer_stop(t);
+}
+
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    struct conn *c = h->data;
+
+    *out = uv_buf_init(c->mgr->rbuf, sizeof c->mgr->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct conn *c = s->data;
+    struct conn_mgr *m = c->mgr;
+
+    if (nread > 0) {
+        if (c->state == CONN_OPEN)
+            m->hooks.data(m->hooks.ud, c->id, b->base, (size_t)nread);
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->eof = true;
+    uv_read_stop(s);
+    switch (c->state) {
+    case CONN_OPEN:
+        lost(c, nread == UV_EOF ? 0 : (int)nread);
+        break;
+    case CONN_DRAINING:
+        if (c->shut_done || nread != UV_EOF)
+            begin_close(c);
+        break;
+    case CONN_CLOSING:
+        break;
+    }
+}
+
+/* ---- accepting ---- */
+
+static void format_peer(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        uv_ip4_name(a, ip, sizeof ip);
+        snprintf(out, outlen, "%s:%u", ip, ntohs(a->sin_port));
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(a, ip, sizeof ip);
+        snprintf(out, outlen, "[%s]:%u", ip, ntohs(a->sin6_port));
+    } else {
+        snprintf(out, outlen, "unknown");
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct listener *l = server->data;
+    struct conn_mgr *m = l->mgr;
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    struct conn *c;
+    int rc;
+
+    if (status < 0) {
+        LOG(m->log, LOG_WARN, "%s accept on %s failed: %s", m->node, l->addr,
+            uv_strerror(status));
+        return;
+    }
+    if (m->shutting_down)
+        return;
+    c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        LOG(m->log, LOG_ERROR, "%s accept on %s: out of memory", m->node, l->addr);
+        return;
+    }
+    c->mgr = m;
+    c->tcp.data = c;
+    rc = uv_tcp_init(m->loop, &c->tcp);
+    if (rc < 0) {
+        free(c);
+        return;
+    }
+    rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc == 0) {
+        c->id = ++m->next_id;
+        rc = table_insert(m, c);
+    }
+    if (rc < 0) {
+        /* Not in the table: close it without the table's bookkeeping. */
+        LOG(m->log, LOG_WARN, "%s accept on %s failed: %s", m->node, l->addr,
+            rc == XE_NOMEM ? "out of memory" : uv_strerror(rc));
+        c->untracked = true;
+        c->state = CONN_CLOSING;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    c->state = CONN_OPEN;
+    /* Stanzas are small and latency matters more than packet count. */
+    uv_tcp_nodelay(&c->tcp, 1);
+    memset(&ss, 0, sizeof ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
+        format_peer(&ss, c->peer, sizeof c->peer);
+    else
+        snprintf(c->peer, sizeof c->peer, "unknown");
+    LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " accepted on %s from %s", m->node, c->id,
+        l->addr, c->peer);
+    rc = m->hooks.opened(m->hooks.ud, c->id, l->tag, c->peer);
+    if (rc < 0) {
+        begin_close(c);
+        return;
+    }
+    if (c->state == CONN_CLOSING)
+        return;
+    /* A DRAINING connection reads too: its EOF ends the drain. */
+    rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0)
+        lost(c, rc);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    struct conn_mgr *m = l->mgr;
+
+    free(l);
+    m->open_listeners--;
+    maybe_drained(m);
+}
+
+int conn_listen(struct conn_mgr *m, const char *host, int port, int tag, char *err,
+                size_t errlen)
+{
+    struct sockaddr_storage ss;
+    struct listener *l;
+    int rc;
+
+    memset(&ss, 0, sizeof ss);
+    if (strchr(host, ':') != NULL)
+        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
+    else
+        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+    if (rc < 0 || port <= 0 || port > 65535) {
+        snprintf(err, errlen, "bad listen address %s:%d", host, port);
+        return XE_INVAL;
+    }
+    l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return XE_NOMEM;
+    }
+    l->mgr = m;
+    l->tag = tag;
+    l->tcp.data = l;
+    format_peer(&ss, l->addr, sizeof l->addr);
+    rc = uv_tcp_init(m->loop, &l->tcp);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->addr, uv_strerror(rc));
+        free(l);
+        return XE_IO;
+    }
+    m->open_listeners++;
+    l->next = m->listeners;
+    m->listeners = l;
+    rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->addr, uv_strerror(rc));
+        /* Stays in the list; conn_mgr_shutdown closes it. */
+        return XE_IO;
+    }
+    LOG(m->log, LOG_INFO, "%s listening on %s", m->node, l->addr);
+    return 0;
+}
+
+/* ---- the manager ---- */
+
+static void on_drain_timer_closed(uv_handle_t *h)
+{
+    struct conn_mgr *m = h->data;
+
+    m->drain_timer_closed = true;
+    maybe_drained(m);
+}
+
+/* maybe_drained finishes a shutdown once nothing is left open. */
+static void maybe_drained(struct conn_mgr *m)
+{
+    if (!m->shutting_down || m->drained_called || m->count > 0 || m->open_listeners > 0)
+        return;
+    if (!m->drain_timer_closed) {
+        if (!uv_is_closing((uv_handle_t *)&m->drain_timer))
+            uv_close((uv_handle_t *)&m->drain_timer, on_drain_timer_closed);
+        return;
+    }
+    m->drained_called = true;
+    m->hooks.drained(m->hooks.ud);
+}
+
+int conn_mgr_new(uv_loop_t *loop, const struct conn_hooks *hooks,
+                 const struct log_sink *log, const char *node_name, size_t max_queued,
+                 struct conn_mgr **out)
+{
+    struct conn_mgr *m = calloc(1, sizeof *m);
+
+    if (m == NULL)
+        return XE_NOMEM;
+    m->nbuckets = 64;
+    m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
+    if (m->buckets == NULL) {
+        free(m);
+        return XE_NOMEM;
+    }
+    m->loop = loop;
+    m->hooks = *hooks;
+    m->log = log;
+    m->node = node_name;
+    m->max_queued = max_queued ? max_queued : CONN_DEFAULT_MAX_QUEUED;
+    uv_timer_init(loop, &m->drain_timer);
+    m->drain_timer.data = m;
+    *out = m;
+    return 0;
+}
+
+void conn_mgr_shutdown(struct conn_mgr *m)
+{
+    if (m->shutting_down)
+        return;
+    m->shutting_down = true;
+    for (struct listener *l = m->listeners; l != NULL; l = l->next)
+        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+    m->listeners = NULL;
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        for (struct conn *c = m->buckets[i]; c != NULL; c = c->hnext)
+            conn_close(m, c->id);
+    }
+    conn_mgr_flush(m);
+    maybe_drained(m);
+}
+
+void conn_mgr_free(struct conn_mgr *m)
+{
+    if (m == NULL)
+        return;
+    free(m->buckets);
+    free(m);
+}
+
+size_t conn_mgr_count(const struct conn_mgr *m)
+{
+    return m->count;
+}

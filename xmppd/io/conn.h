@@ -1,0 +1,90 @@
+/* conn.h: TCP listeners and connections on libuv, with bounded write queues.
+ *
+ * The connection manager accepts TCP connections on its listeners, names
+ * each with a unique 64-bit id (a counter, never reused), hands what it reads
+ * to its owner through struct conn_hooks and writes what the owner queues.
+ * The owner (node.c, on behalf of the srv core) knows connections only by id.
+ *
+ * Writes: conn_send copies bytes into the connection's pending buffer;
+ * conn_mgr_flush hands every pending buffer to uv_write (the buffer is owned
+ * by the write request and freed in its callback).  Queued bytes (pending +
+ * in flight) are bounded: beyond the bound conn_send returns XE_BUSY.
+ *
+ * Closing: conn_close flushes, then shuts the write side down (uv_shutdown),
+ * waits for the peer's EOF (at most CONN_DRAIN_MS) and closes.  Memory of a
+ * connection is freed only in its libuv close callback; ids stay resolvable
+ * until then but refuse new writes.  Hooks are called from libuv callbacks
+ * and from conn_mgr_flush (gone, on a failed write), never from conn_send or
+ * conn_close, so an owner may call those from inside its own callbacks. */
+#ifndef XMPPD_CONN_H
+#define XMPPD_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "log.h"
+
+#define CONN_DEFAULT_MAX_QUEUED (8u * 1024 * 1024)
+#define CONN_DRAIN_MS 5000
+
+struct conn_hooks {
+    void *ud;
+    /* opened: connection id was accepted on a listener with tag, from peer
+     * ("127.0.0.1:40312", borrowed).  Return 0 to keep it, or a negative
+     * code to have it closed at once (no further hooks for id). */
+    int (*opened)(void *ud, uint64_t id, int tag, const char *peer);
+    /* data: len bytes (borrowed, valid during the call) read from id. */
+    void (*data)(void *ud, uint64_t id, const char *bytes, size_t len);
+    /* gone: id ended without the owner asking (EOF, reset, write error);
+     * err is 0 for an orderly EOF or a negative libuv code.  The connection
+     * is already closing: conn_send to it fails. */
+    void (*gone)(void *ud, uint64_t id, int err);
+    /* drained: after conn_mgr_shutdown, every connection, listener and
+     * internal handle is closed; the owner may now close its own handles. */
+    void (*drained)(void *ud);
+};
+
+struct conn_mgr;
+
+/* conn_mgr_new creates a manager on loop (borrowed, must outlive it).
+ * hooks are copied; log and node_name (used as the line prefix) are
+ * borrowed.  max_queued is the per-connection bound on queued bytes (0: the
+ * default).  Returns 0 or XE_NOMEM. */
+int conn_mgr_new(uv_loop_t *loop, const struct conn_hooks *hooks,
+                 const struct log_sink *log, const char *node_name, size_t max_queued,
+                 struct conn_mgr **out);
+
+/* conn_mgr_free frees the manager.  Requires that conn_mgr_shutdown ran and
+ * drained was called (or that nothing was ever opened and the loop ran). */
+void conn_mgr_free(struct conn_mgr *m);
+
+/* conn_listen starts listening on host (numeric IPv4/IPv6, borrowed):port;
+ * accepted connections carry tag.  On failure err gets one line such as
+ * "cannot listen on 127.0.0.1:5223: address already in use".  Returns 0,
+ * XE_INVAL (bad address), XE_IO (bind/listen failed) or XE_NOMEM. */
+int conn_listen(struct conn_mgr *m, const char *host, int port, int tag, char *err,
+                size_t errlen);
+
+/* conn_send queues len bytes of data (copied) for id.  Returns 0,
+ * XE_NOTFOUND (unknown id), XE_CLOSED (closing) or XE_BUSY (the queue bound
+ * would be exceeded; nothing was queued). */
+int conn_send(struct conn_mgr *m, uint64_t id, const char *data, size_t len);
+
+/* conn_close asks for id to be flushed and closed; no hooks are called for
+ * it afterwards.  Unknown or already closing ids are ignored. */
+void conn_close(struct conn_mgr *m, uint64_t id);
+
+/* conn_mgr_flush starts writes for everything queued since the last flush.
+ * Call it after each batch of conn_send/conn_close (after every srv call). */
+void conn_mgr_flush(struct conn_mgr *m);
+
+/* conn_mgr_shutdown stops the listeners, closes (flushing) every open
+ * connection and calls hooks->drained once everything is closed. */
+void conn_mgr_shutdown(struct conn_mgr *m);
+
+/* conn_mgr_count returns the number of connections not yet freed. */
+size_t conn_mgr_count(const struct conn_mgr *m);
+
+#endif

@@ -1,0 +1,755 @@
+/* pki.c: read, describe, make and check keys, certificates and CSRs with
+ * OpenSSL's API.  See pki.h. */
+#include "pki.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "err.h"
+
+static int fail(char *why, size_t why_len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* fail writes one line into why (if any), clears OpenSSL's error queue so
+ * stale errors never leak into a later message, and returns rc. */
+static int fail(char *why, size_t why_len, int rc, const char *fmt, ...)
+{
+    if (why != NULL && why_len > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, why_len, fmt, ap);
+        va_end(ap);
+    }
+    ERR_clear_error();
+    return rc;
+}
+
+/* ssl_reason returns the reason string of the oldest queued OpenSSL error. */
+static const char *ssl_reason(void)
+{
+    unsigned long e = ERR_peek_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    return r != NULL ? r : "unknown OpenSSL error";
+}
+
+const char *pki_kind_name(enum pki_kind kind)
+{
+    switch (kind) {
+    case PKI_KIND_KEY:
+        return "key";
+    case PKI_KIND_CERT:
+        return "certificate";
+    case PKI_KIND_BUNDLE:
+        return "bundle";
+    case PKI_KIND_CSR:
+        return "csr";
+    default:
+        return "unknown";
+    }
+}
+
+/* read_file loads a whole small file into a memory BIO (owned by the
+ * caller). */
+static int read_file(const char *path, BIO **out, char *why, size_t why_len)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return fail(why, why_len, errno == ENOENT ? XE_NOTFOUND : XE_IO,
+                    "cannot open %s: %s", path, strerror(errno));
+    char *data = malloc(PKI_MAX_FILE + 1);
+    if (data == NULL) {
+        fclose(f);
+        return fail(why, why_len, XE_NOMEM, "out of memory reading %s", path);
+    }
+    size_t n = fread(data, 1, PKI_MAX_FILE + 1, f);
+    int rerr = ferror(f);
+    fclose(f);
+    int rc = 0;
+    if (rerr)
+        rc = fail(why, why_len, XE_IO, "cannot read %s", path);
+    else if (n > PKI_MAX_FILE)
+        rc =
+            fail(why, why_len, XE_LIMIT,
+                 "%s is over %d bytes: not a PEM key or certificate", path, PKI_MAX_FILE);
+    else {
+        BIO *b = BIO_new(BIO_s_mem());
+        if (b == NULL || BIO_write(b, data, (int)n) != (int)n) {
+            BIO_free(b);
+            rc = fail(why, why_len, XE_NOMEM, "out of memory reading %s", path);
+        } else
+            *out = b;
+    }
+    free(data);
+    return rc;
+}
+
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
+static void key_type(EVP_PKEY *k, char *out, size_t len)
+{
+    int id = EVP_PKEY_get_base_id(k);
+    if (id == EVP_PKEY_RSA) {
+        snprintf(out, len, "RSA %d", EVP_PKEY_get_bits(k));
+    } else if (id == EVP_PKEY_EC) {
+        char group[64] = "";
+        size_t glen = 0;
+        EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                       &glen);
+        const char *g = group;
+        if (strcmp(group, "prime256v1") == 0)
+            g = "P-256";
+        else if (strcmp(group, "secp384r1") == 0)
+            g = "P-384";
+        else if (strcmp(group, "secp521r1") == 0)
+            g = "P-521";
+        snprintf(out, len, "EC %s", g);
+    } else {
+        const char *n = EVP_PKEY_get0_type_name(k);
+        snprintf(out, len, "%s", n != NULL ? n : "unknown");
+    }
+}
+
+static void name_text(const X509_NAME *name, char *out, size_t len)
+{
+    out[0] = '\0';
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL)
+        return;
+    X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+    int n = BIO_read(b, out, (int)len - 1);
+    out[n > 0 ? n : 0] = '\0';
+    BIO_free(b);
+}
+
+static void append(char *out, size_t len, const char *prefix, const char *s, size_t slen)
+{
+    size_t used = strlen(out);
+    snprintf(out + used, len - used, "%s%s%.*s", used ? ", " : "", prefix, (int)slen, s);
+}
+
+static void sans_text(const GENERAL_NAMES *gens, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        const ASN1_STRING *s = NULL;
+        const char *prefix = NULL;
+        switch (g->type) {
+        case GEN_DNS:
+            s = g->d.dNSName, prefix = "DNS:";
+            break;
+        case GEN_EMAIL:
+            s = g->d.rfc822Name, prefix = "email:";
+            break;
+        case GEN_URI:
+            s = g->d.uniformResourceIdentifier, prefix = "URI:";
+            break;
+        case GEN_IPADD: {
+            char a[INET6_ADDRSTRLEN] = "?";
+            int alen = ASN1_STRING_length(g->d.iPAddress);
+            const unsigned char *p = ASN1_STRING_get0_data(g->d.iPAddress);
+            if (alen == 4)
+                inet_ntop(AF_INET, p, a, sizeof a);
+            else if (alen == 16)
+                inet_ntop(AF_INET6, p, a, sizeof a);
+            append(out, len, "IP:", a, strlen(a));
+            continue;
+        }
+        default:
+            append(out, len, "other", "", 0);
+            continue;
+        }
+        append(out, len, prefix, (const char *)ASN1_STRING_get0_data(s),
+               (size_t)ASN1_STRING_length(s));
+    }
+}
+
+static time_t asn1_time(const ASN1_TIME *t)
+{
+    struct tm tm;
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+        return 0;
+    return timegm(&tm);
+}
+
+static void describe_cert(X509 *x, struct pki_info *info)
+{
+    name_text(X509_get_subject_name(x), info->subject, sizeof info->subject);
+    name_text(X509_get_issuer_name(x), info->issuer, sizeof info->issuer);
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    if (gens != NULL) {
+        sans_text(gens, info->sans, sizeof info->sans);
+        GENERAL_NAMES_free(gens);
+    }
+    info->not_before = asn1_time(X509_get0_notBefore(x));
+    info->not_after = asn1_time(X509_get0_notAfter(x));
+    info->is_ca = (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
+    EVP_PKEY *k = X509_get0_pubkey(x);
+    if (k != NULL)
+        key_type(k, info->key_type, sizeof info->key_type);
+}
+
+static void describe_csr(X509_REQ *r, struct pki_info *info)
+{
+    name_text(X509_REQ_get_subject_name(r), info->subject, sizeof info->subject);
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(r);
+    if (exts != NULL) {
+        GENERAL_NAMES *gens = X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL);
+        if (gens != NULL) {
+            sans_text(gens, info->sans, sizeof info->sans);
+            GENERAL_NAMES_free(gens);
+        }
+        sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    }
+    EVP_PKEY *k = X509_REQ_get0_pubkey(r);
+    if (k != NULL)
+        key_type(k, info->key_type, sizeof info->key_type);
+}
+
+/* describe walks the PEM blocks of b and fills info. */
+static int describe(BIO *b, const char *label, struct pki_info *info, char *why,
+                    size_t why_len)
+{
+    char *name = NULL, *header = NULL;
+    unsigned char *data = NULL;
+    long len = 0;
+    bool have_key = false, have_csr = false;
+
+    while (PEM_read_bio(b, &name, &header, &data, &len) == 1) {
+        const unsigned char *p = data;
+        if (strcmp(name, "CERTIFICATE") == 0 || strcmp(name, "X509 CERTIFICATE") == 0) {
+            X509 *x = d2i_X509(NULL, &p, len);
+            if (x != NULL) {
+                if (info->ncerts++ == 0 && !have_csr)
+                    describe_cert(x, info);
+                X509_free(x);
+            }
+        } else if (strcmp(name, "CERTIFICATE REQUEST") == 0 ||
+                   strcmp(name, "NEW CERTIFICATE REQUEST") == 0) {
+            X509_REQ *r = d2i_X509_REQ(NULL, &p, len);
+            if (r != NULL && !have_csr && info->ncerts == 0) {
+                describe_csr(r, info);
+                have_csr = true;
+            }
+            X509_REQ_free(r);
+        } else if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0 ||
+                   (strstr(name, "PRIVATE KEY") != NULL && strstr(header, "ENCRYPTED"))) {
+            have_key = true;
+            info->encrypted = true;
+        } else if (strstr(name, "PRIVATE KEY") != NULL && !have_key) {
+            /* Decode through the generic loader, which knows every key
+             * format, from just this block. */
+            BIO *kb = BIO_new(BIO_s_mem());
+            EVP_PKEY *k = NULL;
+            if (kb != NULL && PEM_write_bio(kb, name, header, data, len) > 0)
+                k = PEM_read_bio_PrivateKey(kb, NULL, no_passphrase, NULL);
+            if (k != NULL) {
+                have_key = true;
+                if (info->ncerts == 0)
+                    key_type(k, info->key_type, sizeof info->key_type);
+                EVP_PKEY_free(k);
+            }
+            BIO_free(kb);
+        }
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_free(data);
+        name = header = NULL;
+        data = NULL;
+    }
+    ERR_clear_error();
+
+    if (have_key)
+        info->kind = PKI_KIND_KEY;
+    else if (have_csr)
+        info->kind = PKI_KIND_CSR;
+    else if (info->ncerts == 1)
+        info->kind = PKI_KIND_CERT;
+    else if (info->ncerts > 1)
+        info->kind = PKI_KIND_BUNDLE;
+    else
+        return fail(why, why_len, XE_CORRUPT,
+                    "%s holds no PEM key, certificate or CSR (DER files: convert with "
+                    "openssl x509 -inform der)",
+                    label);
+    return 0;
+}
+
+int pki_inspect(const char *path, struct pki_info *out, char *why, size_t why_len)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->file, sizeof out->file, "%s", path);
+    BIO *b;
+    int rc = read_file(path, &b, why, why_len);
+    if (rc < 0)
+        return rc;
+    rc = describe(b, path, out, why, why_len);
+    BIO_free(b);
+    return rc;
+}
+
+static int cmp_info(const void *a, const void *b)
+{
+    return strcmp(((const struct pki_info *)a)->file, ((const struct pki_info *)b)->file);
+}
+
+int pki_list(const char *dir, struct pki_info **out, size_t *n, char *why, size_t why_len)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return fail(why, why_len, errno == ENOENT ? XE_NOTFOUND : XE_IO,
+                    "cannot open directory %s: %s", dir, strerror(errno));
+    struct pki_info *v = NULL;
+    size_t cap = 0, len = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
+            continue;
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > PKI_MAX_FILE)
+            continue;
+        struct pki_info info;
+        if (pki_inspect(path, &info, NULL, 0) < 0)
+            continue;
+        snprintf(info.file, sizeof info.file, "%s", e->d_name);
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct pki_info *nv = realloc(v, ncap * sizeof *nv);
+            if (nv == NULL) {
+                rc = fail(why, why_len, XE_NOMEM, "out of memory listing %s", dir);
+                goto err;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        v[len++] = info;
+    }
+    closedir(d);
+    if (len > 1)
+        qsort(v, len, sizeof *v, cmp_info);
+    *out = v;
+    *n = len;
+    return 0;
+err:
+    closedir(d);
+    free(v);
+    return rc;
+}
+
+static json_t *iso_time(time_t t)
+{
+    if (t == 0)
+        return json_null();
+    struct tm tm;
+    char s[32];
+    gmtime_r(&t, &tm);
+    strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_string(s);
+}
+
+json_t *pki_info_json(const struct pki_info *i)
+{
+    json_t *o = json_pack("{s:s, s:s, s:b, s:s, s:i}", "file", i->file, "kind",
+                          pki_kind_name(i->kind), "encrypted", i->encrypted, "key_type",
+                          i->key_type, "certificates", i->ncerts);
+    if (o == NULL)
+        return NULL;
+    if (i->kind == PKI_KIND_CERT || i->kind == PKI_KIND_BUNDLE ||
+        i->kind == PKI_KIND_CSR || i->ncerts > 0) {
+        json_t *sans = json_array();
+        char tmp[sizeof i->sans];
+        snprintf(tmp, sizeof tmp, "%s", i->sans);
+        char *save = NULL;
+        for (char *t = strtok_r(tmp, ", ", &save); t != NULL && sans != NULL;
+             t = strtok_r(NULL, ", ", &save))
+            json_array_append_new(sans, json_string(t));
+        if (json_object_set_new(o, "subject", json_string(i->subject)) < 0 ||
+            json_object_set_new(o, "sans", sans) < 0)
+            goto err;
+    }
+    if (i->ncerts > 0) {
+        if (json_object_set_new(o, "issuer", json_string(i->issuer)) < 0 ||
+            json_object_set_new(o, "not_before", iso_time(i->not_before)) < 0 ||
+            json_object_set_new(o, "not_after", iso_time(i->not_after)) < 0 ||
+            json_object_set_new(o, "ca", json_boolean(i->is_ca)) < 0)
+            goto err;
+    }
+    return o;
+err:
+    json_decref(o);
+    return NULL;
+}
+
+/* ---- making keys and CSRs --------------------------------------------- */
+
+static bool valid_dns(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return false;
+    if (strncmp(s, "*.", 2) == 0)
+        s += 2;
+    size_t label = 0;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        if (c == '.') {
+            if (label == 0 || p[-1] == '-')
+                return false;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                   (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
+            if (++label > 63)
+                return false;
+        } else
+            return false;
+    }
+    return label > 0;
+}
+
+static bool valid_ip(const char *s)
+{
+    unsigned char a[16];
+    return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
+/* san_config builds the "DNS:a,IP:b" text OpenSSL's config parser takes,
+ * after checking each entry (so no entry can smuggle a ',' or a section). */
+static int san_config(const char *const *sans, size_t n, const char *cn, char *out,
+                      size_t len, char *why, size_t why_len)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        const char *s = sans[i];
+        const char *kind;
+        if (strncmp(s, "DNS:", 4) == 0)
+            kind = "DNS", s += 4;
+        else if (strncmp(s, "IP:", 3) == 0)
+            kind = "IP", s += 3;
+        else
+            kind = valid_ip(s) ? "IP" : "DNS";
+        if (strcmp(kind, "IP") == 0 ? !valid_ip(s) : !valid_dns(s))
+            return fail(why, why_len, XE_INVAL,
+                        "subjectAltName entry \"%s\" is not a %s; use DNS:<name> or "
+                        "IP:<address>",
+                        sans[i], strcmp(kind, "IP") == 0 ? "IP address" : "DNS name");
+        size_t used = strlen(out);
+        if (snprintf(out + used, len - used, "%s%s:%s", used ? "," : "", kind, s) >=
+            (int)(len - used))
+            return fail(why, why_len, XE_LIMIT, "too many subjectAltName entries");
+    }
+    if (n == 0 && valid_dns(cn))
+        snprintf(out, len, "DNS:%s", cn);
+    return 0;
+}
+
+static int add_ext(STACK_OF(X509_EXTENSION) * exts, int nid, const char *value)
+{
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, nid, value);
+    if (e == NULL)
+        return -1;
+    if (!sk_X509_EXTENSION_push(exts, e)) {
+        X509_EXTENSION_free(e);
+        return -1;
+    }
+    return 0;
+}
+
+/* write_new writes the bytes of b to a new file (never an existing one),
+ * with mode, and fsyncs it. */
+static int write_new(const char *path, BIO *b, mode_t mode, char *why, size_t why_len)
+{
+    char *data;
+    long n = BIO_get_mem_data(b, &data);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        return fail(why, why_len, errno == EEXIST ? XE_EXISTS : XE_IO,
+                    errno == EEXIST
+                        ? "%s already exists; choose another name or remove it"
+                        : "cannot create %s: %s",
+                    path, strerror(errno));
+    /* umask may have narrowed mode; it may never have widened it. */
+    bool ok = fchmod(fd, mode) == 0;
+    for (long off = 0; ok && off < n;) {
+        ssize_t w = write(fd, data + off, (size_t)(n - off));
+        if (w < 0 && errno == EINTR)
+            continue;
+        ok = w > 0;
+        off += w > 0 ? w : 0;
+    }
+    ok = ok && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok) {
+        unlink(path);
+        return fail(why, why_len, XE_IO, "cannot write %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+int pki_csr(const char *basename, enum pki_keytype type, const char *cn,
+            const char *const *sans, size_t n, char *why, size_t why_len)
+{
+    char keypath[PATH_MAX], csrpath[PATH_MAX], sanconf[2048];
+    EVP_PKEY *key = NULL;
+    X509_REQ *req = NULL;
+    X509_NAME *name = NULL;
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    BIO *kb = NULL, *rb = NULL;
+    bool key_written = false;
+    int rc;
+
+    if (basename == NULL || basename[0] == '\0' ||
+        snprintf(keypath, sizeof keypath, "%s.key", basename) >= (int)sizeof keypath ||
+        snprintf(csrpath, sizeof csrpath, "%s.csr", basename) >= (int)sizeof csrpath)
+        return fail(why, why_len, XE_INVAL,
+                    "a CSR needs a base name, e.g. pki csr node1");
+    if (cn == NULL || cn[0] == '\0') {
+        const char *slash = strrchr(basename, '/');
+        cn = slash != NULL ? slash + 1 : basename;
+    }
+    if (strlen(cn) > 64) /* RFC 5280 ub-common-name */
+        return fail(why, why_len, XE_INVAL, "CN \"%.70s...\" is over 64 characters", cn);
+    rc = san_config(sans, n, cn, sanconf, sizeof sanconf, why, why_len);
+    if (rc < 0)
+        return rc;
+    if (access(keypath, F_OK) == 0 || access(csrpath, F_OK) == 0)
+        return fail(why, why_len, XE_EXISTS,
+                    "%s or %s already exists; choose another name or remove them",
+                    keypath, csrpath);
+
+    rc = XE_TLS;
+    key = type == PKI_KEY_RSA_2048 ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
+    if (key == NULL)
+        goto ssl_err;
+    req = X509_REQ_new();
+    name = X509_NAME_new();
+    exts = sk_X509_EXTENSION_new_null();
+    if (req == NULL || name == NULL || exts == NULL)
+        goto ssl_err;
+    if (!X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
+        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn,
+                                    -1, -1, 0) ||
+        !X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key))
+        goto ssl_err;
+    if (add_ext(exts, NID_ext_key_usage, "serverAuth,clientAuth") < 0 ||
+        (sanconf[0] && add_ext(exts, NID_subject_alt_name, sanconf) < 0) ||
+        !X509_REQ_add_extensions(req, exts))
+        goto ssl_err;
+    if (X509_REQ_sign(req, key, EVP_sha256()) <= 0)
+        goto ssl_err;
+
+    kb = BIO_new(BIO_s_mem());
+    rb = BIO_new(BIO_s_mem());
+    if (kb == NULL || rb == NULL ||
+        !PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL) ||
+        !PEM_write_bio_X509_REQ(rb, req))
+        goto ssl_err;
+    rc = write_new(keypath, kb, 0600, why, why_len);
+    if (rc < 0)
+        goto err;
+    key_written = true;
+    rc = write_new(csrpath, rb, 0644, why, why_len);
+    if (rc < 0)
+        goto err;
+    rc = 0;
+    goto out;
+
+ssl_err:
+    rc = fail(why, why_len, XE_TLS, "cannot make the key or CSR: %s", ssl_reason());
+err:
+    if (key_written)
+        unlink(keypath);
+out:
+    BIO_free(kb);
+    BIO_free(rb);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    X509_NAME_free(name);
+    X509_REQ_free(req);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+/* ---- checks ----------------------------------------------------------- */
+
+/* load_certs returns every certificate in path (owned stack, at least one). */
+static int load_certs(const char *path, STACK_OF(X509) * *out, char *why, size_t why_len)
+{
+    BIO *b;
+    *out = NULL;
+    int rc = read_file(path, &b, why, why_len);
+    if (rc < 0)
+        return rc;
+    STACK_OF(X509) *st = sk_X509_new_null();
+    X509 *x;
+    while (st != NULL && (x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL)
+        if (!sk_X509_push(st, x))
+            X509_free(x);
+    BIO_free(b);
+    if (st == NULL || sk_X509_num(st) == 0) {
+        sk_X509_free(st);
+        return fail(why, why_len, XE_CORRUPT, "%s holds no PEM certificate", path);
+    }
+    ERR_clear_error();
+    *out = st;
+    return 0;
+}
+
+static int load_key(const char *path, EVP_PKEY **out, char *why, size_t why_len)
+{
+    BIO *b;
+    *out = NULL;
+    int rc = read_file(path, &b, why, why_len);
+    if (rc < 0)
+        return rc;
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+    BIO_free(b);
+    if (k == NULL) {
+        struct pki_info info;
+        bool enc = pki_inspect(path, &info, NULL, 0) == 0 && info.encrypted;
+        return fail(
+            why, why_len, XE_CORRUPT,
+            enc ? "%s is encrypted with a passphrase; decrypt it first: openssl pkey "
+                  "-in <file> -out <new file>"
+                : "%s holds no PEM private key",
+            path);
+    }
+    ERR_clear_error();
+    *out = k;
+    return 0;
+}
+
+int pki_verify(const char *cert_path, const char *bundle_path, time_t now, char *why,
+               size_t why_len)
+{
+    STACK_OF(X509) *chain = NULL, *cas = NULL;
+    X509_STORE *store = NULL;
+    X509_STORE_CTX *ctx = NULL;
+    X509 *leaf = NULL;
+    int rc = load_certs(cert_path, &chain, why, why_len);
+    if (rc < 0)
+        goto out;
+    rc = load_certs(bundle_path, &cas, why, why_len);
+    if (rc < 0)
+        goto out;
+    rc = XE_NOMEM;
+    store = X509_STORE_new();
+    ctx = X509_STORE_CTX_new();
+    if (store == NULL || ctx == NULL)
+        goto out;
+    for (int i = 0; i < sk_X509_num(cas); i++)
+        if (!X509_STORE_add_cert(store, sk_X509_value(cas, i)))
+            goto out;
+    leaf = sk_X509_shift(chain);
+    if (!X509_STORE_CTX_init(ctx, store, leaf, chain))
+        goto out;
+    X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
+    if (now != 0)
+        X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), now);
+    if (X509_verify_cert(ctx) == 1) {
+        rc = 0;
+    } else {
+        int e = X509_STORE_CTX_get_error(ctx);
+        rc = fail(why, why_len, XE_AUTH,
+                  "%s does not verify against %s: %s; check that the bundle holds the CA "
+                  "that signed it",
+                  cert_path, bundle_path, X509_verify_cert_error_string(e));
+    }
+out:
+    X509_STORE_CTX_free(ctx);
+    X509_free(leaf);
+    X509_STORE_free(store);
+    sk_X509_pop_free(chain, X509_free);
+    sk_X509_pop_free(cas, X509_free);
+    if (rc == XE_NOMEM)
+        fail(why, why_len, rc, "out of memory verifying %s", cert_path);
+    return rc;
+}
+
+int pki_key_matches(const char *key_path, const char *cert_path, char *why,
+                    size_t why_len)
+{
+    EVP_PKEY *k = NULL;
+    STACK_OF(X509) *certs = NULL;
+    int rc = load_key(key_path, &k, why, why_len);
+    if (rc == 0)
+        rc = load_certs(cert_path, &certs, why, why_len);
+    if (rc == 0 && X509_check_private_key(sk_X509_value(certs, 0), k) != 1)
+        rc =
+            fail(why, why_len, XE_AUTH,
+                 "key %s does not belong to certificate %s; give the key the certificate "
+                 "was made for",
+                 key_path, cert_path);
+    ERR_clear_error();
+    EVP_PKEY_free(k);
+    sk_X509_pop_free(certs, X509_free);
+    return rc;
+}
+
+int pki_check_validity(const char *cert_path, time_t now, char *why, size_t why_len)
+{
+    STACK_OF(X509) *certs = NULL;
+    int rc = load_certs(cert_path, &certs, why, why_len);
+    if (rc < 0)
+        return rc;
+    if (now == 0)
+        now = time(NULL);
+    X509 *x = sk_X509_value(certs, 0);
+    time_t nb = asn1_time(X509_get0_notBefore(x));
+    time_t na = asn1_time(X509_get0_notAfter(x));
+    char when[32];
+    struct tm tm;
+    if (X509_cmp_time(X509_get0_notAfter(x), &now) < 0) {
+        gmtime_r(&na, &tm);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        rc = fail(
+            why, why_len, XE_STATE,
+            "certificate %s expired on %s; make a new one and set it with xmpp certs",
+            cert_path, when);
+    } else if (X509_cmp_time(X509_get0_notBefore(x), &now) > 0) {
+        gmtime_r(&nb, &tm);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        rc = fail(why, why_len, XE_STATE,
+                  "certificate %s is not valid before %s; check this host's clock",
+                  cert_path, when);
+    }
+    sk_X509_pop_free(certs, X509_free);
+    return rc;
+}
+
+int pki_check_certs(const char *key_path, const char *cert_path, const char *bundle_path,
+                    time_t now, char *why, size_t why_len)
+{
+    int rc = pki_key_matches(key_path, cert_path, why, why_len);
+    if (rc == 0)
+        rc = pki_check_validity(cert_path, now, why, why_len);
+    if (rc == 0 && bundle_path != NULL)
+        rc = pki_verify(cert_path, bundle_path, now, why, why_len);
+    return rc;
+}

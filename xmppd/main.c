@@ -1,0 +1,72 @@
+/* main.c: the xmppd daemon: parse the command line, start the node, run.
+ *
+ *     xmppd --state-dir DIR [--name n1] [--log-level error|warn|info|debug|trace]
+ *
+ * Startup errors print one line "xmppd: <what is wrong>" and exit 1; usage
+ * errors exit 2; a clean shutdown (SIGTERM, SIGINT) exits 0. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "node.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: xmppd --state-dir DIR [--name NAME] "
+               "[--log-level error|warn|info|debug|trace]\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"state-dir", required_argument, NULL, 'd'},
+        {"name", required_argument, NULL, 'n'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct node_opts opts = {.state_dir = NULL, .name = "n1", .level = LOG_INFO};
+    struct node *node;
+    char err[1024];
+    int ch, rc;
+
+    while ((ch = getopt_long(argc, argv, "d:n:l:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'd':
+            opts.state_dir = optarg;
+            break;
+        case 'n':
+            opts.name = optarg;
+            break;
+        case 'l':
+            if (log_level_parse(optarg, &opts.level) < 0) {
+                fprintf(stderr, "xmppd: unknown log level '%s'\n", optarg);
+                usage(stderr);
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (opts.state_dir == NULL || optind != argc) {
+        fprintf(stderr, "xmppd: %s\n",
+                opts.state_dir == NULL ? "--state-dir is required"
+                                       : "unexpected argument");
+        usage(stderr);
+        return 2;
+    }
+    rc = node_start(&opts, &node, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "xmppd: %s\n", err);
+        return 1;
+    }
+    rc = node_run(node);
+    node_free(node);
+    return rc;
+}
