@@ -1,0 +1,445 @@
+/* xcomp.c: a scriptable XEP-0114 component built on libstrophe
+ * (xmpp_connect_component), used by the integration tests and the demo.
+ *
+ *   xcomp --port P --jid cb1.example.com --secret S [options]
+ *
+ * It connects, optionally waits for a line on stdin (--go-on-stdin), sends
+ * --send N numbered messages, an XEP-0199 ping (--iq) and a presence
+ * (--presence) to --to, answers iq get/set with a result (--answer), waits
+ * for --expect N messages and --expect-presence N presences, checks that the
+ * messages of each sender arrive complete and in order, then closes its
+ * stream (or, with --stay, waits for the server to close it).
+ *
+ * It prints one line per event on stdout, for the tests to parse:
+ *   connected jid=J
+ *   sent messages=N
+ *   message from=J seq=N body=TEXT          (unless --quiet)
+ *   message-error from=J condition=C
+ *   presence from=J type=T
+ *   iq type=T from=J
+ *   received messages=N in_order=yes|no
+ *   stream-error condition=C
+ *   stream-end                              (the server sent </stream:stream>)
+ *   disconnected error=E
+ * Exit status: 0 done, 1 not connected/authenticated, 2 usage, 3 timeout,
+ * 4 a check failed (lost or reordered messages). */
+#include <errno.h>
+#include <stdarg.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <strophe.h>
+
+#define MAX_SENDERS 32
+
+struct sender {
+    char *jid;
+    long last_seq;
+    bool in_order;
+};
+
+struct xc {
+    /* options */
+    const char *host, *jid, *secret, *to, *body;
+    int port;
+    long send_n, expect_n, expect_presence;
+    bool iq, presence, answer, stay, quiet, go_on_stdin;
+    double timeout_s;
+    /* state */
+    xmpp_ctx_t *ctx;
+    xmpp_conn_t *conn;
+    bool connected, ever_connected, started, tasks_sent, iq_done, reported, closing;
+    bool finished, stream_end;
+    long received, presences;
+    struct sender senders[MAX_SENDERS];
+    size_t nsenders;
+    bool order_ok;
+};
+
+static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void out(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* libstrophe logs "RECV: </stream:stream>" at debug level when the peer
+ * closes its stream (src/conn.c, _handle_stream_end). */
+static void on_log(void *ud, xmpp_log_level_t level, const char *area, const char *msg)
+{
+    struct xc *x = ud;
+
+    if (level == XMPP_LEVEL_DEBUG && strcmp(area, "xmpp") == 0 &&
+        strncmp(msg, "RECV: </stream:stream>", 22) == 0 && !x->stream_end) {
+        x->stream_end = true;
+        out("stream-end");
+    }
+    if (level >= XMPP_LEVEL_WARN && getenv("XCOMP_DEBUG") != NULL)
+        fprintf(stderr, "xcomp %s: %s\n", area, msg);
+}
+
+static const char *first_tag_child(xmpp_stanza_t *st, const char *skip)
+{
+    for (xmpp_stanza_t *c = xmpp_stanza_get_children(st); c;
+         c = xmpp_stanza_get_next(c)) {
+        const char *name = xmpp_stanza_is_tag(c) ? xmpp_stanza_get_name(c) : NULL;
+        if (name != NULL && (skip == NULL || strcmp(name, skip) != 0))
+            return name;
+    }
+    return "?";
+}
+
+static void note_seq(struct xc *x, const char *from, long seq)
+{
+    struct sender *s = NULL;
+
+    for (size_t i = 0; i < x->nsenders; i++) {
+        if (strcmp(x->senders[i].jid, from) == 0)
+            s = &x->senders[i];
+    }
+    if (s == NULL) {
+        if (x->nsenders == MAX_SENDERS) {
+            x->order_ok = false;
+            return;
+        }
+        s = &x->senders[x->nsenders++];
+        s->jid = strdup(from);
+        s->last_seq = 0;
+        s->in_order = true;
+    }
+    if (seq != s->last_seq + 1) {
+        if (s->in_order)
+            fprintf(stderr, "xcomp: from %s expected seq %ld, got %ld\n", from,
+                    s->last_seq + 1, seq);
+        s->in_order = false;
+        x->order_ok = false;
+    }
+    s->last_seq = seq;
+}
+
+static int on_message(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    struct xc *x = ud;
+    const char *from = xmpp_stanza_get_from(st);
+    const char *type = xmpp_stanza_get_type(st);
+    const char *id = xmpp_stanza_get_id(st);
+    char *body = NULL;
+    xmpp_stanza_t *b;
+    long seq = -1;
+
+    if (from == NULL)
+        from = "";
+    if (type != NULL && strcmp(type, "error") == 0) {
+        xmpp_stanza_t *e = xmpp_stanza_get_child_by_name(st, "error");
+        out("message-error from=%s condition=%s", from,
+            e ? first_tag_child(e, "text") : "?");
+        return 1;
+    }
+    if (id != NULL && id[0] == 's')
+        seq = strtol(id + 1, NULL, 10);
+    x->received++;
+    note_seq(x, from, seq);
+    if (!x->quiet) {
+        b = xmpp_stanza_get_child_by_name(st, "body");
+        body = b ? xmpp_stanza_get_text(b) : NULL;
+        out("message from=%s seq=%ld body=%s", from, seq, body ? body : "");
+        if (body != NULL)
+            xmpp_free(x->ctx, body);
+    }
+    return 1;
+}
+
+static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    struct xc *x = ud;
+    const char *from = xmpp_stanza_get_from(st);
+    const char *type = xmpp_stanza_get_type(st);
+
+    x->presences++;
+    out("presence from=%s type=%s", from ? from : "", type ? type : "available");
+    return 1;
+}
+
+static int on_iq(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    struct xc *x = ud;
+    const char *type = xmpp_stanza_get_type(st);
+    const char *from = xmpp_stanza_get_from(st);
+    const char *id = xmpp_stanza_get_id(st);
+    xmpp_stanza_t *reply;
+
+    if (type == NULL || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0))
+        return 1;
+    out("iq-request type=%s from=%s", type, from ? from : "");
+    if (!x->answer || from == NULL)
+        return 1;
+    reply = xmpp_iq_new(x->ctx, "result", id ? id : "");
+    xmpp_stanza_set_to(reply, from);
+    xmpp_stanza_set_from(reply, x->jid);
+    xmpp_send(conn, reply);
+    xmpp_stanza_release(reply);
+    return 1;
+}
+
+static int on_iq_reply(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    struct xc *x = ud;
+    const char *type = xmpp_stanza_get_type(st);
+    const char *from = xmpp_stanza_get_from(st);
+
+    x->iq_done = true;
+    if (type != NULL && strcmp(type, "error") == 0) {
+        xmpp_stanza_t *e = xmpp_stanza_get_child_by_name(st, "error");
+        out("iq type=error from=%s condition=%s", from ? from : "",
+            e ? first_tag_child(e, "text") : "?");
+    } else {
+        out("iq type=%s from=%s", type ? type : "?", from ? from : "");
+    }
+    return 0;
+}
+
+static void send_tasks(struct xc *x)
+{
+    char id[32], text[256];
+
+    for (long i = 1; i <= x->send_n; i++) {
+        xmpp_stanza_t *m = xmpp_message_new(x->ctx, "normal", x->to, NULL);
+        snprintf(id, sizeof id, "s%ld", i);
+        snprintf(text, sizeof text, "%s #%ld from %s", x->body, i, x->jid);
+        xmpp_stanza_set_id(m, id);
+        xmpp_stanza_set_from(m, x->jid);
+        xmpp_message_set_body(m, text);
+        xmpp_send(x->conn, m);
+        xmpp_stanza_release(m);
+    }
+    if (x->send_n > 0)
+        out("sent messages=%ld", x->send_n);
+    if (x->iq) {
+        xmpp_stanza_t *iq = xmpp_iq_new(x->ctx, "get", "ping1");
+        xmpp_stanza_t *ping = xmpp_stanza_new(x->ctx);
+        xmpp_stanza_set_name(ping, "ping");
+        xmpp_stanza_set_ns(ping, "urn:xmpp:ping");
+        xmpp_stanza_add_child(iq, ping);
+        xmpp_stanza_release(ping);
+        xmpp_stanza_set_to(iq, x->to);
+        xmpp_stanza_set_from(iq, x->jid);
+        xmpp_id_handler_add(x->conn, on_iq_reply, "ping1", x);
+        xmpp_send(x->conn, iq);
+        xmpp_stanza_release(iq);
+    }
+    if (x->presence) {
+        xmpp_stanza_t *p = xmpp_presence_new(x->ctx);
+        xmpp_stanza_set_to(p, x->to);
+        xmpp_stanza_set_from(p, x->jid);
+        xmpp_send(x->conn, p);
+        xmpp_stanza_release(p);
+    }
+    x->tasks_sent = true;
+}
+
+static void on_conn(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
+                    xmpp_stream_error_t *se, void *ud)
+{
+    struct xc *x = ud;
+
+    if (ev == XMPP_CONN_CONNECT) {
+        x->connected = x->ever_connected = true;
+        out("connected jid=%s", x->jid);
+        xmpp_handler_add(conn, on_message, NULL, "message", NULL, x);
+        xmpp_handler_add(conn, on_presence, NULL, "presence", NULL, x);
+        xmpp_handler_add(conn, on_iq, NULL, "iq", NULL, x);
+        return;
+    }
+    if (se != NULL)
+        out("stream-error condition=%s",
+            se->stanza ? first_tag_child(se->stanza, "text") : "?");
+    out("disconnected error=%d", error);
+    x->connected = false;
+    x->finished = true;
+}
+
+static bool stdin_has_line(void)
+{
+    struct pollfd p = {.fd = 0, .events = POLLIN};
+    char buf[64];
+
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    return read(0, buf, sizeof buf) > 0;
+}
+
+static bool tasks_done(struct xc *x)
+{
+    return x->tasks_sent && xmpp_conn_send_queue_len(x->conn) == 0 &&
+           x->received >= x->expect_n && x->presences >= x->expect_presence &&
+           (!x->iq || x->iq_done);
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: xcomp [--host H] --port P --jid J --secret S [--to J] [--send N]\n"
+            "             [--body TEXT] [--expect N] [--expect-presence N] [--iq]\n"
+            "             [--presence] [--answer] [--stay] [--quiet] [--go-on-stdin]\n"
+            "             [--timeout SEC]\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"jid", required_argument, NULL, 'j'},
+        {"secret", required_argument, NULL, 's'},
+        {"to", required_argument, NULL, 't'},
+        {"send", required_argument, NULL, 'n'},
+        {"body", required_argument, NULL, 'b'},
+        {"expect", required_argument, NULL, 'e'},
+        {"expect-presence", required_argument, NULL, 'P'},
+        {"iq", no_argument, NULL, 'i'},
+        {"presence", no_argument, NULL, 'r'},
+        {"answer", no_argument, NULL, 'a'},
+        {"stay", no_argument, NULL, 'S'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"go-on-stdin", no_argument, NULL, 'g'},
+        {"timeout", required_argument, NULL, 'T'},
+        {NULL, 0, NULL, 0},
+    };
+    struct xc x = {
+        .host = "127.0.0.1", .body = "hello", .timeout_s = 30, .order_ok = true};
+    xmpp_log_t log = {.handler = on_log, .userdata = &x};
+    double deadline;
+    int ch, status;
+
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'H':
+            x.host = optarg;
+            break;
+        case 'p':
+            x.port = atoi(optarg);
+            break;
+        case 'j':
+            x.jid = optarg;
+            break;
+        case 's':
+            x.secret = optarg;
+            break;
+        case 't':
+            x.to = optarg;
+            break;
+        case 'n':
+            x.send_n = atol(optarg);
+            break;
+        case 'b':
+            x.body = optarg;
+            break;
+        case 'e':
+            x.expect_n = atol(optarg);
+            break;
+        case 'P':
+            x.expect_presence = atol(optarg);
+            break;
+        case 'i':
+            x.iq = true;
+            break;
+        case 'r':
+            x.presence = true;
+            break;
+        case 'a':
+            x.answer = true;
+            break;
+        case 'S':
+            x.stay = true;
+            break;
+        case 'q':
+            x.quiet = true;
+            break;
+        case 'g':
+            x.go_on_stdin = true;
+            break;
+        case 'T':
+            x.timeout_s = atof(optarg);
+            break;
+        default:
+            usage();
+            return 2;
+        }
+    }
+    if (x.port <= 0 || x.jid == NULL || x.secret == NULL ||
+        ((x.send_n > 0 || x.iq || x.presence) && x.to == NULL)) {
+        usage();
+        return 2;
+    }
+
+    xmpp_initialize();
+    x.ctx = xmpp_ctx_new(NULL, &log);
+    x.conn = xmpp_conn_new(x.ctx);
+    xmpp_conn_set_jid(x.conn, x.jid);
+    xmpp_conn_set_pass(x.conn, x.secret);
+    if (xmpp_connect_component(x.conn, x.host, (unsigned short)x.port, on_conn, &x) !=
+        XMPP_EOK) {
+        out("disconnected error=-1");
+        return 1;
+    }
+    deadline = now_s() + x.timeout_s;
+    while (!x.finished) {
+        if (now_s() > deadline) {
+            out("timeout received=%ld presences=%ld", x.received, x.presences);
+            break;
+        }
+        xmpp_run_once(x.ctx, 20);
+        if (!x.connected || x.closing)
+            continue;
+        if (!x.started && (!x.go_on_stdin || stdin_has_line())) {
+            x.started = true;
+            send_tasks(&x);
+        }
+        if (x.started && tasks_done(&x)) {
+            if (!x.reported) {
+                x.reported = true;
+                if (x.expect_n > 0)
+                    out("received messages=%ld in_order=%s", x.received,
+                        x.order_ok ? "yes" : "no");
+            }
+            if (!x.stay) {
+                x.closing = true;
+                xmpp_disconnect(x.conn);
+            }
+        }
+    }
+    if (!x.ever_connected)
+        status = 1;
+    else if (!x.finished)
+        status = 3;
+    else if (!x.order_ok || x.received < x.expect_n)
+        status = 4;
+    else
+        status = 0;
+    xmpp_conn_release(x.conn);
+    xmpp_ctx_free(x.ctx);
+    xmpp_shutdown();
+    for (size_t i = 0; i < x.nsenders; i++)
+        free(x.senders[i].jid);
+    return status;
+}
