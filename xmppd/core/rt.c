@@ -1,0 +1,353 @@
+/* rt.c: the router of one node: component domain table and routing
+ * decisions, including the stanzas the server answers itself. */
+#include "rt.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "jid.h"
+
+struct rt_entry {
+    char *domain;
+    void *sess;
+    struct rt_entry *next;
+};
+
+struct rt {
+    char *domain; /* the server's own domain, prepared */
+    struct rt_entry **buckets;
+    size_t nbuckets;
+    size_t count;
+};
+
+/* FNV-1a: the table holds a handful to a few thousand names. */
+static size_t rt_hash(const char *s)
+{
+    size_t h = 14695981039346656037ULL & SIZE_MAX;
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * (size_t)1099511628211ULL;
+    return h;
+}
+
+int rt_new(const char *server_domain, struct rt **out)
+{
+    struct rt *rt = calloc(1, sizeof *rt);
+
+    if (rt == NULL)
+        goto err;
+    rt->domain = strdup(server_domain);
+    if (rt->domain == NULL)
+        goto err_rt;
+    rt->nbuckets = 64;
+    rt->buckets = calloc(rt->nbuckets, sizeof *rt->buckets);
+    if (rt->buckets == NULL)
+        goto err_domain;
+    *out = rt;
+    return 0;
+
+err_domain:
+    free(rt->domain);
+err_rt:
+    free(rt);
+err:
+    return XE_NOMEM;
+}
+
+void rt_free(struct rt *rt)
+{
+    if (rt == NULL)
+        return;
+    for (size_t i = 0; i < rt->nbuckets; i++) {
+        struct rt_entry *e = rt->buckets[i], *next;
+        for (; e != NULL; e = next) {
+            next = e->next;
+            free(e->domain);
+            free(e);
+        }
+    }
+    free(rt->buckets);
+    free(rt->domain);
+    free(rt);
+}
+
+static struct rt_entry **rt_slot(const struct rt *rt, const char *domain)
+{
+    struct rt_entry **p = &rt->buckets[rt_hash(domain) % rt->nbuckets];
+
+    while (*p != NULL && strcmp((*p)->domain, domain) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+static void rt_grow(struct rt *rt)
+{
+    size_t n = rt->nbuckets * 2;
+    struct rt_entry **b = calloc(n, sizeof *b);
+
+    if (b == NULL)
+        return; /* keep the longer chains; still correct */
+    for (size_t i = 0; i < rt->nbuckets; i++) {
+        struct rt_entry *e = rt->buckets[i], *next;
+        for (; e != NULL; e = next) {
+            size_t h = rt_hash(e->domain) % n;
+            next = e->next;
+            e->next = b[h];
+            b[h] = e;
+        }
+    }
+    free(rt->buckets);
+    rt->buckets = b;
+    rt->nbuckets = n;
+}
+
+int rt_add(struct rt *rt, const char *domain, void *sess, void **replaced)
+{
+    struct rt_entry **p = rt_slot(rt, domain), *e;
+
+    if (replaced != NULL)
+        *replaced = NULL;
+    if (*p != NULL) {
+        if (replaced != NULL && (*p)->sess != sess)
+            *replaced = (*p)->sess;
+        (*p)->sess = sess;
+        return 0;
+    }
+    e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return XE_NOMEM;
+    e->domain = strdup(domain);
+    if (e->domain == NULL) {
+        free(e);
+        return XE_NOMEM;
+    }
+    e->sess = sess;
+    *p = e;
+    if (++rt->count > rt->nbuckets)
+        rt_grow(rt);
+    return 0;
+}
+
+void rt_del(struct rt *rt, const char *domain, const void *sess)
+{
+    struct rt_entry **p = rt_slot(rt, domain), *e = *p;
+
+    if (e == NULL || e->sess != sess)
+        return;
+    *p = e->next;
+    free(e->domain);
+    free(e);
+    rt->count--;
+}
+
+void *rt_find(const struct rt *rt, const char *domain)
+{
+    /* Longest match: the domain itself, then each parent, label by label. */
+    while (domain != NULL && *domain != '\0') {
+        struct rt_entry *e = *rt_slot(rt, domain);
+        if (e != NULL)
+            return e->sess;
+        domain = strchr(domain, '.');
+        if (domain != NULL)
+            domain++;
+    }
+    return NULL;
+}
+
+size_t rt_count(const struct rt *rt)
+{
+    return rt->count;
+}
+
+static bool rt_is(const char *a, const char *b)
+{
+    return a != NULL && strcmp(a, b) == 0;
+}
+
+/* RFC 6120 §8.3.1 and §10.3: an error is never answered with an error, nor
+ * an iq result; RFC 6121 §4.3 / §8.5: presence to nobody is dropped. */
+static bool rt_may_bounce(const struct stz *st)
+{
+    const char *type = stz_attr(st, "type");
+
+    if (strcmp(st->name, "iq") == 0)
+        return rt_is(type, "get") || rt_is(type, "set");
+    if (strcmp(st->name, "message") == 0)
+        return !rt_is(type, "error");
+    return false;
+}
+
+static int rt_reply_error(const struct stz *st, const char *type, const char *cond,
+                          bool bounce, const char *why, struct rt_route *out)
+{
+    out->reply = stz_error_reply(st, type, cond, NULL);
+    if (out->reply == NULL)
+        return XE_NOMEM;
+    out->verdict = RT_REPLY;
+    out->bounce = bounce;
+    out->why = why;
+    return 0;
+}
+
+static void rt_drop(struct rt_route *out, const char *why)
+{
+    out->verdict = RT_DROP;
+    out->why = why;
+}
+
+/* rt_make_iq builds <iq type id from to/> in the component namespace. */
+static struct stz *rt_make_iq(const char *type, const char *id, const char *from,
+                              const char *to)
+{
+    struct stz *iq = stz_new("iq", STZ_NS_COMPONENT);
+
+    if (iq == NULL)
+        return NULL;
+    if (stz_set_attr(iq, "type", type) < 0 || (id && stz_set_attr(iq, "id", id) < 0) ||
+        (from && stz_set_attr(iq, "from", from) < 0) ||
+        (to && stz_set_attr(iq, "to", to) < 0)) {
+        stz_free(iq);
+        return NULL;
+    }
+    return iq;
+}
+
+struct stz *rt_make_ping(const char *from, const char *to, const char *id)
+{
+    struct stz *iq = rt_make_iq("get", id, from, to);
+
+    if (iq != NULL && stz_add_child(iq, "ping", RT_NS_PING) == NULL) {
+        stz_free(iq);
+        return NULL;
+    }
+    return iq;
+}
+
+/* XEP-0030 §3.1: the server's identity and the features it answers. */
+static struct stz *rt_disco_info(const struct stz *st)
+{
+    struct stz *iq = rt_make_iq("result", stz_attr(st, "id"), stz_attr(st, "to"),
+                                stz_attr(st, "from"));
+    struct stz *q, *c;
+
+    if (iq == NULL)
+        return NULL;
+    q = stz_add_child(iq, "query", RT_NS_DISCO_INFO);
+    if (q == NULL)
+        goto err;
+    c = stz_add_child(q, "identity", NULL);
+    if (c == NULL || stz_set_attr(c, "category", "server") < 0 ||
+        stz_set_attr(c, "type", "im") < 0 || stz_set_attr(c, "name", "xmppd") < 0)
+        goto err;
+    c = stz_add_child(q, "feature", NULL);
+    if (c == NULL || stz_set_attr(c, "var", RT_NS_DISCO_INFO) < 0)
+        goto err;
+    c = stz_add_child(q, "feature", NULL);
+    if (c == NULL || stz_set_attr(c, "var", RT_NS_PING) < 0)
+        goto err;
+    return iq;
+
+err:
+    stz_free(iq);
+    return NULL;
+}
+
+/* rt_server_iq answers an iq get/set addressed to the server itself. */
+static int rt_server_iq(const struct stz *st, struct rt_route *out)
+{
+    struct stz *payload = stz_first_element(st);
+    bool get = rt_is(stz_attr(st, "type"), "get");
+
+    /* RFC 6120 §8.2.3: a get or set carries exactly one payload element. */
+    if (payload == NULL || stz_next_element(payload) != NULL)
+        return rt_reply_error(st, "modify", "bad-request", false,
+                              "iq without one payload", out);
+    if (get && strcmp(payload->name, "ping") == 0 && rt_is(payload->ns, RT_NS_PING)) {
+        /* XEP-0199 §6: the pong is an empty result. */
+        out->reply = rt_make_iq("result", stz_attr(st, "id"), stz_attr(st, "to"),
+                                stz_attr(st, "from"));
+        out->why = "ping";
+    } else if (get && strcmp(payload->name, "query") == 0 &&
+               rt_is(payload->ns, RT_NS_DISCO_INFO)) {
+        if (stz_attr(payload, "node") != NULL)
+            return rt_reply_error(st, "cancel", "item-not-found", false,
+                                  "disco#info node", out);
+        out->reply = rt_disco_info(st);
+        out->why = "disco#info";
+    } else {
+        /* The issue asks for feature-not-implemented (RFC 6120 §8.3.3.7)
+         * where §8.4 would allow service-unavailable. */
+        return rt_reply_error(st, "cancel", "feature-not-implemented", false,
+                              "iq not implemented", out);
+    }
+    if (out->reply == NULL)
+        return XE_NOMEM;
+    out->verdict = RT_REPLY;
+    return 0;
+}
+
+static int rt_server_stanza(const struct stz *st, struct rt_route *out)
+{
+    const char *type = stz_attr(st, "type");
+
+    if (strcmp(st->name, "iq") == 0) {
+        if (rt_is(type, "get") || rt_is(type, "set"))
+            return rt_server_iq(st, out);
+        /* Results and errors (pongs to our keep-alive pings) end here. */
+        rt_drop(out, "iq response to the server");
+        return 0;
+    }
+    if (rt_may_bounce(st))
+        return rt_reply_error(st, "cancel", "service-unavailable", true,
+                              "message to the server", out);
+    rt_drop(out, "stanza to the server");
+    return 0;
+}
+
+int rt_decide(struct rt *rt, const struct stz *st, struct rt_route *out)
+{
+    const char *to = stz_attr(st, "to");
+    struct jid j = {0};
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (to == NULL) {
+        rt_drop(out, "no to");
+        return 0;
+    }
+    rc = jid_parse(to, &j);
+    if (rc == XE_NOMEM)
+        return rc;
+    if (rc < 0) {
+        /* RFC 6120 §8.3.3.8: the address does not adhere to RFC 7622. */
+        if (!rt_may_bounce(st)) {
+            rt_drop(out, "malformed to");
+            return 0;
+        }
+        rc = rt_reply_error(st, "modify", "jid-malformed", true, "malformed to", out);
+        if (rc == 0 && stz_set_attr(out->reply, "from", rt->domain) < 0) {
+            stz_free(out->reply);
+            out->reply = NULL;
+            rc = XE_NOMEM;
+        }
+        return rc;
+    }
+    if (j.local == NULL && strcmp(j.domain, rt->domain) == 0) {
+        rc = rt_server_stanza(st, out);
+    } else if ((out->sess = rt_find(rt, j.domain)) != NULL) {
+        out->verdict = RT_DELIVER;
+        out->why = "deliver";
+        rc = 0;
+    } else if (rt_may_bounce(st)) {
+        /* RFC 6120 §8.3.3.19 / §10.4.3: no such entity here. */
+        rc = rt_reply_error(st, "cancel", "service-unavailable", true, "unknown address",
+                            out);
+    } else {
+        rt_drop(out, "unknown address");
+        rc = 0;
+    }
+    jid_clear(&j);
+    return rc;
+}

@@ -1,0 +1,65 @@
+/* rt.h: the router of one node: which session holds which component
+ * domain, and what to do with a stanza (deliver, answer, bounce or drop).
+ *
+ * rt knows no sockets and no session type: a session is an opaque handle
+ * (void *) given to rt_add.  rt_decide looks at a stanza whose sender was
+ * already checked (the session enforces its 'from') and returns a verdict;
+ * the caller carries it out.  Stanzas to the server's own domain are
+ * answered here (XEP-0199 ping, XEP-0030 disco#info). */
+#ifndef XMPPD_RT_H
+#define XMPPD_RT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "stz.h"
+
+#define RT_NS_PING "urn:xmpp:ping"
+#define RT_NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+
+struct rt;
+
+/* rt_new creates an empty router for server_domain (prepared, copied).
+ * 0/XE_NOMEM. */
+int rt_new(const char *server_domain, struct rt **out);
+/* rt_free frees the table (not the sessions it points to).  NULL is a no-op. */
+void rt_free(struct rt *rt);
+
+/* rt_add makes sess the holder of domain (prepared, copied).  If another
+ * session held it, *replaced (may be NULL) receives that session, which is
+ * no longer in the table; else NULL.  0/XE_NOMEM. */
+int rt_add(struct rt *rt, const char *domain, void *sess, void **replaced);
+/* rt_del removes domain if it is held by sess (a replaced session removing
+ * itself later is a no-op). */
+void rt_del(struct rt *rt, const char *domain, const void *sess);
+/* rt_find returns the session whose domain is domain or the longest domain
+ * that domain is within (a.cb1.x goes to cb1.x), or NULL.  domain must be
+ * prepared (lower case). */
+void *rt_find(const struct rt *rt, const char *domain);
+/* rt_count returns the number of domains held. */
+size_t rt_count(const struct rt *rt);
+
+enum rt_verdict {
+    RT_DELIVER, /* write the stanza unchanged to route->sess */
+    RT_REPLY,   /* write route->reply (owned by the caller) back to the sender */
+    RT_DROP,    /* nothing to send; route->why says why */
+};
+
+struct rt_route {
+    enum rt_verdict verdict;
+    void *sess;        /* RT_DELIVER: the destination session (borrowed) */
+    struct stz *reply; /* RT_REPLY: owned by the caller; free it */
+    bool bounce;       /* RT_REPLY: the reply is an error for an undeliverable stanza */
+    const char *why;   /* static words for the log */
+};
+
+/* rt_decide decides the fate of stanza st (message, presence or iq, with a
+ * 'to' attribute; borrowed).  Returns 0 with *out filled, or XE_NOMEM (no
+ * reply was built; the caller drops the stanza). */
+int rt_decide(struct rt *rt, const struct stz *st, struct rt_route *out);
+
+/* rt_make_ping builds an XEP-0199 ping <iq type='get'> from from to to with
+ * id, in the component namespace.  Returns an owned element or NULL. */
+struct stz *rt_make_ping(const char *from, const char *to, const char *id);
+
+#endif

@@ -1,0 +1,486 @@
+/* srv.c: the node core: connection table, call-bridge secrets, timers and
+ * the glue between component sessions (sess_comp.c) and the router (rt.c). */
+#include "srv.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "err.h"
+#include "jid.h"
+#include "sess_comp.h"
+#include "srv_int.h"
+
+void srv_config_default(struct srv_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->node_name = "n1";
+    c->keepalive_ms = 60000;
+    c->auth_timeout_ms = 10000;
+    xs_limits_default(&c->limits);
+}
+
+/* ---- connection table ---- */
+
+static struct sess_comp **srv_slot(const struct srv *srv, uint64_t conn)
+{
+    struct sess_comp **p = &srv->conns[(conn * 0x9E3779B97F4A7C15ULL) % srv->nbuckets];
+
+    while (*p != NULL && (*p)->conn != conn)
+        p = &(*p)->hnext;
+    return p;
+}
+
+static struct sess_comp *srv_find(const struct srv *srv, uint64_t conn)
+{
+    return *srv_slot(srv, conn);
+}
+
+static void srv_grow(struct srv *srv)
+{
+    size_t n = srv->nbuckets * 2;
+    struct sess_comp **b = calloc(n, sizeof *b);
+
+    if (b == NULL)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < srv->nbuckets; i++) {
+        struct sess_comp *s = srv->conns[i], *next;
+        for (; s != NULL; s = next) {
+            size_t h = (s->conn * 0x9E3779B97F4A7C15ULL) % n;
+            next = s->hnext;
+            s->hnext = b[h];
+            b[h] = s;
+        }
+    }
+    free(srv->conns);
+    srv->conns = b;
+    srv->nbuckets = n;
+}
+
+static void srv_unlink(struct srv *srv, struct sess_comp *s)
+{
+    struct sess_comp **p = srv_slot(srv, s->conn);
+
+    if (*p == s) {
+        *p = s->hnext;
+        s->hnext = NULL;
+        srv->nconns--;
+    }
+}
+
+/* srv_reap frees the sessions closed during this call (never inside their
+ * own processing: every public entry reaps on its way out). */
+static void srv_reap(struct srv *srv)
+{
+    while (srv->dead != NULL) {
+        struct sess_comp *s = srv->dead;
+        srv->dead = s->dnext;
+        sess_comp_free(s);
+    }
+}
+
+/* srv_each calls fn on every open session; fn may close the session it is
+ * given (and only that one). */
+static void srv_each(struct srv *srv, void (*fn)(struct srv *, struct sess_comp *))
+{
+    for (size_t i = 0; i < srv->nbuckets; i++) {
+        struct sess_comp *s = srv->conns[i], *next;
+        for (; s != NULL; s = next) {
+            next = s->hnext;
+            fn(srv, s);
+        }
+    }
+}
+
+/* ---- lifetime ---- */
+
+int srv_new(const struct srv_config *cfg, const struct srv_env *env, struct srv **out)
+{
+    struct xs_limits def;
+    struct jid j = {0};
+    struct srv *srv;
+
+    if (cfg == NULL || cfg->domain == NULL || env == NULL || env->send == NULL ||
+        env->close == NULL || env->random == NULL)
+        return XE_INVAL;
+    if (jid_parse(cfg->domain, &j) < 0 || j.local != NULL || j.resource != NULL) {
+        jid_clear(&j);
+        return XE_INVAL;
+    }
+    if (sodium_init() < 0)
+        goto err_jid;
+    srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        goto err_jid;
+    srv->cfg = *cfg;
+    srv->env = *env;
+    srv->domain = j.domain;
+    j.domain = NULL;
+    srv->node_name = strdup(cfg->node_name != NULL ? cfg->node_name : "n?");
+    if (srv->node_name == NULL)
+        goto err_srv;
+    srv->cfg.domain = srv->domain;
+    srv->cfg.node_name = srv->node_name;
+    xs_limits_default(&def);
+    if (srv->cfg.limits.max_stanza_bytes == 0)
+        srv->cfg.limits.max_stanza_bytes = def.max_stanza_bytes;
+    if (srv->cfg.limits.max_depth == 0)
+        srv->cfg.limits.max_depth = def.max_depth;
+    if (srv->cfg.limits.max_attrs == 0)
+        srv->cfg.limits.max_attrs = def.max_attrs;
+    if (rt_new(srv->domain, &srv->rt) < 0)
+        goto err_name;
+    srv->nbuckets = 64;
+    srv->conns = calloc(srv->nbuckets, sizeof *srv->conns);
+    if (srv->conns == NULL)
+        goto err_rt;
+    srv->hint = SRV_NO_DEADLINE;
+    jid_clear(&j);
+    *out = srv;
+    return 0;
+
+err_rt:
+    rt_free(srv->rt);
+err_name:
+    free(srv->node_name);
+err_srv:
+    free(srv->domain);
+    free(srv);
+err_jid:
+    jid_clear(&j);
+    return XE_NOMEM;
+}
+
+static void srv_cb_free(struct srv_cb *cb)
+{
+    sodium_free(cb->secret); /* zeroes the guarded pages before release */
+    free(cb->name);
+    free(cb);
+}
+
+static void srv_drop_session(struct srv *srv, struct sess_comp *s)
+{
+    srv_unlink(srv, s);
+    sess_comp_free(s);
+}
+
+void srv_free(struct srv *srv)
+{
+    if (srv == NULL)
+        return;
+    srv_each(srv, srv_drop_session);
+    srv_reap(srv);
+    while (srv->cbs != NULL) {
+        struct srv_cb *cb = srv->cbs;
+        srv->cbs = cb->next;
+        srv_cb_free(cb);
+    }
+    free(srv->conns);
+    rt_free(srv->rt);
+    buf_free(&srv->out);
+    free(srv->node_name);
+    free(srv->domain);
+    free(srv);
+}
+
+/* ---- call bridges ---- */
+
+const struct srv_cb *srv__find_cb(const struct srv *srv, const char *name)
+{
+    for (const struct srv_cb *cb = srv->cbs; cb != NULL; cb = cb->next)
+        if (strcmp(cb->name, name) == 0)
+            return cb;
+    return NULL;
+}
+
+/* srv_cb_name prepares a call-bridge name: one LDH label, lower-cased. */
+static int srv_cb_name(const char *name, char out[64])
+{
+    size_t n = name != NULL ? strlen(name) : 0;
+
+    if (n == 0 || n > 63 || name[0] == '-' || name[n - 1] == '-')
+        return XE_INVAL;
+    for (size_t i = 0; i <= n; i++) {
+        char c = name[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (i < n && !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return XE_INVAL;
+        out[i] = c;
+    }
+    return 0;
+}
+
+/* srv_cb_session returns the READY session of call bridge name, or NULL. */
+static struct sess_comp *srv_cb_session(struct srv *srv, const char *name)
+{
+    struct buf d = {0};
+    struct sess_comp *s = NULL;
+
+    if (buf_printf(&d, "%s.%s", name, srv->domain) == 0) {
+        s = rt_find(srv->rt, d.data);
+        if (s != NULL && strcmp(s->domain, d.data) != 0)
+            s = NULL;
+    }
+    buf_free(&d);
+    return s;
+}
+
+int srv_set_callbridge(struct srv *srv, const char *name, const unsigned char *secret,
+                       size_t len)
+{
+    char n[64];
+    struct srv_cb *cb;
+    struct sess_comp *s;
+    unsigned char *copy;
+
+    if (srv_cb_name(name, n) < 0 || secret == NULL || len == 0)
+        return XE_INVAL;
+    cb = (struct srv_cb *)srv__find_cb(srv, n);
+    /* Same secret again (a reload): nothing changes, no session is closed. */
+    if (cb != NULL && cb->len == len && sodium_memcmp(cb->secret, secret, len) == 0)
+        return 0;
+    copy = sodium_malloc(len);
+    if (copy == NULL)
+        return XE_NOMEM;
+    memcpy(copy, secret, len);
+    if (cb == NULL) {
+        cb = calloc(1, sizeof *cb);
+        if (cb == NULL || (cb->name = strdup(n)) == NULL) {
+            free(cb);
+            sodium_free(copy);
+            return XE_NOMEM;
+        }
+        cb->secret = copy;
+        cb->len = len;
+        cb->next = srv->cbs;
+        srv->cbs = cb;
+        SRV_LOG(srv, LOG_INFO, "call bridge %s added", n);
+        return 0;
+    }
+    sodium_free(cb->secret);
+    cb->secret = copy;
+    cb->len = len;
+    SRV_LOG(srv, LOG_INFO, "call bridge %s secret changed", n);
+    s = srv_cb_session(srv, n);
+    if (s != NULL)
+        sess_comp_fail(s, XS_COND_NOT_AUTHORIZED, "secret changed");
+    srv_reap(srv);
+    return 0;
+}
+
+int srv_del_callbridge(struct srv *srv, const char *name)
+{
+    char n[64];
+    struct srv_cb **p;
+    struct sess_comp *s;
+
+    if (srv_cb_name(name, n) < 0)
+        return XE_NOTFOUND;
+    for (p = &srv->cbs; *p != NULL && strcmp((*p)->name, n) != 0; p = &(*p)->next)
+        ;
+    if (*p == NULL)
+        return XE_NOTFOUND;
+    {
+        struct srv_cb *cb = *p;
+        *p = cb->next;
+        srv_cb_free(cb);
+    }
+    SRV_LOG(srv, LOG_INFO, "call bridge %s deleted", n);
+    /* RFC 6120 §4.9.3.5 host-gone: the domain is no longer served. */
+    s = srv_cb_session(srv, n);
+    if (s != NULL)
+        sess_comp_fail(s, XS_COND_HOST_GONE, "call bridge deleted");
+    srv_reap(srv);
+    return 0;
+}
+
+/* ---- services for the sessions (srv_int.h) ---- */
+
+int srv__send(struct srv *srv, struct sess_comp *s, const char *data, size_t len)
+{
+    int rc = srv->env.send(srv->env.ud, s->conn, data, len);
+
+    if (rc < 0) {
+        SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " send failed (%s), closing", s->conn,
+                xe_strerror(rc));
+        srv__close(srv, s);
+    }
+    return rc;
+}
+
+void srv__close(struct srv *srv, struct sess_comp *s)
+{
+    if (s->state == SESS_COMP_CLOSED)
+        return;
+    s->state = SESS_COMP_CLOSED;
+    srv->env.close(srv->env.ud, s->conn);
+    srv_unlink(srv, s);
+    if (s->domain != NULL)
+        rt_del(srv->rt, s->domain, s);
+    s->dnext = srv->dead;
+    srv->dead = s;
+}
+
+int srv__authenticated(struct srv *srv, struct sess_comp *s)
+{
+    void *old = NULL;
+    int rc = rt_add(srv->rt, s->domain, s, &old);
+
+    if (rc < 0)
+        return rc;
+    if (old != NULL) {
+        struct sess_comp *o = old;
+        /* DESIGN: a call bridge reconnects while its old TCP session still
+         * looks alive; the new session wins, the old one gets conflict
+         * (RFC 6120 §4.9.3.3). */
+        SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " component %s replaced by c%" PRIu64, o->conn,
+                s->domain, s->conn);
+        sess_comp_fail(o, XS_COND_CONFLICT, "replaced by a new session");
+    }
+    return 0;
+}
+
+void srv__route(struct srv *srv, struct sess_comp *from, struct stz *st)
+{
+    struct rt_route r;
+
+    if (rt_decide(srv->rt, st, &r) < 0) {
+        SRV_LOG(srv, LOG_WARN, "c%" PRIu64 " out of memory routing a %s, dropped",
+                from->conn, st->name);
+        stz_free(st);
+        return;
+    }
+    switch (r.verdict) {
+    case RT_DELIVER:
+        if (sess_comp_deliver(r.sess, st) == 0)
+            srv->stats.routed++;
+        break;
+    case RT_REPLY:
+        if (r.bounce) {
+            srv->stats.bounced++;
+            SRV_LOG(srv, LOG_DEBUG, "c%" PRIu64 " %s to %s bounced: %s", from->conn,
+                    st->name, stz_attr(st, "to"), r.why);
+        }
+        sess_comp_deliver(from, r.reply);
+        stz_free(r.reply);
+        break;
+    case RT_DROP:
+        SRV_LOG(srv, LOG_DEBUG, "c%" PRIu64 " %s to %s dropped: %s", from->conn, st->name,
+                stz_attr(st, "to"), r.why);
+        break;
+    }
+    stz_free(st);
+}
+
+void srv__touch(struct srv *srv, const struct sess_comp *s)
+{
+    uint64_t d = sess_comp_deadline(s);
+
+    if (d < srv->hint)
+        srv->hint = d;
+}
+
+/* ---- events from the edge ---- */
+
+int srv_conn_open(struct srv *srv, uint64_t conn, enum srv_listener kind,
+                  const char *peer, uint64_t now_ms)
+{
+    struct sess_comp **p, *s;
+    int rc;
+
+    srv->now_ms = now_ms;
+    if (kind != SRV_LISTENER_COMPONENT)
+        return XE_UNSUPPORTED;
+    p = srv_slot(srv, conn);
+    if (*p != NULL)
+        return XE_EXISTS;
+    rc = sess_comp_new(srv, conn, peer, now_ms, &s);
+    if (rc < 0)
+        return rc;
+    *p = s;
+    srv->nconns++;
+    if (srv->nconns > srv->nbuckets)
+        srv_grow(srv);
+    srv__touch(srv, s);
+    SRV_LOG(srv, LOG_DEBUG, "c%" PRIu64 " component connection from %s", conn, s->peer);
+    return 0;
+}
+
+void srv_conn_input(struct srv *srv, uint64_t conn, const void *data, size_t len,
+                    uint64_t now_ms)
+{
+    struct sess_comp *s;
+
+    srv->now_ms = now_ms;
+    s = srv_find(srv, conn);
+    if (s == NULL)
+        return;
+    sess_comp_input(s, data, len);
+    if (s->state != SESS_COMP_CLOSED)
+        srv__touch(srv, s);
+    srv_reap(srv);
+}
+
+void srv_conn_closed(struct srv *srv, uint64_t conn, uint64_t now_ms)
+{
+    struct sess_comp *s;
+
+    srv->now_ms = now_ms;
+    s = srv_find(srv, conn);
+    if (s == NULL)
+        return;
+    SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " connection closed (component %s, peer %s)", conn,
+            s->domain != NULL ? s->domain : "-", s->peer);
+    s->state = SESS_COMP_CLOSED;
+    srv_unlink(srv, s);
+    if (s->domain != NULL)
+        rt_del(srv->rt, s->domain, s);
+    sess_comp_free(s);
+}
+
+static void srv_tick_one(struct srv *srv, struct sess_comp *s)
+{
+    sess_comp_tick(s);
+}
+
+static void srv_touch_one(struct srv *srv, struct sess_comp *s)
+{
+    srv__touch(srv, s);
+}
+
+void srv_tick(struct srv *srv, uint64_t now_ms)
+{
+    srv->now_ms = now_ms;
+    srv_each(srv, srv_tick_one);
+    srv->hint = SRV_NO_DEADLINE;
+    srv_each(srv, srv_touch_one);
+    srv_reap(srv);
+}
+
+uint64_t srv_next_deadline(const struct srv *srv)
+{
+    return srv->hint;
+}
+
+static void srv_shutdown_one(struct srv *srv, struct sess_comp *s)
+{
+    sess_comp_fail(s, XS_COND_SYSTEM_SHUTDOWN, "shutdown");
+}
+
+void srv_shutdown(struct srv *srv)
+{
+    SRV_LOG(srv, LOG_INFO, "shutdown: closing %zu streams", srv->nconns);
+    srv_each(srv, srv_shutdown_one);
+    srv->hint = SRV_NO_DEADLINE;
+    srv_reap(srv);
+}
+
+void srv_get_stats(const struct srv *srv, struct srv_stats *out)
+{
+    *out = srv->stats;
+    out->conns = srv->nconns;
+    out->components = rt_count(srv->rt);
+}

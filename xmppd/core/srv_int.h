@@ -1,0 +1,77 @@
+/* srv_int.h: the inside of struct srv, shared by srv.c and the session
+ * modules (sess_comp.c).  Not part of the API: the edge uses srv.h only.
+ *
+ * Ownership: srv owns every session (in conns until closed, then in dead
+ * until reaped at the end of the srv_* call that closed it: nothing is freed
+ * inside its own callback), the router table and the call-bridge secrets. */
+#ifndef XMPPD_SRV_INT_H
+#define XMPPD_SRV_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "rt.h"
+#include "srv.h"
+
+struct sess_comp;
+
+/* A call bridge: name (one lower-case LDH label) and its shared secret, held
+ * in sodium_malloc memory and wiped on release. */
+struct srv_cb {
+    char *name;
+    unsigned char *secret; /* sodium_malloc'd, len bytes (at least 1) */
+    size_t len;
+    struct srv_cb *next;
+};
+
+struct srv {
+    struct srv_config cfg; /* domain and node_name point at the copies below */
+    char *domain;          /* prepared (lower case) */
+    char *node_name;
+    struct srv_env env;
+    struct rt *rt;
+
+    struct sess_comp **conns; /* hash by connection id, chained via hnext */
+    size_t nbuckets;
+    size_t nconns;
+    struct sess_comp *dead; /* closed, waiting to be freed (dnext) */
+
+    struct srv_cb *cbs;
+    struct buf out;    /* scratch for serialising */
+    uint64_t now_ms;   /* the latest time handed in */
+    uint64_t hint;     /* no session deadline is earlier than this */
+    uint64_t ping_seq; /* ids of server pings */
+    struct srv_stats stats;
+};
+
+/* SRV_LOG logs one line prefixed with the node name (the sink may be NULL). */
+#define SRV_LOG(srv, lvl, fmt, ...)                                                      \
+    LOG((srv)->env.log, lvl, "%s " fmt, (srv)->node_name, __VA_ARGS__)
+
+/* srv__send writes len bytes to s's connection.  On failure the session is
+ * closed (without a stream error: the connection cannot take one) and a
+ * negative code returned; the caller must stop using s for output. */
+int srv__send(struct srv *srv, struct sess_comp *s, const char *data, size_t len);
+
+/* srv__close asks the edge to close s's connection (after flushing), drops
+ * s from the router and the connection table and queues it for freeing.
+ * Idempotent. */
+void srv__close(struct srv *srv, struct sess_comp *s);
+
+/* srv__find_cb returns the call bridge called name (borrowed) or NULL. */
+const struct srv_cb *srv__find_cb(const struct srv *srv, const char *name);
+
+/* srv__authenticated registers s (now authenticated as s->domain) in the
+ * router; a session that held the name before is closed with conflict
+ * (DESIGN: the new session wins).  0/XE_NOMEM. */
+int srv__authenticated(struct srv *srv, struct sess_comp *s);
+
+/* srv__route routes stanza st (taken) sent by authenticated session from,
+ * whose 'from' and 'to' the session has checked. */
+void srv__route(struct srv *srv, struct sess_comp *from, struct stz *st);
+
+/* srv__touch lowers the deadline hint to s's next deadline. */
+void srv__touch(struct srv *srv, const struct sess_comp *s);
+
+#endif
