@@ -157,6 +157,7 @@ struct bench_opts {
     const char *label;
     int cross; /* 1: spread each pair's two ends over different targets */
     int json;
+    const char *json_out; /* also append the JSON object to this file */
     int header;
     int allow_remote;
 };

@@ -65,6 +65,28 @@ static void print_header(void)
            "lost", "ooo", "dup", "err");
 }
 
+static void print_json(FILE *f, struct bench *b, const char *label, double secs,
+                       double rate, const double lat[4], uint64_t lost, uint64_t ooo,
+                       uint64_t dup, uint64_t stalls)
+{
+    fprintf(f, "{\"label\":\"");
+    for (const char *p = label; *p; p++)
+        if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+            fputc(*p, f);
+    fprintf(f,
+            "\",\"targets\":%u,\"pairs\":%u,\"window\":%u,\"size\":%u,"
+            "\"seconds\":%.3f,\"sent\":%" PRIu64 ",\"received\":%" PRIu64
+            ",\"msg_per_s\":%.1f,\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,"
+            "\"max\":%.1f,\"mean\":%.1f},\"lost\":%" PRIu64 ",\"out_of_order\":%" PRIu64
+            ",\"duplicates\":%" PRIu64 ",\"error_stanzas\":%" PRIu64
+            ",\"connection_failures\":%" PRIu64 ",\"unparsable\":%" PRIu64
+            ",\"window_stalls\":%" PRIu64 ",\"setup_ms\":%.1f}\n",
+            b->o.ntargets, b->o.pairs, b->o.window, b->o.size, secs, b->total_sent,
+            b->total_received, rate, lat[0], lat[1], lat[2], lat[3], lost, ooo, dup,
+            b->errors, b->conn_failures, b->bad, stalls,
+            b->t_start > b->t_setup0 ? (double)(b->t_start - b->t_setup0) / 1e6 : 0.0);
+}
+
 static void report(struct bench *b, int no_header)
 {
     uint64_t ooo = 0, dup = 0, stalls = 0;
@@ -89,23 +111,18 @@ static void report(struct bench *b, int no_header)
         snprintf(label, sizeof(label), "%u node%s", b->o.ntargets,
                  b->o.ntargets > 1 ? "s" : "");
 
+    double lat[4] = {p50, p99, mx, mean};
+    if (b->o.json_out) {
+        FILE *f = fopen(b->o.json_out, "a");
+        if (f == NULL) {
+            perror(b->o.json_out);
+        } else {
+            print_json(f, b, label, secs, rate, lat, lost, ooo, dup, stalls);
+            fclose(f);
+        }
+    }
     if (b->o.json) {
-        printf("{\"label\":\"");
-        for (const char *p = label; *p; p++)
-            if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
-                putchar(*p);
-        printf("\",\"targets\":%u,\"pairs\":%u,\"window\":%u,\"size\":%u,"
-               "\"seconds\":%.3f,\"sent\":%" PRIu64 ",\"received\":%" PRIu64
-               ",\"msg_per_s\":%.1f,\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,"
-               "\"max\":%.1f,\"mean\":%.1f},\"lost\":%" PRIu64
-               ",\"out_of_order\":%" PRIu64 ",\"duplicates\":%" PRIu64
-               ",\"error_stanzas\":%" PRIu64 ",\"connection_failures\":%" PRIu64
-               ",\"unparsable\":%" PRIu64 ",\"window_stalls\":%" PRIu64
-               ",\"setup_ms\":%.1f}\n",
-               b->o.ntargets, b->o.pairs, b->o.window, b->o.size, secs, b->total_sent,
-               b->total_received, rate, p50, p99, mx, mean, lost, ooo, dup, b->errors,
-               b->conn_failures, b->bad, stalls,
-               b->t_start > b->t_setup0 ? (double)(b->t_start - b->t_setup0) / 1e6 : 0.0);
+        print_json(stdout, b, label, secs, rate, lat, lost, ooo, dup, stalls);
         return;
     }
     if (!no_header)
@@ -462,6 +479,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
         {"placement", required_argument, NULL, 'L'},
         {"label", required_argument, NULL, 'l'},
         {"json", no_argument, NULL, 'j'},
+        {"json-out", required_argument, NULL, 'J'},
         {"no-header", no_argument, NULL, 'H'},
         {"header", no_argument, NULL, 'h' + 256},
         {"connect-timeout", required_argument, NULL, 'c'},
@@ -546,6 +564,9 @@ static int parse_args(struct bench *b, int argc, char **argv)
             break;
         case 'j':
             o->json = 1;
+            break;
+        case 'J':
+            o->json_out = optarg;
             break;
         case 'H':
             no_header = 1;

@@ -3,9 +3,11 @@
 
     fake_component_server.py PORT DOMAIN SECRET [--drop-every N] [--dup-every N]
                                                 [--swap-every N]
+    fake_component_server.py --conf STATE_DIR/xmppd.conf [--drop-every N] ...
 
-Accepts XEP-0114 components on 127.0.0.1:PORT (any name, one shared secret),
-checks the handshake, and routes each <message/> to the component named in
+Accepts XEP-0114 components on 127.0.0.1:PORT (any name, one shared secret;
+or, with --conf, the domain, first component-listen port and call-bridge
+secrets of an xmppd.conf), checks the handshake, and routes each <message/> to the component named in
 its 'to' attribute.  The --*-every options damage the stream on purpose
 (drop, duplicate, or swap two consecutive messages) so that the bench's
 lost / duplicate / out-of-order counters can be checked.  Not a test and not
@@ -26,6 +28,7 @@ counter = [0]
 
 
 async def handle(reader, writer, domain, secret):
+    """secret: one string for every component, or a dict name -> secret."""
     buf = b""
     while b">" not in buf.split(b"<stream:stream", 1)[-1]:
         data = await reader.read(4096)
@@ -48,7 +51,13 @@ async def handle(reader, writer, domain, secret):
             return
         buf += data
     hs = re.search(rb"<handshake>([0-9a-f]+)</handshake>", buf)
-    want = hashlib.sha1((sid + secret).encode()).hexdigest().encode()
+    if isinstance(secret, dict):
+        sec = secret.get(jid[: -len(domain) - 1] if jid.endswith("." + domain) else "")
+    else:
+        sec = secret
+    want = hashlib.sha1((sid + (sec or "")).encode()).hexdigest().encode()
+    if sec is None:
+        want = b"-"
     if not hs or hs.group(1) != want or not jid.endswith("." + domain):
         writer.write(b"<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:"
                      b"xmpp-streams'/></stream:error></stream:stream>")
@@ -104,8 +113,23 @@ async def handle(reader, writer, domain, secret):
 
 
 async def main():
-    port, domain, secret = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    args = sys.argv[4:]
+    if sys.argv[1] == "--conf":
+        port, domain, secret = 5223, None, {}
+        with open(sys.argv[2]) as f:
+            for line in f:
+                w = line.split()
+                if not w or w[0].startswith("#"):
+                    continue
+                if w[0] == "domain":
+                    domain = w[1]
+                elif w[0] == "component-listen" and port == 5223:
+                    port = int(w[1].rsplit(":", 1)[1])
+                elif w[0] == "callbridge":
+                    secret[w[1]] = w[2]
+        args = sys.argv[3:]
+    else:
+        port, domain, secret = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+        args = sys.argv[4:]
     for i in range(0, len(args), 2):
         opts[args[i].split("-")[2]] = int(args[i + 1])
     server = await asyncio.start_server(
