@@ -72,6 +72,28 @@ struct xs_limits {
 /* xs_limits_default fills l with the defaults above. */
 void xs_limits_default(struct xs_limits *l);
 
+/* The stream header, its XML declaration and any whitespace before it may
+ * take at most this many bytes (or max_stanza_bytes if smaller). */
+#define XS_MAX_HEADER_BYTES 8192
+
+/* XS_EV_OPEN: el is the root element as received: name "stream", ns
+ * STZ_NS_STREAMS, its attributes (to, from, id, version, unqualified;
+ * xml:lang as ns STZ_NS_XML, name "lang") and no children.  The content
+ * namespace, i.e. the default namespace the root declares (xmlns='...', e.g.
+ * jabber:component:accept; RFC 6120 §4.8.2), is added as the pseudo
+ * attribute "xmlns": stz_attr(el, "xmlns") is that URI, or NULL when the root
+ * declares no default namespace ("" for xmlns='').  Namespace processing
+ * never reports real xmlns attributes, so the name cannot clash, and
+ * stz_serialize never writes unqualified attributes named xmlns or xmlns:*.
+ * Prefixed declarations on the root (xmlns:stream, xmlns:db) are not
+ * reported.
+ *
+ * Character data between top-level elements: whitespace is allowed (RFC 6120
+ * §11.7, keep-alives); anything else is XS_COND_BAD_FORMAT (§4.9.3.1).
+ * Undefined entity references are XS_COND_RESTRICTED_XML, an encoding other
+ * than UTF-8 in the XML declaration XS_COND_UNSUPPORTED_ENCODING (§11.6),
+ * other XML and namespace errors (invalid UTF-8, unbound prefixes)
+ * XS_COND_NOT_WELL_FORMED, out of memory XS_COND_RESOURCE_CONSTRAINT. */
 enum xs_event_kind {
     XS_EV_OPEN,   /* stream header; el = the <stream:stream> element, no children */
     XS_EV_ELEM,   /* a complete top-level element (stanza or stream-level) */
@@ -88,7 +110,8 @@ struct xs_event {
 
 struct xs;
 
-/* xs_new creates a framer with limits (NULL for defaults).  0/XE_NOMEM. */
+/* xs_new creates a framer with limits (NULL for defaults; zero fields also
+ * take their default).  0/XE_NOMEM. */
 int xs_new(const struct xs_limits *limits, struct xs **out);
 /* xs_free frees the framer and any queued, unpulled events. */
 void xs_free(struct xs *xs);
@@ -106,6 +129,12 @@ bool xs_next(struct xs *xs, struct xs_event *ev);
  * state and queued events (RFC 6120 §4.3.3: the stream restarts after
  * STARTTLS and SASL success).  0/XE_NOMEM. */
 int xs_reset(struct xs *xs);
+
+/* xs_parser_mem returns the bytes expat currently holds for this framer and
+ * the most it held since xs_new or the last xs_reset (for tests and stats).
+ * expat's memory is also capped (a multiple of max_stanza_bytes): beyond it
+ * the stream fails with policy-violation. */
+void xs_parser_mem(const struct xs *xs, size_t *cur, size_t *peak);
 
 /* xs_write_error appends a stream error, per RFC 6120 §4.9: 
  * <stream:error><cond xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>

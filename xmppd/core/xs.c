@@ -1,0 +1,689 @@
+/* xs.c: the XML stream framer: expat in, stream events out (RFC 6120 §4).
+ *
+ * One expat parser per stream, with namespace processing.  Handlers build
+ * the current top-level element as a struct stz tree and queue an event when
+ * it completes.  Limits are enforced as bytes arrive: xs_feed hands expat no
+ * more bytes than the current unit (the stream header, or one top-level
+ * element) may still take, so expat's buffer and our tree stay bounded by
+ * max_stanza_bytes even when a peer sends one endless token.  expat's own
+ * allocations are counted and capped as a second fence. */
+#include "xs.h"
+
+#include <assert.h>
+#include <limits.h>
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <expat.h>
+
+#include "err.h"
+
+/* expat reports qualified names as "uri<SEP>local".  A C0 control cannot
+ * occur in XML 1.0 names or URIs, not even as a character reference, so it
+ * cannot be confused with content (expat >= 2.4.5 also rejects namespace
+ * URIs that contain the separator). */
+#define XS_NS_SEP '\x01'
+
+/* Memory cap for expat: generous (its buffer doubles, names and attribute
+ * values are pooled), only a fence against surprises. */
+#define XS_MEM_CAP(max) ((max)*8 + (size_t)1024 * 1024)
+
+struct xs_mem {
+    size_t cur, peak, cap;
+    bool over; /* an allocation was refused because of cap */
+};
+
+struct xs_evnode {
+    struct xs_event ev;
+    struct xs_evnode *next;
+};
+
+struct xs {
+    struct xs_limits lim;
+    XML_Parser p;
+    struct xs_mem mem;
+    long long fed;        /* bytes handed to this parser */
+    long long unit_start; /* parser offset where the current unit began */
+    unsigned level;       /* open elements, the stream root included */
+    unsigned ns_decls;    /* xmlns declarations seen for the next start tag */
+    bool opened;          /* the stream header was received */
+    char *default_ns;     /* default namespace declared on the root, or NULL */
+    struct stz *top;      /* the top-level element being built, or NULL */
+    struct stz *cur;      /* innermost open element of top */
+    struct xs_evnode *head, *tail;
+    bool done;            /* an ERROR or CLOSE is decided */
+    bool term_pending;    /* term not yet pulled */
+    struct xs_event term; /* the final ERROR or CLOSE event */
+};
+
+static const char *const xs_cond_names[] = {
+#define XS_COND_STR_(name, str) str,
+    XS_CONDS(XS_COND_STR_)
+#undef XS_COND_STR_
+};
+
+const char *xs_cond_name(enum xs_cond cond)
+{
+    if ((unsigned)cond >= XS_COND_COUNT)
+        return "undefined-condition";
+    return xs_cond_names[cond];
+}
+
+void xs_limits_default(struct xs_limits *l)
+{
+    l->max_stanza_bytes = 256 * 1024;
+    l->max_depth = 32;
+    l->max_attrs = 64;
+}
+
+/* ---- expat memory accounting ------------------------------------------- */
+
+/* expat's allocator has no user pointer, so the framer being driven is set
+ * around every expat call that may allocate; each block remembers its
+ * account, so frees are charged correctly whoever triggers them. */
+static _Thread_local struct xs_mem *xs__mem_current;
+
+union xs_memhdr {
+    max_align_t align;
+    struct {
+        struct xs_mem *acct;
+        size_t size;
+    } h;
+};
+
+static void *xs__malloc(size_t n)
+{
+    struct xs_mem *m = xs__mem_current;
+    union xs_memhdr *h;
+
+    if (n > SIZE_MAX - sizeof *h)
+        return NULL;
+    if (m != NULL && n > m->cap - m->cur) {
+        m->over = true;
+        return NULL;
+    }
+    h = malloc(sizeof *h + n);
+    if (h == NULL)
+        return NULL;
+    h->h.acct = m;
+    h->h.size = n;
+    if (m != NULL) {
+        m->cur += n;
+        if (m->cur > m->peak)
+            m->peak = m->cur;
+    }
+    return h + 1;
+}
+
+static void xs__free(void *ptr)
+{
+    union xs_memhdr *h;
+
+    if (ptr == NULL)
+        return;
+    h = (union xs_memhdr *)ptr - 1;
+    if (h->h.acct != NULL)
+        h->h.acct->cur -= h->h.size;
+    free(h);
+}
+
+static void *xs__realloc(void *ptr, size_t n)
+{
+    union xs_memhdr *h, *nh;
+    struct xs_mem *m;
+
+    if (ptr == NULL)
+        return xs__malloc(n);
+    h = (union xs_memhdr *)ptr - 1;
+    m = h->h.acct;
+    if (n > SIZE_MAX - sizeof *h)
+        return NULL;
+    if (m != NULL && n > h->h.size && n - h->h.size > m->cap - m->cur) {
+        m->over = true;
+        return NULL;
+    }
+    nh = realloc(h, sizeof *nh + n);
+    if (nh == NULL)
+        return NULL;
+    if (m != NULL) {
+        m->cur = m->cur - nh->h.size + n;
+        if (m->cur > m->peak)
+            m->peak = m->cur;
+    }
+    nh->h.size = n;
+    return nh + 1;
+}
+
+static const XML_Memory_Handling_Suite xs__mm = {xs__malloc, xs__realloc, xs__free};
+
+void xs_parser_mem(const struct xs *xs, size_t *cur, size_t *peak)
+{
+    if (cur != NULL)
+        *cur = xs->mem.cur;
+    if (peak != NULL)
+        *peak = xs->mem.peak;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static void xs__stop(struct xs *xs)
+{
+    XML_StopParser(xs->p, XML_FALSE);
+}
+
+/* xs__fail decides the stream's end with an error (the first one wins),
+ * drops the element being built and stops expat. */
+static void xs__fail(struct xs *xs, enum xs_cond cond, const char *text)
+{
+    if (xs->done)
+        return;
+    xs->done = true;
+    xs->term_pending = true;
+    xs->term.kind = XS_EV_ERROR;
+    xs->term.el = NULL;
+    xs->term.cond = cond;
+    xs->term.text = text;
+    stz_free(xs->top);
+    xs->top = xs->cur = NULL;
+    xs__stop(xs);
+}
+
+static void xs__nomem(struct xs *xs)
+{
+    /* RFC 6120 §4.9.3.17: the server lacks the resources to serve the
+     * stream. */
+    xs__fail(xs, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
+}
+
+/* xs__push queues an event carrying el (taken; freed on failure). */
+static void xs__push(struct xs *xs, enum xs_event_kind kind, struct stz *el)
+{
+    struct xs_evnode *n = calloc(1, sizeof *n);
+
+    if (n == NULL) {
+        stz_free(el);
+        xs__nomem(xs);
+        return;
+    }
+    n->ev.kind = kind;
+    n->ev.el = el;
+    if (xs->tail != NULL)
+        xs->tail->next = n;
+    else
+        xs->head = n;
+    xs->tail = n;
+}
+
+static void xs__drop_queue(struct xs *xs)
+{
+    struct xs_evnode *n = xs->head, *next;
+
+    while (n != NULL) {
+        next = n->next;
+        stz_free(n->ev.el);
+        free(n);
+        n = next;
+    }
+    xs->head = xs->tail = NULL;
+}
+
+bool xs_next(struct xs *xs, struct xs_event *ev)
+{
+    struct xs_evnode *n = xs->head;
+
+    if (n != NULL) {
+        xs->head = n->next;
+        if (xs->head == NULL)
+            xs->tail = NULL;
+        *ev = n->ev;
+        free(n);
+        return true;
+    }
+    if (xs->term_pending) {
+        xs->term_pending = false;
+        *ev = xs->term;
+        return true;
+    }
+    return false;
+}
+
+/* ---- expat handlers ---------------------------------------------------- */
+
+/* xs__unit_end marks the end of the current expat event as the start of the
+ * next unit (after the stream header, a top-level element, or whitespace). */
+static void xs__unit_end(struct xs *xs)
+{
+    xs->unit_start = XML_GetCurrentByteIndex(xs->p) + XML_GetCurrentByteCount(xs->p);
+}
+
+/* xs__split splits an expat name "uri<SEP>local" into an owned copy of the
+ * URI (*ns, NULL when unqualified) and a borrowed local name.  0/XE_NOMEM. */
+static int xs__split(const char *qname, char **ns, const char **local)
+{
+    const char *sep = strchr(qname, XS_NS_SEP);
+
+    *ns = NULL;
+    *local = qname;
+    if (sep == NULL)
+        return 0;
+    *ns = strndup(qname, (size_t)(sep - qname));
+    if (*ns == NULL)
+        return XE_NOMEM;
+    *local = sep + 1;
+    return 0;
+}
+
+/* xs__element makes the stz element for an expat start tag. */
+static struct stz *xs__element(const char *qname, const char **atts)
+{
+    struct stz *el = NULL;
+    const char *local;
+    char *ns;
+
+    if (xs__split(qname, &ns, &local) != 0)
+        return NULL;
+    el = stz_new(local, ns);
+    free(ns);
+    if (el == NULL)
+        return NULL;
+    for (size_t i = 0; atts[i] != NULL; i += 2) {
+        int rv;
+
+        if (xs__split(atts[i], &ns, &local) != 0)
+            goto err;
+        rv = stz_set_attr_ns(el, ns, local, atts[i + 1]);
+        free(ns);
+        if (rv != 0)
+            goto err;
+    }
+    return el;
+err:
+    stz_free(el);
+    return NULL;
+}
+
+static void xs__on_root(struct xs *xs, const char *qname, const char **atts)
+{
+    struct stz *el;
+
+    /* RFC 6120 §4.8.1: the root is <stream> in the streams namespace; any
+     * other is invalid-namespace (§4.9.3.10). */
+    if (strncmp(qname, STZ_NS_STREAMS, strlen(STZ_NS_STREAMS)) != 0 ||
+        strcmp(qname + strlen(STZ_NS_STREAMS), "\x01stream") != 0) {
+        xs__fail(xs, XS_COND_INVALID_NAMESPACE,
+                 "the stream root must be {http://etherx.jabber.org/streams}stream");
+        return;
+    }
+    el = xs__element(qname, atts);
+    if (el == NULL || (xs->default_ns && stz_set_attr(el, "xmlns", xs->default_ns))) {
+        stz_free(el);
+        xs__nomem(xs);
+        return;
+    }
+    xs->opened = true;
+    xs__unit_end(xs);
+    xs__push(xs, XS_EV_OPEN, el);
+}
+
+static void XMLCALL xs__on_start(void *ud, const char *qname, const char **atts)
+{
+    struct xs *xs = ud;
+    struct stz *el;
+    size_t nattrs = 0;
+
+    if (xs->done)
+        return;
+    while (atts[nattrs * 2] != NULL)
+        nattrs++;
+    xs->level++;
+    if (nattrs + xs->ns_decls > xs->lim.max_attrs) {
+        xs__fail(xs, XS_COND_POLICY_VIOLATION, "too many attributes");
+        return;
+    }
+    xs->ns_decls = 0;
+    if (xs->level == 1) {
+        xs__on_root(xs, qname, atts);
+        return;
+    }
+    if (xs->level - 1 > xs->lim.max_depth) {
+        xs__fail(xs, XS_COND_POLICY_VIOLATION, "elements nested too deep");
+        return;
+    }
+    el = xs__element(qname, atts);
+    if (el == NULL) {
+        xs__nomem(xs);
+        return;
+    }
+    if (xs->cur == NULL)
+        xs->top = el;
+    else
+        stz_append(xs->cur, el);
+    xs->cur = el;
+}
+
+static void XMLCALL xs__on_end(void *ud, const char *qname)
+{
+    struct xs *xs = ud;
+    struct stz *el;
+
+    if (xs->done)
+        return;
+    assert(xs->level > 0);
+    if (xs->level == 1) {
+        /* </stream:stream>: the stream is over (RFC 6120 §4.4); whatever
+         * follows it in the same chunk is ignored. */
+        xs->level = 0;
+        xs->done = true;
+        xs->term_pending = true;
+        memset(&xs->term, 0, sizeof xs->term);
+        xs->term.kind = XS_EV_CLOSE;
+        xs__stop(xs);
+        return;
+    }
+    xs->level--;
+    el = xs->cur;
+    xs->cur = el->parent;
+    if (xs->level == 1) {
+        xs->top = xs->cur = NULL;
+        xs__unit_end(xs);
+        xs__push(xs, XS_EV_ELEM, el);
+    }
+}
+
+static bool xs__is_ws(const char *s, int len)
+{
+    for (int i = 0; i < len; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return false;
+    return true;
+}
+
+static void XMLCALL xs__on_text(void *ud, const char *s, int len)
+{
+    struct xs *xs = ud;
+
+    if (xs->done)
+        return;
+    if (xs->level >= 2) {
+        if (stz_add_text(xs->cur, s, (size_t)len) != 0)
+            xs__nomem(xs);
+        return;
+    }
+    /* Between top-level elements only whitespace may appear (RFC 6120 §11.7,
+     * used for keep-alives); any other character data is XML we cannot
+     * process as a stream: bad-format (§4.9.3.1). */
+    if (!xs__is_ws(s, len)) {
+        xs__fail(xs, XS_COND_BAD_FORMAT, "character data at stream level");
+        return;
+    }
+    xs__unit_end(xs);
+}
+
+static void XMLCALL xs__on_ns_start(void *ud, const char *prefix, const char *uri)
+{
+    struct xs *xs = ud;
+
+    if (xs->done)
+        return;
+    xs->ns_decls++;
+    if (xs->level == 0 && prefix == NULL) {
+        /* The root's default namespace is the stream's content namespace
+         * (RFC 6120 §4.8.2). */
+        free(xs->default_ns);
+        xs->default_ns = strdup(uri ? uri : "");
+        if (xs->default_ns == NULL)
+            xs__nomem(xs);
+    }
+}
+
+static void XMLCALL xs__on_xmldecl(void *ud, const char *version, const char *encoding,
+                                   int standalone)
+{
+    struct xs *xs = ud;
+
+    /* RFC 6120 §11.6: streams are UTF-8 only. */
+    if (encoding != NULL && strcasecmp(encoding, "UTF-8") != 0)
+        xs__fail(xs, XS_COND_UNSUPPORTED_ENCODING, "only UTF-8 is supported");
+}
+
+/* RFC 6120 §11.1: no comments, processing instructions, DTDs or entity
+ * declarations (restricted-xml, §4.9.3.18).  Stopping at the DOCTYPE means
+ * no entity is ever declared, so none can be expanded. */
+static void XMLCALL xs__on_doctype(void *ud, const char *name, const char *sysid,
+                                   const char *pubid, int has_internal_subset)
+{
+    xs__fail(ud, XS_COND_RESTRICTED_XML, "DTDs are not allowed");
+}
+
+static void XMLCALL xs__on_entity(void *ud, const char *name, int is_pe,
+                                  const char *value, int value_len, const char *base,
+                                  const char *sysid, const char *pubid,
+                                  const char *notation)
+{
+    xs__fail(ud, XS_COND_RESTRICTED_XML, "entity declarations are not allowed");
+}
+
+static void XMLCALL xs__on_pi(void *ud, const char *target, const char *data)
+{
+    xs__fail(ud, XS_COND_RESTRICTED_XML, "processing instructions are not allowed");
+}
+
+static void XMLCALL xs__on_comment(void *ud, const char *data)
+{
+    xs__fail(ud, XS_COND_RESTRICTED_XML, "comments are not allowed");
+}
+
+static void XMLCALL xs__on_skipped(void *ud, const char *name, int is_pe)
+{
+    xs__fail(ud, XS_COND_RESTRICTED_XML, "entity references are not allowed");
+}
+
+static int XMLCALL xs__on_extent(XML_Parser p, const char *context, const char *base,
+                                 const char *sysid, const char *pubid)
+{
+    /* Never load anything (XXE): refusing makes expat fail the parse. */
+    return XML_STATUS_ERROR;
+}
+
+/* ---- parser lifetime --------------------------------------------------- */
+
+static int xs__parser_new(struct xs *xs)
+{
+    XML_Parser p;
+
+    memset(&xs->mem, 0, sizeof xs->mem);
+    xs->mem.cap = XS_MEM_CAP(xs->lim.max_stanza_bytes);
+    xs__mem_current = &xs->mem;
+    p = XML_ParserCreate_MM("UTF-8", &xs__mm, "\x01");
+    xs__mem_current = NULL;
+    if (p == NULL)
+        return XE_NOMEM;
+    XML_SetUserData(p, xs);
+    XML_SetElementHandler(p, xs__on_start, xs__on_end);
+    XML_SetCharacterDataHandler(p, xs__on_text);
+    XML_SetStartNamespaceDeclHandler(p, xs__on_ns_start);
+    XML_SetXmlDeclHandler(p, xs__on_xmldecl);
+    XML_SetStartDoctypeDeclHandler(p, xs__on_doctype);
+    XML_SetEntityDeclHandler(p, xs__on_entity);
+    XML_SetProcessingInstructionHandler(p, xs__on_pi);
+    XML_SetCommentHandler(p, xs__on_comment);
+    XML_SetSkippedEntityHandler(p, xs__on_skipped);
+    XML_SetExternalEntityRefHandler(p, xs__on_extent);
+    XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
+    /* expat 2.6 may defer parsing a token until more bytes arrive; a stream
+     * must deliver each stanza as soon as its last byte is in. */
+    XML_SetReparseDeferralEnabled(p, XML_FALSE);
+#endif
+    xs->p = p;
+    return 0;
+}
+
+/* xs__clear drops the parser and all per-stream state. */
+static void xs__clear(struct xs *xs)
+{
+    if (xs->p != NULL) {
+        xs__mem_current = &xs->mem;
+        XML_ParserFree(xs->p);
+        xs__mem_current = NULL;
+        xs->p = NULL;
+    }
+    stz_free(xs->top);
+    xs->top = xs->cur = NULL;
+    xs__drop_queue(xs);
+    free(xs->default_ns);
+    xs->default_ns = NULL;
+    xs->fed = xs->unit_start = 0;
+    xs->level = xs->ns_decls = 0;
+    xs->opened = xs->done = xs->term_pending = false;
+    memset(&xs->term, 0, sizeof xs->term);
+}
+
+int xs_new(const struct xs_limits *limits, struct xs **out)
+{
+    struct xs_limits def;
+    struct xs *xs;
+
+    *out = NULL;
+    xs_limits_default(&def);
+    xs = calloc(1, sizeof *xs);
+    if (xs == NULL)
+        return XE_NOMEM;
+    xs->lim = def;
+    if (limits != NULL) {
+        if (limits->max_stanza_bytes != 0)
+            xs->lim.max_stanza_bytes = limits->max_stanza_bytes;
+        if (limits->max_depth != 0)
+            xs->lim.max_depth = limits->max_depth;
+        if (limits->max_attrs != 0)
+            xs->lim.max_attrs = limits->max_attrs;
+    }
+    if (xs->lim.max_stanza_bytes > (SIZE_MAX - 1024 * 1024) / 8)
+        xs->lim.max_stanza_bytes = (SIZE_MAX - 1024 * 1024) / 8;
+    if (xs__parser_new(xs) != 0) {
+        free(xs);
+        return XE_NOMEM;
+    }
+    *out = xs;
+    return 0;
+}
+
+void xs_free(struct xs *xs)
+{
+    if (xs == NULL)
+        return;
+    xs__clear(xs);
+    free(xs);
+}
+
+int xs_reset(struct xs *xs)
+{
+    xs__clear(xs);
+    return xs__parser_new(xs);
+}
+
+/* xs__parse_error maps an expat failure that no handler decided. */
+static void xs__parse_error(struct xs *xs)
+{
+    enum XML_Error e = XML_GetErrorCode(xs->p);
+    const char *text = XML_ErrorString(e);
+
+    switch (e) {
+    case XML_ERROR_NO_MEMORY:
+        if (xs->mem.over)
+            xs__fail(xs, XS_COND_POLICY_VIOLATION, "parser memory limit");
+        else
+            xs__nomem(xs);
+        break;
+    case XML_ERROR_UNDEFINED_ENTITY:
+    case XML_ERROR_EXTERNAL_ENTITY_HANDLING:
+        /* RFC 6120 §11.1: only the five predefined entities. */
+        xs__fail(xs, XS_COND_RESTRICTED_XML, text);
+        break;
+    case XML_ERROR_UNKNOWN_ENCODING:
+    case XML_ERROR_INCORRECT_ENCODING:
+        xs__fail(xs, XS_COND_UNSUPPORTED_ENCODING, text);
+        break;
+    default:
+        /* §4.9.3.13: violations of XML or Namespaces in XML, invalid UTF-8
+         * included. */
+        xs__fail(xs, XS_COND_NOT_WELL_FORMED, text);
+        break;
+    }
+}
+
+int xs_feed(struct xs *xs, const void *data, size_t len)
+{
+    const char *p = data;
+
+    if (xs->done || xs->p == NULL)
+        return XE_STATE;
+    while (len > 0 && !xs->done) {
+        size_t lim = xs->lim.max_stanza_bytes, used, n;
+        enum XML_Status st;
+
+        if (!xs->opened && lim > XS_MAX_HEADER_BYTES)
+            lim = XS_MAX_HEADER_BYTES;
+        used = (size_t)(xs->fed - xs->unit_start);
+        if (used >= lim) {
+            /* The current unit already took all it may and is not complete:
+             * RFC 6120 §4.9.3.14 policy-violation, before expat buffers
+             * more. */
+            xs__fail(xs, XS_COND_POLICY_VIOLATION,
+                     xs->opened ? "stanza too large" : "stream header too large");
+            break;
+        }
+        n = lim - used;
+        if (n > len)
+            n = len;
+        if (n > INT_MAX / 2)
+            n = INT_MAX / 2;
+        xs__mem_current = &xs->mem;
+        st = XML_Parse(xs->p, p, (int)n, XML_FALSE);
+        xs__mem_current = NULL;
+        xs->fed += (long long)n;
+        p += n;
+        len -= n;
+        if (st == XML_STATUS_ERROR && !xs->done)
+            xs__parse_error(xs);
+    }
+    return 0;
+}
+
+int xs_write_error(struct buf *out, enum xs_cond cond, const char *text)
+{
+    size_t mark = out->len;
+    struct stz *t = NULL;
+    int rv;
+
+    /* RFC 6120 §4.9.2: the condition element and the optional <text/> are in
+     * the urn:ietf:params:xml:ns:xmpp-streams namespace; §4.9.1.1: the error
+     * is followed by the closing stream tag. */
+    if ((rv = buf_printf(out, "<stream:error><%s xmlns='%s'/>", xs_cond_name(cond),
+                         STZ_NS_XSTREAMS)) != 0)
+        goto err;
+    if (text != NULL) {
+        t = stz_new("text", STZ_NS_XSTREAMS);
+        if (t == NULL || stz_add_text(t, text, strlen(text)) != 0) {
+            rv = XE_NOMEM;
+            goto err;
+        }
+        if ((rv = stz_serialize(t, "", out)) != 0)
+            goto err;
+        stz_free(t);
+        t = NULL;
+    }
+    if ((rv = buf_puts(out, "</stream:error></stream:stream>")) != 0)
+        goto err;
+    return 0;
+err:
+    stz_free(t);
+    out->len = mark;
+    if (out->data != NULL)
+        out->data[mark] = '\0';
+    return rv;
+}
