@@ -341,9 +341,35 @@ static void test_peer_closes(void)
     fx_stop(&fx);
 }
 
-TL_MAIN(T(test_handshake_ok), T(test_handshake_bytewise), T(test_wrong_secret),
-        T(test_garbage_handshake), T(test_unknown_name), T(test_stanza_before_handshake),
-        T(test_host_unknown), T(test_invalid_namespace), T(test_malformed_xml),
-        T(test_oversized_stanza), T(test_billion_laughs), T(test_conflict_on_reconnect),
-        T(test_auth_timeout), T(test_secret_change_closes), T(test_delete_closes),
-        T(test_shutdown), T(test_peer_closes))
+static void test_new_refuses(void)
+{
+    struct srv_config cfg;
+    struct srv_env env = {0};
+    struct srv *srv = NULL;
+
+    srv_config_default(&cfg);
+    env.send = fx_send;
+    env.close = fx_close;
+    env.random = fx_random;
+    env.ud = &fx;
+    CHECK_INT(srv_new(&cfg, &env, &srv), XE_INVAL); /* no domain */
+    cfg.domain = "bad domain";
+    CHECK_INT(srv_new(&cfg, &env, &srv), XE_INVAL);
+    cfg.domain = "user@example.com";
+    CHECK_INT(srv_new(&cfg, &env, &srv), XE_INVAL);
+    cfg.domain = "Example.COM";
+    env.random = NULL;
+    CHECK_INT(srv_new(&cfg, &env, &srv), XE_INVAL);
+    env.random = fx_random;
+    REQUIRE(srv_new(&cfg, &env, &srv) == 0);
+    CHECK_INT(srv_conn_open(srv, 1, SRV_LISTENER_CLIENT, "x", 0), XE_UNSUPPORTED);
+    CHECK(srv_next_deadline(srv) == SRV_NO_DEADLINE);
+    srv_free(srv);
+}
+
+TL_MAIN(T(test_new_refuses), T(test_handshake_ok), T(test_handshake_bytewise),
+        T(test_wrong_secret), T(test_garbage_handshake), T(test_unknown_name),
+        T(test_stanza_before_handshake), T(test_host_unknown), T(test_invalid_namespace),
+        T(test_malformed_xml), T(test_oversized_stanza), T(test_billion_laughs),
+        T(test_conflict_on_reconnect), T(test_auth_timeout), T(test_secret_change_closes),
+        T(test_delete_closes), T(test_shutdown), T(test_peer_closes))

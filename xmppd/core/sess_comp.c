@@ -243,6 +243,8 @@ static void sc_handshake(struct sess_comp *s, const struct stz *el)
         match = sodium_memcmp(got, want, SC_DIGEST_HEX) == 0;
     }
     sodium_memzero(want, sizeof want);
+    sodium_memzero(got, sizeof got);
+    sodium_memzero(text, strlen(text));
     free(text);
     if (!match || cb == NULL) {
         srv->stats.auth_failures++;

@@ -257,13 +257,13 @@ int srv_set_callbridge(struct srv *srv, const char *name, const unsigned char *s
         cb->len = len;
         cb->next = srv->cbs;
         srv->cbs = cb;
-        SRV_LOG(srv, LOG_INFO, "call bridge %s added", n);
+        SRV_LOG(srv, LOG_DEBUG, "call bridge %s added", n);
         return 0;
     }
     sodium_free(cb->secret);
     cb->secret = copy;
     cb->len = len;
-    SRV_LOG(srv, LOG_INFO, "call bridge %s secret changed", n);
+    SRV_LOG(srv, LOG_DEBUG, "call bridge %s secret changed", n);
     s = srv_cb_session(srv, n);
     if (s != NULL)
         sess_comp_fail(s, XS_COND_NOT_AUTHORIZED, "secret changed");
@@ -288,7 +288,7 @@ int srv_del_callbridge(struct srv *srv, const char *name)
         *p = cb->next;
         srv_cb_free(cb);
     }
-    SRV_LOG(srv, LOG_INFO, "call bridge %s deleted", n);
+    SRV_LOG(srv, LOG_DEBUG, "call bridge %s deleted", n);
     /* RFC 6120 §4.9.3.5 host-gone: the domain is no longer served. */
     s = srv_cb_session(srv, n);
     if (s != NULL)
@@ -347,6 +347,12 @@ void srv__route(struct srv *srv, struct sess_comp *from, struct stz *st)
 {
     struct rt_route r;
 
+    if (LOG_ON(srv->env.log, LOG_TRACE)) {
+        struct buf t = {0};
+        if (stz_serialize(st, STZ_NS_COMPONENT, &t) == 0)
+            SRV_LOG(srv, LOG_TRACE, "c%" PRIu64 " in: %s", from->conn, t.data);
+        buf_free(&t);
+    }
     if (rt_decide(srv->rt, st, &r) < 0) {
         SRV_LOG(srv, LOG_WARN, "c%" PRIu64 " out of memory routing a %s, dropped",
                 from->conn, st->name);
