@@ -26,13 +26,22 @@ const struct raft_member *raft_config_find_address(const struct raft_config *c,
     return NULL;
 }
 
+/* Length of s, but at most max (strnlen is POSIX, not C11). */
+static size_t bounded_len(const char *s, size_t max)
+{
+    size_t n = 0;
+    while (n < max && s[n] != '\0')
+        n++;
+    return n;
+}
+
 static int check_member(uint64_t id, const char *address, enum raft_member_role role)
 {
     if (id == 0 || (role != RAFT_VOTER && role != RAFT_NONVOTER))
         return RAFT_EINVAL;
     if (address == NULL)
         return RAFT_EADDR;
-    size_t len = strnlen(address, RAFT_ADDR_MAX);
+    size_t len = bounded_len(address, RAFT_ADDR_MAX);
     if (len == 0 || len >= RAFT_ADDR_MAX)
         return RAFT_EADDR;
     return 0;
@@ -80,7 +89,7 @@ int raft_config_validate(const struct raft_config *c)
         return RAFT_ETOOMANY;
     for (unsigned i = 0; i < c->n; i++) {
         const struct raft_member *m = &c->members[i];
-        if (strnlen(m->address, RAFT_ADDR_MAX) >= RAFT_ADDR_MAX)
+        if (bounded_len(m->address, RAFT_ADDR_MAX) >= RAFT_ADDR_MAX)
             return RAFT_EADDR;
         int rc = check_member(m->id, m->address, m->role);
         if (rc != 0)
