@@ -25,12 +25,15 @@
  * 4 a check failed (lost or reordered messages). */
 #include <errno.h>
 #include <stdarg.h>
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -265,9 +268,6 @@ static void on_conn(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
     if (ev == XMPP_CONN_CONNECT) {
         x->connected = x->ever_connected = true;
         out("connected jid=%s", x->jid);
-        xmpp_handler_add(conn, on_message, NULL, "message", NULL, x);
-        xmpp_handler_add(conn, on_presence, NULL, "presence", NULL, x);
-        xmpp_handler_add(conn, on_iq, NULL, "iq", NULL, x);
         return;
     }
     if (se != NULL)
@@ -293,6 +293,49 @@ static bool tasks_done(struct xc *x)
     return x->tasks_sent && xmpp_conn_send_queue_len(x->conn) == 0 &&
            x->received >= x->expect_n && x->presences >= x->expect_presence &&
            (!x->iq || x->iq_done);
+}
+
+/* libstrophe 0.12.2 allocates the stream-management state only in
+ * xmpp_connect_client, yet reads it after every stanza on any connection, so
+ * a component connection crashes on its first stanza (src/conn.c,
+ * _handle_stream_stanza).  Work around it by letting a throwaway client
+ * connection fail against a bound but non-listening local port (an instant
+ * refusal), then moving its state to our connection. */
+static void dummy_cb(xmpp_conn_t *c, xmpp_conn_event_t ev, int err,
+                     xmpp_stream_error_t *se, void *ud)
+{
+    *(int *)ud = 1;
+}
+
+static void borrow_sm_state(xmpp_ctx_t *ctx, xmpp_conn_t *conn)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    xmpp_conn_t *dummy;
+    xmpp_sm_state_t *st;
+    int fd, done = 0;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    dummy = xmpp_conn_new(ctx);
+    xmpp_conn_set_jid(dummy, "probe@127.0.0.1");
+    xmpp_conn_set_flags(dummy, XMPP_CONN_FLAG_DISABLE_TLS);
+    if (xmpp_connect_client(dummy, "127.0.0.1", ntohs(a.sin_port), dummy_cb, &done) ==
+        XMPP_EOK) {
+        for (int i = 0; i < 100 && !done; i++)
+            xmpp_run_once(ctx, 10);
+    }
+    st = xmpp_conn_get_sm_state(dummy);
+    if (st != NULL && xmpp_conn_set_sm_state(conn, st) != XMPP_EOK)
+        xmpp_free_sm_state(st);
+    xmpp_conn_release(dummy);
+    close(fd);
 }
 
 static void usage(void)
@@ -397,6 +440,10 @@ int main(int argc, char **argv)
     x.conn = xmpp_conn_new(x.ctx);
     xmpp_conn_set_jid(x.conn, x.jid);
     xmpp_conn_set_pass(x.conn, x.secret);
+    borrow_sm_state(x.ctx, x.conn);
+    xmpp_handler_add(x.conn, on_message, NULL, "message", NULL, &x);
+    xmpp_handler_add(x.conn, on_presence, NULL, "presence", NULL, &x);
+    xmpp_handler_add(x.conn, on_iq, NULL, "iq", NULL, &x);
     if (xmpp_connect_component(x.conn, x.host, (unsigned short)x.port, on_conn, &x) !=
         XMPP_EOK) {
         out("disconnected error=-1");
