@@ -379,6 +379,10 @@ int ctl_dispatch(const struct ctl_command *table, size_t n, void *ud, json_t *ms
         return XE_NOMEM;
     int rc = c->fn(ud, args, &result, &err);
     json_decref(args);
+    if (rc == CTL_DEFERRED) {
+        json_decref(result);
+        return CTL_DEFERRED;
+    }
     if (rc < 0) {
         json_decref(result);
         if (err.code[0] == '\0')

@@ -141,10 +141,15 @@ int ctl_response_parse(json_t *msg, json_int_t *id, bool *ok, json_t **result,
 
 /* ---- dispatch --------------------------------------------------------- */
 
+/* A handler's return value meaning "the answer comes later": the handler
+ * took a deferral from its edge (ctl_server_defer) and will finish it, e.g.
+ * once a cluster write is committed. */
+#define CTL_DEFERRED 1
+
 /* One command the daemon serves.  fn gets args (borrowed, an object) and
  * returns 0 with *result set (owned by the dispatcher; NULL means {}), or a
  * negative XE_ code with err filled (an empty err->code is filled from the
- * XE code and an empty message from xe_strerror). */
+ * XE code and an empty message from xe_strerror), or CTL_DEFERRED. */
 struct ctl_command {
     const char *name; /* "xmpp.callbridge.add" */
     int (*fn)(void *ud, json_t *args, json_t **result, struct ctl_error *err);
@@ -153,7 +158,9 @@ struct ctl_command {
 /* ctl_dispatch answers one decoded request message (borrowed): validates it,
  * finds the command in table (n entries), calls it with ud, and returns the
  * response (owned) in *response.  Every request gets exactly one response:
- * invalid requests and unknown commands included.  0, or XE_NOMEM. */
+ * invalid requests and unknown commands included.  0, XE_NOMEM, or
+ * CTL_DEFERRED when the handler deferred (*response is NULL: the edge sends
+ * the response later, with the request's id). */
 int ctl_dispatch(const struct ctl_command *table, size_t n, void *ud, json_t *msg,
                  json_t **response);
 
