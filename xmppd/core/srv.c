@@ -391,19 +391,27 @@ void srv__touch(struct srv *srv, const struct sess_comp *s)
 
 /* ---- events from the edge ---- */
 
+/* srv_clock takes the time handed in; it never goes back, so a caller's
+ * stale now_ms cannot make an idle interval wrap around. */
+static void srv_clock(struct srv *srv, uint64_t now_ms)
+{
+    if (now_ms > srv->now_ms)
+        srv->now_ms = now_ms;
+}
+
 int srv_conn_open(struct srv *srv, uint64_t conn, enum srv_listener kind,
                   const char *peer, uint64_t now_ms)
 {
     struct sess_comp **p, *s;
     int rc;
 
-    srv->now_ms = now_ms;
+    srv_clock(srv, now_ms);
     if (kind != SRV_LISTENER_COMPONENT)
         return XE_UNSUPPORTED;
     p = srv_slot(srv, conn);
     if (*p != NULL)
         return XE_EXISTS;
-    rc = sess_comp_new(srv, conn, peer, now_ms, &s);
+    rc = sess_comp_new(srv, conn, peer, srv->now_ms, &s);
     if (rc < 0)
         return rc;
     *p = s;
@@ -420,7 +428,7 @@ void srv_conn_input(struct srv *srv, uint64_t conn, const void *data, size_t len
 {
     struct sess_comp *s;
 
-    srv->now_ms = now_ms;
+    srv_clock(srv, now_ms);
     s = srv_find(srv, conn);
     if (s == NULL)
         return;
@@ -434,7 +442,7 @@ void srv_conn_closed(struct srv *srv, uint64_t conn, uint64_t now_ms)
 {
     struct sess_comp *s;
 
-    srv->now_ms = now_ms;
+    srv_clock(srv, now_ms);
     s = srv_find(srv, conn);
     if (s == NULL)
         return;
@@ -459,7 +467,7 @@ static void srv_touch_one(struct srv *srv, struct sess_comp *s)
 
 void srv_tick(struct srv *srv, uint64_t now_ms)
 {
-    srv->now_ms = now_ms;
+    srv_clock(srv, now_ms);
     srv_each(srv, srv_tick_one);
     srv->hint = SRV_NO_DEADLINE;
     srv_each(srv, srv_touch_one);
