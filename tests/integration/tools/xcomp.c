@@ -59,6 +59,7 @@ struct xc {
     xmpp_conn_t *conn;
     bool connected, ever_connected, started, tasks_sent, iq_done, reported, closing;
     bool finished, stream_end;
+    char iq_id[300];
     long received, presences;
     struct sender senders[MAX_SENDERS];
     size_t nsenders;
@@ -210,8 +211,10 @@ static int on_iq_reply(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     const char *type = xmpp_stanza_get_type(st);
     const char *from = xmpp_stanza_get_from(st);
 
+    if (type == NULL || (strcmp(type, "result") != 0 && strcmp(type, "error") != 0))
+        return 1;
     x->iq_done = true;
-    if (type != NULL && strcmp(type, "error") == 0) {
+    if (strcmp(type, "error") == 0) {
         xmpp_stanza_t *e = xmpp_stanza_get_child_by_name(st, "error");
         out("iq type=error from=%s condition=%s", from ? from : "",
             e ? first_tag_child(e, "text") : "?");
@@ -238,7 +241,10 @@ static void send_tasks(struct xc *x)
     if (x->send_n > 0)
         out("sent messages=%ld", x->send_n);
     if (x->iq) {
-        xmpp_stanza_t *iq = xmpp_iq_new(x->ctx, "get", "ping1");
+        /* The id names the sender, so that two xcomps pinging each other
+         * never mistake the other's request for their own reply. */
+        snprintf(x->iq_id, sizeof x->iq_id, "ping-%s", x->jid);
+        xmpp_stanza_t *iq = xmpp_iq_new(x->ctx, "get", x->iq_id);
         xmpp_stanza_t *ping = xmpp_stanza_new(x->ctx);
         xmpp_stanza_set_name(ping, "ping");
         xmpp_stanza_set_ns(ping, "urn:xmpp:ping");
@@ -246,7 +252,7 @@ static void send_tasks(struct xc *x)
         xmpp_stanza_release(ping);
         xmpp_stanza_set_to(iq, x->to);
         xmpp_stanza_set_from(iq, x->jid);
-        xmpp_id_handler_add(x->conn, on_iq_reply, "ping1", x);
+        xmpp_id_handler_add(x->conn, on_iq_reply, x->iq_id, x);
         xmpp_send(x->conn, iq);
         xmpp_stanza_release(iq);
     }

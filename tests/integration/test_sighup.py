@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""SIGHUP re-reads xmppd.conf: a new call bridge can then connect, a removed
+one has its session closed, and a malformed file is logged while the old
+configuration stays in force."""
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from xmppdtest import DOMAIN, Comp, Node, check, conf_text, run  # noqa: E402
+
+
+def main():
+    with Node(callbridges={"cb1": "hup-1", "cb9": "hup-9"}) as node:
+        node.start()
+        with Comp(node, "cb2", "hup-2") as c:
+            check(c.finish(30) == 1, "cb2 accepted before it exists:\n" + c.output())
+        with Comp(node, "cb9", "hup-9", "--stay") as old:
+            old.wait_line("^connected")
+            node.callbridges = {"cb1": "hup-1", "cb2": "hup-2"}
+            node.write_conf()
+            node.signal(signal.SIGHUP)
+            node.wait_log(r"call bridge cb9 removed")
+            old.wait_line("^disconnected", 15)
+            check(old.finish(15) == 0, old.output())
+        with Comp(node, "cb2", "hup-2") as c:
+            check(c.finish(30) == 0, "new cb2 refused:\n" + c.output())
+        with Comp(node, "cb9", "hup-9") as c:
+            check(c.finish(30) == 1, "removed cb9 accepted:\n" + c.output())
+
+        # A malformed file on reload: logged, old configuration kept.
+        node.write_conf(conf_text(DOMAIN, node.port, {"cb3": "hup-3"},
+                                  extra="bogus directive\n"))
+        node.signal(signal.SIGHUP)
+        line = node.wait_log(r"reload failed")
+        check("xmppd.conf:5: unknown directive 'bogus'" in line, line)
+        with Comp(node, "cb2", "hup-2") as c:
+            check(c.finish(30) == 0, "cb2 lost by a failed reload:\n" + c.output())
+        with Comp(node, "cb3", "hup-3") as c:
+            check(c.finish(30) == 1, "cb3 from a bad file accepted:\n" + c.output())
+        # A world-readable file on reload is refused the same way.
+        node.callbridges = {"cb1": "hup-1", "cb2": "hup-2", "cb4": "hup-4"}
+        node.write_conf(mode=0o644)
+        node.signal(signal.SIGHUP)
+        node.wait_log(r"reload failed.*chmod 600")
+        check(node.stop() == 0, "xmppd did not exit 0")
+        log = node.log()
+        for s in ("hup-1", "hup-2", "hup-3", "hup-4", "hup-9"):
+            check(s not in log, "secret %s in the log" % s)
+
+
+run(main)
