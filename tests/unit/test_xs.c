@@ -989,6 +989,130 @@ static void test_write_error(void)
     buf_free(&b);
 }
 
+/* prompt_check feeds HDR then stanza one byte at a time and checks that the
+ * element comes out exactly when its last byte is in, never later (the
+ * framer defers bytes inside long tokens; it must never sit on a complete
+ * one). */
+static void prompt_check(const char *stanza, size_t len)
+{
+    struct xs *xs;
+    struct xs_event ev;
+    size_t early = 0, late = 0;
+
+    REQUIRE(xs_new(NULL, &xs) == 0);
+    CHECK_INT(xs_feed(xs, HDR, strlen(HDR)), 0);
+    REQUIRE(xs_next(xs, &ev));
+    stz_free(ev.el);
+    for (size_t i = 0; i < len && early + late == 0; i++) {
+        if (xs_feed(xs, stanza + i, 1) != 0) {
+            early++;
+        } else if (xs_next(xs, &ev)) {
+            if (ev.kind != XS_EV_ELEM || i + 1 != len)
+                early++;
+            stz_free(ev.el);
+        } else if (i + 1 == len) {
+            late++;
+        }
+        if (early + late > 0)
+            fprintf(stderr, "at byte %zu of %zu: %.40s\n", i, len, stanza);
+    }
+    CHECK_INT(early, 0);
+    CHECK_INT(late, 0);
+    xs_free(xs);
+}
+
+static void test_prompt_delivery(void)
+{
+    struct buf b = {0};
+    const char *fills[] = {"a", "a>b\"c", "<'x'>", "]]>--?>"};
+
+    for (size_t f = 0; f < sizeof fills / sizeof fills[0]; f++) {
+        /* a long attribute value holding the other quote and '>' */
+        const char *af = strchr(fills[f], '<') ? "'>'&lt;" : fills[f];
+
+        buf_reset(&b);
+        buf_puts(&b, "<message a='");
+        while (b.len < 20000)
+            buf_puts(&b, strchr(af, '\'') ? "x" : af);
+        buf_puts(&b, "' b=\"");
+        while (b.len < 40000)
+            buf_puts(&b, strchr(af, '"') ? "y" : af);
+        buf_puts(&b, "\"/>");
+        prompt_check(b.data, b.len);
+        /* a long CDATA section holding quotes, '<' and '>' */
+        buf_reset(&b);
+        buf_puts(&b, "<message><body><![CDATA[");
+        while (b.len < 20000)
+            buf_puts(&b, strstr(fills[f], "]]>") ? "<'\"" : fills[f]);
+        buf_puts(&b, "]]></body></message>");
+        prompt_check(b.data, b.len);
+        /* long text with '>' and quotes, then a long start and end tag name */
+        buf_reset(&b);
+        buf_puts(&b, "<message>");
+        while (b.len < 10000)
+            buf_puts(&b, "'\">");
+        buf_puts(&b, "<x");
+        for (int i = 0; i < 5000; i++)
+            buf_puts(&b, "n");
+        buf_puts(&b, "></x");
+        for (int i = 0; i < 5000; i++)
+            buf_puts(&b, "n");
+        buf_puts(&b, "></message>");
+        prompt_check(b.data, b.len);
+    }
+    /* CDATA holding '>' and a quote, then a long tag: the scanner must know
+     * the quote was CDATA content */
+    buf_reset(&b);
+    buf_puts(&b, "<message><![CDATA[> <x ']]><big a='");
+    for (int i = 0; i < 5000; i++)
+        buf_puts(&b, "v");
+    buf_puts(&b, "'/></message>");
+    prompt_check(b.data, b.len);
+    /* many long start tags in a row, and an empty element last */
+    buf_reset(&b);
+    buf_puts(&b, "<message>");
+    for (int k = 0; k < 20; k++) {
+        buf_puts(&b, "<a v='");
+        for (int i = 0; i < 2000; i++)
+            buf_puts(&b, "v");
+        buf_puts(&b, "'>");
+    }
+    for (int k = 0; k < 20; k++)
+        buf_puts(&b, "</a>");
+    buf_puts(&b, "<last k='");
+    for (int i = 0; i < 3000; i++)
+        buf_puts(&b, ">");
+    buf_puts(&b, "'/></message>");
+    prompt_check(b.data, b.len);
+    buf_free(&b);
+}
+
+/* A peer that trickles a huge start tag one byte at a time still gets its
+ * limit error, and the element just under the limit still arrives. */
+static void test_trickled_tag_limit(void)
+{
+    struct xs_limits lim = {.max_stanza_bytes = 100000};
+    struct buf b = {0};
+    char *t;
+
+    buf_puts(&b, HDR "<message a='");
+    while (b.len < strlen(HDR) + 100000 - 3)
+        buf_puts(&b, "a");
+    buf_puts(&b, "'/>");
+    t = run(&lim, b.data, b.len, 1);
+    CHECK(strstr(t, "\nELEM <message a='aaa") != NULL);
+    CHECK(strstr(t, "ERROR") == NULL);
+    free(t);
+    buf_puts(&b, "<message a='");
+    while (b.len < strlen(HDR) + 200001)
+        buf_puts(&b, "a");
+    t = run(&lim, b.data, b.len, 1);
+    CHECK_INT(count_lines(t, "ELEM"), 1);
+    CHECK(strstr(t, "ERROR policy-violation\n") != NULL);
+    free(t);
+    buf_free(&b);
+}
+
 TL_MAIN(T(test_cond_names), T(test_limits_default), T(test_open_event),
         T(test_open_without_default_ns), T(test_elem_tree), T(test_chunking_equivalence),
         T(test_roundtrip), T(test_close), T(test_bad_namespace), T(test_not_well_formed),
@@ -996,4 +1120,5 @@ TL_MAIN(T(test_cond_names), T(test_limits_default), T(test_open_event),
         T(test_stream_level_text), T(test_limit_stanza_bytes),
         T(test_limit_endless_token), T(test_limit_header), T(test_limit_depth),
         T(test_limit_attrs), T(test_zero_limits_take_defaults), T(test_encoding),
-        T(test_reset), T(test_error_is_final), T(test_write_error))
+        T(test_reset), T(test_error_is_final), T(test_write_error),
+        T(test_prompt_delivery), T(test_trickled_tag_limit))

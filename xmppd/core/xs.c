@@ -6,7 +6,15 @@
  * more bytes than the current unit (the stream header, or one top-level
  * element) may still take, so expat's buffer and our tree stay bounded by
  * max_stanza_bytes even when a peer sends one endless token.  expat's own
- * allocations are counted and capped as a second fence. */
+ * allocations are counted and capped as a second fence.
+ *
+ * CPU: expat (before 2.6) rescans an unfinished token from its start on
+ * every call, so a tag trickled in one byte at a time costs O(n^2).  xs_feed
+ * therefore holds bytes back while expat sits in a long unfinished token,
+ * until the held bytes could end that token (a small scanner tracks tags,
+ * quotes, comments, PIs and CDATA sections just enough to know) or until
+ * they are as many as expat already holds: each rescan then at least doubles
+ * the data, O(n log n) in all, and no complete token is ever delayed. */
 #include "xs.h"
 
 #include <assert.h>
@@ -32,6 +40,24 @@
  * values are pooled), only a fence against surprises. */
 #define XS_MEM_CAP(max) ((max)*8 + (size_t)1024 * 1024)
 
+/* Unfinished tokens up to this size are rescanned without deferral. */
+#define XS_DEFER_MIN 1024
+
+/* States of the token-end scanner (see the top of the file). */
+enum xs_scan {
+    XS_SCAN_TEXT,
+    XS_SCAN_LT,        /* after '<' */
+    XS_SCAN_TAG,       /* in a start or end tag */
+    XS_SCAN_SQ,        /* in a '...' attribute value */
+    XS_SCAN_DQ,        /* in a "..." attribute value */
+    XS_SCAN_BANG,      /* after "<!", matching "[CDATA[" (scan_k bytes so far) */
+    XS_SCAN_BANG_DASH, /* after "<!-" */
+    XS_SCAN_COMMENT,   /* until "-->" */
+    XS_SCAN_CDATA,     /* until "]]>" */
+    XS_SCAN_PI,        /* until "?>" */
+    XS_SCAN_DECL,      /* other "<!...": until any '>' */
+};
+
 struct xs_mem {
     size_t cur, peak, cap;
     bool over; /* an allocation was refused because of cap */
@@ -48,12 +74,17 @@ struct xs {
     struct xs_mem mem;
     long long fed;        /* bytes handed to this parser */
     long long unit_start; /* parser offset where the current unit began */
-    unsigned level;       /* open elements, the stream root included */
-    unsigned ns_decls;    /* xmlns declarations seen for the next start tag */
-    bool opened;          /* the stream header was received */
-    char *default_ns;     /* default namespace declared on the root, or NULL */
-    struct stz *top;      /* the top-level element being built, or NULL */
-    struct stz *cur;      /* innermost open element of top */
+    long long progress;   /* parser offset where the last expat event ended */
+    struct buf hold;      /* bytes received but deferred (see top of file) */
+    enum xs_scan scan;    /* token-end scanner over received bytes */
+    unsigned scan_k;
+    unsigned char prev1, prev2; /* the last two bytes scanned in this state */
+    unsigned level;             /* open elements, the stream root included */
+    unsigned ns_decls;          /* xmlns declarations seen for the next start tag */
+    bool opened;                /* the stream header was received */
+    char *default_ns;           /* default namespace declared on the root, or NULL */
+    struct stz *top;            /* the top-level element being built, or NULL */
+    struct stz *cur;            /* innermost open element of top */
     struct xs_evnode *head, *tail;
     bool done;            /* an ERROR or CLOSE is decided */
     bool term_pending;    /* term not yet pulled */
@@ -260,6 +291,12 @@ static void xs__unit_end(struct xs *xs)
     xs->unit_start = XML_GetCurrentByteIndex(xs->p) + XML_GetCurrentByteCount(xs->p);
 }
 
+/* xs__progress notes that expat got as far as the end of the current event. */
+static void xs__progress(struct xs *xs)
+{
+    xs->progress = XML_GetCurrentByteIndex(xs->p) + XML_GetCurrentByteCount(xs->p);
+}
+
 /* xs__split splits an expat name "uri<SEP>local" into an owned copy of the
  * URI (*ns, NULL when unqualified) and a borrowed local name.  0/XE_NOMEM. */
 static int xs__split(const char *qname, char **ns, const char **local)
@@ -337,6 +374,7 @@ static void XMLCALL xs__on_start(void *ud, const char *qname, const char **atts)
 
     if (xs->done)
         return;
+    xs__progress(xs);
     while (atts[nattrs * 2] != NULL)
         nattrs++;
     xs->level++;
@@ -372,6 +410,7 @@ static void XMLCALL xs__on_end(void *ud, const char *qname)
 
     if (xs->done)
         return;
+    xs__progress(xs);
     assert(xs->level > 0);
     if (xs->level == 1) {
         /* </stream:stream>: the stream is over (RFC 6120 §4.4); whatever
@@ -408,6 +447,7 @@ static void XMLCALL xs__on_text(void *ud, const char *s, int len)
 
     if (xs->done)
         return;
+    xs__progress(xs);
     if (xs->level >= 2) {
         if (stz_add_text(xs->cur, s, (size_t)len) != 0)
             xs__nomem(xs);
@@ -537,7 +577,11 @@ static void xs__clear(struct xs *xs)
     xs__drop_queue(xs);
     free(xs->default_ns);
     xs->default_ns = NULL;
-    xs->fed = xs->unit_start = 0;
+    xs->fed = xs->unit_start = xs->progress = 0;
+    buf_free(&xs->hold);
+    xs->scan = XS_SCAN_TEXT;
+    xs->scan_k = 0;
+    xs->prev1 = xs->prev2 = 0;
     xs->level = xs->ns_decls = 0;
     xs->opened = xs->done = xs->term_pending = false;
     memset(&xs->term, 0, sizeof xs->term);
@@ -616,18 +660,114 @@ static void xs__parse_error(struct xs *xs)
     }
 }
 
-int xs_feed(struct xs *xs, const void *data, size_t len)
+/* xs__scan_byte advances the token-end scanner by one byte; true when the
+ * byte may end an unfinished expat token. */
+static bool xs__scan_byte(struct xs *xs, unsigned char c)
 {
-    const char *p = data;
+    bool end = false;
 
-    if (xs->done || xs->p == NULL)
-        return XE_STATE;
+    switch (xs->scan) {
+    case XS_SCAN_TEXT:
+        if (c == '<')
+            xs->scan = XS_SCAN_LT;
+        break;
+    case XS_SCAN_LT:
+        if (c == '!') {
+            xs->scan = XS_SCAN_BANG;
+            xs->scan_k = 0;
+        } else if (c == '?') {
+            xs->scan = XS_SCAN_PI;
+        } else {
+            xs->scan = XS_SCAN_TAG;
+            return xs__scan_byte(xs, c);
+        }
+        break;
+    case XS_SCAN_TAG:
+        if (c == '\'')
+            xs->scan = XS_SCAN_SQ;
+        else if (c == '"')
+            xs->scan = XS_SCAN_DQ;
+        else if (c == '>')
+            end = true;
+        break;
+    case XS_SCAN_SQ:
+        if (c == '\'')
+            xs->scan = XS_SCAN_TAG;
+        break;
+    case XS_SCAN_DQ:
+        if (c == '"')
+            xs->scan = XS_SCAN_TAG;
+        break;
+    case XS_SCAN_BANG:
+        if (xs->scan_k == 0 && c == '-') {
+            xs->scan = XS_SCAN_BANG_DASH;
+        } else if (c == (unsigned char)"[CDATA["[xs->scan_k]) {
+            if (++xs->scan_k == 7)
+                xs->scan = XS_SCAN_CDATA;
+        } else {
+            xs->scan = XS_SCAN_DECL;
+            end = c == '>';
+        }
+        break;
+    case XS_SCAN_BANG_DASH:
+        xs->scan = c == '-' ? XS_SCAN_COMMENT : XS_SCAN_DECL;
+        end = c == '>';
+        break;
+    case XS_SCAN_COMMENT:
+        end = c == '>' && xs->prev1 == '-' && xs->prev2 == '-';
+        break;
+    case XS_SCAN_CDATA:
+        end = c == '>' && xs->prev1 == ']' && xs->prev2 == ']';
+        break;
+    case XS_SCAN_PI:
+        end = c == '>' && xs->prev1 == '?';
+        break;
+    case XS_SCAN_DECL:
+        end = c == '>';
+        break;
+    }
+    if (end) {
+        xs->scan = XS_SCAN_TEXT;
+        xs->prev1 = xs->prev2 = 0;
+    } else if (xs->scan == XS_SCAN_COMMENT && xs->scan_k != 1) {
+        /* entering the comment: its opening dashes do not count */
+        xs->scan_k = 1;
+        xs->prev1 = xs->prev2 = 0;
+    } else {
+        xs->prev2 = xs->prev1;
+        xs->prev1 = c;
+    }
+    return end;
+}
+
+/* xs__scan runs the scanner over len bytes; true when any may end a token. */
+static bool xs__scan(struct xs *xs, const unsigned char *p, size_t len)
+{
+    bool end = false;
+
+    for (size_t i = 0; i < len; i++)
+        end |= xs__scan_byte(xs, p[i]);
+    return end;
+}
+
+/* xs__unit_limit is the byte budget of the current unit. */
+static size_t xs__unit_limit(const struct xs *xs)
+{
+    size_t lim = xs->lim.max_stanza_bytes;
+
+    if (!xs->opened && lim > XS_MAX_HEADER_BYTES)
+        lim = XS_MAX_HEADER_BYTES;
+    return lim;
+}
+
+/* xs__parse hands len bytes to expat, never more than the current unit may
+ * still take. */
+static void xs__parse(struct xs *xs, const char *p, size_t len)
+{
     while (len > 0 && !xs->done) {
-        size_t lim = xs->lim.max_stanza_bytes, used, n;
+        size_t lim = xs__unit_limit(xs), used, n;
         enum XML_Status st;
 
-        if (!xs->opened && lim > XS_MAX_HEADER_BYTES)
-            lim = XS_MAX_HEADER_BYTES;
         used = (size_t)(xs->fed - xs->unit_start);
         if (used >= lim) {
             /* The current unit already took all it may and is not complete:
@@ -651,6 +791,32 @@ int xs_feed(struct xs *xs, const void *data, size_t len)
         if (st == XML_STATUS_ERROR && !xs->done)
             xs__parse_error(xs);
     }
+}
+
+int xs_feed(struct xs *xs, const void *data, size_t len)
+{
+    size_t pending, total;
+    bool end;
+
+    if (xs->done || xs->p == NULL)
+        return XE_STATE;
+    end = xs__scan(xs, data, len);
+    /* Defer while expat holds a long unfinished token that these bytes
+     * cannot end, they are fewer than what expat holds, and the unit stays
+     * within its limit (which bounds the held bytes too). */
+    pending = (size_t)(xs->fed - xs->progress);
+    total = (size_t)(xs->fed - xs->unit_start) + xs->hold.len + len;
+    if (!end && pending > XS_DEFER_MIN && xs->hold.len + len < pending &&
+        total <= xs__unit_limit(xs)) {
+        if (buf_append(&xs->hold, data, len) != 0)
+            xs__nomem(xs);
+        return 0;
+    }
+    if (xs->hold.len > 0) {
+        xs__parse(xs, xs->hold.data, xs->hold.len);
+        buf_reset(&xs->hold);
+    }
+    xs__parse(xs, data, len);
     return 0;
 }
 
