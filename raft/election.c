@@ -213,8 +213,11 @@ void raft__transfer_progress(struct raft *r, struct raft__peer *p)
 void raft__peer_down(struct raft *r, uint64_t id)
 {
     /* Fast path for crash failures: the leader's link closed for good, so
-     * stop trusting it (drop the lease) and pre-vote now.  Safe: a pre-vote
-     * changes no state, and peers that still hear the leader refuse it. */
+     * stop trusting it (drop the lease) and pre-vote within a short random
+     * delay (up to two heartbeats) instead of a whole election timeout.  The
+     * jitter keeps followers that all saw the close from splitting the vote.
+     * Safe: a pre-vote changes no state, and peers that still hear the
+     * leader refuse it. */
     if (r->role != RAFT_FOLLOWER || id == 0 || id != r->leader_id)
         return;
     r->leader_contact = 0;
@@ -222,5 +225,7 @@ void raft__peer_down(struct raft *r, uint64_t id)
     if (!r->o.pre_vote || !raft__is_voter(r, r->o.id))
         return; /* without PreVote, campaigning early could disrupt */
     r->counters.fast_path_elections++;
-    raft__campaign(r, true, false);
+    uint64_t d = r->now + 1 + raft__random_below(r, 2 * (uint64_t)r->o.heartbeat_ms);
+    if (d < r->election_deadline)
+        r->election_deadline = d;
 }

@@ -100,6 +100,7 @@ void raft__log_reset(struct raft__log *l, uint64_t index, uint64_t term);
 
 /* raft.c */
 uint64_t raft__random_timeout(struct raft *r);
+uint64_t raft__random_below(struct raft *r, uint64_t n);
 void raft__reset_election_timer(struct raft *r);
 struct raft_message *raft__send(struct raft *r, enum raft_msg_type type, uint64_t to);
 void raft__set_term(struct raft *r, uint64_t term);

@@ -21,6 +21,11 @@ uint64_t raft__random_timeout(struct raft *r)
     return r->o.election_min_ms + rng_next(r) % span;
 }
 
+uint64_t raft__random_below(struct raft *r, uint64_t n)
+{
+    return n > 0 ? rng_next(r) % n : 0;
+}
+
 void raft__reset_election_timer(struct raft *r)
 {
     r->election_deadline = r->now + raft__random_timeout(r);

@@ -287,7 +287,10 @@ enum raft_event_type {
     RAFT_EV_TRANSFER = 6,  /* leader: hand leadership to another voter */
     RAFT_EV_CHANGE = 7,    /* leader: single-server membership change */
     RAFT_EV_SNAPSHOT = 8,  /* the application took a snapshot */
-    RAFT_EV_PEER_DOWN = 9, /* transport: peer's link closed, cannot reopen */
+    RAFT_EV_PEER_DOWN = 9, /* transport: peer's link closed, cannot reopen;
+                              a follower whose leader it is drops its lease
+                              and pre-votes within 2 heartbeats (PreVote
+                              only; jittered to avoid split votes) */
     RAFT_EV_STOP = 10,     /* storage failed: stop taking part */
 };
 
@@ -428,11 +431,10 @@ struct raft_update {
  *   RAFT_EV_SUBMIT / _CHANGE / _TRANSFER: RAFT_ENOTLEADER, RAFT_EBUSY (a
  *     change not yet committed, a leader whose first entry of its term is not
  *     committed yet, or a transfer in progress); CHANGE: RAFT_EDUPID,
- *     RAFT_EDUPADDR, RAFT_ENOTFOUND, RAFT_ETOOMANY, RAFT_EADDR, RAFT_ENOTVOTER
- *     (promote of a voter); TRANSFER: RAFT_ENOTFOUND (unknown or removed
- *     target), RAFT_ENOTVOTER, RAFT_EINVAL (self);
- *   RAFT_EV_SNAPSHOT: RAFT_EINVAL if index is beyond the applied index or not
- *     beyond the current snapshot;
+ *     RAFT_EDUPADDR, RAFT_ENOTFOUND, RAFT_ETOOMANY, RAFT_EADDR, RAFT_EINVAL
+ *     (promote of a voter, a change that leaves no voter); TRANSFER: RAFT_ENOTFOUND
+ * (unknown or removed target), RAFT_ENOTVOTER, RAFT_EINVAL (self); RAFT_EV_SNAPSHOT:
+ * RAFT_EINVAL if index is beyond the applied index or not beyond the current snapshot;
  *   RAFT_ENOMEM anywhere (the event had no effect).
  *
  * A PROMOTE is accepted at once but its configuration entry is appended only

@@ -438,7 +438,7 @@ int raft__change(struct raft *r, const struct raft_event *ev, uint64_t *index)
         if (mb == NULL)
             return RAFT_ENOTFOUND;
         if (mb->role == RAFT_VOTER)
-            return RAFT_ENOTVOTER;
+            return RAFT_EINVAL;
         struct raft__peer *p = raft__peer(r, id);
         if (p == NULL)
             return RAFT_ENOTFOUND;

@@ -242,34 +242,49 @@ static void persist(struct cl_node *nd, const struct raft_update *u)
 
 /* ---- invariants ---------------------------------------------------------- */
 
-static void note_leader(struct cluster *c, struct cl_node *nd, uint64_t term)
+static void grow_terms(struct cluster *c, uint64_t term)
 {
-    if (term >= c->n_terms) {
-        size_t n = term + 64;
-        c->leader_of_term = realloc(c->leader_of_term, n * sizeof(uint64_t));
-        if (c->leader_of_term == NULL)
-            abort();
-        memset(c->leader_of_term + c->n_terms, 0, (n - c->n_terms) * sizeof(uint64_t));
-        c->n_terms = n;
-    }
+    if (term < c->n_terms)
+        return;
+    size_t n = term + 64;
+    c->leader_of_term = realloc(c->leader_of_term, n * sizeof(uint64_t));
+    c->commit_of_term = realloc(c->commit_of_term, n * sizeof(uint64_t));
+    if (c->leader_of_term == NULL || c->commit_of_term == NULL)
+        abort();
+    memset(c->leader_of_term + c->n_terms, 0, (n - c->n_terms) * sizeof(uint64_t));
+    memset(c->commit_of_term + c->n_terms, 0, (n - c->n_terms) * sizeof(uint64_t));
+    c->n_terms = n;
+}
+
+static void note_leader(struct cluster *c, struct cl_node *nd, uint64_t term, bool elected,
+                        uint64_t commit)
+{
+    grow_terms(c, term);
     uint64_t *l = &c->leader_of_term[term];
     if (*l != 0 && *l != nd->id)
-        violate(c,
-                "election safety: n%" PRIu64 " and n%" PRIu64 " both led term %" PRIu64,
+        violate(c, "election safety: n%" PRIu64 " and n%" PRIu64 " both led term %" PRIu64,
                 *l, nd->id, term);
     if (*l == 0)
         c->elections_won++;
     *l = nd->id;
-    /* Leader completeness: everything applied anywhere is in its log. */
-    for (size_t k = 0; k < c->n_applied; k++) {
-        uint64_t index = k + 1;
-        if (index <= nd->store.snap.index || c->applied[k].term == 0)
+    if (commit > c->commit_of_term[term])
+        c->commit_of_term[term] = commit;
+    if (!elected)
+        return;
+    /* Leader completeness: whatever a leader of an earlier term committed is
+     * in the new leader's log (by Log Matching, checking each index). */
+    uint64_t upto = 0;
+    for (uint64_t t = 0; t < term; t++)
+        if (c->commit_of_term[t] > upto)
+            upto = c->commit_of_term[t];
+    for (uint64_t index = nd->store.snap.index + 1; index <= upto; index++) {
+        if (index > c->n_applied || c->applied[index - 1].term == 0)
             continue;
         const struct raft_entry *e = store_get(&nd->store, index);
-        if (e == NULL || e->term != c->applied[k].term)
+        if (e == NULL || e->term != c->applied[index - 1].term)
             violate(c,
                     "leader completeness: n%" PRIu64 " leads term %" PRIu64
-                    " without applied entry %" PRIu64,
+                    " without committed entry %" PRIu64,
                     nd->id, term, index);
     }
 }
@@ -367,7 +382,7 @@ int cl_step(struct cluster *c, unsigned i, struct raft_event *ev)
     nd->term = u.current_term;
     nd->leader = u.leader_id;
     if (u.role == RAFT_LEADER)
-        note_leader(c, nd, u.current_term);
+        note_leader(c, nd, u.current_term, u.role_changed, u.commit_index);
     /* 3. apply */
     if (u.restore != NULL) {
         nd->applied = u.restore->index;
@@ -475,6 +490,7 @@ void cl_free(struct cluster *c)
         msg_free(&c->q[k].m);
     free(c->q);
     free(c->leader_of_term);
+    free(c->commit_of_term);
     free(c->applied);
     memset(c, 0, sizeof *c);
 }

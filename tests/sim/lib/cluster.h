@@ -89,6 +89,7 @@ struct cluster {
 
     /* invariants */
     uint64_t *leader_of_term; /* indexed by term */
+    uint64_t *commit_of_term; /* highest index committed by that leader */
     size_t n_terms;
     struct cl_applied *applied; /* indexed by log index - 1 */
     size_t n_applied;

@@ -180,6 +180,8 @@ static int cmd_cluster(struct scn *s, int argc, char **argv)
         o.check_quorum = strcmp(v, "on") == 0;
     if ((v = kv(argc, argv, "profile")) != NULL && strcmp(v, "fast") == 0)
         raft_options_fast_lan(&o);
+    if ((v = kv(argc, argv, "trailing")) != NULL)
+        o.snapshot_trailing = strtoull(v, NULL, 10);
     uint64_t seed = (v = kv(argc, argv, "seed")) ? strtoull(v, NULL, 10) : 1;
     unsigned n = argc > 1 ? (unsigned)atoi(argv[1]) : 3;
     int rc = cl_init(&s->c, n, seed, &o);

@@ -16,6 +16,7 @@
  *
  * Commands (N, M: raft node ids):
  *   cluster <n> [prevote=on|off] [checkquorum=on|off] [seed=S] [profile=fast]
+ *                             [trailing=N]
  *   trace msgs|state          print delivered messages, or only state changes
  *   campaign N                fire N's election timer now
  *   tick N                    fire N's timer (a leader's heartbeat)

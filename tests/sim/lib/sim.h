@@ -1,0 +1,178 @@
+/* sim.h: a deterministic simulated Raft cluster for randomized fault runs.
+ *
+ * Nodes run the real core (raft.h) on a virtual clock.  Messages travel as
+ * bytes through the real codec (codec.h) over a network with latency,
+ * jitter (so reordering), loss, duplication and per-direction link cuts
+ * (symmetric, one-way and bridge partitions are patterns of cuts).  Each
+ * node's stable storage is in memory and follows raft.h's persist order; a
+ * node can crash at any point of a step (before persisting, in the middle of
+ * the persist sequence, between persisting and sending, after sending) and
+ * restart from what it persisted.  Every step is checked against the safety
+ * properties of sim_check.h.
+ *
+ * Everything is a function of the seed: the same seed replays the same run.
+ * The fault schedule itself lives in the test (test_sim.c); this module
+ * offers the primitives. */
+#ifndef SIM_H
+#define SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft.h"
+#include "sim_check.h"
+
+#define SIM_MAX_NODES 12
+
+/* Fault kinds, counted in struct sim.faults. */
+enum sim_fault {
+    SIM_F_DROP,          /* a message lost at random */
+    SIM_F_DUP,           /* a message delivered twice */
+    SIM_F_CUT,           /* a message lost on a cut link */
+    SIM_F_CRASH,         /* node crashed between steps */
+    SIM_F_CRASH_BEFORE,  /* crashed in a step before persisting */
+    SIM_F_CRASH_MID,     /* crashed in the middle of the persist sequence */
+    SIM_F_CRASH_PERSIST, /* crashed after persisting, before sending */
+    SIM_F_CRASH_SENT,    /* crashed after sending, before applying */
+    SIM_F_RESTART,       /* node restarted from its storage */
+    SIM_F_PART_SYM,      /* symmetric partition into two sides */
+    SIM_F_PART_ONEWAY,   /* one direction of one link cut */
+    SIM_F_PART_BRIDGE,   /* two sides that only one node hears both of */
+    SIM_F_ISOLATE,       /* one node cut off both ways */
+    SIM_F_HEAL,          /* all links restored */
+    SIM_F_ADD,           /* membership: non-voter added (then promoted) */
+    SIM_F_REMOVE,        /* membership: member removed */
+    SIM_F_REPLACE,       /* membership: reset node rejoins from same address */
+    SIM_F_TRANSFER,      /* leadership transfer requested */
+    SIM_F_SNAPSHOT,      /* a node took a snapshot */
+    SIM_F_COUNT
+};
+
+/* sim_fault_name returns "drop", "dup", ... */
+const char *sim_fault_name(enum sim_fault f);
+
+struct sim_disk {
+    uint64_t term, vote;
+    bool has_snap;
+    struct raft_snapshot snap; /* data owned */
+    uint64_t snap_chain;       /* chain at snap.index */
+    uint64_t first;            /* index of ents[0] */
+    struct raft_entry *ents;   /* data owned */
+    uint64_t *chain;           /* chain per entry */
+    size_t n, cap;
+};
+
+struct sim_node {
+    bool used;    /* slot holds a node (running or crashed) */
+    bool removed; /* removed from the configuration; will be stopped */
+    uint64_t id;
+    char address[RAFT_ADDR_MAX];
+    struct raft *r; /* NULL while crashed */
+    unsigned incarnation;
+    struct sim_disk disk;
+    uint64_t deadline;
+    uint64_t restart_at; /* while crashed: when to restart, 0 = not planned */
+    /* the application: applied index and chain hash of what it applied */
+    uint64_t applied, app_chain;
+    uint64_t snap_at; /* applied index of the last snapshot taken */
+    /* as of the last update */
+    enum raft_role role;
+    uint64_t term, leader, commit;
+};
+
+struct sim_event; /* queued message or local notification */
+
+struct sim {
+    uint64_t seed;
+    uint64_t rng;
+    uint64_t now;
+    uint64_t cluster_id;
+    struct raft_options opts; /* template: id and seed set per node */
+    unsigned n;               /* slots in use (nodes ever created) */
+    struct sim_node nodes[SIM_MAX_NODES];
+    uint64_t next_id;
+
+    /* network */
+    struct sim_event **heap;
+    size_t n_heap, cap_heap;
+    uint64_t seq;
+    unsigned latency_ms, jitter_ms;
+    unsigned drop_pct, dup_pct; /* per message, percent */
+    bool cut[SIM_MAX_NODES][SIM_MAX_NODES]; /* cut[a][b]: a -> b lost */
+    unsigned step_crash_permille;           /* crash inside a step */
+    unsigned snapshot_every;                /* applied entries per snapshot */
+
+    /* the latest configuration a leader reported */
+    struct raft_config config;
+    uint64_t config_index_seen;
+
+    struct sim_check check;
+    uint64_t faults[SIM_F_COUNT];
+    uint64_t delivered, submitted;
+    uint64_t last_leader_change; /* time a node last became leader */
+    bool verbose;
+};
+
+/* sim_init builds a cluster of n voters (ids from 1) bootstrapped with one
+ * configuration entry, all started at time 0; o is the options template
+ * (id, cluster_id and seed are filled in). */
+void sim_init(struct sim *s, uint64_t seed, unsigned n, const struct raft_options *o,
+              bool verbose);
+void sim_free(struct sim *s);
+
+/* sim_rand returns a number in [0, n) from the run's generator (n > 0). */
+uint64_t sim_rand(struct sim *s, uint64_t n);
+
+/* sim_run_until advances the virtual clock to t, delivering messages,
+ * notifications and timers in time order and restarting crashed nodes whose
+ * restart time came.  Stops early at a violation. */
+void sim_run_until(struct sim *s, uint64_t t);
+
+/* sim_leader returns the slot of the live leader with the highest term, or
+ * -1. */
+int sim_leader(const struct sim *s);
+
+/* Node life. */
+void sim_crash(struct sim *s, unsigned slot, uint64_t restart_at);
+void sim_restart(struct sim *s, unsigned slot);
+
+/* sim_peer_down tells every live node that slot's links closed (what the
+ * transport reports when a peer's process dies). */
+void sim_peer_down(struct sim *s, unsigned slot);
+
+/* Network. */
+void sim_heal(struct sim *s);
+void sim_isolate(struct sim *s, unsigned slot);
+
+/* sim_submit submits one application entry at the leader, if any; returns
+ * the raft_step code (RAFT_ENOTLEADER when there is no leader). */
+int sim_submit(struct sim *s);
+
+/* sim_change asks the leader for a membership change; returns raft_step's
+ * code.  ADD and REPLACE create a new node (new id) in a free slot; REPLACE
+ * takes over the address of old_slot, which is crashed for good first (a
+ * reset machine). */
+int sim_add(struct sim *s);
+int sim_promote(struct sim *s, uint64_t id);
+int sim_remove(struct sim *s, uint64_t id);
+int sim_replace(struct sim *s, unsigned old_slot);
+
+/* sim_transfer asks the leader to hand over to voter id (0: any). */
+int sim_transfer(struct sim *s, uint64_t id);
+
+/* sim_stop_removed crashes, for good, nodes no longer in the committed
+ * configuration of the leader. */
+void sim_stop_removed(struct sim *s);
+
+/* sim_is_member returns true when id is in s->config. */
+bool sim_is_member(const struct sim *s, uint64_t id);
+
+/* sim_converged returns true when a leader exists and every live member has
+ * applied up to the leader's commit index. */
+bool sim_converged(const struct sim *s);
+
+/* sim_trace prints a line when verbose. */
+void sim_trace(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
