@@ -1,0 +1,274 @@
+/* test_conn.c: the connection manager (xmppd/io/conn.c) on real loopback
+ * sockets, with a libuv client in the same loop: delivery, flush before
+ * close, the write-queue bound, peer EOF, and shutdown. */
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "conn.h"
+#include "err.h"
+#include "testlib.h"
+
+#define BIG (1024 * 1024)
+
+/* One scenario: the server side's record and a client. */
+struct sc {
+    uv_loop_t loop;
+    struct conn_mgr *cm;
+    int port;
+    uv_tcp_t client;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    uv_timer_t guard;
+    bool timed_out, drained, client_closed, client_eof;
+    uint64_t opened_id;
+    int opened, gone, gone_err;
+    size_t server_got, client_got;
+    int mode; /* what the server does with input */
+    int busy_rc1, busy_rc2;
+    char rbuf[65536];
+};
+
+enum { MODE_BIG_REPLY_CLOSE, MODE_BUSY, MODE_NOTHING };
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        port = -1;
+    else
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static int h_opened(void *ud, uint64_t id, int tag, const char *peer)
+{
+    struct sc *s = ud;
+    static char chunk[600];
+
+    s->opened++;
+    s->opened_id = id;
+    CHECK_INT(tag, 7);
+    CHECK(strncmp(peer, "127.0.0.1:", 10) == 0);
+    if (s->mode == MODE_BUSY) {
+        s->busy_rc1 = conn_send(s->cm, id, chunk, sizeof chunk);
+        s->busy_rc2 = conn_send(s->cm, id, chunk, sizeof chunk);
+        conn_close(s->cm, id);
+        conn_mgr_flush(s->cm);
+    }
+    return 0;
+}
+
+static void h_data(void *ud, uint64_t id, const char *bytes, size_t len)
+{
+    struct sc *s = ud;
+    static char big[BIG];
+
+    s->server_got += len;
+    if (s->mode == MODE_BIG_REPLY_CLOSE && s->server_got >= 4) {
+        memset(big, 'x', sizeof big);
+        CHECK_INT(conn_send(s->cm, id, big, sizeof big), 0);
+        conn_close(s->cm, id);
+        /* Closed: no more writes. */
+        CHECK_INT(conn_send(s->cm, id, "y", 1), XE_CLOSED);
+        conn_mgr_flush(s->cm);
+    }
+}
+
+static void h_gone(void *ud, uint64_t id, int err)
+{
+    struct sc *s = ud;
+
+    s->gone++;
+    s->gone_err = err;
+    CHECK(id == s->opened_id);
+    CHECK_INT(conn_send(s->cm, id, "z", 1), XE_CLOSED);
+    /* Hooks may call back into the manager, shutdown included. */
+    conn_mgr_shutdown(s->cm);
+}
+
+static void on_guard_closed(uv_handle_t *h)
+{
+}
+
+static void h_drained(void *ud)
+{
+    struct sc *s = ud;
+
+    s->drained = true;
+    uv_close((uv_handle_t *)&s->guard, on_guard_closed);
+}
+
+static void on_client_closed(uv_handle_t *h)
+{
+    struct sc *s = h->data;
+
+    s->client_closed = true;
+    if (s->mode != MODE_NOTHING)
+        conn_mgr_shutdown(s->cm);
+}
+
+static void c_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    struct sc *s = h->data;
+
+    *b = uv_buf_init(s->rbuf, sizeof s->rbuf);
+}
+
+static void c_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    struct sc *s = st->data;
+
+    if (n > 0) {
+        s->client_got += (size_t)n;
+        return;
+    }
+    if (n < 0) {
+        s->client_eof = true;
+        uv_close((uv_handle_t *)&s->client, on_client_closed);
+    }
+}
+
+static void c_written(uv_write_t *req, int status)
+{
+    CHECK_INT(status, 0);
+}
+
+static void c_connected(uv_connect_t *req, int status)
+{
+    struct sc *s = req->data;
+    static char hello[] = "ping";
+    uv_buf_t b = uv_buf_init(hello, 4);
+
+    REQUIRE(status == 0);
+    if (s->mode == MODE_NOTHING) {
+        /* The peer goes away at once: the server sees EOF. */
+        uv_close((uv_handle_t *)&s->client, on_client_closed);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&s->client, c_alloc, c_read);
+    uv_write(&s->wreq, (uv_stream_t *)&s->client, &b, 1, c_written);
+}
+
+static void on_guard(uv_timer_t *t)
+{
+    struct sc *s = t->data;
+
+    s->timed_out = true;
+    uv_stop(&s->loop);
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* run_scenario listens, connects one client and runs until drained. */
+static void run_scenario(struct sc *s, int mode, size_t max_queued)
+{
+    struct conn_hooks hooks = {.ud = s,
+                               .opened = h_opened,
+                               .data = h_data,
+                               .gone = h_gone,
+                               .drained = h_drained};
+    struct sockaddr_in a;
+    char err[200];
+
+    memset(s, 0, sizeof *s);
+    s->mode = mode;
+    REQUIRE(uv_loop_init(&s->loop) == 0);
+    REQUIRE(conn_mgr_new(&s->loop, &hooks, NULL, "t", max_queued, &s->cm) == 0);
+    s->port = free_port();
+    REQUIRE(conn_listen(s->cm, "127.0.0.1", s->port, 7, err, sizeof err) == 0);
+    uv_timer_init(&s->loop, &s->guard);
+    s->guard.data = s;
+    uv_timer_start(&s->guard, on_guard, 10000, 0);
+    uv_tcp_init(&s->loop, &s->client);
+    s->client.data = s;
+    s->creq.data = s;
+    uv_ip4_addr("127.0.0.1", s->port, &a);
+    REQUIRE(uv_tcp_connect(&s->creq, &s->client, (struct sockaddr *)&a, c_connected) ==
+            0);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    CHECK(!s->timed_out);
+    CHECK(s->drained);
+    CHECK_INT(conn_mgr_count(s->cm), 0);
+    if (s->timed_out) {
+        uv_walk(&s->loop, close_any, NULL);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+    }
+    CHECK_INT(uv_loop_close(&s->loop), 0);
+    conn_mgr_free(s->cm);
+}
+
+static void test_flush_before_close(void)
+{
+    static struct sc s;
+
+    run_scenario(&s, MODE_BIG_REPLY_CLOSE, 0);
+    CHECK_INT(s.opened, 1);
+    CHECK_INT(s.server_got, 4);
+    CHECK_INT(s.client_got, BIG);
+    CHECK(s.client_eof);
+    CHECK_INT(s.gone, 0); /* closed by the owner: no gone hook */
+}
+
+static void test_queue_bound(void)
+{
+    static struct sc s;
+
+    run_scenario(&s, MODE_BUSY, 1000);
+    CHECK_INT(s.busy_rc1, 0);
+    CHECK_INT(s.busy_rc2, XE_BUSY);
+    CHECK_INT(s.client_got, 600);
+}
+
+static void test_peer_eof(void)
+{
+    static struct sc s;
+
+    run_scenario(&s, MODE_NOTHING, 0);
+    CHECK_INT(s.opened, 1);
+    CHECK_INT(s.gone, 1);
+    CHECK_INT(s.gone_err, 0);
+}
+
+static void test_listen_errors(void)
+{
+    uv_loop_t loop;
+    struct conn_mgr *cm;
+    struct conn_hooks hooks = {
+        .opened = h_opened, .data = h_data, .gone = h_gone, .drained = h_drained};
+    struct sc s;
+    char err[200];
+    int port = free_port();
+
+    memset(&s, 0, sizeof s);
+    hooks.ud = &s;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    uv_timer_init(&loop, &s.guard);
+    REQUIRE(conn_mgr_new(&loop, &hooks, NULL, "t", 0, &cm) == 0);
+    s.cm = cm;
+    CHECK_INT(conn_listen(cm, "127.0.0.1", port, 0, err, sizeof err), 0);
+    CHECK_INT(conn_listen(cm, "127.0.0.1", port, 0, err, sizeof err), XE_IO);
+    CHECK(strstr(err, "address already in use") != NULL);
+    CHECK_INT(conn_listen(cm, "127.0.0.300", port, 0, err, sizeof err), XE_INVAL);
+    CHECK_INT(conn_listen(cm, "192.0.2.1", port, 0, err, sizeof err), XE_IO);
+    conn_mgr_shutdown(cm);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(s.drained);
+    CHECK_INT(uv_loop_close(&loop), 0);
+    conn_mgr_free(cm);
+}
+
+TL_MAIN(T(test_flush_before_close), T(test_queue_bound), T(test_peer_eof),
+        T(test_listen_errors))
