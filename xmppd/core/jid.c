@@ -1,0 +1,283 @@
+/* jid.c: XMPP addresses (RFC 7622): parsing, preparation, formatting. */
+#include "jid.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+/* RFC 7622 §3.2-3.4: every part is 1 to 1023 octets. */
+#define JID_PART_MAX 1023
+/* RFC 1035 §2.3.4: a DNS label is at most 63 octets. */
+#define JID_LABEL_MAX 63
+
+/* jid__utf8_next decodes one UTF-8 sequence at s (n bytes available) into
+ * *cp and returns its length, or 0 when it is not valid UTF-8 (RFC 3629
+ * §3/§4: no overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t jid__utf8_next(const unsigned char *s, size_t n, unsigned long *cp)
+{
+    unsigned long c;
+    size_t len;
+
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+        c = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        c = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        c = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) || c > 0x10ffff ||
+        (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return len;
+}
+
+/* jid__is_control: C0, DEL and C1 controls (Unicode category Cc), which
+ * PRECIS disallows in every class (RFC 8264 §9.12). */
+static bool jid__is_control(unsigned long cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+/* jid__check_text checks s[0..len) is 1..1023 bytes of valid UTF-8 without
+ * controls, and, when forbid is not NULL, without any of those ASCII
+ * characters. */
+static bool jid__check_text(const char *s, size_t len, const char *forbid)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    if (len == 0 || len > JID_PART_MAX)
+        return false;
+    while (i < len) {
+        unsigned long cp;
+        size_t n = jid__utf8_next(p + i, len - i, &cp);
+
+        if (n == 0 || jid__is_control(cp))
+            return false;
+        if (n == 1 && forbid != NULL && strchr(forbid, (int)cp) != NULL)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+static bool jid__is_ldh(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+/* jid__label_valid checks one prepared label: ASCII labels are LDH (RFC
+ * 1123 §2.1: letters, digits, hyphens, not starting or ending with a
+ * hyphen); a label with non-ASCII characters (a U-label, RFC 5890) must be
+ * valid UTF-8 whose ASCII characters are LDH (no full IDNA2008 check). */
+static bool jid__label_valid(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+
+    if (len == 0 || len > JID_LABEL_MAX || s[0] == '-' || s[len - 1] == '-')
+        return false;
+    while (i < len) {
+        unsigned long cp;
+        size_t n = jid__utf8_next(s + i, len - i, &cp);
+
+        if (n == 0 || (n == 1 && !jid__is_ldh(s[i])) || (n > 1 && jid__is_control(cp)))
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+/* jid__domain_valid checks a prepared domainpart of len bytes. */
+static bool jid__domain_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    char tmp[64];
+    unsigned char addr[16];
+    bool numeric = true;
+    size_t start = 0;
+
+    if (len == 0 || len > JID_PART_MAX || memchr(s, '\0', len) != NULL)
+        return false;
+    /* RFC 7622 §3.2: an IPv6 literal in brackets (RFC 3986 §3.2.2). */
+    if (s[0] == '[') {
+        if (len < 3 || s[len - 1] != ']' || len - 2 >= sizeof tmp)
+            return false;
+        for (size_t i = 1; i + 1 < len; i++)
+            if (s[i] >= 'A' && s[i] <= 'F')
+                return false; /* not prepared */
+        memcpy(tmp, s + 1, len - 2);
+        tmp[len - 2] = '\0';
+        return inet_pton(AF_INET6, tmp, addr) == 1;
+    }
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && s[i] != '.') {
+            numeric = numeric && s[i] >= '0' && s[i] <= '9';
+            continue;
+        }
+        if (!jid__label_valid(p + start, i - start))
+            return false;
+        start = i + 1;
+    }
+    /* All digits and dots: that is an IPv4 literal, and must be a valid one
+     * (no top-level domain is all-numeric). */
+    if (numeric) {
+        if (len >= sizeof tmp)
+            return false;
+        memcpy(tmp, s, len);
+        tmp[len] = '\0';
+        return inet_pton(AF_INET, tmp, addr) == 1;
+    }
+    return true;
+}
+
+bool jid_domain_valid(const char *s)
+{
+    return s != NULL && jid__domain_valid(s, strlen(s));
+}
+
+/* jid__lower_dup returns an owned copy of s[0..len) with ASCII upper case
+ * mapped to lower case. */
+static char *jid__lower_dup(const char *s, size_t len)
+{
+    char *d = malloc(len + 1);
+
+    if (d == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        d[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+    d[len] = '\0';
+    return d;
+}
+
+int jid_parse(const char *s, struct jid *out)
+{
+    const char *slash, *at, *dom, *dom_end;
+    size_t slen;
+    int rv = XE_INVAL;
+
+    memset(out, 0, sizeof *out);
+    if (s == NULL)
+        return XE_INVAL;
+    slen = strlen(s);
+    /* RFC 7622 §3.1: the resourcepart starts at the first '/'; the
+     * localpart ends at the first '@' before it. */
+    slash = memchr(s, '/', slen);
+    dom_end = slash ? slash : s + slen;
+    at = memchr(s, '@', (size_t)(dom_end - s));
+    dom = at ? at + 1 : s;
+    if (at != NULL) {
+        size_t llen = (size_t)(at - s);
+
+        /* §3.3.1: these ASCII characters are never allowed in a localpart
+         * (the spaces and controls are checked as well). */
+        if (!jid__check_text(s, llen, "\"&'/:<>@ "))
+            goto err;
+        out->local = jid__lower_dup(s, llen);
+        if (out->local == NULL)
+            goto nomem;
+    }
+    if (slash != NULL) {
+        size_t rlen = slen - (size_t)(slash + 1 - s);
+
+        /* §3.4: the resourcepart is opaque but must be UTF-8 without
+         * controls; it keeps its case. */
+        if (!jid__check_text(slash + 1, rlen, NULL))
+            goto err;
+        out->resource = malloc(rlen + 1);
+        if (out->resource == NULL)
+            goto nomem;
+        memcpy(out->resource, slash + 1, rlen + 1);
+    }
+    {
+        size_t dlen = (size_t)(dom_end - dom);
+
+        /* §3.2: one trailing dot is removed, ASCII is lower-cased. */
+        if (dlen > 0 && dom[dlen - 1] == '.')
+            dlen--;
+        out->domain = jid__lower_dup(dom, dlen);
+        if (out->domain == NULL)
+            goto nomem;
+        if (!jid__domain_valid(out->domain, dlen))
+            goto err;
+    }
+    return 0;
+nomem:
+    rv = XE_NOMEM;
+err:
+    jid_clear(out);
+    return rv;
+}
+
+void jid_clear(struct jid *j)
+{
+    free(j->local);
+    free(j->domain);
+    free(j->resource);
+    memset(j, 0, sizeof *j);
+}
+
+int jid_format(const struct jid *j, struct buf *out)
+{
+    size_t mark = out->len;
+    int rv = 0;
+
+    if (j->local != NULL &&
+        ((rv = buf_puts(out, j->local)) != 0 || (rv = buf_puts(out, "@")) != 0))
+        goto err;
+    if ((rv = buf_puts(out, j->domain ? j->domain : "")) != 0)
+        goto err;
+    if (j->resource != NULL &&
+        ((rv = buf_puts(out, "/")) != 0 || (rv = buf_puts(out, j->resource)) != 0))
+        goto err;
+    return 0;
+err:
+    out->len = mark;
+    if (out->data != NULL)
+        out->data[mark] = '\0';
+    return rv;
+}
+
+static bool jid__streq(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+bool jid_equal(const struct jid *a, const struct jid *b)
+{
+    return jid__streq(a->local, b->local) && jid__streq(a->domain, b->domain) &&
+           jid__streq(a->resource, b->resource);
+}
+
+bool jid_domain_within(const char *domain, const char *parent)
+{
+    size_t dl = strlen(domain), pl = strlen(parent);
+
+    if (pl == 0)
+        return false;
+    if (dl == pl)
+        return strcmp(domain, parent) == 0;
+    /* a subdomain ends with "." + parent, on a label boundary */
+    return dl > pl + 1 && domain[dl - pl - 1] == '.' &&
+           strcmp(domain + dl - pl, parent) == 0;
+}
