@@ -28,6 +28,19 @@ def main():
         with Comp(node, "cb9", "hup-9") as c:
             check(c.finish(30) == 1, "removed cb9 accepted:\n" + c.output())
 
+        # A changed secret closes the session that used the old one.
+        with Comp(node, "cb1", "hup-1", "--stay") as c1:
+            c1.wait_line("^connected")
+            node.callbridges = {"cb1": "hup-1b", "cb2": "hup-2"}
+            node.write_conf()
+            node.signal(signal.SIGHUP)
+            node.wait_log(r"call bridge cb1 secret changed")
+            c1.wait_line("^disconnected", 15)
+        with Comp(node, "cb1", "hup-1") as c:
+            check(c.finish(30) == 1, "old cb1 secret accepted:\n" + c.output())
+        with Comp(node, "cb1", "hup-1b") as c:
+            check(c.finish(30) == 0, "new cb1 secret refused:\n" + c.output())
+
         # A malformed file on reload: logged, old configuration kept.
         node.write_conf(conf_text(DOMAIN, node.port, {"cb3": "hup-3"},
                                   extra="bogus directive\n"))
@@ -45,7 +58,7 @@ def main():
         node.wait_log(r"reload failed.*chmod 600")
         check(node.stop() == 0, "xmppd did not exit 0")
         log = node.log()
-        for s in ("hup-1", "hup-2", "hup-3", "hup-4", "hup-9"):
+        for s in ("hup-1", "hup-1b", "hup-2", "hup-3", "hup-4", "hup-9"):
             check(s not in log, "secret %s in the log" % s)
 
 
