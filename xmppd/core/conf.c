@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "err.h"
+#include "jid.h"
 
 #define MAX_FIELDS 4
 
@@ -85,33 +86,6 @@ static bool utf8_valid(const unsigned char *s, size_t len)
 static bool field_is(const struct field *f, const char *s)
 {
     return f->len == strlen(s) && memcmp(f->p, s, f->len) == 0;
-}
-
-/* domain_ok accepts an ASCII domain of LDH labels (RFC 1035 §2.3.1 as
- * relaxed by RFC 1123 §2.1), 1..253 bytes, as the XMPP domainpart of this
- * node (RFC 7622 §3.2).  IDNs must be given in their A-label form. */
-static bool domain_ok(const char *d, size_t len)
-{
-    size_t label = 0;
-
-    if (len == 0 || len > 253)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)d[i];
-        if (ch == '.') {
-            if (label == 0 || d[i - 1] == '-')
-                return false;
-            label = 0;
-            continue;
-        }
-        if (!isalnum(ch) && ch != '-')
-            return false;
-        if (ch == '-' && label == 0)
-            return false;
-        if (++label > 63)
-            return false;
-    }
-    return label > 0 && d[len - 1] != '-';
 }
 
 static bool name_ok(const struct field *f)
@@ -267,15 +241,15 @@ static int directive(struct parser *ps, const struct field *f, size_t nf)
             return fail(ps, "domain needs exactly one field: domain <name>");
         if (c->domain != NULL)
             return fail(ps, "duplicate domain directive");
-        if (!domain_ok(f[1].p, f[1].len))
-            return fail(ps,
-                        "bad domain (expected an ASCII DNS name such as example.com)");
         c->domain = malloc(f[1].len + 1);
         if (c->domain == NULL)
             return XE_NOMEM;
         for (size_t i = 0; i < f[1].len; i++)
             c->domain[i] = (char)tolower((unsigned char)f[1].p[i]);
         c->domain[f[1].len] = '\0';
+        /* The same rule as every JID's domainpart (RFC 7622 §3.2). */
+        if (!jid_domain_valid(c->domain))
+            return fail(ps, "bad domain (expected a DNS name such as example.com)");
         return 0;
     }
     if (field_is(&f[0], "component-listen")) {
