@@ -1,0 +1,750 @@
+/* cmds.c: the command table of mmp-cli: the MMP syntax of DESIGN.md mapped
+ * to control requests (docs/control-protocol.md), with the arguments checked
+ * here before anything is sent, help texts, and how each result prints. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "cli.h"
+
+#define WHY_LEN 256
+
+struct cli_cmd {
+    const char *words[4];   /* the command words, NULL-terminated */
+    const char *usage;      /* the arguments, "" for none */
+    const char *summary;    /* one line for `help` */
+    const char *help;       /* more, for `help <command>`; may be NULL */
+    const char *ctl;        /* the control command it sends */
+    int min_args, max_args; /* max -1: any number */
+    /* prepare checks argv and fills args; 0, or -1 with why filled.  NULL:
+     * no arguments to send. */
+    int (*prepare)(struct cli *cli, int argc, char **argv, json_t *args, char *why);
+    /* print shows a successful result as text; NULL: key/value lines. */
+    void (*print)(json_t *result);
+};
+
+/* ---- argument checks --------------------------------------------------- */
+
+static int bad(char *why, const char *fmt, const char *arg)
+{
+    snprintf(why, WHY_LEN, fmt, arg);
+    return -1;
+}
+
+static bool is_dns_name(const char *s)
+{
+    size_t n = strlen(s), label = 0;
+    if (n == 0 || n > 253)
+        return false;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        if (c == '.') {
+            if (label == 0 || p[-1] == '-')
+                return false;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                   (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0 && s[n - 1] != '-';
+}
+
+static bool is_ip(const char *s)
+{
+    unsigned char a[16];
+    return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
+/* Call bridge and user names: letters, digits and '-' (issue 4). */
+static bool is_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '-'))
+            return false;
+    return true;
+}
+
+/* Files in the node's pki directory: a plain name, no path. */
+static bool is_file_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 200 || s[0] == '.')
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+            return false;
+    return true;
+}
+
+static int need_file(const char *what, const char *s, json_t *args, const char *key,
+                     char *why)
+{
+    if (!is_file_name(s)) {
+        snprintf(
+            why, WHY_LEN,
+            "%s \"%.100s\" must be a file name in the node's pki directory (letters, "
+            "digits, '.', '-', '_'; no '/')",
+            what, s);
+        return -1;
+    }
+    json_object_set_new(args, key, json_string(s));
+    return 0;
+}
+
+/* ---- prepare functions ------------------------------------------------- */
+
+static int prep_domain(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    if (!is_dns_name(argv[0]))
+        return bad(why, "\"%.100s\" is not a domain name (letters, digits, '-', '.')",
+                   argv[0]);
+    json_object_set_new(args, "domain", json_string(argv[0]));
+    return 0;
+}
+
+static bool is_iface(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 15) /* IFNAMSIZ - 1 */
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+            return false;
+    return true;
+}
+
+static int prep_listen(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < argc; i++) {
+        if (!is_ip(argv[i]) && !is_iface(argv[i])) {
+            json_decref(a);
+            return bad(why, "\"%.100s\" is neither an IP address nor an interface name",
+                       argv[i]);
+        }
+        json_array_append_new(a, json_string(argv[i]));
+    }
+    json_object_set_new(args, "addresses", a);
+    return 0;
+}
+
+static int prep_certs(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    if (need_file("key", argv[0], args, "key", why) < 0 ||
+        need_file("certificate", argv[1], args, "cert", why) < 0 ||
+        (argc > 2 && need_file("bundle", argv[2], args, "bundle", why) < 0))
+        return -1;
+    return 0;
+}
+
+static int prep_reset(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    if (argc == 1 && strcmp(argv[0], "--yes") != 0)
+        return bad(why, "unknown option \"%.100s\"; the only option is --yes", argv[0]);
+    if (argc == 1)
+        return 0;
+    if (!isatty(STDIN_FILENO))
+        return bad(why,
+                   "%sxmpp reset asks for confirmation; add --yes when running it "
+                   "from a script",
+                   "");
+    if (!cli_confirm("This wipes this node's XMPP configuration (domain, listeners, "
+                     "certificates, call bridges). Type yes to go on: "))
+        return bad(why, "%snot confirmed; nothing was changed", "");
+    return 0;
+}
+
+static int prep_name(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    if (!is_name(argv[0]))
+        return bad(
+            why,
+            "name \"%.100s\" may only have letters, digits and '-' (1-64 characters)",
+            argv[0]);
+    json_object_set_new(args, "name", json_string(argv[0]));
+    return 0;
+}
+
+static int prep_name_secret(struct cli *cli, int argc, char **argv, json_t *args,
+                            char *why, const char *prompt, const char *key)
+{
+    if (prep_name(cli, argc, argv, args, why) < 0)
+        return -1;
+    char secret[512];
+    const char *w = NULL;
+    int rc = cli_read_secret(prompt, secret, sizeof secret, &w);
+    if (rc == 0)
+        json_object_set_new(args, key, json_string(secret));
+    else
+        snprintf(why, WHY_LEN, "%s", w);
+    sodium_memzero(secret, sizeof secret);
+    return rc;
+}
+
+static int prep_add_secret(struct cli *cli, int argc, char **argv, json_t *args,
+                           char *why)
+{
+    return prep_name_secret(cli, argc, argv, args, why, "Secret: ", "secret");
+}
+
+static int prep_user_add(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    return prep_name_secret(cli, argc, argv, args, why, "Password: ", "password");
+}
+
+static int prep_file(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    return need_file("file", argv[0], args, "file", why);
+}
+
+static int prep_verify(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    if (need_file("certificate", argv[0], args, "cert", why) < 0 ||
+        need_file("bundle", argv[1], args, "bundle", why) < 0)
+        return -1;
+    return 0;
+}
+
+static int prep_bundle(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    return need_file("bundle", argv[0], args, "bundle", why);
+}
+
+/* pki csr <basename> [CN:<name>] [subjectAltName:<a>,<b>...] [key:ec|rsa] */
+static int prep_csr(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    if (need_file("base name", argv[0], args, "basename", why) < 0)
+        return -1;
+    json_t *sans = json_array();
+    json_object_set_new(args, "sans", sans);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "CN:", 3) == 0) {
+            if (a[3] == '\0' || strlen(a + 3) > 64)
+                return bad(why, "CN \"%.100s\" must be 1-64 characters", a + 3);
+            json_object_set_new(args, "cn", json_string(a + 3));
+        } else if (strncmp(a, "subjectAltName:", 15) == 0) {
+            char *list = strdup(a + 15), *save = NULL;
+            if (list == NULL)
+                return bad(why, "%sout of memory", "");
+            for (char *t = strtok_r(list, ",", &save); t != NULL;
+                 t = strtok_r(NULL, ",", &save)) {
+                const char *v = t;
+                if (strncmp(v, "DNS:", 4) == 0)
+                    v += 4;
+                else if (strncmp(v, "IP:", 3) == 0)
+                    v += 3;
+                if (!is_dns_name(v) && !is_ip(v)) {
+                    bad(why,
+                        "subjectAltName entry \"%.100s\" is neither a DNS name nor an IP "
+                        "address",
+                        t);
+                    free(list);
+                    return -1;
+                }
+                json_array_append_new(sans, json_string(t));
+            }
+            free(list);
+            if (json_array_size(sans) == 0)
+                return bad(why, "%ssubjectAltName: needs at least one name or address",
+                           "");
+        } else if (strcmp(a, "key:ec") == 0 || strcmp(a, "key:rsa") == 0) {
+            json_object_set_new(args, "key_type", json_string(a + 4));
+        } else {
+            return bad(why,
+                       "attribute \"%.100s\" is not understood; use CN:<name>, "
+                       "subjectAltName:<a>,<b> or key:ec|rsa",
+                       a);
+        }
+    }
+    return 0;
+}
+
+static int prep_join(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    const char *a = argv[0];
+    char host[256];
+    snprintf(host, sizeof host, "%s", a);
+    char *colon = strrchr(host, ':');
+    /* host, host:port, IPv4, IPv4:port, [IPv6]:port, IPv6 */
+    if (host[0] == '[') {
+        char *end = strchr(host, ']');
+        if (end == NULL)
+            return bad(why, "address \"%.100s\" has an unclosed '['", a);
+        *end = '\0';
+        memmove(host, host + 1, strlen(host));
+    } else if (colon != NULL && strchr(host, ':') == colon) {
+        *colon = '\0';
+    }
+    if (!is_ip(host) && !is_dns_name(host))
+        return bad(why, "\"%.100s\" is not an address (host, host:port or [IPv6]:port)",
+                   a);
+    json_object_set_new(args, "address", json_string(a));
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--replace") != 0)
+            return bad(why, "unknown option \"%.100s\"; the only option is --replace",
+                       argv[i]);
+        json_object_set_new(args, "replace", json_true());
+    }
+    return 0;
+}
+
+static int prep_node(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    const char *s = argv[0];
+    size_t n = strlen(s);
+    if (n == 0 || n > 16 || strspn(s, "0123456789abcdefABCDEF") != n)
+        return bad(
+            why, "node \"%.100s\" must be a node id in hex (see xmpp cluster status)", s);
+    json_object_set_new(args, "node", json_string(s));
+    return 0;
+}
+
+/* ---- printers ---------------------------------------------------------- */
+
+static void print_added(json_t *r)
+{
+    const char *name = json_string_value(json_object_get(r, "name"));
+    const char *secret = json_string_value(json_object_get(r, "secret"));
+    printf("Call bridge %s added.\n", name != NULL ? name : "?");
+    if (secret != NULL)
+        printf("Secret: %s\n(shown once: configure it on the call bridge now)\n", secret);
+}
+
+static void print_callbridges(json_t *r)
+{
+    static const char *const keys[] = {"name", "domain", "secret", "connected", NULL};
+    static const char *const heads[] = {"Name", "Domain", "Secret", "Connected", NULL};
+    cli_print_table(json_object_get(r, "callbridges"), keys, heads);
+}
+
+static void print_users(json_t *r)
+{
+    static const char *const keys[] = {"name", "jid", NULL};
+    static const char *const heads[] = {"Name", "JID", NULL};
+    cli_print_table(json_object_get(r, "users"), keys, heads);
+}
+
+static void print_pki_list(json_t *r)
+{
+    static const char *const keys[] = {"file",   "kind",      "subject", "sans",
+                                       "issuer", "not_after", NULL};
+    static const char *const heads[] = {"File",   "Kind",    "Subject", "SANs",
+                                        "Issuer", "Expires", NULL};
+    cli_print_table(json_object_get(r, "files"), keys, heads);
+}
+
+static void print_csr(json_t *r)
+{
+    const char *key = json_string_value(json_object_get(r, "key"));
+    const char *csr = json_string_value(json_object_get(r, "csr"));
+    printf(
+        "Key: %s\nCSR: %s\n(have the CSR signed by your CA, then: xmpp certs %s <cert> "
+        "<bundle>)\n",
+        key ? key : "?", csr ? csr : "?", key ? key : "<key>");
+}
+
+static void print_verify(json_t *r)
+{
+    const char *cert = json_string_value(json_object_get(r, "cert"));
+    printf("%s: OK\n", cert != NULL ? cert : "certificate");
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+#define W(...)                                                                           \
+    {                                                                                    \
+        __VA_ARGS__, NULL                                                                \
+    }
+
+static const struct cli_cmd commands[] = {
+    {W("xmpp", "status"), "",
+     "show whether XMPP is enabled, the domain, listeners, certificate, sessions, uptime",
+     NULL, "xmpp.status", 0, 0, NULL, NULL},
+    {W("xmpp", "domain"), "<domain>", "set the XMPP domain this node serves",
+     "Example: xmpp domain example.com", "xmpp.domain.set", 1, 1, prep_domain, NULL},
+    {W("xmpp", "listen"), "<addr|iface>...",
+     "set the addresses or interfaces the XMPP listeners bind to",
+     "Each argument is an IPv4 or IPv6 address or a network interface name.\n"
+     "Example: xmpp listen 10.0.0.1 lo",
+     "xmpp.listen.set", 1, -1, prep_listen, NULL},
+    {W("xmpp", "certs"), "<key> <cert> [<ca-bundle>]",
+     "set the TLS key, certificate and CA bundle (files in the node's pki directory)",
+     "The key must match the certificate, the certificate must be valid now and, with a\n"
+     "bundle, verify against it. Make them with certs/ or pki csr.",
+     "xmpp.certs.set", 2, 3, prep_certs, NULL},
+    {W("xmpp", "enable"), "",
+     "start serving XMPP (refused, with the reason, if the "
+     "configuration cannot work)",
+     NULL, "xmpp.enable", 0, 0, NULL, NULL},
+    {W("xmpp", "disable"), "", "stop serving XMPP (the control socket stays up)", NULL,
+     "xmpp.disable", 0, 0, NULL, NULL},
+    {W("xmpp", "reset"), "[--yes]", "wipe this node's XMPP configuration",
+     "Asks for confirmation at a terminal; scripts must add --yes.", "xmpp.reset", 0, 1,
+     prep_reset, NULL},
+    {W("xmpp", "callbridge", "add"), "<name>",
+     "add a call bridge with a new secret (printed once)",
+     "Names have letters, digits and '-'.", "xmpp.callbridge.add", 1, 1, prep_name,
+     print_added},
+    {W("xmpp", "callbridge", "add-secret"), "<name>",
+     "add a call bridge with a secret you bring (prompted without echo, or one line on "
+     "stdin)",
+     "Use it to give a second node the same secret. At a terminal the secret is asked\n"
+     "twice without echo; otherwise one line is read from standard input:\n"
+     "  echo \"$SECRET\" | mmp-cli -c 'xmpp callbridge add-secret cb1'",
+     "xmpp.callbridge.add", 1, 1, prep_add_secret, print_added},
+    {W("xmpp", "callbridge", "del"), "<name>",
+     "delete a call bridge (its session is disconnected)", NULL, "xmpp.callbridge.del", 1,
+     1, prep_name, NULL},
+    {W("xmpp", "callbridge", "list"), "",
+     "list call bridges: name, domain, secret, connected", NULL, "xmpp.callbridge.list",
+     0, 0, NULL, print_callbridges},
+    {W("xmpp", "user", "add"), "<name>", "add a client account (password prompted)", NULL,
+     "xmpp.user.add", 1, 1, prep_user_add, NULL},
+    {W("xmpp", "user", "del"), "<name>", "delete a client account", NULL, "xmpp.user.del",
+     1, 1, prep_name, NULL},
+    {W("xmpp", "user", "list"), "", "list client accounts", NULL, "xmpp.user.list", 0, 0,
+     NULL, print_users},
+    {W("xmpp", "cluster", "status"), "", "show the cluster: state, term, leader, peers",
+     NULL, "xmpp.cluster.status", 0, 0, NULL, NULL},
+    {W("xmpp", "cluster", "enable"), "", "enable clustering on this node", NULL,
+     "xmpp.cluster.enable", 0, 0, NULL, NULL},
+    {W("xmpp", "cluster", "disable"), "",
+     "leave clustering (hands leadership over first)", NULL, "xmpp.cluster.disable", 0, 0,
+     NULL, NULL},
+    {W("xmpp", "cluster", "initialize"), "", "make this node a new one-node cluster",
+     NULL, "xmpp.cluster.initialize", 0, 0, NULL, NULL},
+    {W("xmpp", "cluster", "join"), "<addr> [--replace]",
+     "join the cluster that the node at <addr> belongs to",
+     "--replace removes a member that still holds this node's address in the same step.",
+     "xmpp.cluster.join", 1, 2, prep_join, NULL},
+    {W("xmpp", "cluster", "remove"), "<node>", "remove a member (by node id)", NULL,
+     "xmpp.cluster.remove", 1, 1, prep_node, NULL},
+    {W("xmpp", "cluster", "trust"), "<bundle>",
+     "set the CA bundle that cluster peers are checked against", NULL,
+     "xmpp.cluster.trust", 1, 1, prep_bundle, NULL},
+    {W("pki", "list"), "", "list keys, certificates and CSRs in the node's pki directory",
+     NULL, "pki.list", 0, 0, NULL, print_pki_list},
+    {W("pki", "inspect"), "<file>", "show a key, certificate, bundle or CSR", NULL,
+     "pki.inspect", 1, 1, prep_file, NULL},
+    {W("pki", "csr"), "<basename> [CN:<name>] [subjectAltName:<a>,<b>...] [key:ec|rsa]",
+     "make a new key (<basename>.key) and certificate signing request (<basename>.csr)",
+     "The key is EC P-256 unless key:rsa (RSA 2048). SAN entries are DNS names or IP\n"
+     "addresses (or DNS:<name>, IP:<addr>). Without subjectAltName the CN is used.\n"
+     "Example: pki csr node1 CN:node1.example.com subjectAltName:example.com,10.0.0.1",
+     "pki.csr", 1, -1, prep_csr, print_csr},
+    {W("pki", "verify"), "<cert> <ca-bundle>", "check a certificate against a CA bundle",
+     NULL, "pki.verify", 2, 2, prep_verify, print_verify},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static int nwords(const struct cli_cmd *c)
+{
+    int n = 0;
+    while (c->words[n] != NULL)
+        n++;
+    return n;
+}
+
+/* matches: whether the first nwords(c) words of input are c's words. */
+static bool matches(const struct cli_cmd *c, char **w, int n)
+{
+    int k = nwords(c);
+    if (n < k)
+        return false;
+    for (int i = 0; i < k; i++)
+        if (strcmp(c->words[i], w[i]) != 0)
+            return false;
+    return true;
+}
+
+/* prefix_of: whether input words w[0..n) are a prefix of c's words. */
+static bool prefix_of(const struct cli_cmd *c, char **w, int n)
+{
+    if (n >= nwords(c))
+        return false;
+    for (int i = 0; i < n; i++)
+        if (strcmp(c->words[i], w[i]) != 0)
+            return false;
+    return true;
+}
+
+static void cmd_name(const struct cli_cmd *c, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (int i = 0; c->words[i] != NULL; i++) {
+        size_t u = strlen(out);
+        snprintf(out + u, len - u, "%s%s", i ? " " : "", c->words[i]);
+    }
+}
+
+static void joined(char **w, int n, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        size_t u = strlen(out);
+        snprintf(out + u, len - u, "%s%s", i ? " " : "", w[i]);
+    }
+}
+
+/* next_words lists the distinct words that can follow w[0..n). */
+static void next_words(char **w, int n, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (!prefix_of(&commands[i], w, n))
+            continue;
+        const char *nw = commands[i].words[n];
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = prefix_of(&commands[j], w, n) && strcmp(commands[j].words[n], nw) == 0;
+        if (!seen) {
+            size_t u = strlen(out);
+            snprintf(out + u, len - u, "%s%s", u ? ", " : "", nw);
+        }
+    }
+}
+
+/* ---- help -------------------------------------------------------------- */
+
+static void help(char **w, int n)
+{
+    bool any = false;
+    /* One command in full, or every command under a prefix. */
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const struct cli_cmd *c = &commands[i];
+        if (n > 0 && matches(c, w, n) && nwords(c) == n) {
+            char name[128];
+            cmd_name(c, name, sizeof name);
+            printf("%s %s\n  %s\n", name, c->usage, c->summary);
+            if (c->help != NULL) {
+                const char *p = c->help;
+                while (*p) {
+                    const char *e = strchr(p, '\n');
+                    int l = e ? (int)(e - p) : (int)strlen(p);
+                    printf("  %.*s\n", l, p);
+                    p += l + (e ? 1 : 0);
+                }
+            }
+            return;
+        }
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const struct cli_cmd *c = &commands[i];
+        if (n > 0 && !prefix_of(c, w, n))
+            continue;
+        if (!any)
+            printf("%s", n == 0 ? "Commands (help <command> for details; --json before a "
+                                  "command prints JSON):\n"
+                                : "");
+        any = true;
+        char name[160];
+        cmd_name(c, name, sizeof name);
+        size_t u = strlen(name);
+        snprintf(name + u, sizeof name - u, "%s%s", c->usage[0] ? " " : "", c->usage);
+        printf("  %-40s %s\n", name, c->summary);
+    }
+    if (n == 0)
+        printf("  %-40s %s\n  %-40s %s\n", "help [<command>]",
+               "this list, or one command", "exit", "leave the shell");
+}
+
+/* ---- running a line ---------------------------------------------------- */
+
+static int usage_error(const char *name, const char *fmt, const char *detail)
+{
+    fprintf(stderr, "%s: ", name);
+    fprintf(stderr, fmt, detail);
+    fputc('\n', stderr);
+    return CLI_USAGE;
+}
+
+static void print_json_error(struct cli *cli, const char *code, const char *message)
+{
+    if (!cli->json)
+        return;
+    json_t *e = json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", code,
+                          "message", message);
+    char *s = json_dumps(e, JSON_INDENT(2));
+    if (s != NULL)
+        printf("%s\n", s);
+    free(s);
+    json_decref(e);
+}
+
+static int run_words(struct cli *cli, char **w, int n, bool *quit)
+{
+    if (n == 0)
+        return CLI_OK;
+    if (strcmp(w[0], "--json") == 0) {
+        bool saved = cli->json;
+        cli->json = true;
+        int rc = run_words(cli, w + 1, n - 1, quit);
+        cli->json = saved;
+        return rc;
+    }
+    if (strcmp(w[0], "help") == 0 || strcmp(w[0], "?") == 0) {
+        bool known = n == 1;
+        for (size_t i = 0; i < NCOMMANDS && !known; i++)
+            known = matches(&commands[i], w + 1, n - 1) ||
+                    prefix_of(&commands[i], w + 1, n - 1);
+        if (!known) {
+            char all[256];
+            joined(w + 1, n - 1, all, sizeof all);
+            return usage_error("help", "no command \"%s\"; type help for the list", all);
+        }
+        help(w + 1, n - 1);
+        return CLI_OK;
+    }
+    if (strcmp(w[0], "exit") == 0 || strcmp(w[0], "quit") == 0 ||
+        strcmp(w[0], "logout") == 0) {
+        *quit = true;
+        return CLI_OK;
+    }
+
+    const struct cli_cmd *c = NULL;
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (matches(&commands[i], w, n) &&
+            (c == NULL || nwords(&commands[i]) > nwords(c)))
+            c = &commands[i];
+    char all[256];
+    if (c == NULL) {
+        /* The longest known prefix tells the admin where it went wrong. */
+        int k = n;
+        char next[256] = "";
+        while (k > 0) {
+            next_words(w, k, next, sizeof next);
+            if (next[0] != '\0')
+                break;
+            k--;
+        }
+        if (k == 0) {
+            next_words(w, 0, next, sizeof next);
+            return usage_error(
+                w[0], "unknown command; commands start with %s (type help)", next);
+        }
+        joined(w, k, all, sizeof all);
+        if (k == n) {
+            fprintf(stderr,
+                    "%s: incomplete command; next word is one of: %s (type help %s)\n",
+                    all, next, all);
+            return CLI_USAGE;
+        }
+        fprintf(stderr,
+                "%s: unknown word \"%s\"; next word is one of: %s (type help %s)\n", all,
+                w[k], next, all);
+        return CLI_USAGE;
+    }
+
+    char name[128];
+    cmd_name(c, name, sizeof name);
+    int argc = n - nwords(c);
+    char **argv = w + nwords(c);
+    if (argc < c->min_args || (c->max_args >= 0 && argc > c->max_args)) {
+        fprintf(stderr, "%s: %s; usage: %s %s (see help %s)\n", name,
+                argc < c->min_args ? "missing arguments" : "too many arguments", name,
+                c->usage, name);
+        return CLI_USAGE;
+    }
+    json_t *args = json_object();
+    char why[WHY_LEN] = "";
+    if (args == NULL)
+        return usage_error(name, "%s", "out of memory");
+    if (c->prepare != NULL && c->prepare(cli, argc, argv, args, why) < 0) {
+        json_decref(args);
+        fprintf(stderr, "%s: %s (see help %s)\n", name, why, name);
+        print_json_error(cli, "invalid-argument", why);
+        return CLI_USAGE;
+    }
+
+    json_t *result = NULL;
+    char code[32], message[256];
+    int rc = cli_call(cli, c->ctl, args, &result, code, message);
+    if (rc != CLI_OK) {
+        if (strcmp(code, "unknown-command") == 0)
+            snprintf(message, sizeof message,
+                     "this xmppd does not serve this command yet (unknown-command)");
+        fprintf(stderr, "%s: %s\n", name, message);
+        print_json_error(cli, code[0] ? code : "unreachable", message);
+        return rc;
+    }
+    if (cli->json) {
+        char *s = json_dumps(result, JSON_INDENT(2));
+        if (s != NULL)
+            printf("%s\n", s);
+        free(s);
+    } else if (c->print != NULL) {
+        c->print(result);
+    } else if (json_object_size(result) > 0) {
+        cli_print_kv(result, 0);
+    }
+    /* A secret shown once leaves no copy behind in this process. */
+    json_decref(result);
+    fflush(stdout);
+    return CLI_OK;
+}
+
+int cli_run(struct cli *cli, const char *line, bool *quit)
+{
+    char *w[CLI_MAX_WORDS];
+    const char *why = NULL;
+    int n = cli_split(line, w, CLI_MAX_WORDS, &why);
+    if (n < 0) {
+        fprintf(stderr, "mmp-cli: %s\n", why);
+        return CLI_USAGE;
+    }
+    int rc = run_words(cli, w, n, quit);
+    cli_words_free(w, n);
+    return rc;
+}
+
+/* ---- completion -------------------------------------------------------- */
+
+char **cli_complete(char **w, int n, const char *prefix)
+{
+    bool top = n == 0;
+    if (n > 0 && strcmp(w[0], "help") == 0)
+        w++, n--;
+    size_t cap = NCOMMANDS + 4, k = 0;
+    char **out = calloc(cap + 1, sizeof *out);
+    if (out == NULL)
+        return NULL;
+    size_t plen = strlen(prefix);
+    if (top) {
+        static const char *const extra[] = {"help", "exit"};
+        for (size_t i = 0; i < 2; i++)
+            if (strncmp(extra[i], prefix, plen) == 0)
+                out[k++] = strdup(extra[i]);
+    }
+    for (size_t i = 0; i < NCOMMANDS && k < cap; i++) {
+        if (!prefix_of(&commands[i], w, n))
+            continue;
+        const char *nw = commands[i].words[n];
+        if (strncmp(nw, prefix, plen) != 0)
+            continue;
+        bool seen = false;
+        for (size_t j = 0; j < k && !seen; j++)
+            seen = out[j] != NULL && strcmp(out[j], nw) == 0;
+        if (!seen)
+            out[k++] = strdup(nw);
+    }
+    if (k == 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
