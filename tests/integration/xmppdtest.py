@@ -155,8 +155,22 @@ class Node:
     def __exit__(self, *exc):
         if exc[0] is not None:
             sys.stderr.write("---- %s log ----\n%s\n" % (self.name, self.log()))
-        self.close()
+            self.close()
+            return False
+        self.close_checked()
         return False
+
+    def close_checked(self):
+        """Closes; fails when a sanitizer (in an ASan build) reported."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()
+        log = self.log()
+        self.close()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:"):
+            if marker in log:
+                raise AssertionError("sanitizer report in the %s log:\n%s"
+                                     % (self.name, log))
 
 
 class Comp:
