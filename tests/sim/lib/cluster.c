@@ -256,13 +256,14 @@ static void grow_terms(struct cluster *c, uint64_t term)
     c->n_terms = n;
 }
 
-static void note_leader(struct cluster *c, struct cl_node *nd, uint64_t term, bool elected,
-                        uint64_t commit)
+static void note_leader(struct cluster *c, struct cl_node *nd, uint64_t term,
+                        bool elected, uint64_t commit)
 {
     grow_terms(c, term);
     uint64_t *l = &c->leader_of_term[term];
     if (*l != 0 && *l != nd->id)
-        violate(c, "election safety: n%" PRIu64 " and n%" PRIu64 " both led term %" PRIu64,
+        violate(c,
+                "election safety: n%" PRIu64 " and n%" PRIu64 " both led term %" PRIu64,
                 *l, nd->id, term);
     if (*l == 0)
         c->elections_won++;
@@ -372,7 +373,13 @@ int cl_step(struct cluster *c, unsigned i, struct raft_event *ev)
         return RAFT_ESTATE;
     ev->now = c->now;
     struct raft_update u;
+    enum raft_role was = nd->role;
+    uint64_t was_term = nd->term;
     int rc = raft_step(nd->r, ev, &u);
+    /* Leader Append-Only (figure 3): a leader never deletes its entries. */
+    if (was == RAFT_LEADER && u.current_term == was_term &&
+        (u.truncate_from != 0 || u.snapshot != NULL) && ev->type != RAFT_EV_SNAPSHOT)
+        violate(c, "leader append-only: n%" PRIu64 " truncated its log", nd->id);
 
     /* 1. persist (synchronously: durable at once) */
     persist(nd, &u);

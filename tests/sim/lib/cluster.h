@@ -8,6 +8,7 @@
  *   election safety     at most one leader per term;
  *   state machine safety every node applies the same entry at each index;
  *   leader completeness a new leader holds every entry applied anywhere;
+ *   leader append-only  a leader never truncates its log in its term;
  *   log matching        (cl_check_logs) same index and term => same prefix.
  * A violation is recorded in c->violation (first one wins) and reported by
  * cl_ok(); tests check it.
