@@ -55,6 +55,13 @@ void cli_value_text(json_t *v, char *buf, size_t len)
 /* label turns a key ("not_after") into a label ("Not after"). */
 static void label(const char *key, char *out, size_t len)
 {
+    static const char *const special[][2] = {
+        {"sans", "SANs"}, {"ca", "CA"}, {"uptime_s", "Uptime (s)"}, {"id", "ID"}};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+        if (strcmp(key, special[i][0]) == 0) {
+            snprintf(out, len, "%s", special[i][1]);
+            return;
+        }
     snprintf(out, len, "%s", key);
     for (char *p = out; *p; p++)
         if (*p == '_')

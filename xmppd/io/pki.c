@@ -753,3 +753,147 @@ int pki_check_certs(const char *key_path, const char *cert_path, const char *bun
         rc = pki_verify(cert_path, bundle_path, now, why, why_len);
     return rc;
 }
+
+/* ---- control handlers ------------------------------------------------- */
+
+int pki_path(const char *dir, const char *name, char *out, size_t len)
+{
+    if (name == NULL || name[0] == '\0' || name[0] == '.' || strchr(name, '/') != NULL)
+        return XE_INVAL;
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return XE_INVAL;
+    if (snprintf(out, len, "%s/%s", dir, name) >= (int)len)
+        return XE_INVAL;
+    return 0;
+}
+
+/* arg_file reads args[key] as a file name in dir. */
+static int arg_file(const char *dir, json_t *args, const char *key, char *out, size_t len,
+                    struct ctl_error *err)
+{
+    const char *name = json_string_value(json_object_get(args, key));
+    if (name == NULL)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "\"%s\" (a file name) is required", key);
+    if (pki_path(dir, name, out, len) < 0)
+        return ctl_error_set(
+            err, CTL_E_INVALID_ARGUMENT,
+            "\"%.100s\" must be a file name in the pki directory (no '/', no "
+            "leading '.')",
+            name);
+    return 0;
+}
+
+static int cmd_fail(int rc, const char *why, struct ctl_error *err)
+{
+    ctl_error_set(err, ctl_error_code_for(rc), "%s", why);
+    return rc;
+}
+
+int pki_cmd_list(const char *pki_dir, json_t *args, json_t **result,
+                 struct ctl_error *err)
+{
+    (void)args;
+    char why[256];
+    struct pki_info *v;
+    size_t n;
+    int rc = pki_list(pki_dir, &v, &n, why, sizeof why);
+    if (rc < 0)
+        return cmd_fail(rc, why, err);
+    json_t *files = json_array();
+    for (size_t i = 0; i < n && files != NULL; i++)
+        if (json_array_append_new(files, pki_info_json(&v[i])) < 0) {
+            json_decref(files);
+            files = NULL;
+        }
+    free(v);
+    if (files == NULL)
+        return XE_NOMEM;
+    *result = json_pack("{s:s, s:o}", "dir", pki_dir, "files", files);
+    return *result != NULL ? 0 : XE_NOMEM;
+}
+
+int pki_cmd_inspect(const char *pki_dir, json_t *args, json_t **result,
+                    struct ctl_error *err)
+{
+    char path[PATH_MAX], why[256];
+    if (arg_file(pki_dir, args, "file", path, sizeof path, err) < 0)
+        return XE_INVAL;
+    struct pki_info info;
+    int rc = pki_inspect(path, &info, why, sizeof why);
+    if (rc < 0)
+        return cmd_fail(rc, why, err);
+    snprintf(info.file, sizeof info.file, "%s",
+             json_string_value(json_object_get(args, "file")));
+    *result = pki_info_json(&info);
+    return *result != NULL ? 0 : XE_NOMEM;
+}
+
+int pki_cmd_csr(const char *pki_dir, json_t *args, json_t **result, struct ctl_error *err)
+{
+    char base[PATH_MAX - 8], why[256];
+    if (arg_file(pki_dir, args, "basename", base, sizeof base, err) < 0)
+        return XE_INVAL;
+    const char *cn = json_string_value(json_object_get(args, "cn"));
+    const char *kt = json_string_value(json_object_get(args, "key_type"));
+    enum pki_keytype type = PKI_KEY_EC_P256;
+    if (kt != NULL && strcmp(kt, "rsa") == 0)
+        type = PKI_KEY_RSA_2048;
+    else if (kt != NULL && strcmp(kt, "ec") != 0)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "key_type \"%.32s\" is not \"ec\" or \"rsa\"", kt);
+    json_t *jsans = json_object_get(args, "sans");
+    if (jsans != NULL && !json_is_array(jsans))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "\"sans\" must be a list");
+    size_t n = json_array_size(jsans);
+    if (n > 64)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "at most 64 subjectAltName entries");
+    const char *sans[64];
+    for (size_t i = 0; i < n; i++) {
+        sans[i] = json_string_value(json_array_get(jsans, i));
+        if (sans[i] == NULL)
+            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                                 "\"sans\" entries must be strings");
+    }
+    int rc = pki_csr(base, type, cn, sans, n, why, sizeof why);
+    if (rc < 0)
+        return cmd_fail(rc, why, err);
+    const char *name = json_string_value(json_object_get(args, "basename"));
+    char key[PATH_MAX], csr[PATH_MAX];
+    snprintf(key, sizeof key, "%s.key", name);
+    snprintf(csr, sizeof csr, "%s.csr", name);
+    struct pki_info info;
+    char csrpath[PATH_MAX];
+    snprintf(csrpath, sizeof csrpath, "%s.csr", base);
+    if (pki_inspect(csrpath, &info, NULL, 0) < 0)
+        memset(&info, 0, sizeof info);
+    json_t *ij = pki_info_json(&info);
+    *result = json_pack(
+        "{s:s, s:s, s:s, s:O}", "key", key, "csr", csr, "subject", info.subject, "sans",
+        ij != NULL && json_object_get(ij, "sans") != NULL ? json_object_get(ij, "sans")
+                                                          : json_array());
+    json_decref(ij);
+    return *result != NULL ? 0 : XE_NOMEM;
+}
+
+int pki_cmd_verify(const char *pki_dir, json_t *args, json_t **result,
+                   struct ctl_error *err)
+{
+    char cert[PATH_MAX], bundle[PATH_MAX], why[256];
+    if (arg_file(pki_dir, args, "cert", cert, sizeof cert, err) < 0 ||
+        arg_file(pki_dir, args, "bundle", bundle, sizeof bundle, err) < 0)
+        return XE_INVAL;
+    int rc = pki_verify(cert, bundle, 0, why, sizeof why);
+    if (rc == XE_AUTH) {
+        ctl_error_set(err, "verify-failed", "%s", why);
+        return rc;
+    }
+    if (rc < 0)
+        return cmd_fail(rc, why, err);
+    *result = json_pack(
+        "{s:s, s:s, s:b}", "cert", json_string_value(json_object_get(args, "cert")),
+        "bundle", json_string_value(json_object_get(args, "bundle")), "verified", 1);
+    return *result != NULL ? 0 : XE_NOMEM;
+}

@@ -19,6 +19,8 @@
 
 #include <jansson.h>
 
+#include "ctl.h"
+
 /* Files larger than this are not PEM material we read. */
 #define PKI_MAX_FILE (1024 * 1024)
 
@@ -107,5 +109,31 @@ int pki_check_validity(const char *cert_path, time_t now, char *why, size_t why_
  * first failure is returned, as above. */
 int pki_check_certs(const char *key_path, const char *cert_path, const char *bundle_path,
                     time_t now, char *why, size_t why_len);
+
+/* ---- control handlers ------------------------------------------------- */
+
+/* pki_path joins name, a plain file name inside dir, into out (len bytes).
+ * Names with '/', a leading '.', or control characters are refused: control
+ * requests can reach only the node's pki directory.  0 or XE_INVAL. */
+int pki_path(const char *dir, const char *name, char *out, size_t len);
+
+/* Handlers for the pki.* control commands (docs/control-protocol.md), on the
+ * node's pki directory pki_dir (borrowed).  The daemon registers them with a
+ * one-line wrapper that passes its pki dir.  Same contract as a struct
+ * ctl_command fn: 0 with *result (owned), or a negative XE code with err.
+ *   pki.list     {}                                   -> {"dir","files":[info]}
+ *   pki.inspect  {"file"}                             -> info
+ *   pki.csr      {"basename","cn"?,"sans"?:[...],"key_type"?:"ec"|"rsa"}
+ *                                                     -> {"key","csr","subject","sans"}
+ *   pki.verify   {"cert","bundle"}                    ->
+ * {"cert","bundle","verified":true} where info is pki_info_json. */
+int pki_cmd_list(const char *pki_dir, json_t *args, json_t **result,
+                 struct ctl_error *err);
+int pki_cmd_inspect(const char *pki_dir, json_t *args, json_t **result,
+                    struct ctl_error *err);
+int pki_cmd_csr(const char *pki_dir, json_t *args, json_t **result,
+                struct ctl_error *err);
+int pki_cmd_verify(const char *pki_dir, json_t *args, json_t **result,
+                   struct ctl_error *err);
 
 #endif
