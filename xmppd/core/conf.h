@@ -66,7 +66,8 @@ struct conf_error {
  * NUL-terminated) into *out, which must be zeroed or freshly conf_free'd;
  * on success *out owns everything and is released with conf_free.  Returns
  * 0, XE_CORRUPT (malformed; *err says where and why, *out is left empty) or
- * XE_NOMEM. */
+ * XE_NOMEM.  sodium_init() must have succeeded (secrets go to sodium_malloc
+ * memory). */
 int conf_parse(const char *text, size_t len, struct conf *out, struct conf_error *err);
 
 /* conf_free releases everything in c (wiping secrets) and zeroes it. */
