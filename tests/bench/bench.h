@@ -189,6 +189,7 @@ struct bench {
     uv_timer_t stall_timer;
     uv_signal_t sigint;
     uint64_t t_setup0, t_start, t_stop_sending, t_last_recv, t_end;
+    uint64_t cpu_start_us, cpu_end_us; /* this process's user+sys CPU time */
     uint64_t total_sent;
     uint64_t total_received; /* unique */
     uint64_t errors;         /* error stanzas received */

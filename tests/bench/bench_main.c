@@ -11,6 +11,7 @@
 #include "bench.h"
 
 #include <getopt.h>
+#include <sys/resource.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,14 +61,14 @@ static void usage(FILE *f)
 
 static void print_header(void)
 {
-    printf("%-16s %5s %6s %6s %9s %9s %9s %8s %8s %8s %6s %5s %5s %4s\n", "run", "pairs",
-           "window", "size", "sent", "recv", "msg/s", "p50_us", "p99_us", "max_us",
-           "lost", "ooo", "dup", "err");
+    printf("%-16s %5s %6s %6s %9s %9s %9s %8s %8s %8s %6s %5s %5s %4s %5s\n", "run",
+           "pairs", "window", "size", "sent", "recv", "msg/s", "p50_us", "p99_us",
+           "max_us", "lost", "ooo", "dup", "err", "cpu%");
 }
 
 static void print_json(FILE *f, struct bench *b, const char *label, double secs,
                        double rate, const double lat[4], uint64_t lost, uint64_t ooo,
-                       uint64_t dup, uint64_t stalls)
+                       uint64_t dup, uint64_t stalls, double cpu)
 {
     fprintf(f, "{\"label\":\"");
     for (const char *p = label; *p; p++)
@@ -80,10 +81,10 @@ static void print_json(FILE *f, struct bench *b, const char *label, double secs,
             "\"max\":%.1f,\"mean\":%.1f},\"lost\":%" PRIu64 ",\"out_of_order\":%" PRIu64
             ",\"duplicates\":%" PRIu64 ",\"error_stanzas\":%" PRIu64
             ",\"connection_failures\":%" PRIu64 ",\"unparsable\":%" PRIu64
-            ",\"window_stalls\":%" PRIu64 ",\"setup_ms\":%.1f}\n",
+            ",\"window_stalls\":%" PRIu64 ",\"bench_cpu_pct\":%.0f,\"setup_ms\":%.1f}\n",
             b->o.ntargets, b->o.pairs, b->o.window, b->o.size, secs, b->total_sent,
             b->total_received, rate, lat[0], lat[1], lat[2], lat[3], lost, ooo, dup,
-            b->errors, b->conn_failures, b->bad, stalls,
+            b->errors, b->conn_failures, b->bad, stalls, cpu,
             b->t_start > b->t_setup0 ? (double)(b->t_start - b->t_setup0) / 1e6 : 0.0);
 }
 
@@ -112,25 +113,38 @@ static void report(struct bench *b, int no_header)
                  b->o.ntargets > 1 ? "s" : "");
 
     double lat[4] = {p50, p99, mx, mean};
+    double wall_us = b->t_end > b->t_start ? (double)(b->t_end - b->t_start) / 1e3 : 0.0;
+    double cpu = wall_us > 0 && b->cpu_end_us >= b->cpu_start_us
+                     ? 100.0 * (double)(b->cpu_end_us - b->cpu_start_us) / wall_us
+                     : 0.0;
     if (b->o.json_out) {
         FILE *f = fopen(b->o.json_out, "a");
         if (f == NULL) {
             perror(b->o.json_out);
         } else {
-            print_json(f, b, label, secs, rate, lat, lost, ooo, dup, stalls);
+            print_json(f, b, label, secs, rate, lat, lost, ooo, dup, stalls, cpu);
             fclose(f);
         }
     }
     if (b->o.json) {
-        print_json(stdout, b, label, secs, rate, lat, lost, ooo, dup, stalls);
+        print_json(stdout, b, label, secs, rate, lat, lost, ooo, dup, stalls, cpu);
         return;
     }
     if (!no_header)
         print_header();
     printf("%-16s %5u %6u %6u %9" PRIu64 " %9" PRIu64 " %9.0f %8.0f %8.0f %8.0f %6" PRIu64
-           " %5" PRIu64 " %5" PRIu64 " %4" PRIu64 "\n",
+           " %5" PRIu64 " %5" PRIu64 " %4" PRIu64 " %5.0f\n",
            label, b->o.pairs, b->o.window, b->o.size, b->total_sent, b->total_received,
-           rate, p50, p99, mx, lost, ooo, dup, err);
+           rate, p50, p99, mx, lost, ooo, dup, err, cpu);
+}
+
+static uint64_t cpu_us(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0)
+        return 0;
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 /* ---- phases ----------------------------------------------------------- */
@@ -162,6 +176,7 @@ static void done(struct bench *b)
         return;
     b->phase = BENCH_PHASE_DONE;
     b->t_end = uv_hrtime();
+    b->cpu_end_us = cpu_us();
     uv_timer_stop(&b->deadline);
     uv_timer_stop(&b->stall_timer);
     for (unsigned i = 0; i < b->o.pairs; i++) {
@@ -210,6 +225,7 @@ static void start_run(struct bench *b)
 {
     b->phase = BENCH_PHASE_RUN;
     b->t_start = uv_hrtime();
+    b->cpu_start_us = cpu_us();
     uv_timer_stop(&b->timer);
     if (b->o.count == 0)
         uv_timer_start(&b->timer, on_run_timer, (uint64_t)(b->o.duration * 1000), 0);
