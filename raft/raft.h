@@ -248,8 +248,11 @@ struct raft_options {
     unsigned heartbeat_ms;    /* leader sends Append at least this often */
     unsigned election_min_ms; /* election timeout drawn from [min, max) */
     unsigned election_max_ms;
-    bool pre_vote;               /* thesis §9.6 */
-    bool check_quorum;           /* thesis §6.2: leader steps down without a quorum */
+    bool pre_vote; /* thesis §9.6 */
+    /* thesis §6.2: a leader steps down without a quorum; also turns on
+       leader stickiness (thesis §4.2.3): a node that heard from a live
+       leader within election_min_ms ignores vote requests */
+    bool check_quorum;
     unsigned max_append_entries; /* entries per Append message */
     uint64_t snapshot_trailing;  /* entries kept in the log behind a snapshot */
 };
@@ -279,7 +282,14 @@ void raft_free(struct raft *r);
 /* ---- Events -------------------------------------------------------------- */
 
 enum raft_event_type {
-    RAFT_EV_START = 1,     /* first event: the state loaded from storage */
+    /* START: the first event, with the state loaded from storage.
+     * Bootstrap of a new cluster: the first node stores term 1 and one
+     * RAFT_ENTRY_CONFIG entry (index 1, term 1, raft_config_encode of a
+     * configuration holding itself as voter), then starts; a lone voter
+     * elects itself at once.  A joining node starts empty (term 0, no
+     * entries) and waits for the leader, after someone stepped a
+     * RAFT_CHANGE_ADD on the leader. */
+    RAFT_EV_START = 1,
     RAFT_EV_RECEIVE = 2,   /* a message arrived from a peer */
     RAFT_EV_PERSISTED = 3, /* entries up to index are durable */
     RAFT_EV_TICK = 4,      /* time passed (deadline reached or any time) */
