@@ -493,6 +493,21 @@ static void test_not_well_formed(void)
     CHECK_INT(cond_of(HDR "<message><body>\xe4\xb8</body></message>"),
               XS_COND_NOT_WELL_FORMED);
     CHECK_INT(cond_of(HDR "<message a='\x80'/>"), XS_COND_NOT_WELL_FORMED);
+    /* NUL bytes, anywhere (XML 1.0 §2.2), and UTF-16 (RFC 6120 §11.6) */
+    CHECK_INT(last_cond(NULL, "'\0\x1f>=?", 7), XS_COND_NOT_WELL_FORMED);
+    CHECK_INT(last_cond(NULL, HDR "<m>\0</m>", strlen(HDR) + 8), XS_COND_NOT_WELL_FORMED);
+    CHECK_INT(last_cond(NULL, "<\0s\0t\0r\0", 8), XS_COND_NOT_WELL_FORMED);
+    CHECK_INT(last_cond(NULL, "\xff\xfe<\0s\0", 6), XS_COND_NOT_WELL_FORMED);
+    CHECK_INT(last_cond(NULL, "\xfe\xff\0<\0s", 6), XS_COND_NOT_WELL_FORMED);
+    {
+        /* events before the NUL still come out */
+        char *t = run(NULL, HDR "<iq/>\0", strlen(HDR) + 6, 0);
+
+        CHECK(strstr(t, "ELEM <iq/>\nERROR not-well-formed\n") != NULL);
+        free(t);
+    }
+    /* a UTF-8 byte order mark is fine */
+    CHECK_INT(cond_of("\xef\xbb\xbf" HDR "<iq/>"), -1);
     /* a stanza before the error is still delivered, the error comes last */
     {
         char *t = run_s(HDR "<iq/><iq></message>", 0);

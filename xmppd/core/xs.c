@@ -793,21 +793,41 @@ static void xs__parse(struct xs *xs, const char *p, size_t len)
     }
 }
 
+/* xs__defer tells whether len more bytes should be held back rather than
+ * parsed now; end says whether they may end an unfinished token. */
+static bool xs__defer(const struct xs *xs, bool end, size_t len)
+{
+    size_t pending = (size_t)(xs->fed - xs->progress);
+    size_t total = (size_t)(xs->fed - xs->unit_start) + xs->hold.len + len;
+
+    /* expat guesses the encoding from the first bytes it sees (a BOM, or
+     * zero bytes suggesting UTF-16), and guesses differently from one byte
+     * than from four: give it at least four, so that every chunking parses
+     * alike.  No stream header is shorter. */
+    if (xs->fed == 0 && xs->hold.len + len < 4)
+        return true;
+    /* Hold while expat sits in a long unfinished token that these bytes
+     * cannot end, they are fewer than what expat holds, and the unit stays
+     * within its limit (which bounds the held bytes too). */
+    return !end && pending > XS_DEFER_MIN && xs->hold.len + len < pending &&
+           total <= xs__unit_limit(xs);
+}
+
 int xs_feed(struct xs *xs, const void *data, size_t len)
 {
-    size_t pending, total;
+    const char *nul;
+    size_t ok;
     bool end;
 
     if (xs->done || xs->p == NULL)
         return XE_STATE;
-    end = xs__scan(xs, data, len);
-    /* Defer while expat holds a long unfinished token that these bytes
-     * cannot end, they are fewer than what expat holds, and the unit stays
-     * within its limit (which bounds the held bytes too). */
-    pending = (size_t)(xs->fed - xs->progress);
-    total = (size_t)(xs->fed - xs->unit_start) + xs->hold.len + len;
-    if (!end && pending > XS_DEFER_MIN && xs->hold.len + len < pending &&
-        total <= xs__unit_limit(xs)) {
+    /* XML 1.0 §2.2: NUL is no character of XML, not even as a reference.
+     * Checked here because expat, seeing zero bytes at the start, may take
+     * the stream for UTF-16 (RFC 6120 §11.6: UTF-8 only). */
+    nul = memchr(data, '\0', len);
+    ok = nul ? (size_t)(nul - (const char *)data) : len;
+    end = xs__scan(xs, data, ok);
+    if (nul == NULL && xs__defer(xs, end, len)) {
         if (buf_append(&xs->hold, data, len) != 0)
             xs__nomem(xs);
         return 0;
@@ -816,7 +836,9 @@ int xs_feed(struct xs *xs, const void *data, size_t len)
         xs__parse(xs, xs->hold.data, xs->hold.len);
         buf_reset(&xs->hold);
     }
-    xs__parse(xs, data, len);
+    xs__parse(xs, data, ok);
+    if (nul != NULL)
+        xs__fail(xs, XS_COND_NOT_WELL_FORMED, "NUL byte");
     return 0;
 }
 
