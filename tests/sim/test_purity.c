@@ -82,141 +82,168 @@ static bool file_scope_var(const char *stmt)
     return true;
 }
 
+/* The scanner's state over one file. */
+struct scan {
+    const char *file;
+    const char *text;
+    const char *p;
+    int line;
+    int depth;      /* nesting of (), [], {} */
+    int bad;        /* violations found */
+    bool bol;       /* at the beginning of a line (for preprocessor) */
+    bool in_func;   /* the current top-level braces are a function body */
+    char stmt[512]; /* the current top-level declaration, normalized */
+    size_t sl;
+};
+
+static void report(struct scan *sc, const char *what, const char *name)
+{
+    printf("  %s:%d: %s %s\n", sc->file, sc->line, what, name);
+    sc->bad++;
+}
+
+/* A preprocessor line: check #include, skip the rest (and continuations). */
+static void scan_preproc(struct scan *sc)
+{
+    const char *p = sc->p, *e = strchr(p, '\n');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    char dir[256];
+    snprintf(dir, sizeof dir, "%.*s", (int)(n < 255 ? n : 255), p);
+    char *inc = strstr(dir, "include");
+    char *a = inc ? strpbrk(inc, "<\"") : NULL;
+    char *b = a ? strpbrk(a + 1, ">\"") : NULL;
+    if (b != NULL) {
+        *b = '\0';
+        if (in_list(bad_headers, a + 1))
+            report(sc, "includes", a + 1);
+    }
+    while (e != NULL && e > p && e[-1] == '\\') {
+        sc->line++;
+        e = strchr(e + 1, '\n');
+    }
+    sc->p = e ? e : p + n;
+}
+
+/* Comments and literals: skipped (a literal counts as one token). */
+static bool scan_skip(struct scan *sc)
+{
+    const char *p = sc->p;
+    if (p[0] == '/' && p[1] == '*') {
+        const char *e = strstr(p + 2, "*/");
+        const char *end = e ? e + 2 : p + strlen(p);
+        for (const char *q = p; q < end; q++)
+            sc->line += *q == '\n';
+        sc->p = end;
+        return true;
+    }
+    if (p[0] == '/' && p[1] == '/') {
+        const char *e = strchr(p, '\n');
+        sc->p = e ? e : p + strlen(p);
+        return true;
+    }
+    if (p[0] == '"' || p[0] == '\'') {
+        const char *q = p + 1;
+        while (*q && *q != p[0]) {
+            if (*q == '\\' && q[1])
+                q++;
+            q++;
+        }
+        sc->p = *q ? q + 1 : q;
+        if (sc->depth == 0)
+            push(sc->stmt, &sc->sl, sizeof sc->stmt, 'S');
+        return true;
+    }
+    return false;
+}
+
+/* An identifier: a forbidden call or name unless it is a member access. */
+static void scan_ident(struct scan *sc)
+{
+    char id[128];
+    size_t n = 0;
+    const char *q = sc->p;
+    while ((isalnum((unsigned char)*q) || *q == '_') && n < sizeof id - 1)
+        id[n++] = *q++;
+    id[n] = '\0';
+    const char *b = sc->p;
+    while (b > sc->text && isspace((unsigned char)b[-1]))
+        b--;
+    bool member = b > sc->text &&
+                  (b[-1] == '.' || (b[-1] == '>' && b - 1 > sc->text && b[-2] == '-'));
+    const char *a = q;
+    while (*a == ' ' || *a == '\t')
+        a++;
+    if (!member && *a == '(' && (in_list(bad_calls, id) || strncmp(id, "uv_", 3) == 0))
+        report(sc, "calls", id);
+    if (!member && in_list(bad_names, id))
+        report(sc, "uses", id);
+    if (sc->depth == 0 && sc->sl + n + 2 < sizeof sc->stmt) {
+        memcpy(sc->stmt + sc->sl, id, n);
+        sc->sl += n;
+        sc->stmt[sc->sl++] = ' ';
+    }
+    sc->p = q;
+}
+
+/* Punctuation: nesting, and the end of top-level declarations. */
+static void scan_punct(struct scan *sc, char ch)
+{
+    if (ch == '{' || ch == '(' || ch == '[') {
+        if (sc->depth == 0 && ch == '{') {
+            size_t k = sc->sl;
+            while (k > 0 && sc->stmt[k - 1] == ' ')
+                k--;
+            sc->in_func = k > 0 && sc->stmt[k - 1] == ')';
+        }
+        if (sc->depth == 0)
+            push(sc->stmt, &sc->sl, sizeof sc->stmt, ch);
+        sc->depth++;
+    } else if (ch == '}' || ch == ')' || ch == ']') {
+        sc->depth--;
+        if (sc->depth == 0 && ch == '}' && sc->in_func) {
+            sc->sl = 0; /* end of a function body */
+            sc->in_func = false;
+        } else if (sc->depth == 0) {
+            push(sc->stmt, &sc->sl, sizeof sc->stmt, ch);
+        }
+    } else if (sc->depth == 0 && ch == ';') {
+        sc->stmt[sc->sl] = '\0';
+        if (sc->sl > 0 && file_scope_var(sc->stmt))
+            report(sc, "file-scope variable:", sc->stmt);
+        sc->sl = 0;
+    } else if (sc->depth == 0 && ch == '=') {
+        push(sc->stmt, &sc->sl, sizeof sc->stmt, '=');
+    }
+}
+
 /* check_text reports each violation in text (named file) to stdout and
  * returns their count. */
 static int check_text(const char *file, const char *text)
 {
-    int bad = 0, depth = 0, line = 1;
-    char stmt[512];
-    size_t sl = 0;
-    bool bol = true;      /* at the beginning of a line (for preprocessor) */
-    bool in_func = false; /* the current top-level braces are a body */
-    for (const char *p = text; *p;) {
-        char ch = *p;
+    struct scan sc = {.file = file, .text = text, .p = text, .line = 1, .bol = true};
+    while (*sc.p) {
+        char ch = *sc.p;
         if (ch == '\n') {
-            line++;
-            bol = true;
-            p++;
-            continue;
+            sc.line++;
+            sc.bol = true;
+            sc.p++;
+        } else if (sc.bol && isspace((unsigned char)ch)) {
+            sc.p++;
+        } else if (sc.bol && ch == '#') {
+            scan_preproc(&sc);
+        } else {
+            sc.bol = false;
+            if (scan_skip(&sc))
+                continue;
+            if (isalpha((unsigned char)ch) || ch == '_') {
+                scan_ident(&sc);
+                continue;
+            }
+            scan_punct(&sc, ch);
+            sc.p++;
         }
-        if (bol && isspace((unsigned char)ch)) {
-            p++;
-            continue;
-        }
-        if (bol && ch == '#') {
-            /* preprocessor line: check includes, skip the rest */
-            const char *e = strchr(p, '\n');
-            size_t n = e ? (size_t)(e - p) : strlen(p);
-            char dir[256];
-            snprintf(dir, sizeof dir, "%.*s", (int)(n < 255 ? n : 255), p);
-            char *inc = strstr(dir, "include");
-            if (inc != NULL) {
-                char *a = strpbrk(inc, "<\"");
-                char *b = a ? strpbrk(a + 1, ">\"") : NULL;
-                if (a && b) {
-                    *b = '\0';
-                    if (in_list(bad_headers, a + 1)) {
-                        printf("  %s:%d: includes <%s>\n", file, line, a + 1);
-                        bad++;
-                    }
-                }
-            }
-            while (e && e > p && e[-1] == '\\') { /* continued line */
-                line++;
-                e = strchr(e + 1, '\n');
-            }
-            p = e ? e : p + n;
-            continue;
-        }
-        bol = false;
-        if (ch == '/' && p[1] == '*') {
-            const char *e = strstr(p + 2, "*/");
-            for (const char *q = p; q < (e ? e : p + strlen(p)); q++)
-                line += *q == '\n';
-            p = e ? e + 2 : p + strlen(p);
-            continue;
-        }
-        if (ch == '/' && p[1] == '/') {
-            const char *e = strchr(p, '\n');
-            p = e ? e : p + strlen(p);
-            continue;
-        }
-        if (ch == '"' || ch == '\'') {
-            const char *q = p + 1;
-            while (*q && *q != ch) {
-                if (*q == '\\' && q[1])
-                    q++;
-                q++;
-            }
-            p = *q ? q + 1 : q;
-            if (depth == 0)
-                push(stmt, &sl, sizeof stmt, 'S');
-            continue;
-        }
-        if (isalpha((unsigned char)ch) || ch == '_') {
-            char id[128];
-            size_t n = 0;
-            const char *q = p;
-            while ((isalnum((unsigned char)*q) || *q == '_') && n < sizeof id - 1)
-                id[n++] = *q++;
-            id[n] = '\0';
-            /* previous significant char: member access is not a call */
-            const char *b = p;
-            while (b > text && isspace((unsigned char)b[-1]))
-                b--;
-            bool member = b > text && (b[-1] == '.' ||
-                                       (b[-1] == '>' && b - 1 > text && b[-2] == '-'));
-            const char *a = q;
-            while (*a == ' ' || *a == '\t')
-                a++;
-            if (!member && *a == '(' &&
-                (in_list(bad_calls, id) || strncmp(id, "uv_", 3) == 0)) {
-                printf("  %s:%d: calls %s()\n", file, line, id);
-                bad++;
-            }
-            if (!member && in_list(bad_names, id)) {
-                printf("  %s:%d: uses %s\n", file, line, id);
-                bad++;
-            }
-            if (depth == 0 && sl + n + 2 < sizeof stmt) {
-                memcpy(stmt + sl, id, n);
-                sl += n;
-                stmt[sl++] = ' ';
-            }
-            p = q;
-            continue;
-        }
-        if (ch == '{' || ch == '(' || ch == '[') {
-            if (depth == 0 && ch == '{') {
-                size_t k = sl;
-                while (k > 0 && stmt[k - 1] == ' ')
-                    k--;
-                in_func = k > 0 && stmt[k - 1] == ')';
-            }
-            if (depth == 0)
-                push(stmt, &sl, sizeof stmt, ch);
-            depth++;
-        } else if (ch == '}' || ch == ')' || ch == ']') {
-            depth--;
-            if (depth == 0 && ch == '}' && in_func) {
-                sl = 0; /* end of a function body */
-                in_func = false;
-            } else if (depth == 0) {
-                push(stmt, &sl, sizeof stmt, ch);
-            }
-        } else if (depth == 0 && ch == ';') {
-            stmt[sl] = '\0';
-            if (sl > 0 && file_scope_var(stmt)) {
-                printf("  %s:%d: file-scope variable: %s\n", file, line, stmt);
-                bad++;
-            }
-            sl = 0;
-        } else if (depth == 0 && ch == '=') {
-            push(stmt, &sl, sizeof stmt, '=');
-        }
-        p++;
     }
-    return bad;
+    return sc.bad;
 }
 
 static void test_checker_catches_violations(void)

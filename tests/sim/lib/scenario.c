@@ -256,6 +256,204 @@ static void cmd_change(struct scn *s, int argc, char **argv, int slot)
     result(s, rc, rc == 0 && ev.u.change.kind != RAFT_CHANGE_PROMOTE ? st.last_index : 0);
 }
 
+/* Command handlers: argv[0] is the command; the table below checks argc. */
+
+static void c_trace(struct scn *s, int argc, char **argv)
+{
+    s->c.trace_msgs = argc > 1 && strcmp(argv[1], "msgs") == 0;
+    out_add(&s->out, "ok");
+}
+
+static void c_timer(struct scn *s, int argc, char **argv)
+{
+    int slot = node(s, argv[1]);
+    if (slot >= 0)
+        cl_fire_timer(&s->c, (unsigned)slot);
+}
+
+static void c_stabilize(struct scn *s, int argc, char **argv)
+{
+    if (!cl_stabilize(&s->c, 100000))
+        out_add(&s->out, "error: did not stabilize");
+}
+
+static void c_run(struct scn *s, int argc, char **argv)
+{
+    cl_run(&s->c, strtoull(argv[1], NULL, 10));
+}
+
+static void c_isolate(struct scn *s, int argc, char **argv)
+{
+    int slot = node(s, argv[1]);
+    if (slot >= 0)
+        cl_isolate(&s->c, (unsigned)slot);
+    out_add(&s->out, "ok");
+}
+
+static void c_heal(struct scn *s, int argc, char **argv)
+{
+    cl_heal(&s->c);
+    out_add(&s->out, "ok");
+}
+
+static void c_cut(struct scn *s, int argc, char **argv)
+{
+    int a = node(s, argv[1]), b = node(s, argv[2]);
+    if (a >= 0 && b >= 0)
+        cl_cut(&s->c, (unsigned)a, (unsigned)b, true);
+    out_add(&s->out, "ok");
+}
+
+static void c_partition(struct scn *s, int argc, char **argv)
+{
+    int side[MAX_ARGS], grp[MAX_ARGS], n = 0, group = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "/") == 0) {
+            group = 1;
+            continue;
+        }
+        if ((side[n] = node(s, argv[i])) >= 0)
+            grp[n++] = group;
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            if (grp[i] != grp[j])
+                cl_cut(&s->c, (unsigned)side[i], (unsigned)side[j], true);
+    out_add(&s->out, "ok");
+}
+
+static void c_submit(struct scn *s, int argc, char **argv)
+{
+    int slot = node(s, argv[1]);
+    if (slot < 0)
+        return;
+    uint64_t index = 0;
+    int rc = cl_submit(&s->c, (unsigned)slot, argv[2], &index);
+    result(s, rc, index);
+}
+
+static void c_change(struct scn *s, int argc, char **argv)
+{
+    int slot = node(s, argv[1]);
+    if (slot >= 0)
+        cmd_change(s, argc, argv, slot);
+}
+
+static void c_transfer(struct scn *s, int argc, char **argv)
+{
+    int slot = node(s, argv[1]);
+    if (slot < 0)
+        return;
+    struct raft_event ev = {.type = RAFT_EV_TRANSFER};
+    ev.u.transfer.to = strtoull(argv[2], NULL, 10);
+    result(s, cl_step(&s->c, (unsigned)slot, &ev), 0);
+}
+
+static void c_crash(struct scn *s, int argc, char **argv)
+{
+    int slot = node(s, argv[1]);
+    if (slot >= 0)
+        cl_crash(&s->c, (unsigned)slot);
+}
+
+static void c_restart(struct scn *s, int argc, char **argv)
+{
+    int slot = node(s, argv[1]);
+    if (slot >= 0)
+        result(s, cl_restart(&s->c, (unsigned)slot), 0);
+}
+
+static void c_newnode(struct scn *s, int argc, char **argv)
+{
+    int rc = cl_add_node(&s->c, strtoull(argv[1], NULL, 10), argv[2]);
+    result(s, rc < 0 ? rc : 0, 0);
+}
+
+static void c_peerdown(struct scn *s, int argc, char **argv)
+{
+    int slot = node(s, argv[1]);
+    if (slot < 0)
+        return;
+    struct raft_event ev = {.type = RAFT_EV_PEER_DOWN};
+    ev.u.peer_down.id = strtoull(argv[2], NULL, 10);
+    result(s, cl_step(&s->c, (unsigned)slot, &ev), 0);
+}
+
+static void c_snapshot(struct scn *s, int argc, char **argv)
+{
+    int slot = node(s, argv[1]);
+    if (slot < 0)
+        return;
+    char data[64];
+    uint64_t idx = s->c.nodes[slot].applied;
+    snprintf(data, sizeof data, "state@%" PRIu64, idx);
+    struct raft_event ev = {.type = RAFT_EV_SNAPSHOT};
+    ev.u.snapshot.index = idx;
+    ev.u.snapshot.data.base = data;
+    ev.u.snapshot.data.len = strlen(data);
+    result(s, cl_step(&s->c, (unsigned)slot, &ev), idx);
+}
+
+static void c_status(struct scn *s, int argc, char **argv)
+{
+    cmd_status(s);
+}
+
+static void c_counters(struct scn *s, int argc, char **argv)
+{
+    int slot = node(s, argv[1]);
+    if (slot >= 0 && s->c.nodes[slot].r != NULL)
+        cmd_counters(s, slot);
+}
+
+static void c_config(struct scn *s, int argc, char **argv)
+{
+    int slot = node(s, argv[1]);
+    if (slot >= 0 && s->c.nodes[slot].r != NULL) {
+        char cfg[512];
+        print_config(s, raft_config_get(s->c.nodes[slot].r), cfg, sizeof cfg);
+        out_add(&s->out, "%s", cfg);
+    }
+}
+
+static void c_check(struct scn *s, int argc, char **argv)
+{
+    cl_check_logs(&s->c);
+    out_add(&s->out, "%s", cl_ok(&s->c) ? "ok" : s->c.violation);
+}
+
+static const struct {
+    const char *name;
+    int min_argc; /* including the command */
+    void (*fn)(struct scn *s, int argc, char **argv);
+} commands[] = {
+    {"trace", 1, c_trace},
+    {"campaign", 2, c_timer},
+    {"tick", 2, c_timer},
+    {"stabilize", 1, c_stabilize},
+    {"run", 2, c_run},
+    {"isolate", 2, c_isolate},
+    {"heal", 1, c_heal},
+    {"cut", 3, c_cut},
+    {"partition", 2, c_partition},
+    {"submit", 3, c_submit},
+    {"add", 4, c_change},
+    {"promote", 3, c_change},
+    {"remove", 3, c_change},
+    {"replace", 5, c_change},
+    {"transfer", 3, c_transfer},
+    {"crash", 2, c_crash},
+    {"restart", 2, c_restart},
+    {"newnode", 3, c_newnode},
+    {"peerdown", 3, c_peerdown},
+    {"inject", 2, cmd_inject},
+    {"snapshot", 2, c_snapshot},
+    {"status", 1, c_status},
+    {"counters", 2, c_counters},
+    {"config", 2, c_config},
+    {"check", 1, c_check},
+};
+
 /* exec runs one command line, appending its output to s->out. */
 static void exec(struct scn *s, char *line)
 {
@@ -263,8 +461,7 @@ static void exec(struct scn *s, char *line)
     int argc = split(line, argv);
     if (argc == 0)
         return;
-    const char *c = argv[0];
-    if (strcmp(c, "cluster") == 0) {
+    if (strcmp(argv[0], "cluster") == 0) {
         result(s, cmd_cluster(s, argc, argv), 0);
         return;
     }
@@ -272,107 +469,17 @@ static void exec(struct scn *s, char *line)
         out_add(&s->out, "error: no cluster");
         return;
     }
-    int slot;
-    if (strcmp(c, "trace") == 0) {
-        s->c.trace_msgs = argc > 1 && strcmp(argv[1], "msgs") == 0;
-        out_add(&s->out, "ok");
-    } else if (strcmp(c, "campaign") == 0 || strcmp(c, "tick") == 0) {
-        if ((slot = node(s, argc > 1 ? argv[1] : NULL)) >= 0)
-            cl_fire_timer(&s->c, (unsigned)slot);
-    } else if (strcmp(c, "stabilize") == 0) {
-        if (!cl_stabilize(&s->c, 100000))
-            out_add(&s->out, "error: did not stabilize");
-    } else if (strcmp(c, "run") == 0 && argc > 1) {
-        cl_run(&s->c, strtoull(argv[1], NULL, 10));
-    } else if (strcmp(c, "isolate") == 0) {
-        if ((slot = node(s, argc > 1 ? argv[1] : NULL)) >= 0)
-            cl_isolate(&s->c, (unsigned)slot);
-        out_add(&s->out, "ok");
-    } else if (strcmp(c, "heal") == 0) {
-        cl_heal(&s->c);
-        out_add(&s->out, "ok");
-    } else if (strcmp(c, "cut") == 0 && argc > 2) {
-        int a = node(s, argv[1]), b = node(s, argv[2]);
-        if (a >= 0 && b >= 0)
-            cl_cut(&s->c, (unsigned)a, (unsigned)b, true);
-        out_add(&s->out, "ok");
-    } else if (strcmp(c, "partition") == 0) {
-        int side[MAX_ARGS], n = 0, group = 0;
-        int grp[MAX_ARGS];
-        for (int i = 1; i < argc; i++) {
-            if (strcmp(argv[i], "/") == 0) {
-                group = 1;
-                continue;
-            }
-            if ((side[n] = node(s, argv[i])) >= 0)
-                grp[n++] = group;
-        }
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++)
-                if (grp[i] != grp[j])
-                    cl_cut(&s->c, (unsigned)side[i], (unsigned)side[j], true);
-        out_add(&s->out, "ok");
-    } else if (strcmp(c, "submit") == 0 && argc > 2) {
-        if ((slot = node(s, argv[1])) >= 0) {
-            uint64_t index = 0;
-            int rc = cl_submit(&s->c, (unsigned)slot, argv[2], &index);
-            result(s, rc, index);
-        }
-    } else if (strcmp(c, "add") == 0 || strcmp(c, "promote") == 0 ||
-               strcmp(c, "remove") == 0 || strcmp(c, "replace") == 0) {
-        if ((slot = node(s, argc > 1 ? argv[1] : NULL)) >= 0)
-            cmd_change(s, argc, argv, slot);
-    } else if (strcmp(c, "transfer") == 0 && argc > 2) {
-        if ((slot = node(s, argv[1])) >= 0) {
-            struct raft_event ev = {.type = RAFT_EV_TRANSFER};
-            ev.u.transfer.to = strtoull(argv[2], NULL, 10);
-            result(s, cl_step(&s->c, (unsigned)slot, &ev), 0);
-        }
-    } else if (strcmp(c, "crash") == 0) {
-        if ((slot = node(s, argc > 1 ? argv[1] : NULL)) >= 0)
-            cl_crash(&s->c, (unsigned)slot);
-    } else if (strcmp(c, "restart") == 0) {
-        if ((slot = node(s, argc > 1 ? argv[1] : NULL)) >= 0)
-            result(s, cl_restart(&s->c, (unsigned)slot), 0);
-    } else if (strcmp(c, "newnode") == 0 && argc > 2) {
-        int rc = cl_add_node(&s->c, strtoull(argv[1], NULL, 10), argv[2]);
-        result(s, rc < 0 ? rc : 0, 0);
-    } else if (strcmp(c, "peerdown") == 0 && argc > 2) {
-        if ((slot = node(s, argv[1])) >= 0) {
-            struct raft_event ev = {.type = RAFT_EV_PEER_DOWN};
-            ev.u.peer_down.id = strtoull(argv[2], NULL, 10);
-            result(s, cl_step(&s->c, (unsigned)slot, &ev), 0);
-        }
-    } else if (strcmp(c, "inject") == 0 && argc > 1) {
-        cmd_inject(s, argc, argv);
-    } else if (strcmp(c, "snapshot") == 0) {
-        if ((slot = node(s, argc > 1 ? argv[1] : NULL)) >= 0) {
-            char data[64];
-            uint64_t idx = s->c.nodes[slot].applied;
-            snprintf(data, sizeof data, "state@%" PRIu64, idx);
-            struct raft_event ev = {.type = RAFT_EV_SNAPSHOT};
-            ev.u.snapshot.index = idx;
-            ev.u.snapshot.data.base = data;
-            ev.u.snapshot.data.len = strlen(data);
-            result(s, cl_step(&s->c, (unsigned)slot, &ev), idx);
-        }
-    } else if (strcmp(c, "status") == 0) {
-        cmd_status(s);
-    } else if (strcmp(c, "counters") == 0) {
-        if ((slot = node(s, argc > 1 ? argv[1] : NULL)) >= 0 && s->c.nodes[slot].r)
-            cmd_counters(s, slot);
-    } else if (strcmp(c, "config") == 0) {
-        if ((slot = node(s, argc > 1 ? argv[1] : NULL)) >= 0 && s->c.nodes[slot].r) {
-            char cfg[512];
-            print_config(s, raft_config_get(s->c.nodes[slot].r), cfg, sizeof cfg);
-            out_add(&s->out, "%s", cfg);
-        }
-    } else if (strcmp(c, "check") == 0) {
-        cl_check_logs(&s->c);
-        out_add(&s->out, "%s", cl_ok(&s->c) ? "ok" : s->c.violation);
-    } else {
-        out_add(&s->out, "error: unknown command %s", c);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[0], commands[i].name) != 0)
+            continue;
+        if (argc < commands[i].min_argc)
+            out_add(&s->out, "error: %s needs %d arguments", argv[0],
+                    commands[i].min_argc - 1);
+        else
+            commands[i].fn(s, argc, argv);
+        return;
     }
+    out_add(&s->out, "error: unknown command %s", argv[0]);
 }
 
 /* ---- the file format ------------------------------------------------------- */
