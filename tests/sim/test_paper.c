@@ -645,7 +645,8 @@ static void test_commit_only_current_term(void)
     raft_free(r);
 }
 
-/* The safety properties of figure 3 on seeded runs with loss, jitter,
+/* The safety properties of figure 3 on seeded runs with loss, duplicates,
+ * reordering (jitter),
  * crashes and partitions: election safety, leader append-only, log
  * matching, leader completeness, state machine safety. */
 static void test_safety_properties_on_runs(void)
@@ -663,6 +664,7 @@ static void test_safety_properties_on_runs(void)
         REQUIRE(cl_init(&c, n, seed, &o) == 0);
         c.jitter_ms = 20;
         c.drop_pct = 5;
+        c.dup_pct = 5;
         uint64_t rng = seed;
         char data[32];
         for (int round = 0; round < 40 && cl_ok(&c); round++) {

@@ -404,10 +404,12 @@ int cl_step(struct cluster *c, unsigned i, struct raft_event *ev)
         if (c->jitter_ms > 0)
             at += rng_next(&c->rng) % c->jitter_ms;
         queue_push(c, m, at);
+        if (c->dup_pct > 0 && rng_next(&c->rng) % 100 < c->dup_pct)
+            queue_push(c, m, at + rng_next(&c->rng) % (c->jitter_ms + 5));
     }
     nd->deadline = u.deadline;
     /* 5. report durability of the appended entries */
-    if (u.n_entries > 0 && !nd->hold_persist) {
+    if (u.n_entries > 0) {
         struct raft_event pe = {.type = RAFT_EV_PERSISTED};
         pe.u.persisted.index = u.entries[u.n_entries - 1].index;
         pe.u.persisted.term = u.entries[u.n_entries - 1].term;

@@ -51,8 +51,6 @@ struct cl_node {
     enum raft_role role; /* as of the last update, for tracing */
     uint64_t term;
     uint64_t leader;
-    /* When set, the node's persisted-event is held back (async storage). */
-    bool hold_persist;
 };
 
 struct cl_msg {
@@ -85,6 +83,7 @@ struct cluster {
     unsigned latency_ms;                  /* fixed part */
     unsigned jitter_ms;                   /* random extra in [0, jitter) */
     unsigned drop_pct;                    /* random loss in percent */
+    unsigned dup_pct;                     /* random duplication in percent */
     bool cut[CL_MAX_NODES][CL_MAX_NODES]; /* cut[a][b]: a -> b dropped */
     uint64_t rng;
 
