@@ -646,9 +646,9 @@ static void test_commit_only_current_term(void)
 }
 
 /* The safety properties of figure 3 on seeded runs with loss, duplicates,
- * reordering (jitter),
- * crashes and partitions: election safety, leader append-only, log
- * matching, leader completeness, state machine safety. */
+ * reordering (jitter), crashes, partitions and snapshots: election safety,
+ * leader append-only, log matching, leader completeness, state machine
+ * safety; and a leader again once the faults heal. */
 static void test_safety_properties_on_runs(void)
 {
     uint64_t elections = 0, delivered = 0, dropped = 0, applied = 0;
