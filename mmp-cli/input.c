@@ -36,12 +36,14 @@ static int prompt_noecho(const char *prompt, char *buf, size_t len)
     quiet = old;
     quiet.c_lflag &= ~(tcflag_t)ECHO;
     quiet.c_lflag |= ECHONL;
+    /* Echo goes off before the prompt shows, so nothing typed after it is
+     * ever echoed; type-ahead is kept (TCSANOW, not TCSAFLUSH). */
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &quiet) != 0)
+        return -1;
     fputs(prompt, stderr);
     fflush(stderr);
-    if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0)
-        return -1;
     int rc = read_line(stdin, buf, len);
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    tcsetattr(STDIN_FILENO, TCSANOW, &old);
     return rc;
 }
 
