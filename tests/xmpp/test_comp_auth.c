@@ -68,7 +68,7 @@ static void test_wrong_secret(void)
     CHECK_INT(st.components, 0);
     CHECK_INT(st.conns, 0);
     CHECK(fx_log_has(&fx, "n1 c1 component cb1.example.com authentication failed from "
-                          "127.0.0.1:40001: wrong secret"));
+                          "127.0.0.1:40001: wrong secret (not-authorized)"));
     CHECK(!fx_log_has(&fx, "secret1"));
     CHECK(!fx_log_has(&fx, "secret2"));
     CHECK(!fx_log_has(&fx, hex));
@@ -85,7 +85,8 @@ static void test_garbage_handshake(void)
     fx_in(&fx, 1, FX_OPEN("cb1.example.com") "<handshake>nope</handshake>");
     CHECK_STR(fx_take(&fx, 1),
               fx_hdr(&fx, 1, "cb1.example.com", FX_ERR("not-authorized")));
-    CHECK(fx_log_has(&fx, "malformed handshake"));
+    CHECK(fx_log_has(&fx, "malformed handshake (not-authorized)"));
+    CHECK(!fx_log_has(&fx, "stream error"));
     fx_stop(&fx);
 }
 
@@ -99,7 +100,7 @@ static void test_unknown_name(void)
     CHECK_STR(fx_take(&fx, 1), FX_ERR("not-authorized"));
     CHECK_INT(fx.c[1].closes, 1);
     CHECK(fx_log_has(&fx, "n1 c1 component cb9.example.com authentication failed from "
-                          "127.0.0.1:40001: unknown call bridge"));
+                          "127.0.0.1:40001: unknown call bridge (not-authorized)"));
     fx_stop(&fx);
 }
 
@@ -217,7 +218,8 @@ static void test_conflict_on_reconnect(void)
     CHECK_STR(fx_take(&fx, 1), FX_ERR("conflict"));
     CHECK_INT(fx.c[1].closes, 1);
     CHECK_INT(fx.c[3].closes, 0);
-    CHECK(fx_log_has(&fx, "n1 c1 component cb1.example.com replaced by c3"));
+    CHECK(fx_log_has(&fx, "n1 c1 stream error conflict: replaced by c3 (component "
+                          "cb1.example.com, peer 127.0.0.1:40001)"));
     srv_get_stats(fx.srv, &st);
     CHECK_INT(st.components, 2);
     CHECK_INT(st.conns, 2);

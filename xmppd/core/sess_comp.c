@@ -84,7 +84,10 @@ static int sc_header(struct sess_comp *s, struct buf *b)
                       STZ_NS_STREAMS, STZ_NS_COMPONENT, from, s->stream_id);
 }
 
-void sess_comp_fail(struct sess_comp *s, enum xs_cond cond, const char *why)
+/* sc_fail sends stream error cond and closes; log says whether to write
+ * the stream-error log line (false when the caller already logged the
+ * event in its own words). */
+static void sc_fail(struct sess_comp *s, enum xs_cond cond, const char *why, bool log)
 {
     struct srv *srv = s->srv;
     struct buf *b = &srv->out;
@@ -97,11 +100,17 @@ void sess_comp_fail(struct sess_comp *s, enum xs_cond cond, const char *why)
         buf_puts(b, "</stream:stream>");
     }
     srv->stats.stream_errors++;
-    SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " stream error %s: %s (component %s, peer %s)",
-            s->conn, xs_cond_name(cond), why, s->domain ? s->domain : "-", s->peer);
+    if (log)
+        SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " stream error %s: %s (component %s, peer %s)",
+                s->conn, xs_cond_name(cond), why, s->domain ? s->domain : "-", s->peer);
     if (sc_write(s, b->data, b->len) < 0)
         return; /* already closed */
     srv__close(srv, s);
+}
+
+void sess_comp_fail(struct sess_comp *s, enum xs_cond cond, const char *why)
+{
+    sc_fail(s, cond, why, true);
 }
 
 /* sc_end answers the peer's </stream:stream> (or its stream error) with ours
@@ -249,9 +258,11 @@ static void sc_handshake(struct sess_comp *s, const struct stz *el)
     if (!match || cb == NULL) {
         srv->stats.auth_failures++;
         SRV_LOG(srv, LOG_INFO,
-                "c%" PRIu64 " component %s authentication failed from %s: %s", s->conn,
-                s->domain, s->peer, n == SC_DIGEST_HEX ? why : "malformed handshake");
-        sess_comp_fail(s, XS_COND_NOT_AUTHORIZED, "handshake refused");
+                "c%" PRIu64
+                " component %s authentication failed from %s: %s (not-authorized)",
+                s->conn, s->domain, s->peer,
+                n == SC_DIGEST_HEX ? why : "malformed handshake");
+        sc_fail(s, XS_COND_NOT_AUTHORIZED, "handshake refused", false);
         return;
     }
     if (srv__authenticated(srv, s) < 0) {

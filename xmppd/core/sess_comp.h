@@ -66,8 +66,8 @@ uint64_t sess_comp_deadline(const struct sess_comp *s);
 int sess_comp_deliver(struct sess_comp *s, const struct stz *st);
 
 /* sess_comp_fail sends stream error cond (after our header if it was not
- * sent yet, RFC 6120 §4.9.1.2), then closes the session.  why (static) goes
- * to the log only. */
+ * sent yet, RFC 6120 §4.9.1.2), then closes the session.  why (borrowed)
+ * goes to the log only. */
 void sess_comp_fail(struct sess_comp *s, enum xs_cond cond, const char *why);
 
 #endif

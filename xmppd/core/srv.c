@@ -3,6 +3,7 @@
 #include "srv.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -332,13 +333,12 @@ int srv__authenticated(struct srv *srv, struct sess_comp *s)
     if (rc < 0)
         return rc;
     if (old != NULL) {
-        struct sess_comp *o = old;
+        char why[64];
         /* DESIGN: a call bridge reconnects while its old TCP session still
          * looks alive; the new session wins, the old one gets conflict
          * (RFC 6120 §4.9.3.3). */
-        SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " component %s replaced by c%" PRIu64, o->conn,
-                s->domain, s->conn);
-        sess_comp_fail(o, XS_COND_CONFLICT, "replaced by a new session");
+        snprintf(why, sizeof why, "replaced by c%" PRIu64, s->conn);
+        sess_comp_fail(old, XS_COND_CONFLICT, why);
     }
     return 0;
 }
