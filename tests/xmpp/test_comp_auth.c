@@ -202,6 +202,38 @@ static void test_billion_laughs(void)
           "xmlns:stream='http://etherx.jabber.org/streams' to='cb1.example.com'>&lol2;");
     CHECK_STR(fx_take(&fx, 1), fx_hdr(&fx, 1, "example.com", FX_ERR("restricted-xml")));
     CHECK_INT(fx.c[1].closes, 1);
+    /* XXE: an external entity never gets resolved */
+    fx_open(&fx, 2);
+    fx_in(&fx, 2,
+          "<?xml version='1.0'?><!DOCTYPE s [<!ENTITY xxe SYSTEM 'file:///etc/passwd'>]>"
+          "<stream:stream xmlns='jabber:component:accept' "
+          "xmlns:stream='http://etherx.jabber.org/streams' to='cb1.example.com'>&xxe;");
+    CHECK_STR(fx_take(&fx, 2), fx_hdr(&fx, 2, "example.com", FX_ERR("restricted-xml")));
+    CHECK_INT(fx.c[2].closes, 1);
+    /* an entity reference inside a stanza of an open stream */
+    REQUIRE(fx_auth(&fx, 3, "cb1", "secret1"));
+    fx_in(&fx, 3, "<message from='cb1.example.com' to='cb2.example.com'>&lol;</message>");
+    CHECK_STR(fx_take(&fx, 3), FX_ERR("restricted-xml"));
+    CHECK_INT(fx.c[3].closes, 1);
+    fx_stop(&fx);
+}
+
+/* Nesting deeper than max_depth: policy-violation (RFC 6120 §4.9.3.18). */
+static void test_too_deep(void)
+{
+    struct srv_config cfg;
+    static char deep[1024];
+
+    srv_config_default(&cfg);
+    cfg.limits.max_depth = 8;
+    REQUIRE(fx_start(&fx, &cfg) == 0);
+    REQUIRE(fx_auth(&fx, 1, "cb1", "secret1"));
+    strcpy(deep, "<message from='cb1.example.com' to='cb2.example.com'>");
+    for (int i = 0; i < 20; i++)
+        strcat(deep, "<x>");
+    fx_in(&fx, 1, deep);
+    CHECK_STR(fx_take(&fx, 1), FX_ERR("policy-violation"));
+    CHECK_INT(fx.c[1].closes, 1);
     fx_stop(&fx);
 }
 
@@ -373,5 +405,6 @@ TL_MAIN(T(test_new_refuses), T(test_handshake_ok), T(test_handshake_bytewise),
         T(test_wrong_secret), T(test_garbage_handshake), T(test_unknown_name),
         T(test_stanza_before_handshake), T(test_host_unknown), T(test_invalid_namespace),
         T(test_malformed_xml), T(test_oversized_stanza), T(test_billion_laughs),
-        T(test_conflict_on_reconnect), T(test_auth_timeout), T(test_secret_change_closes),
-        T(test_delete_closes), T(test_shutdown), T(test_peer_closes))
+        T(test_too_deep), T(test_conflict_on_reconnect), T(test_auth_timeout),
+        T(test_secret_change_closes), T(test_delete_closes), T(test_shutdown),
+        T(test_peer_closes))
