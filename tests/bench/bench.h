@@ -113,10 +113,14 @@ struct bench_conn {
     int handle_open; /* tcp initialized and not yet closed */
     const struct sockaddr *addr;
     const char *target; /* "host:port", for messages */
-    char name[64];      /* call-bridge name, e.g. bench-a1 */
-    char jid[320];      /* name.domain */
-    const char *secret; /* borrowed from struct bench, or secret_owned */
-    char *secret_owned; /* --secret-prefix + name */
+    unsigned target_idx;
+    int reconnect_pending; /* --reconnect: start again at retry_at */
+    unsigned retries;      /* failed attempts since the last success */
+    uint64_t retry_at;     /* ns */
+    char name[64];         /* call-bridge name, e.g. bench-a1 */
+    char jid[320];         /* name.domain */
+    const char *secret;    /* borrowed from struct bench, or secret_owned */
+    char *secret_owned;    /* --secret-prefix + name */
     struct bench_scan scan;
 };
 
@@ -133,6 +137,8 @@ struct bench_pair {
     uint64_t released_below; /* every unseen seq below this was given up */
     uint64_t last_progress;  /* ns: last receive or release */
     uint64_t stalls;         /* times the window was given up */
+    uint64_t last_recv_at;   /* ns; t_start before the first receive */
+    uint64_t max_gap;        /* ns: longest time without a receive */
     uint8_t *seen;           /* bitmap of received seqs */
     uint64_t seen_bits;
 };
@@ -160,6 +166,7 @@ struct bench_opts {
     const char *json_out; /* also append the JSON object to this file */
     int header;
     int allow_remote;
+    int reconnect; /* reconnect a lost component to the next target */
 };
 
 enum bench_phase {
@@ -187,6 +194,10 @@ struct bench {
     uv_timer_t timer;    /* phase timer */
     uv_timer_t deadline; /* hard cap on the whole run */
     uv_timer_t stall_timer;
+    uv_timer_t retry_timer;  /* --reconnect */
+    unsigned reconnecting;   /* connections waiting for a retry */
+    uint64_t reconnects;     /* successful re-authentications */
+    uint64_t retry_failures; /* failed reconnect attempts */
     uv_signal_t sigint;
     uint64_t t_setup0, t_start, t_stop_sending, t_last_recv, t_end;
     uint64_t cpu_start_us, cpu_end_us; /* this process's user+sys CPU time */
@@ -206,6 +217,8 @@ struct bench {
  * everything. */
 void bench_conn_prepare(struct bench *b, struct bench_conn *c, struct bench_pair *p,
                         int is_receiver, const char *name, unsigned target);
+/* Points the connection at target number `target` (for a reconnect). */
+void bench_conn_retarget(struct bench *b, struct bench_conn *c, unsigned target);
 /* Starts the TCP connect and the XEP-0114 handshake; returns 0 or a negative
  * libuv error. */
 int bench_conn_start(struct bench_conn *c);
@@ -216,6 +229,9 @@ void bench_pair_pump(struct bench *b, struct bench_pair *p);
  * --stall seconds while messages were in flight (they count as lost unless
  * they arrive later), so that one lost message cannot stop a pair. */
 void bench_check_stalls(struct bench *b, uint64_t now);
+/* Gives up the pair's in-flight messages now (see bench_check_stalls);
+ * returns how many. */
+uint64_t bench_pair_release(struct bench_pair *p, uint64_t now);
 /* Ends the stream (</stream:stream>, then FIN) and closes the handle once the
  * server closes or on bench_conn_abort(). */
 void bench_conn_finish(struct bench_conn *c);

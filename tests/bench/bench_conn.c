@@ -87,11 +87,17 @@ void bench_conn_prepare(struct bench *b, struct bench_conn *c, struct bench_pair
     c->pair = p;
     c->is_receiver = is_receiver;
     c->st = BENCH_CONN_IDLE;
-    c->addr = (const struct sockaddr *)&b->addrs[target];
-    c->target = b->o.targets[target];
+    bench_conn_retarget(b, c, target);
     snprintf(c->name, sizeof(c->name), "%s", name);
     snprintf(c->jid, sizeof(c->jid), "%s.%s", name, b->o.domain);
     bench_scan_init(&c->scan, CONN_MAX_ELEM);
+}
+
+void bench_conn_retarget(struct bench *b, struct bench_conn *c, unsigned target)
+{
+    c->target_idx = target;
+    c->addr = (const struct sockaddr *)&b->addrs[target];
+    c->target = b->o.targets[target];
 }
 
 static void on_close(uv_handle_t *h)
@@ -196,6 +202,9 @@ static void record(struct bench *b, struct bench_pair *p, uint64_t seq, uint64_t
     p->seen[seq >> 3] |= bit;
     p->received++;
     p->last_progress = now;
+    if (now > p->last_recv_at && now - p->last_recv_at > p->max_gap)
+        p->max_gap = now - p->last_recv_at;
+    p->last_recv_at = now;
     if (seq < p->released_below && p->released > 0)
         p->released--; /* given up, arrived after all: its slot was freed then */
     b->total_received++;
@@ -396,6 +405,8 @@ static void on_connect(uv_connect_t *req, int status)
 
 int bench_conn_start(struct bench_conn *c)
 {
+    bench_scan_free(&c->scan); /* a reconnect starts a new stream */
+    bench_scan_init(&c->scan, CONN_MAX_ELEM);
     int rc = uv_tcp_init(c->b->loop, &c->tcp);
     if (rc < 0)
         return rc;
@@ -477,6 +488,15 @@ void bench_pair_pump(struct bench *b, struct bench_pair *p)
     conn_send(&p->a, w);
 }
 
+uint64_t bench_pair_release(struct bench_pair *p, uint64_t now)
+{
+    uint64_t inflight = p->sent - p->received - p->released;
+    p->released += inflight;
+    p->released_below = p->sent;
+    p->last_progress = now;
+    return inflight;
+}
+
 void bench_check_stalls(struct bench *b, uint64_t now)
 {
     uint64_t limit = (uint64_t)(b->o.stall * 1e9);
@@ -485,9 +505,7 @@ void bench_check_stalls(struct bench *b, uint64_t now)
         uint64_t inflight = p->sent - p->received - p->released;
         if (inflight == 0 || now - p->last_progress < limit)
             continue;
-        p->released += inflight;
-        p->released_below = p->sent;
-        p->last_progress = now;
+        bench_pair_release(p, now);
         p->stalls++;
         bench_pair_pump(b, p);
     }

@@ -61,14 +61,14 @@ static void usage(FILE *f)
 
 static void print_header(void)
 {
-    printf("%-16s %5s %6s %6s %9s %9s %9s %8s %8s %8s %6s %5s %5s %4s %5s\n", "run",
+    printf("%-16s %5s %6s %6s %9s %9s %9s %8s %8s %8s %7s %6s %5s %5s %4s %5s\n", "run",
            "pairs", "window", "size", "sent", "recv", "msg/s", "p50_us", "p99_us",
-           "max_us", "lost", "ooo", "dup", "err", "cpu%");
+           "max_us", "gap_ms", "lost", "ooo", "dup", "err", "cpu%");
 }
 
 static void print_json(FILE *f, struct bench *b, const char *label, double secs,
                        double rate, const double lat[4], uint64_t lost, uint64_t ooo,
-                       uint64_t dup, uint64_t stalls, double cpu)
+                       uint64_t dup, uint64_t stalls, double cpu, double gap_ms)
 {
     fprintf(f, "{\"label\":\"");
     for (const char *p = label; *p; p++)
@@ -81,17 +81,28 @@ static void print_json(FILE *f, struct bench *b, const char *label, double secs,
             "\"max\":%.1f,\"mean\":%.1f},\"lost\":%" PRIu64 ",\"out_of_order\":%" PRIu64
             ",\"duplicates\":%" PRIu64 ",\"error_stanzas\":%" PRIu64
             ",\"connection_failures\":%" PRIu64 ",\"unparsable\":%" PRIu64
-            ",\"window_stalls\":%" PRIu64 ",\"bench_cpu_pct\":%.0f,\"setup_ms\":%.1f}\n",
+            ",\"window_stalls\":%" PRIu64 ",\"max_gap_ms\":%.1f,\"reconnects\":%" PRIu64
+            ",\"failed_reconnects\":%" PRIu64
+            ",\"bench_cpu_pct\":%.0f,\"setup_ms\":%.1f}\n",
             b->o.ntargets, b->o.pairs, b->o.window, b->o.size, secs, b->total_sent,
             b->total_received, rate, lat[0], lat[1], lat[2], lat[3], lost, ooo, dup,
-            b->errors, b->conn_failures, b->bad, stalls, cpu,
+            b->errors, b->conn_failures, b->bad, stalls, gap_ms, b->reconnects,
+            b->retry_failures, cpu,
             b->t_start > b->t_setup0 ? (double)(b->t_start - b->t_setup0) / 1e6 : 0.0);
 }
 
 static void report(struct bench *b, int no_header)
 {
-    uint64_t ooo = 0, dup = 0, stalls = 0;
+    uint64_t ooo = 0, dup = 0, stalls = 0, gap = 0;
     for (unsigned i = 0; i < b->o.pairs; i++) {
+        /* Longest time without a delivery, counting a pair that went silent
+         * until the end of sending. */
+        struct bench_pair *p = &b->pairs[i];
+        uint64_t g = p->max_gap, stop = b->t_stop_sending ? b->t_stop_sending : b->t_end;
+        if (stop > p->last_recv_at && stop - p->last_recv_at > g)
+            g = stop - p->last_recv_at;
+        if (g > gap)
+            gap = g;
         stalls += b->pairs[i].stalls;
         ooo += b->pairs[i].out_of_order;
         dup += b->pairs[i].duplicates;
@@ -113,6 +124,7 @@ static void report(struct bench *b, int no_header)
                  b->o.ntargets > 1 ? "s" : "");
 
     double lat[4] = {p50, p99, mx, mean};
+    double gap_ms = (double)gap / 1e6;
     double wall_us = b->t_end > b->t_start ? (double)(b->t_end - b->t_start) / 1e3 : 0.0;
     double cpu = wall_us > 0 && b->cpu_end_us >= b->cpu_start_us
                      ? 100.0 * (double)(b->cpu_end_us - b->cpu_start_us) / wall_us
@@ -122,20 +134,22 @@ static void report(struct bench *b, int no_header)
         if (f == NULL) {
             perror(b->o.json_out);
         } else {
-            print_json(f, b, label, secs, rate, lat, lost, ooo, dup, stalls, cpu);
+            print_json(f, b, label, secs, rate, lat, lost, ooo, dup, stalls, cpu, gap_ms);
             fclose(f);
         }
     }
     if (b->o.json) {
-        print_json(stdout, b, label, secs, rate, lat, lost, ooo, dup, stalls, cpu);
+        print_json(stdout, b, label, secs, rate, lat, lost, ooo, dup, stalls, cpu,
+                   gap_ms);
         return;
     }
     if (!no_header)
         print_header();
-    printf("%-16s %5u %6u %6u %9" PRIu64 " %9" PRIu64 " %9.0f %8.0f %8.0f %8.0f %6" PRIu64
-           " %5" PRIu64 " %5" PRIu64 " %4" PRIu64 " %5.0f\n",
+    printf("%-16s %5u %6u %6u %9" PRIu64 " %9" PRIu64
+           " %9.0f %8.0f %8.0f %8.0f %7.1f %6" PRIu64 " %5" PRIu64 " %5" PRIu64
+           " %4" PRIu64 " %5.0f\n",
            label, b->o.pairs, b->o.window, b->o.size, b->total_sent, b->total_received,
-           rate, p50, p99, mx, lost, ooo, dup, err, cpu);
+           rate, p50, p99, mx, gap_ms, lost, ooo, dup, err, cpu);
 }
 
 static uint64_t cpu_us(void)
@@ -147,12 +161,19 @@ static uint64_t cpu_us(void)
            (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
+static struct bench_conn *conn_at(struct bench *b, unsigned k)
+{
+    struct bench_pair *p = &b->pairs[k / 2];
+    return k % 2 ? &p->b : &p->a;
+}
+
 /* ---- phases ----------------------------------------------------------- */
 
 static void close_aux(struct bench *b)
 {
     uv_handle_t *hs[] = {(uv_handle_t *)&b->timer, (uv_handle_t *)&b->deadline,
-                         (uv_handle_t *)&b->sigint, (uv_handle_t *)&b->stall_timer};
+                         (uv_handle_t *)&b->sigint, (uv_handle_t *)&b->stall_timer,
+                         (uv_handle_t *)&b->retry_timer};
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (!uv_is_closing(hs[i]))
             uv_close(hs[i], NULL);
@@ -179,6 +200,14 @@ static void done(struct bench *b)
     b->cpu_end_us = cpu_us();
     uv_timer_stop(&b->deadline);
     uv_timer_stop(&b->stall_timer);
+    uv_timer_stop(&b->retry_timer);
+    for (unsigned k = 0; k < b->nconns; k++) {
+        struct bench_conn *c = conn_at(b, k);
+        if (c->reconnect_pending && !c->handle_open)
+            c->st = BENCH_CONN_CLOSED;
+        c->reconnect_pending = 0;
+    }
+    b->reconnecting = 0;
     for (unsigned i = 0; i < b->o.pairs; i++) {
         bench_conn_finish(&b->pairs[i].a);
         bench_conn_finish(&b->pairs[i].b);
@@ -214,6 +243,8 @@ static void on_run_timer(uv_timer_t *t)
     stop_sending(t->data);
 }
 
+static void on_retry_timer(uv_timer_t *t);
+
 static void on_stall_timer(uv_timer_t *t)
 {
     struct bench *b = t->data;
@@ -229,6 +260,10 @@ static void start_run(struct bench *b)
     uv_timer_stop(&b->timer);
     if (b->o.count == 0)
         uv_timer_start(&b->timer, on_run_timer, (uint64_t)(b->o.duration * 1000), 0);
+    for (unsigned i = 0; i < b->o.pairs; i++)
+        b->pairs[i].last_recv_at = b->t_start;
+    if (b->o.reconnect)
+        uv_timer_start(&b->retry_timer, on_retry_timer, 20, 20);
     uint64_t tick = (uint64_t)(b->o.stall * 250);
     uv_timer_start(&b->stall_timer, on_stall_timer, tick ? tick : 1, tick ? tick : 1);
     for (unsigned i = 0; i < b->o.pairs; i++)
@@ -271,12 +306,6 @@ static void on_sigint(uv_signal_t *s, int signum)
     done(b);
 }
 
-static struct bench_conn *conn_at(struct bench *b, unsigned k)
-{
-    struct bench_pair *p = &b->pairs[k / 2];
-    return k % 2 ? &p->b : &p->a;
-}
-
 static void connect_more(struct bench *b)
 {
     while (b->phase == BENCH_PHASE_SETUP && b->connecting < MAX_CONNECTING &&
@@ -295,11 +324,17 @@ static void connect_more(struct bench *b)
 
 void bench_on_ready(struct bench *b, struct bench_conn *c)
 {
-    (void)c;
+    if (b->phase != BENCH_PHASE_SETUP) {
+        /* A reconnect (--reconnect) during the run: what the pair had in
+         * flight went down with the old connection or will arrive late. */
+        c->retries = 0;
+        b->reconnects++;
+        bench_pair_release(c->pair, uv_hrtime());
+        bench_pair_pump(b, c->pair);
+        return;
+    }
     b->connecting--;
     b->ready++;
-    if (b->phase != BENCH_PHASE_SETUP)
-        return;
     if (b->ready == b->nconns)
         start_run(b);
     else
@@ -308,9 +343,9 @@ void bench_on_ready(struct bench *b, struct bench_conn *c)
 
 void bench_on_conn_failed(struct bench *b, struct bench_conn *c, const char *what)
 {
+    int was_ready = c->st == BENCH_CONN_READY;
+
     bench_conn_abort(c);
-    if (b->phase != BENCH_PHASE_SETUP)
-        fprintf(stderr, "xmppd-bench: %s (%s): %s\n", c->name, c->target, what);
     if (b->phase == BENCH_PHASE_SETUP) {
         b->failed = 1;
         snprintf(b->fail_msg, sizeof(b->fail_msg), "%s (%s): %s", c->name, c->target,
@@ -318,8 +353,45 @@ void bench_on_conn_failed(struct bench *b, struct bench_conn *c, const char *wha
         done(b);
         return;
     }
-    if (b->phase != BENCH_PHASE_DONE)
+    if (b->phase == BENCH_PHASE_DONE)
+        return;
+    /* A lost session counts once; failed reconnect attempts are reported
+     * only once per outage. */
+    if (was_ready || c->retries == 0)
+        fprintf(stderr, "xmppd-bench: %s (%s): %s\n", c->name, c->target, what);
+    if (was_ready)
         b->conn_failures++;
+    else
+        b->retry_failures++;
+    if (b->o.reconnect && !c->reconnect_pending) {
+        /* First retry at once (to the next target); then every 100 ms. */
+        c->reconnect_pending = 1;
+        c->retry_at = uv_hrtime() + (was_ready ? 0 : 100000000ull);
+        if (!was_ready)
+            c->retries++;
+        b->reconnecting++;
+    }
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    uint64_t now = uv_hrtime();
+    if (b->phase != BENCH_PHASE_RUN && b->phase != BENCH_PHASE_DRAIN)
+        return;
+    for (unsigned k = 0; k < b->nconns; k++) {
+        struct bench_conn *c = conn_at(b, k);
+        if (!c->reconnect_pending || c->handle_open || now < c->retry_at)
+            continue;
+        c->reconnect_pending = 0;
+        b->reconnecting--;
+        bench_conn_retarget(b, c, (c->target_idx + 1) % b->o.ntargets);
+        int rc = bench_conn_start(c);
+        if (rc < 0)
+            bench_on_conn_failed(b, c, uv_strerror(rc));
+        else if (c->retries == 0)
+            fprintf(stderr, "xmppd-bench: %s reconnecting to %s\n", c->name, c->target);
+    }
 }
 
 void bench_on_closed(struct bench *b, struct bench_conn *c)
@@ -330,7 +402,7 @@ void bench_on_closed(struct bench *b, struct bench_conn *c)
         uv_timer_stop(&b->timer);
         close_aux(b);
     } else if (b->phase != BENCH_PHASE_DONE && b->open_conns == 0 &&
-               b->phase != BENCH_PHASE_SETUP) {
+               b->phase != BENCH_PHASE_SETUP && b->reconnecting == 0) {
         done(b); /* every connection is gone: nothing more to measure */
     }
 }
@@ -501,6 +573,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
         {"connect-timeout", required_argument, NULL, 'c'},
         {"max-time", required_argument, NULL, 'm'},
         {"allow-remote", no_argument, NULL, 'R'},
+        {"reconnect", no_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -593,6 +666,9 @@ static int parse_args(struct bench *b, int argc, char **argv)
         case 'R':
             o->allow_remote = 1;
             break;
+        case 'r':
+            o->reconnect = 1;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -668,6 +744,8 @@ static int setup(struct bench *b)
     uv_timer_init(b->loop, &b->timer);
     uv_timer_init(b->loop, &b->deadline);
     uv_timer_init(b->loop, &b->stall_timer);
+    uv_timer_init(b->loop, &b->retry_timer);
+    b->retry_timer.data = b;
     uv_signal_init(b->loop, &b->sigint);
     b->timer.data = b->deadline.data = b->sigint.data = b->stall_timer.data = b;
     uv_signal_start(&b->sigint, on_sigint, SIGINT);
