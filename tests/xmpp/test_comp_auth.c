@@ -151,6 +151,18 @@ static void test_invalid_namespace(void)
     CHECK_STR(fx_take(&fx, 1),
               fx_hdr(&fx, 1, "example.com", FX_ERR("invalid-namespace")));
     CHECK_INT(fx.c[1].closes, 1);
+    /* no content namespace declared at all */
+    fx_open(&fx, 2);
+    fx_in(&fx, 2,
+          "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' "
+          "to='cb1.example.com'>");
+    CHECK_STR(fx_take(&fx, 2),
+              fx_hdr(&fx, 2, "example.com", FX_ERR("invalid-namespace")));
+    /* a stanza that declares jabber:client inside a component stream */
+    REQUIRE(fx_auth(&fx, 3, "cb1", "secret1"));
+    fx_in(&fx, 3,
+          "<message xmlns='jabber:client' from='cb1.example.com' to='cb2.example.com'/>");
+    CHECK_STR(fx_take(&fx, 3), FX_ERR("invalid-namespace"));
     fx_stop(&fx);
 }
 
