@@ -4,7 +4,9 @@
  * sender A sends numbered, timestamped messages to the receiver B; B's read
  * side updates the pair's counters directly (same process), which opens the
  * sender's window again.  Modules:
- *   bench_main.c   options, secrets, the run's phases, the report
+ *   bench_main.c   the run's phases (set-up, run, drain, done)
+ *   bench_opts.c   command line, targets, secrets
+ *   bench_report.c table row and JSON
  *   bench_conn.c   one TCP connection: XEP-0114 §3 handshake, send, receive
  *   bench_scan.c   incremental scanner for top-level elements of a stream
  *   bench_stats.c  latency histogram (log-linear, fixed memory)
@@ -15,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
 /* ---- scanner (bench_scan.c) ------------------------------------------- */
@@ -238,7 +241,30 @@ void bench_conn_finish(struct bench_conn *c);
 /* Closes the handle now. */
 void bench_conn_abort(struct bench_conn *c);
 
-/* bench_main.c: callbacks from the connections */
+/* bench_opts.c */
+
+/* Prints the usage text to f. */
+void bench_opts_usage(FILE *f);
+/* Parses the command line into b->o (argv strings are borrowed).  Returns 1
+ * when --no-header was given, 0 otherwise, -1 on a usage error (message
+ * printed); --help prints the usage and exits 0. */
+int bench_opts_parse(struct bench *b, int argc, char **argv);
+/* Resolves the targets, reads the secrets, and prepares the pairs and their
+ * connections (allocations owned by b).  Returns 0 or -1 (message printed). */
+int bench_opts_resolve(struct bench *b);
+
+/* bench_report.c */
+
+/* Prints the table's header line. */
+void bench_report_header(void);
+/* Prints the run's result: a table row (with the header unless no_header)
+ * or, with --json, one JSON object; appends the JSON to --json-out too. */
+void bench_report(struct bench *b, int no_header);
+
+/* bench_main.c: the run's phases.  The connections call these: a component
+ * is authenticated; a connection failed (it is aborted here; during set-up
+ * that ends the run without a measurement, later it is counted and, with
+ * --reconnect, retried); a handle was closed; messages were received. */
 void bench_on_ready(struct bench *b, struct bench_conn *c);
 void bench_on_conn_failed(struct bench *b, struct bench_conn *c, const char *what);
 void bench_on_closed(struct bench *b, struct bench_conn *c);
