@@ -52,6 +52,16 @@ enum sim_fault {
 /* sim_fault_name returns "drop", "dup", ... */
 const char *sim_fault_name(enum sim_fault f);
 
+/* Deliberate bugs in the harness, to prove that the checks catch them
+ * (test_sim.c runs them and expects a violation). */
+enum sim_sabotage {
+    SIM_SAB_NONE,
+    SIM_SAB_FORGET_VOTE,  /* a restarted node forgets its vote */
+    SIM_SAB_SEND_EARLY,   /* a node crashing before it persisted has already
+                             sent the update's messages (breaks the send rule) */
+    SIM_SAB_LOSE_ENTRIES, /* a restarted node loses its last persisted entry */
+};
+
 struct sim_disk {
     uint64_t term, vote;
     bool has_snap;
@@ -98,9 +108,10 @@ struct sim {
     size_t n_heap, cap_heap;
     uint64_t seq;
     unsigned latency_ms, jitter_ms;
-    unsigned drop_pct, dup_pct; /* per message, percent */
+    unsigned drop_pct, dup_pct;             /* per message, percent */
     bool cut[SIM_MAX_NODES][SIM_MAX_NODES]; /* cut[a][b]: a -> b lost */
     unsigned step_crash_permille;           /* crash inside a step */
+    unsigned restart_max_ms;                /* restart within this after one */
     unsigned snapshot_every;                /* applied entries per snapshot */
 
     /* the latest configuration a leader reported */
@@ -112,6 +123,7 @@ struct sim {
     uint64_t delivered, submitted;
     uint64_t last_leader_change; /* time a node last became leader */
     bool verbose;
+    enum sim_sabotage sabotage;
 };
 
 /* sim_init builds a cluster of n voters (ids from 1) bootstrapped with one
@@ -171,6 +183,9 @@ bool sim_is_member(const struct sim *s, uint64_t id);
 /* sim_converged returns true when a leader exists and every live member has
  * applied up to the leader's commit index. */
 bool sim_converged(const struct sim *s);
+
+/* sim_dump prints every node's status and configuration to stdout. */
+void sim_dump(struct sim *s);
 
 /* sim_trace prints a line when verbose. */
 void sim_trace(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -79,8 +79,9 @@ void sim_check_leader(struct sim_check *c, uint64_t id, uint64_t term)
         c->leader_of_term[term] = id;
         c->elections++;
     } else if (c->leader_of_term[term] != id) {
-        sim_check_fail(c, "election safety: n%" PRIx64 " and n%" PRIx64 " both led term %" PRIu64,
-                       c->leader_of_term[term], id, term);
+        sim_check_fail(
+            c, "election safety: n%" PRIx64 " and n%" PRIx64 " both led term %" PRIu64,
+            c->leader_of_term[term], id, term);
     }
 }
 
@@ -122,7 +123,8 @@ void sim_check_persisted(struct sim_check *c, uint64_t id, uint64_t index, uint6
             if (c->tab[s].chain != chain)
                 sim_check_fail(c,
                                "log matching: n%" PRIx64 " persisted index %" PRIu64
-                               " term %" PRIu64 " with a prefix that differs from another "
+                               " term %" PRIu64
+                               " with a prefix that differs from another "
                                "node's",
                                id, index, term);
             return;

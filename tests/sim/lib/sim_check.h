@@ -32,7 +32,7 @@ struct sim_check {
     /* (index, term) -> chain: open addressing, keys 0 = empty slot */
     struct sim_check_slot {
         uint64_t index, term, chain;
-    } *tab;
+    } * tab;
     size_t tab_cap, tab_n;
     uint64_t elections; /* terms that had a leader */
     char violation[512];
