@@ -1,0 +1,240 @@
+/* cl.h: the replicated cluster state and its state machine.
+ *
+ * Every configuration write of the cluster (domain, call bridges, client
+ * accounts) is a command: a small binary record that becomes the data of one
+ * Raft log entry (RAFT_ENTRY_NORMAL).  Once the entry is committed, every
+ * node applies it with cl_apply, in log order, to its own struct cl_state, so
+ * all nodes hold the same state (Raft paper §5.3, state-machine safety).
+ *
+ * Pure: no I/O, no clock, no randomness.  cl_apply is deterministic: the same
+ * state and the same entry give the same result and the same new state on
+ * every node, including for a corrupt entry (rejected, state unchanged).
+ *
+ * Command format, version 1 (little-endian; docs/replicated-state.md):
+ *
+ *   u8 version (1) | u8 type (enum cl_cmd_type) | u8 flags | payload
+ *   INIT        u64 cluster_id (non-zero)
+ *   SET_DOMAIN  u16 len | domain
+ *   CB_SET      u8 len | name | u16 len | secret          flags: CL_CMD_ADD
+ *   CB_DEL      u8 len | name
+ *   USER_SET    u16 len | user | u8 mechs (1 SHA-256, 2 SHA-1), then per
+ *               mech present, SHA-256 first: u8 salt_len | salt |
+ *               u32 iterations | StoredKey | ServerKey (32 or 20 bytes each)
+ *                                                         flags: CL_CMD_ADD
+ *   USER_DEL    u16 len | user
+ * Unknown versions, types, flags or mechs, bad lengths, invalid names and
+ * trailing bytes are all XE_CORRUPT or XE_INVAL (see cl_cmd_decode).
+ *
+ * Secrets: call-bridge secrets live in sodium_malloc memory inside the state
+ * and are wiped when released; command buffers that may hold a secret are
+ * released with cl_buf_free, which wipes them.  Nothing here logs.
+ *
+ * Requires sodium_init() to have been called (sodium_malloc). */
+#ifndef XMPPD_CL_H
+#define XMPPD_CL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CL_CMD_VERSION 1
+#define CL_SNAP_VERSION 1
+
+#define CL_NAME_MAX 63     /* call-bridge name: a DNS label (RFC 1035 §2.3.4) */
+#define CL_DOMAIN_MAX 1023 /* RFC 7622 §3.2: domainpart at most 1023 bytes */
+#define CL_USER_MAX 1023   /* RFC 7622 §3.3: localpart at most 1023 bytes */
+#define CL_SECRET_MAX 1024 /* call-bridge shared secret, bytes */
+#define CL_SALT_MIN 16     /* RFC 7677 / RFC 5802 §5.1: a random salt */
+#define CL_SALT_MAX 64
+#define CL_ITER_MIN 4096 /* RFC 7677 §4: at least 4096 iterations */
+#define CL_ITER_MAX 10000000
+#define CL_KEY_SHA256 32 /* StoredKey / ServerKey sizes (RFC 5802 §3) */
+#define CL_KEY_SHA1 20
+
+/* ---- Validation (one place; the shell-side handlers use the same) ---- */
+
+/* cl_name_valid: 1..CL_NAME_MAX letters, digits and '-' (the call-bridge
+ * name becomes the DNS label of the component <name>.<domain>). */
+bool cl_name_valid(const char *name);
+
+/* cl_domain_valid: a non-empty domainpart as jid_domain_valid accepts it, at
+ * most CL_DOMAIN_MAX bytes. */
+bool cl_domain_valid(const char *domain);
+
+/* cl_user_valid: a localpart of 1..CL_USER_MAX bytes with no control
+ * characters, no space and none of the characters RFC 7622 §3.3.1 forbids
+ * (" & ' / : < > @). */
+bool cl_user_valid(const char *user);
+
+/* ---- The state ---- */
+
+struct cl_callbridge {
+    char name[CL_NAME_MAX + 1];
+    unsigned char *secret; /* sodium_malloc, secret_len bytes; owned by the state */
+    size_t secret_len;     /* 1..CL_SECRET_MAX */
+};
+
+/* SCRAM credentials for one mechanism (RFC 5802 §3, RFC 7677).  Never a
+ * password. */
+struct cl_scram {
+    bool present;
+    unsigned char salt[CL_SALT_MAX];
+    size_t salt_len; /* CL_SALT_MIN..CL_SALT_MAX */
+    uint32_t iterations;
+    unsigned char stored_key[CL_KEY_SHA256]; /* CL_KEY_SHA256 or CL_KEY_SHA1 bytes */
+    unsigned char server_key[CL_KEY_SHA256]; /* used, as for stored_key */
+};
+
+/* A client account.  At least sha256 is present. */
+struct cl_user {
+    char name[CL_USER_MAX + 1];
+    struct cl_scram sha256; /* SCRAM-SHA-256: keys CL_KEY_SHA256 bytes */
+    struct cl_scram sha1;   /* SCRAM-SHA-1: keys CL_KEY_SHA1 bytes (optional) */
+};
+
+struct cl_state;
+
+/* cl_state_new makes an empty state (cluster id 0, no domain, nothing else).
+ * *out is owned by the caller: release with cl_state_free.  XE_NOMEM. */
+int cl_state_new(struct cl_state **out);
+
+/* cl_state_free wipes every secret and key and frees s (NULL is a no-op). */
+void cl_state_free(struct cl_state *s);
+
+/* Accessors.  Returned pointers are borrowed from s and valid until the next
+ * cl_apply, cl_snapshot_decode into s, or cl_state_free. */
+uint64_t cl_cluster_id(const struct cl_state *s); /* 0 before INIT */
+const char *cl_domain(const struct cl_state *s);  /* "" when unset */
+size_t cl_callbridge_count(const struct cl_state *s);
+/* cl_callbridge_at: i in [0, count); sorted by name (strcmp). */
+const struct cl_callbridge *cl_callbridge_at(const struct cl_state *s, size_t i);
+const struct cl_callbridge *cl_callbridge_find(const struct cl_state *s,
+                                               const char *name);
+size_t cl_user_count(const struct cl_state *s);
+/* cl_user_at: i in [0, count); sorted by name (strcmp). */
+const struct cl_user *cl_user_at(const struct cl_state *s, size_t i);
+const struct cl_user *cl_user_find(const struct cl_state *s, const char *name);
+
+/* ---- Commands ---- */
+
+enum cl_cmd_type {
+    CL_CMD_INIT = 1,       /* set the cluster id, once */
+    CL_CMD_SET_DOMAIN = 2, /* set (or change) the XMPP domain */
+    CL_CMD_CB_SET = 3,     /* add a call bridge or change its secret */
+    CL_CMD_CB_DEL = 4,     /* remove a call bridge */
+    CL_CMD_USER_SET = 5,   /* add a client account or change its credentials */
+    CL_CMD_USER_DEL = 6,   /* remove a client account */
+};
+
+/* flags */
+#define CL_CMD_ADD 0x01 /* CB_SET, USER_SET: fail with XE_EXISTS if present */
+
+/* A command in decoded form.  Pointers are borrowed: on encode, from the
+ * caller; after cl_cmd_decode, into the decoded buffer (name and domain are
+ * copied into the arrays, NUL-terminated). */
+struct cl_cmd {
+    enum cl_cmd_type type;
+    unsigned flags;                 /* CL_CMD_ADD */
+    uint64_t cluster_id;            /* INIT */
+    char domain[CL_DOMAIN_MAX + 1]; /* SET_DOMAIN */
+    char name[CL_USER_MAX + 1];     /* CB_*: call-bridge name; USER_*: user */
+    const unsigned char *secret;    /* CB_SET */
+    size_t secret_len;
+    const struct cl_user *user;  /* USER_SET: user->name is ignored (name
+                                    above is used); decode points it at
+                                    decoded_user */
+    struct cl_user decoded_user; /* filled by cl_cmd_decode for USER_SET */
+};
+
+/* Convenience constructors: fill *c (which they clear first; ~2 KB, use a
+ * heap or static object in small stacks if needed).  Strings and secret are
+ * borrowed (copied into c where c has arrays).  No validation here:
+ * cl_cmd_encode validates. */
+void cl_cmd_init(struct cl_cmd *c, uint64_t cluster_id);
+void cl_cmd_set_domain(struct cl_cmd *c, const char *domain);
+void cl_cmd_cb_set(struct cl_cmd *c, const char *name, const unsigned char *secret,
+                   size_t secret_len, bool add);
+void cl_cmd_cb_del(struct cl_cmd *c, const char *name);
+void cl_cmd_user_set(struct cl_cmd *c, const char *user, const struct cl_user *creds,
+                     bool add);
+void cl_cmd_user_del(struct cl_cmd *c, const char *user);
+
+/* cl_cmd_encode validates c (borrowed) and writes it in the format above
+ * into a new buffer: *out is returned owned (release with cl_buf_free(*out,
+ * *len), which wipes it since it may hold a secret).  Returns 0, XE_INVAL (a
+ * field fails validation: name, domain, user, secret length, salt length,
+ * iteration count, unknown type or flags, INIT with id 0), XE_NOMEM. */
+int cl_cmd_encode(const struct cl_cmd *c, unsigned char **out, size_t *len);
+
+/* cl_cmd_decode parses and validates len bytes at buf into *c (pointers into
+ * buf, borrowed).  Returns 0, XE_CORRUPT (wrong version, unknown type, flag
+ * or mech, truncated, trailing bytes), XE_INVAL (well-formed but a field
+ * fails validation).  Never reads outside buf. */
+int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c);
+
+/* cl_buf_free wipes len bytes at p and frees p (NULL is a no-op). */
+void cl_buf_free(void *p, size_t len);
+
+/* cl_cmd_type_name returns "init", "set-domain", "callbridge-set", ... or
+ * "unknown". */
+const char *cl_cmd_type_name(int type);
+
+/* ---- Apply ---- */
+
+enum cl_effect_kind {
+    CL_EFF_NONE = 0,       /* nothing changed (error, or a no-op write) */
+    CL_EFF_INIT = 1,       /* cluster id set */
+    CL_EFF_DOMAIN = 2,     /* domain changed: effects.old_domain -> cl_domain() */
+    CL_EFF_CB_ADDED = 3,   /* call bridge name added (effects.cb) */
+    CL_EFF_CB_SECRET = 4,  /* call bridge name's secret changed (effects.cb):
+                              close its session */
+    CL_EFF_CB_DELETED = 5, /* call bridge name removed: close its session */
+    CL_EFF_USER_ADDED = 6,
+    CL_EFF_USER_CHANGED = 7, /* credentials changed */
+    CL_EFF_USER_DELETED = 8,
+};
+
+/* What one cl_apply changed, so the daemon can carry it out (srv_set_callbridge,
+ * srv_del_callbridge, closing sessions).  Pointers are borrowed from the state
+ * and valid until the next change to it. */
+struct cl_effects {
+    enum cl_effect_kind kind;
+    enum cl_cmd_type type;              /* the command's type (0 if it did not decode) */
+    char name[CL_USER_MAX + 1];         /* call bridge or user concerned, else "" */
+    const struct cl_callbridge *cb;     /* CB_ADDED, CB_SECRET: the entry now */
+    const struct cl_user *user;         /* USER_ADDED, USER_CHANGED */
+    char old_domain[CL_DOMAIN_MAX + 1]; /* DOMAIN: the previous one ("" if none) */
+};
+
+/* cl_effect_name returns "none", "init", "domain", "callbridge-added", ... */
+const char *cl_effect_name(enum cl_effect_kind k);
+
+/* cl_apply applies one committed entry's data (borrowed) to s and fills *eff
+ * (eff may be NULL).  The return value is the result for the submitter:
+ *   0            applied (eff->kind says what changed; CL_EFF_NONE if the
+ *                write changed nothing, e.g. the same secret again)
+ *   XE_EXISTS    CB_SET / USER_SET with CL_CMD_ADD on an existing name;
+ *                INIT when the cluster id is already set
+ *   XE_NOTFOUND  CB_DEL / USER_DEL of an unknown name
+ *   XE_CORRUPT, XE_INVAL  the entry does not decode (state unchanged)
+ *   XE_NOMEM     out of memory: state unchanged, but this node can no longer
+ *                follow the log; the driver must stop (not deterministic)
+ * On any non-zero return s is unchanged and eff->kind is CL_EFF_NONE. */
+int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects *eff);
+
+/* ---- Snapshots ---- */
+
+/* cl_snapshot_encode writes the whole state s (borrowed) into a new buffer:
+ * *out returned owned, release with cl_buf_free(*out, *len) (it holds
+ * secrets).  Format (version 1): u8 version | u64 cluster_id | u16 len |
+ * domain | u32 n_cb | n x (u8 len | name | u16 len | secret) | u32 n_users |
+ * n x USER_SET payload (without flags).  Returns 0, XE_NOMEM. */
+int cl_snapshot_encode(const struct cl_state *s, unsigned char **out, size_t *len);
+
+/* cl_snapshot_decode parses len bytes at buf (borrowed) into a new state
+ * *out (owned by the caller).  Strict like cl_cmd_decode, and names must be
+ * sorted and unique.  Returns 0, XE_CORRUPT, XE_INVAL, XE_NOMEM; on error
+ * *out is NULL. */
+int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out);
+
+#endif
