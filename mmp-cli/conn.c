@@ -9,6 +9,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "cli.h"
 #include "ctl.h"
 #include "err.h"
@@ -96,7 +98,8 @@ int cli_call(struct cli *cli, const char *cmd, json_t *args, json_t **result, ch
         if (r == 1)
             break;
         if (r < 0) {
-            snprintf(message, 256, "unreadable answer from the daemon: %.200s", err.message);
+            snprintf(message, 256, "unreadable answer from the daemon: %.200s",
+                     err.message);
             ctl_dec_free(&dec);
             goto out;
         }
@@ -122,6 +125,7 @@ int cli_call(struct cli *cli, const char *cmd, json_t *args, json_t **result, ch
             goto out;
         }
         ctl_dec_feed(&dec, chunk, (size_t)n);
+        sodium_memzero(chunk, (size_t)n); /* responses may carry secrets */
     }
     ctl_dec_free(&dec);
 
@@ -142,6 +146,8 @@ int cli_call(struct cli *cli, const char *cmd, json_t *args, json_t **result, ch
 out:
     if (fd >= 0)
         close(fd);
+    if (out.data != NULL)
+        sodium_memzero(out.data, out.len); /* the request may carry a secret */
     buf_free(&out);
     return rc;
 }

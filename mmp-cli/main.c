@@ -9,12 +9,15 @@
  * runs one command per line and exits with the status of the last failure.
  * The socket is --socket, else $XMPPD_SOCKET, else the default. */
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <editline/readline.h>
+#include <sodium.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -28,6 +31,21 @@ static void usage(FILE *f)
             "  -c 'command'   run one command and exit (as an SSH login shell does)\n"
             "Without a command: an interactive prompt; type help there.\n",
             CLI_DEFAULT_SOCKET);
+}
+
+/* Secrets pass through jansson (requests and responses): every block it
+ * frees is wiped first, so no secret outlives its use in this process. */
+static void *wiping_malloc(size_t n)
+{
+    return malloc(n);
+}
+
+static void wiping_free(void *p)
+{
+    if (p != NULL) {
+        sodium_memzero(p, malloc_usable_size(p));
+        free(p);
+    }
 }
 
 /* ---- completion (libedit's readline interface) -------------------------- */
@@ -109,8 +127,13 @@ static int interactive(struct cli *cli)
         if (quit)
             break;
     }
-    if (hist[0])
+    if (hist[0]) {
+        /* History may name call bridges and hosts: keep it private. */
+        mode_t old = umask(077);
         write_history(hist);
+        umask(old);
+        chmod(hist, 0600);
+    }
     return CLI_OK;
 }
 
@@ -133,6 +156,11 @@ static int batch(struct cli *cli)
 int main(int argc, char **argv)
 {
     struct cli cli = {.socket_path = CLI_DEFAULT_SOCKET, .next_id = 1};
+    if (sodium_init() < 0) {
+        fprintf(stderr, "mmp-cli: libsodium failed to initialise\n");
+        return CLI_FAILED;
+    }
+    json_set_alloc_funcs(wiping_malloc, wiping_free);
     const char *env = getenv("XMPPD_SOCKET");
     if (env != NULL && env[0] != '\0')
         cli.socket_path = env;
