@@ -1,0 +1,316 @@
+/* test_state.c: the node-local state file (xmppd/io/state.c): round trip,
+ * atomic replace (a crash or failure before the rename leaves the old
+ * state), truncated and damaged files detected with a message that names
+ * the file and the way out, permissions. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "err.h"
+#include "state.h"
+#include "testlib.h"
+
+static char dir[256];
+
+static void mkdir_tmp(void)
+{
+    if (sodium_init() < 0)
+        exit(1);
+    snprintf(dir, sizeof dir, "/tmp/xmppd-test-state-XXXXXX");
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        exit(1);
+    }
+}
+
+static void rm_tmp(void)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/" STATE_FILE, dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/" STATE_FILE ".tmp", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+static void sample(struct node_state *s)
+{
+    state_defaults(s);
+    s->xmpp_enabled = true;
+    s->n_listen = 2;
+    snprintf(s->listen[0].host, sizeof s->listen[0].host, "127.0.0.1");
+    s->listen[0].port = 5223;
+    snprintf(s->listen[1].host, sizeof s->listen[1].host, "::1");
+    s->listen[1].port = 5223;
+    s->tls = STATE_TLS_REQUIRED;
+    snprintf(s->key, sizeof s->key, "node1.key");
+    snprintf(s->cert, sizeof s->cert, "node1.crt");
+    snprintf(s->bundle, sizeof s->bundle, "/etc/ssl/ca bundle.pem");
+    s->keepalive_s = 30;
+    s->auth_timeout_s = 5;
+    s->cluster_enabled = true;
+    snprintf(s->trust, sizeof s->trust, "cluster.pem");
+    snprintf(s->peer.host, sizeof s->peer.host, "10.0.0.1");
+    s->peer.port = 5224;
+}
+
+static void check_same(const struct node_state *a, const struct node_state *b)
+{
+    CHECK(a->node_id == b->node_id);
+    CHECK(a->xmpp_enabled == b->xmpp_enabled);
+    CHECK_INT(a->n_listen, b->n_listen);
+    for (size_t i = 0; i < a->n_listen && i < b->n_listen; i++) {
+        CHECK_STR(a->listen[i].host, b->listen[i].host);
+        CHECK_INT(a->listen[i].port, b->listen[i].port);
+    }
+    CHECK_INT(a->tls, b->tls);
+    CHECK_STR(a->key, b->key);
+    CHECK_STR(a->cert, b->cert);
+    CHECK_STR(a->bundle, b->bundle);
+    CHECK_INT(a->keepalive_s, b->keepalive_s);
+    CHECK_INT(a->auth_timeout_s, b->auth_timeout_s);
+    CHECK(a->cluster_enabled == b->cluster_enabled);
+    CHECK_STR(a->trust, b->trust);
+    CHECK_STR(a->peer.host, b->peer.host);
+    CHECK_INT(a->peer.port, b->peer.port);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = calloc(1, STATE_MAX_BYTES + 1);
+    *len = 0;
+    if (f != NULL) {
+        *len = fread(buf, 1, STATE_MAX_BYTES, f);
+        fclose(f);
+    }
+    return buf;
+}
+
+static void spit(const char *path, const char *text, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+        if (write(fd, text, len) != (ssize_t)len)
+            perror("write");
+        close(fd);
+    }
+}
+
+static void test_round_trip(void)
+{
+    struct node_state a, b, def;
+    char err[512];
+    struct stat st;
+    char path[512];
+
+    mkdir_tmp();
+    sample(&a);
+    CHECK_INT(state_save(dir, &a, NULL, err, sizeof err), 0);
+    CHECK_INT(state_load(dir, &b, err, sizeof err), 0);
+    check_same(&a, &b);
+    snprintf(path, sizeof path, "%s/" STATE_FILE, dir);
+    REQUIRE(stat(path, &st) == 0);
+    CHECK_INT(st.st_mode & 0777, 0600);
+
+    /* Defaults round-trip too (no optional lines). */
+    state_defaults(&def);
+    CHECK(def.node_id != 0);
+    CHECK_INT(state_save(dir, &def, NULL, err, sizeof err), 0);
+    CHECK_INT(state_load(dir, &b, err, sizeof err), 0);
+    check_same(&def, &b);
+    CHECK(b.node_id != a.node_id);
+    rm_tmp();
+}
+
+static void test_missing(void)
+{
+    struct node_state s;
+    char err[512];
+
+    mkdir_tmp();
+    CHECK_INT(state_load(dir, &s, err, sizeof err), XE_NOTFOUND);
+    CHECK(strstr(err, STATE_FILE) != NULL);
+    rm_tmp();
+}
+
+/* A crash after the temp file is written but before the rename: the temp
+ * file is left; load keeps the old state and removes the temp file. */
+static void test_crash_before_rename(void)
+{
+    struct node_state a, b, got;
+    char err[512], tmp[512], text[STATE_MAX_BYTES];
+    int n;
+
+    mkdir_tmp();
+    sample(&a);
+    REQUIRE(state_save(dir, &a, NULL, err, sizeof err) == 0);
+    b = a;
+    b.xmpp_enabled = false;
+    b.n_listen = 1;
+    n = state_format(&b, text, sizeof text);
+    REQUIRE(n > 0);
+    snprintf(tmp, sizeof tmp, "%s/" STATE_FILE ".tmp", dir);
+    spit(tmp, text, (size_t)n / 2); /* and half-written */
+    CHECK_INT(state_load(dir, &got, err, sizeof err), 0);
+    check_same(&a, &got);
+    CHECK(access(tmp, F_OK) != 0);
+    rm_tmp();
+}
+
+static int fail_rename(const char *from, const char *to)
+{
+    errno = EIO;
+    return -1;
+}
+
+static int fail_fsync(int fd)
+{
+    errno = EIO;
+    return -1;
+}
+
+static ssize_t short_write(int fd, const void *buf, size_t len)
+{
+    if (len > 10)
+        len = 10;
+    ssize_t n = write(fd, buf, len);
+    errno = ENOSPC;
+    return n > 0 && len == 10 ? -1 : n;
+}
+
+/* Each step of state_save failing leaves the old file and no temp file. */
+static void test_failed_steps_keep_old(void)
+{
+    struct state_sys sys[3];
+    struct node_state a, b, got;
+    char err[512], tmp[512];
+
+    mkdir_tmp();
+    sample(&a);
+    REQUIRE(state_save(dir, &a, NULL, err, sizeof err) == 0);
+    b = a;
+    b.tls = STATE_TLS_OFF;
+    for (int i = 0; i < 3; i++)
+        sys[i] = state_sys_posix;
+    sys[0].rename = fail_rename;
+    sys[1].fsync = fail_fsync;
+    sys[2].write = short_write;
+    snprintf(tmp, sizeof tmp, "%s/" STATE_FILE ".tmp", dir);
+    for (int i = 0; i < 3; i++) {
+        err[0] = '\0';
+        CHECK_INT(state_save(dir, &b, &sys[i], err, sizeof err), XE_IO);
+        CHECK(err[0] != '\0');
+        CHECK(access(tmp, F_OK) != 0);
+        CHECK_INT(state_load(dir, &got, err, sizeof err), 0);
+        check_same(&a, &got);
+    }
+    rm_tmp();
+}
+
+static void expect_corrupt(const char *text, size_t len, const char *needle)
+{
+    char path[512], err[1024];
+    struct node_state s;
+
+    snprintf(path, sizeof path, "%s/" STATE_FILE, dir);
+    spit(path, text, len);
+    CHECK_INT(state_load(dir, &s, err, sizeof err), XE_CORRUPT);
+    if (strstr(err, needle) == NULL || strstr(err, path) == NULL ||
+        strstr(err, "restore the file from a backup") == NULL)
+        TL_FAIL_("message lacks %s / path / the way out: %s", needle, err);
+}
+
+static void test_truncated_and_damaged(void)
+{
+    struct node_state a;
+    char err[512], path[512], text[STATE_MAX_BYTES];
+    size_t len;
+    char *orig;
+
+    mkdir_tmp();
+    sample(&a);
+    REQUIRE(state_save(dir, &a, NULL, err, sizeof err) == 0);
+    snprintf(path, sizeof path, "%s/" STATE_FILE, dir);
+    orig = slurp(path, &len);
+    REQUIRE(len > 100);
+
+    /* Every truncation is detected. */
+    for (size_t cut = 0; cut < len; cut++) {
+        expect_corrupt(orig, cut, cut == 0 ? "empty" : "truncated");
+    }
+    /* A flipped byte anywhere before the checksum line. */
+    memcpy(text, orig, len);
+    text[40] ^= 0x01;
+    expect_corrupt(text, len, "checksum mismatch");
+    /* A hand edit. */
+    memcpy(text, orig, len);
+    char *p = strstr(text, "xmpp-enabled yes");
+    REQUIRE(p != NULL);
+    memcpy(p, "xmpp-enabled no ", 16);
+    expect_corrupt(text, len, "checksum mismatch");
+    /* Garbage. */
+    expect_corrupt("hello\n", 6, "truncated");
+    /* A valid checksum over a bad line still fails, naming the line. */
+    {
+        struct node_state v;
+        int n;
+        state_defaults(&v);
+        n = state_format(&v, text, sizeof text);
+        REQUIRE(n > 0);
+        p = strstr(text, "version 1");
+        REQUIRE(p != NULL);
+        p[8] = '7';
+        /* recompute the checksum so only the version is wrong */
+        char *sum = strstr(text, "checksum ");
+        unsigned char h[16];
+        crypto_generichash(h, sizeof h, (unsigned char *)text, (size_t)(sum - text), NULL,
+                           0);
+        sodium_bin2hex(sum + 9, 33, h, sizeof h);
+        sum[41] = '\n';
+        expect_corrupt(text, (size_t)n, "version 7");
+    }
+    free(orig);
+    rm_tmp();
+}
+
+static void test_permissions(void)
+{
+    struct node_state a, b;
+    char err[512], path[512];
+
+    mkdir_tmp();
+    sample(&a);
+    REQUIRE(state_save(dir, &a, NULL, err, sizeof err) == 0);
+    snprintf(path, sizeof path, "%s/" STATE_FILE, dir);
+    REQUIRE(chmod(path, 0644) == 0);
+    CHECK_INT(state_load(dir, &b, err, sizeof err), XE_PERM);
+    CHECK(strstr(err, "chmod 600") != NULL);
+    /* Saving again puts the mode right. */
+    REQUIRE(state_save(dir, &a, NULL, err, sizeof err) == 0);
+    CHECK_INT(state_load(dir, &b, err, sizeof err), 0);
+    rm_tmp();
+}
+
+static void test_bad_values_refused(void)
+{
+    struct node_state a;
+    char err[512];
+
+    mkdir_tmp();
+    sample(&a);
+    snprintf(a.key, sizeof a.key, "evil\nxmpp-enabled yes");
+    CHECK_INT(state_save(dir, &a, NULL, err, sizeof err), XE_INVAL);
+    CHECK(access(dir, F_OK) == 0);
+    rm_tmp();
+}
+
+TL_MAIN(T(test_round_trip), T(test_missing), T(test_crash_before_rename),
+        T(test_failed_steps_keep_old), T(test_truncated_and_damaged), T(test_permissions),
+        T(test_bad_values_refused))

@@ -1,0 +1,527 @@
+/* state.c: the node-local state file: format, checksum, atomic replace
+ * (contract in state.h). */
+#include "state.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "err.h"
+
+#define HASH_LEN 16
+
+static int sys_open(const char *path, int flags, mode_t mode)
+{
+    return open(path, flags, mode);
+}
+
+const struct state_sys state_sys_posix = {
+    .open = sys_open,
+    .write = write,
+    .fsync = fsync,
+    .close = close,
+    .rename = rename,
+};
+
+const char *state_tls_name(enum state_tls t)
+{
+    switch (t) {
+    case STATE_TLS_OFF:
+        return "off";
+    case STATE_TLS_REQUIRED:
+        return "required";
+    case STATE_TLS_OPTIONAL:
+        break;
+    }
+    return "optional";
+}
+
+int state_tls_parse(const char *name, enum state_tls *out)
+{
+    if (strcmp(name, "off") == 0)
+        *out = STATE_TLS_OFF;
+    else if (strcmp(name, "optional") == 0)
+        *out = STATE_TLS_OPTIONAL;
+    else if (strcmp(name, "required") == 0)
+        *out = STATE_TLS_REQUIRED;
+    else
+        return XE_INVAL;
+    return 0;
+}
+
+void state_node_id_hex(uint64_t id, char *out)
+{
+    snprintf(out, 17, "%016" PRIx64, id);
+}
+
+void state_new_id(struct node_state *s)
+{
+    uint64_t id = 0;
+
+    while (id == 0)
+        randombytes_buf(&id, sizeof id);
+    s->node_id = id;
+}
+
+void state_defaults(struct node_state *s)
+{
+    memset(s, 0, sizeof *s);
+    state_new_id(s);
+    s->tls = STATE_TLS_OPTIONAL;
+    s->keepalive_s = CONF_DEFAULT_KEEPALIVE_S;
+    s->auth_timeout_s = CONF_DEFAULT_AUTH_TIMEOUT_S;
+}
+
+/* ---- formatting ---- */
+
+struct out {
+    char *p;
+    size_t len, used;
+    bool full;
+};
+
+static void put(struct out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void put(struct out *o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (o->full)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(o->p + o->used, o->len - o->used, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= o->len - o->used) {
+        o->full = true;
+        return;
+    }
+    o->used += (size_t)n;
+}
+
+/* clean: a value written on one line must have no control characters and
+ * no leading or trailing blank (it would not read back the same). */
+static bool clean(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n > 0 && (s[0] == ' ' || s[n - 1] == ' '))
+        return false;
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static void hash_hex(const char *text, size_t len, char *hex)
+{
+    unsigned char h[HASH_LEN];
+
+    crypto_generichash(h, sizeof h, (const unsigned char *)text, len, NULL, 0);
+    sodium_bin2hex(hex, HASH_LEN * 2 + 1, h, sizeof h);
+}
+
+int state_format(const struct node_state *s, char *buf, size_t len)
+{
+    struct out o = {.p = buf, .len = len};
+    char id[17], addr[96], hex[HASH_LEN * 2 + 1];
+
+    if (!clean(s->key) || !clean(s->cert) || !clean(s->bundle) || !clean(s->trust))
+        return XE_INVAL;
+    if (len > 0)
+        buf[0] = '\0';
+    state_node_id_hex(s->node_id, id);
+    put(&o, "# xmppd node state; written by xmppd, do not edit (checksummed)\n");
+    put(&o, "version %d\n", STATE_VERSION);
+    put(&o, "node-id %s\n", id);
+    put(&o, "xmpp-enabled %s\n", s->xmpp_enabled ? "yes" : "no");
+    for (size_t i = 0; i < s->n_listen; i++) {
+        conf_format_listen(&s->listen[i], addr, sizeof addr);
+        put(&o, "component-listen %s\n", addr);
+    }
+    put(&o, "tls %s\n", state_tls_name(s->tls));
+    if (s->key[0] != '\0')
+        put(&o, "key %s\n", s->key);
+    if (s->cert[0] != '\0')
+        put(&o, "cert %s\n", s->cert);
+    if (s->bundle[0] != '\0')
+        put(&o, "bundle %s\n", s->bundle);
+    put(&o, "keepalive %u\n", s->keepalive_s);
+    put(&o, "auth-timeout %u\n", s->auth_timeout_s);
+    put(&o, "cluster-enabled %s\n", s->cluster_enabled ? "yes" : "no");
+    if (s->trust[0] != '\0')
+        put(&o, "trust %s\n", s->trust);
+    if (s->peer.port != 0) {
+        conf_format_listen(&s->peer, addr, sizeof addr);
+        put(&o, "peer-listen %s\n", addr);
+    }
+    if (o.full)
+        return XE_LIMIT;
+    hash_hex(buf, o.used, hex);
+    put(&o, "checksum %s\n", hex);
+    if (o.full)
+        return XE_LIMIT;
+    return (int)o.used;
+}
+
+/* ---- parsing ---- */
+
+static int bad(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int bad(char *why, size_t whylen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (why != NULL && whylen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(why, whylen, fmt, ap);
+        va_end(ap);
+    }
+    return XE_CORRUPT;
+}
+
+/* parse_addr reads "1.2.3.4:5223" or "[v6]:5223" through the same rules as
+ * the configuration file (conf_parse), by parsing a one-line document. */
+static bool parse_addr(const char *v, struct conf_listen *out)
+{
+    char text[160];
+    struct conf c;
+    struct conf_error e;
+    bool ok;
+
+    if (strlen(v) > 80)
+        return false;
+    snprintf(text, sizeof text, "domain x.invalid\ncomponent-listen %s\n", v);
+    if (conf_parse(text, strlen(text), &c, &e) < 0)
+        return false;
+    ok = c.n_listen == 1;
+    if (ok)
+        *out = c.listen[0];
+    conf_free(&c);
+    return ok;
+}
+
+static bool parse_yes_no(const char *v, bool *out)
+{
+    if (strcmp(v, "yes") == 0)
+        *out = true;
+    else if (strcmp(v, "no") == 0)
+        *out = false;
+    else
+        return false;
+    return true;
+}
+
+static bool parse_uint(const char *v, unsigned max, unsigned *out)
+{
+    char *end;
+    unsigned long n;
+
+    if (*v < '0' || *v > '9')
+        return false;
+    errno = 0;
+    n = strtoul(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < 1 || n > max)
+        return false;
+    *out = (unsigned)n;
+    return true;
+}
+
+static bool set_path(char *dst, const char *v)
+{
+    if (strlen(v) >= STATE_MAX_PATH || v[0] == '\0')
+        return false;
+    memcpy(dst, v, strlen(v) + 1);
+    return true;
+}
+
+/* line parses one "key value" line (NUL-terminated, no newline). */
+static int line(struct node_state *s, const char *key, const char *v, bool *seen_version,
+                bool *seen_id, char *why, size_t whylen)
+{
+    bool ok = true;
+
+    if (strcmp(key, "version") == 0) {
+        unsigned ver;
+        if (!parse_uint(v, 1000000, &ver))
+            return bad(why, whylen, "bad version line");
+        if (ver != STATE_VERSION)
+            return bad(why, whylen,
+                       "version %u is not the version this xmppd reads (%d): it was "
+                       "written by another release",
+                       ver, STATE_VERSION);
+        *seen_version = true;
+    } else if (!*seen_version) {
+        return bad(why, whylen, "the first line is not the version line");
+    } else if (strcmp(key, "node-id") == 0) {
+        char *end;
+        errno = 0;
+        s->node_id = strtoull(v, &end, 16);
+        ok = strlen(v) == 16 && *end == '\0' && errno == 0 && s->node_id != 0;
+        *seen_id = ok;
+    } else if (strcmp(key, "xmpp-enabled") == 0) {
+        ok = parse_yes_no(v, &s->xmpp_enabled);
+    } else if (strcmp(key, "component-listen") == 0) {
+        ok = s->n_listen < STATE_MAX_LISTEN && parse_addr(v, &s->listen[s->n_listen]);
+        if (ok)
+            s->n_listen++;
+    } else if (strcmp(key, "tls") == 0) {
+        ok = state_tls_parse(v, &s->tls) == 0;
+    } else if (strcmp(key, "key") == 0) {
+        ok = set_path(s->key, v);
+    } else if (strcmp(key, "cert") == 0) {
+        ok = set_path(s->cert, v);
+    } else if (strcmp(key, "bundle") == 0) {
+        ok = set_path(s->bundle, v);
+    } else if (strcmp(key, "keepalive") == 0) {
+        ok = parse_uint(v, CONF_MAX_SECONDS, &s->keepalive_s);
+    } else if (strcmp(key, "auth-timeout") == 0) {
+        ok = parse_uint(v, CONF_MAX_SECONDS, &s->auth_timeout_s);
+    } else if (strcmp(key, "cluster-enabled") == 0) {
+        ok = parse_yes_no(v, &s->cluster_enabled);
+    } else if (strcmp(key, "trust") == 0) {
+        ok = set_path(s->trust, v);
+    } else if (strcmp(key, "peer-listen") == 0) {
+        ok = parse_addr(v, &s->peer);
+    } else {
+        return bad(why, whylen, "unknown key '%.32s'", key);
+    }
+    if (!ok)
+        return bad(why, whylen, "bad value for %.32s", key);
+    return 0;
+}
+
+int state_parse(const char *text, size_t len, struct node_state *out, char *why,
+                size_t whylen)
+{
+    const char *sum;
+    size_t body;
+    char want[HASH_LEN * 2 + 1], lbuf[STATE_MAX_PATH + 64];
+    bool seen_version = false, seen_id = false;
+    size_t pos = 0;
+    unsigned lineno = 0;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    out->tls = STATE_TLS_OPTIONAL;
+    out->keepalive_s = CONF_DEFAULT_KEEPALIVE_S;
+    out->auth_timeout_s = CONF_DEFAULT_AUTH_TIMEOUT_S;
+    if (len == 0)
+        return bad(why, whylen, "the file is empty (a write was cut short)");
+    if (memchr(text, '\0', len) != NULL)
+        return bad(why, whylen, "the file holds NUL bytes (damaged)");
+    /* The checksum line is the last line and ends with a newline: without
+     * it the file is truncated. */
+    if (text[len - 1] != '\n')
+        return bad(why, whylen, "the file is truncated (its last line is incomplete)");
+    body = len - 1;
+    while (body > 0 && text[body - 1] != '\n')
+        body--;
+    sum = text + body;
+    if (len - body != strlen("checksum ") + HASH_LEN * 2 + 1 ||
+        strncmp(sum, "checksum ", 9) != 0)
+        return bad(why, whylen, "the file is truncated (no checksum line at its end)");
+    hash_hex(text, body, want);
+    if (sodium_memcmp(want, sum + 9, HASH_LEN * 2) != 0)
+        return bad(why, whylen,
+                   "checksum mismatch: the file was damaged or edited by hand");
+
+    while (pos < body) {
+        const char *nl = memchr(text + pos, '\n', body - pos);
+        size_t llen = (size_t)(nl - (text + pos));
+        char *sp;
+
+        lineno++;
+        if (llen >= sizeof lbuf)
+            return bad(why, whylen, "line %u is too long", lineno);
+        memcpy(lbuf, text + pos, llen);
+        lbuf[llen] = '\0';
+        pos += llen + 1;
+        if (llen == 0 || lbuf[0] == '#')
+            continue;
+        sp = strchr(lbuf, ' ');
+        if (sp == NULL)
+            return bad(why, whylen, "line %u has no value", lineno);
+        *sp = '\0';
+        rc = line(out, lbuf, sp + 1, &seen_version, &seen_id, why, whylen);
+        if (rc < 0) {
+            char tmp[200];
+            snprintf(tmp, sizeof tmp, "%s", why != NULL ? why : "");
+            return bad(why, whylen, "line %u: %s", lineno, tmp);
+        }
+    }
+    if (!seen_version)
+        return bad(why, whylen, "no version line");
+    if (!seen_id)
+        return bad(why, whylen, "no node-id line");
+    return 0;
+}
+
+/* ---- files ---- */
+
+static void join(char *out, size_t len, const char *dir, const char *name)
+{
+    snprintf(out, len, "%s/%s", dir, name);
+}
+
+int state_load(const char *dir, struct node_state *out, char *err, size_t errlen)
+{
+    char path[4096], tmp[4096], why[256];
+    struct stat st;
+    char *text = NULL;
+    size_t len = 0;
+    int fd, rc;
+
+    join(path, sizeof path, dir, STATE_FILE);
+    join(tmp, sizeof tmp, dir, STATE_FILE ".tmp");
+    /* A temp file is what a write that never reached its rename left: the
+     * old node.state is the state. */
+    if (unlink(tmp) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "%s: cannot remove: %s", tmp, strerror(errno));
+        return XE_IO;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0 && errno == ENOENT) {
+        snprintf(err, errlen, "%s: no such file", path);
+        return XE_NOTFOUND;
+    }
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return XE_IO;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        rc = XE_CORRUPT;
+        goto out;
+    }
+    if ((st.st_mode & 077) != 0) {
+        snprintf(err, errlen,
+                 "%s: mode %04o is too open (group and others must have no access); "
+                 "fix with: chmod 600 %s",
+                 path, (unsigned)(st.st_mode & 07777), path);
+        rc = XE_PERM;
+        goto out;
+    }
+    if (st.st_size > STATE_MAX_BYTES) {
+        snprintf(err, errlen,
+                 "%s: larger than %d bytes: not a node state file; move it away to "
+                 "start this node afresh",
+                 path, STATE_MAX_BYTES);
+        rc = XE_CORRUPT;
+        goto out;
+    }
+    text = malloc((size_t)st.st_size + 1);
+    if (text == NULL) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        rc = XE_NOMEM;
+        goto out;
+    }
+    while (len < (size_t)st.st_size) {
+        ssize_t n = read(fd, text + len, (size_t)st.st_size - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errlen, "%s: read failed: %s", path, strerror(errno));
+            rc = XE_IO;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    rc = state_parse(text, len, out, why, sizeof why);
+    if (rc < 0)
+        snprintf(err, errlen,
+                 "%s: %s; xmppd will not guess: restore the file from a backup, or "
+                 "move it away to start this node afresh (a new node id and XMPP "
+                 "disabled; the replicated configuration in %s/raft is kept)",
+                 path, why, dir);
+
+out:
+    free(text);
+    close(fd);
+    return rc;
+}
+
+static int sys_fail(char *err, size_t errlen, const char *what, const char *path)
+{
+    snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+    return XE_IO;
+}
+
+int state_save(const char *dir, const struct node_state *s, const struct state_sys *sys,
+               char *err, size_t errlen)
+{
+    char path[4096], tmp[4096], text[STATE_MAX_BYTES];
+    size_t off = 0;
+    int fd = -1, dfd, n, rc;
+
+    if (sys == NULL)
+        sys = &state_sys_posix;
+    n = state_format(s, text, sizeof text);
+    if (n < 0) {
+        snprintf(err, errlen, "node state not saved: %s",
+                 n == XE_INVAL ? "a path has a control character" : "too large");
+        return n == XE_INVAL ? XE_INVAL : XE_LIMIT;
+    }
+    join(path, sizeof path, dir, STATE_FILE);
+    join(tmp, sizeof tmp, dir, STATE_FILE ".tmp");
+    fd = sys->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return sys_fail(err, errlen, "cannot create", tmp);
+    while (off < (size_t)n) {
+        ssize_t w = sys->write(fd, text + off, (size_t)n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            rc = sys_fail(err, errlen, "cannot write", tmp);
+            goto fail;
+        }
+        off += (size_t)w;
+    }
+    /* The data must be on disk before the rename makes it the state, or a
+     * crash could leave a renamed but empty file. */
+    if (sys->fsync(fd) != 0) {
+        rc = sys_fail(err, errlen, "cannot fsync", tmp);
+        goto fail;
+    }
+    if (sys->close(fd) != 0) {
+        fd = -1;
+        rc = sys_fail(err, errlen, "cannot close", tmp);
+        goto fail;
+    }
+    fd = -1;
+    if (sys->rename(tmp, path) != 0) {
+        rc = sys_fail(err, errlen, "cannot rename to", path);
+        goto fail;
+    }
+    /* The rename is durable only once the directory is synced. */
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return sys_fail(err, errlen, "cannot open directory", dir);
+    rc = sys->fsync(dfd);
+    close(dfd);
+    if (rc != 0)
+        return sys_fail(err, errlen, "cannot fsync directory", dir);
+    return 0;
+
+fail:
+    if (fd >= 0)
+        sys->close(fd);
+    unlink(tmp);
+    return rc;
+}

@@ -1,0 +1,130 @@
+/* state.h: the node-local state file, <state-dir>/node.state.
+ *
+ * What belongs to this node alone (docs/architecture.md, "Two kinds of
+ * state"): its node id, whether XMPP is enabled, the addresses its listeners
+ * bind to, its certificate files and TLS mode, whether it takes part in a
+ * cluster, the cluster trust bundle and the peer-link address.  Replicated
+ * configuration (domain, call bridges, users) is not here: it lives in the
+ * Raft store under <state-dir>/raft/ (io/rnode.c, core/cl.c).
+ *
+ * The file is UTF-8 text, one "key value" line each, so an admin can read
+ * it; the last line is "checksum <hex>", a BLAKE2b-128 of every byte before
+ * it.  A file without that line (truncated), with a wrong checksum
+ * (damaged or edited), an unknown version or a malformed line is reported
+ * with the file's path, what is wrong and how to recover; it is never
+ * replaced by defaults.
+ *
+ *     # xmppd node state; written by xmppd, do not edit (checksummed)
+ *     version 1
+ *     node-id 7f3a9c0011223344
+ *     xmpp-enabled yes
+ *     component-listen 127.0.0.1:5223     (repeatable)
+ *     tls optional                        (off | optional | required)
+ *     key node1.key                       (optional: certs)
+ *     cert node1.crt
+ *     bundle ca-bundle.pem                (optional)
+ *     keepalive 60
+ *     auth-timeout 10
+ *     cluster-enabled no
+ *     trust cluster-ca.pem                (optional)
+ *     peer-listen 127.0.0.1:5224          (optional)
+ *     checksum 0f1e...
+ *
+ * Writes are atomic: node.state.tmp in the same directory (mode 0600),
+ * write, fsync, rename over node.state, fsync the directory.  A crash at any
+ * point leaves the old file or the new one.  All system calls go through
+ * struct state_sys so tests can make any step fail. */
+#ifndef XMPPD_STATE_H
+#define XMPPD_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "conf.h"
+
+#define STATE_FILE "node.state"
+#define STATE_VERSION 1
+#define STATE_MAX_LISTEN 16
+#define STATE_MAX_BYTES (64 * 1024)
+#define STATE_MAX_PATH 256
+
+enum state_tls {
+    STATE_TLS_OFF = 0,  /* plaintext only */
+    STATE_TLS_OPTIONAL, /* offered when certificates are set (the default) */
+    STATE_TLS_REQUIRED, /* every session must use TLS: no certs, no enable */
+};
+
+/* The node's local configuration.  Strings are "" when unset. */
+struct node_state {
+    uint64_t node_id; /* random, never 0; new after xmpp reset */
+    bool xmpp_enabled;
+    struct conf_listen listen[STATE_MAX_LISTEN]; /* component listeners */
+    size_t n_listen;
+    enum state_tls tls;
+    char key[STATE_MAX_PATH];    /* file in <state-dir>/pki, or an absolute path */
+    char cert[STATE_MAX_PATH];   /* same */
+    char bundle[STATE_MAX_PATH]; /* same, optional */
+    unsigned keepalive_s;        /* 1..CONF_MAX_SECONDS */
+    unsigned auth_timeout_s;     /* 1..CONF_MAX_SECONDS */
+    bool cluster_enabled;
+    char trust[STATE_MAX_PATH]; /* cluster trust bundle, optional */
+    struct conf_listen peer;    /* peer-link address; port 0 when unset */
+};
+
+/* The system calls state_save makes (POSIX meaning; -1 and errno on
+ * failure).  Tests substitute failing ones. */
+struct state_sys {
+    int (*open)(const char *path, int flags, mode_t mode);
+    ssize_t (*write)(int fd, const void *buf, size_t len);
+    int (*fsync)(int fd);
+    int (*close)(int fd);
+    int (*rename)(const char *from, const char *to);
+};
+
+extern const struct state_sys state_sys_posix;
+
+/* state_defaults fills s with a fresh node's state: a new random node id
+ * (libsodium; sodium_init must have run), XMPP disabled, no listeners, TLS
+ * optional, no certificates, default timers, clustering off. */
+void state_defaults(struct node_state *s);
+
+/* state_new_id gives s a new random node id (never 0). */
+void state_new_id(struct node_state *s);
+
+/* state_load reads <dir>/node.state into *out.  A leftover node.state.tmp
+ * (a write cut short) is removed.  Returns 0; XE_NOTFOUND when there is no
+ * file (a new node: the caller decides); XE_CORRUPT (truncated, checksum
+ * mismatch, malformed, unknown version), XE_PERM (group or other may read
+ * it), XE_IO.  On failure err (errlen bytes) receives one line naming the
+ * file, what is wrong and what to do. */
+int state_load(const char *dir, struct node_state *out, char *err, size_t errlen);
+
+/* state_save writes s atomically to <dir>/node.state (see above) with the
+ * system calls of sys (NULL: state_sys_posix).  0, or XE_IO / XE_INVAL (a
+ * value that cannot be written, e.g. a path with a line break) with err
+ * filled; on failure the old file is untouched and no temp file is left. */
+int state_save(const char *dir, const struct node_state *s, const struct state_sys *sys,
+               char *err, size_t errlen);
+
+/* state_format writes s as the file's text (checksum line included) into
+ * out (len bytes).  Returns the length, or XE_LIMIT if it does not fit,
+ * XE_INVAL for a value with a control character. */
+int state_format(const struct node_state *s, char *out, size_t len);
+
+/* state_parse parses the file's text (len bytes, borrowed).  0 or
+ * XE_CORRUPT with why (one line, no path) filled. */
+int state_parse(const char *text, size_t len, struct node_state *out, char *why,
+                size_t whylen);
+
+/* state_tls_name returns "off", "optional" or "required". */
+const char *state_tls_name(enum state_tls t);
+
+/* state_tls_parse sets *out from a name as above; 0 or XE_INVAL. */
+int state_tls_parse(const char *name, enum state_tls *out);
+
+/* state_node_id_hex writes the id as 16 lowercase hex digits (out >= 17). */
+void state_node_id_hex(uint64_t id, char *out);
+
+#endif
