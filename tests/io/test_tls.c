@@ -1,0 +1,488 @@
+/* test_tls.c: the TLS engine (xmppd/io/tls.c) with two sessions wired back
+ * to back in memory, on certificates made at test time by certs/mkca and
+ * certs/mknode in a temporary directory: handshake and data both ways,
+ * hostname checks, mutual TLS, refusals (TLS 1.0, untrusted certificates,
+ * no client certificate, garbage) with their messages, and load checks. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "buf.h"
+#include "err.h"
+#include "testlib.h"
+#include "tls.h"
+
+static char dir[256]; /* the temporary PKI: ca1 with node1, node2; ca2/ */
+
+static const char *path(const char *name)
+{
+    static char p[8][512];
+    static int i;
+
+    i = (i + 1) % 8;
+    snprintf(p[i], sizeof p[i], "%s/%s", dir, name);
+    return p[i];
+}
+
+static bool make_pki(void)
+{
+    char cmd[2048];
+
+    if (dir[0] != '\0')
+        return true;
+    snprintf(dir, sizeof dir, "/tmp/xmppd-test-tls-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return false;
+    snprintf(cmd, sizeof cmd,
+             "set -e; S=%s/certs; D=%s; exec >/dev/null 2>&1;"
+             "$S/mkca $D 'Test CA 1';"
+             "$S/mknode $D node1 --domain example.com --ip 127.0.0.1;"
+             "$S/mknode $D node2 --domain example.com --ip 127.0.0.2;"
+             "$S/mkca $D/ca2 'Test CA 2';"
+             "$S/mknode $D/ca2 rogue --domain example.com --ip 127.0.0.1",
+             XMPPD_SOURCE_DIR, dir);
+    return system(cmd) == 0;
+}
+
+static void remove_pki(void)
+{
+    char cmd[512];
+
+    if (dir[0] == '\0')
+        return;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static struct tls_ctx *server_ctx(const char *node, bool mutual, bool tls13)
+{
+    char key[64], crt[64];
+    struct tls_ctx_opts o = {.role = TLS_ROLE_SERVER,
+                             .bundle_path = path("ca.crt"),
+                             .verify_peer = mutual,
+                             .tls13_only = tls13};
+    struct tls_ctx *c = NULL;
+    char why[256] = "";
+
+    if (!make_pki())
+        return NULL;
+    snprintf(key, sizeof key, "%s.key", node);
+    snprintf(crt, sizeof crt, "%s.crt", node);
+    o.key_path = path(key);
+    o.cert_path = path(crt);
+    if (tls_ctx_new(&o, &c, why, sizeof why) < 0)
+        fprintf(stderr, "server ctx: %s\n", why);
+    return c;
+}
+
+/* client_ctx: node NULL means no client certificate; ca is the bundle. */
+static struct tls_ctx *client_ctx(const char *node, const char *ca, bool verify)
+{
+    char key[64], crt[64];
+    struct tls_ctx_opts o = {.role = TLS_ROLE_CLIENT,
+                             .bundle_path = ca ? path(ca) : NULL,
+                             .verify_peer = verify};
+    struct tls_ctx *c = NULL;
+    char why[256] = "";
+
+    if (!make_pki())
+        return NULL;
+    if (node != NULL) {
+        snprintf(key, sizeof key, "%s.key", node);
+        snprintf(crt, sizeof crt, "%s.crt", node);
+        o.key_path = path(key);
+        o.cert_path = path(crt);
+    }
+    if (tls_ctx_new(&o, &c, why, sizeof why) < 0)
+        fprintf(stderr, "client ctx: %s\n", why);
+    return c;
+}
+
+/* A pair of sessions and what each has received. */
+struct pair {
+    struct tls_conn *s, *c;
+    struct buf s_got, c_got;
+    int s_rc, c_rc; /* last feed result */
+};
+
+/* move takes from's output and feeds it to to; returns bytes moved. */
+static size_t move(struct tls_conn *from, struct tls_conn *to, struct buf *got, int *rc)
+{
+    struct buf wire = {0};
+    size_t n;
+
+    CHECK_INT(tls_conn_take_out(from, &wire), 0);
+    n = wire.len;
+    if (n > 0 && *rc == 0)
+        *rc = tls_conn_feed(to, wire.data, wire.len, got);
+    buf_free(&wire);
+    return n;
+}
+
+static void pump(struct pair *p)
+{
+    for (int i = 0; i < 50; i++) {
+        size_t a = move(p->c, p->s, &p->s_got, &p->s_rc);
+        size_t b = move(p->s, p->c, &p->c_got, &p->c_rc);
+        if (a == 0 && b == 0)
+            return;
+    }
+    CHECK(!"pump did not settle");
+}
+
+static void pair_free(struct pair *p)
+{
+    tls_conn_free(p->s);
+    tls_conn_free(p->c);
+    buf_free(&p->s_got);
+    buf_free(&p->c_got);
+}
+
+static void test_handshake_and_data(void)
+{
+    struct tls_ctx *sc, *cc;
+    struct pair p = {0};
+    struct tls_peer_info info;
+    static char big[300000];
+
+    REQUIRE(make_pki());
+    sc = server_ctx("node1", false, false);
+    cc = client_ctx(NULL, "ca.crt", true);
+    REQUIRE(sc != NULL && cc != NULL);
+    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
+    REQUIRE(tls_conn_new(cc, "example.com", &p.c) == 0);
+    /* The contexts may go: the sessions hold what they need. */
+    tls_ctx_free(sc);
+    tls_ctx_free(cc);
+    CHECK(tls_conn_pending_out(p.c) > 0); /* the ClientHello */
+    CHECK(!tls_conn_established(p.c));
+    /* Written before the handshake: held, then sent. */
+    CHECK_INT(tls_conn_write(p.c, "<stream:stream>", 15), 0);
+    pump(&p);
+    CHECK_INT(p.s_rc, 0);
+    CHECK_INT(p.c_rc, 0);
+    CHECK(tls_conn_established(p.s));
+    CHECK(tls_conn_established(p.c));
+    CHECK_STR(tls_conn_version(p.c), "TLSv1.3");
+    CHECK_STR(p.s_got.data, "<stream:stream>");
+
+    CHECK_INT(tls_conn_write(p.s, "<features/>", 11), 0);
+    pump(&p);
+    CHECK_STR(p.c_got.data, "<features/>");
+
+    memset(big, 'x', sizeof big);
+    buf_reset(&p.s_got);
+    CHECK_INT(tls_conn_write(p.c, big, sizeof big), 0);
+    pump(&p);
+    CHECK_INT(p.s_got.len, sizeof big);
+
+    CHECK_INT(tls_conn_peer(p.c, &info), 0);
+    CHECK(info.has_cert && info.verified);
+    CHECK_STR(info.subject, "CN=node1");
+    CHECK(strstr(info.sans, "DNS:example.com") != NULL);
+    CHECK(strstr(info.sans, "IP:127.0.0.1") != NULL);
+    CHECK_INT(strlen(info.fingerprint), 64);
+    CHECK(info.not_after > 0);
+    CHECK_INT(tls_conn_peer(p.s, &info), XE_NOTFOUND); /* no client certificate */
+
+    /* close_notify ends the peer's stream; writes after close fail. */
+    tls_conn_close(p.c);
+    CHECK_INT(tls_conn_write(p.c, "x", 1), XE_STATE);
+    pump(&p);
+    CHECK_INT(p.s_rc, XE_CLOSED);
+    pair_free(&p);
+}
+
+static void test_tls12_client(void)
+{
+    struct tls_ctx *sc = server_ctx("node1", false, false);
+    SSL_CTX *raw = SSL_CTX_new(TLS_client_method());
+    SSL *ssl;
+    BIO *r, *w;
+    struct tls_conn *s;
+    struct buf got = {0}, wire = {0};
+    char tmp[8192];
+    int n, rc = 0;
+
+    REQUIRE(sc != NULL && raw != NULL);
+    SSL_CTX_set_max_proto_version(raw, TLS1_2_VERSION);
+    SSL_CTX_set_verify(raw, SSL_VERIFY_NONE, NULL);
+    ssl = SSL_new(raw);
+    r = BIO_new(BIO_s_mem());
+    w = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(r, -1);
+    SSL_set_bio(ssl, r, w);
+    SSL_set_connect_state(ssl);
+    REQUIRE(tls_conn_new(sc, NULL, &s) == 0);
+    for (int i = 0; i < 20; i++) {
+        SSL_do_handshake(ssl);
+        while ((n = BIO_read(w, tmp, sizeof tmp)) > 0 && rc == 0)
+            rc = tls_conn_feed(s, tmp, (size_t)n, &got);
+        buf_reset(&wire);
+        tls_conn_take_out(s, &wire);
+        if (wire.len > 0)
+            BIO_write(r, wire.data, (int)wire.len);
+    }
+    CHECK_INT(rc, 0);
+    CHECK(tls_conn_established(s));
+    CHECK_STR(tls_conn_version(s), "TLSv1.2");
+    /* ECDHE with an AEAD cipher only. */
+    CHECK(strncmp(tls_conn_cipher(s), "ECDHE-", 6) == 0);
+    CHECK(strstr(tls_conn_cipher(s), "GCM") != NULL ||
+          strstr(tls_conn_cipher(s), "CHACHA20") != NULL);
+    tls_conn_free(s);
+    buf_free(&got);
+    buf_free(&wire);
+    SSL_free(ssl);
+    SSL_CTX_free(raw);
+    tls_ctx_free(sc);
+    ERR_clear_error();
+}
+
+/* old_client_refused drives a raw OpenSSL client that offers at most
+ * max_version against a server context; returns the server's error. */
+static void old_client_refused(struct tls_ctx *sc, int max_version, const char *expect)
+{
+    SSL_CTX *raw = SSL_CTX_new(TLS_client_method());
+    SSL *ssl;
+    BIO *r, *w;
+    struct tls_conn *s;
+    struct buf got = {0}, wire = {0};
+    char tmp[8192];
+    int n, rc = 0;
+
+    REQUIRE(raw != NULL);
+    /* Let the client speak old versions at all (OpenSSL 3 refuses them at
+     * its default security level). */
+    SSL_CTX_set_security_level(raw, 0);
+    SSL_CTX_set_cipher_list(raw, "DEFAULT:@SECLEVEL=0");
+    SSL_CTX_set_min_proto_version(raw, 0);
+    SSL_CTX_set_max_proto_version(raw, max_version);
+    ssl = SSL_new(raw);
+    r = BIO_new(BIO_s_mem());
+    w = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(r, -1);
+    SSL_set_bio(ssl, r, w);
+    SSL_set_connect_state(ssl);
+    SSL_do_handshake(ssl);
+    REQUIRE(tls_conn_new(sc, NULL, &s) == 0);
+    while ((n = BIO_read(w, tmp, sizeof tmp)) > 0 && rc == 0)
+        rc = tls_conn_feed(s, tmp, (size_t)n, &got);
+    CHECK_INT(rc, XE_TLS);
+    CHECK(tls_conn_failed(s));
+    if (strstr(tls_conn_error(s), expect) == NULL)
+        fprintf(stderr, "error: %s\n", tls_conn_error(s));
+    CHECK(strstr(tls_conn_error(s), expect) != NULL);
+    /* The refusal carries an alert for the peer. */
+    CHECK_INT(tls_conn_take_out(s, &wire), 0);
+    CHECK(wire.len > 0);
+    CHECK_INT(tls_conn_write(s, "x", 1), XE_STATE);
+    tls_conn_free(s);
+    buf_free(&got);
+    buf_free(&wire);
+    SSL_free(ssl);
+    SSL_CTX_free(raw);
+    ERR_clear_error();
+}
+
+static void test_tls10_refused(void)
+{
+    struct tls_ctx *sc = server_ctx("node1", false, false);
+
+    REQUIRE(sc != NULL);
+    old_client_refused(sc, TLS1_VERSION, "peer offered only TLS 1.0");
+    old_client_refused(sc, TLS1_1_VERSION, "peer offered only TLS 1.1");
+    tls_ctx_free(sc);
+}
+
+static void test_tls13_only_refuses_tls12(void)
+{
+    struct tls_ctx *sc = server_ctx("node1", false, true);
+
+    REQUIRE(sc != NULL);
+    old_client_refused(sc, TLS1_2_VERSION, "no protocol version in common");
+    tls_ctx_free(sc);
+}
+
+static void test_hostname_and_trust(void)
+{
+    struct tls_ctx *sc = server_ctx("node1", false, false);
+    struct tls_ctx *cc = client_ctx(NULL, "ca.crt", true);
+    struct tls_ctx *other = client_ctx(NULL, "ca2/ca.crt", true);
+    struct pair p = {0};
+
+    REQUIRE(sc != NULL && cc != NULL && other != NULL);
+    /* An IP address in the SANs is checked as an address. */
+    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
+    REQUIRE(tls_conn_new(cc, "127.0.0.1", &p.c) == 0);
+    pump(&p);
+    CHECK(tls_conn_established(p.c));
+    pair_free(&p);
+
+    memset(&p, 0, sizeof p);
+    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
+    REQUIRE(tls_conn_new(cc, "other.org", &p.c) == 0);
+    pump(&p);
+    CHECK_INT(p.c_rc, XE_TLS);
+    CHECK(strstr(tls_conn_error(p.c), "hostname mismatch") != NULL);
+    /* The server learns why from the alert. */
+    CHECK_INT(p.s_rc, XE_TLS);
+    CHECK(strstr(tls_conn_error(p.s), "rejected our certificate") != NULL ||
+          strstr(tls_conn_error(p.s), "alert") != NULL);
+    pair_free(&p);
+
+    /* A client that trusts another CA. */
+    memset(&p, 0, sizeof p);
+    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
+    REQUIRE(tls_conn_new(other, "example.com", &p.c) == 0);
+    pump(&p);
+    CHECK_INT(p.c_rc, XE_TLS);
+    CHECK(strstr(tls_conn_error(p.c), "peer certificate not trusted") != NULL);
+    CHECK(strstr(tls_conn_error(p.s), "unknown ca") != NULL);
+    pair_free(&p);
+    tls_ctx_free(sc);
+    tls_ctx_free(cc);
+    tls_ctx_free(other);
+}
+
+static void test_mutual_tls(void)
+{
+    struct tls_ctx *sc = server_ctx("node1", true, true);
+    struct tls_ctx *good = client_ctx("node2", "ca.crt", true);
+    struct tls_ctx *none = client_ctx(NULL, "ca.crt", true);
+    struct tls_ctx *rogue = NULL;
+    struct tls_ctx_opts ro = {.role = TLS_ROLE_CLIENT,
+                              .key_path = path("ca2/rogue.key"),
+                              .cert_path = path("ca2/rogue.crt"),
+                              .bundle_path = path("ca.crt"),
+                              .verify_peer = true};
+    struct tls_peer_info info;
+    struct pair p = {0};
+    char why[256];
+
+    REQUIRE(tls_ctx_new(&ro, &rogue, why, sizeof why) == 0);
+    REQUIRE(sc != NULL && good != NULL && none != NULL);
+
+    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
+    REQUIRE(tls_conn_new(good, "127.0.0.1", &p.c) == 0);
+    CHECK_INT(tls_conn_write(p.c, "hello", 5), 0);
+    pump(&p);
+    CHECK(tls_conn_established(p.s) && tls_conn_established(p.c));
+    CHECK_STR(p.s_got.data, "hello");
+    CHECK_INT(tls_conn_peer(p.s, &info), 0);
+    CHECK(info.verified);
+    CHECK_STR(info.subject, "CN=node2");
+    CHECK(strstr(info.sans, "IP:127.0.0.2") != NULL);
+    pair_free(&p);
+
+    /* A client certificate from another CA. */
+    memset(&p, 0, sizeof p);
+    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
+    REQUIRE(tls_conn_new(rogue, "127.0.0.1", &p.c) == 0);
+    CHECK_INT(tls_conn_write(p.c, "hello", 5), 0);
+    pump(&p);
+    CHECK_INT(p.s_rc, XE_TLS);
+    CHECK(!tls_conn_established(p.s));
+    CHECK(strstr(tls_conn_error(p.s), "peer certificate not trusted") != NULL);
+    CHECK_INT(p.s_got.len, 0);
+    /* In TLS 1.3 the client finishes first; the alert then fails it. */
+    CHECK_INT(p.c_rc, XE_TLS);
+    pair_free(&p);
+
+    /* No client certificate at all. */
+    memset(&p, 0, sizeof p);
+    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
+    REQUIRE(tls_conn_new(none, "127.0.0.1", &p.c) == 0);
+    pump(&p);
+    CHECK_INT(p.s_rc, XE_TLS);
+    CHECK(strstr(tls_conn_error(p.s), "peer sent no certificate") != NULL);
+    pair_free(&p);
+
+    tls_ctx_free(sc);
+    tls_ctx_free(good);
+    tls_ctx_free(none);
+    tls_ctx_free(rogue);
+}
+
+static void test_garbage(void)
+{
+    struct tls_ctx *sc = server_ctx("node1", false, false);
+    struct tls_conn *s;
+    struct buf got = {0};
+    static const char xml[] = "<?xml version='1.0'?><stream:stream to='x'>";
+    char noise[512];
+
+    REQUIRE(sc != NULL);
+    REQUIRE(tls_conn_new(sc, NULL, &s) == 0);
+    CHECK_INT(tls_conn_feed(s, xml, sizeof xml - 1, &got), XE_TLS);
+    CHECK(strstr(tls_conn_error(s), "not a TLS stream") != NULL);
+    CHECK_INT(tls_conn_feed(s, "more", 4, &got), XE_TLS);
+    tls_conn_free(s);
+
+    /* A record header that claims a handshake, then noise. */
+    for (size_t i = 0; i < sizeof noise; i++)
+        noise[i] = (char)(i * 37 + 11);
+    noise[0] = 0x16, noise[1] = 0x03, noise[2] = 0x01, noise[3] = 0x01, noise[4] = 0x00;
+    REQUIRE(tls_conn_new(sc, NULL, &s) == 0);
+    CHECK_INT(tls_conn_feed(s, noise, sizeof noise, &got), XE_TLS);
+    CHECK(tls_conn_error(s)[0] != '\0');
+    CHECK_INT(got.len, 0);
+    tls_conn_free(s);
+    buf_free(&got);
+    tls_ctx_free(sc);
+}
+
+static void test_load_checks(void)
+{
+    char why[256] = "";
+    struct tls_ctx *c = NULL;
+    struct tls_ctx_opts o = {.role = TLS_ROLE_SERVER};
+
+    REQUIRE(make_pki());
+    CHECK_INT(tls_check_files(path("node1.key"), path("node1.crt"), path("ca.crt"), why,
+                              sizeof why),
+              0);
+    CHECK(tls_check_files(path("node2.key"), path("node1.crt"), NULL, why, sizeof why) ==
+          XE_AUTH);
+    CHECK(why[0] != '\0');
+    /* A node certificate that the bundle does not vouch for. */
+    CHECK(tls_check_files(path("node1.key"), path("node1.crt"), path("ca2/ca.crt"), why,
+                          sizeof why) < 0);
+    CHECK(tls_check_files(path("nope.key"), path("node1.crt"), NULL, why, sizeof why) ==
+          XE_NOTFOUND);
+    CHECK(strstr(why, "nope.key") != NULL);
+    CHECK_INT(tls_ctx_new(&o, &c, why, sizeof why), XE_INVAL);
+    CHECK(c == NULL);
+    o.role = TLS_ROLE_CLIENT;
+    o.verify_peer = true;
+    CHECK_INT(tls_ctx_new(&o, &c, why, sizeof why), XE_INVAL);
+}
+
+static void test_mode_names(void)
+{
+    enum tls_mode m;
+
+    CHECK_INT(tls_mode_parse("required", &m), 0);
+    CHECK_INT(m, TLS_MODE_REQUIRED);
+    CHECK_INT(tls_mode_parse("optional", &m), 0);
+    CHECK_INT(m, TLS_MODE_OPTIONAL);
+    CHECK_INT(tls_mode_parse("off", &m), 0);
+    CHECK_INT(m, TLS_MODE_OFF);
+    CHECK_INT(tls_mode_parse("on", &m), XE_INVAL);
+    CHECK_STR(tls_mode_name(TLS_MODE_OPTIONAL), "optional");
+}
+
+static void test_cleanup(void)
+{
+    remove_pki();
+}
+
+TL_MAIN(T(test_load_checks), T(test_mode_names), T(test_handshake_and_data),
+        T(test_tls12_client), T(test_tls10_refused), T(test_tls13_only_refuses_tls12),
+        T(test_hostname_and_trust), T(test_mutual_tls), T(test_garbage), T(test_cleanup))

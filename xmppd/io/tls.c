@@ -1,0 +1,662 @@
+/* tls.c: TLS sessions over OpenSSL memory BIOs (contract in tls.h).
+ *
+ * Each session owns two memory BIOs: rbio holds ciphertext the socket gave
+ * us and OpenSSL has not consumed yet; wbio holds ciphertext OpenSSL made
+ * for the socket.  An empty rbio reports "retry" rather than end of file,
+ * so OpenSSL answers SSL_ERROR_WANT_READ and we simply wait for more bytes. */
+#include "tls.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "err.h"
+#include "pki.h"
+
+/* TLS 1.2 suites: ECDHE key exchange (forward secrecy) with AEAD ciphers
+ * only, after RFC 9325 §4.2 and the "intermediate" profile most operators
+ * know; TLS 1.3 suites are all AEAD and keep OpenSSL's default list. */
+#define TLS12_CIPHERS                                                                    \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                         \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                         \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+#define READ_CHUNK 16384
+#define WRITE_CHUNK (1024 * 1024)
+
+struct tls_ctx {
+    SSL_CTX *ssl; /* one reference; each SSL holds another */
+    enum tls_role role;
+    bool verify_peer;
+};
+
+struct tls_conn {
+    SSL *ssl; /* owns rbio and wbio */
+    BIO *rbio, *wbio;
+    enum tls_role role;
+    bool verify_peer;
+    bool established, failed, closed, peer_closed;
+    struct buf held; /* plaintext written before the handshake finished */
+    char err[256];
+};
+
+static int fail(char *why, size_t why_len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* fail writes one line into why (if any), clears OpenSSL's error queue and
+ * returns rc. */
+static int fail(char *why, size_t why_len, int rc, const char *fmt, ...)
+{
+    if (why != NULL && why_len > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, why_len, fmt, ap);
+        va_end(ap);
+    }
+    ERR_clear_error();
+    return rc;
+}
+
+static const char *ssl_reason(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    return r != NULL ? r : "unknown OpenSSL error";
+}
+
+const char *tls_mode_name(enum tls_mode mode)
+{
+    switch (mode) {
+    case TLS_MODE_OFF:
+        return "off";
+    case TLS_MODE_OPTIONAL:
+        return "optional";
+    case TLS_MODE_REQUIRED:
+        return "required";
+    }
+    return "?";
+}
+
+int tls_mode_parse(const char *name, enum tls_mode *out)
+{
+    static const enum tls_mode all[] = {TLS_MODE_OFF, TLS_MODE_OPTIONAL,
+                                        TLS_MODE_REQUIRED};
+
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        if (strcmp(name, tls_mode_name(all[i])) == 0) {
+            *out = all[i];
+            return 0;
+        }
+    }
+    return XE_INVAL;
+}
+
+/* ---- contexts ---- */
+
+/* setup_policy applies the protocol policy of tls.h to c. */
+static int setup_policy(SSL_CTX *c, const struct tls_ctx_opts *o)
+{
+    if (!SSL_CTX_set_min_proto_version(c,
+                                       o->tls13_only ? TLS1_3_VERSION : TLS1_2_VERSION))
+        return XE_TLS;
+    if (!SSL_CTX_set_cipher_list(c, TLS12_CIPHERS))
+        return XE_TLS;
+    /* No compression (CRIME), no renegotiation (RFC 9325 §3.5; TLS 1.3 has
+     * none), no session resumption state kept for strangers. */
+    SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_NO_TICKET);
+    /* Idle connections give their 16 KiB read and write buffers back. */
+    SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+    if (o->role == TLS_ROLE_SERVER) {
+        SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_num_tickets(c, 0);
+    }
+    return 0;
+}
+
+/* load_identity loads our key and certificate (with any chain certificates
+ * that follow it in the file) and completes the chain from the bundle. */
+static int load_identity(SSL_CTX *c, const struct tls_ctx_opts *o, char *why,
+                         size_t why_len)
+{
+    if (SSL_CTX_use_certificate_chain_file(c, o->cert_path) != 1)
+        return fail(why, why_len, XE_TLS, "cannot load the certificate %s: %s",
+                    o->cert_path, ssl_reason());
+    if (SSL_CTX_use_PrivateKey_file(c, o->key_path, SSL_FILETYPE_PEM) != 1)
+        return fail(why, why_len, XE_TLS, "cannot load the key %s: %s", o->key_path,
+                    ssl_reason());
+    if (SSL_CTX_check_private_key(c) != 1)
+        return fail(why, why_len, XE_AUTH, "the key %s does not belong to %s",
+                    o->key_path, o->cert_path);
+    if (o->bundle_path != NULL) {
+        /* Intermediates from the bundle go out with our certificate; the
+         * root does not (the peer has it, RFC 8446 §4.4.2). */
+        SSL_CTX_build_cert_chain(c, SSL_BUILD_CHAIN_FLAG_NO_ROOT |
+                                        SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR);
+        ERR_clear_error();
+    }
+    return 0;
+}
+
+int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out, char *why,
+                size_t why_len)
+{
+    struct tls_ctx *t;
+    bool has_identity = o->key_path != NULL && o->cert_path != NULL;
+    int rc;
+
+    *out = NULL;
+    ERR_clear_error();
+    if ((o->key_path == NULL) != (o->cert_path == NULL))
+        return fail(why, why_len, XE_INVAL, "a key needs its certificate and back");
+    if (o->role == TLS_ROLE_SERVER && !has_identity)
+        return fail(why, why_len, XE_INVAL,
+                    "TLS needs a key and a certificate (xmpp certs <key> <cert>)");
+    if (o->verify_peer && o->bundle_path == NULL)
+        return fail(why, why_len, XE_INVAL,
+                    "verifying peers needs a CA bundle to check them against");
+    if (has_identity) {
+        /* The checks `xmpp enable` relies on (pki.h), done once here. */
+        rc = pki_check_certs(o->key_path, o->cert_path,
+                             o->role == TLS_ROLE_SERVER ? o->bundle_path : NULL, 0, why,
+                             why_len);
+        if (rc < 0)
+            return rc;
+    }
+    t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return fail(why, why_len, XE_NOMEM, "out of memory");
+    t->role = o->role;
+    t->verify_peer = o->verify_peer;
+    t->ssl = SSL_CTX_new(o->role == TLS_ROLE_SERVER ? TLS_server_method()
+                                                    : TLS_client_method());
+    if (t->ssl == NULL) {
+        rc = fail(why, why_len, XE_TLS, "cannot create a TLS context: %s", ssl_reason());
+        goto err;
+    }
+    rc = setup_policy(t->ssl, o);
+    if (rc < 0) {
+        rc = fail(why, why_len, rc, "cannot set the TLS policy: %s", ssl_reason());
+        goto err;
+    }
+    if (o->bundle_path != NULL && SSL_CTX_load_verify_file(t->ssl, o->bundle_path) != 1) {
+        rc = fail(why, why_len, XE_TLS, "cannot load the CA bundle %s: %s",
+                  o->bundle_path, ssl_reason());
+        goto err;
+    }
+    if (has_identity) {
+        rc = load_identity(t->ssl, o, why, why_len);
+        if (rc < 0)
+            goto err;
+    }
+    if (o->verify_peer) {
+        int mode = SSL_VERIFY_PEER;
+        if (o->role == TLS_ROLE_SERVER) {
+            /* Mutual TLS: no certificate, no session; tell clients which
+             * CAs we accept (RFC 8446 §4.2.4). */
+            STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->bundle_path);
+            if (names != NULL)
+                SSL_CTX_set_client_CA_list(t->ssl, names);
+            mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+        }
+        SSL_CTX_set_verify(t->ssl, mode, NULL);
+    } else {
+        SSL_CTX_set_verify(t->ssl, SSL_VERIFY_NONE, NULL);
+    }
+    ERR_clear_error();
+    *out = t;
+    return 0;
+
+err:
+    tls_ctx_free(t);
+    return rc;
+}
+
+void tls_ctx_free(struct tls_ctx *ctx)
+{
+    if (ctx == NULL)
+        return;
+    SSL_CTX_free(ctx->ssl);
+    free(ctx);
+}
+
+enum tls_role tls_ctx_role(const struct tls_ctx *ctx)
+{
+    return ctx->role;
+}
+
+int tls_check_files(const char *key_path, const char *cert_path, const char *bundle_path,
+                    char *why, size_t why_len)
+{
+    struct tls_ctx_opts o = {.role = TLS_ROLE_SERVER,
+                             .key_path = key_path,
+                             .cert_path = cert_path,
+                             .bundle_path = bundle_path};
+    struct tls_ctx *c;
+    int rc = tls_ctx_new(&o, &c, why, why_len);
+
+    tls_ctx_free(c);
+    return rc;
+}
+
+/* ---- sessions ---- */
+
+static bool is_ip(const char *s)
+{
+    unsigned char a[16];
+
+    return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
+int tls_conn_new(struct tls_ctx *ctx, const char *peer_name, struct tls_conn **out)
+{
+    struct tls_conn *t = calloc(1, sizeof *t);
+    int rc = XE_TLS;
+
+    *out = NULL;
+    if (t == NULL)
+        return XE_NOMEM;
+    ERR_clear_error();
+    t->role = ctx->role;
+    t->verify_peer = ctx->verify_peer;
+    t->ssl = SSL_new(ctx->ssl);
+    t->rbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(BIO_s_mem());
+    if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
+        BIO_free(t->rbio);
+        BIO_free(t->wbio);
+        rc = XE_NOMEM;
+        goto err;
+    }
+    /* Empty means "wait for more", not end of file. */
+    BIO_set_mem_eof_return(t->rbio, -1);
+    BIO_set_mem_eof_return(t->wbio, -1);
+    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    if (ctx->role == TLS_ROLE_SERVER) {
+        SSL_set_accept_state(t->ssl);
+        *out = t;
+        return 0;
+    }
+    SSL_set_connect_state(t->ssl);
+    if (peer_name != NULL && peer_name[0] != '\0') {
+        if (is_ip(peer_name)) {
+            X509_VERIFY_PARAM *p = SSL_get0_param(t->ssl);
+            if (ctx->verify_peer && X509_VERIFY_PARAM_set1_ip_asc(p, peer_name) != 1)
+                goto err;
+        } else {
+            /* Whole-label wildcards only (RFC 6125 §6.4.3). */
+            SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            if (ctx->verify_peer && SSL_set1_host(t->ssl, peer_name) != 1)
+                goto err;
+            if (SSL_set_tlsext_host_name(t->ssl, peer_name) != 1)
+                goto err;
+        }
+    }
+    /* Queue the ClientHello. */
+    if (SSL_do_handshake(t->ssl) != 1 && SSL_get_error(t->ssl, -1) != SSL_ERROR_WANT_READ)
+        goto err;
+    ERR_clear_error();
+    *out = t;
+    return 0;
+
+err:
+    ERR_clear_error();
+    tls_conn_free(t);
+    return rc;
+}
+
+void tls_conn_free(struct tls_conn *t)
+{
+    if (t == NULL)
+        return;
+    SSL_free(t->ssl);
+    if (t->held.data != NULL)
+        OPENSSL_cleanse(t->held.data, t->held.cap);
+    buf_free(&t->held);
+    free(t);
+}
+
+static const char *version_name(int v)
+{
+    switch (v) {
+    case SSL3_VERSION:
+        return "SSL 3.0";
+    case TLS1_VERSION:
+        return "TLS 1.0";
+    case TLS1_1_VERSION:
+        return "TLS 1.1";
+    case TLS1_2_VERSION:
+        return "TLS 1.2";
+    case TLS1_3_VERSION:
+        return "TLS 1.3";
+    }
+    return "an unknown protocol version";
+}
+
+/* describe_failure turns OpenSSL's error queue after a failed handshake or
+ * read into one line for the log, naming the usual causes plainly. */
+static void describe_failure(struct tls_conn *t, int ssl_err)
+{
+    unsigned long e = ERR_peek_error();
+    int reason = ERR_GET_REASON(e);
+    const char *rs = e ? ERR_reason_error_string(e) : NULL;
+    long vr = SSL_get_verify_result(t->ssl);
+    char *m = t->err;
+    size_t ml = sizeof t->err;
+
+    if (e == 0) {
+        snprintf(m, ml, "%s",
+                 ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN
+                     ? "the TLS stream ended unexpectedly"
+                     : "TLS failure without a reason from OpenSSL");
+        return;
+    }
+    switch (reason) {
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_WRONG_SSL_VERSION:
+        if (t->role == TLS_ROLE_SERVER && SSL_client_version(t->ssl) != 0 &&
+            SSL_client_version(t->ssl) < TLS1_2_VERSION)
+            snprintf(m, ml, "peer offered only %s (TLS 1.2 or 1.3 required)",
+                     version_name(SSL_client_version(t->ssl)));
+        else
+            snprintf(m, ml, "no protocol version in common with the peer (%s)",
+                     rs ? rs : "unsupported protocol");
+        return;
+    case SSL_R_NO_SHARED_CIPHER:
+        snprintf(m, ml,
+                 "no cipher suite in common with the peer (TLS 1.2 needs ECDHE "
+                 "with AES-GCM or ChaCha20-Poly1305)");
+        return;
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+        snprintf(m, ml, "peer sent no certificate (mutual TLS requires one)");
+        return;
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+        snprintf(m, ml, "peer certificate not trusted: %s",
+                 vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "verify failed");
+        return;
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+    case SSL_R_PACKET_LENGTH_TOO_LONG:
+    case SSL_R_UNEXPECTED_MESSAGE:
+    case SSL_R_UNEXPECTED_RECORD:
+    case SSL_R_RECORD_LENGTH_MISMATCH:
+    case SSL_R_BAD_PACKET_LENGTH:
+        snprintf(m, ml, "not a TLS stream from the peer (%s)", rs ? rs : "bad record");
+        return;
+    }
+    if (reason >= SSL_AD_REASON_OFFSET) {
+        /* The peer sent a fatal alert: "tlsv1 alert unknown ca" means it
+         * does not trust our certificate. */
+        if (reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA ||
+            reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
+            reason == SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN)
+            snprintf(m, ml, "peer rejected our certificate (alert: %s)", rs ? rs : "?");
+        else
+            snprintf(m, ml, "peer sent a fatal alert: %s", rs ? rs : "?");
+        return;
+    }
+    snprintf(m, ml, "TLS error: %s", rs ? rs : "unknown");
+}
+
+/* set_failed marks t failed after an SSL call returned ret. */
+static int set_failed(struct tls_conn *t, int ret)
+{
+    int ssl_err = SSL_get_error(t->ssl, ret);
+
+    t->failed = true;
+    describe_failure(t, ssl_err);
+    ERR_clear_error();
+    return XE_TLS;
+}
+
+/* write_now encrypts len bytes into wbio. */
+static int write_now(struct tls_conn *t, const char *data, size_t len)
+{
+    while (len > 0) {
+        int n = (int)(len > WRITE_CHUNK ? WRITE_CHUNK : len);
+        int w;
+
+        ERR_clear_error();
+        w = SSL_write(t->ssl, data, n);
+        if (w <= 0)
+            return set_failed(t, w);
+        data += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* handshake advances the handshake; 0 while it goes on or when it is done. */
+static int handshake(struct tls_conn *t)
+{
+    int rc;
+
+    ERR_clear_error();
+    rc = SSL_do_handshake(t->ssl);
+    if (rc == 1) {
+        t->established = true;
+        if (t->held.len > 0) {
+            rc = write_now(t, t->held.data, t->held.len);
+            OPENSSL_cleanse(t->held.data, t->held.len);
+            buf_free(&t->held);
+            if (rc < 0)
+                return rc;
+        }
+        if (t->closed)
+            SSL_shutdown(t->ssl);
+        return 0;
+    }
+    switch (SSL_get_error(t->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return 0;
+    default:
+        return set_failed(t, rc);
+    }
+}
+
+int tls_conn_feed(struct tls_conn *t, const char *data, size_t len, struct buf *plain)
+{
+    char chunk[READ_CHUNK];
+    int rc;
+
+    if (t->failed)
+        return XE_TLS;
+    if (t->peer_closed)
+        return XE_CLOSED;
+    while (len > 0) {
+        int n = (int)(len > WRITE_CHUNK ? WRITE_CHUNK : len);
+        int w = BIO_write(t->rbio, data, n);
+        if (w <= 0)
+            return XE_NOMEM;
+        data += w;
+        len -= (size_t)w;
+    }
+    if (!t->established) {
+        rc = handshake(t);
+        if (rc < 0 || !t->established)
+            return rc;
+    }
+    for (;;) {
+        int r;
+
+        ERR_clear_error();
+        r = SSL_read(t->ssl, chunk, sizeof chunk);
+        if (r > 0) {
+            if (buf_append(plain, chunk, (size_t)r) < 0)
+                return XE_NOMEM;
+            continue;
+        }
+        switch (SSL_get_error(t->ssl, r)) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            return 0;
+        case SSL_ERROR_ZERO_RETURN:
+            /* close_notify (RFC 8446 §6.1): answer it if we have not. */
+            t->peer_closed = true;
+            if (!t->closed) {
+                t->closed = true;
+                SSL_shutdown(t->ssl);
+            }
+            ERR_clear_error();
+            return XE_CLOSED;
+        default:
+            return set_failed(t, r);
+        }
+    }
+}
+
+int tls_conn_write(struct tls_conn *t, const char *data, size_t len)
+{
+    if (t->failed || t->closed)
+        return XE_STATE;
+    if (len == 0)
+        return 0;
+    if (!t->established)
+        return buf_append(&t->held, data, len) < 0 ? XE_NOMEM : 0;
+    return write_now(t, data, len);
+}
+
+void tls_conn_close(struct tls_conn *t)
+{
+    if (t->closed || t->failed)
+        return;
+    t->closed = true;
+    if (t->established) {
+        ERR_clear_error();
+        SSL_shutdown(t->ssl);
+        ERR_clear_error();
+    }
+    /* Not established: held bytes go out after the handshake, then the
+     * close_notify (handshake()). */
+}
+
+int tls_conn_take_out(struct tls_conn *t, struct buf *out)
+{
+    size_t n = (size_t)BIO_ctrl_pending(t->wbio);
+
+    if (n == 0)
+        return 0;
+    if (buf_reserve(out, n) < 0)
+        return XE_NOMEM;
+    if (BIO_read(t->wbio, out->data + out->len, (int)n) != (int)n)
+        return XE_TLS;
+    out->len += n;
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+size_t tls_conn_pending_out(const struct tls_conn *t)
+{
+    return (size_t)BIO_ctrl_pending(t->wbio);
+}
+
+bool tls_conn_established(const struct tls_conn *t)
+{
+    return t->established && !t->failed;
+}
+
+bool tls_conn_failed(const struct tls_conn *t)
+{
+    return t->failed;
+}
+
+const char *tls_conn_error(const struct tls_conn *t)
+{
+    return t->err;
+}
+
+const char *tls_conn_version(const struct tls_conn *t)
+{
+    return t->established ? SSL_get_version(t->ssl) : "none";
+}
+
+const char *tls_conn_cipher(const struct tls_conn *t)
+{
+    return t->established ? SSL_get_cipher_name(t->ssl) : "none";
+}
+
+/* ---- the peer's certificate ---- */
+
+static void format_sans(X509 *cert, char *out, size_t outlen)
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    size_t used = 0;
+
+    out[0] = '\0';
+    if (names == NULL)
+        return;
+    for (int i = 0; i < sk_GENERAL_NAME_num(names) && used < outlen; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        char one[INET6_ADDRSTRLEN + 8] = "";
+        int n;
+
+        if (g->type == GEN_DNS) {
+            const unsigned char *s = ASN1_STRING_get0_data(g->d.dNSName);
+            n = ASN1_STRING_length(g->d.dNSName);
+            snprintf(one, sizeof one, "DNS:%.*s", n > 200 ? 200 : n, (const char *)s);
+        } else if (g->type == GEN_IPADD) {
+            const unsigned char *a = ASN1_STRING_get0_data(g->d.iPAddress);
+            char ip[INET6_ADDRSTRLEN] = "?";
+            n = ASN1_STRING_length(g->d.iPAddress);
+            if (n == 4)
+                inet_ntop(AF_INET, a, ip, sizeof ip);
+            else if (n == 16)
+                inet_ntop(AF_INET6, a, ip, sizeof ip);
+            snprintf(one, sizeof one, "IP:%s", ip);
+        } else {
+            continue;
+        }
+        n = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", one);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    GENERAL_NAMES_free(names);
+}
+
+int tls_conn_peer(const struct tls_conn *t, struct tls_peer_info *out)
+{
+    X509 *cert;
+    BIO *b;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    struct tm tm;
+
+    memset(out, 0, sizeof *out);
+    if (!tls_conn_established(t))
+        return XE_STATE;
+    cert = SSL_get0_peer_certificate(t->ssl);
+    if (cert == NULL)
+        return XE_NOTFOUND;
+    out->has_cert = true;
+    out->verified = SSL_get_verify_result(t->ssl) == X509_V_OK && t->verify_peer;
+    b = BIO_new(BIO_s_mem());
+    if (b != NULL) {
+        int n;
+        X509_NAME_print_ex(b, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+        n = BIO_read(b, out->subject, (int)sizeof out->subject - 1);
+        out->subject[n > 0 ? n : 0] = '\0';
+        BIO_free(b);
+    }
+    format_sans(cert, out->sans, sizeof out->sans);
+    if (X509_digest(cert, EVP_sha256(), md, &mdlen) == 1) {
+        for (unsigned i = 0; i < mdlen && 2 * i + 2 < sizeof out->fingerprint; i++)
+            snprintf(out->fingerprint + 2 * i, 3, "%02x", md[i]);
+    }
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
+        out->not_after = timegm(&tm);
+    ERR_clear_error();
+    return 0;
+}
