@@ -104,6 +104,44 @@ static char *fz_run(const struct xs_limits *lim, const uint8_t *data, size_t siz
     return buf_steal(&t);
 }
 
+/* fz_same_but_bad_format accepts the one documented chunking dependence
+ * (xs.h): character data at stream level directly followed by malformed XML
+ * may end as bad-format in one chunking and as the XML error in another,
+ * because expat reports text early or late.  Everything before the final
+ * error line must be equal. */
+static int fz_same_but_bad_format(const char *a, const char *b)
+{
+    const char *la = strrchr(a, '\n'), *lb = strrchr(b, '\n');
+    size_t pa, pb;
+
+    if (la == NULL || lb == NULL)
+        return 0;
+    while (la > a && la[-1] != '\n')
+        la--;
+    while (lb > b && lb[-1] != '\n')
+        lb--;
+    pa = (size_t)(la - a);
+    pb = (size_t)(lb - b);
+    if (pa != pb || memcmp(a, b, pa) != 0 || la[0] != '3' || lb[0] != '3')
+        return 0;
+    return strstr(la, "bad-format") != NULL || strstr(lb, "bad-format") != NULL;
+}
+
+/* fz_error_held_back accepts the other documented difference (xs.c): while
+ * expat sits in a long unfinished token, bytes are held back until they
+ * could end it or double it, so an error that expat would find in the middle
+ * of such a token (an invalid character) comes only with later bytes.  The
+ * split run must then be the whole run minus its final ERROR line. */
+static int fz_error_held_back(const char *whole, const char *split)
+{
+    size_t n = strlen(split);
+
+    return strncmp(whole, split, n) == 0 && strncmp(whole + n, "3 ", 2) == 0 &&
+           strchr(whole + n, '\n') == whole + strlen(whole) - 1 &&
+           strstr(split, "\n3 ") == NULL && strncmp(split, "3 ", 2) != 0 &&
+           strstr(split, "\n2") == NULL && strncmp(split, "2", 1) != 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct xs_limits lim;
@@ -125,7 +163,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     whole = fz_run(&lim, data, size, 0, 1);
     split = fz_run(&lim, data, size, chunks[(sel >> 4) & 0x07], 0);
-    if (strcmp(whole, split) != 0) {
+    if (strcmp(whole, split) != 0 && !fz_same_but_bad_format(whole, split) &&
+        !fz_error_held_back(whole, split)) {
         fprintf(stderr, "fuzz_xs: chunking changed the events\nwhole:\n%s\nsplit:\n%s\n",
                 whole, split);
         abort();

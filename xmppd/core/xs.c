@@ -14,7 +14,9 @@
  * until the held bytes could end that token (a small scanner tracks tags,
  * quotes, comments, PIs and CDATA sections just enough to know) or until
  * they are as many as expat already holds: each rescan then at least doubles
- * the data, O(n log n) in all, and no complete token is ever delayed. */
+ * the data, O(n log n) in all, and no complete token is ever delayed.  The
+ * price: an error expat would find in the middle of such a token (a bad
+ * byte) shows only when later bytes release the held ones. */
 #include "xs.h"
 
 #include <assert.h>

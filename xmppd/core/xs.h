@@ -89,7 +89,10 @@ void xs_limits_default(struct xs_limits *l);
  * reported.
  *
  * Character data between top-level elements: whitespace is allowed (RFC 6120
- * §11.7, keep-alives); anything else is XS_COND_BAD_FORMAT (§4.9.3.1).
+ * §11.7, keep-alives); anything else is XS_COND_BAD_FORMAT (§4.9.3.1).  The
+ * one place where chunking shows: such text directly followed by malformed
+ * XML (e.g. "junk]]>") ends as bad-format or as the XML error, depending on
+ * whether expat reported the text before it met the error.
  * Undefined entity references are XS_COND_RESTRICTED_XML, an encoding other
  * than UTF-8 in the XML declaration XS_COND_UNSUPPORTED_ENCODING (§11.6),
  * other XML and namespace errors (invalid UTF-8, unbound prefixes)
