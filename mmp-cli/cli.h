@@ -10,6 +10,7 @@
 #ifndef MMP_CLI_H
 #define MMP_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -44,6 +45,9 @@ int cli_split(const char *line, char **words, int max, const char **why);
 void cli_words_free(char **words, int n);
 
 /* ---- conn.c ------------------------------------------------------------ */
+
+/* Set by the interactive shell's SIGINT handler: cli_call stops waiting. */
+extern volatile sig_atomic_t cli_interrupted;
 
 /* cli_call sends one request (cmd, args taken) to the daemon and waits for
  * its response.  Returns CLI_OK with *result (owned) on success; CLI_FAILED

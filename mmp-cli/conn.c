@@ -15,6 +15,8 @@
 #include "ctl.h"
 #include "err.h"
 
+volatile sig_atomic_t cli_interrupted;
+
 /* How long to wait for an answer: cluster writes wait for a commit. */
 #define CLI_TIMEOUT_MS 30000
 
@@ -105,6 +107,14 @@ int cli_call(struct cli *cli, const char *cmd, json_t *args, json_t **result, ch
         }
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int pr = poll(&pfd, 1, CLI_TIMEOUT_MS);
+        if (pr < 0 && errno == EINTR && cli_interrupted) {
+            snprintf(
+                message, 256,
+                "interrupted; the daemon may still carry the command out (check with a "
+                "list or status command)");
+            ctl_dec_free(&dec);
+            goto out;
+        }
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr == 0) {

@@ -10,6 +10,7 @@
  * The socket is --socket, else $XMPPD_SOCKET, else the default. */
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,8 +92,20 @@ static char **complete(const char *text, int start, int end)
 
 /* ---- the loops ------------------------------------------------------------ */
 
+/* At the prompt, Ctrl-C abandons the line (or the command being waited
+ * for) instead of ending the shell, which over SSH would log the admin out. */
+static void on_sigint(int sig)
+{
+    (void)sig;
+    cli_interrupted = 1;
+}
+
 static int interactive(struct cli *cli)
 {
+    struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+
     char host[HOST_NAME_MAX + 1] = "xmppd";
     gethostname(host, sizeof host);
     host[sizeof host - 1] = '\0';
@@ -113,9 +126,14 @@ static int interactive(struct cli *cli)
 
     cli->interactive = true;
     for (;;) {
+        cli_interrupted = 0;
         char *line = readline(prompt);
-        if (line == NULL) {
+        if (line == NULL || cli_interrupted) {
             putchar('\n');
+            if (cli_interrupted) {
+                free(line);
+                continue;
+            }
             break;
         }
         bool quit = false;

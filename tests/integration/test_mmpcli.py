@@ -248,6 +248,8 @@ def main():
             os.write(fd, b"xmpp nonsense\r")
             check(expect(fd, "unknown word", seen), "errors at the prompt do not end the shell")
             check(expect(fd, host + "> ", seen), "prompt after an error")
+            os.write(fd, b"xmpp sta\x03")  # Ctrl-C abandons the line, not the shell
+            check(expect(fd, host + "> ", seen), "Ctrl-C gives a fresh prompt")
             os.write(fd, b"exit\r")
             _, status = os.waitpid(pid, 0)
             pid = None
