@@ -1,0 +1,431 @@
+/* test_cl.c: unit tests for the replicated state machine (core/cl.c):
+ * every command, validation, apply results and effects, snapshots, and
+ * garbage input (truncations, bit flips, random bytes). */
+#include <sodium.h>
+
+#include "cl.h"
+#include "err.h"
+#include "testlib.h"
+
+static struct cl_cmd cmd; /* a few KB: static */
+
+/* enc encodes cmd and applies it to s; returns cl_apply's result. */
+static int enc_apply(struct cl_state *s, struct cl_effects *eff)
+{
+    unsigned char *buf;
+    size_t len;
+    int rc = cl_cmd_encode(&cmd, &buf, &len);
+
+    if (rc < 0) {
+        TL_FAIL_("encode failed: %s", xe_name(rc));
+        return rc;
+    }
+    rc = cl_apply(s, buf, len, eff);
+    cl_buf_free(buf, len);
+    return rc;
+}
+
+static void make_user(struct cl_user *u, unsigned char seed, bool sha1)
+{
+    memset(u, 0, sizeof *u);
+    u->sha256.present = true;
+    u->sha256.salt_len = 16;
+    memset(u->sha256.salt, seed, 16);
+    u->sha256.iterations = 4096;
+    memset(u->sha256.stored_key, seed + 1, CL_KEY_SHA256);
+    memset(u->sha256.server_key, seed + 2, CL_KEY_SHA256);
+    if (sha1) {
+        u->sha1.present = true;
+        u->sha1.salt_len = 20;
+        memset(u->sha1.salt, seed + 3, 20);
+        u->sha1.iterations = 10000;
+        memset(u->sha1.stored_key, seed + 4, CL_KEY_SHA1);
+        memset(u->sha1.server_key, seed + 5, CL_KEY_SHA1);
+    }
+}
+
+static void test_names(void)
+{
+    char long_name[80];
+
+    CHECK(cl_name_valid("cb1"));
+    CHECK(cl_name_valid("Call-Bridge-2"));
+    CHECK(!cl_name_valid(""));
+    CHECK(!cl_name_valid(NULL));
+    CHECK(!cl_name_valid("cb_1"));
+    CHECK(!cl_name_valid("cb.1"));
+    CHECK(!cl_name_valid("cb 1"));
+    CHECK(!cl_name_valid("\xc3\xa9"));
+    memset(long_name, 'a', 63);
+    long_name[63] = '\0';
+    CHECK(cl_name_valid(long_name));
+    long_name[63] = 'a';
+    long_name[64] = '\0';
+    CHECK(!cl_name_valid(long_name));
+
+    CHECK(cl_domain_valid("example.com"));
+    CHECK(!cl_domain_valid(""));
+    CHECK(!cl_domain_valid("a b"));
+    CHECK(!cl_domain_valid(NULL));
+
+    CHECK(cl_user_valid("alice"));
+    CHECK(cl_user_valid("j.doe-1"));
+    CHECK(!cl_user_valid(""));
+    CHECK(!cl_user_valid("a@b"));
+    CHECK(!cl_user_valid("a b"));
+    CHECK(!cl_user_valid("a/b"));
+    CHECK(!cl_user_valid("a\x01"));
+}
+
+static void test_init_and_domain(void)
+{
+    struct cl_state *s;
+    struct cl_effects eff;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    CHECK_INT(cl_cluster_id(s), 0);
+    CHECK_STR(cl_domain(s), "");
+
+    cl_cmd_init(&cmd, 0x1122334455667788ULL);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_INIT);
+    CHECK(cl_cluster_id(s) == 0x1122334455667788ULL);
+    cl_cmd_init(&cmd, 42);
+    CHECK_INT(enc_apply(s, &eff), XE_EXISTS);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    CHECK(cl_cluster_id(s) == 0x1122334455667788ULL);
+
+    cl_cmd_set_domain(&cmd, "example.com");
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_DOMAIN);
+    CHECK_STR(eff.old_domain, "");
+    CHECK_STR(cl_domain(s), "example.com");
+    CHECK_INT(enc_apply(s, &eff), 0); /* same again: no change */
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    cl_cmd_set_domain(&cmd, "xmpp.example.org");
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_DOMAIN);
+    CHECK_STR(eff.old_domain, "example.com");
+    CHECK_STR(cl_domain(s), "xmpp.example.org");
+    cl_state_free(s);
+}
+
+static void test_callbridges(void)
+{
+    struct cl_state *s;
+    struct cl_effects eff;
+    const struct cl_callbridge *cb;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    cl_cmd_cb_set(&cmd, "cb2", (const unsigned char *)"s2", 2, true);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_CB_ADDED);
+    CHECK_STR(eff.name, "cb2");
+    REQUIRE(eff.cb != NULL);
+    CHECK_INT(eff.cb->secret_len, 2);
+    cl_cmd_cb_set(&cmd, "cb1", (const unsigned char *)"secret1", 7, true);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(cl_callbridge_count(s), 2);
+    CHECK_STR(cl_callbridge_at(s, 0)->name, "cb1"); /* sorted */
+    CHECK_STR(cl_callbridge_at(s, 1)->name, "cb2");
+    CHECK(cl_callbridge_at(s, 2) == NULL);
+
+    /* add semantics on an existing name */
+    cl_cmd_cb_set(&cmd, "cb1", (const unsigned char *)"other", 5, true);
+    CHECK_INT(enc_apply(s, &eff), XE_EXISTS);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    cb = cl_callbridge_find(s, "cb1");
+    REQUIRE(cb != NULL);
+    CHECK(cb->secret_len == 7 && memcmp(cb->secret, "secret1", 7) == 0);
+
+    /* set semantics: secret changes */
+    cl_cmd_cb_set(&cmd, "cb1", (const unsigned char *)"other", 5, false);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_CB_SECRET);
+    cb = cl_callbridge_find(s, "cb1");
+    REQUIRE(cb != NULL);
+    CHECK(cb->secret_len == 5 && memcmp(cb->secret, "other", 5) == 0);
+    /* the same secret again changes nothing */
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    /* set on a new name adds */
+    cl_cmd_cb_set(&cmd, "cb0", (const unsigned char *)"x", 1, false);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_CB_ADDED);
+
+    cl_cmd_cb_del(&cmd, "cb2");
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_CB_DELETED);
+    CHECK_STR(eff.name, "cb2");
+    CHECK(cl_callbridge_find(s, "cb2") == NULL);
+    CHECK_INT(enc_apply(s, &eff), XE_NOTFOUND);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    CHECK_INT(cl_callbridge_count(s), 2);
+    cl_state_free(s);
+}
+
+static void test_users(void)
+{
+    struct cl_state *s;
+    struct cl_effects eff;
+    struct cl_user u;
+    const struct cl_user *got;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    make_user(&u, 1, true);
+    cl_cmd_user_set(&cmd, "bob", &u, true);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_USER_ADDED);
+    make_user(&u, 9, false);
+    cl_cmd_user_set(&cmd, "alice", &u, true);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(cl_user_count(s), 2);
+    CHECK_STR(cl_user_at(s, 0)->name, "alice");
+    got = cl_user_find(s, "bob");
+    REQUIRE(got != NULL);
+    CHECK(got->sha1.present && got->sha1.salt_len == 20 && got->sha1.iterations == 10000);
+    CHECK(got->sha256.stored_key[0] == 2 && got->sha256.server_key[31] == 3);
+    CHECK(got->sha1.server_key[19] == 6);
+    CHECK(!cl_user_find(s, "alice")->sha1.present);
+
+    cl_cmd_user_set(&cmd, "alice", &u, true);
+    CHECK_INT(enc_apply(s, &eff), XE_EXISTS);
+    make_user(&u, 20, true);
+    cl_cmd_user_set(&cmd, "alice", &u, false);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_USER_CHANGED);
+    CHECK(cl_user_find(s, "alice")->sha1.present);
+
+    cl_cmd_user_del(&cmd, "alice");
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_USER_DELETED);
+    CHECK_INT(enc_apply(s, &eff), XE_NOTFOUND);
+    CHECK_INT(cl_user_count(s), 1);
+    cl_state_free(s);
+}
+
+static void test_encode_validation(void)
+{
+    unsigned char *buf = NULL;
+    size_t len;
+    struct cl_user u;
+    char big[1100];
+
+    cl_cmd_init(&cmd, 0);
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+    CHECK(buf == NULL);
+    cl_cmd_set_domain(&cmd, "bad domain");
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    cl_cmd_set_domain(&cmd, big);
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+    cl_cmd_cb_set(&cmd, "bad_name", (const unsigned char *)"s", 1, true);
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+    cl_cmd_cb_set(&cmd, "cb", (const unsigned char *)"", 0, true);
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+    cl_cmd_cb_set(&cmd, "cb", (const unsigned char *)big, CL_SECRET_MAX + 1, true);
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+    cl_cmd_cb_set(&cmd, "cb", (const unsigned char *)big, CL_SECRET_MAX, true);
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), 0);
+    cl_buf_free(buf, len);
+    cl_cmd_cb_del(&cmd, "");
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+    cl_cmd_cb_del(&cmd, "cb");
+    cmd.flags = CL_CMD_ADD; /* not allowed on delete */
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+
+    make_user(&u, 1, true);
+    cl_cmd_user_set(&cmd, "a@b", &u, true);
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+    u.sha256.iterations = 100;
+    cl_cmd_user_set(&cmd, "ab", &u, true);
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+    make_user(&u, 1, true);
+    u.sha256.salt_len = 4;
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+    make_user(&u, 1, true);
+    u.sha256.present = false;
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+    cl_cmd_user_set(&cmd, "ab", NULL, true);
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+    cmd.type = 99;
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+}
+
+static void test_decode_exact_bytes(void)
+{
+    /* version 1, CB_DEL, no flags, "cb" */
+    static const unsigned char del[] = {1, 4, 0, 2, 'c', 'b'};
+    static const unsigned char del_trailing[] = {1, 4, 0, 2, 'c', 'b', 0};
+    static const unsigned char del_v2[] = {2, 4, 0, 2, 'c', 'b'};
+    static const unsigned char del_flag[] = {1, 4, 0x80, 2, 'c', 'b'};
+    static const unsigned char del_nul[] = {1, 4, 0, 2, 'c', 0};
+    static const unsigned char del_type[] = {1, 77, 0, 2, 'c', 'b'};
+    static const unsigned char init[] = {1, 1, 0, 8, 7, 6, 5, 4, 3, 2, 1};
+
+    CHECK_INT(cl_cmd_decode(del, sizeof del, &cmd), 0);
+    CHECK_INT(cmd.type, CL_CMD_CB_DEL);
+    CHECK_STR(cmd.name, "cb");
+    CHECK_INT(cl_cmd_decode(del_trailing, sizeof del_trailing, &cmd), XE_CORRUPT);
+    CHECK_INT(cl_cmd_decode(del_v2, sizeof del_v2, &cmd), XE_CORRUPT);
+    CHECK_INT(cl_cmd_decode(del_flag, sizeof del_flag, &cmd), XE_CORRUPT);
+    CHECK_INT(cl_cmd_decode(del_nul, sizeof del_nul, &cmd), XE_CORRUPT);
+    CHECK_INT(cl_cmd_decode(del_type, sizeof del_type, &cmd), XE_CORRUPT);
+    CHECK_INT(cl_cmd_decode(NULL, 0, &cmd), XE_CORRUPT);
+    CHECK_INT(cl_cmd_decode(init, sizeof init, &cmd), 0);
+    CHECK(cmd.cluster_id == 0x0102030405060708ULL);
+}
+
+/* fuzz_one applies every truncation and every single-bit flip of a valid
+ * command to a state: never a crash; a rejected entry leaves the state as it
+ * was (its snapshot is unchanged). */
+static void fuzz_one(void)
+{
+    struct cl_state *s;
+    unsigned char *buf, *snap0, *snap1;
+    size_t len, l0, l1;
+    struct cl_effects eff;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    cl_cmd_cb_set(&cmd, "keep", (const unsigned char *)"k", 1, true);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    REQUIRE(cl_cmd_encode(&cmd, &buf, &len) == 0);
+    REQUIRE(cl_snapshot_encode(s, &snap0, &l0) == 0);
+    for (size_t cut = 0; cut < len; cut++)
+        CHECK(cl_apply(s, buf, cut, &eff) < 0);
+    for (size_t bit = 0; bit < len * 8; bit++) {
+        int rc;
+        buf[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+        rc = cl_apply(s, buf, len, &eff);
+        if (rc < 0) {
+            CHECK_INT(eff.kind, CL_EFF_NONE);
+            REQUIRE(cl_snapshot_encode(s, &snap1, &l1) == 0);
+            CHECK(l0 == l1 && memcmp(snap0, snap1, l0) == 0);
+            cl_buf_free(snap1, l1);
+        } else if (eff.kind == CL_EFF_CB_ADDED) {
+            /* a flip that still made a valid add (another name): undo it */
+            cl_cmd_cb_del(&cmd, eff.name);
+            CHECK_INT(enc_apply(s, NULL), 0);
+        }
+        buf[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+    }
+    cl_buf_free(buf, len);
+    cl_buf_free(snap0, l0);
+    cl_state_free(s);
+}
+
+static void test_garbage(void)
+{
+    struct cl_state *s, *d;
+    unsigned char junk[300];
+    struct cl_user u;
+    unsigned char *buf;
+    size_t len;
+
+    fuzz_one();
+    REQUIRE(cl_state_new(&s) == 0);
+    for (unsigned i = 0; i < 2000; i++) {
+        size_t n = 1 + (size_t)randombytes_uniform(sizeof junk);
+        randombytes_buf(junk, n);
+        if (i % 2 == 0)
+            junk[0] = 1; /* right version: reach deeper */
+        (void)cl_apply(s, junk, n, NULL);
+        if (cl_snapshot_decode(junk, n, &d) == 0)
+            cl_state_free(d);
+    }
+    /* every truncation of a user-set entry */
+    make_user(&u, 3, true);
+    cl_cmd_user_set(&cmd, "carol", &u, false);
+    REQUIRE(cl_cmd_encode(&cmd, &buf, &len) == 0);
+    for (size_t cut = 0; cut < len; cut++)
+        CHECK(cl_cmd_decode(buf, cut, &cmd) < 0);
+    CHECK_INT(cl_cmd_decode(buf, len, &cmd), 0);
+    CHECK_STR(cmd.name, "carol");
+    cl_buf_free(buf, len);
+    cl_state_free(s);
+}
+
+static void test_snapshot_round_trip(void)
+{
+    struct cl_state *s, *d = NULL;
+    struct cl_user u;
+    unsigned char *a, *b;
+    size_t la, lb;
+    char name[16];
+
+    REQUIRE(cl_state_new(&s) == 0);
+    /* the empty state */
+    REQUIRE(cl_snapshot_encode(s, &a, &la) == 0);
+    REQUIRE(cl_snapshot_decode(a, la, &d) == 0);
+    CHECK_INT(cl_callbridge_count(d), 0);
+    CHECK_STR(cl_domain(d), "");
+    cl_state_free(d);
+    cl_buf_free(a, la);
+
+    cl_cmd_init(&cmd, 77);
+    enc_apply(s, NULL);
+    cl_cmd_set_domain(&cmd, "example.net");
+    enc_apply(s, NULL);
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof name, "cb%d", i);
+        cl_cmd_cb_set(&cmd, name, (const unsigned char *)name, strlen(name), true);
+        CHECK_INT(enc_apply(s, NULL), 0);
+        snprintf(name, sizeof name, "user%d", i);
+        make_user(&u, (unsigned char)i, i % 2 == 0);
+        cl_cmd_user_set(&cmd, name, &u, true);
+        CHECK_INT(enc_apply(s, NULL), 0);
+    }
+    REQUIRE(cl_snapshot_encode(s, &a, &la) == 0);
+    REQUIRE(cl_snapshot_decode(a, la, &d) == 0);
+    CHECK(cl_cluster_id(d) == 77);
+    CHECK_STR(cl_domain(d), "example.net");
+    CHECK_INT(cl_callbridge_count(d), 40);
+    CHECK_INT(cl_user_count(d), 40);
+    CHECK(cl_callbridge_find(d, "cb17") != NULL &&
+          memcmp(cl_callbridge_find(d, "cb17")->secret, "cb17", 4) == 0);
+    CHECK(cl_user_find(d, "user4")->sha1.present);
+    CHECK(!cl_user_find(d, "user5")->sha1.present);
+    REQUIRE(cl_snapshot_encode(d, &b, &lb) == 0);
+    CHECK(la == lb && memcmp(a, b, la) == 0);
+    cl_buf_free(b, lb);
+    cl_state_free(d);
+
+    /* strictness: truncations, trailing bytes, bit flips */
+    for (size_t cut = 0; cut < la; cut += 7)
+        CHECK(cl_snapshot_decode(a, cut, &d) < 0 && d == NULL);
+    b = malloc(la + 1);
+    REQUIRE(b != NULL);
+    memcpy(b, a, la);
+    b[la] = 0;
+    CHECK_INT(cl_snapshot_decode(b, la + 1, &d), XE_CORRUPT);
+    b[0] = 9;
+    CHECK_INT(cl_snapshot_decode(b, la, &d), XE_CORRUPT);
+    for (size_t bit = 0; bit < la * 8; bit += 13) {
+        memcpy(b, a, la);
+        b[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+        if (cl_snapshot_decode(b, la, &d) == 0)
+            cl_state_free(d);
+    }
+    free(b);
+    cl_buf_free(a, la);
+    cl_state_free(s);
+}
+
+static void test_names_of_things(void)
+{
+    CHECK_STR(cl_cmd_type_name(CL_CMD_CB_SET), "callbridge-set");
+    CHECK_STR(cl_cmd_type_name(0), "unknown");
+    CHECK_STR(cl_effect_name(CL_EFF_CB_DELETED), "callbridge-deleted");
+}
+
+/* sodium_malloc needs sodium_init, also when one case runs alone. */
+__attribute__((constructor)) static void setup(void)
+{
+    if (sodium_init() < 0)
+        abort();
+}
+
+TL_MAIN(T(test_names), T(test_init_and_domain), T(test_callbridges), T(test_users),
+        T(test_encode_validation), T(test_decode_exact_bytes), T(test_garbage),
+        T(test_snapshot_round_trip), T(test_names_of_things))
