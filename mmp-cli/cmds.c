@@ -586,74 +586,43 @@ static void print_json_error(struct cli *cli, const char *code, const char *mess
     json_decref(e);
 }
 
-static int run_words(struct cli *cli, char **w, int n, bool *quit)
+/* unknown_command explains, from the longest known prefix of w, where the
+ * line went wrong. */
+static int unknown_command(char **w, int n)
 {
-    if (n == 0)
-        return CLI_OK;
-    if (strcmp(w[0], "--json") == 0) {
-        bool saved = cli->json;
-        cli->json = true;
-        int rc = run_words(cli, w + 1, n - 1, quit);
-        cli->json = saved;
-        return rc;
-    }
-    if (strcmp(w[0], "help") == 0 || strcmp(w[0], "?") == 0) {
-        bool known = n == 1;
-        for (size_t i = 0; i < NCOMMANDS && !known; i++)
-            known = matches(&commands[i], w + 1, n - 1) ||
-                    prefix_of(&commands[i], w + 1, n - 1);
-        if (!known) {
-            char all[256];
-            joined(w + 1, n - 1, all, sizeof all);
-            return usage_error("help", "no command \"%s\"; type help for the list", all);
-        }
-        help(w + 1, n - 1);
-        return CLI_OK;
-    }
-    if (strcmp(w[0], "exit") == 0 || strcmp(w[0], "quit") == 0 ||
-        strcmp(w[0], "logout") == 0) {
-        *quit = true;
-        return CLI_OK;
-    }
-
-    const struct cli_cmd *c = NULL;
-    for (size_t i = 0; i < NCOMMANDS; i++)
-        if (matches(&commands[i], w, n) &&
-            (c == NULL || nwords(&commands[i]) > nwords(c)))
-            c = &commands[i];
     char all[256];
-    if (c == NULL) {
-        /* The longest known prefix tells the admin where it went wrong. */
-        int k = n;
-        char next[256] = "";
-        while (k > 0) {
-            next_words(w, k, next, sizeof next);
-            if (next[0] != '\0')
-                break;
-            k--;
-        }
-        if (k == 0) {
-            next_words(w, 0, next, sizeof next);
-            return usage_error(
-                w[0], "unknown command; commands start with %s (type help)", next);
-        }
-        joined(w, k, all, sizeof all);
-        if (k == n) {
-            fprintf(stderr,
-                    "%s: incomplete command; next word is one of: %s (type help %s)\n",
-                    all, next, all);
-            return CLI_USAGE;
-        }
+    /* The longest known prefix tells the admin where it went wrong. */
+    int k = n;
+    char next[256] = "";
+    while (k > 0) {
+        next_words(w, k, next, sizeof next);
+        if (next[0] != '\0')
+            break;
+        k--;
+    }
+    if (k == 0) {
+        next_words(w, 0, next, sizeof next);
+        return usage_error(w[0], "unknown command; commands start with %s (type help)",
+                           next);
+    }
+    joined(w, k, all, sizeof all);
+    if (k == n) {
         fprintf(stderr,
-                "%s: unknown word \"%s\"; next word is one of: %s (type help %s)\n", all,
-                w[k], next, all);
+                "%s: incomplete command; next word is one of: %s (type help %s)\n", all,
+                next, all);
         return CLI_USAGE;
     }
+    fprintf(stderr, "%s: unknown word \"%s\"; next word is one of: %s (type help %s)\n",
+            all, w[k], next, all);
+    return CLI_USAGE;
+}
 
+/* exec_command checks the arguments of c, sends the request and prints
+ * the answer. */
+static int exec_command(struct cli *cli, const struct cli_cmd *c, int argc, char **argv)
+{
     char name[128];
     cmd_name(c, name, sizeof name);
-    int argc = n - nwords(c);
-    char **argv = w + nwords(c);
     if (argc < c->min_args || (c->max_args >= 0 && argc > c->max_args)) {
         fprintf(stderr, "%s: %s; usage: %s %s (see help %s)\n", name,
                 argc < c->min_args ? "missing arguments" : "too many arguments", name,
@@ -696,6 +665,46 @@ static int run_words(struct cli *cli, char **w, int n, bool *quit)
     json_decref(result);
     fflush(stdout);
     return CLI_OK;
+}
+
+static int run_words(struct cli *cli, char **w, int n, bool *quit)
+{
+    if (n == 0)
+        return CLI_OK;
+    if (strcmp(w[0], "--json") == 0) {
+        bool saved = cli->json;
+        cli->json = true;
+        int rc = run_words(cli, w + 1, n - 1, quit);
+        cli->json = saved;
+        return rc;
+    }
+    if (strcmp(w[0], "help") == 0 || strcmp(w[0], "?") == 0) {
+        bool known = n == 1;
+        for (size_t i = 0; i < NCOMMANDS && !known; i++)
+            known = matches(&commands[i], w + 1, n - 1) ||
+                    prefix_of(&commands[i], w + 1, n - 1);
+        if (!known) {
+            char all[256];
+            joined(w + 1, n - 1, all, sizeof all);
+            return usage_error("help", "no command \"%s\"; type help for the list", all);
+        }
+        help(w + 1, n - 1);
+        return CLI_OK;
+    }
+    if (strcmp(w[0], "exit") == 0 || strcmp(w[0], "quit") == 0 ||
+        strcmp(w[0], "logout") == 0) {
+        *quit = true;
+        return CLI_OK;
+    }
+
+    const struct cli_cmd *c = NULL;
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (matches(&commands[i], w, n) &&
+            (c == NULL || nwords(&commands[i]) > nwords(c)))
+            c = &commands[i];
+    if (c == NULL)
+        return unknown_command(w, n);
+    return exec_command(cli, c, n - nwords(c), w + nwords(c));
 }
 
 int cli_run(struct cli *cli, const char *line, bool *quit)
