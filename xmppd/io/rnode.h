@@ -74,6 +74,9 @@ struct rnode_hooks {
 
     /* send: carry m (borrowed for the call: copy or encode it with
      * raft/codec.h before returning) to member to_id at to_addr ("host:port").
+     * to_addr is "" when this node does not know the receiver's address
+     * (a joining node answering the leader before it has the
+     * configuration): answer on the link the leader's message came in on.
      * Called only after everything the message depends on is durable.
      * Return 0 or a negative XE_ code (the message is dropped; Raft retries).
      * NULL: messages are dropped (a standalone node never sends). */
@@ -147,7 +150,8 @@ struct rnode;
  * srv with cl_domain() and adds every call bridge), and from then on follows
  * the hooks.  loop, opts, hooks and log are borrowed (hooks copied; log must
  * outlive rn).  On success *out is owned by the caller: release with
- * rnode_close.  On failure err gets one line for the operator.  Returns 0,
+ * rnode_close.  The timer is uv_unref'd: it does not keep the loop alive by
+ * itself.  On failure err gets one line for the operator.  Returns 0,
  * XE_INVAL (bad opts), XE_IO (storage), XE_CORRUPT (the store or the
  * snapshot does not decode: refused, never replaced), XE_NOMEM. */
 int rnode_open(uv_loop_t *loop, const struct rnode_opts *opts,
