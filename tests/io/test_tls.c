@@ -2,17 +2,25 @@
  * to back in memory, on certificates made at test time by certs/mkca and
  * certs/mknode in a temporary directory: handshake and data both ways,
  * hostname checks, mutual TLS, refusals (TLS 1.0, untrusted certificates,
- * no client certificate, garbage) with their messages, and load checks. */
+ * no client certificate, garbage) with their messages, and load checks;
+ * then the connection manager (conn.c) with TLS on real loopback sockets:
+ * a listener in optional and required mode and outgoing TLS connections
+ * made by conn_connect on the same loop. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <uv.h>
 
 #include "buf.h"
+#include "conn.h"
 #include "err.h"
 #include "testlib.h"
 #include "tls.h"
@@ -478,6 +486,287 @@ static void test_mode_names(void)
     CHECK_STR(tls_mode_name(TLS_MODE_OPTIONAL), "optional");
 }
 
+/* ---- TLS under the connection manager, on loopback ---- */
+
+enum { TAG_SERVER = 1, TAG_CLIENT = 2 };
+
+struct net {
+    uv_loop_t loop;
+    struct conn_mgr *cm;
+    struct log_sink log;
+    struct buf logtext;
+    uv_timer_t guard;
+    bool drained, timed_out, client_closed;
+    uint64_t client_id, server_id;
+    int opened_server, opened_client, secured, gone_server, gone_client;
+    int gone_client_err, gone_server_err;
+    struct buf server_got, client_got;
+    struct tls_peer_info client_saw; /* the server's certificate */
+};
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        port = -1;
+    else
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static void log_write(void *ud, enum log_level level, const char *line)
+{
+    struct net *n = ud;
+
+    buf_puts(&n->logtext, line);
+    buf_puts(&n->logtext, "\n");
+}
+
+static int n_opened(void *ud, uint64_t id, int tag, const char *peer)
+{
+    struct net *n = ud;
+
+    if (tag == TAG_SERVER) {
+        n->opened_server++;
+        n->server_id = id;
+    } else {
+        CHECK(id == n->client_id);
+        n->opened_client++;
+    }
+    return 0;
+}
+
+static void n_data(void *ud, uint64_t id, const char *bytes, size_t len)
+{
+    struct net *n = ud;
+
+    if (id == n->client_id) {
+        buf_append(&n->client_got, bytes, len);
+        if (n->client_got.len >= 5) {
+            conn_close(n->cm, id); /* the server then sees a clean end */
+            n->client_closed = true;
+        }
+    } else {
+        buf_append(&n->server_got, bytes, len);
+        if (n->server_got.len >= 5)
+            CHECK_INT(conn_send(n->cm, id, "world", 5), 0);
+    }
+    conn_mgr_flush(n->cm);
+}
+
+static void n_secured(void *ud, uint64_t id)
+{
+    struct net *n = ud;
+
+    n->secured++;
+    if (id == n->client_id)
+        CHECK_INT(conn_tls_peer(n->cm, id, &n->client_saw), 0);
+}
+
+static void n_gone(void *ud, uint64_t id, int err)
+{
+    struct net *n = ud;
+
+    if (id == n->client_id) {
+        n->gone_client++;
+        n->gone_client_err = err;
+    } else {
+        n->gone_server++;
+        n->gone_server_err = err;
+    }
+    if (n->gone_server > 0 && (n->gone_client > 0 || n->client_closed))
+        conn_mgr_shutdown(n->cm);
+}
+
+static void n_drained(void *ud)
+{
+    struct net *n = ud;
+
+    n->drained = true;
+    uv_close((uv_handle_t *)&n->guard, NULL);
+}
+
+static void on_guard(uv_timer_t *t)
+{
+    struct net *n = t->data;
+
+    n->timed_out = true;
+    conn_mgr_shutdown(n->cm);
+}
+
+/* net_run: listener with sctx in mode, one outgoing connection with cctx
+ * (NULL: plaintext) sending hello; runs until both ends are gone. */
+static void net_run(struct net *n, struct tls_ctx *sctx, enum tls_mode mode,
+                    struct tls_ctx *cctx, const char *verify_name)
+{
+    struct conn_hooks h = {.ud = n,
+                           .opened = n_opened,
+                           .data = n_data,
+                           .gone = n_gone,
+                           .secured = n_secured,
+                           .drained = n_drained};
+    char err[256];
+    int port = free_port();
+
+    memset(n, 0, sizeof *n);
+    n->log = (struct log_sink){.level = LOG_DEBUG, .write = log_write, .ud = n};
+    REQUIRE(uv_loop_init(&n->loop) == 0);
+    REQUIRE(conn_mgr_new(&n->loop, &h, &n->log, "n1", 0, &n->cm) == 0);
+    uv_timer_init(&n->loop, &n->guard);
+    n->guard.data = n;
+    uv_timer_start(&n->guard, on_guard, 10000, 0);
+    CHECK_INT(conn_listen_tls(n->cm, "127.0.0.1", port, TAG_SERVER, sctx, mode, err,
+                              sizeof err),
+              0);
+    CHECK_INT(conn_connect(n->cm, "127.0.0.1", port, TAG_CLIENT, cctx, verify_name,
+                           &n->client_id, err, sizeof err),
+              0);
+    /* Sent before the connection (and the handshake) is up. */
+    CHECK_INT(conn_send(n->cm, n->client_id, "hello", 5), 0);
+    conn_mgr_flush(n->cm);
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+    CHECK(!n->timed_out);
+    CHECK(n->drained);
+    CHECK_INT(conn_mgr_count(n->cm), 0);
+    conn_mgr_free(n->cm);
+    CHECK_INT(uv_loop_close(&n->loop), 0);
+}
+
+static void net_free(struct net *n)
+{
+    buf_free(&n->logtext);
+    buf_free(&n->server_got);
+    buf_free(&n->client_got);
+}
+
+static bool logged(struct net *n, const char *what)
+{
+    bool yes = n->logtext.data != NULL && strstr(n->logtext.data, what) != NULL;
+
+    if (!yes)
+        fprintf(stderr, "no log line with \"%s\" in:\n%s", what,
+                n->logtext.data ? n->logtext.data : "");
+    return yes;
+}
+
+static void test_conn_tls_exchange(void)
+{
+    struct tls_ctx *sc = server_ctx("node1", false, false);
+    struct tls_ctx *cc = client_ctx(NULL, "ca.crt", true);
+    struct net n;
+
+    REQUIRE(sc != NULL && cc != NULL);
+    for (int mode = TLS_MODE_OPTIONAL; mode <= TLS_MODE_REQUIRED; mode++) {
+        net_run(&n, sc, (enum tls_mode)mode, cc, "127.0.0.1");
+        CHECK_INT(n.opened_server, 1);
+        CHECK_INT(n.opened_client, 1);
+        CHECK_INT(n.secured, 2);
+        CHECK_STR(n.server_got.data, "hello");
+        CHECK_STR(n.client_got.data, "world");
+        /* The client closed with close_notify: an orderly end. */
+        CHECK_INT(n.gone_server, 1);
+        CHECK_INT(n.gone_server_err, 0);
+        CHECK_STR(n.client_saw.subject, "CN=node1");
+        CHECK(logged(&n, "TLS with 127.0.0.1:"));
+        net_free(&n);
+    }
+    tls_ctx_free(sc);
+    tls_ctx_free(cc);
+}
+
+static void test_conn_plain_modes(void)
+{
+    struct tls_ctx *sc = server_ctx("node1", false, false);
+    struct net n;
+
+    REQUIRE(sc != NULL);
+    /* Optional: plaintext still works, untouched. */
+    net_run(&n, sc, TLS_MODE_OPTIONAL, NULL, NULL);
+    CHECK_STR(n.server_got.data, "hello");
+    CHECK_STR(n.client_got.data, "world");
+    CHECK_INT(n.secured, 0);
+    net_free(&n);
+    /* Off: the context is ignored. */
+    net_run(&n, sc, TLS_MODE_OFF, NULL, NULL);
+    CHECK_STR(n.client_got.data, "world");
+    net_free(&n);
+    /* Required: the first byte is not a ClientHello, so it is closed. */
+    n.client_got.data = NULL;
+    net_run(&n, sc, TLS_MODE_REQUIRED, NULL, NULL);
+    CHECK_INT(n.server_got.len, 0);
+    CHECK_INT(n.client_got.len, 0);
+    CHECK_INT(n.gone_server, 1);
+    CHECK_INT(n.gone_client, 1);
+    CHECK(logged(&n,
+                 "not a TLS ClientHello (first byte 0x68) on a port that requires TLS"));
+    net_free(&n);
+    tls_ctx_free(sc);
+}
+
+static void nop_drained(void *ud)
+{
+}
+
+static void test_conn_tls_refused(void)
+{
+    struct tls_ctx *sc = server_ctx("node1", false, false);
+    struct tls_ctx *other = client_ctx(NULL, "ca2/ca.crt", true);
+    struct tls_ctx *cc = client_ctx(NULL, "ca.crt", true);
+    struct net n;
+    char err[200];
+
+    REQUIRE(sc != NULL && other != NULL && cc != NULL);
+    net_run(&n, sc, TLS_MODE_REQUIRED, other, "127.0.0.1");
+    CHECK_INT(n.server_got.len, 0);
+    CHECK_INT(n.gone_client, 1);
+    CHECK_INT(n.gone_client_err, UV_EPROTO);
+    CHECK_INT(n.gone_server, 1);
+    CHECK(logged(&n, "TLS handshake with 127.0.0.1:"));
+    CHECK(logged(&n, "failed: peer certificate not trusted"));
+    CHECK(logged(&n, "failed: peer rejected our certificate"));
+    net_free(&n);
+
+    /* The name we asked for is not in the certificate. */
+    net_run(&n, sc, TLS_MODE_OPTIONAL, cc, "node9.example.com");
+    CHECK_INT(n.gone_client_err, UV_EPROTO);
+    CHECK(logged(&n, "hostname mismatch"));
+    net_free(&n);
+
+    /* Contexts of the wrong role are refused up front. */
+    {
+        uv_loop_t loop;
+        struct conn_mgr *cm;
+        struct conn_hooks h = {.drained = nop_drained};
+        uint64_t id;
+
+        REQUIRE(uv_loop_init(&loop) == 0);
+        REQUIRE(conn_mgr_new(&loop, &h, NULL, "n1", 0, &cm) == 0);
+        CHECK_INT(conn_listen_tls(cm, "127.0.0.1", free_port(), 1, cc, TLS_MODE_REQUIRED,
+                                  err, sizeof err),
+                  XE_INVAL);
+        CHECK_INT(conn_listen_tls(cm, "127.0.0.1", free_port(), 1, NULL,
+                                  TLS_MODE_OPTIONAL, err, sizeof err),
+                  XE_INVAL);
+        CHECK_INT(conn_connect(cm, "127.0.0.1", 1, 1, sc, NULL, &id, err, sizeof err),
+                  XE_INVAL);
+        CHECK_INT(conn_connect(cm, "nowhere", 1, 1, NULL, NULL, &id, err, sizeof err),
+                  XE_INVAL);
+        conn_mgr_shutdown(cm);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        conn_mgr_free(cm);
+        CHECK_INT(uv_loop_close(&loop), 0);
+    }
+    tls_ctx_free(sc);
+    tls_ctx_free(other);
+    tls_ctx_free(cc);
+}
+
 static void test_cleanup(void)
 {
     remove_pki();
@@ -485,4 +774,6 @@ static void test_cleanup(void)
 
 TL_MAIN(T(test_load_checks), T(test_mode_names), T(test_handshake_and_data),
         T(test_tls12_client), T(test_tls10_refused), T(test_tls13_only_refuses_tls12),
-        T(test_hostname_and_trust), T(test_mutual_tls), T(test_garbage), T(test_cleanup))
+        T(test_hostname_and_trust), T(test_mutual_tls), T(test_garbage),
+        T(test_conn_tls_exchange), T(test_conn_plain_modes), T(test_conn_tls_refused),
+        T(test_cleanup))

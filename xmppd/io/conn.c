@@ -8,7 +8,14 @@
  *   OPEN      the owner knows it; reads are delivered.
  *   DRAINING  the owner asked conn_close: pending bytes are written, then the
  *             write side is shut down; reads are discarded until EOF.
- *   CLOSING   uv_close was called; the close callback frees it. */
+ *   CLOSING   uv_close was called; the close callback frees it.
+ *
+ * TLS (tls.h) sits between the socket and the hooks: a listener with a TLS
+ * context sniffs the first byte of each connection (0x16 starts a TLS
+ * handshake record, RFC 8446 §5.1; anything else is plaintext), and a
+ * connection with a session feeds what it reads to tls_conn_feed and what the
+ * owner sends to tls_conn_write; the ciphertext joins the pending buffer.
+ * The owner only ever sees plaintext. */
 #include "conn.h"
 
 #include <inttypes.h>
@@ -19,6 +26,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "tls.h"
 
 #define READ_BUF_BYTES (64 * 1024)
 #define LISTEN_BACKLOG 511
@@ -41,6 +49,15 @@ struct conn {
     struct conn *dprev, *dnext; /* dirty list: has something to flush */
     bool dirty;
     struct conn *wprev, *wnext; /* draining list */
+    /* TLS: tls is the session once there is one; lctx/mode come from the
+     * listener until the first byte decides (sniffed). */
+    struct tls_conn *tls;
+    struct tls_ctx *lctx;
+    enum tls_mode mode;
+    bool sniffed, secured;
+    bool connecting; /* outgoing, TCP connect not finished */
+    int tag;         /* outgoing: the tag for the opened hook */
+    uv_connect_t creq;
 };
 
 struct listener {
@@ -48,6 +65,8 @@ struct listener {
     struct conn_mgr *mgr;
     int tag;
     char addr[80];
+    struct tls_ctx *tls; /* borrowed; NULL: plaintext only */
+    enum tls_mode mode;
     struct listener *next;
 };
 
@@ -201,6 +220,7 @@ static void on_conn_closed(uv_handle_t *h)
 
     if (!c->untracked)
         table_remove(m, c);
+    tls_conn_free(c->tls);
     buf_free(&c->pending);
     free(c);
     maybe_drained(m);
@@ -271,7 +291,7 @@ static void flush_one(struct conn *c)
     uv_buf_t b;
     int rc;
 
-    if (c->state == CONN_CLOSING)
+    if (c->state == CONN_CLOSING || c->connecting)
         return;
     if (c->pending.len > 0) {
         wr = malloc(sizeof *wr);
@@ -330,10 +350,40 @@ int conn_send(struct conn_mgr *m, uint64_t id, const char *data, size_t len)
             m->node, id, c->pending.len + c->inflight);
         return XE_BUSY;
     }
-    if (buf_append(&c->pending, data, len) < 0)
+    if (c->tls != NULL) {
+        int rc = tls_conn_write(c->tls, data, len);
+        if (rc == XE_STATE)
+            return XE_CLOSED;
+        if (rc == 0)
+            rc = tls_conn_take_out(c->tls, &c->pending);
+        if (rc < 0)
+            return rc;
+    } else if (buf_append(&c->pending, data, len) < 0) {
         return XE_NOMEM;
+    }
     dirty_add(c);
     return 0;
+}
+
+/* start_drain moves an OPEN connection to DRAINING: what is pending goes
+ * out, then the write side is shut down (flush_one). */
+static void start_drain(struct conn *c)
+{
+    struct conn_mgr *m = c->mgr;
+
+    if (c->tls != NULL) {
+        /* close_notify after the last bytes (RFC 8446 §6.1). */
+        tls_conn_close(c->tls);
+        if (tls_conn_take_out(c->tls, &c->pending) < 0)
+            LOG(m->log, LOG_WARN, "%s c%" PRIu64 " no memory for the TLS close", m->node,
+                c->id);
+    }
+    c->state = CONN_DRAINING;
+    c->drain_deadline = uv_now(m->loop) + CONN_DRAIN_MS;
+    draining_add(c);
+    dirty_add(c);
+    if (!uv_is_active((uv_handle_t *)&m->drain_timer) && !m->drain_timer_closed)
+        uv_timer_start(&m->drain_timer, on_drain_timer, 250, 250);
 }
 
 void conn_close(struct conn_mgr *m, uint64_t id)
@@ -342,12 +392,20 @@ void conn_close(struct conn_mgr *m, uint64_t id)
 
     if (c == NULL || c->state != CONN_OPEN)
         return;
-    c->state = CONN_DRAINING;
-    c->drain_deadline = uv_now(m->loop) + CONN_DRAIN_MS;
-    draining_add(c);
-    dirty_add(c);
-    if (!uv_is_active((uv_handle_t *)&m->drain_timer) && !m->drain_timer_closed)
-        uv_timer_start(&m->drain_timer, on_drain_timer, 250, 250);
+    start_drain(c);
+}
+
+/* lost_draining ends an OPEN connection the owner did not close, like lost,
+ * but still sends what is pending (a TLS alert, a close_notify) first. */
+static void lost_draining(struct conn *c, int err)
+{
+    struct conn_mgr *m = c->mgr;
+    uint64_t id = c->id;
+
+    if (c->state != CONN_OPEN)
+        return;
+    start_drain(c);
+    m->hooks.gone(m->hooks.ud, id, err);
 }
 
 /* on_drain_timer closes connections whose peers did not finish in time. */
@@ -378,13 +436,97 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
     *out = uv_buf_init(c->mgr->rbuf, sizeof c->mgr->rbuf);
 }
 
+/* sniff decides, from the first byte a listener with TLS received, whether
+ * the connection speaks TLS.  Returns false when c was closed. */
+static bool sniff(struct conn *c, unsigned char first)
+{
+    struct conn_mgr *m = c->mgr;
+    int rc;
+
+    c->sniffed = true;
+    /* A TLS connection starts with a handshake record (RFC 8446 §5.1,
+     * ContentType handshake = 22); an XML stream with '<' (RFC 6120 §4.2). */
+    if (first == 0x16) {
+        rc = tls_conn_new(c->lctx, NULL, &c->tls);
+        if (rc == 0)
+            return true;
+        LOG(m->log, LOG_ERROR, "%s c%" PRIu64 " cannot start TLS for %s: %s", m->node,
+            c->id, c->peer, xe_strerror(rc));
+        lost(c, UV_ENOMEM);
+        return false;
+    }
+    if (c->mode != TLS_MODE_REQUIRED)
+        return true;
+    if (first == '<')
+        LOG(m->log, LOG_WARN,
+            "%s c%" PRIu64 " closed connection from %s: plaintext XML on a port "
+            "that requires TLS (connect with direct TLS)",
+            m->node, c->id, c->peer);
+    else
+        LOG(m->log, LOG_WARN,
+            "%s c%" PRIu64 " closed connection from %s: not a TLS ClientHello "
+            "(first byte 0x%02x) on a port that requires TLS",
+            m->node, c->id, c->peer, first);
+    lost(c, UV_EPROTO);
+    return false;
+}
+
+/* tls_input passes ciphertext through c's session: handshake bytes go out,
+ * plaintext goes to the owner, failures are logged and end c. */
+static void tls_input(struct conn *c, const char *bytes, size_t len)
+{
+    struct conn_mgr *m = c->mgr;
+    struct buf plain = {0};
+    uint64_t id = c->id;
+    bool was_secured = c->secured;
+    int rc = tls_conn_feed(c->tls, bytes, len, &plain);
+
+    if (tls_conn_take_out(c->tls, &c->pending) < 0 && rc == 0)
+        rc = XE_NOMEM;
+    if (c->pending.len > 0)
+        dirty_add(c);
+    if (tls_conn_established(c->tls) && !c->secured) {
+        c->secured = true;
+        LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " TLS with %s established: %s %s", m->node,
+            id, c->peer, tls_conn_version(c->tls), tls_conn_cipher(c->tls));
+        if (m->hooks.secured != NULL)
+            m->hooks.secured(m->hooks.ud, id);
+    }
+    if (plain.len > 0 && c->state == CONN_OPEN)
+        m->hooks.data(m->hooks.ud, id, plain.data, plain.len);
+    if (plain.data != NULL)
+        memset(plain.data, 0, plain.cap);
+    buf_free(&plain);
+    if (c->state == CONN_OPEN && rc < 0) {
+        if (rc == XE_CLOSED)
+            LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " TLS close_notify from %s", m->node,
+                id, c->peer);
+        else if (rc == XE_TLS)
+            LOG(m->log, LOG_WARN, "%s c%" PRIu64 " TLS %s with %s failed: %s", m->node,
+                id, was_secured ? "session" : "handshake", c->peer,
+                tls_conn_error(c->tls));
+        else
+            LOG(m->log, LOG_ERROR, "%s c%" PRIu64 " TLS with %s: %s", m->node, id,
+                c->peer, xe_strerror(rc));
+        lost_draining(c, rc == XE_CLOSED ? 0 : UV_EPROTO);
+    }
+    /* Handshake bytes and alerts were queued without the owner. */
+    conn_mgr_flush(m);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct conn *c = s->data;
     struct conn_mgr *m = c->mgr;
 
     if (nread > 0) {
-        if (c->state == CONN_OPEN)
+        if (c->state != CONN_OPEN)
+            return;
+        if (!c->sniffed && !sniff(c, (unsigned char)b->base[0]))
+            return;
+        if (c->tls != NULL)
+            tls_input(c, b->base, (size_t)nread);
+        else
             m->hooks.data(m->hooks.ud, c->id, b->base, (size_t)nread);
         return;
     }
@@ -467,6 +609,9 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     c->state = CONN_OPEN;
+    c->lctx = l->tls;
+    c->mode = l->tls != NULL ? l->mode : TLS_MODE_OFF;
+    c->sniffed = c->mode == TLS_MODE_OFF;
     /* Stanzas are small and latency matters more than packet count. */
     uv_tcp_nodelay(&c->tcp, 1);
     memset(&ss, 0, sizeof ss);
@@ -502,17 +647,35 @@ static void on_listener_closed(uv_handle_t *h)
 int conn_listen(struct conn_mgr *m, const char *host, int port, int tag, char *err,
                 size_t errlen)
 {
+    return conn_listen_tls(m, host, port, tag, NULL, TLS_MODE_OFF, err, errlen);
+}
+
+/* parse_addr fills ss from a numeric host and port; 0 or XE_INVAL. */
+static int parse_addr(const char *host, int port, struct sockaddr_storage *ss)
+{
+    int rc;
+
+    memset(ss, 0, sizeof *ss);
+    if (strchr(host, ':') != NULL)
+        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
+    else
+        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
+    return rc < 0 || port <= 0 || port > 65535 ? XE_INVAL : 0;
+}
+
+int conn_listen_tls(struct conn_mgr *m, const char *host, int port, int tag,
+                    struct tls_ctx *tls, enum tls_mode mode, char *err, size_t errlen)
+{
     struct sockaddr_storage ss;
     struct listener *l;
     int rc;
 
-    memset(&ss, 0, sizeof ss);
-    if (strchr(host, ':') != NULL)
-        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
-    else
-        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
-    if (rc < 0 || port <= 0 || port > 65535) {
+    if (parse_addr(host, port, &ss) < 0) {
         snprintf(err, errlen, "bad listen address %s:%d", host, port);
+        return XE_INVAL;
+    }
+    if (mode != TLS_MODE_OFF && (tls == NULL || tls_ctx_role(tls) != TLS_ROLE_SERVER)) {
+        snprintf(err, errlen, "TLS on %s:%d needs a server TLS context", host, port);
         return XE_INVAL;
     }
     l = calloc(1, sizeof *l);
@@ -522,6 +685,8 @@ int conn_listen(struct conn_mgr *m, const char *host, int port, int tag, char *e
     }
     l->mgr = m;
     l->tag = tag;
+    l->tls = mode != TLS_MODE_OFF ? tls : NULL;
+    l->mode = mode;
     l->tcp.data = l;
     format_peer(&ss, l->addr, sizeof l->addr);
     rc = uv_tcp_init(m->loop, &l->tcp);
@@ -541,8 +706,145 @@ int conn_listen(struct conn_mgr *m, const char *host, int port, int tag, char *e
         /* Stays in the list; conn_mgr_shutdown closes it. */
         return XE_IO;
     }
-    LOG(m->log, LOG_INFO, "%s listening on %s", m->node, l->addr);
+    LOG(m->log, LOG_INFO, "%s listening on %s%s%s", m->node, l->addr,
+        mode == TLS_MODE_OFF ? "" : ", TLS ",
+        mode == TLS_MODE_OFF ? "" : tls_mode_name(mode));
     return 0;
+}
+
+/* ---- connecting ---- */
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct conn *c = req->data;
+    struct conn_mgr *m = c->mgr;
+    int rc;
+
+    if (c->state == CONN_CLOSING)
+        return;
+    if (status < 0) {
+        LOG(m->log, LOG_INFO, "%s c%" PRIu64 " connect to %s failed: %s", m->node, c->id,
+            c->peer, uv_strerror(status));
+        c->connecting = false;
+        lost(c, status);
+        return;
+    }
+    c->connecting = false;
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (c->state == CONN_OPEN) {
+        LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " connected to %s", m->node, c->id,
+            c->peer);
+        rc = m->hooks.opened(m->hooks.ud, c->id, c->tag, c->peer);
+        if (rc < 0) {
+            begin_close(c);
+            return;
+        }
+        if (c->state == CONN_CLOSING)
+            return;
+    }
+    rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        lost(c, rc);
+        return;
+    }
+    /* The ClientHello and anything the owner queued meanwhile. */
+    if (c->pending.len > 0 || c->state == CONN_DRAINING)
+        dirty_add(c);
+    conn_mgr_flush(m);
+}
+
+int conn_connect(struct conn_mgr *m, const char *host, int port, int tag,
+                 struct tls_ctx *tls, const char *verify_name, uint64_t *id, char *err,
+                 size_t errlen)
+{
+    struct sockaddr_storage ss;
+    struct conn *c;
+    int rc;
+
+    if (parse_addr(host, port, &ss) < 0) {
+        snprintf(err, errlen, "bad address %s:%d", host, port);
+        return XE_INVAL;
+    }
+    if (tls != NULL && tls_ctx_role(tls) != TLS_ROLE_CLIENT) {
+        snprintf(err, errlen, "connecting with TLS needs a client TLS context");
+        return XE_INVAL;
+    }
+    if (m->shutting_down) {
+        snprintf(err, errlen, "shutting down");
+        return XE_STATE;
+    }
+    c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return XE_NOMEM;
+    }
+    c->mgr = m;
+    c->tcp.data = c;
+    c->creq.data = c;
+    c->tag = tag;
+    c->sniffed = true;
+    c->connecting = true;
+    format_peer(&ss, c->peer, sizeof c->peer);
+    if (tls != NULL) {
+        rc = tls_conn_new(tls, verify_name, &c->tls);
+        if (rc == 0)
+            rc = tls_conn_take_out(c->tls, &c->pending);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot start TLS: %s", xe_strerror(rc));
+            tls_conn_free(c->tls);
+            buf_free(&c->pending);
+            free(c);
+            return rc;
+        }
+    }
+    rc = uv_tcp_init(m->loop, &c->tcp);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot connect to %s: %s", c->peer, uv_strerror(rc));
+        tls_conn_free(c->tls);
+        buf_free(&c->pending);
+        free(c);
+        return XE_IO;
+    }
+    c->id = ++m->next_id;
+    rc = table_insert(m, c);
+    if (rc == 0) {
+        c->state = CONN_OPEN;
+        rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&ss, on_connect);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot connect to %s: %s", c->peer, uv_strerror(rc));
+            begin_close(c);
+            return XE_IO;
+        }
+    } else {
+        snprintf(err, errlen, "out of memory");
+        c->untracked = true;
+        c->state = CONN_CLOSING;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return rc;
+    }
+    LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " connecting to %s%s", m->node, c->id, c->peer,
+        tls != NULL ? " with TLS" : "");
+    *id = c->id;
+    return 0;
+}
+
+int conn_tls_peer(struct conn_mgr *m, uint64_t id, struct tls_peer_info *out)
+{
+    struct conn *c = lookup(m, id);
+
+    memset(out, 0, sizeof *out);
+    if (c == NULL)
+        return XE_NOTFOUND;
+    if (c->tls == NULL || !tls_conn_established(c->tls))
+        return XE_STATE;
+    return tls_conn_peer(c->tls, out);
+}
+
+bool conn_is_tls(struct conn_mgr *m, uint64_t id)
+{
+    struct conn *c = lookup(m, id);
+
+    return c != NULL && c->tls != NULL;
 }
 
 /* ---- the manager ---- */

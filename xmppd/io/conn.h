@@ -15,16 +15,25 @@
  * connection is freed only in its libuv close callback; ids stay resolvable
  * until then but refuse new writes.  Hooks are called from libuv callbacks
  * and from conn_mgr_flush (gone, on a failed write), never from conn_send or
- * conn_close, so an owner may call those from inside its own callbacks. */
+ * conn_close, so an owner may call those from inside its own callbacks.
+ *
+ * TLS (tls.h): a listener may carry a server TLS context and a mode (off,
+ * optional: the first byte decides between direct TLS and plaintext XML,
+ * required: anything but a TLS ClientHello is closed and logged), and
+ * conn_connect makes outgoing connections, with a client TLS context or
+ * without.  The hooks see plaintext only; handshake failures are logged with
+ * the peer's address and the reason and end the connection (gone). */
 #ifndef XMPPD_CONN_H
 #define XMPPD_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <uv.h>
 
 #include "log.h"
+#include "tls.h"
 
 #define CONN_DEFAULT_MAX_QUEUED (8u * 1024 * 1024)
 #define CONN_DRAIN_MS 5000
@@ -32,15 +41,23 @@
 struct conn_hooks {
     void *ud;
     /* opened: connection id was accepted on a listener with tag, from peer
-     * ("127.0.0.1:40312", borrowed).  Return 0 to keep it, or a negative
-     * code to have it closed at once (no further hooks for id). */
+     * ("127.0.0.1:40312", borrowed), or an outgoing connection made by
+     * conn_connect with tag reached peer (TCP is up; TLS may still be
+     * negotiating, and what the owner sends waits for it).  Return 0 to keep
+     * it, or a negative code to have it closed at once (no further hooks for
+     * id). */
     int (*opened)(void *ud, uint64_t id, int tag, const char *peer);
     /* data: len bytes (borrowed, valid during the call) read from id. */
     void (*data)(void *ud, uint64_t id, const char *bytes, size_t len);
-    /* gone: id ended without the owner asking (EOF, reset, write error);
-     * err is 0 for an orderly EOF or a negative libuv code.  The connection
-     * is already closing: conn_send to it fails. */
+    /* gone: id ended without the owner asking (EOF, reset, write error, a
+     * failed TLS handshake: UV_EPROTO, a refused outgoing connect: without
+     * opened before it); err is 0 for an orderly EOF or TLS close_notify, or
+     * a negative libuv code.  The connection is already closing: conn_send
+     * to it fails. */
     void (*gone)(void *ud, uint64_t id, int err);
+    /* secured (may be NULL): the TLS handshake of id finished (the peer's
+     * certificate is in conn_tls_peer).  Called before the first data. */
+    void (*secured)(void *ud, uint64_t id);
     /* drained: after conn_mgr_shutdown, every connection, listener and
      * internal handle is closed; the owner may now close its own handles. */
     void (*drained)(void *ud);
@@ -66,6 +83,38 @@ void conn_mgr_free(struct conn_mgr *m);
  * XE_INVAL (bad address), XE_IO (bind/listen failed) or XE_NOMEM. */
 int conn_listen(struct conn_mgr *m, const char *host, int port, int tag, char *err,
                 size_t errlen);
+
+/* conn_listen_tls is conn_listen with TLS under each accepted connection:
+ * tls (borrowed; must outlive the manager) is a server context, mode says
+ * whether plaintext is still accepted (TLS_MODE_OPTIONAL: the first byte
+ * 0x16 starts direct TLS, anything else is plaintext) or refused
+ * (TLS_MODE_REQUIRED: logged with the peer's address, then closed).
+ * TLS_MODE_OFF ignores tls.  Errors as conn_listen; XE_INVAL also when mode
+ * is not off and tls is NULL or a client context. */
+int conn_listen_tls(struct conn_mgr *m, const char *host, int port, int tag,
+                    struct tls_ctx *tls, enum tls_mode mode, char *err, size_t errlen);
+
+/* conn_connect opens an outgoing connection to host (numeric IPv4/IPv6,
+ * borrowed):port and returns its id in *id at once.  With tls (a client
+ * context, borrowed, must outlive the manager; NULL for plaintext) the
+ * session checks the server's certificate for verify_name (a DNS name or
+ * IP address, borrowed; may be NULL when the context does not verify).
+ * Hooks: opened(tag) when TCP is up, secured when TLS is, gone when the
+ * connect or the handshake fails (after a log line with the reason).
+ * Bytes sent before then wait.  No timeout here: the owner closes an
+ * attempt that takes too long.  Returns 0, XE_INVAL, XE_STATE (shutting
+ * down), XE_IO or XE_NOMEM, with one line in err. */
+int conn_connect(struct conn_mgr *m, const char *host, int port, int tag,
+                 struct tls_ctx *tls, const char *verify_name, uint64_t *id, char *err,
+                 size_t errlen);
+
+/* conn_tls_peer describes the peer's certificate of id (tls.h).  0,
+ * XE_NOTFOUND (no such id, or no certificate), XE_STATE (not TLS, or the
+ * handshake has not finished). */
+int conn_tls_peer(struct conn_mgr *m, uint64_t id, struct tls_peer_info *out);
+
+/* conn_is_tls: id is a connection that speaks TLS. */
+bool conn_is_tls(struct conn_mgr *m, uint64_t id);
 
 /* conn_send queues len bytes of data (copied) for id.  Returns 0,
  * XE_NOTFOUND (unknown id), XE_CLOSED (closing) or XE_BUSY (the queue bound
