@@ -17,12 +17,18 @@
  *             the election timeout, once with the transport reporting the
  *             closed links (RAFT_EV_PEER_DOWN); the time to a new leader is
  *             recorded for the summary. */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "sim.h"
+
+/* Every STORE_EVERY-th seed persists through the real file store too. */
+#define STORE_EVERY 20
 
 /* Liveness bounds, in election timeouts (election_max_ms) of the profile. */
 #define HEAL_LEADER_BOUND 10
@@ -62,7 +68,7 @@ static uint64_t pct(const struct samples *s, unsigned p)
 }
 
 struct totals {
-    uint64_t runs, failed, failover_skipped;
+    uint64_t runs, failed, failover_skipped, store_runs;
     uint64_t by_size[8];
     uint64_t by_profile[2];
     uint64_t faults[SIM_F_COUNT];
@@ -193,9 +199,30 @@ static void inject_fault(struct run *rn)
     }
 }
 
+/* rm_tree removes dir and what it holds, depth levels deep. */
+static void rm_tree(const char *dir, int depth)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char path[512];
+
+    if (d != NULL) {
+        while ((de = readdir(d)) != NULL) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            if (unlink(path) != 0 && depth > 1)
+                rm_tree(path, depth - 1);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
 /* ---- one run ------------------------------------------------------------------ */
 
 static bool quiet_failures;
+static bool force_store; /* --store: every run uses the file store */
 static char last_failure[512];
 static const char *sab_arg; /* --sabotage NAME, for replay lines */
 
@@ -210,6 +237,8 @@ static void fail_run(struct run *rn, const char *argv0, const char *what)
            " ms\n  replay: %s%s%s --seed %" PRIu64 "\n",
            rn->s.seed, what, rn->s.now, argv0, sab_arg ? " --sabotage " : "",
            sab_arg ? sab_arg : "", rn->s.seed);
+    if (force_store)
+        printf("  (add --store to replay with the file store)\n");
 }
 
 /* run_for_leader runs until a live leader exists (other than not_slot), up
@@ -330,6 +359,8 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
     unsigned n = 3 + 2 * (unsigned)(seed % 3);
     int fast = (int)((seed / 3) % 2);
     uint64_t chaos_end, next_fault, next_submit, heal_at, won, fo[2];
+    bool use_store = sab == SIM_SAB_NONE && (force_store || seed % STORE_EVERY == 0);
+    char store_dir[64];
     bool ok = true;
 
     memset(&rn, 0, sizeof rn);
@@ -338,7 +369,15 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
         raft_options_fast_lan(&o);
     o.max_append_entries = 16;
     o.snapshot_trailing = 8;
-    sim_init(s, seed, n, &o, verbose);
+    if (use_store) {
+        snprintf(store_dir, sizeof store_dir, "/tmp/raft-sim-XXXXXX");
+        if (mkdtemp(store_dir) == NULL) {
+            perror("mkdtemp");
+            exit(2);
+        }
+        t->store_runs++;
+    }
+    sim_init(s, seed, n, &o, verbose, use_store ? store_dir : NULL);
     s->sabotage = sab;
     rn.emax = o.election_max_ms;
     s->latency_ms = 1 + (unsigned)sim_rand(s, 5);
@@ -450,6 +489,8 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
     t->delivered += s->delivered;
     t->submitted += s->submitted;
     sim_free(s);
+    if (use_store)
+        rm_tree(store_dir, 2);
     return ok;
 }
 
@@ -476,6 +517,8 @@ static void print_summary(struct totals *t)
            "; default profile %" PRIu64 ", fast-LAN %" PRIu64 "), failed %" PRIu64 "\n",
            t->runs, t->by_size[3], t->by_size[5], t->by_size[7], t->by_profile[0],
            t->by_profile[1], t->failed);
+    printf("runs persisting through the file store (raft/store.h): %" PRIu64 "\n",
+           t->store_runs);
     printf("elections won (terms with a leader): %" PRIu64 "\n", t->elections);
     printf("failover measurements skipped (too few voters left by the chaos): %" PRIu64
            "\n",
@@ -545,6 +588,55 @@ static bool self_test(const char *argv0)
     return ok;
 }
 
+/* repro_lagging_voter: a deterministic case (not part of the CI runs) in
+ * which a member that missed a promotion refuses to vote for the promoted
+ * node, so no leader can ever be elected although three of four voters are
+ * up and connected.  Returns true when a leader is elected. */
+static bool repro_lagging_voter(void)
+{
+    static struct sim s;
+    struct raft_options o;
+    int l, a, b;
+    uint64_t id4;
+    bool elected;
+
+    raft_options_default(&o);
+    sim_init(&s, 1, 3, &o, true, NULL);
+    sim_run_until(&s, 3000);
+    l = sim_leader(&s);
+    if (l < 0) {
+        sim_free(&s);
+        return false;
+    }
+    a = (l + 1) % 3;
+    b = (l + 2) % 3;
+    sim_trace(&s, "repro: n%" PRIx64 " leads; n%" PRIx64 " is cut off", s.nodes[l].id,
+              s.nodes[b].id);
+    sim_isolate(&s, (unsigned)b);
+    sim_add(&s);
+    id4 = s.nodes[s.n - 1].id;
+    sim_run_until(&s, s.now + 1000);
+    sim_promote(&s, id4);
+    sim_run_until(&s, s.now + 2000);
+    sim_trace(&s, "repro: voters now %u; n%" PRIx64 " misses the next entry",
+              raft_config_voters(&s.config), s.nodes[a].id);
+    s.cut[l][a] = true;
+    sim_submit(&s);
+    sim_run_until(&s, s.now + 100);
+    sim_trace(&s, "repro: the leader crashes and the network heals");
+    sim_crash(&s, (unsigned)l, 0);
+    memset(s.cut, 0, sizeof s.cut);
+    sim_run_until(&s, s.now + 20ull * o.election_max_ms);
+    elected = sim_leader(&s) >= 0;
+    sim_dump(&s);
+    printf("repro lagging-voter: %s\n",
+           elected ? "a leader was elected (fixed)"
+                   : "no leader in 20 election timeouts: the lagging member drops the "
+                     "promoted node's vote requests");
+    sim_free(&s);
+    return elected;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t from = 1, runs = 10000;
@@ -571,11 +663,17 @@ int main(int argc, char **argv)
                 fprintf(stderr, "unknown sabotage %s\n", name);
                 return 2;
             }
+        } else if (strcmp(argv[i], "--repro") == 0 && i + 1 < argc &&
+                   strcmp(argv[i + 1], "lagging-voter") == 0) {
+            return repro_lagging_voter() ? 0 : 1;
+        } else if (strcmp(argv[i], "--store") == 0) {
+            force_store = true;
         } else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) {
             from = strtoull(argv[++i], NULL, 10);
         } else {
             fprintf(stderr,
-                    "usage: %s [--seed N | --runs R [--from S]] [--sabotage "
+                    "usage: %s [--seed N | --runs R [--from S]] [--store] [--repro "
+                    "lagging-voter] [--sabotage "
                     "forget-vote|send-early|lose-entries]\n",
                     argv[0]);
             return 2;

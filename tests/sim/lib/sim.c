@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "store.h"
 
 enum { EV_MSG, EV_PERSISTED, EV_SNAPSHOT };
 
@@ -309,6 +310,104 @@ static void persist(struct sim *s, struct sim_node *nd, const struct raft_update
                          u->compact_to < d->snap.index ? u->compact_to : d->snap.index);
 }
 
+/* store_mirror carries out the same first ops persist steps on the real
+ * store. */
+static void store_mirror(struct sim *s, struct sim_node *nd, const struct raft_update *u,
+                         int ops)
+{
+    struct raft_update part;
+    int rc;
+
+    if (nd->st == NULL)
+        return;
+    memset(&part, 0, sizeof part);
+    if (ops >= 1) {
+        part.persist_term_vote = u->persist_term_vote;
+        part.term = u->term;
+        part.vote = u->vote;
+    }
+    if (ops >= 2)
+        part.snapshot = u->snapshot;
+    if (ops >= 3) {
+        part.truncate_from = u->truncate_from;
+        part.entries = u->entries;
+        part.n_entries = u->n_entries;
+    }
+    if (ops >= 4)
+        part.compact_to = u->compact_to;
+    rc = store_persist(nd->st, &part);
+    if (rc != 0)
+        sim_check_fail(&s->check, "n%" PRIx64 " store_persist failed: %s", nd->id,
+                       raft_errname(rc));
+}
+
+/* An fsync that does nothing: the simulation crashes processes, not
+ * machines, and what was written survives a process crash. */
+static int nosync(int fd)
+{
+    (void)fd;
+    return 0;
+}
+
+static struct store_sys sim_store_sys;
+
+/* store_reopen (re)opens the node's real store and checks that what it
+ * loads equals the in-memory model of its disk. */
+static int store_reopen(struct sim *s, struct sim_node *nd, struct store_loaded *l)
+{
+    char path[512];
+    const struct sim_disk *d = &nd->disk;
+    size_t skip = 0;
+    int rc;
+
+    sim_store_sys = store_sys_posix;
+    sim_store_sys.fsync = nosync;
+    store_close(nd->st);
+    nd->st = NULL;
+    snprintf(path, sizeof path, "%s/n%" PRIx64, s->store_dir, nd->id);
+    rc = store_open(path, &sim_store_sys, &nd->st, l);
+    if (rc != 0) {
+        sim_check_fail(&s->check, "n%" PRIx64 " store_open failed: %s", nd->id,
+                       raft_errname(rc));
+        return rc;
+    }
+    while (d->has_snap && skip < d->n && d->first + skip <= d->snap.index)
+        skip++;
+    if (l->term != d->term || l->vote != d->vote)
+        sim_check_fail(&s->check,
+                       "n%" PRIx64 " store loaded term/vote %" PRIu64 "/%" PRIx64
+                       ", model %" PRIu64 "/%" PRIx64,
+                       nd->id, l->term, l->vote, d->term, d->vote);
+    if ((l->snapshot != NULL) != d->has_snap ||
+        (d->has_snap &&
+         (l->snapshot->index != d->snap.index || l->snapshot->term != d->snap.term ||
+          l->snapshot->config_index != d->snap.config_index ||
+          l->snapshot->data.len != d->snap.data.len ||
+          memcmp(l->snapshot->data.base, d->snap.data.base, d->snap.data.len) != 0)))
+        sim_check_fail(&s->check, "n%" PRIx64 " store loaded a different snapshot",
+                       nd->id);
+    if (l->n_entries != d->n - skip) {
+        sim_check_fail(&s->check,
+                       "n%" PRIx64
+                       " store loaded %u entries, the model has %zu after the "
+                       "snapshot",
+                       nd->id, l->n_entries, d->n - skip);
+        return 0;
+    }
+    for (unsigned i = 0; i < l->n_entries; i++) {
+        const struct raft_entry *a = &l->entries[i], *b = &d->ents[skip + i];
+        if (a->index != b->index || a->term != b->term || a->type != b->type ||
+            a->data.len != b->data.len ||
+            (a->data.len && memcmp(a->data.base, b->data.base, a->data.len) != 0)) {
+            sim_check_fail(&s->check,
+                           "n%" PRIx64 " store loaded a different entry %" PRIu64, nd->id,
+                           b->index);
+            break;
+        }
+    }
+    return 0;
+}
+
 /* ---- nodes ------------------------------------------------------------------ */
 
 static int node_step(struct sim *s, unsigned slot, struct raft_event *ev);
@@ -337,6 +436,15 @@ static void node_start(struct sim *s, unsigned slot)
     nd->leader = 0;
     nd->deadline = 0;
     memset(&ev, 0, sizeof ev);
+    if (s->store_dir != NULL) {
+        struct store_loaded l;
+        if (store_reopen(s, nd, &l) != 0)
+            return;
+        store_loaded_start(&l, &ev);
+        node_step(s, slot, &ev);
+        store_loaded_free(&l);
+        return;
+    }
     ev.type = RAFT_EV_START;
     ev.u.start.term = d->term;
     ev.u.start.vote = d->vote;
@@ -356,6 +464,8 @@ void sim_crash(struct sim *s, unsigned slot, uint64_t restart_at)
         return;
     raft_free(nd->r);
     nd->r = NULL;
+    store_close(nd->st);
+    nd->st = NULL;
     nd->incarnation++;
     nd->role = RAFT_FOLLOWER;
     nd->leader = 0;
@@ -550,12 +660,15 @@ static int node_step(struct sim *s, unsigned slot, struct raft_event *ev)
         return rc;
     }
     if (cp == CP_MID) {
-        persist(s, nd, &u, 1 + (int)sim_rand(s, 3));
+        int ops = 1 + (int)sim_rand(s, 3);
+        persist(s, nd, &u, ops);
+        store_mirror(s, nd, &u, ops);
         s->faults[SIM_F_CRASH_MID]++;
         sim_crash(s, slot, s->now + 1 + sim_rand(s, s->restart_max_ms));
         return rc;
     }
     persist(s, nd, &u, 4);
+    store_mirror(s, nd, &u, 4);
     if (cp == CP_PERSISTED) {
         /* Durable, but nothing of this step left the node. */
         s->faults[SIM_F_CRASH_PERSIST]++;
@@ -636,6 +749,22 @@ static void process(struct sim *s, struct sim_event *e)
     }
 }
 
+/* store_boot writes the bootstrap state (term 1, entry boot) through the
+ * node's real store. */
+static void store_boot(struct sim *s, struct sim_node *nd, const struct raft_entry *boot)
+{
+    struct store_loaded l;
+    struct sim_disk saved = nd->disk;
+
+    memset(&nd->disk, 0, sizeof nd->disk); /* the store starts empty */
+    if (store_reopen(s, nd, &l) == 0) {
+        store_loaded_free(&l);
+        if (store_save_meta(nd->st, 1, 0) != 0 || store_append(nd->st, boot, 1) != 0)
+            sim_check_fail(&s->check, "bootstrap through the store failed");
+    }
+    nd->disk = saved;
+}
+
 /* ---- setup ------------------------------------------------------------------- */
 
 static unsigned new_node(struct sim *s, uint64_t id, const char *address)
@@ -651,7 +780,7 @@ static unsigned new_node(struct sim *s, uint64_t id, const char *address)
 }
 
 void sim_init(struct sim *s, uint64_t seed, unsigned n, const struct raft_options *o,
-              bool verbose)
+              bool verbose, const char *store_dir)
 {
     struct raft_config cfg;
     unsigned char enc[RAFT_CONFIG_ENCODED_MAX];
@@ -665,6 +794,7 @@ void sim_init(struct sim *s, uint64_t seed, unsigned n, const struct raft_option
     s->cluster_id = 0xC0FFEE0000000000ull | (seed & 0xffff);
     s->opts = *o;
     s->verbose = verbose;
+    s->store_dir = store_dir;
     s->latency_ms = 1;
     s->restart_max_ms = 2000;
     sim_check_init(&s->check);
@@ -685,6 +815,8 @@ void sim_init(struct sim *s, uint64_t seed, unsigned n, const struct raft_option
         unsigned slot = new_node(s, cfg.members[i].id, cfg.members[i].address);
         s->nodes[slot].disk.term = 1;
         disk_append(s, &s->nodes[slot], &boot);
+        if (store_dir != NULL)
+            store_boot(s, &s->nodes[slot], &boot);
     }
     for (unsigned i = 0; i < n; i++)
         node_start(s, i);
@@ -694,6 +826,7 @@ void sim_free(struct sim *s)
 {
     for (unsigned i = 0; i < s->n; i++) {
         raft_free(s->nodes[i].r);
+        store_close(s->nodes[i].st);
         disk_free(&s->nodes[i].disk);
     }
     for (size_t i = 0; i < s->n_heap; i++)

@@ -22,6 +22,7 @@
 
 #include "raft.h"
 #include "sim_check.h"
+#include "store.h"
 
 #define SIM_MAX_NODES 12
 
@@ -78,7 +79,8 @@ struct sim_node {
     bool removed; /* removed from the configuration; will be stopped */
     uint64_t id;
     char address[RAFT_ADDR_MAX];
-    struct raft *r; /* NULL while crashed */
+    struct raft *r;   /* NULL while crashed */
+    struct store *st; /* the real file store, when the run uses one */
     unsigned incarnation;
     struct sim_disk disk;
     uint64_t deadline;
@@ -124,13 +126,18 @@ struct sim {
     uint64_t last_leader_change; /* time a node last became leader */
     bool verbose;
     enum sim_sabotage sabotage;
+    /* When set, every node also persists through the real file store
+     * (raft/store.h) in a directory under store_dir, restarts from what
+     * store_open loads, and the load must equal the in-memory model. */
+    const char *store_dir;
 };
 
 /* sim_init builds a cluster of n voters (ids from 1) bootstrapped with one
  * configuration entry, all started at time 0; o is the options template
- * (id, cluster_id and seed are filled in). */
+ * (id, cluster_id and seed are filled in).  store_dir (borrowed, may be
+ * NULL) is an existing directory for real file stores (struct sim). */
 void sim_init(struct sim *s, uint64_t seed, unsigned n, const struct raft_options *o,
-              bool verbose);
+              bool verbose, const char *store_dir);
 void sim_free(struct sim *s);
 
 /* sim_rand returns a number in [0, n) from the run's generator (n > 0). */
