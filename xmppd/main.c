@@ -2,14 +2,29 @@
  *
  *     xmppd --state-dir DIR [--name n1] [--log-level error|warn|info|debug|trace]
  *
- * Startup errors print one line "xmppd: <what is wrong>" and exit 1; usage
- * errors exit 2; a clean shutdown (SIGTERM, SIGINT) exits 0. */
+ * DIR is all a node needs (node.h lists what it holds).  Startup errors
+ * print one line "xmppd: <what is wrong>" and exit 1; usage errors exit 2; a
+ * clean shutdown (SIGTERM, SIGINT) exits 0. */
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <jansson.h>
+#include <sodium.h>
+
 #include "log.h"
 #include "node.h"
+
+/* Control answers may carry a call-bridge secret (xmpp callbridge add,
+ * list): what jansson frees is wiped first. */
+static void wiping_free(void *p)
+{
+    if (p == NULL)
+        return;
+    sodium_memzero(p, malloc_usable_size(p));
+    free(p);
+}
 
 static void usage(FILE *f)
 {
@@ -61,6 +76,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    json_set_alloc_funcs(malloc, wiping_free);
     rc = node_start(&opts, &node, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "xmppd: %s\n", err);

@@ -1,52 +1,102 @@
-/* node.c: one xmppd node: srv wired to libuv (contract in node.h). */
+/* node.c: one xmppd node: node-local state, Raft driver, control socket and
+ * the XMPP side on one loop (contract in node.h).
+ *
+ * The XMPP side (srv core, connection manager, TLS context) exists only
+ * while XMPP is served.  Each start makes a new generation (struct xside);
+ * a stop shuts its sessions and listeners down and moves it to the retired
+ * list, where it waits until its connections have drained and is freed by
+ * the reaper timer on a later loop turn (nothing is freed inside its own
+ * callback).  Connection ids are unique per manager only, so every hook is
+ * bound to its generation. */
 #include "node.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <uv.h>
 
+#include "cl.h"
+#include "cmds.h"
 #include "conf.h"
 #include "conffile.h"
 #include "conn.h"
+#include "ctl_server.h"
 #include "err.h"
 #include "logsink.h"
+#include "pki.h"
+#include "rnode.h"
 #include "srv.h"
+#include "state.h"
+#include "tls.h"
+
+#define DEFAULT_PEER_ADDR "127.0.0.1:5224"
+#define IMPORT_TIMEOUT_MS 10000
+
+/* One generation of the XMPP side. */
+struct xside {
+    struct node *n;
+    struct srv *srv; /* NULL once stopped */
+    struct conn_mgr *cm;
+    struct tls_ctx *tls; /* NULL without certificates; outlives cm */
+    bool drained;
+    struct xside *next; /* retired list */
+};
 
 struct node {
     uv_loop_t loop;
     bool loop_ready;
     struct log_sink log;
     char name[32];
-    char *conf_path; /* owned */
-    struct conf conf;
-    struct srv *srv;
-    struct conn_mgr *cm;
-    uv_timer_t timer; /* wakes srv_tick at srv_next_deadline */
+    char *dir, *conf_path, *pki_dir, *raft_dir, *sock_path; /* owned */
+    struct node_state st;
+    struct rnode *rn;
+    struct ctl_server *ctl;
+    bool ctl_closed;
+    struct xside *x;       /* serving, or NULL */
+    struct xside *retired; /* draining */
+    uv_timer_t timer;      /* wakes srv_tick at srv_next_deadline */
+    uv_timer_t reaper;     /* frees drained generations */
     uv_signal_t sig_term, sig_int, sig_hup;
-    bool handles_ready; /* timer and signals initialised */
+    bool handles_ready;
     bool stopping;
+    uint64_t started_ms;
+    char last_error[512]; /* why XMPP is not served although enabled */
+    /* xmppd.conf import: submits not answered yet, and the first failure */
+    unsigned import_pending;
+    bool import_at_start; /* node_start waits; otherwise start XMPP when done */
+    int import_rc;
+    char import_err[512];
 };
+
+static void after_srv(struct node *n);
+static void reap_soon(struct node *n);
 
 /* ---- srv_env: what srv asks of the edge ---- */
 
 static int env_send(void *ud, uint64_t conn, const char *data, size_t len)
 {
-    struct node *n = ud;
+    struct xside *x = ud;
 
-    return conn_send(n->cm, conn, data, len);
+    return conn_send(x->cm, conn, data, len);
 }
 
 static void env_close(void *ud, uint64_t conn)
 {
-    struct node *n = ud;
+    struct xside *x = ud;
 
-    conn_close(n->cm, conn);
+    conn_close(x->cm, conn);
 }
 
 static void env_random(void *ud, void *buf, size_t len)
@@ -56,7 +106,15 @@ static void env_random(void *ud, void *buf, size_t len)
 
 /* ---- after every srv call ---- */
 
-static void on_timer(uv_timer_t *t);
+static void on_timer(uv_timer_t *t)
+{
+    struct node *n = t->data;
+
+    if (n->stopping || n->x == NULL)
+        return;
+    srv_tick(n->x->srv, uv_now(&n->loop));
+    after_srv(n);
+}
 
 /* after_srv writes what srv queued and re-arms the timer to srv's next
  * deadline.  Called after every srv_* call made from a libuv callback. */
@@ -64,10 +122,12 @@ static void after_srv(struct node *n)
 {
     uint64_t due, now;
 
-    conn_mgr_flush(n->cm);
-    if (n->stopping)
+    if (n->x == NULL) {
+        uv_timer_stop(&n->timer);
         return;
-    due = srv_next_deadline(n->srv);
+    }
+    conn_mgr_flush(n->x->cm);
+    due = srv_next_deadline(n->x->srv);
     if (due == SRV_NO_DEADLINE) {
         uv_timer_stop(&n->timer);
         return;
@@ -76,45 +136,565 @@ static void after_srv(struct node *n)
     uv_timer_start(&n->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
-static void on_timer(uv_timer_t *t)
-{
-    struct node *n = t->data;
-
-    if (n->stopping)
-        return;
-    srv_tick(n->srv, uv_now(&n->loop));
-    after_srv(n);
-}
-
-/* ---- conn_hooks: what the connections tell us ---- */
+/* ---- conn_hooks, bound to one generation ---- */
 
 static int hook_opened(void *ud, uint64_t id, int tag, const char *peer)
 {
-    struct node *n = ud;
+    struct xside *x = ud;
+    struct node *n = x->n;
     int rc;
 
-    if (n->stopping)
+    if (x != n->x || n->stopping)
         return XE_STATE;
-    rc = srv_conn_open(n->srv, id, (enum srv_listener)tag, peer, uv_now(&n->loop));
+    rc = srv_conn_open(x->srv, id, (enum srv_listener)tag, peer, uv_now(&n->loop));
     after_srv(n);
     return rc;
 }
 
 static void hook_data(void *ud, uint64_t id, const char *bytes, size_t len)
 {
-    struct node *n = ud;
+    struct xside *x = ud;
 
-    srv_conn_input(n->srv, id, bytes, len, uv_now(&n->loop));
-    after_srv(n);
+    if (x != x->n->x)
+        return;
+    srv_conn_input(x->srv, id, bytes, len, uv_now(&x->n->loop));
+    after_srv(x->n);
 }
 
 static void hook_gone(void *ud, uint64_t id, int err)
 {
-    struct node *n = ud;
+    struct xside *x = ud;
 
-    srv_conn_closed(n->srv, id, uv_now(&n->loop));
+    if (x != x->n->x)
+        return;
+    srv_conn_closed(x->srv, id, uv_now(&x->n->loop));
+    after_srv(x->n);
+}
+
+static void hook_drained(void *ud)
+{
+    struct xside *x = ud;
+
+    x->drained = true;
+    reap_soon(x->n);
+}
+
+/* ---- the XMPP side ---- */
+
+static void retire(struct node *n, struct xside *x)
+{
+    if (x->srv != NULL) {
+        srv_free(x->srv);
+        x->srv = NULL;
+    }
+    x->next = n->retired;
+    n->retired = x;
+    if (x->cm != NULL)
+        conn_mgr_shutdown(x->cm); /* hook_drained follows */
+    else
+        x->drained = true;
+    reap_soon(n);
+}
+
+void node_xmpp_stop(struct node *n)
+{
+    struct xside *x = n->x;
+
+    if (x == NULL)
+        return;
+    /* RFC 6120 §4.4: every stream gets </stream:stream> before its socket
+     * closes; srv writes it, the connection manager flushes it. */
+    srv_shutdown(x->srv);
+    conn_mgr_flush(x->cm);
+    n->x = NULL;
+    uv_timer_stop(&n->timer);
+    retire(n, x);
+    LOG(&n->log, LOG_INFO, "%s XMPP stopped", n->name);
+}
+
+bool node_xmpp_running(const struct node *n)
+{
+    return n->x != NULL;
+}
+
+bool node_addr_local(const char *host)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int fd, rc, e;
+
+    memset(&ss, 0, sizeof ss);
+    if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+        ss.ss_family = AF_INET;
+        sl = sizeof(struct sockaddr_in);
+    } else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+        ss.ss_family = AF_INET6;
+        sl = sizeof(struct sockaddr_in6);
+    } else {
+        return false;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    /* Port 0: nothing is taken; only "is this address here" is asked. */
+    rc = bind(fd, (struct sockaddr *)&ss, sl);
+    e = errno;
+    close(fd);
+    return rc == 0 || e != EADDRNOTAVAIL;
+}
+
+int node_file_path(const struct node *n, const char *name, char *out, size_t len)
+{
+    int w;
+
+    if (name[0] == '/') {
+        w = snprintf(out, len, "%s", name);
+        return w < 0 || (size_t)w >= len ? XE_INVAL : 0;
+    }
+    return pki_path(n->pki_dir, name, out, len);
+}
+
+/* effective_listen: the configured listeners, or 0.0.0.0:5223. */
+static size_t effective_listen(const struct node *n, const struct conf_listen **out)
+{
+    static const struct conf_listen def = {.host = CONF_DEFAULT_LISTEN_HOST,
+                                           .port = CONF_DEFAULT_PORT};
+
+    if (n->st.n_listen == 0) {
+        *out = &def;
+        return 1;
+    }
+    *out = n->st.listen;
+    return n->st.n_listen;
+}
+
+/* cert_paths resolves key, cert and bundle; false when a name is bad. */
+static bool cert_paths(const struct node *n, char *kp, char *cp, char *bp, size_t len)
+{
+    bp[0] = '\0';
+    return node_file_path(n, n->st.key, kp, len) == 0 &&
+           node_file_path(n, n->st.cert, cp, len) == 0 &&
+           (n->st.bundle[0] == '\0' || node_file_path(n, n->st.bundle, bp, len) == 0);
+}
+
+int node_xmpp_check(struct node *n, char *why, size_t whylen)
+{
+    const struct conf_listen *l;
+    size_t nl = effective_listen(n, &l);
+    char kp[1024], cp[1024], bp[1024], addr[96], pwhy[400];
+    int rc;
+
+    if (cl_domain(rnode_state(n->rn))[0] == '\0') {
+        snprintf(why, whylen,
+                 "no XMPP domain is set; set one with: xmpp domain <domain>");
+        return XE_STATE;
+    }
+    if (n->st.cert[0] == '\0' && n->st.tls == STATE_TLS_REQUIRED) {
+        snprintf(why, whylen,
+                 "TLS is required but no certificate is set; set one with: xmpp certs "
+                 "<key> <cert> [<bundle>]");
+        return XE_STATE;
+    }
+    if (n->st.cert[0] != '\0') {
+        if (!cert_paths(n, kp, cp, bp, sizeof kp)) {
+            snprintf(why, whylen,
+                     "bad certificate file names; set them again with: "
+                     "xmpp certs <key> <cert> [<bundle>]");
+            return XE_STATE;
+        }
+        rc = pki_check_certs(kp, cp, bp[0] != '\0' ? bp : NULL, 0, pwhy, sizeof pwhy);
+        if (rc < 0) {
+            snprintf(why, whylen, "%s (then xmpp certs <key> <cert> [<bundle>])", pwhy);
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < nl; i++) {
+        if (!node_addr_local(l[i].host)) {
+            conf_format_listen(&l[i], addr, sizeof addr);
+            snprintf(why, whylen,
+                     "listen address %s is not an address of this host; change it with: "
+                     "xmpp listen <addr|iface>...",
+                     addr);
+            return XE_STATE;
+        }
+    }
+    return 0;
+}
+
+static int sync_callbridges(struct node *n, struct srv *srv, char *why, size_t whylen)
+{
+    const struct cl_state *cs = rnode_state(n->rn);
+
+    for (size_t i = 0; i < cl_callbridge_count(cs); i++) {
+        const struct cl_callbridge *cb = cl_callbridge_at(cs, i);
+        int rc = srv_set_callbridge(srv, cb->name, cb->secret, cb->secret_len);
+        if (rc < 0) {
+            snprintf(why, whylen, "call bridge %s: %s", cb->name, xe_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static enum tls_mode tls_mode_of(enum state_tls t)
+{
+    switch (t) {
+    case STATE_TLS_OFF:
+        return TLS_MODE_OFF;
+    case STATE_TLS_REQUIRED:
+        return TLS_MODE_REQUIRED;
+    case STATE_TLS_OPTIONAL:
+        break;
+    }
+    return TLS_MODE_OPTIONAL;
+}
+
+int node_xmpp_start(struct node *n, char *why, size_t whylen)
+{
+    const struct conf_listen *l;
+    size_t nl = effective_listen(n, &l);
+    struct srv_config cfg;
+    struct srv_env env;
+    struct conn_hooks hooks;
+    struct xside *x;
+    char kp[1024], cp[1024], bp[1024];
+    int rc;
+
+    if (n->x != NULL)
+        return 0;
+    if (n->stopping) {
+        snprintf(why, whylen, "the daemon is shutting down");
+        return XE_STATE;
+    }
+    rc = node_xmpp_check(n, why, whylen);
+    if (rc < 0)
+        return rc;
+    x = calloc(1, sizeof *x);
+    if (x == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return XE_NOMEM;
+    }
+    x->n = n;
+    srv_config_default(&cfg);
+    cfg.domain = cl_domain(rnode_state(n->rn));
+    cfg.node_name = n->name;
+    cfg.keepalive_ms = (uint64_t)n->st.keepalive_s * 1000;
+    cfg.auth_timeout_ms = (uint64_t)n->st.auth_timeout_s * 1000;
+    env = (struct srv_env){.ud = x,
+                           .send = env_send,
+                           .close = env_close,
+                           .random = env_random,
+                           .log = &n->log};
+    rc = srv_new(&cfg, &env, &x->srv);
+    if (rc < 0) {
+        snprintf(why, whylen, "cannot start the XMPP core: %s", xe_strerror(rc));
+        free(x);
+        return rc;
+    }
+    rc = sync_callbridges(n, x->srv, why, whylen);
+    if (rc < 0)
+        goto fail;
+    if (n->st.cert[0] != '\0' && n->st.tls != STATE_TLS_OFF) {
+        struct tls_ctx_opts o = {.role = TLS_ROLE_SERVER};
+        if (!cert_paths(n, kp, cp, bp, sizeof kp)) {
+            snprintf(why, whylen, "bad certificate file names");
+            rc = XE_INVAL;
+            goto fail;
+        }
+        o.key_path = kp;
+        o.cert_path = cp;
+        o.bundle_path = bp[0] != '\0' ? bp : NULL;
+        rc = tls_ctx_new(&o, &x->tls, why, whylen);
+        if (rc < 0)
+            goto fail;
+    }
+    hooks = (struct conn_hooks){.ud = x,
+                                .opened = hook_opened,
+                                .data = hook_data,
+                                .gone = hook_gone,
+                                .drained = hook_drained};
+    rc = conn_mgr_new(&n->loop, &hooks, &n->log, n->name, 0, &x->cm);
+    if (rc < 0) {
+        snprintf(why, whylen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < nl; i++) {
+        if (x->tls != NULL)
+            rc = conn_listen_tls(x->cm, l[i].host, l[i].port, SRV_LISTENER_COMPONENT,
+                                 x->tls, tls_mode_of(n->st.tls), why, whylen);
+        else
+            rc = conn_listen(x->cm, l[i].host, l[i].port, SRV_LISTENER_COMPONENT, why,
+                             whylen);
+        if (rc < 0)
+            goto fail;
+    }
+    n->x = x;
+    n->last_error[0] = '\0';
+    LOG(&n->log, LOG_INFO,
+        "%s XMPP started: domain %s, %zu call bridge(s), %zu listener(s), "
+        "TLS %s",
+        n->name, cfg.domain, cl_callbridge_count(rnode_state(n->rn)), nl,
+        x->tls != NULL ? state_tls_name(n->st.tls) : "off");
+    after_srv(n);
+    return 0;
+
+fail:
+    retire(n, x);
+    return rc;
+}
+
+/* restart_xmpp stops and starts the XMPP side (a new domain, listeners or
+ * certificates); a failure is logged and kept for xmpp status. */
+static void restart_xmpp(struct node *n, const char *reason)
+{
+    char why[512];
+
+    if (n->x == NULL)
+        return;
+    LOG(&n->log, LOG_INFO, "%s restarting XMPP: %s", n->name, reason);
+    node_xmpp_stop(n);
+    if (node_xmpp_start(n, why, sizeof why) < 0) {
+        snprintf(n->last_error, sizeof n->last_error, "%s", why);
+        LOG(&n->log, LOG_ERROR, "%s XMPP not restarted: %s", n->name, why);
+    }
+}
+
+/* ---- rnode hooks: committed writes take effect ---- */
+
+static void rn_applied(void *ud, const struct cl_effects *eff)
+{
+    struct node *n = ud;
+    struct srv *srv = n->x != NULL ? n->x->srv : NULL;
+    int rc = 0;
+
+    switch (eff->kind) {
+    case CL_EFF_DOMAIN:
+        LOG(&n->log, LOG_INFO, "%s domain set to %s", n->name,
+            cl_domain(rnode_state(n->rn)));
+        restart_xmpp(n, "the domain changed");
+        return;
+    case CL_EFF_CB_ADDED:
+    case CL_EFF_CB_SECRET:
+        LOG(&n->log, LOG_INFO, "%s call bridge %s %s", n->name, eff->name,
+            eff->kind == CL_EFF_CB_ADDED ? "added" : "secret changed");
+        /* srv closes a session whose secret changed. */
+        if (srv != NULL && eff->cb != NULL)
+            rc = srv_set_callbridge(srv, eff->cb->name, eff->cb->secret,
+                                    eff->cb->secret_len);
+        break;
+    case CL_EFF_CB_DELETED:
+        LOG(&n->log, LOG_INFO, "%s call bridge %s removed", n->name, eff->name);
+        if (srv != NULL) {
+            rc = srv_del_callbridge(srv, eff->name);
+            if (rc == XE_NOTFOUND)
+                rc = 0;
+        }
+        break;
+    default:
+        return;
+    }
+    if (rc < 0)
+        LOG(&n->log, LOG_ERROR, "%s call bridge %s not applied to the XMPP core: %s",
+            n->name, eff->name, xe_strerror(rc));
     after_srv(n);
 }
+
+static void rn_restored(void *ud)
+{
+    restart_xmpp(ud, "the replicated state was replaced by a snapshot");
+}
+
+static void rn_failed(void *ud, int rc, const char *msg)
+{
+    struct node *n = ud;
+
+    LOG(&n->log, LOG_ERROR, "%s replicated store stopped: %s", n->name,
+        msg != NULL ? msg : xe_strerror(rc));
+}
+
+static int open_rnode(struct node *n, char *err, size_t errlen)
+{
+    struct rnode_opts o;
+    struct rnode_hooks h = {
+        .ud = n, .applied = rn_applied, .restored = rn_restored, .failed = rn_failed};
+    char peer[96];
+
+    rnode_opts_default(&o);
+    if (n->st.peer.port != 0)
+        conf_format_listen(&n->st.peer, peer, sizeof peer);
+    else
+        snprintf(peer, sizeof peer, "%s", DEFAULT_PEER_ADDR);
+    o.dir = n->raft_dir;
+    o.name = n->name;
+    o.node_id = n->st.node_id;
+    o.peer_addr = peer;
+    o.start = RNODE_BOOTSTRAP;
+    return rnode_open(&n->loop, &o, &h, &n->log, &n->rn, err, errlen);
+}
+
+/* ---- xmppd.conf import ---- */
+
+struct import_req {
+    struct node *n;
+    char what[96];
+};
+
+static void import_done(void *arg, int rc, const char *msg)
+{
+    struct import_req *r = arg;
+    struct node *n = r->n;
+
+    n->import_pending--;
+    if (rc < 0 && rc != XE_NOTFOUND && rc != XE_EXISTS) {
+        if (n->import_rc == 0) {
+            n->import_rc = rc;
+            snprintf(n->import_err, sizeof n->import_err, "%s: %s: %s", n->conf_path,
+                     r->what, msg != NULL ? msg : xe_strerror(rc));
+        }
+        LOG(&n->log, LOG_ERROR, "%s import: %s failed: %s", n->name, r->what,
+            msg != NULL ? msg : xe_strerror(rc));
+    }
+    free(r);
+    /* After a SIGHUP import: serve once the configuration is in place. */
+    if (n->import_pending == 0 && !n->import_at_start && !n->stopping && n->x == NULL &&
+        n->st.xmpp_enabled && n->rn != NULL) {
+        char why[512];
+        if (node_xmpp_start(n, why, sizeof why) < 0) {
+            snprintf(n->last_error, sizeof n->last_error, "%s", why);
+            LOG(&n->log, LOG_ERROR, "%s XMPP not started: %s", n->name, why);
+        }
+    }
+}
+
+static void import_submit(struct node *n, const struct cl_cmd *c, const char *what)
+{
+    struct import_req *r = calloc(1, sizeof *r);
+    unsigned char *buf;
+    size_t len;
+    int rc;
+
+    if (r == NULL) {
+        n->import_rc = XE_NOMEM;
+        return;
+    }
+    r->n = n;
+    snprintf(r->what, sizeof r->what, "%s", what);
+    rc = cl_cmd_encode(c, &buf, &len);
+    if (rc < 0) {
+        n->import_pending++;
+        import_done(r, rc, "cannot be encoded");
+        return;
+    }
+    n->import_pending++;
+    rnode_submit(n->rn, buf, len, IMPORT_TIMEOUT_MS, import_done, r);
+    cl_buf_free(buf, len);
+}
+
+static bool same_listen(const struct node_state *st, const struct conf *c)
+{
+    if (st->n_listen != c->n_listen)
+        return false;
+    for (size_t i = 0; i < c->n_listen; i++) {
+        if (st->listen[i].port != c->listen[i].port ||
+            strcmp(st->listen[i].host, c->listen[i].host) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* import_conf applies c: local directives to node.state (saved), the domain
+ * and call bridges through Raft (the file's list is authoritative), and
+ * marks XMPP enabled.  *restart is set when the running XMPP side must
+ * restart to follow (listeners or timers changed). */
+static int import_conf(struct node *n, const struct conf *c, bool *restart, char *err,
+                       size_t errlen)
+{
+    const struct cl_state *cs = rnode_state(n->rn);
+    struct node_state fresh = n->st;
+    struct cl_cmd *cmd;
+    char what[96];
+    int rc;
+
+    if (c->n_listen > STATE_MAX_LISTEN) {
+        snprintf(err, errlen, "%s: more than %d component-listen lines", n->conf_path,
+                 STATE_MAX_LISTEN);
+        return XE_LIMIT;
+    }
+    *restart = !same_listen(&n->st, c) || n->st.keepalive_s != c->keepalive_s ||
+               n->st.auth_timeout_s != c->auth_timeout_s;
+    memcpy(fresh.listen, c->listen, c->n_listen * sizeof c->listen[0]);
+    fresh.n_listen = c->n_listen;
+    fresh.keepalive_s = c->keepalive_s;
+    fresh.auth_timeout_s = c->auth_timeout_s;
+    fresh.xmpp_enabled = true;
+    if (memcmp(&fresh, &n->st, sizeof fresh) != 0) {
+        n->st = fresh;
+        rc = node_local_save(n, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+
+    cmd = malloc(sizeof *cmd);
+    if (cmd == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return XE_NOMEM;
+    }
+    n->import_rc = 0;
+    n->import_err[0] = '\0';
+    if (strcmp(cl_domain(cs), c->domain) != 0) {
+        cl_cmd_set_domain(cmd, c->domain);
+        import_submit(n, cmd, "domain");
+    }
+    for (size_t i = 0; i < c->n_cb; i++) {
+        const struct conf_callbridge *cb = &c->cb[i];
+        const struct cl_callbridge *old =
+            cl_callbridge_find(rnode_state(n->rn), cb->name);
+
+        if (old != NULL && old->secret_len == cb->secret_len &&
+            sodium_memcmp(old->secret, cb->secret, cb->secret_len) == 0)
+            continue;
+        cl_cmd_cb_set(cmd, cb->name, cb->secret, cb->secret_len, false);
+        snprintf(what, sizeof what, "call bridge %s", cb->name);
+        import_submit(n, cmd, what);
+        sodium_memzero(cmd, sizeof *cmd);
+    }
+    /* Collect removals first: applying may change the state under us. */
+    cs = rnode_state(n->rn);
+    size_t ndel = 0, count = cl_callbridge_count(cs);
+    char(*del)[CL_NAME_MAX + 1] = calloc(count + 1, sizeof *del);
+    if (del == NULL) {
+        free(cmd);
+        snprintf(err, errlen, "out of memory");
+        return XE_NOMEM;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const char *name = cl_callbridge_at(cs, i)->name;
+        if (conf_find_callbridge(c, name) == NULL)
+            snprintf(del[ndel++], CL_NAME_MAX + 1, "%s", name);
+    }
+    for (size_t i = 0; i < ndel; i++) {
+        cl_cmd_cb_del(cmd, del[i]);
+        snprintf(what, sizeof what, "removing call bridge %s", del[i]);
+        import_submit(n, cmd, what);
+    }
+    free(del);
+    free(cmd);
+    return 0;
+}
+
+/* load_conf reads xmppd.conf if it exists: 1 with *c filled, 0 when there
+ * is none, or an error with err. */
+static int load_conf(struct node *n, struct conf *c, char *err, size_t errlen)
+{
+    int rc;
+
+    if (access(n->conf_path, F_OK) != 0 && errno == ENOENT)
+        return 0;
+    rc = conffile_load(n->conf_path, c, err, errlen);
+    return rc < 0 ? rc : 1;
+}
+
+/* ---- signals ---- */
 
 static void close_own_handles(struct node *n)
 {
@@ -122,133 +702,227 @@ static void close_own_handles(struct node *n)
         return;
     n->handles_ready = false;
     uv_close((uv_handle_t *)&n->timer, NULL);
+    uv_close((uv_handle_t *)&n->reaper, NULL);
     uv_close((uv_handle_t *)&n->sig_term, NULL);
     uv_close((uv_handle_t *)&n->sig_int, NULL);
     uv_close((uv_handle_t *)&n->sig_hup, NULL);
 }
 
-static void hook_drained(void *ud)
+static void on_reap(uv_timer_t *t)
 {
-    struct node *n = ud;
+    struct node *n = t->data;
+    struct xside **pp = &n->retired;
 
-    LOG(&n->log, LOG_INFO, "%s all connections closed", n->name);
-    close_own_handles(n);
+    while (*pp != NULL) {
+        struct xside *x = *pp;
+        if (!x->drained) {
+            pp = &x->next;
+            continue;
+        }
+        *pp = x->next;
+        conn_mgr_free(x->cm);
+        tls_ctx_free(x->tls);
+        free(x);
+    }
+    if (n->stopping && n->retired == NULL && n->ctl_closed) {
+        LOG(&n->log, LOG_INFO, "%s all connections closed", n->name);
+        close_own_handles(n);
+    }
 }
 
-/* ---- signals ---- */
+static void reap_soon(struct node *n)
+{
+    if (n->handles_ready)
+        uv_timer_start(&n->reaper, on_reap, 0, 0);
+}
+
+static void on_ctl_closed(void *arg)
+{
+    struct node *n = arg;
+
+    n->ctl_closed = true;
+    reap_soon(n);
+}
+
+/* begin_stop starts a clean shutdown: XMPP sessions, the control socket,
+ * the Raft driver; the loop ends once everything has closed. */
+static void begin_stop(struct node *n)
+{
+    n->stopping = true;
+    node_xmpp_stop(n);
+    if (n->ctl != NULL) {
+        ctl_server_close(n->ctl, on_ctl_closed, n);
+        n->ctl = NULL;
+    } else {
+        n->ctl_closed = true;
+    }
+    if (n->rn != NULL) {
+        rnode_close(n->rn);
+        n->rn = NULL;
+    }
+    reap_soon(n);
+    if (!n->handles_ready)
+        return;
+    uv_timer_stop(&n->timer);
+}
 
 static void on_stop_signal(uv_signal_t *s, int signum)
 {
     struct node *n = s->data;
+    const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
 
     if (n->stopping) {
-        LOG(&n->log, LOG_INFO, "%s %s again: still closing connections", n->name,
-            signum == SIGINT ? "SIGINT" : "SIGTERM");
+        LOG(&n->log, LOG_INFO, "%s %s again: still closing connections", n->name, name);
         return;
     }
-    LOG(&n->log, LOG_INFO, "%s %s: shutting down", n->name,
-        signum == SIGINT ? "SIGINT" : "SIGTERM");
-    /* RFC 6120 §4.4: every stream gets </stream:stream> before its socket
-     * closes; srv writes it, the connection manager flushes it. */
-    srv_shutdown(n->srv);
-    n->stopping = true;
-    uv_timer_stop(&n->timer);
-    conn_mgr_flush(n->cm);
-    conn_mgr_shutdown(n->cm);
-}
-
-/* apply_callbridges makes srv's call bridges those of fresh: adds, secret
- * changes and removals.  Returns the number of failures. */
-static int apply_callbridges(struct node *n, const struct conf *fresh)
-{
-    int failures = 0;
-
-    for (size_t i = 0; i < fresh->n_cb; i++) {
-        const struct conf_callbridge *cb = &fresh->cb[i];
-        const struct conf_callbridge *old = conf_find_callbridge(&n->conf, cb->name);
-        const char *what;
-        int rc;
-
-        if (old != NULL && old->secret_len == cb->secret_len &&
-            sodium_memcmp(old->secret, cb->secret, cb->secret_len) == 0)
-            continue;
-        what = old == NULL ? "added" : "secret changed";
-        rc = srv_set_callbridge(n->srv, cb->name, cb->secret, cb->secret_len);
-        if (rc < 0) {
-            LOG(&n->log, LOG_ERROR, "%s reload: call bridge %s not applied: %s", n->name,
-                cb->name, xe_strerror(rc));
-            failures++;
-            continue;
-        }
-        LOG(&n->log, LOG_INFO, "%s reload: call bridge %s %s", n->name, cb->name, what);
-    }
-    for (size_t i = 0; i < n->conf.n_cb; i++) {
-        const char *name = n->conf.cb[i].name;
-        int rc;
-
-        if (conf_find_callbridge(fresh, name) != NULL)
-            continue;
-        rc = srv_del_callbridge(n->srv, name);
-        if (rc < 0 && rc != XE_NOTFOUND) {
-            LOG(&n->log, LOG_ERROR, "%s reload: call bridge %s not removed: %s", n->name,
-                name, xe_strerror(rc));
-            failures++;
-            continue;
-        }
-        LOG(&n->log, LOG_INFO, "%s reload: call bridge %s removed", n->name, name);
-    }
-    return failures;
-}
-
-static bool same_listen(const struct conf *a, const struct conf *b)
-{
-    if (a->n_listen != b->n_listen)
-        return false;
-    for (size_t i = 0; i < a->n_listen; i++) {
-        if (a->listen[i].port != b->listen[i].port ||
-            strcmp(a->listen[i].host, b->listen[i].host) != 0)
-            return false;
-    }
-    return true;
+    LOG(&n->log, LOG_INFO, "%s %s: shutting down", n->name, name);
+    begin_stop(n);
 }
 
 static void on_hup(uv_signal_t *s, int signum)
 {
     struct node *n = s->data;
-    struct conf fresh;
+    struct conf c;
     char err[512];
-    struct conf_callbridge *cb;
-    size_t ncb;
+    bool restart = false;
     int rc;
 
     if (n->stopping)
         return;
     LOG(&n->log, LOG_INFO, "%s SIGHUP: reloading %s", n->name, n->conf_path);
-    rc = conffile_load(n->conf_path, &fresh, err, sizeof err);
+    rc = load_conf(n, &c, err, sizeof err);
+    if (rc == 0) {
+        LOG(&n->log, LOG_INFO, "%s reload: no %s; nothing to import", n->name,
+            n->conf_path);
+        return;
+    }
     if (rc < 0) {
         LOG(&n->log, LOG_ERROR, "%s reload failed, keeping the old configuration: %s",
             n->name, err);
         return;
     }
-    /* Only call bridges change at run time (issue 2); the rest needs a
-     * restart, and saying so beats silently ignoring it. */
-    if (strcmp(fresh.domain, n->conf.domain) != 0 || !same_listen(&fresh, &n->conf) ||
-        fresh.keepalive_s != n->conf.keepalive_s ||
-        fresh.auth_timeout_s != n->conf.auth_timeout_s)
-        LOG(&n->log, LOG_WARN,
-            "%s reload: domain, component-listen, keepalive and auth-timeout "
-            "changes take effect only after a restart",
-            n->name);
-    apply_callbridges(n, &fresh);
-    /* Keep the new call-bridge list, the old everything else. */
-    cb = n->conf.cb;
-    ncb = n->conf.n_cb;
-    n->conf.cb = fresh.cb;
-    n->conf.n_cb = fresh.n_cb;
-    fresh.cb = cb;
-    fresh.n_cb = ncb;
-    conf_free(&fresh);
-    after_srv(n);
+    rc = import_conf(n, &c, &restart, err, sizeof err);
+    conf_free(&c);
+    if (rc < 0) {
+        LOG(&n->log, LOG_ERROR, "%s reload failed: %s", n->name, err);
+        return;
+    }
+    if (restart)
+        restart_xmpp(n, "listeners or timers changed in xmppd.conf");
+    else if (n->x == NULL && n->st.xmpp_enabled && n->import_pending == 0 &&
+             node_xmpp_start(n, err, sizeof err) < 0)
+        LOG(&n->log, LOG_ERROR, "%s XMPP not started: %s", n->name, err);
+}
+
+/* ---- accessors for the control handlers ---- */
+
+struct node_state *node_local(struct node *n)
+{
+    return &n->st;
+}
+
+int node_local_save(struct node *n, char *err, size_t errlen)
+{
+    struct node_state disk;
+    char lerr[256];
+    int rc;
+
+    rc = state_save(n->dir, &n->st, NULL, err, errlen);
+    if (rc < 0 && state_load(n->dir, &disk, lerr, sizeof lerr) == 0)
+        n->st = disk;
+    return rc;
+}
+
+struct rnode *node_rnode(struct node *n)
+{
+    return n->rn;
+}
+
+struct ctl_server *node_ctl(struct node *n)
+{
+    return n->ctl;
+}
+
+const char *node_pki_dir(const struct node *n)
+{
+    return n->pki_dir;
+}
+
+void node_info_get(const struct node *n, struct node_info *out)
+{
+    struct srv_stats s;
+
+    memset(out, 0, sizeof *out);
+    out->uptime_s = (uv_now((uv_loop_t *)&n->loop) - n->started_ms) / 1000;
+    out->last_error = n->last_error;
+    if (n->x != NULL) {
+        srv_get_stats(n->x->srv, &s);
+        out->components = s.components;
+        out->conns = s.conns;
+    }
+}
+
+bool node_callbridge_connected(const struct node *n, const char *name)
+{
+    if (n->x == NULL)
+        return false;
+    return srv_callbridge_connected(n->x->srv, name);
+}
+
+/* rm_tree removes dir and everything in it (the Raft store: plain files). */
+static int rm_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char p[4096];
+    int rc = 0;
+
+    if (d == NULL)
+        return errno == ENOENT ? 0 : -1;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (unlink(p) != 0 && errno == EISDIR)
+            rc |= rm_tree(p);
+    }
+    closedir(d);
+    return rmdir(dir) | rc;
+}
+
+int node_reset(struct node *n, char *why, size_t whylen)
+{
+    struct node_state fresh;
+    char old[4096];
+    int rc;
+
+    node_xmpp_stop(n);
+    state_defaults(&fresh);
+    n->st = fresh;
+    rc = node_local_save(n, why, whylen);
+    if (rc < 0)
+        return rc;
+    /* The new id is not a member of the old store's configuration: the
+     * node starts again as a new one-member cluster (a clustered node that
+     * was reset must be added again, DESIGN "Identity"). */
+    rnode_close(n->rn);
+    n->rn = NULL;
+    snprintf(old, sizeof old, "%s.old", n->raft_dir);
+    rm_tree(old);
+    if (rename(n->raft_dir, old) != 0 && errno != ENOENT) {
+        snprintf(why, whylen, "cannot move %s away: %s", n->raft_dir, strerror(errno));
+        rc = XE_IO;
+    } else {
+        rm_tree(old);
+        rc = open_rnode(n, why, whylen);
+    }
+    if (rc < 0) {
+        LOG(&n->log, LOG_ERROR, "%s reset: %s", n->name, why);
+        return rc;
+    }
+    LOG(&n->log, LOG_INFO, "%s reset: new node id %016" PRIx64 ", XMPP disabled", n->name,
+        n->st.node_id);
+    return 0;
 }
 
 /* ---- lifecycle ---- */
@@ -258,10 +932,12 @@ static int start_handles(struct node *n)
     int rc;
 
     uv_timer_init(&n->loop, &n->timer);
+    uv_timer_init(&n->loop, &n->reaper);
     uv_signal_init(&n->loop, &n->sig_term);
     uv_signal_init(&n->loop, &n->sig_int);
     uv_signal_init(&n->loop, &n->sig_hup);
-    n->timer.data = n->sig_term.data = n->sig_int.data = n->sig_hup.data = n;
+    n->timer.data = n->reaper.data = n;
+    n->sig_term.data = n->sig_int.data = n->sig_hup.data = n;
     n->handles_ready = true;
     rc = uv_signal_start(&n->sig_term, on_stop_signal, SIGTERM);
     if (rc == 0)
@@ -271,14 +947,84 @@ static int start_handles(struct node *n)
     return rc;
 }
 
+static char *join(const char *dir, const char *name)
+{
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(len);
+
+    if (p != NULL)
+        snprintf(p, len, "%s/%s", dir, name);
+    return p;
+}
+
+static int make_dir(const char *path, char *err, size_t errlen)
+{
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return XE_IO;
+    }
+    return 0;
+}
+
+/* load_state reads node.state, or makes it at first start.  A missing file
+ * beside a Raft store is not a first start: refuse rather than guess. */
+static int load_state(struct node *n, char *err, size_t errlen)
+{
+    struct stat sb;
+    char id[17];
+    int rc;
+
+    rc = state_load(n->dir, &n->st, err, errlen);
+    if (rc != XE_NOTFOUND)
+        return rc;
+    if (stat(n->raft_dir, &sb) == 0) {
+        snprintf(err, errlen,
+                 "%s/%s is missing but %s holds this node's replicated state: restore "
+                 "%s from a backup, or remove %s to start this node afresh",
+                 n->dir, STATE_FILE, n->raft_dir, STATE_FILE, n->raft_dir);
+        return XE_CORRUPT;
+    }
+    state_defaults(&n->st);
+    rc = state_save(n->dir, &n->st, NULL, err, errlen);
+    if (rc < 0)
+        return rc;
+    state_node_id_hex(n->st.node_id, id);
+    LOG(&n->log, LOG_INFO, "%s new node: id %s, state in %s", n->name, id, n->dir);
+    return 0;
+}
+
+/* run_import imports xmppd.conf at start and waits until every write it
+ * submitted is applied. */
+static int run_import(struct node *n, char *err, size_t errlen)
+{
+    struct conf c;
+    bool restart;
+    int rc;
+
+    rc = load_conf(n, &c, err, errlen);
+    if (rc <= 0)
+        return rc;
+    n->import_at_start = true;
+    rc = import_conf(n, &c, &restart, err, errlen);
+    conf_free(&c);
+    while (rc == 0 && n->import_pending > 0)
+        uv_run(&n->loop, UV_RUN_ONCE);
+    n->import_at_start = false;
+    if (rc < 0)
+        return rc;
+    if (n->import_rc < 0) {
+        snprintf(err, errlen, "%s", n->import_err);
+        return n->import_rc;
+    }
+    return 1;
+}
+
 int node_start(const struct node_opts *opts, struct node **out, char *err, size_t errlen)
 {
     struct node *n;
-    struct srv_config cfg;
-    struct srv_env env;
-    struct conn_hooks hooks;
-    size_t plen;
-    int rc;
+    struct ctl_server_config ccfg;
+    char why[512];
+    int rc, imported;
 
     *out = NULL;
     if (sodium_init() < 0) {
@@ -292,15 +1038,22 @@ int node_start(const struct node_opts *opts, struct node **out, char *err, size_
     }
     logsink_stderr(&n->log, opts->level);
     snprintf(n->name, sizeof n->name, "%s", opts->name);
-    plen = strlen(opts->state_dir) + sizeof "/" CONFFILE_NAME;
-    n->conf_path = malloc(plen);
-    if (n->conf_path == NULL) {
+    n->dir = strdup(opts->state_dir);
+    n->conf_path = join(opts->state_dir, CONFFILE_NAME);
+    n->pki_dir = join(opts->state_dir, "pki");
+    n->raft_dir = join(opts->state_dir, "raft");
+    n->sock_path = join(opts->state_dir, "control.sock");
+    if (n->dir == NULL || n->conf_path == NULL || n->pki_dir == NULL ||
+        n->raft_dir == NULL || n->sock_path == NULL) {
         snprintf(err, errlen, "out of memory");
         rc = XE_NOMEM;
         goto fail;
     }
-    snprintf(n->conf_path, plen, "%s/%s", opts->state_dir, CONFFILE_NAME);
-    rc = conffile_load(n->conf_path, &n->conf, err, errlen);
+    rc = make_dir(n->dir, err, errlen);
+    if (rc == 0)
+        rc = make_dir(n->pki_dir, err, errlen);
+    if (rc == 0)
+        rc = load_state(n, err, errlen);
     if (rc < 0)
         goto fail;
 
@@ -311,59 +1064,52 @@ int node_start(const struct node_opts *opts, struct node **out, char *err, size_
         goto fail;
     }
     n->loop_ready = true;
-
-    srv_config_default(&cfg);
-    cfg.domain = n->conf.domain;
-    cfg.node_name = n->name;
-    cfg.keepalive_ms = (uint64_t)n->conf.keepalive_s * 1000;
-    cfg.auth_timeout_ms = (uint64_t)n->conf.auth_timeout_s * 1000;
-    env = (struct srv_env){.ud = n,
-                           .send = env_send,
-                           .close = env_close,
-                           .random = env_random,
-                           .log = &n->log};
-    rc = srv_new(&cfg, &env, &n->srv);
-    if (rc < 0) {
-        snprintf(err, errlen, "%s: cannot start the XMPP core: %s", n->conf_path,
-                 xe_strerror(rc));
-        goto fail;
-    }
-    for (size_t i = 0; i < n->conf.n_cb; i++) {
-        const struct conf_callbridge *cb = &n->conf.cb[i];
-        rc = srv_set_callbridge(n->srv, cb->name, cb->secret, cb->secret_len);
-        if (rc < 0) {
-            snprintf(err, errlen, "%s: call bridge %s: %s", n->conf_path, cb->name,
-                     xe_strerror(rc));
-            goto fail;
-        }
-    }
-
-    hooks = (struct conn_hooks){.ud = n,
-                                .opened = hook_opened,
-                                .data = hook_data,
-                                .gone = hook_gone,
-                                .drained = hook_drained};
-    rc = conn_mgr_new(&n->loop, &hooks, &n->log, n->name, 0, &n->cm);
-    if (rc < 0) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
+    n->started_ms = uv_now(&n->loop);
     rc = start_handles(n);
     if (rc < 0) {
         snprintf(err, errlen, "cannot install signal handlers: %s", uv_strerror(rc));
         rc = XE_IO;
         goto fail;
     }
-    for (size_t i = 0; i < n->conf.n_listen; i++) {
-        const struct conf_listen *l = &n->conf.listen[i];
-        rc = conn_listen(n->cm, l->host, l->port, SRV_LISTENER_COMPONENT, err, errlen);
-        if (rc < 0)
-            goto fail;
-    }
     /* A peer that goes away mid-write must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
-    LOG(&n->log, LOG_INFO, "%s started: domain %s, %zu call bridge(s), config %s",
-        n->name, n->conf.domain, n->conf.n_cb, n->conf_path);
+    rc = open_rnode(n, err, errlen);
+    if (rc < 0)
+        goto fail;
+    imported = run_import(n, err, errlen);
+    if (imported < 0) {
+        rc = imported;
+        goto fail;
+    }
+    ccfg = (struct ctl_server_config){.path = n->sock_path,
+                                      .table = cmds_table,
+                                      .ncommands = cmds_count,
+                                      .ud = n,
+                                      .log = &n->log};
+    rc = ctl_server_start(&n->loop, &ccfg, &n->ctl, err, errlen);
+    if (rc < 0)
+        goto fail;
+    if (n->st.xmpp_enabled) {
+        rc = node_xmpp_start(n, why, sizeof why);
+        /* With xmppd.conf the old behaviour holds: a node that cannot serve
+         * what its file says does not start.  Enabled through the shell, the
+         * node keeps its management plane up so the admin can fix it. */
+        if (rc < 0 && imported) {
+            snprintf(err, errlen, "%s", why);
+            goto fail;
+        }
+        if (rc < 0) {
+            snprintf(n->last_error, sizeof n->last_error, "%s", why);
+            LOG(&n->log, LOG_ERROR, "%s XMPP is enabled but cannot start: %s", n->name,
+                why);
+        }
+    }
+    LOG(&n->log, LOG_INFO,
+        "%s started: XMPP %s, domain %s, %zu call bridge(s), control %s", n->name,
+        n->x != NULL ? "enabled" : "disabled",
+        cl_domain(rnode_state(n->rn))[0] != '\0' ? cl_domain(rnode_state(n->rn))
+                                                 : "(none)",
+        cl_callbridge_count(rnode_state(n->rn)), n->sock_path);
     *out = n;
     return 0;
 
@@ -384,19 +1130,18 @@ void node_free(struct node *n)
     if (n == NULL)
         return;
     if (n->loop_ready) {
-        if (n->cm != NULL) {
-            n->stopping = true;
-            conn_mgr_shutdown(n->cm); /* its drained hook closes our handles */
-        } else {
+        if (!n->stopping)
+            begin_stop(n);
+        if (n->handles_ready && n->retired == NULL && n->ctl_closed)
             close_own_handles(n);
-        }
         uv_run(&n->loop, UV_RUN_DEFAULT);
         uv_loop_close(&n->loop);
     }
-    conn_mgr_free(n->cm);
-    if (n->srv != NULL)
-        srv_free(n->srv);
-    conf_free(&n->conf);
+    free(n->dir);
     free(n->conf_path);
+    free(n->pki_dir);
+    free(n->raft_dir);
+    free(n->sock_path);
+    sodium_memzero(&n->st, sizeof n->st);
     free(n);
 }

@@ -1,33 +1,51 @@
-/* node.h: one xmppd node: the srv core wired to libuv.
+/* node.h: one xmppd node: node-local state, the Raft driver, the control
+ * socket and the XMPP side (srv core, listeners) on one libuv loop.
  *
- * The node owns the event loop, the srv core (xmppd/core/srv.h), the
- * connection manager (conn.h), one timer re-armed after every srv call to
- * srv_next_deadline, and the signal handlers:
+ * `xmppd --state-dir DIR` is all a node needs (docs/admin.md):
+ *   DIR/node.state    node-local state (io/state.h), made at first start
+ *   DIR/raft/         the replicated state (io/rnode.h); a standalone node
+ *                     is a one-member cluster
+ *   DIR/control.sock  the control socket (io/ctl_server.h), always up
+ *   DIR/pki/          keys and certificates named by `xmpp certs`
+ *   DIR/xmppd.conf    optional import: when present at start (and on
+ *                     SIGHUP) its listeners and timers go to node.state, its
+ *                     domain and call bridges are submitted through Raft (the
+ *                     file's call-bridge list is authoritative: others are
+ *                     removed), and XMPP is enabled.
+ * XMPP is served only while enabled (`xmpp enable`, or the import).
+ *
+ * Signals:
  *   SIGTERM, SIGINT  clean shutdown: srv_shutdown closes every stream, the
- *                    listeners stop, writes flush, the loop ends, exit 0.
- *   SIGHUP           re-read <state-dir>/xmppd.conf and apply call-bridge
- *                    additions, secret changes and removals; a file that
- *                    fails to load is logged and the old configuration kept.
- * Time given to srv is uv_now(): monotonic milliseconds. */
+ *                    listeners and the control socket stop, writes flush,
+ *                    the loop ends, exit 0.
+ *   SIGHUP           re-import xmppd.conf (if present); a file that fails to
+ *                    load is logged and the old configuration kept.
+ * Time given to srv is uv_now(): monotonic milliseconds.
+ *
+ * The second half of this header is what the control handlers (io/cmds.c)
+ * use; nothing else should. */
 #ifndef XMPPD_NODE_H
 #define XMPPD_NODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "log.h"
 
 struct node_opts {
-    const char *state_dir; /* holds xmppd.conf; borrowed */
+    const char *state_dir; /* borrowed */
     const char *name;      /* node name in log lines ("n1"); borrowed */
     enum log_level level;  /* stderr log level */
 };
 
 struct node;
 
-/* node_start loads the configuration, creates the core and starts listening.
- * On failure err receives one line for the operator (no trailing newline,
- * no secrets) and everything is released.  Returns 0, or a negative XE_
- * code. */
+/* node_start loads the node state (creating it at first start), opens the
+ * Raft store, imports xmppd.conf if present, starts the control socket and,
+ * when XMPP is enabled, the listeners.  On failure err receives one line for
+ * the operator (no trailing newline, no secrets) and everything is
+ * released.  Returns 0, or a negative XE_ code. */
 int node_start(const struct node_opts *opts, struct node **out, char *err, size_t errlen);
 
 /* node_run runs the loop until a clean shutdown has finished; returns 0. */
@@ -35,5 +53,77 @@ int node_run(struct node *n);
 
 /* node_free releases the node (closing whatever is still open). */
 void node_free(struct node *n);
+
+/* ---- for the control handlers (io/cmds.c) ------------------------------ */
+
+struct node_state;
+struct rnode;
+struct ctl_server;
+
+/* node_local returns the node-local state (borrowed, mutable); after a
+ * change call node_local_save. */
+struct node_state *node_local(struct node *n);
+
+/* node_local_save writes the node-local state atomically.  0, or XE_IO /
+ * XE_INVAL with err (one line) filled; on failure the in-memory state is
+ * put back to what is on disk. */
+int node_local_save(struct node *n, char *err, size_t errlen);
+
+/* node_rnode returns the Raft driver (borrowed). */
+struct rnode *node_rnode(struct node *n);
+
+/* node_ctl returns the control server (borrowed; for ctl_server_defer). */
+struct ctl_server *node_ctl(struct node *n);
+
+/* node_pki_dir returns <state-dir>/pki (borrowed). */
+const char *node_pki_dir(const struct node *n);
+
+/* node_file_path resolves a certificate file setting: an absolute path as
+ * is, a plain name inside the pki directory.  0 or XE_INVAL. */
+int node_file_path(const struct node *n, const char *name, char *out, size_t len);
+
+/* node_addr_local checks that host (numeric IPv4/IPv6) is an address of
+ * this host (or the unspecified address): a test bind to it, port 0, must
+ * not fail with EADDRNOTAVAIL.  true when it is. */
+bool node_addr_local(const char *host);
+
+/* node_xmpp_check says whether XMPP could be enabled with the current
+ * configuration: a domain, usable certificates (required when TLS is
+ * required), listen addresses of this host.  0, or XE_STATE / XE_AUTH /
+ * ... with why (one line: what is wrong and what to do). */
+int node_xmpp_check(struct node *n, char *why, size_t whylen);
+
+/* node_xmpp_start checks (as node_xmpp_check), then creates the XMPP core
+ * with the replicated domain and call bridges and starts the listeners.
+ * Does not change node.state.  0 (also when already running), or an error
+ * with why. */
+int node_xmpp_start(struct node *n, char *why, size_t whylen);
+
+/* node_xmpp_stop closes every XMPP session and the listeners (the control
+ * socket stays).  No-op when not running. */
+void node_xmpp_stop(struct node *n);
+
+/* node_xmpp_running is true while the listeners are up. */
+bool node_xmpp_running(const struct node *n);
+
+/* node_reset stops XMPP, gives the node a new id and default node-local
+ * state, and replaces the node's Raft store by a new, empty one-member
+ * cluster.  0, or an error with why. */
+int node_reset(struct node *n, char *why, size_t whylen);
+
+struct node_info {
+    uint64_t uptime_s;
+    uint64_t components;    /* authenticated component sessions */
+    uint64_t clients;       /* client sessions (later issues: 0) */
+    uint64_t conns;         /* open XMPP connections */
+    const char *last_error; /* why XMPP is not running although enabled, or "" */
+};
+
+/* node_info_get fills *out from local state. */
+void node_info_get(const struct node *n, struct node_info *out);
+
+/* node_callbridge_connected is true when call bridge name has a session on
+ * this node. */
+bool node_callbridge_connected(const struct node *n, const char *name);
 
 #endif

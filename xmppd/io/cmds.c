@@ -1,0 +1,638 @@
+/* cmds.c: the control command handlers of the daemon (contract in cmds.h;
+ * request and result shapes in docs/control-protocol.md). */
+#include "cmds.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "cl.h"
+#include "conf.h"
+#include "ctl_server.h"
+#include "err.h"
+#include "node.h"
+#include "pki.h"
+#include "rnode.h"
+#include "state.h"
+
+#define SUBMIT_TIMEOUT_MS 5000
+
+/* ---- helpers ---- */
+
+static const char *arg_str(json_t *args, const char *key)
+{
+    return json_string_value(json_object_get(args, key));
+}
+
+/* only_keys refuses arguments the command does not know (a typo is seen,
+ * not ignored, as for the request's top-level fields). */
+static int only_keys(json_t *args, const char *const *keys, struct ctl_error *err)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(args, k, v)
+    {
+        bool known = false;
+        for (size_t i = 0; keys[i] != NULL && !known; i++)
+            known = strcmp(keys[i], k) == 0;
+        if (!known)
+            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                                 "unknown argument \"%.40s\"", k);
+    }
+    return 0;
+}
+
+void cmds_new_secret(char *out)
+{
+    static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
+    unsigned char r[20];
+    size_t k = 0;
+
+    randombytes_buf(r, sizeof r);
+    /* 160 bits = 32 groups of 5 bits (RFC 4648 §6 alphabet, lower case). */
+    for (size_t i = 0; i < 32; i++) {
+        size_t bit = i * 5, byte = bit / 8, shift = bit % 8;
+        unsigned v = (unsigned)r[byte] << 8 | (byte + 1 < sizeof r ? r[byte + 1] : 0);
+        if (i > 0 && i % 4 == 0)
+            out[k++] = '-';
+        out[k++] = b32[(v >> (11 - shift)) & 31];
+    }
+    out[k] = '\0';
+    sodium_memzero(r, sizeof r);
+}
+
+/* ---- replicated writes: submit, answer when applied ---- */
+
+struct pending {
+    struct ctl_deferred *d;
+    json_t *result; /* sent on success (owned) */
+    enum cl_cmd_type type;
+    char name[CL_NAME_MAX + 1];
+};
+
+static void explain(const struct pending *p, int rc, const char *msg, struct ctl_error *e)
+{
+    switch (rc) {
+    case XE_EXISTS:
+        ctl_error_set(e, "exists",
+                      "call bridge %s already exists; delete it first with: xmpp "
+                      "callbridge del %s",
+                      p->name, p->name);
+        break;
+    case XE_NOTFOUND:
+        ctl_error_set(e, "not-found", "no call bridge %s; see xmpp callbridge list",
+                      p->name);
+        break;
+    case XE_NOLEADER:
+        ctl_error_set(e, "no-leader",
+                      "no cluster leader: nothing was changed; try again when xmpp "
+                      "cluster status shows a leader%s%s",
+                      msg != NULL ? " (" : "", msg != NULL ? ")" : "");
+        break;
+    case XE_TIMEOUT:
+        ctl_error_set(e, "timeout",
+                      "the change was not confirmed within %d s: it may still be "
+                      "applied; check with xmpp status or xmpp callbridge list",
+                      SUBMIT_TIMEOUT_MS / 1000);
+        break;
+    case XE_IO:
+        ctl_error_set(e, "io",
+                      "the replicated store failed, this node stopped taking writes: "
+                      "%s; see the daemon's log",
+                      msg != NULL ? msg : "storage error");
+        break;
+    default:
+        ctl_error_set(e, ctl_error_code_for(rc), "%s",
+                      msg != NULL ? msg : xe_strerror(rc));
+        break;
+    }
+}
+
+static void on_done(void *arg, int rc, const char *msg)
+{
+    struct pending *p = arg;
+    struct ctl_error e;
+
+    memset(&e, 0, sizeof e);
+    if (rc < 0)
+        explain(p, rc, msg, &e);
+    ctl_deferred_finish(p->d, rc < 0 ? rc : 0, p->result, &e);
+    sodium_memzero(p, sizeof *p);
+    free(p);
+}
+
+/* submit encodes c, submits it and defers the answer (result, taken, is the
+ * answer on success). */
+static int submit(struct node *n, const struct cl_cmd *c, json_t *result,
+                  struct ctl_error *err)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    struct pending *p;
+    int rc;
+
+    rc = cl_cmd_encode(c, &buf, &len);
+    if (rc < 0) {
+        json_decref(result);
+        return rc == XE_INVAL ? ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                                              "the value is not acceptable")
+                              : rc;
+    }
+    p = calloc(1, sizeof *p);
+    if (p == NULL || (p->d = ctl_server_defer(node_ctl(n))) == NULL) {
+        free(p);
+        cl_buf_free(buf, len);
+        json_decref(result);
+        return XE_NOMEM;
+    }
+    p->result = result;
+    p->type = c->type;
+    snprintf(p->name, sizeof p->name, "%.*s", CL_NAME_MAX, c->name);
+    rnode_submit(node_rnode(n), buf, len, SUBMIT_TIMEOUT_MS, on_done, p);
+    cl_buf_free(buf, len);
+    return CTL_DEFERRED;
+}
+
+/* ---- xmpp.status ---- */
+
+static json_t *cert_json(struct node *n)
+{
+    const struct node_state *st = node_local(n);
+    struct pki_info info;
+    char path[1024];
+    json_t *j, *out;
+
+    if (st->cert[0] == '\0')
+        return json_null();
+    if (node_file_path(n, st->cert, path, sizeof path) < 0 ||
+        pki_inspect(path, &info, NULL, 0) < 0)
+        return json_pack("{s:s, s:s}", "file", st->cert, "error",
+                         "cannot be read; see pki inspect");
+    j = pki_info_json(&info);
+    out = json_pack("{s:s, s:O, s:O}", "file", st->cert, "subject",
+                    json_object_get(j, "subject"), "not_after",
+                    json_object_get(j, "not_after"));
+    json_decref(j);
+    return out;
+}
+
+static json_t *listen_json(const struct node_state *st)
+{
+    json_t *a = json_array();
+    char addr[96];
+
+    for (size_t i = 0; i < st->n_listen; i++) {
+        conf_format_listen(&st->listen[i], addr, sizeof addr);
+        json_array_append_new(a, json_string(addr));
+    }
+    return a;
+}
+
+static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    struct node *n = ud;
+    const struct node_state *st = node_local(n);
+    const char *domain = cl_domain(rnode_state(node_rnode(n)));
+    struct node_info info;
+    char id[17];
+
+    node_info_get(n, &info);
+    state_node_id_hex(st->node_id, id);
+    *result = json_pack("{s:b, s:b, s:s, s:s?, s:o, s:s, s:o, s:{s:I, s:I}, s:I, s:s?}",
+                        "enabled", st->xmpp_enabled, "serving", node_xmpp_running(n),
+                        "node_id", id, "domain", domain[0] != '\0' ? domain : NULL,
+                        "listen", listen_json(st), "tls", state_tls_name(st->tls),
+                        "certificate", cert_json(n), "sessions", "components",
+                        (json_int_t)info.components, "clients", (json_int_t)info.clients,
+                        "uptime_s", (json_int_t)info.uptime_s, "error",
+                        info.last_error[0] != '\0' ? info.last_error : NULL);
+    return *result != NULL ? 0 : XE_NOMEM;
+}
+
+/* ---- xmpp.domain.set ---- */
+
+static int h_domain(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {"domain", NULL};
+    const char *d = arg_str(args, "domain");
+    struct cl_cmd *c;
+    char lower[CL_DOMAIN_MAX + 1];
+    size_t len;
+    int rc;
+
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    if (d == NULL)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "\"domain\" is required");
+    len = strlen(d);
+    if (len > CL_DOMAIN_MAX)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "the domain is too long");
+    for (size_t i = 0; i <= len; i++)
+        lower[i] = (char)tolower((unsigned char)d[i]);
+    if (!cl_domain_valid(lower))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "\"%.100s\" is not a domain name (e.g. example.com)", d);
+    c = malloc(sizeof *c);
+    if (c == NULL)
+        return XE_NOMEM;
+    cl_cmd_set_domain(c, lower);
+    rc = submit(ud, c, json_pack("{s:s}", "domain", lower), err);
+    free(c);
+    return rc;
+}
+
+/* ---- xmpp.listen.set ---- */
+
+/* add_addr appends host:CONF_DEFAULT_PORT to st unless it is there. */
+static int add_addr(struct node_state *st, const char *host, struct ctl_error *err)
+{
+    for (size_t i = 0; i < st->n_listen; i++) {
+        if (strcmp(st->listen[i].host, host) == 0)
+            return 0;
+    }
+    if (st->n_listen == STATE_MAX_LISTEN)
+        return ctl_error_set(err, "limit", "at most %d listen addresses",
+                             STATE_MAX_LISTEN);
+    memset(&st->listen[st->n_listen], 0, sizeof st->listen[0]);
+    snprintf(st->listen[st->n_listen].host, sizeof st->listen[0].host, "%s", host);
+    st->listen[st->n_listen].port = CONF_DEFAULT_PORT;
+    st->n_listen++;
+    return 0;
+}
+
+/* add_iface appends every address of interface name (link-local IPv6
+ * addresses are skipped: they need a scope and no peer finds them). */
+static int add_iface(struct node_state *st, const char *name, struct ctl_error *err)
+{
+    uv_interface_address_t *ifs;
+    int count, rc, found = 0;
+    char names[200] = "";
+
+    rc = uv_interface_addresses(&ifs, &count);
+    if (rc < 0)
+        return ctl_error_set(err, "io", "cannot list network interfaces: %s",
+                             uv_strerror(rc));
+    for (int i = 0; i < count; i++) {
+        char host[64];
+        const uv_interface_address_t *a = &ifs[i];
+
+        if (strcmp(a->name, name) != 0) {
+            if (strstr(names, a->name) == NULL) {
+                size_t u = strlen(names);
+                snprintf(names + u, sizeof names - u, "%s%s", u ? ", " : "", a->name);
+            }
+            continue;
+        }
+        if (a->address.address4.sin_family == AF_INET) {
+            uv_ip4_name(&a->address.address4, host, sizeof host);
+        } else {
+            const unsigned char *b = a->address.address6.sin6_addr.s6_addr;
+            if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+                continue;
+            uv_ip6_name(&a->address.address6, host, sizeof host);
+        }
+        rc = add_addr(st, host, err);
+        if (rc < 0)
+            break;
+        found++;
+    }
+    uv_free_interface_addresses(ifs, count);
+    if (rc < 0)
+        return rc;
+    if (found == 0)
+        return ctl_error_set(err, "not-found",
+                             "no interface \"%.20s\" with an address on this host "
+                             "(interfaces: %s)",
+                             name, names);
+    return 0;
+}
+
+static int h_listen(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {"addresses", NULL};
+    struct node *n = ud;
+    struct node_state *st = node_local(n);
+    json_t *a = json_object_get(args, "addresses"), *v;
+    struct node_state fresh = *st;
+    char why[512];
+    size_t i;
+    int rc;
+
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    if (!json_is_array(a) || json_array_size(a) == 0)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "\"addresses\" must be a list of addresses or interfaces");
+    fresh.n_listen = 0;
+    json_array_foreach(a, i, v)
+    {
+        const char *s = json_string_value(v);
+        unsigned char bin[16];
+
+        if (s == NULL)
+            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                                 "\"addresses\" must hold strings");
+        if (inet_pton(AF_INET, s, bin) == 1 || inet_pton(AF_INET6, s, bin) == 1) {
+            if (!node_addr_local(s))
+                return ctl_error_set(err, "state",
+                                     "%.64s is not an address of this host; give one "
+                                     "of its addresses or an interface name",
+                                     s);
+            rc = add_addr(&fresh, s, err);
+        } else {
+            rc = add_iface(&fresh, s, err);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    *st = fresh;
+    rc = node_local_save(n, why, sizeof why);
+    if (rc < 0)
+        return ctl_error_set(err, "io", "%s", why);
+    /* Listeners follow at once when XMPP is being served. */
+    if (node_xmpp_running(n)) {
+        node_xmpp_stop(n);
+        rc = node_xmpp_start(n, why, sizeof why);
+        if (rc < 0)
+            return ctl_error_set(err, ctl_error_code_for(rc),
+                                 "saved, but XMPP stopped: %s", why);
+    }
+    *result = json_pack("{s:o}", "listen", listen_json(st));
+    return 0;
+}
+
+/* ---- xmpp.certs.set ---- */
+
+static int h_certs(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {"key", "cert", "bundle", NULL};
+    struct node *n = ud;
+    struct node_state *st = node_local(n);
+    const char *k = arg_str(args, "key"), *c = arg_str(args, "cert"),
+               *b = arg_str(args, "bundle");
+    char kp[1024], cp[1024], bp[1024], why[512];
+    struct pki_info info;
+    int rc;
+
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    if (k == NULL || c == NULL || (json_object_get(args, "bundle") != NULL && b == NULL))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "\"key\" and \"cert\" (and an optional \"bundle\") are "
+                             "required");
+    if (pki_path(node_pki_dir(n), k, kp, sizeof kp) < 0 ||
+        pki_path(node_pki_dir(n), c, cp, sizeof cp) < 0 ||
+        (b != NULL && pki_path(node_pki_dir(n), b, bp, sizeof bp) < 0) ||
+        strlen(k) >= STATE_MAX_PATH || strlen(c) >= STATE_MAX_PATH ||
+        (b != NULL && strlen(b) >= STATE_MAX_PATH))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "key, cert and bundle must be file names in %s",
+                             node_pki_dir(n));
+    rc = pki_check_certs(kp, cp, b != NULL ? bp : NULL, 0, why, sizeof why);
+    if (rc < 0)
+        return ctl_error_set(
+            err, rc == XE_AUTH && b != NULL ? "verify-failed" : ctl_error_code_for(rc),
+            "%s", why);
+    rc = pki_inspect(cp, &info, why, sizeof why);
+    if (rc < 0)
+        return ctl_error_set(err, ctl_error_code_for(rc), "%s", why);
+    snprintf(st->key, sizeof st->key, "%s", k);
+    snprintf(st->cert, sizeof st->cert, "%s", c);
+    snprintf(st->bundle, sizeof st->bundle, "%s", b != NULL ? b : "");
+    rc = node_local_save(n, why, sizeof why);
+    if (rc < 0)
+        return ctl_error_set(err, "io", "%s", why);
+    if (node_xmpp_running(n)) {
+        node_xmpp_stop(n);
+        rc = node_xmpp_start(n, why, sizeof why);
+        if (rc < 0)
+            return ctl_error_set(err, ctl_error_code_for(rc),
+                                 "saved, but XMPP stopped: %s", why);
+    }
+    json_t *j = pki_info_json(&info);
+    *result =
+        json_pack("{s:s, s:O, s:O}", "cert", c, "subject", json_object_get(j, "subject"),
+                  "not_after", json_object_get(j, "not_after"));
+    json_decref(j);
+    return 0;
+}
+
+/* ---- xmpp.enable / disable / reset ---- */
+
+static int h_enable(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {NULL};
+    struct node *n = ud;
+    struct node_state *st = node_local(n);
+    char why[512];
+    int rc;
+
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    rc = node_xmpp_start(n, why, sizeof why);
+    if (rc < 0)
+        return ctl_error_set(err, rc == XE_NOMEM ? "internal" : "state", "%s", why);
+    if (!st->xmpp_enabled) {
+        st->xmpp_enabled = true;
+        rc = node_local_save(n, why, sizeof why);
+        if (rc < 0) {
+            node_xmpp_stop(n);
+            return ctl_error_set(err, "io", "%s", why);
+        }
+    }
+    *result = json_pack("{s:o}", "listen", listen_json(st));
+    return 0;
+}
+
+static int h_disable(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {NULL};
+    struct node *n = ud;
+    struct node_state *st = node_local(n);
+    char why[512];
+
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    node_xmpp_stop(n);
+    if (st->xmpp_enabled) {
+        st->xmpp_enabled = false;
+        if (node_local_save(n, why, sizeof why) < 0)
+            return ctl_error_set(err, "io", "%s", why);
+    }
+    return 0;
+}
+
+static int h_reset(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {"confirmed", NULL};
+    json_t *conf = json_object_get(args, "confirmed");
+    char why[512], id[17];
+    int rc;
+
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    /* The shell asks before it sends; a client that says it did not ask
+     * the admin is refused. */
+    if (conf != NULL && !json_is_true(conf))
+        return ctl_error_set(err, "state",
+                             "xmpp reset was not confirmed; nothing was "
+                             "changed");
+    rc = node_reset(ud, why, sizeof why);
+    if (rc < 0)
+        return ctl_error_set(err, ctl_error_code_for(rc), "%s", why);
+    state_node_id_hex(node_local(ud)->node_id, id);
+    *result = json_pack("{s:s}", "node_id", id);
+    return 0;
+}
+
+/* ---- xmpp.callbridge.* ---- */
+
+static int h_cb_add(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {"name", "secret", NULL};
+    const char *name = arg_str(args, "name");
+    json_t *js = json_object_get(args, "secret");
+    char gen[CMDS_SECRET_LEN + 1];
+    const char *secret;
+    size_t slen;
+    struct cl_cmd *c;
+    json_t *res;
+    int rc;
+
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    if (name == NULL || !cl_name_valid(name))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "a call bridge name has 1-%d letters, digits and '-'",
+                             CL_NAME_MAX);
+    if (js != NULL && !json_is_string(js))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "\"secret\" must be a string");
+    if (js != NULL) {
+        secret = json_string_value(js);
+        slen = json_string_length(js);
+        /* The XEP-0114 handshake hashes the secret as text: printable, no
+         * blanks, so what the admin types is what the bridge sends. */
+        for (size_t i = 0; i < slen; i++) {
+            if ((unsigned char)secret[i] < 0x21 || (unsigned char)secret[i] > 0x7e)
+                return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                                     "the secret must be printable ASCII without "
+                                     "spaces");
+        }
+        if (slen == 0 || slen > CL_SECRET_MAX)
+            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                                 "the secret must be 1-%d characters", CL_SECRET_MAX);
+        res = json_pack("{s:s}", "name", name);
+    } else {
+        cmds_new_secret(gen);
+        secret = gen;
+        slen = strlen(gen);
+        /* The generated secret goes back once, in the answer. */
+        res = json_pack("{s:s, s:s}", "name", name, "secret", gen);
+    }
+    c = malloc(sizeof *c);
+    if (c == NULL || res == NULL) {
+        free(c);
+        json_decref(res);
+        sodium_memzero(gen, sizeof gen);
+        return XE_NOMEM;
+    }
+    cl_cmd_cb_set(c, name, (const unsigned char *)secret, slen, true);
+    rc = submit(ud, c, res, err);
+    sodium_memzero(c, sizeof *c);
+    free(c);
+    sodium_memzero(gen, sizeof gen);
+    return rc;
+}
+
+static int h_cb_del(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {"name", NULL};
+    const char *name = arg_str(args, "name");
+    struct cl_cmd *c;
+    int rc;
+
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    if (name == NULL || !cl_name_valid(name))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "a call bridge name has 1-%d letters, digits and '-'",
+                             CL_NAME_MAX);
+    if (cl_callbridge_find(rnode_state(node_rnode(ud)), name) == NULL)
+        return ctl_error_set(err, "not-found",
+                             "no call bridge %s; see xmpp callbridge list", name);
+    c = malloc(sizeof *c);
+    if (c == NULL)
+        return XE_NOMEM;
+    cl_cmd_cb_del(c, name);
+    rc = submit(ud, c, NULL, err);
+    free(c);
+    return rc;
+}
+
+static int h_cb_list(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    struct node *n = ud;
+    const struct cl_state *cs = rnode_state(node_rnode(n));
+    const char *domain = cl_domain(cs);
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < cl_callbridge_count(cs); i++) {
+        const struct cl_callbridge *cb = cl_callbridge_at(cs, i);
+        char dom[CL_NAME_MAX + CL_DOMAIN_MAX + 2];
+
+        snprintf(dom, sizeof dom, "%s.%s", cb->name, domain[0] != '\0' ? domain : "-");
+        json_array_append_new(
+            a, json_pack("{s:s, s:s, s:s%, s:b}", "name", cb->name, "domain", dom,
+                         "secret", (const char *)cb->secret, cb->secret_len, "connected",
+                         node_callbridge_connected(n, cb->name)));
+    }
+    *result = json_pack("{s:o}", "callbridges", a);
+    return *result != NULL ? 0 : XE_NOMEM;
+}
+
+/* ---- pki.*: the handlers of io/pki.c on this node's pki directory ---- */
+
+static int h_pki_list(void *ud, json_t *a, json_t **r, struct ctl_error *e)
+{
+    return pki_cmd_list(node_pki_dir(ud), a, r, e);
+}
+
+static int h_pki_inspect(void *ud, json_t *a, json_t **r, struct ctl_error *e)
+{
+    return pki_cmd_inspect(node_pki_dir(ud), a, r, e);
+}
+
+static int h_pki_csr(void *ud, json_t *a, json_t **r, struct ctl_error *e)
+{
+    return pki_cmd_csr(node_pki_dir(ud), a, r, e);
+}
+
+static int h_pki_verify(void *ud, json_t *a, json_t **r, struct ctl_error *e)
+{
+    return pki_cmd_verify(node_pki_dir(ud), a, r, e);
+}
+
+const struct ctl_command cmds_table[] = {
+    {"xmpp.status", h_status},
+    {"xmpp.domain.set", h_domain},
+    {"xmpp.listen.set", h_listen},
+    {"xmpp.certs.set", h_certs},
+    {"xmpp.enable", h_enable},
+    {"xmpp.disable", h_disable},
+    {"xmpp.reset", h_reset},
+    {"xmpp.callbridge.add", h_cb_add},
+    {"xmpp.callbridge.del", h_cb_del},
+    {"xmpp.callbridge.list", h_cb_list},
+    {"pki.list", h_pki_list},
+    {"pki.inspect", h_pki_inspect},
+    {"pki.csr", h_pki_csr},
+    {"pki.verify", h_pki_verify},
+};
+
+const size_t cmds_count = sizeof cmds_table / sizeof cmds_table[0];
