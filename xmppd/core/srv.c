@@ -272,6 +272,15 @@ int srv_set_callbridge(struct srv *srv, const char *name, const unsigned char *s
     return 0;
 }
 
+bool srv_callbridge_connected(const struct srv *srv, const char *name)
+{
+    char n[64];
+
+    if (srv_cb_name(name, n) < 0)
+        return false;
+    return srv_cb_session((struct srv *)srv, n) != NULL;
+}
+
 int srv_del_callbridge(struct srv *srv, const char *name)
 {
     char n[64];

@@ -16,6 +16,7 @@
 #ifndef XMPPD_SRV_H
 #define XMPPD_SRV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,6 +77,10 @@ int srv_set_callbridge(struct srv *srv, const char *name, const unsigned char *s
 /* srv_del_callbridge removes name and closes its session; XE_NOTFOUND if
  * unknown. */
 int srv_del_callbridge(struct srv *srv, const char *name);
+
+/* srv_callbridge_connected tells whether call bridge name has an
+ * authenticated session on this node (srv is only read). */
+bool srv_callbridge_connected(const struct srv *srv, const char *name);
 
 /* srv_conn_open registers a new accepted connection.  peer is the remote
  * address for logs ("127.0.0.1:40312"), copied.  Returns 0 or XE_NOMEM (the
