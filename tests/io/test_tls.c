@@ -17,9 +17,11 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sodium.h>
 #include <uv.h>
 
 #include "buf.h"
+#include "conf.h"
 #include "conn.h"
 #include "err.h"
 #include "testlib.h"
@@ -767,6 +769,49 @@ static void test_conn_tls_refused(void)
     tls_ctx_free(cc);
 }
 
+/* The configuration directives that set TLS up (core/conf.c). */
+static int parse(const char *text, struct conf *c, struct conf_error *e)
+{
+    return conf_parse(text, strlen(text), c, e);
+}
+
+static void test_conf_directives(void)
+{
+    struct conf c;
+    struct conf_error e;
+
+    REQUIRE(sodium_init() >= 0);
+    CHECK_INT(parse("domain example.com\n", &c, &e), 0);
+    CHECK_INT(c.component_tls, CONF_TLS_OFF);
+    CHECK(c.key == NULL && c.cert == NULL && c.bundle == NULL);
+    conf_free(&c);
+    CHECK_INT(parse("domain example.com\ncerts n1.key n1.crt ca.pem\n", &c, &e), 0);
+    CHECK_INT(c.component_tls, CONF_TLS_OPTIONAL);
+    CHECK_STR(c.key, "n1.key");
+    CHECK_STR(c.cert, "n1.crt");
+    CHECK_STR(c.bundle, "ca.pem");
+    conf_free(&c);
+    CHECK_INT(parse("domain example.com\ncerts n1.key n1.crt\ncomponent-tls required\n",
+                    &c, &e),
+              0);
+    CHECK_INT(c.component_tls, CONF_TLS_REQUIRED);
+    CHECK(c.bundle == NULL);
+    CHECK_STR(conf_tls_name(c.component_tls), "required");
+    conf_free(&c);
+    CHECK_INT(
+        parse("domain example.com\ncerts n1.key n1.crt\ncomponent-tls off\n", &c, &e), 0);
+    CHECK_INT(c.component_tls, CONF_TLS_OFF);
+    conf_free(&c);
+    CHECK_INT(parse("domain example.com\ncomponent-tls required\n", &c, &e), XE_CORRUPT);
+    CHECK(strstr(e.msg, "needs a certs line") != NULL);
+    CHECK_INT(parse("domain example.com\ncomponent-tls maybe\n", &c, &e), XE_CORRUPT);
+    CHECK_INT(e.line, 2);
+    CHECK_INT(parse("domain example.com\ncerts ../n1.key n1.crt\n", &c, &e), XE_CORRUPT);
+    CHECK_INT(parse("domain example.com\ncerts n1.key\n", &c, &e), XE_CORRUPT);
+    CHECK_INT(parse("domain example.com\ncerts a b\ncerts a b\n", &c, &e), XE_CORRUPT);
+    CHECK(strstr(e.msg, "duplicate") != NULL);
+}
+
 static void test_cleanup(void)
 {
     remove_pki();
@@ -776,4 +821,4 @@ TL_MAIN(T(test_load_checks), T(test_mode_names), T(test_handshake_and_data),
         T(test_tls12_client), T(test_tls10_refused), T(test_tls13_only_refuses_tls12),
         T(test_hostname_and_trust), T(test_mutual_tls), T(test_garbage),
         T(test_conn_tls_exchange), T(test_conn_plain_modes), T(test_conn_tls_refused),
-        T(test_cleanup))
+        T(test_conf_directives), T(test_cleanup))

@@ -198,6 +198,50 @@ static int add_listen(struct parser *ps, const struct conf_listen *l)
     return 0;
 }
 
+/* file_name_ok: a plain file name, as `xmpp certs` takes (pki_path). */
+static bool file_name_ok(const struct field *f)
+{
+    if (f->len == 0 || f->len > CONF_MAX_FILE_NAME || f->p[0] == '.')
+        return false;
+    for (size_t i = 0; i < f->len; i++) {
+        if (f->p[i] == '/' || (unsigned char)f->p[i] < 0x20)
+            return false;
+    }
+    return true;
+}
+
+static int dup_field(const struct field *f, char **out)
+{
+    *out = malloc(f->len + 1);
+    if (*out == NULL)
+        return XE_NOMEM;
+    memcpy(*out, f->p, f->len);
+    (*out)[f->len] = '\0';
+    return 0;
+}
+
+static int set_certs(struct parser *ps, const struct field *f, size_t nf)
+{
+    struct conf *c = ps->c;
+    int rc;
+
+    if (nf != 3 && nf != 4)
+        return fail(ps, "certs needs two or three fields: certs <key> <cert> [<bundle>]");
+    if (c->key != NULL)
+        return fail(ps, "duplicate certs directive");
+    for (size_t i = 1; i < nf; i++) {
+        if (!file_name_ok(&f[i]))
+            return fail(ps, "bad file name in certs (plain names of files in "
+                            "<state-dir>/pki, no '/')");
+    }
+    rc = dup_field(&f[1], &c->key);
+    if (rc == 0)
+        rc = dup_field(&f[2], &c->cert);
+    if (rc == 0 && nf == 4)
+        rc = dup_field(&f[3], &c->bundle);
+    return rc;
+}
+
 static int add_callbridge(struct parser *ps, const struct field *name,
                           const struct field *secret)
 {
@@ -266,6 +310,21 @@ static int directive(struct parser *ps, const struct field *f, size_t nf)
         if (nf != 2 || !parse_seconds(&f[1], ka ? &c->keepalive_s : &c->auth_timeout_s))
             return fail(ps, "%s needs one number of seconds, 1..%u",
                         ka ? "keepalive" : "auth-timeout", CONF_MAX_SECONDS);
+        return 0;
+    }
+    if (field_is(&f[0], "certs"))
+        return set_certs(ps, f, nf);
+    if (field_is(&f[0], "component-tls")) {
+        static const enum conf_tls modes[] = {CONF_TLS_OFF, CONF_TLS_OPTIONAL,
+                                              CONF_TLS_REQUIRED};
+        if (c->component_tls != CONF_TLS_UNSET)
+            return fail(ps, "duplicate component-tls directive");
+        for (size_t i = 0; nf == 2 && i < sizeof modes / sizeof modes[0]; i++) {
+            if (field_is(&f[1], conf_tls_name(modes[i])))
+                c->component_tls = modes[i];
+        }
+        if (c->component_tls == CONF_TLS_UNSET)
+            return fail(ps, "component-tls needs one of: off, optional, required");
         return 0;
     }
     if (field_is(&f[0], "callbridge")) {
@@ -366,6 +425,13 @@ int conf_parse(const char *text, size_t len, struct conf *out, struct conf_error
         rc = fail(&ps, "no domain directive (add a line: domain example.com)");
         goto err;
     }
+    if (out->component_tls == CONF_TLS_REQUIRED && out->key == NULL) {
+        rc = fail(&ps, "component-tls required needs a certs line: certs <key> <cert> "
+                       "[<bundle>]");
+        goto err;
+    }
+    if (out->component_tls == CONF_TLS_UNSET)
+        out->component_tls = out->key != NULL ? CONF_TLS_OPTIONAL : CONF_TLS_OFF;
     if (out->n_listen == 0) {
         struct conf_listen l = {.host = CONF_DEFAULT_LISTEN_HOST,
                                 .port = CONF_DEFAULT_PORT};
@@ -389,6 +455,9 @@ void conf_free(struct conf *c)
     free(c->cb);
     free(c->listen);
     free(c->domain);
+    free(c->key);
+    free(c->cert);
+    free(c->bundle);
     memset(c, 0, sizeof *c);
 }
 
@@ -399,6 +468,21 @@ const struct conf_callbridge *conf_find_callbridge(const struct conf *c, const c
             return &c->cb[i];
     }
     return NULL;
+}
+
+const char *conf_tls_name(enum conf_tls t)
+{
+    switch (t) {
+    case CONF_TLS_OFF:
+        return "off";
+    case CONF_TLS_OPTIONAL:
+        return "optional";
+    case CONF_TLS_REQUIRED:
+        return "required";
+    case CONF_TLS_UNSET:
+        break;
+    }
+    return "unset";
 }
 
 void conf_format_listen(const struct conf_listen *l, char *out, size_t outlen)

@@ -15,6 +15,10 @@
  *     keepalive 60                        seconds, optional, default 60
  *     auth-timeout 10                     seconds, optional, default 10
  *     callbridge cb1 <secret>             repeatable
+ *     certs <key> <cert> [<bundle>]       optional; file names in
+ *                                         <state-dir>/pki/, as `xmpp certs`
+ *     component-tls off|optional|required optional; default optional with
+ *                                         certs, off without (docs/tls.md)
  *
  * A call-bridge name is 1..63 letters, digits and '-' (it becomes the DNS
  * label of the component <name>.<domain>); a secret is 1..1024 printable
@@ -33,6 +37,16 @@
 #define CONF_MAX_NAME 63
 #define CONF_MAX_SECRET 1024
 #define CONF_MAX_SECONDS 86400
+#define CONF_MAX_FILE_NAME 255
+
+/* TLS on the component listeners (docs/tls.md).  After a successful parse
+ * it is never CONF_TLS_UNSET. */
+enum conf_tls {
+    CONF_TLS_UNSET = 0,
+    CONF_TLS_OFF,
+    CONF_TLS_OPTIONAL, /* direct TLS or plaintext, by the first byte */
+    CONF_TLS_REQUIRED, /* direct TLS only; needs certs */
+};
 
 struct conf_listen {
     char host[64]; /* numeric IPv4 or IPv6 address, without brackets */
@@ -53,6 +67,11 @@ struct conf {
     unsigned auth_timeout_s;    /* 1..CONF_MAX_SECONDS */
     struct conf_callbridge *cb; /* owned array */
     size_t n_cb;
+    /* certs: plain file names (no '/', no leading '.') inside the node's
+     * pki directory; owned; all NULL without a certs line, bundle NULL when
+     * the line has two fields. */
+    char *key, *cert, *bundle;
+    enum conf_tls component_tls;
 };
 
 /* Where and why parsing failed.  line is 1-based; for a file-wide problem
@@ -77,6 +96,9 @@ void conf_free(struct conf *c);
  * c), or NULL. */
 const struct conf_callbridge *conf_find_callbridge(const struct conf *c,
                                                    const char *name);
+
+/* conf_tls_name returns "off", "optional", "required" (or "unset"). */
+const char *conf_tls_name(enum conf_tls t);
 
 /* conf_format_listen writes "host:port" ("[v6]:port" for IPv6) into out. */
 void conf_format_listen(const struct conf_listen *l, char *out, size_t outlen);
