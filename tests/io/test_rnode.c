@@ -356,6 +356,24 @@ static void test_failing_store(void)
     finish_loop(&loop);
 }
 
+/* A callback that submits again: the nested submit is queued while the
+ * first is being settled, then committed; during rnode_close it is refused
+ * with XE_CLOSED. */
+struct chain {
+    struct rnode *rn;
+    unsigned char *buf;
+    size_t len;
+    struct done first, second;
+};
+
+static void on_first(void *arg, int rc, const char *msg)
+{
+    struct chain *c = arg;
+
+    on_done(&c->first, rc, msg);
+    rnode_submit(c->rn, c->buf, c->len, 1000, on_done, &c->second);
+}
+
 static void test_no_leader_timeout(void)
 {
     uv_loop_t loop;
@@ -392,15 +410,53 @@ static void test_no_leader_timeout(void)
     CHECK(uv_now(&loop) - t0 >= 100);
     CHECK(strstr(d.msg, "no cluster leader") != NULL);
 
-    /* close answers what is still pending */
-    memset(&d, 0, sizeof d);
-    REQUIRE(cl_cmd_encode(&cmd, &buf, &len) == 0);
-    rnode_submit(rn, buf, len, 10000, on_done, &d);
-    cl_buf_free(buf, len);
-    rnode_close(rn);
-    CHECK(d.called && d.times == 1);
-    CHECK_INT(d.rc, XE_CLOSED);
+    /* close answers what is still pending, and refuses what its callbacks
+     * submit */
+    {
+        static struct chain c;
+        memset(&c, 0, sizeof c);
+        c.rn = rn;
+        REQUIRE(cl_cmd_encode(&cmd, &c.buf, &c.len) == 0);
+        rnode_submit(rn, c.buf, c.len, 10000, on_first, &c);
+        CHECK(!c.first.called);
+        rnode_close(rn);
+        CHECK(c.first.called && c.first.times == 1);
+        CHECK_INT(c.first.rc, XE_CLOSED);
+        CHECK(c.second.called && c.second.times == 1);
+        CHECK_INT(c.second.rc, XE_CLOSED);
+        cl_buf_free(c.buf, c.len);
+    }
     finish_loop(&loop);
+}
+
+static void test_reentrant(void)
+{
+    uv_loop_t loop;
+    char dir[128];
+    struct rec r = {0};
+    static struct chain c;
+    unsigned char *b1;
+    size_t l1;
+
+    memset(&c, 0, sizeof c);
+    new_dir(dir, sizeof dir);
+    REQUIRE(uv_loop_init(&loop) == 0);
+    REQUIRE(open_node(&loop, dir, 0xE5, "127.0.0.5:5224", &r, NULL, 0, &c.rn) == 0);
+    cl_cmd_cb_set(&cmd, "first", (const unsigned char *)"1", 1, true);
+    REQUIRE(cl_cmd_encode(&cmd, &b1, &l1) == 0);
+    cl_cmd_cb_set(&cmd, "second", (const unsigned char *)"2", 1, true);
+    REQUIRE(cl_cmd_encode(&cmd, &c.buf, &c.len) == 0);
+    rnode_submit(c.rn, b1, l1, 1000, on_first, &c);
+    CHECK(run_until(&loop, &c.second.called, 2000));
+    CHECK_INT(c.first.rc, 0);
+    CHECK_INT(c.second.rc, 0);
+    CHECK_INT(c.second.times, 1);
+    CHECK(cl_callbridge_find(rnode_state(c.rn), "second") != NULL);
+
+    rnode_close(c.rn);
+    finish_loop(&loop);
+    cl_buf_free(b1, l1);
+    cl_buf_free(c.buf, c.len);
 }
 
 /* ---- three nodes over an in-process transport ---- */
@@ -678,5 +734,5 @@ static void test_cleanup(void)
 }
 
 TL_MAIN(T(test_setup), T(test_bootstrap_submit_restart), T(test_snapshots),
-        T(test_failing_store), T(test_no_leader_timeout), T(test_three_nodes),
-        T(test_cleanup))
+        T(test_failing_store), T(test_no_leader_timeout), T(test_reentrant),
+        T(test_three_nodes), T(test_cleanup))
