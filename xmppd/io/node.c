@@ -626,6 +626,20 @@ static int import_conf(struct node *n, const struct conf *c, bool *restart, char
     fresh.n_listen = c->n_listen;
     fresh.keepalive_s = c->keepalive_s;
     fresh.auth_timeout_s = c->auth_timeout_s;
+    /* A certs line brings component-tls with it (core/conf.h, docs/tls.md);
+     * without one, certificates set with `xmpp certs` stay. */
+    if (c->key != NULL) {
+        snprintf(fresh.key, sizeof fresh.key, "%s", c->key);
+        snprintf(fresh.cert, sizeof fresh.cert, "%s", c->cert);
+        snprintf(fresh.bundle, sizeof fresh.bundle, "%s", c->bundle ? c->bundle : "");
+        fresh.tls = c->component_tls == CONF_TLS_REQUIRED ? STATE_TLS_REQUIRED
+                    : c->component_tls == CONF_TLS_OFF    ? STATE_TLS_OFF
+                                                          : STATE_TLS_OPTIONAL;
+        *restart = *restart || fresh.tls != n->st.tls ||
+                   strcmp(fresh.key, n->st.key) != 0 ||
+                   strcmp(fresh.cert, n->st.cert) != 0 ||
+                   strcmp(fresh.bundle, n->st.bundle) != 0;
+    }
     fresh.xmpp_enabled = true;
     if (memcmp(&fresh, &n->st, sizeof fresh) != 0) {
         n->st = fresh;
