@@ -10,6 +10,15 @@
  * messages of each sender arrive complete and in order, then closes its
  * stream (or, with --stay, waits for the server to close it).
  *
+ * --tls connects with direct TLS: the TLS handshake first, then the
+ * XEP-0114 stream (docs/tls.md).  libstrophe 0.12.2 refuses TLS flags on
+ * xmpp_connect_component ("XEP-0114 does not support TLS"), so --tls uses a
+ * raw connection (xmpp_connect_raw), starts TLS on it (xmpp_conn_tls_start:
+ * the server's certificate is verified against --ca FILE, or the system's
+ * trust store, and the component's domain), opens the jabber:component:accept
+ * stream itself and sends the XEP-0114 §3 handshake.  A certificate that
+ * does not verify ends the run with "tls-failed".
+ *
  * It prints one line per event on stdout, for the tests to parse:
  *   connected jid=J
  *   sent messages=N
@@ -49,16 +58,17 @@ struct sender {
 
 struct xc {
     /* options */
-    const char *host, *jid, *secret, *to, *body;
+    const char *host, *jid, *secret, *to, *body, *ca;
     int port;
     long send_n, expect_n, expect_presence;
-    bool iq, presence, answer, stay, quiet, go_on_stdin;
+    bool iq, presence, answer, stay, quiet, go_on_stdin, tls;
     double timeout_s;
     /* state */
     xmpp_ctx_t *ctx;
     xmpp_conn_t *conn;
     bool connected, ever_connected, started, tasks_sent, iq_done, reported, closing;
     bool finished, stream_end;
+    char stream_id[256]; /* --tls: from the server's stream header */
     char iq_id[300];
     long received, presences;
     struct sender senders[MAX_SENDERS];
@@ -97,6 +107,19 @@ static void on_log(void *ud, xmpp_log_level_t level, const char *area, const cha
         strncmp(msg, "RECV: </stream:stream>", 22) == 0 && !x->stream_end) {
         x->stream_end = true;
         out("stream-end");
+    }
+    if (level == XMPP_LEVEL_DEBUG && strcmp(area, "xmpp") == 0 &&
+        strncmp(msg, "RECV: <stream:stream", 20) == 0) {
+        /* libstrophe logs the server's stream header (src/conn.c,
+         * _log_open_tag); a raw connection needs its id for the handshake. */
+        const char *id = strstr(msg, " id=\"");
+        if (id != NULL) {
+            size_t n = strcspn(id + 5, "\"");
+            if (n < sizeof x->stream_id) {
+                memcpy(x->stream_id, id + 5, n);
+                x->stream_id[n] = '\0';
+            }
+        }
     }
     if (level >= XMPP_LEVEL_WARN && getenv("XCOMP_DEBUG") != NULL)
         fprintf(stderr, "xcomp %s: %s\n", area, msg);
@@ -266,14 +289,66 @@ static void send_tasks(struct xc *x)
     x->tasks_sent = true;
 }
 
+/* on_handshake: the server accepted the XEP-0114 handshake (--tls). */
+static int on_handshake(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    struct xc *x = ud;
+
+    x->connected = x->ever_connected = true;
+    out("connected jid=%s%s", x->jid, xmpp_conn_is_secured(conn) ? " secured=yes" : "");
+    return 0;
+}
+
+/* raw_event drives the --tls connection: TLS, stream, handshake. */
+static void raw_event(struct xc *x, xmpp_conn_t *conn, xmpp_conn_event_t ev)
+{
+    char *attrs[] = {"to",           (char *)x->jid,
+                     "xmlns",        "jabber:component:accept",
+                     "xmlns:stream", "http://etherx.jabber.org/streams"};
+    char *digest;
+    size_t n;
+    unsigned char *in;
+
+    if (ev == XMPP_CONN_RAW_CONNECT) {
+        if (xmpp_conn_tls_start(conn) != XMPP_EOK) {
+            out("tls-failed");
+            x->finished = true;
+            return;
+        }
+        xmpp_conn_open_stream(conn, attrs, sizeof attrs / sizeof attrs[0]);
+        return;
+    }
+    /* XMPP_CONN_CONNECT: the server opened its stream; XEP-0114 §3. */
+    n = strlen(x->stream_id) + strlen(x->secret);
+    in = malloc(n + 1);
+    if (in == NULL || x->stream_id[0] == '\0') {
+        out("no-stream-id");
+        free(in);
+        x->finished = true;
+        return;
+    }
+    snprintf((char *)in, n + 1, "%s%s", x->stream_id, x->secret);
+    digest = xmpp_sha1(x->ctx, in, n);
+    free(in);
+    xmpp_handler_add(conn, on_handshake, NULL, "handshake", NULL, x);
+    xmpp_send_raw_string(conn, "<handshake>%s</handshake>", digest ? digest : "");
+    if (digest != NULL)
+        xmpp_free(x->ctx, digest);
+}
+
 static void on_conn(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
                     xmpp_stream_error_t *se, void *ud)
 {
     struct xc *x = ud;
 
+    if (x->tls && (ev == XMPP_CONN_RAW_CONNECT || ev == XMPP_CONN_CONNECT)) {
+        raw_event(x, conn, ev);
+        return;
+    }
     if (ev == XMPP_CONN_CONNECT) {
         x->connected = x->ever_connected = true;
-        out("connected jid=%s", x->jid);
+        out("connected jid=%s%s", x->jid,
+            xmpp_conn_is_secured(conn) ? " secured=yes" : "");
         return;
     }
     if (se != NULL)
@@ -350,7 +425,7 @@ static void usage(void)
             "usage: xcomp [--host H] --port P --jid J --secret S [--to J] [--send N]\n"
             "             [--body TEXT] [--expect N] [--expect-presence N] [--iq]\n"
             "             [--presence] [--answer] [--stay] [--quiet] [--go-on-stdin]\n"
-            "             [--timeout SEC]\n");
+            "             [--timeout SEC] [--tls [--ca FILE]]\n");
 }
 
 int main(int argc, char **argv)
@@ -372,6 +447,8 @@ int main(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"go-on-stdin", no_argument, NULL, 'g'},
         {"timeout", required_argument, NULL, 'T'},
+        {"tls", no_argument, NULL, 'L'},
+        {"ca", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     struct xc x = {
@@ -430,6 +507,12 @@ int main(int argc, char **argv)
         case 'T':
             x.timeout_s = atof(optarg);
             break;
+        case 'L':
+            x.tls = true;
+            break;
+        case 'C':
+            x.ca = optarg;
+            break;
         default:
             usage();
             return 2;
@@ -446,12 +529,17 @@ int main(int argc, char **argv)
     x.conn = xmpp_conn_new(x.ctx);
     xmpp_conn_set_jid(x.conn, x.jid);
     xmpp_conn_set_pass(x.conn, x.secret);
-    borrow_sm_state(x.ctx, x.conn);
+    if (!x.tls)
+        borrow_sm_state(x.ctx, x.conn);
+    else if (x.ca != NULL)
+        xmpp_conn_set_cafile(x.conn, x.ca);
     xmpp_handler_add(x.conn, on_message, NULL, "message", NULL, &x);
     xmpp_handler_add(x.conn, on_presence, NULL, "presence", NULL, &x);
     xmpp_handler_add(x.conn, on_iq, NULL, "iq", NULL, &x);
-    if (xmpp_connect_component(x.conn, x.host, (unsigned short)x.port, on_conn, &x) !=
-        XMPP_EOK) {
+    /* Direct TLS: XEP-0114 has no STARTTLS (no stream features). */
+    if ((x.tls ? xmpp_connect_raw(x.conn, x.host, (unsigned short)x.port, on_conn, &x)
+               : xmpp_connect_component(x.conn, x.host, (unsigned short)x.port, on_conn,
+                                        &x)) != XMPP_EOK) {
         out("disconnected error=-1");
         return 1;
     }
