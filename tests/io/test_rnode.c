@@ -19,9 +19,32 @@
 static char base[64];
 static int dir_seq;
 
-/* new_dir makes a fresh store directory path under base. */
+static void cleanup(void)
+{
+    char cmdline[128];
+
+    snprintf(cmdline, sizeof cmdline, "rm -rf '%s'", base);
+    if (system(cmdline) != 0)
+        fprintf(stderr, "cannot remove %s\n", base);
+}
+
+static void setup_once(void)
+{
+    if (base[0] != '\0')
+        return;
+    if (sodium_init() < 0)
+        abort();
+    snprintf(base, sizeof base, "/tmp/xmppd-rnode-XXXXXX");
+    if (mkdtemp(base) == NULL)
+        abort();
+    atexit(cleanup);
+}
+
+/* new_dir makes a fresh store directory path under base (made on first
+ * use, so that a single case can run alone). */
 static void new_dir(char *out, size_t cap)
 {
+    setup_once();
     snprintf(out, cap, "%s/n%d", base, ++dir_seq);
     mkdir(out, 0700);
     strncat(out, "/raft", cap - strlen(out) - 1);
@@ -171,13 +194,6 @@ static int open_node(uv_loop_t *loop, const char *dir, uint64_t id, const char *
 }
 
 /* ---- cases ---- */
-
-static void test_setup(void)
-{
-    REQUIRE(sodium_init() >= 0);
-    snprintf(base, sizeof base, "/tmp/xmppd-rnode-XXXXXX");
-    REQUIRE(mkdtemp(base) != NULL);
-}
 
 static void test_bootstrap_submit_restart(void)
 {
@@ -725,14 +741,5 @@ static void test_three_nodes(void)
     finish_loop(&net.loop);
 }
 
-static void test_cleanup(void)
-{
-    char cmdline[128];
-
-    snprintf(cmdline, sizeof cmdline, "rm -rf '%s'", base);
-    CHECK_INT(system(cmdline), 0);
-}
-
-TL_MAIN(T(test_setup), T(test_bootstrap_submit_restart), T(test_snapshots),
-        T(test_failing_store), T(test_no_leader_timeout), T(test_reentrant),
-        T(test_three_nodes), T(test_cleanup))
+TL_MAIN(T(test_bootstrap_submit_restart), T(test_snapshots), T(test_failing_store),
+        T(test_no_leader_timeout), T(test_reentrant), T(test_three_nodes))
