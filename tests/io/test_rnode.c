@@ -370,6 +370,16 @@ static void test_failing_store(void)
     CHECK(strstr(d.msg, "storage failed") != NULL);
     rnode_close(rn);
     finish_loop(&loop);
+
+    /* a store that fails from the start: rnode_open refuses, says why */
+    fail_fsync = true;
+    new_dir(dir, sizeof dir);
+    REQUIRE(uv_loop_init(&loop) == 0);
+    rn = NULL;
+    CHECK_INT(open_node(&loop, dir, 0xC3, "127.0.0.3:5224", &r, &sys, 0, &rn), XE_IO);
+    CHECK(rn == NULL);
+    fail_fsync = false;
+    finish_loop(&loop);
 }
 
 /* A callback that submits again: the nested submit is queued while the

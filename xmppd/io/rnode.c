@@ -480,7 +480,7 @@ static int drive(struct rnode *rn, struct raft_event *ev, struct req *q)
             rn->raft_deadline = 0;
             note_status(rn, &upd);
             fail_all(rn, XE_IO, rn->stop_reason);
-            if (rn->hooks.failed != NULL)
+            if (rn->hooks.failed != NULL && !rn->opening)
                 rn->hooks.failed(rn->hooks.ud, rn->stop_error, rn->stop_reason);
             break;
         }
@@ -1161,12 +1161,6 @@ int rnode_open(uv_loop_t *loop, const struct rnode_opts *opts,
         rc = rnode_xe(rc);
         goto fail;
     }
-    uv_timer_init(loop, &rn->timer);
-    rn->timer.data = rn;
-    /* The daemon's own handles keep the loop alive; this timer alone must
-     * not (rnode_close may come after the loop ended). */
-    uv_unref((uv_handle_t *)&rn->timer);
-
     memset(&ev, 0, sizeof ev);
     store_loaded_start(&l, &ev);
     rc = drive(rn, &ev, NULL);
@@ -1177,9 +1171,13 @@ int rnode_open(uv_loop_t *loop, const struct rnode_opts *opts,
         snprintf(err, errlen, "%s: raft cannot start from the stored state: %s",
                  opts->dir, rn->stopped ? rn->stop_reason : raft_strerror(rc));
         rc = rn->stopped ? rn->stop_error : rnode_xe(rc);
-        uv_close((uv_handle_t *)&rn->timer, on_closed);
-        return rc;
+        goto fail;
     }
+    uv_timer_init(loop, &rn->timer);
+    rn->timer.data = rn;
+    /* The daemon's own handles keep the loop alive; this timer alone must
+     * not (rnode_close may come after the loop ended). */
+    uv_unref((uv_handle_t *)&rn->timer);
     kick(rn);
     rn->opening = false;
     LOG(rn->log, LOG_INFO,
