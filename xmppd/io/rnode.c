@@ -57,6 +57,7 @@ struct req {
     char addr[RAFT_ADDR_MAX];
     uint64_t to; /* REQ_TRANSFER */
     uint64_t index, term;
+    bool committed; /* settled by its own committed entry */
     uint64_t timeout_ms;
     uint64_t deadline; /* loop ms */
     rnode_done_cb cb;
@@ -186,11 +187,10 @@ static void finish(struct rnode *rn, struct req *q, int rc, const char *fmt, ...
         va_end(ap);
     }
     if (q->kind == REQ_SUBMIT) {
-        if (rc == XE_NOLEADER || rc == XE_TIMEOUT || rc == XE_IO || rc == XE_CLOSED ||
-            rc == XE_NOMEM || rc == XE_INVAL)
-            rn->n_failed++;
-        else
+        if (q->committed)
             rn->n_committed++;
+        else
+            rn->n_failed++;
     }
     if (rc < 0 && msg[0] != '\0')
         LOG(rn->log, LOG_DEBUG, "%s raft request failed: %s: %s", rn->name, xe_name(rc),
@@ -329,6 +329,7 @@ static void complete_index(struct rnode *rn, uint64_t index, uint64_t term, int 
             q->state = REQ_PROMOTE_PENDING;
             continue;
         }
+        q->committed = true;
         finish(rn, q, rc, NULL);
     }
 }
