@@ -743,8 +743,10 @@ static void test_three_nodes(void)
     change_wait(&net, 2, RNODE_CHANGE_REMOVE, 1, 0);
     CHECK_INT(rnode_config(net.n[2].rn)->n, 2);
 
-    for (int i = 0; i < NN; i++)
+    for (int i = 0; i < NN; i++) {
         rnode_close(net.n[i].rn);
+        net.n[i].rn = NULL;
+    }
     while (net.head != NULL)
         deliver(&net.idle);
     uv_close((uv_handle_t *)&net.idle, NULL);

@@ -1057,12 +1057,7 @@ static int bootstrap(struct rnode *rn, struct store_loaded *l, char *err, size_t
 
 static void on_closed(uv_handle_t *h)
 {
-    struct rnode *rn = h->data;
-
-    raft_free(rn->raft);
-    store_close(rn->store);
-    cl_state_free(rn->cl);
-    free(rn);
+    free(h->data);
 }
 
 int rnode_open(uv_loop_t *loop, const struct rnode_opts *opts,
@@ -1208,6 +1203,15 @@ void rnode_close(struct rnode *rn)
     rn->kicking = false;
     reap(rn);
     assert(rn->reqs == NULL);
+    /* The store's files are closed now, not in the timer's close callback,
+     * so that a caller may open a new store in the same place at once
+     * (node reset). */
+    raft_free(rn->raft);
+    store_close(rn->store);
+    cl_state_free(rn->cl);
+    rn->raft = NULL;
+    rn->store = NULL;
+    rn->cl = NULL;
     uv_timer_stop(&rn->timer);
     uv_close((uv_handle_t *)&rn->timer, on_closed);
 }

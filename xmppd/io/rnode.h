@@ -158,9 +158,12 @@ int rnode_open(uv_loop_t *loop, const struct rnode_opts *opts,
                const struct rnode_hooks *hooks, const struct log_sink *log,
                struct rnode **out, char *err, size_t errlen);
 
-/* rnode_close fails every pending request with XE_CLOSED, closes the timer
- * and the store, and frees rn once the loop has run the timer's close
- * callback (run the loop after this, as node_free does).  NULL is a no-op. */
+/* rnode_close fails every pending request with XE_CLOSED (requests made
+ * from those callbacks get XE_CLOSED too), closes the store and frees the
+ * Raft and cl state at once (a new rnode may be opened on the same
+ * directory right after), and frees rn itself once the loop has run the
+ * timer's close callback (run the loop after this, as node_free does).  rn
+ * must not be used after this call.  NULL is a no-op. */
 void rnode_close(struct rnode *rn);
 
 /* rnode_submit proposes one encoded cl command (cl_cmd_encode; borrowed,
