@@ -769,6 +769,69 @@ static void test_conn_tls_refused(void)
     tls_ctx_free(cc);
 }
 
+/* Outgoing connections that never come up: refused, and cancelled by a
+ * shutdown while still connecting. */
+static void test_conn_connect_edges(void)
+{
+    struct tls_ctx *cc = client_ctx(NULL, "ca.crt", true);
+    struct conn_hooks h = {.opened = n_opened,
+                           .data = n_data,
+                           .gone = n_gone,
+                           .secured = n_secured,
+                           .drained = n_drained};
+    struct net n;
+    char err[200];
+    uint64_t id2;
+
+    REQUIRE(cc != NULL);
+    memset(&n, 0, sizeof n);
+    h.ud = &n;
+    n.log = (struct log_sink){.level = LOG_DEBUG, .write = log_write, .ud = &n};
+    REQUIRE(uv_loop_init(&n.loop) == 0);
+    REQUIRE(conn_mgr_new(&n.loop, &h, &n.log, "n1", 0, &n.cm) == 0);
+    uv_timer_init(&n.loop, &n.guard);
+    n.guard.data = &n;
+    uv_timer_start(&n.guard, on_guard, 10000, 0);
+    n.gone_server = 1; /* no server here: shut down on the client's end */
+    CHECK_INT(conn_connect(n.cm, "127.0.0.1", free_port(), TAG_CLIENT, cc, "127.0.0.1",
+                           &n.client_id, err, sizeof err),
+              0);
+    CHECK_INT(conn_send(n.cm, n.client_id, "hello", 5), 0);
+    conn_mgr_flush(n.cm);
+    uv_run(&n.loop, UV_RUN_DEFAULT);
+    CHECK(!n.timed_out);
+    CHECK_INT(n.opened_client, 0);
+    CHECK_INT(n.gone_client, 1);
+    CHECK_INT(n.gone_client_err, UV_ECONNREFUSED);
+    CHECK(logged(&n, "failed: connection refused"));
+    conn_mgr_free(n.cm);
+    CHECK_INT(uv_loop_close(&n.loop), 0);
+    net_free(&n);
+
+    /* Shut down before the connect finishes: no hooks, no drain wait. */
+    memset(&n, 0, sizeof n);
+    REQUIRE(uv_loop_init(&n.loop) == 0);
+    REQUIRE(conn_mgr_new(&n.loop, &h, NULL, "n1", 0, &n.cm) == 0);
+    uv_timer_init(&n.loop, &n.guard);
+    n.guard.data = &n;
+    uv_timer_start(&n.guard, on_guard, 3000, 0);
+    CHECK_INT(conn_connect(n.cm, "127.0.0.1", free_port(), TAG_CLIENT, cc, "127.0.0.1",
+                           &id2, err, sizeof err),
+              0);
+    conn_mgr_shutdown(n.cm);
+    CHECK_INT(
+        conn_connect(n.cm, "127.0.0.1", 1, TAG_CLIENT, NULL, NULL, &id2, err, sizeof err),
+        XE_STATE);
+    uv_run(&n.loop, UV_RUN_DEFAULT);
+    CHECK(!n.timed_out);
+    CHECK(n.drained);
+    CHECK_INT(n.gone_client + n.opened_client, 0);
+    conn_mgr_free(n.cm);
+    CHECK_INT(uv_loop_close(&n.loop), 0);
+    net_free(&n);
+    tls_ctx_free(cc);
+}
+
 /* The configuration directives that set TLS up (core/conf.c). */
 static int parse(const char *text, struct conf *c, struct conf_error *e)
 {
@@ -821,4 +884,4 @@ TL_MAIN(T(test_load_checks), T(test_mode_names), T(test_handshake_and_data),
         T(test_tls12_client), T(test_tls10_refused), T(test_tls13_only_refuses_tls12),
         T(test_hostname_and_trust), T(test_mutual_tls), T(test_garbage),
         T(test_conn_tls_exchange), T(test_conn_plain_modes), T(test_conn_tls_refused),
-        T(test_conf_directives), T(test_cleanup))
+        T(test_conn_connect_edges), T(test_conf_directives), T(test_cleanup))

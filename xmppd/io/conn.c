@@ -371,6 +371,13 @@ static void start_drain(struct conn *c)
 {
     struct conn_mgr *m = c->mgr;
 
+    /* Shutting down: an outgoing connection still connecting has nothing
+     * worth a drain timeout. */
+    if (c->connecting && m->shutting_down) {
+        begin_close(c);
+        return;
+    }
+
     if (c->tls != NULL) {
         /* close_notify after the last bytes (RFC 8446 §6.1). */
         tls_conn_close(c->tls);
