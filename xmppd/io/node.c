@@ -1,14 +1,8 @@
-/* node.c: one xmppd node: node-local state, Raft driver, control socket and
- * the XMPP side on one loop (contract in node.h).
- *
- * The XMPP side (srv core, connection manager, TLS context) exists only
- * while XMPP is served.  Each start makes a new generation (struct xside);
- * a stop shuts its sessions and listeners down and moves it to the retired
- * list, where it waits until its connections have drained and is freed by
- * the reaper timer on a later loop turn (nothing is freed inside its own
- * callback).  Connection ids are unique per manager only, so every hook is
- * bound to its generation. */
+/* node.c: one xmppd node: node-local state, the Raft driver, the control
+ * socket, the xmppd.conf import, signals and the node's lifecycle (contract
+ * in node.h).  The XMPP side (srv core, listeners, TLS) is node_xmpp.c. */
 #include "node.h"
+#include "node_int.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -44,421 +38,6 @@
 #define DEFAULT_PEER_ADDR "127.0.0.1:5224"
 #define IMPORT_TIMEOUT_MS 10000
 
-/* One generation of the XMPP side. */
-struct xside {
-    struct node *n;
-    struct srv *srv; /* NULL once stopped */
-    struct conn_mgr *cm;
-    struct tls_ctx *tls; /* NULL without certificates; outlives cm */
-    bool drained;
-    struct xside *next; /* retired list */
-};
-
-struct node {
-    uv_loop_t loop;
-    bool loop_ready;
-    struct log_sink log;
-    char name[32];
-    char *dir, *conf_path, *pki_dir, *raft_dir, *sock_path; /* owned */
-    struct node_state st;
-    struct rnode *rn;
-    struct ctl_server *ctl;
-    bool ctl_closed;
-    struct xside *x;       /* serving, or NULL */
-    struct xside *retired; /* draining */
-    uv_timer_t timer;      /* wakes srv_tick at srv_next_deadline */
-    uv_timer_t reaper;     /* frees drained generations */
-    uv_signal_t sig_term, sig_int, sig_hup;
-    bool handles_ready;
-    bool stopping;
-    uint64_t started_ms;
-    char last_error[512]; /* why XMPP is not served although enabled */
-    /* xmppd.conf import: submits not answered yet, and the first failure */
-    unsigned import_pending;
-    bool import_at_start; /* node_start waits; otherwise start XMPP when done */
-    int import_rc;
-    char import_err[512];
-};
-
-static void after_srv(struct node *n);
-static void reap_soon(struct node *n);
-
-/* ---- srv_env: what srv asks of the edge ---- */
-
-static int env_send(void *ud, uint64_t conn, const char *data, size_t len)
-{
-    struct xside *x = ud;
-
-    return conn_send(x->cm, conn, data, len);
-}
-
-static void env_close(void *ud, uint64_t conn)
-{
-    struct xside *x = ud;
-
-    conn_close(x->cm, conn);
-}
-
-static void env_random(void *ud, void *buf, size_t len)
-{
-    randombytes_buf(buf, len);
-}
-
-/* ---- after every srv call ---- */
-
-static void on_timer(uv_timer_t *t)
-{
-    struct node *n = t->data;
-
-    if (n->stopping || n->x == NULL)
-        return;
-    srv_tick(n->x->srv, uv_now(&n->loop));
-    after_srv(n);
-}
-
-/* after_srv writes what srv queued and re-arms the timer to srv's next
- * deadline.  Called after every srv_* call made from a libuv callback. */
-static void after_srv(struct node *n)
-{
-    uint64_t due, now;
-
-    if (n->x == NULL) {
-        uv_timer_stop(&n->timer);
-        return;
-    }
-    conn_mgr_flush(n->x->cm);
-    due = srv_next_deadline(n->x->srv);
-    if (due == SRV_NO_DEADLINE) {
-        uv_timer_stop(&n->timer);
-        return;
-    }
-    now = uv_now(&n->loop);
-    uv_timer_start(&n->timer, on_timer, due > now ? due - now : 0, 0);
-}
-
-/* ---- conn_hooks, bound to one generation ---- */
-
-static int hook_opened(void *ud, uint64_t id, int tag, const char *peer)
-{
-    struct xside *x = ud;
-    struct node *n = x->n;
-    int rc;
-
-    if (x != n->x || n->stopping)
-        return XE_STATE;
-    rc = srv_conn_open(x->srv, id, (enum srv_listener)tag, peer, uv_now(&n->loop));
-    after_srv(n);
-    return rc;
-}
-
-static void hook_data(void *ud, uint64_t id, const char *bytes, size_t len)
-{
-    struct xside *x = ud;
-
-    if (x != x->n->x)
-        return;
-    srv_conn_input(x->srv, id, bytes, len, uv_now(&x->n->loop));
-    after_srv(x->n);
-}
-
-static void hook_gone(void *ud, uint64_t id, int err)
-{
-    struct xside *x = ud;
-
-    if (x != x->n->x)
-        return;
-    srv_conn_closed(x->srv, id, uv_now(&x->n->loop));
-    after_srv(x->n);
-}
-
-static void hook_drained(void *ud)
-{
-    struct xside *x = ud;
-
-    x->drained = true;
-    reap_soon(x->n);
-}
-
-/* ---- the XMPP side ---- */
-
-static void retire(struct node *n, struct xside *x)
-{
-    if (x->srv != NULL) {
-        srv_free(x->srv);
-        x->srv = NULL;
-    }
-    x->next = n->retired;
-    n->retired = x;
-    if (x->cm != NULL)
-        conn_mgr_shutdown(x->cm); /* hook_drained follows */
-    else
-        x->drained = true;
-    reap_soon(n);
-}
-
-void node_xmpp_stop(struct node *n)
-{
-    struct xside *x = n->x;
-
-    if (x == NULL)
-        return;
-    /* RFC 6120 §4.4: every stream gets </stream:stream> before its socket
-     * closes; srv writes it, the connection manager flushes it. */
-    srv_shutdown(x->srv);
-    conn_mgr_flush(x->cm);
-    n->x = NULL;
-    uv_timer_stop(&n->timer);
-    retire(n, x);
-    LOG(&n->log, LOG_INFO, "%s XMPP stopped", n->name);
-}
-
-bool node_xmpp_running(const struct node *n)
-{
-    return n->x != NULL;
-}
-
-bool node_addr_local(const char *host)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    int fd, rc, e;
-
-    memset(&ss, 0, sizeof ss);
-    if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-        ss.ss_family = AF_INET;
-        sl = sizeof(struct sockaddr_in);
-    } else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-        ss.ss_family = AF_INET6;
-        sl = sizeof(struct sockaddr_in6);
-    } else {
-        return false;
-    }
-    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    /* Port 0: nothing is taken; only "is this address here" is asked. */
-    rc = bind(fd, (struct sockaddr *)&ss, sl);
-    e = errno;
-    close(fd);
-    return rc == 0 || e != EADDRNOTAVAIL;
-}
-
-int node_file_path(const struct node *n, const char *name, char *out, size_t len)
-{
-    int w;
-
-    if (name[0] == '/') {
-        w = snprintf(out, len, "%s", name);
-        return w < 0 || (size_t)w >= len ? XE_INVAL : 0;
-    }
-    return pki_path(n->pki_dir, name, out, len);
-}
-
-/* effective_listen: the configured listeners, or 0.0.0.0:5223. */
-static size_t effective_listen(const struct node *n, const struct conf_listen **out)
-{
-    static const struct conf_listen def = {.host = CONF_DEFAULT_LISTEN_HOST,
-                                           .port = CONF_DEFAULT_PORT};
-
-    if (n->st.n_listen == 0) {
-        *out = &def;
-        return 1;
-    }
-    *out = n->st.listen;
-    return n->st.n_listen;
-}
-
-/* cert_paths resolves key, cert and bundle; false when a name is bad. */
-static bool cert_paths(const struct node *n, char *kp, char *cp, char *bp, size_t len)
-{
-    bp[0] = '\0';
-    return node_file_path(n, n->st.key, kp, len) == 0 &&
-           node_file_path(n, n->st.cert, cp, len) == 0 &&
-           (n->st.bundle[0] == '\0' || node_file_path(n, n->st.bundle, bp, len) == 0);
-}
-
-int node_xmpp_check(struct node *n, char *why, size_t whylen)
-{
-    const struct conf_listen *l;
-    size_t nl = effective_listen(n, &l);
-    char kp[1024], cp[1024], bp[1024], addr[96], pwhy[400];
-    int rc;
-
-    if (cl_domain(rnode_state(n->rn))[0] == '\0') {
-        snprintf(why, whylen,
-                 "no XMPP domain is set; set one with: xmpp domain <domain>");
-        return XE_STATE;
-    }
-    if (n->st.cert[0] == '\0' && n->st.tls == STATE_TLS_REQUIRED) {
-        snprintf(why, whylen,
-                 "TLS is required but no certificate is set; set one with: xmpp certs "
-                 "<key> <cert> [<bundle>]");
-        return XE_STATE;
-    }
-    if (n->st.cert[0] != '\0') {
-        if (!cert_paths(n, kp, cp, bp, sizeof kp)) {
-            snprintf(why, whylen,
-                     "bad certificate file names; set them again with: "
-                     "xmpp certs <key> <cert> [<bundle>]");
-            return XE_STATE;
-        }
-        rc = pki_check_certs(kp, cp, bp[0] != '\0' ? bp : NULL, 0, pwhy, sizeof pwhy);
-        if (rc < 0) {
-            snprintf(why, whylen, "%s (then xmpp certs <key> <cert> [<bundle>])", pwhy);
-            return rc;
-        }
-    }
-    for (size_t i = 0; i < nl; i++) {
-        if (!node_addr_local(l[i].host)) {
-            conf_format_listen(&l[i], addr, sizeof addr);
-            snprintf(why, whylen,
-                     "listen address %s is not an address of this host; change it with: "
-                     "xmpp listen <addr|iface>...",
-                     addr);
-            return XE_STATE;
-        }
-    }
-    return 0;
-}
-
-static int sync_callbridges(struct node *n, struct srv *srv, char *why, size_t whylen)
-{
-    const struct cl_state *cs = rnode_state(n->rn);
-
-    for (size_t i = 0; i < cl_callbridge_count(cs); i++) {
-        const struct cl_callbridge *cb = cl_callbridge_at(cs, i);
-        int rc = srv_set_callbridge(srv, cb->name, cb->secret, cb->secret_len);
-        if (rc < 0) {
-            snprintf(why, whylen, "call bridge %s: %s", cb->name, xe_strerror(rc));
-            return rc;
-        }
-    }
-    return 0;
-}
-
-static enum tls_mode tls_mode_of(enum state_tls t)
-{
-    switch (t) {
-    case STATE_TLS_OFF:
-        return TLS_MODE_OFF;
-    case STATE_TLS_REQUIRED:
-        return TLS_MODE_REQUIRED;
-    case STATE_TLS_OPTIONAL:
-        break;
-    }
-    return TLS_MODE_OPTIONAL;
-}
-
-int node_xmpp_start(struct node *n, char *why, size_t whylen)
-{
-    const struct conf_listen *l;
-    size_t nl = effective_listen(n, &l);
-    struct srv_config cfg;
-    struct srv_env env;
-    struct conn_hooks hooks;
-    struct xside *x;
-    char kp[1024], cp[1024], bp[1024];
-    int rc;
-
-    if (n->x != NULL)
-        return 0;
-    if (n->stopping) {
-        snprintf(why, whylen, "the daemon is shutting down");
-        return XE_STATE;
-    }
-    rc = node_xmpp_check(n, why, whylen);
-    if (rc < 0)
-        return rc;
-    x = calloc(1, sizeof *x);
-    if (x == NULL) {
-        snprintf(why, whylen, "out of memory");
-        return XE_NOMEM;
-    }
-    x->n = n;
-    srv_config_default(&cfg);
-    cfg.domain = cl_domain(rnode_state(n->rn));
-    cfg.node_name = n->name;
-    cfg.keepalive_ms = (uint64_t)n->st.keepalive_s * 1000;
-    cfg.auth_timeout_ms = (uint64_t)n->st.auth_timeout_s * 1000;
-    env = (struct srv_env){.ud = x,
-                           .send = env_send,
-                           .close = env_close,
-                           .random = env_random,
-                           .log = &n->log};
-    rc = srv_new(&cfg, &env, &x->srv);
-    if (rc < 0) {
-        snprintf(why, whylen, "cannot start the XMPP core: %s", xe_strerror(rc));
-        free(x);
-        return rc;
-    }
-    rc = sync_callbridges(n, x->srv, why, whylen);
-    if (rc < 0)
-        goto fail;
-    if (n->st.cert[0] != '\0' && n->st.tls != STATE_TLS_OFF) {
-        struct tls_ctx_opts o = {.role = TLS_ROLE_SERVER};
-        if (!cert_paths(n, kp, cp, bp, sizeof kp)) {
-            snprintf(why, whylen, "bad certificate file names");
-            rc = XE_INVAL;
-            goto fail;
-        }
-        o.key_path = kp;
-        o.cert_path = cp;
-        o.bundle_path = bp[0] != '\0' ? bp : NULL;
-        rc = tls_ctx_new(&o, &x->tls, why, whylen);
-        if (rc < 0)
-            goto fail;
-    }
-    hooks = (struct conn_hooks){.ud = x,
-                                .opened = hook_opened,
-                                .data = hook_data,
-                                .gone = hook_gone,
-                                .drained = hook_drained};
-    rc = conn_mgr_new(&n->loop, &hooks, &n->log, n->name, 0, &x->cm);
-    if (rc < 0) {
-        snprintf(why, whylen, "out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; i < nl; i++) {
-        if (x->tls != NULL)
-            rc = conn_listen_tls(x->cm, l[i].host, l[i].port, SRV_LISTENER_COMPONENT,
-                                 x->tls, tls_mode_of(n->st.tls), why, whylen);
-        else
-            rc = conn_listen(x->cm, l[i].host, l[i].port, SRV_LISTENER_COMPONENT, why,
-                             whylen);
-        if (rc < 0)
-            goto fail;
-    }
-    n->x = x;
-    n->last_error[0] = '\0';
-    LOG(&n->log, LOG_INFO,
-        "%s XMPP started: domain %s, %zu call bridge(s), %zu listener(s), "
-        "TLS %s",
-        n->name, cfg.domain, cl_callbridge_count(rnode_state(n->rn)), nl,
-        x->tls != NULL ? state_tls_name(n->st.tls) : "off");
-    after_srv(n);
-    return 0;
-
-fail:
-    retire(n, x);
-    return rc;
-}
-
-/* restart_xmpp stops and starts the XMPP side (a new domain, listeners or
- * certificates); a failure is logged and kept for xmpp status. */
-static void restart_xmpp(struct node *n, const char *reason)
-{
-    char why[512];
-
-    if (n->x == NULL)
-        return;
-    LOG(&n->log, LOG_INFO, "%s restarting XMPP: %s", n->name, reason);
-    node_xmpp_stop(n);
-    if (node_xmpp_start(n, why, sizeof why) < 0) {
-        snprintf(n->last_error, sizeof n->last_error, "%s", why);
-        LOG(&n->log, LOG_ERROR, "%s XMPP not restarted: %s", n->name, why);
-    }
-}
-
 /* ---- rnode hooks: committed writes take effect ---- */
 
 static void rn_applied(void *ud, const struct cl_effects *eff)
@@ -471,7 +50,7 @@ static void rn_applied(void *ud, const struct cl_effects *eff)
     case CL_EFF_DOMAIN:
         LOG(&n->log, LOG_INFO, "%s domain set to %s", n->name,
             cl_domain(rnode_state(n->rn)));
-        restart_xmpp(n, "the domain changed");
+        node__restart_xmpp(n, "the domain changed");
         return;
     case CL_EFF_CB_ADDED:
     case CL_EFF_CB_SECRET:
@@ -496,12 +75,12 @@ static void rn_applied(void *ud, const struct cl_effects *eff)
     if (rc < 0)
         LOG(&n->log, LOG_ERROR, "%s call bridge %s not applied to the XMPP core: %s",
             n->name, eff->name, xe_strerror(rc));
-    after_srv(n);
+    node__after_srv(n);
 }
 
 static void rn_restored(void *ud)
 {
-    restart_xmpp(ud, "the replicated state was replaced by a snapshot");
+    node__restart_xmpp(ud, "the replicated state was replaced by a snapshot");
 }
 
 static void rn_failed(void *ud, int rc, const char *msg)
@@ -744,7 +323,7 @@ static void on_reap(uv_timer_t *t)
     }
 }
 
-static void reap_soon(struct node *n)
+void node__reap_soon(struct node *n)
 {
     if (n->handles_ready)
         uv_timer_start(&n->reaper, on_reap, 0, 0);
@@ -755,7 +334,7 @@ static void on_ctl_closed(void *arg)
     struct node *n = arg;
 
     n->ctl_closed = true;
-    reap_soon(n);
+    node__reap_soon(n);
 }
 
 /* begin_stop starts a clean shutdown: XMPP sessions, the control socket,
@@ -774,7 +353,7 @@ static void begin_stop(struct node *n)
         rnode_close(n->rn);
         n->rn = NULL;
     }
-    reap_soon(n);
+    node__reap_soon(n);
     if (!n->handles_ready)
         return;
     uv_timer_stop(&n->timer);
@@ -822,7 +401,7 @@ static void on_hup(uv_signal_t *s, int signum)
         return;
     }
     if (restart)
-        restart_xmpp(n, "listeners or timers changed in xmppd.conf");
+        node__restart_xmpp(n, "listeners or timers changed in xmppd.conf");
     else if (n->x == NULL && n->st.xmpp_enabled && n->import_pending == 0 &&
              node_xmpp_start(n, err, sizeof err) < 0)
         LOG(&n->log, LOG_ERROR, "%s XMPP not started: %s", n->name, err);
@@ -860,27 +439,6 @@ struct ctl_server *node_ctl(struct node *n)
 const char *node_pki_dir(const struct node *n)
 {
     return n->pki_dir;
-}
-
-void node_info_get(const struct node *n, struct node_info *out)
-{
-    struct srv_stats s;
-
-    memset(out, 0, sizeof *out);
-    out->uptime_s = (uv_now((uv_loop_t *)&n->loop) - n->started_ms) / 1000;
-    out->last_error = n->last_error;
-    if (n->x != NULL) {
-        srv_get_stats(n->x->srv, &s);
-        out->components = s.components;
-        out->conns = s.conns;
-    }
-}
-
-bool node_callbridge_connected(const struct node *n, const char *name)
-{
-    if (n->x == NULL)
-        return false;
-    return srv_callbridge_connected(n->x->srv, name);
 }
 
 /* rm_tree removes dir and everything in it (the Raft store: plain files). */

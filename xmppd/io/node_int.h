@@ -1,0 +1,70 @@
+/* node_int.h: what node.c and node_xmpp.c share: the node's structure.
+ * Not an API: everything else uses node.h. */
+#ifndef XMPPD_NODE_INT_H
+#define XMPPD_NODE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "log.h"
+#include "node.h"
+#include "state.h"
+
+struct srv;
+struct conn_mgr;
+struct tls_ctx;
+struct rnode;
+struct ctl_server;
+
+/* One generation of the XMPP side. */
+struct xside {
+    struct node *n;
+    struct srv *srv; /* NULL once stopped */
+    struct conn_mgr *cm;
+    struct tls_ctx *tls; /* NULL without certificates; outlives cm */
+    bool drained;
+    struct xside *next; /* retired list */
+};
+
+struct node {
+    uv_loop_t loop;
+    bool loop_ready;
+    struct log_sink log;
+    char name[32];
+    char *dir, *conf_path, *pki_dir, *raft_dir, *sock_path; /* owned */
+    struct node_state st;
+    struct rnode *rn;
+    struct ctl_server *ctl;
+    bool ctl_closed;
+    struct xside *x;       /* serving, or NULL */
+    struct xside *retired; /* draining */
+    uv_timer_t timer;      /* wakes srv_tick at srv_next_deadline */
+    uv_timer_t reaper;     /* frees drained generations */
+    uv_signal_t sig_term, sig_int, sig_hup;
+    bool handles_ready;
+    bool stopping;
+    uint64_t started_ms;
+    char last_error[512]; /* why XMPP is not served although enabled */
+    /* xmppd.conf import: submits not answered yet, and the first failure */
+    unsigned import_pending;
+    bool import_at_start; /* node_start waits; otherwise start XMPP when done */
+    int import_rc;
+    char import_err[512];
+};
+
+/* node__after_srv writes what srv queued and re-arms the srv timer; call it
+ * after every srv_* call made from a libuv callback. */
+void node__after_srv(struct node *n);
+
+/* node__reap_soon has the reaper free drained XMPP generations (and finish a
+ * shutdown) on the next loop turn. */
+void node__reap_soon(struct node *n);
+
+/* node__restart_xmpp stops and starts the XMPP side if it runs (a new
+ * domain, listeners or certificates); a failure is logged and kept for
+ * xmpp status. */
+void node__restart_xmpp(struct node *n, const char *reason);
+
+#endif
