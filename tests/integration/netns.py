@@ -19,18 +19,19 @@ The prefix is "xt<pid % 10000><letter>", unique per Net in this process and
 checked against the namespaces that exist, so every interface name stays
 within the kernel's 15 characters.
 
-Cuts.  Every host namespace has an nftables table `inet xtnet` with a set
-`cut` of IPv4 source addresses and one chain on the prerouting hook at
-priority -300 (before conntrack) that drops, silently, every packet whose
-source is in the set.  A cut is therefore made at the receiving host: the
-sender's packets leave it and vanish "on the wire", no RST and no ICMP come
-back, the sender's TCP sees only missing ACKs and retransmits with its
-usual back-off, and after heal() the next retransmission gets through, so
-existing connections recover.  ARP is not filtered (the inet family does not
-see it): neighbour entries stay valid and senders never get EHOSTUNREACH,
-which keeps the cut silent.  The state is a set of blocked directed pairs
-(src, dst); each change rewrites the set of every host in one nft
-transaction per host, which takes effect at once.
+Cuts.  Per-port filtering on the bridge: the switch namespace has an
+nftables table `bridge xtnet` with a set `cut` of (in-port . out-port) pairs
+and one rule on the bridge forward hook that drops, silently, every IPv4 or
+IPv6 frame going from one port to the other.  A blocked pair (a, b) is the
+pair (<prefix>p<a> . <prefix>p<b>): a's packets leave a and vanish "on the
+wire", whatever addresses a uses; no RST and no ICMP come back, the sender's
+TCP sees only missing ACKs and retransmits with its usual back-off, and after
+heal() the next retransmission gets through, so existing connections recover
+(no link goes down).  ARP is not filtered: neighbour entries stay valid and
+senders never get EHOSTUNREACH, which keeps the cut silent.  Loopback inside
+a host is never cut.  The state is a set of blocked directed pairs; each
+change rewrites the whole set in one nft transaction, so a partition takes
+effect at once and for all hosts together.
 
 Processes.  popen()/run() go through `ip netns exec`, which execs the
 command itself, so Popen.pid is the real pid (usable with freeze/thaw).
@@ -142,10 +143,38 @@ def ns_socket(ns, family=socket.AF_INET, type=socket.SOCK_STREAM):
         os.close(own)
 
 
-def freeze(pid):
-    """SIGSTOP: the process stops answering while its sockets stay open, a
-    silent failure as seen by its peers.  pid may be a Popen."""
-    os.kill(getattr(pid, "pid", pid), signal.SIGSTOP)
+def _task_states(pid):
+    """The state letters of every thread of pid (empty when it is gone)."""
+    states = []
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return states
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except (OSError, IndexError):
+            pass
+    return states
+
+
+def freeze(pid, timeout=5.0):
+    """SIGSTOP, and waits until every thread of the process has stopped
+    (SIGSTOP reaches a multi-threaded process through one thread first, so
+    the others could still run for a moment): after this the process does
+    nothing more while its sockets stay open, a silent failure as seen by its
+    peers.  pid may be a Popen.  Raises AssertionError after timeout."""
+    pid = getattr(pid, "pid", pid)
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while True:
+        states = _task_states(pid)
+        if all(x in "TtZX" for x in states):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("pid %d did not stop: %s" % (pid, states))
+        time.sleep(0.001)
 
 
 def thaw(pid):
@@ -245,7 +274,8 @@ class Net:
             _ip("-n", a, "link", "add", a, "type", "bridge")
             _ip("-n", a, "link", "add", a + "p", "type", "veth", "peer",
                 "name", b + "h", "netns", b)
-            _nft(b, "add table inet xtprobe\n")
+            _nft(a, "add table bridge xtprobe\n"
+                    "add set bridge xtprobe s { type ifname . ifname; }\n")
             s = ns_socket(b)
             s.close()
         except (OSError, RuntimeError, subprocess.SubprocessError) as e:
@@ -301,9 +331,15 @@ class Net:
         _ip("-n", sw, "link", "add", self.bridge, "type", "bridge",
             "forward_delay", "0", "stp_state", "0")
         _ip("-n", sw, "link", "set", self.bridge, "up")
+        _nft(sw, "add table bridge xtnet\n"
+                 "add set bridge xtnet cut { type ifname . ifname; }\n"
+                 "add chain bridge xtnet cuts { type filter hook forward"
+                 " priority -200; policy accept; }\n"
+                 "add rule bridge xtnet cuts ether type { ip, ip6 }"
+                 " iifname . oifname @cut counter drop\n")
         for i in range(1, self.n + 1):
             ns = self.ns(i)
-            port = self.prefix + "p%d" % i
+            port = self.port(i)
             hif = self.ifname(i)
             _ip("netns", "add", ns)
             _ip("-n", ns, "link", "set", "lo", "up")
@@ -313,12 +349,6 @@ class Net:
             _ip("-n", sw, "link", "set", port, "up")
             _ip("-n", ns, "addr", "add", self.addr(i) + "/24", "dev", hif)
             _ip("-n", ns, "link", "set", hif, "up")
-            _nft(ns, "add table inet xtnet\n"
-                     "add set inet xtnet cut { type ipv4_addr; }\n"
-                     "add chain inet xtnet pre { type filter hook prerouting"
-                     " priority -300; policy accept; }\n"
-                     "add rule inet xtnet pre ip saddr @cut counter drop\n")
-
     # ---- names and addresses ------------------------------------------------
 
     def _check(self, i):
@@ -349,13 +379,17 @@ class Net:
 
     # ---- processes ----------------------------------------------------------
 
+    def exec_prefix(self, i):
+        """The argv prefix that runs a command inside host i, for code that
+        builds its own Popen (e.g. ["ip", "netns", "exec", "xt42an1"])."""
+        return ["ip", "netns", "exec", self.ns(i)]
+
     def popen(self, i, argv, **kw):
         """Starts argv inside host i (subprocess.Popen keywords pass through);
         close() will kill it.  The caller may wait for it or kill it first."""
         if self.closed:
             raise RuntimeError("net is closed")
-        p = subprocess.Popen(["ip", "netns", "exec", self.ns(i)] + list(argv),
-                             **kw)
+        p = subprocess.Popen(self.exec_prefix(i) + list(argv), **kw)
         self.procs.append(p)
         return p
 
@@ -364,8 +398,8 @@ class Net:
         (stdout/stderr captured as text unless given)."""
         kw.setdefault("capture_output", True)
         kw.setdefault("text", True)
-        p = subprocess.run(["ip", "netns", "exec", self.ns(i)] + list(argv),
-                           timeout=timeout, **kw)
+        p = subprocess.run(self.exec_prefix(i) + list(argv), timeout=timeout,
+                           **kw)
         if check and p.returncode != 0:
             raise AssertionError("host %d: %s exited with %d: %s"
                                  % (i, " ".join(argv), p.returncode, p.stderr))
@@ -464,21 +498,27 @@ class Net:
         retransmission."""
         self._apply(set())
 
+    def port(self, i):
+        """The name of host i's port on the bridge (in the switch)."""
+        self._check(i)
+        return self.prefix + "p%d" % i
+
     def _apply(self, blocked):
         if self.closed:
             raise RuntimeError("net is closed")
-        for dst in range(1, self.n + 1):
-            srcs = sorted(self.addr(s) for (s, d) in blocked if d == dst)
-            script = "flush set inet xtnet cut\n"
-            if srcs:
-                script += "add element inet xtnet cut { %s }\n" % ", ".join(srcs)
-            _nft(self.ns(dst), script)
+        script = "flush set bridge xtnet cut\n"
+        if blocked:
+            script += "add element bridge xtnet cut { %s }\n" % ", ".join(
+                '"%s" . "%s"' % (self.port(a), self.port(b))
+                for (a, b) in sorted(blocked))
+        _nft(self.switch, script)
         self.blocked = set(blocked)
 
-    def dropped(self, i):
-        """How many packets host i has dropped because of cuts so far."""
-        p = self.run(i, ["nft", "list", "chain", "inet", "xtnet", "pre"],
-                     check=True)
+    def dropped(self):
+        """How many packets the cuts have dropped so far."""
+        p = subprocess.run(["ip", "netns", "exec", self.switch, "nft", "list",
+                            "chain", "bridge", "xtnet", "cuts"],
+                           capture_output=True, text=True, timeout=20)
         m = re.search(r"counter packets (\d+)", p.stdout)
         return int(m.group(1)) if m else 0
 

@@ -24,7 +24,8 @@ from xmppdtest import check, run  # noqa: E402
 
 PORT = 7777
 UDP_PORT = 7778
-CUT_TIMEOUT = 0.5  # connect timeout across a cut
+CUT_TIMEOUT = 0.5  # connect timeout where a cut is expected
+OK_TIMEOUT = 5.0  # where none is (generous: a loaded CI machine)
 
 ECHO = textwrap.dedent("""
     import socket, sys, threading
@@ -45,10 +46,10 @@ ECHO = textwrap.dedent("""
 """)
 
 
-def attempt(net, a, b):
+def attempt(net, a, b, timeout):
     """'ok', 'timeout' or the error name of a connect + echo from a to b."""
     try:
-        with net.connect(a, net.addr(b), PORT, CUT_TIMEOUT) as s:
+        with net.connect(a, net.addr(b), PORT, timeout) as s:
             s.sendall(b"ping")
             return "ok" if s.recv(16) == b"ping" else "bad echo"
     except socket.timeout:
@@ -60,7 +61,8 @@ def attempt(net, a, b):
 def expect(net, pairs, want):
     for a, b in pairs:
         t = time.monotonic()
-        got = attempt(net, a, b)
+        got = attempt(net, a, b,
+                      CUT_TIMEOUT if want == "timeout" else OK_TIMEOUT)
         check(got == want, "%d -> %d: %s, expected %s (blocked %s)"
               % (a, b, got, want, sorted(net.blocked)))
         if want == "timeout":
@@ -173,7 +175,7 @@ def main():
         c23.sendall(b"z")
         c23.settimeout(2)
         check(c23.recv(16) == b"z", "2 -> 3 connection broken by the cut")
-        check(net.dropped(1) > 0 and net.dropped(2) > 0,
+        check(net.dropped() > 0,
               "no packets counted as dropped")
         net.heal()
         took = recovers(c12)
