@@ -204,14 +204,17 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
 
     node_info_get(n, &info);
     state_node_id_hex(st->node_id, id);
-    *result = json_pack("{s:b, s:b, s:s, s:s?, s:o, s:s, s:o, s:{s:I, s:I}, s:I, s:s?}",
-                        "enabled", st->xmpp_enabled, "serving", node_xmpp_running(n),
-                        "node_id", id, "domain", domain[0] != '\0' ? domain : NULL,
-                        "listen", listen_json(st), "tls", state_tls_name(st->tls),
-                        "certificate", cert_json(n), "sessions", "components",
-                        (json_int_t)info.components, "clients", (json_int_t)info.clients,
-                        "uptime_s", (json_int_t)info.uptime_s, "error",
-                        info.last_error[0] != '\0' ? info.last_error : NULL);
+    *result =
+        json_pack("{s:b, s:b, s:s, s:s?, s:o, s:s, s:o, s:{s:I, s:I}, s:I}", "enabled",
+                  st->xmpp_enabled, "serving", node_xmpp_running(n), "node_id", id,
+                  "domain", domain[0] != '\0' ? domain : NULL, "listen", listen_json(st),
+                  "tls", state_tls_name(st->tls), "certificate", cert_json(n), "sessions",
+                  "components", (json_int_t)info.components, "clients",
+                  (json_int_t)info.clients, "uptime_s", (json_int_t)info.uptime_s);
+    /* Enabled but not serving: say why (a certificate expired, an address
+     * went away, ...). */
+    if (*result != NULL && info.last_error[0] != '\0' && !node_xmpp_running(n))
+        json_object_set_new(*result, "error", json_string(info.last_error));
     return *result != NULL ? 0 : XE_NOMEM;
 }
 

@@ -181,18 +181,13 @@ static bool same_listen(const struct node_state *st, const struct conf *c)
     return true;
 }
 
-/* import_conf applies c: local directives to node.state (saved), the domain
- * and call bridges through Raft (the file's list is authoritative), and
- * marks XMPP enabled.  *restart is set when the running XMPP side must
- * restart to follow (listeners or timers changed). */
-static int import_conf(struct node *n, const struct conf *c, bool *restart, char *err,
-                       size_t errlen)
+/* import_local applies c's node-local directives (listeners, timers,
+ * certificates) to node.state, marks XMPP enabled and saves.  *restart is
+ * set when a running XMPP side must restart to follow. */
+static int import_local(struct node *n, const struct conf *c, bool *restart, char *err,
+                        size_t errlen)
 {
-    const struct cl_state *cs = rnode_state(n->rn);
     struct node_state fresh = n->st;
-    struct cl_cmd *cmd;
-    char what[96];
-    int rc;
 
     if (c->n_listen > STATE_MAX_LISTEN) {
         snprintf(err, errlen, "%s: more than %d component-listen lines", n->conf_path,
@@ -220,21 +215,54 @@ static int import_conf(struct node *n, const struct conf *c, bool *restart, char
                    strcmp(fresh.bundle, n->st.bundle) != 0;
     }
     fresh.xmpp_enabled = true;
-    if (memcmp(&fresh, &n->st, sizeof fresh) != 0) {
-        n->st = fresh;
-        rc = node_local_save(n, err, errlen);
-        if (rc < 0)
-            return rc;
-    }
+    if (memcmp(&fresh, &n->st, sizeof fresh) == 0)
+        return 0;
+    n->st = fresh;
+    return node_local_save(n, err, errlen);
+}
 
-    cmd = malloc(sizeof *cmd);
+/* import_deletions submits the removal of every call bridge that c does not
+ * list (the file's list is authoritative).  Names are collected first:
+ * applying may change the state under us. */
+static int import_deletions(struct node *n, const struct conf *c, struct cl_cmd *cmd)
+{
+    const struct cl_state *cs = rnode_state(n->rn);
+    size_t ndel = 0, count = cl_callbridge_count(cs);
+    char(*del)[CL_NAME_MAX + 1] = calloc(count + 1, sizeof *del);
+    char what[96];
+
+    if (del == NULL)
+        return XE_NOMEM;
+    for (size_t i = 0; i < count; i++) {
+        const char *name = cl_callbridge_at(cs, i)->name;
+        if (conf_find_callbridge(c, name) == NULL)
+            snprintf(del[ndel++], CL_NAME_MAX + 1, "%s", name);
+    }
+    for (size_t i = 0; i < ndel; i++) {
+        cl_cmd_cb_del(cmd, del[i]);
+        snprintf(what, sizeof what, "removing call bridge %s", del[i]);
+        import_submit(n, cmd, what);
+    }
+    free(del);
+    return 0;
+}
+
+/* import_replicated submits c's domain and call bridges through Raft, only
+ * what differs from the replicated state. */
+static int import_replicated(struct node *n, const struct conf *c, char *err,
+                             size_t errlen)
+{
+    struct cl_cmd *cmd = malloc(sizeof *cmd);
+    char what[96];
+    int rc;
+
     if (cmd == NULL) {
         snprintf(err, errlen, "out of memory");
         return XE_NOMEM;
     }
     n->import_rc = 0;
     n->import_err[0] = '\0';
-    if (strcmp(cl_domain(cs), c->domain) != 0) {
+    if (strcmp(cl_domain(rnode_state(n->rn)), c->domain) != 0) {
         cl_cmd_set_domain(cmd, c->domain);
         import_submit(n, cmd, "domain");
     }
@@ -251,28 +279,21 @@ static int import_conf(struct node *n, const struct conf *c, bool *restart, char
         import_submit(n, cmd, what);
         sodium_memzero(cmd, sizeof *cmd);
     }
-    /* Collect removals first: applying may change the state under us. */
-    cs = rnode_state(n->rn);
-    size_t ndel = 0, count = cl_callbridge_count(cs);
-    char(*del)[CL_NAME_MAX + 1] = calloc(count + 1, sizeof *del);
-    if (del == NULL) {
-        free(cmd);
-        snprintf(err, errlen, "out of memory");
-        return XE_NOMEM;
-    }
-    for (size_t i = 0; i < count; i++) {
-        const char *name = cl_callbridge_at(cs, i)->name;
-        if (conf_find_callbridge(c, name) == NULL)
-            snprintf(del[ndel++], CL_NAME_MAX + 1, "%s", name);
-    }
-    for (size_t i = 0; i < ndel; i++) {
-        cl_cmd_cb_del(cmd, del[i]);
-        snprintf(what, sizeof what, "removing call bridge %s", del[i]);
-        import_submit(n, cmd, what);
-    }
-    free(del);
+    rc = import_deletions(n, c, cmd);
     free(cmd);
-    return 0;
+    if (rc < 0)
+        snprintf(err, errlen, "out of memory");
+    return rc;
+}
+
+/* import_conf applies c: local directives to node.state, the domain and
+ * call bridges through Raft (see import_local, import_replicated). */
+static int import_conf(struct node *n, const struct conf *c, bool *restart, char *err,
+                       size_t errlen)
+{
+    int rc = import_local(n, c, restart, err, errlen);
+
+    return rc < 0 ? rc : import_replicated(n, c, err, errlen);
 }
 
 /* load_conf reads xmppd.conf if it exists: 1 with *c filled, 0 when there
@@ -591,12 +612,91 @@ static int run_import(struct node *n, char *err, size_t errlen)
     return 1;
 }
 
-int node_start(const struct node_opts *opts, struct node **out, char *err, size_t errlen)
+/* open_files sets the paths under the state dir, creates it and pki/, and
+ * loads (or makes) node.state. */
+static int open_files(struct node *n, const char *dir, char *err, size_t errlen)
 {
-    struct node *n;
-    struct ctl_server_config ccfg;
+    int rc;
+
+    n->dir = strdup(dir);
+    n->conf_path = join(dir, CONFFILE_NAME);
+    n->pki_dir = join(dir, "pki");
+    n->raft_dir = join(dir, "raft");
+    n->sock_path = join(dir, "control.sock");
+    if (n->dir == NULL || n->conf_path == NULL || n->pki_dir == NULL ||
+        n->raft_dir == NULL || n->sock_path == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return XE_NOMEM;
+    }
+    rc = make_dir(n->dir, err, errlen);
+    if (rc == 0)
+        rc = make_dir(n->pki_dir, err, errlen);
+    if (rc == 0)
+        rc = load_state(n, err, errlen);
+    return rc;
+}
+
+static int open_loop(struct node *n, char *err, size_t errlen)
+{
+    int rc = uv_loop_init(&n->loop);
+
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create the event loop: %s", uv_strerror(rc));
+        return XE_IO;
+    }
+    n->loop_ready = true;
+    n->started_ms = uv_now(&n->loop);
+    rc = start_handles(n);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot install signal handlers: %s", uv_strerror(rc));
+        return XE_IO;
+    }
+    /* A peer that goes away mid-write must not kill the daemon. */
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* open_services opens the Raft store, imports xmppd.conf, starts the
+ * control socket and, when enabled, XMPP. */
+static int open_services(struct node *n, char *err, size_t errlen)
+{
+    struct ctl_server_config ccfg = {.path = n->sock_path,
+                                     .table = cmds_table,
+                                     .ncommands = cmds_count,
+                                     .ud = n,
+                                     .log = &n->log};
     char why[512];
     int rc, imported;
+
+    rc = open_rnode(n, err, errlen);
+    if (rc < 0)
+        return rc;
+    imported = run_import(n, err, errlen);
+    if (imported < 0)
+        return imported;
+    rc = ctl_server_start(&n->loop, &ccfg, &n->ctl, err, errlen);
+    if (rc < 0 || !n->st.xmpp_enabled)
+        return rc;
+    rc = node_xmpp_start(n, why, sizeof why);
+    /* With xmppd.conf the old behaviour holds: a node that cannot serve what
+     * its file says does not start.  Enabled through the shell, the node
+     * keeps its management plane up so the admin can fix it. */
+    if (rc < 0 && imported) {
+        snprintf(err, errlen, "%s", why);
+        return rc;
+    }
+    if (rc < 0) {
+        snprintf(n->last_error, sizeof n->last_error, "%s", why);
+        LOG(&n->log, LOG_ERROR, "%s XMPP is enabled but cannot start: %s", n->name, why);
+    }
+    return 0;
+}
+
+int node_start(const struct node_opts *opts, struct node **out, char *err, size_t errlen)
+{
+    const struct cl_state *cs;
+    struct node *n;
+    int rc;
 
     *out = NULL;
     if (sodium_init() < 0) {
@@ -610,84 +710,23 @@ int node_start(const struct node_opts *opts, struct node **out, char *err, size_
     }
     logsink_stderr(&n->log, opts->level);
     snprintf(n->name, sizeof n->name, "%s", opts->name);
-    n->dir = strdup(opts->state_dir);
-    n->conf_path = join(opts->state_dir, CONFFILE_NAME);
-    n->pki_dir = join(opts->state_dir, "pki");
-    n->raft_dir = join(opts->state_dir, "raft");
-    n->sock_path = join(opts->state_dir, "control.sock");
-    if (n->dir == NULL || n->conf_path == NULL || n->pki_dir == NULL ||
-        n->raft_dir == NULL || n->sock_path == NULL) {
-        snprintf(err, errlen, "out of memory");
-        rc = XE_NOMEM;
-        goto fail;
-    }
-    rc = make_dir(n->dir, err, errlen);
+    rc = open_files(n, opts->state_dir, err, errlen);
     if (rc == 0)
-        rc = make_dir(n->pki_dir, err, errlen);
+        rc = open_loop(n, err, errlen);
     if (rc == 0)
-        rc = load_state(n, err, errlen);
-    if (rc < 0)
-        goto fail;
-
-    rc = uv_loop_init(&n->loop);
+        rc = open_services(n, err, errlen);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot create the event loop: %s", uv_strerror(rc));
-        rc = XE_IO;
-        goto fail;
+        node_free(n);
+        return rc;
     }
-    n->loop_ready = true;
-    n->started_ms = uv_now(&n->loop);
-    rc = start_handles(n);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot install signal handlers: %s", uv_strerror(rc));
-        rc = XE_IO;
-        goto fail;
-    }
-    /* A peer that goes away mid-write must not kill the daemon. */
-    signal(SIGPIPE, SIG_IGN);
-    rc = open_rnode(n, err, errlen);
-    if (rc < 0)
-        goto fail;
-    imported = run_import(n, err, errlen);
-    if (imported < 0) {
-        rc = imported;
-        goto fail;
-    }
-    ccfg = (struct ctl_server_config){.path = n->sock_path,
-                                      .table = cmds_table,
-                                      .ncommands = cmds_count,
-                                      .ud = n,
-                                      .log = &n->log};
-    rc = ctl_server_start(&n->loop, &ccfg, &n->ctl, err, errlen);
-    if (rc < 0)
-        goto fail;
-    if (n->st.xmpp_enabled) {
-        rc = node_xmpp_start(n, why, sizeof why);
-        /* With xmppd.conf the old behaviour holds: a node that cannot serve
-         * what its file says does not start.  Enabled through the shell, the
-         * node keeps its management plane up so the admin can fix it. */
-        if (rc < 0 && imported) {
-            snprintf(err, errlen, "%s", why);
-            goto fail;
-        }
-        if (rc < 0) {
-            snprintf(n->last_error, sizeof n->last_error, "%s", why);
-            LOG(&n->log, LOG_ERROR, "%s XMPP is enabled but cannot start: %s", n->name,
-                why);
-        }
-    }
+    cs = rnode_state(n->rn);
     LOG(&n->log, LOG_INFO,
         "%s started: XMPP %s, domain %s, %zu call bridge(s), control %s", n->name,
         n->x != NULL ? "enabled" : "disabled",
-        cl_domain(rnode_state(n->rn))[0] != '\0' ? cl_domain(rnode_state(n->rn))
-                                                 : "(none)",
-        cl_callbridge_count(rnode_state(n->rn)), n->sock_path);
+        cl_domain(cs)[0] != '\0' ? cl_domain(cs) : "(none)", cl_callbridge_count(cs),
+        n->sock_path);
     *out = n;
     return 0;
-
-fail:
-    node_free(n);
-    return rc;
 }
 
 int node_run(struct node *n)

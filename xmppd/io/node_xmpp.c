@@ -296,15 +296,81 @@ static enum tls_mode tls_mode_of(enum state_tls t)
     return TLS_MODE_OPTIONAL;
 }
 
-int node_xmpp_start(struct node *n, char *why, size_t whylen)
+/* new_core makes x's srv with the replicated domain and call bridges. */
+static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
+{
+    struct srv_config cfg;
+    struct srv_env env = {.ud = x,
+                          .send = env_send,
+                          .close = env_close,
+                          .random = env_random,
+                          .log = &n->log};
+    int rc;
+
+    srv_config_default(&cfg);
+    cfg.domain = cl_domain(rnode_state(n->rn));
+    cfg.node_name = n->name;
+    cfg.keepalive_ms = (uint64_t)n->st.keepalive_s * 1000;
+    cfg.auth_timeout_ms = (uint64_t)n->st.auth_timeout_s * 1000;
+    rc = srv_new(&cfg, &env, &x->srv);
+    if (rc < 0) {
+        snprintf(why, whylen, "cannot start the XMPP core: %s", xe_strerror(rc));
+        return rc;
+    }
+    return sync_callbridges(n, x->srv, why, whylen);
+}
+
+/* new_tls makes x's server TLS context when certificates are set and TLS is
+ * not off. */
+static int new_tls(struct node *n, struct xside *x, char *why, size_t whylen)
+{
+    struct tls_ctx_opts o = {.role = TLS_ROLE_SERVER};
+    char kp[1024], cp[1024], bp[1024];
+
+    if (n->st.cert[0] == '\0' || n->st.tls == STATE_TLS_OFF)
+        return 0;
+    if (!cert_paths(n, kp, cp, bp, sizeof kp)) {
+        snprintf(why, whylen, "bad certificate file names");
+        return XE_INVAL;
+    }
+    o.key_path = kp;
+    o.cert_path = cp;
+    o.bundle_path = bp[0] != '\0' ? bp : NULL;
+    return tls_ctx_new(&o, &x->tls, why, whylen);
+}
+
+/* new_listeners makes x's connection manager and its listeners. */
+static int new_listeners(struct node *n, struct xside *x, char *why, size_t whylen)
 {
     const struct conf_listen *l;
     size_t nl = effective_listen(n, &l);
-    struct srv_config cfg;
-    struct srv_env env;
-    struct conn_hooks hooks;
+    struct conn_hooks hooks = {.ud = x,
+                               .opened = hook_opened,
+                               .data = hook_data,
+                               .gone = hook_gone,
+                               .drained = hook_drained};
+    int rc;
+
+    rc = conn_mgr_new(&n->loop, &hooks, &n->log, n->name, 0, &x->cm);
+    if (rc < 0) {
+        snprintf(why, whylen, "out of memory");
+        return rc;
+    }
+    for (size_t i = 0; i < nl && rc == 0; i++) {
+        if (x->tls != NULL)
+            rc = conn_listen_tls(x->cm, l[i].host, l[i].port, SRV_LISTENER_COMPONENT,
+                                 x->tls, tls_mode_of(n->st.tls), why, whylen);
+        else
+            rc = conn_listen(x->cm, l[i].host, l[i].port, SRV_LISTENER_COMPONENT, why,
+                             whylen);
+    }
+    return rc;
+}
+
+int node_xmpp_start(struct node *n, char *why, size_t whylen)
+{
+    const struct conf_listen *l;
     struct xside *x;
-    char kp[1024], cp[1024], bp[1024];
     int rc;
 
     if (n->x != NULL)
@@ -322,72 +388,23 @@ int node_xmpp_start(struct node *n, char *why, size_t whylen)
         return XE_NOMEM;
     }
     x->n = n;
-    srv_config_default(&cfg);
-    cfg.domain = cl_domain(rnode_state(n->rn));
-    cfg.node_name = n->name;
-    cfg.keepalive_ms = (uint64_t)n->st.keepalive_s * 1000;
-    cfg.auth_timeout_ms = (uint64_t)n->st.auth_timeout_s * 1000;
-    env = (struct srv_env){.ud = x,
-                           .send = env_send,
-                           .close = env_close,
-                           .random = env_random,
-                           .log = &n->log};
-    rc = srv_new(&cfg, &env, &x->srv);
+    rc = new_core(n, x, why, whylen);
+    if (rc == 0)
+        rc = new_tls(n, x, why, whylen);
+    if (rc == 0)
+        rc = new_listeners(n, x, why, whylen);
     if (rc < 0) {
-        snprintf(why, whylen, "cannot start the XMPP core: %s", xe_strerror(rc));
-        free(x);
+        retire(n, x);
         return rc;
-    }
-    rc = sync_callbridges(n, x->srv, why, whylen);
-    if (rc < 0)
-        goto fail;
-    if (n->st.cert[0] != '\0' && n->st.tls != STATE_TLS_OFF) {
-        struct tls_ctx_opts o = {.role = TLS_ROLE_SERVER};
-        if (!cert_paths(n, kp, cp, bp, sizeof kp)) {
-            snprintf(why, whylen, "bad certificate file names");
-            rc = XE_INVAL;
-            goto fail;
-        }
-        o.key_path = kp;
-        o.cert_path = cp;
-        o.bundle_path = bp[0] != '\0' ? bp : NULL;
-        rc = tls_ctx_new(&o, &x->tls, why, whylen);
-        if (rc < 0)
-            goto fail;
-    }
-    hooks = (struct conn_hooks){.ud = x,
-                                .opened = hook_opened,
-                                .data = hook_data,
-                                .gone = hook_gone,
-                                .drained = hook_drained};
-    rc = conn_mgr_new(&n->loop, &hooks, &n->log, n->name, 0, &x->cm);
-    if (rc < 0) {
-        snprintf(why, whylen, "out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; i < nl; i++) {
-        if (x->tls != NULL)
-            rc = conn_listen_tls(x->cm, l[i].host, l[i].port, SRV_LISTENER_COMPONENT,
-                                 x->tls, tls_mode_of(n->st.tls), why, whylen);
-        else
-            rc = conn_listen(x->cm, l[i].host, l[i].port, SRV_LISTENER_COMPONENT, why,
-                             whylen);
-        if (rc < 0)
-            goto fail;
     }
     n->x = x;
     n->last_error[0] = '\0';
     LOG(&n->log, LOG_INFO,
-        "%s XMPP started: domain %s, %zu call bridge(s), %zu listener(s), "
-        "TLS %s",
-        n->name, cfg.domain, cl_callbridge_count(rnode_state(n->rn)), nl,
-        x->tls != NULL ? state_tls_name(n->st.tls) : "off");
+        "%s XMPP started: domain %s, %zu call bridge(s), %zu listener(s), TLS %s",
+        n->name, cl_domain(rnode_state(n->rn)), cl_callbridge_count(rnode_state(n->rn)),
+        effective_listen(n, &l), x->tls != NULL ? state_tls_name(n->st.tls) : "off");
     node__after_srv(n);
     return 0;
-
-fail:
-    retire(n, x);
-    return rc;
 }
 
 void node__restart_xmpp(struct node *n, const char *reason)
