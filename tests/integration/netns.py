@@ -77,9 +77,11 @@ def _ip(*args, check=True, input=None):
 def _nft(ns, script):
     """Applies an nft script inside namespace ns as one transaction."""
     p = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"],
-                       input=script, capture_output=True, text=True, timeout=20)
+                       input=script, capture_output=True, text=True,
+                       timeout=20)
     if p.returncode != 0:
-        raise RuntimeError("nft in %s: %s\n%s" % (ns, p.stderr.strip(), script))
+        raise RuntimeError("nft in %s: %s\n%s"
+                           % (ns, p.stderr.strip(), script))
 
 
 def _netns_list():
@@ -577,8 +579,9 @@ class Net:
         links = _ip("-o", "link", "show", check=False).stdout
         for line in links.splitlines():
             f = line.split(":")
-            if len(f) > 1 and f[1].strip().split("@")[0].startswith(self.prefix):
-                out.append(f[1].strip())
+            name = f[1].strip().split("@")[0] if len(f) > 1 else ""
+            if name.startswith(self.prefix):
+                out.append(name)
         return out
 
     def __enter__(self):
@@ -597,8 +600,10 @@ def require_available():
     if ok:
         return
     name = os.path.basename(sys.argv[0])
-    if os.environ.get("CI") == "true" or os.environ.get("XMPPD_REQUIRE_NETNS") == "1":
-        print("FAIL %s: network namespaces are required here: %s" % (name, why))
+    env = os.environ
+    if env.get("CI") == "true" or env.get("XMPPD_REQUIRE_NETNS") == "1":
+        print("FAIL %s: network namespaces are required here: %s"
+              % (name, why))
         sys.exit(1)
     print("skipped %s: %s" % (name, why))
     sys.exit(0)

@@ -3,8 +3,9 @@ no xmppd.  Three hosts, each running a small TCP echo server; checks that
 every pair talks, that partition() / one_way() / isolate() cut exactly what
 they should, silently (connects time out, nothing is reset), that an
 existing connection across a cut stalls and recovers after heal(), that
-freeze()/thaw() stop and resume a process, and that close(), SIGTERM and
-even SIGKILL of the owner leave no namespace or interface behind.
+freeze()/thaw() stop and resume a process, and that close(), an exit
+without close(), SIGTERM and even SIGKILL of the owner leave no namespace
+or interface behind.
 
 Skips (prints "skipped", passes) without root, ip or nft, except under
 CI=true or XMPPD_REQUIRE_NETNS=1, where that is a failure.
@@ -118,8 +119,9 @@ def wait_gone(prefix, pid, timeout=10.0):
 
 
 def check_abort(sig):
-    """A child makes a Net, starts a process in it and gets sig: whatever
-    it made must vanish (signal handler for SIGTERM, watchdog for SIGKILL)."""
+    """A child makes a Net, starts a process in it and gets sig (or, with
+    sig None, exits without closing it): whatever it made must vanish
+    (atexit, the signal handler for SIGTERM, the watchdog for SIGKILL)."""
     here = os.path.dirname(os.path.abspath(__file__))
     child = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent("""
@@ -129,19 +131,27 @@ def check_abort(sig):
             net = netns.Net(2)
             p = net.popen(1, ["sleep", "60"])
             print(net.prefix, p.pid, flush=True)
+            if sys.stdin.readline() == "exit\\n":
+                sys.exit(3)
             time.sleep(60)
-        """ % here)], stdout=subprocess.PIPE, text=True)
+        """ % here)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True)
     try:
         prefix, pid = child.stdout.readline().split()
         pid = int(pid)
         check(prefix.startswith("xt") and not dead(pid), "child did not start")
-        child.send_signal(sig)
+        if sig is None:
+            child.stdin.write("exit\n")
+            child.stdin.flush()
+        else:
+            child.send_signal(sig)
         child.wait(10)
         wait_gone(prefix, pid)
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
+        child.stdin.close()
         child.stdout.close()
 
 
@@ -239,6 +249,8 @@ def main():
         wait_gone(prefix, pid, 2)
     print("close() left nothing (%.1fs so far)" % (time.monotonic() - t0))
 
+    check_abort(None)
+    print("owner exited without close(): cleaned up at exit")
     check_abort(signal.SIGTERM)
     print("SIGTERM of the owner: cleaned up by its handler")
     check_abort(signal.SIGKILL)
