@@ -101,6 +101,11 @@ static void explain(const struct pending *p, int rc, const char *msg, struct ctl
                       "applied; check with xmpp status or xmpp callbridge list",
                       SUBMIT_TIMEOUT_MS / 1000);
         break;
+    case XE_CLOSED:
+        ctl_error_set(e, "state",
+                      "the change was cancelled: the daemon is stopping or the node was "
+                      "reset; check with xmpp status and try again");
+        break;
     case XE_IO:
         ctl_error_set(e, "io",
                       "the replicated store failed, this node stopped taking writes: "

@@ -135,7 +135,7 @@ static void import_done(void *arg, int rc, const char *msg)
     }
     free(r);
     /* After a SIGHUP import: serve once the configuration is in place. */
-    if (n->import_pending == 0 && !n->import_at_start && !n->stopping && n->x == NULL &&
+    if (n->import_pending == 0 && !n->import_busy && !n->stopping && n->x == NULL &&
         n->st.xmpp_enabled && n->rn != NULL) {
         char why[512];
         if (node_xmpp_start(n, why, sizeof why) < 0) {
@@ -415,17 +415,23 @@ static void on_hup(uv_signal_t *s, int signum)
             n->name, err);
         return;
     }
+    n->import_busy = true;
     rc = import_conf(n, &c, &restart, err, sizeof err);
+    n->import_busy = false;
     conf_free(&c);
     if (rc < 0) {
         LOG(&n->log, LOG_ERROR, "%s reload failed: %s", n->name, err);
         return;
     }
     if (restart)
-        node__restart_xmpp(n, "listeners or timers changed in xmppd.conf");
-    else if (n->x == NULL && n->st.xmpp_enabled && n->import_pending == 0 &&
-             node_xmpp_start(n, err, sizeof err) < 0)
+        node__restart_xmpp(n, "listeners, timers or certificates changed in xmppd.conf");
+    /* Not serving yet: start once every submitted write is applied (now, or
+     * from the last import_done). */
+    if (n->x == NULL && n->st.xmpp_enabled && n->import_pending == 0 &&
+        node_xmpp_start(n, err, sizeof err) < 0) {
+        snprintf(n->last_error, sizeof n->last_error, "%s", err);
         LOG(&n->log, LOG_ERROR, "%s XMPP not started: %s", n->name, err);
+    }
 }
 
 /* ---- accessors for the control handlers ---- */
@@ -597,12 +603,12 @@ static int run_import(struct node *n, char *err, size_t errlen)
     rc = load_conf(n, &c, err, errlen);
     if (rc <= 0)
         return rc;
-    n->import_at_start = true;
+    n->import_busy = true;
     rc = import_conf(n, &c, &restart, err, errlen);
     conf_free(&c);
     while (rc == 0 && n->import_pending > 0)
         uv_run(&n->loop, UV_RUN_ONCE);
-    n->import_at_start = false;
+    n->import_busy = false;
     if (rc < 0)
         return rc;
     if (n->import_rc < 0) {

@@ -49,7 +49,7 @@ struct node {
     char last_error[512]; /* why XMPP is not served although enabled */
     /* xmppd.conf import: submits not answered yet, and the first failure */
     unsigned import_pending;
-    bool import_at_start; /* node_start waits; otherwise start XMPP when done */
+    bool import_busy; /* an import is being submitted: do not start XMPP yet */
     int import_rc;
     char import_err[512];
 };
