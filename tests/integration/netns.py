@@ -299,14 +299,14 @@ class Net:
         self.watchdog = None
         existing = _netns_list()
         base = "xt%d" % (os.getpid() % 10000)
-        while True:
+        for _ in range(26):
             letter = "abcdefghijklmnopqrstuvwxyz"[_counter[0] % 26]
             _counter[0] += 1
             self.prefix = base + letter
             if not any(x.startswith(self.prefix) for x in existing):
                 break
-            if _counter[0] > 26:
-                raise RuntimeError("no free prefix for %s" % base)
+        else:
+            raise RuntimeError("no free prefix for %s" % base)
         self.run_id = os.getpid() % 250 + 1
         self.switch = self.prefix + "sw"
         self.bridge = self.prefix + "br"
