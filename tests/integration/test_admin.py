@@ -3,7 +3,7 @@
 real mmp-cli binary (-c, and --json for scripts), as an admin would: set the
 domain, listeners and certificates (made with certs/), add call bridges,
 enable; a libstrophe component (tools/xcomp) connects with the printed
-secret; xmpp status and callbridge list show it; callbridge del disconnects
+secret (and another over TLS, verifying the node against the certs/ CA); xmpp status and callbridge list show it; callbridge del disconnects
 it; disable and reset.  Every error path gives one line on stderr and a
 non-zero exit.
 
@@ -166,8 +166,10 @@ def make_pki(node):
         check(p.returncode == 0, "%s failed: %s" % (argv, p.stderr))
 
     sh(os.path.join(certs_dir(), "mkca"), ca, "Admin Test CA")
-    sh(os.path.join(certs_dir(), "mknode"), ca, "node1", "--domain", DOMAIN, "--ip",
-       "127.0.0.1")
+    # Call bridges check the certificate against their component name
+    # (cb2.example.com): the wildcard SAN covers every call bridge.
+    sh(os.path.join(certs_dir(), "mknode"), ca, "node1", "--domain", DOMAIN, "--dns",
+       "*." + DOMAIN, "--ip", "127.0.0.1")
     sh(os.path.join(certs_dir(), "mknode"), ca, "node2", "--domain", DOMAIN)
     sh(os.path.join(certs_dir(), "mkbundle"), ca, "node1")
     pki = os.path.join(node.dir, "pki")
@@ -251,6 +253,12 @@ def main():
             check(c.finish(30) == 1, "deleted cb1 accepted:\n" + c.output())
         with Comp(node, "cb2", "brought-secret-2", "--host", addr) as c:
             check(c.finish(30) == 0, "cb2 refused:\n" + c.output())
+        # Over TLS, the node's certificate verified against the certs/ CA.
+        bundle = os.path.join(node.dir, "pki", "ca-bundle.pem")
+        with Comp(node, "cb2", "brought-secret-2", "--host", addr, "--tls", "--ca",
+                  bundle) as c:
+            check(c.finish(30) == 0, "cb2 over TLS refused:\n" + c.output())
+            check("secured=yes" in c.output(), c.output())
 
         # Disable: the listeners go, the control socket stays.
         node.ok("xmpp disable")
