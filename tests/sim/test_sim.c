@@ -350,6 +350,122 @@ static bool can_lose_leader(const struct sim *s)
     return live > all / 2;
 }
 
+/* set_network draws the run's network and fault rates from its generator. */
+static void set_network(struct run *rn, enum sim_sabotage sab)
+{
+    struct sim *s = &rn->s;
+
+    s->latency_ms = 1 + (unsigned)sim_rand(s, 5);
+    s->jitter_ms = (unsigned)sim_rand(s, 20);
+    s->drop_pct = (unsigned)sim_rand(s, 15);
+    s->dup_pct = (unsigned)sim_rand(s, 6);
+    s->step_crash_permille = (unsigned)sim_rand(s, 4);
+    s->snapshot_every = sim_rand(s, 3) ? 5 + (unsigned)sim_rand(s, 40) : 0;
+    if (sab == SIM_SAB_FORGET_VOTE) {
+        /* A forgotten vote matters only if the node restarts within the
+         * election that it voted in. */
+        s->step_crash_permille = 30;
+        s->restart_max_ms = 20;
+    }
+}
+
+/* run_chaos: faults and client entries for 4-12 election timeouts. */
+static void run_chaos(struct run *rn)
+{
+    struct sim *s = &rn->s;
+    uint64_t chaos_end = 4ull * rn->emax + sim_rand(s, 8ull * rn->emax);
+    uint64_t next_fault = rn->emax / 2 + sim_rand(s, rn->emax);
+    uint64_t next_submit = 10;
+
+    while (s->now < chaos_end && !sim_check_failed(&s->check)) {
+        uint64_t next = next_fault < next_submit ? next_fault : next_submit;
+        if (next > chaos_end)
+            next = chaos_end;
+        sim_run_until(s, next);
+        if (sim_check_failed(&s->check))
+            break;
+        if (s->now >= next_submit) {
+            sim_submit(s);
+            next_submit = s->now + 10 + sim_rand(s, 200);
+        }
+        if (s->now >= next_fault) {
+            inject_fault(rn);
+            next_fault = s->now + 20 + sim_rand(s, rn->emax);
+        }
+    }
+}
+
+/* run_heal: restore the network and the members; a leader must appear and
+ * the members converge within the bounds.  Returns false on a failure. */
+static bool run_heal(struct run *rn, struct totals *t, int fast, const char *argv0)
+{
+    struct sim *s = &rn->s;
+    uint64_t heal_at, won;
+
+    sim_heal(s);
+    s->drop_pct = s->dup_pct = 0;
+    s->jitter_ms = 2;
+    s->latency_ms = 1;
+    s->step_crash_permille = 0;
+    for (unsigned i = 0; i < s->n; i++)
+        sim_restart(s, i);
+    heal_at = s->now;
+    sim_trace(s, "heal: all links up, all members restarted");
+    won = run_for_leader(s, heal_at + (uint64_t)HEAL_LEADER_BOUND * rn->emax, -1);
+    if (sim_check_failed(&s->check))
+        return false;
+    if (won == UINT64_MAX) {
+        fail_run(rn, argv0, "no leader within the bound after faults healed");
+        return false;
+    }
+    sample_add(&t->heal[fast], won > heal_at ? won - heal_at : 0);
+    sim_stop_removed(s);
+    if (!run_to_converge(s, s->now + (uint64_t)HEAL_CONVERGE_BOUND * rn->emax)) {
+        if (!sim_check_failed(&s->check))
+            fail_run(rn, argv0, "members did not converge after faults healed");
+        return false;
+    }
+    /* Promote the non-voters left by the chaos, so the failover runs on a
+     * cluster that can lose its leader. */
+    promote_all(rn);
+    return !sim_check_failed(&s->check);
+}
+
+/* run_failovers: crash the leader on a clean network, found by the
+ * election timeout and then with peer-down reports.  Returns false on a
+ * failure. */
+static bool run_failovers(struct run *rn, struct totals *t, int fast, const char *argv0)
+{
+    struct sim *s = &rn->s;
+    bool ok = true;
+    uint64_t fo;
+
+    for (int mode = 0; mode < 2 && ok && !sim_check_failed(&s->check); mode++) {
+        if (!can_lose_leader(s)) {
+            t->failover_skipped++;
+            break;
+        }
+        fo = measure_failover(rn, mode == 1, argv0, &ok);
+        if (!ok || sim_check_failed(&s->check))
+            break;
+        if (fo == UINT64_MAX - 1) {
+            t->failover_skipped++;
+            break;
+        }
+        sim_trace(s, "failover (%s): new leader after %" PRIu64 " ms",
+                  mode ? "peer-down" : "timeout", fo);
+        sample_add(&t->failover[fast][mode], fo);
+        if (!run_to_converge(s, s->now + (uint64_t)HEAL_CONVERGE_BOUND * rn->emax) &&
+            !sim_check_failed(&s->check)) {
+            fail_run(rn, argv0, "members did not converge after a failover");
+            ok = false;
+        }
+    }
+    return ok && !sim_check_failed(&s->check);
+}
+
+/* one_run runs seed (see the file comment) and adds its figures to t;
+ * returns false when it failed (after printing why). */
 static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const char *argv0,
                     struct totals *t)
 {
@@ -358,10 +474,9 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
     struct raft_options o;
     unsigned n = 3 + 2 * (unsigned)(seed % 3);
     int fast = (int)((seed / 3) % 2);
-    uint64_t chaos_end, next_fault, next_submit, heal_at, won, fo[2];
     bool use_store = sab == SIM_SAB_NONE && (force_store || seed % STORE_EVERY == 0);
     char store_dir[64];
-    bool ok = true;
+    bool ok;
 
     memset(&rn, 0, sizeof rn);
     raft_options_default(&o);
@@ -380,105 +495,18 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
     sim_init(s, seed, n, &o, verbose, use_store ? store_dir : NULL);
     s->sabotage = sab;
     rn.emax = o.election_max_ms;
-    s->latency_ms = 1 + (unsigned)sim_rand(s, 5);
-    s->jitter_ms = (unsigned)sim_rand(s, 20);
-    s->drop_pct = (unsigned)sim_rand(s, 15);
-    s->dup_pct = (unsigned)sim_rand(s, 6);
-    s->step_crash_permille = (unsigned)sim_rand(s, 4);
-    s->snapshot_every = sim_rand(s, 3) ? 5 + (unsigned)sim_rand(s, 40) : 0;
-    if (sab == SIM_SAB_FORGET_VOTE) {
-        /* A forgotten vote matters only if the node restarts within the
-         * election that it voted in. */
-        s->step_crash_permille = 30;
-        s->restart_max_ms = 20;
-    }
+    set_network(&rn, sab);
     sim_trace(s,
               "seed %" PRIu64 ": %u nodes, %s profile, latency %u+%u ms, drop %u%%, "
               "dup %u%%, step crash %u/1000, snapshot every %u",
               seed, n, fast ? "fast-LAN" : "default", s->latency_ms, s->jitter_ms,
               s->drop_pct, s->dup_pct, s->step_crash_permille, s->snapshot_every);
 
-    /* chaos */
-    chaos_end = 4ull * rn.emax + sim_rand(s, 8ull * rn.emax);
-    next_fault = rn.emax / 2 + sim_rand(s, rn.emax);
-    next_submit = 10;
-    while (s->now < chaos_end && !sim_check_failed(&s->check)) {
-        uint64_t next = next_fault < next_submit ? next_fault : next_submit;
-        if (next > chaos_end)
-            next = chaos_end;
-        sim_run_until(s, next);
-        if (sim_check_failed(&s->check))
-            break;
-        if (s->now >= next_submit) {
-            sim_submit(s);
-            next_submit = s->now + 10 + sim_rand(s, 200);
-        }
-        if (s->now >= next_fault) {
-            inject_fault(&rn);
-            next_fault = s->now + 20 + sim_rand(s, rn.emax);
-        }
-    }
-
-    /* heal */
-    if (!sim_check_failed(&s->check)) {
-        sim_heal(s);
-        s->drop_pct = s->dup_pct = 0;
-        s->jitter_ms = 2;
-        s->latency_ms = 1;
-        s->step_crash_permille = 0;
-        for (unsigned i = 0; i < s->n; i++)
-            sim_restart(s, i);
-        heal_at = s->now;
-        sim_trace(s, "heal: all links up, all members restarted");
-        won = run_for_leader(s, heal_at + (uint64_t)HEAL_LEADER_BOUND * rn.emax, -1);
-        if (won == UINT64_MAX && !sim_check_failed(&s->check)) {
-            fail_run(&rn, argv0, "no leader within the bound after faults healed");
-            ok = false;
-        } else if (won != UINT64_MAX) {
-            sample_add(&t->heal[fast], won > heal_at ? won - heal_at : 0);
-        }
-        if (ok && !sim_check_failed(&s->check)) {
-            sim_stop_removed(s);
-            if (!run_to_converge(s, s->now + (uint64_t)HEAL_CONVERGE_BOUND * rn.emax) &&
-                !sim_check_failed(&s->check)) {
-                fail_run(&rn, argv0, "members did not converge after faults healed");
-                ok = false;
-            }
-        }
-    }
-
-    /* Promote the non-voters left by the chaos, so the failover below runs
-     * on a cluster that can lose its leader. */
-    if (ok && !sim_check_failed(&s->check))
-        promote_all(&rn);
-
-    /* failover on a clean network */
-    for (int mode = 0; mode < 2 && ok && !sim_check_failed(&s->check); mode++) {
-        if (!can_lose_leader(s)) {
-            t->failover_skipped++;
-            break;
-        }
-        fo[mode] = measure_failover(&rn, mode == 1, argv0, &ok);
-        if (!ok || sim_check_failed(&s->check))
-            break;
-        if (fo[mode] == UINT64_MAX - 1) {
-            t->failover_skipped++;
-            break;
-        }
-        sim_trace(s, "failover (%s): new leader after %" PRIu64 " ms",
-                  mode ? "peer-down" : "timeout", fo[mode]);
-        sample_add(&t->failover[fast][mode], fo[mode]);
-        if (!run_to_converge(s, s->now + (uint64_t)HEAL_CONVERGE_BOUND * rn.emax) &&
-            !sim_check_failed(&s->check)) {
-            fail_run(&rn, argv0, "members did not converge after a failover");
-            ok = false;
-        }
-    }
-
-    if (sim_check_failed(&s->check)) {
+    run_chaos(&rn);
+    ok = !sim_check_failed(&s->check) && run_heal(&rn, t, fast, argv0) &&
+         run_failovers(&rn, t, fast, argv0);
+    if (sim_check_failed(&s->check))
         fail_run(&rn, argv0, s->check.violation);
-        ok = false;
-    }
     t->runs++;
     t->failed += !ok;
     t->by_size[n]++;

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "codec.h"
-#include "store.h"
+#include "sim_int.h"
 
 enum { EV_MSG, EV_PERSISTED, EV_SNAPSHOT };
 
@@ -148,271 +148,9 @@ static void ev_free(struct sim_event *e)
     free(e);
 }
 
-/* ---- in-memory disk -------------------------------------------------------- */
-
-static void disk_free(struct sim_disk *d)
-{
-    for (size_t i = 0; i < d->n; i++)
-        free(d->ents[i].data.base);
-    free(d->ents);
-    free(d->chain);
-    free(d->snap.data.base);
-    memset(d, 0, sizeof *d);
-}
-
-static uint64_t disk_last(const struct sim_disk *d)
-{
-    if (d->n > 0)
-        return d->first + d->n - 1;
-    return d->has_snap ? d->snap.index : 0;
-}
-
-/* disk_chain_at sets *chain to the prefix chain at index; false if unknown. */
-static bool disk_chain_at(const struct sim_disk *d, uint64_t index, uint64_t *chain)
-{
-    if (index == 0) {
-        *chain = 0;
-        return true;
-    }
-    if (d->n > 0 && index >= d->first && index < d->first + d->n) {
-        *chain = d->chain[index - d->first];
-        return true;
-    }
-    if (d->has_snap && index == d->snap.index) {
-        *chain = d->snap_chain;
-        return true;
-    }
-    return false;
-}
-
-static void disk_truncate(struct sim_disk *d, uint64_t from)
-{
-    while (d->n > 0 && d->first + d->n - 1 >= from) {
-        d->n--;
-        free(d->ents[d->n].data.base);
-    }
-}
-
-static void disk_drop_prefix(struct sim_disk *d, uint64_t upto)
-{
-    size_t k = 0;
-
-    while (k < d->n && d->first + k <= upto)
-        free(d->ents[k++].data.base);
-    if (k == 0)
-        return;
-    memmove(d->ents, d->ents + k, (d->n - k) * sizeof *d->ents);
-    memmove(d->chain, d->chain + k, (d->n - k) * sizeof *d->chain);
-    d->n -= k;
-    d->first += k;
-}
-
-static void disk_append(struct sim *s, struct sim_node *nd, const struct raft_entry *e)
-{
-    struct sim_disk *d = &nd->disk;
-    uint64_t prev;
-
-    if (d->n > 0 && e->index < d->first + d->n)
-        disk_truncate(d, e->index); /* overwrite: the conflict rule */
-    if (d->n > 0 && e->index != d->first + d->n) {
-        if (d->has_snap && e->index == d->snap.index + 1 && e->index > d->first + d->n) {
-            disk_truncate(d, 0); /* stale entries behind a newer snapshot */
-        } else {
-            sim_check_fail(&s->check,
-                           "n%" PRIx64 " asked to persist entry %" PRIu64
-                           " that does not follow its log (last %" PRIu64 ")",
-                           nd->id, e->index, d->first + d->n - 1);
-            return;
-        }
-    }
-    if (!disk_chain_at(d, e->index - 1, &prev)) {
-        sim_check_fail(&s->check,
-                       "n%" PRIx64 " asked to persist entry %" PRIu64
-                       " with no entry or snapshot before it",
-                       nd->id, e->index);
-        return;
-    }
-    if (d->n == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 32;
-        d->ents = realloc(d->ents, d->cap * sizeof *d->ents);
-        d->chain = realloc(d->chain, d->cap * sizeof *d->chain);
-        if (d->ents == NULL || d->chain == NULL)
-            abort();
-    }
-    if (d->n == 0)
-        d->first = e->index;
-    d->ents[d->n] = *e;
-    d->ents[d->n].data.base = xmemdup(e->data.base, e->data.len);
-    d->chain[d->n] = sim_chain(prev, e);
-    sim_check_persisted(&s->check, nd->id, e->index, e->term, d->chain[d->n]);
-    d->n++;
-}
-
-/* Snapshot data of the simulated application: applied index and chain. */
-static void snap_data_put(unsigned char out[16], uint64_t index, uint64_t chain)
-{
-    for (int i = 0; i < 8; i++) {
-        out[i] = (unsigned char)(index >> (8 * i));
-        out[8 + i] = (unsigned char)(chain >> (8 * i));
-    }
-}
-
-static bool snap_data_get(const struct raft_buffer *b, uint64_t *index, uint64_t *chain)
-{
-    const unsigned char *p = b->base;
-
-    if (b->len != 16)
-        return false;
-    *index = *chain = 0;
-    for (int i = 7; i >= 0; i--) {
-        *index = (*index << 8) | p[i];
-        *chain = (*chain << 8) | p[8 + i];
-    }
-    return true;
-}
-
-/* persist carries out up to ops of the update's persist steps, in raft.h's
- * order: term+vote, snapshot, truncate+append, compact. */
-static void persist(struct sim *s, struct sim_node *nd, const struct raft_update *u,
-                    int ops)
-{
-    struct sim_disk *d = &nd->disk;
-    uint64_t idx, chain;
-
-    if (ops-- > 0 && u->persist_term_vote) {
-        d->term = u->term;
-        d->vote = u->vote;
-    }
-    if (ops-- > 0 && u->snapshot != NULL) {
-        if (!snap_data_get(&u->snapshot->data, &idx, &chain) ||
-            idx != u->snapshot->index) {
-            sim_check_fail(&s->check,
-                           "n%" PRIx64 " persisted a snapshot with foreign data", nd->id);
-            return;
-        }
-        free(d->snap.data.base);
-        d->snap = *u->snapshot;
-        d->snap.data.base = xmemdup(u->snapshot->data.base, u->snapshot->data.len);
-        d->has_snap = true;
-        d->snap_chain = chain;
-        /* A snapshot holds applied state only: it must agree with what was
-         * applied at its index anywhere. */
-        sim_check_applied(&s->check, nd->id, idx, chain);
-    }
-    if (ops-- > 0) {
-        if (u->truncate_from != 0)
-            disk_truncate(d, u->truncate_from);
-        for (unsigned i = 0; i < u->n_entries; i++)
-            disk_append(s, nd, &u->entries[i]);
-    }
-    if (ops-- > 0 && u->compact_to != 0)
-        disk_drop_prefix(d,
-                         u->compact_to < d->snap.index ? u->compact_to : d->snap.index);
-}
-
-/* store_mirror carries out the same first ops persist steps on the real
- * store. */
-static void store_mirror(struct sim *s, struct sim_node *nd, const struct raft_update *u,
-                         int ops)
-{
-    struct raft_update part;
-    int rc;
-
-    if (nd->st == NULL)
-        return;
-    memset(&part, 0, sizeof part);
-    if (ops >= 1) {
-        part.persist_term_vote = u->persist_term_vote;
-        part.term = u->term;
-        part.vote = u->vote;
-    }
-    if (ops >= 2)
-        part.snapshot = u->snapshot;
-    if (ops >= 3) {
-        part.truncate_from = u->truncate_from;
-        part.entries = u->entries;
-        part.n_entries = u->n_entries;
-    }
-    if (ops >= 4)
-        part.compact_to = u->compact_to;
-    rc = store_persist(nd->st, &part);
-    if (rc != 0)
-        sim_check_fail(&s->check, "n%" PRIx64 " store_persist failed: %s", nd->id,
-                       raft_errname(rc));
-}
-
-/* An fsync that does nothing: the simulation crashes processes, not
- * machines, and what was written survives a process crash. */
-static int nosync(int fd)
-{
-    (void)fd;
-    return 0;
-}
-
-static struct store_sys sim_store_sys;
-
-/* store_reopen (re)opens the node's real store and checks that what it
- * loads equals the in-memory model of its disk. */
-static int store_reopen(struct sim *s, struct sim_node *nd, struct store_loaded *l)
-{
-    char path[512];
-    const struct sim_disk *d = &nd->disk;
-    size_t skip = 0;
-    int rc;
-
-    sim_store_sys = store_sys_posix;
-    sim_store_sys.fsync = nosync;
-    store_close(nd->st);
-    nd->st = NULL;
-    snprintf(path, sizeof path, "%s/n%" PRIx64, s->store_dir, nd->id);
-    rc = store_open(path, &sim_store_sys, &nd->st, l);
-    if (rc != 0) {
-        sim_check_fail(&s->check, "n%" PRIx64 " store_open failed: %s", nd->id,
-                       raft_errname(rc));
-        return rc;
-    }
-    while (d->has_snap && skip < d->n && d->first + skip <= d->snap.index)
-        skip++;
-    if (l->term != d->term || l->vote != d->vote)
-        sim_check_fail(&s->check,
-                       "n%" PRIx64 " store loaded term/vote %" PRIu64 "/%" PRIx64
-                       ", model %" PRIu64 "/%" PRIx64,
-                       nd->id, l->term, l->vote, d->term, d->vote);
-    if ((l->snapshot != NULL) != d->has_snap ||
-        (d->has_snap &&
-         (l->snapshot->index != d->snap.index || l->snapshot->term != d->snap.term ||
-          l->snapshot->config_index != d->snap.config_index ||
-          l->snapshot->data.len != d->snap.data.len ||
-          memcmp(l->snapshot->data.base, d->snap.data.base, d->snap.data.len) != 0)))
-        sim_check_fail(&s->check, "n%" PRIx64 " store loaded a different snapshot",
-                       nd->id);
-    if (l->n_entries != d->n - skip) {
-        sim_check_fail(&s->check,
-                       "n%" PRIx64
-                       " store loaded %u entries, the model has %zu after the "
-                       "snapshot",
-                       nd->id, l->n_entries, d->n - skip);
-        return 0;
-    }
-    for (unsigned i = 0; i < l->n_entries; i++) {
-        const struct raft_entry *a = &l->entries[i], *b = &d->ents[skip + i];
-        if (a->index != b->index || a->term != b->term || a->type != b->type ||
-            a->data.len != b->data.len ||
-            (a->data.len && memcmp(a->data.base, b->data.base, a->data.len) != 0)) {
-            sim_check_fail(&s->check,
-                           "n%" PRIx64 " store loaded a different entry %" PRIu64, nd->id,
-                           b->index);
-            break;
-        }
-    }
-    return 0;
-}
-
 /* ---- nodes ------------------------------------------------------------------ */
 
-static int node_step(struct sim *s, unsigned slot, struct raft_event *ev);
-
-static void node_start(struct sim *s, unsigned slot)
+void sim__node_start(struct sim *s, unsigned slot)
 {
     struct sim_node *nd = &s->nodes[slot];
     struct raft_options o = s->opts;
@@ -423,7 +161,7 @@ static void node_start(struct sim *s, unsigned slot)
     if (s->sabotage == SIM_SAB_FORGET_VOTE)
         nd->disk.vote = 0;
     if (s->sabotage == SIM_SAB_LOSE_ENTRIES && nd->disk.n > 1)
-        disk_truncate(&nd->disk, nd->disk.first + nd->disk.n - 1);
+        sim__disk_truncate(&nd->disk, nd->disk.first + nd->disk.n - 1);
     o.id = nd->id;
     o.cluster_id = s->cluster_id;
     o.seed = s->seed * 1000003u + nd->id * 7919u + nd->incarnation;
@@ -438,10 +176,10 @@ static void node_start(struct sim *s, unsigned slot)
     memset(&ev, 0, sizeof ev);
     if (s->store_dir != NULL) {
         struct store_loaded l;
-        if (store_reopen(s, nd, &l) != 0)
+        if (sim__store_reopen(s, nd, &l) != 0)
             return;
         store_loaded_start(&l, &ev);
-        node_step(s, slot, &ev);
+        sim__node_step(s, slot, &ev);
         store_loaded_free(&l);
         return;
     }
@@ -453,7 +191,7 @@ static void node_start(struct sim *s, unsigned slot)
         skip++;
     ev.u.start.entries = d->ents + skip;
     ev.u.start.n_entries = (unsigned)(d->n - skip);
-    node_step(s, slot, &ev);
+    sim__node_step(s, slot, &ev);
 }
 
 void sim_crash(struct sim *s, unsigned slot, uint64_t restart_at)
@@ -483,11 +221,11 @@ void sim_restart(struct sim *s, unsigned slot)
     nd->restart_at = 0;
     s->faults[SIM_F_RESTART]++;
     sim_trace(s, "n%" PRIx64 " restarts (term %" PRIu64 ", log to %" PRIu64 ")", nd->id,
-              nd->disk.term, disk_last(&nd->disk));
-    node_start(s, slot);
+              nd->disk.term, sim__disk_last(&nd->disk));
+    sim__node_start(s, slot);
 }
 
-static int slot_of_id(const struct sim *s, uint64_t id)
+int sim__slot_of_id(const struct sim *s, uint64_t id)
 {
     for (unsigned i = 0; i < s->n; i++)
         if (s->nodes[i].used && s->nodes[i].id == id)
@@ -497,7 +235,7 @@ static int slot_of_id(const struct sim *s, uint64_t id)
 
 static void send_one(struct sim *s, unsigned from, const struct raft_message *m)
 {
-    int to = slot_of_id(s, m->to);
+    int to = sim__slot_of_id(s, m->to);
     size_t len = codec_encoded_size(m), got = 0;
     unsigned char *buf;
     struct sim_event *e;
@@ -563,7 +301,8 @@ static void apply(struct sim *s, struct sim_node *nd, const struct raft_update *
     uint64_t idx, chain;
 
     if (u->restore != NULL) {
-        if (!snap_data_get(&u->restore->data, &idx, &chain) || idx != u->restore->index) {
+        if (!sim__snap_data_get(&u->restore->data, &idx, &chain) ||
+            idx != u->restore->index) {
             sim_check_fail(&s->check,
                            "n%" PRIx64 " restored a snapshot with foreign data", nd->id);
             return;
@@ -602,11 +341,39 @@ static void check_new_leader(struct sim *s, struct sim_node *nd, uint64_t term)
     sim_check_leader(&s->check, nd->id, term);
     if (top == 0 || (nd->disk.has_snap && nd->disk.snap.index >= top))
         return;
-    if (!disk_chain_at(&nd->disk, top, &have) || have != want)
+    if (!sim__disk_chain_at(&nd->disk, top, &have) || have != want)
         sim_check_fail(&s->check,
                        "leader completeness: n%" PRIx64 " leads term %" PRIu64
                        " without the entry applied at %" PRIu64,
                        nd->id, term, top);
+}
+
+/* note_status records the role, term and leader of an update, checks a new
+ * leader and keeps the leader's configuration as the cluster's. */
+static void note_status(struct sim *s, struct sim_node *nd, const struct raft_update *u)
+{
+    if (u->role == RAFT_LEADER &&
+        (nd->role != RAFT_LEADER || nd->term != u->current_term)) {
+        check_new_leader(s, nd, u->current_term);
+        s->last_leader_change = s->now;
+        sim_trace(s, "n%" PRIx64 " is leader of term %" PRIu64, nd->id, u->current_term);
+    } else if (u->role != nd->role || u->current_term != nd->term) {
+        sim_trace(s, "n%" PRIx64 " %s term %" PRIu64, nd->id, raft_role_name(u->role),
+                  u->current_term);
+    }
+    nd->role = u->role;
+    nd->term = u->current_term;
+    nd->leader = u->leader_id;
+    nd->commit = u->commit_index;
+    if (u->role == RAFT_LEADER && u->config != NULL)
+        s->config = *u->config;
+}
+
+/* crash_in_step crashes the node inside a step (kind: at which point). */
+static void crash_in_step(struct sim *s, unsigned slot, enum sim_fault kind)
+{
+    s->faults[kind]++;
+    sim_crash(s, slot, s->now + 1 + sim_rand(s, s->restart_max_ms));
 }
 
 /* The points of a step where a node may crash (sim.h). */
@@ -614,7 +381,7 @@ enum crash_point { CP_NONE, CP_BEFORE, CP_MID, CP_PERSISTED, CP_SENT };
 
 /* node_step steps the node in slot and carries out the update (maybe
  * crashing somewhere in it); returns raft_step's code. */
-static int node_step(struct sim *s, unsigned slot, struct raft_event *ev)
+int sim__node_step(struct sim *s, unsigned slot, struct raft_event *ev)
 {
     struct sim_node *nd = &s->nodes[slot];
     struct raft_update u;
@@ -634,53 +401,35 @@ static int node_step(struct sim *s, unsigned slot, struct raft_event *ev)
         sim_rand(s, 1000) < s->step_crash_permille)
         cp = (enum crash_point)(1 + sim_rand(s, 4));
 
-    if (u.role == RAFT_LEADER &&
-        (nd->role != RAFT_LEADER || nd->term != u.current_term)) {
-        check_new_leader(s, nd, u.current_term);
-        s->last_leader_change = s->now;
-        sim_trace(s, "n%" PRIx64 " is leader of term %" PRIu64, nd->id, u.current_term);
-    } else if (u.role != nd->role || u.current_term != nd->term) {
-        sim_trace(s, "n%" PRIx64 " %s term %" PRIu64, nd->id, raft_role_name(u.role),
-                  u.current_term);
-    }
-    nd->role = u.role;
-    nd->term = u.current_term;
-    nd->leader = u.leader_id;
-    nd->commit = u.commit_index;
-    if (u.role == RAFT_LEADER && u.config != NULL)
-        s->config = *u.config;
+    note_status(s, nd, &u);
 
     /* 1. persist */
     if (cp == CP_BEFORE) {
         if (s->sabotage == SIM_SAB_SEND_EARLY)
             for (unsigned k = 0; k < u.n_messages; k++)
                 send_one(s, slot, &u.messages[k]);
-        s->faults[SIM_F_CRASH_BEFORE]++;
-        sim_crash(s, slot, s->now + 1 + sim_rand(s, s->restart_max_ms));
+        crash_in_step(s, slot, SIM_F_CRASH_BEFORE);
         return rc;
     }
     if (cp == CP_MID) {
         int ops = 1 + (int)sim_rand(s, 3);
-        persist(s, nd, &u, ops);
-        store_mirror(s, nd, &u, ops);
-        s->faults[SIM_F_CRASH_MID]++;
-        sim_crash(s, slot, s->now + 1 + sim_rand(s, s->restart_max_ms));
+        sim__persist(s, nd, &u, ops);
+        sim__store_mirror(s, nd, &u, ops);
+        crash_in_step(s, slot, SIM_F_CRASH_MID);
         return rc;
     }
-    persist(s, nd, &u, 4);
-    store_mirror(s, nd, &u, 4);
+    sim__persist(s, nd, &u, 4);
+    sim__store_mirror(s, nd, &u, 4);
     if (cp == CP_PERSISTED) {
         /* Durable, but nothing of this step left the node. */
-        s->faults[SIM_F_CRASH_PERSIST]++;
-        sim_crash(s, slot, s->now + 1 + sim_rand(s, s->restart_max_ms));
+        crash_in_step(s, slot, SIM_F_CRASH_PERSIST);
         return rc;
     }
     /* 2. send */
     for (unsigned k = 0; k < u.n_messages; k++)
         send_one(s, slot, &u.messages[k]);
     if (cp == CP_SENT) {
-        s->faults[SIM_F_CRASH_SENT]++;
-        sim_crash(s, slot, s->now + 1 + sim_rand(s, s->restart_max_ms));
+        crash_in_step(s, slot, SIM_F_CRASH_SENT);
         return rc;
     }
     /* 3. apply */
@@ -724,7 +473,7 @@ static void process(struct sim *s, struct sim_event *e)
         s->delivered++;
         ev.type = RAFT_EV_RECEIVE;
         ev.u.receive.msg = &cm.msg;
-        node_step(s, e->to, &ev);
+        sim__node_step(s, e->to, &ev);
         codec_msg_free(&cm);
         break;
     case EV_PERSISTED:
@@ -733,41 +482,25 @@ static void process(struct sim *s, struct sim_event *e)
         ev.type = RAFT_EV_PERSISTED;
         ev.u.persisted.index = e->index;
         ev.u.persisted.term = e->term;
-        node_step(s, e->to, &ev);
+        sim__node_step(s, e->to, &ev);
         break;
     case EV_SNAPSHOT:
         if (nd->r == NULL || nd->incarnation != e->inc || nd->applied != e->index)
             break;
-        snap_data_put(data, e->index, e->term);
+        sim__snap_data_put(data, e->index, e->term);
         ev.type = RAFT_EV_SNAPSHOT;
         ev.u.snapshot.index = e->index;
         ev.u.snapshot.data.base = data;
         ev.u.snapshot.data.len = sizeof data;
         s->faults[SIM_F_SNAPSHOT]++;
-        node_step(s, e->to, &ev);
+        sim__node_step(s, e->to, &ev);
         break;
     }
 }
 
-/* store_boot writes the bootstrap state (term 1, entry boot) through the
- * node's real store. */
-static void store_boot(struct sim *s, struct sim_node *nd, const struct raft_entry *boot)
-{
-    struct store_loaded l;
-    struct sim_disk saved = nd->disk;
-
-    memset(&nd->disk, 0, sizeof nd->disk); /* the store starts empty */
-    if (store_reopen(s, nd, &l) == 0) {
-        store_loaded_free(&l);
-        if (store_save_meta(nd->st, 1, 0) != 0 || store_append(nd->st, boot, 1) != 0)
-            sim_check_fail(&s->check, "bootstrap through the store failed");
-    }
-    nd->disk = saved;
-}
-
 /* ---- setup ------------------------------------------------------------------- */
 
-static unsigned new_node(struct sim *s, uint64_t id, const char *address)
+unsigned sim__new_node(struct sim *s, uint64_t id, const char *address)
 {
     unsigned slot = s->n++;
     struct sim_node *nd = &s->nodes[slot];
@@ -812,14 +545,14 @@ void sim_init(struct sim *s, uint64_t seed, unsigned n, const struct raft_option
     boot.data.len = len;
     s->config = cfg;
     for (unsigned i = 0; i < n; i++) {
-        unsigned slot = new_node(s, cfg.members[i].id, cfg.members[i].address);
+        unsigned slot = sim__new_node(s, cfg.members[i].id, cfg.members[i].address);
         s->nodes[slot].disk.term = 1;
-        disk_append(s, &s->nodes[slot], &boot);
+        sim__disk_append(s, &s->nodes[slot], &boot);
         if (store_dir != NULL)
-            store_boot(s, &s->nodes[slot], &boot);
+            sim__store_boot(s, &s->nodes[slot], &boot);
     }
     for (unsigned i = 0; i < n; i++)
-        node_start(s, i);
+        sim__node_start(s, i);
 }
 
 void sim_free(struct sim *s)
@@ -827,7 +560,7 @@ void sim_free(struct sim *s)
     for (unsigned i = 0; i < s->n; i++) {
         raft_free(s->nodes[i].r);
         store_close(s->nodes[i].st);
-        disk_free(&s->nodes[i].disk);
+        sim__disk_free(&s->nodes[i].disk);
     }
     for (size_t i = 0; i < s->n_heap; i++)
         ev_free(s->heap[i]);
@@ -888,7 +621,7 @@ void sim_run_until(struct sim *s, uint64_t t)
             memset(&ev, 0, sizeof ev);
             ev.type = RAFT_EV_TICK;
             s->nodes[who].deadline = 0;
-            node_step(s, who, &ev);
+            sim__node_step(s, who, &ev);
         } else {
             sim_restart(s, who);
             s->nodes[who].restart_at = 0;
@@ -921,7 +654,7 @@ void sim_peer_down(struct sim *s, unsigned slot)
         memset(&ev, 0, sizeof ev);
         ev.type = RAFT_EV_PEER_DOWN;
         ev.u.peer_down.id = s->nodes[slot].id;
-        node_step(s, i, &ev);
+        sim__node_step(s, i, &ev);
     }
 }
 
@@ -939,158 +672,6 @@ void sim_isolate(struct sim *s, unsigned slot)
             continue;
         s->cut[slot][i] = true;
         s->cut[i][slot] = true;
-    }
-}
-
-static int leader_step(struct sim *s, struct raft_event *ev)
-{
-    int l = sim_leader(s);
-
-    if (l < 0)
-        return RAFT_ENOTLEADER;
-    return node_step(s, (unsigned)l, ev);
-}
-
-int sim_submit(struct sim *s)
-{
-    struct raft_event ev;
-    char data[32];
-
-    memset(&ev, 0, sizeof ev);
-    snprintf(data, sizeof data, "e%" PRIu64, s->submitted++);
-    ev.type = RAFT_EV_SUBMIT;
-    ev.u.submit.type = RAFT_ENTRY_NORMAL;
-    ev.u.submit.data.base = data;
-    ev.u.submit.data.len = strlen(data);
-    return leader_step(s, &ev);
-}
-
-int sim_add(struct sim *s)
-{
-    struct raft_event ev;
-    char addr[RAFT_ADDR_MAX];
-    uint64_t id;
-    int rc;
-
-    if (s->n >= SIM_MAX_NODES)
-        return RAFT_ETOOMANY;
-    id = s->next_id;
-    snprintf(addr, sizeof addr, "10.0.0.%" PRIu64 ":5224", id);
-    memset(&ev, 0, sizeof ev);
-    ev.type = RAFT_EV_CHANGE;
-    ev.u.change.kind = RAFT_CHANGE_ADD;
-    ev.u.change.id = id;
-    ev.u.change.address = addr;
-    rc = leader_step(s, &ev);
-    if (rc != 0)
-        return rc;
-    s->next_id++;
-    node_start(s, new_node(s, id, addr));
-    s->faults[SIM_F_ADD]++;
-    sim_trace(s, "n%" PRIx64 " added as non-voter", id);
-    return 0;
-}
-
-int sim_promote(struct sim *s, uint64_t id)
-{
-    struct raft_event ev;
-
-    memset(&ev, 0, sizeof ev);
-    ev.type = RAFT_EV_CHANGE;
-    ev.u.change.kind = RAFT_CHANGE_PROMOTE;
-    ev.u.change.id = id;
-    /* A promote is accepted at once and appended later (raft.h). */
-    return leader_step(s, &ev);
-}
-
-int sim_remove(struct sim *s, uint64_t id)
-{
-    struct raft_event ev;
-    int rc;
-
-    memset(&ev, 0, sizeof ev);
-    ev.type = RAFT_EV_CHANGE;
-    ev.u.change.kind = RAFT_CHANGE_REMOVE;
-    ev.u.change.id = id;
-    rc = leader_step(s, &ev);
-    if (rc == 0) {
-        s->faults[SIM_F_REMOVE]++;
-        sim_trace(s, "n%" PRIx64 " removal requested", id);
-    }
-    return rc;
-}
-
-int sim_replace(struct sim *s, unsigned old_slot)
-{
-    struct sim_node *old = &s->nodes[old_slot];
-    struct raft_event ev;
-    char addr[RAFT_ADDR_MAX];
-    uint64_t id;
-    int rc;
-
-    if (s->n >= SIM_MAX_NODES)
-        return RAFT_ETOOMANY;
-    id = s->next_id;
-    snprintf(addr, sizeof addr, "%s", old->address);
-    memset(&ev, 0, sizeof ev);
-    ev.type = RAFT_EV_CHANGE;
-    ev.u.change.kind = RAFT_CHANGE_REPLACE;
-    ev.u.change.id = id;
-    ev.u.change.address = addr;
-    ev.u.change.old_id = old->id;
-    rc = leader_step(s, &ev);
-    if (rc != 0)
-        return rc;
-    /* The machine was reset: the old identity is gone for good. */
-    sim_crash(s, old_slot, 0);
-    old->removed = true;
-    s->next_id++;
-    node_start(s, new_node(s, id, addr));
-    s->faults[SIM_F_REPLACE]++;
-    sim_trace(s, "n%" PRIx64 " replaces n%" PRIx64 " at %s", id, old->id, addr);
-    return 0;
-}
-
-int sim_transfer(struct sim *s, uint64_t id)
-{
-    struct raft_event ev;
-    int rc;
-
-    memset(&ev, 0, sizeof ev);
-    ev.type = RAFT_EV_TRANSFER;
-    ev.u.transfer.to = id;
-    rc = leader_step(s, &ev);
-    if (rc == 0)
-        s->faults[SIM_F_TRANSFER]++;
-    return rc;
-}
-
-bool sim_is_member(const struct sim *s, uint64_t id)
-{
-    for (unsigned i = 0; i < s->config.n; i++)
-        if (s->config.members[i].id == id)
-            return true;
-    return false;
-}
-
-void sim_stop_removed(struct sim *s)
-{
-    int l = sim_leader(s);
-    const struct raft_config *c;
-
-    if (l < 0)
-        return;
-    c = raft_config_committed(s->nodes[l].r);
-    for (unsigned i = 0; i < s->n; i++) {
-        struct sim_node *nd = &s->nodes[i];
-        if (!nd->used || nd->removed || raft_config_find(c, nd->id) != NULL)
-            continue;
-        /* Only nodes that were members once: a node still joining is not in
-         * the committed configuration yet either. */
-        if (raft_config_find(&s->config, nd->id) != NULL)
-            continue;
-        nd->removed = true;
-        sim_crash(s, i, 0);
     }
 }
 
@@ -1130,7 +711,7 @@ void sim_dump(struct sim *s)
             printf("  n%" PRIx64 " down%s, disk term %" PRIu64 " vote %" PRIx64
                    " last %" PRIu64 "\n",
                    nd->id, nd->removed ? " (removed)" : "", nd->disk.term, nd->disk.vote,
-                   disk_last(&nd->disk));
+                   sim__disk_last(&nd->disk));
             continue;
         }
         raft_status(nd->r, &st);
