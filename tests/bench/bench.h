@@ -208,6 +208,7 @@ struct bench {
     uint64_t total_received; /* unique */
     uint64_t errors;         /* error stanzas received */
     uint64_t bad;            /* unparsable messages received */
+    uint64_t misrouted;      /* messages with a wrong 'from' or 'to' */
     uint64_t conn_failures;  /* connections lost or refused */
     int failed;              /* setup failed: no measurement */
     char fail_msg[512];

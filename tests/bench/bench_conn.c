@@ -243,6 +243,17 @@ static void on_message(struct bench_conn *c, const struct bench_elem *e, uint64_
         b->bad++;
         return;
     }
+    /* Delivered to the right component, from the right one, unchanged
+     * (RFC 6120 §8.1.1, §8.1.2: the server keeps 'to' and 'from'). */
+    char from[320], to[320];
+    if (bench_elem_attr(e, "from", from, sizeof(from)) < 0 ||
+        bench_elem_attr(e, "to", to, sizeof(to)) < 0 ||
+        strcmp(from, c->pair->a.jid) != 0 || strcmp(to, c->jid) != 0) {
+        if (b->misrouted++ == 0)
+            fprintf(stderr, "xmppd-bench: %s got a message not from its sender: %.*s\n",
+                    c->name, (int)(e->len > 300 ? 300 : e->len), e->p);
+        return;
+    }
     record(b, c->pair, seq, ts, now);
 }
 

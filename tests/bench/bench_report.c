@@ -27,13 +27,14 @@ static void print_json(FILE *f, struct bench *b, const char *label, double secs,
             "\"max\":%.1f,\"mean\":%.1f},\"lost\":%" PRIu64 ",\"out_of_order\":%" PRIu64
             ",\"duplicates\":%" PRIu64 ",\"error_stanzas\":%" PRIu64
             ",\"connection_failures\":%" PRIu64 ",\"unparsable\":%" PRIu64
-            ",\"window_stalls\":%" PRIu64 ",\"max_gap_ms\":%.1f,\"reconnects\":%" PRIu64
+            ",\"misrouted\":%" PRIu64 ",\"window_stalls\":%" PRIu64
+            ",\"max_gap_ms\":%.1f,\"reconnects\":%" PRIu64
             ",\"failed_reconnects\":%" PRIu64
             ",\"bench_cpu_pct\":%.0f,\"setup_ms\":%.1f}\n",
             b->o.ntargets, b->o.pairs, b->o.window, b->o.size, secs, b->total_sent,
             b->total_received, rate, lat[0], lat[1], lat[2], lat[3], lost, ooo, dup,
-            b->errors, b->conn_failures, b->bad, stalls, gap_ms, b->reconnects,
-            b->retry_failures, cpu,
+            b->errors, b->conn_failures, b->bad, b->misrouted, stalls, gap_ms,
+            b->reconnects, b->retry_failures, cpu,
             b->t_start > b->t_setup0 ? (double)(b->t_start - b->t_setup0) / 1e6 : 0.0);
 }
 
@@ -61,7 +62,7 @@ void bench_report(struct bench *b, int no_header)
     double p99 = (double)bench_hist_quantile(&b->lat, 0.99) / 1e3;
     double mx = (double)bench_hist_quantile(&b->lat, 1.0) / 1e3;
     double mean = b->lat.count ? b->lat.sum / (double)b->lat.count / 1e3 : 0.0;
-    uint64_t err = b->errors + b->conn_failures + b->bad;
+    uint64_t err = b->errors + b->conn_failures + b->bad + b->misrouted;
     char label[64];
     if (b->o.label)
         snprintf(label, sizeof(label), "%s", b->o.label);
