@@ -11,7 +11,7 @@
 #include "codec.h"
 #include "sim_int.h"
 
-enum { EV_MSG, EV_PERSISTED, EV_SNAPSHOT };
+enum { EV_MSG, EV_PERSISTED, EV_SNAPSHOT, EV_PEER_DOWN };
 
 struct sim_event {
     uint64_t at, seq;
@@ -447,6 +447,48 @@ int sim__node_step(struct sim *s, unsigned slot, struct raft_event *ev)
     return rc;
 }
 
+/* trace_msg prints a delivered message when verbose: elections and
+ * rejections in full, routine replication not at all. */
+static void trace_msg(struct sim *s, const struct raft_message *m)
+{
+    if (!s->verbose)
+        return;
+    switch (m->type) {
+    case RAFT_MSG_VOTE:
+        sim_trace(s,
+                  "  n%" PRIx64 " -> n%" PRIx64 " %svote term %" PRIu64 " last %" PRIu64
+                  "/%" PRIu64 "%s",
+                  m->from, m->to, m->u.vote.pre_vote ? "pre-" : "", m->term,
+                  m->u.vote.last_index, m->u.vote.last_term,
+                  m->u.vote.transfer ? " (transfer)" : "");
+        break;
+    case RAFT_MSG_VOTE_RESULT:
+        sim_trace(s, "  n%" PRIx64 " -> n%" PRIx64 " %svote %s term %" PRIu64, m->from,
+                  m->to, m->u.vote_result.pre_vote ? "pre-" : "",
+                  m->u.vote_result.granted ? "granted" : "refused", m->term);
+        break;
+    case RAFT_MSG_TIMEOUT_NOW:
+        sim_trace(s, "  n%" PRIx64 " -> n%" PRIx64 " timeout-now term %" PRIu64, m->from,
+                  m->to, m->term);
+        break;
+    case RAFT_MSG_SNAPSHOT:
+        sim_trace(s, "  n%" PRIx64 " -> n%" PRIx64 " snapshot %" PRIu64 "/%" PRIu64,
+                  m->from, m->to, m->u.snapshot.snapshot.index,
+                  m->u.snapshot.snapshot.term);
+        break;
+    case RAFT_MSG_APPEND_RESULT:
+        if (m->u.append_result.rejected)
+            sim_trace(s,
+                      "  n%" PRIx64 " -> n%" PRIx64 " append rejected at %" PRIu64
+                      " (last %" PRIu64 ")",
+                      m->from, m->to, m->u.append_result.reject_index,
+                      m->u.append_result.last_index);
+        break;
+    default:
+        break;
+    }
+}
+
 static void process(struct sim *s, struct sim_event *e)
 {
     struct sim_node *nd = &s->nodes[e->to];
@@ -471,6 +513,7 @@ static void process(struct sim *s, struct sim_event *e)
             break;
         }
         s->delivered++;
+        trace_msg(s, &cm.msg);
         ev.type = RAFT_EV_RECEIVE;
         ev.u.receive.msg = &cm.msg;
         sim__node_step(s, e->to, &ev);
@@ -482,6 +525,13 @@ static void process(struct sim *s, struct sim_event *e)
         ev.type = RAFT_EV_PERSISTED;
         ev.u.persisted.index = e->index;
         ev.u.persisted.term = e->term;
+        sim__node_step(s, e->to, &ev);
+        break;
+    case EV_PEER_DOWN:
+        if (nd->r == NULL || nd->incarnation != e->inc)
+            break;
+        ev.type = RAFT_EV_PEER_DOWN;
+        ev.u.peer_down.id = e->index;
         sim__node_step(s, e->to, &ev);
         break;
     case EV_SNAPSHOT:
@@ -646,15 +696,18 @@ int sim_leader(const struct sim *s)
 
 void sim_peer_down(struct sim *s, unsigned slot)
 {
-    struct raft_event ev;
-
     for (unsigned i = 0; i < s->n; i++) {
+        uint64_t at = s->now;
         if (i == slot || s->nodes[i].r == NULL)
             continue;
-        memset(&ev, 0, sizeof ev);
-        ev.type = RAFT_EV_PEER_DOWN;
-        ev.u.peer_down.id = s->nodes[slot].id;
-        sim__node_step(s, i, &ev);
+        /* A stream delivers what the dead peer sent before it reports the
+         * close: the report follows the last message in flight. */
+        for (size_t k = 0; k < s->n_heap; k++) {
+            const struct sim_event *e = s->heap[k];
+            if (e->kind == EV_MSG && e->from == slot && e->to == i && e->at > at)
+                at = e->at;
+        }
+        queue_local(s, i, EV_PEER_DOWN, at, s->nodes[slot].id, 0);
     }
 }
 
@@ -721,6 +774,13 @@ void sim_dump(struct sim *s)
                " config:",
                nd->id, raft_role_name(st.role), st.term, st.vote, st.leader_id,
                st.commit_index, st.applied_index, st.last_index, st.snapshot_index);
+        {
+            const struct raft_counters *ct = raft_counters_get(nd->r);
+            printf(" [in-lease %" PRIu64 " stale %" PRIu64 " non-member %" PRIu64
+                   " fast-path %" PRIu64 "]",
+                   ct->ignored_in_lease, ct->dropped_stale, ct->dropped_non_member,
+                   ct->fast_path_elections);
+        }
         for (unsigned k = 0; k < c->n; k++)
             printf(" n%" PRIx64 "%s", c->members[k].id,
                    c->members[k].role == RAFT_VOTER ? "" : "(nv)");
