@@ -1,0 +1,474 @@
+/* test_pframe.c: the peer-link frame codec: round trips of every type,
+ * truncations and garbage failing cleanly, chunked decoding. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "testlib.h"
+#include "err.h"
+#include "pframe.h"
+
+static const struct pframe_range ranges3[] = {{1, 1}, {3, 7}, {9, 1000}};
+static const struct pframe_sess adds[] = {{"cb1.example.com", 100},
+                                          {"cb2.example.com", 200}};
+static const struct pframe_sess dels[] = {{"old.example.com", 50}};
+static const char raftbytes[] = {1, 2, 0, 3, 4};
+
+/* sample fills f with a frame of type t using every field. */
+static void sample(int t, struct pframe *f)
+{
+    memset(f, 0, sizeof *f);
+    f->type = t;
+    if (pframe_type_sequenced(t))
+        f->chan_seq = 0x0102030405060708ULL;
+    switch (t) {
+    case PFRAME_HELLO:
+        f->u.hello = (struct pframe_hello){PFRAME_PROTO,     0xc1, 0xabcdef, 0x77,
+                                           "127.0.0.2:5224", 0x99, 42};
+        break;
+    case PFRAME_CHAN_ACK:
+        f->u.recv_seq = 12345;
+        break;
+    case PFRAME_PING:
+    case PFRAME_PONG:
+        f->u.nonce = UINT64_MAX;
+        break;
+    case PFRAME_RAFT:
+        f->u.raft.data = raftbytes;
+        f->u.raft.len = sizeof raftbytes;
+        break;
+    case PFRAME_FWD:
+    case PFRAME_DELIVER:
+        f->u.fwd = (struct pframe_fwd){
+            7, 8, 9, 5, "a.example.com", "b.example.com", "<message to='b.example.com'/>",
+            29};
+        break;
+    case PFRAME_ACK:
+        f->u.ack.origin_incarnation = 8;
+        f->u.ack.ranges = ranges3;
+        f->u.ack.nranges = 3;
+        break;
+    case PFRAME_SESSIONS:
+        f->u.sessions.node_id = 3;
+        f->u.sessions.generation = 17;
+        f->u.sessions.full = true;
+        f->u.sessions.add = adds;
+        f->u.sessions.nadd = 2;
+        f->u.sessions.del = dels;
+        f->u.sessions.ndel = 1;
+        break;
+    case PFRAME_CONFLICT:
+        f->u.conflict.name = "cb1.example.com";
+        f->u.conflict.since = 1234;
+        break;
+    case PFRAME_SUBMIT:
+        f->u.submit.request_id = 5;
+        f->u.submit.data = raftbytes;
+        f->u.submit.len = sizeof raftbytes;
+        break;
+    case PFRAME_SUBMIT_RESULT:
+        f->u.result.request_id = 5;
+        f->u.result.rc = XE_NOLEADER;
+        f->u.result.message = "no leader";
+        f->u.result.data = raftbytes;
+        f->u.result.len = 2;
+        break;
+    }
+}
+
+static int same(const struct pframe *a, const struct pframe *b)
+{
+    if (a->type != b->type || a->chan_seq != b->chan_seq)
+        return 0;
+    switch (a->type) {
+    case PFRAME_HELLO:
+        return a->u.hello.proto == b->u.hello.proto &&
+               a->u.hello.cluster_id == b->u.hello.cluster_id &&
+               a->u.hello.node_id == b->u.hello.node_id &&
+               a->u.hello.incarnation == b->u.hello.incarnation &&
+               strcmp(a->u.hello.addr, b->u.hello.addr) == 0 &&
+               a->u.hello.seen_incarnation == b->u.hello.seen_incarnation &&
+               a->u.hello.recv_seq == b->u.hello.recv_seq;
+    case PFRAME_CHAN_ACK:
+        return a->u.recv_seq == b->u.recv_seq;
+    case PFRAME_PING:
+    case PFRAME_PONG:
+        return a->u.nonce == b->u.nonce;
+    case PFRAME_RAFT:
+        return a->u.raft.len == b->u.raft.len &&
+               memcmp(a->u.raft.data, b->u.raft.data, a->u.raft.len) == 0;
+    case PFRAME_FWD:
+    case PFRAME_DELIVER:
+        return a->u.fwd.origin == b->u.fwd.origin &&
+               a->u.fwd.incarnation == b->u.fwd.incarnation &&
+               a->u.fwd.seq == b->u.fwd.seq && a->u.fwd.low_water == b->u.fwd.low_water &&
+               strcmp(a->u.fwd.from, b->u.fwd.from) == 0 &&
+               strcmp(a->u.fwd.to, b->u.fwd.to) == 0 &&
+               a->u.fwd.xml_len == b->u.fwd.xml_len &&
+               memcmp(a->u.fwd.xml, b->u.fwd.xml, a->u.fwd.xml_len) == 0 &&
+               b->u.fwd.xml[b->u.fwd.xml_len] == '\0';
+    case PFRAME_ACK:
+        if (a->u.ack.origin_incarnation != b->u.ack.origin_incarnation ||
+            a->u.ack.nranges != b->u.ack.nranges)
+            return 0;
+        for (size_t i = 0; i < a->u.ack.nranges; i++)
+            if (a->u.ack.ranges[i].first != b->u.ack.ranges[i].first ||
+                a->u.ack.ranges[i].last != b->u.ack.ranges[i].last)
+                return 0;
+        return 1;
+    case PFRAME_SESSIONS: {
+        const struct pframe_sessions *x = &a->u.sessions, *y = &b->u.sessions;
+        if (x->node_id != y->node_id || x->generation != y->generation ||
+            x->full != y->full || x->nadd != y->nadd || x->ndel != y->ndel)
+            return 0;
+        for (size_t i = 0; i < x->nadd; i++)
+            if (strcmp(x->add[i].name, y->add[i].name) != 0 ||
+                x->add[i].since != y->add[i].since)
+                return 0;
+        for (size_t i = 0; i < x->ndel; i++)
+            if (strcmp(x->del[i].name, y->del[i].name) != 0 ||
+                x->del[i].since != y->del[i].since)
+                return 0;
+        return 1;
+    }
+    case PFRAME_CONFLICT:
+        return strcmp(a->u.conflict.name, b->u.conflict.name) == 0 &&
+               a->u.conflict.since == b->u.conflict.since;
+    case PFRAME_SUBMIT:
+        return a->u.submit.request_id == b->u.submit.request_id &&
+               a->u.submit.len == b->u.submit.len &&
+               memcmp(a->u.submit.data, b->u.submit.data, a->u.submit.len) == 0;
+    case PFRAME_SUBMIT_RESULT:
+        return a->u.result.request_id == b->u.result.request_id &&
+               a->u.result.rc == b->u.result.rc &&
+               strcmp(a->u.result.message, b->u.result.message) == 0 &&
+               a->u.result.len == b->u.result.len &&
+               memcmp(a->u.result.data, b->u.result.data, a->u.result.len) == 0;
+    }
+    return 0;
+}
+
+static void test_round_trip_every_type(void)
+{
+    for (int t = PFRAME_HELLO; t <= PFRAME_SUBMIT_RESULT; t++) {
+        struct pframe f, g;
+        struct buf b = {0};
+        sample(t, &f);
+        CHECK_INT(pframe_encode(&f, &b), 0);
+        REQUIRE(b.len > 6);
+        size_t body = (size_t)(unsigned char)b.data[0] << 24 |
+                      (size_t)(unsigned char)b.data[1] << 16 |
+                      (size_t)(unsigned char)b.data[2] << 8 | (unsigned char)b.data[3];
+        CHECK_INT(body, b.len - 4);
+        CHECK_INT(b.data[4], PFRAME_VERSION);
+        CHECK_INT(b.data[5], t);
+        CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), 0);
+        if (!same(&f, &g))
+            fprintf(stderr, "type %s differs\n", pframe_type_name(t));
+        CHECK(same(&f, &g));
+        pframe_release(&g);
+        buf_free(&b);
+    }
+}
+
+static void test_empty_lists_and_bytes(void)
+{
+    struct pframe f = {0}, g;
+    struct buf b = {0};
+
+    f.type = PFRAME_SESSIONS;
+    f.chan_seq = 1;
+    f.u.sessions.node_id = 1;
+    CHECK_INT(pframe_encode(&f, &b), 0);
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), 0);
+    CHECK_INT(g.u.sessions.nadd, 0);
+    CHECK_INT(g.u.sessions.ndel, 0);
+    CHECK(!g.u.sessions.full);
+    pframe_release(&g);
+    buf_reset(&b);
+    memset(&f, 0, sizeof f);
+    f.type = PFRAME_RAFT;
+    CHECK_INT(pframe_encode(&f, &b), 0);
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), 0);
+    CHECK_INT(g.u.raft.len, 0);
+    pframe_release(&g);
+    buf_free(&b);
+}
+
+static void test_encode_refuses_bad_frames(void)
+{
+    struct pframe f;
+    struct buf b = {0};
+    static const struct pframe_range bad1[] = {{3, 2}};
+    static const struct pframe_range bad2[] = {{1, 5}, {5, 6}};
+    static const struct pframe_range bad3[] = {{0, 5}};
+
+    sample(PFRAME_FWD, &f);
+    f.chan_seq = 0;
+    CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
+    sample(PFRAME_FWD, &f);
+    f.u.fwd.low_water = 10;
+    CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
+    sample(PFRAME_FWD, &f);
+    f.u.fwd.xml = "a\0b";
+    f.u.fwd.xml_len = 3;
+    CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
+    sample(PFRAME_FWD, &f);
+    f.u.fwd.to = NULL;
+    CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
+    sample(PFRAME_ACK, &f);
+    f.u.ack.ranges = bad1;
+    f.u.ack.nranges = 1;
+    CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
+    f.u.ack.ranges = bad2;
+    f.u.ack.nranges = 2;
+    CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
+    f.u.ack.ranges = bad3;
+    f.u.ack.nranges = 1;
+    CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
+    f.u.ack.nranges = 0;
+    CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
+    sample(PFRAME_HELLO, &f);
+    f.u.hello.incarnation = 0;
+    CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
+    sample(PFRAME_HELLO, &f);
+    char addr[PFRAME_MAX_ADDR + 2];
+    memset(addr, 'a', sizeof addr - 1);
+    addr[sizeof addr - 1] = 0;
+    f.u.hello.addr = addr;
+    CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
+    f.type = 99;
+    CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
+    CHECK_INT(b.len, 0);
+
+    /* Over the body bound. */
+    sample(PFRAME_RAFT, &f);
+    char *big = calloc(1, PFRAME_MAX_BODY);
+    REQUIRE(big != NULL);
+    f.u.raft.data = big;
+    f.u.raft.len = PFRAME_MAX_BODY;
+    CHECK_INT(pframe_encode(&f, &b), XE_LIMIT);
+    CHECK_INT(b.len, 0);
+    f.u.raft.len = PFRAME_MAX_BODY - 6;
+    CHECK_INT(pframe_encode(&f, &b), 0);
+    CHECK_INT(b.len, PFRAME_MAX_BODY + 4);
+    free(big);
+    buf_free(&b);
+}
+
+/* Every proper prefix of every body fails with XE_PROTO; so does every
+ * body with a trailing byte. */
+static void test_every_truncation_fails(void)
+{
+    for (int t = PFRAME_HELLO; t <= PFRAME_SUBMIT_RESULT; t++) {
+        struct pframe f, g;
+        struct buf b = {0};
+        sample(t, &f);
+        REQUIRE(pframe_encode(&f, &b) == 0);
+        const char *body = b.data + 4;
+        size_t n = b.len - 4;
+        for (size_t k = 0; k < n; k++) {
+            char *copy = malloc(k + 1); /* exact size, so ASan sees over-reads */
+            memcpy(copy, body, k);
+            int rc = pframe_decode(copy, k, &g);
+            if (rc != XE_PROTO)
+                fprintf(stderr, "%s prefix %zu: %d\n", pframe_type_name(t), k, rc);
+            CHECK_INT(rc, XE_PROTO);
+            CHECK(g.owned_ == NULL);
+            free(copy);
+        }
+        char *longer = malloc(n + 1);
+        memcpy(longer, body, n);
+        longer[n] = 0;
+        CHECK_INT(pframe_decode(longer, n + 1, &g), XE_PROTO);
+        free(longer);
+        buf_free(&b);
+    }
+}
+
+static void test_bad_fields_fail(void)
+{
+    struct pframe f, g;
+    struct buf b = {0};
+
+    sample(PFRAME_PING, &f);
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    b.data[4] = 2; /* version */
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_UNSUPPORTED);
+    b.data[4] = 1;
+    b.data[5] = 0; /* type */
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
+    b.data[5] = 13;
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
+    buf_reset(&b);
+
+    /* A NUL inside a string, and a missing terminator. */
+    sample(PFRAME_CONFLICT, &f);
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    /* 4 len, 1 ver, 1 type, 8 chan_seq, 4 str len, then the name. */
+    b.data[18 + 3] = 0;
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
+    b.data[18 + 3] = 'x';
+    b.data[18 + 15] = 'z';
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
+    buf_reset(&b);
+
+    /* chan_seq 0 on a sequenced type. */
+    sample(PFRAME_CONFLICT, &f);
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    memset(b.data + 6, 0, 8);
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
+    buf_reset(&b);
+
+    /* SESSIONS full flag 2. */
+    sample(PFRAME_SESSIONS, &f);
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    b.data[14 + 16] = 2;
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
+    buf_reset(&b);
+
+    /* ACK with overlapping ranges on the wire. */
+    sample(PFRAME_ACK, &f);
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    /* second range's first (offset 14 + 8 + 4 + 16) := 1 */
+    memset(b.data + 14 + 28, 0, 8);
+    b.data[14 + 28 + 7] = 1;
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
+    buf_reset(&b);
+
+    /* FWD with low_water > seq on the wire. */
+    sample(PFRAME_FWD, &f);
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    b.data[14 + 24 + 7] = 10;
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
+    buf_free(&b);
+}
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* Random bodies, and valid frames with random bytes flipped: decode returns
+ * 0 or a code, never crashes (run under ASan in CI). */
+static void test_random_garbage(void)
+{
+    rng_state = 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < 20000; i++) {
+        size_t n = rnd() % 96;
+        unsigned char *p = malloc(n + 1);
+        for (size_t k = 0; k < n; k++)
+            p[k] = (unsigned char)rnd();
+        if (n >= 2 && (i & 1)) {
+            p[0] = PFRAME_VERSION;
+            p[1] = (unsigned char)(1 + rnd() % 12);
+        }
+        struct pframe g;
+        int rc = pframe_decode(p, n, &g);
+        CHECK(rc == 0 || rc == XE_PROTO || rc == XE_UNSUPPORTED);
+        pframe_release(&g);
+        free(p);
+    }
+    for (int t = PFRAME_HELLO; t <= PFRAME_SUBMIT_RESULT; t++) {
+        struct pframe f;
+        struct buf b = {0};
+        sample(t, &f);
+        REQUIRE(pframe_encode(&f, &b) == 0);
+        for (int i = 0; i < 2000; i++) {
+            size_t n = b.len - 4;
+            unsigned char *p = malloc(n);
+            memcpy(p, b.data + 4, n);
+            for (int k = 0; k < 1 + (int)(rnd() % 3); k++)
+                p[rnd() % n] = (unsigned char)rnd();
+            struct pframe g;
+            int rc = pframe_decode(p, n, &g);
+            CHECK(rc == 0 || rc == XE_PROTO || rc == XE_UNSUPPORTED);
+            pframe_release(&g);
+            free(p);
+        }
+        buf_free(&b);
+    }
+}
+
+/* A stream of all types decodes the same in one piece, split at every
+ * point, and one byte at a time. */
+static void test_chunking(void)
+{
+    struct buf all = {0};
+    int ntypes = PFRAME_SUBMIT_RESULT;
+
+    for (int t = PFRAME_HELLO; t <= PFRAME_SUBMIT_RESULT; t++) {
+        struct pframe f;
+        sample(t, &f);
+        REQUIRE(pframe_encode(&f, &all) == 0);
+    }
+    /* split == all.len + 1 means one byte at a time. */
+    for (size_t split = 1; split <= all.len + 1; split++) {
+        struct pframe_dec d;
+        int got = 0;
+        size_t pos = 0;
+        pframe_dec_init(&d);
+        while (pos < all.len) {
+            size_t n = split > all.len ? 1 : (pos == 0 ? split : all.len - pos);
+            CHECK_INT(pframe_dec_feed(&d, all.data + pos, n), 0);
+            pos += n;
+            struct pframe g, f;
+            int rc;
+            while ((rc = pframe_dec_next(&d, &g)) == 1) {
+                got++;
+                sample(got, &f);
+                CHECK(same(&f, &g));
+                pframe_release(&g);
+            }
+            CHECK_INT(rc, 0);
+        }
+        CHECK_INT(got, ntypes);
+        CHECK_INT(d.frames, ntypes);
+        pframe_dec_free(&d);
+    }
+    buf_free(&all);
+}
+
+static void test_decoder_errors_are_sticky(void)
+{
+    struct pframe_dec d;
+    struct pframe g;
+    unsigned char huge[4] = {0x00, 0x10, 0x00, 0x01}; /* 1 MiB + 1 */
+    unsigned char tiny[5] = {0, 0, 0, 1, 1};
+
+    pframe_dec_init(&d);
+    CHECK_INT(pframe_dec_feed(&d, huge, 3), 0);
+    CHECK_INT(pframe_dec_next(&d, &g), 0);
+    CHECK_INT(pframe_dec_feed(&d, huge + 3, 1), 0);
+    CHECK_INT(pframe_dec_next(&d, &g), XE_PROTO);
+    CHECK_INT(pframe_dec_next(&d, &g), XE_PROTO);
+    CHECK_INT(pframe_dec_feed(&d, tiny, 5), XE_PROTO);
+    pframe_dec_free(&d);
+
+    pframe_dec_init(&d);
+    CHECK_INT(pframe_dec_feed(&d, tiny, 5), 0);
+    CHECK_INT(pframe_dec_next(&d, &g), XE_PROTO);
+    pframe_dec_free(&d);
+
+    /* A good frame then garbage: the good one comes out first. */
+    struct pframe f;
+    struct buf b = {0};
+    sample(PFRAME_PING, &f);
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    buf_append(&b, "\0\0\0\3\1\77\0", 7);
+    pframe_dec_init(&d);
+    CHECK_INT(pframe_dec_feed(&d, b.data, b.len), 0);
+    CHECK_INT(pframe_dec_next(&d, &g), 1);
+    pframe_release(&g);
+    CHECK_INT(pframe_dec_next(&d, &g), XE_PROTO);
+    pframe_dec_free(&d);
+    buf_free(&b);
+}
+
+TL_MAIN(T(test_round_trip_every_type), T(test_empty_lists_and_bytes),
+        T(test_encode_refuses_bad_frames), T(test_every_truncation_fails),
+        T(test_bad_fields_fail), T(test_random_garbage), T(test_chunking),
+        T(test_decoder_errors_are_sticky))

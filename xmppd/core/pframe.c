@@ -1,0 +1,563 @@
+/* pframe.c: the peer-link frame codec (layout in pframe.h). */
+#include "pframe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+const char *pframe_type_name(int type)
+{
+    switch (type) {
+    case PFRAME_HELLO:
+        return "HELLO";
+    case PFRAME_CHAN_ACK:
+        return "CHAN_ACK";
+    case PFRAME_PING:
+        return "PING";
+    case PFRAME_PONG:
+        return "PONG";
+    case PFRAME_RAFT:
+        return "RAFT";
+    case PFRAME_FWD:
+        return "FWD";
+    case PFRAME_DELIVER:
+        return "DELIVER";
+    case PFRAME_ACK:
+        return "ACK";
+    case PFRAME_SESSIONS:
+        return "SESSIONS";
+    case PFRAME_CONFLICT:
+        return "CONFLICT";
+    case PFRAME_SUBMIT:
+        return "SUBMIT";
+    case PFRAME_SUBMIT_RESULT:
+        return "SUBMIT_RESULT";
+    }
+    return "?";
+}
+
+bool pframe_type_sequenced(int type)
+{
+    return type >= PFRAME_FWD && type <= PFRAME_SUBMIT_RESULT;
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+/* The writer checks nothing but room: pframe_encode validates first. */
+struct pf_w {
+    struct buf *b;
+    int rc;
+};
+
+static void w_put(struct pf_w *w, const void *p, size_t n)
+{
+    if (w->rc == 0 && buf_append(w->b, p, n) < 0)
+        w->rc = XE_NOMEM;
+}
+
+static void w_u8(struct pf_w *w, uint8_t v)
+{
+    w_put(w, &v, 1);
+}
+
+static void w_be(struct pf_w *w, uint64_t v, int bytes)
+{
+    unsigned char t[8];
+
+    for (int i = 0; i < bytes; i++)
+        t[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+    w_put(w, t, (size_t)bytes);
+}
+
+static void w_bytes(struct pf_w *w, const void *p, size_t n)
+{
+    w_be(w, n, 4);
+    if (n > 0)
+        w_put(w, p, n);
+}
+
+static void w_str(struct pf_w *w, const char *s, size_t n)
+{
+    w_bytes(w, s, n);
+    w_u8(w, 0);
+}
+
+/* str_ok: s is non-NULL, at most max bytes, no NUL inside (len given). */
+static bool str_ok(const char *s, size_t len, size_t max)
+{
+    return s != NULL && len <= max && memchr(s, 0, len) == NULL;
+}
+
+static bool cstr_ok(const char *s, size_t max)
+{
+    return s != NULL && strnlen(s, max + 1) <= max;
+}
+
+static bool sess_list_ok(const struct pframe_sess *l, size_t n)
+{
+    if (n > PFRAME_MAX_LIST || (n > 0 && l == NULL))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!cstr_ok(l[i].name, PFRAME_MAX_NAME))
+            return false;
+    return true;
+}
+
+static bool ranges_ok(const struct pframe_range *r, size_t n)
+{
+    if (n == 0 || n > PFRAME_MAX_LIST || r == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].first == 0 || r[i].first > r[i].last)
+            return false;
+        if (i > 0 && r[i].first <= r[i - 1].last)
+            return false;
+    }
+    return true;
+}
+
+static bool frame_ok(const struct pframe *f)
+{
+    const struct pframe_fwd *fw = &f->u.fwd;
+
+    if (pframe_type_sequenced(f->type) && f->chan_seq == 0)
+        return false;
+    switch (f->type) {
+    case PFRAME_HELLO:
+        return cstr_ok(f->u.hello.addr, PFRAME_MAX_ADDR) && f->u.hello.incarnation != 0;
+    case PFRAME_CHAN_ACK:
+    case PFRAME_PING:
+    case PFRAME_PONG:
+        return true;
+    case PFRAME_RAFT:
+        return f->u.raft.len == 0 || f->u.raft.data != NULL;
+    case PFRAME_FWD:
+    case PFRAME_DELIVER:
+        return fw->seq != 0 && fw->low_water <= fw->seq && fw->incarnation != 0 &&
+               cstr_ok(fw->from, PFRAME_MAX_JID) && cstr_ok(fw->to, PFRAME_MAX_JID) &&
+               str_ok(fw->xml, fw->xml_len, PFRAME_MAX_BODY);
+    case PFRAME_ACK:
+        return ranges_ok(f->u.ack.ranges, f->u.ack.nranges);
+    case PFRAME_SESSIONS:
+        return sess_list_ok(f->u.sessions.add, f->u.sessions.nadd) &&
+               sess_list_ok(f->u.sessions.del, f->u.sessions.ndel);
+    case PFRAME_CONFLICT:
+        return cstr_ok(f->u.conflict.name, PFRAME_MAX_NAME);
+    case PFRAME_SUBMIT:
+        return f->u.submit.len == 0 || f->u.submit.data != NULL;
+    case PFRAME_SUBMIT_RESULT:
+        return cstr_ok(f->u.result.message, PFRAME_MAX_MSG) &&
+               (f->u.result.len == 0 || f->u.result.data != NULL);
+    }
+    return false;
+}
+
+static void w_sess_list(struct pf_w *w, const struct pframe_sess *l, size_t n)
+{
+    w_be(w, n, 4);
+    for (size_t i = 0; i < n; i++) {
+        w_str(w, l[i].name, strlen(l[i].name));
+        w_be(w, l[i].since, 8);
+    }
+}
+
+static void w_payload(struct pf_w *w, const struct pframe *f)
+{
+    const struct pframe_hello *h = &f->u.hello;
+    const struct pframe_fwd *fw = &f->u.fwd;
+
+    switch (f->type) {
+    case PFRAME_HELLO:
+        w_be(w, h->proto, 2);
+        w_be(w, h->cluster_id, 8);
+        w_be(w, h->node_id, 8);
+        w_be(w, h->incarnation, 8);
+        w_str(w, h->addr, strlen(h->addr));
+        w_be(w, h->seen_incarnation, 8);
+        w_be(w, h->recv_seq, 8);
+        break;
+    case PFRAME_CHAN_ACK:
+        w_be(w, f->u.recv_seq, 8);
+        break;
+    case PFRAME_PING:
+    case PFRAME_PONG:
+        w_be(w, f->u.nonce, 8);
+        break;
+    case PFRAME_RAFT:
+        w_bytes(w, f->u.raft.data, f->u.raft.len);
+        break;
+    case PFRAME_FWD:
+    case PFRAME_DELIVER:
+        w_be(w, fw->origin, 8);
+        w_be(w, fw->incarnation, 8);
+        w_be(w, fw->seq, 8);
+        w_be(w, fw->low_water, 8);
+        w_str(w, fw->from, strlen(fw->from));
+        w_str(w, fw->to, strlen(fw->to));
+        w_str(w, fw->xml, fw->xml_len);
+        break;
+    case PFRAME_ACK:
+        w_be(w, f->u.ack.origin_incarnation, 8);
+        w_be(w, f->u.ack.nranges, 4);
+        for (size_t i = 0; i < f->u.ack.nranges; i++) {
+            w_be(w, f->u.ack.ranges[i].first, 8);
+            w_be(w, f->u.ack.ranges[i].last, 8);
+        }
+        break;
+    case PFRAME_SESSIONS:
+        w_be(w, f->u.sessions.node_id, 8);
+        w_be(w, f->u.sessions.generation, 8);
+        w_u8(w, f->u.sessions.full ? 1 : 0);
+        w_sess_list(w, f->u.sessions.add, f->u.sessions.nadd);
+        w_sess_list(w, f->u.sessions.del, f->u.sessions.ndel);
+        break;
+    case PFRAME_CONFLICT:
+        w_str(w, f->u.conflict.name, strlen(f->u.conflict.name));
+        w_be(w, f->u.conflict.since, 8);
+        break;
+    case PFRAME_SUBMIT:
+        w_be(w, f->u.submit.request_id, 8);
+        w_bytes(w, f->u.submit.data, f->u.submit.len);
+        break;
+    case PFRAME_SUBMIT_RESULT:
+        w_be(w, f->u.result.request_id, 8);
+        w_be(w, (uint32_t)f->u.result.rc, 4);
+        w_str(w, f->u.result.message, strlen(f->u.result.message));
+        w_bytes(w, f->u.result.data, f->u.result.len);
+        break;
+    }
+}
+
+int pframe_encode(const struct pframe *f, struct buf *out)
+{
+    size_t start = out->len, body;
+    struct pf_w w = {out, 0};
+
+    if (!frame_ok(f))
+        return XE_INVAL;
+    w_be(&w, 0, 4); /* length, patched below */
+    w_u8(&w, PFRAME_VERSION);
+    w_u8(&w, (uint8_t)f->type);
+    if (pframe_type_sequenced(f->type))
+        w_be(&w, f->chan_seq, 8);
+    w_payload(&w, f);
+    if (w.rc != 0)
+        goto err;
+    body = out->len - start - PFRAME_LEN_SIZE;
+    if (body > PFRAME_MAX_BODY) {
+        w.rc = XE_LIMIT;
+        goto err;
+    }
+    for (int i = 0; i < 4; i++)
+        out->data[start + (size_t)i] = (char)(unsigned char)(body >> (8 * (3 - i)));
+    return 0;
+
+err:
+    out->len = start;
+    if (out->data != NULL)
+        out->data[start] = '\0';
+    return w.rc;
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+struct pf_r {
+    const unsigned char *p;
+    size_t left;
+    bool bad;
+};
+
+static uint64_t r_be(struct pf_r *r, int bytes)
+{
+    uint64_t v = 0;
+
+    if (r->bad || r->left < (size_t)bytes) {
+        r->bad = true;
+        return 0;
+    }
+    for (int i = 0; i < bytes; i++)
+        v = (v << 8) | r->p[i];
+    r->p += bytes;
+    r->left -= (size_t)bytes;
+    return v;
+}
+
+static const void *r_bytes(struct pf_r *r, size_t max, size_t *len)
+{
+    uint64_t n = r_be(r, 4);
+    const void *p;
+
+    *len = 0;
+    if (r->bad || n > max || n > r->left) {
+        r->bad = true;
+        return NULL;
+    }
+    p = r->p;
+    r->p += n;
+    r->left -= n;
+    *len = (size_t)n;
+    return p;
+}
+
+/* r_str reads a str: the bytes, then the NUL, with no NUL inside. */
+static const char *r_str(struct pf_r *r, size_t max, size_t *len_out)
+{
+    size_t len;
+    const char *s = r_bytes(r, max, &len);
+
+    if (r->bad || r->left < 1 || r->p[0] != 0 || memchr(s, 0, len) != NULL) {
+        r->bad = true;
+        return NULL;
+    }
+    r->p++;
+    r->left--;
+    if (len_out != NULL)
+        *len_out = len;
+    return s;
+}
+
+/* r_sess_list reads a SESSIONS list into a slice of arr starting at *used. */
+static size_t r_sess_count(struct pf_r *r)
+{
+    uint64_t n = r_be(r, 4);
+
+    /* Each entry takes at least 13 bytes (len, NUL, since). */
+    if (r->bad || n > PFRAME_MAX_LIST || n > r->left / 13) {
+        r->bad = true;
+        return 0;
+    }
+    return (size_t)n;
+}
+
+static void r_sess_entries(struct pf_r *r, struct pframe_sess *arr, size_t n)
+{
+    for (size_t i = 0; i < n && !r->bad; i++) {
+        arr[i].name = r_str(r, PFRAME_MAX_NAME, NULL);
+        arr[i].since = r_be(r, 8);
+    }
+}
+
+static int d_sessions(struct pf_r *r, struct pframe *f)
+{
+    struct pframe_sessions *s = &f->u.sessions;
+    struct pframe_sess *arr = NULL;
+    uint64_t full;
+    size_t nadd, ndel;
+    struct pf_r save;
+
+    s->node_id = r_be(r, 8);
+    s->generation = r_be(r, 8);
+    full = r_be(r, 1);
+    if (full > 1)
+        r->bad = true;
+    s->full = full == 1;
+    nadd = r_sess_count(r);
+    if (r->bad)
+        return XE_PROTO;
+    /* Two passes: skip the add list to learn ndel, then allocate once. */
+    save = *r;
+    for (size_t i = 0; i < nadd && !r->bad; i++) {
+        r_str(r, PFRAME_MAX_NAME, NULL);
+        r_be(r, 8);
+    }
+    ndel = r_sess_count(r);
+    if (r->bad)
+        return XE_PROTO;
+    if (nadd + ndel > 0) {
+        arr = calloc(nadd + ndel, sizeof *arr);
+        if (arr == NULL)
+            return XE_NOMEM;
+    }
+    f->owned_ = arr;
+    *r = save;
+    r_sess_entries(r, arr, nadd);
+    r_be(r, 4);
+    r_sess_entries(r, arr + nadd, ndel);
+    s->add = arr;
+    s->nadd = nadd;
+    s->del = arr + nadd;
+    s->ndel = ndel;
+    return r->bad ? XE_PROTO : 0;
+}
+
+static int d_ack(struct pf_r *r, struct pframe *f)
+{
+    struct pframe_range *arr;
+    uint64_t n;
+
+    f->u.ack.origin_incarnation = r_be(r, 8);
+    n = r_be(r, 4);
+    if (r->bad || n == 0 || n > PFRAME_MAX_LIST || n > r->left / 16)
+        return XE_PROTO;
+    arr = calloc((size_t)n, sizeof *arr);
+    if (arr == NULL)
+        return XE_NOMEM;
+    f->owned_ = arr;
+    for (size_t i = 0; i < n; i++) {
+        arr[i].first = r_be(r, 8);
+        arr[i].last = r_be(r, 8);
+    }
+    f->u.ack.ranges = arr;
+    f->u.ack.nranges = (size_t)n;
+    return ranges_ok(arr, (size_t)n) ? 0 : XE_PROTO;
+}
+
+static int d_payload(struct pf_r *r, struct pframe *f)
+{
+    struct pframe_hello *h = &f->u.hello;
+    struct pframe_fwd *fw = &f->u.fwd;
+    int64_t rc;
+
+    switch (f->type) {
+    case PFRAME_HELLO:
+        h->proto = (uint16_t)r_be(r, 2);
+        h->cluster_id = r_be(r, 8);
+        h->node_id = r_be(r, 8);
+        h->incarnation = r_be(r, 8);
+        h->addr = r_str(r, PFRAME_MAX_ADDR, NULL);
+        h->seen_incarnation = r_be(r, 8);
+        h->recv_seq = r_be(r, 8);
+        if (!r->bad && h->incarnation == 0)
+            r->bad = true;
+        return 0;
+    case PFRAME_CHAN_ACK:
+        f->u.recv_seq = r_be(r, 8);
+        return 0;
+    case PFRAME_PING:
+    case PFRAME_PONG:
+        f->u.nonce = r_be(r, 8);
+        return 0;
+    case PFRAME_RAFT:
+        f->u.raft.data = r_bytes(r, PFRAME_MAX_BODY, &f->u.raft.len);
+        return 0;
+    case PFRAME_FWD:
+    case PFRAME_DELIVER:
+        fw->origin = r_be(r, 8);
+        fw->incarnation = r_be(r, 8);
+        fw->seq = r_be(r, 8);
+        fw->low_water = r_be(r, 8);
+        fw->from = r_str(r, PFRAME_MAX_JID, NULL);
+        fw->to = r_str(r, PFRAME_MAX_JID, NULL);
+        fw->xml = r_str(r, PFRAME_MAX_BODY, &fw->xml_len);
+        if (!r->bad && (fw->seq == 0 || fw->low_water > fw->seq || fw->incarnation == 0))
+            r->bad = true;
+        return 0;
+    case PFRAME_ACK:
+        return d_ack(r, f);
+    case PFRAME_SESSIONS:
+        return d_sessions(r, f);
+    case PFRAME_CONFLICT:
+        f->u.conflict.name = r_str(r, PFRAME_MAX_NAME, NULL);
+        f->u.conflict.since = r_be(r, 8);
+        return 0;
+    case PFRAME_SUBMIT:
+        f->u.submit.request_id = r_be(r, 8);
+        f->u.submit.data = r_bytes(r, PFRAME_MAX_BODY, &f->u.submit.len);
+        return 0;
+    case PFRAME_SUBMIT_RESULT:
+        f->u.result.request_id = r_be(r, 8);
+        rc = (int32_t)(uint32_t)r_be(r, 4);
+        f->u.result.rc = (int32_t)rc;
+        f->u.result.message = r_str(r, PFRAME_MAX_MSG, NULL);
+        f->u.result.data = r_bytes(r, PFRAME_MAX_BODY, &f->u.result.len);
+        return 0;
+    }
+    return XE_PROTO;
+}
+
+int pframe_decode(const void *body, size_t len, struct pframe *out)
+{
+    struct pf_r r = {body, len, false};
+    uint64_t version, type;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (len > PFRAME_MAX_BODY)
+        return XE_PROTO;
+    version = r_be(&r, 1);
+    type = r_be(&r, 1);
+    if (r.bad)
+        return XE_PROTO;
+    if (version != PFRAME_VERSION)
+        return XE_UNSUPPORTED;
+    if (type < PFRAME_HELLO || type > PFRAME_SUBMIT_RESULT)
+        return XE_PROTO;
+    out->type = (int)type;
+    if (pframe_type_sequenced(out->type)) {
+        out->chan_seq = r_be(&r, 8);
+        if (out->chan_seq == 0)
+            r.bad = true;
+    }
+    rc = r.bad ? XE_PROTO : d_payload(&r, out);
+    if (rc == 0 && (r.bad || r.left != 0))
+        rc = XE_PROTO;
+    if (rc < 0)
+        pframe_release(out);
+    return rc;
+}
+
+void pframe_release(struct pframe *f)
+{
+    free(f->owned_);
+    memset(f, 0, sizeof *f);
+}
+
+/* ---- incremental decoder ----------------------------------------------- */
+
+void pframe_dec_init(struct pframe_dec *d)
+{
+    memset(d, 0, sizeof *d);
+    d->max_body = PFRAME_MAX_BODY;
+}
+
+void pframe_dec_free(struct pframe_dec *d)
+{
+    buf_free(&d->in);
+    memset(d, 0, sizeof *d);
+}
+
+int pframe_dec_feed(struct pframe_dec *d, const void *data, size_t len)
+{
+    if (d->error != 0)
+        return d->error;
+    /* Drop what was parsed before appending, so the buffer holds at most one
+     * partial frame plus this read. */
+    if (d->pos > 0) {
+        buf_consume(&d->in, d->pos);
+        d->pos = 0;
+    }
+    if (len > 0 && buf_append(&d->in, data, len) < 0)
+        return XE_NOMEM;
+    return 0;
+}
+
+int pframe_dec_next(struct pframe_dec *d, struct pframe *out)
+{
+    const unsigned char *p;
+    size_t avail, body;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (d->error != 0)
+        return d->error;
+    avail = d->in.len - d->pos;
+    if (avail < PFRAME_LEN_SIZE)
+        return 0;
+    p = (const unsigned char *)d->in.data + d->pos;
+    body = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+    if (body > d->max_body || body < 2) {
+        d->error = XE_PROTO;
+        return d->error;
+    }
+    if (avail - PFRAME_LEN_SIZE < body)
+        return 0;
+    rc = pframe_decode(p + PFRAME_LEN_SIZE, body, out);
+    if (rc < 0) {
+        d->error = rc;
+        return rc;
+    }
+    d->pos += PFRAME_LEN_SIZE + body;
+    d->frames++;
+    return 1;
+}

@@ -1,0 +1,231 @@
+/* pframe.h: the peer-link frame codec: cluster messages to bytes and back.
+ *
+ * Pure: no I/O, no clock.  Every frame on the peer link (TLS between two
+ * nodes, port 5224) is
+ *
+ *   u32 length (big-endian; bytes that follow, at most PFRAME_MAX_BODY)
+ *   u8  version (PFRAME_VERSION)
+ *   u8  type (enum pframe_type)
+ *   u64 chan_seq     only for sequenced types (pframe_type_sequenced): the
+ *                    pchan sequence number, >= 1
+ *   payload by type (integers big-endian):
+ *
+ *   HELLO          u16 proto | u64 cluster_id | u64 node_id | u64 incarnation |
+ *                  str addr | u64 seen_incarnation | u64 recv_seq
+ *   CHAN_ACK       u64 recv_seq
+ *   PING, PONG     u64 nonce
+ *   RAFT           bytes (raft/codec.h encoding, opaque here)
+ *   FWD, DELIVER   u64 origin | u64 incarnation | u64 seq | u64 low_water |
+ *                  str from | str to | str xml
+ *   ACK            u64 origin_incarnation | u32 n | n x (u64 first | u64 last)
+ *   SESSIONS       u64 node_id | u64 generation | u8 full | u32 nadd |
+ *                  nadd x (str name | u64 since) | u32 ndel | ndel x (str name |
+ *                  u64 since)
+ *   CONFLICT       str name | u64 since
+ *   SUBMIT         u64 request_id | bytes data
+ *   SUBMIT_RESULT  u64 request_id | i32 rc | str message | bytes data
+ *
+ *   str   = u32 len | len bytes | 0x00   (no NUL inside; len bounded per field)
+ *   bytes = u32 len | len bytes
+ *
+ * The NUL after each string lets a decoded frame point its strings straight
+ * into the received bytes (zero copy) as C strings.
+ *
+ * Decoding is strict because the bytes come from a peer that may be broken:
+ * every length is checked against what remains and against its bound,
+ * booleans are 0 or 1, ranges are ordered, unknown versions and types and
+ * trailing bytes are errors.  A bad frame gives a negative code, never a
+ * crash or a read outside the buffer; the peer link then closes and counts
+ * it (issue 5, item 1). */
+#ifndef XMPPD_PFRAME_H
+#define XMPPD_PFRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define PFRAME_VERSION 1
+/* The HELLO protocol number: bumped when the meaning of frames changes
+ * without a change of their layout. */
+#define PFRAME_PROTO 1
+#define PFRAME_LEN_SIZE 4
+/* Bytes after the length field: enough for a 256 KiB stanza (xs default
+ * limit) plus its JIDs and header, and for Raft batches the driver keeps
+ * below it. */
+#define PFRAME_MAX_BODY (1u << 20)
+#define PFRAME_MAX_ADDR 255   /* listen address "host:port" */
+#define PFRAME_MAX_JID 3071   /* RFC 7622 §3.1: three parts of 1023 */
+#define PFRAME_MAX_NAME 1023  /* a component domain */
+#define PFRAME_MAX_MSG 1023   /* SUBMIT_RESULT message */
+#define PFRAME_MAX_LIST 16384 /* SESSIONS entries per list, ACK ranges */
+
+enum pframe_type {
+    PFRAME_HELLO = 1,
+    PFRAME_CHAN_ACK = 2,
+    PFRAME_PING = 3,
+    PFRAME_PONG = 4,
+    PFRAME_RAFT = 5,
+    PFRAME_FWD = 6,
+    PFRAME_DELIVER = 7,
+    PFRAME_ACK = 8,
+    PFRAME_SESSIONS = 9,
+    PFRAME_CONFLICT = 10,
+    PFRAME_SUBMIT = 11,
+    PFRAME_SUBMIT_RESULT = 12,
+};
+
+/* pframe_type_name returns "HELLO", "FWD", ... or "?" for an unknown type. */
+const char *pframe_type_name(int type);
+
+/* pframe_type_sequenced tells whether frames of this type carry a chan_seq
+ * and go through pchan (reliable across reconnects): FWD, DELIVER, ACK,
+ * SESSIONS, CONFLICT, SUBMIT, SUBMIT_RESULT.  HELLO, CHAN_ACK, PING and PONG
+ * are link control; RAFT is not sequenced either, because Raft tolerates
+ * loss and retries by itself (a stale AppendEntries resent after a reconnect
+ * would only delay, and a snapshot must not fill the resend buffer). */
+bool pframe_type_sequenced(int type);
+
+struct pframe_hello {
+    uint16_t proto;            /* PFRAME_PROTO */
+    uint64_t cluster_id;       /* the caller refuses a peer of another cluster */
+    uint64_t node_id;          /* the sender's node id */
+    uint64_t incarnation;      /* random per process start, never 0 */
+    const char *addr;          /* the sender's listen address */
+    uint64_t seen_incarnation; /* the receiver's incarnation that recv_seq is
+                                  about; 0 when the sender knows none */
+    uint64_t recv_seq;         /* highest contiguous chan_seq received from it */
+};
+
+/* FWD (origin -> leader) and DELIVER (leader -> delivering node). */
+struct pframe_fwd {
+    uint64_t origin;      /* node id of the node whose session sent it */
+    uint64_t incarnation; /* the origin's incarnation */
+    uint64_t seq;         /* the origin's stanza sequence number, >= 1 */
+    uint64_t low_water;   /* the origin's lowest unacknowledged seq (<= seq) */
+    const char *from;     /* sender JID */
+    const char *to;       /* destination JID */
+    const char *xml;      /* the stanza serialized for jabber:component:accept */
+    size_t xml_len;       /* bytes of xml (no NUL inside; NUL-terminated) */
+};
+
+struct pframe_range {
+    uint64_t first, last; /* first <= last */
+};
+
+struct pframe_ack {
+    uint64_t origin_incarnation; /* the incarnation the seqs belong to */
+    const struct pframe_range *ranges;
+    size_t nranges; /* 1..PFRAME_MAX_LIST, ranges ascending and disjoint */
+};
+
+struct pframe_sess {
+    const char *name; /* component domain */
+    uint64_t since;   /* when the session authenticated (wall-clock ms) */
+};
+
+struct pframe_sessions {
+    uint64_t node_id;    /* the reporting node */
+    uint64_t generation; /* increases with every report of that node */
+    bool full;           /* full report: replaces all of node_id's names */
+    const struct pframe_sess *add;
+    size_t nadd;
+    const struct pframe_sess *del;
+    size_t ndel;
+};
+
+struct pframe_conflict {
+    const char *name; /* close the local session holding name ... */
+    uint64_t since;   /* ... if it is this one (same since), with conflict */
+};
+
+struct pframe_submit {
+    uint64_t request_id;
+    const void *data;
+    size_t len;
+};
+
+struct pframe_submit_result {
+    uint64_t request_id;
+    int32_t rc;          /* 0 or a negative XE_ code */
+    const char *message; /* "" when none */
+    const void *data;
+    size_t len;
+};
+
+struct pframe_bytes {
+    const void *data;
+    size_t len;
+};
+
+/* A frame.  For encoding every pointer is borrowed from the caller.  A
+ * decoded frame's strings and bytes point into the decoded buffer (borrowed:
+ * valid as long as it is); the ACK and SESSIONS arrays are allocated by the
+ * decoder and freed by pframe_release. */
+struct pframe {
+    int type;          /* enum pframe_type */
+    uint64_t chan_seq; /* sequenced types only; >= 1 */
+    union {
+        struct pframe_hello hello;
+        uint64_t recv_seq; /* CHAN_ACK */
+        uint64_t nonce;    /* PING, PONG */
+        struct pframe_bytes raft;
+        struct pframe_fwd fwd; /* FWD, DELIVER */
+        struct pframe_ack ack;
+        struct pframe_sessions sessions;
+        struct pframe_conflict conflict;
+        struct pframe_submit submit;
+        struct pframe_submit_result result;
+    } u;
+    void *owned_; /* decoder allocations; pframe_release frees them */
+};
+
+/* pframe_encode appends f (borrowed) as one complete frame, length prefix
+ * included, to out.  Returns 0, XE_INVAL (unknown type, a NULL or over-long
+ * string, a string with a NUL inside, chan_seq 0 on a sequenced type, a list
+ * over its bound or empty ACK, unordered ranges, low_water > seq), XE_LIMIT
+ * (the frame would exceed PFRAME_MAX_BODY) or XE_NOMEM; on error out is left
+ * as it was. */
+int pframe_encode(const struct pframe *f, struct buf *out);
+
+/* pframe_decode parses one frame body (the len bytes after the length field:
+ * version, type, payload) into *out; see struct pframe for what borrows from
+ * body.  Returns 0, XE_UNSUPPORTED (another version), XE_PROTO (malformed:
+ * unknown type, truncated, a bound exceeded, trailing bytes) or XE_NOMEM.
+ * On error *out holds nothing to release. */
+int pframe_decode(const void *body, size_t len, struct pframe *out);
+
+/* pframe_release frees what decoding allocated in f (not the input) and
+ * clears f.  Safe on an encoded-by-hand or already released frame whose
+ * owned_ is NULL. */
+void pframe_release(struct pframe *f);
+
+/* The incremental decoder: bytes in, in any chunking, frames out. */
+struct pframe_dec {
+    struct buf in;   /* received bytes; in.data[pos..len) not yet parsed */
+    size_t pos;      /* start of the next frame in in */
+    size_t max_body; /* PFRAME_MAX_BODY unless lowered */
+    int error;       /* sticky: after an error no frame comes out */
+    uint64_t frames; /* frames decoded */
+};
+
+/* pframe_dec_init starts an empty decoder; pframe_dec_free frees its
+ * buffer. */
+void pframe_dec_init(struct pframe_dec *d);
+void pframe_dec_free(struct pframe_dec *d);
+
+/* pframe_dec_feed appends len bytes read from the link.  Frames returned
+ * before this call become invalid (their strings point into the buffer).
+ * Returns 0, the sticky error, or XE_NOMEM. */
+int pframe_dec_feed(struct pframe_dec *d, const void *data, size_t len);
+
+/* pframe_dec_next takes the next complete frame out of the buffered bytes.
+ * Returns 1 with *out filled (release it with pframe_release; its strings
+ * are valid until the next pframe_dec_feed), 0 when more bytes are needed,
+ * or a negative code: XE_PROTO for a length over max_body (known as soon as
+ * the 4 length bytes are in) and any pframe_decode error.  Errors are
+ * sticky: the link must be closed. */
+int pframe_dec_next(struct pframe_dec *d, struct pframe *out);
+
+#endif
