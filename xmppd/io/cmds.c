@@ -521,6 +521,13 @@ static int h_cb_add(void *ud, json_t *args, json_t **result, struct ctl_error *e
                              CL_NAME_MAX);
     if (js != NULL && !json_is_string(js))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "\"secret\" must be a string");
+    /* Known here already: refuse without a log entry (the apply rule stays
+     * the authority for names added meanwhile elsewhere). */
+    if (cl_callbridge_find(rnode_state(node_rnode(ud)), name) != NULL)
+        return ctl_error_set(err, "exists",
+                             "call bridge %s already exists; delete it first with: xmpp "
+                             "callbridge del %s",
+                             name, name);
     if (js != NULL) {
         secret = json_string_value(js);
         slen = json_string_length(js);
