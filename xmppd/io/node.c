@@ -496,14 +496,12 @@ int node_reset(struct node *n, char *why, size_t whylen)
     int rc;
 
     node_xmpp_stop(n);
-    state_defaults(&fresh);
-    n->st = fresh;
-    rc = node_local_save(n, why, whylen);
-    if (rc < 0)
-        return rc;
     /* The new id is not a member of the old store's configuration: the
      * node starts again as a new one-member cluster (a clustered node that
-     * was reset must be added again, DESIGN "Identity"). */
+     * was reset must be added again, DESIGN "Identity").  Order for crashes:
+     * the store is renamed away first (atomic), then the new node.state is
+     * saved; a restart in between bootstraps a new store, and a leftover
+     * raft.old is removed at start. */
     rnode_close(n->rn);
     n->rn = NULL;
     snprintf(old, sizeof old, "%s.old", n->raft_dir);
@@ -512,8 +510,22 @@ int node_reset(struct node *n, char *why, size_t whylen)
         snprintf(why, whylen, "cannot move %s away: %s", n->raft_dir, strerror(errno));
         rc = XE_IO;
     } else {
+        state_defaults(&fresh);
+        n->st = fresh;
+        rc = node_local_save(n, why, whylen);
+    }
+    if (rc == 0) {
         rm_tree(old);
         rc = open_rnode(n, why, whylen);
+    }
+    if (rc < 0 && n->rn == NULL && open_rnode(n, old, sizeof old) < 0) {
+        /* Without a replicated store the node cannot answer: stop. */
+        LOG(&n->log, LOG_ERROR,
+            "%s reset: %s; cannot reopen the replicated store, "
+            "stopping",
+            n->name, why);
+        begin_stop(n);
+        return rc;
     }
     if (rc < 0) {
         LOG(&n->log, LOG_ERROR, "%s reset: %s", n->name, why);
@@ -639,6 +651,12 @@ static int open_files(struct node *n, const char *dir, char *err, size_t errlen)
         rc = make_dir(n->pki_dir, err, errlen);
     if (rc == 0)
         rc = load_state(n, err, errlen);
+    if (rc == 0) {
+        /* What an interrupted xmpp reset left behind. */
+        char old[4096];
+        snprintf(old, sizeof old, "%s.old", n->raft_dir);
+        rm_tree(old);
+    }
     return rc;
 }
 
