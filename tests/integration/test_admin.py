@@ -230,6 +230,15 @@ def main():
         check(byname["cb2"]["secret"] == "brought-secret-2", str(lst))
         check(not can_connect(addr, 5223), "listening before xmpp enable")
 
+        # A key that stopped matching its certificate (replaced on disk after
+        # xmpp certs) is caught at enable time, with the reason.
+        pki = os.path.join(node.dir, "pki")
+        os.rename(os.path.join(pki, "node1.key"), os.path.join(pki, "node1.key.good"))
+        shutil.copy(os.path.join(pki, "node2.key"), os.path.join(pki, "node1.key"))
+        node.fails("xmpp enable", "does not belong")
+        check(not can_connect(addr, 5223), "listening after a refused enable")
+        os.replace(os.path.join(pki, "node1.key.good"), os.path.join(pki, "node1.key"))
+
         # Enable and serve.
         node.ok("xmpp enable")
         st = node.json("xmpp status")
