@@ -419,7 +419,8 @@ static bool run_heal(struct run *rn, struct totals *t, int fast, const char *arg
         return false;
     }
     sample_add(&t->heal[fast], won > heal_at ? won - heal_at : 0);
-    sim_stop_removed(s);
+    /* Nodes removed from the configuration keep running and campaigning:
+     * they must not keep the members from converging (thesis §4.2.3). */
     if (!run_to_converge(s, s->now + (uint64_t)HEAL_CONVERGE_BOUND * rn->emax)) {
         if (!sim_check_failed(&s->check))
             fail_run(rn, argv0, "members did not converge after faults healed");
