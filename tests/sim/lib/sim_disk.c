@@ -180,8 +180,8 @@ void sim__persist(struct sim *s, struct sim_node *nd, const struct raft_update *
             sim__disk_append(s, nd, &u->entries[i]);
     }
     if (ops-- > 0 && u->compact_to != 0)
-        disk_drop_prefix(d, u->compact_to < d->snap.index ? u->compact_to
-                                                               : d->snap.index);
+        disk_drop_prefix(d,
+                         u->compact_to < d->snap.index ? u->compact_to : d->snap.index);
 }
 
 /* store_mirror carries out the same first ops persist steps on the real
