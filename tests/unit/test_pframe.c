@@ -50,6 +50,7 @@ static void sample(int t, struct pframe *f)
     case PFRAME_SESSIONS:
         f->u.sessions.node_id = 3;
         f->u.sessions.generation = 17;
+        f->u.sessions.term = 9;
         f->u.sessions.full = true;
         f->u.sessions.add = adds;
         f->u.sessions.nadd = 2;
@@ -118,7 +119,8 @@ static int same(const struct pframe *a, const struct pframe *b)
     case PFRAME_SESSIONS: {
         const struct pframe_sessions *x = &a->u.sessions, *y = &b->u.sessions;
         if (x->node_id != y->node_id || x->generation != y->generation ||
-            x->full != y->full || x->nadd != y->nadd || x->ndel != y->ndel)
+            x->term != y->term || x->full != y->full || x->nadd != y->nadd ||
+            x->ndel != y->ndel)
             return 0;
         for (size_t i = 0; i < x->nadd; i++)
             if (strcmp(x->add[i].name, y->add[i].name) != 0 ||
@@ -322,7 +324,7 @@ static void test_bad_fields_fail(void)
     /* SESSIONS full flag 2. */
     sample(PFRAME_SESSIONS, &f);
     REQUIRE(pframe_encode(&f, &b) == 0);
-    b.data[14 + 16] = 2;
+    b.data[14 + 24] = 2;
     CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
     buf_reset(&b);
 

@@ -208,6 +208,7 @@ static void w_payload(struct pf_w *w, const struct pframe *f)
     case PFRAME_SESSIONS:
         w_be(w, f->u.sessions.node_id, 8);
         w_be(w, f->u.sessions.generation, 8);
+        w_be(w, f->u.sessions.term, 8);
         w_u8(w, f->u.sessions.full ? 1 : 0);
         w_sess_list(w, f->u.sessions.add, f->u.sessions.nadd);
         w_sess_list(w, f->u.sessions.del, f->u.sessions.ndel);
@@ -348,6 +349,7 @@ static int d_sessions(struct pf_r *r, struct pframe *f)
 
     s->node_id = r_be(r, 8);
     s->generation = r_be(r, 8);
+    s->term = r_be(r, 8);
     full = r_be(r, 1);
     if (full > 1)
         r->bad = true;

@@ -18,7 +18,7 @@
  *   FWD, DELIVER   u64 origin | u64 incarnation | u64 seq | u64 low_water |
  *                  str from | str to | str xml
  *   ACK            u64 origin_incarnation | u32 n | n x (u64 first | u64 last)
- *   SESSIONS       u64 node_id | u64 generation | u8 full | u32 nadd |
+ *   SESSIONS       u64 node_id | u64 generation | u64 term | u8 full | u32 nadd |
  *                  nadd x (str name | u64 since) | u32 ndel | ndel x (str name |
  *                  u64 since)
  *   CONFLICT       str name | u64 since
@@ -128,6 +128,7 @@ struct pframe_sess {
 struct pframe_sessions {
     uint64_t node_id;    /* the reporting node */
     uint64_t generation; /* increases with every report of that node */
+    uint64_t term;       /* the Raft term of the leader it is meant for */
     bool full;           /* full report: replaces all of node_id's names */
     const struct pframe_sess *add;
     size_t nadd;
