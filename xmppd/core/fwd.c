@@ -862,10 +862,12 @@ static void route_fwd(struct fwd *f, uint64_t from_node, const struct pframe_fwd
     }
     fr.u.fwd = *fw;
     if (f->env.send(f->env.ud, node, &fr) < 0) {
-        /* The channel to the holder is full: tell the sender now rather
-         * than drop it (never a silent drop). */
         f->st.send_failures++;
-        outcome_here(f, fw, "wait", "resource-constraint");
+        /* Our own stanza (a session here, or a bounce we made) stays in our
+         * unacked table and goes again after resend_ms.  Another origin's:
+         * tell the sender now rather than drop it silently. */
+        if (fw->origin != f->cfg.node_id || fw->incarnation != f->cfg.incarnation)
+            outcome_here(f, fw, "wait", "resource-constraint");
     }
 }
 
