@@ -361,11 +361,11 @@ static void set_network(struct run *rn, enum sim_sabotage sab)
     s->dup_pct = (unsigned)sim_rand(s, 6);
     s->step_crash_permille = (unsigned)sim_rand(s, 4);
     s->snapshot_every = sim_rand(s, 3) ? 5 + (unsigned)sim_rand(s, 40) : 0;
+    s->foreign_permille = (unsigned)sim_rand(s, 5);
     if (sab == SIM_SAB_FORGET_VOTE) {
         /* A forgotten vote matters only if the node restarts within the
          * election that it voted in. */
-        s->step_crash_permille = 30;
-        s->restart_max_ms = 20;
+        s->restart_max_ms = 5;
     }
 }
 
@@ -404,6 +404,7 @@ static bool run_heal(struct run *rn, struct totals *t, int fast, const char *arg
 
     sim_heal(s);
     s->drop_pct = s->dup_pct = 0;
+    s->foreign_permille = 0;
     s->jitter_ms = 2;
     s->latency_ms = 1;
     s->step_crash_permille = 0;

@@ -18,6 +18,7 @@ struct sim_event {
     int kind;
     unsigned from, to; /* slots */
     unsigned inc;      /* EV_PERSISTED, EV_SNAPSHOT: incarnation of to */
+    bool forged;       /* EV_MSG: from "another cluster" (must be ignored) */
     uint64_t index, term;
     unsigned char *bytes; /* EV_MSG: the encoded message, owned */
     size_t len;
@@ -43,6 +44,7 @@ static const char *fault_names[SIM_F_COUNT] = {
     "member-replace",
     "transfer",
     "snapshot",
+    "foreign-cluster",
 };
 
 const char *sim_fault_name(enum sim_fault f)
@@ -233,6 +235,33 @@ int sim__slot_of_id(const struct sim *s, uint64_t id)
     return -1;
 }
 
+/* send_forged queues a copy of the message in model (an encoding) as if it
+ * came from another cluster 1000 terms ahead: the codec puts the cluster id
+ * at bytes 2-9 and the term at 26-33 (codec.h). */
+static void send_forged(struct sim *s, unsigned from, unsigned to,
+                        const struct sim_event *model)
+{
+    struct sim_event *e = calloc(1, sizeof *e);
+    uint64_t term = 0;
+
+    if (e == NULL)
+        abort();
+    *e = *model;
+    e->bytes = xmemdup(model->bytes, model->len);
+    e->forged = true;
+    e->from = from;
+    e->to = to;
+    for (int i = 0; i < 8; i++) {
+        e->bytes[2 + i] ^= 0x5a;
+        term |= (uint64_t)e->bytes[26 + i] << (8 * i);
+    }
+    term += 1000;
+    for (int i = 0; i < 8; i++)
+        e->bytes[26 + i] = (unsigned char)(term >> (8 * i));
+    s->faults[SIM_F_FOREIGN]++;
+    heap_push(s, e);
+}
+
 static void send_one(struct sim *s, unsigned from, const struct raft_message *m)
 {
     int to = sim__slot_of_id(s, m->to);
@@ -278,6 +307,8 @@ static void send_one(struct sim *s, unsigned from, const struct raft_message *m)
         e->len = len;
         heap_push(s, e);
     }
+    if (s->foreign_permille && sim_rand(s, 1000) < s->foreign_permille)
+        send_forged(s, from, (unsigned)to, e);
 }
 
 static void queue_local(struct sim *s, unsigned slot, int kind, uint64_t at,
@@ -400,6 +431,9 @@ int sim__node_step(struct sim *s, unsigned slot, struct raft_event *ev)
     if (s->step_crash_permille && ev->type != RAFT_EV_START &&
         sim_rand(s, 1000) < s->step_crash_permille)
         cp = (enum crash_point)(1 + sim_rand(s, 4));
+    if (s->sabotage == SIM_SAB_FORGET_VOTE && u.persist_term_vote && u.vote != 0 &&
+        u.vote != nd->id && sim_rand(s, 2) == 0)
+        cp = CP_SENT; /* crash just after granting a vote: it is forgotten */
 
     note_status(s, nd, &u);
 
@@ -516,7 +550,20 @@ static void process(struct sim *s, struct sim_event *e)
         trace_msg(s, &cm.msg);
         ev.type = RAFT_EV_RECEIVE;
         ev.u.receive.msg = &cm.msg;
-        sim__node_step(s, e->to, &ev);
+        if (e->forged) {
+            struct raft_status before, after;
+            raft_status(nd->r, &before);
+            sim__node_step(s, e->to, &ev);
+            if (nd->r != NULL) {
+                raft_status(nd->r, &after);
+                if (after.term != before.term || after.last_index != before.last_index)
+                    sim_check_fail(&s->check,
+                                   "n%" PRIx64 " acted on a message from another cluster",
+                                   nd->id);
+            }
+        } else {
+            sim__node_step(s, e->to, &ev);
+        }
         codec_msg_free(&cm);
         break;
     case EV_PERSISTED:

@@ -47,6 +47,7 @@ enum sim_fault {
     SIM_F_REPLACE,       /* membership: reset node rejoins from same address */
     SIM_F_TRANSFER,      /* leadership transfer requested */
     SIM_F_SNAPSHOT,      /* a node took a snapshot */
+    SIM_F_FOREIGN,       /* a message of another cluster (higher term) */
     SIM_F_COUNT
 };
 
@@ -110,7 +111,9 @@ struct sim {
     size_t n_heap, cap_heap;
     uint64_t seq;
     unsigned latency_ms, jitter_ms;
-    unsigned drop_pct, dup_pct;             /* per message, percent */
+    unsigned drop_pct, dup_pct; /* per message, percent */
+    unsigned foreign_permille;  /* per message: also deliver a copy from another
+                                   cluster, 1000 terms ahead */
     bool cut[SIM_MAX_NODES][SIM_MAX_NODES]; /* cut[a][b]: a -> b lost */
     unsigned step_crash_permille;           /* crash inside a step */
     unsigned restart_max_ms;                /* restart within this after one */
