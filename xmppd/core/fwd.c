@@ -1,10 +1,9 @@
-/* fwd.c: end-to-end forwarding through the leader (contract in fwd.h,
- * protocol and order argument in docs/cluster.md "Forwarding").
- *
- * Over 600 lines because the three roles share the dedup windows, the
- * bounce path and the loopback when this node is the leader; splitting them
- * would expose those internals across files. */
-#include "fwd.h"
+/* fwd.c: end-to-end forwarding (contract in fwd.h, protocol and the order
+ * argument in docs/cluster.md "Forwarding"): the origin's unacked table and
+ * replay, session reports to the leader, the delivering node's dedup
+ * windows and bounces, inputs and timers.  The leader's routing lives in
+ * fwd_route.c. */
+#include "fwd_int.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -14,94 +13,6 @@
 #include "jid.h"
 #include "stz.h"
 #include "xs.h"
-
-/* An unacked stanza of this origin. */
-struct fwd_ent {
-    uint64_t seq;
-    char *from, *to, *xml;
-    size_t len;
-    bool acked;
-    bool sent;        /* sent at least once (a later send is a replay) */
-    uint64_t sent_ms; /* last send */
-};
-
-/* Exact dedup for one origin incarnation: bit s % FWD_WINDOW for seqs in
- * [base, base + FWD_WINDOW); every seq below base had its outcome. */
-struct fwd_win {
-    uint64_t origin, inc;
-    uint64_t base;
-    uint64_t used; /* LRU stamp */
-    uint64_t gap;  /* highest FWD seq dropped here unrouted; 0: none */
-    uint64_t bits[FWD_WINDOW / 64];
-};
-
-struct fwd_route {
-    char *name;
-    uint64_t node;
-    uint64_t since;
-};
-
-struct fwd_local {
-    char *name;
-    uint64_t since;
-};
-
-/* A stanza the new leader holds until the names are reported. */
-struct fwd_held {
-    uint64_t node; /* who sent the FWD (origin) */
-    struct fwd_ent e;
-    uint64_t origin, inc, low_water;
-};
-
-struct fwd_member {
-    uint64_t id;
-    bool reported; /* sent its full report to this leader */
-};
-
-/* Reports that came before this node knew it leads their term (the node
- * that sent one learnt of the election first): kept encoded, applied when
- * this node takes the lead in that term. */
-#define FWD_MAX_EARLY 64
-
-struct fwd {
-    struct fwd_config cfg;
-    char *name;
-    struct fwd_env env;
-    uint64_t now;
-
-    /* origin */
-    struct fwd_ent *ring; /* queue_max slots; seqs front..next_seq-1 */
-    size_t head, count;
-    uint64_t front_seq, next_seq, cursor; /* cursor: next seq to send */
-    uint64_t leader;
-    uint64_t term; /* the term leader was learnt in */
-    bool pumping;
-    bool need_full; /* the leader needs a full SESSIONS report */
-    uint64_t generation;
-    struct fwd_local *locals;
-    size_t nlocals, locals_cap;
-
-    /* delivering */
-    struct fwd_win **wins;
-    size_t nwins;
-    uint64_t win_clock;
-
-    /* leader */
-    struct fwd_route *routes;
-    size_t nroutes, routes_cap;
-    struct fwd_member *members;
-    size_t nmembers;
-    uint64_t warm_until; /* 0 when warm */
-    struct fwd_held *held;
-    size_t nheld;
-    struct buf early[FWD_MAX_EARLY];
-    size_t nearly;
-
-    struct fwd_stats st;
-};
-
-#define FLOG(f, lvl, fmt, ...)                                                           \
-    LOG((f)->env.log, lvl, "%s fwd " fmt, (f)->name, __VA_ARGS__)
 
 void fwd_config_default(struct fwd_config *c)
 {
@@ -166,7 +77,7 @@ err:
     return XE_NOMEM;
 }
 
-static void ent_clear(struct fwd_ent *e)
+void fwd__ent_clear(struct fwd_ent *e)
 {
     free(e->from);
     free(e->to);
@@ -174,26 +85,19 @@ static void ent_clear(struct fwd_ent *e)
     memset(e, 0, sizeof *e);
 }
 
-static void routes_clear(struct fwd *f)
-{
-    for (size_t i = 0; i < f->nroutes; i++)
-        free(f->routes[i].name);
-    f->nroutes = 0;
-}
-
 void fwd_free(struct fwd *f)
 {
     if (f == NULL)
         return;
     for (size_t i = 0; i < f->count; i++)
-        ent_clear(&f->ring[(f->head + i) % f->cfg.queue_max]);
+        fwd__ent_clear(&f->ring[(f->head + i) % f->cfg.queue_max]);
     for (size_t i = 0; i < f->nwins; i++)
         free(f->wins[i]);
     for (size_t i = 0; i < f->nheld; i++)
-        ent_clear(&f->held[i].e);
+        fwd__ent_clear(&f->held[i].e);
     for (size_t i = 0; i < f->nlocals; i++)
         free(f->locals[i].name);
-    routes_clear(f);
+    fwd__routes_clear(f);
     for (size_t i = 0; i < f->nearly; i++)
         buf_free(&f->early[i]);
     free(f->routes);
@@ -219,7 +123,7 @@ static struct fwd_ent *ent_at(struct fwd *f, uint64_t seq)
 static void pop_acked(struct fwd *f)
 {
     while (f->count > 0 && f->ring[f->head].acked) {
-        ent_clear(&f->ring[f->head]);
+        fwd__ent_clear(&f->ring[f->head]);
         f->head = (f->head + 1) % f->cfg.queue_max;
         f->count--;
         f->front_seq++;
@@ -249,8 +153,6 @@ static void handle_ack(struct fwd *f, uint64_t inc, const struct pframe_range *r
     pop_acked(f);
 }
 
-static void route_fwd(struct fwd *f, uint64_t from_node, const struct pframe_fwd *fw);
-
 /* pump sends unsent stanzas, from the cursor, in seq order, to the leader;
  * it stops at the first refusal so that order is kept. */
 static void pump(struct fwd *f)
@@ -278,7 +180,7 @@ static void pump(struct fwd *f)
         e->sent_ms = f->now;
         f->cursor++;
         if (f->leader == f->cfg.node_id) {
-            route_fwd(f, f->cfg.node_id, &fr.u.fwd); /* may ack e: no use after */
+            fwd__route_fwd(f, f->cfg.node_id, &fr.u.fwd); /* may ack e: no use after */
         } else if (f->env.send(f->env.ud, f->leader, &fr) < 0) {
             f->st.send_failures++;
             f->cursor = seq;
@@ -307,7 +209,7 @@ static int originate(struct fwd *f, const char *from, const char *to, const char
     e->to = strdup(to);
     e->xml = malloc(len + 1);
     if (e->from == NULL || e->to == NULL || e->xml == NULL) {
-        ent_clear(e);
+        fwd__ent_clear(e);
         return XE_NOMEM;
     }
     memcpy(e->xml, xml, len);
@@ -359,9 +261,6 @@ static int send_full_report(struct fwd *f)
     return rc;
 }
 
-static void table_add(struct fwd *f, uint64_t node, const char *name, uint64_t since);
-static void table_del(struct fwd *f, uint64_t node, const char *name, uint64_t since);
-
 /* report sends a SESSIONS report to the leader (or applies it here when this
  * node leads).  A refused incremental report turns into a full one later. */
 static int report(struct fwd *f, bool full, const struct pframe_sess *add, size_t nadd,
@@ -373,9 +272,9 @@ static int report(struct fwd *f, bool full, const struct pframe_sess *add, size_
         return 0;
     if (f->leader == f->cfg.node_id) {
         for (size_t i = 0; i < ndel; i++)
-            table_del(f, f->cfg.node_id, del[i].name, del[i].since);
+            fwd__table_del(f, f->cfg.node_id, del[i].name, del[i].since);
         for (size_t i = 0; i < nadd; i++)
-            table_add(f, f->cfg.node_id, add[i].name, add[i].since);
+            fwd__table_add(f, f->cfg.node_id, add[i].name, add[i].since);
         return 0;
     }
     if (f->need_full && !full)
@@ -442,169 +341,6 @@ int fwd_local_del(struct fwd *f, const char *name, uint64_t since, uint64_t now_
     free(l->name);
     *l = f->locals[--f->nlocals];
     return report(f, false, NULL, 0, &s, 1);
-}
-
-/* ---- leader: routing table --------------------------------------------- */
-
-static struct fwd_route *route_find(const struct fwd *f, const char *name)
-{
-    for (size_t i = 0; i < f->nroutes; i++)
-        if (strcmp(f->routes[i].name, name) == 0)
-            return &f->routes[i];
-    return NULL;
-}
-
-uint64_t fwd_route_lookup(const struct fwd *f, const char *domain)
-{
-    const struct fwd_route *best = NULL;
-
-    /* Longest name that domain is within (a.cb1.x goes to cb1.x), as
-     * rt_find does on one node.  Linear: a cluster has tens to a few
-     * thousand component names; a label-wise hash is the next step. */
-    for (size_t i = 0; i < f->nroutes; i++)
-        if (jid_domain_within(domain, f->routes[i].name) &&
-            (best == NULL || strlen(f->routes[i].name) > strlen(best->name)))
-            best = &f->routes[i];
-    return best != NULL ? best->node : 0;
-}
-
-static void tell_conflict(struct fwd *f, uint64_t node, const char *name, uint64_t since)
-{
-    struct pframe fr = {.type = PFRAME_CONFLICT};
-
-    f->st.conflicts++;
-    FLOG(f, LOG_INFO, "%s: newer session elsewhere, node %" PRIx64 " closes its own",
-         name, node);
-    if (node == f->cfg.node_id) {
-        f->env.conflict(f->env.ud, name, since);
-        return;
-    }
-    fr.u.conflict = (struct pframe_conflict){name, since};
-    if (f->env.send(f->env.ud, node, &fr) < 0)
-        f->st.send_failures++;
-}
-
-/* newer: (since, node) ordered; the newest session of a name wins.  Since is
- * wall-clock time of the authentication on the node that took it: the only
- * order two nodes' sessions share when reports reach a new leader in any
- * order (clock skew between nodes only matters within the skew). */
-static bool newer(uint64_t s1, uint64_t n1, uint64_t s2, uint64_t n2)
-{
-    return s1 > s2 || (s1 == s2 && n1 > n2);
-}
-
-static void table_add(struct fwd *f, uint64_t node, const char *name, uint64_t since)
-{
-    struct fwd_route *r = route_find(f, name);
-
-    if (r != NULL) {
-        if (r->node == node) {
-            r->since = since;
-            return;
-        }
-        if (!newer(since, node, r->since, r->node)) {
-            tell_conflict(f, node, name, since);
-            return;
-        }
-        tell_conflict(f, r->node, name, r->since);
-        r->node = node;
-        r->since = since;
-        return;
-    }
-    if (f->nroutes == f->routes_cap) {
-        size_t cap = f->routes_cap ? f->routes_cap * 2 : 16;
-        struct fwd_route *n = realloc(f->routes, cap * sizeof *n);
-        if (n == NULL)
-            return; /* the name stays unknown: stanzas to it bounce */
-        f->routes = n;
-        f->routes_cap = cap;
-    }
-    r = &f->routes[f->nroutes];
-    r->name = strdup(name);
-    if (r->name == NULL)
-        return;
-    r->node = node;
-    r->since = since;
-    f->nroutes++;
-}
-
-static void table_del(struct fwd *f, uint64_t node, const char *name, uint64_t since)
-{
-    struct fwd_route *r = route_find(f, name);
-
-    /* A replaced session removing itself later leaves the winner alone. */
-    if (r == NULL || r->node != node || r->since != since)
-        return;
-    free(r->name);
-    *r = f->routes[--f->nroutes];
-}
-
-static void table_forget_node(struct fwd *f, uint64_t node)
-{
-    for (size_t i = 0; i < f->nroutes;) {
-        if (f->routes[i].node == node) {
-            free(f->routes[i].name);
-            f->routes[i] = f->routes[--f->nroutes];
-        } else {
-            i++;
-        }
-    }
-}
-
-static bool warming(const struct fwd *f)
-{
-    if (f->warm_until == 0 || f->now >= f->warm_until)
-        return false;
-    for (size_t i = 0; i < f->nmembers; i++)
-        if (!f->members[i].reported && f->members[i].id != f->cfg.node_id)
-            return true;
-    return false;
-}
-
-static void recheck_held(struct fwd *f);
-
-static void keep_early(struct fwd *f, const struct pframe_sessions *s)
-{
-    struct pframe fr = {.type = PFRAME_SESSIONS, .chan_seq = 1};
-    struct buf b = {0};
-
-    fr.u.sessions = *s;
-    if (pframe_encode(&fr, &b) < 0)
-        return;
-    if (f->nearly == FWD_MAX_EARLY) {
-        /* The oldest goes; its node's names wait for the warmup end. */
-        buf_free(&f->early[0]);
-        memmove(f->early, f->early + 1, (FWD_MAX_EARLY - 1) * sizeof *f->early);
-        f->nearly--;
-    }
-    f->early[f->nearly++] = b;
-}
-
-static int handle_sessions(struct fwd *f, uint64_t node, const struct pframe_sessions *s)
-{
-    if (s->node_id != node)
-        return XE_PROTO;
-    if (f->leader != f->cfg.node_id) {
-        /* Not leading (yet): a report for a later term, or for this term
-         * while its leader is unknown here, may be for us. */
-        if (s->term > f->term || (s->term == f->term && f->leader == 0))
-            keep_early(f, s);
-        return 0;
-    }
-    if (s->term != f->term)
-        return 0; /* meant for another leadership: the node reports again */
-    if (s->full) {
-        table_forget_node(f, node);
-        for (size_t i = 0; i < f->nmembers; i++)
-            if (f->members[i].id == node)
-                f->members[i].reported = true;
-    }
-    for (size_t i = 0; i < s->ndel; i++)
-        table_del(f, node, s->del[i].name, s->del[i].since);
-    for (size_t i = 0; i < s->nadd; i++)
-        table_add(f, node, s->add[i].name, s->add[i].since);
-    recheck_held(f);
-    return 0;
 }
 
 /* ---- delivering: dedup windows ------------------------------------------ */
@@ -778,11 +514,11 @@ done:
     xs_free(xs);
 }
 
-/* outcome_here delivers fw to a local session (or bounces it when none
+/* fwd__outcome_here delivers fw to a local session (or bounces it when none
  * holds it, or with cond set) once per (origin, incarnation, seq), and ACKs
  * the origin. */
-static int outcome_here(struct fwd *f, const struct pframe_fwd *fw, const char *type,
-                        const char *cond)
+int fwd__outcome_here(struct fwd *f, const struct pframe_fwd *fw, const char *type,
+                      const char *cond)
 {
     FLOG(f, LOG_TRACE, "outcome %" PRIx64 "/%" PRIu64 " to %s %s", fw->origin, fw->seq,
          fw->to, cond != NULL ? cond : "deliver");
@@ -807,104 +543,6 @@ static int outcome_here(struct fwd *f, const struct pframe_fwd *fw, const char *
     return 0;
 }
 
-/* ---- leader: routing ----------------------------------------------------- */
-
-static bool hold(struct fwd *f, uint64_t from_node, const struct pframe_fwd *fw)
-{
-    struct fwd_held *h;
-
-    if (f->nheld == f->cfg.hold_max)
-        return false;
-    h = &f->held[f->nheld];
-    memset(h, 0, sizeof *h);
-    h->e.from = strdup(fw->from);
-    h->e.to = strdup(fw->to);
-    h->e.xml = malloc(fw->xml_len + 1);
-    if (h->e.from == NULL || h->e.to == NULL || h->e.xml == NULL) {
-        ent_clear(&h->e);
-        return false;
-    }
-    memcpy(h->e.xml, fw->xml, fw->xml_len);
-    h->e.xml[fw->xml_len] = '\0';
-    h->e.len = fw->xml_len;
-    h->e.seq = fw->seq;
-    h->node = from_node;
-    h->origin = fw->origin;
-    h->inc = fw->incarnation;
-    h->low_water = fw->low_water;
-    f->nheld++;
-    f->st.held++;
-    return true;
-}
-
-static void route_fwd(struct fwd *f, uint64_t from_node, const struct pframe_fwd *fw)
-{
-    struct jid j = {0};
-    uint64_t node = 0;
-    struct pframe fr = {.type = PFRAME_DELIVER};
-
-    f->st.routed++;
-    if (jid_parse(fw->to, &j) == 0)
-        node = fwd_route_lookup(f, j.domain);
-    jid_clear(&j);
-    FLOG(f, LOG_TRACE, "route %" PRIx64 "/%" PRIu64 " to %s: node %" PRIx64 "%s",
-         fw->origin, fw->seq, fw->to, node, node == 0 && warming(f) ? " (hold)" : "");
-    if (node == 0) {
-        if (!warming(f))
-            outcome_here(f, fw, "cancel", "service-unavailable");
-        else if (!hold(f, from_node, fw))
-            outcome_here(f, fw, "wait", "resource-constraint");
-        return;
-    }
-    if (node == f->cfg.node_id) {
-        outcome_here(f, fw, NULL, NULL);
-        return;
-    }
-    fr.u.fwd = *fw;
-    if (f->env.send(f->env.ud, node, &fr) < 0) {
-        f->st.send_failures++;
-        /* Our own stanza (a session here, or a bounce we made) stays in our
-         * unacked table and goes again after resend_ms.  Another origin's:
-         * tell the sender now rather than drop it silently. */
-        if (fw->origin != f->cfg.node_id || fw->incarnation != f->cfg.incarnation)
-            outcome_here(f, fw, "wait", "resource-constraint");
-    }
-}
-
-static void recheck_held(struct fwd *f)
-{
-    size_t n = f->nheld;
-    struct fwd_held *h;
-    bool warm = warming(f);
-
-    if (n == 0)
-        return;
-    /* Take the list out first: routing may hold or bounce (and so append)
-     * while we walk it. */
-    h = malloc(n * sizeof *h);
-    if (h == NULL)
-        return; /* try again on the next report or tick */
-    memcpy(h, f->held, n * sizeof *h);
-    f->nheld = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct pframe_fwd fw = {h[i].origin, h[i].inc,  h[i].e.seq, h[i].low_water,
-                                h[i].e.from, h[i].e.to, h[i].e.xml, h[i].e.len};
-        struct jid j = {0};
-        uint64_t node = 0;
-
-        if (jid_parse(fw.to, &j) == 0)
-            node = fwd_route_lookup(f, j.domain);
-        jid_clear(&j);
-        if (node == 0 && warm && f->nheld < f->cfg.hold_max) {
-            f->held[f->nheld++] = h[i]; /* still unknown: keep, in order */
-            continue;
-        }
-        route_fwd(f, h[i].node, &fw);
-        ent_clear(&h[i].e);
-    }
-    free(h);
-}
-
 /* ---- inputs, leadership, timers ----------------------------------------- */
 
 int fwd_input(struct fwd *f, uint64_t node, const struct pframe *fr, uint64_t now_ms)
@@ -925,16 +563,16 @@ int fwd_input(struct fwd *f, uint64_t node, const struct pframe *fr, uint64_t no
                  f->leader != f->cfg.node_id ? "not leader" : "behind a gap");
             break;
         }
-        route_fwd(f, node, &fr->u.fwd);
+        fwd__route_fwd(f, node, &fr->u.fwd);
         break;
     case PFRAME_DELIVER:
-        rc = outcome_here(f, &fr->u.fwd, NULL, NULL);
+        rc = fwd__outcome_here(f, &fr->u.fwd, NULL, NULL);
         break;
     case PFRAME_ACK:
         handle_ack(f, fr->u.ack.origin_incarnation, fr->u.ack.ranges, fr->u.ack.nranges);
         break;
     case PFRAME_SESSIONS:
-        rc = handle_sessions(f, node, &fr->u.sessions);
+        rc = fwd__handle_sessions(f, node, &fr->u.sessions);
         break;
     case PFRAME_CONFLICT:
         f->env.conflict(f->env.ud, fr->u.conflict.name, fr->u.conflict.since);
@@ -974,34 +612,6 @@ static void replay_all(struct fwd *f)
     f->cursor = f->front_seq;
 }
 
-/* apply_early applies the kept reports meant for this leadership and drops
- * those that can no longer be. */
-static void apply_early(struct fwd *f)
-{
-    size_t keep = 0;
-
-    for (size_t i = 0; i < f->nearly; i++) {
-        struct pframe fr;
-        struct buf *b = &f->early[i];
-        bool mine = false, later = false;
-
-        if (pframe_decode(b->data + PFRAME_LEN_SIZE, b->len - PFRAME_LEN_SIZE, &fr) ==
-            0) {
-            mine = f->leader == f->cfg.node_id && fr.u.sessions.term == f->term;
-            later = fr.u.sessions.term > f->term ||
-                    (fr.u.sessions.term == f->term && f->leader == 0);
-            if (mine)
-                handle_sessions(f, fr.u.sessions.node_id, &fr.u.sessions);
-            pframe_release(&fr);
-        }
-        if (later)
-            f->early[keep++] = *b;
-        else
-            buf_free(b);
-    }
-    f->nearly = keep;
-}
-
 int fwd_set_leader(struct fwd *f, uint64_t leader, uint64_t term, uint64_t now_ms)
 {
     f->now = now_ms;
@@ -1017,15 +627,15 @@ int fwd_set_leader(struct fwd *f, uint64_t leader, uint64_t term, uint64_t now_m
             struct fwd_win *w = win_get(f, f->held[i].origin, f->held[i].inc);
             if (w != NULL)
                 mark_gap(w, f->held[i].e.seq);
-            ent_clear(&f->held[i].e);
+            fwd__ent_clear(&f->held[i].e);
         }
         f->nheld = 0;
-        routes_clear(f);
+        fwd__routes_clear(f);
     }
     f->leader = leader;
     replay_all(f);
     if (leader == f->cfg.node_id) {
-        routes_clear(f);
+        fwd__routes_clear(f);
         for (size_t i = 0; i < f->nmembers; i++)
             f->members[i].reported = false;
         f->warm_until = now_ms + f->cfg.warmup_ms;
@@ -1037,7 +647,7 @@ int fwd_set_leader(struct fwd *f, uint64_t leader, uint64_t term, uint64_t now_m
         if (send_full_report(f) < 0)
             return XE_NOMEM;
     }
-    apply_early(f);
+    fwd__apply_early(f);
     pump(f);
     return 0;
 }
@@ -1051,7 +661,7 @@ void fwd_peer_reset(struct fwd *f, uint64_t node, uint64_t now_ms)
         send_full_report(f);
     }
     if (f->leader == f->cfg.node_id) {
-        table_forget_node(f, node);
+        fwd__table_forget_node(f, node);
         for (size_t i = 0; i < f->nmembers; i++)
             if (f->members[i].id == node)
                 f->members[i].reported = false;
@@ -1072,8 +682,8 @@ void fwd_tick(struct fwd *f, uint64_t now_ms)
     struct fwd_ent *e;
 
     f->now = now_ms;
-    if (f->nheld > 0 && !warming(f))
-        recheck_held(f);
+    if (f->nheld > 0 && !fwd__warming(f))
+        fwd__recheck_held(f);
     if (f->warm_until != 0 && now_ms >= f->warm_until)
         f->warm_until = 0;
     e = ent_at(f, f->front_seq);
