@@ -127,18 +127,64 @@ static bool is_iface(const char *s)
     return true;
 }
 
+/* listen_ok accepts addr, addr:port, [v6], [v6]:port, a bare IPv6 address,
+ * iface and iface:port (the daemon's xmpp.listen.set splits the same way). */
+static bool listen_ok(const char *s)
+{
+    char host[64];
+    const char *colon = strrchr(s, ':'), *port = NULL;
+    size_t hl;
+    bool bracket = s[0] == '[';
+
+    if (bracket) {
+        const char *end = strchr(s, ']');
+        if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+            return false;
+        hl = (size_t)(end - s - 1);
+        s++;
+        port = end[1] == ':' ? end + 2 : NULL;
+    } else if (colon != NULL && strchr(s, ':') == colon) {
+        hl = (size_t)(colon - s);
+        port = colon + 1;
+    } else {
+        hl = strlen(s);
+    }
+    if (hl == 0 || hl >= sizeof host)
+        return false;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    if (port != NULL) {
+        char *end;
+        unsigned long v = port[0] >= '0' && port[0] <= '9' ? strtoul(port, &end, 10) : 0;
+        if (v == 0 || v > 65535 || *end != '\0')
+            return false;
+    }
+    return is_ip(host) || (!bracket && is_iface(host));
+}
+
 static int prep_listen(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
     json_t *a = json_array();
     for (int i = 0; i < argc; i++) {
-        if (!is_ip(argv[i]) && !is_iface(argv[i])) {
+        if (!listen_ok(argv[i])) {
             json_decref(a);
-            return bad(why, "\"%.100s\" is neither an IP address nor an interface name",
+            return bad(why,
+                       "\"%.100s\" is not an address or interface with an optional "
+                       "port (addr[:port], [ipv6]:port, iface[:port]; port 1-65535)",
                        argv[i]);
         }
         json_array_append_new(a, json_string(argv[i]));
     }
     json_object_set_new(args, "addresses", a);
+    return 0;
+}
+
+static int prep_tls(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    if (strcmp(argv[0], "off") != 0 && strcmp(argv[0], "optional") != 0 &&
+        strcmp(argv[0], "required") != 0)
+        return bad(why, "TLS mode \"%.100s\" must be off, optional or required", argv[0]);
+    json_object_set_new(args, "mode", json_string(argv[0]));
     return 0;
 }
 
@@ -155,16 +201,19 @@ static int prep_reset(struct cli *cli, int argc, char **argv, json_t *args, char
 {
     if (argc == 1 && strcmp(argv[0], "--yes") != 0)
         return bad(why, "unknown option \"%.100s\"; the only option is --yes", argv[0]);
-    if (argc == 1)
-        return 0;
-    if (!isatty(STDIN_FILENO))
-        return bad(why,
-                   "%sxmpp reset asks for confirmation; add --yes when running it "
-                   "from a script",
-                   "");
-    if (!cli_confirm("This wipes this node's XMPP configuration (domain, listeners, "
-                     "certificates, call bridges). Type yes to go on: "))
-        return bad(why, "%snot confirmed; nothing was changed", "");
+    if (argc == 0) {
+        if (!isatty(STDIN_FILENO))
+            return bad(why,
+                       "%sxmpp reset asks for confirmation; add --yes when running it "
+                       "from a script",
+                       "");
+        if (!cli_confirm("This wipes this node's XMPP configuration (domain, listeners, "
+                         "certificates, call bridges) and gives it a new node id. Type "
+                         "yes to go on: "))
+            return bad(why, "%snot confirmed; nothing was changed", "");
+    }
+    /* The daemon refuses a reset the admin did not confirm. */
+    json_object_set_new(args, "confirmed", json_true());
     return 0;
 }
 
@@ -377,11 +426,17 @@ static const struct cli_cmd commands[] = {
      NULL, "xmpp.status", 0, 0, NULL, NULL},
     {W("xmpp", "domain"), "<domain>", "set the XMPP domain this node serves",
      "Example: xmpp domain example.com", "xmpp.domain.set", 1, 1, prep_domain, NULL},
-    {W("xmpp", "listen"), "<addr|iface>...",
-     "set the addresses or interfaces the XMPP listeners bind to",
-     "Each argument is an IPv4 or IPv6 address or a network interface name.\n"
-     "Example: xmpp listen 10.0.0.1 lo",
+    {W("xmpp", "listen"), "<addr|iface>[:<port>]...",
+     "set the addresses or interfaces (and ports) the XMPP listeners bind to",
+     "Each argument is an IPv4 or IPv6 address or a network interface name, with an\n"
+     "optional port (default 5223); IPv6 with a port is written [addr]:port.\n"
+     "Example: xmpp listen 10.0.0.1 lo:5275 [2001:db8::1]:5223",
      "xmpp.listen.set", 1, -1, prep_listen, NULL},
+    {W("xmpp", "tls"), "off|optional|required",
+     "set TLS on the component listeners (default optional)",
+     "optional: direct TLS or plaintext on the same port (told apart by the first\n"
+     "byte); required: direct TLS only; off: plaintext only. TLS needs xmpp certs.",
+     "xmpp.tls.set", 1, 1, prep_tls, NULL},
     {W("xmpp", "certs"), "<key> <cert> [<ca-bundle>]",
      "set the TLS key, certificate and CA bundle (files in the node's pki directory)",
      "The key must match the certificate, the certificate must be valid now and, with a\n"
@@ -394,8 +449,8 @@ static const struct cli_cmd commands[] = {
     {W("xmpp", "disable"), "", "stop serving XMPP (the control socket stays up)", NULL,
      "xmpp.disable", 0, 0, NULL, NULL},
     {W("xmpp", "reset"), "[--yes]", "wipe this node's XMPP configuration",
-     "Asks for confirmation at a terminal; scripts must add --yes.", "xmpp.reset", 0, 1,
-     prep_reset, NULL},
+     "Asks for confirmation at a terminal (type yes); scripts must add --yes.",
+     "xmpp.reset", 0, 1, prep_reset, NULL},
     {W("xmpp", "callbridge", "add"), "<name>",
      "add a call bridge with a new secret (printed once)",
      "Names have letters, digits and '-'.", "xmpp.callbridge.add", 1, 1, prep_name,

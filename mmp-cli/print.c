@@ -55,8 +55,9 @@ void cli_value_text(json_t *v, char *buf, size_t len)
 /* label turns a key ("not_after") into a label ("Not after"). */
 static void label(const char *key, char *out, size_t len)
 {
-    static const char *const special[][2] = {
-        {"sans", "SANs"}, {"ca", "CA"}, {"uptime_s", "Uptime (s)"}, {"id", "ID"}};
+    static const char *const special[][2] = {{"sans", "SANs"},           {"ca", "CA"},
+                                             {"uptime_s", "Uptime (s)"}, {"id", "ID"},
+                                             {"node_id", "Node ID"},     {"tls", "TLS"}};
     for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
         if (strcmp(key, special[i][0]) == 0) {
             snprintf(out, len, "%s", special[i][1]);

@@ -257,11 +257,12 @@ static int h_domain(void *ud, json_t *args, json_t **result, struct ctl_error *e
 
 /* ---- xmpp.listen.set ---- */
 
-/* add_addr appends host:CONF_DEFAULT_PORT to st unless it is there. */
-static int add_addr(struct node_state *st, const char *host, struct ctl_error *err)
+/* add_addr appends host:port to st unless it is there. */
+static int add_addr(struct node_state *st, const char *host, uint16_t port,
+                    struct ctl_error *err)
 {
     for (size_t i = 0; i < st->n_listen; i++) {
-        if (strcmp(st->listen[i].host, host) == 0)
+        if (strcmp(st->listen[i].host, host) == 0 && st->listen[i].port == port)
             return 0;
     }
     if (st->n_listen == STATE_MAX_LISTEN)
@@ -269,14 +270,56 @@ static int add_addr(struct node_state *st, const char *host, struct ctl_error *e
                              STATE_MAX_LISTEN);
     memset(&st->listen[st->n_listen], 0, sizeof st->listen[0]);
     snprintf(st->listen[st->n_listen].host, sizeof st->listen[0].host, "%s", host);
-    st->listen[st->n_listen].port = CONF_DEFAULT_PORT;
+    st->listen[st->n_listen].port = port;
     st->n_listen++;
+    return 0;
+}
+
+/* split_listen splits "addr", "addr:port", "[v6]", "[v6]:port", a bare
+ * IPv6 address, "iface" or "iface:port" into host (at most hostlen bytes)
+ * and port (CONF_DEFAULT_PORT when none is given).  0, or -1 when the
+ * port or the brackets are bad. */
+static int split_listen(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+    const char *colon = strrchr(s, ':'), *ptext = NULL;
+    size_t hl;
+
+    *port = CONF_DEFAULT_PORT;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+            return -1;
+        hl = (size_t)(end - s - 1);
+        s++;
+        ptext = end[1] == ':' ? end + 2 : NULL;
+    } else if (colon != NULL && strchr(s, ':') == colon) {
+        hl = (size_t)(colon - s); /* one colon: host:port */
+        ptext = colon + 1;
+    } else {
+        hl = strlen(s); /* no colon, or a bare IPv6 address */
+    }
+    if (hl == 0 || hl >= hostlen)
+        return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    if (ptext != NULL) {
+        char *end;
+        unsigned long v;
+
+        if (ptext[0] < '0' || ptext[0] > '9')
+            return -1;
+        v = strtoul(ptext, &end, 10);
+        if (*end != '\0' || v == 0 || v > 65535)
+            return -1;
+        *port = (uint16_t)v;
+    }
     return 0;
 }
 
 /* add_iface appends every address of interface name (link-local IPv6
  * addresses are skipped: they need a scope and no peer finds them). */
-static int add_iface(struct node_state *st, const char *name, struct ctl_error *err)
+static int add_iface(struct node_state *st, const char *name, uint16_t port,
+                     struct ctl_error *err)
 {
     uv_interface_address_t *ifs;
     int count, rc, found = 0;
@@ -305,7 +348,7 @@ static int add_iface(struct node_state *st, const char *name, struct ctl_error *
                 continue;
             uv_ip6_name(&a->address.address6, host, sizeof host);
         }
-        rc = add_addr(st, host, err);
+        rc = add_addr(st, host, port, err);
         if (rc < 0)
             break;
         found++;
@@ -342,19 +385,26 @@ static int h_listen(void *ud, json_t *args, json_t **result, struct ctl_error *e
     {
         const char *s = json_string_value(v);
         unsigned char bin[16];
+        char host[64];
+        uint16_t port;
 
         if (s == NULL)
             return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                                  "\"addresses\" must hold strings");
-        if (inet_pton(AF_INET, s, bin) == 1 || inet_pton(AF_INET6, s, bin) == 1) {
-            if (!node_addr_local(s))
+        if (split_listen(s, host, sizeof host, &port) < 0)
+            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                                 "\"%.64s\" is not addr[:port], [ipv6][:port] or "
+                                 "iface[:port] (port 1-65535)",
+                                 s);
+        if (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1) {
+            if (!node_addr_local(host))
                 return ctl_error_set(err, "state",
                                      "%.64s is not an address of this host; give one "
                                      "of its addresses or an interface name",
-                                     s);
-            rc = add_addr(&fresh, s, err);
+                                     host);
+            rc = add_addr(&fresh, host, port, err);
         } else {
-            rc = add_iface(&fresh, s, err);
+            rc = add_iface(&fresh, host, port, err);
         }
         if (rc < 0)
             return rc;
@@ -429,6 +479,48 @@ static int h_certs(void *ud, json_t *args, json_t **result, struct ctl_error *er
                   "not_after", json_object_get(j, "not_after"));
     json_decref(j);
     return 0;
+}
+
+/* ---- xmpp.tls.set ---- */
+
+/* The component listeners' TLS mode (docs/tls.md): off, optional (direct
+ * TLS or plaintext, told apart by the first byte) or required. */
+static int h_tls(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {"mode", NULL};
+    struct node *n = ud;
+    struct node_state *st = node_local(n);
+    const char *m = arg_str(args, "mode");
+    enum state_tls mode, old = st->tls;
+    char why[512];
+    int rc;
+
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    if (m == NULL || state_tls_parse(m, &mode) < 0)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "\"mode\" must be off, optional or required");
+    /* Refused while serving, so a running node never stops over it; when
+     * disabled, xmpp enable says what is missing. */
+    if (mode == STATE_TLS_REQUIRED && st->cert[0] == '\0' && node_xmpp_running(n))
+        return ctl_error_set(err, "state",
+                             "TLS required needs a certificate; set one first with: "
+                             "xmpp certs <key> <cert> [<bundle>]");
+    st->tls = mode;
+    rc = node_local_save(n, why, sizeof why);
+    if (rc < 0) {
+        st->tls = old;
+        return ctl_error_set(err, "io", "%s", why);
+    }
+    if (node_xmpp_running(n) && mode != old) {
+        node_xmpp_stop(n);
+        rc = node_xmpp_start(n, why, sizeof why);
+        if (rc < 0)
+            return ctl_error_set(err, ctl_error_code_for(rc),
+                                 "saved, but XMPP stopped: %s", why);
+    }
+    *result = json_pack("{s:s}", "tls", state_tls_name(st->tls));
+    return *result != NULL ? 0 : XE_NOMEM;
 }
 
 /* ---- xmpp.enable / disable / reset ---- */
@@ -638,6 +730,7 @@ const struct ctl_command cmds_table[] = {
     {"xmpp.domain.set", h_domain},
     {"xmpp.listen.set", h_listen},
     {"xmpp.certs.set", h_certs},
+    {"xmpp.tls.set", h_tls},
     {"xmpp.enable", h_enable},
     {"xmpp.disable", h_disable},
     {"xmpp.reset", h_reset},
