@@ -168,7 +168,7 @@ static bool rt_is(const char *a, const char *b)
 
 /* RFC 6120 §8.3.1 and §10.3: an error is never answered with an error, nor
  * an iq result; RFC 6121 §4.3 / §8.5: presence to nobody is dropped. */
-static bool rt_may_bounce(const struct stz *st)
+bool rt_may_bounce(const struct stz *st)
 {
     const char *type = stz_attr(st, "type");
 
@@ -348,6 +348,9 @@ int rt_decide(struct rt *rt, const struct stz *st, struct rt_route *out)
         rt_drop(out, "unknown address");
         rc = 0;
     }
+    if (rc == 0 && out->verdict != RT_DELIVER && strcmp(j.domain, rt->domain) != 0 &&
+        jid_domain_within(j.domain, rt->domain))
+        out->remote = true;
     jid_clear(&j);
     return rc;
 }

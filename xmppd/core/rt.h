@@ -51,12 +51,20 @@ struct rt_route {
     struct stz *reply; /* RT_REPLY: owned by the caller; free it */
     bool bounce;       /* RT_REPLY: the reply is an error for an undeliverable stanza */
     const char *why;   /* static words for the log */
+    bool remote;       /* RT_REPLY/RT_DROP: the destination is a name within
+                          the server's domain that no local session holds
+                          (in a cluster, another node may hold it) */
 };
 
 /* rt_decide decides the fate of stanza st (message, presence or iq, with a
  * 'to' attribute; borrowed).  Returns 0 with *out filled, or XE_NOMEM (no
  * reply was built; the caller drops the stanza). */
 int rt_decide(struct rt *rt, const struct stz *st, struct rt_route *out);
+
+/* rt_may_bounce tells whether an undeliverable st may be answered with an
+ * error: messages other than errors, iq get and set (RFC 6120 §8.3.1,
+ * §10.3; RFC 6121 §4.3, §8.5: presence is not). */
+bool rt_may_bounce(const struct stz *st);
 
 /* rt_make_ping builds an XEP-0199 ping <iq type='get'> from from to to with
  * id, in the component namespace.  Returns an owned element or NULL. */

@@ -393,6 +393,13 @@ int sess_comp_deliver(struct sess_comp *s, const struct stz *st)
     return sc_write(s, b->data, b->len);
 }
 
+int sess_comp_deliver_raw(struct sess_comp *s, const char *xml, size_t len)
+{
+    if (s->state != SESS_COMP_READY)
+        return XE_STATE;
+    return sc_write(s, xml, len);
+}
+
 /* sc_ping probes a silent component, XEP-0199 §4.1 (server-to-client form). */
 static void sc_ping(struct sess_comp *s)
 {

@@ -37,6 +37,8 @@ struct sess_comp {
     uint64_t last_in_ms;     /* last bytes received */
     uint64_t last_out_ms;    /* last bytes sent */
     bool ping_pending;       /* a server ping went out since the last input */
+    uint64_t since;          /* cluster mode: wall-clock ms it authenticated,
+                                as reported to the leader; 0: not reported */
     struct sess_comp *hnext; /* srv's connection-table chain */
     struct sess_comp *dnext; /* srv's dead list */
 };
@@ -64,6 +66,11 @@ uint64_t sess_comp_deadline(const struct sess_comp *s);
  * serialised for the component namespace.  0 or a negative code (the
  * session was closed). */
 int sess_comp_deliver(struct sess_comp *s, const struct stz *st);
+
+/* sess_comp_deliver_raw writes len bytes (borrowed: one stanza already
+ * serialised for the component namespace, e.g. forwarded from another node)
+ * to a READY session.  0 or a negative code (not READY, or closed). */
+int sess_comp_deliver_raw(struct sess_comp *s, const char *xml, size_t len);
 
 /* sess_comp_fail sends stream error cond (after our header if it was not
  * sent yet, RFC 6120 §4.9.1.2), then closes the session.  why (borrowed)

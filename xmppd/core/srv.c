@@ -78,6 +78,7 @@ static void srv_reap(struct srv *srv)
     while (srv->dead != NULL) {
         struct sess_comp *s = srv->dead;
         srv->dead = s->dnext;
+        srv_cluster__gone(srv, s);
         sess_comp_free(s);
     }
 }
@@ -171,6 +172,7 @@ void srv_free(struct srv *srv)
 {
     if (srv == NULL)
         return;
+    srv_cluster__free(srv);
     srv_each(srv, srv_drop_session);
     srv_reap(srv);
     while (srv->cbs != NULL) {
@@ -349,7 +351,7 @@ int srv__authenticated(struct srv *srv, struct sess_comp *s)
         snprintf(why, sizeof why, "replaced by c%" PRIu64, s->conn);
         sess_comp_fail(old, XS_COND_CONFLICT, why);
     }
-    return 0;
+    return srv_cluster__authenticated(srv, s);
 }
 
 void srv__route(struct srv *srv, struct sess_comp *from, struct stz *st)
@@ -365,6 +367,14 @@ void srv__route(struct srv *srv, struct sess_comp *from, struct stz *st)
     if (rt_decide(srv->rt, st, &r) < 0) {
         SRV_LOG(srv, LOG_WARN, "c%" PRIu64 " out of memory routing a %s, dropped",
                 from->conn, st->name);
+        stz_free(st);
+        return;
+    }
+    if (r.remote && srv->cl != NULL) {
+        /* Cluster mode: another node may hold the name; the leader decides
+         * (docs/cluster.md "Routing in the node core"). */
+        stz_free(r.reply);
+        srv_cluster__forward(srv, from, st);
         stz_free(st);
         return;
     }
@@ -461,6 +471,7 @@ void srv_conn_closed(struct srv *srv, uint64_t conn, uint64_t now_ms)
     srv_unlink(srv, s);
     if (s->domain != NULL)
         rt_del(srv->rt, s->domain, s);
+    srv_cluster__gone(srv, s);
     sess_comp_free(s);
 }
 
@@ -478,6 +489,7 @@ void srv_tick(struct srv *srv, uint64_t now_ms)
 {
     srv_clock(srv, now_ms);
     srv_each(srv, srv_tick_one);
+    srv_cluster__tick(srv);
     srv->hint = SRV_NO_DEADLINE;
     srv_each(srv, srv_touch_one);
     srv_reap(srv);
@@ -485,7 +497,9 @@ void srv_tick(struct srv *srv, uint64_t now_ms)
 
 uint64_t srv_next_deadline(const struct srv *srv)
 {
-    return srv->hint;
+    uint64_t d = srv_cluster__deadline(srv);
+
+    return d < srv->hint ? d : srv->hint;
 }
 
 static void srv_shutdown_one(struct srv *srv, struct sess_comp *s)

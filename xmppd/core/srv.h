@@ -85,8 +85,8 @@ bool srv_callbridge_connected(const struct srv *srv, const char *name);
 /* srv_conn_open registers a new accepted connection.  peer is the remote
  * address for logs ("127.0.0.1:40312"), copied.  Returns 0 or XE_NOMEM (the
  * edge then closes the socket), XE_EXISTS if conn is already known. */
-int srv_conn_open(struct srv *srv, uint64_t conn, enum srv_listener kind, const char *peer,
-                  uint64_t now_ms);
+int srv_conn_open(struct srv *srv, uint64_t conn, enum srv_listener kind,
+                  const char *peer, uint64_t now_ms);
 /* srv_conn_input feeds bytes read from conn. */
 void srv_conn_input(struct srv *srv, uint64_t conn, const void *data, size_t len,
                     uint64_t now_ms);
@@ -100,20 +100,121 @@ void srv_tick(struct srv *srv, uint64_t now_ms);
  * SRV_NO_DEADLINE. */
 uint64_t srv_next_deadline(const struct srv *srv);
 
-/* srv_shutdown closes every stream cleanly (RFC 6120 §4.4: 
+/* srv_shutdown closes every stream cleanly (RFC 6120 §4.4:
  * <stream:error><system-shutdown/> then </stream:stream>) and asks env to
  * close each connection. */
 void srv_shutdown(struct srv *srv);
 
 struct srv_stats {
-    uint64_t conns;          /* open connections */
-    uint64_t components;     /* authenticated component sessions */
-    uint64_t routed;         /* stanzas delivered */
-    uint64_t bounced;        /* error replies generated for undeliverable stanzas */
-    uint64_t auth_failures;  /* failed handshakes */
-    uint64_t stream_errors;  /* stream errors sent */
+    uint64_t conns;         /* open connections */
+    uint64_t components;    /* authenticated component sessions */
+    uint64_t routed;        /* stanzas delivered */
+    uint64_t bounced;       /* error replies generated for undeliverable stanzas */
+    uint64_t auth_failures; /* failed handshakes */
+    uint64_t stream_errors; /* stream errors sent */
 };
 
 void srv_get_stats(const struct srv *srv, struct srv_stats *out);
+
+/* ---- cluster mode (issue 5 item 4; docs/cluster.md "Routing in the node
+ * core") ----
+ *
+ * Without srv_cluster_start srv is a standalone node, exactly as above.
+ * After it, srv owns a struct fwd (fwd.h) and:
+ *  - a stanza whose destination is a component connected to this node is
+ *    delivered here as before; a stanza to any other name within the
+ *    domain goes to fwd_send (through the leader); when fwd refuses it
+ *    (queue full) the sender gets <error type='wait'><resource-constraint/>
+ *    (RFC 6120 §8.3.3.18), never for an error, a presence or an iq result
+ *    (§8.3.1, RFC 6121).  Server-domain iq (ping, disco) and other domains
+ *    stay local.
+ *  - every component that authenticates is reported (fwd_local_add) with
+ *    since = env->wall_ms() (strictly increasing per srv), and removed when
+ *    it closes.  A CONFLICT from the leader closes the named session with a
+ *    conflict stream error (RFC 6120 §4.9.3.3) if its since matches.
+ *  - fwd's deadline is part of srv_next_deadline and fwd_tick runs in
+ *    srv_tick.
+ * The srv_cluster_* calls below are no-ops (or XE_STATE) before start. */
+
+struct fwd_config;
+struct pframe;
+
+struct srv_cluster_env {
+    void *ud;
+    /* peer_send hands frame f (borrowed) to node's peer channel, as
+     * fwd_env.send (fwd.h): 0, or XE_BUSY / another negative code when the
+     * channel cannot take it now (call srv_cluster_pump when it has room). */
+    int (*peer_send)(void *ud, uint64_t node, struct pframe *f);
+    /* wall_ms returns wall-clock ms (e.g. CLOCK_REALTIME) for the since of
+     * a session: the cluster keeps the newest session of a name. */
+    uint64_t (*wall_ms)(void *ud);
+};
+
+/* srv_cluster_start switches srv to cluster mode: creates its fwd with cfg
+ * (copied; node_id and incarnation non-zero; the name defaults to the
+ * srv's node name) and env (copied), and reports the components already
+ * connected.  Returns 0, XE_INVAL (bad cfg or env), XE_EXISTS (already
+ * started) or XE_NOMEM. */
+int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
+                      const struct srv_cluster_env *env, uint64_t now_ms);
+/* srv_cluster_stop returns srv to standalone mode and frees its fwd
+ * (unacked stanzas are dropped; sessions stay).  No-op if not started. */
+void srv_cluster_stop(struct srv *srv);
+/* srv_cluster_started tells whether srv is in cluster mode. */
+bool srv_cluster_started(const struct srv *srv);
+
+/* srv_cluster_set_leader: Raft's leader (0: none) and term (fwd_set_leader).
+ * srv_cluster_set_members: the voting members (ids borrowed, copied;
+ * fwd_set_members).  0, XE_STATE (not started) or XE_NOMEM. */
+int srv_cluster_set_leader(struct srv *srv, uint64_t leader, uint64_t term,
+                           uint64_t now_ms);
+int srv_cluster_set_members(struct srv *srv, const uint64_t *ids, size_t n);
+
+/* srv_cluster_input takes a frame (borrowed) from node after pchan_recv said
+ * deliver: FWD, DELIVER, ACK, SESSIONS or CONFLICT (fwd_input).  Returns 0,
+ * XE_INVAL (not a forwarding frame), XE_PROTO (the peer broke the protocol:
+ * count it; the edge may close the link), XE_STATE (not started) or
+ * XE_NOMEM. */
+int srv_cluster_input(struct srv *srv, uint64_t node, const struct pframe *f,
+                      uint64_t now_ms);
+/* srv_cluster_peer_reset: the channel to node was reset (PCHAN_RESET). */
+void srv_cluster_peer_reset(struct srv *srv, uint64_t node, uint64_t now_ms);
+/* srv_cluster_pump retries frames a full channel refused (call it when a
+ * channel has room again). */
+void srv_cluster_pump(struct srv *srv, uint64_t now_ms);
+
+struct srv_cluster_stats {
+    bool started;
+    uint64_t node_id;
+    uint64_t leader; /* as last set; 0: none */
+    uint64_t term;
+    uint64_t forwarded;        /* stanzas handed to the cluster (fwd_send accepted) */
+    uint64_t queued;           /* of those, accepted while there was no leader */
+    uint64_t waiting;          /* unacknowledged now (in the bounded queue) */
+    uint64_t rejected;         /* refused: queue full (sender got wait) */
+    uint64_t delivered;        /* stanzas from other nodes delivered here */
+    uint64_t bounced;          /* error replies originated by fwd here */
+    uint64_t replayed;         /* stanzas sent again (leader change, timeout) */
+    uint64_t duplicates;       /* duplicate deliveries dropped */
+    uint64_t routed;           /* stanzas routed as leader */
+    uint64_t conflicts_closed; /* local sessions closed by a CONFLICT */
+    uint64_t protocol_errors;
+    size_t routes; /* names in the routing table (leader only) */
+};
+
+/* srv_cluster_get_stats fills out (all zero and started false before
+ * start). */
+void srv_cluster_get_stats(const struct srv *srv, struct srv_cluster_stats *out);
+
+/* srv_cluster_components counts the component names the leader's routing
+ * table puts on node (0 on a follower: it has no table).  For status. */
+size_t srv_cluster_components(const struct srv *srv, uint64_t node);
+/* srv_cluster_each_route calls fn for every name in the leader's routing
+ * table (name borrowed for the call) with its node and since.  fn must not
+ * call srv. */
+void srv_cluster_each_route(const struct srv *srv,
+                            void (*fn)(void *ud, const char *name, uint64_t node,
+                                       uint64_t since),
+                            void *ud);
 
 #endif

@@ -15,6 +15,7 @@
 #include "srv.h"
 
 struct sess_comp;
+struct srv_cluster;
 
 /* A call bridge: name (one lower-case LDH label) and its shared secret, held
  * in sodium_malloc memory and wiped on release. */
@@ -43,6 +44,7 @@ struct srv {
     uint64_t hint;     /* no session deadline is earlier than this */
     uint64_t ping_seq; /* ids of server pings */
     struct srv_stats stats;
+    struct srv_cluster *cl; /* cluster mode (srv_cluster.c); NULL standalone */
 };
 
 /* SRV_LOG logs one line prefixed with the node name (the sink may be NULL). */
@@ -73,5 +75,24 @@ void srv__route(struct srv *srv, struct sess_comp *from, struct stz *st);
 
 /* srv__touch lowers the deadline hint to s's next deadline. */
 void srv__touch(struct srv *srv, const struct sess_comp *s);
+
+/* Cluster hooks (srv_cluster.c); each is a no-op when srv->cl is NULL.
+ * None of them may run inside a fwd callback except where noted.
+ *
+ * srv_cluster__authenticated gives s (just authenticated) its since and
+ * reports it to the leader.  0/XE_NOMEM.
+ * srv_cluster__gone reports that s (authenticated, now closed) is gone.
+ * srv_cluster__forward hands st (borrowed), sent by from, to the cluster;
+ * if the cluster refuses it, answers from with wait/resource-constraint
+ * (when st may be answered with an error).
+ * srv_cluster__free frees the cluster state (no callbacks).
+ * srv_cluster__tick runs fwd's timers; srv_cluster__deadline is fwd's
+ * next deadline or SRV_NO_DEADLINE. */
+int srv_cluster__authenticated(struct srv *srv, struct sess_comp *s);
+void srv_cluster__gone(struct srv *srv, struct sess_comp *s);
+void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct stz *st);
+void srv_cluster__free(struct srv *srv);
+void srv_cluster__tick(struct srv *srv);
+uint64_t srv_cluster__deadline(const struct srv *srv);
 
 #endif

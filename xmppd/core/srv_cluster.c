@@ -1,0 +1,384 @@
+/* srv_cluster.c: the node core in cluster mode: srv's glue to fwd (fwd.h).
+ *
+ * Stanzas to names this node does not hold go to fwd_send; stanzas fwd
+ * delivers go byte for byte to the local session; component sessions are
+ * reported to the leader with their since; a CONFLICT from the leader
+ * closes the named session (docs/cluster.md "Routing in the node core").
+ *
+ * Re-entrancy: fwd calls deliver and conflict from inside fwd_*; they only
+ * write to or close sessions.  A session closed there goes to srv's dead
+ * list, and its fwd_local_del happens when the list is reaped, at the end
+ * of the public srv call, outside fwd. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "fwd.h"
+#include "fwd_int.h"
+#include "jid.h"
+#include "pframe.h"
+#include "sess_comp.h"
+#include "srv.h"
+#include "srv_int.h"
+
+struct srv_cluster {
+    struct fwd *fwd;
+    struct srv_cluster_env env;
+    uint64_t node_id;
+    uint64_t leader, term;
+    uint64_t last_since;       /* sinces are strictly increasing per srv */
+    uint64_t conflicts_closed; /* local sessions closed by a CONFLICT */
+};
+
+/* ---- fwd callbacks ---- */
+
+static int cl_send(void *ud, uint64_t node, struct pframe *f)
+{
+    struct srv *srv = ud;
+
+    return srv->cl->env.peer_send(srv->cl->env.ud, node, f);
+}
+
+/* cl_session returns the READY local session whose domain holds to (a JID;
+ * longest match, as rt_decide), or NULL. */
+static struct sess_comp *cl_session(struct srv *srv, const char *to)
+{
+    struct jid j = {0};
+    struct sess_comp *s = NULL;
+
+    if (to != NULL && jid_parse(to, &j) == 0)
+        s = rt_find(srv->rt, j.domain);
+    jid_clear(&j);
+    if (s != NULL && s->state != SESS_COMP_READY)
+        s = NULL;
+    return s;
+}
+
+static int cl_deliver(void *ud, const char *from, const char *to, const char *xml,
+                      size_t len)
+{
+    struct srv *srv = ud;
+    struct sess_comp *s = cl_session(srv, to);
+
+    if (s == NULL) {
+        SRV_LOG(srv, LOG_DEBUG, "cluster stanza from %s to %s: no local session", from,
+                to);
+        return XE_NOTFOUND;
+    }
+    /* A failed write closes the session, as for a local delivery: the
+     * stanza had its outcome (the connection could not take it). */
+    if (sess_comp_deliver_raw(s, xml, len) == 0)
+        srv->stats.routed++;
+    return 0;
+}
+
+static void cl_conflict(void *ud, const char *name, uint64_t since)
+{
+    struct srv *srv = ud;
+    struct sess_comp *s = rt_find(srv->rt, name);
+
+    if (s == NULL || s->domain == NULL || strcmp(s->domain, name) != 0 ||
+        s->since != since) {
+        SRV_LOG(srv, LOG_DEBUG, "cluster conflict for %s (since %" PRIu64 ") ignored",
+                name, since);
+        return;
+    }
+    SRV_LOG(srv, LOG_INFO,
+            "c%" PRIu64 " component %s replaced by a newer session on another node",
+            s->conn, name);
+    srv->cl->conflicts_closed++;
+    /* RFC 6120 §4.9.3.3: the name now lives elsewhere; the new session
+     * wins (DESIGN: a name lives once in the cluster). */
+    sess_comp_fail(s, XS_COND_CONFLICT, "newer session on another node");
+}
+
+/* ---- lifetime ---- */
+
+static int cl_report(struct srv *srv, struct sess_comp *s)
+{
+    uint64_t since = srv->cl->env.wall_ms(srv->cl->env.ud);
+
+    if (since <= srv->cl->last_since)
+        since = srv->cl->last_since + 1;
+    srv->cl->last_since = since;
+    s->since = since;
+    return fwd_local_add(srv->cl->fwd, s->domain, since, srv->now_ms);
+}
+
+int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
+                      const struct srv_cluster_env *env, uint64_t now_ms)
+{
+    struct fwd_config c;
+    struct fwd_env fe = {0};
+    struct srv_cluster *cl;
+    int rc;
+
+    if (srv->cl != NULL)
+        return XE_EXISTS;
+    if (cfg == NULL || env == NULL || env->peer_send == NULL || env->wall_ms == NULL)
+        return XE_INVAL;
+    if (now_ms > srv->now_ms)
+        srv->now_ms = now_ms;
+    cl = calloc(1, sizeof *cl);
+    if (cl == NULL)
+        return XE_NOMEM;
+    c = *cfg;
+    if (c.name == NULL)
+        c.name = srv->node_name;
+    fe.ud = srv;
+    fe.send = cl_send;
+    fe.deliver = cl_deliver;
+    fe.conflict = cl_conflict;
+    fe.log = srv->env.log;
+    rc = fwd_new(&c, &fe, &cl->fwd);
+    if (rc < 0) {
+        free(cl);
+        return rc;
+    }
+    cl->env = *env;
+    cl->node_id = c.node_id;
+    srv->cl = cl;
+    /* Components that authenticated before: report them now. */
+    for (size_t i = 0; i < srv->nbuckets; i++)
+        for (struct sess_comp *s = srv->conns[i]; s != NULL; s = s->hnext)
+            if (s->state == SESS_COMP_READY && s->domain != NULL &&
+                rt_find(srv->rt, s->domain) == s && cl_report(srv, s) == XE_NOMEM) {
+                srv_cluster_stop(srv);
+                return XE_NOMEM;
+            }
+    SRV_LOG(srv, LOG_INFO, "cluster mode: node %" PRIx64, c.node_id);
+    return 0;
+}
+
+void srv_cluster__free(struct srv *srv)
+{
+    if (srv->cl == NULL)
+        return;
+    fwd_free(srv->cl->fwd);
+    free(srv->cl);
+    srv->cl = NULL;
+}
+
+void srv_cluster_stop(struct srv *srv)
+{
+    if (srv->cl == NULL)
+        return;
+    srv_cluster__free(srv);
+    for (size_t i = 0; i < srv->nbuckets; i++)
+        for (struct sess_comp *s = srv->conns[i]; s != NULL; s = s->hnext)
+            s->since = 0;
+    for (struct sess_comp *s = srv->dead; s != NULL; s = s->dnext)
+        s->since = 0;
+    SRV_LOG(srv, LOG_INFO, "%s", "cluster mode stopped");
+}
+
+bool srv_cluster_started(const struct srv *srv)
+{
+    return srv->cl != NULL;
+}
+
+/* ---- hooks for srv.c ---- */
+
+int srv_cluster__authenticated(struct srv *srv, struct sess_comp *s)
+{
+    if (srv->cl == NULL)
+        return 0;
+    return cl_report(srv, s);
+}
+
+void srv_cluster__gone(struct srv *srv, struct sess_comp *s)
+{
+    if (srv->cl == NULL || s->since == 0 || s->domain == NULL)
+        return;
+    /* fwd ignores it when the name is held by a newer session of ours. */
+    fwd_local_del(srv->cl->fwd, s->domain, s->since, srv->now_ms);
+    s->since = 0;
+}
+
+void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct stz *st)
+{
+    struct buf x = {0};
+    const char *sfrom = stz_attr(st, "from"), *to = stz_attr(st, "to");
+    struct stz *reply;
+    int rc;
+
+    rc = stz_serialize(st, STZ_NS_COMPONENT, &x);
+    if (rc == 0)
+        rc = fwd_send(srv->cl->fwd, sfrom, to, x.data, x.len, srv->now_ms);
+    buf_free(&x);
+    if (rc == 0) {
+        SRV_LOG(srv, LOG_TRACE, "c%" PRIu64 " %s to %s forwarded", from->conn, st->name,
+                to);
+        return;
+    }
+    SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " %s to %s not forwarded (%s)", from->conn,
+            st->name, to, xe_strerror(rc));
+    /* RFC 6120 §8.3.3.18: the queue is full (or memory short): wait and
+     * retry.  Never an error to an error, presence or iq result (§8.3.1,
+     * RFC 6121). */
+    if (!rt_may_bounce(st))
+        return;
+    reply = stz_error_reply(st, "wait", "resource-constraint", NULL);
+    if (reply == NULL)
+        return;
+    srv->stats.bounced++;
+    sess_comp_deliver(from, reply);
+    stz_free(reply);
+}
+
+void srv_cluster__tick(struct srv *srv)
+{
+    if (srv->cl != NULL)
+        fwd_tick(srv->cl->fwd, srv->now_ms);
+}
+
+uint64_t srv_cluster__deadline(const struct srv *srv)
+{
+    uint64_t d;
+
+    if (srv->cl == NULL)
+        return SRV_NO_DEADLINE;
+    d = fwd_next_deadline(srv->cl->fwd);
+    return d == FWD_NO_DEADLINE ? SRV_NO_DEADLINE : d;
+}
+
+/* ---- events from the node ---- */
+
+/* cl_clock takes the time handed in; it never goes back. */
+static void cl_clock(struct srv *srv, uint64_t now_ms)
+{
+    if (now_ms > srv->now_ms)
+        srv->now_ms = now_ms;
+}
+
+/* cl_reap frees sessions closed during the call (their fwd_local_del runs
+ * here, outside fwd). */
+static void cl_reap(struct srv *srv)
+{
+    while (srv->dead != NULL) {
+        struct sess_comp *s = srv->dead;
+        srv->dead = s->dnext;
+        srv_cluster__gone(srv, s);
+        sess_comp_free(s);
+    }
+}
+
+int srv_cluster_set_leader(struct srv *srv, uint64_t leader, uint64_t term,
+                           uint64_t now_ms)
+{
+    int rc;
+
+    if (srv->cl == NULL)
+        return XE_STATE;
+    cl_clock(srv, now_ms);
+    if (leader != srv->cl->leader || term != srv->cl->term)
+        SRV_LOG(srv, LOG_INFO, "cluster leader %" PRIx64 " term %" PRIu64, leader, term);
+    srv->cl->leader = leader;
+    srv->cl->term = term;
+    rc = fwd_set_leader(srv->cl->fwd, leader, term, srv->now_ms);
+    cl_reap(srv);
+    return rc;
+}
+
+int srv_cluster_set_members(struct srv *srv, const uint64_t *ids, size_t n)
+{
+    int rc;
+
+    if (srv->cl == NULL)
+        return XE_STATE;
+    rc = fwd_set_members(srv->cl->fwd, ids, n);
+    cl_reap(srv);
+    return rc;
+}
+
+int srv_cluster_input(struct srv *srv, uint64_t node, const struct pframe *f,
+                      uint64_t now_ms)
+{
+    int rc;
+
+    if (srv->cl == NULL)
+        return XE_STATE;
+    cl_clock(srv, now_ms);
+    rc = fwd_input(srv->cl->fwd, node, f, srv->now_ms);
+    cl_reap(srv);
+    return rc;
+}
+
+void srv_cluster_peer_reset(struct srv *srv, uint64_t node, uint64_t now_ms)
+{
+    if (srv->cl == NULL)
+        return;
+    cl_clock(srv, now_ms);
+    fwd_peer_reset(srv->cl->fwd, node, srv->now_ms);
+    cl_reap(srv);
+}
+
+void srv_cluster_pump(struct srv *srv, uint64_t now_ms)
+{
+    if (srv->cl == NULL)
+        return;
+    cl_clock(srv, now_ms);
+    fwd_pump(srv->cl->fwd, srv->now_ms);
+    cl_reap(srv);
+}
+
+/* ---- status ---- */
+
+void srv_cluster_get_stats(const struct srv *srv, struct srv_cluster_stats *out)
+{
+    struct fwd_stats fs;
+
+    memset(out, 0, sizeof *out);
+    if (srv->cl == NULL)
+        return;
+    fwd_get_stats(srv->cl->fwd, &fs);
+    out->started = true;
+    out->node_id = srv->cl->node_id;
+    out->leader = srv->cl->leader;
+    out->term = srv->cl->term;
+    out->forwarded = fs.forwarded;
+    out->queued = fs.queued;
+    out->waiting = fs.waiting;
+    out->rejected = fs.rejected;
+    out->delivered = fs.delivered;
+    out->bounced = fs.bounced;
+    out->replayed = fs.replayed;
+    out->duplicates = fs.duplicates;
+    out->routed = fs.routed;
+    out->conflicts_closed = srv->cl->conflicts_closed;
+    out->protocol_errors = fs.protocol_errors;
+    out->routes = fs.routes;
+}
+
+/* cl_leading tells whether this node's fwd holds the routing table now.
+ * The table is read through fwd_int.h (read only; fwd.h has no iterator). */
+static bool cl_leading(const struct srv *srv)
+{
+    return srv->cl != NULL && srv->cl->leader == srv->cl->node_id;
+}
+
+size_t srv_cluster_components(const struct srv *srv, uint64_t node)
+{
+    size_t n = 0;
+
+    if (!cl_leading(srv))
+        return 0;
+    for (size_t i = 0; i < srv->cl->fwd->nroutes; i++)
+        if (srv->cl->fwd->routes[i].node == node)
+            n++;
+    return n;
+}
+
+void srv_cluster_each_route(const struct srv *srv,
+                            void (*fn)(void *ud, const char *name, uint64_t node,
+                                       uint64_t since),
+                            void *ud)
+{
+    if (!cl_leading(srv))
+        return;
+    for (size_t i = 0; i < srv->cl->fwd->nroutes; i++) {
+        const struct fwd_route *r = &srv->cl->fwd->routes[i];
+        fn(ud, r->name, r->node, r->since);
+    }
+}
