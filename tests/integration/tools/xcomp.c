@@ -10,6 +10,10 @@
  * messages of each sender arrive complete and in order, then closes its
  * stream (or, with --stay, waits for the server to close it).
  *
+ * --interval-ms N paces --send: one message every N ms instead of all at
+ * once (a continuous numbered sender for the failover load test; the
+ * receiver's --expect N checks each number arrives once, in order).
+ *
  * --tls connects with direct TLS: the TLS handshake first, then the
  * XEP-0114 stream (docs/tls.md).  libstrophe 0.12.2 refuses TLS flags on
  * xmpp_connect_component ("XEP-0114 does not support TLS"), so --tls uses a
@@ -60,7 +64,7 @@ struct xc {
     /* options */
     const char *host, *jid, *secret, *to, *body, *ca;
     int port;
-    long send_n, expect_n, expect_presence;
+    long send_n, expect_n, expect_presence, interval_ms;
     bool iq, presence, answer, stay, quiet, go_on_stdin, tls;
     double timeout_s;
     /* state */
@@ -71,6 +75,8 @@ struct xc {
     char stream_id[256]; /* --tls: from the server's stream header */
     char iq_id[300];
     long received, presences;
+    long next_seq;    /* --interval-ms: the next message to send */
+    double next_send; /* --interval-ms: when */
     struct sender senders[MAX_SENDERS];
     size_t nsenders;
     bool order_ok;
@@ -247,22 +253,47 @@ static int on_iq_reply(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     return 0;
 }
 
-static void send_tasks(struct xc *x)
+static void send_one(struct xc *x, long i)
 {
     char id[32], text[256];
+    xmpp_stanza_t *m = xmpp_message_new(x->ctx, "normal", x->to, NULL);
 
-    for (long i = 1; i <= x->send_n; i++) {
-        xmpp_stanza_t *m = xmpp_message_new(x->ctx, "normal", x->to, NULL);
-        snprintf(id, sizeof id, "s%ld", i);
-        snprintf(text, sizeof text, "%s #%ld from %s", x->body, i, x->jid);
-        xmpp_stanza_set_id(m, id);
-        xmpp_stanza_set_from(m, x->jid);
-        xmpp_message_set_body(m, text);
-        xmpp_send(x->conn, m);
-        xmpp_stanza_release(m);
+    snprintf(id, sizeof id, "s%ld", i);
+    snprintf(text, sizeof text, "%s #%ld from %s", x->body, i, x->jid);
+    xmpp_stanza_set_id(m, id);
+    xmpp_stanza_set_from(m, x->jid);
+    xmpp_message_set_body(m, text);
+    xmpp_send(x->conn, m);
+    xmpp_stanza_release(m);
+}
+
+/* pace_sends sends the --interval-ms messages that are due; true once all
+ * are sent. */
+static bool pace_sends(struct xc *x)
+{
+    double t = now_s();
+
+    while (x->next_seq <= x->send_n && t >= x->next_send) {
+        send_one(x, x->next_seq++);
+        x->next_send += (double)x->interval_ms / 1000.0;
+        if (x->next_seq > x->send_n)
+            out("sent messages=%ld", x->send_n);
     }
-    if (x->send_n > 0)
-        out("sent messages=%ld", x->send_n);
+    return x->next_seq > x->send_n;
+}
+
+static void send_tasks(struct xc *x)
+{
+    if (x->interval_ms > 0) {
+        x->next_seq = 1;
+        x->next_send = now_s();
+        pace_sends(x);
+    } else {
+        for (long i = 1; i <= x->send_n; i++)
+            send_one(x, i);
+        if (x->send_n > 0)
+            out("sent messages=%ld", x->send_n);
+    }
     if (x->iq) {
         /* The id names the sender, so that two xcomps pinging each other
          * never mistake the other's request for their own reply. */
@@ -371,9 +402,9 @@ static bool stdin_has_line(void)
 
 static bool tasks_done(struct xc *x)
 {
-    return x->tasks_sent && xmpp_conn_send_queue_len(x->conn) == 0 &&
-           x->received >= x->expect_n && x->presences >= x->expect_presence &&
-           (!x->iq || x->iq_done);
+    return x->tasks_sent && (x->interval_ms <= 0 || x->next_seq > x->send_n) &&
+           xmpp_conn_send_queue_len(x->conn) == 0 && x->received >= x->expect_n &&
+           x->presences >= x->expect_presence && (!x->iq || x->iq_done);
 }
 
 /* libstrophe 0.12.2 allocates the stream-management state only in
@@ -425,7 +456,7 @@ static void usage(void)
             "usage: xcomp [--host H] --port P --jid J --secret S [--to J] [--send N]\n"
             "             [--body TEXT] [--expect N] [--expect-presence N] [--iq]\n"
             "             [--presence] [--answer] [--stay] [--quiet] [--go-on-stdin]\n"
-            "             [--timeout SEC] [--tls [--ca FILE]]\n");
+            "             [--timeout SEC] [--tls [--ca FILE]] [--interval-ms N]\n");
 }
 
 int main(int argc, char **argv)
@@ -449,6 +480,7 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, 'T'},
         {"tls", no_argument, NULL, 'L'},
         {"ca", required_argument, NULL, 'C'},
+        {"interval-ms", required_argument, NULL, 'I'},
         {NULL, 0, NULL, 0},
     };
     struct xc x = {
@@ -513,6 +545,9 @@ int main(int argc, char **argv)
         case 'C':
             x.ca = optarg;
             break;
+        case 'I':
+            x.interval_ms = atol(optarg);
+            break;
         default:
             usage();
             return 2;
@@ -549,9 +584,11 @@ int main(int argc, char **argv)
             out("timeout received=%ld presences=%ld", x.received, x.presences);
             break;
         }
-        xmpp_run_once(x.ctx, 20);
+        xmpp_run_once(x.ctx, x.interval_ms > 0 && x.interval_ms < 20 ? 1 : 20);
         if (!x.connected || x.closing)
             continue;
+        if (x.started && x.interval_ms > 0)
+            pace_sends(&x);
         if (!x.started && (!x.go_on_stdin || stdin_has_line())) {
             x.started = true;
             send_tasks(&x);

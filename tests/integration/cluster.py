@@ -1,0 +1,785 @@
+"""cluster: helpers for the cluster tests (issue 5), python3 stdlib only.
+
+A Cluster is N real xmppd processes, each started with only --state-dir and
+driven only through the real mmp-cli binary, as an admin would
+(docs/cluster.md, "Commands"):
+
+    certs/mkca, certs/mknode (SANs: the node's name and address, the domain
+    and *.<domain>), certs/mkbundle; on every node
+        xmpp listen <addr>; xmpp certs nodeN.key nodeN.crt ca-bundle.pem
+        xmpp cluster trust ca-bundle.pem; xmpp cluster enable
+    first node: xmpp domain example.com; xmpp cluster initialize; xmpp enable
+    the others: xmpp cluster join <first addr>; xmpp enable
+
+Each node has an address of its own with the default ports (5223 XMPP, 5224
+peers): 127.R.S.1, .2, ... on loopback (R, S random per run, so concurrent
+runs on one machine never meet), or, with net=netns.Net(n), host i's
+address inside its network namespace (tests/integration/netns.py), where
+partitions can be made.
+
+    with Cluster(3) as c:
+        c.form()
+        leader = c.wait_converged()
+        with c.comp(c.followers()[0], "cb1", "--stay") as a: ...
+
+Status parsing follows the text of `xmpp cluster status` in DESIGN.md ("The
+cluster"): State, Term, Leader, "List of peers" with one line per member
+(address, node id, role or "(Leader)"), counters.  wait_converged() is the
+test of a healthy cluster: every live node answers, exactly one leader, the
+same term and leader everywhere, every node lists each member once.
+
+Everything started here is stopped by pid in close() (also on errors);
+XMPPD_KEEP_TMP=1 keeps the temporary directory (logs, state) for a look.
+"""
+
+import json
+import os
+import queue
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netns  # noqa: E402
+from xmppdtest import check, tool, xmppd_bin  # noqa: E402
+
+DOMAIN = "example.com"
+XMPP_PORT = 5223
+PEER_PORT = 5224
+
+
+def mmp_bin():
+    if os.environ.get("XMPPD_MMP_BIN"):
+        return os.environ["XMPPD_MMP_BIN"]
+    return os.path.join(os.environ["XMPPD_BUILD_DIR"], "mmp-cli", "mmp-cli")
+
+
+def source_dir():
+    if os.environ.get("XMPPD_SOURCE_DIR"):
+        return os.environ["XMPPD_SOURCE_DIR"]
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def certs_dir():
+    return os.path.join(source_dir(), "certs")
+
+
+def sh(*argv, timeout=60):
+    """Runs argv; raises AssertionError with its stderr when it fails."""
+    p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+    check(p.returncode == 0, "%s failed (%d): %s" % (" ".join(argv), p.returncode, p.stderr))
+    return p.stdout
+
+
+def make_ca(dirpath, cn="Cluster Test CA"):
+    sh(os.path.join(certs_dir(), "mkca"), dirpath, cn)
+
+
+def make_node_cert(cadir, name, addr, domain=DOMAIN):
+    """nodeN.key / nodeN.crt signed by the CA in cadir, with SANs for the
+    domain, *.domain (call bridges check their component name), the node
+    name and its address; then ca-bundle.pem."""
+    sh(os.path.join(certs_dir(), "mknode"), cadir, name, "--domain", domain, "--dns",
+       "*." + domain, "--ip", addr)
+    sh(os.path.join(certs_dir(), "mkbundle"), cadir, name)
+
+
+# ---- status parsing ---------------------------------------------------------
+
+class Status:
+    """One node's `xmpp cluster status`, parsed from the text of DESIGN.md.
+
+    state      "LEADER" | "FOLLOWER" | "CANDIDATE" | "DISABLED" | ...
+    term       int or None
+    leader     the leader's address ("a.b.c.d:5224") or None
+    peers      list of dicts: addr, node (id as printed, maybe shortened),
+               leader (bool), role (word after the id), components (int or
+               None), line (the raw line)
+    counters   dict: forwarded, queued, bounced (when printed)
+    text       the whole output
+    """
+
+    def __init__(self, text):
+        self.text = text
+        self.state = None
+        self.term = None
+        self.leader = None
+        self.peers = []
+        self.counters = {}
+        self.last_change = None
+        in_peers = False
+        for line in text.splitlines():
+            s = line.strip()
+            if not s:
+                in_peers = False
+                continue
+            m = re.match(r"^State:\s*(\S+)", s)
+            if m:
+                self.state = m.group(1).upper()
+                continue
+            m = re.match(r"^Term:\s*(\d+)", s)
+            if m:
+                self.term = int(m.group(1))
+                continue
+            m = re.match(r"^Leader:\s*(.*)$", s)
+            if m:
+                v = m.group(1).strip()
+                a = re.match(r"^(\[[0-9a-fA-F:.]+\]:\d+|[0-9.]+:\d+|\S+:\d+)", v)
+                self.leader = a.group(1) if a else None
+                continue
+            if s.startswith("List of peers"):
+                in_peers = True
+                continue
+            if s.startswith("Last leader change"):
+                in_peers = False
+                self.last_change = s
+                continue
+            m = re.match(r"^Forwarded\s+(\d+),\s*queued\s+(\d+),\s*bounced\s+(\d+)", s)
+            if m:
+                in_peers = False
+                self.counters = {"forwarded": int(m.group(1)), "queued": int(m.group(2)),
+                                 "bounced": int(m.group(3))}
+                continue
+            if in_peers:
+                f = s.split()
+                peer = {"addr": f[0], "node": None, "leader": "(Leader)" in s,
+                        "role": None, "components": None, "line": s}
+                if "node" in f:
+                    i = f.index("node")
+                    if i + 1 < len(f):
+                        peer["node"] = f[i + 1].rstrip(".,").rstrip(".")
+                    if i + 2 < len(f):
+                        peer["role"] = f[i + 2]
+                m = re.search(r"components\s+(\d+)", s)
+                if m:
+                    peer["components"] = int(m.group(1))
+                self.peers.append(peer)
+
+    def addrs(self):
+        return [p["addr"] for p in self.peers]
+
+    def leaders(self):
+        return [p for p in self.peers if p["leader"]]
+
+    def __repr__(self):
+        return "Status(%s term=%s leader=%s peers=%s)" % (self.state, self.term, self.leader,
+                                                           self.addrs())
+
+
+def same_id(printed, full):
+    """True when a node id as printed (maybe shortened, "7f3a..." or
+    "7f3a9c") names the full 16-hex-digit id."""
+    if printed is None or full is None:
+        return False
+    p = printed.rstrip(".").lower()
+    return len(p) >= 4 and full.lower().startswith(p)
+
+
+# ---- one node ---------------------------------------------------------------
+
+class ClusterNode:
+    """One xmppd with only --state-dir (inside a netns host when net is
+    given), and mmp-cli against its control socket."""
+
+    def __init__(self, cluster, index, addr):
+        self.cluster = cluster
+        self.index = index
+        self.name = "node%d" % index
+        self.addr = addr
+        self.base = os.path.join(cluster.base, self.name)
+        os.makedirs(self.base, exist_ok=True)
+        self.dir = os.path.join(self.base, "state")
+        self.sock = os.path.join(self.dir, "control.sock")
+        self.log_path = os.path.join(self.base, "xmppd.log")
+        self.proc = None
+        self.logf = None
+        self.frozen = False
+
+    @property
+    def peer_addr(self):
+        return "%s:%d" % (self.addr, PEER_PORT)
+
+    # -- process --
+
+    def start(self, wait=True, timeout=15):
+        if self.logf is None:
+            self.logf = open(self.log_path, "ab")
+        self.logf.write(b"==== start ====\n")
+        self.logf.flush()
+        argv = [xmppd_bin(), "--state-dir", self.dir, "--name", self.name, "--log-level",
+                "debug"]
+        kw = dict(stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT)
+        if self.cluster.net is not None:
+            self.proc = self.cluster.net.popen(self.index, argv, **kw)
+        else:
+            self.proc = subprocess.Popen(argv, **kw)
+        self.frozen = False
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("%s: xmppd exited with %d at start:\n%s"
+                                     % (self.name, self.proc.returncode, self.log()[-4000:]))
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(0.5)
+                    s.connect(self.sock)
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("%s: no control socket after %ss" % (self.name, timeout))
+
+    def kill(self):
+        """SIGKILL and reap."""
+        if self.alive():
+            if self.frozen:
+                self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(10)
+        self.frozen = False
+
+    def stop(self, timeout=15):
+        """SIGTERM and wait; returns the exit status."""
+        if not self.alive():
+            return None if self.proc is None else self.proc.returncode
+        if self.frozen:
+            self.thaw()
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise AssertionError("%s: no exit %ss after SIGTERM" % (self.name, timeout))
+
+    def restart(self):
+        self.kill()
+        return self.start()
+
+    def freeze(self):
+        """SIGSTOP (every thread stopped when this returns)."""
+        netns.freeze(self.proc.pid)
+        self.frozen = True
+
+    def thaw(self):
+        netns.thaw(self.proc.pid)
+        self.frozen = False
+
+    def log(self):
+        try:
+            with open(self.log_path, "r", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_log(self, pattern, timeout=10):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.log().splitlines():
+                if rx.search(line):
+                    return line
+            if time.monotonic() > deadline:
+                raise AssertionError("%s: no log line matches %r" % (self.name, pattern))
+            time.sleep(0.1)
+
+    # -- mmp-cli --
+
+    def mmp(self, command, json_out=False, stdin=None, timeout=40):
+        """Runs mmp-cli -c command; returns (exit status, stdout, stderr)."""
+        argv = [mmp_bin(), "--socket", self.sock]
+        if json_out:
+            argv.append("--json")
+        argv += ["-c", command]
+        try:
+            p = subprocess.run(argv, input=stdin if stdin is not None else "",
+                               capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return 124, "", "mmp-cli timed out after %ss" % timeout
+        return p.returncode, p.stdout, p.stderr
+
+    def ok(self, command, stdin=None, timeout=40):
+        rc, out, err = self.mmp(command, stdin=stdin, timeout=timeout)
+        check(rc == 0, "%s: %r failed (%d): %s\n---- log tail ----\n%s"
+              % (self.name, command, rc, (err or out).strip(), self.log()[-3000:]))
+        return out
+
+    def json(self, command, timeout=40):
+        rc, out, err = self.mmp(command, json_out=True, timeout=timeout)
+        check(rc == 0, "%s: %r --json failed (%d): %s" % (self.name, command, rc, err))
+        return json.loads(out)
+
+    def fails(self, command, needle=None, timeout=40):
+        """The command fails (non-zero exit) with one line on stderr holding
+        needle (a string or a list of strings); returns that line."""
+        rc, out, err = self.mmp(command, timeout=timeout)
+        check(rc != 0, "%s: %r succeeded, wanted a failure: %s" % (self.name, command, out))
+        lines = [x for x in err.splitlines() if x.strip()]
+        check(len(lines) == 1, "%s: %r: not one line on stderr: %r" % (self.name, command, err))
+        for n in ([needle] if isinstance(needle, str) else (needle or [])):
+            check(n.lower() in err.lower(), "%s: %r: %r not in %r" % (self.name, command, n, err))
+        return lines[0]
+
+    def status(self, timeout=10):
+        """`xmpp cluster status`, parsed (Status); raises when it fails."""
+        return Status(self.ok("xmpp cluster status", timeout=timeout))
+
+    def status_json(self, timeout=10):
+        return self.json("xmpp cluster status", timeout=timeout)
+
+    def node_id(self):
+        return self.json("xmpp status")["node_id"]
+
+    # -- admin workflow --
+
+    def install_pki(self, cadir):
+        """Copies nodeN.key, nodeN.crt and ca-bundle.pem into <state>/pki."""
+        pki = os.path.join(self.dir, "pki")
+        os.makedirs(pki, mode=0o700, exist_ok=True)
+        for f in (self.name + ".key", self.name + ".crt", "ca-bundle.pem"):
+            dst = os.path.join(pki, f)
+            shutil.copy(os.path.join(cadir, f), dst)
+            os.chmod(dst, 0o600)
+
+    def configure(self):
+        """The per-node part of the admin workflow: listen, certs, trust,
+        cluster enable."""
+        self.ok("xmpp listen %s" % self.addr)
+        self.ok("xmpp certs %s.key %s.crt ca-bundle.pem" % (self.name, self.name))
+        self.ok("xmpp cluster trust ca-bundle.pem")
+        self.ok("xmpp cluster enable")
+
+    def close(self):
+        self.kill()
+        if self.logf is not None:
+            self.logf.close()
+            self.logf = None
+
+
+# ---- components -------------------------------------------------------------
+
+class ClusterComp:
+    """One xcomp (libstrophe component) connected to a node's XMPP address,
+    inside the node's netns host when the cluster has one.  Same interface
+    as xmppdtest.Comp: wait_line, finish, output, go, close."""
+
+    def __init__(self, node, name, secret, *args, timeout=60):
+        self.node = node
+        self.jid = "%s.%s" % (name, DOMAIN)
+        cmd = [tool("xcomp"), "--host", node.addr, "--port", str(XMPP_PORT), "--jid",
+               self.jid, "--secret", secret, "--timeout", str(timeout)] + list(args)
+        kw = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                  text=True)
+        if node.cluster.net is not None:
+            self.proc = node.cluster.net.popen(node.index, cmd, **kw)
+        else:
+            self.proc = subprocess.Popen(cmd, **kw)
+        self.lines = []
+        self.errlines = []
+        self.q = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.ereader = threading.Thread(target=self._read_err, daemon=True)
+        self.ereader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.q.put(line.rstrip("\n"))
+        self.q.put(None)
+
+    def _read_err(self):
+        for line in self.proc.stderr:
+            self.errlines.append(line.rstrip("\n"))
+
+    def _drain(self):
+        while True:
+            try:
+                line = self.q.get_nowait()
+            except queue.Empty:
+                return
+            if line is None:
+                self.q.put(None)
+                return
+            self.lines.append(line)
+
+    def wait_line(self, pattern, timeout=20):
+        rx = re.compile(pattern)
+        for line in self.lines:
+            if rx.search(line):
+                return line
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                line = self.q.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                self.q.put(None)
+                break
+            self.lines.append(line)
+            if rx.search(line):
+                return line
+        raise AssertionError("%s on %s: no line matches %r; got:\n%s\nstderr:\n%s"
+                             % (self.jid, self.node.name, pattern, "\n".join(self.lines[-40:]),
+                                "\n".join(self.errlines[-20:])))
+
+    def go(self):
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def finish(self, timeout=60):
+        rc = self.proc.wait(timeout)
+        self.reader.join(5)
+        self.ereader.join(5)
+        self._drain()
+        return rc
+
+    def output(self):
+        self._drain()
+        return "\n".join(self.lines)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            sys.stderr.write("---- %s on %s output ----\n%s\n%s\n"
+                             % (self.jid, self.node.name, self.output(),
+                                "\n".join(self.errlines)))
+        self.close()
+        return False
+
+
+# ---- the cluster ------------------------------------------------------------
+
+def loopback_base():
+    """A /24 of loopback addresses of this run's own: "127.R.S" (R >= 64, so
+    127.0.0.x, used by the demo and by hand, is never taken)."""
+    return "127.%d.%d" % (random.randint(64, 250), random.randint(1, 250))
+
+
+class Cluster:
+    """n nodes (1..n; nodes[0] is node1) in one temporary directory, with a
+    CA and one certificate per node.  With net (a netns.Net of at least n
+    hosts) node i runs inside host i."""
+
+    def __init__(self, n, net=None, base=None, domain=DOMAIN):
+        self.n = n
+        self.net = net
+        self.domain = domain
+        self.base = base or tempfile.mkdtemp(prefix="xmppd-cluster-")
+        self.ca = os.path.join(self.base, "ca")
+        self.secrets = {}
+        lb = loopback_base()
+        self.nodes = []
+        for i in range(1, n + 1):
+            addr = net.addr(i) if net is not None else "%s.%d" % (lb, i)
+            self.nodes.append(ClusterNode(self, i, addr))
+        self.comps = []
+        self.t0 = time.monotonic()
+
+    def say(self, fmt, *args):
+        """Progress on stdout (CTest shows it with --output-on-failure)."""
+        print("[%6.1f] %s" % (time.monotonic() - self.t0, fmt % args if args else fmt),
+              flush=True)
+
+    def node(self, i):
+        return self.nodes[i - 1]
+
+    def by_addr(self, addr):
+        """The node whose peer address (a.b.c.d:5224 or a.b.c.d) is addr."""
+        for nd in self.nodes:
+            if addr in (nd.addr, nd.peer_addr):
+                return nd
+        return None
+
+    def live(self):
+        return [nd for nd in self.nodes if nd.alive() and not nd.frozen]
+
+    # -- building --
+
+    def make_pki(self):
+        make_ca(self.ca)
+        for nd in self.nodes:
+            make_node_cert(self.ca, nd.name, nd.addr, self.domain)
+
+    def start_all(self):
+        for nd in self.nodes:
+            nd.start(wait=False)
+        for nd in self.nodes:
+            nd.wait_ready()
+
+    def form(self, members=None, timeout=60):
+        """Makes the PKI, starts every node and forms the cluster the way an
+        admin does (see the module comment).  members: how many nodes join
+        (default all).  Returns the leader (after wait_converged)."""
+        members = self.n if members is None else members
+        self.make_pki()
+        self.start_all()
+        for nd in self.nodes:
+            nd.install_pki(self.ca)
+            nd.configure()
+        first = self.nodes[0]
+        first.ok("xmpp domain %s" % self.domain)
+        first.ok("xmpp cluster initialize")
+        first.ok("xmpp enable")
+        self.say("node1 initialized the cluster")
+        for nd in self.nodes[1:members]:
+            self.join(nd)
+        return self.wait_converged(timeout=timeout, members=self.nodes[:members])
+
+    def join(self, nd, replace=False, via=None):
+        via = via or self.nodes[0]
+        nd.ok("xmpp cluster join %s%s" % (via.addr, " --replace" if replace else ""),
+              timeout=60)
+        nd.ok("xmpp enable")
+        self.say("%s joined through %s", nd.name, via.name)
+
+    # -- checking --
+
+    def statuses(self, nodes=None):
+        """{node: Status} for the given (default: live) nodes; a node whose
+        status fails maps to the error text."""
+        out = {}
+        for nd in (nodes if nodes is not None else self.live()):
+            rc, text, err = nd.mmp("xmpp cluster status", timeout=10)
+            out[nd] = Status(text) if rc == 0 else "exit %d: %s" % (rc, err.strip())
+        return out
+
+    def converged(self, members, asking=None):
+        """(leader node, "") when every node in asking (default members)
+        answers status, all agree on one term and one leader (a member),
+        exactly one of them is LEADER, and each lists exactly the members'
+        addresses, each once, with one "(Leader)"; else (None, why)."""
+        asking = members if asking is None else asking
+        want = sorted(nd.peer_addr for nd in members)
+        st = self.statuses(asking)
+        terms, leaders, nleaders = set(), set(), 0
+        for nd, s in st.items():
+            if isinstance(s, str):
+                return None, "%s: status failed: %s" % (nd.name, s)
+            if s.state == "LEADER":
+                nleaders += 1
+            terms.add(s.term)
+            leaders.add(s.leader)
+            got = sorted(s.addrs())
+            if got != want:
+                return None, "%s lists %s, wanted %s" % (nd.name, got, want)
+            if len(s.leaders()) != 1:
+                return None, "%s marks %d leaders: %s" % (nd.name, len(s.leaders()), s.text)
+        if nleaders != 1:
+            return None, "%d nodes say LEADER: %s" % (
+                nleaders, {nd.name: s.state for nd, s in st.items()})
+        if len(terms) != 1 or len(leaders) != 1 or None in leaders:
+            return None, "terms %s, leaders %s" % (terms, leaders)
+        leader = self.by_addr(leaders.pop())
+        if leader is None or leader not in members:
+            return None, "the leader is not a member"
+        for nd, s in st.items():
+            if s.leaders()[0]["addr"] != leader.peer_addr:
+                return None, "%s marks %s as (Leader), not %s" % (
+                    nd.name, s.leaders()[0]["addr"], leader.peer_addr)
+        return leader, ""
+
+    def wait_converged(self, timeout=30, members=None, asking=None, stable=0.3):
+        """Waits for converged() (and for it to hold again after `stable`
+        seconds); returns the leader node.  members default: every node
+        that is alive and not frozen."""
+        members = self.live() if members is None else list(members)
+        deadline = time.monotonic() + timeout
+        why = ""
+        while time.monotonic() < deadline:
+            leader, why = self.converged(members, asking)
+            if leader is not None:
+                time.sleep(stable)
+                again, why = self.converged(members, asking)
+                if again is leader:
+                    return leader
+            time.sleep(0.1)
+        raise AssertionError("no converged cluster after %ss: %s\n%s"
+                             % (timeout, why, self.dump(members)))
+
+    def wait_leader(self, asking, not_node=None, timeout=30):
+        """Waits until every node in asking agrees on one leader (other than
+        not_node) that calls itself LEADER; returns (leader node, term).
+        Does not check the peer lists (a killed member stays listed)."""
+        deadline = time.monotonic() + timeout
+        why = ""
+        while time.monotonic() < deadline:
+            st = self.statuses(asking)
+            bad = [nd.name for nd, s in st.items() if isinstance(s, str)]
+            if not bad:
+                leaders = {s.leader for s in st.values()}
+                terms = {s.term for s in st.values()}
+                if len(leaders) == 1 and len(terms) == 1 and None not in leaders:
+                    ld = self.by_addr(leaders.pop())
+                    if ld is not None and ld is not not_node:
+                        if ld in st and st[ld].state != "LEADER":
+                            why = "%s not LEADER yet" % ld.name
+                        else:
+                            return ld, terms.pop()
+                    else:
+                        why = "leader %s" % (ld.name if ld else "unknown")
+                else:
+                    why = "leaders %s terms %s" % (leaders, terms)
+            else:
+                why = "status failed on %s" % bad
+            time.sleep(0.1)
+        raise AssertionError("no new leader after %ss: %s\n%s"
+                             % (timeout, why, self.dump(asking)))
+
+    def leader(self):
+        """The leader as the first live node sees it (None if it has none)."""
+        for nd in self.live():
+            s = nd.status()
+            return self.by_addr(s.leader) if s.leader else None
+        return None
+
+    def followers(self, leader=None):
+        leader = leader or self.leader()
+        return [nd for nd in self.live() if nd is not leader]
+
+    def dump(self, nodes=None):
+        out = []
+        for nd in (nodes if nodes is not None else self.nodes):
+            if not nd.alive():
+                out.append("---- %s: not running" % nd.name)
+                continue
+            if nd.frozen:
+                out.append("---- %s: frozen" % nd.name)
+                continue
+            rc, text, err = nd.mmp("xmpp cluster status", timeout=5)
+            out.append("---- %s (%s) status exit %d ----\n%s%s"
+                       % (nd.name, nd.addr, rc, text, err))
+        return "\n".join(out)
+
+    def wait_replicated(self, command, predicate, nodes=None, timeout=20, what=""):
+        """Waits until predicate(output of command) holds on every node in
+        nodes (default: live)."""
+        nodes = self.live() if nodes is None else nodes
+        deadline = time.monotonic() + timeout
+        last = {}
+        while True:
+            bad = []
+            for nd in nodes:
+                rc, out, err = nd.mmp(command, timeout=10)
+                last[nd.name] = out if rc == 0 else err
+                if rc != 0 or not predicate(out):
+                    bad.append(nd.name)
+            if not bad:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("%s: %r not as wanted on %s after %ss: %s"
+                                     % (what, command, bad, timeout, last))
+            time.sleep(0.2)
+
+    # -- call bridges and components --
+
+    def add_callbridge(self, name, on=None):
+        """xmpp callbridge add on a node (default node1); returns the secret."""
+        on = on or self.nodes[0]
+        out = on.ok("xmpp callbridge add %s" % name, timeout=30)
+        m = re.search(r"Secret:\s*(\S+)", out)
+        check(m is not None, "no secret in %r" % out)
+        self.secrets[name] = m.group(1)
+        return self.secrets[name]
+
+    def comp(self, node, name, *args, timeout=60):
+        """Starts a component (xcomp) named name on node, with the secret
+        from add_callbridge; closed by close() if the test does not."""
+        c = ClusterComp(node, name, self.secrets[name], *args, timeout=timeout)
+        self.comps.append(c)
+        return c
+
+    def wait_components(self, names, timeout=20):
+        """Waits until the leader's status counts the components: the sum of
+        the per-node component counts is at least len(names).  Best effort
+        when the status has no counts."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ld = self.leader()
+            if ld is not None:
+                s = ld.status()
+                counts = [p["components"] for p in s.peers]
+                if None in counts:
+                    return
+                if sum(counts) >= len(names):
+                    return
+            time.sleep(0.1)
+        raise AssertionError("components %s not in the leader's status after %ss\n%s"
+                             % (names, timeout, self.dump()))
+
+    # -- cleanup --
+
+    def close(self, failed=False):
+        for c in self.comps:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001  cleanup goes on
+                pass
+        for nd in self.nodes:
+            try:
+                nd.close()
+            except Exception:  # noqa: BLE001
+                pass
+        sanitizer = []
+        for nd in self.nodes:
+            log = nd.log()
+            if failed:
+                sys.stderr.write("---- %s log (tail) ----\n%s\n" % (nd.name, log[-6000:]))
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                           "runtime error:"):
+                if marker in log:
+                    sanitizer.append(nd.name)
+        if os.environ.get("XMPPD_KEEP_TMP"):
+            print("kept", self.base)
+        else:
+            shutil.rmtree(self.base, ignore_errors=True)
+        if sanitizer and not failed:
+            raise AssertionError("sanitizer reports in the logs of %s" % sanitizer)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(failed=exc[0] is not None)
+        return False
+
+
+def wait_for(cond, timeout, what, interval=0.1):
+    """Polls cond() until it returns a true value (returned) or timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: not after %ss" % (what, timeout))
+        time.sleep(interval)
