@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "fwd.h"
+#include "pchan.h"
 #include "pframe.h"
 #include "testlib.h"
 
@@ -96,6 +97,18 @@ static int idx_of(uint64_t id)
     return 0;
 }
 
+/* With use_pchan, links are real pchans over byte wires (see the pchan
+ * section below): pl[i][j] is node i's channel to j, the bytes i wrote
+ * toward j, and i's decoder for what j wrote. */
+struct plink {
+    struct pchan *ch;
+    struct buf out;
+    struct pframe_dec in;
+};
+
+static bool use_pchan;
+static struct plink pl[NMAX + 1][NMAX + 1];
+
 static int env_send(void *ud, uint64_t to, struct pframe *f)
 {
     struct node *n = ud;
@@ -104,6 +117,8 @@ static int env_send(void *ud, uint64_t to, struct pframe *f)
 
     if (t == 0 || n->busy_to[t])
         return XE_BUSY;
+    if (use_pchan)
+        return pchan_send(pl[n->idx][t].ch, f, &pl[n->idx][t].out);
     f->chan_seq = 1; /* pchan numbers it; any non-zero value encodes */
     if (pframe_encode(f, &b) != 0)
         abort();
@@ -171,6 +186,16 @@ static void node_start(int i, const struct fwd_config *base)
     for (int k = 0; k < nnodes; k++)
         ids[k] = 0x1000 + (uint64_t)k + 1;
     fwd_set_members(n->f, ids, (size_t)nnodes);
+    for (int j = 1; use_pchan && j <= nnodes; j++) {
+        struct plink *l = &pl[i][j];
+        pchan_free(l->ch);
+        l->ch = NULL;
+        buf_free(&l->out);
+        pframe_dec_free(&l->in);
+        pframe_dec_init(&l->in);
+        if (j != i && pchan_new(NULL, n->inc, &l->ch) != 0)
+            abort();
+    }
 }
 
 static void cluster_start(int n, const struct fwd_config *cfg)
@@ -771,6 +796,253 @@ static void run_random(uint64_t seed, bool *ok)
     cluster_stop();
 }
 
+/* ---- the same over real channels: pframe bytes, pchan, link drops ---- */
+
+static void pl_drop(int i, int j)
+{
+    struct plink *a = &pl[i][j], *b = &pl[j][i];
+
+    pchan_link_down(a->ch);
+    pchan_link_down(b->ch);
+    buf_reset(&a->out);
+    buf_reset(&b->out);
+    pframe_dec_free(&a->in);
+    pframe_dec_free(&b->in);
+    pframe_dec_init(&a->in);
+    pframe_dec_init(&b->in);
+}
+
+static void pl_hello(int i, int j)
+{
+    struct pframe f = {.type = PFRAME_HELLO};
+
+    f.u.hello.proto = PFRAME_PROTO;
+    f.u.hello.cluster_id = 7;
+    f.u.hello.node_id = nodes[i].id;
+    f.u.hello.addr = "127.0.0.1:5224";
+    pchan_hello(pl[i][j].ch, &f.u.hello);
+    if (pframe_encode(&f, &pl[i][j].out) != 0)
+        abort();
+}
+
+static void pl_connect(int i, int j)
+{
+    pl_drop(i, j);
+    pl_hello(i, j);
+    pl_hello(j, i);
+}
+
+/* pl_frame: node j got frame fr from node i. */
+static void pl_frame(int j, int i, const struct pframe *fr)
+{
+    struct plink *l = &pl[j][i];
+    enum pchan_resume how;
+    bool deliver;
+
+    if (fr->type == PFRAME_HELLO) {
+        if (pchan_link_up(l->ch, &fr->u.hello, &l->out, &how) != 0)
+            proto_errors++;
+        else if (how == PCHAN_RESET)
+            fwd_peer_reset(nodes[j].f, nodes[i].id, now);
+        return;
+    }
+    if (pchan_recv(l->ch, fr, now, &l->out, &deliver) != 0) {
+        proto_errors++;
+        return;
+    }
+    if (deliver && fwd_input(nodes[j].f, nodes[i].id, fr, now) == XE_PROTO)
+        proto_errors++;
+    if (fr->type == PFRAME_CHAN_ACK)
+        fwd_pump(nodes[j].f, now);
+}
+
+/* pl_move moves up to n bytes written by i toward j. */
+static bool pl_move(int i, int j, size_t n)
+{
+    struct plink *src = &pl[i][j], *dst = &pl[j][i];
+    struct pframe fr;
+    int rc;
+
+    if (n > src->out.len)
+        n = src->out.len;
+    if (n == 0 || !nodes[i].alive || !nodes[j].alive)
+        return false;
+    if (pframe_dec_feed(&dst->in, src->out.data, n) != 0)
+        abort();
+    buf_consume(&src->out, n);
+    while ((rc = pframe_dec_next(&dst->in, &fr)) == 1) {
+        pl_frame(j, i, &fr);
+        pframe_release(&fr);
+    }
+    if (rc < 0)
+        proto_errors++;
+    return true;
+}
+
+static void pl_tick(void)
+{
+    for (int i = 1; i <= nnodes; i++) {
+        if (!nodes[i].alive)
+            continue;
+        for (int j = 1; j <= nnodes; j++)
+            if (j != i)
+                pchan_tick(pl[i][j].ch, now, &pl[i][j].out);
+        fwd_tick(nodes[i].f, now);
+    }
+}
+
+static void pl_settle(void)
+{
+    for (int round = 0; round < 8; round++) {
+        bool any = true;
+        while (any) {
+            any = false;
+            for (int i = 1; i <= nnodes; i++)
+                for (int j = 1; j <= nnodes; j++)
+                    if (i != j)
+                        any |= pl_move(i, j, SIZE_MAX);
+        }
+        now += 1000;
+        pl_tick();
+    }
+}
+
+static void pl_free_all(void)
+{
+    for (int i = 1; i <= NMAX; i++)
+        for (int j = 1; j <= NMAX; j++) {
+            pchan_free(pl[i][j].ch);
+            buf_free(&pl[i][j].out);
+            pframe_dec_free(&pl[i][j].in);
+            memset(&pl[i][j], 0, sizeof pl[i][j]);
+        }
+}
+
+/* Three nodes over pchans: components on nodes 1 and 2 exchange numbered
+ * messages; links drop and reconnect mid-frame, leadership moves (the new
+ * leader learns first), node 3 restarts (a channel reset for its peers).
+ * Exactly once, in order, no bounce. */
+static struct pchan_stats pstats;
+static struct fwd_stats fstats;
+
+static void run_random_pchan(uint64_t seed, bool *ok)
+{
+    const char *snd[3] = {NULL, "u@cb1.example.com", "v@cb2.example.com"};
+    const char *dst[3] = {NULL, "v@cb2.example.com", "u@cb1.example.com"};
+    int sent[3] = {0}, per = 120, leader;
+    struct fwd_config cfg;
+
+    rng = seed * 0x2545f4914f6cdd1dULL + 7;
+    use_pchan = true;
+    fwd_config_default(&cfg);
+    cluster_start(3, &cfg);
+    for (int i = 1; i <= 3; i++)
+        for (int j = i + 1; j <= 3; j++)
+            pl_connect(i, j);
+    add_local(1, "cb1.example.com", 10);
+    add_local(2, "cb2.example.com", 10);
+    leader = 1 + (int)(rnd() % 3);
+    set_leader_all(leader);
+    for (int step = 0; step < 2500; step++) {
+        uint64_t r = rnd() % 100;
+        now += 1 + rnd() % 4;
+        if (r < 22) {
+            int s = 1 + (int)(rnd() % 2);
+            if (sent[s] < per && send_msg(s, snd[s], dst[s], sent[s] + 1) == 0)
+                sent[s]++;
+        } else if (r < 88) {
+            int a = 1 + (int)(rnd() % 3), b = 1 + (int)(rnd() % 3);
+            if (a != b)
+                pl_move(a, b, 1 + rnd() % 200);
+        } else if (r < 92) {
+            int a = 1 + (int)(rnd() % 3), b = 1 + (int)(rnd() % 3);
+            if (a != b && nodes[a].alive && nodes[b].alive)
+                pl_connect(a, b); /* drop, whatever was in flight, and redial */
+        } else if (r < 95) {
+            int nl = 1 + (int)(rnd() % 3);
+            if (!nodes[nl].alive)
+                continue;
+            term++;
+            fwd_set_leader(nodes[nl].f, nodes[nl].id, term, now);
+            for (int i = 1; i <= 3; i++)
+                if (i != nl && nodes[i].alive && rnd() % 3 != 0)
+                    fwd_set_leader(nodes[i].f, nodes[nl].id, term, now);
+            leader = nl;
+        } else if (r < 96) {
+            /* Node 3 restarts: its peers' channels reset on reconnect. */
+            fwd_free(nodes[3].f);
+            nodes[3].f = NULL;
+            node_start(3, &cfg);
+            pl_connect(1, 3);
+            pl_connect(2, 3);
+            if (leader == 3)
+                leader = 0;
+        } else {
+            pl_tick();
+        }
+    }
+    if (leader == 0)
+        leader = 1 + (int)(rnd() % 2);
+    set_leader_all(leader);
+    for (int i = 1; i <= 3; i++)
+        for (int j = i + 1; j <= 3; j++)
+            pl_connect(i, j);
+    for (int s = 1; s <= 2; s++)
+        while (sent[s] < per && send_msg(s, snd[s], dst[s], sent[s] + 1) == 0)
+            sent[s]++;
+    pl_settle();
+    for (int i = 1; i <= 3; i++)
+        for (int j = 1; j <= 3; j++) {
+            struct pchan_stats st;
+            if (i == j)
+                continue;
+            pchan_get_stats(pl[i][j].ch, &st);
+            pstats.resent += st.resent;
+            pstats.resets += st.resets;
+            pstats.duplicates += st.duplicates;
+            pstats.busy += st.busy;
+        }
+    for (int i = 1; i <= 3; i++) {
+        struct fwd_stats st;
+        fwd_get_stats(nodes[i].f, &st);
+        fstats.replayed += st.replayed;
+        fstats.duplicates += st.duplicates;
+        fstats.misrouted += st.misrouted;
+        fstats.held += st.held;
+    }
+    *ok = in_order(2, snd[1], per) && in_order(1, snd[2], per) && waiting(1) == 0 &&
+          waiting(2) == 0 && proto_errors == 0;
+    cluster_stop();
+    pl_free_all();
+    use_pchan = false;
+}
+
+static void test_random_over_pchan(void)
+{
+    int failed = 0;
+
+    for (uint64_t seed = 1; seed <= 200; seed++) {
+        bool ok = false;
+        run_random_pchan(seed, &ok);
+        if (!ok) {
+            fprintf(stderr, "pchan seed %" PRIu64 " failed\n", seed);
+            if (++failed > 5)
+                break;
+        }
+        CHECK(ok);
+    }
+    /* The runs must exercise what they claim to. */
+    CHECK(pstats.resent > 0 && pstats.resets > 0 && fstats.replayed > 0);
+    CHECK(fstats.duplicates > 0 && fstats.misrouted > 0);
+    if (getenv("FWD_STATS") != NULL)
+        fprintf(stderr,
+                "pchan resent %" PRIu64 " resets %" PRIu64 " dups %" PRIu64
+                " busy %" PRIu64 "; fwd replayed %" PRIu64 " dups %" PRIu64
+                " misrouted %" PRIu64 " held %" PRIu64 "\n",
+                pstats.resent, pstats.resets, pstats.duplicates, pstats.busy,
+                fstats.replayed, fstats.duplicates, fstats.misrouted, fstats.held);
+}
+
 static void test_random_exactly_once_in_order(void)
 {
     int failed = 0;
@@ -795,4 +1067,4 @@ TL_MAIN(T(test_normal_forwarding), T(test_leader_crash_replay),
         T(test_session_takeover), T(test_bounce_unknown),
         T(test_new_leader_holds_until_reports), T(test_busy_channels),
         T(test_lost_ack_resend), T(test_protocol_errors),
-        T(test_random_exactly_once_in_order))
+        T(test_random_exactly_once_in_order), T(test_random_over_pchan))
