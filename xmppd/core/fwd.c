@@ -172,23 +172,19 @@ static void pump(struct fwd *f)
         fr.u.fwd = (struct pframe_fwd){
             f->cfg.node_id, f->cfg.incarnation, seq, f->front_seq, e->from, e->to, e->xml,
             e->len};
-        FLOG(f, LOG_TRACE, "send %" PRIu64 " to %" PRIx64 "%s", seq, f->leader,
+        if (f->leader != f->cfg.node_id && f->env.send(f->env.ud, f->leader, &fr) < 0) {
+            f->st.send_failures++;
+            break; /* the cursor stays: fwd_pump or the resend timer retries */
+        }
+        FLOG(f, LOG_TRACE, "sent %" PRIu64 " to %" PRIx64 "%s", seq, f->leader,
              e->sent ? " (again)" : "");
         if (e->sent)
             f->st.replayed++;
         e->sent = true;
         e->sent_ms = f->now;
         f->cursor++;
-        if (f->leader == f->cfg.node_id) {
+        if (f->leader == f->cfg.node_id)
             fwd__route_fwd(f, f->cfg.node_id, &fr.u.fwd); /* may ack e: no use after */
-        } else if (f->env.send(f->env.ud, f->leader, &fr) < 0) {
-            f->st.send_failures++;
-            f->cursor = seq;
-            e = ent_at(f, seq);
-            if (e != NULL)
-                e->sent_ms = f->now;
-            break;
-        }
     }
     f->pumping = false;
 }

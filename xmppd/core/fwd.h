@@ -100,7 +100,10 @@ int fwd_set_members(struct fwd *f, const uint64_t *ids, size_t n);
  * dropped stanzas while it was not leading, and its routing table starts
  * empty), every unacked stanza is replayed to the leader in seq order, with
  * a full SESSIONS report before it; becoming leader starts an empty routing
- * table and the warmup.  0/XE_NOMEM. */
+ * table and the warmup.  The node that wins an election must learn it here
+ * before the first Raft message of its term leaves (FWDs that reach a node
+ * before it knows it leads are dropped and only come back with the origin's
+ * resend).  0/XE_NOMEM. */
 int fwd_set_leader(struct fwd *f, uint64_t leader, uint64_t term, uint64_t now_ms);
 
 /* fwd_local_add records that a local session now holds component domain
