@@ -4,9 +4,10 @@ sshd on a loopback port: `ssh admin@node 'xmpp callbridge list'` runs one
 command, and an interactive session reaches the `<hostname>> ` prompt.
 
 Needs root (it adds a throwaway user whose shell is mmp-cli, removed at the
-end) and sshd/ssh; without them it prints "skipped" and passes.  The
-stand-in daemon (tests/io/tools/ctl_testd) runs as that user, since the
-control socket is 0600.  Everything it starts is stopped by pid."""
+end) and sshd/ssh; without them it prints "skipped" and passes.  A real
+xmppd (--state-dir, empty at start) runs as that user, as docs/admin.md
+sets a node up, since the control socket is 0600.  Everything it starts is
+stopped by pid."""
 import os
 import pty
 import pwd
@@ -23,7 +24,7 @@ import time
 BUILD = os.environ.get("XMPPD_BUILD_DIR",
                        os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "build")))
 MMP = os.path.join(BUILD, "mmp-cli", "mmp-cli")
-TESTD = os.path.join(BUILD, "tests", "io", "ctl_testd")
+XMPPD = os.environ.get("XMPPD_BIN") or os.path.join(BUILD, "xmppd", "xmppd")
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 SSH = shutil.which("ssh")
 TIMEOUT = 20
@@ -77,18 +78,19 @@ def main():
             or shutil.which("useradd") is None:
         print("skipped: needs root, sshd, ssh and useradd")
         return 0
-    for b in (MMP, TESTD):
+    for b in (MMP, XMPPD):
         if not os.path.exists(b):
-            print("missing %s: build the mmp-cli and ctl_testd targets" % b)
+            print("missing %s: build the mmp-cli and xmppd targets" % b)
             return 1
     try:
         pwd.getpwnam("sshd")  # sshd's privilege-separation user
     except KeyError:
         print("skipped: no sshd user for privilege separation")
         return 0
-    if not readable_by_all(MMP):
-        print("skipped: %s is not reachable by other users" % MMP)
-        return 0
+    for b in (MMP, XMPPD):
+        if not readable_by_all(b):
+            print("skipped: %s is not reachable by other users" % b)
+            return 0
 
     user = "mmpadm" + secrets.token_hex(3)
     d = tempfile.mkdtemp(prefix="xmppd-ssh-")
@@ -102,19 +104,27 @@ def main():
         created = True
         pw = pwd.getpwnam(user)
         state = os.path.join(d, "state")
-        pki = os.path.join(state, "pki")
-        os.makedirs(pki)
-        for p in (state, pki):
-            os.chown(p, pw.pw_uid, pw.pw_gid)
-            os.chmod(p, 0o700)
+        os.makedirs(state)
+        os.chown(state, pw.pw_uid, pw.pw_gid)
+        os.chmod(state, 0o700)
         sock = os.path.join(state, "control.sock")
 
-        # The stand-in daemon, as the admin user (the socket is 0600).
-        daemon = subprocess.Popen([TESTD, "--socket", sock, "--pki", pki],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                  text=True, user=pw.pw_uid, group=pw.pw_gid)
+        # The daemon, as the admin user (the socket is 0600), from an empty
+        # state dir.
+        logf = open(os.path.join(d, "xmppd.log"), "wb")
+        daemon = subprocess.Popen([XMPPD, "--state-dir", state, "--name", "n1"],
+                                  stdin=subprocess.DEVNULL, stdout=logf,
+                                  stderr=subprocess.STDOUT, user=pw.pw_uid,
+                                  group=pw.pw_gid)
         procs.append(daemon)
-        check(daemon.stdout.readline().strip() == "ready", "stand-in daemon is ready")
+        end = time.time() + TIMEOUT
+        while not os.path.exists(sock) and time.time() < end and daemon.poll() is None:
+            time.sleep(0.05)
+        check(os.path.exists(sock), "xmppd made its control socket",
+              open(os.path.join(d, "xmppd.log")).read())
+        check(os.stat(sock).st_uid == pw.pw_uid
+              and oct(os.stat(sock).st_mode & 0o777) == "0o600",
+              "the socket belongs to the admin user, mode 0600")
 
         # sshd on a loopback port with its own host key and authorized key.
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
@@ -142,21 +152,36 @@ def main():
                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                "-o", "LogLevel=ERROR", "%s@127.0.0.1" % user]
 
+        def run_ssh(cmd, stdin=""):
+            # "--": ssh would take a leading "--json" for one of its options.
+            return subprocess.run(ssh + ["--", cmd], input=stdin, capture_output=True,
+                                  text=True, timeout=TIMEOUT)
+
         # One command, as `ssh admin@node 'cmd'` (sshd runs: mmp-cli -c 'cmd').
-        p = subprocess.run(ssh + ["xmpp callbridge add cb1"], capture_output=True, text=True,
-                           timeout=TIMEOUT)
-        check(p.returncode == 0 and "Secret: " in p.stdout, "ssh 'xmpp callbridge add cb1'",
+        p = run_ssh("xmpp status")
+        check(p.returncode == 0 and "Enabled: no" in p.stdout,
+              "ssh 'xmpp status'",
               p.stdout + p.stderr + open(os.path.join(d, "sshd.log")).read())
-        p = subprocess.run(ssh + ["xmpp callbridge list"], capture_output=True, text=True,
-                           timeout=TIMEOUT)
+        p = run_ssh("xmpp callbridge add cb1")
+        check(p.returncode == 0 and "Secret: " in p.stdout, "ssh 'xmpp callbridge add cb1'",
+              p.stdout + p.stderr)
+        p = run_ssh("xmpp callbridge list")
         check(p.returncode == 0 and "cb1" in p.stdout, "ssh 'xmpp callbridge list'",
               p.stdout + p.stderr)
-        p = subprocess.run(ssh + ["xmpp callbridge del nope"], capture_output=True, text=True,
-                           timeout=TIMEOUT)
-        check(p.returncode == 1 and "no call bridge" in p.stderr,
-              "a failing command's status and error line come through ssh", p.stderr)
-        p = subprocess.run(ssh + ["xmpp callbridge add-secret cb2"], input="over-ssh\n",
-                           capture_output=True, text=True, timeout=TIMEOUT)
+        p = run_ssh("--json xmpp callbridge list")
+        check(p.returncode == 0 and '"name": "cb1"' in p.stdout,
+              "ssh '--json xmpp callbridge list'", p.stdout + p.stderr)
+        p = run_ssh("xmpp callbridge del nope")
+        check(p.returncode == 1 and "no call bridge" in p.stderr
+              and len(p.stderr.strip().splitlines()) == 1,
+              "a refused command's status and one error line come through ssh", p.stderr)
+        p = run_ssh("xmpp frob")
+        check(p.returncode == 2 and "unknown word" in p.stderr,
+              "a bad command: exit 2 through ssh", p.stderr)
+        p = run_ssh("xmpp reset")
+        check(p.returncode == 2 and "--yes" in p.stderr,
+              "xmpp reset without a terminal asks for --yes", p.stderr)
+        p = run_ssh("xmpp callbridge add-secret cb2", stdin="over-ssh\n")
         check(p.returncode == 0, "add-secret reads stdin through ssh", p.stderr)
 
         # An interactive session reaches the prompt.
@@ -175,16 +200,38 @@ def main():
                     except OSError:
                         break
             check((host + "> ").encode() in out, "interactive ssh reaches the prompt", out)
+
+            def read_until(want, start=0):
+                nonlocal out
+                end = time.time() + TIMEOUT
+                while want not in out[start:] and time.time() < end:
+                    r, _, _ = select.select([fd], [], [], 0.2)
+                    if r:
+                        try:
+                            out += os.read(fd, 4096)
+                        except OSError:
+                            break
+                return want in out[start:]
+
+            os.write(fd, b"xmpp callbridge add-secret cb3\r")
+            check(read_until(b"Secret: "), "add-secret prompts through ssh", out)
+            mark = len(out)
+            os.write(fd, b"typed-over-ssh\r")
+            check(read_until(b"Again: "), "and asks again", out)
+            os.write(fd, b"typed-over-ssh\r")
+            check(read_until((host + "> ").encode(), mark)
+                  and b"typed-over-ssh" not in out[mark:],
+                  "the secret is not echoed over ssh", out[mark:])
+            mark = len(out)
             os.write(fd, b"xmpp callbridge list\r")
-            end = time.time() + TIMEOUT
-            while b"over-ssh" not in out and time.time() < end:
-                r, _, _ = select.select([fd], [], [], 0.2)
-                if r:
-                    try:
-                        out += os.read(fd, 4096)
-                    except OSError:
-                        break
-            check(b"over-ssh" in out, "a command at the ssh prompt", out)
+            read_until(b"typed-over-ssh", mark)
+            check(b"cb2" in out[mark:] and b"typed-over-ssh" in out[mark:],
+                  "a command at the ssh prompt: the secret typed without echo was stored",
+                  out[mark:])
+            mark = len(out)
+            os.write(fd, b"xmpp sta\x03")  # Ctrl-C: a fresh prompt, still logged in
+            check(read_until((host + "> ").encode(), mark), "Ctrl-C over ssh keeps the session",
+                  out[mark:])
             os.write(fd, b"exit\r")
             deadline = time.time() + TIMEOUT
             status = None
