@@ -344,6 +344,13 @@ class ClusterNode:
     def node_id(self):
         return self.json("xmpp status")["node_id"]
 
+    def replicated(self):
+        """This node's copy of the replicated configuration: (domain,
+        ((call bridge name, secret), ...)) sorted."""
+        dom = self.json("xmpp status").get("domain")
+        cbs = self.json("xmpp callbridge list").get("callbridges", [])
+        return dom, tuple(sorted((b["name"], b["secret"]) for b in cbs))
+
     # -- admin workflow --
 
     def install_pki(self, cadir):
@@ -698,6 +705,19 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise AssertionError("%s: %r not as wanted on %s after %ss: %s"
                                      % (what, command, bad, timeout, last))
+            time.sleep(0.2)
+
+    def wait_same_state(self, nodes=None, timeout=20):
+        """Waits until every node (default: live) holds the same replicated
+        configuration (replicated()); returns it."""
+        nodes = self.live() if nodes is None else nodes
+        deadline = time.monotonic() + timeout
+        while True:
+            got = {nd.name: nd.replicated() for nd in nodes}
+            if len(set(got.values())) == 1:
+                return next(iter(got.values()))
+            if time.monotonic() > deadline:
+                raise AssertionError("replicated state differs after %ss: %s" % (timeout, got))
             time.sleep(0.2)
 
     # -- call bridges and components --

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""test_cluster_form: a 3-node and a 5-node cluster built only through
+mmp-cli, as an admin does (cluster.py, docs/cluster.md "Commands"); every
+node's `xmpp cluster status` lists each member once, exactly one node is
+LEADER and every node names it with the same term; --json agrees with the
+text; the replicated domain reached every node."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import DOMAIN, Cluster  # noqa: E402
+from xmppdtest import check, run  # noqa: E402
+
+
+def check_cluster(c, n):
+    leader = c.form()
+    c.say("%d nodes: leader %s", n, leader.name)
+    st = c.statuses(c.nodes)
+    terms = {s.term for s in st.values()}
+    check(len(terms) == 1 and None not in terms, "terms differ: %s" % terms)
+    ids = {}
+    for nd in c.nodes:
+        ids[nd.peer_addr] = nd.node_id()
+    for nd, s in st.items():
+        check(s.state == ("LEADER" if nd is leader else "FOLLOWER"),
+              "%s: state %s (leader is %s)" % (nd.name, s.state, leader.name))
+        check(len(s.peers) == n and len(set(s.addrs())) == n,
+              "%s: peer list %s" % (nd.name, s.addrs()))
+        for p in s.peers:
+            want = ids[p["addr"]]
+            check(p["node"] is not None and want.lower().startswith(p["node"].lower()),
+                  "%s: %s listed with node %s, its id is %s" % (nd.name, p["addr"], p["node"],
+                                                                 want))
+        # --json is for scripts: it must parse and agree on the basics.
+        j = nd.status_json()
+        check(isinstance(j, dict), "%s: --json is not an object: %r" % (nd.name, j))
+        flat = repr(j)
+        check(str(s.term) in flat, "%s: term %s not in --json %s" % (nd.name, s.term, flat))
+        for addr in s.addrs():
+            check(addr in flat, "%s: %s not in --json %s" % (nd.name, addr, flat))
+        # The domain, set on node1 before the others joined, is replicated.
+        sj = nd.json("xmpp status")
+        check(sj.get("domain") == DOMAIN, "%s: domain %r" % (nd.name, sj.get("domain")))
+
+
+def main():
+    with Cluster(3) as c:
+        check_cluster(c, 3)
+    with Cluster(5) as c:
+        check_cluster(c, 5)
+
+
+run(main, timeout=240)

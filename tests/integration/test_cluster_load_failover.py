@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""test_cluster_load_failover: load during failover.  In a 3-node cluster
+two components on the two followers send numbered messages to each other
+continuously (xcomp --interval-ms) while the leader is SIGKILLed; each
+receiver checks that every number arrives exactly once, in order
+(xcomp --expect: a gap, a duplicate or a reordering fails it).  Then the
+killed node restarts and the same again with the new leader."""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import DOMAIN, Cluster  # noqa: E402
+from xmppdtest import check, run  # noqa: E402
+
+INTERVAL_MS = 5
+N = 1600  # 8 s of traffic each way
+
+
+def round_(c, leader, tag):
+    a_node, b_node = c.followers(leader)
+    a_name, b_name = "a" + tag, "b" + tag
+    c.add_callbridge(a_name, on=leader)
+    c.add_callbridge(b_name, on=leader)
+    a_jid, b_jid = "%s.%s" % (a_name, DOMAIN), "%s.%s" % (b_name, DOMAIN)
+    common = ["--go-on-stdin", "--send", str(N), "--interval-ms", str(INTERVAL_MS),
+              "--expect", str(N), "--quiet"]
+    a = c.comp(a_node, a_name, "--to", b_jid, *common, timeout=90)
+    b = c.comp(b_node, b_name, "--to", a_jid, *common, timeout=90)
+    a.wait_line("^connected")
+    b.wait_line("^connected")
+    c.wait_components([a_name, b_name])
+    a.go()
+    b.go()
+    time.sleep(2.0)
+    t = time.monotonic()
+    leader.kill()
+    c.say("round %s: leader %s killed under load", tag, leader.name)
+    new, term = c.wait_leader([a_node, b_node], not_node=leader, timeout=20)
+    c.say("round %s: %s leads in term %d after %.2fs", tag, new.name, term,
+          time.monotonic() - t)
+    for x in (a, b):
+        rc = x.finish(80)
+        errs = [ln for ln in x.lines if ln.startswith("message-error")]
+        check(rc == 0, "%s on %s: exit %d, %d errors (first %s):\n%s\n%s"
+              % (x.jid, x.node.name, rc, len(errs), errs[:3], "\n".join(x.lines[-10:]),
+                 "\n".join(x.errlines[-10:])))
+        x.wait_line("received messages=%d in_order=yes" % N, 1)
+    c.say("round %s: %d numbered messages each way, every one once and in order", tag, N)
+    leader.start()
+    return c.wait_converged(timeout=30)
+
+
+def main():
+    with Cluster(3) as c:
+        leader = c.form()
+        leader = round_(c, leader, "1")
+        round_(c, leader, "2")
+
+
+run(main, timeout=240)

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""test_cluster_routing: real libstrophe components (xcomp) on different
+nodes of a 3-node cluster exchange messages, pings and presence through the
+leader: one on each follower (both ways), one on the leader with one on a
+follower (both ways), and a component on a follower talking to itself
+through the cluster.  Every message arrives once, in order; the leader's
+status counts the components per node."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import DOMAIN, Cluster  # noqa: E402
+from xmppdtest import check, run  # noqa: E402
+
+N = 50
+
+
+def exchange(c, a_node, a_name, b_node, b_name, what):
+    """a and b each send N messages to the other, and a pings b."""
+    a_jid, b_jid = "%s.%s" % (a_name, DOMAIN), "%s.%s" % (b_name, DOMAIN)
+    b = c.comp(b_node, b_name, "--go-on-stdin", "--to", a_jid, "--send", str(N),
+               "--expect", str(N), "--answer", "--quiet")
+    a = c.comp(a_node, a_name, "--go-on-stdin", "--to", b_jid, "--send", str(N),
+               "--expect", str(N), "--iq", "--presence", "--quiet")
+    a.wait_line("^connected")
+    b.wait_line("^connected")
+    c.wait_components([a_name, b_name])
+    a.go()
+    b.go()
+    for x in (a, b):
+        rc = x.finish(40)
+        check(rc == 0, "%s: %s exited %d:\n%s" % (what, x.jid, rc, x.output()))
+        x.wait_line("received messages=%d in_order=yes" % N, 1)
+    a.wait_line("^iq type=result from=%s" % b_jid, 1)
+    b.wait_line("^presence from=%s" % a_jid, 1)
+    c.say("%s: %d messages each way, ping and presence ok", what, N)
+
+
+def main():
+    with Cluster(3) as c:
+        leader = c.form()
+        f1, f2 = c.followers(leader)
+        for name in ("cb1", "cb2", "cb3", "cb4", "cb5", "cb6", "cb7"):
+            c.add_callbridge(name)
+        exchange(c, f1, "cb1", f2, "cb2", "follower <-> follower")
+        exchange(c, leader, "cb3", f1, "cb4", "leader <-> follower")
+        exchange(c, f2, "cb5", leader, "cb6", "follower <-> leader")
+        me = "cb7.%s" % DOMAIN
+        s = c.comp(f2, "cb7", "--to", me, "--send", str(N), "--expect", str(N), "--quiet")
+        rc = s.finish(40)
+        check(rc == 0, "self: exit %d:\n%s" % (rc, s.output()))
+        s.wait_line("received messages=%d in_order=yes" % N, 1)
+        c.say("a component on %s talked to itself through the cluster", f2.name)
+        fw = [s.counters.get("forwarded") for s in c.statuses().values()]
+        if None not in fw:
+            check(sum(fw) > 0, "no node counts a forwarded stanza: %s" % c.dump())
+
+
+run(main, timeout=180)

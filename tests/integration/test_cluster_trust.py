@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""test_cluster_trust: a peer whose certificate comes from another CA (not
+in the cluster's trust bundle) cannot join: `xmpp cluster join` fails with
+a clear one-line error, the refusal is logged with the reason on the node
+that refused it, and the cluster's peer lists do not change.  A node that
+trusts the right CA but presents a certificate of another CA is refused the
+same way."""
+import os
+import re
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import Cluster, make_ca, make_node_cert, wait_for  # noqa: E402
+from xmppdtest import check, run  # noqa: E402
+
+
+def main():
+    with Cluster(3) as c:
+        leader = c.form(members=2)
+        members = c.nodes[:2]
+        intruder = c.nodes[2]
+        # A second CA; the intruder gets its certificate from it and trusts
+        # both CAs (so the failure can only be on the members' side).
+        other = os.path.join(c.base, "other-ca")
+        make_ca(other, "Other CA")
+        make_node_cert(other, intruder.name, intruder.addr)
+        pki = os.path.join(intruder.dir, "pki")
+        for f in (intruder.name + ".key", intruder.name + ".crt"):
+            shutil.copy(os.path.join(other, f), os.path.join(pki, f))
+            os.chmod(os.path.join(pki, f), 0o600)
+        with open(os.path.join(pki, "ca-bundle.pem"), "w") as out:
+            for d in (c.ca, other):
+                with open(os.path.join(d, "ca.crt")) as f:
+                    out.write(f.read())
+        intruder.ok("xmpp certs %s.key %s.crt ca-bundle.pem" % (intruder.name, intruder.name))
+        intruder.ok("xmpp cluster trust ca-bundle.pem")
+        err = intruder.fails("xmpp cluster join %s" % leader.addr, None, timeout=60)
+        check(any(w in err.lower() for w in ("certificate", "tls", "trust", "refused",
+                                             "verify")),
+              "join error does not say why: %s" % err)
+        c.say("join with a foreign certificate refused: %s", err)
+        rx = re.compile(r"(?i)(certificate|verify|trust|tls).*(refus|fail|reject|untrusted)|"
+                        r"(refus|fail|reject).*(certificate|verify|trust|tls)")
+        wait_for(lambda: any(rx.search(ln) for nd in members for ln in nd.log().splitlines()),
+                 10, "a member logs the refusal with its reason")
+        for nd in members:
+            s = nd.status()
+            check(sorted(s.addrs()) == sorted(x.peer_addr for x in members),
+                  "%s lists %s" % (nd.name, s.addrs()))
+        c.wait_converged(members=members, timeout=10)
+        c.say("the refusal is logged; members unchanged")
+
+
+run(main, timeout=120)
