@@ -566,6 +566,15 @@ class Cluster:
         via = via or self.nodes[0]
         nd.ok("xmpp cluster join %s%s" % (via.addr, " --replace" if replace else ""),
               timeout=60)
+        # The join answers once this node is a member; the replicated domain
+        # arrives with the log.  (Waiting for it here is what a careful admin
+        # does; it normally takes no time at all.)
+        t = time.monotonic()
+        wait_for(lambda: nd.json("xmpp status").get("domain"), 15,
+                 "%s: the replicated domain after the join" % nd.name)
+        if time.monotonic() - t > 1.0:
+            self.say("%s: the domain arrived %.1fs after the join", nd.name,
+                     time.monotonic() - t)
         nd.ok("xmpp enable")
         self.say("%s joined through %s", nd.name, via.name)
 
