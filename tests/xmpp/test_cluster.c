@@ -401,6 +401,16 @@ static void test_cluster_bounce_unknown(void)
               "<message from='b@cb9.example.com' to='a@cb1.example.com' id='m1' "
               "type='error'><body>hi</body><error type='cancel'><service-unavailable "
               "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
+    /* the leader's own component gets the leader's bounce */
+    REQUIRE(auth(2, 1, 2));
+    in(2, 1,
+       "<iq type='get' id='g' from='cb2.example.com' to='cb8.example.com'><q "
+       "xmlns='z'/></iq>");
+    settle();
+    CHECK_STR(take(2, 1), "<iq type='error' id='g' from='cb8.example.com' "
+                          "to='cb2.example.com'><q xmlns='z'/><error "
+                          "type='cancel'><service-unavailable "
+                          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
     /* another domain and a user of the server's: bounced here, as before */
     in(1, 1,
        "<iq type='set' id='i1' from='cb1.example.com' to='other.org'><x "
@@ -438,7 +448,7 @@ static void test_cluster_bounce_unknown(void)
               "type='cancel'><service-unavailable "
               "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
     st = cstats(2);
-    CHECK_INT(st.bounced, 2);
+    CHECK_INT(st.bounced, 3);
     CHECK_INT(cstats(1).waiting, 0);
     CHECK_INT(proto_errors, 0);
     cluster_stop();

@@ -29,6 +29,7 @@ struct srv_cluster {
     uint64_t leader, term;
     uint64_t last_since;       /* sinces are strictly increasing per srv */
     uint64_t conflicts_closed; /* local sessions closed by a CONFLICT */
+    struct buf xml;            /* scratch: the stanza being forwarded */
 };
 
 /* ---- fwd callbacks ---- */
@@ -156,6 +157,7 @@ void srv_cluster__free(struct srv *srv)
     if (srv->cl == NULL)
         return;
     fwd_free(srv->cl->fwd);
+    buf_free(&srv->cl->xml);
     free(srv->cl);
     srv->cl = NULL;
 }
@@ -198,15 +200,15 @@ void srv_cluster__gone(struct srv *srv, struct sess_comp *s)
 
 void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct stz *st)
 {
-    struct buf x = {0};
+    struct buf *x = &srv->cl->xml; /* fwd copies it; its callbacks never route */
     const char *sfrom = stz_attr(st, "from"), *to = stz_attr(st, "to");
     struct stz *reply;
     int rc;
 
-    rc = stz_serialize(st, STZ_NS_COMPONENT, &x);
+    buf_reset(x);
+    rc = stz_serialize(st, STZ_NS_COMPONENT, x);
     if (rc == 0)
-        rc = fwd_send(srv->cl->fwd, sfrom, to, x.data, x.len, srv->now_ms);
-    buf_free(&x);
+        rc = fwd_send(srv->cl->fwd, sfrom, to, x->data, x->len, srv->now_ms);
     if (rc == 0) {
         SRV_LOG(srv, LOG_TRACE, "c%" PRIu64 " %s to %s forwarded", from->conn, st->name,
                 to);
@@ -214,12 +216,17 @@ void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct 
     }
     SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " %s to %s not forwarded (%s)", from->conn,
             st->name, to, xe_strerror(rc));
-    /* RFC 6120 §8.3.3.18: the queue is full (or memory short): wait and
-     * retry.  Never an error to an error, presence or iq result (§8.3.1,
+    /* Never an error to an error, presence or iq result (RFC 6120 §8.3.1,
      * RFC 6121). */
     if (!rt_may_bounce(st))
         return;
-    reply = stz_error_reply(st, "wait", "resource-constraint", NULL);
+    if (rc == XE_BUSY || rc == XE_NOMEM)
+        /* §8.3.3.18: the queue is full (or memory short): wait, retry. */
+        reply = stz_error_reply(st, "wait", "resource-constraint", NULL);
+    else
+        /* §8.3.3.11: fwd refused the stanza itself (cannot happen with the
+         * framer's limits below the frame bound). */
+        reply = stz_error_reply(st, "cancel", "internal-server-error", NULL);
     if (reply == NULL)
         return;
     srv->stats.bounced++;
