@@ -82,7 +82,7 @@ static void node_start(int i)
         abort();
     n->fx.now = now;
     for (int k = 3; k <= 5; k++) {
-        char name[8], secret[16];
+        char name[16], secret[24];
         snprintf(name, sizeof name, "cb%d", k);
         snprintf(secret, sizeof secret, "secret%d", k);
         if (srv_set_callbridge(n->fx.srv, name, (const unsigned char *)secret,
@@ -291,7 +291,7 @@ static const char *take(int i, uint64_t conn)
 /* auth authenticates call bridge cb<k> on node i, connection conn. */
 static bool auth(int i, uint64_t conn, int k)
 {
-    char name[8], secret[16];
+    char name[16], secret[24];
 
     snprintf(name, sizeof name, "cb%d", k);
     snprintf(secret, sizeof secret, "secret%d", k);
@@ -572,7 +572,7 @@ static bool collect(int i, uint64_t conn, const char *from, int *next)
 
 static void send_num(int i, int k, const char *from, const char *to)
 {
-    char m[256];
+    char m[512];
 
     snprintf(m, sizeof m, "<message from='%s' to='%s' id='%d'><body>%d</body></message>",
              from, to, k, k);
@@ -694,8 +694,85 @@ static void test_cluster_start_stop(void)
               "<message from='cb9.example.com' to='cb1.example.com' id='y' "
               "type='error'><error type='cancel'><service-unavailable "
               "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
+    /* started again: incarnation 0 draws a fresh one */
+    c.incarnation = 0;
+    CHECK_INT(srv_cluster_start(one.srv, &c, &env, 0), 0);
+    CHECK_INT(srv_cluster_set_leader(one.srv, c.node_id, 2, 0), 0);
+    fx_in(&one, 1, "<message from='cb1.example.com' to='cb1.example.com' id='z'/>");
+    CHECK_STR(fx_take(&one, 1),
+              "<message from='cb1.example.com' to='cb1.example.com' id='z'/>");
     fx_stop(&one);
     nn = 0;
+}
+
+/* Five nodes: cb1..cb4 on nodes 1-4 each send to the next one around a
+ * ring through the leader (node 5), which moves to node 3 halfway with
+ * stanzas in flight. */
+static void test_cluster_five_nodes_ring(void)
+{
+    char from[4][32], to[4][32];
+    int next[4] = {1, 1, 1, 1};
+
+    cluster_start(5, NULL);
+    set_leader_all(5);
+    for (int k = 0; k < 4; k++) {
+        REQUIRE(auth(k + 1, 1, k + 1));
+        snprintf(from[k], sizeof from[k], "u%d@cb%d.example.com", k + 1, k + 1);
+        snprintf(to[k], sizeof to[k], "u@cb%d.example.com", (k + 1) % 4 + 1);
+    }
+    settle();
+    for (int n = 1; n <= 40; n++) {
+        for (int k = 0; k < 4; k++)
+            send_num(k + 1, n, from[k], to[k]);
+        if (n % 3 == 0)
+            for (int a = 1; a <= 5; a++)
+                for (int b = 1; b <= 5; b++)
+                    if (a != b)
+                        pl_move(a, b, 100 + (size_t)(n * a * b) % 400);
+        if (n == 20)
+            set_leader_all(3);
+    }
+    settle();
+    for (int k = 0; k < 4; k++) {
+        CHECK(collect((k + 1) % 4 + 1, 1, from[k], &next[k]));
+        CHECK_INT(next[k], 41);
+        CHECK_INT(cstats(k + 1).waiting, 0);
+    }
+    CHECK_INT(srv_cluster_components(nd[3].fx.srv, nd[4].id), 1);
+    CHECK_INT(cstats(3).routes, 4);
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
+}
+
+/* A CONFLICT names one session by its since: another session of that name
+ * (a newer one here) is left alone. */
+static void test_cluster_conflict_since(void)
+{
+    struct pframe f = {.type = PFRAME_CONFLICT};
+    uint64_t since;
+
+    cluster_start(3, NULL);
+    set_leader_all(2);
+    REQUIRE(auth(1, 1, 1));
+    since = wall;
+    f.u.conflict.name = "cb1.example.com";
+    f.u.conflict.since = since - 1;
+    CHECK_INT(srv_cluster_input(nd[1].fx.srv, nd[2].id, &f, now), 0);
+    CHECK_STR(take(1, 1), "");
+    f.u.conflict.name = "cb3.example.com";
+    CHECK_INT(srv_cluster_input(nd[1].fx.srv, nd[2].id, &f, now), 0);
+    f.u.conflict.name = "cb1.example.com";
+    f.u.conflict.since = since;
+    CHECK_INT(srv_cluster_input(nd[1].fx.srv, nd[2].id, &f, now), 0);
+    CHECK_STR(take(1, 1), FX_ERR("conflict"));
+    CHECK_INT(nd[1].fx.c[1].closes, 1);
+    CHECK_INT(cstats(1).conflicts_closed, 1);
+    /* not a forwarding frame */
+    f.type = PFRAME_PING;
+    CHECK_INT(srv_cluster_input(nd[1].fx.srv, nd[2].id, &f, now), XE_INVAL);
+    settle();
+    CHECK_INT(srv_cluster_components(nd[2].fx.srv, nd[1].id), 0);
+    cluster_stop();
 }
 
 /* ---- seeded random runs ---- */
@@ -829,4 +906,5 @@ static void test_cluster_random_exactly_once_in_order(void)
 TL_MAIN(T(test_cluster_routes_through_leader), T(test_cluster_bounce_unknown),
         T(test_cluster_no_leader_queue), T(test_cluster_busy_channel_and_deadline),
         T(test_cluster_leader_change_unacked), T(test_cluster_takeover_conflict),
-        T(test_cluster_start_stop), T(test_cluster_random_exactly_once_in_order))
+        T(test_cluster_start_stop), T(test_cluster_five_nodes_ring),
+        T(test_cluster_conflict_since), T(test_cluster_random_exactly_once_in_order))

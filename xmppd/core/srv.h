@@ -151,10 +151,11 @@ struct srv_cluster_env {
 };
 
 /* srv_cluster_start switches srv to cluster mode: creates its fwd with cfg
- * (copied; node_id and incarnation non-zero; the name defaults to the
- * srv's node name) and env (copied), and reports the components already
- * connected.  Returns 0, XE_INVAL (bad cfg or env), XE_EXISTS (already
- * started) or XE_NOMEM. */
+ * (copied; node_id non-zero; the name defaults to the srv's node name) and
+ * env (copied), and reports the components already connected.  The
+ * incarnation must be new for every start (the seqs of a new fwd restart
+ * at 1): pass 0 and srv draws one with env->random.  Returns 0, XE_INVAL (bad cfg or
+ * env), XE_EXISTS (already started) or XE_NOMEM. */
 int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
                       const struct srv_cluster_env *env, uint64_t now_ms);
 /* srv_cluster_stop returns srv to standalone mode and frees its fwd

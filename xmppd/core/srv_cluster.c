@@ -127,6 +127,10 @@ int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
     c = *cfg;
     if (c.name == NULL)
         c.name = srv->node_name;
+    /* A fresh incarnation per start: seqs restart at 1, and receivers would
+     * take them for duplicates of the previous fwd's (docs/cluster.md). */
+    while (c.incarnation == 0)
+        srv->env.random(srv->env.ud, &c.incarnation, sizeof c.incarnation);
     fe.ud = srv;
     fe.send = cl_send;
     fe.deliver = cl_deliver;
