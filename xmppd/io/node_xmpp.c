@@ -251,7 +251,11 @@ int node_xmpp_check(struct node *n, char *why, size_t whylen)
         }
         rc = pki_check_certs(kp, cp, bp[0] != '\0' ? bp : NULL, 0, pwhy, sizeof pwhy);
         if (rc < 0) {
-            snprintf(why, whylen, "%s (then xmpp certs <key> <cert> [<bundle>])", pwhy);
+            /* Say how to set the files again, unless pwhy already does. */
+            snprintf(why, whylen, "%s%s", pwhy,
+                     strstr(pwhy, "xmpp certs") != NULL
+                         ? ""
+                         : " (then xmpp certs <key> <cert> [<bundle>])");
             return rc;
         }
     }
