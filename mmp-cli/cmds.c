@@ -199,9 +199,17 @@ static int prep_certs(struct cli *cli, int argc, char **argv, json_t *args, char
 
 static int prep_reset(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
-    if (argc == 1 && strcmp(argv[0], "--yes") != 0)
-        return bad(why, "unknown option \"%.100s\"; the only option is --yes", argv[0]);
-    if (argc == 0) {
+    bool yes = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--yes") == 0)
+            yes = true;
+        else if (strcmp(argv[i], "--force") == 0)
+            json_object_set_new(args, "force", json_true());
+        else
+            return bad(why, "unknown option \"%.100s\"; the options are --yes and --force",
+                       argv[i]);
+    }
+    if (!yes) {
         if (!isatty(STDIN_FILENO))
             return bad(why,
                        "%sxmpp reset asks for confirmation; add --yes when running it "
@@ -356,6 +364,13 @@ static int prep_node(struct cli *cli, int argc, char **argv, json_t *args, char 
 {
     const char *s = argv[0];
     size_t n = strlen(s);
+    /* An address (a dot, a colon or brackets) names the member holding it. */
+    if (strpbrk(s, ".:[") != NULL) {
+        if (n > 255)
+            return bad(why, "address \"%.100s\" is too long", s);
+        json_object_set_new(args, "address", json_string(s));
+        return 0;
+    }
     if (n == 0 || n > 16 || strspn(s, "0123456789abcdefABCDEF") != n)
         return bad(
             why, "node \"%.100s\" must be a node id in hex (see xmpp cluster status)", s);
@@ -364,6 +379,71 @@ static int prep_node(struct cli *cli, int argc, char **argv, json_t *args, char 
 }
 
 /* ---- printers ---------------------------------------------------------- */
+
+static long long jint(json_t *o, const char *k)
+{
+    return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s != NULL ? s : "?";
+}
+
+/* print_cluster_status keeps the old head (State, List of peers, one line
+ * per member with (Leader)) and adds what DESIGN.md "The cluster" shows. */
+static void print_cluster_status(json_t *r)
+{
+    json_t *ld = json_object_get(r, "leader");
+    json_t *lc = json_object_get(r, "last_leader_change");
+    json_t *fw = json_object_get(r, "forwarding");
+    size_t i;
+    json_t *p;
+
+    printf("State: %s\n", jstr(r, "state"));
+    printf("Term: %lld\n", jint(r, "term"));
+    if (json_is_object(ld))
+        printf("Leader: %s (node %s%s)\n", jstr(ld, "address"), jstr(ld, "node_id"),
+               json_is_true(json_object_get(ld, "self")) ? ", this node" : "");
+    else
+        printf("Leader: none\n");
+    printf("List of peers\n");
+    json_array_foreach(json_object_get(r, "peers"), i, p)
+    {
+        json_t *lcms = json_object_get(p, "last_contact_ms");
+        json_t *comp = json_object_get(p, "components");
+        char contact[64], role[32], comps[32];
+        bool voter = strcmp(jstr(p, "role"), "voter") == 0;
+
+        snprintf(role, sizeof role, "%s%s",
+                 json_is_true(json_object_get(p, "leader")) ? "(Leader)" : "follower",
+                 voter ? "" : ",non-voter");
+        if (json_is_true(json_object_get(p, "self")))
+            snprintf(contact, sizeof contact, "this node");
+        else if (json_is_integer(lcms))
+            snprintf(contact, sizeof contact, "link %s, last contact %lld ms",
+                     jstr(p, "link"), (long long)json_integer_value(lcms));
+        else
+            snprintf(contact, sizeof contact, "link %s, no contact", jstr(p, "link"));
+        if (json_is_integer(comp))
+            snprintf(comps, sizeof comps, "components %lld",
+                     (long long)json_integer_value(comp));
+        else
+            snprintf(comps, sizeof comps, "components -");
+        printf("%-21s node %s  %-9s  %-36s %s\n", jstr(p, "address"), jstr(p, "node_id"),
+               role, contact, comps);
+    }
+    if (json_is_object(lc))
+        printf("Last leader change: %s (term %lld -> %lld), reason: %s\n", jstr(lc, "time"),
+               jint(lc, "old_term"), jint(lc, "new_term"), jstr(lc, "reason"));
+    else
+        printf("Last leader change: none\n");
+    printf("Forwarded %lld, queued %lld, bounced %lld\n", jint(fw, "forwarded"),
+           jint(fw, "queued"), jint(fw, "bounced"));
+    printf("Node %s, cluster %s, peer address %s\n", jstr(r, "node_id"),
+           jstr(r, "cluster_id"), jstr(r, "address"));
+}
 
 static void print_added(json_t *r)
 {
@@ -448,9 +528,11 @@ static const struct cli_cmd commands[] = {
      NULL, "xmpp.enable", 0, 0, NULL, NULL},
     {W("xmpp", "disable"), "", "stop serving XMPP (the control socket stays up)", NULL,
      "xmpp.disable", 0, 0, NULL, NULL},
-    {W("xmpp", "reset"), "[--yes]", "wipe this node's XMPP configuration",
-     "Asks for confirmation at a terminal (type yes); scripts must add --yes.",
-     "xmpp.reset", 0, 1, prep_reset, NULL},
+    {W("xmpp", "reset"), "[--yes] [--force]", "wipe this node's XMPP configuration",
+     "Asks for confirmation at a terminal (type yes); scripts must add --yes. On a\n"
+     "member of a cluster it is refused unless --force (the cluster then keeps the old\n"
+     "node id as a stale member: xmpp cluster remove it, or rejoin with --replace).",
+     "xmpp.reset", 0, 2, prep_reset, NULL},
     {W("xmpp", "callbridge", "add"), "<name>",
      "add a call bridge with a new secret (printed once)",
      "Names have letters, digits and '-'.", "xmpp.callbridge.add", 1, 1, prep_name,
@@ -475,7 +557,7 @@ static const struct cli_cmd commands[] = {
     {W("xmpp", "user", "list"), "", "list client accounts", NULL, "xmpp.user.list", 0, 0,
      NULL, print_users},
     {W("xmpp", "cluster", "status"), "", "show the cluster: state, term, leader, peers",
-     NULL, "xmpp.cluster.status", 0, 0, NULL, NULL},
+     NULL, "xmpp.cluster.status", 0, 0, NULL, print_cluster_status},
     {W("xmpp", "cluster", "enable"), "", "enable clustering on this node", NULL,
      "xmpp.cluster.enable", 0, 0, NULL, NULL},
     {W("xmpp", "cluster", "disable"), "",
@@ -487,7 +569,8 @@ static const struct cli_cmd commands[] = {
      "join the cluster that the node at <addr> belongs to",
      "--replace removes a member that still holds this node's address in the same step.",
      "xmpp.cluster.join", 1, 2, prep_join, NULL},
-    {W("xmpp", "cluster", "remove"), "<node>", "remove a member (by node id)", NULL,
+    {W("xmpp", "cluster", "remove"), "<node-id|addr>",
+     "remove a member (by node id as xmpp cluster status prints it, or by address)", NULL,
      "xmpp.cluster.remove", 1, 1, prep_node, NULL},
     {W("xmpp", "cluster", "trust"), "<bundle>",
      "set the CA bundle that cluster peers are checked against", NULL,

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "cl.h"
+#include "cmds_cluster.h"
 #include "conf.h"
 #include "ctl_server.h"
 #include "err.h"
@@ -570,7 +571,7 @@ static int h_disable(void *ud, json_t *args, json_t **result, struct ctl_error *
 
 static int h_reset(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
-    static const char *const keys[] = {"confirmed", NULL};
+    static const char *const keys[] = {"confirmed", "force", NULL};
     json_t *conf = json_object_get(args, "confirmed");
     char why[512], id[17];
     int rc;
@@ -583,6 +584,10 @@ static int h_reset(void *ud, json_t *args, json_t **result, struct ctl_error *er
         return ctl_error_set(err, "state",
                              "xmpp reset was not confirmed; nothing was "
                              "changed");
+    /* A member of a multi-node cluster: refused unless forced (the cluster
+     * then keeps the old id as a stale member, see docs/cluster.md). */
+    if (cmds_cluster_reset_check(ud, json_is_true(json_object_get(args, "force")), err) < 0)
+        return XE_INVAL;
     rc = node_reset(ud, why, sizeof why);
     if (rc < 0)
         return ctl_error_set(err, ctl_error_code_for(rc), "%s", why);
@@ -737,6 +742,13 @@ const struct ctl_command cmds_table[] = {
     {"xmpp.callbridge.add", h_cb_add},
     {"xmpp.callbridge.del", h_cb_del},
     {"xmpp.callbridge.list", h_cb_list},
+    {"xmpp.cluster.status", cmds_cluster_status},
+    {"xmpp.cluster.trust", cmds_cluster_trust},
+    {"xmpp.cluster.enable", cmds_cluster_enable},
+    {"xmpp.cluster.disable", cmds_cluster_disable},
+    {"xmpp.cluster.initialize", cmds_cluster_initialize},
+    {"xmpp.cluster.join", cmds_cluster_join},
+    {"xmpp.cluster.remove", cmds_cluster_remove},
     {"pki.list", h_pki_list},
     {"pki.inspect", h_pki_inspect},
     {"pki.csr", h_pki_csr},

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "cl.h"
+#include "cluster.h"
 #include "cmds.h"
 #include "conf.h"
 #include "conffile.h"
@@ -91,13 +92,17 @@ static void rn_failed(void *ud, int rc, const char *msg)
         msg != NULL ? msg : xe_strerror(rc));
 }
 
-static int open_rnode(struct node *n, char *err, size_t errlen)
+static int open_rnode(struct node *n, enum rnode_start start, uint64_t cluster_id,
+                      char *err, size_t errlen)
 {
     struct rnode_opts o;
     struct rnode_hooks h = {
         .ud = n, .applied = rn_applied, .restored = rn_restored, .failed = rn_failed};
     char peer[96];
 
+    /* The peer link (io/cluster.c) carries Raft's messages and forwarded
+     * writes; without clustering its hooks drop them. */
+    cluster_rnode_hooks(&h);
     rnode_opts_default(&o);
     if (n->st.peer.port != 0)
         conf_format_listen(&n->st.peer, peer, sizeof peer);
@@ -107,7 +112,8 @@ static int open_rnode(struct node *n, char *err, size_t errlen)
     o.name = n->name;
     o.node_id = n->st.node_id;
     o.peer_addr = peer;
-    o.start = RNODE_BOOTSTRAP;
+    o.start = start;
+    o.cluster_id = cluster_id;
     return rnode_open(&n->loop, &o, &h, &n->log, &n->rn, err, errlen);
 }
 
@@ -364,6 +370,7 @@ static void begin_stop(struct node *n)
 {
     n->stopping = true;
     node_xmpp_stop(n);
+    cluster_stop(n);
     if (n->ctl != NULL) {
         ctl_server_close(n->ctl, on_ctl_closed, n);
         n->ctl = NULL;
@@ -496,6 +503,7 @@ int node_reset(struct node *n, char *why, size_t whylen)
     int rc;
 
     node_xmpp_stop(n);
+    cluster_stop(n);
     /* The new id is not a member of the old store's configuration: the
      * node starts again as a new one-member cluster (a clustered node that
      * was reset must be added again, DESIGN "Identity").  Order for crashes:
@@ -516,9 +524,9 @@ int node_reset(struct node *n, char *why, size_t whylen)
     }
     if (rc == 0) {
         rm_tree(old);
-        rc = open_rnode(n, why, whylen);
+        rc = open_rnode(n, RNODE_BOOTSTRAP, 0, why, whylen);
     }
-    if (rc < 0 && n->rn == NULL && open_rnode(n, old, sizeof old) < 0) {
+    if (rc < 0 && n->rn == NULL && open_rnode(n, RNODE_BOOTSTRAP, 0, old, sizeof old) < 0) {
         /* Without a replicated store the node cannot answer: stop. */
         LOG(&n->log, LOG_ERROR,
             "%s reset: %s; cannot reopen the replicated store, "
@@ -534,6 +542,36 @@ int node_reset(struct node *n, char *why, size_t whylen)
     LOG(&n->log, LOG_INFO, "%s reset: new node id %016" PRIx64 ", XMPP disabled", n->name,
         n->st.node_id);
     return 0;
+}
+
+int node__replace_store(struct node *n, int start, uint64_t cluster_id, char *why,
+                        size_t whylen)
+{
+    char old[4096];
+    int rc;
+
+    rnode_close(n->rn);
+    n->rn = NULL;
+    snprintf(old, sizeof old, "%s.old", n->raft_dir);
+    rm_tree(old);
+    if (rename(n->raft_dir, old) != 0 && errno != ENOENT) {
+        snprintf(why, whylen, "cannot move %s away: %s", n->raft_dir, strerror(errno));
+        rc = XE_IO;
+    } else {
+        rm_tree(old);
+        rc = open_rnode(n, (enum rnode_start)start, cluster_id, why, whylen);
+    }
+    if (rc < 0 && open_rnode(n, RNODE_BOOTSTRAP, 0, old, sizeof old) < 0) {
+        LOG(&n->log, LOG_ERROR, "%s cannot open a replicated store (%s), stopping",
+            n->name, why);
+        begin_stop(n);
+        return rc;
+    }
+    if (rc == 0)
+        LOG(&n->log, LOG_INFO, "%s replicated store replaced (%s)", n->name,
+            start == RNODE_JOIN ? "joining" : "new one-member cluster");
+    node__restart_xmpp(n, "the replicated store was replaced");
+    return rc;
 }
 
 /* ---- lifecycle ---- */
@@ -692,15 +730,23 @@ static int open_services(struct node *n, char *err, size_t errlen)
     char why[512];
     int rc, imported;
 
-    rc = open_rnode(n, err, errlen);
+    rc = open_rnode(n, RNODE_BOOTSTRAP, 0, err, errlen);
     if (rc < 0)
         return rc;
     imported = run_import(n, err, errlen);
     if (imported < 0)
         return imported;
     rc = ctl_server_start(&n->loop, &ccfg, &n->ctl, err, errlen);
-    if (rc < 0 || !n->st.xmpp_enabled)
+    if (rc < 0)
         return rc;
+    /* The peer link: a node that cannot open it keeps running alone (its
+     * admin sees why in the log and in xmpp cluster status). */
+    if (n->st.cluster_enabled && cluster_start(n, why, sizeof why) < 0) {
+        snprintf(n->last_error, sizeof n->last_error, "cluster: %.400s", why);
+        LOG(&n->log, LOG_ERROR, "%s cluster peer link not started: %s", n->name, why);
+    }
+    if (!n->st.xmpp_enabled)
+        return 0;
     rc = node_xmpp_start(n, why, sizeof why);
     /* With xmppd.conf the old behaviour holds: a node that cannot serve what
      * its file says does not start.  Enabled through the shell, the node

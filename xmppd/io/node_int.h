@@ -17,6 +17,7 @@ struct conn_mgr;
 struct tls_ctx;
 struct rnode;
 struct ctl_server;
+struct cluster;
 
 /* One generation of the XMPP side. */
 struct xside {
@@ -36,6 +37,7 @@ struct node {
     char *dir, *conf_path, *pki_dir, *raft_dir, *sock_path; /* owned */
     struct node_state st;
     struct rnode *rn;
+    struct cluster *cluster; /* io/cluster.c: NULL unless clustering is on */
     struct ctl_server *ctl;
     bool ctl_closed;
     struct xside *x;       /* serving, or NULL */
@@ -66,5 +68,14 @@ void node__reap_soon(struct node *n);
  * domain, listeners or certificates); a failure is logged and kept for
  * xmpp status. */
 void node__restart_xmpp(struct node *n, const char *reason);
+
+/* node__replace_store closes the Raft driver, removes the store and opens
+ * a new, empty one: start is an enum rnode_start (RNODE_BOOTSTRAP: a new
+ * one-member cluster at this node's peer address; RNODE_JOIN: wait for the
+ * leader of cluster_id).  The XMPP side restarts on the new state.  0, or
+ * an error with why (the node then runs on a fresh bootstrap store, or
+ * stops if even that cannot be opened). */
+int node__replace_store(struct node *n, int start, uint64_t cluster_id, char *why,
+                        size_t whylen);
 
 #endif

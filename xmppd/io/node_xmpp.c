@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "cl.h"
+#include "cluster.h"
 #include "conf.h"
 #include "conn.h"
 #include "err.h"
@@ -402,6 +403,8 @@ int node_xmpp_start(struct node *n, char *why, size_t whylen)
         return rc;
     }
     n->x = x;
+    /* In a cluster, srv forwards through the leader (io/cluster.c). */
+    cluster_srv_attach(n);
     n->last_error[0] = '\0';
     LOG(&n->log, LOG_INFO,
         "%s XMPP started: domain %s, %zu call bridge(s), %zu listener(s), TLS %s",

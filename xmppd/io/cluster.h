@@ -1,0 +1,90 @@
+/* cluster.h: a node's part in the cluster: the peer link (io/peer.h) wired
+ * to the Raft driver (io/rnode.h), admin requests carried to the leader
+ * (join, remove, forwarded writes), and what `xmpp cluster ...` needs
+ * (io/cmds_cluster.c).  docs/cluster.md explains the workflow.
+ *
+ * SUBMIT frames carry one admin request each (request_id, data); data is
+ *   u8 kind | body
+ *   kind 1 CMD     an encoded cl command (cl.h): rnode_submit on the leader
+ *   kind 2 JOIN    u64 node_id | u8 replace | str addr (u32 len, bytes)
+ *   kind 3 REMOVE  u64 node_id
+ * and SUBMIT_RESULT answers it (rc, one human line; for JOIN the data is
+ * the u64 cluster id).  A node that is not the leader passes a request on
+ * to the leader and relays the answer.
+ *
+ * Everything runs on the node's loop; "n" is the struct node. */
+#ifndef XMPPD_CLUSTER_H
+#define XMPPD_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rnode.h"
+
+struct node;
+struct peer_mgr;
+
+enum cluster_kind {
+    CLUSTER_REQ_CMD = 1,
+    CLUSTER_REQ_JOIN = 2,
+    CLUSTER_REQ_REMOVE = 3,
+};
+
+/* cluster_rnode_hooks sets the transport hooks of h (send, forward_submit,
+ * status) for node n (h->ud must be n). */
+void cluster_rnode_hooks(struct rnode_hooks *h);
+
+/* cluster_start starts the peer link of n (clustering enabled in
+ * node.state; certificates and trust set).  No-op when running.  0 or an
+ * error with why. */
+int cluster_start(struct node *n, char *why, size_t whylen);
+
+/* cluster_stop closes the peer link and fails pending requests with
+ * XE_CLOSED.  No-op when not running. */
+void cluster_stop(struct node *n);
+
+/* cluster_running: the peer link is up. */
+bool cluster_running(const struct node *n);
+
+/* cluster_peers returns the peer manager (NULL when not running). */
+struct peer_mgr *cluster_peers(const struct node *n);
+
+/* cluster_self_addr writes this node's peer address ("host:port"). */
+void cluster_self_addr(const struct node *n, char *out, size_t len);
+
+/* cluster_request runs an admin request (kind, body: borrowed) on the
+ * leader: here when this node leads, else sent to the leader (waiting up to
+ * timeout_ms for one).  cb(arg, rc, msg, data, len) is called exactly once,
+ * maybe before this returns.  data is the answer's bytes (borrowed). */
+typedef void (*cluster_cb)(void *arg, int rc, const char *msg, const void *data,
+                           size_t len);
+void cluster_request(struct node *n, enum cluster_kind kind, const void *body, size_t len,
+                     uint64_t timeout_ms, cluster_cb cb, void *arg);
+
+/* cluster_join asks the node at addr to add this node (replace: remove the
+ * member holding this node's address in the same step), then switches this
+ * node to the cluster's (empty) store and waits until this node is a
+ * voter.  cb once, as for cluster_request (no data). */
+void cluster_join(struct node *n, const char *addr, bool replace, uint64_t timeout_ms,
+                  cluster_cb cb, void *arg);
+
+/* cluster_rebuild replaces this node's store by a new one-member cluster
+ * with this node at its current peer address, and submits the replicated
+ * data of the old one (domain, call bridges, users) to it.  Used by
+ * initialize (fixing the member's address) and after leaving.  cb once. */
+void cluster_rebuild(struct node *n, cluster_cb cb, void *arg);
+
+/* cluster_srv_attach puts the XMPP core of n (if running) in cluster mode
+ * when the peer link runs: forwarding frames go through the peer link,
+ * Raft's leader and voters follow.  Called when either starts. */
+void cluster_srv_attach(struct node *n);
+
+struct cluster_counters {
+    uint64_t leader_changes;
+    uint64_t requests_sent, requests_served;
+    uint64_t peer_down_reports;
+};
+void cluster_counters_get(const struct node *n, struct cluster_counters *out);
+
+#endif

@@ -1,0 +1,624 @@
+/* cmds_cluster.c: `xmpp cluster ...` on the daemon side (contract in
+ * cmds_cluster.h; the workflow in docs/cluster.md "Commands"). */
+#include "cmds_cluster.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "cl.h"
+#include "cluster.h"
+#include "conf.h"
+#include "ctl_server.h"
+#include "err.h"
+#include "node.h"
+#include "node_int.h"
+#include "peer.h"
+#include "raft.h"
+#include "rnode.h"
+#include "srv.h"
+#include "state.h"
+
+#define JOIN_TIMEOUT_MS 45000
+#define REMOVE_TIMEOUT_MS 10000
+#define TRANSFER_TIMEOUT_MS 5000
+
+static const char *arg_str(json_t *args, const char *key)
+{
+    return json_string_value(json_object_get(args, key));
+}
+
+static int only_keys(json_t *args, const char *const *keys, struct ctl_error *err)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(args, k, v)
+    {
+        bool known = false;
+        for (size_t i = 0; keys[i] != NULL && !known; i++)
+            known = strcmp(keys[i], k) == 0;
+        if (!known)
+            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                                 "unknown argument \"%.40s\"", k);
+    }
+    return 0;
+}
+
+static json_t *hexid(uint64_t id)
+{
+    char h[17];
+
+    state_node_id_hex(id, h);
+    return json_string(h);
+}
+
+/* A deferred answer: result on success, the error line otherwise. */
+struct dreq {
+    struct node *n;
+    struct ctl_deferred *d;
+    json_t *result;
+    const char *what;
+    uint64_t id;
+};
+
+static struct dreq *dreq_new(struct node *n, const char *what)
+{
+    struct dreq *r = calloc(1, sizeof *r);
+
+    if (r == NULL)
+        return NULL;
+    r->d = ctl_server_defer(node_ctl(n));
+    if (r->d == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->n = n;
+    r->what = what;
+    return r;
+}
+
+static void dreq_finish(struct dreq *r, int rc, const char *msg)
+{
+    struct ctl_error e;
+
+    memset(&e, 0, sizeof e);
+    if (rc < 0) {
+        const char *code = rc == XE_NOLEADER  ? "no-leader"
+                           : rc == XE_TIMEOUT ? "timeout"
+                           : rc == XE_EXISTS  ? "exists"
+                                              : ctl_error_code_for(rc);
+        if (rc == XE_NOLEADER)
+            ctl_error_set(&e, code,
+                          "no cluster leader: this node cannot reach a majority of the "
+                          "cluster; nothing was changed (try again when xmpp cluster "
+                          "status shows a leader)");
+        else
+            ctl_error_set(&e, code, "%s: %s", r->what,
+                          msg != NULL ? msg : xe_strerror(rc));
+        json_decref(r->result);
+        r->result = NULL;
+    }
+    ctl_deferred_finish(r->d, rc < 0 ? rc : 0, r->result, &e);
+    free(r);
+}
+
+static void on_dreq(void *arg, int rc, const char *msg, const void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    dreq_finish(arg, rc, msg);
+}
+
+/* ---- status ---- */
+
+static const char *state_word(const struct node *n, const struct rnode_status *st)
+{
+    if (!n->st.cluster_enabled)
+        return "DISABLED";
+    switch (st->role) {
+    case RAFT_LEADER:
+        return "LEADER";
+    case RAFT_CANDIDATE:
+    case RAFT_PRECANDIDATE:
+        return "CANDIDATE";
+    case RAFT_STOPPED:
+        return "STOPPED";
+    default:
+        return "FOLLOWER";
+    }
+}
+
+int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {NULL};
+    struct node *n = ud;
+    const struct raft_config *cfg;
+    struct rnode_status st;
+    struct peer_mgr *pm = cluster_peers(n);
+    struct cluster_counters cc;
+    struct node_info ni;
+    char self[PFRAME_MAX_ADDR + 1];
+    json_t *peers, *r, *lc = json_null(), *leader = json_null(), *fwd;
+    uint64_t now = uv_now(&n->loop);
+    unsigned voters = 0;
+
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    if (n->rn == NULL)
+        return ctl_error_set(err, "state", "the node is stopping");
+    rnode_status_get(n->rn, &st);
+    cfg = rnode_config(n->rn);
+    cluster_self_addr(n, self, sizeof self);
+    cluster_counters_get(n, &cc);
+    node_info_get(n, &ni);
+    peers = json_array();
+    for (unsigned i = 0; i < cfg->n; i++) {
+        const struct raft_member *mb = &cfg->members[i];
+        bool me = mb->id == n->st.node_id;
+        struct peer_info pi;
+        json_t *p;
+
+        if (mb->role == RAFT_VOTER)
+            voters++;
+        p = json_pack("{s:s, s:o, s:s, s:b, s:b}", "address", mb->address, "node_id",
+                      hexid(mb->id), "role",
+                      mb->role == RAFT_VOTER ? "voter" : "non-voter", "leader",
+                      mb->id == st.leader_id, "self", me);
+        if (me) {
+            json_object_set_new(p, "link", json_string("self"));
+            json_object_set_new(p, "components", json_integer((json_int_t)ni.components));
+        } else if (pm != NULL && peer_get(pm, mb->id, &pi) == 0) {
+            json_object_set_new(p, "link", json_string(pi.state));
+            json_object_set_new(p, "last_contact_ms",
+                                pi.last_contact_ms != 0
+                                    ? json_integer((json_int_t)(now - pi.last_contact_ms))
+                                    : json_null());
+            json_object_set_new(
+                p, "frames",
+                json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "in",
+                          (json_int_t)pi.frames_in, "out", (json_int_t)pi.frames_out,
+                          "bytes_in", (json_int_t)pi.bytes_in, "bytes_out",
+                          (json_int_t)pi.bytes_out, "connects", (json_int_t)pi.connects,
+                          "malformed", (json_int_t)pi.malformed, "refused",
+                          (json_int_t)pi.refused));
+            if (pi.last_error[0] != '\0')
+                json_object_set_new(p, "last_error", json_string(pi.last_error));
+            json_object_set_new(p, "components", json_null());
+        } else {
+            json_object_set_new(p, "link", json_string("down"));
+            json_object_set_new(p, "last_contact_ms", json_null());
+            json_object_set_new(p, "components", json_null());
+        }
+        json_array_append_new(peers, p);
+    }
+    if (st.leader_id != 0)
+        leader = json_pack("{s:o, s:s, s:b}", "node_id", hexid(st.leader_id), "address",
+                           st.leader_addr, "self", st.leader_id == n->st.node_id);
+    if (st.last_change_time != 0) {
+        char t[32];
+        struct tm tm;
+        gmtime_r(&st.last_change_time, &tm);
+        strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S", &tm);
+        lc = json_pack("{s:s, s:I, s:I, s:s}", "time", t, "old_term",
+                       (json_int_t)st.last_change_old_term, "new_term",
+                       (json_int_t)st.last_change_new_term, "reason",
+                       st.last_change_reason);
+    }
+    fwd = json_pack("{s:I, s:I, s:I}", "forwarded", (json_int_t)0, "queued",
+                    (json_int_t)0, "bounced", (json_int_t)0);
+    if (n->x != NULL && n->x->srv != NULL && srv_cluster_started(n->x->srv)) {
+        struct srv_cluster_stats s;
+        srv_cluster_get_stats(n->x->srv, &s);
+        json_decref(fwd);
+        fwd = json_pack(
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "forwarded", (json_int_t)s.forwarded,
+            "queued", (json_int_t)s.waiting, "bounced", (json_int_t)s.bounced,
+            "delivered", (json_int_t)s.delivered, "rejected", (json_int_t)s.rejected,
+            "replayed", (json_int_t)s.replayed, "duplicates", (json_int_t)s.duplicates);
+    }
+    r = json_pack("{s:s, s:b, s:b, s:o, s:o, s:s, s:I, s:o, s:I, s:o, s:o, s:o, s:{s:I, "
+                  "s:I, s:I, s:I, s:I}, s:I}",
+                  "state", state_word(n, &st), "enabled", n->st.cluster_enabled,
+                  "peer_link", pm != NULL, "node_id", hexid(n->st.node_id), "cluster_id",
+                  hexid(st.cluster_id), "address", self, "term", (json_int_t)st.term,
+                  "leader", leader, "voters", (json_int_t)voters, "peers", peers,
+                  "last_leader_change", lc, "forwarding", fwd, "writes", "submitted",
+                  (json_int_t)st.submitted, "committed", (json_int_t)st.committed,
+                  "failed", (json_int_t)st.failed, "forwarded", (json_int_t)st.forwarded,
+                  "pending", (json_int_t)st.pending, "peer_down_reports",
+                  (json_int_t)cc.peer_down_reports);
+    if (r == NULL)
+        return XE_NOMEM;
+    if (pm != NULL) {
+        struct peer_stats ps;
+        peer_stats_get(pm, &ps);
+        json_object_set_new(r, "links",
+                            json_pack("{s:I, s:I, s:I}", "up", (json_int_t)ps.links_up,
+                                      "malformed", (json_int_t)ps.malformed, "refused",
+                                      (json_int_t)ps.refused));
+    }
+    if (st.stop_reason[0] != '\0')
+        json_object_set_new(r, "stopped", json_string(st.stop_reason));
+    *result = r;
+    return 0;
+}
+
+/* ---- trust, enable ---- */
+
+int cmds_cluster_trust(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {"bundle", NULL};
+    struct node *n = ud;
+    const char *bundle = arg_str(args, "bundle");
+    char path[1024], why[512];
+
+    (void)result;
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    if (bundle == NULL || bundle[0] == '\0' || strlen(bundle) >= STATE_MAX_PATH)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "a bundle file name is needed");
+    if (node_file_path(n, bundle, path, sizeof path) < 0 || access(path, R_OK) != 0)
+        return ctl_error_set(err, "not-found",
+                             "cannot read %s: put the CA bundle in the node's pki "
+                             "directory (%s)",
+                             bundle, node_pki_dir(n));
+    snprintf(n->st.trust, sizeof n->st.trust, "%s", bundle);
+    if (node_local_save(n, why, sizeof why) < 0)
+        return ctl_error_set(err, "io", "%s", why);
+    /* A running peer link takes the new bundle now. */
+    if (cluster_running(n)) {
+        cluster_stop(n);
+        if (cluster_start(n, why, sizeof why) < 0)
+            return ctl_error_set(err, "state", "trust saved, but the peer link: %s", why);
+    }
+    return 0;
+}
+
+/* peer_host picks the peer-link address: the first specific component
+ * listen address (the node's address as the admin gave it), else
+ * 127.0.0.1; port 5224. */
+static void peer_host(const struct node_state *st, struct conf_listen *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->host, sizeof out->host, "127.0.0.1");
+    for (size_t i = 0; i < st->n_listen; i++) {
+        if (strcmp(st->listen[i].host, "0.0.0.0") != 0 &&
+            strcmp(st->listen[i].host, "::") != 0) {
+            snprintf(out->host, sizeof out->host, "%s", st->listen[i].host);
+            break;
+        }
+    }
+    out->port = PEER_DEFAULT_PORT;
+}
+
+int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {NULL};
+    struct node *n = ud;
+    struct node_state *st = &n->st;
+    struct conf_listen old = st->peer;
+    bool was = st->cluster_enabled;
+    char why[512], self[PFRAME_MAX_ADDR + 1];
+
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    if (st->key[0] == '\0' || st->cert[0] == '\0')
+        return ctl_error_set(err, "state",
+                             "no node certificate: set it first with xmpp certs <key> "
+                             "<cert> [<bundle>]");
+    if (st->trust[0] == '\0')
+        return ctl_error_set(err, "state",
+                             "no cluster trust bundle: set it first with xmpp cluster "
+                             "trust <bundle>");
+    if (!cluster_running(n)) {
+        /* The address follows `xmpp listen` until the node is in a
+         * multi-node cluster (then it is what the members know). */
+        if (rnode_config(n->rn)->n <= 1 || st->peer.port == 0)
+            peer_host(st, &st->peer);
+        st->cluster_enabled = true;
+        if (node_local_save(n, why, sizeof why) < 0) {
+            st->peer = old;
+            st->cluster_enabled = was;
+            return ctl_error_set(err, "io", "%s", why);
+        }
+        if (cluster_start(n, why, sizeof why) < 0) {
+            st->peer = old;
+            st->cluster_enabled = was;
+            node_local_save(n, why + 256, 256);
+            return ctl_error_set(err, "state", "%s", why);
+        }
+    }
+    cluster_self_addr(n, self, sizeof self);
+    *result = json_pack("{s:s, s:o}", "address", self, "node_id", hexid(st->node_id));
+    return 0;
+}
+
+/* ---- initialize ---- */
+
+int cmds_cluster_initialize(void *ud, json_t *args, json_t **result,
+                            struct ctl_error *err)
+{
+    static const char *const keys[] = {NULL};
+    struct node *n = ud;
+    const struct raft_config *cfg = rnode_config(n->rn);
+    const struct raft_member *me = raft_config_find(cfg, n->st.node_id);
+    struct rnode_status st;
+    char self[PFRAME_MAX_ADDR + 1];
+    struct dreq *r;
+
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    if (!cluster_running(n))
+        return ctl_error_set(err, "state",
+                             "clustering is not enabled on this node: run xmpp cluster "
+                             "enable first");
+    rnode_status_get(n->rn, &st);
+    cluster_self_addr(n, self, sizeof self);
+    if (cfg->n > 1) {
+        *result = json_pack("{s:o, s:I, s:s}", "cluster_id", hexid(st.cluster_id),
+                            "members", (json_int_t)cfg->n, "message",
+                            "already a member of a multi-node cluster; nothing changed");
+        return 0;
+    }
+    if (me != NULL && strcmp(me->address, self) == 0) {
+        *result = json_pack("{s:o, s:I}", "cluster_id", hexid(st.cluster_id), "members",
+                            (json_int_t)1);
+        return 0;
+    }
+    /* The one-member store was made before the peer address was known:
+     * make it again at the right address, with the same data. */
+    r = dreq_new(n, "initialize");
+    if (r == NULL)
+        return XE_NOMEM;
+    LOG(&n->log, LOG_INFO, "%s initialize: this node's cluster address becomes %s",
+        n->name, self);
+    cluster_rebuild(n, on_dreq, r);
+    return CTL_DEFERRED;
+}
+
+/* ---- join ---- */
+
+static void join_done(void *arg, int rc, const char *msg, const void *data, size_t len)
+{
+    struct dreq *r = arg;
+    struct rnode_status st;
+
+    (void)data;
+    (void)len;
+    if (rc == 0 && r->n->rn != NULL) {
+        rnode_status_get(r->n->rn, &st);
+        r->result = json_pack("{s:o, s:s}", "cluster_id", hexid(st.cluster_id), "message",
+                              msg != NULL ? msg : "joined");
+    }
+    dreq_finish(r, rc, msg);
+}
+
+int cmds_cluster_join(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {"address", "replace", NULL};
+    struct node *n = ud;
+    const char *addr = arg_str(args, "address");
+    json_t *rep = json_object_get(args, "replace");
+    struct dreq *r;
+
+    (void)result;
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    if (addr == NULL)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "an address is needed");
+    if (!cluster_running(n))
+        return ctl_error_set(err, "state",
+                             "clustering is not enabled on this node: run xmpp cluster "
+                             "trust <bundle> and xmpp cluster enable first");
+    r = dreq_new(n, "join");
+    if (r == NULL)
+        return XE_NOMEM;
+    cluster_join(n, addr, json_is_true(rep), JOIN_TIMEOUT_MS, join_done, r);
+    return CTL_DEFERRED;
+}
+
+/* ---- remove ---- */
+
+static int resolve_member(struct node *n, json_t *args, uint64_t *id,
+                          struct ctl_error *err)
+{
+    const struct raft_config *cfg = rnode_config(n->rn);
+    const char *s = arg_str(args, "node");
+    const char *a = arg_str(args, "address");
+
+    if (s != NULL) {
+        char *end;
+        unsigned long long v = strtoull(s, &end, 16);
+        size_t matches = 0;
+        if (*s == '\0' || *end != '\0')
+            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                                 "node must be a hex node id");
+        /* A shortened id (as printed) names the one member it starts. */
+        for (unsigned i = 0; i < cfg->n; i++) {
+            char h[17];
+            state_node_id_hex(cfg->members[i].id, h);
+            if (strncasecmp(h, s, strlen(s)) == 0 || cfg->members[i].id == v) {
+                *id = cfg->members[i].id;
+                matches++;
+            }
+        }
+        if (matches == 1)
+            return 0;
+        return ctl_error_set(err, matches == 0 ? "not-found" : CTL_E_INVALID_ARGUMENT,
+                             matches == 0
+                                 ? "node %s is not a member; see xmpp cluster status"
+                                 : "node %s names more than one member",
+                             s);
+    }
+    if (a != NULL) {
+        char host[PFRAME_MAX_ADDR + 1], norm[PFRAME_MAX_ADDR + 1];
+        int port;
+        const struct raft_member *mb;
+        if (peer_parse_addr(a, host, sizeof host, &port) < 0)
+            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "bad address %s", a);
+        snprintf(norm, sizeof norm, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+        mb = raft_config_find_address(cfg, norm);
+        if (mb == NULL)
+            return ctl_error_set(err, "not-found",
+                                 "no member at %s; see xmpp cluster status", norm);
+        *id = mb->id;
+        return 0;
+    }
+    return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                         "a node id or an address is needed");
+}
+
+int cmds_cluster_remove(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {"node", "address", NULL};
+    struct node *n = ud;
+    unsigned char body[8];
+    uint64_t id = 0;
+    struct dreq *r;
+
+    (void)result;
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    if (resolve_member(n, args, &id, err) < 0)
+        return XE_INVAL;
+    for (int i = 7, k = 0; i >= 0; i--, k++)
+        body[k] = (unsigned char)(id >> (i * 8));
+    r = dreq_new(n, "remove");
+    if (r == NULL)
+        return XE_NOMEM;
+    r->result = json_pack("{s:o}", "removed", hexid(id));
+    cluster_request(n, CLUSTER_REQ_REMOVE, body, sizeof body, REMOVE_TIMEOUT_MS, on_dreq,
+                    r);
+    return CTL_DEFERRED;
+}
+
+/* ---- disable: hand leadership over, leave, go standalone ---- */
+
+static void disable_finish(struct dreq *r, int rc, const char *msg);
+
+static void disable_rebuilt(void *arg, int rc, const char *msg, const void *d, size_t l)
+{
+    (void)d;
+    (void)l;
+    dreq_finish(arg, rc, msg);
+}
+
+static void disable_finish(struct dreq *r, int rc, const char *msg)
+{
+    struct node *n = r->n;
+    char why[512];
+
+    if (rc < 0 && rc != XE_NOTFOUND) {
+        dreq_finish(r, rc, msg);
+        return;
+    }
+    cluster_stop(n);
+    n->st.cluster_enabled = false;
+    if (node_local_save(n, why, sizeof why) < 0) {
+        dreq_finish(r, XE_IO, why);
+        return;
+    }
+    /* Alone again: a one-member store with the data this node had. */
+    if (rnode_config(n->rn)->n > 1) {
+        cluster_rebuild(n, disable_rebuilt, r);
+        return;
+    }
+    dreq_finish(r, 0, NULL);
+}
+
+static void disable_removed(void *arg, int rc, const char *msg, const void *d, size_t l)
+{
+    (void)d;
+    (void)l;
+    disable_finish(arg, rc, msg);
+}
+
+static void leave(struct dreq *r)
+{
+    unsigned char body[8];
+    uint64_t id = r->n->st.node_id;
+
+    for (int i = 7, k = 0; i >= 0; i--, k++)
+        body[k] = (unsigned char)(id >> (i * 8));
+    cluster_request(r->n, CLUSTER_REQ_REMOVE, body, sizeof body, REMOVE_TIMEOUT_MS,
+                    disable_removed, r);
+}
+
+static void disable_transferred(void *arg, int rc, const char *msg)
+{
+    struct dreq *r = arg;
+
+    if (rc < 0) {
+        dreq_finish(r, rc, msg != NULL ? msg : "leadership could not be handed over");
+        return;
+    }
+    leave(r);
+}
+
+int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {NULL};
+    struct node *n = ud;
+    const struct raft_config *cfg = rnode_config(n->rn);
+    struct dreq *r;
+    char why[512];
+
+    (void)result;
+    if (only_keys(args, keys, err) < 0)
+        return XE_INVAL;
+    if (cfg->n <= 1 || !cluster_running(n)) {
+        cluster_stop(n);
+        if (n->st.cluster_enabled) {
+            n->st.cluster_enabled = false;
+            if (node_local_save(n, why, sizeof why) < 0)
+                return ctl_error_set(err, "io", "%s", why);
+        }
+        return 0;
+    }
+    r = dreq_new(n, "disable");
+    if (r == NULL)
+        return XE_NOMEM;
+    if (rnode_is_leader(n->rn)) {
+        rnode_transfer(n->rn, 0, TRANSFER_TIMEOUT_MS, disable_transferred, r);
+        return CTL_DEFERRED;
+    }
+    leave(r);
+    return CTL_DEFERRED;
+}
+
+/* ---- reset on a member ---- */
+
+int cmds_cluster_reset_check(struct node *n, bool force, struct ctl_error *err)
+{
+    const struct raft_config *cfg = n->rn != NULL ? rnode_config(n->rn) : NULL;
+    struct rnode_status st;
+    char id[17];
+
+    if (cfg == NULL || cfg->n <= 1) {
+        cluster_stop(n);
+        return 0;
+    }
+    rnode_status_get(n->rn, &st);
+    state_node_id_hex(n->st.node_id, id);
+    if (!force)
+        return ctl_error_set(
+            err, "state",
+            "this node (%s) is a member of cluster %016" PRIx64
+            " with %u members: leave it first with xmpp cluster disable; "
+            "xmpp reset --force resets anyway, and the cluster keeps node "
+            "%s as a stale member (remove it with xmpp cluster remove %s, "
+            "or rejoin with xmpp cluster join <addr> --replace)",
+            id, st.cluster_id, cfg->n, id, id);
+    LOG(&n->log, LOG_WARN,
+        "%s reset --force on a member of cluster %016" PRIx64
+        ": the cluster keeps node %s as a stale member",
+        n->name, st.cluster_id, id);
+    cluster_stop(n);
+    return 0;
+}

@@ -1,0 +1,166 @@
+/* peer.h: the cluster peer link: mutual TLS 1.3 connections between nodes
+ * (port 5224), carrying the frames of core/pframe.h, with one reliable
+ * channel (core/pchan.h) per peer across reconnects.
+ *
+ * One struct peer_mgr per node while clustering is enabled.  It listens on
+ * the node's peer address, dials every member it knows an address for, and
+ * keeps at most one connection per peer (docs/cluster.md, "Connections"):
+ *
+ *  - Both ends dial a member they have no link to.  The dialer sends HELLO
+ *    first; the acceptor answers with its own HELLO only once it keeps the
+ *    connection, so each HELLO describes the channel as it is when the link
+ *    starts (pchan needs one link at a time).
+ *  - The acceptor keeps the new connection (closing an older one: the peer
+ *    dialling means it has lost it), except when it is dialling the same
+ *    peer itself and the peer's node id is higher: then the lower id's dial
+ *    wins on both ends and the other connection is closed.
+ *  - A lost link is redialled at once, then with jittered exponential
+ *    back-off (backoff_min_ms doubling to backoff_max_ms, each delay drawn
+ *    from [d/2, d)).  A redial refused by the peer's host (ECONNREFUSED: the
+ *    process is gone) is reported through hooks.link with refused set, so
+ *    the Raft driver can start an election at once (issue 5 item 6).
+ *  - PING every second on an idle link; a link that received nothing for
+ *    5 s is closed (a paused or partitioned peer).
+ *
+ * Both ends present the node certificate and verify the other's against
+ * the trust bundle; the dialler also checks the address it dialled against
+ * the certificate's subjectAltName.  A TLS failure is logged by conn.c with
+ * the reason; a HELLO refused by policy (hooks.check_hello) is logged here.
+ * Malformed frames close the link and are counted.
+ *
+ * Single-threaded, on the node's loop.  Hooks run from libuv callbacks; a
+ * hook may call peer_send, peer_send_raft and peer_set_members. */
+#ifndef XMPPD_PEER_H
+#define XMPPD_PEER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "log.h"
+#include "pframe.h"
+
+#define PEER_DEFAULT_PORT 5224
+
+struct peer_hooks {
+    void *ud;
+    /* check_hello: a peer's HELLO h (borrowed) arrived; contact is true on a
+     * connection made by peer_contact (the peer's cluster is not known yet).
+     * Return 0 to accept, or a negative code with why filled (logged, the
+     * link is closed and counted as refused). */
+    int (*check_hello)(void *ud, const struct pframe_hello *h, bool contact, char *why,
+                       size_t whylen);
+    /* raft: a RAFT frame's bytes (borrowed) from authenticated member from.
+     * Return < 0 to close the link (counted as malformed).  Not called for
+     * links whose HELLO had cluster id 0 (a joining node). */
+    int (*raft)(void *ud, uint64_t from, const void *data, size_t len);
+    /* frame: a sequenced frame (FWD ... SUBMIT_RESULT) delivered in order by
+     * the channel; guest is true when the peer's HELLO had cluster id 0 (a
+     * node asking to join: only a join request is acceptable).  Return < 0
+     * to close the link (counted as malformed). */
+    int (*frame)(void *ud, uint64_t from, bool guest, const struct pframe *f);
+    /* link: the link to id came up or went down.  addr is the peer's
+     * address (borrowed).  Down: err is the libuv code (0 for an orderly
+     * close) and refused is true when a redial was refused (ECONNREFUSED). */
+    void (*link)(void *ud, uint64_t id, const char *addr, bool up, int err, bool refused);
+    /* reset: the channel to id was reset (the peer restarted or lost our
+     * stream, PCHAN_RESET): sequenced frames sent before are gone; replay
+     * what matters end to end.  May be NULL. */
+    void (*reset)(void *ud, uint64_t id);
+    /* room: a CHAN_ACK from id freed room in its resend buffer.  May be
+     * NULL. */
+    void (*room)(void *ud, uint64_t id);
+};
+
+struct peer_opts {
+    const char *name; /* log prefix ("n1"); borrowed */
+    const struct log_sink *log;
+    uint64_t node_id;        /* this node, non-zero */
+    uint64_t cluster_id;     /* sent in HELLO (0 while joining) */
+    const char *self_addr;   /* this node's peer address "host:port" */
+    const char *listen_host; /* numeric; NULL: no listener (tests) */
+    int listen_port;
+    const char *key_path, *cert_path, *trust_path; /* PEM files; borrowed */
+    uint64_t backoff_min_ms;                       /* 0: 50 */
+    uint64_t backoff_max_ms;                       /* 0: 2000 */
+    uint64_t idle_close_ms;                        /* 0: 5000 */
+};
+
+struct peer_mgr;
+
+/* peer_mgr_new builds the TLS contexts (TLS 1.3 only, mutual, against
+ * trust_path), starts the listener and a 20 ms tick timer on loop.  opts,
+ * hooks are copied (strings copied); log must outlive the manager.
+ * Returns 0, or an error with err filled (bad certificates, cannot listen).
+ * *out is owned: release with peer_mgr_close. */
+int peer_mgr_new(uv_loop_t *loop, const struct peer_opts *opts,
+                 const struct peer_hooks *hooks, struct peer_mgr **out, char *err,
+                 size_t errlen);
+
+/* peer_mgr_close closes every link and the listener; done(arg) is called
+ * (from the loop) once everything is freed.  No hooks are called after this
+ * call.  NULL is a no-op (done is not called). */
+void peer_mgr_close(struct peer_mgr *m, void (*done)(void *arg), void *arg);
+
+/* peer_set_cluster_id changes the cluster id sent in later HELLOs. */
+void peer_set_cluster_id(struct peer_mgr *m, uint64_t cluster_id);
+
+/* peer_set_members makes ids[i] at addrs[i] (borrowed) the members this node
+ * keeps links to (this node's own id is skipped).  Peers no longer listed
+ * are closed, unless they are contacts. */
+int peer_set_members(struct peer_mgr *m, const uint64_t *ids, const char *const *addrs,
+                     size_t n);
+
+/* peer_contact dials addr ("host[:port]") whose node id is not known yet
+ * (a join).  Once its HELLO is accepted hooks.link reports it up under its
+ * id.  Our HELLO on it carries cluster id 0.  0, XE_INVAL, XE_NOMEM. */
+int peer_contact(struct peer_mgr *m, const char *addr);
+
+/* peer_drop_contacts forgets every contact that is not a member. */
+void peer_drop_contacts(struct peer_mgr *m);
+
+/* peer_send numbers the sequenced frame f (borrowed; f->chan_seq is set)
+ * through id's channel and writes it when the link is up (else it waits
+ * in the channel for the next link).  0, XE_NOTFOUND (no such peer),
+ * XE_BUSY (resend buffer full: nothing kept), XE_INVAL, XE_LIMIT, XE_NOMEM. */
+int peer_send(struct peer_mgr *m, uint64_t id, struct pframe *f);
+
+/* peer_send_raft writes one RAFT frame (data borrowed) to id at addr (""
+ * when unknown: the existing link only).  An unknown peer with an address
+ * is added as a non-member link.  0, XE_CLOSED (no link now: dropped, Raft
+ * retries), XE_NOTFOUND, XE_LIMIT, XE_NOMEM. */
+int peer_send_raft(struct peer_mgr *m, uint64_t id, const char *addr, const void *data,
+                   size_t len);
+
+/* peer_has_room tells whether id's channel takes a frame of len bytes now. */
+bool peer_has_room(struct peer_mgr *m, uint64_t id, size_t len);
+
+struct peer_info {
+    uint64_t id;
+    char addr[PFRAME_MAX_ADDR + 1];
+    bool member, contact;
+    bool up;                  /* a link with accepted HELLOs */
+    const char *state;        /* "up", "connecting", "down" (static) */
+    uint64_t last_contact_ms; /* loop ms of the last byte received; 0 never */
+    uint64_t connects;        /* links that came up */
+    uint64_t frames_in, frames_out, bytes_in, bytes_out;
+    uint64_t malformed, refused;
+    char last_error[160];
+};
+
+/* peer_get fills *out for id: 0 or XE_NOTFOUND. */
+int peer_get(const struct peer_mgr *m, uint64_t id, struct peer_info *out);
+
+struct peer_stats {
+    uint64_t links_up, malformed, refused, accepted;
+};
+
+void peer_stats_get(const struct peer_mgr *m, struct peer_stats *out);
+
+/* peer_parse_addr splits "host", "host:port", "[v6]:port" into host (hlen
+ * bytes) and *port (PEER_DEFAULT_PORT when absent).  0 or XE_INVAL. */
+int peer_parse_addr(const char *addr, char *host, size_t hlen, int *port);
+
+#endif
