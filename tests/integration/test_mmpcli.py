@@ -176,7 +176,7 @@ def one_shot(node, addr, port):
                         ("xmpp certs ../etc/key x.crt", "no '/'"),
                         ("pki csr n1 O:Acme", "not understood"),
                         ("xmpp reset", "--yes"),
-                        ("xmpp reset --force", "only option is --yes"),
+                        ("xmpp reset --frob", "unknown option"),
                         ("xmpp status 'unclosed", "not closed")):
         p = shell(node, cmd)
         check(p.returncode == 2 and one_line(p) and needle in p.stderr,
