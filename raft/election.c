@@ -19,6 +19,47 @@ bool raft__in_lease(const struct raft *r)
            r->now - r->leader_contact < r->o.election_min_ms;
 }
 
+static bool log_up_to_date(const struct raft *r, uint64_t last_index, uint64_t last_term)
+{
+    /* §5.4.1: compare last terms, then lengths. */
+    uint64_t my_term = raft__log_last_term(&r->log);
+    if (last_term != my_term)
+        return last_term > my_term;
+    return last_index >= raft__log_last(&r->log);
+}
+
+/* raft__vote_ignored: whether a vote request whose term is above ours must be
+ * dropped before it moves anything (the caller has checked the term).
+ * - Stickiness (thesis §4.2.3): while a live leader is heard, no request is
+ *   answered nor raises our term, except one sent because of TimeoutNow
+ *   (§3.10).  This holds for every sender, member or not.
+ * - A real vote request from a node that is not a voter of our latest
+ *   configuration raises our term only if we are going to grant it: its log
+ *   is at least as up to date as ours (§5.4.1).  Such a node is either a
+ *   voter that we do not know as one yet (we missed its promotion, so our log
+ *   is behind: it must be able to win), or a node removed from the
+ *   configuration; a removed node's log lacks the entry that removed it, so
+ *   it is behind every member that holds that entry, and its requests change
+ *   nothing there even without CheckQuorum or PreVote.  A pre-vote never
+ *   moves our term and is answered by the normal rules. */
+bool raft__vote_ignored(struct raft *r, const struct raft_message *m)
+{
+    bool outsider = !raft__is_voter(r, m->from);
+    if (!m->u.vote.transfer && raft__in_lease(r)) {
+        if (outsider)
+            r->counters.dropped_non_member++;
+        else
+            r->counters.ignored_in_lease++;
+        return true;
+    }
+    if (outsider && !m->u.vote.pre_vote &&
+        !log_up_to_date(r, m->u.vote.last_index, m->u.vote.last_term)) {
+        r->counters.dropped_non_member++;
+        return true;
+    }
+    return false;
+}
+
 static unsigned count_votes(struct raft *r, bool granted)
 {
     unsigned n = 0;
@@ -92,15 +133,6 @@ static void check_won(struct raft *r)
         /* A majority said no: wait for the next timeout as a follower. */
         raft__become_follower(r, r->term, 0);
     }
-}
-
-static bool log_up_to_date(const struct raft *r, uint64_t last_index, uint64_t last_term)
-{
-    /* §5.4.1: compare last terms, then lengths. */
-    uint64_t my_term = raft__log_last_term(&r->log);
-    if (last_term != my_term)
-        return last_term > my_term;
-    return last_index >= raft__log_last(&r->log);
 }
 
 void raft__recv_vote(struct raft *r, const struct raft_message *m)

@@ -121,6 +121,7 @@ int raft__transfer(struct raft *r, uint64_t to);
 void raft__transfer_progress(struct raft *r, struct raft__peer *p);
 void raft__peer_down(struct raft *r, uint64_t id);
 bool raft__in_lease(const struct raft *r);
+bool raft__vote_ignored(struct raft *r, const struct raft_message *m);
 
 /* replication.c */
 void raft__become_leader(struct raft *r);

@@ -253,15 +253,21 @@ static bool valid_message(const struct raft_message *m)
     return false;
 }
 
-/* Which messages a non-member may send us.  Appends and snapshots come from
- * an elected leader, who may be unknown to a joining node; anything that asks
- * for a vote, answers one, or triggers an election must come from a member,
- * so that a removed node never counts toward a quorum nor raises our term. */
+/* Which messages a node that is not a voter of our latest configuration may
+ * send us.  Appends and snapshots come from an elected leader, who may be
+ * unknown to a joining node.  Vote requests are answered whoever sends them:
+ * "servers process incoming RPC requests without consulting their current
+ * configurations" (thesis §4.2.1), because the sender may be a voter that we
+ * do not know as one yet (we missed its promotion) and that needs our vote;
+ * raft__vote_ignored keeps a removed node from disrupting (§4.2.3).  Vote
+ * answers and TimeoutNow count only from voters, and append answers only
+ * from members, so a removed node never counts toward a quorum. */
 static bool sender_allowed(const struct raft *r, const struct raft_message *m)
 {
     switch (m->type) {
     case RAFT_MSG_APPEND:
     case RAFT_MSG_SNAPSHOT:
+    case RAFT_MSG_VOTE:
         return true;
     case RAFT_MSG_APPEND_RESULT:
         return raft_config_find(&r->config, m->from) != NULL;
@@ -290,12 +296,10 @@ static int step_receive(struct raft *r, const struct raft_message *m)
 
     bool is_vote = m->type == RAFT_MSG_VOTE;
     if (m->term > r->term) {
-        /* Stickiness (thesis §4.2.3): while a live leader is heard, a vote
-         * request neither raises our term nor gets an answer. */
-        if (is_vote && !m->u.vote.transfer && raft__in_lease(r)) {
-            r->counters.ignored_in_lease++;
+        /* Stickiness, and removed nodes (election.c): some vote requests
+         * neither raise our term nor get an answer. */
+        if (is_vote && raft__vote_ignored(r, m))
             return 0;
-        }
         bool pre = (is_vote && m->u.vote.pre_vote) ||
                    (m->type == RAFT_MSG_VOTE_RESULT && m->u.vote_result.pre_vote &&
                     m->u.vote_result.granted);

@@ -730,16 +730,19 @@ static void test_safety_properties_on_runs(void)
            elections, delivered, dropped, applied);
 }
 
-/* Vote requests from nodes outside the configuration neither count nor
- * raise the term (DESIGN.md "Identity"); messages of another cluster are
- * dropped. */
+/* A vote request from a node outside the configuration whose log is behind
+ * ours (a removed node: its log lacks the entry that removed it) neither
+ * counts nor raises the term (DESIGN.md "Identity"); messages of another
+ * cluster are dropped.  One whose log is ahead of ours (a voter whose
+ * promotion we missed) is answered by the normal rules (thesis §4.2.1). */
 static void test_non_members_and_other_clusters(void)
 {
     struct raft_update u;
-    struct raft *r = new_node(1, 3, 1, NULL, 0, false, false);
+    static const uint64_t terms[] = {1};
+    struct raft *r = new_node(1, 3, 1, terms, 1, false, false);
     struct raft_message v = msg(RAFT_MSG_VOTE, 9, 1, 10);
-    v.u.vote.last_index = 100;
-    v.u.vote.last_term = 9;
+    v.u.vote.last_index = 1;
+    v.u.vote.last_term = 1;
     recv(r, 10, &v, &u);
     CHECK_INT(status(r).term, 1);
     CHECK_INT(u.n_messages, 0);
@@ -754,6 +757,15 @@ static void test_non_members_and_other_clusters(void)
     struct raft_message g = vote_granted(9, 1, 2, false);
     recv(r, 5000, &g, &u);
     CHECK_INT(status(r).role, RAFT_CANDIDATE);
+    /* a non-member with a longer log gets the vote (lagging-voter repro) */
+    v = msg(RAFT_MSG_VOTE, 9, 1, 20);
+    v.u.vote.last_index = 100;
+    v.u.vote.last_term = 9;
+    recv(r, 5001, &v, &u);
+    CHECK_INT(status(r).term, 20);
+    CHECK_INT(status(r).vote, 9);
+    const struct raft_message *a = find(&u, RAFT_MSG_VOTE_RESULT, 9);
+    CHECK(a != NULL && a->u.vote_result.granted);
     raft_free(r);
 }
 
