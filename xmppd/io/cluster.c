@@ -577,6 +577,10 @@ static void sync_members(struct node *n)
     uint64_t ids[RAFT_MAX_MEMBERS];
     const char *addrs[RAFT_MAX_MEMBERS];
 
+    /* A joining node has no configuration until the leader's log arrives:
+     * keep the links it has (the leader's among them). */
+    if (cfg->n == 0)
+        return;
     for (unsigned i = 0; i < cfg->n; i++) {
         ids[i] = cfg->members[i].id;
         addrs[i] = cfg->members[i].address;

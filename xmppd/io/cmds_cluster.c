@@ -147,6 +147,7 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
     json_t *peers, *r, *lc = json_null(), *leader = json_null(), *fwd;
     uint64_t now = uv_now(&n->loop);
     unsigned voters = 0;
+    const struct srv *leader_srv = NULL;
 
     if (only_keys(args, keys, err) < 0)
         return XE_INVAL;
@@ -157,6 +158,9 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
     cluster_self_addr(n, self, sizeof self);
     cluster_counters_get(n, &cc);
     node_info_get(n, &ni);
+    if (n->x != NULL && n->x->srv != NULL && srv_cluster_started(n->x->srv) &&
+        st.role == RAFT_LEADER)
+        leader_srv = n->x->srv;
     peers = json_array();
     for (unsigned i = 0; i < cfg->n; i++) {
         const struct raft_member *mb = &cfg->members[i];
@@ -195,6 +199,11 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
             json_object_set_new(p, "last_contact_ms", json_null());
             json_object_set_new(p, "components", json_null());
         }
+        /* The leader's routing table knows every node's components. */
+        if (leader_srv != NULL)
+            json_object_set_new(
+                p, "components",
+                json_integer((json_int_t)srv_cluster_components(leader_srv, mb->id)));
         json_array_append_new(peers, p);
     }
     if (st.leader_id != 0)
