@@ -418,8 +418,15 @@ void node__restart_xmpp(struct node *n, const char *reason)
 {
     char why[512];
 
-    if (n->x == NULL)
+    if (n->x == NULL) {
+        /* Enabled but not serving, e.g. a cluster member restarted before
+         * the leader told it the commit index (no domain applied yet):
+         * start now that the state changed. */
+        if (n->st.xmpp_enabled && !n->stopping && n->rn != NULL && !n->import_busy &&
+            n->import_pending == 0 && node_xmpp_start(n, why, sizeof why) < 0)
+            snprintf(n->last_error, sizeof n->last_error, "%s", why);
         return;
+    }
     LOG(&n->log, LOG_INFO, "%s restarting XMPP: %s", n->name, reason);
     node_xmpp_stop(n);
     if (node_xmpp_start(n, why, sizeof why) < 0) {
