@@ -368,9 +368,11 @@ struct raft_counters {
     uint64_t msgs_sent;
     uint64_t dropped_cluster;    /* wrong cluster id */
     uint64_t dropped_misrouted;  /* to != our id */
-    uint64_t dropped_non_member; /* vote requests etc. from non-members */
+    uint64_t dropped_non_member; /* messages from non-voters dropped, including
+                                    their vote requests ignored by stickiness
+                                    or for a stale log */
     uint64_t dropped_stale;      /* lower-term messages */
-    uint64_t ignored_in_lease;   /* vote requests ignored (stickiness) */
+    uint64_t ignored_in_lease;   /* members' vote requests ignored (stickiness) */
     uint64_t elections;          /* campaigns started (real votes) */
     uint64_t pre_elections;      /* pre-vote rounds started */
     uint64_t leader_changes;     /* times leader_id changed */
