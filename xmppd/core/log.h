@@ -37,10 +37,10 @@ const char *log_level_name(enum log_level level);
 int log_level_parse(const char *name, enum log_level *out);
 
 #define LOG_ON(sink, lvl) ((sink) != NULL && (lvl) <= (sink)->level)
-#define LOG(sink, lvl, ...)                                                        \
-    do {                                                                           \
-        if (LOG_ON(sink, lvl))                                                     \
-            log_emit((sink), (lvl), __VA_ARGS__);                                  \
+#define LOG(sink, lvl, ...)                                                              \
+    do {                                                                                 \
+        if (LOG_ON(sink, lvl))                                                           \
+            log_emit((sink), (lvl), __VA_ARGS__);                                        \
     } while (0)
 
 #endif

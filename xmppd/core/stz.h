@@ -34,9 +34,9 @@ struct stz_attr {
 
 struct stz {
     enum stz_kind kind;
-    char *name;   /* STZ_ELEMENT: local name, owned */
-    char *ns;     /* STZ_ELEMENT: namespace URI, owned; "" for none */
-    char *text;   /* STZ_TEXT: unescaped text, owned */
+    char *name; /* STZ_ELEMENT: local name, owned */
+    char *ns;   /* STZ_ELEMENT: namespace URI, owned; "" for none */
+    char *text; /* STZ_TEXT: unescaped text, owned */
     size_t text_len;
     struct stz_attr *attrs; /* owned array of nattrs */
     size_t nattrs;

@@ -26,31 +26,31 @@
 #include "stz.h"
 
 /* Stream error conditions, RFC 6120 §4.9.3. */
-#define XS_CONDS(X)                                                                \
-    X(XS_COND_BAD_FORMAT, "bad-format")                                            \
-    X(XS_COND_BAD_NAMESPACE_PREFIX, "bad-namespace-prefix")                        \
-    X(XS_COND_CONFLICT, "conflict")                                                \
-    X(XS_COND_CONNECTION_TIMEOUT, "connection-timeout")                            \
-    X(XS_COND_HOST_GONE, "host-gone")                                              \
-    X(XS_COND_HOST_UNKNOWN, "host-unknown")                                        \
-    X(XS_COND_IMPROPER_ADDRESSING, "improper-addressing")                          \
-    X(XS_COND_INTERNAL_SERVER_ERROR, "internal-server-error")                      \
-    X(XS_COND_INVALID_FROM, "invalid-from")                                        \
-    X(XS_COND_INVALID_NAMESPACE, "invalid-namespace")                              \
-    X(XS_COND_INVALID_XML, "invalid-xml")                                          \
-    X(XS_COND_NOT_AUTHORIZED, "not-authorized")                                    \
-    X(XS_COND_NOT_WELL_FORMED, "not-well-formed")                                  \
-    X(XS_COND_POLICY_VIOLATION, "policy-violation")                                \
-    X(XS_COND_REMOTE_CONNECTION_FAILED, "remote-connection-failed")                \
-    X(XS_COND_RESET, "reset")                                                      \
-    X(XS_COND_RESOURCE_CONSTRAINT, "resource-constraint")                          \
-    X(XS_COND_RESTRICTED_XML, "restricted-xml")                                    \
-    X(XS_COND_SEE_OTHER_HOST, "see-other-host")                                    \
-    X(XS_COND_SYSTEM_SHUTDOWN, "system-shutdown")                                  \
-    X(XS_COND_UNDEFINED_CONDITION, "undefined-condition")                          \
-    X(XS_COND_UNSUPPORTED_ENCODING, "unsupported-encoding")                        \
-    X(XS_COND_UNSUPPORTED_FEATURE, "unsupported-feature")                          \
-    X(XS_COND_UNSUPPORTED_STANZA_TYPE, "unsupported-stanza-type")                  \
+#define XS_CONDS(X)                                                                      \
+    X(XS_COND_BAD_FORMAT, "bad-format")                                                  \
+    X(XS_COND_BAD_NAMESPACE_PREFIX, "bad-namespace-prefix")                              \
+    X(XS_COND_CONFLICT, "conflict")                                                      \
+    X(XS_COND_CONNECTION_TIMEOUT, "connection-timeout")                                  \
+    X(XS_COND_HOST_GONE, "host-gone")                                                    \
+    X(XS_COND_HOST_UNKNOWN, "host-unknown")                                              \
+    X(XS_COND_IMPROPER_ADDRESSING, "improper-addressing")                                \
+    X(XS_COND_INTERNAL_SERVER_ERROR, "internal-server-error")                            \
+    X(XS_COND_INVALID_FROM, "invalid-from")                                              \
+    X(XS_COND_INVALID_NAMESPACE, "invalid-namespace")                                    \
+    X(XS_COND_INVALID_XML, "invalid-xml")                                                \
+    X(XS_COND_NOT_AUTHORIZED, "not-authorized")                                          \
+    X(XS_COND_NOT_WELL_FORMED, "not-well-formed")                                        \
+    X(XS_COND_POLICY_VIOLATION, "policy-violation")                                      \
+    X(XS_COND_REMOTE_CONNECTION_FAILED, "remote-connection-failed")                      \
+    X(XS_COND_RESET, "reset")                                                            \
+    X(XS_COND_RESOURCE_CONSTRAINT, "resource-constraint")                                \
+    X(XS_COND_RESTRICTED_XML, "restricted-xml")                                          \
+    X(XS_COND_SEE_OTHER_HOST, "see-other-host")                                          \
+    X(XS_COND_SYSTEM_SHUTDOWN, "system-shutdown")                                        \
+    X(XS_COND_UNDEFINED_CONDITION, "undefined-condition")                                \
+    X(XS_COND_UNSUPPORTED_ENCODING, "unsupported-encoding")                              \
+    X(XS_COND_UNSUPPORTED_FEATURE, "unsupported-feature")                                \
+    X(XS_COND_UNSUPPORTED_STANZA_TYPE, "unsupported-stanza-type")                        \
     X(XS_COND_UNSUPPORTED_VERSION, "unsupported-version")
 
 enum xs_cond {
@@ -98,10 +98,10 @@ void xs_limits_default(struct xs_limits *l);
  * other XML and namespace errors (invalid UTF-8, unbound prefixes)
  * XS_COND_NOT_WELL_FORMED, out of memory XS_COND_RESOURCE_CONSTRAINT. */
 enum xs_event_kind {
-    XS_EV_OPEN,   /* stream header; el = the <stream:stream> element, no children */
-    XS_EV_ELEM,   /* a complete top-level element (stanza or stream-level) */
-    XS_EV_CLOSE,  /* </stream:stream> received */
-    XS_EV_ERROR,  /* cond/text say why; the stream must be closed */
+    XS_EV_OPEN,  /* stream header; el = the <stream:stream> element, no children */
+    XS_EV_ELEM,  /* a complete top-level element (stanza or stream-level) */
+    XS_EV_CLOSE, /* </stream:stream> received */
+    XS_EV_ERROR, /* cond/text say why; the stream must be closed */
 };
 
 struct xs_event {
@@ -139,7 +139,7 @@ int xs_reset(struct xs *xs);
  * the stream fails with policy-violation. */
 void xs_parser_mem(const struct xs *xs, size_t *cur, size_t *peak);
 
-/* xs_write_error appends a stream error, per RFC 6120 §4.9: 
+/* xs_write_error appends a stream error, per RFC 6120 §4.9:
  * <stream:error><cond xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>
  * [<text ...>text</text>]</stream:error>, followed by </stream:stream>.  The
  * caller then closes the connection.  text may be NULL. */
