@@ -36,6 +36,7 @@ struct creq {
     unsigned char *body;
     size_t len;
     uint64_t deadline;
+    uint64_t expires; /* wall-clock ms: the leader refuses it after this */
     uint64_t sent_to; /* 0: waiting for a leader */
     bool fixed;       /* sent to one peer (a join contact), never redirected */
     cluster_cb cb;
@@ -219,18 +220,19 @@ static void req_finish(struct cluster *c, struct creq *q, int rc, const char *ms
 static int req_send(struct cluster *c, struct creq *q, uint64_t to)
 {
     struct pframe f;
-    unsigned char *data = malloc(q->len + 1);
+    unsigned char *data = malloc(q->len + 9);
     int rc;
 
     if (data == NULL)
         return XE_NOMEM;
     data[0] = (unsigned char)q->kind;
-    memcpy(data + 1, q->body, q->len);
+    put64(data + 1, q->expires);
+    memcpy(data + 9, q->body, q->len);
     memset(&f, 0, sizeof f);
     f.type = PFRAME_SUBMIT;
     f.u.submit.request_id = q->rid;
     f.u.submit.data = data;
-    f.u.submit.len = q->len + 1;
+    f.u.submit.len = q->len + 9;
     rc = c->pm != NULL ? peer_send(c->pm, to, &f) : XE_CLOSED;
     free(data);
     if (rc == 0) {
@@ -257,13 +259,14 @@ static struct creq *req_new(struct cluster *c, enum cluster_kind kind, const voi
     q->kind = kind;
     q->rid = ++c->next_rid;
     q->deadline = now_ms(c->n) + (timeout_ms != 0 ? timeout_ms : 5000);
+    q->expires = sv_wall_ms(NULL) + (timeout_ms != 0 ? timeout_ms : 5000);
     q->next = c->reqs;
     c->reqs = q;
     return q;
 }
 
 static void serve(struct node *n, enum cluster_kind kind, const void *body, size_t len,
-                  cluster_cb cb, void *arg);
+                  uint64_t expires, cluster_cb cb, void *arg);
 
 void cluster_request(struct node *n, enum cluster_kind kind, const void *body, size_t len,
                      uint64_t timeout_ms, cluster_cb cb, void *arg)
@@ -272,7 +275,8 @@ void cluster_request(struct node *n, enum cluster_kind kind, const void *body, s
     struct creq *q;
 
     if (n->rn != NULL && rnode_is_leader(n->rn)) {
-        serve(n, kind, body, len, cb, arg);
+        serve(n, kind, body, len, sv_wall_ms(NULL) + (timeout_ms ? timeout_ms : 5000), cb,
+              arg);
         return;
     }
     if (c == NULL || c->pm == NULL) {
@@ -476,8 +480,11 @@ static void do_remove(struct node *n, uint64_t id, cluster_cb cb, void *arg)
 }
 
 static void serve(struct node *n, enum cluster_kind kind, const void *body, size_t len,
-                  cluster_cb cb, void *arg)
+                  uint64_t expires, cluster_cb cb, void *arg)
 {
+    uint64_t wall = sv_wall_ms(NULL);
+    uint64_t left = expires > wall + 100 ? expires - wall : 100;
+
     const unsigned char *b = body;
 
     if (n->rn == NULL) {
@@ -492,11 +499,11 @@ static void serve(struct node *n, enum cluster_kind kind, const void *body, size
         }
         w->cb = cb;
         w->arg = arg;
-        rnode_submit(n->rn, body, len, 5000, submit_done, w);
+        rnode_submit(n->rn, body, len, left, submit_done, w);
         return;
     }
     if (!rnode_is_leader(n->rn)) {
-        cluster_request(n, kind, body, len, 5000, cb, arg);
+        cluster_request(n, kind, body, len, left, cb, arg);
         return;
     }
     if (kind == CLUSTER_REQ_JOIN && len >= 13) {
@@ -700,14 +707,16 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
     if (f->type == PFRAME_SUBMIT) {
         const unsigned char *d = f->u.submit.data;
         struct sreply *r;
-        if (f->u.submit.len < 1)
+        uint64_t expires;
+        if (f->u.submit.len < 9)
             return XE_PROTO;
+        expires = get64(d + 1);
         if (d[0] != CLUSTER_REQ_CMD && d[0] != CLUSTER_REQ_JOIN &&
             d[0] != CLUSTER_REQ_REMOVE)
             return XE_PROTO;
         /* A joining node may ask to join, for itself only. */
         if (guest &&
-            (d[0] != CLUSTER_REQ_JOIN || f->u.submit.len < 9 || get64(d + 1) != from))
+            (d[0] != CLUSTER_REQ_JOIN || f->u.submit.len < 17 || get64(d + 9) != from))
             return XE_PROTO;
         r = malloc(sizeof *r);
         if (r == NULL)
@@ -715,7 +724,16 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
         r->n = n;
         r->peer = from;
         r->rid = f->u.submit.request_id;
-        serve(n, d[0], d + 1, f->u.submit.len - 1, reply_peer, r);
+        /* A request that waited out its sender's deadline (a partition:
+         * the sender already reported failure) is not applied late. */
+        if (sv_wall_ms(NULL) > expires) {
+            reply_peer(r, XE_TIMEOUT,
+                       "the request reached the leader after its deadline and was not "
+                       "applied",
+                       NULL, 0);
+            return 0;
+        }
+        serve(n, d[0], d + 9, f->u.submit.len - 9, expires, reply_peer, r);
         return 0;
     }
     if (f->type == PFRAME_SUBMIT_RESULT) {
@@ -956,23 +974,28 @@ static void on_tick(uv_timer_t *t)
     for (struct creq *q = c->reqs; q != NULL;) {
         struct creq *next = q->next;
         if (now >= q->deadline) {
-            req_finish(c, q, q->sent_to == 0 ? XE_NOLEADER : XE_TIMEOUT,
-                       q->sent_to == 0 ? "no cluster leader: this node cannot reach a "
-                                         "majority of the cluster; nothing was changed"
-                                       : "no answer from the leader in time; the change "
-                                         "may still be applied",
-                       NULL, 0);
+            req_finish(
+                c, q, q->sent_to == 0 ? XE_NOLEADER : XE_TIMEOUT,
+                q->sent_to == 0 ? "no cluster leader: this node cannot reach a "
+                                  "majority of the cluster; nothing was changed"
+                : c->leader_id != q->sent_to
+                    ? "no answer from the old cluster leader, and no leader now: the "
+                      "change is applied only if it reached the old leader's majority"
+                    : "no answer from the cluster leader in time (unreachable?); the "
+                      "change may still be applied",
+                NULL, 0);
         } else if (q->sent_to == 0 && !q->fixed && c->leader_id != 0 && n->rn != NULL) {
             if (rnode_is_leader(n->rn)) {
                 unsigned char *body = q->body;
                 size_t len = q->len;
                 enum cluster_kind kind = q->kind;
+                uint64_t expires = q->expires;
                 cluster_cb cb = q->cb;
                 void *arg = q->arg;
                 q->body = NULL;
                 q->cb = NULL;
                 req_finish(c, q, 0, NULL, NULL, 0);
-                serve(n, kind, body, len, cb, arg);
+                serve(n, kind, body, len, expires, cb, arg);
                 free(body);
             } else {
                 req_send(c, q, c->leader_id);

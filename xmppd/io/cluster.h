@@ -4,7 +4,10 @@
  * (io/cmds_cluster.c).  docs/cluster.md explains the workflow.
  *
  * SUBMIT frames carry one admin request each (request_id, data); data is
- *   u8 kind | body
+ *   u8 kind | u64 expires (wall-clock ms) | body
+ * The leader refuses a request that reaches it after expires (it waited in
+ * a channel through a partition, and its sender has reported failure), so a
+ * write reported as failed for want of a leader is not applied later.
  *   kind 1 CMD     an encoded cl command (cl.h): rnode_submit on the leader
  *   kind 2 JOIN    u64 node_id | u8 replace | str addr (u32 len, bytes)
  *   kind 3 REMOVE  u64 node_id

@@ -75,6 +75,7 @@ struct pending {
     json_t *result; /* sent on success (owned) */
     enum cl_cmd_type type;
     char name[CL_NAME_MAX + 1];
+    struct node *n;
 };
 
 static void explain(const struct pending *p, int rc, const char *msg, struct ctl_error *e)
@@ -97,6 +98,21 @@ static void explain(const struct pending *p, int rc, const char *msg, struct ctl
                       msg != NULL ? " (" : "", msg != NULL ? ")" : "");
         break;
     case XE_TIMEOUT:
+        /* Say why when it is known: a node cut off from the majority has
+         * no leader by now (CheckQuorum, PreVote). */
+        if (p->n != NULL && node_rnode(p->n) != NULL) {
+            struct rnode_status st;
+            rnode_status_get(node_rnode(p->n), &st);
+            if (st.leader_id == 0) {
+                ctl_error_set(e, "no-leader",
+                              "no cluster leader: this node cannot reach a majority of "
+                              "the cluster; the change was not confirmed within %d s (it "
+                              "is applied only if it reached the old leader's majority; "
+                              "check with xmpp callbridge list once there is a leader)",
+                              SUBMIT_TIMEOUT_MS / 1000);
+                break;
+            }
+        }
         ctl_error_set(e, "timeout",
                       "the change was not confirmed within %d s: it may still be "
                       "applied; check with xmpp status or xmpp callbridge list",
@@ -158,6 +174,7 @@ static int submit(struct node *n, const struct cl_cmd *c, json_t *result,
         return XE_NOMEM;
     }
     p->result = result;
+    p->n = n;
     p->type = c->type;
     snprintf(p->name, sizeof p->name, "%.*s", CL_NAME_MAX, c->name);
     rnode_submit(node_rnode(n), buf, len, SUBMIT_TIMEOUT_MS, on_done, p);
@@ -586,7 +603,8 @@ static int h_reset(void *ud, json_t *args, json_t **result, struct ctl_error *er
                              "changed");
     /* A member of a multi-node cluster: refused unless forced (the cluster
      * then keeps the old id as a stale member, see docs/cluster.md). */
-    if (cmds_cluster_reset_check(ud, json_is_true(json_object_get(args, "force")), err) < 0)
+    if (cmds_cluster_reset_check(ud, json_is_true(json_object_get(args, "force")), err) <
+        0)
         return XE_INVAL;
     rc = node_reset(ud, why, sizeof why);
     if (rc < 0)
