@@ -832,6 +832,48 @@ static void test_conn_connect_edges(void)
     tls_ctx_free(cc);
 }
 
+/* Bytes sent before the TLS handshake ends are held by the session; they
+ * count toward the queue bound (a peer that never finishes the handshake must
+ * not let the owner queue without end). */
+static void test_conn_held_bytes_bounded(void)
+{
+    struct tls_ctx *cc = client_ctx(NULL, "ca.crt", true);
+    struct conn_hooks h = {.opened = n_opened,
+                           .data = n_data,
+                           .gone = n_gone,
+                           .secured = n_secured,
+                           .drained = n_drained};
+    struct net n;
+    char err[200], chunk[1000];
+    uint64_t id;
+    int sent = 0, rc = 0;
+
+    REQUIRE(cc != NULL);
+    memset(&n, 0, sizeof n);
+    memset(chunk, 'x', sizeof chunk);
+    h.ud = &n;
+    REQUIRE(uv_loop_init(&n.loop) == 0);
+    REQUIRE(conn_mgr_new(&n.loop, &h, NULL, "n1", 8000, &n.cm) == 0);
+    uv_timer_init(&n.loop, &n.guard);
+    n.guard.data = &n;
+    uv_timer_start(&n.guard, on_guard, 3000, 0);
+    CHECK_INT(conn_connect(n.cm, "127.0.0.1", free_port(), TAG_CLIENT, cc, "127.0.0.1",
+                           &id, err, sizeof err),
+              0);
+    while (sent < 100 && (rc = conn_send(n.cm, id, chunk, sizeof chunk)) == 0)
+        sent++;
+    CHECK_INT(rc, XE_BUSY);
+    CHECK(sent >= 1 && sent < 8);
+    conn_mgr_shutdown(n.cm);
+    uv_run(&n.loop, UV_RUN_DEFAULT);
+    CHECK(!n.timed_out);
+    CHECK(n.drained);
+    conn_mgr_free(n.cm);
+    CHECK_INT(uv_loop_close(&n.loop), 0);
+    net_free(&n);
+    tls_ctx_free(cc);
+}
+
 /* The configuration directives that set TLS up (core/conf.c). */
 static int parse(const char *text, struct conf *c, struct conf_error *e)
 {
@@ -884,4 +926,5 @@ TL_MAIN(T(test_load_checks), T(test_mode_names), T(test_handshake_and_data),
         T(test_tls12_client), T(test_tls10_refused), T(test_tls13_only_refuses_tls12),
         T(test_hostname_and_trust), T(test_mutual_tls), T(test_garbage),
         T(test_conn_tls_exchange), T(test_conn_plain_modes), T(test_conn_tls_refused),
-        T(test_conn_connect_edges), T(test_conf_directives), T(test_cleanup))
+        T(test_conn_connect_edges), T(test_conn_held_bytes_bounded),
+        T(test_conf_directives), T(test_cleanup))

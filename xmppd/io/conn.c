@@ -340,14 +340,19 @@ void conn_mgr_flush(struct conn_mgr *m)
 int conn_send(struct conn_mgr *m, uint64_t id, const char *data, size_t len)
 {
     struct conn *c = lookup(m, id);
+    size_t queued;
 
     if (c == NULL)
         return XE_NOTFOUND;
     if (c->state != CONN_OPEN)
         return XE_CLOSED;
-    if (c->pending.len + c->inflight + len > m->max_queued) {
+    /* Plaintext a TLS session holds until its handshake ends is queued too:
+     * without it a peer that never finishes the handshake lets the owner
+     * queue without bound. */
+    queued = c->pending.len + c->inflight + (c->tls != NULL ? tls_conn_held(c->tls) : 0);
+    if (queued + len > m->max_queued) {
         LOG(m->log, LOG_WARN, "%s c%" PRIu64 " write queue full (%zu bytes queued)",
-            m->node, id, c->pending.len + c->inflight);
+            m->node, id, queued);
         return XE_BUSY;
     }
     if (c->tls != NULL) {

@@ -8,7 +8,8 @@
  * Writes: conn_send copies bytes into the connection's pending buffer;
  * conn_mgr_flush hands every pending buffer to uv_write (the buffer is owned
  * by the write request and freed in its callback).  Queued bytes (pending +
- * in flight) are bounded: beyond the bound conn_send returns XE_BUSY.
+ * in flight + plaintext a TLS session holds until its handshake ends) are
+ * bounded: beyond the bound conn_send returns XE_BUSY.
  *
  * Closing: conn_close flushes, then shuts the write side down (uv_shutdown),
  * waits for the peer's EOF (at most CONN_DRAIN_MS) and closes.  Memory of a

@@ -562,6 +562,11 @@ size_t tls_conn_pending_out(const struct tls_conn *t)
     return (size_t)BIO_ctrl_pending(t->wbio);
 }
 
+size_t tls_conn_held(const struct tls_conn *t)
+{
+    return t->held.len;
+}
+
 bool tls_conn_established(const struct tls_conn *t)
 {
     return t->established && !t->failed;

@@ -131,6 +131,11 @@ int tls_conn_take_out(struct tls_conn *t, struct buf *out);
 /* tls_conn_pending_out returns the number of ciphertext bytes waiting. */
 size_t tls_conn_pending_out(const struct tls_conn *t);
 
+/* tls_conn_held returns the number of plaintext bytes written before the
+ * handshake finished and still waiting for it (they count toward a
+ * connection's queue bound like ciphertext does). */
+size_t tls_conn_held(const struct tls_conn *t);
+
 /* tls_conn_established: the handshake finished and the session has not
  * failed. */
 bool tls_conn_established(const struct tls_conn *t);
