@@ -124,6 +124,15 @@ static void test_inspect_key_and_errors(void)
     fclose(f);
     CHECK_INT(pki_inspect(p("junk.txt"), &i, why, sizeof why), XE_CORRUPT);
     CHECK(strstr(why, "no PEM") != NULL);
+
+    /* A FIFO is refused at once: opening it for reading must not wait for
+     * a writer (the daemon's loop thread runs pki.inspect). */
+    REQUIRE(mkfifo(p("fifo.crt"), 0600) == 0);
+    CHECK_INT(pki_inspect(p("fifo.crt"), &i, why, sizeof why), XE_CORRUPT);
+    CHECK(strstr(why, "not a regular file") != NULL);
+    CHECK_INT(pki_key_matches(p("fifo.crt"), p("node1.crt"), why, sizeof why),
+              XE_CORRUPT);
+    unlink(p("fifo.crt"));
 }
 
 static void test_csr(void)

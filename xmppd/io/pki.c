@@ -66,38 +66,69 @@ const char *pki_kind_name(enum pki_kind kind)
 }
 
 /* read_file loads a whole small file into a memory BIO (owned by the
- * caller). */
+ * caller).  It runs on the loop thread (control requests), so it must not
+ * block: the file is opened O_NONBLOCK and anything but a regular file (a
+ * FIFO would wait for a writer forever) is refused.  The staging buffer may
+ * hold a private key: it is wiped before it is freed (the BIO wipes its own
+ * memory when freed). */
 static int read_file(const char *path, BIO **out, char *why, size_t why_len)
 {
+    struct stat st;
+    BIO *b;
+    char *data = NULL;
+    size_t n = 0;
+    int rc = 0;
+
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
         return fail(why, why_len, errno == ENOENT ? XE_NOTFOUND : XE_IO,
                     "cannot open %s: %s", path, strerror(errno));
-    char *data = malloc(PKI_MAX_FILE + 1);
-    if (data == NULL) {
-        fclose(f);
-        return fail(why, why_len, XE_NOMEM, "out of memory reading %s", path);
+    if (fstat(fd, &st) != 0) {
+        rc = fail(why, why_len, XE_IO, "cannot stat %s: %s", path, strerror(errno));
+        goto out;
     }
-    size_t n = fread(data, 1, PKI_MAX_FILE + 1, f);
-    int rerr = ferror(f);
-    fclose(f);
-    int rc = 0;
-    if (rerr)
-        rc = fail(why, why_len, XE_IO, "cannot read %s", path);
-    else if (n > PKI_MAX_FILE)
+    if (!S_ISREG(st.st_mode)) {
+        rc = fail(why, why_len, XE_CORRUPT, "%s is not a regular file", path);
+        goto out;
+    }
+    data = malloc(PKI_MAX_FILE + 1);
+    if (data == NULL) {
+        rc = fail(why, why_len, XE_NOMEM, "out of memory reading %s", path);
+        goto out;
+    }
+    while (n < PKI_MAX_FILE + 1) {
+        ssize_t r = read(fd, data + n, PKI_MAX_FILE + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = fail(why, why_len, XE_IO, "cannot read %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n > PKI_MAX_FILE) {
         rc =
             fail(why, why_len, XE_LIMIT,
                  "%s is over %d bytes: not a PEM key or certificate", path, PKI_MAX_FILE);
-    else {
-        BIO *b = BIO_new(BIO_s_mem());
-        if (b == NULL || BIO_write(b, data, (int)n) != (int)n) {
-            BIO_free(b);
-            rc = fail(why, why_len, XE_NOMEM, "out of memory reading %s", path);
-        } else
-            *out = b;
+        goto out;
     }
-    free(data);
+    b = BIO_new(BIO_s_mem());
+    if (b == NULL || BIO_write(b, data, (int)n) != (int)n) {
+        BIO_free(b);
+        rc = fail(why, why_len, XE_NOMEM, "out of memory reading %s", path);
+        goto out;
+    }
+    *out = b;
+
+out:
+    if (data != NULL) {
+        OPENSSL_cleanse(data, n);
+        free(data);
+    }
+    close(fd);
     return rc;
 }
 
