@@ -88,6 +88,11 @@ static void test_missing_and_not_regular(void)
     CHECK(strstr(err, "No such file") != NULL);
     CHECK_INT(conffile_load(dir, &c, err, sizeof err), XE_CORRUPT);
     CHECK(strstr(err, "not a regular file") != NULL);
+    /* A FIFO is refused at once, not waited on (a reload runs on the loop). */
+    REQUIRE(mkfifo(path, 0600) == 0);
+    CHECK_INT(conffile_load(path, &c, err, sizeof err), XE_CORRUPT);
+    CHECK(strstr(err, "not a regular file") != NULL);
+    unlink(path);
 }
 
 static void test_cleanup(void)

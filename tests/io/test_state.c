@@ -295,6 +295,11 @@ static void test_permissions(void)
     /* Saving again puts the mode right. */
     REQUIRE(state_save(dir, &a, NULL, err, sizeof err) == 0);
     CHECK_INT(state_load(dir, &b, err, sizeof err), 0);
+    /* A FIFO in the file's place is refused at once, not waited on. */
+    REQUIRE(unlink(path) == 0);
+    REQUIRE(mkfifo(path, 0600) == 0);
+    CHECK_INT(state_load(dir, &b, err, sizeof err), XE_CORRUPT);
+    CHECK(strstr(err, "not a regular file") != NULL);
     rm_tmp();
 }
 

@@ -8,6 +8,7 @@
 #ifndef XMPPD_CONFFILE_H
 #define XMPPD_CONFFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "conf.h"
@@ -22,5 +23,18 @@
  * read), XE_PERM (mode too open), XE_CORRUPT (malformed or not a regular
  * file) or XE_NOMEM.  sodium_init() must have succeeded. */
 int conffile_load(const char *path, struct conf *out, char *err, size_t errlen);
+
+/* conffile_read_private reads the whole of path, which must be a regular
+ * file of at most max bytes with no group or other permission bits, into
+ * *text: sodium_malloc memory, NUL-terminated after *len bytes, returned
+ * owned (release with sodium_free).  holds_secrets adds "it holds secrets"
+ * to the mode message; too_big_hint (may be NULL) is appended to the size
+ * message.  Never blocks on a FIFO.  On failure *text is NULL and err gets
+ * one line naming the file and the fix.  Returns 0, XE_NOTFOUND (no such
+ * file), XE_IO, XE_PERM (mode too open), XE_CORRUPT (not a regular file, or
+ * too large) or XE_NOMEM.  sodium_init() must have succeeded. */
+int conffile_read_private(const char *path, size_t max, bool holds_secrets,
+                          const char *too_big_hint, char **text, size_t *len, char *err,
+                          size_t errlen);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include <sodium.h>
 
+#include "conffile.h"
 #include "err.h"
 
 #define HASH_LEN 16
@@ -379,10 +380,9 @@ static void join(char *out, size_t len, const char *dir, const char *name)
 int state_load(const char *dir, struct node_state *out, char *err, size_t errlen)
 {
     char path[4096], tmp[4096], why[256];
-    struct stat st;
-    char *text = NULL;
-    size_t len = 0;
-    int fd, rc;
+    char *text;
+    size_t len;
+    int rc;
 
     join(path, sizeof path, dir, STATE_FILE);
     join(tmp, sizeof tmp, dir, STATE_FILE ".tmp");
@@ -392,55 +392,14 @@ int state_load(const char *dir, struct node_state *out, char *err, size_t errlen
         snprintf(err, errlen, "%s: cannot remove: %s", tmp, strerror(errno));
         return XE_IO;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0 && errno == ENOENT) {
+    rc = conffile_read_private(path, STATE_MAX_BYTES, false,
+                               "not a node state file; move it away to start this node "
+                               "afresh",
+                               &text, &len, err, errlen);
+    if (rc == XE_NOTFOUND)
         snprintf(err, errlen, "%s: no such file", path);
-        return XE_NOTFOUND;
-    }
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return XE_IO;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
-        rc = XE_CORRUPT;
-        goto out;
-    }
-    if ((st.st_mode & 077) != 0) {
-        snprintf(err, errlen,
-                 "%s: mode %04o is too open (group and others must have no access); "
-                 "fix with: chmod 600 %s",
-                 path, (unsigned)(st.st_mode & 07777), path);
-        rc = XE_PERM;
-        goto out;
-    }
-    if (st.st_size > STATE_MAX_BYTES) {
-        snprintf(err, errlen,
-                 "%s: larger than %d bytes: not a node state file; move it away to "
-                 "start this node afresh",
-                 path, STATE_MAX_BYTES);
-        rc = XE_CORRUPT;
-        goto out;
-    }
-    text = malloc((size_t)st.st_size + 1);
-    if (text == NULL) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        rc = XE_NOMEM;
-        goto out;
-    }
-    while (len < (size_t)st.st_size) {
-        ssize_t n = read(fd, text + len, (size_t)st.st_size - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(err, errlen, "%s: read failed: %s", path, strerror(errno));
-            rc = XE_IO;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
+    if (rc < 0)
+        return rc;
     rc = state_parse(text, len, out, why, sizeof why);
     if (rc < 0)
         snprintf(err, errlen,
@@ -448,10 +407,7 @@ int state_load(const char *dir, struct node_state *out, char *err, size_t errlen
                  "move it away to start this node afresh (a new node id and XMPP "
                  "disabled; the replicated configuration in %s/raft is kept)",
                  path, why, dir);
-
-out:
-    free(text);
-    close(fd);
+    sodium_free(text);
     return rc;
 }
 
