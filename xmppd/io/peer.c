@@ -881,6 +881,16 @@ int peer_send_raft(struct peer_mgr *m, uint64_t id, const char *addr, const void
     return rc;
 }
 
+void peer_close_link(struct peer_mgr *m, uint64_t id)
+{
+    struct peer *p = find_peer(m, id);
+
+    if (p != NULL && p->link != NULL) {
+        link_close(m, p->link, "closed by this node");
+        conn_mgr_flush(m->cm);
+    }
+}
+
 bool peer_has_room(struct peer_mgr *m, uint64_t id, size_t len)
 {
     struct peer *p = find_peer(m, id);

@@ -134,6 +134,10 @@ int peer_send(struct peer_mgr *m, uint64_t id, struct pframe *f);
 int peer_send_raft(struct peer_mgr *m, uint64_t id, const char *addr, const void *data,
                    size_t len);
 
+/* peer_close_link closes the current link to id (if any), as a lost
+ * connection: the channel keeps its frames and the link is redialled. */
+void peer_close_link(struct peer_mgr *m, uint64_t id);
+
 /* peer_has_room tells whether id's channel takes a frame of len bytes now. */
 bool peer_has_room(struct peer_mgr *m, uint64_t id, size_t len);
 

@@ -1,0 +1,475 @@
+/* test_peer.c: the cluster peer link (xmppd/io/peer.c) with real TLS 1.3
+ * on loopback sockets, on certificates made at test time by certs/mkca and
+ * certs/mknode: two or three endpoints on one loop exchange HELLO and
+ * frames; a node of another cluster and a certificate from another CA are
+ * refused; a dropped link is redialled and the reliable channel loses and
+ * duplicates nothing; a malformed frame closes the link and is counted. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "conn.h"
+#include "err.h"
+#include "logsink.h"
+#include "peer.h"
+#include "pframe.h"
+#include "testlib.h"
+#include "tls.h"
+
+static char dir[256];
+static uv_loop_t loop;
+static struct log_sink logs;
+static int base_port;
+
+static const char *path(const char *name)
+{
+    static char p[16][512];
+    static int i;
+
+    i = (i + 1) % 16;
+    snprintf(p[i], sizeof p[i], "%s/%s", dir, name);
+    return p[i];
+}
+
+static bool make_pki(void)
+{
+    char cmd[2048];
+
+    if (dir[0] != '\0')
+        return true;
+    snprintf(dir, sizeof dir, "/tmp/xmppd-test-peer-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return false;
+    snprintf(cmd, sizeof cmd,
+             "set -e; S=%s/certs; D=%s; exec >/dev/null 2>&1;"
+             "$S/mkca $D 'Test CA 1';"
+             "$S/mknode $D node1 --domain example.com --ip 127.0.0.1;"
+             "$S/mknode $D node2 --domain example.com --ip 127.0.0.2;"
+             "$S/mknode $D node3 --domain example.com --ip 127.0.0.3;"
+             "$S/mkca $D/ca2 'Test CA 2';"
+             "$S/mknode $D/ca2 rogue --domain example.com --ip 127.0.0.3;"
+             "cat $D/ca.crt $D/ca2/ca.crt > $D/both.pem",
+             XMPPD_SOURCE_DIR, dir);
+    return system(cmd) == 0;
+}
+
+/* One endpoint: a peer manager and what its hooks saw. */
+struct ep {
+    struct peer_mgr *pm;
+    uint64_t id, cluster;
+    char addr[64];
+    int ups, downs, raft, refused_hello, resets;
+    uint64_t got[512];
+    size_t ngot;
+    bool closed;
+};
+
+static int h_check(void *ud, const struct pframe_hello *h, bool contact, char *why,
+                   size_t len)
+{
+    struct ep *e = ud;
+
+    (void)contact;
+    if (h->cluster_id != e->cluster) {
+        e->refused_hello++;
+        snprintf(why, len, "another cluster");
+        return XE_PERM;
+    }
+    return 0;
+}
+
+static int h_raft(void *ud, uint64_t from, const void *data, size_t len)
+{
+    struct ep *e = ud;
+
+    (void)from;
+    if (len == 5 && memcmp(data, "raft!", 5) == 0)
+        e->raft++;
+    return 0;
+}
+
+static int h_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
+{
+    struct ep *e = ud;
+
+    (void)from;
+    (void)guest;
+    if (f->type == PFRAME_SUBMIT && e->ngot < 512)
+        e->got[e->ngot++] = f->u.submit.request_id;
+    return 0;
+}
+
+static void h_link(void *ud, uint64_t id, const char *addr, bool up, int err,
+                   bool refused)
+{
+    struct ep *e = ud;
+
+    (void)id;
+    (void)addr;
+    (void)err;
+    (void)refused;
+    if (up)
+        e->ups++;
+    else
+        e->downs++;
+}
+
+static void h_reset(void *ud, uint64_t id)
+{
+    struct ep *e = ud;
+
+    (void)id;
+    e->resets++;
+}
+
+static int ep_open(struct ep *e, int idx, uint64_t cluster, const char *node)
+{
+    struct peer_hooks h = {.ud = e,
+                           .check_hello = h_check,
+                           .raft = h_raft,
+                           .frame = h_frame,
+                           .link = h_link,
+                           .reset = h_reset};
+    struct peer_opts o;
+    char host[32], key[64], crt[64], err[256];
+    const char *ca = strcmp(node, "rogue") == 0 ? "ca2/" : "";
+    int rc;
+
+    memset(e, 0, sizeof *e);
+    e->id = (uint64_t)idx;
+    e->cluster = cluster;
+    snprintf(host, sizeof host, "127.0.0.%d", idx);
+    snprintf(e->addr, sizeof e->addr, "%s:%d", host, base_port);
+    snprintf(key, sizeof key, "%s%s.key", ca, node);
+    snprintf(crt, sizeof crt, "%s%s.crt", ca, node);
+    memset(&o, 0, sizeof o);
+    o.name = node;
+    o.log = &logs;
+    o.node_id = e->id;
+    o.cluster_id = cluster;
+    o.self_addr = e->addr;
+    o.listen_host = host;
+    o.listen_port = base_port;
+    o.key_path = path(key);
+    o.cert_path = path(crt);
+    /* The rogue trusts both CAs: only the others' check refuses it. */
+    o.trust_path = path(ca[0] != '\0' ? "both.pem" : "ca.crt");
+    o.backoff_min_ms = 20;
+    o.backoff_max_ms = 200;
+    rc = peer_mgr_new(&loop, &o, &h, &e->pm, err, sizeof err);
+    if (rc < 0)
+        fprintf(stderr, "peer_mgr_new %s: %s\n", node, err);
+    return rc;
+}
+
+static void on_closed(void *arg)
+{
+    ((struct ep *)arg)->closed = true;
+}
+
+static void ep_close(struct ep *e)
+{
+    if (e->pm == NULL)
+        return;
+    peer_mgr_close(e->pm, on_closed, e);
+    e->pm = NULL;
+    for (int i = 0; i < 500 && !e->closed; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+}
+
+static void members(struct ep *e, const struct ep *a, const struct ep *b)
+{
+    uint64_t ids[2] = {a->id, b->id};
+    const char *addrs[2] = {a->addr, b->addr};
+
+    CHECK_INT(peer_set_members(e->pm, ids, addrs, 2), 0);
+}
+
+/* run_until runs the loop until *flag is non-zero or ms pass. */
+static bool run_until(const int *flag, uint64_t ms)
+{
+    uint64_t end = uv_now(&loop) + ms;
+
+    while (*flag == 0 && uv_now(&loop) < end) {
+        uv_run(&loop, UV_RUN_ONCE);
+        uv_update_time(&loop);
+    }
+    return *flag != 0;
+}
+
+static void run_for(uint64_t ms)
+{
+    int never = 0;
+
+    run_until(&never, ms);
+}
+
+static int send_n(struct ep *e, uint64_t to, uint64_t first, uint64_t n)
+{
+    for (uint64_t i = first; i < first + n; i++) {
+        unsigned char d[4] = {1, 2, 3, 4};
+        struct pframe f;
+        memset(&f, 0, sizeof f);
+        f.type = PFRAME_SUBMIT;
+        f.u.submit.request_id = i;
+        f.u.submit.data = d;
+        f.u.submit.len = sizeof d;
+        if (peer_send(e->pm, to, &f) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static bool in_order(const struct ep *e, uint64_t n)
+{
+    if (e->ngot != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (e->got[i] != i + 1)
+            return false;
+    return true;
+}
+
+static void setup(void)
+{
+    static bool done;
+
+    if (done)
+        return;
+    done = true;
+    if (sodium_init() < 0)
+        abort();
+    uv_loop_init(&loop);
+    logsink_stderr(&logs, LOG_WARN);
+    base_port = 20000 + (int)(getpid() % 20000);
+}
+
+static void test_hello_and_frames(void)
+{
+    struct ep a, b;
+    struct peer_info pi;
+
+    setup();
+    REQUIRE(make_pki());
+    REQUIRE(ep_open(&a, 1, 7, "node1") == 0);
+    REQUIRE(ep_open(&b, 2, 7, "node2") == 0);
+    members(&a, &a, &b);
+    members(&b, &a, &b);
+    CHECK(run_until(&a.ups, 5000));
+    CHECK(run_until(&b.ups, 5000));
+    /* Frames sent now go on the link; RAFT unsequenced, SUBMIT through the
+     * channel. */
+    CHECK_INT(send_n(&a, 2, 1, 100), 0);
+    CHECK_INT(peer_send_raft(b.pm, 1, "", "raft!", 5), 0);
+    run_for(300);
+    CHECK(in_order(&b, 100));
+    CHECK_INT(a.raft, 1);
+    CHECK_INT(peer_get(a.pm, 2, &pi), 0);
+    CHECK(pi.up);
+    CHECK_STR(pi.state, "up");
+    CHECK(pi.frames_out >= 100);
+    CHECK(pi.last_contact_ms != 0);
+    /* Both dialled: one link each side, no more than a couple of ups. */
+    CHECK(a.ups <= 2 && b.ups <= 2);
+    ep_close(&a);
+    ep_close(&b);
+}
+
+static void test_wrong_cluster_refused(void)
+{
+    struct ep a, c;
+    struct peer_stats ps;
+
+    setup();
+    REQUIRE(make_pki());
+    REQUIRE(ep_open(&a, 1, 7, "node1") == 0);
+    REQUIRE(ep_open(&c, 3, 8, "node3") == 0);
+    members(&a, &a, &c);
+    members(&c, &a, &c);
+    run_for(800);
+    CHECK_INT(a.ups, 0);
+    CHECK_INT(c.ups, 0);
+    CHECK(a.refused_hello + c.refused_hello > 0);
+    peer_stats_get(a.pm, &ps);
+    CHECK(ps.refused > 0);
+    ep_close(&a);
+    ep_close(&c);
+}
+
+static void test_untrusted_certificate_refused(void)
+{
+    struct ep a, r;
+    struct peer_stats ps;
+
+    setup();
+    REQUIRE(make_pki());
+    REQUIRE(ep_open(&a, 1, 7, "node1") == 0);
+    if (ep_open(&r, 3, 7, "rogue") < 0) {
+        CHECK(false);
+        ep_close(&a);
+        return;
+    }
+    members(&a, &a, &r);
+    members(&r, &a, &r);
+    CHECK_INT(send_n(&r, 1, 1, 3), 0);
+    run_for(800);
+    CHECK_INT(a.ups, 0);
+    CHECK_INT(a.ngot, 0);
+    peer_stats_get(a.pm, &ps);
+    CHECK(ps.refused > 0);
+    ep_close(&a);
+    ep_close(&r);
+}
+
+static void test_reconnect_no_loss(void)
+{
+    struct ep a, b;
+
+    setup();
+    REQUIRE(make_pki());
+    REQUIRE(ep_open(&a, 1, 7, "node1") == 0);
+    REQUIRE(ep_open(&b, 2, 7, "node2") == 0);
+    members(&a, &a, &b);
+    members(&b, &a, &b);
+    REQUIRE(run_until(&a.ups, 5000));
+    CHECK_INT(send_n(&a, 2, 1, 40), 0);
+    /* Drop the link with frames in flight, send more while it is down. */
+    peer_close_link(a.pm, 2);
+    CHECK_INT(send_n(&a, 2, 41, 60), 0);
+    run_for(1500);
+    CHECK(a.downs >= 1);
+    CHECK(a.ups >= 2);
+    CHECK(in_order(&b, 100));
+    CHECK_INT(a.resets + b.resets, 0);
+    ep_close(&a);
+    ep_close(&b);
+}
+
+/* A raw client with a trusted certificate: a valid HELLO, then garbage. */
+struct raw {
+    uint64_t id;
+    bool gone;
+};
+
+static void raw_gone(void *ud, uint64_t id, int err)
+{
+    (void)id;
+    (void)err;
+    ((struct raw *)ud)->gone = true;
+}
+
+static void raw_data(void *ud, uint64_t id, const char *b, size_t l)
+{
+    (void)ud;
+    (void)id;
+    (void)b;
+    (void)l;
+}
+
+static int raw_opened(void *ud, uint64_t id, int tag, const char *peer)
+{
+    (void)ud;
+    (void)id;
+    (void)tag;
+    (void)peer;
+    return 0;
+}
+
+static void raw_drained(void *ud)
+{
+    (void)ud;
+}
+
+static void test_malformed_frame_closes(void)
+{
+    struct ep a;
+    struct raw raw = {0};
+    struct conn_hooks h = {.ud = &raw,
+                           .opened = raw_opened,
+                           .data = raw_data,
+                           .gone = raw_gone,
+                           .drained = raw_drained};
+    struct conn_mgr *cm = NULL;
+    struct tls_ctx *cli = NULL;
+    struct tls_ctx_opts o = {.role = TLS_ROLE_CLIENT,
+                             .key_path = path("node2.key"),
+                             .cert_path = path("node2.crt"),
+                             .bundle_path = path("ca.crt"),
+                             .verify_peer = true,
+                             .tls13_only = true};
+    struct pframe f;
+    struct buf b = {0};
+    struct peer_stats ps;
+    char err[256];
+    static const char junk[] = {0, 0, 0, 3, 1, 99, 0}; /* type 99 */
+
+    setup();
+    REQUIRE(make_pki());
+    REQUIRE(ep_open(&a, 1, 7, "node1") == 0);
+    REQUIRE(tls_ctx_new(&o, &cli, err, sizeof err) == 0);
+    REQUIRE(conn_mgr_new(&loop, &h, &logs, "raw", 0, &cm) == 0);
+    REQUIRE(conn_connect(cm, "127.0.0.1", base_port, 1, cli, "127.0.0.1", &raw.id, err,
+                         sizeof err) == 0);
+    memset(&f, 0, sizeof f);
+    f.type = PFRAME_HELLO;
+    f.u.hello.proto = PFRAME_PROTO;
+    f.u.hello.cluster_id = 7;
+    f.u.hello.node_id = 2;
+    f.u.hello.incarnation = 99;
+    f.u.hello.addr = "127.0.0.2:1";
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    conn_send(cm, raw.id, (const char *)b.data, b.len);
+    conn_send(cm, raw.id, junk, sizeof junk);
+    conn_mgr_flush(cm);
+    buf_free(&b);
+    run_for(800);
+    peer_stats_get(a.pm, &ps);
+    CHECK_INT(ps.malformed, 1);
+    CHECK(raw.gone);
+    conn_mgr_shutdown(cm);
+    run_for(100);
+    conn_mgr_free(cm);
+    tls_ctx_free(cli);
+    ep_close(&a);
+}
+
+static void test_parse_addr(void)
+{
+    char host[64];
+    int port;
+
+    CHECK_INT(peer_parse_addr("10.0.0.1", host, sizeof host, &port), 0);
+    CHECK_STR(host, "10.0.0.1");
+    CHECK_INT(port, PEER_DEFAULT_PORT);
+    CHECK_INT(peer_parse_addr("10.0.0.1:7000", host, sizeof host, &port), 0);
+    CHECK_INT(port, 7000);
+    CHECK_INT(peer_parse_addr("[::1]:5", host, sizeof host, &port), 0);
+    CHECK_STR(host, "::1");
+    CHECK_INT(peer_parse_addr("::1", host, sizeof host, &port), 0);
+    CHECK_STR(host, "::1");
+    CHECK(peer_parse_addr("10.0.0.1:0", host, sizeof host, &port) < 0);
+    CHECK(peer_parse_addr("10.0.0.1:x", host, sizeof host, &port) < 0);
+    CHECK(peer_parse_addr("", host, sizeof host, &port) < 0);
+}
+
+static void test_cleanup(void)
+{
+    char cmd[512];
+
+    if (dir[0] != '\0') {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        CHECK(system(cmd) == 0);
+    }
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+}
+
+TL_MAIN(T(test_parse_addr), T(test_hello_and_frames), T(test_wrong_cluster_refused),
+        T(test_untrusted_certificate_refused), T(test_reconnect_no_loss),
+        T(test_malformed_frame_closes), T(test_cleanup))
