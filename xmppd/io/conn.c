@@ -578,6 +578,33 @@ static void format_peer(const struct sockaddr_storage *ss, char *out, size_t out
     }
 }
 
+/* announce_and_read tells the owner that c is open (unless the owner already
+ * closed it: an outgoing connection closed while connecting) and starts
+ * reading.  Returns false when c is closing afterwards. */
+static bool announce_and_read(struct conn *c, int tag)
+{
+    struct conn_mgr *m = c->mgr;
+    int rc;
+
+    if (c->state == CONN_OPEN) {
+        rc = m->hooks.opened(m->hooks.ud, c->id, tag, c->peer);
+        if (rc < 0) {
+            begin_close(c);
+            return false;
+        }
+        /* The hook may have closed it (conn_mgr_shutdown, say). */
+        if (c->state == CONN_CLOSING)
+            return false;
+    }
+    /* A DRAINING connection reads too: its EOF ends the drain. */
+    rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        lost(c, rc);
+        return false;
+    }
+    return true;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct listener *l = server->data;
@@ -633,17 +660,7 @@ static void on_connection(uv_stream_t *server, int status)
         snprintf(c->peer, sizeof c->peer, "unknown");
     LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " accepted on %s from %s", m->node, c->id,
         l->addr, c->peer);
-    rc = m->hooks.opened(m->hooks.ud, c->id, l->tag, c->peer);
-    if (rc < 0) {
-        begin_close(c);
-        return;
-    }
-    if (c->state == CONN_CLOSING)
-        return;
-    /* A DRAINING connection reads too: its EOF ends the drain. */
-    rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (rc < 0)
-        lost(c, rc);
+    announce_and_read(c, l->tag);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -730,7 +747,6 @@ static void on_connect(uv_connect_t *req, int status)
 {
     struct conn *c = req->data;
     struct conn_mgr *m = c->mgr;
-    int rc;
 
     if (c->state == CONN_CLOSING)
         return;
@@ -743,22 +759,11 @@ static void on_connect(uv_connect_t *req, int status)
     }
     c->connecting = false;
     uv_tcp_nodelay(&c->tcp, 1);
-    if (c->state == CONN_OPEN) {
+    if (c->state == CONN_OPEN)
         LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " connected to %s", m->node, c->id,
             c->peer);
-        rc = m->hooks.opened(m->hooks.ud, c->id, c->tag, c->peer);
-        if (rc < 0) {
-            begin_close(c);
-            return;
-        }
-        if (c->state == CONN_CLOSING)
-            return;
-    }
-    rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (rc < 0) {
-        lost(c, rc);
+    if (!announce_and_read(c, c->tag))
         return;
-    }
     /* The ClientHello and anything the owner queued meanwhile. */
     if (c->pending.len > 0 || c->state == CONN_DRAINING)
         dirty_add(c);
