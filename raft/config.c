@@ -141,15 +141,20 @@ int raft_config_encode(const struct raft_config *c, void *buf, size_t cap, size_
 int raft_config_decode(const void *buf, size_t len, struct raft_config *c)
 {
     const uint8_t *p = buf, *end = p + len;
-    raft_config_init(c);
+    struct raft_config d;
+    int rc;
+
+    /* Decoded into d so that c is left as it was on any error: callers keep
+     * their previous configuration when a config entry does not decode. */
+    raft_config_init(&d);
     if (len < 2 || p[0] != 1 || p[1] > RAFT_MAX_MEMBERS)
         return RAFT_ECORRUPT;
     unsigned n = p[1];
     p += 2;
     for (unsigned i = 0; i < n; i++) {
         if (end - p < 10)
-            goto corrupt;
-        struct raft_member *m = &c->members[i];
+            return RAFT_ECORRUPT;
+        struct raft_member *m = &d.members[i];
         m->id = 0;
         for (int b = 0; b < 8; b++)
             m->id |= (uint64_t)p[b] << (8 * b);
@@ -157,17 +162,20 @@ int raft_config_decode(const void *buf, size_t len, struct raft_config *c)
         m->role = (enum raft_member_role)p[0];
         size_t al = p[1];
         p += 2;
-        if (al >= RAFT_ADDR_MAX || (size_t)(end - p) < al)
-            goto corrupt;
+        /* A NUL inside would make the address its prefix, and the decoded
+         * configuration differ from the bytes that the log holds. */
+        if (al >= RAFT_ADDR_MAX || (size_t)(end - p) < al || memchr(p, '\0', al) != NULL)
+            return RAFT_ECORRUPT;
         memcpy(m->address, p, al);
         m->address[al] = '\0';
         p += al;
     }
     if (p != end)
-        goto corrupt;
-    c->n = n;
-    return raft_config_validate(c);
-corrupt:
-    raft_config_init(c);
-    return RAFT_ECORRUPT;
+        return RAFT_ECORRUPT;
+    d.n = n;
+    rc = raft_config_validate(&d);
+    if (rc != 0)
+        return rc;
+    *c = d;
+    return 0;
 }

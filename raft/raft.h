@@ -130,7 +130,8 @@ unsigned raft_config_voters(const struct raft_config *c);
 int raft_config_encode(const struct raft_config *c, void *buf, size_t cap, size_t *len);
 
 /* raft_config_decode parses what raft_config_encode wrote and validates it:
- * RAFT_ECORRUPT on malformed input, or a raft_config_validate code. */
+ * RAFT_ECORRUPT on malformed input (an address with a NUL inside included),
+ * or a raft_config_validate code.  *c is written only on success. */
 int raft_config_decode(const void *buf, size_t len, struct raft_config *c);
 
 /* ---- Log entries and snapshots ------------------------------------------- */

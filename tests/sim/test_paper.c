@@ -792,6 +792,25 @@ static void test_config_rules(void)
     c.members[1].id = 1; /* forge a duplicate */
     CHECK_INT(raft_config_encode(&c, buf, sizeof buf, &len), 0);
     CHECK_INT(raft_config_decode(buf, len, &d), RAFT_EDUPID);
+    /* An address with a NUL inside is not one address: decoding it as the
+     * prefix would make the bytes and the configuration disagree.  A failed
+     * decode leaves the output as it was (callers keep their config). */
+    {
+        static const uint8_t nul[] = {1, 1, 1,          0, 0,   0, 0,  0,
+                                      0, 0, RAFT_VOTER, 3, 'a', 0, 'b'};
+        static const uint8_t bad_role[] = {1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 9, 1, 'a'};
+        struct raft_config before;
+        c.members[1].id = 2;
+        CHECK_INT(raft_config_encode(&c, buf, sizeof buf, &len), 0);
+        CHECK_INT(raft_config_decode(buf, len, &d), 0);
+        before = d;
+        CHECK_INT(raft_config_decode(nul, sizeof nul, &d), RAFT_ECORRUPT);
+        CHECK(memcmp(&d, &before, sizeof d) == 0);
+        CHECK_INT(raft_config_decode(bad_role, sizeof bad_role, &d), RAFT_EINVAL);
+        CHECK(memcmp(&d, &before, sizeof d) == 0);
+        CHECK_INT(raft_config_decode(buf, len - 1, &d), RAFT_ECORRUPT);
+        CHECK(memcmp(&d, &before, sizeof d) == 0);
+    }
     CHECK_STR(raft_strerror(RAFT_EDUPADDR), "a member with this address already exists");
     CHECK_STR(raft_errname(RAFT_EBUSY), "RAFT_EBUSY");
 }
