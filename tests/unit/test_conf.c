@@ -80,6 +80,18 @@ static void test_defaults(void)
 static void test_malformed(void)
 {
     fails_at("domain a.b\nbogus 1\n", 2, "unknown directive 'bogus'");
+    /* A secret that slipped onto a line of its own (a wrapped callbridge
+     * line) is printable ASCII like any directive: it must not be quoted. */
+    {
+        struct conf c;
+        struct conf_error e;
+
+        fails_at("domain a.b\ncallbridge cb1\nS3cret-value\n", 2, "callbridge needs");
+        CHECK_INT(parse("domain a.b\nS3cret-value\n", &c, &e), XE_CORRUPT);
+        CHECK_INT(e.line, 2);
+        CHECK(strstr(e.msg, "unknown directive") != NULL);
+        CHECK(strstr(e.msg, "S3cret") == NULL);
+    }
     fails_at("domain a.b\ncallbridge cb1\n", 2, "callbridge needs exactly two fields");
     fails_at("domain a.b\ncallbridge cb1 x\n\ncallbridge cb1 y\n", 4,
              "duplicate callbridge name 'cb1'");

@@ -342,7 +342,12 @@ static int directive(struct parser *ps, const struct field *f, size_t nf)
         return add_callbridge(ps, &f[1], &f[2]);
     }
     /* Quote at most 32 bytes of what we did not understand, and only when it
-     * is plain ASCII: a stray secret on its own line must not reach a log. */
+     * is plain ASCII followed by arguments, as a mistyped directive is.  A
+     * lone word may be a secret that slipped onto a line of its own (a
+     * wrapped callbridge line), and secrets are plain ASCII too: the message
+     * reaches logs and the admin shell, so it is not quoted. */
+    if (nf < 2)
+        return fail(ps, "unknown directive (a lone word; directives take arguments)");
     for (size_t i = 0; i < f[0].len; i++) {
         if ((unsigned char)f[0].p[i] < 0x21 || (unsigned char)f[0].p[i] > 0x7E)
             return fail(ps, "unknown directive");
