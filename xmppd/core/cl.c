@@ -2,6 +2,7 @@
  * in cl.h; format in docs/replicated-state.md). */
 #include "cl.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,15 +142,17 @@ const struct cl_user *cl_user_at(const struct cl_state *s, size_t i)
     return i < s->n_users ? s->users[i] : NULL;
 }
 
-/* find_cb returns the position of name in s->cb, or where it would go
- * (*found false). */
-static size_t find_cb(const struct cl_state *s, const char *name, bool *found)
+/* find_name binary-searches arr, n entries sorted by name, each a struct
+ * whose first member is its char name[] (so the entry pointer converts to
+ * the name, C11 6.7.2.1p15): returns the position of name, or where it
+ * would go (*found false).  Call bridges and users share it. */
+static size_t find_name(void *const *arr, size_t n, const char *name, bool *found)
 {
-    size_t lo = 0, hi = s->n_cb;
+    size_t lo = 0, hi = n;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->cb[mid]->name, name);
+        int c = strcmp((const char *)arr[mid], name);
         if (c == 0) {
             *found = true;
             return mid;
@@ -163,24 +166,17 @@ static size_t find_cb(const struct cl_state *s, const char *name, bool *found)
     return lo;
 }
 
+_Static_assert(offsetof(struct cl_callbridge, name) == 0, "find_name reads name first");
+_Static_assert(offsetof(struct cl_user, name) == 0, "find_name reads name first");
+
+static size_t find_cb(const struct cl_state *s, const char *name, bool *found)
+{
+    return find_name((void *const *)s->cb, s->n_cb, name, found);
+}
+
 static size_t find_user(const struct cl_state *s, const char *name, bool *found)
 {
-    size_t lo = 0, hi = s->n_users;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->users[mid]->name, name);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return find_name((void *const *)s->users, s->n_users, name, found);
 }
 
 const struct cl_callbridge *cl_callbridge_find(const struct cl_state *s, const char *name)
