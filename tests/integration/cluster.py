@@ -452,7 +452,16 @@ class ClusterComp:
         self.proc.stdin.flush()
 
     def finish(self, timeout=60):
-        rc = self.proc.wait(timeout)
+        """Waits for exit (AssertionError with the output on timeout);
+        collects all output; returns the exit status."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise AssertionError("%s on %s: no exit after %ss; output:\n%s\nstderr:\n%s"
+                                 % (self.jid, self.node.name, timeout,
+                                    self.output()[-3000:],
+                                    "\n".join(self.errlines[-20:])))
         self.reader.join(5)
         self.ereader.join(5)
         self._drain()

@@ -27,10 +27,13 @@ def exchange(c, a_node, a_name, b_node, b_name, what):
     c.wait_components([a_name, b_name])
     a.go()
     b.go()
-    for x in (a, b):
-        rc = x.finish(40)
-        check(rc == 0, "%s: %s exited %d:\n%s" % (what, x.jid, rc, x.output()))
-        x.wait_line("received messages=%d in_order=yes" % N, 1)
+    try:
+        for x in (a, b):
+            rc = x.finish(40)
+            check(rc == 0, "%s: %s exited %d:\n%s" % (what, x.jid, rc, x.output()))
+            x.wait_line("received messages=%d in_order=yes" % N, 1)
+    except AssertionError as e:
+        raise AssertionError("%s: %s\n%s" % (what, e, c.dump()))
     a.wait_line("^iq type=result from=%s" % b_jid, 1)
     b.wait_line("^presence from=%s" % a_jid, 1)
     c.say("%s: %d messages each way, ping and presence ok", what, N)
