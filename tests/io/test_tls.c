@@ -530,6 +530,8 @@ static void log_write(void *ud, enum log_level level, const char *line)
     buf_puts(&n->logtext, "\n");
 }
 
+static bool close_early; /* net_run: the client closes right after hello */
+
 static int n_opened(void *ud, uint64_t id, int tag, const char *peer)
 {
     struct net *n = ud;
@@ -556,7 +558,8 @@ static void n_data(void *ud, uint64_t id, const char *bytes, size_t len)
         }
     } else {
         buf_append(&n->server_got, bytes, len);
-        if (n->server_got.len >= 5)
+        /* A client that closed early sent its close_notify with hello. */
+        if (n->server_got.len >= 5 && !close_early)
             CHECK_INT(conn_send(n->cm, id, "world", 5), 0);
     }
     conn_mgr_flush(n->cm);
@@ -631,6 +634,10 @@ static void net_run(struct net *n, struct tls_ctx *sctx, enum tls_mode mode,
               0);
     /* Sent before the connection (and the handshake) is up. */
     CHECK_INT(conn_send(n->cm, n->client_id, "hello", 5), 0);
+    if (close_early) {
+        conn_close(n->cm, n->client_id);
+        n->client_closed = true;
+    }
     conn_mgr_flush(n->cm);
     uv_run(&n->loop, UV_RUN_DEFAULT);
     CHECK(!n->timed_out);
@@ -678,6 +685,30 @@ static void test_conn_tls_exchange(void)
         CHECK(logged(&n, "TLS with 127.0.0.1:"));
         net_free(&n);
     }
+    tls_ctx_free(sc);
+    tls_ctx_free(cc);
+}
+
+/* Closed right after sending, before TCP or the TLS handshake is up: the
+ * handshake still finishes, the bytes arrive, then the close_notify. */
+static void test_conn_tls_close_before_handshake(void)
+{
+    struct tls_ctx *sc = server_ctx("node1", false, false);
+    struct tls_ctx *cc = client_ctx(NULL, "ca.crt", true);
+    struct net n;
+
+    REQUIRE(sc != NULL && cc != NULL);
+    close_early = true;
+    net_run(&n, sc, TLS_MODE_REQUIRED, cc, "127.0.0.1");
+    close_early = false;
+    CHECK_INT(n.opened_server, 1);
+    CHECK_INT(n.opened_client, 0); /* closed before it was up: no hooks */
+    CHECK_INT(n.secured, 1);       /* the server's side only */
+    CHECK_STR(n.server_got.data, "hello");
+    CHECK_INT(n.gone_client, 0);
+    CHECK_INT(n.gone_server, 1);
+    CHECK_INT(n.gone_server_err, 0);
+    net_free(&n);
     tls_ctx_free(sc);
     tls_ctx_free(cc);
 }
@@ -925,6 +956,6 @@ static void test_cleanup(void)
 TL_MAIN(T(test_load_checks), T(test_mode_names), T(test_handshake_and_data),
         T(test_tls12_client), T(test_tls10_refused), T(test_tls13_only_refuses_tls12),
         T(test_hostname_and_trust), T(test_mutual_tls), T(test_garbage),
-        T(test_conn_tls_exchange), T(test_conn_plain_modes), T(test_conn_tls_refused),
-        T(test_conn_connect_edges), T(test_conn_held_bytes_bounded),
-        T(test_conf_directives), T(test_cleanup))
+        T(test_conn_tls_exchange), T(test_conn_tls_close_before_handshake),
+        T(test_conn_plain_modes), T(test_conn_tls_refused), T(test_conn_connect_edges),
+        T(test_conn_held_bytes_bounded), T(test_conf_directives), T(test_cleanup))

@@ -7,7 +7,8 @@
  *
  *   OPEN      the owner knows it; reads are delivered.
  *   DRAINING  the owner asked conn_close: pending bytes are written, then the
- *             write side is shut down; reads are discarded until EOF.
+ *             write side is shut down; reads are discarded until EOF (but
+ *             a TLS handshake holding the owner's bytes is finished first).
  *   CLOSING   uv_close was called; the close callback frees it.
  *
  * TLS (tls.h) sits between the socket and the hooks: a listener with a TLS
@@ -283,6 +284,14 @@ static void on_write(uv_write_t *req, int status)
         lost(c, status);
 }
 
+/* tls_holding: c's TLS session still holds plaintext the owner sent before
+ * the handshake ended.  A DRAINING connection then keeps reading (to finish
+ * the handshake) and puts its shutdown off until those bytes are out. */
+static bool tls_holding(const struct conn *c)
+{
+    return c->tls != NULL && tls_conn_held(c->tls) > 0 && !tls_conn_failed(c->tls);
+}
+
 /* flush_one hands c's pending bytes to libuv and, when c is DRAINING and
  * nothing is left, starts the shutdown. */
 static void flush_one(struct conn *c)
@@ -317,7 +326,7 @@ static void flush_one(struct conn *c)
         }
         c->inflight += wr->len;
     }
-    if (c->state == CONN_DRAINING && !c->shut_started) {
+    if (c->state == CONN_DRAINING && !c->shut_started && !tls_holding(c)) {
         c->shut_started = true;
         c->shut.data = c;
         /* uv_shutdown waits for the queued writes (libuv stream.c). */
@@ -501,7 +510,7 @@ static void tls_input(struct conn *c, const char *bytes, size_t len)
         c->secured = true;
         LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " TLS with %s established: %s %s", m->node,
             id, c->peer, tls_conn_version(c->tls), tls_conn_cipher(c->tls));
-        if (m->hooks.secured != NULL)
+        if (m->hooks.secured != NULL && c->state == CONN_OPEN)
             m->hooks.secured(m->hooks.ud, id);
     }
     if (plain.len > 0 && c->state == CONN_OPEN)
@@ -522,6 +531,10 @@ static void tls_input(struct conn *c, const char *bytes, size_t len)
                 c->peer, xe_strerror(rc));
         lost_draining(c, rc == XE_CLOSED ? 0 : UV_EPROTO);
     }
+    /* A DRAINING connection may now be ready for its shutdown (the handshake
+     * ended, or failed). */
+    if (c->state == CONN_DRAINING)
+        dirty_add(c);
     /* Handshake bytes and alerts were queued without the owner. */
     conn_mgr_flush(m);
 }
@@ -532,6 +545,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     struct conn_mgr *m = c->mgr;
 
     if (nread > 0) {
+        if (c->state == CONN_DRAINING && tls_holding(c)) {
+            tls_input(c, b->base, (size_t)nread);
+            return;
+        }
         if (c->state != CONN_OPEN)
             return;
         if (!c->sniffed && !sniff(c, (unsigned char)b->base[0]))
@@ -551,7 +568,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         lost(c, nread == UV_EOF ? 0 : (int)nread);
         break;
     case CONN_DRAINING:
-        if (c->shut_done || nread != UV_EOF)
+        /* Holding: the handshake cannot end now, nothing more will go out. */
+        if (c->shut_done || nread != UV_EOF || tls_holding(c))
             begin_close(c);
         break;
     case CONN_CLOSING:

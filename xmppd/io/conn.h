@@ -12,7 +12,9 @@
  * bounded: beyond the bound conn_send returns XE_BUSY.
  *
  * Closing: conn_close flushes, then shuts the write side down (uv_shutdown),
- * waits for the peer's EOF (at most CONN_DRAIN_MS) and closes.  Memory of a
+ * waits for the peer's EOF (at most CONN_DRAIN_MS) and closes.  Bytes sent
+ * before a TLS handshake ended are flushed too: the handshake finishes
+ * first (within the same bound).  Memory of a
  * connection is freed only in its libuv close callback; ids stay resolvable
  * until then but refuse new writes.  Hooks are called from libuv callbacks
  * and from conn_mgr_flush (gone, on a failed write), never from conn_send or
