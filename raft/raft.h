@@ -372,7 +372,8 @@ struct raft_counters {
     uint64_t dropped_non_member; /* messages from non-voters dropped, including
                                     their vote requests ignored by stickiness
                                     or for a stale log */
-    uint64_t dropped_stale;      /* lower-term messages */
+    uint64_t dropped_stale;      /* lower-term messages, and append replies
+                                    beyond our log (answering nothing sent) */
     uint64_t ignored_in_lease;   /* members' vote requests ignored (stickiness) */
     uint64_t elections;          /* campaigns started (real votes) */
     uint64_t pre_elections;      /* pre-vote rounds started */

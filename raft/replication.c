@@ -284,6 +284,16 @@ void raft__recv_append_result(struct raft *r, const struct raft_message *m)
     p->last_contact = r->now;
     p->active = true;
     uint64_t last = raft__log_last(&r->log);
+    /* Figure 2: a rejection names the prevLogIndex of an Append we sent in
+     * this term, a success the last index it matched, so either is at most
+     * our last index (a rejection's last_index is the follower's own, and
+     * may be larger).  A larger one answers nothing we sent; taken as it
+     * is, it would move nextIndex past the log, and the next Append would
+     * name entries we do not have. */
+    if (a->rejected ? a->reject_index > last : a->last_index > last) {
+        r->counters.dropped_stale++;
+        return;
+    }
     if (a->rejected) {
         if (a->reject_index < p->match || a->reject_index == 0)
             return; /* stale */
@@ -306,8 +316,6 @@ void raft__recv_append_result(struct raft *r, const struct raft_message *m)
         raft__send_append(r, p);
         return;
     }
-    if (a->last_index > last)
-        return; /* not a reply to anything we sent */
     if (a->last_index > p->match || p->probing) {
         if (a->last_index > p->match)
             p->match = a->last_index;

@@ -769,6 +769,35 @@ static void test_non_members_and_other_clusters(void)
     raft_free(r);
 }
 
+/* Figure 2, AppendEntries reply: a rejection names the prevLogIndex it
+ * refused, which the leader sent, so it is at most the leader's last index.
+ * A rejection beyond it answers nothing we sent: it must not move nextIndex
+ * past the log, or the next Append would name entries the leader does not
+ * have (n_entries > 0 with no entries). */
+static void test_reject_beyond_last_ignored(void)
+{
+    struct raft_update u;
+    struct raft_progress pr;
+    struct raft *r = make_leader(3, &u);
+    uint64_t last = status(r).last_index;
+    struct raft_message res = msg(RAFT_MSG_APPEND_RESULT, 2, 1, 2);
+
+    res.u.append_result.rejected = true;
+    res.u.append_result.last_index = last + 20;
+    res.u.append_result.reject_index = last + 10;
+    res.u.append_result.conflict_index = last + 5;
+    CHECK_INT(recv(r, 5001, &res, &u), 0);
+    CHECK_INT(raft_progress(r, 2, &pr), 0);
+    CHECK(pr.next_index <= last + 1);
+    tick(r, 9000, &u);
+    for (unsigned i = 0; i < u.n_messages; i++)
+        if (u.messages[i].type == RAFT_MSG_APPEND)
+            CHECK(u.messages[i].u.append.n_entries == 0 ||
+                  u.messages[i].u.append.entries != NULL);
+    CHECK_INT(status(r).role, RAFT_LEADER);
+    raft_free(r);
+}
+
 /* Configurations: duplicate id and duplicate address are distinct errors;
  * the encoding round-trips and rejects garbage. */
 static void test_config_rules(void)
@@ -815,13 +844,14 @@ static void test_config_rules(void)
     CHECK_STR(raft_errname(RAFT_EBUSY), "RAFT_EBUSY");
 }
 
-TL_MAIN(T(test_update_term_from_message), T(test_reject_stale_term),
-        T(test_start_as_follower), T(test_leader_broadcasts_heartbeat),
-        T(test_follower_starts_election), T(test_election_in_one_round),
-        T(test_vote_once_per_term), T(test_candidate_falls_back),
-        T(test_election_timeout_randomized), T(test_leader_starts_replication),
-        T(test_leader_commits_on_majority), T(test_follower_commits),
-        T(test_append_consistency_check), T(test_follower_appends_entries),
-        T(test_leader_syncs_follower_log), T(test_voter_up_to_date_rule),
-        T(test_commit_only_current_term), T(test_safety_properties_on_runs),
-        T(test_non_members_and_other_clusters), T(test_config_rules))
+TL_MAIN(T(test_update_term_from_message), T(test_reject_beyond_last_ignored),
+        T(test_reject_stale_term), T(test_start_as_follower),
+        T(test_leader_broadcasts_heartbeat), T(test_follower_starts_election),
+        T(test_election_in_one_round), T(test_vote_once_per_term),
+        T(test_candidate_falls_back), T(test_election_timeout_randomized),
+        T(test_leader_starts_replication), T(test_leader_commits_on_majority),
+        T(test_follower_commits), T(test_append_consistency_check),
+        T(test_follower_appends_entries), T(test_leader_syncs_follower_log),
+        T(test_voter_up_to_date_rule), T(test_commit_only_current_term),
+        T(test_safety_properties_on_runs), T(test_non_members_and_other_clusters),
+        T(test_config_rules))
