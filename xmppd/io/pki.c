@@ -676,29 +676,23 @@ static int load_key(const char *path, EVP_PKEY **out, char *why, size_t why_len)
     return 0;
 }
 
-int pki_verify(const char *cert_path, const char *bundle_path, time_t now, char *why,
-               size_t why_len)
+/* verify_chain checks certs (borrowed: the leaf first, then untrusted
+ * intermediates) against the CA certificates in cas (borrowed) at now, for
+ * TLS server use.  The paths only name the files in why. */
+static int verify_chain(STACK_OF(X509) * certs, STACK_OF(X509) * cas,
+                        const char *cert_path, const char *bundle_path, time_t now,
+                        char *why, size_t why_len)
 {
-    STACK_OF(X509) *chain = NULL, *cas = NULL;
-    X509_STORE *store = NULL;
-    X509_STORE_CTX *ctx = NULL;
-    X509 *leaf = NULL;
-    int rc = load_certs(cert_path, &chain, why, why_len);
-    if (rc < 0)
-        goto out;
-    rc = load_certs(bundle_path, &cas, why, why_len);
-    if (rc < 0)
-        goto out;
-    rc = XE_NOMEM;
-    store = X509_STORE_new();
-    ctx = X509_STORE_CTX_new();
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    int rc = XE_NOMEM;
+
     if (store == NULL || ctx == NULL)
         goto out;
     for (int i = 0; i < sk_X509_num(cas); i++)
         if (!X509_STORE_add_cert(store, sk_X509_value(cas, i)))
             goto out;
-    leaf = sk_X509_shift(chain);
-    if (!X509_STORE_CTX_init(ctx, store, leaf, chain))
+    if (!X509_STORE_CTX_init(ctx, store, sk_X509_value(certs, 0), certs))
         goto out;
     X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
     if (now != 0)
@@ -714,12 +708,41 @@ int pki_verify(const char *cert_path, const char *bundle_path, time_t now, char 
     }
 out:
     X509_STORE_CTX_free(ctx);
-    X509_free(leaf);
     X509_STORE_free(store);
-    sk_X509_pop_free(chain, X509_free);
-    sk_X509_pop_free(cas, X509_free);
     if (rc == XE_NOMEM)
         fail(why, why_len, rc, "out of memory verifying %s", cert_path);
+    ERR_clear_error();
+    return rc;
+}
+
+int pki_verify(const char *cert_path, const char *bundle_path, time_t now, char *why,
+               size_t why_len)
+{
+    STACK_OF(X509) *chain = NULL, *cas = NULL;
+    int rc = load_certs(cert_path, &chain, why, why_len);
+
+    if (rc == 0)
+        rc = load_certs(bundle_path, &cas, why, why_len);
+    if (rc == 0)
+        rc = verify_chain(chain, cas, cert_path, bundle_path, now, why, why_len);
+    sk_X509_pop_free(chain, X509_free);
+    sk_X509_pop_free(cas, X509_free);
+    return rc;
+}
+
+/* check_pair: the key k belongs to the first certificate of certs. */
+static int check_pair(EVP_PKEY *k, STACK_OF(X509) * certs, const char *key_path,
+                      const char *cert_path, char *why, size_t why_len)
+{
+    int rc = 0;
+
+    if (X509_check_private_key(sk_X509_value(certs, 0), k) != 1)
+        rc =
+            fail(why, why_len, XE_AUTH,
+                 "key %s does not belong to certificate %s; give the key the certificate "
+                 "was made for",
+                 key_path, cert_path);
+    ERR_clear_error();
     return rc;
 }
 
@@ -731,16 +754,39 @@ int pki_key_matches(const char *key_path, const char *cert_path, char *why,
     int rc = load_key(key_path, &k, why, why_len);
     if (rc == 0)
         rc = load_certs(cert_path, &certs, why, why_len);
-    if (rc == 0 && X509_check_private_key(sk_X509_value(certs, 0), k) != 1)
-        rc =
-            fail(why, why_len, XE_AUTH,
-                 "key %s does not belong to certificate %s; give the key the certificate "
-                 "was made for",
-                 key_path, cert_path);
-    ERR_clear_error();
+    if (rc == 0)
+        rc = check_pair(k, certs, key_path, cert_path, why, why_len);
     EVP_PKEY_free(k);
     sk_X509_pop_free(certs, X509_free);
     return rc;
+}
+
+/* check_validity: x (borrowed) is valid at now (0: the current time). */
+static int check_validity(X509 *x, const char *cert_path, time_t now, char *why,
+                          size_t why_len)
+{
+    if (now == 0)
+        now = time(NULL);
+    time_t nb = asn1_time(X509_get0_notBefore(x));
+    time_t na = asn1_time(X509_get0_notAfter(x));
+    char when[32];
+    struct tm tm;
+    if (X509_cmp_time(X509_get0_notAfter(x), &now) < 0) {
+        gmtime_r(&na, &tm);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        return fail(
+            why, why_len, XE_STATE,
+            "certificate %s expired on %s; make a new one and set it with xmpp certs",
+            cert_path, when);
+    }
+    if (X509_cmp_time(X509_get0_notBefore(x), &now) > 0) {
+        gmtime_r(&nb, &tm);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        return fail(why, why_len, XE_STATE,
+                    "certificate %s is not valid before %s; check this host's clock",
+                    cert_path, when);
+    }
+    return 0;
 }
 
 int pki_check_validity(const char *cert_path, time_t now, char *why, size_t why_len)
@@ -749,39 +795,55 @@ int pki_check_validity(const char *cert_path, time_t now, char *why, size_t why_
     int rc = load_certs(cert_path, &certs, why, why_len);
     if (rc < 0)
         return rc;
-    if (now == 0)
-        now = time(NULL);
-    X509 *x = sk_X509_value(certs, 0);
-    time_t nb = asn1_time(X509_get0_notBefore(x));
-    time_t na = asn1_time(X509_get0_notAfter(x));
-    char when[32];
-    struct tm tm;
-    if (X509_cmp_time(X509_get0_notAfter(x), &now) < 0) {
-        gmtime_r(&na, &tm);
-        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-        rc = fail(
-            why, why_len, XE_STATE,
-            "certificate %s expired on %s; make a new one and set it with xmpp certs",
-            cert_path, when);
-    } else if (X509_cmp_time(X509_get0_notBefore(x), &now) > 0) {
-        gmtime_r(&nb, &tm);
-        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-        rc = fail(why, why_len, XE_STATE,
-                  "certificate %s is not valid before %s; check this host's clock",
-                  cert_path, when);
-    }
+    rc = check_validity(sk_X509_value(certs, 0), cert_path, now, why, why_len);
     sk_X509_pop_free(certs, X509_free);
     return rc;
+}
+
+int pki_load_identity(const char *key_path, const char *cert_path,
+                      const char *bundle_path, time_t now, EVP_PKEY **key,
+                      STACK_OF(X509) * *certs, char *why, size_t why_len)
+{
+    EVP_PKEY *k = NULL;
+    STACK_OF(X509) *c = NULL, *cas = NULL;
+    int rc;
+
+    *key = NULL;
+    *certs = NULL;
+    /* Each file is read once: what is checked is what the caller uses. */
+    rc = load_key(key_path, &k, why, why_len);
+    if (rc == 0)
+        rc = load_certs(cert_path, &c, why, why_len);
+    if (rc == 0)
+        rc = check_pair(k, c, key_path, cert_path, why, why_len);
+    if (rc == 0)
+        rc = check_validity(sk_X509_value(c, 0), cert_path, now, why, why_len);
+    if (rc == 0 && bundle_path != NULL) {
+        rc = load_certs(bundle_path, &cas, why, why_len);
+        if (rc == 0)
+            rc = verify_chain(c, cas, cert_path, bundle_path, now, why, why_len);
+        sk_X509_pop_free(cas, X509_free);
+    }
+    if (rc < 0) {
+        EVP_PKEY_free(k);
+        sk_X509_pop_free(c, X509_free);
+        return rc;
+    }
+    *key = k;
+    *certs = c;
+    return 0;
 }
 
 int pki_check_certs(const char *key_path, const char *cert_path, const char *bundle_path,
                     time_t now, char *why, size_t why_len)
 {
-    int rc = pki_key_matches(key_path, cert_path, why, why_len);
-    if (rc == 0)
-        rc = pki_check_validity(cert_path, now, why, why_len);
-    if (rc == 0 && bundle_path != NULL)
-        rc = pki_verify(cert_path, bundle_path, now, why, why_len);
+    EVP_PKEY *k;
+    STACK_OF(X509) * c;
+    int rc =
+        pki_load_identity(key_path, cert_path, bundle_path, now, &k, &c, why, why_len);
+
+    EVP_PKEY_free(k);
+    sk_X509_pop_free(c, X509_free);
     return rc;
 }
 

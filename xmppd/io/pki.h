@@ -18,6 +18,8 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "ctl.h"
 
@@ -109,6 +111,16 @@ int pki_check_validity(const char *cert_path, time_t now, char *why, size_t why_
  * first failure is returned, as above. */
 int pki_check_certs(const char *key_path, const char *cert_path, const char *bundle_path,
                     time_t now, char *why, size_t why_len);
+
+/* pki_load_identity runs the checks of pki_check_certs and hands back what
+ * it read, so that a TLS context uses exactly the files it checked, each
+ * read once: *key (returned owned; EVP_PKEY_free) and *certs (returned
+ * owned: the certificate, then any chain certificates that follow it in
+ * cert_path; sk_X509_pop_free with X509_free).  Returns as pki_check_certs;
+ * on failure *key and *certs are NULL. */
+int pki_load_identity(const char *key_path, const char *cert_path,
+                      const char *bundle_path, time_t now, EVP_PKEY **key,
+                      STACK_OF(X509) * *certs, char *why, size_t why_len);
 
 /* ---- control handlers ------------------------------------------------- */
 

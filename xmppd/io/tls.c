@@ -123,20 +123,26 @@ static int setup_policy(SSL_CTX *c, const struct tls_ctx_opts *o)
     return 0;
 }
 
-/* load_identity loads our key and certificate (with any chain certificates
- * that follow it in the file) and completes the chain from the bundle. */
-static int load_identity(SSL_CTX *c, const struct tls_ctx_opts *o, char *why,
-                         size_t why_len)
+/* load_identity puts our key and certificate (with any chain certificates
+ * that followed it in its file), as pki_load_identity read and checked
+ * them, into c, and completes the chain from the bundle.  key and certs are
+ * borrowed. */
+static int load_identity(SSL_CTX *c, const struct tls_ctx_opts *o, EVP_PKEY *key,
+                         STACK_OF(X509) * certs, char *why, size_t why_len)
 {
-    if (SSL_CTX_use_certificate_chain_file(c, o->cert_path) != 1)
-        return fail(why, why_len, XE_TLS, "cannot load the certificate %s: %s",
-                    o->cert_path, ssl_reason());
-    if (SSL_CTX_use_PrivateKey_file(c, o->key_path, SSL_FILETYPE_PEM) != 1)
-        return fail(why, why_len, XE_TLS, "cannot load the key %s: %s", o->key_path,
-                    ssl_reason());
-    if (SSL_CTX_check_private_key(c) != 1)
-        return fail(why, why_len, XE_AUTH, "the key %s does not belong to %s",
-                    o->key_path, o->cert_path);
+    STACK_OF(X509) *chain = sk_X509_dup(certs);
+    X509 *leaf;
+    int ok;
+
+    if (chain == NULL)
+        return fail(why, why_len, XE_NOMEM, "out of memory");
+    leaf = sk_X509_shift(chain);
+    /* The chain is copied (references taken): ours is only a view. */
+    ok = SSL_CTX_use_cert_and_key(c, leaf, key, chain, 1);
+    sk_X509_free(chain);
+    if (ok != 1)
+        return fail(why, why_len, XE_TLS, "cannot use the key %s with %s: %s",
+                    o->key_path, o->cert_path, ssl_reason());
     if (o->bundle_path != NULL) {
         /* Intermediates from the bundle go out with our certificate; the
          * root does not (the peer has it, RFC 8446 §4.4.2). */
@@ -150,8 +156,10 @@ static int load_identity(SSL_CTX *c, const struct tls_ctx_opts *o, char *why,
 int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out, char *why,
                 size_t why_len)
 {
-    struct tls_ctx *t;
+    struct tls_ctx *t = NULL;
     bool has_identity = o->key_path != NULL && o->cert_path != NULL;
+    EVP_PKEY *key = NULL;
+    STACK_OF(X509) *certs = NULL;
     int rc;
 
     *out = NULL;
@@ -165,16 +173,19 @@ int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out, char *why,
         return fail(why, why_len, XE_INVAL,
                     "verifying peers needs a CA bundle to check them against");
     if (has_identity) {
-        /* The checks `xmpp enable` relies on (pki.h), done once here. */
-        rc = pki_check_certs(o->key_path, o->cert_path,
-                             o->role == TLS_ROLE_SERVER ? o->bundle_path : NULL, 0, why,
-                             why_len);
+        /* The checks `xmpp enable` relies on (pki.h), done once here, on the
+         * very key and certificates the context then uses. */
+        rc = pki_load_identity(o->key_path, o->cert_path,
+                               o->role == TLS_ROLE_SERVER ? o->bundle_path : NULL, 0,
+                               &key, &certs, why, why_len);
         if (rc < 0)
             return rc;
     }
     t = calloc(1, sizeof *t);
-    if (t == NULL)
-        return fail(why, why_len, XE_NOMEM, "out of memory");
+    if (t == NULL) {
+        rc = fail(why, why_len, XE_NOMEM, "out of memory");
+        goto err;
+    }
     t->role = o->role;
     t->verify_peer = o->verify_peer;
     t->ssl = SSL_CTX_new(o->role == TLS_ROLE_SERVER ? TLS_server_method()
@@ -194,7 +205,7 @@ int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out, char *why,
         goto err;
     }
     if (has_identity) {
-        rc = load_identity(t->ssl, o, why, why_len);
+        rc = load_identity(t->ssl, o, key, certs, why, why_len);
         if (rc < 0)
             goto err;
     }
@@ -213,10 +224,14 @@ int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out, char *why,
         SSL_CTX_set_verify(t->ssl, SSL_VERIFY_NONE, NULL);
     }
     ERR_clear_error();
+    EVP_PKEY_free(key);
+    sk_X509_pop_free(certs, X509_free);
     *out = t;
     return 0;
 
 err:
+    EVP_PKEY_free(key);
+    sk_X509_pop_free(certs, X509_free);
     tls_ctx_free(t);
     return rc;
 }
