@@ -153,6 +153,26 @@ static int load_identity(SSL_CTX *c, const struct tls_ctx_opts *o, EVP_PKEY *key
     return 0;
 }
 
+/* setup_verify sets whether c checks its peers' certificates. */
+static void setup_verify(SSL_CTX *c, const struct tls_ctx_opts *o)
+{
+    int mode = SSL_VERIFY_PEER;
+
+    if (!o->verify_peer) {
+        SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
+        return;
+    }
+    if (o->role == TLS_ROLE_SERVER) {
+        /* Mutual TLS: no certificate, no session; tell clients which CAs we
+         * accept (RFC 8446 §4.2.4). */
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->bundle_path);
+        if (names != NULL)
+            SSL_CTX_set_client_CA_list(c, names);
+        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    }
+    SSL_CTX_set_verify(c, mode, NULL);
+}
+
 int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out, char *why,
                 size_t why_len)
 {
@@ -209,20 +229,7 @@ int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out, char *why,
         if (rc < 0)
             goto err;
     }
-    if (o->verify_peer) {
-        int mode = SSL_VERIFY_PEER;
-        if (o->role == TLS_ROLE_SERVER) {
-            /* Mutual TLS: no certificate, no session; tell clients which
-             * CAs we accept (RFC 8446 §4.2.4). */
-            STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->bundle_path);
-            if (names != NULL)
-                SSL_CTX_set_client_CA_list(t->ssl, names);
-            mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-        }
-        SSL_CTX_set_verify(t->ssl, mode, NULL);
-    } else {
-        SSL_CTX_set_verify(t->ssl, SSL_VERIFY_NONE, NULL);
-    }
+    setup_verify(t->ssl, o);
     ERR_clear_error();
     EVP_PKEY_free(key);
     sk_X509_pop_free(certs, X509_free);
