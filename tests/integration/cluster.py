@@ -510,7 +510,9 @@ class Cluster:
         self.n = n
         self.net = net
         self.domain = domain
-        self.base = base or tempfile.mkdtemp(prefix="xmppd-cluster-")
+        # Not "xmppd-*": a by-hand `rm -rf /tmp/xmppd-*` on a shared machine
+        # must not pull a running test's state from under it.
+        self.base = base or tempfile.mkdtemp(prefix="xcluster-")
         self.ca = os.path.join(self.base, "ca")
         self.secrets = {}
         lb = loopback_base()
@@ -740,18 +742,40 @@ class Cluster:
 
     # -- call bridges and components --
 
-    def add_callbridge(self, name, on=None):
-        """xmpp callbridge add on a node (default node1); returns the secret."""
+    def add_callbridge(self, name, on=None, everywhere=True):
+        """xmpp callbridge add on a node (default node1); returns the secret.
+        The answer means committed; with everywhere (default) this also waits
+        until every live node has applied it, so that a component may connect
+        to any node at once."""
         on = on or self.nodes[0]
         out = on.ok("xmpp callbridge add %s" % name, timeout=30)
         m = re.search(r"Secret:\s*(\S+)", out)
         check(m is not None, "no secret in %r" % out)
         self.secrets[name] = m.group(1)
+        if everywhere:
+            self.wait_replicated("xmpp callbridge list",
+                                 lambda o: re.search(r"(?m)^%s\s" % re.escape(name), o),
+                                 what="call bridge %s" % name)
         return self.secrets[name]
+
+    def wait_serving(self, node, timeout=10):
+        """Waits until node serves XMPP (`xmpp status`: Serving yes); the
+        failure names the node's own error."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = node.json("xmpp status")
+            if st.get("serving"):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("%s does not serve XMPP after %ss (enabled %s, error %r)"
+                                     % (node.name, timeout, st.get("enabled"), st.get("error")))
+            time.sleep(0.1)
 
     def comp(self, node, name, *args, timeout=60):
         """Starts a component (xcomp) named name on node, with the secret
-        from add_callbridge; closed by close() if the test does not."""
+        from add_callbridge, once the node serves XMPP; closed by close() if
+        the test does not."""
+        self.wait_serving(node)
         c = ClusterComp(node, name, self.secrets[name], *args, timeout=timeout)
         self.comps.append(c)
         return c

@@ -18,12 +18,20 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
-from cluster import Cluster  # noqa: E402
+from cluster import Cluster, wait_for  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 
 def minority_checks(c, nd, name):
-    """nd is cut off alone: status at once, writes refused clearly."""
+    """nd is cut off alone: status at once; once it has noticed that it has
+    no leader (within a few election timeouts), writes are refused with an
+    error that says so."""
+    t = time.monotonic()
+    s = wait_for(lambda: (lambda st: st if st.leader is None or st.state == "CANDIDATE"
+                          else None)(nd.status()), 20,
+                 "%s notices it has no leader" % nd.name)
+    c.say("%s (minority) has no leader after %.1fs: State %s", nd.name, time.monotonic() - t,
+          s.state)
     t = time.monotonic()
     rc, out, err = nd.mmp("xmpp cluster status", timeout=10)
     took = time.monotonic() - t
@@ -47,7 +55,7 @@ def main():
         net.partition([[f.index]])
         c.say("partition: %s | rest", f.name)
         majority = [nd for nd in c.nodes if nd is not f]
-        c.add_callbridge("majority1", on=leader)
+        c.add_callbridge("majority1", on=leader, everywhere=False)
         minority_checks(c, f, "minority1")
         st = leader.status()
         check(st.state == "LEADER", "leader lost leadership to a follower's cut: %s" % st.text)
@@ -66,7 +74,7 @@ def main():
         new, term = c.wait_leader(majority, not_node=leader, timeout=30)
         c.say("majority elected %s in term %d", new.name, term)
         check(term > term0, "term did not rise")
-        c.add_callbridge("majority2", on=majority[0])
+        c.add_callbridge("majority2", on=majority[0], everywhere=False)
         minority_checks(c, leader, "minority2")
         st = leader.status()
         check(st.state != "LEADER", "cut-off leader still says LEADER: %s" % st.text)
