@@ -52,7 +52,8 @@ enum join_phase {
     JOIN_ASKED,   /* the request is with the cluster */
     JOIN_SWITCH,  /* accepted: replace the store on the next tick */
     JOIN_SWITCHING,
-    JOIN_SYNC, /* waiting to be a voter */
+    JOIN_SYNC,  /* waiting to be a voter */
+    JOIN_RETRY, /* the leader was busy with another change: ask again */
 };
 
 struct cjoin {
@@ -61,6 +62,8 @@ struct cjoin {
     bool replace;
     uint64_t cluster_id;
     uint64_t deadline;
+    uint64_t contact_id; /* the member we asked */
+    uint64_t retry_at;
     cluster_cb cb;
     void *arg;
 };
@@ -765,6 +768,13 @@ static void join_answer(void *arg, int rc, const char *msg, const void *data, si
 
     if (c == NULL || c->join.phase != JOIN_ASKED)
         return;
+    if (rc == XE_BUSY && now_ms(n) + 300 < c->join.deadline) {
+        /* Another membership change is under way (thesis §4.1: one at a
+         * time): ask again shortly. */
+        c->join.phase = JOIN_RETRY;
+        c->join.retry_at = now_ms(n) + 200;
+        return;
+    }
     if (rc < 0) {
         join_finish(c, rc, msg);
         return;
@@ -779,6 +789,10 @@ static void join_answer(void *arg, int rc, const char *msg, const void *data, si
         msg != NULL ? msg : "ok", c->join.cluster_id);
 }
 
+static void send_join(struct node *n, uint64_t id);
+static void pk_leader_down(struct node *n, uint64_t id, const char *addr, bool up,
+                           bool refused);
+
 static void pk_link(void *ud, uint64_t id, const char *addr, bool up, int err,
                     bool refused)
 {
@@ -789,33 +803,48 @@ static void pk_link(void *ud, uint64_t id, const char *addr, bool up, int err,
     if (c == NULL)
         return;
     if (up && c->join.phase == JOIN_CONTACT && strcmp(addr, c->join.addr) == 0) {
-        char self[PFRAME_MAX_ADDR + 1];
-        unsigned char body[13 + PFRAME_MAX_ADDR];
-        size_t alen;
-        struct creq *q;
-
-        cluster_self_addr(n, self, sizeof self);
-        alen = strlen(self);
-        put64(body, n->st.node_id);
-        body[8] = c->join.replace ? 1 : 0;
-        body[9] = 0;
-        body[10] = 0;
-        body[11] = (unsigned char)(alen >> 8);
-        body[12] = (unsigned char)alen;
-        memcpy(body + 13, self, alen);
-        q = req_new(c, CLUSTER_REQ_JOIN, body, 13 + alen, c->join.deadline - now_ms(n));
-        if (q == NULL) {
-            join_finish(c, XE_NOMEM, NULL);
-            return;
-        }
-        q->fixed = true;
-        q->cb = join_answer;
-        q->arg = n;
-        c->join.phase = JOIN_ASKED;
-        if (req_send(c, q, id) < 0)
-            req_finish(c, q, XE_CLOSED, "the link to the member closed", NULL, 0);
+        send_join(n, id);
         return;
     }
+    pk_leader_down(n, id, addr, up, refused);
+}
+
+static void send_join(struct node *n, uint64_t id)
+{
+    struct cluster *c = n->cluster;
+    char self[PFRAME_MAX_ADDR + 1];
+    unsigned char body[13 + PFRAME_MAX_ADDR];
+    size_t alen;
+    struct creq *q;
+
+    c->join.contact_id = id;
+    cluster_self_addr(n, self, sizeof self);
+    alen = strlen(self);
+    put64(body, n->st.node_id);
+    body[8] = c->join.replace ? 1 : 0;
+    body[9] = 0;
+    body[10] = 0;
+    body[11] = (unsigned char)(alen >> 8);
+    body[12] = (unsigned char)alen;
+    memcpy(body + 13, self, alen);
+    q = req_new(c, CLUSTER_REQ_JOIN, body, 13 + alen, c->join.deadline - now_ms(n));
+    if (q == NULL) {
+        join_finish(c, XE_NOMEM, NULL);
+        return;
+    }
+    q->fixed = true;
+    q->cb = join_answer;
+    q->arg = n;
+    c->join.phase = JOIN_ASKED;
+    if (req_send(c, q, id) < 0)
+        req_finish(c, q, XE_CLOSED, "the link to the member closed", NULL, 0);
+}
+
+static void pk_leader_down(struct node *n, uint64_t id, const char *addr, bool up,
+                           bool refused)
+{
+    struct cluster *c = n->cluster;
+
     if (!up && refused && id == c->leader_id && c->down_reported != id && n->rn != NULL &&
         !rnode_is_leader(n->rn)) {
         char hid[17];
@@ -957,6 +986,10 @@ static void on_tick(uv_timer_t *t)
             q = next;
         }
         peer_mgr_close(old, after_old_peers_closed, n);
+    }
+    if (c->join.phase == JOIN_RETRY && now >= c->join.retry_at) {
+        c->join.phase = JOIN_CONTACT;
+        send_join(n, c->join.contact_id);
     }
     if (c->join.phase == JOIN_CONTACT && now >= c->join.deadline) {
         char msg[700];
