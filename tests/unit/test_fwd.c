@@ -51,7 +51,6 @@ static int nnodes;
 static struct q net[NMAX + 1][NMAX + 1];
 static uint64_t now;
 static uint64_t inc_counter = 100;
-static int proto_errors;
 static bool trace;
 
 static void trace_write(void *ud, enum log_level level, const char *line)
@@ -97,17 +96,37 @@ static int idx_of(uint64_t id)
     return 0;
 }
 
-/* With use_pchan, links are real pchans over byte wires (see the pchan
- * section below): pl[i][j] is node i's channel to j, the bytes i wrote
- * toward j, and i's decoder for what j wrote. */
-struct plink {
-    struct pchan *ch;
-    struct buf out;
-    struct pframe_dec in;
-};
+/* With use_pchan, links are real pchans over byte wires (xmpp/plink.h and
+ * the pchan section below). */
+#define PLINK_NMAX NMAX
+#include "xmpp/plink.h"
+
+static uint64_t plink_id(int i)
+{
+    return nodes[i].id;
+}
+
+static bool plink_alive(int i)
+{
+    return nodes[i].alive;
+}
+
+static void plink_reset(int j, int i)
+{
+    fwd_peer_reset(nodes[j].f, nodes[i].id, now);
+}
+
+static int plink_input(int j, int i, const struct pframe *fr)
+{
+    return fwd_input(nodes[j].f, nodes[i].id, fr, now);
+}
+
+static void plink_pump(int j)
+{
+    fwd_pump(nodes[j].f, now);
+}
 
 static bool use_pchan;
-static struct plink pl[NMAX + 1][NMAX + 1];
 
 static int env_send(void *ud, uint64_t to, struct pframe *f)
 {
@@ -186,16 +205,8 @@ static void node_start(int i, const struct fwd_config *base)
     for (int k = 0; k < nnodes; k++)
         ids[k] = 0x1000 + (uint64_t)k + 1;
     fwd_set_members(n->f, ids, (size_t)nnodes);
-    for (int j = 1; use_pchan && j <= nnodes; j++) {
-        struct plink *l = &pl[i][j];
-        pchan_free(l->ch);
-        l->ch = NULL;
-        buf_free(&l->out);
-        pframe_dec_free(&l->in);
-        pframe_dec_init(&l->in);
-        if (j != i && pchan_new(NULL, n->inc, &l->ch) != 0)
-            abort();
-    }
+    for (int j = 1; use_pchan && j <= nnodes; j++)
+        pl_open(i, j, n->inc);
 }
 
 static void cluster_start(int n, const struct fwd_config *cfg)
@@ -798,87 +809,6 @@ static void run_random(uint64_t seed, bool *ok)
 
 /* ---- the same over real channels: pframe bytes, pchan, link drops ---- */
 
-static void pl_drop(int i, int j)
-{
-    struct plink *a = &pl[i][j], *b = &pl[j][i];
-
-    pchan_link_down(a->ch);
-    pchan_link_down(b->ch);
-    buf_reset(&a->out);
-    buf_reset(&b->out);
-    pframe_dec_free(&a->in);
-    pframe_dec_free(&b->in);
-    pframe_dec_init(&a->in);
-    pframe_dec_init(&b->in);
-}
-
-static void pl_hello(int i, int j)
-{
-    struct pframe f = {.type = PFRAME_HELLO};
-
-    f.u.hello.proto = PFRAME_PROTO;
-    f.u.hello.cluster_id = 7;
-    f.u.hello.node_id = nodes[i].id;
-    f.u.hello.addr = "127.0.0.1:5224";
-    pchan_hello(pl[i][j].ch, &f.u.hello);
-    if (pframe_encode(&f, &pl[i][j].out) != 0)
-        abort();
-}
-
-static void pl_connect(int i, int j)
-{
-    pl_drop(i, j);
-    pl_hello(i, j);
-    pl_hello(j, i);
-}
-
-/* pl_frame: node j got frame fr from node i. */
-static void pl_frame(int j, int i, const struct pframe *fr)
-{
-    struct plink *l = &pl[j][i];
-    enum pchan_resume how;
-    bool deliver;
-
-    if (fr->type == PFRAME_HELLO) {
-        if (pchan_link_up(l->ch, &fr->u.hello, &l->out, &how) != 0)
-            proto_errors++;
-        else if (how == PCHAN_RESET)
-            fwd_peer_reset(nodes[j].f, nodes[i].id, now);
-        return;
-    }
-    if (pchan_recv(l->ch, fr, now, &l->out, &deliver) != 0) {
-        proto_errors++;
-        return;
-    }
-    if (deliver && fwd_input(nodes[j].f, nodes[i].id, fr, now) == XE_PROTO)
-        proto_errors++;
-    if (fr->type == PFRAME_CHAN_ACK)
-        fwd_pump(nodes[j].f, now);
-}
-
-/* pl_move moves up to n bytes written by i toward j. */
-static bool pl_move(int i, int j, size_t n)
-{
-    struct plink *src = &pl[i][j], *dst = &pl[j][i];
-    struct pframe fr;
-    int rc;
-
-    if (n > src->out.len)
-        n = src->out.len;
-    if (n == 0 || !nodes[i].alive || !nodes[j].alive)
-        return false;
-    if (pframe_dec_feed(&dst->in, src->out.data, n) != 0)
-        abort();
-    buf_consume(&src->out, n);
-    while ((rc = pframe_dec_next(&dst->in, &fr)) == 1) {
-        pl_frame(j, i, &fr);
-        pframe_release(&fr);
-    }
-    if (rc < 0)
-        proto_errors++;
-    return true;
-}
-
 static void pl_tick(void)
 {
     for (int i = 1; i <= nnodes; i++) {
@@ -905,17 +835,6 @@ static void pl_settle(void)
         now += 1000;
         pl_tick();
     }
-}
-
-static void pl_free_all(void)
-{
-    for (int i = 1; i <= NMAX; i++)
-        for (int j = 1; j <= NMAX; j++) {
-            pchan_free(pl[i][j].ch);
-            buf_free(&pl[i][j].out);
-            pframe_dec_free(&pl[i][j].in);
-            memset(&pl[i][j], 0, sizeof pl[i][j]);
-        }
 }
 
 /* Three nodes over pchans: components on nodes 1 and 2 exchange numbered

@@ -24,12 +24,6 @@
 
 #define NMAX 5
 
-struct plink {
-    struct pchan *ch; /* this node's channel to the peer */
-    struct buf out;   /* bytes written toward the peer, not yet moved */
-    struct pframe_dec in;
-};
-
 struct cnode {
     struct fx fx;
     uint64_t id, inc;
@@ -38,11 +32,40 @@ struct cnode {
 };
 
 static struct cnode nd[NMAX + 1]; /* 1-based */
-static struct plink pl[NMAX + 1][NMAX + 1];
 static int nn;
 static uint64_t now, wall, term, incs = 100;
-static int proto_errors;
 static struct fwd_config fcfg;
+
+#define PLINK_NMAX NMAX
+#include "xmpp/plink.h"
+
+static uint64_t plink_id(int i)
+{
+    return nd[i].id;
+}
+
+static bool plink_alive(int i)
+{
+    return nd[i].alive;
+}
+
+static void plink_reset(int j, int i)
+{
+    nd[j].fx.now = now;
+    srv_cluster_peer_reset(nd[j].fx.srv, nd[i].id, now);
+}
+
+static int plink_input(int j, int i, const struct pframe *fr)
+{
+    nd[j].fx.now = now;
+    return srv_cluster_input(nd[j].fx.srv, nd[i].id, fr, now);
+}
+
+static void plink_pump(int j)
+{
+    nd[j].fx.now = now;
+    srv_cluster_pump(nd[j].fx.srv, now);
+}
 
 static int idx_of(uint64_t id)
 {
@@ -101,101 +124,8 @@ static void node_start(int i)
         ids[k] = 0x1000 + (uint64_t)k + 1;
     if (srv_cluster_set_members(n->fx.srv, ids, (size_t)nn) != 0)
         abort();
-    for (int j = 1; j <= nn; j++) {
-        struct plink *l = &pl[i][j];
-        pchan_free(l->ch);
-        l->ch = NULL;
-        buf_free(&l->out);
-        pframe_dec_free(&l->in);
-        pframe_dec_init(&l->in);
-        if (j != i && pchan_new(NULL, n->inc, &l->ch) != 0)
-            abort();
-    }
-}
-
-static void pl_drop(int i, int j)
-{
-    struct plink *a = &pl[i][j], *b = &pl[j][i];
-
-    pchan_link_down(a->ch);
-    pchan_link_down(b->ch);
-    buf_reset(&a->out);
-    buf_reset(&b->out);
-    pframe_dec_free(&a->in);
-    pframe_dec_free(&b->in);
-    pframe_dec_init(&a->in);
-    pframe_dec_init(&b->in);
-}
-
-static void pl_hello(int i, int j)
-{
-    struct pframe f = {.type = PFRAME_HELLO};
-
-    f.u.hello.proto = PFRAME_PROTO;
-    f.u.hello.cluster_id = 7;
-    f.u.hello.node_id = nd[i].id;
-    f.u.hello.addr = "127.0.0.1:5224";
-    pchan_hello(pl[i][j].ch, &f.u.hello);
-    if (pframe_encode(&f, &pl[i][j].out) != 0)
-        abort();
-}
-
-/* pl_connect drops the link between i and j (what was in flight is lost)
- * and dials again: both send HELLO. */
-static void pl_connect(int i, int j)
-{
-    pl_drop(i, j);
-    pl_hello(i, j);
-    pl_hello(j, i);
-}
-
-/* pl_frame: node j got frame fr from node i (what the edge does). */
-static void pl_frame(int j, int i, const struct pframe *fr)
-{
-    struct plink *l = &pl[j][i];
-    struct srv *srv = nd[j].fx.srv;
-    enum pchan_resume how;
-    bool deliver;
-
-    if (fr->type == PFRAME_HELLO) {
-        if (pchan_link_up(l->ch, &fr->u.hello, &l->out, &how) != 0)
-            proto_errors++;
-        else if (how == PCHAN_RESET)
-            srv_cluster_peer_reset(srv, nd[i].id, now);
-        return;
-    }
-    if (pchan_recv(l->ch, fr, now, &l->out, &deliver) != 0) {
-        proto_errors++;
-        return;
-    }
-    if (deliver && srv_cluster_input(srv, nd[i].id, fr, now) == XE_PROTO)
-        proto_errors++;
-    if (fr->type == PFRAME_CHAN_ACK)
-        srv_cluster_pump(srv, now);
-}
-
-/* pl_move moves up to n bytes written by i toward j. */
-static bool pl_move(int i, int j, size_t n)
-{
-    struct plink *src = &pl[i][j], *dst = &pl[j][i];
-    struct pframe fr;
-    int rc;
-
-    if (n > src->out.len)
-        n = src->out.len;
-    if (n == 0 || !nd[i].alive || !nd[j].alive)
-        return false;
-    if (pframe_dec_feed(&dst->in, src->out.data, n) != 0)
-        abort();
-    buf_consume(&src->out, n);
-    while ((rc = pframe_dec_next(&dst->in, &fr)) == 1) {
-        nd[j].fx.now = now;
-        pl_frame(j, i, &fr);
-        pframe_release(&fr);
-    }
-    if (rc < 0)
-        proto_errors++;
-    return true;
+    for (int j = 1; j <= nn; j++)
+        pl_open(i, j, n->inc);
 }
 
 /* run moves every byte until the network is quiet (no time passes). */
@@ -258,13 +188,7 @@ static void cluster_stop(void)
 {
     for (int i = 1; i <= nn; i++)
         fx_stop(&nd[i].fx);
-    for (int i = 1; i <= NMAX; i++)
-        for (int j = 1; j <= NMAX; j++) {
-            pchan_free(pl[i][j].ch);
-            buf_free(&pl[i][j].out);
-            pframe_dec_free(&pl[i][j].in);
-            memset(&pl[i][j], 0, sizeof pl[i][j]);
-        }
+    pl_free_all();
 }
 
 static void set_leader_all(int leader)
