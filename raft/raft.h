@@ -473,6 +473,8 @@ struct raft_status {
                                      heard, 0 if never */
 };
 
+/* raft_status fills *out (caller's memory) from r's local state; any time
+ * after raft_new, also before START and after STOP. */
 void raft_status(const struct raft *r, struct raft_status *out);
 
 /* raft_config_get returns the latest configuration (borrowed, valid until the
@@ -491,6 +493,8 @@ struct raft_progress {
  * RAFT_ENOTFOUND. */
 int raft_progress(const struct raft *r, uint64_t id, struct raft_progress *out);
 
+/* raft_counters_get returns r's counters (borrowed from r, valid until
+ * raft_free; they keep counting as r is stepped). */
 const struct raft_counters *raft_counters_get(const struct raft *r);
 
 #endif

@@ -114,6 +114,8 @@ struct srv_stats {
     uint64_t stream_errors; /* stream errors sent */
 };
 
+/* srv_get_stats copies srv's counters into *out (caller's memory), with the
+ * current connection and component counts. */
 void srv_get_stats(const struct srv *srv, struct srv_stats *out);
 
 /* ---- cluster mode (issue 5 item 4; docs/cluster.md "Routing in the node
