@@ -20,6 +20,7 @@
 #define TAG_OUT 2
 #define TICK_MS 20
 #define PING_EVERY_MS 1000
+#define LINGER_MS 3000
 
 struct peer;
 
@@ -47,7 +48,8 @@ struct peer {
     struct plink *dial; /* an outgoing link not up yet */
     uint64_t next_dial;
     unsigned attempts;
-    bool was_up; /* a redial after a loss may report refused */
+    bool was_up;           /* a redial after a loss may report refused */
+    uint64_t linger_until; /* a removed member's link closes then */
     struct peer_info info;
     struct peer *next;
 };
@@ -598,6 +600,12 @@ static void on_tick(uv_timer_t *t)
 
     for (struct peer *p = m->peers; p != NULL; p = p->next) {
         struct plink *l = p->link;
+        if (l != NULL && !l->dead && p->linger_until != 0 && now >= p->linger_until &&
+            !p->member && !p->contact) {
+            p->linger_until = 0;
+            link_close(m, l, "no longer a member");
+            continue;
+        }
         if (l != NULL && !l->dead) {
             struct buf out;
             if (now - l->last_rx >= m->o.idle_close_ms) {
@@ -782,6 +790,7 @@ int peer_set_members(struct peer_mgr *m, const uint64_t *ids, const char *const 
         if (p == NULL && (p = new_peer(m, ids[i], addrs[i])) == NULL)
             return XE_NOMEM;
         p->member = true;
+        p->linger_until = 0;
         if (addrs[i] != NULL && addrs[i][0] != '\0' && strcmp(p->addr, addrs[i]) != 0) {
             snprintf(p->addr, sizeof p->addr, "%s", addrs[i]);
         }
@@ -789,10 +798,11 @@ int peer_set_members(struct peer_mgr *m, const uint64_t *ids, const char *const 
     for (struct peer *p = m->peers; p != NULL; p = p->next) {
         if (p->member || p->contact)
             continue;
-        /* A removed member: close its links (a guest keeps its link until
-         * its join request is answered). */
-        if (p->link != NULL && !p->link->guest)
-            link_close(m, p->link, "no longer a member");
+        /* A removed member: its link lingers a little, so that the answer
+         * to its own removal (sent once the change commits) still reaches
+         * it; a guest keeps its link until its join request is answered. */
+        if (p->link != NULL && !p->link->guest && p->linger_until == 0)
+            p->linger_until = now_ms(m) + LINGER_MS;
         if (p->dial != NULL)
             link_close(m, p->dial, "no longer a member");
     }
