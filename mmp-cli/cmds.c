@@ -443,6 +443,9 @@ static void print_cluster_status(json_t *r)
            jint(fw, "queued"), jint(fw, "bounced"));
     printf("Node %s, cluster %s, peer address %s\n", jstr(r, "node_id"),
            jstr(r, "cluster_id"), jstr(r, "address"));
+    if (json_is_true(json_object_get(r, "removed")))
+        printf("This node was removed from the cluster: run xmpp cluster disable, or "
+               "join again\n");
 }
 
 static void print_added(json_t *r)

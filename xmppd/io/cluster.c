@@ -78,6 +78,7 @@ struct cluster {
     uint64_t down_reported; /* leader id reported with rnode_peer_down */
     struct cjoin join;
     struct cluster_counters cnt;
+    bool removed; /* the leader said this node is no longer a member */
 };
 
 static uint64_t now_ms(struct node *n)
@@ -91,6 +92,11 @@ void cluster_self_addr(const struct node *n, char *out, size_t len)
         conf_format_listen(&n->st.peer, out, len);
     else
         snprintf(out, len, "127.0.0.1:%d", PEER_DEFAULT_PORT);
+}
+
+bool cluster_removed(const struct node *n)
+{
+    return n->cluster != NULL && n->cluster->removed;
 }
 
 bool cluster_running(const struct node *n)
@@ -348,10 +354,31 @@ struct chg {
     int rc;
     char msg[300];
     uint64_t id;
+    uint64_t removed; /* a member this change removes (told once done) */
     cluster_cb cb;
     void *arg;
     unsigned char cid[8];
 };
+
+/* note_removed tells member id that it is out (see CLUSTER_NOTE_REMOVED);
+ * its link lingers for this (peer.c). */
+static void note_removed(struct node *n, uint64_t id, const unsigned char cid[8])
+{
+    unsigned char data[17];
+    struct pframe f;
+
+    if (n->cluster == NULL || n->cluster->pm == NULL || id == n->st.node_id)
+        return;
+    data[0] = CLUSTER_NOTE_REMOVED;
+    put64(data + 1, UINT64_MAX);
+    memcpy(data + 9, cid, 8);
+    memset(&f, 0, sizeof f);
+    f.type = PFRAME_SUBMIT;
+    f.u.submit.request_id = 0;
+    f.u.submit.data = data;
+    f.u.submit.len = sizeof data;
+    peer_send(n->cluster->pm, id, &f);
+}
 
 static void chg_done(void *arg, int rc, const char *msg)
 {
@@ -369,6 +396,8 @@ static void chg_done(void *arg, int rc, const char *msg)
         LOG(&g->n->log, rc < 0 ? LOG_WARN : LOG_INFO,
             "%s membership change for node %s: %s", g->n->name, id,
             rc < 0 ? (msg != NULL ? msg : xe_strerror(rc)) : "done");
+    if (rc == 0 && g->removed != 0 && g->n->rn != NULL)
+        note_removed(g->n, g->removed, g->cid);
     if (g->answer_at_end)
         g->cb(g->arg, rc, rc < 0 ? (msg != NULL ? msg : xe_strerror(rc)) : NULL, NULL, 0);
     free(g);
@@ -389,6 +418,9 @@ static void start_change(struct node *n, const struct rnode_change *ch,
     g->cb = cb;
     g->arg = arg;
     g->answer_at_end = answer_at_end;
+    g->removed = ch->kind == RNODE_CHANGE_REMOVE    ? ch->id
+                 : ch->kind == RNODE_CHANGE_REPLACE ? ch->old_id
+                                                    : 0;
     rnode_status_get(n->rn, &st);
     put64(g->cid, st.cluster_id);
     g->in_call = true;
@@ -714,6 +746,20 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
         if (f->u.submit.len < 9)
             return XE_PROTO;
         expires = get64(d + 1);
+        if (d[0] == CLUSTER_NOTE_REMOVED && !guest && f->u.submit.len == 17) {
+            struct rnode_status st;
+            if (n->rn == NULL)
+                return 0;
+            rnode_status_get(n->rn, &st);
+            if (get64(d + 9) == st.cluster_id && !c->removed) {
+                c->removed = true;
+                LOG(&n->log, LOG_WARN,
+                    "%s this node was removed from cluster %016" PRIx64
+                    "; run xmpp cluster disable (or join again)",
+                    n->name, st.cluster_id);
+            }
+            return 0;
+        }
         if (d[0] != CLUSTER_REQ_CMD && d[0] != CLUSTER_REQ_JOIN &&
             d[0] != CLUSTER_REQ_REMOVE)
             return XE_PROTO;
@@ -1125,7 +1171,7 @@ void cluster_join(struct node *n, const char *addr, bool replace, uint64_t timeo
         return;
     }
     rnode_status_get(n->rn, &st);
-    if (cfg->n > 1) {
+    if (cfg->n > 1 && !c->removed) {
         if (raft_config_find_address(cfg, norm) != NULL &&
             raft_config_find(cfg, n->st.node_id) != NULL) {
             cb(arg, 0, "already a member of that cluster", NULL, 0);

@@ -32,6 +32,10 @@ enum cluster_kind {
     CLUSTER_REQ_CMD = 1,
     CLUSTER_REQ_JOIN = 2,
     CLUSTER_REQ_REMOVE = 3,
+    /* leader -> a member it just removed, request id 0, no answer: body
+     * u64 cluster id.  Raft stops replicating to a removed member, so
+     * without this it would never learn it (thesis §4.2.2). */
+    CLUSTER_NOTE_REMOVED = 4,
 };
 
 /* cluster_rnode_hooks sets the transport hooks of h (send, forward_submit,
@@ -77,6 +81,10 @@ void cluster_join(struct node *n, const char *addr, bool replace, uint64_t timeo
  * data of the old one (domain, call bridges, users) to it.  Used by
  * initialize (fixing the member's address) and after leaving.  cb once. */
 void cluster_rebuild(struct node *n, cluster_cb cb, void *arg);
+
+/* cluster_removed: the leader told this node it was removed from the
+ * cluster (xmpp cluster disable then just goes alone). */
+bool cluster_removed(const struct node *n);
 
 /* cluster_srv_attach puts the XMPP core of n (if running) in cluster mode
  * when the peer link runs: forwarding frames go through the peer link,

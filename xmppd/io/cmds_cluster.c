@@ -252,6 +252,8 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
                                       "malformed", (json_int_t)ps.malformed, "refused",
                                       (json_int_t)ps.refused));
     }
+    if (cluster_removed(n))
+        json_object_set_new(r, "removed", json_true());
     if (st.stop_reason[0] != '\0')
         json_object_set_new(r, "stopped", json_string(st.stop_reason));
     *result = r;
@@ -581,6 +583,15 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
     (void)result;
     if (only_keys(args, keys, err) < 0)
         return XE_INVAL;
+    /* A node that is not a member any more (removed) only goes alone. */
+    if (cluster_running(n) && cfg->n > 1 &&
+        (cluster_removed(n) || raft_config_find(cfg, n->st.node_id) == NULL)) {
+        r = dreq_new(n, "disable");
+        if (r == NULL)
+            return XE_NOMEM;
+        disable_finish(r, 0, NULL);
+        return CTL_DEFERRED;
+    }
     if (cfg->n <= 1 || !cluster_running(n)) {
         cluster_stop(n);
         if (n->st.cluster_enabled) {
