@@ -1060,15 +1060,100 @@ static void on_closed(uv_handle_t *h)
     free(h->data);
 }
 
+/* open_store opens the store in opts->dir into rn->store and loads it into
+ * *l (owned by the caller: store_loaded_free), bootstrapping a new cluster
+ * into an empty store when opts says so, and settles rn->cluster_id.
+ * 0 or a negative XE code with one line in err. */
+static int open_store(struct rnode *rn, const struct rnode_opts *opts,
+                      struct store_loaded *l, char *err, size_t errlen)
+{
+    bool empty;
+    int rc;
+
+    rc = store_open(opts->dir, opts->sys, &rn->store, l);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: cannot open the raft store: %s%s", opts->dir,
+                 raft_strerror(rc),
+                 rc == RAFT_ECORRUPT
+                     ? " (refusing to guess; restore a backup or remove the "
+                       "node from the cluster and re-join)"
+                     : "");
+        return rnode_xe(rc);
+    }
+    empty = l->snapshot == NULL && l->n_entries == 0;
+    if (empty && opts->start == RNODE_BOOTSTRAP) {
+        rc = bootstrap(rn, l, err, errlen);
+        if (rc < 0)
+            return rc;
+        store_close(rn->store);
+        rn->store = NULL;
+        rc = store_open(opts->dir, opts->sys, &rn->store, l);
+        if (rc != 0) {
+            snprintf(err, errlen, "%s: cannot reopen the raft store: %s", opts->dir,
+                     raft_strerror(rc));
+            return rnode_xe(rc);
+        }
+    } else if (empty) {
+        rn->cluster_id = opts->cluster_id;
+    } else {
+        rc = find_cluster_id(l, &rn->cluster_id);
+        if (rc < 0) {
+            snprintf(err, errlen, "%s: the raft snapshot does not decode: %s", opts->dir,
+                     xe_strerror(rc));
+            return rc;
+        }
+        if (rn->cluster_id == 0)
+            rn->cluster_id = opts->cluster_id;
+    }
+    if (rn->cluster_id == 0) {
+        snprintf(err, errlen,
+                 "%s: the cluster id is unknown (an empty store to join needs it)",
+                 opts->dir);
+        return XE_INVAL;
+    }
+    return 0;
+}
+
+/* start_raft makes rn->raft and starts it from what the store loaded (l,
+ * freed here).  0 or a negative XE code with one line in err. */
+static int start_raft(struct rnode *rn, const struct rnode_opts *opts,
+                      struct store_loaded *l, char *err, size_t errlen)
+{
+    struct raft_options ro;
+    struct raft_event ev;
+    int rc;
+
+    raft_options_default(&ro);
+    if (opts->fast_lan)
+        raft_options_fast_lan(&ro);
+    ro.id = rn->node_id;
+    ro.cluster_id = rn->cluster_id;
+    randombytes_buf(&ro.seed, sizeof ro.seed);
+    rc = raft_new(&ro, &rn->raft);
+    if (rc != 0) {
+        snprintf(err, errlen, "raft: %s", raft_strerror(rc));
+        return rnode_xe(rc);
+    }
+    memset(&ev, 0, sizeof ev);
+    store_loaded_start(l, &ev);
+    rc = drive(rn, &ev, NULL);
+    store_loaded_free(l);
+    if (rc == 0 && rn->stopped)
+        rc = RAFT_EIO;
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: raft cannot start from the stored state: %s",
+                 opts->dir, rn->stopped ? rn->stop_reason : raft_strerror(rc));
+        return rn->stopped ? rn->stop_error : rnode_xe(rc);
+    }
+    return 0;
+}
+
 int rnode_open(uv_loop_t *loop, const struct rnode_opts *opts,
                const struct rnode_hooks *hooks, const struct log_sink *log,
                struct rnode **out, char *err, size_t errlen)
 {
     struct rnode *rn;
     struct store_loaded l;
-    struct raft_options ro;
-    struct raft_event ev;
-    bool empty;
     int rc;
 
     *out = NULL;
@@ -1100,75 +1185,13 @@ int rnode_open(uv_loop_t *loop, const struct rnode_opts *opts,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    rc = store_open(opts->dir, opts->sys, &rn->store, &l);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s: cannot open the raft store: %s%s", opts->dir,
-                 raft_strerror(rc),
-                 rc == RAFT_ECORRUPT
-                     ? " (refusing to guess; restore a backup or remove the "
-                       "node from the cluster and re-join)"
-                     : "");
-        rc = rnode_xe(rc);
+    rc = open_store(rn, opts, &l, err, errlen);
+    if (rc < 0)
         goto fail;
-    }
-    empty = l.snapshot == NULL && l.n_entries == 0;
-    if (empty && opts->start == RNODE_BOOTSTRAP) {
-        rc = bootstrap(rn, &l, err, errlen);
-        if (rc < 0)
-            goto fail;
-        store_close(rn->store);
-        rn->store = NULL;
-        rc = store_open(opts->dir, opts->sys, &rn->store, &l);
-        if (rc != 0) {
-            snprintf(err, errlen, "%s: cannot reopen the raft store: %s", opts->dir,
-                     raft_strerror(rc));
-            rc = rnode_xe(rc);
-            goto fail;
-        }
-    } else if (empty) {
-        rn->cluster_id = opts->cluster_id;
-    } else {
-        rc = find_cluster_id(&l, &rn->cluster_id);
-        if (rc < 0) {
-            snprintf(err, errlen, "%s: the raft snapshot does not decode: %s", opts->dir,
-                     xe_strerror(rc));
-            goto fail;
-        }
-        if (rn->cluster_id == 0)
-            rn->cluster_id = opts->cluster_id;
-    }
-    if (rn->cluster_id == 0) {
-        snprintf(err, errlen,
-                 "%s: the cluster id is unknown (an empty store to join needs it)",
-                 opts->dir);
-        rc = XE_INVAL;
-        goto fail;
-    }
 
-    raft_options_default(&ro);
-    if (opts->fast_lan)
-        raft_options_fast_lan(&ro);
-    ro.id = rn->node_id;
-    ro.cluster_id = rn->cluster_id;
-    randombytes_buf(&ro.seed, sizeof ro.seed);
-    rc = raft_new(&ro, &rn->raft);
-    if (rc != 0) {
-        snprintf(err, errlen, "raft: %s", raft_strerror(rc));
-        rc = rnode_xe(rc);
+    rc = start_raft(rn, opts, &l, err, errlen);
+    if (rc < 0)
         goto fail;
-    }
-    memset(&ev, 0, sizeof ev);
-    store_loaded_start(&l, &ev);
-    rc = drive(rn, &ev, NULL);
-    store_loaded_free(&l);
-    if (rc == 0 && rn->stopped)
-        rc = RAFT_EIO;
-    if (rc != 0) {
-        snprintf(err, errlen, "%s: raft cannot start from the stored state: %s",
-                 opts->dir, rn->stopped ? rn->stop_reason : raft_strerror(rc));
-        rc = rn->stopped ? rn->stop_error : rnode_xe(rc);
-        goto fail;
-    }
     uv_timer_init(loop, &rn->timer);
     rn->timer.data = rn;
     /* The daemon's own handles keep the loop alive; this timer alone must
