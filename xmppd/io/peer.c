@@ -67,6 +67,8 @@ struct peer_mgr {
     struct plink *links;
     struct peer_stats stats;
     bool closing;
+    char last_refusal[400]; /* the same refusal is logged once a minute */
+    uint64_t last_refusal_ms;
     void (*done)(void *);
     void *done_arg;
 };
@@ -310,8 +312,17 @@ static void refuse(struct peer_mgr *m, struct plink *l, const char *fmt, ...)
     m->stats.refused++;
     if (l->p != NULL)
         l->p->info.refused++;
-    LOG(m->o.log, LOG_WARN, "%s peer link %s %s refused: %s", m->name,
-        l->outgoing ? "to" : "from", l->remote, why);
+    /* A refused peer redials every 2 s: the same reason is logged at warn
+     * level once a minute, at debug level in between. */
+    if (strcmp(why, m->last_refusal) != 0 || now_ms(m) - m->last_refusal_ms >= 60000) {
+        snprintf(m->last_refusal, sizeof m->last_refusal, "%s", why);
+        m->last_refusal_ms = now_ms(m);
+        LOG(m->o.log, LOG_WARN, "%s peer link %s %s refused: %s", m->name,
+            l->outgoing ? "to" : "from", l->remote, why);
+    } else {
+        LOG(m->o.log, LOG_DEBUG, "%s peer link %s %s refused: %s", m->name,
+            l->outgoing ? "to" : "from", l->remote, why);
+    }
     link_close(m, l, why);
 }
 
