@@ -16,10 +16,12 @@ N = 50
 
 
 def exchange(c, a_node, a_name, b_node, b_name, what):
-    """a and b each send N messages to the other, and a pings b."""
+    """a and b each send N messages to the other, and a pings b, then sends
+    a presence (b waits for the presence, which follows the ping, so that it
+    cannot close before it has answered)."""
     a_jid, b_jid = "%s.%s" % (a_name, DOMAIN), "%s.%s" % (b_name, DOMAIN)
     b = c.comp(b_node, b_name, "--go-on-stdin", "--to", a_jid, "--send", str(N),
-               "--expect", str(N), "--answer", "--quiet")
+               "--expect", str(N), "--answer", "--expect-presence", "1", "--quiet")
     a = c.comp(a_node, a_name, "--go-on-stdin", "--to", b_jid, "--send", str(N),
                "--expect", str(N), "--iq", "--presence", "--quiet")
     a.wait_line("^connected")
