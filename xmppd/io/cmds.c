@@ -94,8 +94,9 @@ static void explain(const struct pending *p, int rc, const char *msg, struct ctl
     case XE_NOLEADER:
         ctl_error_set(e, "no-leader",
                       "no cluster leader: nothing was changed; try again when xmpp "
-                      "cluster status shows a leader%s%s",
-                      msg != NULL ? " (" : "", msg != NULL ? ")" : "");
+                      "cluster status shows a leader%s%s%s",
+                      msg != NULL && msg[0] != '\0' ? " (" : "", msg != NULL ? msg : "",
+                      msg != NULL && msg[0] != '\0' ? ")" : "");
         break;
     case XE_TIMEOUT:
         /* Say why when it is known: a node cut off from the majority has
