@@ -627,14 +627,12 @@ int cmds_cluster_reset_check(struct node *n, bool force, struct ctl_error *err)
     rnode_status_get(n->rn, &st);
     state_node_id_hex(n->st.node_id, id);
     if (!force)
-        return ctl_error_set(
-            err, "state",
-            "this node (%s) is a member of cluster %016" PRIx64
-            " with %u members: leave it first with xmpp cluster disable; "
-            "xmpp reset --force resets anyway, and the cluster keeps node "
-            "%s as a stale member (remove it with xmpp cluster remove %s, "
-            "or rejoin with xmpp cluster join <addr> --replace)",
-            id, st.cluster_id, cfg->n, id, id);
+        return ctl_error_set(err, "state",
+                             "this node (%s) is a member of cluster %016" PRIx64
+                             " (%u members): leave first with xmpp cluster disable, or "
+                             "use --force (then remove the stale member with xmpp "
+                             "cluster remove %s)",
+                             id, st.cluster_id, cfg->n, id);
     LOG(&n->log, LOG_WARN,
         "%s reset --force on a member of cluster %016" PRIx64
         ": the cluster keeps node %s as a stale member",
