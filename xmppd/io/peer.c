@@ -21,6 +21,7 @@
 #define TICK_MS 20
 #define PING_EVERY_MS 1000
 #define LINGER_MS 3000
+#define DIAL_TIMEOUT_MS 3000
 
 struct peer;
 
@@ -638,6 +639,11 @@ static void on_tick(uv_timer_t *t)
                 pchan_tick(p->ch, now, &out);
             write_link(m, l, &out);
             buf_free(&out);
+        } else if (p->dial != NULL && !p->dial->dead &&
+                   now - p->dial->last_rx >= DIAL_TIMEOUT_MS) {
+            /* conn_connect has no timeout: a dial into a partition would
+             * wait for the kernel's (minutes). */
+            link_close(m, p->dial, "connect timed out");
         } else if (p->dial == NULL && p->addr[0] != '\0' && (p->member || p->contact) &&
                    now >= p->next_dial) {
             dial(m, p);
