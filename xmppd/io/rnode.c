@@ -1219,6 +1219,9 @@ void rnode_close(struct rnode *rn)
 {
     if (rn == NULL)
         return;
+    /* Not from a hook or a callback (rnode.h): the step on the stack would
+     * use the Raft state freed here. */
+    assert(!rn->in_step && !rn->kicking);
     /* Callbacks may submit again: those are refused at once (closing). */
     rn->closing = true;
     rn->kicking = true;
