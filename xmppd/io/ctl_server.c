@@ -292,10 +292,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *ub)
 static void on_connection(uv_stream_t *ls, int status)
 {
     struct ctl_server *s = ls->data;
-    if (status < 0 || s->closing) {
+    if (status < 0) {
         LOG(s->log, LOG_WARN, "control: accept failed: %s", uv_strerror(status));
         return;
     }
+    if (s->closing)
+        return;
     struct client *c = calloc(1, sizeof *c);
     if (c == NULL)
         return;
