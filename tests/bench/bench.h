@@ -169,7 +169,9 @@ struct bench_opts {
     const char *json_out; /* also append the JSON object to this file */
     int header;
     int allow_remote;
-    int reconnect; /* reconnect a lost component to the next target */
+    int reconnect;            /* reconnect a lost component to the next target */
+    double settle;            /* seconds between the last authentication and sending */
+    const char *started_file; /* created when sending starts; borrowed */
 };
 
 enum bench_phase {

@@ -122,6 +122,13 @@ static void on_stall_timer(uv_timer_t *t)
 
 static void start_run(struct bench *b)
 {
+    if (b->o.started_file != NULL) {
+        FILE *f = fopen(b->o.started_file, "w");
+        if (f != NULL)
+            fclose(f);
+        else
+            fprintf(stderr, "xmppd-bench: cannot create %s\n", b->o.started_file);
+    }
     b->phase = BENCH_PHASE_RUN;
     b->t_start = uv_hrtime();
     b->cpu_start_us = cpu_us();
@@ -137,6 +144,13 @@ static void start_run(struct bench *b)
     for (unsigned i = 0; i < b->o.pairs; i++)
         bench_pair_pump(b, &b->pairs[i]);
     bench_on_progress(b);
+}
+
+static void on_settle_timer(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    if (b->phase == BENCH_PHASE_SETUP)
+        start_run(b);
 }
 
 static void on_setup_timer(uv_timer_t *t)
@@ -203,7 +217,9 @@ void bench_on_ready(struct bench *b, struct bench_conn *c)
     }
     b->connecting--;
     b->ready++;
-    if (b->ready == b->nconns)
+    if (b->ready == b->nconns && b->o.settle > 0)
+        uv_timer_start(&b->timer, on_settle_timer, (uint64_t)(b->o.settle * 1000), 0);
+    else if (b->ready == b->nconns)
         start_run(b);
     else
         connect_more(b);

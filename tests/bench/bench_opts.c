@@ -42,7 +42,12 @@ void bench_opts_usage(FILE *f)
         "  --header             print the header line only and exit\n"
         "  --connect-timeout S  time allowed to connect and authenticate (default 10)\n"
         "  --max-time S         hard cap on the whole run (default: derived)\n"
-        "  --allow-remote       allow non-loopback targets\n",
+        "  --allow-remote       allow non-loopback targets\n"
+        "  --reconnect          reconnect a lost component to the next target\n"
+        "  --settle SECONDS     wait this long after every component is\n"
+        "                       authenticated before sending (default 0; lets a\n"
+        "                       cluster's leader learn where the components are)\n"
+        "  --started-file F     create F when sending starts (for scripts)\n",
         f);
 }
 
@@ -201,6 +206,8 @@ int bench_opts_parse(struct bench *b, int argc, char **argv)
         {"max-time", required_argument, NULL, 'm'},
         {"allow-remote", no_argument, NULL, 'R'},
         {"reconnect", no_argument, NULL, 'r'},
+        {"settle", required_argument, NULL, 'e'},
+        {"started-file", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -296,6 +303,12 @@ int bench_opts_parse(struct bench *b, int argc, char **argv)
         case 'r':
             o->reconnect = 1;
             break;
+        case 'e':
+            bad = parse_secs(optarg, 0, 60, &o->settle);
+            break;
+        case 'F':
+            o->started_file = optarg;
+            break;
         case 'h':
             bench_opts_usage(stdout);
             exit(0);
@@ -318,7 +331,8 @@ int bench_opts_parse(struct bench *b, int argc, char **argv)
         return -1;
     }
     if (o->max_time == 0)
-        o->max_time = o->count ? 60 : o->connect_timeout + o->duration + o->grace + 5;
+        o->max_time =
+            o->settle + (o->count ? 60 : o->connect_timeout + o->duration + o->grace + 5);
     return no_header;
 }
 
