@@ -4,7 +4,9 @@ two components on the two followers send numbered messages to each other
 continuously (xcomp --interval-ms) while the leader is SIGKILLed; each
 receiver checks that every number arrives exactly once, in order
 (xcomp --expect: a gap, a duplicate or a reordering fails it).  Then the
-killed node restarts and the same again with the new leader."""
+killed node restarts and the same again with the new leader; a third round
+SIGSTOPs the leader instead (a silent failure) and SIGCONTs it once the
+others have elected a new one."""
 import os
 import sys
 import time
@@ -17,7 +19,10 @@ INTERVAL_MS = 5
 N = 1600  # 8 s of traffic each way
 
 
-def round_(c, leader, tag):
+def round_(c, leader, tag, how="kill"):
+    """Two components on the followers send to each other while the leader
+    is SIGKILLed (how="kill", then restarted) or SIGSTOPped (how="stop",
+    SIGCONT once the others have a new leader); returns the leader after."""
     a_node, b_node = c.followers(leader)
     a_name, b_name = "a" + tag, "b" + tag
     c.add_callbridge(a_name, on=leader)
@@ -34,11 +39,18 @@ def round_(c, leader, tag):
     b.go()
     time.sleep(2.0)
     t = time.monotonic()
-    leader.kill()
-    c.say("round %s: leader %s killed under load", tag, leader.name)
+    if how == "kill":
+        leader.kill()
+    else:
+        leader.freeze()
+    c.say("round %s: leader %s %s under load", tag, leader.name,
+          "killed" if how == "kill" else "stopped")
     new, term = c.wait_leader([a_node, b_node], not_node=leader, timeout=20)
     c.say("round %s: %s leads in term %d after %.2fs", tag, new.name, term,
           time.monotonic() - t)
+    if how == "stop":
+        time.sleep(0.5)
+        leader.thaw()
     for x in (a, b):
         rc = x.finish(80)
         errs = [ln for ln in x.lines if ln.startswith("message-error")]
@@ -47,7 +59,8 @@ def round_(c, leader, tag):
                  "\n".join(x.errlines[-10:])))
         x.wait_line("received messages=%d in_order=yes" % N, 1)
     c.say("round %s: %d numbered messages each way, every one once and in order", tag, N)
-    leader.start()
+    if how == "kill":
+        leader.start()
     return c.wait_converged(timeout=30)
 
 
@@ -55,7 +68,8 @@ def main():
     with Cluster(3) as c:
         leader = c.form()
         leader = round_(c, leader, "1")
-        round_(c, leader, "2")
+        leader = round_(c, leader, "2")
+        round_(c, leader, "3", how="stop")
 
 
 run(main, timeout=240)
