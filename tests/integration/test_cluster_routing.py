@@ -3,10 +3,12 @@
 nodes of a 3-node cluster exchange messages, pings and presence through the
 leader: one on each follower (both ways), one on the leader with one on a
 follower (both ways), and a component on a follower talking to itself
-through the cluster.  Every message arrives once, in order; the leader's
-status counts the components per node."""
+through the cluster.  Every message arrives once, in order.  A call bridge
+that reconnects to another node takes over its name: the old session is
+closed with conflict and the next message reaches the new session."""
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import DOMAIN, Cluster  # noqa: E402
@@ -56,6 +58,23 @@ def main():
         check(rc == 0, "self: exit %d:\n%s" % (rc, s.output()))
         s.wait_line("received messages=%d in_order=yes" % N, 1)
         c.say("a component on %s talked to itself through the cluster", f2.name)
+        # A call bridge that reconnects to another node takes its name over
+        # cluster-wide: the old session is closed with conflict, and
+        # traffic goes to the new one.
+        old = c.comp(f1, "cb1", "--stay", "--expect", "1")
+        old.wait_line("^connected")
+        c.wait_components(["cb1"])
+        new = c.comp(f2, "cb1", "--stay", "--expect", "1")
+        new.wait_line("^connected")
+        old.wait_line("stream-error condition=conflict", 10)
+        c.say("cb1 reconnected on %s: the old session on %s got conflict", f2.name, f1.name)
+        time.sleep(0.3)
+        s = c.comp(leader, "cb2", "--to", "cb1.%s" % DOMAIN, "--send", "1")
+        check(s.finish(20) == 0, "cb2: %s" % s.output())
+        new.wait_line("^message from=cb2.%s seq=1" % DOMAIN, 10)
+        check(not any(ln.startswith("message from=") for ln in old.lines),
+              "the old session got a message: %s" % old.output())
+        c.say("a message to cb1 reached the new session")
         fw = [s.counters.get("forwarded") for s in c.statuses().values()]
         if None not in fw:
             check(sum(fw) > 0, "no node counts a forwarded stanza: %s" % c.dump())
