@@ -310,15 +310,28 @@ static void peer_host(const struct node_state *st, struct conf_listen *out)
 
 int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
-    static const char *const keys[] = {NULL};
+    static const char *const keys[] = {"timing", NULL};
     struct node *n = ud;
     struct node_state *st = &n->st;
     struct conf_listen old = st->peer;
-    bool was = st->cluster_enabled;
+    bool was = st->cluster_enabled, timing_changed = false;
+    const char *timing = arg_str(args, "timing");
     char why[512], self[PFRAME_MAX_ADDR + 1];
 
     if (only_keys(args, keys, err) < 0)
         return XE_INVAL;
+    if (timing != NULL && strcmp(timing, "fast-lan") != 0 &&
+        strcmp(timing, "default") != 0)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "timing is \"default\" or \"fast-lan\"");
+    /* The Raft timing profile (docs/cluster.md "Commands"): kept in
+     * node.state, used from the next start of the daemon. */
+    if (timing != NULL && st->raft_fast_lan != (strcmp(timing, "fast-lan") == 0)) {
+        st->raft_fast_lan = strcmp(timing, "fast-lan") == 0;
+        timing_changed = true;
+        if (node_local_save(n, why, sizeof why) < 0)
+            return ctl_error_set(err, "io", "%s", why);
+    }
     if (st->key[0] == '\0' || st->cert[0] == '\0')
         return ctl_error_set(err, "state",
                              "no node certificate: set it first with xmpp certs <key> "
@@ -346,7 +359,12 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
         }
     }
     cluster_self_addr(n, self, sizeof self);
-    *result = json_pack("{s:s, s:o}", "address", self, "node_id", hexid(st->node_id));
+    *result = json_pack("{s:s, s:o, s:s}", "address", self, "node_id", hexid(st->node_id),
+                        "timing", st->raft_fast_lan ? "fast-lan" : "default");
+    if (timing_changed)
+        json_object_set_new(
+            *result, "note",
+            json_string("the timing takes effect when xmppd next starts"));
     return 0;
 }
 

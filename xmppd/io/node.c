@@ -114,6 +114,7 @@ static int open_rnode(struct node *n, enum rnode_start start, uint64_t cluster_i
     o.peer_addr = peer;
     o.start = start;
     o.cluster_id = cluster_id;
+    o.fast_lan = n->st.raft_fast_lan;
     return rnode_open(&n->loop, &o, &h, &n->log, &n->rn, err, errlen);
 }
 

@@ -167,6 +167,8 @@ int state_format(const struct node_state *s, char *buf, size_t len)
         conf_format_listen(&s->peer, addr, sizeof addr);
         put(&o, "peer-listen %s\n", addr);
     }
+    if (s->raft_fast_lan)
+        put(&o, "raft-timing fast-lan\n");
     if (o.full)
         return XE_LIMIT;
     hash_hex(buf, o.used, hex);
@@ -296,6 +298,9 @@ static int line(struct node_state *s, const char *key, const char *v, bool *seen
         ok = set_path(s->trust, v);
     } else if (strcmp(key, "peer-listen") == 0) {
         ok = parse_addr(v, &s->peer);
+    } else if (strcmp(key, "raft-timing") == 0) {
+        ok = strcmp(v, "fast-lan") == 0 || strcmp(v, "default") == 0;
+        s->raft_fast_lan = strcmp(v, "fast-lan") == 0;
     } else {
         return bad(why, whylen, "unknown key '%.32s'", key);
     }

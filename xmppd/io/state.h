@@ -28,6 +28,7 @@
  *     cluster-enabled no
  *     trust cluster-ca.pem                (optional)
  *     peer-listen 127.0.0.1:5224          (optional)
+ *     raft-timing fast-lan                (optional; default timing otherwise)
  *     checksum 0f1e...
  *
  * Writes are atomic: node.state.tmp in the same directory (mode 0600),
@@ -71,6 +72,8 @@ struct node_state {
     bool cluster_enabled;
     char trust[STATE_MAX_PATH]; /* cluster trust bundle, optional */
     struct conf_listen peer;    /* peer-link address; port 0 when unset */
+    bool raft_fast_lan;         /* Raft timing: raft_options_fast_lan instead of
+                                   the defaults ("raft-timing fast-lan") */
 };
 
 /* The system calls state_save makes (POSIX meaning; -1 and errno on
