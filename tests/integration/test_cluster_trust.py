@@ -2,9 +2,10 @@
 """test_cluster_trust: a peer whose certificate comes from another CA (not
 in the cluster's trust bundle) cannot join: `xmpp cluster join` fails with
 a clear one-line error, the refusal is logged with the reason on the node
-that refused it, and the cluster's peer lists do not change.  A node that
-trusts the right CA but presents a certificate of another CA is refused the
-same way."""
+that refused it, and the cluster's peer lists do not change (the joining
+node trusts both CAs, so only the members' check can refuse it).  A trust
+bundle that does not hold the CA of the node's own certificate is refused
+with a clear error, and such a node cannot join either."""
 import os
 import re
 import shutil
@@ -42,14 +43,35 @@ def main():
         c.say("join with a foreign certificate refused: %s", err)
         rx = re.compile(r"(?i)(certificate|verify|trust|tls).*(refus|fail|reject|untrusted)|"
                         r"(refus|fail|reject).*(certificate|verify|trust|tls)")
-        wait_for(lambda: any(rx.search(ln) for nd in members for ln in nd.log().splitlines()),
-                 10, "a member logs the refusal with its reason")
+        line = wait_for(lambda: next((ln for nd in members for ln in nd.log().splitlines()
+                                      if rx.search(ln)), None),
+                        10, "a member logs the refusal with its reason")
+        c.say("logged: %s", line)
         for nd in members:
             s = nd.status()
             check(sorted(s.addrs()) == sorted(x.peer_addr for x in members),
                   "%s lists %s" % (nd.name, s.addrs()))
         c.wait_converged(members=members, timeout=10)
         c.say("the refusal is logged; members unchanged")
+
+        # The other way round: the right certificate, but the joining node
+        # trusts only the other CA, so it refuses the cluster's nodes.
+        for f in (intruder.name + ".key", intruder.name + ".crt"):
+            shutil.copy(os.path.join(c.ca, f), os.path.join(pki, f))
+            os.chmod(os.path.join(pki, f), 0o600)
+        shutil.copy(os.path.join(other, "ca.crt"), os.path.join(pki, "other-ca.pem"))
+        os.chmod(os.path.join(pki, "other-ca.pem"), 0o600)
+        intruder.ok("xmpp certs %s.key %s.crt ca-bundle.pem" % (intruder.name, intruder.name))
+        # The node's own certificate must verify against the cluster trust
+        # bundle (one CA per cluster), so this is refused at once.
+        err = intruder.fails("xmpp cluster trust other-ca.pem", "does not verify")
+        c.say("a trust bundle without the node's own CA: %s", err[:160])
+        err = intruder.fails("xmpp cluster join %s" % leader.addr, None, timeout=60)
+        c.say("and the join is refused: %s", err)
+        for nd in members:
+            s = nd.status()
+            check(sorted(s.addrs()) == sorted(x.peer_addr for x in members),
+                  "%s lists %s" % (nd.name, s.addrs()))
 
 
 run(main, timeout=120)
