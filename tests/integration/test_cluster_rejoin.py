@@ -32,7 +32,7 @@ def voters(j):
 
 def main():
     with Cluster(3) as c:
-        leader = c.form()
+        leader = c.form(fast_lan=True)
         victim = c.followers(leader)[0]
         old_id = victim.node_id()
 

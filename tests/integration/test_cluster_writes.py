@@ -17,7 +17,7 @@ from xmppdtest import check, run  # noqa: E402
 
 def main():
     with Cluster(3) as c:
-        leader = c.form()
+        leader = c.form(fast_lan=True)
         f1, f2 = c.followers(leader)
         c.add_callbridge("fromfollower", on=f1)
         c.wait_replicated("xmpp callbridge list", lambda o: "fromfollower" in o,
