@@ -62,7 +62,8 @@ struct cjoin {
     bool replace;
     uint64_t cluster_id;
     uint64_t deadline;
-    uint64_t contact_id; /* the member we asked */
+    uint64_t contact_id;                  /* the member we asked */
+    unsigned tls_failed, refused, closed; /* failed dials to the contact */
     uint64_t retry_at;
     cluster_cb cb;
     void *arg;
@@ -836,6 +837,7 @@ static void join_answer(void *arg, int rc, const char *msg, const void *data, si
 }
 
 static void send_join(struct node *n, uint64_t id);
+static void contact_failed(struct node *n, const char *addr, int err, bool refused);
 static void pk_leader_down(struct node *n, uint64_t id, const char *addr, bool up,
                            bool refused);
 
@@ -852,7 +854,40 @@ static void pk_link(void *ud, uint64_t id, const char *addr, bool up, int err,
         send_join(n, id);
         return;
     }
+    if (!up && id == 0 && c->join.phase == JOIN_CONTACT &&
+        strcmp(addr, c->join.addr) == 0) {
+        contact_failed(n, addr, err, refused);
+        return;
+    }
     pk_leader_down(n, id, addr, up, refused);
+}
+
+/* contact_failed ends a join early when the member cannot be reached the
+ * same way a few times in a row (instead of the 10 s contact timeout). */
+static void contact_failed(struct node *n, const char *addr, int err, bool refused)
+{
+    struct cluster *c = n->cluster;
+    char msg[300];
+
+    if (err == UV_EPROTO && ++c->join.tls_failed >= 2) {
+        snprintf(msg, sizeof msg,
+                 "the TLS handshake with %s failed: a certificate is not trusted "
+                 "(check xmpp cluster trust on both nodes; the daemons' logs say which)",
+                 addr);
+        join_finish(c, XE_TLS, msg);
+    } else if (refused && ++c->join.refused >= 3) {
+        snprintf(msg, sizeof msg,
+                 "nothing listens on %s: run xmpp cluster enable there, or check the "
+                 "address",
+                 addr);
+        join_finish(c, XE_CLOSED, msg);
+    } else if (err == 0 && ++c->join.closed >= 3) {
+        snprintf(msg, sizeof msg,
+                 "%s refused this node on the peer link (another cluster, or a node id "
+                 "it does not allow: its log says why)",
+                 addr);
+        join_finish(c, XE_PERM, msg);
+    }
 }
 
 static void send_join(struct node *n, uint64_t id)

@@ -23,6 +23,7 @@
 #include "rnode.h"
 #include "srv.h"
 #include "state.h"
+#include "tls.h"
 
 #define JOIN_TIMEOUT_MS 45000
 #define REMOVE_TIMEOUT_MS 10000
@@ -279,6 +280,15 @@ int cmds_cluster_trust(void *ud, json_t *args, json_t **result, struct ctl_error
                              "cannot read %s: put the CA bundle in the node's pki "
                              "directory (%s)",
                              bundle, node_pki_dir(n));
+    /* One CA per cluster: the node's own certificate must verify against
+     * the bundle its peers use too, or no peer would accept it. */
+    if (n->st.key[0] != '\0' && n->st.cert[0] != '\0') {
+        char key[1024], cert[1024];
+        if (node_file_path(n, n->st.key, key, sizeof key) == 0 &&
+            node_file_path(n, n->st.cert, cert, sizeof cert) == 0 &&
+            tls_check_files(key, cert, path, why, sizeof why) < 0)
+            return ctl_error_set(err, "state", "%s; nothing was changed", why);
+    }
     snprintf(n->st.trust, sizeof n->st.trust, "%s", bundle);
     if (node_local_save(n, why, sizeof why) < 0)
         return ctl_error_set(err, "io", "%s", why);

@@ -218,6 +218,8 @@ static void link_drop(struct peer_mgr *m, struct plink *l, int err, const char *
         p->next_dial = now_ms(m) + backoff(m, ++p->attempts);
         if (refused && p->was_up && m->h.link != NULL && !m->closing)
             m->h.link(m->h.ud, p->id, p->addr, false, err, true);
+        else if (p->contact && p->id == 0 && m->h.link != NULL && !m->closing)
+            m->h.link(m->h.ud, 0, p->addr, false, err, refused);
     }
     if (p->link == l) {
         p->link = NULL;

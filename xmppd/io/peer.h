@@ -63,7 +63,9 @@ struct peer_hooks {
     int (*frame)(void *ud, uint64_t from, bool guest, const struct pframe *f);
     /* link: the link to id came up or went down.  addr is the peer's
      * address (borrowed).  Down: err is the libuv code (0 for an orderly
-     * close) and refused is true when a redial was refused (ECONNREFUSED). */
+     * close, UV_EPROTO for a failed TLS handshake) and refused is true when
+     * a redial was refused (ECONNREFUSED).  A failed dial to a contact whose
+     * id is not known yet is reported down with id 0. */
     void (*link)(void *ud, uint64_t id, const char *addr, bool up, int err, bool refused);
     /* reset: the channel to id was reset (the peer restarted or lost our
      * stream, PCHAN_RESET): sequenced frames sent before are gone; replay
