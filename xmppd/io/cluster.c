@@ -875,7 +875,9 @@ static void contact_failed(struct node *n, const char *addr, int err, bool refus
                  "(check xmpp cluster trust on both nodes; the daemons' logs say which)",
                  addr);
         join_finish(c, XE_TLS, msg);
-    } else if (refused && ++c->join.refused >= 3) {
+    } else if (refused && ++c->join.refused >= 3 &&
+               now_ms(n) + CONTACT_TIMEOUT_MS >= c->join.deadline + 3000) {
+        /* (refused for 3 s: a member that is just starting gets time) */
         snprintf(msg, sizeof msg,
                  "nothing listens on %s: run xmpp cluster enable there, or check the "
                  "address",
