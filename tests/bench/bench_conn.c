@@ -224,6 +224,32 @@ static void report_error_stanza(struct bench_conn *c, const struct bench_elem *e
                 (int)(e->len > 400 ? 400 : e->len), e->p);
 }
 
+/* A message bounced back to its sender (RFC 6120 §8.3: the error reply
+ * carries the original body) was not delivered: its window slot is freed at
+ * once instead of after --stall.  It counts as lost; should it still arrive
+ * it counts as a duplicate. */
+static void settle_bounce(struct bench_conn *c, const struct bench_elem *e, uint64_t now)
+{
+    struct bench *b = c->b;
+    struct bench_pair *p = c->pair;
+    const char *t;
+    uint64_t seq, ts;
+
+    if (c->is_receiver || (b->phase != BENCH_PHASE_RUN && b->phase != BENCH_PHASE_DRAIN))
+        return;
+    long n = bench_elem_child_text(e, "body", &t);
+    if (n < 0 || parse_body(t, n, &seq, &ts) < 0 || seq >= p->sent ||
+        seq < p->released_below)
+        return;
+    uint8_t bit = (uint8_t)(1u << (seq & 7));
+    if (p->seen[seq >> 3] & bit)
+        return;
+    p->seen[seq >> 3] |= bit;
+    p->released++;
+    p->last_progress = now;
+    bench_pair_pump(b, p);
+}
+
 static void on_message(struct bench_conn *c, const struct bench_elem *e, uint64_t now)
 {
     struct bench *b = c->b;
@@ -232,6 +258,7 @@ static void on_message(struct bench_conn *c, const struct bench_elem *e, uint64_
     if (bench_elem_attr(e, "type", type, sizeof(type)) >= 0 &&
         strcmp(type, "error") == 0) {
         report_error_stanza(c, e);
+        settle_bounce(c, e, now);
         return;
     }
     if (!c->is_receiver || b->phase == BENCH_PHASE_DONE || b->phase == BENCH_PHASE_SETUP)
