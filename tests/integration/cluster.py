@@ -663,7 +663,8 @@ class Cluster:
 
     def wait_leader(self, asking, not_node=None, timeout=30):
         """Waits until every node in asking agrees on one leader (other than
-        not_node) that calls itself LEADER; returns (leader node, term).
+        not_node, and running) that calls itself LEADER; returns (leader
+        node, term).
         Does not check the peer lists (a killed member stays listed)."""
         deadline = time.monotonic() + timeout
         why = ""
@@ -675,7 +676,7 @@ class Cluster:
                 terms = {s.term for s in st.values()}
                 if len(leaders) == 1 and len(terms) == 1 and None not in leaders:
                     ld = self.by_addr(leaders.pop())
-                    if ld is not None and ld is not not_node:
+                    if ld is not None and ld is not not_node and ld.alive() and not ld.frozen:
                         if ld in st and st[ld].state != "LEADER":
                             why = "%s not LEADER yet" % ld.name
                         else:

@@ -3,7 +3,9 @@
 mmp-cli, as an admin does (cluster.py, docs/cluster.md "Commands"); every
 node's `xmpp cluster status` lists each member once, exactly one node is
 LEADER and every node names it with the same term; --json agrees with the
-text; the replicated domain reached every node."""
+text; the replicated domain reached every node.  In the 5-node cluster, the
+leader and a follower are killed: the three others (a quorum) elect a
+leader and commit a write, and the two rejoin as followers with it."""
 import os
 import sys
 
@@ -48,6 +50,21 @@ def main():
         check_cluster(c, 3)
     with Cluster(5) as c:
         check_cluster(c, 5)
+        # Quorum of 5 is 3: with the leader and one follower killed, the
+        # other three elect a leader and commit a write; both come back as
+        # followers and get it.
+        leader = c.leader()
+        down = [leader, c.followers(leader)[0]]
+        for nd in down:
+            nd.kill()
+        rest = [nd for nd in c.nodes if nd not in down]
+        new, term = c.wait_leader(rest, not_node=leader, timeout=20)
+        c.add_callbridge("quorum3", on=rest[-1], everywhere=False)
+        c.say("5 nodes, 2 killed: %s leads in term %d and commits", new.name, term)
+        for nd in down:
+            nd.start()
+        check(c.wait_converged(timeout=30) is new, "leader changed:\n" + c.dump())
+        c.wait_same_state(c.nodes)
 
 
 run(main, timeout=240)
