@@ -1273,42 +1273,48 @@ static void rebuild_submit(struct rebuild *r, const struct cl_cmd *cmd)
     cl_buf_free(buf, len);
 }
 
-void cluster_rebuild(struct node *n, cluster_cb cb, void *arg)
+/* rebuild_run is cluster_rebuild on the next loop turn: it closes the Raft
+ * driver, which rnode.h forbids from inside an rnode hook or callback (a
+ * leader leaving answers its own REMOVE from one). */
+static void rebuild_run(struct node *n, void *arg, bool cancelled)
 {
-    struct rebuild *r = calloc(1, sizeof *r);
-    struct cl_cmd *cmd = calloc(1, sizeof *cmd);
+    struct rebuild *r = arg;
+    struct cl_cmd *cmd = NULL;
     struct cl_state *copy = NULL;
     unsigned char *snap = NULL;
     size_t slen = 0;
     char why[512];
     int rc;
 
-    if (r == NULL || cmd == NULL) {
+    if (cancelled || n->rn == NULL) {
+        r->cb(r->arg, XE_CLOSED, "the node is stopping", NULL, 0);
         free(r);
-        free(cmd);
-        cb(arg, XE_NOMEM, NULL, NULL, 0);
         return;
     }
-    r->n = n;
-    r->cb = cb;
-    r->arg = arg;
+    cmd = calloc(1, sizeof *cmd);
+    if (cmd == NULL) {
+        r->cb(r->arg, XE_NOMEM, NULL, NULL, 0);
+        free(r);
+        return;
+    }
     rc = cl_snapshot_encode(rnode_state(n->rn), &snap, &slen);
     if (rc == 0)
         rc = cl_snapshot_decode(snap, slen, &copy);
     if (snap != NULL)
         cl_buf_free(snap, slen);
     if (rc < 0) {
-        free(r);
         free(cmd);
-        cb(arg, rc, "cannot copy the replicated state", NULL, 0);
+        r->cb(r->arg, rc, "cannot copy the replicated state", NULL, 0);
+        free(r);
         return;
     }
     rc = node__replace_store(n, RNODE_BOOTSTRAP, 0, why, sizeof why);
-    if (rc < 0) {
+    if (rc < 0 || n->rn == NULL) {
         cl_state_free(copy);
-        free(r);
         free(cmd);
-        cb(arg, rc, why, NULL, 0);
+        r->cb(r->arg, rc < 0 ? rc : XE_CLOSED, rc < 0 ? why : "the node is stopping",
+              NULL, 0);
+        free(r);
         return;
     }
     r->pending = 1; /* held until everything is submitted */
@@ -1330,4 +1336,18 @@ void cluster_rebuild(struct node *n, cluster_cb cb, void *arg)
     memset(cmd, 0, sizeof *cmd);
     free(cmd);
     rebuild_step(r, 0, NULL);
+}
+
+void cluster_rebuild(struct node *n, cluster_cb cb, void *arg)
+{
+    struct rebuild *r = calloc(1, sizeof *r);
+
+    if (r == NULL) {
+        cb(arg, XE_NOMEM, NULL, NULL, 0);
+        return;
+    }
+    r->n = n;
+    r->cb = cb;
+    r->arg = arg;
+    node__later(n, rebuild_run, r);
 }

@@ -79,7 +79,10 @@ void cluster_join(struct node *n, const char *addr, bool replace, uint64_t timeo
 /* cluster_rebuild replaces this node's store by a new one-member cluster
  * with this node at its current peer address, and submits the replicated
  * data of the old one (domain, call bridges, users) to it.  Used by
- * initialize (fixing the member's address) and after leaving.  cb once. */
+ * initialize (fixing the member's address) and after leaving.  cb once,
+ * never before this returns: the store is replaced on the next loop turn
+ * (node__later), so this may be called from inside an rnode hook or
+ * callback; XE_CLOSED if the node stops first. */
 void cluster_rebuild(struct node *n, cluster_cb cb, void *arg);
 
 /* cluster_removed: the leader told this node it was removed from the

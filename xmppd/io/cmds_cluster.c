@@ -571,11 +571,48 @@ static void disable_finish(struct dreq *r, int rc, const char *msg)
     dreq_finish(r, 0, NULL);
 }
 
+/* The answer to this node's REMOVE, kept for the next loop turn. */
+struct removed_ans {
+    struct dreq *r;
+    int rc;
+    char msg[300];
+    bool has_msg;
+};
+
+static void disable_removed_later(struct node *n, void *arg, bool cancelled)
+{
+    struct removed_ans *a = arg;
+
+    (void)n;
+    if (cancelled)
+        dreq_finish(a->r, XE_CLOSED, "the node is stopping");
+    else
+        disable_finish(a->r, a->rc, a->has_msg ? a->msg : NULL);
+    free(a);
+}
+
+/* disable_removed may run inside an rnode callback (a leader answering
+ * its own REMOVE, or a refusal inside the transfer's callback) or a peer
+ * link hook (the leader's answer): going alone stops the peer link and
+ * replaces the store, so it waits for the next loop turn (rnode.h: no
+ * rnode_close from inside its callbacks). */
 static void disable_removed(void *arg, int rc, const char *msg, const void *d, size_t l)
 {
+    struct dreq *r = arg;
+    struct removed_ans *a = calloc(1, sizeof *a);
+
     (void)d;
     (void)l;
-    disable_finish(arg, rc, msg);
+    if (a == NULL) {
+        dreq_finish(r, XE_NOMEM, "out of memory after leaving the cluster");
+        return;
+    }
+    a->r = r;
+    a->rc = rc;
+    a->has_msg = msg != NULL;
+    if (msg != NULL)
+        snprintf(a->msg, sizeof a->msg, "%s", msg);
+    node__later(r->n, disable_removed_later, a);
 }
 
 static void leave(struct dreq *r)

@@ -324,6 +324,7 @@ static void close_own_handles(struct node *n)
     n->handles_ready = false;
     uv_close((uv_handle_t *)&n->timer, NULL);
     uv_close((uv_handle_t *)&n->reaper, NULL);
+    uv_close((uv_handle_t *)&n->later, NULL);
     uv_close((uv_handle_t *)&n->sig_term, NULL);
     uv_close((uv_handle_t *)&n->sig_int, NULL);
     uv_close((uv_handle_t *)&n->sig_hup, NULL);
@@ -365,11 +366,60 @@ static void on_ctl_closed(void *arg)
     node__reap_soon(n);
 }
 
+/* ---- work deferred to the next loop turn ---- */
+
+struct node_later {
+    node_later_fn fn;
+    void *arg;
+    struct node_later *next;
+};
+
+/* run_laters runs the work queued so far, in order; work that fn queues
+ * runs on the next turn (node__later re-arms the timer), or at once when
+ * cancelled (stopping). */
+static void run_laters(struct node *n, bool cancelled)
+{
+    do {
+        struct node_later *l = n->laters;
+        n->laters = NULL;
+        n->laters_tail = &n->laters;
+        while (l != NULL) {
+            struct node_later *next = l->next;
+            l->fn(n, l->arg, cancelled || n->stopping);
+            free(l);
+            l = next;
+        }
+    } while (cancelled && n->laters != NULL);
+}
+
+static void on_later(uv_timer_t *t)
+{
+    run_laters(t->data, false);
+}
+
+void node__later(struct node *n, node_later_fn fn, void *arg)
+{
+    struct node_later *l;
+
+    if (n->stopping || !n->handles_ready || (l = calloc(1, sizeof *l)) == NULL) {
+        fn(n, arg, true);
+        return;
+    }
+    l->fn = fn;
+    l->arg = arg;
+    *n->laters_tail = l;
+    n->laters_tail = &l->next;
+    uv_timer_start(&n->later, on_later, 0, 0);
+}
+
 /* begin_stop starts a clean shutdown: XMPP sessions, the control socket,
  * the Raft driver; the loop ends once everything has closed. */
 static void begin_stop(struct node *n)
 {
     n->stopping = true;
+    /* Deferred store work is answered (cancelled) before the Raft driver
+     * and the control socket close. */
+    run_laters(n, true);
     node_xmpp_stop(n);
     cluster_stop(n);
     if (n->ctl != NULL) {
@@ -527,7 +577,8 @@ int node_reset(struct node *n, char *why, size_t whylen)
         rm_tree(old);
         rc = open_rnode(n, RNODE_BOOTSTRAP, 0, why, whylen);
     }
-    if (rc < 0 && n->rn == NULL && open_rnode(n, RNODE_BOOTSTRAP, 0, old, sizeof old) < 0) {
+    if (rc < 0 && n->rn == NULL &&
+        open_rnode(n, RNODE_BOOTSTRAP, 0, old, sizeof old) < 0) {
         /* Without a replicated store the node cannot answer: stop. */
         LOG(&n->log, LOG_ERROR,
             "%s reset: %s; cannot reopen the replicated store, "
@@ -583,10 +634,12 @@ static int start_handles(struct node *n)
 
     uv_timer_init(&n->loop, &n->timer);
     uv_timer_init(&n->loop, &n->reaper);
+    uv_timer_init(&n->loop, &n->later);
     uv_signal_init(&n->loop, &n->sig_term);
     uv_signal_init(&n->loop, &n->sig_int);
     uv_signal_init(&n->loop, &n->sig_hup);
-    n->timer.data = n->reaper.data = n;
+    n->timer.data = n->reaper.data = n->later.data = n;
+    n->laters_tail = &n->laters;
     n->sig_term.data = n->sig_int.data = n->sig_hup.data = n;
     n->handles_ready = true;
     rc = uv_signal_start(&n->sig_term, on_stop_signal, SIGTERM);
