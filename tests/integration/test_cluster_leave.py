@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_cluster_leave: the leader leaves the cluster.
+"""test_cluster_leave: the leader leaves, and leader-change reasons.
 
 Leaving replaces the node's store (a new one-member cluster with its data),
 which closes the Raft driver; that must never happen from inside one of the
@@ -9,12 +9,13 @@ use-after-free or the assertion in rnode_close as a dead daemon.
 
 - 2 members: `xmpp cluster disable` on the leader hands leadership over,
   leaves and goes alone: it keeps running, is DISABLED with its data; the
-  other leads alone and commits.
+  other leads alone and says the leader changed by "leadership transfer".
 - 3 members: a follower removes the leader (`xmpp cluster remove <id>`):
-  the other two elect a leader and commit; the old leader keeps running,
+  the other two elect a leader ("the leader left the configuration") and
+  commit; the old leader keeps running,
   and `xmpp cluster disable` there makes it standalone with its data.
 - 3 members, the leader frozen first (SIGSTOP: its links stay open): the
-  others elect a leader; it comes back as a follower.
+  others elect a leader and say "leader lost (election timeout)".
 Every daemon exits 0 on SIGTERM and no log shows a sanitizer report."""
 import os
 import sys
@@ -24,6 +25,13 @@ from cluster import DOMAIN, Cluster, wait_for  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 BAD = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "Assertion", "assertion")
+
+
+def reason(s):
+    """The reason on the "Last leader change" line ("" when none)."""
+    line = s.last_change or ""
+    i = line.find("reason:")
+    return line[i + len("reason:"):].strip() if i >= 0 else ""
 
 
 def alone_with_data(c, nd):
@@ -56,6 +64,9 @@ def leader_disables():
         new, term = c.wait_leader([other], timeout=20)
         check(new is other, "%s should lead, %s does" % (other.name, new.name))
         s = other.status()
+        check(reason(s) == "leadership transfer",
+              "%s: after a transfer the reason is %r: %s" % (other.name, reason(s),
+                                                            s.last_change))
         c.say("%s leads alone in term %d (%s)", other.name, term, s.last_change)
         c.add_callbridge("after-leave", on=other, everywhere=False)
         clean_exit(c)
@@ -70,6 +81,10 @@ def follower_removes_leader():
         leader.freeze()
         try:
             new, term = c.wait_leader(f, not_node=leader, timeout=30)
+            for nd in f:
+                s = nd.status()
+                check(reason(s) == "leader lost (election timeout)",
+                      "%s: reason %r after the leader froze" % (nd.name, reason(s)))
             c.say("%s frozen: %s leads in term %d (%s)", leader.name, new.name, term,
                   new.status().last_change)
         finally:
@@ -82,6 +97,10 @@ def follower_removes_leader():
         f[0].ok("xmpp cluster remove %s" % lid, timeout=60)
         new, term = c.wait_leader(f, not_node=leader, timeout=20)
         c.say("%s leads in term %d (%s)", new.name, term, new.status().last_change)
+        for nd in f:
+            s = nd.status()
+            check(reason(s) == "the leader left the configuration",
+                  "%s: reason %r after the leader was removed" % (nd.name, reason(s)))
         c.wait_converged(timeout=20, members=f)
         c.add_callbridge("after-remove", on=f[1], everywhere=False)
         check(leader.alive(), "%s died after its removal:\n%s"

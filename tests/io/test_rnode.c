@@ -738,6 +738,18 @@ static void test_three_nodes(void)
         CHECK(st.leader_id == net.n[2].id);
         CHECK_STR(st.leader_addr, net.n[2].addr);
         CHECK_STR(st.last_change_reason, "leadership transfer");
+        /* the new leader and the third member say so too */
+        rnode_status_get(net.n[2].rn, &st);
+        CHECK_STR(st.last_change_reason, "leadership transfer");
+        CHECK(st.last_change_new_term > st.last_change_old_term);
+        for (int round = 0; round < 100; round++) {
+            rnode_status_get(net.n[1].rn, &st);
+            if (st.leader_id == net.n[2].id)
+                break;
+            wait_ms(&net.loop, 20);
+        }
+        CHECK(st.leader_id == net.n[2].id);
+        CHECK_STR(st.last_change_reason, "leadership transfer");
     }
     /* remove a member from the new leader */
     change_wait(&net, 2, RNODE_CHANGE_REMOVE, 1, 0);

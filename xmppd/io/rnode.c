@@ -97,6 +97,8 @@ struct rnode {
     uint64_t known_leader_term; /* term when a leader was last known */
     bool had_leader;
     const char *pending_reason; /* why the leader went away */
+    const char *step_hint;      /* what the event being stepped says (drive) */
+    uint64_t transfer_sent_ms;  /* loop ms this leader last sent TimeoutNow */
     time_t ch_time;
     uint64_t ch_old_term, ch_new_term;
     char ch_reason[64];
@@ -233,43 +235,119 @@ static const char *member_addr(const struct rnode *rn, uint64_t id)
     return m != NULL ? m->address : "";
 }
 
-/* note_status records role, term and leader changes and their reasons, from
- * the update's flags and the core's counters. */
-static void note_status(struct rnode *rn, const struct raft_update *upd)
+/* Reasons for a leader change (xmpp cluster status, "Last leader change"). */
+#define WHY_STARTUP "startup"
+#define WHY_TIMEOUT "leader lost (election timeout)"
+#define WHY_LINK "leader's link closed"
+#define WHY_CHECK_QUORUM "check-quorum step-down (no majority heard)"
+#define WHY_STEPPED_DOWN "this node stepped down (a higher term was seen)"
+#define WHY_LEFT "the leader left the configuration"
+#define WHY_NEW_LEADER "new leader"
+#define WHY_STOPPED "this node stopped"
+
+/* Compared by address in loss_reason. */
+static const char WHY_TRANSFER[] = "leadership transfer";
+
+/* A transfer this leader started explains its losing the lead for a while
+ * after the TimeoutNow (thesis §3.10: the target campaigns at once). */
+#define TRANSFER_WINDOW_MS 10000
+
+/* event_hint says what an event about to be stepped tells about a leader
+ * change it may cause (NULL: nothing); see loss_reason. */
+static const char *event_hint(const struct rnode *rn, const struct raft_event *ev)
+{
+    const struct raft_message *m;
+
+    if (ev->type == RAFT_EV_STOP)
+        return WHY_STOPPED;
+    if (ev->type != RAFT_EV_RECEIVE || ev->u.receive.msg == NULL)
+        return NULL;
+    m = ev->u.receive.msg;
+    /* The target of a transfer campaigns on TimeoutNow; the others vote
+     * for it on a vote request flagged transfer (thesis §3.10). */
+    if (m->type == RAFT_MSG_TIMEOUT_NOW)
+        return WHY_TRANSFER;
+    if (m->type == RAFT_MSG_VOTE && m->u.vote.transfer && !m->u.vote.pre_vote)
+        return WHY_TRANSFER;
+    if (m->term <= rn->term)
+        return NULL;
+    if (rn->role == RAFT_LEADER)
+        return WHY_STEPPED_DOWN;
+    /* A member's election (not a transfer): this follower grants votes
+     * only once it has not heard from the leader for an election timeout
+     * either (stickiness, thesis §4.2.3). */
+    if (m->type == RAFT_MSG_VOTE && !m->u.vote.pre_vote)
+        return WHY_TIMEOUT;
+    if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_SNAPSHOT)
+        return WHY_NEW_LEADER; /* the election happened without this node */
+    return NULL;
+}
+
+/* loss_reason says why the leader this node knew (rn->leader_id, not 0)
+ * went away in upd.  The first that applies: the core's counters
+ * (CheckQuorum, the peer-down fast path), a transfer (this leader sent
+ * TimeoutNow, or the event says so), the old leader gone from the
+ * configuration (it removed itself, thesis §4.2.2), the event (a higher
+ * term), this leader stepping down, and else the election timeout. */
+static const char *loss_reason(struct rnode *rn, const struct raft_update *upd)
 {
     const struct raft_counters *c = upd->counters;
     const struct raft_counters *o = &rn->last_counters;
+    bool was_leader = rn->leader_id == rn->node_id;
+    const struct raft_config *cfg = raft_config_get(rn->raft);
+
+    if (c != NULL && c->check_quorum_stepdowns > o->check_quorum_stepdowns)
+        return WHY_CHECK_QUORUM;
+    if (c != NULL && c->fast_path_elections > o->fast_path_elections)
+        return WHY_LINK;
+    if (was_leader && rn->transfer_sent_ms != 0 &&
+        uv_now(rn->loop) < rn->transfer_sent_ms + TRANSFER_WINDOW_MS)
+        return WHY_TRANSFER;
+    if (rn->step_hint == WHY_TRANSFER)
+        return WHY_TRANSFER;
+    if (cfg != NULL && raft_config_find(cfg, rn->leader_id) == NULL)
+        return WHY_LEFT;
+    if (rn->step_hint != NULL)
+        return rn->step_hint;
+    if (was_leader)
+        return WHY_STEPPED_DOWN;
+    return WHY_TIMEOUT;
+}
+
+/* note_status records role, term and leader changes and their reasons, from
+ * the update's flags, the core's counters and the event stepped. */
+static void note_status(struct rnode *rn, const struct raft_update *upd)
+{
+    const struct raft_counters *c = upd->counters;
     bool changed = upd->role_changed || upd->leader_changed || upd->term_changed ||
                    upd->config_changed;
 
-    if (c != NULL) {
-        if (c->check_quorum_stepdowns > o->check_quorum_stepdowns)
-            rn->pending_reason = "check-quorum step-down (no majority heard)";
-        else if (c->fast_path_elections > o->fast_path_elections)
-            rn->pending_reason = "leader's link closed";
-        else if (c->transfers > o->transfers)
-            rn->pending_reason = "leadership transfer";
-    }
-    if (upd->leader_changed && upd->leader_id == 0 && rn->pending_reason == NULL)
-        rn->pending_reason = "leader lost";
+    if (c != NULL && c->transfers > rn->last_counters.transfers)
+        rn->transfer_sent_ms = uv_now(rn->loop);
+    /* The known leader went away (to none, or straight to another). */
+    if (upd->leader_changed && rn->leader_id != 0 && rn->had_leader)
+        rn->pending_reason = loss_reason(rn, upd);
     if (upd->leader_changed && upd->leader_id != 0) {
         rn->ch_time = time(NULL);
         rn->ch_old_term = rn->known_leader_term;
         rn->ch_new_term = upd->current_term;
         snprintf(rn->ch_reason, sizeof rn->ch_reason, "%s",
-                 !rn->had_leader              ? "startup"
+                 !rn->had_leader              ? WHY_STARTUP
                  : rn->pending_reason != NULL ? rn->pending_reason
-                                              : "new leader");
+                                              : WHY_NEW_LEADER);
         rn->pending_reason = NULL;
         rn->had_leader = true;
         rn->known_leader_term = upd->current_term;
+        if (upd->leader_id == rn->node_id)
+            rn->transfer_sent_ms = 0;
         LOG(rn->log, LOG_INFO,
             "%s raft leader is node %016" PRIx64 "%s, term %" PRIu64 " (%s)", rn->name,
             upd->leader_id, upd->leader_id == rn->node_id ? " (this node)" : "",
             upd->current_term, rn->ch_reason);
     } else if (upd->leader_changed) {
         LOG(rn->log, LOG_INFO, "%s raft no leader in term %" PRIu64 " (%s)", rn->name,
-            upd->current_term, rn->pending_reason);
+            upd->current_term,
+            rn->pending_reason != NULL ? rn->pending_reason : "none known yet");
     }
     if (upd->role_changed)
         LOG(rn->log, LOG_DEBUG, "%s raft role %s, term %" PRIu64, rn->name,
@@ -457,10 +535,12 @@ static int drive(struct rnode *rn, struct raft_event *ev, struct req *q)
     uint64_t p_index, p_term;
     int rc, first = 1, ret = 0;
     bool was_in_step = rn->in_step;
+    const char *was_hint = rn->step_hint;
 
     rn->in_step = true;
     for (;;) {
         ev->now = uv_now(rn->loop);
+        rn->step_hint = first ? event_hint(rn, ev) : NULL;
         rc = raft_step(rn->raft, ev, &upd);
         if (first) {
             ret = rc;
@@ -477,6 +557,7 @@ static int drive(struct rnode *rn, struct raft_event *ev, struct req *q)
             next.u.stop.reason = RAFT_EIO;
             next.now = uv_now(rn->loop);
             rn->stopped = true;
+            rn->step_hint = WHY_STOPPED;
             raft_step(rn->raft, &next, &upd);
             rn->raft_deadline = 0;
             note_status(rn, &upd);
@@ -493,6 +574,7 @@ static int drive(struct rnode *rn, struct raft_event *ev, struct req *q)
         next.u.persisted.term = p_term;
         ev = &next;
     }
+    rn->step_hint = was_hint;
     rn->in_step = was_in_step;
     return ret;
 }
