@@ -226,8 +226,10 @@ static void report_error_stanza(struct bench_conn *c, const struct bench_elem *e
 
 /* A message bounced back to its sender (RFC 6120 §8.3: the error reply
  * carries the original body) was not delivered: its window slot is freed at
- * once instead of after --stall.  It counts as lost; should it still arrive
- * it counts as a duplicate. */
+ * once instead of after --stall, but the pair sends again only on its next
+ * delivery or the next stall tick (--stall / 4), as a client told 'wait'
+ * would (RFC 6120 §8.3.2).  It counts as lost; should it still arrive it
+ * counts as a duplicate. */
 static void settle_bounce(struct bench_conn *c, const struct bench_elem *e, uint64_t now)
 {
     struct bench *b = c->b;
@@ -247,7 +249,6 @@ static void settle_bounce(struct bench_conn *c, const struct bench_elem *e, uint
     p->seen[seq >> 3] |= bit;
     p->released++;
     p->last_progress = now;
-    bench_pair_pump(b, p);
 }
 
 static void on_message(struct bench_conn *c, const struct bench_elem *e, uint64_t now)
@@ -541,6 +542,8 @@ void bench_check_stalls(struct bench *b, uint64_t now)
     for (unsigned i = 0; i < b->o.pairs; i++) {
         struct bench_pair *p = &b->pairs[i];
         uint64_t inflight = p->sent - p->received - p->released;
+        if (inflight < b->o.window)
+            bench_pair_pump(b, p); /* slots freed by bounces */
         if (inflight == 0 || now - p->last_progress < limit)
             continue;
         bench_pair_release(p, now);
