@@ -36,6 +36,11 @@ def main():
         c.say("leader %s killed: %s leads in term %d after %.2fs", leader.name, new.name,
               term1, time.monotonic() - t)
         check(term1 > term0, "term did not rise: %d -> %d" % (term0, term1))
+        lc = new.status().last_change or ""
+        check("-> %d)" % term1 in lc and "reason" in lc,
+              "%s: last leader change %r, wanted one into term %d with its reason"
+              % (new.name, lc, term1))
+        c.say("%s", lc)
         leader.start()
         back = c.wait_converged(timeout=30)
         check(back is new, "leader changed when %s came back: %s" % (leader.name, back.name))
