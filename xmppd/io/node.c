@@ -809,7 +809,9 @@ static int open_services(struct node *n, char *err, size_t errlen)
         snprintf(err, errlen, "%s", why);
         return rc;
     }
-    if (rc < 0) {
+    if (rc == XE_BUSY) /* a cluster member waiting for the replicated domain */
+        LOG(&n->log, LOG_INFO, "%s XMPP: %s", n->name, why);
+    else if (rc < 0) {
         snprintf(n->last_error, sizeof n->last_error, "%s", why);
         LOG(&n->log, LOG_ERROR, "%s XMPP is enabled but cannot start: %s", n->name, why);
     }

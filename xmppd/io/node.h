@@ -89,7 +89,8 @@ bool node_addr_local(const char *host);
 
 /* node_xmpp_check says whether XMPP could be enabled with the current
  * configuration: a domain, usable certificates (required when TLS is
- * required), listen addresses of this host.  0, or XE_STATE / XE_AUTH /
+ * required), listen addresses of this host.  0, XE_BUSY when a cluster
+ * member waits for the replicated domain, or XE_STATE / XE_AUTH /
  * ... with why (one line: what is wrong and what to do). */
 int node_xmpp_check(struct node *n, char *why, size_t whylen);
 

@@ -233,6 +233,15 @@ int node_xmpp_check(struct node *n, char *why, size_t whylen)
     int rc;
 
     if (cl_domain(rnode_state(n->rn))[0] == '\0') {
+        /* A member of a multi-node cluster gets the domain from the
+         * replicated state: at restart it has not caught up yet, and
+         * rn_applied starts XMPP once the domain arrives. */
+        if (n->st.cluster_enabled && rnode_config(n->rn)->n > 1) {
+            snprintf(why, whylen,
+                     "waiting for the replicated configuration (domain) from the "
+                     "cluster");
+            return XE_BUSY;
+        }
         snprintf(why, whylen,
                  "no XMPP domain is set; set one with: xmpp domain <domain>");
         return XE_STATE;
