@@ -460,6 +460,16 @@ static void print_cluster_status(json_t *r)
         printf("Last leader change: none\n");
     printf("Forwarded %lld, queued %lld, bounced %lld\n", jint(fw, "forwarded"),
            jint(fw, "queued"), jint(fw, "bounced"));
+    if (json_is_object(json_object_get(r, "timing"))) {
+        json_t *t = json_object_get(r, "timing");
+        json_t *next = json_object_get(t, "next");
+        printf("Raft timing: %s (heartbeat %lld ms, election %lld-%lld ms)%s%s%s\n",
+               strcmp(jstr(t, "profile"), "fast-lan") == 0 ? "fast-LAN" : "default",
+               jint(t, "heartbeat_ms"), jint(t, "election_min_ms"),
+               jint(t, "election_max_ms"), json_is_string(next) ? "; " : "",
+               json_is_string(next) ? json_string_value(next) : "",
+               json_is_string(next) ? " from the next start" : "");
+    }
     printf("Node %s, cluster %s, peer address %s\n", jstr(r, "node_id"),
            jstr(r, "cluster_id"), jstr(r, "address"));
     if (json_is_true(json_object_get(r, "removed")))

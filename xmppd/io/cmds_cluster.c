@@ -253,6 +253,17 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
                                       "malformed", (json_int_t)ps.malformed, "refused",
                                       (json_int_t)ps.refused));
     }
+    /* The Raft timing profile in use; "next" when node.state names another
+     * one, used from the next start (docs/cluster.md "Timing"). */
+    json_object_set_new(r, "timing",
+                        json_pack("{s:s, s:I, s:I, s:I}", "profile",
+                                  st.fast_lan ? "fast-lan" : "default", "heartbeat_ms",
+                                  (json_int_t)st.heartbeat_ms, "election_min_ms",
+                                  (json_int_t)st.election_min_ms, "election_max_ms",
+                                  (json_int_t)st.election_max_ms));
+    if (n->st.raft_fast_lan != st.fast_lan)
+        json_object_set_new(json_object_get(r, "timing"), "next",
+                            json_string(n->st.raft_fast_lan ? "fast-lan" : "default"));
     if (cluster_removed(n))
         json_object_set_new(r, "removed", json_true());
     if (st.stop_reason[0] != '\0')
@@ -374,7 +385,8 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
     if (timing_changed)
         json_object_set_new(
             *result, "note",
-            json_string("the timing takes effect when xmppd next starts"));
+            json_string("the timing takes effect when xmppd next starts: restart "
+                        "xmppd on this node"));
     return 0;
 }
 

@@ -74,6 +74,8 @@ struct rnode {
     uint64_t cluster_id;
     char peer_addr[RAFT_ADDR_MAX];
     uint64_t snapshot_every;
+    bool fast_lan; /* the timing profile (ro below), for rnode_status */
+    unsigned heartbeat_ms, election_min_ms, election_max_ms;
 
     struct raft *raft;
     struct store *store;
@@ -1007,6 +1009,10 @@ void rnode_status_get(const struct rnode *rn, struct rnode_status *out)
     out->role = rn->stopped ? RAFT_STOPPED : st.role;
     out->node_id = rn->node_id;
     out->cluster_id = rn->cluster_id;
+    out->fast_lan = rn->fast_lan;
+    out->heartbeat_ms = rn->heartbeat_ms;
+    out->election_min_ms = rn->election_min_ms;
+    out->election_max_ms = rn->election_max_ms;
     out->term = st.term;
     out->leader_id = rn->stopped ? 0 : st.leader_id;
     if (out->leader_id != 0)
@@ -1210,6 +1216,13 @@ static int start_raft(struct rnode *rn, const struct rnode_opts *opts,
         raft_options_fast_lan(&ro);
     ro.id = rn->node_id;
     ro.cluster_id = rn->cluster_id;
+    rn->fast_lan = opts->fast_lan;
+    rn->heartbeat_ms = ro.heartbeat_ms;
+    rn->election_min_ms = ro.election_min_ms;
+    rn->election_max_ms = ro.election_max_ms;
+    LOG(rn->log, LOG_INFO, "%s raft timing: %s (heartbeat %u ms, election %u-%u ms)",
+        rn->name, opts->fast_lan ? "fast-LAN" : "default", ro.heartbeat_ms,
+        ro.election_min_ms, ro.election_max_ms);
     randombytes_buf(&ro.seed, sizeof ro.seed);
     rc = raft_new(&ro, &rn->raft);
     if (rc != 0) {

@@ -271,6 +271,9 @@ struct rnode_status {
     int stop_error;            /* 0, or the XE_ code that stopped the node */
     char stop_reason[160];     /* "" or why the node stopped */
     struct raft_counters raft; /* the core's counters (copy) */
+    /* the Raft timing profile in use (chosen at rnode_open) */
+    bool fast_lan;
+    unsigned heartbeat_ms, election_min_ms, election_max_ms;
 };
 
 /* rnode_status_get fills *out from local state. */
