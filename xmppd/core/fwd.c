@@ -57,14 +57,19 @@ int fwd_new(const struct fwd_config *cfg, const struct fwd_env *env, struct fwd 
     f->wins = calloc(f->cfg.max_windows, sizeof *f->wins);
     if (f->wins == NULL)
         goto err_ring;
+    f->acks = calloc(f->cfg.max_windows, sizeof *f->acks);
+    if (f->acks == NULL)
+        goto err_wins;
     f->held = calloc(f->cfg.hold_max, sizeof *f->held);
     if (f->held == NULL)
-        goto err_wins;
+        goto err_acks;
     f->env = *env;
     f->front_seq = f->next_seq = f->cursor = 1;
     *out = f;
     return 0;
 
+err_acks:
+    free(f->acks);
 err_wins:
     free(f->wins);
 err_ring:
@@ -95,6 +100,9 @@ void fwd_free(struct fwd *f)
         free(f->wins[i]);
     for (size_t i = 0; i < f->nheld; i++)
         fwd__ent_clear(&f->held[i].e);
+    for (size_t i = 0; i < f->nacks; i++)
+        free(f->acks[i].r);
+    free(f->acks);
     for (size_t i = 0; i < f->nlocals; i++)
         free(f->locals[i].name);
     fwd__routes_clear(f);
@@ -444,20 +452,150 @@ static bool fwd_gate(struct fwd *f, const struct pframe_fwd *fw, bool drop)
     return true;
 }
 
+/* ---- delivering: pending ACKs ------------------------------------------- */
+
+static uint64_t range_seqs(const struct pframe_range *r, size_t n)
+{
+    uint64_t k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        k += r[i].last - r[i].first + 1;
+    return k;
+}
+
+/* pack_drop removes pending entry i (its ACKs are lost: the origin's resend
+ * recovers them, as before this table existed). */
+static void pack_drop(struct fwd *f, size_t i, bool lost)
+{
+    if (lost)
+        f->st.acks_dropped += range_seqs(f->acks[i].r, f->acks[i].n);
+    free(f->acks[i].r);
+    f->acks[i] = f->acks[--f->nacks];
+    memset(&f->acks[f->nacks], 0, sizeof f->acks[f->nacks]);
+}
+
+/* pack_get finds (or makes, evicting the least recently used when all
+ * max_windows slots are taken) the pending entry of (origin, inc). */
+static struct fwd_pack *pack_get(struct fwd *f, uint64_t origin, uint64_t inc)
+{
+    size_t lru = 0;
+
+    for (size_t i = 0; i < f->nacks; i++) {
+        if (f->acks[i].origin == origin && f->acks[i].inc == inc) {
+            f->acks[i].used = ++f->win_clock;
+            return &f->acks[i];
+        }
+        if (f->acks[i].used < f->acks[lru].used)
+            lru = i;
+    }
+    if (f->nacks == f->cfg.max_windows)
+        pack_drop(f, lru, true);
+    f->acks[f->nacks] = (struct fwd_pack){origin, inc, ++f->win_clock, NULL, 0, 0};
+    return &f->acks[f->nacks++];
+}
+
+/* pack_add merges seq into p's ascending, disjoint ranges.  At
+ * FWD_ACK_RANGES ranges the lowest is dropped (the origin resends it). */
+static int pack_add(struct fwd *f, struct fwd_pack *p, uint64_t seq)
+{
+    size_t i = p->n;
+
+    while (i > 0 && p->r[i - 1].last >= seq)
+        i--;
+    if (i < p->n && p->r[i].first <= seq)
+        return 0; /* already owed */
+    if (i > 0 && p->r[i - 1].last + 1 == seq) {
+        p->r[i - 1].last = seq;
+        if (i < p->n && p->r[i].first == seq + 1) {
+            p->r[i - 1].last = p->r[i].last;
+            memmove(&p->r[i], &p->r[i + 1], (p->n - i - 1) * sizeof *p->r);
+            p->n--;
+        }
+        return 0;
+    }
+    if (i < p->n && p->r[i].first == seq + 1) {
+        p->r[i].first = seq;
+        return 0;
+    }
+    if (p->n == FWD_ACK_RANGES) {
+        f->st.acks_dropped++;
+        if (i == 0)
+            return 0; /* the new one is the lowest */
+        f->st.acks_dropped += range_seqs(&p->r[0], 1) - 1;
+        memmove(&p->r[0], &p->r[1], (p->n - 1) * sizeof *p->r);
+        p->n--;
+        i--;
+    }
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 4;
+        struct pframe_range *r = realloc(p->r, cap * sizeof *r);
+        if (r == NULL)
+            return XE_NOMEM;
+        p->r = r;
+        p->cap = cap;
+    }
+    memmove(&p->r[i + 1], &p->r[i], (p->n - i) * sizeof *p->r);
+    p->r[i] = (struct pframe_range){seq, seq};
+    p->n++;
+    return 0;
+}
+
+/* pack_flush sends entry i's ranges as one ACK frame; true when the channel
+ * took it (the entry is then removed). */
+static bool pack_flush(struct fwd *f, size_t i)
+{
+    struct fwd_pack *p = &f->acks[i];
+    struct pframe fr = {.type = PFRAME_ACK};
+
+    if (p->n == 0) {
+        pack_drop(f, i, false);
+        return true;
+    }
+    fr.u.ack = (struct pframe_ack){p->inc, p->r, p->n};
+    if (f->env.send(f->env.ud, p->origin, &fr) < 0)
+        return false;
+    pack_drop(f, i, false);
+    return true;
+}
+
+/* flush_acks sends every pending ACK whose channel has room now (fwd_pump:
+ * the edge calls it when a CHAN_ACK frees room on any channel). */
+static void flush_acks(struct fwd *f)
+{
+    size_t i = 0;
+
+    while (i < f->nacks)
+        if (!pack_flush(f, i))
+            i++;
+}
+
+/* send_ack owes fw's origin an ACK and sends every ACK owed to that origin
+ * incarnation in one frame if its channel takes it; if not they wait for
+ * fwd_pump, merged (never dropped for a full channel: dropping them stalled
+ * the origin's queue until resend_ms). */
 static void send_ack(struct fwd *f, const struct pframe_fwd *fw)
 {
     struct pframe_range r = {fw->seq, fw->seq};
     struct pframe fr = {.type = PFRAME_ACK};
+    struct fwd_pack *p;
 
     if (fw->origin == f->cfg.node_id) {
         handle_ack(f, fw->incarnation, &r, 1);
         return;
     }
+    p = pack_get(f, fw->origin, fw->incarnation);
+    if (pack_add(f, p, fw->seq) == 0) {
+        if (!pack_flush(f, (size_t)(p - f->acks)))
+            f->st.acks_deferred++;
+        return;
+    }
+    /* No memory for the pending ranges: the old way, one frame, and a lost
+     * ACK heals by the origin's resend (the duplicate is dropped, ACKed). */
     fr.u.ack = (struct pframe_ack){fw->incarnation, &r, 1};
-    /* A lost ACK is safe: the origin resends, we drop it as a duplicate
-     * and ACK again. */
-    if (f->env.send(f->env.ud, fw->origin, &fr) < 0)
+    if (f->env.send(f->env.ud, fw->origin, &fr) < 0) {
         f->st.send_failures++;
+        f->st.acks_dropped++;
+    }
 }
 
 /* may_bounce: RFC 6120 §8.3.1 (no error in reply to an error) and §10.4.3
@@ -651,6 +789,7 @@ int fwd_set_leader(struct fwd *f, uint64_t leader, uint64_t term, uint64_t now_m
 void fwd_peer_reset(struct fwd *f, uint64_t node, uint64_t now_ms)
 {
     f->now = now_ms;
+    flush_acks(f); /* the reset channel is empty: owed ACKs fit */
     if (node == f->leader && node != f->cfg.node_id) {
         replay_all(f);
         f->need_full = true;
@@ -668,6 +807,7 @@ void fwd_peer_reset(struct fwd *f, uint64_t node, uint64_t now_ms)
 void fwd_pump(struct fwd *f, uint64_t now_ms)
 {
     f->now = now_ms;
+    flush_acks(f); /* first: acknowledgements never wait behind data */
     if (f->need_full && f->leader != 0 && f->leader != f->cfg.node_id)
         send_full_report(f);
     pump(f);
@@ -711,5 +851,8 @@ void fwd_get_stats(const struct fwd *f, struct fwd_stats *out)
 {
     *out = f->st;
     out->waiting = f->count;
+    out->acks_pending = 0;
+    for (size_t i = 0; i < f->nacks; i++)
+        out->acks_pending += range_seqs(f->acks[i].r, f->acks[i].n);
     out->routes = f->nroutes;
 }

@@ -21,7 +21,10 @@
  *    until every member sent its full report.
  *  - delivering node: drops duplicates exactly, with a window per origin
  *    incarnation that the low-water mark in each frame slides, hands the
- *    stanza to the local session (env->deliver), and ACKs the origin.
+ *    stanza to the local session (env->deliver), and ACKs the origin.  An
+ *    ACK the origin's channel refuses is kept (merged ranges, one entry per
+ *    origin incarnation) and sent as one coalesced frame by the next
+ *    fwd_pump or fwd_input: a full channel delays ACKs, never drops them.
  *
  * Bounces are new stanzas originated by the node that bounces (same path,
  * same guarantees).  The stanza bytes are as serialized for a
@@ -160,6 +163,9 @@ struct fwd_stats {
     uint64_t misrouted;     /* FWD dropped: received while not leader, or
                                behind such a drop until the origin replays */
     uint64_t send_failures; /* env->send refusals */
+    uint64_t acks_pending;  /* seqs owed an ACK that no channel took yet */
+    uint64_t acks_deferred; /* ACKs a full channel refused (kept, sent later) */
+    uint64_t acks_dropped;  /* ACKs dropped: pending table full (resend heals) */
     uint64_t protocol_errors;
     uint64_t conflicts; /* CONFLICTs decided as leader */
     size_t routes;      /* names in the leader's table */

@@ -32,6 +32,17 @@ struct fwd_win {
     uint64_t bits[FWD_WINDOW / 64];
 };
 
+/* ACKs owed to one origin incarnation that its channel has not taken yet
+ * (full): ascending, disjoint, merged ranges of seqs, sent as one ACK frame
+ * as soon as the channel has room (docs/cluster.md "Limits"). */
+#define FWD_ACK_RANGES 1024
+struct fwd_pack {
+    uint64_t origin, inc;
+    uint64_t used; /* LRU stamp (win_clock) */
+    struct pframe_range *r;
+    size_t n, cap;
+};
+
 struct fwd_route {
     char *name;
     uint64_t node;
@@ -82,6 +93,8 @@ struct fwd {
     struct fwd_win **wins;
     size_t nwins;
     uint64_t win_clock;
+    struct fwd_pack *acks; /* max_windows slots: one per origin incarnation */
+    size_t nacks;
 
     /* leader */
     struct fwd_route *routes;

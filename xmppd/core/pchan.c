@@ -115,6 +115,26 @@ bool pchan_has_room(const struct pchan *c, size_t len)
            (c->count == 0 || c->bytes + len <= c->cfg.max_bytes);
 }
 
+/* bulk tells whether f is stanza data (FWD, DELIVER), which may not use the
+ * last eighth of the resend buffer: that headroom is kept for control frames
+ * (ACK, SESSIONS, CONFLICT, SUBMIT ...) so a data flood in one direction
+ * can never starve the acknowledgements of the other. */
+static bool bulk(int type)
+{
+    return type == PFRAME_FWD || type == PFRAME_DELIVER;
+}
+
+static bool has_room_for(const struct pchan *c, int type, size_t len)
+{
+    size_t frames = c->cfg.max_frames, bytes = c->cfg.max_bytes;
+
+    if (bulk(type) && frames > 1) {
+        frames -= frames / 8 > 0 ? frames / 8 : 1;
+        bytes -= bytes / 8;
+    }
+    return c->count < frames && (c->count == 0 || c->bytes + len <= bytes);
+}
+
 int pchan_send(struct pchan *c, struct pframe *f, struct buf *out)
 {
     struct buf enc = {0};
@@ -127,7 +147,7 @@ int pchan_send(struct pchan *c, struct pframe *f, struct buf *out)
     rc = pframe_encode(f, &enc);
     if (rc < 0)
         goto err;
-    if (!pchan_has_room(c, enc.len)) {
+    if (!has_room_for(c, f->type, enc.len)) {
         c->st.busy++;
         rc = XE_BUSY;
         goto err;

@@ -25,7 +25,10 @@
  * Flow: pchan_send writes the frame's bytes to the caller's output buffer if
  * the link is up, and keeps a copy.  When the resend buffer is full it
  * returns XE_BUSY and keeps nothing: the caller holds the frame and tries
- * again later (pchan_has_room), never a silent drop. */
+ * again later (pchan_has_room), never a silent drop.  Stanza data (FWD,
+ * DELIVER) may fill only seven eighths of the buffer (frames and bytes): the
+ * rest is headroom for control frames (ACK, SESSIONS, CONFLICT, SUBMIT), so
+ * that a flood of data one way never starves acknowledgements. */
 #ifndef XMPPD_PCHAN_H
 #define XMPPD_PCHAN_H
 
@@ -67,8 +70,8 @@ void pchan_free(struct pchan *c);
  * frame) or XE_NOMEM. */
 int pchan_send(struct pchan *c, struct pframe *f, struct buf *out);
 
-/* pchan_has_room tells whether one more frame of len encoded bytes would be
- * accepted now. */
+/* pchan_has_room tells whether one more control frame of len encoded bytes
+ * would be accepted now (stanza data stops earlier: see Flow above). */
 bool pchan_has_room(const struct pchan *c, size_t len);
 
 /* pchan_hello fills the channel fields of the HELLO this side sends on a new
