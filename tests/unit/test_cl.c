@@ -419,6 +419,94 @@ static void test_names_of_things(void)
     CHECK_STR(cl_effect_name(CL_EFF_CB_DELETED), "callbridge-deleted");
 }
 
+/* A request id (origin, seq) applied twice is applied once: the second copy
+ * (a follower's write sent again to a new leader) changes nothing and
+ * answers the first result.  Version 1 entries (no id) are read as before,
+ * and snapshots keep the ids (version 2 only when there are some). */
+static void test_duplicate_request(void)
+{
+    struct cl_state *s, *d;
+    struct cl_effects eff;
+    unsigned char *v1, *v2, *snap;
+    size_t l1, l2, ls;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    cl_cmd_cb_set(&cmd, "cbx", (const unsigned char *)"s1", 2, true);
+    REQUIRE(cl_cmd_encode(&cmd, &v1, &l1) == 0);
+    CHECK_INT(v1[0], CL_CMD_VERSION);
+    REQUIRE(cl_cmd_with_request(v1, l1, 0x1234, 7, &v2, &l2) == 0);
+    CHECK_INT(v2[0], CL_CMD_VERSION_ID);
+    CHECK_INT(l2, l1 + 16);
+    CHECK_INT(cl_cmd_decode(v2, l2, &cmd), 0);
+    CHECK(cmd.req_origin == 0x1234 && cmd.req_seq == 7);
+    CHECK_STR(cmd.name, "cbx");
+    CHECK_INT(cl_cmd_with_request(v1, l1, 0, 7, &snap, &ls), XE_INVAL);
+
+    /* empty state: a version 1 snapshot, as before */
+    REQUIRE(cl_snapshot_encode(s, &snap, &ls) == 0);
+    CHECK_INT(snap[0], CL_SNAP_VERSION);
+    cl_buf_free(snap, ls);
+
+    CHECK_INT(cl_apply(s, v2, l2, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_CB_ADDED);
+    /* the same request again: the first result, nothing changes */
+    CHECK_INT(cl_apply(s, v2, l2, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    CHECK_INT(cl_callbridge_count(s), 1);
+    /* the same command without the id is a new write: XE_EXISTS */
+    CHECK_INT(cl_apply(s, v1, l1, &eff), XE_EXISTS);
+    /* delete it; the late copy of the add must not bring it back */
+    cl_cmd_cb_del(&cmd, "cbx");
+    CHECK_INT(enc_apply(s, NULL), 0);
+    CHECK_INT(cl_apply(s, v2, l2, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    CHECK(cl_callbridge_find(s, "cbx") == NULL);
+    cl_buf_free(v2, l2);
+    /* another seq from the same origin is a new request */
+    REQUIRE(cl_cmd_with_request(v1, l1, 0x1234, 8, &v2, &l2) == 0);
+    CHECK_INT(cl_apply(s, v2, l2, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_CB_ADDED);
+    /* a failed first result is remembered too */
+    CHECK_INT(cl_apply(s, v2, l2, &eff), 0);
+    cl_buf_free(v2, l2);
+    REQUIRE(cl_cmd_with_request(v1, l1, 0x99, 1, &v2, &l2) == 0);
+    CHECK_INT(cl_apply(s, v2, l2, &eff), XE_EXISTS);
+    cl_cmd_cb_del(&cmd, "cbx");
+    CHECK_INT(enc_apply(s, NULL), 0);
+    CHECK_INT(cl_apply(s, v2, l2, &eff), XE_EXISTS);
+    CHECK(cl_callbridge_find(s, "cbx") == NULL);
+
+    /* the ids survive a snapshot (version 2) */
+    REQUIRE(cl_snapshot_encode(s, &snap, &ls) == 0);
+    CHECK_INT(snap[0], CL_SNAP_VERSION_ID);
+    REQUIRE(cl_snapshot_decode(snap, ls, &d) == 0);
+    CHECK_INT(cl_apply(d, v2, l2, &eff), XE_EXISTS);
+    CHECK(cl_callbridge_find(d, "cbx") == NULL);
+    cl_state_free(d);
+    for (size_t cut = 0; cut < ls; cut++)
+        CHECK(cl_snapshot_decode(snap, cut, &d) < 0 && d == NULL);
+    cl_buf_free(snap, ls);
+
+    /* the oldest ids are forgotten after CL_SEEN_MAX newer ones */
+    for (unsigned i = 0; i < CL_SEEN_MAX; i++) {
+        unsigned char *b;
+        size_t lb;
+        cl_cmd_set_domain(&cmd, "example.org");
+        REQUIRE(cl_cmd_encode(&cmd, &b, &lb) == 0);
+        unsigned char *bi;
+        size_t li;
+        REQUIRE(cl_cmd_with_request(b, lb, 0x5, 1000 + i, &bi, &li) == 0);
+        CHECK_INT(cl_apply(s, bi, li, NULL), 0);
+        cl_buf_free(bi, li);
+        cl_buf_free(b, lb);
+    }
+    CHECK_INT(cl_apply(s, v2, l2, &eff), 0); /* forgotten: applied again */
+    CHECK_INT(eff.kind, CL_EFF_CB_ADDED);
+    cl_buf_free(v2, l2);
+    cl_buf_free(v1, l1);
+    cl_state_free(s);
+}
+
 /* sodium_malloc needs sodium_init, also when one case runs alone. */
 __attribute__((constructor)) static void setup(void)
 {
@@ -428,4 +516,4 @@ __attribute__((constructor)) static void setup(void)
 
 TL_MAIN(T(test_names), T(test_init_and_domain), T(test_callbridges), T(test_users),
         T(test_encode_validation), T(test_decode_exact_bytes), T(test_garbage),
-        T(test_snapshot_round_trip), T(test_names_of_things))
+        T(test_snapshot_round_trip), T(test_names_of_things), T(test_duplicate_request))

@@ -19,6 +19,13 @@ struct cl_state {
     size_t n_cb, cap_cb;
     struct cl_user **users; /* sorted by name; each malloc'd, wiped on free */
     size_t n_users, cap_users;
+    /* results of the last request ids applied: a ring, seen[seen_head] is
+     * the oldest once n_seen == CL_SEEN_MAX */
+    struct cl_seen {
+        uint64_t origin, seq;
+        int rc;
+    } seen[CL_SEEN_MAX];
+    size_t n_seen, seen_head;
 };
 
 /* ---- validation ---- */
@@ -507,7 +514,13 @@ static void cmd_write(struct wr *w, const struct cl_cmd *c)
 {
     size_t n;
 
-    wr_uint(w, CL_CMD_VERSION, 1);
+    if (c->req_origin != 0) {
+        wr_uint(w, CL_CMD_VERSION_ID, 1);
+        wr_uint(w, c->req_origin, 8);
+        wr_uint(w, c->req_seq, 8);
+    } else {
+        wr_uint(w, CL_CMD_VERSION, 1);
+    }
     wr_uint(w, (uint64_t)c->type, 1);
     wr_uint(w, c->flags, 1);
     switch (c->type) {
@@ -572,9 +585,15 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
     if (buf == NULL)
         return XE_CORRUPT;
     version = (unsigned)rd_uint(&r, 1);
+    if (version == CL_CMD_VERSION_ID) {
+        c->req_origin = rd_uint(&r, 8);
+        c->req_seq = rd_uint(&r, 8);
+        if (!r.bad && c->req_origin == 0)
+            return XE_CORRUPT;
+    }
     type = (unsigned)rd_uint(&r, 1);
     c->flags = (unsigned)rd_uint(&r, 1);
-    if (r.bad || version != CL_CMD_VERSION)
+    if (r.bad || (version != CL_CMD_VERSION && version != CL_CMD_VERSION_ID))
         return XE_CORRUPT;
     if ((c->flags & ~(unsigned)CL_CMD_ADD) != 0)
         return XE_CORRUPT;
@@ -617,6 +636,30 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
     if (r.bad || r.left != 0)
         return XE_CORRUPT;
     return cmd_check(c);
+}
+
+int cl_cmd_with_request(const void *buf, size_t len, uint64_t origin, uint64_t seq,
+                        unsigned char **out, size_t *outlen)
+{
+    struct cl_cmd *c;
+    int rc;
+
+    *out = NULL;
+    *outlen = 0;
+    if (origin == 0)
+        return XE_INVAL;
+    c = malloc(sizeof *c);
+    if (c == NULL)
+        return XE_NOMEM;
+    rc = cl_cmd_decode(buf, len, c);
+    if (rc == 0) {
+        c->req_origin = origin;
+        c->req_seq = seq;
+        rc = cl_cmd_encode(c, out, outlen);
+    }
+    sodium_memzero(c, sizeof *c);
+    free(c);
+    return rc;
 }
 
 void cl_buf_free(void *p, size_t len)
@@ -756,8 +799,33 @@ static int apply_cmd(struct cl_state *s, const struct cl_cmd *c, struct cl_effec
     return XE_CORRUPT;
 }
 
+/* seen_find returns the remembered result slot of (origin, seq), or NULL. */
+static const struct cl_seen *seen_find(const struct cl_state *s, uint64_t origin,
+                                       uint64_t seq)
+{
+    for (size_t i = 0; i < s->n_seen; i++)
+        if (s->seen[i].origin == origin && s->seen[i].seq == seq)
+            return &s->seen[i];
+    return NULL;
+}
+
+/* seen_add remembers a result, dropping the oldest when full (the order is
+ * the apply order, so every node drops the same one). */
+static void seen_add(struct cl_state *s, uint64_t origin, uint64_t seq, int rc)
+{
+    struct cl_seen e = {.origin = origin, .seq = seq, .rc = rc};
+
+    if (s->n_seen < CL_SEEN_MAX) {
+        s->seen[s->n_seen++] = e;
+        return;
+    }
+    s->seen[s->seen_head] = e;
+    s->seen_head = (s->seen_head + 1) % CL_SEEN_MAX;
+}
+
 int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects *eff)
 {
+    const struct cl_seen *dup;
     struct cl_effects local;
     struct cl_cmd *c;
     int rc;
@@ -775,13 +843,27 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
     eff->type = c->type;
     if (c->type != CL_CMD_INIT && c->type != CL_CMD_SET_DOMAIN)
         memcpy(eff->name, c->name, sizeof eff->name);
+    /* A request sent again (to a new leader after a leader change) is
+     * applied once: the copy answers the first result. */
+    dup = c->req_origin != 0 ? seen_find(s, c->req_origin, c->req_seq) : NULL;
+    if (dup != NULL) {
+        rc = dup->rc;
+        eff->kind = CL_EFF_NONE;
+        eff->cb = NULL;
+        eff->user = NULL;
+        goto done;
+    }
     rc = apply_cmd(s, c, eff);
+    /* XE_NOMEM is not deterministic: the driver stops, nothing to keep. */
+    if (c->req_origin != 0 && rc != XE_NOMEM)
+        seen_add(s, c->req_origin, c->req_seq, rc);
 out:
     if (rc < 0) {
         eff->kind = CL_EFF_NONE;
         eff->cb = NULL;
         eff->user = NULL;
     }
+done:
     sodium_memzero(c, sizeof *c);
     free(c);
     return rc;
@@ -793,7 +875,7 @@ static void snap_write(struct wr *w, const struct cl_state *s)
 {
     size_t n = strlen(s->domain);
 
-    wr_uint(w, CL_SNAP_VERSION, 1);
+    wr_uint(w, s->n_seen > 0 ? CL_SNAP_VERSION_ID : CL_SNAP_VERSION, 1);
     wr_uint(w, s->cluster_id, 8);
     wr_uint(w, n, 2);
     wr_bytes(w, s->domain, n);
@@ -809,6 +891,31 @@ static void snap_write(struct wr *w, const struct cl_state *s)
     wr_uint(w, s->n_users, 4);
     for (size_t i = 0; i < s->n_users; i++)
         wr_user(w, s->users[i]->name, s->users[i]);
+    if (s->n_seen == 0)
+        return;
+    wr_uint(w, s->n_seen, 4);
+    for (size_t i = 0; i < s->n_seen; i++) {
+        const struct cl_seen *e = &s->seen[(s->seen_head + i) % s->n_seen];
+        wr_uint(w, e->origin, 8);
+        wr_uint(w, e->seq, 8);
+        wr_uint(w, (uint32_t)e->rc, 4);
+    }
+}
+
+static int snap_read_seen(struct rd *r, struct cl_state *s)
+{
+    uint64_t n = rd_uint(r, 4);
+
+    if (r->bad || n == 0 || n > CL_SEEN_MAX || n > r->left / 20)
+        return XE_CORRUPT;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t origin = rd_uint(r, 8), seq = rd_uint(r, 8);
+        int rc = (int)(int32_t)(uint32_t)rd_uint(r, 4);
+        if (r->bad || origin == 0 || rc > 0)
+            return XE_CORRUPT;
+        seen_add(s, origin, seq, rc);
+    }
+    return 0;
 }
 
 int cl_snapshot_encode(const struct cl_state *s, unsigned char **out, size_t *len)
@@ -895,6 +1002,7 @@ int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out)
     struct rd r = {.p = buf, .left = len};
     struct cl_state *s = NULL;
     size_t n;
+    unsigned version;
     int rc;
 
     *out = NULL;
@@ -903,7 +1011,8 @@ int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out)
     rc = cl_state_new(&s);
     if (rc < 0)
         return rc;
-    if (rd_uint(&r, 1) != CL_SNAP_VERSION || r.bad) {
+    version = (unsigned)rd_uint(&r, 1);
+    if (r.bad || (version != CL_SNAP_VERSION && version != CL_SNAP_VERSION_ID)) {
         rc = XE_CORRUPT;
         goto fail;
     }
@@ -916,6 +1025,8 @@ int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out)
         rc = snap_read_cbs(&r, s);
     if (rc == 0)
         rc = snap_read_users(&r, s);
+    if (rc == 0 && version == CL_SNAP_VERSION_ID)
+        rc = snap_read_seen(&r, s);
     if (rc == 0 && (r.bad || r.left != 0))
         rc = XE_CORRUPT;
     if (rc < 0)

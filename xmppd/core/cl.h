@@ -25,6 +25,18 @@
  * Unknown versions, types, flags or mechs, bad lengths, invalid names and
  * trailing bytes are all XE_CORRUPT or XE_INVAL (see cl_cmd_decode).
  *
+ * Version 2 carries a request id (a write forwarded by a follower, which may
+ * send it again to a new leader after a leader change):
+ *
+ *   u8 version (2) | u64 origin (node id, non-zero) | u64 seq | u8 type |
+ *   u8 flags | payload (as in version 1)
+ *
+ * cl_apply remembers the results of the last CL_SEEN_MAX requests with an
+ * id; a later entry with the same (origin, seq) changes nothing and returns
+ * the first result, so a write sent twice is applied once.  Version 1
+ * entries (no id) are read as before; cl_cmd_encode writes version 1 unless
+ * the command has an id.
+ *
  * Secrets: call-bridge secrets live in sodium_malloc memory inside the state
  * and are wiped when released; command buffers that may hold a secret are
  * released with cl_buf_free, which wipes them.  Nothing here logs.
@@ -38,7 +50,10 @@
 #include <stdint.h>
 
 #define CL_CMD_VERSION 1
+#define CL_CMD_VERSION_ID 2 /* with a request id (origin, seq) */
 #define CL_SNAP_VERSION 1
+#define CL_SNAP_VERSION_ID 2 /* with the results of recent request ids */
+#define CL_SEEN_MAX 256      /* request ids remembered (oldest dropped first) */
 
 #define CL_NAME_MAX 63     /* call-bridge name: a DNS label (RFC 1035 §2.3.4) */
 #define CL_DOMAIN_MAX 1023 /* RFC 7622 §3.2: domainpart at most 1023 bytes */
@@ -144,6 +159,8 @@ struct cl_cmd {
                                     above is used); decode points it at
                                     decoded_user */
     struct cl_user decoded_user; /* filled by cl_cmd_decode for USER_SET */
+    uint64_t req_origin;         /* request id: origin node (0: none, version 1) */
+    uint64_t req_seq;            /* request id: the origin's sequence number */
 };
 
 /* Convenience constructors: fill *c (which they clear first; ~2 KB, use a
@@ -171,6 +188,13 @@ int cl_cmd_encode(const struct cl_cmd *c, unsigned char **out, size_t *len);
  * or mech, truncated, trailing bytes), XE_INVAL (well-formed but a field
  * fails validation).  Never reads outside buf. */
 int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c);
+
+/* cl_cmd_with_request re-encodes the command in buf (len bytes, borrowed)
+ * with the request id (origin, seq), origin non-zero: *out is returned owned
+ * (release with cl_buf_free(*out, *len)).  0, XE_CORRUPT / XE_INVAL (buf does
+ * not decode, or origin is 0), XE_NOMEM. */
+int cl_cmd_with_request(const void *buf, size_t len, uint64_t origin, uint64_t seq,
+                        unsigned char **out, size_t *outlen);
 
 /* cl_buf_free wipes len bytes at p and frees p (NULL is a no-op). */
 void cl_buf_free(void *p, size_t len);
@@ -219,7 +243,9 @@ const char *cl_effect_name(enum cl_effect_kind k);
  *   XE_CORRUPT, XE_INVAL  the entry does not decode (state unchanged)
  *   XE_NOMEM     out of memory: state unchanged, but this node can no longer
  *                follow the log; the driver must stop (not deterministic)
- * On any non-zero return s is unchanged and eff->kind is CL_EFF_NONE. */
+ * On any non-zero return s is unchanged and eff->kind is CL_EFF_NONE.
+ * An entry with a request id already applied (one of the last CL_SEEN_MAX)
+ * changes nothing (eff->kind CL_EFF_NONE) and returns the first result. */
 int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects *eff);
 
 /* ---- Snapshots ---- */
@@ -228,7 +254,10 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
  * *out returned owned, release with cl_buf_free(*out, *len) (it holds
  * secrets).  Format (version 1): u8 version | u64 cluster_id | u16 len |
  * domain | u32 n_cb | n x (u8 len | name | u16 len | secret) | u32 n_users |
- * n x USER_SET payload (without flags).  Returns 0, XE_NOMEM. */
+ * n x USER_SET payload (without flags).  Version 2, written only when
+ * request ids were seen (so older readers read what has none), adds: u32
+ * n_seen | n x (u64 origin | u64 seq | u32 rc), oldest first.  Returns 0,
+ * XE_NOMEM. */
 int cl_snapshot_encode(const struct cl_state *s, unsigned char **out, size_t *len);
 
 /* cl_snapshot_decode parses len bytes at buf (borrowed) into a new state
