@@ -378,8 +378,22 @@ static void test_cluster_bounce_unknown(void)
     cluster_stop();
 }
 
+/* log_count counts the lines of node i's log that contain needle. */
+static int log_count(int i, const char *needle)
+{
+    const struct buf *b = &nd[i].fx.log;
+    size_t n = strlen(needle);
+    int k = 0;
+
+    for (size_t at = 0; at + n <= b->len; at++)
+        if (memcmp(b->data + at, needle, n) == 0)
+            k++;
+    return k;
+}
+
 /* No leader: stanzas wait and go when one is elected; a full queue answers
- * wait/resource-constraint (never to presence or errors). */
+ * wait/resource-constraint (never to presence or errors), and logs the
+ * first refusal, then one line a second with the count. */
 static void test_cluster_no_leader_queue(void)
 {
     struct fwd_config c;
@@ -414,6 +428,21 @@ static void test_cluster_no_leader_queue(void)
     CHECK_INT(st.queued, 4);
     CHECK_INT(st.rejected, 3);
     CHECK_INT(st.waiting, 4);
+    CHECK_INT(log_count(1, "not forwarded (resource busy"), 1);
+    for (int k = 6; k <= 25; k++) {
+        snprintf(m, sizeof m,
+                 "<message from='cb1.example.com' to='cb3.example.com' id='%d'/>", k);
+        in(1, 1, m);
+    }
+    CHECK(strstr(take(1, 1), "id='25' type='error'") != NULL);
+    CHECK_INT(log_count(1, "not forwarded (resource busy"), 1);
+    CHECK(srv_next_deadline(nd[1].fx.srv) <= now + 1000);
+    now += 1000;
+    nd[1].fx.now = now;
+    srv_tick(nd[1].fx.srv, now);
+    CHECK_INT(log_count(1, "22 more stanzas not forwarded (resource busy, try again) "
+                           "in 1000 ms"),
+              1);
     /* a leader appears: the four are delivered, in order */
     set_leader_all(3);
     settle();

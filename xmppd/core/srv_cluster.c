@@ -30,7 +30,29 @@ struct srv_cluster {
     uint64_t last_since;       /* sinces are strictly increasing per srv */
     uint64_t conflicts_closed; /* local sessions closed by a CONFLICT */
     struct buf xml;            /* scratch: the stanza being forwarded */
+    /* Refusals for a full queue come by thousands a second under load: the
+     * first is logged, then one summary line a second with the count. */
+    uint64_t busy_logged_ms; /* when the last busy line was written; 0: never */
+    uint64_t busy_quiet;     /* refusals since then, not logged one by one */
 };
+
+#define CL_BUSY_LOG_MS 1000
+
+/* cl_busy_summary writes the count of refusals not logged since the last
+ * line, if any. */
+static void cl_busy_summary(struct srv *srv)
+{
+    struct srv_cluster *cl = srv->cl;
+
+    if (cl->busy_quiet == 0)
+        return;
+    SRV_LOG(srv, LOG_INFO,
+            "%" PRIu64
+            " more stanzas not forwarded (resource busy, try again) in %" PRIu64 " ms",
+            cl->busy_quiet, srv->now_ms - cl->busy_logged_ms);
+    cl->busy_quiet = 0;
+    cl->busy_logged_ms = srv->now_ms;
+}
 
 /* ---- fwd callbacks ---- */
 
@@ -218,8 +240,18 @@ void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct 
                 to);
         return;
     }
-    SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " %s to %s not forwarded (%s)", from->conn,
-            st->name, to, xe_strerror(rc));
+    if (rc != XE_BUSY) {
+        SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " %s to %s not forwarded (%s)", from->conn,
+                st->name, to, xe_strerror(rc));
+    } else if (srv->cl->busy_logged_ms == 0 ||
+               srv->now_ms - srv->cl->busy_logged_ms >= CL_BUSY_LOG_MS) {
+        cl_busy_summary(srv);
+        SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " %s to %s not forwarded (%s)", from->conn,
+                st->name, to, xe_strerror(rc));
+        srv->cl->busy_logged_ms = srv->now_ms != 0 ? srv->now_ms : 1;
+    } else {
+        srv->cl->busy_quiet++;
+    }
     /* Never an error to an error, presence or iq result (RFC 6120 §8.3.1,
      * RFC 6121). */
     if (!rt_may_bounce(st))
@@ -240,8 +272,12 @@ void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct 
 
 void srv_cluster__tick(struct srv *srv)
 {
-    if (srv->cl != NULL)
-        fwd_tick(srv->cl->fwd, srv->now_ms);
+    if (srv->cl == NULL)
+        return;
+    if (srv->cl->busy_quiet > 0 &&
+        srv->now_ms - srv->cl->busy_logged_ms >= CL_BUSY_LOG_MS)
+        cl_busy_summary(srv);
+    fwd_tick(srv->cl->fwd, srv->now_ms);
 }
 
 uint64_t srv_cluster__deadline(const struct srv *srv)
@@ -251,6 +287,8 @@ uint64_t srv_cluster__deadline(const struct srv *srv)
     if (srv->cl == NULL)
         return SRV_NO_DEADLINE;
     d = fwd_next_deadline(srv->cl->fwd);
+    if (srv->cl->busy_quiet > 0 && srv->cl->busy_logged_ms + CL_BUSY_LOG_MS < d)
+        d = srv->cl->busy_logged_ms + CL_BUSY_LOG_MS; /* the summary line */
     return d == FWD_NO_DEADLINE ? SRV_NO_DEADLINE : d;
 }
 
