@@ -35,6 +35,11 @@
 
 #define SUBMIT_TIMEOUT_DEFAULT 5000
 #define CHANGE_TIMEOUT_DEFAULT 30000
+/* A forwarded write whose leader went away waits for a new leader; when the
+ * forward itself failed and the leader is still the same, it is sent again
+ * after FWD_RETRY_MS.  Not sent again with less than FWD_MIN_LEFT_MS left. */
+#define FWD_RETRY_MS 100
+#define FWD_MIN_LEFT_MS 20
 
 enum req_kind { REQ_SUBMIT, REQ_CHANGE, REQ_TRANSFER };
 
@@ -44,7 +49,20 @@ enum req_state {
     REQ_PROMOTE_PENDING, /* ADD / REPLACE: non-voter committed, promote next */
     REQ_PROMOTING,       /* waiting for a committed config with id a voter */
     REQ_TRANSFERRING,    /* waiting for another leader */
+    REQ_FORWARDED,       /* REQ_SUBMIT with hooks.forward_submit (ticket) */
     REQ_DONE,            /* callback called; freed by reap() */
+};
+
+struct req;
+
+/* fwd_ticket: the arg of one forward_submit call.  It outlives the request
+ * (q set to NULL when the request is finished or sent again elsewhere) and
+ * the rnode (rn set to NULL by rnode_close); the forwarder's callback
+ * frees it. */
+struct fwd_ticket {
+    struct rnode *rn;
+    struct req *q;
+    struct fwd_ticket *next; /* rn->tickets */
 };
 
 struct req {
@@ -58,6 +76,13 @@ struct req {
     uint64_t to; /* REQ_TRANSFER */
     uint64_t index, term;
     bool committed; /* settled by its own committed entry */
+    /* REQ_SUBMIT on a follower: cmd carries a request id (cl.h, version 2)
+     * once forwarded, so that sending it again to a new leader applies it
+     * once. */
+    bool forwarded;            /* handed to forward_submit at least once */
+    uint64_t fwd_to;           /* the leader it was last forwarded to */
+    uint64_t fwd_retry_at;     /* loop ms: not before, to the same leader */
+    struct fwd_ticket *ticket; /* REQ_FORWARDED: the forward in flight */
     uint64_t timeout_ms;
     uint64_t deadline; /* loop ms */
     rnode_done_cb cb;
@@ -92,6 +117,8 @@ struct rnode {
     char stop_reason[160];
 
     struct req *reqs, **reqs_tail;
+    struct fwd_ticket *tickets; /* forwards in flight (rnode_close detaches) */
+    uint64_t req_seq;           /* last request id seq (random start) */
 
     /* status */
     enum raft_role role;
@@ -185,6 +212,10 @@ static void finish(struct rnode *rn, struct req *q, int rc, const char *fmt, ...
     if (q->state == REQ_DONE)
         return;
     q->state = REQ_DONE;
+    if (q->ticket != NULL) {
+        q->ticket->q = NULL; /* a late answer is ignored */
+        q->ticket = NULL;
+    }
     if (fmt != NULL) {
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
@@ -583,6 +614,130 @@ static int drive(struct rnode *rn, struct raft_event *ev, struct req *q)
 
 /* ---- requests into Raft ---- */
 
+static void fwd_done(void *arg, int rc, const char *msg);
+
+/* fwd_retryable: the forward's answer says the write did not reach (or was
+ * not confirmed by) a working leader: a new leader may take it (rnode.h,
+ * rnode_done_cb). */
+static bool fwd_retryable(int rc)
+{
+    return rc == XE_NOLEADER || rc == XE_CLOSED || rc == XE_TIMEOUT || rc == XE_IO ||
+           rc == XE_BUSY;
+}
+
+/* forward hands q (REQ_SUBMIT, this node a follower knowing the leader) to
+ * hooks.forward_submit with a ticket, the first time with a request id
+ * stamped into its command.  Returns whether q moved (forwarded or
+ * finished); false when it waits to be sent again. */
+static bool forward(struct rnode *rn, struct req *q)
+{
+    uint64_t now = uv_now(rn->loop), leader = rn->leader_id;
+    struct fwd_ticket *t;
+    unsigned char *b;
+    size_t l;
+    int rc;
+
+    if (q->forwarded && leader == q->fwd_to && now < q->fwd_retry_at)
+        return false;
+    if (!q->forwarded) {
+        rc = cl_cmd_with_request(q->cmd, q->len, rn->node_id, ++rn->req_seq, &b, &l);
+        if (rc < 0) {
+            finish(rn, q, rc, "cannot forward the write to the leader: %s",
+                   xe_strerror(rc));
+            return true;
+        }
+        cl_buf_free(q->cmd, q->len);
+        q->cmd = b;
+        q->len = l;
+    }
+    t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        finish(rn, q, XE_NOMEM, "out of memory");
+        return true;
+    }
+    t->rn = rn;
+    t->q = q;
+    t->next = rn->tickets;
+    rn->tickets = t;
+    q->ticket = t;
+    q->state = REQ_FORWARDED;
+    q->fwd_to = leader;
+    rc = rn->hooks.forward_submit(rn->hooks.ud, leader, member_addr(rn, leader), q->cmd,
+                                  q->len, q->deadline > now ? q->deadline - now : 1,
+                                  fwd_done, t);
+    if (rc == 0) {
+        if (!q->forwarded)
+            rn->n_forwarded++;
+        q->forwarded = true;
+        return true;
+    }
+    /* Not sent: the callback will not come. */
+    for (struct fwd_ticket **pp = &rn->tickets; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    }
+    free(t);
+    q->ticket = NULL;
+    q->state = REQ_WAITING;
+    if (!q->forwarded) {
+        finish(rn, q, rc, "cannot forward the write to the leader");
+        return true;
+    }
+    /* Sent before, and no link to the new leader yet (just elected?): try
+     * again soon, within the deadline. */
+    q->fwd_retry_at = now + FWD_RETRY_MS;
+    return false;
+}
+
+/* fwd_done is forward_submit's callback: the leader's answer, or a failure
+ * of the forward.  A write that may not have reached a working leader is
+ * sent again (to the new leader once one is known) while its deadline
+ * allows: its request id makes a second copy in the log a no-op (cl.h). */
+static void fwd_done(void *arg, int rc, const char *msg)
+{
+    struct fwd_ticket *t = arg;
+    struct rnode *rn = t->rn;
+    struct req *q = t->q;
+    bool was_kicking;
+    uint64_t now;
+
+    if (rn != NULL) {
+        for (struct fwd_ticket **pp = &rn->tickets; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == t) {
+                *pp = t->next;
+                break;
+            }
+        }
+    }
+    free(t);
+    if (rn == NULL || q == NULL)
+        return; /* closed, finished, or sent again elsewhere */
+    q->ticket = NULL;
+    now = uv_now(rn->loop);
+    was_kicking = rn->kicking;
+    rn->kicking = true; /* nested rnode calls from the callback only queue */
+    if (fwd_retryable(rc) && !rn->closing && !rn->stopped &&
+        now + FWD_MIN_LEFT_MS < q->deadline) {
+        LOG(rn->log, LOG_DEBUG,
+            "%s raft forwarded write to node %016" PRIx64 " not confirmed (%s: %s); "
+            "sending it again once a leader is known",
+            rn->name, q->fwd_to, xe_name(rc), msg != NULL ? msg : "");
+        q->state = REQ_WAITING;
+        q->fwd_retry_at = now + FWD_RETRY_MS;
+    } else {
+        /* The leader applied it: cl_apply's result (rnode.h). */
+        q->committed = rc >= 0 || rc == XE_EXISTS || rc == XE_NOTFOUND;
+        if (msg != NULL && msg[0] != '\0')
+            finish(rn, q, rc, "%s", msg);
+        else
+            finish(rn, q, rc, NULL);
+    }
+    rn->kicking = was_kicking;
+    kick(rn);
+}
+
 static bool try_submit(struct rnode *rn, struct req *q)
 {
     struct raft_event ev;
@@ -598,19 +753,7 @@ static bool try_submit(struct rnode *rn, struct req *q)
                    rn->leader_id, member_addr(rn, rn->leader_id));
             return true;
         }
-        uint64_t now = uv_now(rn->loop);
-        rc = rn->hooks.forward_submit(
-            rn->hooks.ud, rn->leader_id, member_addr(rn, rn->leader_id), q->cmd, q->len,
-            q->deadline > now ? q->deadline - now : 1, q->cb, q->arg);
-        if (rc < 0) {
-            finish(rn, q, rc, "cannot forward the write to the leader");
-        } else {
-            /* The forwarder owns the callback now. */
-            rn->n_forwarded++;
-            q->cb = NULL;
-            q->state = REQ_DONE;
-        }
-        return true;
+        return forward(rn, q);
     }
     memset(&ev, 0, sizeof ev);
     ev.type = RAFT_EV_SUBMIT;
@@ -745,6 +888,19 @@ static bool progress(struct rnode *rn)
             moved = true;
             continue;
         }
+        /* A forwarded write follows a leader change: sent again to the new
+         * leader (its request id makes a second copy a no-op). */
+        if (q->state == REQ_FORWARDED && rn->leader_id != 0 &&
+            rn->leader_id != q->fwd_to) {
+            LOG(rn->log, LOG_DEBUG,
+                "%s raft forwarded write: the leader changed from node %016" PRIx64
+                " to %016" PRIx64 "; sending it again",
+                rn->name, q->fwd_to, rn->leader_id);
+            q->ticket->q = NULL;
+            q->ticket = NULL;
+            q->state = REQ_WAITING;
+            q->fwd_retry_at = 0;
+        }
         if (q->state != REQ_WAITING && q->state != REQ_PROMOTE_PENDING)
             continue;
         switch (q->kind) {
@@ -773,9 +929,13 @@ static void arm_timer(struct rnode *rn)
     uint64_t due = rn->stopped ? 0 : rn->raft_deadline;
     uint64_t now = uv_now(rn->loop);
 
-    for (struct req *q = rn->reqs; q != NULL; q = q->next)
+    for (struct req *q = rn->reqs; q != NULL; q = q->next) {
         if (q->state != REQ_DONE && (due == 0 || q->deadline < due))
             due = q->deadline;
+        if (q->state == REQ_WAITING && q->forwarded && q->fwd_retry_at > now &&
+            q->fwd_retry_at < due)
+            due = q->fwd_retry_at;
+    }
     if (due == 0) {
         uv_timer_stop(&rn->timer);
         return;
@@ -835,7 +995,11 @@ static void expire(struct rnode *rn, uint64_t now)
     for (struct req *q = rn->reqs; q != NULL; q = q->next) {
         if (q->state == REQ_DONE || q->deadline > now)
             continue;
-        if (q->state == REQ_WAITING && rn->leader_id == 0)
+        if (q->kind == REQ_SUBMIT && q->forwarded)
+            finish(rn, q, XE_TIMEOUT,
+                   "not confirmed within %" PRIu64 " ms (it may still be applied)",
+                   q->timeout_ms);
+        else if (q->state == REQ_WAITING && rn->leader_id == 0)
             finish(rn, q, XE_NOLEADER, "no cluster leader within %" PRIu64 " ms",
                    q->timeout_ms);
         else if (q->state == REQ_APPENDED && q->kind == REQ_SUBMIT)
@@ -1264,6 +1428,8 @@ int rnode_open(uv_loop_t *loop, const struct rnode_opts *opts,
         snprintf(err, errlen, "out of memory");
         return XE_NOMEM;
     }
+    /* Request ids (cl.h) must not repeat those from before a restart. */
+    randombytes_buf(&rn->req_seq, sizeof rn->req_seq);
     rn->loop = loop;
     rn->log = log;
     rn->reqs_tail = &rn->reqs;
@@ -1323,6 +1489,14 @@ void rnode_close(struct rnode *rn)
     fail_all(rn, XE_CLOSED, "the node is shutting down");
     rn->kicking = false;
     reap(rn);
+    /* Forwards in flight: their callbacks come later and find nothing. */
+    while (rn->tickets != NULL) {
+        struct fwd_ticket *t = rn->tickets;
+        rn->tickets = t->next;
+        t->rn = NULL;
+        t->q = NULL;
+        t->next = NULL;
+    }
     assert(rn->reqs == NULL);
     /* The store's files are closed now, not in the timer's close callback,
      * so that a caller may open a new store in the same place at once

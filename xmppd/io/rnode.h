@@ -90,7 +90,14 @@ struct rnode_hooks {
      * timeout_ms.  The peer-link author implements it; the leader's side
      * calls rnode_submit.  Return 0 if the request is on its way (cb will be
      * called), or a negative XE_ code (cb is not called; rnode reports that
-     * code).  NULL: submits on a follower fail with XE_NOLEADER. */
+     * code).  NULL: submits on a follower fail with XE_NOLEADER.
+     * rnode stamps a request id into cmd (cl.h, version 2) and, when the
+     * leader changes before the answer, or the answer is XE_NOLEADER,
+     * XE_CLOSED, XE_TIMEOUT, XE_IO or XE_BUSY with time left, calls
+     * forward_submit again for the same write (to the new leader once one
+     * is known, within the original deadline); an earlier call's cb may
+     * still come and is then ignored.  The id makes a second copy in the
+     * log a no-op that answers the first result. */
     int (*forward_submit)(void *ud, uint64_t leader_id, const char *leader_addr,
                           const void *cmd, size_t len, uint64_t timeout_ms,
                           rnode_done_cb cb, void *arg);
