@@ -24,45 +24,47 @@ struct tl_case {
 
 static int tl_case_failures;
 
-#define TL_FAIL_(...)                                                              \
-    do {                                                                           \
-        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                            \
-        fprintf(stderr, __VA_ARGS__);                                              \
-        fputc('\n', stderr);                                                       \
-        tl_case_failures++;                                                        \
+#define TL_FAIL_(...)                                                                    \
+    do {                                                                                 \
+        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                  \
+        fprintf(stderr, __VA_ARGS__);                                                    \
+        fputc('\n', stderr);                                                             \
+        tl_case_failures++;                                                              \
     } while (0)
 
-#define CHECK(cond)                                                                \
-    do {                                                                           \
-        if (!(cond))                                                               \
-            TL_FAIL_("CHECK failed: %s", #cond);                                   \
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond))                                                                     \
+            TL_FAIL_("CHECK failed: %s", #cond);                                         \
     } while (0)
 
-#define REQUIRE(cond)                                                              \
-    do {                                                                           \
-        if (!(cond)) {                                                             \
-            TL_FAIL_("REQUIRE failed: %s", #cond);                                 \
-            return;                                                                \
-        }                                                                          \
+#define REQUIRE(cond)                                                                    \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            TL_FAIL_("REQUIRE failed: %s", #cond);                                       \
+            return;                                                                      \
+        }                                                                                \
     } while (0)
 
-#define CHECK_INT(a, b)                                                            \
-    do {                                                                           \
-        long long tl_a_ = (long long)(a), tl_b_ = (long long)(b);                  \
-        if (tl_a_ != tl_b_)                                                        \
-            TL_FAIL_("CHECK_INT failed: %s == %s (%lld != %lld)", #a, #b, tl_a_,   \
-                     tl_b_);                                                       \
+#define CHECK_INT(a, b)                                                                  \
+    do {                                                                                 \
+        long long tl_a_ = (long long)(a), tl_b_ = (long long)(b);                        \
+        if (tl_a_ != tl_b_)                                                              \
+            TL_FAIL_("CHECK_INT failed: %s == %s (%lld != %lld)", #a, #b, tl_a_, tl_b_); \
     } while (0)
 
-#define CHECK_STR(a, b)                                                            \
-    do {                                                                           \
-        const char *tl_a_ = (a), *tl_b_ = (b);                                     \
-        if (tl_a_ == NULL || tl_b_ == NULL || strcmp(tl_a_, tl_b_) != 0)           \
-            TL_FAIL_("CHECK_STR failed: %s == %s\n  got:      %s\n  expected: %s",  \
-                     #a, #b, tl_a_ ? tl_a_ : "(null)", tl_b_ ? tl_b_ : "(null)");  \
+#define CHECK_STR(a, b)                                                                  \
+    do {                                                                                 \
+        const char *tl_a_ = (a), *tl_b_ = (b);                                           \
+        if (tl_a_ == NULL || tl_b_ == NULL || strcmp(tl_a_, tl_b_) != 0)                 \
+            TL_FAIL_("CHECK_STR failed: %s == %s\n  got:      %s\n  expected: %s", #a,   \
+                     #b, tl_a_ ? tl_a_ : "(null)", tl_b_ ? tl_b_ : "(null)");            \
     } while (0)
 
-#define T(fn) {#fn, fn}
+#define T(fn)                                                                            \
+    {                                                                                    \
+#fn, fn                                                                          \
+    }
 
 static inline int tl_run(const struct tl_case *cases, size_t n, int argc, char **argv)
 {
@@ -86,12 +88,11 @@ static inline int tl_run(const struct tl_case *cases, size_t n, int argc, char *
     return failed == 0 ? 0 : 1;
 }
 
-#define TL_MAIN(...)                                                               \
-    int main(int argc, char **argv)                                                \
-    {                                                                              \
-        static const struct tl_case tl_cases_[] = {__VA_ARGS__};                   \
-        return tl_run(tl_cases_, sizeof tl_cases_ / sizeof tl_cases_[0], argc,     \
-                      argv);                                                       \
+#define TL_MAIN(...)                                                                     \
+    int main(int argc, char **argv)                                                      \
+    {                                                                                    \
+        static const struct tl_case tl_cases_[] = {__VA_ARGS__};                         \
+        return tl_run(tl_cases_, sizeof tl_cases_ / sizeof tl_cases_[0], argc, argv);    \
     }
 
 #endif
