@@ -34,14 +34,30 @@
  *   stream-error condition=C
  *   stream-end                              (the server sent </stream:stream>)
  *   disconnected error=E
+ * --srv DOMAIN --dns IP:PORT finds the server the way a call bridge does
+ * (DESIGN.md "Who uses it"): it asks the DNS server at IP:PORT (libresolv,
+ * nothing else) for the SRV records of _xmpp-component._tcp.DOMAIN, orders
+ * them per RFC 2782 "Usage rules" (lowest priority first, weighted random
+ * within a priority), resolves each target's A record through the same
+ * server and connects to the first that answers.  When that connection is
+ * lost (not closed by us) it tries the next target, and after the last one
+ * asks the DNS again and starts over.  --host/--port are then unused; --tls
+ * is not supported with --srv.  Extra lines:
+ *   srv record prio=P weight=W port=N target=NAME   (in the chosen order)
+ *   srv target NAME:PORT -> IP connected|failed error=E|lost error=E
+ *   srv target NAME:PORT unresolved
+ *   srv lookup failed                               (no usable records)
+ *
  * Exit status: 0 done, 1 not connected/authenticated, 2 usage, 3 timeout,
  * 4 a check failed (lost or reordered messages). */
 #include <errno.h>
 #include <stdarg.h>
 #include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <resolv.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +69,13 @@
 #include <strophe.h>
 
 #define MAX_SENDERS 32
+#define MAX_SRV 16
+
+/* One SRV record (RFC 2782). */
+struct srv_rec {
+    char target[NS_MAXDNAME];
+    unsigned prio, weight, port;
+};
 
 struct sender {
     char *jid;
@@ -80,6 +103,14 @@ struct xc {
     struct sender senders[MAX_SENDERS];
     size_t nsenders;
     bool order_ok;
+    /* --srv */
+    const char *srv, *dns;
+    struct srv_rec recs[MAX_SRV];
+    size_t nrecs, next_rec; /* next_rec: the next record to try */
+    const struct srv_rec *cur;
+    char cur_ip[INET_ADDRSTRLEN];
+    bool need_reconnect;
+    double retry_at;
 };
 
 static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -377,6 +408,11 @@ static void on_conn(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
         return;
     }
     if (ev == XMPP_CONN_CONNECT) {
+        if (x->srv != NULL && x->cur != NULL)
+            out("srv target %s:%u -> %s connected", x->cur->target, x->cur->port,
+                x->cur_ip);
+        if (x->srv != NULL && x->ever_connected)
+            x->next_send = now_s(); /* --interval-ms: go on, no burst */
         x->connected = x->ever_connected = true;
         out("connected jid=%s%s", x->jid,
             xmpp_conn_is_secured(conn) ? " secured=yes" : "");
@@ -386,6 +422,17 @@ static void on_conn(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
         out("stream-error condition=%s",
             se->stanza ? first_tag_child(se->stanza, "text") : "?");
     out("disconnected error=%d", error);
+    if (x->srv != NULL && !x->closing) {
+        /* A call bridge moves on to the next target. */
+        if (x->cur != NULL)
+            out("srv target %s:%u -> %s %s error=%d", x->cur->target, x->cur->port,
+                x->cur_ip, x->connected ? "lost" : "failed", error);
+        x->connected = false;
+        x->need_reconnect = true;
+        if (x->next_rec >= x->nrecs) /* a whole round failed: pause */
+            x->retry_at = now_s() + 0.5;
+        return;
+    }
     x->connected = false;
     x->finished = true;
 }
@@ -450,13 +497,211 @@ static void borrow_sm_state(xmpp_ctx_t *ctx, xmpp_conn_t *conn)
     close(fd);
 }
 
+/* dns_state: a resolver that asks only x->dns ("IP:PORT"), never the
+ * system's servers or search list. */
+static int dns_state(struct xc *x, res_state st)
+{
+    char ip[INET_ADDRSTRLEN];
+    const char *colon = strrchr(x->dns, ':');
+    size_t n = colon ? (size_t)(colon - x->dns) : 0;
+    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+
+    memset(st, 0, sizeof *st);
+    if (colon == NULL || n == 0 || n >= sizeof ip || port <= 0 || port > 65535)
+        return -1;
+    memcpy(ip, x->dns, n);
+    ip[n] = '\0';
+    if (res_ninit(st) != 0)
+        return -1;
+    st->nscount = 1;
+    memset(&st->nsaddr_list[0], 0, sizeof st->nsaddr_list[0]);
+    st->nsaddr_list[0].sin_family = AF_INET;
+    st->nsaddr_list[0].sin_port = htons((unsigned short)port);
+    if (inet_pton(AF_INET, ip, &st->nsaddr_list[0].sin_addr) != 1) {
+        res_nclose(st);
+        return -1;
+    }
+    st->retrans = 1;
+    st->retry = 2;
+    st->options &= ~(unsigned long)(RES_DNSRCH | RES_DEFNAMES);
+    return 0;
+}
+
+/* dns_query asks for name/type; answers in *msg (over buf) only with
+ * NOERROR and at least one answer. */
+static int dns_query(struct xc *x, const char *name, int type, unsigned char *buf,
+                     int len, ns_msg *msg)
+{
+    struct __res_state st;
+    int n;
+
+    if (dns_state(x, &st) != 0)
+        return -1;
+    n = res_nquery(&st, name, ns_c_in, type, buf, len);
+    res_nclose(&st);
+    if (n < HFIXEDSZ || n > len || ns_initparse(buf, n, msg) != 0 ||
+        ns_msg_getflag(*msg, ns_f_rcode) != ns_r_noerror ||
+        ns_msg_count(*msg, ns_s_an) == 0)
+        return -1;
+    return 0;
+}
+
+/* srv_order puts recs[0..n) in RFC 2782 "Usage rules" order: ascending
+ * priority; within one priority, repeatedly pick a record at random with
+ * probability proportional to its weight (zero weights first in the list,
+ * so they are chosen rarely but can be). */
+static void srv_order(struct srv_rec *recs, size_t n)
+{
+    struct srv_rec t;
+
+    for (size_t i = 1; i < n; i++) /* stable insertion sort on (prio, w>0) */
+        for (size_t j = i; j > 0 && (recs[j - 1].prio > recs[j].prio ||
+                                     (recs[j - 1].prio == recs[j].prio &&
+                                      recs[j - 1].weight > 0 && recs[j].weight == 0));
+             j--) {
+            t = recs[j];
+            recs[j] = recs[j - 1];
+            recs[j - 1] = t;
+        }
+    for (size_t lo = 0; lo < n;) {
+        size_t hi = lo;
+        while (hi < n && recs[hi].prio == recs[lo].prio)
+            hi++;
+        for (size_t k = lo; k + 1 < hi; k++) {
+            unsigned long sum = 0, pick, run = 0;
+            size_t chosen = k;
+            for (size_t i = k; i < hi; i++)
+                sum += recs[i].weight;
+            pick = sum ? (unsigned long)random() % (sum + 1) : 0;
+            for (size_t i = k; i < hi; i++) {
+                run += recs[i].weight;
+                if (run >= pick) {
+                    chosen = i;
+                    break;
+                }
+            }
+            t = recs[k];
+            recs[k] = recs[chosen];
+            recs[chosen] = t;
+        }
+        lo = hi;
+    }
+}
+
+/* srv_lookup fills x->recs from _xmpp-component._tcp.<x->srv>; returns the
+ * number of usable records (0: none, or the service is "decidedly not
+ * available", a single target "."; RFC 2782). */
+static size_t srv_lookup(struct xc *x)
+{
+    unsigned char buf[4096];
+    char name[NS_MAXDNAME];
+    ns_msg msg;
+    ns_rr rr;
+
+    x->nrecs = x->next_rec = 0;
+    snprintf(name, sizeof name, "_xmpp-component._tcp.%s", x->srv);
+    if (dns_query(x, name, ns_t_srv, buf, sizeof buf, &msg) != 0)
+        return 0;
+    for (int i = 0; i < ns_msg_count(msg, ns_s_an) && x->nrecs < MAX_SRV; i++) {
+        struct srv_rec *r = &x->recs[x->nrecs];
+        const unsigned char *rd;
+
+        if (ns_parserr(&msg, ns_s_an, i, &rr) != 0)
+            return x->nrecs = 0;
+        if (ns_rr_type(rr) != ns_t_srv || ns_rr_class(rr) != ns_c_in)
+            continue; /* e.g. a CNAME on the way */
+        rd = ns_rr_rdata(rr);
+        if (ns_rr_rdlen(rr) < 7 ||
+            dn_expand(ns_msg_base(msg), ns_msg_end(msg), rd + 6, r->target,
+                      sizeof r->target) != (int)ns_rr_rdlen(rr) - 6)
+            continue;
+        r->prio = ns_get16(rd);
+        r->weight = ns_get16(rd + 2);
+        r->port = ns_get16(rd + 4);
+        if (strcmp(r->target, ".") == 0 || r->target[0] == '\0' || r->port == 0)
+            continue;
+        x->nrecs++;
+    }
+    srv_order(x->recs, x->nrecs);
+    for (size_t i = 0; i < x->nrecs; i++)
+        out("srv record prio=%u weight=%u port=%u target=%s", x->recs[i].prio,
+            x->recs[i].weight, x->recs[i].port, x->recs[i].target);
+    return x->nrecs;
+}
+
+/* resolve_a: the first A record of name, through the same server. */
+static int resolve_a(struct xc *x, const char *name, char ip[INET_ADDRSTRLEN])
+{
+    unsigned char buf[2048];
+    ns_msg msg;
+    ns_rr rr;
+
+    if (dns_query(x, name, ns_t_a, buf, sizeof buf, &msg) != 0)
+        return -1;
+    for (int i = 0; i < ns_msg_count(msg, ns_s_an); i++) {
+        if (ns_parserr(&msg, ns_s_an, i, &rr) != 0)
+            return -1;
+        if (ns_rr_type(rr) == ns_t_a && ns_rr_class(rr) == ns_c_in &&
+            ns_rr_rdlen(rr) == 4 &&
+            inet_ntop(AF_INET, ns_rr_rdata(rr), ip, INET_ADDRSTRLEN))
+            return 0;
+    }
+    return -1;
+}
+
+static void borrow_sm_state(xmpp_ctx_t *ctx, xmpp_conn_t *conn);
+static int on_message(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud);
+static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud);
+static int on_iq(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud);
+
+/* srv_connect_next starts a connection to the next SRV target (a new
+ * xmpp_conn_t each time: the old one is released here, outside its
+ * callbacks).  After the last target it looks the records up again; when
+ * no target can even be tried it waits half a second (x->retry_at). */
+static void srv_connect_next(struct xc *x)
+{
+    x->need_reconnect = false;
+    x->cur = NULL;
+    if (x->conn != NULL)
+        xmpp_conn_release(x->conn);
+    x->conn = xmpp_conn_new(x->ctx);
+    xmpp_conn_set_jid(x->conn, x->jid);
+    xmpp_conn_set_pass(x->conn, x->secret);
+    borrow_sm_state(x->ctx, x->conn);
+    xmpp_handler_add(x->conn, on_message, NULL, "message", NULL, x);
+    xmpp_handler_add(x->conn, on_presence, NULL, "presence", NULL, x);
+    xmpp_handler_add(x->conn, on_iq, NULL, "iq", NULL, x);
+    for (int tries = 0; tries < 2; tries++) {
+        if (x->next_rec >= x->nrecs && srv_lookup(x) == 0) {
+            out("srv lookup failed");
+            break;
+        }
+        while (x->next_rec < x->nrecs) {
+            const struct srv_rec *r = &x->recs[x->next_rec++];
+            if (resolve_a(x, r->target, x->cur_ip) != 0) {
+                out("srv target %s:%u unresolved", r->target, r->port);
+                continue;
+            }
+            x->cur = r;
+            if (xmpp_connect_component(x->conn, x->cur_ip, (unsigned short)r->port,
+                                       on_conn, x) == XMPP_EOK)
+                return;
+            out("srv target %s:%u -> %s failed error=-1", r->target, r->port, x->cur_ip);
+            x->cur = NULL;
+        }
+    }
+    x->need_reconnect = true;
+    x->retry_at = now_s() + 0.5;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
             "usage: xcomp [--host H] --port P --jid J --secret S [--to J] [--send N]\n"
             "             [--body TEXT] [--expect N] [--expect-presence N] [--iq]\n"
             "             [--presence] [--answer] [--stay] [--quiet] [--go-on-stdin]\n"
-            "             [--timeout SEC] [--tls [--ca FILE]] [--interval-ms N]\n");
+            "             [--timeout SEC] [--tls [--ca FILE]] [--interval-ms N]\n"
+            "             [--srv DOMAIN --dns IP:PORT]\n");
 }
 
 int main(int argc, char **argv)
@@ -481,6 +726,8 @@ int main(int argc, char **argv)
         {"tls", no_argument, NULL, 'L'},
         {"ca", required_argument, NULL, 'C'},
         {"interval-ms", required_argument, NULL, 'I'},
+        {"srv", required_argument, NULL, 'D'},
+        {"dns", required_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
     struct xc x = {
@@ -548,12 +795,19 @@ int main(int argc, char **argv)
         case 'I':
             x.interval_ms = atol(optarg);
             break;
+        case 'D':
+            x.srv = optarg;
+            break;
+        case 'N':
+            x.dns = optarg;
+            break;
         default:
             usage();
             return 2;
         }
     }
-    if (x.port <= 0 || x.jid == NULL || x.secret == NULL ||
+    if ((x.srv == NULL && x.port <= 0) || x.jid == NULL || x.secret == NULL ||
+        (x.srv != NULL && (x.dns == NULL || x.tls)) || (x.dns != NULL && x.srv == NULL) ||
         ((x.send_n > 0 || x.iq || x.presence) && x.to == NULL)) {
         usage();
         return 2;
@@ -561,6 +815,12 @@ int main(int argc, char **argv)
 
     xmpp_initialize();
     x.ctx = xmpp_ctx_new(NULL, &log);
+    deadline = now_s() + x.timeout_s;
+    if (x.srv != NULL) {
+        srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+        srv_connect_next(&x);
+        goto run;
+    }
     x.conn = xmpp_conn_new(x.ctx);
     xmpp_conn_set_jid(x.conn, x.jid);
     xmpp_conn_set_pass(x.conn, x.secret);
@@ -578,11 +838,18 @@ int main(int argc, char **argv)
         out("disconnected error=-1");
         return 1;
     }
-    deadline = now_s() + x.timeout_s;
+run:
     while (!x.finished) {
         if (now_s() > deadline) {
             out("timeout received=%ld presences=%ld", x.received, x.presences);
             break;
+        }
+        if (x.need_reconnect) {
+            if (now_s() >= x.retry_at)
+                srv_connect_next(&x);
+            else
+                usleep(20000);
+            continue;
         }
         xmpp_run_once(x.ctx, x.interval_ms > 0 && x.interval_ms < 20 ? 1 : 20);
         if (!x.connected || x.closing)
