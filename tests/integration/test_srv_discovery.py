@@ -192,8 +192,11 @@ def main():
             check(got_a == sorted(got_a) and len(set(got_a)) == len(got_a),
                   "A got B's messages out of order or twice after the reconnect: %s"
                   % got_a[:50])
-            c.say("after the reconnect: B got %d more from A, A got %d more from B",
-                  len(got_b), len(got_a))
+            b._drain()
+            c.say("after the reconnect: B got %d more from A, A got %d more from B; "
+                  "B saw %d message-error bounces while A was away",
+                  len(got_b), len(got_a),
+                  sum(1 for ln in b.lines if ln.startswith("message-error")))
             for x in (a, b):
                 check(x.proc.poll() is None, "%s exited early: %s" % (x.jid, x.output()[-2000:]))
                 x.close()
