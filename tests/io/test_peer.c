@@ -2,7 +2,8 @@
  * on loopback sockets, on certificates made at test time by certs/mkca and
  * certs/mknode: two or three endpoints on one loop exchange HELLO and
  * frames; a node of another cluster and a certificate from another CA are
- * refused; a dropped link is redialled and the reliable channel loses and
+ * refused, and so is a trusted node claiming another's address or id; a
+ * dropped link is redialled and the reliable channel loses and
  * duplicates nothing; a malformed frame closes the link and is counted. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -76,7 +77,7 @@ static int h_check(void *ud, const struct pframe_hello *h, bool contact, char *w
     struct ep *e = ud;
 
     (void)contact;
-    if (h->cluster_id != e->cluster) {
+    if (h->cluster_id != e->cluster && h->cluster_id != 0) { /* 0: joining */
         e->refused_hello++;
         snprintf(why, len, "another cluster");
         return XE_PERM;
@@ -439,6 +440,106 @@ static void test_malformed_frame_closes(void)
     ep_close(&a);
 }
 
+/* raw_hello dials a (127.0.0.1) as a raw client with node's certificate
+ * (trusted), sends a HELLO claiming id at addr in cluster, and runs the
+ * loop for ms.  Returns whether the connection was closed. */
+static bool raw_hello(const char *node, uint64_t id, uint64_t cluster, const char *addr,
+                      uint64_t ms)
+{
+    char key[64], crt[64], err[256];
+    struct raw raw = {0};
+    struct conn_hooks h = {.ud = &raw,
+                           .opened = raw_opened,
+                           .data = raw_data,
+                           .gone = raw_gone,
+                           .drained = raw_drained};
+    struct conn_mgr *cm = NULL;
+    struct tls_ctx *cli = NULL;
+    struct tls_ctx_opts o = {.role = TLS_ROLE_CLIENT,
+                             .bundle_path = path("ca.crt"),
+                             .verify_peer = true,
+                             .tls13_only = true};
+    struct pframe f;
+    struct buf b = {0};
+    bool gone = false;
+
+    snprintf(key, sizeof key, "%s.key", node);
+    snprintf(crt, sizeof crt, "%s.crt", node);
+    o.key_path = path(key);
+    o.cert_path = path(crt);
+    if (tls_ctx_new(&o, &cli, err, sizeof err) != 0 ||
+        conn_mgr_new(&loop, &h, &logs, "raw", 0, &cm) != 0 ||
+        conn_connect(cm, "127.0.0.1", base_port, 1, cli, "127.0.0.1", &raw.id, err,
+                     sizeof err) != 0) {
+        CHECK(false);
+        goto out;
+    }
+    memset(&f, 0, sizeof f);
+    f.type = PFRAME_HELLO;
+    f.u.hello.proto = PFRAME_PROTO;
+    f.u.hello.cluster_id = cluster;
+    f.u.hello.node_id = id;
+    f.u.hello.incarnation = 99;
+    f.u.hello.addr = addr;
+    if (pframe_encode(&f, &b) == 0)
+        conn_send(cm, raw.id, (const char *)b.data, b.len);
+    conn_mgr_flush(cm);
+    buf_free(&b);
+    run_for(ms);
+    gone = raw.gone;
+out:
+    if (cm != NULL) {
+        conn_mgr_shutdown(cm);
+        run_for(100);
+        conn_mgr_free(cm);
+    }
+    tls_ctx_free(cli);
+    return gone;
+}
+
+/* A trusted node may not speak for another: the HELLO's address must be in
+ * its certificate, and a member's id must come from the member's address. */
+static void test_impostor_refused(void)
+{
+    struct ep a;
+    struct peer_stats ps;
+    char b_addr[64], c_addr[64];
+    uint64_t ids[3] = {1, 2, 3};
+    const char *addrs[3];
+
+    setup();
+    REQUIRE(make_pki());
+    REQUIRE(ep_open(&a, 1, 7, "node1") == 0);
+    snprintf(b_addr, sizeof b_addr, "127.0.0.2:%d", base_port);
+    snprintf(c_addr, sizeof c_addr, "127.0.0.3:%d", base_port);
+    addrs[0] = a.addr;
+    addrs[1] = b_addr;
+    addrs[2] = c_addr;
+    CHECK_INT(peer_set_members(a.pm, ids, addrs, 3), 0);
+    /* node2's certificate (IP 127.0.0.2) claiming member 3 at 127.0.0.3. */
+    CHECK(raw_hello("node2", 3, 7, c_addr, 500));
+    peer_stats_get(a.pm, &ps);
+    CHECK_INT(ps.impostors, 1);
+    CHECK_INT(a.ups, 0);
+    /* Its own address, but member 3's id. */
+    CHECK(raw_hello("node2", 3, 7, b_addr, 500));
+    peer_stats_get(a.pm, &ps);
+    CHECK_INT(ps.impostors, 2);
+    /* Another id at member 2's address. */
+    CHECK(raw_hello("node2", 9, 7, b_addr, 500));
+    peer_stats_get(a.pm, &ps);
+    CHECK_INT(ps.impostors, 3);
+    CHECK_INT(a.ups, 0);
+    /* The truth is accepted; so is a joining node from a member's address
+     * (a join with --replace). */
+    CHECK(!raw_hello("node2", 2, 7, b_addr, 300));
+    CHECK_INT(a.ups, 1);
+    CHECK(!raw_hello("node2", 9, 0, b_addr, 300));
+    peer_stats_get(a.pm, &ps);
+    CHECK_INT(ps.impostors, 3);
+    ep_close(&a);
+}
+
 static void test_parse_addr(void)
 {
     char host[64];
@@ -472,4 +573,4 @@ static void test_cleanup(void)
 
 TL_MAIN(T(test_parse_addr), T(test_hello_and_frames), T(test_wrong_cluster_refused),
         T(test_untrusted_certificate_refused), T(test_reconnect_no_loss),
-        T(test_malformed_frame_closes), T(test_cleanup))
+        T(test_malformed_frame_closes), T(test_impostor_refused), T(test_cleanup))

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include <arpa/inet.h>
 #include <sodium.h>
 
 #include "buf.h"
@@ -299,6 +301,133 @@ static void dial(struct peer_mgr *m, struct peer *p)
     p->dial = l;
 }
 
+/* ---- identity: the peer's claim against its certificate ---- */
+
+/* host_bytes parses a numeric IPv4/IPv6 host into a[16] (*len 4 or 16);
+ * false for a name. */
+static bool host_bytes(const char *host, unsigned char a[16], size_t *len)
+{
+    if (inet_pton(AF_INET, host, a) == 1) {
+        *len = 4;
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, a) == 1) {
+        *len = 16;
+        return true;
+    }
+    return false;
+}
+
+/* host_same: the same address (by value) or the same name (ASCII case
+ * folded, RFC 4343). */
+static bool host_same(const char *x, const char *y)
+{
+    unsigned char a[16], b[16];
+    size_t al, bl;
+    bool xa = host_bytes(x, a, &al), ya = host_bytes(y, b, &bl);
+
+    if (xa || ya)
+        return xa && ya && al == bl && memcmp(a, b, al) == 0;
+    return strcasecmp(x, y) == 0;
+}
+
+/* addr_same: two peer addresses name the same host and port. */
+static bool addr_same(const char *x, const char *y)
+{
+    char hx[PFRAME_MAX_ADDR + 1], hy[PFRAME_MAX_ADDR + 1];
+    int px, py;
+
+    if (peer_parse_addr(x, hx, sizeof hx, &px) < 0 ||
+        peer_parse_addr(y, hy, sizeof hy, &py) < 0)
+        return false;
+    return px == py && host_same(hx, hy);
+}
+
+/* sans_cover: the certificate's subjectAltName list (tls.h format: "DNS:a,
+ * IP:b") names host: an IP entry for an address, a DNS entry for a name
+ * (exact, case folded; wildcards are not accepted for a peer's own
+ * address: a node certificate names its node). */
+static bool sans_cover(const char *sans, const char *host)
+{
+    unsigned char a[16];
+    size_t alen;
+    bool is_ip = host_bytes(host, a, &alen);
+    const char *s = sans;
+
+    while (*s != '\0') {
+        char one[PFRAME_MAX_ADDR + 8];
+        size_t n = strcspn(s, ",");
+        if (n < sizeof one) {
+            memcpy(one, s, n);
+            one[n] = '\0';
+            if (is_ip && strncmp(one, "IP:", 3) == 0 && host_same(one + 3, host))
+                return true;
+            if (!is_ip && strncmp(one, "DNS:", 4) == 0 && strcasecmp(one + 4, host) == 0)
+                return true;
+        }
+        s += n;
+        while (*s == ',' || *s == ' ')
+            s++;
+    }
+    return false;
+}
+
+/* check_identity binds an accepted connection's HELLO to the certificate
+ * the peer presented (docs/cluster.md, "Identity and membership"): the
+ * claimed address's host must be among the certificate's SANs, a member's
+ * id must come from the address the configuration gives it, and an address
+ * a member holds may carry no other id, except a joining node's (cluster id
+ * 0: a join with --replace comes from the address of the stale member).
+ * The dialler's side is the TLS name check on the address it dialled.
+ * 0, or XE_AUTH with why filled. */
+static int check_identity(struct peer_mgr *m, struct plink *l,
+                          const struct pframe_hello *h, char *why, size_t whylen)
+{
+    struct tls_peer_info ti;
+    char host[PFRAME_MAX_ADDR + 1];
+    const struct peer *claimed = find_peer(m, h->node_id);
+    int port;
+
+    if (conn_tls_peer(m->cm, l->conn, &ti) < 0 || !ti.has_cert) {
+        snprintf(why, whylen, "node %016" PRIx64 " at %.64s presented no certificate",
+                 h->node_id, h->addr);
+        return XE_AUTH;
+    }
+    if (peer_parse_addr(h->addr, host, sizeof host, &port) < 0) {
+        snprintf(why, whylen, "node %016" PRIx64 " claims a bad address \"%.64s\"",
+                 h->node_id, h->addr);
+        return XE_AUTH;
+    }
+    if (!sans_cover(ti.sans, host)) {
+        snprintf(why, whylen,
+                 "node %016" PRIx64 " claims address %.64s, but its certificate (%.60s) "
+                 "covers only %.160s",
+                 h->node_id, h->addr, ti.subject, ti.sans[0] ? ti.sans : "no names");
+        return XE_AUTH;
+    }
+    if (claimed != NULL && claimed->member && claimed->addr[0] != '\0' &&
+        !addr_same(claimed->addr, h->addr)) {
+        snprintf(why, whylen,
+                 "node %016" PRIx64 " claims address %.64s, but that member is at %.64s "
+                 "(certificate %.60s covers %.120s)",
+                 h->node_id, h->addr, claimed->addr, ti.subject, ti.sans);
+        return XE_AUTH;
+    }
+    if (h->cluster_id == 0)
+        return 0;
+    for (const struct peer *q = m->peers; q != NULL; q = q->next) {
+        if (q->member && q->id != 0 && q->id != h->node_id &&
+            addr_same(q->addr, h->addr)) {
+            snprintf(why, whylen,
+                     "node %016" PRIx64 " claims address %.64s, which member %016" PRIx64
+                     " holds (certificate %.60s covers %.120s)",
+                     h->node_id, h->addr, q->id, ti.subject, ti.sans);
+            return XE_AUTH;
+        }
+    }
+    return 0;
+}
+
 /* ---- HELLO ---- */
 
 static void refuse(struct peer_mgr *m, struct plink *l, const char *fmt, ...)
@@ -334,7 +463,7 @@ static int on_hello(struct peer_mgr *m, struct plink *l, const struct pframe_hel
     struct peer *p = l->p;
     struct buf out;
     enum pchan_resume how;
-    char why[300] = "";
+    char why[400] = "";
     int rc;
 
     if (h->proto != PFRAME_PROTO) {
@@ -351,6 +480,11 @@ static int on_hello(struct peer_mgr *m, struct plink *l, const struct pframe_hel
                " (was that node reset? see xmpp cluster status)",
                p->addr, h->node_id, p->id);
         return XE_PERM;
+    }
+    if (!l->outgoing && check_identity(m, l, h, why, sizeof why) < 0) {
+        m->stats.impostors++;
+        refuse(m, l, "%s", why);
+        return XE_AUTH;
     }
     if (m->h.check_hello != NULL &&
         m->h.check_hello(m->h.ud, h, l->outgoing && p->contact && !p->member, why,

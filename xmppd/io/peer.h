@@ -24,8 +24,13 @@
  *
  * Both ends present the node certificate and verify the other's against
  * the trust bundle; the dialler also checks the address it dialled against
- * the certificate's subjectAltName.  A TLS failure is logged by conn.c with
- * the reason; a HELLO refused by policy (hooks.check_hello) is logged here.
+ * the certificate's subjectAltName.  The acceptor binds the HELLO to the
+ * certificate: the claimed address's host must be one of its SANs (IP SAN
+ * for an address, DNS SAN for a name), a member's id must come from its
+ * configured address, and a member's address carries no other id (except a
+ * joining node's, cluster id 0); else the link is refused, logged with the
+ * claim and the SANs, and counted in peer_stats.impostors.  A TLS failure is logged by
+ * conn.c with the reason; a HELLO refused by policy (hooks.check_hello) is logged here.
  * Malformed frames close the link and are counted.
  *
  * Single-threaded, on the node's loop.  Hooks run from libuv callbacks; a
@@ -161,6 +166,10 @@ int peer_get(const struct peer_mgr *m, uint64_t id, struct peer_info *out);
 
 struct peer_stats {
     uint64_t links_up, malformed, refused, accepted;
+    /* impostors: HELLOs refused because the claimed address is not in the
+     * peer's certificate or the claimed id does not hold it (also counted
+     * in refused). */
+    uint64_t impostors;
 };
 
 void peer_stats_get(const struct peer_mgr *m, struct peer_stats *out);

@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""test_cluster_impostor: a node holding a certificate signed by the
+cluster's own CA cannot claim an address its certificate does not name
+(docs/cluster.md, "Identity and membership").  The intruder's certificate
+names member node2's address, not its own: its `xmpp cluster join` fails,
+the member it dialled logs the refusal with the claimed address and what
+the certificate covers, and the members' configuration does not change."""
+import os
+import re
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import Cluster, make_node_cert, wait_for  # noqa: E402
+from xmppdtest import check, run  # noqa: E402
+
+
+def main():
+    with Cluster(3) as c:
+        leader = c.form(members=2)
+        members = c.nodes[:2]
+        intruder = c.nodes[2]
+        # Trusted (same CA), but for node2's address.
+        make_node_cert(c.ca, "liar", members[1].addr)
+        pki = os.path.join(intruder.dir, "pki")
+        for f in ("liar.key", "liar.crt"):
+            shutil.copy(os.path.join(c.ca, f), os.path.join(pki, f))
+            os.chmod(os.path.join(pki, f), 0o600)
+        intruder.ok("xmpp certs liar.key liar.crt ca-bundle.pem")
+        intruder.ok("xmpp cluster trust ca-bundle.pem")
+        err = intruder.fails("xmpp cluster join %s" % leader.addr, None, timeout=60)
+        c.say("join with a certificate for another address refused: %s", err)
+        rx = re.compile(r"claims address %s.*certificate.*covers only.*IP:%s\b" %
+                        (re.escape(intruder.peer_addr), re.escape(members[1].addr)))
+        line = wait_for(lambda: next((ln for ln in leader.log().splitlines()
+                                      if rx.search(ln)), None),
+                        10, "the leader logs the claim and what the certificate covers")
+        c.say("logged: %s", line)
+        for nd in members:
+            s = nd.status()
+            check(sorted(s.addrs()) == sorted(x.peer_addr for x in members),
+                  "%s lists %s" % (nd.name, s.addrs()))
+        c.wait_converged(members=members, timeout=10)
+        c.say("the impostor is refused; members unchanged")
+
+
+run(main, timeout=120)
