@@ -1,0 +1,42 @@
+/* cl_int.h: the inside of struct cl_state, shared by cl.c (state, lookup,
+ * apply) and cl_codec.c (the byte encoding of commands and snapshots).
+ * Not part of the API: callers use cl.h only. */
+#ifndef XMPPD_CL_INT_H
+#define XMPPD_CL_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cl.h"
+
+struct cl_state {
+    uint64_t cluster_id;
+    char domain[CL_DOMAIN_MAX + 1];
+    struct cl_callbridge **cb; /* sorted by name; each malloc'd */
+    size_t n_cb, cap_cb;
+    struct cl_user **users; /* sorted by name; each malloc'd, wiped on free */
+    size_t n_users, cap_users;
+    /* results of the last request ids applied: a ring, seen[seen_head] is
+     * the oldest once n_seen == CL_SEEN_MAX */
+    struct cl_seen {
+        uint64_t origin, seq;
+        int rc;
+    } seen[CL_SEEN_MAX];
+    size_t n_seen, seen_head;
+};
+
+/* cl__creds_valid: u has valid SCRAM-SHA-256 credentials, and valid
+ * SCRAM-SHA-1 ones when it has those. */
+bool cl__creds_valid(const struct cl_user *u);
+/* cl__user_free wipes and frees u (taken; NULL is fine). */
+void cl__user_free(struct cl_user *u);
+/* cl__grow makes room for one more pointer in *arr (comment in cl.c). */
+int cl__grow(void ***arr, size_t n, size_t *cap);
+/* cl__cb_new returns a new call-bridge entry (owned), or NULL. */
+struct cl_callbridge *cl__cb_new(const char *name, const unsigned char *secret,
+                                 size_t len);
+/* cl__seen_add remembers the result of request (origin, seq). */
+void cl__seen_add(struct cl_state *s, uint64_t origin, uint64_t seq, int rc);
+
+#endif
