@@ -1,0 +1,124 @@
+/* cluster_int.h: what cluster.c (the peer link and the hooks),
+ * cluster_req.c (requests to the leader) and cluster_join.c (join and
+ * rebuild) share: the structure of a node's cluster part.  Not an API:
+ * everything else uses cluster.h. */
+#ifndef XMPPD_CLUSTER_INT_H
+#define XMPPD_CLUSTER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "cluster.h"
+#include "pframe.h"
+#include "rnode.h"
+
+#define CONTACT_TIMEOUT_MS 10000
+#define SYNC_TIMEOUT_MS 30000
+#define REBUILD_TIMEOUT_MS 10000
+
+/* A request to the leader: ours (cb or rcb) or one we relay. */
+struct creq {
+    uint64_t rid;
+    enum cluster_kind kind;
+    unsigned char *body;
+    size_t len;
+    uint64_t deadline;
+    uint64_t expires; /* wall-clock ms: the leader refuses it after this */
+    uint64_t sent_to; /* 0: waiting for a leader */
+    bool fixed;       /* sent to one peer (a join contact), never redirected */
+    cluster_cb cb;
+    void *arg;
+    rnode_done_cb rcb; /* forward_submit */
+    void *rarg;
+    struct creq *next;
+};
+
+enum join_phase {
+    JOIN_NONE = 0,
+    JOIN_CONTACT, /* dialling the address given */
+    JOIN_ASKED,   /* the request is with the cluster */
+    JOIN_SWITCH,  /* accepted: replace the store on the next tick */
+    JOIN_SWITCHING,
+    JOIN_SYNC,  /* waiting to be a voter */
+    JOIN_RETRY, /* the leader was busy with another change: ask again */
+};
+
+struct cjoin {
+    enum join_phase phase;
+    char addr[PFRAME_MAX_ADDR + 1];
+    bool replace;
+    uint64_t cluster_id;
+    uint64_t deadline;
+    uint64_t contact_id;                  /* the member we asked */
+    unsigned tls_failed, refused, closed; /* failed dials to the contact */
+    uint64_t retry_at;
+    cluster_cb cb;
+    void *arg;
+};
+
+struct cluster {
+    struct node *n;
+    struct peer_mgr *pm;
+    uv_timer_t timer;
+    uint64_t next_rid;
+    struct creq *reqs;
+    uint64_t leader_id, term;
+    uint64_t down_reported; /* leader id reported with rnode_peer_down */
+    struct cjoin join;
+    struct cluster_counters cnt;
+    bool removed; /* the leader said this node is no longer a member */
+};
+
+/* cluster.c */
+
+/* cluster__now_ms: the loop's clock (ms). */
+uint64_t cluster__now_ms(struct node *n);
+/* cluster__wall_ms: the wall clock (ms since the epoch); ud unused. */
+uint64_t cluster__wall_ms(void *ud);
+/* cluster__put64 / cluster__get64: a big-endian u64 at p. */
+void cluster__put64(unsigned char *p, uint64_t v);
+uint64_t cluster__get64(const unsigned char *p);
+/* cluster__open_peers starts the peer link of n for cluster_id.  0 or an
+ * error with why. */
+int cluster__open_peers(struct node *n, uint64_t cluster_id, char *why, size_t whylen);
+
+/* cluster_req.c */
+
+/* cluster__req_finish unlinks q, calls its callback and frees it. */
+void cluster__req_finish(struct cluster *c, struct creq *q, int rc, const char *msg,
+                         const void *data, size_t len);
+/* cluster__req_send sends q to member to.  0 or an error (q kept). */
+int cluster__req_send(struct cluster *c, struct creq *q, uint64_t to);
+/* cluster__req_new queues a request (body copied), or returns NULL. */
+struct creq *cluster__req_new(struct cluster *c, enum cluster_kind kind, const void *body,
+                              size_t len, uint64_t timeout_ms);
+/* cluster__serve runs a request on the leader (or passes it on); cb once. */
+void cluster__serve(struct node *n, enum cluster_kind kind, const void *body, size_t len,
+                    uint64_t expires, cluster_cb cb, void *arg);
+
+/* The arg of cluster__reply_peer: a request a peer sent (taken by it). */
+struct sreply {
+    struct node *n;
+    uint64_t peer, rid;
+};
+/* cluster__reply_peer is a cluster_cb: answers the request of arg (a struct
+ * sreply, freed here) with SUBMIT_RESULT. */
+void cluster__reply_peer(void *arg, int rc, const char *msg, const void *data,
+                         size_t len);
+
+/* cluster_join.c */
+
+/* cluster__join_finish ends the join under way and answers it. */
+void cluster__join_finish(struct cluster *c, int rc, const char *msg);
+/* cluster__send_join asks member id (the contact) to add this node. */
+void cluster__send_join(struct node *n, uint64_t id);
+/* cluster__contact_failed counts a failed dial to the join contact. */
+void cluster__contact_failed(struct node *n, const char *addr, int err, bool refused);
+/* cluster__after_old_peers_closed switches to the joined cluster's store
+ * once the old peer link has closed (peer_mgr_close callback; arg: n). */
+void cluster__after_old_peers_closed(void *arg);
+
+#endif
