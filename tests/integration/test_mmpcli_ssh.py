@@ -233,13 +233,24 @@ def main():
             check(read_until((host + "> ").encode(), mark), "Ctrl-C over ssh keeps the session",
                   out[mark:])
             os.write(fd, b"exit\r")
-            deadline = time.time() + TIMEOUT
+            # A bound, not a timing check: on a loaded machine sshd can take
+            # many seconds to tear the session down.  "exit" is typed again
+            # every 5 s in case the first one reached the line editor before
+            # it had redrawn its prompt after the Ctrl-C.
+            deadline = time.time() + 3 * TIMEOUT
+            retype = time.time() + 5
             status = None
             while time.time() < deadline:
                 wpid, st = os.waitpid(pid, os.WNOHANG)
                 if wpid:
                     status = st
                     break
+                if time.time() > retype:
+                    retype = time.time() + 5
+                    try:
+                        os.write(fd, b"exit\r")
+                    except OSError:
+                        pass
                 try:
                     r, _, _ = select.select([fd], [], [], 0.2)
                     if r:
