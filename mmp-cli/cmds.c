@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "cl.h"
 #include "cli.h"
 
 #define WHY_LEN 256
@@ -64,18 +65,6 @@ static bool is_ip(const char *s)
 }
 
 /* Call bridge and user names: letters, digits and '-' (issue 4). */
-static bool is_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || *s == '-'))
-            return false;
-    return true;
-}
-
 /* Files in the node's pki directory: a plain name, no path. */
 static bool is_file_name(const char *s)
 {
@@ -228,11 +217,14 @@ static int prep_reset(struct cli *cli, int argc, char **argv, json_t *args, char
 
 static int prep_name(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
-    if (!is_name(argv[0]))
-        return bad(
-            why,
-            "name \"%.100s\" may only have letters, digits and '-' (1-64 characters)",
-            argv[0]);
+    /* The same rule the daemon applies (xmppd/core/cl.c), so the shell
+     * refuses exactly what the cluster would. */
+    _Static_assert(CL_NAME_MAX == 63, "the message below says 1-63");
+    if (!cl_name_valid(argv[0]))
+        return bad(why,
+                   "name \"%.100s\" may only have letters, digits and '-' (1-63 "
+                   "characters)",
+                   argv[0]);
     json_object_set_new(args, "name", json_string(argv[0]));
     return 0;
 }
