@@ -2,7 +2,8 @@
 """test_admin_enable: `xmpp enable` refuses a configuration that cannot work,
 with the reason on one line and exit status 1, and leaves nothing listening:
 no domain; TLS required without a certificate; a key that does not match
-its certificate; an expired certificate; a listen address that is no longer
+its certificate; a key file readable by group or others (also refused by
+`xmpp certs`); an expired certificate; a listen address that is no longer
 on this host.  Each refusal is checked after the configuration has changed
 behind the shell's back (files replaced in pki/, an address removed), since
 `xmpp certs` and `xmpp listen` already refuse the same things when they are
@@ -98,7 +99,19 @@ def local_checks():
         make_expired(node)
         # xmpp certs refuses the expired certificate outright ...
         node.fails("xmpp certs node1.key node1-expired.crt", "expired on")
+        # ... and a private key that group or others can read, at certs
+        # and, when its mode changed afterwards, at enable (one line saying
+        # how to fix it) ...
+        key = os.path.join(pki, "node1.key")
+        os.chmod(key, 0o644)
+        want = ("key file %s is readable by group or others (mode 0644): chmod 600 %s" %
+                (key, key))
+        node.fails("xmpp certs node1.key node1.crt ca-bundle.pem", want)
+        os.chmod(key, 0o600)
         node.ok("xmpp certs node1.key node1.crt ca-bundle.pem")
+        os.chmod(key, 0o640)
+        refused(node, "is readable by group or others (mode 0640): chmod 600 " + key, addr)
+        os.chmod(key, 0o600)
 
         # ... a key replaced on disk afterwards is caught at enable ...
         back = swap(pki, "node1.key", "node2.key")

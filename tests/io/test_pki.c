@@ -242,6 +242,40 @@ static void test_key_match_and_validity(void)
               XE_AUTH);
 }
 
+/* A private key readable by group or others is refused by every check that
+ * uses it (xmpp certs, xmpp enable and the TLS contexts share the path),
+ * with the mode and the command that fixes it; describing it still works. */
+static void test_key_mode(void)
+{
+    setup();
+    char want[1200];
+    struct pki_info i;
+    char key[512];
+
+    snprintf(key, sizeof key, "%s", p("node1.key"));
+    CHECK_INT(chmod(key, 0644), 0);
+    snprintf(want, sizeof want,
+             "key file %s is readable by group or others (mode 0644): chmod 600 %s", key,
+             key);
+    CHECK_INT(
+        pki_check_certs(key, p("node1.crt"), p("ca-bundle.pem"), 0, why, sizeof why),
+        XE_PERM);
+    CHECK_STR(why, want);
+    CHECK_INT(pki_key_matches(key, p("node1.crt"), why, sizeof why), XE_PERM);
+    CHECK_INT(pki_inspect(key, &i, why, sizeof why), 0);
+    CHECK_INT(chmod(key, 0640), 0);
+    CHECK_INT(pki_check_certs(key, p("node1.crt"), NULL, 0, why, sizeof why), XE_PERM);
+    CHECK(strstr(why, "(mode 0640)") != NULL);
+    CHECK_INT(chmod(key, 0604), 0);
+    CHECK_INT(pki_check_certs(key, p("node1.crt"), NULL, 0, why, sizeof why), XE_PERM);
+    /* Owner-only modes are fine (0400 too). */
+    CHECK_INT(chmod(key, 0400), 0);
+    CHECK_INT(pki_check_certs(key, p("node1.crt"), NULL, 0, why, sizeof why), 0);
+    CHECK_INT(chmod(key, 0600), 0);
+    CHECK_INT(
+        pki_check_certs(key, p("node1.crt"), p("ca-bundle.pem"), 0, why, sizeof why), 0);
+}
+
 static void test_list(void)
 {
     setup();
@@ -273,4 +307,4 @@ static void test_list(void)
 
 /* Cases run in this order and build on each other's files. */
 TL_MAIN(T(test_inspect_cert), T(test_inspect_key_and_errors), T(test_csr), T(test_verify),
-        T(test_key_match_and_validity), T(test_list))
+        T(test_key_match_and_validity), T(test_key_mode), T(test_list))

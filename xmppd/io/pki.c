@@ -70,8 +70,10 @@ const char *pki_kind_name(enum pki_kind kind)
  * block: the file is opened O_NONBLOCK and anything but a regular file (a
  * FIFO would wait for a writer forever) is refused.  The staging buffer may
  * hold a private key: it is wiped before it is freed (the BIO wipes its own
- * memory when freed). */
-static int read_file(const char *path, BIO **out, char *why, size_t why_len)
+ * memory when freed).  *mode (may be NULL) receives the permission bits of
+ * the descriptor read, so a check on them is on the file used. */
+static int read_file_ex(const char *path, BIO **out, mode_t *mode, char *why,
+                        size_t why_len)
 {
     struct stat st;
     BIO *b;
@@ -92,6 +94,8 @@ static int read_file(const char *path, BIO **out, char *why, size_t why_len)
         rc = fail(why, why_len, XE_CORRUPT, "%s is not a regular file", path);
         goto out;
     }
+    if (mode != NULL)
+        *mode = st.st_mode & 07777;
     data = malloc(PKI_MAX_FILE + 1);
     if (data == NULL) {
         rc = fail(why, why_len, XE_NOMEM, "out of memory reading %s", path);
@@ -130,6 +134,11 @@ out:
     }
     close(fd);
     return rc;
+}
+
+static int read_file(const char *path, BIO **out, char *why, size_t why_len)
+{
+    return read_file_ex(path, out, NULL, why, why_len);
 }
 
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -656,11 +665,22 @@ static int load_key(const char *path, EVP_PKEY **out, char *why, size_t why_len)
 {
     BIO *b;
     *out = NULL;
-    int rc = read_file(path, &b, why, why_len);
+    mode_t mode = 0;
+    int rc = read_file_ex(path, &b, &mode, why, why_len);
     if (rc < 0)
         return rc;
     EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
     BIO_free(b);
+    /* A private key others can read is no longer private: refuse to use it
+     * (as sshd does with its host keys).  Checked once the file is known to
+     * hold a key, so that a wrong file gets the message about its content. */
+    if (k != NULL && (mode & (S_IRGRP | S_IROTH)) != 0) {
+        EVP_PKEY_free(k);
+        return fail(
+            why, why_len, XE_PERM,
+            "key file %s is readable by group or others (mode %04o): chmod 600 %s", path,
+            (unsigned)mode, path);
+    }
     if (k == NULL) {
         struct pki_info info;
         bool enc = pki_inspect(path, &info, NULL, 0) == 0 && info.encrypted;

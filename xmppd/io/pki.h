@@ -95,8 +95,12 @@ int pki_verify(const char *cert_path, const char *bundle_path, time_t now, char 
                size_t why_len);
 
 /* pki_key_matches checks that the private key in key_path belongs to the
- * (first) certificate in cert_path.  0, XE_AUTH (it does not), or
- * XE_NOTFOUND/XE_IO/XE_CORRUPT. */
+ * (first) certificate in cert_path.  0, XE_AUTH (it does not), XE_PERM (the
+ * key file is readable by group or others: why says "key file <path> is
+ * readable by group or others (mode 0644): chmod 600 <path>"), or
+ * XE_NOTFOUND/XE_IO/XE_CORRUPT.  Every function here that reads a private
+ * key to use it (this one, pki_check_certs, pki_load_identity) refuses such
+ * a file the same way; pki_inspect and pki_list only describe it. */
 int pki_key_matches(const char *key_path, const char *cert_path, char *why,
                     size_t why_len);
 
@@ -106,9 +110,10 @@ int pki_key_matches(const char *key_path, const char *cert_path, char *why,
 int pki_check_validity(const char *cert_path, time_t now, char *why, size_t why_len);
 
 /* pki_check_certs runs what `xmpp certs` and `xmpp enable` require of a
- * key, certificate and (optional, may be NULL) CA bundle: the key matches,
- * the certificate is valid now, and it verifies against the bundle.  The
- * first failure is returned, as above. */
+ * key, certificate and (optional, may be NULL) CA bundle: the key file is
+ * private to its owner (mode 0600 or stricter), the key matches, the
+ * certificate is valid now, and it verifies against the bundle.  The first
+ * failure is returned, as above. */
 int pki_check_certs(const char *key_path, const char *cert_path, const char *bundle_path,
                     time_t now, char *why, size_t why_len);
 
