@@ -313,6 +313,36 @@ static int pk_raft(void *ud, uint64_t from, const void *data, size_t len)
     return rc == XE_PROTO ? rc : 0;
 }
 
+/* refuse_join_addr answers a joining node's request f with a refusal when
+ * the address it asks to join at is not the one its HELLO claimed (and its
+ * certificate names): otherwise a node could be added at an address it
+ * cannot prove (docs/cluster.md, "Identity and membership").  0 when the
+ * addresses agree; < 0 when the request was answered here. */
+static int refuse_join_addr(struct node *n, uint64_t from, const struct pframe *f)
+{
+    struct peer_info pi;
+    struct sreply *r;
+    char id[17], why[300];
+    int rc;
+
+    if (peer_get(n->cluster->pm, from, &pi) < 0)
+        snprintf(pi.addr, sizeof pi.addr, "(no link)");
+    rc = cluster__join_check(pi.addr, f->u.submit.data + 9, f->u.submit.len - 9, why,
+                             sizeof why);
+    if (rc == 0)
+        return 0;
+    state_node_id_hex(from, id);
+    LOG(&n->log, LOG_WARN, "%s join request from node %s refused: %s", n->name, id, why);
+    r = malloc(sizeof *r);
+    if (r == NULL)
+        return rc;
+    r->n = n;
+    r->peer = from;
+    r->rid = f->u.submit.request_id;
+    cluster__reply_peer(r, rc, why, NULL, 0);
+    return rc;
+}
+
 static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
 {
     struct node *n = ud;
@@ -348,6 +378,8 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
         if (guest && (d[0] != CLUSTER_REQ_JOIN || f->u.submit.len < 17 ||
                       cluster__get64(d + 9) != from))
             return XE_PROTO;
+        if (guest && refuse_join_addr(n, from, f) < 0)
+            return 0;
         r = malloc(sizeof *r);
         if (r == NULL)
             return 0;

@@ -95,6 +95,11 @@ int cluster__req_send(struct cluster *c, struct creq *q, uint64_t to);
 /* cluster__req_new queues a request (body copied), or returns NULL. */
 struct creq *cluster__req_new(struct cluster *c, enum cluster_kind kind, const void *body,
                               size_t len, uint64_t timeout_ms);
+/* cluster__join_parse reads a join request body b (len bytes: node id,
+ * replace flag, 32-bit address length, address) into *id, *replace and
+ * addr (PFRAME_MAX_ADDR + 1 bytes).  0 or XE_PROTO. */
+int cluster__join_parse(const unsigned char *b, size_t len, uint64_t *id, bool *replace,
+                        char *addr);
 /* cluster__serve runs a request on the leader (or passes it on); cb once. */
 void cluster__serve(struct node *n, enum cluster_kind kind, const void *body, size_t len,
                     uint64_t expires, cluster_cb cb, void *arg);
@@ -115,6 +120,14 @@ void cluster__reply_peer(void *arg, int rc, const char *msg, const void *data,
 void cluster__join_finish(struct cluster *c, int rc, const char *msg);
 /* cluster__send_join asks member id (the contact) to add this node. */
 void cluster__send_join(struct node *n, uint64_t id);
+/* cluster__join_check compares the join request body b (len bytes) a
+ * joining node sent with the address hello_addr its HELLO claimed (the one
+ * peer.c checked against its certificate's SANs): a node may only ask to
+ * join at the address its certificate vouches for (docs/cluster.md,
+ * "Identity and membership").  0, XE_PROTO (malformed body) or XE_AUTH,
+ * with why filled. */
+int cluster__join_check(const char *hello_addr, const unsigned char *b, size_t len,
+                        char *why, size_t whylen);
 /* cluster__contact_failed counts a failed dial to the join contact. */
 void cluster__contact_failed(struct node *n, const char *addr, int err, bool refused);
 /* cluster__after_old_peers_closed switches to the joined cluster's store

@@ -62,6 +62,30 @@ static void join_answer(void *arg, int rc, const char *msg, const void *data, si
         msg != NULL ? msg : "ok", c->join.cluster_id);
 }
 
+int cluster__join_check(const char *hello_addr, const unsigned char *b, size_t len,
+                        char *why, size_t whylen)
+{
+    char addr[PFRAME_MAX_ADDR + 1];
+    uint64_t id;
+    bool replace;
+
+    if (cluster__join_parse(b, len, &id, &replace, addr) < 0) {
+        snprintf(why, whylen, "malformed join request");
+        return XE_PROTO;
+    }
+    /* peer.c bound the HELLO's address to the certificate; the address the
+     * request would add to the configuration must be that one. */
+    if (!peer_addr_same(addr, hello_addr)) {
+        snprintf(why, whylen,
+                 "the join request names address %.64s, but the node's HELLO (checked "
+                 "against its certificate) claimed %.64s: join with the address the "
+                 "certificate names",
+                 addr, hello_addr);
+        return XE_AUTH;
+    }
+    return 0;
+}
+
 /* cluster__contact_failed ends a join early when the member cannot be reached the
  * same way a few times in a row (instead of the 10 s contact timeout). */
 void cluster__contact_failed(struct node *n, const char *addr, int err, bool refused)

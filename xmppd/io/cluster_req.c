@@ -317,6 +317,23 @@ static void do_remove(struct node *n, uint64_t id, cluster_cb cb, void *arg)
     start_change(n, &ch, true, cb, arg, NULL);
 }
 
+int cluster__join_parse(const unsigned char *b, size_t len, uint64_t *id, bool *replace,
+                        char *addr)
+{
+    uint32_t alen;
+
+    if (len < 13)
+        return XE_PROTO;
+    alen = (uint32_t)b[9] << 24 | (uint32_t)b[10] << 16 | (uint32_t)b[11] << 8 | b[12];
+    if (alen == 0 || alen > PFRAME_MAX_ADDR || 13 + (size_t)alen != len)
+        return XE_PROTO;
+    memcpy(addr, b + 13, alen);
+    addr[alen] = '\0';
+    *id = cluster__get64(b);
+    *replace = b[8] != 0;
+    return 0;
+}
+
 void cluster__serve(struct node *n, enum cluster_kind kind, const void *body, size_t len,
                     uint64_t expires, cluster_cb cb, void *arg)
 {
@@ -344,17 +361,15 @@ void cluster__serve(struct node *n, enum cluster_kind kind, const void *body, si
         cluster_request(n, kind, body, len, left, cb, arg);
         return;
     }
-    if (kind == CLUSTER_REQ_JOIN && len >= 13) {
-        uint32_t alen =
-            (uint32_t)b[9] << 24 | (uint32_t)b[10] << 16 | (uint32_t)b[11] << 8 | b[12];
+    if (kind == CLUSTER_REQ_JOIN) {
         char addr[PFRAME_MAX_ADDR + 1];
-        if (alen == 0 || alen > PFRAME_MAX_ADDR || 13 + (size_t)alen != len) {
+        uint64_t id;
+        bool replace;
+        if (cluster__join_parse(b, len, &id, &replace, addr) < 0) {
             cb(arg, XE_PROTO, "malformed join request", NULL, 0);
             return;
         }
-        memcpy(addr, b + 13, alen);
-        addr[alen] = '\0';
-        do_join(n, cluster__get64(b), b[8] != 0, addr, cb, arg);
+        do_join(n, id, replace, addr, cb, arg);
         return;
     }
     if (kind == CLUSTER_REQ_REMOVE && len == 8) {

@@ -331,8 +331,7 @@ static bool host_same(const char *x, const char *y)
     return strcasecmp(x, y) == 0;
 }
 
-/* addr_same: two peer addresses name the same host and port. */
-static bool addr_same(const char *x, const char *y)
+bool peer_addr_same(const char *x, const char *y)
 {
     char hx[PFRAME_MAX_ADDR + 1], hy[PFRAME_MAX_ADDR + 1];
     int px, py;
@@ -406,7 +405,7 @@ static int check_identity(struct peer_mgr *m, struct plink *l,
         return XE_AUTH;
     }
     if (claimed != NULL && claimed->member && claimed->addr[0] != '\0' &&
-        !addr_same(claimed->addr, h->addr)) {
+        !peer_addr_same(claimed->addr, h->addr)) {
         snprintf(why, whylen,
                  "node %016" PRIx64 " claims address %.64s, but that member is at %.64s "
                  "(certificate %.60s covers %.120s)",
@@ -417,7 +416,7 @@ static int check_identity(struct peer_mgr *m, struct plink *l,
         return 0;
     for (const struct peer *q = m->peers; q != NULL; q = q->next) {
         if (q->member && q->id != 0 && q->id != h->node_id &&
-            addr_same(q->addr, h->addr)) {
+            peer_addr_same(q->addr, h->addr)) {
             snprintf(why, whylen,
                      "node %016" PRIx64 " claims address %.64s, which member %016" PRIx64
                      " holds (certificate %.60s covers %.120s)",

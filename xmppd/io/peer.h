@@ -174,6 +174,12 @@ struct peer_stats {
 
 void peer_stats_get(const struct peer_mgr *m, struct peer_stats *out);
 
+/* peer_addr_same tells whether addresses x and y (borrowed, as
+ * peer_parse_addr takes them) name the same host and port: numeric hosts
+ * compared by value ("::1" is "0::1"), names ASCII case folded.
+ * false when either does not parse. */
+bool peer_addr_same(const char *x, const char *y);
+
 /* peer_parse_addr splits "host", "host:port", "[v6]:port" into host (hlen
  * bytes) and *port (PEER_DEFAULT_PORT when absent).  0 or XE_INVAL. */
 int peer_parse_addr(const char *addr, char *host, size_t hlen, int *port);
