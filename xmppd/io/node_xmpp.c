@@ -261,11 +261,15 @@ int node_xmpp_check(struct node *n, char *why, size_t whylen)
         }
         rc = pki_check_certs(kp, cp, bp[0] != '\0' ? bp : NULL, 0, pwhy, sizeof pwhy);
         if (rc < 0) {
-            /* Say how to set the files again, unless pwhy already does. */
-            snprintf(why, whylen, "%s%s", pwhy,
-                     strstr(pwhy, "xmpp certs") != NULL
-                         ? ""
-                         : " (then xmpp certs <key> <cert> [<bundle>])");
+            /* Say what to do next, unless pwhy already does.  A key file
+             * others can read (XE_PERM) is fixed by its mode alone: the
+             * files are set and are read again on the next try. */
+            const char *hint = " (then xmpp certs <key> <cert> [<bundle>])";
+            if (rc == XE_PERM)
+                hint = " (the files need not be set again: fix the mode, then try again)";
+            else if (strstr(pwhy, "xmpp certs") != NULL)
+                hint = "";
+            snprintf(why, whylen, "%s%s", pwhy, hint);
             return rc;
         }
     }
