@@ -452,6 +452,13 @@ static void print_cluster_status(json_t *r)
         printf("Last leader change: none\n");
     printf("Forwarded %lld, queued %lld, bounced %lld\n", jint(fw, "forwarded"),
            jint(fw, "queued"), jint(fw, "bounced"));
+    if (json_is_object(json_object_get(r, "links"))) {
+        json_t *l = json_object_get(r, "links");
+        printf("Peer links: up %lld, accepted %lld, refused %lld (impostors %lld), "
+               "malformed %lld\n",
+               jint(l, "up"), jint(l, "accepted"), jint(l, "refused"),
+               jint(l, "impostors"), jint(l, "malformed"));
+    }
     if (json_is_object(json_object_get(r, "timing"))) {
         json_t *t = json_object_get(r, "timing");
         json_t *next = json_object_get(t, "next");

@@ -4,7 +4,8 @@ cluster's own CA cannot claim an address its certificate does not name
 (docs/cluster.md, "Identity and membership").  The intruder's certificate
 names member node2's address, not its own: its `xmpp cluster join` fails,
 the member it dialled logs the refusal with the claimed address and what
-the certificate covers, and the members' configuration does not change."""
+the certificate covers and counts it (xmpp cluster status, "Peer links"),
+and the members' configuration does not change."""
 import os
 import re
 import shutil
@@ -36,6 +37,12 @@ def main():
                                       if rx.search(ln)), None),
                         10, "the leader logs the claim and what the certificate covers")
         c.say("logged: %s", line)
+        links = leader.status_json()["links"]
+        check(links["impostors"] >= 1 and links["refused"] >= links["impostors"],
+              "the leader counts the impostor: %s" % links)
+        text = leader.status().text
+        check(re.search(r"^Peer links: .*refused \d+ \(impostors [1-9]\d*\)", text, re.M),
+              "xmpp cluster status shows the impostor count:\n" + text)
         for nd in members:
             s = nd.status()
             check(sorted(s.addrs()) == sorted(x.peer_addr for x in members),

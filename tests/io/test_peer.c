@@ -537,6 +537,8 @@ static void test_impostor_refused(void)
     CHECK(!raw_hello("node2", 9, 0, b_addr, 300));
     peer_stats_get(a.pm, &ps);
     CHECK_INT(ps.impostors, 3);
+    CHECK(ps.refused >= 3);
+    CHECK_INT(ps.accepted, 5); /* one connection per raw_hello */
     ep_close(&a);
 }
 

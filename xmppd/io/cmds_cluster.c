@@ -248,10 +248,12 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
     if (pm != NULL) {
         struct peer_stats ps;
         peer_stats_get(pm, &ps);
-        json_object_set_new(r, "links",
-                            json_pack("{s:I, s:I, s:I}", "up", (json_int_t)ps.links_up,
-                                      "malformed", (json_int_t)ps.malformed, "refused",
-                                      (json_int_t)ps.refused));
+        json_object_set_new(
+            r, "links",
+            json_pack("{s:I, s:I, s:I, s:I, s:I}", "up", (json_int_t)ps.links_up,
+                      "accepted", (json_int_t)ps.accepted, "malformed",
+                      (json_int_t)ps.malformed, "refused", (json_int_t)ps.refused,
+                      "impostors", (json_int_t)ps.impostors));
     }
     /* The Raft timing profile in use; "next" when node.state names another
      * one, used from the next start (docs/cluster.md "Timing"). */

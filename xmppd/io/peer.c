@@ -640,7 +640,10 @@ static int hk_opened(void *ud, uint64_t id, int tag, const char *peer)
             l->opened = true;
         return 0;
     }
-    return new_link(m, id, false, peer) != NULL ? 0 : XE_NOMEM;
+    if (new_link(m, id, false, peer) == NULL)
+        return XE_NOMEM;
+    m->stats.accepted++;
+    return 0;
 }
 
 static void hk_secured(void *ud, uint64_t id)

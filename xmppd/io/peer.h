@@ -165,6 +165,9 @@ struct peer_info {
 int peer_get(const struct peer_mgr *m, uint64_t id, struct peer_info *out);
 
 struct peer_stats {
+    /* links_up: links that came up (HELLOs accepted both ways); accepted:
+     * connections taken on the listener (at TCP accept, before TLS);
+     * malformed: links closed for a bad frame; refused: HELLOs refused. */
     uint64_t links_up, malformed, refused, accepted;
     /* impostors: HELLOs refused because the claimed address is not in the
      * peer's certificate or the claimed id does not hold it (also counted
