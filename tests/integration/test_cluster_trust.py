@@ -42,19 +42,24 @@ def main():
         took = time.monotonic() - t
         check("certificate" in err.lower() and "trust" in err.lower(),
               "join error does not say why: %s" % err)
-        check(took < 8.0, "the refused join took %.1fs" % took)
-        c.say("join with a foreign certificate refused: %s", err)
+        # Refused by the TLS failure path, not after the 10 s contact timeout
+        # (whose message also names certificates and trust).  Checked by the
+        # message, not by the time taken: a loaded machine may be slow.
+        check("could not reach" not in err and "handshake" in err.lower(),
+              "the refused join timed out instead of failing on the handshake "
+              "(after %.1fs): %s" % (took, err))
+        c.say("join with a foreign certificate refused after %.1fs: %s", took, err)
         rx = re.compile(r"(?i)(certificate|verify|trust|tls).*(refus|fail|reject|untrusted)|"
                         r"(refus|fail|reject).*(certificate|verify|trust|tls)")
         line = wait_for(lambda: next((ln for nd in members for ln in nd.log().splitlines()
                                       if rx.search(ln)), None),
-                        10, "a member logs the refusal with its reason")
+                        30, "a member logs the refusal with its reason")
         c.say("logged: %s", line)
         for nd in members:
             s = nd.status()
             check(sorted(s.addrs()) == sorted(x.peer_addr for x in members),
                   "%s lists %s" % (nd.name, s.addrs()))
-        c.wait_converged(members=members, timeout=10)
+        c.wait_converged(members=members, timeout=30)
         c.say("the refusal is logged; members unchanged")
 
         # The other way round: the right certificate, but the joining node
