@@ -8,10 +8,9 @@ that reconnects to another node takes over its name: the old session is
 closed with conflict and the next message reaches the new session."""
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import DOMAIN, Cluster  # noqa: E402
+from cluster import DOMAIN, Cluster, wait_for  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 N = 50
@@ -43,6 +42,18 @@ def exchange(c, a_node, a_name, b_node, b_name, what):
     c.say("%s: %d messages each way, ping and presence ok", what, N)
 
 
+def table_has(c, want):
+    """True when the leader's status counts exactly want[node] component
+    sessions on each node in want (True when the status has no counts)."""
+    ld = c.leader()
+    if ld is None:
+        return False
+    counts = {p["addr"]: p["components"] for p in ld.status().peers}
+    if None in counts.values():
+        return True
+    return all(counts.get(nd.peer_addr) == n for nd, n in want.items())
+
+
 def main():
     with Cluster(3) as c:
         leader = c.form()
@@ -66,12 +77,18 @@ def main():
         c.wait_components(["cb1"])
         new = c.comp(f2, "cb1", "--stay", "--expect", "1")
         new.wait_line("^connected")
-        old.wait_line("stream-error condition=conflict", 10)
+        old.wait_line("stream-error condition=conflict", 30)
         c.say("cb1 reconnected on %s: the old session on %s got conflict", f2.name, f1.name)
-        time.sleep(0.3)
+        # The leader's routing table has cb1 on f2 and nothing left on f1
+        # (the old session's removal reported) before cb2 sends.
+        try:
+            wait_for(lambda: table_has(c, {f1: 0, f2: 1}), 30,
+                     "the leader's table: cb1 on %s only" % f2.name)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, c.dump()))
         s = c.comp(leader, "cb2", "--to", "cb1.%s" % DOMAIN, "--send", "1")
-        check(s.finish(20) == 0, "cb2: %s" % s.output())
-        new.wait_line("^message from=cb2.%s seq=1" % DOMAIN, 10)
+        check(s.finish(40) == 0, "cb2: %s" % s.output())
+        new.wait_line("^message from=cb2.%s seq=1" % DOMAIN, 30)
         check(not any(ln.startswith("message from=") for ln in old.lines),
               "the old session got a message: %s" % old.output())
         c.say("a message to cb1 reached the new session")
