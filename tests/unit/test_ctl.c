@@ -1,5 +1,5 @@
 /* test_ctl: the control protocol codec (xmppd/core/ctl.c): framing in any
- * chunking, request validation and every error path, dispatch. */
+ * chunking, request validation and every error path, dispatch, command arguments. */
 #include <string.h>
 
 #include "testlib.h"
@@ -399,8 +399,35 @@ static void test_error_codes(void)
     CHECK_STR(ctl_error_code_for(-999), "internal");
 }
 
+static void test_args(void)
+{
+    static const char *const keys[] = {"name", "secret", NULL};
+    static const char *const none[] = {NULL};
+    json_t *a = parse("{\"name\":\"cb1\",\"secret\":7}");
+    struct ctl_error err = {0};
+
+    REQUIRE(a != NULL);
+    CHECK_STR(ctl_arg_str(a, "name"), "cb1");
+    CHECK(ctl_arg_str(a, "secret") == NULL); /* not a string */
+    CHECK(ctl_arg_str(a, "other") == NULL);
+    CHECK(ctl_arg_str(NULL, "name") == NULL);
+
+    CHECK_INT(ctl_args_only(a, keys, &err), 0);
+    CHECK_STR(err.code, "");
+    CHECK_INT(ctl_args_only(NULL, none, &err), 0);
+    CHECK_INT(ctl_args_only(a, none, &err), XE_INVAL);
+    CHECK_STR(err.code, "invalid-argument");
+    CHECK(strstr(err.message, "unknown argument") != NULL);
+    json_object_set_new(a, "nmae", json_string("typo"));
+    memset(&err, 0, sizeof err);
+    CHECK_INT(ctl_args_only(a, keys, &err), XE_INVAL);
+    CHECK_STR(err.message, "unknown argument \"nmae\"");
+    CHECK_INT(ctl_args_only(a, keys, NULL), XE_INVAL);
+    json_decref(a);
+}
+
 TL_MAIN(T(test_encode_decode_roundtrip), T(test_decode_any_chunking),
         T(test_decode_truncated), T(test_decode_oversized),
         T(test_decode_bad_frames_keep_stream), T(test_encode_limit),
         T(test_request_errors), T(test_request_good), T(test_responses), T(test_dispatch),
-        T(test_error_codes))
+        T(test_error_codes), T(test_args))

@@ -348,6 +348,30 @@ int ctl_response_parse(json_t *msg, json_int_t *id, bool *ok, json_t **result,
     return 0;
 }
 
+/* ---- arguments -------------------------------------------------------- */
+
+const char *ctl_arg_str(const json_t *args, const char *key)
+{
+    return json_string_value(json_object_get(args, key));
+}
+
+int ctl_args_only(json_t *args, const char *const *keys, struct ctl_error *err)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(args, k, v)
+    {
+        bool known = false;
+        for (size_t i = 0; keys[i] != NULL && !known; i++)
+            known = strcmp(keys[i], k) == 0;
+        if (!known)
+            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                                 "unknown argument \"%.40s\"", k);
+    }
+    return 0;
+}
+
 /* ---- dispatch --------------------------------------------------------- */
 
 int ctl_dispatch(const struct ctl_command *table, size_t n, void *ud, json_t *msg,

@@ -139,6 +139,20 @@ json_t *ctl_response_error(bool has_id, json_int_t id, const struct ctl_error *e
 int ctl_response_parse(json_t *msg, json_int_t *id, bool *ok, json_t **result,
                        struct ctl_error *err);
 
+/* ---- arguments (for command handlers) --------------------------------- */
+
+/* ctl_arg_str returns args[key] when it is a string (borrowed from args:
+ * valid while args lives), NULL when args is NULL, key is absent, or its
+ * value is not a string. */
+const char *ctl_arg_str(const json_t *args, const char *key);
+
+/* ctl_args_only refuses arguments a command does not know, so that a typo
+ * is seen, not ignored (as for a request's top-level fields).  keys is a
+ * NULL-terminated list of the names the command takes (borrowed); args may
+ * be NULL (no arguments).  0, or XE_INVAL with err set to
+ * "invalid-argument" naming the first unknown key. */
+int ctl_args_only(json_t *args, const char *const *keys, struct ctl_error *err);
+
 /* ---- dispatch --------------------------------------------------------- */
 
 /* A handler's return value meaning "the answer comes later": the handler

@@ -25,30 +25,6 @@
 
 /* ---- helpers ---- */
 
-static const char *arg_str(json_t *args, const char *key)
-{
-    return json_string_value(json_object_get(args, key));
-}
-
-/* only_keys refuses arguments the command does not know (a typo is seen,
- * not ignored, as for the request's top-level fields). */
-static int only_keys(json_t *args, const char *const *keys, struct ctl_error *err)
-{
-    const char *k;
-    json_t *v;
-
-    json_object_foreach(args, k, v)
-    {
-        bool known = false;
-        for (size_t i = 0; keys[i] != NULL && !known; i++)
-            known = strcmp(keys[i], k) == 0;
-        if (!known)
-            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
-                                 "unknown argument \"%.40s\"", k);
-    }
-    return 0;
-}
-
 void cmds_new_secret(char *out)
 {
     static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
@@ -247,13 +223,13 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
 static int h_domain(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     static const char *const keys[] = {"domain", NULL};
-    const char *d = arg_str(args, "domain");
+    const char *d = ctl_arg_str(args, "domain");
     struct cl_cmd *c;
     char lower[CL_DOMAIN_MAX + 1];
     size_t len;
     int rc;
 
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (d == NULL)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "\"domain\" is required");
@@ -394,7 +370,7 @@ static int h_listen(void *ud, json_t *args, json_t **result, struct ctl_error *e
     size_t i;
     int rc;
 
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (!json_is_array(a) || json_array_size(a) == 0)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
@@ -451,13 +427,13 @@ static int h_certs(void *ud, json_t *args, json_t **result, struct ctl_error *er
     static const char *const keys[] = {"key", "cert", "bundle", NULL};
     struct node *n = ud;
     struct node_state *st = node_local(n);
-    const char *k = arg_str(args, "key"), *c = arg_str(args, "cert"),
-               *b = arg_str(args, "bundle");
+    const char *k = ctl_arg_str(args, "key"), *c = ctl_arg_str(args, "cert"),
+               *b = ctl_arg_str(args, "bundle");
     char kp[1024], cp[1024], bp[1024], why[512];
     struct pki_info info;
     int rc;
 
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (k == NULL || c == NULL || (json_object_get(args, "bundle") != NULL && b == NULL))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
@@ -509,12 +485,12 @@ static int h_tls(void *ud, json_t *args, json_t **result, struct ctl_error *err)
     static const char *const keys[] = {"mode", NULL};
     struct node *n = ud;
     struct node_state *st = node_local(n);
-    const char *m = arg_str(args, "mode");
+    const char *m = ctl_arg_str(args, "mode");
     enum state_tls mode, old = st->tls;
     char why[512];
     int rc;
 
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (m == NULL || state_tls_parse(m, &mode) < 0)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
@@ -552,7 +528,7 @@ static int h_enable(void *ud, json_t *args, json_t **result, struct ctl_error *e
     char why[512];
     int rc;
 
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     rc = node_xmpp_start(n, why, sizeof why);
     if (rc < 0)
@@ -576,7 +552,7 @@ static int h_disable(void *ud, json_t *args, json_t **result, struct ctl_error *
     struct node_state *st = node_local(n);
     char why[512];
 
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     node_xmpp_stop(n);
     if (st->xmpp_enabled) {
@@ -594,7 +570,7 @@ static int h_reset(void *ud, json_t *args, json_t **result, struct ctl_error *er
     char why[512], id[17];
     int rc;
 
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     /* The shell asks before it sends; a client that says it did not ask
      * the admin is refused. */
@@ -620,7 +596,7 @@ static int h_reset(void *ud, json_t *args, json_t **result, struct ctl_error *er
 static int h_cb_add(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     static const char *const keys[] = {"name", "secret", NULL};
-    const char *name = arg_str(args, "name");
+    const char *name = ctl_arg_str(args, "name");
     json_t *js = json_object_get(args, "secret");
     char gen[CMDS_SECRET_LEN + 1];
     const char *secret;
@@ -629,7 +605,7 @@ static int h_cb_add(void *ud, json_t *args, json_t **result, struct ctl_error *e
     json_t *res;
     int rc;
 
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (name == NULL || !cl_name_valid(name))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
@@ -684,11 +660,11 @@ static int h_cb_add(void *ud, json_t *args, json_t **result, struct ctl_error *e
 static int h_cb_del(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     static const char *const keys[] = {"name", NULL};
-    const char *name = arg_str(args, "name");
+    const char *name = ctl_arg_str(args, "name");
     struct cl_cmd *c;
     int rc;
 
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (name == NULL || !cl_name_valid(name))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,

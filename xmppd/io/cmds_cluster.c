@@ -29,28 +29,6 @@
 #define REMOVE_TIMEOUT_MS 10000
 #define TRANSFER_TIMEOUT_MS 5000
 
-static const char *arg_str(json_t *args, const char *key)
-{
-    return json_string_value(json_object_get(args, key));
-}
-
-static int only_keys(json_t *args, const char *const *keys, struct ctl_error *err)
-{
-    const char *k;
-    json_t *v;
-
-    json_object_foreach(args, k, v)
-    {
-        bool known = false;
-        for (size_t i = 0; keys[i] != NULL && !known; i++)
-            known = strcmp(keys[i], k) == 0;
-        if (!known)
-            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
-                                 "unknown argument \"%.40s\"", k);
-    }
-    return 0;
-}
-
 static json_t *hexid(uint64_t id)
 {
     char h[17];
@@ -150,7 +128,7 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
     unsigned voters = 0;
     const struct srv *leader_srv = NULL;
 
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (n->rn == NULL)
         return ctl_error_set(err, "state", "the node is stopping");
@@ -280,11 +258,11 @@ int cmds_cluster_trust(void *ud, json_t *args, json_t **result, struct ctl_error
 {
     static const char *const keys[] = {"bundle", NULL};
     struct node *n = ud;
-    const char *bundle = arg_str(args, "bundle");
+    const char *bundle = ctl_arg_str(args, "bundle");
     char path[1024], why[512];
 
     (void)result;
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (bundle == NULL || bundle[0] == '\0' || strlen(bundle) >= STATE_MAX_PATH)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "a bundle file name is needed");
@@ -338,10 +316,10 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
     struct node_state *st = &n->st;
     struct conf_listen old = st->peer;
     bool was = st->cluster_enabled, timing_changed = false;
-    const char *timing = arg_str(args, "timing");
+    const char *timing = ctl_arg_str(args, "timing");
     char why[512], self[PFRAME_MAX_ADDR + 1];
 
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (timing != NULL && strcmp(timing, "fast-lan") != 0 &&
         strcmp(timing, "default") != 0)
@@ -405,7 +383,7 @@ int cmds_cluster_initialize(void *ud, json_t *args, json_t **result,
     char self[PFRAME_MAX_ADDR + 1];
     struct dreq *r;
 
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (!cluster_running(n))
         return ctl_error_set(err, "state",
@@ -456,12 +434,12 @@ int cmds_cluster_join(void *ud, json_t *args, json_t **result, struct ctl_error 
 {
     static const char *const keys[] = {"address", "replace", NULL};
     struct node *n = ud;
-    const char *addr = arg_str(args, "address");
+    const char *addr = ctl_arg_str(args, "address");
     json_t *rep = json_object_get(args, "replace");
     struct dreq *r;
 
     (void)result;
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (addr == NULL)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "an address is needed");
@@ -482,8 +460,8 @@ static int resolve_member(struct node *n, json_t *args, uint64_t *id,
                           struct ctl_error *err)
 {
     const struct raft_config *cfg = rnode_config(n->rn);
-    const char *s = arg_str(args, "node");
-    const char *a = arg_str(args, "address");
+    const char *s = ctl_arg_str(args, "node");
+    const char *a = ctl_arg_str(args, "address");
 
     if (s != NULL) {
         char *end;
@@ -536,7 +514,7 @@ int cmds_cluster_remove(void *ud, json_t *args, json_t **result, struct ctl_erro
     struct dreq *r;
 
     (void)result;
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (resolve_member(n, args, &id, err) < 0)
         return XE_INVAL;
@@ -660,7 +638,7 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
     char why[512];
 
     (void)result;
-    if (only_keys(args, keys, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     /* A node that is not a member any more (removed) only goes alone. */
     if (cluster_running(n) && cfg->n > 1 &&

@@ -885,7 +885,7 @@ int pki_path(const char *dir, const char *name, char *out, size_t len)
 static int arg_file(const char *dir, json_t *args, const char *key, char *out, size_t len,
                     struct ctl_error *err)
 {
-    const char *name = json_string_value(json_object_get(args, key));
+    const char *name = ctl_arg_str(args, key);
     if (name == NULL)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "\"%s\" (a file name) is required", key);
@@ -907,10 +907,12 @@ static int cmd_fail(int rc, const char *why, struct ctl_error *err)
 int pki_cmd_list(const char *pki_dir, json_t *args, json_t **result,
                  struct ctl_error *err)
 {
-    (void)args;
+    static const char *const keys[] = {NULL};
     char why[256];
     struct pki_info *v;
     size_t n;
+    if (ctl_args_only(args, keys, err) < 0)
+        return XE_INVAL;
     int rc = pki_list(pki_dir, &v, &n, why, sizeof why);
     if (rc < 0)
         return cmd_fail(rc, why, err);
@@ -930,26 +932,29 @@ int pki_cmd_list(const char *pki_dir, json_t *args, json_t **result,
 int pki_cmd_inspect(const char *pki_dir, json_t *args, json_t **result,
                     struct ctl_error *err)
 {
+    static const char *const keys[] = {"file", NULL};
     char path[PATH_MAX], why[256];
-    if (arg_file(pki_dir, args, "file", path, sizeof path, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0 ||
+        arg_file(pki_dir, args, "file", path, sizeof path, err) < 0)
         return XE_INVAL;
     struct pki_info info;
     int rc = pki_inspect(path, &info, why, sizeof why);
     if (rc < 0)
         return cmd_fail(rc, why, err);
-    snprintf(info.file, sizeof info.file, "%s",
-             json_string_value(json_object_get(args, "file")));
+    snprintf(info.file, sizeof info.file, "%s", ctl_arg_str(args, "file"));
     *result = pki_info_json(&info);
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
 int pki_cmd_csr(const char *pki_dir, json_t *args, json_t **result, struct ctl_error *err)
 {
+    static const char *const keys[] = {"basename", "cn", "key_type", "sans", NULL};
     char base[PATH_MAX - 8], why[256];
-    if (arg_file(pki_dir, args, "basename", base, sizeof base, err) < 0)
+    if (ctl_args_only(args, keys, err) < 0 ||
+        arg_file(pki_dir, args, "basename", base, sizeof base, err) < 0)
         return XE_INVAL;
-    const char *cn = json_string_value(json_object_get(args, "cn"));
-    const char *kt = json_string_value(json_object_get(args, "key_type"));
+    const char *cn = ctl_arg_str(args, "cn");
+    const char *kt = ctl_arg_str(args, "key_type");
     enum pki_keytype type = PKI_KEY_EC_P256;
     if (kt != NULL && strcmp(kt, "rsa") == 0)
         type = PKI_KEY_RSA_2048;
@@ -973,7 +978,7 @@ int pki_cmd_csr(const char *pki_dir, json_t *args, json_t **result, struct ctl_e
     int rc = pki_csr(base, type, cn, sans, n, why, sizeof why);
     if (rc < 0)
         return cmd_fail(rc, why, err);
-    const char *name = json_string_value(json_object_get(args, "basename"));
+    const char *name = ctl_arg_str(args, "basename");
     char key[PATH_MAX], csr[PATH_MAX];
     snprintf(key, sizeof key, "%s.key", name);
     snprintf(csr, sizeof csr, "%s.csr", name);
@@ -994,8 +999,10 @@ int pki_cmd_csr(const char *pki_dir, json_t *args, json_t **result, struct ctl_e
 int pki_cmd_verify(const char *pki_dir, json_t *args, json_t **result,
                    struct ctl_error *err)
 {
+    static const char *const keys[] = {"cert", "bundle", NULL};
     char cert[PATH_MAX], bundle[PATH_MAX], why[256];
-    if (arg_file(pki_dir, args, "cert", cert, sizeof cert, err) < 0 ||
+    if (ctl_args_only(args, keys, err) < 0 ||
+        arg_file(pki_dir, args, "cert", cert, sizeof cert, err) < 0 ||
         arg_file(pki_dir, args, "bundle", bundle, sizeof bundle, err) < 0)
         return XE_INVAL;
     int rc = pki_verify(cert, bundle, 0, why, sizeof why);
@@ -1005,8 +1012,7 @@ int pki_cmd_verify(const char *pki_dir, json_t *args, json_t **result,
     }
     if (rc < 0)
         return cmd_fail(rc, why, err);
-    *result = json_pack(
-        "{s:s, s:s, s:b}", "cert", json_string_value(json_object_get(args, "cert")),
-        "bundle", json_string_value(json_object_get(args, "bundle")), "verified", 1);
+    *result = json_pack("{s:s, s:s, s:b}", "cert", ctl_arg_str(args, "cert"), "bundle",
+                        ctl_arg_str(args, "bundle"), "verified", 1);
     return *result != NULL ? 0 : XE_NOMEM;
 }

@@ -137,7 +137,8 @@ int pki_path(const char *dir, const char *name, char *out, size_t len);
 /* Handlers for the pki.* control commands (docs/control-protocol.md), on the
  * node's pki directory pki_dir (borrowed).  The daemon registers them with a
  * one-line wrapper that passes its pki dir.  Same contract as a struct
- * ctl_command fn: 0 with *result (owned), or a negative XE code with err.
+ * ctl_command fn: 0 with *result (owned), or a negative XE code with err;
+ * an argument not listed here is refused (invalid-argument).
  *   pki.list     {}                                   -> {"dir","files":[info]}
  *   pki.inspect  {"file"}                             -> info
  *   pki.csr      {"basename","cn"?,"sans"?:[...],"key_type"?:"ec"|"rsa"}
