@@ -24,12 +24,7 @@
 
 #include "err.h"
 
-static int fail(char *why, size_t why_len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* fail writes one line into why (if any), clears OpenSSL's error queue so
- * stale errors never leak into a later message, and returns rc. */
-static int fail(char *why, size_t why_len, int rc, const char *fmt, ...)
+int pki_ssl_fail(char *why, size_t why_len, int rc, const char *fmt, ...)
 {
     if (why != NULL && why_len > 0) {
         va_list ap;
@@ -41,10 +36,8 @@ static int fail(char *why, size_t why_len, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* ssl_reason returns the reason string of the oldest queued OpenSSL error. */
-static const char *ssl_reason(void)
+const char *pki_ssl_reason(unsigned long e)
 {
-    unsigned long e = ERR_peek_error();
     const char *r = e ? ERR_reason_error_string(e) : NULL;
     return r != NULL ? r : "unknown OpenSSL error";
 }
@@ -84,21 +77,22 @@ static int read_file_ex(const char *path, BIO **out, mode_t *mode, char *why,
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
-        return fail(why, why_len, errno == ENOENT ? XE_NOTFOUND : XE_IO,
-                    "cannot open %s: %s", path, strerror(errno));
+        return pki_ssl_fail(why, why_len, errno == ENOENT ? XE_NOTFOUND : XE_IO,
+                            "cannot open %s: %s", path, strerror(errno));
     if (fstat(fd, &st) != 0) {
-        rc = fail(why, why_len, XE_IO, "cannot stat %s: %s", path, strerror(errno));
+        rc = pki_ssl_fail(why, why_len, XE_IO, "cannot stat %s: %s", path,
+                          strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = fail(why, why_len, XE_CORRUPT, "%s is not a regular file", path);
+        rc = pki_ssl_fail(why, why_len, XE_CORRUPT, "%s is not a regular file", path);
         goto out;
     }
     if (mode != NULL)
         *mode = st.st_mode & 07777;
     data = malloc(PKI_MAX_FILE + 1);
     if (data == NULL) {
-        rc = fail(why, why_len, XE_NOMEM, "out of memory reading %s", path);
+        rc = pki_ssl_fail(why, why_len, XE_NOMEM, "out of memory reading %s", path);
         goto out;
     }
     while (n < PKI_MAX_FILE + 1) {
@@ -106,7 +100,8 @@ static int read_file_ex(const char *path, BIO **out, mode_t *mode, char *why,
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            rc = fail(why, why_len, XE_IO, "cannot read %s: %s", path, strerror(errno));
+            rc = pki_ssl_fail(why, why_len, XE_IO, "cannot read %s: %s", path,
+                              strerror(errno));
             goto out;
         }
         if (r == 0)
@@ -114,15 +109,15 @@ static int read_file_ex(const char *path, BIO **out, mode_t *mode, char *why,
         n += (size_t)r;
     }
     if (n > PKI_MAX_FILE) {
-        rc =
-            fail(why, why_len, XE_LIMIT,
-                 "%s is over %d bytes: not a PEM key or certificate", path, PKI_MAX_FILE);
+        rc = pki_ssl_fail(why, why_len, XE_LIMIT,
+                          "%s is over %d bytes: not a PEM key or certificate", path,
+                          PKI_MAX_FILE);
         goto out;
     }
     b = BIO_new(BIO_s_mem());
     if (b == NULL || BIO_write(b, data, (int)n) != (int)n) {
         BIO_free(b);
-        rc = fail(why, why_len, XE_NOMEM, "out of memory reading %s", path);
+        rc = pki_ssl_fail(why, why_len, XE_NOMEM, "out of memory reading %s", path);
         goto out;
     }
     *out = b;
@@ -330,10 +325,11 @@ static int describe(BIO *b, const char *label, struct pki_info *info, char *why,
     else if (info->ncerts > 1)
         info->kind = PKI_KIND_BUNDLE;
     else
-        return fail(why, why_len, XE_CORRUPT,
-                    "%s holds no PEM key, certificate or CSR (DER files: convert with "
-                    "openssl x509 -inform der)",
-                    label);
+        return pki_ssl_fail(
+            why, why_len, XE_CORRUPT,
+            "%s holds no PEM key, certificate or CSR (DER files: convert with "
+            "openssl x509 -inform der)",
+            label);
     return 0;
 }
 
@@ -361,8 +357,8 @@ int pki_list(const char *dir, struct pki_info **out, size_t *n, char *why, size_
     *n = 0;
     DIR *d = opendir(dir);
     if (d == NULL)
-        return fail(why, why_len, errno == ENOENT ? XE_NOTFOUND : XE_IO,
-                    "cannot open directory %s: %s", dir, strerror(errno));
+        return pki_ssl_fail(why, why_len, errno == ENOENT ? XE_NOTFOUND : XE_IO,
+                            "cannot open directory %s: %s", dir, strerror(errno));
     struct pki_info *v = NULL;
     size_t cap = 0, len = 0;
     int rc = 0;
@@ -384,7 +380,8 @@ int pki_list(const char *dir, struct pki_info **out, size_t *n, char *why, size_
             size_t ncap = cap ? cap * 2 : 16;
             struct pki_info *nv = realloc(v, ncap * sizeof *nv);
             if (nv == NULL) {
-                rc = fail(why, why_len, XE_NOMEM, "out of memory listing %s", dir);
+                rc =
+                    pki_ssl_fail(why, why_len, XE_NOMEM, "out of memory listing %s", dir);
                 goto err;
             }
             v = nv;
@@ -496,14 +493,16 @@ static int san_config(const char *const *sans, size_t n, const char *cn, char *o
         else
             kind = valid_ip(s) ? "IP" : "DNS";
         if (strcmp(kind, "IP") == 0 ? !valid_ip(s) : !valid_dns(s))
-            return fail(why, why_len, XE_INVAL,
-                        "subjectAltName entry \"%s\" is not a %s; use DNS:<name> or "
-                        "IP:<address>",
-                        sans[i], strcmp(kind, "IP") == 0 ? "IP address" : "DNS name");
+            return pki_ssl_fail(
+                why, why_len, XE_INVAL,
+                "subjectAltName entry \"%s\" is not a %s; use DNS:<name> or "
+                "IP:<address>",
+                sans[i], strcmp(kind, "IP") == 0 ? "IP address" : "DNS name");
         size_t used = strlen(out);
         if (snprintf(out + used, len - used, "%s%s:%s", used ? "," : "", kind, s) >=
             (int)(len - used))
-            return fail(why, why_len, XE_LIMIT, "too many subjectAltName entries");
+            return pki_ssl_fail(why, why_len, XE_LIMIT,
+                                "too many subjectAltName entries");
     }
     if (n == 0 && valid_dns(cn))
         snprintf(out, len, "DNS:%s", cn);
@@ -530,11 +529,11 @@ static int write_new(const char *path, BIO *b, mode_t mode, char *why, size_t wh
     long n = BIO_get_mem_data(b, &data);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)
-        return fail(why, why_len, errno == EEXIST ? XE_EXISTS : XE_IO,
-                    errno == EEXIST
-                        ? "%s already exists; choose another name or remove it"
-                        : "cannot create %s: %s",
-                    path, strerror(errno));
+        return pki_ssl_fail(why, why_len, errno == EEXIST ? XE_EXISTS : XE_IO,
+                            errno == EEXIST
+                                ? "%s already exists; choose another name or remove it"
+                                : "cannot create %s: %s",
+                            path, strerror(errno));
     /* umask may have narrowed mode; it may never have widened it. */
     bool ok = fchmod(fd, mode) == 0;
     for (long off = 0; ok && off < n;) {
@@ -548,7 +547,8 @@ static int write_new(const char *path, BIO *b, mode_t mode, char *why, size_t wh
     ok = close(fd) == 0 && ok;
     if (!ok) {
         unlink(path);
-        return fail(why, why_len, XE_IO, "cannot write %s: %s", path, strerror(errno));
+        return pki_ssl_fail(why, why_len, XE_IO, "cannot write %s: %s", path,
+                            strerror(errno));
     }
     return 0;
 }
@@ -568,21 +568,22 @@ int pki_csr(const char *basename, enum pki_keytype type, const char *cn,
     if (basename == NULL || basename[0] == '\0' ||
         snprintf(keypath, sizeof keypath, "%s.key", basename) >= (int)sizeof keypath ||
         snprintf(csrpath, sizeof csrpath, "%s.csr", basename) >= (int)sizeof csrpath)
-        return fail(why, why_len, XE_INVAL,
-                    "a CSR needs a base name, e.g. pki csr node1");
+        return pki_ssl_fail(why, why_len, XE_INVAL,
+                            "a CSR needs a base name, e.g. pki csr node1");
     if (cn == NULL || cn[0] == '\0') {
         const char *slash = strrchr(basename, '/');
         cn = slash != NULL ? slash + 1 : basename;
     }
     if (strlen(cn) > 64) /* RFC 5280 ub-common-name */
-        return fail(why, why_len, XE_INVAL, "CN \"%.70s...\" is over 64 characters", cn);
+        return pki_ssl_fail(why, why_len, XE_INVAL,
+                            "CN \"%.70s...\" is over 64 characters", cn);
     rc = san_config(sans, n, cn, sanconf, sizeof sanconf, why, why_len);
     if (rc < 0)
         return rc;
     if (access(keypath, F_OK) == 0 || access(csrpath, F_OK) == 0)
-        return fail(why, why_len, XE_EXISTS,
-                    "%s or %s already exists; choose another name or remove them",
-                    keypath, csrpath);
+        return pki_ssl_fail(why, why_len, XE_EXISTS,
+                            "%s or %s already exists; choose another name or remove them",
+                            keypath, csrpath);
 
     rc = XE_TLS;
     key = type == PKI_KEY_RSA_2048 ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
@@ -622,7 +623,8 @@ int pki_csr(const char *basename, enum pki_keytype type, const char *cn,
     goto out;
 
 ssl_err:
-    rc = fail(why, why_len, XE_TLS, "cannot make the key or CSR: %s", ssl_reason());
+    rc = pki_ssl_fail(why, why_len, XE_TLS, "cannot make the key or CSR: %s",
+                      pki_ssl_reason(ERR_peek_error()));
 err:
     if (key_written)
         unlink(keypath);
@@ -654,7 +656,8 @@ static int load_certs(const char *path, STACK_OF(X509) * *out, char *why, size_t
     BIO_free(b);
     if (st == NULL || sk_X509_num(st) == 0) {
         sk_X509_free(st);
-        return fail(why, why_len, XE_CORRUPT, "%s holds no PEM certificate", path);
+        return pki_ssl_fail(why, why_len, XE_CORRUPT, "%s holds no PEM certificate",
+                            path);
     }
     ERR_clear_error();
     *out = st;
@@ -676,7 +679,7 @@ static int load_key(const char *path, EVP_PKEY **out, char *why, size_t why_len)
      * hold a key, so that a wrong file gets the message about its content. */
     if (k != NULL && (mode & (S_IRGRP | S_IROTH)) != 0) {
         EVP_PKEY_free(k);
-        return fail(
+        return pki_ssl_fail(
             why, why_len, XE_PERM,
             "key file %s is readable by group or others (mode %04o): chmod 600 %s", path,
             (unsigned)mode, path);
@@ -684,7 +687,7 @@ static int load_key(const char *path, EVP_PKEY **out, char *why, size_t why_len)
     if (k == NULL) {
         struct pki_info info;
         bool enc = pki_inspect(path, &info, NULL, 0) == 0 && info.encrypted;
-        return fail(
+        return pki_ssl_fail(
             why, why_len, XE_CORRUPT,
             enc ? "%s is encrypted with a passphrase; decrypt it first: openssl pkey "
                   "-in <file> -out <new file>"
@@ -721,16 +724,17 @@ static int verify_chain(STACK_OF(X509) * certs, STACK_OF(X509) * cas,
         rc = 0;
     } else {
         int e = X509_STORE_CTX_get_error(ctx);
-        rc = fail(why, why_len, XE_AUTH,
-                  "%s does not verify against %s: %s; check that the bundle holds the CA "
-                  "that signed it",
-                  cert_path, bundle_path, X509_verify_cert_error_string(e));
+        rc = pki_ssl_fail(
+            why, why_len, XE_AUTH,
+            "%s does not verify against %s: %s; check that the bundle holds the CA "
+            "that signed it",
+            cert_path, bundle_path, X509_verify_cert_error_string(e));
     }
 out:
     X509_STORE_CTX_free(ctx);
     X509_STORE_free(store);
     if (rc == XE_NOMEM)
-        fail(why, why_len, rc, "out of memory verifying %s", cert_path);
+        pki_ssl_fail(why, why_len, rc, "out of memory verifying %s", cert_path);
     ERR_clear_error();
     return rc;
 }
@@ -757,11 +761,11 @@ static int check_pair(EVP_PKEY *k, STACK_OF(X509) * certs, const char *key_path,
     int rc = 0;
 
     if (X509_check_private_key(sk_X509_value(certs, 0), k) != 1)
-        rc =
-            fail(why, why_len, XE_AUTH,
-                 "key %s does not belong to certificate %s; give the key the certificate "
-                 "was made for",
-                 key_path, cert_path);
+        rc = pki_ssl_fail(
+            why, why_len, XE_AUTH,
+            "key %s does not belong to certificate %s; give the key the certificate "
+            "was made for",
+            key_path, cert_path);
     ERR_clear_error();
     return rc;
 }
@@ -794,7 +798,7 @@ static int check_validity(X509 *x, const char *cert_path, time_t now, char *why,
     if (X509_cmp_time(X509_get0_notAfter(x), &now) < 0) {
         gmtime_r(&na, &tm);
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-        return fail(
+        return pki_ssl_fail(
             why, why_len, XE_STATE,
             "certificate %s expired on %s; make a new one and set it with xmpp certs",
             cert_path, when);
@@ -802,9 +806,10 @@ static int check_validity(X509 *x, const char *cert_path, time_t now, char *why,
     if (X509_cmp_time(X509_get0_notBefore(x), &now) > 0) {
         gmtime_r(&nb, &tm);
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-        return fail(why, why_len, XE_STATE,
-                    "certificate %s is not valid before %s; check this host's clock",
-                    cert_path, when);
+        return pki_ssl_fail(
+            why, why_len, XE_STATE,
+            "certificate %s is not valid before %s; check this host's clock", cert_path,
+            when);
     }
     return 0;
 }

@@ -34,6 +34,20 @@ enum pki_kind {
     PKI_KIND_CSR,         /* a certificate signing request (PKCS#10) */
 };
 
+/* OpenSSL error reporting, shared by pki.c and tls.c. */
+
+/* pki_ssl_fail writes one printf-formatted line into why (why_len bytes;
+ * why may be NULL), clears OpenSSL's error queue so that stale errors never
+ * leak into a later message, and returns rc (for `return pki_ssl_fail(...)`). */
+int pki_ssl_fail(char *why, size_t why_len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* pki_ssl_reason returns the reason string (static) of OpenSSL error code e
+ * (ERR_peek_error() for the oldest queued error, ERR_peek_last_error() for
+ * the newest), or "unknown OpenSSL error" when e is 0 or has none.  Read it
+ * before pki_ssl_fail clears the queue. */
+const char *pki_ssl_reason(unsigned long e);
+
 /* pki_kind_name returns "key", "certificate", "bundle", "csr" or "unknown". */
 const char *pki_kind_name(enum pki_kind kind);
 

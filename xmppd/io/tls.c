@@ -49,30 +49,6 @@ struct tls_conn {
     char err[256];
 };
 
-static int fail(char *why, size_t why_len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* fail writes one line into why (if any), clears OpenSSL's error queue and
- * returns rc. */
-static int fail(char *why, size_t why_len, int rc, const char *fmt, ...)
-{
-    if (why != NULL && why_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    ERR_clear_error();
-    return rc;
-}
-
-static const char *ssl_reason(void)
-{
-    unsigned long e = ERR_peek_last_error();
-    const char *r = e ? ERR_reason_error_string(e) : NULL;
-    return r != NULL ? r : "unknown OpenSSL error";
-}
-
 const char *tls_mode_name(enum tls_mode mode)
 {
     switch (mode) {
@@ -135,14 +111,15 @@ static int load_identity(SSL_CTX *c, const struct tls_ctx_opts *o, EVP_PKEY *key
     int ok;
 
     if (chain == NULL)
-        return fail(why, why_len, XE_NOMEM, "out of memory");
+        return pki_ssl_fail(why, why_len, XE_NOMEM, "out of memory");
     leaf = sk_X509_shift(chain);
     /* The chain is copied (references taken): ours is only a view. */
     ok = SSL_CTX_use_cert_and_key(c, leaf, key, chain, 1);
     sk_X509_free(chain);
     if (ok != 1)
-        return fail(why, why_len, XE_TLS, "cannot use the key %s with %s: %s",
-                    o->key_path, o->cert_path, ssl_reason());
+        return pki_ssl_fail(why, why_len, XE_TLS, "cannot use the key %s with %s: %s",
+                            o->key_path, o->cert_path,
+                            pki_ssl_reason(ERR_peek_last_error()));
     if (o->bundle_path != NULL) {
         /* Intermediates from the bundle go out with our certificate; the
          * root does not (the peer has it, RFC 8446 §4.4.2). */
@@ -185,13 +162,15 @@ int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out, char *why,
     *out = NULL;
     ERR_clear_error();
     if ((o->key_path == NULL) != (o->cert_path == NULL))
-        return fail(why, why_len, XE_INVAL, "a key needs its certificate and back");
+        return pki_ssl_fail(why, why_len, XE_INVAL,
+                            "a key needs its certificate and back");
     if (o->role == TLS_ROLE_SERVER && !has_identity)
-        return fail(why, why_len, XE_INVAL,
-                    "TLS needs a key and a certificate (xmpp certs <key> <cert>)");
+        return pki_ssl_fail(
+            why, why_len, XE_INVAL,
+            "TLS needs a key and a certificate (xmpp certs <key> <cert>)");
     if (o->verify_peer && o->bundle_path == NULL)
-        return fail(why, why_len, XE_INVAL,
-                    "verifying peers needs a CA bundle to check them against");
+        return pki_ssl_fail(why, why_len, XE_INVAL,
+                            "verifying peers needs a CA bundle to check them against");
     if (has_identity) {
         /* The checks `xmpp enable` relies on (pki.h), done once here, on the
          * very key and certificates the context then uses. */
@@ -203,7 +182,7 @@ int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out, char *why,
     }
     t = calloc(1, sizeof *t);
     if (t == NULL) {
-        rc = fail(why, why_len, XE_NOMEM, "out of memory");
+        rc = pki_ssl_fail(why, why_len, XE_NOMEM, "out of memory");
         goto err;
     }
     t->role = o->role;
@@ -211,17 +190,19 @@ int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out, char *why,
     t->ssl = SSL_CTX_new(o->role == TLS_ROLE_SERVER ? TLS_server_method()
                                                     : TLS_client_method());
     if (t->ssl == NULL) {
-        rc = fail(why, why_len, XE_TLS, "cannot create a TLS context: %s", ssl_reason());
+        rc = pki_ssl_fail(why, why_len, XE_TLS, "cannot create a TLS context: %s",
+                          pki_ssl_reason(ERR_peek_last_error()));
         goto err;
     }
     rc = setup_policy(t->ssl, o);
     if (rc < 0) {
-        rc = fail(why, why_len, rc, "cannot set the TLS policy: %s", ssl_reason());
+        rc = pki_ssl_fail(why, why_len, rc, "cannot set the TLS policy: %s",
+                          pki_ssl_reason(ERR_peek_last_error()));
         goto err;
     }
     if (o->bundle_path != NULL && SSL_CTX_load_verify_file(t->ssl, o->bundle_path) != 1) {
-        rc = fail(why, why_len, XE_TLS, "cannot load the CA bundle %s: %s",
-                  o->bundle_path, ssl_reason());
+        rc = pki_ssl_fail(why, why_len, XE_TLS, "cannot load the CA bundle %s: %s",
+                          o->bundle_path, pki_ssl_reason(ERR_peek_last_error()));
         goto err;
     }
     if (has_identity) {
