@@ -113,6 +113,31 @@ def _kill_ns_and_delete(names):
                 time.sleep(0.05)
 
 
+def _wait_entered(p, ns, timeout=60.0):
+    """Waits until process p is in network namespace ns (the same test as
+    `ip netns pids`) or has exited.  The deadline is a bound for a stuck
+    `ip netns exec`, not a speed check: p is killed and AssertionError
+    raised after it."""
+    st = os.stat(os.path.join(NETNS_DIR, ns))
+    want = (st.st_dev, st.st_ino)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = os.stat("/proc/%d/ns/net" % p.pid)
+            if (got.st_dev, got.st_ino) == want:
+                return
+        except OSError:
+            pass
+        if p.poll() is not None:
+            return
+        if time.monotonic() > deadline:
+            p.kill()
+            p.wait()
+            raise AssertionError("pid %d not in namespace %s after %.0fs"
+                                 % (p.pid, ns, timeout))
+        time.sleep(0.005)
+
+
 _libc = None
 
 
@@ -388,11 +413,17 @@ class Net:
 
     def popen(self, i, argv, **kw):
         """Starts argv inside host i (subprocess.Popen keywords pass through);
-        close() will kill it.  The caller may wait for it or kill it first."""
+        close() will kill it.  The caller may wait for it or kill it first.
+        Returns once the process is inside host i (or has already exited),
+        so that `ip netns pids` finds it: the watchdog, which kills by
+        namespace, missed a process still in `ip netns exec` before setns
+        when the owner was SIGKILLed right after popen on a loaded machine,
+        and that process then ran on in no namespace."""
         if self.closed:
             raise RuntimeError("net is closed")
         p = subprocess.Popen(self.exec_prefix(i) + list(argv), **kw)
         self.procs.append(p)
+        _wait_entered(p, self.ns(i))
         return p
 
     def run(self, i, argv, timeout=30, check=False, **kw):
