@@ -993,10 +993,12 @@ int pki_cmd_csr(const char *pki_dir, json_t *args, json_t **result, struct ctl_e
     if (pki_inspect(csrpath, &info, NULL, 0) < 0)
         memset(&info, 0, sizeof info);
     json_t *ij = pki_info_json(&info);
-    *result = json_pack(
-        "{s:s, s:s, s:s, s:O}", "key", key, "csr", csr, "subject", info.subject, "sans",
-        ij != NULL && json_object_get(ij, "sans") != NULL ? json_object_get(ij, "sans")
-                                                          : json_array());
+    json_t *jout = ij != NULL ? json_object_get(ij, "sans") : NULL;
+    /* "o" takes the reference: a borrowed array is increfed first, a fresh
+     * empty one is handed over as it is. */
+    jout = jout != NULL ? json_incref(jout) : json_array();
+    *result = json_pack("{s:s, s:s, s:s, s:o}", "key", key, "csr", csr, "subject",
+                        info.subject, "sans", jout);
     json_decref(ij);
     return *result != NULL ? 0 : XE_NOMEM;
 }
