@@ -55,7 +55,7 @@ class AdminNode:
         self.proc = None
         self.logf = None
 
-    def start(self, wait=True, timeout=10):
+    def start(self, wait=True, timeout=30):
         if self.logf is None:
             self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -66,7 +66,7 @@ class AdminNode:
             self.wait_ready(timeout)
         return self
 
-    def wait_ready(self, timeout=10):
+    def wait_ready(self, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -81,7 +81,7 @@ class AdminNode:
                 time.sleep(0.05)
         raise AssertionError("no control socket after %ss:\n%s" % (timeout, self.log()))
 
-    def stop(self, timeout=15):
+    def stop(self, timeout=30):
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
         self.proc.terminate()

@@ -81,7 +81,7 @@ class Node:
         os.chmod(tmp, mode)
         os.replace(tmp, self.conf_path)
 
-    def start(self, wait=True, timeout=10):
+    def start(self, wait=True, timeout=30):
         self.logf = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [xmppd_bin(), "--state-dir", self.dir, "--name", self.name,
@@ -91,7 +91,7 @@ class Node:
             self.wait_port(timeout)
         return self
 
-    def wait_port(self, timeout=10):
+    def wait_port(self, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -105,14 +105,14 @@ class Node:
         raise AssertionError("xmppd did not listen on port %d in %ss"
                              % (self.port, timeout))
 
-    def wait_exit(self, timeout=10):
+    def wait_exit(self, timeout=30):
         """Waits for the process to end; returns its exit status."""
         return self.proc.wait(timeout)
 
     def signal(self, sig):
         self.proc.send_signal(sig)
 
-    def stop(self, timeout=10):
+    def stop(self, timeout=30):
         """SIGTERM and wait; returns the exit status."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
@@ -126,7 +126,7 @@ class Node:
         except OSError:
             return ""
 
-    def wait_log(self, pattern, timeout=10):
+    def wait_log(self, pattern, timeout=30):
         """Waits until the log has a line matching regex pattern."""
         deadline = time.monotonic() + timeout
         rx = re.compile(pattern)
