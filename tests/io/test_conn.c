@@ -3,12 +3,11 @@
  * close, the write-queue bound, peer EOF, and shutdown. */
 #include <netinet/in.h>
 #include <stdbool.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <uv.h>
 
 #include "conn.h"
 #include "err.h"
+#include "iofix.h"
 #include "testlib.h"
 
 #define BIG (1024 * 1024)
@@ -32,22 +31,6 @@ struct sc {
 };
 
 enum { MODE_BIG_REPLY_CLOSE, MODE_BUSY, MODE_NOTHING };
-
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        port = -1;
-    else
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 static int h_opened(void *ud, uint64_t id, int tag, const char *peer)
 {
@@ -187,7 +170,7 @@ static void run_scenario(struct sc *s, int mode, size_t max_queued)
     s->mode = mode;
     REQUIRE(uv_loop_init(&s->loop) == 0);
     REQUIRE(conn_mgr_new(&s->loop, &hooks, NULL, "t", max_queued, &s->cm) == 0);
-    s->port = free_port();
+    s->port = iofix_free_port();
     REQUIRE(conn_listen(s->cm, "127.0.0.1", s->port, 7, err, sizeof err) == 0);
     uv_timer_init(&s->loop, &s->guard);
     s->guard.data = s;
@@ -250,7 +233,7 @@ static void test_listen_errors(void)
         .opened = h_opened, .data = h_data, .gone = h_gone, .drained = h_drained};
     struct sc s;
     char err[200];
-    int port = free_port();
+    int port = iofix_free_port();
 
     memset(&s, 0, sizeof s);
     hooks.ud = &s;

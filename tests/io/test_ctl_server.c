@@ -15,6 +15,7 @@
 #include "ctl.h"
 #include "ctl_server.h"
 #include "err.h"
+#include "iofix.h"
 #include "testlib.h"
 
 static char dir[] = "/tmp/xmppd-test-ctl-XXXXXX";
@@ -116,10 +117,7 @@ static void *run_loop(void *arg)
 
 static void cleanup(void)
 {
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    iofix_rmdir(dir);
 }
 
 static void start_server(void)

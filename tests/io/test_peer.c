@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "conn.h"
 #include "err.h"
+#include "iofix.h"
 #include "logsink.h"
 #include "peer.h"
 #include "pframe.h"
@@ -30,34 +31,19 @@ static int base_port;
 
 static const char *path(const char *name)
 {
-    static char p[16][512];
-    static int i;
-
-    i = (i + 1) % 16;
-    snprintf(p[i], sizeof p[i], "%s/%s", dir, name);
-    return p[i];
+    return iofix_path(dir, name);
 }
 
 static bool make_pki(void)
 {
-    char cmd[2048];
-
-    if (dir[0] != '\0')
-        return true;
-    snprintf(dir, sizeof dir, "/tmp/xmppd-test-peer-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return false;
-    snprintf(cmd, sizeof cmd,
-             "set -e; S=%s/certs; D=%s; exec >/dev/null 2>&1;"
-             "$S/mkca $D 'Test CA 1';"
-             "$S/mknode $D node1 --domain example.com --ip 127.0.0.1;"
-             "$S/mknode $D node2 --domain example.com --ip 127.0.0.2;"
-             "$S/mknode $D node3 --domain example.com --ip 127.0.0.3;"
-             "$S/mkca $D/ca2 'Test CA 2';"
-             "$S/mknode $D/ca2 rogue --domain example.com --ip 127.0.0.3;"
-             "cat $D/ca.crt $D/ca2/ca.crt > $D/both.pem",
-             XMPPD_SOURCE_DIR, dir);
-    return system(cmd) == 0;
+    return iofix_pki(dir, sizeof dir, "peer",
+                     "$S/mkca $D 'Test CA 1';"
+                     "$S/mknode $D node1 --domain example.com --ip 127.0.0.1;"
+                     "$S/mknode $D node2 --domain example.com --ip 127.0.0.2;"
+                     "$S/mknode $D node3 --domain example.com --ip 127.0.0.3;"
+                     "$S/mkca $D/ca2 'Test CA 2';"
+                     "$S/mknode $D/ca2 rogue --domain example.com --ip 127.0.0.3;"
+                     "cat $D/ca.crt $D/ca2/ca.crt > $D/both.pem");
 }
 
 /* One endpoint: a peer manager and what its hooks saw. */
@@ -251,17 +237,25 @@ static void setup(void)
     base_port = 20000 + (int)(getpid() % 20000);
 }
 
+/* ep_pair opens a as node1 (127.0.0.1, cluster 7) and b as node at
+ * 127.0.0.idx in cluster, and gives each both as members. */
+static void ep_pair(struct ep *a, struct ep *b, int idx, uint64_t cluster,
+                    const char *node)
+{
+    setup();
+    REQUIRE(make_pki());
+    REQUIRE(ep_open(a, 1, 7, "node1") == 0);
+    REQUIRE(ep_open(b, idx, cluster, node) == 0);
+    members(a, a, b);
+    members(b, a, b);
+}
+
 static void test_hello_and_frames(void)
 {
     struct ep a, b;
     struct peer_info pi;
 
-    setup();
-    REQUIRE(make_pki());
-    REQUIRE(ep_open(&a, 1, 7, "node1") == 0);
-    REQUIRE(ep_open(&b, 2, 7, "node2") == 0);
-    members(&a, &a, &b);
-    members(&b, &a, &b);
+    ep_pair(&a, &b, 2, 7, "node2");
     CHECK(run_until(&a.ups, 5000));
     CHECK(run_until(&b.ups, 5000));
     /* Frames sent now go on the link; RAFT unsequenced, SUBMIT through the
@@ -287,12 +281,7 @@ static void test_wrong_cluster_refused(void)
     struct ep a, c;
     struct peer_stats ps;
 
-    setup();
-    REQUIRE(make_pki());
-    REQUIRE(ep_open(&a, 1, 7, "node1") == 0);
-    REQUIRE(ep_open(&c, 3, 8, "node3") == 0);
-    members(&a, &a, &c);
-    members(&c, &a, &c);
+    ep_pair(&a, &c, 3, 8, "node3");
     run_for(800);
     CHECK_INT(a.ups, 0);
     CHECK_INT(c.ups, 0);
@@ -332,12 +321,7 @@ static void test_reconnect_no_loss(void)
 {
     struct ep a, b;
 
-    setup();
-    REQUIRE(make_pki());
-    REQUIRE(ep_open(&a, 1, 7, "node1") == 0);
-    REQUIRE(ep_open(&b, 2, 7, "node2") == 0);
-    members(&a, &a, &b);
-    members(&b, &a, &b);
+    ep_pair(&a, &b, 2, 7, "node2");
     REQUIRE(run_until(&a.ups, 5000));
     CHECK_INT(send_n(&a, 2, 1, 40), 0);
     /* Drop the link with frames in flight, send more while it is down. */
@@ -352,7 +336,7 @@ static void test_reconnect_no_loss(void)
     ep_close(&b);
 }
 
-/* A raw client with a trusted certificate: a valid HELLO, then garbage. */
+/* A raw client with a trusted certificate (raw_hello). */
 struct raw {
     uint64_t id;
     bool gone;
@@ -387,64 +371,12 @@ static void raw_drained(void *ud)
     (void)ud;
 }
 
-static void test_malformed_frame_closes(void)
-{
-    struct ep a;
-    struct raw raw = {0};
-    struct conn_hooks h = {.ud = &raw,
-                           .opened = raw_opened,
-                           .data = raw_data,
-                           .gone = raw_gone,
-                           .drained = raw_drained};
-    struct conn_mgr *cm = NULL;
-    struct tls_ctx *cli = NULL;
-    struct tls_ctx_opts o = {.role = TLS_ROLE_CLIENT,
-                             .key_path = path("node2.key"),
-                             .cert_path = path("node2.crt"),
-                             .bundle_path = path("ca.crt"),
-                             .verify_peer = true,
-                             .tls13_only = true};
-    struct pframe f;
-    struct buf b = {0};
-    struct peer_stats ps;
-    char err[256];
-    static const char junk[] = {0, 0, 0, 3, 1, 99, 0}; /* type 99 */
-
-    setup();
-    REQUIRE(make_pki());
-    REQUIRE(ep_open(&a, 1, 7, "node1") == 0);
-    REQUIRE(tls_ctx_new(&o, &cli, err, sizeof err) == 0);
-    REQUIRE(conn_mgr_new(&loop, &h, &logs, "raw", 0, &cm) == 0);
-    REQUIRE(conn_connect(cm, "127.0.0.1", base_port, 1, cli, "127.0.0.1", &raw.id, err,
-                         sizeof err) == 0);
-    memset(&f, 0, sizeof f);
-    f.type = PFRAME_HELLO;
-    f.u.hello.proto = PFRAME_PROTO;
-    f.u.hello.cluster_id = 7;
-    f.u.hello.node_id = 2;
-    f.u.hello.incarnation = 99;
-    f.u.hello.addr = "127.0.0.2:1";
-    REQUIRE(pframe_encode(&f, &b) == 0);
-    conn_send(cm, raw.id, (const char *)b.data, b.len);
-    conn_send(cm, raw.id, junk, sizeof junk);
-    conn_mgr_flush(cm);
-    buf_free(&b);
-    run_for(800);
-    peer_stats_get(a.pm, &ps);
-    CHECK_INT(ps.malformed, 1);
-    CHECK(raw.gone);
-    conn_mgr_shutdown(cm);
-    run_for(100);
-    conn_mgr_free(cm);
-    tls_ctx_free(cli);
-    ep_close(&a);
-}
-
 /* raw_hello dials a (127.0.0.1) as a raw client with node's certificate
- * (trusted), sends a HELLO claiming id at addr in cluster, and runs the
- * loop for ms.  Returns whether the connection was closed. */
+ * (trusted), sends a HELLO claiming id at addr in cluster, then the len
+ * bytes at extra (none when len is 0), and runs the loop for ms.  Returns
+ * whether the connection was closed. */
 static bool raw_hello(const char *node, uint64_t id, uint64_t cluster, const char *addr,
-                      uint64_t ms)
+                      const char *extra, size_t len, uint64_t ms)
 {
     char key[64], crt[64], err[256];
     struct raw raw = {0};
@@ -481,8 +413,10 @@ static bool raw_hello(const char *node, uint64_t id, uint64_t cluster, const cha
     f.u.hello.node_id = id;
     f.u.hello.incarnation = 99;
     f.u.hello.addr = addr;
-    if (pframe_encode(&f, &b) == 0)
-        conn_send(cm, raw.id, (const char *)b.data, b.len);
+    CHECK_INT(pframe_encode(&f, &b), 0);
+    conn_send(cm, raw.id, (const char *)b.data, b.len);
+    if (len > 0)
+        conn_send(cm, raw.id, extra, len);
     conn_mgr_flush(cm);
     buf_free(&b);
     run_for(ms);
@@ -495,6 +429,22 @@ out:
     }
     tls_ctx_free(cli);
     return gone;
+}
+
+static void test_malformed_frame_closes(void)
+{
+    struct ep a;
+    struct peer_stats ps;
+    static const char junk[] = {0, 0, 0, 3, 1, 99, 0}; /* type 99 */
+
+    setup();
+    REQUIRE(make_pki());
+    REQUIRE(ep_open(&a, 1, 7, "node1") == 0);
+    /* A valid HELLO with a trusted certificate, then garbage. */
+    CHECK(raw_hello("node2", 2, 7, "127.0.0.2:1", junk, sizeof junk, 800));
+    peer_stats_get(a.pm, &ps);
+    CHECK_INT(ps.malformed, 1);
+    ep_close(&a);
 }
 
 /* A trusted node may not speak for another: the HELLO's address must be in
@@ -517,24 +467,24 @@ static void test_impostor_refused(void)
     addrs[2] = c_addr;
     CHECK_INT(peer_set_members(a.pm, ids, addrs, 3), 0);
     /* node2's certificate (IP 127.0.0.2) claiming member 3 at 127.0.0.3. */
-    CHECK(raw_hello("node2", 3, 7, c_addr, 500));
+    CHECK(raw_hello("node2", 3, 7, c_addr, NULL, 0, 500));
     peer_stats_get(a.pm, &ps);
     CHECK_INT(ps.impostors, 1);
     CHECK_INT(a.ups, 0);
     /* Its own address, but member 3's id. */
-    CHECK(raw_hello("node2", 3, 7, b_addr, 500));
+    CHECK(raw_hello("node2", 3, 7, b_addr, NULL, 0, 500));
     peer_stats_get(a.pm, &ps);
     CHECK_INT(ps.impostors, 2);
     /* Another id at member 2's address. */
-    CHECK(raw_hello("node2", 9, 7, b_addr, 500));
+    CHECK(raw_hello("node2", 9, 7, b_addr, NULL, 0, 500));
     peer_stats_get(a.pm, &ps);
     CHECK_INT(ps.impostors, 3);
     CHECK_INT(a.ups, 0);
     /* The truth is accepted; so is a joining node from a member's address
      * (a join with --replace). */
-    CHECK(!raw_hello("node2", 2, 7, b_addr, 300));
+    CHECK(!raw_hello("node2", 2, 7, b_addr, NULL, 0, 300));
     CHECK_INT(a.ups, 1);
-    CHECK(!raw_hello("node2", 9, 0, b_addr, 300));
+    CHECK(!raw_hello("node2", 9, 0, b_addr, NULL, 0, 300));
     peer_stats_get(a.pm, &ps);
     CHECK_INT(ps.impostors, 3);
     CHECK(ps.refused >= 3);
@@ -563,12 +513,7 @@ static void test_parse_addr(void)
 
 static void test_cleanup(void)
 {
-    char cmd[512];
-
-    if (dir[0] != '\0') {
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        CHECK(system(cmd) == 0);
-    }
+    CHECK(iofix_rmdir(dir));
     uv_run(&loop, UV_RUN_NOWAIT);
     uv_loop_close(&loop);
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "iofix.h"
 #include "pki.h"
 #include "testlib.h"
 
@@ -30,16 +31,12 @@ static int sh(const char *fmt, ...)
 
 static const char *p(const char *name)
 {
-    static char bufs[8][512];
-    static int i;
-    i = (i + 1) % 8;
-    snprintf(bufs[i], sizeof bufs[i], "%s/%s", dir, name);
-    return bufs[i];
+    return iofix_path(dir, name);
 }
 
 static void teardown(void)
 {
-    sh("rm -rf '%s'", dir);
+    iofix_rmdir(dir);
 }
 
 /* The CA and two nodes, made once by the certs/ scripts; removed at exit. */

@@ -13,6 +13,7 @@
 
 #include "codec.h"
 #include "err.h"
+#include "iofix.h"
 #include "rnode.h"
 #include "testlib.h"
 
@@ -21,11 +22,7 @@ static int dir_seq;
 
 static void cleanup(void)
 {
-    char cmdline[128];
-
-    snprintf(cmdline, sizeof cmdline, "rm -rf '%s'", base);
-    if (system(cmdline) != 0)
-        fprintf(stderr, "cannot remove %s\n", base);
+    iofix_rmdir(base);
 }
 
 static void setup_once(void)

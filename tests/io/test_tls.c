@@ -12,9 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sodium.h>
@@ -24,6 +21,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "err.h"
+#include "iofix.h"
 #include "testlib.h"
 #include "tls.h"
 
@@ -31,78 +29,32 @@ static char dir[256]; /* the temporary PKI: ca1 with node1, node2; ca2/ */
 
 static const char *path(const char *name)
 {
-    static char p[8][512];
-    static int i;
-
-    i = (i + 1) % 8;
-    snprintf(p[i], sizeof p[i], "%s/%s", dir, name);
-    return p[i];
+    return iofix_path(dir, name);
 }
 
 static bool make_pki(void)
 {
-    char cmd[2048];
-
-    if (dir[0] != '\0')
-        return true;
-    snprintf(dir, sizeof dir, "/tmp/xmppd-test-tls-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return false;
-    snprintf(cmd, sizeof cmd,
-             "set -e; S=%s/certs; D=%s; exec >/dev/null 2>&1;"
-             "$S/mkca $D 'Test CA 1';"
-             "$S/mknode $D node1 --domain example.com --ip 127.0.0.1;"
-             "$S/mknode $D node2 --domain example.com --ip 127.0.0.2;"
-             "$S/mkca $D/ca2 'Test CA 2';"
-             "$S/mknode $D/ca2 rogue --domain example.com --ip 127.0.0.1",
-             XMPPD_SOURCE_DIR, dir);
-    return system(cmd) == 0;
+    return iofix_pki(dir, sizeof dir, "tls",
+                     "$S/mkca $D 'Test CA 1';"
+                     "$S/mknode $D node1 --domain example.com --ip 127.0.0.1;"
+                     "$S/mknode $D node2 --domain example.com --ip 127.0.0.2;"
+                     "$S/mkca $D/ca2 'Test CA 2';"
+                     "$S/mknode $D/ca2 rogue --domain example.com --ip 127.0.0.1");
 }
 
-static void remove_pki(void)
-{
-    char cmd[512];
-
-    if (dir[0] == '\0')
-        return;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-}
-
-static struct tls_ctx *server_ctx(const char *node, bool mutual, bool tls13)
+/* node_ctx makes a context of role with node's key and certificate (node
+ * NULL: none) and the bundle ca (NULL: none), after making the PKI. */
+static struct tls_ctx *node_ctx(enum tls_role role, const char *node, const char *ca,
+                                bool verify, bool tls13)
 {
     char key[64], crt[64];
-    struct tls_ctx_opts o = {.role = TLS_ROLE_SERVER,
-                             .bundle_path = path("ca.crt"),
-                             .verify_peer = mutual,
-                             .tls13_only = tls13};
+    struct tls_ctx_opts o = {.role = role, .verify_peer = verify, .tls13_only = tls13};
     struct tls_ctx *c = NULL;
     char why[256] = "";
 
     if (!make_pki())
         return NULL;
-    snprintf(key, sizeof key, "%s.key", node);
-    snprintf(crt, sizeof crt, "%s.crt", node);
-    o.key_path = path(key);
-    o.cert_path = path(crt);
-    if (tls_ctx_new(&o, &c, why, sizeof why) < 0)
-        fprintf(stderr, "server ctx: %s\n", why);
-    return c;
-}
-
-/* client_ctx: node NULL means no client certificate; ca is the bundle. */
-static struct tls_ctx *client_ctx(const char *node, const char *ca, bool verify)
-{
-    char key[64], crt[64];
-    struct tls_ctx_opts o = {.role = TLS_ROLE_CLIENT,
-                             .bundle_path = ca ? path(ca) : NULL,
-                             .verify_peer = verify};
-    struct tls_ctx *c = NULL;
-    char why[256] = "";
-
-    if (!make_pki())
-        return NULL;
+    o.bundle_path = ca ? path(ca) : NULL;
     if (node != NULL) {
         snprintf(key, sizeof key, "%s.key", node);
         snprintf(crt, sizeof crt, "%s.crt", node);
@@ -110,8 +62,20 @@ static struct tls_ctx *client_ctx(const char *node, const char *ca, bool verify)
         o.cert_path = path(crt);
     }
     if (tls_ctx_new(&o, &c, why, sizeof why) < 0)
-        fprintf(stderr, "client ctx: %s\n", why);
+        fprintf(stderr, "%s ctx: %s\n", role == TLS_ROLE_SERVER ? "server" : "client",
+                why);
     return c;
+}
+
+static struct tls_ctx *server_ctx(const char *node, bool mutual, bool tls13)
+{
+    return node_ctx(TLS_ROLE_SERVER, node, "ca.crt", mutual, tls13);
+}
+
+/* client_ctx: node NULL means no client certificate; ca is the bundle. */
+static struct tls_ctx *client_ctx(const char *node, const char *ca, bool verify)
+{
+    return node_ctx(TLS_ROLE_CLIENT, node, ca, verify, false);
 }
 
 /* A pair of sessions and what each has received. */
@@ -133,6 +97,16 @@ static size_t move(struct tls_conn *from, struct tls_conn *to, struct buf *got, 
         *rc = tls_conn_feed(to, wire.data, wire.len, got);
     buf_free(&wire);
     return n;
+}
+
+/* pair_open starts a fresh pair: a server session on sc and a client
+ * session on cc that checks the name verify (NULL: none). */
+static void pair_open(struct pair *p, struct tls_ctx *sc, struct tls_ctx *cc,
+                      const char *verify)
+{
+    memset(p, 0, sizeof *p);
+    REQUIRE(tls_conn_new(sc, NULL, &p->s) == 0);
+    REQUIRE(tls_conn_new(cc, verify, &p->c) == 0);
 }
 
 static void pump(struct pair *p)
@@ -165,8 +139,7 @@ static void test_handshake_and_data(void)
     sc = server_ctx("node1", false, false);
     cc = client_ctx(NULL, "ca.crt", true);
     REQUIRE(sc != NULL && cc != NULL);
-    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
-    REQUIRE(tls_conn_new(cc, "example.com", &p.c) == 0);
+    pair_open(&p, sc, cc, "example.com");
     /* The contexts may go: the sessions hold what they need. */
     tls_ctx_free(sc);
     tls_ctx_free(cc);
@@ -209,96 +182,106 @@ static void test_handshake_and_data(void)
     pair_free(&p);
 }
 
-static void test_tls12_client(void)
-{
-    struct tls_ctx *sc = server_ctx("node1", false, false);
-    SSL_CTX *raw = SSL_CTX_new(TLS_client_method());
+/* A raw OpenSSL client on memory BIOs (r: what it reads, w: what it
+ * writes) and a server session s of ours, with what s received and sent. */
+struct raw {
+    SSL_CTX *ctx;
     SSL *ssl;
     BIO *r, *w;
     struct tls_conn *s;
-    struct buf got = {0}, wire = {0};
-    char tmp[8192];
-    int n, rc = 0;
+    struct buf got, wire;
+    int rc; /* s's last feed result */
+};
 
-    REQUIRE(sc != NULL && raw != NULL);
-    SSL_CTX_set_max_proto_version(raw, TLS1_2_VERSION);
-    SSL_CTX_set_verify(raw, SSL_VERIFY_NONE, NULL);
-    ssl = SSL_new(raw);
-    r = BIO_new(BIO_s_mem());
-    w = BIO_new(BIO_s_mem());
-    BIO_set_mem_eof_return(r, -1);
-    SSL_set_bio(ssl, r, w);
-    SSL_set_connect_state(ssl);
-    REQUIRE(tls_conn_new(sc, NULL, &s) == 0);
-    for (int i = 0; i < 20; i++) {
-        SSL_do_handshake(ssl);
-        while ((n = BIO_read(w, tmp, sizeof tmp)) > 0 && rc == 0)
-            rc = tls_conn_feed(s, tmp, (size_t)n, &got);
-        buf_reset(&wire);
-        tls_conn_take_out(s, &wire);
-        if (wire.len > 0)
-            BIO_write(r, wire.data, (int)wire.len);
+/* raw_open starts x: a client offering at most max_version (and, if old,
+ * old versions at all: OpenSSL 3 refuses them at its default security
+ * level), and a session on sc. */
+static void raw_open(struct raw *x, struct tls_ctx *sc, int max_version, bool old)
+{
+    memset(x, 0, sizeof *x);
+    x->ctx = SSL_CTX_new(TLS_client_method());
+    REQUIRE(x->ctx != NULL);
+    if (old) {
+        SSL_CTX_set_security_level(x->ctx, 0);
+        SSL_CTX_set_cipher_list(x->ctx, "DEFAULT:@SECLEVEL=0");
+        SSL_CTX_set_min_proto_version(x->ctx, 0);
     }
-    CHECK_INT(rc, 0);
-    CHECK(tls_conn_established(s));
-    CHECK_STR(tls_conn_version(s), "TLSv1.2");
-    /* ECDHE with an AEAD cipher only. */
-    CHECK(strncmp(tls_conn_cipher(s), "ECDHE-", 6) == 0);
-    CHECK(strstr(tls_conn_cipher(s), "GCM") != NULL ||
-          strstr(tls_conn_cipher(s), "CHACHA20") != NULL);
-    tls_conn_free(s);
-    buf_free(&got);
-    buf_free(&wire);
-    SSL_free(ssl);
-    SSL_CTX_free(raw);
-    tls_ctx_free(sc);
+    SSL_CTX_set_max_proto_version(x->ctx, max_version);
+    SSL_CTX_set_verify(x->ctx, SSL_VERIFY_NONE, NULL);
+    x->ssl = SSL_new(x->ctx);
+    x->r = BIO_new(BIO_s_mem());
+    x->w = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(x->r, -1);
+    SSL_set_bio(x->ssl, x->r, x->w);
+    SSL_set_connect_state(x->ssl);
+    REQUIRE(tls_conn_new(sc, NULL, &x->s) == 0);
+}
+
+/* raw_step runs the client's handshake once and feeds what it wrote to s
+ * (until a feed fails). */
+static void raw_step(struct raw *x)
+{
+    char tmp[8192];
+    int n;
+
+    SSL_do_handshake(x->ssl);
+    while ((n = BIO_read(x->w, tmp, sizeof tmp)) > 0 && x->rc == 0)
+        x->rc = tls_conn_feed(x->s, tmp, (size_t)n, &x->got);
+}
+
+static void raw_close(struct raw *x)
+{
+    tls_conn_free(x->s);
+    buf_free(&x->got);
+    buf_free(&x->wire);
+    SSL_free(x->ssl);
+    SSL_CTX_free(x->ctx);
     ERR_clear_error();
 }
 
+static void test_tls12_client(void)
+{
+    struct tls_ctx *sc = server_ctx("node1", false, false);
+    struct raw x;
+
+    REQUIRE(sc != NULL);
+    raw_open(&x, sc, TLS1_2_VERSION, false);
+    for (int i = 0; i < 20; i++) {
+        raw_step(&x);
+        buf_reset(&x.wire);
+        tls_conn_take_out(x.s, &x.wire);
+        if (x.wire.len > 0)
+            BIO_write(x.r, x.wire.data, (int)x.wire.len);
+    }
+    CHECK_INT(x.rc, 0);
+    CHECK(tls_conn_established(x.s));
+    CHECK_STR(tls_conn_version(x.s), "TLSv1.2");
+    /* ECDHE with an AEAD cipher only. */
+    CHECK(strncmp(tls_conn_cipher(x.s), "ECDHE-", 6) == 0);
+    CHECK(strstr(tls_conn_cipher(x.s), "GCM") != NULL ||
+          strstr(tls_conn_cipher(x.s), "CHACHA20") != NULL);
+    raw_close(&x);
+    tls_ctx_free(sc);
+}
+
 /* old_client_refused drives a raw OpenSSL client that offers at most
- * max_version against a server context; returns the server's error. */
+ * max_version against a server context and checks the server's error. */
 static void old_client_refused(struct tls_ctx *sc, int max_version, const char *expect)
 {
-    SSL_CTX *raw = SSL_CTX_new(TLS_client_method());
-    SSL *ssl;
-    BIO *r, *w;
-    struct tls_conn *s;
-    struct buf got = {0}, wire = {0};
-    char tmp[8192];
-    int n, rc = 0;
+    struct raw x;
 
-    REQUIRE(raw != NULL);
-    /* Let the client speak old versions at all (OpenSSL 3 refuses them at
-     * its default security level). */
-    SSL_CTX_set_security_level(raw, 0);
-    SSL_CTX_set_cipher_list(raw, "DEFAULT:@SECLEVEL=0");
-    SSL_CTX_set_min_proto_version(raw, 0);
-    SSL_CTX_set_max_proto_version(raw, max_version);
-    ssl = SSL_new(raw);
-    r = BIO_new(BIO_s_mem());
-    w = BIO_new(BIO_s_mem());
-    BIO_set_mem_eof_return(r, -1);
-    SSL_set_bio(ssl, r, w);
-    SSL_set_connect_state(ssl);
-    SSL_do_handshake(ssl);
-    REQUIRE(tls_conn_new(sc, NULL, &s) == 0);
-    while ((n = BIO_read(w, tmp, sizeof tmp)) > 0 && rc == 0)
-        rc = tls_conn_feed(s, tmp, (size_t)n, &got);
-    CHECK_INT(rc, XE_TLS);
-    CHECK(tls_conn_failed(s));
-    if (strstr(tls_conn_error(s), expect) == NULL)
-        fprintf(stderr, "error: %s\n", tls_conn_error(s));
-    CHECK(strstr(tls_conn_error(s), expect) != NULL);
+    raw_open(&x, sc, max_version, true);
+    raw_step(&x);
+    CHECK_INT(x.rc, XE_TLS);
+    CHECK(tls_conn_failed(x.s));
+    if (strstr(tls_conn_error(x.s), expect) == NULL)
+        fprintf(stderr, "error: %s\n", tls_conn_error(x.s));
+    CHECK(strstr(tls_conn_error(x.s), expect) != NULL);
     /* The refusal carries an alert for the peer. */
-    CHECK_INT(tls_conn_take_out(s, &wire), 0);
-    CHECK(wire.len > 0);
-    CHECK_INT(tls_conn_write(s, "x", 1), XE_STATE);
-    tls_conn_free(s);
-    buf_free(&got);
-    buf_free(&wire);
-    SSL_free(ssl);
-    SSL_CTX_free(raw);
-    ERR_clear_error();
+    CHECK_INT(tls_conn_take_out(x.s, &x.wire), 0);
+    CHECK(x.wire.len > 0);
+    CHECK_INT(tls_conn_write(x.s, "x", 1), XE_STATE);
+    raw_close(&x);
 }
 
 static void test_tls10_refused(void)
@@ -329,15 +312,12 @@ static void test_hostname_and_trust(void)
 
     REQUIRE(sc != NULL && cc != NULL && other != NULL);
     /* An IP address in the SANs is checked as an address. */
-    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
-    REQUIRE(tls_conn_new(cc, "127.0.0.1", &p.c) == 0);
+    pair_open(&p, sc, cc, "127.0.0.1");
     pump(&p);
     CHECK(tls_conn_established(p.c));
     pair_free(&p);
 
-    memset(&p, 0, sizeof p);
-    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
-    REQUIRE(tls_conn_new(cc, "other.org", &p.c) == 0);
+    pair_open(&p, sc, cc, "other.org");
     pump(&p);
     CHECK_INT(p.c_rc, XE_TLS);
     CHECK(strstr(tls_conn_error(p.c), "hostname mismatch") != NULL);
@@ -348,9 +328,7 @@ static void test_hostname_and_trust(void)
     pair_free(&p);
 
     /* A client that trusts another CA. */
-    memset(&p, 0, sizeof p);
-    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
-    REQUIRE(tls_conn_new(other, "example.com", &p.c) == 0);
+    pair_open(&p, sc, other, "example.com");
     pump(&p);
     CHECK_INT(p.c_rc, XE_TLS);
     CHECK(strstr(tls_conn_error(p.c), "peer certificate not trusted") != NULL);
@@ -379,8 +357,7 @@ static void test_mutual_tls(void)
     REQUIRE(tls_ctx_new(&ro, &rogue, why, sizeof why) == 0);
     REQUIRE(sc != NULL && good != NULL && none != NULL);
 
-    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
-    REQUIRE(tls_conn_new(good, "127.0.0.1", &p.c) == 0);
+    pair_open(&p, sc, good, "127.0.0.1");
     CHECK_INT(tls_conn_write(p.c, "hello", 5), 0);
     pump(&p);
     CHECK(tls_conn_established(p.s) && tls_conn_established(p.c));
@@ -392,9 +369,7 @@ static void test_mutual_tls(void)
     pair_free(&p);
 
     /* A client certificate from another CA. */
-    memset(&p, 0, sizeof p);
-    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
-    REQUIRE(tls_conn_new(rogue, "127.0.0.1", &p.c) == 0);
+    pair_open(&p, sc, rogue, "127.0.0.1");
     CHECK_INT(tls_conn_write(p.c, "hello", 5), 0);
     pump(&p);
     CHECK_INT(p.s_rc, XE_TLS);
@@ -406,9 +381,7 @@ static void test_mutual_tls(void)
     pair_free(&p);
 
     /* No client certificate at all. */
-    memset(&p, 0, sizeof p);
-    REQUIRE(tls_conn_new(sc, NULL, &p.s) == 0);
-    REQUIRE(tls_conn_new(none, "127.0.0.1", &p.c) == 0);
+    pair_open(&p, sc, none, "127.0.0.1");
     pump(&p);
     CHECK_INT(p.s_rc, XE_TLS);
     CHECK(strstr(tls_conn_error(p.s), "peer sent no certificate") != NULL);
@@ -506,22 +479,6 @@ struct net {
     struct tls_peer_info client_saw; /* the server's certificate */
 };
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        port = -1;
-    else
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 static void log_write(void *ud, enum log_level level, const char *line)
 {
     struct net *n = ud;
@@ -605,10 +562,10 @@ static void on_guard(uv_timer_t *t)
     conn_mgr_shutdown(n->cm);
 }
 
-/* net_run: listener with sctx in mode, one outgoing connection with cctx
- * (NULL: plaintext) sending hello; runs until both ends are gone. */
-static void net_run(struct net *n, struct tls_ctx *sctx, enum tls_mode mode,
-                    struct tls_ctx *cctx, const char *verify_name)
+/* net_start sets n up on a fresh loop: a connection manager with the n_
+ * hooks, logging into n->logtext if logging, queue bound max_queued, and a
+ * guard that shuts it down after guard_ms. */
+static void net_start(struct net *n, bool logging, size_t max_queued, uint64_t guard_ms)
 {
     struct conn_hooks h = {.ud = n,
                            .opened = n_opened,
@@ -616,16 +573,33 @@ static void net_run(struct net *n, struct tls_ctx *sctx, enum tls_mode mode,
                            .gone = n_gone,
                            .secured = n_secured,
                            .drained = n_drained};
-    char err[256];
-    int port = free_port();
 
     memset(n, 0, sizeof *n);
     n->log = (struct log_sink){.level = LOG_DEBUG, .write = log_write, .ud = n};
     REQUIRE(uv_loop_init(&n->loop) == 0);
-    REQUIRE(conn_mgr_new(&n->loop, &h, &n->log, "n1", 0, &n->cm) == 0);
+    REQUIRE(conn_mgr_new(&n->loop, &h, logging ? &n->log : NULL, "n1", max_queued,
+                         &n->cm) == 0);
     uv_timer_init(&n->loop, &n->guard);
     n->guard.data = n;
-    uv_timer_start(&n->guard, on_guard, 10000, 0);
+    uv_timer_start(&n->guard, on_guard, guard_ms, 0);
+}
+
+/* net_end frees what net_start and a run left. */
+static void net_end(struct net *n)
+{
+    conn_mgr_free(n->cm);
+    CHECK_INT(uv_loop_close(&n->loop), 0);
+}
+
+/* net_run: listener with sctx in mode, one outgoing connection with cctx
+ * (NULL: plaintext) sending hello; runs until both ends are gone. */
+static void net_run(struct net *n, struct tls_ctx *sctx, enum tls_mode mode,
+                    struct tls_ctx *cctx, const char *verify_name)
+{
+    char err[256];
+    int port = iofix_free_port();
+
+    net_start(n, true, 0, 10000);
     CHECK_INT(conn_listen_tls(n->cm, "127.0.0.1", port, TAG_SERVER, sctx, mode, err,
                               sizeof err),
               0);
@@ -643,8 +617,7 @@ static void net_run(struct net *n, struct tls_ctx *sctx, enum tls_mode mode,
     CHECK(!n->timed_out);
     CHECK(n->drained);
     CHECK_INT(conn_mgr_count(n->cm), 0);
-    conn_mgr_free(n->cm);
-    CHECK_INT(uv_loop_close(&n->loop), 0);
+    net_end(n);
 }
 
 static void net_free(struct net *n)
@@ -780,10 +753,10 @@ static void test_conn_tls_refused(void)
 
         REQUIRE(uv_loop_init(&loop) == 0);
         REQUIRE(conn_mgr_new(&loop, &h, NULL, "n1", 0, &cm) == 0);
-        CHECK_INT(conn_listen_tls(cm, "127.0.0.1", free_port(), 1, cc, TLS_MODE_REQUIRED,
-                                  err, sizeof err),
+        CHECK_INT(conn_listen_tls(cm, "127.0.0.1", iofix_free_port(), 1, cc,
+                                  TLS_MODE_REQUIRED, err, sizeof err),
                   XE_INVAL);
-        CHECK_INT(conn_listen_tls(cm, "127.0.0.1", free_port(), 1, NULL,
+        CHECK_INT(conn_listen_tls(cm, "127.0.0.1", iofix_free_port(), 1, NULL,
                                   TLS_MODE_OPTIONAL, err, sizeof err),
                   XE_INVAL);
         CHECK_INT(conn_connect(cm, "127.0.0.1", 1, 1, sc, NULL, &id, err, sizeof err),
@@ -805,27 +778,15 @@ static void test_conn_tls_refused(void)
 static void test_conn_connect_edges(void)
 {
     struct tls_ctx *cc = client_ctx(NULL, "ca.crt", true);
-    struct conn_hooks h = {.opened = n_opened,
-                           .data = n_data,
-                           .gone = n_gone,
-                           .secured = n_secured,
-                           .drained = n_drained};
     struct net n;
     char err[200];
     uint64_t id2;
 
     REQUIRE(cc != NULL);
-    memset(&n, 0, sizeof n);
-    h.ud = &n;
-    n.log = (struct log_sink){.level = LOG_DEBUG, .write = log_write, .ud = &n};
-    REQUIRE(uv_loop_init(&n.loop) == 0);
-    REQUIRE(conn_mgr_new(&n.loop, &h, &n.log, "n1", 0, &n.cm) == 0);
-    uv_timer_init(&n.loop, &n.guard);
-    n.guard.data = &n;
-    uv_timer_start(&n.guard, on_guard, 10000, 0);
+    net_start(&n, true, 0, 10000);
     n.gone_server = 1; /* no server here: shut down on the client's end */
-    CHECK_INT(conn_connect(n.cm, "127.0.0.1", free_port(), TAG_CLIENT, cc, "127.0.0.1",
-                           &n.client_id, err, sizeof err),
+    CHECK_INT(conn_connect(n.cm, "127.0.0.1", iofix_free_port(), TAG_CLIENT, cc,
+                           "127.0.0.1", &n.client_id, err, sizeof err),
               0);
     CHECK_INT(conn_send(n.cm, n.client_id, "hello", 5), 0);
     conn_mgr_flush(n.cm);
@@ -835,19 +796,13 @@ static void test_conn_connect_edges(void)
     CHECK_INT(n.gone_client, 1);
     CHECK_INT(n.gone_client_err, UV_ECONNREFUSED);
     CHECK(logged(&n, "failed: connection refused"));
-    conn_mgr_free(n.cm);
-    CHECK_INT(uv_loop_close(&n.loop), 0);
+    net_end(&n);
     net_free(&n);
 
     /* Shut down before the connect finishes: no hooks, no drain wait. */
-    memset(&n, 0, sizeof n);
-    REQUIRE(uv_loop_init(&n.loop) == 0);
-    REQUIRE(conn_mgr_new(&n.loop, &h, NULL, "n1", 0, &n.cm) == 0);
-    uv_timer_init(&n.loop, &n.guard);
-    n.guard.data = &n;
-    uv_timer_start(&n.guard, on_guard, 3000, 0);
-    CHECK_INT(conn_connect(n.cm, "127.0.0.1", free_port(), TAG_CLIENT, cc, "127.0.0.1",
-                           &id2, err, sizeof err),
+    net_start(&n, false, 0, 3000);
+    CHECK_INT(conn_connect(n.cm, "127.0.0.1", iofix_free_port(), TAG_CLIENT, cc,
+                           "127.0.0.1", &id2, err, sizeof err),
               0);
     conn_mgr_shutdown(n.cm);
     CHECK_INT(
@@ -857,8 +812,7 @@ static void test_conn_connect_edges(void)
     CHECK(!n.timed_out);
     CHECK(n.drained);
     CHECK_INT(n.gone_client + n.opened_client, 0);
-    conn_mgr_free(n.cm);
-    CHECK_INT(uv_loop_close(&n.loop), 0);
+    net_end(&n);
     net_free(&n);
     tls_ctx_free(cc);
 }
@@ -869,27 +823,16 @@ static void test_conn_connect_edges(void)
 static void test_conn_held_bytes_bounded(void)
 {
     struct tls_ctx *cc = client_ctx(NULL, "ca.crt", true);
-    struct conn_hooks h = {.opened = n_opened,
-                           .data = n_data,
-                           .gone = n_gone,
-                           .secured = n_secured,
-                           .drained = n_drained};
     struct net n;
     char err[200], chunk[1000];
     uint64_t id;
     int sent = 0, rc = 0;
 
     REQUIRE(cc != NULL);
-    memset(&n, 0, sizeof n);
     memset(chunk, 'x', sizeof chunk);
-    h.ud = &n;
-    REQUIRE(uv_loop_init(&n.loop) == 0);
-    REQUIRE(conn_mgr_new(&n.loop, &h, NULL, "n1", 8000, &n.cm) == 0);
-    uv_timer_init(&n.loop, &n.guard);
-    n.guard.data = &n;
-    uv_timer_start(&n.guard, on_guard, 3000, 0);
-    CHECK_INT(conn_connect(n.cm, "127.0.0.1", free_port(), TAG_CLIENT, cc, "127.0.0.1",
-                           &id, err, sizeof err),
+    net_start(&n, false, 8000, 3000);
+    CHECK_INT(conn_connect(n.cm, "127.0.0.1", iofix_free_port(), TAG_CLIENT, cc,
+                           "127.0.0.1", &id, err, sizeof err),
               0);
     while (sent < 100 && (rc = conn_send(n.cm, id, chunk, sizeof chunk)) == 0)
         sent++;
@@ -899,8 +842,7 @@ static void test_conn_held_bytes_bounded(void)
     uv_run(&n.loop, UV_RUN_DEFAULT);
     CHECK(!n.timed_out);
     CHECK(n.drained);
-    conn_mgr_free(n.cm);
-    CHECK_INT(uv_loop_close(&n.loop), 0);
+    net_end(&n);
     net_free(&n);
     tls_ctx_free(cc);
 }
@@ -950,7 +892,7 @@ static void test_conf_directives(void)
 
 static void test_cleanup(void)
 {
-    remove_pki();
+    iofix_rmdir(dir);
 }
 
 TL_MAIN(T(test_load_checks), T(test_mode_names), T(test_handshake_and_data),
