@@ -39,7 +39,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,27 +47,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
-from xmppdtest import check, tool, xmppd_bin  # noqa: E402
+from xmppdtest import (LineProc, certs_dir, check, find_log_line, read_text,  # noqa: E402
+                       run_mmp, tool, unix_connects, wait_started, xmppd_bin)
 
 DOMAIN = "example.com"
 XMPP_PORT = 5223
 PEER_PORT = 5224
-
-
-def mmp_bin():
-    if os.environ.get("XMPPD_MMP_BIN"):
-        return os.environ["XMPPD_MMP_BIN"]
-    return os.path.join(os.environ["XMPPD_BUILD_DIR"], "mmp-cli", "mmp-cli")
-
-
-def source_dir():
-    if os.environ.get("XMPPD_SOURCE_DIR"):
-        return os.environ["XMPPD_SOURCE_DIR"]
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def certs_dir():
-    return os.path.join(source_dir(), "certs")
 
 
 def sh(*argv, timeout=60):
@@ -229,19 +213,10 @@ class ClusterNode:
         return self.proc is not None and self.proc.poll() is None
 
     def wait_ready(self, timeout=15):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("%s: xmppd exited with %d at start:\n%s"
-                                     % (self.name, self.proc.returncode, self.log()[-4000:]))
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.settimeout(0.5)
-                    s.connect(self.sock)
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("%s: no control socket after %ss" % (self.name, timeout))
+        wait_started(self.proc, lambda: unix_connects(self.sock), timeout,
+                     lambda: "%s: xmppd exited with %d at start:\n%s"
+                     % (self.name, self.proc.returncode, self.log()[-4000:]),
+                     lambda: "%s: no control socket after %ss" % (self.name, timeout))
 
     def kill(self):
         """SIGKILL and reap."""
@@ -280,37 +255,20 @@ class ClusterNode:
         self.frozen = False
 
     def log(self):
-        try:
-            with open(self.log_path, "r", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
     def wait_log(self, pattern, timeout=10):
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.log().splitlines():
-                if rx.search(line):
-                    return line
-            if time.monotonic() > deadline:
-                raise AssertionError("%s: no log line matches %r" % (self.name, pattern))
-            time.sleep(0.1)
+        line = find_log_line(self.log, pattern, timeout, interval=0.1)
+        if line is None:
+            raise AssertionError("%s: no log line matches %r" % (self.name, pattern))
+        return line
 
     # -- mmp-cli --
 
     def mmp(self, command, json_out=False, stdin=None, timeout=40):
-        """Runs mmp-cli -c command; returns (exit status, stdout, stderr)."""
-        argv = [mmp_bin(), "--socket", self.sock]
-        if json_out:
-            argv.append("--json")
-        argv += ["-c", command]
-        try:
-            p = subprocess.run(argv, input=stdin if stdin is not None else "",
-                               capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return 124, "", "mmp-cli timed out after %ss" % timeout
-        return p.returncode, p.stdout, p.stderr
+        """Runs mmp-cli -c command; returns (exit status, stdout, stderr);
+        exit status 124 when it times out."""
+        return run_mmp(self.sock, command, json_out, stdin, timeout, catch_timeout=True)
 
     def ok(self, command, stdin=None, timeout=40):
         rc, out, err = self.mmp(command, stdin=stdin, timeout=timeout)
@@ -355,11 +313,16 @@ class ClusterNode:
 
     def install_pki(self, cadir):
         """Copies nodeN.key, nodeN.crt and ca-bundle.pem into <state>/pki."""
+        self.put_pki(cadir, self.name + ".key", self.name + ".crt", "ca-bundle.pem")
+
+    def put_pki(self, srcdir, *files, dst_name=None):
+        """Copies files (names in srcdir) into <state>/pki, mode 0600; with
+        dst_name (one file) under that name."""
         pki = os.path.join(self.dir, "pki")
         os.makedirs(pki, mode=0o700, exist_ok=True)
-        for f in (self.name + ".key", self.name + ".crt", "ca-bundle.pem"):
-            dst = os.path.join(pki, f)
-            shutil.copy(os.path.join(cadir, f), dst)
+        for f in files:
+            dst = os.path.join(pki, dst_name or f)
+            shutil.copy(os.path.join(srcdir, f), dst)
             os.chmod(dst, 0o600)
 
     def configure(self, fast_lan=False):
@@ -380,7 +343,7 @@ class ClusterNode:
 
 # ---- components -------------------------------------------------------------
 
-class ClusterComp:
+class ClusterComp(LineProc):
     """One xcomp (libstrophe component) connected to a node's XMPP address,
     inside the node's netns host when the cluster has one.  Same interface
     as xmppdtest.Comp: wait_line, finish, output, go, close."""
@@ -396,18 +359,10 @@ class ClusterComp:
             self.proc = node.cluster.net.popen(node.index, cmd, **kw)
         else:
             self.proc = subprocess.Popen(cmd, **kw)
-        self.lines = []
         self.errlines = []
-        self.q = queue.Queue()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        self._start_reader()
         self.ereader = threading.Thread(target=self._read_err, daemon=True)
         self.ereader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.q.put(line.rstrip("\n"))
-        self.q.put(None)
 
     def _read_err(self):
         for line in self.proc.stderr:
@@ -425,32 +380,13 @@ class ClusterComp:
             self.lines.append(line)
 
     def wait_line(self, pattern, timeout=20):
-        rx = re.compile(pattern)
-        for line in self.lines:
-            if rx.search(line):
-                return line
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                line = self.q.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                self.q.put(None)
-                break
-            self.lines.append(line)
-            if rx.search(line):
-                return line
-        raise AssertionError("%s on %s: no line matches %r; got:\n%s\nstderr:\n%s"
-                             % (self.jid, self.node.name, pattern, "\n".join(self.lines[-40:]),
-                                "\n".join(self.errlines[-20:])))
-
-    def go(self):
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
+        line = self._match(pattern, timeout)
+        if line is None:
+            raise AssertionError("%s on %s: no line matches %r; got:\n%s\nstderr:\n%s"
+                                 % (self.jid, self.node.name, pattern,
+                                    "\n".join(self.lines[-40:]),
+                                    "\n".join(self.errlines[-20:])))
+        return line
 
     def finish(self, timeout=60):
         """Waits for exit (AssertionError with the output on timeout);
@@ -471,19 +407,6 @@ class ClusterComp:
     def output(self):
         self._drain()
         return "\n".join(self.lines)
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            try:
-                f.close()
-            except OSError:
-                pass
-
-    def __enter__(self):
-        return self
 
     def __exit__(self, *exc):
         if exc[0] is not None:
@@ -842,6 +765,22 @@ class Cluster:
     def __exit__(self, *exc):
         self.close(failed=exc[0] is not None)
         return False
+
+
+def wait_logged(nodes, rx, timeout, what):
+    """Waits until a log line of one of nodes matches rx (compiled regex);
+    returns that line (AssertionError what after timeout seconds)."""
+    return wait_for(lambda: next((ln for nd in nodes for ln in nd.log().splitlines()
+                                  if rx.search(ln)), None), timeout, what)
+
+
+def check_peers(nodes, members, what=None):
+    """Every node of nodes lists exactly members' peer addresses (xmpp
+    cluster status); what(nd, status) words a failure ("nodeN lists ...")."""
+    for nd in nodes:
+        s = nd.status()
+        check(sorted(s.addrs()) == sorted(x.peer_addr for x in members),
+              what(nd, s) if what else "%s lists %s" % (nd.name, s.addrs()))
 
 
 def wait_for(cond, timeout, what, interval=0.1):

@@ -17,21 +17,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from xmppdtest import Comp, check, run, xmppd_bin  # noqa: E402
+from xmppdtest import (Comp, certs_dir, check, read_text, run, run_mmp,  # noqa: E402
+                       sanitizer_report, unix_connects, wait_started, xmppd_bin)
 
 DOMAIN = "example.com"
 SECRET_RX = re.compile(r"^[a-z2-7]{4}(-[a-z2-7]{4}){7}$")
-
-
-def mmp_bin():
-    return os.path.join(os.environ["XMPPD_BUILD_DIR"], "mmp-cli", "mmp-cli")
-
-
-def certs_dir():
-    return os.path.join(os.environ["XMPPD_SOURCE_DIR"], "certs")
 
 
 def loopback():
@@ -67,19 +59,10 @@ class AdminNode:
         return self
 
     def wait_ready(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("xmppd exited with %d at start:\n%s"
-                                     % (self.proc.returncode, self.log()))
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.settimeout(0.5)
-                    s.connect(self.sock)
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("no control socket after %ss:\n%s" % (timeout, self.log()))
+        wait_started(self.proc, lambda: unix_connects(self.sock), timeout,
+                     lambda: "xmppd exited with %d at start:\n%s"
+                     % (self.proc.returncode, self.log()),
+                     lambda: "no control socket after %ss:\n%s" % (timeout, self.log()))
 
     def stop(self, timeout=30):
         if self.proc is None or self.proc.poll() is not None:
@@ -93,21 +76,11 @@ class AdminNode:
             self.proc.wait(5)
 
     def log(self):
-        try:
-            with open(self.log_path, "r", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
     def mmp(self, command, json_out=False, stdin=None, timeout=40):
         """Runs mmp-cli -c command; returns (exit status, stdout, stderr)."""
-        argv = [mmp_bin(), "--socket", self.sock]
-        if json_out:
-            argv.append("--json")
-        argv += ["-c", command]
-        p = subprocess.run(argv, input=stdin if stdin is not None else "",
-                           capture_output=True, text=True, timeout=timeout)
-        return p.returncode, p.stdout, p.stderr
+        return run_mmp(self.sock, command, json_out, stdin, timeout)
 
     def ok(self, command, stdin=None):
         rc, out, err = self.mmp(command, stdin=stdin)
@@ -147,11 +120,9 @@ class AdminNode:
             sys.stderr.write("---- %s log ----\n%s\n" % (self.name, self.log()))
         else:
             log = self.log()
-            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                           "runtime error:"):
-                if marker in log:
-                    self.close()
-                    raise AssertionError("sanitizer report:\n" + log)
+            if sanitizer_report(log):
+                self.close()
+                raise AssertionError("sanitizer report:\n" + log)
         self.close()
         return False
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import loopback_base, source_dir  # noqa: E402
-from xmppdtest import check, run  # noqa: E402
+from cluster import loopback_base  # noqa: E402
+from xmppdtest import check, run, source_dir  # noqa: E402
 
 
 def main():

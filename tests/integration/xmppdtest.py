@@ -39,6 +39,105 @@ def tool(name):
     return os.path.join(os.environ["XMPPD_TOOLS_DIR"], name)
 
 
+def mmp_bin():
+    if os.environ.get("XMPPD_MMP_BIN"):
+        return os.environ["XMPPD_MMP_BIN"]
+    return os.path.join(os.environ["XMPPD_BUILD_DIR"], "mmp-cli", "mmp-cli")
+
+
+def source_dir():
+    if os.environ.get("XMPPD_SOURCE_DIR"):
+        return os.environ["XMPPD_SOURCE_DIR"]
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def certs_dir():
+    return os.path.join(source_dir(), "certs")
+
+
+def run_mmp(sock, command, json_out=False, stdin=None, timeout=40, catch_timeout=False):
+    """Runs mmp-cli --socket sock [--json] -c command; returns (exit status,
+    stdout, stderr).  A timeout raises subprocess.TimeoutExpired, or with
+    catch_timeout gives (124, "", a message)."""
+    argv = [mmp_bin(), "--socket", sock]
+    if json_out:
+        argv.append("--json")
+    argv += ["-c", command]
+    try:
+        p = subprocess.run(argv, input=stdin if stdin is not None else "",
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if not catch_timeout:
+            raise
+        return 124, "", "mmp-cli timed out after %ss" % timeout
+    return p.returncode, p.stdout, p.stderr
+
+
+def read_text(path):
+    """The text of the file at path ("" when it cannot be read)."""
+    try:
+        with open(path, "r", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def find_log_line(read, pattern, timeout, interval=0.05):
+    """Polls read() (a log's text) until a line matches regex pattern;
+    returns that line, or None after timeout seconds (the last look is made
+    after the deadline)."""
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in read().splitlines():
+            if rx.search(line):
+                return line
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(interval)
+
+
+def unix_connects(path):
+    """True when a connection to the unix socket at path succeeds."""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(0.5)
+            s.connect(path)
+            return True
+    except OSError:
+        return False
+
+
+def tcp_connects(port, host="127.0.0.1"):
+    """True when a TCP connection to host:port succeeds."""
+    try:
+        with socket.create_connection((host, port), 0.2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_started(proc, ready, timeout, exited, absent):
+    """Polls ready() until it is true.  Raises AssertionError(exited()) when
+    proc ends first, AssertionError(absent()) after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(exited())
+        if ready():
+            return
+        time.sleep(0.05)
+    raise AssertionError(absent())
+
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_report(log):
+    """True when log holds a sanitizer report (ASan, LSan, UBSan)."""
+    return any(marker in log for marker in SANITIZER_MARKERS)
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -92,18 +191,10 @@ class Node:
         return self
 
     def wait_port(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("xmppd exited with %d at start:\n%s"
-                                     % (self.proc.returncode, self.log()))
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("xmppd did not listen on port %d in %ss"
-                             % (self.port, timeout))
+        wait_started(self.proc, lambda: tcp_connects(self.port), timeout,
+                     lambda: "xmppd exited with %d at start:\n%s"
+                     % (self.proc.returncode, self.log()),
+                     lambda: "xmppd did not listen on port %d in %ss" % (self.port, timeout))
 
     def wait_exit(self, timeout=30):
         """Waits for the process to end; returns its exit status."""
@@ -111,6 +202,13 @@ class Node:
 
     def signal(self, sig):
         self.proc.send_signal(sig)
+
+    def reload(self, pattern, text=None, mode=0o600):
+        """Writes xmppd.conf (as write_conf), sends SIGHUP and waits for a
+        log line matching regex pattern; returns it."""
+        self.write_conf(text, mode)
+        self.signal(signal.SIGHUP)
+        return self.wait_log(pattern)
 
     def stop(self, timeout=30):
         """SIGTERM and wait; returns the exit status."""
@@ -120,23 +218,14 @@ class Node:
         return self.proc.wait(timeout)
 
     def log(self):
-        try:
-            with open(self.log_path, "r", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
     def wait_log(self, pattern, timeout=30):
         """Waits until the log has a line matching regex pattern."""
-        deadline = time.monotonic() + timeout
-        rx = re.compile(pattern)
-        while time.monotonic() < deadline:
-            for line in self.log().splitlines():
-                if rx.search(line):
-                    return line
-            time.sleep(0.05)
-        raise AssertionError("no log line matches %r; log:\n%s"
-                             % (pattern, self.log()))
+        line = find_log_line(self.log, pattern, timeout)
+        if line is None:
+            raise AssertionError("no log line matches %r; log:\n%s" % (pattern, self.log()))
+        return line
 
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -166,23 +255,15 @@ class Node:
             self.stop()
         log = self.log()
         self.close()
-        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                       "runtime error:"):
-            if marker in log:
-                raise AssertionError("sanitizer report in the %s log:\n%s"
-                                     % (self.name, log))
+        if sanitizer_report(log):
+            raise AssertionError("sanitizer report in the %s log:\n%s" % (self.name, log))
 
 
-class Comp:
-    """One xcomp process (a libstrophe component) with line-wise output."""
+class LineProc:
+    """Base of a child process (self.proc, text pipes) whose stdout a thread
+    reads line by line: _start_reader() once self.proc is set."""
 
-    def __init__(self, node, name, secret, *args, timeout=60):
-        self.jid = "%s.%s" % (name, node.domain)
-        cmd = [tool("xcomp"), "--port", str(node.port), "--jid", self.jid,
-               "--secret", secret, "--timeout", str(timeout)] + list(args)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+    def _start_reader(self):
         self.lines = []
         self.q = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -193,8 +274,9 @@ class Comp:
             self.q.put(line.rstrip("\n"))
         self.q.put(None)
 
-    def wait_line(self, pattern, timeout=20):
-        """Waits for an output line matching regex pattern; returns it."""
+    def _match(self, pattern, timeout):
+        """The first output line matching regex pattern, waiting up to
+        timeout seconds for more; None when none comes (or output ends)."""
         rx = re.compile(pattern)
         for line in self.lines:
             if rx.search(line):
@@ -203,24 +285,56 @@ class Comp:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                break
+                return None
             try:
                 line = self.q.get(timeout=left)
             except queue.Empty:
-                break
+                return None
             if line is None:
                 self.q.put(None)
-                break
+                return None
             self.lines.append(line)
             if rx.search(line):
                 return line
-        raise AssertionError("%s: no line matches %r; got:\n%s"
-                             % (self.jid, pattern, "\n".join(self.lines)))
 
     def go(self):
         """Releases a component started with --go-on-stdin."""
         self.proc.stdin.write("go\n")
         self.proc.stdin.flush()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self
+
+
+class Comp(LineProc):
+    """One xcomp process (a libstrophe component) with line-wise output."""
+
+    def __init__(self, node, name, secret, *args, timeout=60):
+        self.jid = "%s.%s" % (name, node.domain)
+        cmd = [tool("xcomp"), "--port", str(node.port), "--jid", self.jid,
+               "--secret", secret, "--timeout", str(timeout)] + list(args)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self._start_reader()
+
+    def wait_line(self, pattern, timeout=20):
+        """Waits for an output line matching regex pattern; returns it."""
+        line = self._match(pattern, timeout)
+        if line is None:
+            raise AssertionError("%s: no line matches %r; got:\n%s"
+                                 % (self.jid, pattern, "\n".join(self.lines)))
+        return line
 
     def finish(self, timeout=60):
         """Waits for exit; collects all output; returns the exit status."""
@@ -238,19 +352,6 @@ class Comp:
     def output(self):
         return "\n".join(self.lines)
 
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            try:
-                f.close()
-            except OSError:
-                pass
-
-    def __enter__(self):
-        return self
-
     def __exit__(self, *exc):
         if exc[0] is not None:
             sys.stderr.write("---- %s output ----\n%s\n" % (self.jid, self.output()))
@@ -261,6 +362,23 @@ class Comp:
 def check(cond, what):
     if not cond:
         raise AssertionError(what)
+
+
+class Tally:
+    """A check that goes on after a failure: call it as check(cond, what,
+    detail) to print "ok   what" or "FAIL what" (with detail indented);
+    failures lists the failed whats."""
+
+    def __init__(self):
+        self.failures = []
+
+    def __call__(self, cond, what, detail=""):
+        if cond:
+            print("ok   " + what)
+        else:
+            self.failures.append(what)
+            print("FAIL " + what + (("\n     " + str(detail).replace("\n", "\n     "))
+                                    if detail else ""))
 
 
 class _Timeout(Exception):
