@@ -8,11 +8,10 @@ the certificate covers and counts it (xmpp cluster status, "Peer links"),
 and the members' configuration does not change."""
 import os
 import re
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, make_node_cert, wait_for  # noqa: E402
+from cluster import Cluster, check_peers, make_node_cert, wait_logged  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 
@@ -23,19 +22,15 @@ def main():
         intruder = c.nodes[2]
         # Trusted (same CA), but for node2's address.
         make_node_cert(c.ca, "liar", members[1].addr)
-        pki = os.path.join(intruder.dir, "pki")
-        for f in ("liar.key", "liar.crt"):
-            shutil.copy(os.path.join(c.ca, f), os.path.join(pki, f))
-            os.chmod(os.path.join(pki, f), 0o600)
+        intruder.put_pki(c.ca, "liar.key", "liar.crt")
         intruder.ok("xmpp certs liar.key liar.crt ca-bundle.pem")
         intruder.ok("xmpp cluster trust ca-bundle.pem")
         err = intruder.fails("xmpp cluster join %s" % leader.addr, None, timeout=60)
         c.say("join with a certificate for another address refused: %s", err)
         rx = re.compile(r"claims address %s.*certificate.*covers only.*IP:%s\b" %
                         (re.escape(intruder.peer_addr), re.escape(members[1].addr)))
-        line = wait_for(lambda: next((ln for ln in leader.log().splitlines()
-                                      if rx.search(ln)), None),
-                        10, "the leader logs the claim and what the certificate covers")
+        line = wait_logged([leader], rx, 10,
+                           "the leader logs the claim and what the certificate covers")
         c.say("logged: %s", line)
         links = leader.status_json()["links"]
         check(links["impostors"] >= 1 and links["refused"] >= links["impostors"],
@@ -43,10 +38,7 @@ def main():
         text = leader.status().text
         check(re.search(r"^Peer links: .*refused \d+ \(impostors [1-9]\d*\)", text, re.M),
               "xmpp cluster status shows the impostor count:\n" + text)
-        for nd in members:
-            s = nd.status()
-            check(sorted(s.addrs()) == sorted(x.peer_addr for x in members),
-                  "%s lists %s" % (nd.name, s.addrs()))
+        check_peers(members, members)
         c.wait_converged(members=members, timeout=10)
         c.say("the impostor is refused; members unchanged")
 

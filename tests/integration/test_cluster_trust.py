@@ -8,12 +8,11 @@ bundle that does not hold the CA of the node's own certificate is refused
 with a clear error, and such a node cannot join either."""
 import os
 import re
-import shutil
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, make_ca, make_node_cert, wait_for  # noqa: E402
+from cluster import Cluster, check_peers, make_ca, make_node_cert, wait_logged  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 
@@ -28,9 +27,7 @@ def main():
         make_ca(other, "Other CA")
         make_node_cert(other, intruder.name, intruder.addr)
         pki = os.path.join(intruder.dir, "pki")
-        for f in (intruder.name + ".key", intruder.name + ".crt"):
-            shutil.copy(os.path.join(other, f), os.path.join(pki, f))
-            os.chmod(os.path.join(pki, f), 0o600)
+        intruder.put_pki(other, intruder.name + ".key", intruder.name + ".crt")
         with open(os.path.join(pki, "ca-bundle.pem"), "w") as out:
             for d in (c.ca, other):
                 with open(os.path.join(d, "ca.crt")) as f:
@@ -51,24 +48,16 @@ def main():
         c.say("join with a foreign certificate refused after %.1fs: %s", took, err)
         rx = re.compile(r"(?i)(certificate|verify|trust|tls).*(refus|fail|reject|untrusted)|"
                         r"(refus|fail|reject).*(certificate|verify|trust|tls)")
-        line = wait_for(lambda: next((ln for nd in members for ln in nd.log().splitlines()
-                                      if rx.search(ln)), None),
-                        30, "a member logs the refusal with its reason")
+        line = wait_logged(members, rx, 30, "a member logs the refusal with its reason")
         c.say("logged: %s", line)
-        for nd in members:
-            s = nd.status()
-            check(sorted(s.addrs()) == sorted(x.peer_addr for x in members),
-                  "%s lists %s" % (nd.name, s.addrs()))
+        check_peers(members, members)
         c.wait_converged(members=members, timeout=30)
         c.say("the refusal is logged; members unchanged")
 
         # The other way round: the right certificate, but the joining node
         # trusts only the other CA, so it refuses the cluster's nodes.
-        for f in (intruder.name + ".key", intruder.name + ".crt"):
-            shutil.copy(os.path.join(c.ca, f), os.path.join(pki, f))
-            os.chmod(os.path.join(pki, f), 0o600)
-        shutil.copy(os.path.join(other, "ca.crt"), os.path.join(pki, "other-ca.pem"))
-        os.chmod(os.path.join(pki, "other-ca.pem"), 0o600)
+        intruder.put_pki(c.ca, intruder.name + ".key", intruder.name + ".crt")
+        intruder.put_pki(other, "ca.crt", dst_name="other-ca.pem")
         intruder.ok("xmpp certs %s.key %s.crt ca-bundle.pem" % (intruder.name, intruder.name))
         # The node's own certificate must verify against the cluster trust
         # bundle (one CA per cluster), so this is refused at once.
@@ -76,10 +65,7 @@ def main():
         c.say("a trust bundle without the node's own CA: %s", err[:160])
         err = intruder.fails("xmpp cluster join %s" % leader.addr, None, timeout=60)
         c.say("and the join is refused: %s", err)
-        for nd in members:
-            s = nd.status()
-            check(sorted(s.addrs()) == sorted(x.peer_addr for x in members),
-                  "%s lists %s" % (nd.name, s.addrs()))
+        check_peers(members, members)
 
 
 run(main, timeout=120)
