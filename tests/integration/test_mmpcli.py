@@ -21,20 +21,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_admin import AdminNode, can_connect, loopback, make_pki, mmp_bin  # noqa: E402
-from xmppdtest import run  # noqa: E402
+from test_admin import AdminNode, can_connect, loopback, make_pki  # noqa: E402
+from xmppdtest import Tally, mmp_bin, run  # noqa: E402
 
 TIMEOUT = 20
-failures = []
-
-
-def check(cond, what, detail=""):
-    if cond:
-        print("ok   " + what)
-    else:
-        failures.append(what)
-        print("FAIL " + what + (("\n     " + str(detail).replace("\n", "\n     "))
-                                if detail else ""))
+check = Tally()
+failures = check.failures
 
 
 def shell(node, cmd, *extra, stdin="", env_socket=False):

@@ -21,6 +21,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from xmppdtest import Tally, free_port  # noqa: E402
+
 BUILD = os.environ.get("XMPPD_BUILD_DIR",
                        os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "build")))
 MMP = os.path.join(BUILD, "mmp-cli", "mmp-cli")
@@ -28,24 +31,7 @@ XMPPD = os.environ.get("XMPPD_BIN") or os.path.join(BUILD, "xmppd", "xmppd")
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 SSH = shutil.which("ssh")
 TIMEOUT = 20
-failures = 0
-
-
-def check(cond, what, detail=""):
-    global failures
-    if cond:
-        print("ok   " + what)
-    else:
-        failures += 1
-        print("FAIL " + what + (("\n     " + str(detail).replace("\n", "\n     ")) if detail else ""))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+check = Tally()
 
 
 def wait_port(port, timeout=TIMEOUT):
@@ -191,16 +177,6 @@ def main():
             os.execv(SSH, ssh[:1] + ["-tt"] + ssh[1:])
         out = b""
         try:
-            end = time.time() + TIMEOUT
-            while (host + "> ").encode() not in out and time.time() < end:
-                r, _, _ = select.select([fd], [], [], 0.2)
-                if r:
-                    try:
-                        out += os.read(fd, 4096)
-                    except OSError:
-                        break
-            check((host + "> ").encode() in out, "interactive ssh reaches the prompt", out)
-
             def read_until(want, start=0):
                 nonlocal out
                 end = time.time() + TIMEOUT
@@ -213,6 +189,7 @@ def main():
                             break
                 return want in out[start:]
 
+            check(read_until((host + "> ").encode()), "interactive ssh reaches the prompt", out)
             os.write(fd, b"xmpp callbridge add-secret cb3\r")
             check(read_until(b"Secret: "), "add-secret prompts through ssh", out)
             mark = len(out)
@@ -277,6 +254,7 @@ def main():
         if created:
             subprocess.run(["userdel", user], capture_output=True, timeout=TIMEOUT)
         shutil.rmtree(d, ignore_errors=True)
+    failures = len(check.failures)
     print("all passed" if failures == 0 else "%d failed" % failures)
     return 1 if failures else 0
 

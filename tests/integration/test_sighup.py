@@ -3,7 +3,6 @@
 one has its session closed, and a malformed file is logged while the old
 configuration stays in force."""
 import os
-import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -18,9 +17,7 @@ def main():
         with Comp(node, "cb9", "hup-9", "--stay") as old:
             old.wait_line("^connected")
             node.callbridges = {"cb1": "hup-1", "cb2": "hup-2"}
-            node.write_conf()
-            node.signal(signal.SIGHUP)
-            node.wait_log(r"call bridge cb9 removed")
+            node.reload(r"call bridge cb9 removed")
             old.wait_line("^disconnected", 15)
             check(old.finish(15) == 0, old.output())
         with Comp(node, "cb2", "hup-2") as c:
@@ -32,9 +29,7 @@ def main():
         with Comp(node, "cb1", "hup-1", "--stay") as c1:
             c1.wait_line("^connected")
             node.callbridges = {"cb1": "hup-1b", "cb2": "hup-2"}
-            node.write_conf()
-            node.signal(signal.SIGHUP)
-            node.wait_log(r"call bridge cb1 secret changed")
+            node.reload(r"call bridge cb1 secret changed")
             c1.wait_line("^disconnected", 15)
         with Comp(node, "cb1", "hup-1") as c:
             check(c.finish(30) == 1, "old cb1 secret accepted:\n" + c.output())
@@ -42,10 +37,9 @@ def main():
             check(c.finish(30) == 0, "new cb1 secret refused:\n" + c.output())
 
         # A malformed file on reload: logged, old configuration kept.
-        node.write_conf(conf_text(DOMAIN, node.port, {"cb3": "hup-3"},
-                                  extra="bogus directive\n"))
-        node.signal(signal.SIGHUP)
-        line = node.wait_log(r"reload failed")
+        line = node.reload(r"reload failed",
+                           conf_text(DOMAIN, node.port, {"cb3": "hup-3"},
+                                     extra="bogus directive\n"))
         check("xmppd.conf:5: unknown directive 'bogus'" in line, line)
         with Comp(node, "cb2", "hup-2") as c:
             check(c.finish(30) == 0, "cb2 lost by a failed reload:\n" + c.output())
@@ -53,9 +47,7 @@ def main():
             check(c.finish(30) == 1, "cb3 from a bad file accepted:\n" + c.output())
         # A world-readable file on reload is refused the same way.
         node.callbridges = {"cb1": "hup-1", "cb2": "hup-2", "cb4": "hup-4"}
-        node.write_conf(mode=0o644)
-        node.signal(signal.SIGHUP)
-        node.wait_log(r"reload failed.*chmod 600")
+        node.reload(r"reload failed.*chmod 600", mode=0o644)
         check(node.stop() == 0, "xmppd did not exit 0")
         log = node.log()
         for s in ("hup-1", "hup-1b", "hup-2", "hup-3", "hup-4", "hup-9"):
