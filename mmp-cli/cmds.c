@@ -423,7 +423,7 @@ static void print_cluster_status(json_t *r)
     {
         json_t *lcms = json_object_get(p, "last_contact_ms");
         json_t *comp = json_object_get(p, "components");
-        char contact[64], role[32], comps[32];
+        char contact[64], role[32], comps[64];
         bool voter = strcmp(jstr(p, "role"), "voter") == 0;
 
         snprintf(role, sizeof role, "%s%s",
@@ -436,7 +436,13 @@ static void print_cluster_status(json_t *r)
                      jstr(p, "link"), (long long)json_integer_value(lcms));
         else
             snprintf(contact, sizeof contact, "link %s, no contact", jstr(p, "link"));
-        if (json_is_integer(comp))
+        json_t *cage = json_object_get(p, "components_age_ms");
+        if (json_is_integer(comp) && json_is_true(json_object_get(p, "components_stale")))
+            snprintf(comps, sizeof comps, "components %lld (stale %lld s)",
+                     (long long)json_integer_value(comp),
+                     json_is_integer(cage) ? (long long)json_integer_value(cage) / 1000
+                                           : 0LL);
+        else if (json_is_integer(comp))
             snprintf(comps, sizeof comps, "components %lld",
                      (long long)json_integer_value(comp));
         else

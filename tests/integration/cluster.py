@@ -77,6 +77,14 @@ def make_node_cert(cadir, name, addr, domain=DOMAIN):
 
 # ---- status parsing ---------------------------------------------------------
 
+def route_counts(node):
+    """{peer address: component count} as node's status --json has it: the
+    leader's routing table (`routes`) when present, else `components`
+    (None when not known)."""
+    st = node.status_json()
+    return {p["address"]: p.get("routes", p.get("components")) for p in st.get("peers", [])}
+
+
 class Status:
     """One node's `xmpp cluster status`, parsed from the text of DESIGN.md.
 
@@ -713,18 +721,18 @@ class Cluster:
         return c
 
     def wait_components(self, names, timeout=20):
-        """Waits until the leader's status counts the components: the sum of
-        the per-node component counts is at least len(names).  Best effort
-        when the status has no counts."""
+        """Waits until the leader's routing table counts the components: the
+        sum of the per-node counts (`routes` in the leader's status --json)
+        is at least len(names).  Best effort when the status has no
+        counts."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ld = self.leader()
             if ld is not None:
-                s = ld.status()
-                counts = [p["components"] for p in s.peers]
-                if None in counts:
+                counts = route_counts(ld)
+                if None in counts.values():
                     return
-                if sum(counts) >= len(names):
+                if sum(counts.values()) >= len(names):
                     return
             time.sleep(0.1)
         raise AssertionError("components %s not in the leader's status after %ss\n%s"

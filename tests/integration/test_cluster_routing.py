@@ -5,12 +5,16 @@ leader: one on each follower (both ways), one on the leader with one on a
 follower (both ways), and a component on a follower talking to itself
 through the cluster.  Every message arrives once, in order.  A call bridge
 that reconnects to another node takes over its name: the old session is
-closed with conflict and the next message reaches the new session."""
+closed with conflict and the next message reaches the new session.  Each
+follower's `xmpp cluster status` shows the other follower's component count
+(reported in the PINGs of their link), and the last one, stale, once that
+follower is gone."""
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import DOMAIN, Cluster, wait_for  # noqa: E402
+from cluster import DOMAIN, Cluster, route_counts, wait_for  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 N = 50
@@ -48,10 +52,18 @@ def table_has(c, want):
     ld = c.leader()
     if ld is None:
         return False
-    counts = {p["addr"]: p["components"] for p in ld.status().peers}
+    counts = route_counts(ld)
     if None in counts.values():
         return True
     return all(counts.get(nd.peer_addr) == n for nd, n in want.items())
+
+
+def peer_components(here, there):
+    """(components, stale) for there's line in here's status --json."""
+    for p in here.status_json().get("peers", []):
+        if p["address"] == there.peer_addr:
+            return p.get("components"), p.get("components_stale")
+    return None, None
 
 
 def main():
@@ -92,9 +104,31 @@ def main():
         check(not any(ln.startswith("message from=") for ln in old.lines),
               "the old session got a message: %s" % old.output())
         c.say("a message to cb1 reached the new session")
+        # Every follower's status shows the other follower's count, as that
+        # follower reported it in the PINGs of their own link (not only the
+        # leader's table): cb1 on f2, cb4 on f1.
+        cb4 = c.comp(f1, "cb4", "--stay")
+        cb4.wait_line("^connected")
+        for here, there in ((f1, f2), (f2, f1)):
+            wait_for(lambda h=here, t=there: peer_components(h, t) == (1, False), 15,
+                     "%s's status: components 1 on %s" % (here.name, there.name))
+            st = here.status()
+            line = [p for p in st.peers if p["addr"] == there.peer_addr]
+            check(len(line) == 1 and line[0]["components"] == 1,
+                  "%s's status text: %s" % (here.name, st.text))
+        c.say("each follower's status shows the other follower's components")
         fw = [s.counters.get("forwarded") for s in c.statuses().values()]
         if None not in fw:
             check(sum(fw) > 0, "no node counts a forwarded stanza: %s" % c.dump())
+        # With f2 gone, f1 (a follower: no routing table) still shows the
+        # count f2 last reported, marked stale.
+        f2.kill()
+        wait_for(lambda: peer_components(f1, f2) == (1, True), 15,
+                 "%s's status: components 1 on %s, stale" % (f1.name, f2.name))
+        st = f1.status()
+        check(re.search(r"components 1 \(stale \d+ s\)", st.text) is not None,
+              "%s's status text: %s" % (f1.name, st.text))
+        c.say("with %s gone, %s shows its last count, stale", f2.name, f1.name)
 
 
 run(main, timeout=180)

@@ -52,6 +52,7 @@ struct ep {
     uint64_t id, cluster;
     char addr[64];
     int ups, downs, raft, refused_hello, resets;
+    uint32_t components; /* sent in PING and PONG */
     uint64_t got[512];
     size_t ngot;
     bool closed;
@@ -115,6 +116,11 @@ static void h_reset(void *ud, uint64_t id)
     e->resets++;
 }
 
+static uint32_t h_components(void *ud)
+{
+    return ((struct ep *)ud)->components;
+}
+
 static int ep_open(struct ep *e, int idx, uint64_t cluster, const char *node)
 {
     struct peer_hooks h = {.ud = e,
@@ -122,7 +128,8 @@ static int ep_open(struct ep *e, int idx, uint64_t cluster, const char *node)
                            .raft = h_raft,
                            .frame = h_frame,
                            .link = h_link,
-                           .reset = h_reset};
+                           .reset = h_reset,
+                           .components = h_components};
     struct peer_opts o;
     char host[32], key[64], crt[64], err[256];
     const char *ca = strcmp(node, "rogue") == 0 ? "ca2/" : "";
@@ -273,6 +280,51 @@ static void test_hello_and_frames(void)
     /* Both dialled: one link each side, no more than a couple of ups. */
     CHECK(a.ups <= 2 && b.ups <= 2);
     ep_close(&a);
+    ep_close(&b);
+}
+
+/* sees runs the loop until e's peer_info for id shows n components
+ * received, or ms pass. */
+static bool sees(struct ep *e, uint64_t id, uint32_t n, uint64_t ms)
+{
+    uint64_t end = uv_now(&loop) + ms;
+    struct peer_info pi;
+
+    while (uv_now(&loop) < end) {
+        if (peer_get(e->pm, id, &pi) == 0 && pi.components_ms != 0 && pi.components == n)
+            return true;
+        uv_run(&loop, UV_RUN_ONCE);
+        uv_update_time(&loop);
+    }
+    return false;
+}
+
+/* Each end's component count (hooks.components) reaches the other in the
+ * PINGs and PONGs of the link, follows changes, and is kept after the link
+ * goes down (docs/cluster.md "Status fields"). */
+static void test_components_in_pings(void)
+{
+    struct ep a, b;
+    struct peer_info pi;
+
+    ep_pair(&a, &b, 2, 7, "node2");
+    a.components = 3;
+    b.components = 5;
+    CHECK(run_until(&a.ups, 5000));
+    CHECK(run_until(&b.ups, 5000));
+    CHECK(sees(&b, 1, 3, 3000));
+    CHECK(sees(&a, 2, 5, 3000));
+    a.components = 7;
+    CHECK(sees(&b, 1, 7, 3000));
+    CHECK_INT(peer_get(b.pm, 1, &pi), 0);
+    CHECK(pi.components_ms <= uv_now(&loop));
+    CHECK(uv_now(&loop) - pi.components_ms < 2000);
+    ep_close(&a);
+    run_until(&b.downs, 3000);
+    CHECK_INT(peer_get(b.pm, 1, &pi), 0);
+    CHECK(!pi.up);
+    CHECK_INT(pi.components, 7);
+    CHECK(pi.components_ms != 0);
     ep_close(&b);
 }
 
@@ -518,6 +570,7 @@ static void test_cleanup(void)
     uv_loop_close(&loop);
 }
 
-TL_MAIN(T(test_parse_addr), T(test_hello_and_frames), T(test_wrong_cluster_refused),
-        T(test_untrusted_certificate_refused), T(test_reconnect_no_loss),
-        T(test_malformed_frame_closes), T(test_impostor_refused), T(test_cleanup))
+TL_MAIN(T(test_parse_addr), T(test_hello_and_frames), T(test_components_in_pings),
+        T(test_wrong_cluster_refused), T(test_untrusted_certificate_refused),
+        T(test_reconnect_no_loss), T(test_malformed_frame_closes),
+        T(test_impostor_refused), T(test_cleanup))

@@ -30,7 +30,8 @@ static void sample(int t, struct pframe *f)
         break;
     case PFRAME_PING:
     case PFRAME_PONG:
-        f->u.nonce = UINT64_MAX;
+        f->u.ping.nonce = UINT64_MAX;
+        f->u.ping.components = 0xfffffffeu;
         break;
     case PFRAME_RAFT:
         f->u.raft.data = raftbytes;
@@ -93,7 +94,8 @@ static int same(const struct pframe *a, const struct pframe *b)
         return a->u.recv_seq == b->u.recv_seq;
     case PFRAME_PING:
     case PFRAME_PONG:
-        return a->u.nonce == b->u.nonce;
+        return a->u.ping.nonce == b->u.ping.nonce &&
+               a->u.ping.components == b->u.ping.components;
     case PFRAME_RAFT:
         return a->u.raft.len == b->u.raft.len &&
                memcmp(a->u.raft.data, b->u.raft.data, a->u.raft.len) == 0;
@@ -287,6 +289,32 @@ static void test_every_truncation_fails(void)
     }
 }
 
+/* PING and PONG carry the sender's component count after the nonce
+ * (u64 nonce | u32 components, big-endian): the exact bytes, and a PING of
+ * the older layout (nonce only) is refused as truncated. */
+static void test_ping_components_layout(void)
+{
+    static const unsigned char want[] = {
+        0, 0, 0, 14,   PFRAME_VERSION, PFRAME_PONG, 0,    0,    0,
+        0, 0, 0, 0x01, 0x02,           0x00,        0x00, 0x01, 0x2c};
+    struct pframe f = {.type = PFRAME_PONG}, g;
+    struct buf b = {0};
+
+    f.u.ping.nonce = 0x0102;
+    f.u.ping.components = 300;
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    CHECK_INT(b.len, sizeof want);
+    CHECK(memcmp(b.data, want, sizeof want) == 0);
+    REQUIRE(pframe_decode(b.data + 4, b.len - 4, &g) == 0);
+    CHECK_INT(g.type, PFRAME_PONG);
+    CHECK(g.u.ping.nonce == 0x0102);
+    CHECK_INT(g.u.ping.components, 300);
+    pframe_release(&g);
+    /* version, type, nonce only: 10 bytes */
+    CHECK_INT(pframe_decode(b.data + 4, 10, &g), XE_PROTO);
+    buf_free(&b);
+}
+
 static void test_bad_fields_fail(void)
 {
     struct pframe f, g;
@@ -472,5 +500,5 @@ static void test_decoder_errors_are_sticky(void)
 
 TL_MAIN(T(test_round_trip_every_type), T(test_empty_lists_and_bytes),
         T(test_encode_refuses_bad_frames), T(test_every_truncation_fails),
-        T(test_bad_fields_fail), T(test_random_garbage), T(test_chunking),
-        T(test_decoder_errors_are_sticky))
+        T(test_ping_components_layout), T(test_bad_fields_fail), T(test_random_garbage),
+        T(test_chunking), T(test_decoder_errors_are_sticky))

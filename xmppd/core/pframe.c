@@ -182,7 +182,8 @@ static void w_payload(struct pf_w *w, const struct pframe *f)
         break;
     case PFRAME_PING:
     case PFRAME_PONG:
-        w_be(w, f->u.nonce, 8);
+        w_be(w, f->u.ping.nonce, 8);
+        w_be(w, f->u.ping.components, 4);
         break;
     case PFRAME_RAFT:
         w_bytes(w, f->u.raft.data, f->u.raft.len);
@@ -428,7 +429,8 @@ static int d_payload(struct pf_r *r, struct pframe *f)
         return 0;
     case PFRAME_PING:
     case PFRAME_PONG:
-        f->u.nonce = r_be(r, 8);
+        f->u.ping.nonce = r_be(r, 8);
+        f->u.ping.components = (uint32_t)r_be(r, 4);
         return 0;
     case PFRAME_RAFT:
         f->u.raft.data = r_bytes(r, PFRAME_MAX_BODY, &f->u.raft.len);

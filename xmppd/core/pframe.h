@@ -13,7 +13,8 @@
  *   HELLO          u16 proto | u64 cluster_id | u64 node_id | u64 incarnation |
  *                  str addr | u64 seen_incarnation | u64 recv_seq
  *   CHAN_ACK       u64 recv_seq
- *   PING, PONG     u64 nonce
+ *   PING, PONG     u64 nonce | u32 components (the sender's local component
+ *                  sessions, docs/cluster.md "Status fields")
  *   RAFT           bytes (raft/codec.h encoding, opaque here)
  *   FWD, DELIVER   u64 origin | u64 incarnation | u64 seq | u64 low_water |
  *                  str from | str to | str xml
@@ -155,6 +156,15 @@ struct pframe_submit_result {
     size_t len;
 };
 
+/* PING and PONG: link keep-alive; each also tells the receiver how many
+ * component sessions are connected to the sender now, so that every node's
+ * status can show every directly linked member's count (not only the
+ * leader's routing table). */
+struct pframe_ping {
+    uint64_t nonce;      /* PING: any; PONG: the PING's nonce */
+    uint32_t components; /* the sender's local component sessions */
+};
+
 struct pframe_bytes {
     const void *data;
     size_t len;
@@ -169,8 +179,8 @@ struct pframe {
     uint64_t chan_seq; /* sequenced types only; >= 1 */
     union {
         struct pframe_hello hello;
-        uint64_t recv_seq; /* CHAN_ACK */
-        uint64_t nonce;    /* PING, PONG */
+        uint64_t recv_seq;       /* CHAN_ACK */
+        struct pframe_ping ping; /* PING, PONG */
         struct pframe_bytes raft;
         struct pframe_fwd fwd; /* FWD, DELIVER */
         struct pframe_ack ack;

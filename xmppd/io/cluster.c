@@ -501,6 +501,20 @@ static void pk_room(void *ud, uint64_t id)
     }
 }
 
+/* pk_components: this node's component sessions, sent in every PING and
+ * PONG so that each peer's status shows them (docs/cluster.md "Status
+ * fields"). */
+static uint32_t pk_components(void *ud)
+{
+    struct node *n = ud;
+    struct srv_stats s;
+
+    if (xsrv(n) == NULL)
+        return 0;
+    srv_get_stats(xsrv(n), &s);
+    return s.components > UINT32_MAX ? UINT32_MAX : (uint32_t)s.components;
+}
+
 /* ---- start, stop, tick ---- */
 
 int cluster__open_peers(struct node *n, uint64_t cluster_id, char *why, size_t whylen)
@@ -512,7 +526,8 @@ int cluster__open_peers(struct node *n, uint64_t cluster_id, char *why, size_t w
                            .frame = pk_frame,
                            .link = pk_link,
                            .reset = pk_reset,
-                           .room = pk_room};
+                           .room = pk_room,
+                           .components = pk_components};
     struct peer_opts o;
     char self[PFRAME_MAX_ADDR + 1], key[1024], cert[1024], trust[1024];
     int rc;

@@ -113,6 +113,39 @@ static const char *state_word(const struct node *n, const struct rnode_status *s
     }
 }
 
+/* components_json sets p's "components", "components_age_ms",
+ * "components_stale" and, on the leader, "routes" (docs/cluster.md "Status
+ * fields"): this node's own count (self non-NULL); else the count the member
+ * reported in its latest PING or PONG while its link is up (pi non-NULL);
+ * else, on the leader, its routing table's count for the member (routes,
+ * SIZE_MAX elsewhere); else the last count the member reported, marked
+ * stale; else null. */
+static void components_json(json_t *p, const struct node_info *self,
+                            const struct peer_info *pi, uint64_t now, size_t routes)
+{
+    json_t *c = json_null(), *age = json_null();
+    bool stale = false;
+
+    if (self != NULL) {
+        c = json_integer((json_int_t)self->components);
+        age = json_integer(0);
+    } else if (pi != NULL && pi->up && pi->components_ms != 0) {
+        c = json_integer((json_int_t)pi->components);
+        age = json_integer((json_int_t)(now - pi->components_ms));
+    } else if (routes != SIZE_MAX) {
+        c = json_integer((json_int_t)routes);
+    } else if (pi != NULL && pi->components_ms != 0) {
+        c = json_integer((json_int_t)pi->components);
+        age = json_integer((json_int_t)(now - pi->components_ms));
+        stale = true;
+    }
+    json_object_set_new(p, "components", c);
+    json_object_set_new(p, "components_age_ms", age);
+    json_object_set_new(p, "components_stale", json_boolean(stale));
+    if (routes != SIZE_MAX)
+        json_object_set_new(p, "routes", json_integer((json_int_t)routes));
+}
+
 int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     static const char *const keys[] = {NULL};
@@ -145,6 +178,7 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
         const struct raft_member *mb = &cfg->members[i];
         bool me = mb->id == n->st.node_id;
         struct peer_info pi;
+        bool have = false;
         json_t *p;
 
         if (mb->role == RAFT_VOTER)
@@ -155,7 +189,6 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
                       mb->id == st.leader_id, "self", me);
         if (me) {
             json_object_set_new(p, "link", json_string("self"));
-            json_object_set_new(p, "components", json_integer((json_int_t)ni.components));
         } else if (pm != NULL && peer_get(pm, mb->id, &pi) == 0) {
             json_object_set_new(p, "link", json_string(pi.state));
             json_object_set_new(p, "last_contact_ms",
@@ -172,17 +205,14 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
                           (json_int_t)pi.refused));
             if (pi.last_error[0] != '\0')
                 json_object_set_new(p, "last_error", json_string(pi.last_error));
-            json_object_set_new(p, "components", json_null());
+            have = true;
         } else {
             json_object_set_new(p, "link", json_string("down"));
             json_object_set_new(p, "last_contact_ms", json_null());
-            json_object_set_new(p, "components", json_null());
         }
-        /* The leader's routing table knows every node's components. */
-        if (leader_srv != NULL)
-            json_object_set_new(
-                p, "components",
-                json_integer((json_int_t)srv_cluster_components(leader_srv, mb->id)));
+        components_json(p, me ? &ni : NULL, have ? &pi : NULL, now,
+                        leader_srv != NULL ? srv_cluster_components(leader_srv, mb->id)
+                                           : SIZE_MAX);
         json_array_append_new(peers, p);
     }
     if (st.leader_id != 0)

@@ -123,6 +123,13 @@ static uint64_t now_ms(struct peer_mgr *m)
     return uv_now(m->loop);
 }
 
+/* local_components asks the owner for this node's component count, sent in
+ * PING and PONG. */
+static uint32_t local_components(struct peer_mgr *m)
+{
+    return m->h.components != NULL ? m->h.components(m->h.ud) : 0;
+}
+
 static struct peer *find_peer(const struct peer_mgr *m, uint64_t id)
 {
     for (struct peer *p = m->peers; p != NULL; p = p->next)
@@ -592,11 +599,16 @@ static void on_frame(struct peer_mgr *m, struct plink *l, struct pframe *f)
         return;
     case PFRAME_PING: {
         struct pframe r = {.type = PFRAME_PONG};
-        r.u.nonce = f->u.nonce;
+        p->info.components = f->u.ping.components;
+        p->info.components_ms = now_ms(m);
+        r.u.ping.nonce = f->u.ping.nonce;
+        r.u.ping.components = local_components(m);
         send_frame(m, l, &r);
         return;
     }
     case PFRAME_PONG:
+        p->info.components = f->u.ping.components;
+        p->info.components_ms = now_ms(m);
         return;
     case PFRAME_RAFT:
         if (l->guest)
@@ -768,7 +780,8 @@ static void on_tick(uv_timer_t *t)
             }
             if (now - l->last_ping >= PING_EVERY_MS) {
                 struct pframe f = {.type = PFRAME_PING};
-                f.u.nonce = now;
+                f.u.ping.nonce = now;
+                f.u.ping.components = local_components(m);
                 l->last_ping = now;
                 send_frame(m, l, &f);
             }

@@ -19,8 +19,11 @@
  *    from [d/2, d)).  A redial refused by the peer's host (ECONNREFUSED: the
  *    process is gone) is reported through hooks.link with refused set, so
  *    the Raft driver can start an election at once (issue 5 item 6).
- *  - PING every second on an idle link; a link that received nothing for
- *    5 s is closed (a paused or partitioned peer).
+ *  - PING every second on every link; a link that received nothing for
+ *    5 s is closed (a paused or partitioned peer).  PING and PONG carry the
+ *    sender's local component count (hooks.components); the latest one
+ *    received from a peer is kept in its peer_info, also after its link is
+ *    lost (then stale).
  *
  * Both ends present the node certificate and verify the other's against
  * the trust bundle; the dialler also checks the address it dialled against
@@ -79,6 +82,10 @@ struct peer_hooks {
     /* room: a CHAN_ACK from id freed room in its resend buffer.  May be
      * NULL. */
     void (*room)(void *ud, uint64_t id);
+    /* components: this node's local component sessions now, sent in every
+     * PING and PONG (docs/cluster.md "Status fields").  May be NULL (0 is
+     * sent). */
+    uint32_t (*components)(void *ud);
 };
 
 struct peer_opts {
@@ -158,6 +165,11 @@ struct peer_info {
     uint64_t connects;        /* links that came up */
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
     uint64_t malformed, refused;
+    /* The component count the peer reported in its latest PING or PONG
+     * (kept when the link goes down) and the loop ms it arrived; 0: none
+     * received yet. */
+    uint32_t components;
+    uint64_t components_ms;
     char last_error[160];
 };
 
