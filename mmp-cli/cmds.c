@@ -11,6 +11,7 @@
 
 #include "cl.h"
 #include "cli.h"
+#include "jid.h"
 
 #define WHY_LEN 256
 
@@ -34,28 +35,6 @@ static int bad(char *why, const char *fmt, const char *arg)
 {
     snprintf(why, WHY_LEN, fmt, arg);
     return -1;
-}
-
-static bool is_dns_name(const char *s)
-{
-    size_t n = strlen(s), label = 0;
-    if (n == 0 || n > 253)
-        return false;
-    for (const char *p = s; *p; p++) {
-        char c = *p;
-        if (c == '.') {
-            if (label == 0 || p[-1] == '-')
-                return false;
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                   (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
-            if (++label > 63)
-                return false;
-        } else {
-            return false;
-        }
-    }
-    return label > 0 && s[n - 1] != '-';
 }
 
 static bool is_ip(const char *s)
@@ -97,7 +76,7 @@ static int need_file(const char *what, const char *s, json_t *args, const char *
 
 static int prep_domain(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
-    if (!is_dns_name(argv[0]))
+    if (!jid_dns_name_valid(argv[0], false))
         return bad(why, "\"%.100s\" is not a domain name (letters, digits, '-', '.')",
                    argv[0]);
     json_object_set_new(args, "domain", json_string(argv[0]));
@@ -298,7 +277,7 @@ static int prep_csr(struct cli *cli, int argc, char **argv, json_t *args, char *
                     v += 4;
                 else if (strncmp(v, "IP:", 3) == 0)
                     v += 3;
-                if (!is_dns_name(v) && !is_ip(v)) {
+                if (!jid_dns_name_valid(v, true) && !is_ip(v)) {
                     bad(why,
                         "subjectAltName entry \"%.100s\" is neither a DNS name nor an IP "
                         "address",
@@ -340,7 +319,7 @@ static int prep_join(struct cli *cli, int argc, char **argv, json_t *args, char 
     } else if (colon != NULL && strchr(host, ':') == colon) {
         *colon = '\0';
     }
-    if (!is_ip(host) && !is_dns_name(host))
+    if (!is_ip(host) && !jid_dns_name_valid(host, false))
         return bad(why, "\"%.100s\" is not an address (host, host:port or [IPv6]:port)",
                    a);
     json_object_set_new(args, "address", json_string(a));

@@ -281,6 +281,31 @@ static void test_parse_null(void)
     CHECK(j.domain == NULL);
 }
 
-TL_MAIN(T(test_parts), T(test_domain_preparation), T(test_domain_invalid),
-        T(test_localpart), T(test_resourcepart), T(test_lengths), T(test_format_equal),
-        T(test_domain_within), T(test_domain_valid), T(test_parse_null))
+static void test_dns_name(void)
+{
+    CHECK(jid_dns_name_valid("example.com", false));
+    CHECK(jid_dns_name_valid("Node-1.Example.COM", false));
+    CHECK(jid_dns_name_valid("localhost", false));
+    CHECK(!jid_dns_name_valid("", false));
+    CHECK(!jid_dns_name_valid("-a.example.com", false));
+    CHECK(!jid_dns_name_valid("a-.example.com", false));
+    CHECK(!jid_dns_name_valid("example.com-", false));
+    CHECK(!jid_dns_name_valid("a..b", false));
+    CHECK(!jid_dns_name_valid("a_b.com", false));
+    CHECK(!jid_dns_name_valid("*.example.com", false));
+    CHECK(jid_dns_name_valid("*.example.com", true));
+    CHECK(!jid_dns_name_valid("*", true));
+    CHECK(!jid_dns_name_valid("a.*.example.com", true));
+    char label[70];
+    memset(label, 'a', 63);
+    label[63] = '\0';
+    CHECK(jid_dns_name_valid(label, false));
+    label[63] = 'a';
+    label[64] = '\0';
+    CHECK(!jid_dns_name_valid(label, false));
+}
+
+TL_MAIN(T(test_dns_name), T(test_parts), T(test_domain_preparation),
+        T(test_domain_invalid), T(test_localpart), T(test_resourcepart), T(test_lengths),
+        T(test_format_equal), T(test_domain_within), T(test_domain_valid),
+        T(test_parse_null))

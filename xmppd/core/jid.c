@@ -281,3 +281,28 @@ bool jid_domain_within(const char *domain, const char *parent)
     return dl > pl + 1 && domain[dl - pl - 1] == '.' &&
            strcmp(domain + dl - pl, parent) == 0;
 }
+
+bool jid_dns_name_valid(const char *s, bool wildcard)
+{
+    size_t n = strlen(s), label = 0;
+
+    if (n == 0 || n > 253)
+        return false;
+    if (wildcard && strncmp(s, "*.", 2) == 0)
+        s += 2;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        if (c == '.') {
+            if (label == 0 || p[-1] == '-')
+                return false;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                   (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0 && s[strlen(s) - 1] != '-';
+}

@@ -37,5 +37,11 @@ bool jid_equal(const struct jid *a, const struct jid *b);
 bool jid_domain_within(const char *domain, const char *parent);
 /* jid_domain_valid tells whether s is an acceptable prepared domainpart. */
 bool jid_domain_valid(const char *s);
+/* jid_dns_name_valid tells whether s is an LDH host name in any case (RFC
+ * 1123 §2.1: labels of 1..63 letters, digits and inner '-', 253 bytes in
+ * all); with wildcard, a leading "*." label is also accepted (certificate
+ * SANs, RFC 6125 §6.4.3).  For names that are not prepared JIDs: the shell's
+ * arguments, certificate names. */
+bool jid_dns_name_valid(const char *s, bool wildcard);
 
 #endif

@@ -23,6 +23,7 @@
 #include <openssl/x509v3.h>
 
 #include "err.h"
+#include "jid.h"
 
 int pki_ssl_fail(char *why, size_t why_len, int rc, const char *fmt, ...)
 {
@@ -447,30 +448,6 @@ err:
 
 /* ---- making keys and CSRs --------------------------------------------- */
 
-static bool valid_dns(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 253)
-        return false;
-    if (strncmp(s, "*.", 2) == 0)
-        s += 2;
-    size_t label = 0;
-    for (const char *p = s; *p; p++) {
-        char c = *p;
-        if (c == '.') {
-            if (label == 0 || p[-1] == '-')
-                return false;
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                   (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
-            if (++label > 63)
-                return false;
-        } else
-            return false;
-    }
-    return label > 0;
-}
-
 static bool valid_ip(const char *s)
 {
     unsigned char a[16];
@@ -492,7 +469,7 @@ static int san_config(const char *const *sans, size_t n, const char *cn, char *o
             kind = "IP", s += 3;
         else
             kind = valid_ip(s) ? "IP" : "DNS";
-        if (strcmp(kind, "IP") == 0 ? !valid_ip(s) : !valid_dns(s))
+        if (strcmp(kind, "IP") == 0 ? !valid_ip(s) : !jid_dns_name_valid(s, true))
             return pki_ssl_fail(
                 why, why_len, XE_INVAL,
                 "subjectAltName entry \"%s\" is not a %s; use DNS:<name> or "
@@ -504,7 +481,7 @@ static int san_config(const char *const *sans, size_t n, const char *cn, char *o
             return pki_ssl_fail(why, why_len, XE_LIMIT,
                                 "too many subjectAltName entries");
     }
-    if (n == 0 && valid_dns(cn))
+    if (n == 0 && jid_dns_name_valid(cn, true))
         snprintf(out, len, "DNS:%s", cn);
     return 0;
 }
