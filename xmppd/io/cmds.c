@@ -218,6 +218,25 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
+/* restart_serving makes a saved listener or TLS change take effect at once
+ * when XMPP is being served (the listeners are rebuilt from node state).
+ * 0, or a negative code with err saying the change is saved but XMPP
+ * stopped, and why. */
+static int restart_serving(struct node *n, struct ctl_error *err)
+{
+    char why[512];
+    int rc;
+
+    if (!node_xmpp_running(n))
+        return 0;
+    node_xmpp_stop(n);
+    rc = node_xmpp_start(n, why, sizeof why);
+    if (rc < 0)
+        return ctl_error_set(err, ctl_error_code_for(rc), "saved, but XMPP stopped: %s",
+                             why);
+    return 0;
+}
+
 /* ---- xmpp.domain.set ---- */
 
 static int h_domain(void *ud, json_t *args, json_t **result, struct ctl_error *err)
@@ -408,14 +427,9 @@ static int h_listen(void *ud, json_t *args, json_t **result, struct ctl_error *e
     rc = node_local_save(n, why, sizeof why);
     if (rc < 0)
         return ctl_error_set(err, "io", "%s", why);
-    /* Listeners follow at once when XMPP is being served. */
-    if (node_xmpp_running(n)) {
-        node_xmpp_stop(n);
-        rc = node_xmpp_start(n, why, sizeof why);
-        if (rc < 0)
-            return ctl_error_set(err, ctl_error_code_for(rc),
-                                 "saved, but XMPP stopped: %s", why);
-    }
+    rc = restart_serving(n, err);
+    if (rc < 0)
+        return rc;
     *result = json_pack("{s:o}", "listen", listen_json(st));
     return 0;
 }
@@ -461,13 +475,9 @@ static int h_certs(void *ud, json_t *args, json_t **result, struct ctl_error *er
     rc = node_local_save(n, why, sizeof why);
     if (rc < 0)
         return ctl_error_set(err, "io", "%s", why);
-    if (node_xmpp_running(n)) {
-        node_xmpp_stop(n);
-        rc = node_xmpp_start(n, why, sizeof why);
-        if (rc < 0)
-            return ctl_error_set(err, ctl_error_code_for(rc),
-                                 "saved, but XMPP stopped: %s", why);
-    }
+    rc = restart_serving(n, err);
+    if (rc < 0)
+        return rc;
     json_t *j = pki_info_json(&info);
     *result =
         json_pack("{s:s, s:O, s:O}", "cert", c, "subject", json_object_get(j, "subject"),
@@ -507,12 +517,10 @@ static int h_tls(void *ud, json_t *args, json_t **result, struct ctl_error *err)
         st->tls = old;
         return ctl_error_set(err, "io", "%s", why);
     }
-    if (node_xmpp_running(n) && mode != old) {
-        node_xmpp_stop(n);
-        rc = node_xmpp_start(n, why, sizeof why);
+    if (mode != old) {
+        rc = restart_serving(n, err);
         if (rc < 0)
-            return ctl_error_set(err, ctl_error_code_for(rc),
-                                 "saved, but XMPP stopped: %s", why);
+            return rc;
     }
     *result = json_pack("{s:s}", "tls", state_tls_name(st->tls));
     return *result != NULL ? 0 : XE_NOMEM;
