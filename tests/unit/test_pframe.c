@@ -8,9 +8,13 @@
 #include "pframe.h"
 
 static const struct pframe_range ranges3[] = {{1, 1}, {3, 7}, {9, 1000}};
-static const struct pframe_sess adds[] = {{"cb1.example.com", 100},
-                                          {"cb2.example.com", 200}};
-static const struct pframe_sess dels[] = {{"old.example.com", 50}};
+static const struct pframe_range bounced2[] = {{2, 2}, {8, 8}};
+static const struct pframe_sess adds[] = {{"cb1.example.com", 100, 0},
+                                          {"cb2.example.com", 200, (9ULL << 32) + 4}};
+static const struct pframe_sess dels[] = {{"old.example.com", 50, 7}};
+static const struct pframe_route radds[] = {{"cb1.example.com", 0x11, 100, 5},
+                                            {"cb2.example.com", 0x12, 200, 6}};
+static const struct pframe_route rdels[] = {{"old.example.com", 0x13, 50, 2}};
 static const char raftbytes[] = {1, 2, 0, 3, 4};
 
 /* sample fills f with a frame of type t using every field. */
@@ -47,6 +51,16 @@ static void sample(int t, struct pframe *f)
         f->u.ack.origin_incarnation = 8;
         f->u.ack.ranges = ranges3;
         f->u.ack.nranges = 3;
+        f->u.ack.bounced = bounced2;
+        f->u.ack.nbounced = 2;
+        break;
+    case PFRAME_ROUTES:
+        f->u.routes.term = 9;
+        f->u.routes.flags = PFRAME_ROUTES_RESET | PFRAME_ROUTES_COMPLETE;
+        f->u.routes.add = radds;
+        f->u.routes.nadd = 2;
+        f->u.routes.del = rdels;
+        f->u.routes.ndel = 1;
         break;
     case PFRAME_SESSIONS:
         f->u.sessions.node_id = 3;
@@ -60,7 +74,7 @@ static void sample(int t, struct pframe *f)
         break;
     case PFRAME_CONFLICT:
         f->u.conflict.name = "cb1.example.com";
-        f->u.conflict.since = 1234;
+        f->u.conflict.sid = 1234;
         break;
     case PFRAME_SUBMIT:
         f->u.submit.request_id = 5;
@@ -111,13 +125,31 @@ static int same(const struct pframe *a, const struct pframe *b)
                b->u.fwd.xml[b->u.fwd.xml_len] == '\0';
     case PFRAME_ACK:
         if (a->u.ack.origin_incarnation != b->u.ack.origin_incarnation ||
-            a->u.ack.nranges != b->u.ack.nranges)
+            a->u.ack.nranges != b->u.ack.nranges || a->u.ack.nbounced != b->u.ack.nbounced)
             return 0;
         for (size_t i = 0; i < a->u.ack.nranges; i++)
             if (a->u.ack.ranges[i].first != b->u.ack.ranges[i].first ||
                 a->u.ack.ranges[i].last != b->u.ack.ranges[i].last)
                 return 0;
+        for (size_t i = 0; i < a->u.ack.nbounced; i++)
+            if (a->u.ack.bounced[i].first != b->u.ack.bounced[i].first ||
+                a->u.ack.bounced[i].last != b->u.ack.bounced[i].last)
+                return 0;
         return 1;
+    case PFRAME_ROUTES: {
+        const struct pframe_routes *x = &a->u.routes, *y = &b->u.routes;
+        if (x->term != y->term || x->flags != y->flags || x->nadd != y->nadd ||
+            x->ndel != y->ndel)
+            return 0;
+        for (size_t i = 0; i < x->nadd + x->ndel; i++) {
+            const struct pframe_route *p = i < x->nadd ? &x->add[i] : &x->del[i - x->nadd];
+            const struct pframe_route *q = i < y->nadd ? &y->add[i] : &y->del[i - y->nadd];
+            if (strcmp(p->name, q->name) != 0 || p->node != q->node || p->sid != q->sid ||
+                p->ord != q->ord)
+                return 0;
+        }
+        return 1;
+    }
     case PFRAME_SESSIONS: {
         const struct pframe_sessions *x = &a->u.sessions, *y = &b->u.sessions;
         if (x->node_id != y->node_id || x->generation != y->generation ||
@@ -126,17 +158,17 @@ static int same(const struct pframe *a, const struct pframe *b)
             return 0;
         for (size_t i = 0; i < x->nadd; i++)
             if (strcmp(x->add[i].name, y->add[i].name) != 0 ||
-                x->add[i].since != y->add[i].since)
+                x->add[i].sid != y->add[i].sid || x->add[i].ord != y->add[i].ord)
                 return 0;
         for (size_t i = 0; i < x->ndel; i++)
             if (strcmp(x->del[i].name, y->del[i].name) != 0 ||
-                x->del[i].since != y->del[i].since)
+                x->del[i].sid != y->del[i].sid || x->del[i].ord != y->del[i].ord)
                 return 0;
         return 1;
     }
     case PFRAME_CONFLICT:
         return strcmp(a->u.conflict.name, b->u.conflict.name) == 0 &&
-               a->u.conflict.since == b->u.conflict.since;
+               a->u.conflict.sid == b->u.conflict.sid;
     case PFRAME_SUBMIT:
         return a->u.submit.request_id == b->u.submit.request_id &&
                a->u.submit.len == b->u.submit.len &&
@@ -153,7 +185,7 @@ static int same(const struct pframe *a, const struct pframe *b)
 
 static void test_round_trip_every_type(void)
 {
-    for (int t = PFRAME_HELLO; t <= PFRAME_SUBMIT_RESULT; t++) {
+    for (int t = PFRAME_HELLO; t <= PFRAME_ROUTES; t++) {
         struct pframe f, g;
         struct buf b = {0};
         sample(t, &f);
@@ -230,7 +262,8 @@ static void test_encode_refuses_bad_frames(void)
     f.u.ack.nranges = 1;
     CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
     f.u.ack.nranges = 0;
-    CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
+    f.u.ack.nbounced = 0;
+    CHECK_INT(pframe_encode(&f, &b), XE_INVAL); /* an ACK of nothing */
     sample(PFRAME_HELLO, &f);
     f.u.hello.incarnation = 0;
     CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
@@ -263,7 +296,7 @@ static void test_encode_refuses_bad_frames(void)
  * body with a trailing byte. */
 static void test_every_truncation_fails(void)
 {
-    for (int t = PFRAME_HELLO; t <= PFRAME_SUBMIT_RESULT; t++) {
+    for (int t = PFRAME_HELLO; t <= PFRAME_ROUTES; t++) {
         struct pframe f, g;
         struct buf b = {0};
         sample(t, &f);
@@ -322,12 +355,14 @@ static void test_bad_fields_fail(void)
 
     sample(PFRAME_PING, &f);
     REQUIRE(pframe_encode(&f, &b) == 0);
-    b.data[4] = 2; /* version */
+    b.data[4] = PFRAME_VERSION + 1; /* version */
     CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_UNSUPPORTED);
-    b.data[4] = 1;
+    b.data[4] = PFRAME_VERSION - 1; /* a node of the previous layout */
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_UNSUPPORTED);
+    b.data[4] = PFRAME_VERSION;
     b.data[5] = 0; /* type */
     CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
-    b.data[5] = 13;
+    b.data[5] = PFRAME_ROUTES + 1;
     CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
     buf_reset(&b);
 
@@ -402,7 +437,7 @@ static void test_random_garbage(void)
         pframe_release(&g);
         free(p);
     }
-    for (int t = PFRAME_HELLO; t <= PFRAME_SUBMIT_RESULT; t++) {
+    for (int t = PFRAME_HELLO; t <= PFRAME_ROUTES; t++) {
         struct pframe f;
         struct buf b = {0};
         sample(t, &f);
@@ -428,9 +463,9 @@ static void test_random_garbage(void)
 static void test_chunking(void)
 {
     struct buf all = {0};
-    int ntypes = PFRAME_SUBMIT_RESULT;
+    int ntypes = PFRAME_ROUTES;
 
-    for (int t = PFRAME_HELLO; t <= PFRAME_SUBMIT_RESULT; t++) {
+    for (int t = PFRAME_HELLO; t <= PFRAME_ROUTES; t++) {
         struct pframe f;
         sample(t, &f);
         REQUIRE(pframe_encode(&f, &all) == 0);
@@ -488,7 +523,7 @@ static void test_decoder_errors_are_sticky(void)
     struct buf b = {0};
     sample(PFRAME_PING, &f);
     REQUIRE(pframe_encode(&f, &b) == 0);
-    buf_append(&b, "\0\0\0\3\1\77\0", 7);
+    buf_append(&b, "\0\0\0\3\2\77\0", 7); /* version 2, type 63 */
     pframe_dec_init(&d);
     CHECK_INT(pframe_dec_feed(&d, b.data, b.len), 0);
     CHECK_INT(pframe_dec_next(&d, &g), 1);

@@ -85,18 +85,12 @@ static int peer_send(void *ud, uint64_t to, struct pframe *f)
     return pchan_send(pl[i][t].ch, f, &pl[i][t].out);
 }
 
-static uint64_t wall_ms(void *ud)
-{
-    (void)ud;
-    return wall;
-}
-
 static void node_start(int i)
 {
     struct cnode *n = &nd[i];
     struct srv_config sc;
     struct fwd_config c = fcfg;
-    struct srv_cluster_env env = {n, peer_send, wall_ms};
+    struct srv_cluster_env env = {n, peer_send};
     uint64_t ids[NMAX];
 
     srv_config_default(&sc);
@@ -122,7 +116,7 @@ static void node_start(int i)
         abort();
     for (int k = 0; k < nn; k++)
         ids[k] = 0x1000 + (uint64_t)k + 1;
-    if (srv_cluster_set_members(n->fx.srv, ids, (size_t)nn) != 0)
+    if (srv_cluster_set_members(n->fx.srv, ids, (size_t)nn, now) != 0)
         abort();
     for (int j = 1; j <= nn; j++)
         pl_open(i, j, n->inc);
@@ -236,7 +230,7 @@ static struct srv_cluster_stats cstats(int i)
     "<message from='" from "' to='" to "' id='" id "'><body>" id "</body></message>"
 
 /* Components on two followers, on the leader and to themselves. */
-static void test_cluster_routes_through_leader(void)
+static void test_cluster_routes_direct(void)
 {
     struct srv_cluster_stats st;
 
@@ -246,7 +240,8 @@ static void test_cluster_routes_through_leader(void)
     settle();
     CHECK_INT(srv_cluster_components(nd[2].fx.srv, nd[1].id), 1);
     CHECK_INT(srv_cluster_components(nd[2].fx.srv, nd[3].id), 1);
-    CHECK_INT(srv_cluster_components(nd[1].fx.srv, nd[1].id), 0); /* no table */
+    /* every member has the leader's table */
+    CHECK_INT(srv_cluster_components(nd[1].fx.srv, nd[3].id), 1);
 
     /* follower to follower, byte for byte (escapes, attributes, payload) */
     in(1, 1,
@@ -298,17 +293,22 @@ static void test_cluster_routes_through_leader(void)
     CHECK_INT(st.forwarded, 4);
     CHECK_INT(st.delivered, 2);
     CHECK_INT(st.waiting, 0);
+    CHECK_INT(st.acked, 4);
     st = cstats(2);
-    CHECK_INT(st.routed, 6); /* the self message stayed on node 3 */
     CHECK_INT(st.routes, 3);
-    CHECK_INT(st.bounced + st.duplicates + st.replayed, 0);
+    /* the leader carried its own component's stanzas only: the others went
+     * straight from node to node */
+    CHECK_INT(st.forwarded, 1);
+    CHECK_INT(st.delivered, 1);
+    CHECK_INT(st.bounced + st.errors + st.lost, 0);
     CHECK_INT(proto_errors, 0);
     for (int i = 1; i <= 3; i++)
         CHECK_INT(nd[i].fx.c[1].closes, 0);
     cluster_stop();
 }
 
-/* Bounces from the leader are what one node would have said. */
+/* Error replies for names no node holds are what one node would have said;
+ * each origin answers its own senders. */
 static void test_cluster_bounce_unknown(void)
 {
     struct srv_cluster_stats st;
@@ -371,8 +371,10 @@ static void test_cluster_bounce_unknown(void)
               "type='error'><body>9</body><error "
               "type='cancel'><service-unavailable "
               "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
-    st = cstats(2);
-    CHECK_INT(st.bounced, 3);
+    st = cstats(1);
+    CHECK_INT(st.errors, 2);
+    CHECK_INT(st.unroutable, 5); /* and three that get no error reply */
+    CHECK_INT(cstats(2).errors, 1);
     CHECK_INT(cstats(1).waiting, 0);
     CHECK_INT(proto_errors, 0);
     cluster_stop();
@@ -402,6 +404,7 @@ static void test_cluster_no_leader_queue(void)
 
     fwd_config_default(&c);
     c.queue_max = 4;
+    c.hold_ms = 60000; /* they wait through the settles below */
     cluster_start(3, &c);
     set_leader_all(0);
     REQUIRE(auth(1, 1, 1) && auth(3, 1, 3));
@@ -425,7 +428,7 @@ static void test_cluster_no_leader_queue(void)
     in(1, 1, "<iq type='result' id='r' from='cb1.example.com' to='cb3.example.com'/>");
     CHECK_STR(take(1, 1), "");
     st = cstats(1);
-    CHECK_INT(st.queued, 4);
+    CHECK_INT(st.waiting, 4);
     CHECK_INT(st.rejected, 3);
     CHECK_INT(st.waiting, 4);
     CHECK_INT(log_count(1, "not forwarded (resource busy"), 1);
@@ -464,15 +467,15 @@ static void test_cluster_busy_channel_and_deadline(void)
     set_leader_all(2);
     REQUIRE(auth(1, 1, 1) && auth(3, 1, 3));
     settle();
-    nd[1].busy_to[2] = true;
+    nd[1].busy_to[3] = true;
     in(1, 1, MSG("cb1.example.com", "cb3.example.com", "1"));
     in(1, 1, MSG("cb1.example.com", "cb3.example.com", "2"));
     run();
     CHECK_STR(take(3, 1), "");
-    nd[1].busy_to[2] = false;
+    /* waiting: their hold_ms expiry is in srv's deadline */
+    CHECK(srv_next_deadline(nd[1].fx.srv) <= now + 5000);
+    nd[1].busy_to[3] = false;
     srv_cluster_pump(nd[1].fx.srv, now);
-    /* sent, not acked yet: the resend timer is in srv's deadline */
-    CHECK(srv_next_deadline(nd[1].fx.srv) <= now + 3000);
     run();
     CHECK_STR(take(3, 1), MSG("cb1.example.com", "cb3.example.com", "1")
                               MSG("cb1.example.com", "cb3.example.com", "2"));
@@ -532,8 +535,9 @@ static void send_num(int i, int k, const char *from, const char *to)
     in(i, 1, m);
 }
 
-/* The leader dies with stanzas at every stage; a new leader is elected:
- * every stanza arrives once, in order. */
+/* The leader dies while stanzas between two followers are at every stage
+ * (sent, delivered, acknowledged or not); they do not go through it, so
+ * every one arrives once, in order, and nothing is lost or refused. */
 static void test_cluster_leader_change_unacked(void)
 {
     int next = 1;
@@ -544,10 +548,8 @@ static void test_cluster_leader_change_unacked(void)
     settle();
     for (int k = 1; k <= 60; k++)
         send_num(1, k, "a@cb1.example.com", "b@cb3.example.com");
-    /* part of the FWDs reach the leader, part of its DELIVERs node 3, part
-     * of node 3's ACKs node 1 */
-    pl_move(1, 2, pl[1][2].out.len / 2);
-    pl_move(2, 3, pl[2][3].out.len / 2);
+    /* part of the FWDs reach node 3, part of its ACKs node 1 */
+    pl_move(1, 3, pl[1][3].out.len / 2);
     pl_move(3, 1, pl[3][1].out.len / 3);
     CHECK(collect(3, 1, "a@cb1.example.com", &next));
     CHECK(next > 1 && next < 61);
@@ -562,17 +564,20 @@ static void test_cluster_leader_change_unacked(void)
     CHECK(collect(3, 1, "a@cb1.example.com", &next));
     CHECK_INT(next, 81);
     CHECK_INT(cstats(1).waiting, 0);
-    CHECK(cstats(1).replayed > 0);
+    CHECK_INT(cstats(1).lost + cstats(1).errors, 0);
     CHECK_INT(proto_errors, 0);
     cluster_stop();
 }
 
-/* A call bridge reconnecting on another node takes over its name: the old
- * session gets conflict, stanzas go to the new one; in both report
- * orders. */
+/* A call bridge reconnecting on another node takes over its name: the
+ * session the leader heard of last is the newer (its order, never a
+ * clock: issue 8 defect 1), the other gets conflict, stanzas go to the
+ * newer; in both report orders, and back again. */
 static void test_cluster_takeover_conflict(void)
 {
     for (int order = 0; order < 2; order++) {
+        int win = order == 0 ? 3 : 1, lose = order == 0 ? 1 : 3;
+
         cluster_start(3, NULL);
         set_leader_all(2);
         REQUIRE(auth(2, 1, 2));
@@ -586,24 +591,26 @@ static void test_cluster_takeover_conflict(void)
             pl_move(1, 2, SIZE_MAX);
         }
         settle();
-        CHECK_STR(take(1, 1), FX_ERR("conflict"));
-        CHECK_INT(nd[1].fx.c[1].closes, 1);
-        CHECK_INT(nd[3].fx.c[1].closes, 0);
-        CHECK_INT(cstats(1).conflicts_closed, 1);
-        CHECK(!srv_callbridge_connected(nd[1].fx.srv, "cb1"));
-        CHECK_INT(srv_cluster_components(nd[2].fx.srv, nd[1].id), 0);
-        CHECK_INT(srv_cluster_components(nd[2].fx.srv, nd[3].id), 1);
+        CHECK_STR(take(lose, 1), FX_ERR("conflict"));
+        CHECK_INT(nd[lose].fx.c[1].closes, 1);
+        CHECK_INT(nd[win].fx.c[1].closes, 0);
+        CHECK_INT(cstats(lose).conflicts_closed, 1);
+        CHECK(!srv_callbridge_connected(nd[lose].fx.srv, "cb1"));
+        for (int i = 1; i <= 3; i++) {
+            CHECK_INT(srv_cluster_components(nd[i].fx.srv, nd[lose].id), 0);
+            CHECK_INT(srv_cluster_components(nd[i].fx.srv, nd[win].id), 1);
+        }
         in(2, 1, MSG("cb2.example.com", "cb1.example.com", "7"));
         settle();
-        CHECK_STR(take(3, 1), MSG("cb2.example.com", "cb1.example.com", "7"));
-        CHECK_STR(take(1, 1), "");
-        /* and back again on node 1: node 3's session loses */
-        REQUIRE(auth(1, 2, 1));
+        CHECK_STR(take(win, 1), MSG("cb2.example.com", "cb1.example.com", "7"));
+        CHECK_STR(take(lose, 1), "");
+        /* and back again on the losing node: the winner's session loses */
+        REQUIRE(auth(lose, 2, 1));
         settle();
-        CHECK_STR(take(3, 1), FX_ERR("conflict"));
+        CHECK_STR(take(win, 1), FX_ERR("conflict"));
         in(2, 1, MSG("cb2.example.com", "cb1.example.com", "8"));
         settle();
-        CHECK_STR(take(1, 2), MSG("cb2.example.com", "cb1.example.com", "8"));
+        CHECK_STR(take(lose, 2), MSG("cb2.example.com", "cb1.example.com", "8"));
         CHECK_INT(proto_errors, 0);
         cluster_stop();
     }
@@ -615,7 +622,7 @@ static void test_cluster_start_stop(void)
 {
     struct fx one;
     struct fwd_config c;
-    struct srv_cluster_env env = {NULL, peer_send, wall_ms};
+    struct srv_cluster_env env = {NULL, peer_send};
 
     REQUIRE(fx_start(&one, NULL) == 0);
     REQUIRE(fx_auth(&one, 1, "cb1", "secret1"));
@@ -632,7 +639,7 @@ static void test_cluster_start_stop(void)
     CHECK_INT(srv_cluster_start(one.srv, &c, &env, 0), XE_EXISTS);
     CHECK(srv_cluster_started(one.srv));
     /* a one-member cluster leading itself routes to its own components */
-    CHECK_INT(srv_cluster_set_members(one.srv, &c.node_id, 1), 0);
+    CHECK_INT(srv_cluster_set_members(one.srv, &c.node_id, 1, 0), 0);
     CHECK_INT(srv_cluster_set_leader(one.srv, c.node_id, 1, 0), 0);
     CHECK_INT(srv_cluster_components(one.srv, c.node_id), 1);
     fx_in(&one, 1, "<message from='cb1.example.com' to='cb9.example.com' id='x'/>");
@@ -702,20 +709,20 @@ static void test_cluster_five_nodes_ring(void)
 static void test_cluster_conflict_since(void)
 {
     struct pframe f = {.type = PFRAME_CONFLICT};
-    uint64_t since;
+    uint64_t sid;
 
     cluster_start(3, NULL);
     set_leader_all(2);
     REQUIRE(auth(1, 1, 1));
-    since = wall;
+    sid = 1; /* the first session of node 1's cluster mode (incarnation < 2^32) */
     f.u.conflict.name = "cb1.example.com";
-    f.u.conflict.since = since - 1;
+    f.u.conflict.sid = sid + 1;
     CHECK_INT(srv_cluster_input(nd[1].fx.srv, nd[2].id, &f, now), 0);
     CHECK_STR(take(1, 1), "");
     f.u.conflict.name = "cb3.example.com";
     CHECK_INT(srv_cluster_input(nd[1].fx.srv, nd[2].id, &f, now), 0);
     f.u.conflict.name = "cb1.example.com";
-    f.u.conflict.since = since;
+    f.u.conflict.sid = sid;
     CHECK_INT(srv_cluster_input(nd[1].fx.srv, nd[2].id, &f, now), 0);
     CHECK_STR(take(1, 1), FX_ERR("conflict"));
     CHECK_INT(nd[1].fx.c[1].closes, 1);
@@ -730,6 +737,55 @@ static void test_cluster_conflict_since(void)
 
 /* ---- seeded random runs ---- */
 
+/* Outcomes per stream (1: cb1 -> cb2, 2: cb2 -> cb1) and message id. */
+#define RPER 100
+static int r_del[3][RPER + 1], r_err[3][RPER + 1], r_last[3];
+
+/* r_collect reads what conn 1 on node i (holding stream s's receiver, and
+ * the sender of the other stream) got: stream s's messages, each once, in
+ * order, and error replies to the other stream's messages, never for one
+ * that was delivered.  Clears the buffer. */
+static bool r_collect(int i, int s, const char *from)
+{
+    struct buf *b = &nd[i].fx.c[1].out;
+    const char *p;
+    bool ok = true;
+
+    if (b->len == 0)
+        return true;
+    if (buf_append(b, "", 1) != 0)
+        abort();
+    for (p = b->data; (p = strstr(p, "<message ")) != NULL; p++) {
+        const char *id = strstr(p, " id='"), *end = strstr(p, "</message>");
+        bool err = strstr(p, "type='error'") != NULL && strstr(p, "type='error'") < end;
+        int k = id != NULL ? atoi(id + 5) : -1, o = 3 - s;
+        char pat[128];
+
+        snprintf(pat, sizeof pat, "<message from='%s' ", from);
+        if (strncmp(p, pat, strlen(pat)) != 0 || k < 1 || k > RPER) {
+            fprintf(stderr, "node %d: unexpected %.120s\n", i, p);
+            ok = false;
+            continue;
+        }
+        if (err) { /* a reply to stream o's message k, sent from here */
+            if (r_err[o][k]++ > 0 || r_del[o][k] > 0) {
+                fprintf(stderr, "stream %d message %d: error after an outcome\n", o, k);
+                ok = false;
+            }
+            continue;
+        }
+        if (r_del[s][k]++ > 0 || r_err[s][k] > 0 || k <= r_last[s]) {
+            fprintf(stderr, "stream %d message %d: again, after an error or after %d\n",
+                    s, k, r_last[s]);
+            ok = false;
+        }
+        r_last[s] = k;
+    }
+    buf_reset(b);
+    return ok;
+}
+
+
 static uint64_t rng;
 static struct srv_cluster_stats rstats; /* summed over the random runs */
 
@@ -742,10 +798,13 @@ static uint64_t rnd(void)
 }
 
 /* Five nodes: cb1 on node 1 and cb2 on node 2 exchange numbered messages
- * while leadership moves at random (learnt by nodes in any order, the new
- * leader first; sometimes no leader), links drop at any byte and redial,
- * and nodes 3-5 restart (channel resets).  Exactly once, in order, no
- * bounce, no conflict.
+ * while leadership moves at random (at most once per simulated second, as
+ * elections go; learnt by nodes in any order, the new leader first, some
+ * nodes a heartbeat or two late; sometimes no leader), links drop at any
+ * byte and redial, and nodes 3-5 restart (channel resets).  Every message
+ * has exactly one outcome (delivered, or an error reply and never
+ * delivered), deliveries are in order, nothing is lost, and no session is
+ * closed.
  * One function past 80 lines on purpose: the loop is one random choice per
  * step among the fault kinds, all sharing the run's counters (sent, next
  * expected), and reads best as the list of those kinds in one place. */
@@ -753,8 +812,13 @@ static bool run_random(uint64_t seed)
 {
     const char *snd[3] = {NULL, "u@cb1.example.com", "v@cb2.example.com"};
     const char *dst[3] = {NULL, "v@cb2.example.com", "u@cb1.example.com"};
-    int sent[3] = {0}, next[3] = {0, 1, 1}, per = 100, leader;
+    int sent[3] = {0}, per = RPER, leader, missing = 0;
+    uint64_t last_change = 0, learn_at[6] = {0};
     bool ok = true;
+
+    memset(r_del, 0, sizeof r_del);
+    memset(r_err, 0, sizeof r_err);
+    memset(r_last, 0, sizeof r_last);
 
     rng = seed * 0x9e3779b97f4a7c15ULL + 3;
     cluster_start(5, NULL);
@@ -781,15 +845,20 @@ static bool run_random(uint64_t seed)
             if (a != b && nd[a].alive && nd[b].alive)
                 pl_connect(a, b);
         } else if (r < 93) {
+            /* Raft changes leaders no faster than an election timeout */
             int nl = (int)(rnd() % 6); /* 0: no leader for a while */
-            if (nl != 0 && !nd[nl].alive)
+            if ((nl != 0 && !nd[nl].alive) || now - last_change < 1000)
                 continue;
+            last_change = now;
             term++;
             if (nl != 0)
                 srv_cluster_set_leader(nd[nl].fx.srv, nd[nl].id, term, now);
-            for (int i = 1; i <= 5; i++)
+            for (int i = 1; i <= 5; i++) {
                 if (i != nl && nd[i].alive && rnd() % 3 != 0)
                     srv_cluster_set_leader(nd[i].fx.srv, nl ? nd[nl].id : 0, term, now);
+                else if (i != nl)
+                    learn_at[i] = now + 1 + rnd() % 200; /* a heartbeat or two late */
+            }
             leader = nl;
         } else if (r < 94) {
             int v = 3 + (int)(rnd() % 3);
@@ -801,11 +870,19 @@ static bool run_random(uint64_t seed)
                     pl_connect(v, j);
             if (leader == v)
                 leader = 0;
+            learn_at[v] = now + 1 + rnd() % 200;
         } else {
             tick_all();
         }
-        ok &= collect(2, 1, snd[1], &next[1]);
-        ok &= collect(1, 1, snd[2], &next[2]);
+        for (int i = 1; i <= 5; i++)
+            if (learn_at[i] != 0 && learn_at[i] <= now) {
+                learn_at[i] = 0;
+                if (nd[i].alive)
+                    srv_cluster_set_leader(nd[i].fx.srv, leader ? nd[leader].id : 0, term,
+                                           now);
+            }
+        ok &= r_collect(2, 1, snd[1]);
+        ok &= r_collect(1, 2, snd[2]);
     }
     /* heal: everyone learns one leader, links redial, the rest is sent */
     if (leader == 0)
@@ -818,10 +895,30 @@ static bool run_random(uint64_t seed)
         while (sent[s] < per)
             send_num(s, ++sent[s], snd[s], dst[s]);
     settle();
-    ok &= collect(2, 1, snd[1], &next[1]);
-    ok &= collect(1, 1, snd[2], &next[2]);
-    if (next[1] != per + 1 || next[2] != per + 1) {
-        fprintf(stderr, "got %d and %d of %d\n", next[1] - 1, next[2] - 1, per);
+    ok &= r_collect(2, 1, snd[1]);
+    ok &= r_collect(1, 2, snd[2]);
+    /* every message between the two surviving nodes has its one outcome */
+    for (int st = 1; st <= 2; st++)
+        for (int k = 1; k <= per; k++)
+            if (r_del[st][k] + r_err[st][k] != 1)
+                missing++;
+    if (getenv("XMPPD_CLUSTER_DUMP") != NULL)
+        for (int i = 1; i <= 2; i++) {
+            struct buf *lb = &nd[i].fx.log;
+            if (buf_append(lb, "", 1) == 0)
+                fprintf(stderr, "---- n%d log\n%s\n", i, lb->data);
+        }
+    if (missing > 0) {
+        fprintf(stderr, "%d messages without exactly one outcome\n", missing);
+        for (int i = 1; i <= 5; i++) {
+            struct srv_cluster_stats st = cstats(i);
+            fprintf(stderr,
+                    "  n%d: leader %" PRIx64 " term %" PRIu64 " routes %zu complete %d "
+                    "waiting %" PRIu64 " inflight %" PRIu64 " expired %" PRIu64
+                    " unroutable %" PRIu64 "\n",
+                    i, st.leader, st.term, st.routes, st.complete, st.waiting,
+                    st.inflight, st.expired, st.unroutable);
+        }
         ok = false;
     }
     ok &= cstats(1).waiting == 0 && cstats(2).waiting == 0;
@@ -829,38 +926,46 @@ static bool run_random(uint64_t seed)
     ok &= proto_errors == 0;
     for (int i = 1; i <= 5; i++) {
         struct srv_cluster_stats st = cstats(i);
-        rstats.replayed += st.replayed;
-        rstats.duplicates += st.duplicates;
-        rstats.queued += st.queued;
+        rstats.acked += st.acked;
+        rstats.lost += st.lost;
+        rstats.errors += st.errors;
         rstats.bounced += st.bounced;
+        rstats.expired += st.expired;
+        rstats.unroutable += st.unroutable;
+        rstats.refused += st.refused;
     }
     cluster_stop();
     return ok;
 }
 
-static void test_cluster_random_exactly_once_in_order(void)
+static void test_cluster_random_one_outcome_in_order(void)
 {
     const char *env = getenv("XMPPD_CLUSTER_SEEDS");
     uint64_t n = env != NULL ? strtoull(env, NULL, 10) : 60;
     int failed = 0;
 
-    for (uint64_t seed = 1; seed <= n && failed < 3; seed++)
+    const char *first = getenv("XMPPD_CLUSTER_FIRST");
+
+    for (uint64_t seed = first != NULL ? strtoull(first, NULL, 10) : 1;
+         seed <= n && failed < 3; seed++)
         if (!run_random(seed)) {
             fprintf(stderr, "seed %" PRIu64 " failed\n", seed);
             failed++;
         }
     CHECK_INT(failed, 0);
     fprintf(stderr,
-            "%" PRIu64 " runs: replayed %" PRIu64 ", duplicates dropped %" PRIu64
-            ", queued without leader %" PRIu64 ", bounced %" PRIu64 "\n",
-            n, rstats.replayed, rstats.duplicates, rstats.queued, rstats.bounced);
-    /* the runs must exercise replay and dedup, or they prove little */
-    CHECK(rstats.replayed > 0);
-    CHECK(rstats.duplicates > 0);
+            "%" PRIu64 " runs: acked %" PRIu64 ", lost %" PRIu64 ", errors %" PRIu64
+            " (expired %" PRIu64 ", unroutable %" PRIu64 ", refused %" PRIu64 ")\n",
+            n, rstats.acked, rstats.lost, rstats.errors, rstats.expired, rstats.unroutable,
+            rstats.refused);
+    /* the runs deliver most (errors: wait, when no channel or whole table
+     * could be had within hold_ms under leader changes every few ms) */
+    CHECK(rstats.acked > 10 * rstats.errors);
+    CHECK_INT(rstats.lost, 0);
 }
 
-TL_MAIN(T(test_cluster_routes_through_leader), T(test_cluster_bounce_unknown),
+TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_no_leader_queue), T(test_cluster_busy_channel_and_deadline),
         T(test_cluster_leader_change_unacked), T(test_cluster_takeover_conflict),
         T(test_cluster_start_stop), T(test_cluster_five_nodes_ring),
-        T(test_cluster_conflict_since), T(test_cluster_random_exactly_once_in_order))
+        T(test_cluster_conflict_since), T(test_cluster_random_one_outcome_in_order))

@@ -1,7 +1,7 @@
-/* fwd_int.h: the inside of struct fwd, shared by fwd.c (origin, delivering
- * node, inputs and timers) and fwd_route.c (the leader's routing table,
- * session reports and held stanzas).  Not part of the API: callers use
- * fwd.h only. */
+/* fwd_int.h: the inside of struct fwd, shared by fwd.c (origin, receiving
+ * node, inputs and timers) and fwd_route.c (the routing table, session
+ * reports and the leader's side).  Not part of the API: callers use fwd.h
+ * only. */
 #ifndef XMPPD_FWD_INT_H
 #define XMPPD_FWD_INT_H
 
@@ -12,63 +12,83 @@
 #include "buf.h"
 #include "fwd.h"
 
-/* An unacked stanza of this origin. */
+/* A stanza of this origin without an outcome yet: waiting (node 0, on the
+ * unsent queue) or handed to node's channel (on that peer's inflight
+ * queue).  It is on exactly one queue. */
 struct fwd_ent {
     uint64_t seq;
     char *from, *to, *xml;
     size_t len;
-    bool acked;
-    bool sent;        /* sent at least once (a later send is a replay) */
-    uint64_t sent_ms; /* last send */
+    uint64_t queued_ms; /* when fwd_send took it */
+    uint64_t node;      /* 0 until handed to a channel */
+    struct fwd_ent *next;
 };
 
-/* Exact dedup for one origin incarnation: bit s % FWD_WINDOW for seqs in
- * [base, base + FWD_WINDOW); every seq below base had its outcome. */
-struct fwd_win {
-    uint64_t origin, inc;
-    uint64_t base;
-    uint64_t used; /* LRU stamp */
-    uint64_t gap;  /* highest FWD seq dropped here unrouted; 0: none */
-    uint64_t bits[FWD_WINDOW / 64];
+/* A FIFO of entries, bounded by the caller in count and bytes. */
+struct fwd_q {
+    struct fwd_ent *head, *tail;
+    size_t n, bytes;
 };
 
-/* ACKs owed to one origin incarnation that its channel has not taken yet
- * (full): ascending, disjoint, merged ranges of seqs, sent as one ACK frame
- * as soon as the channel has room (docs/cluster.md "Limits"). */
-#define FWD_ACK_RANGES 1024
-struct fwd_pack {
-    uint64_t origin, inc;
-    uint64_t used; /* LRU stamp (win_clock) */
+/* Ascending, disjoint seq ranges (owed ACKs). */
+struct fwd_rset {
     struct pframe_range *r;
     size_t n, cap;
 };
 
+/* What this node knows of another node (or of itself, for the leader's
+ * name counts). */
+struct fwd_peer {
+    uint64_t id;
+    bool member;
+    struct fwd_q inflight; /* our stanzas it owns now, in hand-over order */
+    bool blocked;          /* its channel refused a FWD in this pump pass */
+    /* ACKs owed to it as an origin (incarnation owe_inc), sent as one
+     * frame when its channel takes it. */
+    uint64_t owe_inc;
+    struct fwd_rset owe_d, owe_b;
+    /* leader */
+    size_t names;   /* names it holds in the table */
+    bool reported;  /* sent its full report to this leadership */
+    bool synced;    /* was sent the whole table by this leadership */
+    bool want_full; /* a ROUTES it should have got was refused */
+};
+
+/* The routing table (a leader's, or a member's copy of it): chained hash
+ * on the name. */
 struct fwd_route {
     char *name;
-    uint64_t node;
-    uint64_t since;
+    uint64_t node, sid, ord;
+    uint64_t gen; /* the table's gen when last set */
+    struct fwd_route *next;
+};
+
+/* A member's copy is replaced by a leader's whole table without being
+ * emptied first: RESET starts a new gen, entries sent get it, and COMPLETE
+ * drops the entries of earlier gens; until then the old entries still
+ * route (a stale one costs a bounce, an empty table would cost every
+ * stanza: leaders can change faster than a table is sent). */
+struct fwd_table {
+    struct fwd_route **b;
+    size_t nb, n;
+    uint64_t gen;
+    bool resync; /* a RESET came, its COMPLETE has not */
 };
 
 struct fwd_local {
     char *name;
-    uint64_t since;
+    uint64_t sid, ord; /* ord 0: no leader has ordered it yet */
 };
 
-/* A stanza the new leader holds until the names are reported. */
-struct fwd_held {
-    uint64_t node; /* who sent the FWD (origin) */
-    struct fwd_ent e;
-    uint64_t origin, inc, low_water;
+/* A batch of table changes, sent to members as one ROUTES delta.  The
+ * names are owned. */
+struct fwd_delta {
+    struct pframe_route *add, *del;
+    size_t nadd, ndel, cadd, cdel;
 };
 
-struct fwd_member {
-    uint64_t id;
-    bool reported; /* sent its full report to this leader */
-};
-
-/* Reports that came before this node knew it leads their term (the node
- * that sent one learnt of the election first): kept encoded, applied when
- * this node takes the lead in that term. */
+/* Reports that came before this node knew it leads their term: kept
+ * encoded, applied when it does. */
 #define FWD_MAX_EARLY 64
 
 struct fwd {
@@ -78,32 +98,26 @@ struct fwd {
     uint64_t now;
 
     /* origin */
-    struct fwd_ent *ring; /* queue_max slots; seqs front..next_seq-1 */
-    size_t head, count;
-    uint64_t front_seq, next_seq, cursor; /* cursor: next seq to send */
-    uint64_t leader;
-    uint64_t term; /* the term leader was learnt in */
+    uint64_t next_seq;
+    struct fwd_q unsent;
     bool pumping;
+    struct fwd_peer *peers;
+    size_t npeers, peers_cap;
+
+    /* membership and leadership */
+    uint64_t leader, term;
     bool need_full; /* the leader needs a full SESSIONS report */
     uint64_t generation;
     struct fwd_local *locals;
     size_t nlocals, locals_cap;
 
-    /* delivering */
-    struct fwd_win **wins;
-    size_t nwins;
-    uint64_t win_clock;
-    struct fwd_pack *acks; /* max_windows slots: one per origin incarnation */
-    size_t nacks;
+    /* the table */
+    struct fwd_table table;
+    bool complete;
 
     /* leader */
-    struct fwd_route *routes;
-    size_t nroutes, routes_cap;
-    struct fwd_member *members;
-    size_t nmembers;
+    uint64_t next_ord;
     uint64_t warm_until; /* 0 when warm */
-    struct fwd_held *held;
-    size_t nheld;
     struct buf early[FWD_MAX_EARLY];
     size_t nearly;
 
@@ -112,42 +126,52 @@ struct fwd {
 
 #define FLOG(f, lvl, fmt, ...)                                                           \
     LOG((f)->env.log, lvl, "%s fwd " fmt, (f)->name, __VA_ARGS__)
-/* fwd__ent_clear frees e's strings and zeroes it. */
-void fwd__ent_clear(struct fwd_ent *e);
 
-/* fwd__outcome_here gives fw its outcome on this node once per (origin,
- * incarnation, seq): delivered to the local session (cond NULL; a bounce
- * service-unavailable when none holds it) or bounced with type/cond; then
- * ACKs the origin.  A duplicate is only ACKed again.  0, or XE_PROTO for a
- * seq beyond the window (counted). */
-int fwd__outcome_here(struct fwd *f, const struct pframe_fwd *fw, const char *type,
-                      const char *cond);
+/* fwd__peer returns the record of node id, made on first use (create) or
+ * NULL (not known, or no memory). */
+struct fwd_peer *fwd__peer(struct fwd *f, uint64_t id, bool create);
+/* fwd__is_member tells whether id is a voting member now (this node is
+ * always one to itself). */
+bool fwd__is_member(const struct fwd *f, uint64_t id);
+/* fwd__pump hands waiting stanzas to channels (fwd.c). */
+void fwd__pump(struct fwd *f);
+/* fwd__local_find returns this node's session record of name, or NULL. */
+struct fwd_local *fwd__local_find(struct fwd *f, const char *name);
 
-/* Leader side (fwd_route.c). */
+/* Table (fwd_route.c). */
+void fwd__table_free(struct fwd_table *t);
+struct fwd_route *fwd__table_find(const struct fwd_table *t, const char *name);
+/* fwd__route_set puts name -> (node, sid, ord) into this node's table and
+ * applies what it means here: the order of one of our sessions, or a
+ * conflict for an older one.  fwd__route_del removes name if node holds
+ * it.  0/XE_NOMEM. */
+int fwd__route_set(struct fwd *f, const char *name, uint64_t node, uint64_t sid,
+                   uint64_t ord);
+void fwd__route_del(struct fwd *f, const char *name, uint64_t node);
 
-/* fwd__routes_clear empties the routing table. */
-void fwd__routes_clear(struct fwd *f);
-/* fwd__table_add records that node holds name since `since`; the newer of
- * two sessions of one name wins and the other's node is sent CONFLICT.
- * fwd__table_del removes name if node holds it with that since.
- * fwd__table_forget_node removes every name of node. */
-void fwd__table_add(struct fwd *f, uint64_t node, const char *name, uint64_t since);
-void fwd__table_del(struct fwd *f, uint64_t node, const char *name, uint64_t since);
-void fwd__table_forget_node(struct fwd *f, uint64_t node);
-/* fwd__warming tells whether this new leader still holds unknown names. */
-bool fwd__warming(const struct fwd *f);
-/* fwd__handle_sessions applies a SESSIONS report from node (kept for later
- * when it is meant for a leadership this node has not learnt yet).
- * 0/XE_PROTO (the report is about another node). */
+/* Reports and ROUTES (fwd_route.c). */
+/* fwd__send_full_report sends every local session to the leader (or, on
+ * the leader, applies them). */
+int fwd__send_full_report(struct fwd *f);
+/* fwd__report_one reports one added or removed local session. */
+int fwd__report_one(struct fwd *f, const char *name, uint64_t sid, uint64_t ord,
+                    bool add);
+/* fwd__handle_sessions applies a SESSIONS report from node as leader (kept
+ * for later when it is meant for a leadership this node has not learnt
+ * yet).  0/XE_PROTO. */
 int fwd__handle_sessions(struct fwd *f, uint64_t node, const struct pframe_sessions *s);
-/* fwd__apply_early applies kept reports meant for the current leadership
- * and drops those that can no longer be. */
+/* fwd__handle_routes applies the leader's ROUTES.  0/XE_PROTO. */
+int fwd__handle_routes(struct fwd *f, uint64_t node, const struct pframe_routes *r);
+/* fwd__lead starts this node's leadership of term (table from its copy,
+ * warmup); fwd__apply_early applies kept reports meant for it. */
+void fwd__lead(struct fwd *f);
 void fwd__apply_early(struct fwd *f);
-/* fwd__route_fwd routes a FWD received from from_node (or this node's own,
- * looped back) as leader: deliver here, DELIVER, hold or bounce. */
-void fwd__route_fwd(struct fwd *f, uint64_t from_node, const struct pframe_fwd *fw);
-/* fwd__recheck_held routes held stanzas whose names are now known, and all
- * of them once the warmup is over. */
-void fwd__recheck_held(struct fwd *f);
+/* fwd__forget_node removes every name of node from the table (leader:
+ * and tells the members). */
+void fwd__forget_node(struct fwd *f, uint64_t node);
+/* fwd__leader_pump resends whole tables that channels refused;
+ * fwd__leader_tick ends the warmup. */
+void fwd__leader_pump(struct fwd *f);
+void fwd__leader_tick(struct fwd *f);
 
 #endif

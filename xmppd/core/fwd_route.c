@@ -1,7 +1,9 @@
-/* fwd_route.c: the leader's side of forwarding: the cluster routing table
- * fed by SESSIONS reports (newest session of a name wins, the loser is sent
- * CONFLICT), reports that came early, the warmup hold, and the routing of
- * each FWD (contract in fwd.h, protocol in docs/cluster.md). */
+/* fwd_route.c: the cluster routing table and how it is kept (contract in
+ * fwd.h, protocol in docs/cluster.md "Forwarding"): every node's copy of
+ * the table, its SESSIONS reports to the leader, and the leader's side:
+ * ordering sessions (the newer of two sessions of a name wins, by the
+ * order the leader gave them, never by clocks: issue 8 defect 1), telling
+ * the loser (CONFLICT), and sending the table to the members (ROUTES). */
 #include "fwd_int.h"
 
 #include <inttypes.h>
@@ -11,129 +13,518 @@
 #include "err.h"
 #include "jid.h"
 
-void fwd__routes_clear(struct fwd *f)
+/* ---- the table: chained hash on the name ------------------------------- */
+
+static size_t name_hash(const char *s)
 {
-    for (size_t i = 0; i < f->nroutes; i++)
-        free(f->routes[i].name);
-    f->nroutes = 0;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return (size_t)h;
 }
 
-/* ---- leader: routing table --------------------------------------------- */
-
-static struct fwd_route *route_find(const struct fwd *f, const char *name)
+void fwd__table_free(struct fwd_table *t)
 {
-    for (size_t i = 0; i < f->nroutes; i++)
-        if (strcmp(f->routes[i].name, name) == 0)
-            return &f->routes[i];
+    for (size_t i = 0; i < t->nb; i++) {
+        struct fwd_route *r = t->b[i];
+        while (r != NULL) {
+            struct fwd_route *next = r->next;
+            free(r->name);
+            free(r);
+            r = next;
+        }
+    }
+    free(t->b);
+    memset(t, 0, sizeof *t);
+}
+
+struct fwd_route *fwd__table_find(const struct fwd_table *t, const char *name)
+{
+    if (t->nb == 0)
+        return NULL;
+    for (struct fwd_route *r = t->b[name_hash(name) & (t->nb - 1)]; r != NULL; r = r->next)
+        if (strcmp(r->name, name) == 0)
+            return r;
     return NULL;
+}
+
+/* table_grow doubles the buckets when the table is as full as it is wide
+ * (so lookups stay O(1) at any size: issue 8 defect 11). */
+static int table_grow(struct fwd_table *t)
+{
+    size_t nb = t->nb ? t->nb * 2 : 64;
+    struct fwd_route **b = calloc(nb, sizeof *b);
+
+    if (b == NULL)
+        return XE_NOMEM;
+    for (size_t i = 0; i < t->nb; i++) {
+        struct fwd_route *r = t->b[i];
+        while (r != NULL) {
+            struct fwd_route *next = r->next;
+            size_t k = name_hash(r->name) & (nb - 1);
+            r->next = b[k];
+            b[k] = r;
+            r = next;
+        }
+    }
+    free(t->b);
+    t->b = b;
+    t->nb = nb;
+    return 0;
+}
+
+/* table_remove unlinks and frees the entry of name, if any. */
+static void table_remove(struct fwd_table *t, const char *name)
+{
+    struct fwd_route **pp;
+
+    if (t->nb == 0)
+        return;
+    for (pp = &t->b[name_hash(name) & (t->nb - 1)]; *pp != NULL; pp = &(*pp)->next) {
+        struct fwd_route *r = *pp;
+        if (strcmp(r->name, name) == 0) {
+            *pp = r->next;
+            free(r->name);
+            free(r);
+            t->n--;
+            return;
+        }
+    }
 }
 
 uint64_t fwd_route_lookup(const struct fwd *f, const char *domain)
 {
-    const struct fwd_route *best = NULL;
-
-    /* Longest name that domain is within (a.cb1.x goes to cb1.x), as
-     * rt_find does on one node.  Linear: a cluster has tens to a few
-     * thousand component names; a label-wise hash is the next step. */
-    for (size_t i = 0; i < f->nroutes; i++)
-        if (jid_domain_within(domain, f->routes[i].name) &&
-            (best == NULL || strlen(f->routes[i].name) > strlen(best->name)))
-            best = &f->routes[i];
-    return best != NULL ? best->node : 0;
+    /* The longest name that domain is within (a.cb1.x goes to cb1.x), as
+     * rt_find does on one node: try domain, then drop a label at a time. */
+    for (const char *d = domain; d != NULL && *d != '\0';) {
+        const struct fwd_route *r = fwd__table_find(&f->table, d);
+        if (r != NULL)
+            return r->node;
+        d = strchr(d, '.');
+        if (d != NULL)
+            d++;
+    }
+    return 0;
 }
 
-static void tell_conflict(struct fwd *f, uint64_t node, const char *name, uint64_t since)
+void fwd_each_route(const struct fwd *f,
+                    void (*fn)(void *ud, const char *name, uint64_t node, uint64_t ord),
+                    void *ud)
+{
+    for (size_t i = 0; i < f->table.nb; i++)
+        for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
+            fn(ud, r->name, r->node, r->ord);
+}
+
+/* name_count changes node's count of names (for names_max). */
+static void name_count(struct fwd *f, uint64_t node, int d)
+{
+    struct fwd_peer *p = fwd__peer(f, node, true);
+
+    if (p != NULL)
+        p->names = (size_t)((long long)p->names + d);
+}
+
+int fwd__route_set(struct fwd *f, const char *name, uint64_t node, uint64_t sid,
+                   uint64_t ord)
+{
+    struct fwd_route *r = fwd__table_find(&f->table, name);
+    struct fwd_local *l = fwd__local_find(f, name);
+
+    if (r == NULL) {
+        if (f->table.n >= f->table.nb && table_grow(&f->table) < 0)
+            return XE_NOMEM;
+        r = calloc(1, sizeof *r);
+        if (r == NULL || (r->name = strdup(name)) == NULL) {
+            free(r);
+            return XE_NOMEM;
+        }
+        size_t k = name_hash(name) & (f->table.nb - 1);
+        r->next = f->table.b[k];
+        f->table.b[k] = r;
+        f->table.n++;
+    } else {
+        name_count(f, r->node, -1);
+    }
+    r->node = node;
+    r->sid = sid;
+    r->ord = ord;
+    r->gen = f->table.gen;
+    name_count(f, node, +1);
+    if (l == NULL)
+        return 0;
+    if (node == f->cfg.node_id && l->sid == sid) {
+        l->ord = ord; /* a future leader learns it in our full report */
+    } else if (node != f->cfg.node_id && l->ord != 0 && l->ord < ord) {
+        /* A newer session of the name elsewhere (RFC 6120 §4.9.3.3).  A
+         * session with no order yet is newer than anything the table holds
+         * and stays: the leader decides when our report reaches it. */
+        FLOG(f, LOG_INFO, "%s: newer session on node %" PRIx64, name, node);
+        f->env.conflict(f->env.ud, name, l->sid);
+    }
+    return 0;
+}
+
+void fwd__route_del(struct fwd *f, const char *name, uint64_t node)
+{
+    struct fwd_route *r = fwd__table_find(&f->table, name);
+
+    if (r == NULL || r->node != node)
+        return;
+    name_count(f, node, -1);
+    table_remove(&f->table, name);
+}
+
+struct fwd_local *fwd__local_find(struct fwd *f, const char *name)
+{
+    for (size_t i = 0; i < f->nlocals; i++)
+        if (strcmp(f->locals[i].name, name) == 0)
+            return &f->locals[i];
+    return NULL;
+}
+
+/* ---- deltas -------------------------------------------------------------- */
+
+static int delta_put(struct pframe_route **a, size_t *n, size_t *cap,
+                     const struct pframe_route *e)
+{
+    char *name;
+
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 8;
+        struct pframe_route *x = realloc(*a, c * sizeof *x);
+        if (x == NULL)
+            return XE_NOMEM;
+        *a = x;
+        *cap = c;
+    }
+    name = strdup(e->name);
+    if (name == NULL)
+        return XE_NOMEM;
+    (*a)[*n] = *e;
+    (*a)[*n].name = name;
+    (*n)++;
+    return 0;
+}
+
+static void delta_free(struct fwd_delta *d)
+{
+    for (size_t i = 0; i < d->nadd; i++)
+        free((char *)d->add[i].name);
+    for (size_t i = 0; i < d->ndel; i++)
+        free((char *)d->del[i].name);
+    free(d->add);
+    free(d->del);
+    memset(d, 0, sizeof *d);
+}
+
+/* Bytes a ROUTES entry takes on the wire, and what one frame may hold. */
+#define ROUTE_WIRE(name) (strlen(name) + 29)
+#define ROUTES_CHUNK (PFRAME_MAX_BODY / 2)
+
+/* send_routes sends adds and dels to node as ROUTES frames of at most
+ * ROUTES_CHUNK bytes; the first carries RESET when reset, the last
+ * COMPLETE when complete.  0, or the first refusal (the caller marks the
+ * member for a whole table later). */
+static int send_routes(struct fwd *f, uint64_t node, const struct pframe_route *add,
+                       size_t nadd, const struct pframe_route *del, size_t ndel,
+                       bool reset, bool complete)
+{
+    size_t ia = 0, id = 0;
+    bool first = true;
+
+    do {
+        struct pframe fr = {.type = PFRAME_ROUTES};
+        size_t bytes = 0, a0 = ia, d0 = id;
+        int rc;
+
+        while (id < ndel && id - d0 < PFRAME_MAX_LIST && bytes < ROUTES_CHUNK)
+            bytes += ROUTE_WIRE(del[id++].name);
+        while (ia < nadd && ia - a0 < PFRAME_MAX_LIST && bytes < ROUTES_CHUNK)
+            bytes += ROUTE_WIRE(add[ia++].name);
+        fr.u.routes = (struct pframe_routes){f->term, 0, add + a0, ia - a0, del + d0,
+                                             id - d0};
+        if (first && reset)
+            fr.u.routes.flags |= PFRAME_ROUTES_RESET;
+        if (ia == nadd && id == ndel && complete)
+            fr.u.routes.flags |= PFRAME_ROUTES_COMPLETE;
+        rc = f->env.send(f->env.ud, node, &fr);
+        if (rc < 0) {
+            f->st.send_failures++;
+            return rc;
+        }
+        first = false;
+    } while (ia < nadd || id < ndel);
+    return 0;
+}
+
+/* send_table sends node the whole table (RESET ... COMPLETE). */
+static void send_table(struct fwd *f, struct fwd_peer *p)
+{
+    struct pframe_route *all = NULL;
+    size_t n = 0;
+
+    if (f->table.n > 0) {
+        all = calloc(f->table.n, sizeof *all);
+        if (all == NULL) {
+            p->want_full = true;
+            return;
+        }
+    }
+    for (size_t i = 0; i < f->table.nb; i++)
+        for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
+            all[n++] = (struct pframe_route){r->name, r->node, r->sid, r->ord};
+    if (send_routes(f, p->id, all, n, NULL, 0, true, f->complete) == 0) {
+        p->synced = true;
+        p->want_full = false;
+    } else {
+        p->synced = false;
+        p->want_full = true;
+    }
+    free(all);
+}
+
+/* broadcast sends delta d to every member that has the table (not to
+ * except, which gets the whole table next). */
+static void broadcast(struct fwd *f, const struct fwd_delta *d, uint64_t except)
+{
+    if (d->nadd + d->ndel == 0)
+        return;
+    for (size_t i = 0; i < f->npeers; i++) {
+        struct fwd_peer *p = &f->peers[i];
+        if (!p->member || !p->synced || p->id == except || p->id == f->cfg.node_id)
+            continue;
+        if (send_routes(f, p->id, d->add, d->nadd, d->del, d->ndel, false, false) < 0) {
+            p->synced = false; /* it gets the whole table on fwd_pump */
+            p->want_full = true;
+        }
+    }
+}
+
+/* ---- leader: ordering sessions ------------------------------------------- */
+
+static bool leading(const struct fwd *f)
+{
+    return f->leader != 0 && f->leader == f->cfg.node_id;
+}
+
+/* tell_conflict asks node to close its session sid of name. */
+static void tell_conflict(struct fwd *f, uint64_t node, const char *name, uint64_t sid)
 {
     struct pframe fr = {.type = PFRAME_CONFLICT};
 
     f->st.conflicts++;
-    FLOG(f, LOG_INFO, "%s: newer session elsewhere, node %" PRIx64 " closes its own",
-         name, node);
+    FLOG(f, LOG_INFO, "%s: newer session elsewhere, node %" PRIx64 " closes its own", name,
+         node);
     if (node == f->cfg.node_id) {
-        f->env.conflict(f->env.ud, name, since);
+        f->env.conflict(f->env.ud, name, sid);
         return;
     }
-    fr.u.conflict = (struct pframe_conflict){name, since};
-    if (f->env.send(f->env.ud, node, &fr) < 0)
+    fr.u.conflict = (struct pframe_conflict){name, sid};
+    if (f->env.send(f->env.ud, node, &fr) < 0) {
+        /* Its copy of the table says it lost, and it closes the session
+         * when that copy arrives (fwd__route_set). */
         f->st.send_failures++;
+    }
 }
 
-/* newer: (since, node) ordered; the newest session of a name wins.  Since is
- * wall-clock time of the authentication on the node that took it: the only
- * order two nodes' sessions share when reports reach a new leader in any
- * order (clock skew between nodes only matters within the skew). */
-static bool newer(uint64_t s1, uint64_t n1, uint64_t s2, uint64_t n2)
+/* leader_add records that node holds name with session sid, ordered ord
+ * by an earlier leadership (0: not yet).  The newer session wins. */
+static void leader_add(struct fwd *f, uint64_t node, const char *name, uint64_t sid,
+                       uint64_t ord, struct fwd_delta *d)
 {
-    return s1 > s2 || (s1 == s2 && n1 > n2);
-}
+    struct fwd_route *r = fwd__table_find(&f->table, name);
+    struct fwd_peer *p = fwd__peer(f, node, true);
+    struct pframe_route e;
 
-void fwd__table_add(struct fwd *f, uint64_t node, const char *name, uint64_t since)
-{
-    struct fwd_route *r = route_find(f, name);
-
-    if (r != NULL) {
-        if (r->node == node) {
-            r->since = since;
+    /* Orders are given here, in arrival order; one that is not below ours
+     * was not given by an earlier leadership: order it anew. */
+    if (ord == 0 || ord >= f->next_ord)
+        ord = f->next_ord++;
+    if (r != NULL && r->node != node) {
+        if (r->ord > ord) {
+            tell_conflict(f, node, name, sid);
             return;
         }
-        if (!newer(since, node, r->since, r->node)) {
-            tell_conflict(f, node, name, since);
-            return;
-        }
-        tell_conflict(f, r->node, name, r->since);
-        r->node = node;
-        r->since = since;
+        tell_conflict(f, r->node, name, r->sid);
+    }
+    if ((r == NULL || r->node != node) && p != NULL && p->names >= f->cfg.names_max) {
+        FLOG(f, LOG_WARN, "node %" PRIx64 " holds %zu names already: %s refused", node,
+             p->names, name);
+        f->st.protocol_errors++;
         return;
     }
-    if (f->nroutes == f->routes_cap) {
-        size_t cap = f->routes_cap ? f->routes_cap * 2 : 16;
-        struct fwd_route *n = realloc(f->routes, cap * sizeof *n);
-        if (n == NULL)
-            return; /* the name stays unknown: stanzas to it bounce */
-        f->routes = n;
-        f->routes_cap = cap;
-    }
-    r = &f->routes[f->nroutes];
-    r->name = strdup(name);
-    if (r->name == NULL)
+    if (fwd__route_set(f, name, node, sid, ord) < 0)
         return;
-    r->node = node;
-    r->since = since;
-    f->nroutes++;
+    e = (struct pframe_route){name, node, sid, ord};
+    delta_put(&d->add, &d->nadd, &d->cadd, &e);
 }
 
-void fwd__table_del(struct fwd *f, uint64_t node, const char *name, uint64_t since)
+static void leader_del(struct fwd *f, uint64_t node, const char *name, uint64_t sid,
+                       struct fwd_delta *d)
 {
-    struct fwd_route *r = route_find(f, name);
+    struct fwd_route *r = fwd__table_find(&f->table, name);
+    struct pframe_route e = {name, node, sid, 0};
 
     /* A replaced session removing itself later leaves the winner alone. */
-    if (r == NULL || r->node != node || r->since != since)
+    if (r == NULL || r->node != node || (sid != 0 && r->sid != sid))
         return;
-    free(r->name);
-    *r = f->routes[--f->nroutes];
+    e.ord = r->ord;
+    delta_put(&d->del, &d->ndel, &d->cdel, &e);
+    fwd__route_del(f, name, node);
 }
 
-void fwd__table_forget_node(struct fwd *f, uint64_t node)
+/* leader_forget removes every name of node (into d). */
+static void leader_forget(struct fwd *f, uint64_t node, struct fwd_delta *d)
 {
-    for (size_t i = 0; i < f->nroutes;) {
-        if (f->routes[i].node == node) {
-            free(f->routes[i].name);
-            f->routes[i] = f->routes[--f->nroutes];
-        } else {
-            i++;
+    struct fwd_delta gone = {0};
+
+    for (size_t i = 0; i < f->table.nb; i++)
+        for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
+            if (r->node == node) {
+                struct pframe_route e = {r->name, node, r->sid, r->ord};
+                delta_put(&gone.del, &gone.ndel, &gone.cdel, &e);
+            }
+    for (size_t i = 0; i < gone.ndel; i++)
+        leader_del(f, node, gone.del[i].name, 0, d);
+    delta_free(&gone);
+}
+
+void fwd__forget_node(struct fwd *f, uint64_t node)
+{
+    struct fwd_delta d = {0};
+    struct fwd_peer *p = fwd__peer(f, node, false);
+
+    if (!leading(f))
+        return;
+    leader_forget(f, node, &d);
+    if (p != NULL)
+        p->reported = false;
+    broadcast(f, &d, 0);
+    delta_free(&d);
+}
+
+static void warm_end(struct fwd *f);
+static bool all_reported(const struct fwd *f);
+
+/* leader_report applies a report from node (this node's own included). */
+static void leader_report(struct fwd *f, uint64_t node, bool full,
+                          const struct pframe_sess *add, size_t nadd,
+                          const struct pframe_sess *del, size_t ndel)
+{
+    struct fwd_delta d = {0};
+    struct fwd_peer *p = fwd__peer(f, node, true);
+
+    if (full) {
+        /* Replace node's names: drop those the report does not hold. */
+        struct fwd_delta gone = {0};
+        for (size_t i = 0; i < f->table.nb; i++)
+            for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next) {
+                bool kept = false;
+                for (size_t k = 0; r->node == node && k < nadd && !kept; k++)
+                    kept = strcmp(add[k].name, r->name) == 0 && add[k].sid == r->sid;
+                if (r->node == node && !kept) {
+                    struct pframe_route e = {r->name, node, r->sid, r->ord};
+                    delta_put(&gone.del, &gone.ndel, &gone.cdel, &e);
+                }
+            }
+        for (size_t i = 0; i < gone.ndel; i++)
+            leader_del(f, node, gone.del[i].name, 0, &d);
+        delta_free(&gone);
+        if (p != NULL)
+            p->reported = true;
+    }
+    for (size_t i = 0; i < ndel; i++)
+        leader_del(f, node, del[i].name, del[i].sid, &d);
+    for (size_t i = 0; i < nadd; i++) {
+        const struct fwd_route *r = fwd__table_find(&f->table, add[i].name);
+        if (r != NULL && r->node == node && r->sid == add[i].sid)
+            continue; /* known already, with its order */
+        leader_add(f, node, add[i].name, add[i].sid, add[i].ord, &d);
+    }
+    broadcast(f, &d, full ? node : 0);
+    delta_free(&d);
+    if (full && p != NULL && node != f->cfg.node_id)
+        send_table(f, p);
+    if (full && f->warm_until != 0 && all_reported(f))
+        warm_end(f);
+}
+
+void fwd__lead(struct fwd *f)
+{
+    struct pframe_sess *l = NULL;
+
+    /* Orders of this leadership are above every earlier one's. */
+    f->next_ord = (f->term << 32) + 1;
+    for (size_t i = 0; i < f->npeers; i++)
+        f->peers[i].reported = f->peers[i].synced = f->peers[i].want_full = false;
+    f->warm_until = f->now + f->cfg.warmup_ms;
+    if (f->warm_until == 0)
+        f->warm_until = 1;
+    /* Whole once every member reported or the warmup ended (warm_end):
+     * until then a name nobody reported yet waits instead of bouncing. */
+    f->complete = false;
+    if (f->nlocals > 0 && (l = calloc(f->nlocals, sizeof *l)) == NULL)
+        return;
+    for (size_t i = 0; i < f->nlocals; i++)
+        l[i] = (struct pframe_sess){f->locals[i].name, f->locals[i].sid, f->locals[i].ord};
+    leader_report(f, f->cfg.node_id, true, l, f->nlocals, NULL, 0);
+    free(l);
+}
+
+/* warm_end makes this leader's table whole: a member that has not
+ * reported holds nothing we can vouch for (it may have restarted or be cut
+ * off; it reports when it can), and the members are told. */
+static void warm_end(struct fwd *f)
+{
+    struct fwd_delta d = {0};
+    struct pframe_route none;
+
+    f->warm_until = 0;
+    if (!leading(f))
+        return;
+    for (size_t i = 0; i < f->npeers; i++)
+        if (!f->peers[i].reported && f->peers[i].id != f->cfg.node_id)
+            leader_forget(f, f->peers[i].id, &d);
+    broadcast(f, &d, 0);
+    delta_free(&d);
+    f->complete = true;
+    for (size_t i = 0; i < f->npeers; i++) {
+        struct fwd_peer *p = &f->peers[i];
+        if (p->member && p->synced && p->id != f->cfg.node_id &&
+            send_routes(f, p->id, &none, 0, &none, 0, false, true) < 0) {
+            p->synced = false;
+            p->want_full = true;
         }
     }
 }
 
-bool fwd__warming(const struct fwd *f)
+/* all_reported tells whether every other member sent its full report. */
+static bool all_reported(const struct fwd *f)
 {
-    if (f->warm_until == 0 || f->now >= f->warm_until)
-        return false;
-    for (size_t i = 0; i < f->nmembers; i++)
-        if (!f->members[i].reported && f->members[i].id != f->cfg.node_id)
-            return true;
-    return false;
+    for (size_t i = 0; i < f->npeers; i++)
+        if (f->peers[i].member && !f->peers[i].reported && f->peers[i].id != f->cfg.node_id)
+            return false;
+    return true;
 }
+
+void fwd__leader_tick(struct fwd *f)
+{
+    if (f->warm_until != 0 && f->now >= f->warm_until)
+        warm_end(f);
+}
+
+void fwd__leader_pump(struct fwd *f)
+{
+    if (!leading(f))
+        return;
+    for (size_t i = 0; i < f->npeers; i++)
+        if (f->peers[i].want_full && f->peers[i].member && f->peers[i].reported)
+            send_table(f, &f->peers[i]);
+}
+
+/* ---- reports (every node) ------------------------------------------------ */
 
 static void keep_early(struct fwd *f, const struct pframe_sessions *s)
 {
@@ -144,8 +535,7 @@ static void keep_early(struct fwd *f, const struct pframe_sessions *s)
     if (pframe_encode(&fr, &b) < 0)
         return;
     if (f->nearly == FWD_MAX_EARLY) {
-        /* The oldest goes; its node's names wait for the warmup end. */
-        buf_free(&f->early[0]);
+        buf_free(&f->early[0]); /* the oldest goes; its node re-reports */
         memmove(f->early, f->early + 1, (FWD_MAX_EARLY - 1) * sizeof *f->early);
         f->nearly--;
     }
@@ -154,132 +544,26 @@ static void keep_early(struct fwd *f, const struct pframe_sessions *s)
 
 int fwd__handle_sessions(struct fwd *f, uint64_t node, const struct pframe_sessions *s)
 {
-    if (s->node_id != node)
+    if (s->node_id != node || !fwd__is_member(f, node))
         return XE_PROTO;
-    if (f->leader != f->cfg.node_id) {
-        /* Not leading (yet): a report for a later term, or for this term
-         * while its leader is unknown here, may be for us. */
+    if (!leading(f)) {
+        /* A report for a later term, or for this term while its leader is
+         * unknown here, may be for us: the sender learnt first. */
         if (s->term > f->term || (s->term == f->term && f->leader == 0))
             keep_early(f, s);
         return 0;
     }
-    if (s->term != f->term)
+    if (s->term != f->term) {
+        FLOG(f, LOG_DEBUG, "report from %" PRIx64 " for term %" PRIu64 " ignored (term %" PRIu64
+             ")", node, s->term, f->term);
         return 0; /* meant for another leadership: the node reports again */
-    if (s->full) {
-        fwd__table_forget_node(f, node);
-        for (size_t i = 0; i < f->nmembers; i++)
-            if (f->members[i].id == node)
-                f->members[i].reported = true;
     }
-    for (size_t i = 0; i < s->ndel; i++)
-        fwd__table_del(f, node, s->del[i].name, s->del[i].since);
-    for (size_t i = 0; i < s->nadd; i++)
-        fwd__table_add(f, node, s->add[i].name, s->add[i].since);
-    fwd__recheck_held(f);
+    FLOG(f, LOG_DEBUG, "report from %" PRIx64 ": %zu held, %zu gone%s", node, s->nadd,
+         s->ndel, s->full ? " (full)" : "");
+    leader_report(f, node, s->full, s->add, s->nadd, s->del, s->ndel);
     return 0;
 }
 
-/* ---- leader: routing ----------------------------------------------------- */
-
-static bool hold(struct fwd *f, uint64_t from_node, const struct pframe_fwd *fw)
-{
-    struct fwd_held *h;
-
-    if (f->nheld == f->cfg.hold_max)
-        return false;
-    h = &f->held[f->nheld];
-    memset(h, 0, sizeof *h);
-    h->e.from = strdup(fw->from);
-    h->e.to = strdup(fw->to);
-    h->e.xml = malloc(fw->xml_len + 1);
-    if (h->e.from == NULL || h->e.to == NULL || h->e.xml == NULL) {
-        fwd__ent_clear(&h->e);
-        return false;
-    }
-    memcpy(h->e.xml, fw->xml, fw->xml_len);
-    h->e.xml[fw->xml_len] = '\0';
-    h->e.len = fw->xml_len;
-    h->e.seq = fw->seq;
-    h->node = from_node;
-    h->origin = fw->origin;
-    h->inc = fw->incarnation;
-    h->low_water = fw->low_water;
-    f->nheld++;
-    f->st.held++;
-    return true;
-}
-
-void fwd__route_fwd(struct fwd *f, uint64_t from_node, const struct pframe_fwd *fw)
-{
-    struct jid j = {0};
-    uint64_t node = 0;
-    struct pframe fr = {.type = PFRAME_DELIVER};
-
-    f->st.routed++;
-    if (jid_parse(fw->to, &j) == 0)
-        node = fwd_route_lookup(f, j.domain);
-    jid_clear(&j);
-    FLOG(f, LOG_TRACE, "route %" PRIx64 "/%" PRIu64 " to %s: node %" PRIx64 "%s",
-         fw->origin, fw->seq, fw->to, node,
-         node == 0 && fwd__warming(f) ? " (hold)" : "");
-    if (node == 0) {
-        if (!fwd__warming(f))
-            fwd__outcome_here(f, fw, "cancel", "service-unavailable");
-        else if (!hold(f, from_node, fw))
-            fwd__outcome_here(f, fw, "wait", "resource-constraint");
-        return;
-    }
-    if (node == f->cfg.node_id) {
-        fwd__outcome_here(f, fw, NULL, NULL);
-        return;
-    }
-    fr.u.fwd = *fw;
-    if (f->env.send(f->env.ud, node, &fr) < 0) {
-        f->st.send_failures++;
-        /* Our own stanza (a session here, or a bounce we made) stays in our
-         * unacked table and goes again after resend_ms.  Another origin's:
-         * tell the sender now rather than drop it silently. */
-        if (fw->origin != f->cfg.node_id || fw->incarnation != f->cfg.incarnation)
-            fwd__outcome_here(f, fw, "wait", "resource-constraint");
-    }
-}
-
-void fwd__recheck_held(struct fwd *f)
-{
-    size_t n = f->nheld;
-    struct fwd_held *h;
-    bool warm = fwd__warming(f);
-
-    if (n == 0)
-        return;
-    /* Take the list out first: routing may hold or bounce (and so append)
-     * while we walk it. */
-    h = malloc(n * sizeof *h);
-    if (h == NULL)
-        return; /* try again on the next report or tick */
-    memcpy(h, f->held, n * sizeof *h);
-    f->nheld = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct pframe_fwd fw = {h[i].origin, h[i].inc,  h[i].e.seq, h[i].low_water,
-                                h[i].e.from, h[i].e.to, h[i].e.xml, h[i].e.len};
-        struct jid j = {0};
-        uint64_t node = 0;
-
-        if (jid_parse(fw.to, &j) == 0)
-            node = fwd_route_lookup(f, j.domain);
-        jid_clear(&j);
-        if (node == 0 && warm && f->nheld < f->cfg.hold_max) {
-            f->held[f->nheld++] = h[i]; /* still unknown: keep, in order */
-            continue;
-        }
-        fwd__route_fwd(f, h[i].node, &fw);
-        fwd__ent_clear(&h[i].e);
-    }
-    free(h);
-}
-
-/* fwd__apply_early applies the kept reports meant for this leadership and drops
- * those that can no longer be. */
 void fwd__apply_early(struct fwd *f)
 {
     size_t keep = 0;
@@ -287,15 +571,13 @@ void fwd__apply_early(struct fwd *f)
     for (size_t i = 0; i < f->nearly; i++) {
         struct pframe fr;
         struct buf *b = &f->early[i];
-        bool mine = false, later = false;
+        bool later = false;
 
-        if (pframe_decode(b->data + PFRAME_LEN_SIZE, b->len - PFRAME_LEN_SIZE, &fr) ==
-            0) {
-            mine = f->leader == f->cfg.node_id && fr.u.sessions.term == f->term;
-            later = fr.u.sessions.term > f->term ||
-                    (fr.u.sessions.term == f->term && f->leader == 0);
-            if (mine)
-                fwd__handle_sessions(f, fr.u.sessions.node_id, &fr.u.sessions);
+        if (pframe_decode(b->data + PFRAME_LEN_SIZE, b->len - PFRAME_LEN_SIZE, &fr) == 0) {
+            const struct pframe_sessions *s = &fr.u.sessions;
+            later = s->term > f->term || (s->term == f->term && f->leader == 0);
+            if (leading(f) && s->term == f->term)
+                leader_report(f, s->node_id, s->full, s->add, s->nadd, s->del, s->ndel);
             pframe_release(&fr);
         }
         if (later)
@@ -304,4 +586,153 @@ void fwd__apply_early(struct fwd *f)
             buf_free(b);
     }
     f->nearly = keep;
+}
+
+/* report sends a SESSIONS report to the leader (applies it when leading).
+ * A refused report turns into a full one on fwd_pump. */
+static int report(struct fwd *f, bool full, const struct pframe_sess *add, size_t nadd,
+                  const struct pframe_sess *del, size_t ndel)
+{
+    struct pframe fr = {.type = PFRAME_SESSIONS};
+
+    if (f->leader == 0)
+        return 0;
+    if (leading(f)) {
+        leader_report(f, f->cfg.node_id, false, add, nadd, del, ndel);
+        return 0;
+    }
+    if (f->need_full && !full)
+        return fwd__send_full_report(f);
+    fr.u.sessions = (struct pframe_sessions){f->cfg.node_id, ++f->generation, f->term,
+                                             full, add, nadd, del, ndel};
+    if (f->env.send(f->env.ud, f->leader, &fr) < 0) {
+        f->st.send_failures++;
+        f->need_full = true;
+        return 0;
+    }
+    if (full)
+        f->need_full = false;
+    return 0;
+}
+
+int fwd__send_full_report(struct fwd *f)
+{
+    struct pframe_sess *l = NULL;
+    int rc;
+
+    if (leading(f)) {
+        f->need_full = false;
+        return 0; /* fwd__lead applied our sessions */
+    }
+    if (f->nlocals > 0 && (l = calloc(f->nlocals, sizeof *l)) == NULL)
+        return XE_NOMEM;
+    for (size_t i = 0; i < f->nlocals; i++)
+        l[i] = (struct pframe_sess){f->locals[i].name, f->locals[i].sid, f->locals[i].ord};
+    rc = report(f, true, l, f->nlocals, NULL, 0);
+    free(l);
+    return rc;
+}
+
+int fwd__report_one(struct fwd *f, const char *name, uint64_t sid, uint64_t ord, bool add)
+{
+    struct pframe_sess s = {name, sid, ord};
+
+    return add ? report(f, false, &s, 1, NULL, 0) : report(f, false, NULL, 0, &s, 1);
+}
+
+int fwd_local_add(struct fwd *f, const char *name, uint64_t sid, uint64_t now_ms)
+{
+    struct fwd_local *l;
+
+    f->now = now_ms;
+    if (name == NULL || sid == 0 || !jid_domain_valid(name))
+        return XE_INVAL;
+    l = fwd__local_find(f, name);
+    if (l == NULL) {
+        if (f->nlocals == f->locals_cap) {
+            size_t cap = f->locals_cap ? f->locals_cap * 2 : 8;
+            struct fwd_local *n = realloc(f->locals, cap * sizeof *n);
+            if (n == NULL)
+                return XE_NOMEM;
+            f->locals = n;
+            f->locals_cap = cap;
+        }
+        l = &f->locals[f->nlocals];
+        l->name = strdup(name);
+        if (l->name == NULL)
+            return XE_NOMEM;
+        f->nlocals++;
+    }
+    l->sid = sid;
+    l->ord = 0;
+    fwd__report_one(f, name, sid, 0, true);
+    fwd__pump(f); /* stanzas waiting for this name may be ours now */
+    return 0;
+}
+
+int fwd_local_del(struct fwd *f, const char *name, uint64_t sid, uint64_t now_ms)
+{
+    struct fwd_local *l;
+
+    f->now = now_ms;
+    if (name == NULL)
+        return XE_INVAL;
+    l = fwd__local_find(f, name);
+    if (l == NULL || l->sid != sid)
+        return 0;
+    free(l->name);
+    *l = f->locals[--f->nlocals];
+    return fwd__report_one(f, name, sid, 0, false);
+}
+
+/* ---- ROUTES (members) ---------------------------------------------------- */
+
+/* sweep_stale drops the entries the leader's whole table did not hold. */
+static void sweep_stale(struct fwd *f)
+{
+    struct fwd_delta gone = {0};
+
+    for (size_t i = 0; i < f->table.nb; i++)
+        for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
+            if (r->gen != f->table.gen) {
+                struct pframe_route e = {r->name, r->node, r->sid, r->ord};
+                delta_put(&gone.del, &gone.ndel, &gone.cdel, &e);
+            }
+    for (size_t i = 0; i < gone.ndel; i++)
+        fwd__route_del(f, gone.del[i].name, gone.del[i].node);
+    delta_free(&gone);
+    f->table.resync = false;
+}
+
+int fwd__handle_routes(struct fwd *f, uint64_t node, const struct pframe_routes *t)
+{
+    /* Another leadership's (an earlier one, or one this node has not
+     * learnt yet: once it does, its full report brings the whole table). */
+    if (t->term != f->term || f->leader == 0) {
+        FLOG(f, LOG_DEBUG, "table from %" PRIx64 " term %" PRIu64 " ignored (term %" PRIu64
+             ", leader %" PRIx64 ")", node, t->term, f->term, f->leader);
+        return 0;
+    }
+    if (node != f->leader || leading(f))
+        return XE_PROTO; /* only the leader sends the table, never to itself */
+    FLOG(f, LOG_DEBUG, "table from %" PRIx64 " term %" PRIu64 ": %zu set, %zu gone%s%s", node,
+         t->term, t->nadd, t->ndel, t->flags & PFRAME_ROUTES_RESET ? ", first" : "",
+         t->flags & PFRAME_ROUTES_COMPLETE ? ", whole" : "");
+    if (t->flags & PFRAME_ROUTES_RESET) {
+        f->table.gen++;
+        f->table.resync = true;
+        f->complete = false;
+    }
+    for (size_t i = 0; i < t->ndel; i++)
+        fwd__route_del(f, t->del[i].name, t->del[i].node);
+    for (size_t i = 0; i < t->nadd; i++)
+        if (fwd__route_set(f, t->add[i].name, t->add[i].node, t->add[i].sid,
+                           t->add[i].ord) < 0)
+            return XE_NOMEM;
+    if (t->flags & PFRAME_ROUTES_COMPLETE) {
+        if (f->table.resync)
+            sweep_stale(f);
+        f->complete = true;
+    }
+    return 0;
 }

@@ -33,13 +33,15 @@ const char *pframe_type_name(int type)
         return "SUBMIT";
     case PFRAME_SUBMIT_RESULT:
         return "SUBMIT_RESULT";
+    case PFRAME_ROUTES:
+        return "ROUTES";
     }
     return "?";
 }
 
 bool pframe_type_sequenced(int type)
 {
-    return type >= PFRAME_FWD && type <= PFRAME_SUBMIT_RESULT;
+    return type >= PFRAME_FWD && type <= PFRAME_ROUTES;
 }
 
 /* ---- encoding ---------------------------------------------------------- */
@@ -99,14 +101,26 @@ static bool sess_list_ok(const struct pframe_sess *l, size_t n)
     if (n > PFRAME_MAX_LIST || (n > 0 && l == NULL))
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!cstr_ok(l[i].name, PFRAME_MAX_NAME))
+        if (!cstr_ok(l[i].name, PFRAME_MAX_NAME) || l[i].sid == 0)
             return false;
     return true;
 }
 
+static bool route_list_ok(const struct pframe_route *l, size_t n)
+{
+    if (n > PFRAME_MAX_LIST || (n > 0 && l == NULL))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!cstr_ok(l[i].name, PFRAME_MAX_NAME) || l[i].node == 0)
+            return false;
+    return true;
+}
+
+/* ranges_ok: at most PFRAME_MAX_LIST ranges, ascending and disjoint (an
+ * empty list may have r NULL). */
 static bool ranges_ok(const struct pframe_range *r, size_t n)
 {
-    if (n == 0 || n > PFRAME_MAX_LIST || r == NULL)
+    if (n > PFRAME_MAX_LIST || (n > 0 && r == NULL))
         return false;
     for (size_t i = 0; i < n; i++) {
         if (r[i].first == 0 || r[i].first > r[i].last)
@@ -138,10 +152,16 @@ static bool frame_ok(const struct pframe *f)
                cstr_ok(fw->from, PFRAME_MAX_JID) && cstr_ok(fw->to, PFRAME_MAX_JID) &&
                str_ok(fw->xml, fw->xml_len, PFRAME_MAX_BODY);
     case PFRAME_ACK:
-        return ranges_ok(f->u.ack.ranges, f->u.ack.nranges);
+        return f->u.ack.nranges + f->u.ack.nbounced > 0 &&
+               ranges_ok(f->u.ack.ranges, f->u.ack.nranges) &&
+               ranges_ok(f->u.ack.bounced, f->u.ack.nbounced);
     case PFRAME_SESSIONS:
         return sess_list_ok(f->u.sessions.add, f->u.sessions.nadd) &&
                sess_list_ok(f->u.sessions.del, f->u.sessions.ndel);
+    case PFRAME_ROUTES:
+        return f->u.routes.flags <= (PFRAME_ROUTES_RESET | PFRAME_ROUTES_COMPLETE) &&
+               route_list_ok(f->u.routes.add, f->u.routes.nadd) &&
+               route_list_ok(f->u.routes.del, f->u.routes.ndel);
     case PFRAME_CONFLICT:
         return cstr_ok(f->u.conflict.name, PFRAME_MAX_NAME);
     case PFRAME_SUBMIT:
@@ -158,7 +178,28 @@ static void w_sess_list(struct pf_w *w, const struct pframe_sess *l, size_t n)
     w_be(w, n, 4);
     for (size_t i = 0; i < n; i++) {
         w_str(w, l[i].name, strlen(l[i].name));
-        w_be(w, l[i].since, 8);
+        w_be(w, l[i].sid, 8);
+        w_be(w, l[i].ord, 8);
+    }
+}
+
+static void w_route_list(struct pf_w *w, const struct pframe_route *l, size_t n)
+{
+    w_be(w, n, 4);
+    for (size_t i = 0; i < n; i++) {
+        w_str(w, l[i].name, strlen(l[i].name));
+        w_be(w, l[i].node, 8);
+        w_be(w, l[i].sid, 8);
+        w_be(w, l[i].ord, 8);
+    }
+}
+
+static void w_ranges(struct pf_w *w, const struct pframe_range *r, size_t n)
+{
+    w_be(w, n, 4);
+    for (size_t i = 0; i < n; i++) {
+        w_be(w, r[i].first, 8);
+        w_be(w, r[i].last, 8);
     }
 }
 
@@ -200,11 +241,8 @@ static void w_payload(struct pf_w *w, const struct pframe *f)
         break;
     case PFRAME_ACK:
         w_be(w, f->u.ack.origin_incarnation, 8);
-        w_be(w, f->u.ack.nranges, 4);
-        for (size_t i = 0; i < f->u.ack.nranges; i++) {
-            w_be(w, f->u.ack.ranges[i].first, 8);
-            w_be(w, f->u.ack.ranges[i].last, 8);
-        }
+        w_ranges(w, f->u.ack.ranges, f->u.ack.nranges);
+        w_ranges(w, f->u.ack.bounced, f->u.ack.nbounced);
         break;
     case PFRAME_SESSIONS:
         w_be(w, f->u.sessions.node_id, 8);
@@ -214,9 +252,15 @@ static void w_payload(struct pf_w *w, const struct pframe *f)
         w_sess_list(w, f->u.sessions.add, f->u.sessions.nadd);
         w_sess_list(w, f->u.sessions.del, f->u.sessions.ndel);
         break;
+    case PFRAME_ROUTES:
+        w_be(w, f->u.routes.term, 8);
+        w_u8(w, f->u.routes.flags);
+        w_route_list(w, f->u.routes.add, f->u.routes.nadd);
+        w_route_list(w, f->u.routes.del, f->u.routes.ndel);
+        break;
     case PFRAME_CONFLICT:
         w_str(w, f->u.conflict.name, strlen(f->u.conflict.name));
-        w_be(w, f->u.conflict.since, 8);
+        w_be(w, f->u.conflict.sid, 8);
         break;
     case PFRAME_SUBMIT:
         w_be(w, f->u.submit.request_id, 8);
@@ -319,13 +363,12 @@ static const char *r_str(struct pf_r *r, size_t max, size_t *len_out)
     return s;
 }
 
-/* r_sess_list reads a SESSIONS list into a slice of arr starting at *used. */
-static size_t r_sess_count(struct pf_r *r)
+/* r_count reads a list length; each entry takes at least min bytes. */
+static size_t r_count(struct pf_r *r, size_t min)
 {
     uint64_t n = r_be(r, 4);
 
-    /* Each entry takes at least 13 bytes (len, NUL, since). */
-    if (r->bad || n > PFRAME_MAX_LIST || n > r->left / 13) {
+    if (r->bad || n > PFRAME_MAX_LIST || n > r->left / min) {
         r->bad = true;
         return 0;
     }
@@ -336,17 +379,73 @@ static void r_sess_entries(struct pf_r *r, struct pframe_sess *arr, size_t n)
 {
     for (size_t i = 0; i < n && !r->bad; i++) {
         arr[i].name = r_str(r, PFRAME_MAX_NAME, NULL);
-        arr[i].since = r_be(r, 8);
+        arr[i].sid = r_be(r, 8);
+        arr[i].ord = r_be(r, 8);
+        if (!r->bad && arr[i].sid == 0)
+            r->bad = true;
     }
+}
+
+static void r_route_entries(struct pf_r *r, struct pframe_route *arr, size_t n)
+{
+    for (size_t i = 0; i < n && !r->bad; i++) {
+        arr[i].name = r_str(r, PFRAME_MAX_NAME, NULL);
+        arr[i].node = r_be(r, 8);
+        arr[i].sid = r_be(r, 8);
+        arr[i].ord = r_be(r, 8);
+        if (!r->bad && arr[i].node == 0)
+            r->bad = true;
+    }
+}
+
+/* r_skip_entries skips n entries of a list of names followed by k u64s. */
+static void r_skip_entries(struct pf_r *r, size_t n, int k)
+{
+    for (size_t i = 0; i < n && !r->bad; i++) {
+        r_str(r, PFRAME_MAX_NAME, NULL);
+        for (int j = 0; j < k; j++)
+            r_be(r, 8);
+    }
+}
+
+/* d_two_lists reads two lists of entries of elem bytes in memory and k u64s
+ * after the name on the wire (SESSIONS: sid, ord; ROUTES: node, sid, ord),
+ * so at least 5 + 8k bytes each: two passes (skip the first to learn the
+ * second's length), then one allocation owned by f.  *a and *b point into
+ * it (NULL for none: no arithmetic on a NULL base, issue 8 defect 13). */
+static int d_two_lists(struct pf_r *r, struct pframe *f, size_t elem, int k, void **a,
+                       size_t *na, void **b, size_t *nb)
+{
+    size_t min = (size_t)(5 + 8 * k);
+    struct pf_r save;
+    char *arr = NULL;
+
+    *na = r_count(r, min);
+    if (r->bad)
+        return XE_PROTO;
+    save = *r;
+    r_skip_entries(r, *na, k);
+    *nb = r_count(r, min);
+    if (r->bad)
+        return XE_PROTO;
+    if (*na + *nb > 0) {
+        arr = calloc(*na + *nb, elem);
+        if (arr == NULL)
+            return XE_NOMEM;
+    }
+    f->owned_ = arr;
+    *r = save;
+    *a = arr;
+    *b = arr != NULL ? arr + *na * elem : NULL;
+    return 0;
 }
 
 static int d_sessions(struct pf_r *r, struct pframe *f)
 {
     struct pframe_sessions *s = &f->u.sessions;
-    struct pframe_sess *arr = NULL;
+    void *a, *b;
     uint64_t full;
-    size_t nadd, ndel;
-    struct pf_r save;
+    int rc;
 
     s->node_id = r_be(r, 8);
     s->generation = r_be(r, 8);
@@ -355,55 +454,77 @@ static int d_sessions(struct pf_r *r, struct pframe *f)
     if (full > 1)
         r->bad = true;
     s->full = full == 1;
-    nadd = r_sess_count(r);
-    if (r->bad)
-        return XE_PROTO;
-    /* Two passes: skip the add list to learn ndel, then allocate once. */
-    save = *r;
-    for (size_t i = 0; i < nadd && !r->bad; i++) {
-        r_str(r, PFRAME_MAX_NAME, NULL);
-        r_be(r, 8);
-    }
-    ndel = r_sess_count(r);
-    if (r->bad)
-        return XE_PROTO;
-    if (nadd + ndel > 0) {
-        arr = calloc(nadd + ndel, sizeof *arr);
-        if (arr == NULL)
-            return XE_NOMEM;
-    }
-    f->owned_ = arr;
-    *r = save;
-    r_sess_entries(r, arr, nadd);
+    rc = d_two_lists(r, f, sizeof(struct pframe_sess), 2, &a, &s->nadd, &b, &s->ndel);
+    if (rc < 0)
+        return rc;
+    s->add = a;
+    s->del = b;
+    r_sess_entries(r, a, s->nadd);
     r_be(r, 4);
-    r_sess_entries(r, arr + nadd, ndel);
-    s->add = arr;
-    s->nadd = nadd;
-    s->del = arr + nadd;
-    s->ndel = ndel;
+    r_sess_entries(r, b, s->ndel);
     return r->bad ? XE_PROTO : 0;
+}
+
+static int d_routes(struct pf_r *r, struct pframe *f)
+{
+    struct pframe_routes *t = &f->u.routes;
+    void *a, *b;
+    int rc;
+
+    t->term = r_be(r, 8);
+    t->flags = (uint8_t)r_be(r, 1);
+    if (t->flags > (PFRAME_ROUTES_RESET | PFRAME_ROUTES_COMPLETE))
+        r->bad = true;
+    rc = d_two_lists(r, f, sizeof(struct pframe_route), 3, &a, &t->nadd, &b, &t->ndel);
+    if (rc < 0)
+        return rc;
+    t->add = a;
+    t->del = b;
+    r_route_entries(r, a, t->nadd);
+    r_be(r, 4);
+    r_route_entries(r, b, t->ndel);
+    return r->bad ? XE_PROTO : 0;
+}
+
+/* r_ranges reads a list of n ranges into arr. */
+static void r_ranges(struct pf_r *r, struct pframe_range *arr, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        arr[i].first = r_be(r, 8);
+        arr[i].last = r_be(r, 8);
+    }
 }
 
 static int d_ack(struct pf_r *r, struct pframe *f)
 {
     struct pframe_range *arr;
-    uint64_t n;
+    size_t n, nb;
+    struct pf_r save;
 
     f->u.ack.origin_incarnation = r_be(r, 8);
-    n = r_be(r, 4);
-    if (r->bad || n == 0 || n > PFRAME_MAX_LIST || n > r->left / 16)
+    n = r_count(r, 16);
+    if (r->bad)
         return XE_PROTO;
-    arr = calloc((size_t)n, sizeof *arr);
+    save = *r;
+    r->p += n * 16; /* r_count checked that they are there */
+    r->left -= n * 16;
+    nb = r_count(r, 16);
+    if (r->bad || n + nb == 0)
+        return XE_PROTO;
+    arr = calloc(n + nb, sizeof *arr);
     if (arr == NULL)
         return XE_NOMEM;
     f->owned_ = arr;
-    for (size_t i = 0; i < n; i++) {
-        arr[i].first = r_be(r, 8);
-        arr[i].last = r_be(r, 8);
-    }
-    f->u.ack.ranges = arr;
-    f->u.ack.nranges = (size_t)n;
-    return ranges_ok(arr, (size_t)n) ? 0 : XE_PROTO;
+    *r = save;
+    r_ranges(r, arr, n);
+    r_be(r, 4);
+    r_ranges(r, arr + n, nb);
+    f->u.ack.ranges = n > 0 ? arr : NULL;
+    f->u.ack.nranges = n;
+    f->u.ack.bounced = nb > 0 ? arr + n : NULL;
+    f->u.ack.nbounced = nb;
+    return ranges_ok(f->u.ack.ranges, n) && ranges_ok(f->u.ack.bounced, nb) ? 0
+                                                                             : XE_PROTO;
 }
 
 static int d_payload(struct pf_r *r, struct pframe *f)
@@ -451,9 +572,11 @@ static int d_payload(struct pf_r *r, struct pframe *f)
         return d_ack(r, f);
     case PFRAME_SESSIONS:
         return d_sessions(r, f);
+    case PFRAME_ROUTES:
+        return d_routes(r, f);
     case PFRAME_CONFLICT:
         f->u.conflict.name = r_str(r, PFRAME_MAX_NAME, NULL);
-        f->u.conflict.since = r_be(r, 8);
+        f->u.conflict.sid = r_be(r, 8);
         return 0;
     case PFRAME_SUBMIT:
         f->u.submit.request_id = r_be(r, 8);
@@ -485,7 +608,7 @@ int pframe_decode(const void *body, size_t len, struct pframe *out)
         return XE_PROTO;
     if (version != PFRAME_VERSION)
         return XE_UNSUPPORTED;
-    if (type < PFRAME_HELLO || type > PFRAME_SUBMIT_RESULT)
+    if (type < PFRAME_HELLO || type > PFRAME_ROUTES)
         return XE_PROTO;
     out->type = (int)type;
     if (pframe_type_sequenced(out->type)) {

@@ -47,10 +47,11 @@
 
 #include "buf.h"
 
-#define PFRAME_VERSION 1
+/* 2: direct forwarding (ACK outcomes, SESSIONS orders, ROUTES). */
+#define PFRAME_VERSION 2
 /* The HELLO protocol number: bumped when the meaning of frames changes
- * without a change of their layout. */
-#define PFRAME_PROTO 1
+ * (2: stanzas go from node to node, not through the leader). */
+#define PFRAME_PROTO 2
 #define PFRAME_LEN_SIZE 4
 /* Bytes after the length field: enough for a 256 KiB stanza (xs default
  * limit) plus its JIDs and header, and for Raft batches the driver keeps
@@ -75,6 +76,7 @@ enum pframe_type {
     PFRAME_CONFLICT = 10,
     PFRAME_SUBMIT = 11,
     PFRAME_SUBMIT_RESULT = 12,
+    PFRAME_ROUTES = 13,
 };
 
 /* pframe_type_name returns "HELLO", "FWD", ... or "?" for an unknown type. */
@@ -82,7 +84,7 @@ const char *pframe_type_name(int type);
 
 /* pframe_type_sequenced tells whether frames of this type carry a chan_seq
  * and go through pchan (reliable across reconnects): FWD, DELIVER, ACK,
- * SESSIONS, CONFLICT, SUBMIT, SUBMIT_RESULT.  HELLO, CHAN_ACK, PING and PONG
+ * ROUTES, * SESSIONS, CONFLICT, SUBMIT, SUBMIT_RESULT.  HELLO, CHAN_ACK, PING and PONG
  * are link control; RAFT is not sequenced either, because Raft tolerates
  * loss and retries by itself (a stale AppendEntries resent after a reconnect
  * would only delay, and a snapshot must not fill the resend buffer). */
@@ -99,12 +101,15 @@ struct pframe_hello {
     uint64_t recv_seq;         /* highest contiguous chan_seq received from it */
 };
 
-/* FWD (origin -> leader) and DELIVER (leader -> delivering node). */
+/* FWD: a stanza from its origin node straight to the node that holds its
+ * destination (docs/cluster.md "Forwarding").  DELIVER (type 7) was the
+ * leader's relay of a FWD before direct forwarding; it is still decoded
+ * with the same layout, and fwd refuses it as a protocol error. */
 struct pframe_fwd {
     uint64_t origin;      /* node id of the node whose session sent it */
     uint64_t incarnation; /* the origin's incarnation */
     uint64_t seq;         /* the origin's stanza sequence number, >= 1 */
-    uint64_t low_water;   /* the origin's lowest unacknowledged seq (<= seq) */
+    uint64_t low_water;   /* the origin's lowest seq without an outcome (<= seq) */
     const char *from;     /* sender JID */
     const char *to;       /* destination JID */
     const char *xml;      /* the stanza serialized for jabber:component:accept */
@@ -115,15 +120,47 @@ struct pframe_range {
     uint64_t first, last; /* first <= last */
 };
 
+/* ACK: the outcomes of FWDs at the node that received them: delivered to a
+ * local session (ranges), or not delivered and never to be, because no
+ * local session holds the destination (bounced: the origin answers the
+ * sender with service-unavailable, RFC 6120 §8.3.3.19).  Each list is
+ * ascending and disjoint; at least one seq in all. */
 struct pframe_ack {
     uint64_t origin_incarnation; /* the incarnation the seqs belong to */
     const struct pframe_range *ranges;
-    size_t nranges; /* 1..PFRAME_MAX_LIST, ranges ascending and disjoint */
+    size_t nranges; /* 0..PFRAME_MAX_LIST */
+    const struct pframe_range *bounced;
+    size_t nbounced; /* 0..PFRAME_MAX_LIST */
 };
 
+/* One session of a component name in a SESSIONS report. */
 struct pframe_sess {
     const char *name; /* component domain */
-    uint64_t since;   /* when the session authenticated (wall-clock ms) */
+    uint64_t sid;     /* the reporting node's id of the session (never 0) */
+    uint64_t ord;     /* the order a leader gave it (ROUTES), 0: none yet */
+};
+
+/* One entry of the cluster routing table in ROUTES. */
+struct pframe_route {
+    const char *name; /* component domain */
+    uint64_t node;    /* the node holding it */
+    uint64_t sid;     /* that node's session id */
+    uint64_t ord;     /* cluster-wide order: the greater is the newer */
+};
+
+#define PFRAME_ROUTES_RESET 1u    /* forget the table first */
+#define PFRAME_ROUTES_COMPLETE 2u /* the table is whole after this frame */
+
+/* ROUTES: the leader's routing table, to every member: in full (chunks, the
+ * first with RESET, the last with COMPLETE) after a member's full SESSIONS
+ * report, then as changes. */
+struct pframe_routes {
+    uint64_t term;  /* the leader's Raft term */
+    uint8_t flags;  /* PFRAME_ROUTES_* */
+    const struct pframe_route *add;
+    size_t nadd;
+    const struct pframe_route *del;
+    size_t ndel;
 };
 
 struct pframe_sessions {
@@ -139,7 +176,7 @@ struct pframe_sessions {
 
 struct pframe_conflict {
     const char *name; /* close the local session holding name ... */
-    uint64_t since;   /* ... if it is this one (same since), with conflict */
+    uint64_t sid;     /* ... if it is this one (same sid), with conflict */
 };
 
 struct pframe_submit {
@@ -172,7 +209,7 @@ struct pframe_bytes {
 
 /* A frame.  For encoding every pointer is borrowed from the caller.  A
  * decoded frame's strings and bytes point into the decoded buffer (borrowed:
- * valid as long as it is); the ACK and SESSIONS arrays are allocated by the
+ * valid as long as it is); the ACK, SESSIONS and ROUTES arrays are allocated by the
  * decoder and freed by pframe_release. */
 struct pframe {
     int type;          /* enum pframe_type */
@@ -185,6 +222,7 @@ struct pframe {
         struct pframe_fwd fwd; /* FWD, DELIVER */
         struct pframe_ack ack;
         struct pframe_sessions sessions;
+        struct pframe_routes routes;
         struct pframe_conflict conflict;
         struct pframe_submit submit;
         struct pframe_submit_result result;

@@ -37,7 +37,7 @@ struct sess_comp {
     uint64_t last_in_ms;     /* last bytes received */
     uint64_t last_out_ms;    /* last bytes sent */
     bool ping_pending;       /* a server ping went out since the last input */
-    uint64_t since;          /* cluster mode: wall-clock ms it authenticated,
+    uint64_t sid;            /* cluster mode: this node's id of the session,
                                 as reported to the leader; 0: not reported */
     struct sess_comp *hnext; /* srv's connection-table chain */
     struct sess_comp *dnext; /* srv's dead list */

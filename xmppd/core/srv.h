@@ -125,15 +125,17 @@ void srv_get_stats(const struct srv *srv, struct srv_stats *out);
  * After it, srv owns a struct fwd (fwd.h) and:
  *  - a stanza whose destination is a component connected to this node is
  *    delivered here as before; a stanza to any other name within the
- *    domain goes to fwd_send (through the leader); when fwd refuses it
+ *    domain goes to fwd_send (to the node holding it); when fwd refuses it
  *    (queue full) the sender gets <error type='wait'><resource-constraint/>
  *    (RFC 6120 §8.3.3.18), never for an error, a presence or an iq result
- *    (§8.3.1, RFC 6121).  Server-domain iq (ping, disco) and other domains
- *    stay local.
+ *    (§8.3.1, RFC 6121); later error replies from fwd reach the sender
+ *    the same way.  Server-domain iq (ping, disco) and other domains stay
+ *    local.
  *  - every component that authenticates is reported (fwd_local_add) with
- *    since = env->wall_ms() (strictly increasing per srv), and removed when
- *    it closes.  A CONFLICT from the leader closes the named session with a
- *    conflict stream error (RFC 6120 §4.9.3.3) if its since matches.
+ *    a session id (sid, increasing per srv, never reused), and removed when
+ *    it closes.  The leader orders sessions cluster-wide; when another
+ *    node's session of a name is newer, fwd closes ours with a conflict
+ *    stream error (RFC 6120 §4.9.3.3) if its sid matches.
  *  - fwd's deadline is part of srv_next_deadline and fwd_tick runs in
  *    srv_tick.
  * The srv_cluster_* calls below are no-ops (or XE_STATE) before start. */
@@ -147,9 +149,6 @@ struct srv_cluster_env {
      * fwd_env.send (fwd.h): 0, or XE_BUSY / another negative code when the
      * channel cannot take it now (call srv_cluster_pump when it has room). */
     int (*peer_send)(void *ud, uint64_t node, struct pframe *f);
-    /* wall_ms returns wall-clock ms (e.g. CLOCK_REALTIME) for the since of
-     * a session: the cluster keeps the newest session of a name. */
-    uint64_t (*wall_ms)(void *ud);
 };
 
 /* srv_cluster_start switches srv to cluster mode: creates its fwd with cfg
@@ -171,10 +170,11 @@ bool srv_cluster_started(const struct srv *srv);
  * fwd_set_members).  0, XE_STATE (not started) or XE_NOMEM. */
 int srv_cluster_set_leader(struct srv *srv, uint64_t leader, uint64_t term,
                            uint64_t now_ms);
-int srv_cluster_set_members(struct srv *srv, const uint64_t *ids, size_t n);
+int srv_cluster_set_members(struct srv *srv, const uint64_t *ids, size_t n,
+                            uint64_t now_ms);
 
 /* srv_cluster_input takes a frame (borrowed) from node after pchan_recv said
- * deliver: FWD, DELIVER, ACK, SESSIONS or CONFLICT (fwd_input).  Returns 0,
+ * deliver: FWD, ACK, SESSIONS, ROUTES or CONFLICT (fwd_input).  Returns 0,
  * XE_INVAL (not a forwarding frame), XE_PROTO (the peer broke the protocol:
  * count it; the edge may close the link), XE_STATE (not started) or
  * XE_NOMEM. */
@@ -191,33 +191,37 @@ struct srv_cluster_stats {
     uint64_t node_id;
     uint64_t leader; /* as last set; 0: none */
     uint64_t term;
-    uint64_t forwarded;        /* stanzas handed to the cluster (fwd_send accepted) */
-    uint64_t queued;           /* of those, accepted while there was no leader */
-    uint64_t waiting;          /* unacknowledged now (in the bounded queue) */
-    uint64_t rejected;         /* refused: queue full (sender got wait) */
-    uint64_t delivered;        /* stanzas from other nodes delivered here */
-    uint64_t bounced;          /* error replies originated by fwd here */
-    uint64_t replayed;         /* stanzas sent again (leader change, timeout) */
-    uint64_t duplicates;       /* duplicate deliveries dropped */
-    uint64_t routed;           /* stanzas routed as leader */
-    uint64_t conflicts_closed; /* local sessions closed by a CONFLICT */
+    uint64_t forwarded;  /* stanzas handed to the cluster (fwd_send accepted) */
+    uint64_t rejected;   /* refused: queue full (sender got wait) */
+    uint64_t waiting;    /* now: not handed to a node yet */
+    uint64_t inflight;   /* now: handed to a node, outcome not known yet */
+    uint64_t acked;      /* delivered by the node holding the name */
+    uint64_t refused;    /* bounced by it: no session there */
+    uint64_t unroutable; /* no node holds the name */
+    uint64_t expired;    /* no channel took it within hold_ms */
+    uint64_t lost;       /* handed to a node that restarted or left */
+    uint64_t errors;     /* error replies given to local senders by fwd */
+    uint64_t delivered;  /* stanzas from other nodes delivered here */
+    uint64_t bounced;    /* stanzas from other nodes refused here */
+    uint64_t conflicts_closed; /* local sessions closed: newer elsewhere */
     uint64_t protocol_errors;
-    size_t routes; /* names in the routing table (leader only) */
+    size_t routes;  /* names in this node's copy of the routing table */
+    bool complete;  /* that copy is whole */
 };
 
 /* srv_cluster_get_stats fills out (all zero and started false before
  * start). */
 void srv_cluster_get_stats(const struct srv *srv, struct srv_cluster_stats *out);
 
-/* srv_cluster_components counts the component names the leader's routing
- * table puts on node (0 on a follower: it has no table).  For status. */
+/* srv_cluster_components counts the component names the routing table
+ * (this node's copy) puts on node.  For status. */
 size_t srv_cluster_components(const struct srv *srv, uint64_t node);
-/* srv_cluster_each_route calls fn for every name in the leader's routing
- * table (name borrowed for the call) with its node and since.  fn must not
- * call srv. */
+/* srv_cluster_each_route calls fn for every name in this node's copy of
+ * the routing table (name borrowed for the call) with its node and the
+ * leader's order of its session.  fn must not call srv. */
 void srv_cluster_each_route(const struct srv *srv,
                             void (*fn)(void *ud, const char *name, uint64_t node,
-                                       uint64_t since),
+                                       uint64_t ord),
                             void *ud);
 
 #endif

@@ -1,9 +1,10 @@
 /* srv_cluster.c: the node core in cluster mode: srv's glue to fwd (fwd.h).
  *
  * Stanzas to names this node does not hold go to fwd_send; stanzas fwd
- * delivers go byte for byte to the local session; component sessions are
- * reported to the leader with their since; a CONFLICT from the leader
- * closes the named session (docs/cluster.md "Routing in the node core").
+ * delivers go byte for byte to the local session (error replies fwd makes
+ * for our senders too); component sessions are reported to the leader
+ * with their sid; a newer session elsewhere closes ours (docs/cluster.md
+ * "Routing in the node core").
  *
  * Re-entrancy: fwd calls deliver and conflict from inside fwd_*; they only
  * write to or close sessions.  A session closed there goes to srv's dead
@@ -15,7 +16,6 @@
 
 #include "err.h"
 #include "fwd.h"
-#include "fwd_int.h"
 #include "jid.h"
 #include "pframe.h"
 #include "sess_comp.h"
@@ -27,7 +27,7 @@ struct srv_cluster {
     struct srv_cluster_env env;
     uint64_t node_id;
     uint64_t leader, term;
-    uint64_t last_since;       /* sinces are strictly increasing per srv */
+    uint64_t last_sid;         /* sids increase per srv_cluster, from 1 */
     uint64_t conflicts_closed; /* local sessions closed by a CONFLICT */
     struct buf xml;            /* scratch: the stanza being forwarded */
     /* Refusals for a full queue come by thousands a second under load: the
@@ -96,15 +96,17 @@ static int cl_deliver(void *ud, const char *from, const char *to, const char *xm
     return 0;
 }
 
-static void cl_conflict(void *ud, const char *name, uint64_t since)
+static void cl_conflict(void *ud, const char *name, uint64_t sid)
 {
     struct srv *srv = ud;
     struct sess_comp *s = rt_find(srv->rt, name);
 
-    if (s == NULL || s->domain == NULL || strcmp(s->domain, name) != 0 ||
-        s->since != since) {
-        SRV_LOG(srv, LOG_DEBUG, "cluster conflict for %s (since %" PRIu64 ") ignored",
-                name, since);
+    /* Only the session the leader judged older, and only while it is open
+     * (the CONFLICT frame and the table may both say it). */
+    if (s == NULL || s->domain == NULL || strcmp(s->domain, name) != 0 || s->sid != sid ||
+        s->state != SESS_COMP_READY) {
+        SRV_LOG(srv, LOG_DEBUG, "cluster conflict for %s (sid %" PRIu64 ") ignored", name,
+                sid);
         return;
     }
     SRV_LOG(srv, LOG_INFO,
@@ -118,15 +120,13 @@ static void cl_conflict(void *ud, const char *name, uint64_t since)
 
 /* ---- lifetime ---- */
 
+/* cl_report gives s its sid and reports it.  Which of two sessions of a
+ * name is newer is decided by the leader's order, never by clocks (issue 8
+ * defect 1: a node whose clock ran 60 s ahead won every conflict). */
 static int cl_report(struct srv *srv, struct sess_comp *s)
 {
-    uint64_t since = srv->cl->env.wall_ms(srv->cl->env.ud);
-
-    if (since <= srv->cl->last_since)
-        since = srv->cl->last_since + 1;
-    srv->cl->last_since = since;
-    s->since = since;
-    return fwd_local_add(srv->cl->fwd, s->domain, since, srv->now_ms);
+    s->sid = ++srv->cl->last_sid;
+    return fwd_local_add(srv->cl->fwd, s->domain, s->sid, srv->now_ms);
 }
 
 int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
@@ -139,7 +139,7 @@ int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
 
     if (srv->cl != NULL)
         return XE_EXISTS;
-    if (cfg == NULL || env == NULL || env->peer_send == NULL || env->wall_ms == NULL)
+    if (cfg == NULL || env == NULL || env->peer_send == NULL)
         return XE_INVAL;
     if (now_ms > srv->now_ms)
         srv->now_ms = now_ms;
@@ -165,6 +165,9 @@ int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
     }
     cl->env = *env;
     cl->node_id = c.node_id;
+    /* sids start at a random point per start, so that a CONFLICT meant for
+     * a session of an earlier start never names one of this start. */
+    cl->last_sid = (c.incarnation >> 32) << 16;
     srv->cl = cl;
     /* Components that authenticated before: report them now. */
     for (size_t i = 0; i < srv->nbuckets; i++)
@@ -195,9 +198,9 @@ void srv_cluster_stop(struct srv *srv)
     srv_cluster__free(srv);
     for (size_t i = 0; i < srv->nbuckets; i++)
         for (struct sess_comp *s = srv->conns[i]; s != NULL; s = s->hnext)
-            s->since = 0;
+            s->sid = 0;
     for (struct sess_comp *s = srv->dead; s != NULL; s = s->dnext)
-        s->since = 0;
+        s->sid = 0;
     SRV_LOG(srv, LOG_INFO, "%s", "cluster mode stopped");
 }
 
@@ -217,11 +220,11 @@ int srv_cluster__authenticated(struct srv *srv, struct sess_comp *s)
 
 void srv_cluster__gone(struct srv *srv, struct sess_comp *s)
 {
-    if (srv->cl == NULL || s->since == 0 || s->domain == NULL)
+    if (srv->cl == NULL || s->sid == 0 || s->domain == NULL)
         return;
     /* fwd ignores it when the name is held by a newer session of ours. */
-    fwd_local_del(srv->cl->fwd, s->domain, s->since, srv->now_ms);
-    s->since = 0;
+    fwd_local_del(srv->cl->fwd, s->domain, s->sid, srv->now_ms);
+    s->sid = 0;
 }
 
 void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct stz *st)
@@ -330,13 +333,15 @@ int srv_cluster_set_leader(struct srv *srv, uint64_t leader, uint64_t term,
     return rc;
 }
 
-int srv_cluster_set_members(struct srv *srv, const uint64_t *ids, size_t n)
+int srv_cluster_set_members(struct srv *srv, const uint64_t *ids, size_t n,
+                            uint64_t now_ms)
 {
     int rc;
 
     if (srv->cl == NULL)
         return XE_STATE;
-    rc = fwd_set_members(srv->cl->fwd, ids, n);
+    cl_clock(srv, now_ms);
+    rc = fwd_set_members(srv->cl->fwd, ids, n, srv->now_ms);
     cl_reap(srv);
     return rc;
 }
@@ -387,47 +392,52 @@ void srv_cluster_get_stats(const struct srv *srv, struct srv_cluster_stats *out)
     out->leader = srv->cl->leader;
     out->term = srv->cl->term;
     out->forwarded = fs.forwarded;
-    out->queued = fs.queued;
-    out->waiting = fs.waiting;
     out->rejected = fs.rejected;
+    out->waiting = fs.waiting;
+    out->inflight = fs.inflight;
+    out->acked = fs.acked;
+    out->refused = fs.refused;
+    out->unroutable = fs.unroutable;
+    out->expired = fs.expired;
+    out->lost = fs.lost;
+    out->errors = fs.errors;
     out->delivered = fs.delivered;
     out->bounced = fs.bounced;
-    out->replayed = fs.replayed;
-    out->duplicates = fs.duplicates;
-    out->routed = fs.routed;
     out->conflicts_closed = srv->cl->conflicts_closed;
     out->protocol_errors = fs.protocol_errors;
     out->routes = fs.routes;
+    out->complete = fwd_routes_complete(srv->cl->fwd);
 }
 
-/* cl_leading tells whether this node's fwd holds the routing table now.
- * The table is read through fwd_int.h (read only; fwd.h has no iterator). */
-static bool cl_leading(const struct srv *srv)
+struct cl_count {
+    uint64_t node;
+    size_t n;
+};
+
+static void cl_count_one(void *ud, const char *name, uint64_t node, uint64_t ord)
 {
-    return srv->cl != NULL && srv->cl->leader == srv->cl->node_id;
+    struct cl_count *c = ud;
+
+    (void)name;
+    (void)ord;
+    if (node == c->node)
+        c->n++;
 }
 
 size_t srv_cluster_components(const struct srv *srv, uint64_t node)
 {
-    size_t n = 0;
+    struct cl_count c = {node, 0};
 
-    if (!cl_leading(srv))
-        return 0;
-    for (size_t i = 0; i < srv->cl->fwd->nroutes; i++)
-        if (srv->cl->fwd->routes[i].node == node)
-            n++;
-    return n;
+    if (srv->cl != NULL)
+        fwd_each_route(srv->cl->fwd, cl_count_one, &c);
+    return c.n;
 }
 
 void srv_cluster_each_route(const struct srv *srv,
                             void (*fn)(void *ud, const char *name, uint64_t node,
-                                       uint64_t since),
+                                       uint64_t ord),
                             void *ud)
 {
-    if (!cl_leading(srv))
-        return;
-    for (size_t i = 0; i < srv->cl->fwd->nroutes; i++) {
-        const struct fwd_route *r = &srv->cl->fwd->routes[i];
-        fn(ud, r->name, r->node, r->since);
-    }
+    if (srv->cl != NULL)
+        fwd_each_route(srv->cl->fwd, fn, ud);
 }

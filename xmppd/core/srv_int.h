@@ -79,7 +79,7 @@ void srv__touch(struct srv *srv, const struct sess_comp *s);
 /* Cluster hooks (srv_cluster.c); each is a no-op when srv->cl is NULL.
  * None of them may run inside a fwd callback except where noted.
  *
- * srv_cluster__authenticated gives s (just authenticated) its since and
+ * srv_cluster__authenticated gives s (just authenticated) its sid and
  * reports it to the leader.  0/XE_NOMEM.
  * srv_cluster__gone reports that s (authenticated, now closed) is gone.
  * srv_cluster__forward hands st (borrowed), sent by from, to the cluster;

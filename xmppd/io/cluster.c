@@ -118,7 +118,7 @@ static void srv_follow(struct node *n)
     cfg = rnode_config(n->rn);
     for (unsigned i = 0; i < cfg->n; i++)
         ids[k++] = cfg->members[i].id;
-    srv_cluster_set_members(srv, ids, k);
+    srv_cluster_set_members(srv, ids, k, uv_now(&n->loop));
     srv_cluster_set_leader(srv, st.leader_id, st.term, uv_now(&n->loop));
     node__after_srv(n);
 }
@@ -126,7 +126,7 @@ static void srv_follow(struct node *n)
 void cluster_srv_attach(struct node *n)
 {
     struct srv_cluster_env env = {
-        .ud = n, .peer_send = sv_peer_send, .wall_ms = cluster__wall_ms};
+        .ud = n, .peer_send = sv_peer_send};
     struct fwd_config cfg;
     int rc;
 

@@ -234,11 +234,15 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
         struct srv_cluster_stats s;
         srv_cluster_get_stats(n->x->srv, &s);
         json_decref(fwd);
-        fwd = json_pack(
-            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "forwarded", (json_int_t)s.forwarded,
-            "queued", (json_int_t)s.waiting, "bounced", (json_int_t)s.bounced,
-            "delivered", (json_int_t)s.delivered, "rejected", (json_int_t)s.rejected,
-            "replayed", (json_int_t)s.replayed, "duplicates", (json_int_t)s.duplicates);
+        fwd = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                        "forwarded", (json_int_t)s.forwarded, "queued",
+                        (json_int_t)(s.waiting + s.inflight), "bounced",
+                        (json_int_t)s.errors, "delivered", (json_int_t)s.delivered,
+                        "rejected", (json_int_t)s.rejected, "acked",
+                        (json_int_t)s.acked, "refused", (json_int_t)s.refused,
+                        "unroutable", (json_int_t)s.unroutable, "expired",
+                        (json_int_t)s.expired, "lost", (json_int_t)s.lost,
+                        "routes", (json_int_t)s.routes);
     }
     r = json_pack("{s:s, s:b, s:b, s:o, s:o, s:s, s:I, s:o, s:I, s:o, s:o, s:o, s:{s:I, "
                   "s:I, s:I, s:I, s:I}, s:I}",
