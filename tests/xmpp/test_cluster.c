@@ -616,6 +616,37 @@ static void test_cluster_takeover_conflict(void)
     }
 }
 
+/* A call bridge moves to the node whose stanzas to it still wait (its old
+ * node's channel is full): the ones it sends after the move do not
+ * overtake them (they wait in fwd too, srv_cluster__waiting). */
+static void test_cluster_move_here_keeps_order(void)
+{
+    cluster_start(3, NULL);
+    set_leader_all(2);
+    REQUIRE(auth(1, 1, 1) && auth(3, 1, 3));
+    settle();
+    nd[1].busy_to[3] = true;
+    in(1, 1, MSG("cb1.example.com", "cb3.example.com", "1"));
+    in(1, 1, MSG("cb1.example.com", "cb3.example.com", "2"));
+    run();
+    CHECK_INT(cstats(1).waiting, 2);
+    srv_conn_closed(nd[3].fx.srv, 1, now);
+    REQUIRE(auth(1, 2, 3)); /* cb3 reconnects to node 1 */
+    in(1, 1, MSG("cb1.example.com", "cb3.example.com", "3"));
+    in(1, 1, MSG("cb1.example.com", "cb3.example.com", "4"));
+    CHECK_STR(take(1, 2), ""); /* 3 and 4 wait behind 1 and 2 */
+    run(); /* the leader's table now says node 1 */
+    CHECK_STR(take(1, 2), MSG("cb1.example.com", "cb3.example.com", "1")
+                              MSG("cb1.example.com", "cb3.example.com", "2")
+                              MSG("cb1.example.com", "cb3.example.com", "3")
+                              MSG("cb1.example.com", "cb3.example.com", "4"));
+    in(1, 1, MSG("cb1.example.com", "cb3.example.com", "5"));
+    CHECK_STR(take(1, 2), MSG("cb1.example.com", "cb3.example.com", "5"));
+    CHECK_INT(cstats(1).waiting, 0);
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
+}
+
 /* A component authenticated before the cluster starts is reported; after
  * srv_cluster_stop the node is standalone again. */
 static void test_cluster_start_stop(void)
@@ -967,5 +998,5 @@ static void test_cluster_random_one_outcome_in_order(void)
 TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_no_leader_queue), T(test_cluster_busy_channel_and_deadline),
         T(test_cluster_leader_change_unacked), T(test_cluster_takeover_conflict),
-        T(test_cluster_start_stop), T(test_cluster_five_nodes_ring),
+        T(test_cluster_move_here_keeps_order), T(test_cluster_start_stop), T(test_cluster_five_nodes_ring),
         T(test_cluster_conflict_since), T(test_cluster_random_one_outcome_in_order))

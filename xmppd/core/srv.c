@@ -370,9 +370,11 @@ void srv__route(struct srv *srv, struct sess_comp *from, struct stz *st)
         stz_free(st);
         return;
     }
-    if (r.remote && srv->cl != NULL) {
-        /* Cluster mode: another node may hold the name; the leader decides
-         * (docs/cluster.md "Routing in the node core"). */
+    if (srv->cl != NULL &&
+        (r.remote || (r.verdict == RT_DELIVER && srv_cluster__waiting(srv, st)))) {
+        /* Cluster mode: another node may hold the name (docs/cluster.md
+         * "Routing in the node core"); or stanzas to a name that moved
+         * here still wait in fwd, and this one must not overtake them. */
         stz_free(r.reply);
         srv_cluster__forward(srv, from, st);
         stz_free(st);

@@ -273,6 +273,13 @@ void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct 
     stz_free(reply);
 }
 
+bool srv_cluster__waiting(const struct srv *srv, const struct stz *st)
+{
+    const char *to = stz_attr(st, "to");
+
+    return srv->cl != NULL && to != NULL && fwd_waiting_for(srv->cl->fwd, to);
+}
+
 void srv_cluster__tick(struct srv *srv)
 {
     if (srv->cl == NULL)

@@ -85,11 +85,14 @@ void srv__touch(struct srv *srv, const struct sess_comp *s);
  * srv_cluster__forward hands st (borrowed), sent by from, to the cluster;
  * if the cluster refuses it, answers from with wait/resource-constraint
  * (when st may be answered with an error).
+ * srv_cluster__waiting tells whether stanzas to st's destination still
+ * wait in fwd (then st goes through fwd too, to keep their order).
  * srv_cluster__free frees the cluster state (no callbacks).
  * srv_cluster__tick runs fwd's timers; srv_cluster__deadline is fwd's
  * next deadline or SRV_NO_DEADLINE. */
 int srv_cluster__authenticated(struct srv *srv, struct sess_comp *s);
 void srv_cluster__gone(struct srv *srv, struct sess_comp *s);
+bool srv_cluster__waiting(const struct srv *srv, const struct stz *st);
 void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct stz *st);
 void srv_cluster__free(struct srv *srv);
 void srv_cluster__tick(struct srv *srv);

@@ -81,7 +81,10 @@ void node__after_srv(struct node *n)
         return;
     }
     now = uv_now(&n->loop);
-    uv_timer_start(&n->timer, on_timer, due > now ? due - now : 0, 0);
+    /* Never 0: a deadline that a tick did not move (a bug in a core) must
+     * not spin the loop at 100 % CPU (issue 8 defect 8); 1 ms keeps it
+     * working and visible. */
+    uv_timer_start(&n->timer, on_timer, due > now ? due - now : 1, 0);
 }
 
 /* ---- conn_hooks, bound to one generation ---- */
