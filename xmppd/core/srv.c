@@ -2,6 +2,7 @@
  * the glue between component sessions (sess_comp.c) and the router (rt.c). */
 #include "srv.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,7 @@ static void srv_reap(struct srv *srv)
     while (srv->dead != NULL) {
         struct sess_comp *s = srv->dead;
         srv->dead = s->dnext;
+        assert(s->state == SESS_COMP_CLOSED);
         srv_cluster__gone(srv, s);
         sess_comp_free(s);
     }
@@ -323,17 +325,27 @@ int srv__send(struct srv *srv, struct sess_comp *s, const char *data, size_t len
     return rc;
 }
 
-void srv__close(struct srv *srv, struct sess_comp *s)
+/* srv_close is the one way a session ends: CLOSED (terminal: sess_comp__enter
+ * refuses to leave it), out of the connection table and the router, onto
+ * the dead list, exactly once.  tell_edge says whether the edge must be
+ * asked to close the connection (not when the edge reported it gone). */
+static void srv_close(struct srv *srv, struct sess_comp *s, bool tell_edge)
 {
     if (s->state == SESS_COMP_CLOSED)
         return;
     s->state = SESS_COMP_CLOSED;
-    srv->env.close(srv->env.ud, s->conn);
+    if (tell_edge)
+        srv->env.close(srv->env.ud, s->conn);
     srv_unlink(srv, s);
     if (s->domain != NULL)
         rt_del(srv->rt, s->domain, s);
     s->dnext = srv->dead;
     srv->dead = s;
+}
+
+void srv__close(struct srv *srv, struct sess_comp *s)
+{
+    srv_close(srv, s, true);
 }
 
 int srv__authenticated(struct srv *srv, struct sess_comp *s)
@@ -467,12 +479,8 @@ void srv_conn_closed(struct srv *srv, uint64_t conn, uint64_t now_ms)
         return;
     SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " connection closed (component %s, peer %s)", conn,
             s->domain != NULL ? s->domain : "-", s->peer);
-    s->state = SESS_COMP_CLOSED;
-    srv_unlink(srv, s);
-    if (s->domain != NULL)
-        rt_del(srv->rt, s->domain, s);
-    srv_cluster__gone(srv, s);
-    sess_comp_free(s);
+    srv_close(srv, s, false);
+    srv_reap(srv);
 }
 
 static void srv_tick_one(struct srv *srv, struct sess_comp *s)
