@@ -28,7 +28,8 @@ int sess_comp_new(struct srv *srv, uint64_t conn, const char *peer, uint64_t now
     s->peer = strdup(peer != NULL ? peer : "?");
     if (s->peer == NULL)
         goto err_s;
-    if (xs_new(&srv->cfg.limits, &s->xs) < 0)
+    /* Small until the handshake succeeded (issue 8, defect 9). */
+    if (xs_new(&srv->preauth, &s->xs) < 0)
         goto err_peer;
     srv->env.random(srv->env.ud, id, sizeof id);
     sodium_bin2hex(s->stream_id, sizeof s->stream_id, id, sizeof id);
@@ -286,6 +287,8 @@ static void sc_handshake(struct sess_comp *s, const struct stz *el)
      * §4.9.3.3) from inside fwd, and s stays closed. */
     if (sess_comp__enter(s, SESS_COMP_READY) < 0)
         return;
+    /* Authenticated: the stanzas of a call bridge may be large now. */
+    xs_set_limits(s->xs, &srv->cfg.limits);
     SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " component %s authenticated from %s", s->conn,
             s->domain, s->peer);
     sc_write(s, "<handshake/>", strlen("<handshake/>"));

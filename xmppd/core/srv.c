@@ -22,6 +22,7 @@ void srv_config_default(struct srv_config *c)
     c->keepalive_ms = 60000;
     c->auth_timeout_ms = 10000;
     xs_limits_default(&c->limits);
+    c->preauth_stanza_bytes = SRV_DEFAULT_PREAUTH_STANZA_BYTES;
 }
 
 /* ---- connection table ---- */
@@ -134,6 +135,18 @@ int srv_new(const struct srv_config *cfg, const struct srv_env *env, struct srv 
         srv->cfg.limits.max_depth = def.max_depth;
     if (srv->cfg.limits.max_attrs == 0)
         srv->cfg.limits.max_attrs = def.max_attrs;
+    if (srv->cfg.preauth_stanza_bytes == 0)
+        srv->cfg.preauth_stanza_bytes = SRV_DEFAULT_PREAUTH_STANZA_BYTES;
+    if (srv->cfg.preauth_stanza_bytes > srv->cfg.limits.max_stanza_bytes)
+        srv->cfg.preauth_stanza_bytes = srv->cfg.limits.max_stanza_bytes;
+    /* Before authentication: a small stanza, and the memory cap that
+     * follows from it unless the configured cap is smaller still. */
+    srv->preauth = srv->cfg.limits;
+    srv->preauth.max_stanza_bytes = srv->cfg.preauth_stanza_bytes;
+    srv->preauth.max_mem_bytes = XS_MEM_CAP(srv->preauth.max_stanza_bytes);
+    if (srv->cfg.limits.max_mem_bytes != 0 &&
+        srv->cfg.limits.max_mem_bytes < srv->preauth.max_mem_bytes)
+        srv->preauth.max_mem_bytes = srv->cfg.limits.max_mem_bytes;
     if (rt_new(srv->domain, &srv->rt) < 0)
         goto err_name;
     srv->nbuckets = 64;

@@ -32,6 +32,8 @@ struct srv {
     char *node_name;
     struct srv_env env;
     struct rt *rt;
+    /* framer limits before authentication (from cfg.preauth_stanza_bytes) */
+    struct xs_limits preauth;
 
     struct sess_comp **conns; /* hash by connection id, chained via hnext */
     size_t nbuckets;
