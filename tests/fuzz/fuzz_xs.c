@@ -97,8 +97,11 @@ static char *fz_run(const struct xs_limits *lim, const uint8_t *data, size_t siz
     }
     if (ended)
         FZ_CHECK(xs_feed(xs, "x", 1) == XE_STATE);
+    /* expat's memory and the trees share one cap (xs.h). */
     xs_parser_mem(xs, NULL, &peak);
-    FZ_CHECK(peak <= lim->max_stanza_bytes * 8 + 1024 * 1024);
+    FZ_CHECK(peak <= XS_MEM_CAP(lim->max_stanza_bytes));
+    xs_tree_mem(xs, NULL, &peak);
+    FZ_CHECK(peak <= XS_MEM_CAP(lim->max_stanza_bytes));
     buf_free(&s);
     xs_free(xs);
     return buf_steal(&t);

@@ -1,7 +1,9 @@
 /* test_conn.c: the connection manager (xmppd/io/conn.c) on real loopback
  * sockets, with a libuv client in the same loop: delivery, flush before
  * close, the write-queue bound, peer EOF, and shutdown. */
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -253,5 +255,158 @@ static void test_listen_errors(void)
     conn_mgr_free(cm);
 }
 
+/* ---- limits on accepted connections (issue 8, defect 9) ---------------- */
+
+struct lim {
+    uv_loop_t loop;
+    struct conn_mgr *cm;
+    struct log_sink sink;
+    char log[4096];
+    int opened, gone, warns;
+    bool drained;
+};
+
+static int l_opened(void *ud, uint64_t id, int tag, const char *peer)
+{
+    ((struct lim *)ud)->opened++;
+    return 0;
+}
+
+static void l_data(void *ud, uint64_t id, const char *bytes, size_t len)
+{
+}
+
+static void l_gone(void *ud, uint64_t id, int err)
+{
+    ((struct lim *)ud)->gone++;
+}
+
+static void l_drained(void *ud)
+{
+    ((struct lim *)ud)->drained = true;
+}
+
+static void l_log(void *ud, enum log_level level, const char *line)
+{
+    struct lim *l = ud;
+    size_t n = strlen(l->log);
+
+    if (level == LOG_WARN) {
+        l->warns++;
+        snprintf(l->log + n, sizeof l->log - n, "%s\n", line);
+    }
+}
+
+/* l_client connects a blocking socket from src to 127.0.0.1:port (the
+ * kernel completes it before the server accepts). */
+static int l_client(const char *src, int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET}, b = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    inet_pton(AF_INET, src, &b.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    a.sin_port = htons((uint16_t)port);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&b, sizeof b) != 0 ||
+        connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* l_spin runs the loop until opened + refused reach want (at most 10 s). */
+static bool l_spin(struct lim *l, int opened, uint64_t refused)
+{
+    for (int i = 0; i < 10000; i++) {
+        uv_run(&l->loop, UV_RUN_NOWAIT);
+        if (l->opened == opened && conn_mgr_refused(l->cm) == refused)
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+/* l_closed tells whether the server closed fd (EOF within 5 s). */
+static bool l_closed(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char c;
+
+    return poll(&p, 1, 5000) == 1 && recv(fd, &c, 1, 0) == 0;
+}
+
+static bool l_open(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    return poll(&p, 1, 0) == 0;
+}
+
+static void test_limits(void)
+{
+    static struct lim l;
+    struct conn_hooks hooks = {.ud = &l,
+                               .opened = l_opened,
+                               .data = l_data,
+                               .gone = l_gone,
+                               .drained = l_drained};
+    struct conn_limits lim = {.max_conns = 6, .max_per_addr = 4};
+    int fd[12], port = iofix_free_port();
+    char err[200];
+
+    memset(&l, 0, sizeof l);
+    l.sink.level = LOG_DEBUG;
+    l.sink.write = l_log;
+    l.sink.ud = &l;
+    REQUIRE(uv_loop_init(&l.loop) == 0);
+    REQUIRE(conn_mgr_new(&l.loop, &hooks, &l.sink, "n1", 0, &l.cm) == 0);
+    conn_mgr_set_limits(l.cm, &lim);
+    REQUIRE(conn_listen(l.cm, "127.0.0.1", port, 7, err, sizeof err) == 0);
+    /* Five from one address: the fifth is over the per-address limit. */
+    for (int i = 0; i < 5; i++) {
+        fd[i] = l_client("127.0.0.1", port);
+        REQUIRE(fd[i] >= 0);
+        CHECK(l_spin(&l, i < 4 ? i + 1 : 4, i < 4 ? 0 : 1));
+    }
+    CHECK(l_closed(fd[4]));
+    for (int i = 0; i < 4; i++)
+        CHECK(l_open(fd[i]));
+    CHECK_INT(l.warns, 1);
+    CHECK(strstr(l.log, "n1 connection on 127.0.0.1:") != NULL);
+    CHECK(strstr(l.log, " from 127.0.0.1 refused: 4 connections from 127.0.0.1 "
+                        "(max-connections-per-address 4)\n") != NULL);
+    /* Another address may still connect, up to the total of 6. */
+    for (int i = 5; i < 8; i++) {
+        fd[i] = l_client("127.0.0.2", port);
+        REQUIRE(fd[i] >= 0);
+        CHECK(l_spin(&l, i < 7 ? i : 6, i < 7 ? 1 : 2));
+    }
+    CHECK(l_closed(fd[7]));
+    CHECK(l_open(fd[5]) && l_open(fd[6]));
+    /* Within CONN_REFUSE_LOG_MS of the first line: counted, not logged. */
+    CHECK_INT(l.warns, 1);
+    CHECK_INT(conn_mgr_count(l.cm), 6);
+    /* One leaves: its slot is free again once it is freed. */
+    close(fd[0]);
+    for (int i = 0; i < 10000 && conn_mgr_count(l.cm) > 5; i++) {
+        uv_run(&l.loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    CHECK_INT(l.gone, 1);
+    fd[8] = l_client("127.0.0.1", port);
+    REQUIRE(fd[8] >= 0);
+    CHECK(l_spin(&l, 7, 2));
+    CHECK(l_open(fd[8]));
+    for (int i = 1; i <= 8; i++)
+        close(fd[i]);
+    conn_mgr_shutdown(l.cm);
+    uv_run(&l.loop, UV_RUN_DEFAULT);
+    CHECK(l.drained);
+    CHECK_INT(uv_loop_close(&l.loop), 0);
+    conn_mgr_free(l.cm);
+}
+
 TL_MAIN(T(test_flush_before_close), T(test_queue_bound), T(test_peer_eof),
-        T(test_listen_errors))
+        T(test_listen_errors), T(test_limits))

@@ -18,6 +18,11 @@
 #include "iofix.h"
 #include "testlib.h"
 
+/* The server's timeouts here: short, so that the cases that wait for them
+ * are quick, and long against the other cases' pauses (at most 100 ms). */
+#define PARTIAL_MS 1000
+#define IDLE_MS 2000
+
 static char dir[] = "/tmp/xmppd-test-ctl-XXXXXX";
 static char path[100];
 static uv_loop_t loop;
@@ -44,9 +49,11 @@ static int cmd_stats(void *ud, json_t *args, json_t **result, struct ctl_error *
 {
     struct ctl_server_stats st;
     ctl_server_stats_get(srv, &st);
-    *result = json_pack("{s:I, s:I, s:I, s:i}", "requests", (json_int_t)st.requests,
-                        "bad_requests", (json_int_t)st.bad_requests, "accepted",
-                        (json_int_t)st.accepted, "clients", (int)st.clients);
+    *result =
+        json_pack("{s:I, s:I, s:I, s:i, s:I, s:I}", "requests", (json_int_t)st.requests,
+                  "bad_requests", (json_int_t)st.bad_requests, "accepted",
+                  (json_int_t)st.accepted, "clients", (int)st.clients, "timed_out",
+                  (json_int_t)st.timed_out, "evicted", (json_int_t)st.evicted);
     return 0;
 }
 
@@ -136,7 +143,9 @@ static void start_server(void)
     struct ctl_server_config cfg = {.path = path,
                                     .table = commands,
                                     .ncommands = sizeof commands / sizeof commands[0],
-                                    .max_clients = 8};
+                                    .max_clients = 8,
+                                    .partial_timeout_ms = PARTIAL_MS,
+                                    .idle_timeout_ms = IDLE_MS};
     char err[256];
     if (ctl_server_start(&loop, &cfg, &srv, err, sizeof err) != 0) {
         fprintf(stderr, "ctl_server_start: %s\n", err);
@@ -424,23 +433,110 @@ static void test_big_response(void)
     close(fd);
 }
 
+/* All 8 slots taken by clients that wait for deferred answers: a ninth
+ * finds no client it may close and is refused; the 8 get their answers. */
 static void test_too_many_clients(void)
 {
     start_server();
     usleep(50 * 1000); /* let the server reap the previous cases' clients */
     int fds[9];
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 8; i++) {
         fds[i] = client();
-    /* make sure all 8 are accepted */
-    json_t *m = call(fds[7], "{\"v\":1,\"id\":1,\"cmd\":\"test.echo\"}");
-    json_decref(m);
+        send_frame(fds[i],
+                   "{\"v\":1,\"id\":1,\"cmd\":\"test.defer\",\"args\":{\"ms\":1500}}");
+    }
+    usleep(100 * 1000); /* all 8 requests are in */
     fds[8] = client();
-    m = recv_msg(fds[8]);
+    json_t *m = recv_msg(fds[8]);
     CHECK_STR(code_of(m), "busy");
     json_decref(m);
+    for (int i = 0; i < 8; i++) {
+        m = recv_msg(fds[i]);
+        CHECK(json_is_true(json_object_get(json_object_get(m, "result"), "late")));
+        json_decref(m);
+    }
     for (int i = 0; i < 9; i++)
         close(fds[i]);
     usleep(100 * 1000); /* let the server reap them before the next case */
+}
+
+/* Issue 8, defect 12: clients that each send half a request took every
+ * slot and the shell was refused ("busy") until they left.  Now a new
+ * client closes the oldest of them and is answered at once. */
+static void test_half_requests_do_not_lock_out(void)
+{
+    start_server();
+    json_int_t evicted = stat_of("evicted");
+    int fds[10];
+    for (int i = 0; i < 9; i++) {
+        fds[i] = client();
+        send_raw(fds[i], "\0\0\0\x40{\"v\":1,", 11);
+        usleep(2000); /* distinct ages */
+    }
+    fds[9] = client();
+    json_t *m = call(fds[9], "{\"v\":1,\"id\":40,\"cmd\":\"test.echo\"}");
+    CHECK(json_is_true(json_object_get(m, "ok")));
+    CHECK_INT(json_integer_value(json_object_get(m, "id")), 40);
+    json_decref(m);
+    /* The two oldest made room (for the ninth and the tenth). */
+    char c;
+    CHECK_INT(recv(fds[0], &c, 1, 0), 0);
+    CHECK_INT(recv(fds[1], &c, 1, 0), 0);
+    m = call(fds[9], "{\"v\":1,\"id\":41,\"cmd\":\"test.stats\"}");
+    CHECK_INT(
+        json_integer_value(json_object_get(json_object_get(m, "result"), "evicted")) -
+            evicted,
+        2);
+    json_decref(m);
+    for (int i = 0; i < 10; i++)
+        close(fds[i]);
+    usleep(100 * 1000);
+}
+
+/* A request that does not arrive whole within PARTIAL_MS of its first byte
+ * is dropped, trickled or not; an idle client after IDLE_MS.  Each recv
+ * waits at most 5 s (the client's SO_RCVTIMEO), longer than the timeouts. */
+static void test_timeouts(void)
+{
+    start_server();
+    json_int_t before = stat_of("timed_out");
+    int partial = client(), trickle = client(), idle = client();
+    char c;
+
+    send_raw(partial, "\0\0\0\x40{\"v\":1,", 11);
+    json_t *m = call(idle, "{\"v\":1,\"id\":50,\"cmd\":\"test.echo\"}");
+    CHECK(json_is_true(json_object_get(m, "ok")));
+    json_decref(m);
+    send_raw(trickle, "\0\0\0\x40", 4);
+    for (int i = 0; i < 8; i++) {
+        usleep(200 * 1000); /* a byte every 200 ms: 1.6 s in all */
+        send_raw(trickle, " ", 1);
+    }
+    CHECK_INT(recv(partial, &c, 1, 0), 0);
+    CHECK_INT(recv(trickle, &c, 1, 0), 0);
+    CHECK_INT(recv(idle, &c, 1, 0), 0);
+    close(partial);
+    close(trickle);
+    close(idle);
+    CHECK(stat_of("timed_out") - before >= 3);
+}
+
+/* A client that waits for a deferred answer is never timed out, however
+ * long the wait (here longer than both timeouts). */
+static void test_deferred_not_timed_out(void)
+{
+    start_server();
+    int fd = client();
+    json_t *m =
+        call(fd, "{\"v\":1,\"id\":60,\"cmd\":\"test.defer\",\"args\":{\"ms\":2500}}");
+    CHECK_INT(json_integer_value(json_object_get(m, "id")), 60);
+    CHECK(json_is_true(json_object_get(json_object_get(m, "result"), "late")));
+    json_decref(m);
+    /* And it may ask again at once. */
+    m = call(fd, "{\"v\":1,\"id\":61,\"cmd\":\"test.echo\"}");
+    CHECK(json_is_true(json_object_get(m, "ok")));
+    json_decref(m);
+    close(fd);
 }
 
 static void test_start_errors(void)
@@ -504,5 +600,6 @@ static void test_stats_and_close(void)
 TL_MAIN(T(test_socket_mode), T(test_good_request), T(test_clients_interleaved),
         T(test_malformed_keeps_connection), T(test_oversized_closes),
         T(test_disconnect_mid_request), T(test_garbage), T(test_deferred),
-        T(test_big_response), T(test_too_many_clients), T(test_start_errors),
-        T(test_stats_and_close))
+        T(test_big_response), T(test_too_many_clients),
+        T(test_half_requests_do_not_lock_out), T(test_timeouts),
+        T(test_deferred_not_timed_out), T(test_start_errors), T(test_stats_and_close))

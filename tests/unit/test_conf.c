@@ -73,8 +73,33 @@ static void test_defaults(void)
     CHECK_INT(c.listen[0].port, 5223);
     CHECK_INT(c.keepalive_s, 60);
     CHECK_INT(c.auth_timeout_s, 10);
+    CHECK_INT(c.max_conns, 4096);
+    CHECK_INT(c.max_conns_per_addr, 128);
+    CHECK_INT(c.preauth_stanza_bytes, 4096);
     CHECK_INT(c.n_cb, 0);
     conf_free(&c);
+}
+
+/* The connection limits of issue 8, defect 9. */
+static void test_connection_limits(void)
+{
+    struct conf c;
+    struct conf_error e;
+
+    REQUIRE(parse("domain example.com\nmax-connections 100\n"
+                  "max-connections-per-address 8\npreauth-stanza-bytes 1024\n",
+                  &c, &e) == 0);
+    CHECK_INT(c.max_conns, 100);
+    CHECK_INT(c.max_conns_per_addr, 8);
+    CHECK_INT(c.preauth_stanza_bytes, 1024);
+    conf_free(&c);
+    fails_at("domain a.b\nmax-connections 0\n", 2, "max-connections needs");
+    fails_at("domain a.b\nmax-connections 1000001\n", 2, "max-connections needs");
+    fails_at("domain a.b\nmax-connections-per-address x\n", 2,
+             "max-connections-per-address needs");
+    fails_at("domain a.b\npreauth-stanza-bytes 255\n", 2, "preauth-stanza-bytes needs");
+    fails_at("domain a.b\npreauth-stanza-bytes 262145\n", 2,
+             "preauth-stanza-bytes needs");
 }
 
 static void test_malformed(void)
@@ -177,4 +202,5 @@ static void test_init(void)
 }
 
 TL_MAIN(T(test_init), T(test_full_file), T(test_defaults), T(test_malformed),
-        T(test_secret_never_in_message), T(test_limits), T(test_data_without_nul))
+        T(test_secret_never_in_message), T(test_limits), T(test_data_without_nul),
+        T(test_connection_limits))

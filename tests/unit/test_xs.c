@@ -5,6 +5,7 @@
  * Tests), and xs.c carries the framer, its limits and the token-end
  * scanner behind the deferral; the helpers and the corpus at the top serve
  * every case below. */
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -1133,6 +1134,208 @@ static void test_trickled_tag_limit(void)
     buf_free(&b);
 }
 
+/* ---- memory of the trees (issue 8, defect 9) ---------------------------- */
+
+/* tree_sum adds stz_node_mem over el and everything below it. */
+static size_t tree_sum(const struct stz *el)
+{
+    size_t m = stz_node_mem(el);
+
+    for (const struct stz *c = el->first_child; c != NULL; c = c->next)
+        m += tree_sum(c);
+    return m;
+}
+
+/* heap_in_use is what the process has malloc'd now (glibc), or 0 where that
+ * cannot be read (a sanitizer build replaces malloc). */
+static size_t heap_in_use(void)
+{
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) &&                              \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    return mallinfo2().uordblks;
+#else
+    return 0;
+#endif
+}
+
+/* A stanza of many tiny children is within its byte limit (256 KiB) but
+ * costs some 40 times that as a tree: it is refused with policy-violation
+ * once its tree (with expat's memory) passes the cap, long before its
+ * bytes run out, and what was built is released. */
+static void test_tree_cap_many_children(void)
+{
+    struct xs *xs;
+    struct xs_event ev;
+    struct buf b = {0};
+    size_t tree, tree_peak, cur, peak;
+    int elems = 0, errors = 0;
+
+    REQUIRE(xs_new(NULL, &xs) == 0);
+    buf_puts(&b, HDR "<message>");
+    while (b.len < 255 * 1024)
+        buf_puts(&b, "<a/>");
+    buf_puts(&b, "</message>");
+    /* In reads of 64 KiB, as the edge reads. */
+    for (size_t off = 0; off < b.len; off += 65536) {
+        size_t n = b.len - off < 65536 ? b.len - off : 65536;
+        if (xs_feed(xs, b.data + off, n) < 0)
+            break;
+        xs_tree_mem(xs, &tree, NULL);
+        xs_parser_mem(xs, &cur, NULL);
+        CHECK(tree + cur <= XS_MEM_CAP(256 * 1024));
+    }
+    while (xs_next(xs, &ev)) {
+        if (ev.kind == XS_EV_ELEM)
+            elems++;
+        if (ev.kind == XS_EV_ERROR) {
+            errors++;
+            CHECK_INT(ev.cond, XS_COND_POLICY_VIOLATION);
+            CHECK_STR(ev.text, "stanza memory limit");
+        }
+        stz_free(ev.el);
+    }
+    CHECK_INT(elems, 0);
+    CHECK_INT(errors, 1);
+    xs_tree_mem(xs, &tree, &tree_peak);
+    xs_parser_mem(xs, NULL, &peak);
+    CHECK_INT(tree, 0);
+    /* The cap held: the tree peaked within one element of it. */
+    CHECK(tree_peak <= XS_MEM_CAP(256 * 1024));
+    CHECK(tree_peak + 1024 > XS_MEM_CAP(256 * 1024) - peak);
+    xs_free(xs);
+
+    /* The same stanza with a tenth of the children passes. */
+    REQUIRE(xs_new(NULL, &xs) == 0);
+    buf_reset(&b);
+    buf_puts(&b, HDR "<message>");
+    while (b.len < 25 * 1024)
+        buf_puts(&b, "<a/>");
+    buf_puts(&b, "</message>");
+    xs_feed(xs, b.data, b.len);
+    elems = errors = 0;
+    while (xs_next(xs, &ev)) {
+        elems += ev.kind == XS_EV_ELEM;
+        errors += ev.kind == XS_EV_ERROR;
+        stz_free(ev.el);
+    }
+    CHECK_INT(elems, 1);
+    CHECK_INT(errors, 0);
+    xs_free(xs);
+    buf_free(&b);
+}
+
+/* What xs counts for a tree is what the tree is: the sum of stz_node_mem
+ * over the pulled tree exactly, and what malloc holds for it within 10 %
+ * (glibc only).  Pulling the event releases it from the count. */
+static void test_tree_mem_accounting(void)
+{
+    struct xs *xs;
+    struct xs_event ev, open;
+    struct buf b = {0};
+    size_t tree, cur0, cur1, heap0, heap1, counted;
+
+    REQUIRE(xs_new(NULL, &xs) == 0);
+    REQUIRE(xs_feed(xs, HDR, strlen(HDR)) == 0);
+    REQUIRE(xs_next(xs, &open) && open.kind == XS_EV_OPEN);
+    xs_tree_mem(xs, &tree, NULL);
+    CHECK_INT(tree, 0);
+    buf_puts(&b, "<message from='a@cb1.example.com' to='b@cb2.example.com' id='m1'>");
+    for (int i = 0; i < 2000; i++)
+        buf_printf(&b, "<item jid='room%d@conference.example.com' name='Room %d'/>text%d",
+                   i, i, i);
+    buf_puts(&b, "<body>hello &amp; bye</body></message>");
+    xs_parser_mem(xs, &cur0, NULL);
+    heap0 = heap_in_use();
+    REQUIRE(xs_feed(xs, b.data, b.len) == 0);
+    heap1 = heap_in_use();
+    xs_parser_mem(xs, &cur1, NULL);
+    xs_tree_mem(xs, &counted, NULL);
+    REQUIRE(xs_next(xs, &ev) && ev.kind == XS_EV_ELEM);
+    CHECK_INT(counted, tree_sum(ev.el));
+    if (heap0 != 0) {
+        /* The heap grew by the tree, expat's growth and one event node. */
+        double grown = (double)(heap1 - heap0) - ((double)cur1 - (double)cur0);
+        CHECK(grown > 0.9 * (double)counted && grown < 1.1 * (double)counted);
+    }
+    xs_tree_mem(xs, &tree, NULL);
+    CHECK_INT(tree, 0);
+    stz_free(ev.el);
+    stz_free(open.el);
+    xs_free(xs);
+    buf_free(&b);
+}
+
+/* Events not pulled yet count too: a feed that completes many small
+ * stanzas holds them all until the receiver pulls them. */
+static void test_tree_mem_queued(void)
+{
+    struct xs *xs;
+    struct xs_event ev;
+    struct buf b = {0};
+    size_t tree, sum = 0;
+
+    REQUIRE(xs_new(NULL, &xs) == 0);
+    buf_puts(&b, HDR);
+    for (int i = 0; i < 100; i++)
+        buf_puts(&b, "<message to='x@y'><body>hi</body></message>");
+    REQUIRE(xs_feed(xs, b.data, b.len) == 0);
+    xs_tree_mem(xs, &tree, NULL);
+    while (xs_next(xs, &ev)) {
+        sum += tree_sum(ev.el);
+        stz_free(ev.el);
+    }
+    CHECK_INT(tree, sum);
+    xs_tree_mem(xs, &tree, NULL);
+    CHECK_INT(tree, 0);
+    xs_free(xs);
+    buf_free(&b);
+}
+
+/* A session starts small (before authentication) and raises its limits
+ * later: xs_set_limits between two stanzas. */
+static void test_set_limits(void)
+{
+    struct xs_limits small = {.max_stanza_bytes = 4096}, big = {0};
+    struct xs *xs;
+    struct xs_event ev;
+    struct buf b = {0};
+    char *t;
+    int elems = 0, errors = 0;
+
+    buf_puts(&b, HDR "<message>");
+    while (b.len < strlen(HDR) + 5000)
+        buf_puts(&b, "<a/>");
+    buf_puts(&b, "</message>");
+    t = run(&small, b.data, b.len, 0);
+    CHECK(strstr(t, "ERROR policy-violation\n") != NULL);
+    CHECK_INT(count_lines(t, "ELEM"), 0);
+    free(t);
+    /* Raised after the first (small) stanza: the big one passes. */
+    REQUIRE(xs_new(&small, &xs) == 0);
+    REQUIRE(xs_feed(xs, HDR "<handshake>x</handshake>",
+                    strlen(HDR "<handshake>x</handshake>")) == 0);
+    while (xs_next(xs, &ev))
+        stz_free(ev.el);
+    xs_set_limits(xs, &big);
+    REQUIRE(xs_feed(xs, b.data + strlen(HDR), b.len - strlen(HDR)) == 0);
+    while (xs_next(xs, &ev)) {
+        elems += ev.kind == XS_EV_ELEM;
+        errors += ev.kind == XS_EV_ERROR;
+        stz_free(ev.el);
+    }
+    CHECK_INT(elems, 1);
+    CHECK_INT(errors, 0);
+    xs_free(xs);
+    /* An explicit memory cap below what a stanza's tree takes. */
+    {
+        struct xs_limits tight = {.max_mem_bytes = 48 * 1024};
+        t = run(&tight, b.data, b.len, 0);
+        CHECK(strstr(t, "ERROR policy-violation\n") != NULL);
+        free(t);
+    }
+    buf_free(&b);
+}
+
 TL_MAIN(T(test_cond_names), T(test_limits_default), T(test_open_event),
         T(test_open_without_default_ns), T(test_elem_tree), T(test_chunking_equivalence),
         T(test_roundtrip), T(test_close), T(test_bad_namespace), T(test_not_well_formed),
@@ -1141,4 +1344,6 @@ TL_MAIN(T(test_cond_names), T(test_limits_default), T(test_open_event),
         T(test_limit_endless_token), T(test_limit_header), T(test_limit_depth),
         T(test_limit_attrs), T(test_zero_limits_take_defaults), T(test_encoding),
         T(test_reset), T(test_error_is_final), T(test_write_error),
-        T(test_prompt_delivery), T(test_trickled_tag_limit))
+        T(test_prompt_delivery), T(test_trickled_tag_limit),
+        T(test_tree_cap_many_children), T(test_tree_mem_accounting),
+        T(test_tree_mem_queued), T(test_set_limits))

@@ -58,8 +58,12 @@ static inline int fx_send(void *ud, uint64_t conn, const char *data, size_t len)
     struct fx *fx = ud;
     struct fx_conn *c = &fx->c[conn % FX_MAX_CONNS];
 
-    if (c->closes)
+    /* As the real edge (conn_send): a connection srv asked to close takes
+     * no more bytes. */
+    if (c->closes) {
         c->late_sends++;
+        return XE_CLOSED;
+    }
     if (c->fail_send)
         return XE_BUSY;
     return buf_append(&c->out, data, len);

@@ -130,6 +130,24 @@ static bool parse_seconds(const struct field *f, unsigned *out)
     return true;
 }
 
+/* parse_number reads a decimal number in min..max. */
+static bool parse_number(const struct field *f, unsigned min, unsigned max, unsigned *out)
+{
+    unsigned long v = 0;
+
+    if (f->len == 0 || f->len > 9)
+        return false;
+    for (size_t i = 0; i < f->len; i++) {
+        if (f->p[i] < '0' || f->p[i] > '9')
+            return false;
+        v = v * 10 + (unsigned long)(f->p[i] - '0');
+    }
+    if (v < min || v > max)
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
 /* parse_listen reads "a.b.c.d:port" or "[v6]:port" with a numeric address
  * (no host names: the node must not depend on DNS to start). */
 static bool parse_listen(const struct field *f, struct conf_listen *out)
@@ -312,6 +330,24 @@ static int directive(struct parser *ps, const struct field *f, size_t nf)
                         ka ? "keepalive" : "auth-timeout", CONF_MAX_SECONDS);
         return 0;
     }
+    if (field_is(&f[0], "max-connections") ||
+        field_is(&f[0], "max-connections-per-address")) {
+        bool total = field_is(&f[0], "max-connections");
+        if (nf != 2 || !parse_number(&f[1], 1, CONF_MAX_CONNS,
+                                     total ? &c->max_conns : &c->max_conns_per_addr))
+            return fail(ps, "%s needs one number, 1..%u",
+                        total ? "max-connections" : "max-connections-per-address",
+                        CONF_MAX_CONNS);
+        return 0;
+    }
+    if (field_is(&f[0], "preauth-stanza-bytes")) {
+        if (nf != 2 ||
+            !parse_number(&f[1], CONF_MIN_PREAUTH_STANZA_BYTES,
+                          CONF_MAX_PREAUTH_STANZA_BYTES, &c->preauth_stanza_bytes))
+            return fail(ps, "preauth-stanza-bytes needs one number, %u..%u",
+                        CONF_MIN_PREAUTH_STANZA_BYTES, CONF_MAX_PREAUTH_STANZA_BYTES);
+        return 0;
+    }
     if (field_is(&f[0], "certs"))
         return set_certs(ps, f, nf);
     if (field_is(&f[0], "component-tls")) {
@@ -388,6 +424,9 @@ int conf_parse(const char *text, size_t len, struct conf *out, struct conf_error
     memset(err, 0, sizeof *err);
     out->keepalive_s = CONF_DEFAULT_KEEPALIVE_S;
     out->auth_timeout_s = CONF_DEFAULT_AUTH_TIMEOUT_S;
+    out->max_conns = CONF_DEFAULT_MAX_CONNS;
+    out->max_conns_per_addr = CONF_DEFAULT_MAX_CONNS_PER_ADDR;
+    out->preauth_stanza_bytes = CONF_DEFAULT_PREAUTH_STANZA_BYTES;
 
     while (pos < len) {
         const char *nl = memchr(text + pos, '\n', len - pos);

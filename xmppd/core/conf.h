@@ -14,6 +14,13 @@
  *     component-listen 127.0.0.1:5223     repeatable; default 0.0.0.0:5223
  *     keepalive 60                        seconds, optional, default 60
  *     auth-timeout 10                     seconds, optional, default 10
+ *     max-connections 4096                component connections open at
+ *                                         once, optional (1..1000000)
+ *     max-connections-per-address 128     of those from one IP address,
+ *                                         optional (1..1000000)
+ *     preauth-stanza-bytes 4096           bytes of a stanza before the
+ *                                         component authenticated, optional
+ *                                         (256..262144)
  *     callbridge cb1 <secret>             repeatable
  *     certs <key> <cert> [<bundle>]       optional; file names in
  *                                         <state-dir>/pki/, as `xmpp certs`
@@ -38,6 +45,14 @@
 #define CONF_MAX_SECRET 1024
 #define CONF_MAX_SECONDS 86400
 #define CONF_MAX_FILE_NAME 255
+/* Connection limits of the XMPP listeners (issue 8, defect 9; docs/admin.md
+ * "Limits"); the total is also held below the process's descriptor limit. */
+#define CONF_DEFAULT_MAX_CONNS 4096
+#define CONF_DEFAULT_MAX_CONNS_PER_ADDR 128
+#define CONF_MAX_CONNS 1000000
+#define CONF_DEFAULT_PREAUTH_STANZA_BYTES 4096
+#define CONF_MIN_PREAUTH_STANZA_BYTES 256
+#define CONF_MAX_PREAUTH_STANZA_BYTES 262144
 
 /* TLS on the component listeners (docs/tls.md).  After a successful parse
  * it is never CONF_TLS_UNSET. */
@@ -60,12 +75,15 @@ struct conf_callbridge {
 };
 
 struct conf {
-    char *domain;               /* owned, lower-cased */
-    struct conf_listen *listen; /* owned array */
-    size_t n_listen;            /* >= 1 after a successful parse */
-    unsigned keepalive_s;       /* 1..CONF_MAX_SECONDS */
-    unsigned auth_timeout_s;    /* 1..CONF_MAX_SECONDS */
-    struct conf_callbridge *cb; /* owned array */
+    char *domain;                  /* owned, lower-cased */
+    struct conf_listen *listen;    /* owned array */
+    size_t n_listen;               /* >= 1 after a successful parse */
+    unsigned keepalive_s;          /* 1..CONF_MAX_SECONDS */
+    unsigned auth_timeout_s;       /* 1..CONF_MAX_SECONDS */
+    unsigned max_conns;            /* 1..CONF_MAX_CONNS */
+    unsigned max_conns_per_addr;   /* 1..CONF_MAX_CONNS */
+    unsigned preauth_stanza_bytes; /* CONF_MIN_..CONF_MAX_PREAUTH_STANZA_BYTES */
+    struct conf_callbridge *cb;    /* owned array */
     size_t n_cb;
     /* certs: plain file names (no '/', no leading '.') inside the node's
      * pki directory; owned; all NULL without a certs line, bundle NULL when

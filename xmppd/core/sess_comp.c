@@ -1,6 +1,7 @@
 /* sess_comp.c: the XEP-0114 component session state machine. */
 #include "sess_comp.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,8 @@ int sess_comp_new(struct srv *srv, uint64_t conn, const char *peer, uint64_t now
     s->peer = strdup(peer != NULL ? peer : "?");
     if (s->peer == NULL)
         goto err_s;
-    if (xs_new(&srv->cfg.limits, &s->xs) < 0)
+    /* Small until the handshake succeeded (issue 8, defect 9). */
+    if (xs_new(&srv->preauth, &s->xs) < 0)
         goto err_peer;
     srv->env.random(srv->env.ud, id, sizeof id);
     sodium_bin2hex(s->stream_id, sizeof s->stream_id, id, sizeof id);
@@ -55,6 +57,16 @@ void sess_comp_free(struct sess_comp *s)
     free(s->domain);
     free(s->peer);
     free(s);
+}
+
+int sess_comp__enter(struct sess_comp *s, enum sess_comp_state to)
+{
+    assert(to != SESS_COMP_CLOSED && to != SESS_COMP_WAIT_HEADER);
+    if (s->state == SESS_COMP_CLOSED)
+        return XE_CLOSED;
+    assert(to > s->state);
+    s->state = to;
+    return 0;
 }
 
 /* sc_write sends bytes and notes the time; a failed send closes s. */
@@ -178,7 +190,8 @@ static void sc_open(struct sess_comp *s, struct stz *el)
     buf_reset(b);
     if (sc_header(s, b) < 0)
         goto nomem;
-    s->state = SESS_COMP_WAIT_HANDSHAKE;
+    if (sess_comp__enter(s, SESS_COMP_WAIT_HANDSHAKE) < 0)
+        return;
     SRV_LOG(srv, LOG_DEBUG, "c%" PRIu64 " component stream to %s from %s", s->conn,
             s->domain, s->peer);
     sc_write(s, b->data, b->len);
@@ -269,7 +282,13 @@ static void sc_handshake(struct sess_comp *s, const struct stz *el)
         sess_comp_fail(s, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
         return;
     }
-    s->state = SESS_COMP_READY;
+    /* In cluster mode the leader's table may hold a newer session of this
+     * name: srv__authenticated then closed s with conflict (RFC 6120
+     * §4.9.3.3) from inside fwd, and s stays closed. */
+    if (sess_comp__enter(s, SESS_COMP_READY) < 0)
+        return;
+    /* Authenticated: the stanzas of a call bridge may be large now. */
+    xs_set_limits(s->xs, &srv->cfg.limits);
     SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " component %s authenticated from %s", s->conn,
             s->domain, s->peer);
     sc_write(s, "<handshake/>", strlen("<handshake/>"));

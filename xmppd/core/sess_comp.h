@@ -3,7 +3,15 @@
  *
  * States: WAIT_HEADER -> (stream header, 'to' a component of our domain) ->
  * WAIT_HANDSHAKE -> (hex SHA-1 of stream id + secret) -> READY -> CLOSED.
- * Output goes through srv (srv_int.h): srv__send, srv__close, srv__route. */
+ * Output goes through srv (srv_int.h): srv__send, srv__close, srv__route.
+ *
+ * Close once, by construction (issue 8, defect 1): the state only moves
+ * forward, and CLOSED is terminal.  sess_comp__enter is the only way to the
+ * three live states and refuses to leave CLOSED; srv__close is the only way
+ * to CLOSED and to srv's dead list, and does nothing for a closed session.
+ * Every step that may close s (a write, a stream error, authentication,
+ * which in cluster mode may close s with conflict from inside fwd) is
+ * followed by a check of the state, never by an unconditional assignment. */
 #ifndef XMPPD_SESS_COMP_H
 #define XMPPD_SESS_COMP_H
 
@@ -27,6 +35,7 @@ struct sess_comp {
     struct srv *srv; /* borrowed back-pointer */
     uint64_t conn;
     char *peer; /* remote address for logs, owned */
+    /* written only by sess_comp__enter and srv__close (top of the file) */
     enum sess_comp_state state;
     bool header_sent;   /* our stream header went out */
     struct xs *xs;      /* owned framer */
@@ -49,6 +58,12 @@ int sess_comp_new(struct srv *srv, uint64_t conn, const char *peer, uint64_t now
                   struct sess_comp **out);
 /* sess_comp_free frees s (not linked anywhere any more).  NULL is a no-op. */
 void sess_comp_free(struct sess_comp *s);
+
+/* sess_comp__enter moves s forward to the live state to (WAIT_HANDSHAKE or
+ * READY; never CLOSED: only srv__close closes).  Returns 0, or XE_CLOSED
+ * when s was closed meanwhile (it stays closed; the caller stops using it
+ * for output). */
+int sess_comp__enter(struct sess_comp *s, enum sess_comp_state to);
 
 /* sess_comp_input feeds len bytes read from the connection at srv->now_ms.
  * May close the session (state CLOSED). */

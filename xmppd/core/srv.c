@@ -2,6 +2,7 @@
  * the glue between component sessions (sess_comp.c) and the router (rt.c). */
 #include "srv.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@ void srv_config_default(struct srv_config *c)
     c->keepalive_ms = 60000;
     c->auth_timeout_ms = 10000;
     xs_limits_default(&c->limits);
+    c->preauth_stanza_bytes = SRV_DEFAULT_PREAUTH_STANZA_BYTES;
 }
 
 /* ---- connection table ---- */
@@ -78,6 +80,7 @@ static void srv_reap(struct srv *srv)
     while (srv->dead != NULL) {
         struct sess_comp *s = srv->dead;
         srv->dead = s->dnext;
+        assert(s->state == SESS_COMP_CLOSED);
         srv_cluster__gone(srv, s);
         sess_comp_free(s);
     }
@@ -132,6 +135,18 @@ int srv_new(const struct srv_config *cfg, const struct srv_env *env, struct srv 
         srv->cfg.limits.max_depth = def.max_depth;
     if (srv->cfg.limits.max_attrs == 0)
         srv->cfg.limits.max_attrs = def.max_attrs;
+    if (srv->cfg.preauth_stanza_bytes == 0)
+        srv->cfg.preauth_stanza_bytes = SRV_DEFAULT_PREAUTH_STANZA_BYTES;
+    if (srv->cfg.preauth_stanza_bytes > srv->cfg.limits.max_stanza_bytes)
+        srv->cfg.preauth_stanza_bytes = srv->cfg.limits.max_stanza_bytes;
+    /* Before authentication: a small stanza, and the memory cap that
+     * follows from it unless the configured cap is smaller still. */
+    srv->preauth = srv->cfg.limits;
+    srv->preauth.max_stanza_bytes = srv->cfg.preauth_stanza_bytes;
+    srv->preauth.max_mem_bytes = XS_MEM_CAP(srv->preauth.max_stanza_bytes);
+    if (srv->cfg.limits.max_mem_bytes != 0 &&
+        srv->cfg.limits.max_mem_bytes < srv->preauth.max_mem_bytes)
+        srv->preauth.max_mem_bytes = srv->cfg.limits.max_mem_bytes;
     if (rt_new(srv->domain, &srv->rt) < 0)
         goto err_name;
     srv->nbuckets = 64;
@@ -323,17 +338,27 @@ int srv__send(struct srv *srv, struct sess_comp *s, const char *data, size_t len
     return rc;
 }
 
-void srv__close(struct srv *srv, struct sess_comp *s)
+/* srv_close is the one way a session ends: CLOSED (terminal: sess_comp__enter
+ * refuses to leave it), out of the connection table and the router, onto
+ * the dead list, exactly once.  tell_edge says whether the edge must be
+ * asked to close the connection (not when the edge reported it gone). */
+static void srv_close(struct srv *srv, struct sess_comp *s, bool tell_edge)
 {
     if (s->state == SESS_COMP_CLOSED)
         return;
     s->state = SESS_COMP_CLOSED;
-    srv->env.close(srv->env.ud, s->conn);
+    if (tell_edge)
+        srv->env.close(srv->env.ud, s->conn);
     srv_unlink(srv, s);
     if (s->domain != NULL)
         rt_del(srv->rt, s->domain, s);
     s->dnext = srv->dead;
     srv->dead = s;
+}
+
+void srv__close(struct srv *srv, struct sess_comp *s)
+{
+    srv_close(srv, s, true);
 }
 
 int srv__authenticated(struct srv *srv, struct sess_comp *s)
@@ -469,12 +494,8 @@ void srv_conn_closed(struct srv *srv, uint64_t conn, uint64_t now_ms)
         return;
     SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " connection closed (component %s, peer %s)", conn,
             s->domain != NULL ? s->domain : "-", s->peer);
-    s->state = SESS_COMP_CLOSED;
-    srv_unlink(srv, s);
-    if (s->domain != NULL)
-        rt_del(srv->rt, s->domain, s);
-    srv_cluster__gone(srv, s);
-    sess_comp_free(s);
+    srv_close(srv, s, false);
+    srv_reap(srv);
 }
 
 static void srv_tick_one(struct srv *srv, struct sess_comp *s)

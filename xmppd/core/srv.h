@@ -24,6 +24,7 @@
 #include "xs.h"
 
 #define SRV_NO_DEADLINE UINT64_MAX
+#define SRV_DEFAULT_PREAUTH_STANZA_BYTES 4096
 
 enum srv_listener {
     SRV_LISTENER_COMPONENT, /* XEP-0114 jabber:component:accept (5223) */
@@ -38,7 +39,14 @@ struct srv_config {
                                  (connection-timeout).  Default 60000. */
     uint64_t auth_timeout_ms; /* unauthenticated connections are closed after
                                  this.  Default 10000. */
-    struct xs_limits limits;  /* framer limits; zero fields take defaults */
+    struct xs_limits limits;  /* framer limits once authenticated; zero fields
+                                 take defaults (xs.h) */
+    /* Before authentication a stanza (and the stream header) may take at
+     * most preauth_stanza_bytes, and the stream's memory cap follows from it
+     * (XS_MEM_CAP): the handshake is all a component sends before it
+     * authenticates (XEP-0114 §3).  Default 4096 (0 too); never above
+     * limits.max_stanza_bytes. */
+    size_t preauth_stanza_bytes;
 };
 
 /* srv_config_default fills c with the defaults (domain NULL). */

@@ -32,6 +32,8 @@ struct srv {
     char *node_name;
     struct srv_env env;
     struct rt *rt;
+    /* framer limits before authentication (from cfg.preauth_stanza_bytes) */
+    struct xs_limits preauth;
 
     struct sess_comp **conns; /* hash by connection id, chained via hnext */
     size_t nbuckets;
@@ -58,7 +60,8 @@ int srv__send(struct srv *srv, struct sess_comp *s, const char *data, size_t len
 
 /* srv__close asks the edge to close s's connection (after flushing), drops
  * s from the router and the connection table and queues it for freeing.
- * Idempotent. */
+ * The only way to CLOSED and to the dead list: a session already closed is
+ * left alone, so a session is closed (and freed) once whatever paths try. */
 void srv__close(struct srv *srv, struct sess_comp *s);
 
 /* srv__find_cb returns the call bridge called name (borrowed) or NULL. */

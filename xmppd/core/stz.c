@@ -273,6 +273,33 @@ int stz_add_text(struct stz *el, const char *text, size_t len)
     return 0;
 }
 
+/* stz__block is what a malloc of n bytes costs (see stz_node_mem). */
+static size_t stz__block(size_t n)
+{
+    size_t c = (n + 8 + 15) & ~(size_t)15;
+
+    return c < 32 ? 32 : c;
+}
+
+size_t stz_node_mem(const struct stz *n)
+{
+    size_t m = stz__block(sizeof *n);
+
+    if (n->kind == STZ_TEXT)
+        return m + stz__block(n->text_len + 1);
+    m += stz__block(strlen(n->name) + 1) + stz__block(strlen(n->ns) + 1);
+    if (n->nattrs > 0)
+        m += stz__block(n->nattrs * sizeof *n->attrs);
+    for (size_t i = 0; i < n->nattrs; i++) {
+        const struct stz_attr *a = &n->attrs[i];
+
+        m += stz__block(strlen(a->name) + 1) + stz__block(strlen(a->value) + 1);
+        if (a->ns != NULL)
+            m += stz__block(strlen(a->ns) + 1);
+    }
+    return m;
+}
+
 void stz_unlink(struct stz *el)
 {
     struct stz *p = el->parent, *prev = NULL;

@@ -89,6 +89,13 @@ struct stz *stz_next_element(const struct stz *el);
  * owned string ("" when none) or NULL when out of memory. */
 char *stz_text(const struct stz *el);
 
+/* stz_node_mem estimates the heap bytes node n takes by itself (not its
+ * children): the node, its name and namespace or its text, its attribute
+ * array and strings, each block rounded as glibc's malloc rounds it on a
+ * 64-bit host (8 bytes of header, 16-byte steps, 32 at least).  The framer
+ * counts trees with it against its memory cap (xs.h). */
+size_t stz_node_mem(const struct stz *n);
+
 /* stz_serialize appends el as XML to out.  parent_ns is the default
  * namespace in scope where el is written (e.g. STZ_NS_COMPONENT inside a
  * component stream): el gets an xmlns attribute only if its namespace

@@ -6,7 +6,9 @@
  * more bytes than the current unit (the stream header, or one top-level
  * element) may still take, so expat's buffer and our tree stay bounded by
  * max_stanza_bytes even when a peer sends one endless token.  expat's own
- * allocations are counted and capped as a second fence.
+ * allocations and the trees built from what it reports are counted against
+ * one cap (max_mem_bytes): a stanza within its byte limit can still cost
+ * 40 times its bytes as a tree of tiny elements.
  *
  * CPU: expat (before 2.6) rescans an unfinished token from its start on
  * every call, so a tag trickled in one byte at a time costs O(n^2).  xs_feed
@@ -38,10 +40,6 @@
  * URIs that contain the separator). */
 #define XS_NS_SEP '\x01'
 
-/* Memory cap for expat: generous (its buffer doubles, names and attribute
- * values are pooled), only a fence against surprises. */
-#define XS_MEM_CAP(max) ((max)*8 + (size_t)1024 * 1024)
-
 /* Unfinished tokens up to this size are rescanned without deferral. */
 #define XS_DEFER_MIN 1024
 
@@ -61,12 +59,15 @@ enum xs_scan {
 };
 
 struct xs_mem {
-    size_t cur, peak, cap;
-    bool over; /* an allocation was refused because of cap */
+    size_t cur, peak;       /* expat's allocations */
+    size_t tree, tree_peak; /* trees built and not pulled (stz_node_mem) */
+    size_t cap;             /* on cur + tree */
+    bool over;              /* an allocation was refused because of cap */
 };
 
 struct xs_evnode {
     struct xs_event ev;
+    size_t mem; /* what ev.el was counted as in mem.tree */
     struct xs_evnode *next;
 };
 
@@ -87,6 +88,7 @@ struct xs {
     char *default_ns;           /* default namespace declared on the root, or NULL */
     struct stz *top;            /* the top-level element being built, or NULL */
     struct stz *cur;            /* innermost open element of top */
+    size_t top_mem;             /* what top was counted as in mem.tree */
     struct xs_evnode *head, *tail;
     bool done;            /* an ERROR or CLOSE is decided */
     bool term_pending;    /* term not yet pulled */
@@ -111,6 +113,7 @@ void xs_limits_default(struct xs_limits *l)
     l->max_stanza_bytes = 256 * 1024;
     l->max_depth = 32;
     l->max_attrs = 64;
+    l->max_mem_bytes = 0;
 }
 
 /* ---- expat memory accounting ------------------------------------------- */
@@ -128,6 +131,12 @@ union xs_memhdr {
     } h;
 };
 
+/* xs__room is what may still be allocated under m's cap. */
+static size_t xs__room(const struct xs_mem *m)
+{
+    return m->cur + m->tree < m->cap ? m->cap - m->cur - m->tree : 0;
+}
+
 static void *xs__malloc(size_t n)
 {
     struct xs_mem *m = xs__mem_current;
@@ -135,7 +144,7 @@ static void *xs__malloc(size_t n)
 
     if (n > SIZE_MAX - sizeof *h)
         return NULL;
-    if (m != NULL && n > m->cap - m->cur) {
+    if (m != NULL && n > xs__room(m)) {
         m->over = true;
         return NULL;
     }
@@ -175,7 +184,7 @@ static void *xs__realloc(void *ptr, size_t n)
     m = h->h.acct;
     if (n > SIZE_MAX - sizeof *h)
         return NULL;
-    if (m != NULL && n > h->h.size && n - h->h.size > m->cap - m->cur) {
+    if (m != NULL && n > h->h.size && n - h->h.size > xs__room(m)) {
         m->over = true;
         return NULL;
     }
@@ -201,6 +210,14 @@ void xs_parser_mem(const struct xs *xs, size_t *cur, size_t *peak)
         *peak = xs->mem.peak;
 }
 
+void xs_tree_mem(const struct xs *xs, size_t *cur, size_t *peak)
+{
+    if (cur != NULL)
+        *cur = xs->mem.tree;
+    if (peak != NULL)
+        *peak = xs->mem.tree_peak;
+}
+
 /* ---- events ------------------------------------------------------------ */
 
 static void xs__stop(struct xs *xs)
@@ -222,6 +239,8 @@ static void xs__fail(struct xs *xs, enum xs_cond cond, const char *text)
     xs->term.text = text;
     stz_free(xs->top);
     xs->top = xs->cur = NULL;
+    xs->mem.tree -= xs->top_mem;
+    xs->top_mem = 0;
     xs__stop(xs);
 }
 
@@ -232,18 +251,36 @@ static void xs__nomem(struct xs *xs)
     xs__fail(xs, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
 }
 
-/* xs__push queues an event carrying el (taken; freed on failure). */
-static void xs__push(struct xs *xs, enum xs_event_kind kind, struct stz *el)
+/* xs__charge counts n more bytes of tree and fails the stream when the
+ * stream's memory is over its cap.  Returns false then. */
+static bool xs__charge(struct xs *xs, size_t n)
+{
+    xs->mem.tree += n;
+    if (xs->mem.tree > xs->mem.tree_peak)
+        xs->mem.tree_peak = xs->mem.tree;
+    if (xs->mem.cur + xs->mem.tree <= xs->mem.cap)
+        return true;
+    /* RFC 6120 §4.9.3.14: a local policy (the memory of one stream) was
+     * violated; the tree is dropped at once. */
+    xs__fail(xs, XS_COND_POLICY_VIOLATION, "stanza memory limit");
+    return false;
+}
+
+/* xs__push queues an event carrying el (taken; freed on failure), counted
+ * as mem bytes in mem.tree (released when it is pulled). */
+static void xs__push(struct xs *xs, enum xs_event_kind kind, struct stz *el, size_t mem)
 {
     struct xs_evnode *n = calloc(1, sizeof *n);
 
     if (n == NULL) {
         stz_free(el);
+        xs->mem.tree -= mem;
         xs__nomem(xs);
         return;
     }
     n->ev.kind = kind;
     n->ev.el = el;
+    n->mem = mem;
     if (xs->tail != NULL)
         xs->tail->next = n;
     else
@@ -258,6 +295,7 @@ static void xs__drop_queue(struct xs *xs)
     while (n != NULL) {
         next = n->next;
         stz_free(n->ev.el);
+        xs->mem.tree -= n->mem;
         free(n);
         n = next;
     }
@@ -273,6 +311,7 @@ bool xs_next(struct xs *xs, struct xs_event *ev)
         if (xs->head == NULL)
             xs->tail = NULL;
         *ev = n->ev;
+        xs->mem.tree -= n->mem; /* the receiver owns it now */
         free(n);
         return true;
     }
@@ -348,6 +387,7 @@ err:
 static void xs__on_root(struct xs *xs, const char *qname, const char **atts)
 {
     struct stz *el;
+    size_t mem;
 
     /* RFC 6120 §4.8.1: the root is <stream> in the streams namespace; any
      * other is invalid-namespace (§4.9.3.10). */
@@ -363,16 +403,22 @@ static void xs__on_root(struct xs *xs, const char *qname, const char **atts)
         xs__nomem(xs);
         return;
     }
+    mem = stz_node_mem(el);
+    if (!xs__charge(xs, mem)) {
+        xs->mem.tree -= mem;
+        stz_free(el);
+        return;
+    }
     xs->opened = true;
     xs__unit_end(xs);
-    xs__push(xs, XS_EV_OPEN, el);
+    xs__push(xs, XS_EV_OPEN, el, mem);
 }
 
 static void XMLCALL xs__on_start(void *ud, const char *qname, const char **atts)
 {
     struct xs *xs = ud;
     struct stz *el;
-    size_t nattrs = 0;
+    size_t nattrs = 0, mem;
 
     if (xs->done)
         return;
@@ -403,6 +449,9 @@ static void XMLCALL xs__on_start(void *ud, const char *qname, const char **atts)
     else
         stz_append(xs->cur, el);
     xs->cur = el;
+    mem = stz_node_mem(el);
+    xs->top_mem += mem;
+    xs__charge(xs, mem); /* over the cap: the stream failed, top is gone */
 }
 
 static void XMLCALL xs__on_end(void *ud, const char *qname)
@@ -429,9 +478,12 @@ static void XMLCALL xs__on_end(void *ud, const char *qname)
     el = xs->cur;
     xs->cur = el->parent;
     if (xs->level == 1) {
+        size_t mem = xs->top_mem;
+
         xs->top = xs->cur = NULL;
+        xs->top_mem = 0;
         xs__unit_end(xs);
-        xs__push(xs, XS_EV_ELEM, el);
+        xs__push(xs, XS_EV_ELEM, el, mem);
     }
 }
 
@@ -451,8 +503,18 @@ static void XMLCALL xs__on_text(void *ud, const char *s, int len)
         return;
     xs__progress(xs);
     if (xs->level >= 2) {
-        if (stz_add_text(xs->cur, s, (size_t)len) != 0)
+        const struct stz *last = xs->cur->last_child;
+        size_t before = last != NULL && last->kind == STZ_TEXT ? stz_node_mem(last) : 0;
+        size_t after;
+
+        if (stz_add_text(xs->cur, s, (size_t)len) != 0) {
             xs__nomem(xs);
+            return;
+        }
+        /* The text joined the last text node or made a new one. */
+        after = stz_node_mem(xs->cur->last_child);
+        xs->top_mem += after - before;
+        xs__charge(xs, after - before);
         return;
     }
     /* Between top-level elements only whitespace may appear (RFC 6120 §11.7,
@@ -538,7 +600,7 @@ static int xs__parser_new(struct xs *xs)
     XML_Parser p;
 
     memset(&xs->mem, 0, sizeof xs->mem);
-    xs->mem.cap = XS_MEM_CAP(xs->lim.max_stanza_bytes);
+    xs->mem.cap = xs->lim.max_mem_bytes;
     xs__mem_current = &xs->mem;
     p = XML_ParserCreate_MM("UTF-8", &xs__mm, "\x01");
     xs__mem_current = NULL;
@@ -576,6 +638,8 @@ static void xs__clear(struct xs *xs)
     }
     stz_free(xs->top);
     xs->top = xs->cur = NULL;
+    xs->mem.tree -= xs->top_mem;
+    xs->top_mem = 0;
     xs__drop_queue(xs);
     free(xs->default_ns);
     xs->default_ns = NULL;
@@ -589,27 +653,40 @@ static void xs__clear(struct xs *xs)
     memset(&xs->term, 0, sizeof xs->term);
 }
 
+/* xs__limits fills out from limits (may be NULL) and the defaults. */
+static void xs__limits(const struct xs_limits *limits, struct xs_limits *out)
+{
+    xs_limits_default(out);
+    if (limits != NULL) {
+        if (limits->max_stanza_bytes != 0)
+            out->max_stanza_bytes = limits->max_stanza_bytes;
+        if (limits->max_depth != 0)
+            out->max_depth = limits->max_depth;
+        if (limits->max_attrs != 0)
+            out->max_attrs = limits->max_attrs;
+        out->max_mem_bytes = limits->max_mem_bytes;
+    }
+    if (out->max_stanza_bytes > (SIZE_MAX - 64 * 1024) / 16)
+        out->max_stanza_bytes = (SIZE_MAX - 64 * 1024) / 16;
+    if (out->max_mem_bytes == 0)
+        out->max_mem_bytes = XS_MEM_CAP(out->max_stanza_bytes);
+}
+
+void xs_set_limits(struct xs *xs, const struct xs_limits *limits)
+{
+    xs__limits(limits, &xs->lim);
+    xs->mem.cap = xs->lim.max_mem_bytes;
+}
+
 int xs_new(const struct xs_limits *limits, struct xs **out)
 {
-    struct xs_limits def;
     struct xs *xs;
 
     *out = NULL;
-    xs_limits_default(&def);
     xs = calloc(1, sizeof *xs);
     if (xs == NULL)
         return XE_NOMEM;
-    xs->lim = def;
-    if (limits != NULL) {
-        if (limits->max_stanza_bytes != 0)
-            xs->lim.max_stanza_bytes = limits->max_stanza_bytes;
-        if (limits->max_depth != 0)
-            xs->lim.max_depth = limits->max_depth;
-        if (limits->max_attrs != 0)
-            xs->lim.max_attrs = limits->max_attrs;
-    }
-    if (xs->lim.max_stanza_bytes > (SIZE_MAX - 1024 * 1024) / 8)
-        xs->lim.max_stanza_bytes = (SIZE_MAX - 1024 * 1024) / 8;
+    xs__limits(limits, &xs->lim);
     if (xs__parser_new(xs) != 0) {
         free(xs);
         return XE_NOMEM;

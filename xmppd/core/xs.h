@@ -12,7 +12,12 @@
  * document therefore fails on its DOCTYPE before it can grow anything.  The
  * stream root must be {http://etherx.jabber.org/streams}stream
  * (XS_COND_INVALID_NAMESPACE otherwise).  Limits give XS_COND_POLICY_VIOLATION
- * and are checked while parsing, so memory stays bounded by them.
+ * and are checked while parsing, so memory stays bounded by them: the bytes
+ * of one unit (max_stanza_bytes), and the memory of the stream
+ * (max_mem_bytes): expat's allocations plus the element trees the framer
+ * built and the receiver has not pulled yet, counted as each element,
+ * attribute and piece of text is added (a stanza of many tiny children,
+ * <a/><a/>..., costs some 40 times its bytes as a tree; issue 8, defect 9).
  *
  * Lifetime: after an XS_EV_ERROR or XS_EV_CLOSE event no further events come
  * and xs_feed returns XE_STATE. */
@@ -67,9 +72,16 @@ struct xs_limits {
     size_t max_stanza_bytes; /* raw bytes of one top-level element; default 256 KiB */
     unsigned max_depth;      /* element nesting below the stream root; default 32 */
     unsigned max_attrs;      /* attributes (incl. xmlns) on one element; default 64 */
+    size_t max_mem_bytes;    /* expat's memory plus unpulled trees; 0: the
+                                default XS_MEM_CAP(max_stanza_bytes) */
 };
 
-/* xs_limits_default fills l with the defaults above. */
+/* The default memory cap of a stream: a tree of ordinary stanzas costs up to
+ * about 10 times their bytes, expat's buffer up to twice a stanza, and
+ * expat itself some 16 KiB. */
+#define XS_MEM_CAP(max_stanza) ((max_stanza)*16 + (size_t)64 * 1024)
+
+/* xs_limits_default fills l with the defaults above (max_mem_bytes 0). */
 void xs_limits_default(struct xs_limits *l);
 
 /* The stream header, its XML declaration and any whitespace before it may
@@ -128,6 +140,14 @@ int xs_feed(struct xs *xs, const void *data, size_t len);
 /* xs_next pops the next queued event into *ev; false when none is queued. */
 bool xs_next(struct xs *xs, struct xs_event *ev);
 
+/* xs_set_limits replaces the framer's limits mid-stream (a session raises
+ * them once its peer authenticated; zero fields take their defaults, as in
+ * xs_new), at once: call it between top-level elements (the byte limit
+ * counts from the start of the element being received).  Lowering
+ * max_mem_bytes below what is held fails the stream at the next
+ * allocation. */
+void xs_set_limits(struct xs *xs, const struct xs_limits *limits);
+
 /* xs_reset starts a fresh stream on the same framer, dropping any parser
  * state and queued events (RFC 6120 §4.3.3: the stream restarts after
  * STARTTLS and SASL success).  0/XE_NOMEM. */
@@ -135,9 +155,12 @@ int xs_reset(struct xs *xs);
 
 /* xs_parser_mem returns the bytes expat currently holds for this framer and
  * the most it held since xs_new or the last xs_reset (for tests and stats).
- * expat's memory is also capped (a multiple of max_stanza_bytes): beyond it
- * the stream fails with policy-violation. */
+ * xs_tree_mem returns the bytes of the element trees built and not pulled
+ * yet (stz_node_mem of every node), and the most since xs_new or
+ * xs_reset.  Their sum is capped by max_mem_bytes: beyond it the stream
+ * fails with policy-violation (RFC 6120 §4.9.3.14). */
 void xs_parser_mem(const struct xs *xs, size_t *cur, size_t *peak);
+void xs_tree_mem(const struct xs *xs, size_t *cur, size_t *peak);
 
 /* xs_write_error appends a stream error, per RFC 6120 §4.9:
  * <stream:error><cond xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>

@@ -45,6 +45,8 @@ struct conn {
     uv_shutdown_t shut; /* used once, while DRAINING */
     bool shut_started, shut_done, eof;
     bool untracked;             /* never made it into the id table */
+    bool accepted;              /* came from a listener: counts in the limits */
+    char ip[INET6_ADDRSTRLEN];  /* accepted: the peer's address, no port */
     uint64_t drain_deadline;    /* uv_now ms, while DRAINING */
     struct conn *hnext;         /* hash chain */
     struct conn *dprev, *dnext; /* dirty list: has something to flush */
@@ -84,6 +86,12 @@ struct conn_mgr {
     const struct log_sink *log;
     const char *node;
     size_t max_queued;
+    struct conn_limits limits;
+    size_t accepted;         /* accepted connections not yet freed */
+    uint64_t refused;        /* refused by the limits, in all */
+    uint64_t refused_quiet;  /* of those, not logged yet */
+    uint64_t refused_log_ms; /* when the last refusal line went out */
+    bool refused_logged;     /* a refusal line went out at all */
     uint64_t next_id;
     struct conn **buckets; /* id -> conn, chained; power-of-two size */
     size_t nbuckets, count;
@@ -221,6 +229,8 @@ static void on_conn_closed(uv_handle_t *h)
 
     if (!c->untracked)
         table_remove(m, c);
+    if (c->accepted)
+        m->accepted--;
     tls_conn_free(c->tls);
     buf_free(&c->pending);
     free(c);
@@ -579,6 +589,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 /* ---- accepting ---- */
 
+/* peer_ip writes the address of ss without its port into ip. */
+static void peer_ip(const struct sockaddr_storage *ss, char ip[INET6_ADDRSTRLEN])
+{
+    snprintf(ip, INET6_ADDRSTRLEN, "?");
+    if (ss->ss_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)ss, ip, INET6_ADDRSTRLEN);
+    else if (ss->ss_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)ss, ip, INET6_ADDRSTRLEN);
+}
+
 static void format_peer(const struct sockaddr_storage *ss, char *out, size_t outlen)
 {
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -623,6 +643,70 @@ static bool announce_and_read(struct conn *c, int tag)
     return true;
 }
 
+/* from_addr counts the accepted connections from ip.  A walk over the
+ * table: it holds at most limits.max_conns accepted connections (plus the
+ * owner's outgoing ones), and it runs once per accept. */
+static unsigned from_addr(const struct conn_mgr *m, const char *ip)
+{
+    unsigned n = 0;
+
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (const struct conn *c = m->buckets[i]; c != NULL; c = c->hnext)
+            n += c->accepted && strcmp(c->ip, ip) == 0;
+    return n;
+}
+
+/* over_limit tells whether a connection from ip (accepted, not counted yet)
+ * must be refused, and logs it (rate-limited: a flood of refusals must not
+ * become a flood of log lines). */
+static bool over_limit(struct conn_mgr *m, const struct listener *l, const char *ip)
+{
+    const struct conn_limits *lim = &m->limits;
+    unsigned same = 0;
+    uint64_t now;
+    char why[160];
+
+    if (lim->max_conns != 0 && m->accepted >= lim->max_conns) {
+        snprintf(why, sizeof why, "%zu connections open (max-connections %u)",
+                 m->accepted, lim->max_conns);
+    } else if (lim->max_per_addr != 0 && (same = from_addr(m, ip)) >= lim->max_per_addr) {
+        snprintf(why, sizeof why,
+                 "%u connections from %s (max-connections-per-address %u)", same, ip,
+                 lim->max_per_addr);
+    } else {
+        return false;
+    }
+    m->refused++;
+    now = uv_now(m->loop);
+    if (m->refused_logged && now - m->refused_log_ms < CONN_REFUSE_LOG_MS) {
+        m->refused_quiet++;
+        return true;
+    }
+    if (m->refused_quiet > 0)
+        LOG(m->log, LOG_WARN,
+            "%s connection on %s from %s refused: %s; %" PRIu64
+            " more refused in the last %" PRIu64 " s",
+            m->node, l->addr, ip, why, m->refused_quiet,
+            (now - m->refused_log_ms + 999) / 1000);
+    else
+        LOG(m->log, LOG_WARN, "%s connection on %s from %s refused: %s", m->node, l->addr,
+            ip, why);
+    m->refused_quiet = 0;
+    m->refused_log_ms = now;
+    m->refused_logged = true;
+    return true;
+}
+
+void conn_mgr_set_limits(struct conn_mgr *m, const struct conn_limits *l)
+{
+    m->limits = *l;
+}
+
+uint64_t conn_mgr_refused(const struct conn_mgr *m)
+{
+    return m->refused;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct listener *l = server->data;
@@ -652,6 +736,19 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    memset(&ss, 0, sizeof ss);
+    if (rc == 0 && uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
+        peer_ip(&ss, c->ip);
+    else
+        snprintf(c->ip, sizeof c->ip, "unknown");
+    if (rc == 0 && over_limit(m, l, c->ip)) {
+        /* Closed before the owner or the table knows it: no bytes are read
+         * and nothing is allocated for it beyond this. */
+        c->untracked = true;
+        c->state = CONN_CLOSING;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
     if (rc == 0) {
         c->id = ++m->next_id;
         rc = table_insert(m, c);
@@ -666,13 +763,14 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     c->state = CONN_OPEN;
+    c->accepted = true;
+    m->accepted++;
     c->lctx = l->tls;
     c->mode = l->tls != NULL ? l->mode : TLS_MODE_OFF;
     c->sniffed = c->mode == TLS_MODE_OFF;
     /* Stanzas are small and latency matters more than packet count. */
     uv_tcp_nodelay(&c->tcp, 1);
-    memset(&ss, 0, sizeof ss);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
+    if (ss.ss_family != 0)
         format_peer(&ss, c->peer, sizeof c->peer);
     else
         snprintf(c->peer, sizeof c->peer, "unknown");

@@ -80,6 +80,27 @@ int conn_mgr_new(uv_loop_t *loop, const struct conn_hooks *hooks,
  * drained was called (or that nothing was ever opened and the loop ran). */
 void conn_mgr_free(struct conn_mgr *m);
 
+/* Limits on accepted connections (issue 8, defect 9): how many may be open
+ * at once in all, and from one IP address.  A connection over a limit is
+ * closed as soon as it is accepted, before the owner hears of it (no opened
+ * hook); the first refusal is logged at warn level, then at most one line
+ * per CONN_REFUSE_LOG_MS, which counts the refusals not logged since.
+ * Connections count until their memory is freed (draining ones too: they
+ * hold a descriptor).  Outgoing connections (conn_connect) do not count. */
+struct conn_limits {
+    unsigned max_conns;    /* 0: no limit */
+    unsigned max_per_addr; /* 0: no limit */
+};
+
+#define CONN_REFUSE_LOG_MS 10000
+
+/* conn_mgr_set_limits sets the limits (copied) for connections accepted
+ * from now on; connections already open stay. */
+void conn_mgr_set_limits(struct conn_mgr *m, const struct conn_limits *l);
+
+/* conn_mgr_refused returns how many connections the limits refused. */
+uint64_t conn_mgr_refused(const struct conn_mgr *m);
+
 /* conn_listen starts listening on host (numeric IPv4/IPv6, borrowed):port;
  * accepted connections carry tag.  On failure err gets one line such as
  * "cannot listen on 127.0.0.1:5223: address already in use".  Returns 0,

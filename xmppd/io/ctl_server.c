@@ -33,6 +33,8 @@ struct client {
     struct ctl_dec dec;
     uv_shutdown_t shut;
     uint64_t id;
+    uint64_t active_ms;  /* last request completed or connected (uv_now) */
+    uint64_t partial_ms; /* first byte of the request being received; 0: none */
     bool closing;
     bool shutting; /* last response queued, closing after it is written */
 };
@@ -52,6 +54,9 @@ struct ctl_server {
     void *ud;
     const struct log_sink *log;
     unsigned max_clients;
+    unsigned closing_clients; /* closed, waiting for their close callback */
+    unsigned partial_timeout_ms, idle_timeout_ms;
+    uv_timer_t sweep; /* closes clients past their timeouts */
     struct client *clients;
     struct ctl_server_stats stats;
     uint64_t next_client_id;
@@ -188,6 +193,7 @@ static void on_client_closed(uv_handle_t *h)
     ctl_dec_free(&c->dec);
     free(c);
     s->stats.clients--;
+    s->closing_clients--;
     s->open_handles--;
     server_maybe_free(s);
 }
@@ -197,6 +203,7 @@ static void client_close(struct client *c)
     if (c->closing)
         return;
     c->closing = true;
+    c->srv->closing_clients++;
     if (ctl_dec_pending(&c->dec) > 0)
         LOG(c->srv->log, LOG_DEBUG,
             "control c%llu: closed with a partial request (%zu bytes)",
@@ -260,6 +267,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *ub)
     }
     if (c->closing || c->shutting || nread == 0)
         return;
+    if (c->partial_ms == 0)
+        c->partial_ms = uv_now(s->loop); /* a request starts with this byte */
     if (ctl_dec_feed(&c->dec, ub->base, (size_t)nread) < 0) {
         client_close(c);
         return;
@@ -270,6 +279,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *ub)
         int rc = ctl_dec_next(&c->dec, &msg, &err);
         if (rc == 0)
             break;
+        /* A whole request: the client is active; a partial one after it
+         * counts from now. */
+        c->active_ms = uv_now(s->loop);
+        c->partial_ms = ctl_dec_pending(&c->dec) > 0 ? c->active_ms : 0;
         if (rc == 1) {
             handle_request(c, msg);
             json_decref(msg);
@@ -286,6 +299,59 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *ub)
                 err.message[0] ? err.message : xe_strerror(rc));
             send_error_and_close(c, &err);
         }
+    }
+}
+
+/* evictable: c holds a slot without us owing it an answer. */
+static bool evictable(const struct client *c)
+{
+    return !c->closing && !c->shutting && c->deferred == NULL;
+}
+
+/* make_room closes the oldest evictable client other than fresh, so that
+ * fresh (just accepted, over max_clients) may stay.  false when every
+ * other client waits for a deferred answer. */
+static bool make_room(struct ctl_server *s, struct client *fresh)
+{
+    struct client *old = NULL;
+
+    /* The list is newest first: the last evictable one is the oldest. */
+    for (struct client *c = s->clients; c != NULL; c = c->next)
+        if (c != fresh && evictable(c))
+            old = c;
+    if (old == NULL)
+        return false;
+    s->stats.evicted++;
+    LOG(s->log, LOG_INFO,
+        "control c%llu: closed to make room for a new client (%u clients, %s)",
+        (unsigned long long)old->id, s->max_clients,
+        old->partial_ms != 0 ? "it sent a partial request" : "it was idle");
+    client_close(old);
+    return true;
+}
+
+/* on_sweep closes clients whose request did not arrive whole in time, and
+ * idle ones; clients waiting for a deferred answer are left alone. */
+static void on_sweep(uv_timer_t *t)
+{
+    struct ctl_server *s = t->data;
+    uint64_t now = uv_now(s->loop);
+
+    for (struct client *c = s->clients; c != NULL; c = c->next) {
+        const char *why = NULL;
+
+        if (!evictable(c))
+            continue;
+        if (c->partial_ms != 0 && now - c->partial_ms >= s->partial_timeout_ms)
+            why = "the request did not arrive whole in time";
+        else if (c->partial_ms == 0 && now - c->active_ms >= s->idle_timeout_ms)
+            why = "idle";
+        if (why == NULL)
+            continue;
+        s->stats.timed_out++;
+        LOG(s->log, LOG_DEBUG, "control c%llu: closed: %s", (unsigned long long)c->id,
+            why);
+        client_close(c); /* unlinked only in its close callback */
     }
 }
 
@@ -307,6 +373,7 @@ static void on_connection(uv_stream_t *ls, int status)
     }
     c->srv = s;
     c->id = ++s->next_client_id;
+    c->active_ms = uv_now(s->loop);
     ctl_dec_init(&c->dec, CTL_MAX_REQUEST);
     c->next = s->clients;
     if (s->clients != NULL)
@@ -319,11 +386,13 @@ static void on_connection(uv_stream_t *ls, int status)
         return;
     }
     s->stats.accepted++;
-    if (s->stats.clients > s->max_clients) {
+    /* A new admin always finds a slot unless every client waits for us. */
+    if (s->stats.clients - s->closing_clients > s->max_clients && !make_room(s, c)) {
         struct ctl_error e;
         ctl_error_set(&e, "busy", "too many control clients (%u); try again shortly",
                       s->max_clients);
-        LOG(s->log, LOG_WARN, "control: client refused: %u clients connected",
+        LOG(s->log, LOG_WARN,
+            "control: client refused: %u clients connected, all waiting for answers",
             s->max_clients);
         send_error_and_close(c, &e);
         return;
@@ -375,6 +444,13 @@ static void on_listener_closed(uv_handle_t *h)
     server_maybe_free(s);
 }
 
+static void on_sweep_closed(uv_handle_t *h)
+{
+    struct ctl_server *s = h->data;
+    s->open_handles--;
+    server_maybe_free(s);
+}
+
 int ctl_server_start(uv_loop_t *loop, const struct ctl_server_config *cfg,
                      struct ctl_server **out, char *err, size_t errlen)
 {
@@ -405,6 +481,10 @@ int ctl_server_start(uv_loop_t *loop, const struct ctl_server_config *cfg,
     s->ud = cfg->ud;
     s->log = cfg->log;
     s->max_clients = cfg->max_clients ? cfg->max_clients : DEFAULT_MAX_CLIENTS;
+    s->partial_timeout_ms =
+        cfg->partial_timeout_ms ? cfg->partial_timeout_ms : CTL_SERVER_PARTIAL_TIMEOUT_MS;
+    s->idle_timeout_ms =
+        cfg->idle_timeout_ms ? cfg->idle_timeout_ms : CTL_SERVER_IDLE_TIMEOUT_MS;
 
     int r = uv_pipe_init(loop, &s->listener, 0);
     if (r < 0) {
@@ -432,6 +512,15 @@ int ctl_server_start(uv_loop_t *loop, const struct ctl_server_config *cfg,
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);
         return rc;
     }
+    /* The sweep runs at a quarter of the shorter timeout (at most 1 s), so
+     * a client is closed within 25 % (or 1 s) after its timeout. */
+    uint64_t every = s->partial_timeout_ms < s->idle_timeout_ms ? s->partial_timeout_ms
+                                                                : s->idle_timeout_ms;
+    every = every / 4 > 1000 ? 1000 : (every / 4 > 0 ? every / 4 : 1);
+    uv_timer_init(loop, &s->sweep);
+    s->sweep.data = s;
+    s->open_handles++;
+    uv_timer_start(&s->sweep, on_sweep, every, every);
     LOG(s->log, LOG_INFO, "control: listening on %s", s->path);
     *out = s;
     return 0;
@@ -446,6 +535,7 @@ void ctl_server_close(struct ctl_server *s, void (*on_closed)(void *arg), void *
     s->on_closed_arg = arg;
     unlink(s->path);
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    uv_close((uv_handle_t *)&s->sweep, on_sweep_closed);
     for (struct client *c = s->clients; c != NULL; c = c->next)
         client_close(c);
 }
@@ -493,6 +583,7 @@ void ctl_deferred_finish(struct ctl_deferred *d, int rc, json_t *result,
         c->deferred = d->next;
     if (d->next != NULL)
         d->next->prev = d->prev;
+    c->active_ms = uv_now(c->srv->loop); /* idle from its answer on */
 
     json_t *m;
     if (rc < 0) {

@@ -12,6 +12,17 @@
  * sends can crash the daemon or make it buffer more than one maximal
  * request per client.
  *
+ * Slots (issue 8, defect 12: 70 clients that each sent half a request
+ * locked the shell out): a request must arrive whole within
+ * partial_timeout_ms of its first byte, and a client that has nothing
+ * pending (no partial request, no deferred answer) is closed after
+ * idle_timeout_ms.  mmp-cli connects once per command (mmp-cli/conn.c), so
+ * an interactive shell idle between commands holds no connection.  When
+ * all max_clients slots are taken, a new client closes the oldest client
+ * that is idle or mid-request to take its place; only when every client is
+ * waiting for a deferred answer is the new one refused ("busy").  A client
+ * waiting for a deferred answer is never timed out: the wait is ours.
+ *
  * Requires: the process ignores SIGPIPE (signal(SIGPIPE, SIG_IGN) in main),
  * as for every libuv stream, or a client that hangs up kills the writer. */
 #ifndef XMPPD_CTL_SERVER_H
@@ -29,15 +40,22 @@ struct ctl_server_config {
     const char *path;                /* socket path, e.g. <state-dir>/control.sock */
     const struct ctl_command *table; /* borrowed; must outlive the server */
     size_t ncommands;
-    void *ud;                   /* passed to every handler */
-    const struct log_sink *log; /* borrowed, may be NULL */
-    unsigned max_clients;       /* 0: 64 */
+    void *ud;                    /* passed to every handler */
+    const struct log_sink *log;  /* borrowed, may be NULL */
+    unsigned max_clients;        /* 0: 64 */
+    unsigned partial_timeout_ms; /* 0: CTL_SERVER_PARTIAL_TIMEOUT_MS */
+    unsigned idle_timeout_ms;    /* 0: CTL_SERVER_IDLE_TIMEOUT_MS */
 };
+
+#define CTL_SERVER_PARTIAL_TIMEOUT_MS 10000
+#define CTL_SERVER_IDLE_TIMEOUT_MS 60000
 
 struct ctl_server_stats {
     uint64_t requests;     /* requests answered or deferred */
     uint64_t bad_requests; /* malformed, oversized, invalid or unknown command */
     uint64_t accepted;     /* connections accepted */
+    uint64_t timed_out;    /* closed for a partial request or idleness */
+    uint64_t evicted;      /* closed to make room for a new client */
     unsigned clients;      /* connected now */
 };
 

@@ -202,11 +202,17 @@ static int import_local(struct node *n, const struct conf *c, bool *restart, cha
         return XE_LIMIT;
     }
     *restart = !same_listen(&n->st, c) || n->st.keepalive_s != c->keepalive_s ||
-               n->st.auth_timeout_s != c->auth_timeout_s;
+               n->st.auth_timeout_s != c->auth_timeout_s ||
+               n->st.max_conns != c->max_conns ||
+               n->st.max_conns_per_addr != c->max_conns_per_addr ||
+               n->st.preauth_stanza_bytes != c->preauth_stanza_bytes;
     memcpy(fresh.listen, c->listen, c->n_listen * sizeof c->listen[0]);
     fresh.n_listen = c->n_listen;
     fresh.keepalive_s = c->keepalive_s;
     fresh.auth_timeout_s = c->auth_timeout_s;
+    fresh.max_conns = c->max_conns;
+    fresh.max_conns_per_addr = c->max_conns_per_addr;
+    fresh.preauth_stanza_bytes = c->preauth_stanza_bytes;
     /* A certs line brings component-tls with it (core/conf.h, docs/tls.md);
      * without one, certificates set with `xmpp certs` stay. */
     if (c->key != NULL) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,6 +31,9 @@
 #include "srv.h"
 #include "state.h"
 #include "tls.h"
+
+/* Descriptors kept out of max-connections for everything else. */
+#define NODE_FD_RESERVE 128
 
 /* ---- srv_env: what srv asks of the edge ---- */
 
@@ -333,6 +337,7 @@ static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
     cfg.node_name = n->name;
     cfg.keepalive_ms = (uint64_t)n->st.keepalive_s * 1000;
     cfg.auth_timeout_ms = (uint64_t)n->st.auth_timeout_s * 1000;
+    cfg.preauth_stanza_bytes = n->st.preauth_stanza_bytes;
     rc = srv_new(&cfg, &env, &x->srv);
     if (rc < 0) {
         snprintf(why, whylen, "cannot start the XMPP core: %s", xe_strerror(rc));
@@ -360,6 +365,27 @@ static int new_tls(struct node *n, struct xside *x, char *why, size_t whylen)
     return tls_ctx_new(&o, &x->tls, why, whylen);
 }
 
+/* max_conns is the configured limit on XMPP connections, held below the
+ * descriptors the process may open (RLIMIT_NOFILE) less a reserve for the
+ * peer links, the control socket and files: a flood of connections must
+ * find the limit before it finds EMFILE (issue 8, defects 9 and 10). */
+static unsigned max_conns(const struct node *n)
+{
+    struct rlimit rl;
+    unsigned max = n->st.max_conns;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)max + NODE_FD_RESERVE)
+        max = rl.rlim_cur > 2 * NODE_FD_RESERVE
+                  ? (unsigned)(rl.rlim_cur - NODE_FD_RESERVE)
+                  : (unsigned)(rl.rlim_cur / 2);
+    if (max < n->st.max_conns)
+        LOG(&n->log, LOG_INFO,
+            "%s max-connections %u held to %u by the descriptor limit (ulimit -n %llu)",
+            n->name, n->st.max_conns, max, (unsigned long long)rl.rlim_cur);
+    return max;
+}
+
 /* new_listeners makes x's connection manager and its listeners. */
 static int new_listeners(struct node *n, struct xside *x, char *why, size_t whylen)
 {
@@ -377,6 +403,8 @@ static int new_listeners(struct node *n, struct xside *x, char *why, size_t whyl
         snprintf(why, whylen, "out of memory");
         return rc;
     }
+    conn_mgr_set_limits(x->cm,
+                        &(struct conn_limits){max_conns(n), n->st.max_conns_per_addr});
     for (size_t i = 0; i < nl && rc == 0; i++) {
         if (x->tls != NULL)
             rc = conn_listen_tls(x->cm, l[i].host, l[i].port, SRV_LISTENER_COMPONENT,

@@ -80,6 +80,9 @@ void state_defaults(struct node_state *s)
     s->tls = STATE_TLS_OPTIONAL;
     s->keepalive_s = CONF_DEFAULT_KEEPALIVE_S;
     s->auth_timeout_s = CONF_DEFAULT_AUTH_TIMEOUT_S;
+    s->max_conns = CONF_DEFAULT_MAX_CONNS;
+    s->max_conns_per_addr = CONF_DEFAULT_MAX_CONNS_PER_ADDR;
+    s->preauth_stanza_bytes = CONF_DEFAULT_PREAUTH_STANZA_BYTES;
 }
 
 /* ---- formatting ---- */
@@ -160,6 +163,9 @@ int state_format(const struct node_state *s, char *buf, size_t len)
         put(&o, "bundle %s\n", s->bundle);
     put(&o, "keepalive %u\n", s->keepalive_s);
     put(&o, "auth-timeout %u\n", s->auth_timeout_s);
+    put(&o, "max-connections %u\n", s->max_conns);
+    put(&o, "max-connections-per-address %u\n", s->max_conns_per_addr);
+    put(&o, "preauth-stanza-bytes %u\n", s->preauth_stanza_bytes);
     put(&o, "cluster-enabled %s\n", s->cluster_enabled ? "yes" : "no");
     if (s->trust[0] != '\0')
         put(&o, "trust %s\n", s->trust);
@@ -292,6 +298,13 @@ static int line(struct node_state *s, const char *key, const char *v, bool *seen
         ok = parse_uint(v, CONF_MAX_SECONDS, &s->keepalive_s);
     } else if (strcmp(key, "auth-timeout") == 0) {
         ok = parse_uint(v, CONF_MAX_SECONDS, &s->auth_timeout_s);
+    } else if (strcmp(key, "max-connections") == 0) {
+        ok = parse_uint(v, CONF_MAX_CONNS, &s->max_conns);
+    } else if (strcmp(key, "max-connections-per-address") == 0) {
+        ok = parse_uint(v, CONF_MAX_CONNS, &s->max_conns_per_addr);
+    } else if (strcmp(key, "preauth-stanza-bytes") == 0) {
+        ok = parse_uint(v, CONF_MAX_PREAUTH_STANZA_BYTES, &s->preauth_stanza_bytes) &&
+             s->preauth_stanza_bytes >= CONF_MIN_PREAUTH_STANZA_BYTES;
     } else if (strcmp(key, "cluster-enabled") == 0) {
         ok = parse_yes_no(v, &s->cluster_enabled);
     } else if (strcmp(key, "trust") == 0) {
@@ -324,6 +337,9 @@ int state_parse(const char *text, size_t len, struct node_state *out, char *why,
     out->tls = STATE_TLS_OPTIONAL;
     out->keepalive_s = CONF_DEFAULT_KEEPALIVE_S;
     out->auth_timeout_s = CONF_DEFAULT_AUTH_TIMEOUT_S;
+    out->max_conns = CONF_DEFAULT_MAX_CONNS;
+    out->max_conns_per_addr = CONF_DEFAULT_MAX_CONNS_PER_ADDR;
+    out->preauth_stanza_bytes = CONF_DEFAULT_PREAUTH_STANZA_BYTES;
     if (len == 0)
         return bad(why, whylen, "the file is empty (a write was cut short)");
     if (memchr(text, '\0', len) != NULL)

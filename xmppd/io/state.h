@@ -69,6 +69,9 @@ struct node_state {
     char bundle[STATE_MAX_PATH]; /* same, optional */
     unsigned keepalive_s;        /* 1..CONF_MAX_SECONDS */
     unsigned auth_timeout_s;     /* 1..CONF_MAX_SECONDS */
+    /* XMPP listener limits (conf.h): connections in all and per address,
+     * and the stanza bytes before authentication */
+    unsigned max_conns, max_conns_per_addr, preauth_stanza_bytes;
     bool cluster_enabled;
     char trust[STATE_MAX_PATH]; /* cluster trust bundle, optional */
     struct conf_listen peer;    /* peer-link address; port 0 when unset */
