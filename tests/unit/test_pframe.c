@@ -219,6 +219,18 @@ static void test_empty_lists_and_bytes(void)
     CHECK_INT(g.u.sessions.nadd, 0);
     CHECK_INT(g.u.sessions.ndel, 0);
     CHECK(!g.u.sessions.full);
+    /* issue 8 defect 13: no pointer arithmetic on a NULL list (UBSan) */
+    CHECK(g.u.sessions.add == NULL && g.u.sessions.del == NULL);
+    pframe_release(&g);
+    buf_reset(&b);
+    memset(&f, 0, sizeof f);
+    f.type = PFRAME_ROUTES; /* the COMPLETE of an empty table */
+    f.chan_seq = 1;
+    f.u.routes.flags = PFRAME_ROUTES_COMPLETE;
+    CHECK_INT(pframe_encode(&f, &b), 0);
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), 0);
+    CHECK_INT(g.u.routes.nadd + g.u.routes.ndel, 0);
+    CHECK_INT(g.u.routes.flags, PFRAME_ROUTES_COMPLETE);
     pframe_release(&g);
     buf_reset(&b);
     memset(&f, 0, sizeof f);
