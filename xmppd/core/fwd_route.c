@@ -416,6 +416,8 @@ static void leader_report(struct fwd *f, uint64_t node, bool full,
     struct fwd_delta d = {0};
     struct fwd_peer *p = fwd__peer(f, node, true);
 
+    if (full && p != NULL)
+        p->reported = true;
     if (full) {
         /* Replace node's names: drop those the report does not hold. */
         struct fwd_delta gone = {0};
@@ -432,8 +434,6 @@ static void leader_report(struct fwd *f, uint64_t node, bool full,
         for (size_t i = 0; i < gone.ndel; i++)
             leader_del(f, node, gone.del[i].name, 0, &d);
         delta_free(&gone);
-        if (p != NULL)
-            p->reported = true;
     }
     for (size_t i = 0; i < ndel; i++)
         leader_del(f, node, del[i].name, del[i].sid, &d);
@@ -445,6 +445,7 @@ static void leader_report(struct fwd *f, uint64_t node, bool full,
     }
     broadcast(f, &d, full ? node : 0);
     delta_free(&d);
+    p = fwd__peer(f, node, false); /* again: the calls above may add peers */
     if (full && p != NULL && node != f->cfg.node_id)
         send_table(f, p);
     if (full && f->warm_until != 0 && all_reported(f))
