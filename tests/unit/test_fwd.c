@@ -285,6 +285,17 @@ static void node_start(int i, const struct fwd_config *base)
     set_members(i);
 }
 
+/* link_all tells node i that its links to every live node are up (and
+ * them that theirs to i is). */
+static void link_all(int i)
+{
+    for (int j = 1; j <= nnodes; j++)
+        if (j != i && nodes[j].alive && nodes[j].f != NULL) {
+            fwd_peer_link(nodes[i].f, nodes[j].id, true, now);
+            fwd_peer_link(nodes[j].f, nodes[i].id, true, now);
+        }
+}
+
 static void setup(int n, const struct fwd_config *cfg)
 {
     struct fwd_config def;
@@ -300,6 +311,8 @@ static void setup(int n, const struct fwd_config *cfg)
     leader_id = 0;
     for (int i = 1; i <= n; i++)
         node_start(i, cfg);
+    for (int i = 1; i <= n; i++)
+        link_all(i);
 }
 
 static void teardown(void)
@@ -461,6 +474,11 @@ static void crash(int k)
             sess[s].node = 0; /* its sessions end with it */
     fwd_free(nodes[k].f);
     nodes[k].f = NULL;
+    for (int i = 1; i <= nnodes; i++)
+        if (i != k && nodes[i].alive) {
+            fwd_peer_link(nodes[i].f, nodes[k].id, false, now); /* its sockets close */
+            reap();
+        }
 }
 
 /* restart brings node k back as a new process; every peer's channel to it
@@ -475,6 +493,8 @@ static void restart(int k, const struct fwd_config *cfg)
             fwd_peer_reset(nodes[i].f, nodes[k].id, now);
             reap();
         }
+    link_all(k);
+    reap();
 }
 
 static struct fwd_stats stats(int i)
@@ -925,6 +945,61 @@ static void test_receiver_crash_lost_not_lied(void)
     teardown();
 }
 
+/* The receiver's node dies (its links close) and the receiver reconnects
+ * to another node: what was sent after the links closed waits, and goes to
+ * the new session once the table says so; nothing of it is lost, and what
+ * the dead node held is lost (counted), never answered. */
+static void test_dead_node_stanzas_wait_for_move(void)
+{
+    struct fwd_config cfg;
+
+    fwd_config_default(&cfg);
+    setup(4, &cfg);
+    elect(1, true);
+    int s2 = open_sess(2, "s2.x");
+    open_sess(3, "r3.x");
+    drain();
+    for (int k = 0; k < 5; k++)
+        send_msg(s2, "r3.x"); /* handed to node 3, which dies with them */
+    crash(3);
+    for (int k = 0; k < 5; k++)
+        send_msg(s2, "r3.x"); /* node 3's link is down: they wait */
+    CHECK_INT(stats(2).waiting, 5);
+    advance(1000);
+    open_sess(4, "r3.x"); /* the call bridge reconnects to node 4 */
+    drain();
+    for (int id = 5; id < 10; id++)
+        CHECK_INT(msgs[id].delivered, 1);
+    for (int id = 0; id < 5; id++)
+        CHECK_INT(msgs[id].delivered + msgs[id].errors, 0);
+    restart(3, &cfg);
+    heal();
+    CHECK_INT(stats(2).lost, 5);
+    CHECK_INT(violations, 0);
+    teardown();
+}
+
+/* With no leader, a session that just moved cannot be in any table yet: a
+ * stanza to a name nobody knows waits (hold_ms) instead of bouncing. */
+static void test_no_leader_unknown_waits(void)
+{
+    setup(3, NULL);
+    elect(1, true);
+    int s2 = open_sess(2, "s2.x");
+    drain();
+    crash(1);
+    elect(0, true);
+    int id = send_msg(s2, "r3.x"); /* r3 is connecting to node 3 right now */
+    open_sess(3, "r3.x");
+    drain();
+    CHECK_INT(msgs[id].errors + msgs[id].delivered, 0);
+    elect(2, true);
+    drain();
+    CHECK_INT(msgs[id].delivered, 1);
+    CHECK_INT(violations, 0);
+    teardown();
+}
+
 /* ---- seeded runs ------------------------------------------------------------ */
 
 static uint64_t rng_state;
@@ -1064,4 +1139,5 @@ TL_MAIN(T(test_direct_between_followers), T(test_leader_loss_costs_nothing),
         T(test_cut_ack_path_no_duplicate),
         T(test_receiver_leaves_paused_node), T(test_backlog_bounded_in_bytes),
         T(test_conflict_by_leader_order), T(test_names_bounded), T(test_unknown_name),
-        T(test_receiver_crash_lost_not_lied), T(test_seeded_runs))
+        T(test_receiver_crash_lost_not_lied), T(test_dead_node_stanzas_wait_for_move),
+        T(test_no_leader_unknown_waits), T(test_seeded_runs))

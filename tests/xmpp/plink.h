@@ -41,6 +41,7 @@ static bool plink_alive(int i);        /* whether slot i's process runs */
 static void plink_reset(int j, int i); /* j learnt that i restarted */
 static int plink_input(int j, int i, const struct pframe *fr); /* j got fr */
 static void plink_pump(int j); /* j's channel window opened (CHAN_ACK) */
+static void plink_link(int j, int i, bool up); /* j's link to i came up / went down */
 
 /* pl_open gives node i a fresh channel (incarnation inc) to j, dropping
  * what the old one held; none to itself. */
@@ -81,6 +82,10 @@ static inline void pl_drop(int i, int j)
     pframe_dec_free(&b->in);
     pframe_dec_init(&a->in);
     pframe_dec_init(&b->in);
+    if (a->ch != NULL && plink_alive(i))
+        plink_link(i, j, false);
+    if (b->ch != NULL && plink_alive(j))
+        plink_link(j, i, false);
 }
 
 static inline void pl_hello(int i, int j)
@@ -113,10 +118,13 @@ static inline void pl_frame(int j, int i, const struct pframe *fr)
     bool deliver;
 
     if (fr->type == PFRAME_HELLO) {
-        if (pchan_link_up(l->ch, &fr->u.hello, &l->out, &how) != 0)
+        if (pchan_link_up(l->ch, &fr->u.hello, &l->out, &how) != 0) {
             proto_errors++;
-        else if (how == PCHAN_RESET)
+            return;
+        }
+        if (how == PCHAN_RESET)
             plink_reset(j, i);
+        plink_link(j, i, true);
         return;
     }
     if (pchan_recv(l->ch, fr, now, &l->out, &deliver) != 0) {

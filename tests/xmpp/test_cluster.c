@@ -67,6 +67,12 @@ static void plink_pump(int j)
     srv_cluster_pump(nd[j].fx.srv, now);
 }
 
+static void plink_link(int j, int i, bool up)
+{
+    nd[j].fx.now = now;
+    srv_cluster_peer_link(nd[j].fx.srv, nd[i].id, up, now);
+}
+
 static int idx_of(uint64_t id)
 {
     for (int i = 1; i <= nn; i++)

@@ -243,8 +243,10 @@ static int try_hand(struct fwd *f, struct fwd_ent *e, bool *moved)
     struct pframe fr = {.type = PFRAME_FWD};
 
     *moved = false;
-    if (node == 0 && !f->complete)
-        return TRY_KEEP; /* the leader's table will say (hold_ms at most) */
+    if (node == 0 && (!f->complete || f->leader == 0))
+        return TRY_KEEP; /* a leader's table will say (hold_ms at most); with
+                            no leader, a session that just moved cannot be
+                            in any table yet */
     if (node == f->cfg.node_id &&
         f->env.deliver(f->env.ud, e->from, e->to, e->xml, e->len) == 0)
         return TRY_DONE; /* a session of ours took the name meanwhile */
@@ -255,7 +257,7 @@ static int try_hand(struct fwd *f, struct fwd_ent *e, bool *moved)
         return TRY_DONE;
     }
     p = fwd__peer(f, node, true);
-    if (p == NULL || p->blocked || p->inflight.n >= f->cfg.inflight_max)
+    if (p == NULL || !p->link_up || p->blocked || p->inflight.n >= f->cfg.inflight_max)
         return TRY_KEEP;
     fr.u.fwd = (struct pframe_fwd){f->cfg.node_id,
                                    f->cfg.incarnation,
@@ -617,6 +619,20 @@ void fwd_peer_reset(struct fwd *f, uint64_t node, uint64_t now_ms)
         fwd__send_full_report(f);
     }
     fwd__pump(f);
+}
+
+void fwd_peer_link(struct fwd *f, uint64_t node, bool up, uint64_t now_ms)
+{
+    struct fwd_peer *p = fwd__peer(f, node, true);
+
+    f->now = now_ms;
+    if (p == NULL || node == f->cfg.node_id)
+        return;
+    p->link_up = up;
+    if (up) {
+        flush_owed(f, p);
+        fwd__pump(f);
+    }
 }
 
 void fwd_pump(struct fwd *f, uint64_t now_ms)

@@ -144,6 +144,14 @@ int fwd_input(struct fwd *f, uint64_t node, const struct pframe *fr, uint64_t no
  * it reports again. */
 void fwd_peer_reset(struct fwd *f, uint64_t node, uint64_t now_ms);
 
+/* fwd_peer_link tells fwd that the connection to node came up or went
+ * down.  A stanza is handed only to a node with a live connection: while
+ * the link is down (the node crashed, or is cut off) stanzas for it wait
+ * (at most hold_ms), so that they go to the node the name moves to rather
+ * than into a channel whose other end may never read them.  Nodes start
+ * down. */
+void fwd_peer_link(struct fwd *f, uint64_t node, bool up, uint64_t now_ms);
+
 /* fwd_pump retries what a full channel refused (call it when a channel has
  * room again).  fwd_tick runs what is due at now_ms (hold_ms expiries, the
  * end of the warmup); fwd_next_deadline says when fwd_tick should next run

@@ -41,6 +41,7 @@ struct fwd_rset {
 struct fwd_peer {
     uint64_t id;
     bool member;
+    bool link_up;          /* a connection to it is up (fwd_peer_link) */
     struct fwd_q inflight; /* our stanzas it owns now, in hand-over order */
     bool blocked;          /* its channel refused a FWD in this pump pass */
     /* ACKs owed to it as an origin (incarnation owe_inc), sent as one

@@ -190,6 +190,9 @@ int srv_cluster_input(struct srv *srv, uint64_t node, const struct pframe *f,
                       uint64_t now_ms);
 /* srv_cluster_peer_reset: the channel to node was reset (PCHAN_RESET). */
 void srv_cluster_peer_reset(struct srv *srv, uint64_t node, uint64_t now_ms);
+/* srv_cluster_peer_link: the connection to node came up or went down
+ * (fwd_peer_link). */
+void srv_cluster_peer_link(struct srv *srv, uint64_t node, bool up, uint64_t now_ms);
 /* srv_cluster_pump retries frames a full channel refused (call it when a
  * channel has room again). */
 void srv_cluster_pump(struct srv *srv, uint64_t now_ms);

@@ -375,6 +375,15 @@ void srv_cluster_peer_reset(struct srv *srv, uint64_t node, uint64_t now_ms)
     cl_reap(srv);
 }
 
+void srv_cluster_peer_link(struct srv *srv, uint64_t node, bool up, uint64_t now_ms)
+{
+    if (srv->cl == NULL)
+        return;
+    cl_clock(srv, now_ms);
+    fwd_peer_link(srv->cl->fwd, node, up, srv->now_ms);
+    cl_reap(srv);
+}
+
 void srv_cluster_pump(struct srv *srv, uint64_t now_ms)
 {
     if (srv->cl == NULL)
