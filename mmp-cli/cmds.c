@@ -440,9 +440,11 @@ static void print_cluster_status(json_t *r)
     if (json_is_object(json_object_get(r, "links"))) {
         json_t *l = json_object_get(r, "links");
         printf("Peer links: up %lld, accepted %lld, refused %lld (impostors %lld), "
-               "malformed %lld\n",
+               "malformed %lld, forbidden %lld, timed out %lld, over limit %lld, "
+               "write refused %lld\n",
                jint(l, "up"), jint(l, "accepted"), jint(l, "refused"),
-               jint(l, "impostors"), jint(l, "malformed"));
+               jint(l, "impostors"), jint(l, "malformed"), jint(l, "forbidden"),
+               jint(l, "timeouts"), jint(l, "over_limit"), jint(l, "write_refused"));
     }
     if (json_is_object(json_object_get(r, "timing"))) {
         json_t *t = json_object_get(r, "timing");

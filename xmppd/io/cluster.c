@@ -20,12 +20,16 @@
 #include "node_int.h"
 #include "peer.h"
 #include "pframe.h"
+#include "plink.h"
 #include "raft.h"
 #include "rnode.h"
 #include "srv.h"
 #include "state.h"
 
 #define TICK_MS 50
+
+/* plink lets a joining node's link carry join requests only, by this kind. */
+_Static_assert(PLINK_SUBMIT_JOIN == CLUSTER_REQ_JOIN, "plink's join kind");
 
 uint64_t cluster__now_ms(struct node *n)
 {

@@ -258,10 +258,13 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
         peer_stats_get(pm, &ps);
         json_object_set_new(
             r, "links",
-            json_pack("{s:I, s:I, s:I, s:I, s:I}", "up", (json_int_t)ps.links_up,
-                      "accepted", (json_int_t)ps.accepted, "malformed",
-                      (json_int_t)ps.malformed, "refused", (json_int_t)ps.refused,
-                      "impostors", (json_int_t)ps.impostors));
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "up",
+                      (json_int_t)ps.links_up, "accepted", (json_int_t)ps.accepted,
+                      "malformed", (json_int_t)ps.malformed, "refused",
+                      (json_int_t)ps.refused, "impostors", (json_int_t)ps.impostors,
+                      "forbidden", (json_int_t)ps.forbidden, "timeouts",
+                      (json_int_t)ps.timeouts, "over_limit", (json_int_t)ps.over_limit,
+                      "write_refused", (json_int_t)ps.write_refused));
     }
     /* The Raft timing profile in use; "next" when node.state names another
      * one, used from the next start (docs/cluster.md "Timing"). */
