@@ -1000,6 +1000,17 @@ void conn_mgr_free(struct conn_mgr *m)
     free(m);
 }
 
+size_t conn_room(struct conn_mgr *m, uint64_t id)
+{
+    struct conn *c = lookup(m, id);
+    size_t queued;
+
+    if (c == NULL || c->state != CONN_OPEN)
+        return 0;
+    queued = c->pending.len + c->inflight + (c->tls != NULL ? tls_conn_held(c->tls) : 0);
+    return queued < m->max_queued ? m->max_queued - queued : 0;
+}
+
 size_t conn_mgr_count(const struct conn_mgr *m)
 {
     return m->count;

@@ -124,6 +124,10 @@ bool conn_is_tls(struct conn_mgr *m, uint64_t id);
  * would be exceeded; nothing was queued). */
 int conn_send(struct conn_mgr *m, uint64_t id, const char *data, size_t len);
 
+/* conn_room tells how many bytes conn_send takes for id now without
+ * refusing them (0: none, or id is closing or unknown). */
+size_t conn_room(struct conn_mgr *m, uint64_t id);
+
 /* conn_close asks for id to be flushed and closed; no hooks are called for
  * it afterwards.  Unknown or already closing ids are ignored. */
 void conn_close(struct conn_mgr *m, uint64_t id);

@@ -25,6 +25,11 @@
 #define TICK_MS 20
 #define LINGER_MS 3000
 #define BAD_LOG_MS 1000 /* warnings about bad connections: one a second */
+/* A link's backlog (the channel's resend when the link comes up, and what
+ * is sent behind it) goes to the connection in pieces of at most this, as
+ * its queue takes them; at most BACKLOG_MAX bytes wait so. */
+#define BACKLOG_CHUNK (256u * 1024)
+#define BACKLOG_MAX (40u * 1024 * 1024)
 
 struct peer;
 
@@ -38,6 +43,8 @@ struct pconn {
     struct pframe_dec dec;
     char remote[64]; /* the other end, "host:port" */
     char host[64];   /* its host (incoming: the per-address limit) */
+    struct buf backlog; /* bytes waiting for room in the connection's queue */
+    size_t backlog_pos; /* backlog.data[backlog_pos..len) not written yet */
     struct pconn *next;
 };
 
@@ -286,18 +293,63 @@ static void malformed(struct peer_mgr *m, struct pconn *l, const char *what, int
 
 /* ---- writing ---- */
 
-/* write_link sends bytes on l, counting them for its peer.  A write the
- * connection refuses (its queue is full) would leave a gap in the stream:
- * the link is closed and counted instead (issue 8 defect 8), and the
- * channel resends what the peer has not acknowledged on the next link.
- * 0 or the refusal. */
+static void free_link(struct pconn *l)
+{
+    pframe_dec_free(&l->dec);
+    buf_free(&l->backlog);
+    free(l);
+}
+
+static size_t backlog_left(const struct pconn *l)
+{
+    return l->backlog.len - l->backlog_pos;
+}
+
+/* drain_backlog hands l's backlog to its connection as its queue takes it
+ * (the tick calls it again). */
+static void drain_backlog(struct peer_mgr *m, struct pconn *l)
+{
+    while (!l->dead && backlog_left(l) > 0) {
+        size_t n = conn_room(m->cm, l->conn);
+        if (n == 0)
+            return;
+        if (n > backlog_left(l))
+            n = backlog_left(l);
+        if (n > BACKLOG_CHUNK)
+            n = BACKLOG_CHUNK;
+        if (conn_send(m->cm, l->conn, l->backlog.data + l->backlog_pos, n) < 0)
+            return;
+        if (l->p != NULL)
+            l->p->info.bytes_out += n;
+        l->backlog_pos += n;
+    }
+    if (backlog_left(l) == 0) {
+        buf_free(&l->backlog);
+        memset(&l->backlog, 0, sizeof l->backlog);
+        l->backlog_pos = 0;
+    }
+}
+
+/* write_link sends bytes on l, counting them for its peer.  Behind a
+ * backlog they wait in it, in order.  A write the connection refuses (its
+ * queue is full) would leave a gap in the stream: the link is closed and
+ * counted instead (issue 8 defect 8), and the channel resends what the
+ * peer has not acknowledged on the next link.  0 or the refusal. */
 static int write_link(struct peer_mgr *m, struct pconn *l, const struct buf *b)
 {
     int rc;
 
     if (b->len == 0 || l == NULL || l->dead)
         return 0;
-    rc = conn_send(m->cm, l->conn, (const char *)b->data, b->len);
+    if (backlog_left(l) > 0) {
+        rc = backlog_left(l) + b->len > BACKLOG_MAX
+                 ? XE_BUSY
+                 : buf_append(&l->backlog, b->data, b->len);
+        if (rc == 0)
+            return 0;
+    } else {
+        rc = conn_send(m->cm, l->conn, (const char *)b->data, b->len);
+    }
     if (rc == 0) {
         if (l->p != NULL)
             l->p->info.bytes_out += b->len;
@@ -516,10 +568,15 @@ static void on_hello(struct peer_mgr *m, struct pconn *l, const struct pframe_he
     p->info.connects++;
     p->info.last_error[0] = '\0';
     m->stats.links_up++;
-    rc = write_link(m, l, &out);
+    /* The channel's resend can be far larger than the connection's queue
+     * (up to the channel's bound): it goes out as the queue drains. */
+    if (out.len > 0) {
+        l->backlog = out;
+        l->backlog_pos = 0;
+        memset(&out, 0, sizeof out);
+        drain_backlog(m, l);
+    }
     buf_free(&out);
-    if (rc < 0)
-        return;
     LOG(m->o.log, LOG_INFO, "%s peer link to %016" PRIx64 " (%s) up%s%s", m->name, p->id,
         p->addr, how == PCHAN_RESET ? ", channel reset" : "",
         l->sm.state == PLINK_STATE_GUEST     ? ", joining node"
@@ -710,8 +767,7 @@ static void free_all(struct peer_mgr *m)
     while (m->links != NULL) {
         struct pconn *l = m->links;
         m->links = l->next;
-        pframe_dec_free(&l->dec);
-        free(l);
+        free_link(l);
     }
     while (m->peers != NULL) {
         struct peer *p = m->peers;
@@ -777,6 +833,7 @@ static void on_tick(uv_timer_t *t)
         }
         if (l != NULL && !l->dead) {
             struct buf out;
+            drain_backlog(m, l);
             memset(&out, 0, sizeof out);
             if (pchan_next_deadline(p->ch) <= now)
                 pchan_tick(p->ch, now, &out);
@@ -792,8 +849,7 @@ static void on_tick(uv_timer_t *t)
         struct pconn *l = *lp;
         if (l->dead) {
             *lp = l->next;
-            pframe_dec_free(&l->dec);
-            free(l);
+            free_link(l);
         } else {
             lp = &l->next;
         }
@@ -891,7 +947,7 @@ int peer_mgr_new(uv_loop_t *loop, const struct peer_opts *opts,
     if (rc < 0)
         goto fail;
     ch.ud = m;
-    rc = conn_mgr_new(loop, &ch, opts->log, m->name, 0, &m->cm);
+    rc = conn_mgr_new(loop, &ch, opts->log, m->name, opts->max_queued, &m->cm);
     if (rc < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
