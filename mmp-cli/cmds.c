@@ -656,7 +656,8 @@ static const struct cli_cmd commands[] = {
     {W("xmpp", "cluster", "invite"), "[--ttl 10m]",
      "make a one-time token for a new node to join through this member (printed once)",
      "Run it on the member the new node will dial; the token is good there only, once,\n"
-     "until it expires (--ttl <n>s|m|h, default 10m, at most 24h). Then, on the new node:\n"
+     "until it expires (--ttl <n>s|m|h, default 10m, at most 24h). Then, on the new "
+     "node:\n"
      "  xmpp cluster join <this member's address> <token>",
      "xmpp.cluster.invite", 0, 2, prep_invite, print_invite},
     {W("xmpp", "cluster", "join"), "<addr> <token> [--replace]",

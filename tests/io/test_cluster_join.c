@@ -85,12 +85,15 @@ static void test_token_in_body(void)
     CHECK(tok == NULL && tlen == 0 && base == len);
     b[len] = CLUSTER_TOKEN_BYTES;
     memset(b + len + 1, 0xab, CLUSTER_TOKEN_BYTES);
-    CHECK_INT(cluster__join_token(b, len + 1 + CLUSTER_TOKEN_BYTES, &tok, &tlen, &base), 0);
+    CHECK_INT(cluster__join_token(b, len + 1 + CLUSTER_TOKEN_BYTES, &tok, &tlen, &base),
+              0);
     CHECK(tok == b + len + 1 && tlen == CLUSTER_TOKEN_BYTES && base == len);
-    CHECK_INT(cluster__join_parse(b, len + 1 + CLUSTER_TOKEN_BYTES, &id, &replace, addr), 0);
+    CHECK_INT(cluster__join_parse(b, len + 1 + CLUSTER_TOKEN_BYTES, &id, &replace, addr),
+              0);
     CHECK_STR(addr, "10.0.0.3:5224");
     /* A token length that disagrees with the bytes, or an empty token. */
-    CHECK_INT(cluster__join_token(b, len + CLUSTER_TOKEN_BYTES, &tok, &tlen, &base), XE_PROTO);
+    CHECK_INT(cluster__join_token(b, len + CLUSTER_TOKEN_BYTES, &tok, &tlen, &base),
+              XE_PROTO);
     b[len] = 0;
     CHECK_INT(cluster__join_token(b, len + 1, &tok, &tlen, &base), XE_PROTO);
     CHECK_INT(cluster__join_parse(b, len + 1, &id, &replace, addr), XE_PROTO);
@@ -99,7 +102,8 @@ static void test_token_in_body(void)
 static void test_invites(void)
 {
     struct cluster *c = calloc(1, sizeof *c);
-    unsigned char t1[CLUSTER_TOKEN_BYTES], t2[CLUSTER_TOKEN_BYTES], bad[CLUSTER_TOKEN_BYTES];
+    unsigned char t1[CLUSTER_TOKEN_BYTES], t2[CLUSTER_TOKEN_BYTES],
+        bad[CLUSTER_TOKEN_BYTES];
     int s;
 
     REQUIRE(c != NULL);

@@ -615,5 +615,4 @@ static void test_cleanup(void)
 TL_MAIN(T(test_parse_addr), T(test_hello_and_frames), T(test_components_in_pings),
         T(test_wrong_cluster_refused), T(test_untrusted_certificate_refused),
         T(test_reconnect_no_loss), T(test_refused_write_closes),
-        T(test_malformed_frame_closes),
-        T(test_impostor_refused), T(test_cleanup))
+        T(test_malformed_frame_closes), T(test_impostor_refused), T(test_cleanup))

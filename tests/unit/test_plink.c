@@ -87,7 +87,8 @@ static void start(void)
     plink_opts_default(&opts);
 }
 
-static void ev_open(struct plink_conn *c, bool out, uint64_t dialled, bool ask, uint64_t now)
+static void ev_open(struct plink_conn *c, bool out, uint64_t dialled, bool ask,
+                    uint64_t now)
 {
     plink_open(c, out, dialled, ask, now);
     say("%llu open %s\n", (unsigned long long)now, out ? "out" : "in");
@@ -103,9 +104,8 @@ static void ev_tls(struct plink_conn *c, uint64_t now)
 }
 
 /* The members this node knows: node 2 at .2, node 3 at .3. */
-static const struct plink_member members[] = {{SELF, ME_ADDR},
-                                              {2, "127.0.0.2:5224"},
-                                              {3, "127.0.0.3:5224"}};
+static const struct plink_member members[] = {
+    {SELF, ME_ADDR}, {2, "127.0.0.2:5224"}, {3, "127.0.0.3:5224"}};
 
 static struct plink_view view(const char *sans)
 {
@@ -202,8 +202,8 @@ static void frame_of(struct pframe *f, int type, unsigned char *d)
     switch (type) {
     case PFRAME_FWD:
     case PFRAME_DELIVER:
-        f->u.fwd = (struct pframe_fwd){1, 1, 1, 1, "a@example.com", "cb1.example.com",
-                                       "<message/>", 10};
+        f->u.fwd = (struct pframe_fwd){
+            1, 1, 1, 1, "a@example.com", "cb1.example.com", "<message/>", 10};
         break;
     case PFRAME_ACK:
         f->u.ack.origin_incarnation = 1;
@@ -253,9 +253,9 @@ static void test_member_acceptor(void)
     struct plink_view v = view("DNS:node2, IP:127.0.0.2");
     struct pframe f;
     unsigned char d[32];
-    static const int kinds[] = {PFRAME_CHAN_ACK, PFRAME_PING,     PFRAME_PONG,
-                                PFRAME_RAFT,     PFRAME_FWD,      PFRAME_DELIVER,
-                                PFRAME_ACK,      PFRAME_SESSIONS, PFRAME_CONFLICT,
+    static const int kinds[] = {PFRAME_CHAN_ACK, PFRAME_PING,         PFRAME_PONG,
+                                PFRAME_RAFT,     PFRAME_FWD,          PFRAME_DELIVER,
+                                PFRAME_ACK,      PFRAME_SESSIONS,     PFRAME_CONFLICT,
                                 PFRAME_SUBMIT,   PFRAME_SUBMIT_RESULT};
 
     start();
@@ -335,8 +335,8 @@ static void test_hello_refusals(void)
 {
     struct plink_conn c;
     struct plink_view v = view("IP:127.0.0.2");
-    struct pframe_hello h = {.proto = 2, .cluster_id = CLUSTER, .node_id = 2,
-                             .addr = "127.0.0.2:5224"};
+    struct pframe_hello h = {
+        .proto = 2, .cluster_id = CLUSTER, .node_id = 2, .addr = "127.0.0.2:5224"};
     struct plink_update u;
 
     start();
@@ -356,17 +356,18 @@ static void test_hello_refusals(void)
     ev_open(&c, false, 0, false, 0);
     ev_tls(&c, 0);
     ev_hello(&c, &v, 0x99, 2, "127.0.0.2:5224", 1);
-    expect("0 open in\n"
-           "0 tls -> -\n"
-           "1 hello c1 node 10 127.0.0.2:5224 -> close(refused): the peer has this "
-           "node's own id (connected to itself?)\n"
-           "0 open in\n"
-           "0 tls -> -\n"
-           "1 hello c1 node 0 127.0.0.2:5224 -> close(refused): the peer claims node id 0\n"
-           "0 open in\n"
-           "0 tls -> -\n"
-           "1 hello 99 node 2 127.0.0.2:5224 -> close(refused): node 2 belongs to "
-           "cluster 99\n");
+    expect(
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello c1 node 10 127.0.0.2:5224 -> close(refused): the peer has this "
+        "node's own id (connected to itself?)\n"
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello c1 node 0 127.0.0.2:5224 -> close(refused): the peer claims node id 0\n"
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello 99 node 2 127.0.0.2:5224 -> close(refused): node 2 belongs to "
+        "cluster 99\n");
 }
 
 /* The identity binding of a certificate to a node (docs/cluster.md,
@@ -403,33 +404,34 @@ static void test_impostors(void)
     ev_open(&c, false, 0, false, 0);
     ev_tls(&c, 0);
     ev_hello(&c, &wild, 0, 7, "node7.example.com:5224", 1);
-    expect("0 open in\n"
-           "0 tls -> -\n"
-           "1 hello c1 node 4 127.0.0.4:5224 -> close(impostor): node 0000000000000004 at "
-           "127.0.0.4:5224 presented no certificate\n"
-           "0 open in\n"
-           "0 tls -> -\n"
-           "1 hello c1 node 3 127.0.0.3:5224 -> close(impostor): node 0000000000000003 "
-           "claims address 127.0.0.3:5224, but its certificate (CN=test) covers only "
-           "DNS:node2, IP:127.0.0.2\n"
-           "0 open in\n"
-           "0 tls -> -\n"
-           "1 hello c1 node 2 127.0.0.4:5224 -> close(impostor): node 0000000000000002 "
-           "claims address 127.0.0.4:5224, but that member is at 127.0.0.2:5224 "
-           "(certificate CN=test covers DNS:node4, IP:127.0.0.4)\n"
-           "0 open in\n"
-           "0 tls -> -\n"
-           "1 hello c1 node 7 127.0.0.2:5224 -> close(impostor): node 0000000000000007 "
-           "claims address 127.0.0.2:5224, which member 0000000000000002 holds "
-           "(certificate CN=test covers DNS:node2, IP:127.0.0.2)\n"
-           "0 open in\n"
-           "0 tls -> -\n"
-           "1 hello 0 node 7 127.0.0.2:5224 -> hello(c1) up(guest)\n"
-           "0 open in\n"
-           "0 tls -> -\n"
-           "1 hello 0 node 7 node7.example.com:5224 -> close(impostor): node "
-           "0000000000000007 claims address node7.example.com:5224, but its certificate "
-           "(CN=test) covers only DNS:*.example.com\n");
+    expect(
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello c1 node 4 127.0.0.4:5224 -> close(impostor): node 0000000000000004 at "
+        "127.0.0.4:5224 presented no certificate\n"
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello c1 node 3 127.0.0.3:5224 -> close(impostor): node 0000000000000003 "
+        "claims address 127.0.0.3:5224, but its certificate (CN=test) covers only "
+        "DNS:node2, IP:127.0.0.2\n"
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello c1 node 2 127.0.0.4:5224 -> close(impostor): node 0000000000000002 "
+        "claims address 127.0.0.4:5224, but that member is at 127.0.0.2:5224 "
+        "(certificate CN=test covers DNS:node4, IP:127.0.0.4)\n"
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello c1 node 7 127.0.0.2:5224 -> close(impostor): node 0000000000000007 "
+        "claims address 127.0.0.2:5224, which member 0000000000000002 holds "
+        "(certificate CN=test covers DNS:node2, IP:127.0.0.2)\n"
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello 0 node 7 127.0.0.2:5224 -> hello(c1) up(guest)\n"
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello 0 node 7 node7.example.com:5224 -> close(impostor): node "
+        "0000000000000007 claims address node7.example.com:5224, but its certificate "
+        "(CN=test) covers only DNS:*.example.com\n");
 }
 
 /* Both nodes dial at once: the lower id's dial wins on both ends. */
@@ -499,9 +501,9 @@ static void test_guest_join_only(void)
 
 static void test_guest_forbidden_kinds(void)
 {
-    static const int kinds[] = {PFRAME_RAFT,     PFRAME_FWD,      PFRAME_DELIVER,
-                                PFRAME_ACK,      PFRAME_SESSIONS, PFRAME_CONFLICT,
-                                PFRAME_SUBMIT,   PFRAME_SUBMIT_RESULT, PFRAME_HELLO};
+    static const int kinds[] = {PFRAME_RAFT,   PFRAME_FWD,           PFRAME_DELIVER,
+                                PFRAME_ACK,    PFRAME_SESSIONS,      PFRAME_CONFLICT,
+                                PFRAME_SUBMIT, PFRAME_SUBMIT_RESULT, PFRAME_HELLO};
     struct plink_view v = view("IP:127.0.0.4");
     unsigned char d[32];
 
@@ -587,24 +589,25 @@ static void test_contact(void)
     ev_open(&c, true, 0, true, 0);
     ev_tls(&c, 1);
     ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 2);
-    expect("0 open out\n"
-           "1 tls -> hello(0)\n"
-           "2 hello c1 node 2 127.0.0.2:5224 -> up(contact)\n"
-           "frame SUBMIT_RESULT -> deliver\n"
-           "frame RAFT -> -\n"
-           "frame FWD -> -\n"
-           "frame HELLO -> close(forbidden): HELLO not allowed on a contact link\n"
-           "0 open out\n"
-           "1 tls -> hello(0)\n"
-           "2 hello 0 node 2 127.0.0.2:5224 -> close(refused): node 0000000000000002 asks "
-           "to join too: neither end is in a cluster\n"
-           "0 open in\n"
-           "1 tls -> -\n"
-           "2 hello c1 node 2 127.0.0.2:5224 -> hello(0) up(contact)\n"
-           "0 open out\n"
-           "1 tls -> hello(0)\n"
-           "2 hello c1 node 2 127.0.0.2:5224 -> close(refused): node 0000000000000002 is "
-           "already linked\n");
+    expect(
+        "0 open out\n"
+        "1 tls -> hello(0)\n"
+        "2 hello c1 node 2 127.0.0.2:5224 -> up(contact)\n"
+        "frame SUBMIT_RESULT -> deliver\n"
+        "frame RAFT -> -\n"
+        "frame FWD -> -\n"
+        "frame HELLO -> close(forbidden): HELLO not allowed on a contact link\n"
+        "0 open out\n"
+        "1 tls -> hello(0)\n"
+        "2 hello 0 node 2 127.0.0.2:5224 -> close(refused): node 0000000000000002 asks "
+        "to join too: neither end is in a cluster\n"
+        "0 open in\n"
+        "1 tls -> -\n"
+        "2 hello c1 node 2 127.0.0.2:5224 -> hello(0) up(contact)\n"
+        "0 open out\n"
+        "1 tls -> hello(0)\n"
+        "2 hello c1 node 2 127.0.0.2:5224 -> close(refused): node 0000000000000002 is "
+        "already linked\n");
 }
 
 /* ---- defect 10: every pre-HELLO state times out ---- */
@@ -661,21 +664,22 @@ static void test_ping_idle_guest(void)
     plink_rx(&c, 59990);
     ev_tick(&c, 59999);
     ev_tick(&c, 60000);
-    expect("0 open in\n"
-           "10 tls -> -\n"
-           "100 hello c1 node 2 127.0.0.2:5224 -> hello(c1) up(member)\n"
-           "1099 tick -> -\n"
-           "1100 tick -> ping\n"
-           "1500 rx\n"
-           "2100 tick -> ping\n"
-           "6499 tick -> ping\n"
-           "6500 tick -> close(none): nothing received for 5000 ms\n"
-           "0 open in\n"
-           "10 tls -> -\n"
-           "100 hello 0 node 4 127.0.0.4:5224 -> hello(c1) up(guest)\n"
-           "59999 tick -> ping\n"
-           "60000 tick -> close(timeout): a node that has not joined may keep its link 60 "
-           "s at most\n");
+    expect(
+        "0 open in\n"
+        "10 tls -> -\n"
+        "100 hello c1 node 2 127.0.0.2:5224 -> hello(c1) up(member)\n"
+        "1099 tick -> -\n"
+        "1100 tick -> ping\n"
+        "1500 rx\n"
+        "2100 tick -> ping\n"
+        "6499 tick -> ping\n"
+        "6500 tick -> close(none): nothing received for 5000 ms\n"
+        "0 open in\n"
+        "10 tls -> -\n"
+        "100 hello 0 node 4 127.0.0.4:5224 -> hello(c1) up(guest)\n"
+        "59999 tick -> ping\n"
+        "60000 tick -> close(timeout): a node that has not joined may keep its link 60 "
+        "s at most\n");
 }
 
 static void test_admit(void)
@@ -748,6 +752,6 @@ static void test_addresses(void)
 
 TL_MAIN(T(test_member_acceptor), T(test_second_hello_event), T(test_dialler_speaks_first),
         T(test_hello_refusals), T(test_impostors), T(test_dial_race),
-        T(test_guest_join_only), T(test_guest_forbidden_kinds), T(test_frame_before_hello),
-        T(test_contact), T(test_prehello_timeouts), T(test_ping_idle_guest),
-        T(test_admit), T(test_backoff), T(test_addresses))
+        T(test_guest_join_only), T(test_guest_forbidden_kinds),
+        T(test_frame_before_hello), T(test_contact), T(test_prehello_timeouts),
+        T(test_ping_idle_guest), T(test_admit), T(test_backoff), T(test_addresses))

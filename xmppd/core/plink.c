@@ -50,12 +50,13 @@ static void reset_update(struct plink_update *u)
     memset(u, 0, sizeof *u);
 }
 
-static void close_with(struct plink_conn *c, struct plink_update *u, enum plink_count count,
-                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void close_with(struct plink_conn *c, struct plink_update *u,
+                       enum plink_count count, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* close_with ends c: the update says close, why and what to count. */
-static void close_with(struct plink_conn *c, struct plink_update *u, enum plink_count count,
-                       const char *fmt, ...)
+static void close_with(struct plink_conn *c, struct plink_update *u,
+                       enum plink_count count, const char *fmt, ...)
 {
     va_list ap;
 
@@ -309,7 +310,8 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
     }
     if (c->outgoing && c->dialled_id != 0 && c->dialled_id != h->node_id) {
         close_with(c, u, PLINK_COUNT_REFUSED,
-                   "the address dialled is now node %016" PRIx64 ", not member %016" PRIx64
+                   "the address dialled is now node %016" PRIx64
+                   ", not member %016" PRIx64
                    " (was that node reset? see xmpp cluster status)",
                    h->node_id, c->dialled_id);
         return;
@@ -321,7 +323,7 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
     if (v->policy_rc < 0) {
         close_with(c, u, PLINK_COUNT_REFUSED, "%s",
                    v->policy_why != NULL && v->policy_why[0] ? v->policy_why
-                                                               : "refused by policy");
+                                                             : "refused by policy");
         return;
     }
     if (c->outgoing && c->dialled_id == 0 && v->id_taken) {
@@ -351,7 +353,9 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
         u->send_hello = true;
         u->hello_cluster_id = ours0 ? 0 : v->cluster_id;
     }
-    c->state = theirs0 ? PLINK_STATE_GUEST : ours0 ? PLINK_STATE_CONTACT : PLINK_STATE_MEMBER;
+    c->state = theirs0 ? PLINK_STATE_GUEST
+               : ours0 ? PLINK_STATE_CONTACT
+                       : PLINK_STATE_MEMBER;
     c->peer_id = h->node_id;
     c->last_rx_ms = c->last_ping_ms = now;
     u->up = true;
@@ -489,7 +493,8 @@ void plink_tick(struct plink_conn *c, const struct plink_opts *o, uint64_t now,
             /* conn_connect has no timeout: a dial into a partition would wait
              * for the kernel's (minutes). */
             if (now - c->opened_ms >= o->dial_ms)
-                close_with(c, u, PLINK_COUNT_NONE, "connect timed out (no HELLO within %" PRIu64 " ms)",
+                close_with(c, u, PLINK_COUNT_NONE,
+                           "connect timed out (no HELLO within %" PRIu64 " ms)",
                            o->dial_ms);
         } else if (now - c->opened_ms >= o->prehello_ms) {
             /* Issue 8 defect 10: an idle or slow connection must not hold a
@@ -510,7 +515,8 @@ void plink_tick(struct plink_conn *c, const struct plink_opts *o, uint64_t now,
         }
         if (c->state == PLINK_STATE_GUEST && now - c->opened_ms >= o->guest_ms) {
             close_with(c, u, PLINK_COUNT_TIMEOUT,
-                       "a node that has not joined may keep its link %" PRIu64 " s at most",
+                       "a node that has not joined may keep its link %" PRIu64
+                       " s at most",
                        o->guest_ms / 1000);
             return;
         }

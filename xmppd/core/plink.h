@@ -75,14 +75,14 @@ enum plink_count {
 };
 
 struct plink_opts {
-    uint64_t prehello_ms;   /* accepted: TLS and the peer's HELLO within (5000) */
-    uint64_t dial_ms;       /* dialled: up within (3000) */
-    uint64_t guest_ms;      /* a guest link lives at most (60000) */
-    uint64_t ping_ms;       /* PING when nothing was sent for (1000) */
-    uint64_t idle_ms;       /* close an up link silent for (5000) */
+    uint64_t prehello_ms; /* accepted: TLS and the peer's HELLO within (5000) */
+    uint64_t dial_ms;     /* dialled: up within (3000) */
+    uint64_t guest_ms;    /* a guest link lives at most (60000) */
+    uint64_t ping_ms;     /* PING when nothing was sent for (1000) */
+    uint64_t idle_ms;     /* close an up link silent for (5000) */
     uint64_t backoff_min_ms, backoff_max_ms; /* redial back-off (50, 2000) */
-    unsigned max_unjoined;          /* accepted links not (yet) members (64) */
-    unsigned max_unjoined_per_addr; /* of them from one source address (8) */
+    unsigned max_unjoined;                   /* accepted links not (yet) members (64) */
+    unsigned max_unjoined_per_addr;          /* of them from one source address (8) */
 };
 
 /* plink_opts_default fills *o with the defaults above. */
@@ -91,13 +91,13 @@ void plink_opts_default(struct plink_opts *o);
 /* One connection. */
 struct plink_conn {
     enum plink_state state;
-    bool outgoing;          /* dialled by this node */
-    bool ask_join;          /* outgoing: dialled to ask to join (our HELLO has 0) */
-    uint64_t dialled_id;    /* outgoing: the member dialled (0: a join contact) */
-    uint64_t peer_id;       /* once the HELLO is accepted */
-    uint64_t opened_ms;     /* the open event */
-    uint64_t last_rx_ms;    /* bytes received last */
-    uint64_t last_ping_ms;  /* our last PING (or the link coming up) */
+    bool outgoing;         /* dialled by this node */
+    bool ask_join;         /* outgoing: dialled to ask to join (our HELLO has 0) */
+    uint64_t dialled_id;   /* outgoing: the member dialled (0: a join contact) */
+    uint64_t peer_id;      /* once the HELLO is accepted */
+    uint64_t opened_ms;    /* the open event */
+    uint64_t last_rx_ms;   /* bytes received last */
+    uint64_t last_ping_ms; /* our last PING (or the link coming up) */
 };
 
 struct plink_update {

@@ -375,11 +375,12 @@ static void serve_guest_join(struct node *n, uint64_t from, const struct pframe 
             "%s join request from node %s refused: %s join token (run xmpp cluster "
             "invite here)",
             n->name, id, tlen == 0 ? "no" : "not a valid");
-        snprintf(why, sizeof why,
-                 "%s has no valid join token for this node (none given, expired, used, "
-                 "or made on another member): run xmpp cluster invite on %s and join with "
-                 "the token it prints: xmpp cluster join %s <token>",
-                 self, self, self);
+        snprintf(
+            why, sizeof why,
+            "%s has no valid join token for this node (none given, expired, used, "
+            "or made on another member): run xmpp cluster invite on %s and join with "
+            "the token it prints: xmpp cluster join %s <token>",
+            self, self, self);
         cluster__reply_peer(r, XE_AUTH, why, NULL, 0);
         return;
     }

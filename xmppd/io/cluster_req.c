@@ -278,7 +278,7 @@ static void do_join(struct node *n, uint64_t id, bool replace, const char *addr,
                 msg, sizeof msg,
                 "address %s is held by member node %s (was this node reset?); remove "
                 "it with: xmpp cluster remove %s, or join with: xmpp cluster join "
-                "<addr> --replace",
+                "<addr> <token> --replace",
                 addr, hold, hold);
             cb(arg, XE_EXISTS, msg, NULL, 0);
             return;

@@ -94,7 +94,7 @@ struct conn_mgr {
     uv_timer_t drain_timer;
     bool drain_timer_closed;
     bool shutting_down, drained_called;
-    struct log_rate bad_rate; /* window 0: every bad connection logged */
+    struct log_rate bad_rate;  /* window 0: every bad connection logged */
     char rbuf[READ_BUF_BYTES]; /* reads are consumed synchronously */
 };
 

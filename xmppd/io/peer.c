@@ -41,8 +41,8 @@ struct pconn {
     bool dead;      /* closed; freed by the tick */
     struct peer *p; /* outgoing: the peer dialled; incoming: set at HELLO */
     struct pframe_dec dec;
-    char remote[64]; /* the other end, "host:port" */
-    char host[64];   /* its host (incoming: the per-address limit) */
+    char remote[64];    /* the other end, "host:port" */
+    char host[64];      /* its host (incoming: the per-address limit) */
     struct buf backlog; /* bytes waiting for room in the connection's queue */
     size_t backlog_pos; /* backlog.data[backlog_pos..len) not written yet */
     struct pconn *next;
@@ -159,8 +159,8 @@ static bool bad_log(struct peer_mgr *m, char *note, size_t len)
     if (!log_rate_take(&m->bad_rate, now_ms(m), &held))
         return false;
     if (held > 0)
-        snprintf(note, len, " (and %u more bad connections in the last second, not logged)",
-                 held);
+        snprintf(note, len,
+                 " (and %u more bad connections in the last second, not logged)", held);
     return true;
 }
 
@@ -398,7 +398,8 @@ static struct pconn *new_link(struct peer_mgr *m, uint64_t conn, bool outgoing,
     pframe_dec_init(&l->dec);
     plink_open(&l->sm, outgoing, 0, false, now_ms(m));
     snprintf(l->remote, sizeof l->remote, "%s", remote != NULL ? remote : "");
-    if (plink_parse_addr(l->remote, PEER_DEFAULT_PORT, l->host, sizeof l->host, &port) < 0)
+    if (plink_parse_addr(l->remote, PEER_DEFAULT_PORT, l->host, sizeof l->host, &port) <
+        0)
         snprintf(l->host, sizeof l->host, "%s", l->remote);
     l->next = m->links;
     m->links = l;
@@ -512,8 +513,8 @@ static void on_hello(struct peer_mgr *m, struct pconn *l, const struct pframe_he
      * checks, so that an impostor is counted as one; asked only when
      * plink would accept, then plink decides again with its answer. */
     if (!u.close && m->h.check_hello != NULL &&
-        (rc = m->h.check_hello(m->h.ud, h, l->sm.outgoing && p->contact && !p->member, why,
-                               sizeof why)) < 0) {
+        (rc = m->h.check_hello(m->h.ud, h, l->sm.outgoing && p->contact && !p->member,
+                               why, sizeof why)) < 0) {
         l->sm = before;
         v.policy_rc = rc;
         v.policy_why = why;

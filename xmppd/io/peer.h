@@ -113,7 +113,7 @@ struct peer_opts {
     uint64_t prehello_ms;           /* accepted: TLS and HELLO within; 0: 5000 */
     unsigned max_unjoined;          /* accepted, not members' links; 0: 64 */
     unsigned max_unjoined_per_addr; /* of them from one address; 0: 8 */
-    size_t max_queued; /* bytes queued per connection; 0: conn.h's default */
+    size_t max_queued;              /* bytes queued per connection; 0: conn.h's default */
 };
 
 struct peer_mgr;
