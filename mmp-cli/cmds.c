@@ -2,6 +2,7 @@
  * to control requests (docs/control-protocol.md), with the arguments checked
  * here before anything is sent, help texts, and how each result prints. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,6 +304,19 @@ static int prep_csr(struct cli *cli, int argc, char **argv, json_t *args, char *
     return 0;
 }
 
+/* is_token: s looks like a join token (32 hex digits). */
+static bool is_token(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n != 32)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isxdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
 static int prep_join(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
     const char *a = argv[0];
@@ -324,11 +338,52 @@ static int prep_join(struct cli *cli, int argc, char **argv, json_t *args, char 
                    a);
     json_object_set_new(args, "address", json_string(a));
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--replace") != 0)
+        if (strcmp(argv[i], "--replace") == 0) {
+            json_object_set_new(args, "replace", json_true());
+            continue;
+        }
+        if (argv[i][0] == '-')
             return bad(why, "unknown option \"%.100s\"; the only option is --replace",
                        argv[i]);
-        json_object_set_new(args, "replace", json_true());
+        if (json_object_get(args, "token") != NULL || !is_token(argv[i]))
+            return bad(why,
+                       "\"%.100s\" is not a join token (32 hex digits, as xmpp cluster "
+                       "invite prints it)",
+                       argv[i]);
+        json_object_set_new(args, "token", json_string(argv[i]));
     }
+    if (json_object_get(args, "token") == NULL)
+        return bad(why,
+                   "a join token is needed: run xmpp cluster invite on the member at "
+                   "%.100s, then xmpp cluster join <addr> <token>",
+                   a);
+    return 0;
+}
+
+/* prep_invite reads [--ttl <n>s|m|h] (default 10 minutes, at most 24 h). */
+static int prep_invite(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    char *end;
+    long v;
+
+    (void)cli;
+    if (argc == 0)
+        return 0;
+    if (argc != 2 || strcmp(argv[0], "--ttl") != 0)
+        return bad(why, "unknown option \"%.100s\"; the only option is --ttl <n>s|m|h",
+                   argv[0]);
+    v = strtol(argv[1], &end, 10);
+    if (end == argv[1] || v < 1)
+        return bad(why, "bad lifetime \"%.100s\": a number and s, m or h (10m)", argv[1]);
+    if (strcmp(end, "m") == 0)
+        v *= 60;
+    else if (strcmp(end, "h") == 0)
+        v *= 3600;
+    else if (strcmp(end, "s") != 0 && *end != '\0')
+        return bad(why, "bad lifetime \"%.100s\": a number and s, m or h (10m)", argv[1]);
+    if (v > 86400)
+        return bad(why, "lifetime \"%.100s\" is too long: 24 h at most", argv[1]);
+    json_object_set_new(args, "ttl_s", json_integer(v));
     return 0;
 }
 
@@ -440,9 +495,11 @@ static void print_cluster_status(json_t *r)
     if (json_is_object(json_object_get(r, "links"))) {
         json_t *l = json_object_get(r, "links");
         printf("Peer links: up %lld, accepted %lld, refused %lld (impostors %lld), "
-               "malformed %lld\n",
+               "malformed %lld, forbidden %lld, timed out %lld, over limit %lld, "
+               "write refused %lld\n",
                jint(l, "up"), jint(l, "accepted"), jint(l, "refused"),
-               jint(l, "impostors"), jint(l, "malformed"));
+               jint(l, "impostors"), jint(l, "malformed"), jint(l, "forbidden"),
+               jint(l, "timeouts"), jint(l, "over_limit"), jint(l, "write_refused"));
     }
     if (json_is_object(json_object_get(r, "timing"))) {
         json_t *t = json_object_get(r, "timing");
@@ -468,6 +525,18 @@ static void print_added(json_t *r)
     printf("Call bridge %s added.\n", name != NULL ? name : "?");
     if (secret != NULL)
         printf("Secret: %s\n(shown once: configure it on the call bridge now)\n", secret);
+}
+
+static void print_invite(json_t *r)
+{
+    const char *token = json_string_value(json_object_get(r, "token"));
+    const char *addr = json_string_value(json_object_get(r, "address"));
+    const char *exp = json_string_value(json_object_get(r, "expires"));
+
+    printf("Token: %s\n", token != NULL ? token : "?");
+    printf("Expires: %s (single use; shown once)\n", exp != NULL ? exp : "?");
+    printf("On the new node: xmpp cluster join %s %s\n", addr != NULL ? addr : "<addr>",
+           token != NULL ? token : "<token>");
 }
 
 static void print_callbridges(json_t *r)
@@ -584,10 +653,19 @@ static const struct cli_cmd commands[] = {
      NULL, NULL},
     {W("xmpp", "cluster", "initialize"), "", "make this node a new one-node cluster",
      NULL, "xmpp.cluster.initialize", 0, 0, NULL, NULL},
-    {W("xmpp", "cluster", "join"), "<addr> [--replace]",
-     "join the cluster that the node at <addr> belongs to",
+    {W("xmpp", "cluster", "invite"), "[--ttl 10m]",
+     "make a one-time token for a new node to join through this member (printed once)",
+     "Run it on the member the new node will dial; the token is good there only, once,\n"
+     "until it expires (--ttl <n>s|m|h, default 10m, at most 24h). Then, on the new "
+     "node:\n"
+     "  xmpp cluster join <this member's address> <token>",
+     "xmpp.cluster.invite", 0, 2, prep_invite, print_invite},
+    {W("xmpp", "cluster", "join"), "<addr> <token> [--replace]",
+     "join the cluster that the node at <addr> belongs to, with a token from xmpp "
+     "cluster invite there",
+     "Get the token with xmpp cluster invite on the member at <addr>.\n"
      "--replace removes a member that still holds this node's address in the same step.",
-     "xmpp.cluster.join", 1, 2, prep_join, NULL},
+     "xmpp.cluster.join", 1, 3, prep_join, NULL},
     {W("xmpp", "cluster", "remove"), "<node-id|addr>",
      "remove a member (by node id as xmpp cluster status prints it, or by address)", NULL,
      "xmpp.cluster.remove", 1, 1, prep_node, NULL},

@@ -12,6 +12,8 @@
 #   xc_state I           prints node I's state directory
 #   xc_cmd I COMMAND     runs one admin command on node I; exits on failure
 #                        (the demo shows it, the bench keeps quiet)
+#   xc_out I COMMAND     runs one admin command on node I and prints its
+#                        output as mmp-cli does; fails when the command does
 
 # xc_pki DIR CA-NAME: a CA, a key and certificate per node (SANs: its name,
 # its address, the domain and *.domain), and the CA bundle, all in DIR
@@ -38,9 +40,10 @@ xc_install_pki() {
 
 # xc_form: the admin commands on every node, in order: listen, certs, trust,
 # cluster enable; the first node sets the domain and initializes the
-# cluster, the others join it through the first; then xmpp enable.
+# cluster, the others join it through the first, each with a one-time
+# token that the first makes (xmpp cluster invite); then xmpp enable.
 xc_form() {
-  local i name
+  local i name tok
   for i in $(seq "$XC_N"); do
     name=$(xc_name "$i")
     xc_cmd "$i" "xmpp listen $(xc_addr "$i")"
@@ -51,7 +54,12 @@ xc_form() {
       xc_cmd 1 "xmpp domain $XC_DOMAIN"
       xc_cmd 1 "xmpp cluster initialize"
     else
-      xc_cmd "$i" "xmpp cluster join $(xc_addr 1)"
+      tok=$(xc_out 1 "xmpp cluster invite" | sed -n 's/^Token: *//p')
+      if [ -z "$tok" ]; then
+        echo "$(xc_name 1): xmpp cluster invite printed no token" >&2
+        exit 1
+      fi
+      xc_cmd "$i" "xmpp cluster join $(xc_addr 1) $tok"
     fi
     xc_cmd "$i" "xmpp enable"
   done

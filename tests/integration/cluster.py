@@ -9,7 +9,8 @@ driven only through the real mmp-cli binary, as an admin would
         xmpp listen <addr>; xmpp certs nodeN.key nodeN.crt ca-bundle.pem
         xmpp cluster trust ca-bundle.pem; xmpp cluster enable
     first node: xmpp domain example.com; xmpp cluster initialize; xmpp enable
-    the others: xmpp cluster join <first addr>; xmpp enable
+    the others: xmpp cluster invite on the first (a one-time token), then
+        xmpp cluster join <first addr> <token>; xmpp enable
 
 Each node has an address of its own with the default ports (5223 XMPP, 5224
 peers): 127.R.S.1, .2, ... on loopback (R, S random per run, so concurrent
@@ -333,6 +334,14 @@ class ClusterNode:
             shutil.copy(os.path.join(srcdir, f), dst)
             os.chmod(dst, 0o600)
 
+    def invite(self, ttl=None):
+        """`xmpp cluster invite [--ttl ttl]` on this member: the one-time
+        join token it prints (docs/cluster.md "Join")."""
+        out = self.ok("xmpp cluster invite%s" % (" --ttl %s" % ttl if ttl else ""))
+        m = re.search(r"^Token:\s*([0-9a-f]{32})$", out, re.M)
+        check(m is not None, "%s: no token in %r" % (self.name, out))
+        return m.group(1)
+
     def configure(self, fast_lan=False):
         """The per-node part of the admin workflow: listen, certs, trust,
         cluster enable (--fast-lan: Raft's fast-LAN timing, used from the
@@ -514,7 +523,8 @@ class Cluster:
 
     def join(self, nd, replace=False, via=None):
         via = via or self.nodes[0]
-        nd.ok("xmpp cluster join %s%s" % (via.addr, " --replace" if replace else ""),
+        nd.ok("xmpp cluster join %s %s%s" % (via.addr, via.invite(),
+                                             " --replace" if replace else ""),
               timeout=60)
         # The join answers once this node is a member; the replicated domain
         # arrives with the log.  (Waiting for it here is what a careful admin

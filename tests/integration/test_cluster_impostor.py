@@ -25,7 +25,9 @@ def main():
         intruder.put_pki(c.ca, "liar.key", "liar.crt")
         intruder.ok("xmpp certs liar.key liar.crt ca-bundle.pem")
         intruder.ok("xmpp cluster trust ca-bundle.pem")
-        err = intruder.fails("xmpp cluster join %s" % leader.addr, None, timeout=60)
+        # With a valid join token: the certificate alone must refuse it.
+        err = intruder.fails("xmpp cluster join %s %s" % (leader.addr, leader.invite()),
+                             None, timeout=60)
         c.say("join with a certificate for another address refused: %s", err)
         rx = re.compile(r"claims address %s.*certificate.*covers only.*IP:%s\b" %
                         (re.escape(intruder.peer_addr), re.escape(members[1].addr)))

@@ -4,7 +4,7 @@ member reset (new node id) and joined again must never appear twice.
 
 - `xmpp reset` on a member says it is still a member (refused without
   --force); with --force it resets: new node id.
-- After configuring it again, `xmpp cluster join <first>` from the same
+- After configuring it again, `xmpp cluster join <first> <token>` from the same
   address is refused with a message naming the member that holds the
   address and the `xmpp cluster remove` command; nothing changes: every
   node lists each member once.
@@ -46,7 +46,10 @@ def main():
         # Configure it again, as an admin would, and try to join.
         victim.configure()
         first = c.nodes[0] if c.nodes[0] is not victim else c.nodes[1]
-        err = victim.fails("xmpp cluster join %s" % first.addr,
+        # A refused join does not use up its token: the same one serves
+        # the join with --replace below.
+        token = first.invite()
+        err = victim.fails("xmpp cluster join %s %s" % (first.addr, token),
                            [victim.addr, "xmpp cluster remove"], timeout=60)
         check(old_id[:4].lower() in err.lower(), "refusal does not name member %s: %s"
               % (old_id, err))
@@ -59,7 +62,7 @@ def main():
             p = [x for x in s.peers if x["addr"] == victim.peer_addr][0]
             check(same_id(p["node"], old_id), "%s: member changed: %s" % (nd.name, s.text))
 
-        victim.ok("xmpp cluster join %s --replace" % first.addr, timeout=60)
+        victim.ok("xmpp cluster join %s %s --replace" % (first.addr, token), timeout=60)
         victim.ok("xmpp enable")
         c.wait_converged(timeout=30)
         for nd in c.nodes:

@@ -35,7 +35,8 @@ def main():
         intruder.ok("xmpp certs %s.key %s.crt ca-bundle.pem" % (intruder.name, intruder.name))
         intruder.ok("xmpp cluster trust ca-bundle.pem")
         t = time.monotonic()
-        err = intruder.fails("xmpp cluster join %s" % leader.addr, None, timeout=60)
+        err = intruder.fails("xmpp cluster join %s %s" % (leader.addr, leader.invite()),
+                             None, timeout=60)
         took = time.monotonic() - t
         check("certificate" in err.lower() and "trust" in err.lower(),
               "join error does not say why: %s" % err)
@@ -63,7 +64,8 @@ def main():
         # bundle (one CA per cluster), so this is refused at once.
         err = intruder.fails("xmpp cluster trust other-ca.pem", "does not verify")
         c.say("a trust bundle without the node's own CA: %s", err[:160])
-        err = intruder.fails("xmpp cluster join %s" % leader.addr, None, timeout=60)
+        err = intruder.fails("xmpp cluster join %s %s" % (leader.addr, leader.invite()),
+                             None, timeout=60)
         c.say("and the join is refused: %s", err)
         check_peers(members, members)
 

@@ -25,6 +25,7 @@
 #include "tls.h"
 
 static char dir[256];
+static size_t next_max_queued; /* ep_open's write queue bound; 0: default */
 static uv_loop_t loop;
 static struct log_sink logs;
 static int base_port;
@@ -156,6 +157,7 @@ static int ep_open(struct ep *e, int idx, uint64_t cluster, const char *node)
     o.trust_path = path(ca[0] != '\0' ? "both.pem" : "ca.crt");
     o.backoff_min_ms = 20;
     o.backoff_max_ms = 200;
+    o.max_queued = next_max_queued;
     rc = peer_mgr_new(&loop, &o, &h, &e->pm, err, sizeof err);
     if (rc < 0)
         fprintf(stderr, "peer_mgr_new %s: %s\n", node, err);
@@ -388,6 +390,46 @@ static void test_reconnect_no_loss(void)
     ep_close(&b);
 }
 
+/* Issue 8 defect 8: a write the connection refuses (its queue is full)
+ * must close the link and be counted, never leave a gap in the stream (the
+ * receiver then saw a malformed frame): the channel resends on the next
+ * link, and the receiver gets every frame once, in order. */
+static void test_refused_write_closes(void)
+{
+    static unsigned char big[4096];
+    struct ep a, b;
+    struct peer_stats sa, sb;
+    int got100 = 0;
+
+    next_max_queued = 32 * 1024;
+    ep_pair(&a, &b, 2, 7, "node2");
+    next_max_queued = 0;
+    REQUIRE(run_until(&a.ups, 5000));
+    REQUIRE(run_until(&b.ups, 5000));
+    /* 400 KiB in one loop turn: the 32 KiB queue refuses some. */
+    for (uint64_t i = 1; i <= 100; i++) {
+        struct pframe f;
+        memset(&f, 0, sizeof f);
+        f.type = PFRAME_SUBMIT;
+        f.u.submit.request_id = i;
+        f.u.submit.data = big;
+        f.u.submit.len = sizeof big;
+        CHECK_INT(peer_send(a.pm, 2, &f), 0);
+    }
+    for (int i = 0; i < 500 && !got100; i++) {
+        run_for(10);
+        got100 = b.ngot >= 100;
+    }
+    CHECK(in_order(&b, 100));
+    peer_stats_get(a.pm, &sa);
+    peer_stats_get(b.pm, &sb);
+    CHECK(sa.write_refused >= 1);
+    CHECK_INT(sb.malformed, 0);
+    CHECK_INT(sa.malformed, 0);
+    ep_close(&a);
+    ep_close(&b);
+}
+
 /* A raw client with a trusted certificate (raw_hello). */
 struct raw {
     uint64_t id;
@@ -572,5 +614,5 @@ static void test_cleanup(void)
 
 TL_MAIN(T(test_parse_addr), T(test_hello_and_frames), T(test_components_in_pings),
         T(test_wrong_cluster_refused), T(test_untrusted_certificate_refused),
-        T(test_reconnect_no_loss), T(test_malformed_frame_closes),
-        T(test_impostor_refused), T(test_cleanup))
+        T(test_reconnect_no_loss), T(test_refused_write_closes),
+        T(test_malformed_frame_closes), T(test_impostor_refused), T(test_cleanup))

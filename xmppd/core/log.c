@@ -38,3 +38,18 @@ int log_level_parse(const char *name, enum log_level *out)
     }
     return XE_INVAL;
 }
+
+bool log_rate_take(struct log_rate *r, uint64_t now_ms, unsigned *held)
+{
+    if (r->any && now_ms - r->last_ms < r->window_ms) {
+        if (r->held < UINT32_MAX)
+            r->held++;
+        return false;
+    }
+    if (held != NULL)
+        *held = r->held;
+    r->held = 0;
+    r->any = true;
+    r->last_ms = now_ms;
+    return true;
+}

@@ -9,6 +9,8 @@
 #define XMPPD_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 enum log_level {
     LOG_ERROR = 0,
@@ -35,6 +37,22 @@ const char *log_level_name(enum log_level level);
 
 /* log_level_parse sets *out from a name as above; 0 or XE_INVAL. */
 int log_level_parse(const char *name, enum log_level *out);
+
+/* A limit on a noisy kind of line (bad connections on a public port, issue 8
+ * defect 10): at most one line per window_ms, and the next line that may be
+ * written says how many were held back.  Zero it, then set window_ms. */
+struct log_rate {
+    uint64_t window_ms; /* at most one line per this many ms */
+    uint64_t last_ms;   /* when the last line was let through */
+    unsigned held;      /* lines held back since then */
+    bool any;           /* a line was let through already */
+};
+
+/* log_rate_take tells whether a line may be written at now_ms (monotonic).
+ * true: write it, and *held (may be NULL) is the number of lines held back
+ * since the previous one (say so in the line when non-zero); false: the line
+ * is held back and counted. */
+bool log_rate_take(struct log_rate *r, uint64_t now_ms, unsigned *held);
 
 #define LOG_ON(sink, lvl) ((sink) != NULL && (lvl) <= (sink)->level)
 #define LOG(sink, lvl, ...)                                                              \

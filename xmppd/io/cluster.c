@@ -20,12 +20,16 @@
 #include "node_int.h"
 #include "peer.h"
 #include "pframe.h"
+#include "plink.h"
 #include "raft.h"
 #include "rnode.h"
 #include "srv.h"
 #include "state.h"
 
 #define TICK_MS 50
+
+/* plink lets a joining node's link carry join requests only, by this kind. */
+_Static_assert(PLINK_SUBMIT_JOIN == CLUSTER_REQ_JOIN, "plink's join kind");
 
 uint64_t cluster__now_ms(struct node *n)
 {
@@ -339,8 +343,51 @@ static int refuse_join_addr(struct node *n, uint64_t from, const struct pframe *
     r->n = n;
     r->peer = from;
     r->rid = f->u.submit.request_id;
+    r->invite = -1;
     cluster__reply_peer(r, rc, why, NULL, 0);
     return rc;
+}
+
+/* serve_guest_join serves a joining node's request f (the only frame its
+ * link may carry, peer.c and plink), answered through r (taken): the join
+ * token in it must be one this member made and still holds (cluster
+ * invite; docs/cluster.md "Join"); it is held while the request is under
+ * way and used up if the join succeeds.  The request goes on to the
+ * leader without the token. */
+static void serve_guest_join(struct node *n, uint64_t from, const struct pframe *f,
+                             struct sreply *r, uint64_t expires)
+{
+    const unsigned char *d = f->u.submit.data;
+    const unsigned char *tok;
+    size_t tlen, base;
+    char id[17], self[PFRAME_MAX_ADDR + 1], why[1000];
+    int slot;
+
+    state_node_id_hex(from, id);
+    if (cluster__join_token(d + 9, f->u.submit.len - 9, &tok, &tlen, &base) < 0) {
+        cluster__reply_peer(r, XE_PROTO, "malformed join request", NULL, 0);
+        return;
+    }
+    slot = cluster__invite_take(n->cluster, tok, tlen, cluster__now_ms(n));
+    if (slot < 0) {
+        cluster_self_addr(n, self, sizeof self);
+        LOG(&n->log, LOG_WARN,
+            "%s join request from node %s refused: %s join token (run xmpp cluster "
+            "invite here)",
+            n->name, id, tlen == 0 ? "no" : "not a valid");
+        snprintf(
+            why, sizeof why,
+            "%s has no valid join token for this node (none given, expired, used, "
+            "or made on another member): run xmpp cluster invite on %s and join with "
+            "the token it prints: xmpp cluster join %s <token>",
+            self, self, self);
+        cluster__reply_peer(r, XE_AUTH, why, NULL, 0);
+        return;
+    }
+    r->invite = slot;
+    LOG(&n->log, LOG_INFO, "%s join request from node %s: join token accepted", n->name,
+        id);
+    cluster__serve(n, CLUSTER_REQ_JOIN, d + 9, base, expires, cluster__reply_peer, r);
 }
 
 static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
@@ -386,6 +433,7 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
         r->n = n;
         r->peer = from;
         r->rid = f->u.submit.request_id;
+        r->invite = -1;
         /* A request that waited out its sender's deadline (a partition:
          * the sender already reported failure) is not applied late. */
         if (cluster__wall_ms(NULL) > expires) {
@@ -394,6 +442,10 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
                 "the request reached the leader after its deadline and was not "
                 "applied",
                 NULL, 0);
+            return 0;
+        }
+        if (guest) {
+            serve_guest_join(n, from, f, r, expires);
             return 0;
         }
         cluster__serve(n, d[0], d + 9, f->u.submit.len - 9, expires, cluster__reply_peer,

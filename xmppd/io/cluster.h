@@ -69,12 +69,26 @@ typedef void (*cluster_cb)(void *arg, int rc, const char *msg, const void *data,
 void cluster_request(struct node *n, enum cluster_kind kind, const void *body, size_t len,
                      uint64_t timeout_ms, cluster_cb cb, void *arg);
 
-/* cluster_join asks the node at addr to add this node (replace: remove the
- * member holding this node's address in the same step), then switches this
- * node to the cluster's (empty) store and waits until this node is a
- * voter.  cb once, as for cluster_request (no data). */
-void cluster_join(struct node *n, const char *addr, bool replace, uint64_t timeout_ms,
-                  cluster_cb cb, void *arg);
+/* Join tokens (cluster_invite.c): CLUSTER_TOKEN_BYTES random bytes, shown
+ * to the admin as CLUSTER_TOKEN_HEX lowercase hex digits. */
+#define CLUSTER_TOKEN_BYTES 16
+#define CLUSTER_TOKEN_HEX (2 * CLUSTER_TOKEN_BYTES)
+
+/* cluster_invite makes a one-time join token, good on this member for
+ * ttl_ms (docs/cluster.md "Join"), and writes it as hex into token (len >=
+ * CLUSTER_TOKEN_HEX + 1).  Only its hash is kept: the caller shows it once
+ * and never logs it.  0, XE_STATE (clustering is not running here),
+ * XE_LIMIT (too many tokens open), XE_INVAL. */
+int cluster_invite(struct node *n, uint64_t ttl_ms, char *token, size_t len);
+
+/* cluster_join asks the node at addr to add this node, presenting the join
+ * token token_hex (CLUSTER_TOKEN_HEX hex digits, made by cluster_invite on
+ * that node; borrowed, kept in sodium_malloc memory until the join ends)
+ * (replace: remove the member holding this node's address in the same
+ * step), then switches this node to the cluster's (empty) store and waits
+ * until this node is a voter.  cb once, as for cluster_request (no data). */
+void cluster_join(struct node *n, const char *addr, const char *token_hex, bool replace,
+                  uint64_t timeout_ms, cluster_cb cb, void *arg);
 
 /* cluster_rebuild replaces this node's store by a new one-member cluster
  * with this node at its current peer address, and submits the replicated

@@ -18,6 +18,7 @@
 #define CONTACT_TIMEOUT_MS 10000
 #define SYNC_TIMEOUT_MS 30000
 #define REBUILD_TIMEOUT_MS 10000
+#define CLUSTER_MAX_INVITES 16 /* join tokens open at once on one member */
 
 /* A request to the leader: ours (cb or rcb) or one we relay. */
 struct creq {
@@ -48,6 +49,7 @@ enum join_phase {
 
 struct cjoin {
     enum join_phase phase;
+    unsigned char *token; /* CLUSTER_TOKEN_BYTES, sodium_malloc'd; NULL: none */
     char addr[PFRAME_MAX_ADDR + 1];
     bool replace;
     uint64_t cluster_id;
@@ -57,6 +59,14 @@ struct cjoin {
     uint64_t retry_at;
     cluster_cb cb;
     void *arg;
+};
+
+/* A join token this member made (cluster_invite.c): its hash only. */
+struct cinvite {
+    unsigned char hash[32]; /* BLAKE2b of the token */
+    uint64_t expires;       /* loop ms */
+    bool live;              /* made, not used, maybe expired */
+    bool busy;              /* a join request that presented it is under way */
 };
 
 struct cluster {
@@ -70,6 +80,7 @@ struct cluster {
     struct cjoin join;
     struct cluster_counters cnt;
     bool removed; /* the leader said this node is no longer a member */
+    struct cinvite invites[CLUSTER_MAX_INVITES];
 };
 
 /* cluster.c */
@@ -96,10 +107,17 @@ int cluster__req_send(struct cluster *c, struct creq *q, uint64_t to);
 struct creq *cluster__req_new(struct cluster *c, enum cluster_kind kind, const void *body,
                               size_t len, uint64_t timeout_ms);
 /* cluster__join_parse reads a join request body b (len bytes: node id,
- * replace flag, 32-bit address length, address) into *id, *replace and
- * addr (PFRAME_MAX_ADDR + 1 bytes).  0 or XE_PROTO. */
+ * replace flag, 32-bit address length, address, then optionally u8 token
+ * length and the join token) into *id, *replace and addr (PFRAME_MAX_ADDR +
+ * 1 bytes).  0 or XE_PROTO. */
 int cluster__join_parse(const unsigned char *b, size_t len, uint64_t *id, bool *replace,
                         char *addr);
+/* cluster__join_token finds the join token in a join request body b (len
+ * bytes, as cluster__join_parse reads it): *tok (into b, or NULL) and
+ * *tlen (0: none), and *base the body's length without it (what is passed
+ * on to the leader).  0 or XE_PROTO. */
+int cluster__join_token(const unsigned char *b, size_t len, const unsigned char **tok,
+                        size_t *tlen, size_t *base);
 /* cluster__serve runs a request on the leader (or passes it on); cb once. */
 void cluster__serve(struct node *n, enum cluster_kind kind, const void *body, size_t len,
                     uint64_t expires, cluster_cb cb, void *arg);
@@ -108,11 +126,30 @@ void cluster__serve(struct node *n, enum cluster_kind kind, const void *body, si
 struct sreply {
     struct node *n;
     uint64_t peer, rid;
+    int invite; /* the join token slot it holds (settled by the answer); -1 */
 };
 /* cluster__reply_peer is a cluster_cb: answers the request of arg (a struct
  * sreply, freed here) with SUBMIT_RESULT. */
 void cluster__reply_peer(void *arg, int rc, const char *msg, const void *data,
                          size_t len);
+
+/* cluster_invite.c */
+
+/* cluster__invite_add makes a join token (tok, filled with random bytes)
+ * valid on c until now + ttl_ms (loop ms); only its hash is kept.  0 or
+ * XE_LIMIT (CLUSTER_MAX_INVITES open and not expired). */
+int cluster__invite_add(struct cluster *c, uint64_t now, uint64_t ttl_ms,
+                        unsigned char tok[CLUSTER_TOKEN_BYTES]);
+/* cluster__invite_take finds the open, unexpired token tok (len bytes,
+ * borrowed) at now and holds it for a join under way: its slot (>= 0,
+ * settle it with cluster__invite_settle), or XE_AUTH (none: unknown,
+ * expired, used or held). */
+int cluster__invite_take(struct cluster *c, const unsigned char *tok, size_t len,
+                         uint64_t now);
+/* cluster__invite_settle ends the hold on slot: used (the join succeeded:
+ * the token is gone) or not (a refused join: it stays until it expires).
+ * A slot < 0 is ignored. */
+void cluster__invite_settle(struct cluster *c, int slot, bool used);
 
 /* cluster_join.c */
 

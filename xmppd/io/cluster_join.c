@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
 #include <uv.h>
 
 #include "cl.h"
@@ -23,10 +24,19 @@
 
 /* ---- join ---- */
 
+/* forget_token wipes and frees the join token of the join under way. */
+static void forget_token(struct cluster *c)
+{
+    if (c->join.token != NULL)
+        sodium_free(c->join.token); /* (sodium_free wipes it) */
+    c->join.token = NULL;
+}
+
 void cluster__join_finish(struct cluster *c, int rc, const char *msg)
 {
     struct cjoin j = c->join;
 
+    forget_token(c);
     c->join.phase = JOIN_NONE;
     if (c->pm != NULL)
         peer_drop_contacts(c->pm);
@@ -120,8 +130,8 @@ void cluster__send_join(struct node *n, uint64_t id)
 {
     struct cluster *c = n->cluster;
     char self[PFRAME_MAX_ADDR + 1];
-    unsigned char body[13 + PFRAME_MAX_ADDR];
-    size_t alen;
+    unsigned char body[13 + PFRAME_MAX_ADDR + 1 + CLUSTER_TOKEN_BYTES];
+    size_t alen, len;
     struct creq *q;
 
     c->join.contact_id = id;
@@ -134,8 +144,17 @@ void cluster__send_join(struct node *n, uint64_t id)
     body[11] = (unsigned char)(alen >> 8);
     body[12] = (unsigned char)alen;
     memcpy(body + 13, self, alen);
-    q = cluster__req_new(c, CLUSTER_REQ_JOIN, body, 13 + alen,
+    len = 13 + alen;
+    /* The admin's consent (docs/cluster.md "Join"): the member checks the
+     * token and passes the request on without it. */
+    if (c->join.token != NULL) {
+        body[len++] = CLUSTER_TOKEN_BYTES;
+        memcpy(body + len, c->join.token, CLUSTER_TOKEN_BYTES);
+        len += CLUSTER_TOKEN_BYTES;
+    }
+    q = cluster__req_new(c, CLUSTER_REQ_JOIN, body, len,
                          c->join.deadline - cluster__now_ms(n));
+    sodium_memzero(body, sizeof body);
     if (q == NULL) {
         cluster__join_finish(c, XE_NOMEM, NULL);
         return;
@@ -173,9 +192,11 @@ void cluster__after_old_peers_closed(void *arg)
     cluster_srv_attach(n);
 }
 
-void cluster_join(struct node *n, const char *addr, bool replace, uint64_t timeout_ms,
-                  cluster_cb cb, void *arg)
+void cluster_join(struct node *n, const char *addr, const char *token_hex, bool replace,
+                  uint64_t timeout_ms, cluster_cb cb, void *arg)
 {
+    unsigned char *token;
+    size_t tlen = 0;
     struct cluster *c = n->cluster;
     const struct raft_config *cfg = rnode_config(n->rn);
     char host[PFRAME_MAX_ADDR + 1], norm[PFRAME_MAX_ADDR + 1], self[PFRAME_MAX_ADDR + 1],
@@ -218,11 +239,31 @@ void cluster_join(struct node *n, const char *addr, bool replace, uint64_t timeo
         cb(arg, XE_STATE, msg, NULL, 0);
         return;
     }
+    token = sodium_malloc(CLUSTER_TOKEN_BYTES);
+    if (token == NULL) {
+        cb(arg, XE_NOMEM, NULL, NULL, 0);
+        return;
+    }
+    if (token_hex == NULL || strlen(token_hex) != CLUSTER_TOKEN_HEX ||
+        sodium_hex2bin(token, CLUSTER_TOKEN_BYTES, token_hex, CLUSTER_TOKEN_HEX, NULL,
+                       &tlen, NULL) != 0 ||
+        tlen != CLUSTER_TOKEN_BYTES) {
+        char need[500];
+        sodium_free(token);
+        snprintf(need, sizeof need,
+                 "a join token is needed (%d hex digits): run xmpp cluster invite on the "
+                 "member at %.100s, then xmpp cluster join %.100s <token>",
+                 CLUSTER_TOKEN_HEX, norm, addr);
+        cb(arg, XE_INVAL, need, NULL, 0);
+        return;
+    }
     if (peer_contact(c->pm, norm) < 0) {
+        sodium_free(token);
         cb(arg, XE_INVAL, "bad address", NULL, 0);
         return;
     }
     memset(&c->join, 0, sizeof c->join);
+    c->join.token = token;
     c->join.phase = JOIN_CONTACT;
     snprintf(c->join.addr, sizeof c->join.addr, "%s", norm);
     c->join.replace = replace;

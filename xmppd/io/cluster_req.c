@@ -127,6 +127,8 @@ void cluster__reply_peer(void *arg, int rc, const char *msg, const void *data, s
     f.u.result.message = msg != NULL ? msg : (rc < 0 ? xe_strerror(rc) : "");
     f.u.result.data = data;
     f.u.result.len = len;
+    if (c != NULL)
+        cluster__invite_settle(c, r->invite, rc == 0);
     if (c != NULL && c->pm != NULL) {
         c->cnt.requests_served++;
         if (peer_send(c->pm, r->peer, &f) < 0)
@@ -276,7 +278,7 @@ static void do_join(struct node *n, uint64_t id, bool replace, const char *addr,
                 msg, sizeof msg,
                 "address %s is held by member node %s (was this node reset?); remove "
                 "it with: xmpp cluster remove %s, or join with: xmpp cluster join "
-                "<addr> --replace",
+                "<addr> <token> --replace",
                 addr, hold, hold);
             cb(arg, XE_EXISTS, msg, NULL, 0);
             return;
@@ -317,16 +319,40 @@ static void do_remove(struct node *n, uint64_t id, cluster_cb cb, void *arg)
     start_change(n, &ch, true, cb, arg, NULL);
 }
 
-int cluster__join_parse(const unsigned char *b, size_t len, uint64_t *id, bool *replace,
-                        char *addr)
+int cluster__join_token(const unsigned char *b, size_t len, const unsigned char **tok,
+                        size_t *tlen, size_t *base)
 {
     uint32_t alen;
+    size_t end;
 
+    *tok = NULL;
+    *tlen = 0;
     if (len < 13)
         return XE_PROTO;
     alen = (uint32_t)b[9] << 24 | (uint32_t)b[10] << 16 | (uint32_t)b[11] << 8 | b[12];
-    if (alen == 0 || alen > PFRAME_MAX_ADDR || 13 + (size_t)alen != len)
+    if (alen == 0 || alen > PFRAME_MAX_ADDR)
         return XE_PROTO;
+    end = 13 + (size_t)alen;
+    *base = end;
+    if (end == len)
+        return 0; /* no token */
+    if (end > len || len - end - 1 != b[end] || b[end] == 0)
+        return XE_PROTO;
+    *tok = b + end + 1;
+    *tlen = b[end];
+    return 0;
+}
+
+int cluster__join_parse(const unsigned char *b, size_t len, uint64_t *id, bool *replace,
+                        char *addr)
+{
+    const unsigned char *tok;
+    size_t tlen, base;
+    uint32_t alen;
+
+    if (cluster__join_token(b, len, &tok, &tlen, &base) < 0)
+        return XE_PROTO;
+    alen = (uint32_t)(base - 13);
     memcpy(addr, b + 13, alen);
     addr[alen] = '\0';
     *id = cluster__get64(b);

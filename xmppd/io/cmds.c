@@ -751,6 +751,7 @@ const struct ctl_command cmds_table[] = {
     {"xmpp.cluster.disable", cmds_cluster_disable},
     {"xmpp.cluster.initialize", cmds_cluster_initialize},
     {"xmpp.cluster.join", cmds_cluster_join},
+    {"xmpp.cluster.invite", cmds_cluster_invite},
     {"xmpp.cluster.remove", cmds_cluster_remove},
     {"pki.list", h_pki_list},
     {"pki.inspect", h_pki_inspect},

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
 #include <uv.h>
 
 #include "cl.h"
@@ -262,10 +263,13 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
         peer_stats_get(pm, &ps);
         json_object_set_new(
             r, "links",
-            json_pack("{s:I, s:I, s:I, s:I, s:I}", "up", (json_int_t)ps.links_up,
-                      "accepted", (json_int_t)ps.accepted, "malformed",
-                      (json_int_t)ps.malformed, "refused", (json_int_t)ps.refused,
-                      "impostors", (json_int_t)ps.impostors));
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "up",
+                      (json_int_t)ps.links_up, "accepted", (json_int_t)ps.accepted,
+                      "malformed", (json_int_t)ps.malformed, "refused",
+                      (json_int_t)ps.refused, "impostors", (json_int_t)ps.impostors,
+                      "forbidden", (json_int_t)ps.forbidden, "timeouts",
+                      (json_int_t)ps.timeouts, "over_limit", (json_int_t)ps.over_limit,
+                      "write_refused", (json_int_t)ps.write_refused));
     }
     /* The Raft timing profile in use; "next" when node.state names another
      * one, used from the next start (docs/cluster.md "Timing"). */
@@ -466,9 +470,10 @@ static void join_done(void *arg, int rc, const char *msg, const void *data, size
 
 int cmds_cluster_join(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
-    static const char *const keys[] = {"address", "replace", NULL};
+    static const char *const keys[] = {"address", "token", "replace", NULL};
     struct node *n = ud;
     const char *addr = ctl_arg_str(args, "address");
+    const char *token = ctl_arg_str(args, "token");
     json_t *rep = json_object_get(args, "replace");
     struct dreq *r;
 
@@ -477,6 +482,11 @@ int cmds_cluster_join(void *ud, json_t *args, json_t **result, struct ctl_error 
         return XE_INVAL;
     if (addr == NULL)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "an address is needed");
+    if (token == NULL || strlen(token) != CLUSTER_TOKEN_HEX)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "a join token is needed: run xmpp cluster invite on the "
+                             "member at that address, then xmpp cluster join <addr> "
+                             "<token>");
     if (!cluster_running(n))
         return ctl_error_set(err, "state",
                              "clustering is not enabled on this node: run xmpp cluster "
@@ -484,8 +494,56 @@ int cmds_cluster_join(void *ud, json_t *args, json_t **result, struct ctl_error 
     r = dreq_new(n, "join");
     if (r == NULL)
         return XE_NOMEM;
-    cluster_join(n, addr, json_is_true(rep), JOIN_TIMEOUT_MS, join_done, r);
+    cluster_join(n, addr, token, json_is_true(rep), JOIN_TIMEOUT_MS, join_done, r);
     return CTL_DEFERRED;
+}
+
+/* ---- invite ---- */
+
+#define INVITE_DEFAULT_S 600
+#define INVITE_MAX_S 86400
+
+int cmds_cluster_invite(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {"ttl_s", NULL};
+    struct node *n = ud;
+    json_t *ttl = json_object_get(args, "ttl_s");
+    json_int_t ttl_s = INVITE_DEFAULT_S;
+    char token[CLUSTER_TOKEN_HEX + 1], self[PFRAME_MAX_ADDR + 1], t[40];
+    time_t expires;
+    struct tm tm;
+    int rc;
+
+    if (ctl_args_only(args, keys, err) < 0)
+        return XE_INVAL;
+    if (ttl != NULL) {
+        if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
+            json_integer_value(ttl) > INVITE_MAX_S)
+            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                                 "the token's lifetime must be 1 s to 24 h");
+        ttl_s = json_integer_value(ttl);
+    }
+    if (!cluster_running(n))
+        return ctl_error_set(err, "state",
+                             "clustering is not enabled on this node: run xmpp cluster "
+                             "enable (and initialize or join) first");
+    rc = cluster_invite(n, (uint64_t)ttl_s * 1000, token, sizeof token);
+    if (rc == XE_LIMIT)
+        return ctl_error_set(err, "state",
+                             "16 join tokens are open on this node: use them or wait "
+                             "until they expire");
+    if (rc < 0)
+        return rc;
+    cluster_self_addr(n, self, sizeof self);
+    expires = time(NULL) + (time_t)ttl_s;
+    gmtime_r(&expires, &tm);
+    strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    /* The token is shown once, here, and never logged. */
+    LOG(&n->log, LOG_INFO, "%s join token made (single use, expires %s)", n->name, t);
+    *result = json_pack("{s:s, s:s, s:s, s:I}", "token", token, "address", self,
+                        "expires", t, "ttl_s", ttl_s);
+    sodium_memzero(token, sizeof token);
+    return *result != NULL ? 0 : XE_NOMEM;
 }
 
 /* ---- remove ---- */

@@ -17,6 +17,9 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
 int cmds_cluster_initialize(void *ud, json_t *args, json_t **result,
                             struct ctl_error *err);
 int cmds_cluster_join(void *ud, json_t *args, json_t **result, struct ctl_error *err);
+/* xmpp.cluster.invite {ttl_s}: a one-time join token for a new node that
+ * joins through this member: {token, address, expires, ttl_s}. */
+int cmds_cluster_invite(void *ud, json_t *args, json_t **result, struct ctl_error *err);
 int cmds_cluster_remove(void *ud, json_t *args, json_t **result, struct ctl_error *err);
 
 /* cmds_cluster_reset_check refuses `xmpp reset` on a member of a

@@ -102,6 +102,7 @@ struct conn_mgr {
     uv_timer_t drain_timer;
     bool drain_timer_closed;
     bool shutting_down, drained_called;
+    struct log_rate bad_rate;  /* window 0: every bad connection logged */
     char rbuf[READ_BUF_BYTES]; /* reads are consumed synchronously */
 };
 
@@ -417,6 +418,31 @@ static void start_drain(struct conn *c)
         uv_timer_start(&m->drain_timer, on_drain_timer, 250, 250);
 }
 
+void conn_abort(struct conn_mgr *m, uint64_t id)
+{
+    struct conn *c = lookup(m, id);
+
+    if (c == NULL || c->state == CONN_CLOSING)
+        return;
+    begin_close(c);
+}
+
+void conn_mgr_limit_bad_logs(struct conn_mgr *m, uint64_t window_ms)
+{
+    memset(&m->bad_rate, 0, sizeof m->bad_rate);
+    m->bad_rate.window_ms = window_ms;
+}
+
+/* bad_log_ok tells whether a warning about a bad connection may be written
+ * now (conn_mgr_limit_bad_logs); *held: lines held back before it. */
+static bool bad_log_ok(struct conn_mgr *m, unsigned *held)
+{
+    *held = 0;
+    if (m->bad_rate.window_ms == 0)
+        return true;
+    return log_rate_take(&m->bad_rate, uv_now(m->loop), held);
+}
+
 void conn_close(struct conn_mgr *m, uint64_t id)
 {
     struct conn *c = lookup(m, id);
@@ -469,8 +495,21 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 
 /* sniff decides, from the first byte a listener with TLS received, whether
  * the connection speaks TLS.  Returns false when c was closed. */
+/* held_note words the count of warnings held back (log_rate) for the end
+ * of the next line; "" when none. */
+static const char *held_note(unsigned held, char *buf, size_t len)
+{
+    if (held == 0)
+        return "";
+    snprintf(buf, len, " (and %u more like it in the last second, not logged)", held);
+    return buf;
+}
+
 static bool sniff(struct conn *c, unsigned char first)
 {
+    char note[80];
+    unsigned held;
+
     struct conn_mgr *m = c->mgr;
     int rc;
 
@@ -488,16 +527,18 @@ static bool sniff(struct conn *c, unsigned char first)
     }
     if (c->mode != TLS_MODE_REQUIRED)
         return true;
-    if (first == '<')
+    if (!bad_log_ok(m, &held)) {
+        /* held back: counted for the next line */
+    } else if (first == '<')
         LOG(m->log, LOG_WARN,
             "%s c%" PRIu64 " closed connection from %s: plaintext XML on a port "
-            "that requires TLS (connect with direct TLS)",
-            m->node, c->id, c->peer);
+            "that requires TLS (connect with direct TLS)%s",
+            m->node, c->id, c->peer, held_note(held, note, sizeof note));
     else
         LOG(m->log, LOG_WARN,
             "%s c%" PRIu64 " closed connection from %s: not a TLS ClientHello "
-            "(first byte 0x%02x) on a port that requires TLS",
-            m->node, c->id, c->peer, first);
+            "(first byte 0x%02x) on a port that requires TLS%s",
+            m->node, c->id, c->peer, first, held_note(held, note, sizeof note));
     lost(c, UV_EPROTO);
     return false;
 }
@@ -511,6 +552,8 @@ static void tls_input(struct conn *c, const char *bytes, size_t len)
     uint64_t id = c->id;
     bool was_secured = c->secured;
     int rc = tls_conn_feed(c->tls, bytes, len, &plain);
+    char note[80];
+    unsigned held;
 
     if (tls_conn_take_out(c->tls, &c->pending) < 0 && rc == 0)
         rc = XE_NOMEM;
@@ -532,11 +575,13 @@ static void tls_input(struct conn *c, const char *bytes, size_t len)
         if (rc == XE_CLOSED)
             LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " TLS close_notify from %s", m->node,
                 id, c->peer);
-        else if (rc == XE_TLS)
-            LOG(m->log, LOG_WARN, "%s c%" PRIu64 " TLS %s with %s failed: %s", m->node,
+        else if (rc == XE_TLS && bad_log_ok(m, &held))
+            LOG(m->log, LOG_WARN, "%s c%" PRIu64 " TLS %s with %s failed: %s%s", m->node,
                 id, was_secured ? "session" : "handshake", c->peer,
-                tls_conn_error(c->tls));
-        else
+                tls_conn_error(c->tls), held_note(held, note, sizeof note));
+        else if (rc == XE_TLS) {
+            /* held back: counted for the next line */
+        } else
             LOG(m->log, LOG_ERROR, "%s c%" PRIu64 " TLS with %s: %s", m->node, id,
                 c->peer, xe_strerror(rc));
         lost_draining(c, rc == XE_CLOSED ? 0 : UV_EPROTO);
@@ -1051,6 +1096,17 @@ void conn_mgr_free(struct conn_mgr *m)
         return;
     free(m->buckets);
     free(m);
+}
+
+size_t conn_room(struct conn_mgr *m, uint64_t id)
+{
+    struct conn *c = lookup(m, id);
+    size_t queued;
+
+    if (c == NULL || c->state != CONN_OPEN)
+        return 0;
+    queued = c->pending.len + c->inflight + (c->tls != NULL ? tls_conn_held(c->tls) : 0);
+    return queued < m->max_queued ? m->max_queued - queued : 0;
 }
 
 size_t conn_mgr_count(const struct conn_mgr *m)

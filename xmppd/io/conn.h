@@ -145,9 +145,24 @@ bool conn_is_tls(struct conn_mgr *m, uint64_t id);
  * would be exceeded; nothing was queued). */
 int conn_send(struct conn_mgr *m, uint64_t id, const char *data, size_t len);
 
+/* conn_room tells how many bytes conn_send takes for id now without
+ * refusing them (0: none, or id is closing or unknown). */
+size_t conn_room(struct conn_mgr *m, uint64_t id);
+
 /* conn_close asks for id to be flushed and closed; no hooks are called for
  * it afterwards.  Unknown or already closing ids are ignored. */
 void conn_close(struct conn_mgr *m, uint64_t id);
+
+/* conn_abort closes id at once, without flushing what is queued or waiting
+ * for the peer (a connection that never became useful: an idle or
+ * half-done handshake).  No hooks are called for it afterwards. */
+void conn_abort(struct conn_mgr *m, uint64_t id);
+
+/* conn_mgr_limit_bad_logs writes at most one warning per window_ms about
+ * bad connections (a failed TLS handshake, not TLS on a TLS port), the next
+ * one saying how many were held back (issue 8 defect 10: a flood of bad
+ * connections must not flood the log).  0: every one is logged (default). */
+void conn_mgr_limit_bad_logs(struct conn_mgr *m, uint64_t window_ms);
 
 /* conn_mgr_flush starts writes for everything queued since the last flush.
  * Call it after each batch of conn_send/conn_close (after every srv call). */

@@ -1,5 +1,8 @@
-/* peer.c: the cluster peer link (contract in peer.h; protocol in
- * docs/cluster.md). */
+/* peer.c: the cluster peer link's sockets and TLS (contract in peer.h).
+ * Every decision about a connection (HELLO, identity, which frames, the
+ * dial race, timeouts, limits, back-off) is xmppd/core/plink.c's; this file
+ * feeds it events and carries out its updates.  Protocol in
+ * docs/cluster.md. */
 #include "peer.h"
 
 #include <inttypes.h>
@@ -7,39 +10,42 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include <arpa/inet.h>
 #include <sodium.h>
 
 #include "buf.h"
 #include "conn.h"
 #include "err.h"
 #include "pchan.h"
+#include "plink.h"
 #include "tls.h"
 
 #define TAG_IN 1
 #define TAG_OUT 2
 #define TICK_MS 20
-#define PING_EVERY_MS 1000
 #define LINGER_MS 3000
-#define DIAL_TIMEOUT_MS 3000
+#define BAD_LOG_MS 1000 /* warnings about bad connections: one a second */
+/* A link's backlog (the channel's resend when the link comes up, and what
+ * is sent behind it) goes to the connection in pieces of at most this, as
+ * its queue takes them; at most BACKLOG_MAX bytes wait so. */
+#define BACKLOG_CHUNK (256u * 1024)
+#define BACKLOG_MAX (40u * 1024 * 1024)
 
 struct peer;
 
-/* One TCP+TLS connection. */
-struct plink {
+/* One TCP+TLS connection; plink's state machine sm decides for it. */
+struct pconn {
     uint64_t conn;
-    bool outgoing;
+    struct plink_conn sm;
     bool opened;    /* TCP was up (a refused dial never is) */
-    bool up;        /* HELLOs exchanged: carries the peer's channel */
-    bool guest;     /* the peer's HELLO had cluster id 0 */
     bool dead;      /* closed; freed by the tick */
     struct peer *p; /* outgoing: the peer dialled; incoming: set at HELLO */
     struct pframe_dec dec;
-    uint64_t last_rx, last_ping;
-    char remote[64];
-    struct plink *next;
+    char remote[64];    /* the other end, "host:port" */
+    char host[64];      /* its host (incoming: the per-address limit) */
+    struct buf backlog; /* bytes waiting for room in the connection's queue */
+    size_t backlog_pos; /* backlog.data[backlog_pos..len) not written yet */
+    struct pconn *next;
 };
 
 struct peer {
@@ -47,11 +53,9 @@ struct peer {
     char addr[PFRAME_MAX_ADDR + 1];
     bool member, contact;
     struct pchan *ch;
-    struct plink *link; /* the up link */
-    struct plink *dial; /* an outgoing link not up yet */
-    uint64_t next_dial;
-    unsigned attempts;
-    bool was_up;           /* a redial after a loss may report refused */
+    struct pconn *link; /* the up link */
+    struct pconn *dial; /* an outgoing link not up yet */
+    struct plink_dial sched;
     uint64_t linger_until; /* a removed member's link closes then */
     struct peer_info info;
     struct peer *next;
@@ -60,6 +64,7 @@ struct peer {
 struct peer_mgr {
     uv_loop_t *loop;
     struct peer_opts o;
+    struct plink_opts po;
     char name[32], self_addr[PFRAME_MAX_ADDR + 1];
     struct peer_hooks h;
     struct conn_mgr *cm;
@@ -67,55 +72,24 @@ struct peer_mgr {
     uv_timer_t timer;
     uint64_t incarnation;
     struct peer *peers;
-    struct plink *links;
+    struct pconn *links;
     struct peer_stats stats;
     bool closing;
     char last_refusal[400]; /* the same refusal is logged once a minute */
     uint64_t last_refusal_ms;
+    struct log_rate bad_rate; /* every warning about a bad connection */
     void (*done)(void *);
     void *done_arg;
 };
 
 int peer_parse_addr(const char *addr, char *host, size_t hlen, int *port)
 {
-    char tmp[PFRAME_MAX_ADDR + 1];
-    const char *p = NULL;
-    char *end;
-    long v;
+    return plink_parse_addr(addr, PEER_DEFAULT_PORT, host, hlen, port);
+}
 
-    if (addr == NULL || strlen(addr) == 0 || strlen(addr) > PFRAME_MAX_ADDR)
-        return XE_INVAL;
-    snprintf(tmp, sizeof tmp, "%s", addr);
-    *port = PEER_DEFAULT_PORT;
-    if (tmp[0] == '[') {
-        char *rb = strchr(tmp, ']');
-        if (rb == NULL)
-            return XE_INVAL;
-        *rb = '\0';
-        if (rb[1] == ':')
-            p = rb + 2;
-        else if (rb[1] != '\0')
-            return XE_INVAL;
-        if (strlen(tmp + 1) + 1 > hlen)
-            return XE_INVAL;
-        snprintf(host, hlen, "%s", tmp + 1);
-    } else {
-        char *c = strchr(tmp, ':');
-        if (c != NULL && strchr(c + 1, ':') == NULL) {
-            *c = '\0';
-            p = c + 1;
-        }
-        if (strlen(tmp) + 1 > hlen)
-            return XE_INVAL;
-        snprintf(host, hlen, "%s", tmp);
-    }
-    if (p != NULL) {
-        v = strtol(p, &end, 10);
-        if (*p == '\0' || *end != '\0' || v < 1 || v > 65535)
-            return XE_INVAL;
-        *port = (int)v;
-    }
-    return host[0] != '\0' ? 0 : XE_INVAL;
+bool peer_addr_same(const char *x, const char *y)
+{
+    return plink_addr_same(x, y);
 }
 
 static uint64_t now_ms(struct peer_mgr *m)
@@ -138,12 +112,17 @@ static struct peer *find_peer(const struct peer_mgr *m, uint64_t id)
     return NULL;
 }
 
-static struct plink *find_link(const struct peer_mgr *m, uint64_t conn)
+static struct pconn *find_link(const struct peer_mgr *m, uint64_t conn)
 {
-    for (struct plink *l = m->links; l != NULL; l = l->next)
+    for (struct pconn *l = m->links; l != NULL; l = l->next)
         if (l->conn == conn && !l->dead)
             return l;
     return NULL;
+}
+
+static bool is_up(const struct pconn *l)
+{
+    return l->p != NULL && l->p->link == l;
 }
 
 static struct peer *new_peer(struct peer_mgr *m, uint64_t id, const char *addr)
@@ -158,7 +137,6 @@ static struct peer *new_peer(struct peer_mgr *m, uint64_t id, const char *addr)
     }
     p->id = id;
     snprintf(p->addr, sizeof p->addr, "%s", addr != NULL ? addr : "");
-    p->next_dial = 0;
     p->next = m->peers;
     m->peers = p;
     return p;
@@ -170,46 +148,26 @@ static void free_peer(struct peer *p)
     free(p);
 }
 
-/* write_link sends bytes on l, counting them for its peer. */
-static void write_link(struct peer_mgr *m, struct plink *l, const struct buf *b)
+/* bad_log tells whether a warning about a bad connection may be logged now
+ * (one a second, issue 8 defect 10) and fills note with the count of those
+ * held back before it. */
+static bool bad_log(struct peer_mgr *m, char *note, size_t len)
 {
-    if (b->len == 0 || l == NULL || l->dead)
-        return;
-    if (conn_send(m->cm, l->conn, (const char *)b->data, b->len) == 0 && l->p != NULL)
-        l->p->info.bytes_out += b->len;
+    unsigned held = 0;
+
+    note[0] = '\0';
+    if (!log_rate_take(&m->bad_rate, now_ms(m), &held))
+        return false;
+    if (held > 0)
+        snprintf(note, len,
+                 " (and %u more bad connections in the last second, not logged)", held);
+    return true;
 }
 
-static int send_frame(struct peer_mgr *m, struct plink *l, const struct pframe *f)
-{
-    struct buf b;
-    int rc;
-
-    memset(&b, 0, sizeof b);
-    rc = pframe_encode(f, &b);
-    if (rc == 0) {
-        write_link(m, l, &b);
-        if (l->p != NULL)
-            l->p->info.frames_out++;
-    }
-    buf_free(&b);
-    return rc;
-}
-
-static uint64_t backoff(struct peer_mgr *m, unsigned attempts)
-{
-    uint64_t d = m->o.backoff_min_ms;
-
-    if (attempts == 0)
-        return 0; /* the first redial after a loss is at once */
-    for (unsigned i = 1; i < attempts && d < m->o.backoff_max_ms; i++)
-        d *= 2;
-    if (d > m->o.backoff_max_ms)
-        d = m->o.backoff_max_ms;
-    return d / 2 + randombytes_uniform((uint32_t)(d / 2 + 1));
-}
+/* ---- closing ---- */
 
 /* link_drop forgets l (already closed or to be closed by the caller). */
-static void link_drop(struct peer_mgr *m, struct plink *l, int err, const char *why)
+static void link_drop(struct peer_mgr *m, struct pconn *l, int err, const char *why)
 {
     struct peer *p = l->p;
     bool refused = false;
@@ -217,6 +175,7 @@ static void link_drop(struct peer_mgr *m, struct plink *l, int err, const char *
     if (l->dead)
         return;
     l->dead = true;
+    plink_close(&l->sm);
     if (p == NULL)
         return;
     if (why != NULL && why[0] != '\0')
@@ -224,8 +183,8 @@ static void link_drop(struct peer_mgr *m, struct plink *l, int err, const char *
     if (p->dial == l) {
         p->dial = NULL;
         refused = err == UV_ECONNREFUSED && !l->opened;
-        p->next_dial = now_ms(m) + backoff(m, ++p->attempts);
-        if (refused && p->was_up && m->h.link != NULL && !m->closing)
+        plink_dial_failed(&p->sched, &m->po, now_ms(m), randombytes_random());
+        if (refused && p->sched.was_up && m->h.link != NULL && !m->closing)
             m->h.link(m->h.ud, p->id, p->addr, false, err, true);
         else if (p->contact && p->id == 0 && m->h.link != NULL && !m->closing)
             m->h.link(m->h.ud, 0, p->addr, false, err, refused);
@@ -233,9 +192,7 @@ static void link_drop(struct peer_mgr *m, struct plink *l, int err, const char *
     if (p->link == l) {
         p->link = NULL;
         pchan_link_down(p->ch);
-        p->was_up = true;
-        p->attempts = 0;
-        p->next_dial = now_ms(m);
+        plink_dial_lost(&p->sched, now_ms(m));
         LOG(m->o.log, LOG_INFO, "%s peer link to %016" PRIx64 " (%s) down: %s", m->name,
             p->id, p->addr, why != NULL && why[0] ? why : "closed");
         if (m->h.link != NULL && !m->closing)
@@ -243,7 +200,7 @@ static void link_drop(struct peer_mgr *m, struct plink *l, int err, const char *
     }
 }
 
-static void link_close(struct peer_mgr *m, struct plink *l, const char *why)
+static void link_close(struct peer_mgr *m, struct pconn *l, const char *why)
 {
     if (l->dead)
         return;
@@ -251,24 +208,206 @@ static void link_close(struct peer_mgr *m, struct plink *l, const char *why)
     link_drop(m, l, 0, why);
 }
 
-static struct plink *new_link(struct peer_mgr *m, uint64_t conn, bool outgoing,
+/* close_for carries out a close that plink decided (u->close): counts it,
+ * logs it (warnings about bad connections at most once a second) and
+ * closes l.  A connection that timed out before its HELLO is aborted: it
+ * has nothing worth flushing, and must not hold its descriptor longer. */
+static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_update *u)
+{
+    const char *dir = l->sm.outgoing ? "to" : "from";
+    bool up = is_up(l);
+    char note[100];
+
+    switch (u->count) {
+    case PLINK_COUNT_IMPOSTOR:
+        m->stats.impostors++;
+        /* an impostor is refused */
+        __attribute__((fallthrough));
+    case PLINK_COUNT_REFUSED:
+        m->stats.refused++;
+        if (l->p != NULL)
+            l->p->info.refused++;
+        /* A refused peer redials every 2 s: the same reason is logged at warn
+         * level once a minute, at debug level in between. */
+        if ((strcmp(u->why, m->last_refusal) != 0 ||
+             now_ms(m) - m->last_refusal_ms >= 60000) &&
+            bad_log(m, note, sizeof note)) {
+            snprintf(m->last_refusal, sizeof m->last_refusal, "%s", u->why);
+            m->last_refusal_ms = now_ms(m);
+            LOG(m->o.log, LOG_WARN, "%s peer link %s %s refused: %s%s", m->name, dir,
+                l->remote, u->why, note);
+        } else {
+            LOG(m->o.log, LOG_DEBUG, "%s peer link %s %s refused: %s", m->name, dir,
+                l->remote, u->why);
+        }
+        break;
+    case PLINK_COUNT_FORBIDDEN:
+    case PLINK_COUNT_TIMEOUT:
+        if (u->count == PLINK_COUNT_FORBIDDEN) {
+            m->stats.forbidden++;
+            if (l->p != NULL)
+                l->p->info.malformed++;
+        } else {
+            m->stats.timeouts++;
+        }
+        if (bad_log(m, note, sizeof note))
+            LOG(m->o.log, LOG_WARN, "%s peer link %s %s%s%016" PRIx64 "%s closed: %s%s",
+                m->name, dir, l->remote, l->sm.peer_id != 0 ? " (node " : "",
+                l->sm.peer_id, l->sm.peer_id != 0 ? ")" : "", u->why, note);
+        break;
+    case PLINK_COUNT_MALFORMED:
+        m->stats.malformed++;
+        if (l->p != NULL)
+            l->p->info.malformed++;
+        if (bad_log(m, note, sizeof note))
+            LOG(m->o.log, LOG_WARN, "%s peer link %s closed: %s%s", m->name, l->remote,
+                u->why, note);
+        break;
+    case PLINK_COUNT_NONE:
+        if (up)
+            LOG(m->o.log, LOG_WARN, "%s peer link to %016" PRIx64 " (%s): %s, closing",
+                m->name, l->p->id, l->p->addr, u->why);
+        else
+            LOG(m->o.log, LOG_DEBUG, "%s peer link %s %s closed: %s", m->name, dir,
+                l->remote, u->why);
+        break;
+    }
+    if (u->count == PLINK_COUNT_TIMEOUT && !up && !l->sm.outgoing) {
+        conn_abort(m->cm, l->conn);
+        link_drop(m, l, 0, u->why);
+        return;
+    }
+    link_close(m, l, u->why);
+}
+
+static void malformed(struct peer_mgr *m, struct pconn *l, const char *what, int rc)
+{
+    struct plink_update u;
+
+    memset(&u, 0, sizeof u);
+    u.close = true;
+    u.count = PLINK_COUNT_MALFORMED;
+    snprintf(u.why, sizeof u.why, "malformed %s: %s", what, xe_strerror(rc));
+    close_for(m, l, &u);
+}
+
+/* ---- writing ---- */
+
+static void free_link(struct pconn *l)
+{
+    pframe_dec_free(&l->dec);
+    buf_free(&l->backlog);
+    free(l);
+}
+
+static size_t backlog_left(const struct pconn *l)
+{
+    return l->backlog.len - l->backlog_pos;
+}
+
+/* drain_backlog hands l's backlog to its connection as its queue takes it
+ * (the tick calls it again). */
+static void drain_backlog(struct peer_mgr *m, struct pconn *l)
+{
+    while (!l->dead && backlog_left(l) > 0) {
+        size_t n = conn_room(m->cm, l->conn);
+        if (n == 0)
+            return;
+        if (n > backlog_left(l))
+            n = backlog_left(l);
+        if (n > BACKLOG_CHUNK)
+            n = BACKLOG_CHUNK;
+        if (conn_send(m->cm, l->conn, l->backlog.data + l->backlog_pos, n) < 0)
+            return;
+        if (l->p != NULL)
+            l->p->info.bytes_out += n;
+        l->backlog_pos += n;
+    }
+    if (backlog_left(l) == 0) {
+        buf_free(&l->backlog);
+        memset(&l->backlog, 0, sizeof l->backlog);
+        l->backlog_pos = 0;
+    }
+}
+
+/* write_link sends bytes on l, counting them for its peer.  Behind a
+ * backlog they wait in it, in order.  A write the connection refuses (its
+ * queue is full) would leave a gap in the stream: the link is closed and
+ * counted instead (issue 8 defect 8), and the channel resends what the
+ * peer has not acknowledged on the next link.  0 or the refusal. */
+static int write_link(struct peer_mgr *m, struct pconn *l, const struct buf *b)
+{
+    int rc;
+
+    if (b->len == 0 || l == NULL || l->dead)
+        return 0;
+    if (backlog_left(l) > 0) {
+        rc = backlog_left(l) + b->len > BACKLOG_MAX
+                 ? XE_BUSY
+                 : buf_append(&l->backlog, b->data, b->len);
+        if (rc == 0)
+            return 0;
+    } else {
+        rc = conn_send(m->cm, l->conn, (const char *)b->data, b->len);
+    }
+    if (rc == 0) {
+        if (l->p != NULL)
+            l->p->info.bytes_out += b->len;
+        return 0;
+    }
+    if (rc == XE_CLOSED || rc == XE_NOTFOUND) {
+        /* The connection is ending already (the peer's close_notify came
+         * with the bytes being answered); its gone hook would follow. */
+        link_close(m, l, "closed by the peer");
+        return rc;
+    }
+    m->stats.write_refused++;
+    LOG(m->o.log, LOG_WARN,
+        "%s peer link %s %s: a write of %zu bytes was refused (%s); closing it, the "
+        "channel resends on the next link",
+        m->name, l->sm.outgoing ? "to" : "from", l->remote, b->len, xe_strerror(rc));
+    link_close(m, l, "a write was refused (write queue full)");
+    return rc;
+}
+
+static int send_frame(struct peer_mgr *m, struct pconn *l, const struct pframe *f)
+{
+    struct buf b;
+    int rc;
+
+    memset(&b, 0, sizeof b);
+    rc = pframe_encode(f, &b);
+    if (rc == 0) {
+        rc = write_link(m, l, &b);
+        if (rc == 0 && l->p != NULL)
+            l->p->info.frames_out++;
+    }
+    buf_free(&b);
+    return rc;
+}
+
+static struct pconn *new_link(struct peer_mgr *m, uint64_t conn, bool outgoing,
                               const char *remote)
 {
-    struct plink *l = calloc(1, sizeof *l);
+    struct pconn *l = calloc(1, sizeof *l);
+    int port;
 
     if (l == NULL)
         return NULL;
     l->conn = conn;
-    l->outgoing = outgoing;
     pframe_dec_init(&l->dec);
-    l->last_rx = l->last_ping = now_ms(m);
+    plink_open(&l->sm, outgoing, 0, false, now_ms(m));
     snprintf(l->remote, sizeof l->remote, "%s", remote != NULL ? remote : "");
+    if (plink_parse_addr(l->remote, PEER_DEFAULT_PORT, l->host, sizeof l->host, &port) <
+        0)
+        snprintf(l->host, sizeof l->host, "%s", l->remote);
     l->next = m->links;
     m->links = l;
     return l;
 }
 
-static void send_hello(struct peer_mgr *m, struct plink *l, struct peer *p)
+static void send_hello(struct peer_mgr *m, struct pconn *l, struct peer *p,
+                       uint64_t cluster_id)
 {
     struct pframe f;
 
@@ -276,7 +415,7 @@ static void send_hello(struct peer_mgr *m, struct plink *l, struct peer *p)
     f.type = PFRAME_HELLO;
     pchan_hello(p->ch, &f.u.hello);
     f.u.hello.proto = PFRAME_PROTO;
-    f.u.hello.cluster_id = p->contact && !p->member ? 0 : m->o.cluster_id;
+    f.u.hello.cluster_id = cluster_id;
     f.u.hello.node_id = m->o.node_id;
     f.u.hello.addr = m->self_addr;
     send_frame(m, l, &f);
@@ -287,16 +426,16 @@ static void dial(struct peer_mgr *m, struct peer *p)
     char host[PFRAME_MAX_ADDR + 1], err[150];
     int port;
     uint64_t id;
-    struct plink *l;
+    struct pconn *l;
 
     if (peer_parse_addr(p->addr, host, sizeof host, &port) < 0) {
-        p->next_dial = UINT64_MAX;
+        p->sched.next_ms = UINT64_MAX;
         return;
     }
     if (conn_connect(m->cm, host, port, TAG_OUT, m->cli_tls, host, &id, err, sizeof err) <
         0) {
         snprintf(p->info.last_error, sizeof p->info.last_error, "%s", err);
-        p->next_dial = now_ms(m) + backoff(m, ++p->attempts);
+        plink_dial_failed(&p->sched, &m->po, now_ms(m), randombytes_random());
         return;
     }
     l = new_link(m, id, true, p->addr);
@@ -304,299 +443,173 @@ static void dial(struct peer_mgr *m, struct peer *p)
         conn_close(m->cm, id);
         return;
     }
+    plink_open(&l->sm, true, p->id, p->contact && !p->member, now_ms(m));
     l->p = p;
     p->dial = l;
 }
 
-/* ---- identity: the peer's claim against its certificate ---- */
-
-/* host_bytes parses a numeric IPv4/IPv6 host into a[16] (*len 4 or 16);
- * false for a name. */
-static bool host_bytes(const char *host, unsigned char a[16], size_t *len)
-{
-    if (inet_pton(AF_INET, host, a) == 1) {
-        *len = 4;
-        return true;
-    }
-    if (inet_pton(AF_INET6, host, a) == 1) {
-        *len = 16;
-        return true;
-    }
-    return false;
-}
-
-/* host_same: the same address (by value) or the same name (ASCII case
- * folded, RFC 4343). */
-static bool host_same(const char *x, const char *y)
-{
-    unsigned char a[16], b[16];
-    size_t al, bl;
-    bool xa = host_bytes(x, a, &al), ya = host_bytes(y, b, &bl);
-
-    if (xa || ya)
-        return xa && ya && al == bl && memcmp(a, b, al) == 0;
-    return strcasecmp(x, y) == 0;
-}
-
-bool peer_addr_same(const char *x, const char *y)
-{
-    char hx[PFRAME_MAX_ADDR + 1], hy[PFRAME_MAX_ADDR + 1];
-    int px, py;
-
-    if (peer_parse_addr(x, hx, sizeof hx, &px) < 0 ||
-        peer_parse_addr(y, hy, sizeof hy, &py) < 0)
-        return false;
-    return px == py && host_same(hx, hy);
-}
-
-/* sans_cover: the certificate's subjectAltName list (tls.h format: "DNS:a,
- * IP:b") names host: an IP entry for an address, a DNS entry for a name
- * (exact, case folded; wildcards are not accepted for a peer's own
- * address: a node certificate names its node). */
-static bool sans_cover(const char *sans, const char *host)
-{
-    unsigned char a[16];
-    size_t alen;
-    bool is_ip = host_bytes(host, a, &alen);
-    const char *s = sans;
-
-    while (*s != '\0') {
-        char one[PFRAME_MAX_ADDR + 8];
-        size_t n = strcspn(s, ",");
-        if (n < sizeof one) {
-            memcpy(one, s, n);
-            one[n] = '\0';
-            if (is_ip && strncmp(one, "IP:", 3) == 0 && host_same(one + 3, host))
-                return true;
-            if (!is_ip && strncmp(one, "DNS:", 4) == 0 && strcasecmp(one + 4, host) == 0)
-                return true;
-        }
-        s += n;
-        while (*s == ',' || *s == ' ')
-            s++;
-    }
-    return false;
-}
-
-/* check_identity binds an accepted connection's HELLO to the certificate
- * the peer presented (docs/cluster.md, "Identity and membership"): the
- * claimed address's host must be among the certificate's SANs, a member's
- * id must come from the address the configuration gives it, and an address
- * a member holds may carry no other id, except a joining node's (cluster id
- * 0: a join with --replace comes from the address of the stale member).
- * The dialler's side is the TLS name check on the address it dialled.
- * 0, or XE_AUTH with why filled. */
-static int check_identity(struct peer_mgr *m, struct plink *l,
-                          const struct pframe_hello *h, char *why, size_t whylen)
-{
-    struct tls_peer_info ti;
-    char host[PFRAME_MAX_ADDR + 1];
-    const struct peer *claimed = find_peer(m, h->node_id);
-    int port;
-
-    if (conn_tls_peer(m->cm, l->conn, &ti) < 0 || !ti.has_cert) {
-        snprintf(why, whylen, "node %016" PRIx64 " at %.64s presented no certificate",
-                 h->node_id, h->addr);
-        return XE_AUTH;
-    }
-    if (peer_parse_addr(h->addr, host, sizeof host, &port) < 0) {
-        snprintf(why, whylen, "node %016" PRIx64 " claims a bad address \"%.64s\"",
-                 h->node_id, h->addr);
-        return XE_AUTH;
-    }
-    if (!sans_cover(ti.sans, host)) {
-        snprintf(why, whylen,
-                 "node %016" PRIx64 " claims address %.64s, but its certificate (%.60s) "
-                 "covers only %.160s",
-                 h->node_id, h->addr, ti.subject, ti.sans[0] ? ti.sans : "no names");
-        return XE_AUTH;
-    }
-    if (claimed != NULL && claimed->member && claimed->addr[0] != '\0' &&
-        !peer_addr_same(claimed->addr, h->addr)) {
-        snprintf(why, whylen,
-                 "node %016" PRIx64 " claims address %.64s, but that member is at %.64s "
-                 "(certificate %.60s covers %.120s)",
-                 h->node_id, h->addr, claimed->addr, ti.subject, ti.sans);
-        return XE_AUTH;
-    }
-    if (h->cluster_id == 0)
-        return 0;
-    for (const struct peer *q = m->peers; q != NULL; q = q->next) {
-        if (q->member && q->id != 0 && q->id != h->node_id &&
-            peer_addr_same(q->addr, h->addr)) {
-            snprintf(why, whylen,
-                     "node %016" PRIx64 " claims address %.64s, which member %016" PRIx64
-                     " holds (certificate %.60s covers %.120s)",
-                     h->node_id, h->addr, q->id, ti.subject, ti.sans);
-            return XE_AUTH;
-        }
-    }
-    return 0;
-}
-
 /* ---- HELLO ---- */
 
-static void refuse(struct peer_mgr *m, struct plink *l, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void refuse(struct peer_mgr *m, struct plink *l, const char *fmt, ...)
+/* hello_view tells plink what this node knows about the HELLO h that
+ * arrived on l: the members (mem, at most nmem, filled), the peer's
+ * certificate (ti), what links the claimed id has. */
+static void hello_view(struct peer_mgr *m, struct pconn *l, const struct pframe_hello *h,
+                       struct plink_member *mem, size_t nmem, struct tls_peer_info *ti,
+                       struct plink_view *v)
 {
-    char why[400];
-    va_list ap;
+    const struct peer *claimed = find_peer(m, h->node_id);
+    size_t k = 0;
 
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    m->stats.refused++;
-    if (l->p != NULL)
-        l->p->info.refused++;
-    /* A refused peer redials every 2 s: the same reason is logged at warn
-     * level once a minute, at debug level in between. */
-    if (strcmp(why, m->last_refusal) != 0 || now_ms(m) - m->last_refusal_ms >= 60000) {
-        snprintf(m->last_refusal, sizeof m->last_refusal, "%s", why);
-        m->last_refusal_ms = now_ms(m);
-        LOG(m->o.log, LOG_WARN, "%s peer link %s %s refused: %s", m->name,
-            l->outgoing ? "to" : "from", l->remote, why);
-    } else {
-        LOG(m->o.log, LOG_DEBUG, "%s peer link %s %s refused: %s", m->name,
-            l->outgoing ? "to" : "from", l->remote, why);
+    memset(v, 0, sizeof *v);
+    v->self_id = m->o.node_id;
+    v->cluster_id = m->o.cluster_id;
+    for (const struct peer *q = m->peers; q != NULL && k < nmem; q = q->next) {
+        if (q->member && q->id != 0) {
+            mem[k].id = q->id;
+            mem[k].addr = q->addr;
+            k++;
+        }
     }
-    link_close(m, l, why);
+    v->members = mem;
+    v->nmembers = k;
+    memset(ti, 0, sizeof *ti);
+    if (!l->sm.outgoing && conn_tls_peer(m->cm, l->conn, ti) == 0 && ti->has_cert) {
+        v->cert = true;
+        v->subject = ti->subject;
+        v->sans = ti->sans;
+    }
+    if (claimed != NULL) {
+        v->id_linked = claimed->link != NULL && claimed->link != l;
+        v->id_dialled = claimed->dial != NULL && claimed->dial != l;
+        v->id_taken = l->sm.outgoing && claimed != l->p;
+        v->ask_join = !l->sm.outgoing && claimed->contact && !claimed->member;
+    }
 }
 
-static int on_hello(struct peer_mgr *m, struct plink *l, const struct pframe_hello *h)
+static void on_hello(struct peer_mgr *m, struct pconn *l, const struct pframe_hello *h)
 {
+    struct plink_member *mem;
+    struct tls_peer_info ti;
+    struct plink_view v;
+    struct plink_update u;
+    struct plink_conn before = l->sm;
     struct peer *p = l->p;
+    size_t nmem = 0;
     struct buf out;
     enum pchan_resume how;
     char why[400] = "";
     int rc;
 
-    if (h->proto != PFRAME_PROTO) {
-        refuse(m, l, "peer speaks protocol %u, this node %u", h->proto, PFRAME_PROTO);
-        return XE_PROTO;
+    for (const struct peer *q = m->peers; q != NULL; q = q->next)
+        nmem++;
+    mem = calloc(nmem + 1, sizeof *mem);
+    if (mem == NULL) {
+        link_close(m, l, "out of memory");
+        return;
     }
-    if (h->node_id == m->o.node_id) {
-        refuse(m, l, "the peer has this node's own id (connected to itself?)");
-        return XE_PROTO;
+    hello_view(m, l, h, mem, nmem, &ti, &v);
+    plink_hello(&l->sm, &v, h, now_ms(m), &u);
+    /* The owner's policy (cluster, membership) comes after plink's own
+     * checks, so that an impostor is counted as one; asked only when
+     * plink would accept, then plink decides again with its answer. */
+    if (!u.close && m->h.check_hello != NULL &&
+        (rc = m->h.check_hello(m->h.ud, h, l->sm.outgoing && p->contact && !p->member,
+                               why, sizeof why)) < 0) {
+        l->sm = before;
+        v.policy_rc = rc;
+        v.policy_why = why;
+        plink_hello(&l->sm, &v, h, now_ms(m), &u);
     }
-    if (l->outgoing && p->id != 0 && p->id != h->node_id) {
-        refuse(m, l,
-               "%s is now node %016" PRIx64 ", not member %016" PRIx64
-               " (was that node reset? see xmpp cluster status)",
-               p->addr, h->node_id, p->id);
-        return XE_PERM;
+    free(mem);
+    if (u.close) {
+        close_for(m, l, &u);
+        return;
     }
-    if (!l->outgoing && check_identity(m, l, h, why, sizeof why) < 0) {
-        m->stats.impostors++;
-        refuse(m, l, "%s", why);
-        return XE_AUTH;
-    }
-    if (m->h.check_hello != NULL &&
-        m->h.check_hello(m->h.ud, h, l->outgoing && p->contact && !p->member, why,
-                         sizeof why) < 0) {
-        refuse(m, l, "%s", why);
-        return XE_PERM;
-    }
-    l->guest = h->cluster_id == 0;
-    if (l->outgoing) {
-        if (p->id == 0) {
-            struct peer *old = find_peer(m, h->node_id);
-            if (old != NULL && old != p) {
-                refuse(m, l, "node %016" PRIx64 " is already linked", h->node_id);
-                return XE_EXISTS;
-            }
-            p->id = h->node_id;
-        }
-    } else {
+    if (!l->sm.outgoing) {
         p = find_peer(m, h->node_id);
         if (p == NULL) {
             p = new_peer(m, h->node_id, h->addr);
             if (p == NULL) {
                 link_close(m, l, "out of memory");
-                return XE_NOMEM;
+                return;
             }
         }
         if (p->addr[0] == '\0' || !p->member)
             snprintf(p->addr, sizeof p->addr, "%s", h->addr);
-        /* Both dialled at once: the lower node id's dial wins. */
-        if (p->dial != NULL && h->node_id > m->o.node_id) {
-            LOG(m->o.log, LOG_DEBUG, "%s peer link from %s dropped: our own dial wins",
-                m->name, l->remote);
-            link_close(m, l, NULL);
-            return 0;
-        }
-        if (p->dial != NULL)
+        if (u.drop_dial && p->dial != NULL)
             link_close(m, p->dial, "the peer's dial won");
-        if (p->link != NULL)
+        if (u.drop_link && p->link != NULL)
             link_close(m, p->link, "replaced by a new connection from the peer");
         l->p = p;
-        /* Our HELLO describes the channel before the peer's is applied
-         * (both sides do so: pchan's rule is symmetric). */
-        send_hello(m, l, p);
+    } else if (p->id == 0) {
+        p->id = h->node_id;
+    }
+    /* Our HELLO describes the channel before the peer's is applied (both
+     * sides do so: pchan's rule is symmetric). */
+    if (u.send_hello) {
+        send_hello(m, l, p, u.hello_cluster_id);
+        if (l->dead)
+            return;
     }
     memset(&out, 0, sizeof out);
     rc = pchan_link_up(p->ch, h, &out, &how);
     if (rc < 0) {
         buf_free(&out);
-        refuse(m, l, "channel resume failed: %s", xe_strerror(rc));
-        return rc;
+        memset(&u, 0, sizeof u);
+        u.close = true;
+        u.count = PLINK_COUNT_REFUSED;
+        snprintf(u.why, sizeof u.why, "channel resume failed: %s", xe_strerror(rc));
+        close_for(m, l, &u);
+        return;
     }
-    l->up = true;
-    l->p = p;
     p->link = l;
     if (p->dial == l)
         p->dial = NULL;
-    p->attempts = 0;
+    plink_dial_up(&p->sched);
     p->info.connects++;
     p->info.last_error[0] = '\0';
     m->stats.links_up++;
-    write_link(m, l, &out);
+    /* The channel's resend can be far larger than the connection's queue
+     * (up to the channel's bound): it goes out as the queue drains. */
+    if (out.len > 0) {
+        l->backlog = out;
+        l->backlog_pos = 0;
+        memset(&out, 0, sizeof out);
+        drain_backlog(m, l);
+    }
     buf_free(&out);
     LOG(m->o.log, LOG_INFO, "%s peer link to %016" PRIx64 " (%s) up%s%s", m->name, p->id,
         p->addr, how == PCHAN_RESET ? ", channel reset" : "",
-        l->guest ? ", joining node" : "");
+        l->sm.state == PLINK_STATE_GUEST     ? ", joining node"
+        : l->sm.state == PLINK_STATE_CONTACT ? ", asking to join"
+                                             : "");
     if (how == PCHAN_RESET && m->h.reset != NULL)
         m->h.reset(m->h.ud, p->id);
     if (m->h.link != NULL && p->link == l)
         m->h.link(m->h.ud, p->id, p->addr, true, 0, false);
-    return 0;
 }
 
 /* ---- frames ---- */
 
-static void malformed(struct peer_mgr *m, struct plink *l, const char *what, int rc)
-{
-    char why[200];
-
-    m->stats.malformed++;
-    if (l->p != NULL)
-        l->p->info.malformed++;
-    snprintf(why, sizeof why, "malformed %s: %s", what, xe_strerror(rc));
-    LOG(m->o.log, LOG_WARN, "%s peer link %s closed: %s", m->name, l->remote, why);
-    link_close(m, l, why);
-}
-
-static void on_frame(struct peer_mgr *m, struct plink *l, struct pframe *f)
+static void on_frame(struct peer_mgr *m, struct pconn *l, struct pframe *f)
 {
     struct peer *p = l->p;
+    struct plink_update u;
     struct buf out;
-    bool deliver = false;
+    bool deliver = false, guest;
     int rc;
 
-    if (!l->up) {
-        if (f->type != PFRAME_HELLO) {
-            malformed(m, l, "link (a frame before HELLO)", XE_PROTO);
-            return;
-        }
+    if (!is_up(l) && f->type == PFRAME_HELLO) {
         on_hello(m, l, &f->u.hello);
+        return;
+    }
+    plink_frame(&l->sm, f, &u);
+    if (u.close) {
+        close_for(m, l, &u);
         return;
     }
     p->info.frames_in++;
     switch (f->type) {
-    case PFRAME_HELLO:
-        malformed(m, l, "link (a second HELLO)", XE_PROTO);
-        return;
     case PFRAME_PING: {
         struct pframe r = {.type = PFRAME_PONG};
         p->info.components = f->u.ping.components;
@@ -611,21 +624,23 @@ static void on_frame(struct peer_mgr *m, struct plink *l, struct pframe *f)
         p->info.components_ms = now_ms(m);
         return;
     case PFRAME_RAFT:
-        if (l->guest)
-            return;
-        if (m->h.raft != NULL &&
+        if (u.deliver && m->h.raft != NULL &&
             m->h.raft(m->h.ud, p->id, f->u.raft.data, f->u.raft.len) < 0)
             malformed(m, l, "RAFT frame", XE_PROTO);
         return;
     default:
         break;
     }
+    guest = l->sm.state == PLINK_STATE_GUEST; /* (a close below forgets it) */
     memset(&out, 0, sizeof out);
     rc = pchan_recv(p->ch, f, now_ms(m), &out, &deliver);
+    /* A refused write closes the link, but the frame was received (the
+     * channel counts it as such): it is still handed on below. */
     write_link(m, l, &out);
     buf_free(&out);
     if (rc < 0) {
-        malformed(m, l, pframe_type_name(f->type), rc);
+        if (!l->dead)
+            malformed(m, l, pframe_type_name(f->type), rc);
         return;
     }
     if (f->type == PFRAME_CHAN_ACK) {
@@ -633,16 +648,44 @@ static void on_frame(struct peer_mgr *m, struct plink *l, struct pframe *f)
             m->h.room(m->h.ud, p->id);
         return;
     }
-    if (deliver && m->h.frame != NULL && m->h.frame(m->h.ud, p->id, l->guest, f) < 0)
+    if (deliver && u.deliver && m->h.frame != NULL &&
+        m->h.frame(m->h.ud, p->id, guest, f) < 0 && !l->dead)
         malformed(m, l, pframe_type_name(f->type), XE_PROTO);
 }
 
 /* ---- conn hooks ---- */
 
+/* admit applies plink's limits to a connection accepted from remote:
+ * links that have not joined, in total and per source address (issue 8
+ * defect 10).  0 or XE_LIMIT (counted and logged; conn closes it). */
+static int admit(struct peer_mgr *m, const char *remote)
+{
+    char host[64], why[200], note[100];
+    size_t total = 0, same = 0;
+    int port;
+
+    if (plink_parse_addr(remote, PEER_DEFAULT_PORT, host, sizeof host, &port) < 0)
+        snprintf(host, sizeof host, "%s", remote);
+    for (const struct pconn *l = m->links; l != NULL; l = l->next) {
+        if (l->dead || !plink_unjoined(&l->sm))
+            continue;
+        total++;
+        if (plink_host_same(l->host, host))
+            same++;
+    }
+    if (plink_admit(&m->po, total, same, host, why, sizeof why) == 0)
+        return 0;
+    m->stats.over_limit++;
+    if (bad_log(m, note, sizeof note))
+        LOG(m->o.log, LOG_WARN, "%s peer link from %s refused at once: %s%s", m->name,
+            remote, why, note);
+    return XE_LIMIT;
+}
+
 static int hk_opened(void *ud, uint64_t id, int tag, const char *peer)
 {
     struct peer_mgr *m = ud;
-    struct plink *l;
+    struct pconn *l;
 
     if (m->closing)
         return XE_CLOSED;
@@ -652,36 +695,42 @@ static int hk_opened(void *ud, uint64_t id, int tag, const char *peer)
             l->opened = true;
         return 0;
     }
+    m->stats.accepted++;
+    if (admit(m, peer) < 0)
+        return XE_LIMIT;
     if (new_link(m, id, false, peer) == NULL)
         return XE_NOMEM;
-    m->stats.accepted++;
     return 0;
 }
 
 static void hk_secured(void *ud, uint64_t id)
 {
     struct peer_mgr *m = ud;
-    struct plink *l = find_link(m, id);
+    struct pconn *l = find_link(m, id);
+    struct plink_update u;
 
+    if (l == NULL)
+        return;
+    plink_tls_done(&l->sm, m->o.cluster_id, now_ms(m), &u);
     /* The dialler speaks first (see peer.h). */
-    if (l != NULL && l->outgoing && l->p != NULL && !l->up)
-        send_hello(m, l, l->p);
+    if (u.send_hello && l->p != NULL)
+        send_hello(m, l, l->p, u.hello_cluster_id);
     conn_mgr_flush(m->cm);
 }
 
 static void hk_data(void *ud, uint64_t id, const char *bytes, size_t len)
 {
     struct peer_mgr *m = ud;
-    struct plink *l = find_link(m, id);
+    struct pconn *l = find_link(m, id);
     struct pframe f;
     int rc;
 
     if (l == NULL)
         return;
-    l->last_rx = now_ms(m);
+    plink_rx(&l->sm, now_ms(m));
     if (l->p != NULL) {
         l->p->info.bytes_in += len;
-        l->p->info.last_contact_ms = l->last_rx;
+        l->p->info.last_contact_ms = now_ms(m);
     }
     rc = pframe_dec_feed(&l->dec, bytes, len);
     while (rc == 0 && !l->dead) {
@@ -692,7 +741,7 @@ static void hk_data(void *ud, uint64_t id, const char *bytes, size_t len)
         pframe_release(&f);
         rc = 0;
         if (l->p != NULL)
-            l->p->info.last_contact_ms = l->last_rx;
+            l->p->info.last_contact_ms = now_ms(m);
     }
     if (rc < 0 && !l->dead)
         malformed(m, l, "frame", rc);
@@ -702,12 +751,12 @@ static void hk_data(void *ud, uint64_t id, const char *bytes, size_t len)
 static void hk_gone(void *ud, uint64_t id, int err)
 {
     struct peer_mgr *m = ud;
-    struct plink *l = find_link(m, id);
+    struct pconn *l = find_link(m, id);
     char why[160];
 
     if (l == NULL)
         return;
-    if (!l->up && !l->outgoing && err == UV_EPROTO) {
+    if (!is_up(l) && !l->sm.outgoing && err == UV_EPROTO) {
         m->stats.refused++; /* the TLS handshake failed: conn.c logged why */
     }
     snprintf(why, sizeof why, "%s", err == 0 ? "closed by the peer" : uv_strerror(err));
@@ -717,10 +766,9 @@ static void hk_gone(void *ud, uint64_t id, int err)
 static void free_all(struct peer_mgr *m)
 {
     while (m->links != NULL) {
-        struct plink *l = m->links;
+        struct pconn *l = m->links;
         m->links = l->next;
-        pframe_dec_free(&l->dec);
-        free(l);
+        free_link(l);
     }
     while (m->peers != NULL) {
         struct peer *p = m->peers;
@@ -751,17 +799,33 @@ static void hk_drained(void *ud)
     uv_close((uv_handle_t *)&m->timer, on_timer_closed);
 }
 
-/* ---- tick: dials, pings, channel acks, reaping ---- */
+/* ---- tick: timeouts, pings, dials, channel acks, reaping ---- */
 
 static void on_tick(uv_timer_t *t)
 {
     struct peer_mgr *m = t->data;
     uint64_t now = now_ms(m);
-    struct plink **lp;
+    struct pconn **lp;
     struct peer **pp;
 
+    /* plink's deadlines for every connection: pre-HELLO, dial, guest,
+     * silence; and PINGs. */
+    for (struct pconn *l = m->links; l != NULL; l = l->next) {
+        struct plink_update u;
+        if (l->dead)
+            continue;
+        plink_tick(&l->sm, &m->po, now, &u);
+        if (u.close) {
+            close_for(m, l, &u);
+        } else if (u.send_ping && is_up(l)) {
+            struct pframe f = {.type = PFRAME_PING};
+            f.u.ping.nonce = now;
+            f.u.ping.components = local_components(m);
+            send_frame(m, l, &f);
+        }
+    }
     for (struct peer *p = m->peers; p != NULL; p = p->next) {
-        struct plink *l = p->link;
+        struct pconn *l = p->link;
         if (l != NULL && !l->dead && p->linger_until != 0 && now >= p->linger_until &&
             !p->member && !p->contact) {
             p->linger_until = 0;
@@ -770,43 +834,23 @@ static void on_tick(uv_timer_t *t)
         }
         if (l != NULL && !l->dead) {
             struct buf out;
-            if (now - l->last_rx >= m->o.idle_close_ms) {
-                LOG(m->o.log, LOG_WARN,
-                    "%s peer link to %016" PRIx64 " (%s): nothing received for %" PRIu64
-                    " ms, closing",
-                    m->name, p->id, p->addr, now - l->last_rx);
-                link_close(m, l, "silent peer");
-                continue;
-            }
-            if (now - l->last_ping >= PING_EVERY_MS) {
-                struct pframe f = {.type = PFRAME_PING};
-                f.u.ping.nonce = now;
-                f.u.ping.components = local_components(m);
-                l->last_ping = now;
-                send_frame(m, l, &f);
-            }
+            drain_backlog(m, l);
             memset(&out, 0, sizeof out);
             if (pchan_next_deadline(p->ch) <= now)
                 pchan_tick(p->ch, now, &out);
             write_link(m, l, &out);
             buf_free(&out);
-        } else if (p->dial != NULL && !p->dial->dead &&
-                   now - p->dial->last_rx >= DIAL_TIMEOUT_MS) {
-            /* conn_connect has no timeout: a dial into a partition would
-             * wait for the kernel's (minutes). */
-            link_close(m, p->dial, "connect timed out");
         } else if (p->dial == NULL && p->addr[0] != '\0' && (p->member || p->contact) &&
-                   now >= p->next_dial) {
+                   now >= p->sched.next_ms) {
             dial(m, p);
         }
     }
     /* Reap closed links and peers that are neither members nor contacts. */
     for (lp = &m->links; *lp != NULL;) {
-        struct plink *l = *lp;
+        struct pconn *l = *lp;
         if (l->dead) {
             *lp = l->next;
-            pframe_dec_free(&l->dec);
-            free(l);
+            free_link(l);
         } else {
             lp = &l->next;
         }
@@ -883,12 +927,20 @@ int peer_mgr_new(uv_loop_t *loop, const struct peer_opts *opts,
     snprintf(m->self_addr, sizeof m->self_addr, "%s", opts->self_addr);
     m->o.name = m->name;
     m->o.self_addr = m->self_addr;
-    if (m->o.backoff_min_ms == 0)
-        m->o.backoff_min_ms = 50;
-    if (m->o.backoff_max_ms == 0)
-        m->o.backoff_max_ms = 2000;
-    if (m->o.idle_close_ms == 0)
-        m->o.idle_close_ms = 5000;
+    plink_opts_default(&m->po);
+    if (opts->backoff_min_ms != 0)
+        m->po.backoff_min_ms = opts->backoff_min_ms;
+    if (opts->backoff_max_ms != 0)
+        m->po.backoff_max_ms = opts->backoff_max_ms;
+    if (opts->idle_close_ms != 0)
+        m->po.idle_ms = opts->idle_close_ms;
+    if (opts->prehello_ms != 0)
+        m->po.prehello_ms = opts->prehello_ms;
+    if (opts->max_unjoined != 0)
+        m->po.max_unjoined = opts->max_unjoined;
+    if (opts->max_unjoined_per_addr != 0)
+        m->po.max_unjoined_per_addr = opts->max_unjoined_per_addr;
+    m->bad_rate.window_ms = BAD_LOG_MS;
     do
         randombytes_buf(&m->incarnation, sizeof m->incarnation);
     while (m->incarnation == 0);
@@ -896,11 +948,12 @@ int peer_mgr_new(uv_loop_t *loop, const struct peer_opts *opts,
     if (rc < 0)
         goto fail;
     ch.ud = m;
-    rc = conn_mgr_new(loop, &ch, opts->log, m->name, 0, &m->cm);
+    rc = conn_mgr_new(loop, &ch, opts->log, m->name, opts->max_queued, &m->cm);
     if (rc < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    conn_mgr_limit_bad_logs(m->cm, BAD_LOG_MS);
     if (opts->listen_host != NULL) {
         rc = conn_listen_tls(m->cm, opts->listen_host, opts->listen_port, TAG_IN,
                              m->srv_tls, TLS_MODE_REQUIRED, err, errlen);
@@ -969,7 +1022,8 @@ int peer_set_members(struct peer_mgr *m, const uint64_t *ids, const char *const 
         /* A removed member: its link lingers a little, so that the answer
          * to its own removal (sent once the change commits) still reaches
          * it; a guest keeps its link until its join request is answered. */
-        if (p->link != NULL && !p->link->guest && p->linger_until == 0)
+        if (p->link != NULL && p->link->sm.state != PLINK_STATE_GUEST &&
+            p->linger_until == 0)
             p->linger_until = now_ms(m) + LINGER_MS;
         if (p->dial != NULL)
             link_close(m, p->dial, "no longer a member");
@@ -993,8 +1047,8 @@ int peer_contact(struct peer_mgr *m, const char *addr)
     if (p == NULL && (p = new_peer(m, 0, norm)) == NULL)
         return XE_NOMEM;
     p->contact = true;
-    p->next_dial = 0;
-    p->attempts = 0;
+    p->sched.next_ms = 0;
+    p->sched.attempts = 0;
     return 0;
 }
 
@@ -1024,11 +1078,11 @@ int peer_send(struct peer_mgr *m, uint64_t id, struct pframe *f)
         return XE_NOTFOUND;
     memset(&out, 0, sizeof out);
     rc = pchan_send(p->ch, f, &out);
-    if (rc == 0 && p->link != NULL) {
-        write_link(m, p->link, &out);
+    /* A refused write closes the link; the frame stays in the channel and
+     * goes out again on the next link. */
+    if (rc == 0 && p->link != NULL && write_link(m, p->link, &out) == 0)
         p->info.frames_out++;
-        conn_mgr_flush(m->cm);
-    }
+    conn_mgr_flush(m->cm);
     buf_free(&out);
     return rc;
 }
@@ -1056,7 +1110,7 @@ int peer_send_raft(struct peer_mgr *m, uint64_t id, const char *addr, const void
     f.u.raft.len = len;
     rc = send_frame(m, p->link, &f);
     conn_mgr_flush(m->cm);
-    return rc;
+    return rc == XE_BUSY ? XE_CLOSED : rc; /* the link closed: Raft retries */
 }
 
 void peer_close_link(struct peer_mgr *m, uint64_t id)

@@ -4,36 +4,45 @@
  *
  * One struct peer_mgr per node while clustering is enabled.  It listens on
  * the node's peer address, dials every member it knows an address for, and
- * keeps at most one connection per peer (docs/cluster.md, "Connections"):
+ * keeps at most one connection per peer.  This file owns the sockets, TLS,
+ * the frame codec and the channels; every decision about a connection is
+ * core/plink.h's (docs/cluster.md "Connections", "Handshake"):
  *
  *  - Both ends dial a member they have no link to.  The dialer sends HELLO
  *    first; the acceptor answers with its own HELLO only once it keeps the
- *    connection, so each HELLO describes the channel as it is when the link
- *    starts (pchan needs one link at a time).
- *  - The acceptor keeps the new connection (closing an older one: the peer
- *    dialling means it has lost it), except when it is dialling the same
- *    peer itself and the peer's node id is higher: then the lower id's dial
- *    wins on both ends and the other connection is closed.
+ *    connection.  When both dial at once the lower node id's dial wins.
  *  - A lost link is redialled at once, then with jittered exponential
- *    back-off (backoff_min_ms doubling to backoff_max_ms, each delay drawn
- *    from [d/2, d)).  A redial refused by the peer's host (ECONNREFUSED: the
- *    process is gone) is reported through hooks.link with refused set, so
- *    the Raft driver can start an election at once (issue 5 item 6).
+ *    back-off (backoff_min_ms doubling to backoff_max_ms).  A redial
+ *    refused by the peer's host (ECONNREFUSED: the process is gone) is
+ *    reported through hooks.link with refused set, so the Raft driver can
+ *    start an election at once (issue 5 item 6).
  *  - PING every second on every link; a link that received nothing for
- *    5 s is closed (a paused or partitioned peer).  PING and PONG carry the
- *    sender's local component count (hooks.components); the latest one
- *    received from a peer is kept in its peer_info, also after its link is
- *    lost (then stale).
+ *    idle_close_ms is closed.  PING and PONG carry the sender's local
+ *    component count (hooks.components), kept in its peer_info.
+ *  - An accepted connection must finish TLS and send its HELLO within
+ *    prehello_ms, or it is aborted and counted (timeouts).  Accepted
+ *    connections that are not members' links (before HELLO, or a joining
+ *    node's) are limited in total and per source address; one over a limit
+ *    is closed at once and counted (over_limit).  Warnings about bad
+ *    connections are logged once a second at most, with a count of those
+ *    held back (issue 8 defect 10).
+ *  - Each link state allows its frame kinds only (plink_allowed): a
+ *    joining node's link (HELLO with cluster id 0) carries its own join
+ *    request and keep-alive, nothing else; anything else closes the link
+ *    and is counted (forbidden; issue 8 defect 2).
+ *  - A write the connection refuses (its queue full) closes the link and is
+ *    counted (write_refused): the channel resends on the next link, and the
+ *    stream never goes on with a gap.
  *
  * Both ends present the node certificate and verify the other's against
  * the trust bundle; the dialler also checks the address it dialled against
  * the certificate's subjectAltName.  The acceptor binds the HELLO to the
- * certificate: the claimed address's host must be one of its SANs (IP SAN
- * for an address, DNS SAN for a name), a member's id must come from its
- * configured address, and a member's address carries no other id (except a
- * joining node's, cluster id 0); else the link is refused, logged with the
- * claim and the SANs, and counted in peer_stats.impostors.  A TLS failure is logged by
- * conn.c with the reason; a HELLO refused by policy (hooks.check_hello) is logged here.
+ * certificate (plink_hello): the claimed address's host must be one of its
+ * SANs, a member's id must come from its configured address, and a
+ * member's address carries no other id (except a joining node's, cluster id
+ * 0); else the link is refused, logged with the claim and the SANs, and
+ * counted in peer_stats.impostors.  A TLS failure is logged by conn.c with
+ * the reason; a HELLO refused by policy (hooks.check_hello) is logged here.
  * Malformed frames close the link and are counted.
  *
  * Single-threaded, on the node's loop.  Hooks run from libuv callbacks; a
@@ -65,9 +74,10 @@ struct peer_hooks {
      * links whose HELLO had cluster id 0 (a joining node). */
     int (*raft)(void *ud, uint64_t from, const void *data, size_t len);
     /* frame: a sequenced frame (FWD ... SUBMIT_RESULT) delivered in order by
-     * the channel; guest is true when the peer's HELLO had cluster id 0 (a
-     * node asking to join: only a join request is acceptable).  Return < 0
-     * to close the link (counted as malformed). */
+     * the channel, of a kind the link's state allows (plink_allowed); guest
+     * is true when the peer's HELLO had cluster id 0 (a node asking to
+     * join: the frame is its join request for itself).  Return < 0 to close
+     * the link (counted as malformed). */
     int (*frame)(void *ud, uint64_t from, bool guest, const struct pframe *f);
     /* link: the link to id came up or went down.  addr is the peer's
      * address (borrowed).  Down: err is the libuv code (0 for an orderly
@@ -100,6 +110,10 @@ struct peer_opts {
     uint64_t backoff_min_ms;                       /* 0: 50 */
     uint64_t backoff_max_ms;                       /* 0: 2000 */
     uint64_t idle_close_ms;                        /* 0: 5000 */
+    uint64_t prehello_ms;           /* accepted: TLS and HELLO within; 0: 5000 */
+    unsigned max_unjoined;          /* accepted, not members' links; 0: 64 */
+    unsigned max_unjoined_per_addr; /* of them from one address; 0: 8 */
+    size_t max_queued;              /* bytes queued per connection; 0: conn.h's default */
 };
 
 struct peer_mgr;
@@ -185,6 +199,14 @@ struct peer_stats {
      * peer's certificate or the claimed id does not hold it (also counted
      * in refused). */
     uint64_t impostors;
+    /* forbidden: links closed for a frame kind their state does not allow
+     * (a frame before HELLO, a second HELLO, anything but a join request
+     * from a joining node); timeouts: accepted connections closed for want
+     * of TLS or HELLO in time, and joining nodes that overstayed;
+     * over_limit: connections closed at accept for the limits on links that
+     * have not joined; write_refused: links closed because a write was
+     * refused (queue full). */
+    uint64_t forbidden, timeouts, over_limit, write_refused;
 };
 
 void peer_stats_get(const struct peer_mgr *m, struct peer_stats *out);

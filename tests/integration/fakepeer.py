@@ -1,0 +1,157 @@
+"""fakepeer: a hand-made cluster peer for the attack tests, python3 stdlib
+only: the peer-link frame codec (docs/cluster.md "Frames"; xmppd/core/pframe.h)
+for the frames the tests send, and a TLS 1.3 client with a node certificate
+that speaks them to a node's peer port (5224).
+
+    with FakePeer(host, 5224, certfile, keyfile, cafile) as p:
+        p.send(hello(cluster_id=0, node_id=0x99, addr="127.0.0.9:5224"))
+        t, body = p.read_frame(timeout=5)        # the node's HELLO
+        p.send(deliver(1, frm="admin@example.com", to="cb1.example.com", xml=...))
+        p.wait_closed(timeout=10)
+
+Everything here closes its socket in close() (also on errors)."""
+
+import socket
+import ssl
+import struct
+import time
+
+VERSION = 1
+PROTO = 1
+HELLO, CHAN_ACK, PING, PONG, RAFT, FWD, DELIVER, ACK, SESSIONS, CONFLICT, SUBMIT, \
+    SUBMIT_RESULT = range(1, 13)
+SEQUENCED = {FWD, DELIVER, ACK, SESSIONS, CONFLICT, SUBMIT, SUBMIT_RESULT}
+NAMES = {HELLO: "HELLO", CHAN_ACK: "CHAN_ACK", PING: "PING", PONG: "PONG", RAFT: "RAFT",
+         FWD: "FWD", DELIVER: "DELIVER", ACK: "ACK", SESSIONS: "SESSIONS",
+         CONFLICT: "CONFLICT", SUBMIT: "SUBMIT", SUBMIT_RESULT: "SUBMIT_RESULT"}
+
+
+def u64(v):
+    return struct.pack(">Q", v)
+
+
+def u32(v):
+    return struct.pack(">I", v)
+
+
+def pstr(s):
+    b = s.encode()
+    return u32(len(b)) + b + b"\0"
+
+
+def frame(ftype, payload, seq=None):
+    """One frame: length, version, type, chan_seq (sequenced types)."""
+    body = bytes([VERSION, ftype])
+    if ftype in SEQUENCED:
+        body += u64(seq)
+    body += payload
+    return u32(len(body)) + body
+
+
+def hello(cluster_id, node_id, addr, incarnation=0x5eed, seen=0, recv_seq=0):
+    return frame(HELLO, struct.pack(">H", PROTO) + u64(cluster_id) + u64(node_id) +
+                 u64(incarnation) + pstr(addr) + u64(seen) + u64(recv_seq))
+
+
+def ping(nonce=1, components=0):
+    return frame(PING, u64(nonce) + u32(components))
+
+
+def fwd(seq, origin, frm, to, xml, kind=FWD):
+    """FWD or DELIVER of stanza xml (origin's stanza seq 1)."""
+    return frame(kind, u64(origin) + u64(0x5eed) + u64(1) + u64(1) + pstr(frm) + pstr(to) +
+                 pstr(xml), seq)
+
+
+def ack(seq, origin_incarnation=0x5eed, first=1, last=1):
+    return frame(ACK, u64(origin_incarnation) + u32(1) + u64(first) + u64(last), seq)
+
+
+def sessions(seq, node_id, names, since=1 << 62):
+    body = u64(node_id) + u64(1) + u64(0) + b"\1" + u32(len(names))
+    for n in names:
+        body += pstr(n) + u64(since)
+    return frame(SESSIONS, body + u32(0), seq)
+
+
+def conflict(seq, name, since=0):
+    return frame(CONFLICT, pstr(name) + u64(since), seq)
+
+
+def submit(seq, data, request_id=1):
+    return frame(SUBMIT, u64(request_id) + u32(len(data)) + data, seq)
+
+
+class FakePeer:
+    """A TLS 1.3 connection to a node's peer port with the given node
+    certificate (trusted by the node's bundle, or not)."""
+
+    def __init__(self, host, port, certfile, keyfile, cafile, timeout=10):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.check_hostname = False
+        ctx.load_verify_locations(cafile)
+        ctx.load_cert_chain(certfile, keyfile)
+        raw = socket.create_connection((host, port), timeout=timeout)
+        try:
+            self.sock = ctx.wrap_socket(raw)
+        except Exception:
+            raw.close()
+            raise
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no bytes from the node in time")
+        self.sock.settimeout(left)
+        b = self.sock.recv(65536)
+        if not b:
+            raise EOFError("closed by the node")
+        self.buf += b
+
+    def read_frame(self, timeout=10):
+        """(type, bytes after the type) of the next frame; EOFError when the
+        node closed, TimeoutError after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while len(self.buf) < 4:
+            self._fill(deadline)
+        n = struct.unpack(">I", self.buf[:4])[0]
+        while len(self.buf) < 4 + n:
+            self._fill(deadline)
+        body, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+        return body[1], body[2:]
+
+    def wait_closed(self, timeout=10, keepalive=True):
+        """True once the node closed the connection (frames before that are
+        read and dropped), False after timeout seconds.  With keepalive a
+        PING goes out every 0.5 s, so that the node's idle timeout is not
+        what closes the link."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if keepalive:
+                    self.send(ping())
+                self.read_frame(min(0.5, max(0.01, deadline - time.monotonic())))
+        except TimeoutError:  # (an OSError: first)
+            if time.monotonic() < deadline:
+                return self.wait_closed(deadline - time.monotonic(), keepalive)
+            return False
+        except (EOFError, ssl.SSLError, OSError):
+            return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
