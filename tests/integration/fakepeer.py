@@ -16,14 +16,15 @@ import ssl
 import struct
 import time
 
-VERSION = 1
-PROTO = 1
+VERSION = 2  # xmppd/core/pframe.h PFRAME_VERSION
+PROTO = 2  # PFRAME_PROTO
 HELLO, CHAN_ACK, PING, PONG, RAFT, FWD, DELIVER, ACK, SESSIONS, CONFLICT, SUBMIT, \
-    SUBMIT_RESULT = range(1, 13)
-SEQUENCED = {FWD, DELIVER, ACK, SESSIONS, CONFLICT, SUBMIT, SUBMIT_RESULT}
+    SUBMIT_RESULT, ROUTES = range(1, 14)
+SEQUENCED = {FWD, DELIVER, ACK, SESSIONS, CONFLICT, SUBMIT, SUBMIT_RESULT, ROUTES}
 NAMES = {HELLO: "HELLO", CHAN_ACK: "CHAN_ACK", PING: "PING", PONG: "PONG", RAFT: "RAFT",
          FWD: "FWD", DELIVER: "DELIVER", ACK: "ACK", SESSIONS: "SESSIONS",
-         CONFLICT: "CONFLICT", SUBMIT: "SUBMIT", SUBMIT_RESULT: "SUBMIT_RESULT"}
+         CONFLICT: "CONFLICT", SUBMIT: "SUBMIT", SUBMIT_RESULT: "SUBMIT_RESULT",
+         ROUTES: "ROUTES"}
 
 
 def u64(v):
@@ -64,18 +65,29 @@ def fwd(seq, origin, frm, to, xml, kind=FWD):
 
 
 def ack(seq, origin_incarnation=0x5eed, first=1, last=1):
-    return frame(ACK, u64(origin_incarnation) + u32(1) + u64(first) + u64(last), seq)
+    """ACK of seqs first..last as delivered (none refused)."""
+    return frame(ACK, u64(origin_incarnation) + u32(1) + u64(first) + u64(last) + u32(0),
+                 seq)
 
 
-def sessions(seq, node_id, names, since=1 << 62):
+def sessions(seq, node_id, names, ord_=1 << 62):
+    """A full SESSIONS report of names (sids 1.., orders ord_)."""
     body = u64(node_id) + u64(1) + u64(0) + b"\1" + u32(len(names))
-    for n in names:
-        body += pstr(n) + u64(since)
+    for i, n in enumerate(names):
+        body += pstr(n) + u64(i + 1) + u64(ord_)
     return frame(SESSIONS, body + u32(0), seq)
 
 
-def conflict(seq, name, since=0):
-    return frame(CONFLICT, pstr(name) + u64(since), seq)
+def routes(seq, names, node_id, term=0):
+    """A whole ROUTES table putting names on node_id."""
+    body = u64(term) + b"\3" + u32(len(names))
+    for i, n in enumerate(names):
+        body += pstr(n) + u64(node_id) + u64(i + 1) + u64(1)
+    return frame(ROUTES, body + u32(0), seq)
+
+
+def conflict(seq, name, sid=1):
+    return frame(CONFLICT, pstr(name) + u64(sid), seq)
 
 
 def submit(seq, data, request_id=1):

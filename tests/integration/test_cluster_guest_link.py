@@ -57,6 +57,7 @@ def main():
             ("SESSIONS", lambda: fp.sessions(1, 0x6e03, [cb1])),
             ("ACK", lambda: fp.ack(1)),
             ("CONFLICT", lambda: fp.conflict(1, cb1, 0)),
+            ("ROUTES", lambda: fp.routes(1, [cb1], 0x6e04)),
         ]
         for n, (kind, make) in enumerate(frames):
             attack(c, leader, guest_addr, kind, make, n + 1)

@@ -195,7 +195,7 @@ static void submit(struct pframe *f, unsigned char *d, int kind, uint64_t id)
 static void frame_of(struct pframe *f, int type, unsigned char *d)
 {
     static const struct pframe_range r = {1, 1};
-    static const struct pframe_sess s = {"cb1.example.com", 1};
+    static const struct pframe_sess s = {"cb1.example.com", 1, 0};
 
     memset(f, 0, sizeof *f);
     f->type = type;
@@ -253,10 +253,10 @@ static void test_member_acceptor(void)
     struct plink_view v = view("DNS:node2, IP:127.0.0.2");
     struct pframe f;
     unsigned char d[32];
-    static const int kinds[] = {PFRAME_CHAN_ACK, PFRAME_PING,         PFRAME_PONG,
-                                PFRAME_RAFT,     PFRAME_FWD,          PFRAME_DELIVER,
-                                PFRAME_ACK,      PFRAME_SESSIONS,     PFRAME_CONFLICT,
-                                PFRAME_SUBMIT,   PFRAME_SUBMIT_RESULT};
+    static const int kinds[] = {PFRAME_CHAN_ACK, PFRAME_PING,     PFRAME_PONG,
+                                PFRAME_RAFT,     PFRAME_FWD,      PFRAME_ACK,
+                                PFRAME_SESSIONS, PFRAME_CONFLICT, PFRAME_SUBMIT,
+                                PFRAME_SUBMIT_RESULT, PFRAME_ROUTES};
 
     start();
     ev_open(&c, false, 0, false, 100);
@@ -277,14 +277,26 @@ static void test_member_acceptor(void)
            "frame PONG -> deliver\n"
            "frame RAFT -> deliver\n"
            "frame FWD -> deliver\n"
-           "frame DELIVER -> deliver\n"
            "frame ACK -> deliver\n"
            "frame SESSIONS -> deliver\n"
            "frame CONFLICT -> deliver\n"
            "frame SUBMIT -> deliver\n"
            "frame SUBMIT_RESULT -> deliver\n"
+           "frame ROUTES -> deliver\n"
            "frame HELLO -> close(forbidden): HELLO not allowed on a member link\n"
            "frame HELLO -> -\n");
+    /* DELIVER was the leader's relay before forwarding went direct (frame
+     * version 2): no member sends it any more. */
+    start();
+    ev_open(&c, false, 0, false, 100);
+    ev_tls(&c, 120);
+    ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 130);
+    frame_of(&f, PFRAME_DELIVER, d);
+    ev_frame(&c, &f, NULL);
+    expect("100 open in\n"
+           "120 tls -> -\n"
+           "130 hello c1 node 2 127.0.0.2:5224 -> hello(c1) up(member)\n"
+           "frame DELIVER -> close(forbidden): DELIVER not allowed on a member link\n");
 }
 
 static void test_second_hello_event(void)
@@ -336,7 +348,8 @@ static void test_hello_refusals(void)
     struct plink_conn c;
     struct plink_view v = view("IP:127.0.0.2");
     struct pframe_hello h = {
-        .proto = 2, .cluster_id = CLUSTER, .node_id = 2, .addr = "127.0.0.2:5224"};
+        .proto = PFRAME_PROTO + 1, .cluster_id = CLUSTER, .node_id = 2,
+        .addr = "127.0.0.2:5224"};
     struct plink_update u;
 
     start();
@@ -344,7 +357,7 @@ static void test_hello_refusals(void)
     plink_tls_done(&c, CLUSTER, 0, &u);
     plink_hello(&c, &v, &h, 1, &u);
     CHECK(u.close && u.count == PLINK_COUNT_REFUSED);
-    CHECK_STR(u.why, "peer speaks protocol 2, this node 1");
+    CHECK_STR(u.why, "peer speaks protocol 3, this node 2");
     ev_open(&c, false, 0, false, 0);
     ev_tls(&c, 0);
     ev_hello(&c, &v, CLUSTER, SELF, "127.0.0.2:5224", 1);
@@ -503,7 +516,8 @@ static void test_guest_forbidden_kinds(void)
 {
     static const int kinds[] = {PFRAME_RAFT,   PFRAME_FWD,           PFRAME_DELIVER,
                                 PFRAME_ACK,    PFRAME_SESSIONS,      PFRAME_CONFLICT,
-                                PFRAME_SUBMIT, PFRAME_SUBMIT_RESULT, PFRAME_HELLO};
+                                PFRAME_SUBMIT, PFRAME_SUBMIT_RESULT, PFRAME_HELLO,
+                                PFRAME_ROUTES};
     struct plink_view v = view("IP:127.0.0.4");
     unsigned char d[32];
 
@@ -530,9 +544,9 @@ static void test_guest_forbidden_kinds(void)
     /* ROUTES (type 13) is a member kind, not a guest's. */
     {
         bool deliver;
-        CHECK(plink_allowed(PLINK_STATE_MEMBER, 2, PLINK_TYPE_ROUTES, NULL, &deliver) &&
+        CHECK(plink_allowed(PLINK_STATE_MEMBER, 2, PFRAME_ROUTES, NULL, &deliver) &&
               deliver);
-        CHECK(!plink_allowed(PLINK_STATE_GUEST, 2, PLINK_TYPE_ROUTES, NULL, &deliver));
+        CHECK(!plink_allowed(PLINK_STATE_GUEST, 2, PFRAME_ROUTES, NULL, &deliver));
         CHECK(!plink_allowed(PLINK_STATE_TLS, 2, PFRAME_PING, NULL, &deliver));
         CHECK(!plink_allowed(PLINK_STATE_MEMBER, 2, 99, NULL, &deliver));
     }

@@ -397,15 +397,12 @@ bool plink_allowed(enum plink_state s, uint64_t peer_id, int type, const struct 
         case PFRAME_PONG:
         case PFRAME_RAFT:
         case PFRAME_FWD:
-        /* DELIVER: the forwarding of today (leader to delivering node);
-         * unused once FWD flows between any two members, then forbidden. */
-        case PFRAME_DELIVER:
         case PFRAME_ACK:
         case PFRAME_SESSIONS:
         case PFRAME_CONFLICT:
         case PFRAME_SUBMIT:
         case PFRAME_SUBMIT_RESULT:
-        case PLINK_TYPE_ROUTES:
+        case PFRAME_ROUTES:
             *deliver = true;
             return true;
         default:
@@ -444,7 +441,7 @@ bool plink_allowed(enum plink_state s, uint64_t peer_id, int type, const struct 
         case PFRAME_SESSIONS:
         case PFRAME_CONFLICT:
         case PFRAME_SUBMIT:
-        case PLINK_TYPE_ROUTES:
+        case PFRAME_ROUTES:
             return true;
         default:
             return false;

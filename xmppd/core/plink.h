@@ -49,9 +49,6 @@
 /* The SUBMIT kind byte of a join request (xmppd/io/cluster.h
  * CLUSTER_REQ_JOIN; cluster.c asserts that they agree). */
 #define PLINK_SUBMIT_JOIN 2
-/* The frame type of ROUTES (the forwarding rewrite, pframe.h): a member
- * frame kind. */
-#define PLINK_TYPE_ROUTES 13
 /* The peer link's port when an address has none (DESIGN.md "Ports"). */
 #define PLINK_DEFAULT_PORT 5224
 

@@ -107,7 +107,10 @@ uint64_t cluster__wall_ms(void *ud)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* srv_follow gives srv Raft's leader, term and voters. */
+/* srv_follow gives srv Raft's leader, term and voters, and the state of
+ * each member's link (fwd hands stanzas only over live links; links that
+ * came up before forwarding started are told here, later changes by
+ * pk_link). */
 static void srv_follow(struct node *n)
 {
     struct srv *srv = xsrv(n);
@@ -123,6 +126,12 @@ static void srv_follow(struct node *n)
     for (unsigned i = 0; i < cfg->n; i++)
         ids[k++] = cfg->members[i].id;
     srv_cluster_set_members(srv, ids, k, uv_now(&n->loop));
+    for (size_t i = 0; i < k; i++) {
+        struct peer_info pi;
+        if (ids[i] != n->st.node_id && n->cluster != NULL && n->cluster->pm != NULL &&
+            peer_get(n->cluster->pm, ids[i], &pi) == 0)
+            srv_cluster_peer_link(srv, ids[i], pi.up, uv_now(&n->loop));
+    }
     srv_cluster_set_leader(srv, st.leader_id, st.term, uv_now(&n->loop));
     node__after_srv(n);
 }
@@ -495,6 +504,10 @@ static void pk_link(void *ud, uint64_t id, const char *addr, bool up, int err,
         strcmp(addr, c->join.addr) == 0) {
         cluster__contact_failed(n, addr, err, refused);
         return;
+    }
+    if (id != 0 && xsrv(n) != NULL) {
+        srv_cluster_peer_link(xsrv(n), id, up, uv_now(&n->loop));
+        node__after_srv(n);
     }
     pk_leader_down(n, id, addr, up, refused);
 }
