@@ -51,7 +51,8 @@ def frame(ftype, payload, seq=None):
 
 def hello(cluster_id, node_id, addr, incarnation=0x5eed, seen=0, recv_seq=0):
     return frame(HELLO, struct.pack(">H", PROTO) + u64(cluster_id) + u64(node_id) +
-                 u64(incarnation) + pstr(addr) + u64(seen) + u64(recv_seq))
+                 u64(incarnation) + pstr(addr) + u64(seen) + u64(recv_seq) +
+                 u64(int(time.time() * 1000)))
 
 
 def ping(nonce=1, components=0):

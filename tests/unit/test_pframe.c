@@ -27,7 +27,7 @@ static void sample(int t, struct pframe *f)
     switch (t) {
     case PFRAME_HELLO:
         f->u.hello = (struct pframe_hello){PFRAME_PROTO,     0xc1, 0xabcdef, 0x77,
-                                           "127.0.0.2:5224", 0x99, 42};
+                                           "127.0.0.2:5224", 0x99, 42, 1765000000123ULL};
         break;
     case PFRAME_CHAN_ACK:
         f->u.recv_seq = 12345;
@@ -103,7 +103,8 @@ static int same(const struct pframe *a, const struct pframe *b)
                a->u.hello.incarnation == b->u.hello.incarnation &&
                strcmp(a->u.hello.addr, b->u.hello.addr) == 0 &&
                a->u.hello.seen_incarnation == b->u.hello.seen_incarnation &&
-               a->u.hello.recv_seq == b->u.hello.recv_seq;
+               a->u.hello.recv_seq == b->u.hello.recv_seq &&
+               a->u.hello.wall_ms == b->u.hello.wall_ms;
     case PFRAME_CHAN_ACK:
         return a->u.recv_seq == b->u.recv_seq;
     case PFRAME_PING:

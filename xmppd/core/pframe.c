@@ -217,6 +217,7 @@ static void w_payload(struct pf_w *w, const struct pframe *f)
         w_str(w, h->addr, strlen(h->addr));
         w_be(w, h->seen_incarnation, 8);
         w_be(w, h->recv_seq, 8);
+        w_be(w, h->wall_ms, 8);
         break;
     case PFRAME_CHAN_ACK:
         w_be(w, f->u.recv_seq, 8);
@@ -542,6 +543,7 @@ static int d_payload(struct pf_r *r, struct pframe *f)
         h->addr = r_str(r, PFRAME_MAX_ADDR, NULL);
         h->seen_incarnation = r_be(r, 8);
         h->recv_seq = r_be(r, 8);
+        h->wall_ms = r_be(r, 8);
         if (!r->bad && h->incarnation == 0)
             r->bad = true;
         return 0;

@@ -99,6 +99,9 @@ struct pframe_hello {
     uint64_t seen_incarnation; /* the receiver's incarnation that recv_seq is
                                   about; 0 when the sender knows none */
     uint64_t recv_seq;         /* highest contiguous chan_seq received from it */
+    uint64_t wall_ms;          /* the sender's wall clock when it sent this (ms
+                                  since the epoch): the receiver learns the
+                                  offset of the sender's clock from its own */
 };
 
 /* FWD: a stanza from its origin node straight to the node that holds its

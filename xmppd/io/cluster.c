@@ -410,9 +410,15 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
         const unsigned char *d = f->u.submit.data;
         struct sreply *r;
         uint64_t expires;
+        struct peer_info pi;
         if (f->u.submit.len < 9)
             return XE_PROTO;
         expires = cluster__get64(d + 1);
+        /* The deadline is in the sender's wall clock: read it in ours, so
+         * that a clock that is off neither refuses every request (behind)
+         * nor keeps stale ones (ahead). */
+        if (c->pm != NULL && peer_get(c->pm, from, &pi) == 0 && pi.clock_known)
+            expires = (uint64_t)((int64_t)expires - pi.clock_offset_ms);
         if (d[0] == CLUSTER_NOTE_REMOVED && !guest && f->u.submit.len == 17) {
             struct rnode_status st;
             if (n->rn == NULL)

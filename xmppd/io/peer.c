@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -406,6 +407,15 @@ static struct pconn *new_link(struct peer_mgr *m, uint64_t conn, bool outgoing,
     return l;
 }
 
+/* wall_now_ms: the wall clock (ms since the epoch), for HELLO's wall_ms. */
+static uint64_t wall_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void send_hello(struct peer_mgr *m, struct pconn *l, struct peer *p,
                        uint64_t cluster_id)
 {
@@ -418,6 +428,7 @@ static void send_hello(struct peer_mgr *m, struct pconn *l, struct peer *p,
     f.u.hello.cluster_id = cluster_id;
     f.u.hello.node_id = m->o.node_id;
     f.u.hello.addr = m->self_addr;
+    f.u.hello.wall_ms = wall_now_ms();
     send_frame(m, l, &f);
 }
 
@@ -566,6 +577,17 @@ static void on_hello(struct peer_mgr *m, struct pconn *l, const struct pframe_he
     if (p->dial == l)
         p->dial = NULL;
     plink_dial_up(&p->sched);
+    /* How far the peer's clock is from ours (the HELLO's age, a round trip
+     * at most, is in it): deadlines it sends in its own wall clock are
+     * read through it, so a clock that is off delays nothing. */
+    p->info.clock_offset_ms = (int64_t)(h->wall_ms - wall_now_ms());
+    p->info.clock_known = h->wall_ms != 0;
+    if (p->info.clock_known && (p->info.clock_offset_ms > 2000 ||
+                                p->info.clock_offset_ms < -2000))
+        LOG(m->o.log, LOG_WARN,
+            "%s the clock of node %016" PRIx64 " (%s) is %+.1f s from this node's: "
+            "check NTP on both (deadlines are corrected, logs will not line up)",
+            m->name, p->id, p->addr, (double)p->info.clock_offset_ms / 1000.0);
     p->info.connects++;
     p->info.last_error[0] = '\0';
     m->stats.links_up++;

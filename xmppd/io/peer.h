@@ -184,6 +184,10 @@ struct peer_info {
      * received yet. */
     uint32_t components;
     uint64_t components_ms;
+    /* The peer's wall clock minus ours, from its last HELLO (ms; known
+     * once a link came up). */
+    int64_t clock_offset_ms;
+    bool clock_known;
     char last_error[160];
 };
 
