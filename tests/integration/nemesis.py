@@ -199,7 +199,7 @@ class Run:
                     continue
                 ld = j.get("leader") or {}
                 self.samples.append((t, nd.index, j.get("node_id"), j.get("state"),
-                                     j.get("term"), ld.get("node_id")))
+                                     j.get("term"), ld.get("node_id"), j.get("cluster_id")))
             self.stop.wait(1.0)
 
     def watch_crash(self, nd):
@@ -348,15 +348,49 @@ class Run:
             self.death(nd, "reset")
             nd.ok("xmpp reset --yes --force")
             nd.configure()
-            via = self.rng.choice([x for x in self.up() if x is not nd] or [ld])
-            self.c.join(nd, replace=True, via=via)
+            self.rejoin(nd)
         except (AssertionError, subprocess.TimeoutExpired) as e:
-            self.problems.append("reset and rejoin of %s failed: %s" % (nd.name, str(e)[:400]))
+            self.problems.append("reset of %s failed: %s" % (nd.name, str(e)[:400]))
             self.say("reset of %s failed: %s", nd.name, str(e)[:200])
         finally:
             with self.lock:
                 self.expect[nd.index] = "up"
         self.fault("reset", nd.name, t)
+
+    def rejoin(self, nd, tries=3):
+        """`xmpp cluster join <member> --replace` on nd (Cluster.join, the
+        one place that knows the join workflow), through up to `tries`
+        members in turn; each failure is a problem of the run.  True when
+        it joined."""
+        vias = [x for x in self.c.nodes if x is not nd and self.expect.get(x.index) == "up"]
+        self.rng.shuffle(vias)
+        for via in vias[:tries]:
+            try:
+                self.c.join(nd, replace=True, via=via)
+                return True
+            except (AssertionError, subprocess.TimeoutExpired) as e:
+                first = str(e).split("\n")[0][:300]
+                self.problems.append("%s: join --replace through %s failed: %s"
+                                     % (nd.name, via.name, first))
+                self.say("%s: join through %s failed: %s", nd.name, via.name, first)
+        return False
+
+    def repair_members(self):
+        """Joins again every node that is not in the cluster the others are
+        in (a reset whose rejoin failed)."""
+        ids = {}
+        for nd in self.c.nodes:
+            rc, out, err = nd.mmp("xmpp cluster status", json_out=True, timeout=10)
+            try:
+                ids[nd] = json.loads(out).get("cluster_id") if rc == 0 else None
+            except ValueError:
+                ids[nd] = None
+        common = collections.Counter(v for v in ids.values() if v).most_common(1)
+        for nd, cid in ids.items():
+            if common and cid != common[0][0]:
+                self.say("%s is not in cluster %s (it is in %s): joining it again",
+                         nd.name, common[0][0], cid)
+                self.rejoin(nd)
 
     def schedule(self):
         kinds = list(FAULTS.keys())
@@ -450,6 +484,7 @@ class Run:
                                              % (nd.name, str(e)[:300]))
                         continue
                 self.expect[nd.index] = "up"
+        self.repair_members()
         try:
             ld = self.c.wait_converged(timeout=90, members=self.c.nodes)
             self.say("converged: %s leads", ld.name)
@@ -627,7 +662,7 @@ def parse_args(argv):
     ap.add_argument("--rate", type=int, default=100, help="messages/s per component")
     ap.add_argument("--pairs", type=int, default=2)
     ap.add_argument("--nodes", type=int, default=5)
-    ap.add_argument("--window", type=float, default=30.0,
+    ap.add_argument("--window", type=float, default=15.0,
                     help="a loss is excused by a death or break this many s after sending")
     ap.add_argument("--no-skew", dest="skew", action="store_false",
                     help="no node under faketime")

@@ -155,14 +155,20 @@ def excuse(h, sid, t, window, deaths_by_node):
         for dt, kind in deaths_by_node.get(s.node, ()):
             if t <= dt <= hi:
                 return "sender node %s" % kind
+    # A receiver's session that broke may swallow messages sent after the
+    # break as well: its node still routes to it until it notices (a
+    # component that gave up on a paused or cut-off node; the node's TCP
+    # connection to it only stalls), so the receiver side's window is
+    # [t - window, t + window].
+    lo = t - window
     rname = h.partner.get(_sender_name(h, sid))
     for r in h.sessions.values():
-        if r.name != rname or r.start > hi or (r.end is not None and r.end < t):
+        if r.name != rname or r.start > hi or (r.end is not None and r.end < lo):
             continue
-        if r.broke() and t <= r.end <= hi:
+        if r.broke() and lo <= r.end <= hi:
             return "receiver session broke"
         for dt, kind in deaths_by_node.get(r.node, ()):
-            if max(t, r.start) <= dt <= hi and (r.end is None or dt <= r.end + 5.0):
+            if max(lo, r.start) <= dt <= hi and (r.end is None or dt <= r.end + 5.0):
                 return "receiver node %s" % kind
     return None
 
@@ -259,22 +265,29 @@ def delivery_gaps(h, faults, settle=10.0):
 
 
 def check_terms(samples):
-    """samples: [(t, node, node_id, state, term, leader_id)] from `xmpp
-    cluster status --json`.  Returns a list of violations: a term in which
-    two different nodes were leader (by their own word or by a follower's)."""
+    """samples: [(t, node, node_id, state, term, leader_id, cluster_id)]
+    from `xmpp cluster status --json`.  Returns a list of violations: a
+    term of one cluster in which two different nodes were leader (by their
+    own word or by a follower's).  A node that was reset and is alone has a
+    cluster of its own, with terms of its own."""
     claims = collections.defaultdict(dict)
-    for t, node, node_id, state, term, leader_id in samples:
+    for sample in samples:
+        t, node, node_id, state, term, leader_id = sample[:6]
+        cluster = sample[6] if len(sample) > 6 else None
         if term is None:
             continue
         if state == "LEADER" and node_id:
-            claims[term].setdefault(node_id, "node%s said LEADER at %.1f" % (node, t))
+            claims[(cluster, term)].setdefault(node_id, "node%s said LEADER at %.1f"
+                                               % (node, t))
         if leader_id:
-            claims[term].setdefault(leader_id, "node%s named it at %.1f" % (node, t))
+            claims[(cluster, term)].setdefault(leader_id, "node%s named it at %.1f" % (node, t))
     out = []
-    for term, who in sorted(claims.items()):
+    for (cluster, term), who in sorted(claims.items(), key=lambda kv: (str(kv[0][0]),
+                                                                       kv[0][1])):
         if len(who) > 1:
-            out.append("term %d has %d leaders: %s" % (
-                term, len(who), "; ".join("%s (%s)" % kv for kv in who.items())))
+            out.append("term %d%s has %d leaders: %s" % (
+                term, " of cluster %s" % cluster if cluster else "", len(who),
+                "; ".join("%s (%s)" % kv for kv in who.items())))
     return out
 
 

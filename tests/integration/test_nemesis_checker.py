@@ -109,6 +109,11 @@ def main():
           "a loss after the receiver's session broke is excused", (v.kinds(), v.excused))
     h3.sessions["b1.2.1"].reason = "moved"
     check(only(nc.check(h3), "lost"), "a graceful move is no excuse")
+    h3.sessions["b1.2.1"].reason = "ping-timeout"
+    h3.sessions["b1.2.1"].end = 0.03
+    check(not nc.check(h3).failed(),
+          "a receiver session that broke just before the send excuses it (its node may "
+          "still route to it)")
 
     h = base()
     h.recv.append((0.3, "b1.2.1", "zz.9.9", 1))
@@ -119,6 +124,9 @@ def main():
     check(terms == [], "one leader per term passes", terms)
     terms = nc.check_terms([(1.0, 1, "aa", "LEADER", 3, "aa"), (1.1, 2, "bb", "LEADER", 3, "bb")])
     check(len(terms) == 1 and "term 3 has 2 leaders" in terms[0], "two leaders in a term", terms)
+    terms = nc.check_terms([(1.0, 1, "aa", "LEADER", 3, "aa", "c1"),
+                            (1.1, 2, "bb", "LEADER", 3, "bb", "c2")])
+    check(terms == [], "a reset node alone is another cluster with terms of its own", terms)
 
     w = nc.check_writes([("w1", True), ("w2", False), ("w3", True)],
                         {1: {"w1", "w3"}, 2: {"w1", "w3"}})
