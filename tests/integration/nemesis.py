@@ -17,6 +17,9 @@ schedule of faults, one at a time with calm between them:
                   transitive), heal
   move            a component closes its session and reconnects to
                   another node
+  jump            a component leaves its session open and connects to
+                  another node (a bridge back from a network loss): the
+                  old session must get conflict
   reset           `xmpp reset --force` on a follower, configure it again,
                   `xmpp cluster join <member> --replace` (Cluster.join)
 
@@ -57,7 +60,8 @@ from cluster import DOMAIN, XMPP_PORT, Cluster  # noqa: E402
 from xmppdtest import tool  # noqa: E402
 
 FAULTS = collections.OrderedDict([("kill", 3), ("pause", 3), ("isolate-leader", 2),
-                                  ("split", 2), ("bridge", 2), ("move", 3), ("reset", 1)])
+                                  ("split", 2), ("bridge", 2), ("move", 3), ("jump", 2),
+                                  ("reset", 1)])
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
 
@@ -335,6 +339,15 @@ class Run:
         comp.cmd("move %d" % comp.index_of(nd.index))
         self.fault("move", "%s node%s -> %s" % (comp.name, comp.at, nd.name), t, t)
 
+    def f_jump(self):
+        comp = self.rng.choice(self.comps)
+        comp.poll_log()
+        targets = [nd for nd in self.c.nodes if nd.index != comp.at]
+        nd = self.rng.choice(targets)
+        t = time.monotonic()
+        comp.cmd("jump %d" % comp.index_of(nd.index))
+        self.fault("jump", "%s node%s -> %s" % (comp.name, comp.at, nd.name), t, t)
+
     def f_reset(self):
         ld = self.leader()
         cands = [nd for nd in self.up() if nd is not ld]
@@ -592,8 +605,9 @@ class Run:
           % (v.sent, v.delivered, v.deliveries, v.errored, sum(v.excused.values())))
         for why, n in sorted(v.excused.items()):
             p("  excused: %-26s %d" % (why, n))
-        p("errors by condition: %s" % (", ".join("%s %d" % kv for kv in
-                                                 sorted(v.conditions.items())) or "none"))
+        p("errors by condition: %s%s" % (
+            ", ".join("%s %d" % kv for kv in sorted(v.conditions.items())) or "none",
+            "; %d messages answered more than once" % v.multi_errors if v.multi_errors else ""))
         kinds = collections.Counter(f["kind"] for f in self.faults)
         p("faults: %s" % ", ".join("%s %d" % (k, kinds[k]) for k in FAULTS if kinds[k]))
         p("node deaths: %s" % (", ".join("node%d %s at %.1fs" % (n, k, t - self.t0)
@@ -602,8 +616,7 @@ class Run:
         p("sessions: %d (%s)" % (len(h.sessions),
                                  ", ".join("%s %d" % kv for kv in sorted(sessions.items()))))
         acked = sum(1 for w in self.writes if w["ok"])
-        errs = collections.Counter(w["error"].split(":")[0][:60] for w in self.writes
-                                   if not w["ok"])
+        errs = collections.Counter(_reason(w["error"]) for w in self.writes if not w["ok"])
         p("admin writes: %d, acknowledged %d, failed %d%s" % (
             len(self.writes), acked, len(self.writes) - acked,
             (" (%s)" % "; ".join("%s x%d" % kv for kv in errs.most_common(4))) if errs else ""))
@@ -655,6 +668,16 @@ class Run:
             shutil.rmtree(self.out, ignore_errors=True)
 
 
+def _reason(err):
+    """The gist of a failed command's one-line error (its first line,
+    without the command's name and any node-specific tail)."""
+    line = (err.splitlines() or [""])[0]
+    for prefix in ("xmpp callbridge add:", "callbridge add:"):
+        if line.startswith(prefix):
+            line = line[len(prefix):].strip()
+    return line[:70]
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=1)
@@ -684,7 +707,7 @@ def run_nemesis(argv):
     violations, failed = None, True
     # A hard bound for the whole run: setup, faults, healing and checking.
     signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(a.duration + 540)
+    signal.alarm(a.duration + 420)
     try:
         violations = r.main()
         failed = bool(violations)

@@ -123,6 +123,7 @@ class Verdict:
         self.excused = collections.Counter()   # lost messages by excuse
         self.violations = collections.OrderedDict((k, []) for k in VIOLATION_KINDS)
         self.conditions = collections.Counter()  # error replies by condition
+        self.multi_errors = 0    # messages answered with an error more than once
 
     def count(self, kind):
         return len(self.violations.get(kind, []))
@@ -205,6 +206,7 @@ def check(h, window=30.0):
             continue
         errored[k].append((t, cond))
     v.errored = len(errored)
+    v.multi_errors = sum(1 for es in errored.values() if len(es) > 1)
     for k, ds in delivered.items():
         if k not in sent:
             v.add("phantom", "%s/%d delivered to %s but never sent" % (k[0], k[1], ds[0][1]))

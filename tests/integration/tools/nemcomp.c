@@ -20,13 +20,15 @@
  * Commands on stdin, one a line: "go" starts sending, "stop" stops sending
  * (the session stays and keeps receiving), "move K" closes the session
  * cleanly (</stream:stream>) and, once the server closed it, connects to
- * node K (0-based index into --nodes), "quit" closes and exits.
+ * node K (0-based index into --nodes), "jump K" leaves the session open
+ * (abandoned: no more sends, still read) and connects to node K at once,
+ * as a bridge that lost its network does, "quit" closes and exits.
  *
  * Output on stdout, one event a line (T: monotonic seconds):
  *   conn T SID NODE                 authenticated on node NODE
  *   fail T SID NODE REASON          a connection that never authenticated
  *   end T SID REASON [CONDITION]    a session ended: moved, quit (asked for),
- *                                   lost, stream-error, ping-timeout
+ *                                   jumped, lost, stream-error, ping-timeout
  *   s T SID SEQ                     sent
  *   r T MYSID FROMSID SEQ           received (a message from the partner)
  *   e T MYSID ID CONDITION          an error reply to our message ID
@@ -379,6 +381,22 @@ static void command(struct nc *nc, const char *line)
                 nc->waiting = s;
                 nc->waiting_until = now_s() + 3.0;
             }
+        }
+        nc->failed_in_round = 0;
+        nc->retry_at = 0;
+    } else if (sscanf(line, "jump %d", &k) == 1 && k >= 0 && k < nc->nnodes) {
+        /* A bridge that lost its network and comes back elsewhere: the old
+         * session is left open (not closed, still read) and a new one of
+         * the same name starts on node k; the server must close the old
+         * one with conflict (DESIGN.md, "A component name lives once"). */
+        struct sess *s = nc->cur;
+        nc->next_node = k;
+        if (s != NULL && s->authed && !s->ended) {
+            s->ended = true;
+            emit("end", "%s jumped", s->sid);
+            nc->cur = NULL;
+        } else if (s != NULL) {
+            end_sess(s, "jump-before-auth", NULL);
         }
         nc->failed_in_round = 0;
         nc->retry_at = 0;
