@@ -150,6 +150,7 @@ class Run:
         self.writes = []                  # dicts
         self.crashes = []                 # strings
         self.problems = []                # harness-level failures of the cluster
+        self.outside = set()              # reset nodes whose rejoin failed: alone
         self.stop = threading.Event()
         self.comps = []
 
@@ -237,6 +238,11 @@ class Run:
         k = 0
         while not self.stop.wait(rng.uniform(0.5, 2.0)):
             nodes = self.up()
+            if not nodes:
+                continue
+            # A reset node whose rejoin failed is a cluster of its own: a
+            # write it acknowledges is not one of the cluster's.
+            nodes = [nd for nd in nodes if nd.index not in self.outside]
             if not nodes:
                 continue
             nd = rng.choice(nodes)
@@ -380,9 +386,13 @@ class Run:
         it joined."""
         vias = [x for x in self.c.nodes if x is not nd and self.expect.get(x.index) == "up"]
         self.rng.shuffle(vias)
+        self.outside.add(nd.index)
         for via in vias[:tries]:
+            if via.index in self.outside:
+                continue
             try:
                 self.c.join(nd, replace=True, via=via)
+                self.outside.discard(nd.index)
                 return True
             except (AssertionError, subprocess.TimeoutExpired) as e:
                 first = str(e).split("\n")[0][:300]
