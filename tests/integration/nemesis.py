@@ -66,8 +66,12 @@ FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
 
 def replay_command(a):
-    return "scripts/nemesis --seed %d --duration %d --rate %d --pairs %d%s" % (
-        a.seed, a.duration, a.rate, a.pairs, "" if a.skew else " --no-skew")
+    """The command that runs the same schedule again (the same choices;
+    what they hit and the timing may differ)."""
+    return "scripts/nemesis --seed %d --duration %d --rate %d --pairs %d%s%s%s" % (
+        a.seed, a.duration, a.rate, a.pairs, "" if a.skew else " --no-skew",
+        " --nodes %d" % a.nodes if a.nodes != 5 else "",
+        " --window %g" % a.window if a.window != 15.0 else "")
 
 
 # ---- one component ----------------------------------------------------------
