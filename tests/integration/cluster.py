@@ -194,6 +194,8 @@ class ClusterNode:
         self.proc = None
         self.logf = None
         self.frozen = False
+        self.log_level = "debug"
+        self.env = None  # environment of xmppd (None: ours), e.g. faketime's
 
     @property
     def peer_addr(self):
@@ -207,8 +209,9 @@ class ClusterNode:
         self.logf.write(b"==== start ====\n")
         self.logf.flush()
         argv = [xmppd_bin(), "--state-dir", self.dir, "--name", self.name, "--log-level",
-                "debug"]
-        kw = dict(stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT)
+                self.log_level]
+        kw = dict(stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
+                  env=self.env)
         if self.cluster.net is not None:
             self.proc = self.cluster.net.popen(self.index, argv, **kw)
         else:
