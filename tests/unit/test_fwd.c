@@ -894,6 +894,36 @@ static void test_names_bounded(void)
     teardown();
 }
 
+/* A member floods the leader with one full report of the most names a
+ * frame may list (16384, as defect 11's guest did): the leader keeps
+ * names_max of them, in a hash, and the table stays usable. */
+static void test_report_flood(void)
+{
+    static struct pframe_sess s[PFRAME_MAX_LIST];
+    static char names[PFRAME_MAX_LIST][16];
+    struct pframe fr = {.type = PFRAME_SESSIONS};
+
+    setup(2, NULL);
+    elect(1, true);
+    drain();
+    for (int k = 0; k < PFRAME_MAX_LIST; k++) {
+        snprintf(names[k], sizeof names[k], "f%d.x", k);
+        s[k] = (struct pframe_sess){names[k], (uint64_t)k + 1, 0};
+    }
+    fr.u.sessions = (struct pframe_sessions){nodes[2].id, 99, term, true, s,
+                                             PFRAME_MAX_LIST, NULL, 0};
+    CHECK_INT(fwd_input(nodes[1].f, nodes[2].id, &fr, now), 0);
+    CHECK_INT(stats(1).routes, 4096);
+    CHECK(stats(1).protocol_errors >= PFRAME_MAX_LIST - 4096);
+    CHECK_INT(fwd_route_lookup(nodes[1].f, "a.f17.x"), nodes[2].id);
+    CHECK_INT(fwd_route_lookup(nodes[1].f, "f9999.x"), 0);
+    /* a second full report replaces the first: one lookup per name */
+    fr.u.sessions.nadd = 10;
+    CHECK_INT(fwd_input(nodes[1].f, nodes[2].id, &fr, now), 0);
+    CHECK_INT(stats(1).routes, 10);
+    teardown();
+}
+
 /* An unknown name: answered service-unavailable once the table is whole;
  * held (not answered) while it is not, then routed when the name appears. */
 static void test_unknown_name(void)
@@ -1138,6 +1168,7 @@ TL_MAIN(T(test_direct_between_followers), T(test_leader_loss_costs_nothing),
         T(test_full_channel_keeps_order), T(test_byte_bound_keeps_order),
         T(test_cut_ack_path_no_duplicate),
         T(test_receiver_leaves_paused_node), T(test_backlog_bounded_in_bytes),
-        T(test_conflict_by_leader_order), T(test_names_bounded), T(test_unknown_name),
+        T(test_conflict_by_leader_order), T(test_names_bounded), T(test_report_flood),
+        T(test_unknown_name),
         T(test_receiver_crash_lost_not_lied), T(test_dead_node_stanzas_wait_for_move),
         T(test_no_leader_unknown_waits), T(test_seeded_runs))

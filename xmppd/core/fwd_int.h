@@ -61,6 +61,7 @@ struct fwd_route {
     char *name;
     uint64_t node, sid, ord;
     uint64_t gen; /* the table's gen when last set */
+    bool keep;    /* scratch of a full report: named by it */
     struct fwd_route *next;
 };
 

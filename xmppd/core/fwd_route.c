@@ -330,8 +330,9 @@ static void tell_conflict(struct fwd *f, uint64_t node, const char *name, uint64
 }
 
 /* leader_add records that node holds name with session sid, ordered ord
- * by an earlier leadership (0: not yet).  The newer session wins. */
-static void leader_add(struct fwd *f, uint64_t node, const char *name, uint64_t sid,
+ * by an earlier leadership (0: not yet).  The newer session wins.  False
+ * when node holds names_max names already (counted as a protocol error). */
+static bool leader_add(struct fwd *f, uint64_t node, const char *name, uint64_t sid,
                        uint64_t ord, struct fwd_delta *d)
 {
     struct fwd_route *r = fwd__table_find(&f->table, name);
@@ -345,20 +346,19 @@ static void leader_add(struct fwd *f, uint64_t node, const char *name, uint64_t 
     if (r != NULL && r->node != node) {
         if (r->ord > ord) {
             tell_conflict(f, node, name, sid);
-            return;
+            return true;
         }
         tell_conflict(f, r->node, name, r->sid);
     }
     if ((r == NULL || r->node != node) && p != NULL && p->names >= f->cfg.names_max) {
-        FLOG(f, LOG_WARN, "node %" PRIx64 " holds %zu names already: %s refused", node,
-             p->names, name);
         f->st.protocol_errors++;
-        return;
+        return false;
     }
     if (fwd__route_set(f, name, node, sid, ord) < 0)
-        return;
+        return true; /* out of memory: the name stays unknown, stanzas bounce */
     e = (struct pframe_route){name, node, sid, ord};
     delta_put(&d->add, &d->nadd, &d->cadd, &e);
+    return true;
 }
 
 static void leader_del(struct fwd *f, uint64_t node, const char *name, uint64_t sid,
@@ -418,19 +418,27 @@ static void leader_report(struct fwd *f, uint64_t node, bool full,
 
     if (full && p != NULL)
         p->reported = true;
+    size_t refused = 0;
+
     if (full) {
-        /* Replace node's names: drop those the report does not hold. */
+        /* Replace node's names: drop those the report does not hold (one
+         * pass over the table and one lookup per name: a report of many
+         * names costs linear time, issue 8 defect 11). */
         struct fwd_delta gone = {0};
         for (size_t i = 0; i < f->table.nb; i++)
-            for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next) {
-                bool kept = false;
-                for (size_t k = 0; r->node == node && k < nadd && !kept; k++)
-                    kept = strcmp(add[k].name, r->name) == 0 && add[k].sid == r->sid;
-                if (r->node == node && !kept) {
+            for (struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
+                r->keep = false;
+        for (size_t k = 0; k < nadd; k++) {
+            struct fwd_route *r = fwd__table_find(&f->table, add[k].name);
+            if (r != NULL && r->node == node && r->sid == add[k].sid)
+                r->keep = true;
+        }
+        for (size_t i = 0; i < f->table.nb; i++)
+            for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
+                if (r->node == node && !r->keep) {
                     struct pframe_route e = {r->name, node, r->sid, r->ord};
                     delta_put(&gone.del, &gone.ndel, &gone.cdel, &e);
                 }
-            }
         for (size_t i = 0; i < gone.ndel; i++)
             leader_del(f, node, gone.del[i].name, 0, &d);
         delta_free(&gone);
@@ -441,8 +449,14 @@ static void leader_report(struct fwd *f, uint64_t node, bool full,
         const struct fwd_route *r = fwd__table_find(&f->table, add[i].name);
         if (r != NULL && r->node == node && r->sid == add[i].sid)
             continue; /* known already, with its order */
-        leader_add(f, node, add[i].name, add[i].sid, add[i].ord, &d);
+        if (!leader_add(f, node, add[i].name, add[i].sid, add[i].ord, &d))
+            refused++;
     }
+    if (refused > 0)
+        FLOG(f, LOG_WARN,
+             "node %" PRIx64 " reported %zu names over its limit of %zu: not routed "
+             "(a call bridge flood, or a limit to raise)",
+             node, refused, f->cfg.names_max);
     broadcast(f, &d, full ? node : 0);
     delta_free(&d);
     p = fwd__peer(f, node, false); /* again: the calls above may add peers */
