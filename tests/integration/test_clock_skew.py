@@ -10,12 +10,11 @@ cluster"): the new session wins and the old one is closed with a
 `conflict` stream error, whatever the nodes' clocks say; the leader
 survives, and the cluster still has one leader with every member.
 
-Today the skewed session's `since` (wall clock, 60 s ahead) makes the
-leader think the old session is newer: it closes the new one with
-`conflict` inside authentication and then closes it again; the leader
-aborts (double free, srv_reap).  Until the fix lands this test reports
-"KNOWN DEFECT" and passes, unless XMPPD_NEMESIS_STRICT=1 (test_nemesis.py
-has the same switch)."""
+Before the fix the skewed session's `since` (wall clock, 60 s ahead) made
+the leader think the old session newer: it closed the new one with
+`conflict` inside authentication and then closed it again; the leader
+aborted (double free, srv_reap).  Now the leader's order decides, and a
+session is closed once."""
 import os
 import sys
 import time
@@ -70,10 +69,7 @@ def main():
         else:
             leader.start()
         if check.failures:
-            if os.environ.get("XMPPD_NEMESIS_STRICT") == "1":
-                raise AssertionError("; ".join(check.failures))
-            print("KNOWN DEFECT (issue 8 defect 1): %s; not failing because "
-                  "XMPPD_NEMESIS_STRICT is not 1" % "; ".join(check.failures))
+            raise AssertionError("; ".join(check.failures))
 
 
 run(main, timeout=180)
