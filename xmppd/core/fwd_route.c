@@ -341,6 +341,10 @@ static bool leader_add(struct fwd *f, uint64_t node, const char *name, uint64_t 
 
     /* Orders are given here, in arrival order; one that is not below ours
      * was not given by an earlier leadership: order it anew. */
+    if ((r == NULL || r->node != node) && p != NULL && p->names >= f->cfg.names_max) {
+        f->st.protocol_errors++; /* before any conflict: the holder keeps it */
+        return false;
+    }
     if (ord == 0 || ord >= f->next_ord)
         ord = f->next_ord++;
     if (r != NULL && r->node != node) {
@@ -349,10 +353,6 @@ static bool leader_add(struct fwd *f, uint64_t node, const char *name, uint64_t 
             return true;
         }
         tell_conflict(f, r->node, name, r->sid);
-    }
-    if ((r == NULL || r->node != node) && p != NULL && p->names >= f->cfg.names_max) {
-        f->st.protocol_errors++;
-        return false;
     }
     if (fwd__route_set(f, name, node, sid, ord) < 0)
         return true; /* out of memory: the name stays unknown, stanzas bounce */
