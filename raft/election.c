@@ -242,22 +242,61 @@ void raft__transfer_progress(struct raft *r, struct raft__peer *p)
         send_timeout_now(r, p);
 }
 
+/* The crash fast path needs two signals before it acts: the transport
+ * reported the leader's link down (refused, closed) and a heartbeat from
+ * the leader is overdue.  One alone is not enough: a firewall REJECT or a
+ * half-open route makes connections fail while the leader is alive and
+ * still heard, and a follower that dropped its lease on that alone would
+ * grant pre-votes and, with a majority seeing the same, depose a live
+ * leader in two heartbeats.  A heartbeat is overdue FAST_MISSED_NUM /
+ * FAST_MISSED_DEN heartbeat intervals after the last contact. */
+#define FAST_MISSED_NUM 3
+#define FAST_MISSED_DEN 2
+
+static uint64_t missed_heartbeat_at(const struct raft *r)
+{
+    return r->leader_contact +
+           (uint64_t)r->o.heartbeat_ms * FAST_MISSED_NUM / FAST_MISSED_DEN;
+}
+
 void raft__peer_down(struct raft *r, uint64_t id)
 {
-    /* Fast path for crash failures: the leader's link closed for good, so
-     * stop trusting it (drop the lease) and pre-vote within a short random
-     * delay (up to two heartbeats) instead of a whole election timeout.  The
-     * jitter keeps followers that all saw the close from splitting the vote.
-     * Safe: a pre-vote changes no state, and peers that still hear the
-     * leader refuse it. */
+    /* First signal: note it, and look again once a heartbeat is overdue,
+     * with a jitter of up to one heartbeat so that followers that all saw
+     * the close do not split the vote.  Hearing the leader again withdraws
+     * the signal (heard_from_leader). */
     if (r->role != RAFT_FOLLOWER || id == 0 || id != r->leader_id)
         return;
+    r->down_leader = id;
+    uint64_t at = missed_heartbeat_at(r);
+    if (at < r->now)
+        at = r->now;
+    uint64_t d = at + 1 + raft__random_below(r, r->o.heartbeat_ms);
+    if (r->fast_deadline == 0 || d < r->fast_deadline)
+        r->fast_deadline = d;
+}
+
+/* raft__fast_path_tick: on a tick at or after fast_deadline, the second
+ * signal: if the reported leader is still our leader and its heartbeat is
+ * overdue, stop trusting it (drop the lease) and, with PreVote, pre-vote at
+ * once instead of a whole election timeout later.  Safe: a pre-vote changes
+ * no state, and peers that still hear the leader refuse it.  Without
+ * PreVote only the lease goes (campaigning early could disrupt).  Returns
+ * true when it started a pre-vote. */
+bool raft__fast_path_tick(struct raft *r)
+{
+    if (r->fast_deadline == 0 || r->now < r->fast_deadline)
+        return false;
+    r->fast_deadline = 0;
+    if (r->role != RAFT_FOLLOWER || r->down_leader == 0 ||
+        r->down_leader != r->leader_id || r->now < missed_heartbeat_at(r))
+        return false;
+    r->down_leader = 0;
     r->leader_contact = 0;
     raft__set_leader(r, 0);
     if (!r->o.pre_vote || !raft__is_voter(r, r->o.id))
-        return; /* without PreVote, campaigning early could disrupt */
+        return false;
     r->counters.fast_path_elections++;
-    uint64_t d = r->now + 1 + raft__random_below(r, 2 * (uint64_t)r->o.heartbeat_ms);
-    if (d < r->election_deadline)
-        r->election_deadline = d;
+    raft__campaign(r, true, false);
+    return true;
 }

@@ -136,10 +136,12 @@ struct raft__peer *raft__peer(struct raft *r, uint64_t id)
 }
 
 /* raft__peers_sync makes peers[] match the latest configuration (every member
- * but this node), keeping the progress of members that stay. */
+ * but this node), keeping the progress of members that stay.  On a leader,
+ * members that the configuration no longer holds stay on as departing peers
+ * (replicated to, counted nowhere) so that they learn of their removal. */
 void raft__peers_sync(struct raft *r)
 {
-    struct raft__peer old[RAFT_MAX_MEMBERS];
+    struct raft__peer old[2 * RAFT_MAX_MEMBERS];
     unsigned n_old = r->n_peers;
     memcpy(old, r->peers, sizeof old);
     r->n_peers = 0;
@@ -156,6 +158,42 @@ void raft__peers_sync(struct raft *r)
         for (unsigned j = 0; j < n_old; j++)
             if (old[j].id == id)
                 *p = old[j];
+        p->departing = false;
+    }
+    if (r->role != RAFT_LEADER)
+        return;
+    for (unsigned j = 0; j < n_old; j++) {
+        if (old[j].id == r->o.id || raft_config_find(&r->config, old[j].id) != NULL ||
+            r->n_peers == sizeof r->peers / sizeof r->peers[0])
+            continue;
+        struct raft__peer *p = &r->peers[r->n_peers++];
+        *p = old[j];
+        if (!p->departing) {
+            p->departing = true;
+            p->depart_index = r->config_index;
+            p->depart_after = 0;
+        }
+    }
+}
+
+bool raft__departing(const struct raft *r, uint64_t id)
+{
+    for (unsigned i = 0; i < r->n_peers; i++)
+        if (r->peers[i].id == id)
+            return r->peers[i].departing;
+    return false;
+}
+
+/* raft__config_committed notes that config_c changed: a node that was a
+ * member and is not in the committed configuration any more was removed
+ * (raft.h, raft_update.removed). */
+void raft__config_committed(struct raft *r)
+{
+    if (raft_config_find(&r->config_c, r->o.id) != NULL) {
+        r->was_member = true;
+    } else if (r->was_member && !r->removed) {
+        r->removed = true;
+        r->st_removed = true;
     }
 }
 
@@ -204,6 +242,7 @@ static int step_start(struct raft *r, const struct raft_event *ev)
         raft__log_reset(&r->log, s->index, s->term);
         r->commit = r->applied = s->index;
         r->config_c = s->config;
+        raft__config_committed(r);
         r->st_restore = true;
         base = s->index;
     }
@@ -270,7 +309,8 @@ static bool sender_allowed(const struct raft *r, const struct raft_message *m)
     case RAFT_MSG_VOTE:
         return true;
     case RAFT_MSG_APPEND_RESULT:
-        return raft_config_find(&r->config, m->from) != NULL;
+        return raft_config_find(&r->config, m->from) != NULL ||
+               raft__departing(r, m->from);
     default:
         return raft__is_voter(r, m->from);
     }
@@ -368,6 +408,8 @@ static void step_tick(struct raft *r)
         raft__leader_tick(r);
         return;
     }
+    if (raft__fast_path_tick(r))
+        return;
     if (r->now < r->election_deadline)
         return;
     if (!raft__is_voter(r, r->o.id)) {
@@ -424,8 +466,9 @@ static void finish(struct raft *r, struct raft_update *u)
         u->n_committed = (unsigned)(r->commit - r->applied);
         for (unsigned i = 0; i < u->n_committed; i++) {
             const struct raft_entry *e = &u->committed[i];
-            if (e->type == RAFT_ENTRY_CONFIG)
-                raft_config_decode(e->data.base, e->data.len, &r->config_c);
+            if (e->type == RAFT_ENTRY_CONFIG &&
+                raft_config_decode(e->data.base, e->data.len, &r->config_c) == 0)
+                raft__config_committed(r);
         }
         r->applied = r->commit;
     }
@@ -441,7 +484,7 @@ static void finish(struct raft *r, struct raft_update *u)
             d = min_nz(d, r->promote_deadline);
         u->deadline = d;
     } else if (r->role != RAFT_STOPPED) {
-        u->deadline = r->election_deadline;
+        u->deadline = min_nz(r->election_deadline, r->fast_deadline);
     }
 
     u->role = r->role;
@@ -452,6 +495,8 @@ static void finish(struct raft *r, struct raft_update *u)
     u->term_changed = r->term != r->st_term;
     u->config_changed = r->st_config;
     u->config = &r->config;
+    u->removed = r->removed;
+    u->removed_changed = r->st_removed;
     u->counters = &r->counters;
 }
 
@@ -460,6 +505,7 @@ int raft_step(struct raft *r, const struct raft_event *ev, struct raft_update *u
     int rc = 0;
     r->n_out = 0;
     r->st_term_vote = r->st_snapshot = r->st_restore = r->st_config = false;
+    r->st_removed = false;
     r->st_truncate = r->st_append_from = r->st_compact = 0;
     r->st_role = r->role;
     r->st_leader = r->leader_id;
@@ -539,6 +585,7 @@ void raft_status(const struct raft *r, struct raft_status *out)
     out->last_index = raft__log_last(&r->log);
     out->persisted_index = r->persisted;
     out->snapshot_index = r->snap.index;
+    out->removed = r->removed;
     out->last_leader_contact = r->role == RAFT_LEADER ? r->now : r->leader_contact;
 }
 

@@ -55,7 +55,10 @@ void raft__become_leader(struct raft *r)
         p->next = last + 1;
         p->match = 0;
         p->probing = true;
-        p->active = true;
+        /* Thesis §6.2: the first CheckQuorum window counts only the peers
+         * heard from in it, like every later one; counting every peer as
+         * active would let a leader that hears nobody last two timeouts. */
+        p->active = false;
         p->snapshot_sent_at = 0;
     }
     r->transfer_to = 0;
@@ -162,6 +165,9 @@ static void heard_from_leader(struct raft *r, uint64_t leader)
         raft__become_follower(r, r->term, leader);
     raft__set_leader(r, leader);
     r->leader_contact = r->now;
+    /* The leader is alive: a down report about it is withdrawn. */
+    r->down_leader = 0;
+    r->fast_deadline = 0;
     raft__reset_election_timer(r);
 }
 
@@ -266,6 +272,7 @@ void raft__recv_snapshot(struct raft *r, const struct raft_message *m)
     r->config = s->config;
     r->config_index = s->config_index;
     r->config_c = s->config;
+    raft__config_committed(r);
     r->st_config = true;
     r->st_snapshot = true;
     r->st_restore = true;
@@ -426,6 +433,11 @@ int raft__change(struct raft *r, const struct raft_event *ev, uint64_t *index)
                    ? rc
                    : append_config(r, &c, index);
     case RAFT_CHANGE_REPLACE:
+        /* The new member must be a new identity: under the old id the
+         * leader would keep the old progress (match), the back-off never
+         * goes below it, and the reset node would never catch up. */
+        if (id == ev->u.change.old_id)
+            return RAFT_ESAMEID;
         if ((rc = raft_config_remove(&c, ev->u.change.old_id)) != 0)
             return rc;
         if ((rc = raft_config_add(&c, id, ev->u.change.address, RAFT_NONVOTER)) != 0)
@@ -464,7 +476,10 @@ int raft__change(struct raft *r, const struct raft_event *ev, uint64_t *index)
 
 void raft__promote_progress(struct raft *r, struct raft__peer *p)
 {
-    if (r->promote_id != p->id || p->match < raft__log_last(&r->log))
+    /* Nothing is appended while a transfer is pending (thesis §3.10): the
+     * promotion waits for the transfer to end or give up. */
+    if (r->promote_id != p->id || p->match < raft__log_last(&r->log) ||
+        r->transfer_to != 0)
         return;
     struct raft_config c = r->config;
     for (unsigned i = 0; i < c.n; i++)
@@ -538,12 +553,38 @@ void raft__leader_tick(struct raft *r)
             return;
         }
     }
-    if (r->transfer_to != 0 && r->now >= r->transfer_deadline)
+    if (r->transfer_to != 0 && r->now >= r->transfer_deadline) {
         r->transfer_to = 0; /* give up; accept proposals again */
+        /* A promotion that waited for the transfer goes on now. */
+        struct raft__peer *p = raft__peer(r, r->promote_id);
+        if (p != NULL)
+            raft__promote_progress(r, p);
+    }
     if (r->promote_id != 0 && r->now >= r->promote_deadline)
         r->promote_id = 0; /* the non-voter did not catch up */
     if (r->now >= r->heartbeat_deadline) {
         r->heartbeat_deadline = r->now + r->o.heartbeat_ms;
+        raft__departing_tick(r);
         raft__broadcast(r, true);
     }
+}
+
+/* raft__departing_tick drops the departing peers whose removal committed
+ * an election timeout ago: the heartbeats of that time told them the
+ * commit (best effort: a removed node that missed them still never
+ * campaigns, as its log holds the entry that removed it). */
+void raft__departing_tick(struct raft *r)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < r->n_peers; i++) {
+        struct raft__peer *p = &r->peers[i];
+        if (p->departing && r->commit >= p->depart_index) {
+            if (p->depart_after == 0)
+                p->depart_after = r->now + r->o.election_min_ms;
+            else if (r->now >= p->depart_after)
+                continue;
+        }
+        r->peers[k++] = *p;
+    }
+    r->n_peers = k;
 }
