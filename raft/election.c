@@ -288,8 +288,10 @@ bool raft__fast_path_tick(struct raft *r)
     if (r->fast_deadline == 0 || r->now < r->fast_deadline)
         return false;
     r->fast_deadline = 0;
-    if (r->role != RAFT_FOLLOWER || r->down_leader == 0 ||
-        r->down_leader != r->leader_id || r->now < missed_heartbeat_at(r))
+    /* down_leader is our leader when set (raft__peer_down), and hearing a
+     * leader clears it. */
+    if (r->role != RAFT_FOLLOWER || r->down_leader == 0 || r->leader_id == 0 ||
+        r->now < missed_heartbeat_at(r))
         return false;
     r->down_leader = 0;
     r->leader_contact = 0;

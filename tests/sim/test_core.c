@@ -163,6 +163,88 @@ static void test_removed_node_learns(void)
     raft_free(f);
 }
 
+/* Thesis §4.2.1: a PROMOTE is appended only once the non-voter holds the
+ * leader's log; an answer that shows it behind changes nothing. */
+static void test_promote_waits_for_catch_up(void)
+{
+    struct raft_update u;
+    struct raft *r = settled_leader(&u);
+    REQUIRE(r != NULL);
+    REQUIRE(change(r, 5002, RAFT_CHANGE_ADD, 4, "10.0.0.4:5224", 0, &u) == 0);
+    persisted(r, 5002, 3, 2, &u);
+    ack(r, 5003, 2, 2, 3, &u);
+    REQUIRE(status(r).commit_index == 3);
+    CHECK_INT(change(r, 5004, RAFT_CHANGE_PROMOTE, 4, NULL, 0, &u), 0);
+    ack(r, 5005, 4, 2, 2, &u); /* node 4 holds up to 2 of 3 */
+    CHECK_INT(status(r).last_index, 3);
+    ack(r, 5006, 4, 2, 3, &u); /* now it holds the whole log */
+    CHECK_INT(status(r).last_index, 4);
+    const struct raft_member *m = raft_config_find(raft_config_get(r), 4);
+    CHECK(m != NULL && m->role == RAFT_VOTER);
+    raft_free(r);
+}
+
+/* Thesis §4.1: a configuration takes effect when appended, so a follower
+ * whose configuration entry is truncated by a new leader goes back to the
+ * configuration before it. */
+static void test_config_reverted_on_truncate(void)
+{
+    struct raft_update u;
+    struct raft *f = new_node(2, 3, 1, NULL, 0, false, false);
+    REQUIRE(f != NULL);
+    struct raft_config c = *raft_config_get(f);
+    REQUIRE(raft_config_add(&c, 4, "10.0.0.4:5224", RAFT_NONVOTER) == 0);
+    static uint8_t buf[RAFT_CONFIG_ENCODED_MAX];
+    size_t len;
+    REQUIRE(raft_config_encode(&c, buf, sizeof buf, &len) == 0);
+    struct raft_entry e = {.index = 2, .term = 2, .type = RAFT_ENTRY_CONFIG};
+    e.data.base = buf;
+    e.data.len = len;
+    struct raft_message m = msg(RAFT_MSG_APPEND, 1, 2, 2);
+    m.u.append.prev_index = 1;
+    m.u.append.prev_term = 1;
+    m.u.append.entries = &e;
+    m.u.append.n_entries = 1;
+    recv(f, 10, &m, &u);
+    REQUIRE(raft_config_find(raft_config_get(f), 4) != NULL);
+    /* a new leader of term 3 overwrites index 2 with a barrier */
+    struct raft_entry b = {.index = 2, .term = 3, .type = RAFT_ENTRY_BARRIER};
+    m = msg(RAFT_MSG_APPEND, 3, 2, 3);
+    m.u.append.prev_index = 1;
+    m.u.append.prev_term = 1;
+    m.u.append.entries = &b;
+    m.u.append.n_entries = 1;
+    recv(f, 20, &m, &u);
+    CHECK_INT(u.truncate_from, 2);
+    CHECK(raft_config_find(raft_config_get(f), 4) == NULL);
+    CHECK(u.config_changed);
+    raft_free(f);
+}
+
+/* §5.3 with the fast back-off: a rejection never moves nextIndex to or
+ * below matchIndex (entries up to match are known to be there). */
+static void test_backoff_stays_above_match(void)
+{
+    struct raft_update u;
+    struct raft *r = settled_leader(&u);
+    REQUIRE(r != NULL);
+    submit(r, 5002, "x", &u);
+    submit(r, 5002, "y", &u);
+    ack(r, 5003, 2, 2, 3, &u); /* match 3 */
+    struct raft_message rej = msg(RAFT_MSG_APPEND_RESULT, 2, 1, 2);
+    rej.u.append_result.rejected = true;
+    rej.u.append_result.reject_index = 3;
+    rej.u.append_result.last_index = 1;
+    rej.u.append_result.conflict_term = 0;
+    rej.u.append_result.conflict_index = 1; /* a reordered, older answer */
+    recv(r, 5004, &rej, &u);
+    struct raft_progress p;
+    REQUIRE(raft_progress(r, 2, &p) == 0);
+    CHECK_INT(p.match_index, 3);
+    CHECK(p.next_index > p.match_index);
+    raft_free(r);
+}
+
 /* ---- CheckQuorum ---------------------------------------------------------- */
 
 /* Thesis §6.2: a leader that has not heard from a majority for an election
@@ -275,6 +357,31 @@ static void test_fast_path_crash(void)
     raft_free(f);
 }
 
+/* A report about a peer that is not our leader is no signal about the
+ * leader: even when the leader's heartbeats stop, the follower keeps to
+ * the election timeout (and keeps its lease until then). */
+static void test_fast_path_other_peer(void)
+{
+    struct raft_update u;
+    struct raft *f = new_node(2, 3, 1, NULL, 0, true, true);
+    REQUIRE(f != NULL);
+    struct raft_message hb = heartbeat(2);
+    recv(f, 0, &hb, &u);
+    peer_down(f, 1, 3, &u);
+    for (uint64_t now = 2; now < 1000; now++) {
+        tick(f, now, &u);
+        if (status(f).role != RAFT_FOLLOWER || status(f).leader_id != 1) {
+            TL_FAIL_("a report about node 3 moved node 2 at %" PRIu64 " ms", now);
+            break;
+        }
+    }
+    CHECK_INT(raft_counters_get(f)->fast_path_elections, 0);
+    raft_free(f);
+}
+
 TL_MAIN(T(test_replace_same_id_refused), T(test_promote_waits_for_transfer),
+        T(test_promote_waits_for_catch_up), T(test_config_reverted_on_truncate),
+        T(test_backoff_stays_above_match),
         T(test_removed_node_learns), T(test_check_quorum_first_window),
-        T(test_fast_path_flapping_link), T(test_fast_path_crash))
+        T(test_fast_path_flapping_link), T(test_fast_path_crash),
+        T(test_fast_path_other_peer))

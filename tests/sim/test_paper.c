@@ -199,6 +199,70 @@ static void test_vote_once_per_term(void)
     raft_free(r);
 }
 
+/* §5.2 and figure 2 ("Persistent state on all servers: currentTerm,
+ * votedFor"): a vote granted in the current term (no term change in the
+ * step) is persisted with the answer, and a restarted node keeps it. */
+static void test_vote_persisted_and_kept(void)
+{
+    struct raft_update u;
+    struct raft *r = new_node(1, 3, 2, NULL, 0, false, false);
+    struct raft_message v = msg(RAFT_MSG_VOTE, 2, 1, 2);
+    v.u.vote.last_index = 1;
+    v.u.vote.last_term = 1;
+    recv(r, 10, &v, &u);
+    const struct raft_message *o = find(&u, RAFT_MSG_VOTE_RESULT, 2);
+    REQUIRE(o != NULL);
+    CHECK(o->u.vote_result.granted);
+    CHECK(u.persist_term_vote);
+    CHECK_INT(u.term, 2);
+    CHECK_INT(u.vote, 2);
+    raft_free(r);
+    /* restart from term 2, vote 2: another candidate of term 2 is refused */
+    struct raft_options op = opts(1, false, false);
+    REQUIRE(raft_new(&op, &r) == 0);
+    struct raft_config cfg;
+    raft_config_init(&cfg);
+    raft_config_add(&cfg, 1, "10.0.0.1:5224", RAFT_VOTER);
+    raft_config_add(&cfg, 2, "10.0.0.2:5224", RAFT_VOTER);
+    raft_config_add(&cfg, 3, "10.0.0.3:5224", RAFT_VOTER);
+    uint8_t buf[RAFT_CONFIG_ENCODED_MAX];
+    size_t len;
+    raft_config_encode(&cfg, buf, sizeof buf, &len);
+    struct raft_entry e = {.index = 1, .term = 1, .type = RAFT_ENTRY_CONFIG};
+    e.data.base = buf;
+    e.data.len = len;
+    struct raft_event ev = {.type = RAFT_EV_START};
+    ev.u.start.term = 2;
+    ev.u.start.vote = 2;
+    ev.u.start.entries = &e;
+    ev.u.start.n_entries = 1;
+    REQUIRE(raft_step(r, &ev, &u) == 0);
+    CHECK_INT(status(r).vote, 2);
+    v.from = 3;
+    recv(r, 20, &v, &u);
+    o = find(&u, RAFT_MSG_VOTE_RESULT, 3);
+    REQUIRE(o != NULL);
+    CHECK(!o->u.vote_result.granted);
+    raft_free(r);
+}
+
+/* Thesis §9.6: a pre-vote answer counts only for the round it answers (the
+ * term asked is our term + 1); a late grant of an earlier round does not. */
+static void test_prevote_old_round_ignored(void)
+{
+    struct raft_update u;
+    struct raft *r = new_node(1, 3, 3, NULL, 0, true, false);
+    tick(r, 5000, &u);
+    REQUIRE(status(r).role == RAFT_PRECANDIDATE);
+    struct raft_message g = vote_granted(2, 1, 3, true); /* asked in term 2 */
+    recv(r, 5001, &g, &u);
+    CHECK_INT(status(r).role, RAFT_PRECANDIDATE);
+    g = vote_granted(2, 1, 4, true);
+    recv(r, 5002, &g, &u);
+    CHECK_INT(status(r).role, RAFT_CANDIDATE);
+    raft_free(r);
+}
+
 /* §5.2: "While waiting for votes, a candidate may receive an AppendEntries
  * RPC from another server claiming to be leader.  If the leader's term is at
  * least as large as the candidate's current term, then the candidate ...
@@ -698,6 +762,7 @@ TL_MAIN(T(test_update_term_from_message), T(test_reject_beyond_last_ignored),
         T(test_reject_stale_term), T(test_start_as_follower),
         T(test_leader_broadcasts_heartbeat), T(test_follower_starts_election),
         T(test_election_in_one_round), T(test_vote_once_per_term),
+        T(test_vote_persisted_and_kept), T(test_prevote_old_round_ignored),
         T(test_candidate_falls_back), T(test_election_timeout_randomized),
         T(test_leader_starts_replication), T(test_leader_commits_on_majority),
         T(test_follower_commits), T(test_append_consistency_check),

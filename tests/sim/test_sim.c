@@ -185,6 +185,17 @@ static void inject_fault(struct run *rn)
     } else if (pick < 90) {
         k = (unsigned)sim_rand(s, s->n + 1);
         sim_transfer(s, k < s->n ? s->nodes[k].id : 0);
+    } else if (pick < 93) {
+        /* The transport reports a link down that is not (firewall REJECT,
+         * a flapping route): to one node, or about the live leader to
+         * every node. */
+        if (l >= 0 && sim_rand(s, 2) == 0) {
+            for (unsigned i = 0; i < s->n; i++)
+                sim_spurious_peer_down(s, i, (unsigned)l);
+        } else {
+            sim_spurious_peer_down(s, (unsigned)sim_rand(s, s->n),
+                                   (unsigned)sim_rand(s, s->n));
+        }
     } else if (pick < 95) {
         k = live_slot(s);
         if (k >= s->n) /* everyone is down: bring one back */
@@ -361,6 +372,7 @@ static void set_network(struct run *rn, enum sim_sabotage sab)
     s->drop_pct = (unsigned)sim_rand(s, 15);
     s->dup_pct = (unsigned)sim_rand(s, 6);
     s->step_crash_permille = (unsigned)sim_rand(s, 4);
+    s->quick_crash_permille = (unsigned)sim_rand(s, 4);
     s->snapshot_every = sim_rand(s, 3) ? 5 + (unsigned)sim_rand(s, 40) : 0;
     s->foreign_permille = (unsigned)sim_rand(s, 5);
     if (sab == SIM_SAB_FORGET_VOTE) {
@@ -409,6 +421,7 @@ static bool run_heal(struct run *rn, struct totals *t, int fast, const char *arg
     s->jitter_ms = 2;
     s->latency_ms = 1;
     s->step_crash_permille = 0;
+    s->quick_crash_permille = 0;
     for (unsigned i = 0; i < s->n; i++)
         sim_restart(s, i);
     heal_at = s->now;
@@ -487,6 +500,10 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
         raft_options_fast_lan(&o);
     o.max_append_entries = 16;
     o.snapshot_trailing = 8;
+    /* PreVote and CheckQuorum (with stickiness) on and off: a quarter of
+     * the runs each way. */
+    o.pre_vote = (seed / 6) % 4 < 2;
+    o.check_quorum = (seed / 6) % 2 == 0;
     if (use_store) {
         snprintf(store_dir, sizeof store_dir, "/tmp/raft-sim-XXXXXX");
         if (mkdtemp(store_dir) == NULL) {
@@ -500,10 +517,13 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
     rn.emax = o.election_max_ms;
     set_network(&rn, sab);
     sim_trace(s,
-              "seed %" PRIu64 ": %u nodes, %s profile, latency %u+%u ms, drop %u%%, "
-              "dup %u%%, step crash %u/1000, snapshot every %u",
-              seed, n, fast ? "fast-LAN" : "default", s->latency_ms, s->jitter_ms,
-              s->drop_pct, s->dup_pct, s->step_crash_permille, s->snapshot_every);
+              "seed %" PRIu64 ": %u nodes, %s profile, prevote %s, checkquorum %s, "
+              "latency %u+%u ms, drop %u%%, dup %u%%, step crash %u/1000, quick "
+              "crash %u/1000, snapshot every %u",
+              seed, n, fast ? "fast-LAN" : "default", o.pre_vote ? "on" : "off",
+              o.check_quorum ? "on" : "off", s->latency_ms, s->jitter_ms, s->drop_pct,
+              s->dup_pct, s->step_crash_permille, s->quick_crash_permille,
+              s->snapshot_every);
 
     run_chaos(&rn);
     ok = !sim_check_failed(&s->check) && run_heal(&rn, t, fast, argv0) &&

@@ -45,6 +45,8 @@ static const char *fault_names[SIM_F_COUNT] = {
     "transfer",
     "snapshot",
     "foreign-cluster",
+    "crash-quick-restart",
+    "spurious-peer-down",
 };
 
 const char *sim_fault_name(enum sim_fault f)
@@ -171,6 +173,7 @@ void sim__node_start(struct sim *s, unsigned slot)
         abort();
     nd->applied = 0;
     nd->app_chain = 0;
+    nd->commit = 0;
     nd->snap_at = d->has_snap ? d->snap.index : 0;
     nd->role = RAFT_FOLLOWER;
     nd->leader = 0;
@@ -262,6 +265,43 @@ static void send_forged(struct sim *s, unsigned from, unsigned to,
     heap_push(s, e);
 }
 
+/* check_backed: the send rule seen from the disk.  What a message says
+ * about its sender's durable state must already be on its (model) disk: a
+ * granted vote and a vote request are recorded there, and an append
+ * acknowledgement names only entries it holds.  A core that forgets to ask
+ * for a persist is caught here on the spot, not only when a crash happens
+ * to expose it. */
+static void check_backed(struct sim *s, const struct sim_node *nd,
+                         const struct raft_message *m)
+{
+    const struct sim_disk *d = &nd->disk;
+    bool pre = (m->type == RAFT_MSG_VOTE && m->u.vote.pre_vote) ||
+               (m->type == RAFT_MSG_VOTE_RESULT && m->u.vote_result.pre_vote);
+
+    if (!pre && m->term > d->term)
+        sim_check_fail(&s->check,
+                       "n%" PRIx64 " sent a %s in term %" PRIu64
+                       " with term %" PRIu64 " on its disk",
+                       nd->id, raft_msg_type_name(m->type), m->term, d->term);
+    else if (m->type == RAFT_MSG_VOTE_RESULT && !pre && m->u.vote_result.granted &&
+             (d->term != m->term || d->vote != m->to))
+        sim_check_fail(&s->check,
+                       "n%" PRIx64 " granted n%" PRIx64 " its vote in term %" PRIu64
+                       " but its disk holds term %" PRIu64 " vote n%" PRIx64,
+                       nd->id, m->to, m->term, d->term, d->vote);
+    else if (m->type == RAFT_MSG_VOTE && !pre && (d->term != m->term || d->vote != nd->id))
+        sim_check_fail(&s->check,
+                       "n%" PRIx64 " asked for votes in term %" PRIu64
+                       " without its own vote on disk",
+                       nd->id, m->term);
+    else if (m->type == RAFT_MSG_APPEND_RESULT && !m->u.append_result.rejected &&
+             m->u.append_result.last_index > sim__disk_last(d))
+        sim_check_fail(&s->check,
+                       "n%" PRIx64 " acknowledged index %" PRIu64
+                       " with its disk ending at %" PRIu64,
+                       nd->id, m->u.append_result.last_index, sim__disk_last(d));
+}
+
 static void send_one(struct sim *s, unsigned from, const struct raft_message *m)
 {
     int to = sim__slot_of_id(s, m->to);
@@ -275,6 +315,7 @@ static void send_one(struct sim *s, unsigned from, const struct raft_message *m)
                        s->nodes[from].id);
         return;
     }
+    check_backed(s, &s->nodes[from], m);
     if (to < 0)
         return;
     if (s->cut[from][to]) {
@@ -392,6 +433,10 @@ static void note_status(struct sim *s, struct sim_node *nd, const struct raft_up
         sim_trace(s, "n%" PRIx64 " %s term %" PRIu64, nd->id, raft_role_name(u->role),
                   u->current_term);
     }
+    if (u->commit_index < nd->commit)
+        sim_check_fail(&s->check,
+                       "n%" PRIx64 " commit index went back from %" PRIu64 " to %" PRIu64,
+                       nd->id, nd->commit, u->commit_index);
     nd->role = u->role;
     nd->term = u->current_term;
     nd->leader = u->leader_id;
@@ -404,7 +449,49 @@ static void note_status(struct sim *s, struct sim_node *nd, const struct raft_up
 static void crash_in_step(struct sim *s, unsigned slot, enum sim_fault kind)
 {
     s->faults[kind]++;
-    sim_crash(s, slot, s->now + 1 + sim_rand(s, s->restart_max_ms));
+    sim_crash(s, slot,
+              s->now + 1 +
+                  sim_rand(s, kind == SIM_F_CRASH_QUICK ? 5 : s->restart_max_ms));
+}
+
+/* check_commit: the commit oracle, from the disks rather than from what
+ * anyone applied.  When a leader's commit index moves to q, the entry at q
+ * (the leader's, in its term) must be durable on a majority of the voters
+ * of its configuration: on their disks, now. */
+static void check_commit(struct sim *s, const struct sim_node *ld, uint64_t old_commit,
+                         const struct raft_update *u)
+{
+    uint64_t q = u->commit_index, want, have;
+    unsigned voters = 0, hold = 0;
+
+    if (u->role != RAFT_LEADER || q <= old_commit || u->config == NULL)
+        return;
+    if (!sim__disk_chain_at(&ld->disk, q, &want)) {
+        if (!(ld->disk.has_snap && ld->disk.snap.index >= q))
+            sim_check_fail(&s->check,
+                           "leader n%" PRIx64 " committed %" PRIu64
+                           " that its own disk does not hold",
+                           ld->id, q);
+        return;
+    }
+    for (unsigned i = 0; i < u->config->n; i++) {
+        const struct raft_member *m = &u->config->members[i];
+        int k = sim__slot_of_id(s, m->id);
+        if (m->role != RAFT_VOTER)
+            continue;
+        voters++;
+        if (k < 0)
+            continue;
+        const struct sim_disk *d = &s->nodes[k].disk;
+        if ((sim__disk_chain_at(d, q, &have) && have == want) ||
+            (d->has_snap && d->snap.index > q))
+            hold++;
+    }
+    if (hold < voters / 2 + 1)
+        sim_check_fail(&s->check,
+                       "leader n%" PRIx64 " committed %" PRIu64 " (term %" PRIu64
+                       ") held durably by %u of %u voters",
+                       ld->id, q, u->current_term, hold, voters);
 }
 
 /* The points of a step where a node may crash (sim.h). */
@@ -435,6 +522,7 @@ int sim__node_step(struct sim *s, unsigned slot, struct raft_event *ev)
         u.vote != nd->id && sim_rand(s, 2) == 0)
         cp = CP_SENT; /* crash just after granting a vote: it is forgotten */
 
+    uint64_t old_commit = nd->commit;
     note_status(s, nd, &u);
 
     /* 1. persist */
@@ -454,6 +542,7 @@ int sim__node_step(struct sim *s, unsigned slot, struct raft_event *ev)
     }
     sim__persist(s, nd, &u, 4);
     sim__store_mirror(s, nd, &u, 4);
+    check_commit(s, nd, old_commit, &u);
     if (cp == CP_PERSISTED) {
         /* Durable, but nothing of this step left the node. */
         crash_in_step(s, slot, SIM_F_CRASH_PERSIST);
@@ -464,6 +553,13 @@ int sim__node_step(struct sim *s, unsigned slot, struct raft_event *ev)
         send_one(s, slot, &u.messages[k]);
     if (cp == CP_SENT) {
         crash_in_step(s, slot, SIM_F_CRASH_SENT);
+        return rc;
+    }
+    if (u.n_messages > 0 && s->quick_crash_permille &&
+        sim_rand(s, 1000) < s->quick_crash_permille) {
+        /* What it just sent rests on what it just persisted: restart
+         * within milliseconds, inside the same election. */
+        crash_in_step(s, slot, SIM_F_CRASH_QUICK);
         return rc;
     }
     /* 3. apply */
@@ -756,6 +852,14 @@ void sim_peer_down(struct sim *s, unsigned slot)
         }
         queue_local(s, i, EV_PEER_DOWN, at, s->nodes[slot].id, 0);
     }
+}
+
+void sim_spurious_peer_down(struct sim *s, unsigned slot, unsigned peer)
+{
+    if (slot == peer || s->nodes[slot].r == NULL)
+        return;
+    s->faults[SIM_F_SPURIOUS_DOWN]++;
+    queue_local(s, slot, EV_PEER_DOWN, s->now, s->nodes[peer].id, 0);
 }
 
 void sim_heal(struct sim *s)

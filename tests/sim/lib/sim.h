@@ -48,6 +48,8 @@ enum sim_fault {
     SIM_F_TRANSFER,      /* leadership transfer requested */
     SIM_F_SNAPSHOT,      /* a node took a snapshot */
     SIM_F_FOREIGN,       /* a message of another cluster (higher term) */
+    SIM_F_CRASH_QUICK,   /* crashed after sending, restarted within 5 ms */
+    SIM_F_SPURIOUS_DOWN, /* PEER_DOWN reported about a live node */
     SIM_F_COUNT
 };
 
@@ -116,6 +118,9 @@ struct sim {
                                    cluster, 1000 terms ahead */
     bool cut[SIM_MAX_NODES][SIM_MAX_NODES]; /* cut[a][b]: a -> b lost */
     unsigned step_crash_permille;           /* crash inside a step */
+    unsigned quick_crash_permille;          /* per step that sent: crash
+                                               after sending, restart within
+                                               milliseconds of the persist */
     unsigned restart_max_ms;                /* restart within this after one */
     unsigned snapshot_every;                /* applied entries per snapshot */
 
@@ -162,6 +167,10 @@ void sim_restart(struct sim *s, unsigned slot);
 /* sim_peer_down tells every live node that slot's links closed (what the
  * transport reports when a peer's process dies). */
 void sim_peer_down(struct sim *s, unsigned slot);
+
+/* sim_spurious_peer_down tells the node in slot that peer's link closed,
+ * though peer may be alive (a firewall REJECT, a flapping link). */
+void sim_spurious_peer_down(struct sim *s, unsigned slot, unsigned peer);
 
 /* Network. */
 void sim_heal(struct sim *s);
