@@ -3,6 +3,7 @@
  * crash fast path (RAFT_EV_PEER_DOWN). */
 #include "internal.h"
 
+#include <assert.h>
 #include <string.h>
 
 /* raft__in_lease: whether a vote request must be ignored because a live
@@ -97,6 +98,7 @@ static void check_won(struct raft *r);
 /* raft__campaign starts a pre-vote round (pre_vote) or a real election. */
 void raft__campaign(struct raft *r, bool pre_vote, bool transfer)
 {
+    assert(r->started && r->role != RAFT_LEADER && r->role != RAFT_STOPPED);
     if (!raft__is_voter(r, r->o.id))
         return;
     raft__peers_sync(r);
@@ -123,6 +125,7 @@ void raft__campaign(struct raft *r, bool pre_vote, bool transfer)
 
 static void check_won(struct raft *r)
 {
+    assert(r->role == RAFT_PRECANDIDATE || r->role == RAFT_CANDIDATE);
     unsigned q = raft__quorum(r);
     if (count_votes(r, true) >= q) {
         if (r->role == RAFT_PRECANDIDATE)
@@ -137,6 +140,7 @@ static void check_won(struct raft *r)
 
 void raft__recv_vote(struct raft *r, const struct raft_message *m)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     bool grant;
     bool ok_log = log_up_to_date(r, m->u.vote.last_index, m->u.vote.last_term);
     if (m->u.vote.pre_vote) {
@@ -166,6 +170,7 @@ void raft__recv_vote(struct raft *r, const struct raft_message *m)
 
 void raft__recv_vote_result(struct raft *r, const struct raft_message *m)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     bool pre = m->u.vote_result.pre_vote;
     if (pre && r->role != RAFT_PRECANDIDATE)
         return;
@@ -192,6 +197,7 @@ void raft__recv_timeout_now(struct raft *r, const struct raft_message *m)
 
 static void send_timeout_now(struct raft *r, struct raft__peer *p)
 {
+    assert(r->role == RAFT_LEADER && r->transfer_to == p->id);
     struct raft_message *m = raft__send(r, RAFT_MSG_TIMEOUT_NOW, p->id);
     if (m != NULL)
         r->counters.transfers++;
@@ -238,6 +244,7 @@ int raft__transfer(struct raft *r, uint64_t to)
 
 void raft__transfer_progress(struct raft *r, struct raft__peer *p)
 {
+    assert(r->role == RAFT_LEADER);
     if (r->transfer_to == p->id && p->match == raft__log_last(&r->log))
         send_timeout_now(r, p);
 }
@@ -261,6 +268,7 @@ static uint64_t missed_heartbeat_at(const struct raft *r)
 
 void raft__peer_down(struct raft *r, uint64_t id)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     /* First signal: note it, and look again once a heartbeat is overdue,
      * with a jitter of up to one heartbeat so that followers that all saw
      * the close do not split the vote.  Hearing the leader again withdraws
@@ -285,6 +293,7 @@ void raft__peer_down(struct raft *r, uint64_t id)
  * true when it started a pre-vote. */
 bool raft__fast_path_tick(struct raft *r)
 {
+    assert(r->started && r->role != RAFT_LEADER && r->role != RAFT_STOPPED);
     if (r->fast_deadline == 0 || r->now < r->fast_deadline)
         return false;
     r->fast_deadline = 0;

@@ -3,6 +3,7 @@
  * in election.c and replication.c. */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,7 @@ void raft__set_leader(struct raft *r, uint64_t leader)
 
 void raft__become_follower(struct raft *r, uint64_t term, uint64_t leader)
 {
+    assert(r->started && r->role != RAFT_STOPPED && term >= r->term);
     raft__set_term(r, term);
     if (r->role != RAFT_FOLLOWER) {
         r->role = RAFT_FOLLOWER;
@@ -224,6 +226,7 @@ void raft__config_recompute(struct raft *r)
 
 static int step_start(struct raft *r, const struct raft_event *ev)
 {
+    assert(!r->started && r->role == RAFT_FOLLOWER);
     const struct raft_snapshot *s = ev->u.start.snapshot;
     uint64_t base = 0;
     if (s != NULL && s->index > 0) {
@@ -318,6 +321,7 @@ static bool sender_allowed(const struct raft *r, const struct raft_message *m)
 
 static int step_receive(struct raft *r, const struct raft_message *m)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     r->counters.msgs_received++;
     if (m->cluster_id != r->o.cluster_id) {
         r->counters.dropped_cluster++;
@@ -392,6 +396,7 @@ static int step_receive(struct raft *r, const struct raft_message *m)
 
 static void step_persisted(struct raft *r, uint64_t index, uint64_t term)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     /* A report about entries since truncated is stale: ignore it. */
     if (index > raft__log_last(&r->log) || index < r->log.offset ||
         raft__log_term(&r->log, index) != term)
@@ -404,6 +409,7 @@ static void step_persisted(struct raft *r, uint64_t index, uint64_t term)
 
 static void step_tick(struct raft *r)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     if (r->role == RAFT_LEADER) {
         raft__leader_tick(r);
         return;
