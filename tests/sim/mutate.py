@@ -12,7 +12,8 @@ applies it, rebuilds (incrementally), runs the sim tests fastest first and
 stops at the first failure (killed) or timeout (killed, as a hang), and
 restores the file.  A mutant that every test passes survived.
 
-    tests/sim/mutate.py [-j N] [--only SUBSTRING] [--keep] [--timeout S]
+    tests/sim/mutate.py [-j N] [--only SUBSTRING] [--tests test_sim,...]
+                        [--keep] [--timeout S]
 
 Exit status 0 when every mutant was killed or is documented as equivalent,
 1 otherwise, 2 on a setup error.  Not part of CI (minutes per mutant);
@@ -114,6 +115,8 @@ def main():
     ap.add_argument("--only", default=None, help="run mutants whose text has this")
     ap.add_argument("--keep", action="store_true", help="keep the temporary tree")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per test")
+    ap.add_argument("--tests", default=None,
+                    help="comma-separated sim tests to run (default: all of them)")
     a = ap.parse_args()
 
     mutants = parse(LIST)
@@ -151,7 +154,7 @@ def main():
                 if rc != 0:
                     verdict, by = "killed", "build"
                 else:
-                    for t in TESTS:
+                    for t in (a.tests.split(",") if a.tests else TESTS):
                         exe = os.path.join(build, "tests", "sim", "sim_" + t)
                         rc, out = run([exe], simdir, a.timeout)
                         if rc != 0:

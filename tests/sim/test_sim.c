@@ -373,6 +373,9 @@ static void set_network(struct run *rn, enum sim_sabotage sab)
     s->dup_pct = (unsigned)sim_rand(s, 6);
     s->step_crash_permille = (unsigned)sim_rand(s, 4);
     s->quick_crash_permille = (unsigned)sim_rand(s, 4);
+    /* A third of the runs persist asynchronously (sim.h). */
+    s->async_persist = sab == SIM_SAB_NONE && sim_rand(s, 3) == 0;
+    s->disk_ms = 1 + (unsigned)sim_rand(s, 20);
     s->snapshot_every = sim_rand(s, 3) ? 5 + (unsigned)sim_rand(s, 40) : 0;
     s->foreign_permille = (unsigned)sim_rand(s, 5);
     if (sab == SIM_SAB_FORGET_VOTE) {
@@ -519,11 +522,11 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
     sim_trace(s,
               "seed %" PRIu64 ": %u nodes, %s profile, prevote %s, checkquorum %s, "
               "latency %u+%u ms, drop %u%%, dup %u%%, step crash %u/1000, quick "
-              "crash %u/1000, snapshot every %u",
+              "crash %u/1000, snapshot every %u, %s persistence",
               seed, n, fast ? "fast-LAN" : "default", o.pre_vote ? "on" : "off",
               o.check_quorum ? "on" : "off", s->latency_ms, s->jitter_ms, s->drop_pct,
               s->dup_pct, s->step_crash_permille, s->quick_crash_permille,
-              s->snapshot_every);
+              s->snapshot_every, s->async_persist ? "asynchronous" : "synchronous");
 
     run_chaos(&rn);
     ok = !sim_check_failed(&s->check) && run_heal(&rn, t, fast, argv0) &&

@@ -11,7 +11,22 @@
 #include "codec.h"
 #include "sim_int.h"
 
-enum { EV_MSG, EV_PERSISTED, EV_SNAPSHOT, EV_PEER_DOWN };
+enum { EV_MSG, EV_PERSISTED, EV_SNAPSHOT, EV_PEER_DOWN, EV_DISK };
+
+/* An update waiting for the node's disk (sim.h, async_persist): copies of
+ * its persist operations and its encoded messages. */
+struct sim_job {
+    struct sim_job *next;
+    struct raft_update u; /* persist part only; pointers into this job */
+    struct raft_snapshot snap;
+    struct raft_entry *ents;
+    struct sim_job_msg {
+        uint64_t to;
+        unsigned char *bytes;
+        size_t len;
+    } * msgs;
+    unsigned n_msgs;
+};
 
 struct sim_event {
     uint64_t at, seq;
@@ -199,6 +214,30 @@ void sim__node_start(struct sim *s, unsigned slot)
     sim__node_step(s, slot, &ev);
 }
 
+static void job_free(struct sim_job *j)
+{
+    free(j->snap.data.base);
+    for (unsigned i = 0; i < j->u.n_entries; i++)
+        free(j->ents[i].data.base);
+    free(j->ents);
+    for (unsigned i = 0; i < j->n_msgs; i++)
+        free(j->msgs[i].bytes);
+    free(j->msgs);
+    free(j);
+}
+
+/* jobs_free drops what the node's disk had not done yet: a crash loses it. */
+static void jobs_free(struct sim_node *nd)
+{
+    while (nd->jobs != NULL) {
+        struct sim_job *j = nd->jobs;
+        nd->jobs = j->next;
+        job_free(j);
+    }
+    nd->jobs_tail = NULL;
+    nd->disk_free_at = 0;
+}
+
 void sim_crash(struct sim *s, unsigned slot, uint64_t restart_at)
 {
     struct sim_node *nd = &s->nodes[slot];
@@ -207,6 +246,7 @@ void sim_crash(struct sim *s, unsigned slot, uint64_t restart_at)
         return;
     raft_free(nd->r);
     nd->r = NULL;
+    jobs_free(nd);
     store_close(nd->st);
     nd->st = NULL;
     nd->incarnation++;
@@ -302,39 +342,53 @@ static void check_backed(struct sim *s, const struct sim_node *nd,
                        nd->id, m->u.append_result.last_index, sim__disk_last(d));
 }
 
-static void send_one(struct sim *s, unsigned from, const struct raft_message *m)
+/* encode_msg returns m encoded (owned), or NULL after recording why. */
+static unsigned char *encode_msg(struct sim *s, unsigned from, const struct raft_message *m,
+                                 size_t *len)
 {
-    int to = sim__slot_of_id(s, m->to);
-    size_t len = codec_encoded_size(m), got = 0;
+    size_t got = 0;
     unsigned char *buf;
-    struct sim_event *e;
-    int copies = 1;
 
-    if (len == 0) {
+    *len = codec_encoded_size(m);
+    if (*len == 0) {
         sim_check_fail(&s->check, "n%" PRIx64 " sent a message the codec cannot encode",
                        s->nodes[from].id);
+        return NULL;
+    }
+    buf = xmalloc(*len);
+    if (codec_encode(m, buf, *len, &got) != 0 || got != *len) {
+        sim_check_fail(&s->check, "codec_encode failed on a core message");
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* send_bytes puts an encoded message (taken) on the network. */
+static void send_bytes(struct sim *s, unsigned from, uint64_t to_id, unsigned char *buf,
+                       size_t len)
+{
+    int to = sim__slot_of_id(s, to_id);
+    struct sim_event *e = NULL;
+    int copies = 1;
+
+    if (to < 0) {
+        free(buf);
         return;
     }
-    check_backed(s, &s->nodes[from], m);
-    if (to < 0)
-        return;
     if (s->cut[from][to]) {
         s->faults[SIM_F_CUT]++;
+        free(buf);
         return;
     }
     if (s->drop_pct && sim_rand(s, 100) < s->drop_pct) {
         s->faults[SIM_F_DROP]++;
+        free(buf);
         return;
     }
     if (s->dup_pct && sim_rand(s, 100) < s->dup_pct) {
         s->faults[SIM_F_DUP]++;
         copies = 2;
-    }
-    buf = xmalloc(len);
-    if (codec_encode(m, buf, len, &got) != 0 || got != len) {
-        sim_check_fail(&s->check, "codec_encode failed on a core message");
-        free(buf);
-        return;
     }
     for (int c = 0; c < copies; c++) {
         e = calloc(1, sizeof *e);
@@ -350,6 +404,88 @@ static void send_one(struct sim *s, unsigned from, const struct raft_message *m)
     }
     if (s->foreign_permille && sim_rand(s, 1000) < s->foreign_permille)
         send_forged(s, from, (unsigned)to, e);
+}
+
+static void send_one(struct sim *s, unsigned from, const struct raft_message *m)
+{
+    size_t len;
+    unsigned char *buf;
+
+    check_backed(s, &s->nodes[from], m);
+    buf = encode_msg(s, from, m, &len);
+    if (buf != NULL)
+        send_bytes(s, from, m->to, buf, len);
+}
+
+static void queue_local(struct sim *s, unsigned slot, int kind, uint64_t at,
+                        uint64_t index, uint64_t term);
+
+/* job_new copies what u asks to persist and its messages (encoded). */
+static struct sim_job *job_new(struct sim *s, unsigned slot, const struct raft_update *u)
+{
+    struct sim_job *j = calloc(1, sizeof *j);
+
+    if (j == NULL)
+        abort();
+    j->u.persist_term_vote = u->persist_term_vote;
+    j->u.term = u->term;
+    j->u.vote = u->vote;
+    j->u.truncate_from = u->truncate_from;
+    j->u.compact_to = u->compact_to;
+    if (u->snapshot != NULL) {
+        j->snap = *u->snapshot;
+        j->snap.data.base = xmemdup(u->snapshot->data.base, u->snapshot->data.len);
+        j->u.snapshot = &j->snap;
+    }
+    if (u->n_entries > 0) {
+        j->ents = xmalloc(u->n_entries * sizeof *j->ents);
+        for (unsigned i = 0; i < u->n_entries; i++) {
+            j->ents[i] = u->entries[i];
+            j->ents[i].data.base = xmemdup(u->entries[i].data.base, u->entries[i].data.len);
+        }
+        j->u.entries = j->ents;
+        j->u.n_entries = u->n_entries;
+    }
+    if (u->n_messages > 0) {
+        j->msgs = xmalloc(u->n_messages * sizeof *j->msgs);
+        for (unsigned i = 0; i < u->n_messages; i++) {
+            j->msgs[j->n_msgs].to = u->messages[i].to;
+            j->msgs[j->n_msgs].bytes =
+                encode_msg(s, slot, &u->messages[i], &j->msgs[j->n_msgs].len);
+            if (j->msgs[j->n_msgs].bytes != NULL)
+                j->n_msgs++;
+        }
+    }
+    return j;
+}
+
+/* disk_done carries out the oldest job of the node in slot: its persist
+ * operations, then its messages, then (later) the durability notice. */
+static void disk_done(struct sim *s, unsigned slot)
+{
+    struct sim_node *nd = &s->nodes[slot];
+    struct sim_job *j = nd->jobs;
+    struct codec_msg cm;
+
+    if (j == NULL)
+        return;
+    nd->jobs = j->next;
+    if (nd->jobs == NULL)
+        nd->jobs_tail = NULL;
+    sim__persist(s, nd, &j->u, 4);
+    sim__store_mirror(s, nd, &j->u, 4);
+    for (unsigned i = 0; i < j->n_msgs; i++) {
+        if (codec_decode(j->msgs[i].bytes, j->msgs[i].len, &cm) == 0) {
+            check_backed(s, nd, &cm.msg);
+            codec_msg_free(&cm);
+        }
+        send_bytes(s, slot, j->msgs[i].to, j->msgs[i].bytes, j->msgs[i].len);
+        j->msgs[i].bytes = NULL;
+    }
+    if (j->u.n_entries > 0)
+        queue_local(s, slot, EV_PERSISTED, s->now + sim_rand(s, s->disk_ms + 1),
+                    j->ents[j->u.n_entries - 1].index, j->ents[j->u.n_entries - 1].term);
+    job_free(j);
 }
 
 static void queue_local(struct sim *s, unsigned slot, int kind, uint64_t at,
@@ -525,6 +661,36 @@ int sim__node_step(struct sim *s, unsigned slot, struct raft_event *ev)
     uint64_t old_commit = nd->commit;
     note_status(s, nd, &u);
 
+    bool persists = u.persist_term_vote || u.snapshot != NULL || u.truncate_from != 0 ||
+                    u.n_entries > 0 || u.compact_to != 0;
+    if (s->async_persist && ev->type != RAFT_EV_START && (persists || nd->jobs != NULL) &&
+        s->sabotage == SIM_SAB_NONE) {
+        if (cp != CP_NONE) {
+            /* The disk had not done this update (nor what waits before
+             * it): a crash loses them all. */
+            crash_in_step(s, slot, SIM_F_CRASH_BEFORE);
+            return rc;
+        }
+        struct sim_job *j = job_new(s, slot, &u);
+        uint64_t at = nd->disk_free_at > s->now ? nd->disk_free_at : s->now;
+        at += 1 + sim_rand(s, s->disk_ms);
+        nd->disk_free_at = at;
+        if (nd->jobs_tail != NULL)
+            nd->jobs_tail->next = j;
+        else
+            nd->jobs = j;
+        nd->jobs_tail = j;
+        queue_local(s, slot, EV_DISK, at, 0, 0);
+        check_commit(s, nd, old_commit, &u);
+        apply(s, nd, &u);
+        nd->deadline = u.deadline;
+        if (s->snapshot_every && nd->applied >= nd->snap_at + s->snapshot_every) {
+            nd->snap_at = nd->applied;
+            queue_local(s, slot, EV_SNAPSHOT, s->now, nd->applied, nd->app_chain);
+        }
+        return rc;
+    }
+
     /* 1. persist */
     if (cp == CP_BEFORE) {
         if (s->sabotage == SIM_SAB_SEND_EARLY)
@@ -670,6 +836,11 @@ static void process(struct sim *s, struct sim_event *e)
         ev.u.persisted.term = e->term;
         sim__node_step(s, e->to, &ev);
         break;
+    case EV_DISK:
+        if (nd->r == NULL || nd->incarnation != e->inc)
+            break;
+        disk_done(s, e->to);
+        break;
     case EV_PEER_DOWN:
         if (nd->r == NULL || nd->incarnation != e->inc)
             break;
@@ -752,6 +923,7 @@ void sim_free(struct sim *s)
 {
     for (unsigned i = 0; i < s->n; i++) {
         raft_free(s->nodes[i].r);
+        jobs_free(&s->nodes[i]);
         store_close(s->nodes[i].st);
         sim__disk_free(&s->nodes[i].disk);
     }

@@ -77,6 +77,8 @@ struct sim_disk {
     size_t n, cap;
 };
 
+struct sim_job;
+
 struct sim_node {
     bool used;    /* slot holds a node (running or crashed) */
     bool removed; /* removed from the configuration; will be stopped */
@@ -91,12 +93,17 @@ struct sim_node {
     /* the application: applied index and chain hash of what it applied */
     uint64_t applied, app_chain;
     uint64_t snap_at; /* applied index of the last snapshot taken */
+    /* asynchronous persistence: updates whose persistence (and so whose
+       messages) wait for the disk, oldest first, and when it is free */
+    struct sim_job *jobs, *jobs_tail;
+    uint64_t disk_free_at;
     /* as of the last update */
     enum raft_role role;
     uint64_t term, leader, commit;
 };
 
 struct sim_event; /* queued message or local notification */
+struct sim_job;   /* an update waiting for the disk (async_persist) */
 
 struct sim {
     uint64_t seed;
@@ -122,6 +129,14 @@ struct sim {
                                                after sending, restart within
                                                milliseconds of the persist */
     unsigned restart_max_ms;                /* restart within this after one */
+    /* Asynchronous persistence (raft.h allows it): each update's persist
+       operations complete on the node's disk 1..disk_ms later, in update
+       order; its messages leave only then, behind every earlier update's
+       persistence; RAFT_EV_PERSISTED follows 0..disk_ms after that, so
+       reports come late and out of order with the sends.  Committed
+       entries are applied at once. */
+    bool async_persist;
+    unsigned disk_ms;
     unsigned snapshot_every;                /* applied entries per snapshot */
 
     /* the latest configuration a leader reported */
