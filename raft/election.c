@@ -68,7 +68,9 @@ static unsigned count_votes(struct raft *r, bool granted)
         n++; /* our own vote */
     for (unsigned i = 0; i < r->n_peers; i++) {
         const struct raft__peer *p = &r->peers[i];
-        if (p->voted && p->granted == granted && raft__is_voter(r, p->id))
+        /* Only voters' answers reach here (sender_allowed, raft.c), and
+         * the configuration does not change during a round. */
+        if (p->voted && p->granted == granted)
             n++;
     }
     return n;
@@ -298,9 +300,9 @@ bool raft__fast_path_tick(struct raft *r)
         return false;
     r->fast_deadline = 0;
     /* down_leader is our leader when set (raft__peer_down), and hearing a
-     * leader clears it. */
-    if (r->role != RAFT_FOLLOWER || r->down_leader == 0 || r->leader_id == 0 ||
-        r->now < missed_heartbeat_at(r))
+     * leader clears it, fast_deadline with it: so leader_contact has not
+     * moved since, and fast_deadline is past the missed heartbeat. */
+    if (r->role != RAFT_FOLLOWER || r->down_leader == 0 || r->leader_id == 0)
         return false;
     r->down_leader = 0;
     r->leader_contact = 0;

@@ -77,6 +77,22 @@ static void test_replace_same_id_refused(void)
     raft_free(r);
 }
 
+/* The fix to single-server changes (raft-dev, 2015; thesis §4.2.1 errata):
+ * a new leader appends no configuration change before an entry of its own
+ * term has committed, or two changes of different leaders could form two
+ * majorities that do not overlap. */
+static void test_change_waits_for_first_commit(void)
+{
+    struct raft_update u;
+    struct raft *r = make_leader(3, &u); /* barrier 2 durable, not committed */
+    REQUIRE(r != NULL && status(r).commit_index < 2);
+    CHECK_INT(change(r, 5001, RAFT_CHANGE_ADD, 4, "10.0.0.4:5224", 0, &u), RAFT_EBUSY);
+    CHECK_INT(status(r).last_index, 2);
+    ack(r, 5002, 2, 2, 2, &u);
+    CHECK_INT(change(r, 5003, RAFT_CHANGE_ADD, 4, "10.0.0.4:5224", 0, &u), 0);
+    raft_free(r);
+}
+
 /* Thesis §3.10: while a transfer is pending the leader appends nothing of
  * its own (proposals are refused).  A PROMOTE accepted before the transfer
  * must not be appended while the transfer is pending; it goes on once the
@@ -242,7 +258,151 @@ static void test_backoff_stays_above_match(void)
     REQUIRE(raft_progress(r, 2, &p) == 0);
     CHECK_INT(p.match_index, 3);
     CHECK(p.next_index > p.match_index);
+    /* a rejection of an index below match answers an append the follower
+     * has since matched: stale, it changes nothing */
+    ack(r, 5005, 2, 2, 4, &u);
+    REQUIRE(raft_progress(r, 2, &p) == 0 && !p.probing);
+    rej.u.append_result.reject_index = 2;
+    recv(r, 5006, &rej, &u);
+    REQUIRE(raft_progress(r, 2, &p) == 0);
+    CHECK(!p.probing);
+    CHECK_INT(p.match_index, 4);
+    CHECK_INT(count(&u, RAFT_MSG_APPEND), 0);
     raft_free(r);
+}
+
+/* Figure 2's conflict rule never reaches committed entries: a leader never
+ * asks for that, and a follower asked anyway (a misbehaving or confused
+ * peer) keeps them, dropping the append. */
+static void test_committed_never_truncated(void)
+{
+    struct raft_update u;
+    uint64_t terms[] = {1, 1};
+    struct raft *f = new_node(2, 3, 1, terms, 2, false, false);
+    REQUIRE(f != NULL);
+    struct raft_message m = msg(RAFT_MSG_APPEND, 1, 2, 1);
+    m.u.append.prev_index = 3;
+    m.u.append.prev_term = 1;
+    m.u.append.commit = 3;
+    recv(f, 10, &m, &u);
+    REQUIRE(status(f).commit_index == 3);
+    struct raft_entry e = {.index = 3, .term = 2, .type = RAFT_ENTRY_NORMAL};
+    m = msg(RAFT_MSG_APPEND, 3, 2, 2);
+    m.u.append.prev_index = 2;
+    m.u.append.prev_term = 1;
+    m.u.append.entries = &e;
+    m.u.append.n_entries = 1;
+    recv(f, 20, &m, &u);
+    CHECK_INT(u.truncate_from, 0);
+    CHECK_INT(u.n_entries, 0);
+    CHECK_INT(status(f).last_index, 3);
+    CHECK_INT(status(f).commit_index, 3);
+    raft_free(f);
+}
+
+/* raft.h step 5: a durability report names (index, term); one about an
+ * entry that was truncated and replaced since is stale and ignored, or
+ * the node would count a replacement that is not durable yet. */
+static void test_persisted_report_for_replaced_entry(void)
+{
+    struct raft_update u;
+    uint64_t terms[] = {1};
+    struct raft *f = new_node(2, 3, 1, terms, 1, false, false);
+    REQUIRE(f != NULL && status(f).persisted_index == 2);
+    struct raft_entry e = {.index = 2, .term = 2, .type = RAFT_ENTRY_NORMAL};
+    struct raft_message m = msg(RAFT_MSG_APPEND, 1, 2, 2);
+    m.u.append.prev_index = 1;
+    m.u.append.prev_term = 1;
+    m.u.append.entries = &e;
+    m.u.append.n_entries = 1;
+    recv(f, 10, &m, &u);
+    REQUIRE(u.truncate_from == 2);
+    CHECK_INT(status(f).persisted_index, 1);
+    persisted(f, 11, 2, 1, &u); /* the old entry 2's report, late */
+    CHECK_INT(status(f).persisted_index, 1);
+    persisted(f, 12, 2, 2, &u);
+    CHECK_INT(status(f).persisted_index, 2);
+    raft_free(f);
+}
+
+/* start_with_nonvoter: node id of voters 1..3 plus non-voter 4. */
+static struct raft *start_with_nonvoter(uint64_t id, bool pre_vote)
+{
+    struct raft_options o = opts(id, pre_vote, false);
+    struct raft *r;
+    if (raft_new(&o, &r) != 0)
+        return NULL;
+    struct raft_config cfg;
+    raft_config_init(&cfg);
+    raft_config_add(&cfg, 1, "10.0.0.1:5224", RAFT_VOTER);
+    raft_config_add(&cfg, 2, "10.0.0.2:5224", RAFT_VOTER);
+    raft_config_add(&cfg, 3, "10.0.0.3:5224", RAFT_VOTER);
+    raft_config_add(&cfg, 4, "10.0.0.4:5224", RAFT_NONVOTER);
+    static uint8_t buf[RAFT_CONFIG_ENCODED_MAX];
+    size_t len;
+    raft_config_encode(&cfg, buf, sizeof buf, &len);
+    struct raft_entry e = {.index = 1, .term = 1, .type = RAFT_ENTRY_CONFIG};
+    e.data.base = buf;
+    e.data.len = len;
+    struct raft_event ev = {.type = RAFT_EV_START};
+    ev.u.start.term = 1;
+    ev.u.start.entries = &e;
+    ev.u.start.n_entries = 1;
+    struct raft_update u;
+    if (raft_step(r, &ev, &u) != 0) {
+        raft_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* A non-voter's vote and a non-voter's TimeoutNow count for nothing
+ * (DESIGN.md "Identity": only voters count toward a quorum). */
+static void test_nonvoter_counts_nowhere(void)
+{
+    struct raft_update u;
+    struct raft *r = start_with_nonvoter(1, false);
+    REQUIRE(r != NULL);
+    tick(r, 5000, &u);
+    REQUIRE(status(r).role == RAFT_CANDIDATE);
+    struct raft_message g = vote_granted(4, 1, 2, false);
+    recv(r, 5001, &g, &u);
+    CHECK_INT(status(r).role, RAFT_CANDIDATE);
+    g = vote_granted(2, 1, 2, false);
+    recv(r, 5002, &g, &u);
+    CHECK_INT(status(r).role, RAFT_LEADER);
+    raft_free(r);
+
+    r = start_with_nonvoter(2, false);
+    REQUIRE(r != NULL);
+    struct raft_message tn = msg(RAFT_MSG_TIMEOUT_NOW, 4, 2, 1);
+    recv(r, 10, &tn, &u);
+    CHECK_INT(status(r).role, RAFT_FOLLOWER);
+    raft_free(r);
+}
+
+/* Thesis §3.10: only our leader can hand us leadership; a TimeoutNow from
+ * another voter (a stale one, or one replayed after our restart) changes
+ * nothing. */
+static void test_timeout_now_only_from_leader(void)
+{
+    struct raft_update u;
+    struct raft *f = new_node(2, 3, 1, NULL, 0, true, true);
+    REQUIRE(f != NULL);
+    struct raft_message hb = msg(RAFT_MSG_APPEND, 1, 2, 2);
+    hb.u.append.prev_index = 1;
+    hb.u.append.prev_term = 1;
+    recv(f, 0, &hb, &u);
+    REQUIRE(status(f).leader_id == 1);
+    struct raft_message tn = msg(RAFT_MSG_TIMEOUT_NOW, 3, 2, 2);
+    recv(f, 10, &tn, &u);
+    CHECK_INT(status(f).role, RAFT_FOLLOWER);
+    CHECK_INT(status(f).term, 2);
+    tn.from = 1;
+    recv(f, 20, &tn, &u);
+    CHECK_INT(status(f).role, RAFT_CANDIDATE);
+    CHECK_INT(status(f).term, 3);
+    raft_free(f);
 }
 
 /* ---- CheckQuorum ---------------------------------------------------------- */
@@ -379,9 +539,12 @@ static void test_fast_path_other_peer(void)
     raft_free(f);
 }
 
-TL_MAIN(T(test_replace_same_id_refused), T(test_promote_waits_for_transfer),
+TL_MAIN(T(test_replace_same_id_refused), T(test_change_waits_for_first_commit),
+        T(test_promote_waits_for_transfer),
         T(test_promote_waits_for_catch_up), T(test_config_reverted_on_truncate),
-        T(test_backoff_stays_above_match),
+        T(test_backoff_stays_above_match), T(test_committed_never_truncated),
+        T(test_persisted_report_for_replaced_entry), T(test_nonvoter_counts_nowhere),
+        T(test_timeout_now_only_from_leader),
         T(test_removed_node_learns), T(test_check_quorum_first_window),
         T(test_fast_path_flapping_link), T(test_fast_path_crash),
         T(test_fast_path_other_peer))

@@ -494,6 +494,8 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
     unsigned n = 3 + 2 * (unsigned)(seed % 3);
     int fast = (int)((seed / 3) % 2);
     bool use_store = sab == SIM_SAB_NONE && (force_store || seed % STORE_EVERY == 0);
+    /* Every other store run is on the power-loss model (lib/pfs.h). */
+    bool use_pfs = use_store && (seed / STORE_EVERY) % 2 == 1;
     char store_dir[64];
     bool ok;
 
@@ -507,7 +509,10 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
      * the runs each way. */
     o.pre_vote = (seed / 6) % 4 < 2;
     o.check_quorum = (seed / 6) % 2 == 0;
-    if (use_store) {
+    if (use_pfs) {
+        snprintf(store_dir, sizeof store_dir, "%s", SIM_STORE_PFS);
+        t->store_runs++;
+    } else if (use_store) {
         snprintf(store_dir, sizeof store_dir, "/tmp/raft-sim-XXXXXX");
         if (mkdtemp(store_dir) == NULL) {
             perror("mkdtemp");
@@ -543,7 +548,7 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
     t->delivered += s->delivered;
     t->submitted += s->submitted;
     sim_free(s);
-    if (use_store)
+    if (use_store && !use_pfs)
         rm_tree(store_dir, 2);
     return ok;
 }

@@ -557,9 +557,11 @@ const struct store_sys pfs_sys = {
 
 /* ---- power loss -------------------------------------------------------------------- */
 
+/* under: path is the directory prefix or lies below it. */
 static bool under(const char *path, const char *prefix)
 {
-    return strncmp(path, prefix, strlen(prefix)) == 0;
+    size_t n = strlen(prefix);
+    return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
 /* settle_file puts a random subset of the file's unsynced pages on disk. */

@@ -7,7 +7,7 @@
  * then a write is only in the page cache.
  *
  * pfs_power_loss(prefix) is a machine crash for every file and directory
- * whose path starts with prefix: what was durable stays; of the writes and
+ * at or below the directory prefix (one machine's disk): what was durable stays; of the writes and
  * truncations not yet fsynced, a random subset of their pages (PFS_PAGE
  * bytes, aligned) reaches the disk, in any order (a lost page of an
  * extended file reads as zeros); of the names not yet fsynced, each

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "pfs.h"
 #include "sim_int.h"
 
 enum { EV_MSG, EV_PERSISTED, EV_SNAPSHOT, EV_PEER_DOWN, EV_DISK };
@@ -62,6 +63,7 @@ static const char *fault_names[SIM_F_COUNT] = {
     "foreign-cluster",
     "crash-quick-restart",
     "spurious-peer-down",
+    "power-loss",
 };
 
 const char *sim_fault_name(enum sim_fault f)
@@ -248,6 +250,12 @@ void sim_crash(struct sim *s, unsigned slot, uint64_t restart_at)
     nd->r = NULL;
     jobs_free(nd);
     store_close(nd->st);
+    if (nd->st != NULL && s->store_pfs && sim_rand(s, 2) == 0) {
+        char dir[64];
+        snprintf(dir, sizeof dir, "/pfs/n%" PRIx64, nd->id);
+        pfs_power_loss(dir);
+        s->faults[SIM_F_POWER_LOSS]++;
+    }
     nd->st = NULL;
     nd->incarnation++;
     nd->role = RAFT_FOLLOWER;
@@ -892,6 +900,9 @@ void sim_init(struct sim *s, uint64_t seed, unsigned n, const struct raft_option
     s->opts = *o;
     s->verbose = verbose;
     s->store_dir = store_dir;
+    s->store_pfs = store_dir != NULL && strcmp(store_dir, SIM_STORE_PFS) == 0;
+    if (s->store_pfs)
+        pfs_reset(seed);
     s->latency_ms = 1;
     s->restart_max_ms = 2000;
     sim_check_init(&s->check);

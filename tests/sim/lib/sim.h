@@ -50,6 +50,7 @@ enum sim_fault {
     SIM_F_FOREIGN,       /* a message of another cluster (higher term) */
     SIM_F_CRASH_QUICK,   /* crashed after sending, restarted within 5 ms */
     SIM_F_SPURIOUS_DOWN, /* PEER_DOWN reported about a live node */
+    SIM_F_POWER_LOSS,    /* a crash that was a power loss (pfs store runs) */
     SIM_F_COUNT
 };
 
@@ -153,7 +154,14 @@ struct sim {
      * (raft/store.h) in a directory under store_dir, restarts from what
      * store_open loads, and the load must equal the in-memory model. */
     const char *store_dir;
+    bool store_pfs; /* store_dir was SIM_STORE_PFS */
 };
+
+/* store_dir for sim_init: the real store on the power-loss model of the
+ * file system (lib/pfs.h) instead of real files; half the crashes of such
+ * a run are power losses of the node's machine, after which the store
+ * must still load exactly what the model says was persisted. */
+#define SIM_STORE_PFS "(pfs)"
 
 /* sim_init builds a cluster of n voters (ids from 1) bootstrapped with one
  * configuration entry, all started at time 0; o is the options template

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pfs.h"
 #include "sim_int.h"
 
 static void *xmemdup(const void *p, size_t n)
@@ -244,8 +245,14 @@ int sim__store_reopen(struct sim *s, struct sim_node *nd, struct store_loaded *l
     sim_store_sys.fsync = nosync;
     store_close(nd->st);
     nd->st = NULL;
-    snprintf(path, sizeof path, "%s/n%" PRIx64, s->store_dir, nd->id);
-    rc = store_open(path, &sim_store_sys, &nd->st, l);
+    if (s->store_pfs) {
+        /* The power-loss model: fsync is real there. */
+        snprintf(path, sizeof path, "/pfs/n%" PRIx64, nd->id);
+        rc = store_open(path, &pfs_sys, &nd->st, l);
+    } else {
+        snprintf(path, sizeof path, "%s/n%" PRIx64, s->store_dir, nd->id);
+        rc = store_open(path, &sim_store_sys, &nd->st, l);
+    }
     if (rc != 0) {
         sim_check_fail(&s->check, "n%" PRIx64 " store_open failed: %s", nd->id,
                        raft_errname(rc));
