@@ -376,6 +376,9 @@ static void set_network(struct run *rn, enum sim_sabotage sab)
     /* A third of the runs persist asynchronously (sim.h). */
     s->async_persist = sab == SIM_SAB_NONE && sim_rand(s, 3) == 0;
     s->disk_ms = 1 + (unsigned)sim_rand(s, 20);
+    /* Now and then a message arrives after several terms went by. */
+    s->long_delay_permille = (unsigned)sim_rand(s, 3);
+    s->long_delay_ms = 4 * rn->emax;
     s->snapshot_every = sim_rand(s, 3) ? 5 + (unsigned)sim_rand(s, 40) : 0;
     s->foreign_permille = (unsigned)sim_rand(s, 5);
     if (sab == SIM_SAB_FORGET_VOTE) {
@@ -425,6 +428,7 @@ static bool run_heal(struct run *rn, struct totals *t, int fast, const char *arg
     s->latency_ms = 1;
     s->step_crash_permille = 0;
     s->quick_crash_permille = 0;
+    s->long_delay_permille = 0;
     for (unsigned i = 0; i < s->n; i++)
         sim_restart(s, i);
     heal_at = s->now;

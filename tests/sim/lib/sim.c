@@ -64,6 +64,7 @@ static const char *fault_names[SIM_F_COUNT] = {
     "crash-quick-restart",
     "spurious-peer-down",
     "power-loss",
+    "long-delay",
 };
 
 const char *sim_fault_name(enum sim_fault f)
@@ -406,6 +407,10 @@ static void send_bytes(struct sim *s, unsigned from, uint64_t to_id, unsigned ch
         e->from = from;
         e->to = (unsigned)to;
         e->at = s->now + s->latency_ms + (s->jitter_ms ? sim_rand(s, s->jitter_ms) : 0);
+        if (s->long_delay_permille && sim_rand(s, 1000) < s->long_delay_permille) {
+            e->at += sim_rand(s, s->long_delay_ms + 1);
+            s->faults[SIM_F_LONG_DELAY]++;
+        }
         e->bytes = c == 0 ? buf : xmemdup(buf, len);
         e->len = len;
         heap_push(s, e);

@@ -51,6 +51,7 @@ enum sim_fault {
     SIM_F_CRASH_QUICK,   /* crashed after sending, restarted within 5 ms */
     SIM_F_SPURIOUS_DOWN, /* PEER_DOWN reported about a live node */
     SIM_F_POWER_LOSS,    /* a crash that was a power loss (pfs store runs) */
+    SIM_F_LONG_DELAY,    /* a message held back across several terms */
     SIM_F_COUNT
 };
 
@@ -124,6 +125,9 @@ struct sim {
     unsigned drop_pct, dup_pct; /* per message, percent */
     unsigned foreign_permille;  /* per message: also deliver a copy from another
                                    cluster, 1000 terms ahead */
+    unsigned long_delay_permille; /* per message: held back up to
+                                     long_delay_ms (several terms) */
+    unsigned long_delay_ms;
     bool cut[SIM_MAX_NODES][SIM_MAX_NODES]; /* cut[a][b]: a -> b lost */
     unsigned step_crash_permille;           /* crash inside a step */
     unsigned quick_crash_permille;          /* per step that sent: crash
