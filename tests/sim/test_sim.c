@@ -76,6 +76,7 @@ struct totals {
     uint64_t elections, delivered, submitted;
     struct samples heal[2];        /* heal -> leader, per profile */
     struct samples failover[2][2]; /* [profile][0 timeout, 1 peer-down] */
+    struct samples failover_pv[2]; /* [profile]: peer-down with PreVote on */
 };
 
 /* ---- the fault schedule ------------------------------------------------------ */
@@ -478,6 +479,8 @@ static bool run_failovers(struct run *rn, struct totals *t, int fast, const char
         sim_trace(s, "failover (%s): new leader after %" PRIu64 " ms",
                   mode ? "peer-down" : "timeout", fo);
         sample_add(&t->failover[fast][mode], fo);
+        if (mode == 1 && s->opts.pre_vote)
+            sample_add(&t->failover_pv[fast], fo);
         if (!run_to_converge(s, s->now + (uint64_t)HEAL_CONVERGE_BOUND * rn->emax) &&
             !sim_check_failed(&s->check)) {
             fail_run(rn, argv0, "members did not converge after a failover");
@@ -599,6 +602,8 @@ static void print_summary(struct totals *t)
     print_dist("default, leader crash (peer-down)", &t->failover[0][1]);
     print_dist("fast-LAN, leader crash (timeout)", &t->failover[1][0]);
     print_dist("fast-LAN, leader crash (peer-down)", &t->failover[1][1]);
+    print_dist("default, peer-down, PreVote on", &t->failover_pv[0]);
+    print_dist("fast-LAN, peer-down, PreVote on", &t->failover_pv[1]);
     print_dist("default, after faults heal", &t->heal[0]);
     print_dist("fast-LAN, after faults heal", &t->heal[1]);
 }
@@ -609,6 +614,7 @@ static void totals_free(struct totals *t)
         free(t->heal[p].v);
         free(t->failover[p][0].v);
         free(t->failover[p][1].v);
+        free(t->failover_pv[p].v);
     }
 }
 
