@@ -8,9 +8,10 @@
  *   sim_test_sim --seed N        replay run N, printing what happened
  *   sim_test_sim --runs R [--from S]   R runs from seed S
  *
- * A run is a function of its seed: cluster size (3, 5, 7) and timing profile
- * (default or fast-LAN) come from it, then network quality, the fault
- * schedule and every random choice of the cores.  Each run has three phases:
+ * A run is a function of its seed: cluster size (3, 5, 7), timing profile
+ * (default or fast-LAN) and PreVote / CheckQuorum (on or off) come from it,
+ * then network quality, the fault schedule, synchronous or asynchronous
+ * persistence (lib/sim.h) and every random choice of the cores.  Each run has three phases:
  *   chaos     random faults (below) while clients submit entries;
  *   heal      links restored, crashed members restarted: a leader must appear
  *             and every member must apply the leader's commit within bounds;
