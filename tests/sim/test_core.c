@@ -84,11 +84,27 @@ static void test_replace_same_id_refused(void)
 static void test_change_waits_for_first_commit(void)
 {
     struct raft_update u;
-    struct raft *r = make_leader(3, &u); /* barrier 2 durable, not committed */
-    REQUIRE(r != NULL && status(r).commit_index < 2);
+    uint64_t terms[] = {1};
+    struct raft *r = new_node(1, 3, 1, terms, 1, false, false);
+    REQUIRE(r != NULL);
+    /* as a follower it learned that index 2 (and the configuration at 1)
+     * committed */
+    struct raft_message m = msg(RAFT_MSG_APPEND, 2, 1, 1);
+    m.u.append.prev_index = 2;
+    m.u.append.prev_term = 1;
+    m.u.append.commit = 2;
+    recv(r, 10, &m, &u);
+    REQUIRE(status(r).commit_index == 2);
+    /* it wins term 2; its barrier (index 3) is durable, not committed */
+    tick(r, 5000, &u);
+    struct raft_message g = vote_granted(3, 1, 2, false);
+    recv(r, 5000, &g, &u);
+    REQUIRE(status(r).role == RAFT_LEADER && status(r).last_index == 3);
+    persisted(r, 5000, 3, 2, &u);
     CHECK_INT(change(r, 5001, RAFT_CHANGE_ADD, 4, "10.0.0.4:5224", 0, &u), RAFT_EBUSY);
-    CHECK_INT(status(r).last_index, 2);
-    ack(r, 5002, 2, 2, 2, &u);
+    CHECK_INT(status(r).last_index, 3);
+    ack(r, 5002, 3, 2, 3, &u);
+    REQUIRE(status(r).commit_index == 3);
     CHECK_INT(change(r, 5003, RAFT_CHANGE_ADD, 4, "10.0.0.4:5224", 0, &u), 0);
     raft_free(r);
 }
