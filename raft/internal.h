@@ -31,7 +31,7 @@ struct raft__peer {
     bool departing;
     uint64_t depart_index; /* the configuration entry that removed it */
     uint64_t depart_after; /* 0 until the removal commits */
-    bool voted;  /* answered our (pre-)vote */
+    bool voted;            /* answered our (pre-)vote */
     bool granted;
 };
 

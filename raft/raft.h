@@ -58,7 +58,7 @@
     X(RAFT_ETOOBIG, -15, "too big")                                                      \
     X(RAFT_ECLUSTER, -16, "message from another cluster")                                \
     X(RAFT_ESTOPPED, -17, "the node stopped after a storage failure")                    \
-    X(RAFT_EADDR, -18, "invalid address")                                              \
+    X(RAFT_EADDR, -18, "invalid address")                                                \
     X(RAFT_ESAMEID, -19, "a replacing member needs a new node id")
 
 enum raft_code {
@@ -480,7 +480,7 @@ struct raft_status {
     uint64_t snapshot_index;
     uint64_t last_leader_contact; /* ms (event clock) when the leader was last
                                      heard, 0 if never */
-    bool removed; /* see raft_update.removed */
+    bool removed;                 /* see raft_update.removed */
 };
 
 /* raft_status fills *out (caller's memory) from r's local state; any time

@@ -160,14 +160,15 @@ static int replay_mark(struct store *st, struct replay *rp, uint64_t mark)
 
     if (rp->n_pend == 0) {
         if (mark < st->base || mark > store__last_index(st))
-            return store__corrupt(st, "log: a checksummed MARK ends the log at %" PRIu64
-                                      ", outside it", mark);
+            return store__corrupt(
+                st, "log: a checksummed MARK ends the log at %" PRIu64 ", outside it",
+                mark);
         st->n = (size_t)(mark - st->base);
         return 0;
     }
     if (mark != rp->pend_first + rp->n_pend - 1)
-        return store__corrupt(st, "log: a checksummed MARK at %" PRIu64
-                                  " does not end its batch", mark);
+        return store__corrupt(
+            st, "log: a checksummed MARK at %" PRIu64 " does not end its batch", mark);
     st->n = (size_t)(rp->pend_first - st->base - 1);
     rc = idx_reserve(st, st->n + rp->n_pend);
     if (rc != 0)
@@ -222,8 +223,10 @@ static int log_replay(struct store *st, const unsigned char *buf, size_t len,
             rc = replay_mark(st, &rp, get64(b + 1));
             *valid_end = off + REC_HDR + blen;
         } else {
-            rc = store__corrupt(st, "log: a checksummed record at byte %zu has an "
-                                    "unknown kind %u", off, b[0]);
+            rc = store__corrupt(st,
+                                "log: a checksummed record at byte %zu has an "
+                                "unknown kind %u",
+                                off, b[0]);
         }
         off += REC_HDR + blen;
     }

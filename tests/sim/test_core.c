@@ -513,8 +513,8 @@ static void test_fast_path_crash(void)
         if (status(f).role == RAFT_PRECANDIDATE)
             first = now;
     }
-    CHECK(first > 500 + 100);        /* a heartbeat was missed first */
-    CHECK(first < 500 + 1000);       /* before the minimum election timeout */
+    CHECK(first > 500 + 100);  /* a heartbeat was missed first */
+    CHECK(first < 500 + 1000); /* before the minimum election timeout */
     CHECK_INT(raft_counters_get(f)->fast_path_elections, 1);
     raft_free(f);
 
@@ -556,11 +556,10 @@ static void test_fast_path_other_peer(void)
 }
 
 TL_MAIN(T(test_replace_same_id_refused), T(test_change_waits_for_first_commit),
-        T(test_promote_waits_for_transfer),
-        T(test_promote_waits_for_catch_up), T(test_config_reverted_on_truncate),
-        T(test_backoff_stays_above_match), T(test_committed_never_truncated),
-        T(test_persisted_report_for_replaced_entry), T(test_nonvoter_counts_nowhere),
-        T(test_timeout_now_only_from_leader),
+        T(test_promote_waits_for_transfer), T(test_promote_waits_for_catch_up),
+        T(test_config_reverted_on_truncate), T(test_backoff_stays_above_match),
+        T(test_committed_never_truncated), T(test_persisted_report_for_replaced_entry),
+        T(test_nonvoter_counts_nowhere), T(test_timeout_now_only_from_leader),
         T(test_removed_node_learns), T(test_check_quorum_first_window),
         T(test_fast_path_flapping_link), T(test_fast_path_crash),
         T(test_fast_path_other_peer))

@@ -428,7 +428,7 @@ static void test_follower_appends_entries(void)
     m.u.append.n_entries = 2;
     recv(r, 10, &m, &u);
     CHECK_INT(u.truncate_from, 4); /* entry 4 (term 2) conflicted */
-    REQUIRE(u.n_entries == 2); /* entries[0] below */
+    REQUIRE(u.n_entries == 2);     /* entries[0] below */
     CHECK_INT(u.entries[0].index, 4);
     CHECK_INT(u.entries[0].term, 3);
     CHECK_INT(status(r).last_index, 5);

@@ -11,14 +11,12 @@
  * A run is a function of its seed: cluster size (3, 5, 7), timing profile
  * (default or fast-LAN) and PreVote / CheckQuorum (on or off) come from it,
  * then network quality, the fault schedule, synchronous or asynchronous
- * persistence (lib/sim.h) and every random choice of the cores.  Each run has three phases:
- *   chaos     random faults (below) while clients submit entries;
- *   heal      links restored, crashed members restarted: a leader must appear
- *             and every member must apply the leader's commit within bounds;
- *   failover  on a clean network the leader is crashed twice, once found by
- *             the election timeout, once with the transport reporting the
- *             closed links (RAFT_EV_PEER_DOWN); the time to a new leader is
- *             recorded for the summary. */
+ * persistence (lib/sim.h) and every random choice of the cores.  Each run has three
+ * phases: chaos     random faults (below) while clients submit entries; heal      links
+ * restored, crashed members restarted: a leader must appear and every member must apply
+ * the leader's commit within bounds; failover  on a clean network the leader is crashed
+ * twice, once found by the election timeout, once with the transport reporting the closed
+ * links (RAFT_EV_PEER_DOWN); the time to a new leader is recorded for the summary. */
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>

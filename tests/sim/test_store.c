@@ -1059,8 +1059,9 @@ static void test_pfs_model(void)
     /* a write without fsync, straight through the table */
     int fd = pfs_sys.open(PFS_DIR "/log", O_RDWR, 0);
     REQUIRE(fd >= 0);
-    CHECK(pfs_sys.pwrite(fd, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-                         66, 4000) == 66);
+    CHECK(pfs_sys.pwrite(
+              fd, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+              66, 4000) == 66);
     CHECK(pfs_dirty_pages(PFS_ROOT) >= 2);
     pfs_sys.close(fd);
     pfs_power_loss(PFS_ROOT);
@@ -1251,5 +1252,5 @@ TL_MAIN(T(test_empty_store), T(test_round_trip), T(test_append_rules),
         T(test_persist_update), T(test_bit_flip_is_corrupt), T(test_crash_every_byte),
         T(test_crash_on_create), T(test_failures_sticky),
         T(test_torn_tail_truncate_fails), T(test_random_ops_with_crashes),
-        T(test_pfs_model), T(test_torn_tail_after_power_loss), T(test_power_loss_new_store),
-        T(test_power_loss_every_byte))
+        T(test_pfs_model), T(test_torn_tail_after_power_loss),
+        T(test_power_loss_new_store), T(test_power_loss_every_byte))

@@ -30,8 +30,8 @@ static inline struct raft_options opts(uint64_t id, bool pre_vote, bool check_qu
  * the bootstrap configuration (index 1, term 1) followed by entries with the
  * given terms; current term is term. */
 static inline struct raft *new_node(uint64_t id, unsigned n, uint64_t term,
-                             const uint64_t *terms, unsigned n_terms, bool pre_vote,
-                             bool check_quorum)
+                                    const uint64_t *terms, unsigned n_terms,
+                                    bool pre_vote, bool check_quorum)
 {
     struct raft_options o = opts(id, pre_vote, check_quorum);
     struct raft *r;
@@ -68,7 +68,7 @@ static inline struct raft *new_node(uint64_t id, unsigned n, uint64_t term,
 }
 
 static inline int recv(struct raft *r, uint64_t now, const struct raft_message *m,
-                struct raft_update *u)
+                       struct raft_update *u)
 {
     struct raft_event ev = {.type = RAFT_EV_RECEIVE, .now = now};
     ev.u.receive.msg = m;
@@ -82,7 +82,7 @@ static inline void tick(struct raft *r, uint64_t now, struct raft_update *u)
 }
 
 static inline void persisted(struct raft *r, uint64_t now, uint64_t index, uint64_t term,
-                      struct raft_update *u)
+                             struct raft_update *u)
 {
     struct raft_event ev = {.type = RAFT_EV_PERSISTED, .now = now};
     ev.u.persisted.index = index;
@@ -90,7 +90,8 @@ static inline void persisted(struct raft *r, uint64_t now, uint64_t index, uint6
     raft_step(r, &ev, u);
 }
 
-static inline int submit(struct raft *r, uint64_t now, const char *data, struct raft_update *u)
+static inline int submit(struct raft *r, uint64_t now, const char *data,
+                         struct raft_update *u)
 {
     struct raft_event ev = {.type = RAFT_EV_SUBMIT, .now = now};
     ev.u.submit.type = RAFT_ENTRY_NORMAL;
@@ -99,8 +100,8 @@ static inline int submit(struct raft *r, uint64_t now, const char *data, struct 
     return raft_step(r, &ev, u);
 }
 
-static inline const struct raft_message *find(const struct raft_update *u, enum raft_msg_type t,
-                                       uint64_t to)
+static inline const struct raft_message *find(const struct raft_update *u,
+                                              enum raft_msg_type t, uint64_t to)
 {
     for (unsigned i = 0; i < u->n_messages; i++)
         if (u->messages[i].type == t && (to == 0 || u->messages[i].to == to))
@@ -117,7 +118,7 @@ static inline unsigned count(const struct raft_update *u, enum raft_msg_type t)
 }
 
 static inline struct raft_message msg(enum raft_msg_type t, uint64_t from, uint64_t to,
-                               uint64_t term)
+                                      uint64_t term)
 {
     struct raft_message m;
     memset(&m, 0, sizeof m);
@@ -130,7 +131,7 @@ static inline struct raft_message msg(enum raft_msg_type t, uint64_t from, uint6
 }
 
 static inline struct raft_message vote_granted(uint64_t from, uint64_t to, uint64_t term,
-                                        bool pre)
+                                               bool pre)
 {
     struct raft_message m = msg(RAFT_MSG_VOTE_RESULT, from, to, term);
     m.u.vote_result.granted = true;

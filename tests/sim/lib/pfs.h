@@ -7,12 +7,12 @@
  * then a write is only in the page cache.
  *
  * pfs_power_loss(prefix) is a machine crash for every file and directory
- * at or below the directory prefix (one machine's disk): what was durable stays; of the writes and
- * truncations not yet fsynced, a random subset of their pages (PFS_PAGE
- * bytes, aligned) reaches the disk, in any order (a lost page of an
- * extended file reads as zeros); of the names not yet fsynced, each
- * directory keeps a random prefix of its changes in order (a journaling
- * file system).  A name whose directory did not survive is gone too.
+ * at or below the directory prefix (one machine's disk): what was durable stays; of the
+ * writes and truncations not yet fsynced, a random subset of their pages (PFS_PAGE bytes,
+ * aligned) reaches the disk, in any order (a lost page of an extended file reads as
+ * zeros); of the names not yet fsynced, each directory keeps a random prefix of its
+ * changes in order (a journaling file system).  A name whose directory did not survive is
+ * gone too.
  *
  * One model per process (the store_sys calls take no context): tests call
  * pfs_reset first.  Paths are used as given (no "..", no symlinks); the

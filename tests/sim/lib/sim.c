@@ -329,8 +329,8 @@ static void check_backed(struct sim *s, const struct sim_node *nd,
 
     if (!pre && m->term > d->term)
         sim_check_fail(&s->check,
-                       "n%" PRIx64 " sent a %s in term %" PRIu64
-                       " with term %" PRIu64 " on its disk",
+                       "n%" PRIx64 " sent a %s in term %" PRIu64 " with term %" PRIu64
+                       " on its disk",
                        nd->id, raft_msg_type_name(m->type), m->term, d->term);
     else if (m->type == RAFT_MSG_VOTE_RESULT && !pre && m->u.vote_result.granted &&
              (d->term != m->term || d->vote != m->to))
@@ -338,7 +338,8 @@ static void check_backed(struct sim *s, const struct sim_node *nd,
                        "n%" PRIx64 " granted n%" PRIx64 " its vote in term %" PRIu64
                        " but its disk holds term %" PRIu64 " vote n%" PRIx64,
                        nd->id, m->to, m->term, d->term, d->vote);
-    else if (m->type == RAFT_MSG_VOTE && !pre && (d->term != m->term || d->vote != nd->id))
+    else if (m->type == RAFT_MSG_VOTE && !pre &&
+             (d->term != m->term || d->vote != nd->id))
         sim_check_fail(&s->check,
                        "n%" PRIx64 " asked for votes in term %" PRIu64
                        " without its own vote on disk",
@@ -352,8 +353,8 @@ static void check_backed(struct sim *s, const struct sim_node *nd,
 }
 
 /* encode_msg returns m encoded (owned), or NULL after recording why. */
-static unsigned char *encode_msg(struct sim *s, unsigned from, const struct raft_message *m,
-                                 size_t *len)
+static unsigned char *encode_msg(struct sim *s, unsigned from,
+                                 const struct raft_message *m, size_t *len)
 {
     size_t got = 0;
     unsigned char *buf;
@@ -454,7 +455,8 @@ static struct sim_job *job_new(struct sim *s, unsigned slot, const struct raft_u
         j->ents = xmalloc(u->n_entries * sizeof *j->ents);
         for (unsigned i = 0; i < u->n_entries; i++) {
             j->ents[i] = u->entries[i];
-            j->ents[i].data.base = xmemdup(u->entries[i].data.base, u->entries[i].data.len);
+            j->ents[i].data.base =
+                xmemdup(u->entries[i].data.base, u->entries[i].data.len);
         }
         j->u.entries = j->ents;
         j->u.n_entries = u->n_entries;

@@ -122,9 +122,9 @@ struct sim {
     size_t n_heap, cap_heap;
     uint64_t seq;
     unsigned latency_ms, jitter_ms;
-    unsigned drop_pct, dup_pct; /* per message, percent */
-    unsigned foreign_permille;  /* per message: also deliver a copy from another
-                                   cluster, 1000 terms ahead */
+    unsigned drop_pct, dup_pct;   /* per message, percent */
+    unsigned foreign_permille;    /* per message: also deliver a copy from another
+                                     cluster, 1000 terms ahead */
     unsigned long_delay_permille; /* per message: held back up to
                                      long_delay_ms (several terms) */
     unsigned long_delay_ms;
@@ -142,7 +142,7 @@ struct sim {
        entries are applied at once. */
     bool async_persist;
     unsigned disk_ms;
-    unsigned snapshot_every;                /* applied entries per snapshot */
+    unsigned snapshot_every; /* applied entries per snapshot */
 
     /* the latest configuration a leader reported */
     struct raft_config config;

@@ -156,7 +156,8 @@ void sim__persist(struct sim *s, struct sim_node *nd, const struct raft_update *
 
     if (ops-- > 0 && u->persist_term_vote) {
         /* One vote per term, and terms never go back (figure 2). */
-        if (u->term < d->term || (u->term == d->term && d->vote != 0 && u->vote != d->vote))
+        if (u->term < d->term ||
+            (u->term == d->term && d->vote != 0 && u->vote != d->vote))
             sim_check_fail(&s->check,
                            "n%" PRIx64 " persisted term %" PRIu64 " vote n%" PRIx64
                            " over term %" PRIu64 " vote n%" PRIx64,
