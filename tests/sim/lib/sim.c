@@ -192,6 +192,9 @@ void sim__node_start(struct sim *s, unsigned slot)
     nd->applied = 0;
     nd->app_chain = 0;
     nd->commit = 0;
+    nd->leader_reported_down = false;
+    nd->fast_path_seen = 0;
+    raft_config_init(&nd->last_config);
     nd->snap_at = d->has_snap ? d->snap.index : 0;
     nd->role = RAFT_FOLLOWER;
     nd->leader = 0;
@@ -571,6 +574,56 @@ static void check_new_leader(struct sim *s, struct sim_node *nd, uint64_t term)
                        nd->id, term, top);
 }
 
+/* check_progress: oracles on a node's own bookkeeping.
+ * - A leader's nextIndex of every peer stays above its matchIndex.
+ * - A non-voter becomes a voter in a configuration that its leader appends
+ *   only once it holds the leader's log (thesis §4.2.1, catch-up).
+ * - The crash fast path (a pre-vote counted in fast_path_elections) starts
+ *   only after the transport reported this node's leader down.
+ * - In synchronous persistence, the configuration in force is the last one
+ *   in the node's log on disk, or its snapshot's (thesis §4.1): one whose
+ *   entry was truncated is not. */
+static void check_progress(struct sim *s, struct sim_node *nd, const struct raft_update *u)
+{
+    struct raft_progress p;
+    struct raft_status st;
+
+    if (u->role == RAFT_LEADER && u->config != NULL) {
+        raft_status(nd->r, &st);
+        for (unsigned i = 0; i < u->config->n; i++) {
+            const struct raft_member *m = &u->config->members[i];
+            const struct raft_member *was;
+            if (m->id == nd->id || raft_progress(nd->r, m->id, &p) != 0)
+                continue;
+            if (p.next_index <= p.match_index)
+                sim_check_fail(&s->check,
+                               "leader n%" PRIx64 ": next %" PRIu64 " of n%" PRIx64
+                               " not above its match %" PRIu64,
+                               nd->id, p.next_index, m->id, p.match_index);
+            was = raft_config_find(&nd->last_config, m->id);
+            if (u->config_changed && nd->role == RAFT_LEADER && m->role == RAFT_VOTER &&
+                was != NULL && was->role == RAFT_NONVOTER &&
+                p.match_index + 1 < st.last_index)
+                sim_check_fail(&s->check,
+                               "leader n%" PRIx64 " promoted n%" PRIx64 " at %" PRIu64
+                               " while it held only up to %" PRIu64,
+                               nd->id, m->id, st.last_index, p.match_index);
+        }
+    }
+    if (u->leader_id != 0 && u->leader_id != nd->leader)
+        nd->leader_reported_down = false;
+    if (u->counters != NULL && u->counters->fast_path_elections > nd->fast_path_seen) {
+        if (!nd->leader_reported_down)
+            sim_check_fail(&s->check,
+                           "n%" PRIx64 " took the crash fast path with no report that "
+                           "its leader n%" PRIx64 " was down",
+                           nd->id, nd->leader);
+        nd->fast_path_seen = u->counters->fast_path_elections;
+    }
+    if (u->config_changed && u->config != NULL)
+        nd->last_config = *u->config;
+}
+
 /* note_status records the role, term and leader of an update, checks a new
  * leader and keeps the leader's configuration as the cluster's. */
 static void note_status(struct sim *s, struct sim_node *nd, const struct raft_update *u)
@@ -588,6 +641,7 @@ static void note_status(struct sim *s, struct sim_node *nd, const struct raft_up
         sim_check_fail(&s->check,
                        "n%" PRIx64 " commit index went back from %" PRIu64 " to %" PRIu64,
                        nd->id, nd->commit, u->commit_index);
+    check_progress(s, nd, u);
     nd->role = u->role;
     nd->term = u->current_term;
     nd->leader = u->leader_id;
@@ -643,6 +697,18 @@ static void check_commit(struct sim *s, const struct sim_node *ld, uint64_t old_
                        "leader n%" PRIx64 " committed %" PRIu64 " (term %" PRIu64
                        ") held durably by %u of %u voters",
                        ld->id, q, u->current_term, hold, voters);
+}
+
+static bool config_equal(const struct raft_config *a, const struct raft_config *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (unsigned i = 0; i < a->n; i++)
+        if (a->members[i].id != b->members[i].id ||
+            a->members[i].role != b->members[i].role ||
+            strcmp(a->members[i].address, b->members[i].address) != 0)
+            return false;
+    return true;
 }
 
 /* The points of a step where a node may crash (sim.h). */
@@ -724,6 +790,11 @@ int sim__node_step(struct sim *s, unsigned slot, struct raft_event *ev)
     sim__persist(s, nd, &u, 4);
     sim__store_mirror(s, nd, &u, 4);
     check_commit(s, nd, old_commit, &u);
+    if (u.config != NULL && !config_equal(u.config, &nd->disk.cfg))
+        sim_check_fail(&s->check,
+                       "n%" PRIx64 ": the configuration in force is not the last "
+                       "one in its log",
+                       nd->id);
     if (cp == CP_PERSISTED) {
         /* Durable, but nothing of this step left the node. */
         crash_in_step(s, slot, SIM_F_CRASH_PERSIST);
@@ -859,6 +930,8 @@ static void process(struct sim *s, struct sim_event *e)
     case EV_PEER_DOWN:
         if (nd->r == NULL || nd->incarnation != e->inc)
             break;
+        if (e->index != 0 && e->index == nd->leader)
+            nd->leader_reported_down = true;
         ev.type = RAFT_EV_PEER_DOWN;
         ev.u.peer_down.id = e->index;
         sim__node_step(s, e->to, &ev);

@@ -77,6 +77,9 @@ struct sim_disk {
     struct raft_entry *ents;   /* data owned */
     uint64_t *chain;           /* chain per entry */
     size_t n, cap;
+    /* the configuration in force: the last config entry on disk, or the
+       snapshot's (thesis §4.1: in force once in the log) */
+    struct raft_config cfg;
 };
 
 struct sim_job;
@@ -95,6 +98,11 @@ struct sim_node {
     /* the application: applied index and chain hash of what it applied */
     uint64_t applied, app_chain;
     uint64_t snap_at; /* applied index of the last snapshot taken */
+    /* the transport reported this node's leader down (and no other
+       leader was heard since); fast-path pre-votes seen so far */
+    bool leader_reported_down;
+    uint64_t fast_path_seen;
+    struct raft_config last_config; /* as of the last update that changed it */
     /* asynchronous persistence: updates whose persistence (and so whose
        messages) wait for the disk, oldest first, and when it is free */
     struct sim_job *jobs, *jobs_tail;

@@ -60,12 +60,35 @@ bool sim__disk_chain_at(const struct sim_disk *d, uint64_t index, uint64_t *chai
     return false;
 }
 
+/* disk_config_recompute sets d->cfg from the last config entry on disk,
+ * or from the snapshot. */
+static void disk_config_recompute(struct sim_disk *d)
+{
+    for (size_t i = d->n; i > 0; i--) {
+        const struct raft_entry *e = &d->ents[i - 1];
+        if (d->has_snap && e->index <= d->snap.index)
+            break; /* covered by the snapshot (stale ones included) */
+        if (e->type == RAFT_ENTRY_CONFIG &&
+            raft_config_decode(e->data.base, e->data.len, &d->cfg) == 0)
+            return;
+    }
+    if (d->has_snap)
+        d->cfg = d->snap.config;
+    else
+        raft_config_init(&d->cfg);
+}
+
 void sim__disk_truncate(struct sim_disk *d, uint64_t from)
 {
+    bool config = false;
+
     while (d->n > 0 && d->first + d->n - 1 >= from) {
         d->n--;
+        config |= d->ents[d->n].type == RAFT_ENTRY_CONFIG;
         free(d->ents[d->n].data.base);
     }
+    if (config)
+        disk_config_recompute(d);
 }
 
 static void disk_drop_prefix(struct sim_disk *d, uint64_t upto)
@@ -121,6 +144,8 @@ void sim__disk_append(struct sim *s, struct sim_node *nd, const struct raft_entr
     d->chain[d->n] = sim_chain(prev, e);
     sim_check_persisted(&s->check, nd->id, e->index, e->term, d->chain[d->n]);
     d->n++;
+    if (e->type == RAFT_ENTRY_CONFIG && !(d->has_snap && e->index <= d->snap.index))
+        raft_config_decode(e->data.base, e->data.len, &d->cfg);
 }
 
 /* Snapshot data of the simulated application: applied index and chain. */
@@ -177,6 +202,7 @@ void sim__persist(struct sim *s, struct sim_node *nd, const struct raft_update *
         d->snap.data.base = xmemdup(u->snapshot->data.base, u->snapshot->data.len);
         d->has_snap = true;
         d->snap_chain = chain;
+        disk_config_recompute(d);
         /* A snapshot holds applied state only: it must agree with what was
          * applied at its index anywhere. */
         sim_check_applied(&s->check, nd->id, idx, chain);
