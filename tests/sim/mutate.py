@@ -12,7 +12,7 @@ applies it, rebuilds (incrementally), runs the sim tests fastest first and
 stops at the first failure (killed) or timeout (killed, as a hang), and
 restores the file.  A mutant that every test passes survived.
 
-    tests/sim/mutate.py [-j N] [--only SUBSTRING] [--tests test_sim,...]
+    tests/sim/mutate.py [-j N] [--only SUBSTRING] [--range A-B] [--tests test_sim,...]
                         [--keep] [--timeout S]
 
 Exit status 0 when every mutant was killed or is documented as equivalent,
@@ -115,11 +115,15 @@ def main():
     ap.add_argument("--only", default=None, help="run mutants whose text has this")
     ap.add_argument("--keep", action="store_true", help="keep the temporary tree")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per test")
+    ap.add_argument("--range", default=None, help="mutants A-B of the list (from 1)")
     ap.add_argument("--tests", default=None,
                     help="comma-separated sim tests to run (default: all of them)")
     a = ap.parse_args()
 
     mutants = parse(LIST)
+    if a.range:
+        lo, _, hi = a.range.partition("-")
+        mutants = mutants[int(lo) - 1 : int(hi or lo)]
     if a.only:
         mutants = [m for m in mutants if a.only in " ".join(str(v) for v in m.values())]
     tree = tempfile.mkdtemp(prefix="raft-mutants-")
