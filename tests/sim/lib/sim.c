@@ -583,7 +583,8 @@ static void check_new_leader(struct sim *s, struct sim_node *nd, uint64_t term)
  * - In synchronous persistence, the configuration in force is the last one
  *   in the node's log on disk, or its snapshot's (thesis §4.1): one whose
  *   entry was truncated is not. */
-static void check_progress(struct sim *s, struct sim_node *nd, const struct raft_update *u)
+static void check_progress(struct sim *s, struct sim_node *nd,
+                           const struct raft_update *u)
 {
     struct raft_progress p;
     struct raft_status st;
@@ -671,6 +672,18 @@ static void check_commit(struct sim *s, const struct sim_node *ld, uint64_t old_
 
     if (u->role != RAFT_LEADER || q <= old_commit || u->config == NULL)
         return;
+    /* A commit index that a restart took from the snapshot is not a count. */
+    if (ld->disk.has_snap && q <= ld->disk.snap.index)
+        return;
+    /* §5.4.2: a leader commits by counting only entries of its term (the
+     * earlier ones follow); figure 8 shows what goes wrong otherwise. */
+    if (ld->disk.n > 0 && q >= ld->disk.first && q < ld->disk.first + ld->disk.n &&
+        ld->disk.ents[q - ld->disk.first].term != u->current_term)
+        sim_check_fail(
+            &s->check,
+            "leader n%" PRIx64 " of term %" PRIu64 " moved its commit index to "
+            "%" PRIu64 ", an entry of term %" PRIu64,
+            ld->id, u->current_term, q, ld->disk.ents[q - ld->disk.first].term);
     if (!sim__disk_chain_at(&ld->disk, q, &want)) {
         if (!(ld->disk.has_snap && ld->disk.snap.index >= q))
             sim_check_fail(&s->check,
