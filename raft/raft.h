@@ -299,10 +299,12 @@ enum raft_event_type {
     RAFT_EV_TRANSFER = 6,  /* leader: hand leadership to another voter */
     RAFT_EV_CHANGE = 7,    /* leader: single-server membership change */
     RAFT_EV_SNAPSHOT = 8,  /* the application took a snapshot */
-    RAFT_EV_PEER_DOWN = 9, /* transport: peer's link closed, cannot reopen;
-                              a follower whose leader it is drops its lease
-                              and pre-votes within 2 heartbeats (PreVote
-                              only; jittered to avoid split votes) */
+    RAFT_EV_PEER_DOWN = 9, /* transport: peer's link closed or refused;
+                              one signal: a follower whose leader it is
+                              and that then misses a heartbeat too drops
+                              its lease and (PreVote only) pre-votes,
+                              jittered to avoid split votes; hearing the
+                              leader withdraws the report */
     RAFT_EV_STOP = 10,     /* storage failed: stop taking part */
 };
 
