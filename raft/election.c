@@ -3,6 +3,7 @@
  * crash fast path (RAFT_EV_PEER_DOWN). */
 #include "internal.h"
 
+#include <assert.h>
 #include <string.h>
 
 /* raft__in_lease: whether a vote request must be ignored because a live
@@ -67,7 +68,9 @@ static unsigned count_votes(struct raft *r, bool granted)
         n++; /* our own vote */
     for (unsigned i = 0; i < r->n_peers; i++) {
         const struct raft__peer *p = &r->peers[i];
-        if (p->voted && p->granted == granted && raft__is_voter(r, p->id))
+        /* Only voters' answers reach here (sender_allowed, raft.c), and
+         * the configuration does not change during a round. */
+        if (p->voted && p->granted == granted)
             n++;
     }
     return n;
@@ -97,6 +100,7 @@ static void check_won(struct raft *r);
 /* raft__campaign starts a pre-vote round (pre_vote) or a real election. */
 void raft__campaign(struct raft *r, bool pre_vote, bool transfer)
 {
+    assert(r->started && r->role != RAFT_LEADER && r->role != RAFT_STOPPED);
     if (!raft__is_voter(r, r->o.id))
         return;
     raft__peers_sync(r);
@@ -123,6 +127,7 @@ void raft__campaign(struct raft *r, bool pre_vote, bool transfer)
 
 static void check_won(struct raft *r)
 {
+    assert(r->role == RAFT_PRECANDIDATE || r->role == RAFT_CANDIDATE);
     unsigned q = raft__quorum(r);
     if (count_votes(r, true) >= q) {
         if (r->role == RAFT_PRECANDIDATE)
@@ -137,6 +142,7 @@ static void check_won(struct raft *r)
 
 void raft__recv_vote(struct raft *r, const struct raft_message *m)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     bool grant;
     bool ok_log = log_up_to_date(r, m->u.vote.last_index, m->u.vote.last_term);
     if (m->u.vote.pre_vote) {
@@ -166,6 +172,7 @@ void raft__recv_vote(struct raft *r, const struct raft_message *m)
 
 void raft__recv_vote_result(struct raft *r, const struct raft_message *m)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     bool pre = m->u.vote_result.pre_vote;
     if (pre && r->role != RAFT_PRECANDIDATE)
         return;
@@ -192,6 +199,7 @@ void raft__recv_timeout_now(struct raft *r, const struct raft_message *m)
 
 static void send_timeout_now(struct raft *r, struct raft__peer *p)
 {
+    assert(r->role == RAFT_LEADER && r->transfer_to == p->id);
     struct raft_message *m = raft__send(r, RAFT_MSG_TIMEOUT_NOW, p->id);
     if (m != NULL)
         r->counters.transfers++;
@@ -238,26 +246,70 @@ int raft__transfer(struct raft *r, uint64_t to)
 
 void raft__transfer_progress(struct raft *r, struct raft__peer *p)
 {
+    assert(r->role == RAFT_LEADER);
     if (r->transfer_to == p->id && p->match == raft__log_last(&r->log))
         send_timeout_now(r, p);
 }
 
+/* The crash fast path needs two signals before it acts: the transport
+ * reported the leader's link down (refused, closed) and a heartbeat from
+ * the leader is overdue.  One alone is not enough: a firewall REJECT or a
+ * half-open route makes connections fail while the leader is alive and
+ * still heard, and a follower that dropped its lease on that alone would
+ * grant pre-votes and, with a majority seeing the same, depose a live
+ * leader in two heartbeats.  A heartbeat is overdue FAST_MISSED_NUM /
+ * FAST_MISSED_DEN heartbeat intervals after the last contact. */
+#define FAST_MISSED_NUM 3
+#define FAST_MISSED_DEN 2
+
+static uint64_t missed_heartbeat_at(const struct raft *r)
+{
+    return r->leader_contact +
+           (uint64_t)r->o.heartbeat_ms * FAST_MISSED_NUM / FAST_MISSED_DEN;
+}
+
 void raft__peer_down(struct raft *r, uint64_t id)
 {
-    /* Fast path for crash failures: the leader's link closed for good, so
-     * stop trusting it (drop the lease) and pre-vote within a short random
-     * delay (up to two heartbeats) instead of a whole election timeout.  The
-     * jitter keeps followers that all saw the close from splitting the vote.
-     * Safe: a pre-vote changes no state, and peers that still hear the
-     * leader refuse it. */
+    assert(r->started && r->role != RAFT_STOPPED);
+    /* First signal: note it, and look again once a heartbeat is overdue,
+     * with a jitter of up to one heartbeat so that followers that all saw
+     * the close do not split the vote.  Hearing the leader again withdraws
+     * the signal (heard_from_leader). */
     if (r->role != RAFT_FOLLOWER || id == 0 || id != r->leader_id)
         return;
+    r->down_leader = id;
+    uint64_t at = missed_heartbeat_at(r);
+    if (at < r->now)
+        at = r->now;
+    uint64_t d = at + 1 + raft__random_below(r, r->o.heartbeat_ms);
+    if (r->fast_deadline == 0 || d < r->fast_deadline)
+        r->fast_deadline = d;
+}
+
+/* raft__fast_path_tick: on a tick at or after fast_deadline, the second
+ * signal: if the reported leader is still our leader and its heartbeat is
+ * overdue, stop trusting it (drop the lease) and, with PreVote, pre-vote at
+ * once instead of a whole election timeout later.  Safe: a pre-vote changes
+ * no state, and peers that still hear the leader refuse it.  Without
+ * PreVote only the lease goes (campaigning early could disrupt).  Returns
+ * true when it started a pre-vote. */
+bool raft__fast_path_tick(struct raft *r)
+{
+    assert(r->started && r->role != RAFT_LEADER && r->role != RAFT_STOPPED);
+    if (r->fast_deadline == 0 || r->now < r->fast_deadline)
+        return false;
+    r->fast_deadline = 0;
+    /* down_leader is our leader when set (raft__peer_down), and hearing a
+     * leader clears it, fast_deadline with it: so leader_contact has not
+     * moved since, and fast_deadline is past the missed heartbeat. */
+    if (r->role != RAFT_FOLLOWER || r->down_leader == 0 || r->leader_id == 0)
+        return false;
+    r->down_leader = 0;
     r->leader_contact = 0;
     raft__set_leader(r, 0);
     if (!r->o.pre_vote || !raft__is_voter(r, r->o.id))
-        return; /* without PreVote, campaigning early could disrupt */
+        return false;
     r->counters.fast_path_elections++;
-    uint64_t d = r->now + 1 + raft__random_below(r, 2 * (uint64_t)r->o.heartbeat_ms);
-    if (d < r->election_deadline)
-        r->election_deadline = d;
+    raft__campaign(r, true, false);
+    return true;
 }

@@ -25,7 +25,13 @@ struct raft__peer {
     uint64_t snapshot_sent_at;
     bool probing;
     bool active; /* heard from since the last CheckQuorum round */
-    bool voted;  /* answered our (pre-)vote */
+    /* Leader: a member that a configuration we appended removed.  It still
+     * gets appends (so it learns of its removal, and when that commits) but
+     * counts nowhere; dropped depart_after the removal is committed. */
+    bool departing;
+    uint64_t depart_index; /* the configuration entry that removed it */
+    uint64_t depart_after; /* 0 until the removal commits */
+    bool voted;            /* answered our (pre-)vote */
     bool granted;
 };
 
@@ -53,14 +59,22 @@ struct raft {
     uint64_t heartbeat_deadline;
     uint64_t quorum_deadline;
     uint64_t leader_contact;
+    /* Crash fast path: the leader whose link the transport reported down
+     * (0: none since we last heard a leader), and when to check for the
+     * second signal, a missed heartbeat (0: no check pending). */
+    uint64_t down_leader;
+    uint64_t fast_deadline;
 
-    struct raft__peer peers[RAFT_MAX_MEMBERS];
+    /* members but us, then departing members (room for as many) */
+    struct raft__peer peers[2 * RAFT_MAX_MEMBERS];
     unsigned n_peers;
     uint64_t term_start; /* leader: index of its first entry of the term */
     uint64_t transfer_to;
     uint64_t transfer_deadline;
     uint64_t promote_id;
     uint64_t promote_deadline;
+    bool was_member; /* a committed configuration held this node */
+    bool removed;    /* and a later committed one does not (raft.h) */
 
     uint64_t rng;
     struct raft_counters counters;
@@ -79,6 +93,7 @@ struct raft {
     uint64_t st_leader;
     uint64_t st_term;
     bool st_config;
+    bool st_removed;
     int st_err; /* first allocation failure while producing output */
 };
 
@@ -111,6 +126,8 @@ unsigned raft__quorum(const struct raft *r);
 struct raft__peer *raft__peer(struct raft *r, uint64_t id);
 void raft__peers_sync(struct raft *r);
 void raft__config_recompute(struct raft *r);
+void raft__config_committed(struct raft *r);
+bool raft__departing(const struct raft *r, uint64_t id);
 
 /* election.c */
 void raft__campaign(struct raft *r, bool pre_vote, bool transfer);
@@ -120,6 +137,7 @@ void raft__recv_timeout_now(struct raft *r, const struct raft_message *m);
 int raft__transfer(struct raft *r, uint64_t to);
 void raft__transfer_progress(struct raft *r, struct raft__peer *p);
 void raft__peer_down(struct raft *r, uint64_t id);
+bool raft__fast_path_tick(struct raft *r);
 bool raft__in_lease(const struct raft *r);
 bool raft__vote_ignored(struct raft *r, const struct raft_message *m);
 
@@ -137,5 +155,6 @@ int raft__change(struct raft *r, const struct raft_event *ev, uint64_t *index);
 void raft__promote_progress(struct raft *r, struct raft__peer *p);
 int raft__take_snapshot(struct raft *r, uint64_t index, const struct raft_buffer *d);
 void raft__leader_tick(struct raft *r);
+void raft__departing_tick(struct raft *r);
 
 #endif

@@ -3,6 +3,7 @@
  * in election.c and replication.c. */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,7 @@ void raft__set_leader(struct raft *r, uint64_t leader)
 
 void raft__become_follower(struct raft *r, uint64_t term, uint64_t leader)
 {
+    assert(r->started && r->role != RAFT_STOPPED && term >= r->term);
     raft__set_term(r, term);
     if (r->role != RAFT_FOLLOWER) {
         r->role = RAFT_FOLLOWER;
@@ -136,10 +138,12 @@ struct raft__peer *raft__peer(struct raft *r, uint64_t id)
 }
 
 /* raft__peers_sync makes peers[] match the latest configuration (every member
- * but this node), keeping the progress of members that stay. */
+ * but this node), keeping the progress of members that stay.  On a leader,
+ * members that the configuration no longer holds stay on as departing peers
+ * (replicated to, counted nowhere) so that they learn of their removal. */
 void raft__peers_sync(struct raft *r)
 {
-    struct raft__peer old[RAFT_MAX_MEMBERS];
+    struct raft__peer old[2 * RAFT_MAX_MEMBERS];
     unsigned n_old = r->n_peers;
     memcpy(old, r->peers, sizeof old);
     r->n_peers = 0;
@@ -156,6 +160,42 @@ void raft__peers_sync(struct raft *r)
         for (unsigned j = 0; j < n_old; j++)
             if (old[j].id == id)
                 *p = old[j];
+        p->departing = false;
+    }
+    if (r->role != RAFT_LEADER)
+        return;
+    for (unsigned j = 0; j < n_old; j++) {
+        if (old[j].id == r->o.id || raft_config_find(&r->config, old[j].id) != NULL ||
+            r->n_peers == sizeof r->peers / sizeof r->peers[0])
+            continue;
+        struct raft__peer *p = &r->peers[r->n_peers++];
+        *p = old[j];
+        if (!p->departing) {
+            p->departing = true;
+            p->depart_index = r->config_index;
+            p->depart_after = 0;
+        }
+    }
+}
+
+bool raft__departing(const struct raft *r, uint64_t id)
+{
+    for (unsigned i = 0; i < r->n_peers; i++)
+        if (r->peers[i].id == id)
+            return r->peers[i].departing;
+    return false;
+}
+
+/* raft__config_committed notes that config_c changed: a node that was a
+ * member and is not in the committed configuration any more was removed
+ * (raft.h, raft_update.removed). */
+void raft__config_committed(struct raft *r)
+{
+    if (raft_config_find(&r->config_c, r->o.id) != NULL) {
+        r->was_member = true;
+    } else if (r->was_member && !r->removed) {
+        r->removed = true;
+        r->st_removed = true;
     }
 }
 
@@ -186,6 +226,7 @@ void raft__config_recompute(struct raft *r)
 
 static int step_start(struct raft *r, const struct raft_event *ev)
 {
+    assert(!r->started && r->role == RAFT_FOLLOWER);
     const struct raft_snapshot *s = ev->u.start.snapshot;
     uint64_t base = 0;
     if (s != NULL && s->index > 0) {
@@ -204,6 +245,7 @@ static int step_start(struct raft *r, const struct raft_event *ev)
         raft__log_reset(&r->log, s->index, s->term);
         r->commit = r->applied = s->index;
         r->config_c = s->config;
+        raft__config_committed(r);
         r->st_restore = true;
         base = s->index;
     }
@@ -270,7 +312,8 @@ static bool sender_allowed(const struct raft *r, const struct raft_message *m)
     case RAFT_MSG_VOTE:
         return true;
     case RAFT_MSG_APPEND_RESULT:
-        return raft_config_find(&r->config, m->from) != NULL;
+        return raft_config_find(&r->config, m->from) != NULL ||
+               raft__departing(r, m->from);
     default:
         return raft__is_voter(r, m->from);
     }
@@ -278,6 +321,7 @@ static bool sender_allowed(const struct raft *r, const struct raft_message *m)
 
 static int step_receive(struct raft *r, const struct raft_message *m)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     r->counters.msgs_received++;
     if (m->cluster_id != r->o.cluster_id) {
         r->counters.dropped_cluster++;
@@ -352,6 +396,7 @@ static int step_receive(struct raft *r, const struct raft_message *m)
 
 static void step_persisted(struct raft *r, uint64_t index, uint64_t term)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     /* A report about entries since truncated is stale: ignore it. */
     if (index > raft__log_last(&r->log) || index < r->log.offset ||
         raft__log_term(&r->log, index) != term)
@@ -364,10 +409,13 @@ static void step_persisted(struct raft *r, uint64_t index, uint64_t term)
 
 static void step_tick(struct raft *r)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     if (r->role == RAFT_LEADER) {
         raft__leader_tick(r);
         return;
     }
+    if (raft__fast_path_tick(r))
+        return;
     if (r->now < r->election_deadline)
         return;
     if (!raft__is_voter(r, r->o.id)) {
@@ -424,8 +472,9 @@ static void finish(struct raft *r, struct raft_update *u)
         u->n_committed = (unsigned)(r->commit - r->applied);
         for (unsigned i = 0; i < u->n_committed; i++) {
             const struct raft_entry *e = &u->committed[i];
-            if (e->type == RAFT_ENTRY_CONFIG)
-                raft_config_decode(e->data.base, e->data.len, &r->config_c);
+            if (e->type == RAFT_ENTRY_CONFIG &&
+                raft_config_decode(e->data.base, e->data.len, &r->config_c) == 0)
+                raft__config_committed(r);
         }
         r->applied = r->commit;
     }
@@ -441,7 +490,7 @@ static void finish(struct raft *r, struct raft_update *u)
             d = min_nz(d, r->promote_deadline);
         u->deadline = d;
     } else if (r->role != RAFT_STOPPED) {
-        u->deadline = r->election_deadline;
+        u->deadline = min_nz(r->election_deadline, r->fast_deadline);
     }
 
     u->role = r->role;
@@ -452,6 +501,8 @@ static void finish(struct raft *r, struct raft_update *u)
     u->term_changed = r->term != r->st_term;
     u->config_changed = r->st_config;
     u->config = &r->config;
+    u->removed = r->removed;
+    u->removed_changed = r->st_removed;
     u->counters = &r->counters;
 }
 
@@ -460,6 +511,7 @@ int raft_step(struct raft *r, const struct raft_event *ev, struct raft_update *u
     int rc = 0;
     r->n_out = 0;
     r->st_term_vote = r->st_snapshot = r->st_restore = r->st_config = false;
+    r->st_removed = false;
     r->st_truncate = r->st_append_from = r->st_compact = 0;
     r->st_role = r->role;
     r->st_leader = r->leader_id;
@@ -539,6 +591,7 @@ void raft_status(const struct raft *r, struct raft_status *out)
     out->last_index = raft__log_last(&r->log);
     out->persisted_index = r->persisted;
     out->snapshot_index = r->snap.index;
+    out->removed = r->removed;
     out->last_leader_contact = r->role == RAFT_LEADER ? r->now : r->leader_contact;
 }
 

@@ -58,7 +58,8 @@
     X(RAFT_ETOOBIG, -15, "too big")                                                      \
     X(RAFT_ECLUSTER, -16, "message from another cluster")                                \
     X(RAFT_ESTOPPED, -17, "the node stopped after a storage failure")                    \
-    X(RAFT_EADDR, -18, "invalid address")
+    X(RAFT_EADDR, -18, "invalid address")                                                \
+    X(RAFT_ESAMEID, -19, "a replacing member needs a new node id")
 
 enum raft_code {
     RAFT_OK = 0,
@@ -298,10 +299,12 @@ enum raft_event_type {
     RAFT_EV_TRANSFER = 6,  /* leader: hand leadership to another voter */
     RAFT_EV_CHANGE = 7,    /* leader: single-server membership change */
     RAFT_EV_SNAPSHOT = 8,  /* the application took a snapshot */
-    RAFT_EV_PEER_DOWN = 9, /* transport: peer's link closed, cannot reopen;
-                              a follower whose leader it is drops its lease
-                              and pre-votes within 2 heartbeats (PreVote
-                              only; jittered to avoid split votes) */
+    RAFT_EV_PEER_DOWN = 9, /* transport: peer's link closed or refused;
+                              one signal: a follower whose leader it is
+                              and that then misses a heartbeat too drops
+                              its lease and (PreVote only) pre-votes,
+                              jittered to avoid split votes; hearing the
+                              leader withdraws the report */
     RAFT_EV_STOP = 10,     /* storage failed: stop taking part */
 };
 
@@ -422,6 +425,14 @@ struct raft_update {
     uint64_t leader_id; /* 0 when unknown */
     uint64_t current_term;
     const struct raft_config *config; /* latest configuration */
+    /* This node was a member and a committed configuration no longer holds
+     * it: it was removed (or replaced) and takes part in nothing any more
+     * (it never campaigns, and its votes and answers count nowhere).  Set
+     * from the step that applies that configuration on; never cleared (ids
+     * are never reused).  The driver may shut the node down, or reset it
+     * and join again under a new id.  removed_changed: set in that step. */
+    bool removed;
+    bool removed_changed;
 
     /* RAFT_EV_SUBMIT / RAFT_EV_CHANGE: index given to the new entry.  The
        entry is durable in the cluster once it appears in committed with the
@@ -471,6 +482,7 @@ struct raft_status {
     uint64_t snapshot_index;
     uint64_t last_leader_contact; /* ms (event clock) when the leader was last
                                      heard, 0 if never */
+    bool removed;                 /* see raft_update.removed */
 };
 
 /* raft_status fills *out (caller's memory) from r's local state; any time

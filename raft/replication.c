@@ -4,6 +4,7 @@
  * the leader's timers (heartbeat, CheckQuorum thesis §6.2). */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,7 @@ static int append_local(struct raft *r, uint64_t term, enum raft_entry_type type
 
 void raft__become_leader(struct raft *r)
 {
+    assert(r->role == RAFT_CANDIDATE && r->vote == r->o.id);
     r->role = RAFT_LEADER;
     raft__set_leader(r, r->o.id);
     raft__peers_sync(r);
@@ -55,7 +57,10 @@ void raft__become_leader(struct raft *r)
         p->next = last + 1;
         p->match = 0;
         p->probing = true;
-        p->active = true;
+        /* Thesis §6.2: the first CheckQuorum window counts only the peers
+         * heard from in it, like every later one; counting every peer as
+         * active would let a leader that hears nobody last two timeouts. */
+        p->active = false;
         p->snapshot_sent_at = 0;
     }
     r->transfer_to = 0;
@@ -73,6 +78,7 @@ void raft__become_leader(struct raft *r)
 
 static void send_snapshot(struct raft *r, struct raft__peer *p)
 {
+    assert(r->role == RAFT_LEADER);
     if (r->snap.index == 0)
         return;
     /* Resend at most once per minimum election timeout. */
@@ -89,6 +95,7 @@ static void send_snapshot(struct raft *r, struct raft__peer *p)
 
 void raft__send_append(struct raft *r, struct raft__peer *p)
 {
+    assert(r->role == RAFT_LEADER && p->next > 0);
     if (p->next <= r->log.offset) {
         send_snapshot(r, p); /* the entries it needs were compacted */
         return;
@@ -116,6 +123,7 @@ void raft__send_append(struct raft *r, struct raft__peer *p)
  * are replicating and have unsent entries. */
 void raft__broadcast(struct raft *r, bool heartbeat)
 {
+    assert(r->role == RAFT_LEADER);
     uint64_t last = raft__log_last(&r->log);
     for (unsigned i = 0; i < r->n_peers; i++) {
         struct raft__peer *p = &r->peers[i];
@@ -158,15 +166,20 @@ static void reply_append(struct raft *r, uint64_t to, bool rejected, uint64_t la
 
 static void heard_from_leader(struct raft *r, uint64_t leader)
 {
+    assert(r->role != RAFT_LEADER && r->role != RAFT_STOPPED);
     if (r->role != RAFT_FOLLOWER)
         raft__become_follower(r, r->term, leader);
     raft__set_leader(r, leader);
     r->leader_contact = r->now;
+    /* The leader is alive: a down report about it is withdrawn. */
+    r->down_leader = 0;
+    r->fast_deadline = 0;
     raft__reset_election_timer(r);
 }
 
 void raft__recv_append(struct raft *r, const struct raft_message *m)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     const struct raft_msg_append *a = &m->u.append;
     if (r->role == RAFT_LEADER) {
         /* Two leaders in one term cannot happen with honest peers. */
@@ -231,6 +244,7 @@ void raft__recv_append(struct raft *r, const struct raft_message *m)
 
 void raft__recv_snapshot(struct raft *r, const struct raft_message *m)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     const struct raft_snapshot *s = &m->u.snapshot.snapshot;
     if (r->role == RAFT_LEADER) {
         r->counters.dropped_stale++;
@@ -266,6 +280,7 @@ void raft__recv_snapshot(struct raft *r, const struct raft_message *m)
     r->config = s->config;
     r->config_index = s->config_index;
     r->config_c = s->config;
+    raft__config_committed(r);
     r->st_config = true;
     r->st_snapshot = true;
     r->st_restore = true;
@@ -275,6 +290,7 @@ void raft__recv_snapshot(struct raft *r, const struct raft_message *m)
 
 void raft__recv_append_result(struct raft *r, const struct raft_message *m)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     const struct raft_msg_append_result *a = &m->u.append_result;
     if (r->role != RAFT_LEADER)
         return;
@@ -340,6 +356,7 @@ static int cmp_desc(const void *a, const void *b)
 
 void raft__maybe_commit(struct raft *r)
 {
+    assert(r->role == RAFT_LEADER);
     uint64_t m[RAFT_MAX_MEMBERS];
     unsigned n = 0;
     /* Our own log counts only once durable (persist before "send"). */
@@ -372,6 +389,7 @@ void raft__maybe_commit(struct raft *r)
 int raft__submit(struct raft *r, enum raft_entry_type type, const struct raft_buffer *d,
                  uint64_t *index)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     if (r->role != RAFT_LEADER)
         return RAFT_ENOTLEADER;
     if (type != RAFT_ENTRY_NORMAL && type != RAFT_ENTRY_BARRIER)
@@ -388,6 +406,7 @@ int raft__submit(struct raft *r, enum raft_entry_type type, const struct raft_bu
 
 static int append_config(struct raft *r, const struct raft_config *c, uint64_t *index)
 {
+    assert(r->role == RAFT_LEADER && r->transfer_to == 0);
     uint8_t buf[RAFT_CONFIG_ENCODED_MAX];
     size_t len;
     int rc = raft_config_encode(c, buf, sizeof buf, &len);
@@ -409,6 +428,7 @@ static int append_config(struct raft *r, const struct raft_config *c, uint64_t *
 
 int raft__change(struct raft *r, const struct raft_event *ev, uint64_t *index)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     if (r->role != RAFT_LEADER)
         return RAFT_ENOTLEADER;
     /* Thesis §4.2.1: one change at a time, and (the fix from the raft-dev
@@ -426,6 +446,11 @@ int raft__change(struct raft *r, const struct raft_event *ev, uint64_t *index)
                    ? rc
                    : append_config(r, &c, index);
     case RAFT_CHANGE_REPLACE:
+        /* The new member must be a new identity: under the old id the
+         * leader would keep the old progress (match), the back-off never
+         * goes below it, and the reset node would never catch up. */
+        if (id == ev->u.change.old_id)
+            return RAFT_ESAMEID;
         if ((rc = raft_config_remove(&c, ev->u.change.old_id)) != 0)
             return rc;
         if ((rc = raft_config_add(&c, id, ev->u.change.address, RAFT_NONVOTER)) != 0)
@@ -464,7 +489,11 @@ int raft__change(struct raft *r, const struct raft_event *ev, uint64_t *index)
 
 void raft__promote_progress(struct raft *r, struct raft__peer *p)
 {
-    if (r->promote_id != p->id || p->match < raft__log_last(&r->log))
+    assert(r->role == RAFT_LEADER);
+    /* Nothing is appended while a transfer is pending (thesis §3.10): the
+     * promotion waits for the transfer to end or give up. */
+    if (r->promote_id != p->id || p->match < raft__log_last(&r->log) ||
+        r->transfer_to != 0)
         return;
     struct raft_config c = r->config;
     for (unsigned i = 0; i < c.n; i++)
@@ -478,6 +507,7 @@ void raft__promote_progress(struct raft *r, struct raft__peer *p)
 
 int raft__take_snapshot(struct raft *r, uint64_t index, const struct raft_buffer *d)
 {
+    assert(r->started && r->role != RAFT_STOPPED);
     if (index > r->applied || index <= r->snap.index || index <= r->log.offset)
         return RAFT_EINVAL;
     /* The configuration at index: the last config entry at or before it, or
@@ -521,6 +551,7 @@ int raft__take_snapshot(struct raft *r, uint64_t index, const struct raft_buffer
 
 void raft__leader_tick(struct raft *r)
 {
+    assert(r->role == RAFT_LEADER);
     if (r->o.check_quorum && r->now >= r->quorum_deadline) {
         /* Thesis §6.2: step down unless a majority was heard from during the
          * last election timeout. */
@@ -538,12 +569,39 @@ void raft__leader_tick(struct raft *r)
             return;
         }
     }
-    if (r->transfer_to != 0 && r->now >= r->transfer_deadline)
+    if (r->transfer_to != 0 && r->now >= r->transfer_deadline) {
         r->transfer_to = 0; /* give up; accept proposals again */
+        /* A promotion that waited for the transfer goes on now. */
+        struct raft__peer *p = raft__peer(r, r->promote_id);
+        if (p != NULL)
+            raft__promote_progress(r, p);
+    }
     if (r->promote_id != 0 && r->now >= r->promote_deadline)
         r->promote_id = 0; /* the non-voter did not catch up */
     if (r->now >= r->heartbeat_deadline) {
         r->heartbeat_deadline = r->now + r->o.heartbeat_ms;
+        raft__departing_tick(r);
         raft__broadcast(r, true);
     }
+}
+
+/* raft__departing_tick drops the departing peers whose removal committed
+ * an election timeout ago: the heartbeats of that time told them the
+ * commit (best effort: a removed node that missed them still never
+ * campaigns, as its log holds the entry that removed it). */
+void raft__departing_tick(struct raft *r)
+{
+    assert(r->role == RAFT_LEADER);
+    unsigned k = 0;
+    for (unsigned i = 0; i < r->n_peers; i++) {
+        struct raft__peer *p = &r->peers[i];
+        if (p->departing && r->commit >= p->depart_index) {
+            if (p->depart_after == 0)
+                p->depart_after = r->now + r->o.election_min_ms;
+            else if (r->now >= p->depart_after)
+                continue;
+        }
+        r->peers[k++] = *p;
+    }
+    r->n_peers = k;
 }

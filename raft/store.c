@@ -20,12 +20,26 @@
  * core compacts it behind snapshots. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store_crc.h"
 #include "store_int.h"
+
+int store__corrupt(struct store *st, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (st->why != NULL && st->why_cap > 0) {
+        va_start(ap, fmt);
+        vsnprintf(st->why, st->why_cap, fmt, ap);
+        va_end(ap);
+    }
+    return RAFT_ECORRUPT;
+}
 
 /* ---- metadata ------------------------------------------------------------- */
 
@@ -80,7 +94,9 @@ static int meta_load(struct store *st, uint64_t *term, uint64_t *vote)
     }
     if (best == NULL) {
         free(buf);
-        return RAFT_ECORRUPT;
+        /* Each slot is written only when the other holds the state, after
+         * the file was made whole by a rename: both bad is damage. */
+        return store__corrupt(st, "meta: neither slot checks out");
     }
     st->meta_seq = get64(best + 8);
     *term = get64(best + 16);
@@ -132,7 +148,8 @@ static int snap_load(struct store *st, struct raft_snapshot **out)
     if (rc != 0)
         return rc;
     /* The file was fsynced before its rename: any defect is corruption. */
-    rc = RAFT_ECORRUPT;
+    rc = store__corrupt(st, "snap: the snapshot file (fsynced before its rename) "
+                            "does not check out");
     if (len < SNAP_HDR + 4 || get32(buf) != SNAP_MAGIC || get32(buf + 4) != STORE_VERSION)
         goto out;
     conf_len = get32(buf + 32);
@@ -236,6 +253,12 @@ static void unlink_quiet(struct store *st, const char *path)
 int store_open(const char *dir, const struct store_sys *sys, struct store **out,
                struct store_loaded *loaded)
 {
+    return store_open_report(dir, sys, out, loaded, NULL, 0);
+}
+
+int store_open_report(const char *dir, const struct store_sys *sys, struct store **out,
+                      struct store_loaded *loaded, char *why, size_t cap)
+{
     struct store_loaded l = {0};
     struct store *st;
     int rc = RAFT_ENOMEM;
@@ -245,6 +268,10 @@ int store_open(const char *dir, const struct store_sys *sys, struct store **out,
     if (st == NULL)
         return RAFT_ENOMEM;
     st->sys = sys ? sys : &store_sys_posix;
+    st->why = why;
+    st->why_cap = cap;
+    if (why != NULL && cap > 0)
+        why[0] = '\0';
     st->meta_fd = -1;
     st->log_fd = -1;
     st->dir = strdup(dir);
@@ -261,6 +288,9 @@ int store_open(const char *dir, const struct store_sys *sys, struct store **out,
         rc = RAFT_EIO;
         goto err;
     }
+    rc = store__sync_parent(st);
+    if (rc != 0)
+        goto err;
     /* Leftovers of a replace that crashed before its rename. */
     unlink_quiet(st, st->path_meta_tmp);
     unlink_quiet(st, st->path_log_tmp);
@@ -276,7 +306,10 @@ int store_open(const char *dir, const struct store_sys *sys, struct store **out,
         goto err;
     if (st->base > st->snap_index) {
         /* Entries were compacted that no snapshot covers. */
-        rc = RAFT_ECORRUPT;
+        rc = store__corrupt(st,
+                            "log: starts after entry %" PRIu64
+                            ", which no snapshot covers (snapshot at %" PRIu64 ")",
+                            st->base, st->snap_index);
         goto err;
     }
     if (st->snap_index > st->base &&
@@ -295,6 +328,7 @@ int store_open(const char *dir, const struct store_sys *sys, struct store **out,
     } else {
         store_loaded_free(&l);
     }
+    st->why = NULL;
     *out = st;
     return 0;
 err:

@@ -8,11 +8,20 @@
  *          previous (term, vote).
  *   log    a header (base index) and then records, each with a length and a
  *          CRC-32C: ENTRY (index, term, type, data) and MARK (the log now ends
- *          at index L).  Every append is its entries followed by one MARK, in
- *          one write; a truncation is a MARK alone.  Loading replays records
- *          and keeps only what a complete MARK confirms, so a crash anywhere
- *          in a write leaves the old log or the new one, never part of a
- *          batch and never a wrong entry; the torn tail is cut off.
+ *          at index L).  Every append is its entries followed by one MARK,
+ *          in one write; a truncation is a MARK alone; each write is
+ *          fsynced before the next starts.  Loading replays records and
+ *          keeps only what a complete MARK confirms, so a crash or a power
+ *          loss anywhere in a write leaves the old log or the new one, never
+ *          part of a batch and never a wrong entry; the torn tail is cut
+ *          off.  The fsynced point: only the last write can be unsynced,
+ *          and it holds one MARK, at its end; so from the first record that
+ *          does not check out, the rest is a torn tail (whatever it looks
+ *          like: the pages of an unsynced write reach the disk in any
+ *          order) unless a whole MARK that more bytes follow lies after it,
+ *          proof that a later write began after it was fsynced: then it is
+ *          damage, RAFT_ECORRUPT.  Damage inside the last write cannot be
+ *          told from a torn one.
  *   snap   the latest snapshot (index, term, configuration, data, CRC-32C),
  *          replaced atomically (write snap.tmp, fsync, rename, fsync dir).
  * Compaction rewrites the log through log.tmp and a rename.
@@ -69,8 +78,9 @@ struct store_loaded {
     unsigned n_entries;
 };
 
-/* store_open opens (creating the directory and files when missing) the store
- * in dir and loads it.  A torn tail of the log is cut off on disk before the
+/* store_open opens (creating the directory and files when missing, and
+ * fsyncing the parent so that the directory itself survives a power loss)
+ * the store in dir and loads it.  A torn tail of the log is cut off on disk before the
  * call returns.  sys may be NULL for store_sys_posix; it is borrowed and must
  * outlive the store.  On success *out is a store owned by the caller (release
  * with store_close) and *loaded (if loaded is not NULL) is filled with owned
@@ -78,6 +88,12 @@ struct store_loaded {
  * RAFT_ECORRUPT (a checksummed record is inconsistent: refuse to guess). */
 int store_open(const char *dir, const struct store_sys *sys, struct store **out,
                struct store_loaded *loaded);
+
+/* store_open_report is store_open that, when it returns RAFT_ECORRUPT,
+ * also writes one line into why (cap bytes, NUL-terminated; may be NULL)
+ * saying which file is damaged, where, and why that cannot be a crash. */
+int store_open_report(const char *dir, const struct store_sys *sys, struct store **out,
+                      struct store_loaded *loaded, char *why, size_t cap);
 
 /* store_close closes the files and frees st (taken; NULL is ignored). */
 void store_close(struct store *st);

@@ -44,7 +44,14 @@ struct store {
     uint64_t snap_index; /* 0 when there is no snapshot */
     uint64_t snap_term;
     int failed;
+    char *why; /* store_open_report's line, or NULL; only during open */
+    size_t why_cap;
 };
+
+/* store__corrupt writes a line (printf format) into st->why, if any, and
+ * returns RAFT_ECORRUPT. */
+int store__corrupt(struct store *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* ---- little-endian helpers ------------------------------------------------ */
 
@@ -92,6 +99,10 @@ int store__read_file(struct store *st, int fd, unsigned char **out, size_t *len)
 /* store__sync_fd fsyncs fd; store__sync_dir fsyncs the store's directory. */
 int store__sync_fd(struct store *st, int fd);
 int store__sync_dir(struct store *st);
+
+/* store__sync_parent fsyncs the directory that holds the store's
+ * directory, making the store's own name durable. */
+int store__sync_parent(struct store *st);
 
 /* store__replace_file writes buf to tmp, fsyncs it, renames it to final and
  * fsyncs the directory; the new file stays open in *fd_out (O_RDWR) when

@@ -102,17 +102,48 @@ int store__sync_fd(struct store *st, int fd)
     return 0;
 }
 
-/* sync_dir makes created, renamed and unlinked names in the directory
- * durable (fsync(2) on a file does not cover its directory entry). */
-int store__sync_dir(struct store *st)
+static int sync_dir_path(struct store *st, const char *path)
 {
-    int fd = st->sys->open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    int fd = st->sys->open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     int rc;
 
     if (fd < 0)
         return RAFT_EIO;
     rc = store__sync_fd(st, fd);
     st->sys->close(fd);
+    return rc;
+}
+
+/* sync_dir makes created, renamed and unlinked names in the directory
+ * durable (fsync(2) on a file does not cover its directory entry). */
+int store__sync_dir(struct store *st)
+{
+    return sync_dir_path(st, st->dir);
+}
+
+/* sync_parent makes the store directory's own name durable: it is an entry
+ * of its parent, which mkdir(2) changed.  Done at every open, not only
+ * after a mkdir that succeeded: a crash between an earlier mkdir and this
+ * fsync leaves a directory that exists but is not yet durable. */
+int store__sync_parent(struct store *st)
+{
+    size_t n = strlen(st->dir);
+    char *parent;
+    int rc;
+
+    while (n > 1 && st->dir[n - 1] == '/')
+        n--; /* "a/b/" names b */
+    while (n > 0 && st->dir[n - 1] != '/')
+        n--;
+    if (n == 0)
+        return sync_dir_path(st, ".");
+    parent = malloc(n + 1);
+    if (parent == NULL)
+        return RAFT_ENOMEM;
+    memcpy(parent, st->dir, n);
+    parent[n > 1 ? n - 1 : 1] = '\0'; /* "/x" has the parent "/" */
+    rc = sync_dir_path(st, parent);
+    free(parent);
     return rc;
 }
 

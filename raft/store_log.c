@@ -3,6 +3,7 @@
  * compaction (formats in store.c). */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,24 +81,33 @@ uint64_t store__last_index(const struct store *st)
     return st->base + st->n;
 }
 
-/* good_records_follow is nonzero when buf[off, len) is a non-empty run of
- * records with valid checksums that ends exactly at len. */
-static int good_records_follow(const unsigned char *buf, size_t off, size_t len)
+/* mark_at is nonzero when buf[off, len) starts with a whole MARK record
+ * whose checksum holds. */
+static int mark_at(const unsigned char *buf, size_t off, size_t len)
 {
-    if (off >= len)
-        return 0;
-    while (len - off >= REC_HDR) {
-        uint32_t blen = get32(buf + off);
-        uint32_t crc;
+    uint32_t crc;
 
-        if (blen < MARK_BODY || blen > REC_BODY_MAX || blen > len - off - REC_HDR)
-            return 0;
-        crc = store__crc32c(0, buf + off, 4);
-        if (store__crc32c(crc, buf + off + REC_HDR, blen) != get32(buf + off + 4))
-            return 0;
-        off += REC_HDR + blen;
-    }
-    return off == len;
+    if (len - off < REC_HDR + MARK_BODY || get32(buf + off) != MARK_BODY ||
+        buf[off + REC_HDR] != REC_MARK)
+        return 0;
+    crc = store__crc32c(0, buf + off, 4);
+    return store__crc32c(crc, buf + off + REC_HDR, MARK_BODY) == get32(buf + off + 4);
+}
+
+/* fsynced_mark_after looks for proof that the bytes at bad had been fsynced:
+ * a whole MARK after bad that more bytes follow.  Every write to the log
+ * (an append's records and one MARK, or a MARK alone) is fsynced before the
+ * next one starts, so at a crash only the last write can be unsynced, and
+ * it holds one MARK, at its end.  A MARK followed by anything was therefore
+ * not written by the last write: it, and all before it, had been fsynced.
+ * Returns its offset, or 0 when there is none (what follows bad may all be
+ * the unsynced last write: a torn tail, whatever it looks like). */
+static size_t fsynced_mark_after(const unsigned char *buf, size_t bad, size_t len)
+{
+    for (size_t off = bad + 1; off + REC_HDR + MARK_BODY < len; off++)
+        if (mark_at(buf, off, len))
+            return off;
+    return 0;
 }
 
 /* Parse state for log_replay: entries seen since the last MARK. */
@@ -115,9 +125,15 @@ static int replay_entry(struct store *st, struct replay *rp, const unsigned char
     uint64_t index = get64(b + 1);
 
     if (rp->n_pend == 0 && (index <= st->base || index > store__last_index(st) + 1))
-        return RAFT_ECORRUPT;
+        return store__corrupt(st,
+                              "log: a checksummed entry at byte %zu has index %" PRIu64
+                              ", outside the log (%" PRIu64 "..%" PRIu64 ")",
+                              off, index, st->base + 1, store__last_index(st) + 1);
     if (rp->n_pend != 0 && index != rp->pend_first + rp->n_pend)
-        return RAFT_ECORRUPT;
+        return store__corrupt(st,
+                              "log: a checksummed entry at byte %zu has index %" PRIu64
+                              ", %" PRIu64 " expected",
+                              off, index, rp->pend_first + rp->n_pend);
     if (rp->n_pend == rp->cap_pend) {
         size_t cap = rp->cap_pend ? rp->cap_pend * 2 : 64;
         struct store_idx *p = realloc(rp->pend, cap * sizeof *p);
@@ -144,12 +160,15 @@ static int replay_mark(struct store *st, struct replay *rp, uint64_t mark)
 
     if (rp->n_pend == 0) {
         if (mark < st->base || mark > store__last_index(st))
-            return RAFT_ECORRUPT;
+            return store__corrupt(
+                st, "log: a checksummed MARK ends the log at %" PRIu64 ", outside it",
+                mark);
         st->n = (size_t)(mark - st->base);
         return 0;
     }
     if (mark != rp->pend_first + rp->n_pend - 1)
-        return RAFT_ECORRUPT;
+        return store__corrupt(
+            st, "log: a checksummed MARK at %" PRIu64 " does not end its batch", mark);
     st->n = (size_t)(rp->pend_first - st->base - 1);
     rc = idx_reserve(st, st->n + rp->n_pend);
     if (rc != 0)
@@ -177,15 +196,25 @@ static int log_replay(struct store *st, const unsigned char *buf, size_t len,
         const unsigned char *b = buf + off + REC_HDR;
         uint32_t crc;
 
-        if (blen < MARK_BODY || blen > REC_BODY_MAX || blen > len - off - REC_HDR)
-            break;
-        crc = store__crc32c(0, buf + off, 4);
-        if (store__crc32c(crc, b, blen) != get32(buf + off + 4)) {
-            /* A torn append is always the file's last record.  A bad record
-             * followed by good ones is damage, not a crash: refuse it
-             * rather than silently drop the entries after it. */
-            if (good_records_follow(buf, off + REC_HDR + blen, len))
-                rc = RAFT_ECORRUPT;
+        int bad = blen < MARK_BODY || blen > REC_BODY_MAX || blen > len - off - REC_HDR;
+        if (!bad) {
+            crc = store__crc32c(0, buf + off, 4);
+            bad = store__crc32c(crc, b, blen) != get32(buf + off + 4);
+        }
+        if (bad) {
+            /* A record that does not check out starts a torn tail (the
+             * last write, never fsynced, any of its pages lost), unless
+             * a later write proves it had been fsynced: then it is
+             * damage, and dropping what follows would lose entries this
+             * node acknowledged. */
+            size_t mark = fsynced_mark_after(buf, off, len);
+            if (mark != 0)
+                rc = store__corrupt(st,
+                                    "log: the record at byte %zu does not check out, "
+                                    "and the MARK at byte %zu after it was followed "
+                                    "by a later write, so both had been fsynced: "
+                                    "damage, not a torn write",
+                                    off, mark);
             break;
         }
         if (b[0] == REC_ENTRY && blen >= ENTRY_BODY_MIN) {
@@ -194,7 +223,10 @@ static int log_replay(struct store *st, const unsigned char *buf, size_t len,
             rc = replay_mark(st, &rp, get64(b + 1));
             *valid_end = off + REC_HDR + blen;
         } else {
-            rc = RAFT_ECORRUPT;
+            rc = store__corrupt(st,
+                                "log: a checksummed record at byte %zu has an "
+                                "unknown kind %u",
+                                off, b[0]);
         }
         off += REC_HDR + blen;
     }
@@ -287,7 +319,8 @@ int store__log_load(struct store *st)
     /* The header was written whole before the rename that made the file. */
     if (len < LOG_HDR || get32(buf) != LOG_MAGIC || get32(buf + 4) != STORE_VERSION ||
         get32(buf + 16) != store__crc32c(0, buf, 16)) {
-        rc = RAFT_ECORRUPT;
+        rc = store__corrupt(st, "log: the header (written whole before the rename "
+                                "that made the file) does not check out");
         goto out;
     }
     st->base = get64(buf + 8);

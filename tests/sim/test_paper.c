@@ -6,160 +6,10 @@
 #include "testlib.h"
 
 #include "cluster.h"
+#include "onenode.h"
 #include "raft.h"
 
 #include <stdint.h>
-
-/* ---- helpers -------------------------------------------------------------- */
-
-#define CID 0xc1u
-
-static struct raft_options opts(uint64_t id, bool pre_vote, bool check_quorum)
-{
-    struct raft_options o;
-    raft_options_default(&o);
-    o.id = id;
-    o.cluster_id = CID;
-    o.seed = 7;
-    o.pre_vote = pre_vote;
-    o.check_quorum = check_quorum;
-    return o;
-}
-
-/* new_node starts node id of an n-voter cluster (ids 1..n) whose log holds
- * the bootstrap configuration (index 1, term 1) followed by entries with the
- * given terms; current term is term. */
-static struct raft *new_node(uint64_t id, unsigned n, uint64_t term,
-                             const uint64_t *terms, unsigned n_terms, bool pre_vote,
-                             bool check_quorum)
-{
-    struct raft_options o = opts(id, pre_vote, check_quorum);
-    struct raft *r;
-    if (raft_new(&o, &r) != 0)
-        return NULL;
-    struct raft_config cfg;
-    raft_config_init(&cfg);
-    for (unsigned i = 1; i <= n; i++) {
-        char addr[32];
-        snprintf(addr, sizeof addr, "10.0.0.%u:5224", i);
-        raft_config_add(&cfg, i, addr, RAFT_VOTER);
-    }
-    static uint8_t buf[RAFT_CONFIG_ENCODED_MAX];
-    size_t len;
-    raft_config_encode(&cfg, buf, sizeof buf, &len);
-    struct raft_entry ents[64];
-    ents[0] = (struct raft_entry){.index = 1, .term = 1, .type = RAFT_ENTRY_CONFIG};
-    ents[0].data.base = buf;
-    ents[0].data.len = len;
-    for (unsigned i = 0; i < n_terms; i++) {
-        ents[i + 1] = (struct raft_entry){.index = i + 2, .term = terms[i]};
-        ents[i + 1].type = RAFT_ENTRY_NORMAL;
-    }
-    struct raft_event ev = {.type = RAFT_EV_START, .now = 0};
-    ev.u.start.term = term;
-    ev.u.start.entries = ents;
-    ev.u.start.n_entries = n_terms + 1;
-    struct raft_update u;
-    if (raft_step(r, &ev, &u) != 0) {
-        raft_free(r);
-        return NULL;
-    }
-    return r;
-}
-
-static int recv(struct raft *r, uint64_t now, const struct raft_message *m,
-                struct raft_update *u)
-{
-    struct raft_event ev = {.type = RAFT_EV_RECEIVE, .now = now};
-    ev.u.receive.msg = m;
-    return raft_step(r, &ev, u);
-}
-
-static void tick(struct raft *r, uint64_t now, struct raft_update *u)
-{
-    struct raft_event ev = {.type = RAFT_EV_TICK, .now = now};
-    raft_step(r, &ev, u);
-}
-
-static void persisted(struct raft *r, uint64_t now, uint64_t index, uint64_t term,
-                      struct raft_update *u)
-{
-    struct raft_event ev = {.type = RAFT_EV_PERSISTED, .now = now};
-    ev.u.persisted.index = index;
-    ev.u.persisted.term = term;
-    raft_step(r, &ev, u);
-}
-
-static int submit(struct raft *r, uint64_t now, const char *data, struct raft_update *u)
-{
-    struct raft_event ev = {.type = RAFT_EV_SUBMIT, .now = now};
-    ev.u.submit.type = RAFT_ENTRY_NORMAL;
-    ev.u.submit.data.base = (void *)data;
-    ev.u.submit.data.len = strlen(data);
-    return raft_step(r, &ev, u);
-}
-
-static const struct raft_message *find(const struct raft_update *u, enum raft_msg_type t,
-                                       uint64_t to)
-{
-    for (unsigned i = 0; i < u->n_messages; i++)
-        if (u->messages[i].type == t && (to == 0 || u->messages[i].to == to))
-            return &u->messages[i];
-    return NULL;
-}
-
-static unsigned count(const struct raft_update *u, enum raft_msg_type t)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < u->n_messages; i++)
-        n += u->messages[i].type == t;
-    return n;
-}
-
-static struct raft_message msg(enum raft_msg_type t, uint64_t from, uint64_t to,
-                               uint64_t term)
-{
-    struct raft_message m;
-    memset(&m, 0, sizeof m);
-    m.type = t;
-    m.cluster_id = CID;
-    m.from = from;
-    m.to = to;
-    m.term = term;
-    return m;
-}
-
-static struct raft_message vote_granted(uint64_t from, uint64_t to, uint64_t term,
-                                        bool pre)
-{
-    struct raft_message m = msg(RAFT_MSG_VOTE_RESULT, from, to, term);
-    m.u.vote_result.granted = true;
-    m.u.vote_result.pre_vote = pre;
-    return m;
-}
-
-/* make_leader: node 1 of n, elected in term 2 by votes from 2..quorum, its
- * barrier persisted.  Returns the time used. */
-static struct raft *make_leader(unsigned n, struct raft_update *u)
-{
-    struct raft *r = new_node(1, n, 1, NULL, 0, false, false);
-    tick(r, 5000, u);
-    for (unsigned v = 2; v <= n / 2 + 1; v++) {
-        struct raft_message m = vote_granted(v, 1, 2, false);
-        recv(r, 5000, &m, u);
-    }
-    struct raft_status st;
-    raft_status(r, &st);
-    persisted(r, 5000, st.last_index, 2, u);
-    return r;
-}
-
-static struct raft_status status(struct raft *r)
-{
-    struct raft_status st;
-    raft_status(r, &st);
-    return st;
-}
 
 /* ---- §5.1 terms -------------------------------------------------------- */
 
@@ -349,6 +199,70 @@ static void test_vote_once_per_term(void)
     raft_free(r);
 }
 
+/* §5.2 and figure 2 ("Persistent state on all servers: currentTerm,
+ * votedFor"): a vote granted in the current term (no term change in the
+ * step) is persisted with the answer, and a restarted node keeps it. */
+static void test_vote_persisted_and_kept(void)
+{
+    struct raft_update u;
+    struct raft *r = new_node(1, 3, 2, NULL, 0, false, false);
+    struct raft_message v = msg(RAFT_MSG_VOTE, 2, 1, 2);
+    v.u.vote.last_index = 1;
+    v.u.vote.last_term = 1;
+    recv(r, 10, &v, &u);
+    const struct raft_message *o = find(&u, RAFT_MSG_VOTE_RESULT, 2);
+    REQUIRE(o != NULL);
+    CHECK(o->u.vote_result.granted);
+    CHECK(u.persist_term_vote);
+    CHECK_INT(u.term, 2);
+    CHECK_INT(u.vote, 2);
+    raft_free(r);
+    /* restart from term 2, vote 2: another candidate of term 2 is refused */
+    struct raft_options op = opts(1, false, false);
+    REQUIRE(raft_new(&op, &r) == 0);
+    struct raft_config cfg;
+    raft_config_init(&cfg);
+    raft_config_add(&cfg, 1, "10.0.0.1:5224", RAFT_VOTER);
+    raft_config_add(&cfg, 2, "10.0.0.2:5224", RAFT_VOTER);
+    raft_config_add(&cfg, 3, "10.0.0.3:5224", RAFT_VOTER);
+    uint8_t buf[RAFT_CONFIG_ENCODED_MAX];
+    size_t len;
+    raft_config_encode(&cfg, buf, sizeof buf, &len);
+    struct raft_entry e = {.index = 1, .term = 1, .type = RAFT_ENTRY_CONFIG};
+    e.data.base = buf;
+    e.data.len = len;
+    struct raft_event ev = {.type = RAFT_EV_START};
+    ev.u.start.term = 2;
+    ev.u.start.vote = 2;
+    ev.u.start.entries = &e;
+    ev.u.start.n_entries = 1;
+    REQUIRE(raft_step(r, &ev, &u) == 0);
+    CHECK_INT(status(r).vote, 2);
+    v.from = 3;
+    recv(r, 20, &v, &u);
+    o = find(&u, RAFT_MSG_VOTE_RESULT, 3);
+    REQUIRE(o != NULL);
+    CHECK(!o->u.vote_result.granted);
+    raft_free(r);
+}
+
+/* Thesis §9.6: a pre-vote answer counts only for the round it answers (the
+ * term asked is our term + 1); a late grant of an earlier round does not. */
+static void test_prevote_old_round_ignored(void)
+{
+    struct raft_update u;
+    struct raft *r = new_node(1, 3, 3, NULL, 0, true, false);
+    tick(r, 5000, &u);
+    REQUIRE(status(r).role == RAFT_PRECANDIDATE);
+    struct raft_message g = vote_granted(2, 1, 3, true); /* asked in term 2 */
+    recv(r, 5001, &g, &u);
+    CHECK_INT(status(r).role, RAFT_PRECANDIDATE);
+    g = vote_granted(2, 1, 4, true);
+    recv(r, 5002, &g, &u);
+    CHECK_INT(status(r).role, RAFT_CANDIDATE);
+    raft_free(r);
+}
+
 /* §5.2: "While waiting for votes, a candidate may receive an AppendEntries
  * RPC from another server claiming to be leader.  If the leader's term is at
  * least as large as the candidate's current term, then the candidate ...
@@ -412,7 +326,7 @@ static void test_leader_starts_replication(void)
     REQUIRE(m != NULL);
     CHECK_INT(m->u.append.prev_index, 2);
     CHECK_INT(m->u.append.prev_term, 2);
-    REQUIRE(m->u.append.n_entries == 1);
+    REQUIRE(m->u.append.n_entries == 1 && m->u.append.entries != NULL);
     CHECK_INT(m->u.append.entries[0].index, 3);
     CHECK(memcmp(m->u.append.entries[0].data.base, "x", 1) == 0);
     raft_free(r);
@@ -435,7 +349,7 @@ static void test_leader_commits_on_majority(void)
     CHECK_INT(status(r).commit_index, 2); /* the barrier; 3 is on 2 of 5 */
     persisted(r, 5003, 3, 2, &u);
     CHECK_INT(status(r).commit_index, 3);
-    CHECK_INT(u.n_committed, 1);
+    REQUIRE(u.n_committed == 1); /* committed[0] below */
     CHECK_INT(u.committed[0].index, 3);
     raft_free(r);
 }
@@ -514,7 +428,7 @@ static void test_follower_appends_entries(void)
     m.u.append.n_entries = 2;
     recv(r, 10, &m, &u);
     CHECK_INT(u.truncate_from, 4); /* entry 4 (term 2) conflicted */
-    CHECK_INT(u.n_entries, 2);
+    REQUIRE(u.n_entries == 2);     /* entries[0] below */
     CHECK_INT(u.entries[0].index, 4);
     CHECK_INT(u.entries[0].term, 3);
     CHECK_INT(status(r).last_index, 5);
@@ -848,6 +762,7 @@ TL_MAIN(T(test_update_term_from_message), T(test_reject_beyond_last_ignored),
         T(test_reject_stale_term), T(test_start_as_follower),
         T(test_leader_broadcasts_heartbeat), T(test_follower_starts_election),
         T(test_election_in_one_round), T(test_vote_once_per_term),
+        T(test_vote_persisted_and_kept), T(test_prevote_old_round_ignored),
         T(test_candidate_falls_back), T(test_election_timeout_randomized),
         T(test_leader_starts_replication), T(test_leader_commits_on_majority),
         T(test_follower_commits), T(test_append_consistency_check),

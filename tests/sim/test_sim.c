@@ -8,16 +8,15 @@
  *   sim_test_sim --seed N        replay run N, printing what happened
  *   sim_test_sim --runs R [--from S]   R runs from seed S
  *
- * A run is a function of its seed: cluster size (3, 5, 7) and timing profile
- * (default or fast-LAN) come from it, then network quality, the fault
- * schedule and every random choice of the cores.  Each run has three phases:
- *   chaos     random faults (below) while clients submit entries;
- *   heal      links restored, crashed members restarted: a leader must appear
- *             and every member must apply the leader's commit within bounds;
- *   failover  on a clean network the leader is crashed twice, once found by
- *             the election timeout, once with the transport reporting the
- *             closed links (RAFT_EV_PEER_DOWN); the time to a new leader is
- *             recorded for the summary. */
+ * A run is a function of its seed: cluster size (3, 5, 7), timing profile
+ * (default or fast-LAN) and PreVote / CheckQuorum (on or off) come from it,
+ * then network quality, the fault schedule, synchronous or asynchronous
+ * persistence (lib/sim.h) and every random choice of the cores.  Each run has three
+ * phases: chaos     random faults (below) while clients submit entries; heal      links
+ * restored, crashed members restarted: a leader must appear and every member must apply
+ * the leader's commit within bounds; failover  on a clean network the leader is crashed
+ * twice, once found by the election timeout, once with the transport reporting the closed
+ * links (RAFT_EV_PEER_DOWN); the time to a new leader is recorded for the summary. */
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -76,6 +75,7 @@ struct totals {
     uint64_t elections, delivered, submitted;
     struct samples heal[2];        /* heal -> leader, per profile */
     struct samples failover[2][2]; /* [profile][0 timeout, 1 peer-down] */
+    struct samples failover_pv[2]; /* [profile]: peer-down with PreVote on */
 };
 
 /* ---- the fault schedule ------------------------------------------------------ */
@@ -185,6 +185,17 @@ static void inject_fault(struct run *rn)
     } else if (pick < 90) {
         k = (unsigned)sim_rand(s, s->n + 1);
         sim_transfer(s, k < s->n ? s->nodes[k].id : 0);
+    } else if (pick < 93) {
+        /* The transport reports a link down that is not (firewall REJECT,
+         * a flapping route): to one node, or about the live leader to
+         * every node. */
+        if (l >= 0 && sim_rand(s, 2) == 0) {
+            for (unsigned i = 0; i < s->n; i++)
+                sim_spurious_peer_down(s, i, (unsigned)l);
+        } else {
+            sim_spurious_peer_down(s, (unsigned)sim_rand(s, s->n),
+                                   (unsigned)sim_rand(s, s->n));
+        }
     } else if (pick < 95) {
         k = live_slot(s);
         if (k >= s->n) /* everyone is down: bring one back */
@@ -361,6 +372,13 @@ static void set_network(struct run *rn, enum sim_sabotage sab)
     s->drop_pct = (unsigned)sim_rand(s, 15);
     s->dup_pct = (unsigned)sim_rand(s, 6);
     s->step_crash_permille = (unsigned)sim_rand(s, 4);
+    s->quick_crash_permille = (unsigned)sim_rand(s, 4);
+    /* A third of the runs persist asynchronously (sim.h). */
+    s->async_persist = sab == SIM_SAB_NONE && sim_rand(s, 3) == 0;
+    s->disk_ms = 1 + (unsigned)sim_rand(s, 20);
+    /* Now and then a message arrives after several terms went by. */
+    s->long_delay_permille = (unsigned)sim_rand(s, 3);
+    s->long_delay_ms = 4 * rn->emax;
     s->snapshot_every = sim_rand(s, 3) ? 5 + (unsigned)sim_rand(s, 40) : 0;
     s->foreign_permille = (unsigned)sim_rand(s, 5);
     if (sab == SIM_SAB_FORGET_VOTE) {
@@ -409,6 +427,8 @@ static bool run_heal(struct run *rn, struct totals *t, int fast, const char *arg
     s->jitter_ms = 2;
     s->latency_ms = 1;
     s->step_crash_permille = 0;
+    s->quick_crash_permille = 0;
+    s->long_delay_permille = 0;
     for (unsigned i = 0; i < s->n; i++)
         sim_restart(s, i);
     heal_at = s->now;
@@ -458,6 +478,8 @@ static bool run_failovers(struct run *rn, struct totals *t, int fast, const char
         sim_trace(s, "failover (%s): new leader after %" PRIu64 " ms",
                   mode ? "peer-down" : "timeout", fo);
         sample_add(&t->failover[fast][mode], fo);
+        if (mode == 1 && s->opts.pre_vote)
+            sample_add(&t->failover_pv[fast], fo);
         if (!run_to_converge(s, s->now + (uint64_t)HEAL_CONVERGE_BOUND * rn->emax) &&
             !sim_check_failed(&s->check)) {
             fail_run(rn, argv0, "members did not converge after a failover");
@@ -475,9 +497,14 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
     static struct run rn;
     struct sim *s = &rn.s;
     struct raft_options o;
-    unsigned n = 3 + 2 * (unsigned)(seed % 3);
+    /* One run in ten starts from a single voter and grows (as a real
+     * cluster is built): there the leader's own durable copy is the whole
+     * quorum. */
+    unsigned n = seed % 10 == 9 ? 1 : 3 + 2 * (unsigned)(seed % 3);
     int fast = (int)((seed / 3) % 2);
     bool use_store = sab == SIM_SAB_NONE && (force_store || seed % STORE_EVERY == 0);
+    /* Every other store run is on the power-loss model (lib/pfs.h). */
+    bool use_pfs = use_store && (seed / STORE_EVERY) % 2 == 1;
     char store_dir[64];
     bool ok;
 
@@ -487,7 +514,14 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
         raft_options_fast_lan(&o);
     o.max_append_entries = 16;
     o.snapshot_trailing = 8;
-    if (use_store) {
+    /* PreVote and CheckQuorum (with stickiness) on and off: a quarter of
+     * the runs each way. */
+    o.pre_vote = (seed / 6) % 4 < 2;
+    o.check_quorum = (seed / 6) % 2 == 0;
+    if (use_pfs) {
+        snprintf(store_dir, sizeof store_dir, "%s", SIM_STORE_PFS);
+        t->store_runs++;
+    } else if (use_store) {
         snprintf(store_dir, sizeof store_dir, "/tmp/raft-sim-XXXXXX");
         if (mkdtemp(store_dir) == NULL) {
             perror("mkdtemp");
@@ -500,10 +534,13 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
     rn.emax = o.election_max_ms;
     set_network(&rn, sab);
     sim_trace(s,
-              "seed %" PRIu64 ": %u nodes, %s profile, latency %u+%u ms, drop %u%%, "
-              "dup %u%%, step crash %u/1000, snapshot every %u",
-              seed, n, fast ? "fast-LAN" : "default", s->latency_ms, s->jitter_ms,
-              s->drop_pct, s->dup_pct, s->step_crash_permille, s->snapshot_every);
+              "seed %" PRIu64 ": %u nodes, %s profile, prevote %s, checkquorum %s, "
+              "latency %u+%u ms, drop %u%%, dup %u%%, step crash %u/1000, quick "
+              "crash %u/1000, snapshot every %u, %s persistence",
+              seed, n, fast ? "fast-LAN" : "default", o.pre_vote ? "on" : "off",
+              o.check_quorum ? "on" : "off", s->latency_ms, s->jitter_ms, s->drop_pct,
+              s->dup_pct, s->step_crash_permille, s->quick_crash_permille,
+              s->snapshot_every, s->async_persist ? "asynchronous" : "synchronous");
 
     run_chaos(&rn);
     ok = !sim_check_failed(&s->check) && run_heal(&rn, t, fast, argv0) &&
@@ -520,7 +557,7 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
     t->delivered += s->delivered;
     t->submitted += s->submitted;
     sim_free(s);
-    if (use_store)
+    if (use_store && !use_pfs)
         rm_tree(store_dir, 2);
     return ok;
 }
@@ -544,10 +581,11 @@ static void print_summary(struct totals *t)
     uint64_t all = 0;
 
     printf("\n== raft simulation summary ==\n");
-    printf("runs: %" PRIu64 " (3 nodes %" PRIu64 ", 5 nodes %" PRIu64 ", 7 nodes %" PRIu64
-           "; default profile %" PRIu64 ", fast-LAN %" PRIu64 "), failed %" PRIu64 "\n",
-           t->runs, t->by_size[3], t->by_size[5], t->by_size[7], t->by_profile[0],
-           t->by_profile[1], t->failed);
+    printf("runs: %" PRIu64 " (1 node %" PRIu64 ", 3 nodes %" PRIu64 ", 5 nodes %" PRIu64
+           ", 7 nodes %" PRIu64 "; default profile %" PRIu64 ", fast-LAN %" PRIu64
+           "), failed %" PRIu64 "\n",
+           t->runs, t->by_size[1], t->by_size[3], t->by_size[5], t->by_size[7],
+           t->by_profile[0], t->by_profile[1], t->failed);
     printf("runs persisting through the file store (raft/store.h): %" PRIu64 "\n",
            t->store_runs);
     printf("elections won (terms with a leader): %" PRIu64 "\n", t->elections);
@@ -567,6 +605,8 @@ static void print_summary(struct totals *t)
     print_dist("default, leader crash (peer-down)", &t->failover[0][1]);
     print_dist("fast-LAN, leader crash (timeout)", &t->failover[1][0]);
     print_dist("fast-LAN, leader crash (peer-down)", &t->failover[1][1]);
+    print_dist("default, peer-down, PreVote on", &t->failover_pv[0]);
+    print_dist("fast-LAN, peer-down, PreVote on", &t->failover_pv[1]);
     print_dist("default, after faults heal", &t->heal[0]);
     print_dist("fast-LAN, after faults heal", &t->heal[1]);
 }
@@ -577,6 +617,7 @@ static void totals_free(struct totals *t)
         free(t->heal[p].v);
         free(t->failover[p][0].v);
         free(t->failover[p][1].v);
+        free(t->failover_pv[p].v);
     }
 }
 

@@ -139,9 +139,9 @@ static void cmd_status(struct scn *s)
             snprintf(leader, sizeof leader, "n%" PRIu64, st.leader_id);
         out_add(&s->out,
                 "n%" PRIu64 " %s term=%" PRIu64 " leader=%s commit=%" PRIu64
-                " last=%" PRIu64 " applied=%" PRIu64 " config=%s",
+                " last=%" PRIu64 " applied=%" PRIu64 " config=%s%s",
                 nd->id, raft_role_name(st.role), st.term, leader, st.commit_index,
-                st.last_index, nd->applied, cfg);
+                st.last_index, nd->applied, cfg, st.removed ? " removed" : "");
     }
 }
 

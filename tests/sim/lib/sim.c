@@ -9,9 +9,25 @@
 #include <string.h>
 
 #include "codec.h"
+#include "pfs.h"
 #include "sim_int.h"
 
-enum { EV_MSG, EV_PERSISTED, EV_SNAPSHOT, EV_PEER_DOWN };
+enum { EV_MSG, EV_PERSISTED, EV_SNAPSHOT, EV_PEER_DOWN, EV_DISK };
+
+/* An update waiting for the node's disk (sim.h, async_persist): copies of
+ * its persist operations and its encoded messages. */
+struct sim_job {
+    struct sim_job *next;
+    struct raft_update u; /* persist part only; pointers into this job */
+    struct raft_snapshot snap;
+    struct raft_entry *ents;
+    struct sim_job_msg {
+        uint64_t to;
+        unsigned char *bytes;
+        size_t len;
+    } * msgs;
+    unsigned n_msgs;
+};
 
 struct sim_event {
     uint64_t at, seq;
@@ -45,6 +61,10 @@ static const char *fault_names[SIM_F_COUNT] = {
     "transfer",
     "snapshot",
     "foreign-cluster",
+    "crash-quick-restart",
+    "spurious-peer-down",
+    "power-loss",
+    "long-delay",
 };
 
 const char *sim_fault_name(enum sim_fault f)
@@ -171,6 +191,10 @@ void sim__node_start(struct sim *s, unsigned slot)
         abort();
     nd->applied = 0;
     nd->app_chain = 0;
+    nd->commit = 0;
+    nd->leader_reported_down = false;
+    nd->fast_path_seen = 0;
+    raft_config_init(&nd->last_config);
     nd->snap_at = d->has_snap ? d->snap.index : 0;
     nd->role = RAFT_FOLLOWER;
     nd->leader = 0;
@@ -196,6 +220,30 @@ void sim__node_start(struct sim *s, unsigned slot)
     sim__node_step(s, slot, &ev);
 }
 
+static void job_free(struct sim_job *j)
+{
+    free(j->snap.data.base);
+    for (unsigned i = 0; i < j->u.n_entries; i++)
+        free(j->ents[i].data.base);
+    free(j->ents);
+    for (unsigned i = 0; i < j->n_msgs; i++)
+        free(j->msgs[i].bytes);
+    free(j->msgs);
+    free(j);
+}
+
+/* jobs_free drops what the node's disk had not done yet: a crash loses it. */
+static void jobs_free(struct sim_node *nd)
+{
+    while (nd->jobs != NULL) {
+        struct sim_job *j = nd->jobs;
+        nd->jobs = j->next;
+        job_free(j);
+    }
+    nd->jobs_tail = NULL;
+    nd->disk_free_at = 0;
+}
+
 void sim_crash(struct sim *s, unsigned slot, uint64_t restart_at)
 {
     struct sim_node *nd = &s->nodes[slot];
@@ -204,7 +252,14 @@ void sim_crash(struct sim *s, unsigned slot, uint64_t restart_at)
         return;
     raft_free(nd->r);
     nd->r = NULL;
+    jobs_free(nd);
     store_close(nd->st);
+    if (nd->st != NULL && s->store_pfs && sim_rand(s, 2) == 0) {
+        char dir[64];
+        snprintf(dir, sizeof dir, "/pfs/n%" PRIx64, nd->id);
+        pfs_power_loss(dir);
+        s->faults[SIM_F_POWER_LOSS]++;
+    }
     nd->st = NULL;
     nd->incarnation++;
     nd->role = RAFT_FOLLOWER;
@@ -262,38 +317,91 @@ static void send_forged(struct sim *s, unsigned from, unsigned to,
     heap_push(s, e);
 }
 
-static void send_one(struct sim *s, unsigned from, const struct raft_message *m)
+/* check_backed: the send rule seen from the disk.  What a message says
+ * about its sender's durable state must already be on its (model) disk: a
+ * granted vote and a vote request are recorded there, and an append
+ * acknowledgement names only entries it holds.  A core that forgets to ask
+ * for a persist is caught here on the spot, not only when a crash happens
+ * to expose it. */
+static void check_backed(struct sim *s, const struct sim_node *nd,
+                         const struct raft_message *m)
 {
-    int to = sim__slot_of_id(s, m->to);
-    size_t len = codec_encoded_size(m), got = 0;
-    unsigned char *buf;
-    struct sim_event *e;
-    int copies = 1;
+    const struct sim_disk *d = &nd->disk;
+    bool pre = (m->type == RAFT_MSG_VOTE && m->u.vote.pre_vote) ||
+               (m->type == RAFT_MSG_VOTE_RESULT && m->u.vote_result.pre_vote);
 
-    if (len == 0) {
+    if (!pre && m->term > d->term)
+        sim_check_fail(&s->check,
+                       "n%" PRIx64 " sent a %s in term %" PRIu64 " with term %" PRIu64
+                       " on its disk",
+                       nd->id, raft_msg_type_name(m->type), m->term, d->term);
+    else if (m->type == RAFT_MSG_VOTE_RESULT && !pre && m->u.vote_result.granted &&
+             (d->term != m->term || d->vote != m->to))
+        sim_check_fail(&s->check,
+                       "n%" PRIx64 " granted n%" PRIx64 " its vote in term %" PRIu64
+                       " but its disk holds term %" PRIu64 " vote n%" PRIx64,
+                       nd->id, m->to, m->term, d->term, d->vote);
+    else if (m->type == RAFT_MSG_VOTE && !pre &&
+             (d->term != m->term || d->vote != nd->id))
+        sim_check_fail(&s->check,
+                       "n%" PRIx64 " asked for votes in term %" PRIu64
+                       " without its own vote on disk",
+                       nd->id, m->term);
+    else if (m->type == RAFT_MSG_APPEND_RESULT && !m->u.append_result.rejected &&
+             m->u.append_result.last_index > sim__disk_last(d))
+        sim_check_fail(&s->check,
+                       "n%" PRIx64 " acknowledged index %" PRIu64
+                       " with its disk ending at %" PRIu64,
+                       nd->id, m->u.append_result.last_index, sim__disk_last(d));
+}
+
+/* encode_msg returns m encoded (owned), or NULL after recording why. */
+static unsigned char *encode_msg(struct sim *s, unsigned from,
+                                 const struct raft_message *m, size_t *len)
+{
+    size_t got = 0;
+    unsigned char *buf;
+
+    *len = codec_encoded_size(m);
+    if (*len == 0) {
         sim_check_fail(&s->check, "n%" PRIx64 " sent a message the codec cannot encode",
                        s->nodes[from].id);
+        return NULL;
+    }
+    buf = xmalloc(*len);
+    if (codec_encode(m, buf, *len, &got) != 0 || got != *len) {
+        sim_check_fail(&s->check, "codec_encode failed on a core message");
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* send_bytes puts an encoded message (taken) on the network. */
+static void send_bytes(struct sim *s, unsigned from, uint64_t to_id, unsigned char *buf,
+                       size_t len)
+{
+    int to = sim__slot_of_id(s, to_id);
+    struct sim_event *e = NULL;
+    int copies = 1;
+
+    if (to < 0) {
+        free(buf);
         return;
     }
-    if (to < 0)
-        return;
     if (s->cut[from][to]) {
         s->faults[SIM_F_CUT]++;
+        free(buf);
         return;
     }
     if (s->drop_pct && sim_rand(s, 100) < s->drop_pct) {
         s->faults[SIM_F_DROP]++;
+        free(buf);
         return;
     }
     if (s->dup_pct && sim_rand(s, 100) < s->dup_pct) {
         s->faults[SIM_F_DUP]++;
         copies = 2;
-    }
-    buf = xmalloc(len);
-    if (codec_encode(m, buf, len, &got) != 0 || got != len) {
-        sim_check_fail(&s->check, "codec_encode failed on a core message");
-        free(buf);
-        return;
     }
     for (int c = 0; c < copies; c++) {
         e = calloc(1, sizeof *e);
@@ -303,12 +411,99 @@ static void send_one(struct sim *s, unsigned from, const struct raft_message *m)
         e->from = from;
         e->to = (unsigned)to;
         e->at = s->now + s->latency_ms + (s->jitter_ms ? sim_rand(s, s->jitter_ms) : 0);
+        if (s->long_delay_permille && sim_rand(s, 1000) < s->long_delay_permille) {
+            e->at += sim_rand(s, s->long_delay_ms + 1);
+            s->faults[SIM_F_LONG_DELAY]++;
+        }
         e->bytes = c == 0 ? buf : xmemdup(buf, len);
         e->len = len;
         heap_push(s, e);
     }
     if (s->foreign_permille && sim_rand(s, 1000) < s->foreign_permille)
         send_forged(s, from, (unsigned)to, e);
+}
+
+static void send_one(struct sim *s, unsigned from, const struct raft_message *m)
+{
+    size_t len;
+    unsigned char *buf;
+
+    check_backed(s, &s->nodes[from], m);
+    buf = encode_msg(s, from, m, &len);
+    if (buf != NULL)
+        send_bytes(s, from, m->to, buf, len);
+}
+
+static void queue_local(struct sim *s, unsigned slot, int kind, uint64_t at,
+                        uint64_t index, uint64_t term);
+
+/* job_new copies what u asks to persist and its messages (encoded). */
+static struct sim_job *job_new(struct sim *s, unsigned slot, const struct raft_update *u)
+{
+    struct sim_job *j = calloc(1, sizeof *j);
+
+    if (j == NULL)
+        abort();
+    j->u.persist_term_vote = u->persist_term_vote;
+    j->u.term = u->term;
+    j->u.vote = u->vote;
+    j->u.truncate_from = u->truncate_from;
+    j->u.compact_to = u->compact_to;
+    if (u->snapshot != NULL) {
+        j->snap = *u->snapshot;
+        j->snap.data.base = xmemdup(u->snapshot->data.base, u->snapshot->data.len);
+        j->u.snapshot = &j->snap;
+    }
+    if (u->n_entries > 0) {
+        j->ents = xmalloc(u->n_entries * sizeof *j->ents);
+        for (unsigned i = 0; i < u->n_entries; i++) {
+            j->ents[i] = u->entries[i];
+            j->ents[i].data.base =
+                xmemdup(u->entries[i].data.base, u->entries[i].data.len);
+        }
+        j->u.entries = j->ents;
+        j->u.n_entries = u->n_entries;
+    }
+    if (u->n_messages > 0) {
+        j->msgs = xmalloc(u->n_messages * sizeof *j->msgs);
+        for (unsigned i = 0; i < u->n_messages; i++) {
+            j->msgs[j->n_msgs].to = u->messages[i].to;
+            j->msgs[j->n_msgs].bytes =
+                encode_msg(s, slot, &u->messages[i], &j->msgs[j->n_msgs].len);
+            if (j->msgs[j->n_msgs].bytes != NULL)
+                j->n_msgs++;
+        }
+    }
+    return j;
+}
+
+/* disk_done carries out the oldest job of the node in slot: its persist
+ * operations, then its messages, then (later) the durability notice. */
+static void disk_done(struct sim *s, unsigned slot)
+{
+    struct sim_node *nd = &s->nodes[slot];
+    struct sim_job *j = nd->jobs;
+    struct codec_msg cm;
+
+    if (j == NULL)
+        return;
+    nd->jobs = j->next;
+    if (nd->jobs == NULL)
+        nd->jobs_tail = NULL;
+    sim__persist(s, nd, &j->u, 4);
+    sim__store_mirror(s, nd, &j->u, 4);
+    for (unsigned i = 0; i < j->n_msgs; i++) {
+        if (codec_decode(j->msgs[i].bytes, j->msgs[i].len, &cm) == 0) {
+            check_backed(s, nd, &cm.msg);
+            codec_msg_free(&cm);
+        }
+        send_bytes(s, slot, j->msgs[i].to, j->msgs[i].bytes, j->msgs[i].len);
+        j->msgs[i].bytes = NULL;
+    }
+    if (j->u.n_entries > 0)
+        queue_local(s, slot, EV_PERSISTED, s->now + sim_rand(s, s->disk_ms + 1),
+                    j->ents[j->u.n_entries - 1].index, j->ents[j->u.n_entries - 1].term);
+    job_free(j);
 }
 
 static void queue_local(struct sim *s, unsigned slot, int kind, uint64_t at,
@@ -379,6 +574,57 @@ static void check_new_leader(struct sim *s, struct sim_node *nd, uint64_t term)
                        nd->id, term, top);
 }
 
+/* check_progress: oracles on a node's own bookkeeping.
+ * - A leader's nextIndex of every peer stays above its matchIndex.
+ * - A non-voter becomes a voter in a configuration that its leader appends
+ *   only once it holds the leader's log (thesis §4.2.1, catch-up).
+ * - The crash fast path (a pre-vote counted in fast_path_elections) starts
+ *   only after the transport reported this node's leader down.
+ * - In synchronous persistence, the configuration in force is the last one
+ *   in the node's log on disk, or its snapshot's (thesis §4.1): one whose
+ *   entry was truncated is not. */
+static void check_progress(struct sim *s, struct sim_node *nd,
+                           const struct raft_update *u)
+{
+    struct raft_progress p;
+    struct raft_status st;
+
+    if (u->role == RAFT_LEADER && u->config != NULL) {
+        raft_status(nd->r, &st);
+        for (unsigned i = 0; i < u->config->n; i++) {
+            const struct raft_member *m = &u->config->members[i];
+            const struct raft_member *was;
+            if (m->id == nd->id || raft_progress(nd->r, m->id, &p) != 0)
+                continue;
+            if (p.next_index <= p.match_index)
+                sim_check_fail(&s->check,
+                               "leader n%" PRIx64 ": next %" PRIu64 " of n%" PRIx64
+                               " not above its match %" PRIu64,
+                               nd->id, p.next_index, m->id, p.match_index);
+            was = raft_config_find(&nd->last_config, m->id);
+            if (u->config_changed && nd->role == RAFT_LEADER && m->role == RAFT_VOTER &&
+                was != NULL && was->role == RAFT_NONVOTER &&
+                p.match_index + 1 < st.last_index)
+                sim_check_fail(&s->check,
+                               "leader n%" PRIx64 " promoted n%" PRIx64 " at %" PRIu64
+                               " while it held only up to %" PRIu64,
+                               nd->id, m->id, st.last_index, p.match_index);
+        }
+    }
+    if (u->leader_id != 0 && u->leader_id != nd->leader)
+        nd->leader_reported_down = false;
+    if (u->counters != NULL && u->counters->fast_path_elections > nd->fast_path_seen) {
+        if (!nd->leader_reported_down)
+            sim_check_fail(&s->check,
+                           "n%" PRIx64 " took the crash fast path with no report that "
+                           "its leader n%" PRIx64 " was down",
+                           nd->id, nd->leader);
+        nd->fast_path_seen = u->counters->fast_path_elections;
+    }
+    if (u->config_changed && u->config != NULL)
+        nd->last_config = *u->config;
+}
+
 /* note_status records the role, term and leader of an update, checks a new
  * leader and keeps the leader's configuration as the cluster's. */
 static void note_status(struct sim *s, struct sim_node *nd, const struct raft_update *u)
@@ -392,6 +638,11 @@ static void note_status(struct sim *s, struct sim_node *nd, const struct raft_up
         sim_trace(s, "n%" PRIx64 " %s term %" PRIu64, nd->id, raft_role_name(u->role),
                   u->current_term);
     }
+    if (u->commit_index < nd->commit)
+        sim_check_fail(&s->check,
+                       "n%" PRIx64 " commit index went back from %" PRIu64 " to %" PRIu64,
+                       nd->id, nd->commit, u->commit_index);
+    check_progress(s, nd, u);
     nd->role = u->role;
     nd->term = u->current_term;
     nd->leader = u->leader_id;
@@ -404,7 +655,73 @@ static void note_status(struct sim *s, struct sim_node *nd, const struct raft_up
 static void crash_in_step(struct sim *s, unsigned slot, enum sim_fault kind)
 {
     s->faults[kind]++;
-    sim_crash(s, slot, s->now + 1 + sim_rand(s, s->restart_max_ms));
+    sim_crash(s, slot,
+              s->now + 1 +
+                  sim_rand(s, kind == SIM_F_CRASH_QUICK ? 5 : s->restart_max_ms));
+}
+
+/* check_commit: the commit oracle, from the disks rather than from what
+ * anyone applied.  When a leader's commit index moves to q, the entry at q
+ * (the leader's, in its term) must be durable on a majority of the voters
+ * of its configuration: on their disks, now. */
+static void check_commit(struct sim *s, const struct sim_node *ld, uint64_t old_commit,
+                         const struct raft_update *u)
+{
+    uint64_t q = u->commit_index, want, have;
+    unsigned voters = 0, hold = 0;
+
+    if (u->role != RAFT_LEADER || q <= old_commit || u->config == NULL)
+        return;
+    /* A commit index that a restart took from the snapshot is not a count. */
+    if (ld->disk.has_snap && q <= ld->disk.snap.index)
+        return;
+    /* §5.4.2: a leader commits by counting only entries of its term (the
+     * earlier ones follow); figure 8 shows what goes wrong otherwise. */
+    if (ld->disk.n > 0 && q >= ld->disk.first && q < ld->disk.first + ld->disk.n &&
+        ld->disk.ents[q - ld->disk.first].term != u->current_term)
+        sim_check_fail(
+            &s->check,
+            "leader n%" PRIx64 " of term %" PRIu64 " moved its commit index to "
+            "%" PRIu64 ", an entry of term %" PRIu64,
+            ld->id, u->current_term, q, ld->disk.ents[q - ld->disk.first].term);
+    if (!sim__disk_chain_at(&ld->disk, q, &want)) {
+        if (!(ld->disk.has_snap && ld->disk.snap.index >= q))
+            sim_check_fail(&s->check,
+                           "leader n%" PRIx64 " committed %" PRIu64
+                           " that its own disk does not hold",
+                           ld->id, q);
+        return;
+    }
+    for (unsigned i = 0; i < u->config->n; i++) {
+        const struct raft_member *m = &u->config->members[i];
+        int k = sim__slot_of_id(s, m->id);
+        if (m->role != RAFT_VOTER)
+            continue;
+        voters++;
+        if (k < 0)
+            continue;
+        const struct sim_disk *d = &s->nodes[k].disk;
+        if ((sim__disk_chain_at(d, q, &have) && have == want) ||
+            (d->has_snap && d->snap.index > q))
+            hold++;
+    }
+    if (hold < voters / 2 + 1)
+        sim_check_fail(&s->check,
+                       "leader n%" PRIx64 " committed %" PRIu64 " (term %" PRIu64
+                       ") held durably by %u of %u voters",
+                       ld->id, q, u->current_term, hold, voters);
+}
+
+static bool config_equal(const struct raft_config *a, const struct raft_config *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (unsigned i = 0; i < a->n; i++)
+        if (a->members[i].id != b->members[i].id ||
+            a->members[i].role != b->members[i].role ||
+            strcmp(a->members[i].address, b->members[i].address) != 0)
+            return false;
+    return true;
 }
 
 /* The points of a step where a node may crash (sim.h). */
@@ -435,7 +752,38 @@ int sim__node_step(struct sim *s, unsigned slot, struct raft_event *ev)
         u.vote != nd->id && sim_rand(s, 2) == 0)
         cp = CP_SENT; /* crash just after granting a vote: it is forgotten */
 
+    uint64_t old_commit = nd->commit;
     note_status(s, nd, &u);
+
+    bool persists = u.persist_term_vote || u.snapshot != NULL || u.truncate_from != 0 ||
+                    u.n_entries > 0 || u.compact_to != 0;
+    if (s->async_persist && ev->type != RAFT_EV_START && (persists || nd->jobs != NULL) &&
+        s->sabotage == SIM_SAB_NONE) {
+        if (cp != CP_NONE) {
+            /* The disk had not done this update (nor what waits before
+             * it): a crash loses them all. */
+            crash_in_step(s, slot, SIM_F_CRASH_BEFORE);
+            return rc;
+        }
+        struct sim_job *j = job_new(s, slot, &u);
+        uint64_t at = nd->disk_free_at > s->now ? nd->disk_free_at : s->now;
+        at += 1 + sim_rand(s, s->disk_ms);
+        nd->disk_free_at = at;
+        if (nd->jobs_tail != NULL)
+            nd->jobs_tail->next = j;
+        else
+            nd->jobs = j;
+        nd->jobs_tail = j;
+        queue_local(s, slot, EV_DISK, at, 0, 0);
+        check_commit(s, nd, old_commit, &u);
+        apply(s, nd, &u);
+        nd->deadline = u.deadline;
+        if (s->snapshot_every && nd->applied >= nd->snap_at + s->snapshot_every) {
+            nd->snap_at = nd->applied;
+            queue_local(s, slot, EV_SNAPSHOT, s->now, nd->applied, nd->app_chain);
+        }
+        return rc;
+    }
 
     /* 1. persist */
     if (cp == CP_BEFORE) {
@@ -454,6 +802,12 @@ int sim__node_step(struct sim *s, unsigned slot, struct raft_event *ev)
     }
     sim__persist(s, nd, &u, 4);
     sim__store_mirror(s, nd, &u, 4);
+    check_commit(s, nd, old_commit, &u);
+    if (u.config != NULL && !config_equal(u.config, &nd->disk.cfg))
+        sim_check_fail(&s->check,
+                       "n%" PRIx64 ": the configuration in force is not the last "
+                       "one in its log",
+                       nd->id);
     if (cp == CP_PERSISTED) {
         /* Durable, but nothing of this step left the node. */
         crash_in_step(s, slot, SIM_F_CRASH_PERSIST);
@@ -464,6 +818,13 @@ int sim__node_step(struct sim *s, unsigned slot, struct raft_event *ev)
         send_one(s, slot, &u.messages[k]);
     if (cp == CP_SENT) {
         crash_in_step(s, slot, SIM_F_CRASH_SENT);
+        return rc;
+    }
+    if (u.n_messages > 0 && s->quick_crash_permille &&
+        sim_rand(s, 1000) < s->quick_crash_permille) {
+        /* What it just sent rests on what it just persisted: restart
+         * within milliseconds, inside the same election. */
+        crash_in_step(s, slot, SIM_F_CRASH_QUICK);
         return rc;
     }
     /* 3. apply */
@@ -574,9 +935,16 @@ static void process(struct sim *s, struct sim_event *e)
         ev.u.persisted.term = e->term;
         sim__node_step(s, e->to, &ev);
         break;
+    case EV_DISK:
+        if (nd->r == NULL || nd->incarnation != e->inc)
+            break;
+        disk_done(s, e->to);
+        break;
     case EV_PEER_DOWN:
         if (nd->r == NULL || nd->incarnation != e->inc)
             break;
+        if (e->index != 0 && e->index == nd->leader)
+            nd->leader_reported_down = true;
         ev.type = RAFT_EV_PEER_DOWN;
         ev.u.peer_down.id = e->index;
         sim__node_step(s, e->to, &ev);
@@ -625,6 +993,9 @@ void sim_init(struct sim *s, uint64_t seed, unsigned n, const struct raft_option
     s->opts = *o;
     s->verbose = verbose;
     s->store_dir = store_dir;
+    s->store_pfs = store_dir != NULL && strcmp(store_dir, SIM_STORE_PFS) == 0;
+    if (s->store_pfs)
+        pfs_reset(seed);
     s->latency_ms = 1;
     s->restart_max_ms = 2000;
     sim_check_init(&s->check);
@@ -656,6 +1027,7 @@ void sim_free(struct sim *s)
 {
     for (unsigned i = 0; i < s->n; i++) {
         raft_free(s->nodes[i].r);
+        jobs_free(&s->nodes[i]);
         store_close(s->nodes[i].st);
         sim__disk_free(&s->nodes[i].disk);
     }
@@ -756,6 +1128,14 @@ void sim_peer_down(struct sim *s, unsigned slot)
         }
         queue_local(s, i, EV_PEER_DOWN, at, s->nodes[slot].id, 0);
     }
+}
+
+void sim_spurious_peer_down(struct sim *s, unsigned slot, unsigned peer)
+{
+    if (slot == peer || s->nodes[slot].r == NULL)
+        return;
+    s->faults[SIM_F_SPURIOUS_DOWN]++;
+    queue_local(s, slot, EV_PEER_DOWN, s->now, s->nodes[peer].id, 0);
 }
 
 void sim_heal(struct sim *s)

@@ -48,6 +48,10 @@ enum sim_fault {
     SIM_F_TRANSFER,      /* leadership transfer requested */
     SIM_F_SNAPSHOT,      /* a node took a snapshot */
     SIM_F_FOREIGN,       /* a message of another cluster (higher term) */
+    SIM_F_CRASH_QUICK,   /* crashed after sending, restarted within 5 ms */
+    SIM_F_SPURIOUS_DOWN, /* PEER_DOWN reported about a live node */
+    SIM_F_POWER_LOSS,    /* a crash that was a power loss (pfs store runs) */
+    SIM_F_LONG_DELAY,    /* a message held back across several terms */
     SIM_F_COUNT
 };
 
@@ -73,7 +77,12 @@ struct sim_disk {
     struct raft_entry *ents;   /* data owned */
     uint64_t *chain;           /* chain per entry */
     size_t n, cap;
+    /* the configuration in force: the last config entry on disk, or the
+       snapshot's (thesis §4.1: in force once in the log) */
+    struct raft_config cfg;
 };
+
+struct sim_job;
 
 struct sim_node {
     bool used;    /* slot holds a node (running or crashed) */
@@ -89,12 +98,22 @@ struct sim_node {
     /* the application: applied index and chain hash of what it applied */
     uint64_t applied, app_chain;
     uint64_t snap_at; /* applied index of the last snapshot taken */
+    /* the transport reported this node's leader down (and no other
+       leader was heard since); fast-path pre-votes seen so far */
+    bool leader_reported_down;
+    uint64_t fast_path_seen;
+    struct raft_config last_config; /* as of the last update that changed it */
+    /* asynchronous persistence: updates whose persistence (and so whose
+       messages) wait for the disk, oldest first, and when it is free */
+    struct sim_job *jobs, *jobs_tail;
+    uint64_t disk_free_at;
     /* as of the last update */
     enum raft_role role;
     uint64_t term, leader, commit;
 };
 
 struct sim_event; /* queued message or local notification */
+struct sim_job;   /* an update waiting for the disk (async_persist) */
 
 struct sim {
     uint64_t seed;
@@ -111,13 +130,27 @@ struct sim {
     size_t n_heap, cap_heap;
     uint64_t seq;
     unsigned latency_ms, jitter_ms;
-    unsigned drop_pct, dup_pct; /* per message, percent */
-    unsigned foreign_permille;  /* per message: also deliver a copy from another
-                                   cluster, 1000 terms ahead */
+    unsigned drop_pct, dup_pct;   /* per message, percent */
+    unsigned foreign_permille;    /* per message: also deliver a copy from another
+                                     cluster, 1000 terms ahead */
+    unsigned long_delay_permille; /* per message: held back up to
+                                     long_delay_ms (several terms) */
+    unsigned long_delay_ms;
     bool cut[SIM_MAX_NODES][SIM_MAX_NODES]; /* cut[a][b]: a -> b lost */
     unsigned step_crash_permille;           /* crash inside a step */
+    unsigned quick_crash_permille;          /* per step that sent: crash
+                                               after sending, restart within
+                                               milliseconds of the persist */
     unsigned restart_max_ms;                /* restart within this after one */
-    unsigned snapshot_every;                /* applied entries per snapshot */
+    /* Asynchronous persistence (raft.h allows it): each update's persist
+       operations complete on the node's disk 1..disk_ms later, in update
+       order; its messages leave only then, behind every earlier update's
+       persistence; RAFT_EV_PERSISTED follows 0..disk_ms after that, so
+       reports come late and out of order with the sends.  Committed
+       entries are applied at once. */
+    bool async_persist;
+    unsigned disk_ms;
+    unsigned snapshot_every; /* applied entries per snapshot */
 
     /* the latest configuration a leader reported */
     struct raft_config config;
@@ -133,7 +166,14 @@ struct sim {
      * (raft/store.h) in a directory under store_dir, restarts from what
      * store_open loads, and the load must equal the in-memory model. */
     const char *store_dir;
+    bool store_pfs; /* store_dir was SIM_STORE_PFS */
 };
+
+/* store_dir for sim_init: the real store on the power-loss model of the
+ * file system (lib/pfs.h) instead of real files; half the crashes of such
+ * a run are power losses of the node's machine, after which the store
+ * must still load exactly what the model says was persisted. */
+#define SIM_STORE_PFS "(pfs)"
 
 /* sim_init builds a cluster of n voters (ids from 1) bootstrapped with one
  * configuration entry, all started at time 0; o is the options template
@@ -162,6 +202,10 @@ void sim_restart(struct sim *s, unsigned slot);
 /* sim_peer_down tells every live node that slot's links closed (what the
  * transport reports when a peer's process dies). */
 void sim_peer_down(struct sim *s, unsigned slot);
+
+/* sim_spurious_peer_down tells the node in slot that peer's link closed,
+ * though peer may be alive (a firewall REJECT, a flapping link). */
+void sim_spurious_peer_down(struct sim *s, unsigned slot, unsigned peer);
 
 /* Network. */
 void sim_heal(struct sim *s);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pfs.h"
 #include "sim_int.h"
 
 static void *xmemdup(const void *p, size_t n)
@@ -59,12 +60,35 @@ bool sim__disk_chain_at(const struct sim_disk *d, uint64_t index, uint64_t *chai
     return false;
 }
 
+/* disk_config_recompute sets d->cfg from the last config entry on disk,
+ * or from the snapshot. */
+static void disk_config_recompute(struct sim_disk *d)
+{
+    for (size_t i = d->n; i > 0; i--) {
+        const struct raft_entry *e = &d->ents[i - 1];
+        if (d->has_snap && e->index <= d->snap.index)
+            break; /* covered by the snapshot (stale ones included) */
+        if (e->type == RAFT_ENTRY_CONFIG &&
+            raft_config_decode(e->data.base, e->data.len, &d->cfg) == 0)
+            return;
+    }
+    if (d->has_snap)
+        d->cfg = d->snap.config;
+    else
+        raft_config_init(&d->cfg);
+}
+
 void sim__disk_truncate(struct sim_disk *d, uint64_t from)
 {
+    bool config = false;
+
     while (d->n > 0 && d->first + d->n - 1 >= from) {
         d->n--;
+        config |= d->ents[d->n].type == RAFT_ENTRY_CONFIG;
         free(d->ents[d->n].data.base);
     }
+    if (config)
+        disk_config_recompute(d);
 }
 
 static void disk_drop_prefix(struct sim_disk *d, uint64_t upto)
@@ -120,6 +144,8 @@ void sim__disk_append(struct sim *s, struct sim_node *nd, const struct raft_entr
     d->chain[d->n] = sim_chain(prev, e);
     sim_check_persisted(&s->check, nd->id, e->index, e->term, d->chain[d->n]);
     d->n++;
+    if (e->type == RAFT_ENTRY_CONFIG && !(d->has_snap && e->index <= d->snap.index))
+        raft_config_decode(e->data.base, e->data.len, &d->cfg);
 }
 
 /* Snapshot data of the simulated application: applied index and chain. */
@@ -154,6 +180,13 @@ void sim__persist(struct sim *s, struct sim_node *nd, const struct raft_update *
     uint64_t idx, chain;
 
     if (ops-- > 0 && u->persist_term_vote) {
+        /* One vote per term, and terms never go back (figure 2). */
+        if (u->term < d->term ||
+            (u->term == d->term && d->vote != 0 && u->vote != d->vote))
+            sim_check_fail(&s->check,
+                           "n%" PRIx64 " persisted term %" PRIu64 " vote n%" PRIx64
+                           " over term %" PRIu64 " vote n%" PRIx64,
+                           nd->id, u->term, u->vote, d->term, d->vote);
         d->term = u->term;
         d->vote = u->vote;
     }
@@ -169,6 +202,7 @@ void sim__persist(struct sim *s, struct sim_node *nd, const struct raft_update *
         d->snap.data.base = xmemdup(u->snapshot->data.base, u->snapshot->data.len);
         d->has_snap = true;
         d->snap_chain = chain;
+        disk_config_recompute(d);
         /* A snapshot holds applied state only: it must agree with what was
          * applied at its index anywhere. */
         sim_check_applied(&s->check, nd->id, idx, chain);
@@ -238,8 +272,14 @@ int sim__store_reopen(struct sim *s, struct sim_node *nd, struct store_loaded *l
     sim_store_sys.fsync = nosync;
     store_close(nd->st);
     nd->st = NULL;
-    snprintf(path, sizeof path, "%s/n%" PRIx64, s->store_dir, nd->id);
-    rc = store_open(path, &sim_store_sys, &nd->st, l);
+    if (s->store_pfs) {
+        /* The power-loss model: fsync is real there. */
+        snprintf(path, sizeof path, "/pfs/n%" PRIx64, nd->id);
+        rc = store_open(path, &pfs_sys, &nd->st, l);
+    } else {
+        snprintf(path, sizeof path, "%s/n%" PRIx64, s->store_dir, nd->id);
+        rc = store_open(path, &sim_store_sys, &nd->st, l);
+    }
     if (rc != 0) {
         sim_check_fail(&s->check, "n%" PRIx64 " store_open failed: %s", nd->id,
                        raft_errname(rc));
