@@ -479,13 +479,23 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
         }
         return 0;
     }
-    /* FWD, DELIVER, ACK, SESSIONS, CONFLICT: the XMPP core's forwarding.
-     * A node that does not serve XMPP has no use for them. */
+    /* FWD, ACK, SESSIONS, ROUTES, CONFLICT: the XMPP core's forwarding.
+     * A node that does not serve XMPP (now) refuses the stanzas sent to
+     * it, so that their origins answer their senders instead of waiting
+     * for an outcome that never comes. */
     if (xsrv(n) != NULL) {
         int rc = srv_cluster_input(xsrv(n), from, f, uv_now(&n->loop));
         node__after_srv(n);
         if (rc == XE_PROTO)
             return rc;
+        if (rc != XE_STATE)
+            return 0;
+    }
+    if (f->type == PFRAME_FWD && c->pm != NULL) {
+        struct pframe a = {.type = PFRAME_ACK};
+        struct pframe_range r = {f->u.fwd.seq, f->u.fwd.seq};
+        a.u.ack = (struct pframe_ack){f->u.fwd.incarnation, NULL, 0, &r, 1};
+        peer_send(c->pm, from, &a);
     }
     return 0;
 }
