@@ -233,9 +233,11 @@ static uint64_t route_of(const struct fwd *f, const struct fwd_ent *e)
 enum { TRY_KEEP, TRY_DONE };
 
 /* try_hand hands waiting stanza e to the node holding its destination, or
- * gives it its outcome here.  TRY_KEEP: it waits (no complete table yet, or
- * that node's channel is full); TRY_DONE: e left the unsent queue (the
- * caller has unlinked it: it is on an inflight queue or freed). */
+ * gives it its outcome here.  TRY_KEEP: it waits (the name is unknown while
+ * the table is not whole or there is no leader; that node's link is down,
+ * its channel full, or its in-flight queue at inflight_max); TRY_DONE: e
+ * left the unsent queue (the caller unlinks it: it goes on an inflight
+ * queue, or it had its outcome here and is freed). */
 static int try_hand(struct fwd *f, struct fwd_ent *e, bool *moved)
 {
     uint64_t node = route_of(f, e);

@@ -18,8 +18,9 @@
  *  - service-unavailable when the holder bounced it, or when no node holds
  *    the name (the table is complete and lacks it);
  *  - wait/resource-constraint when it could not be handed to a channel
- *    within hold_ms (channel full, table not complete yet), or when the
- *    queue of stanzas not yet handed over is full (fwd_send XE_BUSY).
+ *    within hold_ms (the holder's link down or its channel full, a name
+ *    unknown while the table is not whole or there is no leader), or when
+ *    the queue of stanzas not yet handed over is full (fwd_send XE_BUSY).
  * A stanza handed to a node whose process then ends (its channel resets)
  * or that leaves the cluster has no known outcome: the receiver's node died
  * and with it the session; it is dropped and counted (lost), never
