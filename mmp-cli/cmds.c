@@ -527,6 +527,71 @@ static void print_added(json_t *r)
         printf("Secret: %s\n(shown once: configure it on the call bridge now)\n", secret);
 }
 
+/* The one-line answers of commands that change something: what was done,
+ * from the facts the daemon returns (the same facts --json prints). */
+static void print_initialized(json_t *r)
+{
+    json_t *m = json_object_get(r, "members");
+    size_t i;
+    json_t *e;
+
+    printf("%s: cluster %s, %zu member%s:", jstr(r, "message"), jstr(r, "cluster_id"),
+           json_array_size(m), json_array_size(m) == 1 ? "" : "s");
+    json_array_foreach(m, i, e)
+    {
+        printf("%s node %s at %s", i > 0 ? "," : "", jstr(e, "node_id"),
+               jstr(e, "address"));
+    }
+    printf("\n");
+}
+
+static void print_trusted(json_t *r)
+{
+    printf("Cluster peers are now checked against %s (%s)%s\n", jstr(r, "trust"),
+           jstr(r, "path"),
+           json_is_true(json_object_get(r, "peer_link_restarted"))
+               ? "; the peer link restarted with it"
+               : "; used once clustering is enabled");
+}
+
+static void print_cluster_disabled(json_t *r)
+{
+    printf("%s (cluster %s%s)\n", jstr(r, "message"), jstr(r, "cluster_id"),
+           json_is_true(json_object_get(r, "leadership_transferred"))
+               ? "; leadership was handed over first"
+               : "");
+}
+
+static void print_cb_deleted(json_t *r)
+{
+    json_int_t k = json_integer_value(json_object_get(r, "sessions_closed"));
+
+    printf("Call bridge %s deleted; %lld session%s closed on this node (sessions on "
+           "other members close as they apply it)\n",
+           jstr(r, "name"), (long long)k, k == 1 ? "" : "s");
+}
+
+static void print_disabled(json_t *r)
+{
+    json_t *l = json_object_get(r, "listen_closed");
+    size_t i;
+    json_t *e;
+
+    if (!json_is_true(json_object_get(r, "was_serving"))) {
+        printf("XMPP disabled (it was not serving: nothing to close)\n");
+        return;
+    }
+    printf("XMPP disabled: closed %lld component and %lld client session(s) and the "
+           "listener(s)",
+           (long long)json_integer_value(json_object_get(r, "components_closed")),
+           (long long)json_integer_value(json_object_get(r, "clients_closed")));
+    json_array_foreach(l, i, e)
+    {
+        printf("%s %s", i > 0 ? "," : "", json_string_value(e));
+    }
+    printf("\n");
+}
+
 static void print_invite(json_t *r)
 {
     const char *token = json_string_value(json_object_get(r, "token"));
@@ -612,7 +677,7 @@ static const struct cli_cmd commands[] = {
      "configuration cannot work)",
      NULL, "xmpp.enable", 0, 0, NULL, NULL},
     {W("xmpp", "disable"), "", "stop serving XMPP (the control socket stays up)", NULL,
-     "xmpp.disable", 0, 0, NULL, NULL},
+     "xmpp.disable", 0, 0, NULL, print_disabled},
     {W("xmpp", "reset"), "[--yes] [--force]", "wipe this node's XMPP configuration",
      "Asks for confirmation at a terminal (type yes); scripts must add --yes. On a\n"
      "member of a cluster it is refused unless --force (the cluster then keeps the old\n"
@@ -631,7 +696,7 @@ static const struct cli_cmd commands[] = {
      "xmpp.callbridge.add", 1, 1, prep_add_secret, print_added},
     {W("xmpp", "callbridge", "del"), "<name>",
      "delete a call bridge (its session is disconnected)", NULL, "xmpp.callbridge.del", 1,
-     1, prep_name, NULL},
+     1, prep_name, print_cb_deleted},
     {W("xmpp", "callbridge", "list"), "",
      "list call bridges: name, domain, secret, connected", NULL, "xmpp.callbridge.list",
      0, 0, NULL, print_callbridges},
@@ -650,9 +715,9 @@ static const struct cli_cmd commands[] = {
      "xmpp.cluster.enable", 0, 1, prep_cluster_enable, NULL},
     {W("xmpp", "cluster", "disable"), "",
      "leave clustering (hands leadership over first)", NULL, "xmpp.cluster.disable", 0, 0,
-     NULL, NULL},
+     NULL, print_cluster_disabled},
     {W("xmpp", "cluster", "initialize"), "", "make this node a new one-node cluster",
-     NULL, "xmpp.cluster.initialize", 0, 0, NULL, NULL},
+     NULL, "xmpp.cluster.initialize", 0, 0, NULL, print_initialized},
     {W("xmpp", "cluster", "invite"), "[--ttl 10m]",
      "make a one-time token for a new node to join through this member (printed once)",
      "Run it on the member the new node will dial; the token is good there only, once,\n"
@@ -671,7 +736,7 @@ static const struct cli_cmd commands[] = {
      "xmpp.cluster.remove", 1, 1, prep_node, NULL},
     {W("xmpp", "cluster", "trust"), "<bundle>",
      "set the CA bundle that cluster peers are checked against", NULL,
-     "xmpp.cluster.trust", 1, 1, prep_bundle, NULL},
+     "xmpp.cluster.trust", 1, 1, prep_bundle, print_trusted},
     {W("pki", "list"), "", "list keys, certificates and CSRs in the node's pki directory",
      NULL, "pki.list", 0, 0, NULL, print_pki_list},
     {W("pki", "inspect"), "<file>", "show a key, certificate, bundle or CSR", NULL,

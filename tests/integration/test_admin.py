@@ -227,7 +227,8 @@ def main():
             out = node.ok("xmpp callbridge list")
             check(re.search(r"cb1\s+cb1\.example\.com\s+\S+\s+yes", out) is not None, out)
             # Deleting the call bridge disconnects it.
-            node.ok("xmpp callbridge del cb1")
+            out = node.ok("xmpp callbridge del cb1")
+            check(re.match(r"^Call bridge cb1 deleted; 1 session closed", out), out)
             c.wait_line("^disconnected", 15)
         with Comp(node, "cb1", secret, "--host", addr) as c:
             check(c.finish(30) == 1, "deleted cb1 accepted:\n" + c.output())
@@ -240,13 +241,53 @@ def main():
             check(c.finish(30) == 0, "cb2 over TLS refused:\n" + c.output())
             check("secured=yes" in c.output(), c.output())
 
+        # Every command that changes something says what it did: one line,
+        # and the same facts in --json (issue 13, item 7).
+        node.ok("xmpp callbridge add-secret cb3", stdin="brought-secret-3\n")
+        j = node.json("xmpp callbridge del cb3")
+        check(j == {"name": "cb3", "sessions_closed": 0}, str(j))
+
         # Disable: the listeners go, the control socket stays.
-        node.ok("xmpp disable")
+        out = node.ok("xmpp disable")
+        check(re.match(r"^XMPP disabled: closed 0 component and 0 client session\(s\) and "
+                       r"the listener\(s\) %s:5223$" % re.escape(addr), out), out)
         check(not can_connect(addr, 5223), "still listening after xmpp disable")
         st = node.json("xmpp status")
         check(st["enabled"] is False and st["serving"] is False, str(st))
+        j = node.json("xmpp disable")
+        check(j["was_serving"] is False and j["enabled"] is False and
+              j["listen_closed"] == [], str(j))
         node.ok("xmpp enable")
         check(can_connect(addr, 5223), "not listening after enable again")
+        j = node.json("xmpp disable")
+        check(j["was_serving"] is True and j["listen_closed"] == [addr + ":5223"] and
+              j["components_closed"] == 0 and j["clients_closed"] == 0, str(j))
+        node.ok("xmpp enable")
+
+        # The cluster commands, on a one-node cluster.
+        out = node.ok("xmpp cluster trust ca-bundle.pem")
+        check(re.match(r"^Cluster peers are now checked against ca-bundle\.pem \(/\S+\); ",
+                       out), out)
+        j = node.json("xmpp cluster trust ca-bundle.pem")
+        check(j["trust"] == "ca-bundle.pem" and j["path"].endswith("ca-bundle.pem") and
+              "peer_link_restarted" in j, str(j))
+        node.ok("xmpp cluster enable")
+        j = node.json("xmpp cluster initialize")
+        node_id = node.json("xmpp status")["node_id"]
+        check(re.match(r"^[0-9a-f]{16}$", j.get("cluster_id", "")) and
+              j.get("members") == [{"node_id": node_id, "address": addr + ":5224"}], str(j))
+        out = node.ok("xmpp cluster initialize")
+        check(re.match(r"^one-node cluster \(already initialized\): cluster %s, 1 member: "
+                       r"node %s at %s:5224$" % (j["cluster_id"], node_id, re.escape(addr)),
+                       out), out)
+        out = node.ok("xmpp cluster disable")
+        check(re.match(r"^clustering disabled; this node was alone, no member was removed "
+                       r"\(cluster %s\)$" % j["cluster_id"], out), out)
+        node.ok("xmpp cluster enable")
+        d = node.json("xmpp cluster disable")
+        check(d["clustering"] == "disabled" and d["left"] is False and
+              d["cluster_id"] == j["cluster_id"] and d["leadership_transferred"] is False,
+              str(d))
 
         # Reset: a new node id, nothing configured, XMPP off.
         node.ok("xmpp reset --yes")
@@ -259,7 +300,7 @@ def main():
 
         check(node.stop() == 0, "xmppd did not exit 0")
         log = node.log()
-        for s in (secret, "brought-secret-2"):
+        for s in (secret, "brought-secret-2", "brought-secret-3"):
             check(s not in log, "a secret reached the log")
 
 

@@ -18,6 +18,7 @@ use-after-free or the assertion in rnode_close as a dead daemon.
   others elect a leader and say "leader lost (election timeout)".
 Every daemon exits 0 on SIGTERM and no log shows a sanitizer report."""
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -59,7 +60,10 @@ def leader_disables():
         leader = c.form(fast_lan=True)
         other = c.followers(leader)[0]
         c.say("2 members: %s leads; xmpp cluster disable there", leader.name)
-        leader.ok("xmpp cluster disable", timeout=60)
+        out = leader.ok("xmpp cluster disable", timeout=60)
+        # It says what it did (issue 13, item 7).
+        check(re.match(r"^left the cluster and disabled clustering; .*; leadership was "
+                       r"handed over first\)$", out), out)
         alone_with_data(c, leader)
         new, term = c.wait_leader([other], timeout=20)
         check(new is other, "%s should lead, %s does" % (other.name, new.name))
@@ -105,7 +109,8 @@ def follower_removes_leader():
         c.add_callbridge("after-remove", on=f[1], everywhere=False)
         check(leader.alive(), "%s died after its removal:\n%s"
               % (leader.name, leader.log()[-3000:]))
-        leader.ok("xmpp cluster disable", timeout=60)
+        j = leader.json("xmpp cluster disable", timeout=60)
+        check(j["clustering"] == "disabled" and j["left"] is False and j["message"], str(j))
         alone_with_data(c, leader)
         c.say("%s is standalone with its data", leader.name)
         clean_exit(c)

@@ -558,17 +558,28 @@ static int h_disable(void *ud, json_t *args, json_t **result, struct ctl_error *
     static const char *const keys[] = {NULL};
     struct node *n = ud;
     struct node_state *st = node_local(n);
+    struct node_info info;
+    bool was_serving, was_enabled;
     char why[512];
 
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
+    node_info_get(n, &info);
+    was_serving = node_xmpp_running(n);
+    was_enabled = st->xmpp_enabled;
     node_xmpp_stop(n);
     if (st->xmpp_enabled) {
         st->xmpp_enabled = false;
         if (node_local_save(n, why, sizeof why) < 0)
             return ctl_error_set(err, "io", "%s", why);
     }
-    return 0;
+    /* What stopped: the listeners and the sessions they carried. */
+    *result = json_pack("{s:b, s:b, s:b, s:I, s:I, s:o}", "enabled", 0, "was_enabled",
+                        was_enabled, "was_serving", was_serving, "components_closed",
+                        (json_int_t)(was_serving ? info.components : 0), "clients_closed",
+                        (json_int_t)(was_serving ? info.clients : 0), "listen_closed",
+                        was_serving ? listen_json(st) : json_array());
+    return *result != NULL ? 0 : XE_NOMEM;
 }
 
 static int h_reset(void *ud, json_t *args, json_t **result, struct ctl_error *err)
@@ -670,6 +681,7 @@ static int h_cb_del(void *ud, json_t *args, json_t **result, struct ctl_error *e
     static const char *const keys[] = {"name", NULL};
     const char *name = ctl_arg_str(args, "name");
     struct cl_cmd *c;
+    json_t *res;
     int rc;
 
     if (ctl_args_only(args, keys, err) < 0)
@@ -681,11 +693,18 @@ static int h_cb_del(void *ud, json_t *args, json_t **result, struct ctl_error *e
     if (cl_callbridge_find(rnode_state(node_rnode(ud)), name) == NULL)
         return ctl_error_set(err, "not-found",
                              "no call bridge %s; see xmpp callbridge list", name);
+    /* The session here closes when the deletion applies; sessions on other
+     * members close as each of them applies it. */
+    res = json_pack("{s:s, s:I}", "name", name, "sessions_closed",
+                    (json_int_t)(node_callbridge_connected(ud, name) ? 1 : 0));
     c = malloc(sizeof *c);
-    if (c == NULL)
+    if (c == NULL || res == NULL) {
+        free(c);
+        json_decref(res);
         return XE_NOMEM;
+    }
     cl_cmd_cb_del(c, name);
-    rc = submit(ud, c, NULL, err);
+    rc = submit(ud, c, res, err);
     free(c);
     return rc;
 }

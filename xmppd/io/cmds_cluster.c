@@ -95,6 +95,38 @@ static void on_dreq(void *arg, int rc, const char *msg, const void *data, size_t
     dreq_finish(arg, rc, msg);
 }
 
+/* cluster_result: what a cluster command leaves behind, for its answer:
+ * {cluster_id, members: [{node_id, address}]} and message when non-NULL.
+ * Returned owned (NULL when out of memory). */
+static json_t *cluster_result(struct node *n, const char *message)
+{
+    const struct raft_config *cfg = rnode_config(n->rn);
+    struct rnode_status st;
+    json_t *m = json_array();
+
+    rnode_status_get(n->rn, &st);
+    for (unsigned i = 0; m != NULL && i < cfg->n; i++)
+        json_array_append_new(m, json_pack("{s:o, s:s}", "node_id",
+                                           hexid(cfg->members[i].id), "address",
+                                           cfg->members[i].address));
+    return json_pack("{s:o, s:o, s:s?}", "cluster_id", hexid(st.cluster_id), "members", m,
+                     "message", message);
+}
+
+/* on_initialized answers initialize once the store is rebuilt at the peer
+ * address. */
+static void on_initialized(void *arg, int rc, const char *msg, const void *data,
+                           size_t len)
+{
+    struct dreq *r = arg;
+
+    (void)data;
+    (void)len;
+    if (rc >= 0)
+        r->result = cluster_result(r->n, "initialized a one-node cluster");
+    dreq_finish(r, rc, msg);
+}
+
 /* ---- status ---- */
 
 static const char *state_word(const struct node *n, const struct rnode_status *st)
@@ -299,7 +331,6 @@ int cmds_cluster_trust(void *ud, json_t *args, json_t **result, struct ctl_error
     const char *bundle = ctl_arg_str(args, "bundle");
     char path[1024], why[512];
 
-    (void)result;
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (bundle == NULL || bundle[0] == '\0' || strlen(bundle) >= STATE_MAX_PATH)
@@ -326,8 +357,13 @@ int cmds_cluster_trust(void *ud, json_t *args, json_t **result, struct ctl_error
         cluster_stop(n);
         if (cluster_start(n, why, sizeof why) < 0)
             return ctl_error_set(err, "state", "trust saved, but the peer link: %s", why);
+        *result = json_pack("{s:s, s:s, s:b}", "trust", bundle, "path", path,
+                            "peer_link_restarted", 1);
+    } else {
+        *result = json_pack("{s:s, s:s, s:b}", "trust", bundle, "path", path,
+                            "peer_link_restarted", 0);
     }
-    return 0;
+    return *result != NULL ? 0 : XE_NOMEM;
 }
 
 /* peer_host picks the peer-link address: the first specific component
@@ -430,15 +466,13 @@ int cmds_cluster_initialize(void *ud, json_t *args, json_t **result,
     rnode_status_get(n->rn, &st);
     cluster_self_addr(n, self, sizeof self);
     if (cfg->n > 1) {
-        *result = json_pack("{s:o, s:I, s:s}", "cluster_id", hexid(st.cluster_id),
-                            "members", (json_int_t)cfg->n, "message",
-                            "already a member of a multi-node cluster; nothing changed");
-        return 0;
+        *result = cluster_result(
+            n, "already a member of a multi-node cluster; nothing changed");
+        return *result != NULL ? 0 : XE_NOMEM;
     }
     if (me != NULL && strcmp(me->address, self) == 0) {
-        *result = json_pack("{s:o, s:I}", "cluster_id", hexid(st.cluster_id), "members",
-                            (json_int_t)1);
-        return 0;
+        *result = cluster_result(n, "one-node cluster (already initialized)");
+        return *result != NULL ? 0 : XE_NOMEM;
     }
     /* The one-member store was made before the peer address was known:
      * make it again at the right address, with the same data. */
@@ -447,7 +481,7 @@ int cmds_cluster_initialize(void *ud, json_t *args, json_t **result,
         return XE_NOMEM;
     LOG(&n->log, LOG_INFO, "%s initialize: this node's cluster address becomes %s",
         n->name, self);
-    cluster_rebuild(n, on_dreq, r);
+    cluster_rebuild(n, on_initialized, r);
     return CTL_DEFERRED;
 }
 
@@ -718,7 +752,22 @@ static void disable_transferred(void *arg, int rc, const char *msg)
         dreq_finish(r, rc, msg != NULL ? msg : "leadership could not be handed over");
         return;
     }
+    if (r->result != NULL)
+        json_object_set_new(r->result, "leadership_transferred", json_true());
     leave(r);
+}
+
+/* disable_result: the answer of cluster disable: the cluster this node
+ * was in, whether it left a multi-node cluster, and whether it handed
+ * leadership over (set later, by disable_transferred).  Returned owned. */
+static json_t *disable_result(struct node *n, bool left, const char *message)
+{
+    struct rnode_status st;
+
+    rnode_status_get(n->rn, &st);
+    return json_pack("{s:o, s:b, s:b, s:s, s:s}", "cluster_id", hexid(st.cluster_id),
+                     "left", left, "leadership_transferred", 0, "clustering", "disabled",
+                     "message", message);
 }
 
 int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_error *err)
@@ -729,7 +778,6 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
     struct dreq *r;
     char why[512];
 
-    (void)result;
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     /* A node that is not a member any more (removed) only goes alone. */
@@ -738,21 +786,32 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
         r = dreq_new(n, "disable");
         if (r == NULL)
             return XE_NOMEM;
+        r->result = disable_result(
+            n, false, "clustering disabled; this node was no longer a member");
         disable_finish(r, 0, NULL);
         return CTL_DEFERRED;
     }
     if (cfg->n <= 1 || !cluster_running(n)) {
+        bool was = n->st.cluster_enabled || cluster_running(n);
+
         cluster_stop(n);
         if (n->st.cluster_enabled) {
             n->st.cluster_enabled = false;
             if (node_local_save(n, why, sizeof why) < 0)
                 return ctl_error_set(err, "io", "%s", why);
         }
-        return 0;
+        *result = disable_result(n, false,
+                                 was ? "clustering disabled; this node was alone, no "
+                                       "member was removed"
+                                     : "clustering was not enabled; nothing changed");
+        return *result != NULL ? 0 : XE_NOMEM;
     }
     r = dreq_new(n, "disable");
     if (r == NULL)
         return XE_NOMEM;
+    r->result = disable_result(n, true,
+                               "left the cluster and disabled clustering; this node "
+                               "now runs alone with its data");
     if (rnode_is_leader(n->rn)) {
         rnode_transfer(n->rn, 0, TRANSFER_TIMEOUT_MS, disable_transferred, r);
         return CTL_DEFERRED;

@@ -234,69 +234,105 @@ static int import_local(struct node *n, const struct conf *c, bool *restart, cha
     return node_local_save(n, err, errlen);
 }
 
-/* import_deletions submits the removal of every call bridge that c does not
- * list (the file's list is authoritative).  Names are collected first:
- * applying may change the state under us. */
-static int import_deletions(struct node *n, const struct conf *c, struct cl_cmd *cmd)
+/* replicated_empty: true while the replicated state holds nothing yet (no
+ * domain, call bridge or account): the only time xmppd.conf may fill it. */
+static bool replicated_empty(const struct cl_state *cs)
 {
-    const struct cl_state *cs = rnode_state(n->rn);
-    size_t ndel = 0, count = cl_callbridge_count(cs);
-    char(*del)[CL_NAME_MAX + 1] = calloc(count + 1, sizeof *del);
-    char what[96];
-
-    if (del == NULL)
-        return XE_NOMEM;
-    for (size_t i = 0; i < count; i++) {
-        const char *name = cl_callbridge_at(cs, i)->name;
-        if (conf_find_callbridge(c, name) == NULL)
-            snprintf(del[ndel++], CL_NAME_MAX + 1, "%s", name);
-    }
-    for (size_t i = 0; i < ndel; i++) {
-        cl_cmd_cb_del(cmd, del[i]);
-        snprintf(what, sizeof what, "removing call bridge %s", del[i]);
-        import_submit(n, cmd, what);
-    }
-    free(del);
-    return 0;
+    return cl_domain(cs)[0] == '\0' && cl_callbridge_count(cs) == 0 &&
+           cl_user_count(cs) == 0;
 }
 
-/* import_replicated submits c's domain and call bridges through Raft, only
- * what differs from the replicated state. */
+/* refusal_add appends "; what" (or "what" first) to buf, marking a cut with
+ * "..." when buf is full. */
+static void refusal_add(char *buf, size_t len, const char *what)
+{
+    size_t used = strlen(buf);
+
+    if (used + 3 >= len)
+        return;
+    snprintf(buf + used, len - used, "%s%s", used > 0 ? "; " : "", what);
+    if (strlen(buf) + 1 >= len)
+        memcpy(buf + len - 4, "...", 4);
+}
+
+/* warn_refused logs, at warn and in one line, every replicated entry in
+ * which c differs from the replicated state that the import leaves alone
+ * (the state is not empty: the shell and the cluster own it).  Nothing when
+ * the file agrees with the state.  Secrets are never logged. */
+static void warn_refused(struct node *n, const struct conf *c)
+{
+    const struct cl_state *cs = rnode_state(n->rn);
+    char list[768] = "", what[160];
+
+    if (strcmp(cl_domain(cs), c->domain) != 0) {
+        snprintf(what, sizeof what, "domain %s kept (the file says %s)", cl_domain(cs),
+                 c->domain);
+        refusal_add(list, sizeof list, what);
+    }
+    for (size_t i = 0; i < c->n_cb; i++) {
+        const struct conf_callbridge *cb = &c->cb[i];
+        const struct cl_callbridge *old = cl_callbridge_find(cs, cb->name);
+
+        if (old == NULL)
+            snprintf(what, sizeof what, "call bridge %s not added", cb->name);
+        else if (old->secret_len != cb->secret_len ||
+                 sodium_memcmp(old->secret, cb->secret, cb->secret_len) != 0)
+            snprintf(what, sizeof what, "call bridge %s secret not changed", cb->name);
+        else
+            continue;
+        refusal_add(list, sizeof list, what);
+    }
+    for (size_t i = 0; i < cl_callbridge_count(cs); i++) {
+        const char *name = cl_callbridge_at(cs, i)->name;
+
+        if (conf_find_callbridge(c, name) == NULL) {
+            snprintf(what, sizeof what, "call bridge %s not removed", name);
+            refusal_add(list, sizeof list, what);
+        }
+    }
+    if (list[0] == '\0')
+        return;
+    LOG(&n->log, LOG_WARN,
+        "%s %s: not imported, this node already has replicated state (the file only "
+        "bootstraps an empty node; change the domain and call bridges with `xmpp domain` "
+        "and `xmpp callbridge`): %s",
+        n->name, n->conf_path, list);
+}
+
+/* import_replicated bootstraps the replicated state from c: the domain and
+ * call bridges go through Raft, but only while that state is empty.  Once
+ * it holds anything, it belongs to the shell and the cluster: the file never
+ * deletes or replaces a replicated entry, and what it would change is
+ * logged at warn (warn_refused). */
 static int import_replicated(struct node *n, const struct conf *c, char *err,
                              size_t errlen)
 {
-    struct cl_cmd *cmd = malloc(sizeof *cmd);
+    struct cl_cmd *cmd;
     char what[96];
-    int rc;
 
+    n->import_rc = 0;
+    n->import_err[0] = '\0';
+    if (!replicated_empty(rnode_state(n->rn))) {
+        warn_refused(n, c);
+        return 0;
+    }
+    cmd = malloc(sizeof *cmd);
     if (cmd == NULL) {
         snprintf(err, errlen, "out of memory");
         return XE_NOMEM;
     }
-    n->import_rc = 0;
-    n->import_err[0] = '\0';
-    if (strcmp(cl_domain(rnode_state(n->rn)), c->domain) != 0) {
-        cl_cmd_set_domain(cmd, c->domain);
-        import_submit(n, cmd, "domain");
-    }
+    cl_cmd_set_domain(cmd, c->domain);
+    import_submit(n, cmd, "domain");
     for (size_t i = 0; i < c->n_cb; i++) {
         const struct conf_callbridge *cb = &c->cb[i];
-        const struct cl_callbridge *old =
-            cl_callbridge_find(rnode_state(n->rn), cb->name);
 
-        if (old != NULL && old->secret_len == cb->secret_len &&
-            sodium_memcmp(old->secret, cb->secret, cb->secret_len) == 0)
-            continue;
         cl_cmd_cb_set(cmd, cb->name, cb->secret, cb->secret_len, false);
         snprintf(what, sizeof what, "call bridge %s", cb->name);
         import_submit(n, cmd, what);
         sodium_memzero(cmd, sizeof *cmd);
     }
-    rc = import_deletions(n, c, cmd);
     free(cmd);
-    if (rc < 0)
-        snprintf(err, errlen, "out of memory");
-    return rc;
+    return 0;
 }
 
 /* import_conf applies c: local directives to node.state, the domain and
