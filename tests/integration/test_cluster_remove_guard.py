@@ -7,6 +7,9 @@ abcd1..., node2 abcd2..., node3 9f00....
 - a 1-3 digit prefix is refused, even one that starts a single member
   ("9f0"), with one line listing the candidates;
 - "abcd" starts two members: refused, both listed;
+- with one follower stopped, removing the other follower (by address) from
+  the leader would leave 2 voters of which 1 is reachable: refused without
+  --yes; nothing changes;
 - the leader, named by an unambiguous prefix, without --yes: refused with
   a line saying to add --yes; the configuration is unchanged;
 - the same with --yes: the leader is removed and the other two elect a
@@ -18,7 +21,7 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, same_id  # noqa: E402
+from cluster import Cluster, same_id, wait_for  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 IDS = {1: "abcd100000000001", 2: "abcd200000000002", 3: "9f00300000000003"}
@@ -59,6 +62,23 @@ def main():
         err = asker.fails("xmpp cluster remove abcd", [IDS[1], IDS[2]])
         check(IDS[3] not in err, "a member the prefix does not start is listed: %s" % err)
         c.say("ambiguous prefix refused: %s", err)
+
+        down, other = f[1], f[0]
+        check(down.stop() == 0, "%s did not stop cleanly" % down.name)
+        wait_for(lambda: [p for p in leader.status_json()["peers"]
+                          if p["address"] == down.peer_addr and p["link"] != "up"], 30,
+                 "%s sees its link to %s down" % (leader.name, down.name))
+        err = leader.fails("xmpp cluster remove %s" % other.peer_addr,
+                           ["not a majority", "--yes"])
+        c.say("no reachable majority without --yes refused: %s", err)
+        down.start()
+        # The restart may have moved leadership: ask again who leads.
+        leader = c.wait_converged(timeout=30)
+        f = c.followers(leader)
+        asker = f[0]
+        for nd in c.nodes:
+            check(len(nd.status().peers) == 3, "%s lost a member after a refusal:\n%s"
+                  % (nd.name, nd.status().text))
 
         lid = leader.node_id()
         err = asker.fails("xmpp cluster remove %s" % lid[:5], ["leader", "--yes"])
