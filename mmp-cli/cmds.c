@@ -422,6 +422,27 @@ static int prep_node(struct cli *cli, int argc, char **argv, json_t *args, char 
     return 0;
 }
 
+static int prep_remove(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    int who = -1;
+
+    /* The daemon decides whether a removal needs --yes (it knows the leader
+     * and the peer links) and says so; the shell only passes it on. */
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--yes") == 0)
+            json_object_set_new(args, "confirmed", json_true());
+        else if (argv[i][0] == '-')
+            return bad(why, "unknown option \"%.100s\"; the option is --yes", argv[i]);
+        else if (who >= 0)
+            return bad(why, "%sgive one node id or address", "");
+        else
+            who = i;
+    }
+    if (who < 0)
+        return bad(why, "%sgive the node id or the address of the member to remove", "");
+    return prep_node(cli, 1, argv + who, args, why);
+}
+
 /* ---- printers ---------------------------------------------------------- */
 
 static long long jint(json_t *o, const char *k)
@@ -731,9 +752,12 @@ static const struct cli_cmd commands[] = {
      "Get the token with xmpp cluster invite on the member at <addr>.\n"
      "--replace removes a member that still holds this node's address in the same step.",
      "xmpp.cluster.join", 1, 3, prep_join, NULL},
-    {W("xmpp", "cluster", "remove"), "<node-id|addr>",
-     "remove a member (by node id as xmpp cluster status prints it, or by address)", NULL,
-     "xmpp.cluster.remove", 1, 1, prep_node, NULL},
+    {W("xmpp", "cluster", "remove"), "<node-id|addr> [--yes]",
+     "remove a member (by node id as xmpp cluster status prints it, or by address)",
+     "A node id may be shortened to a prefix of at least 4 hex digits that starts one\n"
+     "member's id only. Removing the leader, or a member whose removal leaves less than\n"
+     "a majority of the remaining voters reachable, is refused without --yes.",
+     "xmpp.cluster.remove", 1, 2, prep_remove, NULL},
     {W("xmpp", "cluster", "trust"), "<bundle>",
      "set the CA bundle that cluster peers are checked against", NULL,
      "xmpp.cluster.trust", 1, 1, prep_bundle, print_trusted},

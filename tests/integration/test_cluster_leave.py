@@ -10,7 +10,7 @@ use-after-free or the assertion in rnode_close as a dead daemon.
 - 2 members: `xmpp cluster disable` on the leader hands leadership over,
   leaves and goes alone: it keeps running, is DISABLED with its data; the
   other leads alone and says the leader changed by "leadership transfer".
-- 3 members: a follower removes the leader (`xmpp cluster remove <id>`):
+- 3 members: a follower removes the leader (`xmpp cluster remove <id> --yes`):
   the other two elect a leader ("the leader left the configuration") and
   commit; the old leader keeps running,
   and `xmpp cluster disable` there makes it standalone with its data.
@@ -98,7 +98,7 @@ def follower_removes_leader():
         f = c.followers(leader)
         lid = leader.node_id()
         c.say("3 members: %s leads; %s removes it", leader.name, f[0].name)
-        f[0].ok("xmpp cluster remove %s" % lid, timeout=60)
+        f[0].ok("xmpp cluster remove %s --yes" % lid, timeout=60)
         new, term = c.wait_leader(f, not_node=leader, timeout=20)
         c.say("%s leads in term %d (%s)", new.name, term, new.status().last_change)
         for nd in f:

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -582,36 +583,79 @@ int cmds_cluster_invite(void *ud, json_t *args, json_t **result, struct ctl_erro
 
 /* ---- remove ---- */
 
+/* A shortened node id must have this many hex digits: one or two digits
+ * matched a member by accident (issue 13, item 3). */
+#define MIN_ID_PREFIX 4
+
+/* list_members appends " <id> (<address>)" for each member whose id starts
+ * with prefix (all of them when none does) to out, comma-separated. */
+static void list_members(const struct raft_config *cfg, const char *prefix, char *out,
+                         size_t outlen)
+{
+    size_t plen = strlen(prefix), used = 0;
+    bool any = false;
+
+    for (unsigned i = 0; i < cfg->n; i++) {
+        char h[17];
+        state_node_id_hex(cfg->members[i].id, h);
+        any = any || strncasecmp(h, prefix, plen) == 0;
+    }
+    out[0] = '\0';
+    for (unsigned i = 0; i < cfg->n && used < outlen; i++) {
+        char h[17];
+        int k;
+        state_node_id_hex(cfg->members[i].id, h);
+        if (any && strncasecmp(h, prefix, plen) != 0)
+            continue;
+        k = snprintf(out + used, outlen - used, "%s%s (%s)", used > 0 ? ", " : "", h,
+                     cfg->members[i].address);
+        if (k < 0)
+            break;
+        used += (size_t)k;
+    }
+}
+
+/* resolve_member finds the member that args name: "node", a hex id or a
+ * prefix of at least MIN_ID_PREFIX digits that starts exactly one member's
+ * id, or "address", its peer address.  Fills *id; else sets err (the
+ * candidates listed) and returns < 0. */
 static int resolve_member(struct node *n, json_t *args, uint64_t *id,
                           struct ctl_error *err)
 {
     const struct raft_config *cfg = rnode_config(n->rn);
     const char *s = ctl_arg_str(args, "node");
     const char *a = ctl_arg_str(args, "address");
+    char cands[512];
 
     if (s != NULL) {
-        char *end;
-        unsigned long long v = strtoull(s, &end, 16);
-        size_t matches = 0;
-        if (*s == '\0' || *end != '\0')
+        size_t len = strlen(s), matches = 0;
+        if (len == 0 || len > 16 || strspn(s, "0123456789abcdefABCDEF") != len)
             return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
-                                 "node must be a hex node id");
-        /* A shortened id (as printed) names the one member it starts. */
+                                 "node must be a hex node id (see xmpp cluster status)");
+        list_members(cfg, s, cands, sizeof cands);
+        if (len < MIN_ID_PREFIX)
+            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                                 "node id \"%s\" is too short: give at least %d hex "
+                                 "digits or the address of one of: %s",
+                                 s, MIN_ID_PREFIX, cands);
         for (unsigned i = 0; i < cfg->n; i++) {
             char h[17];
             state_node_id_hex(cfg->members[i].id, h);
-            if (strncasecmp(h, s, strlen(s)) == 0 || cfg->members[i].id == v) {
+            if (strncasecmp(h, s, len) == 0) {
                 *id = cfg->members[i].id;
                 matches++;
             }
         }
         if (matches == 1)
             return 0;
-        return ctl_error_set(err, matches == 0 ? "not-found" : CTL_E_INVALID_ARGUMENT,
-                             matches == 0
-                                 ? "node %s is not a member; see xmpp cluster status"
-                                 : "node %s names more than one member",
-                             s);
+        if (matches == 0)
+            return ctl_error_set(err, "not-found",
+                                 "node %s is not a member; the members are: %s", s,
+                                 cands);
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "node id \"%s\" names %zu members: %s; give more digits or "
+                             "the address",
+                             s, matches, cands);
     }
     if (a != NULL) {
         char host[PFRAME_MAX_ADDR + 1], norm[PFRAME_MAX_ADDR + 1];
@@ -631,25 +675,67 @@ static int resolve_member(struct node *n, json_t *args, uint64_t *id,
                          "a node id or an address is needed");
 }
 
+/* removal_risk says why removing member id needs the admin's --yes, into
+ * why (empty when it does not): it removes the leader (an election follows,
+ * the Raft thesis §4.2.2), or fewer than a majority of the voters that stay
+ * are reachable from here (this node, or a peer link that is up), so the
+ * smaller cluster may not be able to elect a leader or commit. */
+static void removal_risk(struct node *n, uint64_t id, char *why, size_t whylen)
+{
+    const struct raft_config *cfg = rnode_config(n->rn);
+    struct peer_mgr *pm = cluster_peers(n);
+    struct rnode_status st;
+    unsigned stay = 0, reach = 0;
+    char h[17];
+
+    why[0] = '\0';
+    rnode_status_get(n->rn, &st);
+    state_node_id_hex(id, h);
+    for (unsigned i = 0; i < cfg->n; i++) {
+        const struct raft_member *mb = &cfg->members[i];
+        struct peer_info pi;
+        if (mb->id == id || mb->role != RAFT_VOTER)
+            continue;
+        stay++;
+        if (mb->id == n->st.node_id ||
+            (pm != NULL && peer_get(pm, mb->id, &pi) == 0 && strcmp(pi.state, "up") == 0))
+            reach++;
+    }
+    if (id == st.leader_id)
+        snprintf(why, whylen, "node %s is the leader: removing it starts an election", h);
+    else if (stay > 0 && 2 * reach <= stay)
+        snprintf(why, whylen,
+                 "removing node %s leaves %u voter(s) of which only %u reachable from "
+                 "here, not a majority",
+                 h, stay, reach);
+}
+
 int cmds_cluster_remove(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
-    static const char *const keys[] = {"node", "address", NULL};
+    static const char *const keys[] = {"node", "address", "confirmed", NULL};
     struct node *n = ud;
     unsigned char body[8];
     uint64_t id = 0;
     struct dreq *r;
+    char risk[256];
 
     (void)result;
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
     if (resolve_member(n, args, &id, err) < 0)
         return XE_INVAL;
+    removal_risk(n, id, risk, sizeof risk);
+    if (risk[0] != '\0' && !json_is_true(json_object_get(args, "confirmed")))
+        return ctl_error_set(err, "confirm", "%s; add --yes to remove it anyway", risk);
     for (int i = 7, k = 0; i >= 0; i--, k++)
         body[k] = (unsigned char)(id >> (i * 8));
     r = dreq_new(n, "remove");
     if (r == NULL)
         return XE_NOMEM;
     r->result = json_pack("{s:o}", "removed", hexid(id));
+    if (risk[0] != '\0')
+        LOG(&n->log, LOG_WARN, "%s cluster remove confirmed with --yes: %s", n->name,
+            risk);
     cluster_request(n, CLUSTER_REQ_REMOVE, body, sizeof body, REMOVE_TIMEOUT_MS, on_dreq,
                     r);
     return CTL_DEFERRED;

@@ -28,6 +28,7 @@
 #include "conffile.h"
 #include "conn.h"
 #include "ctl_server.h"
+#include "dirlock.h"
 #include "err.h"
 #include "logsink.h"
 #include "pki.h"
@@ -781,6 +782,9 @@ static int open_files(struct node *n, const char *dir, char *err, size_t errlen)
         return XE_NOMEM;
     }
     rc = make_dir(n->dir, err, errlen);
+    /* Before anything reads the directory: one daemon per state. */
+    if (rc == 0)
+        rc = dirlock_take(n->dir, &n->lock_fd, err, errlen);
     if (rc == 0)
         rc = make_dir(n->pki_dir, err, errlen);
     if (rc == 0)
@@ -876,6 +880,7 @@ int node_start(const struct node_opts *opts, struct node **out, char *err, size_
         snprintf(err, errlen, "out of memory");
         return XE_NOMEM;
     }
+    n->lock_fd = -1;
     logsink_stderr(&n->log, opts->level);
     snprintf(n->name, sizeof n->name, "%s", opts->name);
     rc = open_files(n, opts->state_dir, err, errlen);
@@ -921,6 +926,8 @@ void node_free(struct node *n)
     free(n->pki_dir);
     free(n->raft_dir);
     free(n->sock_path);
+    /* Last: the directory is free once nothing of this node touches it. */
+    dirlock_release(n->lock_fd);
     sodium_memzero(&n->st, sizeof n->st);
     free(n);
 }

@@ -35,6 +35,7 @@ struct node {
     struct log_sink log;
     char name[32];
     char *dir, *conf_path, *pki_dir, *raft_dir, *sock_path; /* owned */
+    int lock_fd; /* the state directory's lock (dirlock.h), owned; -1 if none */
     struct node_state st;
     struct rnode *rn;
     struct cluster *cluster; /* io/cluster.c: NULL unless clustering is on */
