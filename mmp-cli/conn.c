@@ -17,8 +17,13 @@
 
 volatile sig_atomic_t cli_interrupted;
 
-/* How long to wait for an answer: cluster writes wait for a commit. */
-#define CLI_TIMEOUT_MS 30000
+/* How long to wait for an answer.  The daemon answers every command within
+ * its own deadline: a cluster write within 5 s, a join within 40 s (10 s to
+ * reach the member, 30 s to be promoted).  The shell waits longer than any
+ * of them, so that a slow join under faults is answered, not abandoned
+ * while it goes on (a retry then only said "a join is already in
+ * progress"). */
+#define CLI_TIMEOUT_MS 60000
 
 static int unreachable(char *message, const char *fmt, const char *a, const char *b)
 {
