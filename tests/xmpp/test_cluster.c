@@ -6,13 +6,17 @@
  * them to pchan_recv and srv_cluster_input on the other side.  Links can be
  * dropped and redialled (HELLO, resume or reset) at any byte.
  *
- * What is checked: components on different nodes exchange stanzas through
- * the leader, byte for byte as on one node; the leader's own components;
- * a component talking to itself; bounces; the no-leader queue and its
- * overflow (wait/resource-constraint); leader changes with unacked stanzas;
- * a call bridge taking over its name on another node (conflict); and
- * seeded random runs (leader changes, link resets, node restarts) checking
- * exactly-once in-order delivery between sessions on surviving nodes. */
+ * What is checked: components on different nodes exchange stanzas straight
+ * from node to node (the leader carries none), byte for byte as on one
+ * node; the leader's own components; a component talking to itself; error
+ * replies; the waiting queue and its overflow (wait/resource-constraint);
+ * a leader lost with stanzas in flight; a call bridge taking over its name
+ * on another node (conflict, by the leader's order); a name moving to the
+ * node whose stanzas to it wait; and seeded random runs (leader changes,
+ * link resets, node restarts) checking one outcome per message and order
+ * between sessions on surviving nodes.  XMPPD_CLUSTER_SEEDS=N and
+ * XMPPD_CLUSTER_FIRST=K run seeds K..N; XMPPD_CLUSTER_DUMP=1 prints the
+ * logs of nodes 1 and 2 after each run. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
