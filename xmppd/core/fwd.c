@@ -662,9 +662,7 @@ void fwd_tick(struct fwd *f, uint64_t now_ms)
         /* RFC 6120 §8.3.3.18: never handed to any node, so never delivered;
          * the sender may try again. */
         f->st.expired++;
-        FLOG(f, LOG_DEBUG, "stanza %" PRIu64 " to %s expired (route %" PRIx64 ", table %s)",
-             e->seq, e->to, route_of(f, e), f->complete ? "whole" : "partial");
-        answer(f, e, "wait", "resource-constraint");
+        answer(f, e, "wait", "resource-constraint"); /* logs it */
         ent_free(e);
     }
     fwd_pump(f, now_ms);

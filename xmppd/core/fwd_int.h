@@ -61,7 +61,7 @@ struct fwd_route {
     char *name;
     uint64_t node, sid, ord;
     uint64_t gen; /* the table's gen when last set */
-    bool keep;    /* scratch of a full report: named by it */
+    bool keep;    /* scratch of bulk removals (drop_unkept): stays */
     struct fwd_route *next;
 };
 

@@ -375,20 +375,37 @@ static void leader_del(struct fwd *f, uint64_t node, const char *name, uint64_t 
     fwd__route_del(f, name, node);
 }
 
-/* leader_forget removes every name of node (into d). */
-static void leader_forget(struct fwd *f, uint64_t node, struct fwd_delta *d)
+/* mark_all sets every entry's keep flag to keep. */
+static void mark_all(struct fwd *f, bool keep)
+{
+    for (size_t i = 0; i < f->table.nb; i++)
+        for (struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
+            r->keep = keep;
+}
+
+/* drop_unkept removes every entry of node (of any node when node is 0)
+ * whose keep flag is clear, recording each removal in d.  The one way
+ * entries leave in bulk: a node forgotten, a full report, a resync. */
+static void drop_unkept(struct fwd *f, uint64_t node, struct fwd_delta *d)
 {
     struct fwd_delta gone = {0};
 
     for (size_t i = 0; i < f->table.nb; i++)
         for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
-            if (r->node == node) {
-                struct pframe_route e = {r->name, node, r->sid, r->ord};
+            if (!r->keep && (node == 0 || r->node == node)) {
+                struct pframe_route e = {r->name, r->node, r->sid, r->ord};
                 delta_put(&gone.del, &gone.ndel, &gone.cdel, &e);
             }
     for (size_t i = 0; i < gone.ndel; i++)
-        leader_del(f, node, gone.del[i].name, 0, d);
+        leader_del(f, gone.del[i].node, gone.del[i].name, 0, d);
     delta_free(&gone);
+}
+
+/* leader_forget removes every name of node (into d). */
+static void leader_forget(struct fwd *f, uint64_t node, struct fwd_delta *d)
+{
+    mark_all(f, false);
+    drop_unkept(f, node, d);
 }
 
 void fwd__forget_node(struct fwd *f, uint64_t node)
@@ -424,24 +441,13 @@ static void leader_report(struct fwd *f, uint64_t node, bool full,
         /* Replace node's names: drop those the report does not hold (one
          * pass over the table and one lookup per name: a report of many
          * names costs linear time, issue 8 defect 11). */
-        struct fwd_delta gone = {0};
-        for (size_t i = 0; i < f->table.nb; i++)
-            for (struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
-                r->keep = false;
+        mark_all(f, false);
         for (size_t k = 0; k < nadd; k++) {
             struct fwd_route *r = fwd__table_find(&f->table, add[k].name);
             if (r != NULL && r->node == node && r->sid == add[k].sid)
                 r->keep = true;
         }
-        for (size_t i = 0; i < f->table.nb; i++)
-            for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
-                if (r->node == node && !r->keep) {
-                    struct pframe_route e = {r->name, node, r->sid, r->ord};
-                    delta_put(&gone.del, &gone.ndel, &gone.cdel, &e);
-                }
-        for (size_t i = 0; i < gone.ndel; i++)
-            leader_del(f, node, gone.del[i].name, 0, &d);
-        delta_free(&gone);
+        drop_unkept(f, node, &d);
     }
     for (size_t i = 0; i < ndel; i++)
         leader_del(f, node, del[i].name, del[i].sid, &d);
@@ -705,17 +711,13 @@ int fwd_local_del(struct fwd *f, const char *name, uint64_t sid, uint64_t now_ms
 /* sweep_stale drops the entries the leader's whole table did not hold. */
 static void sweep_stale(struct fwd *f)
 {
-    struct fwd_delta gone = {0};
+    struct fwd_delta d = {0}; /* a member tells no one */
 
     for (size_t i = 0; i < f->table.nb; i++)
-        for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
-            if (r->gen != f->table.gen) {
-                struct pframe_route e = {r->name, r->node, r->sid, r->ord};
-                delta_put(&gone.del, &gone.ndel, &gone.cdel, &e);
-            }
-    for (size_t i = 0; i < gone.ndel; i++)
-        fwd__route_del(f, gone.del[i].name, gone.del[i].node);
-    delta_free(&gone);
+        for (struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
+            r->keep = r->gen == f->table.gen;
+    drop_unkept(f, 0, &d);
+    delta_free(&d);
     f->table.resync = false;
 }
 
