@@ -260,9 +260,11 @@ class Run:
 
     # -- faults --
 
-    def fault(self, kind, what, start, end=None, role=None):
+    def fault(self, kind, what, start, end=None, role=None, nodes=()):
+        """Records a fault; nodes are the node numbers it killed, paused or
+        cut off from the majority (delivery_gaps reports their flows apart)."""
         f = {"kind": kind, "what": what, "start": start, "role": role,
-             "end": time.monotonic() if end is None else end}
+             "nodes": sorted(nodes), "end": time.monotonic() if end is None else end}
         self.faults.append(f)
         self.say("fault %-14s %s (%.1fs)", kind, what, f["end"] - start)
 
@@ -290,7 +292,7 @@ class Run:
         with self.lock:
             nd.start()
             self.expect[nd.index] = "up"
-        self.fault("kill", "%s (%s)" % (nd.name, role), t, role=role)
+        self.fault("kill", "%s (%s)" % (nd.name, role), t, role=role, nodes=[nd.index])
 
     def f_pause(self):
         nd, role = self.pick_node()
@@ -306,7 +308,7 @@ class Run:
             if nd.alive():
                 nd.thaw()
             self.expect[nd.index] = "up"
-        self.fault("pause", "%s (%s)" % (nd.name, role), t, role=role)
+        self.fault("pause", "%s (%s)" % (nd.name, role), t, role=role, nodes=[nd.index])
 
     def f_isolate_leader(self):
         ld = self.leader()
@@ -317,7 +319,7 @@ class Run:
         self.c.net.isolate(ld.index)
         time.sleep(d)
         self.c.net.heal()
-        self.fault("isolate-leader", ld.name, t)
+        self.fault("isolate-leader", ld.name, t, nodes=[ld.index])
 
     def f_split(self):
         idx = [nd.index for nd in self.c.nodes]
@@ -328,7 +330,7 @@ class Run:
         self.c.net.partition([minority, majority])
         time.sleep(d)
         self.c.net.heal()
-        self.fault("split", "%s | %s" % (minority, majority), t)
+        self.fault("split", "%s | %s" % (minority, majority), t, nodes=minority)
 
     def f_bridge(self):
         idx = [nd.index for nd in self.c.nodes]
@@ -341,7 +343,8 @@ class Run:
                 self.c.net.cut(x, y)
         time.sleep(d)
         self.c.net.heal()
-        self.fault("bridge", "%s | %d | %s" % (sorted(left), mid, sorted(right)), t)
+        self.fault("bridge", "%s | %d | %s" % (sorted(left), mid, sorted(right)), t,
+                   nodes=left + right)
 
     def f_move(self):
         comp = self.rng.choice(self.comps)
@@ -608,7 +611,7 @@ class Run:
         terms = nck.check_terms(self.samples)
         lists = self.final_lists()
         writes = nck.check_writes([(w["name"], w["ok"]) for w in self.writes], lists)
-        faults = [(gap_kind(f), f["start"], f["end"]) for f in self.faults]
+        faults = [(gap_kind(f), f["start"], f["end"], f.get("nodes")) for f in self.faults]
         gaps = nck.delivery_gaps(h, faults)
         violations = collections.OrderedDict()
         for k, xs in v.violations.items():
@@ -663,9 +666,9 @@ class Run:
             len(self.samples), "%d..%d (%d)" % (terms[0], terms[-1], len(terms)) if terms
             else "none"))
         p("longest delivery gap after each kind of fault:")
-        for k in sorted(gaps, key=lambda k: (list(FAULTS).index(k.split()[0]), k)):
+        for k in sorted(gaps, key=lambda k: (list(FAULTS).index(k.split(",")[0].split()[0]), k)):
             g, t, flow = gaps[k]
-            p("  %-17s %6.2f s  (%s, fault at %.1fs)" % (k, g, flow, t - self.t0))
+            p("  %-27s %6.2f s  (%s, fault at %.1fs)" % (k, g, flow, t - self.t0))
         if h.unexpected:
             p("unexpected lines: %d (first: %s)" % (len(h.unexpected), h.unexpected[0]))
         if violations:

@@ -237,17 +237,24 @@ def check(h, window=30.0):
 
 def delivery_gaps(h, faults, settle=10.0):
     """The longest time without a delivery on any flow (sender name ->
-    receiver name) after each fault: faults is [(kind, start, end)] in
-    time order; a fault's window runs from its start to the next fault's
-    start or its end + settle, whichever is first.  Returns {kind: (gap
-    seconds, fault start, flow)}."""
+    receiver name) after each fault: faults is [(kind, start, end)] or
+    [(kind, start, end, nodes)] in time order; a fault's window runs from
+    its start to the next fault's start or its end + settle, whichever is
+    first.  nodes are the node numbers the fault hit (killed, paused or cut
+    off from the rest): a flow whose sender or receiver had a session on one
+    of them during the window is reported apart, under "<kind>, own node",
+    since no server can deliver to or from a component whose own node is
+    silent; the promise is about sessions on the nodes that stay up.
+    Returns {kind: (gap seconds, fault start, flow)}."""
     times = collections.defaultdict(list)
     for t, rsid, fsid, seq in h.recv:
         times[(_sender_name(h, fsid), _sender_name(h, rsid))].append(t)
     for ts in times.values():
         ts.sort()
     out = {}
-    for i, (kind, start, end) in enumerate(faults):
+    for i, fault in enumerate(faults):
+        kind, start, end = fault[:3]
+        hit = set(fault[3]) if len(fault) > 3 and fault[3] else set()
         stop = end + settle
         if i + 1 < len(faults):
             stop = min(stop, faults[i + 1][1])
@@ -261,9 +268,24 @@ def delivery_gaps(h, faults, settle=10.0):
                 gap = max(gap, t - prev)
                 prev = t
             gap = max(gap, stop - prev)
-            if kind not in out or gap > out[kind][0]:
-                out[kind] = (gap, start, "%s->%s" % flow)
+            key = kind
+            if hit and (_on_nodes(h, flow[0], hit, start, stop)
+                        or _on_nodes(h, flow[1], hit, start, stop)):
+                key = "%s, own node" % kind
+            if key not in out or gap > out[key][0]:
+                out[key] = (gap, start, "%s->%s" % flow)
     return out
+
+
+def _on_nodes(h, name, nodes, start, stop):
+    """True when component name had a session on one of nodes at some time
+    in [start, stop]."""
+    for s in h.sessions.values():
+        if s.name != name or s.node not in nodes:
+            continue
+        if s.start <= stop and (s.end is None or s.end >= start):
+            return True
+    return False
 
 
 def check_terms(samples):

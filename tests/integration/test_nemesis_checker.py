@@ -141,6 +141,13 @@ def main():
     g = nc.delivery_gaps(h, [("kill", 1.0, 2.0)], settle=10.0)
     check(abs(g["kill"][0] - 6.5) < 1e-6 and g["kill"][2] == "a1->b1",
           "the longest delivery gap after a fault", g)
+    h.add_session("a1.1.1", "a1", 1, 0.0)
+    h.add_session("b1.2.1", "b1", 2, 0.0)
+    g = nc.delivery_gaps(h, [("pause", 1.0, 2.0, [2])], settle=10.0)
+    check(list(g) == ["pause, own node"] and abs(g["pause, own node"][0] - 6.5) < 1e-6,
+          "a flow with a component on the paused node is reported apart", g)
+    g = nc.delivery_gaps(h, [("pause", 1.0, 2.0, [3])], settle=10.0)
+    check(list(g) == ["pause"], "a flow between nodes that stay up is not", g)
 
     h = nc.History()
     h.partner = {"a1": "b1", "b1": "a1"}
