@@ -118,6 +118,8 @@ static inline int fx_start(struct fx *fx, const struct srv_config *cfg)
     env.log = &fx->sink;
     if (srv_new(&c, &env, &fx->srv) != 0)
         return -1;
+    /* srv_new drew its fake SCRAM key; stream ids start at 00 again. */
+    fx->rnd = 0;
     if (srv_set_callbridge(fx->srv, "cb1", (const unsigned char *)"secret1", 7) != 0 ||
         srv_set_callbridge(fx->srv, "cb2", (const unsigned char *)"secret2", 7) != 0)
         return -1;

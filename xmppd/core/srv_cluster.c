@@ -18,6 +18,7 @@
 #include "fwd.h"
 #include "jid.h"
 #include "pframe.h"
+#include "sess_c2s.h"
 #include "sess_comp.h"
 #include "srv.h"
 #include "srv_int.h"
@@ -63,17 +64,22 @@ static int cl_send(void *ud, uint64_t node, struct pframe *f)
     return srv->cl->env.peer_send(srv->cl->env.ud, node, f);
 }
 
-/* cl_session returns the READY local session whose domain holds to (a JID;
- * longest match, as rt_decide), or NULL. */
-static struct sess_comp *cl_session(struct srv *srv, const char *to)
+/* cl_session returns the READY local session that holds to (a JID): the
+ * client of that full JID in our domain, else the component whose domain
+ * holds it (longest match, as rt_decide), or NULL. */
+static struct sess *cl_session(struct srv *srv, const char *to)
 {
     struct jid j = {0};
-    struct sess_comp *s = NULL;
+    struct sess *s = NULL;
 
-    if (to != NULL && jid_parse(to, &j) == 0)
-        s = rt_find(srv->rt, j.domain);
+    if (to != NULL && jid_parse(to, &j) == 0) {
+        if (j.local != NULL && j.resource != NULL && strcmp(j.domain, srv->domain) == 0)
+            s = (struct sess *)srv__c2s_find(srv, j.local, j.resource);
+        else
+            s = rt_find(srv->rt, j.domain);
+    }
     jid_clear(&j);
-    if (s != NULL && s->state != SESS_COMP_READY)
+    if (s != NULL && s->state != SESS_READY)
         s = NULL;
     return s;
 }
@@ -82,7 +88,7 @@ static int cl_deliver(void *ud, const char *from, const char *to, const char *xm
                       size_t len)
 {
     struct srv *srv = ud;
-    struct sess_comp *s = cl_session(srv, to);
+    struct sess *s = cl_session(srv, to);
 
     if (s == NULL) {
         SRV_LOG(srv, LOG_DEBUG, "cluster stanza from %s to %s: no local session", from,
@@ -91,7 +97,7 @@ static int cl_deliver(void *ud, const char *from, const char *to, const char *xm
     }
     /* A failed write closes the session, as for a local delivery: the
      * stanza had its outcome (the connection could not take it). */
-    if (sess_comp_deliver_raw(s, xml, len) == 0)
+    if (sess_deliver_raw(s, xml, len) == 0)
         srv->stats.routed++;
     return 0;
 }
@@ -103,19 +109,19 @@ static void cl_conflict(void *ud, const char *name, uint64_t sid)
 
     /* Only the session the leader judged older, and only while it is open
      * (the CONFLICT frame and the table may both say it). */
-    if (s == NULL || s->domain == NULL || strcmp(s->domain, name) != 0 || s->sid != sid ||
-        s->state != SESS_COMP_READY) {
+    if (s == NULL || s->domain == NULL || strcmp(s->domain, name) != 0 ||
+        s->base.sid != sid || s->base.state != SESS_READY) {
         SRV_LOG(srv, LOG_DEBUG, "cluster conflict for %s (sid %" PRIu64 ") ignored", name,
                 sid);
         return;
     }
     SRV_LOG(srv, LOG_INFO,
             "c%" PRIu64 " component %s replaced by a newer session on another node",
-            s->conn, name);
+            s->base.conn, name);
     srv->cl->conflicts_closed++;
     /* RFC 6120 §4.9.3.3: the name now lives elsewhere; the new session
      * wins (DESIGN: a name lives once in the cluster). */
-    sess_comp_fail(s, XS_COND_CONFLICT, "newer session on another node");
+    sess_fail(&s->base, XS_COND_CONFLICT, "newer session on another node");
 }
 
 /* ---- lifetime ---- */
@@ -125,8 +131,8 @@ static void cl_conflict(void *ud, const char *name, uint64_t sid)
  * defect 1: a node whose clock ran 60 s ahead won every conflict). */
 static int cl_report(struct srv *srv, struct sess_comp *s)
 {
-    s->sid = ++srv->cl->last_sid;
-    return fwd_local_add(srv->cl->fwd, s->domain, s->sid, srv->now_ms);
+    s->base.sid = ++srv->cl->last_sid;
+    return fwd_local_add(srv->cl->fwd, s->domain, s->base.sid, srv->now_ms);
 }
 
 int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
@@ -171,12 +177,15 @@ int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
     srv->cl = cl;
     /* Components that authenticated before: report them now. */
     for (size_t i = 0; i < srv->nbuckets; i++)
-        for (struct sess_comp *s = srv->conns[i]; s != NULL; s = s->hnext)
-            if (s->state == SESS_COMP_READY && s->domain != NULL &&
-                rt_find(srv->rt, s->domain) == s && cl_report(srv, s) == XE_NOMEM) {
+        for (struct sess *b = srv->conns[i]; b != NULL; b = b->hnext) {
+            struct sess_comp *s = (struct sess_comp *)b;
+            if (b->kind == SESS_KIND_COMP && b->state == SESS_READY &&
+                s->domain != NULL && rt_find(srv->rt, s->domain) == s &&
+                cl_report(srv, s) == XE_NOMEM) {
                 srv_cluster_stop(srv);
                 return XE_NOMEM;
             }
+        }
     SRV_LOG(srv, LOG_INFO, "cluster mode: node %" PRIx64, c.node_id);
     return 0;
 }
@@ -197,9 +206,9 @@ void srv_cluster_stop(struct srv *srv)
         return;
     srv_cluster__free(srv);
     for (size_t i = 0; i < srv->nbuckets; i++)
-        for (struct sess_comp *s = srv->conns[i]; s != NULL; s = s->hnext)
+        for (struct sess *s = srv->conns[i]; s != NULL; s = s->hnext)
             s->sid = 0;
-    for (struct sess_comp *s = srv->dead; s != NULL; s = s->dnext)
+    for (struct sess *s = srv->dead; s != NULL; s = s->dnext)
         s->sid = 0;
     SRV_LOG(srv, LOG_INFO, "%s", "cluster mode stopped");
 }
@@ -218,16 +227,18 @@ int srv_cluster__authenticated(struct srv *srv, struct sess_comp *s)
     return cl_report(srv, s);
 }
 
-void srv_cluster__gone(struct srv *srv, struct sess_comp *s)
+void srv_cluster__gone(struct srv *srv, struct sess *b)
 {
-    if (srv->cl == NULL || s->sid == 0 || s->domain == NULL)
+    struct sess_comp *s = (struct sess_comp *)b;
+
+    if (srv->cl == NULL || b->sid == 0 || b->kind != SESS_KIND_COMP || s->domain == NULL)
         return;
     /* fwd ignores it when the name is held by a newer session of ours. */
-    fwd_local_del(srv->cl->fwd, s->domain, s->sid, srv->now_ms);
-    s->sid = 0;
+    fwd_local_del(srv->cl->fwd, s->domain, b->sid, srv->now_ms);
+    b->sid = 0;
 }
 
-void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct stz *st)
+void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *st)
 {
     struct buf *x = &srv->cl->xml; /* fwd copies it; its callbacks never route */
     const char *sfrom = stz_attr(st, "from"), *to = stz_attr(st, "to");
@@ -269,7 +280,7 @@ void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct 
     if (reply == NULL)
         return;
     srv->stats.bounced++;
-    sess_comp_deliver(from, reply);
+    sess_deliver(from, reply);
     stz_free(reply);
 }
 
@@ -315,12 +326,7 @@ static void cl_clock(struct srv *srv, uint64_t now_ms)
  * here, outside fwd). */
 static void cl_reap(struct srv *srv)
 {
-    while (srv->dead != NULL) {
-        struct sess_comp *s = srv->dead;
-        srv->dead = s->dnext;
-        srv_cluster__gone(srv, s);
-        sess_comp_free(s);
-    }
+    srv__reap(srv);
 }
 
 int srv_cluster_set_leader(struct srv *srv, uint64_t leader, uint64_t term,
