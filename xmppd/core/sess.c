@@ -101,9 +101,9 @@ const char *sess__who(const struct sess *s)
     } else {
         const struct sess_c2s *c = (const struct sess_c2s *)s;
         snprintf(who, sizeof who, "client %s",
-                 c->jid != NULL ? c->jid
-                 : c->user[0]   ? c->user
-                                : "-");
+                 c->jid != NULL                 ? c->jid
+                 : c->authed && c->user != NULL ? c->user
+                                                : "-");
     }
     return who;
 }
