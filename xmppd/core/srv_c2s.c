@@ -66,6 +66,16 @@ int srv__bind(struct srv *srv, struct sess_c2s *c)
     struct srv_acct **p, *a;
     struct sess_c2s *old, **tail;
 
+    /* First: closing the old one unbinds it and may free its account. */
+    old = srv__c2s_find(srv, c->user, c->resource);
+    if (old != NULL) {
+        char why[64];
+        /* RFC 6120 §7.7.2.2: a second session of a full JID replaces the
+         * first, which gets conflict (§4.9.3.3); its unbind happens as it
+         * closes. */
+        snprintf(why, sizeof why, "replaced by c%" PRIu64, c->base.conn);
+        sess_fail(&old->base, XS_COND_CONFLICT, why);
+    }
     if (srv->accts == NULL) {
         srv->nacct_buckets = 64;
         srv->accts = calloc(srv->nacct_buckets, sizeof *srv->accts);
@@ -82,15 +92,6 @@ int srv__bind(struct srv *srv, struct sess_c2s *c)
         *p = a;
     }
     a = *p;
-    old = srv__c2s_find(srv, c->user, c->resource);
-    if (old != NULL) {
-        char why[64];
-        /* RFC 6120 §7.7.2.2: a second session of a full JID replaces the
-         * first, which gets conflict (§4.9.3.3); its unbind happens as it
-         * closes. */
-        snprintf(why, sizeof why, "replaced by c%" PRIu64, c->base.conn);
-        sess_fail(&old->base, XS_COND_CONFLICT, why);
-    }
     for (tail = &a->first; *tail != NULL; tail = &(*tail)->anext)
         ;
     *tail = c;
