@@ -98,7 +98,7 @@ int srv__bind(struct srv *srv, struct sess_c2s *c)
     c->anext = NULL;
     c->acct = a;
     srv->nclients++;
-    return 0;
+    return srv_cluster__bound(srv, c);
 }
 
 void srv__c2s_unbind(struct srv *srv, struct sess_c2s *c)
@@ -412,6 +412,15 @@ void srv__c2s_route(struct srv *srv, struct sess *from, const struct jid *to,
         return;
     }
     r = srv__c2s_find(srv, to->local, to->resource);
+    if (srv->cl != NULL && (r == NULL || srv_cluster__waiting(srv, st))) {
+        /* Cluster mode: the full JID may be bound on another node (fwd
+         * routes it by the leader's table, or answers service-unavailable
+         * when no node holds it); stanzas still waiting for it keep their
+         * order. */
+        srv_cluster__forward(srv, from, st);
+        stz_free(st);
+        return;
+    }
     if (r != NULL && r->base.state == SESS_READY) {
         /* §8.5.3.1: a connected resource gets it. */
         c2s_send(srv, r, st, NULL);

@@ -102,10 +102,39 @@ static int cl_deliver(void *ud, const char *from, const char *to, const char *xm
     return 0;
 }
 
+/* cl_conflict_client closes the local client of full JID name if its sid
+ * is sid (a newer session of that full JID on another node: RFC 6120
+ * §7.7.2.2, the new one wins cluster-wide). */
+static void cl_conflict_client(struct srv *srv, const char *name, uint64_t sid)
+{
+    struct jid j = {0};
+    struct sess_c2s *c = NULL;
+
+    if (jid_parse(name, &j) == 0 && j.local != NULL && j.resource != NULL)
+        c = srv__c2s_find(srv, j.local, j.resource);
+    jid_clear(&j);
+    if (c == NULL || c->base.sid != sid || c->base.state != SESS_READY) {
+        SRV_LOG(srv, LOG_DEBUG, "cluster conflict for %s (sid %" PRIu64 ") ignored", name,
+                sid);
+        return;
+    }
+    SRV_LOG(srv, LOG_INFO,
+            "c%" PRIu64 " client %s replaced by a newer session on another node",
+            c->base.conn, name);
+    srv->cl->conflicts_closed++;
+    sess_fail(&c->base, XS_COND_CONFLICT, "newer session on another node");
+}
+
 static void cl_conflict(void *ud, const char *name, uint64_t sid)
 {
     struct srv *srv = ud;
-    struct sess_comp *s = rt_find(srv->rt, name);
+    struct sess_comp *s;
+
+    if (strchr(name, '@') != NULL) {
+        cl_conflict_client(srv, name, sid);
+        return;
+    }
+    s = rt_find(srv->rt, name);
 
     /* Only the session the leader judged older, and only while it is open
      * (the CONFLICT frame and the table may both say it). */
@@ -175,13 +204,19 @@ int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
      * a session of an earlier start never names one of this start. */
     cl->last_sid = (c.incarnation >> 32) << 16;
     srv->cl = cl;
-    /* Components that authenticated before: report them now. */
+    /* Sessions that authenticated (components) or bound (clients) before:
+     * report them now. */
     for (size_t i = 0; i < srv->nbuckets; i++)
         for (struct sess *b = srv->conns[i]; b != NULL; b = b->hnext) {
             struct sess_comp *s = (struct sess_comp *)b;
             if (b->kind == SESS_KIND_COMP && b->state == SESS_READY &&
                 s->domain != NULL && rt_find(srv->rt, s->domain) == s &&
                 cl_report(srv, s) == XE_NOMEM) {
+                srv_cluster_stop(srv);
+                return XE_NOMEM;
+            }
+            if (b->kind == SESS_KIND_C2S && b->state == SESS_READY &&
+                srv_cluster__bound(srv, (struct sess_c2s *)b) == XE_NOMEM) {
                 srv_cluster_stop(srv);
                 return XE_NOMEM;
             }
@@ -227,14 +262,25 @@ int srv_cluster__authenticated(struct srv *srv, struct sess_comp *s)
     return cl_report(srv, s);
 }
 
+int srv_cluster__bound(struct srv *srv, struct sess_c2s *c)
+{
+    if (srv->cl == NULL)
+        return 0;
+    /* A client is reported by its full JID, a name of its own in the
+     * leader's table (issue 10 item 5). */
+    c->base.sid = ++srv->cl->last_sid;
+    return fwd_local_add(srv->cl->fwd, c->jid, c->base.sid, srv->now_ms);
+}
+
 void srv_cluster__gone(struct srv *srv, struct sess *b)
 {
-    struct sess_comp *s = (struct sess_comp *)b;
+    const char *name = b->kind == SESS_KIND_COMP ? ((struct sess_comp *)b)->domain
+                                                 : ((struct sess_c2s *)b)->jid;
 
-    if (srv->cl == NULL || b->sid == 0 || b->kind != SESS_KIND_COMP || s->domain == NULL)
+    if (srv->cl == NULL || b->sid == 0 || name == NULL)
         return;
     /* fwd ignores it when the name is held by a newer session of ours. */
-    fwd_local_del(srv->cl->fwd, s->domain, b->sid, srv->now_ms);
+    fwd_local_del(srv->cl->fwd, name, b->sid, srv->now_ms);
     b->sid = 0;
 }
 

@@ -139,7 +139,9 @@ struct sess_c2s *srv__c2s_find(const struct srv *srv, const char *user,
  *
  * srv_cluster__authenticated gives s (just authenticated) its sid and
  * reports it to the leader.  0/XE_NOMEM.
- * srv_cluster__gone reports that s (authenticated, now closed) is gone.
+ * srv_cluster__bound does the same for client c (just bound), by its
+ * full JID.
+ * srv_cluster__gone reports that s (reported, now closed) is gone.
  * srv_cluster__forward hands st (borrowed), sent by from, to the cluster;
  * if the cluster refuses it, answers from with wait/resource-constraint
  * (when st may be answered with an error).
@@ -149,6 +151,7 @@ struct sess_c2s *srv__c2s_find(const struct srv *srv, const char *user,
  * srv_cluster__tick runs fwd's timers; srv_cluster__deadline is fwd's
  * next deadline or SRV_NO_DEADLINE. */
 int srv_cluster__authenticated(struct srv *srv, struct sess_comp *s);
+int srv_cluster__bound(struct srv *srv, struct sess_c2s *c);
 void srv_cluster__gone(struct srv *srv, struct sess *s);
 bool srv_cluster__waiting(const struct srv *srv, const struct stz *st);
 void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *st);
