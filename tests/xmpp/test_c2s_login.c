@@ -356,7 +356,28 @@ static void test_auth_timeout(void)
     down();
 }
 
-TL_MAIN(T(test_login_scram_sha256), T(test_login_scram_sha1), T(test_login_case_mapped),
+/* A direct-TLS connection (srv_conn_secured before any byte) starts at
+ * the SASL features; the server stamps 'from' on what the client sends
+ * (RFC 6120 §8.1.2.1), whatever the client wrote there. */
+static void test_direct_tls_and_from_stamped(void)
+{
+    REQUIRE(up() == 0);
+    fx_open_kind(&fx, 1, SRV_LISTENER_CLIENT);
+    srv_conn_secured(fx.srv, 1, &cx_tls13, fx.now);
+    fx_in(&fx, 1, CX_OPEN);
+    CHECK_STR(fx_take(&fx, 1), cx_hdr(&fx, fx.c[1].sid, CX_FEAT_SASL));
+    REQUIRE(cx_scram_ok(&fx, 1, "SCRAM-SHA-256", "alice", "secret-a"));
+    REQUIRE(cx_bind(&fx, 1, "alice", "r"));
+    REQUIRE(cx_login(&fx, 2, "bob", "secret-b", "s"));
+    fx_in(&fx, 1, "<message from='bob@example.com/s' to='bob@example.com/s' id='f'/>");
+    CHECK_STR(fx_take(&fx, 2), "<message from='alice@example.com/r' "
+                               "to='bob@example.com/s' id='f'/>");
+    CHECK_INT(fx.c[1].starttls, 0);
+    down();
+}
+
+TL_MAIN(T(test_direct_tls_and_from_stamped), T(test_login_scram_sha256),
+        T(test_login_scram_sha1), T(test_login_case_mapped),
         T(test_bind_generated_resource), T(test_wrong_password), T(test_unknown_user),
         T(test_plus_and_downgrade), T(test_sasl_failures), T(test_before_tls),
         T(test_plain_rules), T(test_starttls_failure_and_injection), T(test_bad_headers),

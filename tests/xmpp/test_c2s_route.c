@@ -289,10 +289,14 @@ static void test_user_deleted(void)
     REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
     REQUIRE(cx_login(&fx, 4, "alice", "pa", "b"));
     REQUIRE(cx_login(&fx, 5, "bob", "pb", "x"));
+    /* logged in, not bound yet */
+    REQUIRE(cx_tls(&fx, 6) && cx_scram_ok(&fx, 6, "SCRAM-SHA-1", "alice", "pa"));
     srv_user_deleted(fx.srv, "alice");
     CHECK_STR(fx_take(&fx, 3), FX_ERR("not-authorized"));
     CHECK_STR(fx_take(&fx, 4), FX_ERR("not-authorized"));
-    CHECK_INT(fx.c[3].closes + fx.c[4].closes, 2);
+    CHECK_STR(fx_take(&fx, 6), FX_ERR("not-authorized"));
+    CHECK_INT(fx.c[3].closes + fx.c[4].closes + fx.c[6].closes, 3);
+    CHECK(fx_log_has(&fx, "account alice deleted: 3 sessions closed"));
     CHECK_INT(fx.c[5].closes, 0);
     srv_get_stats(fx.srv, &st);
     CHECK_INT(st.clients, 1);

@@ -470,18 +470,23 @@ void srv_set_accounts(struct srv *srv, const struct cl_state *cl)
 
 void srv_user_deleted(struct srv *srv, const char *user)
 {
-    struct srv_acct *a = user != NULL ? acct_find(srv, user) : NULL;
     size_t n = 0;
 
-    while (a != NULL && a->first != NULL) {
-        /* RFC 6120 §4.9.3.12 not-authorized: the account that authorized
-         * the stream is gone.  Closing unbinds it; a frees with the last. */
-        struct sess_c2s *c = a->first;
-        bool last = c->anext == NULL;
-        sess_fail(&c->base, XS_COND_NOT_AUTHORIZED, "account deleted");
-        n++;
-        if (last)
-            break;
+    /* Every session logged in as user, bound or not yet.  A close only
+     * unlinks the session it closes (presence goes out when reaped), so
+     * the next one is taken first. */
+    for (size_t i = 0; user != NULL && i < srv->nbuckets; i++) {
+        struct sess *s = srv->conns[i], *next;
+        for (; s != NULL; s = next) {
+            struct sess_c2s *c = (struct sess_c2s *)s;
+            next = s->hnext;
+            if (s->kind != SESS_KIND_C2S || !c->authed || strcmp(c->user, user) != 0)
+                continue;
+            /* RFC 6120 §4.9.3.12 not-authorized: the account that
+             * authorized the stream is gone. */
+            sess_fail(s, XS_COND_NOT_AUTHORIZED, "account deleted");
+            n++;
+        }
     }
     if (n > 0)
         SRV_LOG(srv, LOG_INFO, "account %s deleted: %zu sessions closed", user, n);
