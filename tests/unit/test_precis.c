@@ -129,6 +129,33 @@ static void test_username_refused(void)
     }
 }
 
+/* Every ASCII character, through the ASCII shortcut, against what the
+ * classes say (the ICU path gives the same for "\xc3\xa9" + c). */
+static void test_ascii(void)
+{
+    for (int c = 1; c < 0x80; c++) {
+        char in[8], icu[8], want[8], out[16];
+        bool user_ok = c > 0x20 && c < 0x7f && strchr("\"&'/:<>@", c) == NULL;
+        bool opaque_ok = c >= 0x20 && c < 0x7f;
+        int lc = c >= 'A' && c <= 'Z' ? c + 32 : c;
+
+        snprintf(in, sizeof in, "a%cb", c);
+        snprintf(want, sizeof want, "a%cb", lc);
+        CHECK_INT(precis_username(in, 3, out, sizeof out), user_ok ? 0 : XE_INVAL);
+        if (user_ok)
+            CHECK_STR(out, want);
+        CHECK_INT(precis_opaque(in, 3, out, sizeof out), opaque_ok ? 0 : XE_INVAL);
+        if (opaque_ok)
+            CHECK_STR(out, in);
+        snprintf(icu, sizeof icu, "\xc3\xa9%c", c);
+        snprintf(want, sizeof want, "\xc3\xa9%c", lc);
+        CHECK_INT(precis_username(icu, 3, out, sizeof out), user_ok ? 0 : XE_INVAL);
+        if (user_ok)
+            CHECK_STR(out, want);
+        CHECK_INT(precis_opaque(icu, 3, out, sizeof out), opaque_ok ? 0 : XE_INVAL);
+    }
+}
+
 static void test_limits(void)
 {
     char out[6];
@@ -263,5 +290,5 @@ static void test_cl_user_valid(void)
     CHECK(!cl_user_valid(NULL));
 }
 
-TL_MAIN(T(test_username_mapping), T(test_username_refused), T(test_limits),
+TL_MAIN(T(test_username_mapping), T(test_username_refused), T(test_ascii), T(test_limits),
         T(test_opaque), T(test_domain), T(test_cl_user_valid))

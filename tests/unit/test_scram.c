@@ -293,16 +293,18 @@ static void test_unknown_user(void)
                      .cfirst = "n,,n=nobody,r=abc",
                      .password = "pencil",
                      .unknown = true};
-    struct flow g = f, h1 = f, other = f;
+    struct flow g = f, h1 = f, other = f, upper = f;
     char *s1, *s2, *s3, *s4;
 
     other.cfirst = "n,,n=nobody2,r=abc";
+    upper.cfirst = "n,,n=NoBody,r=abc"; /* prepares to "nobody" */
     h1.h = SCRAM_SHA1;
     run_flow(&known);
     run_flow(&f);
     run_flow(&g);
     run_flow(&h1);
     run_flow(&other);
+    run_flow(&upper);
     CHECK_INT(f.rc_first, 0);
     CHECK_INT(f.rc_final, XE_AUTH);
     CHECK_STR(f.out.data, "e=invalid-proof");
@@ -318,6 +320,9 @@ static void test_unknown_user(void)
     CHECK_STR(s1, s2);          /* stable for one name */
     CHECK(strcmp(s1, s3) != 0); /* differs between names */
     CHECK(strcmp(s1, s4) != 0); /* and between mechanisms */
+    free(s4);
+    s4 = salt_of(upper.sfirst.data);
+    CHECK_STR(s1, s4); /* one name however spelt, as for an account */
     free(s1);
     free(s2);
     free(s3);
@@ -327,6 +332,7 @@ static void test_unknown_user(void)
     flow_free(&g);
     flow_free(&h1);
     flow_free(&other);
+    flow_free(&upper);
 }
 
 static void test_unknown_user_iterations(void)

@@ -422,10 +422,38 @@ static int pr_done(int rc, char *out, size_t cap)
     return rc;
 }
 
+/* pr_ascii prepares a string of printable ASCII (0x20..0x7e) without ICU,
+ * for speed (every stanza's addresses go through here): ASCII7 is PVALID in
+ * both classes (RFC 8264 §9.11), the space is FreeformClass only, no
+ * contextual or Bidi rule concerns ASCII, NFC and width mapping change
+ * nothing, and toLowerCase is the ASCII one.  Returns 1 when in is not such
+ * a string (the caller takes the ICU path), else 0 or an error. */
+static int pr_ascii(const char *in, size_t len, bool username, char *out, size_t cap)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)in[i] < 0x20 || (unsigned char)in[i] > 0x7e)
+            return 1;
+    if (len == 0)
+        return XE_INVAL;
+    for (size_t i = 0; username && i < len; i++)
+        if (in[i] == ' ' || strchr("\"&'/:<>@", in[i]) != NULL)
+            return XE_INVAL; /* not IdentifierClass; RFC 7622 §3.3.1 */
+    if (len + 1 > cap)
+        return XE_LIMIT;
+    for (size_t i = 0; i < len; i++)
+        out[i] =
+            username && in[i] >= 'A' && in[i] <= 'Z' ? (char)(in[i] - 'A' + 'a') : in[i];
+    out[len] = '\0';
+    return 0;
+}
+
 int precis_username(const char *in, size_t len, char *out, size_t cap)
 {
     struct pr_str p = {0};
-    int rc;
+    int rc = pr_ascii(in, len, true, out, cap);
+
+    if (rc <= 0)
+        return pr_done(rc, out, cap);
 
     /* RFC 8265 §3.3.3: width mapping, (no additional mapping), case
      * mapping, normalization, directionality; then the class. */
@@ -449,7 +477,10 @@ out:
 int precis_opaque(const char *in, size_t len, char *out, size_t cap)
 {
     struct pr_str p = {0};
-    int rc;
+    int rc = pr_ascii(in, len, false, out, cap);
+
+    if (rc <= 0)
+        return pr_done(rc, out, cap);
 
     /* RFC 8265 §4.2.3: additional mapping (spaces), normalization. */
     if ((rc = pr_from_utf8(in, len, &p)) < 0 || (rc = pr_map(&p, false, true)) < 0 ||

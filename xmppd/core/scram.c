@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "err.h"
+#include "precis.h"
 
 /* Bounds on what a client may send (RFC 5802 leaves them open).  A username
  * of SCRAM_USER_MAX bytes escaped as "=2C" throughout, an authzid as long, a
@@ -432,7 +433,10 @@ int scram_server_client_first(struct scram_server *s, const char *msg, size_t le
 /* sc_fake derives, for an unknown user, what a real account would hold:
  * salt (SCRAM_SALT_BYTES) and keys, each HMAC-SHA-256(fake_key, label |
  * mechanism | username) so that one name always sees the same salt on one
- * mechanism, and two mechanisms see different ones, as real accounts do. */
+ * mechanism, and two mechanisms see different ones, as real accounts do.
+ * The name is prepared first (precis_username), as the caller does for its
+ * lookup: "Nobody" and "nobody" must get one salt, as "Juliet" and
+ * "juliet" do when the account exists. */
 static int sc_fake(struct scram_server *s, const unsigned char fake_key[32],
                    unsigned char salt[SCRAM_SALT_BYTES])
 {
@@ -440,9 +444,13 @@ static int sc_fake(struct scram_server *s, const unsigned char fake_key[32],
                                          "xmppd scram server"};
     unsigned char *dst[] = {salt, s->stored_key, s->server_key};
     size_t dlen[] = {SCRAM_SALT_BYTES, scram_key_len(s->hash), scram_key_len(s->hash)};
+    char name[SCRAM_USER_MAX + 1];
     unsigned char mac[32];
     struct buf in = {0};
     int rc = 0;
+
+    if (precis_username(s->user, strlen(s->user), name, sizeof name) != 0)
+        memcpy(name, s->user, strlen(s->user) + 1);
 
     for (size_t i = 0; i < 3 && rc == 0; i++) {
         const char *mech = scram_mech_name(s->hash, false);
@@ -450,7 +458,7 @@ static int sc_fake(struct scram_server *s, const unsigned char fake_key[32],
         buf_reset(&in);
         if ((rc = buf_append(&in, labels[i], strlen(labels[i]) + 1)) < 0 ||
             (rc = buf_append(&in, mech, strlen(mech) + 1)) < 0 ||
-            (rc = buf_puts(&in, s->user)) < 0 ||
+            (rc = buf_puts(&in, name)) < 0 ||
             (rc = sc_hmac(SCRAM_SHA256, fake_key, 32, in.data, in.len, mac)) < 0)
             break;
         memcpy(dst[i], mac, dlen[i]);
