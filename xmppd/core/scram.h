@@ -154,9 +154,10 @@ int scram_server_client_first(struct scram_server *s, const char *msg, size_t le
 /* scram_server_first writes the server-first-message to out (appended):
  * r=<client nonce><server nonce>,s=<salt b64>,i=<iterations>[,h=...]
  * (h: XEP-0474, when cb->mechs was given).  creds NULL: unknown user (a
- * fake salt of SCRAM_SALT_BYTES derived from the username, the mechanism
- * and the server secret fake_key[32] with HMAC-SHA-256, so that repeated
- * attempts for one unknown name see the same salt, and the iteration count
+ * fake salt of SCRAM_SALT_BYTES derived from the username, prepared with
+ * precis_username when it can be, the mechanism and the server secret
+ * fake_key[32] with HMAC-SHA-256, so that repeated attempts for one
+ * unknown name, however spelt, see the same salt, and the iteration count
  * SCRAM_ITERATIONS_DEFAULT).  A server configured with another count passes
  * creds with only iterations set (salt and keys NULL) for an unknown user.
  * nonce: SCRAM_NONCE_BYTES random bytes (sent as base64).  0, XE_STATE,
