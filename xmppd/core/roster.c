@@ -259,6 +259,8 @@ const struct roster_item *roster_find(const struct roster *r, const char *jid)
 
 bool roster_room(const struct roster *r, bool listed)
 {
+    if (r == NULL)
+        return true; /* no roster yet: an empty one */
     return r->n < ROSTER_ITEMS_MAX && (listed || r->n_pending < ROSTER_PENDING_MAX);
 }
 
@@ -448,7 +450,7 @@ int roster_parse_set(const struct stz *query, const char *user_bare,
     name = stz_attr(item, "name");
     if (name != NULL && name[0] != '\0') {
         /* §2.3.3: a name beyond the server's limit is not-acceptable. */
-        if (strlen(name) > ROSTER_NAME_MAX) {
+        if (strlen(name) > ROSTER_NAME_MAX || !roster_text_valid(name, strlen(name))) {
             *cond = "not-acceptable";
             rc = XE_PROTO;
             goto err;

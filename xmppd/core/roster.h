@@ -113,7 +113,9 @@ const struct roster_item *roster_find(const struct roster *r, const char *jid);
 int roster_put(struct roster *r, const struct roster_item *it);
 /* roster_remove drops the entry for jid.  0 or XE_NOTFOUND. */
 int roster_remove(struct roster *r, const char *jid);
-/* roster_room tells whether r can take a new entry (listed or not). */
+/* roster_room tells whether r (NULL: no roster yet) can take a new entry,
+ * listed or not.  The functions below that take a const roster accept NULL
+ * as the empty roster. */
 bool roster_room(const struct roster *r, bool listed);
 
 /* ---- decisions and actions ---- */
