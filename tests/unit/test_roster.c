@@ -308,11 +308,8 @@ static void commit(const char *user, const struct roster_decision *d)
 
     if (d->write == ROSTER_WRITE_NONE)
         return;
-    if (d->write == ROSTER_WRITE_SET)
-        roster_cmd_set(&c, user, &d->item);
-    else
-        roster_cmd_del(&c, user, d->item.jid);
-    if (roster_cmd_encode(&c, &buf, &len) != 0) {
+    if (roster_cmd_from_decision(&c, user, d) != 0 ||
+        roster_cmd_encode(&c, &buf, &len) != 0) {
         TL_FAIL_("encode failed");
         return;
     }
@@ -462,6 +459,43 @@ static void test_two_users_walkthrough(void)
     CHECK_STR(trace, "alice:R(unsubscribed)P bob:PD");
     CHECK_STR(state_in("bob"), "None");
 
+    roster_db_free(db);
+    db = NULL;
+}
+
+/* Two decisions made on the same replica state for one roster (alice's
+ * outbound subscribe on her node, bob's inbound subscribe for her on
+ * another): the second to commit is refused, decided again, and then both
+ * changes are in the roster ("None + Pending Out+In"), none lost. */
+static void test_concurrent_decisions(void)
+{
+    struct roster_decision d1, d2, d3;
+    struct roster_cmd c;
+    unsigned char *buf;
+    size_t len;
+
+    REQUIRE(roster_db_new(&db) == 0);
+    REQUIRE(roster_sub_decide(roster_db_get(db, "alice"), "bob@example.com", OUT, SUB,
+                              NULL, 0, &d1) == 0);
+    REQUIRE(roster_sub_decide(roster_db_get(db, "alice"), "bob@example.com", IN, SUB,
+                              NULL, 0, &d2) == 0);
+    CHECK_INT(d1.base, ROSTER_BASE_ABSENT);
+    commit("alice", &d1);
+    REQUIRE(roster_cmd_from_decision(&c, "alice", &d2) == 0);
+    REQUIRE(roster_cmd_encode(&c, &buf, &len) == 0);
+    CHECK_INT(roster_db_apply(db, buf, len), XE_STATE);
+    free(buf);
+    CHECK_STR(state_in("alice"), "None + Pending Out");
+    REQUIRE(roster_sub_decide(roster_db_get(db, "alice"), "bob@example.com", IN, SUB,
+                              NULL, 0, &d3) == 0);
+    CHECK_INT(d3.base, ROSTER_ST_NONE_PO | ROSTER_BASE_LISTED);
+    commit("alice", &d3);
+    CHECK_STR(state_in("alice"), "None + Pending Out+In");
+    /* A decision that writes nothing makes no command. */
+    roster_decision_clear(&d1);
+    CHECK_INT(roster_cmd_from_decision(&c, "alice", &d1), XE_INVAL);
+    roster_decision_clear(&d2);
+    roster_decision_clear(&d3);
     roster_db_free(db);
     db = NULL;
 }
@@ -827,6 +861,29 @@ static void test_cmd_round_trip(void)
     roster_cmd_clear(&d);
     free(buf);
 
+    /* Conditional on a base, byte for byte. */
+    roster_cmd_del(&c, "al", "b@x");
+    c.has_base = true;
+    c.base = ROSTER_ST_TO | ROSTER_BASE_LISTED;
+    REQUIRE(roster_cmd_encode(&c, &buf, &len) == 0);
+    {
+        static const unsigned char want[] = {1,    8, 1, 2,   0,   'a', 'l',
+                                             0x14, 3, 0, 'b', '@', 'x'};
+        CHECK(len == sizeof want && memcmp(buf, want, len) == 0);
+    }
+    REQUIRE(roster_cmd_decode(buf, len, &d) == 0);
+    CHECK(d.has_base && d.base == 0x14);
+    roster_cmd_clear(&d);
+    buf[7] = 9; /* no such state */
+    CHECK_INT(roster_cmd_decode(buf, len, &d), XE_CORRUPT);
+    roster_cmd_clear(&d);
+    buf[2] = 3; /* an unknown flag */
+    CHECK_INT(roster_cmd_decode(buf, len, &d), XE_CORRUPT);
+    roster_cmd_clear(&d);
+    free(buf);
+    c.base = 0x20;
+    CHECK_INT(roster_cmd_encode(&c, &buf, &len), XE_INVAL);
+
     /* Encode validates. */
     roster_cmd_del(&c, "", "b@x");
     CHECK_INT(roster_cmd_encode(&c, &buf, &len), XE_INVAL);
@@ -871,6 +928,8 @@ static void test_cmd_garbage(void)
     full_item(&it);
     roster_cmd_set(&c, "alice", &it);
     c.req_origin = 9;
+    c.has_base = true;
+    c.base = ROSTER_BASE_ABSENT;
     REQUIRE(roster_cmd_encode(&c, &buf, &len) == 0);
     copy = malloc(len);
     REQUIRE(copy != NULL);
@@ -1101,7 +1160,7 @@ static void test_names(void)
 }
 
 TL_MAIN(T(test_appendix_a_rows), T(test_no_item_and_pending_only),
-        T(test_two_users_walkthrough), T(test_roster_set_validation),
-        T(test_roster_set_and_remove), T(test_bounds), T(test_item_validity),
-        T(test_cmd_round_trip), T(test_cmd_garbage), T(test_db_apply), T(test_snapshot),
-        T(test_names))
+        T(test_two_users_walkthrough), T(test_concurrent_decisions),
+        T(test_roster_set_validation), T(test_roster_set_and_remove), T(test_bounds),
+        T(test_item_validity), T(test_cmd_round_trip), T(test_cmd_garbage),
+        T(test_db_apply), T(test_snapshot), T(test_names))

@@ -516,6 +516,7 @@ int roster_set_decide(const struct roster *r, const struct roster_set_req *req,
     memset(out, 0, sizeof *out);
     *cond = NULL;
     out->old_state = out->new_state = roster_state_of(cur);
+    out->base = roster_base_of(cur);
     if (req->remove) {
         enum roster_sub sub;
 

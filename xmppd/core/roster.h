@@ -198,6 +198,7 @@ struct roster_decision {
     size_t n_act;
     enum roster_write write;
     struct roster_item item;
+    uint8_t base; /* roster_base_of the entry the decision was made on */
 };
 
 /* roster_decision_clear frees d's item and zeroes d. */
@@ -287,6 +288,14 @@ enum roster_probe_answer roster_probe_decide(const struct roster *r, const char 
 
 /* roster_state_of maps an entry (NULL: no entry) to its Appendix A state. */
 enum roster_state roster_state_of(const struct roster_item *it);
+/* roster_base_of condenses an entry (NULL: none) into one byte that
+ * changes whenever its subscription state or listing changes:
+ * ROSTER_BASE_ABSENT, or the state | ROSTER_BASE_LISTED.  A command made
+ * from a decision carries it, and applies only if the entry still has it
+ * (roster_cmd_from_decision). */
+#define ROSTER_BASE_ABSENT 0xff
+#define ROSTER_BASE_LISTED 0x10
+uint8_t roster_base_of(const struct roster_item *it);
 /* roster_state_apply sets sub, ask and pending_in of it to st. */
 void roster_state_apply(struct roster_item *it, enum roster_state st);
 /* roster_state_name: "None", "None + Pending Out", ... as in A.1. */
@@ -324,15 +333,24 @@ enum roster_cmd_type {
 #define ROSTER_SNAP_VERSION 1
 #define ROSTER_USER_MAX 1023 /* a localpart, as CL_USER_MAX */
 
+#define ROSTER_CMD_IF 0x01 /* flags: the command carries a base (below) */
+
 /* A command in decoded form.  Format (little-endian), with cl.h's header:
  *
- *   u8 version (1) | u8 type | u8 flags (0) | payload
- *   u8 version (2) | u64 origin | u64 seq | u8 type | u8 flags (0) | payload
- *   SET  u16 len | user | item
- *   DEL  u16 len | user | u16 len | jid
+ *   u8 version (1) | u8 type | u8 flags | payload
+ *   u8 version (2) | u64 origin | u64 seq | u8 type | u8 flags | payload
+ *   SET  u16 len | user | [u8 base] | item
+ *   DEL  u16 len | user | [u8 base] | u16 len | jid
  *   item u16 len | jid | u8 bits (1 ask, 2 pending_in, 4 listed) | u8 sub |
  *        u16 len | name (0: absent) | u8 n_groups | n x (u16 len | group) |
  *        u16 len | request (0: none)
+ *
+ * base is there when flags has ROSTER_CMD_IF: the command applies only if
+ * the user's entry for the JID still has that roster_base_of, else
+ * XE_STATE.  That makes each decision a compare-and-set: two decisions made
+ * on the same replica state (alice's outbound stanza on one node, bob's
+ * inbound one on another) cannot both apply and lose one's change; the
+ * refused one is decided again on the new state and submitted again.
  *
  * Every field is checked: unknown version, type, flags or bits, a length
  * beyond its bound or beyond the buffer, trailing bytes (XE_CORRUPT), or an
@@ -343,6 +361,8 @@ struct roster_cmd {
     struct roster_item item;        /* SET: the whole entry; DEL: jid only.
                                        Owned after decode: roster_cmd_clear */
     uint64_t req_origin, req_seq;   /* request id (version 2), 0: none */
+    bool has_base;                  /* ROSTER_CMD_IF */
+    uint8_t base;                   /* roster_base_of the expected entry */
 };
 
 /* roster_cmd_set / roster_cmd_del fill *c for encoding; user is copied, the
@@ -350,6 +370,12 @@ struct roster_cmd {
  * roster_cmd_clear such a c. */
 void roster_cmd_set(struct roster_cmd *c, const char *user, const struct roster_item *it);
 void roster_cmd_del(struct roster_cmd *c, const char *user, const char *jid);
+
+/* roster_cmd_from_decision fills *c with the write of d (borrowed, shallow
+ * as above) for user, conditional on d->base.  XE_INVAL when d writes
+ * nothing. */
+int roster_cmd_from_decision(struct roster_cmd *c, const char *user,
+                             const struct roster_decision *d);
 
 /* roster_cmd_encode validates c (borrowed) and encodes it: *out is returned
  * owned (free()).  0, XE_INVAL, XE_NOMEM. */
@@ -384,10 +410,14 @@ int roster_db_drop_user(struct roster_db *db, const char *user);
 /* roster_db_apply applies one committed entry (borrowed) to db.  Pure and
  * deterministic: 0 (applied; a DEL of an absent entry is XE_NOTFOUND, a SET
  * equal to the entry already there changes nothing and returns 0),
- * XE_LIMIT (a new entry beyond the bounds), XE_CORRUPT / XE_INVAL (does not
+ * XE_STATE (the entry no longer has the command's base), XE_LIMIT (a new
+ * entry beyond the bounds), XE_CORRUPT / XE_INVAL (does not
  * decode), XE_NOMEM (not deterministic: the driver must stop).  On any
  * error db is unchanged.  A user whose roster becomes empty is dropped. */
 int roster_db_apply(struct roster_db *db, const void *data, size_t len);
+/* roster_db_apply_cmd is roster_db_apply for a command already decoded
+ * (borrowed), for cl_apply, which decodes to find the request id. */
+int roster_db_apply_cmd(struct roster_db *db, const struct roster_cmd *c);
 
 /* roster_db_snapshot_encode writes every roster: u8 version (1) | u32 n_users
  * | n x (u16 len | user | u32 n_items | n_items x item), users and items

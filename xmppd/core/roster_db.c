@@ -193,6 +193,26 @@ void roster_cmd_del(struct roster_cmd *c, const char *user, const char *jid)
     c->item.jid = (char *)jid; /* borrowed, never freed through c */
 }
 
+int roster_cmd_from_decision(struct roster_cmd *c, const char *user,
+                             const struct roster_decision *d)
+{
+    if (d->write == ROSTER_WRITE_SET)
+        roster_cmd_set(c, user, &d->item);
+    else if (d->write == ROSTER_WRITE_DEL)
+        roster_cmd_del(c, user, d->item.jid);
+    else
+        return XE_INVAL;
+    c->has_base = true;
+    c->base = d->base;
+    return 0;
+}
+
+static bool base_valid(unsigned b)
+{
+    return b == ROSTER_BASE_ABSENT ||
+           (b & ~(unsigned)ROSTER_BASE_LISTED) < ROSTER_N_STATES;
+}
+
 void roster_cmd_clear(struct roster_cmd *c)
 {
     roster_item_clear(&c->item);
@@ -201,7 +221,7 @@ void roster_cmd_clear(struct roster_cmd *c)
 
 static int cmd_check(const struct roster_cmd *c)
 {
-    if (!cl_user_valid(c->user))
+    if (!cl_user_valid(c->user) || (c->has_base && !base_valid(c->base)))
         return XE_INVAL;
     switch (c->type) {
     case ROSTER_CMD_SET:
@@ -222,8 +242,10 @@ static void cmd_write(struct wr *w, const struct roster_cmd *c)
         wr_uint(w, ROSTER_CMD_VERSION, 1);
     }
     wr_uint(w, (uint64_t)c->type, 1);
-    wr_uint(w, 0, 1); /* flags: none defined */
+    wr_uint(w, c->has_base ? ROSTER_CMD_IF : 0, 1);
     wr_str(w, c->user);
+    if (c->has_base)
+        wr_uint(w, c->base, 1);
     if (c->type == ROSTER_CMD_SET)
         wr_item(w, &c->item);
     else
@@ -284,7 +306,8 @@ int roster_cmd_decode(const void *buf, size_t len, struct roster_cmd *c)
     type = (unsigned)rd_uint(&r, 1);
     flags = (unsigned)rd_uint(&r, 1);
     if (r.bad || (version != ROSTER_CMD_VERSION && version != ROSTER_CMD_VERSION_ID) ||
-        flags != 0 || (type != ROSTER_CMD_SET && type != ROSTER_CMD_DEL))
+        (flags & ~(unsigned)ROSTER_CMD_IF) != 0 ||
+        (type != ROSTER_CMD_SET && type != ROSTER_CMD_DEL))
         return XE_CORRUPT;
     c->type = (enum roster_cmd_type)type;
     rc = rd_str(&r, ROSTER_USER_MAX, false, &user);
@@ -292,6 +315,12 @@ int roster_cmd_decode(const void *buf, size_t len, struct roster_cmd *c)
         return rc;
     strcpy(c->user, user);
     free(user);
+    if (flags & ROSTER_CMD_IF) {
+        c->has_base = true;
+        c->base = (uint8_t)rd_uint(&r, 1);
+        if (r.bad || !base_valid(c->base))
+            return XE_CORRUPT;
+    }
     if (type == ROSTER_CMD_SET)
         rc = rd_item(&r, &c->item);
     else
@@ -415,12 +444,20 @@ static int add_user(struct roster_db *db, size_t pos, const char *name)
     return 0;
 }
 
-static int apply_cmd(struct roster_db *db, const struct roster_cmd *c)
+int roster_db_apply_cmd(struct roster_db *db, const struct roster_cmd *c)
 {
     bool found;
     size_t pos = find_user(db, c->user, &found);
     const struct roster_item *cur;
     int rc;
+
+    if (cmd_check(c) < 0)
+        return XE_INVAL;
+    if (c->has_base) {
+        cur = found ? roster_find(&db->users[pos].roster, c->item.jid) : NULL;
+        if (roster_base_of(cur) != c->base)
+            return XE_STATE; /* decided on a state that has changed since */
+    }
 
     if (c->type == ROSTER_CMD_DEL) {
         if (!found)
@@ -451,7 +488,7 @@ int roster_db_apply(struct roster_db *db, const void *data, size_t len)
     int rc = roster_cmd_decode(data, len, &c);
 
     if (rc == 0)
-        rc = apply_cmd(db, &c);
+        rc = roster_db_apply_cmd(db, &c);
     roster_cmd_clear(&c);
     return rc;
 }

@@ -183,6 +183,13 @@ enum roster_state roster_state_of(const struct roster_item *it)
     return ROSTER_ST_NONE;
 }
 
+uint8_t roster_base_of(const struct roster_item *it)
+{
+    if (it == NULL)
+        return ROSTER_BASE_ABSENT;
+    return (uint8_t)(roster_state_of(it) | (it->listed ? ROSTER_BASE_LISTED : 0));
+}
+
 void roster_state_apply(struct roster_item *it, enum roster_state st)
 {
     static const struct {
@@ -396,6 +403,7 @@ int roster_sub_decide(const struct roster *r, const char *contact, enum roster_d
         (unsigned)type > ROSTER_PRES_UNSUBSCRIBED)
         return XE_INVAL;
     cur = roster_find(r, contact);
+    out->base = roster_base_of(cur);
     out->old_state = roster_state_of(cur);
     roster_sub_step(out->old_state, dir, type, &out->new_state, &pass);
     if (cur != NULL) {
