@@ -3,7 +3,7 @@
  *
  * Three layers, no I/O in any of them:
  *   - struct roster: the roster of one user, items sorted by contact JID
- *     (roster.c), with the roster get/set/remove rules of §2.
+ *     (roster.c), with the roster get/set/remove rules of §2 (roster_iq.c).
  *   - the subscription state machine (roster_sub.c): a user's item state
  *     and one subscription stanza in, the item's new state and the actions
  *     the server must take out, exactly as the tables of Appendix A.
@@ -204,7 +204,7 @@ struct roster_decision {
 /* roster_decision_clear frees d's item and zeroes d. */
 void roster_decision_clear(struct roster_decision *d);
 
-/* ---- roster get, set, remove (roster.c; RFC 6121 §2) ---- */
+/* ---- roster get, set, remove (roster_iq.c; RFC 6121 §2) ---- */
 
 /* A parsed roster set (§2.3) or remove (§2.5). */
 struct roster_set_req {
