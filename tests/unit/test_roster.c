@@ -984,6 +984,77 @@ static void test_cmd_garbage(void)
     free(buf);
 }
 
+/* ---- the codec's bounds, one field at a time ---- */
+
+/* A raw SET built field by field, so that each length can be pushed one
+ * past its bound with well-formed bytes around it. */
+struct raw {
+    unsigned char b[16384];
+    size_t n;
+};
+
+static void raw_u(struct raw *r, unsigned v, unsigned size)
+{
+    for (unsigned i = 0; i < size; i++)
+        r->b[r->n++] = (unsigned char)(v >> (8 * i));
+}
+
+static void raw_fill(struct raw *r, size_t len, unsigned size, char c)
+{
+    raw_u(r, (unsigned)len, size);
+    memset(r->b + r->n, c, len);
+    r->n += len;
+}
+
+/* raw_set builds SET(user of ulen 'u's, item "j...@x" with jlen bytes in
+ * all, name nlen, ngroups groups of glen, request rlen, pending_in). */
+static int raw_set(size_t ulen, size_t jlen, size_t nlen, size_t ngroups, size_t glen,
+                   size_t rlen)
+{
+    static struct raw r;
+    struct roster_cmd d;
+    int rc;
+
+    r.n = 0;
+    raw_u(&r, 1, 1);
+    raw_u(&r, ROSTER_CMD_SET, 1);
+    raw_u(&r, 0, 1);
+    raw_fill(&r, ulen, 2, 'u');
+    raw_fill(&r, jlen, 2, 'j');
+    memcpy(r.b + r.n - 2, "@x", 2); /* j...j@x: a prepared bare JID */
+    raw_u(&r, 4 | 2, 1);            /* listed, pending_in */
+    raw_u(&r, 0, 1);
+    raw_fill(&r, nlen, 2, 'n');
+    raw_u(&r, (unsigned)ngroups, 1);
+    for (size_t i = 0; i < ngroups; i++) {
+        raw_fill(&r, glen, 2, 'g');
+        r.b[r.n - 1] = (unsigned char)('A' + i % 26);
+        r.b[r.n - 2] = (unsigned char)('A' + i / 26);
+    }
+    raw_fill(&r, rlen, 2, 'r');
+    rc = roster_cmd_decode(r.b, r.n, &d);
+    roster_cmd_clear(&d);
+    return rc;
+}
+
+static void test_codec_bounds(void)
+{
+    /* Each bound exactly (the JID's localpart at its RFC 7622 maximum; the
+     * codec's bound is the longer ROSTER_JID_MAX), then each one past. */
+    CHECK_INT(raw_set(5, 5, 3, 2, 4, 10), 0);
+    CHECK_INT(raw_set(ROSTER_USER_MAX, 1023 + 2, ROSTER_NAME_MAX, ROSTER_GROUPS_MAX,
+                      ROSTER_GROUP_MAX, ROSTER_REQUEST_MAX),
+              0);
+    CHECK_INT(raw_set(ROSTER_USER_MAX + 1, 5, 3, 2, 4, 10), XE_CORRUPT);
+    CHECK_INT(raw_set(5, ROSTER_JID_MAX + 1, 3, 2, 4, 10), XE_CORRUPT);
+    CHECK_INT(raw_set(5, 5, ROSTER_NAME_MAX + 1, 2, 4, 10), XE_CORRUPT);
+    CHECK_INT(raw_set(5, 5, 3, ROSTER_GROUPS_MAX + 1, 4, 10), XE_CORRUPT);
+    CHECK_INT(raw_set(5, 5, 3, 2, ROSTER_GROUP_MAX + 1, 10), XE_CORRUPT);
+    CHECK_INT(raw_set(5, 5, 3, 2, 4, ROSTER_REQUEST_MAX + 1), XE_CORRUPT);
+    CHECK_INT(raw_set(0, 5, 3, 2, 4, 10), XE_CORRUPT); /* empty user */
+    CHECK_INT(raw_set(5, 5, 3, 2, 0, 10), XE_CORRUPT); /* empty group */
+}
+
 /* ---- the store ---- */
 
 static int apply_set(struct roster_db *s, const char *user, const struct roster_item *it)
@@ -1163,4 +1234,4 @@ TL_MAIN(T(test_appendix_a_rows), T(test_no_item_and_pending_only),
         T(test_two_users_walkthrough), T(test_concurrent_decisions),
         T(test_roster_set_validation), T(test_roster_set_and_remove), T(test_bounds),
         T(test_item_validity), T(test_cmd_round_trip), T(test_cmd_garbage),
-        T(test_db_apply), T(test_snapshot), T(test_names))
+        T(test_codec_bounds), T(test_db_apply), T(test_snapshot), T(test_names))
