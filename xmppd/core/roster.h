@@ -315,7 +315,11 @@ void roster_sub_step(enum roster_state st, enum roster_dir dir, enum roster_pres
  * ROSTER_REQUEST_MAX (else none is kept and the session re-creates a bare
  * <presence type='subscribe'/> at login).  Fills *out (release with
  * roster_decision_clear).  Returns 0, XE_INVAL (contact not a valid bare
- * JID), XE_NOMEM.  The actions per table row are in roster_sub.c. */
+ * JID), XE_LIMIT (an outbound subscribe to a new contact with the roster
+ * full: nothing is routed), XE_NOMEM.  The actions per table row are in
+ * roster_sub.c.  The caller handles stanzas to the user's own bare JID
+ * itself (one is always subscribed to oneself, §4.2.2) and never passes
+ * that JID as contact. */
 int roster_sub_decide(const struct roster *r, const char *contact, enum roster_dir dir,
                       enum roster_pres type, const void *request, size_t request_len,
                       struct roster_decision *out);
