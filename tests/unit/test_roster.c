@@ -126,11 +126,11 @@ static const struct arow rows[] = {
     /* A.2.4 outbound unsubscribed */
     {OUT, UNSD, "None", NULL, false, "X", '-'},
     {OUT, UNSD, "None + Pending Out", NULL, false, "X", '-'},
-    {OUT, UNSD, "None + Pending In", "None", true, "R(unsubscribed)P", 'S'},
-    {OUT, UNSD, "None + Pending Out+In", "None + Pending Out", true, "R(unsubscribed)P",
+    {OUT, UNSD, "None + Pending In", "None", true, "UR(unsubscribed)P", 'S'},
+    {OUT, UNSD, "None + Pending Out+In", "None + Pending Out", true, "UR(unsubscribed)P",
      'S'},
     {OUT, UNSD, "To", NULL, false, "X", '-'},
-    {OUT, UNSD, "To + Pending In", "To", true, "R(unsubscribed)P", 'S'},
+    {OUT, UNSD, "To + Pending In", "To", true, "UR(unsubscribed)P", 'S'},
     {OUT, UNSD, "From", "None", true, "UR(unsubscribed)P", 'S'},
     {OUT, UNSD, "From + Pending Out", "None + Pending Out", true, "UR(unsubscribed)P",
      'S'},
@@ -152,9 +152,9 @@ static const struct arow rows[] = {
     {IN, UNS, "None + Pending Out+In", "None + Pending Out", true, "PD", 'S'},
     {IN, UNS, "To", NULL, false, "X", '-'},
     {IN, UNS, "To + Pending In", "To", true, "PD", 'S'},
-    {IN, UNS, "From", "None", true, "PD", 'S'},
-    {IN, UNS, "From + Pending Out", "None + Pending Out", true, "PD", 'S'},
-    {IN, UNS, "Both", "To", true, "PD", 'S'},
+    {IN, UNS, "From", "None", true, "PDU", 'S'},
+    {IN, UNS, "From + Pending Out", "None + Pending Out", true, "PDU", 'S'},
+    {IN, UNS, "Both", "To", true, "PDU", 'S'},
     /* A.3.3 inbound subscribed */
     {IN, SUBD, "None", NULL, false, "X", '-'},
     {IN, SUBD, "None + Pending Out", "To", true, "PD", 'S'},
@@ -264,10 +264,10 @@ static void test_no_item_and_pending_only(void)
         CHECK_INT(roster_set_decide(&r, &req, &d, &cond), XE_PROTO);
         CHECK_STR(cond, "item-not-found");
     }
-    /* Refusing it (unsubscribed): routed, and the entry goes (no push, no
-     * unavailable: eve never had a subscription). */
+    /* Refusing it (unsubscribed): unavailable (§3.2.2 rule 3) and routed,
+     * and the entry goes without a push: it was never an item. */
     REQUIRE(roster_sub_decide(&r, "eve@example.org", OUT, UNSD, NULL, 0, &d) == 0);
-    CHECK_STR(acts(&d), "R(unsubscribed)");
+    CHECK_STR(acts(&d), "UR(unsubscribed)");
     CHECK_INT(d.write, ROSTER_WRITE_DEL);
     roster_decision_clear(&d);
     /* Eve withdrawing it (unsubscribe): delivered, the entry goes. */
@@ -444,7 +444,7 @@ static void test_two_users_walkthrough(void)
 
     /* §3.3: alice unsubscribes from bob. */
     say("alice", "bob", UNS);
-    CHECK_STR(trace, "alice:R(unsubscribe)P bob:PD");
+    CHECK_STR(trace, "alice:R(unsubscribe)P bob:PDU"); /* §3.3.3: unavailable */
     CHECK_STR(state_in("alice"), "None");
     CHECK_STR(state_in("bob"), "None");
     /* Cancelling what no longer exists is not routed. */
@@ -456,8 +456,15 @@ static void test_two_users_walkthrough(void)
     say("bob", "alice", SUB);
     CHECK_STR(trace, "bob:R(subscribe)P alice:KD");
     say("alice", "bob", UNSD);
-    CHECK_STR(trace, "alice:R(unsubscribed)P bob:PD");
+    CHECK_STR(trace, "alice:UR(unsubscribed)P bob:PD");
     CHECK_STR(state_in("bob"), "None");
+    /* Once more to "To"/"From", and alice leaves again: bob's server sends
+     * her unavailable from bob's resources (§3.3.3). */
+    say("alice", "bob", SUB);
+    say("bob", "alice", SUBD);
+    CHECK_STR(state_in("bob"), "From");
+    say("alice", "bob", UNS);
+    CHECK_STR(trace, "alice:R(unsubscribe)P bob:PDU");
 
     roster_db_free(db);
     db = NULL;
@@ -657,10 +664,10 @@ static void test_roster_set_and_remove(void)
     } rm[] = {
         {ROSTER_ST_NONE, "P"},
         {ROSTER_ST_NONE_PO, "PR(unsubscribe)"},
-        {ROSTER_ST_NONE_PI, "PR(unsubscribed)"},
-        {ROSTER_ST_NONE_POI, "PR(unsubscribe)R(unsubscribed)"},
+        {ROSTER_ST_NONE_PI, "PUR(unsubscribed)"},
+        {ROSTER_ST_NONE_POI, "PR(unsubscribe)UR(unsubscribed)"},
         {ROSTER_ST_TO, "PR(unsubscribe)"},
-        {ROSTER_ST_TO_PI, "PR(unsubscribe)R(unsubscribed)"},
+        {ROSTER_ST_TO_PI, "PR(unsubscribe)UR(unsubscribed)"},
         {ROSTER_ST_FROM, "PUR(unsubscribed)"},
         {ROSTER_ST_FROM_PO, "PR(unsubscribe)UR(unsubscribed)"},
         {ROSTER_ST_BOTH, "PR(unsubscribe)UR(unsubscribed)"},

@@ -149,7 +149,8 @@ enum roster_act_kind {
      * contact (after an approval, §3.1.5) */
     ROSTER_ACT_SEND_PRESENCE,
     /* send unavailable presence from each available resource to the
-     * contact, before the "unsubscribed" (§3.2.2) */
+     * contact: before an "unsubscribed" (§3.2.2), or after the contact's
+     * "unsubscribe" (§3.3.3) */
     ROSTER_ACT_SEND_UNAVAILABLE,
     /* answer the contact with a "subscribed" from the user's bare JID, on
      * the user's behalf (§3.1.3, the contact is already subscribed) */
@@ -237,8 +238,8 @@ int roster_parse_set(const struct stz *query, const char *user_bare,
  *   remove: §2.5.2: actions PUSH (remove), then ROUTE "unsubscribe" if the
  *           user was subscribed to the contact or asked to be, then
  *           SEND_UNAVAILABLE and ROUTE "unsubscribed" if the contact was
- *           subscribed to the user, or ROUTE "unsubscribed" alone to refuse
- *           a pending inbound request.  Write DEL.
+ *           subscribed to the user or had a request pending (§3.2.2 rule
+ *           3).  Write DEL.
  * Returns 0, or XE_PROTO with *cond: "item-not-found" (remove of a JID
  * that is not a roster item, §2.5.3), "not-allowed" (a new item beyond
  * ROSTER_ITEMS_MAX: RFC 6121 names no condition; this is RFC 6120

@@ -215,15 +215,15 @@ int roster_set_decide(const struct roster *r, const struct roster_set_req *req,
         out->write = ROSTER_WRITE_DEL;
         /* §2.5.2: push the removal; then, on the user's behalf, cancel the
          * user's subscription (or request) and the contact's (or refuse
-         * its request), unavailable first while the contact still has a
-         * subscription (§3.2.2). */
+         * its request), the latter as an outbound "unsubscribed" is sent:
+         * unavailable first (§3.2.2 rule 3). */
         act(out, ROSTER_ACT_PUSH, 0);
         if ((sub & ROSTER_SUB_TO) || cur->ask)
             act(out, ROSTER_ACT_ROUTE, ROSTER_PRES_UNSUBSCRIBE);
-        if (sub & ROSTER_SUB_FROM)
+        if ((sub & ROSTER_SUB_FROM) || cur->pending_in) {
             act(out, ROSTER_ACT_SEND_UNAVAILABLE, 0);
-        if ((sub & ROSTER_SUB_FROM) || cur->pending_in)
             act(out, ROSTER_ACT_ROUTE, ROSTER_PRES_UNSUBSCRIBED);
+        }
         return 0;
     }
     if (cur == NULL && !roster_room(r, true)) {

@@ -321,10 +321,12 @@ static int decide_out(const struct roster *r, const struct roster_item *cur,
             act(d, ROSTER_ACT_DROP, 0); /* §3.2.2 rule 1: SHOULD NOT route */
             return 0;
         }
-        /* §3.2.2: unavailable first, while the contact is still subscribed
-         * (only a contact that had a subscription has seen presence). */
-        if (cur->sub & ROSTER_SUB_FROM)
-            act(d, ROSTER_ACT_SEND_UNAVAILABLE, 0);
+        /* §3.2.2 rule 3: in every state where it is routed, unavailable
+         * from each available resource goes first, "while the user is still
+         * subscribed", then the unsubscribed, then the push.  The rule says
+         * so also for the refusal of a pending request (no subscription
+         * yet); we follow the text. */
+        act(d, ROSTER_ACT_SEND_UNAVAILABLE, 0);
         act(d, ROSTER_ACT_ROUTE, type);
         if (d->item.listed) {
             d->write = ROSTER_WRITE_SET;
@@ -378,7 +380,9 @@ static int decide_in(const struct roster *r, const struct roster_item *cur,
     }
     /* Subscribed, unsubscribe, unsubscribed that change the state: push the
      * item, then deliver the stanza (§3.1.6, §3.2.3, §3.3.3).  An entry that
-     * was only a request and is now "None" goes away without a push. */
+     * was only a request and is now "None" goes away without a push.  (For
+     * an unsubscribe in a pending-in-only state §3.3.3's text says ignore
+     * it, A.3.2 says deliver it; the table is followed here.) */
     if (!d->item.listed && d->new_state == ROSTER_ST_NONE) {
         d->write = ROSTER_WRITE_DEL;
     } else {
@@ -387,6 +391,10 @@ static int decide_in(const struct roster *r, const struct roster_item *cur,
             act(d, ROSTER_ACT_PUSH, 0);
     }
     act(d, ROSTER_ACT_DELIVER, 0);
+    /* §3.3.3: a contact that unsubscribes stops seeing the user: send it
+     * unavailable from each of the user's available resources. */
+    if (type == ROSTER_PRES_UNSUBSCRIBE && (cur->sub & ROSTER_SUB_FROM))
+        act(d, ROSTER_ACT_SEND_UNAVAILABLE, 0);
     return 0;
 }
 
