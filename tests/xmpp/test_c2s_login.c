@@ -112,6 +112,25 @@ static void test_bind_generated_resource(void)
     down();
 }
 
+/* RFC 6120 §7.7.2.1: a resourcepart that cannot be prepared (a control
+ * character) is bad-request; the stream stays. */
+static void test_bind_bad_resource(void)
+{
+    REQUIRE(up() == 0);
+    REQUIRE(cx_tls(&fx, 1));
+    REQUIRE(cx_scram_ok(&fx, 1, "SCRAM-SHA-256", "alice", "secret-a"));
+    fx_in(&fx, 1,
+          "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+          "<resource>a&#x9;b</resource></bind></iq>");
+    CHECK_STR(fx_take(&fx, 1),
+              "<iq type='error' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+              "<resource>a\tb</resource></bind><error type='modify'><bad-request "
+              "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
+    CHECK_INT(fx.c[1].closes, 0);
+    REQUIRE(cx_bind(&fx, 1, "alice", "r"));
+    down();
+}
+
 /* A wrong password: not-authorized (RFC 6120 §6.5.10), logged with the
  * peer and never the password; the third failure closes the stream with
  * policy-violation (§6.4.5). */
@@ -378,7 +397,7 @@ static void test_direct_tls_and_from_stamped(void)
 
 TL_MAIN(T(test_direct_tls_and_from_stamped), T(test_login_scram_sha256),
         T(test_login_scram_sha1), T(test_login_case_mapped),
-        T(test_bind_generated_resource), T(test_wrong_password), T(test_unknown_user),
-        T(test_plus_and_downgrade), T(test_sasl_failures), T(test_before_tls),
-        T(test_plain_rules), T(test_starttls_failure_and_injection), T(test_bad_headers),
-        T(test_auth_timeout))
+        T(test_bind_generated_resource), T(test_bind_bad_resource),
+        T(test_wrong_password), T(test_unknown_user), T(test_plus_and_downgrade),
+        T(test_sasl_failures), T(test_before_tls), T(test_plain_rules),
+        T(test_starttls_failure_and_injection), T(test_bad_headers), T(test_auth_timeout))

@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "jid.h"
+#include "precis.h"
 #include "sess_c2s_int.h"
 #include "srv_int.h"
 
@@ -252,9 +253,9 @@ static void c2s_iq_error(struct sess_c2s *c, const struct stz *iq, const char *t
 }
 
 /* c2s_resource sets c->resource: the client's (prepared as a JID's
- * resourcepart, RFC 7622 §3.4) or, when it gave none, a server-made one of
- * 64 random bits (RFC 6120 §7.6).  XE_INVAL: the client's cannot be
- * used. */
+ * resourcepart, RFC 7622 §3.4: PRECIS OpaqueString) or, when it gave none,
+ * a server-made one of 64 random bits (RFC 6120 §7.6).  XE_INVAL: the
+ * client's cannot be used. */
 static int c2s_resource(struct sess_c2s *c, const struct stz *bind)
 {
     struct srv *srv = c->base.srv;
@@ -266,6 +267,15 @@ static int c2s_resource(struct sess_c2s *c, const struct stz *bind)
 
     if (r != NULL && text == NULL)
         return XE_NOMEM;
+    if (text != NULL && *text != '\0') {
+        char prep[1024];
+        rc = precis_opaque(text, strlen(text), prep, sizeof prep);
+        free(text);
+        if (rc < 0)
+            return XE_INVAL;
+        if ((text = strdup(prep)) == NULL)
+            return XE_NOMEM;
+    }
     if (text == NULL || *text == '\0') {
         unsigned char rnd[8];
         free(text);

@@ -15,6 +15,7 @@
 
 #include "cl.h"
 #include "err.h"
+#include "precis.h"
 #include "scram.h"
 #include "sess_c2s_int.h"
 #include "srv_int.h"
@@ -22,21 +23,17 @@
 #define C2S_CB_EXPORTER "tls-exporter"         /* RFC 9266 */
 #define C2S_CB_ENDPOINT "tls-server-end-point" /* RFC 5929 §4 */
 
-/* TODO(precis): replace with precis_username (xmppd/core/precis.h, RFC 8265
- * UsernameCaseMapped) once it lands: until then only ASCII letters are
- * case-mapped.  Returns an owned string or NULL (out of memory, or a name
- * no account can have). */
+/* c2s_prepare_user prepares a SASL username as a JID localpart (RFC 7622
+ * §3.3: PRECIS UsernameCaseMapped, RFC 8265 §3.3), as accounts are stored.
+ * Returns an owned string, or NULL (out of memory, or a name no account
+ * can have). */
 static char *c2s_prepare_user(const char *user)
 {
-    char *p;
+    char out[CL_USER_MAX + 1];
 
-    if (!cl_user_valid(user))
+    if (precis_username(user, strlen(user), out, sizeof out) < 0)
         return NULL;
-    p = strdup(user);
-    for (char *q = p; q != NULL && *q; q++)
-        if (*q >= 'A' && *q <= 'Z')
-            *q = (char)(*q - 'A' + 'a');
-    return p;
+    return strdup(out);
 }
 
 /* c2s_cb_type: the channel-binding type this connection offers (scram.h):
@@ -282,6 +279,7 @@ static void c2s_plain(struct sess_c2s *c, unsigned char *msg, size_t len)
 {
     const char *authz = (const char *)msg, *authc, *pass;
     unsigned char stored[SCRAM_KEY_MAX], server[SCRAM_KEY_MAX];
+    char prepared[1024]; /* the prepared password, wiped */
     struct scram_creds creds;
     size_t za = strnlen(authz, len), zc, zp;
     bool ok = false;
@@ -302,10 +300,14 @@ static void c2s_plain(struct sess_c2s *c, unsigned char *msg, size_t len)
         c->user != NULL && c2s_creds(c->base.srv, c->user, SCRAM_SHA256, &creds);
     /* RFC 6120 §6.3.8: an authorization identity other than the account's
      * own is not supported. */
+    /* RFC 8265 §4: the password is prepared (OpaqueString) as when the
+     * credentials were made. */
     if (c->user_known && (za == 0 || strcmp(authz, c->user) == 0) &&
-        scram_derive(SCRAM_SHA256, pass, zp, creds.salt, creds.salt_len, creds.iterations,
-                     stored, server) == 0)
+        precis_opaque(pass, zp, prepared, sizeof prepared) == 0 &&
+        scram_derive(SCRAM_SHA256, prepared, strlen(prepared), creds.salt, creds.salt_len,
+                     creds.iterations, stored, server) == 0)
         ok = sodium_memcmp(stored, creds.stored_key, scram_key_len(SCRAM_SHA256)) == 0;
+    sodium_memzero(prepared, sizeof prepared);
     sodium_memzero(stored, sizeof stored);
     sodium_memzero(server, sizeof server);
     if (!ok) {

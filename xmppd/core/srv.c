@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "jid.h"
+#include "precis.h"
 #include "sess_c2s.h"
 #include "sess_comp.h"
 #include "srv_int.h"
@@ -414,8 +415,22 @@ static int srv_account_addr(struct srv *srv, const char *to, struct jid *j)
 
     if (rc == XE_NOMEM)
         return rc;
-    if (rc == 0 && j->local != NULL && strcmp(j->domain, srv->domain) == 0)
+    if (rc == 0 && j->local != NULL && strcmp(j->domain, srv->domain) == 0) {
+        char prep[1024];
+        /* Accounts are kept prepared (RFC 7622 §3.3, PRECIS
+         * UsernameCaseMapped); jid_parse maps ASCII only. */
+        if (precis_username(j->local, strlen(j->local), prep, sizeof prep) == 0 &&
+            strcmp(prep, j->local) != 0) {
+            char *d = strdup(prep);
+            if (d == NULL) {
+                jid_clear(j);
+                return XE_NOMEM;
+            }
+            free(j->local);
+            j->local = d;
+        }
         return 1;
+    }
     jid_clear(j);
     return 0;
 }
