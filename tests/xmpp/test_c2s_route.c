@@ -179,6 +179,35 @@ static void test_presence_unavailable(void)
     down();
 }
 
+/* A resource whose connection cannot take more is closed in the middle of
+ * a broadcast; the others still get it, and its own unavailable presence
+ * follows. */
+static void test_broadcast_send_failure(void)
+{
+    REQUIRE(up() == 0);
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    REQUIRE(cx_login(&fx, 4, "alice", "pa", "b"));
+    REQUIRE(cx_login(&fx, 5, "alice", "pa", "c"));
+    fx_in(&fx, 3, "<presence/>");
+    fx_in(&fx, 4, "<presence/>");
+    fx_in(&fx, 5, "<presence/>");
+    fx_take(&fx, 3);
+    fx_take(&fx, 4);
+    fx_take(&fx, 5);
+    fx.c[4].fail_send = true;
+    fx_in(&fx, 3, "<presence><show>away</show></presence>");
+    CHECK_INT(fx.c[4].closes, 1);
+    CHECK_STR(fx_take(&fx, 5),
+              "<presence from='alice@example.com/a' to='alice@example.com/c'><show>away"
+              "</show></presence><presence from='alice@example.com/b' type='unavailable' "
+              "to='alice@example.com/c'/>");
+    CHECK_STR(fx_take(&fx, 3),
+              "<presence from='alice@example.com/a' to='alice@example.com/a'><show>away"
+              "</show></presence><presence from='alice@example.com/b' type='unavailable' "
+              "to='alice@example.com/a'/>");
+    down();
+}
+
 /* Components address clients by full and bare JID and the reverse,
  * message and iq both ways. */
 static void test_component_client_round_trip(void)
@@ -327,6 +356,6 @@ static void test_client_keepalive(void)
 }
 
 TL_MAIN(T(test_resource_conflict), T(test_bare_jid_priority), T(test_offline_and_unknown),
-        T(test_presence_unavailable), T(test_component_client_round_trip),
-        T(test_server_iq), T(test_full_jid_gone), T(test_user_deleted),
-        T(test_client_keepalive))
+        T(test_presence_unavailable), T(test_broadcast_send_failure),
+        T(test_component_client_round_trip), T(test_server_iq), T(test_full_jid_gone),
+        T(test_user_deleted), T(test_client_keepalive))

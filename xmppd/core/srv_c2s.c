@@ -224,9 +224,11 @@ static void roster_iq(struct srv *srv, struct sess *from, const struct stz *st)
 static void roster_presence_in(struct srv *srv, struct srv_acct *a, struct stz *st)
 {
     if (a != NULL && is_subscription(stz_attr(st, "type")))
-        for (struct sess_c2s *r = a->first; r != NULL; r = r->anext)
+        for (struct sess_c2s *r = a->first, *next; r != NULL; r = next) {
+            next = r->anext; /* a failed write unlinks r */
             if (r->available && r->priority >= 0)
                 c2s_send(srv, r, st, NULL);
+        }
     stz_free(st);
 }
 
@@ -251,9 +253,11 @@ static int c2s_priority(const struct stz *st)
 static void c2s_broadcast(struct srv *srv, struct srv_acct *a, struct stz *st,
                           const struct sess_c2s *skip)
 {
-    for (struct sess_c2s *r = a != NULL ? a->first : NULL; r != NULL; r = r->anext)
+    for (struct sess_c2s *r = a != NULL ? a->first : NULL, *next; r != NULL; r = next) {
+        next = r->anext; /* a failed write unlinks r (and only r) */
         if (r != skip && r->available && r->base.state == SESS_READY)
             c2s_send(srv, r, st, r->jid);
+    }
 }
 
 /* c2s_presence handles presence without 'to' from c (takes st): RFC 6121
@@ -275,9 +279,10 @@ static void c2s_presence(struct srv *srv, struct sess_c2s *c, struct stz *st)
         /* §4.2.2: to all of the user's available resources, including the
          * one that sent it. */
         c2s_broadcast(srv, c->acct, st, NULL);
-        /* §4.2.2, §4.4.2: the new resource learns about the others. */
-        for (struct sess_c2s *r = initial ? c->acct->first : NULL; r != NULL;
-             r = r->anext)
+        /* §4.2.2, §4.4.2: the new resource learns about the others (stop
+         * if writing to it failed: it is closed and unbound). */
+        for (struct sess_c2s *r = initial && c->acct ? c->acct->first : NULL;
+             r != NULL && c->base.state == SESS_READY; r = r->anext)
             if (r != c && r->available && r->pres != NULL)
                 c2s_send(srv, c, r->pres, c->jid);
     } else if (c->available) {
@@ -366,9 +371,12 @@ static void c2s_to_bare(struct srv *srv, struct sess *from, const struct jid *to
     if (strcmp(st->name, "presence") == 0) {
         if (type == NULL || is(type, "unavailable")) {
             /* §8.5.2.1.2: to every available resource. */
-            for (struct sess_c2s *r = a != NULL ? a->first : NULL; r; r = r->anext)
+            for (struct sess_c2s *r = a != NULL ? a->first : NULL, *next; r != NULL;
+                 r = next) {
+                next = r->anext;
                 if (r->available)
                     c2s_send(srv, r, st, NULL);
+            }
             stz_free(st);
         } else if (is(type, "error")) {
             stz_free(st);
@@ -394,10 +402,12 @@ static void c2s_to_bare(struct srv *srv, struct sess *from, const struct jid *to
         stz_free(st);
         return;
     }
-    for (struct sess_c2s *r = a->first; r != NULL; r = r->anext)
+    for (struct sess_c2s *r = a->first, *next; r != NULL; r = next) {
+        next = r->anext;
         if (r->available && r->priority >= 0 &&
             (r->priority == best || is(type, "headline")))
             c2s_send(srv, r, st, NULL);
+    }
     stz_free(st);
 }
 
