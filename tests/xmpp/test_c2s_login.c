@@ -218,9 +218,9 @@ static void test_plus_and_downgrade(void)
     down();
 }
 
-/* Mechanisms: one not offered is invalid-mechanism (§6.5.6), PLAIN is
+/* Mechanisms: one not offered is invalid-mechanism (§6.5.7), PLAIN is
  * off by default; <abort/> is aborted (§6.5.1); bad base64 is
- * incorrect-encoding (§6.5.4). */
+ * incorrect-encoding (§6.5.5). */
 static void test_sasl_failures(void)
 {
     REQUIRE(up() == 0);
@@ -293,11 +293,25 @@ static void test_plain_rules(void)
     fx_in(&fx, 1,
           "<auth xmlns='" CX_NS_SASL "' mechanism='PLAIN'>AGFsaWNlAHdyb25n</auth>");
     CHECK_STR(fx_take(&fx, 1), CX_FAILURE("not-authorized"));
+    /* "alice@example.com\0alice\0secret-a": with its own bare JID as the
+     * authorization identity */
     fx_in(&fx, 1,
-          "<auth xmlns='" CX_NS_SASL "' mechanism='PLAIN'>AGFsaWNlAHNlY3JldC1h</auth>");
+          "<auth xmlns='" CX_NS_SASL
+          "' mechanism='PLAIN'>YWxpY2VAZXhhbXBsZS5jb20AYWxpY2UAc2VjcmV0LWE=</auth>");
     CHECK_STR(fx_take(&fx, 1), "<success xmlns='" CX_NS_SASL "'/>");
     CHECK(fx_log_has(&fx, "client alice logged in from 127.0.0.1:40001 (PLAIN)"));
     CHECK(!fx_log_has(&fx, "secret-a") && !fx_log_has(&fx, "AGFsaWNl"));
+    /* direct TLS this time */
+    fx_open_kind(&fx, 2, SRV_LISTENER_CLIENT);
+    srv_conn_secured(fx.srv, 2, &cx_tls13, fx.now);
+    fx_in(&fx, 2, CX_OPEN);
+    fx_take(&fx, 2);
+    /* "bob@example.com\0alice\0secret-a": another authorization identity
+     * (RFC 6120 §6.5.6) */
+    fx_in(&fx, 2,
+          "<auth xmlns='" CX_NS_SASL
+          "' mechanism='PLAIN'>Ym9iQGV4YW1wbGUuY29tAGFsaWNlAHNlY3JldC1h</auth>");
+    CHECK_STR(fx_take(&fx, 2), CX_FAILURE("invalid-authzid"));
     down();
 }
 

@@ -272,6 +272,19 @@ static void c2s_scram_final(struct sess_c2s *c, const unsigned char *msg, size_t
                       "client-final-message");
 }
 
+/* c2s_own_authzid tells whether authzid names c->user's own account (its
+ * bare JID, or the username alone). */
+static bool c2s_own_authzid(const struct sess_c2s *c, const char *authzid)
+{
+    size_t n = strlen(c->user);
+    const char *domain = c->base.srv->domain;
+
+    if (strcmp(authzid, c->user) == 0)
+        return true;
+    return strncmp(authzid, c->user, n) == 0 && authzid[n] == '@' &&
+           strcmp(authzid + n + 1, domain) == 0;
+}
+
 /* c2s_plain checks a PLAIN message authzid NUL authcid NUL passwd (RFC 4616
  * §2) against the account's SCRAM-SHA-256 StoredKey: the password is
  * derived once (PBKDF2, RFC 5802 §3) and compared in constant time. */
@@ -299,11 +312,14 @@ static void c2s_plain(struct sess_c2s *c, unsigned char *msg, size_t len)
     c->user_known =
         c->user != NULL && c2s_creds(c->base.srv, c->user, SCRAM_SHA256, &creds);
     /* RFC 6120 §6.3.8: an authorization identity other than the account's
-     * own is not supported. */
+     * own bare JID is not supported (§6.5.6 invalid-authzid). */
+    if (c->user_known && za > 0 && !c2s_own_authzid(c, authz)) {
+        c2s_sasl_fail(c, "invalid-authzid", "authorization identity");
+        return;
+    }
     /* RFC 8265 §4: the password is prepared (OpaqueString) as when the
      * credentials were made. */
-    if (c->user_known && (za == 0 || strcmp(authz, c->user) == 0) &&
-        precis_opaque(pass, zp, prepared, sizeof prepared) == 0 &&
+    if (c->user_known && precis_opaque(pass, zp, prepared, sizeof prepared) == 0 &&
         scram_derive(SCRAM_SHA256, prepared, strlen(prepared), creds.salt, creds.salt_len,
                      creds.iterations, stored, server) == 0)
         ok = sodium_memcmp(stored, creds.stored_key, scram_key_len(SCRAM_SHA256)) == 0;
@@ -342,7 +358,7 @@ static void c2s_auth(struct sess_c2s *c, const struct stz *el)
     int rc;
 
     c->mech = NULL;
-    /* §6.5.5 encryption-required: TLS first (policy), and PLAIN never in
+    /* §6.5.4 encryption-required: TLS first (policy), and PLAIN never in
      * the clear. */
     if (!c->secured && (c->base.srv->cfg.c2s_tls_required ||
                         (mech != NULL && strcmp(mech, "PLAIN") == 0))) {
@@ -350,14 +366,14 @@ static void c2s_auth(struct sess_c2s *c, const struct stz *el)
         return;
     }
     if (mech == NULL || !c2s_offered(c, mech)) {
-        c2s_sasl_fail(c, "invalid-mechanism", "mechanism not offered"); /* §6.5.6 */
+        c2s_sasl_fail(c, "invalid-mechanism", "mechanism not offered"); /* §6.5.7 */
         return;
     }
     c->mech = strcmp(mech, "PLAIN") == 0 ? "PLAIN" : mech;
     rc = c2s_b64(el, &msg, &len);
     if (rc < 0) {
         c2s_sasl_fail(c, rc == XE_PROTO ? "incorrect-encoding" : "temporary-auth-failure",
-                      "initial response"); /* §6.5.4 */
+                      "initial response"); /* §6.5.5 */
         return;
     }
     if (strcmp(mech, "PLAIN") == 0) {
