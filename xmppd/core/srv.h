@@ -1,11 +1,15 @@
 /* srv.h: the XMPP node core: every session of this node and the router
  * between them, as one state machine.
  *
+ * Sessions are of two kinds: XEP-0114 components (sess_comp.h) and RFC 6120
+ * clients (sess_c2s.h, docs/clients.md), chosen by the listener a
+ * connection came in on.
+ *
  * Bytes and events in, bytes and actions out.  The edge (xmppd/io) accepts
  * connections, gives each a unique id, feeds srv what it reads and carries
  * out what srv asks through struct srv_env: write these bytes to connection
- * N, close connection N, and wake me at time T (the return of srv_tick and of
- * every input call is folded into srv_next_deadline).  srv never blocks,
+ * N, close connection N, start TLS on connection N, and wake me at time T (the return of
+ * srv_tick and of every input call is folded into srv_next_deadline).  srv never blocks,
  * never reads a clock (now_ms is the monotonic time in ms, passed in) and
  * draws randomness only through env->random, so a test can drive it byte by
  * byte and compare transcripts.

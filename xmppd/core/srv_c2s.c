@@ -2,10 +2,13 @@
  * presence of each session, and the routing of stanzas addressed to
  * accounts of our domain (RFC 6121 §8.5), on one node.
  *
- * The roster and subscriptions are another module's (branch roster); the
- * seam is the three roster_* functions at the end of the file: today they
- * share presence only among the user's own resources, answer roster gets
- * with an empty roster and deliver subscription stanzas as they are. */
+ * The roster and subscriptions are another module's (roster.h); the seam
+ * is the three roster_* functions below: today they share presence only
+ * among the user's own resources, answer roster gets with an empty roster
+ * and deliver subscription stanzas as they are.  roster.h's decisions
+ * (roster_set_decide, roster_sub_decide) plug in there once srv can submit
+ * their writes to the Raft log and carry out the actions after the apply
+ * (a new srv_env callback and an apply event; not built yet). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
