@@ -1030,6 +1030,11 @@ static void test_cluster_clients(void)
     run();
     CHECK_STR(take(1, 3), "<message to='alice@example.com/a' id='m1' "
                           "from='bob@example.com/b'><body>hi</body></message>");
+    /* a bare JID whose only session is on another node */
+    in(3, 3, "<message to='alice@example.com' id='m0' type='chat'/>");
+    run();
+    CHECK_STR(take(1, 3), "<message to='alice@example.com' id='m0' type='chat' "
+                          "from='bob@example.com/b'/>");
     /* component on the leader to a client, iq both ways */
     in(2, 1,
        "<iq type='get' id='q1' from='cb2.example.com' to='alice@example.com/a'>"

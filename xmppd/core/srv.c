@@ -472,7 +472,7 @@ void srv__route(struct srv *srv, struct sess *from, struct stz *st)
          * "Routing in the node core"); or stanzas to a name that moved
          * here still wait in fwd, and this one must not overtake them. */
         stz_free(r.reply);
-        srv_cluster__forward(srv, from, st);
+        srv_cluster__forward(srv, from, st, NULL);
         stz_free(st);
         return;
     }

@@ -351,6 +351,27 @@ static void c2s_account_iq(struct srv *srv, struct sess *from, const struct jid 
 
 /* ---- routing to accounts (RFC 6121 §8.5) ---- */
 
+/* c2s_to_remote: cluster mode, a message to the bare JID of an account
+ * with no available resource here: it goes, unchanged, to one session of
+ * the account on another node (the smallest full JID in the routing
+ * table: the table knows neither availability nor priority, so this is
+ * not yet RFC 6121 §8.5.2.1.1 across nodes).  Takes st when it returns
+ * true. */
+static bool c2s_to_remote(struct srv *srv, struct sess *from, const struct jid *to,
+                          struct stz *st)
+{
+    struct buf via = {0};
+
+    if (srv->cl == NULL || !srv_cluster__remote_resource(srv, to->local, &via)) {
+        buf_free(&via);
+        return false;
+    }
+    srv_cluster__forward(srv, from, st, via.data);
+    buf_free(&via);
+    stz_free(st);
+    return true;
+}
+
 /* c2s_to_bare routes st (taken) to the bare JID of an account. */
 static void c2s_to_bare(struct srv *srv, struct sess *from, const struct jid *to,
                         struct stz *st)
@@ -399,6 +420,8 @@ static void c2s_to_bare(struct srv *srv, struct sess *from, const struct jid *to
     for (struct sess_c2s *r = a != NULL ? a->first : NULL; r != NULL; r = r->anext)
         if (r->available && r->priority > best)
             best = r->priority;
+    if (best < 0 && c2s_to_remote(srv, from, to, st))
+        return;
     if (best < 0) {
         /* §8.5.2.2.1: no available resource, no offline storage here. */
         c2s_bounce(srv, from, st, "service-unavailable", "account offline");
@@ -430,7 +453,7 @@ void srv__c2s_route(struct srv *srv, struct sess *from, const struct jid *to,
          * routes it by the leader's table, or answers service-unavailable
          * when no node holds it); stanzas still waiting for it keep their
          * order. */
-        srv_cluster__forward(srv, from, st);
+        srv_cluster__forward(srv, from, st, NULL);
         stz_free(st);
         return;
     }

@@ -284,10 +284,11 @@ void srv_cluster__gone(struct srv *srv, struct sess *b)
     b->sid = 0;
 }
 
-void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *st)
+void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *st,
+                          const char *via)
 {
     struct buf *x = &srv->cl->xml; /* fwd copies it; its callbacks never route */
-    const char *sfrom = stz_attr(st, "from"), *to = stz_attr(st, "to");
+    const char *sfrom = stz_attr(st, "from"), *to = via ? via : stz_attr(st, "to");
     struct stz *reply;
     int rc;
 
@@ -328,6 +329,42 @@ void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *
     srv->stats.bounced++;
     sess_deliver(from, reply);
     stz_free(reply);
+}
+
+struct cl_pick {
+    const char *prefix; /* "user@domain/" */
+    size_t len;
+    uint64_t self;
+    struct buf *out;
+    bool found;
+};
+
+static void cl_pick_one(void *ud, const char *name, uint64_t node, uint64_t ord)
+{
+    struct cl_pick *p = ud;
+
+    (void)ord;
+    if (node == p->self || strncmp(name, p->prefix, p->len) != 0 ||
+        (p->found && strcmp(name, p->out->data) >= 0))
+        return;
+    buf_reset(p->out);
+    p->found = buf_puts(p->out, name) == 0;
+}
+
+bool srv_cluster__remote_resource(const struct srv *srv, const char *user,
+                                  struct buf *out)
+{
+    struct buf prefix = {0};
+    struct cl_pick p = {0};
+
+    if (srv->cl == NULL || buf_printf(&prefix, "%s@%s/", user, srv->domain) < 0) {
+        buf_free(&prefix);
+        return false;
+    }
+    p = (struct cl_pick){prefix.data, prefix.len, srv->cl->node_id, out, false};
+    fwd_each_route(srv->cl->fwd, cl_pick_one, &p);
+    buf_free(&prefix);
+    return p.found;
 }
 
 bool srv_cluster__waiting(const struct srv *srv, const struct stz *st)

@@ -142,7 +142,8 @@ struct sess_c2s *srv__c2s_find(const struct srv *srv, const char *user,
  * srv_cluster__bound does the same for client c (just bound), by its
  * full JID.
  * srv_cluster__gone reports that s (reported, now closed) is gone.
- * srv_cluster__forward hands st (borrowed), sent by from, to the cluster;
+ * srv_cluster__forward hands st (borrowed), sent by from, to the cluster,
+ * routed by its 'to' or, when via is not NULL, by via (a full JID);
  * if the cluster refuses it, answers from with wait/resource-constraint
  * (when st may be answered with an error).
  * srv_cluster__waiting tells whether stanzas to st's destination still
@@ -154,7 +155,13 @@ int srv_cluster__authenticated(struct srv *srv, struct sess_comp *s);
 int srv_cluster__bound(struct srv *srv, struct sess_c2s *c);
 void srv_cluster__gone(struct srv *srv, struct sess *s);
 bool srv_cluster__waiting(const struct srv *srv, const struct stz *st);
-void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *st);
+void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *st,
+                          const char *via);
+/* srv_cluster__remote_resource puts into out the smallest full JID of
+ * account user that the routing table puts on another node; false when
+ * there is none (or not in cluster mode). */
+bool srv_cluster__remote_resource(const struct srv *srv, const char *user,
+                                  struct buf *out);
 void srv_cluster__free(struct srv *srv);
 void srv_cluster__tick(struct srv *srv);
 uint64_t srv_cluster__deadline(const struct srv *srv);
