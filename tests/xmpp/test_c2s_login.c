@@ -273,7 +273,7 @@ static void test_plain_rules(void)
     CHECK_STR(fx_take(&fx, 1),
               cx_hdr(&fx, fx.c[1].sid,
                      "<stream:features><starttls "
-                     "xmlns='urn:ietf:params:xml:ns:xmpp-tls'></starttls><mechanisms "
+                     "xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><mechanisms "
                      "xmlns='" CX_NS_SASL "'>" CX_MECHS
                      "</mechanisms></stream:features>"));
     /* "\0alice\0secret-a" */

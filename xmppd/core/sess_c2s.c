@@ -106,8 +106,8 @@ static int c2s_features(struct sess_c2s *c, struct buf *b)
     int rc = buf_puts(b, "<stream:features>");
 
     if (rc == 0 && c2s_tls_offered(c))
-        rc = buf_printf(b, "<starttls xmlns='%s'>%s</starttls>", C2S_NS_TLS,
-                        srv->cfg.c2s_tls_required ? "<required/>" : "");
+        rc = buf_printf(b, "<starttls xmlns='%s'%s", C2S_NS_TLS,
+                        srv->cfg.c2s_tls_required ? "><required/></starttls>" : "/>");
     if (rc == 0 && !c->authed && !tls_first)
         rc = c2s__sasl_features(c, b);
     if (rc == 0 && c->authed)
