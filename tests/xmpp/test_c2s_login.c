@@ -132,7 +132,8 @@ static void test_bind_bad_resource(void)
 }
 
 /* A wrong password: not-authorized (RFC 6120 §6.5.10), logged with the
- * peer and never the password; the third failure closes the stream with
+ * peer and never the password; later failures are answered after growing
+ * delays; the third failure on a connection closes the stream with
  * policy-violation (§6.4.5). */
 static void test_wrong_password(void)
 {
@@ -142,24 +143,106 @@ static void test_wrong_password(void)
 
     REQUIRE(up() == 0);
     REQUIRE(cx_tls(&fx, 1));
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         unsigned char rnd0 = fx.rnd;
         cx_auth(&fx, 1, &x, "SCRAM-SHA-256", "n,,", "alice");
         REQUIRE(cx_challenge(&fx, 1, rnd0, true, sf, sizeof sf));
         cx_final(&fx, 1, &x, sf, "wrong", NULL, 0);
-        if (i < 2) {
+        if (i == 0) {
+            /* the first failure is answered at once */
             CHECK_STR(fx_take(&fx, 1), CX_FAILURE("not-authorized"));
-            CHECK_INT(fx.c[1].closes, 0);
+            continue;
         }
+        /* the second after 500 ms (login throttling, srv_throttle.c),
+         * whatever the client sends meanwhile */
+        CHECK_STR(fx_take(&fx, 1), "");
+        CHECK_INT(srv_next_deadline(fx.srv), fx.now + 500);
+        fx_in(&fx, 1, "<auth xmlns='" CX_NS_SASL "' mechanism='SCRAM-SHA-1'/>");
+        fx.now += 499;
+        srv_tick(fx.srv, fx.now);
+        CHECK_STR(fx_take(&fx, 1), "");
+        fx.now += 1;
+        srv_tick(fx.srv, fx.now);
+        /* the answer, then the <auth/> that waited: an empty challenge */
+        CHECK_STR(fx_take(&fx, 1),
+                  CX_FAILURE("not-authorized") "<challenge xmlns='" CX_NS_SASL "'/>");
     }
-    CHECK_STR(fx_take(&fx, 1), CX_FAILURE("not-authorized") FX_ERR("policy-violation"));
+    /* the third failure on this connection closes it (RFC 6120 §6.4.5) */
+    fx_in(&fx, 1, "<abort xmlns='" CX_NS_SASL "'/>");
+    CHECK_STR(fx_take(&fx, 1), CX_FAILURE("aborted") FX_ERR("policy-violation"));
+    CHECK_INT(fx.c[1].closes, 1);
+    /* a new connection: the third failure in a row for this address and
+     * this account waits 1000 ms */
+    REQUIRE(cx_tls(&fx, 2));
+    {
+        unsigned char rnd0 = fx.rnd;
+        cx_auth(&fx, 2, &x, "SCRAM-SHA-256", "n,,", "alice");
+        REQUIRE(cx_challenge(&fx, 2, rnd0, true, sf, sizeof sf));
+        cx_final(&fx, 2, &x, sf, "wrong", NULL, 0);
+        CHECK_STR(fx_take(&fx, 2), "");
+        fx.now += 1000;
+        srv_tick(fx.srv, fx.now);
+        CHECK_STR(fx_take(&fx, 2), CX_FAILURE("not-authorized"));
+    }
     CHECK_INT(fx.c[1].closes, 1);
     srv_get_stats(fx.srv, &st);
-    CHECK_INT(st.login_failures, 3);
+    CHECK_INT(st.login_failures, 4);
     CHECK_INT(st.logins, 0);
+    /* a success clears the counts: the next failure is answered at once */
+    REQUIRE(cx_scram_ok(&fx, 2, "SCRAM-SHA-256", "alice", "secret-a"));
+    REQUIRE(cx_tls(&fx, 3));
+    {
+        unsigned char rnd0 = fx.rnd;
+        cx_auth(&fx, 3, &x, "SCRAM-SHA-256", "n,,", "alice");
+        REQUIRE(cx_challenge(&fx, 3, rnd0, true, sf, sizeof sf));
+        cx_final(&fx, 3, &x, sf, "wrong", NULL, 0);
+        CHECK_STR(fx_take(&fx, 3), CX_FAILURE("not-authorized"));
+    }
     CHECK(fx_log_has(&fx, "n1 c1 client login failed from 127.0.0.1:40001: user alice, "
                           "SCRAM-SHA-256: wrong password or binding (not-authorized)"));
     CHECK(!fx_log_has(&fx, "wrong\n") && !fx_log_has(&fx, "secret-a"));
+    down();
+}
+
+/* After login_block_after failures the address is refused
+ * (temporary-auth-failure, RFC 6120 §6.5.11) for login_block_ms; then it
+ * may try again. */
+static void test_login_blocked(void)
+{
+    struct srv_config cfg;
+    struct srv_stats st;
+    struct cx_scram x;
+    char sf[512];
+
+    srv_config_default(&cfg);
+    cfg.login_delay_ms = 10;
+    cfg.login_delay_max_ms = 10;
+    cfg.login_block_after = 2;
+    cfg.login_block_ms = 60000;
+    cfg.auth_timeout_ms = 0;
+    REQUIRE(up_cfg(&cfg) == 0);
+    REQUIRE(cx_tls(&fx, 1));
+    for (int i = 0; i < 2; i++) {
+        unsigned char rnd0 = fx.rnd;
+        cx_auth(&fx, 1, &x, "SCRAM-SHA-1", "n,,", "bob");
+        REQUIRE(cx_challenge(&fx, 1, rnd0, true, sf, sizeof sf));
+        cx_final(&fx, 1, &x, sf, "nope", NULL, 0);
+        fx.now += 10;
+        srv_tick(fx.srv, fx.now);
+        CHECK_STR(fx_take(&fx, 1), CX_FAILURE("not-authorized"));
+    }
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.blocked, 2); /* the address and the account */
+    REQUIRE(cx_tls(&fx, 2));
+    cx_auth(&fx, 2, &x, "SCRAM-SHA-256", "n,,", "alice");
+    CHECK_STR(fx_take(&fx, 2), CX_FAILURE("temporary-auth-failure"));
+    CHECK(fx_log_has(&fx, "blocked after failed logins (temporary-auth-failure)"));
+    fx.now += 60000;
+    srv_tick(fx.srv, fx.now);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.blocked, 0);
+    CHECK_INT(st.login_refused, 1);
+    REQUIRE(cx_scram_ok(&fx, 2, "SCRAM-SHA-256", "alice", "secret-a"));
     down();
 }
 
@@ -411,7 +494,7 @@ static void test_direct_tls_and_from_stamped(void)
 
 TL_MAIN(T(test_direct_tls_and_from_stamped), T(test_login_scram_sha256),
         T(test_login_scram_sha1), T(test_login_case_mapped),
-        T(test_bind_generated_resource), T(test_bind_bad_resource),
+        T(test_bind_generated_resource), T(test_bind_bad_resource), T(test_login_blocked),
         T(test_wrong_password), T(test_unknown_user), T(test_plus_and_downgrade),
         T(test_sasl_failures), T(test_before_tls), T(test_plain_rules),
         T(test_starttls_failure_and_injection), T(test_bad_headers), T(test_auth_timeout))

@@ -221,6 +221,10 @@ void sess_tick(struct sess *s)
 
     if (s->state == SESS_CLOSED)
         return;
+    if (s->kind == SESS_KIND_C2S)
+        sess_c2s__tick((struct sess_c2s *)s);
+    if (s->state == SESS_CLOSED)
+        return;
     if (s->state != SESS_READY) {
         if (cfg->auth_timeout_ms != 0 && now - s->opened_ms >= cfg->auth_timeout_ms)
             sess_fail(s, XS_COND_CONNECTION_TIMEOUT, "authentication timeout");
@@ -247,8 +251,12 @@ uint64_t sess_deadline(const struct sess *s)
 
     if (s->state == SESS_CLOSED)
         return UINT64_MAX;
-    if (s->state != SESS_READY)
-        return cfg->auth_timeout_ms ? s->opened_ms + cfg->auth_timeout_ms : UINT64_MAX;
+    if (s->state != SESS_READY) {
+        d = cfg->auth_timeout_ms ? s->opened_ms + cfg->auth_timeout_ms : UINT64_MAX;
+        if (s->kind == SESS_KIND_C2S && sess_c2s__deadline((const void *)s) < d)
+            d = sess_c2s__deadline((const void *)s);
+        return d;
+    }
     if (ka == 0)
         return UINT64_MAX;
     d = s->last_in_ms + 3 * ka;

@@ -37,6 +37,7 @@ void sess_c2s_free(struct sess_c2s *c)
     if (c == NULL)
         return;
     c2s__sasl_clear(c);
+    free(c->held);
     sess__fini(&c->base);
     stz_free(c->pres);
     free(c->user);
@@ -213,6 +214,7 @@ void c2s__sasl_success(struct sess_c2s *c)
 
     c->authed = true;
     srv->stats.logins++;
+    srv__thr_success(srv, c->base.peer, c->user);
     SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " client %s logged in from %s (%s)", c->base.conn,
             c->user, c->base.peer, c->mech);
     /* Authenticated: stanzas may be as large as configured now. */
@@ -443,24 +445,14 @@ static void c2s_element(struct sess_c2s *c, struct stz *el)
     }
 }
 
-void sess_c2s_input(struct sess_c2s *c, const void *data, size_t len)
+/* c2s_pump acts on the framer's events until none is left, the session
+ * closed, TLS must start or a failure answer is held back. */
+static void c2s_pump(struct sess_c2s *c)
 {
     struct xs_event ev;
 
-    /* After <proceed/> nothing may come before the TLS handshake (RFC 6120
-     * §5.4.3.3); the edge reads TLS from here on, so bytes now were sent
-     * in the clear: dropped, never parsed into the protected stream. */
-    if (c->step == SESS_C2S_WAIT_TLS) {
-        SRV_LOG(c->base.srv, LOG_DEBUG, "c%" PRIu64 " %zu bytes before TLS dropped",
-                c->base.conn, len);
-        return;
-    }
-    if (xs_feed(c->base.xs, data, len) < 0) {
-        sess_fail(&c->base, XS_COND_INTERNAL_SERVER_ERROR, "framer failed");
-        return;
-    }
     while (c->base.state != SESS_CLOSED && c->step != SESS_C2S_WAIT_TLS &&
-           xs_next(c->base.xs, &ev)) {
+           c->held == NULL && xs_next(c->base.xs, &ev)) {
         switch (ev.kind) {
         case XS_EV_OPEN:
             if (c->step == SESS_C2S_WAIT_HEADER)
@@ -478,4 +470,37 @@ void sess_c2s_input(struct sess_c2s *c, const void *data, size_t len)
             break;
         }
     }
+}
+
+void sess_c2s__tick(struct sess_c2s *c)
+{
+    if (c->held == NULL || c->base.srv->now_ms < c->held_until)
+        return;
+    c2s__sasl_release(c);
+    c2s_pump(c);
+}
+
+uint64_t sess_c2s__deadline(const struct sess_c2s *c)
+{
+    return c->held != NULL ? c->held_until : UINT64_MAX;
+}
+
+void sess_c2s_input(struct sess_c2s *c, const void *data, size_t len)
+{
+    /* After <proceed/> nothing may come before the TLS handshake (RFC 6120
+     * §5.4.3.3); the edge reads TLS from here on, so bytes now were sent
+     * in the clear: dropped, never parsed into the protected stream. */
+    if (c->step == SESS_C2S_WAIT_TLS) {
+        SRV_LOG(c->base.srv, LOG_DEBUG, "c%" PRIu64 " %zu bytes before TLS dropped",
+                c->base.conn, len);
+        return;
+    }
+    if (xs_feed(c->base.xs, data, len) < 0) {
+        sess_fail(&c->base, XS_COND_INTERNAL_SERVER_ERROR, "framer failed");
+        return;
+    }
+    /* While a failure answer is held back the input waits in the framer
+     * (bounded by its pre-auth memory cap): pipelining attempts gains a
+     * client nothing. */
+    c2s_pump(c);
 }

@@ -43,18 +43,22 @@ struct srv_acct;
 struct sess_c2s {
     struct sess base; /* first: a struct sess * is a struct sess_c2s * */
     enum sess_c2s_step step;
-    bool secured;                          /* TLS is up */
-    struct srv_tls_info tls;               /* as srv_conn_secured gave it */
-    bool authed;                           /* SASL succeeded (user set) */
-    unsigned auth_failures;                /* failed SASL attempts on this connection */
-    char *user;                            /* prepared username: being tried, then
-                                              authenticated; owned; NULL before */
-    bool user_known;                       /* the account being tried exists (log only) */
-    char *resource;                        /* bound resourcepart, owned */
-    char *jid;                             /* full JID once bound, owned */
-    const char *mech;                      /* mechanism in use (static) */
-    bool sasl_need_first;                  /* SCRAM: empty challenge sent, the client's
-                                              first message comes as <response/> */
+    bool secured;            /* TLS is up */
+    struct srv_tls_info tls; /* as srv_conn_secured gave it */
+    bool authed;             /* SASL succeeded (user set) */
+    unsigned auth_failures;  /* failed SASL attempts on this connection */
+    char *user;              /* prepared username: being tried, then
+                                authenticated; owned; NULL before */
+    bool user_known;         /* the account being tried exists (log only) */
+    char *resource;          /* bound resourcepart, owned */
+    char *jid;               /* full JID once bound, owned */
+    const char *mech;        /* mechanism in use (static) */
+    bool sasl_need_first;    /* SCRAM: empty challenge sent, the client's
+                                first message comes as <response/> */
+    /* a SASL failure answer held back (login throttling), owned: sent at
+     * held_until; input is parsed but not acted on meanwhile */
+    char *held;
+    uint64_t held_until;
     struct scram_server *scram;            /* owned during an exchange */
     const char *mechs[SESS_C2S_MECHS_MAX]; /* offered now, NULL-ended */
     const char *cb_types[2];               /* offered now, NULL-ended */
@@ -84,6 +88,12 @@ void sess_c2s_input(struct sess_c2s *c, const void *data, size_t len);
  * restarts (RFC 6120 §5.4.3.3); before the first header (direct TLS) it
  * only marks the connection secured. */
 void sess_c2s_secured(struct sess_c2s *c, const struct srv_tls_info *info);
+
+/* sess_c2s__tick sends a held SASL failure when its time came, then acts
+ * on what arrived meanwhile; sess_c2s__deadline is that time or
+ * UINT64_MAX. */
+void sess_c2s__tick(struct sess_c2s *c);
+uint64_t sess_c2s__deadline(const struct sess_c2s *c);
 
 /* sess_c2s__header appends our stream header (for sess.c's stream errors
  * before the header went out). */

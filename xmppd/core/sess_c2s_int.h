@@ -29,5 +29,8 @@ void c2s__sasl_element(struct sess_c2s *c, const struct stz *el);
 void c2s__sasl_success(struct sess_c2s *c);
 /* c2s__sasl_clear wipes and frees an exchange in progress, if any. */
 void c2s__sasl_clear(struct sess_c2s *c);
+/* c2s__sasl_release sends the held failure answer and applies the limit
+ * of failed attempts per connection. */
+void c2s__sasl_release(struct sess_c2s *c);
 
 #endif

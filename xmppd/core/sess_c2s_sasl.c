@@ -108,33 +108,75 @@ void c2s__sasl_clear(struct sess_c2s *c)
     c->sasl_need_first = false;
 }
 
+/* c2s_sasl_answer sends a failure answer (held back or not) and, after
+ * SRV_C2S_MAX_AUTH_FAILURES failures, closes the stream with
+ * policy-violation (RFC 6120 §6.4.5: a limited number of retries). */
+static void c2s_sasl_answer(struct sess_c2s *c, const char *bytes)
+{
+    if (c2s__write(c, bytes, strlen(bytes)) < 0)
+        return;
+    if (c->auth_failures >= SRV_C2S_MAX_AUTH_FAILURES)
+        sess_fail(&c->base, XS_COND_POLICY_VIOLATION, "too many failed logins");
+}
+
+void c2s__sasl_release(struct sess_c2s *c)
+{
+    char *held = c->held;
+
+    c->held = NULL;
+    if (held != NULL)
+        c2s_sasl_answer(c, held);
+    free(held);
+}
+
 /* c2s_sasl_fail ends the attempt with <failure><cond/></failure> (RFC 6120
- * §6.4.5, §6.5); after SRV_C2S_MAX_AUTH_FAILURES failures the stream
- * closes with policy-violation (§6.4.5: a limited number of retries). */
+ * §6.4.5, §6.5).  A wrong password or unknown user (not-authorized) counts
+ * for the peer's address and the account (srv_throttle.c): the answer may
+ * be held back for a while. */
 static void c2s_sasl_fail(struct sess_c2s *c, const char *cond, const char *why)
 {
     struct srv *srv = c->base.srv;
     struct buf *b = &srv->out;
+    uint64_t delay = 0;
 
     c2s__sasl_clear(c);
     c->step = SESS_C2S_NEGOTIATE;
     c->auth_failures++;
     srv->stats.login_failures++;
+    if (strcmp(cond, "not-authorized") == 0)
+        delay = srv__thr_failed(srv, c->base.peer, c->user_known ? c->user : NULL);
     SRV_LOG(srv, LOG_INFO,
-            "c%" PRIu64 " client login failed from %s: user %s, %s: %s (%s)",
+            "c%" PRIu64 " client login failed from %s: user %s, %s: %s (%s)%s",
             c->base.conn, c->base.peer, c->user != NULL ? c->user : "-",
-            c->mech != NULL ? c->mech : "no mechanism", why, cond);
+            c->mech != NULL ? c->mech : "no mechanism", why, cond,
+            delay > 0 ? ", answer delayed" : "");
     free(c->user);
     c->user = NULL;
+    c->user_known = false;
     buf_reset(b);
     if (buf_printf(b, "<failure xmlns='%s'><%s/></failure>", C2S_NS_SASL, cond) < 0) {
         sess_fail(&c->base, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
         return;
     }
-    if (c2s__write(c, b->data, b->len) < 0)
+    if (delay > 0 && (c->held = strdup(b->data)) != NULL) {
+        c->held_until = srv->now_ms + delay;
         return;
-    if (c->auth_failures >= SRV_C2S_MAX_AUTH_FAILURES)
-        sess_fail(&c->base, XS_COND_POLICY_VIOLATION, "too many failed logins");
+    }
+    c2s_sasl_answer(c, b->data);
+}
+
+/* c2s_blocked refuses the attempt when the peer's address (or, user not
+ * NULL, the account) is blocked after too many failures: true, answered
+ * with temporary-auth-failure (RFC 6120 §6.5.11: try again later). */
+static bool c2s_blocked(struct sess_c2s *c, const char *user)
+{
+    struct srv *srv = c->base.srv;
+
+    if (!srv__thr_check(srv, c->base.peer, user))
+        return false;
+    srv->stats.login_refused++;
+    c2s_sasl_fail(c, "temporary-auth-failure", "blocked after failed logins");
+    return true;
 }
 
 /* c2s_b64 decodes the base64 text of el (RFC 6120 §6.4.2: "=" is an empty
@@ -234,6 +276,8 @@ static void c2s_scram_first(struct sess_c2s *c, const unsigned char *msg, size_t
     }
     free(c->user);
     c->user = c2s_prepare_user(user);
+    if (c->user != NULL && c2s_blocked(c, c->user))
+        return;
     c->user_known = c->user != NULL && c2s_creds(srv, c->user, c->scram->hash, &creds);
     srv->env.random(srv->env.ud, nonce, sizeof nonce);
     rc = scram_server_first(c->scram, c->user_known ? &creds : NULL, nonce, srv->fake_key,
@@ -309,6 +353,8 @@ static void c2s_plain(struct sess_c2s *c, unsigned char *msg, size_t len)
         goto malformed;
     free(c->user);
     c->user = c2s_prepare_user(authc);
+    if (c->user != NULL && c2s_blocked(c, c->user))
+        return;
     c->user_known =
         c->user != NULL && c2s_creds(c->base.srv, c->user, SCRAM_SHA256, &creds);
     /* RFC 6120 §6.3.8: an authorization identity other than the account's
@@ -370,6 +416,8 @@ static void c2s_auth(struct sess_c2s *c, const struct stz *el)
         return;
     }
     c->mech = strcmp(mech, "PLAIN") == 0 ? "PLAIN" : mech;
+    if (c2s_blocked(c, NULL))
+        return;
     rc = c2s_b64(el, &msg, &len);
     if (rc < 0) {
         c2s_sasl_fail(c, rc == XE_PROTO ? "incorrect-encoding" : "temporary-auth-failure",

@@ -28,6 +28,10 @@ void srv_config_default(struct srv_config *c)
     c->preauth_stanza_bytes = SRV_DEFAULT_PREAUTH_STANZA_BYTES;
     c->c2s_tls_required = true;
     c->sasl_plain = false;
+    c->login_delay_ms = 500;
+    c->login_delay_max_ms = 8000;
+    c->login_block_after = 10;
+    c->login_block_ms = 300000;
 }
 
 /* ---- connection table ---- */
@@ -210,6 +214,7 @@ void srv_free(struct srv *srv)
         sess_free(s);
     }
     srv__c2s_free(srv);
+    srv__thr_free(srv);
     sodium_free(srv->fake_key);
     while (srv->cbs != NULL) {
         struct srv_cb *cb = srv->cbs;
@@ -602,6 +607,7 @@ void srv_tick(struct srv *srv, uint64_t now_ms)
 {
     srv_clock(srv, now_ms);
     srv_each(srv, srv_tick_one);
+    srv__thr_sweep(srv);
     srv_cluster__tick(srv);
     srv->hint = SRV_NO_DEADLINE;
     srv_each(srv, srv_touch_one);
@@ -634,4 +640,5 @@ void srv_get_stats(const struct srv *srv, struct srv_stats *out)
     out->conns = srv->nconns;
     out->components = rt_count(srv->rt);
     out->clients = srv->nclients;
+    out->blocked = srv__thr_blocked(srv);
 }

@@ -61,6 +61,18 @@ struct srv_config {
      * offer SASL PLAIN (RFC 4616), only ever under TLS. */
     bool c2s_tls_required;
     bool sasl_plain;
+    /* Failed logins (issue 10 item 3), counted per peer address and per
+     * account: after the n-th failure in a row the answer to the next one
+     * waits login_delay_ms << (n - 1), at most login_delay_max_ms; after
+     * login_block_after failures that address or account is refused
+     * (temporary-auth-failure, RFC 6120 §6.5.11) for login_block_ms.  A
+     * success clears both; a count is forgotten after login_block_ms
+     * without failures.  login_delay_ms 0: no delays and no blocks.
+     * Defaults 500, 8000, 10, 300000. */
+    uint64_t login_delay_ms;
+    uint64_t login_delay_max_ms;
+    unsigned login_block_after;
+    uint64_t login_block_ms;
 };
 
 /* srv_config_default fills c with the defaults (domain NULL). */
@@ -173,6 +185,8 @@ struct srv_stats {
     uint64_t clients;        /* bound client sessions */
     uint64_t logins;         /* successful client SASL logins */
     uint64_t login_failures; /* failed client SASL attempts */
+    uint64_t login_refused;  /* attempts refused: address or account blocked */
+    uint64_t blocked;        /* now: addresses and accounts blocked */
 };
 
 /* srv_get_stats copies srv's counters into *out (caller's memory), with the

@@ -23,6 +23,7 @@ struct sess_c2s;
 struct sess_comp;
 struct srv_acct;
 struct srv_cluster;
+struct srv_thr;
 
 /* A call bridge: name (one lower-case LDH label) and its shared secret, held
  * in sodium_malloc memory and wiped on release. */
@@ -55,6 +56,8 @@ struct srv {
     const struct cl_state *accounts; /* borrowed (srv_set_accounts); NULL: none */
     unsigned char *fake_key;         /* sodium_malloc'd, 32 bytes: SCRAM's
                                         answer for unknown users */
+    struct srv_thr **thr;            /* failed-login counts (srv_throttle.c) */
+    size_t nthr_buckets, nthr;
 
     struct srv_cb *cbs;
     struct buf out;    /* scratch for serialising */
@@ -104,6 +107,21 @@ void srv__reply(struct srv *srv, struct sess *s, const struct stz *st);
 
 /* srv__touch lowers the deadline hint to s's next deadline. */
 void srv__touch(struct srv *srv, const struct sess *s);
+
+/* ---- failed-login throttling (srv_throttle.c; srv.h srv_config) ----
+ *
+ * srv__thr_check tells whether a login from peer (its address, port
+ * ignored) for user (NULL: not known yet) is refused now (blocked).
+ * srv__thr_failed counts a failure for both and returns how long its
+ * answer must wait (0: at once).  srv__thr_success clears both counts.
+ * srv__thr_sweep forgets quiet counts (srv_tick); srv__thr_blocked counts
+ * the blocked keys now; srv__thr_free frees the table. */
+bool srv__thr_check(struct srv *srv, const char *peer, const char *user);
+uint64_t srv__thr_failed(struct srv *srv, const char *peer, const char *user);
+void srv__thr_success(struct srv *srv, const char *peer, const char *user);
+void srv__thr_sweep(struct srv *srv);
+uint64_t srv__thr_blocked(const struct srv *srv);
+void srv__thr_free(struct srv *srv);
 
 /* ---- clients (srv_c2s.c) ----
  *
