@@ -13,6 +13,7 @@
 #include "cl.h"
 #include "cli.h"
 #include "jid.h"
+#include "precis.h"
 
 #define WHY_LEN 256
 
@@ -77,8 +78,15 @@ static int need_file(const char *what, const char *s, json_t *args, const char *
 
 static int prep_domain(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
-    if (!jid_dns_name_valid(argv[0], false))
-        return bad(why, "\"%.100s\" is not a domain name (letters, digits, '-', '.')",
+    char prepared[1024];
+
+    /* The daemon's own preparation (RFC 7622 §3.2: case, one trailing dot,
+     * IDNA2008), so the shell refuses exactly what the node would. */
+    if (precis_domain(argv[0], prepared, sizeof prepared) < 0)
+        return bad(why,
+                   "\"%.100s\" is not a domain name: labels of letters, digits and '-' "
+                   "(or internationalized ones, IDNA2008), 1-63 characters each, joined "
+                   "by '.'",
                    argv[0]);
     json_object_set_new(args, "domain", json_string(argv[0]));
     return 0;

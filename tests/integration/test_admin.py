@@ -181,7 +181,16 @@ def main():
         # Configure.
         make_pki(node)
         node.fails("xmpp certs node2.key node1.crt ca-bundle.pem", "does not belong")
-        node.ok("xmpp domain " + DOMAIN)
+        # RFC 7622 §3.2 preparation (issue 13 item 13, issue 10 item 1): case
+        # and a trailing dot are normalised, an internationalized name taken
+        # in its U-label form, an A-label converted to it.
+        node.ok("xmpp domain B\u00fccher.Example.")
+        check(node.json("xmpp status")["domain"] == "b\u00fccher.example", "IDN domain")
+        node.ok("xmpp domain xn--bcher-kva.example")
+        check(node.json("xmpp status")["domain"] == "b\u00fccher.example", "A-label domain")
+        node.fails("xmpp domain bad_name.example", "labels of letters, digits", code=2)
+        node.ok("xmpp domain EXAMPLE.com.")
+        check(node.json("xmpp status")["domain"] == DOMAIN, "EXAMPLE.com. is example.com")
         out = node.ok("xmpp listen " + addr)
         check(addr + ":5223" in out, out)
         out = node.ok("xmpp certs node1.key node1.crt ca-bundle.pem")

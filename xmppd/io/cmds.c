@@ -19,6 +19,7 @@
 #include "err.h"
 #include "node.h"
 #include "pki.h"
+#include "precis.h"
 #include "rnode.h"
 #include "state.h"
 
@@ -256,11 +257,14 @@ static int h_domain(void *ud, json_t *args, json_t **result, struct ctl_error *e
     len = strlen(d);
     if (len > CL_DOMAIN_MAX)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "the domain is too long");
-    for (size_t i = 0; i <= len; i++)
-        lower[i] = (char)tolower((unsigned char)d[i]);
-    if (!cl_domain_valid(lower))
+    /* RFC 7622 §3.2: lower case, one trailing dot dropped, IDNA2008 for
+     * non-ASCII labels (issue 10 item 1, issue 13 item 13). */
+    if (precis_domain(d, lower, sizeof lower) < 0 || !cl_domain_valid(lower))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
-                             "\"%.100s\" is not a domain name (e.g. example.com)", d);
+                             "\"%.100s\" is not a domain name: labels of letters, digits "
+                             "and '-' (or internationalized ones, IDNA2008), 1-63 "
+                             "characters each, joined by '.' (e.g. example.com)",
+                             d);
     c = malloc(sizeof *c);
     if (c == NULL)
         return XE_NOMEM;
