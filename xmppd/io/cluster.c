@@ -417,8 +417,17 @@ static void pk_refused(void *ud, uint64_t id, const struct pframe_refuse *r)
     struct rnode_status st;
     char how[64], hex[17];
 
-    if (n->cluster == NULL || n->rn == NULL || id == 0 ||
-        r->code != PFRAME_REFUSE_REMOVED)
+    if (n->cluster == NULL || n->rn == NULL)
+        return;
+    if (id == 0 && n->cluster->join.phase == JOIN_CONTACT) {
+        /* Our join contact refused us: the joiner's shell hears why at
+         * once, not "could not reach" after the timeout (issue 13 item 5). */
+        char msg[PFRAME_MAX_MSG + 64];
+        snprintf(msg, sizeof msg, "the member refused this node: %s", r->reason);
+        cluster__join_finish(n->cluster, XE_PERM, msg);
+        return;
+    }
+    if (id == 0 || r->code != PFRAME_REFUSE_REMOVED)
         return;
     rnode_status_get(n->rn, &st);
     if (r->cluster_id != st.cluster_id ||
