@@ -481,10 +481,10 @@ static void test_impostors(void)
     ev_open(&c, false, 0, false, 0);
     ev_tls(&c, 0);
     ev_hello(&c, &four, CLUSTER, 2, "127.0.0.4:5224", 1);
-    /* A new id at member 2's address, as a member: refused ... */
+    /* A new id at member 2's address, from another cluster: refused ... */
     ev_open(&c, false, 0, false, 0);
     ev_tls(&c, 0);
-    ev_hello(&c, &two, CLUSTER, 7, "127.0.0.2:5224", 1);
+    ev_hello(&c, &two, 0x99, 7, "127.0.0.2:5224", 1);
     /* ... as a joining node (join --replace): the leader decides. */
     ev_open(&c, false, 0, false, 0);
     ev_tls(&c, 0);
@@ -510,7 +510,7 @@ static void test_impostors(void)
         "(certificate CN=test covers DNS:node4, IP:127.0.0.4)\n"
         "0 open in\n"
         "0 tls -> -\n"
-        "1 hello c1 node 7 127.0.0.2:5224 -> close(impostor): node 0000000000000007 "
+        "1 hello 99 node 7 127.0.0.2:5224 -> close(impostor): node 0000000000000007 "
         "claims address 127.0.0.2:5224, which member 0000000000000002 holds "
         "(certificate CN=test covers DNS:node2, IP:127.0.0.2)\n"
         "0 open in\n"
@@ -521,6 +521,42 @@ static void test_impostors(void)
         "1 hello 0 node 7 node7.example.com:5224 -> close(impostor): node "
         "0000000000000007 claims address node7.example.com:5224, but its certificate "
         "(CN=test) covers only DNS:*.example.com\n");
+}
+
+/* Our configuration fell behind: member 2 at .2 was replaced by node 7
+ * (join --replace committed while we were cut off), and node 7 may lead.
+ * Its HELLO (our cluster, a certificate for .2) comes up as a SUCCESSOR
+ * link: Raft is delivered, the rest of a member's traffic is taken off the
+ * channel and dropped, and what no member link carries is forbidden (nemesis
+ * seed 12: two nodes refused the leader's links for ever and never caught
+ * up). */
+static void test_successor(void)
+{
+    struct plink_conn c;
+    struct plink_view two = view("DNS:node2, IP:127.0.0.2");
+    struct pframe f;
+    unsigned char d[32];
+
+    start();
+    ev_open(&c, false, 0, false, 0);
+    ev_tls(&c, 0);
+    ev_hello(&c, &two, CLUSTER, 7, "127.0.0.2:5224", 1);
+    frame_of(&f, PFRAME_RAFT, d);
+    ev_frame(&c, &f, NULL);
+    frame_of(&f, PFRAME_FWD, d);
+    ev_frame(&c, &f, NULL);
+    frame_of(&f, PFRAME_ROUTES, d);
+    ev_frame(&c, &f, NULL);
+    frame_of(&f, PFRAME_DELIVER, d);
+    ev_frame(&c, &f, NULL);
+    expect(
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello c1 node 7 127.0.0.2:5224 -> hello(c1) up(successor)\n"
+        "frame RAFT -> deliver\n"
+        "frame FWD -> -\n"
+        "frame ROUTES -> -\n"
+        "frame DELIVER -> close(forbidden): DELIVER not allowed on a successor link\n");
 }
 
 /* Both nodes dial at once: the lower id's dial wins on both ends. */
@@ -842,6 +878,7 @@ static void test_addresses(void)
 
 TL_MAIN(T(test_member_acceptor), T(test_second_hello_event), T(test_dialler_speaks_first),
         T(test_hello_refusals), T(test_refuse_tells_why), T(test_impostors),
-        T(test_dial_race), T(test_guest_join_only), T(test_guest_forbidden_kinds),
-        T(test_frame_before_hello), T(test_contact), T(test_prehello_timeouts),
-        T(test_ping_idle_guest), T(test_admit), T(test_backoff), T(test_addresses))
+        T(test_successor), T(test_dial_race), T(test_guest_join_only),
+        T(test_guest_forbidden_kinds), T(test_frame_before_hello), T(test_contact),
+        T(test_prehello_timeouts), T(test_ping_idle_guest), T(test_admit),
+        T(test_backoff), T(test_addresses))

@@ -39,6 +39,8 @@ const char *plink_state_name(enum plink_state s)
         return "guest";
     case PLINK_STATE_CONTACT:
         return "contact";
+    case PLINK_STATE_SUCCESSOR:
+        return "successor";
     case PLINK_STATE_CLOSED:
         return "closed";
     }
@@ -225,11 +227,22 @@ bool plink_sans_cover(const char *sans, const char *host)
  * claimed address's host must be among the certificate's SANs, a member's
  * id must come from the address the configuration gives it, and an address
  * a member holds may carry no other id, except a joining node's (cluster id
- * 0: a join with --replace comes from the address of the stale member).
+ * 0: a join with --replace comes from the address of the stale member) and
+ * our own cluster's successor of that member (*successor set: the replace
+ * committed while our configuration fell behind; see SUCCESSOR in plink.h).
  * The dialler's side is the TLS name check on the address it dialled.
  * true, or false with why filled. */
+/* is_member: id is one of the members v lists. */
+static bool is_member(const struct plink_view *v, uint64_t id)
+{
+    for (size_t i = 0; i < v->nmembers; i++)
+        if (v->members[i].id == id)
+            return true;
+    return false;
+}
+
 static bool check_identity(const struct plink_view *v, const struct pframe_hello *h,
-                           char *why, size_t whylen)
+                           bool *successor, char *why, size_t whylen)
 {
     char host[PFRAME_MAX_ADDR + 1];
     const char *sans = v->sans != NULL ? v->sans : "";
@@ -264,12 +277,17 @@ static bool check_identity(const struct plink_view *v, const struct pframe_hello
             return false;
         }
     }
+    *successor = false;
     if (h->cluster_id == 0)
         return true;
     for (size_t i = 0; i < v->nmembers; i++) {
         const struct plink_member *mb = &v->members[i];
         if (mb->id != 0 && mb->id != h->node_id && mb->addr != NULL &&
             plink_addr_same(mb->addr, h->addr)) {
+            if (h->cluster_id == v->cluster_id && !is_member(v, h->node_id)) {
+                *successor = true;
+                return true;
+            }
             snprintf(why, whylen,
                      "node %016" PRIx64 " claims address %.64s, which member %016" PRIx64
                      " holds (certificate %.60s covers %.120s)",
@@ -284,7 +302,7 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
                  const struct pframe_hello *h, uint64_t now, struct plink_update *u)
 {
     char why[sizeof u->why];
-    bool ours0, theirs0;
+    bool ours0, theirs0, successor = false;
 
     reset_update(u);
     if (c->state == PLINK_STATE_CLOSED)
@@ -316,7 +334,7 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
                    h->node_id, c->dialled_id);
         return;
     }
-    if (!c->outgoing && !check_identity(v, h, why, sizeof why)) {
+    if (!c->outgoing && !check_identity(v, h, &successor, why, sizeof why)) {
         close_with(c, u, PLINK_COUNT_IMPOSTOR, "%s", why);
         return;
     }
@@ -358,9 +376,10 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
         u->send_hello = true;
         u->hello_cluster_id = ours0 ? 0 : v->cluster_id;
     }
-    c->state = theirs0 ? PLINK_STATE_GUEST
-               : ours0 ? PLINK_STATE_CONTACT
-                       : PLINK_STATE_MEMBER;
+    c->state = theirs0     ? PLINK_STATE_GUEST
+               : ours0     ? PLINK_STATE_CONTACT
+               : successor ? PLINK_STATE_SUCCESSOR
+                           : PLINK_STATE_MEMBER;
     c->peer_id = h->node_id;
     c->last_rx_ms = c->last_ping_ms = now;
     u->up = true;
@@ -425,6 +444,27 @@ bool plink_allowed(enum plink_state s, uint64_t peer_id, int type, const struct 
         case PFRAME_SUBMIT:
             *deliver = guest_join(peer_id, f);
             return *deliver;
+        default:
+            return false;
+        }
+    case PLINK_STATE_SUCCESSOR:
+        /* The log only: Raft checks terms and indexes itself; the rest of
+         * a member's traffic waits until our configuration names it. */
+        switch (type) {
+        case PFRAME_CHAN_ACK:
+        case PFRAME_PING:
+        case PFRAME_PONG:
+        case PFRAME_RAFT:
+            *deliver = true;
+            return true;
+        case PFRAME_FWD:
+        case PFRAME_ACK:
+        case PFRAME_SESSIONS:
+        case PFRAME_CONFLICT:
+        case PFRAME_SUBMIT:
+        case PFRAME_SUBMIT_RESULT:
+        case PFRAME_ROUTES:
+            return true;
         default:
             return false;
         }
@@ -516,6 +556,7 @@ void plink_tick(struct plink_conn *c, const struct plink_opts *o, uint64_t now,
     case PLINK_STATE_MEMBER:
     case PLINK_STATE_GUEST:
     case PLINK_STATE_CONTACT:
+    case PLINK_STATE_SUCCESSOR:
         if (now - c->last_rx_ms >= o->idle_ms) {
             close_with(c, u, PLINK_COUNT_NONE, "nothing received for %" PRIu64 " ms",
                        now - c->last_rx_ms);

@@ -29,6 +29,16 @@
  *            to join; the answer (SUBMIT_RESULT) is delivered, the cluster's
  *            own traffic is taken off the channel but not delivered (this
  *            node is not in that cluster yet)
+ *   SUCCESSOR  accepted: a HELLO with our cluster id and an id our
+ *            configuration does not know, from an address one of our
+ *            members holds, backed by the certificate: that member was
+ *            replaced (`join --replace`) while our configuration fell behind,
+ *            and it may be the leader we must catch up from.  Raft is
+ *            delivered (and checked by Raft's own rules); every other frame
+ *            is taken off the channel but not delivered, so nothing but the
+ *            log can come from a claim our configuration does not back.  Once
+ *            the configuration names the id, the edge closes the link and a
+ *            member link follows.
  *   CLOSED   closed; every later event is ignored
  *
  * A frame outside its state's set (a frame before HELLO, a second HELLO, a
@@ -58,6 +68,7 @@ enum plink_state {
     PLINK_STATE_MEMBER,
     PLINK_STATE_GUEST,
     PLINK_STATE_CONTACT,
+    PLINK_STATE_SUCCESSOR,
     PLINK_STATE_CLOSED,
 };
 
@@ -110,9 +121,9 @@ struct plink_update {
      * owner's policy: the dialler passed the identity checks and may learn
      * why) with this code; the reason is why. */
     bool send_refuse;
-    uint8_t refuse_code; /* enum pframe_refuse_code */
-    enum plink_count count;    /* what the close counts as */
-    char why[400];             /* the reason of a close, for the log */
+    uint8_t refuse_code;    /* enum pframe_refuse_code */
+    enum plink_count count; /* what the close counts as */
+    char why[400];          /* the reason of a close, for the log */
 };
 
 /* What the edge tells plink_hello about this node and the claimed peer. */

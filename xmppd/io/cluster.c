@@ -394,6 +394,17 @@ static int pk_check(void *ud, const struct pframe_hello *h, bool contact, char *
     if (cfg->n == 0 || raft_config_find(cfg, h->node_id) != NULL)
         return 0;
     note_gone(n);
+    if (!cluster__gone(n->cluster, h->node_id) &&
+        raft_config_find_address(cfg, h->addr) != NULL) {
+        /* A new id at a member's address, in our cluster: the member there
+         * was replaced while our configuration fell behind (plink.h,
+         * SUCCESSOR: its link carries the log only until we know it). */
+        LOG(&n->log, LOG_INFO,
+            "%s node %s at %s is not in this node's configuration yet: taking the log "
+            "from it (the member at that address was replaced?)",
+            n->name, id, h->addr);
+        return 0;
+    }
     if (cluster__gone(n->cluster, h->node_id)) {
         snprintf(why, whylen,
                  "node %s at %s was removed from cluster %016" PRIx64

@@ -1061,6 +1061,10 @@ int peer_set_members(struct peer_mgr *m, const uint64_t *ids, const char *const 
             return XE_NOMEM;
         p->member = true;
         p->linger_until = 0;
+        /* A successor's link (plink.h) carried the log only: now that the
+         * configuration names it, a member link takes over. */
+        if (p->link != NULL && p->link->sm.state == PLINK_STATE_SUCCESSOR)
+            link_close(m, p->link, "now a member: a member link follows");
         if (addrs[i] != NULL && addrs[i][0] != '\0' && strcmp(p->addr, addrs[i]) != 0) {
             snprintf(p->addr, sizeof p->addr, "%s", addrs[i]);
         }
