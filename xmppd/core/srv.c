@@ -23,6 +23,7 @@ void srv_config_default(struct srv_config *c)
     c->auth_timeout_ms = 10000;
     xs_limits_default(&c->limits);
     c->preauth_stanza_bytes = SRV_DEFAULT_PREAUTH_STANZA_BYTES;
+    c->c2s_tls_required = true;
 }
 
 /* ---- connection table ---- */
@@ -482,6 +483,15 @@ void srv_conn_input(struct srv *srv, uint64_t conn, const void *data, size_t len
     if (s->state != SESS_COMP_CLOSED)
         srv__touch(srv, s);
     srv_reap(srv);
+}
+
+void srv_conn_secured(struct srv *srv, uint64_t conn, const struct srv_tls_info *info,
+                      uint64_t now_ms)
+{
+    (void)srv;
+    (void)conn;
+    (void)info;
+    (void)now_ms;
 }
 
 void srv_conn_closed(struct srv *srv, uint64_t conn, uint64_t now_ms)

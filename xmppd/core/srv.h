@@ -47,6 +47,8 @@ struct srv_config {
      * authenticates (XEP-0114 §3).  Default 4096 (0 too); never above
      * limits.max_stanza_bytes. */
     size_t preauth_stanza_bytes;
+    bool c2s_tls_required; /* clients must STARTTLS before SASL (default true) */
+    bool sasl_plain;       /* offer SASL PLAIN under TLS (default false) */
 };
 
 /* srv_config_default fills c with the defaults (domain NULL). */
@@ -63,6 +65,22 @@ struct srv_env {
     /* random fills buf with len unpredictable bytes (stream ids). */
     void (*random)(void *ud, void *buf, size_t len);
     const struct log_sink *log; /* may be NULL */
+    /* starttls: srv queued <proceed/> on conn and wants TLS: the edge writes
+     * everything queued for conn so far in plaintext, then runs a server TLS
+     * handshake on conn; bytes read afterwards are the TLS plaintext; when the
+     * handshake is done the edge calls srv_conn_secured (a failed handshake ends
+     * in srv_conn_closed).  0, or a negative code when this listener has no TLS
+     * (srv then answers <failure/> and closes).  May be NULL: no STARTTLS. */
+    int (*starttls)(void *ud, uint64_t conn);
+};
+
+/* What TLS gives a connection for SASL channel binding. */
+struct srv_tls_info {
+    bool tls13;
+    unsigned char exporter[32]; /* RFC 9266 (TLS 1.3 only), else len 0 */
+    size_t exporter_len;
+    unsigned char endpoint[64]; /* RFC 5929 §4.1 cert hash, else len 0 */
+    size_t endpoint_len;
 };
 
 struct srv;
@@ -98,6 +116,10 @@ int srv_conn_open(struct srv *srv, uint64_t conn, enum srv_listener kind,
 /* srv_conn_input feeds bytes read from conn. */
 void srv_conn_input(struct srv *srv, uint64_t conn, const void *data, size_t len,
                     uint64_t now_ms);
+/* srv_conn_secured: TLS is up on conn: after env->starttls, or for a
+ * direct-TLS connection before its first bytes.  info is copied. */
+void srv_conn_secured(struct srv *srv, uint64_t conn, const struct srv_tls_info *info,
+                      uint64_t now_ms);
 /* srv_conn_closed tells srv the peer closed conn or the edge failed on it;
  * srv drops the session without writing to it. */
 void srv_conn_closed(struct srv *srv, uint64_t conn, uint64_t now_ms);
