@@ -274,6 +274,9 @@ static int h_iq(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
             return 1;
         }
     }
+    /* libstrophe's own login (bind, session) uses ids "_xmpp_...". */
+    if (!x->raw && id != NULL && strncmp(id, "_xmpp_", 6) == 0)
+        return 1;
     out("iq %s %s %s", or_dash(from), or_dash(type), or_dash(id));
     if (type != NULL && strcmp(type, "error") == 0)
         out("error %s", error_condition(st));
@@ -294,6 +297,15 @@ static int h_iq(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 }
 
 /* ---- the raw login: STARTTLS, SASL, bind ---- */
+
+/* top_ns: st itself is in namespace ns (libstrophe's handlers also fire
+ * when only a child is, as <mechanisms/> inside <features/>). */
+static bool top_ns(xmpp_stanza_t *st, const char *ns)
+{
+    const char *n = xmpp_stanza_get_ns(st);
+
+    return n != NULL && strcmp(n, ns) == 0;
+}
 
 static void open_stream(struct xc *x)
 {
@@ -475,7 +487,7 @@ static int h_sasl(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     const char *name = xmpp_stanza_get_name(st);
     char *data;
 
-    if (x->stage != ST_TLS)
+    if (x->stage != ST_TLS || !top_ns(st, XMPP_NS_SASL))
         return 1;
     if (strcmp(name, "failure") == 0) {
         xmpp_stanza_t *c = xmpp_stanza_get_children(st);
@@ -512,6 +524,8 @@ static int h_tls(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     struct xc *x = ud;
 
+    if (!top_ns(st, NS_TLS) || x->stage != ST_PLAIN)
+        return 1;
     if (strcmp(xmpp_stanza_get_name(st), "proceed") != 0) {
         out("error starttls-failure");
         fail(x, "tls-failed");
