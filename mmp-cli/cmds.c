@@ -178,22 +178,35 @@ static int prep_sasl_plain(struct cli *cli, int argc, char **argv, json_t *args,
     return 0;
 }
 
-/* xmpp client port <port>|off */
-static int prep_client_port(struct cli *cli, int argc, char **argv, json_t *args,
-                            char *why)
+/* port_or_off puts a port (1-65535, or 0 for "off") under key. */
+static int port_or_off(const char *arg, json_t *args, const char *key, char *why)
 {
     char *end;
     unsigned long v;
 
-    if (strcmp(argv[0], "off") == 0) {
-        json_object_set_new(args, "port", json_integer(0));
+    if (strcmp(arg, "off") == 0) {
+        json_object_set_new(args, key, json_integer(0));
         return 0;
     }
-    v = argv[0][0] >= '0' && argv[0][0] <= '9' ? strtoul(argv[0], &end, 10) : 0;
+    v = arg[0] >= '0' && arg[0] <= '9' ? strtoul(arg, &end, 10) : 0;
     if (v == 0 || v > 65535 || *end != '\0')
-        return bad(why, "\"%.100s\" is not a port (1-65535) or off", argv[0]);
-    json_object_set_new(args, "port", json_integer((json_int_t)v));
+        return bad(why, "\"%.100s\" is not a port (1-65535) or off", arg);
+    json_object_set_new(args, key, json_integer((json_int_t)v));
     return 0;
+}
+
+/* xmpp client port <port>|off */
+static int prep_client_port(struct cli *cli, int argc, char **argv, json_t *args,
+                            char *why)
+{
+    return port_or_off(argv[0], args, "port", why);
+}
+
+/* xmpp client tls-port <port>|off */
+static int prep_client_tls_port(struct cli *cli, int argc, char **argv, json_t *args,
+                                char *why)
+{
+    return port_or_off(argv[0], args, "tls_port", why);
 }
 
 static int prep_certs(struct cli *cli, int argc, char **argv, json_t *args, char *why)
@@ -743,6 +756,12 @@ static const struct cli_cmd commands[] = {
      "Clients connect here with STARTTLS (RFC 6120); off closes the client listener.\n"
      "The addresses are those of xmpp listen.",
      "xmpp.client.set", 1, 1, prep_client_port, NULL},
+    {W("xmpp", "client", "tls-port"), "<port>|off",
+     "set a port for clients with direct TLS (XEP-0368) on every listen address "
+     "(default off)",
+     "TLS from the first byte instead of STARTTLS, with the same certificate. Not 5223\n"
+     "while the component listeners use it.",
+     "xmpp.client.set", 1, 1, prep_client_tls_port, NULL},
     {W("xmpp", "certs"), "<key> <cert> [<ca-bundle>]",
      "set the TLS key, certificate and CA bundle (files in the node's pki directory)",
      "The key must match the certificate, the certificate must be valid now and, with a\n"

@@ -59,6 +59,7 @@ static void sample(struct node_state *s)
     snprintf(s->peer.host, sizeof s->peer.host, "10.0.0.1");
     s->peer.port = 5224;
     s->client_port = 5322;
+    s->client_tls_port = 5323;
     s->client_tls = STATE_TLS_OPTIONAL;
     s->sasl_plain = true;
 }
@@ -83,6 +84,7 @@ static void check_same(const struct node_state *a, const struct node_state *b)
     CHECK_STR(a->peer.host, b->peer.host);
     CHECK_INT(a->peer.port, b->peer.port);
     CHECK_INT(a->client_port, b->client_port);
+    CHECK_INT(a->client_tls_port, b->client_tls_port);
     CHECK_INT(a->client_tls, b->client_tls);
     CHECK(a->sasl_plain == b->sasl_plain);
 }
@@ -338,7 +340,9 @@ static void test_client_settings(void)
     a.client_port = 0;
     n = state_format(&a, text, sizeof text);
     REQUIRE(n > 0);
-    CHECK(strstr(text, "client-port 0\nclient-tls required\nsasl-plain no\n") != NULL);
+    CHECK(strstr(text,
+                 "client-port 0\nclient-tls-port 0\nclient-tls required\nsasl-plain "
+                 "no\n") != NULL);
     CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), 0);
     check_same(&a, &b);
     /* An old file: a checksum over text without client lines. */
@@ -350,6 +354,7 @@ static void test_client_settings(void)
         snprintf(file, sizeof file, "%schecksum %s\n", old, hex);
         CHECK_INT(state_parse(file, strlen(file), &b, why, sizeof why), 0);
         CHECK_INT(b.client_port, 5222);
+        CHECK_INT(b.client_tls_port, 0);
         CHECK_INT(b.client_tls, STATE_TLS_REQUIRED);
         CHECK(!b.sasl_plain);
     }

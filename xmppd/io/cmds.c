@@ -200,7 +200,8 @@ static json_t *clients_json(struct node *n, const struct node_info *info)
 {
     const struct node_state *st = node_local(n);
     json_t *j =
-        json_pack("{s:I, s:s, s:b, s:b}", "port", (json_int_t)st->client_port, "tls",
+        json_pack("{s:I, s:I, s:s, s:b, s:b}", "port", (json_int_t)st->client_port,
+                  "tls_port", (json_int_t)st->client_tls_port, "tls",
                   state_tls_name(st->client_tls), "sasl_plain", st->sasl_plain,
                   "listening", node_xmpp_running(n) && info->client_listeners > 0);
 
@@ -550,26 +551,32 @@ static int h_tls(void *ud, json_t *args, json_t **result, struct ctl_error *err)
  * ("required": STARTTLS before SASL, the default; "optional": offered)
  * and "sasl_plain" (SASL PLAIN under TLS).  Applied at once (the listeners
  * restart when XMPP is served). */
+/* port_arg checks an optional port argument j (0: none); false if bad. */
+static bool port_arg(const json_t *j)
+{
+    return j == NULL || (json_is_integer(j) && json_integer_value(j) >= 0 &&
+                         json_integer_value(j) <= 65535);
+}
+
 static int h_client(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
-    static const char *const keys[] = {"port", "tls", "sasl_plain", NULL};
+    static const char *const keys[] = {"port", "tls_port", "tls", "sasl_plain", NULL};
     struct node *n = ud;
     struct node_state *st = node_local(n), old = *st;
-    json_t *jp = json_object_get(args, "port"), *jt = json_object_get(args, "tls"),
-           *js = json_object_get(args, "sasl_plain");
+    json_t *jp = json_object_get(args, "port"), *jd = json_object_get(args, "tls_port"),
+           *jt = json_object_get(args, "tls"), *js = json_object_get(args, "sasl_plain");
     enum state_tls mode = st->client_tls;
     char why[512];
     int rc;
 
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
-    if (jp == NULL && jt == NULL && js == NULL)
+    if (jp == NULL && jd == NULL && jt == NULL && js == NULL)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
-                             "give \"port\", \"tls\" or \"sasl_plain\"");
-    if (jp != NULL && (!json_is_integer(jp) || json_integer_value(jp) < 0 ||
-                       json_integer_value(jp) > 65535))
+                             "give \"port\", \"tls_port\", \"tls\" or \"sasl_plain\"");
+    if (!port_arg(jp) || !port_arg(jd))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
-                             "\"port\" must be 1-65535, or 0 for no client listener");
+                             "a port must be 1-65535, or 0 for none");
     if (jt != NULL &&
         (!json_is_string(jt) || state_tls_parse(json_string_value(jt), &mode) < 0 ||
          mode == STATE_TLS_OFF))
@@ -580,6 +587,8 @@ static int h_client(void *ud, json_t *args, json_t **result, struct ctl_error *e
                              "\"sasl_plain\" must be true or false");
     if (jp != NULL)
         st->client_port = (unsigned)json_integer_value(jp);
+    if (jd != NULL)
+        st->client_tls_port = (unsigned)json_integer_value(jd);
     st->client_tls = mode;
     if (js != NULL)
         st->sasl_plain = json_is_true(js);
@@ -593,7 +602,8 @@ static int h_client(void *ud, json_t *args, json_t **result, struct ctl_error *e
         if (rc < 0)
             return rc;
     }
-    *result = json_pack("{s:I, s:s, s:b}", "port", (json_int_t)st->client_port, "tls",
+    *result = json_pack("{s:I, s:I, s:s, s:b}", "port", (json_int_t)st->client_port,
+                        "tls_port", (json_int_t)st->client_tls_port, "tls",
                         state_tls_name(st->client_tls), "sasl_plain", st->sasl_plain);
     return *result != NULL ? 0 : XE_NOMEM;
 }

@@ -385,7 +385,8 @@ static int new_tls(struct node *n, struct xside *x, char *why, size_t whylen)
     struct tls_ctx_opts o = {.role = TLS_ROLE_SERVER};
     char kp[1024], cp[1024], bp[1024];
 
-    if (n->st.cert[0] == '\0' || (n->st.tls == STATE_TLS_OFF && n->st.client_port == 0))
+    if (n->st.cert[0] == '\0' || (n->st.tls == STATE_TLS_OFF && n->st.client_port == 0 &&
+                                  n->st.client_tls_port == 0))
         return 0;
     if (!cert_paths(n, kp, cp, bp, sizeof kp)) {
         snprintf(why, whylen, "bad certificate file names");
@@ -419,7 +420,10 @@ static unsigned max_conns(const struct node *n)
 }
 
 /* client_listeners opens the client listener (RFC 6120 c2s, plaintext
- * with STARTTLS) on the port of client-port at every listen address.
+ * with STARTTLS) on the port of client-port at every listen address, and
+ * with client-tls-port a direct-TLS one (XEP-0368: TLS from the first
+ * byte; srv hears srv_conn_secured before any data).  The same TLS
+ * context as everything else.
  * Unlike the component listeners, a failure does not stop XMPP: call
  * bridges keep being served, and the reason is logged and kept in
  * x->client_error for xmpp status.  Without a certificate while TLS is
@@ -430,16 +434,24 @@ static void client_listeners(struct node *n, struct xside *x, const struct conf_
     char why[256];
 
     x->client_error[0] = '\0';
-    if (n->st.client_port == 0)
+    if (n->st.client_port == 0 && n->st.client_tls_port == 0)
         return;
-    if (x->tls == NULL && n->st.client_tls != STATE_TLS_OPTIONAL) {
+    if (x->tls == NULL &&
+        (n->st.client_tls != STATE_TLS_OPTIONAL || n->st.client_port == 0)) {
         snprintf(x->client_error, sizeof x->client_error,
                  "TLS is required for clients but no certificate is set (xmpp certs "
                  "<key> <cert> [<bundle>])");
     }
     for (size_t i = 0; i < nl && x->client_error[0] == '\0'; i++) {
-        if (conn_listen(x->cm, l[i].host, (int)n->st.client_port, SRV_LISTENER_CLIENT,
-                        why, sizeof why) < 0)
+        int rc = 0;
+        if (n->st.client_port != 0)
+            rc = conn_listen(x->cm, l[i].host, (int)n->st.client_port,
+                             SRV_LISTENER_CLIENT, why, sizeof why);
+        if (rc == 0 && n->st.client_tls_port != 0 && x->tls != NULL)
+            rc = conn_listen_tls(x->cm, l[i].host, (int)n->st.client_tls_port,
+                                 SRV_LISTENER_CLIENT, x->tls, TLS_MODE_REQUIRED, why,
+                                 sizeof why);
+        if (rc < 0)
             snprintf(x->client_error, sizeof x->client_error, "%s", why);
         else
             x->client_listening++;

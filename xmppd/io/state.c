@@ -169,6 +169,7 @@ int state_format(const struct node_state *s, char *buf, size_t len)
     put(&o, "max-connections-per-address %u\n", s->max_conns_per_addr);
     put(&o, "preauth-stanza-bytes %u\n", s->preauth_stanza_bytes);
     put(&o, "client-port %u\n", s->client_port);
+    put(&o, "client-tls-port %u\n", s->client_tls_port);
     put(&o, "client-tls %s\n", state_tls_name(s->client_tls));
     put(&o, "sasl-plain %s\n", s->sasl_plain ? "yes" : "no");
     put(&o, "cluster-enabled %s\n", s->cluster_enabled ? "yes" : "no");
@@ -314,6 +315,9 @@ static int line(struct node_state *s, const char *key, const char *v, bool *seen
         /* 0 turns the client listener off. */
         ok = strcmp(v, "0") == 0 ? (s->client_port = 0, true)
                                  : parse_uint(v, 65535, &s->client_port);
+    } else if (strcmp(key, "client-tls-port") == 0) {
+        ok = strcmp(v, "0") == 0 ? (s->client_tls_port = 0, true)
+                                 : parse_uint(v, 65535, &s->client_tls_port);
     } else if (strcmp(key, "client-tls") == 0) {
         ok = state_tls_parse(v, &s->client_tls) == 0 && s->client_tls != STATE_TLS_OFF;
     } else if (strcmp(key, "sasl-plain") == 0) {

@@ -26,6 +26,7 @@
  *     keepalive 60
  *     auth-timeout 10
  *     client-port 5222                    (0: no client listener)
+ *     client-tls-port 0                   (direct TLS, XEP-0368; 0: none)
  *     client-tls required                 (optional | required)
  *     sasl-plain no                       (yes: offer SASL PLAIN under TLS)
  *     cluster-enabled no
@@ -82,6 +83,7 @@ struct node_state {
      * (STATE_TLS_OPTIONAL; never OFF), and whether SASL PLAIN is offered
      * (under TLS only). */
     unsigned client_port;
+    unsigned client_tls_port; /* XEP-0368 direct TLS for clients; 0: none */
     enum state_tls client_tls;
     bool sasl_plain;
     bool cluster_enabled;
