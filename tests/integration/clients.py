@@ -27,7 +27,7 @@ class Client(LineProc):
     """One xclient process."""
 
     def __init__(self, jid, password, host, port, ca, mech=None, tls_name=None,
-                 timeout=300, verbose=False):
+                 direct_tls=False, timeout=300, verbose=False):
         self.jid = jid
         argv = [tool("xclient"), "--jid", jid, "--password", password, "--host", host,
                 "--port", str(port), "--ca", ca, "--timeout", str(timeout)]
@@ -35,6 +35,8 @@ class Client(LineProc):
             argv += ["--mech", mech]
         if tls_name is not None:
             argv += ["--tls-name", tls_name]
+        if direct_tls:
+            argv.append("--direct-tls")
         if verbose:
             argv.append("--verbose")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

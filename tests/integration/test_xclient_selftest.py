@@ -107,14 +107,16 @@ def plain(peer, user_pw, seen):
     return True
 
 
-def serve_one(sock, ctx, mechs, seen):
-    """The scripted server for one client."""
+def serve_one(sock, ctx, mechs, seen, direct):
+    """The scripted server for one client (direct: TLS from the first byte,
+    XEP-0368, else STARTTLS)."""
     peer = Peer(sock)
-    peer.expect(r"<stream:stream[^>]*>")
-    peer.send(HEADER + "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:"
-              "xmpp-tls'><required/></starttls></stream:features>")
-    peer.expect(r"<starttls[^>]*/>")
-    peer.send("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    if not direct:
+        peer.expect(r"<stream:stream[^>]*>")
+        peer.send(HEADER + "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:"
+                  "xmpp-tls'><required/></starttls></stream:features>")
+        peer.expect(r"<starttls[^>]*/>")
+        peer.send("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
     try:
         peer.sock = ctx.wrap_socket(sock, server_side=True)
     except (ssl.SSLError, OSError) as e:
@@ -192,11 +194,12 @@ def serve_one(sock, ctx, mechs, seen):
 class Server:
     """Accepts one client at a time on 127.0.0.1 and serves it in a thread."""
 
-    def __init__(self, cadir, mechs):
+    def __init__(self, cadir, mechs, direct=False):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(os.path.join(cadir, "node1.crt"),
                                  os.path.join(cadir, "node1.key"))
         self.mechs = mechs
+        self.direct = direct
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(4)
@@ -209,7 +212,7 @@ class Server:
     def _run(self):
         sock, _ = self.lsock.accept()
         try:
-            serve_one(sock, self.ctx, self.mechs, self.seen)
+            serve_one(sock, self.ctx, self.mechs, self.seen, self.direct)
         except (EOFError, OSError, AssertionError, AttributeError) as e:
             self.error = repr(e)
         finally:
@@ -221,7 +224,7 @@ class Server:
 
 
 def login(cadir, mechs, jid, password, **kw):
-    server = Server(cadir, mechs)
+    server = Server(cadir, mechs, kw.get("direct_tls", False))
     c = Client(jid, password, "127.0.0.1", server.port,
                os.path.join(cadir, kw.pop("ca", "ca-bundle.pem")), **kw)
     return server, c
@@ -273,6 +276,17 @@ def main():
             check(server.error is None, "server (%s): %s" % (mech, server.error))
             check(server.seen.get("mechs") == [mech], server.seen)
             check(server.seen.get("to") == DOMAIN, server.seen)
+
+        # Direct TLS (XEP-0368), both login paths.
+        for mech in (None, "SCRAM-SHA-1"):
+            server, c = login(cadir, all_mechs, "alice@example.com/d", USERS["alice"],
+                              mech=mech, direct_tls=True)
+            with c:
+                check(c.online() == "alice@example.com/d", c.output())
+                check(c.quit() == 0, c.output())
+            server.close()
+            check(server.error is None, "server (direct, %s): %s" % (mech, server.error))
+            check(server.seen.get("tls") in ("TLSv1.3", "TLSv1.2"), server.seen)
 
         # A mechanism the server does not offer.
         server, c = login(cadir, ["SCRAM-SHA-256"], "alice@example.com/r1",

@@ -5,7 +5,7 @@
  *
  *   xclient --jid user@domain[/res] --password P --host 127.0.0.1
  *           [--port 5222] --ca ca.pem [--mech SCRAM-SHA-256|SCRAM-SHA-1|PLAIN]
- *           [--tls-name name] [--timeout 600] [--verbose]
+ *           [--tls-name name] [--direct-tls] [--timeout 600] [--verbose]
  *
  * Two ways to log in:
  *  - without --mech and --tls-name: xmpp_connect_client with
@@ -20,6 +20,10 @@
  *    6120 steps: <starttls/> (§5), SASL with exactly the mechanism given
  *    (§6; SCRAM per RFC 5802/7677, with the server's signature checked),
  *    resource binding (§7) and, when the server asks for it, the session.
+ *
+ * --direct-tls: TLS from the first byte (XEP-0368) instead of STARTTLS
+ * (libstrophe's XMPP_CONN_FLAG_LEGACY_SSL, or xmpp_conn_tls_start at once
+ * in the raw login).
  *
  * Commands on stdin, one a line:
  *   msg <to> <body...>     a chat message
@@ -71,7 +75,7 @@ struct xc {
     const char *jid, *password, *host, *ca, *mech, *tls_name;
     char user[256], domain[256], resource[256];
     int port;
-    bool raw, verbose, quitting, ended;
+    bool raw, verbose, quitting, ended, direct_tls;
     enum stage stage;
     const char *reason; /* for the disconnected line, once known */
     int exit_code;
@@ -631,6 +635,14 @@ static void on_conn(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
         xmpp_handler_add(conn, h_features, XMPP_NS_STREAMS, "features", NULL, x);
         xmpp_handler_add(conn, h_tls, NS_TLS, NULL, NULL, x);
         xmpp_handler_add(conn, h_sasl, XMPP_NS_SASL, NULL, NULL, x);
+        if (x->direct_tls) {
+            /* XEP-0368: TLS first, then the stream, with no STARTTLS. */
+            if (xmpp_conn_tls_start(conn) != 0) {
+                fail(x, "tls-failed");
+                return;
+            }
+            x->stage = ST_TLS;
+        }
         open_stream(x);
         return;
     case XMPP_CONN_CONNECT:
@@ -748,11 +760,12 @@ static void read_stdin(struct xc *x)
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: xclient --jid user@domain[/res] --password P --host ADDR [--port "
-            "5222]\n"
-            "               --ca ca.pem [--mech SCRAM-SHA-256|SCRAM-SHA-1|PLAIN]\n"
-            "               [--tls-name NAME] [--timeout S] [--verbose]\n");
+    fprintf(
+        stderr,
+        "usage: xclient --jid user@domain[/res] --password P --host ADDR [--port "
+        "5222]\n"
+        "               --ca ca.pem [--mech SCRAM-SHA-256|SCRAM-SHA-1|PLAIN]\n"
+        "               [--tls-name NAME] [--direct-tls] [--timeout S] [--verbose]\n");
     return 2;
 }
 
@@ -782,6 +795,7 @@ int main(int argc, char **argv)
                                          {"tls-name", required_argument, NULL, 'n'},
                                          {"timeout", required_argument, NULL, 't'},
                                          {"verbose", no_argument, NULL, 'v'},
+                                         {"direct-tls", no_argument, NULL, 'd'},
                                          {NULL, 0, NULL, 0}};
     struct xc x = {.port = 5222, .exit_code = 1};
     long timeout_s = 600;
@@ -818,6 +832,9 @@ int main(int argc, char **argv)
         case 'v':
             x.verbose = true;
             break;
+        case 'd':
+            x.direct_tls = true;
+            break;
         default:
             return usage();
         }
@@ -850,7 +867,8 @@ int main(int argc, char **argv)
         xmpp_conn_set_jid(x.conn, x.tls_name != NULL ? x.tls_name : x.domain);
         c = xmpp_connect_raw(x.conn, x.host, (unsigned short)x.port, on_conn, &x);
     } else {
-        xmpp_conn_set_flags(x.conn, XMPP_CONN_FLAG_MANDATORY_TLS);
+        xmpp_conn_set_flags(x.conn, XMPP_CONN_FLAG_MANDATORY_TLS |
+                                        (x.direct_tls ? XMPP_CONN_FLAG_LEGACY_SSL : 0));
         xmpp_conn_set_jid(x.conn, x.jid);
         xmpp_conn_set_pass(x.conn, x.password);
         c = xmpp_connect_client(x.conn, x.host, (unsigned short)x.port, on_conn, &x);
