@@ -17,7 +17,9 @@ real xmppd processes, real TLS from certs/, real libstrophe clients
    leader too, a second session of hers);
  - a login that verifies the certificate against a name it does not carry
    fails in TLS (the tests really verify), and so does one whose CA is not
-   the cluster's.
+   the cluster's;
+ - `xmpp client tls-port` opens a direct-TLS port (XEP-0368) where a
+   client logs in without STARTTLS.
 """
 import os
 import shutil
@@ -29,6 +31,7 @@ from cluster import Cluster, make_ca, wait_for  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 CLIENT_PORT = 5222
+DIRECT_TLS_PORT = 5233
 PASSWORDS = {"alice": "alice-pw-7f3a", "bob": "bob pw, with = signs"}
 
 
@@ -119,11 +122,26 @@ def main():
                 check("online" not in bad.output(), bad.output())
             shutil.rmtree(other, ignore_errors=True)
 
-            # The first two are still there and still talk.
-            alice.send("msg bob@example.com/phone six after the refusals")
-            bob.wait_line(r"^msg alice@example.com/laptop six after the refusals$")
-            check(alice.quit() == 0, alice.output())
-            check(bob.quit() == 0, bob.output())
+            # Direct TLS (XEP-0368) on a port of its own, set on one node.
+            f1.ok("xmpp client tls-port %d" % DIRECT_TLS_PORT)
+            wait_for(lambda: f1.json("xmpp status").get("clients", {}).get("tls_port")
+                     == DIRECT_TLS_PORT and f1.json("xmpp status")["clients"]["listening"],
+                     15, "%s: the direct-TLS client port in xmpp status" % f1.name)
+            # Setting it restarted f1's XMPP side: alice logs in again there.
+            alice.wait_line(r"^disconnected ")
+            alice.close()
+            with Client("alice@example.com/direct", PASSWORDS["alice"], f1.addr,
+                        DIRECT_TLS_PORT, ca, direct_tls=True) as direct:
+                check(direct.online() == "alice@example.com/direct", direct.output())
+                check(direct.quit() == 0, direct.output())
+            with Client("alice@example.com/laptop", PASSWORDS["alice"], f1.addr,
+                        CLIENT_PORT, ca) as alice:
+                check(alice.online() == "alice@example.com/laptop", alice.output())
+                # The first two are still there and still talk.
+                alice.send("msg bob@example.com/phone six after the refusals")
+                bob.wait_line(r"^msg alice@example.com/laptop six after the refusals$")
+                check(alice.quit() == 0, alice.output())
+                check(bob.quit() == 0, bob.output())
 
 
 if __name__ == "__main__":
