@@ -431,33 +431,37 @@ static unsigned max_conns(const struct node *n)
 static void client_listeners(struct node *n, struct xside *x, const struct conf_listen *l,
                              size_t nl)
 {
+    /* STARTTLS needs the TLS context unless TLS is optional for clients;
+     * direct TLS always does. */
+    bool plain = n->st.client_port != 0 &&
+                 (x->tls != NULL || n->st.client_tls == STATE_TLS_OPTIONAL);
+    bool direct = n->st.client_tls_port != 0 && x->tls != NULL;
     char why[256];
 
     x->client_error[0] = '\0';
-    if (n->st.client_port == 0 && n->st.client_tls_port == 0)
-        return;
-    if (x->tls == NULL &&
-        (n->st.client_tls != STATE_TLS_OPTIONAL || n->st.client_port == 0)) {
+    if ((n->st.client_port != 0 && !plain) || (n->st.client_tls_port != 0 && !direct))
         snprintf(x->client_error, sizeof x->client_error,
-                 "TLS is required for clients but no certificate is set (xmpp certs "
-                 "<key> <cert> [<bundle>])");
-    }
-    for (size_t i = 0; i < nl && x->client_error[0] == '\0'; i++) {
+                 "%s needs a certificate and none is set (xmpp certs <key> <cert> "
+                 "[<bundle>])",
+                 n->st.client_port != 0 && !plain ? "TLS required for clients"
+                                                  : "the direct-TLS client port");
+    for (size_t i = 0; i < nl; i++) {
         int rc = 0;
-        if (n->st.client_port != 0)
+        if (plain)
             rc = conn_listen(x->cm, l[i].host, (int)n->st.client_port,
                              SRV_LISTENER_CLIENT, why, sizeof why);
-        if (rc == 0 && n->st.client_tls_port != 0 && x->tls != NULL)
+        if (rc == 0 && direct)
             rc = conn_listen_tls(x->cm, l[i].host, (int)n->st.client_tls_port,
                                  SRV_LISTENER_CLIENT, x->tls, TLS_MODE_REQUIRED, why,
                                  sizeof why);
-        if (rc < 0)
+        if (rc < 0) {
             snprintf(x->client_error, sizeof x->client_error, "%s", why);
-        else
-            x->client_listening++;
+            break;
+        }
+        x->client_listening += plain || direct;
     }
     if (x->client_error[0] != '\0')
-        LOG(&n->log, LOG_ERROR, "%s no client listener: %s", n->name, x->client_error);
+        LOG(&n->log, LOG_ERROR, "%s client listener: %s", n->name, x->client_error);
 }
 
 /* new_listeners makes x's connection manager and its listeners. */
