@@ -72,6 +72,7 @@ enum cmode {
     C_GOOD12,    /* the same with TLS 1.2 at most */
     C_UNTRUSTED, /* trusts only ca2: the handshake fails */
     C_PIPELINE,  /* plaintext after <proceed/> instead of a ClientHello */
+    C_CLOSED,    /* the server closes right after conn_starttls */
 };
 
 struct client {
@@ -82,6 +83,7 @@ struct client {
     bool proceed_ok;   /* got exactly "plain-ok<proceed/>" in plaintext */
     bool handshake_ok; /* SSL_connect succeeded */
     bool data_ok;      /* got "after-proceed" and "echo:hello-tls" over TLS */
+    bool closed_ok;    /* C_CLOSED: "after-proceed", then close_notify */
     bool tls13;
     unsigned char exporter[32];
     size_t exporter_len;
@@ -163,6 +165,12 @@ static void client_tls(struct client *cl, int fd)
     /* What the server queued after conn_starttls comes first, encrypted. */
     if (!ssl_read_exact(ssl, buf, 13) || memcmp(buf, "after-proceed", 13) != 0)
         goto out;
+    if (cl->mode == C_CLOSED) {
+        /* Then its close_notify (RFC 8446 §6.1): SSL_read sees the end. */
+        int r = SSL_read(ssl, buf, sizeof buf);
+        cl->closed_ok = r <= 0 && SSL_get_error(ssl, r) == SSL_ERROR_ZERO_RETURN;
+        goto out;
+    }
     if (SSL_write(ssl, "hello-tls", 9) != 9 || !ssl_read_exact(ssl, buf, 14) ||
         memcmp(buf, "echo:hello-tls", 14) != 0)
         goto out;
@@ -225,7 +233,7 @@ struct srvside {
     struct log_sink log;
     struct buf logtext;
     uv_timer_t guard;
-    bool drained, timed_out, started_tls;
+    bool drained, timed_out, started_tls, close_after;
     uint64_t id;
     struct buf plain, secure; /* what the data hook got before/after TLS */
     int secured, gone, gone_err;
@@ -271,6 +279,13 @@ static void s_data(void *ud, uint64_t id, const char *bytes, size_t len)
             /* Queued after the upgrade: held for the handshake. */
             CHECK_INT(conn_send(s->cm, id, "after-proceed", 13), 0);
             s->started_tls = true;
+            if (s->close_after) {
+                /* As srv_shutdown would: the handshake still finishes
+                 * (within CONN_DRAIN_MS), the held bytes go out, then
+                 * close_notify. */
+                conn_close(s->cm, id);
+                conn_mgr_shutdown(s->cm);
+            }
         }
     } else {
         buf_append(&s->secure, bytes, len);
@@ -339,6 +354,7 @@ static void run(struct srvside *s, struct client *cl, enum cmode mode)
     s->guard.data = s;
     uv_timer_start(&s->guard, s_guard, 15000, 0);
     cl->mode = mode;
+    s->close_after = mode == C_CLOSED;
     cl->port = iofix_free_port();
     REQUIRE(conn_listen(s->cm, "127.0.0.1", cl->port, 7, err, sizeof err) == 0);
     REQUIRE(pthread_create(&cl->th, NULL, client_main, cl) == 0);
@@ -454,6 +470,22 @@ static void test_starttls_plaintext_after_request(void)
     s_free(&s);
 }
 
+/* The owner closes right after conn_starttls, with bytes held for the
+ * handshake: they still reach the client, encrypted, then close_notify;
+ * no hooks after the close. */
+static void test_starttls_close_before_handshake(void)
+{
+    struct srvside s;
+    struct client cl;
+
+    run(&s, &cl, C_CLOSED);
+    CHECK(cl.handshake_ok);
+    CHECK(cl.closed_ok);
+    CHECK_INT(s.secured, 0);
+    CHECK_INT(s.gone, 0);
+    s_free(&s);
+}
+
 static void test_cleanup(void)
 {
     iofix_rmdir(dir);
@@ -461,4 +493,4 @@ static void test_cleanup(void)
 
 TL_MAIN(T(test_starttls_exchange), T(test_starttls_tls12_has_no_exporter),
         T(test_starttls_handshake_fails), T(test_starttls_plaintext_after_request),
-        T(test_cleanup))
+        T(test_starttls_close_before_handshake), T(test_cleanup))
