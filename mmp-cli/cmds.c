@@ -738,7 +738,8 @@ static const struct cli_cmd commands[] = {
     {W("xmpp", "tls"), "off|optional|required",
      "set TLS on the component listeners (default optional)",
      "optional: direct TLS or plaintext on the same port (told apart by the first\n"
-     "byte); required: direct TLS only; off: plaintext only. TLS needs xmpp certs.",
+     "byte); required: direct TLS only; off: plaintext only. TLS needs xmpp certs.\n"
+     "Clients have their own setting: xmpp tls client required|optional.",
      "xmpp.tls.set", 1, 1, prep_tls, NULL},
     {W("xmpp", "tls", "client"), "required|optional",
      "set whether clients must use STARTTLS before they log in (default required)",
