@@ -564,8 +564,7 @@ static bool offers(struct xc *x, xmpp_stanza_t *features, const char *mech)
 static int h_features(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     struct xc *x = ud;
-    xmpp_stanza_t *sess;
-    char bind[600];
+    xmpp_stanza_t *sess, *iq, *b, *r, *t;
 
     switch (x->stage) {
     case ST_PLAIN:
@@ -588,15 +587,25 @@ static int h_features(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
         sess = xmpp_stanza_get_child_by_name_and_ns(st, "session", NS_SESSION);
         x->want_session =
             sess != NULL && xmpp_stanza_get_child_by_name(sess, "optional") == NULL;
-        if (x->resource[0] != '\0')
-            snprintf(bind, sizeof bind,
-                     "<iq type='set' id='bind1'><bind xmlns='%s'><resource>%s</resource>"
-                     "</bind></iq>",
-                     NS_BIND, x->resource);
-        else
-            snprintf(bind, sizeof bind,
-                     "<iq type='set' id='bind1'><bind xmlns='%s'/></iq>", NS_BIND);
-        xmpp_send_raw_string(conn, "%s", bind);
+        /* Built as stanzas, so libstrophe escapes the resource. */
+        iq = xmpp_iq_new(x->ctx, "set", "bind1");
+        b = xmpp_stanza_new(x->ctx);
+        xmpp_stanza_set_name(b, "bind");
+        xmpp_stanza_set_ns(b, NS_BIND);
+        if (x->resource[0] != '\0') {
+            r = xmpp_stanza_new(x->ctx);
+            t = xmpp_stanza_new(x->ctx);
+            xmpp_stanza_set_name(r, "resource");
+            xmpp_stanza_set_text(t, x->resource);
+            xmpp_stanza_add_child(r, t);
+            xmpp_stanza_add_child(b, r);
+            xmpp_stanza_release(t);
+            xmpp_stanza_release(r);
+        }
+        xmpp_stanza_add_child(iq, b);
+        xmpp_stanza_release(b);
+        xmpp_send(conn, iq);
+        xmpp_stanza_release(iq);
         break;
     case ST_ONLINE:
         break;
