@@ -587,8 +587,9 @@ static void print_cluster_status(json_t *r)
     printf("Node %s, cluster %s, peer address %s\n", jstr(r, "node_id"),
            jstr(r, "cluster_id"), jstr(r, "address"));
     if (json_is_true(json_object_get(r, "removed")))
-        printf("This node was removed from the cluster: run xmpp cluster disable, or "
-               "join again\n");
+        printf("This node was removed from the cluster and does not serve XMPP. To come "
+               "back: xmpp cluster invite on a member, then here xmpp cluster join "
+               "<member> <token>; or go alone: xmpp cluster disable\n");
 }
 
 static void print_added(json_t *r)
@@ -710,6 +711,16 @@ static void print_csr(json_t *r)
         key ? key : "?", csr ? csr : "?", key ? key : "<key>");
 }
 
+static void print_health(json_t *r)
+{
+    json_t *reasons = json_object_get(r, "reasons");
+    size_t i;
+    json_t *x;
+
+    printf("Health: %s\n", jstr(r, "health"));
+    json_array_foreach(reasons, i, x) printf("  %s\n", json_string_value(x));
+}
+
 static void print_verify(json_t *r)
 {
     const char *cert = json_string_value(json_object_get(r, "cert"));
@@ -727,6 +738,14 @@ static const struct cli_cmd commands[] = {
     {W("xmpp", "status"), "",
      "show whether XMPP is enabled, the domain, listeners, certificate, sessions, uptime",
      NULL, "xmpp.status", 0, 0, NULL, NULL},
+    {W("xmpp", "health"), "",
+     "say whether this node is healthy; exit 0 healthy, 1 degraded, 2 failed",
+     "Failed: not serving XMPP, the certificate expired, the replicated store stopped,\n"
+     "or the node was removed from its cluster. Degraded: no cluster leader, a peer "
+     "link\n"
+     "down, a certificate ending within 14 days, a member's clock 2 s or more off.\n"
+     "Each reason says what to do. For monitoring: mmp-cli -c 'xmpp health'.",
+     "xmpp.health", 0, 0, NULL, print_health},
     {W("xmpp", "domain"), "<domain>", "set the XMPP domain this node serves",
      "Example: xmpp domain example.com", "xmpp.domain.set", 1, 1, prep_domain, NULL},
     {W("xmpp", "listen"), "<addr|iface>[:<port>]...",
@@ -1050,6 +1069,10 @@ static int exec_command(struct cli *cli, const struct cli_cmd *c, int argc, char
         print_json_error(cli, code[0] ? code : "unreachable", message);
         return rc;
     }
+    /* A command whose answer carries its own exit status (xmpp health: 0
+     * healthy, 1 degraded, 2 failed) exits with it, in text and JSON. */
+    json_t *es = json_object_get(result, "exit_status");
+    int status = json_is_integer(es) ? (int)json_integer_value(es) : CLI_OK;
     if (cli->json) {
         char *s = json_dumps(result, JSON_INDENT(2));
         if (s != NULL)
@@ -1063,7 +1086,7 @@ static int exec_command(struct cli *cli, const struct cli_cmd *c, int argc, char
     /* A secret shown once leaves no copy behind in this process. */
     json_decref(result);
     fflush(stdout);
-    return CLI_OK;
+    return status;
 }
 
 static int run_words(struct cli *cli, char **w, int n, bool *quit)

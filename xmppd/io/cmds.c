@@ -13,6 +13,7 @@
 
 #include "cl.h"
 #include "cmds_cluster.h"
+#include "cmds_health.h"
 #include "conf.h"
 #include "ctl_server.h"
 #include "err.h"
@@ -836,6 +837,7 @@ static int h_pki_verify(void *ud, json_t *a, json_t **r, struct ctl_error *e)
 
 const struct ctl_command cmds_table[] = {
     {"xmpp.status", h_status},
+    {"xmpp.health", cmds_health},
     {"xmpp.domain.set", h_domain},
     {"xmpp.listen.set", h_listen},
     {"xmpp.certs.set", h_certs},

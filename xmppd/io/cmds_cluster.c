@@ -134,6 +134,8 @@ static const char *state_word(const struct node *n, const struct rnode_status *s
 {
     if (!n->st.cluster_enabled)
         return "DISABLED";
+    if (cluster_removed(n))
+        return "REMOVED";
     switch (st->role) {
     case RAFT_LEADER:
         return "LEADER";
@@ -272,11 +274,10 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
                         "forwarded", (json_int_t)s.forwarded, "queued",
                         (json_int_t)(s.waiting + s.inflight), "bounced",
                         (json_int_t)s.errors, "delivered", (json_int_t)s.delivered,
-                        "rejected", (json_int_t)s.rejected, "acked",
-                        (json_int_t)s.acked, "refused", (json_int_t)s.refused,
-                        "unroutable", (json_int_t)s.unroutable, "expired",
-                        (json_int_t)s.expired, "lost", (json_int_t)s.lost,
-                        "routes", (json_int_t)s.routes);
+                        "rejected", (json_int_t)s.rejected, "acked", (json_int_t)s.acked,
+                        "refused", (json_int_t)s.refused, "unroutable",
+                        (json_int_t)s.unroutable, "expired", (json_int_t)s.expired,
+                        "lost", (json_int_t)s.lost, "routes", (json_int_t)s.routes);
     }
     r = json_pack("{s:s, s:b, s:b, s:o, s:o, s:s, s:I, s:o, s:I, s:o, s:o, s:o, s:{s:I, "
                   "s:I, s:I, s:I, s:I}, s:I}",
@@ -416,6 +417,27 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
         return ctl_error_set(err, "state",
                              "no cluster trust bundle: set it first with xmpp cluster "
                              "trust <bundle>");
+    if (cluster_running(n) && rnode_config(n->rn)->n <= 1) {
+        /* Alone, the address still follows `xmpp listen` (issue 13 item
+         * 6: an enable before the listen address was set must not fix
+         * the peer link at 127.0.0.1 for ever): move the link if it
+         * changed. */
+        struct conf_listen want;
+        peer_host(st, &want);
+        if (strcmp(want.host, st->peer.host) != 0 || want.port != st->peer.port) {
+            st->peer = want;
+            if (node_local_save(n, why, sizeof why) < 0) {
+                st->peer = old;
+                return ctl_error_set(err, "io", "%s", why);
+            }
+            cluster_stop(n);
+            if (cluster_start(n, why, sizeof why) < 0)
+                return ctl_error_set(err, "state",
+                                     "the peer link did not restart at its "
+                                     "new address: %s",
+                                     why);
+        }
+    }
     if (!cluster_running(n)) {
         /* The address follows `xmpp listen` until the node is in a
          * multi-node cluster (then it is what the members know). */
