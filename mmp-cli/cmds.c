@@ -13,6 +13,7 @@
 #include "cl.h"
 #include "cli.h"
 #include "jid.h"
+#include "precis.h"
 
 #define WHY_LEN 256
 
@@ -77,8 +78,15 @@ static int need_file(const char *what, const char *s, json_t *args, const char *
 
 static int prep_domain(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
-    if (!jid_dns_name_valid(argv[0], false))
-        return bad(why, "\"%.100s\" is not a domain name (letters, digits, '-', '.')",
+    char prepared[1024];
+
+    /* The daemon's own preparation (RFC 7622 §3.2: case, one trailing dot,
+     * IDNA2008), so the shell refuses exactly what the node would. */
+    if (precis_domain(argv[0], prepared, sizeof prepared) < 0)
+        return bad(why,
+                   "\"%.100s\" is not a domain name: labels of letters, digits and '-' "
+                   "(or internationalized ones, IDNA2008), 1-63 characters each, joined "
+                   "by '.'",
                    argv[0]);
     json_object_set_new(args, "domain", json_string(argv[0]));
     return 0;
@@ -680,9 +688,16 @@ static void print_invite(json_t *r)
 
 static void print_callbridges(json_t *r)
 {
-    static const char *const keys[] = {"name", "domain", "secret", "connected", NULL};
-    static const char *const heads[] = {"Name", "Domain", "Secret", "Connected", NULL};
+    static const char *const keys[] = {"name", "domain", "fingerprint", "connected",
+                                       NULL};
+    static const char *const heads[] = {
+        "Name", "Domain", "Secret (SHA-256, first 8 bytes)", "Connected", NULL};
     cli_print_table(json_object_get(r, "callbridges"), keys, heads);
+}
+
+static void print_secret(json_t *r)
+{
+    printf("Secret: %s\n", jstr(r, "secret"));
 }
 
 static void print_users(json_t *r)
@@ -813,8 +828,11 @@ static const struct cli_cmd commands[] = {
      "delete a call bridge (its session is disconnected)", NULL, "xmpp.callbridge.del", 1,
      1, prep_name, print_cb_deleted},
     {W("xmpp", "callbridge", "list"), "",
-     "list call bridges: name, domain, secret, connected", NULL, "xmpp.callbridge.list",
-     0, 0, NULL, print_callbridges},
+     "list call bridges: name, domain, a fingerprint of the secret, connected", NULL,
+     "xmpp.callbridge.list", 0, 0, NULL, print_callbridges},
+    {W("xmpp", "callbridge", "show-secret"), "<name>",
+     "show a call bridge's shared secret (a list never shows it)", NULL,
+     "xmpp.callbridge.show-secret", 1, 1, prep_name, print_secret},
     {W("xmpp", "user", "add"), "<name>", "add a client account (password prompted)", NULL,
      "xmpp.user.add", 1, 1, prep_user_add, NULL},
     {W("xmpp", "user", "del"), "<name>", "delete a client account", NULL, "xmpp.user.del",
