@@ -374,6 +374,10 @@ static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
         snprintf(why, whylen, "cannot start the XMPP core: %s", xe_strerror(rc));
         return rc;
     }
+    /* Client accounts are read from the replicated state as it stands
+     * (borrowed by srv; node.c hands srv the new one when a snapshot or a
+     * new store replaces it). */
+    srv_set_accounts(x->srv, rnode_state(n->rn));
     return sync_callbridges(n, x->srv, why, whylen);
 }
 
@@ -579,6 +583,7 @@ void node_info_get(const struct node *n, struct node_info *out)
         out->client_error = n->x->client_error;
         srv_get_stats(n->x->srv, &s);
         out->components = s.components;
+        out->clients = s.clients;
         out->conns = s.conns;
     }
 }
