@@ -19,7 +19,8 @@ real xmppd processes, real TLS from certs/, real libstrophe clients
    fails in TLS (the tests really verify), and so does one whose CA is not
    the cluster's;
  - `xmpp client tls-port` opens a direct-TLS port (XEP-0368) where a
-   client logs in without STARTTLS.
+   client logs in without STARTTLS;
+ - `xmpp user del` on the leader logs the user out on every node.
 """
 import os
 import shutil
@@ -32,7 +33,7 @@ from xmppdtest import check, run  # noqa: E402
 
 CLIENT_PORT = 5222
 DIRECT_TLS_PORT = 5233
-PASSWORDS = {"alice": "alice-pw-7f3a", "bob": "bob pw, with = signs"}
+PASSWORDS = {"alice": "alice-pw-7f3a", "bob": "bob pw, with = signs", "carol": "c4rol"}
 
 
 def add_user(node, name):
@@ -54,9 +55,10 @@ def main():
                   and clients.get("sasl_plain") is False,
                   "%s: xmpp status clients: %r" % (nd.name, st))
 
-        # Accounts through the log, added on two different nodes.
+        # Accounts through the log, added on different nodes.
         add_user(f1, "alice")
         add_user(leader, "bob")
+        add_user(f2, "carol")
         for nd in c.nodes:
             wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS),
                      15, "%s: both accounts in xmpp user list" % nd.name)
@@ -142,6 +144,23 @@ def main():
                 bob.wait_line(r"^msg alice@example.com/laptop six after the refusals$")
                 check(alice.quit() == 0, alice.output())
                 check(bob.quit() == 0, bob.output())
+
+        # xmpp user del logs the user out everywhere: carol on both
+        # followers, the deletion on the leader.
+        with Client("carol@example.com/one", PASSWORDS["carol"], f1.addr, CLIENT_PORT,
+                    ca) as one, \
+                Client("carol@example.com/two", PASSWORDS["carol"], f2.addr, CLIENT_PORT,
+                       ca, mech="SCRAM-SHA-1") as two:
+            check(one.online() == "carol@example.com/one", one.output())
+            check(two.online() == "carol@example.com/two", two.output())
+            leader.ok("xmpp user del carol")
+            for cl in (one, two):
+                cl.wait_line(r"^disconnected ")
+                check(cl.finish() == 1, cl.output())
+            with Client("carol@example.com/three", PASSWORDS["carol"], f1.addr,
+                        CLIENT_PORT, ca) as three:
+                three.wait_line(r"^error not-authorized$")
+                three.wait_line(r"^disconnected auth-failed$")
 
 
 if __name__ == "__main__":
