@@ -165,6 +165,58 @@ static int prep_tls(struct cli *cli, int argc, char **argv, json_t *args, char *
     return 0;
 }
 
+/* xmpp tls client required|optional */
+static int prep_client_tls(struct cli *cli, int argc, char **argv, json_t *args,
+                           char *why)
+{
+    if (strcmp(argv[0], "optional") != 0 && strcmp(argv[0], "required") != 0)
+        return bad(why, "TLS for clients \"%.100s\" must be required or optional",
+                   argv[0]);
+    json_object_set_new(args, "tls", json_string(argv[0]));
+    return 0;
+}
+
+/* xmpp sasl plain on|off */
+static int prep_sasl_plain(struct cli *cli, int argc, char **argv, json_t *args,
+                           char *why)
+{
+    if (strcmp(argv[0], "on") != 0 && strcmp(argv[0], "off") != 0)
+        return bad(why, "\"%.100s\" must be on or off", argv[0]);
+    json_object_set_new(args, "sasl_plain", json_boolean(strcmp(argv[0], "on") == 0));
+    return 0;
+}
+
+/* port_or_off puts a port (1-65535, or 0 for "off") under key. */
+static int port_or_off(const char *arg, json_t *args, const char *key, char *why)
+{
+    char *end;
+    unsigned long v;
+
+    if (strcmp(arg, "off") == 0) {
+        json_object_set_new(args, key, json_integer(0));
+        return 0;
+    }
+    v = arg[0] >= '0' && arg[0] <= '9' ? strtoul(arg, &end, 10) : 0;
+    if (v == 0 || v > 65535 || *end != '\0')
+        return bad(why, "\"%.100s\" is not a port (1-65535) or off", arg);
+    json_object_set_new(args, key, json_integer((json_int_t)v));
+    return 0;
+}
+
+/* xmpp client port <port>|off */
+static int prep_client_port(struct cli *cli, int argc, char **argv, json_t *args,
+                            char *why)
+{
+    return port_or_off(argv[0], args, "port", why);
+}
+
+/* xmpp client tls-port <port>|off */
+static int prep_client_tls_port(struct cli *cli, int argc, char **argv, json_t *args,
+                                char *why)
+{
+    return port_or_off(argv[0], args, "tls_port", why);
+}
+
 static int prep_certs(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
     if (need_file("key", argv[0], args, "key", why) < 0 ||
@@ -720,8 +772,31 @@ static const struct cli_cmd commands[] = {
     {W("xmpp", "tls"), "off|optional|required",
      "set TLS on the component listeners (default optional)",
      "optional: direct TLS or plaintext on the same port (told apart by the first\n"
-     "byte); required: direct TLS only; off: plaintext only. TLS needs xmpp certs.",
+     "byte); required: direct TLS only; off: plaintext only. TLS needs xmpp certs.\n"
+     "Clients have their own setting: xmpp tls client required|optional.",
      "xmpp.tls.set", 1, 1, prep_tls, NULL},
+    {W("xmpp", "tls", "client"), "required|optional",
+     "set whether clients must use STARTTLS before they log in (default required)",
+     "required: the client listener offers STARTTLS and refuses SASL before it;\n"
+     "optional: STARTTLS is offered, SCRAM also works without it (PLAIN never does).\n"
+     "Without xmpp certs, required means no client listener at all.",
+     "xmpp.client.set", 1, 1, prep_client_tls, NULL},
+    {W("xmpp", "sasl", "plain"), "on|off",
+     "offer SASL PLAIN to clients, under TLS only (default off)",
+     "SCRAM-SHA-256 and SCRAM-SHA-1 are always offered; PLAIN sends the password\n"
+     "itself (inside TLS), for clients that know nothing else.",
+     "xmpp.client.set", 1, 1, prep_sasl_plain, NULL},
+    {W("xmpp", "client", "port"), "<port>|off",
+     "set the port of the client listener on every listen address (default 5222)",
+     "Clients connect here with STARTTLS (RFC 6120); off closes the client listener.\n"
+     "The addresses are those of xmpp listen.",
+     "xmpp.client.set", 1, 1, prep_client_port, NULL},
+    {W("xmpp", "client", "tls-port"), "<port>|off",
+     "set a port for clients with direct TLS (XEP-0368) on every listen address "
+     "(default off)",
+     "TLS from the first byte instead of STARTTLS, with the same certificate. Not 5223\n"
+     "while the component listeners use it.",
+     "xmpp.client.set", 1, 1, prep_client_tls_port, NULL},
     {W("xmpp", "certs"), "<key> <cert> [<ca-bundle>]",
      "set the TLS key, certificate and CA bundle (files in the node's pki directory)",
      "The key must match the certificate, the certificate must be valid now and, with a\n"

@@ -58,6 +58,10 @@ static void sample(struct node_state *s)
     snprintf(s->trust, sizeof s->trust, "cluster.pem");
     snprintf(s->peer.host, sizeof s->peer.host, "10.0.0.1");
     s->peer.port = 5224;
+    s->client_port = 5322;
+    s->client_tls_port = 5323;
+    s->client_tls = STATE_TLS_OPTIONAL;
+    s->sasl_plain = true;
 }
 
 static void check_same(const struct node_state *a, const struct node_state *b)
@@ -79,6 +83,10 @@ static void check_same(const struct node_state *a, const struct node_state *b)
     CHECK_STR(a->trust, b->trust);
     CHECK_STR(a->peer.host, b->peer.host);
     CHECK_INT(a->peer.port, b->peer.port);
+    CHECK_INT(a->client_port, b->client_port);
+    CHECK_INT(a->client_tls_port, b->client_tls_port);
+    CHECK_INT(a->client_tls, b->client_tls);
+    CHECK(a->sasl_plain == b->sasl_plain);
 }
 
 static char *slurp(const char *path, size_t *len)
@@ -316,6 +324,48 @@ static void test_bad_values_refused(void)
     rm_tmp();
 }
 
-TL_MAIN(T(test_round_trip), T(test_missing), T(test_crash_before_rename),
-        T(test_failed_steps_keep_old), T(test_truncated_and_damaged), T(test_permissions),
-        T(test_bad_values_refused))
+/* Client settings (issue 10): defaults, port 0 (off), and files from
+ * before them (no client lines) read with the defaults. */
+static void test_client_settings(void)
+{
+    struct node_state a, b;
+    char text[STATE_MAX_BYTES], why[256];
+    const char *old = "version 1\nnode-id 0123456789abcdef\nxmpp-enabled no\n";
+    int n;
+
+    state_defaults(&a);
+    CHECK_INT(a.client_port, 5222);
+    CHECK_INT(a.client_tls, STATE_TLS_REQUIRED);
+    CHECK(!a.sasl_plain);
+    a.client_port = 0;
+    n = state_format(&a, text, sizeof text);
+    REQUIRE(n > 0);
+    CHECK(strstr(text,
+                 "client-port 0\nclient-tls-port 0\nclient-tls required\nsasl-plain "
+                 "no\n") != NULL);
+    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), 0);
+    check_same(&a, &b);
+    /* An old file: a checksum over text without client lines. */
+    {
+        unsigned char h[16];
+        char hex[33], file[512];
+        crypto_generichash(h, sizeof h, (const unsigned char *)old, strlen(old), NULL, 0);
+        sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+        snprintf(file, sizeof file, "%schecksum %s\n", old, hex);
+        CHECK_INT(state_parse(file, strlen(file), &b, why, sizeof why), 0);
+        CHECK_INT(b.client_port, 5222);
+        CHECK_INT(b.client_tls_port, 0);
+        CHECK_INT(b.client_tls, STATE_TLS_REQUIRED);
+        CHECK(!b.sasl_plain);
+    }
+    /* client-tls off is not a mode for clients. */
+    a.client_tls = STATE_TLS_OFF;
+    n = state_format(&a, text, sizeof text);
+    REQUIRE(n > 0);
+    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), XE_CORRUPT);
+    CHECK(strstr(why, "client-tls") != NULL);
+}
+
+TL_MAIN(T(test_round_trip), T(test_client_settings), T(test_missing),
+        T(test_crash_before_rename), T(test_failed_steps_keep_old),
+        T(test_truncated_and_damaged), T(test_permissions), T(test_bad_values_refused))

@@ -196,6 +196,22 @@ static json_t *listen_json(const struct node_state *st)
     return a;
 }
 
+/* clients_json: the client side of xmpp status: port (0: off), TLS for
+ * clients, SASL PLAIN, and whether the listener is up (or why not). */
+static json_t *clients_json(struct node *n, const struct node_info *info)
+{
+    const struct node_state *st = node_local(n);
+    json_t *j =
+        json_pack("{s:I, s:I, s:s, s:b, s:b}", "port", (json_int_t)st->client_port,
+                  "tls_port", (json_int_t)st->client_tls_port, "tls",
+                  state_tls_name(st->client_tls), "sasl_plain", st->sasl_plain,
+                  "listening", node_xmpp_running(n) && info->client_listeners > 0);
+
+    if (j != NULL && info->client_error[0] != '\0')
+        json_object_set_new(j, "error", json_string(info->client_error));
+    return j;
+}
+
 static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     struct node *n = ud;
@@ -213,6 +229,8 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
                   "tls", state_tls_name(st->tls), "certificate", cert_json(n), "sessions",
                   "components", (json_int_t)info.components, "clients",
                   (json_int_t)info.clients, "uptime_s", (json_int_t)info.uptime_s);
+    if (*result != NULL)
+        json_object_set_new(*result, "clients", clients_json(n, &info));
     /* Enabled but not serving: say why (a certificate expired, an address
      * went away, ...). */
     if (*result != NULL && info.last_error[0] != '\0' && !node_xmpp_running(n))
@@ -531,6 +549,70 @@ static int h_tls(void *ud, json_t *args, json_t **result, struct ctl_error *err)
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
+/* ---- xmpp.client.set ---- */
+
+/* The client side (issue 10, docs/admin.md "Clients"), node-local like the
+ * listeners: any of "port" (1-65535, or 0: no client listener), "tls"
+ * ("required": STARTTLS before SASL, the default; "optional": offered)
+ * and "sasl_plain" (SASL PLAIN under TLS).  Applied at once (the listeners
+ * restart when XMPP is served). */
+/* port_arg checks an optional port argument j (0: none); false if bad. */
+static bool port_arg(const json_t *j)
+{
+    return j == NULL || (json_is_integer(j) && json_integer_value(j) >= 0 &&
+                         json_integer_value(j) <= 65535);
+}
+
+static int h_client(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {"port", "tls_port", "tls", "sasl_plain", NULL};
+    struct node *n = ud;
+    struct node_state *st = node_local(n), old = *st;
+    json_t *jp = json_object_get(args, "port"), *jd = json_object_get(args, "tls_port"),
+           *jt = json_object_get(args, "tls"), *js = json_object_get(args, "sasl_plain");
+    enum state_tls mode = st->client_tls;
+    char why[512];
+    int rc;
+
+    if (ctl_args_only(args, keys, err) < 0)
+        return XE_INVAL;
+    if (jp == NULL && jd == NULL && jt == NULL && js == NULL)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "give \"port\", \"tls_port\", \"tls\" or \"sasl_plain\"");
+    if (!port_arg(jp) || !port_arg(jd))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "a port must be 1-65535, or 0 for none");
+    if (jt != NULL &&
+        (!json_is_string(jt) || state_tls_parse(json_string_value(jt), &mode) < 0 ||
+         mode == STATE_TLS_OFF))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "TLS for clients is required or optional");
+    if (js != NULL && !json_is_boolean(js))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "\"sasl_plain\" must be true or false");
+    if (jp != NULL)
+        st->client_port = (unsigned)json_integer_value(jp);
+    if (jd != NULL)
+        st->client_tls_port = (unsigned)json_integer_value(jd);
+    st->client_tls = mode;
+    if (js != NULL)
+        st->sasl_plain = json_is_true(js);
+    rc = node_local_save(n, why, sizeof why);
+    if (rc < 0) {
+        *st = old;
+        return ctl_error_set(err, "io", "%s", why);
+    }
+    if (memcmp(&old, st, sizeof old) != 0) {
+        rc = restart_serving(n, err);
+        if (rc < 0)
+            return rc;
+    }
+    *result = json_pack("{s:I, s:I, s:s, s:b}", "port", (json_int_t)st->client_port,
+                        "tls_port", (json_int_t)st->client_tls_port, "tls",
+                        state_tls_name(st->client_tls), "sasl_plain", st->sasl_plain);
+    return *result != NULL ? 0 : XE_NOMEM;
+}
+
 /* ---- xmpp.enable / disable / reset ---- */
 
 static int h_enable(void *ud, json_t *args, json_t **result, struct ctl_error *err)
@@ -801,6 +883,7 @@ const struct ctl_command cmds_table[] = {
     {"xmpp.listen.set", h_listen},
     {"xmpp.certs.set", h_certs},
     {"xmpp.tls.set", h_tls},
+    {"xmpp.client.set", h_client},
     {"xmpp.enable", h_enable},
     {"xmpp.disable", h_disable},
     {"xmpp.reset", h_reset},

@@ -58,8 +58,9 @@ struct conn {
     struct tls_ctx *lctx;
     enum tls_mode mode;
     bool sniffed, secured;
+    bool starttls;   /* TLS came by conn_starttls (not by the first byte) */
     bool connecting; /* outgoing, TCP connect not finished */
-    int tag;         /* outgoing: the tag for the opened hook */
+    int tag;         /* the listener's, or conn_connect's */
     uv_connect_t creq;
 };
 
@@ -517,6 +518,8 @@ static bool sniff(struct conn *c, unsigned char first)
     /* A TLS connection starts with a handshake record (RFC 8446 §5.1,
      * ContentType handshake = 22); an XML stream with '<' (RFC 6120 §4.2). */
     if (first == 0x16) {
+        if (c->tls != NULL)
+            return true; /* conn_starttls made the session already */
         rc = tls_conn_new(c->lctx, NULL, &c->tls);
         if (rc == 0)
             return true;
@@ -529,7 +532,16 @@ static bool sniff(struct conn *c, unsigned char first)
         return true;
     if (!bad_log_ok(m, &held)) {
         /* held back: counted for the next line */
-    } else if (first == '<')
+    } else if (c->starttls)
+        /* RFC 6120 §5.4.3.3: after <starttls/> the client waits for
+         * <proceed/> and then starts TLS; more plaintext is a protocol
+         * error, and none of it may reach the owner as if secured. */
+        LOG(m->log, LOG_WARN,
+            "%s c%" PRIu64 " closed connection from %s: plaintext after STARTTLS "
+            "instead of a TLS ClientHello (first byte 0x%02x; RFC 6120 "
+            "5.4.3.3)%s",
+            m->node, c->id, c->peer, first, held_note(held, note, sizeof note));
+    else if (first == '<')
         LOG(m->log, LOG_WARN,
             "%s c%" PRIu64 " closed connection from %s: plaintext XML on a port "
             "that requires TLS (connect with direct TLS)%s",
@@ -561,8 +573,9 @@ static void tls_input(struct conn *c, const char *bytes, size_t len)
         dirty_add(c);
     if (tls_conn_established(c->tls) && !c->secured) {
         c->secured = true;
-        LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " TLS with %s established: %s %s", m->node,
-            id, c->peer, tls_conn_version(c->tls), tls_conn_cipher(c->tls));
+        LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " TLS with %s established%s: %s %s",
+            m->node, id, c->peer, c->starttls ? " after STARTTLS" : "",
+            tls_conn_version(c->tls), tls_conn_cipher(c->tls));
         if (m->hooks.secured != NULL && c->state == CONN_OPEN)
             m->hooks.secured(m->hooks.ud, id);
     }
@@ -576,8 +589,9 @@ static void tls_input(struct conn *c, const char *bytes, size_t len)
             LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " TLS close_notify from %s", m->node,
                 id, c->peer);
         else if (rc == XE_TLS && bad_log_ok(m, &held))
-            LOG(m->log, LOG_WARN, "%s c%" PRIu64 " TLS %s with %s failed: %s%s", m->node,
-                id, was_secured ? "session" : "handshake", c->peer,
+            LOG(m->log, LOG_WARN, "%s c%" PRIu64 " TLS %s with %s failed%s: %s%s",
+                m->node, id, was_secured ? "session" : "handshake", c->peer,
+                !was_secured && c->starttls ? " after STARTTLS" : "",
                 tls_conn_error(c->tls), held_note(held, note, sizeof note));
         else if (rc == XE_TLS) {
             /* held back: counted for the next line */
@@ -810,6 +824,7 @@ static void on_connection(uv_stream_t *server, int status)
     c->state = CONN_OPEN;
     c->accepted = true;
     m->accepted++;
+    c->tag = l->tag;
     c->lctx = l->tls;
     c->mode = l->tls != NULL ? l->mode : TLS_MODE_OFF;
     c->sniffed = c->mode == TLS_MODE_OFF;
@@ -1023,6 +1038,53 @@ bool conn_is_tls(struct conn_mgr *m, uint64_t id)
     struct conn *c = lookup(m, id);
 
     return c != NULL && c->tls != NULL;
+}
+
+int conn_starttls(struct conn_mgr *m, uint64_t id, struct tls_ctx *tls)
+{
+    struct conn *c = lookup(m, id);
+    int rc;
+
+    if (c == NULL)
+        return XE_NOTFOUND;
+    if (c->state != CONN_OPEN)
+        return XE_CLOSED;
+    if (tls == NULL || tls_ctx_role(tls) != TLS_ROLE_SERVER)
+        return XE_INVAL;
+    if (c->tls != NULL || !c->accepted)
+        return XE_STATE;
+    /* The session exists from now on, so that what the owner sends next
+     * is held for the handshake instead of going out in plaintext; what is
+     * pending already (the <proceed/>) stays ahead of it, in plaintext. */
+    rc = tls_conn_new(tls, NULL, &c->tls);
+    if (rc < 0)
+        return rc;
+    c->starttls = true;
+    c->lctx = tls;
+    c->mode = TLS_MODE_REQUIRED;
+    c->sniffed = false; /* the next byte read must start a handshake */
+    if (c->pending.len > 0)
+        dirty_add(c);
+    LOG(m->log, LOG_DEBUG, "%s c%" PRIu64 " STARTTLS with %s", m->node, id, c->peer);
+    return 0;
+}
+
+int conn_tls_binding(struct conn_mgr *m, uint64_t id, struct srv_tls_info *out)
+{
+    struct conn *c = lookup(m, id);
+
+    if (c == NULL)
+        return XE_NOTFOUND;
+    if (c->tls == NULL || !tls_conn_established(c->tls))
+        return XE_STATE;
+    return tls_conn_binding(c->tls, out);
+}
+
+int conn_tag(struct conn_mgr *m, uint64_t id)
+{
+    struct conn *c = lookup(m, id);
+
+    return c != NULL ? c->tag : -1;
 }
 
 /* ---- the manager ---- */

@@ -25,7 +25,12 @@
  * required: anything but a TLS ClientHello is closed and logged), and
  * conn_connect makes outgoing connections, with a client TLS context or
  * without.  The hooks see plaintext only; handshake failures are logged with
- * the peer's address and the reason and end the connection (gone). */
+ * the peer's address and the reason and end the connection (gone).
+ *
+ * STARTTLS (RFC 6120 §5.4): conn_starttls puts a server TLS session under
+ * an accepted plaintext connection; what was queued before it still goes
+ * out in plaintext, what is queued after it waits for the handshake, and
+ * everything read after it is TLS. */
 #ifndef XMPPD_CONN_H
 #define XMPPD_CONN_H
 
@@ -139,6 +144,34 @@ int conn_tls_peer(struct conn_mgr *m, uint64_t id, struct tls_peer_info *out);
 
 /* conn_is_tls: id is a connection that speaks TLS. */
 bool conn_is_tls(struct conn_mgr *m, uint64_t id);
+
+/* conn_starttls upgrades id, an accepted connection that speaks plaintext,
+ * to TLS on tls (a server context, borrowed, must outlive the manager), as
+ * RFC 6120 §5.4.3.3 has it after <proceed/>: the bytes queued for id so far
+ * (the <proceed/>) are written in plaintext, then a server handshake runs;
+ * bytes queued from now on wait for it (and count toward the queue bound).
+ * May be called from inside the data hook of id.  The first byte read
+ * afterwards must start a TLS handshake record: a client that sent more
+ * plaintext after its <starttls/> broke §5.4.3.3 ("MUST NOT send any
+ * further data" until the proceed), and its connection is ended as a
+ * protocol error (logged, rate-limited like other bad connections; gone
+ * with UV_EPROTO): those bytes never reach the owner.  (Bytes that came in
+ * the same read as the <starttls/> were handed to the owner already, in
+ * that data call; the owner must drop them.)  The secured hook follows the
+ * handshake, a failed one is logged with the peer and the reason and ends
+ * in gone.  Returns 0, XE_NOTFOUND, XE_CLOSED (closing), XE_STATE (already
+ * TLS, or not an accepted connection), XE_INVAL (tls is NULL or not a
+ * server context) or XE_NOMEM. */
+int conn_starttls(struct conn_mgr *m, uint64_t id, struct tls_ctx *tls);
+
+/* conn_tls_binding fills *out with id's channel-binding data
+ * (tls_conn_binding, tls.h).  0, XE_NOTFOUND, XE_STATE (not TLS, or the
+ * handshake has not finished) or XE_TLS. */
+int conn_tls_binding(struct conn_mgr *m, uint64_t id, struct srv_tls_info *out);
+
+/* conn_tag returns the tag of id's listener (or of conn_connect), or -1
+ * for an unknown id. */
+int conn_tag(struct conn_mgr *m, uint64_t id);
 
 /* conn_send queues len bytes of data (copied) for id.  Returns 0,
  * XE_NOTFOUND (unknown id), XE_CLOSED (closing) or XE_BUSY (the queue bound

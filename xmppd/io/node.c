@@ -71,6 +71,11 @@ static void rn_applied(void *ud, const struct cl_effects *eff)
                 rc = 0;
         }
         break;
+    case CL_EFF_USER_DELETED:
+        /* The account is gone: its sessions here end (srv.h). */
+        if (srv != NULL)
+            srv_user_deleted(srv, eff->name);
+        break;
     default:
         return;
     }
@@ -82,7 +87,12 @@ static void rn_applied(void *ud, const struct cl_effects *eff)
 
 static void rn_restored(void *ud)
 {
-    node__restart_xmpp(ud, "the replicated state was replaced by a snapshot");
+    struct node *n = ud;
+
+    /* srv borrows the accounts from the state that was just replaced. */
+    if (n->x != NULL)
+        srv_set_accounts(n->x->srv, rnode_state(n->rn));
+    node__restart_xmpp(n, "the replicated state was replaced by a snapshot");
 }
 
 static void rn_failed(void *ud, int rc, const char *msg)
@@ -645,6 +655,9 @@ int node__replace_store(struct node *n, int start, uint64_t cluster_id, char *wh
     char old[4096];
     int rc;
 
+    /* srv borrows the accounts from the store about to close. */
+    if (n->x != NULL)
+        srv_set_accounts(n->x->srv, NULL);
     rnode_close(n->rn);
     n->rn = NULL;
     snprintf(old, sizeof old, "%s.old", n->raft_dir);

@@ -24,7 +24,9 @@ struct xside {
     struct node *n;
     struct srv *srv; /* NULL once stopped */
     struct conn_mgr *cm;
-    struct tls_ctx *tls; /* NULL without certificates; outlives cm */
+    struct tls_ctx *tls;       /* NULL without certificates; outlives cm */
+    unsigned client_listening; /* client listeners up */
+    char client_error[256];    /* why (some) are not, or "" */
     bool drained;
     struct xside *next; /* retired list */
 };

@@ -56,6 +56,18 @@ static void env_random(void *ud, void *buf, size_t len)
     randombytes_buf(buf, len);
 }
 
+/* env_starttls: srv queued <proceed/> on a client connection (RFC 6120
+ * §5.4.3.3); the handshake runs on the node's server context, the same
+ * certificate and chain as for components.  XE_STATE without one. */
+static int env_starttls(void *ud, uint64_t conn)
+{
+    struct xside *x = ud;
+
+    if (x->tls == NULL)
+        return XE_STATE;
+    return conn_starttls(x->cm, conn, x->tls);
+}
+
 /* ---- after every srv call ---- */
 
 static void on_timer(uv_timer_t *t)
@@ -123,6 +135,22 @@ static void hook_gone(void *ud, uint64_t id, int err)
     if (x != x->n->x)
         return;
     srv_conn_closed(x->srv, id, uv_now(&x->n->loop));
+    node__after_srv(x->n);
+}
+
+/* hook_secured: TLS is up on id.  A client session hears of it with its
+ * channel-binding data (SCRAM-*-PLUS); components need nothing. */
+static void hook_secured(void *ud, uint64_t id)
+{
+    struct xside *x = ud;
+    struct srv_tls_info info;
+
+    if (x != x->n->x || conn_tag(x->cm, id) != SRV_LISTENER_CLIENT)
+        return;
+    if (conn_tls_binding(x->cm, id, &info) < 0)
+        memset(&info, 0, sizeof info); /* no binding data: -PLUS not offered */
+    srv_conn_secured(x->srv, id, &info, uv_now(&x->n->loop));
+    sodium_memzero(&info, sizeof info);
     node__after_srv(x->n);
 }
 
@@ -329,7 +357,8 @@ static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
                           .send = env_send,
                           .close = env_close,
                           .random = env_random,
-                          .log = &n->log};
+                          .log = &n->log,
+                          .starttls = env_starttls};
     int rc;
 
     srv_config_default(&cfg);
@@ -338,22 +367,30 @@ static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
     cfg.keepalive_ms = (uint64_t)n->st.keepalive_s * 1000;
     cfg.auth_timeout_ms = (uint64_t)n->st.auth_timeout_s * 1000;
     cfg.preauth_stanza_bytes = n->st.preauth_stanza_bytes;
+    cfg.c2s_tls_required = n->st.client_tls != STATE_TLS_OPTIONAL;
+    cfg.sasl_plain = n->st.sasl_plain;
     rc = srv_new(&cfg, &env, &x->srv);
     if (rc < 0) {
         snprintf(why, whylen, "cannot start the XMPP core: %s", xe_strerror(rc));
         return rc;
     }
+    /* Client accounts are read from the replicated state as it stands
+     * (borrowed by srv; node.c hands srv the new one when a snapshot or a
+     * new store replaces it). */
+    srv_set_accounts(x->srv, rnode_state(n->rn));
     return sync_callbridges(n, x->srv, why, whylen);
 }
 
-/* new_tls makes x's server TLS context when certificates are set and TLS is
- * not off. */
+/* new_tls makes x's server TLS context when certificates are set and
+ * something uses it: the component listeners (TLS not off) or STARTTLS on
+ * the client listener. */
 static int new_tls(struct node *n, struct xside *x, char *why, size_t whylen)
 {
     struct tls_ctx_opts o = {.role = TLS_ROLE_SERVER};
     char kp[1024], cp[1024], bp[1024];
 
-    if (n->st.cert[0] == '\0' || n->st.tls == STATE_TLS_OFF)
+    if (n->st.cert[0] == '\0' || (n->st.tls == STATE_TLS_OFF && n->st.client_port == 0 &&
+                                  n->st.client_tls_port == 0))
         return 0;
     if (!cert_paths(n, kp, cp, bp, sizeof kp)) {
         snprintf(why, whylen, "bad certificate file names");
@@ -386,6 +423,51 @@ static unsigned max_conns(const struct node *n)
     return max;
 }
 
+/* client_listeners opens the client listener (RFC 6120 c2s, plaintext
+ * with STARTTLS) on the port of client-port at every listen address, and
+ * with client-tls-port a direct-TLS one (XEP-0368: TLS from the first
+ * byte; srv hears srv_conn_secured before any data).  The same TLS
+ * context as everything else.
+ * Unlike the component listeners, a failure does not stop XMPP: call
+ * bridges keep being served, and the reason is logged and kept in
+ * x->client_error for xmpp status.  Without a certificate while TLS is
+ * required for clients nobody could log in, so nothing listens. */
+static void client_listeners(struct node *n, struct xside *x, const struct conf_listen *l,
+                             size_t nl)
+{
+    /* STARTTLS needs the TLS context unless TLS is optional for clients;
+     * direct TLS always does. */
+    bool plain = n->st.client_port != 0 &&
+                 (x->tls != NULL || n->st.client_tls == STATE_TLS_OPTIONAL);
+    bool direct = n->st.client_tls_port != 0 && x->tls != NULL;
+    char why[256];
+
+    x->client_error[0] = '\0';
+    if ((n->st.client_port != 0 && !plain) || (n->st.client_tls_port != 0 && !direct))
+        snprintf(x->client_error, sizeof x->client_error,
+                 "%s needs a certificate and none is set (xmpp certs <key> <cert> "
+                 "[<bundle>])",
+                 n->st.client_port != 0 && !plain ? "TLS required for clients"
+                                                  : "the direct-TLS client port");
+    for (size_t i = 0; i < nl; i++) {
+        int rc = 0;
+        if (plain)
+            rc = conn_listen(x->cm, l[i].host, (int)n->st.client_port,
+                             SRV_LISTENER_CLIENT, why, sizeof why);
+        if (rc == 0 && direct)
+            rc = conn_listen_tls(x->cm, l[i].host, (int)n->st.client_tls_port,
+                                 SRV_LISTENER_CLIENT, x->tls, TLS_MODE_REQUIRED, why,
+                                 sizeof why);
+        if (rc < 0) {
+            snprintf(x->client_error, sizeof x->client_error, "%s", why);
+            break;
+        }
+        x->client_listening += plain || direct;
+    }
+    if (x->client_error[0] != '\0')
+        LOG(&n->log, LOG_ERROR, "%s client listener: %s", n->name, x->client_error);
+}
+
 /* new_listeners makes x's connection manager and its listeners. */
 static int new_listeners(struct node *n, struct xside *x, char *why, size_t whylen)
 {
@@ -395,6 +477,7 @@ static int new_listeners(struct node *n, struct xside *x, char *why, size_t whyl
                                .opened = hook_opened,
                                .data = hook_data,
                                .gone = hook_gone,
+                               .secured = hook_secured,
                                .drained = hook_drained};
     int rc;
 
@@ -413,6 +496,8 @@ static int new_listeners(struct node *n, struct xside *x, char *why, size_t whyl
             rc = conn_listen(x->cm, l[i].host, l[i].port, SRV_LISTENER_COMPONENT, why,
                              whylen);
     }
+    if (rc == 0)
+        client_listeners(n, x, l, nl);
     return rc;
 }
 
@@ -492,9 +577,13 @@ void node_info_get(const struct node *n, struct node_info *out)
     memset(out, 0, sizeof *out);
     out->uptime_s = (uv_now((uv_loop_t *)&n->loop) - n->started_ms) / 1000;
     out->last_error = n->last_error;
+    out->client_error = "";
     if (n->x != NULL) {
+        out->client_listeners = n->x->client_listening;
+        out->client_error = n->x->client_error;
         srv_get_stats(n->x->srv, &s);
         out->components = s.components;
+        out->clients = s.clients;
         out->conns = s.conns;
     }
 }

@@ -83,6 +83,8 @@ void state_defaults(struct node_state *s)
     s->max_conns = CONF_DEFAULT_MAX_CONNS;
     s->max_conns_per_addr = CONF_DEFAULT_MAX_CONNS_PER_ADDR;
     s->preauth_stanza_bytes = CONF_DEFAULT_PREAUTH_STANZA_BYTES;
+    s->client_port = STATE_DEFAULT_CLIENT_PORT;
+    s->client_tls = STATE_TLS_REQUIRED;
 }
 
 /* ---- formatting ---- */
@@ -166,6 +168,10 @@ int state_format(const struct node_state *s, char *buf, size_t len)
     put(&o, "max-connections %u\n", s->max_conns);
     put(&o, "max-connections-per-address %u\n", s->max_conns_per_addr);
     put(&o, "preauth-stanza-bytes %u\n", s->preauth_stanza_bytes);
+    put(&o, "client-port %u\n", s->client_port);
+    put(&o, "client-tls-port %u\n", s->client_tls_port);
+    put(&o, "client-tls %s\n", state_tls_name(s->client_tls));
+    put(&o, "sasl-plain %s\n", s->sasl_plain ? "yes" : "no");
     put(&o, "cluster-enabled %s\n", s->cluster_enabled ? "yes" : "no");
     if (s->trust[0] != '\0')
         put(&o, "trust %s\n", s->trust);
@@ -305,6 +311,17 @@ static int line(struct node_state *s, const char *key, const char *v, bool *seen
     } else if (strcmp(key, "preauth-stanza-bytes") == 0) {
         ok = parse_uint(v, CONF_MAX_PREAUTH_STANZA_BYTES, &s->preauth_stanza_bytes) &&
              s->preauth_stanza_bytes >= CONF_MIN_PREAUTH_STANZA_BYTES;
+    } else if (strcmp(key, "client-port") == 0) {
+        /* 0 turns the client listener off. */
+        ok = strcmp(v, "0") == 0 ? (s->client_port = 0, true)
+                                 : parse_uint(v, 65535, &s->client_port);
+    } else if (strcmp(key, "client-tls-port") == 0) {
+        ok = strcmp(v, "0") == 0 ? (s->client_tls_port = 0, true)
+                                 : parse_uint(v, 65535, &s->client_tls_port);
+    } else if (strcmp(key, "client-tls") == 0) {
+        ok = state_tls_parse(v, &s->client_tls) == 0 && s->client_tls != STATE_TLS_OFF;
+    } else if (strcmp(key, "sasl-plain") == 0) {
+        ok = parse_yes_no(v, &s->sasl_plain);
     } else if (strcmp(key, "cluster-enabled") == 0) {
         ok = parse_yes_no(v, &s->cluster_enabled);
     } else if (strcmp(key, "trust") == 0) {
@@ -340,6 +357,9 @@ int state_parse(const char *text, size_t len, struct node_state *out, char *why,
     out->max_conns = CONF_DEFAULT_MAX_CONNS;
     out->max_conns_per_addr = CONF_DEFAULT_MAX_CONNS_PER_ADDR;
     out->preauth_stanza_bytes = CONF_DEFAULT_PREAUTH_STANZA_BYTES;
+    /* Files written before issue 10 have no client lines: the defaults. */
+    out->client_port = STATE_DEFAULT_CLIENT_PORT;
+    out->client_tls = STATE_TLS_REQUIRED;
     if (len == 0)
         return bad(why, whylen, "the file is empty (a write was cut short)");
     if (memchr(text, '\0', len) != NULL)

@@ -25,6 +25,10 @@
  *     bundle ca-bundle.pem                (optional)
  *     keepalive 60
  *     auth-timeout 10
+ *     client-port 5222                    (0: no client listener)
+ *     client-tls-port 0                   (direct TLS, XEP-0368; 0: none)
+ *     client-tls required                 (optional | required)
+ *     sasl-plain no                       (yes: offer SASL PLAIN under TLS)
  *     cluster-enabled no
  *     trust cluster-ca.pem                (optional)
  *     peer-listen 127.0.0.1:5224          (optional)
@@ -50,6 +54,7 @@
 #define STATE_MAX_LISTEN 16
 #define STATE_MAX_BYTES (64 * 1024)
 #define STATE_MAX_PATH 256
+#define STATE_DEFAULT_CLIENT_PORT 5222
 
 enum state_tls {
     STATE_TLS_OFF = 0,  /* plaintext only */
@@ -72,6 +77,15 @@ struct node_state {
     /* XMPP listener limits (conf.h): connections in all and per address,
      * and the stanza bytes before authentication */
     unsigned max_conns, max_conns_per_addr, preauth_stanza_bytes;
+    /* Clients (RFC 6120 c2s, issue 10): the port of the client listener on
+     * each listen address (0: none), whether STARTTLS is required before
+     * SASL (STATE_TLS_REQUIRED, the default) or only offered
+     * (STATE_TLS_OPTIONAL; never OFF), and whether SASL PLAIN is offered
+     * (under TLS only). */
+    unsigned client_port;
+    unsigned client_tls_port; /* XEP-0368 direct TLS for clients; 0: none */
+    enum state_tls client_tls;
+    bool sasl_plain;
     bool cluster_enabled;
     char trust[STATE_MAX_PATH]; /* cluster trust bundle, optional */
     struct conf_listen peer;    /* peer-link address; port 0 when unset */

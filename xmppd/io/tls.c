@@ -21,6 +21,7 @@
 
 #include "err.h"
 #include "pki.h"
+#include "srv.h"
 
 /* TLS 1.2 suites: ECDHE key exchange (forward secrecy) with AEAD ciphers
  * only, after RFC 9325 §4.2 and the "intermediate" profile most operators
@@ -665,6 +666,60 @@ int tls_conn_peer(const struct tls_conn *t, struct tls_peer_info *out)
     }
     if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
         out->not_after = timegm(&tm);
+    ERR_clear_error();
+    return 0;
+}
+
+/* ---- channel binding ---- */
+
+/* end_point_hash writes RFC 5929 §4.1 tls-server-end-point of cert into out
+ * (cap bytes); returns the length, 0 when it is not defined for cert. */
+static size_t end_point_hash(X509 *cert, unsigned char *out, size_t cap)
+{
+    int md_nid = NID_undef, pk_nid = NID_undef;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    const EVP_MD *h;
+
+    if (!OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid) ||
+        md_nid == NID_undef)
+        return 0;
+    /* "if the certificate's signatureAlgorithm uses ... MD5 or SHA-1, then
+     * use SHA-256" (RFC 5929 §4.1). */
+    if (md_nid == NID_md5 || md_nid == NID_sha1)
+        md_nid = NID_sha256;
+    h = EVP_get_digestbynid(md_nid);
+    if (h == NULL || X509_digest(cert, h, md, &mdlen) != 1 || mdlen > cap)
+        return 0;
+    memcpy(out, md, mdlen);
+    return mdlen;
+}
+
+int tls_conn_binding(const struct tls_conn *t, struct srv_tls_info *out)
+{
+    static const char label[] = "EXPORTER-Channel-Binding";
+    X509 *cert;
+
+    memset(out, 0, sizeof *out);
+    if (!tls_conn_established(t))
+        return XE_STATE;
+    out->tls13 = SSL_version(t->ssl) == TLS1_3_VERSION;
+    cert = t->role == TLS_ROLE_SERVER ? SSL_get_certificate(t->ssl)
+                                      : SSL_get0_peer_certificate(t->ssl);
+    if (cert != NULL)
+        out->endpoint_len = end_point_hash(cert, out->endpoint, sizeof out->endpoint);
+    if (out->tls13) {
+        /* RFC 9266 §2: label "EXPORTER-Channel-Binding", no context, 32
+         * bytes. */
+        ERR_clear_error();
+        if (SSL_export_keying_material(t->ssl, out->exporter, sizeof out->exporter, label,
+                                       sizeof label - 1, NULL, 0, 0) != 1) {
+            ERR_clear_error();
+            memset(out, 0, sizeof *out);
+            return XE_TLS;
+        }
+        out->exporter_len = sizeof out->exporter;
+    }
     ERR_clear_error();
     return 0;
 }

@@ -166,4 +166,21 @@ struct tls_peer_info {
  * established) or XE_NOTFOUND (no certificate: has_cert is false). */
 int tls_conn_peer(const struct tls_conn *t, struct tls_peer_info *out);
 
+struct srv_tls_info; /* srv.h */
+
+/* tls_conn_binding fills *out (srv.h) with what SASL channel binding needs,
+ * once t is established:
+ *  - tls13: the session is TLS 1.3;
+ *  - exporter: RFC 9266 tls-exporter, 32 bytes of
+ *    SSL_export_keying_material with the label "EXPORTER-Channel-Binding"
+ *    and no context, on TLS 1.3 only (RFC 9266 §2 defines it for 1.3; on
+ *    1.2 without extended master secret it is unsafe), else length 0;
+ *  - endpoint: RFC 5929 §4.1 tls-server-end-point, the hash of the
+ *    server's certificate (our own for a server session, the peer's for a
+ *    client) with the hash of its signature algorithm, SHA-256 when that is
+ *    MD5 or SHA-1; length 0 when the algorithm has no single hash (Ed25519)
+ *    or there is no certificate.
+ * Returns 0, XE_STATE (not established) or XE_TLS (the exporter failed). */
+int tls_conn_binding(const struct tls_conn *t, struct srv_tls_info *out);
+
 #endif

@@ -1,0 +1,105 @@
+"""clients: the xclient test client (tests/integration/tools/xclient.c) as a
+child process with line-wise output, for the client tests (issue 10).
+
+    with Client("alice@example.com/laptop", "secret", "127.0.0.1", 5222,
+                ca="/tmp/ca/ca-bundle.pem", mech="SCRAM-SHA-1") as a:
+        a.wait_line(r"^online ")
+        a.send("msg bob@example.com hello")
+        line = a.wait_line(r"^msg ")
+        a.quit()
+
+Every line xclient prints is one event ("online <jid>", "msg <from> <body>",
+"presence <from> <type>", "iq <from> <type> <id>", "error <condition>",
+"disconnected <reason>"); wait_line raises AssertionError with everything
+seen so far when the line does not come.  The process is killed by pid on
+exit if still running.
+"""
+
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from xmppdtest import LineProc, tool  # noqa: E402
+
+
+class Client(LineProc):
+    """One xclient process."""
+
+    def __init__(self, jid, password, host, port, ca, mech=None, tls_name=None,
+                 direct_tls=False, timeout=300, verbose=False):
+        self.jid = jid
+        argv = [tool("xclient"), "--jid", jid, "--password", password, "--host", host,
+                "--port", str(port), "--ca", ca, "--timeout", str(timeout)]
+        if mech is not None:
+            argv += ["--mech", mech]
+        if tls_name is not None:
+            argv += ["--tls-name", tls_name]
+        if direct_tls:
+            argv.append("--direct-tls")
+        if verbose:
+            argv.append("--verbose")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self._start_reader()
+
+    def send(self, line):
+        """Writes one command line (msg, iq-ping, presence, sub, subscribed,
+        quit)."""
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def wait_line(self, pattern, timeout=20):
+        line = self._match(pattern, timeout)
+        if line is None:
+            raise AssertionError("xclient %s: no line matching %r in %ss; output:\n%s%s"
+                                 % (self.jid, pattern, timeout, "\n".join(self.lines),
+                                    self._stderr()))
+        return line
+
+    def online(self, timeout=20):
+        """Waits for "online <jid>" and returns the full JID; raises
+        AssertionError when the client disconnects instead."""
+        line = self.wait_line(r"^(online|disconnected) ", timeout)
+        if not line.startswith("online "):
+            raise AssertionError("xclient %s did not log in; output:\n%s%s"
+                                 % (self.jid, "\n".join(self.lines), self._stderr()))
+        return line.split(" ", 1)[1]
+
+    def quit(self, timeout=10):
+        """Sends quit and waits for the exit; returns the exit status."""
+        try:
+            self.send("quit")
+        except (BrokenPipeError, ValueError):
+            pass
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(5)
+
+    def finish(self, timeout=20):
+        """Waits for the process to end by itself; returns its exit status."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            return None
+
+    def output(self):
+        self._match(r"(?!)", 0.2)
+        return "\n".join(self.lines)
+
+    def _stderr(self):
+        if self.proc.poll() is None:
+            return ""
+        try:
+            err = self.proc.stderr.read()
+        except (OSError, ValueError):
+            return ""
+        return ("\nstderr:\n" + err) if err else ""
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
