@@ -114,6 +114,11 @@ size_t cl_callbridge_count(const struct cl_state *s)
     return s->n_cb;
 }
 
+uint32_t cl_user_iterations(const struct cl_state *s)
+{
+    return s->user_iter != 0 ? s->user_iter : CL_ITER_DEFAULT;
+}
+
 const struct cl_callbridge *cl_callbridge_at(const struct cl_state *s, size_t i)
 {
     return i < s->n_cb ? s->cb[i] : NULL;
@@ -255,6 +260,8 @@ const char *cl_effect_name(enum cl_effect_kind k)
         return "user-changed";
     case CL_EFF_USER_DELETED:
         return "user-deleted";
+    case CL_EFF_USER_ITER:
+        return "user-iterations";
     }
     return "unknown";
 }
@@ -306,6 +313,9 @@ static int apply_user_set(struct cl_state *s, const struct cl_cmd *c,
         return XE_NOMEM;
     *nu = *c->user;
     memcpy(nu->name, c->name, sizeof nu->name);
+    /* An account is created once: a new password keeps the first time. */
+    if (found)
+        nu->created = s->users[pos]->created;
     if (found) {
         cl__user_free(s->users[pos]);
         s->users[pos] = nu;
@@ -357,6 +367,12 @@ static int apply_cmd(struct cl_state *s, const struct cl_cmd *c, struct cl_effec
         remove_at((void **)s->users, &s->n_users, pos);
         eff->kind = CL_EFF_USER_DELETED;
         return 0;
+    case CL_CMD_USER_ITER:
+        if (cl_user_iterations(s) == c->iterations && s->user_iter != 0)
+            return 0;
+        s->user_iter = c->iterations;
+        eff->kind = CL_EFF_USER_ITER;
+        return 0;
     }
     return XE_CORRUPT;
 }
@@ -403,7 +419,8 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
     if (rc < 0)
         goto out;
     eff->type = c->type;
-    if (c->type != CL_CMD_INIT && c->type != CL_CMD_SET_DOMAIN)
+    if (c->type != CL_CMD_INIT && c->type != CL_CMD_SET_DOMAIN &&
+        c->type != CL_CMD_USER_ITER)
         memcpy(eff->name, c->name, sizeof eff->name);
     /* A request sent again (to a new leader after a leader change) is
      * applied once: the copy answers the first result. */
