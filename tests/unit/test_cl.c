@@ -564,6 +564,28 @@ static void test_user_created(void)
     cl_cmd_user_set(&cmd, "gina", &u, true);
     CHECK_INT(enc_apply(s, &eff), 0);
     CHECK(cl_user_find(s, "gina")->created == 0);
+    /* a new password (REPLACE) for an account that is gone: refused */
+    cl_cmd_user_passwd(&cmd, "gina", &u);
+    CHECK_INT(cmd.flags, CL_CMD_REPLACE);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_USER_CHANGED);
+    cl_cmd_user_passwd(&cmd, "ivan", &u);
+    CHECK_INT(enc_apply(s, &eff), XE_NOTFOUND);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    CHECK(cl_user_find(s, "ivan") == NULL);
+    cmd.flags = CL_CMD_ADD | CL_CMD_REPLACE;
+    {
+        unsigned char *b;
+        size_t l;
+        CHECK_INT(cl_cmd_encode(&cmd, &b, &l), XE_INVAL);
+    }
+    cl_cmd_cb_set(&cmd, "cb", (const unsigned char *)"s", 1, false);
+    cmd.flags = CL_CMD_REPLACE;
+    {
+        unsigned char *b;
+        size_t l;
+        CHECK_INT(cl_cmd_encode(&cmd, &b, &l), XE_INVAL);
+    }
     cl_state_free(s);
 }
 

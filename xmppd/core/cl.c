@@ -306,6 +306,8 @@ static int apply_user_set(struct cl_state *s, const struct cl_cmd *c,
 
     if (found && (c->flags & CL_CMD_ADD))
         return XE_EXISTS;
+    if (!found && (c->flags & CL_CMD_REPLACE))
+        return XE_NOTFOUND;
     if (!found && cl__grow((void ***)&s->users, s->n_users, &s->cap_users) < 0)
         return XE_NOMEM;
     nu = malloc(sizeof *nu);

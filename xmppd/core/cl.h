@@ -21,7 +21,7 @@
  *               [u64 created, when mechs has 4], then per mech present,
  *               SHA-256 first: u8 salt_len | salt | u32 iterations |
  *               StoredKey | ServerKey (32 or 20 bytes each)
- *                                                         flags: CL_CMD_ADD
+ *                                           flags: CL_CMD_ADD or CL_CMD_REPLACE
  *   USER_DEL    u16 len | user
  *   USER_ITER   u32 iterations (CL_ITER_MIN..CL_ITER_MAX)
  *
@@ -163,6 +163,10 @@ enum cl_cmd_type {
 
 /* flags */
 #define CL_CMD_ADD 0x01 /* CB_SET, USER_SET: fail with XE_EXISTS if present */
+#define CL_CMD_REPLACE                                                                   \
+    0x02 /* USER_SET: fail with XE_NOTFOUND if absent (a new                             \
+            password for an account deleted meanwhile must                               \
+            not bring it back) */
 
 /* A command in decoded form.  Pointers are borrowed: on encode, from the
  * caller; after cl_cmd_decode, into the decoded buffer (name and domain are
@@ -195,6 +199,8 @@ void cl_cmd_cb_set(struct cl_cmd *c, const char *name, const unsigned char *secr
 void cl_cmd_cb_del(struct cl_cmd *c, const char *name);
 void cl_cmd_user_set(struct cl_cmd *c, const char *user, const struct cl_user *creds,
                      bool add);
+/* cl_cmd_user_passwd: USER_SET with CL_CMD_REPLACE. */
+void cl_cmd_user_passwd(struct cl_cmd *c, const char *user, const struct cl_user *creds);
 void cl_cmd_user_del(struct cl_cmd *c, const char *user);
 void cl_cmd_user_iter(struct cl_cmd *c, uint32_t iterations);
 
@@ -262,7 +268,8 @@ const char *cl_effect_name(enum cl_effect_kind k);
  *                write changed nothing, e.g. the same secret again)
  *   XE_EXISTS    CB_SET / USER_SET with CL_CMD_ADD on an existing name;
  *                INIT when the cluster id is already set
- *   XE_NOTFOUND  CB_DEL / USER_DEL of an unknown name
+ *   XE_NOTFOUND  CB_DEL / USER_DEL of an unknown name; USER_SET with
+ *                CL_CMD_REPLACE of an unknown name
  *   XE_CORRUPT, XE_INVAL  the entry does not decode (state unchanged)
  *   XE_NOMEM     out of memory: state unchanged, but this node can no longer
  *                follow the log; the driver must stop (not deterministic)

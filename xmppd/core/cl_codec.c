@@ -261,6 +261,12 @@ void cl_cmd_user_set(struct cl_cmd *c, const char *user, const struct cl_user *c
     c->flags = add ? CL_CMD_ADD : 0;
 }
 
+void cl_cmd_user_passwd(struct cl_cmd *c, const char *user, const struct cl_user *creds)
+{
+    cl_cmd_user_set(c, user, creds, false);
+    c->flags = CL_CMD_REPLACE;
+}
+
 void cl_cmd_user_del(struct cl_cmd *c, const char *user)
 {
     cmd_clear(c, CL_CMD_USER_DEL);
@@ -276,10 +282,12 @@ void cl_cmd_user_iter(struct cl_cmd *c, uint32_t iterations)
 /* cmd_check validates a command's fields (encode and decode share it). */
 static int cmd_check(const struct cl_cmd *c)
 {
-    unsigned allowed =
-        (c->type == CL_CMD_CB_SET || c->type == CL_CMD_USER_SET) ? CL_CMD_ADD : 0;
+    unsigned allowed = c->type == CL_CMD_CB_SET     ? CL_CMD_ADD
+                       : c->type == CL_CMD_USER_SET ? CL_CMD_ADD | CL_CMD_REPLACE
+                                                    : 0;
 
-    if ((c->flags & ~allowed) != 0)
+    if ((c->flags & ~allowed) != 0 ||
+        (c->flags & (CL_CMD_ADD | CL_CMD_REPLACE)) == (CL_CMD_ADD | CL_CMD_REPLACE))
         return XE_INVAL;
     switch (c->type) {
     case CL_CMD_INIT:
@@ -394,7 +402,7 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
     c->flags = (unsigned)rd_uint(&r, 1);
     if (r.bad || (version != CL_CMD_VERSION && version != CL_CMD_VERSION_ID))
         return XE_CORRUPT;
-    if ((c->flags & ~(unsigned)CL_CMD_ADD) != 0)
+    if ((c->flags & ~(unsigned)(CL_CMD_ADD | CL_CMD_REPLACE)) != 0)
         return XE_CORRUPT;
     c->type = (enum cl_cmd_type)type;
     switch (type) {
