@@ -75,6 +75,15 @@ static void test_names(void)
     CHECK(!cl_user_valid("a b"));
     CHECK(!cl_user_valid("a/b"));
     CHECK(!cl_user_valid("a\x01"));
+    {
+        char why[256] = "";
+        CHECK(cl_user_explain("alice", why, sizeof why) && why[0] == '\0');
+        CHECK(!cl_user_explain("a@b", why, sizeof why));
+        CHECK(strstr(why, "has '@'") != NULL && strstr(why, "RFC 7622") != NULL);
+        CHECK(!cl_user_explain("a b", why, sizeof why) && strstr(why, "space") != NULL);
+        CHECK(!cl_user_explain("a\x01", why, sizeof why) && strstr(why, "0x01") != NULL);
+        CHECK(!cl_user_explain("", why, sizeof why) && strstr(why, "empty") != NULL);
+    }
 }
 
 static void test_init_and_domain(void)

@@ -50,6 +50,38 @@ bool cl_user_valid(const char *user)
     return n >= 1 && n <= CL_USER_MAX;
 }
 
+bool cl_user_explain(const char *user, char *why, size_t len)
+{
+    static const char rule[] = "a user name has 1-1023 bytes and no spaces, control "
+                               "characters or \" & ' / : < > @ (RFC 7622 §3.3.1)";
+    size_t n = user != NULL ? strlen(user) : 0;
+
+    if (cl_user_valid(user))
+        return true;
+    if (n == 0) {
+        snprintf(why, len, "the user name is empty; %s", rule);
+        return false;
+    }
+    if (n > CL_USER_MAX) {
+        snprintf(why, len, "the user name is %zu bytes long; %s", n, rule);
+        return false;
+    }
+    for (const unsigned char *p = (const unsigned char *)user; *p != '\0'; p++) {
+        if (*p == ' ')
+            snprintf(why, len, "user name \"%.60s\" has a space; %s", user, rule);
+        else if (*p < 0x20 || *p == 0x7f)
+            snprintf(why, len, "the user name has a control character (0x%02x); %s", *p,
+                     rule);
+        else if (strchr("\"&'/:<>@", *p) != NULL)
+            snprintf(why, len, "user name \"%.60s\" has '%c'; %s", user, *p, rule);
+        else
+            continue;
+        return false;
+    }
+    snprintf(why, len, "invalid user name; %s", rule);
+    return false;
+}
+
 static bool scram_valid(const struct cl_scram *s)
 {
     return s->salt_len >= CL_SALT_MIN && s->salt_len <= CL_SALT_MAX &&

@@ -92,6 +92,12 @@ bool cl_domain_valid(const char *domain);
  * (" & ' / : < > @). */
 bool cl_user_valid(const char *user);
 
+/* cl_user_explain: when user fails cl_user_valid, writes one line saying
+ * what is wrong and what to do into why (len bytes) and returns false;
+ * true (why untouched) when it is valid.  mmp-cli and the daemon say the
+ * same. */
+bool cl_user_explain(const char *user, char *why, size_t len);
+
 /* ---- The state ---- */
 
 struct cl_callbridge {

@@ -13,6 +13,7 @@
 
 #include "cl.h"
 #include "cmds_cluster.h"
+#include "cmds_user.h"
 #include "conf.h"
 #include "ctl_server.h"
 #include "err.h"
@@ -764,6 +765,11 @@ const struct ctl_command cmds_table[] = {
     {"xmpp.callbridge.add", h_cb_add},
     {"xmpp.callbridge.del", h_cb_del},
     {"xmpp.callbridge.list", h_cb_list},
+    {"xmpp.user.add", cmds_user_add},
+    {"xmpp.user.passwd", cmds_user_passwd},
+    {"xmpp.user.del", cmds_user_del},
+    {"xmpp.user.list", cmds_user_list},
+    {"xmpp.user.iterations", cmds_user_iterations},
     {"xmpp.cluster.status", cmds_cluster_status},
     {"xmpp.cluster.trust", cmds_cluster_trust},
     {"xmpp.cluster.enable", cmds_cluster_enable},
