@@ -61,6 +61,34 @@ bool raft__vote_ignored(struct raft *r, const struct raft_message *m)
     return false;
 }
 
+/* more_up_to_date: the log (last_index, last_term) is strictly more up to
+ * date than ours (§5.4.1). */
+static bool more_up_to_date(const struct raft *r, uint64_t last_index, uint64_t last_term)
+{
+    uint64_t my_term = raft__log_last_term(&r->log);
+    if (last_term != my_term)
+        return last_term > my_term;
+    return last_index > raft__log_last(&r->log);
+}
+
+/* yield_candidacy: m is a real vote request of our own term that we refuse
+ * only because we voted for ourselves, and its candidate's log is strictly
+ * more up to date than ours, so it is the better leader.  We give up our
+ * candidacy: move to the next term as a follower with no vote, and wait one
+ * more minimum election timeout than usual before we campaign again.  The
+ * answer carries the new term, the candidate adopts it (a fresh timeout of
+ * at most election_max_ms) and campaigns before we do; we grant that.
+ * Without this, a candidate whose log is behind can keep its term one step
+ * ahead of the only candidate that can win, refusing each of its requests
+ * as already voted (sim seed 22650, scenario stale_candidate_yields.txt:
+ * the stale candidate does not even know that candidate as a voter, so it
+ * never asks it).  Raising a term without voting is always safe (§5.1). */
+static bool yield_candidacy(struct raft *r, const struct raft_message *m)
+{
+    return r->role == RAFT_CANDIDATE && m->term == r->term && r->vote == r->o.id &&
+           more_up_to_date(r, m->u.vote.last_index, m->u.vote.last_term);
+}
+
 static unsigned count_votes(struct raft *r, bool granted)
 {
     unsigned n = 0;
@@ -159,6 +187,10 @@ void raft__recv_vote(struct raft *r, const struct raft_message *m)
         }
         if (grant)
             raft__reset_election_timer(r);
+        if (!grant && yield_candidacy(r, m)) {
+            raft__become_follower(r, r->term + 1, 0);
+            r->election_deadline += r->o.election_min_ms;
+        }
     }
     struct raft_message *o = raft__send(r, RAFT_MSG_VOTE_RESULT, m->from);
     if (o == NULL)

@@ -421,6 +421,65 @@ static void test_timeout_now_only_from_leader(void)
     raft_free(f);
 }
 
+/* ---- a candidate behind a better one ------------------------------------------ */
+
+/* sim seed 22650: a candidate whose log is behind refuses, as already voted
+ * (for itself), a request of its own term from a candidate with a more
+ * up-to-date log.  It must give up: move to the next term as a follower
+ * with no vote, tell that term in its answer, and stay quiet longer than
+ * the better candidate's longest timeout, so that the better one asks
+ * first, in a term where it can be granted. */
+static void test_candidate_yields_to_better_log(void)
+{
+    struct raft_update u;
+    struct raft *c = new_node(2, 3, 1, NULL, 0, false, false);
+    REQUIRE(c != NULL);
+    uint64_t now = 0;
+    while (status(c).role != RAFT_CANDIDATE && now < 5000)
+        tick(c, ++now, &u);
+    REQUIRE(status(c).role == RAFT_CANDIDATE && status(c).term == 2);
+    struct raft_message v = msg(RAFT_MSG_VOTE, 3, 2, 2);
+    v.u.vote.last_index = 2;
+    v.u.vote.last_term = 2;
+    recv(c, now + 10, &v, &u);
+    const struct raft_message *o = find(&u, RAFT_MSG_VOTE_RESULT, 3);
+    REQUIRE(o != NULL);
+    CHECK(!o->u.vote_result.granted);
+    CHECK_INT(o->term, 3);
+    CHECK_INT(status(c).role, RAFT_FOLLOWER);
+    CHECK_INT(status(c).term, 3);
+    struct raft_options d = opts(2, false, false);
+    for (uint64_t t = now + 11; t < now + 10 + d.election_max_ms; t++) {
+        tick(c, t, &u);
+        if (status(c).role != RAFT_FOLLOWER) {
+            TL_FAIL_("the yielding node campaigned %" PRIu64 " ms after it yielded",
+                     t - now - 10);
+            break;
+        }
+    }
+    /* the better candidate asks in term 4: granted */
+    v.term = 4;
+    recv(c, now + 10 + d.election_max_ms, &v, &u);
+    o = find(&u, RAFT_MSG_VOTE_RESULT, 3);
+    REQUIRE(o != NULL);
+    CHECK(o->u.vote_result.granted);
+    raft_free(c);
+
+    /* an equally up-to-date candidate is refused as before: no yield */
+    c = new_node(2, 3, 1, NULL, 0, false, false);
+    REQUIRE(c != NULL);
+    now = 0;
+    while (status(c).role != RAFT_CANDIDATE && now < 5000)
+        tick(c, ++now, &u);
+    v = msg(RAFT_MSG_VOTE, 3, 2, 2);
+    v.u.vote.last_index = 1;
+    v.u.vote.last_term = 1;
+    recv(c, now + 10, &v, &u);
+    CHECK_INT(status(c).role, RAFT_CANDIDATE);
+    CHECK_INT(status(c).term, 2);
+    raft_free(c);
+}
+
 /* ---- CheckQuorum ---------------------------------------------------------- */
 
 /* Thesis §6.2: a leader that has not heard from a majority for an election
@@ -560,6 +619,6 @@ TL_MAIN(T(test_replace_same_id_refused), T(test_change_waits_for_first_commit),
         T(test_config_reverted_on_truncate), T(test_backoff_stays_above_match),
         T(test_committed_never_truncated), T(test_persisted_report_for_replaced_entry),
         T(test_nonvoter_counts_nowhere), T(test_timeout_now_only_from_leader),
-        T(test_removed_node_learns), T(test_check_quorum_first_window),
-        T(test_fast_path_flapping_link), T(test_fast_path_crash),
-        T(test_fast_path_other_peer))
+        T(test_removed_node_learns), T(test_candidate_yields_to_better_log),
+        T(test_check_quorum_first_window), T(test_fast_path_flapping_link),
+        T(test_fast_path_crash), T(test_fast_path_other_peer))

@@ -49,6 +49,51 @@ bool cluster_removed(const struct node *n)
     return n->cluster != NULL && n->cluster->removed;
 }
 
+void cluster_store_replaced(struct node *n)
+{
+    if (n->cluster != NULL)
+        n->cluster->removed = false;
+}
+
+/* stop_serving_later: a removed node stops serving XMPP (issue 13 item 2:
+ * its call bridges' stanzas would go nowhere); deferred so that it never
+ * runs inside an rnode or peer-link callback. */
+static void stop_serving_later(struct node *n, void *arg, bool cancelled)
+{
+    (void)arg;
+    if (!cancelled && cluster_removed(n))
+        node_xmpp_stop(n);
+}
+
+/* set_removed: this node learned that it is no longer a member of its
+ * cluster (how: who said so).  Once: it says so in the log and in every
+ * status (State: REMOVED), stops serving XMPP and stops dialling the
+ * members (they would refuse it every time); `xmpp cluster join` or
+ * `xmpp cluster disable` is the way on (docs/cluster.md "Removal"). */
+static void set_removed(struct node *n, const char *how)
+{
+    struct cluster *c = n->cluster;
+    struct rnode_status st;
+
+    if (c == NULL || c->removed || n->rn == NULL)
+        return;
+    rnode_status_get(n->rn, &st);
+    c->removed = true;
+    LOG(&n->log, LOG_WARN,
+        "%s this node was removed from cluster %016" PRIx64
+        " (%s): it stops serving XMPP; run xmpp cluster invite on a member, then xmpp "
+        "cluster join <member> <token> here, or xmpp cluster disable to go alone",
+        n->name, st.cluster_id, how);
+    snprintf(n->last_error, sizeof n->last_error,
+             "this node was removed from cluster %016" PRIx64
+             ": join again (xmpp cluster join <member> <token>) or go alone (xmpp "
+             "cluster disable)",
+             st.cluster_id);
+    if (c->pm != NULL)
+        peer_set_members(c->pm, NULL, NULL, 0);
+    node__later(n, stop_serving_later, NULL);
+}
+
 bool cluster_running(const struct node *n)
 {
     return n->cluster != NULL && n->cluster->pm != NULL;
@@ -138,8 +183,7 @@ static void srv_follow(struct node *n)
 
 void cluster_srv_attach(struct node *n)
 {
-    struct srv_cluster_env env = {
-        .ud = n, .peer_send = sv_peer_send};
+    struct srv_cluster_env env = {.ud = n, .peer_send = sv_peer_send};
     struct fwd_config cfg;
     int rc;
 
@@ -252,10 +296,13 @@ static void rn_status(void *ud)
         c->leader_id = st.leader_id;
         c->term = st.term;
     }
+    if (st.removed)
+        set_removed(n, "its log removes it");
     if (c->pm == NULL)
         return;
     peer_set_cluster_id(c->pm, st.cluster_id);
-    sync_members(n);
+    if (!c->removed)
+        sync_members(n);
     srv_follow(n);
     if (c->join.phase == JOIN_SYNC) {
         const struct raft_member *me =
@@ -424,13 +471,8 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
             if (n->rn == NULL)
                 return 0;
             rnode_status_get(n->rn, &st);
-            if (cluster__get64(d + 9) == st.cluster_id && !c->removed) {
-                c->removed = true;
-                LOG(&n->log, LOG_WARN,
-                    "%s this node was removed from cluster %016" PRIx64
-                    "; run xmpp cluster disable (or join again)",
-                    n->name, st.cluster_id);
-            }
+            if (cluster__get64(d + 9) == st.cluster_id)
+                set_removed(n, "a member said so");
             return 0;
         }
         if (d[0] != CLUSTER_REQ_CMD && d[0] != CLUSTER_REQ_JOIN &&

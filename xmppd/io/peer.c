@@ -582,8 +582,8 @@ static void on_hello(struct peer_mgr *m, struct pconn *l, const struct pframe_he
      * read through it, so a clock that is off delays nothing. */
     p->info.clock_offset_ms = (int64_t)(h->wall_ms - wall_now_ms());
     p->info.clock_known = h->wall_ms != 0;
-    if (p->info.clock_known && (p->info.clock_offset_ms > 2000 ||
-                                p->info.clock_offset_ms < -2000))
+    if (p->info.clock_known &&
+        (p->info.clock_offset_ms > 2000 || p->info.clock_offset_ms < -2000))
         LOG(m->o.log, LOG_WARN,
             "%s the clock of node %016" PRIx64 " (%s) is %+.1f s from this node's: "
             "check NTP on both (deadlines are corrected, logs will not line up)",
@@ -1018,6 +1018,20 @@ void peer_mgr_close(struct peer_mgr *m, void (*done)(void *arg), void *arg)
 void peer_set_cluster_id(struct peer_mgr *m, uint64_t cluster_id)
 {
     m->o.cluster_id = cluster_id;
+}
+
+void peer_set_node_id(struct peer_mgr *m, uint64_t node_id)
+{
+    if (node_id == 0 || node_id == m->o.node_id)
+        return;
+    m->o.node_id = node_id;
+    for (struct peer *p = m->peers; p != NULL; p = p->next) {
+        if (p->link != NULL)
+            link_close(m, p->link, "this node took a new id");
+        if (p->dial != NULL)
+            link_close(m, p->dial, "this node took a new id");
+    }
+    conn_mgr_flush(m->cm);
 }
 
 int peer_set_members(struct peer_mgr *m, const uint64_t *ids, const char *const *addrs,

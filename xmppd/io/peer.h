@@ -135,6 +135,11 @@ void peer_mgr_close(struct peer_mgr *m, void (*done)(void *arg), void *arg);
 /* peer_set_cluster_id changes the cluster id sent in later HELLOs. */
 void peer_set_cluster_id(struct peer_mgr *m, uint64_t cluster_id);
 
+/* peer_set_node_id makes node_id (non-zero) this node's id in later HELLOs
+ * and closes every link and dial, which were bound to the old id (a removed
+ * node joining again takes a new id: raft.h, raft_update.removed). */
+void peer_set_node_id(struct peer_mgr *m, uint64_t node_id);
+
 /* peer_set_members makes ids[i] at addrs[i] (borrowed) the members this node
  * keeps links to (this node's own id is skipped).  Peers no longer listed
  * are closed, unless they are contacts. */

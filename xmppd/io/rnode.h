@@ -281,6 +281,9 @@ struct rnode_status {
     /* the Raft timing profile in use (chosen at rnode_open) */
     bool fast_lan;
     unsigned heartbeat_ms, election_min_ms, election_max_ms;
+    /* the core applied a configuration without this node: it was removed
+     * (or replaced) and takes part in nothing any more (raft_update.removed) */
+    bool removed;
 };
 
 /* rnode_status_get fills *out from local state. */
