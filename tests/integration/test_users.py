@@ -90,6 +90,9 @@ def main():
         created = lists[0][0]["created"]
         check(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$", created or ""),
               "created: %r" % created)
+        check(all(nd.json("xmpp status")["accounts"] == 1 for nd in c.nodes),
+              "xmpp status counts the account on every node")
+        check("Accounts: 1" in f2.ok("xmpp status"), "xmpp status text: Accounts")
         text = f2.ok("xmpp user list")
         check("Created" in text and created in text, "text list: %r" % text)
         c.say("user added on follower %s (password on stdin) is on every node", f1.name)

@@ -216,6 +216,8 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
      * went away, ...). */
     if (*result != NULL && info.last_error[0] != '\0' && !node_xmpp_running(n))
         json_object_set_new(*result, "error", json_string(info.last_error));
+    if (*result != NULL)
+        cmds_user_status(n, *result);
     return *result != NULL ? 0 : XE_NOMEM;
 }
 

@@ -446,3 +446,10 @@ int cmds_user_iterations(void *ud, json_t *args, json_t **result, struct ctl_err
     submit(r);
     return CTL_DEFERRED;
 }
+
+void cmds_user_status(struct node *n, json_t *status)
+{
+    json_object_set_new(
+        status, "accounts",
+        json_integer((json_int_t)cl_user_count(rnode_state(node_rnode(n)))));
+}

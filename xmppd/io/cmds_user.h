@@ -43,4 +43,11 @@ int cmds_user_list(void *ud, json_t *args, json_t **result, struct ctl_error *er
  * accounts keep theirs until their password is set again. */
 int cmds_user_iterations(void *ud, json_t *args, json_t **result, struct ctl_error *err);
 
+struct node;
+
+/* cmds_user_status adds the account part of `xmpp status` to status (an
+ * object, borrowed): "accounts", the number of client accounts in the
+ * replicated state (the same on every node that is up to date). */
+void cmds_user_status(struct node *n, json_t *status);
+
 #endif
