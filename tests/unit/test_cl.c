@@ -757,11 +757,11 @@ static void test_user_iterations(void)
     CHECK(cl_user_find(d, "hank")->created == 1234);
     REQUIRE(cl_snapshot_encode(d, &b, &lb) == 0);
     CHECK(la == lb && memcmp(a, b, la) == 0);
+    cl_state_free(d);
     for (size_t cut = 0; cut < la; cut++)
-        CHECK(cl_snapshot_decode(a, cut, &d) < 0);
+        CHECK(cl_snapshot_decode(a, cut, &d) < 0 && d == NULL);
     cl_buf_free(b, lb);
     cl_buf_free(a, la);
-    cl_state_free(d);
     CHECK_STR(cl_cmd_type_name(CL_CMD_USER_ITER), "user-iterations");
     CHECK_STR(cl_effect_name(CL_EFF_USER_ITER), "user-iterations");
     cl_state_free(s);
