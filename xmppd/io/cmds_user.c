@@ -280,11 +280,10 @@ static void derived(uv_work_t *w, int status)
         char t[64];
         created_text(r->creds.created, t, sizeof t);
         json_object_set_new(r->result, "created", json_string(t));
-    }
-    if (r->what == W_ADD)
         cl_cmd_user_set(&r->cmd, r->name, &r->creds, true);
-    else
+    } else {
         cl_cmd_user_passwd(&r->cmd, r->name, &r->creds);
+    }
     submit(r);
 }
 
