@@ -50,14 +50,24 @@ bool cl_user_valid(const char *user)
     return n >= 1 && n <= CL_USER_MAX;
 }
 
+static bool scram_valid(const struct cl_scram *s)
+{
+    return s->salt_len >= CL_SALT_MIN && s->salt_len <= CL_SALT_MAX &&
+           s->iterations >= CL_ITER_MIN && s->iterations <= CL_ITER_MAX;
+}
+
+bool cl__creds_valid(const struct cl_user *u)
+{
+    return u != NULL && u->sha256.present && scram_valid(&u->sha256) &&
+           (!u->sha1.present || scram_valid(&u->sha1));
+}
+
 bool cl_user_explain(const char *user, char *why, size_t len)
 {
     static const char rule[] = "a user name has 1-1023 bytes and no spaces, control "
                                "characters or \" & ' / : < > @ (RFC 7622 §3.3.1)";
     size_t n = user != NULL ? strlen(user) : 0;
 
-    if (cl_user_valid(user))
-        return true;
     if (n == 0) {
         snprintf(why, len, "the user name is empty; %s", rule);
         return false;
@@ -66,6 +76,8 @@ bool cl_user_explain(const char *user, char *why, size_t len)
         snprintf(why, len, "the user name is %zu bytes long; %s", n, rule);
         return false;
     }
+    /* RFC 7622 §3.3.1: these never appear in a localpart, before or after
+     * preparation. */
     for (const unsigned char *p = (const unsigned char *)user; *p != '\0'; p++) {
         if (*p == ' ')
             snprintf(why, len, "user name \"%.60s\" has a space; %s", user, rule);
@@ -78,20 +90,7 @@ bool cl_user_explain(const char *user, char *why, size_t len)
             continue;
         return false;
     }
-    snprintf(why, len, "invalid user name; %s", rule);
-    return false;
-}
-
-static bool scram_valid(const struct cl_scram *s)
-{
-    return s->salt_len >= CL_SALT_MIN && s->salt_len <= CL_SALT_MAX &&
-           s->iterations >= CL_ITER_MIN && s->iterations <= CL_ITER_MAX;
-}
-
-bool cl__creds_valid(const struct cl_user *u)
-{
-    return u != NULL && u->sha256.present && scram_valid(&u->sha256) &&
-           (!u->sha1.present || scram_valid(&u->sha1));
+    return true;
 }
 
 /* ---- state ---- */

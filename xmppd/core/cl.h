@@ -92,10 +92,13 @@ bool cl_domain_valid(const char *domain);
  * (" & ' / : < > @). */
 bool cl_user_valid(const char *user);
 
-/* cl_user_explain: when user fails cl_user_valid, writes one line saying
- * what is wrong and what to do into why (len bytes) and returns false;
- * true (why untouched) when it is valid.  mmp-cli and the daemon say the
- * same. */
+/* cl_user_explain checks a user name as an admin typed it, before it is
+ * prepared (RFC 7622 §3.3: preparation maps it, these rules hold before
+ * and after): 1..CL_USER_MAX bytes, no space, no control character, none
+ * of " & ' / : < > @.  Returns true when they hold; otherwise writes one
+ * line saying what is wrong and what to do into why (len bytes) and
+ * returns false.  mmp-cli and the daemon say the same.  A name that passes
+ * still has to be prepared (the daemon does it) to pass cl_user_valid. */
 bool cl_user_explain(const char *user, char *why, size_t len);
 
 /* ---- The state ---- */

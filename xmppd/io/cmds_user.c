@@ -95,6 +95,12 @@ static int prepare_name(const char *in, char *out, struct ctl_error *err)
         out[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
     }
     out[n] = '\0';
+    /* The state holds prepared names only (cl_cmd_encode checks it too). */
+    if (!cl_user_valid(out))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "user name \"%.60s\" cannot be prepared as a JID localpart "
+                             "(RFC 7622 §3.3); choose another",
+                             in);
     return 0;
 }
 
