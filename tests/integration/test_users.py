@@ -99,8 +99,8 @@ def main():
 
         # -- again, elsewhere: exists --
         rc, out, err = f2.mmp("xmpp user add alice", stdin="whatever-pw\n")
-        check(rc == 1 and "alice already exists" in err and len(err.strip().splitlines()) == 1,
-              "second add: rc %d, %r" % (rc, err))
+        check(rc == 1 and "alice already exists" in err
+              and len(err.strip().splitlines()) == 1, "second add: rc %d, %r" % (rc, err))
         c.say("a second add is refused: %s", err.strip())
 
         # -- passwd on the leader keeps created; unknown user --
