@@ -94,6 +94,43 @@ static void set_removed(struct node *n, const char *how)
     node__later(n, stop_serving_later, NULL);
 }
 
+/* note_gone records the members that left the committed configuration
+ * since the last look (seen), so that a HELLO from one of them can be
+ * answered "you were removed" (only committed removals: an uncommitted
+ * one may still be undone). */
+static void note_gone(struct node *n)
+{
+    struct cluster *c = n->cluster;
+    const struct raft_config *cfg;
+
+    if (c == NULL || n->rn == NULL)
+        return;
+    cfg = rnode_config_committed(n->rn);
+    if (cfg->n == 0)
+        return;
+    for (unsigned i = 0; c->seen_valid && i < c->n_seen; i++) {
+        if (raft_config_find(cfg, c->seen[i]) != NULL || cluster__gone(c, c->seen[i]))
+            continue;
+        if (c->n_gone == CLUSTER_GONE_MAX) {
+            memmove(c->gone, c->gone + 1, (CLUSTER_GONE_MAX - 1) * sizeof c->gone[0]);
+            c->n_gone--;
+        }
+        c->gone[c->n_gone++] = c->seen[i];
+    }
+    c->n_seen = 0;
+    for (unsigned i = 0; i < cfg->n && i < RAFT_MAX_MEMBERS; i++)
+        c->seen[c->n_seen++] = cfg->members[i].id;
+    c->seen_valid = true;
+}
+
+bool cluster__gone(const struct cluster *c, uint64_t id)
+{
+    for (unsigned i = 0; i < c->n_gone; i++)
+        if (c->gone[i] == id)
+            return true;
+    return false;
+}
+
 bool cluster_running(const struct node *n)
 {
     return n->cluster != NULL && n->cluster->pm != NULL;
@@ -222,6 +259,10 @@ static int rn_send(void *ud, uint64_t to_id, const char *to_addr,
 
     if (n->cluster == NULL || n->cluster->pm == NULL)
         return XE_CLOSED;
+    /* A removed node takes part in nothing (its campaigns would only make
+     * the members refuse its links, and redial them). */
+    if (n->cluster->removed)
+        return XE_CLOSED;
     if (len == 0)
         return XE_INVAL;
     buf = malloc(len);
@@ -298,6 +339,7 @@ static void rn_status(void *ud)
     }
     if (st.removed)
         set_removed(n, "its log removes it");
+    note_gone(n);
     if (c->pm == NULL)
         return;
     peer_set_cluster_id(c->pm, st.cluster_id);
@@ -351,11 +393,49 @@ static int pk_check(void *ud, const struct pframe_hello *h, bool contact, char *
     cfg = rnode_config(n->rn);
     if (cfg->n == 0 || raft_config_find(cfg, h->node_id) != NULL)
         return 0;
+    note_gone(n);
+    if (cluster__gone(n->cluster, h->node_id)) {
+        snprintf(why, whylen,
+                 "node %s at %s was removed from cluster %016" PRIx64
+                 ": it may join again with a token (xmpp cluster invite)",
+                 id, h->addr, st.cluster_id);
+        return XE_NOTFOUND;
+    }
     snprintf(why, whylen,
              "node %s at %s is not a member of cluster %016" PRIx64
              " (removed, or not added yet)",
              id, h->addr, st.cluster_id);
     return XE_PERM;
+}
+
+/* pk_refused: a member we dialled refused our HELLO and said why.  A
+ * member of our own cluster that says we were removed is believed: it is
+ * in our configuration and its certificate was checked for its address. */
+static void pk_refused(void *ud, uint64_t id, const struct pframe_refuse *r)
+{
+    struct node *n = ud;
+    struct rnode_status st;
+    char how[64], hex[17];
+
+    if (n->cluster == NULL || n->rn == NULL)
+        return;
+    if (id == 0 && n->cluster->join.phase == JOIN_CONTACT) {
+        /* Our join contact refused us: the joiner's shell hears why at
+         * once, not "could not reach" after the timeout (issue 13 item 5). */
+        char msg[PFRAME_MAX_MSG + 64];
+        snprintf(msg, sizeof msg, "the member refused this node: %s", r->reason);
+        cluster__join_finish(n->cluster, XE_PERM, msg);
+        return;
+    }
+    if (id == 0 || r->code != PFRAME_REFUSE_REMOVED)
+        return;
+    rnode_status_get(n->rn, &st);
+    if (r->cluster_id != st.cluster_id ||
+        raft_config_find(rnode_config(n->rn), id) == NULL)
+        return;
+    state_node_id_hex(id, hex);
+    snprintf(how, sizeof how, "member %s said so", hex);
+    set_removed(n, how);
 }
 
 static int pk_raft(void *ud, uint64_t from, const void *data, size_t len)
@@ -650,6 +730,7 @@ int cluster__open_peers(struct node *n, uint64_t cluster_id, char *why, size_t w
                            .link = pk_link,
                            .reset = pk_reset,
                            .room = pk_room,
+                           .refused = pk_refused,
                            .components = pk_components};
     struct peer_opts o;
     char self[PFRAME_MAX_ADDR + 1], key[1024], cert[1024], trust[1024];

@@ -213,6 +213,8 @@ static void link_close(struct peer_mgr *m, struct pconn *l, const char *why)
  * logs it (warnings about bad connections at most once a second) and
  * closes l.  A connection that timed out before its HELLO is aborted: it
  * has nothing worth flushing, and must not hold its descriptor longer. */
+static int send_frame(struct peer_mgr *m, struct pconn *l, const struct pframe *f);
+
 static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_update *u)
 {
     const char *dir = l->sm.outgoing ? "to" : "from";
@@ -277,6 +279,14 @@ static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_up
         conn_abort(m->cm, l->conn);
         link_drop(m, l, 0, u->why);
         return;
+    }
+    if (u->send_refuse) {
+        /* The dialler learns why (written before the close, which flushes). */
+        struct pframe r = {.type = PFRAME_REFUSE};
+        r.u.refuse.cluster_id = m->o.cluster_id;
+        r.u.refuse.code = u->refuse_code;
+        r.u.refuse.reason = u->why;
+        (void)send_frame(m, l, &r);
     }
     link_close(m, l, u->why);
 }
@@ -627,7 +637,10 @@ static void on_frame(struct peer_mgr *m, struct pconn *l, struct pframe *f)
     }
     plink_frame(&l->sm, f, &u);
     if (u.close) {
+        uint64_t dialled = l->sm.dialled_id;
         close_for(m, l, &u);
+        if (u.deliver && f->type == PFRAME_REFUSE && m->h.refused != NULL)
+            m->h.refused(m->h.ud, dialled, &f->u.refuse);
         return;
     }
     p->info.frames_in++;

@@ -1158,6 +1158,11 @@ const struct raft_config *rnode_config(const struct rnode *rn)
     return raft_config_get(rn->raft);
 }
 
+const struct raft_config *rnode_config_committed(const struct rnode *rn)
+{
+    return raft_config_committed(rn->raft);
+}
+
 bool rnode_is_leader(const struct rnode *rn)
 {
     return !rn->stopped && rn->leader_id == rn->node_id;

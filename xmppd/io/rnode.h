@@ -247,6 +247,9 @@ const struct cl_state *rnode_state(const struct rnode *rn);
 /* rnode_config returns the latest configuration (members with ids,
  * addresses, roles; borrowed, as for rnode_state). */
 const struct raft_config *rnode_config(const struct rnode *rn);
+/* rnode_config_committed returns the latest committed configuration
+ * (borrowed, as for rnode_config). */
+const struct raft_config *rnode_config_committed(const struct rnode *rn);
 
 struct rnode_status {
     enum raft_role role; /* RAFT_STOPPED after a storage failure */
