@@ -9,7 +9,10 @@ on a 3-node cluster (issue 10, item 1).
   account it fails ("not-found"); `xmpp user del` on the other follower
   removes it everywhere; the list is empty again; a second del fails.
 - Bad names are refused with the reason (space, '@', '/', empty), by the
-  shell before any password is asked, and by the daemon for a raw request.
+  shell before any password is asked, and by the daemon for a raw request;
+  a name PRECIS refuses (a symbol) is refused by the daemon.
+- Names are prepared (RFC 7622 §3.3, PRECIS UsernameCaseMapped): "CafÉ" is
+  stored as "café", and a fullwidth "ＡＬＩＣＥ" is the existing "alice".
 - `--generate` prints a 20-character password once (text and --json).
 - `xmpp user iterations` shows 4096, refuses 1000, sets 5000 everywhere.
 - No password appears in any node's log, state directory (Raft log,
@@ -121,9 +124,20 @@ def main():
         resp = raw_request(f2.sock, "xmpp.user.add", {"name": "x@y", "password": "pw"})
         check(not resp["ok"] and resp["error"]["code"] == "invalid-argument" and
               "'@'" in resp["error"]["message"], "daemon on a bad name: %s" % resp)
-        rc, out, err = f1.mmp("xmpp user add caf\u00e9", stdin="pw-pw-pw\n")
-        check(rc == 1 and "not ASCII" in err, "non-ASCII: %d %r" % (rc, err))
+        # PRECIS (RFC 8265 §3.3): a symbol outside the identifier class.
+        rc, out, err = f1.mmp("xmpp user add a\u2603b", stdin="pw-pw-pw\n")
+        check(rc == 1 and "PRECIS" in err and len(err.strip().splitlines()) == 1,
+              "a name PRECIS refuses: %d %r" % (rc, err))
         c.say("bad names refused with the reason")
+
+        # -- preparation: case and width mapping, non-ASCII kept --
+        out = f1.ok("xmpp user add Caf\u00c9", stdin="cafe-pw-5555\n")
+        check("User caf\u00e9 added" in out, "non-ASCII name prepared: %r" % out)
+        rc, out, err = f2.mmp("xmpp user add \uff21\uff2c\uff29\uff23\uff25",
+                              stdin="fullwidth-pw\n")
+        check(rc == 1 and "alice already exists" in err,
+              "fullwidth ALICE is alice: %d %r" % (rc, err))
+        f2.ok("xmpp user del CAF\u00c9")
 
         # -- --generate: printed once --
         out = f2.ok("xmpp user add bob --generate")
@@ -160,7 +174,7 @@ def main():
         c.say("users deleted on follower %s are gone everywhere", f2.name)
 
         # -- no password anywhere on disk (logs at debug level, state) --
-        secrets = PASSWORDS + [gen, gen2, "carol-pw-1234"]
+        secrets = PASSWORDS + [gen, gen2, "carol-pw-1234", "cafe-pw-5555"]
         hits = grep_tree(c.base, secrets)
         check(not hits, "passwords found on disk: %s" % hits)
         # The search does read the Raft logs: the account names are there.

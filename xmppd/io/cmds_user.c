@@ -18,6 +18,7 @@
 #include "log.h"
 #include "node.h"
 #include "node_int.h"
+#include "precis.h"
 #include "rnode.h"
 #include "scram.h"
 
@@ -69,57 +70,47 @@ static void req_free(struct req *r)
 
 /* prepare_name writes the account name as stored and as a login looks it
  * up into out (CL_USER_MAX + 1 bytes): RFC 7622 §3.3.1, a localpart is
- * prepared with the PRECIS UsernameCaseMapped profile (RFC 8265 §3.3).
- * TODO(precis): call precis_username (xmppd/core/precis.h) once it is on
- * main.  Until then only ASCII names are taken, with upper case mapped to
- * lower case, which is all that profile does to ASCII; a non-ASCII name is
- * refused rather than stored unprepared (a login would not find it). */
+ * prepared with the PRECIS UsernameCaseMapped profile (RFC 8265 §3.3),
+ * precis_username.  What the admin typed is checked first, so that the
+ * error names the character. */
 static int prepare_name(const char *in, char *out, struct ctl_error *err)
 {
     char why[256];
-    size_t n;
+    int rc;
 
     if (in == NULL)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "\"name\" must be a string");
     if (!cl_user_explain(in, why, sizeof why))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "%s", why);
-    n = strlen(in);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c >= 0x80)
-            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
-                                 "user name \"%.60s\" is not ASCII: this xmppd cannot "
-                                 "prepare such names yet (PRECIS, RFC 8265); use ASCII "
-                                 "letters, digits and . _ -",
-                                 in);
-        out[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    }
-    out[n] = '\0';
-    /* The state holds prepared names only (cl_cmd_encode checks it too). */
-    if (!cl_user_valid(out))
+    rc = precis_username(in, strlen(in), out, CL_USER_MAX + 1);
+    if (rc == XE_LIMIT)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
-                             "user name \"%.60s\" cannot be prepared as a JID localpart "
-                             "(RFC 7622 §3.3); choose another",
+                             "user name \"%.60s\" is over %d bytes once prepared (RFC "
+                             "7622 §3.3); choose a shorter one",
+                             in, CL_USER_MAX);
+    if (rc < 0 || !cl_user_valid(out))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "user name \"%.60s\" is not allowed by PRECIS (RFC 8265 "
+                             "§3.3: letters, digits, punctuation; no spaces, symbols "
+                             "outside the identifier class, or mixed directions); choose "
+                             "another",
                              in);
     return 0;
 }
 
-/* take_password checks the request's password and copies it into r.
- * RFC 8265 §4.2 (OpaqueString): control characters are not allowed.
- * TODO(precis): prepare it with precis_opaque (width and space mapping,
- * NFC) once it is on main; until then its bytes (UTF-8: jansson checked
- * them) are used as they are, which is what OpaqueString does to ASCII
- * without controls. */
+/* take_password checks the request's password, prepares it with the PRECIS
+ * OpaqueString profile (RFC 8265 §4.2: non-ASCII spaces to U+0020, NFC, no
+ * control characters) as RFC 7677 and RFC 5802 §5.1 ask of SCRAM
+ * passwords, and writes it into r. */
 static int take_password(json_t *args, struct req *r, struct ctl_error *err)
 {
     json_t *pw = json_object_get(args, "password");
-    const char *p;
     size_t n;
+    int rc;
 
     if (!json_is_string(pw))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "\"password\" must be a string");
-    p = json_string_value(pw);
     n = json_string_length(pw);
     if (n == 0)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
@@ -128,15 +119,17 @@ static int take_password(json_t *args, struct req *r, struct ctl_error *err)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "the password is %zu bytes; at most %d", n,
                              CMDS_PASSWORD_MAX);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c < 0x20 || c == 0x7f)
-            return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
-                                 "the password has a control character, which RFC 8265 "
-                                 "§4.2 does not allow; choose another");
-    }
-    memcpy(r->password, p, n);
-    r->pw_len = n;
+    rc = precis_opaque(json_string_value(pw), n, r->password, sizeof r->password);
+    if (rc == XE_LIMIT)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "the password is over %d bytes once prepared; choose a "
+                             "shorter one",
+                             CMDS_PASSWORD_MAX);
+    if (rc < 0)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "the password has characters that RFC 8265 §4.2 does not "
+                             "allow (control or unassigned characters); choose another");
+    r->pw_len = strlen(r->password);
     return 0;
 }
 
