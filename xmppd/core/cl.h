@@ -87,9 +87,10 @@ bool cl_name_valid(const char *name);
  * most CL_DOMAIN_MAX bytes. */
 bool cl_domain_valid(const char *domain);
 
-/* cl_user_valid: a localpart of 1..CL_USER_MAX bytes with no control
- * characters, no space and none of the characters RFC 7622 §3.3.1 forbids
- * (" & ' / : < > @). */
+/* cl_user_valid: a prepared localpart of 1..CL_USER_MAX bytes: PRECIS
+ * UsernameCaseMapped (precis_username, RFC 7622 §3.3) accepts it and gives
+ * it back unchanged (so it has no space, control character or any of
+ * " & ' / : < > @). */
 bool cl_user_valid(const char *user);
 
 /* cl_user_explain checks a user name as an admin typed it, before it is
