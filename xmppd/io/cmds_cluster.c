@@ -417,6 +417,27 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
         return ctl_error_set(err, "state",
                              "no cluster trust bundle: set it first with xmpp cluster "
                              "trust <bundle>");
+    if (cluster_running(n) && rnode_config(n->rn)->n <= 1) {
+        /* Alone, the address still follows `xmpp listen` (issue 13 item
+         * 6: an enable before the listen address was set must not fix
+         * the peer link at 127.0.0.1 for ever): move the link if it
+         * changed. */
+        struct conf_listen want;
+        peer_host(st, &want);
+        if (strcmp(want.host, st->peer.host) != 0 || want.port != st->peer.port) {
+            st->peer = want;
+            if (node_local_save(n, why, sizeof why) < 0) {
+                st->peer = old;
+                return ctl_error_set(err, "io", "%s", why);
+            }
+            cluster_stop(n);
+            if (cluster_start(n, why, sizeof why) < 0)
+                return ctl_error_set(err, "state",
+                                     "the peer link did not restart at its "
+                                     "new address: %s",
+                                     why);
+        }
+    }
     if (!cluster_running(n)) {
         /* The address follows `xmpp listen` until the node is in a
          * multi-node cluster (then it is what the members know). */
