@@ -13,6 +13,7 @@
 #include "cl.h"
 #include "cli.h"
 #include "jid.h"
+#include "precis.h"
 
 #define WHY_LEN 256
 
@@ -77,8 +78,15 @@ static int need_file(const char *what, const char *s, json_t *args, const char *
 
 static int prep_domain(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
-    if (!jid_dns_name_valid(argv[0], false))
-        return bad(why, "\"%.100s\" is not a domain name (letters, digits, '-', '.')",
+    char prepared[1024];
+
+    /* The daemon's own preparation (RFC 7622 §3.2: case, one trailing dot,
+     * IDNA2008), so the shell refuses exactly what the node would. */
+    if (precis_domain(argv[0], prepared, sizeof prepared) < 0)
+        return bad(why,
+                   "\"%.100s\" is not a domain name: labels of letters, digits and '-' "
+                   "(or internationalized ones, IDNA2008), 1-63 characters each, joined "
+                   "by '.'",
                    argv[0]);
     json_object_set_new(args, "domain", json_string(argv[0]));
     return 0;
@@ -623,9 +631,16 @@ static void print_invite(json_t *r)
 
 static void print_callbridges(json_t *r)
 {
-    static const char *const keys[] = {"name", "domain", "secret", "connected", NULL};
-    static const char *const heads[] = {"Name", "Domain", "Secret", "Connected", NULL};
+    static const char *const keys[] = {"name", "domain", "fingerprint", "connected",
+                                       NULL};
+    static const char *const heads[] = {
+        "Name", "Domain", "Secret (SHA-256, first 8 bytes)", "Connected", NULL};
     cli_print_table(json_object_get(r, "callbridges"), keys, heads);
+}
+
+static void print_secret(json_t *r)
+{
+    printf("Secret: %s\n", jstr(r, "secret"));
 }
 
 static void print_pki_list(json_t *r)
@@ -647,6 +662,16 @@ static void print_csr(json_t *r)
         key ? key : "?", csr ? csr : "?", key ? key : "<key>");
 }
 
+static void print_health(json_t *r)
+{
+    json_t *reasons = json_object_get(r, "reasons");
+    size_t i;
+    json_t *x;
+
+    printf("Health: %s\n", jstr(r, "health"));
+    json_array_foreach(reasons, i, x) printf("  %s\n", json_string_value(x));
+}
+
 static void print_verify(json_t *r)
 {
     const char *cert = json_string_value(json_object_get(r, "cert"));
@@ -664,6 +689,14 @@ static const struct cli_cmd commands[] = {
     {W("xmpp", "status"), "",
      "show whether XMPP is enabled, the domain, listeners, certificate, sessions, uptime",
      NULL, "xmpp.status", 0, 0, NULL, NULL},
+    {W("xmpp", "health"), "",
+     "say whether this node is healthy; exit 0 healthy, 1 degraded, 2 failed",
+     "Failed: not serving XMPP, the certificate expired, the replicated store stopped,\n"
+     "or the node was removed from its cluster. Degraded: no cluster leader, a peer "
+     "link\n"
+     "down, a certificate ending within 14 days, a member's clock 2 s or more off.\n"
+     "Each reason says what to do. For monitoring: mmp-cli -c 'xmpp health'.",
+     "xmpp.health", 0, 0, NULL, print_health},
     {W("xmpp", "domain"), "<domain>", "set the XMPP domain this node serves",
      "Example: xmpp domain example.com", "xmpp.domain.set", 1, 1, prep_domain, NULL},
     {W("xmpp", "listen"), "<addr|iface>[:<port>]...",
@@ -708,8 +741,11 @@ static const struct cli_cmd commands[] = {
      "delete a call bridge (its session is disconnected)", NULL, "xmpp.callbridge.del", 1,
      1, prep_name, print_cb_deleted},
     {W("xmpp", "callbridge", "list"), "",
-     "list call bridges: name, domain, secret, connected", NULL, "xmpp.callbridge.list",
-     0, 0, NULL, print_callbridges},
+     "list call bridges: name, domain, a fingerprint of the secret, connected", NULL,
+     "xmpp.callbridge.list", 0, 0, NULL, print_callbridges},
+    {W("xmpp", "callbridge", "show-secret"), "<name>",
+     "show a call bridge's shared secret (a list never shows it)", NULL,
+     "xmpp.callbridge.show-secret", 1, 1, prep_name, print_secret},
     {W("xmpp", "user", "add"), "<name> [--generate]",
      "add a client account (password prompted, read from stdin, or generated)",
      "At a terminal the password is asked twice without echo; otherwise one line is\n"
@@ -980,6 +1016,10 @@ static int exec_command(struct cli *cli, const struct cli_cmd *c, int argc, char
         print_json_error(cli, code[0] ? code : "unreachable", message);
         return rc;
     }
+    /* A command whose answer carries its own exit status (xmpp health: 0
+     * healthy, 1 degraded, 2 failed) exits with it, in text and JSON. */
+    json_t *es = json_object_get(result, "exit_status");
+    int status = json_is_integer(es) ? (int)json_integer_value(es) : CLI_OK;
     if (cli->json) {
         char *s = json_dumps(result, JSON_INDENT(2));
         if (s != NULL)
@@ -993,7 +1033,7 @@ static int exec_command(struct cli *cli, const struct cli_cmd *c, int argc, char
     /* A secret shown once leaves no copy behind in this process. */
     json_decref(result);
     fflush(stdout);
-    return CLI_OK;
+    return status;
 }
 
 static int run_words(struct cli *cli, char **w, int n, bool *quit)

@@ -322,10 +322,10 @@ class ClusterNode:
 
     def replicated(self):
         """This node's copy of the replicated configuration: (domain,
-        ((call bridge name, secret), ...)) sorted."""
+        ((call bridge name, fingerprint of its secret), ...)) sorted."""
         dom = self.json("xmpp status").get("domain")
         cbs = self.json("xmpp callbridge list").get("callbridges", [])
-        return dom, tuple(sorted((b["name"], b["secret"]) for b in cbs))
+        return dom, tuple(sorted((b["name"], b["fingerprint"]) for b in cbs))
 
     # -- admin workflow --
 

@@ -181,7 +181,16 @@ def main():
         # Configure.
         make_pki(node)
         node.fails("xmpp certs node2.key node1.crt ca-bundle.pem", "does not belong")
-        node.ok("xmpp domain " + DOMAIN)
+        # RFC 7622 §3.2 preparation (issue 13 item 13, issue 10 item 1): case
+        # and a trailing dot are normalised, an internationalized name taken
+        # in its U-label form, an A-label converted to it.
+        node.ok("xmpp domain B\u00fccher.Example.")
+        check(node.json("xmpp status")["domain"] == "b\u00fccher.example", "IDN domain")
+        node.ok("xmpp domain xn--bcher-kva.example")
+        check(node.json("xmpp status")["domain"] == "b\u00fccher.example", "A-label domain")
+        node.fails("xmpp domain bad_name.example", "labels of letters, digits", code=2)
+        node.ok("xmpp domain EXAMPLE.com.")
+        check(node.json("xmpp status")["domain"] == DOMAIN, "EXAMPLE.com. is example.com")
         out = node.ok("xmpp listen " + addr)
         check(addr + ":5223" in out, out)
         out = node.ok("xmpp certs node1.key node1.crt ca-bundle.pem")
@@ -196,9 +205,16 @@ def main():
         lst = node.json("xmpp callbridge list")["callbridges"]
         byname = {c["name"]: c for c in lst}
         check(set(byname) == {"cb1", "cb2"}, str(lst))
-        check(byname["cb1"]["secret"] == secret and byname["cb1"]["domain"] == "cb1." + DOMAIN,
-              str(lst))
-        check(byname["cb2"]["secret"] == "brought-secret-2", str(lst))
+        # A list never shows a secret (issue 13 item 8): a fingerprint, and
+        # show-secret on purpose.
+        check("secret" not in byname["cb1"] and byname["cb1"]["domain"] == "cb1." + DOMAIN
+              and re.match(r"^[0-9a-f]{16}$", byname["cb1"]["fingerprint"]), str(lst))
+        check(secret not in node.ok("xmpp callbridge list"), "the list shows the secret")
+        check(node.json("xmpp callbridge show-secret cb1")["secret"] == secret,
+              "show-secret cb1")
+        check(node.ok("xmpp callbridge show-secret cb2") == "Secret: brought-secret-2\n",
+              "show-secret cb2")
+        node.fails("xmpp callbridge show-secret nosuch", "no call bridge nosuch")
         check(not can_connect(addr, 5223), "listening before xmpp enable")
 
         # A key that stopped matching its certificate (replaced on disk after

@@ -84,6 +84,10 @@ def main():
         p = run(os.path.join(CERTS, "mknode"), d, "node3", "--domain", "example.com",
                 "--ip", "not-an-ip", ok=False)
         check(p.returncode != 0 and "not-an-ip" in p.stderr, "mknode rejects a bad --ip")
+        p = run(os.path.join(CERTS, "mknode"), d, "node3", "--domain", "example.com",
+                "--days", "0", ok=False)
+        check(p.returncode != 0 and "at least 1" in p.stderr,
+              "mknode --days 0 is refused (it would make an expired certificate)")
         empty = os.path.join(d, "empty")
         os.mkdir(empty)
         p = run(os.path.join(CERTS, "mknode"), empty, "n", "--domain", "example.com", ok=False)

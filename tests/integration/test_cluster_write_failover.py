@@ -49,7 +49,7 @@ def main():
                 check(names.count("cbfail%d" % i) == 1,
                       "%s: cbfail%d listed %d times" % (nd.name, i,
                                                         names.count("cbfail%d" % i)))
-        lists = {nd.name: sorted((b["name"], b["secret"])
+        lists = {nd.name: sorted((b["name"], b["fingerprint"])
                                  for b in nd.json("xmpp callbridge list")["callbridges"])
                  for nd in c.nodes}
         check(len({tuple(v) for v in lists.values()}) == 1, "lists differ: %s" % lists)

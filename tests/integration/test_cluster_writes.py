@@ -46,7 +46,7 @@ def main():
         c.wait_converged(timeout=30)
         c.wait_replicated("xmpp callbridge list", lambda o: all(w in o for w in want),
                           nodes=c.nodes, what="after restart")
-        lists = {nd.name: sorted((b["name"], b["secret"])
+        lists = {nd.name: sorted((b["name"], b["fingerprint"])
                                  for b in nd.json("xmpp callbridge list")["callbridges"])
                  for nd in c.nodes}
         check(len({tuple(v) for v in lists.values()}) == 1, "lists differ: %s" % lists)

@@ -200,9 +200,9 @@ def main():
                   and b"typed-over-ssh" not in out[mark:],
                   "the secret is not echoed over ssh", out[mark:])
             mark = len(out)
-            os.write(fd, b"xmpp callbridge list\r")
+            os.write(fd, b"xmpp callbridge show-secret cb3\r")
             read_until(b"typed-over-ssh", mark)
-            check(b"cb2" in out[mark:] and b"typed-over-ssh" in out[mark:],
+            check(b"Secret: typed-over-ssh" in out[mark:],
                   "a command at the ssh prompt: the secret typed without echo was stored",
                   out[mark:])
             mark = len(out)

@@ -35,7 +35,8 @@ def start_fails(node, *needles):
 
 def snapshot(node):
     st = node.json("xmpp status")
-    cbs = {c["name"]: c["secret"] for c in node.json("xmpp callbridge list")["callbridges"]}
+    cbs = {c["name"]: node.json("xmpp callbridge show-secret %s" % c["name"])["secret"]
+           for c in node.json("xmpp callbridge list")["callbridges"]}
     return {k: st[k] for k in ("node_id", "enabled", "serving", "domain", "listen")}, cbs
 
 

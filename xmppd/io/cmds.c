@@ -13,12 +13,14 @@
 
 #include "cl.h"
 #include "cmds_cluster.h"
+#include "cmds_health.h"
 #include "cmds_user.h"
 #include "conf.h"
 #include "ctl_server.h"
 #include "err.h"
 #include "node.h"
 #include "pki.h"
+#include "precis.h"
 #include "rnode.h"
 #include "state.h"
 
@@ -258,11 +260,14 @@ static int h_domain(void *ud, json_t *args, json_t **result, struct ctl_error *e
     len = strlen(d);
     if (len > CL_DOMAIN_MAX)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "the domain is too long");
-    for (size_t i = 0; i <= len; i++)
-        lower[i] = (char)tolower((unsigned char)d[i]);
-    if (!cl_domain_valid(lower))
+    /* RFC 7622 §3.2: lower case, one trailing dot dropped, IDNA2008 for
+     * non-ASCII labels (issue 10 item 1, issue 13 item 13). */
+    if (precis_domain(d, lower, sizeof lower) < 0 || !cl_domain_valid(lower))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
-                             "\"%.100s\" is not a domain name (e.g. example.com)", d);
+                             "\"%.100s\" is not a domain name: labels of letters, digits "
+                             "and '-' (or internationalized ones, IDNA2008), 1-63 "
+                             "characters each, joined by '.' (e.g. example.com)",
+                             d);
     c = malloc(sizeof *c);
     if (c == NULL)
         return XE_NOMEM;
@@ -712,6 +717,19 @@ static int h_cb_del(void *ud, json_t *args, json_t **result, struct ctl_error *e
     return rc;
 }
 
+/* secret_fingerprint writes the first 8 bytes of the SHA-256 of cb's secret
+ * in hex into fp (17 bytes) and returns it: enough to compare two nodes'
+ * copies or a bridge's configuration, useless to log in with. */
+static const char *secret_fingerprint(const struct cl_callbridge *cb, char fp[17])
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+
+    crypto_hash_sha256(h, cb->secret, cb->secret_len);
+    sodium_bin2hex(fp, 17, h, 8);
+    sodium_memzero(h, sizeof h);
+    return fp;
+}
+
 static int h_cb_list(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     struct node *n = ud;
@@ -721,15 +739,39 @@ static int h_cb_list(void *ud, json_t *args, json_t **result, struct ctl_error *
 
     for (size_t i = 0; i < cl_callbridge_count(cs); i++) {
         const struct cl_callbridge *cb = cl_callbridge_at(cs, i);
-        char dom[CL_NAME_MAX + CL_DOMAIN_MAX + 2];
+        char dom[CL_NAME_MAX + CL_DOMAIN_MAX + 2], fp[17];
 
         snprintf(dom, sizeof dom, "%s.%s", cb->name, domain[0] != '\0' ? domain : "-");
-        json_array_append_new(
-            a, json_pack("{s:s, s:s, s:s%, s:b}", "name", cb->name, "domain", dom,
-                         "secret", (const char *)cb->secret, cb->secret_len, "connected",
-                         node_callbridge_connected(n, cb->name)));
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:b}", "name", cb->name,
+                                           "domain", dom, "fingerprint",
+                                           secret_fingerprint(cb, fp), "connected",
+                                           node_callbridge_connected(n, cb->name)));
     }
     *result = json_pack("{s:o}", "callbridges", a);
+    return *result != NULL ? 0 : XE_NOMEM;
+}
+
+/* xmpp.callbridge.show-secret {name}: the secret, shown on purpose (issue
+ * 13 item 8: a list never shows it). */
+static int h_cb_show_secret(void *ud, json_t *args, json_t **result,
+                            struct ctl_error *err)
+{
+    static const char *const keys[] = {"name", NULL};
+    const char *name = ctl_arg_str(args, "name");
+    const struct cl_callbridge *cb;
+
+    if (ctl_args_only(args, keys, err) < 0)
+        return XE_INVAL;
+    if (name == NULL || !cl_name_valid(name))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "a call bridge name has 1-%d letters, digits and '-'",
+                             CL_NAME_MAX);
+    cb = cl_callbridge_find(rnode_state(node_rnode(ud)), name);
+    if (cb == NULL)
+        return ctl_error_set(err, "not-found",
+                             "no call bridge %s; see xmpp callbridge list", name);
+    *result = json_pack("{s:s, s:s%}", "name", cb->name, "secret",
+                        (const char *)cb->secret, cb->secret_len);
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
@@ -757,6 +799,7 @@ static int h_pki_verify(void *ud, json_t *a, json_t **r, struct ctl_error *e)
 
 const struct ctl_command cmds_table[] = {
     {"xmpp.status", h_status},
+    {"xmpp.health", cmds_health},
     {"xmpp.domain.set", h_domain},
     {"xmpp.listen.set", h_listen},
     {"xmpp.certs.set", h_certs},
@@ -767,6 +810,7 @@ const struct ctl_command cmds_table[] = {
     {"xmpp.callbridge.add", h_cb_add},
     {"xmpp.callbridge.del", h_cb_del},
     {"xmpp.callbridge.list", h_cb_list},
+    {"xmpp.callbridge.show-secret", h_cb_show_secret},
     {"xmpp.user.add", cmds_user_add},
     {"xmpp.user.passwd", cmds_user_passwd},
     {"xmpp.user.del", cmds_user_del},

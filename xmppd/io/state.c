@@ -409,8 +409,12 @@ int state_load(const char *dir, struct node_state *out, char *err, size_t errlen
     join(tmp, sizeof tmp, dir, STATE_FILE ".tmp");
     /* A temp file is what a write that never reached its rename left: the
      * old node.state is the state. */
-    if (unlink(tmp) != 0 && errno != ENOENT) {
-        snprintf(err, errlen, "%s: cannot remove: %s", tmp, strerror(errno));
+    struct stat sb;
+    if (lstat(tmp, &sb) == 0 && unlink(tmp) != 0 && errno != ENOENT) {
+        snprintf(err, errlen,
+                 "%s (left by a write that never finished): cannot remove: %s (xmppd "
+                 "needs to write in %s)",
+                 tmp, strerror(errno), dir);
         return XE_IO;
     }
     rc = conffile_read_private(path, STATE_MAX_BYTES, false,
