@@ -145,4 +145,33 @@ static void test_ping(void)
     stz_free(p);
 }
 
-TL_MAIN(T(test_table), T(test_growth), T(test_verdicts), T(test_ping))
+/* XEP-0030: disco#items of the domain is an empty result; with a node,
+ * item-not-found. */
+static void test_disco_items(void)
+{
+    struct rt *rt;
+    struct stz *s = stanza("iq", "get", "example.com"), *q;
+    struct rt_route r;
+    struct buf out = {0};
+
+    REQUIRE(rt_new("example.com", &rt) == 0);
+    q = stz_add_child(s, "query", RT_NS_DISCO_ITEMS);
+    REQUIRE(q != NULL && rt_decide(rt, s, &r) == 0);
+    CHECK_INT(r.verdict, RT_REPLY);
+    CHECK(!r.bounce);
+    CHECK_INT(stz_serialize(r.reply, STZ_NS_COMPONENT, &out), 0);
+    CHECK_STR(out.data, "<iq type='result' id='i' from='example.com' "
+                        "to='cb1.example.com'><query "
+                        "xmlns='http://jabber.org/protocol/disco#items'/></iq>");
+    stz_free(r.reply);
+    stz_set_attr(q, "node", "x");
+    REQUIRE(rt_decide(rt, s, &r) == 0);
+    CHECK(stz_child(stz_child(r.reply, "error", NULL), "item-not-found", NULL) != NULL);
+    stz_free(r.reply);
+    buf_free(&out);
+    stz_free(s);
+    rt_free(rt);
+}
+
+TL_MAIN(T(test_table), T(test_growth), T(test_verdicts), T(test_ping),
+        T(test_disco_items))

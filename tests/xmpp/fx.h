@@ -40,6 +40,7 @@ struct fx_conn {
     int late_sends; /* sends after close: must stay 0 */
     char sid[33];   /* the stream id srv drew for it */
     bool fail_send; /* make env->send fail */
+    int starttls;   /* env->starttls calls */
 };
 
 struct fx {
@@ -49,6 +50,7 @@ struct fx {
     struct buf log;
     struct log_sink sink;
     uint64_t now;
+    int starttls_rc;     /* what env->starttls answers (0: TLS starts) */
     char taken[1 << 16]; /* the last fx_take result */
     char expect[1024];   /* scratch for fx_hdr */
 };
@@ -74,6 +76,14 @@ static inline void fx_close(void *ud, uint64_t conn)
     struct fx *fx = ud;
 
     fx->c[conn % FX_MAX_CONNS].closes++;
+}
+
+static inline int fx_starttls(void *ud, uint64_t conn)
+{
+    struct fx *fx = ud;
+
+    fx->c[conn % FX_MAX_CONNS].starttls++;
+    return fx->starttls_rc;
 }
 
 static inline void fx_random(void *ud, void *buf, size_t len)
@@ -115,9 +125,12 @@ static inline int fx_start(struct fx *fx, const struct srv_config *cfg)
     env.send = fx_send;
     env.close = fx_close;
     env.random = fx_random;
+    env.starttls = fx_starttls;
     env.log = &fx->sink;
     if (srv_new(&c, &env, &fx->srv) != 0)
         return -1;
+    /* srv_new drew its fake SCRAM key; stream ids start at 00 again. */
+    fx->rnd = 0;
     if (srv_set_callbridge(fx->srv, "cb1", (const unsigned char *)"secret1", 7) != 0 ||
         srv_set_callbridge(fx->srv, "cb2", (const unsigned char *)"secret2", 7) != 0)
         return -1;
@@ -133,6 +146,25 @@ static inline void fx_stop(struct fx *fx)
         buf_free(&fx->c[i].out);
     }
     buf_free(&fx->log);
+}
+
+/* fx_next_sid writes the hex of the next 16 bytes fx_random will give: the
+ * stream id of the next stream srv opens. */
+static inline void fx_next_sid(const struct fx *fx, char sid[33])
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(sid + 2 * i, 3, "%02x", (unsigned char)(fx->rnd + i));
+}
+
+/* fx_open_kind opens connection conn on listener kind from
+ * 127.0.0.1:4000<conn>. */
+static inline void fx_open_kind(struct fx *fx, uint64_t conn, enum srv_listener kind)
+{
+    char peer[64];
+
+    fx_next_sid(fx, fx->c[conn].sid);
+    snprintf(peer, sizeof peer, "127.0.0.1:4000%u", (unsigned)conn);
+    CHECK_INT(srv_conn_open(fx->srv, conn, kind, peer, fx->now), 0);
 }
 
 /* fx_open opens connection conn from 127.0.0.1:4000<conn>. */

@@ -24,6 +24,7 @@
 #include "fwd.h"
 #include "pchan.h"
 #include "pframe.h"
+#include "xmpp/cx.h"
 #include "xmpp/fx.h"
 
 #define NMAX 5
@@ -645,11 +646,11 @@ static void test_cluster_move_here_keeps_order(void)
     in(1, 1, MSG("cb1.example.com", "cb3.example.com", "3"));
     in(1, 1, MSG("cb1.example.com", "cb3.example.com", "4"));
     CHECK_STR(take(1, 2), ""); /* 3 and 4 wait behind 1 and 2 */
-    run(); /* the leader's table now says node 1 */
+    run();                     /* the leader's table now says node 1 */
     CHECK_STR(take(1, 2), MSG("cb1.example.com", "cb3.example.com", "1")
                               MSG("cb1.example.com", "cb3.example.com", "2")
-                              MSG("cb1.example.com", "cb3.example.com", "3")
-                              MSG("cb1.example.com", "cb3.example.com", "4"));
+                                  MSG("cb1.example.com", "cb3.example.com", "3")
+                                      MSG("cb1.example.com", "cb3.example.com", "4"));
     in(1, 1, MSG("cb1.example.com", "cb3.example.com", "5"));
     CHECK_STR(take(1, 2), MSG("cb1.example.com", "cb3.example.com", "5"));
     CHECK_INT(cstats(1).waiting, 0);
@@ -826,7 +827,6 @@ static bool r_collect(int i, int s, const char *from)
     return ok;
 }
 
-
 static uint64_t rng;
 static struct srv_cluster_stats rstats; /* summed over the random runs */
 
@@ -997,16 +997,94 @@ static void test_cluster_random_one_outcome_in_order(void)
     fprintf(stderr,
             "%" PRIu64 " runs: acked %" PRIu64 ", lost %" PRIu64 ", errors %" PRIu64
             " (expired %" PRIu64 ", unroutable %" PRIu64 ", refused %" PRIu64 ")\n",
-            n, rstats.acked, rstats.lost, rstats.errors, rstats.expired, rstats.unroutable,
-            rstats.refused);
+            n, rstats.acked, rstats.lost, rstats.errors, rstats.expired,
+            rstats.unroutable, rstats.refused);
     /* the runs deliver most (errors: wait, when no channel or whole table
      * could be had within hold_ms under leader changes every few ms) */
     CHECK(rstats.acked > 10 * rstats.errors);
     CHECK_INT(rstats.lost, 0);
 }
 
+/* Clients in cluster mode (issue 10 item 5): each bound client is
+ * reported by its full JID; stanzas to a full JID on another node go
+ * straight to it, from clients and components alike, iq round trips
+ * included; a full JID nobody holds is service-unavailable; the same full
+ * JID bound on a second node replaces the first (conflict). */
+static void test_cluster_clients(void)
+{
+    struct cl_state *cl;
+
+    REQUIRE(cl_state_new(&cl) == 0);
+    REQUIRE(cx_add_user(cl, "alice", "pa") == 0 && cx_add_user(cl, "bob", "pb") == 0);
+    cluster_start(3, NULL);
+    for (int i = 1; i <= 3; i++)
+        srv_set_accounts(nd[i].fx.srv, cl);
+    set_leader_all(2);
+    REQUIRE(auth(2, 1, 2));
+    REQUIRE(cx_login(&nd[1].fx, 3, "alice", "pa", "a"));
+    REQUIRE(cx_login(&nd[3].fx, 3, "bob", "pb", "b"));
+    settle();
+    CHECK_INT(cstats(1).routes, 3);
+    /* client to client across followers */
+    in(3, 3, "<message to='alice@example.com/a' id='m1'><body>hi</body></message>");
+    run();
+    CHECK_STR(take(1, 3), "<message to='alice@example.com/a' id='m1' "
+                          "from='bob@example.com/b'><body>hi</body></message>");
+    /* a bare JID whose only session is on another node */
+    in(3, 3, "<message to='alice@example.com' id='m0' type='chat'/>");
+    run();
+    CHECK_STR(take(1, 3), "<message to='alice@example.com' id='m0' type='chat' "
+                          "from='bob@example.com/b'/>");
+    /* component on the leader to a client, iq both ways */
+    in(2, 1,
+       "<iq type='get' id='q1' from='cb2.example.com' to='alice@example.com/a'>"
+       "<query xmlns='urn:example:conf'/></iq>");
+    run();
+    CHECK_STR(take(1, 3), "<iq type='get' id='q1' from='cb2.example.com' "
+                          "to='alice@example.com/a'><query "
+                          "xmlns='urn:example:conf'/></iq>");
+    in(1, 3, "<iq type='result' id='q1' to='cb2.example.com'/>");
+    run();
+    CHECK_STR(
+        take(2, 1),
+        "<iq type='result' id='q1' to='cb2.example.com' from='alice@example.com/a'/>");
+    in(3, 3,
+       "<iq type='set' id='q2' to='cb2.example.com'><join xmlns='urn:example:conf'/>"
+       "</iq>");
+    run();
+    CHECK_STR(take(2, 1),
+              "<iq type='set' id='q2' to='cb2.example.com' "
+              "from='bob@example.com/b'><join xmlns='urn:example:conf'/></iq>");
+    in(2, 1, "<iq type='result' id='q2' from='cb2.example.com' to='bob@example.com/b'/>");
+    run();
+    CHECK_STR(
+        take(3, 3),
+        "<iq type='result' id='q2' from='cb2.example.com' to='bob@example.com/b'/>");
+    /* no node holds this full JID */
+    in(3, 3, "<message to='alice@example.com/zzz' id='m2'/>");
+    run();
+    CHECK_STR(take(3, 3),
+              "<message to='bob@example.com/b' id='m2' "
+              "from='alice@example.com/zzz' type='error'><error "
+              "type='cancel'><service-unavailable "
+              "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
+    /* alice/a again, on node 3: the session on node 1 gets conflict */
+    REQUIRE(cx_login(&nd[3].fx, 4, "alice", "pa", "a"));
+    settle();
+    CHECK_STR(take(1, 3), FX_ERR("conflict"));
+    CHECK_INT(nd[1].fx.c[3].closes, 1);
+    in(2, 1, "<message from='cb2.example.com' to='alice@example.com/a' id='m3'/>");
+    run();
+    CHECK_STR(take(3, 4), "<message from='cb2.example.com' to='alice@example.com/a' "
+                          "id='m3'/>");
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
+    cl_state_free(cl);
+}
+
 TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_no_leader_queue), T(test_cluster_busy_channel_and_deadline),
         T(test_cluster_leader_change_unacked), T(test_cluster_takeover_conflict),
-        T(test_cluster_move_here_keeps_order), T(test_cluster_start_stop), T(test_cluster_five_nodes_ring),
-        T(test_cluster_conflict_since), T(test_cluster_random_one_outcome_in_order))
+        T(test_cluster_move_here_keeps_order), T(test_cluster_start_stop),
+        T(test_cluster_five_nodes_ring), T(test_cluster_conflict_since),
+        T(test_cluster_random_one_outcome_in_order), T(test_cluster_clients))

@@ -408,7 +408,7 @@ static void test_new_refuses(void)
     CHECK_INT(srv_new(&cfg, &env, &srv), XE_INVAL);
     env.random = fx_random;
     REQUIRE(srv_new(&cfg, &env, &srv) == 0);
-    CHECK_INT(srv_conn_open(srv, 1, SRV_LISTENER_CLIENT, "x", 0), XE_UNSUPPORTED);
+    CHECK_INT(srv_conn_open(srv, 1, (enum srv_listener)7, "x", 0), XE_UNSUPPORTED);
     CHECK(srv_next_deadline(srv) == SRV_NO_DEADLINE);
     srv_free(srv);
 }

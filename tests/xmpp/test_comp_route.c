@@ -213,6 +213,7 @@ static void test_disco_info_server(void)
               "xmlns='http://jabber.org/protocol/disco#info'><identity category='server' "
               "type='im' name='xmppd'/><feature "
               "var='http://jabber.org/protocol/disco#info'/><feature "
+              "var='http://jabber.org/protocol/disco#items'/><feature "
               "var='urn:xmpp:ping'/></query></iq>");
     fx_stop(&fx);
 }

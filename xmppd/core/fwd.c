@@ -218,14 +218,23 @@ done:
 
 /* ---- origin: handing stanzas to channels -------------------------------- */
 
-/* route_of returns the node the table puts e's destination on, or 0. */
+/* route_of returns the node the table puts e's destination on, or 0: a
+ * client's full JID (a name of its own, issue 10) first, then the domain. */
 static uint64_t route_of(const struct fwd *f, const struct fwd_ent *e)
 {
     struct jid j = {0};
+    struct buf full = {0};
     uint64_t node = 0;
 
-    if (jid_parse(e->to, &j) == 0)
-        node = fwd_route_lookup(f, j.domain);
+    if (jid_parse(e->to, &j) == 0) {
+        if (j.local != NULL && j.resource != NULL && jid_format(&j, &full) == 0) {
+            const struct fwd_route *r = fwd__table_find(&f->table, full.data);
+            node = r != NULL ? r->node : 0;
+        }
+        if (node == 0)
+            node = fwd_route_lookup(f, j.domain);
+    }
+    buf_free(&full);
     jid_clear(&j);
     return node;
 }

@@ -661,12 +661,29 @@ int fwd__report_one(struct fwd *f, const char *name, uint64_t sid, uint64_t ord,
     return add ? report(f, false, &s, 1, NULL, 0) : report(f, false, NULL, 0, &s, 1);
 }
 
+/* fwd_name_valid: a component domain, or a client's full JID in its
+ * canonical form (issue 10: clients are reported by full JID). */
+static bool fwd_name_valid(const char *name)
+{
+    struct jid j = {0};
+    struct buf b = {0};
+    bool ok;
+
+    if (jid_domain_valid(name))
+        return true;
+    ok = jid_parse(name, &j) == 0 && j.local != NULL && j.resource != NULL &&
+         jid_format(&j, &b) == 0 && strcmp(b.data, name) == 0;
+    buf_free(&b);
+    jid_clear(&j);
+    return ok;
+}
+
 int fwd_local_add(struct fwd *f, const char *name, uint64_t sid, uint64_t now_ms)
 {
     struct fwd_local *l;
 
     f->now = now_ms;
-    if (name == NULL || sid == 0 || !jid_domain_valid(name))
+    if (name == NULL || sid == 0 || !fwd_name_valid(name))
         return XE_INVAL;
     l = fwd__local_find(f, name);
     if (l == NULL) {

@@ -225,7 +225,9 @@ struct stz *rt_make_ping(const char *from, const char *to, const char *id)
     return iq;
 }
 
-/* XEP-0030 §3.1: the server's identity and the features it answers. */
+/* XEP-0030 §3.1: the server's identity and the features it implements
+ * for its users: disco itself, XEP-0199 ping.  (Resource binding, SASL
+ * and the session are stream features, not disco features.) */
 static struct stz *rt_disco_info(const struct stz *st)
 {
     struct stz *iq = rt_make_iq("result", stz_attr(st, "id"), stz_attr(st, "to"),
@@ -243,6 +245,9 @@ static struct stz *rt_disco_info(const struct stz *st)
         goto err;
     c = stz_add_child(q, "feature", NULL);
     if (c == NULL || stz_set_attr(c, "var", RT_NS_DISCO_INFO) < 0)
+        goto err;
+    c = stz_add_child(q, "feature", NULL);
+    if (c == NULL || stz_set_attr(c, "var", RT_NS_DISCO_ITEMS) < 0)
         goto err;
     c = stz_add_child(q, "feature", NULL);
     if (c == NULL || stz_set_attr(c, "var", RT_NS_PING) < 0)
@@ -276,6 +281,21 @@ static int rt_server_iq(const struct stz *st, struct rt_route *out)
                                   "disco#info node", out);
         out->reply = rt_disco_info(st);
         out->why = "disco#info";
+    } else if (get && strcmp(payload->name, "query") == 0 &&
+               rt_is(payload->ns, RT_NS_DISCO_ITEMS)) {
+        /* XEP-0030 §4.2: no items are published (call bridges are
+         * reached by name, not listed). */
+        if (stz_attr(payload, "node") != NULL)
+            return rt_reply_error(st, "cancel", "item-not-found", false,
+                                  "disco#items node", out);
+        out->reply = rt_make_iq("result", stz_attr(st, "id"), stz_attr(st, "to"),
+                                stz_attr(st, "from"));
+        if (out->reply != NULL &&
+            stz_add_child(out->reply, "query", RT_NS_DISCO_ITEMS) == NULL) {
+            stz_free(out->reply);
+            out->reply = NULL;
+        }
+        out->why = "disco#items";
     } else {
         /* The issue asks for feature-not-implemented (RFC 6120 §8.3.3.7)
          * where §8.4 would allow service-unavailable. */

@@ -5,7 +5,9 @@
  * (void *) given to rt_add.  rt_decide looks at a stanza whose sender was
  * already checked (the session enforces its 'from') and returns a verdict;
  * the caller carries it out.  Stanzas to the server's own domain are
- * answered here (XEP-0199 ping, XEP-0030 disco#info). */
+ * answered here (XEP-0199 ping, XEP-0030 disco#info and #items).  Stanzas
+ * to accounts of the domain (a JID with a localpart) are not rt's: srv
+ * routes them (srv_c2s.c). */
 #ifndef XMPPD_RT_H
 #define XMPPD_RT_H
 
@@ -16,6 +18,7 @@
 
 #define RT_NS_PING "urn:xmpp:ping"
 #define RT_NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define RT_NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 
 struct rt;
 

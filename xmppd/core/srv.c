@@ -1,5 +1,6 @@
 /* srv.c: the node core: connection table, call-bridge secrets, timers and
- * the glue between component sessions (sess_comp.c) and the router (rt.c). */
+ * the glue between sessions of both kinds (sess.c, sess_comp.c,
+ * sess_c2s.c), the router (rt.c) and account routing (srv_c2s.c). */
 #include "srv.h"
 
 #include <assert.h>
@@ -12,6 +13,8 @@
 
 #include "err.h"
 #include "jid.h"
+#include "precis.h"
+#include "sess_c2s.h"
 #include "sess_comp.h"
 #include "srv_int.h"
 
@@ -23,20 +26,26 @@ void srv_config_default(struct srv_config *c)
     c->auth_timeout_ms = 10000;
     xs_limits_default(&c->limits);
     c->preauth_stanza_bytes = SRV_DEFAULT_PREAUTH_STANZA_BYTES;
+    c->c2s_tls_required = true;
+    c->sasl_plain = false;
+    c->login_delay_ms = 500;
+    c->login_delay_max_ms = 8000;
+    c->login_block_after = 10;
+    c->login_block_ms = 300000;
 }
 
 /* ---- connection table ---- */
 
-static struct sess_comp **srv_slot(const struct srv *srv, uint64_t conn)
+static struct sess **srv_slot(const struct srv *srv, uint64_t conn)
 {
-    struct sess_comp **p = &srv->conns[(conn * 0x9E3779B97F4A7C15ULL) % srv->nbuckets];
+    struct sess **p = &srv->conns[(conn * 0x9E3779B97F4A7C15ULL) % srv->nbuckets];
 
     while (*p != NULL && (*p)->conn != conn)
         p = &(*p)->hnext;
     return p;
 }
 
-static struct sess_comp *srv_find(const struct srv *srv, uint64_t conn)
+static struct sess *srv_find(const struct srv *srv, uint64_t conn)
 {
     return *srv_slot(srv, conn);
 }
@@ -44,12 +53,12 @@ static struct sess_comp *srv_find(const struct srv *srv, uint64_t conn)
 static void srv_grow(struct srv *srv)
 {
     size_t n = srv->nbuckets * 2;
-    struct sess_comp **b = calloc(n, sizeof *b);
+    struct sess **b = calloc(n, sizeof *b);
 
     if (b == NULL)
         return; /* longer chains, still correct */
     for (size_t i = 0; i < srv->nbuckets; i++) {
-        struct sess_comp *s = srv->conns[i], *next;
+        struct sess *s = srv->conns[i], *next;
         for (; s != NULL; s = next) {
             size_t h = (s->conn * 0x9E3779B97F4A7C15ULL) % n;
             next = s->hnext;
@@ -62,9 +71,9 @@ static void srv_grow(struct srv *srv)
     srv->nbuckets = n;
 }
 
-static void srv_unlink(struct srv *srv, struct sess_comp *s)
+static void srv_unlink(struct srv *srv, struct sess *s)
 {
-    struct sess_comp **p = srv_slot(srv, s->conn);
+    struct sess **p = srv_slot(srv, s->conn);
 
     if (*p == s) {
         *p = s->hnext;
@@ -73,25 +82,25 @@ static void srv_unlink(struct srv *srv, struct sess_comp *s)
     }
 }
 
-/* srv_reap frees the sessions closed during this call (never inside their
- * own processing: every public entry reaps on its way out). */
-static void srv_reap(struct srv *srv)
+void srv__reap(struct srv *srv)
 {
     while (srv->dead != NULL) {
-        struct sess_comp *s = srv->dead;
+        struct sess *s = srv->dead;
         srv->dead = s->dnext;
-        assert(s->state == SESS_COMP_CLOSED);
+        assert(s->state == SESS_CLOSED);
         srv_cluster__gone(srv, s);
-        sess_comp_free(s);
+        if (s->kind == SESS_KIND_C2S)
+            srv__c2s_gone(srv, (struct sess_c2s *)s);
+        sess_free(s);
     }
 }
 
 /* srv_each calls fn on every open session; fn may close the session it is
  * given (and only that one). */
-static void srv_each(struct srv *srv, void (*fn)(struct srv *, struct sess_comp *))
+static void srv_each(struct srv *srv, void (*fn)(struct srv *, struct sess *))
 {
     for (size_t i = 0; i < srv->nbuckets; i++) {
-        struct sess_comp *s = srv->conns[i], *next;
+        struct sess *s = srv->conns[i], *next;
         for (; s != NULL; s = next) {
             next = s->hnext;
             fn(srv, s);
@@ -153,11 +162,19 @@ int srv_new(const struct srv_config *cfg, const struct srv_env *env, struct srv 
     srv->conns = calloc(srv->nbuckets, sizeof *srv->conns);
     if (srv->conns == NULL)
         goto err_rt;
+    /* scram.h: unknown users get a salt made from this key, so that the
+     * answer does not tell which accounts exist. */
+    srv->fake_key = sodium_malloc(32);
+    if (srv->fake_key == NULL)
+        goto err_conns;
+    srv->env.random(srv->env.ud, srv->fake_key, 32);
     srv->hint = SRV_NO_DEADLINE;
     jid_clear(&j);
     *out = srv;
     return 0;
 
+err_conns:
+    free(srv->conns);
 err_rt:
     rt_free(srv->rt);
 err_name:
@@ -177,10 +194,12 @@ static void srv_cb_free(struct srv_cb *cb)
     free(cb);
 }
 
-static void srv_drop_session(struct srv *srv, struct sess_comp *s)
+static void srv_drop_session(struct srv *srv, struct sess *s)
 {
     srv_unlink(srv, s);
-    sess_comp_free(s);
+    if (s->kind == SESS_KIND_C2S)
+        srv__c2s_unbind(srv, (struct sess_c2s *)s);
+    sess_free(s);
 }
 
 void srv_free(struct srv *srv)
@@ -189,7 +208,14 @@ void srv_free(struct srv *srv)
         return;
     srv_cluster__free(srv);
     srv_each(srv, srv_drop_session);
-    srv_reap(srv);
+    while (srv->dead != NULL) {
+        struct sess *s = srv->dead;
+        srv->dead = s->dnext;
+        sess_free(s);
+    }
+    srv__c2s_free(srv);
+    srv__thr_free(srv);
+    sodium_free(srv->fake_key);
     while (srv->cbs != NULL) {
         struct srv_cb *cb = srv->cbs;
         srv->cbs = cb->next;
@@ -284,8 +310,8 @@ int srv_set_callbridge(struct srv *srv, const char *name, const unsigned char *s
     SRV_LOG(srv, LOG_DEBUG, "call bridge %s secret changed", n);
     s = srv_cb_session(srv, n);
     if (s != NULL)
-        sess_comp_fail(s, XS_COND_NOT_AUTHORIZED, "secret changed");
-    srv_reap(srv);
+        sess_fail(&s->base, XS_COND_NOT_AUTHORIZED, "secret changed");
+    srv__reap(srv);
     return 0;
 }
 
@@ -319,14 +345,14 @@ int srv_del_callbridge(struct srv *srv, const char *name)
     /* RFC 6120 §4.9.3.5 host-gone: the domain is no longer served. */
     s = srv_cb_session(srv, n);
     if (s != NULL)
-        sess_comp_fail(s, XS_COND_HOST_GONE, "call bridge deleted");
-    srv_reap(srv);
+        sess_fail(&s->base, XS_COND_HOST_GONE, "call bridge deleted");
+    srv__reap(srv);
     return 0;
 }
 
 /* ---- services for the sessions (srv_int.h) ---- */
 
-int srv__send(struct srv *srv, struct sess_comp *s, const char *data, size_t len)
+int srv__send(struct srv *srv, struct sess *s, const char *data, size_t len)
 {
     int rc = srv->env.send(srv->env.ud, s->conn, data, len);
 
@@ -338,25 +364,31 @@ int srv__send(struct srv *srv, struct sess_comp *s, const char *data, size_t len
     return rc;
 }
 
-/* srv_close is the one way a session ends: CLOSED (terminal: sess_comp__enter
- * refuses to leave it), out of the connection table and the router, onto
- * the dead list, exactly once.  tell_edge says whether the edge must be
- * asked to close the connection (not when the edge reported it gone). */
-static void srv_close(struct srv *srv, struct sess_comp *s, bool tell_edge)
+/* srv_close is the one way a session ends: CLOSED (terminal: sess__enter
+ * refuses to leave it), out of the connection table and the router or the
+ * account table, onto the dead list, exactly once.  tell_edge says whether
+ * the edge must be asked to close the connection (not when the edge
+ * reported it gone). */
+static void srv_close(struct srv *srv, struct sess *s, bool tell_edge)
 {
-    if (s->state == SESS_COMP_CLOSED)
+    if (s->state == SESS_CLOSED)
         return;
-    s->state = SESS_COMP_CLOSED;
+    s->state = SESS_CLOSED;
     if (tell_edge)
         srv->env.close(srv->env.ud, s->conn);
     srv_unlink(srv, s);
-    if (s->domain != NULL)
-        rt_del(srv->rt, s->domain, s);
+    if (s->kind == SESS_KIND_COMP) {
+        struct sess_comp *c = (struct sess_comp *)s;
+        if (c->domain != NULL)
+            rt_del(srv->rt, c->domain, c);
+    } else {
+        srv__c2s_unbind(srv, (struct sess_c2s *)s);
+    }
     s->dnext = srv->dead;
     srv->dead = s;
 }
 
-void srv__close(struct srv *srv, struct sess_comp *s)
+void srv__close(struct srv *srv, struct sess *s)
 {
     srv_close(srv, s, true);
 }
@@ -373,23 +405,67 @@ int srv__authenticated(struct srv *srv, struct sess_comp *s)
         /* DESIGN: a call bridge reconnects while its old TCP session still
          * looks alive; the new session wins, the old one gets conflict
          * (RFC 6120 §4.9.3.3). */
-        snprintf(why, sizeof why, "replaced by c%" PRIu64, s->conn);
-        sess_comp_fail(old, XS_COND_CONFLICT, why);
+        snprintf(why, sizeof why, "replaced by c%" PRIu64, s->base.conn);
+        sess_fail(&((struct sess_comp *)old)->base, XS_COND_CONFLICT, why);
     }
     return srv_cluster__authenticated(srv, s);
 }
 
-void srv__route(struct srv *srv, struct sess_comp *from, struct stz *st)
+/* srv_account_addr tells whether to is an account's address (a JID with a
+ * localpart in our domain, RFC 6121 §8.5) and fills *j then (the caller
+ * clears it).  XE_NOMEM when out of memory. */
+static int srv_account_addr(struct srv *srv, const char *to, struct jid *j)
 {
+    int rc = jid_parse(to, j);
+
+    if (rc == XE_NOMEM)
+        return rc;
+    if (rc == 0 && j->local != NULL && strcmp(j->domain, srv->domain) == 0) {
+        char prep[1024];
+        /* Accounts are kept prepared (RFC 7622 §3.3, PRECIS
+         * UsernameCaseMapped); jid_parse maps ASCII only. */
+        if (precis_username(j->local, strlen(j->local), prep, sizeof prep) == 0 &&
+            strcmp(prep, j->local) != 0) {
+            char *d = strdup(prep);
+            if (d == NULL) {
+                jid_clear(j);
+                return XE_NOMEM;
+            }
+            free(j->local);
+            j->local = d;
+        }
+        return 1;
+    }
+    jid_clear(j);
+    return 0;
+}
+
+void srv__route(struct srv *srv, struct sess *from, struct stz *st)
+{
+    const char *to = stz_attr(st, "to");
     struct rt_route r;
+    struct jid j = {0};
+    int rc;
 
     if (LOG_ON(srv->env.log, LOG_TRACE)) {
         struct buf t = {0};
-        if (stz_serialize(st, STZ_NS_COMPONENT, &t) == 0)
+        if (stz_serialize(st, sess__ns(from), &t) == 0)
             SRV_LOG(srv, LOG_TRACE, "c%" PRIu64 " in: %s", from->conn, t.data);
         buf_free(&t);
     }
-    if (rt_decide(srv->rt, st, &r) < 0) {
+    /* RFC 6120 §10.3: a client's stanza without 'to' is handled on behalf
+     * of its account (components always address theirs, XEP-0114 §3). */
+    if (to == NULL && from->kind == SESS_KIND_C2S) {
+        srv__c2s_own(srv, (struct sess_c2s *)from, st);
+        return;
+    }
+    rc = to != NULL ? srv_account_addr(srv, to, &j) : 0;
+    if (rc == 1) {
+        srv__c2s_route(srv, from, &j, st);
+        jid_clear(&j);
+        return;
+    }
+    if (rc < 0 || rt_decide(srv->rt, st, &r) < 0) {
         SRV_LOG(srv, LOG_WARN, "c%" PRIu64 " out of memory routing a %s, dropped",
                 from->conn, st->name);
         stz_free(st);
@@ -401,13 +477,13 @@ void srv__route(struct srv *srv, struct sess_comp *from, struct stz *st)
          * "Routing in the node core"); or stanzas to a name that moved
          * here still wait in fwd, and this one must not overtake them. */
         stz_free(r.reply);
-        srv_cluster__forward(srv, from, st);
+        srv_cluster__forward(srv, from, st, NULL);
         stz_free(st);
         return;
     }
     switch (r.verdict) {
     case RT_DELIVER:
-        if (sess_comp_deliver(r.sess, st) == 0)
+        if (sess_deliver((struct sess *)r.sess, st) == 0)
             srv->stats.routed++;
         break;
     case RT_REPLY:
@@ -416,7 +492,7 @@ void srv__route(struct srv *srv, struct sess_comp *from, struct stz *st)
             SRV_LOG(srv, LOG_DEBUG, "c%" PRIu64 " %s to %s bounced: %s", from->conn,
                     st->name, stz_attr(st, "to"), r.why);
         }
-        sess_comp_deliver(from, r.reply);
+        sess_deliver(from, r.reply);
         stz_free(r.reply);
         break;
     case RT_DROP:
@@ -427,9 +503,9 @@ void srv__route(struct srv *srv, struct sess_comp *from, struct stz *st)
     stz_free(st);
 }
 
-void srv__touch(struct srv *srv, const struct sess_comp *s)
+void srv__touch(struct srv *srv, const struct sess *s)
 {
-    uint64_t d = sess_comp_deadline(s);
+    uint64_t d = sess_deadline(s);
 
     if (d < srv->hint)
         srv->hint = d;
@@ -448,16 +524,19 @@ static void srv_clock(struct srv *srv, uint64_t now_ms)
 int srv_conn_open(struct srv *srv, uint64_t conn, enum srv_listener kind,
                   const char *peer, uint64_t now_ms)
 {
-    struct sess_comp **p, *s;
+    struct sess **p, *s;
     int rc;
 
     srv_clock(srv, now_ms);
-    if (kind != SRV_LISTENER_COMPONENT)
+    if (kind != SRV_LISTENER_COMPONENT && kind != SRV_LISTENER_CLIENT)
         return XE_UNSUPPORTED;
     p = srv_slot(srv, conn);
     if (*p != NULL)
         return XE_EXISTS;
-    rc = sess_comp_new(srv, conn, peer, srv->now_ms, &s);
+    if (kind == SRV_LISTENER_COMPONENT)
+        rc = sess_comp_new(srv, conn, peer, srv->now_ms, (struct sess_comp **)&s);
+    else
+        rc = sess_c2s_new(srv, conn, peer, srv->now_ms, (struct sess_c2s **)&s);
     if (rc < 0)
         return rc;
     *p = s;
@@ -465,45 +544,61 @@ int srv_conn_open(struct srv *srv, uint64_t conn, enum srv_listener kind,
     if (srv->nconns > srv->nbuckets)
         srv_grow(srv);
     srv__touch(srv, s);
-    SRV_LOG(srv, LOG_DEBUG, "c%" PRIu64 " component connection from %s", conn, s->peer);
+    SRV_LOG(srv, LOG_DEBUG, "c%" PRIu64 " %s connection from %s", conn,
+            kind == SRV_LISTENER_COMPONENT ? "component" : "client", s->peer);
     return 0;
 }
 
 void srv_conn_input(struct srv *srv, uint64_t conn, const void *data, size_t len,
                     uint64_t now_ms)
 {
-    struct sess_comp *s;
+    struct sess *s;
 
     srv_clock(srv, now_ms);
     s = srv_find(srv, conn);
     if (s == NULL)
         return;
-    sess_comp_input(s, data, len);
-    if (s->state != SESS_COMP_CLOSED)
+    sess_input(s, data, len);
+    if (s->state != SESS_CLOSED)
         srv__touch(srv, s);
-    srv_reap(srv);
+    srv__reap(srv);
+}
+
+void srv_conn_secured(struct srv *srv, uint64_t conn, const struct srv_tls_info *info,
+                      uint64_t now_ms)
+{
+    struct sess *s;
+
+    srv_clock(srv, now_ms);
+    s = srv_find(srv, conn);
+    if (s == NULL || s->kind != SESS_KIND_C2S || info == NULL)
+        return;
+    sess_c2s_secured((struct sess_c2s *)s, info);
+    if (s->state != SESS_CLOSED)
+        srv__touch(srv, s);
+    srv__reap(srv);
 }
 
 void srv_conn_closed(struct srv *srv, uint64_t conn, uint64_t now_ms)
 {
-    struct sess_comp *s;
+    struct sess *s;
 
     srv_clock(srv, now_ms);
     s = srv_find(srv, conn);
     if (s == NULL)
         return;
-    SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " connection closed (component %s, peer %s)", conn,
-            s->domain != NULL ? s->domain : "-", s->peer);
+    SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " connection closed (%s, peer %s)", conn,
+            sess__who(s), s->peer);
     srv_close(srv, s, false);
-    srv_reap(srv);
+    srv__reap(srv);
 }
 
-static void srv_tick_one(struct srv *srv, struct sess_comp *s)
+static void srv_tick_one(struct srv *srv, struct sess *s)
 {
-    sess_comp_tick(s);
+    sess_tick(s);
 }
 
-static void srv_touch_one(struct srv *srv, struct sess_comp *s)
+static void srv_touch_one(struct srv *srv, struct sess *s)
 {
     srv__touch(srv, s);
 }
@@ -512,10 +607,11 @@ void srv_tick(struct srv *srv, uint64_t now_ms)
 {
     srv_clock(srv, now_ms);
     srv_each(srv, srv_tick_one);
+    srv__thr_sweep(srv);
     srv_cluster__tick(srv);
     srv->hint = SRV_NO_DEADLINE;
     srv_each(srv, srv_touch_one);
-    srv_reap(srv);
+    srv__reap(srv);
 }
 
 uint64_t srv_next_deadline(const struct srv *srv)
@@ -525,9 +621,9 @@ uint64_t srv_next_deadline(const struct srv *srv)
     return d < srv->hint ? d : srv->hint;
 }
 
-static void srv_shutdown_one(struct srv *srv, struct sess_comp *s)
+static void srv_shutdown_one(struct srv *srv, struct sess *s)
 {
-    sess_comp_fail(s, XS_COND_SYSTEM_SHUTDOWN, "shutdown");
+    sess_fail(s, XS_COND_SYSTEM_SHUTDOWN, "shutdown");
 }
 
 void srv_shutdown(struct srv *srv)
@@ -535,7 +631,7 @@ void srv_shutdown(struct srv *srv)
     SRV_LOG(srv, LOG_INFO, "shutdown: closing %zu streams", srv->nconns);
     srv_each(srv, srv_shutdown_one);
     srv->hint = SRV_NO_DEADLINE;
-    srv_reap(srv);
+    srv__reap(srv);
 }
 
 void srv_get_stats(const struct srv *srv, struct srv_stats *out)
@@ -543,4 +639,6 @@ void srv_get_stats(const struct srv *srv, struct srv_stats *out)
     *out = srv->stats;
     out->conns = srv->nconns;
     out->components = rt_count(srv->rt);
+    out->clients = srv->nclients;
+    out->blocked = srv__thr_blocked(srv);
 }

@@ -1,11 +1,15 @@
 /* srv.h: the XMPP node core: every session of this node and the router
  * between them, as one state machine.
  *
+ * Sessions are of two kinds: XEP-0114 components (sess_comp.h) and RFC 6120
+ * clients (sess_c2s.h, docs/clients.md), chosen by the listener a
+ * connection came in on.
+ *
  * Bytes and events in, bytes and actions out.  The edge (xmppd/io) accepts
  * connections, gives each a unique id, feeds srv what it reads and carries
  * out what srv asks through struct srv_env: write these bytes to connection
- * N, close connection N, and wake me at time T (the return of srv_tick and of
- * every input call is folded into srv_next_deadline).  srv never blocks,
+ * N, close connection N, start TLS on connection N, and wake me at time T (the return of
+ * srv_tick and of every input call is folded into srv_next_deadline).  srv never blocks,
  * never reads a clock (now_ms is the monotonic time in ms, passed in) and
  * draws randomness only through env->random, so a test can drive it byte by
  * byte and compare transcripts.
@@ -28,8 +32,12 @@
 
 enum srv_listener {
     SRV_LISTENER_COMPONENT, /* XEP-0114 jabber:component:accept (5223) */
-    SRV_LISTENER_CLIENT,    /* RFC 6120 c2s (5222); later issues */
+    SRV_LISTENER_CLIENT,    /* RFC 6120 c2s (5222), jabber:client */
 };
+
+/* Failed SASL attempts a client connection may make; the next failure
+ * closes the stream (RFC 6120 §6.4.5: a reasonable number of retries). */
+#define SRV_C2S_MAX_AUTH_FAILURES 3
 
 struct srv_config {
     const char *domain;       /* the XMPP domain this node serves; copied */
@@ -47,6 +55,24 @@ struct srv_config {
      * authenticates (XEP-0114 §3).  Default 4096 (0 too); never above
      * limits.max_stanza_bytes. */
     size_t preauth_stanza_bytes;
+    /* Clients (RFC 6120).  c2s_tls_required (default true): before TLS a
+     * client is offered only STARTTLS (RFC 6120 §5.3.1, mandatory-to-
+     * negotiate) and no SASL mechanism.  sasl_plain (default false):
+     * offer SASL PLAIN (RFC 4616), only ever under TLS. */
+    bool c2s_tls_required;
+    bool sasl_plain;
+    /* Failed logins (issue 10 item 3), counted per peer address and per
+     * account: after the n-th failure in a row the answer to the next one
+     * waits login_delay_ms << (n - 1), at most login_delay_max_ms; after
+     * login_block_after failures that address or account is refused
+     * (temporary-auth-failure, RFC 6120 §6.5.11) for login_block_ms.  A
+     * success clears both; a count is forgotten after login_block_ms
+     * without failures.  login_delay_ms 0: no delays and no blocks.
+     * Defaults 500, 8000, 10, 300000. */
+    uint64_t login_delay_ms;
+    uint64_t login_delay_max_ms;
+    unsigned login_block_after;
+    uint64_t login_block_ms;
 };
 
 /* srv_config_default fills c with the defaults (domain NULL). */
@@ -60,12 +86,31 @@ struct srv_env {
     int (*send)(void *ud, uint64_t conn, const char *data, size_t len);
     /* close flushes what was queued for conn, then closes it. */
     void (*close)(void *ud, uint64_t conn);
-    /* random fills buf with len unpredictable bytes (stream ids). */
+    /* random fills buf with len unpredictable bytes (stream ids, SCRAM nonces, resources,
+     * keys). */
     void (*random)(void *ud, void *buf, size_t len);
     const struct log_sink *log; /* may be NULL */
+    /* starttls: srv queued <proceed/> on conn and wants TLS: the edge writes
+     * everything queued for conn so far in plaintext, then runs a server TLS
+     * handshake on conn; bytes read afterwards are the TLS plaintext; when
+     * the handshake is done the edge calls srv_conn_secured (a failed
+     * handshake ends in srv_conn_closed).  0, or a negative code when this
+     * listener has no TLS (srv then answers <failure/> and closes, RFC 6120
+     * §5.4.2.2).  May be NULL: no STARTTLS is offered. */
+    int (*starttls)(void *ud, uint64_t conn);
+};
+
+/* What the edge tells srv about a connection's TLS (srv_conn_secured). */
+struct srv_tls_info {
+    bool tls13;
+    unsigned char exporter[32]; /* RFC 9266 (TLS 1.3 only), else 0 */
+    size_t exporter_len;
+    unsigned char endpoint[64]; /* RFC 5929 §4.1 cert hash, else 0 */
+    size_t endpoint_len;
 };
 
 struct srv;
+struct cl_state;
 
 /* srv_new creates the core.  cfg and env are copied (env->log is borrowed
  * and must outlive srv).  Returns 0, XE_INVAL (no or bad domain) or
@@ -102,6 +147,23 @@ void srv_conn_input(struct srv *srv, uint64_t conn, const void *data, size_t len
  * srv drops the session without writing to it. */
 void srv_conn_closed(struct srv *srv, uint64_t conn, uint64_t now_ms);
 
+/* srv_conn_secured: TLS is up on conn: after env->starttls, or for a
+ * direct-TLS connection before its first bytes.  info is copied.  Unknown
+ * or closed conn: ignored. */
+void srv_conn_secured(struct srv *srv, uint64_t conn, const struct srv_tls_info *info,
+                      uint64_t now_ms);
+
+/* srv_set_accounts: the replicated state to read client accounts from
+ * (xmppd/core/cl.h: cl_user_find gives SCRAM salt/iterations/StoredKey/
+ * ServerKey per hash), borrowed until replaced or srv_free; NULL: none.
+ * Sessions already logged in stay (srv_user_deleted closes them). */
+void srv_set_accounts(struct srv *srv, const struct cl_state *cl);
+
+/* srv_user_deleted closes every session of account user on this node with
+ * the stream error <not-authorized/> (RFC 6120 §4.9.3.12: the entity is no
+ * longer authorized: its account is gone), then </stream:stream>. */
+void srv_user_deleted(struct srv *srv, const char *user);
+
 /* srv_tick runs timers due at now_ms (keep-alives, idle and auth timeouts). */
 void srv_tick(struct srv *srv, uint64_t now_ms);
 /* srv_next_deadline returns when srv_tick should next run, or
@@ -114,16 +176,21 @@ uint64_t srv_next_deadline(const struct srv *srv);
 void srv_shutdown(struct srv *srv);
 
 struct srv_stats {
-    uint64_t conns;         /* open connections */
-    uint64_t components;    /* authenticated component sessions */
-    uint64_t routed;        /* stanzas delivered */
-    uint64_t bounced;       /* error replies generated for undeliverable stanzas */
-    uint64_t auth_failures; /* failed handshakes */
-    uint64_t stream_errors; /* stream errors sent */
+    uint64_t conns;          /* open connections */
+    uint64_t components;     /* authenticated component sessions */
+    uint64_t routed;         /* stanzas delivered */
+    uint64_t bounced;        /* error replies generated for undeliverable stanzas */
+    uint64_t auth_failures;  /* failed handshakes */
+    uint64_t stream_errors;  /* stream errors sent */
+    uint64_t clients;        /* bound client sessions */
+    uint64_t logins;         /* successful client SASL logins */
+    uint64_t login_failures; /* failed client SASL attempts */
+    uint64_t login_refused;  /* attempts refused: address or account blocked */
+    uint64_t blocked;        /* now: addresses and accounts blocked */
 };
 
 /* srv_get_stats copies srv's counters into *out (caller's memory), with the
- * current connection and component counts. */
+ * current connection, component and client counts. */
 void srv_get_stats(const struct srv *srv, struct srv_stats *out);
 
 /* ---- cluster mode (issue 5 item 4; docs/cluster.md "Routing in the node
@@ -202,22 +269,22 @@ struct srv_cluster_stats {
     uint64_t node_id;
     uint64_t leader; /* as last set; 0: none */
     uint64_t term;
-    uint64_t forwarded;  /* stanzas handed to the cluster (fwd_send accepted) */
-    uint64_t rejected;   /* refused: queue full (sender got wait) */
-    uint64_t waiting;    /* now: not handed to a node yet */
-    uint64_t inflight;   /* now: handed to a node, outcome not known yet */
-    uint64_t acked;      /* delivered by the node holding the name */
-    uint64_t refused;    /* bounced by it: no session there */
-    uint64_t unroutable; /* no node holds the name */
-    uint64_t expired;    /* no channel took it within hold_ms */
-    uint64_t lost;       /* handed to a node that restarted or left */
-    uint64_t errors;     /* error replies given to local senders by fwd */
-    uint64_t delivered;  /* stanzas from other nodes delivered here */
-    uint64_t bounced;    /* stanzas from other nodes refused here */
+    uint64_t forwarded;        /* stanzas handed to the cluster (fwd_send accepted) */
+    uint64_t rejected;         /* refused: queue full (sender got wait) */
+    uint64_t waiting;          /* now: not handed to a node yet */
+    uint64_t inflight;         /* now: handed to a node, outcome not known yet */
+    uint64_t acked;            /* delivered by the node holding the name */
+    uint64_t refused;          /* bounced by it: no session there */
+    uint64_t unroutable;       /* no node holds the name */
+    uint64_t expired;          /* no channel took it within hold_ms */
+    uint64_t lost;             /* handed to a node that restarted or left */
+    uint64_t errors;           /* error replies given to local senders by fwd */
+    uint64_t delivered;        /* stanzas from other nodes delivered here */
+    uint64_t bounced;          /* stanzas from other nodes refused here */
     uint64_t conflicts_closed; /* local sessions closed: newer elsewhere */
     uint64_t protocol_errors;
-    size_t routes;  /* names in this node's copy of the routing table */
-    bool complete;  /* that copy is whole */
+    size_t routes; /* names in this node's copy of the routing table */
+    bool complete; /* that copy is whole */
 };
 
 /* srv_cluster_get_stats fills out (all zero and started false before

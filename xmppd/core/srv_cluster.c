@@ -18,6 +18,7 @@
 #include "fwd.h"
 #include "jid.h"
 #include "pframe.h"
+#include "sess_c2s.h"
 #include "sess_comp.h"
 #include "srv.h"
 #include "srv_int.h"
@@ -63,17 +64,22 @@ static int cl_send(void *ud, uint64_t node, struct pframe *f)
     return srv->cl->env.peer_send(srv->cl->env.ud, node, f);
 }
 
-/* cl_session returns the READY local session whose domain holds to (a JID;
- * longest match, as rt_decide), or NULL. */
-static struct sess_comp *cl_session(struct srv *srv, const char *to)
+/* cl_session returns the READY local session that holds to (a JID): the
+ * client of that full JID in our domain, else the component whose domain
+ * holds it (longest match, as rt_decide), or NULL. */
+static struct sess *cl_session(struct srv *srv, const char *to)
 {
     struct jid j = {0};
-    struct sess_comp *s = NULL;
+    struct sess *s = NULL;
 
-    if (to != NULL && jid_parse(to, &j) == 0)
-        s = rt_find(srv->rt, j.domain);
+    if (to != NULL && jid_parse(to, &j) == 0) {
+        if (j.local != NULL && j.resource != NULL && strcmp(j.domain, srv->domain) == 0)
+            s = (struct sess *)srv__c2s_find(srv, j.local, j.resource);
+        else
+            s = rt_find(srv->rt, j.domain);
+    }
     jid_clear(&j);
-    if (s != NULL && s->state != SESS_COMP_READY)
+    if (s != NULL && s->state != SESS_READY)
         s = NULL;
     return s;
 }
@@ -82,7 +88,7 @@ static int cl_deliver(void *ud, const char *from, const char *to, const char *xm
                       size_t len)
 {
     struct srv *srv = ud;
-    struct sess_comp *s = cl_session(srv, to);
+    struct sess *s = cl_session(srv, to);
 
     if (s == NULL) {
         SRV_LOG(srv, LOG_DEBUG, "cluster stanza from %s to %s: no local session", from,
@@ -91,31 +97,60 @@ static int cl_deliver(void *ud, const char *from, const char *to, const char *xm
     }
     /* A failed write closes the session, as for a local delivery: the
      * stanza had its outcome (the connection could not take it). */
-    if (sess_comp_deliver_raw(s, xml, len) == 0)
+    if (sess_deliver_raw(s, xml, len) == 0)
         srv->stats.routed++;
     return 0;
+}
+
+/* cl_conflict_client closes the local client of full JID name if its sid
+ * is sid (a newer session of that full JID on another node: RFC 6120
+ * §7.7.2.2, the new one wins cluster-wide). */
+static void cl_conflict_client(struct srv *srv, const char *name, uint64_t sid)
+{
+    struct jid j = {0};
+    struct sess_c2s *c = NULL;
+
+    if (jid_parse(name, &j) == 0 && j.local != NULL && j.resource != NULL)
+        c = srv__c2s_find(srv, j.local, j.resource);
+    jid_clear(&j);
+    if (c == NULL || c->base.sid != sid || c->base.state != SESS_READY) {
+        SRV_LOG(srv, LOG_DEBUG, "cluster conflict for %s (sid %" PRIu64 ") ignored", name,
+                sid);
+        return;
+    }
+    SRV_LOG(srv, LOG_INFO,
+            "c%" PRIu64 " client %s replaced by a newer session on another node",
+            c->base.conn, name);
+    srv->cl->conflicts_closed++;
+    sess_fail(&c->base, XS_COND_CONFLICT, "newer session on another node");
 }
 
 static void cl_conflict(void *ud, const char *name, uint64_t sid)
 {
     struct srv *srv = ud;
-    struct sess_comp *s = rt_find(srv->rt, name);
+    struct sess_comp *s;
+
+    if (strchr(name, '@') != NULL) {
+        cl_conflict_client(srv, name, sid);
+        return;
+    }
+    s = rt_find(srv->rt, name);
 
     /* Only the session the leader judged older, and only while it is open
      * (the CONFLICT frame and the table may both say it). */
-    if (s == NULL || s->domain == NULL || strcmp(s->domain, name) != 0 || s->sid != sid ||
-        s->state != SESS_COMP_READY) {
+    if (s == NULL || s->domain == NULL || strcmp(s->domain, name) != 0 ||
+        s->base.sid != sid || s->base.state != SESS_READY) {
         SRV_LOG(srv, LOG_DEBUG, "cluster conflict for %s (sid %" PRIu64 ") ignored", name,
                 sid);
         return;
     }
     SRV_LOG(srv, LOG_INFO,
             "c%" PRIu64 " component %s replaced by a newer session on another node",
-            s->conn, name);
+            s->base.conn, name);
     srv->cl->conflicts_closed++;
     /* RFC 6120 §4.9.3.3: the name now lives elsewhere; the new session
      * wins (DESIGN: a name lives once in the cluster). */
-    sess_comp_fail(s, XS_COND_CONFLICT, "newer session on another node");
+    sess_fail(&s->base, XS_COND_CONFLICT, "newer session on another node");
 }
 
 /* ---- lifetime ---- */
@@ -125,8 +160,8 @@ static void cl_conflict(void *ud, const char *name, uint64_t sid)
  * defect 1: a node whose clock ran 60 s ahead won every conflict). */
 static int cl_report(struct srv *srv, struct sess_comp *s)
 {
-    s->sid = ++srv->cl->last_sid;
-    return fwd_local_add(srv->cl->fwd, s->domain, s->sid, srv->now_ms);
+    s->base.sid = ++srv->cl->last_sid;
+    return fwd_local_add(srv->cl->fwd, s->domain, s->base.sid, srv->now_ms);
 }
 
 int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
@@ -169,14 +204,23 @@ int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
      * a session of an earlier start never names one of this start. */
     cl->last_sid = (c.incarnation >> 32) << 16;
     srv->cl = cl;
-    /* Components that authenticated before: report them now. */
+    /* Sessions that authenticated (components) or bound (clients) before:
+     * report them now. */
     for (size_t i = 0; i < srv->nbuckets; i++)
-        for (struct sess_comp *s = srv->conns[i]; s != NULL; s = s->hnext)
-            if (s->state == SESS_COMP_READY && s->domain != NULL &&
-                rt_find(srv->rt, s->domain) == s && cl_report(srv, s) == XE_NOMEM) {
+        for (struct sess *b = srv->conns[i]; b != NULL; b = b->hnext) {
+            struct sess_comp *s = (struct sess_comp *)b;
+            if (b->kind == SESS_KIND_COMP && b->state == SESS_READY &&
+                s->domain != NULL && rt_find(srv->rt, s->domain) == s &&
+                cl_report(srv, s) == XE_NOMEM) {
                 srv_cluster_stop(srv);
                 return XE_NOMEM;
             }
+            if (b->kind == SESS_KIND_C2S && b->state == SESS_READY &&
+                srv_cluster__bound(srv, (struct sess_c2s *)b) == XE_NOMEM) {
+                srv_cluster_stop(srv);
+                return XE_NOMEM;
+            }
+        }
     SRV_LOG(srv, LOG_INFO, "cluster mode: node %" PRIx64, c.node_id);
     return 0;
 }
@@ -197,9 +241,9 @@ void srv_cluster_stop(struct srv *srv)
         return;
     srv_cluster__free(srv);
     for (size_t i = 0; i < srv->nbuckets; i++)
-        for (struct sess_comp *s = srv->conns[i]; s != NULL; s = s->hnext)
+        for (struct sess *s = srv->conns[i]; s != NULL; s = s->hnext)
             s->sid = 0;
-    for (struct sess_comp *s = srv->dead; s != NULL; s = s->dnext)
+    for (struct sess *s = srv->dead; s != NULL; s = s->dnext)
         s->sid = 0;
     SRV_LOG(srv, LOG_INFO, "%s", "cluster mode stopped");
 }
@@ -218,19 +262,33 @@ int srv_cluster__authenticated(struct srv *srv, struct sess_comp *s)
     return cl_report(srv, s);
 }
 
-void srv_cluster__gone(struct srv *srv, struct sess_comp *s)
+int srv_cluster__bound(struct srv *srv, struct sess_c2s *c)
 {
-    if (srv->cl == NULL || s->sid == 0 || s->domain == NULL)
-        return;
-    /* fwd ignores it when the name is held by a newer session of ours. */
-    fwd_local_del(srv->cl->fwd, s->domain, s->sid, srv->now_ms);
-    s->sid = 0;
+    if (srv->cl == NULL)
+        return 0;
+    /* A client is reported by its full JID, a name of its own in the
+     * leader's table (issue 10 item 5). */
+    c->base.sid = ++srv->cl->last_sid;
+    return fwd_local_add(srv->cl->fwd, c->jid, c->base.sid, srv->now_ms);
 }
 
-void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct stz *st)
+void srv_cluster__gone(struct srv *srv, struct sess *b)
+{
+    const char *name = b->kind == SESS_KIND_COMP ? ((struct sess_comp *)b)->domain
+                                                 : ((struct sess_c2s *)b)->jid;
+
+    if (srv->cl == NULL || b->sid == 0 || name == NULL)
+        return;
+    /* fwd ignores it when the name is held by a newer session of ours. */
+    fwd_local_del(srv->cl->fwd, name, b->sid, srv->now_ms);
+    b->sid = 0;
+}
+
+void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *st,
+                          const char *via)
 {
     struct buf *x = &srv->cl->xml; /* fwd copies it; its callbacks never route */
-    const char *sfrom = stz_attr(st, "from"), *to = stz_attr(st, "to");
+    const char *sfrom = stz_attr(st, "from"), *to = via ? via : stz_attr(st, "to");
     struct stz *reply;
     int rc;
 
@@ -269,8 +327,44 @@ void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct 
     if (reply == NULL)
         return;
     srv->stats.bounced++;
-    sess_comp_deliver(from, reply);
+    sess_deliver(from, reply);
     stz_free(reply);
+}
+
+struct cl_pick {
+    const char *prefix; /* "user@domain/" */
+    size_t len;
+    uint64_t self;
+    struct buf *out;
+    bool found;
+};
+
+static void cl_pick_one(void *ud, const char *name, uint64_t node, uint64_t ord)
+{
+    struct cl_pick *p = ud;
+
+    (void)ord;
+    if (node == p->self || strncmp(name, p->prefix, p->len) != 0 ||
+        (p->found && strcmp(name, p->out->data) >= 0))
+        return;
+    buf_reset(p->out);
+    p->found = buf_puts(p->out, name) == 0;
+}
+
+bool srv_cluster__remote_resource(const struct srv *srv, const char *user,
+                                  struct buf *out)
+{
+    struct buf prefix = {0};
+    struct cl_pick p = {0};
+
+    if (srv->cl == NULL || buf_printf(&prefix, "%s@%s/", user, srv->domain) < 0) {
+        buf_free(&prefix);
+        return false;
+    }
+    p = (struct cl_pick){prefix.data, prefix.len, srv->cl->node_id, out, false};
+    fwd_each_route(srv->cl->fwd, cl_pick_one, &p);
+    buf_free(&prefix);
+    return p.found;
 }
 
 bool srv_cluster__waiting(const struct srv *srv, const struct stz *st)
@@ -315,12 +409,7 @@ static void cl_clock(struct srv *srv, uint64_t now_ms)
  * here, outside fwd). */
 static void cl_reap(struct srv *srv)
 {
-    while (srv->dead != NULL) {
-        struct sess_comp *s = srv->dead;
-        srv->dead = s->dnext;
-        srv_cluster__gone(srv, s);
-        sess_comp_free(s);
-    }
+    srv__reap(srv);
 }
 
 int srv_cluster_set_leader(struct srv *srv, uint64_t leader, uint64_t term,

@@ -1,9 +1,12 @@
-/* srv_int.h: the inside of struct srv, shared by srv.c and the session
- * modules (sess_comp.c).  Not part of the API: the edge uses srv.h only.
+/* srv_int.h: the inside of struct srv, shared by srv.c, srv_c2s.c,
+ * srv_cluster.c and the session modules (sess.c, sess_comp.c, sess_c2s.c).
+ * Not part of the API: the edge uses srv.h only.
  *
- * Ownership: srv owns every session (in conns until closed, then in dead
- * until reaped at the end of the srv_* call that closed it: nothing is freed
- * inside its own callback), the router table and the call-bridge secrets. */
+ * Ownership: srv owns every session of either kind (in conns until closed,
+ * then in dead until reaped at the end of the srv_* call that closed it:
+ * nothing is freed inside its own callback), the router table, the table of
+ * bound client sessions per account, the call-bridge secrets and the fake
+ * SCRAM key.  The accounts (cl_state) are borrowed. */
 #ifndef XMPPD_SRV_INT_H
 #define XMPPD_SRV_INT_H
 
@@ -14,8 +17,13 @@
 #include "rt.h"
 #include "srv.h"
 
+struct cl_state;
+struct sess;
+struct sess_c2s;
 struct sess_comp;
+struct srv_acct;
 struct srv_cluster;
+struct srv_thr;
 
 /* A call bridge: name (one lower-case LDH label) and its shared secret, held
  * in sodium_malloc memory and wiped on release. */
@@ -35,10 +43,21 @@ struct srv {
     /* framer limits before authentication (from cfg.preauth_stanza_bytes) */
     struct xs_limits preauth;
 
-    struct sess_comp **conns; /* hash by connection id, chained via hnext */
+    struct sess **conns; /* hash by connection id, chained via hnext */
     size_t nbuckets;
     size_t nconns;
-    struct sess_comp *dead; /* closed, waiting to be freed (dnext) */
+    struct sess *dead; /* closed, waiting to be freed (dnext) */
+
+    /* Clients (srv_c2s.c): bound sessions per account, chained per
+     * account by sess_c2s.anext; accounts hashed by name. */
+    struct srv_acct **accts;
+    size_t nacct_buckets;
+    size_t nclients;                 /* bound client sessions */
+    const struct cl_state *accounts; /* borrowed (srv_set_accounts); NULL: none */
+    unsigned char *fake_key;         /* sodium_malloc'd, 32 bytes: SCRAM's
+                                        answer for unknown users */
+    struct srv_thr **thr;            /* failed-login counts (srv_throttle.c) */
+    size_t nthr_buckets, nthr;
 
     struct srv_cb *cbs;
     struct buf out;    /* scratch for serialising */
@@ -56,13 +75,18 @@ struct srv {
 /* srv__send writes len bytes to s's connection.  On failure the session is
  * closed (without a stream error: the connection cannot take one) and a
  * negative code returned; the caller must stop using s for output. */
-int srv__send(struct srv *srv, struct sess_comp *s, const char *data, size_t len);
+int srv__send(struct srv *srv, struct sess *s, const char *data, size_t len);
 
 /* srv__close asks the edge to close s's connection (after flushing), drops
  * s from the router and the connection table and queues it for freeing.
  * The only way to CLOSED and to the dead list: a session already closed is
  * left alone, so a session is closed (and freed) once whatever paths try. */
-void srv__close(struct srv *srv, struct sess_comp *s);
+void srv__close(struct srv *srv, struct sess *s);
+
+/* srv__reap frees the sessions closed during this call (never inside their
+ * own processing: every public entry reaps on its way out); a client's
+ * unavailable presence goes out here (srv__c2s_gone). */
+void srv__reap(struct srv *srv);
 
 /* srv__find_cb returns the call bridge called name (borrowed) or NULL. */
 const struct srv_cb *srv__find_cb(const struct srv *srv, const char *name);
@@ -72,20 +96,72 @@ const struct srv_cb *srv__find_cb(const struct srv *srv, const char *name);
  * (DESIGN: the new session wins).  0/XE_NOMEM. */
 int srv__authenticated(struct srv *srv, struct sess_comp *s);
 
-/* srv__route routes stanza st (taken) sent by authenticated session from,
- * whose 'from' and 'to' the session has checked. */
-void srv__route(struct srv *srv, struct sess_comp *from, struct stz *st);
+/* srv__route routes stanza st (taken) sent by READY session from, whose
+ * 'from' the session has checked or stamped (a client's stanza may have no
+ * 'to': handled on behalf of its account, RFC 6120 §10.3). */
+void srv__route(struct srv *srv, struct sess *from, struct stz *st);
+
+/* srv__reply writes st (borrowed: an answer made by the server) to s; a
+ * stanza error counts as a bounce. */
+void srv__reply(struct srv *srv, struct sess *s, const struct stz *st);
 
 /* srv__touch lowers the deadline hint to s's next deadline. */
-void srv__touch(struct srv *srv, const struct sess_comp *s);
+void srv__touch(struct srv *srv, const struct sess *s);
+
+/* ---- failed-login throttling (srv_throttle.c; srv.h srv_config) ----
+ *
+ * srv__thr_check tells whether a login from peer (its address, port
+ * ignored) for user (NULL: not known yet) is refused now (blocked).
+ * srv__thr_failed counts a failure for both and returns how long its
+ * answer must wait (0: at once).  srv__thr_success clears both counts.
+ * srv__thr_sweep forgets quiet counts (srv_tick); srv__thr_blocked counts
+ * the blocked keys now; srv__thr_free frees the table. */
+bool srv__thr_check(struct srv *srv, const char *peer, const char *user);
+uint64_t srv__thr_failed(struct srv *srv, const char *peer, const char *user);
+void srv__thr_success(struct srv *srv, const char *peer, const char *user);
+void srv__thr_sweep(struct srv *srv);
+uint64_t srv__thr_blocked(const struct srv *srv);
+void srv__thr_free(struct srv *srv);
+
+/* ---- clients (srv_c2s.c) ----
+ *
+ * srv__bind registers client c (authenticated as c->user, resource
+ * c->resource chosen) under its account; a session of the same full JID is
+ * closed with conflict (RFC 6120 §7.7.2.2, §4.9.3.3: the new one wins).
+ * 0/XE_NOMEM.
+ * srv__c2s_unbind removes c from its account (srv__close calls it).
+ * srv__c2s_gone runs when closed c is reaped: if it was available, its
+ * unavailable presence goes to the account's other resources (RFC 6121
+ * §4.5.2; may close them, onto the dead list).
+ * srv__c2s_route routes st (taken) from from to local account address to
+ * (prepared; a bare or full JID of the server's domain), RFC 6121 §8.5.
+ * srv__c2s_own handles st (taken) that client c sent without 'to' or to its
+ * own bare JID: presence broadcast (RFC 6121 §4.2, §4.4), iq on behalf of
+ * the account, messages to the bare JID.
+ * srv__c2s_free frees the account table (sessions are freed by srv). */
+int srv__bind(struct srv *srv, struct sess_c2s *c);
+void srv__c2s_unbind(struct srv *srv, struct sess_c2s *c);
+void srv__c2s_gone(struct srv *srv, struct sess_c2s *c);
+struct jid;
+void srv__c2s_route(struct srv *srv, struct sess *from, const struct jid *to,
+                    struct stz *st);
+void srv__c2s_own(struct srv *srv, struct sess_c2s *c, struct stz *st);
+void srv__c2s_free(struct srv *srv);
+/* srv__c2s_find returns the bound session of full JID user@domain/resource
+ * (user and resource prepared), or NULL. */
+struct sess_c2s *srv__c2s_find(const struct srv *srv, const char *user,
+                               const char *resource);
 
 /* Cluster hooks (srv_cluster.c); each is a no-op when srv->cl is NULL.
  * None of them may run inside a fwd callback except where noted.
  *
  * srv_cluster__authenticated gives s (just authenticated) its sid and
  * reports it to the leader.  0/XE_NOMEM.
- * srv_cluster__gone reports that s (authenticated, now closed) is gone.
- * srv_cluster__forward hands st (borrowed), sent by from, to the cluster;
+ * srv_cluster__bound does the same for client c (just bound), by its
+ * full JID.
+ * srv_cluster__gone reports that s (reported, now closed) is gone.
+ * srv_cluster__forward hands st (borrowed), sent by from, to the cluster,
+ * routed by its 'to' or, when via is not NULL, by via (a full JID);
  * if the cluster refuses it, answers from with wait/resource-constraint
  * (when st may be answered with an error).
  * srv_cluster__waiting tells whether stanzas to st's destination still
@@ -94,9 +170,16 @@ void srv__touch(struct srv *srv, const struct sess_comp *s);
  * srv_cluster__tick runs fwd's timers; srv_cluster__deadline is fwd's
  * next deadline or SRV_NO_DEADLINE. */
 int srv_cluster__authenticated(struct srv *srv, struct sess_comp *s);
-void srv_cluster__gone(struct srv *srv, struct sess_comp *s);
+int srv_cluster__bound(struct srv *srv, struct sess_c2s *c);
+void srv_cluster__gone(struct srv *srv, struct sess *s);
 bool srv_cluster__waiting(const struct srv *srv, const struct stz *st);
-void srv_cluster__forward(struct srv *srv, struct sess_comp *from, const struct stz *st);
+void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *st,
+                          const char *via);
+/* srv_cluster__remote_resource puts into out the smallest full JID of
+ * account user that the routing table puts on another node; false when
+ * there is none (or not in cluster mode). */
+bool srv_cluster__remote_resource(const struct srv *srv, const char *user,
+                                  struct buf *out);
 void srv_cluster__free(struct srv *srv);
 void srv_cluster__tick(struct srv *srv);
 uint64_t srv_cluster__deadline(const struct srv *srv);

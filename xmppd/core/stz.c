@@ -481,6 +481,16 @@ static int stz__put_attrs(const struct stz *el, struct buf *out)
     return 0;
 }
 
+/* stz__content_ns tells whether ns is one of the stream content
+ * namespaces (RFC 6120 §4.8.2: jabber:client, jabber:server; XEP-0114:
+ * jabber:component:accept). */
+static bool stz__content_ns(const char *ns)
+{
+    return ns != NULL &&
+           (strcmp(ns, STZ_NS_CLIENT) == 0 || strcmp(ns, STZ_NS_COMPONENT) == 0 ||
+            strcmp(ns, STZ_NS_SERVER) == 0);
+}
+
 int stz_serialize(const struct stz *el, const char *parent_ns, struct buf *out)
 {
     size_t mark = out->len;
@@ -491,8 +501,13 @@ int stz_serialize(const struct stz *el, const char *parent_ns, struct buf *out)
     if ((rv = buf_puts(out, "<")) != 0 || (rv = buf_puts(out, el->name)) != 0)
         goto err;
     /* RFC 6120 §4.8.3: a stanza in the stream's content namespace carries no
-     * xmlns; an element in another namespace declares it as its default. */
-    if (!stz__streq(el->ns, parent_ns)) {
+     * xmlns; an element in another namespace declares it as its default.  A
+     * stanza routed from one kind of stream into another changes content
+     * namespace with the stream (a component's message reaches a client
+     * in jabber:client, §4.8.3 and XEP-0114 §3), so the content namespaces
+     * count as one below a content-namespace parent. */
+    if (!stz__streq(el->ns, parent_ns) &&
+        !(stz__content_ns(el->ns) && stz__content_ns(parent_ns))) {
         if ((rv = buf_puts(out, " xmlns='")) != 0 ||
             (rv = stz__escape(out, el->ns, strlen(el->ns), true)) != 0 ||
             (rv = buf_puts(out, "'")) != 0)

@@ -99,7 +99,10 @@ size_t stz_node_mem(const struct stz *n);
 /* stz_serialize appends el as XML to out.  parent_ns is the default
  * namespace in scope where el is written (e.g. STZ_NS_COMPONENT inside a
  * component stream): el gets an xmlns attribute only if its namespace
- * differs, and so on down the tree.  Text and attribute values are escaped
+ * differs, and so on down the tree.  The content namespaces (jabber:client,
+ * jabber:component:accept, jabber:server) count as one another below a
+ * parent in one of them: a stanza moves between kinds of streams without
+ * an xmlns (RFC 6120 §4.8.3).  Text and attribute values are escaped
  * (& < > " ').  0/XE_NOMEM. */
 int stz_serialize(const struct stz *el, const char *parent_ns, struct buf *out);
 

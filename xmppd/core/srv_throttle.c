@@ -1,0 +1,236 @@
+/* srv_throttle.c: failed client logins counted per peer address and per
+ * account (issue 10 item 3): growing delays before the answer to a
+ * failure, then a block for a while (srv.h, struct srv_config).
+ *
+ * Keys are "a <address>" and "u <account>" in one hash table.  A key is
+ * forgotten login_block_ms after its last failure (and once any block has
+ * ended), swept at srv_tick, so the table holds only recent failures. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "srv_int.h"
+
+struct srv_thr {
+    char *key;              /* "a 127.0.0.1" or "u alice", owned */
+    unsigned fails;         /* failures in a row */
+    uint64_t last_ms;       /* the last one */
+    uint64_t blocked_until; /* refused before this; 0: not blocked */
+    struct srv_thr *next;
+};
+
+static size_t thr_hash(const char *s, size_t n)
+{
+    size_t h = 14695981039346656037ULL & SIZE_MAX;
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * (size_t)1099511628211ULL;
+    return h % n;
+}
+
+/* thr_key writes the key of peer's address ("[::1]:5" -> "a ::1",
+ * "10.0.0.1:5" -> "a 10.0.0.1") or of user into out. */
+static void thr_key(char *out, size_t cap, const char *peer, const char *user)
+{
+    if (user != NULL) {
+        snprintf(out, cap, "u %s", user);
+        return;
+    }
+    if (peer[0] == '[') {
+        const char *e = strchr(peer, ']');
+        snprintf(out, cap, "a %.*s", e ? (int)(e - peer - 1) : (int)strlen(peer),
+                 peer + 1);
+        return;
+    }
+    {
+        const char *colon = strchr(peer, ':');
+        bool one = colon != NULL && strchr(colon + 1, ':') == NULL;
+        snprintf(out, cap, "a %.*s", one ? (int)(colon - peer) : (int)strlen(peer), peer);
+    }
+}
+
+static struct srv_thr **thr_slot(const struct srv *srv, const char *key)
+{
+    struct srv_thr **p = &srv->thr[thr_hash(key, srv->nthr_buckets)];
+
+    while (*p != NULL && strcmp((*p)->key, key) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+static struct srv_thr *thr_find(const struct srv *srv, const char *key)
+{
+    return srv->thr != NULL ? *thr_slot(srv, key) : NULL;
+}
+
+static bool thr_blocked(const struct srv *srv, const char *key)
+{
+    const struct srv_thr *t = thr_find(srv, key);
+
+    return t != NULL && t->blocked_until > srv->now_ms;
+}
+
+bool srv__thr_check(struct srv *srv, const char *peer, const char *user)
+{
+    char key[1100];
+
+    if (srv->cfg.login_delay_ms == 0)
+        return false;
+    thr_key(key, sizeof key, peer, NULL);
+    if (thr_blocked(srv, key))
+        return true;
+    if (user == NULL)
+        return false;
+    thr_key(key, sizeof key, peer, user);
+    return thr_blocked(srv, key);
+}
+
+/* thr_grow doubles the table (keeps the longer chains when out of
+ * memory). */
+static void thr_grow(struct srv *srv)
+{
+    size_t n = srv->nthr_buckets * 2;
+    struct srv_thr **b = calloc(n, sizeof *b);
+
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < srv->nthr_buckets; i++) {
+        struct srv_thr *t = srv->thr[i], *next;
+        for (; t != NULL; t = next) {
+            size_t h = thr_hash(t->key, n);
+            next = t->next;
+            t->next = b[h];
+            b[h] = t;
+        }
+    }
+    free(srv->thr);
+    srv->thr = b;
+    srv->nthr_buckets = n;
+}
+
+/* thr_count adds a failure to key and returns its count in a row (0: out
+ * of memory, not counted). */
+static unsigned thr_count(struct srv *srv, const char *key)
+{
+    struct srv_thr **p, *t;
+
+    if (srv->thr == NULL) {
+        srv->nthr_buckets = 64;
+        srv->thr = calloc(srv->nthr_buckets, sizeof *srv->thr);
+        if (srv->thr == NULL)
+            return 0;
+    }
+    p = thr_slot(srv, key);
+    t = *p;
+    if (t == NULL) {
+        t = calloc(1, sizeof *t);
+        if (t == NULL || (t->key = strdup(key)) == NULL) {
+            free(t);
+            return 0;
+        }
+        *p = t;
+        if (++srv->nthr > srv->nthr_buckets)
+            thr_grow(srv);
+    }
+    t->fails++;
+    t->last_ms = srv->now_ms;
+    if (t->fails >= srv->cfg.login_block_after && srv->cfg.login_block_after > 0)
+        t->blocked_until = srv->now_ms + srv->cfg.login_block_ms;
+    return t->fails;
+}
+
+uint64_t srv__thr_failed(struct srv *srv, const char *peer, const char *user)
+{
+    char key[1100];
+    unsigned n, m = 0;
+    uint64_t d;
+
+    if (srv->cfg.login_delay_ms == 0)
+        return 0;
+    thr_key(key, sizeof key, peer, NULL);
+    n = thr_count(srv, key);
+    if (user != NULL) {
+        thr_key(key, sizeof key, peer, user);
+        m = thr_count(srv, key);
+    }
+    if (m > n)
+        n = m;
+    /* The first failure is answered at once: a typo costs nothing. */
+    if (n <= 1)
+        return 0;
+    d = srv->cfg.login_delay_ms;
+    for (unsigned i = 2; i < n && d < srv->cfg.login_delay_max_ms; i++)
+        d *= 2;
+    return d < srv->cfg.login_delay_max_ms ? d : srv->cfg.login_delay_max_ms;
+}
+
+static void thr_forget(struct srv *srv, const char *key)
+{
+    struct srv_thr **p, *t;
+
+    if (srv->thr == NULL)
+        return;
+    p = thr_slot(srv, key);
+    if ((t = *p) == NULL)
+        return;
+    *p = t->next;
+    free(t->key);
+    free(t);
+    srv->nthr--;
+}
+
+void srv__thr_success(struct srv *srv, const char *peer, const char *user)
+{
+    char key[1100];
+
+    thr_key(key, sizeof key, peer, NULL);
+    thr_forget(srv, key);
+    thr_key(key, sizeof key, peer, user);
+    thr_forget(srv, key);
+}
+
+void srv__thr_sweep(struct srv *srv)
+{
+    for (size_t i = 0; srv->thr != NULL && i < srv->nthr_buckets; i++) {
+        struct srv_thr **p = &srv->thr[i];
+        while (*p != NULL) {
+            struct srv_thr *t = *p;
+            if (t->blocked_until <= srv->now_ms &&
+                srv->now_ms - t->last_ms >= srv->cfg.login_block_ms) {
+                *p = t->next;
+                free(t->key);
+                free(t);
+                srv->nthr--;
+            } else {
+                p = &t->next;
+            }
+        }
+    }
+}
+
+uint64_t srv__thr_blocked(const struct srv *srv)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; srv->thr != NULL && i < srv->nthr_buckets; i++)
+        for (const struct srv_thr *t = srv->thr[i]; t != NULL; t = t->next)
+            n += t->blocked_until > srv->now_ms;
+    return n;
+}
+
+void srv__thr_free(struct srv *srv)
+{
+    for (size_t i = 0; srv->thr != NULL && i < srv->nthr_buckets; i++) {
+        struct srv_thr *t = srv->thr[i], *next;
+        for (; t != NULL; t = next) {
+            next = t->next;
+            free(t->key);
+            free(t);
+        }
+    }
+    free(srv->thr);
+    srv->thr = NULL;
+    srv->nthr = 0;
+}
