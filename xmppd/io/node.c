@@ -71,6 +71,19 @@ static void rn_applied(void *ud, const struct cl_effects *eff)
                 rc = 0;
         }
         break;
+    case CL_EFF_USER_ADDED:
+    case CL_EFF_USER_CHANGED:
+        /* srv reads the accounts from the state at each login. */
+        LOG(&n->log, LOG_INFO, "%s user %s %s", n->name, eff->name,
+            eff->kind == CL_EFF_USER_ADDED ? "added" : "credentials changed");
+        return;
+    case CL_EFF_USER_DELETED:
+        /* Every node closes the sessions it holds as it applies the entry:
+         * the account's sessions end everywhere. */
+        LOG(&n->log, LOG_INFO, "%s user %s removed", n->name, eff->name);
+        if (srv != NULL)
+            srv_user_deleted(srv, eff->name);
+        break;
     default:
         return;
     }
@@ -82,7 +95,13 @@ static void rn_applied(void *ud, const struct cl_effects *eff)
 
 static void rn_restored(void *ud)
 {
-    node__restart_xmpp(ud, "the replicated state was replaced by a snapshot");
+    struct node *n = ud;
+
+    /* The state srv borrowed is freed: point it at the new one before srv
+     * is shut down (closing sessions may route to accounts). */
+    if (n->x != NULL && n->x->srv != NULL)
+        srv_set_accounts(n->x->srv, rnode_state(n->rn));
+    node__restart_xmpp(n, "the replicated state was replaced by a snapshot");
 }
 
 static void rn_failed(void *ud, int rc, const char *msg)
@@ -645,6 +664,10 @@ int node__replace_store(struct node *n, int start, uint64_t cluster_id, char *wh
     char old[4096];
     int rc;
 
+    /* srv borrows the state rnode_close frees: no accounts until the XMPP
+     * side restarts below with the new store's. */
+    if (n->x != NULL && n->x->srv != NULL)
+        srv_set_accounts(n->x->srv, NULL);
     rnode_close(n->rn);
     n->rn = NULL;
     snprintf(old, sizeof old, "%s.old", n->raft_dir);
