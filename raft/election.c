@@ -20,13 +20,20 @@ bool raft__in_lease(const struct raft *r)
            r->now - r->leader_contact < r->o.election_min_ms;
 }
 
+/* log_cmp compares the log (last_index, last_term) with ours (§5.4.1:
+ * last terms first, then lengths): < 0 it is behind ours, 0 as up to date,
+ * > 0 more up to date. */
+static int log_cmp(const struct raft *r, uint64_t last_index, uint64_t last_term)
+{
+    uint64_t my_term = raft__log_last_term(&r->log), my_last = raft__log_last(&r->log);
+    if (last_term != my_term)
+        return last_term > my_term ? 1 : -1;
+    return last_index > my_last ? 1 : last_index < my_last ? -1 : 0;
+}
+
 static bool log_up_to_date(const struct raft *r, uint64_t last_index, uint64_t last_term)
 {
-    /* §5.4.1: compare last terms, then lengths. */
-    uint64_t my_term = raft__log_last_term(&r->log);
-    if (last_term != my_term)
-        return last_term > my_term;
-    return last_index >= raft__log_last(&r->log);
+    return log_cmp(r, last_index, last_term) >= 0;
 }
 
 /* raft__vote_ignored: whether a vote request whose term is above ours must be
@@ -61,16 +68,6 @@ bool raft__vote_ignored(struct raft *r, const struct raft_message *m)
     return false;
 }
 
-/* more_up_to_date: the log (last_index, last_term) is strictly more up to
- * date than ours (§5.4.1). */
-static bool more_up_to_date(const struct raft *r, uint64_t last_index, uint64_t last_term)
-{
-    uint64_t my_term = raft__log_last_term(&r->log);
-    if (last_term != my_term)
-        return last_term > my_term;
-    return last_index > raft__log_last(&r->log);
-}
-
 /* yield_candidacy: m is a real vote request of our own term that we refuse
  * only because we voted for ourselves, and its candidate's log is strictly
  * more up to date than ours, so it is the better leader.  We give up our
@@ -86,7 +83,7 @@ static bool more_up_to_date(const struct raft *r, uint64_t last_index, uint64_t 
 static bool yield_candidacy(struct raft *r, const struct raft_message *m)
 {
     return r->role == RAFT_CANDIDATE && m->term == r->term && r->vote == r->o.id &&
-           more_up_to_date(r, m->u.vote.last_index, m->u.vote.last_term);
+           log_cmp(r, m->u.vote.last_index, m->u.vote.last_term) > 0;
 }
 
 static unsigned count_votes(struct raft *r, bool granted)

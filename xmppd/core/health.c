@@ -65,12 +65,12 @@ static void judge_xmpp(const struct health_facts *f, struct health_verdict *v)
         add(v, HEALTH_FAILED,
             "the node certificate expired %" PRId64 " days ago: make a new one (certs/) "
             "and set it with xmpp certs",
-            (int64_t)(f->now - f->cert_not_after) / 86400);
+            (f->now - f->cert_not_after) / 86400);
     else if (f->cert_not_after - f->now < HEALTH_CERT_WARN_S)
         add(v, HEALTH_DEGRADED,
             "the node certificate expires in %" PRId64 " days: renew it (certs/, xmpp "
             "certs)",
-            (int64_t)(f->cert_not_after - f->now) / 86400);
+            (f->cert_not_after - f->now) / 86400);
 }
 
 static void judge_cluster(const struct health_facts *f, struct health_verdict *v)

@@ -21,7 +21,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 enum health_level {
     HEALTH_OK = 0,
@@ -44,12 +43,12 @@ struct health_member {
 };
 
 struct health_facts {
-    time_t now; /* wall clock, seconds since the epoch */
+    int64_t now; /* wall clock, seconds since the epoch */
     bool xmpp_enabled;
     bool serving;
     const char *last_error; /* why XMPP is not serving ("" or NULL: unknown) */
     bool cert_set;          /* a node certificate is configured */
-    time_t cert_not_after;  /* 0: unknown (unreadable) */
+    int64_t cert_not_after; /* seconds since the epoch; 0: unknown (unreadable) */
     bool cluster_enabled;
     bool removed;       /* removed from its cluster */
     bool store_stopped; /* Raft stopped after a storage failure (any node:

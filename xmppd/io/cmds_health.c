@@ -18,7 +18,7 @@
 #include "state.h"
 
 /* cert_not_after: when the node certificate ends (0: unreadable). */
-static time_t cert_not_after(struct node *n, const struct node_state *st)
+static int64_t cert_not_after(struct node *n, const struct node_state *st)
 {
     struct pki_info info;
     char path[1024];
@@ -26,7 +26,7 @@ static time_t cert_not_after(struct node *n, const struct node_state *st)
     if (node_file_path(n, st->cert, path, sizeof path) < 0 ||
         pki_inspect(path, &info, NULL, 0) < 0)
         return 0;
-    return info.not_after;
+    return (int64_t)info.not_after;
 }
 
 /* members fills m (at most max) with the other members and their links. */
@@ -77,7 +77,7 @@ int cmds_health(void *ud, json_t *args, json_t **result, struct ctl_error *err)
     }
     memset(&f, 0, sizeof f);
     node_info_get(n, &info);
-    f.now = time(NULL);
+    f.now = (int64_t)time(NULL);
     f.xmpp_enabled = st->xmpp_enabled;
     f.serving = node_xmpp_running(n);
     f.last_error = info.last_error;
