@@ -6,6 +6,7 @@
  *   words.c  splitting a command line into words (quotes, escapes)
  *   conn.c   one request/response over the daemon's control socket
  *   input.c  reading a secret without echo, confirmations
+ *   users.c  `xmpp user ...`: name checks, password read or generated
  *   print.c  text tables and key/value output */
 #ifndef MMP_CLI_H
 #define MMP_CLI_H
@@ -18,6 +19,8 @@
 
 #define CLI_DEFAULT_SOCKET "/var/lib/xmppd/control.sock"
 #define CLI_MAX_WORDS 64
+#define CLI_WHY_LEN 256      /* the why buffer of prepare functions */
+#define CLI_GENERATED_LEN 20 /* characters of a generated password */
 
 /* Exit statuses (documented in docs/admin.md). */
 enum cli_status {
@@ -83,6 +86,34 @@ void cli_print_table(json_t *arr, const char *const *keys, const char *const *he
 
 /* cli_value_text formats a scalar (or array of scalars) into buf. */
 void cli_value_text(json_t *v, char *buf, size_t len);
+
+/* ---- users.c ----------------------------------------------------------- */
+
+/* Prepare functions of the command table (cmds.c): check argv, fill args;
+ * 0, or -1 with why (CLI_WHY_LEN bytes) filled. */
+/* <name>: a user name as cl_user_explain accepts it. */
+int cli_prep_user_name(struct cli *cli, int argc, char **argv, json_t *args, char *why);
+/* <name> [--generate]: the name and a password: --generate makes one
+ * (CLI_GENERATED_LEN characters, libsodium), otherwise cli_read_secret
+ * reads it (twice without echo on a terminal, one line from a pipe). */
+int cli_prep_user_password(struct cli *cli, int argc, char **argv, json_t *args,
+                           char *why);
+/* [<n>]: an iteration count, CL_ITER_MIN..CL_ITER_MAX. */
+int cli_prep_user_iterations(struct cli *cli, int argc, char **argv, json_t *args,
+                             char *why);
+
+/* cli_user_finish runs after every command's call (a no-op unless
+ * cli_prep_user_password generated a password): with the daemon's result
+ * (borrowed; NULL when the call failed) it adds the generated password to
+ * it, to be printed once; then it wipes the shell's copy. */
+void cli_user_finish(json_t *result);
+
+/* Printers of results as text. */
+void cli_print_user_added(json_t *r);
+void cli_print_user_passwd(json_t *r);
+void cli_print_user_deleted(json_t *r);
+void cli_print_users(json_t *r);
+void cli_print_user_iterations(json_t *r);
 
 /* ---- cmds.c ------------------------------------------------------------ */
 

@@ -291,11 +291,6 @@ static int prep_add_secret(struct cli *cli, int argc, char **argv, json_t *args,
     return prep_name_secret(cli, argc, argv, args, why, "Secret: ", "secret");
 }
 
-static int prep_user_add(struct cli *cli, int argc, char **argv, json_t *args, char *why)
-{
-    return prep_name_secret(cli, argc, argv, args, why, "Password: ", "password");
-}
-
 static int prep_file(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
     return need_file("file", argv[0], args, "file", why);
@@ -700,13 +695,6 @@ static void print_secret(json_t *r)
     printf("Secret: %s\n", jstr(r, "secret"));
 }
 
-static void print_users(json_t *r)
-{
-    static const char *const keys[] = {"name", "jid", NULL};
-    static const char *const heads[] = {"Name", "JID", NULL};
-    cli_print_table(json_object_get(r, "users"), keys, heads);
-}
-
 static void print_pki_list(json_t *r)
 {
     static const char *const keys[] = {"file",   "kind",      "subject", "sans",
@@ -833,12 +821,25 @@ static const struct cli_cmd commands[] = {
     {W("xmpp", "callbridge", "show-secret"), "<name>",
      "show a call bridge's shared secret (a list never shows it)", NULL,
      "xmpp.callbridge.show-secret", 1, 1, prep_name, print_secret},
-    {W("xmpp", "user", "add"), "<name>", "add a client account (password prompted)", NULL,
-     "xmpp.user.add", 1, 1, prep_user_add, NULL},
+    {W("xmpp", "user", "add"), "<name> [--generate]",
+     "add a client account (password prompted, read from stdin, or generated)",
+     "At a terminal the password is asked twice without echo; otherwise one line is\n"
+     "read from standard input:  echo \"$PW\" | mmp-cli -c 'xmpp user add alice'\n"
+     "--generate makes a random password and prints it once. The name is the JID's\n"
+     "localpart (alice for alice@<domain>); upper case becomes lower case.",
+     "xmpp.user.add", 1, 2, cli_prep_user_password, cli_print_user_added},
+    {W("xmpp", "user", "passwd"), "<name> [--generate]",
+     "set a new password for a client account (as for add)", NULL, "xmpp.user.passwd", 1,
+     2, cli_prep_user_password, cli_print_user_passwd},
     {W("xmpp", "user", "del"), "<name>", "delete a client account", NULL, "xmpp.user.del",
-     1, 1, prep_name, NULL},
-    {W("xmpp", "user", "list"), "", "list client accounts", NULL, "xmpp.user.list", 0, 0,
-     NULL, print_users},
+     1, 1, cli_prep_user_name, cli_print_user_deleted},
+    {W("xmpp", "user", "list"), "", "list client accounts: name, JID, created", NULL,
+     "xmpp.user.list", 0, 0, NULL, cli_print_users},
+    {W("xmpp", "user", "iterations"), "[<n>]",
+     "show or set the SCRAM iteration count for new passwords (default 4096)",
+     "Cluster-wide. At least 4096 (RFC 7677). Accounts keep the count they were made\n"
+     "with until their password is set again.",
+     "xmpp.user.iterations", 0, 1, cli_prep_user_iterations, cli_print_user_iterations},
     {W("xmpp", "cluster", "status"), "", "show the cluster: state, term, leader, peers",
      NULL, "xmpp.cluster.status", 0, 0, NULL, print_cluster_status},
     {W("xmpp", "cluster", "enable"), "[--fast-lan|--default-timing]",
@@ -1079,6 +1080,9 @@ static int exec_command(struct cli *cli, const struct cli_cmd *c, int argc, char
     json_t *result = NULL;
     char code[32], message[256];
     int rc = cli_call(cli, c->ctl, args, &result, code, message);
+    /* A password this shell generated goes into the answer, printed once
+     * (text or --json); no-op for other commands. */
+    cli_user_finish(rc == CLI_OK ? result : NULL);
     if (rc != CLI_OK) {
         if (strcmp(code, "unknown-command") == 0)
             snprintf(message, sizeof message,

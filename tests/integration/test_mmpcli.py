@@ -191,9 +191,15 @@ def one_shot(node, addr, port):
     p = shell(node, "xmpp listen 192.0.2.77:5300")
     check(p.returncode == 1 and "not an address of this host" in p.stderr,
           "listen on an address of another host", p.stderr)
+    # (xmpp user list was the command the daemon did not serve; it is now.)
     p = shell(node, "xmpp user list")
-    check(p.returncode == 1 and "does not serve this command yet" in p.stderr
-          and one_line(p), "a command the daemon does not serve", p.stderr)
+    check(p.returncode == 0 and "(none)" in p.stdout, "xmpp user list, empty", p.stderr)
+    p = shell(node, "xmpp user add ann", stdin="")
+    check(p.returncode == 2 and "no secret on standard input" in p.stderr and one_line(p),
+          "user add without a password on stdin", p.stderr)
+    p = shell(node, "xmpp user add ann extra")
+    check(p.returncode == 2 and "one user name" in p.stderr and one_line(p),
+          "user add with a second name (a password on the command line)", p.stderr)
     p = shell(node, "xmpp callbridge del cb2")
     check(p.returncode == 0, "callbridge del", p.stderr)
 
@@ -269,6 +275,25 @@ def interactive(node):
         t.send(b"another-thing\r")
         check(t.expect("the two secrets differ") and t.expect(prompt),
               "two different secrets are refused, the shell goes on")
+        # xmpp user add at a terminal: twice without echo
+        t.send(b"xmpp user add Dana\r")
+        check(t.expect("Password: "), "user add prompts for the password")
+        t.send(b"typed-Pw-4411\r")
+        check(t.expect("Again: "), "and asks again")
+        t.send(b"typed-Pw-4411\r")
+        check(t.expect("User dana added") and t.expect(prompt),
+              "the account is added, the name in lower case", t.out[-300:])
+        t.send(b"xmpp user passwd dana\r")
+        t.expect("Password: ")
+        t.send(b"new-Pw-1\r")
+        t.expect("Again: ")
+        t.send(b"new-Pw-2\r")
+        check(t.expect("the two secrets differ") and t.expect(prompt),
+              "two different passwords are refused")
+        check("typed-Pw-4411" not in t.out and "new-Pw-" not in t.out,
+              "no password was echoed", t.out[-400:])
+        check([u["name"] for u in node.json("xmpp user list")["users"]] == ["dana"],
+              "user list shows dana")
         t.send(b"xmpp callbridge list\r")
         mark = t.cursor
         check(t.expect("cb7") and t.expect(prompt), "list at the prompt shows cb7")
@@ -322,6 +347,7 @@ def interactive(node):
         check("callbridge" in hist and "nonsense" in hist, "history holds the commands",
               hist)
         check("hush-hush-7" not in hist, "the secret is not in the history")
+        check("typed-Pw" not in hist, "the password is not in the history")
         check(oct(os.stat(hist_path).st_mode & 0o777) == "0o600", "history is 0600")
 
 

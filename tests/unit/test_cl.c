@@ -75,6 +75,15 @@ static void test_names(void)
     CHECK(!cl_user_valid("a b"));
     CHECK(!cl_user_valid("a/b"));
     CHECK(!cl_user_valid("a\x01"));
+    {
+        char why[256] = "";
+        CHECK(cl_user_explain("alice", why, sizeof why) && why[0] == '\0');
+        CHECK(!cl_user_explain("a@b", why, sizeof why));
+        CHECK(strstr(why, "has '@'") != NULL && strstr(why, "RFC 7622") != NULL);
+        CHECK(!cl_user_explain("a b", why, sizeof why) && strstr(why, "space") != NULL);
+        CHECK(!cl_user_explain("a\x01", why, sizeof why) && strstr(why, "0x01") != NULL);
+        CHECK(!cl_user_explain("", why, sizeof why) && strstr(why, "empty") != NULL);
+    }
 }
 
 static void test_init_and_domain(void)
@@ -507,6 +516,257 @@ static void test_duplicate_request(void)
     cl_state_free(s);
 }
 
+/* ---- accounts: created, old formats, the iteration setting ---- */
+
+/* put_le appends v as size little-endian bytes at *p. */
+static void put_le(unsigned char **p, uint64_t v, unsigned size)
+{
+    for (unsigned i = 0; i < size; i++)
+        *(*p)++ = (unsigned char)(v >> (8 * i));
+}
+
+/* put_user_v1 writes the USER_SET payload as it was before "created"
+ * existed (no bit 4): "dave", SHA-256 only, salt 16 x 0x11, 4096
+ * iterations, keys 0x22 and 0x33.  Returns the end. */
+static unsigned char *put_user_v1(unsigned char *p)
+{
+    put_le(&p, 4, 2);
+    memcpy(p, "dave", 4), p += 4;
+    *p++ = 1; /* mechs: SHA-256 */
+    *p++ = 16;
+    memset(p, 0x11, 16), p += 16;
+    put_le(&p, 4096, 4);
+    memset(p, 0x22, CL_KEY_SHA256), p += CL_KEY_SHA256;
+    memset(p, 0x33, CL_KEY_SHA256), p += CL_KEY_SHA256;
+    return p;
+}
+
+static void test_user_created(void)
+{
+    struct cl_state *s;
+    struct cl_effects eff;
+    struct cl_user u;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    make_user(&u, 1, true);
+    u.created = 1700000000;
+    cl_cmd_user_set(&cmd, "erin", &u, true);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_USER_ADDED);
+    CHECK(cl_user_find(s, "erin")->created == 1700000000);
+    CHECK(eff.user != NULL && eff.user->created == 1700000000);
+    /* a new password: new keys, the same creation time */
+    make_user(&u, 50, false);
+    u.created = 1800000000;
+    cl_cmd_user_set(&cmd, "erin", &u, false);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_USER_CHANGED);
+    CHECK(cl_user_find(s, "erin")->created == 1700000000);
+    CHECK(cl_user_find(s, "erin")->sha256.stored_key[0] == 51);
+    CHECK(!cl_user_find(s, "erin")->sha1.present);
+    /* a set that creates (no ADD flag) takes its time; none is 0 */
+    u.created = 1800000000;
+    cl_cmd_user_set(&cmd, "fred", &u, false);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK(cl_user_find(s, "fred")->created == 1800000000);
+    u.created = 0;
+    cl_cmd_user_set(&cmd, "gina", &u, true);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK(cl_user_find(s, "gina")->created == 0);
+    /* a new password (REPLACE) for an account that is gone: refused */
+    cl_cmd_user_passwd(&cmd, "gina", &u);
+    CHECK_INT(cmd.flags, CL_CMD_REPLACE);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_USER_CHANGED);
+    cl_cmd_user_passwd(&cmd, "ivan", &u);
+    CHECK_INT(enc_apply(s, &eff), XE_NOTFOUND);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    CHECK(cl_user_find(s, "ivan") == NULL);
+    cmd.flags = CL_CMD_ADD | CL_CMD_REPLACE;
+    {
+        unsigned char *b;
+        size_t l;
+        CHECK_INT(cl_cmd_encode(&cmd, &b, &l), XE_INVAL);
+    }
+    cl_cmd_cb_set(&cmd, "cb", (const unsigned char *)"s", 1, false);
+    cmd.flags = CL_CMD_REPLACE;
+    {
+        unsigned char *b;
+        size_t l;
+        CHECK_INT(cl_cmd_encode(&cmd, &b, &l), XE_INVAL);
+    }
+    cl_state_free(s);
+}
+
+static void test_user_set_exact_bytes(void)
+{
+    unsigned char old[128], *end, *buf, *p;
+    size_t len, n;
+    struct cl_user u;
+
+    /* version 1, USER_SET, ADD: what nodes wrote before "created" */
+    p = old;
+    *p++ = 1, *p++ = CL_CMD_USER_SET, *p++ = CL_CMD_ADD;
+    end = put_user_v1(p);
+    n = (size_t)(end - old);
+    CHECK_INT(cl_cmd_decode(old, n, &cmd), 0);
+    CHECK_STR(cmd.name, "dave");
+    REQUIRE(cmd.user != NULL);
+    CHECK(cmd.user->created == 0);
+    CHECK(cmd.user->sha256.iterations == 4096 && !cmd.user->sha1.present);
+    /* and an account without a time encodes to exactly those bytes */
+    u = *cmd.user;
+    cl_cmd_user_set(&cmd, "dave", &u, true);
+    REQUIRE(cl_cmd_encode(&cmd, &buf, &len) == 0);
+    CHECK(len == n && memcmp(buf, old, n) == 0);
+    cl_buf_free(buf, len);
+
+    /* with a time: bit 4 and a u64 right after the mechs byte */
+    u.created = 0x0102030405060708ULL;
+    cl_cmd_user_set(&cmd, "dave", &u, true);
+    REQUIRE(cl_cmd_encode(&cmd, &buf, &len) == 0);
+    REQUIRE(len == n + 8);
+    CHECK_INT(buf[3 + 2 + 4], 1 | 4);
+    CHECK_INT(buf[3 + 2 + 4 + 1], 0x08);
+    CHECK_INT(buf[3 + 2 + 4 + 8], 0x01);
+    CHECK_INT(cl_cmd_decode(buf, len, &cmd), 0);
+    CHECK(cmd.user->created == 0x0102030405060708ULL);
+    /* created 0 has one encoding (the bit left out); unknown bits fail */
+    memset(buf + 3 + 2 + 4 + 1, 0, 8);
+    CHECK_INT(cl_cmd_decode(buf, len, &cmd), XE_CORRUPT);
+    buf[3 + 2 + 4] = 1 | 8;
+    CHECK_INT(cl_cmd_decode(buf, len, &cmd), XE_CORRUPT);
+    /* every truncation */
+    u.created = 99;
+    cl_buf_free(buf, len);
+    cl_cmd_user_set(&cmd, "dave", &u, false);
+    REQUIRE(cl_cmd_encode(&cmd, &buf, &len) == 0);
+    for (size_t cut = 0; cut < len; cut++)
+        CHECK(cl_cmd_decode(buf, cut, &cmd) < 0);
+    cl_buf_free(buf, len);
+}
+
+/* put_snap_head writes version, cluster id 5, domain "d.example", no call
+ * bridges, one user (dave, old format).  Returns the end. */
+static unsigned char *put_snap_head(unsigned char *p, unsigned version)
+{
+    *p++ = (unsigned char)version;
+    put_le(&p, 5, 8);
+    put_le(&p, 9, 2);
+    memcpy(p, "d.example", 9), p += 9;
+    put_le(&p, 0, 4); /* call bridges */
+    put_le(&p, 1, 4); /* users */
+    return put_user_v1(p);
+}
+
+static void test_old_snapshots(void)
+{
+    unsigned char b[256], *p, *snap;
+    size_t n, len;
+    struct cl_state *d;
+
+    /* version 1, as written before created and iterations */
+    p = put_snap_head(b, 1);
+    n = (size_t)(p - b);
+    REQUIRE(cl_snapshot_decode(b, n, &d) == 0);
+    CHECK_STR(cl_domain(d), "d.example");
+    REQUIRE(cl_user_find(d, "dave") != NULL);
+    CHECK(cl_user_find(d, "dave")->created == 0);
+    CHECK(cl_user_iterations(d) == CL_ITER_DEFAULT);
+    /* read and written again: the same bytes (older readers still read it) */
+    REQUIRE(cl_snapshot_encode(d, &snap, &len) == 0);
+    CHECK(len == n && memcmp(snap, b, n) == 0);
+    cl_buf_free(snap, len);
+    cl_state_free(d);
+
+    /* version 2: one request id */
+    p = put_snap_head(b, 2);
+    put_le(&p, 1, 4);
+    put_le(&p, 7, 8), put_le(&p, 3, 8), put_le(&p, 0, 4);
+    n = (size_t)(p - b);
+    REQUIRE(cl_snapshot_decode(b, n, &d) == 0);
+    CHECK(cl_user_find(d, "dave") != NULL);
+    cl_state_free(d);
+    /* version 2 never has zero request ids */
+    p = put_snap_head(b, 2);
+    put_le(&p, 0, 4);
+    CHECK_INT(cl_snapshot_decode(b, (size_t)(p - b), &d), XE_CORRUPT);
+
+    /* version 3: request ids (none here) and the iteration count */
+    p = put_snap_head(b, 3);
+    put_le(&p, 0, 4);
+    put_le(&p, 20000, 4);
+    n = (size_t)(p - b);
+    REQUIRE(cl_snapshot_decode(b, n, &d) == 0);
+    CHECK(cl_user_iterations(d) == 20000);
+    REQUIRE(cl_snapshot_encode(d, &snap, &len) == 0);
+    CHECK(len == n && memcmp(snap, b, n) == 0);
+    cl_buf_free(snap, len);
+    cl_state_free(d);
+    /* below the RFC 7677 minimum; an unknown version */
+    p = put_snap_head(b, 3);
+    put_le(&p, 0, 4);
+    put_le(&p, 4095, 4);
+    CHECK_INT(cl_snapshot_decode(b, (size_t)(p - b), &d), XE_INVAL);
+    p = put_snap_head(b, 4);
+    put_le(&p, 0, 4);
+    put_le(&p, 20000, 4);
+    CHECK_INT(cl_snapshot_decode(b, (size_t)(p - b), &d), XE_CORRUPT);
+}
+
+static void test_user_iterations(void)
+{
+    struct cl_state *s, *d;
+    struct cl_effects eff;
+    struct cl_user u;
+    unsigned char *a, *b;
+    size_t la, lb;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    CHECK(cl_user_iterations(s) == CL_ITER_DEFAULT);
+    cl_cmd_user_iter(&cmd, CL_ITER_MIN - 1);
+    REQUIRE(cl_cmd_encode(&cmd, &a, &la) == XE_INVAL);
+    cl_cmd_user_iter(&cmd, CL_ITER_MAX + 1);
+    REQUIRE(cl_cmd_encode(&cmd, &a, &la) == XE_INVAL);
+    cl_cmd_user_iter(&cmd, 10000);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_USER_ITER);
+    CHECK_STR(eff.name, "");
+    CHECK(cl_user_iterations(s) == 10000);
+    CHECK_INT(enc_apply(s, &eff), 0); /* the same again: nothing changes */
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    /* exact bytes: version 1, type 7, no flags, u32 */
+    REQUIRE(cl_cmd_encode(&cmd, &a, &la) == 0);
+    {
+        static const unsigned char want[] = {1, 7, 0, 0x10, 0x27, 0, 0};
+        CHECK(la == sizeof want && memcmp(a, want, la) == 0);
+        a[1] = 7, a[2] = CL_CMD_ADD;
+        CHECK(cl_cmd_decode(a, la, &cmd) < 0);
+    }
+    cl_buf_free(a, la);
+
+    /* the snapshot carries it, with users that have a time */
+    make_user(&u, 4, true);
+    u.created = 1234;
+    cl_cmd_user_set(&cmd, "hank", &u, true);
+    CHECK_INT(enc_apply(s, NULL), 0);
+    REQUIRE(cl_snapshot_encode(s, &a, &la) == 0);
+    CHECK_INT(a[0], CL_SNAP_VERSION_ITER);
+    REQUIRE(cl_snapshot_decode(a, la, &d) == 0);
+    CHECK(cl_user_iterations(d) == 10000);
+    CHECK(cl_user_find(d, "hank")->created == 1234);
+    REQUIRE(cl_snapshot_encode(d, &b, &lb) == 0);
+    CHECK(la == lb && memcmp(a, b, la) == 0);
+    cl_state_free(d);
+    for (size_t cut = 0; cut < la; cut++)
+        CHECK(cl_snapshot_decode(a, cut, &d) < 0 && d == NULL);
+    cl_buf_free(b, lb);
+    cl_buf_free(a, la);
+    CHECK_STR(cl_cmd_type_name(CL_CMD_USER_ITER), "user-iterations");
+    CHECK_STR(cl_effect_name(CL_EFF_USER_ITER), "user-iterations");
+    cl_state_free(s);
+}
+
 /* sodium_malloc needs sodium_init, also when one case runs alone. */
 __attribute__((constructor)) static void setup(void)
 {
@@ -516,4 +776,6 @@ __attribute__((constructor)) static void setup(void)
 
 TL_MAIN(T(test_names), T(test_init_and_domain), T(test_callbridges), T(test_users),
         T(test_encode_validation), T(test_decode_exact_bytes), T(test_garbage),
-        T(test_snapshot_round_trip), T(test_names_of_things), T(test_duplicate_request))
+        T(test_snapshot_round_trip), T(test_names_of_things), T(test_duplicate_request),
+        T(test_user_created), T(test_user_set_exact_bytes), T(test_old_snapshots),
+        T(test_user_iterations))

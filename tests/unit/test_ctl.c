@@ -1,5 +1,6 @@
 /* test_ctl: the control protocol codec (xmppd/core/ctl.c): framing in any
  * chunking, request validation and every error path, dispatch, command arguments. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "testlib.h"
@@ -426,8 +427,38 @@ static void test_args(void)
     json_decref(a);
 }
 
+/* A malformed frame's error (which the daemon logs) never quotes its bytes:
+ * they may be a password; and no copy of a taken frame stays buffered. */
+static void test_decode_error_hides_secret(void)
+{
+    const char *bad[] = {"{\"args\":{\"password\":\"hunter2\n\"}}",
+                         "{\"args\":{\"password\":hunter2}}",
+                         "{\"args\":{\"password\":\"hunter2\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct buf b = {0};
+        frame(&b, bad[i]);
+        frame(&b, "{}");
+        struct ctl_dec d;
+        ctl_dec_init(&d, CTL_MAX_REQUEST);
+        CHECK_INT(ctl_dec_feed(&d, b.data, b.len), 0);
+        json_t *m;
+        struct ctl_error err = {{0}, {0}};
+        CHECK_INT(ctl_dec_next(&d, &m, &err), XE_CORRUPT);
+        CHECK(strstr(err.message, "hunter") == NULL);
+        CHECK(strstr(err.message, "not valid JSON") != NULL);
+        bool left = false;
+        for (size_t k = 0; k + 7 <= d.in.cap && !left; k++)
+            left = memcmp(d.in.data + k, "hunter2", 7) == 0;
+        CHECK(!left);
+        CHECK_INT(ctl_dec_next(&d, &m, &err), 1);
+        json_decref(m);
+        ctl_dec_free(&d);
+        buf_free(&b);
+    }
+}
+
 TL_MAIN(T(test_encode_decode_roundtrip), T(test_decode_any_chunking),
         T(test_decode_truncated), T(test_decode_oversized),
         T(test_decode_bad_frames_keep_stream), T(test_encode_limit),
         T(test_request_errors), T(test_request_good), T(test_responses), T(test_dispatch),
-        T(test_error_codes), T(test_args))
+        T(test_error_codes), T(test_args), T(test_decode_error_hides_secret))

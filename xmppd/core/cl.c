@@ -65,6 +65,37 @@ bool cl__creds_valid(const struct cl_user *u)
            (!u->sha1.present || scram_valid(&u->sha1));
 }
 
+bool cl_user_explain(const char *user, char *why, size_t len)
+{
+    static const char rule[] = "a user name has 1-1023 bytes and no spaces, control "
+                               "characters or \" & ' / : < > @ (RFC 7622 §3.3.1)";
+    size_t n = user != NULL ? strlen(user) : 0;
+
+    if (n == 0) {
+        snprintf(why, len, "the user name is empty; %s", rule);
+        return false;
+    }
+    if (n > CL_USER_MAX) {
+        snprintf(why, len, "the user name is %zu bytes long; %s", n, rule);
+        return false;
+    }
+    /* RFC 7622 §3.3.1: these never appear in a localpart, before or after
+     * preparation. */
+    for (const unsigned char *p = (const unsigned char *)user; *p != '\0'; p++) {
+        if (*p == ' ')
+            snprintf(why, len, "user name \"%.60s\" has a space; %s", user, rule);
+        else if (*p < 0x20 || *p == 0x7f)
+            snprintf(why, len, "the user name has a control character (0x%02x); %s", *p,
+                     rule);
+        else if (strchr("\"&'/:<>@", *p) != NULL)
+            snprintf(why, len, "user name \"%.60s\" has '%c'; %s", user, *p, rule);
+        else
+            continue;
+        return false;
+    }
+    return true;
+}
+
 /* ---- state ---- */
 
 int cl_state_new(struct cl_state **out)
@@ -115,6 +146,11 @@ const char *cl_domain(const struct cl_state *s)
 size_t cl_callbridge_count(const struct cl_state *s)
 {
     return s->n_cb;
+}
+
+uint32_t cl_user_iterations(const struct cl_state *s)
+{
+    return s->user_iter != 0 ? s->user_iter : CL_ITER_DEFAULT;
 }
 
 const struct cl_callbridge *cl_callbridge_at(const struct cl_state *s, size_t i)
@@ -258,6 +294,8 @@ const char *cl_effect_name(enum cl_effect_kind k)
         return "user-changed";
     case CL_EFF_USER_DELETED:
         return "user-deleted";
+    case CL_EFF_USER_ITER:
+        return "user-iterations";
     }
     return "unknown";
 }
@@ -302,6 +340,8 @@ static int apply_user_set(struct cl_state *s, const struct cl_cmd *c,
 
     if (found && (c->flags & CL_CMD_ADD))
         return XE_EXISTS;
+    if (!found && (c->flags & CL_CMD_REPLACE))
+        return XE_NOTFOUND;
     if (!found && cl__grow((void ***)&s->users, s->n_users, &s->cap_users) < 0)
         return XE_NOMEM;
     nu = malloc(sizeof *nu);
@@ -309,6 +349,9 @@ static int apply_user_set(struct cl_state *s, const struct cl_cmd *c,
         return XE_NOMEM;
     *nu = *c->user;
     memcpy(nu->name, c->name, sizeof nu->name);
+    /* An account is created once: a new password keeps the first time. */
+    if (found)
+        nu->created = s->users[pos]->created;
     if (found) {
         cl__user_free(s->users[pos]);
         s->users[pos] = nu;
@@ -360,6 +403,12 @@ static int apply_cmd(struct cl_state *s, const struct cl_cmd *c, struct cl_effec
         remove_at((void **)s->users, &s->n_users, pos);
         eff->kind = CL_EFF_USER_DELETED;
         return 0;
+    case CL_CMD_USER_ITER:
+        if (cl_user_iterations(s) == c->iterations && s->user_iter != 0)
+            return 0;
+        s->user_iter = c->iterations;
+        eff->kind = CL_EFF_USER_ITER;
+        return 0;
     }
     return XE_CORRUPT;
 }
@@ -406,7 +455,8 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
     if (rc < 0)
         goto out;
     eff->type = c->type;
-    if (c->type != CL_CMD_INIT && c->type != CL_CMD_SET_DOMAIN)
+    if (c->type != CL_CMD_INIT && c->type != CL_CMD_SET_DOMAIN &&
+        c->type != CL_CMD_USER_ITER)
         memcpy(eff->name, c->name, sizeof eff->name);
     /* A request sent again (to a new leader after a leader change) is
      * applied once: the copy answers the first result. */

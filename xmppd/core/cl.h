@@ -17,11 +17,20 @@
  *   SET_DOMAIN  u16 len | domain
  *   CB_SET      u8 len | name | u16 len | secret          flags: CL_CMD_ADD
  *   CB_DEL      u8 len | name
- *   USER_SET    u16 len | user | u8 mechs (1 SHA-256, 2 SHA-1), then per
- *               mech present, SHA-256 first: u8 salt_len | salt |
- *               u32 iterations | StoredKey | ServerKey (32 or 20 bytes each)
- *                                                         flags: CL_CMD_ADD
+ *   USER_SET    u16 len | user | u8 mechs (1 SHA-256, 2 SHA-1, 4 created),
+ *               [u64 created, when mechs has 4], then per mech present,
+ *               SHA-256 first: u8 salt_len | salt | u32 iterations |
+ *               StoredKey | ServerKey (32 or 20 bytes each)
+ *                                           flags: CL_CMD_ADD or CL_CMD_REPLACE
  *   USER_DEL    u16 len | user
+ *   USER_ITER   u32 iterations (CL_ITER_MIN..CL_ITER_MAX)
+ *
+ * The "created" bit of USER_SET (the wall-clock time, Unix seconds, at which
+ * the node that took the admin's request made the command) is written only
+ * when created is non-zero, so an account without it encodes exactly as
+ * before and entries and snapshots written before it existed read as
+ * created 0 ("unknown").  The time is inside the entry, never read at apply
+ * time, so every node stores the same value.
  * Unknown versions, types, flags or mechs, bad lengths, invalid names and
  * trailing bytes are all XE_CORRUPT or XE_INVAL (see cl_cmd_decode).
  *
@@ -52,8 +61,9 @@
 #define CL_CMD_VERSION 1
 #define CL_CMD_VERSION_ID 2 /* with a request id (origin, seq) */
 #define CL_SNAP_VERSION 1
-#define CL_SNAP_VERSION_ID 2 /* with the results of recent request ids */
-#define CL_SEEN_MAX 256      /* request ids remembered (oldest dropped first) */
+#define CL_SNAP_VERSION_ID 2   /* with the results of recent request ids */
+#define CL_SNAP_VERSION_ITER 3 /* and the SCRAM iteration setting */
+#define CL_SEEN_MAX 256        /* request ids remembered (oldest dropped first) */
 
 #define CL_NAME_MAX 63     /* call-bridge name: a DNS label (RFC 1035 §2.3.4) */
 #define CL_DOMAIN_MAX 1023 /* RFC 7622 §3.2: domainpart at most 1023 bytes */
@@ -63,7 +73,8 @@
 #define CL_SALT_MAX 64
 #define CL_ITER_MIN 4096 /* RFC 7677 §4: at least 4096 iterations */
 #define CL_ITER_MAX 10000000
-#define CL_KEY_SHA256 32 /* StoredKey / ServerKey sizes (RFC 5802 §3) */
+#define CL_ITER_DEFAULT CL_ITER_MIN /* until `xmpp user iterations` sets one */
+#define CL_KEY_SHA256 32            /* StoredKey / ServerKey sizes (RFC 5802 §3) */
 #define CL_KEY_SHA1 20
 
 /* ---- Validation (one place; the shell-side handlers use the same) ---- */
@@ -76,10 +87,20 @@ bool cl_name_valid(const char *name);
  * most CL_DOMAIN_MAX bytes. */
 bool cl_domain_valid(const char *domain);
 
-/* cl_user_valid: a localpart of 1..CL_USER_MAX bytes with no control
- * characters, no space and none of the characters RFC 7622 §3.3.1 forbids
- * (" & ' / : < > @). */
+/* cl_user_valid: a prepared localpart of 1..CL_USER_MAX bytes: PRECIS
+ * UsernameCaseMapped (precis_username, RFC 7622 §3.3) accepts it and gives
+ * it back unchanged (so it has no space, control character or any of
+ * " & ' / : < > @). */
 bool cl_user_valid(const char *user);
+
+/* cl_user_explain checks a user name as an admin typed it, before it is
+ * prepared (RFC 7622 §3.3: preparation maps it, these rules hold before
+ * and after): 1..CL_USER_MAX bytes, no space, no control character, none
+ * of " & ' / : < > @.  Returns true when they hold; otherwise writes one
+ * line saying what is wrong and what to do into why (len bytes) and
+ * returns false.  mmp-cli and the daemon say the same.  A name that passes
+ * still has to be prepared (the daemon does it) to pass cl_user_valid. */
+bool cl_user_explain(const char *user, char *why, size_t len);
 
 /* ---- The state ---- */
 
@@ -105,6 +126,11 @@ struct cl_user {
     char name[CL_USER_MAX + 1];
     struct cl_scram sha256; /* SCRAM-SHA-256: keys CL_KEY_SHA256 bytes */
     struct cl_scram sha1;   /* SCRAM-SHA-1: keys CL_KEY_SHA1 bytes (optional) */
+    /* Unix seconds.  In the state: when the account was created (0: unknown,
+     * made before this field existed).  In a USER_SET command: when the
+     * command was made; cl_apply keeps the first value of an account that
+     * already exists (a new password does not make a new account). */
+    uint64_t created;
 };
 
 struct cl_state;
@@ -129,6 +155,9 @@ size_t cl_user_count(const struct cl_state *s);
 /* cl_user_at: i in [0, count); sorted by name (strcmp). */
 const struct cl_user *cl_user_at(const struct cl_state *s, size_t i);
 const struct cl_user *cl_user_find(const struct cl_state *s, const char *name);
+/* cl_user_iterations: the PBKDF2 iteration count for new SCRAM credentials
+ * (RFC 5802 §3 "i"), as set by USER_ITER; CL_ITER_DEFAULT before. */
+uint32_t cl_user_iterations(const struct cl_state *s);
 
 /* ---- Commands ---- */
 
@@ -139,10 +168,15 @@ enum cl_cmd_type {
     CL_CMD_CB_DEL = 4,     /* remove a call bridge */
     CL_CMD_USER_SET = 5,   /* add a client account or change its credentials */
     CL_CMD_USER_DEL = 6,   /* remove a client account */
+    CL_CMD_USER_ITER = 7,  /* set the iteration count for new credentials */
 };
 
 /* flags */
 #define CL_CMD_ADD 0x01 /* CB_SET, USER_SET: fail with XE_EXISTS if present */
+#define CL_CMD_REPLACE                                                                   \
+    0x02 /* USER_SET: fail with XE_NOTFOUND if absent (a new                             \
+            password for an account deleted meanwhile must                               \
+            not bring it back) */
 
 /* A command in decoded form.  Pointers are borrowed: on encode, from the
  * caller; after cl_cmd_decode, into the decoded buffer (name and domain are
@@ -158,6 +192,7 @@ struct cl_cmd {
     const struct cl_user *user;  /* USER_SET: user->name is ignored (name
                                     above is used); decode points it at
                                     decoded_user */
+    uint32_t iterations;         /* USER_ITER */
     struct cl_user decoded_user; /* filled by cl_cmd_decode for USER_SET */
     uint64_t req_origin;         /* request id: origin node (0: none, version 1) */
     uint64_t req_seq;            /* request id: the origin's sequence number */
@@ -174,7 +209,10 @@ void cl_cmd_cb_set(struct cl_cmd *c, const char *name, const unsigned char *secr
 void cl_cmd_cb_del(struct cl_cmd *c, const char *name);
 void cl_cmd_user_set(struct cl_cmd *c, const char *user, const struct cl_user *creds,
                      bool add);
+/* cl_cmd_user_passwd: USER_SET with CL_CMD_REPLACE. */
+void cl_cmd_user_passwd(struct cl_cmd *c, const char *user, const struct cl_user *creds);
 void cl_cmd_user_del(struct cl_cmd *c, const char *user);
+void cl_cmd_user_iter(struct cl_cmd *c, uint32_t iterations);
 
 /* cl_cmd_encode validates c (borrowed) and writes it in the format above
  * into a new buffer: *out is returned owned (release with cl_buf_free(*out,
@@ -215,7 +253,8 @@ enum cl_effect_kind {
     CL_EFF_CB_DELETED = 5, /* call bridge name removed: close its session */
     CL_EFF_USER_ADDED = 6,
     CL_EFF_USER_CHANGED = 7, /* credentials changed */
-    CL_EFF_USER_DELETED = 8,
+    CL_EFF_USER_DELETED = 8, /* close the user's sessions */
+    CL_EFF_USER_ITER = 9,    /* cl_user_iterations() changed */
 };
 
 /* What one cl_apply changed, so the daemon can carry it out (srv_set_callbridge,
@@ -239,7 +278,8 @@ const char *cl_effect_name(enum cl_effect_kind k);
  *                write changed nothing, e.g. the same secret again)
  *   XE_EXISTS    CB_SET / USER_SET with CL_CMD_ADD on an existing name;
  *                INIT when the cluster id is already set
- *   XE_NOTFOUND  CB_DEL / USER_DEL of an unknown name
+ *   XE_NOTFOUND  CB_DEL / USER_DEL of an unknown name; USER_SET with
+ *                CL_CMD_REPLACE of an unknown name
  *   XE_CORRUPT, XE_INVAL  the entry does not decode (state unchanged)
  *   XE_NOMEM     out of memory: state unchanged, but this node can no longer
  *                follow the log; the driver must stop (not deterministic)
@@ -256,8 +296,9 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
  * domain | u32 n_cb | n x (u8 len | name | u16 len | secret) | u32 n_users |
  * n x USER_SET payload (without flags).  Version 2, written only when
  * request ids were seen (so older readers read what has none), adds: u32
- * n_seen | n x (u64 origin | u64 seq | u32 rc), oldest first.  Returns 0,
- * XE_NOMEM. */
+ * n_seen | n x (u64 origin | u64 seq | u32 rc), oldest first.  Version 3,
+ * written only when USER_ITER was applied, is version 2 (with n_seen
+ * possibly 0) followed by u32 iterations.  Returns 0, XE_NOMEM. */
 int cl_snapshot_encode(const struct cl_state *s, unsigned char **out, size_t *len);
 
 /* cl_snapshot_decode parses len bytes at buf (borrowed) into a new state

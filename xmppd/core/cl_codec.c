@@ -101,14 +101,26 @@ static void wr_scram(struct wr *w, const struct cl_scram *s, bool sha1)
     wr_bytes(w, s->server_key, key_len(sha1));
 }
 
-/* wr_user writes u16 len | user | u8 mechs | mechs, with name as the user. */
+/* The bits of a user record's mechs byte. */
+#define MECH_SHA256 1u
+#define MECH_SHA1 2u
+#define MECH_CREATED 4u /* not a mechanism: a u64 created follows the byte */
+
+/* wr_user writes u16 len | user | u8 mechs | [u64 created] | mechs, with
+ * name as the user.  created 0 is left out: the record is then byte for
+ * byte what it was before the field existed. */
 static void wr_user(struct wr *w, const char *name, const struct cl_user *u)
 {
     size_t n = strlen(name);
 
     wr_uint(w, n, 2);
     wr_bytes(w, name, n);
-    wr_uint(w, 1u | (u->sha1.present ? 2u : 0u), 1);
+    wr_uint(w,
+            MECH_SHA256 | (u->sha1.present ? MECH_SHA1 : 0u) |
+                (u->created != 0 ? MECH_CREATED : 0u),
+            1);
+    if (u->created != 0)
+        wr_uint(w, u->created, 8);
     wr_scram(w, &u->sha256, false);
     if (u->sha1.present)
         wr_scram(w, &u->sha1, true);
@@ -151,10 +163,17 @@ static int rd_user(struct rd *r, struct cl_user *u)
     if (rc < 0)
         return rc;
     mechs = (unsigned)rd_uint(r, 1);
-    if (r->bad || (mechs & ~3u) != 0 || (mechs & 1u) == 0)
+    if (r->bad || (mechs & ~(MECH_SHA256 | MECH_SHA1 | MECH_CREATED)) != 0 ||
+        (mechs & MECH_SHA256) == 0)
         return XE_CORRUPT;
+    if (mechs & MECH_CREATED) {
+        u->created = rd_uint(r, 8);
+        /* 0 is written by leaving the bit out: one encoding per value. */
+        if (!r->bad && u->created == 0)
+            return XE_CORRUPT;
+    }
     rc = rd_scram(r, &u->sha256, false);
-    if (rc == 0 && (mechs & 2u))
+    if (rc == 0 && (mechs & MECH_SHA1))
         rc = rd_scram(r, &u->sha1, true);
     if (rc < 0)
         return rc;
@@ -180,6 +199,8 @@ const char *cl_cmd_type_name(int type)
         return "user-set";
     case CL_CMD_USER_DEL:
         return "user-del";
+    case CL_CMD_USER_ITER:
+        return "user-iterations";
     }
     return "unknown";
 }
@@ -240,19 +261,33 @@ void cl_cmd_user_set(struct cl_cmd *c, const char *user, const struct cl_user *c
     c->flags = add ? CL_CMD_ADD : 0;
 }
 
+void cl_cmd_user_passwd(struct cl_cmd *c, const char *user, const struct cl_user *creds)
+{
+    cl_cmd_user_set(c, user, creds, false);
+    c->flags = CL_CMD_REPLACE;
+}
+
 void cl_cmd_user_del(struct cl_cmd *c, const char *user)
 {
     cmd_clear(c, CL_CMD_USER_DEL);
     copy_str(c->name, sizeof c->name, user);
 }
 
+void cl_cmd_user_iter(struct cl_cmd *c, uint32_t iterations)
+{
+    cmd_clear(c, CL_CMD_USER_ITER);
+    c->iterations = iterations;
+}
+
 /* cmd_check validates a command's fields (encode and decode share it). */
 static int cmd_check(const struct cl_cmd *c)
 {
-    unsigned allowed =
-        (c->type == CL_CMD_CB_SET || c->type == CL_CMD_USER_SET) ? CL_CMD_ADD : 0;
+    unsigned allowed = c->type == CL_CMD_CB_SET     ? CL_CMD_ADD
+                       : c->type == CL_CMD_USER_SET ? CL_CMD_ADD | CL_CMD_REPLACE
+                                                    : 0;
 
-    if ((c->flags & ~allowed) != 0)
+    if ((c->flags & ~allowed) != 0 ||
+        (c->flags & (CL_CMD_ADD | CL_CMD_REPLACE)) == (CL_CMD_ADD | CL_CMD_REPLACE))
         return XE_INVAL;
     switch (c->type) {
     case CL_CMD_INIT:
@@ -271,6 +306,10 @@ static int cmd_check(const struct cl_cmd *c)
         /* fall through */
     case CL_CMD_USER_DEL:
         return cl_user_valid(c->name) ? 0 : XE_INVAL;
+    case CL_CMD_USER_ITER:
+        /* RFC 7677 §4: at least 4096. */
+        return c->iterations >= CL_ITER_MIN && c->iterations <= CL_ITER_MAX ? 0
+                                                                            : XE_INVAL;
     }
     return XE_INVAL;
 }
@@ -314,6 +353,9 @@ static void cmd_write(struct wr *w, const struct cl_cmd *c)
         n = strlen(c->name);
         wr_uint(w, n, 2);
         wr_bytes(w, c->name, n);
+        break;
+    case CL_CMD_USER_ITER:
+        wr_uint(w, c->iterations, 4);
         break;
     }
 }
@@ -360,7 +402,7 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
     c->flags = (unsigned)rd_uint(&r, 1);
     if (r.bad || (version != CL_CMD_VERSION && version != CL_CMD_VERSION_ID))
         return XE_CORRUPT;
-    if ((c->flags & ~(unsigned)CL_CMD_ADD) != 0)
+    if ((c->flags & ~(unsigned)(CL_CMD_ADD | CL_CMD_REPLACE)) != 0)
         return XE_CORRUPT;
     c->type = (enum cl_cmd_type)type;
     switch (type) {
@@ -392,6 +434,9 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
     case CL_CMD_USER_DEL:
         n = (size_t)rd_uint(&r, 2);
         rc = r.bad ? XE_CORRUPT : rd_str(&r, n, c->name, CL_USER_MAX);
+        break;
+    case CL_CMD_USER_ITER:
+        c->iterations = (uint32_t)rd_uint(&r, 4);
         break;
     default:
         return XE_CORRUPT;
@@ -437,11 +482,21 @@ void cl_buf_free(void *p, size_t len)
 
 /* ---- snapshots ---- */
 
+/* snap_version: the oldest version that holds everything in s, so that a
+ * state without the newer parts reads on older nodes. */
+static unsigned snap_version(const struct cl_state *s)
+{
+    if (s->user_iter != 0)
+        return CL_SNAP_VERSION_ITER;
+    return s->n_seen > 0 ? CL_SNAP_VERSION_ID : CL_SNAP_VERSION;
+}
+
 static void snap_write(struct wr *w, const struct cl_state *s)
 {
     size_t n = strlen(s->domain);
+    unsigned version = snap_version(s);
 
-    wr_uint(w, s->n_seen > 0 ? CL_SNAP_VERSION_ID : CL_SNAP_VERSION, 1);
+    wr_uint(w, version, 1);
     wr_uint(w, s->cluster_id, 8);
     wr_uint(w, n, 2);
     wr_bytes(w, s->domain, n);
@@ -457,7 +512,7 @@ static void snap_write(struct wr *w, const struct cl_state *s)
     wr_uint(w, s->n_users, 4);
     for (size_t i = 0; i < s->n_users; i++)
         wr_user(w, s->users[i]->name, s->users[i]);
-    if (s->n_seen == 0)
+    if (version == CL_SNAP_VERSION)
         return;
     wr_uint(w, s->n_seen, 4);
     for (size_t i = 0; i < s->n_seen; i++) {
@@ -466,13 +521,17 @@ static void snap_write(struct wr *w, const struct cl_state *s)
         wr_uint(w, e->seq, 8);
         wr_uint(w, (uint32_t)e->rc, 4);
     }
+    if (version == CL_SNAP_VERSION_ITER)
+        wr_uint(w, s->user_iter, 4);
 }
 
-static int snap_read_seen(struct rd *r, struct cl_state *s)
+/* snap_read_seen reads the request ids; version 2 has at least one (it is
+ * written only then), version 3 may have none. */
+static int snap_read_seen(struct rd *r, struct cl_state *s, bool may_be_empty)
 {
     uint64_t n = rd_uint(r, 4);
 
-    if (r->bad || n == 0 || n > CL_SEEN_MAX || n > r->left / 20)
+    if (r->bad || (n == 0 && !may_be_empty) || n > CL_SEEN_MAX || n > r->left / 20)
         return XE_CORRUPT;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t origin = rd_uint(r, 8), seq = rd_uint(r, 8);
@@ -578,7 +637,7 @@ int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out)
     if (rc < 0)
         return rc;
     version = (unsigned)rd_uint(&r, 1);
-    if (r.bad || (version != CL_SNAP_VERSION && version != CL_SNAP_VERSION_ID)) {
+    if (r.bad || version < CL_SNAP_VERSION || version > CL_SNAP_VERSION_ITER) {
         rc = XE_CORRUPT;
         goto fail;
     }
@@ -591,8 +650,13 @@ int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out)
         rc = snap_read_cbs(&r, s);
     if (rc == 0)
         rc = snap_read_users(&r, s);
-    if (rc == 0 && version == CL_SNAP_VERSION_ID)
-        rc = snap_read_seen(&r, s);
+    if (rc == 0 && version >= CL_SNAP_VERSION_ID)
+        rc = snap_read_seen(&r, s, version == CL_SNAP_VERSION_ITER);
+    if (rc == 0 && version == CL_SNAP_VERSION_ITER) {
+        s->user_iter = (uint32_t)rd_uint(&r, 4);
+        if (!r.bad && (s->user_iter < CL_ITER_MIN || s->user_iter > CL_ITER_MAX))
+            rc = XE_INVAL;
+    }
     if (rc == 0 && (r.bad || r.left != 0))
         rc = XE_CORRUPT;
     if (rc < 0)

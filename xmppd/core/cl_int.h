@@ -17,6 +17,7 @@ struct cl_state {
     size_t n_cb, cap_cb;
     struct cl_user **users; /* sorted by name; each malloc'd, wiped on free */
     size_t n_users, cap_users;
+    uint32_t user_iter; /* USER_ITER; 0: never set (CL_ITER_DEFAULT) */
     /* results of the last request ids applied: a ring, seen[seen_head] is
      * the oldest once n_seen == CL_SEEN_MAX */
     struct cl_seen {

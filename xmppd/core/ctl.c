@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "err.h"
 
 int ctl_error_set(struct ctl_error *err, const char *code, const char *fmt, ...)
@@ -95,6 +97,9 @@ void ctl_dec_init(struct ctl_dec *d, size_t max)
 
 void ctl_dec_free(struct ctl_dec *d)
 {
+    /* Requests may carry secrets (passwords, call-bridge secrets). */
+    if (d->in.data != NULL)
+        sodium_memzero(d->in.data, d->in.cap);
     buf_free(&d->in);
     d->failed = false;
 }
@@ -151,10 +156,19 @@ int ctl_dec_next(struct ctl_dec *d, json_t **msg, struct ctl_error *err)
     }
     json_error_t jerr;
     json_t *v = json_loadb(d->in.data + 4, n, JSON_REJECT_DUPLICATES, &jerr);
+    size_t was = d->in.len;
     buf_consume(&d->in, 4 + (size_t)n);
+    /* The frame may hold a secret: no copy stays behind the live bytes. */
+    sodium_memzero(d->in.data + d->in.len, was - d->in.len);
     if (v == NULL) {
+        /* jansson quotes the bytes "near" the error: they may be part of a
+         * password, and this message is logged.  Keep only the reason. */
+        char *near = strstr(jerr.text, " near ");
+        if (near != NULL)
+            *near = '\0';
         ctl_error_set(err, CTL_E_BAD_REQUEST, "frame is not valid JSON (%s at byte %d)",
                       jerr.text, jerr.position);
+        sodium_memzero(&jerr, sizeof jerr);
         return XE_CORRUPT;
     }
     if (!json_is_object(v)) {

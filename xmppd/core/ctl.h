@@ -79,7 +79,8 @@ struct ctl_dec {
 
 /* ctl_dec_init prepares d for frames of at most max body bytes. */
 void ctl_dec_init(struct ctl_dec *d, size_t max);
-/* ctl_dec_free releases buffered bytes; d may be re-initialised. */
+/* ctl_dec_free wipes and releases buffered bytes (a request may carry a
+ * secret); d may be re-initialised. */
 void ctl_dec_free(struct ctl_dec *d);
 
 /* ctl_dec_feed buffers len bytes.  0, XE_NOMEM, XE_STATE after a fatal error.
@@ -95,7 +96,9 @@ int ctl_dec_feed(struct ctl_dec *d, const void *data, size_t len);
  *   XE_CORRUPT  the frame was empty, not UTF-8 JSON, or not an object; it
  *               is consumed and the stream stays usable
  *   XE_STATE    after a fatal error
- * err (may be NULL) is filled for the negative returns. */
+ * err (may be NULL) is filled for the negative returns; its message never
+ * quotes the frame's bytes (they may hold a password, and it is logged).
+ * The bytes of a frame taken are wiped from the buffer. */
 int ctl_dec_next(struct ctl_dec *d, json_t **msg, struct ctl_error *err);
 
 /* ctl_dec_pending returns the number of buffered bytes (a connection that

@@ -400,6 +400,10 @@ static void rebuild_run(struct node *n, void *arg, bool cancelled)
         cl_cmd_user_set(cmd, u->name, u, false);
         rebuild_submit(r, cmd);
     }
+    if (cl_user_iterations(copy) != CL_ITER_DEFAULT) {
+        cl_cmd_user_iter(cmd, cl_user_iterations(copy));
+        rebuild_submit(r, cmd);
+    }
     cl_state_free(copy);
     memset(cmd, 0, sizeof *cmd);
     free(cmd);

@@ -14,6 +14,7 @@
 #include "cl.h"
 #include "cmds_cluster.h"
 #include "cmds_health.h"
+#include "cmds_user.h"
 #include "conf.h"
 #include "ctl_server.h"
 #include "err.h"
@@ -235,6 +236,8 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
      * went away, ...). */
     if (*result != NULL && info.last_error[0] != '\0' && !node_xmpp_running(n))
         json_object_set_new(*result, "error", json_string(info.last_error));
+    if (*result != NULL)
+        cmds_user_status(n, *result);
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
@@ -891,6 +894,11 @@ const struct ctl_command cmds_table[] = {
     {"xmpp.callbridge.del", h_cb_del},
     {"xmpp.callbridge.list", h_cb_list},
     {"xmpp.callbridge.show-secret", h_cb_show_secret},
+    {"xmpp.user.add", cmds_user_add},
+    {"xmpp.user.passwd", cmds_user_passwd},
+    {"xmpp.user.del", cmds_user_del},
+    {"xmpp.user.list", cmds_user_list},
+    {"xmpp.user.iterations", cmds_user_iterations},
     {"xmpp.cluster.status", cmds_cluster_status},
     {"xmpp.cluster.trust", cmds_cluster_trust},
     {"xmpp.cluster.enable", cmds_cluster_enable},

@@ -17,6 +17,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "err.h"
 
 #define DEFAULT_MAX_CLIENTS 64
@@ -269,7 +271,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *ub)
         return;
     if (c->partial_ms == 0)
         c->partial_ms = uv_now(s->loop); /* a request starts with this byte */
-    if (ctl_dec_feed(&c->dec, ub->base, (size_t)nread) < 0) {
+    int fed = ctl_dec_feed(&c->dec, ub->base, (size_t)nread);
+    /* The shared read buffer keeps no copy of a request (a password). */
+    sodium_memzero(ub->base, (size_t)nread);
+    if (fed < 0) {
         client_close(c);
         return;
     }

@@ -71,8 +71,16 @@ static void rn_applied(void *ud, const struct cl_effects *eff)
                 rc = 0;
         }
         break;
+    case CL_EFF_USER_ADDED:
+    case CL_EFF_USER_CHANGED:
+        /* srv reads the accounts from the state at each login. */
+        LOG(&n->log, LOG_INFO, "%s user %s %s", n->name, eff->name,
+            eff->kind == CL_EFF_USER_ADDED ? "added" : "credentials changed");
+        return;
     case CL_EFF_USER_DELETED:
-        /* The account is gone: its sessions here end (srv.h). */
+        /* Every node closes the sessions it holds as it applies the entry:
+         * the account's sessions end everywhere. */
+        LOG(&n->log, LOG_INFO, "%s user %s removed", n->name, eff->name);
         if (srv != NULL)
             srv_user_deleted(srv, eff->name);
         break;
@@ -89,8 +97,9 @@ static void rn_restored(void *ud)
 {
     struct node *n = ud;
 
-    /* srv borrows the accounts from the state that was just replaced. */
-    if (n->x != NULL)
+    /* The state srv borrowed is freed: point it at the new one before srv
+     * is shut down (closing sessions may route to accounts). */
+    if (n->x != NULL && n->x->srv != NULL)
         srv_set_accounts(n->x->srv, rnode_state(n->rn));
     node__restart_xmpp(n, "the replicated state was replaced by a snapshot");
 }
@@ -655,8 +664,9 @@ int node__replace_store(struct node *n, int start, uint64_t cluster_id, char *wh
     char old[4096];
     int rc;
 
-    /* srv borrows the accounts from the store about to close. */
-    if (n->x != NULL)
+    /* srv borrows the state rnode_close frees: no accounts until the XMPP
+     * side restarts below with the new store's. */
+    if (n->x != NULL && n->x->srv != NULL)
         srv_set_accounts(n->x->srv, NULL);
     rnode_close(n->rn);
     n->rn = NULL;

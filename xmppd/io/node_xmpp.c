@@ -374,9 +374,8 @@ static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
         snprintf(why, whylen, "cannot start the XMPP core: %s", xe_strerror(rc));
         return rc;
     }
-    /* Client accounts are read from the replicated state as it stands
-     * (borrowed by srv; node.c hands srv the new one when a snapshot or a
-     * new store replaces it). */
+    /* Client accounts: read from the replicated state, borrowed until the
+     * state is replaced (rn_restored, node__replace_store restart srv). */
     srv_set_accounts(x->srv, rnode_state(n->rn));
     return sync_callbridges(n, x->srv, why, whylen);
 }
