@@ -404,6 +404,11 @@ int ws__xmpp_out(struct ws_conn *ws, const char *data, size_t len)
      * write (the session's keep-alive) becomes a ping. */
     if (ws_blank(data, len))
         return len > 0 ? ws__send_ping(ws, false) : 0;
+    /* The stream's end with no stream begun (a session that never wrote
+     * its header): the framer would refuse it, the client needs it. */
+    if (!ws->out_open && len >= 16 && ws_blank(data, len - 16) &&
+        memcmp(data + len - 16, "</stream:stream>", 16) == 0)
+        return ws__xmpp_close(ws, NULL);
     /* Each session write is whole elements (sess.c, sess_c2s.c), so a new
      * header (the restart after SASL success) comes at an element
      * boundary: a fresh framer reads the new stream. */
