@@ -243,6 +243,10 @@ int ws__xmpp_in(struct ws_conn *ws, const char *msg, size_t len)
     rc = ws_parse_msg(&m, msg, len);
     if (rc < 0)
         goto out;
+    /* Closing from our side: the session is gone, only the client's
+     * <close/> still matters (it answers ours). */
+    if (ws->closing != WS_CL_NONE && (m.bad || m.root != WS_ROOT_CLOSE))
+        goto out;
     if (m.bad) {
         ws__fail_stream(ws, m.cond, m.why);
         goto out;
