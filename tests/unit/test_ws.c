@@ -636,6 +636,32 @@ static void test_unmasked_frame_1002(void)
     cx_free(&c);
 }
 
+/* Invalid UTF-8 in a text message: 1007; a reserved bit (no extension
+ * was negotiated): 1002 (RFC 6455 §5.2, §8.1). */
+static void test_bad_utf8_and_rsv(void)
+{
+    struct buf b = {0};
+    struct cx c;
+
+    cx_init(&c, NULL);
+    cx_xmpp(&c);
+    cframe(&b, true, 1, "<a>\xc3\x28</a>", 8, true);
+    cx_inb(&c, &b);
+    cx_closeframe(&c, 1007);
+    CHECK(c.close && c.stream.len == 0);
+    cx_free(&c);
+
+    cx_init(&c, NULL);
+    cx_xmpp(&c);
+    cframe(&b, true, 1, "<a/>", 4, true);
+    b.data[0] |= 0x40; /* RSV1 */
+    cx_inb(&c, &b);
+    cx_closeframe(&c, 1002);
+    CHECK(c.close && c.stream.len == 0);
+    buf_free(&b);
+    cx_free(&c);
+}
+
 static void test_fragmented_stanza(void)
 {
     static const char st[] = "<message xmlns='jabber:client' to='a@example.com'>"
@@ -1132,8 +1158,9 @@ TL_MAIN(T(test_frame_helper_matches_rfc), T(test_upgrade_rfc6455),
         T(test_origin_allow_list), T(test_not_an_upgrade), T(test_oversized_headers),
         T(test_handshake_timeout), T(test_host_meta), T(test_x_forwarded_for),
         T(test_open_becomes_header), T(test_unmasked_frame_1002),
-        T(test_fragmented_stanza), T(test_oversized_message_1009), T(test_ping_pong),
-        T(test_binary_1003), T(test_close_by_client), T(test_close_frame_echo),
-        T(test_close_by_server), T(test_redirect), T(test_outbound_translation),
-        T(test_stream_restart), T(test_framing_errors), T(test_blank_message_ignored),
+        T(test_bad_utf8_and_rsv), T(test_fragmented_stanza),
+        T(test_oversized_message_1009), T(test_ping_pong), T(test_binary_1003),
+        T(test_close_by_client), T(test_close_frame_echo), T(test_close_by_server),
+        T(test_redirect), T(test_outbound_translation), T(test_stream_restart),
+        T(test_framing_errors), T(test_blank_message_ignored),
         T(test_truncation_and_chunking))
