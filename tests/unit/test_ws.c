@@ -329,6 +329,28 @@ static void test_subprotocol_required(void)
     cx_free(&c);
 }
 
+/* What browsers send: Firefox's "Connection: keep-alive, Upgrade", a
+ * lower-case upgrade token, Chrome's extension offer (not taken: no
+ * Sec-WebSocket-Extensions in the answer, RFC 6455 §9.1). */
+static void test_browser_requests(void)
+{
+    struct cx c;
+
+    cx_init(&c, NULL);
+    cx_start(&c, "192.0.2.7");
+    cx_ins(&c, "GET /xmpp-websocket?v=1 HTTP/1.1\r\nHost: xmpp.example.com:5281\r\n"
+               "User-Agent: Mozilla/5.0\r\nAccept: */*\r\n"
+               "Sec-WebSocket-Version: 13\r\nOrigin: https://app.example.com\r\n"
+               "Sec-WebSocket-Protocol: xmpp\r\n"
+               "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Connection: keep-alive, Upgrade\r\nPragma: no-cache\r\n"
+               "upgrade: WebSocket\r\n\r\n");
+    CHECK(c.upgraded);
+    CHECK_STR(c.wire.data, RESP_101);
+    cx_free(&c);
+}
+
 static void test_wrong_version_426(void)
 {
     struct cx c;
@@ -996,6 +1018,7 @@ static void test_stream_restart(void)
 /* bad_msg opens a stream, sends msg and checks the framing error cond. */
 static void bad_msg(const char *msg, enum xs_cond cond, bool open_first)
 {
+    struct ws_update up;
     struct buf b = {0};
     struct cx c;
 
@@ -1018,6 +1041,23 @@ static void bad_msg(const char *msg, enum xs_cond cond, bool open_first)
     ctext(&b, "<presence xmlns='jabber:client'/>");
     cx_inb(&c, &b);
     CHECK(c.stream.len == 0);
+    /* the session's stream error goes out, then the WebSocket closes
+     * without waiting for a <close/> that would be dropped */
+    buf_reset(&c.wire);
+    cx_send(&c,
+            "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' "
+            "xmlns='jabber:client' from='example.com' id='e' version='1.0'>"
+            "<stream:error><not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+            "</stream:error></stream:stream>");
+    CHECK_INT(ws_close(c.ws, 1000, NULL, now, &up), 0);
+    cx_take(&c, 0, &up);
+    cx_frame(&c);
+    cx_text(
+        &c,
+        "<stream:error xmlns:stream='http://etherx.jabber.org/streams'>"
+        "<not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>");
+    cx_text(&c, CLOSE_EL);
+    cx_closeframe(&c, 1000);
     buf_free(&b);
     cx_free(&c);
 }
@@ -1154,10 +1194,10 @@ static void test_truncation_and_chunking(void)
 }
 
 TL_MAIN(T(test_frame_helper_matches_rfc), T(test_upgrade_rfc6455),
-        T(test_subprotocol_required), T(test_wrong_version_426), T(test_bad_key_400),
-        T(test_origin_allow_list), T(test_not_an_upgrade), T(test_oversized_headers),
-        T(test_handshake_timeout), T(test_host_meta), T(test_x_forwarded_for),
-        T(test_open_becomes_header), T(test_unmasked_frame_1002),
+        T(test_subprotocol_required), T(test_browser_requests), T(test_wrong_version_426),
+        T(test_bad_key_400), T(test_origin_allow_list), T(test_not_an_upgrade),
+        T(test_oversized_headers), T(test_handshake_timeout), T(test_host_meta),
+        T(test_x_forwarded_for), T(test_open_becomes_header), T(test_unmasked_frame_1002),
         T(test_bad_utf8_and_rsv), T(test_fragmented_stanza),
         T(test_oversized_message_1009), T(test_ping_pong), T(test_binary_1003),
         T(test_close_by_client), T(test_close_frame_echo), T(test_close_by_server),

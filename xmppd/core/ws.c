@@ -408,7 +408,9 @@ static int ws_start_close(struct ws_conn *ws, uint16_t code, const char *reason)
     ws->close_reason[n] = '\0';
     ws->close_code = code;
     ws->state = WS_CLOSING;
-    if (ws->out_closed && ws->in_open && !ws->in_closed) {
+    /* After a framing error the client's messages are dropped: its
+     * <close/> would not be seen, so there is nothing to wait for. */
+    if (ws->out_closed && ws->in_open && !ws->in_closed && !ws->in_failed) {
         ws->closing = WS_CL_WAIT_XMPP;
         ws->deadline = ws->now_ms + ws->lim.close_timeout_ms;
         return 0;
