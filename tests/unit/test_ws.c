@@ -684,6 +684,37 @@ static void test_bad_utf8_and_rsv(void)
     cx_free(&c);
 }
 
+/* Frames wslay's frame layer refuses (RFC 6455 §5.5: control frames
+ * carry at most 125 bytes and are not fragmented; §5.2: a length in its
+ * shortest form): an empty close, and the connection ends. */
+static void test_malformed_frames(void)
+{
+    static const unsigned char long16[] = {0x81, 0xfe, 0x00, 0x05,
+                                           0x37, 0xfa, 0x21, 0x3d};
+    char big[126];
+    struct buf b = {0};
+    struct cx c;
+
+    memset(big, 'p', sizeof big);
+    for (int i = 0; i < 3; i++) {
+        cx_init(&c, NULL);
+        cx_xmpp(&c);
+        if (i == 0)
+            cframe(&b, true, 9, big, sizeof big, true);
+        else if (i == 1)
+            cframe(&b, false, 9, "p", 1, true);
+        else
+            buf_append(&b, long16, sizeof long16);
+        cx_inb(&c, &b);
+        CHECK(c.close);
+        REQUIRE(cx_frame(&c));
+        CHECK_INT(c.f.op, 8);
+        CHECK(c.stream.len == 0);
+        cx_free(&c);
+    }
+    buf_free(&b);
+}
+
 static void test_fragmented_stanza(void)
 {
     static const char st[] = "<message xmlns='jabber:client' to='a@example.com'>"
@@ -1198,7 +1229,7 @@ TL_MAIN(T(test_frame_helper_matches_rfc), T(test_upgrade_rfc6455),
         T(test_bad_key_400), T(test_origin_allow_list), T(test_not_an_upgrade),
         T(test_oversized_headers), T(test_handshake_timeout), T(test_host_meta),
         T(test_x_forwarded_for), T(test_open_becomes_header), T(test_unmasked_frame_1002),
-        T(test_bad_utf8_and_rsv), T(test_fragmented_stanza),
+        T(test_bad_utf8_and_rsv), T(test_malformed_frames), T(test_fragmented_stanza),
         T(test_oversized_message_1009), T(test_ping_pong), T(test_binary_1003),
         T(test_close_by_client), T(test_close_frame_echo), T(test_close_by_server),
         T(test_redirect), T(test_outbound_translation), T(test_stream_restart),

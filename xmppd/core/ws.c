@@ -296,9 +296,19 @@ static int ws_frames_input(struct ws_conn *ws, const uint8_t *data, size_t len)
     ws->in_recv = false;
     ws->in = NULL;
     ws->in_len = 0;
+    if (rv == WSLAY_ERR_CALLBACK_FAILURE) {
+        /* A malformed frame (a control frame over 125 bytes or
+         * fragmented, a length not in its shortest form; RFC 6455 §5.2,
+         * §5.5): wslay queued a close without a code; send it and drop
+         * the connection (§7.1.7). */
+        if (wslay_event_want_write(ws->wsl))
+            wslay_event_send(ws->wsl);
+        ws__finish(ws, "malformed frame");
+        return 0;
+    }
     if (rv < 0) {
-        ws__finish(ws, rv == WSLAY_ERR_NOMEM ? "out of memory" : "frame error");
-        return rv == WSLAY_ERR_NOMEM ? XE_NOMEM : 0;
+        ws__finish(ws, "out of memory");
+        return XE_NOMEM;
     }
     return ws_flush(ws);
 }
