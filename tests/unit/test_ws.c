@@ -3,7 +3,10 @@
  * fragmented, oversized, binary, ping, close), the RFC 7395 adapter both
  * ways, X-Forwarded-For, and every truncation and chunking of a valid
  * exchange.  Client frames are built here by an independent helper (RFC
- * 6455 §5.2), checked against the RFC's own example. */
+ * 6455 §5.2), checked against the RFC's own example.  Past 1,000 lines
+ * because it is one transcript per rule (RFC 6455, RFC 7395, XEP-0156) and
+ * the client's side is written out here rather than borrowed from the
+ * module. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
