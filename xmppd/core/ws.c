@@ -220,7 +220,8 @@ static void ws_msg_cb(wslay_event_context_ptr ctx,
         /* wslay queued the echo of the peer's close (RFC 6455 §5.5.1). */
         ws->stats.close_received = arg->status_code != 0 ? arg->status_code : 1005;
         if (ws->up->why == NULL)
-            ws->up->why = "closed by the peer";
+            ws->up->why =
+                wslay_event_get_close_sent(ctx) ? "closed" : "closed by the peer";
         break;
     default: /* ping: wslay queued the pong (RFC 6455 §5.5.2) */
         break;
