@@ -535,8 +535,9 @@ static void print_cluster_status(json_t *r)
     printf("Node %s, cluster %s, peer address %s\n", jstr(r, "node_id"),
            jstr(r, "cluster_id"), jstr(r, "address"));
     if (json_is_true(json_object_get(r, "removed")))
-        printf("This node was removed from the cluster: run xmpp cluster disable, or "
-               "join again\n");
+        printf("This node was removed from the cluster and does not serve XMPP. To come "
+               "back: xmpp cluster invite on a member, then here xmpp cluster join "
+               "<member> <token>; or go alone: xmpp cluster disable\n");
 }
 
 static void print_added(json_t *r)

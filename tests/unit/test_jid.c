@@ -87,8 +87,18 @@ static void test_domain_preparation(void)
     CHECK_PREP("localhost", "localhost");
     CHECK_PREP("a-b.c-d.e", "a-b.c-d.e");
     CHECK_PREP("1a.example", "1a.example");
-    CHECK_PREP("xn--bcher-kva.example", "xn--bcher-kva.example");
-    CHECK_PREP("Bücher.Example", "bücher.example"); /* ASCII lowered, UTF-8 kept */
+    /* RFC 7622 §3.2: IDNA2008, A-labels become U-labels. */
+    CHECK_PREP("xn--bcher-kva.example", "bücher.example");
+    CHECK_PREP("Bücher.Example", "bücher.example");
+    CHECK_PREP("BÜCHER.example", "bücher.example"); /* UTS #46 mapping */
+    CHECK_PREP("b\xef\xbd\x95"
+               "cher.example",
+               "bucher.example"); /* fullwidth u */
+    CHECK_PREP("bücher\xe3\x80\x82"
+               "example",
+               "bücher.example"); /* U+3002 */
+    CHECK_PREP("u@\xd0\xbf\xd1\x80\xd0\xb8\xd0\xbc\xd0\xb5\xd1\x80.\xd1\x80\xd1\x84/r",
+               "u@\xd0\xbf\xd1\x80\xd0\xb8\xd0\xbc\xd0\xb5\xd1\x80.\xd1\x80\xd1\x84/r");
     CHECK_PREP("192.168.0.1", "192.168.0.1");
     CHECK_PREP("u@10.0.0.1/r", "u@10.0.0.1/r");
     CHECK_PREP("[::1]", "[::1]");
@@ -132,7 +142,10 @@ static void test_domain_invalid(void)
     CHECK_BAD("ex\x01mple.com");
     CHECK_BAD("b\xc3\xbc\xc3.example"); /* truncated UTF-8 */
     CHECK_BAD("\xff.example");
-    CHECK_BAD("b\xc2\x85.example"); /* U+0085, a C1 control */
+    CHECK_BAD("b\xc2\x85.example");     /* U+0085, a C1 control */
+    CHECK_BAD("xn--zz.example");        /* not Punycode of a valid label */
+    CHECK_BAD("a\xe2\x99\xa5.example"); /* U+2665, not IDNA2008 */
+    CHECK_BAD("b\xc3\xbc_cher.example");
     snprintf(s, sizeof s, "%s.example", l64);
     CHECK_BAD(s);
     free(l64);
@@ -147,8 +160,16 @@ static void test_localpart(void)
 
     CHECK_PREP("Alice@example.com", "alice@example.com");
     CHECK_PREP("ALICE.b-c_d+e@example.com", "alice.b-c_d+e@example.com");
-    CHECK_PREP("Ünïcødé@example.com", "Ünïcødé@example.com"); /* no PRECIS mapping */
-    CHECK_PREP("😀@example.com", "😀@example.com");
+    /* RFC 8265 §3.3: case and width mapped, NFC; symbols refused. */
+    CHECK_PREP("Ünïcødé@example.com", "ünïcødé@example.com");
+    CHECK_PREP("\xef\xbc\xaauliet@example.com", "juliet@example.com"); /* fullwidth J */
+    CHECK_PREP("u\xcc\x88@x", "\xc3\xbc@x");                           /* NFC */
+    CHECK_BAD("😀@example.com");
+    CHECK_BAD("\xe2\x99\xa5@x"); /* U+2665 */
+    CHECK_BAD("a\xef\xbc\xa0"
+              "b@x"); /* fullwidth '@' maps to '@' */
+    CHECK_BAD("a\xc2\xa0"
+              "b@x"); /* no-break space */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *p = prep(bad[i]);
 
@@ -162,6 +183,11 @@ static void test_resourcepart(void)
 {
     CHECK_PREP("a@b/Res Ource", "a@b/Res Ource"); /* case and spaces kept */
     CHECK_PREP("a@b/ç/é@:'\"<>&", "a@b/ç/é@:'\"<>&");
+    /* RFC 8265 §4.2: OpaqueString, non-ASCII spaces to U+0020, NFC. */
+    CHECK_PREP("a@b/x\xc2\xa0y", "a@b/x y");
+    CHECK_PREP("a@b/e\xcc\x81", "a@b/\xc3\xa9");
+    CHECK_PREP("a@b/\xe2\x99\xa5 😀", "a@b/\xe2\x99\xa5 😀"); /* symbols kept */
+    CHECK_BAD("a@b/x\xe2\x80\x8by"); /* U+200B, default ignorable */
     CHECK_BAD("a@b/");
     CHECK_BAD("a@b/x\ny");
     CHECK_BAD("a@b/x\x7f");
@@ -271,6 +297,10 @@ static void test_domain_valid(void)
     CHECK(!jid_domain_valid("a@b"));
     CHECK(!jid_domain_valid("a/b"));
     CHECK(!jid_domain_valid("999.1.1.1"));
+    CHECK(jid_domain_valid("bücher.example"));
+    CHECK(!jid_domain_valid("Bücher.example"));
+    CHECK(!jid_domain_valid("xn--bcher-kva.example")); /* prepared as a U-label */
+    CHECK(!jid_domain_valid("b\xc3\xbc\xc3.example"));
 }
 
 static void test_parse_null(void)

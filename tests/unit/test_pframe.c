@@ -26,8 +26,9 @@ static void sample(int t, struct pframe *f)
         f->chan_seq = 0x0102030405060708ULL;
     switch (t) {
     case PFRAME_HELLO:
-        f->u.hello = (struct pframe_hello){PFRAME_PROTO,     0xc1, 0xabcdef, 0x77,
-                                           "127.0.0.2:5224", 0x99, 42, 1765000000123ULL};
+        f->u.hello =
+            (struct pframe_hello){PFRAME_PROTO,     0xc1, 0xabcdef, 0x77,
+                                  "127.0.0.2:5224", 0x99, 42,       1765000000123ULL};
         break;
     case PFRAME_CHAN_ACK:
         f->u.recv_seq = 12345;
@@ -75,6 +76,11 @@ static void sample(int t, struct pframe *f)
     case PFRAME_CONFLICT:
         f->u.conflict.name = "cb1.example.com";
         f->u.conflict.sid = 1234;
+        break;
+    case PFRAME_REFUSE:
+        f->u.refuse.cluster_id = 0xc1;
+        f->u.refuse.code = PFRAME_REFUSE_REMOVED;
+        f->u.refuse.reason = "node 2 was removed from cluster c1";
         break;
     case PFRAME_SUBMIT:
         f->u.submit.request_id = 5;
@@ -126,7 +132,8 @@ static int same(const struct pframe *a, const struct pframe *b)
                b->u.fwd.xml[b->u.fwd.xml_len] == '\0';
     case PFRAME_ACK:
         if (a->u.ack.origin_incarnation != b->u.ack.origin_incarnation ||
-            a->u.ack.nranges != b->u.ack.nranges || a->u.ack.nbounced != b->u.ack.nbounced)
+            a->u.ack.nranges != b->u.ack.nranges ||
+            a->u.ack.nbounced != b->u.ack.nbounced)
             return 0;
         for (size_t i = 0; i < a->u.ack.nranges; i++)
             if (a->u.ack.ranges[i].first != b->u.ack.ranges[i].first ||
@@ -143,8 +150,10 @@ static int same(const struct pframe *a, const struct pframe *b)
             x->ndel != y->ndel)
             return 0;
         for (size_t i = 0; i < x->nadd + x->ndel; i++) {
-            const struct pframe_route *p = i < x->nadd ? &x->add[i] : &x->del[i - x->nadd];
-            const struct pframe_route *q = i < y->nadd ? &y->add[i] : &y->del[i - y->nadd];
+            const struct pframe_route *p =
+                i < x->nadd ? &x->add[i] : &x->del[i - x->nadd];
+            const struct pframe_route *q =
+                i < y->nadd ? &y->add[i] : &y->del[i - y->nadd];
             if (strcmp(p->name, q->name) != 0 || p->node != q->node || p->sid != q->sid ||
                 p->ord != q->ord)
                 return 0;
@@ -170,6 +179,10 @@ static int same(const struct pframe *a, const struct pframe *b)
     case PFRAME_CONFLICT:
         return strcmp(a->u.conflict.name, b->u.conflict.name) == 0 &&
                a->u.conflict.sid == b->u.conflict.sid;
+    case PFRAME_REFUSE:
+        return a->u.refuse.cluster_id == b->u.refuse.cluster_id &&
+               a->u.refuse.code == b->u.refuse.code &&
+               strcmp(a->u.refuse.reason, b->u.refuse.reason) == 0;
     case PFRAME_SUBMIT:
         return a->u.submit.request_id == b->u.submit.request_id &&
                a->u.submit.len == b->u.submit.len &&
@@ -186,7 +199,7 @@ static int same(const struct pframe *a, const struct pframe *b)
 
 static void test_round_trip_every_type(void)
 {
-    for (int t = PFRAME_HELLO; t <= PFRAME_ROUTES; t++) {
+    for (int t = PFRAME_HELLO; t <= PFRAME_REFUSE; t++) {
         struct pframe f, g;
         struct buf b = {0};
         sample(t, &f);
@@ -309,7 +322,7 @@ static void test_encode_refuses_bad_frames(void)
  * body with a trailing byte. */
 static void test_every_truncation_fails(void)
 {
-    for (int t = PFRAME_HELLO; t <= PFRAME_ROUTES; t++) {
+    for (int t = PFRAME_HELLO; t <= PFRAME_REFUSE; t++) {
         struct pframe f, g;
         struct buf b = {0};
         sample(t, &f);
@@ -375,7 +388,7 @@ static void test_bad_fields_fail(void)
     b.data[4] = PFRAME_VERSION;
     b.data[5] = 0; /* type */
     CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
-    b.data[5] = PFRAME_ROUTES + 1;
+    b.data[5] = PFRAME_REFUSE + 1;
     CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
     buf_reset(&b);
 
@@ -450,7 +463,7 @@ static void test_random_garbage(void)
         pframe_release(&g);
         free(p);
     }
-    for (int t = PFRAME_HELLO; t <= PFRAME_ROUTES; t++) {
+    for (int t = PFRAME_HELLO; t <= PFRAME_REFUSE; t++) {
         struct pframe f;
         struct buf b = {0};
         sample(t, &f);
@@ -476,9 +489,9 @@ static void test_random_garbage(void)
 static void test_chunking(void)
 {
     struct buf all = {0};
-    int ntypes = PFRAME_ROUTES;
+    int ntypes = PFRAME_REFUSE;
 
-    for (int t = PFRAME_HELLO; t <= PFRAME_ROUTES; t++) {
+    for (int t = PFRAME_HELLO; t <= PFRAME_REFUSE; t++) {
         struct pframe f;
         sample(t, &f);
         REQUIRE(pframe_encode(&f, &all) == 0);

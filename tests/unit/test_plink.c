@@ -72,6 +72,10 @@ static void act(const struct plink_conn *c, const struct plink_update *u)
         say(" deliver");
         any = true;
     }
+    if (u->send_refuse) {
+        say(" refuse(%s)", u->refuse_code == PFRAME_REFUSE_REMOVED ? "removed" : "other");
+        any = true;
+    }
     if (u->close) {
         say(" close(%s): %s", count_name(u->count), u->why);
         any = true;
@@ -229,6 +233,11 @@ static void frame_of(struct pframe *f, int type, unsigned char *d)
         f->u.raft.data = "r";
         f->u.raft.len = 1;
         break;
+    case PFRAME_REFUSE:
+        f->u.refuse.cluster_id = CLUSTER;
+        f->u.refuse.code = PFRAME_REFUSE_REMOVED;
+        f->u.refuse.reason = "node 10 was removed";
+        break;
     case PFRAME_HELLO:
         f->u.hello.proto = PFRAME_PROTO;
         f->u.hello.node_id = 2;
@@ -253,9 +262,9 @@ static void test_member_acceptor(void)
     struct plink_view v = view("DNS:node2, IP:127.0.0.2");
     struct pframe f;
     unsigned char d[32];
-    static const int kinds[] = {PFRAME_CHAN_ACK, PFRAME_PING,     PFRAME_PONG,
-                                PFRAME_RAFT,     PFRAME_FWD,      PFRAME_ACK,
-                                PFRAME_SESSIONS, PFRAME_CONFLICT, PFRAME_SUBMIT,
+    static const int kinds[] = {PFRAME_CHAN_ACK,      PFRAME_PING,     PFRAME_PONG,
+                                PFRAME_RAFT,          PFRAME_FWD,      PFRAME_ACK,
+                                PFRAME_SESSIONS,      PFRAME_CONFLICT, PFRAME_SUBMIT,
                                 PFRAME_SUBMIT_RESULT, PFRAME_ROUTES};
 
     start();
@@ -347,9 +356,10 @@ static void test_hello_refusals(void)
 {
     struct plink_conn c;
     struct plink_view v = view("IP:127.0.0.2");
-    struct pframe_hello h = {
-        .proto = PFRAME_PROTO + 1, .cluster_id = CLUSTER, .node_id = 2,
-        .addr = "127.0.0.2:5224"};
+    struct pframe_hello h = {.proto = PFRAME_PROTO + 1,
+                             .cluster_id = CLUSTER,
+                             .node_id = 2,
+                             .addr = "127.0.0.2:5224"};
     struct plink_update u;
 
     start();
@@ -379,8 +389,74 @@ static void test_hello_refusals(void)
         "1 hello c1 node 0 127.0.0.2:5224 -> close(refused): the peer claims node id 0\n"
         "0 open in\n"
         "0 tls -> -\n"
-        "1 hello 99 node 2 127.0.0.2:5224 -> close(refused): node 2 belongs to "
-        "cluster 99\n");
+        "1 hello 99 node 2 127.0.0.2:5224 -> refuse(other) close(refused): node 2 "
+        "belongs to cluster 99\n");
+}
+
+/* Issue 13 item 1: the acceptor tells a dialler it refuses by policy why,
+ * in a REFUSE frame, and that it was removed when the owner says so
+ * (XE_NOTFOUND); a dialler takes a REFUSE only while it waits for the
+ * answer to its HELLO, and hands it to its owner.  Refusals before the
+ * identity checks pass (an impostor, a bad protocol) send nothing. */
+static void test_refuse_tells_why(void)
+{
+    struct plink_conn c;
+    struct plink_view v = view("IP:127.0.0.2");
+    struct pframe f;
+    unsigned char d[32];
+
+    start();
+    v.policy_rc = XE_NOTFOUND;
+    v.policy_why = "node 2 was removed";
+    ev_open(&c, false, 0, false, 0);
+    ev_tls(&c, 0);
+    ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 1);
+    v.policy_rc = XE_PERM;
+    v.policy_why = "node 2 is not a member";
+    ev_open(&c, false, 0, false, 0);
+    ev_tls(&c, 0);
+    ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 1);
+    ev_open(&c, false, 0, false, 0);
+    ev_tls(&c, 0);
+    ev_hello(&c, &v, CLUSTER, 2, "127.0.0.9:5224", 1); /* an impostor: no refusal */
+    /* the dialler's side */
+    ev_open(&c, true, 2, false, 0);
+    ev_tls(&c, 1);
+    frame_of(&f, PFRAME_REFUSE, d);
+    ev_frame(&c, &f, NULL);
+    /* an acceptor never takes one, nor a dialler whose link is up */
+    ev_open(&c, false, 0, false, 0);
+    ev_tls(&c, 0);
+    ev_frame(&c, &f, NULL);
+    v.policy_rc = 0;
+    ev_open(&c, true, 2, false, 0);
+    ev_tls(&c, 1);
+    ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 2);
+    ev_frame(&c, &f, NULL);
+    expect("0 open in\n"
+           "0 tls -> -\n"
+           "1 hello c1 node 2 127.0.0.2:5224 -> refuse(removed) close(refused): node 2 "
+           "was removed\n"
+           "0 open in\n"
+           "0 tls -> -\n"
+           "1 hello c1 node 2 127.0.0.2:5224 -> refuse(other) close(refused): node 2 is "
+           "not a member\n"
+           "0 open in\n"
+           "0 tls -> -\n"
+           "1 hello c1 node 2 127.0.0.9:5224 -> close(impostor): node 0000000000000002 "
+           "claims address 127.0.0.9:5224, but its certificate (CN=test) covers only "
+           "IP:127.0.0.2\n"
+           "0 open out\n"
+           "1 tls -> hello(c1)\n"
+           "frame REFUSE -> deliver close(refused): refused by the peer: node 10 was "
+           "removed\n"
+           "0 open in\n"
+           "0 tls -> -\n"
+           "frame REFUSE -> close(forbidden): REFUSE before HELLO\n"
+           "0 open out\n"
+           "1 tls -> hello(c1)\n"
+           "2 hello c1 node 2 127.0.0.2:5224 -> up(member)\n"
+           "frame REFUSE -> close(forbidden): REFUSE not allowed on a member link\n");
 }
 
 /* The identity binding of a certificate to a node (docs/cluster.md,
@@ -765,7 +841,7 @@ static void test_addresses(void)
 }
 
 TL_MAIN(T(test_member_acceptor), T(test_second_hello_event), T(test_dialler_speaks_first),
-        T(test_hello_refusals), T(test_impostors), T(test_dial_race),
-        T(test_guest_join_only), T(test_guest_forbidden_kinds),
+        T(test_hello_refusals), T(test_refuse_tells_why), T(test_impostors),
+        T(test_dial_race), T(test_guest_join_only), T(test_guest_forbidden_kinds),
         T(test_frame_before_hello), T(test_contact), T(test_prehello_timeouts),
         T(test_ping_idle_guest), T(test_admit), T(test_backoff), T(test_addresses))

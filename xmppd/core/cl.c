@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "jid.h"
+#include "precis.h"
 
 /* ---- validation ---- */
 
@@ -38,16 +39,18 @@ bool cl_domain_valid(const char *domain)
 
 bool cl_user_valid(const char *user)
 {
-    size_t n = 0;
+    char prepared[CL_USER_MAX + 1];
+    size_t n;
 
     if (user == NULL)
         return false;
-    for (const unsigned char *p = (const unsigned char *)user; *p != '\0'; p++, n++) {
-        /* RFC 7622 §3.3.1: these never appear in a localpart. */
-        if (*p <= 0x20 || *p == 0x7f || strchr("\"&'/:<>@", *p) != NULL)
-            return false;
-    }
-    return n >= 1 && n <= CL_USER_MAX;
+    n = strlen(user);
+    /* A prepared localpart (RFC 7622 §3.3): PRECIS UsernameCaseMapped gives
+     * it back unchanged, so two spellings of one name never make two
+     * accounts. */
+    return n >= 1 && n <= CL_USER_MAX &&
+           precis_username(user, n, prepared, sizeof prepared) == 0 &&
+           strcmp(prepared, user) == 0;
 }
 
 static bool scram_valid(const struct cl_scram *s)

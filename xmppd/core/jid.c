@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "precis.h"
 
 /* RFC 7622 §3.2-3.4: every part is 1 to 1023 octets. */
 #define JID_PART_MAX 1023
@@ -55,29 +56,6 @@ static size_t jid__utf8_next(const unsigned char *s, size_t n, unsigned long *cp
 static bool jid__is_control(unsigned long cp)
 {
     return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
-}
-
-/* jid__check_text checks s[0..len) is 1..1023 bytes of valid UTF-8 without
- * controls, and, when forbid is not NULL, without any of those ASCII
- * characters. */
-static bool jid__check_text(const char *s, size_t len, const char *forbid)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-
-    if (len == 0 || len > JID_PART_MAX)
-        return false;
-    while (i < len) {
-        unsigned long cp;
-        size_t n = jid__utf8_next(p + i, len - i, &cp);
-
-        if (n == 0 || jid__is_control(cp))
-            return false;
-        if (n == 1 && forbid != NULL && strchr(forbid, (int)cp) != NULL)
-            return false;
-        i += n;
-    }
-    return true;
 }
 
 static bool jid__is_ldh(unsigned char c)
@@ -149,23 +127,46 @@ static bool jid__domain_valid(const char *s, size_t len)
     return true;
 }
 
-bool jid_domain_valid(const char *s)
+/* jid__has_ace: an ASCII name with an A-label ("xn--"), which preparation
+ * turns into a U-label (RFC 7622 §3.2). */
+static bool jid__has_ace(const char *s)
 {
-    return s != NULL && jid__domain_valid(s, strlen(s));
+    for (const char *p = s; *p; p++)
+        if ((p == s || p[-1] == '.') && strncmp(p, "xn--", 4) == 0)
+            return true;
+    return false;
 }
 
-/* jid__lower_dup returns an owned copy of s[0..len) with ASCII upper case
- * mapped to lower case. */
-static char *jid__lower_dup(const char *s, size_t len)
+bool jid_domain_valid(const char *s)
 {
-    char *d = malloc(len + 1);
+    char prepared[JID_PART_MAX + 1];
+    bool ascii = true;
 
-    if (d == NULL)
-        return NULL;
-    for (size_t i = 0; i < len; i++)
-        d[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
-    d[len] = '\0';
-    return d;
+    if (s == NULL)
+        return false;
+    for (const char *p = s; *p; p++)
+        ascii = ascii && (unsigned char)*p < 0x80;
+    if (ascii)
+        return !jid__has_ace(s) && jid__domain_valid(s, strlen(s));
+    /* A name with U-labels is prepared when preparing it again changes
+     * nothing (precis_domain checks it with IDNA2008). */
+    return precis_domain(s, prepared, sizeof prepared) == 0 && strcmp(prepared, s) == 0;
+}
+
+/* jid__prep_part prepares s[0..len) with prep into *out (owned): XE_INVAL
+ * when refused or longer than JID_PART_MAX once prepared, XE_NOMEM. */
+static int jid__prep_part(const char *s, size_t len,
+                          int (*prep)(const char *, size_t, char *, size_t), char **out)
+{
+    char prepared[JID_PART_MAX + 1];
+    int rv = prep(s, len, prepared, sizeof prepared);
+
+    if (rv == XE_NOMEM)
+        return rv;
+    if (rv < 0)
+        return XE_INVAL;
+    *out = strdup(prepared);
+    return *out != NULL ? 0 : XE_NOMEM;
 }
 
 int jid_parse(const char *s, struct jid *out)
@@ -185,46 +186,40 @@ int jid_parse(const char *s, struct jid *out)
     at = memchr(s, '@', (size_t)(dom_end - s));
     dom = at ? at + 1 : s;
     if (at != NULL) {
-        size_t llen = (size_t)(at - s);
-
-        /* §3.3.1: these ASCII characters are never allowed in a localpart
-         * (the spaces and controls are checked as well). */
-        if (!jid__check_text(s, llen, "\"&'/:<>@ "))
+        /* §3.3: the localpart is a PRECIS UsernameCaseMapped string, without
+         * the characters of §3.3.1. */
+        rv = jid__prep_part(s, (size_t)(at - s), precis_username, &out->local);
+        if (rv < 0)
             goto err;
-        out->local = jid__lower_dup(s, llen);
-        if (out->local == NULL)
-            goto nomem;
     }
     if (slash != NULL) {
-        size_t rlen = slen - (size_t)(slash + 1 - s);
-
-        /* §3.4: the resourcepart is opaque but must be UTF-8 without
-         * controls; it keeps its case. */
-        if (!jid__check_text(slash + 1, rlen, NULL))
+        /* §3.4: the resourcepart is a PRECIS OpaqueString; it keeps its case. */
+        rv = jid__prep_part(slash + 1, slen - (size_t)(slash + 1 - s), precis_opaque,
+                            &out->resource);
+        if (rv < 0)
             goto err;
-        out->resource = malloc(rlen + 1);
-        if (out->resource == NULL)
-            goto nomem;
-        memcpy(out->resource, slash + 1, rlen + 1);
     }
     {
-        size_t dlen = (size_t)(dom_end - dom);
+        /* §3.2: IDNA2008 U-labels or LDH ASCII, lower case, no final dot. */
+        char *raw = strndup(dom, (size_t)(dom_end - dom));
+        char prepared[JID_PART_MAX + 1];
 
-        /* §3.2: one trailing dot is removed, ASCII is lower-cased. */
-        if (dlen > 0 && dom[dlen - 1] == '.')
-            dlen--;
-        out->domain = jid__lower_dup(dom, dlen);
-        if (out->domain == NULL)
-            goto nomem;
-        if (!jid__domain_valid(out->domain, dlen))
+        rv = XE_NOMEM;
+        if (raw == NULL)
+            goto err;
+        rv = precis_domain(raw, prepared, sizeof prepared);
+        free(raw);
+        if (rv == 0)
+            out->domain = strdup(prepared);
+        if (rv == 0 && out->domain == NULL)
+            rv = XE_NOMEM;
+        if (rv < 0)
             goto err;
     }
     return 0;
-nomem:
-    rv = XE_NOMEM;
 err:
     jid_clear(out);
-    return rv;
+    return rv == XE_NOMEM ? XE_NOMEM : XE_INVAL;
 }
 
 void jid_clear(struct jid *j)

@@ -1,13 +1,13 @@
 /* jid.h: XMPP addresses, RFC 7622.
  *
- * A JID is [localpart@]domainpart[/resourcepart].  Parsing prepares the parts
- * we accept: the domainpart is lower-cased ASCII (LDH labels, or an IP
- * literal) with a trailing dot removed (RFC 7622 §3.2); the localpart is
- * case-mapped to lower case for ASCII and must not contain the characters
- * RFC 7622 §3.3.1 forbids (" & ' / : < > @, spaces, controls); the
- * resourcepart is kept as is but must be valid UTF-8 without controls.
- * Each part is 1..1023 bytes.  Non-ASCII domain and local parts are accepted
- * only when valid UTF-8 (no full PRECIS mapping; documented limitation). */
+ * A JID is [localpart@]domainpart[/resourcepart].  Parsing prepares each
+ * part (precis.h): the localpart with the PRECIS UsernameCaseMapped profile
+ * (RFC 7622 §3.3, RFC 8265 §3.3: width and case mapped, NFC) without the
+ * characters of §3.3.1 (" & ' / : < > @); the resourcepart with the PRECIS
+ * OpaqueString profile (§3.4, RFC 8265 §4.2: case kept); the domainpart as
+ * lower-case LDH labels, an IP literal, or IDNA2008 U-labels (A-labels are
+ * converted), without a trailing dot (§3.2).  Each part is 1..1023 bytes
+ * once prepared. */
 #ifndef XMPPD_JID_H
 #define XMPPD_JID_H
 
@@ -35,7 +35,9 @@ bool jid_equal(const struct jid *a, const struct jid *b);
  * it (label boundary: "a.cb1.x" is within "cb1.x", "xcb1.x" is not).  Both
  * must be prepared (lower case). */
 bool jid_domain_within(const char *domain, const char *parent);
-/* jid_domain_valid tells whether s is an acceptable prepared domainpart. */
+/* jid_domain_valid tells whether s is a prepared domainpart: one that
+ * precis_domain gives back unchanged (ASCII: LDH labels without "xn--", or an
+ * IP literal; otherwise IDNA2008 U-labels in lower case). */
 bool jid_domain_valid(const char *s);
 /* jid_dns_name_valid tells whether s is an LDH host name in any case (RFC
  * 1123 §2.1: labels of 1..63 letters, digits and inner '-', 253 bytes in

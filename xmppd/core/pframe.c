@@ -35,6 +35,8 @@ const char *pframe_type_name(int type)
         return "SUBMIT_RESULT";
     case PFRAME_ROUTES:
         return "ROUTES";
+    case PFRAME_REFUSE:
+        return "REFUSE";
     }
     return "?";
 }
@@ -169,6 +171,9 @@ static bool frame_ok(const struct pframe *f)
     case PFRAME_SUBMIT_RESULT:
         return cstr_ok(f->u.result.message, PFRAME_MAX_MSG) &&
                (f->u.result.len == 0 || f->u.result.data != NULL);
+    case PFRAME_REFUSE:
+        return f->u.refuse.code <= PFRAME_REFUSE_REMOVED &&
+               cstr_ok(f->u.refuse.reason, PFRAME_MAX_MSG);
     }
     return false;
 }
@@ -262,6 +267,11 @@ static void w_payload(struct pf_w *w, const struct pframe *f)
     case PFRAME_CONFLICT:
         w_str(w, f->u.conflict.name, strlen(f->u.conflict.name));
         w_be(w, f->u.conflict.sid, 8);
+        break;
+    case PFRAME_REFUSE:
+        w_be(w, f->u.refuse.cluster_id, 8);
+        w_u8(w, f->u.refuse.code);
+        w_str(w, f->u.refuse.reason, strlen(f->u.refuse.reason));
         break;
     case PFRAME_SUBMIT:
         w_be(w, f->u.submit.request_id, 8);
@@ -525,7 +535,7 @@ static int d_ack(struct pf_r *r, struct pframe *f)
     f->u.ack.bounced = nb > 0 ? arr + n : NULL;
     f->u.ack.nbounced = nb;
     return ranges_ok(f->u.ack.ranges, n) && ranges_ok(f->u.ack.bounced, nb) ? 0
-                                                                             : XE_PROTO;
+                                                                            : XE_PROTO;
 }
 
 static int d_payload(struct pf_r *r, struct pframe *f)
@@ -580,6 +590,13 @@ static int d_payload(struct pf_r *r, struct pframe *f)
         f->u.conflict.name = r_str(r, PFRAME_MAX_NAME, NULL);
         f->u.conflict.sid = r_be(r, 8);
         return 0;
+    case PFRAME_REFUSE:
+        f->u.refuse.cluster_id = r_be(r, 8);
+        f->u.refuse.code = (uint8_t)r_be(r, 1);
+        f->u.refuse.reason = r_str(r, PFRAME_MAX_MSG, NULL);
+        if (!r->bad && f->u.refuse.code > PFRAME_REFUSE_REMOVED)
+            r->bad = true;
+        return 0;
     case PFRAME_SUBMIT:
         f->u.submit.request_id = r_be(r, 8);
         f->u.submit.data = r_bytes(r, PFRAME_MAX_BODY, &f->u.submit.len);
@@ -610,7 +627,7 @@ int pframe_decode(const void *body, size_t len, struct pframe *out)
         return XE_PROTO;
     if (version != PFRAME_VERSION)
         return XE_UNSUPPORTED;
-    if (type < PFRAME_HELLO || type > PFRAME_ROUTES)
+    if (type < PFRAME_HELLO || type > PFRAME_REFUSE)
         return XE_PROTO;
     out->type = (int)type;
     if (pframe_type_sequenced(out->type)) {

@@ -25,6 +25,7 @@
  *   CONFLICT       str name | u64 since
  *   SUBMIT         u64 request_id | bytes data
  *   SUBMIT_RESULT  u64 request_id | i32 rc | str message | bytes data
+ *   REFUSE         u64 cluster_id | u8 code | str reason
  *
  *   str   = u32 len | len bytes | 0x00   (no NUL inside; len bounded per field)
  *   bytes = u32 len | len bytes
@@ -77,6 +78,7 @@ enum pframe_type {
     PFRAME_SUBMIT = 11,
     PFRAME_SUBMIT_RESULT = 12,
     PFRAME_ROUTES = 13,
+    PFRAME_REFUSE = 14,
 };
 
 /* pframe_type_name returns "HELLO", "FWD", ... or "?" for an unknown type. */
@@ -182,6 +184,21 @@ struct pframe_conflict {
     uint64_t sid;     /* ... if it is this one (same sid), with conflict */
 };
 
+/* REFUSE: the accepting node's answer to a HELLO it refuses, sent once
+ * instead of its own HELLO, just before it closes the link, so that the
+ * dialler learns why (issue 13 items 1 and 5).  Link control: not
+ * sequenced, and allowed only on a link whose HELLO is not answered yet. */
+enum pframe_refuse_code {
+    PFRAME_REFUSE_OTHER = 0,   /* see the reason */
+    PFRAME_REFUSE_REMOVED = 1, /* the dialler was removed from this cluster */
+};
+
+struct pframe_refuse {
+    uint64_t cluster_id; /* the refusing node's cluster */
+    uint8_t code;        /* enum pframe_refuse_code */
+    const char *reason;  /* for the dialler's log and status (<= PFRAME_MAX_MSG) */
+};
+
 struct pframe_submit {
     uint64_t request_id;
     const void *data;
@@ -229,6 +246,7 @@ struct pframe {
         struct pframe_conflict conflict;
         struct pframe_submit submit;
         struct pframe_submit_result result;
+        struct pframe_refuse refuse;
     } u;
     void *owned_; /* decoder allocations; pframe_release frees them */
 };

@@ -324,6 +324,11 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
         close_with(c, u, PLINK_COUNT_REFUSED, "%s",
                    v->policy_why != NULL && v->policy_why[0] ? v->policy_why
                                                              : "refused by policy");
+        if (!c->outgoing) {
+            u->send_refuse = true;
+            u->refuse_code =
+                v->policy_rc == XE_NOTFOUND ? PFRAME_REFUSE_REMOVED : PFRAME_REFUSE_OTHER;
+        }
         return;
     }
     if (c->outgoing && c->dialled_id == 0 && v->id_taken) {
@@ -458,6 +463,12 @@ void plink_frame(struct plink_conn *c, const struct pframe *f, struct plink_upda
     reset_update(u);
     if (c->state == PLINK_STATE_CLOSED)
         return;
+    if (c->state == PLINK_STATE_TLS && c->outgoing && f->type == PFRAME_REFUSE) {
+        close_with(c, u, PLINK_COUNT_REFUSED, "refused by the peer: %s",
+                   f->u.refuse.reason);
+        u->deliver = true;
+        return;
+    }
     if (c->state == PLINK_STATE_TCP || c->state == PLINK_STATE_TLS) {
         close_with(c, u, PLINK_COUNT_FORBIDDEN, "%s before HELLO",
                    pframe_type_name(f->type));

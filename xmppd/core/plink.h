@@ -106,6 +106,11 @@ struct plink_update {
     bool drop_link;            /* close the peer's older up link (replaced) */
     bool deliver;              /* frame: hand it to its owner after the channel */
     bool close;                /* close this connection */
+    /* Before closing, send a REFUSE frame (acceptor, a HELLO refused by the
+     * owner's policy: the dialler passed the identity checks and may learn
+     * why) with this code; the reason is why. */
+    bool send_refuse;
+    uint8_t refuse_code; /* enum pframe_refuse_code */
     enum plink_count count;    /* what the close counts as */
     char why[400];             /* the reason of a close, for the log */
 };
@@ -133,7 +138,9 @@ struct plink_view {
     bool ask_join;   /* incoming: this node asks the peer's cluster to join
                         (the peer is its join contact): answer with 0 */
     /* The owner's policy (the cluster id, membership: xmppd/io/cluster.c
-     * pk_check), asked before: 0, or < 0 with why. */
+     * pk_check), asked before: 0, or < 0 with why.  XE_NOTFOUND means the
+     * claimed node was removed from this cluster: the refusal tells it so
+     * (PFRAME_REFUSE_REMOVED) and it stops dialling. */
     int policy_rc;
     const char *policy_why;
 };
@@ -166,6 +173,11 @@ void plink_rx(struct plink_conn *c, uint64_t now);
  * time (the keep-alive starts from it). */
 void plink_hello(struct plink_conn *c, const struct plink_view *v,
                  const struct pframe_hello *h, uint64_t now, struct plink_update *u);
+
+/* A REFUSE frame is allowed only on an outgoing link in TLS state (our
+ * HELLO went out, the answer did not come yet): plink_frame closes the link
+ * (counted as refused, why quoting the peer's reason) and sets deliver so
+ * that the owner learns the code.  Anywhere else it is forbidden. */
 
 /* plink_allowed tells whether a frame of type (with f, borrowed, for the
  * kind of a SUBMIT; may be NULL for other types) may arrive on a link in

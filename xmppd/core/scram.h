@@ -14,7 +14,7 @@
  *   scram_server_client_first(&s, msg, len, user, sizeof user)
  *       -> the username (saslname decoded, not yet prepared: the caller
  *          prepares it with precis_username and looks up its credentials)
- *   scram_server_first(&s, creds or NULL, nonce, &out)
+ *   scram_server_first(&s, creds or NULL, nonce, fake_key, &out)
  *       -> server-first-message in out (NULL creds: an unknown user gets a
  *          salt made from the nonce-independent fake key, so that the answer
  *          does not tell which accounts exist; the proof then fails)
@@ -41,10 +41,12 @@ enum scram_hash {
     SCRAM_SHA256,
 };
 
-#define SCRAM_KEY_MAX 32     /* SHA-256 output; SHA-1 uses 20 */
-#define SCRAM_NONCE_BYTES 18 /* server nonce entropy (base64: 24 chars) */
-#define SCRAM_USER_MAX 1023  /* RFC 7622 §3.3 */
-#define SCRAM_CB_MAX 64      /* channel-binding data bytes */
+#define SCRAM_KEY_MAX 32              /* SHA-256 output; SHA-1 uses 20 */
+#define SCRAM_NONCE_BYTES 18          /* server nonce entropy (base64: 24 chars) */
+#define SCRAM_USER_MAX 1023           /* RFC 7622 §3.3 */
+#define SCRAM_CB_MAX 64               /* channel-binding data bytes */
+#define SCRAM_SALT_BYTES 16           /* salt of a made-up account (RFC 7677 §4) */
+#define SCRAM_ITERATIONS_DEFAULT 4096 /* RFC 7677 §4: at least 4096 */
 
 /* scram_key_len: 20 for SHA-1, 32 for SHA-256. */
 size_t scram_key_len(enum scram_hash h);
@@ -74,8 +76,9 @@ struct scram_creds {
 };
 
 /* What the connection offers for channel binding and downgrade protection.
- *  tls:        the stream is under TLS (a client that says 'y' while the
- *              server offers -PLUS over TLS is a downgrade, RFC 5802 §6).
+ *  tls:        the stream is under TLS.  The server "offers -PLUS" when tls
+ *              and cb_name are both set: a client that then says 'y' saw a
+ *              stripped offer, a downgrade (RFC 5802 §6), and is refused.
  *  cb_name:    the channel-binding type this connection supports and the
  *              server advertises ("tls-exporter" on TLS 1.3,
  *              "tls-server-end-point" otherwise), NULL when none.
@@ -86,9 +89,11 @@ struct scram_creds {
  *              features, in order, and cb_types the channel-binding types
  *              it offered (XEP-0440), both as given to the client: the
  *              hash of these goes into the server-first-message as the
- *              XEP-0474 attribute so that a client can detect a stripped
- *              list.  NULL-terminated arrays of borrowed strings; NULL
- *              for none. */
+ *              XEP-0474 attribute "h" so that a client can detect a
+ *              stripped list.  NULL-terminated arrays of borrowed strings.
+ *              mechs NULL or empty: no "h" attribute.  cb_types NULL or
+ *              empty: the server did not send XEP-0440's element.
+ * cb may be NULL for a mechanism without -PLUS on a plain connection. */
 struct scram_cb {
     bool tls;
     const char *cb_name;
@@ -115,17 +120,19 @@ struct scram_server {
     struct scram_cb cb; /* borrowed pointers, valid for the exchange */
     char user[SCRAM_USER_MAX + 1];
     char authzid[SCRAM_USER_MAX + 1];
-    char *client_first_bare;  /* owned */
-    char *server_first;       /* owned */
-    char *gs2_header;         /* owned: what c= must carry (with cb data) */
-    char *nonce;              /* owned: client nonce + server nonce */
-    bool known;               /* the user had credentials */
+    char *client_first_bare; /* owned */
+    char *server_first;      /* owned */
+    char *gs2_header;        /* owned: base64 that c= must carry (gs2 header, cb data) */
+    char *nonce;             /* owned: client nonce + server nonce */
+    bool known;              /* the user had credentials */
     unsigned char stored_key[SCRAM_KEY_MAX];
     unsigned char server_key[SCRAM_KEY_MAX];
 };
 
-/* scram_server_init starts an exchange for mechanism (hash, plus); cb is
- * borrowed for the exchange.  XE_INVAL when plus is asked without cb_name. */
+/* scram_server_init starts an exchange for mechanism (hash, plus) on s
+ * (uninitialised or cleared); cb is borrowed for the exchange.  XE_INVAL
+ * when plus is asked without tls, cb_name, or 1..SCRAM_CB_MAX bytes of
+ * cb_data (s is then failed, and must still be cleared). */
 int scram_server_init(struct scram_server *s, enum scram_hash hash, bool plus,
                       const struct scram_cb *cb);
 
@@ -136,16 +143,25 @@ int scram_server_init(struct scram_server *s, enum scram_hash hash, bool plus,
  * channel-binding flag that the server must refuse: 'y' when the server
  * offers -PLUS over TLS, 'p' on a mechanism without -PLUS or with another
  * type than cb_name, 'n' or 'y' on a -PLUS mechanism), XE_LIMIT (a field
- * too long), XE_STATE (out of order).  Failed exchanges stay failed. */
+ * too long: message over 8 KiB, name over SCRAM_USER_MAX, client nonce over
+ * 256 characters, or the name does not fit cap), XE_STATE (out of order).
+ * Failed exchanges stay failed.  The authzid of the gs2 header, decoded, is
+ * in s->authzid ("" when none): the caller must refuse one that is not the
+ * user's own bare JID (RFC 6120 §6.3.8). */
 int scram_server_client_first(struct scram_server *s, const char *msg, size_t len,
                               char *user, size_t cap);
 
 /* scram_server_first writes the server-first-message to out (appended):
- * r=<client nonce><server nonce>,s=<salt b64>,i=<iterations>[,d=...]
- * (XEP-0474).  creds NULL: unknown user (a fake salt derived from the
- * username and nonce-free server secret fake_key[32], so that repeated
- * attempts for one unknown name see the same salt).  nonce:
- * SCRAM_NONCE_BYTES random bytes.  0, XE_STATE, XE_NOMEM. */
+ * r=<client nonce><server nonce>,s=<salt b64>,i=<iterations>[,h=...]
+ * (h: XEP-0474, when cb->mechs was given).  creds NULL: unknown user (a
+ * fake salt of SCRAM_SALT_BYTES derived from the username, prepared with
+ * precis_username when it can be, the mechanism and the server secret
+ * fake_key[32] with HMAC-SHA-256, so that repeated attempts for one
+ * unknown name, however spelt, see the same salt, and the iteration count
+ * SCRAM_ITERATIONS_DEFAULT).  A server configured with another count passes
+ * creds with only iterations set (salt and keys NULL) for an unknown user.
+ * nonce: SCRAM_NONCE_BYTES random bytes (sent as base64).  0, XE_STATE,
+ * XE_INVAL (creds with a key but no salt or iterations), XE_NOMEM. */
 int scram_server_first(struct scram_server *s, const struct scram_creds *creds,
                        const unsigned char nonce[SCRAM_NONCE_BYTES],
                        const unsigned char fake_key[32], struct buf *out);
@@ -164,12 +180,22 @@ int scram_server_final(struct scram_server *s, const char *msg, size_t len,
  * initialised again. */
 void scram_server_clear(struct scram_server *s);
 
-/* scram_downgrade_attr appends the XEP-0474 value for the given offered
- * mechanisms and channel-binding types (as in struct scram_cb) to out: the
- * base64 of H(mechs joined by ',' then '|' then cb_types joined by ','),
- * with H the exchange's hash (XEP-0474 §3; check the XEP's current text
- * for the exact attribute and input).  0/XE_NOMEM. */
+/* scram_downgrade_attr appends to out the value of the XEP-0474 (0.5.0)
+ * attribute "h" for the offered mechanisms and channel-binding types (as in
+ * struct scram_cb): base64(H(S)), H the exchange's hash, S the mechanisms
+ * sorted by octet ("i;octet", RFC 4790 §9.3) and joined by %x1E, then, when
+ * cb_types is neither NULL nor empty, %x1F and the types sorted and joined
+ * by %x1E (XEP-0474 §4.1).  Only the value: no "h=".  0/XE_NOMEM. */
 int scram_downgrade_attr(enum scram_hash h, const char *const *mechs,
                          const char *const *cb_types, struct buf *out);
+
+/* scram__server_first_nonce_text is scram_server_first with the server
+ * nonce given as text (snonce: 1..256 printable characters, RFC 5802 §7)
+ * instead of random bytes.  For tests only: the RFC 5802 §5 and RFC 7677 §3
+ * examples use server nonces that no base64 of bytes produces.  XE_INVAL
+ * for a bad snonce; otherwise as scram_server_first. */
+int scram__server_first_nonce_text(struct scram_server *s,
+                                   const struct scram_creds *creds, const char *snonce,
+                                   const unsigned char fake_key[32], struct buf *out);
 
 #endif

@@ -49,6 +49,88 @@ bool cluster_removed(const struct node *n)
     return n->cluster != NULL && n->cluster->removed;
 }
 
+void cluster_store_replaced(struct node *n)
+{
+    if (n->cluster != NULL)
+        n->cluster->removed = false;
+}
+
+/* stop_serving_later: a removed node stops serving XMPP (issue 13 item 2:
+ * its call bridges' stanzas would go nowhere); deferred so that it never
+ * runs inside an rnode or peer-link callback. */
+static void stop_serving_later(struct node *n, void *arg, bool cancelled)
+{
+    (void)arg;
+    if (!cancelled && cluster_removed(n))
+        node_xmpp_stop(n);
+}
+
+/* set_removed: this node learned that it is no longer a member of its
+ * cluster (how: who said so).  Once: it says so in the log and in every
+ * status (State: REMOVED), stops serving XMPP and stops dialling the
+ * members (they would refuse it every time); `xmpp cluster join` or
+ * `xmpp cluster disable` is the way on (docs/cluster.md "Removal"). */
+static void set_removed(struct node *n, const char *how)
+{
+    struct cluster *c = n->cluster;
+    struct rnode_status st;
+
+    if (c == NULL || c->removed || n->rn == NULL)
+        return;
+    rnode_status_get(n->rn, &st);
+    c->removed = true;
+    LOG(&n->log, LOG_WARN,
+        "%s this node was removed from cluster %016" PRIx64
+        " (%s): it stops serving XMPP; run xmpp cluster invite on a member, then xmpp "
+        "cluster join <member> <token> here, or xmpp cluster disable to go alone",
+        n->name, st.cluster_id, how);
+    snprintf(n->last_error, sizeof n->last_error,
+             "this node was removed from cluster %016" PRIx64
+             ": join again (xmpp cluster join <member> <token>) or go alone (xmpp "
+             "cluster disable)",
+             st.cluster_id);
+    if (c->pm != NULL)
+        peer_set_members(c->pm, NULL, NULL, 0);
+    node__later(n, stop_serving_later, NULL);
+}
+
+/* note_gone records the members that left the committed configuration
+ * since the last look (seen), so that a HELLO from one of them can be
+ * answered "you were removed" (only committed removals: an uncommitted
+ * one may still be undone). */
+static void note_gone(struct node *n)
+{
+    struct cluster *c = n->cluster;
+    const struct raft_config *cfg;
+
+    if (c == NULL || n->rn == NULL)
+        return;
+    cfg = rnode_config_committed(n->rn);
+    if (cfg->n == 0)
+        return;
+    for (unsigned i = 0; c->seen_valid && i < c->n_seen; i++) {
+        if (raft_config_find(cfg, c->seen[i]) != NULL || cluster__gone(c, c->seen[i]))
+            continue;
+        if (c->n_gone == CLUSTER_GONE_MAX) {
+            memmove(c->gone, c->gone + 1, (CLUSTER_GONE_MAX - 1) * sizeof c->gone[0]);
+            c->n_gone--;
+        }
+        c->gone[c->n_gone++] = c->seen[i];
+    }
+    c->n_seen = 0;
+    for (unsigned i = 0; i < cfg->n && i < RAFT_MAX_MEMBERS; i++)
+        c->seen[c->n_seen++] = cfg->members[i].id;
+    c->seen_valid = true;
+}
+
+bool cluster__gone(const struct cluster *c, uint64_t id)
+{
+    for (unsigned i = 0; i < c->n_gone; i++)
+        if (c->gone[i] == id)
+            return true;
+    return false;
+}
+
 bool cluster_running(const struct node *n)
 {
     return n->cluster != NULL && n->cluster->pm != NULL;
@@ -138,8 +220,7 @@ static void srv_follow(struct node *n)
 
 void cluster_srv_attach(struct node *n)
 {
-    struct srv_cluster_env env = {
-        .ud = n, .peer_send = sv_peer_send};
+    struct srv_cluster_env env = {.ud = n, .peer_send = sv_peer_send};
     struct fwd_config cfg;
     int rc;
 
@@ -177,6 +258,10 @@ static int rn_send(void *ud, uint64_t to_id, const char *to_addr,
     int rc;
 
     if (n->cluster == NULL || n->cluster->pm == NULL)
+        return XE_CLOSED;
+    /* A removed node takes part in nothing (its campaigns would only make
+     * the members refuse its links, and redial them). */
+    if (n->cluster->removed)
         return XE_CLOSED;
     if (len == 0)
         return XE_INVAL;
@@ -252,10 +337,14 @@ static void rn_status(void *ud)
         c->leader_id = st.leader_id;
         c->term = st.term;
     }
+    if (st.removed)
+        set_removed(n, "its log removes it");
+    note_gone(n);
     if (c->pm == NULL)
         return;
     peer_set_cluster_id(c->pm, st.cluster_id);
-    sync_members(n);
+    if (!c->removed)
+        sync_members(n);
     srv_follow(n);
     if (c->join.phase == JOIN_SYNC) {
         const struct raft_member *me =
@@ -304,11 +393,49 @@ static int pk_check(void *ud, const struct pframe_hello *h, bool contact, char *
     cfg = rnode_config(n->rn);
     if (cfg->n == 0 || raft_config_find(cfg, h->node_id) != NULL)
         return 0;
+    note_gone(n);
+    if (cluster__gone(n->cluster, h->node_id)) {
+        snprintf(why, whylen,
+                 "node %s at %s was removed from cluster %016" PRIx64
+                 ": it may join again with a token (xmpp cluster invite)",
+                 id, h->addr, st.cluster_id);
+        return XE_NOTFOUND;
+    }
     snprintf(why, whylen,
              "node %s at %s is not a member of cluster %016" PRIx64
              " (removed, or not added yet)",
              id, h->addr, st.cluster_id);
     return XE_PERM;
+}
+
+/* pk_refused: a member we dialled refused our HELLO and said why.  A
+ * member of our own cluster that says we were removed is believed: it is
+ * in our configuration and its certificate was checked for its address. */
+static void pk_refused(void *ud, uint64_t id, const struct pframe_refuse *r)
+{
+    struct node *n = ud;
+    struct rnode_status st;
+    char how[64], hex[17];
+
+    if (n->cluster == NULL || n->rn == NULL)
+        return;
+    if (id == 0 && n->cluster->join.phase == JOIN_CONTACT) {
+        /* Our join contact refused us: the joiner's shell hears why at
+         * once, not "could not reach" after the timeout (issue 13 item 5). */
+        char msg[PFRAME_MAX_MSG + 64];
+        snprintf(msg, sizeof msg, "the member refused this node: %s", r->reason);
+        cluster__join_finish(n->cluster, XE_PERM, msg);
+        return;
+    }
+    if (id == 0 || r->code != PFRAME_REFUSE_REMOVED)
+        return;
+    rnode_status_get(n->rn, &st);
+    if (r->cluster_id != st.cluster_id ||
+        raft_config_find(rnode_config(n->rn), id) == NULL)
+        return;
+    state_node_id_hex(id, hex);
+    snprintf(how, sizeof how, "member %s said so", hex);
+    set_removed(n, how);
 }
 
 static int pk_raft(void *ud, uint64_t from, const void *data, size_t len)
@@ -424,13 +551,8 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
             if (n->rn == NULL)
                 return 0;
             rnode_status_get(n->rn, &st);
-            if (cluster__get64(d + 9) == st.cluster_id && !c->removed) {
-                c->removed = true;
-                LOG(&n->log, LOG_WARN,
-                    "%s this node was removed from cluster %016" PRIx64
-                    "; run xmpp cluster disable (or join again)",
-                    n->name, st.cluster_id);
-            }
+            if (cluster__get64(d + 9) == st.cluster_id)
+                set_removed(n, "a member said so");
             return 0;
         }
         if (d[0] != CLUSTER_REQ_CMD && d[0] != CLUSTER_REQ_JOIN &&
@@ -608,6 +730,7 @@ int cluster__open_peers(struct node *n, uint64_t cluster_id, char *why, size_t w
                            .link = pk_link,
                            .reset = pk_reset,
                            .room = pk_room,
+                           .refused = pk_refused,
                            .components = pk_components};
     struct peer_opts o;
     char self[PFRAME_MAX_ADDR + 1], key[1024], cert[1024], trust[1024];

@@ -103,6 +103,11 @@ void cluster_rebuild(struct node *n, cluster_cb cb, void *arg);
  * cluster (xmpp cluster disable then just goes alone). */
 bool cluster_removed(const struct node *n);
 
+/* cluster_store_replaced: n's replicated store was replaced (a join, or a
+ * new one-member cluster): whatever the old store said about a removal no
+ * longer holds. */
+void cluster_store_replaced(struct node *n);
+
 /* cluster_srv_attach puts the XMPP core of n (if running) in cluster mode
  * when the peer link runs: forwarding frames go through the peer link,
  * Raft's leader and voters follow.  Called when either starts. */

@@ -192,6 +192,31 @@ void cluster__after_old_peers_closed(void *arg)
     cluster_srv_attach(n);
 }
 
+/* take_new_id gives a removed node a new node id before it joins again:
+ * the cluster's log removes its old id, and a node that catches up under
+ * that id would apply its own removal and take part in nothing (raft.h,
+ * raft_update.removed); a new id also keeps the members from ever listing
+ * it twice.  Saved at once; the peer link's HELLOs carry it from now on.
+ * 0, or XE_IO with why. */
+static int take_new_id(struct node *n, char *why, size_t whylen)
+{
+    uint64_t old = n->st.node_id;
+    char err[256], a[17], b[17];
+
+    state_new_id(&n->st);
+    if (node_local_save(n, err, sizeof err) < 0) {
+        n->st.node_id = old;
+        snprintf(why, whylen, "cannot save a new node id for the join: %s", err);
+        return XE_IO;
+    }
+    peer_set_node_id(n->cluster->pm, n->st.node_id);
+    state_node_id_hex(old, a);
+    state_node_id_hex(n->st.node_id, b);
+    LOG(&n->log, LOG_INFO, "%s this node was removed as node %s; it joins as node %s",
+        n->name, a, b);
+    return 0;
+}
+
 void cluster_join(struct node *n, const char *addr, const char *token_hex, bool replace,
                   uint64_t timeout_ms, cluster_cb cb, void *arg)
 {
@@ -255,6 +280,11 @@ void cluster_join(struct node *n, const char *addr, const char *token_hex, bool 
                  "member at %.100s, then xmpp cluster join %.100s <token>",
                  CLUSTER_TOKEN_HEX, norm, addr);
         cb(arg, XE_INVAL, need, NULL, 0);
+        return;
+    }
+    if (c->removed && take_new_id(n, msg, sizeof msg) < 0) {
+        sodium_free(token);
+        cb(arg, XE_IO, msg, NULL, 0);
         return;
     }
     if (peer_contact(c->pm, norm) < 0) {

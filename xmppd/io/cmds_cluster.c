@@ -134,6 +134,8 @@ static const char *state_word(const struct node *n, const struct rnode_status *s
 {
     if (!n->st.cluster_enabled)
         return "DISABLED";
+    if (cluster_removed(n))
+        return "REMOVED";
     switch (st->role) {
     case RAFT_LEADER:
         return "LEADER";
@@ -272,11 +274,10 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
                         "forwarded", (json_int_t)s.forwarded, "queued",
                         (json_int_t)(s.waiting + s.inflight), "bounced",
                         (json_int_t)s.errors, "delivered", (json_int_t)s.delivered,
-                        "rejected", (json_int_t)s.rejected, "acked",
-                        (json_int_t)s.acked, "refused", (json_int_t)s.refused,
-                        "unroutable", (json_int_t)s.unroutable, "expired",
-                        (json_int_t)s.expired, "lost", (json_int_t)s.lost,
-                        "routes", (json_int_t)s.routes);
+                        "rejected", (json_int_t)s.rejected, "acked", (json_int_t)s.acked,
+                        "refused", (json_int_t)s.refused, "unroutable",
+                        (json_int_t)s.unroutable, "expired", (json_int_t)s.expired,
+                        "lost", (json_int_t)s.lost, "routes", (json_int_t)s.routes);
     }
     r = json_pack("{s:s, s:b, s:b, s:o, s:o, s:s, s:I, s:o, s:I, s:o, s:o, s:o, s:{s:I, "
                   "s:I, s:I, s:I, s:I}, s:I}",

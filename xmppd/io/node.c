@@ -665,6 +665,7 @@ int node__replace_store(struct node *n, int start, uint64_t cluster_id, char *wh
     if (rc == 0)
         LOG(&n->log, LOG_INFO, "%s replicated store replaced (%s)", n->name,
             start == RNODE_JOIN ? "joining" : "new one-member cluster");
+    cluster_store_replaced(n);
     node__restart_xmpp(n, "the replicated store was replaced");
     return rc;
 }

@@ -428,6 +428,12 @@ int node_xmpp_start(struct node *n, char *why, size_t whylen)
         snprintf(why, whylen, "the daemon is shutting down");
         return XE_STATE;
     }
+    if (cluster_removed(n)) {
+        snprintf(why, whylen,
+                 "this node was removed from its cluster: join again (xmpp cluster join "
+                 "<member> <token>) or go alone (xmpp cluster disable)");
+        return XE_STATE;
+    }
     rc = node_xmpp_check(n, why, whylen);
     if (rc < 0)
         return rc;

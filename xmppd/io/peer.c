@@ -213,6 +213,8 @@ static void link_close(struct peer_mgr *m, struct pconn *l, const char *why)
  * logs it (warnings about bad connections at most once a second) and
  * closes l.  A connection that timed out before its HELLO is aborted: it
  * has nothing worth flushing, and must not hold its descriptor longer. */
+static int send_frame(struct peer_mgr *m, struct pconn *l, const struct pframe *f);
+
 static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_update *u)
 {
     const char *dir = l->sm.outgoing ? "to" : "from";
@@ -277,6 +279,14 @@ static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_up
         conn_abort(m->cm, l->conn);
         link_drop(m, l, 0, u->why);
         return;
+    }
+    if (u->send_refuse) {
+        /* The dialler learns why (written before the close, which flushes). */
+        struct pframe r = {.type = PFRAME_REFUSE};
+        r.u.refuse.cluster_id = m->o.cluster_id;
+        r.u.refuse.code = u->refuse_code;
+        r.u.refuse.reason = u->why;
+        (void)send_frame(m, l, &r);
     }
     link_close(m, l, u->why);
 }
@@ -582,8 +592,8 @@ static void on_hello(struct peer_mgr *m, struct pconn *l, const struct pframe_he
      * read through it, so a clock that is off delays nothing. */
     p->info.clock_offset_ms = (int64_t)(h->wall_ms - wall_now_ms());
     p->info.clock_known = h->wall_ms != 0;
-    if (p->info.clock_known && (p->info.clock_offset_ms > 2000 ||
-                                p->info.clock_offset_ms < -2000))
+    if (p->info.clock_known &&
+        (p->info.clock_offset_ms > 2000 || p->info.clock_offset_ms < -2000))
         LOG(m->o.log, LOG_WARN,
             "%s the clock of node %016" PRIx64 " (%s) is %+.1f s from this node's: "
             "check NTP on both (deadlines are corrected, logs will not line up)",
@@ -627,7 +637,10 @@ static void on_frame(struct peer_mgr *m, struct pconn *l, struct pframe *f)
     }
     plink_frame(&l->sm, f, &u);
     if (u.close) {
+        uint64_t dialled = l->sm.dialled_id;
         close_for(m, l, &u);
+        if (u.deliver && f->type == PFRAME_REFUSE && m->h.refused != NULL)
+            m->h.refused(m->h.ud, dialled, &f->u.refuse);
         return;
     }
     p->info.frames_in++;
@@ -1018,6 +1031,20 @@ void peer_mgr_close(struct peer_mgr *m, void (*done)(void *arg), void *arg)
 void peer_set_cluster_id(struct peer_mgr *m, uint64_t cluster_id)
 {
     m->o.cluster_id = cluster_id;
+}
+
+void peer_set_node_id(struct peer_mgr *m, uint64_t node_id)
+{
+    if (node_id == 0 || node_id == m->o.node_id)
+        return;
+    m->o.node_id = node_id;
+    for (struct peer *p = m->peers; p != NULL; p = p->next) {
+        if (p->link != NULL)
+            link_close(m, p->link, "this node took a new id");
+        if (p->dial != NULL)
+            link_close(m, p->dial, "this node took a new id");
+    }
+    conn_mgr_flush(m->cm);
 }
 
 int peer_set_members(struct peer_mgr *m, const uint64_t *ids, const char *const *addrs,

@@ -66,7 +66,9 @@ struct peer_hooks {
     /* check_hello: a peer's HELLO h (borrowed) arrived; contact is true on a
      * connection made by peer_contact (the peer's cluster is not known yet).
      * Return 0 to accept, or a negative code with why filled (logged, the
-     * link is closed and counted as refused). */
+     * link is closed and counted as refused, and the dialler is told why
+     * in a REFUSE frame); XE_NOTFOUND says that the peer was removed from
+     * this cluster (PFRAME_REFUSE_REMOVED). */
     int (*check_hello)(void *ud, const struct pframe_hello *h, bool contact, char *why,
                        size_t whylen);
     /* raft: a RAFT frame's bytes (borrowed) from authenticated member from.
@@ -92,6 +94,10 @@ struct peer_hooks {
     /* room: a CHAN_ACK from id freed room in its resend buffer.  May be
      * NULL. */
     void (*room)(void *ud, uint64_t id);
+    /* refused: the member dialled (id; 0 for a join contact) refused our
+     * HELLO and said why (r borrowed for the call; its link is closed
+     * already).  May be NULL. */
+    void (*refused)(void *ud, uint64_t id, const struct pframe_refuse *r);
     /* components: this node's local component sessions now, sent in every
      * PING and PONG (docs/cluster.md "Status fields").  May be NULL (0 is
      * sent). */
@@ -134,6 +140,11 @@ void peer_mgr_close(struct peer_mgr *m, void (*done)(void *arg), void *arg);
 
 /* peer_set_cluster_id changes the cluster id sent in later HELLOs. */
 void peer_set_cluster_id(struct peer_mgr *m, uint64_t cluster_id);
+
+/* peer_set_node_id makes node_id (non-zero) this node's id in later HELLOs
+ * and closes every link and dial, which were bound to the old id (a removed
+ * node joining again takes a new id: raft.h, raft_update.removed). */
+void peer_set_node_id(struct peer_mgr *m, uint64_t node_id);
 
 /* peer_set_members makes ids[i] at addrs[i] (borrowed) the members this node
  * keeps links to (this node's own id is skipped).  Peers no longer listed

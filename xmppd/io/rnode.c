@@ -353,7 +353,7 @@ static void note_status(struct rnode *rn, const struct raft_update *upd)
 {
     const struct raft_counters *c = upd->counters;
     bool changed = upd->role_changed || upd->leader_changed || upd->term_changed ||
-                   upd->config_changed;
+                   upd->config_changed || upd->removed_changed;
 
     if (c != NULL && c->transfers > rn->last_counters.transfers)
         rn->transfer_sent_ms = uv_now(rn->loop);
@@ -1158,6 +1158,11 @@ const struct raft_config *rnode_config(const struct rnode *rn)
     return raft_config_get(rn->raft);
 }
 
+const struct raft_config *rnode_config_committed(const struct rnode *rn)
+{
+    return raft_config_committed(rn->raft);
+}
+
 bool rnode_is_leader(const struct rnode *rn)
 {
     return !rn->stopped && rn->leader_id == rn->node_id;
@@ -1187,6 +1192,7 @@ void rnode_status_get(const struct rnode *rn, struct rnode_status *out)
     out->last_index = st.last_index;
     out->snapshot_index = st.snapshot_index;
     out->last_leader_contact_ms = st.last_leader_contact;
+    out->removed = st.removed;
     out->last_change_time = rn->ch_time;
     out->last_change_old_term = rn->ch_old_term;
     out->last_change_new_term = rn->ch_new_term;

@@ -247,6 +247,9 @@ const struct cl_state *rnode_state(const struct rnode *rn);
 /* rnode_config returns the latest configuration (members with ids,
  * addresses, roles; borrowed, as for rnode_state). */
 const struct raft_config *rnode_config(const struct rnode *rn);
+/* rnode_config_committed returns the latest committed configuration
+ * (borrowed, as for rnode_config). */
+const struct raft_config *rnode_config_committed(const struct rnode *rn);
 
 struct rnode_status {
     enum raft_role role; /* RAFT_STOPPED after a storage failure */
@@ -281,6 +284,9 @@ struct rnode_status {
     /* the Raft timing profile in use (chosen at rnode_open) */
     bool fast_lan;
     unsigned heartbeat_ms, election_min_ms, election_max_ms;
+    /* the core applied a configuration without this node: it was removed
+     * (or replaced) and takes part in nothing any more (raft_update.removed) */
+    bool removed;
 };
 
 /* rnode_status_get fills *out from local state. */
