@@ -11,6 +11,8 @@
 #include "err.h"
 #include "ws_int.h"
 
+#define WS_KEEP_BUF 4096 /* step buffers larger than this are freed, not kept */
+
 void ws_config_default(struct ws_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -93,6 +95,12 @@ void ws_free(struct ws_conn *ws)
 static void ws_begin(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up)
 {
     memset(up, 0, sizeof *up);
+    /* The previous update is void now: keep small buffers for reuse, give
+     * back what one large message grew (an idle connection stays small). */
+    if (ws->wire.cap > WS_KEEP_BUF)
+        buf_free(&ws->wire);
+    if (ws->stream.cap > WS_KEEP_BUF)
+        buf_free(&ws->stream);
     buf_reset(&ws->wire);
     buf_reset(&ws->stream);
     ws->up = up;
