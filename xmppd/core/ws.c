@@ -1,0 +1,512 @@
+/* ws.c: a WebSocket connection's life: its steps and their update, the
+ * frames (through wslay's event API over our own buffers), keep-alive
+ * pings, the closing handshakes and their timers.  The HTTP request is in
+ * ws_http.c, the RFC 7395 adapter in ws_xmpp.c. */
+#include "ws.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "ws_int.h"
+
+#define WS_KEEP_BUF 4096 /* step buffers larger than this are freed, not kept */
+
+void ws_config_default(struct ws_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->path = "/xmpp-websocket";
+    c->max_request_line = 2048;
+    c->max_header_bytes = 8192;
+    c->max_headers = 64;
+    c->handshake_timeout_ms = 10000;
+    c->close_timeout_ms = 5000;
+    c->max_message_bytes = 256 * 1024;
+    c->max_out_bytes = 1024 * 1024;
+}
+
+/* ws_apply_defaults copies cfg into lim, zero fields taking the defaults. */
+static void ws_apply_defaults(const struct ws_config *cfg, struct ws_config *lim)
+{
+    struct ws_config d;
+
+    ws_config_default(&d);
+    *lim = *cfg;
+#define WS_DEF_(f)                                                                       \
+    if (lim->f == 0)                                                                     \
+    lim->f = d.f
+    WS_DEF_(max_request_line);
+    WS_DEF_(max_header_bytes);
+    WS_DEF_(max_headers);
+    WS_DEF_(handshake_timeout_ms);
+    WS_DEF_(close_timeout_ms);
+    WS_DEF_(max_message_bytes);
+    WS_DEF_(max_out_bytes);
+#undef WS_DEF_
+    if (lim->path == NULL || lim->path[0] != '/')
+        lim->path = d.path;
+}
+
+int ws_new(const struct ws_config *cfg, const char *peer_ip, uint64_t now_ms,
+           struct ws_conn **out)
+{
+    struct ws_conn *ws;
+
+    if (cfg == NULL || peer_ip == NULL)
+        return XE_INVAL;
+    ws = calloc(1, sizeof *ws);
+    if (ws == NULL)
+        return XE_NOMEM;
+    ws->req = calloc(1, sizeof *ws->req);
+    if (ws->req == NULL) {
+        free(ws);
+        return XE_NOMEM;
+    }
+    ws->cfg = cfg;
+    ws_apply_defaults(cfg, &ws->lim);
+    snprintf(ws->peer, sizeof ws->peer, "%s", peer_ip);
+    memcpy(ws->client, ws->peer, sizeof ws->client);
+    http_parser_init(&ws->req->hp, HTTP_REQUEST);
+    ws->req->hp.data = ws;
+    ws->state = WS_HTTP;
+    ws->now_ms = now_ms;
+    ws->deadline = now_ms + ws->lim.handshake_timeout_ms;
+    *out = ws;
+    return 0;
+}
+
+void ws_free(struct ws_conn *ws)
+{
+    if (ws == NULL)
+        return;
+    ws__req_free(ws->req);
+    if (ws->wsl != NULL)
+        wslay_event_context_free(ws->wsl);
+    xs_free(ws->xs_out);
+    buf_free(&ws->wire);
+    buf_free(&ws->stream);
+    free(ws);
+}
+
+/* ---- steps ------------------------------------------------------------- */
+
+/* ws_begin starts a step: the update is cleared and the buffers reused. */
+static void ws_begin(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up)
+{
+    memset(up, 0, sizeof *up);
+    /* The previous update is void now: keep small buffers for reuse, give
+     * back what one large message grew (an idle connection stays small). */
+    if (ws->wire.cap > WS_KEEP_BUF)
+        buf_free(&ws->wire);
+    if (ws->stream.cap > WS_KEEP_BUF)
+        buf_free(&ws->stream);
+    buf_reset(&ws->wire);
+    buf_reset(&ws->stream);
+    ws->up = up;
+    ws->now_ms = now_ms;
+}
+
+void ws__finish(struct ws_conn *ws, const char *why)
+{
+    if (ws->state == WS_CLOSED)
+        return;
+    ws->state = WS_CLOSED;
+    ws->deadline = WS_NO_DEADLINE;
+    ws->up->close = true;
+    if (why != NULL && ws->up->why == NULL)
+        ws->up->why = why;
+}
+
+/* ws_end fills the update from the step's buffers. */
+static int ws_end(struct ws_conn *ws, int rc)
+{
+    struct ws_update *up = ws->up;
+
+    up->wire = ws->wire.data;
+    up->wire_len = ws->wire.len;
+    up->stream = ws->stream.data;
+    up->stream_len = ws->stream.len;
+    up->deadline = ws->deadline;
+    ws->stats.bytes_out += ws->wire.len;
+    ws->up = NULL;
+    return rc;
+}
+
+void ws__fail_stream(struct ws_conn *ws, enum xs_cond cond, const char *why)
+{
+    if (ws->in_failed)
+        return;
+    ws->in_failed = true;
+    ws->up->stream_error = true;
+    ws->up->cond = cond;
+    if (ws->up->why == NULL)
+        ws->up->why = why;
+}
+
+/* ---- frames ------------------------------------------------------------ */
+
+/* wslay reads from the step's input; when it is used up, "would block". */
+static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                          int flags, void *ud)
+{
+    struct ws_conn *ws = ud;
+    size_t n = len < ws->in_len ? len : ws->in_len;
+
+    if (n == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    memcpy(buf, ws->in, n);
+    ws->in += n;
+    ws->in_len -= n;
+    return (ssize_t)n;
+}
+
+/* wslay writes into the step's wire buffer, which takes everything. */
+static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+                          int flags, void *ud)
+{
+    struct ws_conn *ws = ud;
+
+    if (buf_append(&ws->wire, data, len) < 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+/* A server never masks (RFC 6455 §5.1), so wslay never asks. */
+static int ws_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *ud)
+{
+    memset(buf, 0, len);
+    return 0;
+}
+
+/* RFC 7395 §3.2: XMPP messages are text frames.  A binary message is
+ * refused at its first frame, before it is buffered: close 1003
+ * (unsupported data, RFC 6455 §7.4.1). */
+static void ws_frame_start_cb(wslay_event_context_ptr ctx,
+                              const struct wslay_event_on_frame_recv_start_arg *arg,
+                              void *ud)
+{
+    static const char why[] = "binary frame: XMPP uses text frames (RFC 7395 3.2)";
+    struct ws_conn *ws = ud;
+
+    if (arg->opcode != WSLAY_BINARY_FRAME)
+        return;
+    wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA, (const uint8_t *)why,
+                            sizeof why - 1);
+    wslay_event_shutdown_read(ctx);
+    if (ws->up->why == NULL)
+        ws->up->why = "binary frame refused (1003)";
+}
+
+static void ws_msg_cb(wslay_event_context_ptr ctx,
+                      const struct wslay_event_on_msg_recv_arg *arg, void *ud)
+{
+    struct ws_conn *ws = ud;
+
+    switch (arg->opcode) {
+    case WSLAY_TEXT_FRAME:
+        ws->stats.msgs_in++;
+        if (ws__xmpp_in(ws, (const char *)arg->msg, arg->msg_length) < 0) {
+            /* Out of memory: the connection cannot go on. */
+            wslay_event_queue_close(ctx, WSLAY_CODE_INTERNAL_SERVER_ERROR, NULL, 0);
+            wslay_event_shutdown_read(ctx);
+            if (ws->up->why == NULL)
+                ws->up->why = "out of memory";
+        }
+        break;
+    case WSLAY_PONG:
+        if (ws->ping_out) {
+            ws->ping_out = false;
+            ws->up->pong = true;
+        }
+        break;
+    case WSLAY_CONNECTION_CLOSE:
+        /* wslay queued the echo of the peer's close (RFC 6455 §5.5.1). */
+        ws->stats.close_received = arg->status_code != 0 ? arg->status_code : 1005;
+        if (ws->up->why == NULL)
+            ws->up->why =
+                wslay_event_get_close_sent(ctx) ? "closed" : "closed by the peer";
+        break;
+    default: /* ping: wslay queued the pong (RFC 6455 §5.5.2) */
+        break;
+    }
+}
+
+/* ws_flush writes what wslay has queued into the wire buffer, then ends
+ * the connection when the close handshake is complete (both closes
+ * exchanged), or when we closed after a protocol failure of the peer and
+ * read no more (RFC 6455 §7.1.7: we may then drop the connection). */
+static int ws_flush(struct ws_conn *ws)
+{
+    bool sent, rcvd;
+
+    if (ws->in_recv)
+        return 0; /* inside wslay_event_recv: ws_frames_input flushes after */
+    if (wslay_event_want_write(ws->wsl) && wslay_event_send(ws->wsl) < 0) {
+        /* Only our send callback fails, and only when out of memory. */
+        ws__finish(ws, "out of memory");
+        return XE_NOMEM;
+    }
+    sent = wslay_event_get_close_sent(ws->wsl);
+    rcvd = wslay_event_get_close_received(ws->wsl);
+    if (sent && ws->stats.close_sent == 0)
+        ws->stats.close_sent = wslay_event_get_status_code_sent(ws->wsl);
+    if (sent && (rcvd || !wslay_event_get_read_enabled(ws->wsl))) {
+        ws__finish(ws, "closed");
+    } else if (sent && ws->closing != WS_CL_WAIT_WS) {
+        ws->closing = WS_CL_WAIT_WS;
+        ws->state = WS_CLOSING;
+        ws->deadline = ws->now_ms + ws->lim.close_timeout_ms;
+    }
+    return 0;
+}
+
+int ws__upgrade(struct ws_conn *ws)
+{
+    struct wslay_event_callbacks cb = {
+        .recv_callback = ws_recv_cb,
+        .send_callback = ws_send_cb,
+        .genmask_callback = ws_genmask_cb,
+        .on_frame_recv_start_callback = ws_frame_start_cb,
+        .on_msg_recv_callback = ws_msg_cb,
+    };
+    struct xs_limits lim;
+
+    xs_limits_default(&lim);
+    lim.max_stanza_bytes = ws->lim.max_out_bytes;
+    if (wslay_event_context_server_init(&ws->wsl, &cb, ws) != 0)
+        return XE_NOMEM;
+    if (xs_new(&lim, &ws->xs_out) < 0)
+        return XE_NOMEM;
+    /* wslay checks each frame's announced length against what the message
+     * already holds, before buffering it: fragments are reassembled within
+     * the limit, and more is refused with 1009 (RFC 6455 §7.4.1). */
+    wslay_event_config_set_max_recv_msg_length(ws->wsl, ws->lim.max_message_bytes);
+    ws->state = WS_OPEN;
+    ws->deadline = WS_NO_DEADLINE;
+    ws__req_free(ws->req);
+    ws->req = NULL;
+    return 0;
+}
+
+/* ws_frames_input hands bytes to wslay: messages go to ws_msg_cb. */
+static int ws_frames_input(struct ws_conn *ws, const uint8_t *data, size_t len)
+{
+    int rv;
+
+    ws->in = data;
+    ws->in_len = len;
+    ws->in_recv = true;
+    rv = wslay_event_recv(ws->wsl);
+    ws->in_recv = false;
+    ws->in = NULL;
+    ws->in_len = 0;
+    if (rv == WSLAY_ERR_CALLBACK_FAILURE) {
+        /* A malformed frame (a control frame over 125 bytes or
+         * fragmented, a length not in its shortest form; RFC 6455 §5.2,
+         * §5.5): wslay queued a close without a code; send it and drop
+         * the connection (§7.1.7). */
+        if (wslay_event_want_write(ws->wsl))
+            wslay_event_send(ws->wsl);
+        ws__finish(ws, "malformed frame");
+        return 0;
+    }
+    if (rv < 0) {
+        ws__finish(ws, "out of memory");
+        return XE_NOMEM;
+    }
+    return ws_flush(ws);
+}
+
+int ws__send_text(struct ws_conn *ws, const char *data, size_t len)
+{
+    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)data, len};
+    int rv = wslay_event_queue_msg(ws->wsl, &m);
+
+    if (rv == WSLAY_ERR_NOMEM)
+        return XE_NOMEM;
+    if (rv != 0)
+        return XE_CLOSED;
+    ws->stats.msgs_out++;
+    return ws_flush(ws);
+}
+
+int ws__close_frame(struct ws_conn *ws, uint16_t code)
+{
+    int rv = wslay_event_queue_close(ws->wsl, code, (const uint8_t *)ws->close_reason,
+                                     strlen(ws->close_reason));
+
+    if (rv == WSLAY_ERR_NOMEM)
+        return XE_NOMEM;
+    ws->state = WS_CLOSING;
+    return ws_flush(ws);
+}
+
+/* ---- the API ----------------------------------------------------------- */
+
+int ws_input(struct ws_conn *ws, const void *data, size_t len, uint64_t now_ms,
+             struct ws_update *up)
+{
+    size_t used = 0;
+    int rc = 0;
+
+    ws_begin(ws, now_ms, up);
+    if (ws->state == WS_CLOSED)
+        return ws_end(ws, XE_STATE);
+    ws->stats.bytes_in += len;
+    if (ws->state == WS_HTTP) {
+        rc = ws__http_input(ws, data, len, &used);
+        if (rc < 0 || ws->state != WS_OPEN)
+            return ws_end(ws, rc);
+        data = (const char *)data + used;
+        len -= used;
+        if (len == 0)
+            return ws_end(ws, 0);
+    }
+    return ws_end(ws, ws_frames_input(ws, data, len));
+}
+
+int ws_send(struct ws_conn *ws, const void *data, size_t len, uint64_t now_ms,
+            struct ws_update *up)
+{
+    ws_begin(ws, now_ms, up);
+    if (ws->state == WS_HTTP)
+        return ws_end(ws, XE_STATE);
+    if (ws->state == WS_CLOSED || ws->out_closed)
+        return ws_end(ws, XE_CLOSED);
+    return ws_end(ws, ws__xmpp_out(ws, data, len));
+}
+
+int ws__send_ping(struct ws_conn *ws, bool track)
+{
+    uint8_t payload[4];
+    struct wslay_event_msg m = {WSLAY_PING, payload, sizeof payload};
+    int rv;
+
+    ws->ping_seq++;
+    payload[0] = (uint8_t)(ws->ping_seq >> 24);
+    payload[1] = (uint8_t)(ws->ping_seq >> 16);
+    payload[2] = (uint8_t)(ws->ping_seq >> 8);
+    payload[3] = (uint8_t)ws->ping_seq;
+    rv = wslay_event_queue_msg(ws->wsl, &m);
+    if (rv != 0)
+        return rv == WSLAY_ERR_NOMEM ? XE_NOMEM : XE_CLOSED;
+    if (track)
+        ws->ping_out = true;
+    return ws_flush(ws);
+}
+
+int ws_ping(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up)
+{
+    int rc;
+
+    ws_begin(ws, now_ms, up);
+    if (ws->state != WS_OPEN)
+        return ws_end(ws, XE_STATE);
+    if (ws->ping_out)
+        return ws_end(ws, XE_TIMEOUT);
+    rc = ws__send_ping(ws, true);
+    return ws_end(ws, rc == XE_CLOSED ? XE_STATE : rc);
+}
+
+/* ws_start_close begins our side of the end (ws_close, ws_redirect): wait
+ * for the peer's <close/> if we sent ours and its stream is open (RFC 7395
+ * §3.6: the stream is closed when both sides sent <close/>), else send the
+ * WebSocket close at once. */
+static int ws_start_close(struct ws_conn *ws, uint16_t code, const char *reason)
+{
+    size_t n = reason != NULL ? strlen(reason) : 0;
+
+    if (n > sizeof ws->close_reason - 1)
+        n = sizeof ws->close_reason - 1;
+    memcpy(ws->close_reason, reason != NULL ? reason : "", n);
+    ws->close_reason[n] = '\0';
+    ws->close_code = code;
+    ws->state = WS_CLOSING;
+    /* After a framing error the client's messages are dropped: its
+     * <close/> would not be seen, so there is nothing to wait for. */
+    if (ws->out_closed && ws->in_open && !ws->in_closed && !ws->in_failed) {
+        ws->closing = WS_CL_WAIT_XMPP;
+        ws->deadline = ws->now_ms + ws->lim.close_timeout_ms;
+        return 0;
+    }
+    return ws__close_frame(ws, code);
+}
+
+int ws_close(struct ws_conn *ws, uint16_t code, const char *reason, uint64_t now_ms,
+             struct ws_update *up)
+{
+    int rc;
+
+    ws_begin(ws, now_ms, up);
+    if (ws->state == WS_CLOSED || ws->closing != WS_CL_NONE)
+        return ws_end(ws, 0);
+    if (ws->state == WS_HTTP) {
+        ws__finish(ws, "closed before the upgrade");
+        return ws_end(ws, 0);
+    }
+    if (ws->out_open && !ws->out_closed && (rc = ws__xmpp_close(ws, NULL)) == XE_NOMEM)
+        return ws_end(ws, rc);
+    return ws_end(ws, ws_start_close(ws, code, reason));
+}
+
+int ws_redirect(struct ws_conn *ws, const char *uri, uint64_t now_ms,
+                struct ws_update *up)
+{
+    int rc;
+
+    ws_begin(ws, now_ms, up);
+    if (uri == NULL || uri[0] == '\0')
+        return ws_end(ws, XE_INVAL);
+    if (ws->state == WS_CLOSED || ws->closing != WS_CL_NONE)
+        return ws_end(ws, 0);
+    if (ws->state == WS_HTTP)
+        return ws_end(ws, ws__http_respond(ws, 503, NULL, "this node is draining"));
+    if (!ws->out_closed && (rc = ws__xmpp_close(ws, uri)) == XE_NOMEM)
+        return ws_end(ws, rc);
+    ws->up->why = "redirected (see-other-uri)";
+    return ws_end(ws, ws_start_close(ws, WSLAY_CODE_GOING_AWAY, "see-other-uri"));
+}
+
+int ws_tick(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up)
+{
+    int rc = 0;
+
+    ws_begin(ws, now_ms, up);
+    if (ws->state == WS_CLOSED || now_ms < ws->deadline)
+        return ws_end(ws, 0);
+    if (ws->state == WS_HTTP) {
+        rc = ws__http_respond(ws, 408, NULL, "request not complete in time");
+    } else if (ws->closing == WS_CL_WAIT_XMPP) {
+        ws->closing = WS_CL_NONE;
+        ws->up->why = "no <close/> from the peer in time";
+        rc = ws__close_frame(ws, ws->close_code);
+    } else {
+        ws__finish(ws, "no close frame from the peer in time");
+    }
+    return ws_end(ws, rc);
+}
+
+uint64_t ws_deadline(const struct ws_conn *ws)
+{
+    return ws->deadline;
+}
+
+enum ws_state ws_state(const struct ws_conn *ws)
+{
+    return ws->state;
+}
+
+const char *ws_client_addr(const struct ws_conn *ws)
+{
+    return ws->client;
+}
+
+void ws_get_stats(const struct ws_conn *ws, struct ws_stats *out)
+{
+    *out = ws->stats;
+}
