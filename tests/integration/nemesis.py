@@ -604,6 +604,7 @@ class Run:
         h = nck.History()
         for cp in self.comps:
             h.partner[cp.name] = cp.partner
+            h.home[cp.name] = cp.node_of[0]
             with open(cp.log_path) as f:
                 h.add_comp_log(cp.name, f.read(), cp.node_of)
         h.deaths = list(self.deaths)
@@ -631,6 +632,7 @@ class Run:
                        "violations": {k: len(x) for k, x in violations.items()},
                        "examples": {k: x[:20] for k, x in violations.items()},
                        "faults": self.faults, "writes": self.writes, "deaths": self.deaths,
+                       "homes": {cp.name: cp.node_of for cp in self.comps},
                        "gaps": gaps}, f, indent=1)
         with open(os.path.join(self.out, "status.jsonl"), "w") as f:
             for s in self.samples:

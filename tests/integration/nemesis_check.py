@@ -65,6 +65,7 @@ class History:
         self.errors = []
         self.deaths = []
         self.partner = {}
+        self.home = {}  # component name -> node number of the host it runs in
         self.unexpected = []
 
     def add_session(self, sid, name, node, start, end=None, reason=None):
@@ -244,7 +245,9 @@ def delivery_gaps(h, faults, settle=10.0):
     off from the rest): a flow whose sender or receiver had a session on one
     of them during the window is reported apart, under "<kind>, own node",
     since no server can deliver to or from a component whose own node is
-    silent; the promise is about sessions on the nodes that stay up.
+    silent; the promise is about sessions on the nodes that stay up.  For
+    the faults that cut a host's network (NETWORK_FAULTS) a component whose
+    process runs in a hit host (h.home) counts as on a hit node too.
     Returns {kind: (gap seconds, fault start, flow)}."""
     times = collections.defaultdict(list)
     for t, rsid, fsid, seq in h.recv:
@@ -269,12 +272,19 @@ def delivery_gaps(h, faults, settle=10.0):
                 prev = t
             gap = max(gap, stop - prev)
             key = kind
-            if hit and (_on_nodes(h, flow[0], hit, start, stop)
-                        or _on_nodes(h, flow[1], hit, start, stop)):
+            net = kind.split()[0] in NETWORK_FAULTS
+            if hit and any(_on_nodes(h, name, hit, start, stop) or
+                           (net and h.home.get(name) in hit) for name in flow):
                 key = "%s, own node" % kind
             if key not in out or gap > out[key][0]:
                 out[key] = (gap, start, "%s->%s" % flow)
     return out
+
+
+# Faults that cut the network of a host: a component whose process runs in
+# that host (its home, History.home) is cut off too, whichever node it is
+# connected to.
+NETWORK_FAULTS = ("isolate-leader", "split", "bridge")
 
 
 def _on_nodes(h, name, nodes, start, stop):

@@ -148,6 +148,12 @@ def main():
           "a flow with a component on the paused node is reported apart", g)
     g = nc.delivery_gaps(h, [("pause", 1.0, 2.0, [3])], settle=10.0)
     check(list(g) == ["pause"], "a flow between nodes that stay up is not", g)
+    h.home = {"a1": 3, "b1": 1}
+    g = nc.delivery_gaps(h, [("split", 1.0, 2.0, [3, 4])], settle=10.0)
+    check(list(g) == ["split, own node"],
+          "a component running in a host that a split cuts off counts as on it", g)
+    g = nc.delivery_gaps(h, [("pause", 1.0, 2.0, [3])], settle=10.0)
+    check(list(g) == ["pause"], "a paused node does not cut the hosts' network", g)
 
     h = nc.History()
     h.partner = {"a1": "b1", "b1": "a1"}
