@@ -32,7 +32,7 @@
  * created 0 ("unknown").  The time is inside the entry, never read at apply
  * time, so every node stores the same value.
  * Unknown versions, types, flags or mechs, bad lengths, invalid names and
- * trailing bytes are all XE_CORRUPT or XE_INVAL (see cl_cmd_decode).
+ * trailing bytes are XE_UNSUPPORTED, XE_CORRUPT or XE_INVAL (see cl_cmd_decode).
  *
  * Version 2 carries a request id (a write forwarded by a follower, which may
  * send it again to a new leader after a leader change):
@@ -222,9 +222,11 @@ void cl_cmd_user_iter(struct cl_cmd *c, uint32_t iterations);
 int cl_cmd_encode(const struct cl_cmd *c, unsigned char **out, size_t *len);
 
 /* cl_cmd_decode parses and validates len bytes at buf into *c (pointers into
- * buf, borrowed).  Returns 0, XE_CORRUPT (wrong version, unknown type, flag
- * or mech, truncated, trailing bytes), XE_INVAL (well-formed but a field
- * fails validation).  Never reads outside buf. */
+ * buf, borrowed).  Returns 0, XE_UNSUPPORTED (a version above the newest
+ * this build knows, or an unknown type: written by a newer xmppd; the
+ * driver stops applying rather than skip it), XE_CORRUPT (version 0,
+ * unknown flag or mech, truncated, trailing bytes), XE_INVAL (well-formed
+ * but a field fails validation).  Never reads outside buf. */
 int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c);
 
 /* cl_cmd_with_request re-encodes the command in buf (len bytes, borrowed)

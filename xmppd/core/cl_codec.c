@@ -400,8 +400,13 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
     }
     type = (unsigned)rd_uint(&r, 1);
     c->flags = (unsigned)rd_uint(&r, 1);
-    if (r.bad || (version != CL_CMD_VERSION && version != CL_CMD_VERSION_ID))
+    if (r.bad)
         return XE_CORRUPT;
+    /* A format this build does not know was written by a newer xmppd: not
+     * corruption (entries are checked by the store and the peer link), but
+     * nothing this node can apply (issue 13 item 12; the driver stops). */
+    if (version != CL_CMD_VERSION && version != CL_CMD_VERSION_ID)
+        return version > CL_CMD_VERSION_ID ? XE_UNSUPPORTED : XE_CORRUPT;
     if ((c->flags & ~(unsigned)(CL_CMD_ADD | CL_CMD_REPLACE)) != 0)
         return XE_CORRUPT;
     c->type = (enum cl_cmd_type)type;
@@ -439,7 +444,7 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
         c->iterations = (uint32_t)rd_uint(&r, 4);
         break;
     default:
-        return XE_CORRUPT;
+        return XE_UNSUPPORTED; /* a kind of entry a newer xmppd writes */
     }
     if (rc < 0)
         return rc;

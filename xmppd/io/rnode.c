@@ -472,6 +472,16 @@ static void apply_entry(struct rnode *rn, const struct raft_entry *e)
             stop_with(rn, XE_NOMEM, "out of memory applying entry %" PRIu64, e->index);
             return;
         }
+        if (rc == XE_UNSUPPORTED) {
+            /* Written by a newer xmppd: nodes that can read it apply it, so
+             * skipping it would make this replica differ (issue 13 item 12). */
+            stop_with(rn, XE_UNSUPPORTED,
+                      "entry %" PRIu64 " was written by a newer xmppd (a format this "
+                      "build cannot read): upgrade this node; it applies nothing until "
+                      "then",
+                      e->index);
+            return;
+        }
         LOG(rn->log, LOG_DEBUG, "%s raft applied %" PRIu64 " %s %s: %s", rn->name,
             e->index, cl_cmd_type_name(eff.type), eff.name, rc == 0 ? "ok" : xe_name(rc));
         if (!rn->opening && rn->hooks.applied != NULL)
