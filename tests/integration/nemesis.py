@@ -150,6 +150,7 @@ class Run:
         self.expect = {}                  # node number -> up|down|frozen|resetting
         self.deaths = []                  # (t, node, kind)
         self.faults = []                  # dicts
+        self.harness = []                 # problems of the test tools themselves
         self.samples = []                 # (t, node, node_id, state, term, leader_id)
         self.writes = []                  # dicts
         self.crashes = []                 # strings
@@ -553,6 +554,16 @@ class Run:
         time.sleep(5.0)
         for cp in self.comps:
             cp.cmd("stop")
+        # A component tool that ended (or hung) by itself voids its flows'
+        # figures: a harness problem, said as such (seed 12 once lost b2's
+        # nemcomp 150 s in; its flows then showed 10 s gaps after every fault).
+        for cp in self.comps:
+            rc = cp.proc.poll()
+            if rc is not None:
+                self.harness.append("nemcomp %s ended by itself (exit %s)" % (cp.name, rc))
+            elif time.time() - os.path.getmtime(cp.log_path) > 30:
+                self.harness.append("nemcomp %s printed nothing for %.0f s (hung?)" % (
+                    cp.name, time.time() - os.path.getmtime(cp.log_path)))
         self.say("senders stopped; waiting for the traffic to drain")
         deadline = time.monotonic() + 60
         sizes, still = None, 0.0
@@ -673,6 +684,8 @@ class Run:
             p("  %-27s %6.2f s  (%s, fault at %.1fs)" % (k, g, flow, t - self.t0))
         if h.unexpected:
             p("unexpected lines: %d (first: %s)" % (len(h.unexpected), h.unexpected[0]))
+        for x in self.harness:
+            p("HARNESS: %s (the figures of its flows are void)" % x)
         if violations:
             p("VIOLATIONS:")
             for k, xs in violations.items():
