@@ -23,6 +23,7 @@ struct sess_c2s;
 struct sess_comp;
 struct srv_acct;
 struct srv_cluster;
+struct srv_rop;
 struct srv_thr;
 
 /* A call bridge: name (one lower-case LDH label) and its shared secret, held
@@ -56,6 +57,8 @@ struct srv {
     const struct cl_state *accounts; /* borrowed (srv_set_accounts); NULL: none */
     unsigned char *fake_key;         /* sodium_malloc'd, 32 bytes: SCRAM's
                                         answer for unknown users */
+    struct srv_rop *rops;            /* roster writes submitted (srv_c2s.c) */
+    uint64_t rop_token;              /* the last token given to env.submit */
     struct srv_thr **thr;            /* failed-login counts (srv_throttle.c) */
     size_t nthr_buckets, nthr;
 
