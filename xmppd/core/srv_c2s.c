@@ -665,7 +665,13 @@ static void roster_probe(struct srv *srv, struct sess *from, const char *user,
     if (prober == NULL)
         return;
     if (roster_probe_decide(roster_of(srv, user), prober) == ROSTER_PROBE_PRESENCE) {
+        struct buf via = {0};
         send_presences(srv, user, to, false);
+        /* In cluster mode the user's sessions on another node answer there
+         * (srv__c2s_cluster_probe): the probe goes to one of them. */
+        if (srv->cl != NULL && srv_cluster__remote_resource(srv, user, &via))
+            srv_cluster__forward(srv, from, st, via.data);
+        buf_free(&via);
     } else {
         char bare[CL_USER_MAX + CL_DOMAIN_MAX + 2];
         struct stz *p;
@@ -675,6 +681,34 @@ static void roster_probe(struct srv *srv, struct sess *from, const char *user,
             srv__route(srv, from, p);
     }
     free(prober);
+}
+
+bool srv__c2s_cluster_probe(struct srv *srv, struct sess *s, const char *from,
+                            const char *xml, size_t len)
+{
+    const char *gt = memchr(xml, '>', len);
+    struct sess_c2s *c = (struct sess_c2s *)s;
+    static const char probe[] = "type='probe'";
+    size_t n = gt != NULL ? (size_t)(gt - xml) : 0;
+    bool is_probe = false;
+
+    if (s->kind != SESS_KIND_C2S || len < 9 || memcmp(xml, "<presence", 9) != 0)
+        return false;
+    /* the start tag only: stz_serialize wrote it (single quotes) */
+    for (size_t i = 0; !is_probe && i + sizeof probe - 1 <= n; i++)
+        is_probe = memcmp(xml + i, probe, sizeof probe - 1) == 0;
+    if (!is_probe || from == NULL)
+        return is_probe;
+    /* §4.3.2, decided again here (the rosters are replicated): the
+     * presence of the user's sessions on this node. */
+    {
+        char *prober = bare_of(from);
+        if (prober != NULL &&
+            roster_probe_decide(roster_of(srv, c->user), prober) == ROSTER_PROBE_PRESENCE)
+            send_presences(srv, c->user, from, false);
+        free(prober);
+    }
+    return true;
 }
 
 /* roster_iq answers a roster iq (RFC 6121 §2) that c's own account sent:

@@ -150,6 +150,13 @@ void srv__c2s_route(struct srv *srv, struct sess *from, const struct jid *to,
                     struct stz *st);
 void srv__c2s_own(struct srv *srv, struct sess_c2s *c, struct stz *st);
 void srv__c2s_free(struct srv *srv);
+/* srv__c2s_cluster_probe: a stanza (xml, len bytes, as another node's srv
+ * serialized it) from `from` arrives for local session s: a presence probe
+ * (RFC 6121 §4.3.2) is answered here with the presence of s's account's
+ * sessions on this node and not delivered (true); anything else is left
+ * to the caller (false). */
+bool srv__c2s_cluster_probe(struct srv *srv, struct sess *s, const char *from,
+                            const char *xml, size_t len);
 /* srv__c2s_find returns the bound session of full JID user@domain/resource
  * (user and resource prepared), or NULL. */
 struct sess_c2s *srv__c2s_find(const struct srv *srv, const char *user,
