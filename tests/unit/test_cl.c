@@ -5,6 +5,7 @@
 
 #include "cl.h"
 #include "err.h"
+#include "roster.h"
 #include "testlib.h"
 
 static struct cl_cmd cmd; /* a few KB: static */
@@ -771,6 +772,143 @@ static void test_user_iterations(void)
     cl_state_free(s);
 }
 
+/* roster_apply encodes a ROSTER_SET (del false) or ROSTER_DEL of user's
+ * entry for jid (sub state st, listed) with request id (origin, seq) (0:
+ * none) and applies it. */
+static int roster_apply(struct cl_state *s, const char *user, const char *jid, bool del,
+                        enum roster_sub sub, uint64_t origin, uint64_t seq,
+                        struct cl_effects *eff)
+{
+    struct roster_cmd c;
+    struct roster_item it = {.jid = (char *)jid, .sub = sub, .listed = true};
+    unsigned char *buf;
+    size_t len;
+    int rc;
+
+    if (del)
+        roster_cmd_del(&c, user, jid);
+    else
+        roster_cmd_set(&c, user, &it);
+    c.req_origin = origin;
+    c.req_seq = seq;
+    rc = roster_cmd_encode(&c, &buf, &len);
+    if (rc < 0) {
+        TL_FAIL_("roster encode failed: %s", xe_name(rc));
+        return rc;
+    }
+    rc = cl_apply(s, buf, len, eff);
+    free(buf);
+    return rc;
+}
+
+static void test_rosters(void)
+{
+    struct cl_state *s, *d;
+    struct cl_effects eff;
+    struct cl_user u;
+    const struct roster *r;
+    struct roster_cmd rc;
+    unsigned char *a, *b;
+    size_t la, lb;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    CHECK(cl_rosters(s) != NULL && roster_db_user_count(cl_rosters(s)) == 0);
+    CHECK_INT(CL_CMD_ROSTER_SET, ROSTER_CMD_SET);
+    CHECK_INT(CL_CMD_ROSTER_DEL, ROSTER_CMD_DEL);
+
+    /* SET: applied, effect ROSTER with the user and the contact */
+    CHECK_INT(roster_apply(s, "alice", "bob@x", false, ROSTER_SUB_TO, 0, 0, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_ROSTER);
+    CHECK_INT(eff.type, CL_CMD_ROSTER_SET);
+    CHECK_STR(eff.name, "alice");
+    CHECK_STR(eff.roster_jid, "bob@x");
+    r = roster_db_get(cl_rosters(s), "alice");
+    REQUIRE(r != NULL && roster_find(r, "bob@x") != NULL);
+    CHECK_INT(roster_find(r, "bob@x")->sub, ROSTER_SUB_TO);
+
+    /* DEL of nothing: XE_NOTFOUND, no effect; DEL: effect, roster gone */
+    CHECK_INT(roster_apply(s, "alice", "carol@x", true, 0, 0, 0, &eff), XE_NOTFOUND);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    CHECK_INT(roster_apply(s, "alice", "bob@x", true, 0, 0, 0, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_ROSTER);
+    CHECK_INT(eff.type, CL_CMD_ROSTER_DEL);
+    CHECK_STR(eff.roster_jid, "bob@x");
+    CHECK(roster_db_get(cl_rosters(s), "alice") == NULL);
+
+    /* A request id applied twice: once, the first result again */
+    CHECK_INT(roster_apply(s, "alice", "bob@x", false, ROSTER_SUB_FROM, 9, 1, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_ROSTER);
+    CHECK_INT(roster_apply(s, "alice", "bob@x", true, 0, 9, 1, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    CHECK(roster_db_get(cl_rosters(s), "alice") != NULL);
+
+    /* cl_cmd_decode validates a roster command and keeps its header;
+     * cl_cmd_with_request stamps an id into it */
+    {
+        struct roster_item it = {.jid = "bob@x", .listed = true};
+        roster_cmd_set(&rc, "alice", &it);
+        REQUIRE(roster_cmd_encode(&rc, &a, &la) == 0);
+        CHECK_INT(cl_cmd_decode(a, la, &cmd), 0);
+        CHECK_INT(cmd.type, CL_CMD_ROSTER_SET);
+        CHECK_STR(cmd.name, "alice");
+        CHECK_STR(cl_cmd_type_name(CL_CMD_ROSTER_SET), "roster-set");
+        CHECK_STR(cl_cmd_type_name(CL_CMD_ROSTER_DEL), "roster-del");
+        CHECK_STR(cl_effect_name(CL_EFF_ROSTER), "roster");
+        REQUIRE(cl_cmd_with_request(a, la, 7, 42, &b, &lb) == 0);
+        CHECK_INT(cl_cmd_decode(b, lb, &cmd), 0);
+        CHECK(cmd.req_origin == 7 && cmd.req_seq == 42);
+        CHECK_INT(cmd.type, CL_CMD_ROSTER_SET);
+        cl_buf_free(b, lb);
+        a[la - 1] ^= 0x40; /* not a valid request length any more */
+        CHECK(cl_cmd_decode(a, la - 1, &cmd) < 0);
+        free(a);
+    }
+
+    /* Snapshot: version 4 with the rosters, round trip byte for byte */
+    CHECK_INT(roster_apply(s, "bob", "alice@x", false, ROSTER_SUB_TO, 0, 0, NULL), 0);
+    REQUIRE(cl_snapshot_encode(s, &a, &la) == 0);
+    CHECK_INT(a[0], CL_SNAP_VERSION_ROSTER);
+    REQUIRE(cl_snapshot_decode(a, la, &d) == 0);
+    CHECK_INT(roster_db_user_count(cl_rosters(d)), 2);
+    r = roster_db_get(cl_rosters(d), "alice");
+    REQUIRE(r != NULL && roster_find(r, "bob@x") != NULL);
+    CHECK_INT(roster_find(r, "bob@x")->sub, ROSTER_SUB_FROM);
+    CHECK(cl_user_iterations(d) == CL_ITER_DEFAULT);
+    /* the request ids came along: the duplicate is still refused */
+    CHECK_INT(roster_apply(d, "alice", "bob@x", true, 0, 9, 1, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    REQUIRE(cl_snapshot_encode(d, &b, &lb) == 0);
+    CHECK(la == lb && memcmp(a, b, la) == 0);
+    cl_buf_free(b, lb);
+    cl_state_free(d);
+    for (size_t cut = 0; cut < la; cut++)
+        CHECK(cl_snapshot_decode(a, cut, &d) < 0 && d == NULL);
+    for (size_t i = 0; i < la; i++) {
+        a[i] ^= 0xff;
+        if (cl_snapshot_decode(a, la, &d) == 0)
+            cl_state_free(d);
+        a[i] ^= 0xff;
+    }
+    cl_buf_free(a, la);
+
+    /* USER_DEL drops the user's roster, not entries naming the user */
+    make_user(&u, 1, false);
+    cl_cmd_user_set(&cmd, "alice", &u, true);
+    CHECK_INT(enc_apply(s, NULL), 0);
+    cl_cmd_user_del(&cmd, "alice");
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_USER_DELETED);
+    CHECK(roster_db_get(cl_rosters(s), "alice") == NULL);
+    CHECK(roster_db_get(cl_rosters(s), "bob") != NULL);
+
+    /* Without rosters the snapshot is the old version again */
+    CHECK_INT(roster_apply(s, "bob", "alice@x", true, 0, 0, 0, NULL), 0);
+    REQUIRE(cl_snapshot_encode(s, &a, &la) == 0);
+    CHECK(a[0] < CL_SNAP_VERSION_ROSTER);
+    cl_buf_free(a, la);
+    cl_state_free(s);
+}
+
 /* sodium_malloc needs sodium_init, also when one case runs alone. */
 __attribute__((constructor)) static void setup(void)
 {
@@ -782,4 +920,4 @@ TL_MAIN(T(test_names), T(test_init_and_domain), T(test_callbridges), T(test_user
         T(test_encode_validation), T(test_decode_exact_bytes), T(test_garbage),
         T(test_snapshot_round_trip), T(test_names_of_things), T(test_duplicate_request),
         T(test_user_created), T(test_user_set_exact_bytes), T(test_old_snapshots),
-        T(test_user_iterations))
+        T(test_user_iterations), T(test_rosters))

@@ -860,7 +860,7 @@ static void test_cmd_round_trip(void)
     roster_cmd_del(&c, "al", "b@x");
     REQUIRE(roster_cmd_encode(&c, &buf, &len) == 0);
     {
-        static const unsigned char want[] = {1,   8, 0, 2,   0,   'a',
+        static const unsigned char want[] = {1,   9, 0, 2,   0,   'a',
                                              'l', 3, 0, 'b', '@', 'x'};
         CHECK(len == sizeof want && memcmp(buf, want, len) == 0);
     }
@@ -876,7 +876,7 @@ static void test_cmd_round_trip(void)
     c.base = ROSTER_ST_TO | ROSTER_BASE_LISTED;
     REQUIRE(roster_cmd_encode(&c, &buf, &len) == 0);
     {
-        static const unsigned char want[] = {1,    8, 1, 2,   0,   'a', 'l',
+        static const unsigned char want[] = {1,    9, 1, 2,   0,   'a', 'l',
                                              0x14, 3, 0, 'b', '@', 'x'};
         CHECK(len == sizeof want && memcmp(buf, want, len) == 0);
     }
@@ -981,7 +981,7 @@ static void test_cmd_garbage(void)
         size_t n = (size_t)(rand_r(&seed) % 64);
         unsigned char *t = malloc(n + 3);
         t[0] = 1;
-        t[1] = (unsigned char)(7 + rand_r(&seed) % 2);
+        t[1] = (unsigned char)(ROSTER_CMD_SET + rand_r(&seed) % 2);
         t[2] = 0;
         for (size_t k = 3; k < n + 3; k++)
             t[k] = (unsigned char)rand_r(&seed);

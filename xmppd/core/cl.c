@@ -13,6 +13,11 @@
 #include "err.h"
 #include "jid.h"
 #include "precis.h"
+#include "roster.h"
+
+_Static_assert((int)CL_CMD_ROSTER_SET == (int)ROSTER_CMD_SET &&
+                   (int)CL_CMD_ROSTER_DEL == (int)ROSTER_CMD_DEL,
+               "one log carries both: the type numbers must agree");
 
 /* ---- validation ---- */
 
@@ -101,7 +106,14 @@ bool cl_user_explain(const char *user, char *why, size_t len)
 int cl_state_new(struct cl_state **out)
 {
     *out = calloc(1, sizeof **out);
-    return *out == NULL ? XE_NOMEM : 0;
+    if (*out == NULL)
+        return XE_NOMEM;
+    if (roster_db_new(&(*out)->rosters) < 0) {
+        free(*out);
+        *out = NULL;
+        return XE_NOMEM;
+    }
+    return 0;
 }
 
 static void cb_free(struct cl_callbridge *cb)
@@ -130,6 +142,7 @@ void cl_state_free(struct cl_state *s)
         cl__user_free(s->users[i]);
     free(s->cb);
     free(s->users);
+    roster_db_free(s->rosters);
     free(s);
 }
 
@@ -146,6 +159,11 @@ const char *cl_domain(const struct cl_state *s)
 size_t cl_callbridge_count(const struct cl_state *s)
 {
     return s->n_cb;
+}
+
+const struct roster_db *cl_rosters(const struct cl_state *s)
+{
+    return s->rosters;
 }
 
 uint32_t cl_user_iterations(const struct cl_state *s)
@@ -296,6 +314,8 @@ const char *cl_effect_name(enum cl_effect_kind k)
         return "user-deleted";
     case CL_EFF_USER_ITER:
         return "user-iterations";
+    case CL_EFF_ROSTER:
+        return "roster";
     }
     return "unknown";
 }
@@ -401,6 +421,9 @@ static int apply_cmd(struct cl_state *s, const struct cl_cmd *c, struct cl_effec
             return XE_NOTFOUND;
         cl__user_free(s->users[pos]);
         remove_at((void **)s->users, &s->n_users, pos);
+        /* A deleted account's roster goes with it (docs/roster.md); its
+         * entries in other users' rosters stay, as for any contact. */
+        (void)roster_db_drop_user(s->rosters, c->name);
         eff->kind = CL_EFF_USER_DELETED;
         return 0;
     case CL_CMD_USER_ITER:
@@ -409,6 +432,9 @@ static int apply_cmd(struct cl_state *s, const struct cl_cmd *c, struct cl_effec
         s->user_iter = c->iterations;
         eff->kind = CL_EFF_USER_ITER;
         return 0;
+    case CL_CMD_ROSTER_SET:
+    case CL_CMD_ROSTER_DEL:
+        break; /* apply_roster */
     }
     return XE_CORRUPT;
 }
@@ -437,16 +463,54 @@ void cl__seen_add(struct cl_state *s, uint64_t origin, uint64_t seq, int rc)
     s->seen_head = (s->seen_head + 1) % CL_SEEN_MAX;
 }
 
+/* apply_roster is cl_apply for ROSTER_SET / ROSTER_DEL (docs/roster.md):
+ * roster_db_apply_cmd under the same request-id rule as the other types. */
+static int apply_roster(struct cl_state *s, const void *data, size_t len,
+                        struct cl_effects *eff)
+{
+    const struct cl_seen *dup;
+    struct roster_cmd *c = calloc(1, sizeof *c);
+    int rc;
+
+    if (c == NULL)
+        return XE_NOMEM;
+    rc = roster_cmd_decode(data, len, c);
+    if (rc < 0)
+        goto out;
+    eff->type = (enum cl_cmd_type)c->type;
+    snprintf(eff->name, sizeof eff->name, "%s", c->user);
+    dup = c->req_origin != 0 ? seen_find(s, c->req_origin, c->req_seq) : NULL;
+    if (dup != NULL) {
+        rc = dup->rc;
+        eff->kind = CL_EFF_NONE;
+        goto out;
+    }
+    rc = roster_db_apply_cmd(s->rosters, c);
+    if (c->req_origin != 0 && rc != XE_NOMEM)
+        cl__seen_add(s, c->req_origin, c->req_seq, rc);
+    if (rc == 0) {
+        eff->kind = CL_EFF_ROSTER;
+        snprintf(eff->roster_jid, sizeof eff->roster_jid, "%s", c->item.jid);
+    }
+out:
+    roster_cmd_clear(c);
+    free(c);
+    return rc;
+}
+
 int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects *eff)
 {
     const struct cl_seen *dup;
     struct cl_effects local;
     struct cl_cmd *c;
-    int rc;
+    int rc, rt;
 
     if (eff == NULL)
         eff = &local;
     memset(eff, 0, sizeof *eff);
+    rt = roster_cmd_type_of(data, len);
+    if (rt == CL_CMD_ROSTER_SET || rt == CL_CMD_ROSTER_DEL)
+        return apply_roster(s, data, len, eff);
     /* struct cl_cmd is a few KB: keep it off small stacks. */
     c = malloc(sizeof *c);
     if (c == NULL)

@@ -24,6 +24,8 @@
  *                                           flags: CL_CMD_ADD or CL_CMD_REPLACE
  *   USER_DEL    u16 len | user
  *   USER_ITER   u32 iterations (CL_ITER_MIN..CL_ITER_MAX)
+ *   ROSTER_SET, ROSTER_DEL  one change to one user's roster: the payload
+ *               and its rules are roster.h's (struct roster_cmd, RFC 6121)
  *
  * The "created" bit of USER_SET (the wall-clock time, Unix seconds, at which
  * the node that took the admin's request made the command) is written only
@@ -61,9 +63,10 @@
 #define CL_CMD_VERSION 1
 #define CL_CMD_VERSION_ID 2 /* with a request id (origin, seq) */
 #define CL_SNAP_VERSION 1
-#define CL_SNAP_VERSION_ID 2   /* with the results of recent request ids */
-#define CL_SNAP_VERSION_ITER 3 /* and the SCRAM iteration setting */
-#define CL_SEEN_MAX 256        /* request ids remembered (oldest dropped first) */
+#define CL_SNAP_VERSION_ID 2     /* with the results of recent request ids */
+#define CL_SNAP_VERSION_ITER 3   /* and the SCRAM iteration setting */
+#define CL_SNAP_VERSION_ROSTER 4 /* and the rosters (roster_db) */
+#define CL_SEEN_MAX 256          /* request ids remembered (oldest dropped first) */
 
 #define CL_NAME_MAX 63     /* call-bridge name: a DNS label (RFC 1035 §2.3.4) */
 #define CL_DOMAIN_MAX 1023 /* RFC 7622 §3.2: domainpart at most 1023 bytes */
@@ -158,6 +161,11 @@ const struct cl_user *cl_user_find(const struct cl_state *s, const char *name);
 /* cl_user_iterations: the PBKDF2 iteration count for new SCRAM credentials
  * (RFC 5802 §3 "i"), as set by USER_ITER; CL_ITER_DEFAULT before. */
 uint32_t cl_user_iterations(const struct cl_state *s);
+/* cl_rosters: the rosters of every user (roster.h: roster_db_get), changed
+ * only by ROSTER_SET / ROSTER_DEL and USER_DEL (which drops the user's
+ * roster).  Never NULL. */
+struct roster_db;
+const struct roster_db *cl_rosters(const struct cl_state *s);
 
 /* ---- Commands ---- */
 
@@ -169,6 +177,8 @@ enum cl_cmd_type {
     CL_CMD_USER_SET = 5,   /* add a client account or change its credentials */
     CL_CMD_USER_DEL = 6,   /* remove a client account */
     CL_CMD_USER_ITER = 7,  /* set the iteration count for new credentials */
+    CL_CMD_ROSTER_SET = 8, /* add or replace one roster entry (roster.h) */
+    CL_CMD_ROSTER_DEL = 9, /* remove one roster entry (roster.h) */
 };
 
 /* flags */
@@ -222,11 +232,14 @@ void cl_cmd_user_iter(struct cl_cmd *c, uint32_t iterations);
 int cl_cmd_encode(const struct cl_cmd *c, unsigned char **out, size_t *len);
 
 /* cl_cmd_decode parses and validates len bytes at buf into *c (pointers into
- * buf, borrowed).  Returns 0, XE_UNSUPPORTED (a version above the newest
- * this build knows, or an unknown type: written by a newer xmppd; the
- * driver stops applying rather than skip it), XE_CORRUPT (version 0,
- * unknown flag or mech, truncated, trailing bytes), XE_INVAL (well-formed
- * but a field fails validation).  Never reads outside buf. */
+ * buf, borrowed).  A roster command (ROSTER_SET, ROSTER_DEL) is validated
+ * with roster_cmd_decode; *c then holds only its type, flags, request id
+ * and user (in name): read its payload with roster_cmd_decode.  Returns 0,
+ * XE_UNSUPPORTED (a version above the newest this build knows, or an
+ * unknown type: written by a newer xmppd; the driver stops applying rather
+ * than skip it), XE_CORRUPT (version 0, unknown flag or mech, truncated,
+ * trailing bytes), XE_INVAL (well-formed but a field fails validation).
+ * Never reads outside buf. */
 int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c);
 
 /* cl_cmd_with_request re-encodes the command in buf (len bytes, borrowed)
@@ -257,6 +270,9 @@ enum cl_effect_kind {
     CL_EFF_USER_CHANGED = 7, /* credentials changed */
     CL_EFF_USER_DELETED = 8, /* close the user's sessions */
     CL_EFF_USER_ITER = 9,    /* cl_user_iterations() changed */
+    CL_EFF_ROSTER = 10,      /* the roster of user `name` changed, for the
+                                contact `roster_jid`: push it (RFC 6121
+                                §2.1.6) to the user's resources */
 };
 
 /* What one cl_apply changed, so the daemon can carry it out (srv_set_callbridge,
@@ -269,6 +285,8 @@ struct cl_effects {
     const struct cl_callbridge *cb;     /* CB_ADDED, CB_SECRET: the entry now */
     const struct cl_user *user;         /* USER_ADDED, USER_CHANGED */
     char old_domain[CL_DOMAIN_MAX + 1]; /* DOMAIN: the previous one ("" if none) */
+    char roster_jid[2048];              /* ROSTER: the contact's bare JID
+                                           (ROSTER_JID_MAX + 1 bytes) */
 };
 
 /* cl_effect_name returns "none", "init", "domain", "callbridge-added", ... */
@@ -300,7 +318,10 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
  * request ids were seen (so older readers read what has none), adds: u32
  * n_seen | n x (u64 origin | u64 seq | u32 rc), oldest first.  Version 3,
  * written only when USER_ITER was applied, is version 2 (with n_seen
- * possibly 0) followed by u32 iterations.  Returns 0, XE_NOMEM. */
+ * possibly 0) followed by u32 iterations.  Version 4, written only when
+ * some user has a roster, is version 3 with iterations possibly 0 (never
+ * set), followed by u32 len | roster_db_snapshot_encode (roster.h).
+ * Returns 0, XE_NOMEM. */
 int cl_snapshot_encode(const struct cl_state *s, unsigned char **out, size_t *len);
 
 /* cl_snapshot_decode parses len bytes at buf (borrowed) into a new state

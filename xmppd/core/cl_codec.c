@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "err.h"
+#include "roster.h"
 
 /* ---- byte reader and writer ---- */
 
@@ -201,6 +202,10 @@ const char *cl_cmd_type_name(int type)
         return "user-del";
     case CL_CMD_USER_ITER:
         return "user-iterations";
+    case CL_CMD_ROSTER_SET:
+        return "roster-set";
+    case CL_CMD_ROSTER_DEL:
+        return "roster-del";
     }
     return "unknown";
 }
@@ -310,6 +315,9 @@ static int cmd_check(const struct cl_cmd *c)
         /* RFC 7677 §4: at least 4096. */
         return c->iterations >= CL_ITER_MIN && c->iterations <= CL_ITER_MAX ? 0
                                                                             : XE_INVAL;
+    case CL_CMD_ROSTER_SET:
+    case CL_CMD_ROSTER_DEL:
+        return XE_INVAL; /* encoded by roster_cmd_encode, never here */
     }
     return XE_INVAL;
 }
@@ -357,6 +365,9 @@ static void cmd_write(struct wr *w, const struct cl_cmd *c)
     case CL_CMD_USER_ITER:
         wr_uint(w, c->iterations, 4);
         break;
+    case CL_CMD_ROSTER_SET:
+    case CL_CMD_ROSTER_DEL:
+        break; /* cmd_check refused it */
     }
 }
 
@@ -381,6 +392,35 @@ int cl_cmd_encode(const struct cl_cmd *c, unsigned char **out, size_t *len)
     return 0;
 }
 
+/* decode_roster validates a roster command with roster_cmd_decode and
+ * keeps its header in *c (cl.h: cl_cmd_decode). */
+static int decode_roster(const void *buf, size_t len, struct cl_cmd *c)
+{
+    struct roster_cmd *rc = calloc(1, sizeof *rc);
+    int err;
+
+    if (rc == NULL)
+        return XE_NOMEM;
+    err = roster_cmd_decode(buf, len, rc);
+    if (err == 0) {
+        c->type = (enum cl_cmd_type)rc->type;
+        c->flags = rc->has_base ? ROSTER_CMD_IF : 0;
+        c->req_origin = rc->req_origin;
+        c->req_seq = rc->req_seq;
+        memcpy(c->name, rc->user, sizeof c->name);
+    }
+    roster_cmd_clear(rc);
+    free(rc);
+    return err;
+}
+
+static bool is_roster_cmd(const void *buf, size_t len)
+{
+    int t = roster_cmd_type_of(buf, len);
+
+    return t == CL_CMD_ROSTER_SET || t == CL_CMD_ROSTER_DEL;
+}
+
 int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
 {
     struct rd r = {.p = buf, .left = len};
@@ -391,6 +431,8 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
     memset(c, 0, sizeof *c);
     if (buf == NULL)
         return XE_CORRUPT;
+    if (is_roster_cmd(buf, len))
+        return decode_roster(buf, len, c);
     version = (unsigned)rd_uint(&r, 1);
     if (version == CL_CMD_VERSION_ID) {
         c->req_origin = rd_uint(&r, 8);
@@ -463,6 +505,20 @@ int cl_cmd_with_request(const void *buf, size_t len, uint64_t origin, uint64_t s
     *outlen = 0;
     if (origin == 0)
         return XE_INVAL;
+    if (buf != NULL && is_roster_cmd(buf, len)) {
+        struct roster_cmd *r = calloc(1, sizeof *r);
+        if (r == NULL)
+            return XE_NOMEM;
+        rc = roster_cmd_decode(buf, len, r);
+        if (rc == 0) {
+            r->req_origin = origin;
+            r->req_seq = seq;
+            rc = roster_cmd_encode(r, out, outlen);
+        }
+        roster_cmd_clear(r);
+        free(r);
+        return rc;
+    }
     c = malloc(sizeof *c);
     if (c == NULL)
         return XE_NOMEM;
@@ -491,12 +547,16 @@ void cl_buf_free(void *p, size_t len)
  * state without the newer parts reads on older nodes. */
 static unsigned snap_version(const struct cl_state *s)
 {
+    if (roster_db_user_count(s->rosters) > 0)
+        return CL_SNAP_VERSION_ROSTER;
     if (s->user_iter != 0)
         return CL_SNAP_VERSION_ITER;
     return s->n_seen > 0 ? CL_SNAP_VERSION_ID : CL_SNAP_VERSION;
 }
 
-static void snap_write(struct wr *w, const struct cl_state *s)
+/* snap_write writes s; ros/ros_len is its roster snapshot (version 4). */
+static void snap_write(struct wr *w, const struct cl_state *s, const unsigned char *ros,
+                       size_t ros_len)
 {
     size_t n = strlen(s->domain);
     unsigned version = snap_version(s);
@@ -526,8 +586,13 @@ static void snap_write(struct wr *w, const struct cl_state *s)
         wr_uint(w, e->seq, 8);
         wr_uint(w, (uint32_t)e->rc, 4);
     }
-    if (version == CL_SNAP_VERSION_ITER)
-        wr_uint(w, s->user_iter, 4);
+    if (version == CL_SNAP_VERSION_ID)
+        return;
+    wr_uint(w, s->user_iter, 4);
+    if (version == CL_SNAP_VERSION_ROSTER) {
+        wr_uint(w, ros_len, 4);
+        wr_bytes(w, ros, ros_len);
+    }
 }
 
 /* snap_read_seen reads the request ids; version 2 has at least one (it is
@@ -551,17 +616,48 @@ static int snap_read_seen(struct rd *r, struct cl_state *s, bool may_be_empty)
 int cl_snapshot_encode(const struct cl_state *s, unsigned char **out, size_t *len)
 {
     struct wr w = {0};
+    unsigned char *ros = NULL;
+    size_t ros_len = 0;
 
     *out = NULL;
     *len = 0;
-    snap_write(&w, s);
-    w.p = malloc(w.len);
-    if (w.p == NULL)
+    if (snap_version(s) == CL_SNAP_VERSION_ROSTER &&
+        roster_db_snapshot_encode(s->rosters, &ros, &ros_len) < 0)
         return XE_NOMEM;
+    snap_write(&w, s, ros, ros_len);
+    w.p = malloc(w.len);
+    if (w.p == NULL) {
+        free(ros);
+        return XE_NOMEM;
+    }
     w.len = 0;
-    snap_write(&w, s);
+    snap_write(&w, s, ros, ros_len);
+    free(ros);
     *out = w.p;
     *len = w.len;
+    return 0;
+}
+
+/* snap_read_rosters reads version 4's u32 len | roster snapshot into s; the
+ * section is written only for a non-empty store (one encoding per state). */
+static int snap_read_rosters(struct rd *r, struct cl_state *s)
+{
+    size_t n = (size_t)rd_uint(r, 4);
+    const unsigned char *p = rd_bytes(r, n);
+    struct roster_db *db;
+    int rc;
+
+    if (p == NULL)
+        return XE_CORRUPT;
+    rc = roster_db_snapshot_decode(p, n, &db);
+    if (rc < 0)
+        return rc;
+    if (roster_db_user_count(db) == 0) {
+        roster_db_free(db);
+        return XE_CORRUPT;
+    }
+    roster_db_free(s->rosters);
+    s->rosters = db;
     return 0;
 }
 
@@ -642,7 +738,7 @@ int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out)
     if (rc < 0)
         return rc;
     version = (unsigned)rd_uint(&r, 1);
-    if (r.bad || version < CL_SNAP_VERSION || version > CL_SNAP_VERSION_ITER) {
+    if (r.bad || version < CL_SNAP_VERSION || version > CL_SNAP_VERSION_ROSTER) {
         rc = XE_CORRUPT;
         goto fail;
     }
@@ -656,12 +752,16 @@ int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out)
     if (rc == 0)
         rc = snap_read_users(&r, s);
     if (rc == 0 && version >= CL_SNAP_VERSION_ID)
-        rc = snap_read_seen(&r, s, version == CL_SNAP_VERSION_ITER);
-    if (rc == 0 && version == CL_SNAP_VERSION_ITER) {
+        rc = snap_read_seen(&r, s, version >= CL_SNAP_VERSION_ITER);
+    if (rc == 0 && version >= CL_SNAP_VERSION_ITER) {
         s->user_iter = (uint32_t)rd_uint(&r, 4);
-        if (!r.bad && (s->user_iter < CL_ITER_MIN || s->user_iter > CL_ITER_MAX))
+        /* version 4 writes 0 for "never set" */
+        if (!r.bad && !(version == CL_SNAP_VERSION_ROSTER && s->user_iter == 0) &&
+            (s->user_iter < CL_ITER_MIN || s->user_iter > CL_ITER_MAX))
             rc = XE_INVAL;
     }
+    if (rc == 0 && version == CL_SNAP_VERSION_ROSTER)
+        rc = snap_read_rosters(&r, s);
     if (rc == 0 && (r.bad || r.left != 0))
         rc = XE_CORRUPT;
     if (rc < 0)

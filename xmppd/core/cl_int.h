@@ -25,6 +25,7 @@ struct cl_state {
         int rc;
     } seen[CL_SEEN_MAX];
     size_t n_seen, seen_head;
+    struct roster_db *rosters; /* owned; never NULL */
 };
 
 /* cl__creds_valid: u has valid SCRAM-SHA-256 credentials, and valid

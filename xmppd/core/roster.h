@@ -329,8 +329,8 @@ int roster_sub_decide(const struct roster *r, const char *contact, enum roster_d
 
 /* Command types, numbered after cl.h's so one log carries both. */
 enum roster_cmd_type {
-    ROSTER_CMD_SET = 7, /* add or replace user's entry for item.jid */
-    ROSTER_CMD_DEL = 8, /* remove user's entry for jid */
+    ROSTER_CMD_SET = 8, /* add or replace user's entry for item.jid */
+    ROSTER_CMD_DEL = 9, /* remove user's entry for jid */
 };
 
 #define ROSTER_CMD_VERSION 1    /* the header of cl.h's version 1 */

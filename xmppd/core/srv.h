@@ -98,6 +98,13 @@ struct srv_env {
      * listener has no TLS (srv then answers <failure/> and closes, RFC 6120
      * §5.4.2.2).  May be NULL: no STARTTLS is offered. */
     int (*starttls)(void *ud, uint64_t conn);
+    /* submit hands an encoded replicated command (cl.h: a roster write,
+     * cmd borrowed, len bytes) to the Raft log; token names the write.
+     * Once it is applied on this node (or failed) the edge calls
+     * srv_submit_done(token, rc), never from inside this call.  Returns 0,
+     * or a negative code (then no srv_submit_done follows).  May be NULL:
+     * roster writes are refused (internal-server-error). */
+    int (*submit)(void *ud, const void *cmd, size_t len, uint64_t token);
 };
 
 /* What the edge tells srv about a connection's TLS (srv_conn_secured). */
@@ -163,6 +170,22 @@ void srv_set_accounts(struct srv *srv, const struct cl_state *cl);
  * the stream error <not-authorized/> (RFC 6120 §4.9.3.12: the entity is no
  * longer authorized: its account is gone), then </stream:stream>. */
 void srv_user_deleted(struct srv *srv, const char *user);
+
+/* srv_submit_done: the write env->submit took with token is applied on
+ * this node with cl_apply's result rc (0, XE_STATE: decided on a roster
+ * that changed meanwhile, ...), or failed (XE_NOLEADER, XE_TIMEOUT, ...).
+ * srv then carries out the write's actions (RFC 6121 §2, §3), or decides
+ * again and resubmits after XE_STATE (at most SRV_ROSTER_RETRIES times).
+ * An unknown token is ignored. */
+#define SRV_ROSTER_RETRIES 4
+void srv_submit_done(struct srv *srv, uint64_t token, int rc, uint64_t now_ms);
+
+/* srv_roster_changed: an applied entry changed user's roster entry for the
+ * bare JID contact (cl_apply's CL_EFF_ROSTER, on every node): srv pushes
+ * the entry as it is now in the cl_state of srv_set_accounts (or a remove)
+ * to the user's bound resources on this node (RFC 6121 §2.1.6). */
+void srv_roster_changed(struct srv *srv, const char *user, const char *contact,
+                        uint64_t now_ms);
 
 /* srv_tick runs timers due at now_ms (keep-alives, idle and auth timeouts). */
 void srv_tick(struct srv *srv, uint64_t now_ms);

@@ -17,6 +17,7 @@
 #include "cl.h"
 #include "err.h"
 #include "jid.h"
+#include "roster.h"
 #include "rt.h"
 #include "sess_c2s.h"
 #include "srv_int.h"
@@ -29,6 +30,8 @@ struct srv_acct {
     struct sess_c2s *first; /* bound sessions, in bind order (anext) */
     struct srv_acct *next;  /* hash chain */
 };
+
+static void rops_free(struct srv *srv);
 
 static size_t acct_hash(const char *s, size_t n)
 {
@@ -128,6 +131,7 @@ void srv__c2s_unbind(struct srv *srv, struct sess_c2s *c)
 
 void srv__c2s_free(struct srv *srv)
 {
+    rops_free(srv);
     for (size_t i = 0; srv->accts != NULL && i < srv->nacct_buckets; i++) {
         struct srv_acct *a = srv->accts[i], *next;
         for (; a != NULL; a = next) {
@@ -185,53 +189,606 @@ static bool is_subscription(const char *type)
            is(type, "unsubscribed");
 }
 
-/* ---- the roster seam (branch roster plugs in here) ---- */
+/* ---- rosters and subscriptions (RFC 6121 §2, §3; docs/clients.md) ----
+ *
+ * Every roster change is a decision of roster.h made on this node's
+ * replica (cl_rosters of the borrowed cl_state), written through
+ * env.submit as one compare-and-set command; its actions run once
+ * srv_submit_done says it is applied (XE_STATE: decided again on the new
+ * state).  Pushes are not actions here: every node pushes to its own
+ * resources when the entry is applied (srv_roster_changed).  A stanza
+ * between two accounts of the domain is decided twice where it is sent:
+ * the outbound side in the sender's roster, then the inbound side in the
+ * contact's roster (both rosters are replicated, so any node may write
+ * either); the contact's resources get the stanza as delivered. */
 
-/* roster_presence_out: c's broadcast presence st (borrowed, 'from' set) is
- * also for the contacts with a subscription (RFC 6121 §4.2.2, §4.4.2,
- * §4.5.2).  No roster yet: nobody else. */
+/* A roster write under way. */
+struct srv_rop {
+    uint64_t token;
+    char *user;     /* the roster's owner (prepared localpart) */
+    char *resource; /* roster iq: the asking resource (answered at the end) */
+    char *iq_id;    /* roster iq: its id (NULL: none) */
+    bool is_iq;
+    struct roster_set_req req; /* roster iq: the parsed set (owned) */
+    char *contact;             /* subscription: the contact's bare JID */
+    enum roster_dir dir;
+    enum roster_pres type;
+    struct stz *st;     /* subscription: the stanza (IN: as delivered), owned */
+    struct buf request; /* IN subscribe: the serialized request */
+    struct roster_decision d;
+    unsigned tries;
+    struct srv_rop *next;
+};
+
+static void rop_free(struct srv_rop *op)
+{
+    if (op == NULL)
+        return;
+    free(op->user);
+    free(op->resource);
+    free(op->iq_id);
+    roster_item_clear(&op->req.item);
+    free(op->contact);
+    stz_free(op->st);
+    buf_free(&op->request);
+    roster_decision_clear(&op->d);
+    free(op);
+}
+
+static void rops_free(struct srv *srv)
+{
+    while (srv->rops != NULL) {
+        struct srv_rop *op = srv->rops;
+        srv->rops = op->next;
+        rop_free(op);
+    }
+}
+
+static const struct roster *roster_of(const struct srv *srv, const char *user)
+{
+    return srv->accounts != NULL ? roster_db_get(cl_rosters(srv->accounts), user) : NULL;
+}
+
+static bool is_account(const struct srv *srv, const char *user)
+{
+    return srv->accounts != NULL && cl_user_find(srv->accounts, user) != NULL;
+}
+
+static bool pres_type_of(const char *type, enum roster_pres *out)
+{
+    static const char *const names[] = {"subscribe", "subscribed", "unsubscribe",
+                                        "unsubscribed"};
+
+    for (int i = 0; i < 4; i++)
+        if (is(type, names[i])) {
+            *out = (enum roster_pres)i;
+            return true;
+        }
+    return false;
+}
+
+/* bare_of writes the bare JID of full JID s (NULL when s is not one). */
+static char *bare_of(const char *s)
+{
+    struct jid j = {0};
+    char *out = NULL;
+
+    if (s == NULL || jid_parse(s, &j) < 0)
+        return NULL;
+    if (j.local != NULL) {
+        size_t n = strlen(j.local) + strlen(j.domain) + 2;
+        out = malloc(n);
+        if (out != NULL)
+            snprintf(out, n, "%s@%s", j.local, j.domain);
+    } else {
+        out = strdup(j.domain);
+    }
+    jid_clear(&j);
+    return out;
+}
+
+/* pres_new makes <presence from to [type]/> (NULL: no memory). */
+static struct stz *pres_new(const char *from, const char *to, const char *type)
+{
+    struct stz *st = stz_new("presence", STZ_NS_CLIENT);
+
+    if (st == NULL || stz_set_attr(st, "from", from) < 0 ||
+        stz_set_attr(st, "to", to) < 0 ||
+        (type != NULL && stz_set_attr(st, "type", type) < 0)) {
+        stz_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* any_session returns a READY session of user on this node, or NULL. */
+static struct sess_c2s *any_session(const struct srv *srv, const char *user)
+{
+    const struct srv_acct *a = acct_find(srv, user);
+
+    for (struct sess_c2s *r = a != NULL ? a->first : NULL; r != NULL; r = r->anext)
+        if (r->base.state == SESS_READY)
+            return r;
+    return NULL;
+}
+
+static void rop_start(struct srv *srv, struct srv_rop *op);
+static void sub_start(struct srv *srv, const char *user, const char *contact,
+                      enum roster_dir dir, enum roster_pres type, const struct stz *st);
+
+/* deliver_to_user: st (borrowed) to every available resource of user here,
+ * and in cluster mode to one of the user's resources on another node
+ * (docs/clients.md: the table knows no availability). */
+static void deliver_to_user(struct srv *srv, struct sess *from, const char *user,
+                            struct stz *st)
+{
+    struct srv_acct *a = acct_find(srv, user);
+    struct buf via = {0};
+
+    for (struct sess_c2s *r = a != NULL ? a->first : NULL, *next; r != NULL; r = next) {
+        next = r->anext;
+        if (r->available && r->base.state == SESS_READY)
+            c2s_send(srv, r, st, NULL);
+    }
+    for (size_t i = 0; from == NULL && i < srv->nbuckets; i++)
+        from = srv->conns[i]; /* for fwd's log lines only */
+    if (srv->cl != NULL && from != NULL && any_session(srv, user) == NULL &&
+        srv_cluster__remote_resource(srv, user, &via))
+        srv_cluster__forward(srv, from, st, via.data);
+    buf_free(&via);
+}
+
+/* send_presences: the presence of each available resource of user here
+ * (unavailable when unavail) to contact (§3.1.5, §3.2.2, §3.3.3). */
+static void send_presences(struct srv *srv, const char *user, const char *contact,
+                           bool unavail)
+{
+    struct srv_acct *a = acct_find(srv, user);
+
+    for (struct sess_c2s *r = a != NULL ? a->first : NULL, *next; r != NULL; r = next) {
+        struct stz *p;
+        next = r->anext;
+        if (!r->available || r->base.state != SESS_READY)
+            continue;
+        p = unavail ? pres_new(r->jid, contact, "unavailable") : stz_copy(r->pres);
+        if (p == NULL || stz_set_attr(p, "from", r->jid) < 0 ||
+            stz_set_attr(p, "to", contact) < 0) {
+            stz_free(p);
+            continue;
+        }
+        srv__route(srv, &r->base, p);
+    }
+}
+
+/* route_sub: the user's subscription stanza of type t to contact, 'from'
+ * the user's bare JID (§3.1.2): an account of our domain gets the inbound
+ * decision at once; anyone else gets the stanza routed. */
+static void route_sub(struct srv *srv, const char *user, const char *contact,
+                      enum roster_pres t, const struct stz *orig)
+{
+    char bare[CL_USER_MAX + CL_DOMAIN_MAX + 2];
+    struct jid j = {0};
+    struct stz *st;
+
+    snprintf(bare, sizeof bare, "%s@%s", user, srv->domain);
+    st = orig != NULL ? stz_copy(orig) : pres_new(bare, contact, roster_pres_name(t));
+    if (st == NULL || stz_set_attr(st, "from", bare) < 0 ||
+        stz_set_attr(st, "to", contact) < 0 ||
+        stz_set_attr(st, "type", roster_pres_name(t)) < 0) {
+        stz_free(st);
+        return;
+    }
+    if (jid_parse(contact, &j) == 0 && j.local != NULL &&
+        strcmp(j.domain, srv->domain) == 0) {
+        if (is_account(srv, j.local))
+            sub_start(srv, j.local, bare, ROSTER_IN, t, st);
+        stz_free(st); /* §8.5.1: presence to no account is dropped */
+    } else {
+        struct sess_c2s *c = any_session(srv, user);
+        if (c != NULL)
+            srv__route(srv, &c->base, st);
+        else
+            stz_free(st);
+    }
+    jid_clear(&j);
+}
+
+/* rop_act carries out the actions of op's applied decision. */
+static void rop_act(struct srv *srv, struct srv_rop *op)
+{
+    const char *contact = op->is_iq ? op->d.item.jid : op->contact;
+
+    if (op->is_iq) {
+        struct sess_c2s *c = srv__c2s_find(srv, op->user, op->resource);
+        struct stz *r = stz_new("iq", STZ_NS_CLIENT);
+        /* §2.3.2, §2.5.2: the result to the resource that asked. */
+        if (c != NULL && r != NULL && stz_set_attr(r, "type", "result") == 0 &&
+            (op->iq_id == NULL || stz_set_attr(r, "id", op->iq_id) == 0) &&
+            stz_set_attr(r, "to", c->jid) == 0 && c->base.state == SESS_READY)
+            sess_deliver(&c->base, r);
+        stz_free(r);
+    }
+    for (size_t i = 0; i < op->d.n_act; i++) {
+        const struct roster_action *a = &op->d.act[i];
+        switch (a->kind) {
+        case ROSTER_ACT_ROUTE:
+            route_sub(srv, op->user, contact, a->type,
+                      !op->is_iq && op->dir == ROSTER_OUT && op->type == a->type ? op->st
+                                                                                 : NULL);
+            break;
+        case ROSTER_ACT_DELIVER:
+            if (op->st != NULL)
+                deliver_to_user(srv, NULL, op->user, op->st);
+            break;
+        case ROSTER_ACT_SEND_PRESENCE:
+        case ROSTER_ACT_SEND_UNAVAILABLE:
+            send_presences(srv, op->user, contact,
+                           a->kind == ROSTER_ACT_SEND_UNAVAILABLE);
+            break;
+        case ROSTER_ACT_AUTO_REPLY: {
+            /* §3.1.3: an inbound "subscribed" in the contact's roster. */
+            char bare[CL_USER_MAX + CL_DOMAIN_MAX + 2];
+            struct jid j = {0};
+            struct stz *st;
+            snprintf(bare, sizeof bare, "%s@%s", op->user, srv->domain);
+            st = pres_new(bare, contact, "subscribed");
+            if (st != NULL && jid_parse(contact, &j) == 0 && j.local != NULL &&
+                strcmp(j.domain, srv->domain) == 0 && is_account(srv, j.local))
+                sub_start(srv, j.local, bare, ROSTER_IN, ROSTER_PRES_SUBSCRIBED, st);
+            else if (st != NULL && any_session(srv, op->user) != NULL)
+                srv__route(srv, &any_session(srv, op->user)->base, stz_copy(st));
+            stz_free(st);
+            jid_clear(&j);
+            break;
+        }
+        case ROSTER_ACT_PUSH:          /* srv_roster_changed, on every node */
+        case ROSTER_ACT_STORE_REQUEST: /* in the item written */
+        case ROSTER_ACT_DROP:
+            break;
+        }
+    }
+}
+
+/* rop_fail ends op without its write: a roster iq gets an error. */
+static void rop_fail(struct srv *srv, struct srv_rop *op, const char *type,
+                     const char *cond)
+{
+    struct sess_c2s *c = op->is_iq ? srv__c2s_find(srv, op->user, op->resource) : NULL;
+    struct stz *r = c != NULL ? stz_new("iq", STZ_NS_CLIENT) : NULL;
+    struct stz *e;
+
+    if (r != NULL && stz_set_attr(r, "type", "error") == 0 &&
+        (op->iq_id == NULL || stz_set_attr(r, "id", op->iq_id) == 0) &&
+        stz_set_attr(r, "to", c->jid) == 0 && (e = stz_add_child(r, "error", NULL)) &&
+        stz_set_attr(e, "type", type) == 0 &&
+        stz_add_child(e, cond, "urn:ietf:params:xml:ns:xmpp-stanzas") != NULL &&
+        c->base.state == SESS_READY)
+        sess_deliver(&c->base, r);
+    stz_free(r);
+    rop_free(op);
+}
+
+/* rop_start decides op on the roster as this node has it now and submits
+ * the write (or, with nothing to write, acts at once).  Takes op. */
+static void rop_start(struct srv *srv, struct srv_rop *op)
+{
+    const struct roster *r = roster_of(srv, op->user);
+    const char *cond = "internal-server-error";
+    struct roster_cmd cmd;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int rc;
+
+    roster_decision_clear(&op->d);
+    if (op->is_iq)
+        rc = roster_set_decide(r, &op->req, &op->d, &cond);
+    else
+        rc = roster_sub_decide(r, op->contact, op->dir, op->type,
+                               op->request.len ? op->request.data : NULL, op->request.len,
+                               &op->d);
+    if (rc < 0) {
+        rop_fail(srv, op, rc == XE_PROTO ? "modify" : "wait",
+                 rc == XE_PROTO ? cond : "resource-constraint");
+        return;
+    }
+    if (op->d.write == ROSTER_WRITE_NONE) {
+        rop_act(srv, op);
+        rop_free(op);
+        return;
+    }
+    rc = roster_cmd_from_decision(&cmd, op->user, &op->d);
+    if (rc == 0)
+        rc = roster_cmd_encode(&cmd, &buf, &len);
+    op->token = ++srv->rop_token;
+    if (rc == 0)
+        rc = srv->env.submit != NULL ? srv->env.submit(srv->env.ud, buf, len, op->token)
+                                     : XE_STATE;
+    free(buf);
+    if (rc < 0) {
+        SRV_LOG(srv, LOG_INFO, "roster write for %s not submitted: %s", op->user,
+                xe_strerror(rc));
+        rop_fail(srv, op, "wait", "internal-server-error");
+        return;
+    }
+    op->next = srv->rops;
+    srv->rops = op;
+}
+
+/* sub_start decides a subscription stanza (st borrowed) of type about
+ * contact in user's roster. */
+static void sub_start(struct srv *srv, const char *user, const char *contact,
+                      enum roster_dir dir, enum roster_pres type, const struct stz *st)
+{
+    struct srv_rop *op = calloc(1, sizeof *op);
+
+    if (op == NULL || (op->user = strdup(user)) == NULL ||
+        (op->contact = strdup(contact)) == NULL || (op->st = stz_copy(st)) == NULL ||
+        (dir == ROSTER_IN && type == ROSTER_PRES_SUBSCRIBE &&
+         stz_serialize(st, STZ_NS_CLIENT, &op->request) < 0)) {
+        rop_free(op);
+        return;
+    }
+    op->dir = dir;
+    op->type = type;
+    rop_start(srv, op);
+}
+
+void srv_submit_done(struct srv *srv, uint64_t token, int rc, uint64_t now_ms)
+{
+    struct srv_rop **p = &srv->rops, *op;
+
+    if (now_ms > srv->now_ms)
+        srv->now_ms = now_ms;
+    while (*p != NULL && (*p)->token != token)
+        p = &(*p)->next;
+    if ((op = *p) == NULL)
+        return;
+    *p = op->next;
+    if (rc == 0) {
+        rop_act(srv, op);
+        rop_free(op);
+    } else if (rc == XE_STATE && ++op->tries < SRV_ROSTER_RETRIES) {
+        /* Decided on an entry another write changed (docs/roster.md
+         * "Writes are compare-and-set"): decide again. */
+        rop_start(srv, op);
+    } else {
+        SRV_LOG(srv, LOG_INFO, "roster write for %s failed: %s", op->user,
+                xe_strerror(rc));
+        rop_fail(srv, op, "wait",
+                 rc == XE_LIMIT ? "not-allowed" : "internal-server-error");
+    }
+    srv__reap(srv);
+}
+
+void srv_roster_changed(struct srv *srv, const char *user, const char *contact,
+                        uint64_t now_ms)
+{
+    const struct roster_item *it = roster_find(roster_of(srv, user), contact);
+    struct roster_item gone = {.jid = (char *)contact, .listed = true};
+    struct srv_acct *a = acct_find(srv, user);
+    struct stz *iq, *q, *item;
+    char id[32];
+
+    if (now_ms > srv->now_ms)
+        srv->now_ms = now_ms;
+    if (a == NULL || (it != NULL && !it->listed))
+        return; /* a pending-only entry is never shown (A.1) */
+    /* §2.1.6: a push of the item, or of subscription='remove' when it is
+     * gone or no longer listed (§2.5.2). */
+    iq = stz_new("iq", STZ_NS_CLIENT);
+    q = iq != NULL ? stz_add_child(iq, "query", NS_ROSTER) : NULL;
+    item = q != NULL ? roster_item_stz(it != NULL ? it : &gone, it == NULL || !it->listed)
+                     : NULL;
+    snprintf(id, sizeof id, "push%" PRIu64, ++srv->ping_seq);
+    if (item == NULL || stz_set_attr(iq, "type", "set") < 0 ||
+        stz_set_attr(iq, "id", id) < 0) {
+        stz_free(item);
+        stz_free(iq);
+        return;
+    }
+    stz_append(q, item);
+    for (struct sess_c2s *r = a->first, *next; r != NULL; r = next) {
+        next = r->anext;
+        if (r->base.state == SESS_READY)
+            c2s_send(srv, r, iq, r->jid);
+    }
+    stz_free(iq);
+    srv__reap(srv);
+}
+
+/* roster_presence_out: c's broadcast presence st (borrowed, 'from' set) goes
+ * to the contacts with subscription from/both (RFC 6121 §4.2.2, §4.4.2,
+ * §4.5.2). */
 static void roster_presence_out(struct srv *srv, struct sess_c2s *c, const struct stz *st)
 {
-    (void)srv;
-    (void)c;
-    (void)st;
+    const struct roster_item **sel = NULL;
+    size_t n = 0;
+
+    if (roster_select(roster_of(srv, c->user), ROSTER_SEL_BROADCAST, &sel, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct stz *p = stz_copy(st);
+        if (p == NULL || stz_set_attr(p, "to", sel[i]->jid) < 0) {
+            stz_free(p);
+            continue;
+        }
+        srv__route(srv, &c->base, p);
+    }
+    free(sel);
+}
+
+/* roster_login: c's initial presence: probes to the contacts it is
+ * subscribed to (§4.3.1, from c's full JID so answers come to c) and the
+ * pending inbound requests delivered again (§3.1.3). */
+static void roster_login(struct srv *srv, struct sess_c2s *c)
+{
+    const struct roster *ro = roster_of(srv, c->user);
+    const struct roster_item **sel = NULL;
+    size_t n = 0;
+
+    if (roster_select(ro, ROSTER_SEL_PROBE, &sel, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            struct stz *p = pres_new(c->jid, sel[i]->jid, "probe");
+            if (p != NULL)
+                srv__route(srv, &c->base, p);
+        }
+        free(sel);
+    }
+    sel = NULL;
+    if (roster_select(ro, ROSTER_SEL_PENDING, &sel, &n) == 0) {
+        for (size_t i = 0; i < n && c->base.state == SESS_READY; i++) {
+            char to[CL_USER_MAX + CL_DOMAIN_MAX + 2];
+            struct stz *p;
+            if (sel[i]->request != NULL) {
+                sess_deliver_raw(&c->base, (const char *)sel[i]->request,
+                                 sel[i]->request_len);
+                continue;
+            }
+            snprintf(to, sizeof to, "%s@%s", c->user, srv->domain);
+            p = pres_new(sel[i]->jid, to, "subscribe");
+            if (p != NULL)
+                sess_deliver(&c->base, p);
+            stz_free(p);
+        }
+        free(sel);
+    }
+}
+
+/* roster_probe: a probe st (borrowed) for user (§4.3.2): answered from the
+ * presence of user's sessions on this node. */
+static void roster_probe(struct srv *srv, struct sess *from, const char *user,
+                         const struct stz *st)
+{
+    char *prober = bare_of(stz_attr(st, "from"));
+    const char *to = stz_attr(st, "from");
+
+    if (prober == NULL)
+        return;
+    if (roster_probe_decide(roster_of(srv, user), prober) == ROSTER_PROBE_PRESENCE) {
+        struct buf via = {0};
+        send_presences(srv, user, to, false);
+        /* In cluster mode the user's sessions on another node answer there
+         * (srv__c2s_cluster_probe): the probe goes to one of them. */
+        if (srv->cl != NULL && srv_cluster__remote_resource(srv, user, &via))
+            srv_cluster__forward(srv, from, st, via.data);
+        buf_free(&via);
+    } else {
+        char bare[CL_USER_MAX + CL_DOMAIN_MAX + 2];
+        struct stz *p;
+        snprintf(bare, sizeof bare, "%s@%s", user, srv->domain);
+        p = pres_new(bare, prober, "unsubscribed");
+        if (p != NULL)
+            srv__route(srv, from, p);
+    }
+    free(prober);
+}
+
+bool srv__c2s_cluster_probe(struct srv *srv, struct sess *s, const char *from,
+                            const char *xml, size_t len)
+{
+    const char *gt = memchr(xml, '>', len);
+    struct sess_c2s *c = (struct sess_c2s *)s;
+    static const char probe[] = "type='probe'";
+    size_t n = gt != NULL ? (size_t)(gt - xml) : 0;
+    bool is_probe = false;
+
+    if (s->kind != SESS_KIND_C2S || len < 9 || memcmp(xml, "<presence", 9) != 0)
+        return false;
+    /* the start tag only: stz_serialize wrote it (single quotes) */
+    for (size_t i = 0; !is_probe && i + sizeof probe - 1 <= n; i++)
+        is_probe = memcmp(xml + i, probe, sizeof probe - 1) == 0;
+    if (!is_probe || from == NULL)
+        return is_probe;
+    /* §4.3.2, decided again here (the rosters are replicated): the
+     * presence of the user's sessions on this node. */
+    {
+        char *prober = bare_of(from);
+        if (prober != NULL &&
+            roster_probe_decide(roster_of(srv, c->user), prober) == ROSTER_PROBE_PRESENCE)
+            send_presences(srv, c->user, from, false);
+        free(prober);
+    }
+    return true;
 }
 
 /* roster_iq answers a roster iq (RFC 6121 §2) that c's own account sent:
- * an empty roster for a get; sets are not implemented yet. */
+ * a get with the roster (§2.1.3), a set or remove through the log. */
 static void roster_iq(struct srv *srv, struct sess *from, const struct stz *st)
 {
+    struct sess_c2s *c = (struct sess_c2s *)from;
+    struct stz *query = stz_first_element(st);
+    char bare[CL_USER_MAX + CL_DOMAIN_MAX + 2];
+    const char *cond = "internal-server-error";
+    struct srv_rop *op;
     struct stz *r;
 
-    if (!is(stz_attr(st, "type"), "get")) {
-        c2s_bounce(srv, from, st, "feature-not-implemented", "roster set");
-        return;
-    }
-    r = stz_new("iq", STZ_NS_CLIENT);
-    if (r == NULL || stz_set_attr(r, "type", "result") < 0 ||
-        (stz_attr(st, "id") && stz_set_attr(r, "id", stz_attr(st, "id")) < 0) ||
-        stz_set_attr(r, "to", stz_attr(st, "from")) < 0 ||
-        stz_add_child(r, "query", NS_ROSTER) == NULL) {
+    if (is(stz_attr(st, "type"), "get")) {
+        r = stz_new("iq", STZ_NS_CLIENT);
+        struct stz *q = roster_query_stz(roster_of(srv, c->user));
+        if (r == NULL || q == NULL || stz_set_attr(r, "type", "result") < 0 ||
+            (stz_attr(st, "id") && stz_set_attr(r, "id", stz_attr(st, "id")) < 0) ||
+            stz_set_attr(r, "to", stz_attr(st, "from")) < 0) {
+            stz_free(q);
+            stz_free(r);
+            return;
+        }
+        stz_append(r, q);
+        sess_deliver(from, r);
         stz_free(r);
         return;
     }
-    sess_deliver(from, r);
-    stz_free(r);
+    if (!is(stz_attr(st, "type"), "set")) {
+        c2s_bounce(srv, from, st, "bad-request", "roster iq");
+        return;
+    }
+    snprintf(bare, sizeof bare, "%s@%s", c->user, srv->domain);
+    op = calloc(1, sizeof *op);
+    if (op == NULL || (op->user = strdup(c->user)) == NULL ||
+        (op->resource = strdup(c->resource)) == NULL ||
+        (stz_attr(st, "id") != NULL &&
+         (op->iq_id = strdup(stz_attr(st, "id"))) == NULL)) {
+        rop_free(op);
+        return;
+    }
+    op->is_iq = true;
+    if (roster_parse_set(query, bare, &op->req, &cond) < 0) {
+        rop_fail(srv, op, "modify", cond);
+        return;
+    }
+    rop_start(srv, op);
 }
 
-/* roster_presence_in: a subscription stanza or probe st (taken) for the
- * account a (may be NULL: offline) of user.  RFC 6121 §3 and §4.3 leave
- * these to the roster; until then subscription stanzas go to the
- * available resources as they are, probes are dropped (no subscription,
- * no presence to tell). */
-static void roster_presence_in(struct srv *srv, struct srv_acct *a, struct stz *st)
+/* roster_presence_in: a subscription stanza or probe st (taken) for user,
+ * from outside the domain's accounts (a component) or not stamped by us:
+ * the inbound side (§3) in user's roster; a probe per §4.3.2. */
+static void roster_presence_in(struct srv *srv, struct sess *from, const char *user,
+                               struct stz *st)
 {
-    if (a != NULL && is_subscription(stz_attr(st, "type")))
-        for (struct sess_c2s *r = a->first, *next; r != NULL; r = next) {
-            next = r->anext; /* a failed write unlinks r */
-            if (r->available && r->priority >= 0)
-                c2s_send(srv, r, st, NULL);
-        }
+    enum roster_pres t;
+    char *contact = bare_of(stz_attr(st, "from"));
+
+    if (contact != NULL && is(stz_attr(st, "type"), "probe"))
+        roster_probe(srv, from, user, st);
+    else if (contact != NULL && pres_type_of(stz_attr(st, "type"), &t))
+        sub_start(srv, user, contact, ROSTER_IN, t, st);
+    free(contact);
+    stz_free(st);
+}
+
+/* c2s_sub_out: client c sends subscription stanza st (taken) to account
+ * address to: the outbound decision in c's roster (§3). */
+static void c2s_sub_out(struct srv *srv, struct sess_c2s *c, const struct jid *to,
+                        struct stz *st)
+{
+    char contact[CL_USER_MAX + CL_DOMAIN_MAX + 2];
+    enum roster_pres t;
+
+    snprintf(contact, sizeof contact, "%s@%s", to->local, to->domain);
+    if (strcmp(to->local, c->user) == 0 || !pres_type_of(stz_attr(st, "type"), &t)) {
+        stz_free(st); /* one is always subscribed to oneself, §4.2.2 */
+        return;
+    }
+    sub_start(srv, c->user, contact, ROSTER_OUT, t, st);
     stz_free(st);
 }
 
@@ -288,6 +845,13 @@ static void c2s_presence(struct srv *srv, struct sess_c2s *c, struct stz *st)
              r != NULL && c->base.state == SESS_READY; r = r->anext)
             if (r != c && r->available && r->pres != NULL)
                 c2s_send(srv, c, r->pres, c->jid);
+        stz_del_attr(st, "to");
+        roster_presence_out(srv, c, st);
+        /* §4.3.1 probes, §3.1.3 pending requests */
+        if (initial && c->base.state == SESS_READY)
+            roster_login(srv, c);
+        stz_free(st);
+        return;
     } else if (c->available) {
         c->available = false;
         stz_free(c->pres);
@@ -394,18 +958,14 @@ static void c2s_to_bare(struct srv *srv, struct sess *from, const struct jid *to
     }
     if (strcmp(st->name, "presence") == 0) {
         if (type == NULL || is(type, "unavailable")) {
-            /* §8.5.2.1.2: to every available resource. */
-            for (struct sess_c2s *r = a != NULL ? a->first : NULL, *next; r != NULL;
-                 r = next) {
-                next = r->anext;
-                if (r->available)
-                    c2s_send(srv, r, st, NULL);
-            }
+            /* §8.5.2.1.2: to every available resource (in cluster mode
+             * also on another node). */
+            deliver_to_user(srv, from, to->local, st);
             stz_free(st);
         } else if (is(type, "error")) {
             stz_free(st);
         } else {
-            roster_presence_in(srv, a, st);
+            roster_presence_in(srv, from, to->local, st);
         }
         return;
     }
@@ -443,6 +1003,18 @@ void srv__c2s_route(struct srv *srv, struct sess *from, const struct jid *to,
     const char *type = stz_attr(st, "type");
     struct sess_c2s *r;
 
+    if (strcmp(st->name, "presence") == 0 && from->kind == SESS_KIND_C2S &&
+        is_subscription(type)) {
+        /* §3: the client's own subscription stanza, to a bare or full JID
+         * (§3.1.1: the server stamps and routes the bare JID). */
+        c2s_sub_out(srv, (struct sess_c2s *)from, to, st);
+        return;
+    }
+    if (strcmp(st->name, "presence") == 0 && is(type, "probe") &&
+        is_account(srv, to->local)) {
+        roster_presence_in(srv, from, to->local, st); /* §4.3.2 */
+        return;
+    }
     if (to->resource == NULL) {
         c2s_to_bare(srv, from, to, st);
         return;

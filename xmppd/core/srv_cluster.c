@@ -95,6 +95,9 @@ static int cl_deliver(void *ud, const char *from, const char *to, const char *xm
                 to);
         return XE_NOTFOUND;
     }
+    /* A probe for a client is answered by the server (RFC 6121 §4.3.2). */
+    if (srv__c2s_cluster_probe(srv, s, from, xml, len))
+        return 0;
     /* A failed write closes the session, as for a local delivery: the
      * stanza had its outcome (the connection could not take it). */
     if (sess_deliver_raw(s, xml, len) == 0)

@@ -23,6 +23,7 @@ struct sess_c2s;
 struct sess_comp;
 struct srv_acct;
 struct srv_cluster;
+struct srv_rop;
 struct srv_thr;
 
 /* A call bridge: name (one lower-case LDH label) and its shared secret, held
@@ -56,6 +57,8 @@ struct srv {
     const struct cl_state *accounts; /* borrowed (srv_set_accounts); NULL: none */
     unsigned char *fake_key;         /* sodium_malloc'd, 32 bytes: SCRAM's
                                         answer for unknown users */
+    struct srv_rop *rops;            /* roster writes submitted (srv_c2s.c) */
+    uint64_t rop_token;              /* the last token given to env.submit */
     struct srv_thr **thr;            /* failed-login counts (srv_throttle.c) */
     size_t nthr_buckets, nthr;
 
@@ -147,6 +150,13 @@ void srv__c2s_route(struct srv *srv, struct sess *from, const struct jid *to,
                     struct stz *st);
 void srv__c2s_own(struct srv *srv, struct sess_c2s *c, struct stz *st);
 void srv__c2s_free(struct srv *srv);
+/* srv__c2s_cluster_probe: a stanza (xml, len bytes, as another node's srv
+ * serialized it) from `from` arrives for local session s: a presence probe
+ * (RFC 6121 §4.3.2) is answered here with the presence of s's account's
+ * sessions on this node and not delivered (true); anything else is left
+ * to the caller (false). */
+bool srv__c2s_cluster_probe(struct srv *srv, struct sess *s, const char *from,
+                            const char *xml, size_t len);
 /* srv__c2s_find returns the bound session of full JID user@domain/resource
  * (user and resource prepared), or NULL. */
 struct sess_c2s *srv__c2s_find(const struct srv *srv, const char *user,

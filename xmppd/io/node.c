@@ -84,6 +84,12 @@ static void rn_applied(void *ud, const struct cl_effects *eff)
         if (srv != NULL)
             srv_user_deleted(srv, eff->name);
         break;
+    case CL_EFF_ROSTER:
+        /* Every node pushes the entry to the user's resources it holds
+         * (RFC 6121 §2.1.6). */
+        if (srv != NULL)
+            srv_roster_changed(srv, eff->name, eff->roster_jid, uv_now(&n->loop));
+        break;
     default:
         return;
     }

@@ -68,6 +68,64 @@ static int env_starttls(void *ud, uint64_t conn)
     return conn_starttls(x->cm, conn, x->tls);
 }
 
+/* ---- roster writes: srv's env.submit through the Raft log ---- */
+
+#define ROSTER_SUBMIT_TIMEOUT_MS 10000
+
+/* A write srv submitted: srv_submit_done goes to the srv that made it,
+ * and only if it still runs (a restart makes a new one). */
+struct xsubmit {
+    struct node *n;
+    struct srv *srv;
+    uint64_t token;
+    bool in_call; /* rnode_submit has not returned yet */
+    bool done;
+    int rc;
+};
+
+static void submit_done(void *arg, int rc, const char *msg)
+{
+    struct xsubmit *w = arg;
+    struct node *n = w->n;
+
+    (void)msg;
+    if (w->in_call) {
+        /* Refused at once: env_submit returns it (srv must not be
+         * re-entered). */
+        w->done = true;
+        w->rc = rc;
+        return;
+    }
+    if (n->x != NULL && n->x->srv == w->srv) {
+        srv_submit_done(w->srv, w->token, rc, uv_now(&n->loop));
+        node__after_srv(n);
+    }
+    free(w);
+}
+
+/* env_submit: rnode_submit (on a follower, forwarded to the leader) of a
+ * roster write (srv.h env.submit). */
+static int env_submit(void *ud, const void *cmd, size_t len, uint64_t token)
+{
+    struct xside *x = ud;
+    struct xsubmit *w = calloc(1, sizeof *w);
+    int rc;
+
+    if (w == NULL)
+        return XE_NOMEM;
+    w->n = x->n;
+    w->srv = x->srv;
+    w->token = token;
+    w->in_call = true;
+    rnode_submit(x->n->rn, cmd, len, ROSTER_SUBMIT_TIMEOUT_MS, submit_done, w);
+    w->in_call = false;
+    if (!w->done)
+        return 0;
+    rc = w->rc < 0 ? w->rc : XE_STATE;
+    free(w);
+    return rc;
+}
+
 /* ---- after every srv call ---- */
 
 static void on_timer(uv_timer_t *t)
@@ -358,7 +416,8 @@ static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
                           .close = env_close,
                           .random = env_random,
                           .log = &n->log,
-                          .starttls = env_starttls};
+                          .starttls = env_starttls,
+                          .submit = env_submit};
     int rc;
 
     srv_config_default(&cfg);

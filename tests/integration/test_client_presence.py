@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Presence and subscriptions across a 3-node cluster (issue 10 item 4,
+RFC 6121 §3 and §4): real xmppd processes, real libstrophe clients.
+
+ - alice logs in on one follower, bob on the other;
+ - alice subscribes to bob, bob approves: bob's presence reaches alice
+   (RFC 6121 §3.1.5), the roster writes go through the Raft log from the
+   followers (forwarded to the leader);
+ - bob subscribes to alice, alice approves: both now have "both" and see
+   each other's presence updates (§4.4.2);
+ - alice logs out: bob gets her unavailable presence (§4.5.2);
+ - the rosters are replicated: a new login of alice on the leader gets bob's
+   presence through the probe it sends at login (§4.3), answered from
+   bob's node.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clients import Client  # noqa: E402
+from cluster import Cluster, wait_for  # noqa: E402
+from xmppdtest import check, run  # noqa: E402
+
+CLIENT_PORT = 5222
+PASSWORDS = {"alice": "alice-pw-7f3a", "bob": "bob-pw-91c2"}
+
+
+def main():
+    with Cluster(3) as c:
+        leader = c.form()
+        f1, f2 = c.followers(leader)
+        ca = os.path.join(c.ca, "ca-bundle.pem")
+        for nd in c.nodes:
+            c.wait_serving(nd)
+        f1.ok("xmpp user add alice", stdin=PASSWORDS["alice"] + "\n")
+        f2.ok("xmpp user add bob", stdin=PASSWORDS["bob"] + "\n")
+        for nd in c.nodes:
+            wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS),
+                     15, "%s: both accounts in xmpp user list" % nd.name)
+
+        with Client("alice@example.com/laptop", PASSWORDS["alice"], f1.addr, CLIENT_PORT,
+                    ca) as alice, \
+                Client("bob@example.com/phone", PASSWORDS["bob"], f2.addr, CLIENT_PORT,
+                       ca) as bob:
+            check(alice.online() == "alice@example.com/laptop", alice.output())
+            check(bob.online() == "bob@example.com/phone", bob.output())
+            c.say("alice on %s, bob on %s", f1.name, f2.name)
+
+            # §3.1: alice asks, bob gets the request, approves; alice gets
+            # the approval and bob's presence.
+            alice.send("sub bob@example.com")
+            bob.wait_line(r"^presence alice@example\.com subscribe$")
+            bob.send("subscribed alice@example.com")
+            alice.wait_line(r"^presence bob@example\.com subscribed$")
+            alice.wait_line(r"^presence bob@example\.com/phone available$")
+
+            # The other way: both now have "both".
+            bob.send("sub alice@example.com")
+            alice.wait_line(r"^presence bob@example\.com subscribe$")
+            alice.send("subscribed bob@example.com")
+            bob.wait_line(r"^presence alice@example\.com subscribed$")
+            bob.wait_line(r"^presence alice@example\.com/laptop available$")
+
+            # §4.4.2: an update reaches the contact on the other node.
+            alice.send("presence 5")
+            bob.wait_line(r"^presence alice@example\.com/laptop available$")
+            bob.send("presence 3")
+            alice.wait_line(r"^presence bob@example\.com/phone available$")
+
+            # §4.3: a new session of alice on the leader probes bob at
+            # login and gets his presence; §4.5.2 unavailable on logout.
+            with Client("alice@example.com/desk", PASSWORDS["alice"], leader.addr,
+                        CLIENT_PORT, ca) as desk:
+                check(desk.online() == "alice@example.com/desk", desk.output())
+                desk.wait_line(r"^presence bob@example\.com/phone available$")
+                check(desk.quit() == 0, desk.output())
+            bob.wait_line(r"^presence alice@example\.com/desk unavailable$")
+            check(alice.quit() == 0, alice.output())
+            bob.wait_line(r"^presence alice@example\.com/laptop unavailable$")
+            check(bob.quit() == 0, bob.output())
+
+
+if __name__ == "__main__":
+    run(main, timeout=300)

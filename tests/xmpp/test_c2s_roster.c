@@ -1,0 +1,278 @@
+/* test_c2s_roster.c: transcripts of rosters and subscriptions between
+ * clients on one node (RFC 6121 §2-§4), with the Raft log played by a
+ * fake env.submit: each write is applied to the cl_state with cl_apply,
+ * the effect pushed (srv_roster_changed) and the result given back
+ * (srv_submit_done), in that order, as the edge does. */
+#include "roster.h"
+#include "xmpp/cx.h"
+
+static struct fx fx;
+static struct cl_state *cl;
+
+/* The fake log: writes submitted and not yet applied. */
+#define LOGQ_MAX 32
+static struct {
+    unsigned char *cmd;
+    size_t len;
+    uint64_t token;
+} logq[LOGQ_MAX];
+static size_t n_logq;
+static int force_state; /* answer XE_STATE to this many writes first */
+
+static int fake_submit(void *ud, const void *cmd, size_t len, uint64_t token)
+{
+    (void)ud;
+    if (n_logq == LOGQ_MAX)
+        return XE_BUSY;
+    logq[n_logq].cmd = malloc(len);
+    if (logq[n_logq].cmd == NULL)
+        return XE_NOMEM;
+    memcpy(logq[n_logq].cmd, cmd, len);
+    logq[n_logq].len = len;
+    logq[n_logq].token = token;
+    n_logq++;
+    return 0;
+}
+
+/* pump applies every queued write (and those its actions submit). */
+static int pump(void)
+{
+    int applied = 0;
+
+    while (n_logq > 0) {
+        struct cl_effects eff;
+        unsigned char *cmd = logq[0].cmd;
+        size_t len = logq[0].len;
+        uint64_t token = logq[0].token;
+        int rc;
+
+        memmove(&logq[0], &logq[1], (n_logq - 1) * sizeof logq[0]);
+        n_logq--;
+        if (force_state > 0) {
+            force_state--;
+            rc = XE_STATE;
+            eff.kind = CL_EFF_NONE;
+        } else {
+            rc = cl_apply(cl, cmd, len, &eff);
+        }
+        free(cmd);
+        if (eff.kind == CL_EFF_ROSTER)
+            srv_roster_changed(fx.srv, eff.name, eff.roster_jid, fx.now);
+        srv_submit_done(fx.srv, token, rc, fx.now);
+        applied++;
+    }
+    return applied;
+}
+
+/* up: fx_start with the fake submit; accounts alice, bob. */
+static int up(void)
+{
+    struct srv_config c;
+    struct srv_env env = {0};
+
+    memset(&fx, 0, sizeof fx);
+    srv_config_default(&c);
+    c.domain = "example.com";
+    c.node_name = "n1";
+    fx.sink.level = LOG_DEBUG;
+    fx.sink.write = fx_logw;
+    fx.sink.ud = &fx;
+    env.ud = &fx;
+    env.send = fx_send;
+    env.close = fx_close;
+    env.random = fx_random;
+    env.starttls = fx_starttls;
+    env.submit = fake_submit;
+    env.log = &fx.sink;
+    if (srv_new(&c, &env, &fx.srv) != 0)
+        return -1;
+    fx.rnd = 0;
+    if (cl_state_new(&cl) != 0 || cx_add_user(cl, "alice", "pa") != 0 ||
+        cx_add_user(cl, "bob", "pb") != 0)
+        return -1;
+    srv_set_accounts(fx.srv, cl);
+    return 0;
+}
+
+static void down(void)
+{
+    CHECK_INT(pump(), 0);
+    fx_stop(&fx);
+    cl_state_free(cl);
+    cl = NULL;
+    force_state = 0;
+}
+
+#define GET(id) "<iq type='get' id='" id "'><query xmlns='jabber:iq:roster'/></iq>"
+
+/* RFC 6121 §2: get (empty), set with a push to every resource and the
+ * result after the write is applied, get again, update, remove. */
+static void test_roster_get_set_remove(void)
+{
+    REQUIRE(up() == 0);
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    REQUIRE(cx_login(&fx, 4, "alice", "pa", "b"));
+
+    fx_in(&fx, 3, GET("g1"));
+    CHECK_STR(fx_take(&fx, 3), "<iq type='result' id='g1' to='alice@example.com/a'>"
+                               "<query xmlns='jabber:iq:roster'/></iq>");
+
+    fx_in(&fx, 3,
+          "<iq type='set' id='s1'><query xmlns='jabber:iq:roster'>"
+          "<item jid='Bob@Example.com' name='Bob'><group>Friends</group></item>"
+          "</query></iq>");
+    CHECK_STR(fx_take(&fx, 3), ""); /* nothing before the write is applied */
+    CHECK_INT(pump(), 1);
+    CHECK_STR(fx_take(&fx, 3),
+              "<iq type='set' id='push1' to='alice@example.com/a'>"
+              "<query xmlns='jabber:iq:roster'><item jid='bob@example.com' name='Bob' "
+              "subscription='none'><group>Friends</group></item></query></iq>"
+              "<iq type='result' id='s1' to='alice@example.com/a'/>");
+    CHECK_STR(fx_take(&fx, 4),
+              "<iq type='set' id='push1' to='alice@example.com/b'>"
+              "<query xmlns='jabber:iq:roster'><item jid='bob@example.com' name='Bob' "
+              "subscription='none'><group>Friends</group></item></query></iq>");
+
+    fx_in(&fx, 4, GET("g2"));
+    CHECK_STR(fx_take(&fx, 4), "<iq type='result' id='g2' to='alice@example.com/b'>"
+                               "<query xmlns='jabber:iq:roster'><item "
+                               "jid='bob@example.com' name='Bob' subscription='none'>"
+                               "<group>Friends</group></item></query></iq>");
+
+    /* errors: §2.1.5 two items; §2.5.3 remove of what is not there */
+    fx_in(&fx, 3,
+          "<iq type='set' id='e1'><query xmlns='jabber:iq:roster'>"
+          "<item jid='x@example.com'/><item jid='y@example.com'/></query></iq>");
+    CHECK_STR(fx_take(&fx, 3),
+              "<iq type='error' id='e1' to='alice@example.com/a'><error type='modify'>"
+              "<bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
+    fx_in(&fx, 3,
+          "<iq type='set' id='e2'><query xmlns='jabber:iq:roster'>"
+          "<item jid='x@example.com' subscription='remove'/></query></iq>");
+    CHECK_STR(
+        fx_take(&fx, 3),
+        "<iq type='error' id='e2' to='alice@example.com/a'><error type='modify'>"
+        "<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
+    CHECK_INT(pump(), 0);
+
+    /* a write decided on a state that changed meanwhile: decided again */
+    force_state = 1;
+    fx_in(&fx, 3,
+          "<iq type='set' id='s2'><query xmlns='jabber:iq:roster'>"
+          "<item jid='bob@example.com' subscription='remove'/></query></iq>");
+    CHECK_INT(pump(), 2);
+    CHECK_STR(fx_take(&fx, 3),
+              "<iq type='set' id='push2' to='alice@example.com/a'>"
+              "<query xmlns='jabber:iq:roster'><item jid='bob@example.com' "
+              "subscription='remove'/></query></iq>"
+              "<iq type='result' id='s2' to='alice@example.com/a'/>");
+    CHECK_STR(fx_take(&fx, 4),
+              "<iq type='set' id='push2' to='alice@example.com/b'>"
+              "<query xmlns='jabber:iq:roster'><item jid='bob@example.com' "
+              "subscription='remove'/></query></iq>");
+    CHECK(roster_db_get(cl_rosters(cl), "alice") == NULL);
+    down();
+}
+
+/* RFC 6121 §3.1: alice subscribes to bob, bob approves; §4.2.2 bob's
+ * presence reaches alice, §4.5.2 and his unavailable when he leaves. */
+static void test_subscribe_approve_presence(void)
+{
+    REQUIRE(up() == 0);
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    REQUIRE(cx_login(&fx, 5, "bob", "pb", "x"));
+    fx_in(&fx, 3, "<presence/>");
+    fx_in(&fx, 5, "<presence/>");
+    fx_take(&fx, 3);
+    fx_take(&fx, 5);
+
+    fx_in(&fx, 3, "<presence to='bob@example.com' type='subscribe'/>");
+    CHECK_INT(pump(), 2); /* alice's outbound write, then bob's inbound one */
+    CHECK_STR(fx_take(&fx, 3),
+              "<iq type='set' id='push1' to='alice@example.com/a'>"
+              "<query xmlns='jabber:iq:roster'><item jid='bob@example.com' "
+              "subscription='none' ask='subscribe'/></query></iq>");
+    /* §3.1.3: delivered to bob; no push: not an item of his (A.1) */
+    CHECK_STR(fx_take(&fx, 5), "<presence to='bob@example.com' type='subscribe' "
+                               "from='alice@example.com'/>");
+
+    fx_in(&fx, 5, "<presence to='alice@example.com' type='subscribed'/>");
+    CHECK_INT(pump(), 2);
+    CHECK_STR(fx_take(&fx, 5),
+              "<iq type='set' id='push2' to='bob@example.com/x'>"
+              "<query xmlns='jabber:iq:roster'><item jid='alice@example.com' "
+              "subscription='from'/></query></iq>");
+    /* §3.1.5: bob's presence to alice, then §3.1.6 the push and the
+     * subscribed delivered */
+    CHECK_STR(fx_take(&fx, 3),
+              "<presence from='bob@example.com/x' to='alice@example.com'/>"
+              "<iq type='set' id='push3' to='alice@example.com/a'>"
+              "<query xmlns='jabber:iq:roster'><item jid='bob@example.com' "
+              "subscription='to'/></query></iq>"
+              "<presence to='alice@example.com' type='subscribed' "
+              "from='bob@example.com'/>");
+
+    /* §4.4.2: bob's presence updates go to alice (from), not the reverse */
+    fx_in(&fx, 5, "<presence><show>away</show></presence>");
+    CHECK_STR(fx_take(&fx, 3), "<presence from='bob@example.com/x' "
+                               "to='alice@example.com'><show>away</show></presence>");
+    fx_take(&fx, 5);
+    fx_in(&fx, 3, "<presence><show>dnd</show></presence>");
+    CHECK_STR(fx_take(&fx, 5), "");
+    fx_take(&fx, 3);
+
+    /* §4.5.2: bob leaves: alice gets his unavailable */
+    fx_in(&fx, 5, "</stream:stream>");
+    fx_take(&fx, 5);
+    CHECK_STR(fx_take(&fx, 3), "<presence from='bob@example.com/x' type='unavailable' "
+                               "to='alice@example.com'/>");
+
+    /* §4.3: bob comes back: he probes nobody (he has "from"), alice's
+     * probe at her next login is answered with his presence */
+    REQUIRE(cx_login(&fx, 6, "bob", "pb", "y"));
+    fx_in(&fx, 6, "<presence/>");
+    CHECK_STR(fx_take(&fx, 3), "<presence from='bob@example.com/y' "
+                               "to='alice@example.com'/>");
+    fx_take(&fx, 6);
+    REQUIRE(cx_login(&fx, 7, "alice", "pa", "c"));
+    fx_in(&fx, 7, "<presence/>");
+    CHECK_STR(fx_take(&fx, 7),
+              "<presence from='alice@example.com/c' to='alice@example.com/c'/>"
+              "<presence from='alice@example.com/a' to='alice@example.com/c'>"
+              "<show>dnd</show></presence>"
+              "<presence from='bob@example.com/y' to='alice@example.com/c'/>");
+    CHECK_STR(fx_take(&fx, 6), ""); /* alice has "to": bob gets nothing */
+    down();
+}
+
+/* §3.1.3: a request to a user who is offline is kept and delivered at
+ * the next login. */
+static void test_pending_redelivered(void)
+{
+    REQUIRE(up() == 0);
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    fx_in(&fx, 3, "<presence/>");
+    fx_take(&fx, 3);
+    fx_in(&fx, 3,
+          "<presence to='bob@example.com' type='subscribe'><status>hi</status>"
+          "</presence>");
+    CHECK_INT(pump(), 2);
+    fx_take(&fx, 3);
+    REQUIRE(cx_login(&fx, 5, "bob", "pb", "x"));
+    fx_in(&fx, 5, "<presence/>");
+    CHECK_STR(fx_take(&fx, 5),
+              "<presence from='bob@example.com/x' to='bob@example.com/x'/>"
+              "<presence to='bob@example.com' type='subscribe' "
+              "from='alice@example.com'><status>hi</status></presence>");
+    down();
+}
+
+/* sodium_malloc (call-bridge secrets) needs sodium_init. */
+__attribute__((constructor)) static void setup(void)
+{
+    if (sodium_init() < 0)
+        abort();
+}
+
+TL_MAIN(T(test_roster_get_set_remove), T(test_subscribe_approve_presence),
+        T(test_pending_redelivered))
