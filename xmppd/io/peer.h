@@ -94,6 +94,11 @@ struct peer_hooks {
     /* room: a CHAN_ACK from id freed room in its resend buffer.  May be
      * NULL. */
     void (*room)(void *ud, uint64_t id);
+    /* read_done: one read of id's link has been handed over: frame was
+     * called for every sequenced frame it held (at least one), and no more
+     * will come in this loop turn from that read.  The place to send what
+     * those frames owe (ACKs) as one frame.  May be NULL. */
+    void (*read_done)(void *ud, uint64_t id);
     /* refused: the member dialled (id; 0 for a join contact) refused our
      * HELLO and said why (r borrowed for the call; its link is closed
      * already).  May be NULL. */
