@@ -167,7 +167,9 @@ void peer_drop_contacts(struct peer_mgr *m);
 
 /* peer_send numbers the sequenced frame f (borrowed; f->chan_seq is set)
  * through id's channel and writes it when the link is up (else it waits
- * in the channel for the next link).  0, XE_NOTFOUND (no such peer),
+ * in the channel for the next link).  The bytes leave before the loop next
+ * waits for I/O, together with every other frame queued to that peer in
+ * the same loop turn (one write).  0, XE_NOTFOUND (no such peer),
  * XE_BUSY (resend buffer full: nothing kept), XE_INVAL, XE_LIMIT, XE_NOMEM. */
 int peer_send(struct peer_mgr *m, uint64_t id, struct pframe *f);
 
