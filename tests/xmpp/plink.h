@@ -42,6 +42,7 @@ static void plink_reset(int j, int i); /* j learnt that i restarted */
 static int plink_input(int j, int i, const struct pframe *fr); /* j got fr */
 static void plink_pump(int j); /* j's channel window opened (CHAN_ACK) */
 static void plink_link(int j, int i, bool up); /* j's link to i came up / went down */
+static void plink_flush(int j); /* j read what came: send what it owes (ACKs) */
 
 /* pl_open gives node i a fresh channel (incarnation inc) to j, dropping
  * what the old one held; none to itself. */
@@ -158,6 +159,8 @@ static inline bool pl_move(int i, int j, size_t n)
     }
     if (rc < 0)
         proto_errors++;
+    /* The end of a read, as in the edge (peer.c hk_data). */
+    plink_flush(j);
     return true;
 }
 

@@ -72,6 +72,12 @@ static void plink_pump(int j)
     srv_cluster_pump(nd[j].fx.srv, now);
 }
 
+static void plink_flush(int j)
+{
+    nd[j].fx.now = now;
+    srv_cluster_flush(nd[j].fx.srv, now);
+}
+
 static void plink_link(int j, int i, bool up)
 {
     nd[j].fx.now = now;

@@ -519,8 +519,22 @@ static int handle_fwd(struct fwd *f, uint64_t node, const struct pframe_fwd *fw)
     rc = rset_add(ok ? &p->owe_d : &p->owe_b, fw->seq);
     if (rc < 0)
         return rc == XE_LIMIT ? XE_PROTO : rc;
-    flush_owed(f, p);
+    /* Owed, not sent yet: the edge sends every owed outcome as one ACK per
+     * peer at the end of its input batch (fwd_flush). */
+    f->owed = true;
     return 0;
+}
+
+void fwd_flush(struct fwd *f, uint64_t now_ms)
+{
+    f->now = now_ms;
+    if (!f->owed)
+        return;
+    f->owed = false;
+    /* What a full channel refuses stays owed and goes out on fwd_pump (the
+     * edge pumps on every CHAN_ACK). */
+    for (size_t i = 0; i < f->npeers; i++)
+        flush_owed(f, &f->peers[i]);
 }
 
 /* ---- inputs --------------------------------------------------------------- */

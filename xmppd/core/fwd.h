@@ -132,12 +132,23 @@ int fwd_send(struct fwd *f, const char *from, const char *to, const char *xml, s
              uint64_t now_ms);
 
 /* fwd_input takes a frame (borrowed) received from node over the peer link
- * after pchan delivered it: FWD, ACK, SESSIONS, ROUTES or CONFLICT.
+ * after pchan delivered it: FWD, ACK, SESSIONS, ROUTES or CONFLICT.  The
+ * outcome of a FWD is owed to its origin, not sent: the caller calls
+ * fwd_flush once it has given fwd the frames it has now (the end of a read
+ * of the peer link, before that loop turn ends).
  * Returns 0, XE_INVAL (another type: not fwd's), XE_PROTO (the frame breaks
  * the protocol: DELIVER, a FWD whose origin is not the sender, an ACK for a
  * stanza never sent to that node, a report about another node, a node over
  * names_max; counted, nothing done) or XE_NOMEM. */
 int fwd_input(struct fwd *f, uint64_t node, const struct pframe *fr, uint64_t now_ms);
+
+/* fwd_flush sends what this node owes each origin for the FWDs fwd_input
+ * took since the last flush, as one ACK frame per origin (merged seq
+ * ranges, at most PFRAME_MAX_LIST: an honest origin has at most
+ * inflight_max stanzas in flight).  An ACK the channel refuses stays owed
+ * and goes out on fwd_pump.  fwd_pump, fwd_tick and a link coming up
+ * flush too.  Cheap when nothing is owed. */
+void fwd_flush(struct fwd *f, uint64_t now_ms);
 
 /* fwd_peer_reset tells fwd that the channel to node was reset (pchan
  * PCHAN_RESET: a process at either end restarted): stanzas handed to it

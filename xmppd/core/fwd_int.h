@@ -103,6 +103,7 @@ struct fwd {
     uint64_t next_seq;
     struct fwd_q unsent;
     bool pumping;
+    bool owed; /* a FWD was given its outcome since the last fwd_flush */
     struct fwd_peer *peers;
     size_t npeers, peers_cap;
 

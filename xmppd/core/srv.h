@@ -278,6 +278,10 @@ int srv_cluster_set_members(struct srv *srv, const uint64_t *ids, size_t n,
  * XE_NOMEM. */
 int srv_cluster_input(struct srv *srv, uint64_t node, const struct pframe *f,
                       uint64_t now_ms);
+/* srv_cluster_flush sends the ACKs owed for the frames srv_cluster_input
+ * took (fwd_flush): call it at the end of each read of a peer link, after
+ * its last srv_cluster_input, before the loop turn ends. */
+void srv_cluster_flush(struct srv *srv, uint64_t now_ms);
 /* srv_cluster_peer_reset: the channel to node was reset (PCHAN_RESET). */
 void srv_cluster_peer_reset(struct srv *srv, uint64_t node, uint64_t now_ms);
 /* srv_cluster_peer_link: the connection to node came up or went down

@@ -458,6 +458,15 @@ int srv_cluster_input(struct srv *srv, uint64_t node, const struct pframe *f,
     return rc;
 }
 
+void srv_cluster_flush(struct srv *srv, uint64_t now_ms)
+{
+    if (srv->cl == NULL)
+        return;
+    cl_clock(srv, now_ms);
+    fwd_flush(srv->cl->fwd, srv->now_ms);
+    cl_reap(srv);
+}
+
 void srv_cluster_peer_reset(struct srv *srv, uint64_t node, uint64_t now_ms)
 {
     if (srv->cl == NULL)

@@ -617,8 +617,9 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
      * it, so that their origins answer their senders instead of waiting
      * for an outcome that never comes. */
     if (xsrv(n) != NULL) {
+        /* node__after_srv (the writes to local sessions, the timer) and the
+         * owed ACKs wait for the end of this read: pk_read_done. */
         int rc = srv_cluster_input(xsrv(n), from, f, uv_now(&n->loop));
-        node__after_srv(n);
         if (rc == XE_PROTO)
             return rc;
         if (rc != XE_STATE)
@@ -715,6 +716,20 @@ static void pk_room(void *ud, uint64_t id)
     }
 }
 
+/* pk_read_done: the frames of one read of from's link were handed to
+ * srv: the ACKs they owe go out as one frame per origin, and what srv
+ * queued for local sessions is written (one write per session). */
+static void pk_read_done(void *ud, uint64_t from)
+{
+    struct node *n = ud;
+
+    (void)from;
+    if (xsrv(n) != NULL) {
+        srv_cluster_flush(xsrv(n), uv_now(&n->loop));
+        node__after_srv(n);
+    }
+}
+
 /* pk_components: this node's component sessions, sent in every PING and
  * PONG so that each peer's status shows them (docs/cluster.md "Status
  * fields"). */
@@ -741,6 +756,7 @@ int cluster__open_peers(struct node *n, uint64_t cluster_id, char *why, size_t w
                            .link = pk_link,
                            .reset = pk_reset,
                            .room = pk_room,
+                           .read_done = pk_read_done,
                            .refused = pk_refused,
                            .components = pk_components};
     struct peer_opts o;

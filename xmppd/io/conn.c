@@ -16,7 +16,10 @@
  * handshake record, RFC 8446 §5.1; anything else is plaintext), and a
  * connection with a session feeds what it reads to tls_conn_feed and what the
  * owner sends to tls_conn_write; the ciphertext joins the pending buffer.
- * The owner only ever sees plaintext. */
+ * The owner only ever sees plaintext.  What the owner sends between two
+ * flushes (conn_mgr_flush) is kept as plaintext and encrypted at the flush
+ * in one call: one TLS record (up to 16 KiB, RFC 8446 §5.1) for many small
+ * writes instead of one each. */
 #include "conn.h"
 
 #include <inttypes.h>
@@ -41,6 +44,7 @@ struct conn {
     enum conn_state state;
     char peer[64];
     struct buf pending; /* queued, not yet handed to uv_write */
+    struct buf plain;   /* TLS: the owner's bytes not encrypted yet (seal) */
     size_t inflight;    /* bytes owned by write requests */
     uv_shutdown_t shut; /* used once, while DRAINING */
     bool shut_started, shut_done, eof;
@@ -235,6 +239,9 @@ static void on_conn_closed(uv_handle_t *h)
         m->accepted--;
     tls_conn_free(c->tls);
     buf_free(&c->pending);
+    if (c->plain.data != NULL)
+        memset(c->plain.data, 0, c->plain.cap);
+    buf_free(&c->plain);
     free(c);
     maybe_drained(m);
 }
@@ -304,6 +311,26 @@ static bool tls_holding(const struct conn *c)
     return c->tls != NULL && tls_conn_held(c->tls) > 0 && !tls_conn_failed(c->tls);
 }
 
+/* seal encrypts the plaintext the owner sent since the last flush in one
+ * tls_conn_write (held there until the handshake ends) and moves the
+ * ciphertext to pending.  A session that failed or closed meanwhile drops
+ * it (nothing more can go out on it).  0 or XE_NOMEM / XE_TLS. */
+static int seal(struct conn *c)
+{
+    int rc;
+
+    if (c->tls == NULL || c->plain.len == 0)
+        return 0;
+    rc = tls_conn_write(c->tls, c->plain.data, c->plain.len);
+    memset(c->plain.data, 0, c->plain.len);
+    buf_reset(&c->plain);
+    if (rc == XE_STATE)
+        rc = 0;
+    if (rc == 0)
+        rc = tls_conn_take_out(c->tls, &c->pending);
+    return rc;
+}
+
 /* flush_one hands c's pending bytes to libuv and, when c is DRAINING and
  * nothing is left, starts the shutdown. */
 static void flush_one(struct conn *c)
@@ -312,7 +339,13 @@ static void flush_one(struct conn *c)
     uv_buf_t b;
     int rc;
 
-    if (c->state == CONN_CLOSING || c->connecting)
+    if (c->state == CONN_CLOSING)
+        return;
+    if (seal(c) < 0) {
+        lost(c, UV_ENOMEM);
+        return;
+    }
+    if (c->connecting)
         return;
     if (c->pending.len > 0) {
         wr = malloc(sizeof *wr);
@@ -370,20 +403,19 @@ int conn_send(struct conn_mgr *m, uint64_t id, const char *data, size_t len)
     /* Plaintext a TLS session holds until its handshake ends is queued too:
      * without it a peer that never finishes the handshake lets the owner
      * queue without bound. */
-    queued = c->pending.len + c->inflight + (c->tls != NULL ? tls_conn_held(c->tls) : 0);
+    queued = c->pending.len + c->plain.len + c->inflight +
+             (c->tls != NULL ? tls_conn_held(c->tls) : 0);
     if (queued + len > m->max_queued) {
         LOG(m->log, LOG_WARN, "%s c%" PRIu64 " write queue full (%zu bytes queued)",
             m->node, id, queued);
         return XE_BUSY;
     }
     if (c->tls != NULL) {
-        int rc = tls_conn_write(c->tls, data, len);
-        if (rc == XE_STATE)
+        /* A write of nothing only asks whether the session takes more. */
+        if (tls_conn_write(c->tls, data, 0) == XE_STATE)
             return XE_CLOSED;
-        if (rc == 0)
-            rc = tls_conn_take_out(c->tls, &c->pending);
-        if (rc < 0)
-            return rc;
+        if (buf_append(&c->plain, data, len) < 0)
+            return XE_NOMEM;
     } else if (buf_append(&c->pending, data, len) < 0) {
         return XE_NOMEM;
     }
@@ -406,6 +438,9 @@ static void start_drain(struct conn *c)
 
     if (c->tls != NULL) {
         /* close_notify after the last bytes (RFC 8446 §6.1). */
+        if (seal(c) < 0)
+            LOG(m->log, LOG_WARN, "%s c%" PRIu64 " no memory for the last TLS bytes",
+                m->node, c->id);
         tls_conn_close(c->tls);
         if (tls_conn_take_out(c->tls, &c->pending) < 0)
             LOG(m->log, LOG_WARN, "%s c%" PRIu64 " no memory for the TLS close", m->node,
@@ -1167,7 +1202,8 @@ size_t conn_room(struct conn_mgr *m, uint64_t id)
 
     if (c == NULL || c->state != CONN_OPEN)
         return 0;
-    queued = c->pending.len + c->inflight + (c->tls != NULL ? tls_conn_held(c->tls) : 0);
+    queued = c->pending.len + c->plain.len + c->inflight +
+             (c->tls != NULL ? tls_conn_held(c->tls) : 0);
     return queued < m->max_queued ? m->max_queued - queued : 0;
 }
 

@@ -71,11 +71,17 @@ struct peer_mgr {
     struct conn_mgr *cm;
     struct tls_ctx *srv_tls, *cli_tls;
     uv_timer_t timer;
+    /* Writes queued by peer_send go out once per loop turn: the idle
+     * handle runs before the loop next waits for I/O (started on demand). */
+    uv_idle_t flusher;
+    int open_handles; /* timer and flusher, while closing */
     uint64_t incarnation;
     struct peer *peers;
     struct pconn *links;
     struct peer_stats stats;
     bool closing;
+    uint64_t handed_from;   /* hk_data: this read's frames went to hooks.frame
+                               from that peer (0: none) */
     char last_refusal[400]; /* the same refusal is logged once a minute */
     uint64_t last_refusal_ms;
     struct log_rate bad_rate; /* every warning about a bad connection */
@@ -683,9 +689,11 @@ static void on_frame(struct peer_mgr *m, struct pconn *l, struct pframe *f)
             m->h.room(m->h.ud, p->id);
         return;
     }
-    if (deliver && u.deliver && m->h.frame != NULL &&
-        m->h.frame(m->h.ud, p->id, guest, f) < 0 && !l->dead)
-        malformed(m, l, pframe_type_name(f->type), XE_PROTO);
+    if (deliver && u.deliver && m->h.frame != NULL) {
+        m->handed_from = p->id;
+        if (m->h.frame(m->h.ud, p->id, guest, f) < 0 && !l->dead)
+            malformed(m, l, pframe_type_name(f->type), XE_PROTO);
+    }
 }
 
 /* ---- conn hooks ---- */
@@ -758,10 +766,12 @@ static void hk_data(void *ud, uint64_t id, const char *bytes, size_t len)
     struct peer_mgr *m = ud;
     struct pconn *l = find_link(m, id);
     struct pframe f;
+    uint64_t from;
     int rc;
 
     if (l == NULL)
         return;
+    m->handed_from = 0;
     plink_rx(&l->sm, now_ms(m));
     if (l->p != NULL) {
         l->p->info.bytes_in += len;
@@ -780,6 +790,12 @@ static void hk_data(void *ud, uint64_t id, const char *bytes, size_t len)
     }
     if (rc < 0 && !l->dead)
         malformed(m, l, "frame", rc);
+    /* What the frames of this read owe (ACKs) goes out as one frame, in
+     * this loop turn (docs/cluster.md "Forwarding"). */
+    from = m->handed_from;
+    m->handed_from = 0;
+    if (from != 0 && m->h.read_done != NULL)
+        m->h.read_done(m->h.ud, from);
     conn_mgr_flush(m->cm);
 }
 
@@ -796,6 +812,16 @@ static void hk_gone(void *ud, uint64_t id, int err)
     }
     snprintf(why, sizeof why, "%s", err == 0 ? "closed by the peer" : uv_strerror(err));
     link_drop(m, l, err, why);
+}
+
+/* on_flush writes what peer_send queued in this loop turn, before the loop
+ * waits for I/O again. */
+static void on_flush(uv_idle_t *h)
+{
+    struct peer_mgr *m = h->data;
+
+    uv_idle_stop(h);
+    conn_mgr_flush(m->cm);
 }
 
 static void free_all(struct peer_mgr *m)
@@ -818,6 +844,9 @@ static void on_timer_closed(uv_handle_t *h)
     void (*done)(void *) = m->done;
     void *arg = m->done_arg;
 
+    if (--m->open_handles > 0)
+        return;
+
     conn_mgr_free(m->cm);
     tls_ctx_free(m->srv_tls);
     tls_ctx_free(m->cli_tls);
@@ -831,7 +860,9 @@ static void hk_drained(void *ud)
 {
     struct peer_mgr *m = ud;
 
+    m->open_handles = 2;
     uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&m->flusher, on_timer_closed);
 }
 
 /* ---- tick: timeouts, pings, dials, channel acks, reaping ---- */
@@ -997,6 +1028,8 @@ int peer_mgr_new(uv_loop_t *loop, const struct peer_opts *opts,
     }
     uv_timer_init(loop, &m->timer);
     m->timer.data = m;
+    uv_idle_init(loop, &m->flusher);
+    m->flusher.data = m;
     uv_timer_start(&m->timer, on_tick, TICK_MS, TICK_MS);
     *out = m;
     return 0;
@@ -1009,6 +1042,8 @@ fail:
         m->closing = true;
         uv_timer_init(loop, &m->timer);
         m->timer.data = m;
+        uv_idle_init(loop, &m->flusher);
+        m->flusher.data = m;
         return rc;
     }
     tls_ctx_free(m->srv_tls);
@@ -1135,8 +1170,10 @@ int peer_send(struct peer_mgr *m, uint64_t id, struct pframe *f)
      * goes out again on the next link. */
     if (rc == 0 && p->link != NULL && write_link(m, p->link, &out) == 0)
         p->info.frames_out++;
-    conn_mgr_flush(m->cm);
     buf_free(&out);
+    /* The frames of one loop turn to a peer leave in one write. */
+    if (!m->closing && !uv_is_active((uv_handle_t *)&m->flusher))
+        uv_idle_start(&m->flusher, on_flush);
     return rc;
 }
 

@@ -94,6 +94,11 @@ struct peer_hooks {
     /* room: a CHAN_ACK from id freed room in its resend buffer.  May be
      * NULL. */
     void (*room)(void *ud, uint64_t id);
+    /* read_done: one read of id's link has been handed over: frame was
+     * called for every sequenced frame it held (at least one), and no more
+     * will come in this loop turn from that read.  The place to send what
+     * those frames owe (ACKs) as one frame.  May be NULL. */
+    void (*read_done)(void *ud, uint64_t id);
     /* refused: the member dialled (id; 0 for a join contact) refused our
      * HELLO and said why (r borrowed for the call; its link is closed
      * already).  May be NULL. */
@@ -162,7 +167,9 @@ void peer_drop_contacts(struct peer_mgr *m);
 
 /* peer_send numbers the sequenced frame f (borrowed; f->chan_seq is set)
  * through id's channel and writes it when the link is up (else it waits
- * in the channel for the next link).  0, XE_NOTFOUND (no such peer),
+ * in the channel for the next link).  The bytes leave before the loop next
+ * waits for I/O, together with every other frame queued to that peer in
+ * the same loop turn (one write).  0, XE_NOTFOUND (no such peer),
  * XE_BUSY (resend buffer full: nothing kept), XE_INVAL, XE_LIMIT, XE_NOMEM. */
 int peer_send(struct peer_mgr *m, uint64_t id, struct pframe *f);
 
