@@ -808,7 +808,7 @@ static const struct cli_cmd commands[] = {
      "set the port of the XMPP-over-WebSocket listener (ws) on every listen address "
      "(default 5280)",
      "RFC 7395 without TLS: while TLS is required for clients a client here is refused\n"
-     "(use wss, or xmpp client tls optional behind a TLS proxy). Also serves host-meta.",
+     "(use wss, or xmpp tls client optional behind a TLS proxy). Also serves host-meta.",
      "xmpp.websocket.set", 1, 1, prep_ws_port, NULL},
     {W("xmpp", "websocket", "tls-port"), "<port>|off",
      "set the port of the WebSocket listener with TLS (wss) on every listen address "
