@@ -217,6 +217,25 @@ static int prep_client_tls_port(struct cli *cli, int argc, char **argv, json_t *
     return port_or_off(argv[0], args, "tls_port", why);
 }
 
+/* xmpp websocket port <port>|off */
+static int prep_ws_port(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    return port_or_off(argv[0], args, "port", why);
+}
+
+/* xmpp websocket tls-port <port>|off */
+static int prep_wss_port(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    return port_or_off(argv[0], args, "tls_port", why);
+}
+
+/* xmpp websocket path <path> (checked by the daemon) */
+static int prep_ws_path(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    json_object_set_new(args, "path", json_string(argv[0]));
+    return 0;
+}
+
 static int prep_certs(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
     if (need_file("key", argv[0], args, "key", why) < 0 ||
@@ -785,6 +804,23 @@ static const struct cli_cmd commands[] = {
      "TLS from the first byte instead of STARTTLS, with the same certificate. Not 5223\n"
      "while the component listeners use it.",
      "xmpp.client.set", 1, 1, prep_client_tls_port, NULL},
+    {W("xmpp", "websocket", "port"), "<port>|off",
+     "set the port of the XMPP-over-WebSocket listener (ws) on every listen address "
+     "(default 5280)",
+     "RFC 7395 without TLS: while TLS is required for clients a client here is refused\n"
+     "(use wss, or xmpp tls client optional behind a TLS proxy). Also serves host-meta.",
+     "xmpp.websocket.set", 1, 1, prep_ws_port, NULL},
+    {W("xmpp", "websocket", "tls-port"), "<port>|off",
+     "set the port of the WebSocket listener with TLS (wss) on every listen address "
+     "(default 5281)",
+     "Browsers connect here (wss://<address>:<port><path>), with the node's "
+     "certificate.\n"
+     "Also serves /.well-known/host-meta (XEP-0156).",
+     "xmpp.websocket.set", 1, 1, prep_wss_port, NULL},
+    {W("xmpp", "websocket", "path"), "<path>",
+     "set the path of the WebSocket endpoint (default /xmpp-websocket)",
+     "The resource of the ws and wss URLs; host-meta names it.", "xmpp.websocket.set", 1,
+     1, prep_ws_path, NULL},
     {W("xmpp", "certs"), "<key> <cert> [<ca-bundle>]",
      "set the TLS key, certificate and CA bundle (files in the node's pki directory)",
      "The key must match the certificate, the certificate must be valid now and, with a\n"

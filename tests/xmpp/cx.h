@@ -111,19 +111,28 @@ struct cx_scram {
     char server_sig[160]; /* base64 of "v=" and the expected ServerSignature */
 };
 
-/* cx_auth sends <auth> with client-first "gs2n=user,r=CX_CNONCE". */
-static inline void cx_auth(struct fx *fx, uint64_t conn, struct cx_scram *x,
-                           const char *mech, const char *gs2, const char *user)
+/* cx_auth_el writes into el the <auth> with client-first
+ * "gs2n=user,r=CX_CNONCE" (any transport). */
+static inline void cx_auth_el(struct cx_scram *x, const char *mech, const char *gs2,
+                              const char *user, char *el, size_t cap)
 {
-    char msg[512], b64[1024], el[2048];
+    char msg[512], b64[1024];
 
     x->md = strstr(mech, "SHA-256") != NULL ? EVP_sha256() : EVP_sha1();
     snprintf(x->gs2, sizeof x->gs2, "%s", gs2);
     snprintf(x->first_bare, sizeof x->first_bare, "n=%s,r=%s", user, CX_CNONCE);
     snprintf(msg, sizeof msg, "%s%s", gs2, x->first_bare);
     cx_b64(msg, strlen(msg), b64, sizeof b64);
-    snprintf(el, sizeof el, "<auth xmlns='" CX_NS_SASL "' mechanism='%s'>%s</auth>", mech,
-             b64);
+    snprintf(el, cap, "<auth xmlns='" CX_NS_SASL "' mechanism='%s'>%s</auth>", mech, b64);
+}
+
+/* cx_auth sends <auth> with client-first "gs2n=user,r=CX_CNONCE". */
+static inline void cx_auth(struct fx *fx, uint64_t conn, struct cx_scram *x,
+                           const char *mech, const char *gs2, const char *user)
+{
+    char el[2048];
+
+    cx_auth_el(x, mech, gs2, user, el, sizeof el);
     fx_in(fx, conn, el);
 }
 
@@ -163,15 +172,16 @@ static inline bool cx_challenge(struct fx *fx, uint64_t conn, unsigned char rnd0
     return true;
 }
 
-/* cx_final answers server-first sf with the proof for pass; cb (cb_len
- * bytes) is the channel-binding data appended to the gs2 header in c=. */
-static inline void cx_final(struct fx *fx, uint64_t conn, struct cx_scram *x,
-                            const char *sf, const char *pass, const unsigned char *cb,
-                            size_t cb_len)
+/* cx_final_el writes into el (cx_final sends) the answer to server-first sf with the
+ * proof for pass; cb (cb_len bytes) is the channel-binding data appended to the gs2
+ * header in c=. */
+static inline void cx_final_el(struct cx_scram *x, const char *sf, const char *pass,
+                               const unsigned char *cb, size_t cb_len, char *el,
+                               size_t cap)
 {
     unsigned char sp[64], ck[64], stored[64], server[64], sig[64], proof[64];
     unsigned char cbin[256];
-    char nonce[256], final[1024], auth[2048], pb64[128], b64[2048], el[4096];
+    char nonce[256], final[1024], auth[2048], pb64[128], b64[2048];
     unsigned int n = 0, klen = (unsigned)EVP_MD_size(x->md);
     const char *r = sf + 2, *comma = strchr(sf, ',');
     size_t gl = strlen(x->gs2);
@@ -198,7 +208,16 @@ static inline void cx_final(struct fx *fx, uint64_t conn, struct cx_scram *x,
     }
     snprintf(auth, sizeof auth, "%s,p=%s", final, pb64);
     cx_b64(auth, strlen(auth), b64, sizeof b64);
-    snprintf(el, sizeof el, "<response xmlns='" CX_NS_SASL "'>%s</response>", b64);
+    snprintf(el, cap, "<response xmlns='" CX_NS_SASL "'>%s</response>", b64);
+}
+
+static inline void cx_final(struct fx *fx, uint64_t conn, struct cx_scram *x,
+                            const char *sf, const char *pass, const unsigned char *cb,
+                            size_t cb_len)
+{
+    char el[4096];
+
+    cx_final_el(x, sf, pass, cb, cb_len, el, sizeof el);
     fx_in(fx, conn, el);
 }
 

@@ -15,6 +15,7 @@
 #include "sess_c2s.h"
 #include "sess_comp.h"
 #include "srv_int.h"
+#include "ws.h"
 
 int sess__init(struct sess *s, enum sess_kind kind, struct srv *srv, uint64_t conn,
                const char *peer, uint64_t now_ms)
@@ -48,6 +49,7 @@ void sess__new_stream_id(struct sess *s)
 void sess__fini(struct sess *s)
 {
     xs_free(s->xs);
+    ws_free(s->ws);
     free(s->peer);
 }
 
@@ -116,7 +118,8 @@ static int sess_header(struct sess *s, struct buf *b)
     return sess_c2s__header((struct sess_c2s *)s, b);
 }
 
-static void sess_fail_(struct sess *s, enum xs_cond cond, const char *why, bool log)
+static void sess_fail_(struct sess *s, enum xs_cond cond, const char *text,
+                       const char *why, bool log)
 {
     struct srv *srv = s->srv;
     struct buf *b = &srv->out;
@@ -124,7 +127,7 @@ static void sess_fail_(struct sess *s, enum xs_cond cond, const char *why, bool 
     if (s->state == SESS_CLOSED)
         return;
     buf_reset(b);
-    if ((!s->header_sent && sess_header(s, b) < 0) || xs_write_error(b, cond, NULL) < 0) {
+    if ((!s->header_sent && sess_header(s, b) < 0) || xs_write_error(b, cond, text) < 0) {
         buf_reset(b);
         buf_puts(b, "</stream:stream>");
     }
@@ -139,12 +142,17 @@ static void sess_fail_(struct sess *s, enum xs_cond cond, const char *why, bool 
 
 void sess_fail(struct sess *s, enum xs_cond cond, const char *why)
 {
-    sess_fail_(s, cond, why, true);
+    sess_fail_(s, cond, NULL, why, true);
+}
+
+void sess__fail_text(struct sess *s, enum xs_cond cond, const char *text, const char *why)
+{
+    sess_fail_(s, cond, text, why, true);
 }
 
 void sess__fail_quiet(struct sess *s, enum xs_cond cond)
 {
-    sess_fail_(s, cond, NULL, false);
+    sess_fail_(s, cond, NULL, NULL, false);
 }
 
 void sess__end(struct sess *s, const char *why)

@@ -26,6 +26,7 @@
 #include "xs.h"
 
 struct srv;
+struct ws_conn;
 
 enum sess_kind {
     SESS_KIND_COMP, /* struct sess_comp */
@@ -52,10 +53,14 @@ struct sess {
     uint64_t last_in_ms;  /* last bytes received */
     uint64_t last_out_ms; /* last bytes sent */
     bool ping_pending;    /* a server ping went out since the last input */
-    uint64_t sid;         /* cluster mode: this node's id of the session,
-                             as reported to the leader; 0: not reported */
-    struct sess *hnext;   /* srv's connection-table chain */
-    struct sess *dnext;   /* srv's dead list */
+    /* The transport: NULL on TCP; a client session of a WebSocket
+     * listener owns its ws_conn here (srv_ws.c), and its writes and its
+     * close go through it. */
+    struct ws_conn *ws;
+    uint64_t sid;       /* cluster mode: this node's id of the session,
+                           as reported to the leader; 0: not reported */
+    struct sess *hnext; /* srv's connection-table chain */
+    struct sess *dnext; /* srv's dead list */
 };
 
 /* sess__init fills the common part of a new session of kind for connection
@@ -118,6 +123,10 @@ int sess_deliver_raw(struct sess *s, const char *xml, size_t len);
  * caller logged the event in its own words). */
 void sess_fail(struct sess *s, enum xs_cond cond, const char *why);
 void sess__fail_quiet(struct sess *s, enum xs_cond cond);
+/* sess__fail_text is sess_fail with text (borrowed) in the stream error's
+ * <text/> (RFC 6120 §4.9.2), for refusals the client should explain. */
+void sess__fail_text(struct sess *s, enum xs_cond cond, const char *text,
+                     const char *why);
 
 /* sess__end answers the peer's </stream:stream> (or its stream error) with
  * ours and closes, RFC 6120 §4.4; why goes to the log. */

@@ -89,10 +89,11 @@ static int c2s_restart(struct sess_c2s *c)
 }
 
 /* c2s_tls_offered tells whether STARTTLS is offered (not yet secured, and
- * the edge can do it). */
+ * the edge can do it; never inside a WebSocket, whose TLS is wss,
+ * RFC 7395 §3.9). */
 static bool c2s_tls_offered(const struct sess_c2s *c)
 {
-    return !c->secured && c->base.srv->env.starttls != NULL;
+    return !c->secured && c->base.srv->env.starttls != NULL && c->base.ws == NULL;
 }
 
 /* c2s_features appends <stream:features> for the current stream (RFC 6120

@@ -169,6 +169,8 @@ int srv_new(const struct srv_config *cfg, const struct srv_env *env, struct srv 
         goto err_conns;
     srv->env.random(srv->env.ud, srv->fake_key, 32);
     srv->hint = SRV_NO_DEADLINE;
+    ws_config_default(&srv->ws_default);
+    srv->ws_cfg = &srv->ws_default;
     jid_clear(&j);
     *out = srv;
     return 0;
@@ -214,6 +216,7 @@ void srv_free(struct srv *srv)
         sess_free(s);
     }
     srv__c2s_free(srv);
+    srv__ws_free(srv);
     srv__thr_free(srv);
     sodium_free(srv->fake_key);
     while (srv->cbs != NULL) {
@@ -354,7 +357,8 @@ int srv_del_callbridge(struct srv *srv, const char *name)
 
 int srv__send(struct srv *srv, struct sess *s, const char *data, size_t len)
 {
-    int rc = srv->env.send(srv->env.ud, s->conn, data, len);
+    int rc = s->ws != NULL ? srv__ws_send(srv, s, data, len)
+                           : srv->env.send(srv->env.ud, s->conn, data, len);
 
     if (rc < 0) {
         SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " send failed (%s), closing", s->conn,
@@ -374,7 +378,9 @@ static void srv_close(struct srv *srv, struct sess *s, bool tell_edge)
     if (s->state == SESS_CLOSED)
         return;
     s->state = SESS_CLOSED;
-    if (tell_edge)
+    if (s->ws != NULL)
+        srv__ws_release(srv, s, tell_edge); /* the WebSocket closes on its own */
+    else if (tell_edge)
         srv->env.close(srv->env.ud, s->conn);
     srv_unlink(srv, s);
     if (s->kind == SESS_KIND_COMP) {
@@ -507,6 +513,9 @@ void srv__touch(struct srv *srv, const struct sess *s)
 {
     uint64_t d = sess_deadline(s);
 
+    if (s->ws != NULL && ws_deadline(s->ws) < d)
+        d = ws_deadline(s->ws);
+
     if (d < srv->hint)
         srv->hint = d;
 }
@@ -528,15 +537,19 @@ int srv_conn_open(struct srv *srv, uint64_t conn, enum srv_listener kind,
     int rc;
 
     srv_clock(srv, now_ms);
-    if (kind != SRV_LISTENER_COMPONENT && kind != SRV_LISTENER_CLIENT)
+    if (kind != SRV_LISTENER_COMPONENT && kind != SRV_LISTENER_CLIENT &&
+        kind != SRV_LISTENER_WEBSOCKET && kind != SRV_LISTENER_WEBSOCKET_TLS)
         return XE_UNSUPPORTED;
     p = srv_slot(srv, conn);
     if (*p != NULL)
         return XE_EXISTS;
+    srv__ws_parked_gone(srv, conn); /* a reused id: the old one is over */
     if (kind == SRV_LISTENER_COMPONENT)
         rc = sess_comp_new(srv, conn, peer, srv->now_ms, (struct sess_comp **)&s);
-    else
+    else if (kind == SRV_LISTENER_CLIENT)
         rc = sess_c2s_new(srv, conn, peer, srv->now_ms, (struct sess_c2s **)&s);
+    else
+        rc = srv__ws_open(srv, conn, peer, &s);
     if (rc < 0)
         return rc;
     *p = s;
@@ -545,7 +558,11 @@ int srv_conn_open(struct srv *srv, uint64_t conn, enum srv_listener kind,
         srv_grow(srv);
     srv__touch(srv, s);
     SRV_LOG(srv, LOG_DEBUG, "c%" PRIu64 " %s connection from %s", conn,
-            kind == SRV_LISTENER_COMPONENT ? "component" : "client", s->peer);
+            kind == SRV_LISTENER_COMPONENT   ? "component"
+            : kind == SRV_LISTENER_CLIENT    ? "client"
+            : kind == SRV_LISTENER_WEBSOCKET ? "websocket"
+                                             : "websocket tls",
+            s->peer);
     return 0;
 }
 
@@ -556,9 +573,14 @@ void srv_conn_input(struct srv *srv, uint64_t conn, const void *data, size_t len
 
     srv_clock(srv, now_ms);
     s = srv_find(srv, conn);
-    if (s == NULL)
+    if (s == NULL) {
+        srv__ws_parked_input(srv, conn, data, len);
         return;
-    sess_input(s, data, len);
+    }
+    if (s->ws != NULL)
+        srv__ws_input(srv, s, data, len);
+    else
+        sess_input(s, data, len);
     if (s->state != SESS_CLOSED)
         srv__touch(srv, s);
     srv__reap(srv);
@@ -585,8 +607,10 @@ void srv_conn_closed(struct srv *srv, uint64_t conn, uint64_t now_ms)
 
     srv_clock(srv, now_ms);
     s = srv_find(srv, conn);
-    if (s == NULL)
+    if (s == NULL) {
+        srv__ws_parked_gone(srv, conn);
         return;
+    }
     SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " connection closed (%s, peer %s)", conn,
             sess__who(s), s->peer);
     srv_close(srv, s, false);
@@ -595,6 +619,8 @@ void srv_conn_closed(struct srv *srv, uint64_t conn, uint64_t now_ms)
 
 static void srv_tick_one(struct srv *srv, struct sess *s)
 {
+    if (s->ws != NULL)
+        srv__ws_tick_one(srv, s);
     sess_tick(s);
 }
 
@@ -608,6 +634,7 @@ void srv_tick(struct srv *srv, uint64_t now_ms)
     srv_clock(srv, now_ms);
     srv_each(srv, srv_tick_one);
     srv__thr_sweep(srv);
+    srv__ws_tick(srv);
     srv_cluster__tick(srv);
     srv->hint = SRV_NO_DEADLINE;
     srv_each(srv, srv_touch_one);
@@ -616,8 +643,10 @@ void srv_tick(struct srv *srv, uint64_t now_ms)
 
 uint64_t srv_next_deadline(const struct srv *srv)
 {
-    uint64_t d = srv_cluster__deadline(srv);
+    uint64_t d = srv_cluster__deadline(srv), w = srv__ws_deadline(srv);
 
+    if (w < d)
+        d = w;
     return d < srv->hint ? d : srv->hint;
 }
 
@@ -641,4 +670,17 @@ void srv_get_stats(const struct srv *srv, struct srv_stats *out)
     out->components = rt_count(srv->rt);
     out->clients = srv->nclients;
     out->blocked = srv__thr_blocked(srv);
+    out->ws_conns = srv__ws_parked_count(srv);
+    out->ws_clients = 0;
+    for (size_t i = 0; i < srv->nbuckets; i++)
+        for (const struct sess *s = srv->conns[i]; s != NULL; s = s->hnext)
+            if (s->ws != NULL) {
+                out->ws_conns++;
+                out->ws_clients += s->state == SESS_READY;
+            }
+}
+
+void srv_set_ws_config(struct srv *srv, const struct ws_config *cfg)
+{
+    srv->ws_cfg = cfg != NULL ? cfg : &srv->ws_default;
 }

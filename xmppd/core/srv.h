@@ -33,6 +33,13 @@
 enum srv_listener {
     SRV_LISTENER_COMPONENT, /* XEP-0114 jabber:component:accept (5223) */
     SRV_LISTENER_CLIENT,    /* RFC 6120 c2s (5222), jabber:client */
+    /* RFC 7395 client sessions over WebSocket (docs/websocket.md): ws
+     * (5280, not secured: refused while TLS is required for clients) and
+     * wss (5281: the edge runs TLS and calls srv_conn_secured before the
+     * first bytes, as for direct TLS).  The same listeners answer the
+     * XEP-0156 host-meta GETs. */
+    SRV_LISTENER_WEBSOCKET,
+    SRV_LISTENER_WEBSOCKET_TLS,
 };
 
 /* Failed SASL attempts a client connection may make; the next failure
@@ -118,6 +125,7 @@ struct srv_tls_info {
 
 struct srv;
 struct cl_state;
+struct ws_config;
 
 /* srv_new creates the core.  cfg and env are copied (env->log is borrowed
  * and must outlive srv).  Returns 0, XE_INVAL (no or bad domain) or
@@ -159,6 +167,13 @@ void srv_conn_closed(struct srv *srv, uint64_t conn, uint64_t now_ms);
  * or closed conn: ignored. */
 void srv_conn_secured(struct srv *srv, uint64_t conn, const struct srv_tls_info *info,
                       uint64_t now_ms);
+
+/* srv_set_ws_config: the policy and limits of the WebSocket listeners
+ * (ws.h: path, limits, origins, trusted proxies, host-meta URLs), borrowed
+ * until replaced or srv_free and read at each new connection and request
+ * (the caller may change its fields between srv calls, e.g. the URLs as
+ * members come and go).  NULL: the defaults (ws_config_default). */
+void srv_set_ws_config(struct srv *srv, const struct ws_config *cfg);
 
 /* srv_set_accounts: the replicated state to read client accounts from
  * (xmppd/core/cl.h: cl_user_find gives SCRAM salt/iterations/StoredKey/
@@ -210,6 +225,10 @@ struct srv_stats {
     uint64_t login_failures; /* failed client SASL attempts */
     uint64_t login_refused;  /* attempts refused: address or account blocked */
     uint64_t blocked;        /* now: addresses and accounts blocked */
+    uint64_t ws_conns;       /* now: WebSocket connections (any stage, closing
+                                handshakes included) */
+    uint64_t ws_clients;     /* now: bound client sessions over WebSocket (the
+                                other clients are on TCP) */
 };
 
 /* srv_get_stats copies srv's counters into *out (caller's memory), with the

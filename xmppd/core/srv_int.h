@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "rt.h"
 #include "srv.h"
+#include "ws.h"
 
 struct cl_state;
 struct sess;
@@ -25,6 +26,7 @@ struct srv_acct;
 struct srv_cluster;
 struct srv_rop;
 struct srv_thr;
+struct srv_wsp;
 
 /* A call bridge: name (one lower-case LDH label) and its shared secret, held
  * in sodium_malloc memory and wiped on release. */
@@ -69,6 +71,12 @@ struct srv {
     uint64_t ping_seq; /* ids of server pings */
     struct srv_stats stats;
     struct srv_cluster *cl; /* cluster mode (srv_cluster.c); NULL standalone */
+
+    /* WebSocket transport (srv_ws.c) */
+    const struct ws_config *ws_cfg; /* borrowed, or &ws_default */
+    struct ws_config ws_default;
+    struct srv_wsp *parked; /* closed sessions' WebSockets, closing */
+    struct buf ws_in;       /* stream bytes of the step being applied */
 };
 
 /* SRV_LOG logs one line prefixed with the node name (the sink may be NULL). */
@@ -161,6 +169,35 @@ bool srv__c2s_cluster_probe(struct srv *srv, struct sess *s, const char *from,
  * (user and resource prepared), or NULL. */
 struct sess_c2s *srv__c2s_find(const struct srv *srv, const char *user,
                                const char *resource);
+
+/* ---- WebSocket transport (srv_ws.c; docs/websocket.md) ----
+ *
+ * srv__ws_open makes the client session of a new WebSocket connection
+ * (its ws_conn in s->ws, reading the HTTP request).  0/XE_NOMEM.
+ * srv__ws_input feeds bytes read from s's connection through its ws_conn
+ * (the stream bytes to sess_input; may close s).
+ * srv__ws_send is srv__send for s: through ws_send, then to the edge.
+ * 0 or a negative code (XE_CLOSED: the WebSocket is closing).
+ * srv__ws_release takes s->ws when s closes: with tell_edge, the closing
+ * handshake starts and the ws_conn is parked until it ends (then
+ * env->close); without, it is freed (the edge reported the connection
+ * gone).
+ * srv__ws_tick_one runs s's ws_conn timers when due (handshake timeout).
+ * srv__ws_parked_input / _parked_gone: bytes for, or the end of, a
+ * connection whose session is closed.  srv__ws_tick / srv__ws_deadline:
+ * the parked ones' timers.  srv__ws_parked_count: how many are parked.
+ * srv__ws_free frees them (no env calls). */
+int srv__ws_open(struct srv *srv, uint64_t conn, const char *peer, struct sess **out);
+void srv__ws_input(struct srv *srv, struct sess *s, const void *data, size_t len);
+int srv__ws_send(struct srv *srv, struct sess *s, const char *data, size_t len);
+void srv__ws_release(struct srv *srv, struct sess *s, bool tell_edge);
+void srv__ws_tick_one(struct srv *srv, struct sess *s);
+void srv__ws_parked_input(struct srv *srv, uint64_t conn, const void *data, size_t len);
+void srv__ws_parked_gone(struct srv *srv, uint64_t conn);
+void srv__ws_tick(struct srv *srv);
+uint64_t srv__ws_deadline(const struct srv *srv);
+size_t srv__ws_parked_count(const struct srv *srv);
+void srv__ws_free(struct srv *srv);
 
 /* Cluster hooks (srv_cluster.c); each is a no-op when srv->cl is NULL.
  * None of them may run inside a fwd callback except where noted.

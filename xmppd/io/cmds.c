@@ -213,6 +213,26 @@ static json_t *clients_json(struct node *n, const struct node_info *info)
     return j;
 }
 
+/* websocket_json: the WebSocket side of xmpp status (docs/websocket.md):
+ * ports (0: off), path, whether listening (or why not), connections now
+ * and this node's host-meta URLs. */
+static json_t *websocket_json(struct node *n, const struct node_info *info)
+{
+    const struct node_state *st = node_local(n);
+    json_t *urls = json_array();
+    json_t *j;
+
+    for (size_t i = 0; urls != NULL && i < info->nws_urls; i++)
+        json_array_append_new(urls, json_string(info->ws_urls[i]));
+    j = json_pack("{s:I, s:I, s:s, s:b, s:I, s:o?}", "port", (json_int_t)st->ws_port,
+                  "tls_port", (json_int_t)st->wss_port, "path", st->ws_path, "listening",
+                  node_xmpp_running(n) && info->ws_listeners > 0, "connections",
+                  (json_int_t)info->ws_conns, "urls", urls);
+    if (j != NULL && info->ws_error[0] != '\0')
+        json_object_set_new(j, "error", json_string(info->ws_error));
+    return j;
+}
+
 static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     struct node *n = ud;
@@ -223,15 +243,18 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
 
     node_info_get(n, &info);
     state_node_id_hex(st->node_id, id);
-    *result =
-        json_pack("{s:b, s:b, s:s, s:s?, s:o, s:s, s:o, s:{s:I, s:I}, s:I}", "enabled",
-                  st->xmpp_enabled, "serving", node_xmpp_running(n), "node_id", id,
-                  "domain", domain[0] != '\0' ? domain : NULL, "listen", listen_json(st),
-                  "tls", state_tls_name(st->tls), "certificate", cert_json(n), "sessions",
-                  "components", (json_int_t)info.components, "clients",
-                  (json_int_t)info.clients, "uptime_s", (json_int_t)info.uptime_s);
+    *result = json_pack(
+        "{s:b, s:b, s:s, s:s?, s:o, s:s, s:o, s:{s:I, s:I, s:{s:I, s:I}}, s:I}",
+        "enabled", st->xmpp_enabled, "serving", node_xmpp_running(n), "node_id", id,
+        "domain", domain[0] != '\0' ? domain : NULL, "listen", listen_json(st), "tls",
+        state_tls_name(st->tls), "certificate", cert_json(n), "sessions", "components",
+        (json_int_t)info.components, "clients", (json_int_t)info.clients,
+        "clients_by_transport", "tcp", (json_int_t)(info.clients - info.ws_clients),
+        "websocket", (json_int_t)info.ws_clients, "uptime_s", (json_int_t)info.uptime_s);
     if (*result != NULL)
         json_object_set_new(*result, "clients", clients_json(n, &info));
+    if (*result != NULL)
+        json_object_set_new(*result, "websocket", websocket_json(n, &info));
     /* Enabled but not serving: say why (a certificate expired, an address
      * went away, ...). */
     if (*result != NULL && info.last_error[0] != '\0' && !node_xmpp_running(n))
@@ -616,6 +639,55 @@ static int h_client(void *ud, json_t *args, json_t **result, struct ctl_error *e
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
+/* ---- xmpp.websocket.set ---- */
+
+/* XMPP over WebSocket (issue 11, docs/websocket.md), node-local like the
+ * client listener: any of "port" (ws; 0: off), "tls_port" (wss; 0: off)
+ * and "path" (absolute, e.g. /xmpp-websocket).  Applied at once. */
+static int h_websocket(void *ud, json_t *args, json_t **result, struct ctl_error *err)
+{
+    static const char *const keys[] = {"port", "tls_port", "path", NULL};
+    struct node *n = ud;
+    struct node_state *st = node_local(n), old = *st;
+    json_t *jp = json_object_get(args, "port"), *jd = json_object_get(args, "tls_port"),
+           *jh = json_object_get(args, "path");
+    char why[512];
+    int rc;
+
+    if (ctl_args_only(args, keys, err) < 0)
+        return XE_INVAL;
+    if (jp == NULL && jd == NULL && jh == NULL)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "give \"port\", \"tls_port\" or \"path\"");
+    if (!port_arg(jp) || !port_arg(jd))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "a port must be 1-65535, or 0 for none");
+    if (jh != NULL && (!json_is_string(jh) || !state_ws_path_ok(json_string_value(jh))))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "the path must start with / and be at most %d printable "
+                             "characters without space, ? or #",
+                             STATE_MAX_WS_PATH - 1);
+    if (jp != NULL)
+        st->ws_port = (unsigned)json_integer_value(jp);
+    if (jd != NULL)
+        st->wss_port = (unsigned)json_integer_value(jd);
+    if (jh != NULL)
+        snprintf(st->ws_path, sizeof st->ws_path, "%s", json_string_value(jh));
+    rc = node_local_save(n, why, sizeof why);
+    if (rc < 0) {
+        *st = old;
+        return ctl_error_set(err, "io", "%s", why);
+    }
+    if (memcmp(&old, st, sizeof old) != 0) {
+        rc = restart_serving(n, err);
+        if (rc < 0)
+            return rc;
+    }
+    *result = json_pack("{s:I, s:I, s:s}", "port", (json_int_t)st->ws_port, "tls_port",
+                        (json_int_t)st->wss_port, "path", st->ws_path);
+    return *result != NULL ? 0 : XE_NOMEM;
+}
+
 /* ---- xmpp.enable / disable / reset ---- */
 
 static int h_enable(void *ud, json_t *args, json_t **result, struct ctl_error *err)
@@ -887,6 +959,7 @@ const struct ctl_command cmds_table[] = {
     {"xmpp.certs.set", h_certs},
     {"xmpp.tls.set", h_tls},
     {"xmpp.client.set", h_client},
+    {"xmpp.websocket.set", h_websocket},
     {"xmpp.enable", h_enable},
     {"xmpp.disable", h_disable},
     {"xmpp.reset", h_reset},

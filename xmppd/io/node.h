@@ -114,12 +114,18 @@ int node_reset(struct node *n, char *why, size_t whylen);
 
 struct node_info {
     uint64_t uptime_s;
-    uint64_t components;       /* authenticated component sessions */
-    uint64_t clients;          /* client sessions (later issues: 0) */
-    uint64_t conns;            /* open XMPP connections */
-    const char *last_error;    /* why XMPP is not running although enabled, or "" */
-    unsigned client_listeners; /* client listeners up (one per listen address) */
-    const char *client_error;  /* why the client listener is not up, or "" */
+    uint64_t components;        /* authenticated component sessions */
+    uint64_t clients;           /* client sessions (later issues: 0) */
+    uint64_t conns;             /* open XMPP connections */
+    const char *last_error;     /* why XMPP is not running although enabled, or "" */
+    unsigned client_listeners;  /* client listeners up (one per listen address) */
+    const char *client_error;   /* why the client listener is not up, or "" */
+    uint64_t ws_clients;        /* of clients: those over WebSocket */
+    uint64_t ws_conns;          /* WebSocket connections (any stage) */
+    unsigned ws_listeners;      /* ws and wss listeners up */
+    const char *ws_error;       /* why a WebSocket listener is not up, or "" */
+    const char *const *ws_urls; /* this node's host-meta URLs (borrowed) */
+    size_t nws_urls;
 };
 
 /* node_info_get fills *out from local state. */

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "node.h"
 #include "state.h"
+#include "ws.h"
 
 struct srv;
 struct conn_mgr;
@@ -27,6 +28,13 @@ struct xside {
     struct tls_ctx *tls;       /* NULL without certificates; outlives cm */
     unsigned client_listening; /* client listeners up */
     char client_error[256];    /* why (some) are not, or "" */
+    /* WebSocket (node_ws.c): the listeners' policy, borrowed by srv
+     * (srv_set_ws_config), and the host-meta URLs it names (owned) */
+    struct ws_config ws_cfg;
+    char **ws_urls;
+    size_t nws_urls;
+    unsigned ws_listening; /* ws and wss listeners up */
+    char ws_error[256];    /* why (some) are not, or "" */
     bool drained;
     struct xside *next; /* retired list */
 };
@@ -64,6 +72,16 @@ struct node {
 /* node__after_srv writes what srv queued and re-arms the srv timer; call it
  * after every srv_* call made from a libuv callback. */
 void node__after_srv(struct node *n);
+
+/* node__ws_start sets up x's WebSocket side (node_ws.c): the config srv
+ * reads (path, host-meta URLs of this node), then the ws and wss
+ * listeners on each of the nl listen addresses l.  A listener that cannot
+ * open is logged and kept in x->ws_error (XMPP goes on without it).
+ * node__ws_free frees what it made (after srv is gone). */
+struct conf_listen;
+void node__ws_start(struct node *n, struct xside *x, const struct conf_listen *l,
+                    size_t nl);
+void node__ws_free(struct xside *x);
 
 /* node__reap_soon has the reaper free drained XMPP generations (and finish a
  * shutdown) on the next loop turn. */

@@ -203,7 +203,8 @@ static void hook_secured(void *ud, uint64_t id)
     struct xside *x = ud;
     struct srv_tls_info info;
 
-    if (x != x->n->x || conn_tag(x->cm, id) != SRV_LISTENER_CLIENT)
+    if (x != x->n->x || (conn_tag(x->cm, id) != SRV_LISTENER_CLIENT &&
+                         conn_tag(x->cm, id) != SRV_LISTENER_WEBSOCKET_TLS))
         return;
     if (conn_tls_binding(x->cm, id, &info) < 0)
         memset(&info, 0, sizeof info); /* no binding data: -PLUS not offered */
@@ -448,7 +449,7 @@ static int new_tls(struct node *n, struct xside *x, char *why, size_t whylen)
     char kp[1024], cp[1024], bp[1024];
 
     if (n->st.cert[0] == '\0' || (n->st.tls == STATE_TLS_OFF && n->st.client_port == 0 &&
-                                  n->st.client_tls_port == 0))
+                                  n->st.client_tls_port == 0 && n->st.wss_port == 0))
         return 0;
     if (!cert_paths(n, kp, cp, bp, sizeof kp)) {
         snprintf(why, whylen, "bad certificate file names");
@@ -556,6 +557,8 @@ static int new_listeners(struct node *n, struct xside *x, char *why, size_t whyl
     }
     if (rc == 0)
         client_listeners(n, x, l, nl);
+    if (rc == 0)
+        node__ws_start(n, x, l, nl);
     return rc;
 }
 
@@ -636,12 +639,19 @@ void node_info_get(const struct node *n, struct node_info *out)
     out->uptime_s = (uv_now((uv_loop_t *)&n->loop) - n->started_ms) / 1000;
     out->last_error = n->last_error;
     out->client_error = "";
+    out->ws_error = "";
     if (n->x != NULL) {
         out->client_listeners = n->x->client_listening;
         out->client_error = n->x->client_error;
         srv_get_stats(n->x->srv, &s);
         out->components = s.components;
         out->clients = s.clients;
+        out->ws_clients = s.ws_clients;
+        out->ws_conns = s.ws_conns;
+        out->ws_listeners = n->x->ws_listening;
+        out->ws_error = n->x->ws_error;
+        out->ws_urls = (const char *const *)n->x->ws_urls;
+        out->nws_urls = n->x->nws_urls;
         out->conns = s.conns;
     }
 }

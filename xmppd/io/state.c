@@ -85,6 +85,23 @@ void state_defaults(struct node_state *s)
     s->preauth_stanza_bytes = CONF_DEFAULT_PREAUTH_STANZA_BYTES;
     s->client_port = STATE_DEFAULT_CLIENT_PORT;
     s->client_tls = STATE_TLS_REQUIRED;
+    s->ws_port = STATE_DEFAULT_WS_PORT;
+    s->wss_port = STATE_DEFAULT_WSS_PORT;
+    snprintf(s->ws_path, sizeof s->ws_path, "%s", STATE_DEFAULT_WS_PATH);
+}
+
+bool state_ws_path_ok(const char *p)
+{
+    size_t n = strlen(p);
+
+    /* An absolute path, printable ASCII without spaces (it goes into
+     * URLs and into this file as one word). */
+    if (n == 0 || n >= STATE_MAX_WS_PATH || p[0] != '/')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] <= ' ' || p[i] >= 0x7f || p[i] == '?' || p[i] == '#')
+            return false;
+    return true;
 }
 
 /* ---- formatting ---- */
@@ -172,6 +189,9 @@ int state_format(const struct node_state *s, char *buf, size_t len)
     put(&o, "client-tls-port %u\n", s->client_tls_port);
     put(&o, "client-tls %s\n", state_tls_name(s->client_tls));
     put(&o, "sasl-plain %s\n", s->sasl_plain ? "yes" : "no");
+    put(&o, "ws-port %u\n", s->ws_port);
+    put(&o, "wss-port %u\n", s->wss_port);
+    put(&o, "ws-path %s\n", s->ws_path);
     put(&o, "cluster-enabled %s\n", s->cluster_enabled ? "yes" : "no");
     if (s->trust[0] != '\0')
         put(&o, "trust %s\n", s->trust);
@@ -318,6 +338,16 @@ static int line(struct node_state *s, const char *key, const char *v, bool *seen
     } else if (strcmp(key, "client-tls-port") == 0) {
         ok = strcmp(v, "0") == 0 ? (s->client_tls_port = 0, true)
                                  : parse_uint(v, 65535, &s->client_tls_port);
+    } else if (strcmp(key, "ws-port") == 0) {
+        ok = strcmp(v, "0") == 0 ? (s->ws_port = 0, true)
+                                 : parse_uint(v, 65535, &s->ws_port);
+    } else if (strcmp(key, "wss-port") == 0) {
+        ok = strcmp(v, "0") == 0 ? (s->wss_port = 0, true)
+                                 : parse_uint(v, 65535, &s->wss_port);
+    } else if (strcmp(key, "ws-path") == 0) {
+        ok = state_ws_path_ok(v);
+        if (ok)
+            snprintf(s->ws_path, sizeof s->ws_path, "%s", v);
     } else if (strcmp(key, "client-tls") == 0) {
         ok = state_tls_parse(v, &s->client_tls) == 0 && s->client_tls != STATE_TLS_OFF;
     } else if (strcmp(key, "sasl-plain") == 0) {
@@ -360,6 +390,10 @@ int state_parse(const char *text, size_t len, struct node_state *out, char *why,
     /* Files written before issue 10 have no client lines: the defaults. */
     out->client_port = STATE_DEFAULT_CLIENT_PORT;
     out->client_tls = STATE_TLS_REQUIRED;
+    /* ... nor WebSocket lines (issue 11): the defaults. */
+    out->ws_port = STATE_DEFAULT_WS_PORT;
+    out->wss_port = STATE_DEFAULT_WSS_PORT;
+    snprintf(out->ws_path, sizeof out->ws_path, "%s", STATE_DEFAULT_WS_PATH);
     if (len == 0)
         return bad(why, whylen, "the file is empty (a write was cut short)");
     if (memchr(text, '\0', len) != NULL)

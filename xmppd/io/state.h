@@ -29,6 +29,9 @@
  *     client-tls-port 0                   (direct TLS, XEP-0368; 0: none)
  *     client-tls required                 (optional | required)
  *     sasl-plain no                       (yes: offer SASL PLAIN under TLS)
+ *     ws-port 5280                        (XMPP over WebSocket, RFC 7395; 0: off)
+ *     wss-port 5281                       (the same over TLS; 0: off)
+ *     ws-path /xmpp-websocket
  *     cluster-enabled no
  *     trust cluster-ca.pem                (optional)
  *     peer-listen 127.0.0.1:5224          (optional)
@@ -55,6 +58,10 @@
 #define STATE_MAX_BYTES (64 * 1024)
 #define STATE_MAX_PATH 256
 #define STATE_DEFAULT_CLIENT_PORT 5222
+#define STATE_DEFAULT_WS_PORT 5280
+#define STATE_DEFAULT_WSS_PORT 5281
+#define STATE_DEFAULT_WS_PATH "/xmpp-websocket"
+#define STATE_MAX_WS_PATH 64
 
 enum state_tls {
     STATE_TLS_OFF = 0,  /* plaintext only */
@@ -86,6 +93,11 @@ struct node_state {
     unsigned client_tls_port; /* XEP-0368 direct TLS for clients; 0: none */
     enum state_tls client_tls;
     bool sasl_plain;
+    /* XMPP over WebSocket (RFC 7395, issue 11; docs/websocket.md): the
+     * ports of the ws and wss listeners on each listen address (0: off)
+     * and the resource path (also the host-meta URLs'). */
+    unsigned ws_port, wss_port;
+    char ws_path[STATE_MAX_WS_PATH];
     bool cluster_enabled;
     char trust[STATE_MAX_PATH]; /* cluster trust bundle, optional */
     struct conf_listen peer;    /* peer-link address; port 0 when unset */
@@ -143,6 +155,11 @@ const char *state_tls_name(enum state_tls t);
 
 /* state_tls_parse sets *out from a name as above; 0 or XE_INVAL. */
 int state_tls_parse(const char *name, enum state_tls *out);
+
+/* state_ws_path_ok tells whether p may be the WebSocket path: absolute,
+ * shorter than STATE_MAX_WS_PATH, printable ASCII without space, '?' or
+ * '#'. */
+bool state_ws_path_ok(const char *p);
 
 /* state_node_id_hex writes the id as 16 lowercase hex digits (out >= 17). */
 void state_node_id_hex(uint64_t id, char *out);
