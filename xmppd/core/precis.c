@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <idn2.h>
+#include <sodium.h>
 #include <unicode/uchar.h>
 #include <unicode/unorm2.h>
 #include <unicode/uscript.h>
@@ -24,13 +25,19 @@
 struct pr_str {
     UChar *s;
     int32_t len;
+    size_t cap; /* UChars allocated (wiped on release) */
 };
 
+/* pr_free wipes and frees p: a password passes through these buffers
+ * (precis_opaque before scram_derive). */
 static void pr_free(struct pr_str *p)
 {
+    if (p->s != NULL)
+        sodium_memzero(p->s, p->cap * sizeof(UChar));
     free(p->s);
     p->s = NULL;
     p->len = 0;
+    p->cap = 0;
 }
 
 /* pr_from_utf8 converts in[0..len) (valid UTF-8 without NUL, else XE_INVAL). */
@@ -49,6 +56,7 @@ static int pr_from_utf8(const char *in, size_t len, struct pr_str *o)
     o->s = malloc(((size_t)need + 1) * sizeof(UChar));
     if (o->s == NULL)
         return XE_NOMEM;
+    o->cap = (size_t)need + 1;
     e = U_ZERO_ERROR;
     u_strFromUTF8(o->s, need + 1, &o->len, in, (int32_t)len, &e);
     if (U_FAILURE(e)) {
@@ -87,6 +95,7 @@ static int pr_lower(struct pr_str *p)
     o.s = malloc(((size_t)need + 1) * sizeof(UChar));
     if (o.s == NULL)
         return XE_NOMEM;
+    o.cap = (size_t)need + 1;
     e = U_ZERO_ERROR;
     o.len = u_strToLower(o.s, need + 1, p->s, p->len, "", &e);
     if (U_FAILURE(e)) {
@@ -114,6 +123,7 @@ static int pr_nfc(struct pr_str *p)
     o.s = malloc(((size_t)need + 1) * sizeof(UChar));
     if (o.s == NULL)
         return XE_NOMEM;
+    o.cap = (size_t)need + 1;
     e = U_ZERO_ERROR;
     o.len = unorm2_normalize(nfc, p->s, p->len, o.s, need + 1, &e);
     if (U_FAILURE(e)) {
@@ -142,6 +152,7 @@ static int pr_map(struct pr_str *p, bool width, bool spaces)
     o.s = malloc(((size_t)p->len * 4 + 1) * sizeof(UChar));
     if (o.s == NULL)
         return XE_NOMEM;
+    o.cap = (size_t)p->len * 4 + 1;
     while (i < p->len) {
         UChar32 c;
         int32_t dt;
@@ -410,6 +421,7 @@ static int pr_check(const struct pr_str *p, bool identifier, bool bidi)
     }
     if (rc == 0 && bidi && !pr_bidi_rule(cp, n))
         rc = XE_INVAL;
+    sodium_memzero(cp, ((size_t)p->len + 1) * sizeof *cp);
     free(cp);
     return rc;
 }
