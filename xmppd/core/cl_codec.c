@@ -11,41 +11,10 @@
 #include <sodium.h>
 
 #include "err.h"
+#include "lebytes.h"
 #include "roster.h"
 
-/* ---- byte reader and writer ---- */
-
-struct rd {
-    const unsigned char *p;
-    size_t left;
-    bool bad; /* ran past the end */
-};
-
-static const unsigned char *rd_bytes(struct rd *r, size_t n)
-{
-    const unsigned char *p;
-
-    if (r->bad || n > r->left) {
-        r->bad = true;
-        return NULL;
-    }
-    p = r->p;
-    r->p += n;
-    r->left -= n;
-    return p;
-}
-
-static uint64_t rd_uint(struct rd *r, unsigned size)
-{
-    const unsigned char *p = rd_bytes(r, size);
-    uint64_t v = 0;
-
-    if (p == NULL)
-        return 0;
-    for (unsigned i = 0; i < size; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
+/* ---- strings (the reader and writer are lebytes.h) ---- */
 
 /* rd_str reads len bytes into a NUL-terminated string of at most max bytes;
  * a NUL inside or an oversize length is XE_CORRUPT. */
@@ -63,27 +32,6 @@ static int rd_str(struct rd *r, size_t len, char *dst, size_t max)
     memcpy(dst, p, len);
     dst[len] = '\0';
     return 0;
-}
-
-struct wr {
-    unsigned char *p; /* NULL: only count */
-    size_t len;
-};
-
-static void wr_bytes(struct wr *w, const void *src, size_t n)
-{
-    if (w->p != NULL && n > 0)
-        memcpy(w->p + w->len, src, n);
-    w->len += n;
-}
-
-static void wr_uint(struct wr *w, uint64_t v, unsigned size)
-{
-    unsigned char b[8];
-
-    for (unsigned i = 0; i < size; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-    wr_bytes(w, b, size);
 }
 
 /* ---- user credentials, shared by USER_SET and snapshots ---- */

@@ -8,40 +8,9 @@
 
 #include "cl.h"
 #include "err.h"
+#include "lebytes.h"
 
-/* ---- byte reader and writer (the shapes of cl_codec.c's) ---- */
-
-struct rd {
-    const unsigned char *p;
-    size_t left;
-    bool bad; /* ran past the end */
-};
-
-static const unsigned char *rd_bytes(struct rd *r, size_t n)
-{
-    const unsigned char *p;
-
-    if (r->bad || n > r->left) {
-        r->bad = true;
-        return NULL;
-    }
-    p = r->p;
-    r->p += n;
-    r->left -= n;
-    return p;
-}
-
-static uint64_t rd_uint(struct rd *r, unsigned size)
-{
-    const unsigned char *p = rd_bytes(r, size);
-    uint64_t v = 0;
-
-    if (p == NULL)
-        return 0;
-    for (unsigned i = 0; i < size; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
+/* ---- strings (the reader and writer are lebytes.h) ---- */
 
 /* rd_str reads a u16 length and that many bytes into a new NUL-terminated
  * string (*out owned; NULL for length 0 when allow_empty).  A length above
@@ -65,27 +34,6 @@ static int rd_str(struct rd *r, size_t max, bool allow_empty, char **out)
     memcpy(*out, p, n);
     (*out)[n] = '\0';
     return 0;
-}
-
-struct wr {
-    unsigned char *p; /* NULL: only count */
-    size_t len;
-};
-
-static void wr_bytes(struct wr *w, const void *src, size_t n)
-{
-    if (w->p != NULL && n > 0)
-        memcpy(w->p + w->len, src, n);
-    w->len += n;
-}
-
-static void wr_uint(struct wr *w, uint64_t v, unsigned size)
-{
-    unsigned char b[8];
-
-    for (unsigned i = 0; i < size; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-    wr_bytes(w, b, size);
 }
 
 static void wr_str(struct wr *w, const char *s)
