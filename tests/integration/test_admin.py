@@ -127,9 +127,10 @@ class AdminNode:
         return False
 
 
-def make_pki(node):
+def make_pki(node, addr):
     """A CA and node1/node2 certificates from certs/, copied into the node's
-    pki directory."""
+    pki directory.  node1's names addr, the node's peer address (`xmpp
+    cluster enable` checks it)."""
     ca = os.path.join(node.base, "ca")
 
     def sh(*argv):
@@ -140,7 +141,7 @@ def make_pki(node):
     # Call bridges check the certificate against their component name
     # (cb2.example.com): the wildcard SAN covers every call bridge.
     sh(os.path.join(certs_dir(), "mknode"), ca, "node1", "--domain", DOMAIN, "--dns",
-       "*." + DOMAIN, "--ip", "127.0.0.1")
+       "*." + DOMAIN, "--ip", "127.0.0.1", "--ip", addr)
     sh(os.path.join(certs_dir(), "mknode"), ca, "node2", "--domain", DOMAIN)
     sh(os.path.join(certs_dir(), "mkbundle"), ca, "node1")
     pki = os.path.join(node.dir, "pki")
@@ -179,7 +180,7 @@ def main():
         check(rc == 1 and json.loads(out)["error"]["code"] == "state", out + err)
 
         # Configure.
-        make_pki(node)
+        make_pki(node, addr)
         node.fails("xmpp certs node2.key node1.crt ca-bundle.pem", "does not belong")
         # RFC 7622 §3.2 preparation (issue 13 item 13, issue 10 item 1): case
         # and a trailing dot are normalised, an internationalized name taken
