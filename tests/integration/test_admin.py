@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from xmppdtest import (Comp, certs_dir, check, read_text, run, run_mmp,  # noqa: E402
+from xmppdtest import (unwrap, Comp, certs_dir, check, read_text, run, run_mmp,  # noqa: E402
                        sanitizer_report, unix_connects, wait_started, xmppd_bin)
 
 DOMAIN = "example.com"
@@ -90,7 +90,7 @@ class AdminNode:
     def json(self, command):
         rc, out, err = self.mmp(command, json_out=True)
         check(rc == 0, "%r failed (%d): %s" % (command, rc, err))
-        return json.loads(out)
+        return unwrap(json.loads(out))
 
     def fails(self, command, needle, code=1, stdin=None):
         """The command fails with exit code and one stderr line holding

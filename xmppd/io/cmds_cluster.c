@@ -259,12 +259,8 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
         leader = json_pack("{s:o, s:s, s:b}", "node_id", hexid(st.leader_id), "address",
                            st.leader_addr, "self", st.leader_id == n->st.node_id);
     if (st.last_change_time != 0) {
-        char t[32];
-        struct tm tm;
-        gmtime_r(&st.last_change_time, &tm);
-        strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S", &tm);
-        lc = json_pack("{s:s, s:I, s:I, s:s}", "time", t, "old_term",
-                       (json_int_t)st.last_change_old_term, "new_term",
+        lc = json_pack("{s:o, s:I, s:I, s:s}", "time", ctl_time(st.last_change_time),
+                       "old_term", (json_int_t)st.last_change_old_term, "new_term",
                        (json_int_t)st.last_change_new_term, "reason",
                        st.last_change_reason);
     }
@@ -429,6 +425,8 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
     bool was = st->cluster_enabled, timing_changed = false;
     const char *timing = ctl_arg_str(args, "timing");
     char why[512], self[PFRAME_MAX_ADDR + 1];
+    struct rnode_status rs;
+    json_t *tm;
 
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
@@ -498,8 +496,15 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
         }
     }
     cluster_self_addr(n, self, sizeof self);
-    *result = json_pack("{s:s, s:o, s:s}", "address", self, "node_id", hexid(st->node_id),
-                        "timing", st->raft_fast_lan ? "fast-lan" : "default");
+    /* timing: the shape of xmpp cluster status's (profile in use, next when
+     * node.state names another one from the next start). */
+    rnode_status_get(n->rn, &rs);
+    tm = json_pack("{s:s}", "profile", rs.fast_lan ? "fast-lan" : "default");
+    if (tm != NULL && rs.fast_lan != st->raft_fast_lan)
+        json_object_set_new(tm, "next",
+                            json_string(st->raft_fast_lan ? "fast-lan" : "default"));
+    *result = json_pack("{s:s, s:o, s:o*}", "address", self, "node_id",
+                        hexid(st->node_id), "timing", tm);
     if (timing_changed)
         json_object_set_new(
             *result, "note",
@@ -703,9 +708,8 @@ int cmds_cluster_invite(void *ud, json_t *args, json_t **result, struct ctl_erro
     struct node *n = ud;
     json_t *ttl = json_object_get(args, "ttl_s");
     json_int_t ttl_s = INVITE_DEFAULT_S;
-    char token[CLUSTER_TOKEN_HEX + 1], self[PFRAME_MAX_ADDR + 1], t[40];
+    char token[CLUSTER_TOKEN_HEX + 1], self[PFRAME_MAX_ADDR + 1], t[CTL_TIME_LEN];
     time_t expires;
-    struct tm tm;
     int rc;
 
     if (ctl_args_only(args, keys, err) < 0)
@@ -730,8 +734,7 @@ int cmds_cluster_invite(void *ud, json_t *args, json_t **result, struct ctl_erro
         return rc;
     cluster_self_addr(n, self, sizeof self);
     expires = time(NULL) + (time_t)ttl_s;
-    gmtime_r(&expires, &tm);
-    strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    ctl_time_text(expires, t);
     /* The token is shown once, here, and never logged. */
     LOG(&n->log, LOG_INFO, "%s join token made (single use, expires %s)", n->name, t);
     *result = json_pack("{s:s, s:s, s:s, s:I}", "token", token, "address", self,
