@@ -127,7 +127,7 @@ class AdminNode:
         return False
 
 
-def make_pki(node, addr):
+def make_pki(node, addr=None):
     """A CA and node1/node2 certificates from certs/, copied into the node's
     pki directory.  node1's names addr, the node's peer address (`xmpp
     cluster enable` checks it)."""
@@ -141,7 +141,7 @@ def make_pki(node, addr):
     # Call bridges check the certificate against their component name
     # (cb2.example.com): the wildcard SAN covers every call bridge.
     sh(os.path.join(certs_dir(), "mknode"), ca, "node1", "--domain", DOMAIN, "--dns",
-       "*." + DOMAIN, "--ip", "127.0.0.1", "--ip", addr)
+       "*." + DOMAIN, "--ip", "127.0.0.1", *(("--ip", addr) if addr else ()))
     sh(os.path.join(certs_dir(), "mknode"), ca, "node2", "--domain", DOMAIN)
     sh(os.path.join(certs_dir(), "mkbundle"), ca, "node1")
     pki = os.path.join(node.dir, "pki")
