@@ -402,14 +402,25 @@ static void test_gs2_flags(void)
     /* 'p' on a mechanism without -PLUS. */
     CHECK_INT(cb_case(false, &tls_plus, "p=tls-exporter,,n=user,r=a", NULL, 0, NULL),
               XE_AUTH);
-    /* -PLUS: 'n' and 'y' refused, another type refused. */
+    /* -PLUS: 'n' and 'y' refused; a type not offered is unsupported
+     * (RFC 5802 §7), not a downgrade. */
     CHECK_INT(cb_case(true, &tls_plus, "n,,n=user,r=a", NULL, 0, NULL), XE_AUTH);
     CHECK_INT(cb_case(true, &tls_plus, "y,,n=user,r=a", NULL, 0, NULL), XE_AUTH);
     CHECK_INT(
         cb_case(true, &tls_plus, "p=tls-server-end-point,,n=user,r=a", NULL, 0, NULL),
-        XE_AUTH);
+        XE_UNSUPPORTED);
     CHECK_INT(cb_case(true, &tls_plus, "p=tls-exporte,,n=user,r=a", NULL, 0, NULL),
-              XE_AUTH);
+              XE_UNSUPPORTED);
+    CHECK_INT(cb_case(true, &tls_plus, "p=tls-unique,,n=user,r=a", NULL, 0, NULL),
+              XE_UNSUPPORTED);
+    /* After such an attempt the client's 'y' is accepted (y_ok), on -PLUS
+     * still not. */
+    {
+        struct scram_cb tried = tls_plus;
+        tried.y_ok = true;
+        CHECK_INT(cb_case(false, &tried, "y,,n=user,r=a", NULL, 0, NULL), 0);
+        CHECK_INT(cb_case(true, &tried, "y,,n=user,r=a", NULL, 0, NULL), XE_AUTH);
+    }
     /* -PLUS with the right data, then with other data. */
     CHECK_INT(cb_case(true, &tls_plus, "p=tls-exporter,,n=user,r=a", good,
                       strlen(gs2) + sizeof exporter, &out),
@@ -458,7 +469,43 @@ static void test_tls_server_end_point(void)
               0);
     CHECK_INT(
         cb_case(true, &cb, "p=tls-exporter,,n=user,r=a", in, strlen(gs2) + 32, NULL),
-        XE_AUTH);
+        XE_UNSUPPORTED);
+}
+
+/* TLS 1.3: tls-exporter and tls-server-end-point both offered (XEP-0440
+ * §4); the client binds with either, each with its own data. */
+static void test_two_types(void)
+{
+    static const unsigned char exp[32] = {1, 2, 3}, end[32] = {7, 7, 7};
+    struct scram_cb cb = {.tls = true,
+                          .cb_name = "tls-exporter",
+                          .cb_data = exp,
+                          .cb_len = sizeof exp,
+                          .alt_name = "tls-server-end-point",
+                          .alt_data = end,
+                          .alt_len = sizeof end};
+    const char *g1 = "p=tls-exporter,,", *g2 = "p=tls-server-end-point,,";
+    unsigned char in1[64], in2[64];
+    struct scram_server s;
+
+    memcpy(in1, g1, strlen(g1));
+    memcpy(in1 + strlen(g1), exp, sizeof exp);
+    memcpy(in2, g2, strlen(g2));
+    memcpy(in2 + strlen(g2), end, sizeof end);
+    CHECK_INT(
+        cb_case(true, &cb, "p=tls-exporter,,n=user,r=a", in1, strlen(g1) + 32, NULL), 0);
+    CHECK_INT(cb_case(true, &cb, "p=tls-server-end-point,,n=user,r=a", in2,
+                      strlen(g2) + 32, NULL),
+              0);
+    /* the other type's data under a type's name does not match */
+    memcpy(in2 + strlen(g2), exp, sizeof exp);
+    CHECK_INT(cb_case(true, &cb, "p=tls-server-end-point,,n=user,r=a", in2,
+                      strlen(g2) + 32, NULL),
+              XE_AUTH);
+    /* an alt type without data is a caller's error */
+    cb.alt_data = NULL;
+    CHECK_INT(scram_server_init(&s, SCRAM_SHA256, true, &cb), XE_INVAL);
+    scram_server_clear(&s);
 }
 
 static void test_downgrade_attr(void)
@@ -762,7 +809,7 @@ static void test_garbage(void)
 TL_MAIN(T(test_rfc5802_sha1), T(test_rfc7677_sha256), T(test_xep0474_example),
         T(test_derive_checks), T(test_bytes_nonce_success), T(test_wrong_proof),
         T(test_unknown_user), T(test_unknown_user_iterations), T(test_gs2_flags),
-        T(test_tls_server_end_point), T(test_downgrade_attr),
+        T(test_tls_server_end_point), T(test_two_types), T(test_downgrade_attr),
         T(test_downgrade_in_exchange), T(test_client_first_good),
         T(test_client_first_malformed), T(test_client_first_limits),
         T(test_client_final_malformed), T(test_state_order), T(test_garbage))

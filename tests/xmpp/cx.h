@@ -30,7 +30,8 @@
 #define CX_MECHS "<mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>"
 #define CX_CB                                                                            \
     "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'><channel-binding "                 \
-    "type='tls-exporter'/></sasl-channel-binding>"
+    "type='tls-exporter'/><channel-binding type='tls-server-end-point'/>"                \
+    "</sasl-channel-binding>"
 #define CX_FEAT_SASL                                                                     \
     "<stream:features><mechanisms xmlns='" CX_NS_SASL "'>" CX_MECHS_PLUS CX_MECHS        \
     "</mechanisms>" CX_CB "</stream:features>"
@@ -222,7 +223,8 @@ static inline void cx_final(struct fx *fx, uint64_t conn, struct cx_scram *x,
 }
 
 /* cx_tls opens client connection conn and brings it through STARTTLS to
- * the SASL features (TLS 1.3 with exporter bytes 0xab), checking each
+ * the SASL features (TLS 1.3 with exporter bytes 0xab, end-point hash bytes
+ * 0xcd), checking each
  * transcript. */
 static const struct srv_tls_info cx_tls13 = {
     .tls13 = true,
@@ -230,6 +232,11 @@ static const struct srv_tls_info cx_tls13 = {
                  0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab,
                  0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab},
     .exporter_len = 32,
+    /* the edge gives tls-server-end-point data too (RFC 5929 §4.1) */
+    .endpoint = {0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd,
+                 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd,
+                 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd},
+    .endpoint_len = 32,
 };
 
 static inline bool cx_tls(struct fx *fx, uint64_t conn)

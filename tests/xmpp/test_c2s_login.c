@@ -301,6 +301,57 @@ static void test_plus_and_downgrade(void)
     down();
 }
 
+/* XEP-0440 §4: on TLS 1.3 tls-server-end-point is offered beside
+ * tls-exporter and works too. */
+static void test_plus_end_point(void)
+{
+    struct cx_scram x;
+    char sf[512], want[256];
+    unsigned char rnd0;
+
+    REQUIRE(up() == 0);
+    REQUIRE(cx_tls(&fx, 1));
+    rnd0 = fx.rnd;
+    cx_auth(&fx, 1, &x, "SCRAM-SHA-1-PLUS", "p=tls-server-end-point,,", "alice");
+    REQUIRE(cx_challenge(&fx, 1, rnd0, true, sf, sizeof sf));
+    cx_final(&fx, 1, &x, sf, "secret-a", cx_tls13.endpoint, 32);
+    snprintf(want, sizeof want, "<success xmlns='" CX_NS_SASL "'>%s</success>",
+             x.server_sig);
+    CHECK_STR(fx_take(&fx, 1), want);
+    down();
+}
+
+/* A client that binds only with tls-unique (slixmpp 1.8), which TLS 1.3
+ * does not have (RFC 9266 §1): its -PLUS attempts name a type this server
+ * does not offer, are refused at once and not throttled, and the 'y' it
+ * then sends is accepted: it cannot bind here, nothing was stripped. */
+static void test_unsupported_type_then_y(void)
+{
+    struct cx_scram x;
+    char sf[512], want[256];
+    unsigned char rnd0;
+
+    REQUIRE(up() == 0);
+    REQUIRE(cx_tls(&fx, 1));
+    cx_auth(&fx, 1, &x, "SCRAM-SHA-256-PLUS", "p=tls-unique,,", "alice");
+    CHECK_STR(fx_take(&fx, 1), CX_FAILURE("not-authorized"));
+    cx_auth(&fx, 1, &x, "SCRAM-SHA-1-PLUS", "p=tls-unique,,", "alice");
+    CHECK_STR(fx_take(&fx, 1), CX_FAILURE("not-authorized")); /* not held back */
+    CHECK(fx_log_has(&fx, "unsupported channel-binding type"));
+    rnd0 = fx.rnd;
+    cx_auth(&fx, 1, &x, "SCRAM-SHA-256", "y,,", "alice");
+    REQUIRE(cx_challenge(&fx, 1, rnd0, false, sf, sizeof sf));
+    cx_final(&fx, 1, &x, sf, "secret-a", NULL, 0);
+    snprintf(want, sizeof want, "<success xmlns='" CX_NS_SASL "'>%s</success>",
+             x.server_sig);
+    CHECK_STR(fx_take(&fx, 1), want);
+    /* Another connection that says 'y' without having tried: refused. */
+    REQUIRE(cx_tls(&fx, 2));
+    cx_auth(&fx, 2, &x, "SCRAM-SHA-256", "y,,", "alice");
+    CHECK_STR(fx_take(&fx, 2), CX_FAILURE("not-authorized"));
+    down();
+}
+
 /* Mechanisms: one not offered is invalid-mechanism (§6.5.7), PLAIN is
  * off by default; <abort/> is aborted (§6.5.1); bad base64 is
  * incorrect-encoding (§6.5.5). */
@@ -496,5 +547,6 @@ TL_MAIN(T(test_direct_tls_and_from_stamped), T(test_login_scram_sha256),
         T(test_login_scram_sha1), T(test_login_case_mapped),
         T(test_bind_generated_resource), T(test_bind_bad_resource), T(test_login_blocked),
         T(test_wrong_password), T(test_unknown_user), T(test_plus_and_downgrade),
-        T(test_sasl_failures), T(test_before_tls), T(test_plain_rules),
-        T(test_starttls_failure_and_injection), T(test_bad_headers), T(test_auth_timeout))
+        T(test_plus_end_point), T(test_unsupported_type_then_y), T(test_sasl_failures),
+        T(test_before_tls), T(test_plain_rules), T(test_starttls_failure_and_injection),
+        T(test_bad_headers), T(test_auth_timeout))

@@ -148,7 +148,11 @@ static const char *ws_hdr(const char *sid, const char *tail)
 static void ws_up(uint64_t conn, enum srv_listener kind)
 {
     static const struct srv_tls_info tls13 = {
-        .tls13 = true, .exporter = {0xab}, .exporter_len = 32};
+        .tls13 = true,
+        .exporter = {0xab},
+        .exporter_len = 32,
+        .endpoint = {0xcd},
+        .endpoint_len = 32};
 
     fx_open_kind(&fx, conn, kind);
     if (kind == SRV_LISTENER_WEBSOCKET_TLS)

@@ -135,6 +135,9 @@ int scram_server_init(struct scram_server *s, enum scram_hash hash, bool plus,
     if (plus && (s->cb.cb_name == NULL || !s->cb.tls || s->cb.cb_data == NULL ||
                  s->cb.cb_len == 0 || s->cb.cb_len > SCRAM_CB_MAX))
         return XE_INVAL;
+    if (s->cb.alt_name != NULL &&
+        (s->cb.alt_data == NULL || s->cb.alt_len == 0 || s->cb.alt_len > SCRAM_CB_MAX))
+        return XE_INVAL;
     s->step = SCRAM_WAIT_CLIENT_FIRST;
     return 0;
 }
@@ -326,7 +329,7 @@ static int sc_expected_c(struct scram_server *s, const char *gs2, size_t gs2_len
     int rc;
 
     if ((rc = buf_append(&in, gs2, gs2_len)) < 0 ||
-        (s->plus && (rc = buf_append(&in, s->cb.cb_data, s->cb.cb_len)) < 0) ||
+        (s->plus && (rc = buf_append(&in, s->use_data, s->use_len)) < 0) ||
         (rc = sc_b64_append(&out, (const unsigned char *)in.data, in.len)) < 0) {
         buf_free(&in);
         buf_free(&out);
@@ -337,21 +340,41 @@ static int sc_expected_c(struct scram_server *s, const char *gs2, size_t gs2_len
     return s->gs2_header != NULL ? 0 : XE_NOMEM;
 }
 
-/* sc_flag_allowed applies RFC 5802 §6 to the client's gs2-cbind-flag
- * ('n', 'y' or 'p' with the type in cb, cb_len bytes). */
-static bool sc_flag_allowed(const struct scram_server *s, char flag, const char *cb,
-                            size_t cb_len)
+/* sc_is: name (NUL-terminated, may be NULL) is the len bytes at v. */
+static bool sc_is(const char *name, const char *v, size_t len)
 {
-    if (s->plus)
-        return flag == 'p' && strlen(s->cb.cb_name) == cb_len &&
-               memcmp(s->cb.cb_name, cb, cb_len) == 0;
+    return name != NULL && strlen(name) == len && memcmp(name, v, len) == 0;
+}
+
+/* sc_flag_check applies RFC 5802 §6 to the client's gs2-cbind-flag ('n',
+ * 'y' or 'p' with the type in cb, cb_len bytes), and on -PLUS notes which
+ * offered type the client binds with.  0, XE_AUTH or XE_UNSUPPORTED (see
+ * scram_server_client_first). */
+static int sc_flag_check(struct scram_server *s, char flag, const char *cb, size_t cb_len)
+{
+    if (s->plus) {
+        if (flag != 'p')
+            return XE_AUTH;
+        if (sc_is(s->cb.cb_name, cb, cb_len)) {
+            s->use_data = s->cb.cb_data;
+            s->use_len = s->cb.cb_len;
+        } else if (sc_is(s->cb.alt_name, cb, cb_len)) {
+            s->use_data = s->cb.alt_data;
+            s->use_len = s->cb.alt_len;
+        } else {
+            return XE_UNSUPPORTED;
+        }
+        return 0;
+    }
     if (flag == 'p')
-        return false; /* channel binding asked on a mechanism without it */
+        return XE_AUTH; /* channel binding asked on a mechanism without it */
     /* 'y': the client could bind but believes the server cannot.  When this
-     * server did offer -PLUS over TLS, the offer was stripped: a downgrade. */
-    if (flag == 'y')
-        return !(s->cb.tls && s->cb.cb_name != NULL);
-    return true;
+     * server did offer -PLUS over TLS, the offer was stripped (a downgrade),
+     * unless the client has shown that it cannot bind with what is offered
+     * (y_ok, scram.h). */
+    if (flag == 'y' && s->cb.tls && s->cb.cb_name != NULL && !s->cb.y_ok)
+        return XE_AUTH;
+    return 0;
 }
 
 int scram_server_client_first(struct scram_server *s, const char *msg, size_t len,
@@ -414,8 +437,8 @@ int scram_server_client_first(struct scram_server *s, const char *msg, size_t le
         return sc_fail(s, XE_PROTO);
 
     /* The message parses; now what the server refuses (RFC 5802 §6). */
-    if (!sc_flag_allowed(s, flag, cbname, cbname_len))
-        return sc_fail(s, XE_AUTH);
+    if ((rc = sc_flag_check(s, flag, cbname, cbname_len)) < 0)
+        return sc_fail(s, rc);
     if (strlen(s->user) + 1 > cap)
         return sc_fail(s, XE_LIMIT);
 

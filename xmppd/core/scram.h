@@ -93,12 +93,26 @@ struct scram_creds {
  *              stripped list.  NULL-terminated arrays of borrowed strings.
  *              mechs NULL or empty: no "h" attribute.  cb_types NULL or
  *              empty: the server did not send XEP-0440's element.
+ *  alt_name:   a second type offered beside cb_name (XEP-0440 §4: a server
+ *              always offers tls-server-end-point, also next to
+ *              tls-exporter on TLS 1.3), with alt_data and alt_len as for
+ *              cb; NULL when none.  A -PLUS client may use either.
+ *  y_ok:       the client already tried -PLUS on this connection with a
+ *              type this server does not offer (slixmpp asks for
+ *              tls-unique, which TLS 1.3 lacks, RFC 9266 §1): it cannot
+ *              bind here, so its 'y' that follows is the truth, not a
+ *              stripped offer, and is accepted.  A client that says 'y'
+ *              without having tried is still refused.
  * cb may be NULL for a mechanism without -PLUS on a plain connection. */
 struct scram_cb {
     bool tls;
     const char *cb_name;
     const unsigned char *cb_data;
     size_t cb_len;
+    const char *alt_name;
+    const unsigned char *alt_data;
+    size_t alt_len;
+    bool y_ok;
     const char *const *mechs;
     const char *const *cb_types;
 };
@@ -117,7 +131,9 @@ struct scram_server {
     enum scram_hash hash;
     bool plus;
     enum scram_step step;
-    struct scram_cb cb; /* borrowed pointers, valid for the exchange */
+    struct scram_cb cb;            /* borrowed pointers, valid for the exchange */
+    const unsigned char *use_data; /* the type the client chose: cb or alt */
+    size_t use_len;
     char user[SCRAM_USER_MAX + 1];
     char authzid[SCRAM_USER_MAX + 1];
     char *client_first_bare; /* owned */
@@ -141,8 +157,10 @@ int scram_server_init(struct scram_server *s, enum scram_hash hash, bool plus,
  * =2C and =3D decoded, RFC 5802 §5.1) into user (cap bytes) and returns 0.
  * Errors: XE_PROTO (malformed; unsupported extension 'm'), XE_AUTH (a
  * channel-binding flag that the server must refuse: 'y' when the server
- * offers -PLUS over TLS, 'p' on a mechanism without -PLUS or with another
- * type than cb_name, 'n' or 'y' on a -PLUS mechanism), XE_LIMIT (a field
+ * offers -PLUS over TLS and y_ok is false, 'p' on a mechanism without
+ * -PLUS, 'n' or 'y' on a -PLUS mechanism), XE_UNSUPPORTED ('p' on a -PLUS
+ * mechanism with a type that is neither cb_name nor alt_name: RFC 5802
+ * §7 "unsupported-channel-binding-type"), XE_LIMIT (a field
  * too long: message over 8 KiB, name over SCRAM_USER_MAX, client nonce over
  * 256 characters, or the name does not fit cap), XE_STATE (out of order).
  * Failed exchanges stay failed.  The authzid of the gs2 header, decoded, is

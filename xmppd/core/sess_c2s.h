@@ -61,7 +61,9 @@ struct sess_c2s {
     uint64_t held_until;
     struct scram_server *scram;            /* owned during an exchange */
     const char *mechs[SESS_C2S_MECHS_MAX]; /* offered now, NULL-ended */
-    const char *cb_types[2];               /* offered now, NULL-ended */
+    const char *cb_types[3];               /* offered now, NULL-ended */
+    bool cb_type_refused;                  /* a -PLUS attempt named a type not offered
+                                              (scram.h y_ok) */
     struct scram_cb cb;                    /* points into the above */
     /* RFC 6121 presence, from the client's broadcast presence */
     bool available;

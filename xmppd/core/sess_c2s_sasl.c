@@ -36,37 +36,54 @@ static char *c2s_prepare_user(const char *user)
     return strdup(out);
 }
 
-/* c2s_cb_type: the channel-binding type this connection offers (scram.h):
- * tls-exporter on TLS 1.3, tls-server-end-point otherwise, NULL when the
- * edge gave no data for it. */
-static const char *c2s_cb_type(const struct sess_c2s *c, const unsigned char **data,
-                               size_t *len)
+/* c2s_cb_types fills c->cb with the channel-binding types this connection
+ * offers (scram.h), strongest first: tls-exporter on TLS 1.3 (RFC 9266),
+ * and tls-server-end-point (RFC 5929 §4) always, which XEP-0440 §4 makes a
+ * MUST for servers; none when the edge gave no data for them.  c->cb_types
+ * lists their names for the features and XEP-0474. */
+static void c2s_cb_types(struct sess_c2s *c)
 {
-    if (!c->secured)
-        return NULL;
-    if (c->tls.tls13 && c->tls.exporter_len > 0) {
-        *data = c->tls.exporter;
-        *len = c->tls.exporter_len;
-        return C2S_CB_EXPORTER;
+    const char *name[2];
+    const unsigned char *data[2];
+    size_t len[2], n = 0;
+
+    if (c->secured && c->tls.tls13 && c->tls.exporter_len > 0) {
+        name[n] = C2S_CB_EXPORTER;
+        data[n] = c->tls.exporter;
+        len[n++] = c->tls.exporter_len;
     }
-    if (c->tls.endpoint_len > 0) {
-        *data = c->tls.endpoint;
-        *len = c->tls.endpoint_len;
-        return C2S_CB_ENDPOINT;
+    if (c->secured && c->tls.endpoint_len > 0) {
+        name[n] = C2S_CB_ENDPOINT;
+        data[n] = c->tls.endpoint;
+        len[n++] = c->tls.endpoint_len;
     }
-    return NULL;
+    c->cb = (struct scram_cb){.tls = c->secured, .y_ok = c->cb_type_refused};
+    for (size_t i = 0; i < n; i++)
+        c->cb_types[i] = name[i];
+    c->cb_types[n] = NULL;
+    if (n > 0) {
+        c->cb.cb_name = name[0];
+        c->cb.cb_data = data[0];
+        c->cb.cb_len = len[0];
+        c->cb.cb_types = c->cb_types;
+    }
+    if (n > 1) {
+        c->cb.alt_name = name[1];
+        c->cb.alt_data = data[1];
+        c->cb.alt_len = len[1];
+    }
 }
 
 int c2s__sasl_features(struct sess_c2s *c, struct buf *b)
 {
-    const unsigned char *data = NULL;
-    size_t len = 0, n = 0;
-    const char *cbt = c2s_cb_type(c, &data, &len);
+    size_t n = 0;
     int rc;
+
+    c2s_cb_types(c);
 
     /* Strongest first (RFC 6120 §6.3.3: the server lists them in order of
      * preference). */
-    if (cbt != NULL) {
+    if (c->cb.cb_name != NULL) {
         c->mechs[n++] = scram_mech_name(SCRAM_SHA256, true);
         c->mechs[n++] = scram_mech_name(SCRAM_SHA1, true);
     }
@@ -75,25 +92,20 @@ int c2s__sasl_features(struct sess_c2s *c, struct buf *b)
     if (c->secured && c->base.srv->cfg.sasl_plain)
         c->mechs[n++] = "PLAIN";
     c->mechs[n] = NULL;
-    c->cb_types[0] = cbt;
-    c->cb_types[1] = NULL;
-    c->cb = (struct scram_cb){.tls = c->secured,
-                              .cb_name = cbt,
-                              .cb_data = data,
-                              .cb_len = len,
-                              .mechs = c->mechs,
-                              .cb_types = cbt != NULL ? c->cb_types : NULL};
+    c->cb.mechs = c->mechs;
     rc = buf_printf(b, "<mechanisms xmlns='%s'>", C2S_NS_SASL);
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = buf_printf(b, "<mechanism>%s</mechanism>", c->mechs[i]);
     if (rc == 0)
         rc = buf_puts(b, "</mechanisms>");
-    /* XEP-0440 §3: the channel-binding types the server supports. */
-    if (rc == 0 && cbt != NULL)
-        rc = buf_printf(b,
-                        "<sasl-channel-binding xmlns='%s'><channel-binding type='%s'/>"
-                        "</sasl-channel-binding>",
-                        C2S_NS_SASL_CB, cbt);
+    /* XEP-0440 §2: the channel-binding types the server supports. */
+    if (rc == 0 && c->cb_types[0] != NULL) {
+        rc = buf_printf(b, "<sasl-channel-binding xmlns='%s'>", C2S_NS_SASL_CB);
+        for (size_t i = 0; rc == 0 && c->cb_types[i] != NULL; i++)
+            rc = buf_printf(b, "<channel-binding type='%s'/>", c->cb_types[i]);
+        if (rc == 0)
+            rc = buf_puts(b, "</sasl-channel-binding>");
+    }
     return rc;
 }
 
@@ -129,11 +141,14 @@ void c2s__sasl_release(struct sess_c2s *c)
     free(held);
 }
 
-/* c2s_sasl_fail ends the attempt with <failure><cond/></failure> (RFC 6120
- * §6.4.5, §6.5).  A wrong password or unknown user (not-authorized) counts
- * for the peer's address and the account (srv_throttle.c): the answer may
- * be held back for a while. */
-static void c2s_sasl_fail(struct sess_c2s *c, const char *cond, const char *why)
+/* c2s_sasl_fail_as ends the attempt with <failure><cond/></failure> (RFC
+ * 6120 §6.4.5, §6.5).  counts: the failure counts for the peer's address
+ * and the account (srv_throttle.c), and the answer may be held back for a
+ * while.  c2s_sasl_fail counts a wrong password, an unknown user or a
+ * refused binding (not-authorized); a binding type this server does not
+ * offer is not a guess and does not count. */
+static void c2s_sasl_fail_as(struct sess_c2s *c, const char *cond, const char *why,
+                             bool counts)
 {
     struct srv *srv = c->base.srv;
     struct buf *b = &srv->out;
@@ -143,7 +158,7 @@ static void c2s_sasl_fail(struct sess_c2s *c, const char *cond, const char *why)
     c->step = SESS_C2S_NEGOTIATE;
     c->auth_failures++;
     srv->stats.login_failures++;
-    if (strcmp(cond, "not-authorized") == 0)
+    if (counts)
         delay = srv__thr_failed(srv, c->base.peer, c->user_known ? c->user : NULL);
     SRV_LOG(srv, LOG_INFO,
             "c%" PRIu64 " client login failed from %s: user %s, %s: %s (%s)%s",
@@ -163,6 +178,11 @@ static void c2s_sasl_fail(struct sess_c2s *c, const char *cond, const char *why)
         return;
     }
     c2s_sasl_answer(c, b->data);
+}
+
+static void c2s_sasl_fail(struct sess_c2s *c, const char *cond, const char *why)
+{
+    c2s_sasl_fail_as(c, cond, why, strcmp(cond, "not-authorized") == 0);
 }
 
 /* c2s_blocked refuses the attempt when the peer's address (or, user not
@@ -267,6 +287,13 @@ static void c2s_scram_first(struct sess_c2s *c, const unsigned char *msg, size_t
         /* RFC 5802 §6: a channel-binding flag the server must refuse (a
          * downgrade, or binding where none was offered). */
         c2s_sasl_fail(c, "not-authorized", "channel-binding flag refused");
+        return;
+    }
+    if (rc == XE_UNSUPPORTED) {
+        /* RFC 5802 §7 unsupported-channel-binding-type: not a wrong
+         * credential (not throttled); the client may now say 'y'. */
+        c->cb_type_refused = true;
+        c2s_sasl_fail_as(c, "not-authorized", "unsupported channel-binding type", false);
         return;
     }
     if (rc < 0) {
@@ -435,6 +462,7 @@ static void c2s_auth(struct sess_c2s *c, const struct stz *el)
             strncmp(mech, "SCRAM-SHA-256", 13) == 0 ? SCRAM_SHA256 : SCRAM_SHA1;
         c->mech = scram_mech_name(h, plus);
         c->scram = calloc(1, sizeof *c->scram);
+        c->cb.y_ok = c->cb_type_refused;
         if (c->scram == NULL || scram_server_init(c->scram, h, plus, &c->cb) < 0) {
             c2s_sasl_fail(c, "temporary-auth-failure", "scram init");
         } else if (msg == NULL) {
