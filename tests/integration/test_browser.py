@@ -10,7 +10,9 @@ bundler) to
    the first wss URL;
  - log in over wss with SCRAM (strophe picks SCRAM-SHA-256);
  - send a message to bob, a libstrophe client (tools/xclient) on 5222 of
-   the other follower, and show bob's answer.
+   the other follower, and show bob's answer;
+ - send an iq (XEP-0199 ping) to a call bridge (tools/xcomp --answer) on
+   the leader, and show its result.
 
 The browser checks the node's certificate against the CA of certs/, which
 is trusted through the NSS store of a temporary HOME (certutil): no
@@ -25,6 +27,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -124,6 +127,10 @@ def main():
                      15, "%s: accounts replicated" % nd.name)
         wait_for(lambda: len(f1.json("xmpp status").get("websocket", {}).get("urls", []))
                  == 3, 20, "f1's host-meta names the three members")
+        c.add_callbridge("cb1")
+        comp = c.comp(leader, "cb1", "--answer", "--stay")
+        comp.wait_line(r"^connected")
+        c.wait_components(["cb1"])
 
         base = tempfile.mkdtemp(prefix="xbrowser-")
         httpd = None
@@ -152,17 +159,19 @@ def main():
                 threading.Thread(target=answer, daemon=True).start()
 
                 q = ("server=%s:%d&jid=alice@example.com/browser&password=%s"
-                     "&to=bob@example.com/desk&say=%s&auto=1"
+                     "&to=bob@example.com/desk&say=%s&ping=cb1.example.com&auto=1"
                      % (f1.addr, WSS_PORT, PASSWORDS["alice"], HELLO.replace(" ", "+")))
                 url = "http://127.0.0.1:%d/chat.html?%s" % (port, q)
                 c.say("chromium: %s (alice over wss on %s, bob on 5222 on %s)",
                       url.split("?")[0], f1.name, f2.name)
                 expect = "bob@example.com/desk: " + ANSWER
-                rc, text, err = drive(url, expect, shot, home)
+                pong = "iq result from cb1.example.com"
+                rc, text, err = drive(url, "(?=[\\s\\S]*%s)(?=[\\s\\S]*%s)"
+                                      % (re.escape(expect), re.escape(pong)), shot, home)
                 detail = "page text:\n%s\ndriver stderr:\n%s\nbob:\n%s" % (
                     text, err[-4000:], bob.output())
                 check(answered.is_set(), "bob got the browser's message; " + detail)
-                check(rc == 0 and text is not None, "the page shows bob's answer; " + detail)
+                check(rc == 0 and text is not None, "the page shows bob's answer and the bridge's iq result; " + detail)
                 # What the page shows: discovery, the login, both messages.
                 check("host-meta: wss://%s:%d/xmpp-websocket" % (f1.addr, WSS_PORT) in text,
                       "the page shows host-meta's URLs, f1's first: %r" % text)
@@ -170,9 +179,11 @@ def main():
                       % (f1.addr, WSS_PORT) in text, "online over wss: %r" % text)
                 check("me -> bob@example.com/desk: " + HELLO in text, text)
                 check(expect in text, text)
+                check(pong in text, text)
+                comp.wait_line(r"^iq-request type=get from=alice@example\.com/browser$")
                 with open(shot, "rb") as f:
                     check(f.read(8) == b"\x89PNG\r\n\x1a\n", "screenshot %s is a PNG" % shot)
-                c.say("the page shows %r; screenshot %s", expect, shot)
+                c.say("the page shows %r and %r; screenshot %s", expect, pong, shot)
         finally:
             if httpd is not None:
                 httpd.shutdown()
