@@ -171,7 +171,8 @@ def main():
                 detail = "page text:\n%s\ndriver stderr:\n%s\nbob:\n%s" % (
                     text, err[-4000:], bob.output())
                 check(answered.is_set(), "bob got the browser's message; " + detail)
-                check(rc == 0 and text is not None, "the page shows bob's answer and the bridge's iq result; " + detail)
+                check(rc == 0 and text is not None,
+                      "the page shows bob's answer and the bridge's iq result; " + detail)
                 # What the page shows: discovery, the login, both messages.
                 check("host-meta: wss://%s:%d/xmpp-websocket" % (f1.addr, WSS_PORT) in text,
                       "the page shows host-meta's URLs, f1's first: %r" % text)
