@@ -16,7 +16,9 @@ SCRAM are independent of the server's), and a libstrophe client on 5222
    hashlib/hmac), binds, and exchanges messages with bob on 5222 on the
    other follower; `xmpp status` counts her as a websocket session;
  - plain ws is refused (TLS is required for clients) with policy-violation;
- - <close/> is answered with <close/> and the WebSocket close.
+ - <close/> is answered with <close/> and the WebSocket close;
+ - a member leaves (xmpp cluster disable): the others' host-meta drops it,
+   its own names only itself.
 """
 import base64
 import hashlib
@@ -291,6 +293,17 @@ def main():
             wait_for(lambda: f1.json("xmpp status")["sessions"]
                      .get("clients_by_transport", {}).get("websocket") == 0, 10,
                      "alice's websocket session gone")
+
+        # host-meta follows the members: f2 leaves (xmpp cluster disable);
+        # f1 names itself and the leader, f2 only itself.
+        f2.ok("xmpp cluster disable", timeout=60)
+        f1_urls = [url, "wss://%s:%d%s" % (leader.addr, WSS_PORT, PATH)]
+        f2_urls = ["wss://%s:%d%s" % (f2.addr, WSS_PORT, PATH)]
+        wait_for(lambda: f1.json("xmpp status").get("websocket", {}).get("urls")
+                 == f1_urls, 30, "f1's host-meta without f2: %r" % f1_urls)
+        wait_for(lambda: f2.json("xmpp status").get("websocket", {}).get("urls")
+                 == f2_urls, 30, "f2's host-meta alone: %r" % f2_urls)
+        c.say("after %s left: %s names %s", f2.name, f1.name, ", ".join(f1_urls))
 
 
 if __name__ == "__main__":
