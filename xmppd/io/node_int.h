@@ -81,7 +81,7 @@ void node__ws_start(struct node *n, struct xside *x, const struct conf_listen *l
                     size_t nl);
 /* node__ws_links gives x's srv the hosts, ports and path host-meta names
  * (srv_set_ws_links): at the start and whenever Raft's status changes
- * (cluster.c, srv_follow), so the list follows the committed members. */
+ * (cluster.c, srv_follow), so the list follows the members. */
 void node__ws_links(struct node *n, struct xside *x);
 
 /* node__reap_soon has the reaper free drained XMPP generations (and finish a
