@@ -3,7 +3,10 @@
 binaries of this build, on a loopback /24 of its own
 (XMPPD_DEMO_NET=127.R.S): it forms the 3-node cluster through mmp-cli,
 adds call bridges, shows the status and two components on two nodes
-exchanging messages, then stops everything and says "demo: ok"."""
+exchanging messages, each node's host-meta naming the three wss URLs
+(its own first) and, with Chromium and tests/browser/node_modules, the
+chat page logging in from headless Chromium; then it stops everything
+and says "demo: ok"."""
 import os
 import subprocess
 import sys
@@ -21,7 +24,7 @@ def main():
                          stderr=subprocess.STDOUT, text=True, env=env,
                          start_new_session=True)
     try:
-        out, _ = p.communicate(timeout=120)
+        out, _ = p.communicate(timeout=240)
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, 9)
         out, _ = p.communicate()
@@ -29,8 +32,13 @@ def main():
     check(p.returncode == 0 and "demo: ok" in out,
           "scripts/demo --check exited %d:\n%s" % (p.returncode, out))
     for want in ("State:", "List of peers", "(Leader)", "Secret:", "how to connect",
-                 "received messages=3 in_order=yes"):
+                 "received messages=3 in_order=yes", "host-meta.json (CORS: *)",
+                 "browsers (wss)     wss://"):
         check(want in out, "%r not in the demo output:\n%s" % (want, out))
+    if os.path.isdir(os.path.join(source_dir(), "tests", "browser", "node_modules",
+                                  "playwright-core")) and \
+            os.access("/usr/lib/chromium/chromium", os.X_OK):
+        check("the chat page logged alice in from Chromium over wss: ok" in out, out)
 
 
-run(main, timeout=150)
+run(main, timeout=300)

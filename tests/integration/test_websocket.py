@@ -5,16 +5,20 @@ xmppd processes, real TLS from certs/, a WebSocket client written here
 SCRAM are independent of the server's), and a libstrophe client on 5222
 (tools/xclient through clients.py).
 
- - `xmpp status` shows the ws/wss listeners and this node's wss URL;
- - host-meta and host-meta.json, fetched over wss, name that URL and carry
-   Access-Control-Allow-Origin: * (XEP-0156);
+ - `xmpp status` shows the ws/wss listeners and the host-meta URLs: this
+   node's wss URL first, then the other two members' (same port and path);
+ - host-meta and host-meta.json, fetched over wss, name exactly those, in
+   that order, and carry Access-Control-Allow-Origin: * (XEP-0156); an
+   upgrade on each named URL succeeds;
  - an upgrade without the xmpp subprotocol is refused with 400;
  - alice, over wss on one follower (the CA of certs/ verified, the
    subprotocol xmpp), logs in with SCRAM-SHA-256 (computed here with
    hashlib/hmac), binds, and exchanges messages with bob on 5222 on the
    other follower; `xmpp status` counts her as a websocket session;
  - plain ws is refused (TLS is required for clients) with policy-violation;
- - <close/> is answered with <close/> and the WebSocket close.
+ - <close/> is answered with <close/> and the WebSocket close;
+ - a member leaves (xmpp cluster disable): the others' host-meta drops it,
+   its own names only itself.
 """
 import base64
 import hashlib
@@ -187,13 +191,27 @@ def main():
         f1, f2 = c.followers(leader)
         ca = os.path.join(c.ca, "ca-bundle.pem")
         url = "wss://%s:%d%s" % (f1.addr, WSS_PORT, PATH)
+        # XEP-0156 across the cluster: f1's own URL first, then the other
+        # voting members', in the configuration's order, at f1's port/path.
+        others = [nd.addr for nd in c.nodes if nd is not f1]
         for nd in c.nodes:
             c.wait_serving(nd)
-        st = f1.json("xmpp status")
-        w = st.get("websocket", {})
+        w = {}
+
+        def all_urls():
+            w.update(f1.json("xmpp status").get("websocket", {}))
+            u = w.get("urls") or []
+            return (len(u) == 3 and u[0] == url and
+                    sorted(u[1:]) == sorted("wss://%s:%d%s" % (a, WSS_PORT, PATH)
+                                            for a in others))
+        try:
+            wait_for(all_urls, 30, "f1's host-meta URLs name the three members")
+        except AssertionError as e:
+            raise AssertionError("%s: %r (want %s first, then %s)" % (e, w, url, others))
         check(w.get("port") == WS_PORT and w.get("tls_port") == WSS_PORT
-              and w.get("path") == PATH and w.get("listening") is True
-              and w.get("urls") == [url], "xmpp status websocket: %r" % w)
+              and w.get("path") == PATH and w.get("listening") is True,
+              "xmpp status websocket: %r" % w)
+        urls = w["urls"]
         for name in PASSWORDS:
             leader.ok("xmpp user add %s" % name, stdin=PASSWORDS[name] + "\n")
         for nd in (f1, f2):
@@ -202,16 +220,25 @@ def main():
 
         # XEP-0156 discovery over wss, readable from other origins.
         head, body = http_get(f1.addr, ca, "/.well-known/host-meta")
+        hrefs = re.findall(r"<Link rel='urn:xmpp:alt-connections:websocket' "
+                           r"href='([^']+)'/>", body)
         check(head.startswith("HTTP/1.1 200") and
-              "Access-Control-Allow-Origin: *" in head and
-              "urn:xmpp:alt-connections:websocket" in body and url in body,
-              "host-meta: %r %r" % (head, body))
+              "\r\nAccess-Control-Allow-Origin: *\r\n" in head + "\r\n" and
+              hrefs == urls, "host-meta: %r %r" % (head, body))
         head, body = http_get(f1.addr, ca, "/.well-known/host-meta.json")
         links = json.loads(body).get("links", [])
         check(head.startswith("HTTP/1.1 200") and
-              {"rel": "urn:xmpp:alt-connections:websocket", "href": url} in links,
+              "\r\nAccess-Control-Allow-Origin: *\r\n" in head + "\r\n" and
+              links == [{"rel": "urn:xmpp:alt-connections:websocket", "href": u}
+                        for u in urls],
               "host-meta.json: %r %r" % (head, body))
-        c.say("host-meta names %s", url)
+        c.say("host-meta names %s", ", ".join(urls))
+        # Every URL it names works: an upgrade on each member's wss.
+        for u in urls[1:]:
+            host = u.split("//", 1)[1].rsplit(":", 1)[0]
+            ws = WS(host, WSS_PORT, ca)
+            check(ws.status == 101, "%s: %s" % (u, ws.head))
+            ws.sock.close()
 
         # RFC 7395 §3.1: no xmpp subprotocol, no upgrade.
         ws = WS(f1.addr, WSS_PORT, ca, protocol=None)
@@ -266,6 +293,17 @@ def main():
             wait_for(lambda: f1.json("xmpp status")["sessions"]
                      .get("clients_by_transport", {}).get("websocket") == 0, 10,
                      "alice's websocket session gone")
+
+        # host-meta follows the members: f2 leaves (xmpp cluster disable);
+        # f1 names itself and the leader, f2 only itself.
+        f2.ok("xmpp cluster disable", timeout=60)
+        f1_urls = [url, "wss://%s:%d%s" % (leader.addr, WSS_PORT, PATH)]
+        f2_urls = ["wss://%s:%d%s" % (f2.addr, WSS_PORT, PATH)]
+        wait_for(lambda: f1.json("xmpp status").get("websocket", {}).get("urls")
+                 == f1_urls, 30, "f1's host-meta without f2: %r" % f1_urls)
+        wait_for(lambda: f2.json("xmpp status").get("websocket", {}).get("urls")
+                 == f2_urls, 30, "f2's host-meta alone: %r" % f2_urls)
+        c.say("after %s left: %s names %s", f2.name, f1.name, ", ".join(f1_urls))
 
 
 if __name__ == "__main__":

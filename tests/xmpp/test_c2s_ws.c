@@ -349,6 +349,85 @@ static void test_gone_and_framing_error(void)
     down();
 }
 
+/* host_meta GETs path on a new plain-ws connection conn and returns the
+ * response (status line, headers, body) in got. */
+static const char *host_meta(uint64_t conn, const char *path)
+{
+    char req[256];
+
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: example.com\r\n\r\n", path);
+    fx_open_kind(&fx, conn, SRV_LISTENER_WEBSOCKET);
+    fx_in(&fx, conn, req);
+    snprintf(got, sizeof got, "%s", fx_take(&fx, conn));
+    return got;
+}
+
+/* XEP-0156 §3: host-meta names every voting member's URLs, this node's
+ * first, at this node's ports and path (srv_set_ws_links); the list
+ * follows later calls; CORS lets a page of another origin read it. */
+static void test_host_meta_names_the_members(void)
+{
+    static const char *const listen[] = {"10.0.0.1", "0.0.0.0"};
+    static const struct srv_ws_member m[] = {
+        {.address = "10.0.0.3:5224", .voter = true},
+        {.address = "10.0.0.1:5224", .voter = true, .self = true},
+        {.address = "10.0.0.4:5224", .voter = false}, /* a learner: not named */
+        {.address = "[fd00::2]:5224", .voter = true},
+        {.address = "10.0.0.1:6000", .voter = true}, /* same host as ours: once */
+        {.address = "[fd00::5", .voter = true},      /* malformed: skipped */
+    };
+    struct srv_ws_links l = {.listen = listen,
+                             .nlisten = 2,
+                             .members = m,
+                             .nmembers = 6,
+                             .wss_port = 5281,
+                             .ws_port = 0,
+                             .path = "/xmpp-websocket"};
+    const char *const *u;
+    size_t n;
+
+    REQUIRE(up() == 0);
+    REQUIRE(srv_set_ws_links(fx.srv, &l) == 0);
+    u = srv_ws_urls(fx.srv, &n);
+    REQUIRE(n == 4);
+    CHECK_STR(u[0], "wss://10.0.0.1:5281/xmpp-websocket");
+    CHECK_STR(u[1], "wss://example.com:5281/xmpp-websocket");
+    CHECK_STR(u[2], "wss://10.0.0.3:5281/xmpp-websocket");
+    CHECK_STR(u[3], "wss://[fd00::2]:5281/xmpp-websocket");
+    host_meta(1, "/.well-known/host-meta.json");
+    CHECK(strncmp(got, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    CHECK(strstr(got, "\r\nAccess-Control-Allow-Origin: *\r\n") != NULL);
+    /* the four, in that order, each once */
+    CHECK(strstr(got, "\"href\": \"wss://10.0.0.1:5281/xmpp-websocket\"") != NULL);
+    CHECK(strstr(got, "wss://10.0.0.1:") < strstr(got, "wss://example.com:"));
+    CHECK(strstr(got, "wss://example.com:") < strstr(got, "wss://10.0.0.3:"));
+    CHECK(strstr(got, "wss://10.0.0.3:") < strstr(got, "wss://[fd00::2]:5281/"));
+    CHECK(strstr(strstr(got, "wss://10.0.0.1:") + 1, "wss://10.0.0.1:") == NULL);
+    CHECK(strstr(got, "10.0.0.4") == NULL);
+    host_meta(2, "/.well-known/host-meta");
+    CHECK(strstr(got, "\r\nAccess-Control-Allow-Origin: *\r\n") != NULL);
+    CHECK(strstr(got, "<Link rel='urn:xmpp:alt-connections:websocket' "
+                      "href='wss://10.0.0.3:5281/xmpp-websocket'/>") != NULL);
+
+    /* A member left, ws allowed (TLS optional): the next request sees it;
+     * a later srv_set_ws_config keeps the links' URLs. */
+    l.nlisten = 1;
+    l.nmembers = 1;
+    l.ws_port = 5280;
+    REQUIRE(srv_set_ws_links(fx.srv, &l) == 0);
+    srv_set_ws_config(fx.srv, NULL);
+    u = srv_ws_urls(fx.srv, &n);
+    REQUIRE(n == 4);
+    CHECK_STR(u[0], "wss://10.0.0.1:5281/xmpp-websocket");
+    CHECK_STR(u[1], "ws://10.0.0.1:5280/xmpp-websocket");
+    CHECK_STR(u[2], "wss://10.0.0.3:5281/xmpp-websocket");
+    CHECK_STR(u[3], "ws://10.0.0.3:5280/xmpp-websocket");
+    host_meta(3, "/.well-known/host-meta.json");
+    CHECK(strstr(got, "ws://10.0.0.3:5280/xmpp-websocket") != NULL);
+    CHECK(strstr(got, "fd00::2") == NULL);
+    down();
+}
+
 TL_MAIN(T(test_wss_login_message_close), T(test_plain_ws_refused_when_tls_required),
         T(test_plain_ws_when_tls_optional), T(test_keepalive_is_a_ping),
-        T(test_gone_and_framing_error))
+        T(test_gone_and_framing_error), T(test_host_meta_names_the_members))

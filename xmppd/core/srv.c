@@ -170,7 +170,7 @@ int srv_new(const struct srv_config *cfg, const struct srv_env *env, struct srv 
     srv->env.random(srv->env.ud, srv->fake_key, 32);
     srv->hint = SRV_NO_DEADLINE;
     ws_config_default(&srv->ws_default);
-    srv->ws_cfg = &srv->ws_default;
+    srv->ws_cfg = srv->ws_base = &srv->ws_default;
     jid_clear(&j);
     *out = srv;
     return 0;
@@ -682,5 +682,6 @@ void srv_get_stats(const struct srv *srv, struct srv_stats *out)
 
 void srv_set_ws_config(struct srv *srv, const struct ws_config *cfg)
 {
-    srv->ws_cfg = cfg != NULL ? cfg : &srv->ws_default;
+    srv->ws_base = cfg != NULL ? cfg : &srv->ws_default;
+    srv__ws_sync(srv);
 }

@@ -175,6 +175,42 @@ void srv_conn_secured(struct srv *srv, uint64_t conn, const struct srv_tls_info 
  * members come and go).  NULL: the defaults (ws_config_default). */
 void srv_set_ws_config(struct srv *srv, const struct ws_config *cfg);
 
+/* One member of the Raft configuration, for srv_set_ws_links. */
+struct srv_ws_member {
+    const char *address; /* its peer-link address: "host:port", "[v6]:port" */
+    bool voter;          /* a voting member (learners are not named) */
+    bool self;           /* this node */
+};
+
+/* What host-meta names (XEP-0156 §3; docs/websocket.md "Discovery across
+ * the cluster").  All borrowed for the call only. */
+struct srv_ws_links {
+    const char *const *listen; /* this node's listen hosts (xmpp listen) */
+    size_t nlisten;
+    const struct srv_ws_member *members; /* the Raft configuration; */
+    size_t nmembers;                     /* none when not clustered */
+    unsigned wss_port;                   /* 0: no wss URLs */
+    unsigned ws_port;                    /* 0: no ws URLs */
+    const char *path;                    /* the WebSocket path, e.g. /xmpp-websocket */
+};
+
+/* srv_set_ws_links sets the URL list host-meta serves from now on, copied
+ * (connections already open read the new one at their request): for this
+ * node's listen hosts first (a wildcard address becomes the XMPP domain),
+ * then for each other voting member the host of its peer address, each
+ * with the same ports and path as this node (the WebSocket settings are
+ * node-local and a node does not know another's: the cluster is expected
+ * to use the same ones everywhere).  Per host the wss URL comes before
+ * the ws one; IPv6 hosts are bracketed (RFC 3986 §3.2.2); a host named
+ * twice is listed once; a member address that does not parse is skipped.
+ * Overrides the urls of the config given to srv_set_ws_config.  Returns 0
+ * or XE_NOMEM (the previous list stays). */
+int srv_set_ws_links(struct srv *srv, const struct srv_ws_links *l);
+
+/* srv_ws_urls returns the URL list host-meta serves (borrowed, valid until
+ * the next srv_set_ws_links or srv_set_ws_config) and its length in *n. */
+const char *const *srv_ws_urls(const struct srv *srv, size_t *n);
+
 /* srv_set_accounts: the replicated state to read client accounts from
  * (xmppd/core/cl.h: cl_user_find gives SCRAM salt/iterations/StoredKey/
  * ServerKey per hash), borrowed until replaced or srv_free; NULL: none.

@@ -73,8 +73,12 @@ struct srv {
     struct srv_cluster *cl; /* cluster mode (srv_cluster.c); NULL standalone */
 
     /* WebSocket transport (srv_ws.c) */
-    const struct ws_config *ws_cfg; /* borrowed, or &ws_default */
+    const struct ws_config *ws_cfg;  /* what connections read: ws_base or &ws_own */
+    const struct ws_config *ws_base; /* borrowed (srv_set_ws_config), or &ws_default */
     struct ws_config ws_default;
+    struct ws_config ws_own; /* ws_base with urls = ws_urls, once links are set */
+    char **ws_urls;          /* owned (srv_set_ws_links); NULL: none set */
+    size_t nws_urls;
     struct srv_wsp *parked; /* closed sessions' WebSockets, closing */
     struct buf ws_in;       /* stream bytes of the step being applied */
 };
@@ -198,6 +202,11 @@ void srv__ws_tick(struct srv *srv);
 uint64_t srv__ws_deadline(const struct srv *srv);
 size_t srv__ws_parked_count(const struct srv *srv);
 void srv__ws_free(struct srv *srv);
+/* srv__ws_sync points ws_cfg at ws_base, or at ws_own (ws_base with the
+ * links' URLs) once srv_set_ws_links was called. */
+void srv__ws_sync(struct srv *srv);
+/* srv__ws_links_free frees the links' URLs (srv_ws_links.c). */
+void srv__ws_links_free(struct srv *srv);
 
 /* Cluster hooks (srv_cluster.c); each is a no-op when srv->cl is NULL.
  * None of them may run inside a fwd callback except where noted.

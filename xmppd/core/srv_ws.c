@@ -300,4 +300,5 @@ void srv__ws_free(struct srv *srv)
         free(w);
     }
     buf_free(&srv->ws_in);
+    srv__ws_links_free(srv);
 }

@@ -215,6 +215,7 @@ static void srv_follow(struct node *n)
             srv_cluster_peer_link(srv, ids[i], pi.up, uv_now(&n->loop));
     }
     srv_cluster_set_leader(srv, st.leader_id, st.term, uv_now(&n->loop));
+    node__ws_links(n, n->x); /* host-meta follows the members */
     node__after_srv(n);
 }
 

@@ -412,7 +412,6 @@ static void on_reap(uv_timer_t *t)
         *pp = x->next;
         conn_mgr_free(x->cm);
         tls_ctx_free(x->tls);
-        node__ws_free(x);
         free(x);
     }
     if (n->stopping && n->retired == NULL && n->ctl_closed) {

@@ -124,7 +124,7 @@ struct node_info {
     uint64_t ws_conns;          /* WebSocket connections (any stage) */
     unsigned ws_listeners;      /* ws and wss listeners up */
     const char *ws_error;       /* why a WebSocket listener is not up, or "" */
-    const char *const *ws_urls; /* this node's host-meta URLs (borrowed) */
+    const char *const *ws_urls; /* host-meta URLs, this node's first (borrowed) */
     size_t nws_urls;
 };
 

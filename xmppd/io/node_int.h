@@ -29,10 +29,8 @@ struct xside {
     unsigned client_listening; /* client listeners up */
     char client_error[256];    /* why (some) are not, or "" */
     /* WebSocket (node_ws.c): the listeners' policy, borrowed by srv
-     * (srv_set_ws_config), and the host-meta URLs it names (owned) */
+     * (srv_set_ws_config; the host-meta URLs are srv's, srv_set_ws_links) */
     struct ws_config ws_cfg;
-    char **ws_urls;
-    size_t nws_urls;
     unsigned ws_listening; /* ws and wss listeners up */
     char ws_error[256];    /* why (some) are not, or "" */
     bool drained;
@@ -74,14 +72,17 @@ struct node {
 void node__after_srv(struct node *n);
 
 /* node__ws_start sets up x's WebSocket side (node_ws.c): the config srv
- * reads (path, host-meta URLs of this node), then the ws and wss
- * listeners on each of the nl listen addresses l.  A listener that cannot
- * open is logged and kept in x->ws_error (XMPP goes on without it).
- * node__ws_free frees what it made (after srv is gone). */
+ * reads (path) and the host-meta links (node__ws_links), then the ws and
+ * wss listeners on each of the nl listen addresses l.  A listener that
+ * cannot open is logged and kept in x->ws_error (XMPP goes on without
+ * it). */
 struct conf_listen;
 void node__ws_start(struct node *n, struct xside *x, const struct conf_listen *l,
                     size_t nl);
-void node__ws_free(struct xside *x);
+/* node__ws_links gives x's srv the hosts, ports and path host-meta names
+ * (srv_set_ws_links): at the start and whenever Raft's status changes
+ * (cluster.c, srv_follow), so the list follows the members. */
+void node__ws_links(struct node *n, struct xside *x);
 
 /* node__reap_soon has the reaper free drained XMPP generations (and finish a
  * shutdown) on the next loop turn. */

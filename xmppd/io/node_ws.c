@@ -7,58 +7,48 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cl.h"
+#include "cluster.h"
 #include "conn.h"
 #include "node_int.h"
 #include "rnode.h"
 #include "srv.h"
 #include "tls.h"
 
-/* url_host: the host of this node's URLs for listen address host: the
- * address itself, bracketed when IPv6 (RFC 3986 §3.2.2); the XMPP domain
- * for a wildcard address (a name the certificate holds, certs/mknode). */
-static void url_host(const char *host, const char *domain, char *out, size_t cap)
+/* node__ws_links gives srv what host-meta names (srv_set_ws_links: the
+ * choice is srv's): this node's listen hosts, the Raft configuration when
+ * clustered (the latest, as `xmpp cluster status` lists it: the status
+ * hook that calls this fires when it changes, not when it commits), and
+ * this node's ports and path.  ws URLs
+ * only when a client may log in over plain ws (TLS optional for clients:
+ * a URL that only leads to a refusal is not advertised). */
+void node__ws_links(struct node *n, struct xside *x)
 {
-    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || host[0] == '\0')
-        snprintf(out, cap, "%s", domain);
-    else if (strchr(host, ':') != NULL)
-        snprintf(out, cap, "[%s]", host);
-    else
-        snprintf(out, cap, "%s", host);
-}
+    const char *hosts[STATE_MAX_LISTEN + 1];
+    struct srv_ws_member m[RAFT_MAX_MEMBERS];
+    struct srv_ws_links l = {.listen = hosts, .members = m, .path = n->st.ws_path};
+    const struct raft_config *cfg;
 
-/* add_url appends a URL to x's list; false when out of memory. */
-static bool add_url(struct xside *x, const char *scheme, const char *host, unsigned port,
-                    const char *path)
-{
-    char **v = realloc(x->ws_urls, (x->nws_urls + 1) * sizeof *v);
-    char u[256];
-
-    if (v == NULL)
-        return false;
-    x->ws_urls = v;
-    snprintf(u, sizeof u, "%s://%s:%u%s", scheme, host, port, path);
-    if ((v[x->nws_urls] = strdup(u)) == NULL)
-        return false;
-    x->nws_urls++;
-    return true;
-}
-
-/* make_urls lists this node's wss URLs, and its ws URLs when a client
- * may log in over plain ws (TLS optional for clients: a URL that only
- * leads to a refusal is not advertised). */
-static void make_urls(struct node *n, struct xside *x, const struct conf_listen *l,
-                      size_t nl, bool wss, bool ws)
-{
-    const char *domain = cl_domain(rnode_state(n->rn));
-    char host[80];
-
-    for (size_t i = 0; i < nl; i++) {
-        url_host(l[i].host, domain, host, sizeof host);
-        if ((wss && !add_url(x, "wss", host, n->st.wss_port, n->st.ws_path)) ||
-            (ws && !add_url(x, "ws", host, n->st.ws_port, n->st.ws_path)))
-            return;
+    if (x == NULL || x->srv == NULL)
+        return;
+    for (size_t i = 0; i < n->st.n_listen && i < STATE_MAX_LISTEN; i++)
+        hosts[l.nlisten++] = n->st.listen[i].host;
+    if (l.nlisten == 0)
+        hosts[l.nlisten++] = CONF_DEFAULT_LISTEN_HOST;
+    if (n->rn != NULL && cluster_running(n)) {
+        cfg = rnode_config(n->rn);
+        for (unsigned i = 0; i < cfg->n; i++)
+            m[l.nmembers++] =
+                (struct srv_ws_member){.address = cfg->members[i].address,
+                                       .voter = cfg->members[i].role == RAFT_VOTER,
+                                       .self = cfg->members[i].id == n->st.node_id};
     }
+    if (n->st.wss_port != 0 && x->tls != NULL)
+        l.wss_port = n->st.wss_port;
+    if (n->st.client_tls == STATE_TLS_OPTIONAL)
+        l.ws_port = n->st.ws_port;
+    if (srv_set_ws_links(x->srv, &l) < 0)
+        LOG(&n->log, LOG_ERROR, "%s host-meta: out of memory, URL list not updated",
+            n->name);
 }
 
 void node__ws_start(struct node *n, struct xside *x, const struct conf_listen *l,
@@ -70,10 +60,8 @@ void node__ws_start(struct node *n, struct xside *x, const struct conf_listen *l
     x->ws_error[0] = '\0';
     ws_config_default(&x->ws_cfg);
     x->ws_cfg.path = n->st.ws_path;
-    make_urls(n, x, l, nl, wss, ws && n->st.client_tls == STATE_TLS_OPTIONAL);
-    x->ws_cfg.urls = (const char *const *)x->ws_urls;
-    x->ws_cfg.nurls = x->nws_urls;
     srv_set_ws_config(x->srv, &x->ws_cfg);
+    node__ws_links(n, x);
     if (n->st.wss_port != 0 && x->tls == NULL)
         snprintf(x->ws_error, sizeof x->ws_error,
                  "wss needs a certificate and none is set (xmpp certs <key> <cert> "
@@ -95,13 +83,4 @@ void node__ws_start(struct node *n, struct xside *x, const struct conf_listen *l
     }
     if (x->ws_error[0] != '\0')
         LOG(&n->log, LOG_ERROR, "%s websocket listener: %s", n->name, x->ws_error);
-}
-
-void node__ws_free(struct xside *x)
-{
-    for (size_t i = 0; i < x->nws_urls; i++)
-        free(x->ws_urls[i]);
-    free(x->ws_urls);
-    x->ws_urls = NULL;
-    x->nws_urls = 0;
 }

@@ -650,8 +650,7 @@ void node_info_get(const struct node *n, struct node_info *out)
         out->ws_conns = s.ws_conns;
         out->ws_listeners = n->x->ws_listening;
         out->ws_error = n->x->ws_error;
-        out->ws_urls = (const char *const *)n->x->ws_urls;
-        out->nws_urls = n->x->nws_urls;
+        out->ws_urls = srv_ws_urls(n->x->srv, &out->nws_urls);
         out->conns = s.conns;
     }
 }
