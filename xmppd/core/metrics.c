@@ -14,7 +14,8 @@ struct out {
     bool full;
 };
 
-static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void put(struct out *o, const char *fmt, ...)
 {
@@ -51,7 +52,10 @@ int metrics_label_escape(const char *s, char *out, size_t len)
     size_t k = 0;
 
     for (; *s != '\0'; s++) {
-        const char *rep = *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : *s == '\n' ? "\\n" : NULL;
+        const char *rep = *s == '\\'   ? "\\\\"
+                          : *s == '"'  ? "\\\""
+                          : *s == '\n' ? "\\n"
+                                       : NULL;
         size_t need = rep != NULL ? 2 : 1;
 
         if (k + need >= len)
@@ -99,7 +103,8 @@ int metrics_format(const struct metrics_facts *f, char *out, size_t len)
     one(&o, "xmppd_serving", "gauge", "1 while the XMPP listeners are up.", f->serving);
     one(&o, "xmppd_connections", "gauge", "Open XMPP connections (any stage).", f->conns);
     head(&o, "xmppd_sessions", "gauge", "Authenticated sessions on this node, by kind.");
-    put(&o, "xmppd_sessions{kind=\"component\"} %llu\n", (unsigned long long)f->components);
+    put(&o, "xmppd_sessions{kind=\"component\"} %llu\n",
+        (unsigned long long)f->components);
     put(&o, "xmppd_sessions{kind=\"client_tcp\"} %llu\n",
         (unsigned long long)f->clients_tcp);
     put(&o, "xmppd_sessions{kind=\"client_websocket\"} %llu\n",
@@ -129,8 +134,8 @@ int metrics_format(const struct metrics_facts *f, char *out, size_t len)
         peers(&o, f);
     one(&o, "xmppd_client_logins_total", "counter", "Successful client SASL logins.",
         f->logins);
-    one(&o, "xmppd_client_login_failures_total", "counter", "Failed client SASL attempts.",
-        f->login_failures);
+    one(&o, "xmppd_client_login_failures_total", "counter",
+        "Failed client SASL attempts.", f->login_failures);
     one(&o, "xmppd_client_login_refused_total", "counter",
         "Client logins refused: address or account blocked.", f->login_refused);
     one(&o, "xmppd_component_auth_failures_total", "counter",

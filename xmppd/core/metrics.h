@@ -38,8 +38,8 @@ struct metrics_facts {
     uint64_t queued;     /* now: waiting or in flight to another node */
     uint64_t duplicates; /* peer frames received again and dropped */
     /* Raft */
-    bool cluster;   /* clustering enabled: the peer metrics below apply */
-    bool leader;    /* this node is the leader */
+    bool cluster; /* clustering enabled: the peer metrics below apply */
+    bool leader;  /* this node is the leader */
     uint64_t term, commit_index, applied_index, leader_changes;
     const struct metrics_peer *peers; /* borrowed */
     size_t n_peers;
