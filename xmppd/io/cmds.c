@@ -13,6 +13,7 @@
 
 #include "cl.h"
 #include "cmds_cluster.h"
+#include "cmds_export.h"
 #include "cmds_health.h"
 #include "cmds_user.h"
 #include "conf.h"
@@ -967,6 +968,8 @@ const struct ctl_command cmds_table[] = {
     {"xmpp.callbridge.del", h_cb_del},
     {"xmpp.callbridge.list", h_cb_list},
     {"xmpp.callbridge.show-secret", h_cb_show_secret},
+    {"xmpp.callbridge.export", cmds_callbridge_export},
+    {"xmpp.metrics.set", cmds_metrics_set},
     {"xmpp.user.add", cmds_user_add},
     {"xmpp.user.passwd", cmds_user_passwd},
     {"xmpp.user.del", cmds_user_del},

@@ -31,6 +31,7 @@
 #include "dirlock.h"
 #include "err.h"
 #include "logsink.h"
+#include "node_metrics.h"
 #include "pki.h"
 #include "rnode.h"
 #include "srv.h"
@@ -114,6 +115,7 @@ static void rn_failed(void *ud, int rc, const char *msg)
 {
     struct node *n = ud;
 
+    node_metrics_storage_error(n);
     LOG(&n->log, LOG_ERROR, "%s replicated store stopped: %s", n->name,
         msg != NULL ? msg : xe_strerror(rc));
 }
@@ -489,6 +491,7 @@ static void begin_stop(struct node *n)
     /* Deferred store work is answered (cancelled) before the Raft driver
      * and the control socket close. */
     run_laters(n, true);
+    node_metrics_stop(n);
     node_xmpp_stop(n);
     cluster_stop(n);
     if (n->ctl != NULL) {
@@ -662,6 +665,7 @@ int node_reset(struct node *n, char *why, size_t whylen)
     }
     LOG(&n->log, LOG_INFO, "%s reset: new node id %016" PRIx64 ", XMPP disabled", n->name,
         n->st.node_id);
+    node_metrics_apply(n, why, whylen); /* the default: off */
     return 0;
 }
 
@@ -870,6 +874,9 @@ static int open_services(struct node *n, char *err, size_t errlen)
     rc = ctl_server_start(&n->loop, &ccfg, &n->ctl, err, errlen);
     if (rc < 0)
         return rc;
+    /* A metrics address that cannot be used is logged; the node serves on. */
+    if (node_metrics_apply(n, why, sizeof why) < 0)
+        LOG(&n->log, LOG_ERROR, "%s metrics endpoint not started: %s", n->name, why);
     /* The peer link: a node that cannot open it keeps running alone (its
      * admin sees why in the log and in xmpp cluster status). */
     if (n->st.cluster_enabled && cluster_start(n, why, sizeof why) < 0) {
