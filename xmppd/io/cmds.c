@@ -262,6 +262,8 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
         json_object_set_new(*result, "error", json_string(info.last_error));
     if (*result != NULL)
         cmds_user_status(n, *result);
+    if (*result != NULL)
+        json_object_set_new(*result, "version", json_string(XMPPD_VERSION));
     return *result != NULL ? 0 : XE_NOMEM;
 }
 

@@ -34,6 +34,7 @@
 #include "node_metrics.h"
 #include "pki.h"
 #include "rnode.h"
+#include "service.h"
 #include "srv.h"
 #include "state.h"
 #include "tls.h"
@@ -520,6 +521,7 @@ static void on_stop_signal(uv_signal_t *s, int signum)
         return;
     }
     LOG(&n->log, LOG_INFO, "%s %s: shutting down", n->name, name);
+    service_notify_stopping();
     begin_stop(n);
 }
 
@@ -919,7 +921,7 @@ int node_start(const struct node_opts *opts, struct node **out, char *err, size_
         return XE_NOMEM;
     }
     n->lock_fd = -1;
-    logsink_stderr(&n->log, opts->level);
+    logsink_stderr(&n->log, opts->level, (enum logsink_mode)opts->log_mode);
     snprintf(n->name, sizeof n->name, "%s", opts->name);
     rc = open_files(n, opts->state_dir, err, errlen);
     if (rc == 0)
