@@ -127,4 +127,4 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
 
-run(main, timeout=590)
+run(main, timeout=1450)
