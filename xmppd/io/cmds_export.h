@@ -10,7 +10,8 @@
  * {name, domain, component, secret, port, srv: [{record, node_id, address,
  * port, target}], records: [zone lines], ca_bundle: path | null, tls}.
  * The secret is in it: the admin asked for it by name. */
-int cmds_callbridge_export(void *ud, json_t *args, json_t **result, struct ctl_error *err);
+int cmds_callbridge_export(void *ud, json_t *args, json_t **result,
+                           struct ctl_error *err);
 
 /* xmpp.metrics.set {listen: "host:port" | "off"}: the Prometheus endpoint
  * (node-local, off by default); {listen, url} or {listen: null}. */
