@@ -11,7 +11,9 @@ binaries, as an admin and a monitoring system use them:
   bridge authenticates with), SRV and A records, CA bundle, text and --json;
 - node-local admin changes are logged once at info with what changed, never
   the secret;
-- `--log syslog` puts the syslog priority first on each line."""
+- `--log syslog` puts the syslog priority first on each line;
+- with NOTIFY_SOCKET set (as systemd does for Type=notify), READY=1 arrives
+  once the control socket answers, STOPPING=1 at SIGTERM."""
 import json
 import os
 import random
@@ -183,6 +185,26 @@ def main():
         check(lines and all(ln[:3] in ("<3>", "<4>", "<6>", "<7>") for ln in lines),
               "not every line has a priority: %r" % lines[:5])
         check(any(ln.startswith("<6>info s1 started") for ln in lines), repr(lines[:5]))
+
+    # sd_notify: a datagram socket in the place of systemd's.
+    with AdminNode(name="sd") as nd:
+        path = os.path.join(nd.base, "notify.sock")
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ns.bind(path)
+        ns.settimeout(30)
+        nd.logf = open(nd.log_path, "ab")
+        nd.proc = subprocess.Popen(
+            [xmppd_bin(), "--state-dir", nd.dir, "--name", "sd"],
+            env=dict(os.environ, NOTIFY_SOCKET=path), stdin=subprocess.DEVNULL,
+            stdout=nd.logf, stderr=subprocess.STDOUT)
+        msg = ns.recv(4096).decode()
+        check("READY=1" in msg.split("\n"), "first notification: %r" % msg)
+        nd.ok("xmpp status")
+        nd.proc.terminate()
+        msg = ns.recv(4096).decode()
+        check("STOPPING=1" in msg.split("\n"), "at SIGTERM: %r" % msg)
+        check(nd.proc.wait(30) == 0, "stop")
+        ns.close()
 
 
 run(main, timeout=300)
