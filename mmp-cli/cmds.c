@@ -177,6 +177,21 @@ static int prep_client_tls(struct cli *cli, int argc, char **argv, json_t *args,
     return 0;
 }
 
+/* xmpp metrics listen <addr>:<port> | xmpp metrics off */
+static int prep_metrics(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    const char *a = argc > 0 ? argv[0] : "off";
+    const char *colon = strrchr(a, ':');
+
+    if (strcmp(a, "off") != 0 && (colon == NULL || colon == a || colon[1] == '\0'))
+        return bad(why,
+                   "\"%.100s\" must be an address and a port, e.g. 127.0.0.1:9105 or "
+                   "[::1]:9105",
+                   a);
+    json_object_set_new(args, "listen", json_string(a));
+    return 0;
+}
+
 /* xmpp sasl plain on|off */
 static int prep_sasl_plain(struct cli *cli, int argc, char **argv, json_t *args,
                            char *why)
@@ -715,6 +730,45 @@ static void print_secret(json_t *r)
     printf("Secret: %s\n", jstr(r, "secret"));
 }
 
+static void print_metrics(json_t *r)
+{
+    const char *url = json_string_value(json_object_get(r, "url"));
+
+    if (url == NULL)
+        printf("Metrics endpoint off\n");
+    else
+        printf("Metrics served at %s (plain HTTP: keep it on loopback or a management "
+               "network)\n",
+               url);
+}
+
+/* The configuration of one call bridge, in the order its admin pages ask
+ * for it, then the DNS records to publish. */
+static void print_export(json_t *r)
+{
+    json_t *recs = json_object_get(r, "records"), *e;
+    size_t i;
+
+    printf("Call bridge %s\n", jstr(r, "name"));
+    printf("  Domain:          %s\n", jstr(r, "domain"));
+    printf("  Component name:  %s\n", jstr(r, "component"));
+    printf("  Secret:          %s\n", jstr(r, "secret"));
+    printf("  Port:            %lld (TLS %s)\n",
+           (long long)json_integer_value(json_object_get(r, "port")), jstr(r, "tls"));
+    printf("  CA bundle:       %s\n", json_is_string(json_object_get(r, "ca_bundle"))
+                                          ? jstr(r, "ca_bundle")
+                                          : "(none set: see xmpp certs)");
+    if (json_array_size(recs) == 0) {
+        printf("DNS records: none (no node address known: see xmpp listen)\n");
+        return;
+    }
+    printf("DNS records to publish (zone file lines):\n");
+    json_array_foreach(recs, i, e)
+    {
+        printf("  %s\n", json_string_value(e));
+    }
+}
+
 static void print_pki_list(json_t *r)
 {
     static const char *const keys[] = {"file",   "kind",      "subject", "sans",
@@ -858,6 +912,20 @@ static const struct cli_cmd commands[] = {
     {W("xmpp", "callbridge", "show-secret"), "<name>",
      "show a call bridge's shared secret (a list never shows it)", NULL,
      "xmpp.callbridge.show-secret", 1, 1, prep_name, print_secret},
+    {W("xmpp", "callbridge", "export"), "<name>",
+     "print what a call bridge needs: domain, component name, secret, DNS SRV records, "
+     "CA bundle",
+     "The secret is shown (as by show-secret). The SRV records name every member of\n"
+     "the cluster (_xmpp-component._tcp, port 5223), each with the A or AAAA record of\n"
+     "its target. With --json, one object to feed a provisioning script.",
+     "xmpp.callbridge.export", 1, 1, prep_name, print_export},
+    {W("xmpp", "metrics", "listen"), "<addr>:<port>",
+     "serve Prometheus metrics at http://<addr>:<port>/metrics (off by default)",
+     "Plain HTTP, this node only (node-local): use 127.0.0.1 or a management address.\n"
+     "The metric names are listed in docs/admin.md (\"Metrics\").",
+     "xmpp.metrics.set", 1, 1, prep_metrics, print_metrics},
+    {W("xmpp", "metrics", "off"), "", "stop serving metrics", NULL, "xmpp.metrics.set", 0,
+     0, prep_metrics, print_metrics},
     {W("xmpp", "user", "add"), "<name> [--generate]",
      "add a client account (password prompted, read from stdin, or generated)",
      "At a terminal the password is asked twice without echo; otherwise one line is\n"

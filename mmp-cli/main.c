@@ -26,9 +26,11 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: mmp-cli [--socket PATH] [--json] [-c 'command' | command...]\n"
+            "       mmp-cli --version\n"
             "  --socket PATH  the daemon's control socket (default $XMPPD_SOCKET, else "
             "%s)\n"
             "  --json         print results as JSON\n"
+            "  --version      print mmp-cli's version and exit\n"
             "  -c 'command'   run one command and exit (as an SSH login shell does)\n"
             "Without a command: an interactive prompt; type help there.\n",
             CLI_DEFAULT_SOCKET);
@@ -202,6 +204,9 @@ int main(int argc, char **argv)
                 return CLI_USAGE;
             }
             command = argv[i];
+        } else if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+            printf("mmp-cli %s\n", XMPPD_VERSION);
+            return CLI_OK;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return CLI_OK;

@@ -1,10 +1,15 @@
 /* main.c: the xmppd daemon: parse the command line, start the node, run.
  *
  *     xmppd --state-dir DIR [--name n1] [--log-level error|warn|info|debug|trace]
+ *           [--log auto|stderr|syslog]
+ *     xmppd --version
  *
  * DIR is all a node needs (node.h lists what it holds).  Startup errors
  * print one line "xmppd: <what is wrong>" and exit 1; usage errors exit 2; a
- * clean shutdown (SIGTERM, SIGINT) exits 0. */
+ * clean shutdown (SIGTERM, SIGINT) exits 0.  Under systemd (Type=notify) it
+ * says READY=1 once started and STOPPING=1 at shutdown (io/service.h); log
+ * lines carry syslog priorities when stderr is the journal or with --log
+ * syslog (io/logsink.h). */
 #include <getopt.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -14,7 +19,9 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "logsink.h"
 #include "node.h"
+#include "service.h"
 
 /* Control answers may carry a call-bridge secret (xmpp callbridge add,
  * list): what jansson frees is wiped first. */
@@ -29,7 +36,9 @@ static void wiping_free(void *p)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: xmppd --state-dir DIR [--name NAME] "
-               "[--log-level error|warn|info|debug|trace]\n");
+               "[--log-level error|warn|info|debug|trace]\n"
+               "             [--log auto|stderr|syslog]\n"
+               "       xmppd --version\n");
 }
 
 int main(int argc, char **argv)
@@ -38,15 +47,19 @@ int main(int argc, char **argv)
         {"state-dir", required_argument, NULL, 'd'},
         {"name", required_argument, NULL, 'n'},
         {"log-level", required_argument, NULL, 'l'},
+        {"log", required_argument, NULL, 'L'},
+        {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct node_opts opts = {.state_dir = NULL, .name = "n1", .level = LOG_INFO};
+    struct node_opts opts = {
+        .state_dir = NULL, .name = "n1", .level = LOG_INFO, .log_mode = LOGSINK_AUTO};
+    enum logsink_mode mode;
     struct node *node;
     char err[1024];
     int ch, rc;
 
-    while ((ch = getopt_long(argc, argv, "d:n:l:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "d:n:l:L:Vh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'd':
             opts.state_dir = optarg;
@@ -61,6 +74,18 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'L':
+            if (logsink_mode_parse(optarg, &mode) < 0) {
+                fprintf(stderr, "xmppd: --log must be auto, stderr or syslog, not '%s'\n",
+                        optarg);
+                usage(stderr);
+                return 2;
+            }
+            opts.log_mode = (int)mode;
+            break;
+        case 'V':
+            printf("xmppd %s\n", XMPPD_VERSION);
+            return 0;
         case 'h':
             usage(stdout);
             return 0;
@@ -82,6 +107,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "xmppd: %s\n", err);
         return 1;
     }
+    service_notify_ready("control socket up; see xmpp status");
     rc = node_run(node);
     node_free(node);
     return rc;

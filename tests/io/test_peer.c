@@ -242,7 +242,7 @@ static void setup(void)
     if (sodium_init() < 0)
         abort();
     uv_loop_init(&loop);
-    logsink_stderr(&logs, LOG_WARN);
+    logsink_stderr(&logs, LOG_WARN, LOGSINK_PLAIN);
     base_port = 20000 + (int)(getpid() % 20000);
 }
 

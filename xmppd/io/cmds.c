@@ -13,12 +13,14 @@
 
 #include "cl.h"
 #include "cmds_cluster.h"
+#include "cmds_export.h"
 #include "cmds_health.h"
 #include "cmds_user.h"
 #include "conf.h"
 #include "ctl_server.h"
 #include "err.h"
 #include "node.h"
+#include "node_int.h"
 #include "pki.h"
 #include "precis.h"
 #include "rnode.h"
@@ -45,6 +47,18 @@ void cmds_new_secret(char *out)
     }
     out[k] = '\0';
     sodium_memzero(r, sizeof r);
+}
+
+/* admin_log logs a node-local change made through the shell once, at
+ * info: the command and what it set, as its answer says (these answers
+ * hold no secret).  Replicated changes are logged as each node applies
+ * them (node.c rn_applied). */
+static void admin_log(struct node *n, const char *what, const json_t *result)
+{
+    char *s = result != NULL ? json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+    LOG(&n->log, LOG_INFO, "%s admin: %s: %s", n->name, what, s != NULL ? s : "done");
+    free(s);
 }
 
 /* ---- replicated writes: submit, answer when applied ---- */
@@ -261,6 +275,8 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
         json_object_set_new(*result, "error", json_string(info.last_error));
     if (*result != NULL)
         cmds_user_status(n, *result);
+    if (*result != NULL)
+        json_object_set_new(*result, "version", json_string(XMPPD_VERSION));
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
@@ -480,6 +496,7 @@ static int h_listen(void *ud, json_t *args, json_t **result, struct ctl_error *e
     if (rc < 0)
         return rc;
     *result = json_pack("{s:o}", "listen", listen_json(st));
+    admin_log(n, "listen set", *result);
     return 0;
 }
 
@@ -532,6 +549,7 @@ static int h_certs(void *ud, json_t *args, json_t **result, struct ctl_error *er
         json_pack("{s:s, s:O, s:O}", "cert", c, "subject", json_object_get(j, "subject"),
                   "not_after", json_object_get(j, "not_after"));
     json_decref(j);
+    admin_log(n, "certificates set", *result);
     return 0;
 }
 
@@ -572,6 +590,7 @@ static int h_tls(void *ud, json_t *args, json_t **result, struct ctl_error *err)
             return rc;
     }
     *result = json_pack("{s:s}", "tls", state_tls_name(st->tls));
+    admin_log(n, "component TLS set", *result);
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
@@ -636,6 +655,7 @@ static int h_client(void *ud, json_t *args, json_t **result, struct ctl_error *e
     *result = json_pack("{s:I, s:I, s:s, s:b}", "port", (json_int_t)st->client_port,
                         "tls_port", (json_int_t)st->client_tls_port, "tls",
                         state_tls_name(st->client_tls), "sasl_plain", st->sasl_plain);
+    admin_log(n, "client settings set", *result);
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
@@ -685,6 +705,7 @@ static int h_websocket(void *ud, json_t *args, json_t **result, struct ctl_error
     }
     *result = json_pack("{s:I, s:I, s:s}", "port", (json_int_t)st->ws_port, "tls_port",
                         (json_int_t)st->wss_port, "path", st->ws_path);
+    admin_log(n, "WebSocket settings set", *result);
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
@@ -712,6 +733,7 @@ static int h_enable(void *ud, json_t *args, json_t **result, struct ctl_error *e
         }
     }
     *result = json_pack("{s:o}", "listen", listen_json(st));
+    admin_log(n, "XMPP enabled", *result);
     return 0;
 }
 
@@ -741,6 +763,7 @@ static int h_disable(void *ud, json_t *args, json_t **result, struct ctl_error *
                         (json_int_t)(was_serving ? info.components : 0), "clients_closed",
                         (json_int_t)(was_serving ? info.clients : 0), "listen_closed",
                         was_serving ? listen_json(st) : json_array());
+    admin_log(n, "XMPP disabled", *result);
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
@@ -967,6 +990,8 @@ const struct ctl_command cmds_table[] = {
     {"xmpp.callbridge.del", h_cb_del},
     {"xmpp.callbridge.list", h_cb_list},
     {"xmpp.callbridge.show-secret", h_cb_show_secret},
+    {"xmpp.callbridge.export", cmds_callbridge_export},
+    {"xmpp.metrics.set", cmds_metrics_set},
     {"xmpp.user.add", cmds_user_add},
     {"xmpp.user.passwd", cmds_user_passwd},
     {"xmpp.user.del", cmds_user_del},

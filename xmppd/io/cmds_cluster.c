@@ -365,6 +365,7 @@ int cmds_cluster_trust(void *ud, json_t *args, json_t **result, struct ctl_error
         *result = json_pack("{s:s, s:s, s:b}", "trust", bundle, "path", path,
                             "peer_link_restarted", 0);
     }
+    LOG(&n->log, LOG_INFO, "%s admin: cluster trust set to %s", n->name, path);
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
@@ -510,6 +511,8 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
             *result, "note",
             json_string("the timing takes effect when xmppd next starts: restart "
                         "xmppd on this node"));
+    LOG(&n->log, LOG_INFO, "%s admin: clustering enabled, peer address %s, timing %s",
+        n->name, self, st->raft_fast_lan ? "fast-lan" : "default");
     return 0;
 }
 
@@ -1052,6 +1055,8 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
                                  was ? "clustering disabled; this node was alone, no "
                                        "member was removed"
                                      : "clustering was not enabled; nothing changed");
+        if (was)
+            LOG(&n->log, LOG_INFO, "%s admin: clustering disabled (alone)", n->name);
         return *result != NULL ? 0 : XE_NOMEM;
     }
     r = dreq_new(n, "disable");

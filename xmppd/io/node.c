@@ -31,8 +31,10 @@
 #include "dirlock.h"
 #include "err.h"
 #include "logsink.h"
+#include "node_metrics.h"
 #include "pki.h"
 #include "rnode.h"
+#include "service.h"
 #include "srv.h"
 #include "state.h"
 #include "tls.h"
@@ -114,6 +116,7 @@ static void rn_failed(void *ud, int rc, const char *msg)
 {
     struct node *n = ud;
 
+    node_metrics_storage_error(n);
     LOG(&n->log, LOG_ERROR, "%s replicated store stopped: %s", n->name,
         msg != NULL ? msg : xe_strerror(rc));
 }
@@ -488,6 +491,7 @@ static void begin_stop(struct node *n)
     /* Deferred store work is answered (cancelled) before the Raft driver
      * and the control socket close. */
     run_laters(n, true);
+    node_metrics_stop(n);
     node_xmpp_stop(n);
     cluster_stop(n);
     if (n->ctl != NULL) {
@@ -516,6 +520,7 @@ static void on_stop_signal(uv_signal_t *s, int signum)
         return;
     }
     LOG(&n->log, LOG_INFO, "%s %s: shutting down", n->name, name);
+    service_notify_stopping();
     begin_stop(n);
 }
 
@@ -661,6 +666,7 @@ int node_reset(struct node *n, char *why, size_t whylen)
     }
     LOG(&n->log, LOG_INFO, "%s reset: new node id %016" PRIx64 ", XMPP disabled", n->name,
         n->st.node_id);
+    node_metrics_apply(n, why, whylen); /* the default: off */
     return 0;
 }
 
@@ -869,6 +875,9 @@ static int open_services(struct node *n, char *err, size_t errlen)
     rc = ctl_server_start(&n->loop, &ccfg, &n->ctl, err, errlen);
     if (rc < 0)
         return rc;
+    /* A metrics address that cannot be used is logged; the node serves on. */
+    if (node_metrics_apply(n, why, sizeof why) < 0)
+        LOG(&n->log, LOG_ERROR, "%s metrics endpoint not started: %s", n->name, why);
     /* The peer link: a node that cannot open it keeps running alone (its
      * admin sees why in the log and in xmpp cluster status). */
     if (n->st.cluster_enabled && cluster_start(n, why, sizeof why) < 0) {
@@ -911,7 +920,7 @@ int node_start(const struct node_opts *opts, struct node **out, char *err, size_
         return XE_NOMEM;
     }
     n->lock_fd = -1;
-    logsink_stderr(&n->log, opts->level);
+    logsink_stderr(&n->log, opts->level, (enum logsink_mode)opts->log_mode);
     snprintf(n->name, sizeof n->name, "%s", opts->name);
     rc = open_files(n, opts->state_dir, err, errlen);
     if (rc == 0)

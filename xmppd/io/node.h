@@ -37,6 +37,7 @@ struct node_opts {
     const char *state_dir; /* borrowed */
     const char *name;      /* node name in log lines ("n1"); borrowed */
     enum log_level level;  /* stderr log level */
+    int log_mode;          /* enum logsink_mode (logsink.h); 0: auto */
 };
 
 struct node;

@@ -19,6 +19,7 @@ struct tls_ctx;
 struct rnode;
 struct ctl_server;
 struct cluster;
+struct metrics_http;
 
 /* One generation of the XMPP side. */
 struct xside {
@@ -65,6 +66,9 @@ struct node {
     bool import_busy; /* an import is being submitted: do not start XMPP yet */
     int import_rc;
     char import_err[512];
+    /* the Prometheus endpoint (node_metrics.c): NULL when off */
+    struct metrics_http *metrics;
+    uint64_t storage_errors; /* replicated-store failures since start */
 };
 
 /* node__after_srv writes what srv queued and re-arms the srv timer; call it

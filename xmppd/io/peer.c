@@ -1275,6 +1275,11 @@ int peer_get(const struct peer_mgr *m, uint64_t id, struct peer_info *out)
     out->contact = p->contact;
     out->up = p->link != NULL;
     out->state = p->link != NULL ? "up" : p->dial != NULL ? "connecting" : "down";
+    if (p->ch != NULL) {
+        struct pchan_stats cs;
+        pchan_get_stats(p->ch, &cs);
+        out->duplicates = cs.duplicates;
+    }
     return 0;
 }
 

@@ -211,6 +211,7 @@ struct peer_info {
     int64_t clock_offset_ms;
     bool clock_known;
     char last_error[160];
+    uint64_t duplicates; /* frames from it received again and dropped (pchan) */
 };
 
 /* peer_get fills *out for id: 0 or XE_NOTFOUND. */

@@ -201,6 +201,10 @@ int state_format(const struct node_state *s, char *buf, size_t len)
     }
     if (s->raft_fast_lan)
         put(&o, "raft-timing fast-lan\n");
+    if (s->metrics.port != 0) {
+        conf_format_listen(&s->metrics, addr, sizeof addr);
+        put(&o, "metrics-listen %s\n", addr);
+    }
     if (o.full)
         return XE_LIMIT;
     hash_hex(buf, o.used, hex);
@@ -361,6 +365,8 @@ static int line(struct node_state *s, const char *key, const char *v, bool *seen
     } else if (strcmp(key, "raft-timing") == 0) {
         ok = strcmp(v, "fast-lan") == 0 || strcmp(v, "default") == 0;
         s->raft_fast_lan = strcmp(v, "fast-lan") == 0;
+    } else if (strcmp(key, "metrics-listen") == 0) {
+        ok = parse_addr(v, &s->metrics);
     } else {
         return bad(why, whylen, "unknown key '%.32s'", key);
     }

@@ -103,6 +103,8 @@ struct node_state {
     struct conf_listen peer;    /* peer-link address; port 0 when unset */
     bool raft_fast_lan;         /* Raft timing: raft_options_fast_lan instead of
                                    the defaults ("raft-timing fast-lan") */
+    struct conf_listen metrics; /* Prometheus endpoint (io/metrics_http.h);
+                                   port 0: off ("metrics-listen") */
 };
 
 /* The system calls state_save makes (POSIX meaning; -1 and errno on
