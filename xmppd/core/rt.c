@@ -266,9 +266,8 @@ static struct stz *rt_disco_info(const struct rt *rt, const struct stz *st)
     if (c == NULL || stz_set_attr(c, "var", RT_NS_PING) < 0)
         goto err;
     /* XEP-0092 §2: listed only when it is answered. */
-    if (rt->version != NULL &&
-        ((c = stz_add_child(q, "feature", NULL)) == NULL ||
-         stz_set_attr(c, "var", RT_NS_VERSION) < 0))
+    if (rt->version != NULL && ((c = stz_add_child(q, "feature", NULL)) == NULL ||
+                                stz_set_attr(c, "var", RT_NS_VERSION) < 0))
         goto err;
     return iq;
 
@@ -354,7 +353,8 @@ static int rt_server_iq(const struct rt *rt, const struct stz *st, struct rt_rou
     return 0;
 }
 
-static int rt_server_stanza(const struct rt *rt, const struct stz *st, struct rt_route *out)
+static int rt_server_stanza(const struct rt *rt, const struct stz *st,
+                            struct rt_route *out)
 {
     const char *type = stz_attr(st, "type");
 

@@ -565,8 +565,9 @@ void srv__shape(struct srv *srv, struct sess_c2s *c, size_t len)
     c->paused = true;
     srv->npaused++;
     srv->stats.shaper_pauses++;
-    SRV_LOG(srv, LOG_DEBUG, "c%" PRIu64 " %s over its byte rate: not read for %" PRIu64
-            " ms", c->base.conn, sess__who(&c->base), until - srv->now_ms);
+    SRV_LOG(srv, LOG_DEBUG,
+            "c%" PRIu64 " %s from %s over its byte rate: not read for %" PRIu64 " ms",
+            c->base.conn, sess__who(&c->base), c->base.peer, until - srv->now_ms);
     srv->env.pause_read(srv->env.ud, c->base.conn, true);
 }
 

@@ -263,8 +263,8 @@ struct srv_stats {
 
 /* One blocked address or account (srv_get_blocked). */
 struct srv_blocked {
-    bool account;    /* an account (user name), else a peer address */
-    char name[256];  /* truncated if longer */
+    bool account;   /* an account (user name), else a peer address */
+    char name[256]; /* truncated if longer */
     uint64_t until_ms;
 };
 

@@ -74,7 +74,7 @@ struct srv {
     struct minute logins_minute;   /* client logins, last 60 s */
     struct minute failures_minute; /* failed ones */
     size_t npaused;                /* connections paused by the shaper */
-    struct srv_cluster *cl; /* cluster mode (srv_cluster.c); NULL standalone */
+    struct srv_cluster *cl;        /* cluster mode (srv_cluster.c); NULL standalone */
 
     /* WebSocket transport (srv_ws.c) */
     const struct ws_config *ws_cfg; /* borrowed, or &ws_default */
