@@ -542,6 +542,18 @@ void srv__touch(struct srv *srv, const struct sess *s)
         srv->hint = d;
 }
 
+int srv_set_client_limits(struct srv *srv, const struct srv_config *cfg)
+{
+    if (rt_set_version(srv->rt, cfg->version) < 0)
+        return XE_NOMEM;
+    srv->cfg.c2s_max_sessions = cfg->c2s_max_sessions;
+    srv->cfg.c2s_rate = cfg->c2s_rate;
+    srv->cfg.c2s_burst = cfg->c2s_burst;
+    srv->cfg.c2s_preauth_rate = cfg->c2s_preauth_rate;
+    srv->cfg.c2s_preauth_burst = cfg->c2s_preauth_burst;
+    return 0;
+}
+
 /* ---- the byte-rate shaper (issue 10 item 6) ---- */
 
 void srv__shape(struct srv *srv, struct sess_c2s *c, size_t len)

@@ -175,6 +175,12 @@ int srv_del_callbridge(struct srv *srv, const char *name);
  * authenticated session on this node (srv is only read). */
 bool srv_callbridge_connected(const struct srv *srv, const char *name);
 
+/* srv_set_client_limits takes, from now on, the client limits of cfg
+ * (borrowed; its other fields are ignored): c2s_max_sessions (binds from
+ * now on), the four shaper fields (bytes from now on) and version.
+ * Sessions stay.  0/XE_NOMEM (then nothing changed). */
+int srv_set_client_limits(struct srv *srv, const struct srv_config *cfg);
+
 /* srv_conn_open registers a new accepted connection.  peer is the remote
  * address for logs ("127.0.0.1:40312"), copied.  Returns 0 or XE_NOMEM (the
  * edge then closes the socket), XE_EXISTS if conn is already known. */
