@@ -14,7 +14,10 @@ static void refill(struct shaper *s, uint64_t rate, uint64_t burst, uint64_t now
         return;
     }
     if (now_ms > s->at_ms) {
-        uint64_t gain = (now_ms - s->at_ms) * rate;
+        /* At most a day counts (bursts are seconds of the rate): the
+         * product cannot overflow. */
+        uint64_t dt = now_ms - s->at_ms < 86400000 ? now_ms - s->at_ms : 86400000;
+        uint64_t gain = dt * rate;
         /* Clamped before the sum: a long idle time cannot overflow. */
         if (gain > (uint64_t)(cap - (s->milli < cap ? s->milli : cap)))
             s->milli = cap;
@@ -40,10 +43,4 @@ uint64_t shaper_take(struct shaper *s, uint64_t rate, uint64_t burst, size_t n,
     owed = (uint64_t)-s->milli;
     /* Rounded up: at the returned time the budget is at least zero. */
     return now_ms + (owed + rate - 1) / rate;
-}
-
-void shaper_cap(struct shaper *s, uint64_t burst)
-{
-    if (s->started && s->milli > (int64_t)(burst * 1000))
-        s->milli = (int64_t)(burst * 1000);
 }

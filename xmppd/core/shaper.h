@@ -25,9 +25,4 @@ struct shaper {
 uint64_t shaper_take(struct shaper *s, uint64_t rate, uint64_t burst, size_t n,
                      uint64_t now_ms);
 
-/* shaper_cap lowers a budget that is above burst bytes to burst (after
- * the limits changed, e.g. the stricter ones before authentication
- * ended). */
-void shaper_cap(struct shaper *s, uint64_t burst);
-
 #endif
