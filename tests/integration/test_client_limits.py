@@ -118,8 +118,9 @@ def main():
         check(not line.startswith("online"), "a wrong password logged in: %s" % line)
         bad.close()
         st = stats(leader)
-        check(st["login_failures_last_minute"] == 1 and st["login_failures"] == 1,
-              "after a wrong password: %r" % st)
+        check(st["login_failures_last_minute"] == 1 and st["login_failures"] == 1
+              and st["throttled"] == 2 and st["blocked"] == 0,
+              "after a wrong password (the address and dora throttled): %r" % st)
         check(st["sessions"]["tcp"] == 2, "sessions: %r" % st)
         out = leader.ok("xmpp status")
         for want in ("Client stats:", "Logins last minute: 3",

@@ -371,6 +371,7 @@ static void test_minute_counts_and_blocked(void)
     }
     CHECK_INT(stats().login_failures_minute, 1);
     CHECK_INT(stats().blocked, 2);
+    CHECK_INT(stats().throttled, 2);
     CHECK_INT(srv_get_blocked(fx.srv, b, 4), 2);
     /* another address fails later for carol: newest first */
     fx.now += 1000;

@@ -751,6 +751,7 @@ void srv_get_stats(const struct srv *srv, struct srv_stats *out)
     out->logins_minute = minute_sum(&srv->logins_minute, srv->now_ms);
     out->login_failures_minute = minute_sum(&srv->failures_minute, srv->now_ms);
     out->paused = srv->npaused;
+    out->throttled = srv->nthr;
     out->ws_conns = srv__ws_parked_count(srv);
     out->ws_clients = 0;
     for (size_t i = 0; i < srv->nbuckets; i++)

@@ -265,6 +265,8 @@ struct srv_stats {
     uint64_t sessions_refused;      /* binds refused: c2s_max_sessions */
     uint64_t shaper_pauses;         /* times a connection was paused */
     uint64_t paused;                /* now: connections paused by the shaper */
+    uint64_t throttled;             /* now: addresses and accounts with recent failed
+                                       logins (answers delayed, or blocked) */
 };
 
 /* One blocked address or account (srv_get_blocked). */

@@ -240,15 +240,15 @@ static json_t *client_stats_json(const struct node_info *info)
         json_array_append_new(list, json_string(one));
     }
     return json_pack(
-        "{s:{s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o?, s:I, s:I}", "sessions",
-        "tcp", (json_int_t)(s->clients - s->ws_clients), "websocket",
+        "{s:{s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o?, s:I, s:I}",
+        "sessions", "tcp", (json_int_t)(s->clients - s->ws_clients), "websocket",
         (json_int_t)s->ws_clients, "logins_last_minute", (json_int_t)s->logins_minute,
         "login_failures_last_minute", (json_int_t)s->login_failures_minute, "logins",
         (json_int_t)s->logins, "login_failures", (json_int_t)s->login_failures,
         "login_refusals", (json_int_t)s->login_refused, "sessions_refused",
-        (json_int_t)s->sessions_refused, "blocked", (json_int_t)s->blocked,
-        "blocked_newest", list, "shaper_pauses", (json_int_t)s->shaper_pauses,
-        "paused_now", (json_int_t)s->paused);
+        (json_int_t)s->sessions_refused, "throttled", (json_int_t)s->throttled, "blocked",
+        (json_int_t)s->blocked, "blocked_newest", list, "shaper_pauses",
+        (json_int_t)s->shaper_pauses, "paused_now", (json_int_t)s->paused);
 }
 
 /* websocket_json: the WebSocket side of xmpp status (docs/websocket.md):
