@@ -3,6 +3,7 @@
  * here before anything is sent, help texts, and how each result prints. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +200,52 @@ static int prep_sasl_plain(struct cli *cli, int argc, char **argv, json_t *args,
     if (strcmp(argv[0], "on") != 0 && strcmp(argv[0], "off") != 0)
         return bad(why, "\"%.100s\" must be on or off", argv[0]);
     json_object_set_new(args, "sasl_plain", json_boolean(strcmp(argv[0], "on") == 0));
+    return 0;
+}
+
+/* number_or_off puts a whole number (or 0 for "off", when off_ok) under
+ * key; the daemon checks the range. */
+static int number_or_off(const char *arg, json_t *args, const char *key, bool off_ok,
+                         char *why)
+{
+    char *end;
+    unsigned long v;
+
+    if (off_ok && strcmp(arg, "off") == 0) {
+        json_object_set_new(args, key, json_integer(0));
+        return 0;
+    }
+    v = arg[0] >= '0' && arg[0] <= '9' ? strtoul(arg, &end, 10) : ULONG_MAX;
+    if (v == ULONG_MAX || *end != '\0' || v > 4000000000UL)
+        return bad(why,
+                   off_ok ? "\"%.100s\" is not a number or off"
+                          : "\"%.100s\" is not a number",
+                   arg);
+    json_object_set_new(args, key, json_integer((json_int_t)v));
+    return 0;
+}
+
+/* xmpp client max-sessions <n> (0: no limit) */
+static int prep_client_max_sessions(struct cli *cli, int argc, char **argv, json_t *args,
+                                    char *why)
+{
+    return number_or_off(argv[0], args, "max_sessions", false, why);
+}
+
+/* xmpp client rate <bytes/s>|off */
+static int prep_client_rate(struct cli *cli, int argc, char **argv, json_t *args,
+                            char *why)
+{
+    return number_or_off(argv[0], args, "rate", true, why);
+}
+
+/* xmpp client version on|off */
+static int prep_client_version(struct cli *cli, int argc, char **argv, json_t *args,
+                               char *why)
+{
+    if (strcmp(argv[0], "on") != 0 && strcmp(argv[0], "off") != 0)
+        return bad(why, "\"%.100s\" must be on or off", argv[0]);
+    json_object_set_new(args, "version", json_boolean(strcmp(argv[0], "on") == 0));
     return 0;
 }
 
@@ -859,6 +906,23 @@ static const struct cli_cmd commands[] = {
      "TLS from the first byte instead of STARTTLS, with the same certificate. Not 5223\n"
      "while the component listeners use it.",
      "xmpp.client.set", 1, 1, prep_client_tls_port, NULL},
+    {W("xmpp", "client", "max-sessions"), "<n>",
+     "set how many sessions one account may have at once (default 10; 0: no limit)",
+     "Counted on this node and, in a cluster, on every node (the routing table).\n"
+     "A bind over the limit is refused with resource-constraint (RFC 6120 7.6.2.1).",
+     "xmpp.client.set", 1, 1, prep_client_max_sessions, NULL},
+    {W("xmpp", "client", "rate"), "<bytes/s>|off",
+     "set the byte rate each client connection may send (default 65536)",
+     "A token bucket per connection (TCP and WebSocket) with bursts of 4 seconds of\n"
+     "the rate; before login an eighth of it (at least 1024) with bursts of 16 KiB.\n"
+     "A connection over its budget is not read for a while: slowed, nothing lost.\n"
+     "At least 1024; off: no shaping.",
+     "xmpp.client.set", 1, 1, prep_client_rate, NULL},
+    {W("xmpp", "client", "version"), "on|off",
+     "answer XEP-0092 software version queries to the domain (default off)",
+     "on: the name xmppd and its version (never the operating system), and\n"
+     "jabber:iq:version in disco#info; off: service-unavailable.",
+     "xmpp.client.set", 1, 1, prep_client_version, NULL},
     {W("xmpp", "websocket", "port"), "<port>|off",
      "set the port of the XMPP-over-WebSocket listener (ws) on every listen address "
      "(default 5280)",

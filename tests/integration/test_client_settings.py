@@ -61,6 +61,7 @@ def main():
         ok(node, "xmpp sasl plain on")
         c = clients(node)
         check(c == {"port": port, "tls_port": 0, "tls": "optional", "sasl_plain": True,
+                    "max_sessions": 10, "rate": 65536, "version": False,
                     "listening": True}, "after the changes: %r" % c)
         # The component listener is untouched by all of it.
         check(tcp_connects(node.port), "the component port %d" % node.port)

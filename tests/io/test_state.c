@@ -62,6 +62,9 @@ static void sample(struct node_state *s)
     s->client_tls_port = 5323;
     s->client_tls = STATE_TLS_OPTIONAL;
     s->sasl_plain = true;
+    s->client_max_sessions = 3;
+    s->client_rate = 4096;
+    s->client_version = true;
 }
 
 static void check_same(const struct node_state *a, const struct node_state *b)
@@ -87,6 +90,9 @@ static void check_same(const struct node_state *a, const struct node_state *b)
     CHECK_INT(a->client_tls_port, b->client_tls_port);
     CHECK_INT(a->client_tls, b->client_tls);
     CHECK(a->sasl_plain == b->sasl_plain);
+    CHECK_INT(a->client_max_sessions, b->client_max_sessions);
+    CHECK_INT(a->client_rate, b->client_rate);
+    CHECK(a->client_version == b->client_version);
 }
 
 static char *slurp(const char *path, size_t *len)
@@ -337,6 +343,9 @@ static void test_client_settings(void)
     CHECK_INT(a.client_port, 5222);
     CHECK_INT(a.client_tls, STATE_TLS_REQUIRED);
     CHECK(!a.sasl_plain);
+    CHECK_INT(a.client_max_sessions, 10);
+    CHECK_INT(a.client_rate, 65536);
+    CHECK(!a.client_version);
     a.client_port = 0;
     n = state_format(&a, text, sizeof text);
     REQUIRE(n > 0);
@@ -357,7 +366,26 @@ static void test_client_settings(void)
         CHECK_INT(b.client_tls_port, 0);
         CHECK_INT(b.client_tls, STATE_TLS_REQUIRED);
         CHECK(!b.sasl_plain);
+        CHECK_INT(b.client_max_sessions, 10);
+        CHECK_INT(b.client_rate, 65536);
+        CHECK(!b.client_version);
     }
+    /* 0: no session limit, no shaping; a rate below the minimum is
+     * refused */
+    a.client_tls = STATE_TLS_REQUIRED;
+    a.client_max_sessions = 0;
+    a.client_rate = 0;
+    n = state_format(&a, text, sizeof text);
+    REQUIRE(n > 0);
+    CHECK(strstr(text, "client-max-sessions 0\nclient-rate 0\nclient-version no\n") !=
+          NULL);
+    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), 0);
+    check_same(&a, &b);
+    a.client_rate = 100;
+    n = state_format(&a, text, sizeof text);
+    REQUIRE(n > 0);
+    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), XE_CORRUPT);
+    a.client_rate = 0;
     /* client-tls off is not a mode for clients. */
     a.client_tls = STATE_TLS_OFF;
     n = state_format(&a, text, sizeof text);

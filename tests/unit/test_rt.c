@@ -83,7 +83,7 @@ static enum rt_verdict verdict(struct rt *rt, const char *name, const char *type
 
     if (strcmp(name, "iq") == 0 && type != NULL &&
         (strcmp(type, "get") == 0 || strcmp(type, "set") == 0))
-        stz_add_child(s, "query", "jabber:iq:version");
+        stz_add_child(s, "query", "jabber:iq:last");
     if (rt_decide(rt, s, &r) != 0) {
         stz_free(s);
         return (enum rt_verdict) - 1;
@@ -132,6 +132,42 @@ static void test_verdicts(void)
     rt_free(rt);
 }
 
+/* XEP-0092: off, service-unavailable; on, name and version, no <os/>;
+ * off again. */
+static void test_version(void)
+{
+    struct rt *rt;
+    struct stz *s = stanza("iq", "get", "example.com");
+    struct rt_route r;
+    struct buf out = {0};
+
+    REQUIRE(rt_new("example.com", &rt) == 0);
+    stz_add_child(s, "query", RT_NS_VERSION);
+    REQUIRE(rt_decide(rt, s, &r) == 0);
+    CHECK_INT(r.verdict, RT_REPLY);
+    CHECK(stz_serialize(r.reply, STZ_NS_COMPONENT, &out) == 0 &&
+          strstr(out.data, "<service-unavailable ") != NULL);
+    stz_free(r.reply);
+    REQUIRE(rt_set_version(rt, "0.1.0") == 0);
+    REQUIRE(rt_decide(rt, s, &r) == 0);
+    buf_reset(&out);
+    CHECK(stz_serialize(r.reply, STZ_NS_COMPONENT, &out) == 0);
+    CHECK(strstr(out.data, "type='result'") != NULL &&
+          strstr(out.data, "<query xmlns='jabber:iq:version'><name>xmppd</name><version>"
+                           "0.1.0</version></query>") != NULL &&
+          strstr(out.data, "<os") == NULL);
+    stz_free(r.reply);
+    REQUIRE(rt_set_version(rt, NULL) == 0);
+    REQUIRE(rt_decide(rt, s, &r) == 0);
+    buf_reset(&out);
+    CHECK(stz_serialize(r.reply, STZ_NS_COMPONENT, &out) == 0 &&
+          strstr(out.data, "<service-unavailable ") != NULL);
+    stz_free(r.reply);
+    buf_free(&out);
+    stz_free(s);
+    rt_free(rt);
+}
+
 static void test_ping(void)
 {
     struct stz *p = rt_make_ping("example.com", "cb1.example.com", "ping-1");
@@ -173,5 +209,5 @@ static void test_disco_items(void)
     rt_free(rt);
 }
 
-TL_MAIN(T(test_table), T(test_growth), T(test_verdicts), T(test_ping),
+TL_MAIN(T(test_table), T(test_growth), T(test_verdicts), T(test_version), T(test_ping),
         T(test_disco_items))

@@ -41,6 +41,9 @@ struct fx_conn {
     char sid[33];   /* the stream id srv drew for it */
     bool fail_send; /* make env->send fail */
     int starttls;   /* env->starttls calls */
+    bool paused;    /* env->pause_read: not read now */
+    int pauses;     /* env->pause_read(true) calls */
+    int resumes;    /* env->pause_read(false) calls */
 };
 
 struct fx {
@@ -86,6 +89,21 @@ static inline int fx_starttls(void *ud, uint64_t conn)
     return fx->starttls_rc;
 }
 
+/* fx_pause_read records the shaper's requests (the transcripts keep
+ * feeding whatever they want: srv must cope with bytes read before the
+ * edge stopped). */
+static inline void fx_pause_read(void *ud, uint64_t conn, bool paused)
+{
+    struct fx *fx = ud;
+    struct fx_conn *c = &fx->c[conn % FX_MAX_CONNS];
+
+    c->paused = paused;
+    if (paused)
+        c->pauses++;
+    else
+        c->resumes++;
+}
+
 static inline void fx_random(void *ud, void *buf, size_t len)
 {
     struct fx *fx = ud;
@@ -126,6 +144,7 @@ static inline int fx_start(struct fx *fx, const struct srv_config *cfg)
     env.close = fx_close;
     env.random = fx_random;
     env.starttls = fx_starttls;
+    env.pause_read = fx_pause_read;
     env.log = &fx->sink;
     if (srv_new(&c, &env, &fx->srv) != 0)
         return -1;

@@ -40,6 +40,7 @@ static struct cnode nd[NMAX + 1]; /* 1-based */
 static int nn;
 static uint64_t now, wall, term, incs = 100;
 static struct fwd_config fcfg;
+static unsigned max_sessions; /* srv_config.c2s_max_sessions; 0: default */
 
 #define PLINK_NMAX NMAX
 #include "xmpp/plink.h"
@@ -112,6 +113,10 @@ static void node_start(int i)
 
     srv_config_default(&sc);
     sc.keepalive_ms = 3600000; /* no server pings inside the transcripts */
+    if (max_sessions != 0) {
+        sc.c2s_max_sessions = max_sessions;
+        sc.auth_timeout_ms = 0; /* a refused client waits through settles */
+    }
     if (fx_start(&n->fx, &sc) != 0)
         abort();
     n->fx.now = now;
@@ -1088,9 +1093,57 @@ static void test_cluster_clients(void)
     cl_state_free(cl);
 }
 
+/* Sessions per account count cluster-wide (issue 10 item 6): with a
+ * limit of 2, alice on node 1 and node 3 fills it, a third resource on
+ * node 2 is refused (resource-constraint, RFC 6120 §7.6.2.1), while the
+ * same full JID as one of hers replaces it; the count follows the
+ * routing table when a session leaves. */
+static void test_cluster_max_sessions(void)
+{
+    static const char bind_c[] =
+        "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+        "<resource>c</resource></bind></iq>";
+    struct cl_state *cl;
+    struct srv_stats st;
+
+    REQUIRE(cl_state_new(&cl) == 0);
+    REQUIRE(cx_add_user(cl, "alice", "pa") == 0);
+    max_sessions = 2;
+    cluster_start(3, NULL);
+    for (int i = 1; i <= 3; i++)
+        srv_set_accounts(nd[i].fx.srv, cl);
+    set_leader_all(2);
+    REQUIRE(cx_login(&nd[1].fx, 3, "alice", "pa", "a"));
+    REQUIRE(cx_login(&nd[3].fx, 3, "alice", "pa", "b"));
+    settle();
+    REQUIRE(cx_tls(&nd[2].fx, 3) &&
+            cx_scram_ok(&nd[2].fx, 3, "SCRAM-SHA-256", "alice", "pa"));
+    in(2, 3, bind_c);
+    CHECK(strstr(take(2, 3), "<resource-constraint ") != NULL);
+    srv_get_stats(nd[2].fx.srv, &st);
+    CHECK_INT(st.sessions_refused, 1);
+    CHECK_INT(st.clients, 0);
+    /* alice/b again, on node 2: a replacement, not a third session */
+    REQUIRE(cx_login(&nd[2].fx, 4, "alice", "pa", "b"));
+    settle();
+    CHECK_STR(take(3, 3), FX_ERR("conflict"));
+    /* alice/a leaves node 1: c binds on node 2 once the table says so */
+    in(1, 3, "</stream:stream>");
+    settle();
+    in(2, 3, bind_c);
+    CHECK_STR(take(2, 3),
+              "<iq type='result' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+              "<jid>alice@example.com/c</jid></bind></iq>");
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
+    max_sessions = 0;
+    cl_state_free(cl);
+}
+
 TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_no_leader_queue), T(test_cluster_busy_channel_and_deadline),
         T(test_cluster_leader_change_unacked), T(test_cluster_takeover_conflict),
         T(test_cluster_move_here_keeps_order), T(test_cluster_start_stop),
         T(test_cluster_five_nodes_ring), T(test_cluster_conflict_since),
-        T(test_cluster_random_one_outcome_in_order), T(test_cluster_clients))
+        T(test_cluster_random_one_outcome_in_order), T(test_cluster_clients),
+        T(test_cluster_max_sessions))

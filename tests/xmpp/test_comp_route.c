@@ -223,10 +223,10 @@ static void test_feature_not_implemented(void)
     REQUIRE(up() == 0);
     fx_in(&fx, 1,
           "<iq type='get' id='v1' from='cb1.example.com' to='example.com'><query "
-          "xmlns='jabber:iq:version'/></iq>");
+          "xmlns='jabber:iq:last'/></iq>");
     CHECK_STR(fx_take(&fx, 1),
               "<iq type='error' id='v1' from='example.com' to='cb1.example.com'><query "
-              "xmlns='jabber:iq:version'/><error type='cancel'><feature-not-implemented "
+              "xmlns='jabber:iq:last'/><error type='cancel'><feature-not-implemented "
               "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
     /* a ping set is not a ping */
     fx_in(&fx, 1,

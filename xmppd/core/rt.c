@@ -16,7 +16,8 @@ struct rt_entry {
 };
 
 struct rt {
-    char *domain; /* the server's own domain, prepared */
+    char *domain;  /* the server's own domain, prepared */
+    char *version; /* XEP-0092: the version told, owned; NULL: off */
     struct rt_entry **buckets;
     size_t nbuckets;
     size_t count;
@@ -68,6 +69,7 @@ void rt_free(struct rt *rt)
             free(e);
         }
     }
+    free(rt->version);
     free(rt->buckets);
     free(rt->domain);
     free(rt);
@@ -156,6 +158,17 @@ void *rt_find(const struct rt *rt, const char *domain)
     return NULL;
 }
 
+int rt_set_version(struct rt *rt, const char *version)
+{
+    char *v = NULL;
+
+    if (version != NULL && (v = strdup(version)) == NULL)
+        return XE_NOMEM;
+    free(rt->version);
+    rt->version = v;
+    return 0;
+}
+
 size_t rt_count(const struct rt *rt)
 {
     return rt->count;
@@ -226,9 +239,9 @@ struct stz *rt_make_ping(const char *from, const char *to, const char *id)
 }
 
 /* XEP-0030 §3.1: the server's identity and the features it implements
- * for its users: disco itself, XEP-0199 ping.  (Resource binding, SASL
+ * for its users: disco itself, XEP-0199 ping, XEP-0092 when on.  (Resource binding, SASL
  * and the session are stream features, not disco features.) */
-static struct stz *rt_disco_info(const struct stz *st)
+static struct stz *rt_disco_info(const struct rt *rt, const struct stz *st)
 {
     struct stz *iq = rt_make_iq("result", stz_attr(st, "id"), stz_attr(st, "to"),
                                 stz_attr(st, "from"));
@@ -252,6 +265,10 @@ static struct stz *rt_disco_info(const struct stz *st)
     c = stz_add_child(q, "feature", NULL);
     if (c == NULL || stz_set_attr(c, "var", RT_NS_PING) < 0)
         goto err;
+    /* XEP-0092 §2: listed only when it is answered. */
+    if (rt->version != NULL && ((c = stz_add_child(q, "feature", NULL)) == NULL ||
+                                stz_set_attr(c, "var", RT_NS_VERSION) < 0))
+        goto err;
     return iq;
 
 err:
@@ -259,8 +276,27 @@ err:
     return NULL;
 }
 
+/* rt_version answers XEP-0092 §3 (software version): the name and the
+ * version, never the <os/> (§5: it helps an attacker).  NULL when out of
+ * memory. */
+static struct stz *rt_version(const struct rt *rt, const struct stz *st)
+{
+    struct stz *iq = rt_make_iq("result", stz_attr(st, "id"), stz_attr(st, "to"),
+                                stz_attr(st, "from"));
+    struct stz *q = iq != NULL ? stz_add_child(iq, "query", RT_NS_VERSION) : NULL;
+    struct stz *n = q != NULL ? stz_add_child(q, "name", NULL) : NULL;
+    struct stz *v = n != NULL ? stz_add_child(q, "version", NULL) : NULL;
+
+    if (v == NULL || stz_add_text(n, "xmppd", 5) < 0 ||
+        stz_add_text(v, rt->version, strlen(rt->version)) < 0) {
+        stz_free(iq);
+        return NULL;
+    }
+    return iq;
+}
+
 /* rt_server_iq answers an iq get/set addressed to the server itself. */
-static int rt_server_iq(const struct stz *st, struct rt_route *out)
+static int rt_server_iq(const struct rt *rt, const struct stz *st, struct rt_route *out)
 {
     struct stz *payload = stz_first_element(st);
     bool get = rt_is(stz_attr(st, "type"), "get");
@@ -279,7 +315,7 @@ static int rt_server_iq(const struct stz *st, struct rt_route *out)
         if (stz_attr(payload, "node") != NULL)
             return rt_reply_error(st, "cancel", "item-not-found", false,
                                   "disco#info node", out);
-        out->reply = rt_disco_info(st);
+        out->reply = rt_disco_info(rt, st);
         out->why = "disco#info";
     } else if (get && strcmp(payload->name, "query") == 0 &&
                rt_is(payload->ns, RT_NS_DISCO_ITEMS)) {
@@ -296,6 +332,15 @@ static int rt_server_iq(const struct stz *st, struct rt_route *out)
             out->reply = NULL;
         }
         out->why = "disco#items";
+    } else if (get && strcmp(payload->name, "query") == 0 &&
+               rt_is(payload->ns, RT_NS_VERSION)) {
+        /* XEP-0092 is off by default (xmpp client version): then the
+         * service is not offered (RFC 6120 §8.3.3.19). */
+        if (rt->version == NULL)
+            return rt_reply_error(st, "cancel", "service-unavailable", false,
+                                  "software version off", out);
+        out->reply = rt_version(rt, st);
+        out->why = "software version";
     } else {
         /* The issue asks for feature-not-implemented (RFC 6120 §8.3.3.7)
          * where §8.4 would allow service-unavailable. */
@@ -308,13 +353,14 @@ static int rt_server_iq(const struct stz *st, struct rt_route *out)
     return 0;
 }
 
-static int rt_server_stanza(const struct stz *st, struct rt_route *out)
+static int rt_server_stanza(const struct rt *rt, const struct stz *st,
+                            struct rt_route *out)
 {
     const char *type = stz_attr(st, "type");
 
     if (strcmp(st->name, "iq") == 0) {
         if (rt_is(type, "get") || rt_is(type, "set"))
-            return rt_server_iq(st, out);
+            return rt_server_iq(rt, st, out);
         /* Results and errors (pongs to our keep-alive pings) end here. */
         rt_drop(out, "iq response to the server");
         return 0;
@@ -355,7 +401,7 @@ int rt_decide(struct rt *rt, const struct stz *st, struct rt_route *out)
         return rc;
     }
     if (j.local == NULL && strcmp(j.domain, rt->domain) == 0) {
-        rc = rt_server_stanza(st, out);
+        rc = rt_server_stanza(rt, st, out);
     } else if ((out->sess = rt_find(rt, j.domain)) != NULL) {
         out->verdict = RT_DELIVER;
         out->why = "deliver";

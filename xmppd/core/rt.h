@@ -5,7 +5,8 @@
  * (void *) given to rt_add.  rt_decide looks at a stanza whose sender was
  * already checked (the session enforces its 'from') and returns a verdict;
  * the caller carries it out.  Stanzas to the server's own domain are
- * answered here (XEP-0199 ping, XEP-0030 disco#info and #items).  Stanzas
+ * answered here (XEP-0199 ping, XEP-0030 disco#info and #items, XEP-0092
+ * version when on).  Stanzas
  * to accounts of the domain (a JID with a localpart) are not rt's: srv
  * routes them (srv_c2s.c). */
 #ifndef XMPPD_RT_H
@@ -19,6 +20,7 @@
 #define RT_NS_PING "urn:xmpp:ping"
 #define RT_NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define RT_NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define RT_NS_VERSION "jabber:iq:version"
 
 struct rt;
 
@@ -39,6 +41,11 @@ void rt_del(struct rt *rt, const char *domain, const void *sess);
  * that domain is within (a.cb1.x goes to cb1.x), or NULL.  domain must be
  * prepared (lower case). */
 void *rt_find(const struct rt *rt, const char *domain);
+/* rt_set_version turns XEP-0092 software version on with version (copied:
+ * the answer to an iq get jabber:iq:version to the server's domain, and a
+ * disco#info feature) or off (NULL: service-unavailable).  0/XE_NOMEM
+ * (unchanged then). */
+int rt_set_version(struct rt *rt, const char *version);
 /* rt_count returns the number of domains held. */
 size_t rt_count(const struct rt *rt);
 

@@ -265,9 +265,12 @@ uint64_t sess_deadline(const struct sess *s)
             d = sess_c2s__deadline((const void *)s);
         return d;
     }
+    /* A client paused by the shaper is resumed at its time. */
+    d = s->kind == SESS_KIND_C2S ? sess_c2s__deadline((const void *)s) : UINT64_MAX;
     if (ka == 0)
-        return UINT64_MAX;
-    d = s->last_in_ms + 3 * ka;
+        return d;
+    if (s->last_in_ms + 3 * ka < d)
+        d = s->last_in_ms + 3 * ka;
     if (!s->ping_pending && s->last_in_ms + ka < d)
         d = s->last_in_ms + ka;
     if (s->last_out_ms + ka < d)

@@ -43,6 +43,7 @@ void sess_c2s_free(struct sess_c2s *c)
     free(c->user);
     free(c->resource);
     free(c->jid);
+    free(c->peer_jid);
     free(c);
 }
 
@@ -61,17 +62,75 @@ int c2s__write_stz(struct sess_c2s *c, const struct stz *st)
     return c2s__write(c, b->data, b->len);
 }
 
+/* attr_escaped appends v escaped for an attribute value in single quotes
+ * (a resourcepart may hold any of these characters). */
+static int attr_escaped(struct buf *b, const char *v)
+{
+    int rc = 0;
+
+    for (; rc == 0 && *v != '\0'; v++)
+        switch (*v) {
+        case '&':
+            rc = buf_puts(b, "&amp;");
+            break;
+        case '<':
+            rc = buf_puts(b, "&lt;");
+            break;
+        case '>':
+            rc = buf_puts(b, "&gt;");
+            break;
+        case '\'':
+            rc = buf_puts(b, "&apos;");
+            break;
+        case '"':
+            rc = buf_puts(b, "&quot;");
+            break;
+        default:
+            rc = buf_append(b, v, 1);
+        }
+    return rc;
+}
+
 /* RFC 6120 §4.7: from is our domain (prepared, needs no escaping), the id
- * is hex; version 1.0 (§4.7.5).  'to' is left out (§4.7.2 says SHOULD when
- * the client gave a 'from'; clients do not need it). */
+ * is hex; version 1.0 (§4.7.5).  §4.7.2: when the client's header had a
+ * 'from', ours has a 'to' with it (SHOULD; the client's JID as we
+ * prepared it). */
 int sess_c2s__header(struct sess_c2s *c, struct buf *b)
 {
+    int rc;
+
     c->base.header_sent = true;
-    return buf_printf(b,
-                      "<?xml version='1.0'?><stream:stream xmlns:stream='%s' xmlns='%s' "
-                      "from='%s' id='%s' version='1.0' xml:lang='en'>",
-                      STZ_NS_STREAMS, STZ_NS_CLIENT, c->base.srv->domain,
-                      c->base.stream_id);
+    rc = buf_printf(b,
+                    "<?xml version='1.0'?><stream:stream xmlns:stream='%s' xmlns='%s' "
+                    "from='%s' ",
+                    STZ_NS_STREAMS, STZ_NS_CLIENT, c->base.srv->domain);
+    if (rc == 0 && c->peer_jid != NULL)
+        rc = buf_puts(b, "to='") || attr_escaped(b, c->peer_jid) || buf_puts(b, "' ")
+                 ? XE_NOMEM
+                 : 0;
+    if (rc == 0)
+        rc = buf_printf(b, "id='%s' version='1.0' xml:lang='en'>", c->base.stream_id);
+    return rc;
+}
+
+/* c2s_peer_jid keeps the 'from' of the client's header (RFC 6120 §4.7.1:
+ * its JID, usually bare), prepared, for the 'to' of ours; one that is not
+ * a JID is left out (§4.7.2 asks for 'to' only for a valid 'from'). */
+static int c2s_peer_jid(struct sess_c2s *c, const char *from)
+{
+    struct jid j = {0};
+    struct buf f = {0};
+    int rc = 0;
+
+    free(c->peer_jid);
+    c->peer_jid = NULL;
+    if (from == NULL || jid_parse(from, &j) < 0)
+        return 0;
+    if (jid_format(&j, &f) < 0 || (c->peer_jid = buf_steal(&f)) == NULL)
+        rc = XE_NOMEM;
+    jid_clear(&j);
+    buf_free(&f);
+    return rc;
 }
 
 /* c2s_restart starts a new stream on the same connection (RFC 6120
@@ -131,6 +190,10 @@ static void c2s_open(struct sess_c2s *c, const struct stz *el)
     struct buf *b = &srv->out;
     bool ours;
 
+    if (c2s_peer_jid(c, stz_attr(el, "from")) < 0) {
+        sess_fail(&c->base, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
+        return;
+    }
     /* §4.9.3.10: the content namespace must be jabber:client. */
     if (xmlns == NULL || strcmp(xmlns, STZ_NS_CLIENT) != 0) {
         sess_fail(&c->base, XS_COND_INVALID_NAMESPACE, "content namespace");
@@ -215,6 +278,7 @@ void c2s__sasl_success(struct sess_c2s *c)
 
     c->authed = true;
     srv->stats.logins++;
+    minute_add(&srv->logins_minute, srv->now_ms, 1);
     srv__thr_success(srv, c->base.peer, c->user);
     SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " client %s logged in from %s (%s)", c->base.conn,
             c->user, c->base.peer, c->mech);
@@ -310,10 +374,28 @@ static void c2s_bind(struct sess_c2s *c, const struct stz *iq, const struct stz 
     struct srv *srv = c->base.srv;
     struct stz *r, *b, *j;
     int rc = c2s_resource(c, bind);
+    size_t n;
 
     if (rc == XE_INVAL) {
         /* §7.7.2.1: the resourcepart cannot be prepared. */
         c2s_iq_error(c, iq, "modify", "bad-request");
+        return;
+    }
+    if (rc == 0 && srv->cfg.c2s_max_sessions != 0 &&
+        (n = srv__c2s_sessions(srv, c->user, c->resource)) >= srv->cfg.c2s_max_sessions) {
+        /* §7.6.2.1: the account reached its limit of simultaneous
+         * resources (a bind of a full JID it holds replaces that one and
+         * is not counted as new).  The stream stays: the client may close
+         * another session and try again. */
+        SRV_LOG(srv, LOG_INFO,
+                "c%" PRIu64 " client %s bind refused from %s: %zu sessions, the limit "
+                "(xmpp client max-sessions)",
+                c->base.conn, c->jid, c->base.peer, n);
+        srv->stats.sessions_refused++;
+        free(c->resource);
+        free(c->jid);
+        c->resource = c->jid = NULL;
+        c2s_iq_error(c, iq, "wait", "resource-constraint");
         return;
     }
     if (rc < 0 || srv__bind(srv, c) < 0) {
@@ -475,7 +557,11 @@ static void c2s_pump(struct sess_c2s *c)
 
 void sess_c2s__tick(struct sess_c2s *c)
 {
-    if (c->held == NULL || c->base.srv->now_ms < c->held_until)
+    struct srv *srv = c->base.srv;
+
+    if (c->paused && srv->now_ms >= c->paused_until)
+        srv__shape_resume(srv, c);
+    if (c->held == NULL || srv->now_ms < c->held_until)
         return;
     c2s__sasl_release(c);
     c2s_pump(c);
@@ -483,7 +569,9 @@ void sess_c2s__tick(struct sess_c2s *c)
 
 uint64_t sess_c2s__deadline(const struct sess_c2s *c)
 {
-    return c->held != NULL ? c->held_until : UINT64_MAX;
+    uint64_t d = c->held != NULL ? c->held_until : UINT64_MAX;
+
+    return c->paused && c->paused_until < d ? c->paused_until : d;
 }
 
 void sess_c2s_input(struct sess_c2s *c, const void *data, size_t len)

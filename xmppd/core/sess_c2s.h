@@ -21,6 +21,7 @@
 
 #include "scram.h"
 #include "sess.h"
+#include "shaper.h"
 #include "srv.h"
 
 #define C2S_NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
@@ -69,6 +70,13 @@ struct sess_c2s {
     bool available;
     int priority;     /* -128..127 (RFC 6121 §4.7.2.3) */
     struct stz *pres; /* the last available presence broadcast, owned */
+    /* the byte-rate shaper (srv.c srv__shape): paused until paused_until */
+    struct shaper shaper;
+    bool paused;
+    uint64_t paused_until;
+    /* the 'from' of the client's stream header, prepared, for the 'to' of
+     * ours (RFC 6120 §4.7.2); owned, NULL when it gave none */
+    char *peer_jid;
     /* srv's account table (srv_c2s.c) */
     struct srv_acct *acct; /* NULL while not bound */
     struct sess_c2s *anext;
@@ -92,8 +100,9 @@ void sess_c2s_input(struct sess_c2s *c, const void *data, size_t len);
 void sess_c2s_secured(struct sess_c2s *c, const struct srv_tls_info *info);
 
 /* sess_c2s__tick sends a held SASL failure when its time came, then acts
- * on what arrived meanwhile; sess_c2s__deadline is that time or
- * UINT64_MAX. */
+ * on what arrived meanwhile, and resumes reading a connection the shaper
+ * paused when its time came; sess_c2s__deadline is the earlier of those
+ * times or UINT64_MAX. */
 void sess_c2s__tick(struct sess_c2s *c);
 uint64_t sess_c2s__deadline(const struct sess_c2s *c);
 

@@ -158,6 +158,7 @@ static void c2s_sasl_fail_as(struct sess_c2s *c, const char *cond, const char *w
     c->step = SESS_C2S_NEGOTIATE;
     c->auth_failures++;
     srv->stats.login_failures++;
+    minute_add(&srv->failures_minute, srv->now_ms, 1);
     if (counts)
         delay = srv__thr_failed(srv, c->base.peer, c->user_known ? c->user : NULL);
     SRV_LOG(srv, LOG_INFO,

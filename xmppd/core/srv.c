@@ -32,6 +32,12 @@ void srv_config_default(struct srv_config *c)
     c->login_delay_max_ms = 8000;
     c->login_block_after = 10;
     c->login_block_ms = 300000;
+    c->c2s_max_sessions = 10;
+    c->c2s_rate = 65536;
+    c->c2s_burst = 262144;
+    c->c2s_preauth_rate = 8192;
+    c->c2s_preauth_burst = 16384;
+    c->version = NULL;
 }
 
 /* ---- connection table ---- */
@@ -158,6 +164,11 @@ int srv_new(const struct srv_config *cfg, const struct srv_env *env, struct srv 
         srv->preauth.max_mem_bytes = srv->cfg.limits.max_mem_bytes;
     if (rt_new(srv->domain, &srv->rt) < 0)
         goto err_name;
+    /* The version string lives in rt (copied); srv keeps no pointer to
+     * the caller's. */
+    if (rt_set_version(srv->rt, cfg->version) < 0)
+        goto err_rt;
+    srv->cfg.version = NULL;
     srv->nbuckets = 64;
     srv->conns = calloc(srv->nbuckets, sizeof *srv->conns);
     if (srv->conns == NULL)
@@ -378,6 +389,17 @@ static void srv_close(struct srv *srv, struct sess *s, bool tell_edge)
     if (s->state == SESS_CLOSED)
         return;
     s->state = SESS_CLOSED;
+    if (s->kind == SESS_KIND_C2S) {
+        /* A paused connection reads again: its close (the closing
+         * handshake of a WebSocket, the EOF of a drain) needs it. */
+        struct sess_c2s *c = (struct sess_c2s *)s;
+        if (tell_edge)
+            srv__shape_resume(srv, c);
+        else if (c->paused) {
+            c->paused = false;
+            srv->npaused--;
+        }
+    }
     if (s->ws != NULL)
         srv__ws_release(srv, s, tell_edge); /* the WebSocket closes on its own */
     else if (tell_edge)
@@ -520,6 +542,60 @@ void srv__touch(struct srv *srv, const struct sess *s)
         srv->hint = d;
 }
 
+int srv_set_client_limits(struct srv *srv, const struct srv_config *cfg)
+{
+    if (rt_set_version(srv->rt, cfg->version) < 0)
+        return XE_NOMEM;
+    srv->cfg.c2s_max_sessions = cfg->c2s_max_sessions;
+    srv->cfg.c2s_rate = cfg->c2s_rate;
+    srv->cfg.c2s_burst = cfg->c2s_burst;
+    srv->cfg.c2s_preauth_rate = cfg->c2s_preauth_rate;
+    srv->cfg.c2s_preauth_burst = cfg->c2s_preauth_burst;
+    return 0;
+}
+
+/* ---- the byte-rate shaper (issue 10 item 6) ---- */
+
+void srv__shape(struct srv *srv, struct sess_c2s *c, size_t len)
+{
+    const struct srv_config *cfg = &srv->cfg;
+    uint64_t until;
+
+    if (srv->env.pause_read == NULL)
+        return;
+    /* Stricter before authentication: a login takes a few kilobytes. */
+    until = c->authed
+                ? shaper_take(&c->shaper, cfg->c2s_rate, cfg->c2s_burst, len, srv->now_ms)
+                : shaper_take(&c->shaper, cfg->c2s_preauth_rate, cfg->c2s_preauth_burst,
+                              len, srv->now_ms);
+    if (until == 0)
+        return;
+    if (until > c->paused_until || !c->paused)
+        c->paused_until = until;
+    if (c->paused)
+        return;
+    c->paused = true;
+    srv->npaused++;
+    srv->stats.shaper_pauses++;
+    SRV_LOG(srv, LOG_DEBUG,
+            "c%" PRIu64 " %s from %s over its byte rate: not read for %" PRIu64 " ms",
+            c->base.conn, sess__who(&c->base), c->base.peer, until - srv->now_ms);
+    srv->env.pause_read(srv->env.ud, c->base.conn, true);
+}
+
+void srv__shape_resume(struct srv *srv, struct sess_c2s *c)
+{
+    if (!c->paused)
+        return;
+    c->paused = false;
+    srv->npaused--;
+    /* The time it was not read is not silence of the client's
+     * (keep-alive, RFC 6120 §4.6.1). */
+    if (c->base.last_in_ms < srv->now_ms)
+        c->base.last_in_ms = srv->now_ms;
+    srv->env.pause_read(srv->env.ud, c->base.conn, false);
+}
+
 /* ---- events from the edge ---- */
 
 /* srv_clock takes the time handed in; it never goes back, so a caller's
@@ -581,6 +657,8 @@ void srv_conn_input(struct srv *srv, uint64_t conn, const void *data, size_t len
         srv__ws_input(srv, s, data, len);
     else
         sess_input(s, data, len);
+    if (s->kind == SESS_KIND_C2S && s->state != SESS_CLOSED)
+        srv__shape(srv, (struct sess_c2s *)s, len);
     if (s->state != SESS_CLOSED)
         srv__touch(srv, s);
     srv__reap(srv);
@@ -670,6 +748,10 @@ void srv_get_stats(const struct srv *srv, struct srv_stats *out)
     out->components = rt_count(srv->rt);
     out->clients = srv->nclients;
     out->blocked = srv__thr_blocked(srv);
+    out->logins_minute = minute_sum(&srv->logins_minute, srv->now_ms);
+    out->login_failures_minute = minute_sum(&srv->failures_minute, srv->now_ms);
+    out->paused = srv->npaused;
+    out->throttled = srv->nthr;
     out->ws_conns = srv__ws_parked_count(srv);
     out->ws_clients = 0;
     for (size_t i = 0; i < srv->nbuckets; i++)

@@ -80,6 +80,25 @@ struct srv_config {
     uint64_t login_delay_max_ms;
     unsigned login_block_after;
     uint64_t login_block_ms;
+    /* Sessions per account (issue 10 item 6): a bind that would make
+     * more than c2s_max_sessions sessions of one account, counted on this
+     * node and, in cluster mode, in the routing table, is refused with
+     * resource-constraint (RFC 6120 §7.6.2.1).  0: no limit.  Default
+     * 10. */
+    unsigned c2s_max_sessions;
+    /* Byte-rate shaper per client connection (TCP and WebSocket; bytes as
+     * read, before the framer): c2s_rate bytes per second with bursts of
+     * c2s_burst once authenticated, c2s_preauth_rate and
+     * c2s_preauth_burst before.  Over budget, srv asks the edge to stop
+     * reading (env.pause_read) until the budget is back.  A rate of 0: no
+     * shaping.  Defaults 65536, 262144, 8192, 16384. */
+    uint64_t c2s_rate, c2s_burst;
+    uint64_t c2s_preauth_rate, c2s_preauth_burst;
+    /* XEP-0092 software version: the version this server tells (an iq get
+     * jabber:iq:version to the domain answers name xmppd and it, never
+     * the OS), copied; NULL (the default): not offered, answered with
+     * service-unavailable and not in disco#info. */
+    const char *version;
 };
 
 /* srv_config_default fills c with the defaults (domain NULL). */
@@ -112,6 +131,12 @@ struct srv_env {
      * or a negative code (then no srv_submit_done follows).  May be NULL:
      * roster writes are refused (internal-server-error). */
     int (*submit)(void *ud, const void *cmd, size_t len, uint64_t token);
+    /* pause_read (the byte-rate shaper): paused true: stop reading conn
+     * (what was already read may still be handed in); false: read it
+     * again.  srv resumes a connection itself (at the srv_tick of the
+     * time its budget is back) and before it asks to close it.  May be
+     * NULL: no shaping. */
+    void (*pause_read)(void *ud, uint64_t conn, bool paused);
 };
 
 /* What the edge tells srv about a connection's TLS (srv_conn_secured). */
@@ -149,6 +174,12 @@ int srv_del_callbridge(struct srv *srv, const char *name);
 /* srv_callbridge_connected tells whether call bridge name has an
  * authenticated session on this node (srv is only read). */
 bool srv_callbridge_connected(const struct srv *srv, const char *name);
+
+/* srv_set_client_limits takes, from now on, the client limits of cfg
+ * (borrowed; its other fields are ignored): c2s_max_sessions (binds from
+ * now on), the four shaper fields (bytes from now on) and version.
+ * Sessions stay.  0/XE_NOMEM (then nothing changed). */
+int srv_set_client_limits(struct srv *srv, const struct srv_config *cfg);
 
 /* srv_conn_open registers a new accepted connection.  peer is the remote
  * address for logs ("127.0.0.1:40312"), copied.  Returns 0 or XE_NOMEM (the
@@ -265,7 +296,27 @@ struct srv_stats {
                                 handshakes included) */
     uint64_t ws_clients;     /* now: bound client sessions over WebSocket (the
                                 other clients are on TCP) */
+    uint64_t logins_minute;  /* successful logins in the last 60 s */
+    uint64_t login_failures_minute; /* failed ones in the last 60 s */
+    uint64_t sessions_refused;      /* binds refused: c2s_max_sessions */
+    uint64_t shaper_pauses;         /* times a connection was paused */
+    uint64_t paused;                /* now: connections paused by the shaper */
+    uint64_t throttled;             /* now: addresses and accounts with recent failed
+                                       logins (answers delayed, or blocked) */
 };
+
+/* One blocked address or account (srv_get_blocked). */
+struct srv_blocked {
+    bool account;   /* an account (user name), else a peer address */
+    char name[256]; /* truncated if longer */
+    uint64_t until_ms;
+};
+
+/* srv_get_blocked fills out[0..max) with the addresses and accounts whose
+ * logins are refused now (login throttling), newest block first, and
+ * returns how many it filled (at most max; srv_stats.blocked has the
+ * total). */
+size_t srv_get_blocked(const struct srv *srv, struct srv_blocked *out, size_t max);
 
 /* srv_get_stats copies srv's counters into *out (caller's memory), with the
  * current connection, component and client counts. */

@@ -67,6 +67,20 @@ struct sess_c2s *srv__c2s_find(const struct srv *srv, const char *user,
     return NULL;
 }
 
+size_t srv__c2s_sessions(const struct srv *srv, const char *user, const char *resource)
+{
+    const struct srv_acct *a = acct_find(srv, user);
+    struct buf skip = {0};
+    size_t n = 0;
+
+    for (const struct sess_c2s *c = a != NULL ? a->first : NULL; c != NULL; c = c->anext)
+        n += strcmp(c->resource, resource) != 0;
+    if (buf_printf(&skip, "%s@%s/%s", user, srv->domain, resource) == 0)
+        n += srv_cluster__remote_sessions(srv, user, skip.data);
+    buf_free(&skip);
+    return n;
+}
+
 int srv__bind(struct srv *srv, struct sess_c2s *c)
 {
     struct srv_acct **p, *a;

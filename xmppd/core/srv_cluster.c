@@ -370,6 +370,40 @@ bool srv_cluster__remote_resource(const struct srv *srv, const char *user,
     return p.found;
 }
 
+struct cl_nsess {
+    const char *prefix; /* "user@domain/" */
+    size_t len;
+    uint64_t self;
+    const char *skip; /* a full JID not to count, or NULL */
+    size_t n;
+};
+
+static void cl_nsess_one(void *ud, const char *name, uint64_t node, uint64_t ord)
+{
+    struct cl_nsess *c = ud;
+
+    (void)ord;
+    if (node != c->self && strncmp(name, c->prefix, c->len) == 0 &&
+        (c->skip == NULL || strcmp(name, c->skip) != 0))
+        c->n++;
+}
+
+size_t srv_cluster__remote_sessions(const struct srv *srv, const char *user,
+                                    const char *skip)
+{
+    struct buf prefix = {0};
+    struct cl_nsess c;
+
+    if (srv->cl == NULL || buf_printf(&prefix, "%s@%s/", user, srv->domain) < 0) {
+        buf_free(&prefix);
+        return 0;
+    }
+    c = (struct cl_nsess){prefix.data, prefix.len, srv->cl->node_id, skip, 0};
+    fwd_each_route(srv->cl->fwd, cl_nsess_one, &c);
+    buf_free(&prefix);
+    return c.n;
+}
+
 bool srv_cluster__waiting(const struct srv *srv, const struct stz *st)
 {
     const char *to = stz_attr(st, "to");

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "minute.h"
 #include "rt.h"
 #include "srv.h"
 #include "ws.h"
@@ -70,7 +71,10 @@ struct srv {
     uint64_t hint;     /* no session deadline is earlier than this */
     uint64_t ping_seq; /* ids of server pings */
     struct srv_stats stats;
-    struct srv_cluster *cl; /* cluster mode (srv_cluster.c); NULL standalone */
+    struct minute logins_minute;   /* client logins, last 60 s */
+    struct minute failures_minute; /* failed ones */
+    size_t npaused;                /* connections paused by the shaper */
+    struct srv_cluster *cl;        /* cluster mode (srv_cluster.c); NULL standalone */
 
     /* WebSocket transport (srv_ws.c) */
     const struct ws_config *ws_cfg;  /* what connections read: ws_base or &ws_own */
@@ -138,6 +142,15 @@ void srv__thr_sweep(struct srv *srv);
 uint64_t srv__thr_blocked(const struct srv *srv);
 void srv__thr_free(struct srv *srv);
 
+/* ---- the byte-rate shaper of client connections (srv.c) ----
+ *
+ * srv__shape counts len bytes just read from client s against its budget
+ * (before or after authentication) and pauses its reading when over.
+ * srv__shape_resume asks the edge to read s again if it is paused (at
+ * its time, or before s closes). */
+void srv__shape(struct srv *srv, struct sess_c2s *c, size_t len);
+void srv__shape_resume(struct srv *srv, struct sess_c2s *c);
+
 /* ---- clients (srv_c2s.c) ----
  *
  * srv__bind registers client c (authenticated as c->user, resource
@@ -173,6 +186,10 @@ bool srv__c2s_cluster_probe(struct srv *srv, struct sess *s, const char *from,
  * (user and resource prepared), or NULL. */
 struct sess_c2s *srv__c2s_find(const struct srv *srv, const char *user,
                                const char *resource);
+/* srv__c2s_sessions counts the sessions account user has, bound on this
+ * node and (cluster mode) in the routing table on other nodes, leaving
+ * out full JID user@domain/resource (the one a bind would replace). */
+size_t srv__c2s_sessions(const struct srv *srv, const char *user, const char *resource);
 
 /* ---- WebSocket transport (srv_ws.c; docs/websocket.md) ----
  *
@@ -236,6 +253,11 @@ void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *
  * there is none (or not in cluster mode). */
 bool srv_cluster__remote_resource(const struct srv *srv, const char *user,
                                   struct buf *out);
+/* srv_cluster__remote_sessions counts the full JIDs of account user that
+ * the routing table puts on other nodes, leaving out skip (a full JID, or
+ * NULL); 0 when not in cluster mode. */
+size_t srv_cluster__remote_sessions(const struct srv *srv, const char *user,
+                                    const char *skip);
 void srv_cluster__free(struct srv *srv);
 void srv_cluster__tick(struct srv *srv);
 uint64_t srv_cluster__deadline(const struct srv *srv);

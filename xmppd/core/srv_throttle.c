@@ -220,6 +220,38 @@ uint64_t srv__thr_blocked(const struct srv *srv)
     return n;
 }
 
+/* blocked_insert puts t into out[0..*n) (at most max), ordered by
+ * blocked_until, latest first: every block lasts login_block_ms, so the
+ * latest end is the newest block. */
+static void blocked_insert(const struct srv_thr *t, struct srv_blocked *out, size_t *n,
+                           size_t max)
+{
+    size_t i = *n;
+
+    if (i == max && (max == 0 || out[max - 1].until_ms >= t->blocked_until))
+        return;
+    if (i == max)
+        i--;
+    else
+        (*n)++;
+    for (; i > 0 && out[i - 1].until_ms < t->blocked_until; i--)
+        out[i] = out[i - 1];
+    out[i].account = t->key[0] == 'u';
+    snprintf(out[i].name, sizeof out[i].name, "%s", t->key + 2);
+    out[i].until_ms = t->blocked_until;
+}
+
+size_t srv_get_blocked(const struct srv *srv, struct srv_blocked *out, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; srv->thr != NULL && i < srv->nthr_buckets; i++)
+        for (const struct srv_thr *t = srv->thr[i]; t != NULL; t = t->next)
+            if (t->blocked_until > srv->now_ms)
+                blocked_insert(t, out, &n, max);
+    return n;
+}
+
 void srv__thr_free(struct srv *srv)
 {
     for (size_t i = 0; srv->thr != NULL && i < srv->nthr_buckets; i++) {

@@ -211,20 +211,58 @@ static json_t *listen_json(const struct node_state *st)
     return a;
 }
 
-/* clients_json: the client side of xmpp status: port (0: off), TLS for
- * clients, SASL PLAIN, and whether the listener is up (or why not). */
+/* client_settings_json: what xmpp.client.set answers and xmpp status
+ * shows of the client settings. */
+static json_t *client_settings_json(const struct node_state *st)
+{
+    return json_pack("{s:I, s:I, s:s, s:b, s:I, s:I, s:b}", "port",
+                     (json_int_t)st->client_port, "tls_port",
+                     (json_int_t)st->client_tls_port, "tls",
+                     state_tls_name(st->client_tls), "sasl_plain", st->sasl_plain,
+                     "max_sessions", (json_int_t)st->client_max_sessions, "rate",
+                     (json_int_t)st->client_rate, "version", st->client_version);
+}
+
+/* clients_json: the client side of xmpp status: the settings (port 0:
+ * off) and whether the listener is up (or why not). */
 static json_t *clients_json(struct node *n, const struct node_info *info)
 {
-    const struct node_state *st = node_local(n);
-    json_t *j =
-        json_pack("{s:I, s:I, s:s, s:b, s:b}", "port", (json_int_t)st->client_port,
-                  "tls_port", (json_int_t)st->client_tls_port, "tls",
-                  state_tls_name(st->client_tls), "sasl_plain", st->sasl_plain,
-                  "listening", node_xmpp_running(n) && info->client_listeners > 0);
+    json_t *j = client_settings_json(node_local(n));
 
+    if (j != NULL)
+        json_object_set_new(
+            j, "listening",
+            json_boolean(node_xmpp_running(n) && info->client_listeners > 0));
     if (j != NULL && info->client_error[0] != '\0')
         json_object_set_new(j, "error", json_string(info->client_error));
     return j;
+}
+
+/* client_stats_json: what this node's core counts of its clients (issue
+ * 10 item 7, docs/admin.md "Client status"): sessions by transport, logins
+ * and failures in the last minute and in all, refusals, the blocked
+ * addresses and accounts (the newest few) and the shaper's pauses. */
+static json_t *client_stats_json(const struct node_info *info)
+{
+    const struct srv_stats *s = &info->stats;
+    json_t *list = json_array();
+    char one[300];
+
+    for (size_t i = 0; list != NULL && i < info->nblocked; i++) {
+        snprintf(one, sizeof one, "%s %s",
+                 info->blocked[i].account ? "account" : "address", info->blocked[i].name);
+        json_array_append_new(list, json_string(one));
+    }
+    return json_pack(
+        "{s:{s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o?, s:I, s:I}",
+        "sessions", "tcp", (json_int_t)(s->clients - s->ws_clients), "websocket",
+        (json_int_t)s->ws_clients, "logins_last_minute", (json_int_t)s->logins_minute,
+        "login_failures_last_minute", (json_int_t)s->login_failures_minute, "logins",
+        (json_int_t)s->logins, "login_failures", (json_int_t)s->login_failures,
+        "login_refusals", (json_int_t)s->login_refused, "sessions_refused",
+        (json_int_t)s->sessions_refused, "throttled", (json_int_t)s->throttled, "blocked",
+        (json_int_t)s->blocked, "blocked_newest", list, "shaper_pauses",
+        (json_int_t)s->shaper_pauses, "paused_now", (json_int_t)s->paused);
 }
 
 /* websocket_json: the WebSocket side of xmpp status (docs/websocket.md):
@@ -267,6 +305,8 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
         "websocket", (json_int_t)info.ws_clients, "uptime_s", (json_int_t)info.uptime_s);
     if (*result != NULL)
         json_object_set_new(*result, "clients", clients_json(n, &info));
+    if (*result != NULL)
+        json_object_set_new(*result, "client_stats", client_stats_json(&info));
     if (*result != NULL)
         json_object_set_new(*result, "websocket", websocket_json(n, &info));
     /* Enabled but not serving: say why (a certificate expired, an address
@@ -608,22 +648,36 @@ static bool port_arg(const json_t *j)
                          json_integer_value(j) <= 65535);
 }
 
+/* uint_arg checks an optional integer argument j in [lo, hi] or 0; false
+ * if bad. */
+static bool uint_arg(const json_t *j, json_int_t lo, json_int_t hi)
+{
+    json_int_t v = json_integer_value(j);
+
+    return j == NULL || (json_is_integer(j) && (v == 0 || (v >= lo && v <= hi)));
+}
+
 static int h_client(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
-    static const char *const keys[] = {"port", "tls_port", "tls", "sasl_plain", NULL};
+    static const char *const keys[] = {
+        "port", "tls_port", "tls", "sasl_plain", "max_sessions", "rate", "version", NULL};
     struct node *n = ud;
-    struct node_state *st = node_local(n), old = *st;
+    struct node_state *st = node_local(n), old = *st, listeners;
     json_t *jp = json_object_get(args, "port"), *jd = json_object_get(args, "tls_port"),
-           *jt = json_object_get(args, "tls"), *js = json_object_get(args, "sasl_plain");
+           *jt = json_object_get(args, "tls"), *js = json_object_get(args, "sasl_plain"),
+           *jm = json_object_get(args, "max_sessions"),
+           *jr = json_object_get(args, "rate"), *jv = json_object_get(args, "version");
     enum state_tls mode = st->client_tls;
     char why[512];
     int rc;
 
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
-    if (jp == NULL && jd == NULL && jt == NULL && js == NULL)
+    if (jp == NULL && jd == NULL && jt == NULL && js == NULL && jm == NULL &&
+        jr == NULL && jv == NULL)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
-                             "give \"port\", \"tls_port\", \"tls\" or \"sasl_plain\"");
+                             "give \"port\", \"tls_port\", \"tls\", \"sasl_plain\", "
+                             "\"max_sessions\", \"rate\" or \"version\"");
     if (!port_arg(jp) || !port_arg(jd))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "a port must be 1-65535, or 0 for none");
@@ -632,9 +686,17 @@ static int h_client(void *ud, json_t *args, json_t **result, struct ctl_error *e
          mode == STATE_TLS_OFF))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "TLS for clients is required or optional");
-    if (js != NULL && !json_is_boolean(js))
+    if ((js != NULL && !json_is_boolean(js)) || (jv != NULL && !json_is_boolean(jv)))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
-                             "\"sasl_plain\" must be true or false");
+                             "\"sasl_plain\" and \"version\" must be true or false");
+    if (!uint_arg(jm, 1, STATE_MAX_CLIENT_MAX_SESSIONS))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "sessions per account must be 1-%d, or 0 for no limit",
+                             STATE_MAX_CLIENT_MAX_SESSIONS);
+    if (!uint_arg(jr, STATE_MIN_CLIENT_RATE, STATE_MAX_CLIENT_RATE))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "a rate must be %d-%d bytes/s, or 0 for none",
+                             STATE_MIN_CLIENT_RATE, STATE_MAX_CLIENT_RATE);
     if (jp != NULL)
         st->client_port = (unsigned)json_integer_value(jp);
     if (jd != NULL)
@@ -642,19 +704,32 @@ static int h_client(void *ud, json_t *args, json_t **result, struct ctl_error *e
     st->client_tls = mode;
     if (js != NULL)
         st->sasl_plain = json_is_true(js);
+    if (jm != NULL)
+        st->client_max_sessions = (unsigned)json_integer_value(jm);
+    if (jr != NULL)
+        st->client_rate = (unsigned)json_integer_value(jr);
+    if (jv != NULL)
+        st->client_version = json_is_true(jv);
     rc = node_local_save(n, why, sizeof why);
     if (rc < 0) {
         *st = old;
         return ctl_error_set(err, "io", "%s", why);
     }
-    if (memcmp(&old, st, sizeof old) != 0) {
+    /* The limits apply at once to the running core; the listeners and
+     * the TLS and SASL offers need a restart. */
+    listeners = *st;
+    listeners.client_max_sessions = old.client_max_sessions;
+    listeners.client_rate = old.client_rate;
+    listeners.client_version = old.client_version;
+    if (memcmp(&old, &listeners, sizeof old) != 0) {
         rc = restart_serving(n, err);
         if (rc < 0)
             return rc;
+    } else if (node_xmpp_client_limits(n) < 0) {
+        return ctl_error_set(err, CTL_E_INTERNAL,
+                             "saved, but not applied: out of memory");
     }
-    *result = json_pack("{s:I, s:I, s:s, s:b}", "port", (json_int_t)st->client_port,
-                        "tls_port", (json_int_t)st->client_tls_port, "tls",
-                        state_tls_name(st->client_tls), "sasl_plain", st->sasl_plain);
+    *result = client_settings_json(st);
     admin_log(n, "client settings set", *result);
     return *result != NULL ? 0 : XE_NOMEM;
 }

@@ -48,6 +48,7 @@ struct conn {
     size_t inflight;    /* bytes owned by write requests */
     uv_shutdown_t shut; /* used once, while DRAINING */
     bool shut_started, shut_done, eof;
+    bool paused;                /* conn_pause_read: reading stopped by the owner */
     bool untracked;             /* never made it into the id table */
     bool accepted;              /* came from a listener: counts in the limits */
     char ip[INET6_ADDRSTRLEN];  /* accepted: the peer's address, no port */
@@ -113,6 +114,8 @@ struct conn_mgr {
 
 static void maybe_drained(struct conn_mgr *m);
 static void on_drain_timer(uv_timer_t *t);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 
 /* ---- id table ---- */
 
@@ -485,7 +488,35 @@ void conn_close(struct conn_mgr *m, uint64_t id)
 
     if (c == NULL || c->state != CONN_OPEN)
         return;
+    /* A drain ends at the peer's EOF: read again (if that fails, the
+     * drain timeout ends it). */
+    if (c->paused && !c->eof) {
+        c->paused = false;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
     start_drain(c);
+}
+
+void conn_pause_read(struct conn_mgr *m, uint64_t id, bool paused)
+{
+    struct conn *c = lookup(m, id);
+    int rc;
+
+    if (c == NULL || c->state != CONN_OPEN || c->eof || c->paused == paused)
+        return;
+    c->paused = paused;
+    if (paused) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        return;
+    }
+    rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        /* Called from inside the owner (srv's env): no hook now.  The
+         * owner's next write to id fails and ends its session. */
+        LOG(m->log, LOG_WARN, "%s c%" PRIu64 " cannot read %s again: %s", m->node, id,
+            c->peer, uv_strerror(rc));
+        begin_close(c);
+    }
 }
 
 /* lost_draining ends an OPEN connection the owner did not close, like lost,

@@ -182,6 +182,14 @@ int conn_send(struct conn_mgr *m, uint64_t id, const char *data, size_t len);
  * refusing them (0: none, or id is closing or unknown). */
 size_t conn_room(struct conn_mgr *m, uint64_t id);
 
+/* conn_pause_read stops reading id (paused true; bytes already read were
+ * handed on) or starts it again (false): the byte-rate shaper of client
+ * connections (srv.h env.pause_read).  No hook is called from inside it:
+ * a failed restart closes id silently (logged; the owner's next
+ * conn_send fails).  Unknown, closing or ended ids are ignored;
+ * conn_close reads again by itself. */
+void conn_pause_read(struct conn_mgr *m, uint64_t id, bool paused);
+
 /* conn_close asks for id to be flushed and closed; no hooks are called for
  * it afterwards.  Unknown or already closing ids are ignored. */
 void conn_close(struct conn_mgr *m, uint64_t id);

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "srv.h"
 
 struct node_opts {
     const char *state_dir; /* borrowed */
@@ -105,6 +106,11 @@ int node_xmpp_start(struct node *n, char *why, size_t whylen);
  * socket stays).  No-op when not running. */
 void node_xmpp_stop(struct node *n);
 
+/* node_xmpp_client_limits applies the client limits of node state
+ * (sessions per account, byte rate, software version) to the running
+ * core at once, without a restart.  0, or XE_NOMEM. */
+int node_xmpp_client_limits(struct node *n);
+
 /* node_xmpp_running is true while the listeners are up. */
 bool node_xmpp_running(const struct node *n);
 
@@ -112,6 +118,8 @@ bool node_xmpp_running(const struct node *n);
  * state, and replaces the node's Raft store by a new, empty one-member
  * cluster.  0, or an error with why. */
 int node_reset(struct node *n, char *why, size_t whylen);
+
+#define NODE_INFO_BLOCKED 5
 
 struct node_info {
     uint64_t uptime_s;
@@ -127,6 +135,10 @@ struct node_info {
     const char *ws_error;       /* why a WebSocket listener is not up, or "" */
     const char *const *ws_urls; /* host-meta URLs, this node's first (borrowed) */
     size_t nws_urls;
+    struct srv_stats stats; /* the core's counters (zero when not serving) */
+    /* the newest blocked addresses and accounts (login throttling) */
+    struct srv_blocked blocked[NODE_INFO_BLOCKED];
+    size_t nblocked;
 };
 
 /* node_info_get fills *out from local state. */

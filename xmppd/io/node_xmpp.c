@@ -68,6 +68,15 @@ static int env_starttls(void *ud, uint64_t conn)
     return conn_starttls(x->cm, conn, x->tls);
 }
 
+/* env_pause_read: the byte-rate shaper stops or restarts reading a
+ * client connection (srv resumes it at its own deadline). */
+static void env_pause_read(void *ud, uint64_t conn, bool paused)
+{
+    struct xside *x = ud;
+
+    conn_pause_read(x->cm, conn, paused);
+}
+
 /* ---- roster writes: srv's env.submit through the Raft log ---- */
 
 #define ROSTER_SUBMIT_TIMEOUT_MS 10000
@@ -408,6 +417,34 @@ static enum tls_mode tls_mode_of(enum state_tls t)
     return TLS_MODE_OPTIONAL;
 }
 
+/* client_limits fills the client limits of cfg from node state
+ * (docs/admin.md "Clients"): sessions per account; the rate r with
+ * bursts of 4 s of it, and before login r/8 (at least 1 KiB/s, at most r)
+ * with bursts of 16 KiB (at most the burst): a login takes a few KiB;
+ * the software version when on. */
+static void client_limits(const struct node *n, struct srv_config *cfg)
+{
+    uint64_t r = n->st.client_rate;
+
+    cfg->c2s_max_sessions = n->st.client_max_sessions;
+    cfg->c2s_rate = r;
+    cfg->c2s_burst = 4 * r;
+    cfg->c2s_preauth_rate = r / 8 < 1024 ? (r < 1024 ? r : 1024) : r / 8;
+    cfg->c2s_preauth_burst = cfg->c2s_burst < 16384 ? cfg->c2s_burst : 16384;
+    cfg->version = n->st.client_version ? XMPPD_VERSION : NULL;
+}
+
+int node_xmpp_client_limits(struct node *n)
+{
+    struct srv_config cfg;
+
+    if (n->x == NULL)
+        return 0;
+    srv_config_default(&cfg);
+    client_limits(n, &cfg);
+    return srv_set_client_limits(n->x->srv, &cfg);
+}
+
 /* new_core makes x's srv with the replicated domain and call bridges. */
 static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
 {
@@ -418,7 +455,8 @@ static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
                           .random = env_random,
                           .log = &n->log,
                           .starttls = env_starttls,
-                          .submit = env_submit};
+                          .submit = env_submit,
+                          .pause_read = env_pause_read};
     int rc;
 
     srv_config_default(&cfg);
@@ -429,6 +467,7 @@ static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
     cfg.preauth_stanza_bytes = n->st.preauth_stanza_bytes;
     cfg.c2s_tls_required = n->st.client_tls != STATE_TLS_OPTIONAL;
     cfg.sasl_plain = n->st.sasl_plain;
+    client_limits(n, &cfg);
     rc = srv_new(&cfg, &env, &x->srv);
     if (rc < 0) {
         snprintf(why, whylen, "cannot start the XMPP core: %s", xe_strerror(rc));
@@ -652,6 +691,8 @@ void node_info_get(const struct node *n, struct node_info *out)
         out->ws_error = n->x->ws_error;
         out->ws_urls = srv_ws_urls(n->x->srv, &out->nws_urls);
         out->conns = s.conns;
+        out->stats = s;
+        out->nblocked = srv_get_blocked(n->x->srv, out->blocked, NODE_INFO_BLOCKED);
     }
 }
 

@@ -85,6 +85,8 @@ void state_defaults(struct node_state *s)
     s->preauth_stanza_bytes = CONF_DEFAULT_PREAUTH_STANZA_BYTES;
     s->client_port = STATE_DEFAULT_CLIENT_PORT;
     s->client_tls = STATE_TLS_REQUIRED;
+    s->client_max_sessions = STATE_DEFAULT_CLIENT_MAX_SESSIONS;
+    s->client_rate = STATE_DEFAULT_CLIENT_RATE;
     s->ws_port = STATE_DEFAULT_WS_PORT;
     s->wss_port = STATE_DEFAULT_WSS_PORT;
     snprintf(s->ws_path, sizeof s->ws_path, "%s", STATE_DEFAULT_WS_PATH);
@@ -189,6 +191,9 @@ int state_format(const struct node_state *s, char *buf, size_t len)
     put(&o, "client-tls-port %u\n", s->client_tls_port);
     put(&o, "client-tls %s\n", state_tls_name(s->client_tls));
     put(&o, "sasl-plain %s\n", s->sasl_plain ? "yes" : "no");
+    put(&o, "client-max-sessions %u\n", s->client_max_sessions);
+    put(&o, "client-rate %u\n", s->client_rate);
+    put(&o, "client-version %s\n", s->client_version ? "yes" : "no");
     put(&o, "ws-port %u\n", s->ws_port);
     put(&o, "wss-port %u\n", s->wss_port);
     put(&o, "ws-path %s\n", s->ws_path);
@@ -356,6 +361,17 @@ static int line(struct node_state *s, const char *key, const char *v, bool *seen
         ok = state_tls_parse(v, &s->client_tls) == 0 && s->client_tls != STATE_TLS_OFF;
     } else if (strcmp(key, "sasl-plain") == 0) {
         ok = parse_yes_no(v, &s->sasl_plain);
+    } else if (strcmp(key, "client-max-sessions") == 0) {
+        ok = strcmp(v, "0") == 0
+                 ? (s->client_max_sessions = 0, true)
+                 : parse_uint(v, STATE_MAX_CLIENT_MAX_SESSIONS, &s->client_max_sessions);
+    } else if (strcmp(key, "client-rate") == 0) {
+        ok = strcmp(v, "0") == 0
+                 ? (s->client_rate = 0, true)
+                 : parse_uint(v, STATE_MAX_CLIENT_RATE, &s->client_rate) &&
+                       s->client_rate >= STATE_MIN_CLIENT_RATE;
+    } else if (strcmp(key, "client-version") == 0) {
+        ok = parse_yes_no(v, &s->client_version);
     } else if (strcmp(key, "cluster-enabled") == 0) {
         ok = parse_yes_no(v, &s->cluster_enabled);
     } else if (strcmp(key, "trust") == 0) {
@@ -396,6 +412,9 @@ int state_parse(const char *text, size_t len, struct node_state *out, char *why,
     /* Files written before issue 10 have no client lines: the defaults. */
     out->client_port = STATE_DEFAULT_CLIENT_PORT;
     out->client_tls = STATE_TLS_REQUIRED;
+    /* ... nor client limit lines (issue 10 item 6): the defaults. */
+    out->client_max_sessions = STATE_DEFAULT_CLIENT_MAX_SESSIONS;
+    out->client_rate = STATE_DEFAULT_CLIENT_RATE;
     /* ... nor WebSocket lines (issue 11): the defaults. */
     out->ws_port = STATE_DEFAULT_WS_PORT;
     out->wss_port = STATE_DEFAULT_WSS_PORT;

@@ -29,6 +29,9 @@
  *     client-tls-port 0                   (direct TLS, XEP-0368; 0: none)
  *     client-tls required                 (optional | required)
  *     sasl-plain no                       (yes: offer SASL PLAIN under TLS)
+ *     client-max-sessions 10              (sessions per account; 0: no limit)
+ *     client-rate 65536                   (bytes/s per client connection; 0: off)
+ *     client-version no                   (yes: answer XEP-0092 software version)
  *     ws-port 5280                        (XMPP over WebSocket, RFC 7395; 0: off)
  *     wss-port 5281                       (the same over TLS; 0: off)
  *     ws-path /xmpp-websocket
@@ -59,6 +62,11 @@
 #define STATE_MAX_PATH 256
 #define STATE_DEFAULT_CLIENT_PORT 5222
 #define STATE_DEFAULT_WS_PORT 5280
+#define STATE_DEFAULT_CLIENT_MAX_SESSIONS 10
+#define STATE_MAX_CLIENT_MAX_SESSIONS 100000
+#define STATE_DEFAULT_CLIENT_RATE 65536
+#define STATE_MIN_CLIENT_RATE 1024 /* below this a login takes seconds */
+#define STATE_MAX_CLIENT_RATE 1000000000
 #define STATE_DEFAULT_WSS_PORT 5281
 #define STATE_DEFAULT_WS_PATH "/xmpp-websocket"
 #define STATE_MAX_WS_PATH 64
@@ -93,6 +101,13 @@ struct node_state {
     unsigned client_tls_port; /* XEP-0368 direct TLS for clients; 0: none */
     enum state_tls client_tls;
     bool sasl_plain;
+    /* Client limits (issue 10 item 6; docs/admin.md "Clients"): sessions
+     * per account (0: no limit), the byte rate per client connection in
+     * bytes/s (0: not shaped; the burst and the rate before login follow
+     * from it, node_xmpp.c), and whether XEP-0092 is answered. */
+    unsigned client_max_sessions;
+    unsigned client_rate;
+    bool client_version;
     /* XMPP over WebSocket (RFC 7395, issue 11; docs/websocket.md): the
      * ports of the ws and wss listeners on each listen address (0: off)
      * and the resource path (also the host-meta URLs'). */
