@@ -312,6 +312,13 @@ static void xsend(struct lb_conn *c, const char *fmt, ...)
         conn_fail(c, "write failed");
 }
 
+/* RFC 7395 §3.3.3: over WebSocket every stanza declares its namespace
+ * (there is no stream root to inherit it from). */
+static const char *cns(const struct lb_conn *c)
+{
+    return c->ws ? " xmlns='jabber:client'" : "";
+}
+
 static void send_stream_open(struct lb_conn *c)
 {
     bench_scan_free(&c->scan);
@@ -538,10 +545,11 @@ static void on_elem(struct lb_conn *c, int ev, const struct bench_elem *e)
             return;
         if (c->st == ST_FEAT3) {
             c->st = ST_BIND;
-            xsend(c,
-                  "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-                  "<resource>r%u</resource></bind></iq>",
-                  c->idx);
+            xsend(
+                c,
+                "<iq%s type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                "<resource>r%u</resource></bind></iq>",
+                cns(c), c->idx);
         } else if (c->st == ST_FEAT1 && g.goal == GOAL_STREAM && g.mode == MODE_IDLE) {
             reach_goal(c);
         } else if (c->st == ST_FEAT1 && !c->ssl) {
@@ -606,13 +614,13 @@ static void on_elem(struct lb_conn *c, int ev, const struct bench_elem *e)
         if (g.mode == MODE_IDLE) {
             reach_goal(c);
         } else if (g.mode == MODE_MSG) {
-            xsend(c, "<presence/>");
+            xsend(c, "<presence%s/>", cns(c));
             reach_goal(c);
         } else {
             c->st = ST_PING;
-            xsend(c, "<presence/>");
-            xsend(c, "<iq type='get' id='p' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>",
-                  g.domain);
+            xsend(c, "<presence%s/>", cns(c));
+            xsend(c, "<iq%s type='get' id='p' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>",
+                  cns(c), g.domain);
         }
         return;
     case ST_PING:
@@ -632,7 +640,7 @@ static void on_elem(struct lb_conn *c, int ev, const struct bench_elem *e)
             char from[320];
             if (bench_elem_attr(e, "from", from, sizeof(from)) < 0)
                 strcpy(from, g.domain);
-            xsend(c, "<iq type='result' id='%s' to='%s'/>", id, from);
+            xsend(c, "<iq%s type='result' id='%s' to='%s'/>", cns(c), id, from);
         }
         return;
     default:
@@ -933,12 +941,13 @@ static void pump_pair(struct lb_pair *p)
         size_t padn = g.size > 40 ? g.size - 40 : 0;
         if (padn > 4000)
             padn = 4000;
-        xsend(p->a,
-              "<message to='%s@%s/r%u' type='chat' id='m%llu'><body>%llu %llu %.*s</body>"
-              "</message>",
-              g.usernames[p->b->user - 1], g.domain, p->b->idx,
-              (unsigned long long)p->sent, (unsigned long long)p->sent,
-              (unsigned long long)now_ns(), (int)padn, pad);
+        xsend(
+            p->a,
+            "<message%s to='%s@%s/r%u' type='chat' id='m%llu'><body>%llu %llu %.*s</body>"
+            "</message>",
+            cns(p->a), g.usernames[p->b->user - 1], g.domain, p->b->idx,
+            (unsigned long long)p->sent, (unsigned long long)p->sent,
+            (unsigned long long)now_ns(), (int)padn, pad);
         if (p->a->st != ST_HELD)
             return;
         p->sent++;
