@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154  # globals and node_pid (associative) come from scripts/bench
 # scripts/lib/bench_clients.sh: the client (c2s) and WebSocket rows of
 # scripts/bench (issue 10 and 11 "Benchmarks"), run by xmppd-loginbench.
 # Sourced by scripts/bench; uses its globals: src, tmp, xmppd_bin, mmp_bin,
@@ -35,11 +36,11 @@ lb_bin="$bdir/tests/bench/xmppd-loginbench"
 bc_start() {
   "$xmppd_bin" --state-dir "$bc_dir/state" --name n0 --log-level warn \
     2>>"$bc_dir/log" &
-  node_pid[n0]=$!
+  node_pid["n0"]=$!
   for _ in $(seq 100); do
     [ -S "$bc_dir/state/control.sock" ] && (exec 3<>"/dev/tcp/$bc_addr/5222") 2>/dev/null &&
       return 0
-    kill -0 "${node_pid[n0]}" 2>/dev/null || break
+    kill -0 "${node_pid["n0"]}" 2>/dev/null || break
     sleep 0.1
   done
   echo "bench: the clients node did not start:" >&2
@@ -48,11 +49,11 @@ bc_start() {
 }
 
 bc_stop() {
-  local pid=${node_pid[n0]:-}
+  local pid=${node_pid["n0"]:-}
   [ -n "$pid" ] || return 0
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  unset 'node_pid[n0]'
+  unset 'node_pid["n0"]'
 }
 
 bc_mmp() {
@@ -107,7 +108,7 @@ EOF
 # stdout is the row, its complaints go to the notes.
 bc_lb() {
   "$lb_bin" --domain "$bc_domain" --ca "$bc_dir/pki/ca-bundle.pem" --users "$bc_users" \
-    --user-prefix bench --password-prefix benchpw --server-pid "${node_pid[n0]}" \
+    --user-prefix bench --password-prefix benchpw --server-pid "${node_pid["n0"]}" \
     --sources 32 "$@" 2>>"$notes" || status=1
 }
 
