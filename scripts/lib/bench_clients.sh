@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154  # globals and node_pid (associative) come from scripts/bench
+# shellcheck disable=SC2154,SC2034  # globals (status, node_pid, ...) are scripts/bench's
 # scripts/lib/bench_clients.sh: the client (c2s) and WebSocket rows of
 # scripts/bench (issue 10 and 11 "Benchmarks"), run by xmppd-loginbench.
 # Sourced by scripts/bench; uses its globals: src, tmp, xmppd_bin, mmp_bin,
