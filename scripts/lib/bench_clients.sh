@@ -217,3 +217,81 @@ bc_msg_cluster() {
       --label "xmppd 2 followers" 2>>"$notes" || status=1
   done
 }
+
+# ---- the same rows on another server (scripts/anchors) ----------------------
+# bc_anchor_rows SERVER: the login, msg and idle rows on SERVER (prosody,
+# ejabberd), started by scripts/anchors (from the anchors branch: `start
+# SERVER DIR [--rsa] --accounts N --password P` prints its target as shell
+# assignments in DIR/target.env; `stop DIR`).  A fresh server for each idle
+# row and for the RSA login rows, as for xmppd.  Does nothing when
+# scripts/anchors is absent.
+bc_anchor_start() { # SERVER DIR [OPTIONS]: start, then load DIR/target.env
+  local server=$1 dir=$2
+  shift 2
+  "$src/scripts/anchors" start "$server" "$dir" --accounts "$bc_users" \
+    --password bench-anchor-pw "$@" >/dev/null 2>>"$notes" || return 1
+  # shellcheck disable=SC1091  # written by scripts/anchors
+  . "$dir/target.env"
+  bc_apids=()
+  # shellcheck disable=SC2153  # PIDS comes from target.env
+  for p in $PIDS; do
+    bc_apids+=(--server-pid "$p")
+    node_pid["anchor$p"]=$p # the exit trap stops it if the bench dies
+  done
+}
+
+bc_anchor_stop() { # DIR
+  local p
+  "$src/scripts/anchors" stop "$1" >/dev/null 2>>"$notes" || true
+  for p in $PIDS; do unset "node_pid[anchor$p]"; done
+}
+
+bc_alb() { # xmppd-loginbench against the anchor loaded last
+  "$lb_bin" --domain "$DOMAIN" --ca "$CA_FILE" --user-prefix "$ACCOUNT_PREFIX" \
+    --users "$ACCOUNTS" --password "$PASSWORD" "${bc_apids[@]}" "$@" 2>>"$notes" || status=1
+}
+
+bc_anchor_rows() {
+  local server=$1 dir="$tmp/anchor-$1" key mech m ver row label stage k how
+  local -a rsa
+  [ -x "$src/scripts/anchors" ] || return 0
+  ver=$("$src/scripts/anchors" version "$server" 2>/dev/null || echo "$server")
+  echo
+  echo "clients on $ver (scripts/anchors), the same rows"
+  "$lb_bin" --mode login --header
+  for key in ECDSA RSA; do
+    rsa=()
+    [ "$key" = RSA ] && rsa=(--rsa)
+    bc_anchor_start "$server" "$dir" "${rsa[@]}" || {
+      echo "  ($server did not start; see the notes)"
+      return 0
+    }
+    for mech in $SASL; do
+      case "$mech" in SCRAM-SHA-1) m=sha1 ;; SCRAM-SHA-256) m=sha256 ;; *) continue ;; esac
+      bc_alb --mode login --target "$C2S_HOST:$C2S_PORT" --logins "$bc_logins" \
+        --concurrency 50 --mech "$m" --label "$server $key $mech"
+    done
+    if [ "$key" = ECDSA ]; then
+      "$lb_bin" --mode msg --header
+      bc_alb --mode msg --target "$C2S_HOST:$C2S_PORT" --target "$C2S_HOST:$C2S_PORT" \
+        --pairs 4 --window 16 --size 200 --duration "$duration" --label "$server 1 node"
+      bc_alb --mode msg --ws "$WSS_URL" --pairs 4 --window 16 --size 200 \
+        --duration "$duration" --label "$server 1 node wss"
+    fi
+    bc_anchor_stop "$dir"
+  done
+  "$lb_bin" --mode idle --header
+  for row in "5222 stream $bc_idle c2s" "5222 tls $bc_idle c2s" "5222 bind $bc_idle c2s" \
+    "ws stream $bc_ws_idle ws" "wss stream $bc_ws_idle wss" "wss bind $bc_ws_idle wss"; do
+    read -r label stage k how <<<"$row"
+    bc_anchor_start "$server" "$dir" || continue
+    case "$how" in
+      c2s) set -- --target "$C2S_HOST:$C2S_PORT" ;;
+      ws) set -- --ws "$WS_URL" ;;
+      wss) set -- --ws "$WSS_URL" ;;
+    esac
+    bc_alb --mode idle --conns "$k" --stage "$stage" --concurrency 100 --settle 2 \
+      --sources 32 --label "$server $label" "$@"
+    bc_anchor_stop "$dir"
+  done
+}
