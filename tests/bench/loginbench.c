@@ -448,7 +448,7 @@ static void send_auth(struct lb_conn *c)
     char b64[512];
     unsigned u = c->user - 1;
     if (lb_scram_first(&c->scram, g.sha256, g.usernames[u], g.passwords[u], &g.keys[u],
-                       b64, sizeof(b64)) < 0) {
+                       NULL, b64, sizeof(b64)) < 0) {
         conn_fail(c, "scram");
         return;
     }

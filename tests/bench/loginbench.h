@@ -42,10 +42,12 @@ struct lb_scram {
 };
 
 /* Starts an exchange for user/password (borrowed, must outlive it): fills
- * out with the base64 client-first-message (NUL-terminated).  Returns 0 or
- * -1 when out is too small. */
+ * out with the base64 client-first-message (NUL-terminated).  cnonce: the
+ * client nonce (printable, no ','; at most 32 characters), or NULL for 16
+ * random bytes in hex (tests pass RFC 7677's).  Returns 0 or -1 when out is
+ * too small. */
 int lb_scram_first(struct lb_scram *s, int sha256, const char *user, const char *password,
-                   struct lb_scram_keys *keys, char *out, size_t cap);
+                   struct lb_scram_keys *keys, const char *cnonce, char *out, size_t cap);
 /* Takes the base64 server-first-message (len bytes) and writes the base64
  * client-final-message to out.  Returns 0, or -1 when the challenge is
  * malformed, its nonce does not extend ours, or out is too small. */

@@ -54,16 +54,22 @@ static int b64_dec(const char *in, size_t len, unsigned char *out, size_t cap)
 }
 
 int lb_scram_first(struct lb_scram *s, int sha256, const char *user, const char *password,
-                   struct lb_scram_keys *keys, char *out, size_t cap)
+                   struct lb_scram_keys *keys, const char *cnonce, char *out, size_t cap)
 {
     unsigned char rnd[16];
     s->sha256 = sha256;
     s->user = user;
     s->password = password;
     s->keys = keys;
-    RAND_bytes(rnd, sizeof(rnd));
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(s->cnonce + 2 * i, 3, "%02x", rnd[i]);
+    if (cnonce != NULL) {
+        if (strlen(cnonce) >= sizeof(s->cnonce))
+            return -1;
+        strcpy(s->cnonce, cnonce);
+    } else {
+        RAND_bytes(rnd, sizeof(rnd));
+        for (size_t i = 0; i < sizeof(rnd); i++)
+            snprintf(s->cnonce + 2 * i, 3, "%02x", rnd[i]);
+    }
     /* Account names of the bench have no ',' or '=' (RFC 5802 §5.1 would
      * escape them as =2C and =3D). */
     int n = snprintf(s->first_bare, sizeof(s->first_bare), "n=%s,r=%s", user, s->cnonce);
