@@ -1336,6 +1336,52 @@ static void test_set_limits(void)
     buf_free(&b);
 }
 
+/* An idle stream holds no parser: after a feed that ends between stanzas
+ * expat's memory is released, and the next feed parses on in the stream
+ * header's namespace context (a prefix declared only on the root, the
+ * default namespace), up to </stream:stream> matching its start tag. */
+static void test_idle_parser_released(void)
+{
+    static const char hdr[] =
+        "<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' "
+        "xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
+    struct xs *xs;
+    struct xs_event ev;
+    struct buf out = {0};
+    size_t cur, peak;
+
+    REQUIRE(xs_new(NULL, &xs) == 0);
+    REQUIRE(xs_feed(xs, hdr, strlen(hdr)) == 0);
+    REQUIRE(xs_next(xs, &ev) && ev.kind == XS_EV_OPEN);
+    stz_free(ev.el);
+    xs_parser_mem(xs, &cur, &peak);
+    CHECK_INT(cur, 0);
+    CHECK(peak > 0);
+    /* In the middle of a tag the parser stays. */
+    REQUIRE(xs_feed(xs, "<message to='a@b' ", strlen("<message to='a@b' ")) == 0);
+    xs_parser_mem(xs, &cur, NULL);
+    CHECK(cur > 0);
+    REQUIRE(xs_feed(xs, "id='1'><body>x</body></message> ",
+                    strlen("id='1'><body>x</body></message> ")) == 0);
+    xs_parser_mem(xs, &cur, NULL);
+    CHECK_INT(cur, 0);
+    REQUIRE(xs_feed(xs, "<db:result from='a' to='b'>k</db:result>",
+                    strlen("<db:result from='a' to='b'>k</db:result>")) == 0);
+    REQUIRE(xs_feed(xs, "<presence/></stream:stream>",
+                    strlen("<presence/></stream:stream>")) == 0);
+    while (xs_next(xs, &ev)) {
+        describe(&ev, &out);
+        stz_free(ev.el);
+    }
+    CHECK_STR(out.data,
+              "ELEM <message to='a@b' id='1'><body>x</body></message>\n"
+              "ELEM <result xmlns='jabber:server:dialback' from='a' to='b'>k</result>\n"
+              "ELEM <presence/>\n"
+              "CLOSE\n");
+    buf_free(&out);
+    xs_free(xs);
+}
+
 TL_MAIN(T(test_cond_names), T(test_limits_default), T(test_open_event),
         T(test_open_without_default_ns), T(test_elem_tree), T(test_chunking_equivalence),
         T(test_roundtrip), T(test_close), T(test_bad_namespace), T(test_not_well_formed),
@@ -1346,4 +1392,4 @@ TL_MAIN(T(test_cond_names), T(test_limits_default), T(test_open_event),
         T(test_reset), T(test_error_is_final), T(test_write_error),
         T(test_prompt_delivery), T(test_trickled_tag_limit),
         T(test_tree_cap_many_children), T(test_tree_mem_accounting),
-        T(test_tree_mem_queued), T(test_set_limits))
+        T(test_tree_mem_queued), T(test_set_limits), T(test_idle_parser_released))

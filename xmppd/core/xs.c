@@ -18,7 +18,18 @@
  * they are as many as expat already holds: each rescan then at least doubles
  * the data, O(n log n) in all, and no complete token is ever delayed.  The
  * price: an error expat would find in the middle of such a token (a bad
- * byte) shows only when later bytes release the held ones. */
+ * byte) shows only when later bytes release the held ones.
+ *
+ * Memory of idle streams: an expat parser holds some 10 KiB (its string
+ * pools, hash tables and input buffer) even between stanzas, which is most
+ * of what an idle connection costs (docs/benchmarks.md, "Clients").  So when
+ * a feed ends exactly between top-level elements (nothing unfinished in
+ * expat, nothing held, no element being built) the parser is freed ("parked").
+ * The next feed makes a new one and first hands it the stream header's start
+ * tag again (its bytes, kept when the root was parsed), marked so that it
+ * yields no event: what follows parses in the same namespace context, and
+ * </stream:stream> matches its start tag as before.  Offsets (fed, unit_start,
+ * progress) count from the new parser's start. */
 #include "xs.h"
 
 #include <assert.h>
@@ -85,6 +96,9 @@ struct xs {
     unsigned level;             /* open elements, the stream root included */
     unsigned ns_decls;          /* xmlns declarations seen for the next start tag */
     bool opened;                /* the stream header was received */
+    bool parked;                /* p was freed between elements (see top) */
+    bool resuming;              /* p is parsing our own header (see top) */
+    struct buf roottag;         /* the root's start tag as received (see top) */
     char *default_ns;           /* default namespace declared on the root, or NULL */
     struct stz *top;            /* the top-level element being built, or NULL */
     struct stz *cur;            /* innermost open element of top */
@@ -384,6 +398,20 @@ err:
     return NULL;
 }
 
+/* xs__keep_root copies the stream header's start tag, as received, for a
+ * later resume (see the top of the file).  When expat cannot show it, the
+ * copy stays empty and the stream is never parked. */
+static void xs__keep_root(struct xs *xs)
+{
+    int off = 0, size = 0, n = XML_GetCurrentByteCount(xs->p);
+    const char *ctx = XML_GetInputContext(xs->p, &off, &size);
+
+    buf_free(&xs->roottag);
+    if (ctx != NULL && n > 0 && off >= 0 && off + n <= size &&
+        buf_append(&xs->roottag, ctx + off, (size_t)n) != 0)
+        buf_free(&xs->roottag);
+}
+
 static void xs__on_root(struct xs *xs, const char *qname, const char **atts)
 {
     struct stz *el;
@@ -410,6 +438,7 @@ static void xs__on_root(struct xs *xs, const char *qname, const char **atts)
         return;
     }
     xs->opened = true;
+    xs__keep_root(xs);
     xs__unit_end(xs);
     xs__push(xs, XS_EV_OPEN, el, mem);
 }
@@ -431,6 +460,12 @@ static void XMLCALL xs__on_start(void *ud, const char *qname, const char **atts)
         return;
     }
     xs->ns_decls = 0;
+    if (xs->level == 1 && xs->resuming) {
+        /* our own header after a park: no event, the stream goes on */
+        xs->resuming = false;
+        xs__unit_end(xs);
+        return;
+    }
     if (xs->level == 1) {
         xs__on_root(xs, qname, atts);
         return;
@@ -534,6 +569,8 @@ static void XMLCALL xs__on_ns_start(void *ud, const char *prefix, const char *ur
     if (xs->done)
         return;
     xs->ns_decls++;
+    if (xs->resuming)
+        return;
     if (xs->level == 0 && prefix == NULL) {
         /* The root's default namespace is the stream's content namespace
          * (RFC 6120 §4.8.2). */
@@ -595,12 +632,11 @@ static int XMLCALL xs__on_extent(XML_Parser p, const char *context, const char *
 
 /* ---- parser lifetime --------------------------------------------------- */
 
-static int xs__parser_new(struct xs *xs)
+/* xs__parser_open makes xs->p, counted in xs->mem as it stands. */
+static int xs__parser_open(struct xs *xs)
 {
     XML_Parser p;
 
-    memset(&xs->mem, 0, sizeof xs->mem);
-    xs->mem.cap = xs->lim.max_mem_bytes;
     xs__mem_current = &xs->mem;
     p = XML_ParserCreate_MM("UTF-8", &xs__mm, "\x01");
     xs__mem_current = NULL;
@@ -627,6 +663,54 @@ static int xs__parser_new(struct xs *xs)
     return 0;
 }
 
+static int xs__parser_new(struct xs *xs)
+{
+    memset(&xs->mem, 0, sizeof xs->mem);
+    xs->mem.cap = xs->lim.max_mem_bytes;
+    return xs__parser_open(xs);
+}
+
+/* xs__park frees the parser when the stream sits exactly between top-level
+ * elements (see the top of the file). */
+static void xs__park(struct xs *xs)
+{
+    if (xs->p == NULL || xs->done || !xs->opened || xs->level != 1 || xs->top != NULL ||
+        xs->hold.len != 0 || xs->scan != XS_SCAN_TEXT || xs->fed != xs->unit_start ||
+        xs->roottag.len == 0)
+        return;
+    xs__mem_current = &xs->mem;
+    XML_ParserFree(xs->p);
+    xs__mem_current = NULL;
+    xs->p = NULL;
+    buf_free(&xs->hold);
+    xs->parked = true;
+}
+
+/* xs__resume makes a new parser for a parked stream and parses our own
+ * header with the root's namespace declarations.  0 or XE_NOMEM. */
+static int xs__resume(struct xs *xs)
+{
+    enum XML_Status st;
+
+    if (xs__parser_open(xs) != 0)
+        return XE_NOMEM;
+    xs->parked = false;
+    xs->resuming = true;
+    xs->level = 0;
+    xs->ns_decls = 0;
+    xs->fed = xs->unit_start = xs->progress = 0;
+    xs__mem_current = &xs->mem;
+    st = XML_Parse(xs->p, xs->roottag.data, (int)xs->roottag.len, XML_FALSE);
+    xs__mem_current = NULL;
+    xs->fed = (long long)xs->roottag.len;
+    if (st == XML_STATUS_ERROR || xs->resuming || xs->done) {
+        if (!xs->done)
+            xs__fail(xs, XS_COND_INTERNAL_SERVER_ERROR, "stream resume");
+        return XE_NOMEM;
+    }
+    return 0;
+}
+
 /* xs__clear drops the parser and all per-stream state. */
 static void xs__clear(struct xs *xs)
 {
@@ -643,6 +727,8 @@ static void xs__clear(struct xs *xs)
     xs__drop_queue(xs);
     free(xs->default_ns);
     xs->default_ns = NULL;
+    buf_free(&xs->roottag);
+    xs->parked = xs->resuming = false;
     xs->fed = xs->unit_start = xs->progress = 0;
     buf_free(&xs->hold);
     xs->scan = XS_SCAN_TEXT;
@@ -898,8 +984,12 @@ int xs_feed(struct xs *xs, const void *data, size_t len)
     size_t ok;
     bool end;
 
-    if (xs->done || xs->p == NULL)
+    if (xs->done || (xs->p == NULL && !xs->parked))
         return XE_STATE;
+    if (len == 0)
+        return 0;
+    if (xs->parked && xs__resume(xs) != 0)
+        return 0; /* the stream failed: the error event tells */
     /* XML 1.0 §2.2: NUL is no character of XML, not even as a reference.
      * Checked here because expat, seeing zero bytes at the start, may take
      * the stream for UTF-16 (RFC 6120 §11.6: UTF-8 only). */
@@ -918,6 +1008,7 @@ int xs_feed(struct xs *xs, const void *data, size_t len)
     xs__parse(xs, data, ok);
     if (nul != NULL)
         xs__fail(xs, XS_COND_NOT_WELL_FORMED, "NUL byte");
+    xs__park(xs);
     return 0;
 }
 

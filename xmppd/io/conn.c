@@ -326,7 +326,9 @@ static int seal(struct conn *c)
         return 0;
     rc = tls_conn_write(c->tls, c->plain.data, c->plain.len);
     memset(c->plain.data, 0, c->plain.len);
-    buf_reset(&c->plain);
+    /* Freed, not kept: an idle connection holds no plaintext buffer (its
+     * size was that of the largest batch ever sent). */
+    buf_free(&c->plain);
     if (rc == XE_STATE)
         rc = 0;
     if (rc == 0)

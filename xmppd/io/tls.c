@@ -33,6 +33,8 @@
 
 #define READ_CHUNK 16384
 #define WRITE_CHUNK (1024 * 1024)
+/* An empty memory BIO holding more than this is replaced by a fresh one. */
+#define BIO_KEEP_MAX 1024
 
 struct tls_ctx {
     SSL_CTX *ssl; /* one reference; each SSL holds another */
@@ -470,6 +472,29 @@ static int handshake(struct tls_conn *t)
     }
 }
 
+/* fresh_bio gives back the buffer of an empty memory BIO that grew past
+ * BIO_KEEP_MAX (a handshake flight, a large stanza): a BIO_s_mem keeps its
+ * largest size for good, which idle connections would hold.  *b is the
+ * session's rbio (is_read) or wbio; on any failure the old one stays. */
+static void fresh_bio(struct tls_conn *t, BIO **b, bool is_read)
+{
+    BUF_MEM *bm = NULL;
+    BIO *nb;
+
+    if (BIO_ctrl_pending(*b) != 0 || BIO_get_mem_ptr(*b, &bm) != 1 || bm == NULL ||
+        bm->max <= BIO_KEEP_MAX)
+        return;
+    nb = BIO_new(BIO_s_mem());
+    if (nb == NULL)
+        return;
+    BIO_set_mem_eof_return(nb, -1);
+    if (is_read)
+        SSL_set0_rbio(t->ssl, nb); /* frees the old one */
+    else
+        SSL_set0_wbio(t->ssl, nb);
+    *b = nb;
+}
+
 int tls_conn_feed(struct tls_conn *t, const char *data, size_t len, struct buf *plain)
 {
     char chunk[READ_CHUNK];
@@ -505,6 +530,7 @@ int tls_conn_feed(struct tls_conn *t, const char *data, size_t len, struct buf *
         switch (SSL_get_error(t->ssl, r)) {
         case SSL_ERROR_WANT_READ:
         case SSL_ERROR_WANT_WRITE:
+            fresh_bio(t, &t->rbio, true);
             return 0;
         case SSL_ERROR_ZERO_RETURN:
             /* close_notify (RFC 8446 §6.1): answer it if we have not. */
@@ -558,6 +584,7 @@ int tls_conn_take_out(struct tls_conn *t, struct buf *out)
         return XE_TLS;
     out->len += n;
     out->data[out->len] = '\0';
+    fresh_bio(t, &t->wbio, false);
     return 0;
 }
 
