@@ -10,6 +10,8 @@
 
 #include <sodium.h>
 
+#include "ws.h"
+
 #define FRAMING "urn:ietf:params:xml:ns:xmpp-framing"
 #define WS_REQ                                                                           \
     "GET /xmpp-websocket HTTP/1.1\r\n"                                                   \
@@ -345,6 +347,103 @@ static void test_gone_and_framing_error(void)
     down();
 }
 
+/* Draining (issue 13 "Drain", issue 11 item 2): a WebSocket client is
+ * sent to another member with RFC 7395 §3.6.1 <close see-other-uri/>
+ * naming its wss URL, then the WebSocket close 1001 (going away); a
+ * client that connects while the node drains gets the 101 and the same
+ * <close/> before any stream. */
+static void test_drain_see_other_uri(void)
+{
+    static const struct srv_drain_target n2 = {0x2222, "10.0.0.2:5223", "10.0.0.2:5222",
+                                               "wss://10.0.0.2:5281/xmpp-websocket"};
+    struct srv_stats st;
+
+    REQUIRE(up() == 0);
+    ws_up(1, SRV_LISTENER_WEBSOCKET_TLS);
+    ws_login(1);
+    CHECK_INT(srv_drain(fx.srv, &n2, 1, fx.now), 0);
+    CHECK_STR(ws_take(1),
+              "<close xmlns=\"" FRAMING "\" see-other-uri=\"wss://10.0.0.2:5281"
+              "/xmpp-websocket\" />\n");
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_clients, 0);
+    CHECK_INT(st.redirected, 1);
+    /* RFC 7395 §3.6: the client's <close/>, then the WebSocket close 1001
+     * (going away), then the client's close frame ends it */
+    ws_text(1, WS_CLOSE);
+    CHECK_STR(ws_take(1), "[close 1001]\n");
+    CHECK_INT(fx.c[1].closes, 0);
+    ws_frame(1, 8, "\x03\xe9", 2);
+    CHECK_INT(fx.c[1].closes, 1);
+
+    ws_up(2, SRV_LISTENER_WEBSOCKET_TLS);
+    CHECK_STR(ws_take(2),
+              "<close xmlns=\"" FRAMING "\" see-other-uri=\"wss://10.0.0.2:5281"
+              "/xmpp-websocket\" />\n[close 1001]\n");
+    CHECK(
+        fx_log_has(&fx, "c2 websocket see-other-uri wss://10.0.0.2:5281/xmpp-websocket"));
+    srv_undrain(fx.srv);
+    ws_up(3, SRV_LISTENER_WEBSOCKET_TLS);
+    ws_login(3);
+    down();
+}
+
+/* Pending upgrades are bounded per node (issue 11 item 1): over
+ * max_pending connections that have not had their HTTP response, a new
+ * one gets 503 with Retry-After on its first bytes; a connection stops
+ * counting once answered (101, an error, the 408 of the handshake
+ * timeout) or gone. */
+static void test_pending_upgrades_bounded(void)
+{
+    struct ws_config wc;
+    struct srv_stats st;
+    const char *r;
+
+    REQUIRE(up() == 0);
+    ws_config_default(&wc);
+    wc.max_pending = 2;
+    srv_set_ws_config(fx.srv, &wc);
+    fx_open_kind(&fx, 1, SRV_LISTENER_WEBSOCKET_TLS);
+    fx_open_kind(&fx, 2, SRV_LISTENER_WEBSOCKET_TLS);
+    fx_open_kind(&fx, 3, SRV_LISTENER_WEBSOCKET_TLS);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 2);
+    fx_in(&fx, 3, "GET /xmpp-websocket HTTP/1.1\r\n");
+    r = fx_take(&fx, 3);
+    CHECK(strncmp(r, "HTTP/1.1 503 Service Unavailable\r\n", 34) == 0);
+    CHECK(strstr(r, "Retry-After: 5\r\n") != NULL);
+    CHECK(strstr(r, "too many pending WebSocket upgrades") != NULL);
+    CHECK_INT(fx.c[3].closes, 1);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_busy, 1);
+    /* a request in pieces still counts until it is answered */
+    fx_in(&fx, 1, "GET /xmpp-websocket HTTP/1.1\r\n");
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 2);
+    fx_in(&fx, 1, WS_REQ + strlen("GET /xmpp-websocket HTTP/1.1\r\n"));
+    CHECK(strncmp(fx_take(&fx, 1), "HTTP/1.1 101 ", 13) == 0);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 1);
+    /* room again: a new connection is served */
+    ws_up(4, SRV_LISTENER_WEBSOCKET_TLS);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 1);
+    /* the silent one: 408 at the handshake timeout, then not counted */
+    fx.now += 10000;
+    srv_tick(fx.srv, fx.now);
+    CHECK(strncmp(fx_take(&fx, 2), "HTTP/1.1 408 Request Timeout\r\n", 30) == 0);
+    CHECK_INT(fx.c[2].closes, 1);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 0);
+    /* one that goes away before its response stops counting too */
+    fx_open_kind(&fx, 5, SRV_LISTENER_WEBSOCKET_TLS);
+    srv_conn_closed(fx.srv, 5, fx.now);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 0);
+    down();
+}
+
 TL_MAIN(T(test_wss_login_message_close), T(test_plain_ws_refused_when_tls_required),
         T(test_plain_ws_when_tls_optional), T(test_keepalive_is_a_ping),
-        T(test_gone_and_framing_error))
+        T(test_gone_and_framing_error), T(test_drain_see_other_uri),
+        T(test_pending_upgrades_bounded))

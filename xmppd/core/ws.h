@@ -88,6 +88,9 @@ struct ws_config {
     size_t max_message_bytes;      /* one reassembled message: the stanza limit; default
                                       262144, xs's max_stanza_bytes (1009) */
     size_t max_out_bytes;          /* one element the session writes; default 1 MiB */
+    size_t max_pending;            /* connections of the node before their HTTP
+                                      response; default 256 (503); read by srv,
+                                      which counts them (ws_busy) */
     const char *const *origins;    /* allowed Origin values (exact, ASCII case-
                                       insensitive; "*" any); none: any origin */
     size_t norigins;
@@ -179,6 +182,12 @@ int ws_close(struct ws_conn *ws, uint16_t code, const char *reason, uint64_t now
  * XE_NOMEM. */
 int ws_redirect(struct ws_conn *ws, const char *uri, uint64_t now_ms,
                 struct ws_update *up);
+
+/* ws_busy refuses a connection before (or while) its request is read
+ * because too many are pending (the caller counts them, max_pending):
+ * 503 with Retry-After and close.  0, XE_STATE (past the request) or
+ * XE_NOMEM. */
+int ws_busy(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up);
 
 /* ws_tick runs the timers at now_ms: handshake timeout (408), the waits of
  * a closing handshake.  0 or XE_NOMEM. */
