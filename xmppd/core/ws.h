@@ -94,11 +94,17 @@ struct ws_config {
     const char *const *origins;    /* allowed Origin values (exact, ASCII case-
                                       insensitive; "*" any); none: any origin */
     size_t norigins;
-    const char *const *trusted_proxies; /* IP addresses whose X-Forwarded-For counts */
+    const char *const *trusted_proxies; /* IP addresses or CIDR ranges ("10.0.0.0/8",
+                                           "2001:db8::/32") whose X-Forwarded-For
+                                           counts (ws_proxy_valid) */
     size_t nproxies;
     const char *const *urls; /* host-meta: ws:// and wss:// URLs of the cluster's nodes */
     size_t nurls;
 };
+
+/* ws_proxy_valid tells whether spec may be an entry of trusted_proxies:
+ * an IPv4 or IPv6 address, or a CIDR range of either (RFC 4632 §3.1). */
+bool ws_proxy_valid(const char *spec);
 
 /* ws_config_default fills c with the defaults above (no origins, proxies or
  * urls). */
