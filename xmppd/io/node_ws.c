@@ -61,6 +61,24 @@ static void make_urls(struct node *n, struct xside *x, const struct conf_listen 
     }
 }
 
+void node__ws_policy(struct node *n, struct xside *x)
+{
+    for (size_t i = 0; i < n->st.n_ws_origins; i++)
+        x->ws_origin_p[i] = n->st.ws_origins[i];
+    for (size_t i = 0; i < n->st.n_ws_proxies; i++)
+        x->ws_proxy_p[i] = n->st.ws_proxies[i];
+    x->ws_cfg.origins = x->ws_origin_p;
+    x->ws_cfg.norigins = n->st.n_ws_origins;
+    x->ws_cfg.trusted_proxies = x->ws_proxy_p;
+    x->ws_cfg.nproxies = n->st.n_ws_proxies;
+}
+
+void node_ws_policy_changed(struct node *n)
+{
+    if (n->x != NULL)
+        node__ws_policy(n, n->x);
+}
+
 void node__ws_start(struct node *n, struct xside *x, const struct conf_listen *l,
                     size_t nl)
 {
@@ -73,6 +91,7 @@ void node__ws_start(struct node *n, struct xside *x, const struct conf_listen *l
     make_urls(n, x, l, nl, wss, ws && n->st.client_tls == STATE_TLS_OPTIONAL);
     x->ws_cfg.urls = (const char *const *)x->ws_urls;
     x->ws_cfg.nurls = x->nws_urls;
+    node__ws_policy(n, x);
     srv_set_ws_config(x->srv, &x->ws_cfg);
     if (n->st.wss_port != 0 && x->tls == NULL)
         snprintf(x->ws_error, sizeof x->ws_error,
