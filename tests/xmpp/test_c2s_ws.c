@@ -443,7 +443,89 @@ static void test_pending_upgrades_bounded(void)
     down();
 }
 
+/* ws_req_with opens wss connection conn (secured, as ws_up) and sends
+ * the upgrade request with extra header lines. */
+static void ws_req_with(uint64_t conn, const char *extra)
+{
+    static const struct srv_tls_info tls13 = {
+        .tls13 = true, .exporter = {0xab}, .exporter_len = 32};
+    char req[1024];
+
+    fx_open_kind(&fx, conn, SRV_LISTENER_WEBSOCKET_TLS);
+    srv_conn_secured(fx.srv, conn, &tls13, fx.now);
+    snprintf(req, sizeof req,
+             "GET /xmpp-websocket HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             "Sec-WebSocket-Protocol: xmpp\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+             extra);
+    fx_in(&fx, conn, req);
+}
+
+/* Origin allow-list and trusted proxies through srv (issue 11 item 3):
+ * an Origin not on a non-empty list gets 403 with the reason; no Origin
+ * (not a browser) and a listed one are let in.  X-Forwarded-For from a
+ * trusted proxy (a CIDR range) names the client in the log lines and is
+ * the address login throttling counts; from anyone else it is ignored. */
+static void test_origin_and_proxy(void)
+{
+    static const char *const origins[] = {"https://app.example.com"};
+    static const char *const proxies[] = {"127.0.0.0/8"};
+    struct ws_config wc;
+    const char *r;
+
+    REQUIRE(up() == 0);
+    ws_config_default(&wc);
+    wc.origins = origins;
+    wc.norigins = 1;
+    wc.trusted_proxies = proxies;
+    wc.nproxies = 1;
+    srv_set_ws_config(fx.srv, &wc);
+
+    ws_req_with(1, "Origin: https://evil.example.net\r\n");
+    r = fx_take(&fx, 1);
+    CHECK(strncmp(r, "HTTP/1.1 403 Forbidden\r\n", 24) == 0);
+    CHECK(strstr(r, "origin not allowed") != NULL);
+    CHECK_INT(fx.c[1].closes, 1);
+
+    ws_req_with(2, "Origin: https://APP.example.com\r\n"
+                   "X-Forwarded-For: 198.51.100.1, 203.0.113.9\r\n");
+    CHECK(strncmp(fx_take(&fx, 2), "HTTP/1.1 101 ", 13) == 0);
+    ws_login(2);
+    CHECK(fx_log_has(&fx, "n1 c2 client alice logged in from 203.0.113.9 "));
+
+    /* no Origin: not a browser, let in; its X-Forwarded-For counts (the
+     * peer 127.0.0.1 is a trusted proxy): a wrong password is counted for
+     * 192.0.2.5, not for the proxy */
+    ws_req_with(3, "X-Forwarded-For: 192.0.2.5\r\n");
+    CHECK(strncmp(fx_take(&fx, 3), "HTTP/1.1 101 ", 13) == 0);
+    ws_text(3, WS_OPEN);
+    ws_take(3);
+    ws_text(3, "<auth xmlns='" CX_NS_SASL "' mechanism='PLAIN'>AGFsaWNlAHdyb25n</auth>");
+    ws_take(3);
+    CHECK(fx_log_has(&fx, "peer 192.0.2.5"));
+    down();
+}
+
+/* An X-Forwarded-For from a peer that is not a trusted proxy is ignored. */
+static void test_untrusted_forwarded_for(void)
+{
+    static const char *const proxies[] = {"10.0.0.1"};
+    struct ws_config wc;
+
+    REQUIRE(up() == 0);
+    ws_config_default(&wc);
+    wc.trusted_proxies = proxies;
+    wc.nproxies = 1;
+    srv_set_ws_config(fx.srv, &wc);
+    ws_req_with(1, "X-Forwarded-For: 203.0.113.9\r\n");
+    CHECK(strncmp(fx_take(&fx, 1), "HTTP/1.1 101 ", 13) == 0);
+    ws_login(1);
+    CHECK(fx_log_has(&fx, "n1 c1 client alice logged in from 127.0.0.1:40001 "));
+    down();
+}
+
 TL_MAIN(T(test_wss_login_message_close), T(test_plain_ws_refused_when_tls_required),
         T(test_plain_ws_when_tls_optional), T(test_keepalive_is_a_ping),
         T(test_gone_and_framing_error), T(test_drain_see_other_uri),
-        T(test_pending_upgrades_bounded))
+        T(test_pending_upgrades_bounded), T(test_origin_and_proxy),
+        T(test_untrusted_forwarded_for))
