@@ -13,7 +13,9 @@ item 2; docs/cluster.md "Draining a node"), as an admin would:
  - while draining, a new component and a new WebSocket client on the
    drained node are sent away the same way; `xmpp status` says draining
    and `xmpp cluster status` prints "Draining: yes";
- - `xmpp cluster undrain` ends it: a component is served there again.
+ - `xmpp cluster undrain` ends it: a component is served there again;
+ - SIGTERM on the (new) leader hands leadership over, sends its component
+   to a member that stays (see-other-host), and exits 0.
 """
 import os
 import re
@@ -110,6 +112,22 @@ def main():
         again = c.comp(leader, "cb2", "--stay")
         again.wait_line(r"^connected jid=cb2\.example\.com")
         c.say("undrained %s: cb2 served there", leader.name)
+
+        # SIGTERM on the leader: leadership first, then its component is
+        # sent to a member that stays, then the process exits 0.
+        c.add_callbridge("cb3")
+        bye = c.comp(new_leader, "cb3", "--stay")
+        bye.wait_line(r"^connected jid=cb3\.example\.com")
+        rest = [nd for nd in c.nodes if nd is not new_leader]
+        check(new_leader.stop() == 0, "clean exit after SIGTERM")
+        line = bye.wait_line(r"^see-other-host host=")
+        check(line.split("=", 1)[1].rsplit(":", 1)[0] in {nd.addr for nd in rest}, line)
+        log = new_leader.log()
+        check("leadership handed over before stopping" in log, "transfer logged")
+        check(log.find("leadership handed over before stopping") <
+              log.find("draining: sending"), "leadership moved before the sessions")
+        c.wait_leader(rest, not_node=new_leader)
+        c.say("SIGTERM on %s: leadership handed over, cb3 %s", new_leader.name, line)
 
 
 if __name__ == "__main__":
