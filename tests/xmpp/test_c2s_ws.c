@@ -416,6 +416,8 @@ static void test_pending_upgrades_bounded(void)
     CHECK_INT(fx.c[3].closes, 1);
     srv_get_stats(fx.srv, &st);
     CHECK_INT(st.ws_busy, 1);
+    /* one more over the bound, that speaks only once room was made */
+    fx_open_kind(&fx, 6, SRV_LISTENER_WEBSOCKET_TLS);
     /* a request in pieces still counts until it is answered */
     fx_in(&fx, 1, "GET /xmpp-websocket HTTP/1.1\r\n");
     srv_get_stats(fx.srv, &st);
@@ -424,6 +426,11 @@ static void test_pending_upgrades_bounded(void)
     CHECK(strncmp(fx_take(&fx, 1), "HTTP/1.1 101 ", 13) == 0);
     srv_get_stats(fx.srv, &st);
     CHECK_INT(st.ws_pending, 1);
+    fx_in(&fx, 6, WS_REQ);
+    CHECK(strncmp(fx_take(&fx, 6), "HTTP/1.1 101 ", 13) == 0);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 1);
+    CHECK_INT(st.ws_busy, 1);
     /* room again: a new connection is served */
     ws_up(4, SRV_LISTENER_WEBSOCKET_TLS);
     srv_get_stats(fx.srv, &st);

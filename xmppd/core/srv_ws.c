@@ -180,7 +180,10 @@ void srv__ws_input(struct srv *srv, struct sess *s, const void *data, size_t len
     if (!s->ws_pending && ws_state(s->ws) == WS_HTTP) {
         struct ws_stats st;
         ws_get_stats(s->ws, &st);
-        if (st.http_status == 0) {
+        if (st.http_status == 0 && srv->ws_pending < max_pending(srv)) {
+            s->ws_pending = true; /* room was made since it connected */
+            srv->ws_pending++;
+        } else if (st.http_status == 0) {
             srv->stats.ws_busy++;
             SRV_LOG(srv, LOG_INFO,
                     "c%" PRIu64 " websocket refused: %" PRIu64
