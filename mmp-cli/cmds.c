@@ -20,7 +20,7 @@
 #define WHY_LEN 256
 
 struct cli_cmd {
-    const char *words[4];   /* the command words, NULL-terminated */
+    const char *words[5];   /* the command words, NULL-terminated */
     const char *usage;      /* the arguments, "" for none */
     const char *summary;    /* one line for `help` */
     const char *help;       /* more, for `help <command>`; may be NULL */
@@ -671,10 +671,101 @@ static void print_cluster_status(json_t *r)
     }
     printf("Node %s, cluster %s, peer address %s\n", jstr(r, "node_id"),
            jstr(r, "cluster_id"), jstr(r, "address"));
+    if (json_is_true(json_object_get(r, "draining")))
+        printf("Draining: yes (XMPP sessions are sent to other members; end it with xmpp "
+               "cluster drain --off)\n");
     if (json_is_true(json_object_get(r, "removed")))
         printf("This node was removed from the cluster and does not serve XMPP. To come "
                "back: xmpp cluster invite on a member, then here xmpp cluster join "
                "<member> <token>; or go alone: xmpp cluster disable\n");
+}
+
+/* xmpp cluster drain [--off] */
+static int prep_drain(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    (void)cli;
+    if (argc == 1 && strcmp(argv[0], "--off") != 0)
+        return bad(why, "unknown option \"%.100s\"; the option is --off", argv[0]);
+    if (argc == 1)
+        json_object_set_new(args, "off", json_true());
+    return 0;
+}
+
+/* xmpp cluster undrain */
+static int prep_undrain(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    (void)cli;
+    (void)argc;
+    (void)argv;
+    (void)why;
+    json_object_set_new(args, "off", json_true());
+    return 0;
+}
+
+static void print_drain(json_t *r)
+{
+    json_t *k = json_object_get(r, "sessions_redirected");
+
+    printf("%s", jstr(r, "message"));
+    if (json_is_true(json_object_get(r, "leadership_transferred")))
+        printf("; leadership was handed over first");
+    if (json_is_integer(k) && json_integer_value(k) > 0)
+        printf("; %lld session(s) sent to other members",
+               (long long)json_integer_value(k));
+    printf("\n");
+}
+
+/* xmpp websocket origin|proxy add|del <value>, list: the op is the
+ * command's third word. */
+static int prep_ws_list(struct cli *cli, int argc, char **argv, json_t *args, char *why,
+                        const char *op)
+{
+    (void)cli;
+    (void)why;
+    json_object_set_new(args, "op", json_string(op));
+    if (argc == 1)
+        json_object_set_new(args, "value", json_string(argv[0]));
+    return 0;
+}
+
+static int prep_ws_add(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    return prep_ws_list(cli, argc, argv, args, why, "add");
+}
+
+static int prep_ws_del(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    return prep_ws_list(cli, argc, argv, args, why, "del");
+}
+
+static int prep_ws_show(struct cli *cli, int argc, char **argv, json_t *args, char *why)
+{
+    return prep_ws_list(cli, argc, argv, args, why, "list");
+}
+
+static void print_ws_list(json_t *r, const char *key, const char *none)
+{
+    json_t *a = json_object_get(r, key), *e;
+    size_t i;
+
+    if (json_is_string(json_object_get(r, "message")))
+        printf("%s\n", jstr(r, "message"));
+    if (json_array_size(a) == 0)
+        printf("%s\n", none);
+    json_array_foreach(a, i, e)
+    {
+        printf("%s\n", json_string_value(e));
+    }
+}
+
+static void print_ws_origins(json_t *r)
+{
+    print_ws_list(r, "origins", "No origin list: any origin may connect.");
+}
+
+static void print_ws_proxies(json_t *r)
+{
+    print_ws_list(r, "proxies", "No trusted proxy: X-Forwarded-For is ignored.");
 }
 
 static void print_added(json_t *r)
@@ -940,6 +1031,28 @@ static const struct cli_cmd commands[] = {
      "set the path of the WebSocket endpoint (default /xmpp-websocket)",
      "The resource of the ws and wss URLs; host-meta names it.", "xmpp.websocket.set", 1,
      1, prep_ws_path, NULL},
+    {W("xmpp", "websocket", "origin", "add"), "<origin>",
+     "allow browser pages of this origin to connect over WebSocket (default: any)",
+     "An origin is scheme://host[:port], as browsers send it (https://app.example.com).\n"
+     "With a list, an upgrade whose Origin is not on it gets 403; a client that sends\n"
+     "no Origin (not a browser) is let in. Node-local; applied at once.",
+     "xmpp.websocket.origin", 1, 1, prep_ws_add, print_ws_origins},
+    {W("xmpp", "websocket", "origin", "del"), "<origin>",
+     "remove an origin from the WebSocket allow-list (an empty list allows any)", NULL,
+     "xmpp.websocket.origin", 1, 1, prep_ws_del, print_ws_origins},
+    {W("xmpp", "websocket", "origin", "list"), "", "list the WebSocket Origin allow-list",
+     NULL, "xmpp.websocket.origin", 0, 0, prep_ws_show, print_ws_origins},
+    {W("xmpp", "websocket", "proxy", "add"), "<address>|<cidr>",
+     "trust X-Forwarded-For from this proxy address or range (10.0.0.0/8)",
+     "The client address (logs, login throttling) is then the right-most address of\n"
+     "X-Forwarded-For that is not a trusted proxy. Node-local; applied at once.",
+     "xmpp.websocket.proxy", 1, 1, prep_ws_add, print_ws_proxies},
+    {W("xmpp", "websocket", "proxy", "del"), "<address>|<cidr>",
+     "stop trusting X-Forwarded-For from this proxy address or range", NULL,
+     "xmpp.websocket.proxy", 1, 1, prep_ws_del, print_ws_proxies},
+    {W("xmpp", "websocket", "proxy", "list"), "",
+     "list the proxies whose X-Forwarded-For is trusted", NULL, "xmpp.websocket.proxy", 0,
+     0, prep_ws_show, print_ws_proxies},
     {W("xmpp", "certs"), "<key> <cert> [<ca-bundle>]",
      "set the TLS key, certificate and CA bundle (files in the node's pki directory)",
      "The key must match the certificate, the certificate must be valid now and, with a\n"
@@ -1019,6 +1132,15 @@ static const struct cli_cmd commands[] = {
     {W("xmpp", "cluster", "disable"), "",
      "leave clustering (hands leadership over first)", NULL, "xmpp.cluster.disable", 0, 0,
      NULL, print_cluster_disabled},
+    {W("xmpp", "cluster", "drain"), "[--off]",
+     "send this node's XMPP sessions to other members and take no new ones",
+     "On the leader, leadership is handed over first. Components and clients get the\n"
+     "stream error see-other-host naming another member (WebSocket clients: <close\n"
+     "see-other-uri=.../>), so they reconnect there at once. New sessions are sent on\n"
+     "too, until xmpp cluster drain --off (or undrain). A restart ends it.",
+     "xmpp.cluster.drain", 0, 1, prep_drain, print_drain},
+    {W("xmpp", "cluster", "undrain"), "", "end draining: serve XMPP sessions again", NULL,
+     "xmpp.cluster.drain", 0, 0, prep_undrain, print_drain},
     {W("xmpp", "cluster", "initialize"), "", "make this node a new one-node cluster",
      NULL, "xmpp.cluster.initialize", 0, 0, NULL, print_initialized},
     {W("xmpp", "cluster", "invite"), "[--ttl 10m]",

@@ -44,7 +44,8 @@ PASSWORDS = {"alice": "alice-ws-pw", "bob": "bob-tcp-pw"}
 class WS:
     """One WebSocket client connection: the opening handshake and frames."""
 
-    def __init__(self, host, port, ca=None, protocol="xmpp", path=PATH):
+    def __init__(self, host, port, ca=None, protocol="xmpp", path=PATH,
+                 origin="https://example.com", extra=""):
         raw = socket.create_connection((host, port), timeout=20)
         if ca is not None:
             ctx = ssl.create_default_context(cafile=ca)
@@ -55,8 +56,10 @@ class WS:
         key = base64.b64encode(os.urandom(16)).decode()
         req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-               "Sec-WebSocket-Version: 13\r\nOrigin: https://example.com\r\n"
-               % (path, host, port, key))
+               "Sec-WebSocket-Version: 13\r\n%s"
+               % (path, host, port, key,
+                  "Origin: %s\r\n" % origin if origin is not None else ""))
+        req += extra
         if protocol is not None:
             req += "Sec-WebSocket-Protocol: %s\r\n" % protocol
         self.sock.sendall((req + "\r\n").encode())

@@ -394,6 +394,49 @@ static void test_client_settings(void)
     CHECK(strstr(why, "client-tls") != NULL);
 }
 
-TL_MAIN(T(test_round_trip), T(test_client_settings), T(test_missing),
+/* The WebSocket Origin allow-list and trusted proxies (issue 11 item 3):
+ * repeatable lines, kept in order; a malformed entry makes the file
+ * corrupt (never silently dropped); state_ws_origin_ok's rules. */
+static void test_ws_lists(void)
+{
+    struct node_state a, b;
+    char text[STATE_MAX_BYTES], why[256];
+    int n;
+
+    state_defaults(&a);
+    snprintf(a.ws_origins[0], STATE_MAX_WS_ORIGIN, "https://app.example.com");
+    snprintf(a.ws_origins[1], STATE_MAX_WS_ORIGIN, "http://localhost:8080");
+    a.n_ws_origins = 2;
+    snprintf(a.ws_proxies[0], STATE_MAX_WS_PROXY, "10.0.0.0/8");
+    snprintf(a.ws_proxies[1], STATE_MAX_WS_PROXY, "2001:db8::1");
+    a.n_ws_proxies = 2;
+    n = state_format(&a, text, sizeof text);
+    REQUIRE(n > 0);
+    CHECK(strstr(text, "ws-origin https://app.example.com\nws-origin "
+                       "http://localhost:8080\nws-proxy 10.0.0.0/8\nws-proxy "
+                       "2001:db8::1\n") != NULL);
+    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), 0);
+    REQUIRE(b.n_ws_origins == 2 && b.n_ws_proxies == 2);
+    CHECK_STR(b.ws_origins[1], "http://localhost:8080");
+    CHECK_STR(b.ws_proxies[0], "10.0.0.0/8");
+    snprintf(a.ws_proxies[1], STATE_MAX_WS_PROXY, "10.0.0.0/40");
+    n = state_format(&a, text, sizeof text);
+    REQUIRE(n > 0);
+    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), XE_CORRUPT);
+    CHECK(strstr(why, "ws-proxy") != NULL);
+
+    CHECK(state_ws_origin_ok("https://app.example.com"));
+    CHECK(state_ws_origin_ok("http://[::1]:8080"));
+    CHECK(state_ws_origin_ok("moz-extension://abc"));
+    CHECK(!state_ws_origin_ok("app.example.com"));
+    CHECK(!state_ws_origin_ok("https://app.example.com/"));
+    CHECK(!state_ws_origin_ok("https://App.example.com"));
+    CHECK(!state_ws_origin_ok("https://"));
+    CHECK(!state_ws_origin_ok("://host"));
+    CHECK(!state_ws_origin_ok("https://a b"));
+    CHECK(!state_ws_origin_ok("https://user@host"));
+}
+
+TL_MAIN(T(test_round_trip), T(test_client_settings), T(test_ws_lists), T(test_missing),
         T(test_crash_before_rename), T(test_failed_steps_keep_old),
         T(test_truncated_and_damaged), T(test_permissions), T(test_bad_values_refused))

@@ -617,6 +617,59 @@ static void test_x_forwarded_for(void)
     }
 }
 
+/* Trusted proxies as CIDR ranges (RFC 4632 §3.1): an address in a range
+ * is trusted, its X-Forwarded-For read from the right past every trusted
+ * hop; IPv4 ranges match IPv4-mapped peers. */
+static void test_x_forwarded_for_cidr(void)
+{
+    static const char *const proxies[] = {"10.0.0.0/8", "2001:db8:1::/48",
+                                          "192.0.2.128/25"};
+    static const struct {
+        const char *peer, *xff, *client;
+    } cases[] = {
+        {"10.20.30.40", "203.0.113.9", "203.0.113.9"},
+        {"11.0.0.1", "203.0.113.9", "11.0.0.1"}, /* outside the range */
+        {"::ffff:10.1.2.3", "203.0.113.9", "203.0.113.9"},
+        {"2001:db8:1:ff::5", "203.0.113.9, 10.9.9.9", "203.0.113.9"},
+        {"2001:db8:2::5", "203.0.113.9", "2001:db8:2::5"},
+        {"192.0.2.200", "198.51.100.7", "198.51.100.7"},
+        {"192.0.2.127", "198.51.100.7", "192.0.2.127"}, /* /25 boundary */
+    };
+    char req[1024];
+    struct cx c;
+
+    CHECK(ws_proxy_valid("10.0.0.1"));
+    CHECK(ws_proxy_valid("10.0.0.0/8"));
+    CHECK(ws_proxy_valid("::1"));
+    CHECK(ws_proxy_valid("2001:db8::/32"));
+    CHECK(ws_proxy_valid("0.0.0.0/0"));
+    CHECK(!ws_proxy_valid("10.0.0.0/33"));
+    CHECK(!ws_proxy_valid("2001:db8::/129"));
+    CHECK(!ws_proxy_valid("10.0.0.0/"));
+    CHECK(!ws_proxy_valid("10.0.0.0/8x"));
+    CHECK(!ws_proxy_valid("10.0.0.0/-1"));
+    CHECK(!ws_proxy_valid("proxy.example.com"));
+    CHECK(!ws_proxy_valid(""));
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cx_init(&c, NULL);
+        c.cfg.trusted_proxies = proxies;
+        c.cfg.nproxies = 3;
+        cx_start(&c, cases[i].peer);
+        snprintf(req, sizeof req,
+                 REQ_HEAD
+                 "X-Forwarded-For: %s\r\n"
+                 "Sec-WebSocket-Protocol: xmpp\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                 cases[i].xff);
+        cx_ins(&c, req);
+        CHECK(c.upgraded);
+        if (strcmp(ws_client_addr(c.ws), cases[i].client) != 0) {
+            fprintf(stderr, "case %zu\n", i);
+            CHECK_STR(ws_client_addr(c.ws), cases[i].client);
+        }
+        cx_free(&c);
+    }
+}
+
 /* ---- frames ------------------------------------------------------------- */
 
 static void test_open_becomes_header(void)
@@ -1295,7 +1348,8 @@ TL_MAIN(T(test_frame_helper_matches_rfc), T(test_upgrade_rfc6455),
         T(test_subprotocol_required), T(test_browser_requests), T(test_wrong_version_426),
         T(test_bad_key_400), T(test_origin_allow_list), T(test_not_an_upgrade),
         T(test_oversized_headers), T(test_handshake_timeout), T(test_host_meta),
-        T(test_x_forwarded_for), T(test_open_becomes_header), T(test_unmasked_frame_1002),
+        T(test_x_forwarded_for), T(test_x_forwarded_for_cidr),
+        T(test_open_becomes_header), T(test_unmasked_frame_1002),
         T(test_bad_utf8_and_rsv), T(test_malformed_frames), T(test_fragmented_stanza),
         T(test_oversized_message_1009), T(test_ping_pong), T(test_binary_1003),
         T(test_close_by_client), T(test_close_frame_echo), T(test_close_by_server),

@@ -10,6 +10,8 @@
 
 #include <sodium.h>
 
+#include "ws.h"
+
 #define FRAMING "urn:ietf:params:xml:ns:xmpp-framing"
 #define WS_REQ                                                                           \
     "GET /xmpp-websocket HTTP/1.1\r\n"                                                   \
@@ -428,6 +430,192 @@ static void test_host_meta_names_the_members(void)
     down();
 }
 
+/* Draining (issue 13 "Drain", issue 11 item 2): a WebSocket client is
+ * sent to another member with RFC 7395 §3.6.1 <close see-other-uri/>
+ * naming its wss URL, then the WebSocket close 1001 (going away); a
+ * client that connects while the node drains gets the 101 and the same
+ * <close/> before any stream. */
+static void test_drain_see_other_uri(void)
+{
+    static const struct srv_drain_target n2 = {0x2222, "10.0.0.2:5223", "10.0.0.2:5222",
+                                               "wss://10.0.0.2:5281/xmpp-websocket"};
+    struct srv_stats st;
+
+    REQUIRE(up() == 0);
+    ws_up(1, SRV_LISTENER_WEBSOCKET_TLS);
+    ws_login(1);
+    CHECK_INT(srv_drain(fx.srv, &n2, 1, fx.now), 0);
+    CHECK_STR(ws_take(1),
+              "<close xmlns=\"" FRAMING "\" see-other-uri=\"wss://10.0.0.2:5281"
+              "/xmpp-websocket\" />\n");
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_clients, 0);
+    CHECK_INT(st.redirected, 1);
+    /* RFC 7395 §3.6: the client's <close/>, then the WebSocket close 1001
+     * (going away), then the client's close frame ends it */
+    ws_text(1, WS_CLOSE);
+    CHECK_STR(ws_take(1), "[close 1001]\n");
+    CHECK_INT(fx.c[1].closes, 0);
+    ws_frame(1, 8, "\x03\xe9", 2);
+    CHECK_INT(fx.c[1].closes, 1);
+
+    ws_up(2, SRV_LISTENER_WEBSOCKET_TLS);
+    CHECK_STR(ws_take(2),
+              "<close xmlns=\"" FRAMING "\" see-other-uri=\"wss://10.0.0.2:5281"
+              "/xmpp-websocket\" />\n[close 1001]\n");
+    CHECK(
+        fx_log_has(&fx, "c2 websocket see-other-uri wss://10.0.0.2:5281/xmpp-websocket"));
+    srv_undrain(fx.srv);
+    ws_up(3, SRV_LISTENER_WEBSOCKET_TLS);
+    ws_login(3);
+    down();
+}
+
+/* Pending upgrades are bounded per node (issue 11 item 1): over
+ * max_pending connections that have not had their HTTP response, a new
+ * one gets 503 with Retry-After on its first bytes; a connection stops
+ * counting once answered (101, an error, the 408 of the handshake
+ * timeout) or gone. */
+static void test_pending_upgrades_bounded(void)
+{
+    struct ws_config wc;
+    struct srv_stats st;
+    const char *r;
+
+    REQUIRE(up() == 0);
+    ws_config_default(&wc);
+    wc.max_pending = 2;
+    srv_set_ws_config(fx.srv, &wc);
+    fx_open_kind(&fx, 1, SRV_LISTENER_WEBSOCKET_TLS);
+    fx_open_kind(&fx, 2, SRV_LISTENER_WEBSOCKET_TLS);
+    fx_open_kind(&fx, 3, SRV_LISTENER_WEBSOCKET_TLS);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 2);
+    fx_in(&fx, 3, "GET /xmpp-websocket HTTP/1.1\r\n");
+    r = fx_take(&fx, 3);
+    CHECK(strncmp(r, "HTTP/1.1 503 Service Unavailable\r\n", 34) == 0);
+    CHECK(strstr(r, "Retry-After: 5\r\n") != NULL);
+    CHECK(strstr(r, "too many pending WebSocket upgrades") != NULL);
+    CHECK_INT(fx.c[3].closes, 1);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_busy, 1);
+    /* one more over the bound, that speaks only once room was made */
+    fx_open_kind(&fx, 6, SRV_LISTENER_WEBSOCKET_TLS);
+    /* a request in pieces still counts until it is answered */
+    fx_in(&fx, 1, "GET /xmpp-websocket HTTP/1.1\r\n");
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 2);
+    fx_in(&fx, 1, WS_REQ + strlen("GET /xmpp-websocket HTTP/1.1\r\n"));
+    CHECK(strncmp(fx_take(&fx, 1), "HTTP/1.1 101 ", 13) == 0);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 1);
+    fx_in(&fx, 6, WS_REQ);
+    CHECK(strncmp(fx_take(&fx, 6), "HTTP/1.1 101 ", 13) == 0);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 1);
+    CHECK_INT(st.ws_busy, 1);
+    /* room again: a new connection is served */
+    ws_up(4, SRV_LISTENER_WEBSOCKET_TLS);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 1);
+    /* the silent one: 408 at the handshake timeout, then not counted */
+    fx.now += 10000;
+    srv_tick(fx.srv, fx.now);
+    CHECK(strncmp(fx_take(&fx, 2), "HTTP/1.1 408 Request Timeout\r\n", 30) == 0);
+    CHECK_INT(fx.c[2].closes, 1);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 0);
+    /* one that goes away before its response stops counting too */
+    fx_open_kind(&fx, 5, SRV_LISTENER_WEBSOCKET_TLS);
+    srv_conn_closed(fx.srv, 5, fx.now);
+    srv_get_stats(fx.srv, &st);
+    CHECK_INT(st.ws_pending, 0);
+    down();
+}
+
+/* ws_req_with opens wss connection conn (secured, as ws_up) and sends
+ * the upgrade request with extra header lines. */
+static void ws_req_with(uint64_t conn, const char *extra)
+{
+    static const struct srv_tls_info tls13 = {
+        .tls13 = true, .exporter = {0xab}, .exporter_len = 32};
+    char req[1024];
+
+    fx_open_kind(&fx, conn, SRV_LISTENER_WEBSOCKET_TLS);
+    srv_conn_secured(fx.srv, conn, &tls13, fx.now);
+    snprintf(req, sizeof req,
+             "GET /xmpp-websocket HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             "Sec-WebSocket-Protocol: xmpp\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+             extra);
+    fx_in(&fx, conn, req);
+}
+
+/* Origin allow-list and trusted proxies through srv (issue 11 item 3):
+ * an Origin not on a non-empty list gets 403 with the reason; no Origin
+ * (not a browser) and a listed one are let in.  X-Forwarded-For from a
+ * trusted proxy (a CIDR range) names the client in the log lines and is
+ * the address login throttling counts; from anyone else it is ignored. */
+static void test_origin_and_proxy(void)
+{
+    static const char *const origins[] = {"https://app.example.com"};
+    static const char *const proxies[] = {"127.0.0.0/8"};
+    struct ws_config wc;
+    const char *r;
+
+    REQUIRE(up() == 0);
+    ws_config_default(&wc);
+    wc.origins = origins;
+    wc.norigins = 1;
+    wc.trusted_proxies = proxies;
+    wc.nproxies = 1;
+    srv_set_ws_config(fx.srv, &wc);
+
+    ws_req_with(1, "Origin: https://evil.example.net\r\n");
+    r = fx_take(&fx, 1);
+    CHECK(strncmp(r, "HTTP/1.1 403 Forbidden\r\n", 24) == 0);
+    CHECK(strstr(r, "origin not allowed") != NULL);
+    CHECK_INT(fx.c[1].closes, 1);
+
+    ws_req_with(2, "Origin: https://APP.example.com\r\n"
+                   "X-Forwarded-For: 198.51.100.1, 203.0.113.9\r\n");
+    CHECK(strncmp(fx_take(&fx, 2), "HTTP/1.1 101 ", 13) == 0);
+    ws_login(2);
+    CHECK(fx_log_has(&fx, "n1 c2 client alice logged in from 203.0.113.9 "));
+
+    /* no Origin: not a browser, let in; its X-Forwarded-For counts (the
+     * peer 127.0.0.1 is a trusted proxy): a wrong password is counted for
+     * 192.0.2.5, not for the proxy */
+    ws_req_with(3, "X-Forwarded-For: 192.0.2.5\r\n");
+    CHECK(strncmp(fx_take(&fx, 3), "HTTP/1.1 101 ", 13) == 0);
+    ws_text(3, WS_OPEN);
+    ws_take(3);
+    ws_text(3, "<auth xmlns='" CX_NS_SASL "' mechanism='PLAIN'>AGFsaWNlAHdyb25n</auth>");
+    ws_take(3);
+    CHECK(fx_log_has(&fx, "peer 192.0.2.5"));
+    down();
+}
+
+/* An X-Forwarded-For from a peer that is not a trusted proxy is ignored. */
+static void test_untrusted_forwarded_for(void)
+{
+    static const char *const proxies[] = {"10.0.0.1"};
+    struct ws_config wc;
+
+    REQUIRE(up() == 0);
+    ws_config_default(&wc);
+    wc.trusted_proxies = proxies;
+    wc.nproxies = 1;
+    srv_set_ws_config(fx.srv, &wc);
+    ws_req_with(1, "X-Forwarded-For: 203.0.113.9\r\n");
+    CHECK(strncmp(fx_take(&fx, 1), "HTTP/1.1 101 ", 13) == 0);
+    ws_login(1);
+    CHECK(fx_log_has(&fx, "n1 c1 client alice logged in from 127.0.0.1:40001 "));
+    down();
+}
+
 TL_MAIN(T(test_wss_login_message_close), T(test_plain_ws_refused_when_tls_required),
         T(test_plain_ws_when_tls_optional), T(test_keepalive_is_a_ping),
-        T(test_gone_and_framing_error), T(test_host_meta_names_the_members))
+        T(test_gone_and_framing_error), T(test_host_meta_names_the_members),
+        T(test_drain_see_other_uri), T(test_pending_upgrades_bounded),
+        T(test_origin_and_proxy), T(test_untrusted_forwarded_for))

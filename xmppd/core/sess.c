@@ -150,6 +150,43 @@ void sess__fail_text(struct sess *s, enum xs_cond cond, const char *text, const 
     sess_fail_(s, cond, text, why, true);
 }
 
+void sess__redirect(struct sess *s, const char *host, const char *why)
+{
+    struct srv *srv = s->srv;
+    struct buf *b = &srv->out;
+    struct stz *e;
+    int rc;
+
+    if (s->state == SESS_CLOSED)
+        return;
+    /* RFC 6120 §4.9.3.19: the condition element's content is the host
+     * (and port) the entity is to connect to instead; the stream is
+     * closed after the error (§4.9.1.1). */
+    buf_reset(b);
+    e = stz_new(xs_cond_name(XS_COND_SEE_OTHER_HOST), STZ_NS_XSTREAMS);
+    rc = e != NULL ? stz_add_text(e, host, strlen(host)) : XE_NOMEM;
+    if (rc == 0 && !s->header_sent)
+        rc = sess_header(s, b);
+    if (rc == 0)
+        rc = buf_puts(b, "<stream:error>");
+    if (rc == 0)
+        rc = stz_serialize(e, "", b);
+    if (rc == 0)
+        rc = buf_puts(b, "</stream:error></stream:stream>");
+    stz_free(e);
+    if (rc < 0) {
+        sess_fail(s, XS_COND_SYSTEM_SHUTDOWN, why);
+        return;
+    }
+    srv->stats.stream_errors++;
+    SRV_LOG(srv, LOG_INFO,
+            "c%" PRIu64 " stream error see-other-host %s: %s (%s, peer %s)", s->conn,
+            host, why, sess__who(s), s->peer);
+    if (sess__write(s, b->data, b->len) < 0)
+        return;
+    srv__close(srv, s);
+}
+
 void sess__fail_quiet(struct sess *s, enum xs_cond cond)
 {
     sess_fail_(s, cond, NULL, NULL, false);

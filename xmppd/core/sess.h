@@ -57,6 +57,7 @@ struct sess {
      * listener owns its ws_conn here (srv_ws.c), and its writes and its
      * close go through it. */
     struct ws_conn *ws;
+    bool ws_pending;    /* counted in srv's pending WebSocket connections */
     uint64_t sid;       /* cluster mode: this node's id of the session,
                            as reported to the leader; 0: not reported */
     struct sess *hnext; /* srv's connection-table chain */
@@ -127,6 +128,11 @@ void sess__fail_quiet(struct sess *s, enum xs_cond cond);
  * <text/> (RFC 6120 §4.9.2), for refusals the client should explain. */
 void sess__fail_text(struct sess *s, enum xs_cond cond, const char *text,
                      const char *why);
+/* sess__redirect closes s with the stream error see-other-host whose
+ * content is host (borrowed: "host:port", an IPv6 address in brackets),
+ * RFC 6120 §4.9.3.19, after our header if it was not sent; why is for the
+ * log. */
+void sess__redirect(struct sess *s, const char *host, const char *why);
 
 /* sess__end answers the peer's </stream:stream> (or its stream error) with
  * ours and closes, RFC 6120 §4.4; why goes to the log. */

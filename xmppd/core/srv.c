@@ -114,6 +114,11 @@ static void srv_each(struct srv *srv, void (*fn)(struct srv *, struct sess *))
     }
 }
 
+void srv__each(struct srv *srv, void (*fn)(struct srv *, struct sess *))
+{
+    srv_each(srv, fn);
+}
+
 /* ---- lifetime ---- */
 
 int srv_new(const struct srv_config *cfg, const struct srv_env *env, struct srv **out)
@@ -229,6 +234,7 @@ void srv_free(struct srv *srv)
     srv__c2s_free(srv);
     srv__ws_free(srv);
     srv__thr_free(srv);
+    srv__drain_free(srv);
     sodium_free(srv->fake_key);
     while (srv->cbs != NULL) {
         struct srv_cb *cb = srv->cbs;
@@ -655,7 +661,7 @@ void srv_conn_input(struct srv *srv, uint64_t conn, const void *data, size_t len
     }
     if (s->ws != NULL)
         srv__ws_input(srv, s, data, len);
-    else
+    else if (!srv__drain_opening(srv, s)) /* draining: sent elsewhere */
         sess_input(s, data, len);
     if (s->kind == SESS_KIND_C2S && s->state != SESS_CLOSED)
         srv__shape(srv, (struct sess_c2s *)s, len);
@@ -752,6 +758,7 @@ void srv_get_stats(const struct srv *srv, struct srv_stats *out)
     out->login_failures_minute = minute_sum(&srv->failures_minute, srv->now_ms);
     out->paused = srv->npaused;
     out->throttled = srv->nthr;
+    out->ws_pending = srv->ws_pending;
     out->ws_conns = srv__ws_parked_count(srv);
     out->ws_clients = 0;
     for (size_t i = 0; i < srv->nbuckets; i++)

@@ -303,6 +303,11 @@ struct srv_stats {
     uint64_t paused;                /* now: connections paused by the shaper */
     uint64_t throttled;             /* now: addresses and accounts with recent failed
                                        logins (answers delayed, or blocked) */
+    uint64_t redirected;     /* sessions sent to another member (draining) */
+    uint64_t ws_pending;     /* now: WebSocket connections before their HTTP
+                                response (ws_config.max_pending) */
+    uint64_t ws_busy;        /* WebSocket connections refused: too many
+                                pending (503) */
 };
 
 /* One blocked address or account (srv_get_blocked). */
@@ -321,6 +326,41 @@ size_t srv_get_blocked(const struct srv *srv, struct srv_blocked *out, size_t ma
 /* srv_get_stats copies srv's counters into *out (caller's memory), with the
  * current connection, component and client counts. */
 void srv_get_stats(const struct srv *srv, struct srv_stats *out);
+
+/* ---- draining (issue 13 "Drain"; docs/cluster.md "Draining a node") ----
+ *
+ * A draining node serves no XMPP session: srv_drain closes every session
+ * with a pointer to another member and then answers every new one the
+ * same way, until srv_undrain.  Which member each session is sent to is
+ * srv's decision (round robin over the targets that serve its kind, so
+ * the sessions spread over the other members); the edge only says where
+ * the members are.  RFC 6120 §4.9.3.19: components and TCP clients get
+ * the stream error <see-other-host>host:port</see-other-host> (on their
+ * first bytes when they connect while draining); WebSocket clients get
+ * RFC 7395 §3.6.1 <close see-other-uri='wss://...'/> after the upgrade
+ * (host-meta is still answered).  A session whose kind no target serves
+ * gets <system-shutdown/>. */
+
+/* One other member, as the sessions are told to reach it.  Strings
+ * borrowed by srv_drain (copied); NULL: the member does not serve it. */
+struct srv_drain_target {
+    uint64_t node;    /* the member's id (logs) */
+    const char *comp; /* host:port of its component listener ("10.0.0.2:5223";
+                        an IPv6 address in brackets) */
+    const char *c2s;  /* host:port of its client listener ("10.0.0.2:5222") */
+    const char *wss;  /* its WebSocket URL ("wss://10.0.0.2:5281/xmpp-websocket") */
+};
+
+/* srv_drain starts (or, called again, re-targets) draining with the n
+ * targets of t (borrowed; copied): every session is closed as above, new
+ * ones as they speak.  0, XE_INVAL (n is 0 or a target serves nothing)
+ * or XE_NOMEM (then nothing changed). */
+int srv_drain(struct srv *srv, const struct srv_drain_target *t, size_t n,
+              uint64_t now_ms);
+/* srv_undrain ends draining: new sessions are served again. */
+void srv_undrain(struct srv *srv);
+/* srv_draining tells whether srv is draining. */
+bool srv_draining(const struct srv *srv);
 
 /* ---- cluster mode (issue 5 item 4; docs/cluster.md "Routing in the node
  * core") ----

@@ -25,6 +25,7 @@ struct sess_c2s;
 struct sess_comp;
 struct srv_acct;
 struct srv_cluster;
+struct srv_drain;
 struct srv_rop;
 struct srv_thr;
 struct srv_wsp;
@@ -85,6 +86,9 @@ struct srv {
     size_t nws_urls;
     struct srv_wsp *parked; /* closed sessions' WebSockets, closing */
     struct buf ws_in;       /* stream bytes of the step being applied */
+    uint64_t ws_pending;    /* WebSocket sessions before their HTTP response */
+
+    struct srv_drain *drain; /* draining (srv_drain.c); NULL: serving */
 };
 
 /* SRV_LOG logs one line prefixed with the node name (the sink may be NULL). */
@@ -95,6 +99,10 @@ struct srv {
  * closed (without a stream error: the connection cannot take one) and a
  * negative code returned; the caller must stop using s for output. */
 int srv__send(struct srv *srv, struct sess *s, const char *data, size_t len);
+
+/* srv__each calls fn on every open session; fn may close the session it
+ * is given (and only that one). */
+void srv__each(struct srv *srv, void (*fn)(struct srv *, struct sess *));
 
 /* srv__close asks the edge to close s's connection (after flushing), drops
  * s from the router and the connection table and queues it for freeing.
@@ -261,5 +269,19 @@ size_t srv_cluster__remote_sessions(const struct srv *srv, const char *user,
 void srv_cluster__free(struct srv *srv);
 void srv_cluster__tick(struct srv *srv);
 uint64_t srv_cluster__deadline(const struct srv *srv);
+
+/* srv__ws_redirect closes WebSocket session s with RFC 7395 §3.6.1
+ * <close see-other-uri='uri'/> (uri borrowed), then the closing handshake;
+ * the session writes nothing more.  Before the upgrade: 503. */
+void srv__ws_redirect(struct srv *srv, struct sess *s, const char *uri);
+
+/* ---- draining (srv_drain.c; srv.h srv_drain) ----
+ *
+ * srv__drain_opening: s is not READY and has input while srv drains: it
+ * is sent to another member (true: s is closed; the caller drops the
+ * input), or false when srv is not draining.
+ * srv__drain_free frees the draining state (srv_free). */
+bool srv__drain_opening(struct srv *srv, struct sess *s);
+void srv__drain_free(struct srv *srv);
 
 #endif

@@ -44,6 +44,30 @@ static void peer_ip(const char *peer, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/* max_pending: the bound on WebSocket connections before their HTTP
+ * response (issue 11 item 1: pending upgrades are bounded). */
+static uint64_t max_pending(const struct srv *srv)
+{
+    return srv->ws_cfg->max_pending != 0 ? srv->ws_cfg->max_pending : 256;
+}
+
+/* settle stops counting s as pending once its response went out (or its
+ * ws_conn is gone). */
+static void settle(struct srv *srv, struct sess *s)
+{
+    struct ws_stats st;
+
+    if (!s->ws_pending)
+        return;
+    if (s->ws != NULL) {
+        ws_get_stats(s->ws, &st);
+        if (st.http_status == 0 && ws_state(s->ws) == WS_HTTP)
+            return;
+    }
+    s->ws_pending = false;
+    srv->ws_pending--;
+}
+
 int srv__ws_open(struct srv *srv, uint64_t conn, const char *peer, struct sess **out)
 {
     struct sess_c2s *c;
@@ -58,6 +82,13 @@ int srv__ws_open(struct srv *srv, uint64_t conn, const char *peer, struct sess *
     if (rc < 0) {
         sess_c2s_free(c);
         return rc;
+    }
+    /* Over the bound the connection is refused (503) on its first bytes:
+     * not here, where a wss connection has no TLS yet.  Until then the
+     * handshake timeout bounds it. */
+    if (srv->ws_pending < max_pending(srv)) {
+        c->base.ws_pending = true;
+        srv->ws_pending++;
     }
     *out = &c->base;
     return 0;
@@ -117,6 +148,12 @@ static void apply(struct srv *srv, struct sess *s, const struct ws_update *up)
         sess_fail(s, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
         return;
     }
+    if (up_upgraded && srv->drain != NULL) {
+        /* Draining: the upgrade is answered, then the client is sent to
+         * another member (RFC 7395 §3.6.1) before any stream starts. */
+        srv__drain_opening(srv, s);
+        return;
+    }
     if (up_upgraded)
         upgraded(srv, s);
     /* Nothing that feeding the session does comes back here (its writes
@@ -140,10 +177,31 @@ void srv__ws_input(struct srv *srv, struct sess *s, const void *data, size_t len
 
     if (s->state == SESS_CLOSED)
         return;
+    if (!s->ws_pending && ws_state(s->ws) == WS_HTTP) {
+        struct ws_stats st;
+        ws_get_stats(s->ws, &st);
+        if (st.http_status == 0 && srv->ws_pending < max_pending(srv)) {
+            s->ws_pending = true; /* room was made since it connected */
+            srv->ws_pending++;
+        } else if (st.http_status == 0) {
+            srv->stats.ws_busy++;
+            SRV_LOG(srv, LOG_INFO,
+                    "c%" PRIu64 " websocket refused: %" PRIu64
+                    " connections pending (peer %s)",
+                    s->conn, srv->ws_pending, s->peer);
+            if (ws_busy(s->ws, srv->now_ms, &up) < 0) {
+                srv__close(srv, s);
+                return;
+            }
+            apply(srv, s, &up);
+            return;
+        }
+    }
     if (ws_input(s->ws, data, len, srv->now_ms, &up) < 0) {
         srv__close(srv, s);
         return;
     }
+    settle(srv, s);
     /* The keep-alive rule (sess_tick) counts any frame as a sign of life,
      * the pong to our keep-alive ping (RFC 7395 §3.8) included. */
     s->last_in_ms = srv->now_ms;
@@ -172,7 +230,26 @@ void srv__ws_tick_one(struct srv *srv, struct sess *s)
         return;
     if (ws_tick(s->ws, srv->now_ms, &up) < 0)
         return;
+    settle(srv, s);
     apply(srv, s, &up);
+}
+
+void srv__ws_redirect(struct srv *srv, struct sess *s, const char *uri)
+{
+    struct ws_update up;
+
+    if (s->state == SESS_CLOSED)
+        return;
+    if (ws_redirect(s->ws, uri, srv->now_ms, &up) < 0 || wire(srv, s->conn, &up) < 0) {
+        srv__close(srv, s);
+        return;
+    }
+    settle(srv, s);
+    SRV_LOG(srv, LOG_INFO, "c%" PRIu64 " websocket see-other-uri %s (%s, peer %s)",
+            s->conn, uri, sess__who(s), s->peer);
+    /* The <close/> is out: the session writes nothing more and its close
+     * continues the WebSocket's closing handshake (srv__ws_release). */
+    srv__close(srv, s);
 }
 
 /* park keeps ws (taken) until its closing handshake ends. */
@@ -197,6 +274,7 @@ void srv__ws_release(struct srv *srv, struct sess *s, bool tell_edge)
     struct ws_update up;
 
     s->ws = NULL;
+    settle(srv, s);
     if (!tell_edge) {
         ws_free(ws);
         return;

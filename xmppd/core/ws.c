@@ -24,6 +24,7 @@ void ws_config_default(struct ws_config *c)
     c->close_timeout_ms = 5000;
     c->max_message_bytes = 256 * 1024;
     c->max_out_bytes = 1024 * 1024;
+    c->max_pending = 256;
 }
 
 /* ws_apply_defaults copies cfg into lim, zero fields taking the defaults. */
@@ -470,6 +471,17 @@ int ws_redirect(struct ws_conn *ws, const char *uri, uint64_t now_ms,
         return ws_end(ws, rc);
     ws->up->why = "redirected (see-other-uri)";
     return ws_end(ws, ws_start_close(ws, WSLAY_CODE_GOING_AWAY, "see-other-uri"));
+}
+
+int ws_busy(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up)
+{
+    ws_begin(ws, now_ms, up);
+    if (ws->state != WS_HTTP)
+        return ws_end(ws, XE_STATE);
+    /* RFC 9110 §15.6.4: 503 for a temporary overload, with Retry-After
+     * (§10.2.3) so a well-behaved client waits a little. */
+    return ws_end(ws, ws__http_respond(ws, 503, "Retry-After: 5\r\n",
+                                       "too many pending WebSocket upgrades"));
 }
 
 int ws_tick(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up)

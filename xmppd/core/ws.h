@@ -88,14 +88,23 @@ struct ws_config {
     size_t max_message_bytes;      /* one reassembled message: the stanza limit; default
                                       262144, xs's max_stanza_bytes (1009) */
     size_t max_out_bytes;          /* one element the session writes; default 1 MiB */
+    size_t max_pending;            /* connections of the node before their HTTP
+                                      response; default 256 (503); read by srv,
+                                      which counts them (ws_busy) */
     const char *const *origins;    /* allowed Origin values (exact, ASCII case-
                                       insensitive; "*" any); none: any origin */
     size_t norigins;
-    const char *const *trusted_proxies; /* IP addresses whose X-Forwarded-For counts */
+    const char *const *trusted_proxies; /* IP addresses or CIDR ranges ("10.0.0.0/8",
+                                           "2001:db8::/32") whose X-Forwarded-For
+                                           counts (ws_proxy_valid) */
     size_t nproxies;
     const char *const *urls; /* host-meta: ws:// and wss:// URLs of the cluster's nodes */
     size_t nurls;
 };
+
+/* ws_proxy_valid tells whether spec may be an entry of trusted_proxies:
+ * an IPv4 or IPv6 address, or a CIDR range of either (RFC 4632 §3.1). */
+bool ws_proxy_valid(const char *spec);
 
 /* ws_config_default fills c with the defaults above (no origins, proxies or
  * urls). */
@@ -179,6 +188,12 @@ int ws_close(struct ws_conn *ws, uint16_t code, const char *reason, uint64_t now
  * XE_NOMEM. */
 int ws_redirect(struct ws_conn *ws, const char *uri, uint64_t now_ms,
                 struct ws_update *up);
+
+/* ws_busy refuses a connection before (or while) its request is read
+ * because too many are pending (the caller counts them, max_pending):
+ * 503 with Retry-After and close.  0, XE_STATE (past the request) or
+ * XE_NOMEM. */
+int ws_busy(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up);
 
 /* ws_tick runs the timers at now_ms: handshake timeout (408), the waits of
  * a closing handshake.  0 or XE_NOMEM. */

@@ -466,15 +466,79 @@ bool ws__addr_norm(const char *in, size_t len, char out[WS_ADDR_MAX])
     return inet_ntop(AF_INET6, a, out, WS_ADDR_MAX) != NULL;
 }
 
+/* ws_proxy_parse reads a trusted-proxy entry: an IP address or a CIDR
+ * range "addr/len" (RFC 4632 §3.1; RFC 4291 §2.3 for IPv6).  An IPv4
+ * address or range is held as IPv4-mapped IPv6 (len + 96), so that one
+ * comparison covers both families.  false when spec is neither. */
+static bool ws_proxy_parse(const char *spec, unsigned char net[16], unsigned *bits)
+{
+    char tmp[WS_ADDR_MAX], norm[WS_ADDR_MAX];
+    const char *slash = strchr(spec, '/');
+    size_t n = slash != NULL ? (size_t)(slash - spec) : strlen(spec);
+    unsigned long len = 128;
+    bool v4;
+
+    if (n == 0 || n >= sizeof tmp)
+        return false;
+    memcpy(tmp, spec, n);
+    tmp[n] = '\0';
+    v4 = inet_pton(AF_INET, tmp, net + 12) == 1;
+    if (v4) {
+        memcpy(net, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12);
+        len = 32;
+    } else if (inet_pton(AF_INET6, tmp, net) != 1) {
+        return false;
+    }
+    if (!ws__addr_norm(tmp, n, norm))
+        return false;
+    if (slash != NULL) {
+        char *end;
+        if (slash[1] < '0' || slash[1] > '9')
+            return false;
+        len = strtoul(slash + 1, &end, 10);
+        if (*end != '\0' || len > (v4 ? 32UL : 128UL))
+            return false;
+    }
+    *bits = (unsigned)len + (v4 ? 96 : 0);
+    return true;
+}
+
+bool ws_proxy_valid(const char *spec)
+{
+    unsigned char net[16];
+    unsigned bits;
+
+    return spec != NULL && ws_proxy_parse(spec, net, &bits);
+}
+
+/* ws_in_range tells whether addr (canonical text, ws__addr_norm) is in
+ * the proxy entry spec. */
+static bool ws_in_range(const char *spec, const char *addr)
+{
+    unsigned char net[16], a[16];
+    unsigned bits, full;
+
+    if (!ws_proxy_parse(spec, net, &bits))
+        return false;
+    if (inet_pton(AF_INET, addr, a + 12) == 1)
+        memcpy(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12);
+    else if (inet_pton(AF_INET6, addr, a) != 1)
+        return false;
+    full = bits / 8;
+    if (memcmp(a, net, full) != 0)
+        return false;
+    if (bits % 8 != 0) {
+        unsigned char mask = (unsigned char)(0xff << (8 - bits % 8));
+        return (a[full] & mask) == (net[full] & mask);
+    }
+    return true;
+}
+
 static bool ws_trusted(const struct ws_conn *ws, const char *addr)
 {
-    char t[WS_ADDR_MAX];
-
-    for (size_t i = 0; i < ws->cfg->nproxies; i++) {
-        const char *p = ws->cfg->trusted_proxies[i];
-        if (ws__addr_norm(p, strlen(p), t) && strcmp(t, addr) == 0)
+    for (size_t i = 0; i < ws->cfg->nproxies; i++)
+        if (ws_in_range(ws->cfg->trusted_proxies[i], addr))
             return true;
-    }
     return false;
 }
 

@@ -13,6 +13,7 @@
 
 #include "cl.h"
 #include "cmds_cluster.h"
+#include "cmds_drain.h"
 #include "cmds_export.h"
 #include "cmds_health.h"
 #include "cmds_user.h"
@@ -282,6 +283,15 @@ static json_t *websocket_json(struct node *n, const struct node_info *info)
                   (json_int_t)info->ws_conns, "urls", urls);
     if (j != NULL && info->ws_error[0] != '\0')
         json_object_set_new(j, "error", json_string(info->ws_error));
+    if (j != NULL) {
+        json_t *o = json_array(), *p = json_array();
+        for (size_t i = 0; o != NULL && i < st->n_ws_origins; i++)
+            json_array_append_new(o, json_string(st->ws_origins[i]));
+        for (size_t i = 0; p != NULL && i < st->n_ws_proxies; i++)
+            json_array_append_new(p, json_string(st->ws_proxies[i]));
+        json_object_set_new(j, "origins", o);
+        json_object_set_new(j, "trusted_proxies", p);
+    }
     return j;
 }
 
@@ -309,6 +319,8 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
         json_object_set_new(*result, "client_stats", client_stats_json(&info));
     if (*result != NULL)
         json_object_set_new(*result, "websocket", websocket_json(n, &info));
+    if (*result != NULL)
+        json_object_set_new(*result, "draining", json_boolean(node_draining(n)));
     /* Enabled but not serving: say why (a certificate expired, an address
      * went away, ...). */
     if (*result != NULL && info.last_error[0] != '\0' && !node_xmpp_running(n))
@@ -1058,6 +1070,8 @@ const struct ctl_command cmds_table[] = {
     {"xmpp.tls.set", h_tls},
     {"xmpp.client.set", h_client},
     {"xmpp.websocket.set", h_websocket},
+    {"xmpp.websocket.origin", cmds_ws_origin},
+    {"xmpp.websocket.proxy", cmds_ws_proxy},
     {"xmpp.enable", h_enable},
     {"xmpp.disable", h_disable},
     {"xmpp.reset", h_reset},
@@ -1080,6 +1094,7 @@ const struct ctl_command cmds_table[] = {
     {"xmpp.cluster.join", cmds_cluster_join},
     {"xmpp.cluster.invite", cmds_cluster_invite},
     {"xmpp.cluster.remove", cmds_cluster_remove},
+    {"xmpp.cluster.drain", cmds_cluster_drain},
     {"pki.list", h_pki_list},
     {"pki.inspect", h_pki_inspect},
     {"pki.csr", h_pki_csr},

@@ -318,6 +318,7 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
                             json_string(n->st.raft_fast_lan ? "fast-lan" : "default"));
     if (cluster_removed(n))
         json_object_set_new(r, "removed", json_true());
+    json_object_set_new(r, "draining", json_boolean(node_draining(n)));
     if (st.stop_reason[0] != '\0')
         json_object_set_new(r, "stopped", json_string(st.stop_reason));
     *result = r;

@@ -510,6 +510,12 @@ static void begin_stop(struct node *n)
     uv_timer_stop(&n->timer);
 }
 
+void node__stop(struct node *n)
+{
+    if (!n->stopping)
+        begin_stop(n);
+}
+
 static void on_stop_signal(uv_signal_t *s, int signum)
 {
     struct node *n = s->data;
@@ -519,8 +525,18 @@ static void on_stop_signal(uv_signal_t *s, int signum)
         LOG(&n->log, LOG_INFO, "%s %s again: still closing connections", n->name, name);
         return;
     }
+    if (n->stop_transfer) {
+        LOG(&n->log, LOG_INFO, "%s %s again: stopping without waiting for the transfer",
+            n->name, name);
+        begin_stop(n);
+        return;
+    }
     LOG(&n->log, LOG_INFO, "%s %s: shutting down", n->name, name);
     service_notify_stopping();
+    /* In a cluster: leadership and sessions go to other members first
+     * (issue 13 "Drain"). */
+    if (node__stop_drain(n))
+        return;
     begin_stop(n);
 }
 

@@ -144,6 +144,20 @@ struct node_info {
 /* node_info_get fills *out from local state. */
 void node_info_get(const struct node *n, struct node_info *out);
 
+/* node_ws_policy_changed applies a changed Origin allow-list or proxy
+ * list of node_local (saved) to the running listeners, without a restart. */
+void node_ws_policy_changed(struct node *n);
+
+/* node_drain starts (on) or ends draining (docs/cluster.md "Draining a
+ * node"): every XMPP session of this node is sent to another member
+ * (see-other-host, see-other-uri) and new ones too, until ended.  Held in
+ * memory: a restart ends it.  Leadership is not handed over here (the
+ * caller does that first).  0, or XE_STATE with why (no other member). */
+int node_drain(struct node *n, bool on, char *why, size_t whylen);
+
+/* node_draining tells whether the node drains. */
+bool node_draining(const struct node *n);
+
 /* node_callbridge_connected is true when call bridge name has a session on
  * this node. */
 bool node_callbridge_connected(const struct node *n, const char *name);

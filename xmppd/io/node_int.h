@@ -34,6 +34,9 @@ struct xside {
     struct ws_config ws_cfg;
     unsigned ws_listening; /* ws and wss listeners up */
     char ws_error[256];    /* why (some) are not, or "" */
+    /* the origins and proxies of ws_cfg: pointers into n->st (node_ws.c) */
+    const char *ws_origin_p[STATE_MAX_WS_ORIGINS];
+    const char *ws_proxy_p[STATE_MAX_WS_PROXIES];
     bool drained;
     struct xside *next; /* retired list */
 };
@@ -69,6 +72,9 @@ struct node {
     /* the Prometheus endpoint (node_metrics.c): NULL when off */
     struct metrics_http *metrics;
     uint64_t storage_errors; /* replicated-store failures since start */
+    /* Draining (node_drain.c): sessions are sent to other members */
+    bool draining;
+    bool stop_transfer; /* SIGTERM on the leader: handing leadership over */
 };
 
 /* node__after_srv writes what srv queued and re-arms the srv timer; call it
@@ -87,6 +93,27 @@ void node__ws_start(struct node *n, struct xside *x, const struct conf_listen *l
  * (srv_set_ws_links): at the start and whenever Raft's status changes
  * (cluster.c, srv_follow), so the list follows the members. */
 void node__ws_links(struct node *n, struct xside *x);
+
+/* node__ws_policy points x's ws_cfg at the origins and trusted proxies of
+ * n->st (node_ws.c; srv reads them at each request, so a change applies
+ * to the next request without a restart). */
+void node__ws_policy(struct node *n, struct xside *x);
+
+/* node__drain_apply gives x's srv the drain state of n (node_drain.c):
+ * draining, srv_drain with the other members as targets; else
+ * srv_undrain.  0, or XE_STATE (no other member with an address; why
+ * filled). */
+int node__drain_apply(struct node *n, struct xside *x, char *why, size_t whylen);
+
+/* node__stop starts the clean shutdown (node.c begin_stop). */
+void node__stop(struct node *n);
+
+/* node__stop_drain: SIGTERM or SIGINT in a cluster with other members
+ * (node_drain.c): on the leader, hand leadership over first (bounded),
+ * then send the sessions to other members, then node__stop; true when
+ * the stop was deferred (a transfer is under way), false when the caller
+ * stops at once (after the drain, if any). */
+bool node__stop_drain(struct node *n);
 
 /* node__reap_soon has the reaper free drained XMPP generations (and finish a
  * shutdown) on the next loop turn. */

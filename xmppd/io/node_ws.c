@@ -51,6 +51,28 @@ void node__ws_links(struct node *n, struct xside *x)
             n->name);
 }
 
+void node__ws_policy(struct node *n, struct xside *x)
+{
+    for (size_t i = 0; i < n->st.n_ws_origins; i++)
+        x->ws_origin_p[i] = n->st.ws_origins[i];
+    for (size_t i = 0; i < n->st.n_ws_proxies; i++)
+        x->ws_proxy_p[i] = n->st.ws_proxies[i];
+    x->ws_cfg.origins = x->ws_origin_p;
+    x->ws_cfg.norigins = n->st.n_ws_origins;
+    x->ws_cfg.trusted_proxies = x->ws_proxy_p;
+    x->ws_cfg.nproxies = n->st.n_ws_proxies;
+}
+
+void node_ws_policy_changed(struct node *n)
+{
+    if (n->x == NULL)
+        return;
+    node__ws_policy(n, n->x);
+    /* srv keeps its own copy of the config next to host-meta's URLs
+     * (srv_ws_links.c): hand it the new lists. */
+    srv_set_ws_config(n->x->srv, &n->x->ws_cfg);
+}
+
 void node__ws_start(struct node *n, struct xside *x, const struct conf_listen *l,
                     size_t nl)
 {
@@ -60,6 +82,7 @@ void node__ws_start(struct node *n, struct xside *x, const struct conf_listen *l
     x->ws_error[0] = '\0';
     ws_config_default(&x->ws_cfg);
     x->ws_cfg.path = n->st.ws_path;
+    node__ws_policy(n, x);
     srv_set_ws_config(x->srv, &x->ws_cfg);
     node__ws_links(n, x);
     if (n->st.wss_port != 0 && x->tls == NULL)

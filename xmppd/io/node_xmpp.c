@@ -640,6 +640,8 @@ int node_xmpp_start(struct node *n, char *why, size_t whylen)
     n->x = x;
     /* In a cluster, srv forwards through the leader (io/cluster.c). */
     cluster_srv_attach(n);
+    if (n->draining && node__drain_apply(n, x, why, whylen) < 0)
+        LOG(&n->log, LOG_WARN, "%s draining, but %s", n->name, why);
     n->last_error[0] = '\0';
     LOG(&n->log, LOG_INFO,
         "%s XMPP started: domain %s, %zu call bridge(s), %zu listener(s), TLS %s",

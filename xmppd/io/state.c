@@ -17,6 +17,7 @@
 
 #include "conffile.h"
 #include "err.h"
+#include "ws.h"
 
 #define HASH_LEN 16
 
@@ -102,6 +103,24 @@ bool state_ws_path_ok(const char *p)
         return false;
     for (size_t i = 0; i < n; i++)
         if (p[i] <= ' ' || p[i] >= 0x7f || p[i] == '?' || p[i] == '#')
+            return false;
+    return true;
+}
+
+bool state_ws_origin_ok(const char *o)
+{
+    size_t n = strlen(o), i = 0;
+    const char *sep = strstr(o, "://");
+
+    if (n == 0 || n >= STATE_MAX_WS_ORIGIN || sep == NULL || sep == o || sep[3] == '\0')
+        return false;
+    for (; o + i < sep; i++)
+        if (!((o[i] >= 'a' && o[i] <= 'z') ||
+              (i > 0 && ((o[i] >= '0' && o[i] <= '9') || strchr("+-.", o[i]) != NULL))))
+            return false;
+    for (i += 3; i < n; i++)
+        if (o[i] <= ' ' || o[i] >= 0x7f || (o[i] >= 'A' && o[i] <= 'Z') ||
+            strchr("/?#@", o[i]) != NULL)
             return false;
     return true;
 }
@@ -197,6 +216,10 @@ int state_format(const struct node_state *s, char *buf, size_t len)
     put(&o, "ws-port %u\n", s->ws_port);
     put(&o, "wss-port %u\n", s->wss_port);
     put(&o, "ws-path %s\n", s->ws_path);
+    for (size_t i = 0; i < s->n_ws_origins; i++)
+        put(&o, "ws-origin %s\n", s->ws_origins[i]);
+    for (size_t i = 0; i < s->n_ws_proxies; i++)
+        put(&o, "ws-proxy %s\n", s->ws_proxies[i]);
     put(&o, "cluster-enabled %s\n", s->cluster_enabled ? "yes" : "no");
     if (s->trust[0] != '\0')
         put(&o, "trust %s\n", s->trust);
@@ -357,6 +380,15 @@ static int line(struct node_state *s, const char *key, const char *v, bool *seen
         ok = state_ws_path_ok(v);
         if (ok)
             snprintf(s->ws_path, sizeof s->ws_path, "%s", v);
+    } else if (strcmp(key, "ws-origin") == 0) {
+        ok = s->n_ws_origins < STATE_MAX_WS_ORIGINS && state_ws_origin_ok(v);
+        if (ok)
+            snprintf(s->ws_origins[s->n_ws_origins++], STATE_MAX_WS_ORIGIN, "%s", v);
+    } else if (strcmp(key, "ws-proxy") == 0) {
+        ok = s->n_ws_proxies < STATE_MAX_WS_PROXIES && strlen(v) < STATE_MAX_WS_PROXY &&
+             ws_proxy_valid(v);
+        if (ok)
+            snprintf(s->ws_proxies[s->n_ws_proxies++], STATE_MAX_WS_PROXY, "%s", v);
     } else if (strcmp(key, "client-tls") == 0) {
         ok = state_tls_parse(v, &s->client_tls) == 0 && s->client_tls != STATE_TLS_OFF;
     } else if (strcmp(key, "sasl-plain") == 0) {

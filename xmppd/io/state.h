@@ -35,6 +35,8 @@
  *     ws-port 5280                        (XMPP over WebSocket, RFC 7395; 0: off)
  *     wss-port 5281                       (the same over TLS; 0: off)
  *     ws-path /xmpp-websocket
+ *     ws-origin https://app.example.com   (repeatable; none: any origin)
+ *     ws-proxy 10.0.0.0/8                 (repeatable; trusted for X-Forwarded-For)
  *     cluster-enabled no
  *     trust cluster-ca.pem                (optional)
  *     peer-listen 127.0.0.1:5224          (optional)
@@ -70,6 +72,10 @@
 #define STATE_DEFAULT_WSS_PORT 5281
 #define STATE_DEFAULT_WS_PATH "/xmpp-websocket"
 #define STATE_MAX_WS_PATH 64
+#define STATE_MAX_WS_ORIGINS 32
+#define STATE_MAX_WS_ORIGIN 128 /* bytes of an origin, NUL included */
+#define STATE_MAX_WS_PROXIES 32
+#define STATE_MAX_WS_PROXY 64 /* an address or CIDR range, NUL included */
 
 enum state_tls {
     STATE_TLS_OFF = 0,  /* plaintext only */
@@ -113,6 +119,12 @@ struct node_state {
      * and the resource path (also the host-meta URLs'). */
     unsigned ws_port, wss_port;
     char ws_path[STATE_MAX_WS_PATH];
+    /* The Origin allow-list of the upgrade (none: any origin) and the
+     * proxies whose X-Forwarded-For is believed (docs/websocket.md). */
+    char ws_origins[STATE_MAX_WS_ORIGINS][STATE_MAX_WS_ORIGIN];
+    size_t n_ws_origins;
+    char ws_proxies[STATE_MAX_WS_PROXIES][STATE_MAX_WS_PROXY];
+    size_t n_ws_proxies;
     bool cluster_enabled;
     char trust[STATE_MAX_PATH]; /* cluster trust bundle, optional */
     struct conf_listen peer;    /* peer-link address; port 0 when unset */
@@ -177,6 +189,12 @@ int state_tls_parse(const char *name, enum state_tls *out);
  * shorter than STATE_MAX_WS_PATH, printable ASCII without space, '?' or
  * '#'. */
 bool state_ws_path_ok(const char *p);
+
+/* state_ws_origin_ok tells whether o may be on the Origin allow-list: an
+ * origin as browsers send it (RFC 6454 §6.2): scheme "://" host [":"
+ * port], lower case, printable ASCII, no path, shorter than
+ * STATE_MAX_WS_ORIGIN. */
+bool state_ws_origin_ok(const char *o);
 
 /* state_node_id_hex writes the id as 16 lowercase hex digits (out >= 17). */
 void state_node_id_hex(uint64_t id, char *out);

@@ -32,6 +32,7 @@
  *   iq type=T from=J
  *   received messages=N in_order=yes|no
  *   stream-error condition=C
+ *   see-other-host host=H:P                 (RFC 6120 §4.9.3.19: go there)
  *   stream-end                              (the server sent </stream:stream>)
  *   disconnected error=E
  * --srv DOMAIN --dns IP:PORT finds the server the way a call bridge does
@@ -421,6 +422,14 @@ static void on_conn(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
     if (se != NULL)
         out("stream-error condition=%s",
             se->stanza ? first_tag_child(se->stanza, "text") : "?");
+    if (se != NULL && se->stanza != NULL) {
+        xmpp_stanza_t *h = xmpp_stanza_get_child_by_name(se->stanza, "see-other-host");
+        char *t = h != NULL ? xmpp_stanza_get_text(h) : NULL;
+        if (t != NULL) {
+            out("see-other-host host=%s", t);
+            xmpp_free(x->ctx, t);
+        }
+    }
     out("disconnected error=%d", error);
     if (x->srv != NULL && !x->closing) {
         /* A call bridge moves on to the next target. */

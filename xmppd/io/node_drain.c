@@ -1,0 +1,186 @@
+/* node_drain.c: the edge of draining a node (issue 13 "Drain"; docs/cluster.md
+ * "Draining a node"): the members' addresses handed to srv (which chooses
+ * among them and closes the sessions, srv_drain), the drain flag kept
+ * across XMPP restarts, and the stop on SIGTERM in a cluster: leadership
+ * handed over first, then the sessions sent to other members. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "err.h"
+#include "node_int.h"
+#include "raft.h"
+#include "rnode.h"
+#include "srv.h"
+
+#define STOP_TRANSFER_TIMEOUT_MS 5000
+#define DEFAULT_COMPONENT_PORT 5223
+
+/* A target's strings (srv_drain copies them). */
+struct dtarget {
+    char comp[RAFT_ADDR_MAX + 8], c2s[RAFT_ADDR_MAX + 16];
+    char wss[RAFT_ADDR_MAX + 32 + STATE_MAX_WS_PATH];
+};
+
+/* host_of copies the host part of a member's peer address "host:port" or
+ * "[v6]:port" (brackets kept: host:port and URLs need them, RFC 3986
+ * §3.2.2, RFC 6120 §4.9.3.19).  false when there is no port. */
+static bool host_of(const char *addr, char *out, size_t cap)
+{
+    const char *colon = strrchr(addr, ':');
+    size_t n;
+
+    if (colon == NULL || colon == addr)
+        return false;
+    n = (size_t)(colon - addr);
+    if (n >= cap)
+        return false;
+    memcpy(out, addr, n);
+    out[n] = '\0';
+    return true;
+}
+
+/* targets lists the other voting members with this node's ports (the
+ * cluster's nodes are configured alike: the ports are node-local settings
+ * an admin sets the same everywhere; docs/cluster.md).  Returns how many
+ * were written to t and st (cap each). */
+static size_t targets(struct node *n, struct srv_drain_target *t, struct dtarget *st,
+                      size_t cap)
+{
+    const struct raft_config *cfg = n->rn != NULL ? rnode_config(n->rn) : NULL;
+    unsigned comp_port =
+        n->st.n_listen > 0 ? n->st.listen[0].port : DEFAULT_COMPONENT_PORT;
+    size_t k = 0;
+
+    if (cfg == NULL || !cluster_running(n))
+        return 0;
+    for (unsigned i = 0; i < cfg->n && k < cap; i++) {
+        const struct raft_member *m = &cfg->members[i];
+        char host[RAFT_ADDR_MAX];
+
+        if (m->id == n->st.node_id || m->role != RAFT_VOTER ||
+            !host_of(m->address, host, sizeof host))
+            continue;
+        memset(&t[k], 0, sizeof t[k]);
+        t[k].node = m->id;
+        snprintf(st[k].comp, sizeof st[k].comp, "%s:%u", host, comp_port);
+        t[k].comp = st[k].comp;
+        if (n->st.client_port != 0) {
+            snprintf(st[k].c2s, sizeof st[k].c2s, "%s:%u", host, n->st.client_port);
+            t[k].c2s = st[k].c2s;
+        }
+        /* RFC 7395 §3.6.1: a client must not follow a redirect to a lower
+         * security context: only a wss URL is given. */
+        if (n->st.wss_port != 0) {
+            snprintf(st[k].wss, sizeof st[k].wss, "wss://%s:%u%s", host, n->st.wss_port,
+                     n->st.ws_path);
+            t[k].wss = st[k].wss;
+        }
+        k++;
+    }
+    return k;
+}
+
+int node__drain_apply(struct node *n, struct xside *x, char *why, size_t whylen)
+{
+    struct srv_drain_target t[RAFT_MAX_MEMBERS];
+    struct dtarget st[RAFT_MAX_MEMBERS];
+    size_t k;
+    int rc;
+
+    if (x == NULL || x->srv == NULL)
+        return 0;
+    if (!n->draining) {
+        srv_undrain(x->srv);
+        return 0;
+    }
+    k = targets(n, t, st, RAFT_MAX_MEMBERS);
+    if (k == 0) {
+        snprintf(why, whylen,
+                 "no other cluster member to send sessions to (drain needs a cluster of "
+                 "two or more members, with the peer link up)");
+        return XE_STATE;
+    }
+    rc = srv_drain(x->srv, t, k, uv_now(&n->loop));
+    if (rc < 0)
+        snprintf(why, whylen, "cannot drain: %s", xe_strerror(rc));
+    node__after_srv(n);
+    return rc;
+}
+
+int node_drain(struct node *n, bool on, char *why, size_t whylen)
+{
+    bool was = n->draining;
+    int rc;
+
+    n->draining = on;
+    rc = node__drain_apply(n, n->x, why, whylen);
+    if (rc < 0) {
+        n->draining = was;
+        return rc;
+    }
+    if (on != was)
+        LOG(&n->log, LOG_INFO, "%s %s", n->name,
+            on ? "draining: XMPP sessions go to other members"
+               : "drain ended: serving XMPP sessions again");
+    return 0;
+}
+
+bool node_draining(const struct node *n)
+{
+    return n->draining;
+}
+
+/* ---- SIGTERM in a cluster ---- */
+
+static void stop_later(struct node *n, void *arg, bool cancelled)
+{
+    (void)arg;
+    (void)cancelled;
+    node__stop(n);
+}
+
+/* drain_for_stop sends the sessions to other members before they would
+ * get system-shutdown; nothing to do when there is no other member. */
+static void drain_for_stop(struct node *n)
+{
+    char why[256];
+
+    if (n->x != NULL && node_drain(n, true, why, sizeof why) < 0)
+        LOG(&n->log, LOG_INFO, "%s stopping without drain: %s", n->name, why);
+}
+
+static void stop_transferred(void *arg, int rc, const char *msg)
+{
+    struct node *n = arg;
+
+    n->stop_transfer = false;
+    if (n->stopping)
+        return;
+    if (rc < 0)
+        LOG(&n->log, LOG_WARN, "%s leadership not handed over before stopping: %s",
+            n->name, msg != NULL ? msg : xe_strerror(rc));
+    else
+        LOG(&n->log, LOG_INFO, "%s leadership handed over before stopping", n->name);
+    drain_for_stop(n);
+    /* rnode.h: no rnode_close inside its callbacks: stop on the next turn. */
+    node__later(n, stop_later, NULL);
+}
+
+bool node__stop_drain(struct node *n)
+{
+    const struct raft_config *cfg = n->rn != NULL ? rnode_config(n->rn) : NULL;
+
+    if (cfg == NULL || cfg->n <= 1 || !cluster_running(n) || cluster_removed(n))
+        return false;
+    if (rnode_is_leader(n->rn)) {
+        /* Raft thesis §3.10: the leader hands over before it goes, so the
+         * cluster does not wait an election timeout for a new one. */
+        n->stop_transfer = true;
+        rnode_transfer(n->rn, 0, STOP_TRANSFER_TIMEOUT_MS, stop_transferred, n);
+        return true;
+    }
+    drain_for_stop(n);
+    return false;
+}
