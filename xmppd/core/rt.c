@@ -20,6 +20,7 @@ struct rt {
     struct rt_entry **buckets;
     size_t nbuckets;
     size_t count;
+    bool clustered; /* rt_set_clustered */
 };
 
 /* FNV-1a: the table holds a handful to a few thousand names. */
@@ -154,6 +155,11 @@ void *rt_find(const struct rt *rt, const char *domain)
             domain++;
     }
     return NULL;
+}
+
+void rt_set_clustered(struct rt *rt, bool on)
+{
+    rt->clustered = on;
 }
 
 size_t rt_count(const struct rt *rt)
@@ -359,6 +365,12 @@ int rt_decide(struct rt *rt, const struct stz *st, struct rt_route *out)
     } else if ((out->sess = rt_find(rt, j.domain)) != NULL) {
         out->verdict = RT_DELIVER;
         out->why = "deliver";
+        rc = 0;
+    } else if (rt->clustered && strcmp(j.domain, rt->domain) != 0 &&
+               jid_domain_within(j.domain, rt->domain)) {
+        /* Another node may hold it: the caller forwards it (an error reply
+         * it may need later is fwd's to build). */
+        rt_drop(out, "remote");
         rc = 0;
     } else if (rt_may_bounce(st)) {
         /* RFC 6120 §8.3.3.19 / §10.4.3: no such entity here. */

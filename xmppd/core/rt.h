@@ -59,6 +59,12 @@ struct rt_route {
                           (in a cluster, another node may hold it) */
 };
 
+/* rt_set_clustered says whether the server is in cluster mode, where the
+ * caller forwards every stanza rt_decide marks remote: then no error reply
+ * is built for such a stanza (verdict RT_DROP, remote set; the reply is
+ * fwd's or the holding node's to give).  Off by default. */
+void rt_set_clustered(struct rt *rt, bool on);
+
 /* rt_decide decides the fate of stanza st (message, presence or iq, with a
  * 'to' attribute; borrowed).  Returns 0 with *out filled, or XE_NOMEM (no
  * reply was built; the caller drops the stanza). */

@@ -207,6 +207,7 @@ int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
      * a session of an earlier start never names one of this start. */
     cl->last_sid = (c.incarnation >> 32) << 16;
     srv->cl = cl;
+    rt_set_clustered(srv->rt, true); /* srv__route forwards what is remote */
     /* Sessions that authenticated (components) or bound (clients) before:
      * report them now. */
     for (size_t i = 0; i < srv->nbuckets; i++)
@@ -232,6 +233,7 @@ void srv_cluster__free(struct srv *srv)
 {
     if (srv->cl == NULL)
         return;
+    rt_set_clustered(srv->rt, false);
     fwd_free(srv->cl->fwd);
     buf_free(&srv->cl->xml);
     free(srv->cl);
