@@ -75,7 +75,15 @@ static bool jid__label_valid(const unsigned char *s, size_t len)
         return false;
     while (i < len) {
         unsigned long cp;
-        size_t n = jid__utf8_next(s + i, len - i, &cp);
+        size_t n;
+
+        if (s[i] < 0x80) { /* ASCII, most labels: no decoding */
+            if (!jid__is_ldh(s[i]))
+                return false;
+            i++;
+            continue;
+        }
+        n = jid__utf8_next(s + i, len - i, &cp);
 
         if (n == 0 || (n == 1 && !jid__is_ldh(s[i])) || (n > 1 && jid__is_control(cp)))
             return false;

@@ -336,14 +336,24 @@ int rt_decide(struct rt *rt, const struct stz *st, struct rt_route *out)
 {
     const char *to = stz_attr(st, "to");
     struct jid j = {0};
-    int rc;
+    int rc = to != NULL ? jid_parse(to, &j) : XE_INVAL;
+
+    rc = rt_decide_jid(rt, st, rc, &j, out);
+    jid_clear(&j);
+    return rc;
+}
+
+int rt_decide_jid(struct rt *rt, const struct stz *st, int jrc, const struct jid *to,
+                  struct rt_route *out)
+{
+    const struct jid j = *to;
+    int rc = jrc;
 
     memset(out, 0, sizeof *out);
-    if (to == NULL) {
+    if (stz_attr(st, "to") == NULL) {
         rt_drop(out, "no to");
         return 0;
     }
-    rc = jid_parse(to, &j);
     if (rc == XE_NOMEM)
         return rc;
     if (rc < 0) {
@@ -383,6 +393,5 @@ int rt_decide(struct rt *rt, const struct stz *st, struct rt_route *out)
     if (rc == 0 && out->verdict != RT_DELIVER && strcmp(j.domain, rt->domain) != 0 &&
         jid_domain_within(j.domain, rt->domain))
         out->remote = true;
-    jid_clear(&j);
     return rc;
 }
