@@ -4,6 +4,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "jid.h"
 #include "rt.h"
 #include "testlib.h"
 
@@ -209,5 +210,45 @@ static void test_disco_items(void)
     rt_free(rt);
 }
 
+/* Cluster mode (issue 12): a stanza to a name within the domain that no
+ * local session holds is marked remote and gets no reply (the caller
+ * forwards it); names outside the domain and the server's own are
+ * answered as before, and rt_decide_jid decides as rt_decide does. */
+static void test_clustered(void)
+{
+    struct rt *rt;
+    struct stz *s = stanza("message", "chat", "cb3.example.com");
+    struct rt_route r;
+    struct jid j = {0};
+
+    REQUIRE(rt_new("example.com", &rt) == 0);
+    REQUIRE(rt_add(rt, "cb2.example.com", &b, NULL) == 0);
+    rt_set_clustered(rt, true);
+    REQUIRE(rt_decide(rt, s, &r) == 0);
+    CHECK_INT(r.verdict, RT_DROP);
+    CHECK(r.remote);
+    CHECK(r.reply == NULL);
+    REQUIRE(jid_parse("cb3.example.com", &j) == 0);
+    REQUIRE(rt_decide_jid(rt, s, 0, &j, &r) == 0);
+    CHECK(r.verdict == RT_DROP && r.remote && r.reply == NULL);
+    jid_clear(&j);
+    stz_set_attr(s, "to", "cb2.example.com");
+    REQUIRE(rt_decide(rt, s, &r) == 0);
+    CHECK_INT(r.verdict, RT_DELIVER);
+    stz_set_attr(s, "to", "other.org");
+    REQUIRE(rt_decide(rt, s, &r) == 0);
+    CHECK_INT(r.verdict, RT_REPLY);
+    CHECK(!r.remote);
+    stz_free(r.reply);
+    stz_set_attr(s, "to", "cb3.example.com");
+    rt_set_clustered(rt, false);
+    REQUIRE(rt_decide(rt, s, &r) == 0);
+    CHECK_INT(r.verdict, RT_REPLY);
+    CHECK(r.remote);
+    stz_free(r.reply);
+    stz_free(s);
+    rt_free(rt);
+}
+
 TL_MAIN(T(test_table), T(test_growth), T(test_verdicts), T(test_version), T(test_ping),
-        T(test_disco_items))
+        T(test_disco_items), T(test_clustered))

@@ -63,12 +63,7 @@ int fwd_new(const struct fwd_config *cfg, const struct fwd_env *env, struct fwd 
 
 static void ent_free(struct fwd_ent *e)
 {
-    if (e == NULL)
-        return;
-    free(e->from);
-    free(e->to);
-    free(e->xml);
-    free(e);
+    free(e); /* strings included */
 }
 
 static void q_push(struct fwd_q *q, struct fwd_ent *e)
@@ -222,20 +217,14 @@ done:
  * client's full JID (a name of its own, issue 10) first, then the domain. */
 static uint64_t route_of(const struct fwd *f, const struct fwd_ent *e)
 {
-    struct jid j = {0};
-    struct buf full = {0};
     uint64_t node = 0;
 
-    if (jid_parse(e->to, &j) == 0) {
-        if (j.local != NULL && j.resource != NULL && jid_format(&j, &full) == 0) {
-            const struct fwd_route *r = fwd__table_find(&f->table, full.data);
-            node = r != NULL ? r->node : 0;
-        }
-        if (node == 0)
-            node = fwd_route_lookup(f, j.domain);
+    if (e->full != NULL) {
+        const struct fwd_route *r = fwd__table_find(&f->table, e->full);
+        node = r != NULL ? r->node : 0;
     }
-    buf_free(&full);
-    jid_clear(&j);
+    if (node == 0 && e->domain != NULL)
+        node = fwd_route_lookup(f, e->domain);
     return node;
 }
 
@@ -327,6 +316,11 @@ int fwd_send(struct fwd *f, const char *from, const char *to, const char *xml, s
              uint64_t now_ms)
 {
     struct fwd_ent *e;
+    struct jid j = {0};
+    struct buf full = {0};
+    size_t flen, tlen, dlen;
+    char *p;
+    int rc;
 
     f->now = now_ms;
     if (from == NULL || to == NULL || xml == NULL || len == 0 ||
@@ -337,18 +331,43 @@ int fwd_send(struct fwd *f, const char *from, const char *to, const char *xml, s
         f->st.rejected++;
         return XE_BUSY;
     }
-    e = calloc(1, sizeof *e);
-    if (e == NULL)
-        return XE_NOMEM;
-    e->from = strdup(from);
-    e->to = strdup(to);
-    e->xml = malloc(len + 1);
-    if (e->from == NULL || e->to == NULL || e->xml == NULL) {
-        ent_free(e);
+    /* The destination is parsed once here, not on every pump (route_of). */
+    rc = jid_parse(to, &j);
+    if (rc == XE_NOMEM)
+        return rc;
+    if (rc == 0 && j.local != NULL && j.resource != NULL && jid_format(&j, &full) < 0) {
+        jid_clear(&j);
         return XE_NOMEM;
     }
-    memcpy(e->xml, xml, len);
+    flen = strlen(from) + 1;
+    tlen = strlen(to) + 1;
+    dlen = j.domain != NULL ? strlen(j.domain) + 1 : 0;
+    e = malloc(sizeof *e + flen + tlen + len + 1 + dlen + (full.len ? full.len + 1 : 0));
+    if (e == NULL) {
+        jid_clear(&j);
+        buf_free(&full);
+        return XE_NOMEM;
+    }
+    memset(e, 0, sizeof *e);
+    p = (char *)(e + 1);
+    e->from = memcpy(p, from, flen);
+    p += flen;
+    e->to = memcpy(p, to, tlen);
+    p += tlen;
+    e->xml = memcpy(p, xml, len);
     e->xml[len] = '\0';
+    p += len + 1;
+    if (dlen > 0) {
+        e->domain = memcpy(p, j.domain, dlen);
+        p += dlen;
+    }
+    if (full.len > 0) {
+        memcpy(p, full.data, full.len);
+        p[full.len] = '\0';
+        e->full = p;
+    }
+    jid_clear(&j);
+    buf_free(&full);
     e->len = len;
     e->seq = f->next_seq++;
     e->queued_ms = now_ms;
@@ -704,16 +723,13 @@ uint64_t fwd_next_deadline(const struct fwd *f)
 
 bool fwd_waiting_for(const struct fwd *f, const char *to)
 {
-    struct jid a = {0}, b = {0};
+    struct jid a = {0};
     bool same = false;
 
     if (f->unsent.n == 0 || jid_parse(to, &a) < 0)
         return false;
-    for (const struct fwd_ent *e = f->unsent.head; e != NULL && !same; e = e->next) {
-        if (jid_parse(e->to, &b) == 0)
-            same = strcmp(a.domain, b.domain) == 0;
-        jid_clear(&b);
-    }
+    for (const struct fwd_ent *e = f->unsent.head; e != NULL && !same; e = e->next)
+        same = e->domain != NULL && strcmp(a.domain, e->domain) == 0;
     jid_clear(&a);
     return same;
 }

@@ -17,8 +17,12 @@
  * queue).  It is on exactly one queue. */
 struct fwd_ent {
     uint64_t seq;
+    /* All in the one allocation of the entry (fwd_send): a stanza costs one
+     * malloc and one free. */
     char *from, *to, *xml;
     size_t len;
+    const char *domain; /* to's domain, prepared; NULL: to is not a JID */
+    const char *full;   /* to as a full JID (a client's name, issue 10), or NULL */
     uint64_t queued_ms; /* when fwd_send took it */
     uint64_t node;      /* 0 until handed to a channel */
     struct fwd_ent *next;

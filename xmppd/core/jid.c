@@ -75,7 +75,15 @@ static bool jid__label_valid(const unsigned char *s, size_t len)
         return false;
     while (i < len) {
         unsigned long cp;
-        size_t n = jid__utf8_next(s + i, len - i, &cp);
+        size_t n;
+
+        if (s[i] < 0x80) { /* ASCII, most labels: no decoding */
+            if (!jid__is_ldh(s[i]))
+                return false;
+            i++;
+            continue;
+        }
+        n = jid__utf8_next(s + i, len - i, &cp);
 
         if (n == 0 || (n == 1 && !jid__is_ldh(s[i])) || (n > 1 && jid__is_control(cp)))
             return false;
@@ -132,7 +140,7 @@ static bool jid__domain_valid(const char *s, size_t len)
 static bool jid__has_ace(const char *s)
 {
     for (const char *p = s; *p; p++)
-        if ((p == s || p[-1] == '.') && strncmp(p, "xn--", 4) == 0)
+        if (*p == 'x' && (p == s || p[-1] == '.') && strncmp(p, "xn--", 4) == 0)
             return true;
     return false;
 }
@@ -201,14 +209,19 @@ int jid_parse(const char *s, struct jid *out)
     }
     {
         /* §3.2: IDNA2008 U-labels or LDH ASCII, lower case, no final dot. */
-        char *raw = strndup(dom, (size_t)(dom_end - dom));
+        size_t dlen = (size_t)(dom_end - dom);
+        char small[256]; /* most domains: no malloc per parse */
+        char *raw = dlen < sizeof small ? small : malloc(dlen + 1);
         char prepared[JID_PART_MAX + 1];
 
         rv = XE_NOMEM;
         if (raw == NULL)
             goto err;
+        memcpy(raw, dom, dlen);
+        raw[dlen] = '\0';
         rv = precis_domain(raw, prepared, sizeof prepared);
-        free(raw);
+        if (raw != small)
+            free(raw);
         if (rv == 0)
             out->domain = strdup(prepared);
         if (rv == 0 && out->domain == NULL)

@@ -293,6 +293,12 @@ int pframe_encode(const struct pframe *f, struct buf *out)
 
     if (!frame_ok(f))
         return XE_INVAL;
+    /* A stanza frame is written once per stanza: one allocation, not a
+     * doubling series (the header and the strings' fields are under 64). */
+    if (f->type == PFRAME_FWD && buf_reserve(out, 64 + strlen(f->u.fwd.from) +
+                                                      strlen(f->u.fwd.to) +
+                                                      f->u.fwd.xml_len) < 0)
+        return XE_NOMEM;
     w_be(&w, 0, 4); /* length, patched below */
     w_u8(&w, PFRAME_VERSION);
     w_u8(&w, (uint8_t)f->type);

@@ -21,6 +21,7 @@ struct rt {
     struct rt_entry **buckets;
     size_t nbuckets;
     size_t count;
+    bool clustered; /* rt_set_clustered */
 };
 
 /* FNV-1a: the table holds a handful to a few thousand names. */
@@ -167,6 +168,11 @@ int rt_set_version(struct rt *rt, const char *version)
     free(rt->version);
     rt->version = v;
     return 0;
+}
+
+void rt_set_clustered(struct rt *rt, bool on)
+{
+    rt->clustered = on;
 }
 
 size_t rt_count(const struct rt *rt)
@@ -376,14 +382,24 @@ int rt_decide(struct rt *rt, const struct stz *st, struct rt_route *out)
 {
     const char *to = stz_attr(st, "to");
     struct jid j = {0};
-    int rc;
+    int rc = to != NULL ? jid_parse(to, &j) : XE_INVAL;
+
+    rc = rt_decide_jid(rt, st, rc, &j, out);
+    jid_clear(&j);
+    return rc;
+}
+
+int rt_decide_jid(struct rt *rt, const struct stz *st, int jrc, const struct jid *to,
+                  struct rt_route *out)
+{
+    const struct jid j = *to;
+    int rc = jrc;
 
     memset(out, 0, sizeof *out);
-    if (to == NULL) {
+    if (stz_attr(st, "to") == NULL) {
         rt_drop(out, "no to");
         return 0;
     }
-    rc = jid_parse(to, &j);
     if (rc == XE_NOMEM)
         return rc;
     if (rc < 0) {
@@ -406,6 +422,12 @@ int rt_decide(struct rt *rt, const struct stz *st, struct rt_route *out)
         out->verdict = RT_DELIVER;
         out->why = "deliver";
         rc = 0;
+    } else if (rt->clustered && strcmp(j.domain, rt->domain) != 0 &&
+               jid_domain_within(j.domain, rt->domain)) {
+        /* Another node may hold it: the caller forwards it (an error reply
+         * it may need later is fwd's to build). */
+        rt_drop(out, "remote");
+        rc = 0;
     } else if (rt_may_bounce(st)) {
         /* RFC 6120 §8.3.3.19 / §10.4.3: no such entity here. */
         rc = rt_reply_error(st, "cancel", "service-unavailable", true, "unknown address",
@@ -417,6 +439,5 @@ int rt_decide(struct rt *rt, const struct stz *st, struct rt_route *out)
     if (rc == 0 && out->verdict != RT_DELIVER && strcmp(j.domain, rt->domain) != 0 &&
         jid_domain_within(j.domain, rt->domain))
         out->remote = true;
-    jid_clear(&j);
     return rc;
 }

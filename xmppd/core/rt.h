@@ -17,6 +17,8 @@
 
 #include "stz.h"
 
+struct jid;
+
 #define RT_NS_PING "urn:xmpp:ping"
 #define RT_NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define RT_NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
@@ -66,10 +68,21 @@ struct rt_route {
                           (in a cluster, another node may hold it) */
 };
 
+/* rt_set_clustered says whether the server is in cluster mode, where the
+ * caller forwards every stanza rt_decide marks remote: then no error reply
+ * is built for such a stanza (verdict RT_DROP, remote set; the reply is
+ * fwd's or the holding node's to give).  Off by default. */
+void rt_set_clustered(struct rt *rt, bool on);
+
 /* rt_decide decides the fate of stanza st (message, presence or iq, with a
  * 'to' attribute; borrowed).  Returns 0 with *out filled, or XE_NOMEM (no
  * reply was built; the caller drops the stanza). */
 int rt_decide(struct rt *rt, const struct stz *st, struct rt_route *out);
+/* rt_decide_jid is rt_decide with st's 'to' already parsed: jrc and *to as
+ * jid_parse left them (borrowed; ignored when st has no 'to'), so that a
+ * caller that parsed it does not pay for it twice. */
+int rt_decide_jid(struct rt *rt, const struct stz *st, int jrc, const struct jid *to,
+                  struct rt_route *out);
 
 /* rt_may_bounce tells whether an undeliverable st may be answered with an
  * error: messages other than errors, iq get and set (RFC 6120 §8.3.1,

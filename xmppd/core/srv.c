@@ -445,13 +445,12 @@ int srv__authenticated(struct srv *srv, struct sess_comp *s)
     return srv_cluster__authenticated(srv, s);
 }
 
-/* srv_account_addr tells whether to is an account's address (a JID with a
- * localpart in our domain, RFC 6121 §8.5) and fills *j then (the caller
- * clears it).  XE_NOMEM when out of memory. */
-static int srv_account_addr(struct srv *srv, const char *to, struct jid *j)
+/* srv_account_addr tells whether j (parsed 'to'; XE_INVAL from jid_parse
+ * in rc when it did not parse) is an account's address (a JID with a
+ * localpart in our domain, RFC 6121 §8.5), its localpart then prepared.
+ * The caller clears j in every case.  XE_NOMEM when out of memory. */
+static int srv_account_addr(struct srv *srv, int rc, struct jid *j)
 {
-    int rc = jid_parse(to, j);
-
     if (rc == XE_NOMEM)
         return rc;
     if (rc == 0 && j->local != NULL && strcmp(j->domain, srv->domain) == 0) {
@@ -461,16 +460,13 @@ static int srv_account_addr(struct srv *srv, const char *to, struct jid *j)
         if (precis_username(j->local, strlen(j->local), prep, sizeof prep) == 0 &&
             strcmp(prep, j->local) != 0) {
             char *d = strdup(prep);
-            if (d == NULL) {
-                jid_clear(j);
+            if (d == NULL)
                 return XE_NOMEM;
-            }
             free(j->local);
             j->local = d;
         }
         return 1;
     }
-    jid_clear(j);
     return 0;
 }
 
@@ -479,7 +475,7 @@ void srv__route(struct srv *srv, struct sess *from, struct stz *st)
     const char *to = stz_attr(st, "to");
     struct rt_route r;
     struct jid j = {0};
-    int rc;
+    int rc, jrc;
 
     if (LOG_ON(srv->env.log, LOG_TRACE)) {
         struct buf t = {0};
@@ -493,18 +489,22 @@ void srv__route(struct srv *srv, struct sess *from, struct stz *st)
         srv__c2s_own(srv, (struct sess_c2s *)from, st);
         return;
     }
-    rc = to != NULL ? srv_account_addr(srv, to, &j) : 0;
+    /* 'to' is parsed once here for both decisions below. */
+    jrc = to != NULL ? jid_parse(to, &j) : XE_INVAL;
+    rc = to != NULL ? srv_account_addr(srv, jrc, &j) : 0;
     if (rc == 1) {
         srv__c2s_route(srv, from, &j, st);
         jid_clear(&j);
         return;
     }
-    if (rc < 0 || rt_decide(srv->rt, st, &r) < 0) {
+    if (rc < 0 || rt_decide_jid(srv->rt, st, jrc, &j, &r) < 0) {
         SRV_LOG(srv, LOG_WARN, "c%" PRIu64 " out of memory routing a %s, dropped",
                 from->conn, st->name);
+        jid_clear(&j);
         stz_free(st);
         return;
     }
+    jid_clear(&j);
     if (srv->cl != NULL &&
         (r.remote || (r.verdict == RT_DELIVER && srv_cluster__waiting(srv, st)))) {
         /* Cluster mode: another node may hold the name (docs/cluster.md

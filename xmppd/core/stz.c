@@ -525,7 +525,9 @@ int stz_serialize(const struct stz *el, const char *parent_ns, struct buf *out)
     for (const struct stz *c = el->first_child; c != NULL; c = c->next)
         if ((rv = stz_serialize(c, el->ns, out)) != 0)
             goto err;
-    if ((rv = buf_printf(out, "</%s>", el->name)) != 0)
+    /* (no printf: this runs for every element of every stanza written) */
+    if ((rv = buf_puts(out, "</")) != 0 || (rv = buf_puts(out, el->name)) != 0 ||
+        (rv = buf_puts(out, ">")) != 0)
         goto err;
     return 0;
 err:
