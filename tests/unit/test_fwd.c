@@ -974,7 +974,7 @@ static void test_report_flood(void)
     drain();
     for (int k = 0; k < PFRAME_MAX_LIST; k++) {
         snprintf(names[k], sizeof names[k], "f%d.x", k);
-        s[k] = (struct pframe_sess){names[k], (uint64_t)k + 1, 0};
+        s[k] = (struct pframe_sess){names[k], (uint64_t)k + 1, 0, {0}};
     }
     fr.u.sessions = (struct pframe_sessions){nodes[2].id, 99, term, true, s,
                                              PFRAME_MAX_LIST, NULL, 0};
