@@ -196,6 +196,10 @@ bool fwd_waiting_for(const struct fwd *f, const char *to);
  * is within) in this node's copy of the routing table, or 0. */
 uint64_t fwd_route_lookup(const struct fwd *f, const char *domain);
 
+/* fwd_route_has tells whether name (exactly, no domain matching) is in
+ * this node's copy of the table. */
+bool fwd_route_has(const struct fwd *f, const char *name);
+
 /* fwd_each_route calls fn for every name in this node's copy of the table
  * (name borrowed for the call) with its node and order.  fn must not call
  * fwd. */

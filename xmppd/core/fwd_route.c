@@ -109,6 +109,11 @@ uint64_t fwd_route_lookup(const struct fwd *f, const char *domain)
     return 0;
 }
 
+bool fwd_route_has(const struct fwd *f, const char *name)
+{
+    return name != NULL && fwd__table_find(&f->table, name) != NULL;
+}
+
 void fwd_each_route(const struct fwd *f,
                     void (*fn)(void *ud, const char *name, uint64_t node, uint64_t ord),
                     void *ud)
