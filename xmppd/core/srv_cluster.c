@@ -565,13 +565,12 @@ struct cl_count {
     size_t n;
 };
 
-static void cl_count_one(void *ud, const char *name, uint64_t node, uint64_t ord)
+static void cl_count_one(void *ud, const struct pframe_route *e)
 {
     struct cl_count *c = ud;
 
-    (void)name;
-    (void)ord;
-    if (node == c->node)
+    /* components only: clients are in the table too (issue 10) */
+    if (e->node == c->node && e->attr.kind == PFRAME_KIND_COMPONENT)
         c->n++;
 }
 
@@ -580,7 +579,7 @@ size_t srv_cluster_components(const struct srv *srv, uint64_t node)
     struct cl_count c = {node, 0};
 
     if (srv->cl != NULL)
-        fwd_each_route(srv->cl->fwd, cl_count_one, &c);
+        fwd_each_entry(srv->cl->fwd, cl_count_one, &c);
     return c.n;
 }
 
@@ -591,4 +590,11 @@ void srv_cluster_each_route(const struct srv *srv,
 {
     if (srv->cl != NULL)
         fwd_each_route(srv->cl->fwd, fn, ud);
+}
+
+void srv_cluster_each_entry(const struct srv *srv,
+                            void (*fn)(void *ud, const struct pframe_route *e), void *ud)
+{
+    if (srv->cl != NULL)
+        fwd_each_entry(srv->cl->fwd, fn, ud);
 }
