@@ -1202,16 +1202,26 @@ static void test_cluster_bare_jid(void)
     t = take(2, 3);
     CHECK(strstr(t, "from='alice@example.com/a'") != NULL);
     CHECK(strstr(t, "from='alice@example.com/b'") != NULL);
-    /* unavailable: alice/b leaves the table's available set */
+    /* unavailable: alice/b leaves the table's available set; her other
+     * resource, on node 1, is told (RFC 6121 §4.5.2) */
     in(3, 3, "<presence type='unavailable'/>");
     settle();
-    take(1, 3);
+    t = take(1, 3);
+    CHECK_STR(t, "<presence type='unavailable' from='alice@example.com/b' "
+                 "to='alice@example.com/a'/>");
     take(2, 3);
     presence(1, "0");
     in(2, 3, "<message to='alice@example.com' id='m6' type='chat'/>");
     run();
     CHECK(strstr(take(1, 3), "id='m6'") != NULL);
     CHECK_STR(take(3, 3), "");
+    /* alice/b available again (§4.2.2): alice/a gets her presence, and she
+     * learns about alice/a from node 1's answer to her probe */
+    in(3, 3, "<presence><priority>3</priority></presence>");
+    settle();
+    CHECK(strstr(take(1, 3), "from='alice@example.com/b'") != NULL);
+    t = take(3, 3);
+    CHECK(strstr(t, "from='alice@example.com/a'") != NULL);
     CHECK_INT(proto_errors, 0);
     cluster_stop();
     cl_state_free(cl);

@@ -766,12 +766,16 @@ bool srv__c2s_cluster_probe(struct srv *srv, struct sess *s, const char *from,
     if (!is_probe || from == NULL)
         return is_probe;
     /* §4.3.2, decided again here (the rosters are replicated): the
-     * presence of the user's sessions on this node. */
+     * presence of the user's sessions on this node.  A probe from the
+     * user's own new resource on another node (c2s_broadcast_remote) is
+     * answered too: §4.2.2, it learns about the user's other resources. */
     {
-        char *prober = bare_of(from);
-        if (prober != NULL &&
-            roster_probe_decide(roster_of(srv, c->user), prober) == ROSTER_PROBE_PRESENCE)
+        char *prober = bare_of(from), *own = bare_of(c->jid);
+        if (prober != NULL && ((own != NULL && strcmp(prober, own) == 0) ||
+                               roster_probe_decide(roster_of(srv, c->user), prober) ==
+                                   ROSTER_PROBE_PRESENCE))
             send_presences(srv, c->user, from, false);
+        free(own);
         free(prober);
     }
     return true;
@@ -886,6 +890,36 @@ static void c2s_broadcast(struct srv *srv, struct srv_acct *a, struct stz *st,
     }
 }
 
+/* c2s_broadcast_remote sends presence st (borrowed, 'from' set) of c to
+ * the user's available resources on other nodes, each by its full JID
+ * (RFC 6121 §4.2.2, §4.4.2, §4.5.2 across the cluster); st's 'to' is left
+ * set.  With probe, instead, a probe from c to one available resource of
+ * each other node: that node answers with the presence of the user's
+ * sessions there (§4.2.2: the new resource learns about the others). */
+static void c2s_broadcast_remote(struct srv *srv, struct sess_c2s *c, struct stz *st,
+                                 bool probe)
+{
+    struct c2s_remotes rs;
+
+    remotes_of(srv, c->user, &rs);
+    for (size_t i = 0; i < rs.n; i++) {
+        bool skip = !rs.r[i].available;
+        for (size_t k = 0; probe && !skip && k < i; k++)
+            skip = rs.r[k].available && rs.r[k].node == rs.r[i].node;
+        if (skip)
+            continue;
+        if (probe) {
+            struct stz *p = pres_new(c->jid, rs.r[i].jid, "probe");
+            if (p != NULL)
+                srv_cluster__forward(srv, &c->base, p, rs.r[i].jid);
+            stz_free(p);
+        } else if (stz_set_attr(st, "to", rs.r[i].jid) == 0) {
+            srv_cluster__forward(srv, &c->base, st, rs.r[i].jid);
+        }
+    }
+    remotes_free(&rs);
+}
+
 /* c2s_presence handles presence without 'to' from c (takes st): RFC 6121
  * §4.2 initial presence, §4.4 updates, §4.5 unavailable. */
 static void c2s_presence(struct srv *srv, struct sess_c2s *c, struct stz *st)
@@ -906,12 +940,15 @@ static void c2s_presence(struct srv *srv, struct sess_c2s *c, struct stz *st)
         /* §4.2.2: to all of the user's available resources, including the
          * one that sent it. */
         c2s_broadcast(srv, c->acct, st, NULL);
+        c2s_broadcast_remote(srv, c, st, false);
         /* §4.2.2, §4.4.2: the new resource learns about the others (stop
          * if writing to it failed: it is closed and unbound). */
         for (struct sess_c2s *r = initial && c->acct ? c->acct->first : NULL;
              r != NULL && c->base.state == SESS_READY; r = r->anext)
             if (r != c && r->available && r->pres != NULL)
                 c2s_send(srv, c, r->pres, c->jid);
+        if (initial && c->base.state == SESS_READY)
+            c2s_broadcast_remote(srv, c, NULL, true);
         stz_del_attr(st, "to");
         roster_presence_out(srv, c, st);
         /* §4.3.1 probes, §3.1.3 pending requests */
@@ -926,6 +963,7 @@ static void c2s_presence(struct srv *srv, struct sess_c2s *c, struct stz *st)
         c->pres = NULL;
         /* §4.5.2: unavailable to the other available resources. */
         c2s_broadcast(srv, c->acct, st, c);
+        c2s_broadcast_remote(srv, c, st, false);
     }
     stz_del_attr(st, "to");
     roster_presence_out(srv, c, st);
@@ -948,6 +986,7 @@ void srv__c2s_gone(struct srv *srv, struct sess_c2s *c)
         return;
     }
     c2s_broadcast(srv, acct_find(srv, c->user), st, c);
+    c2s_broadcast_remote(srv, c, st, false);
     stz_del_attr(st, "to");
     roster_presence_out(srv, c, st);
     stz_free(st);
