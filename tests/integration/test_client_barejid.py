@@ -3,8 +3,10 @@
 items 4 and 5, RFC 6121 §8.5.2.1.1): real xmppd processes, real libstrophe
 clients.
 
- - alice logs in on both followers (resources "high" and "low"), bob on
-   the leader; they are subscribed to each other;
+ - alice logs in on both followers (resources "top" and "base": "base"
+   sorts first, and the routing before issue 10 items 4, 5 sent a bare-JID
+   message there whatever its priority), bob on the leader; they are
+   subscribed to each other;
  - each session's presence (availability, priority) reaches every node's
    routing table: `xmpp user list` shows alice's two sessions, the node of
    each and their priorities, `xmpp cluster status` the client sessions
@@ -49,22 +51,22 @@ def main():
             wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS),
                      15, "%s: both accounts in xmpp user list" % nd.name)
 
-        with Client("alice@example.com/high", PASSWORDS["alice"], f1.addr, CLIENT_PORT,
+        with Client("alice@example.com/top", PASSWORDS["alice"], f1.addr, CLIENT_PORT,
                     ca) as high, \
-                Client("alice@example.com/low", PASSWORDS["alice"], f2.addr, CLIENT_PORT,
+                Client("alice@example.com/base", PASSWORDS["alice"], f2.addr, CLIENT_PORT,
                        ca) as low:
-            check(high.online() == "alice@example.com/high", high.output())
-            check(low.online() == "alice@example.com/low", low.output())
+            check(high.online() == "alice@example.com/top", high.output())
+            check(low.online() == "alice@example.com/base", low.output())
             high.send("presence 5")
             low.send("presence 1")
             # The table on the leader (bob's node) knows both, by node.
-            want = {"high": (f1.peer_addr, True, 5), "low": (f2.peer_addr, True, 1)}
+            want = {"top": (f1.peer_addr, True, 5), "base": (f2.peer_addr, True, 1)}
             wait_for(lambda: sessions(leader, "alice") == want, 20,
                      "alice's two sessions with their priorities on %s" % leader.name)
             text = leader.ok("xmpp user list")
             c.say("xmpp user list on %s:\n%s", leader.name, text)
-            check("high (%s, priority 5)" % f1.peer_addr in text, text)
-            check("low (%s, priority 1)" % f2.peer_addr in text, text)
+            check("top (%s, priority 5)" % f1.peer_addr in text, text)
+            check("base (%s, priority 1)" % f2.peer_addr in text, text)
             st = leader.ok("xmpp cluster status")
             c.say("xmpp cluster status on %s:\n%s", leader.name, st)
             for nd in (f1, f2):
@@ -96,13 +98,13 @@ def main():
                 # Different priorities: only the higher one, on node f1.
                 bob.send("msg alice@example.com first")
                 high.wait_line(r"^msg bob@example\.com/phone first$")
-                bob.send("msg alice@example.com/low marker1")
+                bob.send("msg alice@example.com/base marker1")
                 low.wait_line(r"^msg bob@example\.com/phone marker1$")
                 check("first" not in low.output(), low.output())
 
                 # Equal priorities: both.
                 low.send("presence 5")
-                wait_for(lambda: sessions(leader, "alice").get("low", (0, 0, 0))[2] == 5,
+                wait_for(lambda: sessions(leader, "alice").get("base", (0, 0, 0))[2] == 5,
                          20, "low's new priority on %s" % leader.name)
                 bob.send("msg alice@example.com second")
                 high.wait_line(r"^msg bob@example\.com/phone second$")
@@ -112,8 +114,8 @@ def main():
                 with Client("bob@example.com/desk", PASSWORDS["bob"], leader.addr,
                             CLIENT_PORT, ca) as desk:
                     check(desk.online() == "bob@example.com/desk", desk.output())
-                    desk.wait_line(r"^presence alice@example\.com/high available$")
-                    desk.wait_line(r"^presence alice@example\.com/low available$")
+                    desk.wait_line(r"^presence alice@example\.com/top available$")
+                    desk.wait_line(r"^presence alice@example\.com/base available$")
                     check(desk.quit() == 0, desk.output())
                 check(bob.quit() == 0, bob.output())
             check(high.quit() == 0, high.output())
