@@ -3,6 +3,7 @@
  * here before anything is sent, help texts, and how each result prints. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1044,32 +1045,73 @@ static void help(char **w, int n)
                "this list, or one command", "exit", "leave the shell");
 }
 
-/* ---- running a line ---------------------------------------------------- */
-
-static int usage_error(const char *name, const char *fmt, const char *detail)
+/* help_json is help's answer for --json: {"commands": [{"command", "usage",
+ * "summary", "help"}]} for one command or every command under w[0..n).
+ * Returned owned. */
+static json_t *help_json(char **w, int n)
 {
-    fprintf(stderr, "%s: ", name);
-    fprintf(stderr, fmt, detail);
-    fputc('\n', stderr);
-    return CLI_USAGE;
+    json_t *list = json_array();
+    size_t exact = NCOMMANDS;
+
+    for (size_t i = 0; i < NCOMMANDS && n > 0; i++)
+        if (matches(&commands[i], w, n) && nwords(&commands[i]) == n)
+            exact = i;
+    for (size_t i = 0; i < NCOMMANDS && list != NULL; i++) {
+        const struct cli_cmd *c = &commands[i];
+        char name[128];
+        if (exact < NCOMMANDS ? i != exact : n > 0 && !prefix_of(c, w, n))
+            continue;
+        cmd_name(c, name, sizeof name);
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s?}", "command", name,
+                                              "usage", c->usage, "summary", c->summary,
+                                              "help", c->help));
+    }
+    return json_pack("{s:o*}", "commands", list);
 }
 
-static void print_json_error(struct cli *cli, const char *code, const char *message)
+/* ---- running a line ---------------------------------------------------- */
+
+/* print_envelope prints the one JSON answer of a --json command on
+ * stdout (docs/control-protocol.md "mmp-cli --json"): {"ok": true, "data":
+ * data} or {"ok": false, "error": {"code", "message"}}.  data is taken
+ * (NULL: {}). */
+static void print_envelope(json_t *data, const char *code, const char *message)
 {
-    if (!cli->json)
-        return;
-    json_t *e = json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", code,
-                          "message", message);
-    char *s = json_dumps(e, JSON_INDENT(2));
+    json_t *e = code == NULL ? json_pack("{s:b, s:o}", "ok", 1, "data",
+                                         data != NULL ? data : json_object())
+                             : json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code",
+                                         code, "message", message);
+    char *s = e != NULL ? json_dumps(e, JSON_INDENT(2)) : NULL;
     if (s != NULL)
         printf("%s\n", s);
+    else
+        printf("{\"ok\": false, \"error\": {\"code\": \"no-memory\", \"message\": "
+               "\"out of memory\"}}\n");
     free(s);
     json_decref(e);
 }
 
+/* shell_error reports an error the shell found or the daemon answered:
+ * "<name>: <message>" on stderr, and with --json the error envelope on
+ * stdout.  Returns rc. */
+static int shell_error(struct cli *cli, int rc, const char *name, const char *code,
+                       const char *fmt, ...)
+{
+    char message[768];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: %s\n", name, message);
+    if (cli->json)
+        print_envelope(NULL, code, message);
+    return rc;
+}
+
 /* unknown_command explains, from the longest known prefix of w, where the
  * line went wrong. */
-static int unknown_command(char **w, int n)
+static int unknown_command(struct cli *cli, char **w, int n)
 {
     char all[256];
     /* The longest known prefix tells the admin where it went wrong. */
@@ -1083,19 +1125,17 @@ static int unknown_command(char **w, int n)
     }
     if (k == 0) {
         next_words(w, 0, next, sizeof next);
-        return usage_error(w[0], "unknown command; commands start with %s (type help)",
-                           next);
+        return shell_error(cli, CLI_USAGE, w[0], "unknown-command",
+                           "unknown command; commands start with %s (type help)", next);
     }
     joined(w, k, all, sizeof all);
-    if (k == n) {
-        fprintf(stderr,
-                "%s: incomplete command; next word is one of: %s (type help %s)\n", all,
-                next, all);
-        return CLI_USAGE;
-    }
-    fprintf(stderr, "%s: unknown word \"%s\"; next word is one of: %s (type help %s)\n",
-            all, w[k], next, all);
-    return CLI_USAGE;
+    if (k == n)
+        return shell_error(cli, CLI_USAGE, all, "unknown-command",
+                           "incomplete command; next word is one of: %s (type help %s)",
+                           next, all);
+    return shell_error(cli, CLI_USAGE, all, "unknown-command",
+                       "unknown word \"%s\"; next word is one of: %s (type help %s)",
+                       w[k], next, all);
 }
 
 /* exec_command checks the arguments of c, sends the request and prints
@@ -1104,21 +1144,19 @@ static int exec_command(struct cli *cli, const struct cli_cmd *c, int argc, char
 {
     char name[128];
     cmd_name(c, name, sizeof name);
-    if (argc < c->min_args || (c->max_args >= 0 && argc > c->max_args)) {
-        fprintf(stderr, "%s: %s; usage: %s %s (see help %s)\n", name,
-                argc < c->min_args ? "missing arguments" : "too many arguments", name,
-                c->usage, name);
-        return CLI_USAGE;
-    }
+    if (argc < c->min_args || (c->max_args >= 0 && argc > c->max_args))
+        return shell_error(
+            cli, CLI_USAGE, name, "invalid-argument", "%s; usage: %s %s (see help %s)",
+            argc < c->min_args ? "missing arguments" : "too many arguments", name,
+            c->usage, name);
     json_t *args = json_object();
     char why[WHY_LEN] = "";
     if (args == NULL)
-        return usage_error(name, "%s", "out of memory");
+        return shell_error(cli, CLI_USAGE, name, "no-memory", "out of memory");
     if (c->prepare != NULL && c->prepare(cli, argc, argv, args, why) < 0) {
         json_decref(args);
-        fprintf(stderr, "%s: %s (see help %s)\n", name, why, name);
-        print_json_error(cli, "invalid-argument", why);
-        return CLI_USAGE;
+        return shell_error(cli, CLI_USAGE, name, "invalid-argument", "%s (see help %s)",
+                           why, name);
     }
 
     json_t *result = NULL;
@@ -1131,19 +1169,14 @@ static int exec_command(struct cli *cli, const struct cli_cmd *c, int argc, char
         if (strcmp(code, "unknown-command") == 0)
             snprintf(message, sizeof message,
                      "this xmppd does not serve this command yet (unknown-command)");
-        fprintf(stderr, "%s: %s\n", name, message);
-        print_json_error(cli, code[0] ? code : "unreachable", message);
-        return rc;
+        return shell_error(cli, rc, name, code[0] ? code : "unreachable", "%s", message);
     }
     /* A command whose answer carries its own exit status (xmpp health: 0
      * healthy, 1 degraded, 2 failed) exits with it, in text and JSON. */
     json_t *es = json_object_get(result, "exit_status");
     int status = json_is_integer(es) ? (int)json_integer_value(es) : CLI_OK;
     if (cli->json) {
-        char *s = json_dumps(result, JSON_INDENT(2));
-        if (s != NULL)
-            printf("%s\n", s);
-        free(s);
+        print_envelope(json_incref(result), NULL, NULL);
     } else if (c->print != NULL) {
         c->print(result);
     } else if (json_object_size(result) > 0) {
@@ -1174,14 +1207,20 @@ static int run_words(struct cli *cli, char **w, int n, bool *quit)
         if (!known) {
             char all[256];
             joined(w + 1, n - 1, all, sizeof all);
-            return usage_error("help", "no command \"%s\"; type help for the list", all);
+            return shell_error(cli, CLI_USAGE, "help", "unknown-command",
+                               "no command \"%s\"; type help for the list", all);
         }
-        help(w + 1, n - 1);
+        if (cli->json)
+            print_envelope(help_json(w + 1, n - 1), NULL, NULL);
+        else
+            help(w + 1, n - 1);
         return CLI_OK;
     }
     if (strcmp(w[0], "exit") == 0 || strcmp(w[0], "quit") == 0 ||
         strcmp(w[0], "logout") == 0) {
         *quit = true;
+        if (cli->json)
+            print_envelope(NULL, NULL, NULL);
         return CLI_OK;
     }
 
@@ -1191,7 +1230,7 @@ static int run_words(struct cli *cli, char **w, int n, bool *quit)
             (c == NULL || nwords(&commands[i]) > nwords(c)))
             c = &commands[i];
     if (c == NULL)
-        return unknown_command(w, n);
+        return unknown_command(cli, w, n);
     return exec_command(cli, c, n - nwords(c), w + nwords(c));
 }
 
@@ -1200,10 +1239,8 @@ int cli_run(struct cli *cli, const char *line, bool *quit)
     char *w[CLI_MAX_WORDS];
     const char *why = NULL;
     int n = cli_split(line, w, CLI_MAX_WORDS, &why);
-    if (n < 0) {
-        fprintf(stderr, "mmp-cli: %s\n", why);
-        return CLI_USAGE;
-    }
+    if (n < 0)
+        return shell_error(cli, CLI_USAGE, "mmp-cli", "invalid-argument", "%s", why);
     int rc = run_words(cli, w, n, quit);
     cli_words_free(w, n);
     return rc;

@@ -48,7 +48,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
-from xmppdtest import (LineProc, certs_dir, check, find_log_line, read_text,  # noqa: E402
+from xmppdtest import (unwrap, LineProc, certs_dir, check, find_log_line, read_text,  # noqa: E402
                        run_mmp, tool, unix_connects, wait_started, xmppd_bin)
 
 DOMAIN = "example.com"
@@ -297,7 +297,7 @@ class ClusterNode:
     def json(self, command, timeout=40):
         rc, out, err = self.mmp(command, json_out=True, timeout=timeout)
         check(rc == 0, "%s: %r --json failed (%d): %s" % (self.name, command, rc, err))
-        return json.loads(out)
+        return unwrap(json.loads(out))
 
     def fails(self, command, needle=None, timeout=40):
         """The command fails (non-zero exit) with one line on stderr holding

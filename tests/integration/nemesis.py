@@ -57,7 +57,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nemesis_check as nck  # noqa: E402
 import netns  # noqa: E402
 from cluster import DOMAIN, XMPP_PORT, Cluster  # noqa: E402
-from xmppdtest import tool  # noqa: E402
+from xmppdtest import unwrap, tool  # noqa: E402
 
 FAULTS = collections.OrderedDict([("kill", 3), ("pause", 3), ("isolate-leader", 2),
                                   ("split", 2), ("bridge", 2), ("move", 3), ("jump", 2),
@@ -177,7 +177,7 @@ class Run:
             if rc != 0:
                 continue
             try:
-                ld = json.loads(out).get("leader")
+                ld = unwrap(json.loads(out)).get("leader")
             except ValueError:
                 continue
             if ld:
@@ -204,7 +204,7 @@ class Run:
                 if rc != 0:
                     continue
                 try:
-                    j = json.loads(out)
+                    j = unwrap(json.loads(out))
                 except ValueError:
                     continue
                 ld = j.get("leader") or {}
@@ -416,7 +416,7 @@ class Run:
         for nd in self.c.nodes:
             rc, out, err = nd.mmp("xmpp cluster status", json_out=True, timeout=10)
             try:
-                ids[nd] = json.loads(out).get("cluster_id") if rc == 0 else None
+                ids[nd] = unwrap(json.loads(out)).get("cluster_id") if rc == 0 else None
             except ValueError:
                 ids[nd] = None
         common = collections.Counter(v for v in ids.values() if v).most_common(1)
@@ -435,7 +435,7 @@ class Run:
         for nd in self.c.nodes:
             rc, out, err = nd.mmp("xmpp cluster status", json_out=True, timeout=10)
             try:
-                ids[nd] = json.loads(out).get("cluster_id") if rc == 0 else None
+                ids[nd] = unwrap(json.loads(out)).get("cluster_id") if rc == 0 else None
             except ValueError:
                 ids[nd] = None
         common = collections.Counter(v for v in ids.values() if v).most_common(1)
@@ -600,7 +600,7 @@ class Run:
                 names = set()
                 if rc == 0:
                     try:
-                        names = {b["name"] for b in json.loads(out).get("callbridges", [])}
+                        names = {b["name"] for b in unwrap(json.loads(out)).get("callbridges", [])}
                     except ValueError:
                         pass
                 lists[nd.index] = names

@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from xmppdtest import (Comp, certs_dir, check, read_text, run, run_mmp,  # noqa: E402
+from xmppdtest import (unwrap, Comp, certs_dir, check, read_text, run, run_mmp,  # noqa: E402
                        sanitizer_report, unix_connects, wait_started, xmppd_bin)
 
 DOMAIN = "example.com"
@@ -90,7 +90,7 @@ class AdminNode:
     def json(self, command):
         rc, out, err = self.mmp(command, json_out=True)
         check(rc == 0, "%r failed (%d): %s" % (command, rc, err))
-        return json.loads(out)
+        return unwrap(json.loads(out))
 
     def fails(self, command, needle, code=1, stdin=None):
         """The command fails with exit code and one stderr line holding
@@ -127,9 +127,10 @@ class AdminNode:
         return False
 
 
-def make_pki(node):
+def make_pki(node, addr=None):
     """A CA and node1/node2 certificates from certs/, copied into the node's
-    pki directory."""
+    pki directory.  node1's names addr, the node's peer address (`xmpp
+    cluster enable` checks it)."""
     ca = os.path.join(node.base, "ca")
 
     def sh(*argv):
@@ -140,7 +141,7 @@ def make_pki(node):
     # Call bridges check the certificate against their component name
     # (cb2.example.com): the wildcard SAN covers every call bridge.
     sh(os.path.join(certs_dir(), "mknode"), ca, "node1", "--domain", DOMAIN, "--dns",
-       "*." + DOMAIN, "--ip", "127.0.0.1")
+       "*." + DOMAIN, "--ip", "127.0.0.1", *(("--ip", addr) if addr else ()))
     sh(os.path.join(certs_dir(), "mknode"), ca, "node2", "--domain", DOMAIN)
     sh(os.path.join(certs_dir(), "mkbundle"), ca, "node1")
     pki = os.path.join(node.dir, "pki")
@@ -179,7 +180,7 @@ def main():
         check(rc == 1 and json.loads(out)["error"]["code"] == "state", out + err)
 
         # Configure.
-        make_pki(node)
+        make_pki(node, addr)
         node.fails("xmpp certs node2.key node1.crt ca-bundle.pem", "does not belong")
         # RFC 7622 §3.2 preparation (issue 13 item 13, issue 10 item 1): case
         # and a trailing dot are normalised, an internationalized name taken

@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import wait_for  # noqa: E402
-from xmppdtest import Node, check, free_port, run, run_mmp, tcp_connects  # noqa: E402
+from xmppdtest import unwrap, Node, check, free_port, run, run_mmp, tcp_connects  # noqa: E402
 
 
 def mmp(node, command, json_out=False):
@@ -39,7 +39,7 @@ def fails(node, command, needle):
 def clients(node):
     rc, out, err = mmp(node, "xmpp status", json_out=True)
     check(rc == 0, "xmpp status: %s" % err)
-    return json.loads(out)["clients"]
+    return unwrap(json.loads(out))["clients"]
 
 
 def main():

@@ -15,14 +15,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import CERT_ENV, Cluster, certs_dir, sh, wait_for  # noqa: E402
-from xmppdtest import check, run  # noqa: E402
+from xmppdtest import unwrap, check, run  # noqa: E402
 
 
 def health(nd):
     """(exit status, text, json) of `xmpp health` on nd."""
     rc, out, err = nd.mmp("xmpp health")
     jrc, jout, _ = nd.mmp("xmpp health", json_out=True)
-    j = json.loads(jout) if jout.strip() else {}
+    j = unwrap(json.loads(jout)) if jout.strip() else {}
     check(rc == jrc, "%s: exit %d in text, %d with --json" % (nd.name, rc, jrc))
     return rc, out + err, j
 

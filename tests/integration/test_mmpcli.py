@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_admin import AdminNode, can_connect, loopback, make_pki  # noqa: E402
-from xmppdtest import Tally, mmp_bin, run  # noqa: E402
+from xmppdtest import unwrap, Tally, mmp_bin, run  # noqa: E402
 
 TIMEOUT = 20
 check = Tally()
@@ -144,12 +144,12 @@ def one_shot(node, addr, port):
           "callbridge list (text table, no secrets)", p.stdout)
     p = shell(node, "xmpp callbridge list", "--json")
     try:
-        names = sorted(c["name"] for c in json.loads(p.stdout)["callbridges"])
+        names = sorted(c["name"] for c in unwrap(json.loads(p.stdout))["callbridges"])
     except (ValueError, KeyError, TypeError):
         names = None
     check(p.returncode == 0 and names == ["cb1", "cb2"], "--json callbridge list", p.stdout)
     p = shell(node, "--json xmpp status")
-    check(p.returncode == 0 and json.loads(p.stdout)["enabled"] is False,
+    check(p.returncode == 0 and unwrap(json.loads(p.stdout))["enabled"] is False,
           "--json as the first word of a -c command", p.stdout)
     p = shell(node, None, "xmpp", "callbridge", "list")
     check(p.returncode == 0 and "cb2" in p.stdout, "command as words after the options")
@@ -234,7 +234,7 @@ def one_shot(node, addr, port):
     check(p.returncode == 0 and "node3.csr" in p.stdout and "node1.crt" in p.stdout,
           "pki list", p.stdout)
     p = shell(node, "pki inspect node1.crt", "--json")
-    check(p.returncode == 0 and "IP:127.0.0.1" in json.loads(p.stdout)["sans"],
+    check(p.returncode == 0 and "IP:127.0.0.1" in unwrap(json.loads(p.stdout))["sans"],
           "pki inspect --json")
     p = shell(node, "pki verify node1.crt ca-bundle.pem")
     check(p.returncode == 0 and "node1.crt: OK" in p.stdout, "pki verify good")

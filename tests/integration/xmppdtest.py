@@ -359,6 +359,15 @@ class Comp(LineProc):
         return False
 
 
+def unwrap(answer):
+    """The data of one `mmp-cli --json` answer, the envelope
+    {"ok": true, "data": ...} (docs/control-protocol.md "mmp-cli --json");
+    AssertionError with the error when it is {"ok": false, "error": ...}."""
+    if not isinstance(answer, dict) or answer.get("ok") is not True:
+        raise AssertionError("mmp-cli --json answered an error: %r" % (answer,))
+    return answer.get("data", {})
+
+
 def check(cond, what):
     if not cond:
         raise AssertionError(what)

@@ -876,9 +876,31 @@ static void test_addresses(void)
     CHECK(!plink_sans_cover(NULL, "a"));
 }
 
+/* The first bytes of a link that cannot be a peer frame name the port's
+ * protocol; a real frame's first byte (its length's high byte) never does. */
+static void test_foreign_protocol(void)
+{
+    struct pframe f;
+    struct buf b = {0};
+    static const char tls_alert[] = {0x15, 0x03, 0x03, 0x00, 0x02};
+
+    CHECK_STR(plink_foreign_protocol("<?xml version='1.0'?>", 21), "XMPP");
+    CHECK_STR(plink_foreign_protocol("<stream:stream", 14), "XMPP");
+    CHECK_STR(plink_foreign_protocol("HTTP/1.1 400 Bad Request\r\n", 26), "HTTP");
+    CHECK_STR(plink_foreign_protocol("GET / HTTP/1.1\r\n", 16), "HTTP");
+    CHECK(plink_foreign_protocol("HTTP", 4) == NULL); /* too short to tell */
+    CHECK(plink_foreign_protocol("", 0) == NULL);
+    CHECK(plink_foreign_protocol(tls_alert, sizeof tls_alert) == NULL);
+    memset(&f, 0, sizeof f);
+    f.type = PFRAME_PING;
+    CHECK_INT(pframe_encode(&f, &b), 0);
+    CHECK(plink_foreign_protocol(b.data, b.len) == NULL);
+    buf_free(&b);
+}
+
 TL_MAIN(T(test_member_acceptor), T(test_second_hello_event), T(test_dialler_speaks_first),
         T(test_hello_refusals), T(test_refuse_tells_why), T(test_impostors),
         T(test_successor), T(test_dial_race), T(test_guest_join_only),
         T(test_guest_forbidden_kinds), T(test_frame_before_hello), T(test_contact),
         T(test_prehello_timeouts), T(test_ping_idle_guest), T(test_admit),
-        T(test_backoff), T(test_addresses))
+        T(test_backoff), T(test_addresses), T(test_foreign_protocol))

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -363,6 +364,26 @@ int ctl_response_parse(json_t *msg, json_int_t *id, bool *ok, json_t **result,
 }
 
 /* ---- arguments -------------------------------------------------------- */
+
+void ctl_time_text(int64_t t, char *out)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL ||
+        strftime(out, CTL_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, CTL_TIME_LEN, "1970-01-01T00:00:00Z");
+}
+
+json_t *ctl_time(int64_t t)
+{
+    char s[CTL_TIME_LEN];
+
+    if (t == 0)
+        return json_null();
+    ctl_time_text(t, s);
+    return json_string(s);
+}
 
 const char *ctl_arg_str(const json_t *args, const char *key)
 {

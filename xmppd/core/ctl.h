@@ -156,6 +156,17 @@ const char *ctl_arg_str(const json_t *args, const char *key);
  * "invalid-argument" naming the first unknown key. */
 int ctl_args_only(json_t *args, const char *const *keys, struct ctl_error *err);
 
+/* ---- results (for command handlers) ----------------------------------- */
+
+/* ctl_time is the one form of a point in time in an answer: t (seconds
+ * since the epoch) as an RFC 3339 UTC timestamp, "2026-12-07T13:34:17Z"
+ * (RFC 3339 §5.6, time-offset "Z"), or JSON null for 0 (never).  Owned;
+ * NULL when out of memory.  ctl_time_text writes the same text into out
+ * (at least CTL_TIME_LEN bytes). */
+#define CTL_TIME_LEN 21
+json_t *ctl_time(int64_t t);
+void ctl_time_text(int64_t t, char *out);
+
 /* ---- dispatch --------------------------------------------------------- */
 
 /* A handler's return value meaning "the answer comes later": the handler

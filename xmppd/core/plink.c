@@ -26,6 +26,24 @@ void plink_opts_default(struct plink_opts *o)
     o->max_unjoined_per_addr = 8;
 }
 
+const char *plink_foreign_protocol(const void *bytes, size_t len)
+{
+    static const char *const http[] = {"HTTP/", "GET ",     "POST ",   "HEAD ",
+                                       "PUT ",  "OPTIONS ", "CONNECT "};
+    const char *b = bytes;
+
+    if (len == 0)
+        return NULL;
+    if (b[0] == '<')
+        return "XMPP";
+    for (size_t i = 0; i < sizeof http / sizeof http[0]; i++) {
+        size_t n = strlen(http[i]);
+        if (len >= n && memcmp(b, http[i], n) == 0)
+            return "HTTP";
+    }
+    return NULL;
+}
+
 const char *plink_state_name(enum plink_state s)
 {
     switch (s) {

@@ -265,6 +265,15 @@ bool plink_host_same(const char *x, const char *y);
  * wildcard does not name a node). */
 bool plink_sans_cover(const char *sans, const char *host);
 
+/* plink_foreign_protocol names the protocol of the first bytes (len,
+ * borrowed) that a peer link received, when they cannot begin a peer frame
+ * (whose u32 length is far below 0x3c000000): "XMPP" for '<' (an XML
+ * stream, RFC 6120 §4.2: an XMPP client, component or WebSocket port's
+ * answer, or an XMPP client dialling us), "HTTP" for "HTTP/" (a status line,
+ * RFC 9112 §4) or a request method (§3); NULL otherwise.  The peer link
+ * then says which port the other side has (issue 13 item 5). */
+const char *plink_foreign_protocol(const void *bytes, size_t len);
+
 /* plink_state_name: "tcp", "tls", "member", "guest", "contact", "closed". */
 const char *plink_state_name(enum plink_state s);
 

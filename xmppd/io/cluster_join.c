@@ -103,7 +103,17 @@ void cluster__contact_failed(struct node *n, const char *addr, int err, bool ref
     struct cluster *c = n->cluster;
     char msg[300];
 
-    if (err == UV_EPROTO && ++c->join.tls_failed >= 2) {
+    if (err == UV_EPROTONOSUPPORT) {
+        /* The port answers in XMPP or HTTP (peer.c foreign): once is
+         * enough, it will not change. */
+        char why[200];
+        peer_last_error(c->pm, addr, why, sizeof why);
+        snprintf(
+            msg, sizeof msg, "%s; join at the member's peer address instead (port %d)",
+            why[0] != '\0' ? why : "that port does not speak the cluster peer protocol",
+            PEER_DEFAULT_PORT);
+        cluster__join_finish(c, XE_PROTO, msg);
+    } else if (err == UV_EPROTO && ++c->join.tls_failed >= 2) {
         snprintf(msg, sizeof msg,
                  "the TLS handshake with %s failed: a certificate is not trusted "
                  "(check xmpp cluster trust on both nodes; the daemons' logs say which)",

@@ -2,7 +2,9 @@
  * cmds_cluster.h; the workflow in docs/cluster.md "Commands"). */
 #include "cmds_cluster.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,8 @@
 #include "node_int.h"
 #include "peer.h"
 #include "pframe.h"
+#include "pki.h"
+#include "plink.h"
 #include "raft.h"
 #include "rnode.h"
 #include "srv.h"
@@ -286,12 +290,8 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
         leader = json_pack("{s:o, s:s, s:b}", "node_id", hexid(st.leader_id), "address",
                            st.leader_addr, "self", st.leader_id == n->st.node_id);
     if (st.last_change_time != 0) {
-        char t[32];
-        struct tm tm;
-        gmtime_r(&st.last_change_time, &tm);
-        strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S", &tm);
-        lc = json_pack("{s:s, s:I, s:I, s:s}", "time", t, "old_term",
-                       (json_int_t)st.last_change_old_term, "new_term",
+        lc = json_pack("{s:o, s:I, s:I, s:s}", "time", ctl_time(st.last_change_time),
+                       "old_term", (json_int_t)st.last_change_old_term, "new_term",
                        (json_int_t)st.last_change_new_term, "reason",
                        st.last_change_reason);
     }
@@ -416,6 +416,37 @@ static void peer_host(const struct node_state *st, struct conf_listen *out)
     out->port = PEER_DEFAULT_PORT;
 }
 
+/* cert_names_peer checks that the node certificate names the peer-link
+ * host: members refuse a node whose certificate does not vouch for the
+ * address it claims (docs/cluster.md "Identity and membership"), so an
+ * enable with such a certificate could only end in a refused join later
+ * (issue 13 item 5).  Only when the host comes from `xmpp listen`: before
+ * that the peer link sits on 127.0.0.1 and follows the listen address.
+ * 0, or a negative code with why. */
+static int cert_names_peer(struct node *n, const struct conf_listen *peer, char *why,
+                           size_t whylen)
+{
+    struct pki_info info;
+    char path[1024], err[256];
+
+    if (n->st.n_listen == 0)
+        return 0;
+    if (node_file_path(n, n->st.cert, path, sizeof path) < 0 ||
+        pki_inspect(path, &info, err, sizeof err) < 0) {
+        snprintf(why, whylen, "cannot read the node certificate %s", n->st.cert);
+        return XE_IO;
+    }
+    if (plink_sans_cover(info.sans, peer->host))
+        return 0;
+    snprintf(why, whylen,
+             "the node certificate %.80s names %.100s but not this node's peer address "
+             "%s, which the members check: make one that names it (certs/mknode ... "
+             "--ip %s) and set it with xmpp certs",
+             n->st.cert, info.sans[0] != '\0' ? info.sans : "no address", peer->host,
+             peer->host);
+    return XE_INVAL;
+}
+
 int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     static const char *const keys[] = {"timing", NULL};
@@ -425,6 +456,8 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
     bool was = st->cluster_enabled, timing_changed = false;
     const char *timing = ctl_arg_str(args, "timing");
     char why[512], self[PFRAME_MAX_ADDR + 1];
+    struct rnode_status rs;
+    json_t *tm;
 
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
@@ -455,6 +488,8 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
          * changed. */
         struct conf_listen want;
         peer_host(st, &want);
+        if (cert_names_peer(n, &want, why, sizeof why) < 0)
+            return ctl_error_set(err, "state", "%s", why);
         if (strcmp(want.host, st->peer.host) != 0 || want.port != st->peer.port) {
             st->peer = want;
             if (node_local_save(n, why, sizeof why) < 0) {
@@ -474,6 +509,10 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
          * multi-node cluster (then it is what the members know). */
         if (rnode_config(n->rn)->n <= 1 || st->peer.port == 0)
             peer_host(st, &st->peer);
+        if (cert_names_peer(n, &st->peer, why, sizeof why) < 0) {
+            st->peer = old;
+            return ctl_error_set(err, "state", "%s", why);
+        }
         st->cluster_enabled = true;
         if (node_local_save(n, why, sizeof why) < 0) {
             st->peer = old;
@@ -488,8 +527,15 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
         }
     }
     cluster_self_addr(n, self, sizeof self);
-    *result = json_pack("{s:s, s:o, s:s}", "address", self, "node_id", hexid(st->node_id),
-                        "timing", st->raft_fast_lan ? "fast-lan" : "default");
+    /* timing: the shape of xmpp cluster status's (profile in use, next when
+     * node.state names another one from the next start). */
+    rnode_status_get(n->rn, &rs);
+    tm = json_pack("{s:s}", "profile", rs.fast_lan ? "fast-lan" : "default");
+    if (tm != NULL && rs.fast_lan != st->raft_fast_lan)
+        json_object_set_new(tm, "next",
+                            json_string(st->raft_fast_lan ? "fast-lan" : "default"));
+    *result = json_pack("{s:s, s:o, s:o*}", "address", self, "node_id",
+                        hexid(st->node_id), "timing", tm);
     if (timing_changed)
         json_object_set_new(
             *result, "note",
@@ -556,6 +602,86 @@ static void join_done(void *arg, int rc, const char *msg, const void *data, size
     dreq_finish(r, rc, msg);
 }
 
+/* A join to a host name: the name is resolved off the loop (libuv's
+ * thread pool, getaddrinfo) before the join starts, and the join goes to the
+ * first address it gave (issue 13 item 5: names were accepted and never
+ * resolved, and the join waited for its timeout). */
+struct join_resolve {
+    uv_getaddrinfo_t req;
+    struct dreq *r;
+    char name[PFRAME_MAX_ADDR + 1];
+    int port;
+    char token[CLUSTER_TOKEN_HEX + 1];
+    bool replace;
+};
+
+/* dotted_digits: s is made of digits and dots only, i.e. meant as an IPv4
+ * address (getaddrinfo must not look such a string up as a name). */
+static bool dotted_digits(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++)
+        if (!(*s == '.' || (*s >= '0' && *s <= '9')))
+            return false;
+    return true;
+}
+
+static void on_join_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct join_resolve *j = req->data;
+    struct node *n = j->r->n;
+    char ip[INET6_ADDRSTRLEN], addr[PFRAME_MAX_ADDR + 1], msg[PFRAME_MAX_ADDR + 200];
+
+    if (status == 0 && res != NULL && uv_ip_name(res->ai_addr, ip, sizeof ip) == 0) {
+        snprintf(addr, sizeof addr, res->ai_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip,
+                 j->port);
+        LOG(&n->log, LOG_INFO, "%s join: %s is %s", n->name, j->name, addr);
+        cluster_join(n, addr, j->token, j->replace, JOIN_TIMEOUT_MS, join_done, j->r);
+    } else {
+        snprintf(msg, sizeof msg,
+                 "cannot resolve %s: %s (give the member's address, or a name this "
+                 "node's resolver knows)",
+                 j->name, status < 0 ? uv_strerror(status) : "no address");
+        dreq_finish(j->r, status == UV_ECANCELED ? XE_CLOSED : XE_NOTFOUND, msg);
+    }
+    uv_freeaddrinfo(res);
+    sodium_memzero(j->token, sizeof j->token);
+    free(j);
+}
+
+/* join_by_name starts resolving host for a join (answer r, taken). */
+static int join_by_name(struct node *n, struct dreq *r, const char *host, int port,
+                        const char *token, bool replace)
+{
+    struct addrinfo hints;
+    struct join_resolve *j = calloc(1, sizeof *j);
+    int rc;
+
+    if (j == NULL) {
+        dreq_finish(r, XE_NOMEM, NULL);
+        return CTL_DEFERRED;
+    }
+    j->r = r;
+    j->port = port;
+    j->replace = replace;
+    snprintf(j->name, sizeof j->name, "%s", host);
+    snprintf(j->token, sizeof j->token, "%s", token);
+    j->req.data = j;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = uv_getaddrinfo(&n->loop, &j->req, on_join_resolved, host, NULL, &hints);
+    if (rc < 0) {
+        char msg[PFRAME_MAX_ADDR + 100];
+        snprintf(msg, sizeof msg, "cannot resolve %s: %s", host, uv_strerror(rc));
+        sodium_memzero(j->token, sizeof j->token);
+        free(j);
+        dreq_finish(r, XE_IO, msg);
+    }
+    return CTL_DEFERRED;
+}
+
 int cmds_cluster_join(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     static const char *const keys[] = {"address", "token", "replace", NULL};
@@ -563,7 +689,11 @@ int cmds_cluster_join(void *ud, json_t *args, json_t **result, struct ctl_error 
     const char *addr = ctl_arg_str(args, "address");
     const char *token = ctl_arg_str(args, "token");
     json_t *rep = json_object_get(args, "replace");
+    char host[PFRAME_MAX_ADDR + 1];
+    unsigned char ip[16];
+    bool numeric;
     struct dreq *r;
+    int port;
 
     (void)result;
     if (ctl_args_only(args, keys, err) < 0)
@@ -579,9 +709,21 @@ int cmds_cluster_join(void *ud, json_t *args, json_t **result, struct ctl_error 
         return ctl_error_set(err, "state",
                              "clustering is not enabled on this node: run xmpp cluster "
                              "trust <bundle> and xmpp cluster enable first");
+    if (peer_parse_addr(addr, host, sizeof host, &port) < 0)
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "bad address \"%.100s\" (host, host:port or [IPv6]:port)",
+                             addr);
+    numeric = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    if (!numeric && dotted_digits(host))
+        return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
+                             "\"%.100s\" is not an IPv4 address (four numbers 0-255 "
+                             "separated by dots)",
+                             host);
     r = dreq_new(n, "join");
     if (r == NULL)
         return XE_NOMEM;
+    if (!numeric)
+        return join_by_name(n, r, host, port, token, json_is_true(rep));
     cluster_join(n, addr, token, json_is_true(rep), JOIN_TIMEOUT_MS, join_done, r);
     return CTL_DEFERRED;
 }
@@ -597,9 +739,8 @@ int cmds_cluster_invite(void *ud, json_t *args, json_t **result, struct ctl_erro
     struct node *n = ud;
     json_t *ttl = json_object_get(args, "ttl_s");
     json_int_t ttl_s = INVITE_DEFAULT_S;
-    char token[CLUSTER_TOKEN_HEX + 1], self[PFRAME_MAX_ADDR + 1], t[40];
+    char token[CLUSTER_TOKEN_HEX + 1], self[PFRAME_MAX_ADDR + 1], t[CTL_TIME_LEN];
     time_t expires;
-    struct tm tm;
     int rc;
 
     if (ctl_args_only(args, keys, err) < 0)
@@ -624,8 +765,7 @@ int cmds_cluster_invite(void *ud, json_t *args, json_t **result, struct ctl_erro
         return rc;
     cluster_self_addr(n, self, sizeof self);
     expires = time(NULL) + (time_t)ttl_s;
-    gmtime_r(&expires, &tm);
-    strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    ctl_time_text(expires, t);
     /* The token is shown once, here, and never logged. */
     LOG(&n->log, LOG_INFO, "%s join token made (single use, expires %s)", n->name, t);
     *result = json_pack("{s:s, s:s, s:s, s:I}", "token", token, "address", self,

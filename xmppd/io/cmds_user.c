@@ -232,15 +232,6 @@ static void submit(struct req *r)
 
 /* ---- credentials, on the thread pool ---- */
 
-static void created_text(uint64_t t, char *out, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    gmtime_r(&tt, &tm);
-    strftime(out, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
-}
-
 /* make_scram fills one mechanism's credentials: a fresh random salt and
  * the keys (RFC 5802 §3). */
 static int make_scram(struct req *r, enum scram_hash h, struct cl_scram *s)
@@ -280,9 +271,7 @@ static void derived(uv_work_t *w, int status)
      * node stores this value (cl.h, USER_SET). */
     r->creds.created = (uint64_t)time(NULL);
     if (r->what == W_ADD) {
-        char t[64];
-        created_text(r->creds.created, t, sizeof t);
-        json_object_set_new(r->result, "created", json_string(t));
+        json_object_set_new(r->result, "created", ctl_time((int64_t)r->creds.created));
         cl_cmd_user_set(&r->cmd, r->name, &r->creds, true);
     } else {
         cl_cmd_user_passwd(&r->cmd, r->name, &r->creds);
@@ -444,16 +433,12 @@ int cmds_user_list(void *ud, json_t *args, json_t **result, struct ctl_error *er
     a = json_array();
     for (size_t i = 0; a != NULL && i < cl_user_count(cs); i++) {
         const struct cl_user *u = cl_user_at(cs, i);
-        char t[64];
 
-        if (u->created != 0)
-            created_text(u->created, t, sizeof t);
         json_t *l = json_object_get(b.users, u->name);
         json_array_append_new(a, json_pack("{s:s, s:o, s:o, s:I, s:o}", "name", u->name,
                                            "jid", jid_json(cs, u->name), "created",
-                                           u->created != 0 ? json_string(t) : json_null(),
-                                           "online", (json_int_t)json_array_size(l),
-                                           "sessions",
+                                           ctl_time((int64_t)u->created), "online",
+                                           (json_int_t)json_array_size(l), "sessions",
                                            l != NULL ? json_incref(l) : json_array()));
     }
     json_decref(b.users);

@@ -40,6 +40,7 @@ struct pconn {
     struct plink_conn sm;
     bool opened;    /* TCP was up (a refused dial never is) */
     bool dead;      /* closed; freed by the tick */
+    bool got_bytes; /* something was read (the first read is classified) */
     struct peer *p; /* outgoing: the peer dialled; incoming: set at HELLO */
     struct pframe_dec dec;
     char remote[64];    /* the other end, "host:port" */
@@ -306,6 +307,29 @@ static void malformed(struct peer_mgr *m, struct pconn *l, const char *what, int
     u.count = PLINK_COUNT_MALFORMED;
     snprintf(u.why, sizeof u.why, "malformed %s: %s", what, xe_strerror(rc));
     close_for(m, l, &u);
+}
+
+/* foreign closes l, whose other end speaks kind (plink_foreign_protocol)
+ * instead of the peer protocol: a join to an XMPP or HTTP port hears that
+ * (UV_EPROTONOSUPPORT to the link hook, the line in the peer's last_error),
+ * not "refused" or "not trusted". */
+static void foreign(struct peer_mgr *m, struct pconn *l, const char *kind)
+{
+    char why[200], note[80];
+
+    if (l->sm.outgoing)
+        snprintf(why, sizeof why,
+                 "%s answers in %s, not the cluster peer protocol: that is not its "
+                 "peer port (%d unless changed)",
+                 l->remote, kind, PEER_DEFAULT_PORT);
+    else
+        snprintf(why, sizeof why, "%s speaks %s to the peer port, not the peer protocol",
+                 l->remote, kind);
+    m->stats.malformed++;
+    if (bad_log(m, note, sizeof note))
+        LOG(m->o.log, LOG_WARN, "%s peer link closed: %s%s", m->name, why, note);
+    conn_close(m->cm, l->conn);
+    link_drop(m, l, UV_EPROTONOSUPPORT, why);
 }
 
 /* ---- writing ---- */
@@ -777,6 +801,14 @@ static void hk_data(void *ud, uint64_t id, const char *bytes, size_t len)
         l->p->info.bytes_in += len;
         l->p->info.last_contact_ms = now_ms(m);
     }
+    if (!l->got_bytes && len > 0) {
+        const char *kind = plink_foreign_protocol(bytes, len);
+        l->got_bytes = true;
+        if (kind != NULL) {
+            foreign(m, l, kind);
+            return;
+        }
+    }
     rc = pframe_dec_feed(&l->dec, bytes, len);
     while (rc == 0 && !l->dead) {
         rc = pframe_dec_next(&l->dec, &f);
@@ -1138,6 +1170,16 @@ int peer_contact(struct peer_mgr *m, const char *addr)
     p->sched.next_ms = 0;
     p->sched.attempts = 0;
     return 0;
+}
+
+void peer_last_error(const struct peer_mgr *m, const char *addr, char *why, size_t len)
+{
+    why[0] = '\0';
+    for (const struct peer *p = m->peers; p != NULL; p = p->next)
+        if (plink_addr_same(p->addr, addr)) {
+            snprintf(why, len, "%s", p->info.last_error);
+            return;
+        }
 }
 
 void peer_drop_contacts(struct peer_mgr *m)

@@ -162,6 +162,10 @@ int peer_set_members(struct peer_mgr *m, const uint64_t *ids, const char *const 
  * id.  Our HELLO on it carries cluster id 0.  0, XE_INVAL, XE_NOMEM. */
 int peer_contact(struct peer_mgr *m, const char *addr);
 
+/* peer_last_error copies the last error of the peer or contact at addr
+ * (as peer_contact normalises it) into why ("" when none or unknown). */
+void peer_last_error(const struct peer_mgr *m, const char *addr, char *why, size_t len);
+
 /* peer_drop_contacts forgets every contact that is not a member. */
 void peer_drop_contacts(struct peer_mgr *m);
 

@@ -402,17 +402,6 @@ err:
     return rc;
 }
 
-static json_t *iso_time(time_t t)
-{
-    if (t == 0)
-        return json_null();
-    struct tm tm;
-    char s[32];
-    gmtime_r(&t, &tm);
-    strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return json_string(s);
-}
-
 json_t *pki_info_json(const struct pki_info *i)
 {
     json_t *o = json_pack("{s:s, s:s, s:b, s:s, s:i}", "file", i->file, "kind",
@@ -435,8 +424,8 @@ json_t *pki_info_json(const struct pki_info *i)
     }
     if (i->ncerts > 0) {
         if (json_object_set_new(o, "issuer", json_string(i->issuer)) < 0 ||
-            json_object_set_new(o, "not_before", iso_time(i->not_before)) < 0 ||
-            json_object_set_new(o, "not_after", iso_time(i->not_after)) < 0 ||
+            json_object_set_new(o, "not_before", ctl_time(i->not_before)) < 0 ||
+            json_object_set_new(o, "not_after", ctl_time(i->not_after)) < 0 ||
             json_object_set_new(o, "ca", json_boolean(i->is_ca)) < 0)
             goto err;
     }
