@@ -639,8 +639,16 @@ static void print_cluster_status(json_t *r)
                      (long long)json_integer_value(comp));
         else
             snprintf(comps, sizeof comps, "components -");
-        printf("%-21s node %s  %-9s  %-36s %s\n", jstr(p, "address"), jstr(p, "node_id"),
-               role, contact, comps);
+        /* one line per member (tests/integration/cluster.py reads it): the
+         * client sessions the routing table puts there at its end */
+        char clients[96] = "";
+        if (json_is_object(json_object_get(p, "sessions"))) {
+            json_t *ss = json_object_get(p, "sessions");
+            snprintf(clients, sizeof clients, ", clients tcp %lld, websocket %lld",
+                     jint(ss, "clients_tcp"), jint(ss, "clients_websocket"));
+        }
+        printf("%-21s node %s  %-9s  %-36s %s%s\n", jstr(p, "address"),
+               jstr(p, "node_id"), role, contact, comps, clients);
     }
     if (json_is_object(lc))
         printf("Last leader change: %s (term %lld -> %lld), reason: %s\n",

@@ -160,12 +160,53 @@ void cli_print_user_deleted(json_t *r)
     printf("User %s deleted.\n", str(r, "name"));
 }
 
+/* sessions_text writes u's sessions as "res (node, priority p)" or
+ * "res (node, unavailable)", comma separated, into u's "sessions_text". */
+static void sessions_text(json_t *u)
+{
+    json_t *l = json_object_get(u, "sessions"), *e;
+    char text[1024] = "";
+    size_t i, n = 0;
+
+    json_array_foreach(l, i, e)
+    {
+        const char *node = json_string_value(json_object_get(e, "node"));
+        const char *ws =
+            json_is_true(json_object_get(e, "available")) ? "" : "unavailable";
+        int k;
+        if (node == NULL)
+            node = json_string_value(json_object_get(e, "node_id"));
+        if (*ws != '\0')
+            k = snprintf(text + n, sizeof text - n, "%s%s (%s, %s%s)", i ? ", " : "",
+                         str(e, "resource"), node ? node : "?", ws,
+                         strcmp(str(e, "transport"), "websocket") == 0 ? ", websocket"
+                                                                       : "");
+        else
+            k = snprintf(text + n, sizeof text - n, "%s%s (%s, priority %lld%s)",
+                         i ? ", " : "", str(e, "resource"), node ? node : "?",
+                         (long long)json_integer_value(json_object_get(e, "priority")),
+                         strcmp(str(e, "transport"), "websocket") == 0 ? ", websocket"
+                                                                       : "");
+        if (k < 0 || (size_t)k >= sizeof text - n)
+            break;
+        n += (size_t)k;
+    }
+    json_object_set_new(u, "sessions_text", json_string(n > 0 ? text : "-"));
+}
+
 void cli_print_users(json_t *r)
 {
-    static const char *const keys[] = {"name", "jid", "created", NULL};
-    static const char *const heads[] = {"Name", "JID", "Created", NULL};
+    static const char *const keys[] = {"name",   "jid",           "created",
+                                       "online", "sessions_text", NULL};
+    static const char *const heads[] = {"Name",   "JID",      "Created",
+                                        "Online", "Sessions", NULL};
+    json_t *users = json_object_get(r, "users"), *u;
+    size_t i;
 
-    cli_print_table(json_object_get(r, "users"), keys, heads);
+    /* --json prints the daemon's answer as it is: this text column is
+     * only for the table */
+    json_array_foreach(users, i, u) sessions_text(u);
+    cli_print_table(users, keys, heads);
 }
 
 void cli_print_user_iterations(json_t *r)

@@ -41,13 +41,13 @@ struct sess {
 };
 
 struct msg {
-    int sender;        /* session index */
-    int node;          /* the sender's node */
-    uint64_t inc;      /* the sender node's incarnation */
-    int delivered;     /* deliveries */
-    uint64_t got_sid;  /* receiver session that got it */
-    int errors;        /* error replies the sender got */
-    bool refused_busy; /* fwd_send said XE_BUSY */
+    int sender;          /* session index */
+    int node;            /* the sender's node */
+    uint64_t inc;        /* the sender node's incarnation */
+    int delivered;       /* deliveries */
+    uint64_t got_sid;    /* receiver session that got it */
+    int errors;          /* error replies the sender got */
+    bool refused_busy;   /* fwd_send said XE_BUSY */
     int handed_to;       /* the node its FWD went to (0: none) */
     uint64_t handed_inc; /* that node's incarnation then */
 };
@@ -384,8 +384,8 @@ static int send_msg(int s, const char *rname)
     msgs[id] = (struct msg){s, node, nodes[node].inc, 0, 0, 0, false, 0, 0};
     snprintf(from, sizeof from, "%s", sess[s].name);
     snprintf(to, sizeof to, "%s", rname);
-    snprintf(xml, sizeof xml, "<message from='%s' to='%s' id='%d'><body>x</body></message>",
-             from, to, id);
+    snprintf(xml, sizeof xml,
+             "<message from='%s' to='%s' id='%d'><body>x</body></message>", from, to, id);
     local = sess_find(node, rname);
     if (local >= 0 && !sess[local].closing && !fwd_waiting_for(nodes[node].f, to)) {
         record(local, xml);
@@ -465,8 +465,7 @@ static void advance(uint64_t ms)
 {
     now += ms;
     for (int i = 1; i <= nnodes; i++)
-        if (nodes[i].alive && !nodes[i].paused &&
-            fwd_next_deadline(nodes[i].f) <= now) {
+        if (nodes[i].alive && !nodes[i].paused && fwd_next_deadline(nodes[i].f) <= now) {
             fwd_tick(nodes[i].f, now);
             reap();
             /* Never a deadline at or before the tick that ran it (issue 8
@@ -565,8 +564,8 @@ static void check_outcomes(bool *all_done)
             continue;
         if (!nodes[m->node].alive || nodes[m->node].inc != m->inc)
             continue; /* its sender's node died */
-        if (m->handed_to != 0 && (!nodes[m->handed_to].alive ||
-                                  nodes[m->handed_to].inc != m->handed_inc))
+        if (m->handed_to != 0 &&
+            (!nodes[m->handed_to].alive || nodes[m->handed_to].inc != m->handed_inc))
             continue; /* the node that owned it died (with the receiver) */
         *all_done = false;
         fprintf(stderr, "message %d from %s (n%d) has no outcome\n", id,
@@ -791,9 +790,10 @@ static void test_byte_bound_keeps_order(void)
         }
         int id = nmsgs++;
         msgs[id] = (struct msg){s2, 2, nodes[2].inc, 0, 0, 0, false, 0, 0};
-        int n = snprintf(xml, sizeof xml,
-                         "<message from='s2.x' to='r3.x' id='%d'><body>%s</body></message>", id,
-                         k % 3 == 0 ? body : "s");
+        int n =
+            snprintf(xml, sizeof xml,
+                     "<message from='s2.x' to='r3.x' id='%d'><body>%s</body></message>",
+                     id, k % 3 == 0 ? body : "s");
         CHECK_INT(fwd_send(nodes[2].f, "s2.x", "r3.x", xml, (size_t)n, now), 0);
         drain();
     }
@@ -890,9 +890,9 @@ static void test_backlog_bounded_in_bytes(void)
         char xml[sizeof big + 128];
         int id = nmsgs++;
         msgs[id] = (struct msg){s2, 2, nodes[2].inc, 0, 0, 0, false, 0, 0};
-        int n = snprintf(xml, sizeof xml,
-                         "<message from='s2.x' to='r1.x' id='%d'><body>%s</body></message>",
-                         id, big);
+        int n = snprintf(
+            xml, sizeof xml,
+            "<message from='s2.x' to='r1.x' id='%d'><body>%s</body></message>", id, big);
         int rc = fwd_send(nodes[2].f, "s2.x", "r1.x", xml, (size_t)n, now);
         if (rc == XE_BUSY)
             msgs[id].errors++;
@@ -937,6 +937,144 @@ static void test_conflict_by_leader_order(void)
     teardown();
 }
 
+/* attr_of finds name in node i's copy of the table. */
+struct attr_find {
+    const char *name;
+    struct pframe_route e;
+    bool found;
+};
+
+static void attr_one(void *ud, const struct pframe_route *e)
+{
+    struct attr_find *a = ud;
+
+    if (strcmp(e->name, a->name) == 0) {
+        a->e = *e;
+        a->found = true;
+    }
+}
+
+static struct attr_find attr_of(int i, const char *name)
+{
+    struct attr_find a = {name, {0}, false};
+
+    fwd_each_entry(nodes[i].f, attr_one, &a);
+    return a;
+}
+
+/* Issue 10 items 4, 5: a client's entry carries kind, availability and
+ * priority to every member, and a presence change updates it everywhere
+ * without changing its order. */
+static void test_attrs_reach_every_member(void)
+{
+    const struct pframe_attr tcp5 = {PFRAME_KIND_C2S_TCP, PFRAME_ATTR_AVAILABLE, 5};
+    const struct pframe_attr off = {PFRAME_KIND_C2S_TCP, 0, -3};
+    const struct pframe_attr ws = {PFRAME_KIND_C2S_WS, PFRAME_ATTR_AVAILABLE, 1};
+    struct pframe_attr bad = tcp5;
+    uint64_t ord;
+
+    setup(3, NULL);
+    elect(1, true);
+    drain();
+    CHECK_INT(fwd_local_add_attr(nodes[2].f, "u@x/a", 7, &tcp5, now), 0);
+    CHECK_INT(fwd_local_add_attr(nodes[1].f, "u@x/b", 8, &ws, now), 0);
+    drain();
+    for (int i = 1; i <= 3; i++) {
+        struct attr_find a = attr_of(i, "u@x/a"), b = attr_of(i, "u@x/b");
+        REQUIRE(a.found && b.found);
+        CHECK_INT(a.e.node, nodes[2].id);
+        CHECK(memcmp(&a.e.attr, &tcp5, sizeof tcp5) == 0);
+        CHECK(memcmp(&b.e.attr, &ws, sizeof ws) == 0);
+    }
+    ord = attr_of(1, "u@x/a").e.ord;
+    REQUIRE(ord != 0);
+    /* a presence change: unavailable, another priority */
+    CHECK_INT(fwd_local_set_attr(nodes[2].f, "u@x/a", 7, &off, now), 0);
+    /* another sid, or the UPDATE flag from the caller: nothing, refused */
+    CHECK_INT(fwd_local_set_attr(nodes[2].f, "u@x/a", 99, &tcp5, now), 0);
+    bad.flags |= PFRAME_ATTR_UPDATE;
+    CHECK_INT(fwd_local_set_attr(nodes[2].f, "u@x/a", 7, &bad, now), XE_INVAL);
+    drain();
+    for (int i = 1; i <= 3; i++) {
+        struct attr_find a = attr_of(i, "u@x/a");
+        REQUIRE(a.found);
+        CHECK(memcmp(&a.e.attr, &off, sizeof off) == 0);
+        CHECK_INT(a.e.ord, ord);
+    }
+    /* the leader's update of its own session, and a new leader learns
+     * the attributes from the full reports */
+    CHECK_INT(fwd_local_set_attr(nodes[1].f, "u@x/b", 8, &tcp5, now), 0);
+    drain();
+    {
+        struct attr_find b = attr_of(3, "u@x/b");
+        CHECK(memcmp(&b.e.attr, &tcp5, sizeof tcp5) == 0);
+    }
+    elect(3, true);
+    drain();
+    advance(3000);
+    drain();
+    for (int i = 1; i <= 3; i++) {
+        struct attr_find a = attr_of(i, "u@x/a"), b = attr_of(i, "u@x/b");
+        CHECK(memcmp(&a.e.attr, &off, sizeof off) == 0);
+        CHECK(memcmp(&b.e.attr, &tcp5, sizeof tcp5) == 0);
+    }
+    CHECK_INT(violations, 0);
+    teardown();
+}
+
+/* A presence update from the older of two sessions of a full JID, sent
+ * before that session learnt its order or its loss, must not make it win:
+ * the leader applies an update only to the session that holds the name,
+ * and never orders it anew. */
+static void test_update_keeps_conflict_winner(void)
+{
+    struct pframe_sess upd = {
+        "u@x/r",
+        0,
+        0,
+        {PFRAME_KIND_C2S_TCP, PFRAME_ATTR_AVAILABLE | PFRAME_ATTR_UPDATE, 9}};
+    struct pframe fr = {.type = PFRAME_SESSIONS};
+    uint64_t ord;
+
+    setup(3, NULL);
+    elect(1, true);
+    drain();
+    int a = open_sess(2, "u@x/r");
+    drain();
+    int b = open_sess(3, "u@x/r"); /* the same full JID again: newer */
+    drain();
+    CHECK_INT(sess[a].node, 0);
+    CHECK_INT(sess[b].node, 3);
+    ord = attr_of(1, "u@x/r").e.ord;
+    /* node 2's update of a, with no order (as when it was sent before the
+     * table came back), arrives at the leader now */
+    upd.sid = sess[a].sid;
+    fr.u.sessions =
+        (struct pframe_sessions){nodes[2].id, 50, term, false, &upd, 1, NULL, 0};
+    CHECK_INT(fwd_input(nodes[1].f, nodes[2].id, &fr, now), 0);
+    drain();
+    CHECK_INT(sess[b].node, 3); /* not closed */
+    for (int i = 1; i <= 3; i++) {
+        struct attr_find e = attr_of(i, "u@x/r");
+        CHECK_INT(e.e.node, nodes[3].id);
+        CHECK_INT(e.e.ord, ord);
+        CHECK_INT(e.e.attr.priority, 0); /* the update was not applied */
+    }
+    /* the winner's own update is applied, its order kept */
+    upd.sid = sess[b].sid;
+    fr.u.sessions =
+        (struct pframe_sessions){nodes[3].id, 50, term, false, &upd, 1, NULL, 0};
+    CHECK_INT(fwd_input(nodes[1].f, nodes[3].id, &fr, now), 0);
+    drain();
+    CHECK_INT(sess[b].node, 3);
+    for (int i = 1; i <= 3; i++) {
+        CHECK_INT(attr_of(i, "u@x/r").e.attr.priority, 9);
+        CHECK_INT(attr_of(i, "u@x/r").e.ord, ord);
+    }
+    CHECK_INT(violations, 0);
+    teardown();
+}
+
 /* Issue 8 defect 11: a member that reports more names than names_max gets
  * the excess refused (counted), and the table stays usable. */
 static void test_names_bounded(void)
@@ -974,9 +1112,9 @@ static void test_report_flood(void)
     drain();
     for (int k = 0; k < PFRAME_MAX_LIST; k++) {
         snprintf(names[k], sizeof names[k], "f%d.x", k);
-        s[k] = (struct pframe_sess){names[k], (uint64_t)k + 1, 0};
+        s[k] = (struct pframe_sess){names[k], (uint64_t)k + 1, 0, {0}};
     }
-    fr.u.sessions = (struct pframe_sessions){nodes[2].id, 99, term, true, s,
+    fr.u.sessions = (struct pframe_sessions){nodes[2].id,     99,   term, true, s,
                                              PFRAME_MAX_LIST, NULL, 0};
     CHECK_INT(fwd_input(nodes[1].f, nodes[2].id, &fr, now), 0);
     CHECK_INT(stats(1).routes, 4096);
@@ -1229,12 +1367,13 @@ static void test_seeded_runs(void)
         }
 }
 
-TL_MAIN(T(test_direct_between_followers), T(test_acks_coalesced_per_read), T(test_leader_loss_costs_nothing),
-        T(test_paused_receiver_one_outcome), T(test_refusal_never_lost),
-        T(test_full_channel_keeps_order), T(test_byte_bound_keeps_order),
-        T(test_cut_ack_path_no_duplicate),
+TL_MAIN(T(test_attrs_reach_every_member), T(test_update_keeps_conflict_winner),
+        T(test_direct_between_followers), T(test_acks_coalesced_per_read),
+        T(test_leader_loss_costs_nothing), T(test_paused_receiver_one_outcome),
+        T(test_refusal_never_lost), T(test_full_channel_keeps_order),
+        T(test_byte_bound_keeps_order), T(test_cut_ack_path_no_duplicate),
         T(test_receiver_leaves_paused_node), T(test_backlog_bounded_in_bytes),
         T(test_conflict_by_leader_order), T(test_names_bounded), T(test_report_flood),
-        T(test_unknown_name),
-        T(test_receiver_crash_lost_not_lied), T(test_dead_node_stanzas_wait_for_move),
-        T(test_no_leader_unknown_waits), T(test_seeded_runs))
+        T(test_unknown_name), T(test_receiver_crash_lost_not_lied),
+        T(test_dead_node_stanzas_wait_for_move), T(test_no_leader_unknown_waits),
+        T(test_seeded_runs))

@@ -199,7 +199,7 @@ static void submit(struct pframe *f, unsigned char *d, int kind, uint64_t id)
 static void frame_of(struct pframe *f, int type, unsigned char *d)
 {
     static const struct pframe_range r = {1, 1};
-    static const struct pframe_sess s = {"cb1.example.com", 1, 0};
+    static const struct pframe_sess s = {"cb1.example.com", 1, 0, {0}};
 
     memset(f, 0, sizeof *f);
     f->type = type;

@@ -24,6 +24,7 @@
 #include "fwd.h"
 #include "pchan.h"
 #include "pframe.h"
+#include "roster.h"
 #include "xmpp/cx.h"
 #include "xmpp/fx.h"
 
@@ -1041,7 +1042,14 @@ static void test_cluster_clients(void)
     run();
     CHECK_STR(take(1, 3), "<message to='alice@example.com/a' id='m1' "
                           "from='bob@example.com/b'><body>hi</body></message>");
-    /* a bare JID whose only session is on another node */
+    /* a bare JID whose only session is on another node: delivered there
+     * once it is available (RFC 6121 §8.5.2.1.1) */
+    in(3, 3, "<message to='alice@example.com' id='m0' type='chat'/>");
+    run();
+    CHECK(strstr(take(3, 3), "service-unavailable") != NULL);
+    in(1, 3, "<presence/>");
+    settle();
+    take(1, 3);
     in(3, 3, "<message to='alice@example.com' id='m0' type='chat'/>");
     run();
     CHECK_STR(take(1, 3), "<message to='alice@example.com' id='m0' type='chat' "
@@ -1071,14 +1079,15 @@ static void test_cluster_clients(void)
     CHECK_STR(
         take(3, 3),
         "<iq type='result' id='q2' from='cb2.example.com' to='bob@example.com/b'/>");
-    /* no node holds this full JID */
+    /* no node holds this full JID: an iq is service-unavailable, a message
+     * goes to the bare JID (RFC 6121 §8.5.3.2.1) */
+    in(3, 3, "<iq type='get' id='m2' to='alice@example.com/zzz'><x xmlns='urn:x'/></iq>");
+    run();
+    CHECK(strstr(take(3, 3), "<service-unavailable") != NULL);
     in(3, 3, "<message to='alice@example.com/zzz' id='m2'/>");
     run();
-    CHECK_STR(take(3, 3),
-              "<message to='bob@example.com/b' id='m2' "
-              "from='alice@example.com/zzz' type='error'><error "
-              "type='cancel'><service-unavailable "
-              "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
+    CHECK_STR(take(1, 3), "<message to='alice@example.com/zzz' id='m2' "
+                          "from='bob@example.com/b'/>");
     /* alice/a again, on node 3: the session on node 1 gets conflict */
     REQUIRE(cx_login(&nd[3].fx, 4, "alice", "pa", "a"));
     settle();
@@ -1140,10 +1149,140 @@ static void test_cluster_max_sessions(void)
     cl_state_free(cl);
 }
 
+/* both: user and contact are subscribed to each other (written straight
+ * into the replicated state, as an applied ROSTER_SET would). */
+static void both(struct cl_state *cl, const char *user, const char *contact)
+{
+    struct roster_item it = {0};
+    struct roster_cmd c;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+
+    it.jid = (char *)contact;
+    it.sub = ROSTER_SUB_BOTH;
+    it.listed = true;
+    roster_cmd_set(&c, user, &it);
+    REQUIRE(roster_cmd_encode(&c, &buf, &len) == 0);
+    REQUIRE(cl_apply(cl, buf, len, NULL) == 0);
+    free(buf);
+}
+
+/* presence sets the priority of the client on node i, conn 3, and lets
+ * the table settle; every client's output is dropped. */
+static void presence(int i, const char *prio)
+{
+    char x[96];
+
+    snprintf(x, sizeof x, "<presence><priority>%s</priority></presence>", prio);
+    in(i, 3, x);
+    settle();
+    for (int k = 1; k <= 3; k++)
+        take(k, 3);
+}
+
+/* Issue 10 items 4, 5: alice has sessions on nodes 1 (a) and 3 (b), bob
+ * is on node 2.  A bare-JID message goes to the available resources of
+ * highest non-negative priority over the whole cluster, each remote one
+ * by its own forward; bob's presence reaches both of alice's resources,
+ * and his probe is answered by both nodes. */
+static void test_cluster_bare_jid(void)
+{
+    struct cl_state *cl;
+    const char *t;
+
+    REQUIRE(cl_state_new(&cl) == 0);
+    REQUIRE(cx_add_user(cl, "alice", "pa") == 0 && cx_add_user(cl, "bob", "pb") == 0);
+    both(cl, "alice", "bob@example.com");
+    both(cl, "bob", "alice@example.com");
+    cluster_start(3, NULL);
+    for (int i = 1; i <= 3; i++)
+        srv_set_accounts(nd[i].fx.srv, cl);
+    set_leader_all(2);
+    REQUIRE(cx_login(&nd[1].fx, 3, "alice", "pa", "a"));
+    REQUIRE(cx_login(&nd[3].fx, 3, "alice", "pa", "b"));
+    REQUIRE(cx_login(&nd[2].fx, 3, "bob", "pb", "x"));
+    settle();
+    presence(1, "5");
+    presence(3, "1");
+    /* different priorities: only the higher one */
+    in(2, 3,
+       "<message to='alice@example.com' id='m1' type='chat'><body>1</body></message>");
+    run();
+    CHECK_STR(take(1, 3), "<message to='alice@example.com' id='m1' type='chat' "
+                          "from='bob@example.com/x'><body>1</body></message>");
+    CHECK_STR(take(3, 3), "");
+    CHECK_STR(take(2, 3), "");
+    /* the remote one higher now (an update of its table entry) */
+    presence(3, "7");
+    in(2, 3, "<message to='alice@example.com' id='m2' type='chat'/>");
+    run();
+    CHECK_STR(take(1, 3), "");
+    CHECK_STR(
+        take(3, 3),
+        "<message to='alice@example.com' id='m2' type='chat' from='bob@example.com/x'/>");
+    /* equal priorities: both */
+    presence(1, "7");
+    in(2, 3, "<message to='alice@example.com' id='m3' type='chat'/>");
+    run();
+    CHECK_STR(
+        take(1, 3),
+        "<message to='alice@example.com' id='m3' type='chat' from='bob@example.com/x'/>");
+    CHECK_STR(
+        take(3, 3),
+        "<message to='alice@example.com' id='m3' type='chat' from='bob@example.com/x'/>");
+    /* a full JID no node holds: the bare JID, so both */
+    in(2, 3, "<message to='alice@example.com/zzz' id='m4' type='chat'/>");
+    run();
+    CHECK(strstr(take(1, 3), "id='m4'") != NULL);
+    CHECK(strstr(take(3, 3), "id='m4'") != NULL);
+    /* negative priorities only: service-unavailable, nobody gets it */
+    presence(1, "-1");
+    presence(3, "-2");
+    in(2, 3, "<message to='alice@example.com' id='m5' type='chat'/>");
+    run();
+    CHECK(strstr(take(2, 3), "<service-unavailable") != NULL);
+    CHECK_STR(take(1, 3), "");
+    CHECK_STR(take(3, 3), "");
+    /* bob's initial presence reaches both of alice's resources, and his
+     * probe (§4.3.1) is answered by both nodes (§4.3.2) */
+    in(2, 3, "<presence/>");
+    settle();
+    t = take(1, 3);
+    CHECK(strstr(t, "<presence from='bob@example.com/x'") != NULL);
+    t = take(3, 3);
+    CHECK(strstr(t, "<presence from='bob@example.com/x'") != NULL);
+    t = take(2, 3);
+    CHECK(strstr(t, "from='alice@example.com/a'") != NULL);
+    CHECK(strstr(t, "from='alice@example.com/b'") != NULL);
+    /* unavailable: alice/b leaves the table's available set; her other
+     * resource, on node 1, is told (RFC 6121 §4.5.2) */
+    in(3, 3, "<presence type='unavailable'/>");
+    settle();
+    t = take(1, 3);
+    CHECK_STR(t, "<presence type='unavailable' from='alice@example.com/b' "
+                 "to='alice@example.com/a'/>");
+    take(2, 3);
+    presence(1, "0");
+    in(2, 3, "<message to='alice@example.com' id='m6' type='chat'/>");
+    run();
+    CHECK(strstr(take(1, 3), "id='m6'") != NULL);
+    CHECK_STR(take(3, 3), "");
+    /* alice/b available again (§4.2.2): alice/a gets her presence, and she
+     * learns about alice/a from node 1's answer to her probe */
+    in(3, 3, "<presence><priority>3</priority></presence>");
+    settle();
+    CHECK(strstr(take(1, 3), "from='alice@example.com/b'") != NULL);
+    t = take(3, 3);
+    CHECK(strstr(t, "from='alice@example.com/a'") != NULL);
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
+    cl_state_free(cl);
+}
+
 TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_no_leader_queue), T(test_cluster_busy_channel_and_deadline),
         T(test_cluster_leader_change_unacked), T(test_cluster_takeover_conflict),
         T(test_cluster_move_here_keeps_order), T(test_cluster_start_stop),
         T(test_cluster_five_nodes_ring), T(test_cluster_conflict_since),
         T(test_cluster_random_one_outcome_in_order), T(test_cluster_clients),
-        T(test_cluster_max_sessions))
+        T(test_cluster_max_sessions), T(test_cluster_bare_jid))

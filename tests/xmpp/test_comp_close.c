@@ -41,7 +41,7 @@ static void lead(void)
  * with order ord from an earlier leader, 0: none). */
 static void node2_reports(const char *name, uint64_t sid, uint64_t ord)
 {
-    struct pframe_sess add = {name, sid, ord};
+    struct pframe_sess add = {name, sid, ord, {0}};
     struct pframe f = {.type = PFRAME_SESSIONS};
 
     f.u.sessions = (struct pframe_sessions){2, 1, 1, false, &add, 1, NULL, 0};

@@ -122,6 +122,20 @@ int fwd_set_leader(struct fwd *f, uint64_t leader, uint64_t term, uint64_t now_m
 int fwd_local_add(struct fwd *f, const char *name, uint64_t sid, uint64_t now_ms);
 int fwd_local_del(struct fwd *f, const char *name, uint64_t sid, uint64_t now_ms);
 
+/* fwd_local_add_attr is fwd_local_add with the entry's attributes (attr
+ * borrowed, copied: kind, PFRAME_ATTR_AVAILABLE, priority; a client is
+ * reported by its canonical full JID).  fwd_local_set_attr changes the
+ * attributes of the local session sid of name (a presence change) and
+ * reports them to the leader as an update: the entry keeps its order (an
+ * update never makes a session newer, so it cannot win a conflict it lost);
+ * a no-op when sid does not hold name here or nothing changed.  Both:
+ * 0/XE_INVAL (a kind or flag out of range, PFRAME_ATTR_UPDATE given)/
+ * XE_NOMEM. */
+int fwd_local_add_attr(struct fwd *f, const char *name, uint64_t sid,
+                       const struct pframe_attr *attr, uint64_t now_ms);
+int fwd_local_set_attr(struct fwd *f, const char *name, uint64_t sid,
+                       const struct pframe_attr *attr, uint64_t now_ms);
+
 /* fwd_send forwards a stanza a local session sent (from, to: its checked
  * JIDs; xml: len bytes; all borrowed, copied) to a destination that no
  * local session holds.  Returns 0 (accepted: exactly one outcome follows,
@@ -182,12 +196,22 @@ bool fwd_waiting_for(const struct fwd *f, const char *to);
  * is within) in this node's copy of the routing table, or 0. */
 uint64_t fwd_route_lookup(const struct fwd *f, const char *domain);
 
+/* fwd_route_has tells whether name (exactly, no domain matching) is in
+ * this node's copy of the table. */
+bool fwd_route_has(const struct fwd *f, const char *name);
+
 /* fwd_each_route calls fn for every name in this node's copy of the table
  * (name borrowed for the call) with its node and order.  fn must not call
  * fwd. */
 void fwd_each_route(const struct fwd *f,
                     void (*fn)(void *ud, const char *name, uint64_t node, uint64_t ord),
                     void *ud);
+
+/* fwd_each_entry calls fn for every entry of this node's copy of the
+ * table (e borrowed for the call: name, node, sid, order, attributes).
+ * fn must not call fwd.  O(table): the bare-JID lookups of srv scan it. */
+void fwd_each_entry(const struct fwd *f,
+                    void (*fn)(void *ud, const struct pframe_route *e), void *ud);
 
 /* fwd_routes_complete tells whether this node has the whole table (a
  * leader's full ROUTES, or it leads). */

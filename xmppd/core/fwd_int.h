@@ -64,8 +64,9 @@ struct fwd_peer {
 struct fwd_route {
     char *name;
     uint64_t node, sid, ord;
-    uint64_t gen; /* the table's gen when last set */
-    bool keep;    /* scratch of bulk removals (drop_unkept): stays */
+    struct pframe_attr attr; /* kind, availability, priority (no UPDATE) */
+    uint64_t gen;            /* the table's gen when last set */
+    bool keep;               /* scratch of bulk removals (drop_unkept): stays */
     struct fwd_route *next;
 };
 
@@ -84,6 +85,7 @@ struct fwd_table {
 struct fwd_local {
     char *name;
     uint64_t sid, ord; /* ord 0: no leader has ordered it yet */
+    struct pframe_attr attr;
 };
 
 /* A batch of table changes, sent to members as one ROUTES delta.  The
@@ -148,21 +150,22 @@ struct fwd_local *fwd__local_find(struct fwd *f, const char *name);
 /* Table (fwd_route.c). */
 void fwd__table_free(struct fwd_table *t);
 struct fwd_route *fwd__table_find(const struct fwd_table *t, const char *name);
-/* fwd__route_set puts name -> (node, sid, ord) into this node's table and
+/* fwd__route_set puts name -> (node, sid, ord, attr) into this node's table and
  * applies what it means here: the order of one of our sessions, or a
  * conflict for an older one.  fwd__route_del removes name if node holds
  * it.  0/XE_NOMEM. */
 int fwd__route_set(struct fwd *f, const char *name, uint64_t node, uint64_t sid,
-                   uint64_t ord);
+                   uint64_t ord, const struct pframe_attr *attr);
 void fwd__route_del(struct fwd *f, const char *name, uint64_t node);
 
 /* Reports and ROUTES (fwd_route.c). */
 /* fwd__send_full_report sends every local session to the leader (or, on
  * the leader, applies them). */
 int fwd__send_full_report(struct fwd *f);
-/* fwd__report_one reports one added or removed local session. */
+/* fwd__report_one reports one added or removed local session, or (attr
+ * with PFRAME_ATTR_UPDATE) new attributes of one. */
 int fwd__report_one(struct fwd *f, const char *name, uint64_t sid, uint64_t ord,
-                    bool add);
+                    const struct pframe_attr *attr, bool add);
 /* fwd__handle_sessions applies a SESSIONS report from node as leader (kept
  * for later when it is meant for a leadership this node has not learnt
  * yet).  0/XE_PROTO. */

@@ -43,7 +43,8 @@ struct fwd_route *fwd__table_find(const struct fwd_table *t, const char *name)
 {
     if (t->nb == 0)
         return NULL;
-    for (struct fwd_route *r = t->b[name_hash(name) & (t->nb - 1)]; r != NULL; r = r->next)
+    for (struct fwd_route *r = t->b[name_hash(name) & (t->nb - 1)]; r != NULL;
+         r = r->next)
         if (strcmp(r->name, name) == 0)
             return r;
     return NULL;
@@ -108,6 +109,11 @@ uint64_t fwd_route_lookup(const struct fwd *f, const char *domain)
     return 0;
 }
 
+bool fwd_route_has(const struct fwd *f, const char *name)
+{
+    return name != NULL && fwd__table_find(&f->table, name) != NULL;
+}
+
 void fwd_each_route(const struct fwd *f,
                     void (*fn)(void *ud, const char *name, uint64_t node, uint64_t ord),
                     void *ud)
@@ -115,6 +121,16 @@ void fwd_each_route(const struct fwd *f,
     for (size_t i = 0; i < f->table.nb; i++)
         for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
             fn(ud, r->name, r->node, r->ord);
+}
+
+void fwd_each_entry(const struct fwd *f,
+                    void (*fn)(void *ud, const struct pframe_route *e), void *ud)
+{
+    for (size_t i = 0; i < f->table.nb; i++)
+        for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next) {
+            struct pframe_route e = {r->name, r->node, r->sid, r->ord, r->attr};
+            fn(ud, &e);
+        }
 }
 
 /* name_count changes node's count of names (for names_max). */
@@ -127,7 +143,7 @@ static void name_count(struct fwd *f, uint64_t node, int d)
 }
 
 int fwd__route_set(struct fwd *f, const char *name, uint64_t node, uint64_t sid,
-                   uint64_t ord)
+                   uint64_t ord, const struct pframe_attr *attr)
 {
     struct fwd_route *r = fwd__table_find(&f->table, name);
     struct fwd_local *l = fwd__local_find(f, name);
@@ -150,6 +166,8 @@ int fwd__route_set(struct fwd *f, const char *name, uint64_t node, uint64_t sid,
     r->node = node;
     r->sid = sid;
     r->ord = ord;
+    r->attr = *attr;
+    r->attr.flags &= (uint8_t)~PFRAME_ATTR_UPDATE;
     r->gen = f->table.gen;
     name_count(f, node, +1);
     if (l == NULL)
@@ -220,7 +238,7 @@ static void delta_free(struct fwd_delta *d)
 }
 
 /* Bytes a ROUTES entry takes on the wire, and what one frame may hold. */
-#define ROUTE_WIRE(name) (strlen(name) + 29)
+#define ROUTE_WIRE(name) (strlen(name) + 32)
 #define ROUTES_CHUNK (PFRAME_MAX_BODY / 2)
 
 /* send_routes sends adds and dels to node as ROUTES frames of at most
@@ -243,8 +261,8 @@ static int send_routes(struct fwd *f, uint64_t node, const struct pframe_route *
             bytes += ROUTE_WIRE(del[id++].name);
         while (ia < nadd && ia - a0 < PFRAME_MAX_LIST && bytes < ROUTES_CHUNK)
             bytes += ROUTE_WIRE(add[ia++].name);
-        fr.u.routes = (struct pframe_routes){f->term, 0, add + a0, ia - a0, del + d0,
-                                             id - d0};
+        fr.u.routes =
+            (struct pframe_routes){f->term, 0, add + a0, ia - a0, del + d0, id - d0};
         if (first && reset)
             fr.u.routes.flags |= PFRAME_ROUTES_RESET;
         if (ia == nadd && id == ndel && complete)
@@ -274,7 +292,7 @@ static void send_table(struct fwd *f, struct fwd_peer *p)
     }
     for (size_t i = 0; i < f->table.nb; i++)
         for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
-            all[n++] = (struct pframe_route){r->name, r->node, r->sid, r->ord};
+            all[n++] = (struct pframe_route){r->name, r->node, r->sid, r->ord, r->attr};
     if (send_routes(f, p->id, all, n, NULL, 0, true, f->complete) == 0) {
         p->synced = true;
         p->want_full = false;
@@ -315,8 +333,8 @@ static void tell_conflict(struct fwd *f, uint64_t node, const char *name, uint64
     struct pframe fr = {.type = PFRAME_CONFLICT};
 
     f->st.conflicts++;
-    FLOG(f, LOG_INFO, "%s: newer session elsewhere, node %" PRIx64 " closes its own", name,
-         node);
+    FLOG(f, LOG_INFO, "%s: newer session elsewhere, node %" PRIx64 " closes its own",
+         name, node);
     if (node == f->cfg.node_id) {
         f->env.conflict(f->env.ud, name, sid);
         return;
@@ -329,11 +347,38 @@ static void tell_conflict(struct fwd *f, uint64_t node, const char *name, uint64
     }
 }
 
+/* r_attr_of returns the attributes of name in the table (zero when
+ * absent). */
+static struct pframe_attr r_attr_of(const struct fwd *f, const char *name)
+{
+    const struct fwd_route *r = fwd__table_find(&f->table, name);
+    struct pframe_attr none = {0};
+
+    return r != NULL ? r->attr : none;
+}
+
+/* leader_attr gives entry r new attributes a (the UPDATE flag dropped),
+ * and the members the change, with r's order unchanged. */
+static void leader_attr(struct fwd *f, struct fwd_route *r, const struct pframe_attr *a,
+                        struct fwd_delta *d)
+{
+    struct pframe_attr n = *a;
+    struct pframe_route e;
+
+    (void)f;
+    n.flags &= (uint8_t)~PFRAME_ATTR_UPDATE;
+    if (memcmp(&n, &r->attr, sizeof n) == 0)
+        return;
+    r->attr = n;
+    e = (struct pframe_route){r->name, r->node, r->sid, r->ord, n};
+    delta_put(&d->add, &d->nadd, &d->cadd, &e);
+}
+
 /* leader_add records that node holds name with session sid, ordered ord
  * by an earlier leadership (0: not yet).  The newer session wins.  False
  * when node holds names_max names already (counted as a protocol error). */
 static bool leader_add(struct fwd *f, uint64_t node, const char *name, uint64_t sid,
-                       uint64_t ord, struct fwd_delta *d)
+                       uint64_t ord, const struct pframe_attr *attr, struct fwd_delta *d)
 {
     struct fwd_route *r = fwd__table_find(&f->table, name);
     struct fwd_peer *p = fwd__peer(f, node, true);
@@ -354,9 +399,9 @@ static bool leader_add(struct fwd *f, uint64_t node, const char *name, uint64_t 
         }
         tell_conflict(f, r->node, name, r->sid);
     }
-    if (fwd__route_set(f, name, node, sid, ord) < 0)
+    if (fwd__route_set(f, name, node, sid, ord, attr) < 0)
         return true; /* out of memory: the name stays unknown, stanzas bounce */
-    e = (struct pframe_route){name, node, sid, ord};
+    e = (struct pframe_route){name, node, sid, ord, r_attr_of(f, name)};
     delta_put(&d->add, &d->nadd, &d->cadd, &e);
     return true;
 }
@@ -365,12 +410,13 @@ static void leader_del(struct fwd *f, uint64_t node, const char *name, uint64_t 
                        struct fwd_delta *d)
 {
     struct fwd_route *r = fwd__table_find(&f->table, name);
-    struct pframe_route e = {name, node, sid, 0};
+    struct pframe_route e = {name, node, sid, 0, {0}};
 
     /* A replaced session removing itself later leaves the winner alone. */
     if (r == NULL || r->node != node || (sid != 0 && r->sid != sid))
         return;
     e.ord = r->ord;
+    e.attr = r->attr;
     delta_put(&d->del, &d->ndel, &d->cdel, &e);
     fwd__route_del(f, name, node);
 }
@@ -393,7 +439,7 @@ static void drop_unkept(struct fwd *f, uint64_t node, struct fwd_delta *d)
     for (size_t i = 0; i < f->table.nb; i++)
         for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
             if (!r->keep && (node == 0 || r->node == node)) {
-                struct pframe_route e = {r->name, r->node, r->sid, r->ord};
+                struct pframe_route e = {r->name, r->node, r->sid, r->ord, r->attr};
                 delta_put(&gone.del, &gone.ndel, &gone.cdel, &e);
             }
     for (size_t i = 0; i < gone.ndel; i++)
@@ -452,10 +498,17 @@ static void leader_report(struct fwd *f, uint64_t node, bool full,
     for (size_t i = 0; i < ndel; i++)
         leader_del(f, node, del[i].name, del[i].sid, &d);
     for (size_t i = 0; i < nadd; i++) {
-        const struct fwd_route *r = fwd__table_find(&f->table, add[i].name);
-        if (r != NULL && r->node == node && r->sid == add[i].sid)
-            continue; /* known already, with its order */
-        if (!leader_add(f, node, add[i].name, add[i].sid, add[i].ord, &d))
+        struct fwd_route *r = fwd__table_find(&f->table, add[i].name);
+        if (r != NULL && r->node == node && r->sid == add[i].sid) {
+            /* Known already, with its order: only its attributes may
+             * change, and the order stays (an update never makes a
+             * session newer). */
+            leader_attr(f, r, &add[i].attr, &d);
+            continue;
+        }
+        if (add[i].attr.flags & PFRAME_ATTR_UPDATE)
+            continue; /* of a session that no longer holds the name */
+        if (!leader_add(f, node, add[i].name, add[i].sid, add[i].ord, &add[i].attr, &d))
             refused++;
     }
     if (refused > 0)
@@ -489,7 +542,8 @@ void fwd__lead(struct fwd *f)
     if (f->nlocals > 0 && (l = calloc(f->nlocals, sizeof *l)) == NULL)
         return;
     for (size_t i = 0; i < f->nlocals; i++)
-        l[i] = (struct pframe_sess){f->locals[i].name, f->locals[i].sid, f->locals[i].ord};
+        l[i] = (struct pframe_sess){f->locals[i].name, f->locals[i].sid, f->locals[i].ord,
+                                    f->locals[i].attr};
     leader_report(f, f->cfg.node_id, true, l, f->nlocals, NULL, 0);
     free(l);
 }
@@ -525,7 +579,8 @@ static void warm_end(struct fwd *f)
 static bool all_reported(const struct fwd *f)
 {
     for (size_t i = 0; i < f->npeers; i++)
-        if (f->peers[i].member && !f->peers[i].reported && f->peers[i].id != f->cfg.node_id)
+        if (f->peers[i].member && !f->peers[i].reported &&
+            f->peers[i].id != f->cfg.node_id)
             return false;
     return true;
 }
@@ -575,8 +630,9 @@ int fwd__handle_sessions(struct fwd *f, uint64_t node, const struct pframe_sessi
         return 0;
     }
     if (s->term != f->term) {
-        FLOG(f, LOG_DEBUG, "report from %" PRIx64 " for term %" PRIu64 " ignored (term %" PRIu64
-             ")", node, s->term, f->term);
+        FLOG(f, LOG_DEBUG,
+             "report from %" PRIx64 " for term %" PRIu64 " ignored (term %" PRIu64 ")",
+             node, s->term, f->term);
         return 0; /* meant for another leadership: the node reports again */
     }
     FLOG(f, LOG_DEBUG, "report from %" PRIx64 ": %zu held, %zu gone%s", node, s->nadd,
@@ -594,7 +650,8 @@ void fwd__apply_early(struct fwd *f)
         struct buf *b = &f->early[i];
         bool later = false;
 
-        if (pframe_decode(b->data + PFRAME_LEN_SIZE, b->len - PFRAME_LEN_SIZE, &fr) == 0) {
+        if (pframe_decode(b->data + PFRAME_LEN_SIZE, b->len - PFRAME_LEN_SIZE, &fr) ==
+            0) {
             const struct pframe_sessions *s = &fr.u.sessions;
             later = s->term > f->term || (s->term == f->term && f->leader == 0);
             if (leading(f) && s->term == f->term)
@@ -624,8 +681,8 @@ static int report(struct fwd *f, bool full, const struct pframe_sess *add, size_
     }
     if (f->need_full && !full)
         return fwd__send_full_report(f);
-    fr.u.sessions = (struct pframe_sessions){f->cfg.node_id, ++f->generation, f->term,
-                                             full, add, nadd, del, ndel};
+    fr.u.sessions = (struct pframe_sessions){
+        f->cfg.node_id, ++f->generation, f->term, full, add, nadd, del, ndel};
     if (f->env.send(f->env.ud, f->leader, &fr) < 0) {
         f->st.send_failures++;
         f->need_full = true;
@@ -648,15 +705,17 @@ int fwd__send_full_report(struct fwd *f)
     if (f->nlocals > 0 && (l = calloc(f->nlocals, sizeof *l)) == NULL)
         return XE_NOMEM;
     for (size_t i = 0; i < f->nlocals; i++)
-        l[i] = (struct pframe_sess){f->locals[i].name, f->locals[i].sid, f->locals[i].ord};
+        l[i] = (struct pframe_sess){f->locals[i].name, f->locals[i].sid, f->locals[i].ord,
+                                    f->locals[i].attr};
     rc = report(f, true, l, f->nlocals, NULL, 0);
     free(l);
     return rc;
 }
 
-int fwd__report_one(struct fwd *f, const char *name, uint64_t sid, uint64_t ord, bool add)
+int fwd__report_one(struct fwd *f, const char *name, uint64_t sid, uint64_t ord,
+                    const struct pframe_attr *attr, bool add)
 {
-    struct pframe_sess s = {name, sid, ord};
+    struct pframe_sess s = {name, sid, ord, *attr};
 
     return add ? report(f, false, &s, 1, NULL, 0) : report(f, false, NULL, 0, &s, 1);
 }
@@ -680,10 +739,19 @@ static bool fwd_name_valid(const char *name)
 
 int fwd_local_add(struct fwd *f, const char *name, uint64_t sid, uint64_t now_ms)
 {
+    struct pframe_attr none = {0};
+
+    return fwd_local_add_attr(f, name, sid, &none, now_ms);
+}
+
+int fwd_local_add_attr(struct fwd *f, const char *name, uint64_t sid,
+                       const struct pframe_attr *attr, uint64_t now_ms)
+{
     struct fwd_local *l;
 
     f->now = now_ms;
-    if (name == NULL || sid == 0 || !fwd_name_valid(name))
+    if (name == NULL || sid == 0 || attr == NULL || attr->kind > PFRAME_KIND_C2S_WS ||
+        (attr->flags & ~PFRAME_ATTR_AVAILABLE) != 0 || !fwd_name_valid(name))
         return XE_INVAL;
     l = fwd__local_find(f, name);
     if (l == NULL) {
@@ -703,7 +771,8 @@ int fwd_local_add(struct fwd *f, const char *name, uint64_t sid, uint64_t now_ms
     }
     l->sid = sid;
     l->ord = 0;
-    fwd__report_one(f, name, sid, 0, true);
+    l->attr = *attr;
+    fwd__report_one(f, name, sid, 0, attr, true);
     fwd__pump(f); /* stanzas waiting for this name may be ours now */
     return 0;
 }
@@ -720,7 +789,31 @@ int fwd_local_del(struct fwd *f, const char *name, uint64_t sid, uint64_t now_ms
         return 0;
     free(l->name);
     *l = f->locals[--f->nlocals];
-    return fwd__report_one(f, name, sid, 0, false);
+    return fwd__report_one(f, name, sid, 0, &(struct pframe_attr){0}, false);
+}
+
+int fwd_local_set_attr(struct fwd *f, const char *name, uint64_t sid,
+                       const struct pframe_attr *attr, uint64_t now_ms)
+{
+    struct fwd_local *l;
+    struct pframe_attr u;
+
+    f->now = now_ms;
+    if (name == NULL || attr == NULL || attr->kind > PFRAME_KIND_C2S_WS ||
+        (attr->flags & ~PFRAME_ATTR_AVAILABLE) != 0)
+        return XE_INVAL;
+    l = fwd__local_find(f, name);
+    if (l == NULL || l->sid != sid)
+        return 0;
+    if (memcmp(&l->attr, attr, sizeof *attr) == 0)
+        return 0;
+    l->attr = *attr;
+    /* An update, never a new session: the leader keeps the order it gave
+     * (or will give on our add, which it gets first: reports keep their
+     * order on the channel). */
+    u = *attr;
+    u.flags |= PFRAME_ATTR_UPDATE;
+    return fwd__report_one(f, name, sid, l->ord, &u, true);
 }
 
 /* ---- ROUTES (members) ---------------------------------------------------- */
@@ -743,14 +836,16 @@ int fwd__handle_routes(struct fwd *f, uint64_t node, const struct pframe_routes 
     /* Another leadership's (an earlier one, or one this node has not
      * learnt yet: once it does, its full report brings the whole table). */
     if (t->term != f->term || f->leader == 0) {
-        FLOG(f, LOG_DEBUG, "table from %" PRIx64 " term %" PRIu64 " ignored (term %" PRIu64
-             ", leader %" PRIx64 ")", node, t->term, f->term, f->leader);
+        FLOG(f, LOG_DEBUG,
+             "table from %" PRIx64 " term %" PRIu64 " ignored (term %" PRIu64
+             ", leader %" PRIx64 ")",
+             node, t->term, f->term, f->leader);
         return 0;
     }
     if (node != f->leader || leading(f))
         return XE_PROTO; /* only the leader sends the table, never to itself */
-    FLOG(f, LOG_DEBUG, "table from %" PRIx64 " term %" PRIu64 ": %zu set, %zu gone%s%s", node,
-         t->term, t->nadd, t->ndel, t->flags & PFRAME_ROUTES_RESET ? ", first" : "",
+    FLOG(f, LOG_DEBUG, "table from %" PRIx64 " term %" PRIu64 ": %zu set, %zu gone%s%s",
+         node, t->term, t->nadd, t->ndel, t->flags & PFRAME_ROUTES_RESET ? ", first" : "",
          t->flags & PFRAME_ROUTES_COMPLETE ? ", whole" : "");
     if (t->flags & PFRAME_ROUTES_RESET) {
         f->table.gen++;
@@ -761,7 +856,7 @@ int fwd__handle_routes(struct fwd *f, uint64_t node, const struct pframe_routes 
         fwd__route_del(f, t->del[i].name, t->del[i].node);
     for (size_t i = 0; i < t->nadd; i++)
         if (fwd__route_set(f, t->add[i].name, t->add[i].node, t->add[i].sid,
-                           t->add[i].ord) < 0)
+                           t->add[i].ord, &t->add[i].attr) < 0)
             return XE_NOMEM;
     if (t->flags & PFRAME_ROUTES_COMPLETE) {
         if (f->table.resync)

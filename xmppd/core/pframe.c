@@ -98,12 +98,18 @@ static bool cstr_ok(const char *s, size_t max)
     return s != NULL && strnlen(s, max + 1) <= max;
 }
 
+static bool attr_ok(const struct pframe_attr *a)
+{
+    return a->kind <= PFRAME_KIND_C2S_WS &&
+           (a->flags & ~(PFRAME_ATTR_AVAILABLE | PFRAME_ATTR_UPDATE)) == 0;
+}
+
 static bool sess_list_ok(const struct pframe_sess *l, size_t n)
 {
     if (n > PFRAME_MAX_LIST || (n > 0 && l == NULL))
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!cstr_ok(l[i].name, PFRAME_MAX_NAME) || l[i].sid == 0)
+        if (!cstr_ok(l[i].name, PFRAME_MAX_NAME) || l[i].sid == 0 || !attr_ok(&l[i].attr))
             return false;
     return true;
 }
@@ -113,7 +119,8 @@ static bool route_list_ok(const struct pframe_route *l, size_t n)
     if (n > PFRAME_MAX_LIST || (n > 0 && l == NULL))
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!cstr_ok(l[i].name, PFRAME_MAX_NAME) || l[i].node == 0)
+        if (!cstr_ok(l[i].name, PFRAME_MAX_NAME) || l[i].node == 0 ||
+            !attr_ok(&l[i].attr))
             return false;
     return true;
 }
@@ -178,6 +185,13 @@ static bool frame_ok(const struct pframe *f)
     return false;
 }
 
+static void w_attr(struct pf_w *w, const struct pframe_attr *a)
+{
+    w_u8(w, a->kind);
+    w_u8(w, a->flags);
+    w_u8(w, (uint8_t)a->priority);
+}
+
 static void w_sess_list(struct pf_w *w, const struct pframe_sess *l, size_t n)
 {
     w_be(w, n, 4);
@@ -185,6 +199,7 @@ static void w_sess_list(struct pf_w *w, const struct pframe_sess *l, size_t n)
         w_str(w, l[i].name, strlen(l[i].name));
         w_be(w, l[i].sid, 8);
         w_be(w, l[i].ord, 8);
+        w_attr(w, &l[i].attr);
     }
 }
 
@@ -196,6 +211,7 @@ static void w_route_list(struct pf_w *w, const struct pframe_route *l, size_t n)
         w_be(w, l[i].node, 8);
         w_be(w, l[i].sid, 8);
         w_be(w, l[i].ord, 8);
+        w_attr(w, &l[i].attr);
     }
 }
 
@@ -392,12 +408,23 @@ static size_t r_count(struct pf_r *r, size_t min)
     return (size_t)n;
 }
 
+/* r_attr reads an attr; unknown kinds and flags are errors. */
+static void r_attr(struct pf_r *r, struct pframe_attr *a)
+{
+    a->kind = (uint8_t)r_be(r, 1);
+    a->flags = (uint8_t)r_be(r, 1);
+    a->priority = (int8_t)(uint8_t)r_be(r, 1);
+    if (!r->bad && !attr_ok(a))
+        r->bad = true;
+}
+
 static void r_sess_entries(struct pf_r *r, struct pframe_sess *arr, size_t n)
 {
     for (size_t i = 0; i < n && !r->bad; i++) {
         arr[i].name = r_str(r, PFRAME_MAX_NAME, NULL);
         arr[i].sid = r_be(r, 8);
         arr[i].ord = r_be(r, 8);
+        r_attr(r, &arr[i].attr);
         if (!r->bad && arr[i].sid == 0)
             r->bad = true;
     }
@@ -410,30 +437,36 @@ static void r_route_entries(struct pf_r *r, struct pframe_route *arr, size_t n)
         arr[i].node = r_be(r, 8);
         arr[i].sid = r_be(r, 8);
         arr[i].ord = r_be(r, 8);
+        r_attr(r, &arr[i].attr);
         if (!r->bad && arr[i].node == 0)
             r->bad = true;
     }
 }
 
-/* r_skip_entries skips n entries of a list of names followed by k u64s. */
+/* Bytes of an attr on the wire. */
+#define ATTR_WIRE 3
+
+/* r_skip_entries skips n entries of a list of names followed by k u64s
+ * and an attr. */
 static void r_skip_entries(struct pf_r *r, size_t n, int k)
 {
     for (size_t i = 0; i < n && !r->bad; i++) {
         r_str(r, PFRAME_MAX_NAME, NULL);
         for (int j = 0; j < k; j++)
             r_be(r, 8);
+        r_be(r, ATTR_WIRE);
     }
 }
 
 /* d_two_lists reads two lists of entries of elem bytes in memory and k u64s
  * after the name on the wire (SESSIONS: sid, ord; ROUTES: node, sid, ord),
- * so at least 5 + 8k bytes each: two passes (skip the first to learn the
- * second's length), then one allocation owned by f.  *a and *b point into
- * it (NULL for none: no arithmetic on a NULL base, issue 8 defect 13). */
+ * then an attr, so at least 5 + 8k + 3 bytes each: two passes (skip the first to learn
+ * the second's length), then one allocation owned by f.  *a and *b point into it (NULL
+ * for none: no arithmetic on a NULL base, issue 8 defect 13). */
 static int d_two_lists(struct pf_r *r, struct pframe *f, size_t elem, int k, void **a,
                        size_t *na, void **b, size_t *nb)
 {
-    size_t min = (size_t)(5 + 8 * k);
+    size_t min = (size_t)(5 + 8 * k + ATTR_WIRE);
     struct pf_r save;
     char *arr = NULL;
 

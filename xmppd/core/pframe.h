@@ -20,13 +20,17 @@
  *                  str from | str to | str xml
  *   ACK            u64 origin_incarnation | u32 n | n x (u64 first | u64 last)
  *   SESSIONS       u64 node_id | u64 generation | u64 term | u8 full | u32 nadd |
- *                  nadd x (str name | u64 since) | u32 ndel | ndel x (str name |
- *                  u64 since)
+ *                  nadd x (str name | u64 sid | u64 ord | attr) | u32 ndel |
+ *                  ndel x (str name | u64 sid | u64 ord | attr)
+ *   ROUTES         u64 term | u8 flags | u32 nadd | nadd x (str name | u64 node |
+ *                  u64 sid | u64 ord | attr) | u32 ndel | ndel x (same)
  *   CONFLICT       str name | u64 since
  *   SUBMIT         u64 request_id | bytes data
  *   SUBMIT_RESULT  u64 request_id | i32 rc | str message | bytes data
  *   REFUSE         u64 cluster_id | u8 code | str reason
  *
+ *   attr  = u8 kind (enum pframe_kind) | u8 flags (PFRAME_ATTR_*, no other
+ *           bit) | u8 priority (two's complement, -128..127)
  *   str   = u32 len | len bytes | 0x00   (no NUL inside; len bounded per field)
  *   bytes = u32 len | len bytes
  *
@@ -48,8 +52,12 @@
 
 #include "buf.h"
 
-/* 2: direct forwarding (ACK outcomes, SESSIONS orders, ROUTES). */
-#define PFRAME_VERSION 2
+/* 2: direct forwarding (ACK outcomes, SESSIONS orders, ROUTES).
+ * 3: SESSIONS and ROUTES entries carry attributes (struct pframe_attr:
+ *    kind, availability, priority), so that bare-JID routing and presence
+ *    work cluster-wide (issue 10 items 4, 5).  The decoder refuses trailing
+ *    bytes, so an optional field could not be added compatibly. */
+#define PFRAME_VERSION 3
 /* The HELLO protocol number: bumped when the meaning of frames changes
  * (2: stanzas go from node to node, not through the leader). */
 #define PFRAME_PROTO 2
@@ -138,19 +146,44 @@ struct pframe_ack {
     size_t nbounced; /* 0..PFRAME_MAX_LIST */
 };
 
-/* One session of a component name in a SESSIONS report. */
+/* What kind of session holds a name of the routing table. */
+enum pframe_kind {
+    PFRAME_KIND_COMPONENT = 0, /* a component domain */
+    PFRAME_KIND_C2S_TCP = 1,   /* a client full JID, over TCP (5222) */
+    PFRAME_KIND_C2S_WS = 2,    /* a client full JID, over WebSocket (RFC 7395) */
+};
+
+/* The client is available (RFC 6121 §4.1: it sent initial presence and no
+ * unavailable since). */
+#define PFRAME_ATTR_AVAILABLE 1u
+/* SESSIONS only: this entry updates the attributes of a session the node
+ * reported before; the leader applies it only while that session (node
+ * and sid) holds the name, and never orders it anew, so that an update
+ * cannot make an older session win a conflict. */
+#define PFRAME_ATTR_UPDATE 2u
+
+/* The attributes of a routing table entry (all zero for a component). */
+struct pframe_attr {
+    uint8_t kind;    /* enum pframe_kind */
+    uint8_t flags;   /* PFRAME_ATTR_* */
+    int8_t priority; /* RFC 6121 §4.7.2.3 (clients; 0 for components) */
+};
+
+/* One session of a name in a SESSIONS report. */
 struct pframe_sess {
-    const char *name; /* component domain */
+    const char *name; /* component domain, or a client's full JID */
     uint64_t sid;     /* the reporting node's id of the session (never 0) */
     uint64_t ord;     /* the order a leader gave it (ROUTES), 0: none yet */
+    struct pframe_attr attr;
 };
 
 /* One entry of the cluster routing table in ROUTES. */
 struct pframe_route {
-    const char *name; /* component domain */
+    const char *name; /* component domain, or a client's full JID */
     uint64_t node;    /* the node holding it */
     uint64_t sid;     /* that node's session id */
     uint64_t ord;     /* cluster-wide order: the greater is the newer */
+    struct pframe_attr attr;
 };
 
 #define PFRAME_ROUTES_RESET 1u    /* forget the table first */
@@ -160,8 +193,8 @@ struct pframe_route {
  * first with RESET, the last with COMPLETE) after a member's full SESSIONS
  * report, then as changes. */
 struct pframe_routes {
-    uint64_t term;  /* the leader's Raft term */
-    uint8_t flags;  /* PFRAME_ROUTES_* */
+    uint64_t term; /* the leader's Raft term */
+    uint8_t flags; /* PFRAME_ROUTES_* */
     const struct pframe_route *add;
     size_t nadd;
     const struct pframe_route *del;

@@ -474,5 +474,12 @@ void srv_cluster_each_route(const struct srv *srv,
                             void (*fn)(void *ud, const char *name, uint64_t node,
                                        uint64_t ord),
                             void *ud);
+/* srv_cluster_each_entry calls fn for every entry of this node's copy of
+ * the routing table with its attributes (e borrowed for the call: name,
+ * node, sid, order, kind, availability, priority; pframe.h).  fn must not
+ * call srv.  For `xmpp user list` and `xmpp cluster status`. */
+struct pframe_route;
+void srv_cluster_each_entry(const struct srv *srv,
+                            void (*fn)(void *ud, const struct pframe_route *e), void *ud);
 
 #endif

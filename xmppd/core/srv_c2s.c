@@ -17,6 +17,7 @@
 #include "cl.h"
 #include "err.h"
 #include "jid.h"
+#include "pframe.h"
 #include "roster.h"
 #include "rt.h"
 #include "sess_c2s.h"
@@ -330,14 +331,69 @@ static void rop_start(struct srv *srv, struct srv_rop *op);
 static void sub_start(struct srv *srv, const char *user, const char *contact,
                       enum roster_dir dir, enum roster_pres type, const struct stz *st);
 
-/* deliver_to_user: st (borrowed) to every available resource of user here,
- * and in cluster mode to one of the user's resources on another node
- * (docs/clients.md: the table knows no availability). */
+/* ---- the user's resources on other nodes (cluster mode) ---- */
+
+/* A client entry of the routing table on another node, copied out of the
+ * table (fwd's callbacks must not call fwd, and forwarding does). */
+struct c2s_remote {
+    char *jid; /* full JID, owned */
+    uint64_t node;
+    bool available;
+    int priority;
+};
+
+struct c2s_remotes {
+    struct c2s_remote *r;
+    size_t n, cap;
+};
+
+static void remotes_add(void *ud, const struct pframe_route *e)
+{
+    struct c2s_remotes *rs = ud;
+
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 4;
+        struct c2s_remote *r = realloc(rs->r, cap * sizeof *r);
+        if (r == NULL)
+            return; /* out of memory: that resource misses this stanza */
+        rs->r = r;
+        rs->cap = cap;
+    }
+    rs->r[rs->n].jid = strdup(e->name);
+    if (rs->r[rs->n].jid == NULL)
+        return;
+    rs->r[rs->n].node = e->node;
+    rs->r[rs->n].available = (e->attr.flags & PFRAME_ATTR_AVAILABLE) != 0;
+    rs->r[rs->n].priority = e->attr.priority;
+    rs->n++;
+}
+
+/* remotes_of fills rs with user's client sessions on other nodes, from
+ * this node's copy of the routing table (empty when not in cluster mode). */
+static void remotes_of(const struct srv *srv, const char *user, struct c2s_remotes *rs)
+{
+    memset(rs, 0, sizeof *rs);
+    srv_cluster__each_remote(srv, user, remotes_add, rs);
+}
+
+static void remotes_free(struct c2s_remotes *rs)
+{
+    for (size_t i = 0; i < rs->n; i++)
+        free(rs->r[i].jid);
+    free(rs->r);
+    memset(rs, 0, sizeof *rs);
+}
+
+/* deliver_to_user: st (borrowed) to every available resource of user,
+ * here and, in cluster mode, on the other nodes (RFC 6121 §8.5.2.1.2,
+ * §4.2.2 / §3 stanzas from a contact): one fwd_send per remote resource,
+ * to its full JID with the stanza unchanged, so each copy keeps fwd's
+ * guarantees. */
 static void deliver_to_user(struct srv *srv, struct sess *from, const char *user,
                             struct stz *st)
 {
     struct srv_acct *a = acct_find(srv, user);
-    struct buf via = {0};
+    struct c2s_remotes rs;
 
     for (struct sess_c2s *r = a != NULL ? a->first : NULL, *next; r != NULL; r = next) {
         next = r->anext;
@@ -346,10 +402,13 @@ static void deliver_to_user(struct srv *srv, struct sess *from, const char *user
     }
     for (size_t i = 0; from == NULL && i < srv->nbuckets; i++)
         from = srv->conns[i]; /* for fwd's log lines only */
-    if (srv->cl != NULL && from != NULL && any_session(srv, user) == NULL &&
-        srv_cluster__remote_resource(srv, user, &via))
-        srv_cluster__forward(srv, from, st, via.data);
-    buf_free(&via);
+    if (srv->cl == NULL || from == NULL)
+        return;
+    remotes_of(srv, user, &rs);
+    for (size_t i = 0; i < rs.n; i++)
+        if (rs.r[i].available)
+            srv_cluster__forward(srv, from, st, rs.r[i].jid);
+    remotes_free(&rs);
 }
 
 /* send_presences: the presence of each available resource of user here
@@ -679,13 +738,20 @@ static void roster_probe(struct srv *srv, struct sess *from, const char *user,
     if (prober == NULL)
         return;
     if (roster_probe_decide(roster_of(srv, user), prober) == ROSTER_PROBE_PRESENCE) {
-        struct buf via = {0};
+        struct c2s_remotes rs;
         send_presences(srv, user, to, false);
-        /* In cluster mode the user's sessions on another node answer there
-         * (srv__c2s_cluster_probe): the probe goes to one of them. */
-        if (srv->cl != NULL && srv_cluster__remote_resource(srv, user, &via))
-            srv_cluster__forward(srv, from, st, via.data);
-        buf_free(&via);
+        /* In cluster mode each other node holding available sessions of
+         * user answers for them (srv__c2s_cluster_probe): the probe goes
+         * once to each such node, addressed to one of its sessions. */
+        remotes_of(srv, user, &rs);
+        for (size_t i = 0; i < rs.n; i++) {
+            bool sent = !rs.r[i].available;
+            for (size_t k = 0; !sent && k < i; k++)
+                sent = rs.r[k].available && rs.r[k].node == rs.r[i].node;
+            if (!sent)
+                srv_cluster__forward(srv, from, st, rs.r[i].jid);
+        }
+        remotes_free(&rs);
     } else {
         char bare[CL_USER_MAX + CL_DOMAIN_MAX + 2];
         struct stz *p;
@@ -714,12 +780,16 @@ bool srv__c2s_cluster_probe(struct srv *srv, struct sess *s, const char *from,
     if (!is_probe || from == NULL)
         return is_probe;
     /* §4.3.2, decided again here (the rosters are replicated): the
-     * presence of the user's sessions on this node. */
+     * presence of the user's sessions on this node.  A probe from the
+     * user's own new resource on another node (c2s_broadcast_remote) is
+     * answered too: §4.2.2, it learns about the user's other resources. */
     {
-        char *prober = bare_of(from);
-        if (prober != NULL &&
-            roster_probe_decide(roster_of(srv, c->user), prober) == ROSTER_PROBE_PRESENCE)
+        char *prober = bare_of(from), *own = bare_of(c->jid);
+        if (prober != NULL && ((own != NULL && strcmp(prober, own) == 0) ||
+                               roster_probe_decide(roster_of(srv, c->user), prober) ==
+                                   ROSTER_PROBE_PRESENCE))
             send_presences(srv, c->user, from, false);
+        free(own);
         free(prober);
     }
     return true;
@@ -834,6 +904,36 @@ static void c2s_broadcast(struct srv *srv, struct srv_acct *a, struct stz *st,
     }
 }
 
+/* c2s_broadcast_remote sends presence st (borrowed, 'from' set) of c to
+ * the user's available resources on other nodes, each by its full JID
+ * (RFC 6121 §4.2.2, §4.4.2, §4.5.2 across the cluster); st's 'to' is left
+ * set.  With probe, instead, a probe from c to one available resource of
+ * each other node: that node answers with the presence of the user's
+ * sessions there (§4.2.2: the new resource learns about the others). */
+static void c2s_broadcast_remote(struct srv *srv, struct sess_c2s *c, struct stz *st,
+                                 bool probe)
+{
+    struct c2s_remotes rs;
+
+    remotes_of(srv, c->user, &rs);
+    for (size_t i = 0; i < rs.n; i++) {
+        bool skip = !rs.r[i].available;
+        for (size_t k = 0; probe && !skip && k < i; k++)
+            skip = rs.r[k].available && rs.r[k].node == rs.r[i].node;
+        if (skip)
+            continue;
+        if (probe) {
+            struct stz *p = pres_new(c->jid, rs.r[i].jid, "probe");
+            if (p != NULL)
+                srv_cluster__forward(srv, &c->base, p, rs.r[i].jid);
+            stz_free(p);
+        } else if (stz_set_attr(st, "to", rs.r[i].jid) == 0) {
+            srv_cluster__forward(srv, &c->base, st, rs.r[i].jid);
+        }
+    }
+    remotes_free(&rs);
+}
+
 /* c2s_presence handles presence without 'to' from c (takes st): RFC 6121
  * §4.2 initial presence, §4.4 updates, §4.5 unavailable. */
 static void c2s_presence(struct srv *srv, struct sess_c2s *c, struct stz *st)
@@ -848,17 +948,21 @@ static void c2s_presence(struct srv *srv, struct sess_c2s *c, struct stz *st)
     if (type == NULL) {
         c->available = true;
         c->priority = c2s_priority(st);
+        srv_cluster__presence(srv, c); /* the table entry, cluster-wide */
         stz_free(c->pres);
         c->pres = stz_copy(st);
         /* §4.2.2: to all of the user's available resources, including the
          * one that sent it. */
         c2s_broadcast(srv, c->acct, st, NULL);
+        c2s_broadcast_remote(srv, c, st, false);
         /* §4.2.2, §4.4.2: the new resource learns about the others (stop
          * if writing to it failed: it is closed and unbound). */
         for (struct sess_c2s *r = initial && c->acct ? c->acct->first : NULL;
              r != NULL && c->base.state == SESS_READY; r = r->anext)
             if (r != c && r->available && r->pres != NULL)
                 c2s_send(srv, c, r->pres, c->jid);
+        if (initial && c->base.state == SESS_READY)
+            c2s_broadcast_remote(srv, c, NULL, true);
         stz_del_attr(st, "to");
         roster_presence_out(srv, c, st);
         /* §4.3.1 probes, §3.1.3 pending requests */
@@ -868,10 +972,12 @@ static void c2s_presence(struct srv *srv, struct sess_c2s *c, struct stz *st)
         return;
     } else if (c->available) {
         c->available = false;
+        srv_cluster__presence(srv, c);
         stz_free(c->pres);
         c->pres = NULL;
         /* §4.5.2: unavailable to the other available resources. */
         c2s_broadcast(srv, c->acct, st, c);
+        c2s_broadcast_remote(srv, c, st, false);
     }
     stz_del_attr(st, "to");
     roster_presence_out(srv, c, st);
@@ -894,6 +1000,7 @@ void srv__c2s_gone(struct srv *srv, struct sess_c2s *c)
         return;
     }
     c2s_broadcast(srv, acct_find(srv, c->user), st, c);
+    c2s_broadcast_remote(srv, c, st, false);
     stz_del_attr(st, "to");
     roster_presence_out(srv, c, st);
     stz_free(st);
@@ -929,33 +1036,13 @@ static void c2s_account_iq(struct srv *srv, struct sess *from, const struct jid 
 
 /* ---- routing to accounts (RFC 6121 §8.5) ---- */
 
-/* c2s_to_remote: cluster mode, a message to the bare JID of an account
- * with no available resource here: it goes, unchanged, to one session of
- * the account on another node (the smallest full JID in the routing
- * table: the table knows neither availability nor priority, so this is
- * not yet RFC 6121 §8.5.2.1.1 across nodes).  Takes st when it returns
- * true. */
-static bool c2s_to_remote(struct srv *srv, struct sess *from, const struct jid *to,
-                          struct stz *st)
-{
-    struct buf via = {0};
-
-    if (srv->cl == NULL || !srv_cluster__remote_resource(srv, to->local, &via)) {
-        buf_free(&via);
-        return false;
-    }
-    srv_cluster__forward(srv, from, st, via.data);
-    buf_free(&via);
-    stz_free(st);
-    return true;
-}
-
 /* c2s_to_bare routes st (taken) to the bare JID of an account. */
 static void c2s_to_bare(struct srv *srv, struct sess *from, const struct jid *to,
                         struct stz *st)
 {
     struct srv_acct *a = acct_find(srv, to->local);
     const char *type = stz_attr(st, "type");
+    struct c2s_remotes rs;
     int best = -1;
 
     if (a == NULL &&
@@ -991,24 +1078,55 @@ static void c2s_to_bare(struct srv *srv, struct sess *from, const struct jid *to
         stz_free(st);
         return;
     }
+    /* In cluster mode over the whole cluster: the local sessions and the
+     * user's entries in the routing table (issue 10 items 4, 5). */
+    remotes_of(srv, to->local, &rs);
     for (struct sess_c2s *r = a != NULL ? a->first : NULL; r != NULL; r = r->anext)
         if (r->available && r->priority > best)
             best = r->priority;
-    if (best < 0 && c2s_to_remote(srv, from, to, st))
-        return;
+    for (size_t i = 0; i < rs.n; i++)
+        if (rs.r[i].available && rs.r[i].priority > best)
+            best = rs.r[i].priority;
     if (best < 0) {
         /* §8.5.2.2.1: no available resource, no offline storage here. */
         c2s_bounce(srv, from, st, "service-unavailable", "account offline");
+        remotes_free(&rs);
         stz_free(st);
         return;
     }
-    for (struct sess_c2s *r = a->first, *next; r != NULL; r = next) {
+    for (struct sess_c2s *r = a != NULL ? a->first : NULL, *next; r != NULL; r = next) {
         next = r->anext;
         if (r->available && r->priority >= 0 &&
             (r->priority == best || is(type, "headline")))
             c2s_send(srv, r, st, NULL);
     }
+    /* each remote one by its own fwd_send: to that full JID, the stanza
+     * unchanged (exactly once and in order per sender and receiver) */
+    for (size_t i = 0; i < rs.n; i++)
+        if (rs.r[i].available && rs.r[i].priority >= 0 &&
+            (rs.r[i].priority == best || is(type, "headline")))
+            srv_cluster__forward(srv, from, st, rs.r[i].jid);
+    remotes_free(&rs);
     stz_free(st);
+}
+
+/* c2s_nowhere: cluster mode, a chat or normal message to full JID to that
+ * no node holds (the table is whole and lacks it, and nothing waits for
+ * it): handled as on one node, by the bare JID (RFC 6121 §8.5.3.2.1). */
+static bool c2s_nowhere(const struct srv *srv, const struct jid *to, const struct stz *st)
+{
+    const char *type = stz_attr(st, "type");
+    char full[CL_USER_MAX + CL_DOMAIN_MAX + 1100];
+
+    if (strcmp(st->name, "message") != 0 ||
+        !(type == NULL || is(type, "normal") || is(type, "chat")) ||
+        srv__c2s_find(srv, to->local, to->resource) != NULL ||
+        srv_cluster__waiting(srv, st) || !srv_cluster__complete(srv))
+        return false;
+    if ((size_t)snprintf(full, sizeof full, "%s@%s/%s", to->local, to->domain,
+                         to->resource) >= sizeof full)
+        return false;
+    return !srv_cluster__held(srv, full);
 }
 
 void srv__c2s_route(struct srv *srv, struct sess *from, const struct jid *to,
@@ -1034,7 +1152,8 @@ void srv__c2s_route(struct srv *srv, struct sess *from, const struct jid *to,
         return;
     }
     r = srv__c2s_find(srv, to->local, to->resource);
-    if (srv->cl != NULL && (r == NULL || srv_cluster__waiting(srv, st))) {
+    if (srv->cl != NULL && (r == NULL || srv_cluster__waiting(srv, st)) &&
+        !c2s_nowhere(srv, to, st)) {
         /* Cluster mode: the full JID may be bound on another node (fwd
          * routes it by the leader's table, or answers service-unavailable
          * when no node holds it); stanzas still waiting for it keep their

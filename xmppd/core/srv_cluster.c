@@ -277,14 +277,39 @@ int srv_cluster__authenticated(struct srv *srv, struct sess_comp *s)
     return cl_report(srv, s);
 }
 
+/* cl_attr: client c's table attributes.  Bare-JID routing needs every
+ * resource's availability and priority (RFC 6121 §8.5.2.1.1) on every
+ * node (issue 10 items 4, 5). */
+static struct pframe_attr cl_attr(const struct sess_c2s *c)
+{
+    struct pframe_attr a = {0};
+
+    a.kind = c->base.ws != NULL ? PFRAME_KIND_C2S_WS : PFRAME_KIND_C2S_TCP;
+    a.flags = c->available ? PFRAME_ATTR_AVAILABLE : 0;
+    a.priority = (int8_t)c->priority;
+    return a;
+}
+
 int srv_cluster__bound(struct srv *srv, struct sess_c2s *c)
 {
     if (srv->cl == NULL)
         return 0;
     /* A client is reported by its full JID, a name of its own in the
      * leader's table (issue 10 item 5). */
+    struct pframe_attr a = cl_attr(c);
+
     c->base.sid = ++srv->cl->last_sid;
-    return fwd_local_add(srv->cl->fwd, c->jid, c->base.sid, srv->now_ms);
+    return fwd_local_add_attr(srv->cl->fwd, c->jid, c->base.sid, &a, srv->now_ms);
+}
+
+void srv_cluster__presence(struct srv *srv, struct sess_c2s *c)
+{
+    struct pframe_attr a;
+
+    if (srv->cl == NULL || c->base.sid == 0 || c->jid == NULL)
+        return;
+    a = cl_attr(c);
+    fwd_local_set_attr(srv->cl->fwd, c->jid, c->base.sid, &a, srv->now_ms);
 }
 
 void srv_cluster__gone(struct srv *srv, struct sess *b)
@@ -346,40 +371,49 @@ void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *
     stz_free(reply);
 }
 
-struct cl_pick {
+struct cl_remote {
     const char *prefix; /* "user@domain/" */
     size_t len;
     uint64_t self;
-    struct buf *out;
-    bool found;
+    void (*fn)(void *ud, const struct pframe_route *e);
+    void *ud;
 };
 
-static void cl_pick_one(void *ud, const char *name, uint64_t node, uint64_t ord)
+static void cl_remote_one(void *ud, const struct pframe_route *e)
 {
-    struct cl_pick *p = ud;
+    struct cl_remote *r = ud;
 
-    (void)ord;
-    if (node == p->self || strncmp(name, p->prefix, p->len) != 0 ||
-        (p->found && strcmp(name, p->out->data) >= 0))
-        return;
-    buf_reset(p->out);
-    p->found = buf_puts(p->out, name) == 0;
+    if (e->node != r->self && e->attr.kind != PFRAME_KIND_COMPONENT &&
+        strncmp(e->name, r->prefix, r->len) == 0)
+        r->fn(r->ud, e);
 }
 
-bool srv_cluster__remote_resource(const struct srv *srv, const char *user,
-                                  struct buf *out)
+void srv_cluster__each_remote(const struct srv *srv, const char *user,
+                              void (*fn)(void *ud, const struct pframe_route *e),
+                              void *ud)
 {
     struct buf prefix = {0};
-    struct cl_pick p = {0};
+    struct cl_remote r;
 
     if (srv->cl == NULL || buf_printf(&prefix, "%s@%s/", user, srv->domain) < 0) {
         buf_free(&prefix);
-        return false;
+        return;
     }
-    p = (struct cl_pick){prefix.data, prefix.len, srv->cl->node_id, out, false};
-    fwd_each_route(srv->cl->fwd, cl_pick_one, &p);
+    r = (struct cl_remote){prefix.data, prefix.len, srv->cl->node_id, fn, ud};
+    /* A scan of the whole table: cheap at today's sizes (names_max per
+     * node); an index by bare JID would make it O(resources). */
+    fwd_each_entry(srv->cl->fwd, cl_remote_one, &r);
     buf_free(&prefix);
-    return p.found;
+}
+
+bool srv_cluster__held(const struct srv *srv, const char *name)
+{
+    return srv->cl != NULL && fwd_route_has(srv->cl->fwd, name);
+}
+
+bool srv_cluster__complete(const struct srv *srv)
+{
+    return srv->cl != NULL && fwd_routes_complete(srv->cl->fwd);
 }
 
 struct cl_nsess {
@@ -577,13 +611,12 @@ struct cl_count {
     size_t n;
 };
 
-static void cl_count_one(void *ud, const char *name, uint64_t node, uint64_t ord)
+static void cl_count_one(void *ud, const struct pframe_route *e)
 {
     struct cl_count *c = ud;
 
-    (void)name;
-    (void)ord;
-    if (node == c->node)
+    /* components only: clients are in the table too (issue 10) */
+    if (e->node == c->node && e->attr.kind == PFRAME_KIND_COMPONENT)
         c->n++;
 }
 
@@ -592,7 +625,7 @@ size_t srv_cluster_components(const struct srv *srv, uint64_t node)
     struct cl_count c = {node, 0};
 
     if (srv->cl != NULL)
-        fwd_each_route(srv->cl->fwd, cl_count_one, &c);
+        fwd_each_entry(srv->cl->fwd, cl_count_one, &c);
     return c.n;
 }
 
@@ -603,4 +636,11 @@ void srv_cluster_each_route(const struct srv *srv,
 {
     if (srv->cl != NULL)
         fwd_each_route(srv->cl->fwd, fn, ud);
+}
+
+void srv_cluster_each_entry(const struct srv *srv,
+                            void (*fn)(void *ud, const struct pframe_route *e), void *ud)
+{
+    if (srv->cl != NULL)
+        fwd_each_entry(srv->cl->fwd, fn, ud);
 }

@@ -256,16 +256,27 @@ void srv_cluster__gone(struct srv *srv, struct sess *s);
 bool srv_cluster__waiting(const struct srv *srv, const struct stz *st);
 void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *st,
                           const char *via);
-/* srv_cluster__remote_resource puts into out the smallest full JID of
- * account user that the routing table puts on another node; false when
- * there is none (or not in cluster mode). */
-bool srv_cluster__remote_resource(const struct srv *srv, const char *user,
-                                  struct buf *out);
 /* srv_cluster__remote_sessions counts the full JIDs of account user that
  * the routing table puts on other nodes, leaving out skip (a full JID, or
  * NULL); 0 when not in cluster mode. */
 size_t srv_cluster__remote_sessions(const struct srv *srv, const char *user,
                                     const char *skip);
+/* srv_cluster__presence reports client c's availability and priority
+ * (after a presence change) to the leader: its table entry is updated on
+ * every member, keeping its order (fwd_local_set_attr).
+ * srv_cluster__each_remote calls fn for every client entry of account
+ * user that the routing table puts on another node (e borrowed for the
+ * call: full JID, node, attributes); fn must not call fwd.
+ * srv_cluster__held tells whether a node holds name (exact) in the table;
+ * srv_cluster__complete whether this node's table is whole
+ * (fwd_routes_complete). */
+struct pframe_route;
+void srv_cluster__presence(struct srv *srv, struct sess_c2s *c);
+void srv_cluster__each_remote(const struct srv *srv, const char *user,
+                              void (*fn)(void *ud, const struct pframe_route *e),
+                              void *ud);
+bool srv_cluster__held(const struct srv *srv, const char *name);
+bool srv_cluster__complete(const struct srv *srv);
 void srv_cluster__free(struct srv *srv);
 void srv_cluster__tick(struct srv *srv);
 uint64_t srv_cluster__deadline(const struct srv *srv);

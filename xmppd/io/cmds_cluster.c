@@ -23,6 +23,7 @@
 #include "node.h"
 #include "node_int.h"
 #include "peer.h"
+#include "pframe.h"
 #include "pki.h"
 #include "plink.h"
 #include "raft.h"
@@ -153,6 +154,35 @@ static const char *state_word(const struct node *n, const struct rnode_status *s
     }
 }
 
+/* Sessions per kind that the routing table (this node's copy) puts on one
+ * node (issue 10 item 7). */
+struct kinds {
+    uint64_t node;
+    json_int_t n[3]; /* enum pframe_kind */
+};
+
+static void kinds_one(void *ud, const struct pframe_route *e)
+{
+    struct kinds *k = ud;
+
+    if (e->node == k->node && e->attr.kind <= PFRAME_KIND_C2S_WS)
+        k->n[e->attr.kind]++;
+}
+
+/* sessions_json: {"components", "clients_tcp", "clients_websocket"} of node
+ * from the table, or null when this node has none (not serving XMPP). */
+static json_t *sessions_json(const struct node *n, uint64_t node)
+{
+    struct kinds k = {node, {0, 0, 0}};
+
+    if (n->x == NULL || n->x->srv == NULL || !srv_cluster_started(n->x->srv))
+        return json_null();
+    srv_cluster_each_entry(n->x->srv, kinds_one, &k);
+    return json_pack("{s:I, s:I, s:I}", "components", k.n[PFRAME_KIND_COMPONENT],
+                     "clients_tcp", k.n[PFRAME_KIND_C2S_TCP], "clients_websocket",
+                     k.n[PFRAME_KIND_C2S_WS]);
+}
+
 /* components_json sets p's "components", "components_age_ms",
  * "components_stale" and, on the leader, "routes" (docs/cluster.md "Status
  * fields"): this node's own count (self non-NULL); else the count the member
@@ -253,6 +283,7 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
         components_json(p, me ? &ni : NULL, have ? &pi : NULL, now,
                         leader_srv != NULL ? srv_cluster_components(leader_srv, mb->id)
                                            : SIZE_MAX);
+        json_object_set_new(p, "sessions", sessions_json(n, mb->id));
         json_array_append_new(peers, p);
     }
     if (st.leader_id != 0)

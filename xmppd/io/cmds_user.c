@@ -3,6 +3,7 @@
  * Raft, answer once applied (contract in cmds_user.h). */
 #include "cmds_user.h"
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +19,12 @@
 #include "log.h"
 #include "node.h"
 #include "node_int.h"
+#include "pframe.h"
 #include "precis.h"
+#include "raft.h"
 #include "rnode.h"
 #include "scram.h"
+#include "srv.h"
 
 #define SUBMIT_TIMEOUT_MS 5000
 
@@ -372,22 +376,72 @@ int cmds_user_del(void *ud, json_t *args, json_t **result, struct ctl_error *err
     return CTL_DEFERRED;
 }
 
+/* The client sessions of the routing table, by user (issue 10 item 1:
+ * sessions online and the node of each). */
+struct by_user {
+    json_t *users; /* name -> array of sessions */
+    const struct raft_config *cfg;
+};
+
+static void session_one(void *ud, const struct pframe_route *e)
+{
+    struct by_user *b = ud;
+    const char *at = strchr(e->name, '@'), *slash = at ? strchr(at, '/') : NULL;
+    const char *addr = NULL;
+    char user[CL_USER_MAX + 1], id[17];
+    json_t *l;
+
+    if (e->attr.kind == PFRAME_KIND_COMPONENT || at == NULL || slash == NULL ||
+        (size_t)(at - e->name) > CL_USER_MAX)
+        return;
+    memcpy(user, e->name, (size_t)(at - e->name));
+    user[at - e->name] = '\0';
+    for (unsigned i = 0; b->cfg != NULL && i < b->cfg->n; i++)
+        if (b->cfg->members[i].id == e->node)
+            addr = b->cfg->members[i].address;
+    snprintf(id, sizeof id, "%016" PRIx64, e->node);
+    l = json_object_get(b->users, user);
+    if (l == NULL) {
+        l = json_array();
+        if (l == NULL || json_object_set_new(b->users, user, l) < 0)
+            return;
+    }
+    json_array_append_new(
+        l, json_pack("{s:s, s:s, s:s, s:s?, s:s, s:b, s:i}", "jid", e->name, "resource",
+                     slash + 1, "node_id", id, "node", addr, "transport",
+                     e->attr.kind == PFRAME_KIND_C2S_WS ? "websocket" : "tcp",
+                     "available", (e->attr.flags & PFRAME_ATTR_AVAILABLE) != 0,
+                     "priority", (int)e->attr.priority));
+}
+
 int cmds_user_list(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     static const char *const keys[] = {NULL};
-    const struct cl_state *cs = rnode_state(node_rnode(ud));
+    struct node *n = ud;
+    const struct cl_state *cs = rnode_state(node_rnode(n));
+    struct by_user b = {0};
     json_t *a;
 
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
+    b.users = json_object();
+    b.cfg = node_rnode(n) != NULL ? rnode_config(node_rnode(n)) : NULL;
+    /* From this node's copy of the routing table: every node's sessions
+     * (in cluster mode; xmppd always runs it once XMPP is enabled). */
+    if (b.users != NULL && n->x != NULL && n->x->srv != NULL)
+        srv_cluster_each_entry(n->x->srv, session_one, &b);
     a = json_array();
     for (size_t i = 0; a != NULL && i < cl_user_count(cs); i++) {
         const struct cl_user *u = cl_user_at(cs, i);
 
-        json_array_append_new(a, json_pack("{s:s, s:o, s:o}", "name", u->name, "jid",
-                                           jid_json(cs, u->name), "created",
-                                           ctl_time((int64_t)u->created)));
+        json_t *l = json_object_get(b.users, u->name);
+        json_array_append_new(a, json_pack("{s:s, s:o, s:o, s:I, s:o}", "name", u->name,
+                                           "jid", jid_json(cs, u->name), "created",
+                                           ctl_time((int64_t)u->created), "online",
+                                           (json_int_t)json_array_size(l), "sessions",
+                                           l != NULL ? json_incref(l) : json_array()));
     }
+    json_decref(b.users);
     *result = json_pack("{s:o, s:I}", "users", a, "iterations",
                         (json_int_t)cl_user_iterations(cs));
     return *result != NULL ? 0 : XE_NOMEM;
