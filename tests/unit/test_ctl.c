@@ -2,6 +2,7 @@
  * chunking, request validation and every error path, dispatch, command arguments. */
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 #include "testlib.h"
 #include "ctl.h"
@@ -457,7 +458,43 @@ static void test_decode_error_hides_secret(void)
     }
 }
 
-TL_MAIN(T(test_encode_decode_roundtrip), T(test_decode_any_chunking),
+/* ctl_time: RFC 3339 UTC, checked against the C library's gmtime over
+ * leap years, century rules and negative times; 0 is null. */
+static void test_time(void)
+{
+    static const int64_t fixed[] = {0, 1, 86399, 86400, 951782400 /* 2000-02-29 */,
+                                    4107542400 /* 2100-03-01 */, -1, -86401,
+                                    1796650457};
+    char got[CTL_TIME_LEN], want[32];
+    json_t *v;
+
+    ctl_time_text(1796650457, got);
+    CHECK_STR(got, "2026-12-07T13:34:17Z");
+    for (int64_t t = -3000000000LL; t < 6000000000LL; t += 7777777) {
+        time_t tt = (time_t)t;
+        struct tm tm;
+        REQUIRE(gmtime_r(&tt, &tm) != NULL);
+        strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        ctl_time_text(t, got);
+        CHECK_STR(got, want);
+    }
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        time_t tt = (time_t)fixed[i];
+        struct tm tm;
+        REQUIRE(gmtime_r(&tt, &tm) != NULL);
+        strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        ctl_time_text(fixed[i], got);
+        CHECK_STR(got, want);
+    }
+    v = ctl_time(0);
+    CHECK(json_is_null(v));
+    json_decref(v);
+    v = ctl_time(86400);
+    CHECK_STR(json_string_value(v), "1970-01-02T00:00:00Z");
+    json_decref(v);
+}
+
+TL_MAIN(T(test_time), T(test_encode_decode_roundtrip), T(test_decode_any_chunking),
         T(test_decode_truncated), T(test_decode_oversized),
         T(test_decode_bad_frames_keep_stream), T(test_encode_limit),
         T(test_request_errors), T(test_request_good), T(test_responses), T(test_dispatch),

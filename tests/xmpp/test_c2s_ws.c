@@ -538,7 +538,11 @@ static void test_pending_upgrades_bounded(void)
 static void ws_req_with(uint64_t conn, const char *extra)
 {
     static const struct srv_tls_info tls13 = {
-        .tls13 = true, .exporter = {0xab}, .exporter_len = 32};
+        .tls13 = true,
+        .exporter = {0xab},
+        .exporter_len = 32,
+        .endpoint = {0xcd},
+        .endpoint_len = 32};
     char req[1024];
 
     fx_open_kind(&fx, conn, SRV_LISTENER_WEBSOCKET_TLS);

@@ -6,7 +6,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <sodium.h>
 
@@ -365,14 +364,44 @@ int ctl_response_parse(json_t *msg, json_int_t *id, bool *ok, json_t **result,
 
 /* ---- arguments -------------------------------------------------------- */
 
+/* civil_from_days turns days since 1970-01-01 into a proleptic Gregorian
+ * date: count in 400-year eras of 146097 days that start on March 1st, so
+ * that the leap day ends a year (the usual arithmetic; pure, no time.h,
+ * no time zone). */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468; /* days from 0000-03-01 to 1970-01-01 */
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097); /* [0, 146096] */
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    unsigned mp = (5 * doy + 2) / 153; /* [0, 11], March = 0 */
+
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
 void ctl_time_text(int64_t t, char *out)
 {
-    time_t tt = (time_t)t;
-    struct tm tm;
+    int64_t days = t / 86400, secs = t % 86400, y;
+    unsigned m, d;
 
-    if (gmtime_r(&tt, &tm) == NULL ||
-        strftime(out, CTL_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(out, CTL_TIME_LEN, "1970-01-01T00:00:00Z");
+    if (secs < 0) {
+        secs += 86400;
+        days--;
+    }
+    civil_from_days(days, &y, &m, &d);
+    if (y < 0 || y > 9999) {
+        snprintf(out, CTL_TIME_LEN, "%s",
+                 y < 0 ? "0000-01-01T00:00:00Z" : "9999-12-31T23:59:59Z");
+        return;
+    }
+    char buf[64]; /* (the compiler cannot see the fields' bounds) */
+    snprintf(buf, sizeof buf, "%04u-%02u-%02uT%02u:%02u:%02uZ", (unsigned)y, m, d,
+             (unsigned)(secs / 3600), (unsigned)(secs / 60 % 60), (unsigned)(secs % 60));
+    memcpy(out, buf, CTL_TIME_LEN - 1);
+    out[CTL_TIME_LEN - 1] = '\0';
 }
 
 json_t *ctl_time(int64_t t)
