@@ -16,7 +16,8 @@ import ssl
 import struct
 import time
 
-VERSION = 2  # xmppd/core/pframe.h PFRAME_VERSION
+VERSION = 3  # xmppd/core/pframe.h PFRAME_VERSION
+ATTR_COMPONENT = b"\0\0\0"  # entry attributes: kind component, no flags, priority 0
 PROTO = 2  # PFRAME_PROTO
 HELLO, CHAN_ACK, PING, PONG, RAFT, FWD, DELIVER, ACK, SESSIONS, CONFLICT, SUBMIT, \
     SUBMIT_RESULT, ROUTES = range(1, 14)
@@ -75,7 +76,7 @@ def sessions(seq, node_id, names, ord_=1 << 62):
     """A full SESSIONS report of names (sids 1.., orders ord_)."""
     body = u64(node_id) + u64(1) + u64(0) + b"\1" + u32(len(names))
     for i, n in enumerate(names):
-        body += pstr(n) + u64(i + 1) + u64(ord_)
+        body += pstr(n) + u64(i + 1) + u64(ord_) + ATTR_COMPONENT
     return frame(SESSIONS, body + u32(0), seq)
 
 
@@ -83,7 +84,7 @@ def routes(seq, names, node_id, term=0):
     """A whole ROUTES table putting names on node_id."""
     body = u64(term) + b"\3" + u32(len(names))
     for i, n in enumerate(names):
-        body += pstr(n) + u64(node_id) + u64(i + 1) + u64(1)
+        body += pstr(n) + u64(node_id) + u64(i + 1) + u64(1) + ATTR_COMPONENT
     return frame(ROUTES, body + u32(0), seq)
 
 
