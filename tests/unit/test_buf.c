@@ -157,5 +157,26 @@ static void test_steal(void)
     buf_free(&b);
 }
 
+/* buf_fixed: what fits is written; the first piece that does not sets
+ * full, and nothing after it is written, even a piece that would fit. */
+static void test_fixed(void)
+{
+    char a[8];
+    struct buf_fixed o = {.p = a, .len = sizeof a};
+
+    buf_fixed_printf(&o, "%s", "abc");
+    buf_fixed_printf(&o, "%d", 1234);
+    CHECK(!o.full);
+    CHECK_STR(a, "abc1234");
+    CHECK_INT((int)o.used, 7);
+    buf_fixed_printf(&o, "x");
+    CHECK(o.full);
+    CHECK_INT((int)o.used, 7);
+    o = (struct buf_fixed){.p = a, .len = 4};
+    buf_fixed_printf(&o, "abcd");
+    buf_fixed_printf(&o, "a");
+    CHECK(o.full && o.used == 0);
+}
+
 TL_MAIN(T(test_zero_is_empty), T(test_append), T(test_growth), T(test_printf),
-        T(test_reserve), T(test_consume_reset), T(test_steal))
+        T(test_reserve), T(test_consume_reset), T(test_steal), T(test_fixed))

@@ -105,3 +105,20 @@ char *buf_steal(struct buf *b)
     b->len = b->cap = 0;
     return s;
 }
+
+void buf_fixed_printf(struct buf_fixed *o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (o->full)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(o->p + o->used, o->len - o->used, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= o->len - o->used) {
+        o->full = true;
+        return;
+    }
+    o->used += (size_t)n;
+}

@@ -7,6 +7,7 @@
 #ifndef XMPPD_BUF_H
 #define XMPPD_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct buf {
@@ -27,5 +28,17 @@ void buf_free(struct buf *b);  /* frees and zeroes */
 /* buf_steal returns the data as an owned NUL-terminated string (never NULL
  * unless out of memory) and leaves b empty. */
 char *buf_steal(struct buf *b);
+
+/* A writer into a caller's fixed array (p, len bytes, borrowed): text that
+ * does not fit is not written and sets full, once and for good, so a
+ * caller formats everything and checks full at the end.  Start with
+ * {.p = array, .len = sizeof array}. */
+struct buf_fixed {
+    char *p;
+    size_t len, used;
+    bool full;
+};
+void buf_fixed_printf(struct buf_fixed *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -6,45 +6,21 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "buf.h"
 #include "err.h"
 
-struct out {
-    char *p;
-    size_t len, used;
-    bool full;
-};
-
-static void put(struct out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void put(struct out *o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (o->full)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(o->p + o->used, o->len - o->used, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= o->len - o->used) {
-        o->full = true;
-        return;
-    }
-    o->used += (size_t)n;
-}
-
 /* head writes the HELP and TYPE lines of one metric family. */
-static void head(struct out *o, const char *name, const char *type, const char *help)
+static void head(struct buf_fixed *o, const char *name, const char *type,
+                 const char *help)
 {
-    put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    buf_fixed_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void one(struct out *o, const char *name, const char *type, const char *help,
+static void one(struct buf_fixed *o, const char *name, const char *type, const char *help,
                 uint64_t v)
 {
     head(o, name, type, help);
-    put(o, "%s %llu\n", name, (unsigned long long)v);
+    buf_fixed_printf(o, "%s %llu\n", name, (unsigned long long)v);
 }
 
 int metrics_label_escape(const char *s, char *out, size_t len)
@@ -72,7 +48,7 @@ int metrics_label_escape(const char *s, char *out, size_t len)
     return 0;
 }
 
-static void peers(struct out *o, const struct metrics_facts *f)
+static void peers(struct buf_fixed *o, const struct metrics_facts *f)
 {
     static const char *const states[] = {"up", "connecting", "down"};
 
@@ -80,15 +56,16 @@ static void peers(struct out *o, const struct metrics_facts *f)
          "Peer link to each other cluster member: 1 for its current state.");
     for (size_t i = 0; i < f->n_peers; i++) {
         for (size_t s = 0; s < sizeof states / sizeof states[0]; s++)
-            put(o, "xmppd_peer_link_state{peer=\"%s\",state=\"%s\"} %d\n", f->peers[i].id,
-                states[s],
-                f->peers[i].state != NULL && strcmp(f->peers[i].state, states[s]) == 0);
+            buf_fixed_printf(o, "xmppd_peer_link_state{peer=\"%s\",state=\"%s\"} %d\n",
+                             f->peers[i].id, states[s],
+                             f->peers[i].state != NULL &&
+                                 strcmp(f->peers[i].state, states[s]) == 0);
     }
 }
 
 int metrics_format(const struct metrics_facts *f, char *out, size_t len)
 {
-    struct out o = {.p = out, .len = len};
+    struct buf_fixed o = {.p = out, .len = len};
     char ver[96], id[40];
 
     if (len == 0)
@@ -97,18 +74,18 @@ int metrics_format(const struct metrics_facts *f, char *out, size_t len)
         metrics_label_escape(f->node_id != NULL ? f->node_id : "", id, sizeof id) < 0)
         return XE_LIMIT;
     head(&o, "xmppd_info", "gauge", "The node's id and xmppd's version (always 1).");
-    put(&o, "xmppd_info{node_id=\"%s\",version=\"%s\"} 1\n", id, ver);
+    buf_fixed_printf(&o, "xmppd_info{node_id=\"%s\",version=\"%s\"} 1\n", id, ver);
     one(&o, "xmppd_uptime_seconds", "gauge", "Seconds since the daemon started.",
         f->uptime_s);
     one(&o, "xmppd_serving", "gauge", "1 while the XMPP listeners are up.", f->serving);
     one(&o, "xmppd_connections", "gauge", "Open XMPP connections (any stage).", f->conns);
     head(&o, "xmppd_sessions", "gauge", "Authenticated sessions on this node, by kind.");
-    put(&o, "xmppd_sessions{kind=\"component\"} %llu\n",
-        (unsigned long long)f->components);
-    put(&o, "xmppd_sessions{kind=\"client_tcp\"} %llu\n",
-        (unsigned long long)f->clients_tcp);
-    put(&o, "xmppd_sessions{kind=\"client_websocket\"} %llu\n",
-        (unsigned long long)f->clients_ws);
+    buf_fixed_printf(&o, "xmppd_sessions{kind=\"component\"} %llu\n",
+                     (unsigned long long)f->components);
+    buf_fixed_printf(&o, "xmppd_sessions{kind=\"client_tcp\"} %llu\n",
+                     (unsigned long long)f->clients_tcp);
+    buf_fixed_printf(&o, "xmppd_sessions{kind=\"client_websocket\"} %llu\n",
+                     (unsigned long long)f->clients_ws);
     one(&o, "xmppd_stanzas_routed_total", "counter",
         "Stanzas delivered to a session on this node.", f->routed);
     one(&o, "xmppd_stanzas_bounced_total", "counter",

@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "conffile.h"
+#include "buf.h"
 #include "err.h"
 #include "ws.h"
 
@@ -127,32 +128,6 @@ bool state_ws_origin_ok(const char *o)
 
 /* ---- formatting ---- */
 
-struct out {
-    char *p;
-    size_t len, used;
-    bool full;
-};
-
-static void put(struct out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void put(struct out *o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (o->full)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(o->p + o->used, o->len - o->used, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= o->len - o->used) {
-        o->full = true;
-        return;
-    }
-    o->used += (size_t)n;
-}
-
 /* clean: a value written on one line must have no control characters and
  * no leading or trailing blank (it would not read back the same). */
 static bool clean(const char *s)
@@ -178,7 +153,7 @@ static void hash_hex(const char *text, size_t len, char *hex)
 
 int state_format(const struct node_state *s, char *buf, size_t len)
 {
-    struct out o = {.p = buf, .len = len};
+    struct buf_fixed o = {.p = buf, .len = len};
     char id[17], addr[96], hex[HASH_LEN * 2 + 1];
 
     if (!clean(s->key) || !clean(s->cert) || !clean(s->bundle) || !clean(s->trust))
@@ -186,57 +161,58 @@ int state_format(const struct node_state *s, char *buf, size_t len)
     if (len > 0)
         buf[0] = '\0';
     state_node_id_hex(s->node_id, id);
-    put(&o, "# xmppd node state; written by xmppd, do not edit (checksummed)\n");
-    put(&o, "version %d\n", STATE_VERSION);
-    put(&o, "node-id %s\n", id);
-    put(&o, "xmpp-enabled %s\n", s->xmpp_enabled ? "yes" : "no");
+    buf_fixed_printf(&o,
+                     "# xmppd node state; written by xmppd, do not edit (checksummed)\n");
+    buf_fixed_printf(&o, "version %d\n", STATE_VERSION);
+    buf_fixed_printf(&o, "node-id %s\n", id);
+    buf_fixed_printf(&o, "xmpp-enabled %s\n", s->xmpp_enabled ? "yes" : "no");
     for (size_t i = 0; i < s->n_listen; i++) {
         conf_format_listen(&s->listen[i], addr, sizeof addr);
-        put(&o, "component-listen %s\n", addr);
+        buf_fixed_printf(&o, "component-listen %s\n", addr);
     }
-    put(&o, "tls %s\n", state_tls_name(s->tls));
+    buf_fixed_printf(&o, "tls %s\n", state_tls_name(s->tls));
     if (s->key[0] != '\0')
-        put(&o, "key %s\n", s->key);
+        buf_fixed_printf(&o, "key %s\n", s->key);
     if (s->cert[0] != '\0')
-        put(&o, "cert %s\n", s->cert);
+        buf_fixed_printf(&o, "cert %s\n", s->cert);
     if (s->bundle[0] != '\0')
-        put(&o, "bundle %s\n", s->bundle);
-    put(&o, "keepalive %u\n", s->keepalive_s);
-    put(&o, "auth-timeout %u\n", s->auth_timeout_s);
-    put(&o, "max-connections %u\n", s->max_conns);
-    put(&o, "max-connections-per-address %u\n", s->max_conns_per_addr);
-    put(&o, "preauth-stanza-bytes %u\n", s->preauth_stanza_bytes);
-    put(&o, "client-port %u\n", s->client_port);
-    put(&o, "client-tls-port %u\n", s->client_tls_port);
-    put(&o, "client-tls %s\n", state_tls_name(s->client_tls));
-    put(&o, "sasl-plain %s\n", s->sasl_plain ? "yes" : "no");
-    put(&o, "client-max-sessions %u\n", s->client_max_sessions);
-    put(&o, "client-rate %u\n", s->client_rate);
-    put(&o, "client-version %s\n", s->client_version ? "yes" : "no");
-    put(&o, "ws-port %u\n", s->ws_port);
-    put(&o, "wss-port %u\n", s->wss_port);
-    put(&o, "ws-path %s\n", s->ws_path);
+        buf_fixed_printf(&o, "bundle %s\n", s->bundle);
+    buf_fixed_printf(&o, "keepalive %u\n", s->keepalive_s);
+    buf_fixed_printf(&o, "auth-timeout %u\n", s->auth_timeout_s);
+    buf_fixed_printf(&o, "max-connections %u\n", s->max_conns);
+    buf_fixed_printf(&o, "max-connections-per-address %u\n", s->max_conns_per_addr);
+    buf_fixed_printf(&o, "preauth-stanza-bytes %u\n", s->preauth_stanza_bytes);
+    buf_fixed_printf(&o, "client-port %u\n", s->client_port);
+    buf_fixed_printf(&o, "client-tls-port %u\n", s->client_tls_port);
+    buf_fixed_printf(&o, "client-tls %s\n", state_tls_name(s->client_tls));
+    buf_fixed_printf(&o, "sasl-plain %s\n", s->sasl_plain ? "yes" : "no");
+    buf_fixed_printf(&o, "client-max-sessions %u\n", s->client_max_sessions);
+    buf_fixed_printf(&o, "client-rate %u\n", s->client_rate);
+    buf_fixed_printf(&o, "client-version %s\n", s->client_version ? "yes" : "no");
+    buf_fixed_printf(&o, "ws-port %u\n", s->ws_port);
+    buf_fixed_printf(&o, "wss-port %u\n", s->wss_port);
+    buf_fixed_printf(&o, "ws-path %s\n", s->ws_path);
     for (size_t i = 0; i < s->n_ws_origins; i++)
-        put(&o, "ws-origin %s\n", s->ws_origins[i]);
+        buf_fixed_printf(&o, "ws-origin %s\n", s->ws_origins[i]);
     for (size_t i = 0; i < s->n_ws_proxies; i++)
-        put(&o, "ws-proxy %s\n", s->ws_proxies[i]);
-    put(&o, "cluster-enabled %s\n", s->cluster_enabled ? "yes" : "no");
+        buf_fixed_printf(&o, "ws-proxy %s\n", s->ws_proxies[i]);
+    buf_fixed_printf(&o, "cluster-enabled %s\n", s->cluster_enabled ? "yes" : "no");
     if (s->trust[0] != '\0')
-        put(&o, "trust %s\n", s->trust);
+        buf_fixed_printf(&o, "trust %s\n", s->trust);
     if (s->peer.port != 0) {
         conf_format_listen(&s->peer, addr, sizeof addr);
-        put(&o, "peer-listen %s\n", addr);
+        buf_fixed_printf(&o, "peer-listen %s\n", addr);
     }
     if (s->raft_fast_lan)
-        put(&o, "raft-timing fast-lan\n");
+        buf_fixed_printf(&o, "raft-timing fast-lan\n");
     if (s->metrics.port != 0) {
         conf_format_listen(&s->metrics, addr, sizeof addr);
-        put(&o, "metrics-listen %s\n", addr);
+        buf_fixed_printf(&o, "metrics-listen %s\n", addr);
     }
     if (o.full)
         return XE_LIMIT;
     hash_hex(buf, o.used, hex);
-    put(&o, "checksum %s\n", hex);
+    buf_fixed_printf(&o, "checksum %s\n", hex);
     if (o.full)
         return XE_LIMIT;
     return (int)o.used;
