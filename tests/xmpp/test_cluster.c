@@ -1022,6 +1022,42 @@ static void test_cluster_random_one_outcome_in_order(void)
  * straight to it, from clients and components alike, iq round trips
  * included; a full JID nobody holds is service-unavailable; the same full
  * JID bound on a second node replaces the first (conflict). */
+/* A reply that overtakes the routing table (found by test_browser): alice
+ * binds on node 1 and at once sends bob (node 3) a message; it goes
+ * straight from node 1 to node 3, while her table entry goes through the
+ * leader (node 2) and has not reached node 3 when bob answers.  Node 3
+ * learned from the FWD that alice/a is on node 1 (fwd_heard.c): the
+ * answer is forwarded there, not bounced.  Without that, bob got
+ * service-unavailable for a user who was online. */
+static void test_cluster_reply_before_routes(void)
+{
+    struct cl_state *cl;
+
+    REQUIRE(cl_state_new(&cl) == 0);
+    REQUIRE(cx_add_user(cl, "alice", "pa") == 0 && cx_add_user(cl, "bob", "pb") == 0);
+    cluster_start(3, NULL);
+    for (int i = 1; i <= 3; i++)
+        srv_set_accounts(nd[i].fx.srv, cl);
+    set_leader_all(2);
+    REQUIRE(cx_login(&nd[3].fx, 3, "bob", "pb", "b"));
+    settle();
+    REQUIRE(cx_login(&nd[1].fx, 3, "alice", "pa", "a"));
+    in(1, 3, "<message to='bob@example.com/b' id='m1' type='chat'><body>hi</body></message>");
+    /* only node 1 -> node 3 moves: the leader's ROUTES wait */
+    pl_move(1, 3, SIZE_MAX);
+    CHECK(strstr(take(3, 3), "from='alice@example.com/a'") != NULL);
+    CHECK(cstats(3).routes == 1); /* node 3 knows only bob */
+    in(3, 3, "<message to='alice@example.com/a' id='r1' type='chat'><body>yes</body></message>");
+    CHECK_STR(take(3, 3), ""); /* no error for bob */
+    pl_move(3, 1, SIZE_MAX);
+    CHECK_STR(take(1, 3), "<message to='alice@example.com/a' id='r1' type='chat' "
+                          "from='bob@example.com/b'><body>yes</body></message>");
+    settle();
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
+    cl_state_free(cl);
+}
+
 static void test_cluster_clients(void)
 {
     struct cl_state *cl;
@@ -1285,4 +1321,5 @@ TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_move_here_keeps_order), T(test_cluster_start_stop),
         T(test_cluster_five_nodes_ring), T(test_cluster_conflict_since),
         T(test_cluster_random_one_outcome_in_order), T(test_cluster_clients),
-        T(test_cluster_max_sessions), T(test_cluster_bare_jid))
+        T(test_cluster_max_sessions), T(test_cluster_bare_jid),
+        T(test_cluster_reply_before_routes))

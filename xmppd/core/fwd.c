@@ -122,6 +122,7 @@ void fwd_free(struct fwd *f)
     for (size_t i = 0; i < f->nearly; i++)
         buf_free(&f->early[i]);
     fwd__table_free(&f->table);
+    fwd__heard_free(f);
     free(f->peers);
     free(f->locals);
     free(f->name);
@@ -221,10 +222,12 @@ static uint64_t route_of(const struct fwd *f, const struct fwd_ent *e)
 
     if (e->full != NULL) {
         const struct fwd_route *r = fwd__table_find(&f->table, e->full);
-        node = r != NULL ? r->node : 0;
+        node = r != NULL ? r->node : fwd__heard_node(f, e->full);
     }
     if (node == 0 && e->domain != NULL)
         node = fwd_route_lookup(f, e->domain);
+    if (node == 0 && e->domain != NULL)
+        node = fwd__heard_node(f, e->domain);
     return node;
 }
 
@@ -528,6 +531,8 @@ static int handle_fwd(struct fwd *f, uint64_t node, const struct pframe_fwd *fw)
         p->owe_d.n = p->owe_b.n = 0;
         p->owe_inc = fw->incarnation;
     }
+    /* A reply to fw->from may come before the table has it (fwd_heard.c). */
+    fwd__heard_note(f, fw->from, node);
     ok = f->env.deliver(f->env.ud, fw->from, fw->to, fw->xml, fw->xml_len) == 0;
     FLOG(f, LOG_TRACE, "stanza %" PRIx64 "/%" PRIu64 " to %s %s", node, fw->seq, fw->to,
          ok ? "delivered" : "refused: no session here");

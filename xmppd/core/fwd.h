@@ -8,7 +8,9 @@
  * this node does not hold is given to fwd_send and gets (node id,
  * incarnation, seq).  Its owner is this node (the origin) until it is
  * handed, once, to the channel of the node that the routing table says
- * holds the name (FWD over that node's pchan: exactly once and in order
+ * holds the name (or, while the table lacks a name that sent this node a
+ * stanza in the last hold_ms, the node it came from: a session newer than
+ * the table; fwd_heard.c) (FWD over that node's pchan: exactly once and in order
  * while both processes live).  From then on that node owns it and decides
  * its one outcome: delivered to the local session, or bounced because no
  * session of its own holds the name; it tells the origin in an ACK.  A
@@ -197,7 +199,9 @@ bool fwd_waiting_for(const struct fwd *f, const char *to);
 uint64_t fwd_route_lookup(const struct fwd *f, const char *domain);
 
 /* fwd_route_has tells whether name (exactly, no domain matching) is in
- * this node's copy of the table. */
+ * this node's copy of the table, or was heard from another node in the
+ * last hold_ms while the table lacked it (a FWD from it: its session is
+ * newer than the table here). */
 bool fwd_route_has(const struct fwd *f, const char *name);
 
 /* fwd_each_route calls fn for every name in this node's copy of the table

@@ -99,6 +99,15 @@ struct fwd_delta {
  * encoded, applied when it does. */
 #define FWD_MAX_EARLY 64
 
+/* A name this node heard from another node before the table had it: the
+ * origin of a FWD from that name (fwd_heard.c). */
+#define FWD_HEARD_MAX 256
+struct fwd_heard {
+    char *name; /* owned; NULL: free slot */
+    uint64_t node;
+    uint64_t until; /* forgotten at this time (now + hold_ms) */
+};
+
 struct fwd {
     struct fwd_config cfg;
     char *name;
@@ -123,6 +132,8 @@ struct fwd {
     /* the table */
     struct fwd_table table;
     bool complete;
+    struct fwd_heard heard[FWD_HEARD_MAX]; /* a ring: the oldest is replaced */
+    size_t heard_next;
 
     /* leader */
     uint64_t next_ord;
@@ -146,6 +157,18 @@ bool fwd__is_member(const struct fwd *f, uint64_t id);
 void fwd__pump(struct fwd *f);
 /* fwd__local_find returns this node's session record of name, or NULL. */
 struct fwd_local *fwd__local_find(struct fwd *f, const char *name);
+
+/* Names heard before the table had them (fwd_heard.c).  A stanza from a
+ * session that has just bound on another node arrives straight from that
+ * node (FWD), while the session's entry goes through the leader (SESSIONS,
+ * then ROUTES) and may come later: an immediate reply to it would find no
+ * route and bounce.  fwd__heard_note remembers, for hold_ms, that name
+ * (a FWD's sender) is on node when the table lacks it; fwd__heard_node
+ * returns that node for name, or 0 (forgotten, expired, or the table has
+ * it now and decides).  fwd__heard_free frees the ring. */
+void fwd__heard_note(struct fwd *f, const char *name, uint64_t node);
+uint64_t fwd__heard_node(const struct fwd *f, const char *name);
+void fwd__heard_free(struct fwd *f);
 
 /* Table (fwd_route.c). */
 void fwd__table_free(struct fwd_table *t);

@@ -111,7 +111,8 @@ uint64_t fwd_route_lookup(const struct fwd *f, const char *domain)
 
 bool fwd_route_has(const struct fwd *f, const char *name)
 {
-    return name != NULL && fwd__table_find(&f->table, name) != NULL;
+    return name != NULL &&
+           (fwd__table_find(&f->table, name) != NULL || fwd__heard_node(f, name) != 0);
 }
 
 void fwd_each_route(const struct fwd *f,
