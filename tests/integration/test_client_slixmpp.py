@@ -68,7 +68,8 @@ def main():
             req = o["requests"]
             silent = [k for k, v in req.items() if v == "timeout"]
             check(not silent, "%s: no answer to %s" % (who, silent))
-            for k in ("roster", "disco#info server", "ping server", "disco#items server"):
+            for k in ("roster", "disco#info server", "ping server", "disco#items server",
+                      "disco#info own account"):
                 check(req.get(k) == "result", "%s: %s answered %r" % (who, k, req.get(k)))
             check(o["received"] == list(range(1, COUNT + 1)),
                   "%s received %r" % (who, o["received"]))

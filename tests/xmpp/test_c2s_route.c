@@ -283,6 +283,32 @@ static void test_server_iq(void)
     CHECK_STR(fx_take(&fx, 3),
               "<iq type='result' id='r1' to='alice@example.com/a'><query "
               "xmlns='jabber:iq:roster'/></iq>");
+    /* disco#info to one's own account (XEP-0030 §3.1, RFC 6121
+     * §8.5.2.1.3): the server answers for it, with or without 'to'; for
+     * another account, or with a node, it does not. */
+    fx_in(&fx, 3,
+          "<iq type='get' id='a1' to='alice@example.com'><query "
+          "xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    CHECK_STR(
+        fx_take(&fx, 3),
+        "<iq type='result' id='a1' from='alice@example.com' "
+        "to='alice@example.com/a'><query "
+        "xmlns='http://jabber.org/protocol/disco#info'><identity category='account' "
+        "type='registered'/><feature "
+        "var='http://jabber.org/protocol/disco#info'/></query></iq>");
+    fx_in(&fx, 3,
+          "<iq type='get' id='a2'><query xmlns='http://jabber.org/protocol/disco#info'/>"
+          "</iq>");
+    CHECK(strstr(fx_take(&fx, 3), "<identity category='account' type='registered'/>") !=
+          NULL);
+    fx_in(&fx, 3,
+          "<iq type='get' id='a3' to='bob@example.com'><query "
+          "xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    CHECK(strstr(fx_take(&fx, 3), "service-unavailable") != NULL);
+    fx_in(&fx, 3,
+          "<iq type='get' id='a4' to='alice@example.com'><query "
+          "xmlns='http://jabber.org/protocol/disco#info' node='x'/></iq>");
+    CHECK(strstr(fx_take(&fx, 3), "service-unavailable") != NULL);
     fx_in(&fx, 3, "<iq type='get' id='v1'><query xmlns='jabber:iq:version'/></iq>");
     CHECK_STR(fx_take(&fx, 3), "<iq type='error' id='v1' to='alice@example.com/a'><query "
                                "xmlns='jabber:iq:version'/>" SU "</iq>");

@@ -24,6 +24,7 @@
 #include "srv_int.h"
 
 #define NS_ROSTER "jabber:iq:roster"
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 
 /* An account with bound sessions on this node. */
 struct srv_acct {
@@ -795,6 +796,38 @@ bool srv__c2s_cluster_probe(struct srv *srv, struct sess *s, const char *from,
     return true;
 }
 
+/* account_disco_info answers a disco#info get (XEP-0030 §3.1) that one of
+ * an account's own resources sends to the account's bare JID: the server
+ * answers for the account (RFC 6121 §8.5.2.1.3) with the identity
+ * account/registered (XEP-0030 registry) and the one feature it has
+ * there.  Clients ask this at login to learn what the account offers
+ * (PEP, MAM: nothing here); other requesters still get
+ * service-unavailable (RFC 6121 §8.5.1: what is shown of an account to
+ * others is the user's business). */
+static void account_disco_info(struct srv *srv, struct sess *from, const char *user,
+                               const struct stz *st)
+{
+    struct stz *r = stz_new("iq", STZ_NS_CLIENT), *q = NULL, *el;
+    char bare[CL_USER_MAX + CL_DOMAIN_MAX + 2];
+
+    snprintf(bare, sizeof bare, "%s@%s", user, srv->domain);
+    if (r == NULL || stz_set_attr(r, "type", "result") < 0 ||
+        (stz_attr(st, "id") && stz_set_attr(r, "id", stz_attr(st, "id")) < 0) ||
+        stz_set_attr(r, "from", bare) < 0 ||
+        stz_set_attr(r, "to", stz_attr(st, "from")) < 0 ||
+        (q = stz_add_child(r, "query", NS_DISCO_INFO)) == NULL ||
+        (el = stz_add_child(q, "identity", NULL)) == NULL ||
+        stz_set_attr(el, "category", "account") < 0 ||
+        stz_set_attr(el, "type", "registered") < 0 ||
+        (el = stz_add_child(q, "feature", NULL)) == NULL ||
+        stz_set_attr(el, "var", NS_DISCO_INFO) < 0) {
+        stz_free(r);
+        return;
+    }
+    sess_deliver(from, r);
+    stz_free(r);
+}
+
 /* roster_iq answers a roster iq (RFC 6121 §2) that c's own account sent:
  * a get with the roster (§2.1.3), a set or remove through the log. */
 static void roster_iq(struct srv *srv, struct sess *from, const struct stz *st)
@@ -1026,6 +1059,10 @@ static void c2s_account_iq(struct srv *srv, struct sess *from, const struct jid 
         stz_free(r);
     } else if (is(p->ns, NS_ROSTER) && c != NULL && strcmp(c->user, to->local) == 0) {
         roster_iq(srv, from, st);
+    } else if (is(p->ns, NS_DISCO_INFO) && strcmp(p->name, "query") == 0 &&
+               stz_attr(p, "node") == NULL && is(stz_attr(st, "type"), "get") &&
+               c != NULL && strcmp(c->user, to->local) == 0) {
+        account_disco_info(srv, from, c->user, st);
     } else {
         /* The issue (item 6) and RFC 6121 §8.5.1: what the server does
          * not answer itself for an account is service-unavailable. */
