@@ -222,10 +222,14 @@ static uint64_t route_of(const struct fwd *f, const struct fwd_ent *e)
 
     if (e->full != NULL) {
         const struct fwd_route *r = fwd__table_find(&f->table, e->full);
-        node = r != NULL ? r->node : fwd__heard_node(f, e->full);
+        node = r != NULL ? r->node : 0;
     }
     if (node == 0 && e->domain != NULL)
         node = fwd_route_lookup(f, e->domain);
+    /* Only what the table cannot route looks at the names heard (a JID
+     * within a component's domain never gets here). */
+    if (node == 0 && e->full != NULL)
+        node = fwd__heard_node(f, e->full);
     if (node == 0 && e->domain != NULL)
         node = fwd__heard_node(f, e->domain);
     return node;

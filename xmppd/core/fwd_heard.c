@@ -10,6 +10,8 @@
 
 static struct fwd_heard *heard_find(const struct fwd *f, const char *name)
 {
+    if (f->heard_n == 0)
+        return NULL; /* the common case: nothing ever needed a note */
     for (size_t i = 0; i < FWD_HEARD_MAX; i++) {
         const struct fwd_heard *h = &f->heard[i];
         if (h->name != NULL && strcmp(h->name, name) == 0)
@@ -18,13 +20,32 @@ static struct fwd_heard *heard_find(const struct fwd *f, const char *name)
     return NULL;
 }
 
+/* routable: the table already routes name, itself or by its domain (a
+ * component's users, user@cb.example.com/r, route by cb.example.com). */
+static bool routable(const struct fwd *f, const char *name)
+{
+    const char *d = strchr(name, '@'), *slash;
+    char dom[PFRAME_MAX_NAME + 1];
+    size_t n;
+
+    if (fwd__table_find(&f->table, name) != NULL)
+        return true;
+    d = d != NULL ? d + 1 : name;
+    slash = strchr(d, '/');
+    n = slash != NULL ? (size_t)(slash - d) : strlen(d);
+    if (n == 0 || n >= sizeof dom)
+        return false;
+    memcpy(dom, d, n);
+    dom[n] = '\0';
+    return fwd_route_lookup(f, dom) != 0;
+}
+
 void fwd__heard_note(struct fwd *f, const char *name, uint64_t node)
 {
     struct fwd_heard *h;
     char *copy;
 
-    if (name == NULL || *name == '\0' || node == 0 ||
-        fwd__table_find(&f->table, name) != NULL)
+    if (name == NULL || *name == '\0' || node == 0 || routable(f, name))
         return;
     h = heard_find(f, name);
     if (h != NULL) {
@@ -37,6 +58,8 @@ void fwd__heard_note(struct fwd *f, const char *name, uint64_t node)
         return; /* only a hint: without it a reply may bounce, as before */
     h = &f->heard[f->heard_next];
     f->heard_next = (f->heard_next + 1) % FWD_HEARD_MAX;
+    if (h->name == NULL)
+        f->heard_n++;
     free(h->name);
     *h = (struct fwd_heard){copy, node, f->now + f->cfg.hold_ms};
 }
@@ -57,4 +80,5 @@ void fwd__heard_free(struct fwd *f)
         free(f->heard[i].name);
         f->heard[i].name = NULL;
     }
+    f->heard_n = 0;
 }

@@ -133,7 +133,7 @@ struct fwd {
     struct fwd_table table;
     bool complete;
     struct fwd_heard heard[FWD_HEARD_MAX]; /* a ring: the oldest is replaced */
-    size_t heard_next;
+    size_t heard_next, heard_n; /* next slot to fill; slots in use */
 
     /* leader */
     uint64_t next_ord;
