@@ -11,7 +11,12 @@ RFC 6121 §3 and §4): real xmppd processes, real libstrophe clients.
  - alice logs out: bob gets her unavailable presence (§4.5.2);
  - the rosters are replicated: a new login of alice on the leader gets bob's
    presence through the probe it sends at login (§4.3), answered from
-   bob's node.
+   bob's node;
+ - with bob offline, the probe of alice's next login is answered with bob's
+   bare JID unavailable (§4.3.2);
+ - directed presence (§4.6): alice sends presence to carol (no
+   subscription, on the leader); when alice's connection is lost, carol
+   gets alice's unavailable; a directed unavailable is not repeated.
 """
 import os
 import sys
@@ -22,7 +27,7 @@ from cluster import Cluster, wait_for  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 CLIENT_PORT = 5222
-PASSWORDS = {"alice": "alice-pw-7f3a", "bob": "bob-pw-91c2"}
+PASSWORDS = {"alice": "alice-pw-7f3a", "bob": "bob-pw-91c2", "carol": "carol-pw-5e0d"}
 
 
 def main():
@@ -34,6 +39,7 @@ def main():
             c.wait_serving(nd)
         f1.ok("xmpp user add alice", stdin=PASSWORDS["alice"] + "\n")
         f2.ok("xmpp user add bob", stdin=PASSWORDS["bob"] + "\n")
+        leader.ok("xmpp user add carol", stdin=PASSWORDS["carol"] + "\n")
         for nd in c.nodes:
             wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS),
                      15, "%s: both accounts in xmpp user list" % nd.name)
@@ -78,6 +84,43 @@ def main():
             check(alice.quit() == 0, alice.output())
             bob.wait_line(r"^presence alice@example\.com/laptop unavailable$")
             check(bob.quit() == 0, bob.output())
+
+        # §4.3.2: bob is offline on every node: alice's probe at login is
+        # answered with bob's bare JID unavailable.
+        with Client("alice@example.com/tablet", PASSWORDS["alice"], f1.addr, CLIENT_PORT,
+                    ca) as tablet:
+            check(tablet.online() == "alice@example.com/tablet", tablet.output())
+            tablet.wait_line(r"^presence bob@example\.com unavailable$")
+            check(tablet.quit() == 0, tablet.output())
+
+        # §4.6: directed presence across nodes, then a lost connection.
+        with Client("carol@example.com/web", PASSWORDS["carol"], leader.addr, CLIENT_PORT,
+                    ca) as carol:
+            check(carol.online() == "carol@example.com/web", carol.output())
+            alice = Client("alice@example.com/laptop", PASSWORDS["alice"], f1.addr,
+                           CLIENT_PORT, ca)
+            with alice:
+                check(alice.online() == "alice@example.com/laptop", alice.output())
+                alice.send("directed carol@example.com/web")
+                carol.wait_line(r"^presence alice@example\.com/laptop available$")
+                alice.close()  # SIGKILL: the connection is lost, not closed
+            carol.wait_line(r"^presence alice@example\.com/laptop unavailable$", timeout=30)
+            # directed unavailable first: nothing more when the session ends
+            with Client("alice@example.com/watch", PASSWORDS["alice"], f2.addr,
+                        CLIENT_PORT, ca) as watch:
+                check(watch.online() == "alice@example.com/watch", watch.output())
+                watch.send("directed carol@example.com/web")
+                carol.wait_line(r"^presence alice@example\.com/watch available$")
+                watch.send("directed carol@example.com/web unavailable")
+                carol.wait_line(r"^presence alice@example\.com/watch unavailable$")
+                check(watch.quit() == 0, watch.output())
+            carol.send("msg carol@example.com/web end-marker")
+            carol.wait_line(r"^msg carol@example\.com/web end-marker$")
+            unav = [ln for ln in carol.output().splitlines()
+                    if ln == "presence alice@example.com/watch unavailable"]
+            check(len(unav) == 1, "watch's unavailable %d times:\n%s"
+                  % (len(unav), carol.output()))
+            check(carol.quit() == 0, carol.output())
 
 
 if __name__ == "__main__":

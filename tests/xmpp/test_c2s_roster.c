@@ -274,5 +274,43 @@ __attribute__((constructor)) static void setup(void)
         abort();
 }
 
+/* RFC 6121 §4.3.2: a probe for a contact with no available resource is
+ * answered with unavailable presence from the contact's bare JID; once
+ * the contact is online the answer is the contact's presence. */
+static void test_probe_offline_contact(void)
+{
+    REQUIRE(up() == 0);
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    REQUIRE(cx_login(&fx, 5, "bob", "pb", "x"));
+    fx_in(&fx, 3, "<presence/>");
+    fx_in(&fx, 5, "<presence/>");
+    fx_take(&fx, 3);
+    fx_take(&fx, 5);
+    fx_in(&fx, 3, "<presence to='bob@example.com' type='subscribe'/>");
+    CHECK_INT(pump(), 2);
+    fx_in(&fx, 5, "<presence to='alice@example.com' type='subscribed'/>");
+    CHECK_INT(pump(), 2);
+    fx_in(&fx, 5, "</stream:stream>");
+    fx_take(&fx, 3);
+    fx_take(&fx, 5);
+
+    /* bob is offline: alice's new resource probes him at login */
+    REQUIRE(cx_login(&fx, 4, "alice", "pa", "b"));
+    fx_in(&fx, 4, "<presence/>");
+    CHECK_STR(fx_take(&fx, 4),
+              "<presence from='alice@example.com/b' to='alice@example.com/b'/>"
+              "<presence from='alice@example.com/a' to='alice@example.com/b'/>"
+              "<presence from='bob@example.com' to='alice@example.com/b' "
+              "type='unavailable'/>");
+    /* bob comes back: his presence, not the unavailable, reaches alice */
+    fx_take(&fx, 3);
+    REQUIRE(cx_login(&fx, 6, "bob", "pb", "y"));
+    fx_in(&fx, 6, "<presence/>");
+    fx_take(&fx, 6);
+    CHECK_STR(fx_take(&fx, 3), "<presence from='bob@example.com/y' "
+                               "to='alice@example.com'/>");
+    down();
+}
+
 TL_MAIN(T(test_roster_get_set_remove), T(test_subscribe_approve_presence),
-        T(test_pending_redelivered))
+        T(test_pending_redelivered), T(test_probe_offline_contact))

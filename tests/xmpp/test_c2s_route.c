@@ -3,6 +3,7 @@
  * and full JIDs (§8.5), offline and unknown accounts, components <->
  * clients both ways (message and iq), the server's iq for clients, account
  * deletion and the keep-alive of a client. */
+#include "sess_c2s.h"
 #include "xmpp/cx.h"
 
 static struct fx fx;
@@ -381,7 +382,89 @@ static void test_client_keepalive(void)
     down();
 }
 
+/* RFC 6121 §4.6: directed presence to a call bridge and to a user who is
+ * not subscribed; each gets unavailable when the session ends (§4.6.3,
+ * §4.5.2 for a lost connection), unless a directed unavailable already
+ * went there; nothing is sent twice. */
+static void test_directed_presence(void)
+{
+    REQUIRE(up() == 0);
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    REQUIRE(cx_login(&fx, 5, "bob", "pb", "x"));
+    fx_in(&fx, 3, "<presence/>");
+    fx_take(&fx, 3);
+    fx_in(&fx, 3, "<presence to='cb1.example.com'><status>in call</status></presence>");
+    CHECK_STR(fx_take(&fx, 1), "<presence to='cb1.example.com' "
+                               "from='alice@example.com/a'><status>in "
+                               "call</status></presence>");
+    fx_in(&fx, 3, "<presence to='Bob@example.com/x'/>"); /* twice: remembered once */
+    fx_in(&fx, 3, "<presence to='bob@example.com/x'/>");
+    CHECK_STR(fx_take(&fx, 5),
+              "<presence to='Bob@example.com/x' from='alice@example.com/a'/>"
+              "<presence to='bob@example.com/x' "
+              "from='alice@example.com/a'/>");
+    /* a broadcast update is not directed presence: the bridge hears nothing */
+    fx_in(&fx, 3, "<presence><show>away</show></presence>");
+    fx_take(&fx, 3);
+    CHECK_STR(fx_take(&fx, 1), "");
+    CHECK_STR(fx_take(&fx, 5), "");
+    /* the broadcast unavailable reaches both */
+    fx_in(&fx, 3, "<presence type='unavailable'><status>bye</status></presence>");
+    CHECK_STR(fx_take(&fx, 1), "<presence type='unavailable' from='alice@example.com/a' "
+                               "to='cb1.example.com'><status>bye</status></presence>");
+    CHECK_STR(fx_take(&fx, 5), "<presence type='unavailable' from='alice@example.com/a' "
+                               "to='bob@example.com/x'><status>bye</status></presence>");
+    /* ... once: closing the stream now sends nothing more */
+    fx_in(&fx, 3, "</stream:stream>");
+    CHECK_STR(fx_take(&fx, 1), "");
+    CHECK_STR(fx_take(&fx, 5), "");
+
+    /* directed presence before initial presence (the resource is not
+     * available), then a lost connection: the bridge still learns */
+    REQUIRE(cx_login(&fx, 4, "alice", "pa", "b"));
+    fx_in(&fx, 4, "<presence to='cb1.example.com'/>");
+    fx_in(&fx, 4, "<presence to='bob@example.com/x'/>");
+    fx_take(&fx, 1);
+    fx_take(&fx, 5);
+    fx_in(&fx, 4, "<presence to='bob@example.com/x' type='unavailable'/>");
+    CHECK_STR(fx_take(&fx, 5), "<presence to='bob@example.com/x' type='unavailable' "
+                               "from='alice@example.com/b'/>");
+    srv_conn_closed(fx.srv, 4, fx.now);
+    CHECK_STR(fx_take(&fx, 1), "<presence from='alice@example.com/b' type='unavailable' "
+                               "to='cb1.example.com'/>");
+    CHECK_STR(fx_take(&fx, 5), ""); /* bob had his directed unavailable */
+    down();
+}
+
+/* The directed-presence addresses of one session are bounded: past
+ * SESS_C2S_DIRECTED_MAX the log says which one is not remembered, and the
+ * others still get their unavailable. */
+static void test_directed_presence_bound(void)
+{
+    char el[128], want[160];
+    const char *out;
+
+    REQUIRE(up() == 0);
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    for (int i = 0; i <= SESS_C2S_DIRECTED_MAX; i++) {
+        snprintf(el, sizeof el, "<presence to='cb1.example.com/r%d'/>", i);
+        fx_in(&fx, 3, el);
+    }
+    fx_take(&fx, 1);
+    snprintf(want, sizeof want, "directed presence to cb1.example.com/r%d not remembered",
+             SESS_C2S_DIRECTED_MAX);
+    CHECK(fx_log_has(&fx, want));
+    srv_conn_closed(fx.srv, 3, fx.now);
+    out = fx_take(&fx, 1);
+    for (int i = 0; i <= SESS_C2S_DIRECTED_MAX; i++) {
+        snprintf(want, sizeof want, "to='cb1.example.com/r%d'/>", i);
+        CHECK((strstr(out, want) != NULL) == (i < SESS_C2S_DIRECTED_MAX));
+    }
+    down();
+}
+
 TL_MAIN(T(test_resource_conflict), T(test_bare_jid_priority), T(test_offline_and_unknown),
         T(test_presence_unavailable), T(test_broadcast_send_failure),
         T(test_component_client_round_trip), T(test_server_iq), T(test_full_jid_gone),
-        T(test_user_deleted), T(test_client_keepalive))
+        T(test_user_deleted), T(test_client_keepalive), T(test_directed_presence),
+        T(test_directed_presence_bound))

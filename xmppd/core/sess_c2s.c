@@ -40,6 +40,9 @@ void sess_c2s_free(struct sess_c2s *c)
     free(c->held);
     sess__fini(&c->base);
     stz_free(c->pres);
+    for (unsigned i = 0; i < c->ndirected; i++)
+        free(c->directed[i]);
+    free(c->directed);
     free(c->user);
     free(c->resource);
     free(c->jid);
@@ -481,6 +484,7 @@ static void c2s_stanza(struct sess_c2s *c, struct stz *st)
         sess_fail(&c->base, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
         return;
     }
+    srv__c2s_directed(srv, c, st); /* RFC 6121 §4.6 bookkeeping */
     srv__route(srv, &c->base, st);
 }
 

@@ -41,6 +41,10 @@ enum sess_c2s_step {
 
 struct srv_acct;
 
+/* SESS_C2S_DIRECTED_MAX bounds the directed-presence addresses one session
+ * remembers (sess_c2s directed). */
+#define SESS_C2S_DIRECTED_MAX 32
+
 struct sess_c2s {
     struct sess base; /* first: a struct sess * is a struct sess_c2s * */
     enum sess_c2s_step step;
@@ -70,6 +74,12 @@ struct sess_c2s {
     bool available;
     int priority;     /* -128..127 (RFC 6121 §4.7.2.3) */
     struct stz *pres; /* the last available presence broadcast, owned */
+    /* RFC 6121 §4.6: the addresses (canonical JIDs, owned) that got
+     * directed available presence from this session and no unavailable
+     * since; they get unavailable when the session does (§4.6.3).  At most
+     * SESS_C2S_DIRECTED_MAX. */
+    char **directed;
+    unsigned ndirected, directed_cap;
     /* the byte-rate shaper (srv.c srv__shape): paused until paused_until */
     struct shaper shaper;
     bool paused;

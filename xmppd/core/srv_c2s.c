@@ -413,11 +413,13 @@ static void deliver_to_user(struct srv *srv, struct sess *from, const char *user
 }
 
 /* send_presences: the presence of each available resource of user here
- * (unavailable when unavail) to contact (§3.1.5, §3.2.2, §3.3.3). */
-static void send_presences(struct srv *srv, const char *user, const char *contact,
-                           bool unavail)
+ * (unavailable when unavail) to contact (§3.1.5, §3.2.2, §3.3.3); returns
+ * how many resources it sent for. */
+static size_t send_presences(struct srv *srv, const char *user, const char *contact,
+                             bool unavail)
 {
     struct srv_acct *a = acct_find(srv, user);
+    size_t n = 0;
 
     for (struct sess_c2s *r = a != NULL ? a->first : NULL, *next; r != NULL; r = next) {
         struct stz *p;
@@ -431,7 +433,9 @@ static void send_presences(struct srv *srv, const char *user, const char *contac
             continue;
         }
         srv__route(srv, &r->base, p);
+        n++;
     }
+    return n;
 }
 
 /* route_sub: the user's subscription stanza of type t to contact, 'from'
@@ -728,6 +732,22 @@ static void roster_login(struct srv *srv, struct sess_c2s *c)
     }
 }
 
+/* probe_offline answers a probe from to (a full or bare JID) for user,
+ * who has no available resource on any node: RFC 6121 §4.3.2, the server
+ * SHOULD reply with presence of type unavailable from the user's bare
+ * JID (the last unavailable presence is not kept here, so no payload). */
+static void probe_offline(struct srv *srv, struct sess *from, const char *user,
+                          const char *to)
+{
+    char bare[CL_USER_MAX + CL_DOMAIN_MAX + 2];
+    struct stz *p;
+
+    snprintf(bare, sizeof bare, "%s@%s", user, srv->domain);
+    p = pres_new(bare, to, "unavailable");
+    if (p != NULL)
+        srv__route(srv, from, p);
+}
+
 /* roster_probe: a probe st (borrowed) for user (§4.3.2): answered from the
  * presence of user's sessions on this node. */
 static void roster_probe(struct srv *srv, struct sess *from, const char *user,
@@ -740,7 +760,7 @@ static void roster_probe(struct srv *srv, struct sess *from, const char *user,
         return;
     if (roster_probe_decide(roster_of(srv, user), prober) == ROSTER_PROBE_PRESENCE) {
         struct c2s_remotes rs;
-        send_presences(srv, user, to, false);
+        bool any = send_presences(srv, user, to, false) > 0;
         /* In cluster mode each other node holding available sessions of
          * user answers for them (srv__c2s_cluster_probe): the probe goes
          * once to each such node, addressed to one of its sessions. */
@@ -751,8 +771,11 @@ static void roster_probe(struct srv *srv, struct sess *from, const char *user,
                 sent = rs.r[k].available && rs.r[k].node == rs.r[i].node;
             if (!sent)
                 srv_cluster__forward(srv, from, st, rs.r[i].jid);
+            any = any || rs.r[i].available;
         }
         remotes_free(&rs);
+        if (!any)
+            probe_offline(srv, from, user, to);
     } else {
         char bare[CL_USER_MAX + CL_DOMAIN_MAX + 2];
         struct stz *p;
@@ -911,6 +934,105 @@ static void c2s_sub_out(struct srv *srv, struct sess_c2s *c, const struct jid *t
 
 /* ---- presence of our own clients (RFC 6121 §4) ---- */
 
+/* directed_covered tells whether the unavailable broadcast already reaches
+ * to: the user's own resources (§4.5.2), and contacts subscribed to the
+ * user's presence ("from" or "both", §4.6.2 case 1), which get it by the
+ * roster. */
+static bool directed_covered(struct srv *srv, const struct sess_c2s *c,
+                             const struct jid *to)
+{
+    char bare[CL_USER_MAX + CL_DOMAIN_MAX + 2];
+
+    if (to->local == NULL)
+        return false; /* a domain (a call bridge): never in a roster here */
+    if ((size_t)snprintf(bare, sizeof bare, "%s@%s", to->local, to->domain) >=
+        sizeof bare)
+        return false;
+    if (strcmp(to->local, c->user) == 0 && strcmp(to->domain, srv->domain) == 0)
+        return true;
+    return roster_probe_decide(roster_of(srv, c->user), bare) == ROSTER_PROBE_PRESENCE;
+}
+
+/* directed_add remembers address b (canonical, borrowed) for c, within
+ * SESS_C2S_DIRECTED_MAX; past the bound (or out of memory) the address is
+ * not remembered and the log says so: it then gets no unavailable from
+ * this session. */
+static void directed_add(struct srv *srv, struct sess_c2s *c, const struct buf *b)
+{
+    char *d = NULL;
+
+    if (c->ndirected == c->directed_cap && c->directed_cap < SESS_C2S_DIRECTED_MAX) {
+        unsigned cap = c->directed_cap ? c->directed_cap * 2 : 4;
+        char **nd = realloc(c->directed, cap * sizeof *nd);
+        if (nd != NULL) {
+            c->directed = nd;
+            c->directed_cap = cap;
+        }
+    }
+    if (c->ndirected < c->directed_cap)
+        d = strdup(b->data);
+    if (d == NULL) {
+        SRV_LOG(srv, LOG_INFO,
+                "c%" PRIu64 " %s: directed presence to %s not remembered (%u already, "
+                "or no memory): it will get no unavailable presence",
+                c->base.conn, c->jid, b->data, c->ndirected);
+        return;
+    }
+    c->directed[c->ndirected++] = d;
+}
+
+/* directed_unavailable sends unavailable presence st (borrowed, 'from'
+ * set) to every address c gave directed presence (RFC 6121 §4.6.3, with
+ * §4.5.2 for a lost connection), and forgets them. */
+static void directed_unavailable(struct srv *srv, struct sess_c2s *c,
+                                 const struct stz *st)
+{
+    char **d = c->directed;
+    unsigned n = c->ndirected;
+
+    c->directed = NULL; /* routing below must not see the list */
+    c->ndirected = c->directed_cap = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct stz *p = stz_copy(st);
+        if (p != NULL && stz_set_attr(p, "to", d[i]) == 0)
+            srv__route(srv, &c->base, p);
+        else
+            stz_free(p);
+        free(d[i]);
+    }
+    free(d);
+}
+
+void srv__c2s_directed(struct srv *srv, struct sess_c2s *c, const struct stz *st)
+{
+    const char *type = stz_attr(st, "type"), *to_s = stz_attr(st, "to");
+    struct jid to = {0};
+    struct buf b = {0};
+    unsigned i;
+
+    if (strcmp(st->name, "presence") != 0 || to_s == NULL ||
+        (type != NULL && !is(type, "unavailable")) || c->jid == NULL)
+        return;
+    if (jid_parse(to_s, &to) < 0 || jid_format(&to, &b) < 0 || b.data == NULL) {
+        jid_clear(&to);
+        buf_free(&b);
+        return; /* an address that does not parse is bounced by routing */
+    }
+    for (i = 0; i < c->ndirected && strcmp(c->directed[i], b.data) != 0; i++)
+        ;
+    if (type != NULL) {
+        /* §4.6.3: directed unavailable; nothing more owed to that address */
+        if (i < c->ndirected) {
+            free(c->directed[i]);
+            c->directed[i] = c->directed[--c->ndirected];
+        }
+    } else if (i == c->ndirected && !directed_covered(srv, c, &to)) {
+        directed_add(srv, c, &b);
+    }
+    jid_clear(&to);
+    buf_free(&b);
+}
+
 /* c2s_priority reads <priority/> (RFC 6121 §4.7.2.3: -128..127, default
  * 0). */
 static int c2s_priority(const struct stz *st)
@@ -1014,6 +1136,8 @@ static void c2s_presence(struct srv *srv, struct sess_c2s *c, struct stz *st)
     }
     stz_del_attr(st, "to");
     roster_presence_out(srv, c, st);
+    if (c->base.state == SESS_READY)
+        directed_unavailable(srv, c, st); /* §4.6.3 */
     stz_free(st);
 }
 
@@ -1021,21 +1145,26 @@ void srv__c2s_gone(struct srv *srv, struct sess_c2s *c)
 {
     struct stz *st;
 
-    if (!c->available || c->jid == NULL)
+    if ((!c->available && c->ndirected == 0) || c->jid == NULL)
         return;
-    c->available = false;
-    /* RFC 6121 §4.5.2 (and §4.6.? for a lost connection): the server
-     * sends unavailable presence on the client's behalf. */
+    /* RFC 6121 §4.5.2 (a lost connection included): the server sends
+     * unavailable presence on the client's behalf, to the subscribers and
+     * to those the session gave directed presence (§4.6.3). */
     st = stz_new("presence", STZ_NS_CLIENT);
     if (st == NULL || stz_set_attr(st, "from", c->jid) < 0 ||
         stz_set_attr(st, "type", "unavailable") < 0) {
         stz_free(st);
         return;
     }
-    c2s_broadcast(srv, acct_find(srv, c->user), st, c);
-    c2s_broadcast_remote(srv, c, st, false);
+    if (c->available) {
+        c->available = false;
+        c2s_broadcast(srv, acct_find(srv, c->user), st, c);
+        c2s_broadcast_remote(srv, c, st, false);
+        stz_del_attr(st, "to");
+        roster_presence_out(srv, c, st);
+    }
     stz_del_attr(st, "to");
-    roster_presence_out(srv, c, st);
+    directed_unavailable(srv, c, st);
     stz_free(st);
 }
 

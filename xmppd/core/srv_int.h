@@ -182,6 +182,10 @@ struct jid;
 void srv__c2s_route(struct srv *srv, struct sess *from, const struct jid *to,
                     struct stz *st);
 void srv__c2s_own(struct srv *srv, struct sess_c2s *c, struct stz *st);
+/* srv__c2s_directed notes stanza st (borrowed) that client c sends, before
+ * it is routed: RFC 6121 §4.6.2 directed available presence remembers its
+ * address, directed unavailable forgets it; anything else is ignored. */
+void srv__c2s_directed(struct srv *srv, struct sess_c2s *c, const struct stz *st);
 void srv__c2s_free(struct srv *srv);
 /* srv__c2s_cluster_probe: a stanza (xml, len bytes, as another node's srv
  * serialized it) from `from` arrives for local session s: a presence probe

@@ -29,6 +29,7 @@
  *   msg <to> <body...>     a chat message
  *   iq-ping <to>           an XEP-0199 ping (the answer prints as iq ...)
  *   presence [prio]        available presence, with a priority if given
+ *   directed <jid> [type]  directed presence to jid (available, or type)
  *   sub <jid>              presence type='subscribe' to jid
  *   subscribed <jid>       presence type='subscribed' (approve jid)
  *   quit                   close the stream and exit 0
@@ -725,6 +726,8 @@ static void command(struct xc *x, char *line)
         send_ping(x, a);
     } else if (strcmp(cmd, "presence") == 0) {
         send_presence(x, NULL, NULL, a);
+    } else if (strcmp(cmd, "directed") == 0 && a != NULL) {
+        send_presence(x, rest, a, NULL);
     } else if (strcmp(cmd, "sub") == 0 && a != NULL) {
         send_presence(x, "subscribe", a, NULL);
     } else if (strcmp(cmd, "subscribed") == 0 && a != NULL) {
