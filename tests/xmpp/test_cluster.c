@@ -1042,12 +1042,15 @@ static void test_cluster_reply_before_routes(void)
     REQUIRE(cx_login(&nd[3].fx, 3, "bob", "pb", "b"));
     settle();
     REQUIRE(cx_login(&nd[1].fx, 3, "alice", "pa", "a"));
-    in(1, 3, "<message to='bob@example.com/b' id='m1' type='chat'><body>hi</body></message>");
+    in(1, 3,
+       "<message to='bob@example.com/b' id='m1' type='chat'><body>hi</body></message>");
     /* only node 1 -> node 3 moves: the leader's ROUTES wait */
     pl_move(1, 3, SIZE_MAX);
     CHECK(strstr(take(3, 3), "from='alice@example.com/a'") != NULL);
     CHECK(cstats(3).routes == 1); /* node 3 knows only bob */
-    in(3, 3, "<message to='alice@example.com/a' id='r1' type='chat'><body>yes</body></message>");
+    in(3, 3,
+       "<message to='alice@example.com/a' id='r1' "
+       "type='chat'><body>yes</body></message>");
     CHECK_STR(take(3, 3), ""); /* no error for bob */
     pl_move(3, 1, SIZE_MAX);
     CHECK_STR(take(1, 3), "<message to='alice@example.com/a' id='r1' type='chat' "
@@ -1182,6 +1185,57 @@ static void test_cluster_max_sessions(void)
     CHECK_INT(proto_errors, 0);
     cluster_stop();
     max_sessions = 0;
+    cl_state_free(cl);
+}
+
+/* The leader's table takes names_max names from one node; a node refuses
+ * the session past that itself (resource-constraint, for a client and a
+ * call bridge) instead of binding one that no other node could reach.  A
+ * replacement of a name it holds still binds. */
+static void test_cluster_node_names_full(void)
+{
+    static const char bind_b[] =
+        "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+        "<resource>b</resource></bind></iq>";
+    struct fwd_config c;
+    struct cl_state *cl;
+
+    REQUIRE(cl_state_new(&cl) == 0);
+    REQUIRE(cx_add_user(cl, "alice", "pa") == 0);
+    fwd_config_default(&c);
+    c.names_max = 2;
+    cluster_start(3, &c);
+    for (int i = 1; i <= 3; i++)
+        srv_set_accounts(nd[i].fx.srv, cl);
+    set_leader_all(2);
+    REQUIRE(auth(1, 1, 1));
+    REQUIRE(cx_login(&nd[1].fx, 3, "alice", "pa", "a"));
+    settle();
+    REQUIRE(cx_tls(&nd[1].fx, 4) &&
+            cx_scram_ok(&nd[1].fx, 4, "SCRAM-SHA-256", "alice", "pa"));
+    in(1, 4, bind_b);
+    CHECK(strstr(take(1, 4), "<resource-constraint ") != NULL);
+    CHECK(fx_log_has(&nd[1].fx, "client alice@example.com/b bind refused"));
+    fx_open(&nd[1].fx, 2);
+    in(1, 2,
+       "<stream:stream xmlns='jabber:component:accept' "
+       "xmlns:stream='http://etherx.jabber.org/streams' to='cb2.example.com'>");
+    fx_handshake(&nd[1].fx, 2, "secret2");
+    CHECK(strstr(take(1, 2), "<stream:error><resource-constraint ") != NULL);
+    CHECK_INT(nd[1].fx.c[2].closes, 1);
+    CHECK(fx_log_has(&nd[1].fx, "component cb2.example.com refused"));
+    /* alice/a again on node 1: a replacement, bound */
+    REQUIRE(cx_login(&nd[1].fx, 5, "alice", "pa", "a"));
+    settle();
+    CHECK_STR(take(1, 3), FX_ERR("conflict"));
+    /* everything node 1 holds is reachable from node 3 */
+    REQUIRE(auth(3, 1, 3));
+    in(3, 1, "<message from='cb3.example.com' to='alice@example.com/a'>x</message>");
+    settle();
+    CHECK_STR(take(1, 5),
+              "<message from='cb3.example.com' to='alice@example.com/a'>x</message>");
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
     cl_state_free(cl);
 }
 
@@ -1321,5 +1375,5 @@ TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_move_here_keeps_order), T(test_cluster_start_stop),
         T(test_cluster_five_nodes_ring), T(test_cluster_conflict_since),
         T(test_cluster_random_one_outcome_in_order), T(test_cluster_clients),
-        T(test_cluster_max_sessions), T(test_cluster_bare_jid),
-        T(test_cluster_reply_before_routes))
+        T(test_cluster_max_sessions), T(test_cluster_node_names_full),
+        T(test_cluster_bare_jid), T(test_cluster_reply_before_routes))

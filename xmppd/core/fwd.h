@@ -133,6 +133,11 @@ int fwd_local_del(struct fwd *f, const char *name, uint64_t sid, uint64_t now_ms
  * a no-op when sid does not hold name here or nothing changed.  Both:
  * 0/XE_INVAL (a kind or flag out of range, PFRAME_ATTR_UPDATE given)/
  * XE_NOMEM. */
+/* fwd_local_room tells whether this node may take one more session of
+ * name: it holds name already (a replacement), or it holds fewer than
+ * names_max names, the most the leader's table takes from one node (more
+ * would be refused there and go unrouted). */
+bool fwd_local_room(const struct fwd *f, const char *name);
 int fwd_local_add_attr(struct fwd *f, const char *name, uint64_t sid,
                        const struct pframe_attr *attr, uint64_t now_ms);
 int fwd_local_set_attr(struct fwd *f, const char *name, uint64_t sid,

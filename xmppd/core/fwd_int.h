@@ -133,7 +133,7 @@ struct fwd {
     struct fwd_table table;
     bool complete;
     struct fwd_heard heard[FWD_HEARD_MAX]; /* a ring: the oldest is replaced */
-    size_t heard_next, heard_n; /* next slot to fill; slots in use */
+    size_t heard_next, heard_n;            /* next slot to fill; slots in use */
 
     /* leader */
     uint64_t next_ord;
@@ -156,7 +156,7 @@ bool fwd__is_member(const struct fwd *f, uint64_t id);
 /* fwd__pump hands waiting stanzas to channels (fwd.c). */
 void fwd__pump(struct fwd *f);
 /* fwd__local_find returns this node's session record of name, or NULL. */
-struct fwd_local *fwd__local_find(struct fwd *f, const char *name);
+struct fwd_local *fwd__local_find(const struct fwd *f, const char *name);
 
 /* Names heard before the table had them (fwd_heard.c).  A stanza from a
  * session that has just bound on another node arrives straight from that

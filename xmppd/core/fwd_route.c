@@ -195,7 +195,7 @@ void fwd__route_del(struct fwd *f, const char *name, uint64_t node)
     table_remove(&f->table, name);
 }
 
-struct fwd_local *fwd__local_find(struct fwd *f, const char *name)
+struct fwd_local *fwd__local_find(const struct fwd *f, const char *name)
 {
     for (size_t i = 0; i < f->nlocals; i++)
         if (strcmp(f->locals[i].name, name) == 0)
@@ -743,6 +743,11 @@ int fwd_local_add(struct fwd *f, const char *name, uint64_t sid, uint64_t now_ms
     struct pframe_attr none = {0};
 
     return fwd_local_add_attr(f, name, sid, &none, now_ms);
+}
+
+bool fwd_local_room(const struct fwd *f, const char *name)
+{
+    return f->nlocals < f->cfg.names_max || fwd__local_find(f, name) != NULL;
 }
 
 int fwd_local_add_attr(struct fwd *f, const char *name, uint64_t sid,

@@ -384,6 +384,22 @@ static void c2s_bind(struct sess_c2s *c, const struct stz *iq, const struct stz 
         c2s_iq_error(c, iq, "modify", "bad-request");
         return;
     }
+    if (rc == 0 && !srv_cluster__room(srv, c->jid)) {
+        /* The leader's routing table takes a bounded number of names
+         * from each node; a session past it would be unreachable from
+         * the other nodes.  RFC 6120 §8.3.3.18 resource-constraint: the
+         * client may try another node (another SRV target). */
+        SRV_LOG(srv, LOG_WARN,
+                "c%" PRIu64 " client %s bind refused from %s: this node holds the most "
+                "sessions the cluster's routing table takes from one node",
+                c->base.conn, c->jid, c->base.peer);
+        srv->stats.sessions_refused++;
+        free(c->resource);
+        free(c->jid);
+        c->resource = c->jid = NULL;
+        c2s_iq_error(c, iq, "wait", "resource-constraint");
+        return;
+    }
     if (rc == 0 && srv->cfg.c2s_max_sessions != 0 &&
         (n = srv__c2s_sessions(srv, c->user, c->resource)) >= srv->cfg.c2s_max_sessions) {
         /* §7.6.2.1: the account reached its limit of simultaneous

@@ -203,6 +203,18 @@ static void sc_handshake(struct sess_comp *s, const struct stz *el)
         sess__fail_quiet(&s->base, XS_COND_NOT_AUTHORIZED);
         return;
     }
+    if (!srv_cluster__room(srv, s->domain)) {
+        /* As for clients (sess_c2s.c c2s_bind): past the names the
+         * leader's table takes from one node the bridge would be
+         * unreachable; RFC 6120 §4.9.3.17, it may connect to another
+         * node. */
+        SRV_LOG(srv, LOG_WARN,
+                "c%" PRIu64 " component %s refused from %s: this node holds the most "
+                "sessions the cluster's routing table takes from one node",
+                s->base.conn, s->domain, s->base.peer);
+        sess__fail_quiet(&s->base, XS_COND_RESOURCE_CONSTRAINT);
+        return;
+    }
     if (srv__authenticated(srv, s) < 0) {
         sess_comp_fail(s, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
         return;

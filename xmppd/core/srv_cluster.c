@@ -78,9 +78,8 @@ static struct sess *cl_session(struct srv *srv, const char *to)
      * valid JID already and needs no parse (issue 12: the parse was a fifth
      * of the holder's work).  Anything else (a localpart, a resource, a
      * subdomain, another spelling) takes the full path below. */
-    if (to != NULL && strpbrk(to, "@/") == NULL &&
-        (c = rt_find(srv->rt, to)) != NULL && c->domain != NULL &&
-        strcmp(c->domain, to) == 0)
+    if (to != NULL && strpbrk(to, "@/") == NULL && (c = rt_find(srv->rt, to)) != NULL &&
+        c->domain != NULL && strcmp(c->domain, to) == 0)
         return c->base.state == SESS_READY ? &c->base : NULL;
     if (to != NULL && jid_parse(to, &j) == 0) {
         if (j.local != NULL && j.resource != NULL && strcmp(j.domain, srv->domain) == 0)
@@ -409,6 +408,11 @@ void srv_cluster__each_remote(const struct srv *srv, const char *user,
 bool srv_cluster__held(const struct srv *srv, const char *name)
 {
     return srv->cl != NULL && fwd_route_has(srv->cl->fwd, name);
+}
+
+bool srv_cluster__room(const struct srv *srv, const char *name)
+{
+    return srv->cl == NULL || fwd_local_room(srv->cl->fwd, name);
 }
 
 bool srv_cluster__complete(const struct srv *srv)

@@ -281,6 +281,10 @@ void srv_cluster__each_remote(const struct srv *srv, const char *user,
                               void *ud);
 bool srv_cluster__held(const struct srv *srv, const char *name);
 bool srv_cluster__complete(const struct srv *srv);
+/* srv_cluster__room tells whether a session of name may be opened here:
+ * always on one node; in cluster mode while the node holds fewer names
+ * than the routing table takes from one node (fwd_local_room). */
+bool srv_cluster__room(const struct srv *srv, const char *name);
 void srv_cluster__free(struct srv *srv);
 void srv_cluster__tick(struct srv *srv);
 uint64_t srv_cluster__deadline(const struct srv *srv);
