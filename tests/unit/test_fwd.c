@@ -962,6 +962,78 @@ static struct attr_find attr_of(int i, const char *name)
     return a;
 }
 
+/* bare_one collects the names fwd_each_of_bare gives, joined by spaces in
+ * sorted order (the table gives no order). */
+struct bare_names {
+    char names[16][32];
+    size_t n;
+};
+
+static void bare_one(void *ud, const struct pframe_route *e)
+{
+    struct bare_names *b = ud;
+
+    if (b->n < 16)
+        snprintf(b->names[b->n++], sizeof b->names[0], "%s", e->name);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static const char *bare_of_node(int i, const char *bare)
+{
+    static char out[512];
+    struct bare_names b = {0};
+
+    fwd_each_of_bare(nodes[i].f, bare, bare_one, &b);
+    qsort(b.names, b.n, sizeof b.names[0], name_cmp);
+    out[0] = '\0';
+    for (size_t k = 0; k < b.n; k++)
+        snprintf(out + strlen(out), sizeof out - strlen(out), "%s%s", k ? " " : "",
+                 b.names[k]);
+    return out;
+}
+
+/* fwd_each_of_bare gives exactly the full JIDs of one bare JID, from every
+ * node's copy, however large the table (the table hashes the bare part):
+ * not a longer localpart sharing the prefix, not a domain, not another
+ * account; nothing for an address with a resource. */
+static void test_each_of_bare(void)
+{
+    const struct pframe_attr on = {PFRAME_KIND_C2S_TCP, PFRAME_ATTR_AVAILABLE, 0};
+    char name[64];
+
+    setup(3, NULL);
+    elect(1, true);
+    drain();
+    CHECK_INT(fwd_local_add_attr(nodes[2].f, "u@x/a", 7, &on, now), 0);
+    CHECK_INT(fwd_local_add_attr(nodes[3].f, "u@x/b", 8, &on, now), 0);
+    CHECK_INT(fwd_local_add_attr(nodes[3].f, "uu@x/a", 9, &on, now), 0);
+    CHECK_INT(fwd_local_add_attr(nodes[2].f, "v@x/u@x", 10, &on, now), 0);
+    CHECK_INT(fwd_local_add(nodes[1].f, "x", 11, now), 0);
+    for (int k = 0; k < 300; k++) { /* the table grows and rehashes */
+        snprintf(name, sizeof name, "w%d@x/r", k);
+        CHECK_INT(
+            fwd_local_add_attr(nodes[1 + k % 3].f, name, 100 + (uint64_t)k, &on, now), 0);
+    }
+    drain();
+    for (int i = 1; i <= 3; i++) {
+        CHECK_STR(bare_of_node(i, "u@x"), "u@x/a u@x/b");
+        CHECK_STR(bare_of_node(i, "uu@x"), "uu@x/a");
+        CHECK_STR(bare_of_node(i, "w299@x"), "w299@x/r");
+        CHECK_STR(bare_of_node(i, "x"), "");
+        CHECK_STR(bare_of_node(i, "u@x/a"), "");
+        CHECK_STR(bare_of_node(i, "nobody@x"), "");
+    }
+    CHECK_INT(fwd_local_del(nodes[3].f, "u@x/b", 8, now), 0);
+    drain();
+    for (int i = 1; i <= 3; i++)
+        CHECK_STR(bare_of_node(i, "u@x"), "u@x/a");
+    teardown();
+}
+
 /* Issue 10 items 4, 5: a client's entry carries kind, availability and
  * priority to every member, and a presence change updates it everywhere
  * without changing its order. */
@@ -1367,13 +1439,13 @@ static void test_seeded_runs(void)
         }
 }
 
-TL_MAIN(T(test_attrs_reach_every_member), T(test_update_keeps_conflict_winner),
-        T(test_direct_between_followers), T(test_acks_coalesced_per_read),
-        T(test_leader_loss_costs_nothing), T(test_paused_receiver_one_outcome),
-        T(test_refusal_never_lost), T(test_full_channel_keeps_order),
-        T(test_byte_bound_keeps_order), T(test_cut_ack_path_no_duplicate),
-        T(test_receiver_leaves_paused_node), T(test_backlog_bounded_in_bytes),
-        T(test_conflict_by_leader_order), T(test_names_bounded), T(test_report_flood),
-        T(test_unknown_name), T(test_receiver_crash_lost_not_lied),
-        T(test_dead_node_stanzas_wait_for_move), T(test_no_leader_unknown_waits),
-        T(test_seeded_runs))
+TL_MAIN(T(test_each_of_bare), T(test_attrs_reach_every_member),
+        T(test_update_keeps_conflict_winner), T(test_direct_between_followers),
+        T(test_acks_coalesced_per_read), T(test_leader_loss_costs_nothing),
+        T(test_paused_receiver_one_outcome), T(test_refusal_never_lost),
+        T(test_full_channel_keeps_order), T(test_byte_bound_keeps_order),
+        T(test_cut_ack_path_no_duplicate), T(test_receiver_leaves_paused_node),
+        T(test_backlog_bounded_in_bytes), T(test_conflict_by_leader_order),
+        T(test_names_bounded), T(test_report_flood), T(test_unknown_name),
+        T(test_receiver_crash_lost_not_lied), T(test_dead_node_stanzas_wait_for_move),
+        T(test_no_leader_unknown_waits), T(test_seeded_runs))

@@ -218,7 +218,12 @@ void fwd_each_route(const struct fwd *f,
 
 /* fwd_each_entry calls fn for every entry of this node's copy of the
  * table (e borrowed for the call: name, node, sid, order, attributes).
- * fn must not call fwd.  O(table): the bare-JID lookups of srv scan it. */
+ * fn must not call fwd.  O(table).
+ * fwd_each_of_bare does the same for the entries of full JIDs of bare JID
+ * bare (canonical, no '/'), in no particular order: O(resources of bare),
+ * since the table hashes the bare part of a name. */
+void fwd_each_of_bare(const struct fwd *f, const char *bare,
+                      void (*fn)(void *ud, const struct pframe_route *e), void *ud);
 void fwd_each_entry(const struct fwd *f,
                     void (*fn)(void *ud, const struct pframe_route *e), void *ud);
 

@@ -15,11 +15,16 @@
 
 /* ---- the table: chained hash on the name ------------------------------- */
 
+/* name_hash hashes the bare part of a name (up to the first '/', which no
+ * localpart or domainpart contains, RFC 7622 §3): every resource of one
+ * bare JID lands in one chain, so fwd_each_of_bare reads that chain only.
+ * A chain holds at most one account's sessions beyond chance collisions
+ * (xmpp client max-sessions bounds them). */
 static size_t name_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
 
-    for (; *s != '\0'; s++)
+    for (; *s != '\0' && *s != '/'; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return (size_t)h;
 }
@@ -122,6 +127,21 @@ void fwd_each_route(const struct fwd *f,
     for (size_t i = 0; i < f->table.nb; i++)
         for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
             fn(ud, r->name, r->node, r->ord);
+}
+
+void fwd_each_of_bare(const struct fwd *f, const char *bare,
+                      void (*fn)(void *ud, const struct pframe_route *e), void *ud)
+{
+    size_t len = strlen(bare);
+
+    if (f->table.nb == 0 || memchr(bare, '/', len) != NULL)
+        return;
+    for (const struct fwd_route *r = f->table.b[name_hash(bare) & (f->table.nb - 1)];
+         r != NULL; r = r->next)
+        if (strncmp(r->name, bare, len) == 0 && r->name[len] == '/') {
+            struct pframe_route e = {r->name, r->node, r->sid, r->ord, r->attr};
+            fn(ud, &e);
+        }
 }
 
 void fwd_each_entry(const struct fwd *f,

@@ -371,8 +371,6 @@ void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *
 }
 
 struct cl_remote {
-    const char *prefix; /* "user@domain/" */
-    size_t len;
     uint64_t self;
     void (*fn)(void *ud, const struct pframe_route *e);
     void *ud;
@@ -382,27 +380,31 @@ static void cl_remote_one(void *ud, const struct pframe_route *e)
 {
     struct cl_remote *r = ud;
 
-    if (e->node != r->self && e->attr.kind != PFRAME_KIND_COMPONENT &&
-        strncmp(e->name, r->prefix, r->len) == 0)
+    if (e->node != r->self && e->attr.kind != PFRAME_KIND_COMPONENT)
         r->fn(r->ud, e);
+}
+
+/* cl_bare writes account user's bare JID into b (cleared first); false
+ * when out of memory. */
+static bool cl_bare(const struct srv *srv, const char *user, struct buf *b)
+{
+    buf_reset(b);
+    return buf_printf(b, "%s@%s", user, srv->domain) == 0;
 }
 
 void srv_cluster__each_remote(const struct srv *srv, const char *user,
                               void (*fn)(void *ud, const struct pframe_route *e),
                               void *ud)
 {
-    struct buf prefix = {0};
+    struct buf bare = {0};
     struct cl_remote r;
 
-    if (srv->cl == NULL || buf_printf(&prefix, "%s@%s/", user, srv->domain) < 0) {
-        buf_free(&prefix);
-        return;
+    if (srv->cl != NULL && cl_bare(srv, user, &bare)) {
+        r = (struct cl_remote){srv->cl->node_id, fn, ud};
+        /* O(the user's resources): the table hashes the bare part */
+        fwd_each_of_bare(srv->cl->fwd, bare.data, cl_remote_one, &r);
     }
-    r = (struct cl_remote){prefix.data, prefix.len, srv->cl->node_id, fn, ud};
-    /* A scan of the whole table: cheap at today's sizes (names_max per
-     * node); an index by bare JID would make it O(resources). */
-    fwd_each_entry(srv->cl->fwd, cl_remote_one, &r);
-    buf_free(&prefix);
+    buf_free(&bare);
 }
 
 bool srv_cluster__held(const struct srv *srv, const char *name)
@@ -421,36 +423,30 @@ bool srv_cluster__complete(const struct srv *srv)
 }
 
 struct cl_nsess {
-    const char *prefix; /* "user@domain/" */
-    size_t len;
     uint64_t self;
     const char *skip; /* a full JID not to count, or NULL */
     size_t n;
 };
 
-static void cl_nsess_one(void *ud, const char *name, uint64_t node, uint64_t ord)
+static void cl_nsess_one(void *ud, const struct pframe_route *e)
 {
     struct cl_nsess *c = ud;
 
-    (void)ord;
-    if (node != c->self && strncmp(name, c->prefix, c->len) == 0 &&
-        (c->skip == NULL || strcmp(name, c->skip) != 0))
+    if (e->node != c->self && (c->skip == NULL || strcmp(e->name, c->skip) != 0))
         c->n++;
 }
 
 size_t srv_cluster__remote_sessions(const struct srv *srv, const char *user,
                                     const char *skip)
 {
-    struct buf prefix = {0};
-    struct cl_nsess c;
+    struct buf bare = {0};
+    struct cl_nsess c = {0, skip, 0};
 
-    if (srv->cl == NULL || buf_printf(&prefix, "%s@%s/", user, srv->domain) < 0) {
-        buf_free(&prefix);
-        return 0;
+    if (srv->cl != NULL && cl_bare(srv, user, &bare)) {
+        c.self = srv->cl->node_id;
+        fwd_each_of_bare(srv->cl->fwd, bare.data, cl_nsess_one, &c);
     }
-    c = (struct cl_nsess){prefix.data, prefix.len, srv->cl->node_id, skip, 0};
-    fwd_each_route(srv->cl->fwd, cl_nsess_one, &c);
-    buf_free(&prefix);
+    buf_free(&bare);
     return c.n;
 }
 
