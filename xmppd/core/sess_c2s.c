@@ -370,6 +370,19 @@ static int c2s_resource(struct sess_c2s *c, const struct stz *bind)
     return rc;
 }
 
+/* c2s_bind_refuse answers bind iq with resource-constraint (RFC 6120
+ * §7.6.2.1, §8.3.3.18) and forgets the resource tried.  The stream stays:
+ * the client may close another session, or try another node, and bind
+ * again. */
+static void c2s_bind_refuse(struct sess_c2s *c, const struct stz *iq)
+{
+    c->base.srv->stats.sessions_refused++;
+    free(c->resource);
+    free(c->jid);
+    c->resource = c->jid = NULL;
+    c2s_iq_error(c, iq, "wait", "resource-constraint");
+}
+
 /* c2s_bind binds a resource (RFC 6120 §7): a second session of the same
  * full JID is closed with conflict (§7.7.2.2, the new one wins). */
 static void c2s_bind(struct sess_c2s *c, const struct stz *iq, const struct stz *bind)
@@ -387,34 +400,25 @@ static void c2s_bind(struct sess_c2s *c, const struct stz *iq, const struct stz 
     if (rc == 0 && !srv_cluster__room(srv, c->jid)) {
         /* The leader's routing table takes a bounded number of names
          * from each node; a session past it would be unreachable from
-         * the other nodes.  RFC 6120 §8.3.3.18 resource-constraint: the
-         * client may try another node (another SRV target). */
+         * the other nodes.  The client may try another node (another SRV
+         * target). */
         SRV_LOG(srv, LOG_WARN,
                 "c%" PRIu64 " client %s bind refused from %s: this node holds the most "
                 "sessions the cluster's routing table takes from one node",
                 c->base.conn, c->jid, c->base.peer);
-        srv->stats.sessions_refused++;
-        free(c->resource);
-        free(c->jid);
-        c->resource = c->jid = NULL;
-        c2s_iq_error(c, iq, "wait", "resource-constraint");
+        c2s_bind_refuse(c, iq);
         return;
     }
     if (rc == 0 && srv->cfg.c2s_max_sessions != 0 &&
         (n = srv__c2s_sessions(srv, c->user, c->resource)) >= srv->cfg.c2s_max_sessions) {
         /* §7.6.2.1: the account reached its limit of simultaneous
          * resources (a bind of a full JID it holds replaces that one and
-         * is not counted as new).  The stream stays: the client may close
-         * another session and try again. */
+         * is not counted as new). */
         SRV_LOG(srv, LOG_INFO,
                 "c%" PRIu64 " client %s bind refused from %s: %zu sessions, the limit "
                 "(xmpp client max-sessions)",
                 c->base.conn, c->jid, c->base.peer, n);
-        srv->stats.sessions_refused++;
-        free(c->resource);
-        free(c->jid);
-        c->resource = c->jid = NULL;
-        c2s_iq_error(c, iq, "wait", "resource-constraint");
+        c2s_bind_refuse(c, iq);
         return;
     }
     if (rc < 0 || srv__bind(srv, c) < 0) {
