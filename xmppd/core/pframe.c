@@ -861,3 +861,16 @@ int pframe_req_decode(const void *data, size_t len, struct pframe_req *out)
     }
     return r.bad || r.left != 0 ? XE_PROTO : 0;
 }
+
+void pframe_u64_put(unsigned char p[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+uint64_t pframe_u64_get(const unsigned char p[8])
+{
+    struct pf_r r = {p, 8, false};
+
+    return r_be(&r, 8);
+}

@@ -388,4 +388,9 @@ int pframe_req_encode(const struct pframe_req *r, struct buf *out);
  * (malformed, unknown kind). */
 int pframe_req_decode(const void *data, size_t len, struct pframe_req *out);
 
+/* The answer to a JOIN (SUBMIT_RESULT data) is the cluster's id, a u64:
+ * pframe_u64_put writes v big-endian at p, pframe_u64_get reads it. */
+void pframe_u64_put(unsigned char p[8], uint64_t v);
+uint64_t pframe_u64_get(const unsigned char p[8]);
+
 #endif

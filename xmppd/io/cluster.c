@@ -28,9 +28,6 @@
 
 #define TICK_MS 50
 
-/* plink lets a joining node's link carry join requests only, by this kind. */
-_Static_assert(PLINK_SUBMIT_JOIN == CLUSTER_REQ_JOIN, "plink's join kind");
-
 uint64_t cluster__now_ms(struct node *n)
 {
     return uv_now(&n->loop);
@@ -147,20 +144,6 @@ void cluster_counters_get(const struct node *n, struct cluster_counters *out)
         *out = n->cluster->cnt;
     else
         memset(out, 0, sizeof *out);
-}
-
-void cluster__put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-uint64_t cluster__get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
 }
 
 /* ---- the XMPP core's forwarding (srv cluster mode) ---- */
@@ -282,23 +265,38 @@ static int rn_forward(void *ud, uint64_t leader_id, const char *leader_addr,
 {
     struct node *n = ud;
     struct cluster *c = n->cluster;
-    struct creq *q;
+    struct pframe_req req = {.kind = PFRAME_REQ_CMD};
+    struct creq_event ev = {.type = CREQ_EV_SUBMIT};
+    struct creq_update u;
+    struct cluster_rctx *x;
     int rc;
 
     (void)leader_addr;
-    if (c == NULL || c->pm == NULL)
+    if (c == NULL || c->pm == NULL || c->rq == NULL)
         return XE_NOLEADER;
-    q = cluster__req_new(c, CLUSTER_REQ_CMD, cmd, len, timeout_ms);
-    if (q == NULL)
+    x = calloc(1, sizeof *x);
+    if (x == NULL)
         return XE_NOMEM;
-    q->rcb = cb;
-    q->rarg = arg;
-    q->fixed = true;
-    rc = cluster__req_send(c, q, leader_id);
+    x->rcb = cb;
+    x->rarg = arg;
+    req.u.cmd.data = cmd;
+    req.u.cmd.len = len;
+    ev.u.submit.req = &req;
+    ev.u.submit.timeout_ms = timeout_ms;
+    ev.u.submit.to = leader_id; /* Raft's leader: rnode redirects itself */
+    ev.u.submit.ctx = x;
+    rc = cluster__rq_step(n, &ev, &u);
+    if (rc == 0 && u.request_id == 0)
+        rc = u.rc;
+    if (rc == 0 && u.rc < 0 && n->cluster == c) {
+        /* Not sent: rnode hears it from the return code, not the queue. */
+        struct creq_event cancel = {.type = CREQ_EV_CANCEL};
+        cancel.u.cancel.request_id = u.request_id;
+        cluster__rq_step(n, &cancel, NULL);
+        rc = u.rc;
+    }
     if (rc < 0) {
-        c->reqs = q->next; /* q is first: cluster__req_new pushed it */
-        free(q->body);
-        free(q);
+        free(x);
         return rc == XE_NOTFOUND ? XE_NOLEADER : rc;
     }
     return 0;
@@ -338,6 +336,7 @@ static void rn_status(void *ud)
         c->leader_id = st.leader_id;
         c->term = st.term;
     }
+    cluster__rq_leader(n);
     if (st.removed)
         set_removed(n, "its log removes it");
     note_gone(n);
@@ -465,64 +464,72 @@ static int pk_raft(void *ud, uint64_t from, const void *data, size_t len)
     return rc == XE_PROTO ? rc : 0;
 }
 
-/* refuse_join_addr answers a joining node's request f with a refusal when
+/* answer_peer answers request rid of peer from with rc and msg at once,
+ * without a struct sreply: a refusal, or out of memory for one (issue 14
+ * item 5: never drop a request silently, so that its sender is not left
+ * waiting for a timeout that names the wrong cause). */
+static void answer_peer(struct node *n, uint64_t from, uint64_t rid, int rc,
+                        const char *msg)
+{
+    struct pframe f;
+
+    memset(&f, 0, sizeof f);
+    f.type = PFRAME_SUBMIT_RESULT;
+    f.u.result.request_id = rid;
+    f.u.result.rc = rc;
+    f.u.result.message = msg;
+    if (n->cluster == NULL || n->cluster->pm == NULL)
+        return;
+    n->cluster->cnt.requests_served++;
+    if (peer_send(n->cluster->pm, from, &f) < 0)
+        LOG(&n->log, LOG_WARN, "%s cannot answer request %" PRIu64 " of %016" PRIx64,
+            n->name, rid, from);
+}
+
+/* refuse_join_addr answers a joining node's request j with a refusal when
  * the address it asks to join at is not the one its HELLO claimed (and its
  * certificate names): otherwise a node could be added at an address it
  * cannot prove (docs/cluster.md, "Identity and membership").  0 when the
  * addresses agree; < 0 when the request was answered here. */
-static int refuse_join_addr(struct node *n, uint64_t from, const struct pframe *f)
+static int refuse_join_addr(struct node *n, uint64_t from, uint64_t rid,
+                            const struct pframe_join *j)
 {
     struct peer_info pi;
-    struct sreply *r;
     char id[17], why[300];
     int rc;
 
     if (peer_get(n->cluster->pm, from, &pi) < 0)
         snprintf(pi.addr, sizeof pi.addr, "(no link)");
-    rc = cluster__join_check(pi.addr, f->u.submit.data + 9, f->u.submit.len - 9, why,
-                             sizeof why);
+    rc = cluster__join_check(pi.addr, j, why, sizeof why);
     if (rc == 0)
         return 0;
     state_node_id_hex(from, id);
     LOG(&n->log, LOG_WARN, "%s join request from node %s refused: %s", n->name, id, why);
-    r = malloc(sizeof *r);
-    if (r == NULL)
-        return rc;
-    r->n = n;
-    r->peer = from;
-    r->rid = f->u.submit.request_id;
-    r->invite = -1;
-    cluster__reply_peer(r, rc, why, NULL, 0);
+    answer_peer(n, from, rid, rc, why);
     return rc;
 }
 
-/* serve_guest_join serves a joining node's request f (the only frame its
- * link may carry, peer.c and plink), answered through r (taken): the join
- * token in it must be one this member made and still holds (cluster
+/* serve_guest_join serves a joining node's request req (the only frame
+ * its link may carry, peer.c and plink), answered through r (taken): the
+ * join token in it must be one this member made and still holds (cluster
  * invite; docs/cluster.md "Join"); it is held while the request is under
  * way and used up if the join succeeds.  The request goes on to the
  * leader without the token. */
-static void serve_guest_join(struct node *n, uint64_t from, const struct pframe *f,
+static void serve_guest_join(struct node *n, uint64_t from, struct pframe_req *req,
                              struct sreply *r, uint64_t expires)
 {
-    const unsigned char *d = f->u.submit.data;
-    const unsigned char *tok;
-    size_t tlen, base;
     char id[17], self[PFRAME_MAX_ADDR + 1], why[1000];
     int slot;
 
     state_node_id_hex(from, id);
-    if (cluster__join_token(d + 9, f->u.submit.len - 9, &tok, &tlen, &base) < 0) {
-        cluster__reply_peer(r, XE_PROTO, "malformed join request", NULL, 0);
-        return;
-    }
-    slot = cluster__invite_take(n->cluster, tok, tlen, cluster__now_ms(n));
+    slot = cluster__invite_take(n->cluster, req->u.join.token, req->u.join.token_len,
+                                cluster__now_ms(n));
     if (slot < 0) {
         cluster_self_addr(n, self, sizeof self);
         LOG(&n->log, LOG_WARN,
             "%s join request from node %s refused: %s join token (run xmpp cluster "
             "invite here)",
-            n->name, id, tlen == 0 ? "no" : "not a valid");
+            n->name, id, req->u.join.token_len == 0 ? "no" : "not a valid");
         snprintf(
             why, sizeof why,
             "%s has no valid join token for this node (none given, expired, used, "
@@ -535,7 +542,69 @@ static void serve_guest_join(struct node *n, uint64_t from, const struct pframe 
     r->invite = slot;
     LOG(&n->log, LOG_INFO, "%s join request from node %s: join token accepted", n->name,
         id);
-    cluster__serve(n, CLUSTER_REQ_JOIN, d + 9, base, expires, cluster__reply_peer, r);
+    req->u.join.token = NULL;
+    req->u.join.token_len = 0;
+    cluster__serve(n, req, expires, cluster__reply_peer, r);
+}
+
+/* pk_submit serves a peer's SUBMIT f (guest: from a node asking to join). */
+static int pk_submit(struct node *n, uint64_t from, bool guest, const struct pframe *f)
+{
+    struct cluster *c = n->cluster;
+    uint64_t rid = f->u.submit.request_id;
+    struct pframe_req req;
+    struct sreply *r;
+    struct peer_info pi;
+    uint64_t expires;
+
+    if (pframe_req_decode(f->u.submit.data, f->u.submit.len, &req) < 0)
+        return XE_PROTO;
+    expires = req.expires;
+    /* The deadline is in the sender's wall clock: read it in ours, so that
+     * a clock that is off neither refuses every request (behind) nor keeps
+     * stale ones (ahead). */
+    if (c->pm != NULL && peer_get(c->pm, from, &pi) == 0 && pi.clock_known)
+        expires = (uint64_t)((int64_t)expires - pi.clock_offset_ms);
+    if (req.kind == PFRAME_REQ_NOTE_REMOVED) {
+        struct rnode_status st;
+        if (guest)
+            return XE_PROTO;
+        if (n->rn == NULL)
+            return 0;
+        rnode_status_get(n->rn, &st);
+        if (req.u.cluster_id == st.cluster_id)
+            set_removed(n, "a member said so");
+        return 0;
+    }
+    /* A joining node may ask to join, for itself only. */
+    if (guest && (req.kind != PFRAME_REQ_JOIN || req.u.join.node_id != from))
+        return XE_PROTO;
+    if (guest && refuse_join_addr(n, from, rid, &req.u.join) < 0)
+        return 0;
+    /* A request that waited out its sender's deadline (a partition: the
+     * sender already reported failure) is not applied late. */
+    if (cluster__wall_ms(NULL) > expires) {
+        answer_peer(n, from, rid, XE_TIMEOUT,
+                    "the request reached the leader after its deadline and was not "
+                    "applied");
+        return 0;
+    }
+    r = malloc(sizeof *r);
+    if (r == NULL) {
+        answer_peer(n, from, rid, XE_NOMEM,
+                    "out of memory on the member that received the request: nothing "
+                    "was changed");
+        return 0;
+    }
+    r->n = n;
+    r->peer = from;
+    r->rid = rid;
+    r->invite = -1;
+    if (guest)
+        serve_guest_join(n, from, &req, r, expires);
+    else
+        cluster__serve(n, &req, expires, cluster__reply_peer, r);
+    return 0;
 }
 
 static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
@@ -545,72 +614,17 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
 
     if (c == NULL)
         return 0;
-    if (f->type == PFRAME_SUBMIT) {
-        const unsigned char *d = f->u.submit.data;
-        struct sreply *r;
-        uint64_t expires;
-        struct peer_info pi;
-        if (f->u.submit.len < 9)
-            return XE_PROTO;
-        expires = cluster__get64(d + 1);
-        /* The deadline is in the sender's wall clock: read it in ours, so
-         * that a clock that is off neither refuses every request (behind)
-         * nor keeps stale ones (ahead). */
-        if (c->pm != NULL && peer_get(c->pm, from, &pi) == 0 && pi.clock_known)
-            expires = (uint64_t)((int64_t)expires - pi.clock_offset_ms);
-        if (d[0] == CLUSTER_NOTE_REMOVED && !guest && f->u.submit.len == 17) {
-            struct rnode_status st;
-            if (n->rn == NULL)
-                return 0;
-            rnode_status_get(n->rn, &st);
-            if (cluster__get64(d + 9) == st.cluster_id)
-                set_removed(n, "a member said so");
-            return 0;
-        }
-        if (d[0] != CLUSTER_REQ_CMD && d[0] != CLUSTER_REQ_JOIN &&
-            d[0] != CLUSTER_REQ_REMOVE)
-            return XE_PROTO;
-        /* A joining node may ask to join, for itself only. */
-        if (guest && (d[0] != CLUSTER_REQ_JOIN || f->u.submit.len < 17 ||
-                      cluster__get64(d + 9) != from))
-            return XE_PROTO;
-        if (guest && refuse_join_addr(n, from, f) < 0)
-            return 0;
-        r = malloc(sizeof *r);
-        if (r == NULL)
-            return 0;
-        r->n = n;
-        r->peer = from;
-        r->rid = f->u.submit.request_id;
-        r->invite = -1;
-        /* A request that waited out its sender's deadline (a partition:
-         * the sender already reported failure) is not applied late. */
-        if (cluster__wall_ms(NULL) > expires) {
-            cluster__reply_peer(
-                r, XE_TIMEOUT,
-                "the request reached the leader after its deadline and was not "
-                "applied",
-                NULL, 0);
-            return 0;
-        }
-        if (guest) {
-            serve_guest_join(n, from, f, r, expires);
-            return 0;
-        }
-        cluster__serve(n, d[0], d + 9, f->u.submit.len - 9, expires, cluster__reply_peer,
-                       r);
-        return 0;
-    }
+    if (f->type == PFRAME_SUBMIT)
+        return pk_submit(n, from, guest, f);
     if (f->type == PFRAME_SUBMIT_RESULT) {
-        for (struct creq *q = c->reqs; q != NULL; q = q->next) {
-            if (q->rid == f->u.result.request_id && q->sent_to == from) {
-                cluster__req_finish(c, q, f->u.result.rc,
-                                    f->u.result.message[0] != '\0' ? f->u.result.message
-                                                                   : NULL,
-                                    f->u.result.data, f->u.result.len);
-                break;
-            }
-        }
+        struct creq_event ev = {.type = CREQ_EV_RESULT};
+        ev.u.result.from = from;
+        ev.u.result.request_id = f->u.result.request_id;
+        ev.u.result.rc = f->u.result.rc;
+        ev.u.result.msg = f->u.result.message;
+        ev.u.result.data = f->u.result.data;
+        ev.u.result.len = f->u.result.len;
+        cluster__rq_step(n, &ev, NULL);
         return 0;
     }
     /* FWD, ACK, SESSIONS, ROUTES, CONFLICT: the XMPP core's forwarding.
@@ -694,15 +708,10 @@ static void pk_reset(void *ud, uint64_t id)
         node__after_srv(n);
     }
     /* Requests sent on the old stream are gone with it. */
-    for (struct creq *q = c->reqs; q != NULL;) {
-        struct creq *next = q->next;
-        if (q->sent_to == id) {
-            if (q->kind == CLUSTER_REQ_CMD)
-                cluster__req_finish(c, q, XE_TIMEOUT, "the leader restarted", NULL, 0);
-            else if (!q->fixed)
-                q->sent_to = 0; /* join and remove are idempotent: ask again */
-        }
-        q = next;
+    {
+        struct creq_event ev = {.type = CREQ_EV_RESET};
+        ev.u.reset.peer = id;
+        cluster__rq_step(n, &ev, NULL);
     }
 }
 
@@ -797,6 +806,17 @@ int cluster__open_peers(struct node *n, uint64_t cluster_id, char *why, size_t w
     return rc;
 }
 
+/* stop_requests answers every request in the queue with XE_CLOSED and
+ * msg (static). */
+static void stop_requests(struct node *n, const char *msg)
+{
+    struct creq_event ev = {.type = CREQ_EV_STOP};
+
+    ev.u.stop.rc = XE_CLOSED;
+    ev.u.stop.msg = msg;
+    cluster__rq_step(n, &ev, NULL);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct node *n = t->data;
@@ -809,12 +829,7 @@ static void on_tick(uv_timer_t *t)
         struct peer_mgr *old = c->pm;
         c->join.phase = JOIN_SWITCHING;
         c->pm = NULL;
-        for (struct creq *q = c->reqs; q != NULL;) {
-            struct creq *next = q->next;
-            cluster__req_finish(c, q, XE_CLOSED, "the node is joining another cluster",
-                                NULL, 0);
-            q = next;
-        }
+        stop_requests(n, "the node is joining another cluster");
         peer_mgr_close(old, cluster__after_old_peers_closed, n);
     }
     if (c->join.phase == JOIN_RETRY && now >= c->join.retry_at) {
@@ -835,37 +850,10 @@ static void on_tick(uv_timer_t *t)
             c, XE_TIMEOUT,
             "joined, but not yet promoted to voter within 30 s: check xmpp "
             "cluster status on the leader");
-    for (struct creq *q = c->reqs; q != NULL;) {
-        struct creq *next = q->next;
-        if (now >= q->deadline) {
-            cluster__req_finish(
-                c, q, q->sent_to == 0 ? XE_NOLEADER : XE_TIMEOUT,
-                q->sent_to == 0 ? "no cluster leader: this node cannot reach a "
-                                  "majority of the cluster; nothing was changed"
-                : c->leader_id != q->sent_to
-                    ? "no answer from the old cluster leader, and no leader now: the "
-                      "change is applied only if it reached the old leader's majority"
-                    : "no answer from the cluster leader in time (unreachable?); the "
-                      "change may still be applied",
-                NULL, 0);
-        } else if (q->sent_to == 0 && !q->fixed && c->leader_id != 0 && n->rn != NULL) {
-            if (rnode_is_leader(n->rn)) {
-                unsigned char *body = q->body;
-                size_t len = q->len;
-                enum cluster_kind kind = q->kind;
-                uint64_t expires = q->expires;
-                cluster_cb cb = q->cb;
-                void *arg = q->arg;
-                q->body = NULL;
-                q->cb = NULL;
-                cluster__req_finish(c, q, 0, NULL, NULL, 0);
-                cluster__serve(n, kind, body, len, expires, cb, arg);
-                free(body);
-            } else {
-                cluster__req_send(c, q, c->leader_id);
-            }
-        }
-        q = next;
+    if (n->cluster == c) {
+        struct creq_event ev = {.type = CREQ_EV_TICK};
+        cluster__rq_leader(n);
+        cluster__rq_step(n, &ev, NULL);
     }
 }
 
@@ -883,6 +871,11 @@ int cluster_start(struct node *n, char *why, size_t whylen)
         return XE_NOMEM;
     }
     c->n = n;
+    if (creq_new(NULL, &c->rq) < 0) {
+        free(c);
+        snprintf(why, whylen, "out of memory");
+        return XE_NOMEM;
+    }
     n->cluster = c;
     rnode_status_get(n->rn, &st);
     c->leader_id = st.leader_id;
@@ -890,19 +883,24 @@ int cluster_start(struct node *n, char *why, size_t whylen)
     rc = cluster__open_peers(n, st.cluster_id, why, whylen);
     if (rc < 0) {
         n->cluster = NULL;
+        creq_free(c->rq);
         free(c);
         return rc;
     }
     uv_timer_init(&n->loop, &c->timer);
     c->timer.data = n;
     uv_timer_start(&c->timer, on_tick, TICK_MS, TICK_MS);
+    cluster__rq_leader(n);
     cluster_srv_attach(n);
     return 0;
 }
 
 static void free_cluster(uv_handle_t *h)
 {
-    free(h->data);
+    struct cluster *c = h->data;
+
+    creq_free(c->rq);
+    free(c);
 }
 
 void cluster_stop(struct node *n)
@@ -912,9 +910,7 @@ void cluster_stop(struct node *n)
     if (c == NULL)
         return;
     srv_detach(n);
-    while (c->reqs != NULL)
-        cluster__req_finish(c, c->reqs, XE_CLOSED, "clustering stopped on this node",
-                            NULL, 0);
+    stop_requests(n, "clustering stopped on this node");
     if (c->join.phase != JOIN_NONE)
         cluster__join_finish(c, XE_CLOSED, "clustering stopped on this node");
     peer_mgr_close(c->pm, NULL, NULL);

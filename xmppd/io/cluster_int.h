@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "cluster.h"
+#include "creq.h"
 #include "pframe.h"
 #include "rnode.h"
 
@@ -19,23 +20,6 @@
 #define SYNC_TIMEOUT_MS 30000
 #define REBUILD_TIMEOUT_MS 10000
 #define CLUSTER_MAX_INVITES 16 /* join tokens open at once on one member */
-
-/* A request to the leader: ours (cb or rcb) or one we relay. */
-struct creq {
-    uint64_t rid;
-    enum cluster_kind kind;
-    unsigned char *body;
-    size_t len;
-    uint64_t deadline;
-    uint64_t expires; /* wall-clock ms: the leader refuses it after this */
-    uint64_t sent_to; /* 0: waiting for a leader */
-    bool fixed;       /* sent to one peer (a join contact), never redirected */
-    cluster_cb cb;
-    void *arg;
-    rnode_done_cb rcb; /* forward_submit */
-    void *rarg;
-    struct creq *next;
-};
 
 enum join_phase {
     JOIN_NONE = 0,
@@ -75,8 +59,7 @@ struct cluster {
     struct node *n;
     struct peer_mgr *pm;
     uv_timer_t timer;
-    uint64_t next_rid;
-    struct creq *reqs;
+    struct creq *rq; /* requests to the leader (core/creq.h) */
     uint64_t leader_id, term;
     uint64_t down_reported; /* leader id reported with rnode_peer_down */
     struct cjoin join;
@@ -100,9 +83,6 @@ struct cluster {
 uint64_t cluster__now_ms(struct node *n);
 /* cluster__wall_ms: the wall clock (ms since the epoch); ud unused. */
 uint64_t cluster__wall_ms(void *ud);
-/* cluster__put64 / cluster__get64: a big-endian u64 at p. */
-void cluster__put64(unsigned char *p, uint64_t v);
-uint64_t cluster__get64(const unsigned char *p);
 /* cluster__open_peers starts the peer link of n for cluster_id.  0 or an
  * error with why. */
 int cluster__open_peers(struct node *n, uint64_t cluster_id, char *why, size_t whylen);
@@ -113,29 +93,37 @@ bool cluster__gone(const struct cluster *c, uint64_t id);
 
 /* cluster_req.c */
 
-/* cluster__req_finish unlinks q, calls its callback and frees it. */
-void cluster__req_finish(struct cluster *c, struct creq *q, int rc, const char *msg,
-                         const void *data, size_t len);
-/* cluster__req_send sends q to member to.  0 or an error (q kept). */
-int cluster__req_send(struct cluster *c, struct creq *q, uint64_t to);
-/* cluster__req_new queues a request (body copied), or returns NULL. */
-struct creq *cluster__req_new(struct cluster *c, enum cluster_kind kind, const void *body,
-                              size_t len, uint64_t timeout_ms);
-/* cluster__join_parse reads a join request body b (len bytes: node id,
- * replace flag, 32-bit address length, address, then optionally u8 token
- * length and the join token) into *id, *replace and addr (PFRAME_MAX_ADDR +
- * 1 bytes).  0 or XE_PROTO. */
-int cluster__join_parse(const unsigned char *b, size_t len, uint64_t *id, bool *replace,
-                        char *addr);
-/* cluster__join_token finds the join token in a join request body b (len
- * bytes, as cluster__join_parse reads it): *tok (into b, or NULL) and
- * *tlen (0: none), and *base the body's length without it (what is passed
- * on to the leader).  0 or XE_PROTO. */
-int cluster__join_token(const unsigned char *b, size_t len, const unsigned char **tok,
-                        size_t *tlen, size_t *base);
-/* cluster__serve runs a request on the leader (or passes it on); cb once. */
-void cluster__serve(struct node *n, enum cluster_kind kind, const void *body, size_t len,
-                    uint64_t expires, cluster_cb cb, void *arg);
+/* The caller of a request in the queue (creq ctx): cb, or rcb for Raft's
+ * forwarded writes (rnode forward_submit). */
+struct cluster_rctx {
+    cluster_cb cb;
+    void *arg;
+    rnode_done_cb rcb;
+    void *rarg;
+};
+
+/* cluster__rq_step steps ev (now and wall are filled here) into the
+ * request queue of n and carries out the update: the SUBMIT frames go out
+ * (a failed send is stepped back), then the answers (the callers'
+ * callbacks) and the requests to serve here.  For a SUBMIT, *u (may be
+ * NULL) gets the update before anything is carried out, and the answer at
+ * once (u->rc < 0) or serve_now are left to the caller.  0 or XE_STATE (no
+ * queue: clustering not running) or creq_step's error. */
+int cluster__rq_step(struct node *n, struct creq_event *ev, struct creq_update *u);
+
+/* cluster__rq_leader tells the queue of n who leads now (from Raft). */
+void cluster__rq_leader(struct node *n);
+
+/* cluster__request is cluster_request with a typed request req
+ * (borrowed), sent to peer to only when to != 0. */
+void cluster__request(struct node *n, const struct pframe_req *req, uint64_t to,
+                      uint64_t timeout_ms, cluster_cb cb, void *arg);
+
+/* cluster__serve runs a request (req borrowed) on the leader (or passes it
+ * on); cb once.  expires: the wall-clock ms after which it is not
+ * applied. */
+void cluster__serve(struct node *n, const struct pframe_req *req, uint64_t expires,
+                    cluster_cb cb, void *arg);
 
 /* The arg of cluster__reply_peer: a request a peer sent (taken by it). */
 struct sreply {
@@ -172,14 +160,13 @@ void cluster__invite_settle(struct cluster *c, int slot, bool used);
 void cluster__join_finish(struct cluster *c, int rc, const char *msg);
 /* cluster__send_join asks member id (the contact) to add this node. */
 void cluster__send_join(struct node *n, uint64_t id);
-/* cluster__join_check compares the join request body b (len bytes) a
- * joining node sent with the address hello_addr its HELLO claimed (the one
- * peer.c checked against its certificate's SANs): a node may only ask to
- * join at the address its certificate vouches for (docs/cluster.md,
- * "Identity and membership").  0, XE_PROTO (malformed body) or XE_AUTH,
- * with why filled. */
-int cluster__join_check(const char *hello_addr, const unsigned char *b, size_t len,
-                        char *why, size_t whylen);
+/* cluster__join_check compares the join request j (borrowed) a joining
+ * node sent with the address hello_addr its HELLO claimed (the one peer.c
+ * checked against its certificate's SANs): a node may only ask to join at
+ * the address its certificate vouches for (docs/cluster.md, "Identity and
+ * membership").  0 or XE_AUTH, with why filled. */
+int cluster__join_check(const char *hello_addr, const struct pframe_join *j, char *why,
+                        size_t whylen);
 /* cluster__contact_failed counts a failed dial to the join contact. */
 void cluster__contact_failed(struct node *n, const char *addr, int err, bool refused);
 /* cluster__after_old_peers_closed switches to the joined cluster's store

@@ -66,31 +66,23 @@ static void join_answer(void *arg, int rc, const char *msg, const void *data, si
         cluster__join_finish(c, XE_PROTO, "the member answered without a cluster id");
         return;
     }
-    c->join.cluster_id = cluster__get64(data);
+    c->join.cluster_id = pframe_u64_get(data);
     c->join.phase = JOIN_SWITCH; /* on the next tick, outside the peer link's call */
     LOG(&n->log, LOG_INFO, "%s join accepted (%s): cluster %016" PRIx64, n->name,
         msg != NULL ? msg : "ok", c->join.cluster_id);
 }
 
-int cluster__join_check(const char *hello_addr, const unsigned char *b, size_t len,
-                        char *why, size_t whylen)
+int cluster__join_check(const char *hello_addr, const struct pframe_join *j, char *why,
+                        size_t whylen)
 {
-    char addr[PFRAME_MAX_ADDR + 1];
-    uint64_t id;
-    bool replace;
-
-    if (cluster__join_parse(b, len, &id, &replace, addr) < 0) {
-        snprintf(why, whylen, "malformed join request");
-        return XE_PROTO;
-    }
     /* peer.c bound the HELLO's address to the certificate; the address the
      * request would add to the configuration must be that one. */
-    if (!peer_addr_same(addr, hello_addr)) {
+    if (!peer_addr_same(j->addr, hello_addr)) {
         snprintf(why, whylen,
                  "the join request names address %.64s, but the node's HELLO (checked "
                  "against its certificate) claimed %.64s: join with the address the "
                  "certificate names",
-                 addr, hello_addr);
+                 j->addr, hello_addr);
         return XE_AUTH;
     }
     return 0;
@@ -139,42 +131,25 @@ void cluster__contact_failed(struct node *n, const char *addr, int err, bool ref
 void cluster__send_join(struct node *n, uint64_t id)
 {
     struct cluster *c = n->cluster;
-    char self[PFRAME_MAX_ADDR + 1];
-    unsigned char body[13 + PFRAME_MAX_ADDR + 1 + CLUSTER_TOKEN_BYTES];
-    size_t alen, len;
-    struct creq *q;
+    struct pframe_req req = {.kind = PFRAME_REQ_JOIN};
+    uint64_t now = cluster__now_ms(n);
 
     c->join.contact_id = id;
-    cluster_self_addr(n, self, sizeof self);
-    alen = strlen(self);
-    cluster__put64(body, n->st.node_id);
-    body[8] = c->join.replace ? 1 : 0;
-    body[9] = 0;
-    body[10] = 0;
-    body[11] = (unsigned char)(alen >> 8);
-    body[12] = (unsigned char)alen;
-    memcpy(body + 13, self, alen);
-    len = 13 + alen;
+    c->join.phase = JOIN_ASKED;
+    req.u.join.node_id = n->st.node_id;
+    req.u.join.replace = c->join.replace;
+    cluster_self_addr(n, req.u.join.addr, sizeof req.u.join.addr);
     /* The admin's consent (docs/cluster.md "Join"): the member checks the
      * token and passes the request on without it. */
     if (c->join.token != NULL) {
-        body[len++] = CLUSTER_TOKEN_BYTES;
-        memcpy(body + len, c->join.token, CLUSTER_TOKEN_BYTES);
-        len += CLUSTER_TOKEN_BYTES;
+        req.u.join.token = c->join.token;
+        req.u.join.token_len = CLUSTER_TOKEN_BYTES;
     }
-    q = cluster__req_new(c, CLUSTER_REQ_JOIN, body, len,
-                         c->join.deadline - cluster__now_ms(n));
-    sodium_memzero(body, sizeof body);
-    if (q == NULL) {
-        cluster__join_finish(c, XE_NOMEM, NULL);
-        return;
-    }
-    q->fixed = true;
-    q->cb = join_answer;
-    q->arg = n;
-    c->join.phase = JOIN_ASKED;
-    if (cluster__req_send(c, q, id) < 0)
-        cluster__req_finish(c, q, XE_CLOSED, "the link to the member closed", NULL, 0);
+    /* Fixed to the contact: the joining node knows no leader.  An answer
+     * at once (the queue is full, out of memory, the link closed) comes
+     * through join_answer like any other. */
+    cluster__request(n, &req, id, c->join.deadline > now ? c->join.deadline - now : 1,
+                     join_answer, n);
 }
 
 void cluster__after_old_peers_closed(void *arg)
