@@ -346,11 +346,12 @@ static void rn_status(void *ud)
     if (!c->removed)
         sync_members(n);
     srv_follow(n);
-    if (c->join.phase == JOIN_SYNC) {
+    {
         const struct raft_member *me =
             raft_config_find(rnode_config(n->rn), n->st.node_id);
+        struct cjoin_event ev = {.type = CJOIN_EV_VOTER};
         if (me != NULL && me->role == RAFT_VOTER)
-            cluster__join_finish(c, 0, NULL);
+            cluster__join_step(n, &ev);
     }
 }
 
@@ -425,20 +426,19 @@ static int pk_check(void *ud, const struct pframe_hello *h, bool contact, char *
 static void pk_refused(void *ud, uint64_t id, const struct pframe_refuse *r)
 {
     struct node *n = ud;
+    struct cjoin_event ev = {.type = CJOIN_EV_REFUSED};
     struct rnode_status st;
     char how[64], hex[17];
 
     if (n->cluster == NULL || n->rn == NULL)
         return;
-    if (id == 0 && n->cluster->join.phase == JOIN_CONTACT) {
-        /* Our join contact refused us: the joiner's shell hears why at
-         * once, not "could not reach" after the timeout (issue 13 item 5). */
-        char msg[PFRAME_MAX_MSG + 64];
-        snprintf(msg, sizeof msg, "the member refused this node: %s", r->reason);
-        cluster__join_finish(n->cluster, XE_PERM, msg);
-        return;
-    }
-    if (id == 0 || r->code != PFRAME_REFUSE_REMOVED)
+    /* Our join contact (id 0: the dial to its address) refused us: the
+     * joiner's shell hears why at once (core/cjoin.c). */
+    ev.u.refused.id = id;
+    ev.u.refused.reason = r->reason;
+    cluster__join_step(n, &ev);
+    if (n->cluster == NULL || n->rn == NULL || id == 0 ||
+        r->code != PFRAME_REFUSE_REMOVED)
         return;
     rnode_status_get(n->rn, &st);
     if (r->cluster_id != st.cluster_id ||
@@ -652,22 +652,40 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
 static void pk_leader_down(struct node *n, uint64_t id, const char *addr, bool up,
                            bool refused);
 
+/* join_dial names how a dial failed, for the join under way (err: the
+ * libuv error; refused: the connection was refused). */
+static enum cjoin_dial join_dial(int err, bool refused)
+{
+    if (err == UV_EPROTONOSUPPORT)
+        return CJOIN_DIAL_FOREIGN; /* peer.c: the port answers in XMPP or HTTP */
+    if (err == UV_EPROTO)
+        return CJOIN_DIAL_TLS;
+    if (refused)
+        return CJOIN_DIAL_REFUSED;
+    return err == 0 ? CJOIN_DIAL_CLOSED : CJOIN_DIAL_OTHER;
+}
+
 static void pk_link(void *ud, uint64_t id, const char *addr, bool up, int err,
                     bool refused)
 {
     struct node *n = ud;
     struct cluster *c = n->cluster;
 
-    (void)err;
     if (c == NULL)
         return;
-    if (up && c->join.phase == JOIN_CONTACT && strcmp(addr, c->join.addr) == 0) {
-        cluster__send_join(n, id);
-        return;
-    }
-    if (!up && id == 0 && c->join.phase == JOIN_CONTACT &&
-        strcmp(addr, c->join.addr) == 0) {
-        cluster__contact_failed(n, addr, err, refused);
+    /* The join contact's link (up, or a failed dial) is the join's. */
+    if (c->join.core.phase == CJOIN_CONTACT && strcmp(addr, c->join.core.addr) == 0 &&
+        (up || id == 0)) {
+        struct cjoin_event ev = {.type = CJOIN_EV_LINK};
+        char why[200] = "";
+        ev.u.link.addr = addr;
+        ev.u.link.id = id;
+        ev.u.link.up = up;
+        ev.u.link.dial = join_dial(err, refused);
+        if (!up && err == UV_EPROTONOSUPPORT && c->pm != NULL)
+            peer_last_error(c->pm, addr, why, sizeof why);
+        ev.u.link.why = why;
+        cluster__join_step(n, &ev);
         return;
     }
     if (id != 0 && xsrv(n) != NULL) {
@@ -821,35 +839,13 @@ static void on_tick(uv_timer_t *t)
 {
     struct node *n = t->data;
     struct cluster *c = n->cluster;
-    uint64_t now = cluster__now_ms(n);
 
     if (c == NULL)
         return;
-    if (c->join.phase == JOIN_SWITCH) {
-        struct peer_mgr *old = c->pm;
-        c->join.phase = JOIN_SWITCHING;
-        c->pm = NULL;
-        stop_requests(n, "the node is joining another cluster");
-        peer_mgr_close(old, cluster__after_old_peers_closed, n);
+    {
+        struct cjoin_event ev = {.type = CJOIN_EV_TICK};
+        cluster__join_step(n, &ev);
     }
-    if (c->join.phase == JOIN_RETRY && now >= c->join.retry_at) {
-        c->join.phase = JOIN_CONTACT;
-        cluster__send_join(n, c->join.contact_id);
-    }
-    if (c->join.phase == JOIN_CONTACT && now >= c->join.deadline) {
-        char msg[700];
-        snprintf(msg, sizeof msg,
-                 "could not reach %s over the peer link within %d s (is clustering "
-                 "enabled there, the address right, its certificate trusted here and "
-                 "ours there? see both daemons' logs)",
-                 c->join.addr, CONTACT_TIMEOUT_MS / 1000);
-        cluster__join_finish(c, XE_TIMEOUT, msg);
-    }
-    if (c->join.phase == JOIN_SYNC && now >= c->join.deadline)
-        cluster__join_finish(
-            c, XE_TIMEOUT,
-            "joined, but not yet promoted to voter within 30 s: check xmpp "
-            "cluster status on the leader");
     if (n->cluster == c) {
         struct creq_event ev = {.type = CREQ_EV_TICK};
         cluster__rq_leader(n);
@@ -911,8 +907,12 @@ void cluster_stop(struct node *n)
         return;
     srv_detach(n);
     stop_requests(n, "clustering stopped on this node");
-    if (c->join.phase != JOIN_NONE)
-        cluster__join_finish(c, XE_CLOSED, "clustering stopped on this node");
+    {
+        struct cjoin_event ev = {.type = CJOIN_EV_STOP};
+        ev.u.stop.rc = XE_CLOSED;
+        ev.u.stop.msg = "clustering stopped on this node";
+        cluster__join_step(n, &ev);
+    }
     peer_mgr_close(c->pm, NULL, NULL);
     c->pm = NULL;
     n->cluster = NULL;

@@ -11,36 +11,20 @@
 
 #include <uv.h>
 
+#include "cjoin.h"
 #include "cluster.h"
 #include "creq.h"
 #include "pframe.h"
 #include "rnode.h"
 
-#define CONTACT_TIMEOUT_MS 10000
-#define SYNC_TIMEOUT_MS 30000
 #define REBUILD_TIMEOUT_MS 10000
 #define CLUSTER_MAX_INVITES 16 /* join tokens open at once on one member */
 
-enum join_phase {
-    JOIN_NONE = 0,
-    JOIN_CONTACT, /* dialling the address given */
-    JOIN_ASKED,   /* the request is with the cluster */
-    JOIN_SWITCH,  /* accepted: replace the store on the next tick */
-    JOIN_SWITCHING,
-    JOIN_SYNC,  /* waiting to be a voter */
-    JOIN_RETRY, /* the leader was busy with another change: ask again */
-};
-
-struct cjoin {
-    enum join_phase phase;
+/* The join under way: its phases (core/cjoin.h) and what the edge keeps. */
+struct cluster_join {
+    struct cjoin core;
     unsigned char *token; /* CLUSTER_TOKEN_BYTES, sodium_malloc'd; NULL: none */
-    char addr[PFRAME_MAX_ADDR + 1];
     bool replace;
-    uint64_t cluster_id;
-    uint64_t deadline;
-    uint64_t contact_id;                  /* the member we asked */
-    unsigned tls_failed, refused, closed; /* failed dials to the contact */
-    uint64_t retry_at;
     cluster_cb cb;
     void *arg;
 };
@@ -62,7 +46,7 @@ struct cluster {
     struct creq *rq; /* requests to the leader (core/creq.h) */
     uint64_t leader_id, term;
     uint64_t down_reported; /* leader id reported with rnode_peer_down */
-    struct cjoin join;
+    struct cluster_join join;
     struct cluster_counters cnt;
     bool removed; /* the leader said this node is no longer a member */
     /* Members this node saw leave the committed configuration since it
@@ -156,10 +140,11 @@ void cluster__invite_settle(struct cluster *c, int slot, bool used);
 
 /* cluster_join.c */
 
-/* cluster__join_finish ends the join under way and answers it. */
-void cluster__join_finish(struct cluster *c, int rc, const char *msg);
-/* cluster__send_join asks member id (the contact) to add this node. */
-void cluster__send_join(struct node *n, uint64_t id);
+/* cluster__join_step steps ev (now is filled here) into the join under
+ * way on n and carries out the update: send the join request, switch the
+ * store, or end the join (drop the contact dial, forget the token, answer
+ * the shell). */
+void cluster__join_step(struct node *n, struct cjoin_event *ev);
 /* cluster__join_check compares the join request j (borrowed) a joining
  * node sent with the address hello_addr its HELLO claimed (the one peer.c
  * checked against its certificate's SANs): a node may only ask to join at
@@ -167,8 +152,6 @@ void cluster__send_join(struct node *n, uint64_t id);
  * membership").  0 or XE_AUTH, with why filled. */
 int cluster__join_check(const char *hello_addr, const struct pframe_join *j, char *why,
                         size_t whylen);
-/* cluster__contact_failed counts a failed dial to the join contact. */
-void cluster__contact_failed(struct node *n, const char *addr, int err, bool refused);
 /* cluster__after_old_peers_closed switches to the joined cluster's store
  * once the old peer link has closed (peer_mgr_close callback; arg: n). */
 void cluster__after_old_peers_closed(void *arg);

@@ -1,0 +1,231 @@
+/* cjoin.c: the phases of this node's join to a cluster (contract in
+ * cjoin.h; docs/cluster.md "Join"). */
+#include "cjoin.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "err.h"
+
+/* The peer link's port, named in the advice for a foreign port
+ * (DESIGN.md "Ports"). */
+#define CJOIN_PEER_PORT 5224
+
+static void finish(struct cjoin *j, struct cjoin_update *u, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* finish ends the join: the shell hears rc and the message. */
+static void finish(struct cjoin *j, struct cjoin_update *u, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    u->finished = true;
+    u->rc = rc;
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(u->msg, sizeof u->msg, fmt, ap);
+        va_end(ap);
+    }
+    memset(j, 0, sizeof *j);
+}
+
+static void start(struct cjoin *j, const struct cjoin_event *ev)
+{
+    memset(j, 0, sizeof *j);
+    snprintf(j->addr, sizeof j->addr, "%s", ev->u.start.addr);
+    j->phase = CJOIN_CONTACT;
+    j->deadline = ev->now + CJOIN_CONTACT_MS;
+}
+
+/* dial_failed ends a join early when the member cannot be reached the
+ * same way a few times in a row (instead of the contact timeout). */
+static void dial_failed(struct cjoin *j, const struct cjoin_event *ev,
+                        struct cjoin_update *u)
+{
+    const char *why = ev->u.link.why;
+
+    switch (ev->u.link.dial) {
+    case CJOIN_DIAL_FOREIGN:
+        /* The port answers in XMPP or HTTP: once is enough, it will not
+         * change (issue 13 item 5: not "refused ... another cluster"). */
+        finish(j, u, XE_PROTO, "%s; join at the member's peer address instead (port %d)",
+               why != NULL && why[0] != '\0'
+                   ? why
+                   : "that port does not speak the cluster peer protocol",
+               CJOIN_PEER_PORT);
+        break;
+    case CJOIN_DIAL_TLS:
+        if (++j->tls_failed >= 2)
+            finish(
+                j, u, XE_TLS,
+                "the TLS handshake with %s failed: a certificate is not trusted "
+                "(check xmpp cluster trust on both nodes; the daemons' logs say which)",
+                j->addr);
+        break;
+    case CJOIN_DIAL_REFUSED:
+        /* refused for 3 s at least: a member that is just starting gets
+         * time */
+        if (++j->refused >= 3 && ev->now + CJOIN_CONTACT_MS >= j->deadline + 3000)
+            finish(j, u, XE_CLOSED,
+                   "nothing listens on %s: run xmpp cluster enable there, or check the "
+                   "address",
+                   j->addr);
+        break;
+    case CJOIN_DIAL_CLOSED:
+        if (++j->closed >= 3)
+            finish(j, u, XE_PERM,
+                   "%s refused this node on the peer link (another cluster, or a node id "
+                   "it does not allow: its log says why)",
+                   j->addr);
+        break;
+    default:
+        break;
+    }
+}
+
+static void link(struct cjoin *j, const struct cjoin_event *ev, struct cjoin_update *u)
+{
+    if (j->phase != CJOIN_CONTACT || ev->u.link.addr == NULL ||
+        strcmp(ev->u.link.addr, j->addr) != 0)
+        return;
+    if (ev->u.link.up) {
+        j->contact_id = ev->u.link.id;
+        j->phase = CJOIN_ASKED;
+        u->send_to = j->contact_id;
+    } else if (ev->u.link.id == 0) {
+        dial_failed(j, ev, u);
+    }
+}
+
+static void answer(struct cjoin *j, const struct cjoin_event *ev, struct cjoin_update *u)
+{
+    const char *msg = ev->u.answer.msg;
+
+    if (j->phase != CJOIN_ASKED)
+        return;
+    if (ev->u.answer.rc == XE_BUSY && ev->now + 300 < j->deadline) {
+        /* Another membership change is under way (thesis §4.1: one at a
+         * time): ask again shortly. */
+        j->phase = CJOIN_RETRY;
+        j->retry_at = ev->now + CJOIN_RETRY_MS;
+        return;
+    }
+    if (ev->u.answer.rc < 0) {
+        /* The member's (or the leader's) own words reach the shell. */
+        finish(j, u, ev->u.answer.rc, "%s",
+               msg != NULL && msg[0] != '\0' ? msg : xe_strerror(ev->u.answer.rc));
+        return;
+    }
+    if (ev->u.answer.len != 8 || ev->u.answer.data == NULL) {
+        finish(j, u, XE_PROTO, "the member answered without a cluster id");
+        return;
+    }
+    j->cluster_id = pframe_u64_get(ev->u.answer.data);
+    j->phase = CJOIN_SWITCH; /* on the next tick, outside the peer link's call */
+}
+
+static void tick(struct cjoin *j, const struct cjoin_event *ev, struct cjoin_update *u)
+{
+    switch (j->phase) {
+    case CJOIN_SWITCH:
+        j->phase = CJOIN_SWITCHING;
+        u->switch_store = true;
+        u->cluster_id = j->cluster_id;
+        break;
+    case CJOIN_RETRY:
+        if (ev->now >= j->retry_at) {
+            j->phase = CJOIN_ASKED;
+            u->send_to = j->contact_id;
+        }
+        break;
+    case CJOIN_CONTACT:
+        if (ev->now >= j->deadline)
+            finish(j, u, XE_TIMEOUT,
+                   "could not reach %s over the peer link within %d s (is clustering "
+                   "enabled there, the address right, its certificate trusted here and "
+                   "ours there? see both daemons' logs)",
+                   j->addr, CJOIN_CONTACT_MS / 1000);
+        break;
+    case CJOIN_SYNC:
+        if (ev->now >= j->deadline)
+            finish(j, u, XE_TIMEOUT,
+                   "joined, but not yet promoted to voter within %d s: check xmpp "
+                   "cluster status on the leader",
+                   CJOIN_SYNC_MS / 1000);
+        break;
+    default:
+        break;
+    }
+}
+
+static uint64_t next_deadline(const struct cjoin *j)
+{
+    switch (j->phase) {
+    case CJOIN_CONTACT:
+    case CJOIN_SYNC:
+        return j->deadline;
+    case CJOIN_RETRY:
+        return j->retry_at;
+    case CJOIN_SWITCH:
+        return 1; /* at once */
+    default:
+        return 0;
+    }
+}
+
+int cjoin_step(struct cjoin *j, const struct cjoin_event *ev, struct cjoin_update *u)
+{
+    memset(u, 0, sizeof *u);
+    switch (ev->type) {
+    case CJOIN_EV_START:
+        if (ev->u.start.addr == NULL || ev->u.start.addr[0] == '\0')
+            return XE_INVAL;
+        if (j->phase != CJOIN_NONE) {
+            u->deadline = next_deadline(j);
+            return XE_BUSY;
+        }
+        start(j, ev);
+        break;
+    case CJOIN_EV_LINK:
+        link(j, ev, u);
+        break;
+    case CJOIN_EV_REFUSED:
+        /* Our contact refused us: the joiner's shell hears why at once,
+         * not "could not reach" after the timeout (issue 13 item 5). */
+        if (j->phase == CJOIN_CONTACT && ev->u.refused.id == 0)
+            finish(j, u, XE_PERM, "the member refused this node: %s",
+                   ev->u.refused.reason != NULL ? ev->u.refused.reason : "");
+        break;
+    case CJOIN_EV_ANSWER:
+        answer(j, ev, u);
+        break;
+    case CJOIN_EV_TICK:
+        tick(j, ev, u);
+        break;
+    case CJOIN_EV_SWITCHED:
+        if (j->phase != CJOIN_SWITCHING)
+            break;
+        if (ev->u.switched.rc < 0) {
+            finish(j, u, ev->u.switched.rc, "%s",
+                   ev->u.switched.why != NULL ? ev->u.switched.why : "");
+            break;
+        }
+        j->phase = CJOIN_SYNC;
+        j->deadline = ev->now + CJOIN_SYNC_MS;
+        break;
+    case CJOIN_EV_VOTER:
+        if (j->phase == CJOIN_SYNC)
+            finish(j, u, 0, NULL);
+        break;
+    case CJOIN_EV_STOP:
+        if (j->phase != CJOIN_NONE)
+            finish(j, u, ev->u.stop.rc, "%s",
+                   ev->u.stop.msg != NULL ? ev->u.stop.msg : "");
+        break;
+    default:
+        return XE_INVAL;
+    }
+    u->deadline = next_deadline(j);
+    return 0;
+}
