@@ -90,7 +90,7 @@ size_t creq_pending(const struct creq *q, size_t *bytes)
 
 /* ---- the update ---- */
 
-static void send(struct creq_update *u, struct req *r, uint64_t to)
+static void put_send(struct creq_update *u, struct req *r, uint64_t to)
 {
     struct creq_send *s = &u->sends[u->n_sends++];
 
@@ -226,9 +226,9 @@ static void submit(struct creq *q, const struct creq_event *ev, struct creq_upda
     q->bytes += r->len;
     u->request_id = r->id;
     if (r->to != 0)
-        send(u, r, r->to);
+        put_send(u, r, r->to);
     else if (q->leader_id != 0)
-        send(u, r, q->leader_id);
+        put_send(u, r, q->leader_id);
 }
 
 static void result(struct creq *q, const struct creq_event *ev, struct creq_update *u)
@@ -278,7 +278,7 @@ static void tick(struct creq *q, const struct creq_event *ev, struct creq_update
                 d->req_len = r->len;
                 d->expires = r->expires;
             } else {
-                send(u, r, q->leader_id);
+                put_send(u, r, q->leader_id);
             }
         }
     }

@@ -43,13 +43,16 @@ void cluster_self_addr(const struct node *n, char *out, size_t len)
 
 bool cluster_removed(const struct node *n)
 {
-    return n->cluster != NULL && n->cluster->removed;
+    return n->cluster != NULL && n->cluster->rm.removed;
 }
 
 void cluster_store_replaced(struct node *n)
 {
+    struct cremove_event ev = {.type = CREMOVE_EV_REPLACED};
+    struct cremove_update u;
+
     if (n->cluster != NULL)
-        n->cluster->removed = false;
+        cremove_step(&n->cluster->rm, &ev, &u);
 }
 
 /* stop_serving_later: a removed node stops serving XMPP (issue 13 item 2:
@@ -62,20 +65,20 @@ static void stop_serving_later(struct node *n, void *arg, bool cancelled)
         node_xmpp_stop(n);
 }
 
-/* set_removed: this node learned that it is no longer a member of its
- * cluster (how: who said so).  Once: it says so in the log and in every
- * status (State: REMOVED), stops serving XMPP and stops dialling the
- * members (they would refuse it every time); `xmpp cluster join` or
- * `xmpp cluster disable` is the way on (docs/cluster.md "Removal"). */
-static void set_removed(struct node *n, const char *how)
+_Static_assert(CREMOVE_MAX_MEMBERS >= RAFT_MAX_MEMBERS, "cremove holds a configuration");
+
+/* removed_now: this node learned that it is no longer a member of its
+ * cluster (how: who said so; core/cremove.c decided, once).  It says so in
+ * the log and in every status (State: REMOVED), stops serving XMPP and
+ * stops dialling the members (they would refuse it every time); `xmpp
+ * cluster join` or `xmpp cluster disable` is the way on (docs/cluster.md
+ * "Removal"). */
+static void removed_now(struct node *n, const char *how)
 {
     struct cluster *c = n->cluster;
     struct rnode_status st;
 
-    if (c == NULL || c->removed || n->rn == NULL)
-        return;
     rnode_status_get(n->rn, &st);
-    c->removed = true;
     LOG(&n->log, LOG_WARN,
         "%s this node was removed from cluster %016" PRIx64
         " (%s): it stops serving XMPP; run xmpp cluster invite on a member, then xmpp "
@@ -91,41 +94,58 @@ static void set_removed(struct node *n, const char *how)
     node__later(n, stop_serving_later, NULL);
 }
 
-/* note_gone records the members that left the committed configuration
- * since the last look (seen), so that a HELLO from one of them can be
- * answered "you were removed" (only committed removals: an uncommitted
- * one may still be undone). */
-static void note_gone(struct node *n)
+/* A configuration as cremove reads it. */
+struct rm_view {
+    struct cremove_view v;
+    uint64_t ids[RAFT_MAX_MEMBERS];
+    const char *addrs[RAFT_MAX_MEMBERS];
+};
+
+static void rm_view(struct node *n, const struct raft_config *cfg, struct rm_view *out)
+{
+    struct rnode_status st;
+
+    rnode_status_get(n->rn, &st);
+    out->v.cluster_id = st.cluster_id;
+    out->v.n = cfg->n;
+    for (unsigned i = 0; i < cfg->n; i++) {
+        out->ids[i] = cfg->members[i].id;
+        out->addrs[i] = cfg->members[i].address;
+    }
+    out->v.ids = out->ids;
+    out->v.addrs = out->addrs;
+}
+
+/* rm_step steps ev into the removal state of n (the view: the latest
+ * configuration) and carries out the update. */
+static void rm_step(struct node *n, struct cremove_event *ev)
 {
     struct cluster *c = n->cluster;
-    const struct raft_config *cfg;
+    struct cremove_update u;
+    struct rm_view v;
 
     if (c == NULL || n->rn == NULL)
         return;
-    cfg = rnode_config_committed(n->rn);
-    if (cfg->n == 0)
-        return;
-    for (unsigned i = 0; c->seen_valid && i < c->n_seen; i++) {
-        if (raft_config_find(cfg, c->seen[i]) != NULL || cluster__gone(c, c->seen[i]))
-            continue;
-        if (c->n_gone == CLUSTER_GONE_MAX) {
-            memmove(c->gone, c->gone + 1, (CLUSTER_GONE_MAX - 1) * sizeof c->gone[0]);
-            c->n_gone--;
-        }
-        c->gone[c->n_gone++] = c->seen[i];
-    }
-    c->n_seen = 0;
-    for (unsigned i = 0; i < cfg->n && i < RAFT_MAX_MEMBERS; i++)
-        c->seen[c->n_seen++] = cfg->members[i].id;
-    c->seen_valid = true;
+    rm_view(n, rnode_config(n->rn), &v);
+    ev->view = &v.v;
+    if (cremove_step(&c->rm, ev, &u) == 0 && u.became_removed)
+        removed_now(n, u.how);
 }
 
-bool cluster__gone(const struct cluster *c, uint64_t id)
+/* note_gone tells cremove the committed configuration, so that the
+ * members that left it are known (a HELLO from one of them is answered
+ * "you were removed"). */
+static void note_gone(struct node *n)
 {
-    for (unsigned i = 0; i < c->n_gone; i++)
-        if (c->gone[i] == id)
-            return true;
-    return false;
+    struct cremove_event ev = {.type = CREMOVE_EV_COMMITTED};
+    struct rm_view v;
+
+    if (n->cluster == NULL || n->rn == NULL)
+        return;
+    rm_view(n, rnode_config_committed(n->rn), &v);
+    ev.u.committed.ids = v.ids;
+    ev.u.committed.n = v.v.n;
+    rm_step(n, &ev);
 }
 
 bool cluster_running(const struct node *n)
@@ -245,7 +265,7 @@ static int rn_send(void *ud, uint64_t to_id, const char *to_addr,
         return XE_CLOSED;
     /* A removed node takes part in nothing (its campaigns would only make
      * the members refuse its links, and redial them). */
-    if (n->cluster->removed)
+    if (n->cluster->rm.removed)
         return XE_CLOSED;
     if (len == 0)
         return XE_INVAL;
@@ -337,13 +357,15 @@ static void rn_status(void *ud)
         c->term = st.term;
     }
     cluster__rq_leader(n);
-    if (st.removed)
-        set_removed(n, "its log removes it");
+    if (st.removed) {
+        struct cremove_event ev = {.type = CREMOVE_EV_LOG};
+        rm_step(n, &ev);
+    }
     note_gone(n);
     if (c->pm == NULL)
         return;
     peer_set_cluster_id(c->pm, st.cluster_id);
-    if (!c->removed)
+    if (!c->rm.removed)
         sync_members(n);
     srv_follow(n);
     {
@@ -368,56 +390,29 @@ static int pk_check(void *ud, const struct pframe_hello *h, bool contact, char *
                     size_t whylen)
 {
     struct node *n = ud;
-    const struct raft_config *cfg;
-    struct rnode_status st;
+    enum cremove_hello verdict;
+    struct rm_view v;
     char id[17];
+    int rc;
 
     if (contact)
         return 0; /* the node we asked to join: its cluster is the one we want */
-    if (n->rn == NULL) {
+    if (n->rn == NULL || n->cluster == NULL) {
         snprintf(why, whylen, "this node is stopping");
         return XE_STATE;
     }
-    rnode_status_get(n->rn, &st);
-    state_node_id_hex(h->node_id, id);
-    if (h->cluster_id == 0) {
-        LOG(&n->log, LOG_INFO, "%s node %s at %s asks to join", n->name, id, h->addr);
-        return 0;
-    }
-    if (h->cluster_id != st.cluster_id) {
-        snprintf(why, whylen,
-                 "node %s at %s belongs to cluster %016" PRIx64 ", this node to cluster "
-                 "%016" PRIx64,
-                 id, h->addr, h->cluster_id, st.cluster_id);
-        return XE_PERM;
-    }
-    cfg = rnode_config(n->rn);
-    if (cfg->n == 0 || raft_config_find(cfg, h->node_id) != NULL)
-        return 0;
     note_gone(n);
-    if (!cluster__gone(n->cluster, h->node_id) &&
-        raft_config_find_address(cfg, h->addr) != NULL) {
-        /* A new id at a member's address, in our cluster: the member there
-         * was replaced while our configuration fell behind (plink.h,
-         * SUCCESSOR: its link carries the log only until we know it). */
+    rm_view(n, rnode_config(n->rn), &v);
+    rc = cremove_hello(&n->cluster->rm, &v.v, h, &verdict, why, whylen);
+    state_node_id_hex(h->node_id, id);
+    if (verdict == CREMOVE_HELLO_JOINER)
+        LOG(&n->log, LOG_INFO, "%s node %s at %s asks to join", n->name, id, h->addr);
+    else if (verdict == CREMOVE_HELLO_SUCCESSOR)
         LOG(&n->log, LOG_INFO,
             "%s node %s at %s is not in this node's configuration yet: taking the log "
             "from it (the member at that address was replaced?)",
             n->name, id, h->addr);
-        return 0;
-    }
-    if (cluster__gone(n->cluster, h->node_id)) {
-        snprintf(why, whylen,
-                 "node %s at %s was removed from cluster %016" PRIx64
-                 ": it may join again with a token (xmpp cluster invite)",
-                 id, h->addr, st.cluster_id);
-        return XE_NOTFOUND;
-    }
-    snprintf(why, whylen,
-             "node %s at %s is not a member of cluster %016" PRIx64
-             " (removed, or not added yet)",
-             id, h->addr, st.cluster_id);
-    return XE_PERM;
+    return rc;
 }
 
 /* pk_refused: a member we dialled refused our HELLO and said why.  A
@@ -427,8 +422,7 @@ static void pk_refused(void *ud, uint64_t id, const struct pframe_refuse *r)
 {
     struct node *n = ud;
     struct cjoin_event ev = {.type = CJOIN_EV_REFUSED};
-    struct rnode_status st;
-    char how[64], hex[17];
+    struct cremove_event rev = {.type = CREMOVE_EV_REFUSED};
 
     if (n->cluster == NULL || n->rn == NULL)
         return;
@@ -437,16 +431,11 @@ static void pk_refused(void *ud, uint64_t id, const struct pframe_refuse *r)
     ev.u.refused.id = id;
     ev.u.refused.reason = r->reason;
     cluster__join_step(n, &ev);
-    if (n->cluster == NULL || n->rn == NULL || id == 0 ||
-        r->code != PFRAME_REFUSE_REMOVED)
-        return;
-    rnode_status_get(n->rn, &st);
-    if (r->cluster_id != st.cluster_id ||
-        raft_config_find(rnode_config(n->rn), id) == NULL)
-        return;
-    state_node_id_hex(id, hex);
-    snprintf(how, sizeof how, "member %s said so", hex);
-    set_removed(n, how);
+    /* A member that says we were removed (core/cremove.c decides whom to
+     * believe). */
+    rev.u.refused.from = id;
+    rev.u.refused.r = r;
+    rm_step(n, &rev);
 }
 
 static int pk_raft(void *ud, uint64_t from, const void *data, size_t len)
@@ -566,14 +555,12 @@ static int pk_submit(struct node *n, uint64_t from, bool guest, const struct pfr
     if (c->pm != NULL && peer_get(c->pm, from, &pi) == 0 && pi.clock_known)
         expires = (uint64_t)((int64_t)expires - pi.clock_offset_ms);
     if (req.kind == PFRAME_REQ_NOTE_REMOVED) {
-        struct rnode_status st;
+        struct cremove_event ev = {.type = CREMOVE_EV_NOTE};
         if (guest)
             return XE_PROTO;
-        if (n->rn == NULL)
-            return 0;
-        rnode_status_get(n->rn, &st);
-        if (req.u.cluster_id == st.cluster_id)
-            set_removed(n, "a member said so");
+        ev.u.note.from = from;
+        ev.u.note.cluster_id = req.u.cluster_id;
+        rm_step(n, &ev);
         return 0;
     }
     /* A joining node may ask to join, for itself only. */

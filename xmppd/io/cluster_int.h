@@ -14,6 +14,7 @@
 #include "cjoin.h"
 #include "cluster.h"
 #include "creq.h"
+#include "cremove.h"
 #include "pframe.h"
 #include "rnode.h"
 
@@ -37,8 +38,6 @@ struct cinvite {
     bool busy;              /* a join request that presented it is under way */
 };
 
-#define CLUSTER_GONE_MAX 64
-
 struct cluster {
     struct node *n;
     struct peer_mgr *pm;
@@ -48,16 +47,7 @@ struct cluster {
     uint64_t down_reported; /* leader id reported with rnode_peer_down */
     struct cluster_join join;
     struct cluster_counters cnt;
-    bool removed; /* the leader said this node is no longer a member */
-    /* Members this node saw leave the committed configuration since it
-     * started (a ring of the latest CLUSTER_GONE_MAX): a HELLO from one of
-     * them is answered "you were removed" (issue 13 item 1).  seen: the
-     * committed configuration's ids when last looked at. */
-    uint64_t seen[RAFT_MAX_MEMBERS];
-    unsigned n_seen;
-    bool seen_valid;
-    uint64_t gone[CLUSTER_GONE_MAX];
-    unsigned n_gone;
+    struct cremove rm; /* removal: this node's, and the members gone */
     struct cinvite invites[CLUSTER_MAX_INVITES];
 };
 
@@ -70,10 +60,6 @@ uint64_t cluster__wall_ms(void *ud);
 /* cluster__open_peers starts the peer link of n for cluster_id.  0 or an
  * error with why. */
 int cluster__open_peers(struct node *n, uint64_t cluster_id, char *why, size_t whylen);
-
-/* cluster__gone: id left this cluster's committed configuration while this
- * node watched (struct cluster, gone). */
-bool cluster__gone(const struct cluster *c, uint64_t id);
 
 /* cluster_req.c */
 

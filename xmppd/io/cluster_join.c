@@ -220,7 +220,7 @@ void cluster_join(struct node *n, const char *addr, const char *token_hex, bool 
         return;
     }
     rnode_status_get(n->rn, &st);
-    if (cfg->n > 1 && !c->removed) {
+    if (cfg->n > 1 && !c->rm.removed) {
         if (raft_config_find_address(cfg, norm) != NULL &&
             raft_config_find(cfg, n->st.node_id) != NULL) {
             cb(arg, 0, "already a member of that cluster", NULL, 0);
@@ -251,7 +251,7 @@ void cluster_join(struct node *n, const char *addr, const char *token_hex, bool 
         cb(arg, XE_INVAL, need, NULL, 0);
         return;
     }
-    if (c->removed && take_new_id(n, msg, sizeof msg) < 0) {
+    if (c->rm.removed && take_new_id(n, msg, sizeof msg) < 0) {
         sodium_free(token);
         cb(arg, XE_IO, msg, NULL, 0);
         return;
