@@ -270,5 +270,37 @@ static void test_switch_fails_sync_times_out_stop(void)
         "40020 stop -> [none]\n");
 }
 
-TL_MAIN(T(test_join), T(test_member_reason_reaches_the_shell), T(test_dial_failures),
-        T(test_switch_fails_sync_times_out_stop))
+/* Who may start a join: a node alone, or one that was removed from its
+ * cluster (defect 1: `xmpp cluster join` from it must work); a member of
+ * a multi-node cluster leaves it first; joining the cluster it is in is
+ * done already. */
+static void test_admit(void)
+{
+    struct cjoin_admit a = {.addr = MEMBER,
+                            .self_addr = "10.0.0.3:5224",
+                            .cluster_id = 0xc1,
+                            .members = 1,
+                            .self_member = true};
+    char msg[300];
+
+    begin();
+    CHECK_INT(cjoin_admit(&j, &a, msg, sizeof msg), 0);
+    a.members = 3;
+    CHECK_INT(cjoin_admit(&j, &a, msg, sizeof msg), XE_STATE);
+    CHECK_STR(msg, "this node is a member of cluster 00000000000000c1 with 3 members; "
+                   "leave it first with xmpp cluster disable");
+    a.removed = true;
+    CHECK_INT(cjoin_admit(&j, &a, msg, sizeof msg), 0);
+    a.removed = false;
+    a.addr_member = true;
+    CHECK_INT(cjoin_admit(&j, &a, msg, sizeof msg), 1);
+    CHECK_STR(msg, "already a member of that cluster");
+    a.addr = "10.0.0.3:5224";
+    CHECK_INT(cjoin_admit(&j, &a, msg, sizeof msg), XE_INVAL);
+    a.addr = MEMBER;
+    j.phase = CJOIN_SYNC;
+    CHECK_INT(cjoin_admit(&j, &a, msg, sizeof msg), XE_BUSY);
+}
+
+TL_MAIN(T(test_join), T(test_admit), T(test_member_reason_reaches_the_shell),
+        T(test_dial_failures), T(test_switch_fails_sync_times_out_stop))

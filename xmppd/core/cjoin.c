@@ -2,15 +2,13 @@
  * cjoin.h; docs/cluster.md "Join"). */
 #include "cjoin.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "err.h"
-
-/* The peer link's port, named in the advice for a foreign port
- * (DESIGN.md "Ports"). */
-#define CJOIN_PEER_PORT 5224
+#include "plink.h"
 
 static void finish(struct cjoin *j, struct cjoin_update *u, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -53,7 +51,7 @@ static void dial_failed(struct cjoin *j, const struct cjoin_event *ev,
                why != NULL && why[0] != '\0'
                    ? why
                    : "that port does not speak the cluster peer protocol",
-               CJOIN_PEER_PORT);
+               PLINK_DEFAULT_PORT);
         break;
     case CJOIN_DIAL_TLS:
         if (++j->tls_failed >= 2)
@@ -172,6 +170,32 @@ static uint64_t next_deadline(const struct cjoin *j)
     default:
         return 0;
     }
+}
+
+int cjoin_admit(const struct cjoin *j, const struct cjoin_admit *a, char *msg,
+                size_t msglen)
+{
+    msg[0] = '\0';
+    if (j->phase != CJOIN_NONE) {
+        snprintf(msg, msglen, "a join is already in progress");
+        return XE_BUSY;
+    }
+    if (strcmp(a->addr, a->self_addr) == 0) {
+        snprintf(msg, msglen, "that is this node's own address: join another member");
+        return XE_INVAL;
+    }
+    /* A removed node goes on as if alone: its members refuse it. */
+    if (a->members <= 1 || a->removed)
+        return 0;
+    if (a->addr_member && a->self_member) {
+        snprintf(msg, msglen, "already a member of that cluster");
+        return 1;
+    }
+    snprintf(msg, msglen,
+             "this node is a member of cluster %016" PRIx64
+             " with %u members; leave it first with xmpp cluster disable",
+             a->cluster_id, a->members);
+    return XE_STATE;
 }
 
 int cjoin_step(struct cjoin *j, const struct cjoin_event *ev, struct cjoin_update *u)

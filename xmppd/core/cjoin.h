@@ -119,6 +119,27 @@ struct cjoin_update {
     uint64_t deadline;              /* step a TICK at or after this (0: none) */
 };
 
+/* What cjoin_admit needs to know about this node and the join asked for. */
+struct cjoin_admit {
+    const char *addr;      /* the member to dial, normalised (borrowed) */
+    const char *self_addr; /* this node's peer address (borrowed) */
+    uint64_t cluster_id;   /* this node's cluster */
+    unsigned members;      /* in this node's configuration */
+    bool self_member;      /* this node is in it */
+    bool addr_member;      /* addr is a member's address in it */
+    bool removed;          /* this node was removed (cremove.h) */
+};
+
+/* cjoin_admit decides whether `xmpp cluster join` may start on j: 0 (it
+ * may: a node alone, or one that was removed from its cluster, issue 13
+ * defect 1: it joins again under a new id, which the edge takes when
+ * removed is set), 1 (nothing to do: already a member of that cluster;
+ * msg says so), or an error with msg: XE_BUSY (a join under way), XE_INVAL
+ * (this node's own address), XE_STATE (a member of a multi-node cluster:
+ * leave it first). */
+int cjoin_admit(const struct cjoin *j, const struct cjoin_admit *a, char *msg,
+                size_t msglen);
+
 /* cjoin_step feeds ev (borrowed) to j and fills *u (caller's storage).
  * 0, XE_BUSY (START while a join is under way: nothing changes) or
  * XE_INVAL (an unknown event, START without an address). */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "buf.h"
 #include "err.h"
 
@@ -59,6 +61,9 @@ int creq_new(const struct creq_opts *o, struct creq **out)
 
 static void req_free(struct req *r)
 {
+    /* A join request carries the admin's join token. */
+    if (r->data != NULL)
+        sodium_memzero(r->data, r->len);
     free(r->data);
     free(r);
 }

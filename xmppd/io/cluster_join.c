@@ -196,16 +196,13 @@ void cluster_join(struct node *n, const char *addr, const char *token_hex, bool 
         msg[300];
     struct rnode_status st;
     struct cjoin_event ev = {.type = CJOIN_EV_START};
-    int port;
+    struct cjoin_admit adm;
+    int port, rc;
 
     (void)timeout_ms;
     if (c == NULL || c->pm == NULL) {
         cb(arg, XE_STATE,
            "clustering is not enabled on this node: run xmpp cluster enable", NULL, 0);
-        return;
-    }
-    if (c->join.core.phase != CJOIN_NONE) {
-        cb(arg, XE_BUSY, "a join is already in progress", NULL, 0);
         return;
     }
     if (peer_parse_addr(addr, host, sizeof host, &port) < 0) {
@@ -214,28 +211,25 @@ void cluster_join(struct node *n, const char *addr, const char *token_hex, bool 
     }
     snprintf(norm, sizeof norm, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     cluster_self_addr(n, self, sizeof self);
-    if (strcmp(norm, self) == 0) {
-        cb(arg, XE_INVAL, "that is this node's own address: join another member", NULL,
-           0);
-        return;
-    }
     rnode_status_get(n->rn, &st);
-    if (cfg->n > 1 && !c->rm.removed) {
-        if (raft_config_find_address(cfg, norm) != NULL &&
-            raft_config_find(cfg, n->st.node_id) != NULL) {
-            cb(arg, 0, "already a member of that cluster", NULL, 0);
-            return;
-        }
-        snprintf(msg, sizeof msg,
-                 "this node is a member of cluster %016" PRIx64
-                 " with %u members; leave it first with xmpp cluster disable",
-                 st.cluster_id, cfg->n);
-        cb(arg, XE_STATE, msg, NULL, 0);
+    adm.addr = norm;
+    adm.self_addr = self;
+    adm.cluster_id = st.cluster_id;
+    adm.members = cfg->n;
+    adm.self_member = raft_config_find(cfg, n->st.node_id) != NULL;
+    adm.addr_member = raft_config_find_address(cfg, norm) != NULL;
+    adm.removed = c->rm.removed;
+    rc = cjoin_admit(&c->join.core, &adm, msg, sizeof msg);
+    if (rc != 0) {
+        cb(arg, rc > 0 ? 0 : rc, msg, NULL, 0);
         return;
     }
     token = sodium_malloc(CLUSTER_TOKEN_BYTES);
     if (token == NULL) {
-        cb(arg, XE_NOMEM, NULL, NULL, 0);
+        cb(arg, XE_NOMEM,
+           "out of memory on this node (secure memory for the join token): nothing was "
+           "changed",
+           NULL, 0);
         return;
     }
     if (token_hex == NULL || strlen(token_hex) != CLUSTER_TOKEN_HEX ||
