@@ -302,5 +302,61 @@ static void test_admit(void)
     CHECK_INT(cjoin_admit(&j, &a, msg, sizeof msg), XE_BUSY);
 }
 
-TL_MAIN(T(test_join), T(test_admit), T(test_member_reason_reaches_the_shell),
-        T(test_dial_failures), T(test_switch_fails_sync_times_out_stop))
+/* The leader's decision on a join request, each case one line. */
+static void decide(const char *addr, uint64_t id, bool replace)
+{
+    static const struct cjoin_member m[] = {{0x1, "10.0.0.1:5224", true},
+                                            {0x2, "10.0.0.2:5224", true},
+                                            {0x3, "10.0.0.3:5224", false}};
+    static const char *const names[] = {"refuse", "already", "promote", "add", "replace"};
+    struct pframe_join jr = {.node_id = id, .replace = replace};
+    enum cjoin_verdict v;
+    uint64_t old;
+    char msg[400];
+    int rc;
+
+    snprintf(jr.addr, sizeof jr.addr, "%s", addr);
+    rc = cjoin_decide(m, 3, 0x1, &jr, &v, &old, msg, sizeof msg);
+    say("join %llx at %s%s -> %s", (unsigned long long)id, addr,
+        replace ? " replace" : "", names[v]);
+    if (rc < 0)
+        say(" (%s)", xe_strerror(rc));
+    if (old != 0)
+        say(" old %llx", (unsigned long long)old);
+    say(": %s\n", msg);
+}
+
+static void test_leader_decides(void)
+{
+    begin();
+    decide("10.0.0.2:5224", 0x2, false);
+    decide("10.0.0.3:5224", 0x3, false);
+    decide("10.0.0.9:5224", 0x2, false);
+    decide("10.0.0.2:5224", 0x9, false);
+    decide("10.0.0.2:5224", 0x9, true);
+    decide("10.0.0.1:5224", 0x9, true);
+    decide("10.0.0.9:5224", 0x9, false);
+    CHECK_STR(tr, "join 2 at 10.0.0.2:5224 -> already: already a member\n"
+                  "join 3 at 10.0.0.3:5224 -> promote: already a member; promotion "
+                  "started\n"
+                  "join 2 at 10.0.0.9:5224 -> refuse (already exists): node "
+                  "0000000000000002 is already a member at 10.0.0.2:5224; remove it "
+                  "first with: xmpp cluster remove 0000000000000002\n"
+                  "join 9 at 10.0.0.2:5224 -> refuse (already exists): address "
+                  "10.0.0.2:5224 is held by member node 0000000000000002 (was this node "
+                  "reset?); remove it with: xmpp cluster remove 0000000000000002, or "
+                  "join with: xmpp cluster join <addr> <token> --replace\n"
+                  "join 9 at 10.0.0.2:5224 replace -> replace old 2: replacing the "
+                  "stale member\n"
+                  "join 9 at 10.0.0.1:5224 replace -> refuse (operation not allowed in "
+                  "this state): "
+                  "address "
+                  "10.0.0.1:5224 is held by the leader itself (node 0000000000000001): "
+                  "it cannot be replaced\n"
+                  "join 9 at 10.0.0.9:5224 -> add: added as a non-voter; promoted once "
+                  "caught up\n");
+}
+
+TL_MAIN(T(test_join), T(test_admit), T(test_leader_decides),
+        T(test_member_reason_reaches_the_shell), T(test_dial_failures),
+        T(test_switch_fails_sync_times_out_stop))

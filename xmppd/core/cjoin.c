@@ -253,3 +253,62 @@ int cjoin_step(struct cjoin *j, const struct cjoin_event *ev, struct cjoin_updat
     u->deadline = next_deadline(j);
     return 0;
 }
+
+/* ---- the leader's side ---- */
+
+int cjoin_decide(const struct cjoin_member *members, unsigned n, uint64_t self_id,
+                 const struct pframe_join *j, enum cjoin_verdict *verdict,
+                 uint64_t *old_id, char *msg, size_t msglen)
+{
+    const struct cjoin_member *by_id = NULL, *by_addr = NULL;
+
+    for (unsigned i = 0; i < n; i++) {
+        if (members[i].id == j->node_id)
+            by_id = &members[i];
+        if (by_addr == NULL && strcmp(members[i].addr, j->addr) == 0)
+            by_addr = &members[i];
+    }
+    *verdict = CJOIN_REFUSE;
+    *old_id = 0;
+    if (by_id != NULL && strcmp(by_id->addr, j->addr) == 0) {
+        *verdict = by_id->voter ? CJOIN_ALREADY : CJOIN_PROMOTE;
+        snprintf(msg, msglen, "%s",
+                 by_id->voter ? "already a member"
+                              : "already a member; promotion started");
+        return 0;
+    }
+    if (by_id != NULL) {
+        snprintf(msg, msglen,
+                 "node %016" PRIx64 " is already a member at %s; remove it first with: "
+                 "xmpp cluster remove %016" PRIx64,
+                 j->node_id, by_id->addr, j->node_id);
+        return XE_EXISTS;
+    }
+    if (by_addr != NULL && !j->replace) {
+        snprintf(
+            msg, msglen,
+            "address %s is held by member node %016" PRIx64
+            " (was this node reset?); remove it with: xmpp cluster remove %016" PRIx64
+            ", or join with: xmpp cluster join <addr> <token> --replace",
+            j->addr, by_addr->id, by_addr->id);
+        return XE_EXISTS;
+    }
+    if (by_addr != NULL && by_addr->id == self_id) {
+        snprintf(msg, msglen,
+                 "address %s is held by the leader itself (node %016" PRIx64
+                 "): it cannot be replaced",
+                 j->addr, by_addr->id);
+        return XE_STATE;
+    }
+    if (by_addr != NULL) {
+        /* --replace: the stale member goes in the same step, so the voter
+         * count never counts both (Raft thesis §4.1: one change at a time) */
+        *verdict = CJOIN_REPLACE;
+        *old_id = by_addr->id;
+        snprintf(msg, msglen, "replacing the stale member");
+        return 0;
+    }
+    *verdict = CJOIN_ADD;
+    snprintf(msg, msglen, "added as a non-voter; promoted once caught up");
+    return 0;
+}

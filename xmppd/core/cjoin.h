@@ -140,6 +140,34 @@ struct cjoin_admit {
 int cjoin_admit(const struct cjoin *j, const struct cjoin_admit *a, char *msg,
                 size_t msglen);
 
+/* ---- the leader's side: deciding a join request ---- */
+
+/* A member of the leader's configuration, as cjoin_decide reads it. */
+struct cjoin_member {
+    uint64_t id;
+    const char *addr; /* borrowed */
+    bool voter;
+};
+
+enum cjoin_verdict {
+    CJOIN_REFUSE = 0, /* refused: the rc and msg say why */
+    CJOIN_ALREADY,    /* the same id at the same address: done (idempotent) */
+    CJOIN_PROMOTE,    /* ... left a non-voter: promote it */
+    CJOIN_ADD,        /* add it as a non-voter (promoted once caught up) */
+    CJOIN_REPLACE,    /* remove *old_id (holding the address) and add it, in
+                         one configuration change (`--replace`) */
+};
+
+/* cjoin_decide is the leader's (self_id's) decision on the join request j
+ * (borrowed) given its configuration (members, n): *verdict, *old_id for
+ * REPLACE, and msg (the answer's words; refusals name the command that
+ * gets past them).  0, or for CJOIN_REFUSE XE_EXISTS (the id is a member
+ * elsewhere, or the address is held and replace is not set) or XE_STATE
+ * (the address is the leader's own). */
+int cjoin_decide(const struct cjoin_member *members, unsigned n, uint64_t self_id,
+                 const struct pframe_join *j, enum cjoin_verdict *verdict,
+                 uint64_t *old_id, char *msg, size_t msglen);
+
 /* cjoin_step feeds ev (borrowed) to j and fills *u (caller's storage).
  * 0, XE_BUSY (START while a join is under way: nothing changes) or
  * XE_INVAL (an unknown event, START without an address). */

@@ -1,7 +1,7 @@
 /* cluster.c: the peer link wired to the Raft driver and to the XMPP core's
  * forwarding: the hooks both ways, start, stop and the tick (contract in
  * cluster.h; requests in cluster_req.c, join and rebuild in cluster_join.c;
- * docs/cluster.md). */
+ * removal decided by core/cremove.c; docs/cluster.md). */
 #include "cluster_int.h"
 
 #include <inttypes.h>

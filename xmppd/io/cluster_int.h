@@ -1,7 +1,9 @@
 /* cluster_int.h: what cluster.c (the peer link and the hooks),
  * cluster_req.c (requests to the leader) and cluster_join.c (join and
- * rebuild) share: the structure of a node's cluster part.  Not an API:
- * everything else uses cluster.h. */
+ * rebuild) share: the structure of a node's cluster part.  The decisions
+ * are the pure cores' (core/creq.h, core/cjoin.h, core/cremove.h); these
+ * files step them and carry their updates out.  Not an API: everything
+ * else uses cluster.h. */
 #ifndef XMPPD_CLUSTER_INT_H
 #define XMPPD_CLUSTER_INT_H
 

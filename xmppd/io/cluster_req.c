@@ -333,67 +333,52 @@ static void start_change(struct node *n, const struct rnode_change *ch,
         cb(arg, 0, okmsg, g->cid, sizeof g->cid); /* g lives until chg_done */
 }
 
-static void do_join(struct node *n, uint64_t id, bool replace, const char *addr,
-                    cluster_cb cb, void *arg)
+/* do_join carries out the leader's decision on a join request j
+ * (core/cjoin.c cjoin_decide). */
+static void do_join(struct node *n, const struct pframe_join *j, cluster_cb cb, void *arg)
 {
     const struct raft_config *cfg = rnode_config(n->rn);
-    const struct raft_member *by_id = raft_config_find(cfg, id);
-    const struct raft_member *by_addr = raft_config_find_address(cfg, addr);
-    struct rnode_change ch = {.id = id, .address = addr};
+    struct cjoin_member m[RAFT_MAX_MEMBERS];
+    struct rnode_change ch = {.id = j->node_id, .address = j->addr};
+    enum cjoin_verdict v;
     struct rnode_status st;
     unsigned char cid[8];
     char hid[17], hold[17], msg[700];
+    uint64_t old_id;
+    int rc;
 
+    for (unsigned i = 0; i < cfg->n; i++) {
+        m[i].id = cfg->members[i].id;
+        m[i].addr = cfg->members[i].address;
+        m[i].voter = cfg->members[i].role != RAFT_NONVOTER;
+    }
+    rc = cjoin_decide(m, cfg->n, n->st.node_id, j, &v, &old_id, msg, sizeof msg);
     rnode_status_get(n->rn, &st);
     pframe_u64_put(cid, st.cluster_id);
-    state_node_id_hex(id, hid);
-    if (by_id != NULL && strcmp(by_id->address, addr) == 0) {
-        if (by_id->role == RAFT_NONVOTER) {
-            ch.kind = RNODE_CHANGE_PROMOTE;
-            start_change(n, &ch, false, cb, arg, "already a member; promotion started");
-            return;
-        }
-        cb(arg, 0, "already a member", cid, sizeof cid);
+    state_node_id_hex(j->node_id, hid);
+    switch (v) {
+    case CJOIN_ALREADY:
+        cb(arg, 0, msg, cid, sizeof cid);
         return;
-    }
-    if (by_id != NULL) {
-        snprintf(msg, sizeof msg,
-                 "node %s is already a member at %s; remove it first with: xmpp cluster "
-                 "remove %s",
-                 hid, by_id->address, hid);
-        cb(arg, XE_EXISTS, msg, NULL, 0);
-        return;
-    }
-    if (by_addr != NULL) {
-        state_node_id_hex(by_addr->id, hold);
-        if (!replace) {
-            snprintf(
-                msg, sizeof msg,
-                "address %s is held by member node %s (was this node reset?); remove "
-                "it with: xmpp cluster remove %s, or join with: xmpp cluster join "
-                "<addr> <token> --replace",
-                addr, hold, hold);
-            cb(arg, XE_EXISTS, msg, NULL, 0);
-            return;
-        }
-        if (by_addr->id == n->st.node_id) {
-            snprintf(msg, sizeof msg,
-                     "address %s is held by the leader itself (node %s): it cannot be "
-                     "replaced",
-                     addr, hold);
-            cb(arg, XE_STATE, msg, NULL, 0);
-            return;
-        }
+    case CJOIN_PROMOTE:
+        ch.kind = RNODE_CHANGE_PROMOTE;
+        break;
+    case CJOIN_REPLACE:
+        state_node_id_hex(old_id, hold);
         LOG(&n->log, LOG_INFO, "%s join: node %s replaces member %s at %s", n->name, hid,
-            hold, addr);
+            hold, j->addr);
         ch.kind = RNODE_CHANGE_REPLACE;
-        ch.old_id = by_addr->id;
-        start_change(n, &ch, false, cb, arg, "replacing the stale member");
+        ch.old_id = old_id;
+        break;
+    case CJOIN_ADD:
+        LOG(&n->log, LOG_INFO, "%s join: adding node %s at %s", n->name, hid, j->addr);
+        ch.kind = RNODE_CHANGE_ADD;
+        break;
+    default:
+        cb(arg, rc < 0 ? rc : XE_STATE, msg, NULL, 0);
         return;
     }
-    LOG(&n->log, LOG_INFO, "%s join: adding node %s at %s", n->name, hid, addr);
-    ch.kind = RNODE_CHANGE_ADD;
-    start_change(n, &ch, false, cb, arg, "added as a non-voter; promoted once caught up");
+    start_change(n, &ch, false, cb, arg, msg);
 }
 
 static void do_remove(struct node *n, uint64_t id, cluster_cb cb, void *arg)
@@ -439,7 +424,7 @@ void cluster__serve(struct node *n, const struct pframe_req *req, uint64_t expir
         return;
     }
     if (req->kind == PFRAME_REQ_JOIN) {
-        do_join(n, req->u.join.node_id, req->u.join.replace, req->u.join.addr, cb, arg);
+        do_join(n, &req->u.join, cb, arg);
         return;
     }
     if (req->kind == PFRAME_REQ_REMOVE) {
