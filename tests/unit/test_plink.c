@@ -174,25 +174,30 @@ static void ev_tick(struct plink_conn *c, uint64_t now)
     act(c, &u);
 }
 
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-/* submit fills f as a SUBMIT of kind for node id (a join body starts with
- * the joiner's id), data in d (32 bytes). */
+/* submit fills f as a SUBMIT of kind (a join asks for node id; a CMD
+ * carries id's 8 bytes), data encoded by pframe_req_encode into a static
+ * buffer (d is not used: valid until the next call). */
 static void submit(struct pframe *f, unsigned char *d, int kind, uint64_t id)
 {
+    static struct buf data;
+    unsigned char cmd[8] = {0};
+    struct pframe_req r = {.kind = (uint8_t)kind, .expires = 1000};
+
+    (void)d;
     memset(f, 0, sizeof *f);
-    memset(d, 0, 32);
-    d[0] = (unsigned char)kind;
-    put64(d + 1, 1000);
-    put64(d + 9, id);
+    buf_reset(&data);
+    if (kind == PFRAME_REQ_JOIN) {
+        r.u.join.node_id = id;
+        snprintf(r.u.join.addr, sizeof r.u.join.addr, "127.0.0.4:5224");
+    } else {
+        cmd[7] = (unsigned char)id;
+        r.u.cmd = (struct pframe_bytes){cmd, sizeof cmd};
+    }
+    CHECK_INT(pframe_req_encode(&r, &data), 0);
     f->type = PFRAME_SUBMIT;
     f->u.submit.request_id = 1;
-    f->u.submit.data = d;
-    f->u.submit.len = 32;
+    f->u.submit.data = data.data;
+    f->u.submit.len = data.len;
 }
 
 /* frame_of fills f with a valid frame of type. */

@@ -311,9 +311,9 @@ int pframe_encode(const struct pframe *f, struct buf *out)
         return XE_INVAL;
     /* A stanza frame is written once per stanza: one allocation, not a
      * doubling series (the header and the strings' fields are under 64). */
-    if (f->type == PFRAME_FWD && buf_reserve(out, 64 + strlen(f->u.fwd.from) +
-                                                      strlen(f->u.fwd.to) +
-                                                      f->u.fwd.xml_len) < 0)
+    if (f->type == PFRAME_FWD &&
+        buf_reserve(out, 64 + strlen(f->u.fwd.from) + strlen(f->u.fwd.to) +
+                             f->u.fwd.xml_len) < 0)
         return XE_NOMEM;
     w_be(&w, 0, 4); /* length, patched below */
     w_u8(&w, PFRAME_VERSION);
@@ -745,4 +745,132 @@ int pframe_dec_next(struct pframe_dec *d, struct pframe *out)
     d->pos += PFRAME_LEN_SIZE + body;
     d->frames++;
     return 1;
+}
+
+/* ---- cluster requests: the data of a SUBMIT frame ---------------------- */
+
+int pframe_req_encode(const struct pframe_req *r, struct buf *out)
+{
+    size_t start = out->len, alen;
+    struct pf_w w = {out, 0};
+
+    switch (r->kind) {
+    case PFRAME_REQ_CMD:
+        if (r->u.cmd.len > 0 && r->u.cmd.data == NULL)
+            return XE_INVAL;
+        break;
+    case PFRAME_REQ_JOIN:
+        alen = strnlen(r->u.join.addr, sizeof r->u.join.addr);
+        if (alen == 0 || alen > PFRAME_MAX_ADDR ||
+            r->u.join.token_len > PFRAME_MAX_TOKEN ||
+            (r->u.join.token_len > 0 && r->u.join.token == NULL))
+            return XE_INVAL;
+        break;
+    case PFRAME_REQ_REMOVE:
+    case PFRAME_REQ_NOTE_REMOVED:
+        break;
+    default:
+        return XE_INVAL;
+    }
+    w_u8(&w, r->kind);
+    w_be(&w, r->expires, 8);
+    switch (r->kind) {
+    case PFRAME_REQ_CMD:
+        if (r->u.cmd.len > 0)
+            w_put(&w, r->u.cmd.data, r->u.cmd.len);
+        break;
+    case PFRAME_REQ_JOIN:
+        w_be(&w, r->u.join.node_id, 8);
+        w_u8(&w, r->u.join.replace ? 1 : 0);
+        w_bytes(&w, r->u.join.addr, strlen(r->u.join.addr));
+        if (r->u.join.token_len > 0) {
+            w_u8(&w, (uint8_t)r->u.join.token_len);
+            w_put(&w, r->u.join.token, r->u.join.token_len);
+        }
+        break;
+    case PFRAME_REQ_REMOVE:
+        w_be(&w, r->u.node_id, 8);
+        break;
+    default:
+        w_be(&w, r->u.cluster_id, 8);
+        break;
+    }
+    if (w.rc < 0) {
+        out->len = start;
+        if (out->data != NULL)
+            out->data[start] = '\0';
+    }
+    return w.rc;
+}
+
+/* d_join reads a JOIN body: the address without a NUL inside, then an
+ * optional token that fills the rest exactly. */
+static int d_join(struct pf_r *r, struct pframe_join *j)
+{
+    const char *addr;
+    size_t alen;
+    uint64_t replace;
+
+    j->node_id = r_be(r, 8);
+    replace = r_be(r, 1);
+    addr = r_bytes(r, PFRAME_MAX_ADDR, &alen);
+    if (r->bad || replace > 1 || alen == 0 || memchr(addr, 0, alen) != NULL)
+        return XE_PROTO;
+    j->replace = replace == 1;
+    memcpy(j->addr, addr, alen);
+    j->addr[alen] = '\0';
+    j->token = NULL;
+    j->token_len = 0;
+    if (r->left == 0)
+        return 0;
+    j->token_len = (size_t)r_be(r, 1);
+    if (j->token_len == 0 || j->token_len > PFRAME_MAX_TOKEN || r->left != j->token_len)
+        return XE_PROTO;
+    j->token = r->p;
+    r->p += j->token_len;
+    r->left = 0;
+    return 0;
+}
+
+int pframe_req_decode(const void *data, size_t len, struct pframe_req *out)
+{
+    struct pf_r r = {data, len, false};
+
+    memset(out, 0, sizeof *out);
+    if (data == NULL && len > 0)
+        return XE_PROTO;
+    out->kind = (uint8_t)r_be(&r, 1);
+    out->expires = r_be(&r, 8);
+    if (r.bad)
+        return XE_PROTO;
+    switch (out->kind) {
+    case PFRAME_REQ_CMD:
+        out->u.cmd.data = r.p;
+        out->u.cmd.len = r.left;
+        return 0;
+    case PFRAME_REQ_JOIN:
+        return d_join(&r, &out->u.join);
+    case PFRAME_REQ_REMOVE:
+        out->u.node_id = r_be(&r, 8);
+        break;
+    case PFRAME_REQ_NOTE_REMOVED:
+        out->u.cluster_id = r_be(&r, 8);
+        break;
+    default:
+        return XE_PROTO;
+    }
+    return r.bad || r.left != 0 ? XE_PROTO : 0;
+}
+
+void pframe_u64_put(unsigned char p[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+uint64_t pframe_u64_get(const unsigned char p[8])
+{
+    struct pf_r r = {p, 8, false};
+
+    return r_be(&r, 8);
 }

@@ -331,4 +331,66 @@ int pframe_dec_feed(struct pframe_dec *d, const void *data, size_t len);
  * sticky: the link must be closed. */
 int pframe_dec_next(struct pframe_dec *d, struct pframe *out);
 
+/* ---- cluster requests: the data of a SUBMIT frame ----------------------
+ *
+ * A SUBMIT carries one admin request to the leader (core/creq.h; the
+ * answer is a SUBMIT_RESULT).  Its data is
+ *
+ *   u8 kind (enum pframe_req_kind) | u64 expires | body by kind:
+ *   CMD           the rest: an encoded cl command (cl.h; opaque here)
+ *   JOIN          u64 node_id | u8 replace | u32 alen | alen bytes addr
+ *                 [| u8 tlen (>= 1) | tlen bytes join token]
+ *   REMOVE        u64 node_id
+ *   NOTE_REMOVED  u64 cluster_id (request id 0, never answered)
+ *
+ * expires is the sender's wall clock (ms since the epoch) after which the
+ * leader must not apply it.  The address of JOIN carries no NUL (unlike a
+ * str).  Decoding is strict, as for frames: lengths checked, replace 0 or
+ * 1, no trailing bytes. */
+enum pframe_req_kind {
+    PFRAME_REQ_CMD = 1,
+    PFRAME_REQ_JOIN = 2,
+    PFRAME_REQ_REMOVE = 3,
+    /* leader -> a member it just removed: Raft stops replicating to a
+     * removed member, so without this it would never learn it (thesis
+     * §4.2.2). */
+    PFRAME_REQ_NOTE_REMOVED = 4,
+};
+
+#define PFRAME_MAX_TOKEN 64 /* a join token's bytes */
+
+struct pframe_join {
+    uint64_t node_id;               /* the joining node */
+    bool replace;                   /* remove the member holding addr */
+    char addr[PFRAME_MAX_ADDR + 1]; /* its peer address (copied) */
+    const unsigned char *token;     /* NULL: none */
+    size_t token_len;               /* 1..PFRAME_MAX_TOKEN, or 0 */
+};
+
+struct pframe_req {
+    uint8_t kind;     /* enum pframe_req_kind */
+    uint64_t expires; /* the sender's wall-clock ms */
+    union {
+        struct pframe_bytes cmd; /* CMD */
+        struct pframe_join join; /* JOIN */
+        uint64_t node_id;        /* REMOVE */
+        uint64_t cluster_id;     /* NOTE_REMOVED */
+    } u;
+};
+
+/* pframe_req_encode appends r (borrowed) as SUBMIT data to out.  0,
+ * XE_INVAL (unknown kind, an empty or over-long address or token, an
+ * address with a NUL) or XE_NOMEM; on error out is left as it was. */
+int pframe_req_encode(const struct pframe_req *r, struct buf *out);
+
+/* pframe_req_decode parses SUBMIT data (len bytes, borrowed) into *out: a
+ * CMD's bytes and a JOIN's token point into data.  0 or XE_PROTO
+ * (malformed, unknown kind). */
+int pframe_req_decode(const void *data, size_t len, struct pframe_req *out);
+
+/* The answer to a JOIN (SUBMIT_RESULT data) is the cluster's id, a u64:
+ * pframe_u64_put writes v big-endian at p, pframe_u64_get reads it. */
+void pframe_u64_put(unsigned char p[8], uint64_t v);
+uint64_t pframe_u64_get(const unsigned char p[8]);
+
 #endif

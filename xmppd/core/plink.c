@@ -405,26 +405,16 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
 
 /* ---- frames ---- */
 
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* guest_join: f is a join request for the guest peer_id itself (SUBMIT:
- * kind, u64 expires, then the join body, which starts with the joining
- * node's id: xmppd/io/cluster_req.c cluster__join_parse). */
+/* guest_join: f is a join request for the guest peer_id itself (SUBMIT
+ * data, pframe_req_decode). */
 static bool guest_join(uint64_t peer_id, const struct pframe *f)
 {
-    const unsigned char *d;
+    struct pframe_req r;
 
-    if (f == NULL || f->type != PFRAME_SUBMIT || f->u.submit.len < 17)
+    if (f == NULL || f->type != PFRAME_SUBMIT ||
+        pframe_req_decode(f->u.submit.data, f->u.submit.len, &r) < 0)
         return false;
-    d = f->u.submit.data;
-    return d[0] == PLINK_SUBMIT_JOIN && get64(d + 9) == peer_id;
+    return r.kind == PFRAME_REQ_JOIN && r.u.join.node_id == peer_id;
 }
 
 bool plink_allowed(enum plink_state s, uint64_t peer_id, int type, const struct pframe *f,

@@ -56,9 +56,8 @@
 
 #include "pframe.h"
 
-/* The SUBMIT kind byte of a join request (xmppd/io/cluster.h
- * CLUSTER_REQ_JOIN; cluster.c asserts that they agree). */
-#define PLINK_SUBMIT_JOIN 2
+/* The SUBMIT kind byte of a join request (pframe.h PFRAME_REQ_JOIN). */
+#define PLINK_SUBMIT_JOIN PFRAME_REQ_JOIN
 /* The peer link's port when an address has none (DESIGN.md "Ports"). */
 #define PLINK_DEFAULT_PORT 5224
 

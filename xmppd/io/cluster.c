@@ -1,7 +1,7 @@
 /* cluster.c: the peer link wired to the Raft driver and to the XMPP core's
  * forwarding: the hooks both ways, start, stop and the tick (contract in
  * cluster.h; requests in cluster_req.c, join and rebuild in cluster_join.c;
- * docs/cluster.md). */
+ * removal decided by core/cremove.c; docs/cluster.md). */
 #include "cluster_int.h"
 
 #include <inttypes.h>
@@ -28,9 +28,6 @@
 
 #define TICK_MS 50
 
-/* plink lets a joining node's link carry join requests only, by this kind. */
-_Static_assert(PLINK_SUBMIT_JOIN == CLUSTER_REQ_JOIN, "plink's join kind");
-
 uint64_t cluster__now_ms(struct node *n)
 {
     return uv_now(&n->loop);
@@ -46,13 +43,16 @@ void cluster_self_addr(const struct node *n, char *out, size_t len)
 
 bool cluster_removed(const struct node *n)
 {
-    return n->cluster != NULL && n->cluster->removed;
+    return n->cluster != NULL && n->cluster->rm.removed;
 }
 
 void cluster_store_replaced(struct node *n)
 {
+    struct cremove_event ev = {.type = CREMOVE_EV_REPLACED};
+    struct cremove_update u;
+
     if (n->cluster != NULL)
-        n->cluster->removed = false;
+        cremove_step(&n->cluster->rm, &ev, &u);
 }
 
 /* stop_serving_later: a removed node stops serving XMPP (issue 13 item 2:
@@ -65,20 +65,20 @@ static void stop_serving_later(struct node *n, void *arg, bool cancelled)
         node_xmpp_stop(n);
 }
 
-/* set_removed: this node learned that it is no longer a member of its
- * cluster (how: who said so).  Once: it says so in the log and in every
- * status (State: REMOVED), stops serving XMPP and stops dialling the
- * members (they would refuse it every time); `xmpp cluster join` or
- * `xmpp cluster disable` is the way on (docs/cluster.md "Removal"). */
-static void set_removed(struct node *n, const char *how)
+_Static_assert(CREMOVE_MAX_MEMBERS >= RAFT_MAX_MEMBERS, "cremove holds a configuration");
+
+/* removed_now: this node learned that it is no longer a member of its
+ * cluster (how: who said so; core/cremove.c decided, once).  It says so in
+ * the log and in every status (State: REMOVED), stops serving XMPP and
+ * stops dialling the members (they would refuse it every time); `xmpp
+ * cluster join` or `xmpp cluster disable` is the way on (docs/cluster.md
+ * "Removal"). */
+static void removed_now(struct node *n, const char *how)
 {
     struct cluster *c = n->cluster;
     struct rnode_status st;
 
-    if (c == NULL || c->removed || n->rn == NULL)
-        return;
     rnode_status_get(n->rn, &st);
-    c->removed = true;
     LOG(&n->log, LOG_WARN,
         "%s this node was removed from cluster %016" PRIx64
         " (%s): it stops serving XMPP; run xmpp cluster invite on a member, then xmpp "
@@ -94,41 +94,58 @@ static void set_removed(struct node *n, const char *how)
     node__later(n, stop_serving_later, NULL);
 }
 
-/* note_gone records the members that left the committed configuration
- * since the last look (seen), so that a HELLO from one of them can be
- * answered "you were removed" (only committed removals: an uncommitted
- * one may still be undone). */
-static void note_gone(struct node *n)
+/* A configuration as cremove reads it. */
+struct rm_view {
+    struct cremove_view v;
+    uint64_t ids[RAFT_MAX_MEMBERS];
+    const char *addrs[RAFT_MAX_MEMBERS];
+};
+
+static void rm_view(struct node *n, const struct raft_config *cfg, struct rm_view *out)
+{
+    struct rnode_status st;
+
+    rnode_status_get(n->rn, &st);
+    out->v.cluster_id = st.cluster_id;
+    out->v.n = cfg->n;
+    for (unsigned i = 0; i < cfg->n; i++) {
+        out->ids[i] = cfg->members[i].id;
+        out->addrs[i] = cfg->members[i].address;
+    }
+    out->v.ids = out->ids;
+    out->v.addrs = out->addrs;
+}
+
+/* rm_step steps ev into the removal state of n (the view: the latest
+ * configuration) and carries out the update. */
+static void rm_step(struct node *n, struct cremove_event *ev)
 {
     struct cluster *c = n->cluster;
-    const struct raft_config *cfg;
+    struct cremove_update u;
+    struct rm_view v;
 
     if (c == NULL || n->rn == NULL)
         return;
-    cfg = rnode_config_committed(n->rn);
-    if (cfg->n == 0)
-        return;
-    for (unsigned i = 0; c->seen_valid && i < c->n_seen; i++) {
-        if (raft_config_find(cfg, c->seen[i]) != NULL || cluster__gone(c, c->seen[i]))
-            continue;
-        if (c->n_gone == CLUSTER_GONE_MAX) {
-            memmove(c->gone, c->gone + 1, (CLUSTER_GONE_MAX - 1) * sizeof c->gone[0]);
-            c->n_gone--;
-        }
-        c->gone[c->n_gone++] = c->seen[i];
-    }
-    c->n_seen = 0;
-    for (unsigned i = 0; i < cfg->n && i < RAFT_MAX_MEMBERS; i++)
-        c->seen[c->n_seen++] = cfg->members[i].id;
-    c->seen_valid = true;
+    rm_view(n, rnode_config(n->rn), &v);
+    ev->view = &v.v;
+    if (cremove_step(&c->rm, ev, &u) == 0 && u.became_removed)
+        removed_now(n, u.how);
 }
 
-bool cluster__gone(const struct cluster *c, uint64_t id)
+/* note_gone tells cremove the committed configuration, so that the
+ * members that left it are known (a HELLO from one of them is answered
+ * "you were removed"). */
+static void note_gone(struct node *n)
 {
-    for (unsigned i = 0; i < c->n_gone; i++)
-        if (c->gone[i] == id)
-            return true;
-    return false;
+    struct cremove_event ev = {.type = CREMOVE_EV_COMMITTED};
+    struct rm_view v;
+
+    if (n->cluster == NULL || n->rn == NULL)
+        return;
+    rm_view(n, rnode_config_committed(n->rn), &v);
+    ev.u.committed.ids = v.ids;
+    ev.u.committed.n = v.v.n;
+    rm_step(n, &ev);
 }
 
 bool cluster_running(const struct node *n)
@@ -147,20 +164,6 @@ void cluster_counters_get(const struct node *n, struct cluster_counters *out)
         *out = n->cluster->cnt;
     else
         memset(out, 0, sizeof *out);
-}
-
-void cluster__put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-uint64_t cluster__get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
 }
 
 /* ---- the XMPP core's forwarding (srv cluster mode) ---- */
@@ -262,7 +265,7 @@ static int rn_send(void *ud, uint64_t to_id, const char *to_addr,
         return XE_CLOSED;
     /* A removed node takes part in nothing (its campaigns would only make
      * the members refuse its links, and redial them). */
-    if (n->cluster->removed)
+    if (n->cluster->rm.removed)
         return XE_CLOSED;
     if (len == 0)
         return XE_INVAL;
@@ -282,23 +285,38 @@ static int rn_forward(void *ud, uint64_t leader_id, const char *leader_addr,
 {
     struct node *n = ud;
     struct cluster *c = n->cluster;
-    struct creq *q;
+    struct pframe_req req = {.kind = PFRAME_REQ_CMD};
+    struct creq_event ev = {.type = CREQ_EV_SUBMIT};
+    struct creq_update u;
+    struct cluster_rctx *x;
     int rc;
 
     (void)leader_addr;
-    if (c == NULL || c->pm == NULL)
+    if (c == NULL || c->pm == NULL || c->rq == NULL)
         return XE_NOLEADER;
-    q = cluster__req_new(c, CLUSTER_REQ_CMD, cmd, len, timeout_ms);
-    if (q == NULL)
+    x = calloc(1, sizeof *x);
+    if (x == NULL)
         return XE_NOMEM;
-    q->rcb = cb;
-    q->rarg = arg;
-    q->fixed = true;
-    rc = cluster__req_send(c, q, leader_id);
+    x->rcb = cb;
+    x->rarg = arg;
+    req.u.cmd.data = cmd;
+    req.u.cmd.len = len;
+    ev.u.submit.req = &req;
+    ev.u.submit.timeout_ms = timeout_ms;
+    ev.u.submit.to = leader_id; /* Raft's leader: rnode redirects itself */
+    ev.u.submit.ctx = x;
+    rc = cluster__rq_step(n, &ev, &u);
+    if (rc == 0 && u.request_id == 0)
+        rc = u.rc;
+    if (rc == 0 && u.rc < 0 && n->cluster == c) {
+        /* Not sent: rnode hears it from the return code, not the queue. */
+        struct creq_event cancel = {.type = CREQ_EV_CANCEL};
+        cancel.u.cancel.request_id = u.request_id;
+        cluster__rq_step(n, &cancel, NULL);
+        rc = u.rc;
+    }
     if (rc < 0) {
-        c->reqs = q->next; /* q is first: cluster__req_new pushed it */
-        free(q->body);
-        free(q);
+        free(x);
         return rc == XE_NOTFOUND ? XE_NOLEADER : rc;
     }
     return 0;
@@ -338,20 +356,24 @@ static void rn_status(void *ud)
         c->leader_id = st.leader_id;
         c->term = st.term;
     }
-    if (st.removed)
-        set_removed(n, "its log removes it");
+    cluster__rq_leader(n);
+    if (st.removed) {
+        struct cremove_event ev = {.type = CREMOVE_EV_LOG};
+        rm_step(n, &ev);
+    }
     note_gone(n);
     if (c->pm == NULL)
         return;
     peer_set_cluster_id(c->pm, st.cluster_id);
-    if (!c->removed)
+    if (!c->rm.removed)
         sync_members(n);
     srv_follow(n);
-    if (c->join.phase == JOIN_SYNC) {
+    {
         const struct raft_member *me =
             raft_config_find(rnode_config(n->rn), n->st.node_id);
+        struct cjoin_event ev = {.type = CJOIN_EV_VOTER};
         if (me != NULL && me->role == RAFT_VOTER)
-            cluster__join_finish(c, 0, NULL);
+            cluster__join_step(n, &ev);
     }
 }
 
@@ -368,56 +390,29 @@ static int pk_check(void *ud, const struct pframe_hello *h, bool contact, char *
                     size_t whylen)
 {
     struct node *n = ud;
-    const struct raft_config *cfg;
-    struct rnode_status st;
+    enum cremove_hello verdict;
+    struct rm_view v;
     char id[17];
+    int rc;
 
     if (contact)
         return 0; /* the node we asked to join: its cluster is the one we want */
-    if (n->rn == NULL) {
+    if (n->rn == NULL || n->cluster == NULL) {
         snprintf(why, whylen, "this node is stopping");
         return XE_STATE;
     }
-    rnode_status_get(n->rn, &st);
-    state_node_id_hex(h->node_id, id);
-    if (h->cluster_id == 0) {
-        LOG(&n->log, LOG_INFO, "%s node %s at %s asks to join", n->name, id, h->addr);
-        return 0;
-    }
-    if (h->cluster_id != st.cluster_id) {
-        snprintf(why, whylen,
-                 "node %s at %s belongs to cluster %016" PRIx64 ", this node to cluster "
-                 "%016" PRIx64,
-                 id, h->addr, h->cluster_id, st.cluster_id);
-        return XE_PERM;
-    }
-    cfg = rnode_config(n->rn);
-    if (cfg->n == 0 || raft_config_find(cfg, h->node_id) != NULL)
-        return 0;
     note_gone(n);
-    if (!cluster__gone(n->cluster, h->node_id) &&
-        raft_config_find_address(cfg, h->addr) != NULL) {
-        /* A new id at a member's address, in our cluster: the member there
-         * was replaced while our configuration fell behind (plink.h,
-         * SUCCESSOR: its link carries the log only until we know it). */
+    rm_view(n, rnode_config(n->rn), &v);
+    rc = cremove_hello(&n->cluster->rm, &v.v, h, &verdict, why, whylen);
+    state_node_id_hex(h->node_id, id);
+    if (verdict == CREMOVE_HELLO_JOINER)
+        LOG(&n->log, LOG_INFO, "%s node %s at %s asks to join", n->name, id, h->addr);
+    else if (verdict == CREMOVE_HELLO_SUCCESSOR)
         LOG(&n->log, LOG_INFO,
             "%s node %s at %s is not in this node's configuration yet: taking the log "
             "from it (the member at that address was replaced?)",
             n->name, id, h->addr);
-        return 0;
-    }
-    if (cluster__gone(n->cluster, h->node_id)) {
-        snprintf(why, whylen,
-                 "node %s at %s was removed from cluster %016" PRIx64
-                 ": it may join again with a token (xmpp cluster invite)",
-                 id, h->addr, st.cluster_id);
-        return XE_NOTFOUND;
-    }
-    snprintf(why, whylen,
-             "node %s at %s is not a member of cluster %016" PRIx64
-             " (removed, or not added yet)",
-             id, h->addr, st.cluster_id);
-    return XE_PERM;
+    return rc;
 }
 
 /* pk_refused: a member we dialled refused our HELLO and said why.  A
@@ -426,28 +421,21 @@ static int pk_check(void *ud, const struct pframe_hello *h, bool contact, char *
 static void pk_refused(void *ud, uint64_t id, const struct pframe_refuse *r)
 {
     struct node *n = ud;
-    struct rnode_status st;
-    char how[64], hex[17];
+    struct cjoin_event ev = {.type = CJOIN_EV_REFUSED};
+    struct cremove_event rev = {.type = CREMOVE_EV_REFUSED};
 
     if (n->cluster == NULL || n->rn == NULL)
         return;
-    if (id == 0 && n->cluster->join.phase == JOIN_CONTACT) {
-        /* Our join contact refused us: the joiner's shell hears why at
-         * once, not "could not reach" after the timeout (issue 13 item 5). */
-        char msg[PFRAME_MAX_MSG + 64];
-        snprintf(msg, sizeof msg, "the member refused this node: %s", r->reason);
-        cluster__join_finish(n->cluster, XE_PERM, msg);
-        return;
-    }
-    if (id == 0 || r->code != PFRAME_REFUSE_REMOVED)
-        return;
-    rnode_status_get(n->rn, &st);
-    if (r->cluster_id != st.cluster_id ||
-        raft_config_find(rnode_config(n->rn), id) == NULL)
-        return;
-    state_node_id_hex(id, hex);
-    snprintf(how, sizeof how, "member %s said so", hex);
-    set_removed(n, how);
+    /* Our join contact (id 0: the dial to its address) refused us: the
+     * joiner's shell hears why at once (core/cjoin.c). */
+    ev.u.refused.id = id;
+    ev.u.refused.reason = r->reason;
+    cluster__join_step(n, &ev);
+    /* A member that says we were removed (core/cremove.c decides whom to
+     * believe). */
+    rev.u.refused.from = id;
+    rev.u.refused.r = r;
+    rm_step(n, &rev);
 }
 
 static int pk_raft(void *ud, uint64_t from, const void *data, size_t len)
@@ -465,64 +453,72 @@ static int pk_raft(void *ud, uint64_t from, const void *data, size_t len)
     return rc == XE_PROTO ? rc : 0;
 }
 
-/* refuse_join_addr answers a joining node's request f with a refusal when
+/* answer_peer answers request rid of peer from with rc and msg at once,
+ * without a struct sreply: a refusal, or out of memory for one (issue 14
+ * item 5: never drop a request silently, so that its sender is not left
+ * waiting for a timeout that names the wrong cause). */
+static void answer_peer(struct node *n, uint64_t from, uint64_t rid, int rc,
+                        const char *msg)
+{
+    struct pframe f;
+
+    memset(&f, 0, sizeof f);
+    f.type = PFRAME_SUBMIT_RESULT;
+    f.u.result.request_id = rid;
+    f.u.result.rc = rc;
+    f.u.result.message = msg;
+    if (n->cluster == NULL || n->cluster->pm == NULL)
+        return;
+    n->cluster->cnt.requests_served++;
+    if (peer_send(n->cluster->pm, from, &f) < 0)
+        LOG(&n->log, LOG_WARN, "%s cannot answer request %" PRIu64 " of %016" PRIx64,
+            n->name, rid, from);
+}
+
+/* refuse_join_addr answers a joining node's request j with a refusal when
  * the address it asks to join at is not the one its HELLO claimed (and its
  * certificate names): otherwise a node could be added at an address it
  * cannot prove (docs/cluster.md, "Identity and membership").  0 when the
  * addresses agree; < 0 when the request was answered here. */
-static int refuse_join_addr(struct node *n, uint64_t from, const struct pframe *f)
+static int refuse_join_addr(struct node *n, uint64_t from, uint64_t rid,
+                            const struct pframe_join *j)
 {
     struct peer_info pi;
-    struct sreply *r;
     char id[17], why[300];
     int rc;
 
     if (peer_get(n->cluster->pm, from, &pi) < 0)
         snprintf(pi.addr, sizeof pi.addr, "(no link)");
-    rc = cluster__join_check(pi.addr, f->u.submit.data + 9, f->u.submit.len - 9, why,
-                             sizeof why);
+    rc = cluster__join_check(pi.addr, j, why, sizeof why);
     if (rc == 0)
         return 0;
     state_node_id_hex(from, id);
     LOG(&n->log, LOG_WARN, "%s join request from node %s refused: %s", n->name, id, why);
-    r = malloc(sizeof *r);
-    if (r == NULL)
-        return rc;
-    r->n = n;
-    r->peer = from;
-    r->rid = f->u.submit.request_id;
-    r->invite = -1;
-    cluster__reply_peer(r, rc, why, NULL, 0);
+    answer_peer(n, from, rid, rc, why);
     return rc;
 }
 
-/* serve_guest_join serves a joining node's request f (the only frame its
- * link may carry, peer.c and plink), answered through r (taken): the join
- * token in it must be one this member made and still holds (cluster
+/* serve_guest_join serves a joining node's request req (the only frame
+ * its link may carry, peer.c and plink), answered through r (taken): the
+ * join token in it must be one this member made and still holds (cluster
  * invite; docs/cluster.md "Join"); it is held while the request is under
  * way and used up if the join succeeds.  The request goes on to the
  * leader without the token. */
-static void serve_guest_join(struct node *n, uint64_t from, const struct pframe *f,
+static void serve_guest_join(struct node *n, uint64_t from, struct pframe_req *req,
                              struct sreply *r, uint64_t expires)
 {
-    const unsigned char *d = f->u.submit.data;
-    const unsigned char *tok;
-    size_t tlen, base;
     char id[17], self[PFRAME_MAX_ADDR + 1], why[1000];
     int slot;
 
     state_node_id_hex(from, id);
-    if (cluster__join_token(d + 9, f->u.submit.len - 9, &tok, &tlen, &base) < 0) {
-        cluster__reply_peer(r, XE_PROTO, "malformed join request", NULL, 0);
-        return;
-    }
-    slot = cluster__invite_take(n->cluster, tok, tlen, cluster__now_ms(n));
+    slot = cluster__invite_take(n->cluster, req->u.join.token, req->u.join.token_len,
+                                cluster__now_ms(n));
     if (slot < 0) {
         cluster_self_addr(n, self, sizeof self);
         LOG(&n->log, LOG_WARN,
             "%s join request from node %s refused: %s join token (run xmpp cluster "
             "invite here)",
-            n->name, id, tlen == 0 ? "no" : "not a valid");
+            n->name, id, req->u.join.token_len == 0 ? "no" : "not a valid");
         snprintf(
             why, sizeof why,
             "%s has no valid join token for this node (none given, expired, used, "
@@ -535,7 +531,67 @@ static void serve_guest_join(struct node *n, uint64_t from, const struct pframe 
     r->invite = slot;
     LOG(&n->log, LOG_INFO, "%s join request from node %s: join token accepted", n->name,
         id);
-    cluster__serve(n, CLUSTER_REQ_JOIN, d + 9, base, expires, cluster__reply_peer, r);
+    req->u.join.token = NULL;
+    req->u.join.token_len = 0;
+    cluster__serve(n, req, expires, cluster__reply_peer, r);
+}
+
+/* pk_submit serves a peer's SUBMIT f (guest: from a node asking to join). */
+static int pk_submit(struct node *n, uint64_t from, bool guest, const struct pframe *f)
+{
+    struct cluster *c = n->cluster;
+    uint64_t rid = f->u.submit.request_id;
+    struct pframe_req req;
+    struct sreply *r;
+    struct peer_info pi;
+    uint64_t expires;
+
+    if (pframe_req_decode(f->u.submit.data, f->u.submit.len, &req) < 0)
+        return XE_PROTO;
+    expires = req.expires;
+    /* The deadline is in the sender's wall clock: read it in ours, so that
+     * a clock that is off neither refuses every request (behind) nor keeps
+     * stale ones (ahead). */
+    if (c->pm != NULL && peer_get(c->pm, from, &pi) == 0 && pi.clock_known)
+        expires = (uint64_t)((int64_t)expires - pi.clock_offset_ms);
+    if (req.kind == PFRAME_REQ_NOTE_REMOVED) {
+        struct cremove_event ev = {.type = CREMOVE_EV_NOTE};
+        if (guest)
+            return XE_PROTO;
+        ev.u.note.from = from;
+        ev.u.note.cluster_id = req.u.cluster_id;
+        rm_step(n, &ev);
+        return 0;
+    }
+    /* A joining node may ask to join, for itself only. */
+    if (guest && (req.kind != PFRAME_REQ_JOIN || req.u.join.node_id != from))
+        return XE_PROTO;
+    if (guest && refuse_join_addr(n, from, rid, &req.u.join) < 0)
+        return 0;
+    /* A request that waited out its sender's deadline (a partition: the
+     * sender already reported failure) is not applied late. */
+    if (cluster__wall_ms(NULL) > expires) {
+        answer_peer(n, from, rid, XE_TIMEOUT,
+                    "the request reached the leader after its deadline and was not "
+                    "applied");
+        return 0;
+    }
+    r = malloc(sizeof *r);
+    if (r == NULL) {
+        answer_peer(n, from, rid, XE_NOMEM,
+                    "out of memory on the member that received the request: nothing "
+                    "was changed");
+        return 0;
+    }
+    r->n = n;
+    r->peer = from;
+    r->rid = rid;
+    r->invite = -1;
+    if (guest)
+        serve_guest_join(n, from, &req, r, expires);
+    else
+        cluster__serve(n, &req, expires, cluster__reply_peer, r);
+    return 0;
 }
 
 static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
@@ -545,72 +601,17 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
 
     if (c == NULL)
         return 0;
-    if (f->type == PFRAME_SUBMIT) {
-        const unsigned char *d = f->u.submit.data;
-        struct sreply *r;
-        uint64_t expires;
-        struct peer_info pi;
-        if (f->u.submit.len < 9)
-            return XE_PROTO;
-        expires = cluster__get64(d + 1);
-        /* The deadline is in the sender's wall clock: read it in ours, so
-         * that a clock that is off neither refuses every request (behind)
-         * nor keeps stale ones (ahead). */
-        if (c->pm != NULL && peer_get(c->pm, from, &pi) == 0 && pi.clock_known)
-            expires = (uint64_t)((int64_t)expires - pi.clock_offset_ms);
-        if (d[0] == CLUSTER_NOTE_REMOVED && !guest && f->u.submit.len == 17) {
-            struct rnode_status st;
-            if (n->rn == NULL)
-                return 0;
-            rnode_status_get(n->rn, &st);
-            if (cluster__get64(d + 9) == st.cluster_id)
-                set_removed(n, "a member said so");
-            return 0;
-        }
-        if (d[0] != CLUSTER_REQ_CMD && d[0] != CLUSTER_REQ_JOIN &&
-            d[0] != CLUSTER_REQ_REMOVE)
-            return XE_PROTO;
-        /* A joining node may ask to join, for itself only. */
-        if (guest && (d[0] != CLUSTER_REQ_JOIN || f->u.submit.len < 17 ||
-                      cluster__get64(d + 9) != from))
-            return XE_PROTO;
-        if (guest && refuse_join_addr(n, from, f) < 0)
-            return 0;
-        r = malloc(sizeof *r);
-        if (r == NULL)
-            return 0;
-        r->n = n;
-        r->peer = from;
-        r->rid = f->u.submit.request_id;
-        r->invite = -1;
-        /* A request that waited out its sender's deadline (a partition:
-         * the sender already reported failure) is not applied late. */
-        if (cluster__wall_ms(NULL) > expires) {
-            cluster__reply_peer(
-                r, XE_TIMEOUT,
-                "the request reached the leader after its deadline and was not "
-                "applied",
-                NULL, 0);
-            return 0;
-        }
-        if (guest) {
-            serve_guest_join(n, from, f, r, expires);
-            return 0;
-        }
-        cluster__serve(n, d[0], d + 9, f->u.submit.len - 9, expires, cluster__reply_peer,
-                       r);
-        return 0;
-    }
+    if (f->type == PFRAME_SUBMIT)
+        return pk_submit(n, from, guest, f);
     if (f->type == PFRAME_SUBMIT_RESULT) {
-        for (struct creq *q = c->reqs; q != NULL; q = q->next) {
-            if (q->rid == f->u.result.request_id && q->sent_to == from) {
-                cluster__req_finish(c, q, f->u.result.rc,
-                                    f->u.result.message[0] != '\0' ? f->u.result.message
-                                                                   : NULL,
-                                    f->u.result.data, f->u.result.len);
-                break;
-            }
-        }
+        struct creq_event ev = {.type = CREQ_EV_RESULT};
+        ev.u.result.from = from;
+        ev.u.result.request_id = f->u.result.request_id;
+        ev.u.result.rc = f->u.result.rc;
+        ev.u.result.msg = f->u.result.message;
+        ev.u.result.data = f->u.result.data;
+        ev.u.result.len = f->u.result.len;
+        cluster__rq_step(n, &ev, NULL);
         return 0;
     }
     /* FWD, ACK, SESSIONS, ROUTES, CONFLICT: the XMPP core's forwarding.
@@ -638,22 +639,40 @@ static int pk_frame(void *ud, uint64_t from, bool guest, const struct pframe *f)
 static void pk_leader_down(struct node *n, uint64_t id, const char *addr, bool up,
                            bool refused);
 
+/* join_dial names how a dial failed, for the join under way (err: the
+ * libuv error; refused: the connection was refused). */
+static enum cjoin_dial join_dial(int err, bool refused)
+{
+    if (err == UV_EPROTONOSUPPORT)
+        return CJOIN_DIAL_FOREIGN; /* peer.c: the port answers in XMPP or HTTP */
+    if (err == UV_EPROTO)
+        return CJOIN_DIAL_TLS;
+    if (refused)
+        return CJOIN_DIAL_REFUSED;
+    return err == 0 ? CJOIN_DIAL_CLOSED : CJOIN_DIAL_OTHER;
+}
+
 static void pk_link(void *ud, uint64_t id, const char *addr, bool up, int err,
                     bool refused)
 {
     struct node *n = ud;
     struct cluster *c = n->cluster;
 
-    (void)err;
     if (c == NULL)
         return;
-    if (up && c->join.phase == JOIN_CONTACT && strcmp(addr, c->join.addr) == 0) {
-        cluster__send_join(n, id);
-        return;
-    }
-    if (!up && id == 0 && c->join.phase == JOIN_CONTACT &&
-        strcmp(addr, c->join.addr) == 0) {
-        cluster__contact_failed(n, addr, err, refused);
+    /* The join contact's link (up, or a failed dial) is the join's. */
+    if (c->join.core.phase == CJOIN_CONTACT && strcmp(addr, c->join.core.addr) == 0 &&
+        (up || id == 0)) {
+        struct cjoin_event ev = {.type = CJOIN_EV_LINK};
+        char why[200] = "";
+        ev.u.link.addr = addr;
+        ev.u.link.id = id;
+        ev.u.link.up = up;
+        ev.u.link.dial = join_dial(err, refused);
+        if (!up && err == UV_EPROTONOSUPPORT && c->pm != NULL)
+            peer_last_error(c->pm, addr, why, sizeof why);
+        ev.u.link.why = why;
+        cluster__join_step(n, &ev);
         return;
     }
     if (id != 0 && xsrv(n) != NULL) {
@@ -694,15 +713,10 @@ static void pk_reset(void *ud, uint64_t id)
         node__after_srv(n);
     }
     /* Requests sent on the old stream are gone with it. */
-    for (struct creq *q = c->reqs; q != NULL;) {
-        struct creq *next = q->next;
-        if (q->sent_to == id) {
-            if (q->kind == CLUSTER_REQ_CMD)
-                cluster__req_finish(c, q, XE_TIMEOUT, "the leader restarted", NULL, 0);
-            else if (!q->fixed)
-                q->sent_to = 0; /* join and remove are idempotent: ask again */
-        }
-        q = next;
+    {
+        struct creq_event ev = {.type = CREQ_EV_RESET};
+        ev.u.reset.peer = id;
+        cluster__rq_step(n, &ev, NULL);
     }
 }
 
@@ -797,75 +811,32 @@ int cluster__open_peers(struct node *n, uint64_t cluster_id, char *why, size_t w
     return rc;
 }
 
+/* stop_requests answers every request in the queue with XE_CLOSED and
+ * msg (static). */
+static void stop_requests(struct node *n, const char *msg)
+{
+    struct creq_event ev = {.type = CREQ_EV_STOP};
+
+    ev.u.stop.rc = XE_CLOSED;
+    ev.u.stop.msg = msg;
+    cluster__rq_step(n, &ev, NULL);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct node *n = t->data;
     struct cluster *c = n->cluster;
-    uint64_t now = cluster__now_ms(n);
 
     if (c == NULL)
         return;
-    if (c->join.phase == JOIN_SWITCH) {
-        struct peer_mgr *old = c->pm;
-        c->join.phase = JOIN_SWITCHING;
-        c->pm = NULL;
-        for (struct creq *q = c->reqs; q != NULL;) {
-            struct creq *next = q->next;
-            cluster__req_finish(c, q, XE_CLOSED, "the node is joining another cluster",
-                                NULL, 0);
-            q = next;
-        }
-        peer_mgr_close(old, cluster__after_old_peers_closed, n);
+    {
+        struct cjoin_event ev = {.type = CJOIN_EV_TICK};
+        cluster__join_step(n, &ev);
     }
-    if (c->join.phase == JOIN_RETRY && now >= c->join.retry_at) {
-        c->join.phase = JOIN_CONTACT;
-        cluster__send_join(n, c->join.contact_id);
-    }
-    if (c->join.phase == JOIN_CONTACT && now >= c->join.deadline) {
-        char msg[700];
-        snprintf(msg, sizeof msg,
-                 "could not reach %s over the peer link within %d s (is clustering "
-                 "enabled there, the address right, its certificate trusted here and "
-                 "ours there? see both daemons' logs)",
-                 c->join.addr, CONTACT_TIMEOUT_MS / 1000);
-        cluster__join_finish(c, XE_TIMEOUT, msg);
-    }
-    if (c->join.phase == JOIN_SYNC && now >= c->join.deadline)
-        cluster__join_finish(
-            c, XE_TIMEOUT,
-            "joined, but not yet promoted to voter within 30 s: check xmpp "
-            "cluster status on the leader");
-    for (struct creq *q = c->reqs; q != NULL;) {
-        struct creq *next = q->next;
-        if (now >= q->deadline) {
-            cluster__req_finish(
-                c, q, q->sent_to == 0 ? XE_NOLEADER : XE_TIMEOUT,
-                q->sent_to == 0 ? "no cluster leader: this node cannot reach a "
-                                  "majority of the cluster; nothing was changed"
-                : c->leader_id != q->sent_to
-                    ? "no answer from the old cluster leader, and no leader now: the "
-                      "change is applied only if it reached the old leader's majority"
-                    : "no answer from the cluster leader in time (unreachable?); the "
-                      "change may still be applied",
-                NULL, 0);
-        } else if (q->sent_to == 0 && !q->fixed && c->leader_id != 0 && n->rn != NULL) {
-            if (rnode_is_leader(n->rn)) {
-                unsigned char *body = q->body;
-                size_t len = q->len;
-                enum cluster_kind kind = q->kind;
-                uint64_t expires = q->expires;
-                cluster_cb cb = q->cb;
-                void *arg = q->arg;
-                q->body = NULL;
-                q->cb = NULL;
-                cluster__req_finish(c, q, 0, NULL, NULL, 0);
-                cluster__serve(n, kind, body, len, expires, cb, arg);
-                free(body);
-            } else {
-                cluster__req_send(c, q, c->leader_id);
-            }
-        }
-        q = next;
+    if (n->cluster == c) {
+        struct creq_event ev = {.type = CREQ_EV_TICK};
+        cluster__rq_leader(n);
+        cluster__rq_step(n, &ev, NULL);
     }
 }
 
@@ -883,6 +854,11 @@ int cluster_start(struct node *n, char *why, size_t whylen)
         return XE_NOMEM;
     }
     c->n = n;
+    if (creq_new(NULL, &c->rq) < 0) {
+        free(c);
+        snprintf(why, whylen, "out of memory");
+        return XE_NOMEM;
+    }
     n->cluster = c;
     rnode_status_get(n->rn, &st);
     c->leader_id = st.leader_id;
@@ -890,19 +866,24 @@ int cluster_start(struct node *n, char *why, size_t whylen)
     rc = cluster__open_peers(n, st.cluster_id, why, whylen);
     if (rc < 0) {
         n->cluster = NULL;
+        creq_free(c->rq);
         free(c);
         return rc;
     }
     uv_timer_init(&n->loop, &c->timer);
     c->timer.data = n;
     uv_timer_start(&c->timer, on_tick, TICK_MS, TICK_MS);
+    cluster__rq_leader(n);
     cluster_srv_attach(n);
     return 0;
 }
 
 static void free_cluster(uv_handle_t *h)
 {
-    free(h->data);
+    struct cluster *c = h->data;
+
+    creq_free(c->rq);
+    free(c);
 }
 
 void cluster_stop(struct node *n)
@@ -912,11 +893,13 @@ void cluster_stop(struct node *n)
     if (c == NULL)
         return;
     srv_detach(n);
-    while (c->reqs != NULL)
-        cluster__req_finish(c, c->reqs, XE_CLOSED, "clustering stopped on this node",
-                            NULL, 0);
-    if (c->join.phase != JOIN_NONE)
-        cluster__join_finish(c, XE_CLOSED, "clustering stopped on this node");
+    stop_requests(n, "clustering stopped on this node");
+    {
+        struct cjoin_event ev = {.type = CJOIN_EV_STOP};
+        ev.u.stop.rc = XE_CLOSED;
+        ev.u.stop.msg = "clustering stopped on this node";
+        cluster__join_step(n, &ev);
+    }
     peer_mgr_close(c->pm, NULL, NULL);
     c->pm = NULL;
     n->cluster = NULL;

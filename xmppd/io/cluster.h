@@ -3,17 +3,15 @@
  * (join, remove, forwarded writes), and what `xmpp cluster ...` needs
  * (io/cmds_cluster.c).  docs/cluster.md explains the workflow.
  *
- * SUBMIT frames carry one admin request each (request_id, data); data is
- *   u8 kind | u64 expires (wall-clock ms) | body
- * The leader refuses a request that reaches it after expires (it waited in
- * a channel through a partition, and its sender has reported failure), so a
+ * SUBMIT frames carry one admin request each (request_id, data: kind,
+ * expires, body; pframe.h "cluster requests" gives the format, and
+ * core/creq.h the queue of this node's requests to the leader).  The
+ * leader refuses a request that reaches it after expires (it waited in a
+ * channel through a partition, and its sender has reported failure), so a
  * write reported as failed for want of a leader is not applied later.
- *   kind 1 CMD     an encoded cl command (cl.h): rnode_submit on the leader
- *   kind 2 JOIN    u64 node_id | u8 replace | str addr (u32 len, bytes)
- *   kind 3 REMOVE  u64 node_id
- * and SUBMIT_RESULT answers it (rc, one human line; for JOIN the data is
- * the u64 cluster id).  A node that is not the leader passes a request on
- * to the leader and relays the answer.
+ * SUBMIT_RESULT answers it (rc, one human line; for JOIN the data is the
+ * u64 cluster id).  A node that is not the leader passes a request on to
+ * the leader and relays the answer.
  *
  * Everything runs on the node's loop; "n" is the struct node. */
 #ifndef XMPPD_CLUSTER_H
@@ -23,19 +21,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pframe.h"
 #include "rnode.h"
 
 struct node;
 struct peer_mgr;
 
+/* The kinds of request (pframe.h enum pframe_req_kind). */
 enum cluster_kind {
-    CLUSTER_REQ_CMD = 1,
-    CLUSTER_REQ_JOIN = 2,
-    CLUSTER_REQ_REMOVE = 3,
-    /* leader -> a member it just removed, request id 0, no answer: body
-     * u64 cluster id.  Raft stops replicating to a removed member, so
-     * without this it would never learn it (thesis §4.2.2). */
-    CLUSTER_NOTE_REMOVED = 4,
+    CLUSTER_REQ_CMD = PFRAME_REQ_CMD,
+    CLUSTER_REQ_JOIN = PFRAME_REQ_JOIN,
+    CLUSTER_REQ_REMOVE = PFRAME_REQ_REMOVE,
+    /* leader -> a member it just removed, request id 0, no answer
+     * (pframe.h). */
+    CLUSTER_NOTE_REMOVED = PFRAME_REQ_NOTE_REMOVED,
 };
 
 /* cluster_rnode_hooks sets the transport hooks of h (send, forward_submit,

@@ -1,7 +1,9 @@
 /* cluster_int.h: what cluster.c (the peer link and the hooks),
  * cluster_req.c (requests to the leader) and cluster_join.c (join and
- * rebuild) share: the structure of a node's cluster part.  Not an API:
- * everything else uses cluster.h. */
+ * rebuild) share: the structure of a node's cluster part.  The decisions
+ * are the pure cores' (core/creq.h, core/cjoin.h, core/cremove.h); these
+ * files step them and carry their updates out.  Not an API: everything
+ * else uses cluster.h. */
 #ifndef XMPPD_CLUSTER_INT_H
 #define XMPPD_CLUSTER_INT_H
 
@@ -11,52 +13,21 @@
 
 #include <uv.h>
 
+#include "cjoin.h"
 #include "cluster.h"
+#include "creq.h"
+#include "cremove.h"
 #include "pframe.h"
 #include "rnode.h"
 
-#define CONTACT_TIMEOUT_MS 10000
-#define SYNC_TIMEOUT_MS 30000
 #define REBUILD_TIMEOUT_MS 10000
 #define CLUSTER_MAX_INVITES 16 /* join tokens open at once on one member */
 
-/* A request to the leader: ours (cb or rcb) or one we relay. */
-struct creq {
-    uint64_t rid;
-    enum cluster_kind kind;
-    unsigned char *body;
-    size_t len;
-    uint64_t deadline;
-    uint64_t expires; /* wall-clock ms: the leader refuses it after this */
-    uint64_t sent_to; /* 0: waiting for a leader */
-    bool fixed;       /* sent to one peer (a join contact), never redirected */
-    cluster_cb cb;
-    void *arg;
-    rnode_done_cb rcb; /* forward_submit */
-    void *rarg;
-    struct creq *next;
-};
-
-enum join_phase {
-    JOIN_NONE = 0,
-    JOIN_CONTACT, /* dialling the address given */
-    JOIN_ASKED,   /* the request is with the cluster */
-    JOIN_SWITCH,  /* accepted: replace the store on the next tick */
-    JOIN_SWITCHING,
-    JOIN_SYNC,  /* waiting to be a voter */
-    JOIN_RETRY, /* the leader was busy with another change: ask again */
-};
-
-struct cjoin {
-    enum join_phase phase;
+/* The join under way: its phases (core/cjoin.h) and what the edge keeps. */
+struct cluster_join {
+    struct cjoin core;
     unsigned char *token; /* CLUSTER_TOKEN_BYTES, sodium_malloc'd; NULL: none */
-    char addr[PFRAME_MAX_ADDR + 1];
     bool replace;
-    uint64_t cluster_id;
-    uint64_t deadline;
-    uint64_t contact_id;                  /* the member we asked */
-    unsigned tls_failed, refused, closed; /* failed dials to the contact */
-    uint64_t retry_at;
     cluster_cb cb;
     void *arg;
 };
@@ -69,28 +40,16 @@ struct cinvite {
     bool busy;              /* a join request that presented it is under way */
 };
 
-#define CLUSTER_GONE_MAX 64
-
 struct cluster {
     struct node *n;
     struct peer_mgr *pm;
     uv_timer_t timer;
-    uint64_t next_rid;
-    struct creq *reqs;
+    struct creq *rq; /* requests to the leader (core/creq.h) */
     uint64_t leader_id, term;
     uint64_t down_reported; /* leader id reported with rnode_peer_down */
-    struct cjoin join;
+    struct cluster_join join;
     struct cluster_counters cnt;
-    bool removed; /* the leader said this node is no longer a member */
-    /* Members this node saw leave the committed configuration since it
-     * started (a ring of the latest CLUSTER_GONE_MAX): a HELLO from one of
-     * them is answered "you were removed" (issue 13 item 1).  seen: the
-     * committed configuration's ids when last looked at. */
-    uint64_t seen[RAFT_MAX_MEMBERS];
-    unsigned n_seen;
-    bool seen_valid;
-    uint64_t gone[CLUSTER_GONE_MAX];
-    unsigned n_gone;
+    struct cremove rm; /* removal: this node's, and the members gone */
     struct cinvite invites[CLUSTER_MAX_INVITES];
 };
 
@@ -100,42 +59,43 @@ struct cluster {
 uint64_t cluster__now_ms(struct node *n);
 /* cluster__wall_ms: the wall clock (ms since the epoch); ud unused. */
 uint64_t cluster__wall_ms(void *ud);
-/* cluster__put64 / cluster__get64: a big-endian u64 at p. */
-void cluster__put64(unsigned char *p, uint64_t v);
-uint64_t cluster__get64(const unsigned char *p);
 /* cluster__open_peers starts the peer link of n for cluster_id.  0 or an
  * error with why. */
 int cluster__open_peers(struct node *n, uint64_t cluster_id, char *why, size_t whylen);
 
-/* cluster__gone: id left this cluster's committed configuration while this
- * node watched (struct cluster, gone). */
-bool cluster__gone(const struct cluster *c, uint64_t id);
-
 /* cluster_req.c */
 
-/* cluster__req_finish unlinks q, calls its callback and frees it. */
-void cluster__req_finish(struct cluster *c, struct creq *q, int rc, const char *msg,
-                         const void *data, size_t len);
-/* cluster__req_send sends q to member to.  0 or an error (q kept). */
-int cluster__req_send(struct cluster *c, struct creq *q, uint64_t to);
-/* cluster__req_new queues a request (body copied), or returns NULL. */
-struct creq *cluster__req_new(struct cluster *c, enum cluster_kind kind, const void *body,
-                              size_t len, uint64_t timeout_ms);
-/* cluster__join_parse reads a join request body b (len bytes: node id,
- * replace flag, 32-bit address length, address, then optionally u8 token
- * length and the join token) into *id, *replace and addr (PFRAME_MAX_ADDR +
- * 1 bytes).  0 or XE_PROTO. */
-int cluster__join_parse(const unsigned char *b, size_t len, uint64_t *id, bool *replace,
-                        char *addr);
-/* cluster__join_token finds the join token in a join request body b (len
- * bytes, as cluster__join_parse reads it): *tok (into b, or NULL) and
- * *tlen (0: none), and *base the body's length without it (what is passed
- * on to the leader).  0 or XE_PROTO. */
-int cluster__join_token(const unsigned char *b, size_t len, const unsigned char **tok,
-                        size_t *tlen, size_t *base);
-/* cluster__serve runs a request on the leader (or passes it on); cb once. */
-void cluster__serve(struct node *n, enum cluster_kind kind, const void *body, size_t len,
-                    uint64_t expires, cluster_cb cb, void *arg);
+/* The caller of a request in the queue (creq ctx): cb, or rcb for Raft's
+ * forwarded writes (rnode forward_submit). */
+struct cluster_rctx {
+    cluster_cb cb;
+    void *arg;
+    rnode_done_cb rcb;
+    void *rarg;
+};
+
+/* cluster__rq_step steps ev (now and wall are filled here) into the
+ * request queue of n and carries out the update: the SUBMIT frames go out
+ * (a failed send is stepped back), then the answers (the callers'
+ * callbacks) and the requests to serve here.  For a SUBMIT, *u (may be
+ * NULL) gets the update before anything is carried out, and the answer at
+ * once (u->rc < 0) or serve_now are left to the caller.  0 or XE_STATE (no
+ * queue: clustering not running) or creq_step's error. */
+int cluster__rq_step(struct node *n, struct creq_event *ev, struct creq_update *u);
+
+/* cluster__rq_leader tells the queue of n who leads now (from Raft). */
+void cluster__rq_leader(struct node *n);
+
+/* cluster__request is cluster_request with a typed request req
+ * (borrowed), sent to peer to only when to != 0. */
+void cluster__request(struct node *n, const struct pframe_req *req, uint64_t to,
+                      uint64_t timeout_ms, cluster_cb cb, void *arg);
+
+/* cluster__serve runs a request (req borrowed) on the leader (or passes it
+ * on); cb once.  expires: the wall-clock ms after which it is not
+ * applied. */
+void cluster__serve(struct node *n, const struct pframe_req *req, uint64_t expires,
+                    cluster_cb cb, void *arg);
 
 /* The arg of cluster__reply_peer: a request a peer sent (taken by it). */
 struct sreply {
@@ -168,20 +128,18 @@ void cluster__invite_settle(struct cluster *c, int slot, bool used);
 
 /* cluster_join.c */
 
-/* cluster__join_finish ends the join under way and answers it. */
-void cluster__join_finish(struct cluster *c, int rc, const char *msg);
-/* cluster__send_join asks member id (the contact) to add this node. */
-void cluster__send_join(struct node *n, uint64_t id);
-/* cluster__join_check compares the join request body b (len bytes) a
- * joining node sent with the address hello_addr its HELLO claimed (the one
- * peer.c checked against its certificate's SANs): a node may only ask to
- * join at the address its certificate vouches for (docs/cluster.md,
- * "Identity and membership").  0, XE_PROTO (malformed body) or XE_AUTH,
- * with why filled. */
-int cluster__join_check(const char *hello_addr, const unsigned char *b, size_t len,
-                        char *why, size_t whylen);
-/* cluster__contact_failed counts a failed dial to the join contact. */
-void cluster__contact_failed(struct node *n, const char *addr, int err, bool refused);
+/* cluster__join_step steps ev (now is filled here) into the join under
+ * way on n and carries out the update: send the join request, switch the
+ * store, or end the join (drop the contact dial, forget the token, answer
+ * the shell). */
+void cluster__join_step(struct node *n, struct cjoin_event *ev);
+/* cluster__join_check compares the join request j (borrowed) a joining
+ * node sent with the address hello_addr its HELLO claimed (the one peer.c
+ * checked against its certificate's SANs): a node may only ask to join at
+ * the address its certificate vouches for (docs/cluster.md, "Identity and
+ * membership").  0 or XE_AUTH, with why filled. */
+int cluster__join_check(const char *hello_addr, const struct pframe_join *j, char *why,
+                        size_t whylen);
 /* cluster__after_old_peers_closed switches to the joined cluster's store
  * once the old peer link has closed (peer_mgr_close callback; arg: n). */
 void cluster__after_old_peers_closed(void *arg);

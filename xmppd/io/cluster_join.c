@@ -32,174 +32,132 @@ static void forget_token(struct cluster *c)
     c->join.token = NULL;
 }
 
-void cluster__join_finish(struct cluster *c, int rc, const char *msg)
-{
-    struct cjoin j = c->join;
+static void send_join(struct node *n, uint64_t id);
+static void switch_store(struct node *n);
 
-    forget_token(c);
-    c->join.phase = JOIN_NONE;
-    if (c->pm != NULL)
-        peer_drop_contacts(c->pm);
-    if (j.cb != NULL)
-        j.cb(j.arg, rc, msg, NULL, 0);
+void cluster__join_step(struct node *n, struct cjoin_event *ev)
+{
+    struct cluster *c = n->cluster;
+    struct cjoin_update u;
+    cluster_cb cb;
+    void *arg;
+
+    if (c == NULL)
+        return;
+    ev->now = cluster__now_ms(n);
+    if (cjoin_step(&c->join.core, ev, &u) < 0)
+        return;
+    if (u.send_to != 0)
+        send_join(n, u.send_to);
+    if (u.switch_store) {
+        LOG(&n->log, LOG_INFO, "%s join accepted: cluster %016" PRIx64, n->name,
+            u.cluster_id);
+        switch_store(n);
+    }
+    if (u.finished) {
+        cb = c->join.cb;
+        arg = c->join.arg;
+        forget_token(c);
+        c->join.cb = NULL;
+        if (c->pm != NULL)
+            peer_drop_contacts(c->pm);
+        if (cb != NULL)
+            cb(arg, u.rc, u.msg[0] != '\0' ? u.msg : NULL, NULL, 0);
+    }
 }
 
 static void join_answer(void *arg, int rc, const char *msg, const void *data, size_t len)
 {
     struct node *n = arg;
-    struct cluster *c = n->cluster;
+    struct cjoin_event ev = {.type = CJOIN_EV_ANSWER};
 
-    if (c == NULL || c->join.phase != JOIN_ASKED)
-        return;
-    if (rc == XE_BUSY && cluster__now_ms(n) + 300 < c->join.deadline) {
-        /* Another membership change is under way (thesis §4.1: one at a
-         * time): ask again shortly. */
-        c->join.phase = JOIN_RETRY;
-        c->join.retry_at = cluster__now_ms(n) + 200;
-        return;
-    }
-    if (rc < 0) {
-        cluster__join_finish(c, rc, msg);
-        return;
-    }
-    if (len != 8) {
-        cluster__join_finish(c, XE_PROTO, "the member answered without a cluster id");
-        return;
-    }
-    c->join.cluster_id = cluster__get64(data);
-    c->join.phase = JOIN_SWITCH; /* on the next tick, outside the peer link's call */
-    LOG(&n->log, LOG_INFO, "%s join accepted (%s): cluster %016" PRIx64, n->name,
-        msg != NULL ? msg : "ok", c->join.cluster_id);
+    ev.u.answer.rc = rc;
+    ev.u.answer.msg = msg;
+    ev.u.answer.data = data;
+    ev.u.answer.len = len;
+    cluster__join_step(n, &ev);
 }
 
-int cluster__join_check(const char *hello_addr, const unsigned char *b, size_t len,
-                        char *why, size_t whylen)
+int cluster__join_check(const char *hello_addr, const struct pframe_join *j, char *why,
+                        size_t whylen)
 {
-    char addr[PFRAME_MAX_ADDR + 1];
-    uint64_t id;
-    bool replace;
-
-    if (cluster__join_parse(b, len, &id, &replace, addr) < 0) {
-        snprintf(why, whylen, "malformed join request");
-        return XE_PROTO;
-    }
     /* peer.c bound the HELLO's address to the certificate; the address the
      * request would add to the configuration must be that one. */
-    if (!peer_addr_same(addr, hello_addr)) {
+    if (!peer_addr_same(j->addr, hello_addr)) {
         snprintf(why, whylen,
                  "the join request names address %.64s, but the node's HELLO (checked "
                  "against its certificate) claimed %.64s: join with the address the "
                  "certificate names",
-                 addr, hello_addr);
+                 j->addr, hello_addr);
         return XE_AUTH;
     }
     return 0;
 }
 
-/* cluster__contact_failed ends a join early when the member cannot be reached the
- * same way a few times in a row (instead of the 10 s contact timeout). */
-void cluster__contact_failed(struct node *n, const char *addr, int err, bool refused)
+static void send_join(struct node *n, uint64_t id)
 {
     struct cluster *c = n->cluster;
-    char msg[300];
+    struct pframe_req req = {.kind = PFRAME_REQ_JOIN};
+    uint64_t now = cluster__now_ms(n);
 
-    if (err == UV_EPROTONOSUPPORT) {
-        /* The port answers in XMPP or HTTP (peer.c foreign): once is
-         * enough, it will not change. */
-        char why[200];
-        peer_last_error(c->pm, addr, why, sizeof why);
-        snprintf(
-            msg, sizeof msg, "%s; join at the member's peer address instead (port %d)",
-            why[0] != '\0' ? why : "that port does not speak the cluster peer protocol",
-            PEER_DEFAULT_PORT);
-        cluster__join_finish(c, XE_PROTO, msg);
-    } else if (err == UV_EPROTO && ++c->join.tls_failed >= 2) {
-        snprintf(msg, sizeof msg,
-                 "the TLS handshake with %s failed: a certificate is not trusted "
-                 "(check xmpp cluster trust on both nodes; the daemons' logs say which)",
-                 addr);
-        cluster__join_finish(c, XE_TLS, msg);
-    } else if (refused && ++c->join.refused >= 3 &&
-               cluster__now_ms(n) + CONTACT_TIMEOUT_MS >= c->join.deadline + 3000) {
-        /* (refused for 3 s: a member that is just starting gets time) */
-        snprintf(msg, sizeof msg,
-                 "nothing listens on %s: run xmpp cluster enable there, or check the "
-                 "address",
-                 addr);
-        cluster__join_finish(c, XE_CLOSED, msg);
-    } else if (err == 0 && ++c->join.closed >= 3) {
-        snprintf(msg, sizeof msg,
-                 "%s refused this node on the peer link (another cluster, or a node id "
-                 "it does not allow: its log says why)",
-                 addr);
-        cluster__join_finish(c, XE_PERM, msg);
-    }
-}
-
-void cluster__send_join(struct node *n, uint64_t id)
-{
-    struct cluster *c = n->cluster;
-    char self[PFRAME_MAX_ADDR + 1];
-    unsigned char body[13 + PFRAME_MAX_ADDR + 1 + CLUSTER_TOKEN_BYTES];
-    size_t alen, len;
-    struct creq *q;
-
-    c->join.contact_id = id;
-    cluster_self_addr(n, self, sizeof self);
-    alen = strlen(self);
-    cluster__put64(body, n->st.node_id);
-    body[8] = c->join.replace ? 1 : 0;
-    body[9] = 0;
-    body[10] = 0;
-    body[11] = (unsigned char)(alen >> 8);
-    body[12] = (unsigned char)alen;
-    memcpy(body + 13, self, alen);
-    len = 13 + alen;
+    req.u.join.node_id = n->st.node_id;
+    req.u.join.replace = c->join.replace;
+    cluster_self_addr(n, req.u.join.addr, sizeof req.u.join.addr);
     /* The admin's consent (docs/cluster.md "Join"): the member checks the
      * token and passes the request on without it. */
     if (c->join.token != NULL) {
-        body[len++] = CLUSTER_TOKEN_BYTES;
-        memcpy(body + len, c->join.token, CLUSTER_TOKEN_BYTES);
-        len += CLUSTER_TOKEN_BYTES;
+        req.u.join.token = c->join.token;
+        req.u.join.token_len = CLUSTER_TOKEN_BYTES;
     }
-    q = cluster__req_new(c, CLUSTER_REQ_JOIN, body, len,
-                         c->join.deadline - cluster__now_ms(n));
-    sodium_memzero(body, sizeof body);
-    if (q == NULL) {
-        cluster__join_finish(c, XE_NOMEM, NULL);
-        return;
-    }
-    q->fixed = true;
-    q->cb = join_answer;
-    q->arg = n;
-    c->join.phase = JOIN_ASKED;
-    if (cluster__req_send(c, q, id) < 0)
-        cluster__req_finish(c, q, XE_CLOSED, "the link to the member closed", NULL, 0);
+    /* Fixed to the contact: the joining node knows no leader.  An answer
+     * at once (the queue is full, out of memory, the link closed) comes
+     * through join_answer like any other. */
+    cluster__request(n, &req, id,
+                     c->join.core.deadline > now ? c->join.core.deadline - now : 1,
+                     join_answer, n);
+}
+
+/* switch_store: the join was accepted: this node leaves its old peer link
+ * (and the requests on it) and, once that is closed, replaces its store. */
+static void switch_store(struct node *n)
+{
+    struct cluster *c = n->cluster;
+    struct peer_mgr *old = c->pm;
+    struct creq_event ev = {.type = CREQ_EV_STOP};
+
+    c->pm = NULL;
+    ev.u.stop.rc = XE_CLOSED;
+    ev.u.stop.msg = "the node is joining another cluster";
+    cluster__rq_step(n, &ev, NULL);
+    peer_mgr_close(old, cluster__after_old_peers_closed, n);
 }
 
 void cluster__after_old_peers_closed(void *arg)
 {
     struct node *n = arg;
     struct cluster *c = n->cluster;
+    struct cjoin_event ev = {.type = CJOIN_EV_SWITCHED};
     char why[512];
     int rc;
 
-    if (c == NULL || c->join.phase != JOIN_SWITCHING)
+    if (c == NULL || c->join.core.phase != CJOIN_SWITCHING)
         return;
-    rc = node__replace_store(n, RNODE_JOIN, c->join.cluster_id, why, sizeof why);
+    rc = node__replace_store(n, RNODE_JOIN, c->join.core.cluster_id, why, sizeof why);
     if (rc == 0)
-        rc = cluster__open_peers(n, c->join.cluster_id, why, sizeof why);
+        rc = cluster__open_peers(n, c->join.core.cluster_id, why, sizeof why);
     if (rc < 0) {
         LOG(&n->log, LOG_ERROR, "%s join: %s", n->name, why);
-        cluster__join_finish(c, rc, why);
-        return;
+    } else {
+        LOG(&n->log, LOG_INFO,
+            "%s joined cluster %016" PRIx64
+            " with an empty store; waiting for the leader",
+            n->name, c->join.core.cluster_id);
     }
-    LOG(&n->log, LOG_INFO,
-        "%s joined cluster %016" PRIx64 " with an empty store; waiting for the leader",
-        n->name, c->join.cluster_id);
-    c->join.phase = JOIN_SYNC;
-    c->join.deadline = cluster__now_ms(n) + SYNC_TIMEOUT_MS;
-    cluster_srv_attach(n);
+    ev.u.switched.rc = rc;
+    ev.u.switched.why = why;
+    cluster__join_step(n, &ev);
+    if (rc == 0)
+        cluster_srv_attach(n);
 }
 
 /* take_new_id gives a removed node a new node id before it joins again:
@@ -237,16 +195,14 @@ void cluster_join(struct node *n, const char *addr, const char *token_hex, bool 
     char host[PFRAME_MAX_ADDR + 1], norm[PFRAME_MAX_ADDR + 1], self[PFRAME_MAX_ADDR + 1],
         msg[300];
     struct rnode_status st;
-    int port;
+    struct cjoin_event ev = {.type = CJOIN_EV_START};
+    struct cjoin_admit adm;
+    int port, rc;
 
     (void)timeout_ms;
     if (c == NULL || c->pm == NULL) {
         cb(arg, XE_STATE,
            "clustering is not enabled on this node: run xmpp cluster enable", NULL, 0);
-        return;
-    }
-    if (c->join.phase != JOIN_NONE) {
-        cb(arg, XE_BUSY, "a join is already in progress", NULL, 0);
         return;
     }
     if (peer_parse_addr(addr, host, sizeof host, &port) < 0) {
@@ -255,28 +211,25 @@ void cluster_join(struct node *n, const char *addr, const char *token_hex, bool 
     }
     snprintf(norm, sizeof norm, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     cluster_self_addr(n, self, sizeof self);
-    if (strcmp(norm, self) == 0) {
-        cb(arg, XE_INVAL, "that is this node's own address: join another member", NULL,
-           0);
-        return;
-    }
     rnode_status_get(n->rn, &st);
-    if (cfg->n > 1 && !c->removed) {
-        if (raft_config_find_address(cfg, norm) != NULL &&
-            raft_config_find(cfg, n->st.node_id) != NULL) {
-            cb(arg, 0, "already a member of that cluster", NULL, 0);
-            return;
-        }
-        snprintf(msg, sizeof msg,
-                 "this node is a member of cluster %016" PRIx64
-                 " with %u members; leave it first with xmpp cluster disable",
-                 st.cluster_id, cfg->n);
-        cb(arg, XE_STATE, msg, NULL, 0);
+    adm.addr = norm;
+    adm.self_addr = self;
+    adm.cluster_id = st.cluster_id;
+    adm.members = cfg->n;
+    adm.self_member = raft_config_find(cfg, n->st.node_id) != NULL;
+    adm.addr_member = raft_config_find_address(cfg, norm) != NULL;
+    adm.removed = c->rm.removed;
+    rc = cjoin_admit(&c->join.core, &adm, msg, sizeof msg);
+    if (rc != 0) {
+        cb(arg, rc > 0 ? 0 : rc, msg, NULL, 0);
         return;
     }
     token = sodium_malloc(CLUSTER_TOKEN_BYTES);
     if (token == NULL) {
-        cb(arg, XE_NOMEM, NULL, NULL, 0);
+        cb(arg, XE_NOMEM,
+           "out of memory on this node (secure memory for the join token): nothing was "
+           "changed",
+           NULL, 0);
         return;
     }
     if (token_hex == NULL || strlen(token_hex) != CLUSTER_TOKEN_HEX ||
@@ -292,7 +245,7 @@ void cluster_join(struct node *n, const char *addr, const char *token_hex, bool 
         cb(arg, XE_INVAL, need, NULL, 0);
         return;
     }
-    if (c->removed && take_new_id(n, msg, sizeof msg) < 0) {
+    if (c->rm.removed && take_new_id(n, msg, sizeof msg) < 0) {
         sodium_free(token);
         cb(arg, XE_IO, msg, NULL, 0);
         return;
@@ -302,14 +255,12 @@ void cluster_join(struct node *n, const char *addr, const char *token_hex, bool 
         cb(arg, XE_INVAL, "bad address", NULL, 0);
         return;
     }
-    memset(&c->join, 0, sizeof c->join);
     c->join.token = token;
-    c->join.phase = JOIN_CONTACT;
-    snprintf(c->join.addr, sizeof c->join.addr, "%s", norm);
     c->join.replace = replace;
-    c->join.deadline = cluster__now_ms(n) + CONTACT_TIMEOUT_MS;
     c->join.cb = cb;
     c->join.arg = arg;
+    ev.u.start.addr = norm;
+    cluster__join_step(n, &ev);
 }
 
 /* ---- rebuild: a new one-member store with the old data ---- */

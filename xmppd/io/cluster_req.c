@@ -17,99 +17,186 @@
 #include "rnode.h"
 #include "state.h"
 
-/* ---- requests to the leader ---- */
+/* ---- requests to the leader: the queue (core/creq.c) and its edge ---- */
 
-void cluster__req_finish(struct cluster *c, struct creq *q, int rc, const char *msg,
-                         const void *data, size_t len)
-{
-    for (struct creq **pp = &c->reqs; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == q) {
-            *pp = q->next;
-            break;
-        }
-    }
-    if (q->rcb != NULL)
-        q->rcb(q->rarg, rc, msg);
-    else if (q->cb != NULL)
-        q->cb(q->arg, rc, msg, data, len);
-    free(q->body);
-    free(q);
-}
+static void carry_out(struct node *n, struct cluster *c, struct creq_update *u);
 
-int cluster__req_send(struct cluster *c, struct creq *q, uint64_t to)
+int cluster__rq_step(struct node *n, struct creq_event *ev, struct creq_update *u)
 {
-    struct pframe f;
-    unsigned char *data = malloc(q->len + 9);
+    struct cluster *c = n->cluster;
+    struct creq_update own;
     int rc;
 
-    if (data == NULL)
-        return XE_NOMEM;
-    data[0] = (unsigned char)q->kind;
-    cluster__put64(data + 1, q->expires);
-    memcpy(data + 9, q->body, q->len);
-    memset(&f, 0, sizeof f);
-    f.type = PFRAME_SUBMIT;
-    f.u.submit.request_id = q->rid;
-    f.u.submit.data = data;
-    f.u.submit.len = q->len + 9;
-    rc = c->pm != NULL ? peer_send(c->pm, to, &f) : XE_CLOSED;
-    free(data);
-    if (rc == 0) {
-        q->sent_to = to;
-        c->cnt.requests_sent++;
-    }
-    return rc;
+    if (c == NULL || c->rq == NULL)
+        return XE_STATE;
+    if (u == NULL)
+        u = &own;
+    ev->now = cluster__now_ms(n);
+    ev->wall = cluster__wall_ms(NULL);
+    rc = creq_step(c->rq, ev, u);
+    if (rc < 0)
+        return rc;
+    carry_out(n, c, u);
+    return 0;
 }
 
-struct creq *cluster__req_new(struct cluster *c, enum cluster_kind kind, const void *body,
-                              size_t len, uint64_t timeout_ms)
+/* send_one sends one SUBMIT of an update. */
+static int send_one(struct cluster *c, const struct creq_send *s)
 {
-    struct creq *q = calloc(1, sizeof *q);
+    struct pframe f;
 
-    if (q == NULL)
-        return NULL;
-    q->body = malloc(len + 1);
-    if (q->body == NULL) {
-        free(q);
-        return NULL;
+    memset(&f, 0, sizeof f);
+    f.type = PFRAME_SUBMIT;
+    f.u.submit.request_id = s->request_id;
+    f.u.submit.data = s->data;
+    f.u.submit.len = s->len;
+    return c->pm != NULL ? peer_send(c->pm, s->to, &f) : XE_CLOSED;
+}
+
+/* finish_done answers (or serves here) one request that left the queue,
+ * and frees it and its caller's record. */
+static void finish_done(struct node *n, struct creq_done *d)
+{
+    struct cluster_rctx *x = d->ctx;
+    struct pframe_req req;
+
+    if (d->serve && pframe_req_decode(d->req, d->req_len, &req) == 0)
+        cluster__serve(n, &req, d->expires, x->cb, x->arg);
+    else if (d->serve)
+        x->cb(x->arg, XE_PROTO, "malformed request", NULL, 0);
+    else if (x->rcb != NULL)
+        x->rcb(x->rarg, d->rc, d->msg);
+    else
+        x->cb(x->arg, d->rc, d->msg, d->data, d->len);
+    free(x);
+    creq_done_free(d);
+}
+
+/* carry_out: the sends first (peer_send never calls back into the
+ * cluster), then the failed sends stepped back, then the answers, whose
+ * callbacks may step the queue again or stop clustering: the done records
+ * are the caller's, independent of the queue. */
+static void carry_out(struct node *n, struct cluster *c, struct creq_update *u)
+{
+    uint64_t failed[CREQ_MAX_PENDING + 1];
+    int why[CREQ_MAX_PENDING + 1];
+    unsigned nf = 0;
+    struct creq_done *done = u->done;
+
+    u->done = NULL;
+    for (unsigned i = 0; i < u->n_sends; i++) {
+        int rc = send_one(c, &u->sends[i]);
+        if (rc == 0) {
+            c->cnt.requests_sent++;
+        } else {
+            failed[nf] = u->sends[i].request_id;
+            why[nf++] = rc;
+        }
     }
-    memcpy(q->body, body, len);
-    q->len = len;
-    q->kind = kind;
-    q->rid = ++c->next_rid;
-    q->deadline = cluster__now_ms(c->n) + (timeout_ms != 0 ? timeout_ms : 5000);
-    q->expires = cluster__wall_ms(NULL) + (timeout_ms != 0 ? timeout_ms : 5000);
-    q->next = c->reqs;
-    c->reqs = q;
-    return q;
+    /* A SUBMIT's own failed send is the caller's to step (rn_forward
+     * cancels instead); every other is stepped back here. */
+    for (unsigned i = 0; i < nf && n->cluster == c; i++) {
+        struct creq_event ev = {.type = CREQ_EV_SEND_FAILED};
+        if (failed[i] == u->request_id) {
+            u->rc = why[i]; /* the SUBMIT's own: its caller decides */
+            continue;
+        }
+        ev.u.send_failed.request_id = failed[i];
+        ev.u.send_failed.rc = why[i];
+        cluster__rq_step(n, &ev, NULL);
+    }
+    while (done != NULL) {
+        struct creq_done *next = done->next;
+        finish_done(n, done);
+        done = next;
+    }
+}
+
+void cluster__rq_leader(struct node *n)
+{
+    struct cluster *c = n->cluster;
+    struct creq_event ev = {.type = CREQ_EV_LEADER};
+
+    if (c == NULL || c->rq == NULL || n->rn == NULL)
+        return;
+    ev.u.leader.leader_id = c->leader_id;
+    ev.u.leader.leading = rnode_is_leader(n->rn);
+    cluster__rq_step(n, &ev, NULL);
+}
+
+void cluster__request(struct node *n, const struct pframe_req *req, uint64_t to,
+                      uint64_t timeout_ms, cluster_cb cb, void *arg)
+{
+    struct cluster *c = n->cluster;
+    struct creq_event ev = {.type = CREQ_EV_SUBMIT};
+    struct creq_update u;
+    struct cluster_rctx *x;
+    int rc;
+
+    if (c == NULL || c->pm == NULL || c->rq == NULL) {
+        if (n->rn != NULL && rnode_is_leader(n->rn) && to == 0) {
+            cluster__serve(n, req,
+                           cluster__wall_ms(NULL) +
+                               (timeout_ms ? timeout_ms : CREQ_TIMEOUT_DEFAULT_MS),
+                           cb, arg);
+            return;
+        }
+        cb(arg, XE_STATE, "clustering is not enabled on this node (xmpp cluster enable)",
+           NULL, 0);
+        return;
+    }
+    x = calloc(1, sizeof *x);
+    if (x == NULL) {
+        cb(arg, XE_NOMEM,
+           "out of memory on this node: the request was not sent; nothing "
+           "was changed",
+           NULL, 0);
+        return;
+    }
+    x->cb = cb;
+    x->arg = arg;
+    cluster__rq_leader(n);
+    ev.u.submit.req = req;
+    ev.u.submit.timeout_ms = timeout_ms;
+    ev.u.submit.to = to;
+    ev.u.submit.ctx = x;
+    rc = cluster__rq_step(n, &ev, &u);
+    if (rc < 0 || (u.request_id == 0 && !u.serve_now)) {
+        free(x);
+        cb(arg, rc < 0 ? rc : u.rc, rc < 0 ? "malformed request" : u.msg, NULL, 0);
+        return;
+    }
+    if (u.serve_now) {
+        free(x);
+        cluster__serve(n, req, u.expires, cb, arg);
+        return;
+    }
+    if (u.rc < 0 && n->cluster == c) {
+        /* Its send failed: the queue decides (ask again, or answer). */
+        struct creq_event f = {.type = CREQ_EV_SEND_FAILED};
+        f.u.send_failed.request_id = u.request_id;
+        f.u.send_failed.rc = u.rc;
+        cluster__rq_step(n, &f, NULL);
+    }
 }
 
 void cluster_request(struct node *n, enum cluster_kind kind, const void *body, size_t len,
                      uint64_t timeout_ms, cluster_cb cb, void *arg)
 {
-    struct cluster *c = n->cluster;
-    struct creq *q;
+    struct pframe_req req = {.kind = (uint8_t)kind};
+    const unsigned char *b = body;
 
-    if (n->rn != NULL && rnode_is_leader(n->rn)) {
-        cluster__serve(n, kind, body, len,
-                       cluster__wall_ms(NULL) + (timeout_ms ? timeout_ms : 5000), cb,
-                       arg);
+    if (kind == CLUSTER_REQ_CMD) {
+        req.u.cmd.data = body;
+        req.u.cmd.len = len;
+    } else if (kind == CLUSTER_REQ_REMOVE && len == 8) {
+        for (int i = 0; i < 8; i++)
+            req.u.node_id = req.u.node_id << 8 | b[i];
+    } else {
+        cb(arg, XE_INVAL, "malformed request", NULL, 0);
         return;
     }
-    if (c == NULL || c->pm == NULL) {
-        cb(arg, XE_STATE, "clustering is not enabled on this node (xmpp cluster enable)",
-           NULL, 0);
-        return;
-    }
-    q = cluster__req_new(c, kind, body, len, timeout_ms);
-    if (q == NULL) {
-        cb(arg, XE_NOMEM, NULL, NULL, 0);
-        return;
-    }
-    q->cb = cb;
-    q->arg = arg;
-    if (c->leader_id != 0 && c->leader_id != n->st.node_id)
-        cluster__req_send(c, q, c->leader_id);
+    cluster__request(n, &req, 0, timeout_ms, cb, arg);
 }
 
 /* ---- serving requests (leader, or passing them on) ---- */
@@ -167,22 +254,28 @@ struct chg {
 
 /* note_removed tells member id that it is out (see CLUSTER_NOTE_REMOVED);
  * its link lingers for this (peer.c). */
-static void note_removed(struct node *n, uint64_t id, const unsigned char cid[8])
+static void note_removed(struct node *n, uint64_t id, uint64_t cluster_id)
 {
-    unsigned char data[17];
+    struct pframe_req r = {.kind = PFRAME_REQ_NOTE_REMOVED, .expires = UINT64_MAX};
+    struct buf data;
     struct pframe f;
 
     if (n->cluster == NULL || n->cluster->pm == NULL || id == n->st.node_id)
         return;
-    data[0] = CLUSTER_NOTE_REMOVED;
-    cluster__put64(data + 1, UINT64_MAX);
-    memcpy(data + 9, cid, 8);
+    r.u.cluster_id = cluster_id;
+    memset(&data, 0, sizeof data);
+    if (pframe_req_encode(&r, &data) < 0) {
+        LOG(&n->log, LOG_WARN, "%s out of memory: a removed member is not told so",
+            n->name);
+        return;
+    }
     memset(&f, 0, sizeof f);
     f.type = PFRAME_SUBMIT;
     f.u.submit.request_id = 0;
-    f.u.submit.data = data;
-    f.u.submit.len = sizeof data;
+    f.u.submit.data = data.data;
+    f.u.submit.len = data.len;
     peer_send(n->cluster->pm, id, &f);
+    buf_free(&data);
 }
 
 static void chg_done(void *arg, int rc, const char *msg)
@@ -202,7 +295,7 @@ static void chg_done(void *arg, int rc, const char *msg)
             "%s membership change for node %s: %s", g->n->name, id,
             rc < 0 ? (msg != NULL ? msg : xe_strerror(rc)) : "done");
     if (rc == 0 && g->removed != 0 && g->n->rn != NULL)
-        note_removed(g->n, g->removed, g->cid);
+        note_removed(g->n, g->removed, pframe_u64_get(g->cid));
     if (g->answer_at_end)
         g->cb(g->arg, rc, rc < 0 ? (msg != NULL ? msg : xe_strerror(rc)) : NULL, NULL, 0);
     free(g);
@@ -227,7 +320,7 @@ static void start_change(struct node *n, const struct rnode_change *ch,
                  : ch->kind == RNODE_CHANGE_REPLACE ? ch->old_id
                                                     : 0;
     rnode_status_get(n->rn, &st);
-    cluster__put64(g->cid, st.cluster_id);
+    pframe_u64_put(g->cid, st.cluster_id);
     g->in_call = true;
     rnode_change(n->rn, ch, chg_done, g);
     g->in_call = false;
@@ -240,67 +333,52 @@ static void start_change(struct node *n, const struct rnode_change *ch,
         cb(arg, 0, okmsg, g->cid, sizeof g->cid); /* g lives until chg_done */
 }
 
-static void do_join(struct node *n, uint64_t id, bool replace, const char *addr,
-                    cluster_cb cb, void *arg)
+/* do_join carries out the leader's decision on a join request j
+ * (core/cjoin.c cjoin_decide). */
+static void do_join(struct node *n, const struct pframe_join *j, cluster_cb cb, void *arg)
 {
     const struct raft_config *cfg = rnode_config(n->rn);
-    const struct raft_member *by_id = raft_config_find(cfg, id);
-    const struct raft_member *by_addr = raft_config_find_address(cfg, addr);
-    struct rnode_change ch = {.id = id, .address = addr};
+    struct cjoin_member m[RAFT_MAX_MEMBERS];
+    struct rnode_change ch = {.id = j->node_id, .address = j->addr};
+    enum cjoin_verdict v;
     struct rnode_status st;
     unsigned char cid[8];
     char hid[17], hold[17], msg[700];
+    uint64_t old_id;
+    int rc;
 
+    for (unsigned i = 0; i < cfg->n; i++) {
+        m[i].id = cfg->members[i].id;
+        m[i].addr = cfg->members[i].address;
+        m[i].voter = cfg->members[i].role != RAFT_NONVOTER;
+    }
+    rc = cjoin_decide(m, cfg->n, n->st.node_id, j, &v, &old_id, msg, sizeof msg);
     rnode_status_get(n->rn, &st);
-    cluster__put64(cid, st.cluster_id);
-    state_node_id_hex(id, hid);
-    if (by_id != NULL && strcmp(by_id->address, addr) == 0) {
-        if (by_id->role == RAFT_NONVOTER) {
-            ch.kind = RNODE_CHANGE_PROMOTE;
-            start_change(n, &ch, false, cb, arg, "already a member; promotion started");
-            return;
-        }
-        cb(arg, 0, "already a member", cid, sizeof cid);
+    pframe_u64_put(cid, st.cluster_id);
+    state_node_id_hex(j->node_id, hid);
+    switch (v) {
+    case CJOIN_ALREADY:
+        cb(arg, 0, msg, cid, sizeof cid);
         return;
-    }
-    if (by_id != NULL) {
-        snprintf(msg, sizeof msg,
-                 "node %s is already a member at %s; remove it first with: xmpp cluster "
-                 "remove %s",
-                 hid, by_id->address, hid);
-        cb(arg, XE_EXISTS, msg, NULL, 0);
-        return;
-    }
-    if (by_addr != NULL) {
-        state_node_id_hex(by_addr->id, hold);
-        if (!replace) {
-            snprintf(
-                msg, sizeof msg,
-                "address %s is held by member node %s (was this node reset?); remove "
-                "it with: xmpp cluster remove %s, or join with: xmpp cluster join "
-                "<addr> <token> --replace",
-                addr, hold, hold);
-            cb(arg, XE_EXISTS, msg, NULL, 0);
-            return;
-        }
-        if (by_addr->id == n->st.node_id) {
-            snprintf(msg, sizeof msg,
-                     "address %s is held by the leader itself (node %s): it cannot be "
-                     "replaced",
-                     addr, hold);
-            cb(arg, XE_STATE, msg, NULL, 0);
-            return;
-        }
+    case CJOIN_PROMOTE:
+        ch.kind = RNODE_CHANGE_PROMOTE;
+        break;
+    case CJOIN_REPLACE:
+        state_node_id_hex(old_id, hold);
         LOG(&n->log, LOG_INFO, "%s join: node %s replaces member %s at %s", n->name, hid,
-            hold, addr);
+            hold, j->addr);
         ch.kind = RNODE_CHANGE_REPLACE;
-        ch.old_id = by_addr->id;
-        start_change(n, &ch, false, cb, arg, "replacing the stale member");
+        ch.old_id = old_id;
+        break;
+    case CJOIN_ADD:
+        LOG(&n->log, LOG_INFO, "%s join: adding node %s at %s", n->name, hid, j->addr);
+        ch.kind = RNODE_CHANGE_ADD;
+        break;
+    default:
+        cb(arg, rc < 0 ? rc : XE_STATE, msg, NULL, 0);
         return;
     }
-    LOG(&n->log, LOG_INFO, "%s join: adding node %s at %s", n->name, hid, addr);
-    ch.kind = RNODE_CHANGE_ADD;
-    start_change(n, &ch, false, cb, arg, "added as a non-voter; promoted once caught up");
+    start_change(n, &ch, false, cb, arg, msg);
 }
 
 static void do_remove(struct node *n, uint64_t id, cluster_cb cb, void *arg)
@@ -319,87 +397,38 @@ static void do_remove(struct node *n, uint64_t id, cluster_cb cb, void *arg)
     start_change(n, &ch, true, cb, arg, NULL);
 }
 
-int cluster__join_token(const unsigned char *b, size_t len, const unsigned char **tok,
-                        size_t *tlen, size_t *base)
-{
-    uint32_t alen;
-    size_t end;
-
-    *tok = NULL;
-    *tlen = 0;
-    if (len < 13)
-        return XE_PROTO;
-    alen = (uint32_t)b[9] << 24 | (uint32_t)b[10] << 16 | (uint32_t)b[11] << 8 | b[12];
-    if (alen == 0 || alen > PFRAME_MAX_ADDR)
-        return XE_PROTO;
-    end = 13 + (size_t)alen;
-    *base = end;
-    if (end == len)
-        return 0; /* no token */
-    if (end > len || len - end - 1 != b[end] || b[end] == 0)
-        return XE_PROTO;
-    *tok = b + end + 1;
-    *tlen = b[end];
-    return 0;
-}
-
-int cluster__join_parse(const unsigned char *b, size_t len, uint64_t *id, bool *replace,
-                        char *addr)
-{
-    const unsigned char *tok;
-    size_t tlen, base;
-    uint32_t alen;
-
-    if (cluster__join_token(b, len, &tok, &tlen, &base) < 0)
-        return XE_PROTO;
-    alen = (uint32_t)(base - 13);
-    memcpy(addr, b + 13, alen);
-    addr[alen] = '\0';
-    *id = cluster__get64(b);
-    *replace = b[8] != 0;
-    return 0;
-}
-
-void cluster__serve(struct node *n, enum cluster_kind kind, const void *body, size_t len,
-                    uint64_t expires, cluster_cb cb, void *arg)
+void cluster__serve(struct node *n, const struct pframe_req *req, uint64_t expires,
+                    cluster_cb cb, void *arg)
 {
     uint64_t wall = cluster__wall_ms(NULL);
     uint64_t left = expires > wall + 100 ? expires - wall : 100;
-
-    const unsigned char *b = body;
 
     if (n->rn == NULL) {
         cb(arg, XE_CLOSED, "the node is stopping", NULL, 0);
         return;
     }
-    if (kind == CLUSTER_REQ_CMD) {
+    if (req->kind == PFRAME_REQ_CMD) {
         struct subw *w = malloc(sizeof *w);
         if (w == NULL) {
-            cb(arg, XE_NOMEM, NULL, NULL, 0);
+            cb(arg, XE_NOMEM, "out of memory on the leader: nothing was changed", NULL,
+               0);
             return;
         }
         w->cb = cb;
         w->arg = arg;
-        rnode_submit(n->rn, body, len, left, submit_done, w);
+        rnode_submit(n->rn, req->u.cmd.data, req->u.cmd.len, left, submit_done, w);
         return;
     }
     if (!rnode_is_leader(n->rn)) {
-        cluster_request(n, kind, body, len, left, cb, arg);
+        cluster__request(n, req, 0, left, cb, arg);
         return;
     }
-    if (kind == CLUSTER_REQ_JOIN) {
-        char addr[PFRAME_MAX_ADDR + 1];
-        uint64_t id;
-        bool replace;
-        if (cluster__join_parse(b, len, &id, &replace, addr) < 0) {
-            cb(arg, XE_PROTO, "malformed join request", NULL, 0);
-            return;
-        }
-        do_join(n, id, replace, addr, cb, arg);
+    if (req->kind == PFRAME_REQ_JOIN) {
+        do_join(n, &req->u.join, cb, arg);
         return;
     }
-    if (kind == CLUSTER_REQ_REMOVE && len == 8) {
-        do_remove(n, cluster__get64(b), cb, arg);
+    if (req->kind == PFRAME_REQ_REMOVE) {
+        do_remove(n, req->u.node_id, cb, arg);
         return;
     }
     cb(arg, XE_PROTO, "malformed request", NULL, 0);
