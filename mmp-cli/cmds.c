@@ -1145,7 +1145,9 @@ static const struct cli_cmd commands[] = {
      "On the leader, leadership is handed over first. Components and clients get the\n"
      "stream error see-other-host naming another member (WebSocket clients: <close\n"
      "see-other-uri=.../>), so they reconnect there at once. New sessions are sent on\n"
-     "too, until xmpp cluster drain --off (or undrain). A restart ends it.",
+     "too, until xmpp cluster drain --off (or undrain). While draining the node is not\n"
+     "elected Raft leader while another member can be. A restart of xmppd keeps the\n"
+     "drain (it is saved in node.state); SIGTERM's own drain is not saved.",
      "xmpp.cluster.drain", 0, 1, prep_drain, print_drain},
     {W("xmpp", "cluster", "undrain"), "", "end draining: serve XMPP sessions again", NULL,
      "xmpp.cluster.drain", 0, 0, prep_undrain, print_drain},

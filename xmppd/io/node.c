@@ -128,6 +128,7 @@ static int open_rnode(struct node *n, enum rnode_start start, uint64_t cluster_i
     struct rnode_hooks h = {
         .ud = n, .applied = rn_applied, .restored = rn_restored, .failed = rn_failed};
     char peer[96];
+    int rc;
 
     /* The peer link (io/cluster.c) carries Raft's messages and forwarded
      * writes; without clustering its hooks drop them. */
@@ -144,7 +145,11 @@ static int open_rnode(struct node *n, enum rnode_start start, uint64_t cluster_i
     o.start = start;
     o.cluster_id = cluster_id;
     o.fast_lan = n->st.raft_fast_lan;
-    return rnode_open(&n->loop, &o, &h, &n->log, &n->rn, err, errlen);
+    rc = rnode_open(&n->loop, &o, &h, &n->log, &n->rn, err, errlen);
+    /* A drained node stays off the ballot in every store it opens. */
+    if (rc == 0 && n->draining)
+        rnode_standby(n->rn, true);
+    return rc;
 }
 
 /* ---- xmppd.conf import ---- */
@@ -660,6 +665,7 @@ int node_reset(struct node *n, char *why, size_t whylen)
     } else {
         state_defaults(&fresh);
         n->st = fresh;
+        n->draining = false;
         rc = node_local_save(n, why, whylen);
     }
     if (rc == 0) {
@@ -841,6 +847,8 @@ static int open_files(struct node *n, const char *dir, char *err, size_t errlen)
         rc = make_dir(n->pki_dir, err, errlen);
     if (rc == 0)
         rc = load_state(n, err, errlen);
+    if (rc == 0)
+        n->draining = n->st.draining;
     if (rc == 0) {
         /* What an interrupted xmpp reset left behind. */
         char old[4096];

@@ -74,7 +74,8 @@ struct node {
     uint64_t storage_errors; /* replicated-store failures since start */
     /* Draining (node_drain.c): sessions are sent to other members */
     bool draining;
-    bool stop_transfer; /* SIGTERM on the leader: handing leadership over */
+    uint64_t drain_print; /* fingerprint of the targets given to srv */
+    bool stop_transfer;   /* SIGTERM on the leader: handing leadership over */
 };
 
 /* node__after_srv writes what srv queued and re-arms the srv timer; call it
@@ -104,6 +105,12 @@ void node__ws_policy(struct node *n, struct xside *x);
  * srv_undrain.  0, or XE_STATE (no other member with an address; why
  * filled). */
 int node__drain_apply(struct node *n, struct xside *x, char *why, size_t whylen);
+
+/* node__drain_refresh gives srv the members' current addresses when the
+ * membership changed during a drain (node_drain.c; called on every Raft
+ * status change, cluster.c srv_follow).  No-op when not draining or when
+ * nothing changed. */
+void node__drain_refresh(struct node *n);
 
 /* node__stop starts the clean shutdown (node.c begin_stop). */
 void node__stop(struct node *n);

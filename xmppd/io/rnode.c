@@ -1158,6 +1158,19 @@ void rnode_peer_down(struct rnode *rn, uint64_t id)
     kick(rn);
 }
 
+void rnode_standby(struct rnode *rn, bool on)
+{
+    struct raft_event ev;
+
+    if (rn->stopped)
+        return;
+    memset(&ev, 0, sizeof ev);
+    ev.type = RAFT_EV_STANDBY;
+    ev.u.standby.on = on;
+    drive(rn, &ev, NULL);
+    kick(rn);
+}
+
 const struct cl_state *rnode_state(const struct rnode *rn)
 {
     return rn->cl;
