@@ -58,6 +58,7 @@ struct node {
     uv_timer_t timer;      /* wakes srv_tick at srv_next_deadline */
     uv_timer_t reaper;     /* frees drained generations */
     uv_timer_t later;      /* runs node__later work on the next loop turn */
+    uv_timer_t watchdog;   /* WATCHDOG=1 to systemd while the loop turns */
     struct node_later *laters, **laters_tail; /* queued, in order */
     uv_signal_t sig_term, sig_int, sig_hup;
     bool handles_ready;
