@@ -409,6 +409,7 @@ static void close_own_handles(struct node *n)
     uv_close((uv_handle_t *)&n->reaper, NULL);
     uv_close((uv_handle_t *)&n->later, NULL);
     uv_close((uv_handle_t *)&n->watchdog, NULL);
+    uv_close((uv_handle_t *)&n->handover, NULL);
     uv_close((uv_handle_t *)&n->sig_term, NULL);
     uv_close((uv_handle_t *)&n->sig_int, NULL);
     uv_close((uv_handle_t *)&n->sig_hup, NULL);
@@ -521,6 +522,7 @@ static void begin_stop(struct node *n)
     if (!n->handles_ready)
         return;
     uv_timer_stop(&n->timer);
+    uv_timer_stop(&n->handover);
 }
 
 void node__stop(struct node *n)
@@ -760,6 +762,8 @@ static int start_handles(struct node *n)
     uv_timer_init(&n->loop, &n->reaper);
     uv_timer_init(&n->loop, &n->later);
     uv_timer_init(&n->loop, &n->watchdog);
+    uv_timer_init(&n->loop, &n->handover);
+    n->handover.data = n;
     wd_ms = service_watchdog_ms();
     if (wd_ms > 0) {
         uv_timer_start(&n->watchdog, on_watchdog, wd_ms, wd_ms);

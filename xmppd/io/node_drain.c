@@ -18,6 +18,9 @@
 #include "srv.h"
 
 #define STOP_TRANSFER_TIMEOUT_MS 5000
+/* Long enough to try every other voter (one election timeout each). */
+#define HANDOVER_TIMEOUT_MS 15000
+#define HANDOVER_RETRY_MS 5000
 #define DEFAULT_COMPONENT_PORT 5223
 
 /* A target's strings (srv_drain copies them). */
@@ -135,6 +138,50 @@ int node__drain_apply(struct node *n, struct xside *x, char *why, size_t whylen)
     return rc;
 }
 
+static void hand_over(struct node *n);
+
+static void on_handover_retry(uv_timer_t *t)
+{
+    struct node *n = t->data;
+
+    if (n->draining)
+        hand_over(n);
+}
+
+static void handed_over(void *arg, int rc, const char *msg)
+{
+    struct node *n = arg;
+
+    n->drain_handover = false;
+    if (rc >= 0) {
+        LOG(&n->log, LOG_INFO, "%s draining: leadership handed over again", n->name);
+        return;
+    }
+    /* The others may be down or behind for now: try again later. */
+    LOG(&n->log, LOG_WARN,
+        "%s draining but leader, and no other member took over (%s): trying again "
+        "in %d s",
+        n->name, msg != NULL ? msg : xe_strerror(rc), HANDOVER_RETRY_MS / 1000);
+    if (n->handles_ready && !n->stopping)
+        uv_timer_start(&n->handover, on_handover_retry, HANDOVER_RETRY_MS, 0);
+}
+
+/* hand_over: a draining node became leader, which Raft standby allows only
+ * when no other voter could win for several election timeouts (raft.h
+ * RAFT_EV_STANDBY; e.g. the others' logs were behind).  Now that it leads,
+ * and brings the others up to date, it hands leadership to one that is not
+ * on standby (a transfer to any voter passes the standby ones over). */
+static void hand_over(struct node *n)
+{
+    if (n->drain_handover || n->stopping || n->stop_transfer || n->rn == NULL ||
+        !rnode_is_leader(n->rn))
+        return;
+    n->drain_handover = true;
+    LOG(&n->log, LOG_INFO, "%s draining but elected leader: handing leadership over",
+        n->name);
+    rnode_transfer(n->rn, 0, HANDOVER_TIMEOUT_MS, handed_over, n);
+}
+
 void node__drain_refresh(struct node *n)
 {
     struct srv_drain_target t[RAFT_MAX_MEMBERS];
@@ -142,6 +189,8 @@ void node__drain_refresh(struct node *n)
     size_t k;
     char why[256];
 
+    if (n->draining)
+        hand_over(n);
     if (!n->draining || n->x == NULL || n->x->srv == NULL)
         return;
     k = targets(n, t, st, RAFT_MAX_MEMBERS);

@@ -76,6 +76,8 @@ struct node {
     /* Draining (node_drain.c): sessions are sent to other members */
     bool draining;
     uint64_t drain_print; /* fingerprint of the targets given to srv */
+    bool drain_handover;  /* draining and leader: a transfer under way */
+    uv_timer_t handover;  /* retries that transfer */
     bool stop_transfer;   /* SIGTERM on the leader: handing leadership over */
 };
 
@@ -108,9 +110,10 @@ void node__ws_policy(struct node *n, struct xside *x);
 int node__drain_apply(struct node *n, struct xside *x, char *why, size_t whylen);
 
 /* node__drain_refresh gives srv the members' current addresses when the
- * membership changed during a drain (node_drain.c; called on every Raft
- * status change, cluster.c srv_follow).  No-op when not draining or when
- * nothing changed. */
+ * membership changed during a drain, and hands leadership over when a
+ * draining node was elected all the same (node_drain.c; called on every
+ * Raft status change, cluster.c srv_follow).  No-op when not draining or
+ * when nothing changed. */
 void node__drain_refresh(struct node *n);
 
 /* node__stop starts the clean shutdown (node.c begin_stop). */
