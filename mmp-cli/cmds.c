@@ -680,8 +680,9 @@ static void print_cluster_status(json_t *r)
     printf("Node %s, cluster %s, peer address %s\n", jstr(r, "node_id"),
            jstr(r, "cluster_id"), jstr(r, "address"));
     if (json_is_true(json_object_get(r, "draining")))
-        printf("Draining: yes (XMPP sessions are sent to other members; end it with xmpp "
-               "cluster drain --off)\n");
+        printf("Draining: yes (XMPP sessions are sent to other members, not elected "
+               "leader while another member can be, kept across restarts; end it with "
+               "xmpp cluster drain --off)\n");
     if (json_is_true(json_object_get(r, "removed")))
         printf("This node was removed from the cluster and does not serve XMPP. To come "
                "back: xmpp cluster invite on a member, then here xmpp cluster join "
@@ -1145,7 +1146,9 @@ static const struct cli_cmd commands[] = {
      "On the leader, leadership is handed over first. Components and clients get the\n"
      "stream error see-other-host naming another member (WebSocket clients: <close\n"
      "see-other-uri=.../>), so they reconnect there at once. New sessions are sent on\n"
-     "too, until xmpp cluster drain --off (or undrain). A restart ends it.",
+     "too, until xmpp cluster drain --off (or undrain). While draining the node is not\n"
+     "elected Raft leader while another member can be. A restart of xmppd keeps the\n"
+     "drain (it is saved in node.state); SIGTERM's own drain is not saved.",
      "xmpp.cluster.drain", 0, 1, prep_drain, print_drain},
     {W("xmpp", "cluster", "undrain"), "", "end draining: serve XMPP sessions again", NULL,
      "xmpp.cluster.drain", 0, 0, prep_undrain, print_drain},

@@ -223,6 +223,12 @@ void raft__recv_timeout_now(struct raft *r, const struct raft_message *m)
      * and the stickiness of the others (transfer flag). */
     if (r->role != RAFT_FOLLOWER || m->from != r->leader_id)
         return;
+    /* On standby the leader's choice is declined by silence: the leader's
+     * transfer expires and, sent to any voter, tries the next one. */
+    if (r->standby) {
+        r->counters.standby_timeout_now++;
+        return;
+    }
     raft__campaign(r, false, true);
 }
 
@@ -234,20 +240,47 @@ static void send_timeout_now(struct raft *r, struct raft__peer *p)
         r->counters.transfers++;
 }
 
+/* best_untried: the voter with the highest match index that a transfer to
+ * any voter has not tried yet, or NULL. */
+static struct raft__peer *best_untried(struct raft *r)
+{
+    struct raft__peer *best = NULL;
+    for (unsigned i = 0; i < r->n_peers; i++) {
+        struct raft__peer *p = &r->peers[i];
+        if (raft__is_voter(r, p->id) && !p->departing && !p->transfer_tried &&
+            (best == NULL || p->match > best->match))
+            best = p;
+    }
+    return best;
+}
+
+/* transfer_start sends p TimeoutNow, or catches it up first. */
+static void transfer_start(struct raft *r, struct raft__peer *p)
+{
+    r->transfer_to = p->id;
+    r->transfer_deadline = r->now + r->o.election_min_ms;
+    /* A lagging target is caught up first; TimeoutNow follows the append
+     * result that shows it holds our whole log. */
+    if (p->match == raft__log_last(&r->log))
+        send_timeout_now(r, p);
+    else
+        raft__send_append(r, p);
+}
+
 int raft__transfer(struct raft *r, uint64_t to)
 {
     if (r->role != RAFT_LEADER)
         return RAFT_ENOTLEADER;
     if (r->transfer_to != 0)
         return RAFT_EBUSY;
+    r->transfer_any = to == 0;
     if (to == 0) {
-        /* Pick the most up-to-date voter. */
-        struct raft__peer *best = NULL;
-        for (unsigned i = 0; i < r->n_peers; i++) {
-            struct raft__peer *p = &r->peers[i];
-            if (raft__is_voter(r, p->id) && (best == NULL || p->match > best->match))
-                best = p;
-        }
+        /* The most up-to-date voter first; one that does not take over
+         * within an election timeout (on standby, or slow) is passed over
+         * for the next (raft__transfer_expired). */
+        for (unsigned i = 0; i < r->n_peers; i++)
+            r->peers[i].transfer_tried = false;
+        struct raft__peer *best = best_untried(r);
         if (best == NULL)
             return RAFT_ENOTFOUND;
         to = best->id;
@@ -262,15 +295,26 @@ int raft__transfer(struct raft *r, uint64_t to)
     struct raft__peer *p = raft__peer(r, to);
     if (p == NULL)
         return RAFT_ENOTFOUND;
-    r->transfer_to = to;
-    r->transfer_deadline = r->now + r->o.election_min_ms;
-    /* A lagging target is caught up first; TimeoutNow follows the append
-     * result that shows it holds our whole log. */
-    if (p->match == raft__log_last(&r->log))
-        send_timeout_now(r, p);
-    else
-        raft__send_append(r, p);
+    p->transfer_tried = true;
+    transfer_start(r, p);
     return 0;
+}
+
+void raft__transfer_expired(struct raft *r)
+{
+    assert(r->role == RAFT_LEADER && r->transfer_to != 0);
+    r->transfer_to = 0;
+    struct raft__peer *p = r->transfer_any ? best_untried(r) : NULL;
+    if (p == NULL)
+        return; /* give up; accept proposals again */
+    p->transfer_tried = true;
+    transfer_start(r, p);
+}
+
+void raft__standby(struct raft *r, bool on)
+{
+    r->standby = on;
+    r->standby_skips = 0;
 }
 
 void raft__transfer_progress(struct raft *r, struct raft__peer *p)
@@ -336,7 +380,10 @@ bool raft__fast_path_tick(struct raft *r)
     r->down_leader = 0;
     r->leader_contact = 0;
     raft__set_leader(r, 0);
-    if (!r->o.pre_vote || !raft__is_voter(r, r->o.id))
+    /* On standby the lease still goes (so that this node grants others'
+     * votes at once), but the campaign is left to the voters that may
+     * lead (RAFT_EV_STANDBY). */
+    if (!r->o.pre_vote || !raft__is_voter(r, r->o.id) || r->standby)
         return false;
     r->counters.fast_path_elections++;
     raft__campaign(r, true, false);

@@ -32,6 +32,7 @@ struct raft__peer {
     uint64_t depart_index; /* the configuration entry that removed it */
     uint64_t depart_after; /* 0 until the removal commits */
     bool voted;            /* answered our (pre-)vote */
+    bool transfer_tried;   /* a transfer to any voter tried this one */
     bool granted;
 };
 
@@ -73,6 +74,13 @@ struct raft {
     uint64_t transfer_deadline;
     uint64_t promote_id;
     uint64_t promote_deadline;
+    /* RAFT_EV_STANDBY: on standby, and the election timeouts that fired
+     * in a row since a leader was last heard (reset by hearing one). */
+    bool standby;
+    unsigned standby_skips;
+    /* Leader, transfer to "any" (to 0): the voters tried so far are
+     * marked transfer_tried in peers; the next is tried on expiry. */
+    bool transfer_any;
     bool was_member; /* a committed configuration held this node */
     bool removed;    /* and a later committed one does not (raft.h) */
 
@@ -138,6 +146,11 @@ int raft__transfer(struct raft *r, uint64_t to);
 void raft__transfer_progress(struct raft *r, struct raft__peer *p);
 void raft__peer_down(struct raft *r, uint64_t id);
 bool raft__fast_path_tick(struct raft *r);
+/* raft__transfer_expired: the leader's transfer target did not take over in
+ * time; a transfer to any voter tries the next one, else it is given up. */
+void raft__transfer_expired(struct raft *r);
+/* raft__standby: RAFT_EV_STANDBY. */
+void raft__standby(struct raft *r, bool on);
 bool raft__in_lease(const struct raft *r);
 bool raft__vote_ignored(struct raft *r, const struct raft_message *m);
 

@@ -423,6 +423,14 @@ static void step_tick(struct raft *r)
         raft__reset_election_timer(r);
         return;
     }
+    if (r->standby && ++r->standby_skips < RAFT_STANDBY_TIMEOUTS) {
+        /* Leave the election to a voter that may lead (raft.h). */
+        r->counters.standby_deferred++;
+        raft__reset_election_timer(r);
+        return;
+    }
+    if (r->standby)
+        r->counters.standby_campaigns++;
     raft__campaign(r, r->o.pre_vote, false);
 }
 
@@ -556,6 +564,9 @@ int raft_step(struct raft *r, const struct raft_event *ev, struct raft_update *u
         break;
     case RAFT_EV_PEER_DOWN:
         raft__peer_down(r, ev->u.peer_down.id);
+        break;
+    case RAFT_EV_STANDBY:
+        raft__standby(r, ev->u.standby.on);
         break;
     case RAFT_EV_STOP:
         r->role = RAFT_STOPPED;

@@ -306,6 +306,8 @@ enum raft_event_type {
                               jittered to avoid split votes; hearing the
                               leader withdraws the report */
     RAFT_EV_STOP = 10,     /* storage failed: stop taking part */
+    RAFT_EV_STANDBY = 11,  /* this voter stops (or resumes) campaigning:
+                              see struct raft_event's standby */
 };
 
 enum raft_change_kind {
@@ -316,6 +318,12 @@ enum raft_change_kind {
                                 non-voter, in one entry (a reset node that
                                 rejoins from the same address) */
 };
+
+/* RAFT_EV_STANDBY: the election timeouts in a row, without a leader heard,
+ * after which a voter on standby campaigns all the same.  A voter not on
+ * standby campaigns after one, so any such voter that can win does so
+ * first (with PreVote and a split vote or two to spare). */
+#define RAFT_STANDBY_TIMEOUTS 4
 
 struct raft_event {
     enum raft_event_type type;
@@ -362,6 +370,20 @@ struct raft_event {
         struct {
             int reason; /* a RAFT_E code, informational */
         } stop;
+        /* A voter on standby (a drained node, docs/cluster.md "Draining a
+         * node") still votes, replicates and counts in every quorum, but
+         * does not seek leadership while another voter can take it: its
+         * election timeout and the crash fast path start no campaign and
+         * a TimeoutNow is ignored (the leader's transfer with to 0 then
+         * tries the next voter).  Only after RAFT_STANDBY_TIMEOUTS
+         * election timeouts in a row without hearing any leader does it
+         * campaign, so that a majority whose other live voters are all on
+         * standby too is not left without a leader (availability first:
+         * the standby is a preference, not a safety rule).  A leader put
+         * on standby stays leader: the driver transfers leadership. */
+        struct {
+            bool on;
+        } standby;
     } u;
 };
 
@@ -386,6 +408,10 @@ struct raft_counters {
     uint64_t snapshots_installed;
     uint64_t transfers;           /* TimeoutNow sent */
     uint64_t fast_path_elections; /* pre-votes started by RAFT_EV_PEER_DOWN */
+    uint64_t standby_deferred;    /* election timeouts not campaigned (standby) */
+    uint64_t standby_timeout_now; /* TimeoutNow ignored (standby) */
+    uint64_t standby_campaigns;   /* campaigns on standby: no leader for
+                                     RAFT_STANDBY_TIMEOUTS timeouts */
 };
 
 struct raft_update {

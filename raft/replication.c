@@ -174,6 +174,7 @@ static void heard_from_leader(struct raft *r, uint64_t leader)
     /* The leader is alive: a down report about it is withdrawn. */
     r->down_leader = 0;
     r->fast_deadline = 0;
+    r->standby_skips = 0;
     raft__reset_election_timer(r);
 }
 
@@ -570,9 +571,9 @@ void raft__leader_tick(struct raft *r)
         }
     }
     if (r->transfer_to != 0 && r->now >= r->transfer_deadline) {
-        r->transfer_to = 0; /* give up; accept proposals again */
+        raft__transfer_expired(r);
         /* A promotion that waited for the transfer goes on now. */
-        struct raft__peer *p = raft__peer(r, r->promote_id);
+        struct raft__peer *p = r->transfer_to == 0 ? raft__peer(r, r->promote_id) : NULL;
         if (p != NULL)
             raft__promote_progress(r, p);
     }

@@ -80,7 +80,7 @@ def main():
         for line in ("Type=notify", "User=xmppd", "StateDirectory=xmppd",
                      "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
                      "NoNewPrivileges=yes", "CapabilityBoundingSet=\n",
-                     "Restart=on-failure"):
+                     "Restart=on-failure", "WatchdogSec="):
             check(line in unit, "%r not in the unit" % line)
         if shutil.which("systemd-analyze"):
             # The unit file itself (not installed: /usr/sbin/xmppd may not

@@ -13,10 +13,15 @@ binaries, as an admin and a monitoring system use them:
   the secret;
 - `--log syslog` puts the syslog priority first on each line;
 - with NOTIFY_SOCKET set (as systemd does for Type=notify), READY=1 arrives
-  once the control socket answers, STOPPING=1 at SIGTERM."""
+  once the control socket answers, STOPPING=1 at SIGTERM;
+- with WATCHDOG_USEC and WATCHDOG_PID set too (WatchdogSec=), WATCHDOG=1
+  arrives again and again; none while the process is stopped (SIGSTOP: the
+  loop does not turn), again after SIGCONT; none when WATCHDOG_PID names
+  another process (the watchdog is not ours)."""
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -205,6 +210,62 @@ def main():
         check("STOPPING=1" in msg.split("\n"), "at SIGTERM: %r" % msg)
         check(nd.proc.wait(30) == 0, "stop")
         ns.close()
+
+    watchdog()
+
+
+def notes(ns, seconds):
+    """The notifications that arrive within seconds, as lists of lines."""
+    out, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ns.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            out.append(ns.recv(4096).decode().split("\n"))
+        except socket.timeout:
+            break
+    return out
+
+
+def watchdog():
+    """WatchdogSec=2s in the place of systemd's: WATCHDOG_USEC=2000000 and
+    WATCHDOG_PID=<xmppd's pid> (the shell's, which exec keeps), so a
+    keep-alive every second while the loop turns."""
+    for own in (True, False):
+        with AdminNode(name="wd") as nd:
+            path = os.path.join(nd.base, "notify.sock")
+            ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            ns.bind(path)
+            nd.logf = open(nd.log_path, "ab")
+            pid = "$$" if own else "1"
+            nd.proc = subprocess.Popen(
+                ["sh", "-c", 'WATCHDOG_PID=%s exec "$0" --state-dir "$1" --name wd' % pid,
+                 xmppd_bin(), nd.dir],
+                env=dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="2000000"),
+                stdin=subprocess.DEVNULL, stdout=nd.logf, stderr=subprocess.STDOUT)
+            nd.wait_ready()
+            got = notes(ns, 4.5)
+            check(got and "READY=1" in got[0], "first notification: %r" % got[:1])
+            pings = [m for m in got if "WATCHDOG=1" in m]
+            if not own:
+                check(not pings, "WATCHDOG=1 for another process's watchdog: %r" % got)
+                check(nd.stop() == 0, "stop")
+                ns.close()
+                continue
+            # Generous: 4 expected in 4.5 s, fewer on a loaded machine.
+            check(len(pings) >= 2, "keep-alives in 4.5 s: %r" % got)
+            nd.proc.send_signal(signal.SIGSTOP)
+            time.sleep(0.3)
+            notes(ns, 0.05)  # one sent just before the stop
+            quiet = notes(ns, 3)
+            nd.proc.send_signal(signal.SIGCONT)
+            check(not [m for m in quiet if "WATCHDOG=1" in m],
+                  "WATCHDOG=1 while the process was stopped: %r" % quiet)
+            again = notes(ns, 4)
+            check([m for m in again if "WATCHDOG=1" in m],
+                  "no WATCHDOG=1 after SIGCONT: %r" % again)
+            nd.proc.terminate()
+            check(nd.proc.wait(30) == 0, "stop")
+            ns.close()
 
 
 run(main, timeout=300)

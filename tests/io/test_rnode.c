@@ -140,6 +140,21 @@ static void on_done(void *arg, int rc, const char *msg)
     snprintf(d->msg, sizeof d->msg, "%s", msg != NULL ? msg : "");
 }
 
+/* A callback that puts its own rnode on standby (rnode.h: allowed from a
+ * callback, stepped once the current step is done). */
+struct standby_done {
+    struct done d;
+    struct rnode *rn;
+};
+
+static void on_done_standby(void *arg, int rc, const char *msg)
+{
+    struct standby_done *s = arg;
+
+    on_done(&s->d, rc, msg);
+    rnode_standby(s->rn, true);
+}
+
 /* ---- commands ---- */
 
 static struct cl_cmd cmd;
@@ -747,6 +762,51 @@ static void test_three_nodes(void)
         }
         CHECK(st.leader_id == net.n[2].id);
         CHECK_STR(st.last_change_reason, "leadership transfer");
+    }
+    /* Standby (a drained node): n1 goes on standby from inside one of its
+     * own callbacks; a transfer to any voter from n2 then passes n1 over
+     * (it ignores TimeoutNow) and ends on n0.  Three times, since without
+     * standby n1 and n0 are equally likely targets. */
+    {
+        static struct standby_done sd;
+        memset(&sd, 0, sizeof sd);
+        sd.rn = net.n[1].rn;
+        cl_cmd_cb_set(&cmd, "cb4", (const unsigned char *)"four", 4, true);
+        REQUIRE(cl_cmd_encode(&cmd, &buf, &len) == 0);
+        rnode_submit(net.n[1].rn, buf, len, 2000, on_done_standby, &sd);
+        CHECK(run_until(&net.loop, &sd.d.called, 4000));
+        CHECK_INT(sd.d.rc, 0);
+        cl_buf_free(buf, len);
+        for (int round = 0, from = 2; round < 3; round++) {
+            int to = -1;
+            memset(&d, 0, sizeof d);
+            rnode_transfer(net.n[from].rn, 0, 8000, on_done, &d);
+            CHECK(run_until(&net.loop, &d.called, 10000));
+            CHECK_INT(d.rc, 0);
+            for (int w = 0; w < 100 && to < 0; w++) {
+                for (int i = 0; i < NN; i++)
+                    if (i != from && rnode_is_leader(net.n[i].rn))
+                        to = i;
+                if (to < 0)
+                    wait_ms(&net.loop, 20);
+            }
+            CHECK(to >= 0 && to != 1);
+            if (to < 0 || to == 1)
+                break;
+            from = to;
+        }
+        /* back to n2 for what follows */
+        for (int i = 0; i < NN; i++) {
+            if (i == 2 || !rnode_is_leader(net.n[i].rn))
+                continue;
+            memset(&d, 0, sizeof d);
+            rnode_transfer(net.n[i].rn, net.n[2].id, 3000, on_done, &d);
+            CHECK(run_until(&net.loop, &d.called, 5000));
+            CHECK_INT(d.rc, 0);
+        }
+        for (int round = 0; round < 100 && !rnode_is_leader(net.n[2].rn); round++)
+            wait_ms(&net.loop, 20);
+        REQUIRE(rnode_is_leader(net.n[2].rn));
     }
     /* remove a member from the new leader */
     change_wait(&net, 2, RNODE_CHANGE_REMOVE, 1, 0);

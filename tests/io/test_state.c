@@ -437,6 +437,26 @@ static void test_ws_lists(void)
     CHECK(!state_ws_origin_ok("https://user@host"));
 }
 
-TL_MAIN(T(test_round_trip), T(test_client_settings), T(test_ws_lists), T(test_missing),
-        T(test_crash_before_rename), T(test_failed_steps_keep_old),
+/* The drain is written only when on, so that a file of an undrained node
+ * still reads in a binary that predates the key (a rolling upgrade). */
+static void test_draining(void)
+{
+    struct node_state a, b;
+    char text[STATE_MAX_BYTES], why[256];
+    int n;
+
+    state_defaults(&a);
+    n = state_format(&a, text, sizeof text);
+    REQUIRE(n > 0);
+    CHECK(strstr(text, "draining") == NULL);
+    a.draining = true;
+    n = state_format(&a, text, sizeof text);
+    REQUIRE(n > 0);
+    CHECK(strstr(text, "\ndraining yes\n") != NULL);
+    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), 0);
+    CHECK(b.draining);
+}
+
+TL_MAIN(T(test_round_trip), T(test_client_settings), T(test_ws_lists), T(test_draining),
+        T(test_missing), T(test_crash_before_rename), T(test_failed_steps_keep_old),
         T(test_truncated_and_damaged), T(test_permissions), T(test_bad_values_refused))

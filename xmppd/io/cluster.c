@@ -219,6 +219,7 @@ static void srv_follow(struct node *n)
     }
     srv_cluster_set_leader(srv, st.leader_id, st.term, uv_now(&n->loop));
     node__ws_links(n, n->x); /* host-meta follows the members */
+    node__drain_refresh(n);  /* so do the drain's targets */
     node__after_srv(n);
 }
 

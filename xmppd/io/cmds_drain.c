@@ -40,10 +40,12 @@ static json_t *drain_now(struct node *n, bool transferred, struct ctl_error *err
         ctl_error_set(err, "state", "%s", why);
         return NULL;
     }
-    return json_pack("{s:b, s:b, s:I, s:s}", "draining", 1, "leadership_transferred",
-                     transferred, "sessions_redirected", (json_int_t)before, "message",
-                     "draining: new XMPP sessions are sent to other members (end it with "
-                     "xmpp cluster drain --off)");
+    return json_pack(
+        "{s:b, s:b, s:I, s:s}", "draining", 1, "leadership_transferred", transferred,
+        "sessions_redirected", (json_int_t)before, "message",
+        "draining: new XMPP sessions are sent to other members, and this "
+        "node is not elected leader again; kept across restarts (end it with "
+        "xmpp cluster drain --off)");
 }
 
 static void drain_transferred(void *arg, int rc, const char *msg)

@@ -116,9 +116,16 @@ static void rn_failed(void *ud, int rc, const char *msg)
 {
     struct node *n = ud;
 
+    char status[400];
+
     node_metrics_storage_error(n);
     LOG(&n->log, LOG_ERROR, "%s replicated store stopped: %s", n->name,
         msg != NULL ? msg : xe_strerror(rc));
+    snprintf(status, sizeof status,
+             "replicated store stopped: %.300s; restart xmppd once the cause is fixed "
+             "(xmpp health)",
+             msg != NULL ? msg : xe_strerror(rc));
+    service_notify_status(status);
 }
 
 static int open_rnode(struct node *n, enum rnode_start start, uint64_t cluster_id,
@@ -128,6 +135,7 @@ static int open_rnode(struct node *n, enum rnode_start start, uint64_t cluster_i
     struct rnode_hooks h = {
         .ud = n, .applied = rn_applied, .restored = rn_restored, .failed = rn_failed};
     char peer[96];
+    int rc;
 
     /* The peer link (io/cluster.c) carries Raft's messages and forwarded
      * writes; without clustering its hooks drop them. */
@@ -144,7 +152,11 @@ static int open_rnode(struct node *n, enum rnode_start start, uint64_t cluster_i
     o.start = start;
     o.cluster_id = cluster_id;
     o.fast_lan = n->st.raft_fast_lan;
-    return rnode_open(&n->loop, &o, &h, &n->log, &n->rn, err, errlen);
+    rc = rnode_open(&n->loop, &o, &h, &n->log, &n->rn, err, errlen);
+    /* A drained node stays off the ballot in every store it opens. */
+    if (rc == 0 && n->draining)
+        rnode_standby(n->rn, true);
+    return rc;
 }
 
 /* ---- xmppd.conf import ---- */
@@ -396,6 +408,8 @@ static void close_own_handles(struct node *n)
     uv_close((uv_handle_t *)&n->timer, NULL);
     uv_close((uv_handle_t *)&n->reaper, NULL);
     uv_close((uv_handle_t *)&n->later, NULL);
+    uv_close((uv_handle_t *)&n->watchdog, NULL);
+    uv_close((uv_handle_t *)&n->handover, NULL);
     uv_close((uv_handle_t *)&n->sig_term, NULL);
     uv_close((uv_handle_t *)&n->sig_int, NULL);
     uv_close((uv_handle_t *)&n->sig_hup, NULL);
@@ -508,6 +522,7 @@ static void begin_stop(struct node *n)
     if (!n->handles_ready)
         return;
     uv_timer_stop(&n->timer);
+    uv_timer_stop(&n->handover);
 }
 
 void node__stop(struct node *n)
@@ -660,6 +675,7 @@ int node_reset(struct node *n, char *why, size_t whylen)
     } else {
         state_defaults(&fresh);
         n->st = fresh;
+        n->draining = false;
         rc = node_local_save(n, why, whylen);
     }
     if (rc == 0) {
@@ -723,13 +739,37 @@ int node__replace_store(struct node *n, int start, uint64_t cluster_id, char *wh
 
 /* ---- lifecycle ---- */
 
+/* on_watchdog tells systemd the daemon is alive (WatchdogSec=, docs/admin.md
+ * "The service").  Alive means the event loop turns: this timer runs on
+ * it, so a loop stuck in a call, a deadlock or a stopped process sends
+ * nothing and systemd restarts xmppd.  It does not mean healthy in the
+ * sense of xmpp health: a replicated store stopped after a storage failure
+ * keeps the pings going (STATUS= and xmpp health say what to do), because
+ * a restart does not make room on a full disk, and a watchdog that killed
+ * the node each interval would drop every session of it each time. */
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    service_notify_watchdog();
+}
+
 static int start_handles(struct node *n)
 {
+    uint64_t wd_ms;
     int rc;
 
     uv_timer_init(&n->loop, &n->timer);
     uv_timer_init(&n->loop, &n->reaper);
     uv_timer_init(&n->loop, &n->later);
+    uv_timer_init(&n->loop, &n->watchdog);
+    uv_timer_init(&n->loop, &n->handover);
+    n->handover.data = n;
+    wd_ms = service_watchdog_ms();
+    if (wd_ms > 0) {
+        uv_timer_start(&n->watchdog, on_watchdog, wd_ms, wd_ms);
+        /* Not a reason to keep the loop alive at the stop. */
+        uv_unref((uv_handle_t *)&n->watchdog);
+    }
     uv_signal_init(&n->loop, &n->sig_term);
     uv_signal_init(&n->loop, &n->sig_int);
     uv_signal_init(&n->loop, &n->sig_hup);
@@ -841,6 +881,8 @@ static int open_files(struct node *n, const char *dir, char *err, size_t errlen)
         rc = make_dir(n->pki_dir, err, errlen);
     if (rc == 0)
         rc = load_state(n, err, errlen);
+    if (rc == 0)
+        n->draining = n->st.draining;
     if (rc == 0) {
         /* What an interrupted xmpp reset left behind. */
         char old[4096];

@@ -150,9 +150,12 @@ void node_ws_policy_changed(struct node *n);
 
 /* node_drain starts (on) or ends draining (docs/cluster.md "Draining a
  * node"): every XMPP session of this node is sent to another member
- * (see-other-host, see-other-uri) and new ones too, until ended.  Held in
- * memory: a restart ends it.  Leadership is not handed over here (the
- * caller does that first).  0, or XE_STATE with why (no other member). */
+ * (see-other-host, see-other-uri) and new ones too, until ended.  Saved in
+ * node.state: a restart of the node keeps it.  While draining, the node
+ * is on Raft standby (rnode_standby): it is not elected again while
+ * another voter can lead.  Leadership is not handed over here (the caller
+ * does that first).  0, XE_STATE with why (no other member), XE_IO (the
+ * state file could not be saved; nothing changed). */
 int node_drain(struct node *n, bool on, char *why, size_t whylen);
 
 /* node_draining tells whether the node drains. */

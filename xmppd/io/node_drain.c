@@ -1,8 +1,11 @@
 /* node_drain.c: the edge of draining a node (issue 13 "Drain"; docs/cluster.md
  * "Draining a node"): the members' addresses handed to srv (which chooses
- * among them and closes the sessions, srv_drain), the drain flag kept
- * across XMPP restarts, and the stop on SIGTERM in a cluster: leadership
- * handed over first, then the sessions sent to other members. */
+ * among them and closes the sessions, srv_drain) and refreshed when the
+ * membership changes, the drain flag kept across XMPP restarts and, for
+ * xmpp cluster drain, in node.state across restarts of the node, Raft
+ * standby while draining (a drained node is not elected again), and the
+ * stop on SIGTERM in a cluster: leadership handed over first, then the
+ * sessions sent to other members. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,9 @@
 #include "srv.h"
 
 #define STOP_TRANSFER_TIMEOUT_MS 5000
+/* Long enough to try every other voter (one election timeout each). */
+#define HANDOVER_TIMEOUT_MS 15000
+#define HANDOVER_RETRY_MS 5000
 #define DEFAULT_COMPONENT_PORT 5223
 
 /* A target's strings (srv_drain copies them). */
@@ -82,6 +88,26 @@ static size_t targets(struct node *n, struct srv_drain_target *t, struct dtarget
     return k;
 }
 
+/* fingerprint: FNV-1a over the targets' nodes and addresses, to tell
+ * whether a membership change changed them. */
+static uint64_t fingerprint(const struct srv_drain_target *t, size_t k)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    for (size_t i = 0; i < k; i++) {
+        const char *s[3] = {t[i].comp, t[i].c2s, t[i].wss};
+        for (int b = 0; b < 8; b++)
+            h = (h ^ ((t[i].node >> (8 * b)) & 0xff)) * 1099511628211ull;
+        for (int j = 0; j < 3; j++)
+            for (const char *c = s[j] != NULL ? s[j] : "";; c++) {
+                h = (h ^ (unsigned char)*c) * 1099511628211ull;
+                if (*c == '\0')
+                    break;
+            }
+    }
+    return h;
+}
+
 int node__drain_apply(struct node *n, struct xside *x, char *why, size_t whylen)
 {
     struct srv_drain_target t[RAFT_MAX_MEMBERS];
@@ -93,6 +119,7 @@ int node__drain_apply(struct node *n, struct xside *x, char *why, size_t whylen)
         return 0;
     if (!n->draining) {
         srv_undrain(x->srv);
+        n->drain_print = 0;
         return 0;
     }
     k = targets(n, t, st, RAFT_MAX_MEMBERS);
@@ -105,11 +132,92 @@ int node__drain_apply(struct node *n, struct xside *x, char *why, size_t whylen)
     rc = srv_drain(x->srv, t, k, uv_now(&n->loop));
     if (rc < 0)
         snprintf(why, whylen, "cannot drain: %s", xe_strerror(rc));
+    else
+        n->drain_print = fingerprint(t, k);
     node__after_srv(n);
     return rc;
 }
 
-int node_drain(struct node *n, bool on, char *why, size_t whylen)
+static void hand_over(struct node *n);
+
+static void on_handover_retry(uv_timer_t *t)
+{
+    struct node *n = t->data;
+
+    if (n->draining)
+        hand_over(n);
+}
+
+static void handed_over(void *arg, int rc, const char *msg)
+{
+    struct node *n = arg;
+
+    n->drain_handover = false;
+    if (rc >= 0) {
+        LOG(&n->log, LOG_INFO, "%s draining: leadership handed over again", n->name);
+        return;
+    }
+    /* The others may be down or behind for now: try again later. */
+    LOG(&n->log, LOG_WARN,
+        "%s draining but leader, and no other member took over (%s): trying again "
+        "in %d s",
+        n->name, msg != NULL ? msg : xe_strerror(rc), HANDOVER_RETRY_MS / 1000);
+    if (n->handles_ready && !n->stopping)
+        uv_timer_start(&n->handover, on_handover_retry, HANDOVER_RETRY_MS, 0);
+}
+
+/* hand_over: a draining node became leader, which Raft standby allows only
+ * when no other voter could win for several election timeouts (raft.h
+ * RAFT_EV_STANDBY; e.g. the others' logs were behind).  Now that it leads,
+ * and brings the others up to date, it hands leadership to one that is not
+ * on standby (a transfer to any voter passes the standby ones over). */
+static void hand_over(struct node *n)
+{
+    if (n->drain_handover || n->stopping || n->stop_transfer || n->rn == NULL ||
+        !rnode_is_leader(n->rn))
+        return;
+    n->drain_handover = true;
+    LOG(&n->log, LOG_INFO, "%s draining but elected leader: handing leadership over",
+        n->name);
+    rnode_transfer(n->rn, 0, HANDOVER_TIMEOUT_MS, handed_over, n);
+}
+
+void node__drain_refresh(struct node *n)
+{
+    struct srv_drain_target t[RAFT_MAX_MEMBERS];
+    struct dtarget st[RAFT_MAX_MEMBERS];
+    size_t k;
+    char why[256];
+
+    if (n->draining)
+        hand_over(n);
+    if (!n->draining || n->x == NULL || n->x->srv == NULL)
+        return;
+    k = targets(n, t, st, RAFT_MAX_MEMBERS);
+    if (k > 0 && srv_draining(n->x->srv) && fingerprint(t, k) == n->drain_print)
+        return;
+    if (k == 0 && !srv_draining(n->x->srv))
+        return; /* a restart before the members are known: logged by the start */
+    if (k == 0) {
+        /* The last other member left: keep sending to the old list (those
+         * nodes may still serve) rather than serve here unasked. */
+        if (n->drain_print != 1)
+            LOG(&n->log, LOG_WARN,
+                "%s draining, but no other member is left: new sessions are still "
+                "sent to the previous members (xmpp cluster drain --off to serve here)",
+                n->name);
+        n->drain_print = 1;
+        return;
+    }
+    LOG(&n->log, LOG_INFO, "%s draining: the members changed, now sending to %zu",
+        n->name, k);
+    if (node__drain_apply(n, n->x, why, sizeof why) < 0)
+        LOG(&n->log, LOG_WARN, "%s draining: %s", n->name, why);
+}
+
+/* drain_set turns draining on or off in memory, in srv, and in Raft
+ * (standby: a drained node seeks no leadership, raft.h RAFT_EV_STANDBY). */
+static int drain_set(struct node *n, bool on, char *why, size_t whylen)
 {
     bool was = n->draining;
     int rc;
@@ -120,10 +228,34 @@ int node_drain(struct node *n, bool on, char *why, size_t whylen)
         n->draining = was;
         return rc;
     }
+    if (n->rn != NULL && on != was)
+        rnode_standby(n->rn, on);
     if (on != was)
         LOG(&n->log, LOG_INFO, "%s %s", n->name,
-            on ? "draining: XMPP sessions go to other members"
+            on ? "draining: XMPP sessions go to other members; this node seeks no "
+                 "Raft leadership"
                : "drain ended: serving XMPP sessions again");
+    return 0;
+}
+
+int node_drain(struct node *n, bool on, char *why, size_t whylen)
+{
+    bool was = n->draining, was_saved = n->st.draining;
+    char err[256];
+    int rc;
+
+    rc = drain_set(n, on, why, whylen);
+    if (rc < 0)
+        return rc;
+    /* Kept in node.state: a drained node comes back drained after a
+     * restart (an upgrade, a reboot) until the admin ends the drain. */
+    n->st.draining = on;
+    if (on != was_saved && node_local_save(n, err, sizeof err) < 0) {
+        n->st.draining = was_saved;
+        drain_set(n, was, why, whylen);
+        snprintf(why, whylen, "%s", err);
+        return XE_IO;
+    }
     return 0;
 }
 
@@ -147,7 +279,8 @@ static void drain_for_stop(struct node *n)
 {
     char why[256];
 
-    if (n->x != NULL && node_drain(n, true, why, sizeof why) < 0)
+    /* Not saved: the node is stopping, not being drained by the admin. */
+    if (n->x != NULL && drain_set(n, true, why, sizeof why) < 0)
         LOG(&n->log, LOG_INFO, "%s stopping without drain: %s", n->name, why);
 }
 

@@ -58,6 +58,7 @@ struct node {
     uv_timer_t timer;      /* wakes srv_tick at srv_next_deadline */
     uv_timer_t reaper;     /* frees drained generations */
     uv_timer_t later;      /* runs node__later work on the next loop turn */
+    uv_timer_t watchdog;   /* WATCHDOG=1 to systemd while the loop turns */
     struct node_later *laters, **laters_tail; /* queued, in order */
     uv_signal_t sig_term, sig_int, sig_hup;
     bool handles_ready;
@@ -74,7 +75,10 @@ struct node {
     uint64_t storage_errors; /* replicated-store failures since start */
     /* Draining (node_drain.c): sessions are sent to other members */
     bool draining;
-    bool stop_transfer; /* SIGTERM on the leader: handing leadership over */
+    uint64_t drain_print; /* fingerprint of the targets given to srv */
+    bool drain_handover;  /* draining and leader: a transfer under way */
+    uv_timer_t handover;  /* retries that transfer */
+    bool stop_transfer;   /* SIGTERM on the leader: handing leadership over */
 };
 
 /* node__after_srv writes what srv queued and re-arms the srv timer; call it
@@ -104,6 +108,13 @@ void node__ws_policy(struct node *n, struct xside *x);
  * srv_undrain.  0, or XE_STATE (no other member with an address; why
  * filled). */
 int node__drain_apply(struct node *n, struct xside *x, char *why, size_t whylen);
+
+/* node__drain_refresh gives srv the members' current addresses when the
+ * membership changed during a drain, and hands leadership over when a
+ * draining node was elected all the same (node_drain.c; called on every
+ * Raft status change, cluster.c srv_follow).  No-op when not draining or
+ * when nothing changed. */
+void node__drain_refresh(struct node *n);
 
 /* node__stop starts the clean shutdown (node.c begin_stop). */
 void node__stop(struct node *n);

@@ -109,6 +109,8 @@ struct rnode {
 
     bool opening; /* inside rnode_open: hooks applied/restored/status quiet */
     bool in_step; /* inside drive(): new requests wait */
+    /* rnode_standby from a hook or callback: stepped by kick() */
+    bool standby_pending, standby_want;
     bool kicking; /* inside kick(): nested calls only queue */
     bool closing; /* rnode_close was called: new requests get XE_CLOSED */
     bool stop_pending;
@@ -137,6 +139,7 @@ struct rnode {
 };
 
 static void kick(struct rnode *rn);
+static void step_standby(struct rnode *rn);
 
 int rnode_xe(int raft_rc)
 {
@@ -992,8 +995,12 @@ static void kick(struct rnode *rn)
     if (rn->kicking || rn->in_step)
         return;
     rn->kicking = true;
+    if (rn->standby_pending)
+        step_standby(rn);
     for (int rounds = 0; rounds < 64 && progress(rn); rounds++)
         ;
+    if (rn->standby_pending)
+        step_standby(rn);
     maybe_snapshot(rn);
     reap(rn);
     rn->kicking = false;
@@ -1155,6 +1162,31 @@ void rnode_peer_down(struct rnode *rn, uint64_t id)
     ev.type = RAFT_EV_PEER_DOWN;
     ev.u.peer_down.id = id;
     drive(rn, &ev, NULL);
+    kick(rn);
+}
+
+static void step_standby(struct rnode *rn)
+{
+    struct raft_event ev;
+
+    rn->standby_pending = false;
+    if (rn->stopped)
+        return;
+    memset(&ev, 0, sizeof ev);
+    ev.type = RAFT_EV_STANDBY;
+    ev.u.standby.on = rn->standby_want;
+    drive(rn, &ev, NULL);
+}
+
+void rnode_standby(struct rnode *rn, bool on)
+{
+    rn->standby_want = on;
+    rn->standby_pending = true;
+    /* From a hook or a callback (rnode.h, re-entrancy): kick() steps it
+     * once the current step is done. */
+    if (rn->in_step || rn->kicking)
+        return;
+    step_standby(rn);
     kick(rn);
 }
 

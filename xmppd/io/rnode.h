@@ -224,6 +224,15 @@ void rnode_change(struct rnode *rn, const struct rnode_change *c, rnode_done_cb 
 void rnode_transfer(struct rnode *rn, uint64_t to, uint64_t timeout_ms, rnode_done_cb cb,
                     void *arg);
 
+/* rnode_standby puts this voter on standby (on) or takes it off: it keeps
+ * voting and replicating but seeks no leadership while another voter can
+ * take it (RAFT_EV_STANDBY, raft.h; a drained node, docs/cluster.md
+ * "Draining a node").  Not persisted: the caller steps it again after each
+ * rnode_open.  A leader stays leader (the caller transfers).  May be called
+ * from a hook or a callback (it is then stepped once the current step is
+ * done). */
+void rnode_standby(struct rnode *rn, bool on);
+
 /* ---- Transport (the peer link calls these) ---- */
 
 /* rnode_receive steps a message that arrived from the peer link (m

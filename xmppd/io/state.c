@@ -209,6 +209,8 @@ int state_format(const struct node_state *s, char *buf, size_t len)
         conf_format_listen(&s->metrics, addr, sizeof addr);
         buf_fixed_printf(&o, "metrics-listen %s\n", addr);
     }
+    if (s->draining)
+        buf_fixed_printf(&o, "draining yes\n");
     if (o.full)
         return XE_LIMIT;
     hash_hex(buf, o.used, hex);
@@ -391,6 +393,8 @@ static int line(struct node_state *s, const char *key, const char *v, bool *seen
         s->raft_fast_lan = strcmp(v, "fast-lan") == 0;
     } else if (strcmp(key, "metrics-listen") == 0) {
         ok = parse_addr(v, &s->metrics);
+    } else if (strcmp(key, "draining") == 0) {
+        ok = parse_yes_no(v, &s->draining);
     } else {
         return bad(why, whylen, "unknown key '%.32s'", key);
     }

@@ -132,6 +132,9 @@ struct node_state {
                                    the defaults ("raft-timing fast-lan") */
     struct conf_listen metrics; /* Prometheus endpoint (io/metrics_http.h);
                                    port 0: off ("metrics-listen") */
+    bool draining;              /* xmpp cluster drain, kept across restarts until
+                                   drain --off ("draining yes"; written only when on,
+                                   so that an older binary reads an undrained file) */
 };
 
 /* The system calls state_save makes (POSIX meaning; -1 and errno on

@@ -164,6 +164,9 @@ static void cmd_counters(struct scn *s, int slot)
     CNT_(snapshots_installed)
     CNT_(transfers)
     CNT_(fast_path_elections)
+    CNT_(standby_deferred)
+    CNT_(standby_timeout_now)
+    CNT_(standby_campaigns)
 #undef CNT_
 }
 
@@ -349,6 +352,16 @@ static void c_transfer(struct scn *s, int argc, char **argv)
     result(s, cl_step(&s->c, (unsigned)slot, &ev), 0);
 }
 
+static void c_standby(struct scn *s, int argc, char **argv)
+{
+    int slot = node(s, argv[1]);
+    if (slot < 0)
+        return;
+    struct raft_event ev = {.type = RAFT_EV_STANDBY};
+    ev.u.standby.on = strcmp(argv[2], "on") == 0;
+    result(s, cl_step(&s->c, (unsigned)slot, &ev), 0);
+}
+
 static void c_crash(struct scn *s, int argc, char **argv)
 {
     int slot = node(s, argv[1]);
@@ -442,6 +455,7 @@ static const struct {
     {"remove", 3, c_change},
     {"replace", 5, c_change},
     {"transfer", 3, c_transfer},
+    {"standby", 3, c_standby},
     {"crash", 2, c_crash},
     {"restart", 2, c_restart},
     {"newnode", 3, c_newnode},
