@@ -495,9 +495,13 @@ static void xs__raw_begin(struct xs *xs, const char *qname, unsigned ns_decls)
     xs->raw_ok = false;
     if (ns_decls != 0 || xs->root_prefixed || xs->default_ns == NULL || xs->resuming)
         return;
+    /* only the content namespaces count as one another (stz_serialize) */
+    if (strcmp(xs->default_ns, STZ_NS_COMPONENT) != 0 &&
+        strcmp(xs->default_ns, STZ_NS_CLIENT) != 0 &&
+        strcmp(xs->default_ns, STZ_NS_SERVER) != 0)
+        return;
     dlen = strlen(xs->default_ns);
-    if (dlen == 0 || strncmp(qname, xs->default_ns, dlen) != 0 ||
-        qname[dlen] != XS_NS_SEP)
+    if (strncmp(qname, xs->default_ns, dlen) != 0 || qname[dlen] != XS_NS_SEP)
         return;
     xs->raw_start = xs->raw_next = XML_GetCurrentByteIndex(xs->p);
     if (xs->raw_start < xs->chunk_off) {
