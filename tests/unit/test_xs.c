@@ -1014,7 +1014,7 @@ static void test_write_error(void)
  * element comes out exactly when its last byte is in, never later (the
  * framer defers bytes inside long tokens; it must never sit on a complete
  * one). */
-static void prompt_check(const char *stanza, size_t len)
+static void prompt_check_in(const char *stanza, size_t len, size_t chunk)
 {
     struct xs *xs;
     struct xs_event ev;
@@ -1024,22 +1024,34 @@ static void prompt_check(const char *stanza, size_t len)
     CHECK_INT(xs_feed(xs, HDR, strlen(HDR)), 0);
     REQUIRE(xs_next(xs, &ev));
     stz_free(ev.el);
-    for (size_t i = 0; i < len && early + late == 0; i++) {
-        if (xs_feed(xs, stanza + i, 1) != 0) {
+    for (size_t i = 0; i < len && early + late == 0; i += chunk) {
+        size_t n = len - i < chunk ? len - i : chunk;
+
+        if (xs_feed(xs, stanza + i, n) != 0) {
             early++;
         } else if (xs_next(xs, &ev)) {
-            if (ev.kind != XS_EV_ELEM || i + 1 != len)
+            if (ev.kind != XS_EV_ELEM || i + n != len)
                 early++;
             stz_free(ev.el);
-        } else if (i + 1 == len) {
+        } else if (i + n == len) {
             late++;
         }
         if (early + late > 0)
-            fprintf(stderr, "at byte %zu of %zu: %.40s\n", i, len, stanza);
+            fprintf(stderr, "at byte %zu of %zu (chunks of %zu): %.40s\n", i, len, chunk,
+                    stanza);
     }
     CHECK_INT(early, 0);
     CHECK_INT(late, 0);
     xs_free(xs);
+}
+
+/* prompt_check: byte by byte, and in chunks that the scanner skips
+ * through (xs__skip) */
+static void prompt_check(const char *stanza, size_t len)
+{
+    prompt_check_in(stanza, len, 1);
+    prompt_check_in(stanza, len, 7);
+    prompt_check_in(stanza, len, 100);
 }
 
 static void test_prompt_delivery(void)

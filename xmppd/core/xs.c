@@ -1042,13 +1042,55 @@ static bool xs__scan_byte(struct xs *xs, unsigned char c)
     return end;
 }
 
-/* xs__scan runs the scanner over len bytes; true when any may end a token. */
+/* xs__skip returns how many bytes from p[0..len) leave the scanner where
+ * it is: in text, in a quoted value or in a tag, up to the next byte that
+ * could move it ('<'; the closing quote; a quote or '>').  It runs over
+ * every byte received, so it jumps with memchr where it can (issue 12: the
+ * byte-by-byte scanner was 7 % of a node). */
+static size_t xs__skip(const struct xs *xs, const unsigned char *p, size_t len)
+{
+    const unsigned char *q;
+    size_t i = 0;
+
+    switch (xs->scan) {
+    case XS_SCAN_TEXT:
+        q = memchr(p, '<', len);
+        return q ? (size_t)(q - p) : len;
+    case XS_SCAN_SQ:
+        q = memchr(p, '\'', len);
+        return q ? (size_t)(q - p) : len;
+    case XS_SCAN_DQ:
+        q = memchr(p, '"', len);
+        return q ? (size_t)(q - p) : len;
+    case XS_SCAN_TAG:
+        while (i < len && p[i] != '\'' && p[i] != '"' && p[i] != '>')
+            i++;
+        return i;
+    default:
+        return 0;
+    }
+}
+
+/* xs__scan runs the scanner over len bytes; true when any may end a token.
+ * Bytes that xs__skip passes over only shift the last two bytes seen. */
 static bool xs__scan(struct xs *xs, const unsigned char *p, size_t len)
 {
     bool end = false;
+    size_t i = 0, n;
 
-    for (size_t i = 0; i < len; i++)
-        end |= xs__scan_byte(xs, p[i]);
+    while (i < len) {
+        n = xs__skip(xs, p + i, len - i);
+        if (n >= 2) {
+            xs->prev2 = p[i + n - 2];
+            xs->prev1 = p[i + n - 1];
+        } else if (n == 1) {
+            xs->prev2 = xs->prev1;
+            xs->prev1 = p[i];
+        }
+        i += n;
+        if (i < len)
+            end |= xs__scan_byte(xs, p[i++]);
+    }
     return end;
 }
 
