@@ -1439,12 +1439,13 @@ static void test_raw_bytes(void)
             "<message xmlns='jabber:component:accept' to='a'/>"
             "<iq type='get'><stream:features/></iq>"
             "<iq type='get'><q xmlns:s='" STZ_NS_STREAMS "' s:a='1'/></iq>"
-            "<stream:features/><presence/> <iq type='set'><![CDATA[<&>]]></iq>";
+            "<stream:features/><presence/> <iq type='set'><![CDATA[<&>]]></iq>"
+            "<message stream:a='1'/>";
     static const char want[] =
         "RAW <message to=\"a@b\"  from='c' id='1'><body>x &apos; y</body>"
         "<x xmlns='urn:x' xmlns:p='urn:p' p:a='1'><p:y/></x></message>\n"
         "TREE message\nTREE iq\nTREE iq\nTREE features\nRAW <presence/>\n"
-        "RAW <iq type='set'><![CDATA[<&>]]></iq>\n";
+        "RAW <iq type='set'><![CDATA[<&>]]></iq>\nTREE message\n";
     static const char prefixed[] = "<stream:stream xmlns='jabber:component:accept' "
                                    "xmlns:db='jabber:server:dialback' "
                                    "xmlns:stream='" STZ_NS_STREAMS "'><message to='a'/>";

@@ -487,7 +487,8 @@ static bool xs__raw_streams(const char *qname, const char **atts)
 /* xs__raw_begin decides at the start tag of a top-level element (ns_decls
  * namespace declarations on it) whether its bytes are collected (see the
  * top of the file). */
-static void xs__raw_begin(struct xs *xs, const char *qname, unsigned ns_decls)
+static void xs__raw_begin(struct xs *xs, const char *qname, const char **atts,
+                          unsigned ns_decls)
 {
     size_t dlen;
 
@@ -501,7 +502,8 @@ static void xs__raw_begin(struct xs *xs, const char *qname, unsigned ns_decls)
         strcmp(xs->default_ns, STZ_NS_SERVER) != 0)
         return;
     dlen = strlen(xs->default_ns);
-    if (strncmp(qname, xs->default_ns, dlen) != 0 || qname[dlen] != XS_NS_SEP)
+    if (strncmp(qname, xs->default_ns, dlen) != 0 || qname[dlen] != XS_NS_SEP ||
+        xs__raw_streams(qname, atts))
         return;
     xs->raw_start = xs->raw_next = XML_GetCurrentByteIndex(xs->p);
     if (xs->raw_start < xs->chunk_off) {
@@ -582,7 +584,7 @@ static void XMLCALL xs__on_start(void *ud, const char *qname, const char **atts)
         return;
     }
     if (xs->level == 2)
-        xs__raw_begin(xs, qname, xs->ns_decls);
+        xs__raw_begin(xs, qname, atts, xs->ns_decls);
     else if (xs->raw_ok && xs__raw_streams(qname, atts))
         xs->raw_ok = false;
     xs->ns_decls = 0;
