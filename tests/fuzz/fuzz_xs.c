@@ -6,6 +6,8 @@
  *    feeding everything at once (xs.h: any chunking);
  *  - round trip: every element serializes, and the serialization parses back
  *    to an element that serializes identically;
+ *  - received bytes: an element that kept them (struct stz's raw) parses
+ *    back from them, alone in a content-namespace stream, to the same tree;
  *  - memory: expat never holds more than the framer's cap. */
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +62,46 @@ static void fz_roundtrip(const char *text)
     xs_free(xs);
 }
 
+/* fz_tree serializes a copy of el without its received bytes (owned). */
+static char *fz_tree(const struct stz *el)
+{
+    struct stz *c = stz_copy(el);
+    struct buf b = {0};
+
+    FZ_CHECK(c != NULL && c->raw == NULL);
+    FZ_CHECK(stz_serialize(c, STZ_NS_COMPONENT, &b) == 0);
+    stz_free(c);
+    return buf_steal(&b);
+}
+
+/* fz_raw checks that el's received bytes stand alone: parsed in a fresh
+ * component stream they give the tree el is. */
+static void fz_raw(const struct stz *el)
+{
+    struct xs_limits big = {
+        .max_stanza_bytes = 64u << 20, .max_depth = 100000, .max_attrs = 100000};
+    struct xs *xs;
+    struct xs_event ev;
+    char *want = fz_tree(el), *got = NULL;
+    int elems = 0;
+
+    FZ_CHECK(xs_new(&big, &xs) == 0);
+    FZ_CHECK(xs_feed(xs, fz_hdr, strlen(fz_hdr)) == 0);
+    FZ_CHECK(xs_feed(xs, el->raw, el->raw_len) == 0);
+    while (xs_next(xs, &ev)) {
+        FZ_CHECK(ev.kind != XS_EV_ERROR && ev.kind != XS_EV_CLOSE);
+        if (ev.kind == XS_EV_ELEM) {
+            elems++;
+            got = fz_tree(ev.el);
+        }
+        stz_free(ev.el);
+    }
+    FZ_CHECK(elems == 1 && strcmp(got, want) == 0);
+    free(got);
+    free(want);
+    xs_free(xs);
+}
+
 /* fz_run feeds data in chunks (chunk 0: all at once) and returns the event
  * transcript (owned). */
 static char *fz_run(const struct xs_limits *lim, const uint8_t *data, size_t size,
@@ -83,6 +125,8 @@ static char *fz_run(const struct xs_limits *lim, const uint8_t *data, size_t siz
             buf_printf(&t, "%d ", (int)ev.kind);
             if (ev.kind == XS_EV_ERROR)
                 buf_puts(&t, xs_cond_name(ev.cond));
+            if (ev.el != NULL && ev.el->raw != NULL)
+                fz_raw(ev.el);
             if (ev.el != NULL) {
                 buf_reset(&s);
                 FZ_CHECK(stz_serialize(ev.el, STZ_NS_COMPONENT, &s) == 0);

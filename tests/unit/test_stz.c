@@ -476,7 +476,72 @@ static void test_error_reply(void)
     stz_free(orig);
 }
 
+/* test_raw: received bytes are written as they came below a content
+ * namespace, and any change to the tree drops them (issue 12). */
+static void test_raw(void)
+{
+    const char *raw = "<message  to=\"a@b\"><body>h&#105;</body></message>";
+    struct stz *m = stz_new("message", STZ_NS_COMPONENT), *b;
+    char *x;
+
+    REQUIRE(m != NULL);
+    REQUIRE(stz_set_attr(m, "to", "a@b") == 0);
+    b = stz_add_child(m, "body", NULL);
+    REQUIRE(b != NULL && stz_add_text(b, "hi", 2) == 0);
+    REQUIRE(stz_set_raw(m, raw, strlen(raw)) == 0);
+    x = ser(m, STZ_NS_CLIENT);
+    CHECK_STR(x, "<message  to=\"a@b\"><body>h&#105;</body></message>");
+    free(x);
+    /* alone (no content namespace around it): the tree, with its xmlns */
+    x = ser(m, "");
+    CHECK_STR(
+        x, "<message xmlns='jabber:component:accept' to='a@b'><body>hi</body></message>");
+    free(x);
+    /* a change below the root drops the bytes */
+    REQUIRE(stz_add_text(b, "!", 1) == 0);
+    CHECK(m->raw == NULL);
+    x = ser(m, STZ_NS_CLIENT);
+    CHECK_STR(x, "<message to='a@b'><body>hi!</body></message>");
+    free(x);
+    REQUIRE(stz_set_raw(m, "<message/>", 10) == 0);
+    REQUIRE(stz_set_attr(m, "type", "chat") == 0);
+    CHECK(m->raw == NULL);
+    stz_free(m);
+}
+
+/* test_stamp_attr: the server's 'from' goes at the end of the raw start tag,
+ * after a '>' inside a value, before "/>"; replacing a value drops raw. */
+static void test_stamp_attr(void)
+{
+    struct stz *m = stz_new("message", STZ_NS_CLIENT), *p = stz_new("presence", NULL);
+    const char *raw = "<message to='a>b' id=\"'\"><body/></message>";
+    char *x;
+
+    REQUIRE(m != NULL && p != NULL);
+    REQUIRE(stz_set_attr(m, "to", "a>b") == 0 && stz_set_attr(m, "id", "'") == 0);
+    REQUIRE(stz_add_child(m, "body", NULL) != NULL);
+    REQUIRE(stz_set_raw(m, raw, strlen(raw)) == 0);
+    REQUIRE(stz_stamp_attr(m, "from", "u@d/r&s") == 0);
+    CHECK_STR(stz_attr(m, "from"), "u@d/r&s");
+    CHECK_STR(m->raw, "<message to='a>b' id=\"'\" from='u@d/r&amp;s'><body/></message>");
+    CHECK_INT(m->raw_len, strlen(m->raw));
+    /* the same value again changes nothing */
+    REQUIRE(stz_stamp_attr(m, "from", "u@d/r&s") == 0);
+    CHECK_STR(m->raw, "<message to='a>b' id=\"'\" from='u@d/r&amp;s'><body/></message>");
+    /* another value: the tree decides */
+    REQUIRE(stz_stamp_attr(m, "from", "v@d/r") == 0);
+    CHECK(m->raw == NULL);
+    x = ser(m, STZ_NS_CLIENT);
+    CHECK_STR(x, "<message to='a&gt;b' id='&apos;' from='v@d/r'><body/></message>");
+    free(x);
+    REQUIRE(stz_set_raw(p, "<presence />", 12) == 0);
+    REQUIRE(stz_stamp_attr(p, "from", "u@d/r") == 0);
+    CHECK_STR(p->raw, "<presence  from='u@d/r'/>");
+    stz_free(m);
+    stz_free(p);
+}
+
 TL_MAIN(T(test_new_free), T(test_attrs), T(test_children_and_text), T(test_unlink),
         T(test_copy), T(test_serialize_escaping), T(test_serialize_namespaces),
         T(test_serialize_ns_attrs), T(test_roundtrip), T(test_serialize_appends),
-        T(test_is_stanza), T(test_error_reply))
+        T(test_is_stanza), T(test_error_reply), T(test_raw), T(test_stamp_attr))

@@ -1014,7 +1014,7 @@ static void test_write_error(void)
  * element comes out exactly when its last byte is in, never later (the
  * framer defers bytes inside long tokens; it must never sit on a complete
  * one). */
-static void prompt_check(const char *stanza, size_t len)
+static void prompt_check_in(const char *stanza, size_t len, size_t chunk)
 {
     struct xs *xs;
     struct xs_event ev;
@@ -1024,22 +1024,34 @@ static void prompt_check(const char *stanza, size_t len)
     CHECK_INT(xs_feed(xs, HDR, strlen(HDR)), 0);
     REQUIRE(xs_next(xs, &ev));
     stz_free(ev.el);
-    for (size_t i = 0; i < len && early + late == 0; i++) {
-        if (xs_feed(xs, stanza + i, 1) != 0) {
+    for (size_t i = 0; i < len && early + late == 0; i += chunk) {
+        size_t n = len - i < chunk ? len - i : chunk;
+
+        if (xs_feed(xs, stanza + i, n) != 0) {
             early++;
         } else if (xs_next(xs, &ev)) {
-            if (ev.kind != XS_EV_ELEM || i + 1 != len)
+            if (ev.kind != XS_EV_ELEM || i + n != len)
                 early++;
             stz_free(ev.el);
-        } else if (i + 1 == len) {
+        } else if (i + n == len) {
             late++;
         }
         if (early + late > 0)
-            fprintf(stderr, "at byte %zu of %zu: %.40s\n", i, len, stanza);
+            fprintf(stderr, "at byte %zu of %zu (chunks of %zu): %.40s\n", i, len, chunk,
+                    stanza);
     }
     CHECK_INT(early, 0);
     CHECK_INT(late, 0);
     xs_free(xs);
+}
+
+/* prompt_check: byte by byte, and in chunks that the scanner skips
+ * through (xs__skip) */
+static void prompt_check(const char *stanza, size_t len)
+{
+    prompt_check_in(stanza, len, 1);
+    prompt_check_in(stanza, len, 7);
+    prompt_check_in(stanza, len, 100);
 }
 
 static void test_prompt_delivery(void)
@@ -1382,6 +1394,79 @@ static void test_idle_parser_released(void)
     xs_free(xs);
 }
 
+/* raw_run feeds doc in chunks of chunk bytes (0: whole) and returns one
+ * line per element: "RAW <bytes>" when the framer kept its bytes, else
+ * "TREE <name>" (owned). */
+static char *raw_run(const char *doc, size_t chunk)
+{
+    struct xs *xs;
+    struct buf out = {0};
+    struct xs_event ev;
+    size_t len = strlen(doc), off = 0;
+
+    if (xs_new(NULL, &xs) != 0)
+        return NULL;
+    if (chunk == 0)
+        chunk = len;
+    while (off < len) {
+        size_t n = len - off < chunk ? len - off : chunk;
+
+        xs_feed(xs, doc + off, n);
+        off += n;
+        while (xs_next(xs, &ev)) {
+            if (ev.kind == XS_EV_ELEM && ev.el->raw != NULL) {
+                CHECK_INT(ev.el->raw_len, strlen(ev.el->raw));
+                buf_printf(&out, "RAW %s\n", ev.el->raw);
+            } else if (ev.kind == XS_EV_ELEM) {
+                buf_printf(&out, "TREE %s\n", ev.el->name);
+            }
+            stz_free(ev.el);
+        }
+    }
+    xs_free(xs);
+    return buf_steal(&out);
+}
+
+/* test_raw_bytes: a stanza's bytes travel with its tree when they stand
+ * alone in another content-namespace stream (issue 12), in any chunking:
+ * not when it declares a namespace itself, uses the root's prefix, or the
+ * root binds a prefix the stanza could use. */
+static void test_raw_bytes(void)
+{
+    static const char doc[] =
+        HDR "<message to=\"a@b\"  from='c' id='1'><body>x &apos; y</body>"
+            "<x xmlns='urn:x' xmlns:p='urn:p' p:a='1'><p:y/></x></message>\n"
+            "<message xmlns='jabber:component:accept' to='a'/>"
+            "<iq type='get'><stream:features/></iq>"
+            "<iq type='get'><q xmlns:s='" STZ_NS_STREAMS "' s:a='1'/></iq>"
+            "<stream:features/><presence/> <iq type='set'><![CDATA[<&>]]></iq>"
+            "<message stream:a='1'/>";
+    static const char want[] =
+        "RAW <message to=\"a@b\"  from='c' id='1'><body>x &apos; y</body>"
+        "<x xmlns='urn:x' xmlns:p='urn:p' p:a='1'><p:y/></x></message>\n"
+        "TREE message\nTREE iq\nTREE iq\nTREE features\nRAW <presence/>\n"
+        "RAW <iq type='set'><![CDATA[<&>]]></iq>\nTREE message\n";
+    static const char prefixed[] = "<stream:stream xmlns='jabber:component:accept' "
+                                   "xmlns:db='jabber:server:dialback' "
+                                   "xmlns:stream='" STZ_NS_STREAMS "'><message to='a'/>";
+    static const char nodefault[] =
+        "<stream:stream xmlns:stream='" STZ_NS_STREAMS "'><message to='a'/>";
+    static const size_t chunks[] = {0, 1, 2, 3, 7, 64};
+    char *got;
+
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        got = raw_run(doc, chunks[i]);
+        CHECK_STR(got, want);
+        free(got);
+        got = raw_run(prefixed, chunks[i]);
+        CHECK_STR(got, "TREE message\n");
+        free(got);
+        got = raw_run(nodefault, chunks[i]);
+        CHECK_STR(got, "TREE message\n");
+        free(got);
+    }
+}
+
 TL_MAIN(T(test_cond_names), T(test_limits_default), T(test_open_event),
         T(test_open_without_default_ns), T(test_elem_tree), T(test_chunking_equivalence),
         T(test_roundtrip), T(test_close), T(test_bad_namespace), T(test_not_well_formed),
@@ -1392,4 +1477,5 @@ TL_MAIN(T(test_cond_names), T(test_limits_default), T(test_open_event),
         T(test_reset), T(test_error_is_final), T(test_write_error),
         T(test_prompt_delivery), T(test_trickled_tag_limit),
         T(test_tree_cap_many_children), T(test_tree_mem_accounting),
-        T(test_tree_mem_queued), T(test_set_limits), T(test_idle_parser_released))
+        T(test_tree_mem_queued), T(test_set_limits), T(test_idle_parser_released),
+        T(test_raw_bytes))

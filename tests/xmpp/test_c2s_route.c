@@ -463,8 +463,36 @@ static void test_directed_presence_bound(void)
     down();
 }
 
+/* The router writes a stanza as the sender's bytes (issue 12): its quotes,
+ * spacing, character references and CDATA arrive as sent; a client's gets
+ * only the stamped 'from' (RFC 6120 §8.1.2.1) at the end of its start tag,
+ * and one that claims another 'from' is rewritten. */
+static void test_sender_bytes(void)
+{
+    REQUIRE(up() == 0);
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    fx_in(&fx, 3, "<presence/>");
+    fx_take(&fx, 3);
+    fx_in(&fx, 1,
+          "<message  from=\"room@cb1.example.com\" to='alice@example.com/a'\n"
+          "id='m1' ><body>&#104;i &amp; <![CDATA[<yo>]]></body></message>");
+    CHECK_STR(fx_take(&fx, 3),
+              "<message  from=\"room@cb1.example.com\" to='alice@example.com/a'\n"
+              "id='m1' ><body>&#104;i &amp; <![CDATA[<yo>]]></body></message>");
+    fx_in(&fx, 3,
+          "<message to=\"room@cb1.example.com\" id='m2' ><b>&#x3c;</b></message>");
+    CHECK_STR(fx_take(&fx, 1), "<message to=\"room@cb1.example.com\" id='m2'  "
+                               "from='alice@example.com/a'><b>&#x3c;</b></message>");
+    fx_in(&fx, 3, "<message to=\"room@cb1.example.com\" from='alice@example.com/a'/>");
+    CHECK_STR(fx_take(&fx, 1),
+              "<message to=\"room@cb1.example.com\" from='alice@example.com/a'/>");
+    fx_in(&fx, 3, "<message to=\"room@cb1.example.com\" from='eve@example.com/x'/>");
+    CHECK_STR(fx_take(&fx, 1),
+              "<message to='room@cb1.example.com' from='alice@example.com/a'/>");
+}
+
 TL_MAIN(T(test_resource_conflict), T(test_bare_jid_priority), T(test_offline_and_unknown),
         T(test_presence_unavailable), T(test_broadcast_send_failure),
         T(test_component_client_round_trip), T(test_server_iq), T(test_full_jid_gone),
         T(test_user_deleted), T(test_client_keepalive), T(test_directed_presence),
-        T(test_directed_presence_bound))
+        T(test_directed_presence_bound), T(test_sender_bytes))

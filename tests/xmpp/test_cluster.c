@@ -1344,6 +1344,16 @@ static void test_cluster_bare_jid(void)
     t = take(2, 3);
     CHECK(strstr(t, "from='alice@example.com/a'") != NULL);
     CHECK(strstr(t, "from='alice@example.com/b'") != NULL);
+    /* a probe the client writes itself (XEP-0318 style; double quotes,
+     * spaces around '='): travels as its bytes (issue 12) and is still
+     * answered by the other nodes, never delivered to alice's clients */
+    in(2, 3, "<presence type = \"probe\" to=\"alice@example.com\"/>");
+    settle();
+    t = take(2, 3);
+    CHECK(strstr(t, "from='alice@example.com/a'") != NULL);
+    CHECK(strstr(t, "from='alice@example.com/b'") != NULL);
+    CHECK(strstr(take(1, 3), "probe") == NULL);
+    CHECK(strstr(take(3, 3), "probe") == NULL);
     /* unavailable: alice/b leaves the table's available set; her other
      * resource, on node 1, is told (RFC 6121 §4.5.2) */
     in(3, 3, "<presence type='unavailable'/>");

@@ -499,7 +499,7 @@ static void c2s_stanza(struct sess_c2s *c, struct stz *st)
     }
     /* RFC 6120 §8.1.2.1: the server stamps 'from' with the full JID,
      * whatever the client put there. */
-    if (stz_set_attr(st, "from", c->jid) < 0) {
+    if (stz_stamp_attr(st, "from", c->jid) < 0) {
         stz_free(st);
         sess_fail(&c->base, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
         return;

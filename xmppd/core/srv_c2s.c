@@ -787,20 +787,51 @@ static void roster_probe(struct srv *srv, struct sess *from, const char *user,
     free(prober);
 }
 
+/* tag_type_is tells whether the start tag at xml (len bytes; well-formed,
+ * as the origin's reader checked it) has attribute type with value v: the
+ * attributes are read one by one (XML 1.0 §3.1: S? '=' S?, either quote),
+ * since a forwarded stanza may travel as the bytes its sender wrote. */
+static bool tag_type_is(const char *xml, size_t len, const char *v)
+{
+    size_t i = 1, vlen = strlen(v);
+
+    while (i < len && !strchr(" \t\r\n/>", xml[i]))
+        i++; /* the element name */
+    for (;;) {
+        size_t name, name_len, val;
+        char q;
+        while (i < len && strchr(" \t\r\n", xml[i]))
+            i++;
+        if (i >= len || xml[i] == '/' || xml[i] == '>')
+            return false;
+        for (name = i; i < len && !strchr(" \t\r\n=", xml[i]); i++)
+            ;
+        name_len = i - name;
+        while (i < len && xml[i] != '\'' && xml[i] != '"')
+            i++; /* S? '=' S? */
+        if (i >= len)
+            return false;
+        q = xml[i++];
+        for (val = i; i < len && xml[i] != q; i++)
+            ;
+        if (i >= len)
+            return false;
+        if (name_len == 4 && memcmp(xml + name, "type", 4) == 0)
+            return i - val == vlen && memcmp(xml + val, v, vlen) == 0;
+        i++;
+    }
+}
+
 bool srv__c2s_cluster_probe(struct srv *srv, struct sess *s, const char *from,
                             const char *xml, size_t len)
 {
-    const char *gt = memchr(xml, '>', len);
     struct sess_c2s *c = (struct sess_c2s *)s;
-    static const char probe[] = "type='probe'";
-    size_t n = gt != NULL ? (size_t)(gt - xml) : 0;
-    bool is_probe = false;
+    bool is_probe;
 
-    if (s->kind != SESS_KIND_C2S || len < 9 || memcmp(xml, "<presence", 9) != 0)
+    if (s->kind != SESS_KIND_C2S || len < 10 || memcmp(xml, "<presence", 9) != 0 ||
+        !strchr(" \t\r\n/>", xml[9]))
         return false;
-    /* the start tag only: stz_serialize wrote it (single quotes) */
-    for (size_t i = 0; !is_probe && i + sizeof probe - 1 <= n; i++)
-        is_probe = memcmp(xml + i, probe, sizeof probe - 1) == 0;
+    is_probe = tag_type_is(xml, len, "probe");
     if (!is_probe || from == NULL)
         return is_probe;
     /* §4.3.2, decided again here (the rosters are replicated): the

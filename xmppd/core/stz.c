@@ -68,7 +68,41 @@ static void stz__free_node(struct stz *el)
     free(el->name);
     free(el->ns);
     free(el->text);
+    free(el->raw);
     free(el);
+}
+
+/* stz__touch drops the received bytes of the tree el belongs to: el is
+ * about to change, and only the root of a tree ever holds raw bytes. */
+static void stz__touch(struct stz *el)
+{
+    while (el->parent != NULL)
+        el = el->parent;
+    if (el->raw != NULL) {
+        free(el->raw);
+        el->raw = NULL;
+        el->raw_len = 0;
+    }
+}
+
+void stz_take_raw(struct stz *el, char *data, size_t len)
+{
+    assert(el->parent == NULL && el->kind == STZ_ELEMENT);
+    free(el->raw);
+    el->raw = data;
+    el->raw_len = len;
+}
+
+int stz_set_raw(struct stz *el, const char *data, size_t len)
+{
+    char *p = malloc(len + 1);
+
+    if (p == NULL)
+        return XE_NOMEM;
+    memcpy(p, data, len);
+    p[len] = '\0';
+    stz_take_raw(el, p, len);
+    return 0;
 }
 
 void stz_free(struct stz *el)
@@ -175,6 +209,7 @@ int stz_set_attr_ns(struct stz *el, const char *ns, const char *name, const char
 
     if (ns != NULL && *ns == '\0')
         ns = NULL;
+    stz__touch(el);
     v = stz__dup(value);
     if (v == NULL)
         return XE_NOMEM;
@@ -216,6 +251,7 @@ void stz_del_attr(struct stz *el, const char *name)
 
     if (a == NULL)
         return;
+    stz__touch(el);
     i = (size_t)(a - el->attrs);
     free(a->name);
     free(a->ns);
@@ -235,14 +271,17 @@ struct stz *stz_add_child(struct stz *el, const char *name, const char *ns)
 {
     struct stz *c = stz_new(name, ns ? ns : el->ns);
 
-    if (c != NULL)
+    if (c != NULL) {
+        stz__touch(el);
         stz__link(el, c);
+    }
     return c;
 }
 
 void stz_append(struct stz *el, struct stz *child)
 {
     assert(child->parent == NULL);
+    stz__touch(el);
     stz__link(el, child);
 }
 
@@ -252,6 +291,7 @@ int stz_add_text(struct stz *el, const char *text, size_t len)
 
     if (len == 0)
         return 0;
+    stz__touch(el);
     if (last != NULL && last->kind == STZ_TEXT) {
         char *p;
 
@@ -288,6 +328,8 @@ size_t stz_node_mem(const struct stz *n)
     if (n->kind == STZ_TEXT)
         return m + stz__block(n->text_len + 1);
     m += stz__block(strlen(n->name) + 1) + stz__block(strlen(n->ns) + 1);
+    if (n->raw != NULL)
+        m += stz__block(n->raw_len + 1);
     if (n->nattrs > 0)
         m += stz__block(n->nattrs * sizeof *n->attrs);
     for (size_t i = 0; i < n->nattrs; i++) {
@@ -306,6 +348,7 @@ void stz_unlink(struct stz *el)
 
     if (p == NULL)
         return;
+    stz__touch(p);
     for (struct stz *c = p->first_child; c != el; c = c->next) {
         assert(c != NULL);
         prev = c;
@@ -498,6 +541,10 @@ int stz_serialize(const struct stz *el, const char *parent_ns, struct buf *out)
 
     if (el->kind == STZ_TEXT)
         return stz__escape(out, el->text, el->text_len, false);
+    /* The received bytes carry no xmlns of their own and inherit the
+     * content namespace, which counts as the parent's here (below). */
+    if (el->raw != NULL && stz__content_ns(el->ns) && stz__content_ns(parent_ns))
+        return buf_append(out, el->raw, el->raw_len);
     if ((rv = buf_puts(out, "<")) != 0 || (rv = buf_puts(out, el->name)) != 0)
         goto err;
     /* RFC 6120 §4.8.3: a stanza in the stream's content namespace carries no
@@ -592,4 +639,57 @@ struct stz *stz_error_reply(const struct stz *orig, const char *type, const char
 err:
     stz_free(r);
     return NULL;
+}
+
+/* stz__stag_end returns where the start tag in raw[0..len) ends: the
+ * offset of its "/>" or ">" (a '>' inside an attribute value does not
+ * count, XML 1.0 §3.1), or 0 when there is none. */
+static size_t stz__stag_end(const char *raw, size_t len)
+{
+    char q = 0;
+
+    for (size_t i = 1; i < len; i++) {
+        char c = raw[i];
+
+        if (q != 0) {
+            if (c == q)
+                q = 0;
+        } else if (c == '\'' || c == '"') {
+            q = c;
+        } else if (c == '>') {
+            return raw[i - 1] == '/' ? i - 1 : i;
+        }
+    }
+    return 0;
+}
+
+int stz_stamp_attr(struct stz *el, const char *name, const char *value)
+{
+    const char *old = stz_attr(el, name);
+    size_t at, len;
+    struct buf b = {0};
+    char *raw;
+    int rv;
+
+    if (old != NULL && strcmp(old, value) == 0)
+        return 0;
+    if (el->raw == NULL || old != NULL || (at = stz__stag_end(el->raw, el->raw_len)) == 0)
+        return stz_set_attr(el, name, value);
+    /* The new attribute goes last, where stz_serialize would put it. */
+    if ((rv = buf_append(&b, el->raw, at)) != 0 ||
+        (rv = stz__put_attr(&b, NULL, name, value)) != 0 ||
+        (rv = buf_append(&b, el->raw + at, el->raw_len - at)) != 0)
+        goto err;
+    raw = el->raw;
+    el->raw = NULL; /* kept across stz_set_attr, which would drop it */
+    rv = stz_set_attr(el, name, value);
+    el->raw = raw;
+    if (rv != 0)
+        goto err;
+    len = b.len;
+    stz_take_raw(el, buf_steal(&b), len);
+    return 0;
+err:
+    buf_free(&b);
+    return rv;
 }

@@ -44,6 +44,13 @@ struct stz {
     struct stz *first_child; /* owned list */
     struct stz *last_child;
     struct stz *next; /* next sibling, owned by the parent's list */
+    /* The element's bytes as the framer received them (owned, NUL-ended),
+     * or NULL: set by xs.c on a top-level element whose bytes stand alone
+     * in any stream whose default namespace is a content namespace (see
+     * stz_serialize); dropped by every change to the tree through this
+     * API (stz__touch in stz.c), so it is always the tree's own text. */
+    char *raw;
+    size_t raw_len;
 };
 
 /* stz_new returns a new element (owned by the caller) or NULL when out of
@@ -96,6 +103,23 @@ char *stz_text(const struct stz *el);
  * counts trees with it against its memory cap (xs.h). */
 size_t stz_node_mem(const struct stz *n);
 
+/* stz_set_raw gives root element el (no parent) its received bytes: len
+ * bytes of data, copied (see struct stz's raw).  The caller vouches that
+ * they are el as it stands, with no xmlns of its own and no prefix bound
+ * outside them but xml: (xs.c checks that).  0/XE_NOMEM (el unchanged). */
+int stz_set_raw(struct stz *el, const char *data, size_t len);
+/* stz_take_raw is stz_set_raw taking data (malloc'ed, len bytes followed by
+ * a NUL) instead of copying it. */
+void stz_take_raw(struct stz *el, char *data, size_t len);
+
+/* stz_stamp_attr sets the unqualified attribute name on el like
+ * stz_set_attr, but keeps el's received bytes (raw) valid where it can: a
+ * value equal to the one there changes nothing, and an attribute el did
+ * not have is written at the end of the raw start tag (the server stamping
+ * 'from', RFC 6120 §8.1.2.1).  Replacing another value drops raw.
+ * 0/XE_NOMEM. */
+int stz_stamp_attr(struct stz *el, const char *name, const char *value);
+
 /* stz_serialize appends el as XML to out.  parent_ns is the default
  * namespace in scope where el is written (e.g. STZ_NS_COMPONENT inside a
  * component stream): el gets an xmlns attribute only if its namespace
@@ -103,7 +127,9 @@ size_t stz_node_mem(const struct stz *n);
  * jabber:component:accept, jabber:server) count as one another below a
  * parent in one of them: a stanza moves between kinds of streams without
  * an xmlns (RFC 6120 §4.8.3).  Text and attribute values are escaped
- * (& < > " ').  0/XE_NOMEM. */
+ * (& < > " ').  An element with received bytes (raw) below a
+ * content-namespace parent is written as those bytes, unparsed and
+ * unserialised (issue 12: routing on the sender's bytes).  0/XE_NOMEM. */
 int stz_serialize(const struct stz *el, const char *parent_ns, struct buf *out);
 
 /* stz_is_stanza tells whether el is message, presence or iq in ns. */
