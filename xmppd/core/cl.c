@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "jid.h"
+#include "never.h"
 #include "precis.h"
 #include "roster.h"
 
@@ -508,6 +509,8 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
     if (eff == NULL)
         eff = &local;
     memset(eff, 0, sizeof *eff);
+    if (XD_NEVER(s == NULL || (data == NULL && len > 0)))
+        return XE_INVAL;
     rt = roster_cmd_type_of(data, len);
     if (rt == CL_CMD_ROSTER_SET || rt == CL_CMD_ROSTER_DEL)
         return apply_roster(s, data, len, eff);
