@@ -21,6 +21,7 @@
 #include "fwd.h"
 #include "oom/oom.h"
 #include "pframe.h"
+#include "scram.h"
 #include "stz.h"
 #include "xmpp/cx.h"
 #include "xs.h"
@@ -483,6 +484,72 @@ static int sc_login(void *ud)
     return rc;
 }
 
+/* ---- scram: a -PLUS exchange (tls-exporter), then derive ----------------- */
+
+/* b64_of decodes the base64 between the first '>' and the next '<' of an
+ * element into out (NUL-terminated). */
+static void b64_of(const char *el, char *out, size_t cap)
+{
+    const char *p = strchr(el, '>') + 1, *e = strchr(p, '<');
+    size_t n = 0;
+
+    sodium_base642bin((unsigned char *)out, cap - 1, p, (size_t)(e - p), NULL, &n, NULL,
+                      sodium_base64_VARIANT_ORIGINAL);
+    out[n] = '\0';
+}
+
+static int sc_scram(void *ud)
+{
+    static const unsigned char cbd[32] = {0xab, 0xab, 0xab, 0xab};
+    static const unsigned char key[32] = {1};
+    static const char *const mechs[] = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", NULL};
+    static const char *const types[] = {"tls-exporter", "tls-server-end-point", NULL};
+    const struct scram_cb cb = {true, "tls-exporter", cbd,   sizeof cbd, NULL, NULL,
+                                0,    false,          mechs, types};
+    unsigned char stored[32], server[32], nonce[SCRAM_NONCE_BYTES] = {7};
+    struct scram_creds cr = {cx_salt, sizeof cx_salt, 4096, stored, server};
+    struct scram_server s;
+    struct cx_scram x;
+    struct buf out = {0};
+    char el[4096], msg[2048], user[64];
+    int rc;
+
+    rc = scram_derive(SCRAM_SHA256, "secret-a", 8, cx_salt, sizeof cx_salt, 4096, stored,
+                      server);
+    oom_check(rc == 0 || rc == XE_NOMEM, "scram_derive: not XE_NOMEM");
+    if (rc < 0)
+        return rc;
+    rc = scram_server_init(&s, SCRAM_SHA256, true, &cb);
+    if (rc == 0) {
+        cx_auth_el(&x, "SCRAM-SHA-256-PLUS", "p=tls-exporter,,", "alice", el, sizeof el);
+        b64_of(el, msg, sizeof msg);
+        rc = scram_server_client_first(&s, msg, strlen(msg), user, sizeof user);
+    }
+    if (rc == 0)
+        rc = scram_server_first(&s, &cr, nonce, key, &out);
+    if (rc == 0)
+        rc = buf_append(&out, "", 1); /* a C string for cx_final_el */
+    if (rc == 0) {
+        cx_final_el(&x, out.data, "secret-a", cbd, sizeof cbd, el, sizeof el);
+        buf_reset(&out);
+        b64_of(el, msg, sizeof msg);
+        rc = scram_server_final(&s, msg, strlen(msg), &out);
+    }
+    /* A failure of ours must not read as the client's (invalid-proof). */
+    oom_check(rc == 0 || rc == XE_NOMEM,
+              "scram: out of memory reported as another error");
+    if (rc == 0 && buf_append(&out, "", 1) == 0) {
+        char want[160];
+
+        snprintf(el, sizeof el, ">%s<", x.server_sig);
+        b64_of(el, want, sizeof want);
+        oom_check(strcmp(out.data, want) == 0, "scram: not the server signature");
+    }
+    scram_server_clear(&s);
+    buf_free(&out);
+    return rc;
+}
+
 /* ---- the sweep ------------------------------------------------------------ */
 
 struct scenario {
@@ -493,7 +560,7 @@ struct scenario {
 
 static const struct scenario scenarios[] = {
     {"pframe", sc_pframe, 0}, {"cl", sc_cl, 0},       {"xs", sc_xs, 0},
-    {"fwd", sc_fwd, 0},       {"login", sc_login, 0},
+    {"fwd", sc_fwd, 0},       {"scram", sc_scram, 0}, {"login", sc_login, 0},
 };
 
 int main(int argc, char **argv)
