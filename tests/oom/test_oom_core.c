@@ -560,6 +560,57 @@ static int sc_chat(void *ud)
     return rc;
 }
 
+/* comp: a component (XEP-0114) and a client exchange a message each way
+ * (sess_comp, rt). */
+static int sc_comp(void *ud)
+{
+    static const char open[] = FX_OPEN("cb1.example.com");
+    struct cl_state *cl;
+    char hex[41], el[256];
+    const char *t;
+    int rc = up(&cl);
+
+    if (rc == 0) {
+        fx_next_sid(&lfx, lfx.c[3].sid);
+        if (srv_conn_open(lfx.srv, 3, SRV_LISTENER_COMPONENT, "127.0.0.1:40003",
+                          lfx.now) < 0)
+            rc = XE_NOMEM;
+    }
+    if (rc == 0) {
+        fx_in(&lfx, 3, open);
+        fx_digest(lfx.c[3].sid, "secret1", hex);
+        snprintf(el, sizeof el, "<handshake>%s</handshake>", hex);
+        fx_in(&lfx, 3, el);
+        if (answered(3, fx_take(&lfx, 3),
+                     fx_hdr(&lfx, 3, "cb1.example.com", "<handshake/>"), "the handshake"))
+            rc = XE_NOMEM;
+    }
+    if (rc == 0)
+        rc = login(1, "alice", "secret-a", "phone");
+    if (rc == 0) {
+        fx_in(&lfx, 1, "<message to='cb1.example.com' id='m1'><body>to</body></message>");
+        t = fx_take(&lfx, 3);
+        if (strstr(t, "<body>to</body>") == NULL) {
+            answered(1, fx_take(&lfx, 1), NULL, "a message to a component");
+            rc = XE_NOMEM;
+        }
+    }
+    if (rc == 0) {
+        fx_in(&lfx, 3,
+              "<message from='cb1.example.com' to='alice@example.com/phone' "
+              "id='m2'><body>back</body></message>");
+        t = fx_take(&lfx, 1);
+        if (strstr(t, "<body>back</body>") == NULL) {
+            answered(3, fx_take(&lfx, 3), NULL, "a message from a component");
+            rc = XE_NOMEM;
+        }
+    }
+    if (rc == 0)
+        rc = bye(1);
+    down(cl);
+    return rc;
+}
+
 /* ---- scram: a -PLUS exchange (tls-exporter), then derive ----------------- */
 
 /* b64_of decodes the base64 between the first '>' and the next '<' of an
@@ -637,7 +688,7 @@ struct scenario {
 static const struct scenario scenarios[] = {
     {"pframe", sc_pframe, 0}, {"cl", sc_cl, 0},       {"xs", sc_xs, 0},
     {"fwd", sc_fwd, 0},       {"scram", sc_scram, 0}, {"login", sc_login, 0},
-    {"chat", sc_chat, 0},
+    {"chat", sc_chat, 0},     {"comp", sc_comp, 0},
 };
 
 int main(int argc, char **argv)
