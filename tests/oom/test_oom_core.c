@@ -21,6 +21,7 @@
 #include "fwd.h"
 #include "oom/oom.h"
 #include "pframe.h"
+#include "roster.h"
 #include "scram.h"
 #include "stz.h"
 #include "xmpp/cx.h"
@@ -84,7 +85,7 @@ static int sc_pframe(void *ud)
 /* ---- cl: commands applied to the replicated state, snapshot round trip --- */
 
 struct cl_view {
-    size_t cbs, users;
+    size_t cbs, users, rosters;
     char domain[64];
 };
 
@@ -93,23 +94,28 @@ static void cl_view(const struct cl_state *s, struct cl_view *v)
     memset(v, 0, sizeof *v);
     v->cbs = cl_callbridge_count(s);
     v->users = cl_user_count(s);
+    v->rosters = roster_db_user_count(cl_rosters(s));
     if (cl_domain(s) != NULL)
         snprintf(v->domain, sizeof v->domain, "%s", cl_domain(s));
 }
 
-/* apply_cmd encodes c and applies it; an XE_NOMEM of cl_apply must leave
- * the state as it was (the driver stops there, docs/architecture.md) and
- * the same entry applied again must then succeed. */
-static int apply_cmd(struct cl_state *s, const struct cl_cmd *c)
-{
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    struct cl_view before, after;
-    int rc = cl_cmd_encode(c, &buf, &len);
+/* Defects found (N as they were found, with the roster entries):
+ *   N=21-23 (encode), 31-39, 42-44, 51-53, 58-66, 74-86 (cl_apply),
+ *   110-115 (snapshot decode): the roster's checks of a contact's JID
+ *   answered "invalid" when preparing it ran out of memory, so one node
+ *   refused with XE_INVAL (deterministic, remembered for the request) an
+ *   entry that every other node applied.  roster_jid_check and
+ *   roster_item_check now return XE_NOMEM for that, which stops the driver
+ *   as cl_apply's contract says. */
 
-    oom_check(rc == 0 || rc == XE_NOMEM, "cl_cmd_encode: not XE_NOMEM");
-    if (rc < 0)
-        return rc;
+/* apply applies an encoded entry; an XE_NOMEM of cl_apply must leave the
+ * state as it was (the driver stops there, docs/replicated-state.md) and
+ * the same entry applied again must then succeed. */
+static int apply(struct cl_state *s, const unsigned char *buf, size_t len)
+{
+    struct cl_view before, after;
+    int rc;
+
     cl_view(s, &before);
     rc = cl_apply(s, buf, len, NULL);
     if (rc == XE_NOMEM) {
@@ -120,7 +126,50 @@ static int apply_cmd(struct cl_state *s, const struct cl_cmd *c)
         oom_check(rc == 0, "cl_apply: the entry again after XE_NOMEM failed");
     }
     oom_check(rc == 0, "cl_apply failed");
+    return rc;
+}
+
+static int apply_cmd(struct cl_state *s, const struct cl_cmd *c)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int rc = cl_cmd_encode(c, &buf, &len);
+
+    oom_check(rc == 0 || rc == XE_NOMEM, "cl_cmd_encode: not XE_NOMEM");
+    if (rc == 0)
+        rc = apply(s, buf, len);
     cl_buf_free(buf, len);
+    return rc;
+}
+
+/* apply_roster sets alice's entry for bob (set) or removes it. */
+static int apply_roster(struct cl_state *s, bool set)
+{
+    static char *groups[] = {"Friends"};
+    struct roster_item it = {"bob@example.com",
+                             "Bob",
+                             groups,
+                             1,
+                             ROSTER_SUB_NONE,
+                             false,
+                             false,
+                             true,
+                             NULL,
+                             0};
+    struct roster_cmd c;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (set)
+        roster_cmd_set(&c, "alice", &it);
+    else
+        roster_cmd_del(&c, "alice", "bob@example.com");
+    rc = roster_cmd_encode(&c, &buf, &len);
+    oom_check(rc == 0 || rc == XE_NOMEM, "roster_cmd_encode: not XE_NOMEM");
+    if (rc == 0)
+        rc = apply(s, buf, len);
+    free(buf);
     return rc;
 }
 
@@ -160,6 +209,9 @@ static int sc_cl(void *ud)
     cl_cmd_user_del(&c, "bob");
     if ((rc = apply_cmd(s, &c)) < 0)
         goto out;
+    if ((rc = apply_roster(s, true)) < 0 || (rc = apply_roster(s, false)) < 0 ||
+        (rc = apply_roster(s, true)) < 0)
+        goto out;
     rc = cl_snapshot_encode(s, &snap, &len);
     oom_check(rc == 0 || rc == XE_NOMEM, "cl_snapshot_encode: not XE_NOMEM");
     if (rc < 0)
@@ -171,7 +223,8 @@ static int sc_cl(void *ud)
     cl_view(s, &v1);
     cl_view(copy, &v2);
     oom_check(memcmp(&v1, &v2, sizeof v1) == 0, "the snapshot differs");
-    oom_check(v1.cbs == 1 && v1.users == 1 && strcmp(v1.domain, "example.com") == 0,
+    oom_check(v1.cbs == 1 && v1.users == 1 && v1.rosters == 1 &&
+                  strcmp(v1.domain, "example.com") == 0,
               "the state is not what was applied");
 out:
     cl_buf_free(snap, len);
