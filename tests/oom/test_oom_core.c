@@ -108,6 +108,11 @@ static void cl_view(const struct cl_state *s, struct cl_view *v)
  *   roster_item_check now return XE_NOMEM for that, which stops the driver
  *   as cl_apply's contract says. */
 
+/* And, with the user zoë added before the roster entries (N as found):
+ *   N=21-25 (encode), 28-37 (cl_apply), 121-125 (snapshot decode): the same
+ *   for an account name, whose PRECIS preparation ran out of memory
+ *   (cl_user_valid); cl_user_check returns XE_NOMEM for it. */
+
 /* apply applies an encoded entry; an XE_NOMEM of cl_apply must leave the
  * state as it was (the driver stops there, docs/replicated-state.md) and
  * the same entry applied again must then succeed. */
@@ -209,6 +214,10 @@ static int sc_cl(void *ud)
     cl_cmd_user_del(&c, "bob");
     if ((rc = apply_cmd(s, &c)) < 0)
         goto out;
+    /* a name that PRECIS prepares beyond ASCII (RFC 8265 §3.3) */
+    cl_cmd_user_set(&c, "zo\xc3\xab", &u, true);
+    if ((rc = apply_cmd(s, &c)) < 0)
+        goto out;
     if ((rc = apply_roster(s, true)) < 0 || (rc = apply_roster(s, false)) < 0 ||
         (rc = apply_roster(s, true)) < 0)
         goto out;
@@ -223,7 +232,7 @@ static int sc_cl(void *ud)
     cl_view(s, &v1);
     cl_view(copy, &v2);
     oom_check(memcmp(&v1, &v2, sizeof v1) == 0, "the snapshot differs");
-    oom_check(v1.cbs == 1 && v1.users == 1 && v1.rosters == 1 &&
+    oom_check(v1.cbs == 1 && v1.users == 2 && v1.rosters == 1 &&
                   strcmp(v1.domain, "example.com") == 0,
               "the state is not what was applied");
 out:

@@ -43,20 +43,29 @@ bool cl_domain_valid(const char *domain)
            jid_domain_valid(domain);
 }
 
-bool cl_user_valid(const char *user)
+int cl_user_check(const char *user)
 {
     char prepared[CL_USER_MAX + 1];
     size_t n;
+    int rc;
 
     if (user == NULL)
-        return false;
+        return XE_INVAL;
     n = strlen(user);
+    if (n < 1 || n > CL_USER_MAX)
+        return XE_INVAL;
     /* A prepared localpart (RFC 7622 §3.3): PRECIS UsernameCaseMapped gives
      * it back unchanged, so two spellings of one name never make two
      * accounts. */
-    return n >= 1 && n <= CL_USER_MAX &&
-           precis_username(user, n, prepared, sizeof prepared) == 0 &&
-           strcmp(prepared, user) == 0;
+    rc = precis_username(user, n, prepared, sizeof prepared);
+    if (rc == XE_NOMEM)
+        return rc;
+    return rc == 0 && strcmp(prepared, user) == 0 ? 0 : XE_INVAL;
+}
+
+bool cl_user_valid(const char *user)
+{
+    return cl_user_check(user) == 0;
 }
 
 static bool scram_valid(const struct cl_scram *s)

@@ -169,7 +169,11 @@ void roster_cmd_clear(struct roster_cmd *c)
 
 static int cmd_check(const struct roster_cmd *c)
 {
-    if (!cl_user_valid(c->user) || (c->has_base && !base_valid(c->base)))
+    int rc = cl_user_check(c->user);
+
+    if (rc < 0)
+        return rc;
+    if (c->has_base && !base_valid(c->base))
         return XE_INVAL;
     switch (c->type) {
     case ROSTER_CMD_SET:
@@ -528,8 +532,8 @@ int roster_db_snapshot_decode(const void *buf, size_t len, struct roster_db **ou
         char *name = NULL;
 
         rc = rd_str(&r, ROSTER_USER_MAX, false, &name);
-        if (rc == 0 && !cl_user_valid(name))
-            rc = XE_INVAL;
+        if (rc == 0)
+            rc = cl_user_check(name);
         if (rc == 0 && db->n > 0 && strcmp(db->users[db->n - 1].name, name) >= 0)
             rc = XE_CORRUPT;
         if (rc == 0)
