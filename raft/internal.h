@@ -5,7 +5,22 @@
 #ifndef RAFT_INTERNAL_H
 #define RAFT_INTERNAL_H
 
+#include <assert.h>
+
 #include "raft.h"
+
+/* RAFT_NEVER(cond) is true when cond is, for a case that only a bug of the
+ * driver (never a peer's message) can bring about; the code after it takes
+ * the safe branch.  With NDEBUG undefined a true cond also fails an assert.
+ * The library is built with -UNDEBUG (CMakeLists.txt), so that, like the role
+ * preconditions (plain asserts at the top of the functions), it stops a
+ * buggy driver in every build; a build that would rather refuse the event
+ * defines NDEBUG.  xmppd's core has the same macro as XD_NEVER (never.h). */
+#ifdef NDEBUG
+#define RAFT_NEVER(cond) __builtin_expect(!!(cond), 0)
+#else
+#define RAFT_NEVER(cond) ((cond) ? (assert(!"RAFT_NEVER: " #cond), 1) : 0)
+#endif
 
 /* The in-memory log: e[0] holds index offset + 1.  Entry data is owned. */
 struct raft__log {

@@ -542,7 +542,10 @@ int raft_step(struct raft *r, const struct raft_event *ev, struct raft_update *u
         rc = r->started ? RAFT_ESTATE : step_start(r, ev);
         break;
     case RAFT_EV_RECEIVE:
-        rc = ev->u.receive.msg ? step_receive(r, ev->u.receive.msg) : RAFT_EINVAL;
+        if (RAFT_NEVER(ev->u.receive.msg == NULL))
+            rc = RAFT_EINVAL;
+        else
+            rc = step_receive(r, ev->u.receive.msg);
         break;
     case RAFT_EV_PERSISTED:
         step_persisted(r, ev->u.persisted.index, ev->u.persisted.term);
@@ -574,6 +577,8 @@ int raft_step(struct raft *r, const struct raft_event *ev, struct raft_update *u
         r->n_out = 0;
         break;
     default:
+        /* Event types are the driver's, never a peer's. */
+        (void)RAFT_NEVER(true);
         rc = RAFT_EINVAL;
     }
 out:

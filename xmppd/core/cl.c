@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "jid.h"
+#include "never.h"
 #include "precis.h"
 #include "roster.h"
 
@@ -42,20 +43,29 @@ bool cl_domain_valid(const char *domain)
            jid_domain_valid(domain);
 }
 
-bool cl_user_valid(const char *user)
+int cl_user_check(const char *user)
 {
     char prepared[CL_USER_MAX + 1];
     size_t n;
+    int rc;
 
     if (user == NULL)
-        return false;
+        return XE_INVAL;
     n = strlen(user);
+    if (n < 1 || n > CL_USER_MAX)
+        return XE_INVAL;
     /* A prepared localpart (RFC 7622 §3.3): PRECIS UsernameCaseMapped gives
      * it back unchanged, so two spellings of one name never make two
      * accounts. */
-    return n >= 1 && n <= CL_USER_MAX &&
-           precis_username(user, n, prepared, sizeof prepared) == 0 &&
-           strcmp(prepared, user) == 0;
+    rc = precis_username(user, n, prepared, sizeof prepared);
+    if (rc == XE_NOMEM)
+        return rc;
+    return rc == 0 && strcmp(prepared, user) == 0 ? 0 : XE_INVAL;
+}
+
+bool cl_user_valid(const char *user)
+{
+    return cl_user_check(user) == 0;
 }
 
 static bool scram_valid(const struct cl_scram *s)
@@ -508,6 +518,8 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
     if (eff == NULL)
         eff = &local;
     memset(eff, 0, sizeof *eff);
+    if (XD_NEVER(s == NULL || (data == NULL && len > 0)))
+        return XE_INVAL;
     rt = roster_cmd_type_of(data, len);
     if (rt == CL_CMD_ROSTER_SET || rt == CL_CMD_ROSTER_DEL)
         return apply_roster(s, data, len, eff);

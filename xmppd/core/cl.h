@@ -95,6 +95,10 @@ bool cl_domain_valid(const char *domain);
  * it back unchanged (so it has no space, control character or any of
  * " & ' / : < > @). */
 bool cl_user_valid(const char *user);
+/* cl_user_check says the same as 0 or XE_INVAL, and XE_NOMEM when PRECIS
+ * ran out of memory: a replicated entry or a snapshot must not be refused
+ * on one node for that (it would apply differently there). */
+int cl_user_check(const char *user);
 
 /* cl_user_explain checks a user name as an admin typed it, before it is
  * prepared (RFC 7622 §3.3: preparation maps it, these rules hold before

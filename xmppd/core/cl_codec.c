@@ -126,9 +126,9 @@ static int rd_user(struct rd *r, struct cl_user *u)
         rc = rd_scram(r, &u->sha1, true);
     if (rc < 0)
         return rc;
-    if (!cl_user_valid(u->name) || !cl__creds_valid(u))
+    if (!cl__creds_valid(u))
         return XE_INVAL;
-    return 0;
+    return cl_user_check(u->name);
 }
 
 /* ---- commands ---- */
@@ -258,7 +258,7 @@ static int cmd_check(const struct cl_cmd *c)
             return XE_INVAL;
         /* fall through */
     case CL_CMD_USER_DEL:
-        return cl_user_valid(c->name) ? 0 : XE_INVAL;
+        return cl_user_check(c->name);
     case CL_CMD_USER_ITER:
         /* RFC 7677 §4: at least 4096. */
         return c->iterations >= CL_ITER_MIN && c->iterations <= CL_ITER_MAX ? 0

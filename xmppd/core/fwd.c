@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "jid.h"
+#include "never.h"
 #include "rt.h"
 #include "stz.h"
 #include "xs.h"
@@ -571,6 +572,10 @@ int fwd_input(struct fwd *f, uint64_t node, const struct pframe *fr, uint64_t no
 {
     int rc = 0;
 
+    /* The edge passes frames of authenticated peer links (plink), never
+     * its own. */
+    if (XD_NEVER(fr == NULL || node == 0 || node == f->cfg.node_id))
+        return XE_INVAL;
     f->now = now_ms;
     switch (fr->type) {
     case PFRAME_FWD:
@@ -621,6 +626,8 @@ static void forget_peer(struct fwd *f, struct fwd_peer *p, const char *why)
 
 int fwd_set_members(struct fwd *f, const uint64_t *ids, size_t n, uint64_t now_ms)
 {
+    if (XD_NEVER(ids == NULL && n > 0))
+        return XE_INVAL;
     f->now = now_ms;
     for (size_t i = 0; i < n; i++)
         if (ids[i] != f->cfg.node_id && fwd__peer(f, ids[i], true) == NULL)
@@ -662,8 +669,11 @@ int fwd_set_leader(struct fwd *f, uint64_t leader, uint64_t term, uint64_t now_m
 
 void fwd_peer_reset(struct fwd *f, uint64_t node, uint64_t now_ms)
 {
-    struct fwd_peer *p = fwd__peer(f, node, false);
+    struct fwd_peer *p;
 
+    if (XD_NEVER(node == 0 || node == f->cfg.node_id))
+        return; /* there is no channel to oneself */
+    p = fwd__peer(f, node, false);
     f->now = now_ms;
     if (p != NULL)
         forget_peer(f, p, "its channel was reset");
@@ -676,10 +686,13 @@ void fwd_peer_reset(struct fwd *f, uint64_t node, uint64_t now_ms)
 
 void fwd_peer_link(struct fwd *f, uint64_t node, bool up, uint64_t now_ms)
 {
-    struct fwd_peer *p = fwd__peer(f, node, true);
+    struct fwd_peer *p;
 
+    if (XD_NEVER(node == 0 || node == f->cfg.node_id))
+        return; /* there is no link to oneself */
+    p = fwd__peer(f, node, true);
     f->now = now_ms;
-    if (p == NULL || node == f->cfg.node_id)
+    if (p == NULL)
         return;
     p->link_up = up;
     if (up) {

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "err.h"
+#include "never.h"
 
 void plink_opts_default(struct plink_opts *o)
 {
@@ -103,6 +104,10 @@ void plink_tls_done(struct plink_conn *c, uint64_t cluster_id, uint64_t now,
                     struct plink_update *u)
 {
     reset_update(u);
+    /* The edge reports one handshake per connection; a tick may have
+     * closed it (a dial timeout) while the handshake finished. */
+    if (XD_NEVER(c->state != PLINK_STATE_TCP && c->state != PLINK_STATE_CLOSED))
+        return;
     if (c->state != PLINK_STATE_TCP)
         return;
     c->state = PLINK_STATE_TLS;

@@ -14,22 +14,30 @@
 
 /* ---- validation ---- */
 
-bool roster_jid_valid(const char *s)
+int roster_jid_check(const char *s)
 {
     struct jid j;
     struct buf b = {0};
-    bool ok;
+    int rc;
 
     if (s == NULL || s[0] == '\0' || strlen(s) > ROSTER_JID_MAX)
-        return false;
-    if (jid_parse(s, &j) < 0)
-        return false;
+        return XE_INVAL;
+    rc = jid_parse(s, &j);
+    if (rc < 0)
+        return rc;
     /* Prepared means: formatting the parse gives the same bytes back. */
-    ok = j.resource == NULL && jid_format(&j, &b) == 0 && b.data != NULL &&
-         strcmp(b.data, s) == 0;
+    if (j.resource != NULL)
+        rc = XE_INVAL;
+    else if ((rc = jid_format(&j, &b)) == 0 && (b.data == NULL || strcmp(b.data, s) != 0))
+        rc = XE_INVAL;
     buf_free(&b);
     jid_clear(&j);
-    return ok;
+    return rc;
+}
+
+bool roster_jid_valid(const char *s)
+{
+    return roster_jid_check(s) == 0;
 }
 
 /* utf8_len returns the length of the UTF-8 sequence at s (n bytes left) or 0
@@ -92,41 +100,50 @@ static bool group_valid(const char *g)
 
 bool roster_item_valid(const struct roster_item *it)
 {
-    size_t n;
+    return roster_item_check(it) == 0;
+}
 
-    if (it == NULL || !roster_jid_valid(it->jid))
-        return false;
+int roster_item_check(const struct roster_item *it)
+{
+    size_t n;
+    int rc;
+
+    if (it == NULL)
+        return XE_INVAL;
+    rc = roster_jid_check(it->jid);
+    if (rc < 0)
+        return rc;
     if (it->name != NULL) {
         n = strlen(it->name);
         if (n == 0 || n > ROSTER_NAME_MAX || !roster_text_valid(it->name, n))
-            return false;
+            return XE_INVAL;
     }
     if (it->n_groups > ROSTER_GROUPS_MAX || (it->n_groups > 0 && it->groups == NULL))
-        return false;
+        return XE_INVAL;
     for (size_t i = 0; i < it->n_groups; i++) {
         if (!group_valid(it->groups[i]))
-            return false;
+            return XE_INVAL;
         for (size_t k = 0; k < i; k++)
             if (strcmp(it->groups[k], it->groups[i]) == 0)
-                return false; /* §2.3.3: no duplicate groups */
+                return XE_INVAL; /* §2.3.3: no duplicate groups */
     }
     if ((unsigned)it->sub > ROSTER_SUB_BOTH)
-        return false;
+        return XE_INVAL;
     /* A.1: pending out only without "to", pending in only without "from". */
     if ((it->ask && (it->sub & ROSTER_SUB_TO)) ||
         (it->pending_in && (it->sub & ROSTER_SUB_FROM)))
-        return false;
+        return XE_INVAL;
     if (it->request != NULL &&
         (!it->pending_in || it->request_len == 0 || it->request_len > ROSTER_REQUEST_MAX))
-        return false;
+        return XE_INVAL;
     if (it->request == NULL && it->request_len != 0)
-        return false;
+        return XE_INVAL;
     /* An entry that is not a roster item exists only for a pending request
      * ("None + Pending In" without an item, A.1), and has nothing else. */
     if (!it->listed && (!it->pending_in || it->sub != ROSTER_SUB_NONE || it->ask ||
                         it->name != NULL || it->n_groups != 0))
-        return false;
-    return true;
+        return XE_INVAL;
+    return 0;
 }
 
 /* ---- items ---- */
@@ -271,9 +288,10 @@ int roster_put(struct roster *r, const struct roster_item *it)
     size_t pos;
     struct roster_item *ni;
     size_t pending;
+    int rc = roster_item_check(it);
 
-    if (!roster_item_valid(it))
-        return XE_INVAL;
+    if (rc < 0)
+        return rc;
     pos = find(r, it->jid, &found);
     pending = r->n_pending;
     if (found && !r->items[pos]->listed)

@@ -83,8 +83,12 @@ struct roster {
 /* ---- items and rosters (roster.c) ---- */
 
 /* roster_jid_valid: s is a bare JID (no resource) exactly as jid_parse
- * prepares it, at most ROSTER_JID_MAX bytes. */
+ * prepares it, at most ROSTER_JID_MAX bytes.  roster_jid_check says the
+ * same as 0 or XE_INVAL, and XE_NOMEM when preparing s ran out of memory:
+ * what decides a replicated entry must tell the two apart, or one node
+ * would refuse an entry the others apply. */
 bool roster_jid_valid(const char *s);
+int roster_jid_check(const char *s);
 /* roster_text_valid: s is len bytes of UTF-8 XML character data (no NUL,
  * no controls but TAB, LF, CR), the content allowed in a name or group. */
 bool roster_text_valid(const char *s, size_t len);
@@ -92,6 +96,9 @@ bool roster_text_valid(const char *s, size_t len);
  * bounds, and the states of Appendix A.1 (no "to" with ask, no "from" with
  * pending_in, an unlisted entry is exactly "None + Pending In"). */
 bool roster_item_valid(const struct roster_item *it);
+/* roster_item_check: the same as 0, XE_INVAL, or XE_NOMEM (as
+ * roster_jid_check). */
+int roster_item_check(const struct roster_item *it);
 /* roster_item_copy makes dst (uninitialised) a deep copy of src (borrowed).
  * 0/XE_NOMEM (then dst is zeroed). */
 int roster_item_copy(struct roster_item *dst, const struct roster_item *src);

@@ -118,7 +118,7 @@ static int rd_item(struct rd *r, struct roster_item *it)
         memcpy(it->request, p, n);
         it->request_len = n;
     }
-    return roster_item_valid(it) ? 0 : XE_INVAL;
+    return roster_item_check(it);
 }
 
 /* ---- commands ---- */
@@ -169,13 +169,17 @@ void roster_cmd_clear(struct roster_cmd *c)
 
 static int cmd_check(const struct roster_cmd *c)
 {
-    if (!cl_user_valid(c->user) || (c->has_base && !base_valid(c->base)))
+    int rc = cl_user_check(c->user);
+
+    if (rc < 0)
+        return rc;
+    if (c->has_base && !base_valid(c->base))
         return XE_INVAL;
     switch (c->type) {
     case ROSTER_CMD_SET:
-        return roster_item_valid(&c->item) ? 0 : XE_INVAL;
+        return roster_item_check(&c->item);
     case ROSTER_CMD_DEL:
-        return roster_jid_valid(c->item.jid) ? 0 : XE_INVAL;
+        return roster_jid_check(c->item.jid);
     }
     return XE_INVAL;
 }
@@ -399,8 +403,11 @@ int roster_db_apply_cmd(struct roster_db *db, const struct roster_cmd *c)
     const struct roster_item *cur;
     int rc;
 
-    if (cmd_check(c) < 0)
-        return XE_INVAL;
+    /* XE_NOMEM is not the entry's fault: cl_apply stops the driver on it
+     * rather than answer the entry differently from the other nodes. */
+    rc = cmd_check(c);
+    if (rc < 0)
+        return rc;
     if (c->has_base) {
         cur = found ? roster_find(&db->users[pos].roster, c->item.jid) : NULL;
         if (roster_base_of(cur) != c->base)
@@ -525,8 +532,8 @@ int roster_db_snapshot_decode(const void *buf, size_t len, struct roster_db **ou
         char *name = NULL;
 
         rc = rd_str(&r, ROSTER_USER_MAX, false, &name);
-        if (rc == 0 && !cl_user_valid(name))
-            rc = XE_INVAL;
+        if (rc == 0)
+            rc = cl_user_check(name);
         if (rc == 0 && db->n > 0 && strcmp(db->users[db->n - 1].name, name) >= 0)
             rc = XE_CORRUPT;
         if (rc == 0)

@@ -2,7 +2,6 @@
  * kind-specific steps of sess_comp.c and sess_c2s.c. */
 #include "sess.h"
 
-#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <sodium.h>
 
 #include "err.h"
+#include "never.h"
 #include "rt.h"
 #include "sess_c2s.h"
 #include "sess_comp.h"
@@ -71,7 +71,9 @@ int sess__enter(struct sess *s)
 {
     if (s->state == SESS_CLOSED)
         return XE_CLOSED;
-    assert(s->state == SESS_OPENING);
+    /* Only an authentication enters, once (sess_comp.c, sess_c2s_sasl.c). */
+    if (XD_NEVER(s->state != SESS_OPENING))
+        return XE_STATE;
     s->state = SESS_READY;
     return 0;
 }
@@ -210,7 +212,7 @@ void sess__end(struct sess *s, const char *why)
 
 void sess_input(struct sess *s, const void *data, size_t len)
 {
-    if (s->state == SESS_CLOSED)
+    if (s->state == SESS_CLOSED || XD_NEVER(data == NULL && len > 0))
         return;
     s->last_in_ms = s->srv->now_ms;
     s->ping_pending = false;

@@ -470,6 +470,20 @@ static int srv_account_addr(struct srv *srv, int rc, struct jid *j)
     return 0;
 }
 
+void srv__nomem_reply(struct srv *srv, struct sess *from, const struct stz *st)
+{
+    struct stz *r = NULL;
+
+    if (rt_may_bounce(st))
+        r = stz_error_reply(st, "wait", "resource-constraint", NULL);
+
+    SRV_LOG(srv, LOG_WARN, "c%" PRIu64 " out of memory handling a %s, %s", from->conn,
+            st->name, r != NULL ? "answered resource-constraint" : "dropped");
+    if (r != NULL)
+        sess_deliver(from, r);
+    stz_free(r);
+}
+
 void srv__route(struct srv *srv, struct sess *from, struct stz *st)
 {
     const char *to = stz_attr(st, "to");
@@ -498,9 +512,8 @@ void srv__route(struct srv *srv, struct sess *from, struct stz *st)
         return;
     }
     if (rc < 0 || rt_decide_jid(srv->rt, st, jrc, &j, &r) < 0) {
-        SRV_LOG(srv, LOG_WARN, "c%" PRIu64 " out of memory routing a %s, dropped",
-                from->conn, st->name);
         jid_clear(&j);
+        srv__nomem_reply(srv, from, st);
         stz_free(st);
         return;
     }

@@ -901,6 +901,7 @@ static void roster_iq(struct srv *srv, struct sess *from, const struct stz *st)
             stz_set_attr(r, "to", stz_attr(st, "from")) < 0) {
             stz_free(q);
             stz_free(r);
+            srv__nomem_reply(srv, from, st);
             return;
         }
         stz_append(r, q);
@@ -919,6 +920,7 @@ static void roster_iq(struct srv *srv, struct sess *from, const struct stz *st)
         (stz_attr(st, "id") != NULL &&
          (op->iq_id = strdup(stz_attr(st, "id"))) == NULL)) {
         rop_free(op);
+        srv__nomem_reply(srv, from, st);
         return;
     }
     op->is_iq = true;

@@ -128,6 +128,12 @@ int srv__authenticated(struct srv *srv, struct sess_comp *s);
  * 'to': handled on behalf of its account, RFC 6120 §10.3). */
 void srv__route(struct srv *srv, struct sess *from, struct stz *st);
 
+/* srv__nomem_reply answers st (borrowed), which session from sent and
+ * which could not be handled for want of memory, with a wait/resource-
+ * constraint error (RFC 6120 §8.3.3.18) when it may be answered, so that
+ * the sender is not left waiting; logs it either way. */
+void srv__nomem_reply(struct srv *srv, struct sess *from, const struct stz *st);
+
 /* srv__reply writes st (borrowed: an answer made by the server) to s; a
  * stanza error counts as a bounce. */
 void srv__reply(struct srv *srv, struct sess *s, const struct stz *st);

@@ -253,7 +253,8 @@ void xs_tree_mem(const struct xs *xs, size_t *cur, size_t *peak)
 
 static void xs__stop(struct xs *xs)
 {
-    XML_StopParser(xs->p, XML_FALSE);
+    if (xs->p != NULL) /* NULL: a parked stream's parser could not be made */
+        XML_StopParser(xs->p, XML_FALSE);
 }
 
 /* xs__fail decides the stream's end with an error (the first one wins),
@@ -829,8 +830,12 @@ static int xs__resume(struct xs *xs)
 {
     enum XML_Status st;
 
-    if (xs__parser_open(xs) != 0)
+    if (xs__parser_open(xs) != 0) {
+        /* The caller's bytes are dropped: the stream must end with an
+         * error event, or its peer would wait for an answer forever. */
+        xs__nomem(xs);
         return XE_NOMEM;
+    }
     xs->parked = false;
     xs->resuming = true;
     xs->level = 0;
@@ -841,7 +846,10 @@ static int xs__resume(struct xs *xs)
     xs__mem_current = NULL;
     xs->fed = (long long)xs->roottag.len;
     if (st == XML_STATUS_ERROR || xs->resuming || xs->done) {
-        if (!xs->done)
+        if (!xs->done && st == XML_STATUS_ERROR &&
+            XML_GetErrorCode(xs->p) == XML_ERROR_NO_MEMORY)
+            xs__nomem(xs);
+        else if (!xs->done)
             xs__fail(xs, XS_COND_INTERNAL_SERVER_ERROR, "stream resume");
         return XE_NOMEM;
     }
