@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "addr.h"
 #include "cl.h"
 #include "err.h"
 #include "node.h"
@@ -253,7 +254,7 @@ void cluster_join(struct node *n, const char *addr, const char *token_hex, bool 
         cb(arg, XE_INVAL, "bad address (host, host:port or [IPv6]:port)", NULL, 0);
         return;
     }
-    snprintf(norm, sizeof norm, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    addr_join(host, (unsigned)port, norm, sizeof norm);
     cluster_self_addr(n, self, sizeof self);
     if (strcmp(norm, self) == 0) {
         cb(arg, XE_INVAL, "that is this node's own address: join another member", NULL,

@@ -15,6 +15,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "addr.h"
 #include "cl.h"
 #include "cluster.h"
 #include "conf.h"
@@ -826,7 +827,7 @@ static int resolve_member(struct node *n, json_t *args, uint64_t *id,
 
     if (s != NULL) {
         size_t len = strlen(s), matches = 0;
-        if (len == 0 || len > 16 || strspn(s, "0123456789abcdefABCDEF") != len)
+        if (!addr_node_id_prefix_valid(s))
             return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                                  "node must be a hex node id (see xmpp cluster status)");
         list_members(cfg, s, cands, sizeof cands);
@@ -860,7 +861,7 @@ static int resolve_member(struct node *n, json_t *args, uint64_t *id,
         const struct raft_member *mb;
         if (peer_parse_addr(a, host, sizeof host, &port) < 0)
             return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "bad address %s", a);
-        snprintf(norm, sizeof norm, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+        addr_join(host, (unsigned)port, norm, sizeof norm);
         mb = raft_config_find_address(cfg, norm);
         if (mb == NULL)
             return ctl_error_set(err, "not-found",

@@ -141,37 +141,6 @@ int cmds_callbridge_export(void *ud, json_t *args, json_t **result, struct ctl_e
 
 /* ---- xmpp.metrics.set ---- */
 
-/* parse_addr reads "ipv4:port" or "[ipv6]:port" into *out: 0 or -1. */
-static int parse_addr(const char *s, struct conf_listen *out)
-{
-    const char *colon = strrchr(s, ':');
-    unsigned char a[16];
-    size_t hl;
-    char *end;
-    unsigned long port;
-
-    if (colon == NULL || colon[1] < '0' || colon[1] > '9')
-        return -1;
-    port = strtoul(colon + 1, &end, 10);
-    if (*end != '\0' || port == 0 || port > 65535)
-        return -1;
-    hl = (size_t)(colon - s);
-    if (s[0] == '[') {
-        if (hl < 3 || s[hl - 1] != ']')
-            return -1;
-        s++;
-        hl -= 2;
-    }
-    if (hl == 0 || hl >= sizeof out->host)
-        return -1;
-    memcpy(out->host, s, hl);
-    out->host[hl] = '\0';
-    if (inet_pton(AF_INET, out->host, a) != 1 && inet_pton(AF_INET6, out->host, a) != 1)
-        return -1;
-    out->port = (uint16_t)port;
-    return 0;
-}
-
 int cmds_metrics_set(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     static const char *const keys[] = {"listen", NULL};
@@ -188,7 +157,7 @@ int cmds_metrics_set(void *ud, json_t *args, json_t **result, struct ctl_error *
                              "\"listen\" is required: host:port, or \"off\"");
     memset(&addr, 0, sizeof addr);
     if (strcmp(l, "off") != 0) {
-        if (parse_addr(l, &addr) < 0)
+        if (conf_listen_parse(l, strlen(l), &addr) < 0)
             return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                                  "\"%.100s\" is not an address: give an IP address and a "
                                  "port, e.g. 127.0.0.1:9105 or [::1]:9105",
