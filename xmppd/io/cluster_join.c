@@ -432,5 +432,5 @@ void cluster_rebuild(struct node *n, cluster_cb cb, void *arg)
     r->n = n;
     r->cb = cb;
     r->arg = arg;
-    node__later(n, rebuild_run, r);
+    node_later(n, rebuild_run, r);
 }

@@ -22,7 +22,6 @@
 #include "ctl_server.h"
 #include "err.h"
 #include "node.h"
-#include "node_int.h"
 #include "pki.h"
 #include "precis.h"
 #include "rnode.h"
@@ -59,7 +58,8 @@ static void admin_log(struct node *n, const char *what, const json_t *result)
 {
     char *s = result != NULL ? json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 
-    LOG(&n->log, LOG_INFO, "%s admin: %s: %s", n->name, what, s != NULL ? s : "done");
+    LOG(node_log(n), LOG_INFO, "%s admin: %s: %s", node_name(n), what,
+        s != NULL ? s : "done");
     free(s);
 }
 

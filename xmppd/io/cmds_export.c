@@ -12,7 +12,6 @@
 #include "conf.h"
 #include "err.h"
 #include "node.h"
-#include "node_int.h"
 #include "node_metrics.h"
 #include "rnode.h"
 #include "state.h"
@@ -76,8 +75,9 @@ static bool unspecified(const char *host)
  * node: its own component port). */
 static void add_records(struct node *n, const char *domain, json_t *srv, json_t *records)
 {
-    const struct raft_config *cfg = n->st.cluster_enabled ? rnode_config(n->rn) : NULL;
-    const struct node_state *st = &n->st;
+    const struct raft_config *cfg =
+        node_local(n)->cluster_enabled ? rnode_config(node_rnode(n)) : NULL;
+    const struct node_state *st = node_local(n);
     unsigned own_port = st->n_listen > 0 ? st->listen[0].port : CONF_DEFAULT_PORT;
     char host[96];
 
@@ -114,9 +114,9 @@ int cmds_callbridge_export(void *ud, json_t *args, json_t **result, struct ctl_e
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "a call bridge name has 1-%d letters, digits and '-'",
                              CL_NAME_MAX);
-    if (n->rn == NULL)
+    if (node_rnode(n) == NULL)
         return ctl_error_set(err, "state", "the node is stopping");
-    cs = rnode_state(n->rn);
+    cs = rnode_state(node_rnode(n));
     cb = cl_callbridge_find(cs, name);
     if (cb == NULL)
         return ctl_error_set(err, "not-found",
@@ -125,8 +125,8 @@ int cmds_callbridge_export(void *ud, json_t *args, json_t **result, struct ctl_e
         return ctl_error_set(
             err, "state", "no domain yet: set it with xmpp domain <name>, then export");
     snprintf(comp, sizeof comp, "%s.%s", cb->name, cl_domain(cs));
-    if (n->st.bundle[0] != '\0' &&
-        node_file_path(n, n->st.bundle, bundle, sizeof bundle) == 0)
+    if (node_local(n)->bundle[0] != '\0' &&
+        node_file_path(n, node_local(n)->bundle, bundle, sizeof bundle) == 0)
         ca = json_string(realpath(bundle, real) != NULL ? real : bundle);
     srv = json_array();
     records = json_array();
@@ -135,7 +135,7 @@ int cmds_callbridge_export(void *ud, json_t *args, json_t **result, struct ctl_e
                         cb->name, "domain", cl_domain(cs), "component", comp, "secret",
                         (const char *)cb->secret, cb->secret_len, "port",
                         (json_int_t)CONF_DEFAULT_PORT, "srv", srv, "records", records,
-                        "ca_bundle", ca, "tls", state_tls_name(n->st.tls));
+                        "ca_bundle", ca, "tls", state_tls_name(node_local(n)->tls));
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
@@ -146,7 +146,7 @@ int cmds_metrics_set(void *ud, json_t *args, json_t **result, struct ctl_error *
     static const char *const keys[] = {"listen", NULL};
     struct node *n = ud;
     const char *l = ctl_arg_str(args, "listen");
-    struct conf_listen addr, old = n->st.metrics;
+    struct conf_listen addr, old = node_local(n)->metrics;
     char text[96], why[512], url[128];
     int rc;
 
@@ -167,10 +167,10 @@ int cmds_metrics_set(void *ud, json_t *args, json_t **result, struct ctl_error *
                                  "%s is not an address of this host; see ip address",
                                  addr.host);
     }
-    n->st.metrics = addr;
+    node_local(n)->metrics = addr;
     rc = node_metrics_apply(n, why, sizeof why);
     if (rc < 0) {
-        n->st.metrics = old;
+        node_local(n)->metrics = old;
         node_metrics_apply(n, text, sizeof text);
         return ctl_error_set(err, ctl_error_code_for(rc), "%s; nothing was changed", why);
     }
@@ -180,13 +180,13 @@ int cmds_metrics_set(void *ud, json_t *args, json_t **result, struct ctl_error *
         return ctl_error_set(err, "io", "%s", why);
     }
     if (addr.port == 0) {
-        LOG(&n->log, LOG_INFO, "%s admin: metrics endpoint turned off", n->name);
+        LOG(node_log(n), LOG_INFO, "%s admin: metrics endpoint turned off", node_name(n));
         *result = json_pack("{s:n}", "listen");
         return *result != NULL ? 0 : XE_NOMEM;
     }
     conf_format_listen(&addr, text, sizeof text);
     snprintf(url, sizeof url, "http://%s/metrics", text);
-    LOG(&n->log, LOG_INFO, "%s admin: metrics endpoint set to %s", n->name, url);
+    LOG(node_log(n), LOG_INFO, "%s admin: metrics endpoint set to %s", node_name(n), url);
     *result = json_pack("{s:s, s:s}", "listen", text, "url", url);
     return *result != NULL ? 0 : XE_NOMEM;
 }
