@@ -401,8 +401,9 @@ static void deliver_to_user(struct srv *srv, struct sess *from, const char *user
         if (r->available && r->base.state == SESS_READY)
             c2s_send(srv, r, st, NULL);
     }
-    for (size_t i = 0; from == NULL && i < srv->nbuckets; i++)
-        from = srv->conns[i]; /* for fwd's log lines only */
+    for (size_t i = 0; from == NULL && i < srv->conns.nb; i++)
+        if (srv->conns.b[i] != NULL)
+            from = SRV_SESS(srv->conns.b[i]); /* for fwd's log lines only */
     if (srv->cl == NULL || from == NULL)
         return;
     remotes_of(srv, user, &rs);
@@ -1253,11 +1254,12 @@ void srv_user_deleted(struct srv *srv, const char *user)
     /* Every session logged in as user, bound or not yet.  A close only
      * unlinks the session it closes (presence goes out when reaped), so
      * the next one is taken first. */
-    for (size_t i = 0; user != NULL && i < srv->nbuckets; i++) {
-        struct sess *s = srv->conns[i], *next;
-        for (; s != NULL; s = next) {
+    for (size_t i = 0; user != NULL && i < srv->conns.nb; i++) {
+        struct hlink *l = srv->conns.b[i], *next;
+        for (; l != NULL; l = next) {
+            struct sess *s = SRV_SESS(l);
             struct sess_c2s *c = (struct sess_c2s *)s;
-            next = s->hnext;
+            next = l->next;
             if (s->kind != SESS_KIND_C2S || !c->authed || strcmp(c->user, user) != 0)
                 continue;
             /* RFC 6120 §4.9.3.12 not-authorized: the account that

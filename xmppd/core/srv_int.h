@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "htab.h"
 #include "minute.h"
 #include "rt.h"
 #include "srv.h"
@@ -39,6 +40,9 @@ struct srv_cb {
     struct srv_cb *next;
 };
 
+/* SRV_SESS returns the session whose link l is in srv->conns. */
+#define SRV_SESS(l) HTAB_ENTRY(l, struct sess, hlink)
+
 struct srv {
     struct srv_config cfg; /* domain and node_name point at the copies below */
     char *domain;          /* prepared (lower case) */
@@ -48,9 +52,7 @@ struct srv {
     /* framer limits before authentication (from cfg.preauth_stanza_bytes) */
     struct xs_limits preauth;
 
-    struct sess **conns; /* hash by connection id, chained via hnext */
-    size_t nbuckets;
-    size_t nconns;
+    struct htab conns; /* sessions by connection id (sess.hlink; SRV_SESS) */
     struct sess *dead; /* closed, waiting to be freed (dnext) */
 
     /* Clients (srv_c2s.c): bound sessions per account, chained per
