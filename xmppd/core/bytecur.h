@@ -36,8 +36,9 @@ static inline const unsigned char *rd_bytes(struct rd *r, size_t n)
     return p;
 }
 
-/* rd_uint reads a size-byte (1..8) little-endian unsigned integer. */
-static inline uint64_t rd_uint(struct rd *r, unsigned size)
+/* rd_ord reads a size-byte (1..8) unsigned integer, big-endian (most
+ * significant byte first) or little-endian. */
+static inline uint64_t rd_ord(struct rd *r, unsigned size, bool big)
 {
     const unsigned char *p = rd_bytes(r, size);
     uint64_t v = 0;
@@ -45,21 +46,20 @@ static inline uint64_t rd_uint(struct rd *r, unsigned size)
     if (p == NULL)
         return 0;
     for (unsigned i = 0; i < size; i++)
-        v |= (uint64_t)p[i] << (8 * i);
+        v |= (uint64_t)p[i] << (8 * (big ? size - 1 - i : i));
     return v;
+}
+
+/* rd_uint reads a size-byte (1..8) little-endian unsigned integer. */
+static inline uint64_t rd_uint(struct rd *r, unsigned size)
+{
+    return rd_ord(r, size, false);
 }
 
 /* rd_be reads a size-byte (1..8) big-endian unsigned integer. */
 static inline uint64_t rd_be(struct rd *r, unsigned size)
 {
-    const unsigned char *p = rd_bytes(r, size);
-    uint64_t v = 0;
-
-    if (p == NULL)
-        return 0;
-    for (unsigned i = 0; i < size; i++)
-        v = (v << 8) | p[i];
-    return v;
+    return rd_ord(r, size, true);
 }
 
 struct wr {
