@@ -724,7 +724,7 @@ void srv_get_stats(const struct srv *srv, struct srv_stats *out)
     out->logins_minute = minute_sum(&srv->logins_minute, srv->now_ms);
     out->login_failures_minute = minute_sum(&srv->failures_minute, srv->now_ms);
     out->paused = srv->npaused;
-    out->throttled = srv->nthr;
+    out->throttled = srv->thr.count;
     out->ws_pending = srv->ws_pending;
     out->ws_conns = srv__ws_parked_count(srv);
     out->ws_clients = 0;

@@ -57,16 +57,14 @@ struct srv {
 
     /* Clients (srv_c2s.c): bound sessions per account, chained per
      * account by sess_c2s.anext; accounts hashed by name. */
-    struct srv_acct **accts;
-    size_t nacct_buckets;
-    size_t nclients;                 /* bound client sessions */
+    struct htab accts; /* srv_acct by name (srv_c2s.c); no buckets until one */
+    size_t nclients;   /* bound client sessions */
     const struct cl_state *accounts; /* borrowed (srv_set_accounts); NULL: none */
     unsigned char *fake_key;         /* sodium_malloc'd, 32 bytes: SCRAM's
                                         answer for unknown users */
     struct srv_rop *rops;            /* roster writes submitted (srv_c2s.c) */
     uint64_t rop_token;              /* the last token given to env.submit */
-    struct srv_thr **thr;            /* failed-login counts (srv_throttle.c) */
-    size_t nthr_buckets, nthr;
+    struct htab thr; /* failed-login counts (srv_throttle.c); no buckets until one */
 
     struct srv_cb *cbs;
     struct buf out;    /* scratch for serialising */
