@@ -112,6 +112,27 @@ static void test_format(void)
     CHECK_STR(out, "");
 }
 
+/* addr_host_of: the host of an address the node made itself.  The old
+ * copies in cmds_export.c cut a bare IPv6 address at its last colon
+ * ("::1" gave "::"). */
+static void test_host_of(void)
+{
+    char h[16];
+
+    CHECK_INT(addr_host_of("10.0.0.1:5", h, sizeof h), 0);
+    CHECK_STR(h, "10.0.0.1");
+    CHECK_INT(addr_host_of("[::1]:5", h, sizeof h), 0);
+    CHECK_STR(h, "::1");
+    CHECK_INT(addr_host_of("::1", h, sizeof h), 0);
+    CHECK_STR(h, "::1");
+    CHECK_INT(addr_host_of("test peer", h, sizeof h), 0); /* not checked */
+    CHECK_STR(h, "test peer");
+    CHECK_INT(addr_host_of("[::1", h, sizeof h), XE_INVAL);
+    CHECK_STR(h, "");
+    CHECK_INT(addr_host_of(":5", h, sizeof h), XE_INVAL);
+    CHECK_INT(addr_host_of("a-very-long-host-name:5", h, sizeof h), XE_INVAL);
+}
+
 static void test_same(void)
 {
     CHECK(addr_same("[::1]:5224", "[0::1]", ADDR_HOSTS_DNS, 5224));
@@ -187,5 +208,5 @@ static void test_iface(void)
 }
 
 TL_MAIN(T(test_forms), T(test_disagreements), T(test_refused), T(test_long_host),
-        T(test_format), T(test_same), T(test_node_ids), T(test_callbridge),
-        T(test_pki_names), T(test_iface))
+        T(test_format), T(test_host_of), T(test_same), T(test_node_ids),
+        T(test_callbridge), T(test_pki_names), T(test_iface))

@@ -48,31 +48,40 @@ static int parse_port(const char *p, uint16_t *out)
     return 0;
 }
 
-int addr_parse(const char *s, enum addr_hosts hosts, uint16_t default_port,
-               struct addr *out)
+/* split finds the host (*host, *hl bytes, no brackets) and the port text
+ * (*port, NULL when none) of s by the rule in addr.h; XE_INVAL for bad
+ * brackets or an empty host. */
+static int split(const char *s, const char **host, size_t *hl, const char **port)
 {
-    const char *host = s, *port = NULL, *first, *rb;
-    size_t hl;
-    int kind;
+    const char *first = strchr(s, ':'), *rb;
 
-    if (s == NULL)
-        return XE_INVAL;
-    first = strchr(s, ':');
+    *host = s;
+    *port = NULL;
     if (s[0] == '[') {
         /* RFC 3986 §3.2.2: an IP-literal in brackets. */
         rb = strchr(s, ']');
         if (rb == NULL || (rb[1] != '\0' && rb[1] != ':'))
             return XE_INVAL;
-        host = s + 1;
-        hl = (size_t)(rb - host);
-        port = rb[1] == ':' ? rb + 2 : NULL;
+        *host = s + 1;
+        *hl = (size_t)(rb - *host);
+        *port = rb[1] == ':' ? rb + 2 : NULL;
     } else if (first != NULL && strchr(first + 1, ':') == NULL) {
-        hl = (size_t)(first - s); /* one colon: host:port */
-        port = first + 1;
+        *hl = (size_t)(first - s); /* one colon: host:port */
+        *port = first + 1;
     } else {
-        hl = strlen(s); /* no colon, or a bare IPv6 address */
+        *hl = strlen(s); /* no colon, or a bare IPv6 address */
     }
-    if (hl == 0 || hl > ADDR_HOST_MAX)
+    return *hl > 0 ? 0 : XE_INVAL;
+}
+
+int addr_parse(const char *s, enum addr_hosts hosts, uint16_t default_port,
+               struct addr *out)
+{
+    const char *host, *port;
+    size_t hl;
+    int kind;
+
+    if (s == NULL || split(s, &host, &hl, &port) < 0 || hl > ADDR_HOST_MAX)
         return XE_INVAL;
     memcpy(out->host, host, hl);
     out->host[hl] = '\0';
@@ -95,6 +104,21 @@ int addr_parse(const char *s, enum addr_hosts hosts, uint16_t default_port,
         kind = ADDR_KIND_NAME;
     }
     out->kind = (enum addr_kind)kind;
+    return 0;
+}
+
+int addr_host_of(const char *s, char *out, size_t cap)
+{
+    const char *host, *port;
+    size_t hl;
+
+    if (s == NULL || split(s, &host, &hl, &port) < 0 || hl >= cap) {
+        if (cap > 0)
+            out[0] = '\0';
+        return XE_INVAL;
+    }
+    memcpy(out, host, hl);
+    out[hl] = '\0';
     return 0;
 }
 

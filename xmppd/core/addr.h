@@ -55,6 +55,14 @@ struct addr {
 int addr_parse(const char *s, enum addr_hosts hosts, uint16_t default_port,
                struct addr *out);
 
+/* addr_host_of copies the host of address text s (borrowed), split by
+ * the rule above (no brackets, no port), into out (cap bytes), whatever
+ * the host is: for addresses the node formatted itself (a connection's
+ * peer, a member's address), where a rule's check would add nothing.  0,
+ * or XE_INVAL (bad brackets, an empty host, or no room; out is then
+ * empty). */
+int addr_host_of(const char *s, char *out, size_t cap);
+
 /* addr_format writes a as "host:port", or "[v6]:port" for IPv6, into out
  * (len bytes; ADDR_TEXT_MAX + 1 is enough).  0, or XE_INVAL when it does
  * not fit (out is then empty). */

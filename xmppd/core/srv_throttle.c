@@ -34,12 +34,12 @@ static uint64_t thr_hash(const struct hlink *l)
  * it does not parse) or of user into out. */
 static void thr_key(char *out, size_t cap, const char *peer, const char *user)
 {
-    struct addr a;
+    char host[ADDR_HOST_MAX + 1];
 
     if (user != NULL)
         snprintf(out, cap, "u %s", user);
-    else if (addr_parse(peer, ADDR_HOSTS_DNS, 1, &a) == 0)
-        snprintf(out, cap, "a %s", a.host);
+    else if (addr_host_of(peer, host, sizeof host) == 0)
+        snprintf(out, cap, "a %s", host);
     else
         snprintf(out, cap, "a %s", peer);
 }

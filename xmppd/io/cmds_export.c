@@ -10,6 +10,7 @@
 
 #include "cl.h"
 #include "conf.h"
+#include "addr.h"
 #include "err.h"
 #include "node.h"
 #include "node_metrics.h"
@@ -24,17 +25,8 @@
 /* host_of copies the host of a peer address ("h:p" or "[v6]:p") into out. */
 static void host_of(const char *addr, char *out, size_t len)
 {
-    const char *colon = strrchr(addr, ':');
-    size_t n = colon != NULL ? (size_t)(colon - addr) : strlen(addr);
-
-    if (addr[0] == '[' && n >= 2) {
-        addr++;
-        n -= 2;
-    }
-    if (n >= len)
-        n = len - 1;
-    memcpy(out, addr, n);
-    out[n] = '\0';
+    if (addr_host_of(addr, out, len) < 0)
+        snprintf(out, len, "%s", addr);
 }
 
 /* add_member appends the SRV record (and the A or AAAA record of its
