@@ -95,6 +95,30 @@ static void test_no_buckets(void)
     CHECK_INT(t.count, 0);
 }
 
+static size_t released;
+
+static void count_release(struct hlink *l)
+{
+    released += HTAB_ENTRY(l, struct item, link)->key;
+}
+
+/* htab_release hands every entry over once, then frees the buckets. */
+static void test_release(void)
+{
+    struct htab t;
+    struct item it[100];
+
+    REQUIRE(htab_init(&t, 4) == 0);
+    for (size_t i = 0; i < 100; i++) {
+        it[i].key = i + 1;
+        htab_add(&t, &it[i].link, htab_hash_u64(it[i].key), item_hash);
+    }
+    released = 0;
+    htab_release(&t, count_release);
+    CHECK_INT(released, 5050);
+    CHECK(t.b == NULL && t.nb == 0 && t.count == 0);
+}
+
 static void test_hashes(void)
 {
     CHECK(htab_hash_str("") == 14695981039346656037ULL);
@@ -102,4 +126,5 @@ static void test_hashes(void)
     CHECK(htab_hash_u64(1) != htab_hash_u64(2));
 }
 
-TL_MAIN(T(test_add_find_del), T(test_chain_order), T(test_no_buckets), T(test_hashes))
+TL_MAIN(T(test_add_find_del), T(test_chain_order), T(test_no_buckets), T(test_release),
+        T(test_hashes))

@@ -21,6 +21,18 @@ void htab_fini(struct htab *t)
     t->count = 0;
 }
 
+void htab_release(struct htab *t, void (*release)(struct hlink *l))
+{
+    for (size_t i = 0; release != NULL && i < t->nb; i++) {
+        struct hlink *l = t->b[i], *next;
+        for (; l != NULL; l = next) {
+            next = l->next;
+            release(l);
+        }
+    }
+    htab_fini(t);
+}
+
 static struct hlink **slot(const struct htab *t, uint64_t h)
 {
     return &t->b[(size_t)h & (t->nb - 1)];

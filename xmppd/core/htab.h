@@ -41,6 +41,10 @@ int htab_init(struct htab *t, size_t nb);
 /* htab_fini frees t's buckets (not the entries) and zeroes t. */
 void htab_fini(struct htab *t);
 
+/* htab_release calls release (may be NULL) on every entry, which may free
+ * it, then frees t's buckets as htab_fini does. */
+void htab_release(struct htab *t, void (*release)(struct hlink *l));
+
 /* htab_head returns the first link of the chain that hash h falls in (NULL
  * when empty): walk it with ->next and compare keys. */
 struct hlink *htab_head(const struct htab *t, uint64_t h);

@@ -28,6 +28,14 @@ static uint64_t entry_hash(const struct hlink *l)
     return htab_hash_str(HTAB_ENTRY(l, const struct rt_entry, link)->domain);
 }
 
+static void entry_free(struct hlink *l)
+{
+    struct rt_entry *e = HTAB_ENTRY(l, struct rt_entry, link);
+
+    free(e->domain);
+    free(e);
+}
+
 int rt_new(const char *server_domain, struct rt **out)
 {
     struct rt *rt = calloc(1, sizeof *rt);
@@ -54,17 +62,8 @@ void rt_free(struct rt *rt)
 {
     if (rt == NULL)
         return;
-    for (size_t i = 0; i < rt->table.nb; i++) {
-        struct hlink *l = rt->table.b[i], *next;
-        for (; l != NULL; l = next) {
-            struct rt_entry *e = HTAB_ENTRY(l, struct rt_entry, link);
-            next = l->next;
-            free(e->domain);
-            free(e);
-        }
-    }
+    htab_release(&rt->table, entry_free);
     free(rt->version);
-    htab_fini(&rt->table);
     free(rt->domain);
     free(rt);
 }

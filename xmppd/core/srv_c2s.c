@@ -42,6 +42,12 @@ static uint64_t acct_hash(const struct hlink *l)
     return htab_hash_str(ACCT_OF(l)->name);
 }
 
+static void acct_free(struct hlink *l)
+{
+    free(ACCT_OF(l)->name);
+    free(ACCT_OF(l));
+}
+
 static struct srv_acct *acct_find(const struct srv *srv, const char *name)
 {
     for (struct hlink *l = htab_head(&srv->accts, htab_hash_str(name)); l != NULL;
@@ -135,15 +141,7 @@ void srv__c2s_unbind(struct srv *srv, struct sess_c2s *c)
 void srv__c2s_free(struct srv *srv)
 {
     rops_free(srv);
-    for (size_t i = 0; i < srv->accts.nb; i++) {
-        struct hlink *l = srv->accts.b[i], *next;
-        for (; l != NULL; l = next) {
-            next = l->next;
-            free(ACCT_OF(l)->name);
-            free(ACCT_OF(l));
-        }
-    }
-    htab_fini(&srv->accts);
+    htab_release(&srv->accts, acct_free);
 }
 
 /* ---- delivery helpers ---- */

@@ -44,6 +44,12 @@ static void thr_key(char *out, size_t cap, const char *peer, const char *user)
         snprintf(out, cap, "a %s", peer);
 }
 
+static void thr_free(struct hlink *l)
+{
+    free(THR_OF(l)->key);
+    free(THR_OF(l));
+}
+
 static struct srv_thr *thr_find(const struct srv *srv, const char *key)
 {
     for (struct hlink *l = htab_head(&srv->thr, htab_hash_str(key)); l != NULL;
@@ -131,8 +137,7 @@ static void thr_forget(struct srv *srv, const char *key)
     if (t == NULL)
         return;
     htab_del(&srv->thr, &t->link, htab_hash_str(key));
-    free(t->key);
-    free(t);
+    thr_free(&t->link);
 }
 
 void srv__thr_success(struct srv *srv, const char *peer, const char *user)
@@ -155,8 +160,7 @@ void srv__thr_sweep(struct srv *srv)
             if (t->blocked_until <= srv->now_ms &&
                 srv->now_ms - t->last_ms >= srv->cfg.login_block_ms) {
                 htab_del(&srv->thr, l, htab_hash_str(t->key));
-                free(t->key);
-                free(t);
+                thr_free(l);
             }
         }
     }
@@ -206,13 +210,5 @@ size_t srv_get_blocked(const struct srv *srv, struct srv_blocked *out, size_t ma
 
 void srv__thr_free(struct srv *srv)
 {
-    for (size_t i = 0; i < srv->thr.nb; i++) {
-        struct hlink *l = srv->thr.b[i], *next;
-        for (; l != NULL; l = next) {
-            next = l->next;
-            free(THR_OF(l)->key);
-            free(THR_OF(l));
-        }
-    }
-    htab_fini(&srv->thr);
+    htab_release(&srv->thr, thr_free);
 }
