@@ -12,9 +12,12 @@
 
 #include <sodium.h>
 
+#include "addr.h"
 #include "cl.h"
 #include "cli.h"
+#include "conf.h"
 #include "jid.h"
+#include "plink.h"
 #include "precis.h"
 
 #define WHY_LEN 256
@@ -41,35 +44,16 @@ static int bad(char *why, const char *fmt, const char *arg)
     return -1;
 }
 
-static bool is_ip(const char *s)
-{
-    unsigned char a[16];
-    return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
-}
-
-/* Call bridge and user names: letters, digits and '-' (issue 4). */
-/* Files in the node's pki directory: a plain name, no path. */
-static bool is_file_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 200 || s[0] == '.')
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
-            return false;
-    return true;
-}
-
+/* The rules that the daemon applies come from xmppd/core/addr.c, so the
+ * shell refuses exactly what the node would. */
 static int need_file(const char *what, const char *s, json_t *args, const char *key,
                      char *why)
 {
-    if (!is_file_name(s)) {
-        snprintf(
-            why, WHY_LEN,
-            "%s \"%.100s\" must be a file name in the node's pki directory (letters, "
-            "digits, '.', '-', '_'; no '/')",
-            what, s);
+    if (!addr_pki_name_valid(s, strlen(s))) {
+        snprintf(why, WHY_LEN,
+                 "%s \"%.100s\" must be a file name in the node's pki directory (no "
+                 "'/', no leading '.', no control characters)",
+                 what, s);
         return -1;
     }
     json_object_set_new(args, key, json_string(s));
@@ -94,51 +78,13 @@ static int prep_domain(struct cli *cli, int argc, char **argv, json_t *args, cha
     return 0;
 }
 
-static bool is_iface(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 15) /* IFNAMSIZ - 1 */
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
-            return false;
-    return true;
-}
-
 /* listen_ok accepts addr, addr:port, [v6], [v6]:port, a bare IPv6 address,
- * iface and iface:port (the daemon's xmpp.listen.set splits the same way). */
+ * iface and iface:port (as the daemon's xmpp.listen.set). */
 static bool listen_ok(const char *s)
 {
-    char host[64];
-    const char *colon = strrchr(s, ':'), *port = NULL;
-    size_t hl;
-    bool bracket = s[0] == '[';
+    struct addr a;
 
-    if (bracket) {
-        const char *end = strchr(s, ']');
-        if (end == NULL || (end[1] != '\0' && end[1] != ':'))
-            return false;
-        hl = (size_t)(end - s - 1);
-        s++;
-        port = end[1] == ':' ? end + 2 : NULL;
-    } else if (colon != NULL && strchr(s, ':') == colon) {
-        hl = (size_t)(colon - s);
-        port = colon + 1;
-    } else {
-        hl = strlen(s);
-    }
-    if (hl == 0 || hl >= sizeof host)
-        return false;
-    memcpy(host, s, hl);
-    host[hl] = '\0';
-    if (port != NULL) {
-        char *end;
-        unsigned long v = port[0] >= '0' && port[0] <= '9' ? strtoul(port, &end, 10) : 0;
-        if (v == 0 || v > 65535 || *end != '\0')
-            return false;
-    }
-    return is_ip(host) || (!bracket && is_iface(host));
+    return addr_parse(s, ADDR_HOSTS_IFACE, CONF_DEFAULT_PORT, &a) == 0;
 }
 
 static int prep_listen(struct cli *cli, int argc, char **argv, json_t *args, char *why)
@@ -182,9 +128,9 @@ static int prep_client_tls(struct cli *cli, int argc, char **argv, json_t *args,
 static int prep_metrics(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
     const char *a = argc > 0 ? argv[0] : "off";
-    const char *colon = strrchr(a, ':');
+    struct conf_listen l;
 
-    if (strcmp(a, "off") != 0 && (colon == NULL || colon == a || colon[1] == '\0'))
+    if (strcmp(a, "off") != 0 && conf_listen_parse(a, strlen(a), &l) < 0)
         return bad(why,
                    "\"%.100s\" must be an address and a port, e.g. 127.0.0.1:9105 or "
                    "[::1]:9105",
@@ -415,7 +361,7 @@ static int prep_csr(struct cli *cli, int argc, char **argv, json_t *args, char *
                     v += 4;
                 else if (strncmp(v, "IP:", 3) == 0)
                     v += 3;
-                if (!jid_dns_name_valid(v, true) && !is_ip(v)) {
+                if (!jid_dns_name_valid(v, true) && !addr_is_ip(v)) {
                     bad(why,
                         "subjectAltName entry \"%.100s\" is neither a DNS name nor an IP "
                         "address",
@@ -457,20 +403,11 @@ static bool is_token(const char *s)
 static int prep_join(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
     const char *a = argv[0];
-    char host[256];
-    snprintf(host, sizeof host, "%s", a);
-    char *colon = strrchr(host, ':');
+    char host[PFRAME_MAX_ADDR + 1];
+    int port;
+
     /* host, host:port, IPv4, IPv4:port, [IPv6]:port, IPv6 */
-    if (host[0] == '[') {
-        char *end = strchr(host, ']');
-        if (end == NULL)
-            return bad(why, "address \"%.100s\" has an unclosed '['", a);
-        *end = '\0';
-        memmove(host, host + 1, strlen(host));
-    } else if (colon != NULL && strchr(host, ':') == colon) {
-        *colon = '\0';
-    }
-    if (!is_ip(host) && !jid_dns_name_valid(host, false))
+    if (plink_parse_addr(a, PLINK_DEFAULT_PORT, host, sizeof host, &port) < 0)
         return bad(why, "\"%.100s\" is not an address (host, host:port or [IPv6]:port)",
                    a);
     json_object_set_new(args, "address", json_string(a));
@@ -552,7 +489,7 @@ static int prep_node(struct cli *cli, int argc, char **argv, json_t *args, char 
         json_object_set_new(args, "address", json_string(s));
         return 0;
     }
-    if (n == 0 || n > 16 || strspn(s, "0123456789abcdefABCDEF") != n)
+    if (!addr_node_id_prefix_valid(s))
         return bad(
             why, "node \"%.100s\" must be a node id in hex (see xmpp cluster status)", s);
     json_object_set_new(args, "node", json_string(s));

@@ -1,4 +1,6 @@
 /* test_conf.c: unit tests for the node configuration parser (conf.c). */
+#include <locale.h>
+
 #include <sodium.h>
 
 #include "testlib.h"
@@ -145,6 +147,26 @@ static void test_malformed(void)
     fails_at("domain a.b\ncallbridge cb1 a\x01z\n", 2, "control character");
 }
 
+/* The rules shared with the daemon and the shell (addr.c), where conf.c's
+ * own copies differed: isalnum() followed the locale, and 0x7f passed as a
+ * file-name character.  Under a Latin-1 locale (when one is installed)
+ * 0xc3 would be a letter to isalnum(). */
+static void test_shared_rules(void)
+{
+    const char *latin1[] = {"en_US.ISO-8859-1", "de_DE.ISO-8859-1", "C.UTF-8", NULL};
+
+    for (size_t i = 0; latin1[i] != NULL; i++)
+        if (setlocale(LC_CTYPE, latin1[i]) != NULL)
+            break;
+    fails_at("domain a.b\ncallbridge caf\xc3\xa9 x\n", 2, "bad callbridge name");
+    setlocale(LC_CTYPE, "C");
+    fails_at("domain a.b\ncerts k\x7f c\n", 2, "bad file name");
+    fails_at("domain a.b\ncerts .k c\n", 2, "bad file name");
+    fails_at("domain a.b\ncomponent-listen 127.0.0.1:+7\n", 2, "bad address");
+    fails_at("domain a.b\ncomponent-listen [10.0.0.1]:7\n", 2, "bad address");
+    fails_at("domain a.b\ncomponent-listen ::1:5223\n", 2, "bad address");
+}
+
 static void test_secret_never_in_message(void)
 {
     struct conf c;
@@ -202,5 +224,5 @@ static void test_init(void)
 }
 
 TL_MAIN(T(test_init), T(test_full_file), T(test_defaults), T(test_malformed),
-        T(test_secret_never_in_message), T(test_limits), T(test_data_without_nul),
-        T(test_connection_limits))
+        T(test_shared_rules), T(test_secret_never_in_message), T(test_limits),
+        T(test_data_without_nul), T(test_connection_limits))

@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "addr.h"
 #include "err.h"
 #include "jid.h"
 #include "never.h"
@@ -22,19 +23,11 @@ _Static_assert((int)CL_CMD_ROSTER_SET == (int)ROSTER_CMD_SET &&
 
 /* ---- validation ---- */
 
+_Static_assert(CL_NAME_MAX == ADDR_CALLBRIDGE_MAX, "one rule for call-bridge names");
+
 bool cl_name_valid(const char *name)
 {
-    size_t n = 0;
-
-    if (name == NULL)
-        return false;
-    for (const char *p = name; *p != '\0'; p++, n++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '-'))
-            return false;
-    }
-    return n >= 1 && n <= CL_NAME_MAX;
+    return name != NULL && addr_callbridge_valid(name, strlen(name));
 }
 
 bool cl_domain_valid(const char *domain)

@@ -82,8 +82,9 @@
 
 /* ---- Validation (one place; the shell-side handlers use the same) ---- */
 
-/* cl_name_valid: 1..CL_NAME_MAX letters, digits and '-' (the call-bridge
- * name becomes the DNS label of the component <name>.<domain>). */
+/* cl_name_valid: name (NUL-terminated; NULL is invalid) is a call-bridge
+ * name by addr_callbridge_valid's rule (1..CL_NAME_MAX ASCII letters,
+ * digits and '-'). */
 bool cl_name_valid(const char *name);
 
 /* cl_domain_valid: a non-empty domainpart as jid_domain_valid accepts it, at

@@ -11,10 +11,10 @@
 #include <sodium.h>
 
 #include "err.h"
-#include "lebytes.h"
+#include "bytecur.h"
 #include "roster.h"
 
-/* ---- strings (the reader and writer are lebytes.h) ---- */
+/* ---- strings (the reader and writer are bytecur.h) ---- */
 
 /* rd_str reads len bytes into a NUL-terminated string of at most max bytes;
  * a NUL inside or an oversize length is XE_CORRUPT. */

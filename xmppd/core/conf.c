@@ -1,7 +1,6 @@
 /* conf.c: parsing the node configuration text (format in conf.h). */
 #include "conf.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -11,10 +10,15 @@
 
 #include <sodium.h>
 
+#include "addr.h"
 #include "err.h"
 #include "jid.h"
 
 #define MAX_FIELDS 4
+
+_Static_assert(CONF_MAX_NAME == ADDR_CALLBRIDGE_MAX &&
+                   CONF_MAX_FILE_NAME == ADDR_PKI_NAME_MAX,
+               "conf.h's limits are addr.h's rules");
 
 struct field {
     const char *p;
@@ -90,14 +94,7 @@ static bool field_is(const struct field *f, const char *s)
 
 static bool name_ok(const struct field *f)
 {
-    if (f->len == 0 || f->len > CONF_MAX_NAME)
-        return false;
-    for (size_t i = 0; i < f->len; i++) {
-        unsigned char ch = (unsigned char)f->p[i];
-        if (!isalnum(ch) && ch != '-')
-            return false;
-    }
-    return true;
+    return addr_callbridge_valid(f->p, f->len);
 }
 
 static bool secret_ok(const struct field *f)
@@ -148,52 +145,22 @@ static bool parse_number(const struct field *f, unsigned min, unsigned max, unsi
     return true;
 }
 
-/* parse_listen reads "a.b.c.d:port" or "[v6]:port" with a numeric address
- * (no host names: the node must not depend on DNS to start). */
-static bool parse_listen(const struct field *f, struct conf_listen *out)
+int conf_listen_parse(const char *text, size_t len, struct conf_listen *out)
 {
-    char tmp[80];
-    char *host, *colon, *port;
-    unsigned char addr[16];
-    unsigned long v = 0;
-    int af;
+    char tmp[ADDR_TEXT_MAX + 1];
+    struct addr a;
 
-    if (f->len == 0 || f->len >= sizeof tmp)
-        return false;
-    memcpy(tmp, f->p, f->len);
-    tmp[f->len] = '\0';
-    if (tmp[0] == '[') {
-        char *close = strchr(tmp, ']');
-        if (close == NULL || close[1] != ':')
-            return false;
-        *close = '\0';
-        host = tmp + 1;
-        port = close + 2;
-        af = AF_INET6;
-    } else {
-        colon = strrchr(tmp, ':');
-        if (colon == NULL || strchr(tmp, ':') != colon)
-            return false;
-        *colon = '\0';
-        host = tmp;
-        port = colon + 1;
-        af = AF_INET;
-    }
-    if (*port == '\0' || strlen(port) > 5 || strlen(host) >= sizeof out->host)
-        return false;
-    for (const char *p = port; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        v = v * 10 + (unsigned long)(*p - '0');
-    }
-    if (v < 1 || v > 65535)
-        return false;
-    if (inet_pton(af, host, addr) != 1)
-        return false;
+    /* Numeric only: the node must not depend on DNS to start. */
+    if (len == 0 || len >= sizeof tmp || memchr(text, '\0', len) != NULL)
+        return XE_INVAL;
+    memcpy(tmp, text, len);
+    tmp[len] = '\0';
+    if (addr_parse(tmp, ADDR_HOSTS_IP, 0, &a) < 0 || strlen(a.host) >= sizeof out->host)
+        return XE_INVAL;
     memset(out, 0, sizeof *out);
-    memcpy(out->host, host, strlen(host) + 1);
-    out->port = (uint16_t)v;
-    return true;
+    memcpy(out->host, a.host, strlen(a.host) + 1);
+    out->port = a.port;
+    return 0;
 }
 
 static int add_listen(struct parser *ps, const struct conf_listen *l)
@@ -219,13 +186,7 @@ static int add_listen(struct parser *ps, const struct conf_listen *l)
 /* file_name_ok: a plain file name, as `xmpp certs` takes (pki_path). */
 static bool file_name_ok(const struct field *f)
 {
-    if (f->len == 0 || f->len > CONF_MAX_FILE_NAME || f->p[0] == '.')
-        return false;
-    for (size_t i = 0; i < f->len; i++) {
-        if (f->p[i] == '/' || (unsigned char)f->p[i] < 0x20)
-            return false;
-    }
-    return true;
+    return addr_pki_name_valid(f->p, f->len);
 }
 
 static int dup_field(const struct field *f, char **out)
@@ -318,7 +279,7 @@ static int directive(struct parser *ps, const struct field *f, size_t nf)
         if (nf != 2)
             return fail(ps, "component-listen needs exactly one field: "
                             "component-listen <address>:<port>");
-        if (!parse_listen(&f[1], &l))
+        if (conf_listen_parse(f[1].p, f[1].len, &l) < 0)
             return fail(ps, "bad address '%.*s' (expected 1.2.3.4:5223 or [::1]:5223)",
                         (int)(f[1].len > 80 ? 80 : f[1].len), f[1].p);
         return add_listen(ps, &l);
@@ -531,8 +492,5 @@ const char *conf_tls_name(enum conf_tls t)
 
 void conf_format_listen(const struct conf_listen *l, char *out, size_t outlen)
 {
-    if (strchr(l->host, ':') != NULL)
-        snprintf(out, outlen, "[%s]:%u", l->host, l->port);
-    else
-        snprintf(out, outlen, "%s:%u", l->host, l->port);
+    addr_join(l->host, l->port, out, outlen);
 }

@@ -41,10 +41,10 @@
 #define CONF_DEFAULT_PORT 5223
 #define CONF_DEFAULT_KEEPALIVE_S 60
 #define CONF_DEFAULT_AUTH_TIMEOUT_S 10
-#define CONF_MAX_NAME 63
+#define CONF_MAX_NAME 63 /* ADDR_CALLBRIDGE_MAX */
 #define CONF_MAX_SECRET 1024
 #define CONF_MAX_SECONDS 86400
-#define CONF_MAX_FILE_NAME 255
+#define CONF_MAX_FILE_NAME 255 /* ADDR_PKI_NAME_MAX */
 /* Connection limits of the XMPP listeners (issue 8, defect 9; docs/admin.md
  * "Limits"); the total is also held below the process's descriptor limit. */
 #define CONF_DEFAULT_MAX_CONNS 4096
@@ -114,6 +114,11 @@ void conf_free(struct conf *c);
  * c), or NULL. */
 const struct conf_callbridge *conf_find_callbridge(const struct conf *c,
                                                    const char *name);
+
+/* conf_listen_parse reads len bytes of text (borrowed; need not be
+ * NUL-terminated) as "a.b.c.d:port" or "[v6]:port" (addr.h's rule, numeric
+ * hosts only, port required) into *out.  0 or XE_INVAL. */
+int conf_listen_parse(const char *text, size_t len, struct conf_listen *out);
 
 /* conf_tls_name returns "off", "optional", "required" (or "unset"). */
 const char *conf_tls_name(enum conf_tls t);

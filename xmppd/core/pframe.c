@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytecur.h"
 #include "err.h"
 
 const char *pframe_type_name(int type)
@@ -341,46 +342,32 @@ err:
 
 /* ---- decoding ---------------------------------------------------------- */
 
-struct pf_r {
-    const unsigned char *p;
-    size_t left;
-    bool bad;
-};
+/* The reader is bytecur.h's cursor. */
 
-static uint64_t r_be(struct pf_r *r, int bytes)
+static uint64_t r_be(struct rd *r, int bytes)
 {
-    uint64_t v = 0;
-
-    if (r->bad || r->left < (size_t)bytes) {
-        r->bad = true;
-        return 0;
-    }
-    for (int i = 0; i < bytes; i++)
-        v = (v << 8) | r->p[i];
-    r->p += bytes;
-    r->left -= (size_t)bytes;
-    return v;
+    return rd_be(r, (unsigned)bytes);
 }
 
-static const void *r_bytes(struct pf_r *r, size_t max, size_t *len)
+/* r_bytes reads a 4-byte length (at most max) and that many bytes. */
+static const void *r_bytes(struct rd *r, size_t max, size_t *len)
 {
     uint64_t n = r_be(r, 4);
     const void *p;
 
     *len = 0;
-    if (r->bad || n > max || n > r->left) {
+    if (r->bad || n > max) {
         r->bad = true;
         return NULL;
     }
-    p = r->p;
-    r->p += n;
-    r->left -= n;
-    *len = (size_t)n;
+    p = rd_bytes(r, (size_t)n);
+    if (p != NULL)
+        *len = (size_t)n;
     return p;
 }
 
 /* r_str reads a str: the bytes, then the NUL, with no NUL inside. */
-static const char *r_str(struct pf_r *r, size_t max, size_t *len_out)
+static const char *r_str(struct rd *r, size_t max, size_t *len_out)
 {
     size_t len;
     const char *s = r_bytes(r, max, &len);
@@ -389,15 +376,14 @@ static const char *r_str(struct pf_r *r, size_t max, size_t *len_out)
         r->bad = true;
         return NULL;
     }
-    r->p++;
-    r->left--;
+    rd_bytes(r, 1);
     if (len_out != NULL)
         *len_out = len;
     return s;
 }
 
 /* r_count reads a list length; each entry takes at least min bytes. */
-static size_t r_count(struct pf_r *r, size_t min)
+static size_t r_count(struct rd *r, size_t min)
 {
     uint64_t n = r_be(r, 4);
 
@@ -409,7 +395,7 @@ static size_t r_count(struct pf_r *r, size_t min)
 }
 
 /* r_attr reads an attr; unknown kinds and flags are errors. */
-static void r_attr(struct pf_r *r, struct pframe_attr *a)
+static void r_attr(struct rd *r, struct pframe_attr *a)
 {
     a->kind = (uint8_t)r_be(r, 1);
     a->flags = (uint8_t)r_be(r, 1);
@@ -418,7 +404,7 @@ static void r_attr(struct pf_r *r, struct pframe_attr *a)
         r->bad = true;
 }
 
-static void r_sess_entries(struct pf_r *r, struct pframe_sess *arr, size_t n)
+static void r_sess_entries(struct rd *r, struct pframe_sess *arr, size_t n)
 {
     for (size_t i = 0; i < n && !r->bad; i++) {
         arr[i].name = r_str(r, PFRAME_MAX_NAME, NULL);
@@ -430,7 +416,7 @@ static void r_sess_entries(struct pf_r *r, struct pframe_sess *arr, size_t n)
     }
 }
 
-static void r_route_entries(struct pf_r *r, struct pframe_route *arr, size_t n)
+static void r_route_entries(struct rd *r, struct pframe_route *arr, size_t n)
 {
     for (size_t i = 0; i < n && !r->bad; i++) {
         arr[i].name = r_str(r, PFRAME_MAX_NAME, NULL);
@@ -448,7 +434,7 @@ static void r_route_entries(struct pf_r *r, struct pframe_route *arr, size_t n)
 
 /* r_skip_entries skips n entries of a list of names followed by k u64s
  * and an attr. */
-static void r_skip_entries(struct pf_r *r, size_t n, int k)
+static void r_skip_entries(struct rd *r, size_t n, int k)
 {
     for (size_t i = 0; i < n && !r->bad; i++) {
         r_str(r, PFRAME_MAX_NAME, NULL);
@@ -463,11 +449,11 @@ static void r_skip_entries(struct pf_r *r, size_t n, int k)
  * then an attr, so at least 5 + 8k + 3 bytes each: two passes (skip the first to learn
  * the second's length), then one allocation owned by f.  *a and *b point into it (NULL
  * for none: no arithmetic on a NULL base, issue 8 defect 13). */
-static int d_two_lists(struct pf_r *r, struct pframe *f, size_t elem, int k, void **a,
+static int d_two_lists(struct rd *r, struct pframe *f, size_t elem, int k, void **a,
                        size_t *na, void **b, size_t *nb)
 {
     size_t min = (size_t)(5 + 8 * k + ATTR_WIRE);
-    struct pf_r save;
+    struct rd save;
     char *arr = NULL;
 
     *na = r_count(r, min);
@@ -490,7 +476,7 @@ static int d_two_lists(struct pf_r *r, struct pframe *f, size_t elem, int k, voi
     return 0;
 }
 
-static int d_sessions(struct pf_r *r, struct pframe *f)
+static int d_sessions(struct rd *r, struct pframe *f)
 {
     struct pframe_sessions *s = &f->u.sessions;
     void *a, *b;
@@ -515,7 +501,7 @@ static int d_sessions(struct pf_r *r, struct pframe *f)
     return r->bad ? XE_PROTO : 0;
 }
 
-static int d_routes(struct pf_r *r, struct pframe *f)
+static int d_routes(struct rd *r, struct pframe *f)
 {
     struct pframe_routes *t = &f->u.routes;
     void *a, *b;
@@ -537,7 +523,7 @@ static int d_routes(struct pf_r *r, struct pframe *f)
 }
 
 /* r_ranges reads a list of n ranges into arr. */
-static void r_ranges(struct pf_r *r, struct pframe_range *arr, size_t n)
+static void r_ranges(struct rd *r, struct pframe_range *arr, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         arr[i].first = r_be(r, 8);
@@ -545,19 +531,18 @@ static void r_ranges(struct pf_r *r, struct pframe_range *arr, size_t n)
     }
 }
 
-static int d_ack(struct pf_r *r, struct pframe *f)
+static int d_ack(struct rd *r, struct pframe *f)
 {
     struct pframe_range *arr;
     size_t n, nb;
-    struct pf_r save;
+    struct rd save;
 
     f->u.ack.origin_incarnation = r_be(r, 8);
     n = r_count(r, 16);
     if (r->bad)
         return XE_PROTO;
     save = *r;
-    r->p += n * 16; /* r_count checked that they are there */
-    r->left -= n * 16;
+    rd_bytes(r, n * 16); /* r_count checked that they are there */
     nb = r_count(r, 16);
     if (r->bad || n + nb == 0)
         return XE_PROTO;
@@ -577,7 +562,7 @@ static int d_ack(struct pf_r *r, struct pframe *f)
                                                                             : XE_PROTO;
 }
 
-static int d_payload(struct pf_r *r, struct pframe *f)
+static int d_payload(struct rd *r, struct pframe *f)
 {
     struct pframe_hello *h = &f->u.hello;
     struct pframe_fwd *fw = &f->u.fwd;
@@ -653,7 +638,7 @@ static int d_payload(struct pf_r *r, struct pframe *f)
 
 int pframe_decode(const void *body, size_t len, struct pframe *out)
 {
-    struct pf_r r = {body, len, false};
+    struct rd r = {body, len, false};
     uint64_t version, type;
     int rc;
 
@@ -805,7 +790,7 @@ int pframe_req_encode(const struct pframe_req *r, struct buf *out)
 
 /* d_join reads a JOIN body: the address without a NUL inside, then an
  * optional token that fills the rest exactly. */
-static int d_join(struct pf_r *r, struct pframe_join *j)
+static int d_join(struct rd *r, struct pframe_join *j)
 {
     const char *addr;
     size_t alen;
@@ -834,7 +819,7 @@ static int d_join(struct pf_r *r, struct pframe_join *j)
 
 int pframe_req_decode(const void *data, size_t len, struct pframe_req *out)
 {
-    struct pf_r r = {data, len, false};
+    struct rd r = {data, len, false};
 
     memset(out, 0, sizeof *out);
     if (data == NULL && len > 0)
@@ -870,7 +855,7 @@ void pframe_u64_put(unsigned char p[8], uint64_t v)
 
 uint64_t pframe_u64_get(const unsigned char p[8])
 {
-    struct pf_r r = {p, 8, false};
+    struct rd r = {p, 8, false};
 
     return r_be(&r, 8);
 }

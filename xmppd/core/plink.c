@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
 #include "err.h"
 #include "never.h"
 
@@ -141,44 +142,17 @@ bool plink_unjoined(const struct plink_conn *c)
 int plink_parse_addr(const char *addr, int default_port, char *host, size_t hlen,
                      int *port)
 {
-    char tmp[PFRAME_MAX_ADDR + 1];
-    const char *p = NULL;
-    char *end;
-    long v;
+    struct addr a;
 
-    if (addr == NULL || strlen(addr) == 0 || strlen(addr) > PFRAME_MAX_ADDR)
+    /* The one rule is addr.c's; a peer address also fits in a frame. */
+    if (addr == NULL || strlen(addr) > PFRAME_MAX_ADDR || default_port < 0 ||
+        default_port > 65535 ||
+        addr_parse(addr, ADDR_HOSTS_DNS, (uint16_t)default_port, &a) < 0 ||
+        strlen(a.host) >= hlen)
         return XE_INVAL;
-    snprintf(tmp, sizeof tmp, "%s", addr);
-    *port = default_port;
-    if (tmp[0] == '[') {
-        char *rb = strchr(tmp, ']');
-        if (rb == NULL)
-            return XE_INVAL;
-        *rb = '\0';
-        if (rb[1] == ':')
-            p = rb + 2;
-        else if (rb[1] != '\0')
-            return XE_INVAL;
-        if (strlen(tmp + 1) + 1 > hlen)
-            return XE_INVAL;
-        snprintf(host, hlen, "%s", tmp + 1);
-    } else {
-        char *c = strchr(tmp, ':');
-        if (c != NULL && strchr(c + 1, ':') == NULL) {
-            *c = '\0';
-            p = c + 1;
-        }
-        if (strlen(tmp) + 1 > hlen)
-            return XE_INVAL;
-        snprintf(host, hlen, "%s", tmp);
-    }
-    if (p != NULL) {
-        v = strtol(p, &end, 10);
-        if (*p == '\0' || *end != '\0' || v < 1 || v > 65535)
-            return XE_INVAL;
-        *port = (int)v;
-    }
-    return host[0] != '\0' ? 0 : XE_INVAL;
+    memcpy(host, a.host, strlen(a.host) + 1);
+    *port = a.port;
+    return 0;
 }
 
 /* host_bytes parses a numeric IPv4/IPv6 host into a[16] (*len 4 or 16);
@@ -198,24 +172,12 @@ static bool host_bytes(const char *host, unsigned char a[16], size_t *len)
 
 bool plink_host_same(const char *x, const char *y)
 {
-    unsigned char a[16], b[16];
-    size_t al, bl;
-    bool xa = host_bytes(x, a, &al), ya = host_bytes(y, b, &bl);
-
-    if (xa || ya)
-        return xa && ya && al == bl && memcmp(a, b, al) == 0;
-    return strcasecmp(x, y) == 0;
+    return addr_host_same(x, y);
 }
 
 bool plink_addr_same(const char *x, const char *y)
 {
-    char hx[PFRAME_MAX_ADDR + 1], hy[PFRAME_MAX_ADDR + 1];
-    int px, py;
-
-    if (plink_parse_addr(x, PLINK_DEFAULT_PORT, hx, sizeof hx, &px) < 0 ||
-        plink_parse_addr(y, PLINK_DEFAULT_PORT, hy, sizeof hy, &py) < 0)
-        return false;
-    return px == py && plink_host_same(hx, hy);
+    return addr_same(x, y, ADDR_HOSTS_DNS, PLINK_DEFAULT_PORT);
 }
 
 bool plink_sans_cover(const char *sans, const char *host)

@@ -246,8 +246,10 @@ void plink_dial_lost(struct plink_dial *d, uint64_t now);
 /* plink_dial_up: a link came up: the back-off starts again. */
 void plink_dial_up(struct plink_dial *d);
 
-/* plink_parse_addr splits "host", "host:port", "[v6]:port" into host (hlen
- * bytes) and *port (default_port when absent).  0 or XE_INVAL. */
+/* plink_parse_addr splits a peer address ("host", "host:port", "[v6]",
+ * "[v6]:port", "v6": addr.h's rule, with DNS names, at most PFRAME_MAX_ADDR
+ * bytes) into host (hlen bytes) and *port (default_port when absent).  0
+ * or XE_INVAL. */
 int plink_parse_addr(const char *addr, int default_port, char *host, size_t hlen,
                      int *port);
 

@@ -8,9 +8,9 @@
 
 #include "cl.h"
 #include "err.h"
-#include "lebytes.h"
+#include "bytecur.h"
 
-/* ---- strings (the reader and writer are lebytes.h) ---- */
+/* ---- strings (the reader and writer are bytecur.h) ---- */
 
 /* rd_str reads a u16 length and that many bytes into a new NUL-terminated
  * string (*out owned; NULL for length 0 when allow_empty).  A length above

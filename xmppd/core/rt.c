@@ -7,31 +7,33 @@
 #include <string.h>
 
 #include "err.h"
+#include "htab.h"
 #include "jid.h"
 
 struct rt_entry {
     char *domain;
     void *sess;
-    struct rt_entry *next;
+    struct hlink link; /* in rt.table */
 };
 
 struct rt {
-    char *domain;  /* the server's own domain, prepared */
-    char *version; /* XEP-0092: the version told, owned; NULL: off */
-    struct rt_entry **buckets;
-    size_t nbuckets;
-    size_t count;
-    bool clustered; /* rt_set_clustered */
+    char *domain;      /* the server's own domain, prepared */
+    char *version;     /* XEP-0092: the version told, owned; NULL: off */
+    struct htab table; /* rt_entry by domain; a handful to a few thousand */
+    bool clustered;    /* rt_set_clustered */
 };
 
-/* FNV-1a: the table holds a handful to a few thousand names. */
-static size_t rt_hash(const char *s)
+static uint64_t entry_hash(const struct hlink *l)
 {
-    size_t h = 14695981039346656037ULL & SIZE_MAX;
+    return htab_hash_str(HTAB_ENTRY(l, const struct rt_entry, link)->domain);
+}
 
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * (size_t)1099511628211ULL;
-    return h;
+static void entry_free(struct hlink *l)
+{
+    struct rt_entry *e = HTAB_ENTRY(l, struct rt_entry, link);
+
+    free(e->domain);
+    free(e);
 }
 
 int rt_new(const char *server_domain, struct rt **out)
@@ -43,9 +45,7 @@ int rt_new(const char *server_domain, struct rt **out)
     rt->domain = strdup(server_domain);
     if (rt->domain == NULL)
         goto err_rt;
-    rt->nbuckets = 64;
-    rt->buckets = calloc(rt->nbuckets, sizeof *rt->buckets);
-    if (rt->buckets == NULL)
+    if (htab_init(&rt->table, 64) < 0)
         goto err_domain;
     *out = rt;
     return 0;
@@ -62,60 +62,33 @@ void rt_free(struct rt *rt)
 {
     if (rt == NULL)
         return;
-    for (size_t i = 0; i < rt->nbuckets; i++) {
-        struct rt_entry *e = rt->buckets[i], *next;
-        for (; e != NULL; e = next) {
-            next = e->next;
-            free(e->domain);
-            free(e);
-        }
-    }
+    htab_release(&rt->table, entry_free);
     free(rt->version);
-    free(rt->buckets);
     free(rt->domain);
     free(rt);
 }
 
-static struct rt_entry **rt_slot(const struct rt *rt, const char *domain)
+static struct rt_entry *rt_lookup(const struct rt *rt, const char *domain)
 {
-    struct rt_entry **p = &rt->buckets[rt_hash(domain) % rt->nbuckets];
-
-    while (*p != NULL && strcmp((*p)->domain, domain) != 0)
-        p = &(*p)->next;
-    return p;
-}
-
-static void rt_grow(struct rt *rt)
-{
-    size_t n = rt->nbuckets * 2;
-    struct rt_entry **b = calloc(n, sizeof *b);
-
-    if (b == NULL)
-        return; /* keep the longer chains; still correct */
-    for (size_t i = 0; i < rt->nbuckets; i++) {
-        struct rt_entry *e = rt->buckets[i], *next;
-        for (; e != NULL; e = next) {
-            size_t h = rt_hash(e->domain) % n;
-            next = e->next;
-            e->next = b[h];
-            b[h] = e;
-        }
+    for (struct hlink *l = htab_head(&rt->table, htab_hash_str(domain)); l != NULL;
+         l = l->next) {
+        struct rt_entry *e = HTAB_ENTRY(l, struct rt_entry, link);
+        if (strcmp(e->domain, domain) == 0)
+            return e;
     }
-    free(rt->buckets);
-    rt->buckets = b;
-    rt->nbuckets = n;
+    return NULL;
 }
 
 int rt_add(struct rt *rt, const char *domain, void *sess, void **replaced)
 {
-    struct rt_entry **p = rt_slot(rt, domain), *e;
+    struct rt_entry *e = rt_lookup(rt, domain);
 
     if (replaced != NULL)
         *replaced = NULL;
-    if (*p != NULL) {
-        if (replaced != NULL && (*p)->sess != sess)
-            *replaced = (*p)->sess;
-        (*p)->sess = sess;
+    if (e != NULL) {
+        if (replaced != NULL && e->sess != sess)
+            *replaced = e->sess;
+        e->sess = sess;
         return 0;
     }
     e = calloc(1, sizeof *e);
@@ -127,29 +100,26 @@ int rt_add(struct rt *rt, const char *domain, void *sess, void **replaced)
         return XE_NOMEM;
     }
     e->sess = sess;
-    *p = e;
-    if (++rt->count > rt->nbuckets)
-        rt_grow(rt);
+    htab_add(&rt->table, &e->link, htab_hash_str(domain), entry_hash);
     return 0;
 }
 
 void rt_del(struct rt *rt, const char *domain, const void *sess)
 {
-    struct rt_entry **p = rt_slot(rt, domain), *e = *p;
+    struct rt_entry *e = rt_lookup(rt, domain);
 
     if (e == NULL || e->sess != sess)
         return;
-    *p = e->next;
+    htab_del(&rt->table, &e->link, htab_hash_str(domain));
     free(e->domain);
     free(e);
-    rt->count--;
 }
 
 void *rt_find(const struct rt *rt, const char *domain)
 {
     /* Longest match: the domain itself, then each parent, label by label. */
     while (domain != NULL && *domain != '\0') {
-        struct rt_entry *e = *rt_slot(rt, domain);
+        struct rt_entry *e = rt_lookup(rt, domain);
         if (e != NULL)
             return e->sess;
         domain = strchr(domain, '.');
@@ -177,7 +147,7 @@ void rt_set_clustered(struct rt *rt, bool on)
 
 size_t rt_count(const struct rt *rt)
 {
-    return rt->count;
+    return rt->table.count;
 }
 
 static bool rt_is(const char *a, const char *b)

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "htab.h"
 #include "stz.h"
 #include "xs.h"
 
@@ -60,7 +61,7 @@ struct sess {
     bool ws_pending;    /* counted in srv's pending WebSocket connections */
     uint64_t sid;       /* cluster mode: this node's id of the session,
                            as reported to the leader; 0: not reported */
-    struct sess *hnext; /* srv's connection-table chain */
+    struct hlink hlink; /* in srv's connection table */
     struct sess *dnext; /* srv's dead list */
 };
 

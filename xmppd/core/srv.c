@@ -42,50 +42,23 @@ void srv_config_default(struct srv_config *c)
 
 /* ---- connection table ---- */
 
-static struct sess **srv_slot(const struct srv *srv, uint64_t conn)
+static uint64_t sess_hash(const struct hlink *l)
 {
-    struct sess **p = &srv->conns[(conn * 0x9E3779B97F4A7C15ULL) % srv->nbuckets];
-
-    while (*p != NULL && (*p)->conn != conn)
-        p = &(*p)->hnext;
-    return p;
+    return htab_hash_u64(SRV_SESS(l)->conn);
 }
 
 static struct sess *srv_find(const struct srv *srv, uint64_t conn)
 {
-    return *srv_slot(srv, conn);
-}
-
-static void srv_grow(struct srv *srv)
-{
-    size_t n = srv->nbuckets * 2;
-    struct sess **b = calloc(n, sizeof *b);
-
-    if (b == NULL)
-        return; /* longer chains, still correct */
-    for (size_t i = 0; i < srv->nbuckets; i++) {
-        struct sess *s = srv->conns[i], *next;
-        for (; s != NULL; s = next) {
-            size_t h = (s->conn * 0x9E3779B97F4A7C15ULL) % n;
-            next = s->hnext;
-            s->hnext = b[h];
-            b[h] = s;
-        }
-    }
-    free(srv->conns);
-    srv->conns = b;
-    srv->nbuckets = n;
+    for (struct hlink *l = htab_head(&srv->conns, htab_hash_u64(conn)); l != NULL;
+         l = l->next)
+        if (SRV_SESS(l)->conn == conn)
+            return SRV_SESS(l);
+    return NULL;
 }
 
 static void srv_unlink(struct srv *srv, struct sess *s)
 {
-    struct sess **p = srv_slot(srv, s->conn);
-
-    if (*p == s) {
-        *p = s->hnext;
-        s->hnext = NULL;
-        srv->nconns--;
-    }
+    htab_del(&srv->conns, &s->hlink, htab_hash_u64(s->conn));
 }
 
 void srv__reap(struct srv *srv)
@@ -105,11 +78,11 @@ void srv__reap(struct srv *srv)
  * given (and only that one). */
 static void srv_each(struct srv *srv, void (*fn)(struct srv *, struct sess *))
 {
-    for (size_t i = 0; i < srv->nbuckets; i++) {
-        struct sess *s = srv->conns[i], *next;
-        for (; s != NULL; s = next) {
-            next = s->hnext;
-            fn(srv, s);
+    for (size_t i = 0; i < srv->conns.nb; i++) {
+        struct hlink *l = srv->conns.b[i], *next;
+        for (; l != NULL; l = next) {
+            next = l->next;
+            fn(srv, SRV_SESS(l));
         }
     }
 }
@@ -174,9 +147,7 @@ int srv_new(const struct srv_config *cfg, const struct srv_env *env, struct srv 
     if (rt_set_version(srv->rt, cfg->version) < 0)
         goto err_rt;
     srv->cfg.version = NULL;
-    srv->nbuckets = 64;
-    srv->conns = calloc(srv->nbuckets, sizeof *srv->conns);
-    if (srv->conns == NULL)
+    if (htab_init(&srv->conns, 64) < 0)
         goto err_rt;
     /* scram.h: unknown users get a salt made from this key, so that the
      * answer does not tell which accounts exist. */
@@ -192,7 +163,7 @@ int srv_new(const struct srv_config *cfg, const struct srv_env *env, struct srv 
     return 0;
 
 err_conns:
-    free(srv->conns);
+    htab_fini(&srv->conns);
 err_rt:
     rt_free(srv->rt);
 err_name:
@@ -241,7 +212,7 @@ void srv_free(struct srv *srv)
         srv->cbs = cb->next;
         srv_cb_free(cb);
     }
-    free(srv->conns);
+    htab_fini(&srv->conns);
     rt_free(srv->rt);
     buf_free(&srv->out);
     free(srv->node_name);
@@ -628,15 +599,14 @@ static void srv_clock(struct srv *srv, uint64_t now_ms)
 int srv_conn_open(struct srv *srv, uint64_t conn, enum srv_listener kind,
                   const char *peer, uint64_t now_ms)
 {
-    struct sess **p, *s;
+    struct sess *s;
     int rc;
 
     srv_clock(srv, now_ms);
     if (kind != SRV_LISTENER_COMPONENT && kind != SRV_LISTENER_CLIENT &&
         kind != SRV_LISTENER_WEBSOCKET && kind != SRV_LISTENER_WEBSOCKET_TLS)
         return XE_UNSUPPORTED;
-    p = srv_slot(srv, conn);
-    if (*p != NULL)
+    if (srv_find(srv, conn) != NULL)
         return XE_EXISTS;
     srv__ws_parked_gone(srv, conn); /* a reused id: the old one is over */
     if (kind == SRV_LISTENER_COMPONENT)
@@ -647,10 +617,7 @@ int srv_conn_open(struct srv *srv, uint64_t conn, enum srv_listener kind,
         rc = srv__ws_open(srv, conn, peer, &s);
     if (rc < 0)
         return rc;
-    *p = s;
-    srv->nconns++;
-    if (srv->nconns > srv->nbuckets)
-        srv_grow(srv);
+    htab_add(&srv->conns, &s->hlink, htab_hash_u64(conn), sess_hash);
     srv__touch(srv, s);
     SRV_LOG(srv, LOG_DEBUG, "c%" PRIu64 " %s connection from %s", conn,
             kind == SRV_LISTENER_COMPONENT   ? "component"
@@ -754,7 +721,7 @@ static void srv_shutdown_one(struct srv *srv, struct sess *s)
 
 void srv_shutdown(struct srv *srv)
 {
-    SRV_LOG(srv, LOG_INFO, "shutdown: closing %zu streams", srv->nconns);
+    SRV_LOG(srv, LOG_INFO, "shutdown: closing %zu streams", srv->conns.count);
     srv_each(srv, srv_shutdown_one);
     srv->hint = SRV_NO_DEADLINE;
     srv__reap(srv);
@@ -763,22 +730,22 @@ void srv_shutdown(struct srv *srv)
 void srv_get_stats(const struct srv *srv, struct srv_stats *out)
 {
     *out = srv->stats;
-    out->conns = srv->nconns;
+    out->conns = srv->conns.count;
     out->components = rt_count(srv->rt);
     out->clients = srv->nclients;
     out->blocked = srv__thr_blocked(srv);
     out->logins_minute = minute_sum(&srv->logins_minute, srv->now_ms);
     out->login_failures_minute = minute_sum(&srv->failures_minute, srv->now_ms);
     out->paused = srv->npaused;
-    out->throttled = srv->nthr;
+    out->throttled = srv->thr.count;
     out->ws_pending = srv->ws_pending;
     out->ws_conns = srv__ws_parked_count(srv);
     out->ws_clients = 0;
-    for (size_t i = 0; i < srv->nbuckets; i++)
-        for (const struct sess *s = srv->conns[i]; s != NULL; s = s->hnext)
-            if (s->ws != NULL) {
+    for (size_t i = 0; i < srv->conns.nb; i++)
+        for (const struct hlink *l = srv->conns.b[i]; l != NULL; l = l->next)
+            if (SRV_SESS(l)->ws != NULL) {
                 out->ws_conns++;
-                out->ws_clients += s->state == SESS_READY;
+                out->ws_clients += SRV_SESS(l)->state == SESS_READY;
             }
 }
 

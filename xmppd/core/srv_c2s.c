@@ -30,32 +30,31 @@
 struct srv_acct {
     char *name;             /* prepared localpart, owned */
     struct sess_c2s *first; /* bound sessions, in bind order (anext) */
-    struct srv_acct *next;  /* hash chain */
+    struct hlink link;      /* in srv->accts */
 };
+
+#define ACCT_OF(l) HTAB_ENTRY(l, struct srv_acct, link)
 
 static void rops_free(struct srv *srv);
 
-static size_t acct_hash(const char *s, size_t n)
+static uint64_t acct_hash(const struct hlink *l)
 {
-    size_t h = 14695981039346656037ULL & SIZE_MAX;
-
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * (size_t)1099511628211ULL;
-    return h % n;
+    return htab_hash_str(ACCT_OF(l)->name);
 }
 
-static struct srv_acct **acct_slot(const struct srv *srv, const char *name)
+static void acct_free(struct hlink *l)
 {
-    struct srv_acct **p = &srv->accts[acct_hash(name, srv->nacct_buckets)];
-
-    while (*p != NULL && strcmp((*p)->name, name) != 0)
-        p = &(*p)->next;
-    return p;
+    free(ACCT_OF(l)->name);
+    free(ACCT_OF(l));
 }
 
 static struct srv_acct *acct_find(const struct srv *srv, const char *name)
 {
-    return srv->accts != NULL ? *acct_slot(srv, name) : NULL;
+    for (struct hlink *l = htab_head(&srv->accts, htab_hash_str(name)); l != NULL;
+         l = l->next)
+        if (strcmp(ACCT_OF(l)->name, name) == 0)
+            return ACCT_OF(l);
+    return NULL;
 }
 
 struct sess_c2s *srv__c2s_find(const struct srv *srv, const char *user,
@@ -85,7 +84,7 @@ size_t srv__c2s_sessions(const struct srv *srv, const char *user, const char *re
 
 int srv__bind(struct srv *srv, struct sess_c2s *c)
 {
-    struct srv_acct **p, *a;
+    struct srv_acct *a;
     struct sess_c2s *old, **tail;
 
     /* First: closing the old one unbinds it and may free its account. */
@@ -98,22 +97,17 @@ int srv__bind(struct srv *srv, struct sess_c2s *c)
         snprintf(why, sizeof why, "replaced by c%" PRIu64, c->base.conn);
         sess_fail(&old->base, XS_COND_CONFLICT, why);
     }
-    if (srv->accts == NULL) {
-        srv->nacct_buckets = 64;
-        srv->accts = calloc(srv->nacct_buckets, sizeof *srv->accts);
-        if (srv->accts == NULL)
-            return XE_NOMEM;
-    }
-    p = acct_slot(srv, c->user);
-    if (*p == NULL) {
+    if (srv->accts.nb == 0 && htab_init(&srv->accts, 64) < 0)
+        return XE_NOMEM;
+    a = acct_find(srv, c->user);
+    if (a == NULL) {
         a = calloc(1, sizeof *a);
         if (a == NULL || (a->name = strdup(c->user)) == NULL) {
             free(a);
             return XE_NOMEM;
         }
-        *p = a;
+        htab_add(&srv->accts, &a->link, htab_hash_str(a->name), acct_hash);
     }
-    a = *p;
     for (tail = &a->first; *tail != NULL; tail = &(*tail)->anext)
         ;
     *tail = c;
@@ -125,7 +119,7 @@ int srv__bind(struct srv *srv, struct sess_c2s *c)
 
 void srv__c2s_unbind(struct srv *srv, struct sess_c2s *c)
 {
-    struct srv_acct *a = c->acct, **p;
+    struct srv_acct *a = c->acct;
     struct sess_c2s **q;
 
     if (a == NULL)
@@ -139,8 +133,7 @@ void srv__c2s_unbind(struct srv *srv, struct sess_c2s *c)
     srv->nclients--;
     if (a->first != NULL)
         return;
-    p = acct_slot(srv, a->name);
-    *p = a->next;
+    htab_del(&srv->accts, &a->link, htab_hash_str(a->name));
     free(a->name);
     free(a);
 }
@@ -148,16 +141,7 @@ void srv__c2s_unbind(struct srv *srv, struct sess_c2s *c)
 void srv__c2s_free(struct srv *srv)
 {
     rops_free(srv);
-    for (size_t i = 0; srv->accts != NULL && i < srv->nacct_buckets; i++) {
-        struct srv_acct *a = srv->accts[i], *next;
-        for (; a != NULL; a = next) {
-            next = a->next;
-            free(a->name);
-            free(a);
-        }
-    }
-    free(srv->accts);
-    srv->accts = NULL;
+    htab_release(&srv->accts, acct_free);
 }
 
 /* ---- delivery helpers ---- */
@@ -401,8 +385,9 @@ static void deliver_to_user(struct srv *srv, struct sess *from, const char *user
         if (r->available && r->base.state == SESS_READY)
             c2s_send(srv, r, st, NULL);
     }
-    for (size_t i = 0; from == NULL && i < srv->nbuckets; i++)
-        from = srv->conns[i]; /* for fwd's log lines only */
+    for (size_t i = 0; from == NULL && i < srv->conns.nb; i++)
+        if (srv->conns.b[i] != NULL)
+            from = SRV_SESS(srv->conns.b[i]); /* for fwd's log lines only */
     if (srv->cl == NULL || from == NULL)
         return;
     remotes_of(srv, user, &rs);
@@ -1415,11 +1400,12 @@ void srv_user_deleted(struct srv *srv, const char *user)
     /* Every session logged in as user, bound or not yet.  A close only
      * unlinks the session it closes (presence goes out when reaped), so
      * the next one is taken first. */
-    for (size_t i = 0; user != NULL && i < srv->nbuckets; i++) {
-        struct sess *s = srv->conns[i], *next;
-        for (; s != NULL; s = next) {
+    for (size_t i = 0; user != NULL && i < srv->conns.nb; i++) {
+        struct hlink *l = srv->conns.b[i], *next;
+        for (; l != NULL; l = next) {
+            struct sess *s = SRV_SESS(l);
             struct sess_c2s *c = (struct sess_c2s *)s;
-            next = s->hnext;
+            next = l->next;
             if (s->kind != SESS_KIND_C2S || !c->authed || strcmp(c->user, user) != 0)
                 continue;
             /* RFC 6120 §4.9.3.12 not-authorized: the account that

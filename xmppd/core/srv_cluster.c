@@ -219,8 +219,9 @@ int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
     rt_set_clustered(srv->rt, true); /* srv__route forwards what is remote */
     /* Sessions that authenticated (components) or bound (clients) before:
      * report them now. */
-    for (size_t i = 0; i < srv->nbuckets; i++)
-        for (struct sess *b = srv->conns[i]; b != NULL; b = b->hnext) {
+    for (size_t i = 0; i < srv->conns.nb; i++)
+        for (struct hlink *l = srv->conns.b[i]; l != NULL; l = l->next) {
+            struct sess *b = SRV_SESS(l);
             struct sess_comp *s = (struct sess_comp *)b;
             if (b->kind == SESS_KIND_COMP && b->state == SESS_READY &&
                 s->domain != NULL && rt_find(srv->rt, s->domain) == s &&
@@ -254,9 +255,9 @@ void srv_cluster_stop(struct srv *srv)
     if (srv->cl == NULL)
         return;
     srv_cluster__free(srv);
-    for (size_t i = 0; i < srv->nbuckets; i++)
-        for (struct sess *s = srv->conns[i]; s != NULL; s = s->hnext)
-            s->sid = 0;
+    for (size_t i = 0; i < srv->conns.nb; i++)
+        for (struct hlink *l = srv->conns.b[i]; l != NULL; l = l->next)
+            SRV_SESS(l)->sid = 0;
     for (struct sess *s = srv->dead; s != NULL; s = s->dnext)
         s->sid = 0;
     SRV_LOG(srv, LOG_INFO, "%s", "cluster mode stopped");

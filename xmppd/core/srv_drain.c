@@ -133,7 +133,7 @@ int srv_drain(struct srv *srv, const struct srv_drain_target *t, size_t n,
     }
     srv->drain = d;
     SRV_LOG(srv, LOG_INFO, "draining: sending %zu sessions to %zu other members",
-            srv->nconns, n);
+            srv->conns.count, n);
     srv__each(srv, drain_one);
     srv__reap(srv);
     return 0;

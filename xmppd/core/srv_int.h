@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "htab.h"
 #include "minute.h"
 #include "rt.h"
 #include "srv.h"
@@ -39,6 +40,9 @@ struct srv_cb {
     struct srv_cb *next;
 };
 
+/* SRV_SESS returns the session whose link l is in srv->conns. */
+#define SRV_SESS(l) HTAB_ENTRY(l, struct sess, hlink)
+
 struct srv {
     struct srv_config cfg; /* domain and node_name point at the copies below */
     char *domain;          /* prepared (lower case) */
@@ -48,23 +52,19 @@ struct srv {
     /* framer limits before authentication (from cfg.preauth_stanza_bytes) */
     struct xs_limits preauth;
 
-    struct sess **conns; /* hash by connection id, chained via hnext */
-    size_t nbuckets;
-    size_t nconns;
+    struct htab conns; /* sessions by connection id (sess.hlink; SRV_SESS) */
     struct sess *dead; /* closed, waiting to be freed (dnext) */
 
     /* Clients (srv_c2s.c): bound sessions per account, chained per
      * account by sess_c2s.anext; accounts hashed by name. */
-    struct srv_acct **accts;
-    size_t nacct_buckets;
-    size_t nclients;                 /* bound client sessions */
+    struct htab accts; /* srv_acct by name (srv_c2s.c); no buckets until one */
+    size_t nclients;   /* bound client sessions */
     const struct cl_state *accounts; /* borrowed (srv_set_accounts); NULL: none */
     unsigned char *fake_key;         /* sodium_malloc'd, 32 bytes: SCRAM's
                                         answer for unknown users */
     struct srv_rop *rops;            /* roster writes submitted (srv_c2s.c) */
     uint64_t rop_token;              /* the last token given to env.submit */
-    struct srv_thr **thr;            /* failed-login counts (srv_throttle.c) */
-    size_t nthr_buckets, nthr;
+    struct htab thr; /* failed-login counts (srv_throttle.c); no buckets until one */
 
     struct srv_cb *cbs;
     struct buf out;    /* scratch for serialising */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "err.h"
 #include "srv_int.h"
 
@@ -18,51 +19,44 @@ struct srv_thr {
     unsigned fails;         /* failures in a row */
     uint64_t last_ms;       /* the last one */
     uint64_t blocked_until; /* refused before this; 0: not blocked */
-    struct srv_thr *next;
+    struct hlink link;      /* in srv->thr */
 };
 
-static size_t thr_hash(const char *s, size_t n)
-{
-    size_t h = 14695981039346656037ULL & SIZE_MAX;
+#define THR_OF(l) HTAB_ENTRY(l, struct srv_thr, link)
 
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * (size_t)1099511628211ULL;
-    return h % n;
+static uint64_t thr_hash(const struct hlink *l)
+{
+    return htab_hash_str(THR_OF(l)->key);
 }
 
 /* thr_key writes the key of peer's address ("[::1]:5" -> "a ::1",
- * "10.0.0.1:5" -> "a 10.0.0.1") or of user into out. */
+ * "10.0.0.1:5" -> "a 10.0.0.1"; by addr.h's rule, and peer as it is when
+ * it does not parse) or of user into out. */
 static void thr_key(char *out, size_t cap, const char *peer, const char *user)
 {
-    if (user != NULL) {
+    char host[ADDR_HOST_MAX + 1];
+
+    if (user != NULL)
         snprintf(out, cap, "u %s", user);
-        return;
-    }
-    if (peer[0] == '[') {
-        const char *e = strchr(peer, ']');
-        snprintf(out, cap, "a %.*s", e ? (int)(e - peer - 1) : (int)strlen(peer),
-                 peer + 1);
-        return;
-    }
-    {
-        const char *colon = strchr(peer, ':');
-        bool one = colon != NULL && strchr(colon + 1, ':') == NULL;
-        snprintf(out, cap, "a %.*s", one ? (int)(colon - peer) : (int)strlen(peer), peer);
-    }
+    else if (addr_host_of(peer, host, sizeof host) == 0)
+        snprintf(out, cap, "a %s", host);
+    else
+        snprintf(out, cap, "a %s", peer);
 }
 
-static struct srv_thr **thr_slot(const struct srv *srv, const char *key)
+static void thr_free(struct hlink *l)
 {
-    struct srv_thr **p = &srv->thr[thr_hash(key, srv->nthr_buckets)];
-
-    while (*p != NULL && strcmp((*p)->key, key) != 0)
-        p = &(*p)->next;
-    return p;
+    free(THR_OF(l)->key);
+    free(THR_OF(l));
 }
 
 static struct srv_thr *thr_find(const struct srv *srv, const char *key)
 {
-    return srv->thr != NULL ? *thr_slot(srv, key) : NULL;
+    for (struct hlink *l = htab_head(&srv->thr, htab_hash_str(key)); l != NULL;
+         l = l->next)
+        if (strcmp(THR_OF(l)->key, key) == 0)
+            return THR_OF(l);
+    return NULL;
 }
 
 static bool thr_blocked(const struct srv *srv, const char *key)
@@ -87,52 +81,22 @@ bool srv__thr_check(struct srv *srv, const char *peer, const char *user)
     return thr_blocked(srv, key);
 }
 
-/* thr_grow doubles the table (keeps the longer chains when out of
- * memory). */
-static void thr_grow(struct srv *srv)
-{
-    size_t n = srv->nthr_buckets * 2;
-    struct srv_thr **b = calloc(n, sizeof *b);
-
-    if (b == NULL)
-        return;
-    for (size_t i = 0; i < srv->nthr_buckets; i++) {
-        struct srv_thr *t = srv->thr[i], *next;
-        for (; t != NULL; t = next) {
-            size_t h = thr_hash(t->key, n);
-            next = t->next;
-            t->next = b[h];
-            b[h] = t;
-        }
-    }
-    free(srv->thr);
-    srv->thr = b;
-    srv->nthr_buckets = n;
-}
-
 /* thr_count adds a failure to key and returns its count in a row (0: out
  * of memory, not counted). */
 static unsigned thr_count(struct srv *srv, const char *key)
 {
-    struct srv_thr **p, *t;
+    struct srv_thr *t;
 
-    if (srv->thr == NULL) {
-        srv->nthr_buckets = 64;
-        srv->thr = calloc(srv->nthr_buckets, sizeof *srv->thr);
-        if (srv->thr == NULL)
-            return 0;
-    }
-    p = thr_slot(srv, key);
-    t = *p;
+    if (srv->thr.nb == 0 && htab_init(&srv->thr, 64) < 0)
+        return 0;
+    t = thr_find(srv, key);
     if (t == NULL) {
         t = calloc(1, sizeof *t);
         if (t == NULL || (t->key = strdup(key)) == NULL) {
             free(t);
             return 0;
         }
-        *p = t;
-        if (++srv->nthr > srv->nthr_buckets)
-            thr_grow(srv);
+        htab_add(&srv->thr, &t->link, htab_hash_str(key), thr_hash);
     }
     t->fails++;
     t->last_ms = srv->now_ms;
@@ -168,17 +132,12 @@ uint64_t srv__thr_failed(struct srv *srv, const char *peer, const char *user)
 
 static void thr_forget(struct srv *srv, const char *key)
 {
-    struct srv_thr **p, *t;
+    struct srv_thr *t = thr_find(srv, key);
 
-    if (srv->thr == NULL)
+    if (t == NULL)
         return;
-    p = thr_slot(srv, key);
-    if ((t = *p) == NULL)
-        return;
-    *p = t->next;
-    free(t->key);
-    free(t);
-    srv->nthr--;
+    htab_del(&srv->thr, &t->link, htab_hash_str(key));
+    thr_free(&t->link);
 }
 
 void srv__thr_success(struct srv *srv, const char *peer, const char *user)
@@ -193,18 +152,15 @@ void srv__thr_success(struct srv *srv, const char *peer, const char *user)
 
 void srv__thr_sweep(struct srv *srv)
 {
-    for (size_t i = 0; srv->thr != NULL && i < srv->nthr_buckets; i++) {
-        struct srv_thr **p = &srv->thr[i];
-        while (*p != NULL) {
-            struct srv_thr *t = *p;
+    for (size_t i = 0; i < srv->thr.nb; i++) {
+        struct hlink *l = srv->thr.b[i], *next;
+        for (; l != NULL; l = next) {
+            struct srv_thr *t = THR_OF(l);
+            next = l->next;
             if (t->blocked_until <= srv->now_ms &&
                 srv->now_ms - t->last_ms >= srv->cfg.login_block_ms) {
-                *p = t->next;
-                free(t->key);
-                free(t);
-                srv->nthr--;
-            } else {
-                p = &t->next;
+                htab_del(&srv->thr, l, htab_hash_str(t->key));
+                thr_free(l);
             }
         }
     }
@@ -214,9 +170,9 @@ uint64_t srv__thr_blocked(const struct srv *srv)
 {
     uint64_t n = 0;
 
-    for (size_t i = 0; srv->thr != NULL && i < srv->nthr_buckets; i++)
-        for (const struct srv_thr *t = srv->thr[i]; t != NULL; t = t->next)
-            n += t->blocked_until > srv->now_ms;
+    for (size_t i = 0; i < srv->thr.nb; i++)
+        for (const struct hlink *l = srv->thr.b[i]; l != NULL; l = l->next)
+            n += THR_OF(l)->blocked_until > srv->now_ms;
     return n;
 }
 
@@ -245,24 +201,14 @@ size_t srv_get_blocked(const struct srv *srv, struct srv_blocked *out, size_t ma
 {
     size_t n = 0;
 
-    for (size_t i = 0; srv->thr != NULL && i < srv->nthr_buckets; i++)
-        for (const struct srv_thr *t = srv->thr[i]; t != NULL; t = t->next)
-            if (t->blocked_until > srv->now_ms)
-                blocked_insert(t, out, &n, max);
+    for (size_t i = 0; i < srv->thr.nb; i++)
+        for (const struct hlink *l = srv->thr.b[i]; l != NULL; l = l->next)
+            if (THR_OF(l)->blocked_until > srv->now_ms)
+                blocked_insert(THR_OF(l), out, &n, max);
     return n;
 }
 
 void srv__thr_free(struct srv *srv)
 {
-    for (size_t i = 0; srv->thr != NULL && i < srv->nthr_buckets; i++) {
-        struct srv_thr *t = srv->thr[i], *next;
-        for (; t != NULL; t = next) {
-            next = t->next;
-            free(t->key);
-            free(t);
-        }
-    }
-    free(srv->thr);
-    srv->thr = NULL;
-    srv->nthr = 0;
+    htab_release(&srv->thr, thr_free);
 }

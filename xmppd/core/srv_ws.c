@@ -9,9 +9,11 @@
  * handshake, which outlives the session (a "parked" ws_conn, freed when
  * the handshake ends or the edge reports the connection gone). */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "err.h"
 #include "sess_c2s.h"
 #include "srv_int.h"
@@ -28,20 +30,8 @@ struct srv_wsp {
  * out: ws_new wants an IP address (X-Forwarded-For, trusted proxies). */
 static void peer_ip(const char *peer, char *out, size_t cap)
 {
-    const char *colon = strrchr(peer, ':');
-    size_t n = strlen(peer);
-
-    if (peer[0] == '[') {
-        const char *e = strchr(peer, ']');
-        peer++;
-        n = e != NULL ? (size_t)(e - peer) : strlen(peer);
-    } else if (colon != NULL && strchr(peer, ':') == colon) {
-        n = (size_t)(colon - peer);
-    }
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(out, peer, n);
-    out[n] = '\0';
+    if (addr_host_of(peer, out, cap) < 0)
+        snprintf(out, cap, "%s", peer);
 }
 
 /* max_pending: the bound on WebSocket connections before their HTTP

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "err.h"
 #include "srv_int.h"
 #include "ws.h"
@@ -31,25 +32,7 @@ static void urls_free(char **v, size_t n)
  * parse or does not fit. */
 static int member_host(const char *addr, char *out, size_t cap)
 {
-    const char *h = addr, *e;
-
-    if (addr[0] == '[') {
-        h = addr + 1;
-        e = strchr(h, ']');
-        if (e == NULL || (e[1] != '\0' && e[1] != ':'))
-            return XE_INVAL;
-    } else {
-        e = strchr(addr, ':');
-        if (e != NULL && strchr(e + 1, ':') != NULL)
-            e = addr + strlen(addr); /* a bare IPv6 address, no port */
-        else if (e == NULL)
-            e = addr + strlen(addr);
-    }
-    if (e == h || (size_t)(e - h) >= cap)
-        return XE_INVAL;
-    memcpy(out, h, (size_t)(e - h));
-    out[e - h] = '\0';
-    return 0;
+    return addr_host_of(addr, out, cap);
 }
 
 /* add_url appends scheme://host:port path (host bracketed when IPv6,

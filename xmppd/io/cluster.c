@@ -91,7 +91,7 @@ static void removed_now(struct node *n, const char *how)
              st.cluster_id);
     if (c->pm != NULL)
         peer_set_members(c->pm, NULL, NULL, 0);
-    node__later(n, stop_serving_later, NULL);
+    node_later(n, stop_serving_later, NULL);
 }
 
 /* A configuration as cremove reads it. */

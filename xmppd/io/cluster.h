@@ -94,7 +94,7 @@ void cluster_join(struct node *n, const char *addr, const char *token_hex, bool 
  * data of the old one (domain, call bridges, users) to it.  Used by
  * initialize (fixing the member's address) and after leaving.  cb once,
  * never before this returns: the store is replaced on the next loop turn
- * (node__later), so this may be called from inside an rnode hook or
+ * (node_later), so this may be called from inside an rnode hook or
  * callback; XE_CLOSED if the node stops first. */
 void cluster_rebuild(struct node *n, cluster_cb cb, void *arg);
 

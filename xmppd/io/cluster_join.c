@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "addr.h"
 #include "cl.h"
 #include "err.h"
 #include "node.h"
@@ -209,7 +210,7 @@ void cluster_join(struct node *n, const char *addr, const char *token_hex, bool 
         cb(arg, XE_INVAL, "bad address (host, host:port or [IPv6]:port)", NULL, 0);
         return;
     }
-    snprintf(norm, sizeof norm, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    addr_join(host, (unsigned)port, norm, sizeof norm);
     cluster_self_addr(n, self, sizeof self);
     rnode_status_get(n->rn, &st);
     adm.addr = norm;
@@ -382,5 +383,5 @@ void cluster_rebuild(struct node *n, cluster_cb cb, void *arg)
     r->n = n;
     r->cb = cb;
     r->arg = arg;
-    node__later(n, rebuild_run, r);
+    node_later(n, rebuild_run, r);
 }

@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "addr.h"
 #include "cl.h"
 #include "cmds_cluster.h"
 #include "cmds_drain.h"
@@ -21,7 +22,6 @@
 #include "ctl_server.h"
 #include "err.h"
 #include "node.h"
-#include "node_int.h"
 #include "pki.h"
 #include "precis.h"
 #include "rnode.h"
@@ -58,7 +58,8 @@ static void admin_log(struct node *n, const char *what, const json_t *result)
 {
     char *s = result != NULL ? json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 
-    LOG(&n->log, LOG_INFO, "%s admin: %s: %s", n->name, what, s != NULL ? s : "done");
+    LOG(node_log(n), LOG_INFO, "%s admin: %s: %s", node_name(n), what,
+        s != NULL ? s : "done");
     free(s);
 }
 
@@ -406,47 +407,6 @@ static int add_addr(struct node_state *st, const char *host, uint16_t port,
     return 0;
 }
 
-/* split_listen splits "addr", "addr:port", "[v6]", "[v6]:port", a bare
- * IPv6 address, "iface" or "iface:port" into host (at most hostlen bytes)
- * and port (CONF_DEFAULT_PORT when none is given).  0, or -1 when the
- * port or the brackets are bad. */
-static int split_listen(const char *s, char *host, size_t hostlen, uint16_t *port)
-{
-    const char *colon = strrchr(s, ':'), *ptext = NULL;
-    size_t hl;
-
-    *port = CONF_DEFAULT_PORT;
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (end == NULL || (end[1] != '\0' && end[1] != ':'))
-            return -1;
-        hl = (size_t)(end - s - 1);
-        s++;
-        ptext = end[1] == ':' ? end + 2 : NULL;
-    } else if (colon != NULL && strchr(s, ':') == colon) {
-        hl = (size_t)(colon - s); /* one colon: host:port */
-        ptext = colon + 1;
-    } else {
-        hl = strlen(s); /* no colon, or a bare IPv6 address */
-    }
-    if (hl == 0 || hl >= hostlen)
-        return -1;
-    memcpy(host, s, hl);
-    host[hl] = '\0';
-    if (ptext != NULL) {
-        char *end;
-        unsigned long v;
-
-        if (ptext[0] < '0' || ptext[0] > '9')
-            return -1;
-        v = strtoul(ptext, &end, 10);
-        if (*end != '\0' || v == 0 || v > 65535)
-            return -1;
-        *port = (uint16_t)v;
-    }
-    return 0;
-}
-
 /* add_iface appends every address of interface name (link-local IPv6
  * addresses are skipped: they need a scope and no peer finds them). */
 static int add_iface(struct node_state *st, const char *name, uint16_t port,
@@ -515,27 +475,25 @@ static int h_listen(void *ud, json_t *args, json_t **result, struct ctl_error *e
     json_array_foreach(a, i, v)
     {
         const char *s = json_string_value(v);
-        unsigned char bin[16];
-        char host[64];
-        uint16_t port;
+        struct addr ad;
 
         if (s == NULL)
             return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                                  "\"addresses\" must hold strings");
-        if (split_listen(s, host, sizeof host, &port) < 0)
+        if (addr_parse(s, ADDR_HOSTS_IFACE, CONF_DEFAULT_PORT, &ad) < 0)
             return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                                  "\"%.64s\" is not addr[:port], [ipv6][:port] or "
                                  "iface[:port] (port 1-65535)",
                                  s);
-        if (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1) {
-            if (!node_addr_local(host))
+        if (ad.kind != ADDR_KIND_NAME) {
+            if (!node_addr_local(ad.host))
                 return ctl_error_set(err, "state",
                                      "%.64s is not an address of this host; give one "
                                      "of its addresses or an interface name",
-                                     host);
-            rc = add_addr(&fresh, host, port, err);
+                                     ad.host);
+            rc = add_addr(&fresh, ad.host, ad.port, err);
         } else {
-            rc = add_iface(&fresh, host, port, err);
+            rc = add_iface(&fresh, ad.host, ad.port, err);
         }
         if (rc < 0)
             return rc;

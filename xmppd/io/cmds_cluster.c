@@ -15,13 +15,13 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "addr.h"
 #include "cl.h"
 #include "cluster.h"
 #include "conf.h"
 #include "ctl_server.h"
 #include "err.h"
 #include "node.h"
-#include "node_int.h"
 #include "peer.h"
 #include "pframe.h"
 #include "pki.h"
@@ -106,11 +106,11 @@ static void on_dreq(void *arg, int rc, const char *msg, const void *data, size_t
  * Returned owned (NULL when out of memory). */
 static json_t *cluster_result(struct node *n, const char *message)
 {
-    const struct raft_config *cfg = rnode_config(n->rn);
+    const struct raft_config *cfg = rnode_config(node_rnode(n));
     struct rnode_status st;
     json_t *m = json_array();
 
-    rnode_status_get(n->rn, &st);
+    rnode_status_get(node_rnode(n), &st);
     for (unsigned i = 0; m != NULL && i < cfg->n; i++)
         json_array_append_new(m, json_pack("{s:o, s:s}", "node_id",
                                            hexid(cfg->members[i].id), "address",
@@ -135,13 +135,17 @@ static void on_initialized(void *arg, int rc, const char *msg, const void *data,
 
 /* ---- status ---- */
 
-static const char *state_word(const struct node *n, const struct rnode_status *st)
+/* The answer comes from a snapshot of local state (node_cluster_view_get):
+ * xmpp cluster status must answer at once, even while there is no
+ * leader. */
+
+static const char *state_word(const struct node_cluster_view *v)
 {
-    if (!n->st.cluster_enabled)
+    if (!v->cluster_enabled)
         return "DISABLED";
-    if (cluster_removed(n))
+    if (v->removed)
         return "REMOVED";
-    switch (st->role) {
+    switch (v->raft.role) {
     case RAFT_LEADER:
         return "LEADER";
     case RAFT_CANDIDATE:
@@ -171,13 +175,13 @@ static void kinds_one(void *ud, const struct pframe_route *e)
 
 /* sessions_json: {"components", "clients_tcp", "clients_websocket"} of node
  * from the table, or null when this node has none (not serving XMPP). */
-static json_t *sessions_json(const struct node *n, uint64_t node)
+static json_t *sessions_json(const struct node_cluster_view *v, uint64_t node)
 {
     struct kinds k = {node, {0, 0, 0}};
 
-    if (n->x == NULL || n->x->srv == NULL || !srv_cluster_started(n->x->srv))
+    if (v->srv == NULL)
         return json_null();
-    srv_cluster_each_entry(n->x->srv, kinds_one, &k);
+    srv_cluster_each_entry(v->srv, kinds_one, &k);
     return json_pack("{s:I, s:I, s:I}", "components", k.n[PFRAME_KIND_COMPONENT],
                      "clients_tcp", k.n[PFRAME_KIND_C2S_TCP], "clients_websocket",
                      k.n[PFRAME_KIND_C2S_WS]);
@@ -216,142 +220,158 @@ static void components_json(json_t *p, const struct node_info *self,
         json_object_set_new(p, "routes", json_integer((json_int_t)routes));
 }
 
+/* link_json sets p's "link" and, when the peer link knows the member,
+ * its contact, frame counts and last error; true when it does (*pi
+ * filled). */
+static bool link_json(json_t *p, const struct node_cluster_view *v, uint64_t id, bool me,
+                      struct peer_info *pi)
+{
+    if (me) {
+        json_object_set_new(p, "link", json_string("self"));
+        return false;
+    }
+    if (v->peers == NULL || peer_get(v->peers, id, pi) < 0) {
+        json_object_set_new(p, "link", json_string("down"));
+        json_object_set_new(p, "last_contact_ms", json_null());
+        return false;
+    }
+    json_object_set_new(p, "link", json_string(pi->state));
+    json_object_set_new(p, "last_contact_ms",
+                        pi->last_contact_ms != 0
+                            ? json_integer((json_int_t)(v->now_ms - pi->last_contact_ms))
+                            : json_null());
+    json_object_set_new(
+        p, "frames",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "in", (json_int_t)pi->frames_in,
+                  "out", (json_int_t)pi->frames_out, "bytes_in", (json_int_t)pi->bytes_in,
+                  "bytes_out", (json_int_t)pi->bytes_out, "connects",
+                  (json_int_t)pi->connects, "malformed", (json_int_t)pi->malformed,
+                  "refused", (json_int_t)pi->refused));
+    if (pi->last_error[0] != '\0')
+        json_object_set_new(p, "last_error", json_string(pi->last_error));
+    return true;
+}
+
+/* member_json: one entry of "peers" (docs/cluster.md "Status fields"). */
+static json_t *member_json(const struct node_cluster_view *v,
+                           const struct raft_member *mb)
+{
+    bool me = mb->id == v->node_id, have;
+    /* The leader's routing table counts each member's components. */
+    bool leader = v->srv != NULL && v->raft.role == RAFT_LEADER;
+    struct peer_info pi;
+    json_t *p;
+
+    p = json_pack("{s:s, s:o, s:s, s:b, s:b}", "address", mb->address, "node_id",
+                  hexid(mb->id), "role", mb->role == RAFT_VOTER ? "voter" : "non-voter",
+                  "leader", mb->id == v->raft.leader_id, "self", me);
+    if (p == NULL)
+        return NULL;
+    have = link_json(p, v, mb->id, me, &pi);
+    components_json(p, me ? &v->info : NULL, have ? &pi : NULL, v->now_ms,
+                    leader ? srv_cluster_components(v->srv, mb->id) : SIZE_MAX);
+    json_object_set_new(p, "sessions", sessions_json(v, mb->id));
+    return p;
+}
+
+/* forwarding_json: the forwarding counters (zeros when not serving). */
+static json_t *forwarding_json(const struct node_cluster_view *v)
+{
+    struct srv_cluster_stats s;
+
+    if (v->srv == NULL)
+        return json_pack("{s:I, s:I, s:I}", "forwarded", (json_int_t)0, "queued",
+                         (json_int_t)0, "bounced", (json_int_t)0);
+    srv_cluster_get_stats(v->srv, &s);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                     "forwarded", (json_int_t)s.forwarded, "queued",
+                     (json_int_t)(s.waiting + s.inflight), "bounced",
+                     (json_int_t)s.errors, "delivered", (json_int_t)s.delivered,
+                     "rejected", (json_int_t)s.rejected, "acked", (json_int_t)s.acked,
+                     "refused", (json_int_t)s.refused, "unroutable",
+                     (json_int_t)s.unroutable, "expired", (json_int_t)s.expired, "lost",
+                     (json_int_t)s.lost, "routes", (json_int_t)s.routes);
+}
+
+static json_t *links_json(struct peer_mgr *pm)
+{
+    struct peer_stats ps;
+
+    peer_stats_get(pm, &ps);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "up",
+                     (json_int_t)ps.links_up, "accepted", (json_int_t)ps.accepted,
+                     "malformed", (json_int_t)ps.malformed, "refused",
+                     (json_int_t)ps.refused, "impostors", (json_int_t)ps.impostors,
+                     "forbidden", (json_int_t)ps.forbidden, "timeouts",
+                     (json_int_t)ps.timeouts, "over_limit", (json_int_t)ps.over_limit,
+                     "write_refused", (json_int_t)ps.write_refused);
+}
+
+/* timing_json: the Raft timing profile in use; "next" when node.state
+ * names another one, used from the next start (docs/cluster.md
+ * "Timing"). */
+static json_t *timing_json(const struct rnode_status *st, bool next_fast_lan)
+{
+    json_t *t = json_pack("{s:s, s:I, s:I, s:I}", "profile",
+                          st->fast_lan ? "fast-lan" : "default", "heartbeat_ms",
+                          (json_int_t)st->heartbeat_ms, "election_min_ms",
+                          (json_int_t)st->election_min_ms, "election_max_ms",
+                          (json_int_t)st->election_max_ms);
+
+    if (t != NULL && next_fast_lan != st->fast_lan)
+        json_object_set_new(t, "next",
+                            json_string(next_fast_lan ? "fast-lan" : "default"));
+    return t;
+}
+
 int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     static const char *const keys[] = {NULL};
     struct node *n = ud;
-    const struct raft_config *cfg;
-    struct rnode_status st;
-    struct peer_mgr *pm = cluster_peers(n);
-    struct cluster_counters cc;
-    struct node_info ni;
-    char self[PFRAME_MAX_ADDR + 1];
-    json_t *peers, *r, *lc = json_null(), *leader = json_null(), *fwd;
-    uint64_t now = uv_now(&n->loop);
+    struct node_cluster_view v;
+    const struct rnode_status *st = &v.raft;
+    json_t *peers, *r, *lc = json_null(), *leader = json_null();
     unsigned voters = 0;
-    const struct srv *leader_srv = NULL;
 
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
-    if (n->rn == NULL)
+    if (node_cluster_view_get(n, &v) < 0)
         return ctl_error_set(err, "state", "the node is stopping");
-    rnode_status_get(n->rn, &st);
-    cfg = rnode_config(n->rn);
-    cluster_self_addr(n, self, sizeof self);
-    cluster_counters_get(n, &cc);
-    node_info_get(n, &ni);
-    if (n->x != NULL && n->x->srv != NULL && srv_cluster_started(n->x->srv) &&
-        st.role == RAFT_LEADER)
-        leader_srv = n->x->srv;
     peers = json_array();
-    for (unsigned i = 0; i < cfg->n; i++) {
-        const struct raft_member *mb = &cfg->members[i];
-        bool me = mb->id == n->st.node_id;
-        struct peer_info pi;
-        bool have = false;
-        json_t *p;
-
-        if (mb->role == RAFT_VOTER)
+    for (unsigned i = 0; i < v.cfg->n; i++) {
+        if (v.cfg->members[i].role == RAFT_VOTER)
             voters++;
-        p = json_pack("{s:s, s:o, s:s, s:b, s:b}", "address", mb->address, "node_id",
-                      hexid(mb->id), "role",
-                      mb->role == RAFT_VOTER ? "voter" : "non-voter", "leader",
-                      mb->id == st.leader_id, "self", me);
-        if (me) {
-            json_object_set_new(p, "link", json_string("self"));
-        } else if (pm != NULL && peer_get(pm, mb->id, &pi) == 0) {
-            json_object_set_new(p, "link", json_string(pi.state));
-            json_object_set_new(p, "last_contact_ms",
-                                pi.last_contact_ms != 0
-                                    ? json_integer((json_int_t)(now - pi.last_contact_ms))
-                                    : json_null());
-            json_object_set_new(
-                p, "frames",
-                json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "in",
-                          (json_int_t)pi.frames_in, "out", (json_int_t)pi.frames_out,
-                          "bytes_in", (json_int_t)pi.bytes_in, "bytes_out",
-                          (json_int_t)pi.bytes_out, "connects", (json_int_t)pi.connects,
-                          "malformed", (json_int_t)pi.malformed, "refused",
-                          (json_int_t)pi.refused));
-            if (pi.last_error[0] != '\0')
-                json_object_set_new(p, "last_error", json_string(pi.last_error));
-            have = true;
-        } else {
-            json_object_set_new(p, "link", json_string("down"));
-            json_object_set_new(p, "last_contact_ms", json_null());
-        }
-        components_json(p, me ? &ni : NULL, have ? &pi : NULL, now,
-                        leader_srv != NULL ? srv_cluster_components(leader_srv, mb->id)
-                                           : SIZE_MAX);
-        json_object_set_new(p, "sessions", sessions_json(n, mb->id));
-        json_array_append_new(peers, p);
+        json_array_append_new(peers, member_json(&v, &v.cfg->members[i]));
     }
-    if (st.leader_id != 0)
-        leader = json_pack("{s:o, s:s, s:b}", "node_id", hexid(st.leader_id), "address",
-                           st.leader_addr, "self", st.leader_id == n->st.node_id);
-    if (st.last_change_time != 0) {
-        lc = json_pack("{s:o, s:I, s:I, s:s}", "time", ctl_time(st.last_change_time),
-                       "old_term", (json_int_t)st.last_change_old_term, "new_term",
-                       (json_int_t)st.last_change_new_term, "reason",
-                       st.last_change_reason);
-    }
-    fwd = json_pack("{s:I, s:I, s:I}", "forwarded", (json_int_t)0, "queued",
-                    (json_int_t)0, "bounced", (json_int_t)0);
-    if (n->x != NULL && n->x->srv != NULL && srv_cluster_started(n->x->srv)) {
-        struct srv_cluster_stats s;
-        srv_cluster_get_stats(n->x->srv, &s);
-        json_decref(fwd);
-        fwd = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                        "forwarded", (json_int_t)s.forwarded, "queued",
-                        (json_int_t)(s.waiting + s.inflight), "bounced",
-                        (json_int_t)s.errors, "delivered", (json_int_t)s.delivered,
-                        "rejected", (json_int_t)s.rejected, "acked", (json_int_t)s.acked,
-                        "refused", (json_int_t)s.refused, "unroutable",
-                        (json_int_t)s.unroutable, "expired", (json_int_t)s.expired,
-                        "lost", (json_int_t)s.lost, "routes", (json_int_t)s.routes);
-    }
-    r = json_pack("{s:s, s:b, s:b, s:o, s:o, s:s, s:I, s:o, s:I, s:o, s:o, s:o, s:{s:I, "
-                  "s:I, s:I, s:I, s:I}, s:I}",
-                  "state", state_word(n, &st), "enabled", n->st.cluster_enabled,
-                  "peer_link", pm != NULL, "node_id", hexid(n->st.node_id), "cluster_id",
-                  hexid(st.cluster_id), "address", self, "term", (json_int_t)st.term,
-                  "leader", leader, "voters", (json_int_t)voters, "peers", peers,
-                  "last_leader_change", lc, "forwarding", fwd, "writes", "submitted",
-                  (json_int_t)st.submitted, "committed", (json_int_t)st.committed,
-                  "failed", (json_int_t)st.failed, "forwarded", (json_int_t)st.forwarded,
-                  "pending", (json_int_t)st.pending, "peer_down_reports",
-                  (json_int_t)cc.peer_down_reports);
+    if (st->leader_id != 0)
+        leader = json_pack("{s:o, s:s, s:b}", "node_id", hexid(st->leader_id), "address",
+                           st->leader_addr, "self", st->leader_id == v.node_id);
+    if (st->last_change_time != 0)
+        lc = json_pack("{s:o, s:I, s:I, s:s}", "time", ctl_time(st->last_change_time),
+                       "old_term", (json_int_t)st->last_change_old_term, "new_term",
+                       (json_int_t)st->last_change_new_term, "reason",
+                       st->last_change_reason);
+    r = json_pack(
+        "{s:s, s:b, s:b, s:o, s:o, s:s, s:I, s:o, s:I, s:o, s:o, s:o, s:{s:I, "
+        "s:I, s:I, s:I, s:I}, s:I}",
+        "state", state_word(&v), "enabled", v.cluster_enabled, "peer_link",
+        v.peers != NULL, "node_id", hexid(v.node_id), "cluster_id", hexid(st->cluster_id),
+        "address", v.self, "term", (json_int_t)st->term, "leader", leader, "voters",
+        (json_int_t)voters, "peers", peers, "last_leader_change", lc, "forwarding",
+        forwarding_json(&v), "writes", "submitted", (json_int_t)st->submitted,
+        "committed", (json_int_t)st->committed, "failed", (json_int_t)st->failed,
+        "forwarded", (json_int_t)st->forwarded, "pending", (json_int_t)st->pending,
+        "peer_down_reports", (json_int_t)v.counters.peer_down_reports);
     if (r == NULL)
         return XE_NOMEM;
-    if (pm != NULL) {
-        struct peer_stats ps;
-        peer_stats_get(pm, &ps);
-        json_object_set_new(
-            r, "links",
-            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "up",
-                      (json_int_t)ps.links_up, "accepted", (json_int_t)ps.accepted,
-                      "malformed", (json_int_t)ps.malformed, "refused",
-                      (json_int_t)ps.refused, "impostors", (json_int_t)ps.impostors,
-                      "forbidden", (json_int_t)ps.forbidden, "timeouts",
-                      (json_int_t)ps.timeouts, "over_limit", (json_int_t)ps.over_limit,
-                      "write_refused", (json_int_t)ps.write_refused));
-    }
-    /* The Raft timing profile in use; "next" when node.state names another
-     * one, used from the next start (docs/cluster.md "Timing"). */
-    json_object_set_new(r, "timing",
-                        json_pack("{s:s, s:I, s:I, s:I}", "profile",
-                                  st.fast_lan ? "fast-lan" : "default", "heartbeat_ms",
-                                  (json_int_t)st.heartbeat_ms, "election_min_ms",
-                                  (json_int_t)st.election_min_ms, "election_max_ms",
-                                  (json_int_t)st.election_max_ms));
-    if (n->st.raft_fast_lan != st.fast_lan)
-        json_object_set_new(json_object_get(r, "timing"), "next",
-                            json_string(n->st.raft_fast_lan ? "fast-lan" : "default"));
-    if (cluster_removed(n))
+    if (v.peers != NULL)
+        json_object_set_new(r, "links", links_json(v.peers));
+    json_object_set_new(r, "timing", timing_json(st, v.next_fast_lan));
+    if (v.removed)
         json_object_set_new(r, "removed", json_true());
-    json_object_set_new(r, "draining", json_boolean(node_draining(n)));
-    if (st.stop_reason[0] != '\0')
-        json_object_set_new(r, "stopped", json_string(st.stop_reason));
+    json_object_set_new(r, "draining", json_boolean(v.draining));
+    if (st->stop_reason[0] != '\0')
+        json_object_set_new(r, "stopped", json_string(st->stop_reason));
     *result = r;
     return 0;
 }
@@ -376,14 +396,14 @@ int cmds_cluster_trust(void *ud, json_t *args, json_t **result, struct ctl_error
                              bundle, node_pki_dir(n));
     /* One CA per cluster: the node's own certificate must verify against
      * the bundle its peers use too, or no peer would accept it. */
-    if (n->st.key[0] != '\0' && n->st.cert[0] != '\0') {
+    if (node_local(n)->key[0] != '\0' && node_local(n)->cert[0] != '\0') {
         char key[1024], cert[1024];
-        if (node_file_path(n, n->st.key, key, sizeof key) == 0 &&
-            node_file_path(n, n->st.cert, cert, sizeof cert) == 0 &&
+        if (node_file_path(n, node_local(n)->key, key, sizeof key) == 0 &&
+            node_file_path(n, node_local(n)->cert, cert, sizeof cert) == 0 &&
             tls_check_files(key, cert, path, why, sizeof why) < 0)
             return ctl_error_set(err, "state", "%s; nothing was changed", why);
     }
-    snprintf(n->st.trust, sizeof n->st.trust, "%s", bundle);
+    snprintf(node_local(n)->trust, sizeof node_local(n)->trust, "%s", bundle);
     if (node_local_save(n, why, sizeof why) < 0)
         return ctl_error_set(err, "io", "%s", why);
     /* A running peer link takes the new bundle now. */
@@ -397,7 +417,7 @@ int cmds_cluster_trust(void *ud, json_t *args, json_t **result, struct ctl_error
         *result = json_pack("{s:s, s:s, s:b}", "trust", bundle, "path", path,
                             "peer_link_restarted", 0);
     }
-    LOG(&n->log, LOG_INFO, "%s admin: cluster trust set to %s", n->name, path);
+    LOG(node_log(n), LOG_INFO, "%s admin: cluster trust set to %s", node_name(n), path);
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
@@ -431,11 +451,11 @@ static int cert_names_peer(struct node *n, const struct conf_listen *peer, char 
     struct pki_info info;
     char path[1024], err[256];
 
-    if (n->st.n_listen == 0)
+    if (node_local(n)->n_listen == 0)
         return 0;
-    if (node_file_path(n, n->st.cert, path, sizeof path) < 0 ||
+    if (node_file_path(n, node_local(n)->cert, path, sizeof path) < 0 ||
         pki_inspect(path, &info, err, sizeof err) < 0) {
-        snprintf(why, whylen, "cannot read the node certificate %s", n->st.cert);
+        snprintf(why, whylen, "cannot read the node certificate %s", node_local(n)->cert);
         return XE_IO;
     }
     if (plink_sans_cover(info.sans, peer->host))
@@ -444,8 +464,8 @@ static int cert_names_peer(struct node *n, const struct conf_listen *peer, char 
              "the node certificate %.80s names %.100s but not this node's peer address "
              "%s, which the members check: make one that names it (certs/mknode ... "
              "--ip %s) and set it with xmpp certs",
-             n->st.cert, info.sans[0] != '\0' ? info.sans : "no address", peer->host,
-             peer->host);
+             node_local(n)->cert, info.sans[0] != '\0' ? info.sans : "no address",
+             peer->host, peer->host);
     return XE_INVAL;
 }
 
@@ -453,7 +473,7 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
 {
     static const char *const keys[] = {"timing", NULL};
     struct node *n = ud;
-    struct node_state *st = &n->st;
+    struct node_state *st = node_local(n);
     struct conf_listen old = st->peer;
     bool was = st->cluster_enabled, timing_changed = false;
     const char *timing = ctl_arg_str(args, "timing");
@@ -483,7 +503,7 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
         return ctl_error_set(err, "state",
                              "no cluster trust bundle: set it first with xmpp cluster "
                              "trust <bundle>");
-    if (cluster_running(n) && rnode_config(n->rn)->n <= 1) {
+    if (cluster_running(n) && rnode_config(node_rnode(n))->n <= 1) {
         /* Alone, the address still follows `xmpp listen` (issue 13 item
          * 6: an enable before the listen address was set must not fix
          * the peer link at 127.0.0.1 for ever): move the link if it
@@ -509,7 +529,7 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
     if (!cluster_running(n)) {
         /* The address follows `xmpp listen` until the node is in a
          * multi-node cluster (then it is what the members know). */
-        if (rnode_config(n->rn)->n <= 1 || st->peer.port == 0)
+        if (rnode_config(node_rnode(n))->n <= 1 || st->peer.port == 0)
             peer_host(st, &st->peer);
         if (cert_names_peer(n, &st->peer, why, sizeof why) < 0) {
             st->peer = old;
@@ -531,7 +551,7 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
     cluster_self_addr(n, self, sizeof self);
     /* timing: the shape of xmpp cluster status's (profile in use, next when
      * node.state names another one from the next start). */
-    rnode_status_get(n->rn, &rs);
+    rnode_status_get(node_rnode(n), &rs);
     tm = json_pack("{s:s}", "profile", rs.fast_lan ? "fast-lan" : "default");
     if (tm != NULL && rs.fast_lan != st->raft_fast_lan)
         json_object_set_new(tm, "next",
@@ -543,8 +563,8 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
             *result, "note",
             json_string("the timing takes effect when xmppd next starts: restart "
                         "xmppd on this node"));
-    LOG(&n->log, LOG_INFO, "%s admin: clustering enabled, peer address %s, timing %s",
-        n->name, self, st->raft_fast_lan ? "fast-lan" : "default");
+    LOG(node_log(n), LOG_INFO, "%s admin: clustering enabled, peer address %s, timing %s",
+        node_name(n), self, st->raft_fast_lan ? "fast-lan" : "default");
     return 0;
 }
 
@@ -555,8 +575,8 @@ int cmds_cluster_initialize(void *ud, json_t *args, json_t **result,
 {
     static const char *const keys[] = {NULL};
     struct node *n = ud;
-    const struct raft_config *cfg = rnode_config(n->rn);
-    const struct raft_member *me = raft_config_find(cfg, n->st.node_id);
+    const struct raft_config *cfg = rnode_config(node_rnode(n));
+    const struct raft_member *me = raft_config_find(cfg, node_local(n)->node_id);
     struct rnode_status st;
     char self[PFRAME_MAX_ADDR + 1];
     struct dreq *r;
@@ -567,7 +587,7 @@ int cmds_cluster_initialize(void *ud, json_t *args, json_t **result,
         return ctl_error_set(err, "state",
                              "clustering is not enabled on this node: run xmpp cluster "
                              "enable first");
-    rnode_status_get(n->rn, &st);
+    rnode_status_get(node_rnode(n), &st);
     cluster_self_addr(n, self, sizeof self);
     if (cfg->n > 1) {
         *result = cluster_result(
@@ -583,8 +603,8 @@ int cmds_cluster_initialize(void *ud, json_t *args, json_t **result,
     r = dreq_new(n, "initialize");
     if (r == NULL)
         return XE_NOMEM;
-    LOG(&n->log, LOG_INFO, "%s initialize: this node's cluster address becomes %s",
-        n->name, self);
+    LOG(node_log(n), LOG_INFO, "%s initialize: this node's cluster address becomes %s",
+        node_name(n), self);
     cluster_rebuild(n, on_initialized, r);
     return CTL_DEFERRED;
 }
@@ -598,8 +618,8 @@ static void join_done(void *arg, int rc, const char *msg, const void *data, size
 
     (void)data;
     (void)len;
-    if (rc == 0 && r->n->rn != NULL) {
-        rnode_status_get(r->n->rn, &st);
+    if (rc == 0 && node_rnode(r->n) != NULL) {
+        rnode_status_get(node_rnode(r->n), &st);
         r->result = json_pack("{s:o, s:s}", "cluster_id", hexid(st.cluster_id), "message",
                               msg != NULL ? msg : "joined");
     }
@@ -640,7 +660,7 @@ static void on_join_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
     if (status == 0 && res != NULL && uv_ip_name(res->ai_addr, ip, sizeof ip) == 0) {
         snprintf(addr, sizeof addr, res->ai_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip,
                  j->port);
-        LOG(&n->log, LOG_INFO, "%s join: %s is %s", n->name, j->name, addr);
+        LOG(node_log(n), LOG_INFO, "%s join: %s is %s", node_name(n), j->name, addr);
         cluster_join(n, addr, j->token, j->replace, JOIN_TIMEOUT_MS, join_done, j->r);
     } else {
         snprintf(msg, sizeof msg,
@@ -675,7 +695,7 @@ static int join_by_name(struct node *n, struct dreq *r, const char *host, int po
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    rc = uv_getaddrinfo(&n->loop, &j->req, on_join_resolved, host, NULL, &hints);
+    rc = uv_getaddrinfo(node_loop(n), &j->req, on_join_resolved, host, NULL, &hints);
     if (rc < 0) {
         char msg[PFRAME_MAX_ADDR + 100];
         snprintf(msg, sizeof msg, "cannot resolve %s: %s", host, uv_strerror(rc));
@@ -771,7 +791,8 @@ int cmds_cluster_invite(void *ud, json_t *args, json_t **result, struct ctl_erro
     expires = time(NULL) + (time_t)ttl_s;
     ctl_time_text(expires, t);
     /* The token is shown once, here, and never logged. */
-    LOG(&n->log, LOG_INFO, "%s join token made (single use, expires %s)", n->name, t);
+    LOG(node_log(n), LOG_INFO, "%s join token made (single use, expires %s)",
+        node_name(n), t);
     *result = json_pack("{s:s, s:s, s:s, s:I}", "token", token, "address", self,
                         "expires", t, "ttl_s", ttl_s);
     sodium_memzero(token, sizeof token);
@@ -819,14 +840,14 @@ static void list_members(const struct raft_config *cfg, const char *prefix, char
 static int resolve_member(struct node *n, json_t *args, uint64_t *id,
                           struct ctl_error *err)
 {
-    const struct raft_config *cfg = rnode_config(n->rn);
+    const struct raft_config *cfg = rnode_config(node_rnode(n));
     const char *s = ctl_arg_str(args, "node");
     const char *a = ctl_arg_str(args, "address");
     char cands[512];
 
     if (s != NULL) {
         size_t len = strlen(s), matches = 0;
-        if (len == 0 || len > 16 || strspn(s, "0123456789abcdefABCDEF") != len)
+        if (!addr_node_id_prefix_valid(s))
             return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                                  "node must be a hex node id (see xmpp cluster status)");
         list_members(cfg, s, cands, sizeof cands);
@@ -860,7 +881,7 @@ static int resolve_member(struct node *n, json_t *args, uint64_t *id,
         const struct raft_member *mb;
         if (peer_parse_addr(a, host, sizeof host, &port) < 0)
             return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "bad address %s", a);
-        snprintf(norm, sizeof norm, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+        addr_join(host, (unsigned)port, norm, sizeof norm);
         mb = raft_config_find_address(cfg, norm);
         if (mb == NULL)
             return ctl_error_set(err, "not-found",
@@ -879,14 +900,14 @@ static int resolve_member(struct node *n, json_t *args, uint64_t *id,
  * smaller cluster may not be able to elect a leader or commit. */
 static void removal_risk(struct node *n, uint64_t id, char *why, size_t whylen)
 {
-    const struct raft_config *cfg = rnode_config(n->rn);
+    const struct raft_config *cfg = rnode_config(node_rnode(n));
     struct peer_mgr *pm = cluster_peers(n);
     struct rnode_status st;
     unsigned stay = 0, reach = 0;
     char h[17];
 
     why[0] = '\0';
-    rnode_status_get(n->rn, &st);
+    rnode_status_get(node_rnode(n), &st);
     state_node_id_hex(id, h);
     for (unsigned i = 0; i < cfg->n; i++) {
         const struct raft_member *mb = &cfg->members[i];
@@ -894,7 +915,7 @@ static void removal_risk(struct node *n, uint64_t id, char *why, size_t whylen)
         if (mb->id == id || mb->role != RAFT_VOTER)
             continue;
         stay++;
-        if (mb->id == n->st.node_id ||
+        if (mb->id == node_local(n)->node_id ||
             (pm != NULL && peer_get(pm, mb->id, &pi) == 0 && strcmp(pi.state, "up") == 0))
             reach++;
     }
@@ -931,8 +952,8 @@ int cmds_cluster_remove(void *ud, json_t *args, json_t **result, struct ctl_erro
         return XE_NOMEM;
     r->result = json_pack("{s:o}", "removed", hexid(id));
     if (risk[0] != '\0')
-        LOG(&n->log, LOG_WARN, "%s cluster remove confirmed with --yes: %s", n->name,
-            risk);
+        LOG(node_log(n), LOG_WARN, "%s cluster remove confirmed with --yes: %s",
+            node_name(n), risk);
     cluster_request(n, CLUSTER_REQ_REMOVE, body, sizeof body, REMOVE_TIMEOUT_MS, on_dreq,
                     r);
     return CTL_DEFERRED;
@@ -959,13 +980,13 @@ static void disable_finish(struct dreq *r, int rc, const char *msg)
         return;
     }
     cluster_stop(n);
-    n->st.cluster_enabled = false;
+    node_local(n)->cluster_enabled = false;
     if (node_local_save(n, why, sizeof why) < 0) {
         dreq_finish(r, XE_IO, why);
         return;
     }
     /* Alone again: a one-member store with the data this node had. */
-    if (rnode_config(n->rn)->n > 1) {
+    if (rnode_config(node_rnode(n))->n > 1) {
         cluster_rebuild(n, disable_rebuilt, r);
         return;
     }
@@ -1013,13 +1034,13 @@ static void disable_removed(void *arg, int rc, const char *msg, const void *d, s
     a->has_msg = msg != NULL;
     if (msg != NULL)
         snprintf(a->msg, sizeof a->msg, "%s", msg);
-    node__later(r->n, disable_removed_later, a);
+    node_later(r->n, disable_removed_later, a);
 }
 
 static void leave(struct dreq *r)
 {
     unsigned char body[8];
-    uint64_t id = r->n->st.node_id;
+    uint64_t id = node_local(r->n)->node_id;
 
     for (int i = 7, k = 0; i >= 0; i--, k++)
         body[k] = (unsigned char)(id >> (i * 8));
@@ -1047,7 +1068,7 @@ static json_t *disable_result(struct node *n, bool left, const char *message)
 {
     struct rnode_status st;
 
-    rnode_status_get(n->rn, &st);
+    rnode_status_get(node_rnode(n), &st);
     return json_pack("{s:o, s:b, s:b, s:s, s:s}", "cluster_id", hexid(st.cluster_id),
                      "left", left, "leadership_transferred", 0, "clustering", "disabled",
                      "message", message);
@@ -1057,7 +1078,7 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
 {
     static const char *const keys[] = {NULL};
     struct node *n = ud;
-    const struct raft_config *cfg = rnode_config(n->rn);
+    const struct raft_config *cfg = rnode_config(node_rnode(n));
     struct dreq *r;
     char why[512];
 
@@ -1065,7 +1086,7 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
         return XE_INVAL;
     /* A node that is not a member any more (removed) only goes alone. */
     if (cluster_running(n) && cfg->n > 1 &&
-        (cluster_removed(n) || raft_config_find(cfg, n->st.node_id) == NULL)) {
+        (cluster_removed(n) || raft_config_find(cfg, node_local(n)->node_id) == NULL)) {
         r = dreq_new(n, "disable");
         if (r == NULL)
             return XE_NOMEM;
@@ -1075,11 +1096,11 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
         return CTL_DEFERRED;
     }
     if (cfg->n <= 1 || !cluster_running(n)) {
-        bool was = n->st.cluster_enabled || cluster_running(n);
+        bool was = node_local(n)->cluster_enabled || cluster_running(n);
 
         cluster_stop(n);
-        if (n->st.cluster_enabled) {
-            n->st.cluster_enabled = false;
+        if (node_local(n)->cluster_enabled) {
+            node_local(n)->cluster_enabled = false;
             if (node_local_save(n, why, sizeof why) < 0)
                 return ctl_error_set(err, "io", "%s", why);
         }
@@ -1088,7 +1109,8 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
                                        "member was removed"
                                      : "clustering was not enabled; nothing changed");
         if (was)
-            LOG(&n->log, LOG_INFO, "%s admin: clustering disabled (alone)", n->name);
+            LOG(node_log(n), LOG_INFO, "%s admin: clustering disabled (alone)",
+                node_name(n));
         return *result != NULL ? 0 : XE_NOMEM;
     }
     r = dreq_new(n, "disable");
@@ -1097,8 +1119,8 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
     r->result = disable_result(n, true,
                                "left the cluster and disabled clustering; this node "
                                "now runs alone with its data");
-    if (rnode_is_leader(n->rn)) {
-        rnode_transfer(n->rn, 0, TRANSFER_TIMEOUT_MS, disable_transferred, r);
+    if (rnode_is_leader(node_rnode(n))) {
+        rnode_transfer(node_rnode(n), 0, TRANSFER_TIMEOUT_MS, disable_transferred, r);
         return CTL_DEFERRED;
     }
     leave(r);
@@ -1109,7 +1131,8 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
 
 int cmds_cluster_reset_check(struct node *n, bool force, struct ctl_error *err)
 {
-    const struct raft_config *cfg = n->rn != NULL ? rnode_config(n->rn) : NULL;
+    const struct raft_config *cfg =
+        node_rnode(n) != NULL ? rnode_config(node_rnode(n)) : NULL;
     struct rnode_status st;
     char id[17];
 
@@ -1117,8 +1140,8 @@ int cmds_cluster_reset_check(struct node *n, bool force, struct ctl_error *err)
         cluster_stop(n);
         return 0;
     }
-    rnode_status_get(n->rn, &st);
-    state_node_id_hex(n->st.node_id, id);
+    rnode_status_get(node_rnode(n), &st);
+    state_node_id_hex(node_local(n)->node_id, id);
     if (!force)
         return ctl_error_set(err, "state",
                              "this node (%s) is a member of cluster %016" PRIx64
@@ -1126,10 +1149,10 @@ int cmds_cluster_reset_check(struct node *n, bool force, struct ctl_error *err)
                              "use --force (then remove the stale member with xmpp "
                              "cluster remove %s)",
                              id, st.cluster_id, cfg->n, id);
-    LOG(&n->log, LOG_WARN,
+    LOG(node_log(n), LOG_WARN,
         "%s reset --force on a member of cluster %016" PRIx64
         ": the cluster keeps node %s as a stale member",
-        n->name, st.cluster_id, id);
+        node_name(n), st.cluster_id, id);
     cluster_stop(n);
     return 0;
 }

@@ -10,9 +10,9 @@
 
 #include "cl.h"
 #include "conf.h"
+#include "addr.h"
 #include "err.h"
 #include "node.h"
-#include "node_int.h"
 #include "node_metrics.h"
 #include "rnode.h"
 #include "state.h"
@@ -25,17 +25,8 @@
 /* host_of copies the host of a peer address ("h:p" or "[v6]:p") into out. */
 static void host_of(const char *addr, char *out, size_t len)
 {
-    const char *colon = strrchr(addr, ':');
-    size_t n = colon != NULL ? (size_t)(colon - addr) : strlen(addr);
-
-    if (addr[0] == '[' && n >= 2) {
-        addr++;
-        n -= 2;
-    }
-    if (n >= len)
-        n = len - 1;
-    memcpy(out, addr, n);
-    out[n] = '\0';
+    if (addr_host_of(addr, out, len) < 0)
+        snprintf(out, len, "%s", addr);
 }
 
 /* add_member appends the SRV record (and the A or AAAA record of its
@@ -76,8 +67,9 @@ static bool unspecified(const char *host)
  * node: its own component port). */
 static void add_records(struct node *n, const char *domain, json_t *srv, json_t *records)
 {
-    const struct raft_config *cfg = n->st.cluster_enabled ? rnode_config(n->rn) : NULL;
-    const struct node_state *st = &n->st;
+    const struct raft_config *cfg =
+        node_local(n)->cluster_enabled ? rnode_config(node_rnode(n)) : NULL;
+    const struct node_state *st = node_local(n);
     unsigned own_port = st->n_listen > 0 ? st->listen[0].port : CONF_DEFAULT_PORT;
     char host[96];
 
@@ -114,9 +106,9 @@ int cmds_callbridge_export(void *ud, json_t *args, json_t **result, struct ctl_e
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "a call bridge name has 1-%d letters, digits and '-'",
                              CL_NAME_MAX);
-    if (n->rn == NULL)
+    if (node_rnode(n) == NULL)
         return ctl_error_set(err, "state", "the node is stopping");
-    cs = rnode_state(n->rn);
+    cs = rnode_state(node_rnode(n));
     cb = cl_callbridge_find(cs, name);
     if (cb == NULL)
         return ctl_error_set(err, "not-found",
@@ -125,8 +117,8 @@ int cmds_callbridge_export(void *ud, json_t *args, json_t **result, struct ctl_e
         return ctl_error_set(
             err, "state", "no domain yet: set it with xmpp domain <name>, then export");
     snprintf(comp, sizeof comp, "%s.%s", cb->name, cl_domain(cs));
-    if (n->st.bundle[0] != '\0' &&
-        node_file_path(n, n->st.bundle, bundle, sizeof bundle) == 0)
+    if (node_local(n)->bundle[0] != '\0' &&
+        node_file_path(n, node_local(n)->bundle, bundle, sizeof bundle) == 0)
         ca = json_string(realpath(bundle, real) != NULL ? real : bundle);
     srv = json_array();
     records = json_array();
@@ -135,49 +127,18 @@ int cmds_callbridge_export(void *ud, json_t *args, json_t **result, struct ctl_e
                         cb->name, "domain", cl_domain(cs), "component", comp, "secret",
                         (const char *)cb->secret, cb->secret_len, "port",
                         (json_int_t)CONF_DEFAULT_PORT, "srv", srv, "records", records,
-                        "ca_bundle", ca, "tls", state_tls_name(n->st.tls));
+                        "ca_bundle", ca, "tls", state_tls_name(node_local(n)->tls));
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
 /* ---- xmpp.metrics.set ---- */
-
-/* parse_addr reads "ipv4:port" or "[ipv6]:port" into *out: 0 or -1. */
-static int parse_addr(const char *s, struct conf_listen *out)
-{
-    const char *colon = strrchr(s, ':');
-    unsigned char a[16];
-    size_t hl;
-    char *end;
-    unsigned long port;
-
-    if (colon == NULL || colon[1] < '0' || colon[1] > '9')
-        return -1;
-    port = strtoul(colon + 1, &end, 10);
-    if (*end != '\0' || port == 0 || port > 65535)
-        return -1;
-    hl = (size_t)(colon - s);
-    if (s[0] == '[') {
-        if (hl < 3 || s[hl - 1] != ']')
-            return -1;
-        s++;
-        hl -= 2;
-    }
-    if (hl == 0 || hl >= sizeof out->host)
-        return -1;
-    memcpy(out->host, s, hl);
-    out->host[hl] = '\0';
-    if (inet_pton(AF_INET, out->host, a) != 1 && inet_pton(AF_INET6, out->host, a) != 1)
-        return -1;
-    out->port = (uint16_t)port;
-    return 0;
-}
 
 int cmds_metrics_set(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     static const char *const keys[] = {"listen", NULL};
     struct node *n = ud;
     const char *l = ctl_arg_str(args, "listen");
-    struct conf_listen addr, old = n->st.metrics;
+    struct conf_listen addr, old = node_local(n)->metrics;
     char text[96], why[512], url[128];
     int rc;
 
@@ -188,7 +149,7 @@ int cmds_metrics_set(void *ud, json_t *args, json_t **result, struct ctl_error *
                              "\"listen\" is required: host:port, or \"off\"");
     memset(&addr, 0, sizeof addr);
     if (strcmp(l, "off") != 0) {
-        if (parse_addr(l, &addr) < 0)
+        if (conf_listen_parse(l, strlen(l), &addr) < 0)
             return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                                  "\"%.100s\" is not an address: give an IP address and a "
                                  "port, e.g. 127.0.0.1:9105 or [::1]:9105",
@@ -198,10 +159,10 @@ int cmds_metrics_set(void *ud, json_t *args, json_t **result, struct ctl_error *
                                  "%s is not an address of this host; see ip address",
                                  addr.host);
     }
-    n->st.metrics = addr;
+    node_local(n)->metrics = addr;
     rc = node_metrics_apply(n, why, sizeof why);
     if (rc < 0) {
-        n->st.metrics = old;
+        node_local(n)->metrics = old;
         node_metrics_apply(n, text, sizeof text);
         return ctl_error_set(err, ctl_error_code_for(rc), "%s; nothing was changed", why);
     }
@@ -211,13 +172,13 @@ int cmds_metrics_set(void *ud, json_t *args, json_t **result, struct ctl_error *
         return ctl_error_set(err, "io", "%s", why);
     }
     if (addr.port == 0) {
-        LOG(&n->log, LOG_INFO, "%s admin: metrics endpoint turned off", n->name);
+        LOG(node_log(n), LOG_INFO, "%s admin: metrics endpoint turned off", node_name(n));
         *result = json_pack("{s:n}", "listen");
         return *result != NULL ? 0 : XE_NOMEM;
     }
     conf_format_listen(&addr, text, sizeof text);
     snprintf(url, sizeof url, "http://%s/metrics", text);
-    LOG(&n->log, LOG_INFO, "%s admin: metrics endpoint set to %s", n->name, url);
+    LOG(node_log(n), LOG_INFO, "%s admin: metrics endpoint set to %s", node_name(n), url);
     *result = json_pack("{s:s, s:s}", "listen", text, "url", url);
     return *result != NULL ? 0 : XE_NOMEM;
 }

@@ -18,7 +18,6 @@
 #include "err.h"
 #include "log.h"
 #include "node.h"
-#include "node_int.h"
 #include "pframe.h"
 #include "precis.h"
 #include "raft.h"
@@ -192,10 +191,11 @@ static void finish(struct req *r, int rc, const char *msg)
     if (rc < 0) {
         explain(r, rc, msg, &e);
     } else if (r->what == W_ITER) {
-        LOG(&r->n->log, LOG_INFO, "%s user iterations set to %u", r->n->name,
+        LOG(node_log(r->n), LOG_INFO, "%s user iterations set to %u", node_name(r->n),
             (unsigned)r->iterations);
     } else {
-        LOG(&r->n->log, LOG_INFO, "%s user %s %s", r->n->name, r->name, done[r->what]);
+        LOG(node_log(r->n), LOG_INFO, "%s user %s %s", node_name(r->n), r->name,
+            done[r->what]);
     }
     ctl_deferred_finish(r->d, rc < 0 ? rc : 0, rc < 0 ? NULL : r->result, &e);
     if (rc >= 0)
@@ -215,7 +215,7 @@ static void submit(struct req *r)
     size_t len = 0;
     int rc;
 
-    if (r->n->stopping || node_rnode(r->n) == NULL) {
+    if (node_stopping(r->n) || node_rnode(r->n) == NULL) {
         finish(r, XE_CLOSED, NULL);
         return;
     }
@@ -327,7 +327,7 @@ static int user_set(struct node *n, enum what what, json_t *args, struct ctl_err
         req_free(r);
         return XE_NOMEM;
     }
-    rc = uv_queue_work(&n->loop, &r->work, derive, derived);
+    rc = uv_queue_work(node_loop(n), &r->work, derive, derived);
     if (rc < 0) {
         finish(r, XE_NOMEM, "cannot start making the credentials");
         return CTL_DEFERRED;
@@ -428,8 +428,8 @@ int cmds_user_list(void *ud, json_t *args, json_t **result, struct ctl_error *er
     b.cfg = node_rnode(n) != NULL ? rnode_config(node_rnode(n)) : NULL;
     /* From this node's copy of the routing table: every node's sessions
      * (in cluster mode; xmppd always runs it once XMPP is enabled). */
-    if (b.users != NULL && n->x != NULL && n->x->srv != NULL)
-        srv_cluster_each_entry(n->x->srv, session_one, &b);
+    if (b.users != NULL && node_srv(n) != NULL)
+        srv_cluster_each_entry(node_srv(n), session_one, &b);
     a = json_array();
     for (size_t i = 0; a != NULL && i < cl_user_count(cs); i++) {
         const struct cl_user *u = cl_user_at(cs, i);

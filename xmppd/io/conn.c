@@ -30,6 +30,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "htab.h"
 #include "tls.h"
 
 #define READ_BUF_BYTES (64 * 1024)
@@ -53,7 +54,7 @@ struct conn {
     bool accepted;              /* came from a listener: counts in the limits */
     char ip[INET6_ADDRSTRLEN];  /* accepted: the peer's address, no port */
     uint64_t drain_deadline;    /* uv_now ms, while DRAINING */
-    struct conn *hnext;         /* hash chain */
+    struct hlink hlink;         /* in the id table */
     struct conn *dprev, *dnext; /* dirty list: has something to flush */
     bool dirty;
     struct conn *wprev, *wnext; /* draining list */
@@ -99,8 +100,7 @@ struct conn_mgr {
     uint64_t refused_log_ms; /* when the last refusal line went out */
     bool refused_logged;     /* a refusal line went out at all */
     uint64_t next_id;
-    struct conn **buckets; /* id -> conn, chained; power-of-two size */
-    size_t nbuckets, count;
+    struct htab table;     /* id -> conn (conn.hlink; CONN_OF) */
     struct conn *dirty;    /* head of the dirty list */
     struct conn *draining; /* head of the draining list */
     struct listener *listeners;
@@ -119,62 +119,32 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 
 /* ---- id table ---- */
 
-static size_t bucket_of(const struct conn_mgr *m, uint64_t id)
+#define CONN_OF(l) HTAB_ENTRY(l, struct conn, hlink)
+
+static uint64_t conn_hash(const struct hlink *l)
 {
-    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (m->nbuckets - 1);
+    return htab_hash_u64(CONN_OF(l)->id);
 }
 
 static struct conn *lookup(const struct conn_mgr *m, uint64_t id)
 {
-    for (struct conn *c = m->buckets[bucket_of(m, id)]; c != NULL; c = c->hnext) {
-        if (c->id == id)
-            return c;
-    }
+    for (struct hlink *l = htab_head(&m->table, htab_hash_u64(id)); l != NULL; l = l->next)
+        if (CONN_OF(l)->id == id)
+            return CONN_OF(l);
     return NULL;
 }
 
+/* table_insert adds c by its id; it cannot fail (htab.h: a table that
+ * cannot double keeps longer chains). */
 static int table_insert(struct conn_mgr *m, struct conn *c)
 {
-    size_t b;
-
-    if (m->count + 1 > m->nbuckets) {
-        size_t nn = m->nbuckets * 2;
-        struct conn **nb = calloc(nn, sizeof *nb);
-        struct conn **old = m->buckets;
-        size_t on = m->nbuckets;
-        if (nb == NULL)
-            return XE_NOMEM;
-        m->buckets = nb;
-        m->nbuckets = nn;
-        for (size_t i = 0; i < on; i++) {
-            struct conn *x = old[i], *next;
-            for (; x != NULL; x = next) {
-                next = x->hnext;
-                b = bucket_of(m, x->id);
-                x->hnext = m->buckets[b];
-                m->buckets[b] = x;
-            }
-        }
-        free(old);
-    }
-    b = bucket_of(m, c->id);
-    c->hnext = m->buckets[b];
-    m->buckets[b] = c;
-    m->count++;
+    htab_add(&m->table, &c->hlink, htab_hash_u64(c->id), conn_hash);
     return 0;
 }
 
 static void table_remove(struct conn_mgr *m, struct conn *c)
 {
-    struct conn **pp = &m->buckets[bucket_of(m, c->id)];
-
-    for (; *pp != NULL; pp = &(*pp)->hnext) {
-        if (*pp == c) {
-            *pp = c->hnext;
-            m->count--;
-            return;
-        }
-    }
+    htab_del(&m->table, &c->hlink, htab_hash_u64(c->id));
 }
 
 /* ---- intrusive lists ---- */
@@ -777,9 +747,9 @@ static unsigned from_addr(const struct conn_mgr *m, const char *ip)
 {
     unsigned n = 0;
 
-    for (size_t i = 0; i < m->nbuckets; i++)
-        for (const struct conn *c = m->buckets[i]; c != NULL; c = c->hnext)
-            n += c->accepted && strcmp(c->ip, ip) == 0;
+    for (size_t i = 0; i < m->table.nb; i++)
+        for (const struct hlink *l = m->table.b[i]; l != NULL; l = l->next)
+            n += CONN_OF(l)->accepted && strcmp(CONN_OF(l)->ip, ip) == 0;
     return n;
 }
 
@@ -1168,7 +1138,7 @@ static void on_drain_timer_closed(uv_handle_t *h)
 /* maybe_drained finishes a shutdown once nothing is left open. */
 static void maybe_drained(struct conn_mgr *m)
 {
-    if (!m->shutting_down || m->drained_called || m->count > 0 || m->open_listeners > 0)
+    if (!m->shutting_down || m->drained_called || m->table.count > 0 || m->open_listeners > 0)
         return;
     if (!m->drain_timer_closed) {
         if (!uv_is_closing((uv_handle_t *)&m->drain_timer))
@@ -1187,9 +1157,7 @@ int conn_mgr_new(uv_loop_t *loop, const struct conn_hooks *hooks,
 
     if (m == NULL)
         return XE_NOMEM;
-    m->nbuckets = 64;
-    m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
-    if (m->buckets == NULL) {
+    if (htab_init(&m->table, 64) < 0) {
         free(m);
         return XE_NOMEM;
     }
@@ -1212,9 +1180,12 @@ void conn_mgr_shutdown(struct conn_mgr *m)
     for (struct listener *l = m->listeners; l != NULL; l = l->next)
         uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
     m->listeners = NULL;
-    for (size_t i = 0; i < m->nbuckets; i++) {
-        for (struct conn *c = m->buckets[i]; c != NULL; c = c->hnext)
-            conn_close(m, c->id);
+    for (size_t i = 0; i < m->table.nb; i++) {
+        struct hlink *l = m->table.b[i], *next;
+        for (; l != NULL; l = next) {
+            next = l->next;
+            conn_close(m, CONN_OF(l)->id);
+        }
     }
     conn_mgr_flush(m);
     maybe_drained(m);
@@ -1224,7 +1195,7 @@ void conn_mgr_free(struct conn_mgr *m)
 {
     if (m == NULL)
         return;
-    free(m->buckets);
+    htab_fini(&m->table);
     free(m);
 }
 
@@ -1242,5 +1213,5 @@ size_t conn_room(struct conn_mgr *m, uint64_t id)
 
 size_t conn_mgr_count(const struct conn_mgr *m)
 {
-    return m->count;
+    return m->table.count;
 }

@@ -460,7 +460,7 @@ struct node_later {
 };
 
 /* run_laters runs the work queued so far, in order; work that fn queues
- * runs on the next turn (node__later re-arms the timer), or at once when
+ * runs on the next turn (node_later re-arms the timer), or at once when
  * cancelled (stopping). */
 static void run_laters(struct node *n, bool cancelled)
 {
@@ -482,7 +482,7 @@ static void on_later(uv_timer_t *t)
     run_laters(t->data, false);
 }
 
-void node__later(struct node *n, node_later_fn fn, void *arg)
+void node_later(struct node *n, node_later_fn fn, void *arg)
 {
     struct node_later *l;
 

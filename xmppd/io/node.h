@@ -31,7 +31,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
+#include "cluster.h"
 #include "log.h"
+#include "pframe.h"
+#include "rnode.h"
 #include "srv.h"
 
 struct node_opts {
@@ -164,5 +169,61 @@ bool node_draining(const struct node *n);
 /* node_callbridge_connected is true when call bridge name has a session on
  * this node. */
 bool node_callbridge_connected(const struct node *n, const char *name);
+
+/* ---- read by the control handlers (node_view.c) ---- */
+
+/* node_log returns the node's log sink (borrowed). */
+const struct log_sink *node_log(const struct node *n);
+
+/* node_name returns the node's name in log lines, "n1" (borrowed). */
+const char *node_name(const struct node *n);
+
+/* node_loop returns the node's loop (borrowed), for a request that needs
+ * one (uv_getaddrinfo, uv_queue_work). */
+uv_loop_t *node_loop(struct node *n);
+
+/* node_stopping is true once the clean shutdown began. */
+bool node_stopping(const struct node *n);
+
+/* node_srv returns the XMPP core now serving (borrowed, valid until the
+ * loop turns), or NULL when XMPP is not served. */
+struct srv *node_srv(const struct node *n);
+
+/* What xmpp cluster status shows of this node, taken at one moment from
+ * local state only (it must answer while there is no leader). */
+struct node_cluster_view {
+    uint64_t now_ms; /* the loop's clock (uv_now) */
+    uint64_t node_id;
+    bool cluster_enabled; /* node.state */
+    bool removed;         /* the leader said this node was removed */
+    bool next_fast_lan;   /* node.state's Raft timing, used from the next start */
+    bool draining;        /* node_draining */
+    struct rnode_status raft;
+    const struct raft_config *cfg; /* the latest one; borrowed until the loop turns */
+    struct peer_mgr *peers;        /* the peer link (borrowed), or NULL */
+    const struct srv *srv; /* the core, when serving with cluster routing; else NULL */
+    char self[PFRAME_MAX_ADDR + 1]; /* this node's peer address */
+    struct cluster_counters counters;
+    struct node_info info;
+};
+
+/* node_cluster_view_get fills *out.  0, or XE_CLOSED when the node is
+ * stopping (no Raft driver; *out zeroed). */
+int node_cluster_view_get(struct node *n, struct node_cluster_view *out);
+
+/* node_later_fn: work deferred with node_later.  cancelled is true when
+ * the node is stopping (the work must not touch the Raft driver: only
+ * answer its caller, e.g. with XE_CLOSED). */
+typedef void (*node_later_fn)(struct node *n, void *arg, bool cancelled);
+
+/* node_later runs fn(n, arg, cancelled) on the next loop turn, outside
+ * every libuv, rnode and peer-link callback now on the stack.  Used for
+ * work that closes the Raft driver (node__replace_store, cluster_rebuild):
+ * rnode.h forbids rnode_close from inside an rnode hook or callback.  Queued
+ * work runs in order; the shutdown runs what is queued with cancelled true,
+ * and once the node is stopping fn runs at once with cancelled true.  arg
+ * is the caller's (fn owns it from then on).  fn is called exactly once
+ * (at once with cancelled true also when out of memory). */
+void node_later(struct node *n, node_later_fn fn, void *arg);
 
 #endif

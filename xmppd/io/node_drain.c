@@ -298,7 +298,7 @@ static void stop_transferred(void *arg, int rc, const char *msg)
         LOG(&n->log, LOG_INFO, "%s leadership handed over before stopping", n->name);
     drain_for_stop(n);
     /* rnode.h: no rnode_close inside its callbacks: stop on the next turn. */
-    node__later(n, stop_later, NULL);
+    node_later(n, stop_later, NULL);
 }
 
 bool node__stop_drain(struct node *n)

@@ -1,5 +1,7 @@
-/* node_int.h: what node.c and node_xmpp.c share: the node's structure.
- * Not an API: everything else uses node.h. */
+/* node_int.h: the node's structure, shared by the files that make up the
+ * node (node.c, node_xmpp.c, node_ws.c, node_drain.c, node_metrics.c,
+ * node_view.c) and the cluster glue that the node owns (cluster*.c).  Not
+ * an API: the control handlers (cmds*.c) and everything else use node.h. */
 #ifndef XMPPD_NODE_INT_H
 #define XMPPD_NODE_INT_H
 
@@ -57,7 +59,7 @@ struct node {
     struct xside *retired; /* draining */
     uv_timer_t timer;      /* wakes srv_tick at srv_next_deadline */
     uv_timer_t reaper;     /* frees drained generations */
-    uv_timer_t later;      /* runs node__later work on the next loop turn */
+    uv_timer_t later;      /* runs node_later work on the next loop turn */
     uv_timer_t watchdog;   /* WATCHDOG=1 to systemd while the loop turns */
     struct node_later *laters, **laters_tail; /* queued, in order */
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -135,23 +137,8 @@ void node__reap_soon(struct node *n);
  * xmpp status. */
 void node__restart_xmpp(struct node *n, const char *reason);
 
-/* node_later_fn: work deferred with node__later.  cancelled is true when
- * the node is stopping (the work must not touch n->rn: only answer its
- * caller, e.g. with XE_CLOSED). */
-typedef void (*node_later_fn)(struct node *n, void *arg, bool cancelled);
-
-/* node__later runs fn(n, arg, cancelled) on the next loop turn, outside
- * every libuv, rnode and peer-link callback now on the stack.  Used for
- * work that closes the Raft driver (node__replace_store, cluster_rebuild):
- * rnode.h forbids rnode_close from inside an rnode hook or callback.  Queued
- * work runs in order; begin_stop runs what is queued with cancelled true,
- * and once the node is stopping fn runs at once with cancelled true.  arg
- * is the caller's (fn owns it from then on).  fn is called exactly once
- * (at once with cancelled true also when out of memory). */
-void node__later(struct node *n, node_later_fn fn, void *arg);
-
 /* node__replace_store closes the Raft driver (never call it from inside
- * an rnode hook or callback: defer it with node__later), removes the store and opens
+ * an rnode hook or callback: defer it with node_later), removes the store and opens
  * a new, empty one: start is an enum rnode_start (RNODE_BOOTSTRAP: a new
  * one-member cluster at this node's peer address; RNODE_JOIN: wait for the
  * leader of cluster_id).  The XMPP side restarts on the new state.  0, or

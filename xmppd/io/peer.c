@@ -14,6 +14,7 @@
 
 #include <sodium.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "conn.h"
 #include "err.h"
@@ -1160,7 +1161,7 @@ int peer_contact(struct peer_mgr *m, const char *addr)
 
     if (peer_parse_addr(addr, host, sizeof host, &port) < 0)
         return XE_INVAL;
-    snprintf(norm, sizeof norm, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    addr_join(host, (unsigned)port, norm, sizeof norm);
     for (p = m->peers; p != NULL; p = p->next)
         if (strcmp(p->addr, norm) == 0)
             break;

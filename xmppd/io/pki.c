@@ -22,6 +22,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "addr.h"
 #include "err.h"
 #include "jid.h"
 
@@ -842,11 +843,8 @@ int pki_check_certs(const char *key_path, const char *cert_path, const char *bun
 
 int pki_path(const char *dir, const char *name, char *out, size_t len)
 {
-    if (name == NULL || name[0] == '\0' || name[0] == '.' || strchr(name, '/') != NULL)
+    if (name == NULL || !addr_pki_name_valid(name, strlen(name)))
         return XE_INVAL;
-    for (const char *p = name; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return XE_INVAL;
     if (snprintf(out, len, "%s/%s", dir, name) >= (int)len)
         return XE_INVAL;
     return 0;

@@ -17,6 +17,7 @@
 
 #include "conffile.h"
 #include "buf.h"
+#include "addr.h"
 #include "err.h"
 #include "ws.h"
 
@@ -63,7 +64,7 @@ int state_tls_parse(const char *name, enum state_tls *out)
 
 void state_node_id_hex(uint64_t id, char *out)
 {
-    snprintf(out, 17, "%016" PRIx64, id);
+    addr_node_id_hex(id, out);
 }
 
 void state_new_id(struct node_state *s)
@@ -237,25 +238,10 @@ static int bad(char *why, size_t whylen, const char *fmt, ...)
     return XE_CORRUPT;
 }
 
-/* parse_addr reads "1.2.3.4:5223" or "[v6]:5223" through the same rules as
- * the configuration file (conf_parse), by parsing a one-line document. */
+/* parse_addr reads "1.2.3.4:5223" or "[v6]:5223" (conf_listen_parse). */
 static bool parse_addr(const char *v, struct conf_listen *out)
 {
-    char text[160];
-    struct conf c;
-    struct conf_error e;
-    bool ok;
-
-    if (strlen(v) > 80)
-        return false;
-    snprintf(text, sizeof text, "domain x.invalid\ncomponent-listen %s\n", v);
-    if (conf_parse(text, strlen(text), &c, &e) < 0)
-        return false;
-    ok = c.n_listen == 1;
-    if (ok)
-        *out = c.listen[0];
-    conf_free(&c);
-    return ok;
+    return conf_listen_parse(v, strlen(v), out) == 0;
 }
 
 static bool parse_yes_no(const char *v, bool *out)

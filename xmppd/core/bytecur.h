@@ -1,13 +1,15 @@
-/* lebytes.h: the little-endian byte reader and writer of the replicated
- * state's formats (cl_codec.c: commands and snapshots; roster_db.c: roster
- * commands and snapshots).  One copy; header-only, since each is a few
- * lines that the compilers inline.
+/* bytecur.h: the byte cursor of the codecs: a reader over borrowed bytes
+ * and a writer, for the replicated state's formats (cl_codec.c, roster_db.c:
+ * little-endian) and the peer frames (pframe.c: big-endian, RFC 1700's
+ * network order).  One copy; header-only, since each is a few lines that
+ * the compilers inline.  raft/codec.c keeps its own: raft/ is a library
+ * that depends on nothing of xmppd.
  *
  * Reader: a cursor over borrowed bytes; reading past the end sets bad (and
  * every later read returns NULL or 0), so a decoder checks once.  Writer:
  * with p NULL it only counts (the first pass sizes the buffer). */
-#ifndef XMPPD_LEBYTES_H
-#define XMPPD_LEBYTES_H
+#ifndef XMPPD_BYTECUR_H
+#define XMPPD_BYTECUR_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,8 +36,9 @@ static inline const unsigned char *rd_bytes(struct rd *r, size_t n)
     return p;
 }
 
-/* rd_uint reads a size-byte (1..8) little-endian unsigned integer. */
-static inline uint64_t rd_uint(struct rd *r, unsigned size)
+/* rd_ord reads a size-byte (1..8) unsigned integer, big-endian (most
+ * significant byte first) or little-endian. */
+static inline uint64_t rd_ord(struct rd *r, unsigned size, bool big)
 {
     const unsigned char *p = rd_bytes(r, size);
     uint64_t v = 0;
@@ -43,8 +46,20 @@ static inline uint64_t rd_uint(struct rd *r, unsigned size)
     if (p == NULL)
         return 0;
     for (unsigned i = 0; i < size; i++)
-        v |= (uint64_t)p[i] << (8 * i);
+        v |= (uint64_t)p[i] << (8 * (big ? size - 1 - i : i));
     return v;
+}
+
+/* rd_uint reads a size-byte (1..8) little-endian unsigned integer. */
+static inline uint64_t rd_uint(struct rd *r, unsigned size)
+{
+    return rd_ord(r, size, false);
+}
+
+/* rd_be reads a size-byte (1..8) big-endian unsigned integer. */
+static inline uint64_t rd_be(struct rd *r, unsigned size)
+{
+    return rd_ord(r, size, true);
 }
 
 struct wr {
