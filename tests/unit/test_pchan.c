@@ -495,7 +495,8 @@ static void test_version(void)
 {
     struct end a;
     struct pframe f = {.type = PFRAME_SESSIONS}, g;
-    struct pframe_sess s = {"u@x/r", 5, 0, {PFRAME_KIND_C2S_WS, PFRAME_ATTR_AVAILABLE, 3}};
+    struct pframe_sess s = {
+        "u@x/r", 5, 0, {PFRAME_KIND_C2S_WS, PFRAME_ATTR_AVAILABLE, 3}};
     struct pframe_hello h = {.proto = PFRAME_PROTO, .incarnation = 0xb1};
     struct buf out = {0};
     enum pchan_resume how;
@@ -532,6 +533,6 @@ static void test_version(void)
     end_free(&a);
 }
 
-TL_MAIN(T(test_version), T(test_plain_exchange), T(test_drop_at_every_point), T(test_random_schedules),
-        T(test_incarnation_change_resets), T(test_buffer_full),
+TL_MAIN(T(test_version), T(test_plain_exchange), T(test_drop_at_every_point),
+        T(test_random_schedules), T(test_incarnation_change_resets), T(test_buffer_full),
         T(test_protocol_violations))
