@@ -21,7 +21,16 @@
 #include "log.h"
 #include "logsink.h"
 #include "node.h"
+#include "peer.h"
 #include "service.h"
+
+/* A build capped at an older peer frame version (cmake: the xmppd_v2
+ * target, XMPPD_PFRAME_MAX=2) speaks PFRAME_VERSION_MIN..XMPPD_PFRAME_MAX,
+ * as a node of that version would: the rolling-upgrade test runs it
+ * (docs/cluster.md "Rolling upgrade"). */
+#ifndef XMPPD_PFRAME_MAX
+#define XMPPD_PFRAME_MAX PFRAME_VERSION_MAX
+#endif
 
 /* Control answers may carry a call-bridge secret (xmpp callbridge add,
  * list): what jansson frees is wiped first. */
@@ -84,7 +93,8 @@ int main(int argc, char **argv)
             opts.log_mode = (int)mode;
             break;
         case 'V':
-            printf("xmppd %s\n", XMPPD_VERSION);
+            printf("xmppd %s (peer protocol versions %d..%d)\n", XMPPD_VERSION,
+                   PFRAME_VERSION_MIN, XMPPD_PFRAME_MAX);
             return 0;
         case 'h':
             usage(stdout);
@@ -100,6 +110,13 @@ int main(int argc, char **argv)
                                        : "unexpected argument");
         usage(stderr);
         return 2;
+    }
+    if (peer_build_versions(PFRAME_VERSION_MIN, XMPPD_PFRAME_MAX) < 0) {
+        fprintf(stderr,
+                "xmppd: built for peer protocol version %d, which this "
+                "codec does not speak\n",
+                XMPPD_PFRAME_MAX);
+        return 1;
     }
     json_set_alloc_funcs(malloc, wiping_free);
     rc = node_start(&opts, &node, err, sizeof err);
