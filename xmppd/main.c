@@ -25,9 +25,14 @@
 #include "service.h"
 
 /* A build capped at an older peer frame version (cmake: the xmppd_v2
- * target, XMPPD_PFRAME_MAX=2) speaks PFRAME_VERSION_MIN..XMPPD_PFRAME_MAX,
- * as a node of that version would: the rolling-upgrade test runs it
+ * target, XMPPD_PFRAME_MAX=2) speaks XMPPD_PFRAME_MIN..XMPPD_PFRAME_MAX,
+ * as a node of that version would; one with the oldest raised
+ * (xmppd_v3only, XMPPD_PFRAME_MIN=3) is what a later build that dropped
+ * version 2 would be.  The rolling-upgrade test runs both
  * (docs/cluster.md "Rolling upgrade"). */
+#ifndef XMPPD_PFRAME_MIN
+#define XMPPD_PFRAME_MIN PFRAME_VERSION_MIN
+#endif
 #ifndef XMPPD_PFRAME_MAX
 #define XMPPD_PFRAME_MAX PFRAME_VERSION_MAX
 #endif
@@ -94,7 +99,7 @@ int main(int argc, char **argv)
             break;
         case 'V':
             printf("xmppd %s (peer protocol versions %d..%d)\n", XMPPD_VERSION,
-                   PFRAME_VERSION_MIN, XMPPD_PFRAME_MAX);
+                   XMPPD_PFRAME_MIN, XMPPD_PFRAME_MAX);
             return 0;
         case 'h':
             usage(stdout);

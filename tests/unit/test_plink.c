@@ -84,6 +84,8 @@ static void act(const struct plink_conn *c, const struct plink_update *u)
             say(" at v%u", u->hello_version);
         any = true;
     }
+    if (u->refuse_why[0] != '\0')
+        say(" [they read: %s]", u->refuse_why);
     if (u->close) {
         say(" close(%s): %s", count_name(u->count), u->why);
         any = true;
@@ -1001,12 +1003,16 @@ static void test_versions(void)
         "1 tls -> hello(c1) at v2\n"
         "0 open in\n"
         "0 tls -> -\n"
-        "1 hello c1 node 2 127.0.0.2:5224 -> refuse(version) close(refused): peer "
-        "speaks protocol versions 4..5, this node 2..3: upgrade the older node\n"
+        "1 hello c1 node 2 127.0.0.2:5224 -> refuse(version) [they read: peer speaks "
+        "protocol versions 2..3, this node 4..5: upgrade the older node] "
+        "close(refused): peer speaks protocol versions 4..5, this node 2..3: upgrade "
+        "the older node\n"
         "0 open in\n"
         "0 tls -> -\n"
-        "1 hello c1 node 2 127.0.0.2:5224 -> refuse(other) at v2 close(refused): peer "
-        "speaks protocol versions 2..2, this node 3..3: upgrade the older node\n"
+        "1 hello c1 node 2 127.0.0.2:5224 -> refuse(other) at v2 [they read: peer "
+        "speaks protocol versions 3..3, this node 2..2: upgrade the older node] "
+        "close(refused): peer speaks protocol versions 2..2, this node 3..3: upgrade "
+        "the older node\n"
         "0 open out\n"
         "1 tls -> hello(c1)\n"
         "2 hello c1 node 2 127.0.0.2:5224 -> close(refused): peer speaks protocol "

@@ -391,6 +391,12 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
              * version 2 node (which knows no VERSION code), else at our
              * newest (a later node reads REFUSE at any version). */
             u->send_refuse = true;
+            /* in the dialler's words: it may be a version 2 node, which
+             * prints the reason as it comes */
+            snprintf(u->refuse_why, sizeof u->refuse_why,
+                     "peer speaks protocol versions %u..%u, this node %u..%u: upgrade "
+                     "the older node",
+                     my_min(c), my_max(c), h->vmin, h->vmax);
             u->hello_version = h->vmax < 3 || my_max(c) < 3 ? 2 : my_max(c);
             u->refuse_code =
                 u->hello_version >= 3 ? PFRAME_REFUSE_VERSION : PFRAME_REFUSE_OTHER;

@@ -127,6 +127,7 @@ struct plink_update {
      * why) with this code; the reason is why. */
     bool send_refuse;
     uint8_t refuse_code;    /* enum pframe_refuse_code */
+    char refuse_why[200];   /* the REFUSE's reason if not why ("": why) */
     enum plink_count count; /* what the close counts as */
     char why[400];          /* the reason of a close, for the log */
 };

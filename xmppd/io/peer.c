@@ -341,7 +341,7 @@ static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_up
         r.u.refuse.vmax = build_vmax;
         r.u.refuse.cluster_id = m->o.cluster_id;
         r.u.refuse.code = u->refuse_code;
-        r.u.refuse.reason = u->why;
+        r.u.refuse.reason = u->refuse_why[0] != '\0' ? u->refuse_why : u->why;
         (void)send_frame(m, l, &r);
     }
     link_close(m, l, u->why);
