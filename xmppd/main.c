@@ -116,11 +116,11 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (peer_build_versions(PFRAME_VERSION_MIN, XMPPD_PFRAME_MAX) < 0) {
+    if (peer_build_versions(XMPPD_PFRAME_MIN, XMPPD_PFRAME_MAX) < 0) {
         fprintf(stderr,
-                "xmppd: built for peer protocol version %d, which this "
-                "codec does not speak\n",
-                XMPPD_PFRAME_MAX);
+                "xmppd: built for peer protocol versions %d..%d, which this codec "
+                "does not speak\n",
+                XMPPD_PFRAME_MIN, XMPPD_PFRAME_MAX);
         return 1;
     }
     json_set_alloc_funcs(malloc, wiping_free);

@@ -250,6 +250,16 @@ static void link_close(struct peer_mgr *m, struct pconn *l, const char *why)
  * has nothing worth flushing, and must not hold its descriptor longer. */
 static int send_frame(struct peer_mgr *m, struct pconn *l, const struct pframe *f);
 
+/* refusal_text: why, without plink's "refused by the peer: " (both ends
+ * refuse each other's dials for the same reason, and the peer's REFUSE
+ * says it in our words: one refusal, not two alternating). */
+static const char *refusal_text(const char *why)
+{
+    static const char pfx[] = "refused by the peer: ";
+
+    return strncmp(why, pfx, sizeof pfx - 1) == 0 ? why + sizeof pfx - 1 : why;
+}
+
 static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_update *u)
 {
     const char *dir = l->sm.outgoing ? "to" : "from";
@@ -273,12 +283,13 @@ static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_up
             /* A known peer's refusal is logged once per change (it
              * redials every 2 s) and shown in its status until a link
              * comes up (issue 13 item 12). */
-            if (strcmp(u->why, rp->info.refusal) == 0) {
+            if (strcmp(refusal_text(u->why), rp->info.refusal) == 0) {
                 LOG(m->o.log, LOG_DEBUG, "%s peer link %s %s refused again: %s", m->name,
                     dir, l->remote, u->why);
                 break;
             }
-            snprintf(rp->info.refusal, sizeof rp->info.refusal, "%s", u->why);
+            snprintf(rp->info.refusal, sizeof rp->info.refusal, "%s",
+                     refusal_text(u->why));
             LOG(m->o.log, LOG_WARN,
                 "%s peer link %s %s (node %016" PRIx64 ") refused: %s", m->name, dir,
                 l->remote, rp->id, u->why);
