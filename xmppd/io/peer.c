@@ -501,6 +501,11 @@ static struct pconn *new_link(struct peer_mgr *m, uint64_t conn, bool outgoing,
         return NULL;
     l->conn = conn;
     pframe_dec_init(&l->dec);
+    /* A build that speaks version 2 only reads nothing else, not even a
+     * later HELLO: on the wire it is a node of session 3 (git f47de8d),
+     * which is what the rolling-upgrade test needs of xmppd_v2. */
+    if (build_vmax < 3)
+        l->dec.version = 2;
     sm_open(m, l, outgoing, 0, false);
     snprintf(l->remote, sizeof l->remote, "%s", remote != NULL ? remote : "");
     if (plink_parse_addr(l->remote, PEER_DEFAULT_PORT, l->host, sizeof l->host, &port) <
