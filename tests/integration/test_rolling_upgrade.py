@@ -45,6 +45,12 @@ def want_version(a, b, new):
     return 3 if a in new and b in new else 2
 
 
+# XMPPD_OLD_BIN=<an xmppd built from git f47de8d> runs the upgrade from a
+# real node of session 3 instead of xmppd_v2 (by hand: not in CI).  Its
+# status has no protocol versions: only the new nodes' are checked.
+REAL_OLD = os.environ.get("XMPPD_OLD_BIN")
+
+
 def wait_versions(c, new, timeout=45):
     """Every pair of nodes is linked at the version its builds share."""
     def ok():
@@ -54,7 +60,9 @@ def wait_versions(c, new, timeout=45):
                 if b is a:
                     continue
                 st = ls.get(b.peer_addr)
-                if st is None or st[0] != "up" or st[1] != want_version(a, b, new):
+                if st is None or st[0] != "up":
+                    return False
+                if (a in new or not REAL_OLD) and st[1] != want_version(a, b, new):
                     return False
         return True
     try:
@@ -64,6 +72,8 @@ def wait_versions(c, new, timeout=45):
         raise AssertionError("%s\n%s" % (e, "\n".join(
             "%s: %r" % (nd.name, links(nd)) for nd in c.nodes)))
     for a in c.nodes:
+        if REAL_OLD and a not in new:
+            continue
         text = a.ok("xmpp cluster status")
         for b in c.nodes:
             if b is not a:
@@ -144,7 +154,7 @@ def refused_case(c, old_bin):
 
 
 def main():
-    old_bin = build_bin("xmppd_v2")
+    old_bin = REAL_OLD or build_bin("xmppd_v2")
     check(os.access(old_bin, os.X_OK), "no %s (cmake target xmppd_v2)" % old_bin)
     with Cluster(3) as c:
         for nd in c.nodes:
@@ -152,7 +162,8 @@ def main():
         leader = c.form()
         wait_versions(c, set())
         c.say("three nodes on the old build, every link at version 2")
-        refused_case(c, old_bin)
+        if not REAL_OLD:
+            refused_case(c, old_bin)
 
         for i in range(1, 7):
             c.add_callbridge("cb%d" % i)
