@@ -20,7 +20,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import DOMAIN, Cluster, wait_for  # noqa: E402
+import fakepeer as fp  # noqa: E402
+from cluster import DOMAIN, PEER_PORT, Cluster, wait_for  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 N = 80  # messages each way per step, one every INTERVAL_MS
@@ -186,6 +187,34 @@ def main():
             c.say("%s on the new build; links: %s", nd.name, {
                 o.name: links(nd)[o.peer_addr][1] for o in others})
         c.say("every node on the new build, every link at version 3")
+        later_peer(c)
+
+
+def later_peer(c):
+    """A later build (4..5, fakepeer with node2's certificate, node2
+    stopped) dials node1: its HELLO (version 5, with bytes 3 does not know)
+    is read, and refused with a REFUSE naming node1's range; node1's status
+    says why."""
+    n1, n2 = c.node(1), c.node(2)
+    n2_id = int(n2.node_id(), 16)
+    n2.stop()
+    with fp.FakePeer(n1.addr, PEER_PORT, os.path.join(c.ca, "node2.crt"),
+                     os.path.join(c.ca, "node2.key"),
+                     os.path.join(c.ca, "ca-bundle.pem")) as p:
+        p.send(fp.hello(1, n2_id, n2.peer_addr, vmin=4, vmax=5,
+                        extra=b"later"))
+        t, rest = p.read_frame(10)
+        check(t == fp.REFUSE, "a 4..5 peer gets a REFUSE (got type %d)" % t)
+        _, code, reason, rng = fp.parse_refuse(p.last_version, rest)
+        check(code == fp.REFUSE_VERSION and rng == (2, 3)
+              and "peer speaks protocol versions 2..3, this node 4..5" in reason,
+              "the REFUSE: code %d range %r reason %r" % (code, rng, reason))
+    want = "peer speaks protocol versions 4..5, this node 2..3"
+    wait_for(lambda: want in (links(n1).get(n2.peer_addr, (None,) * 3)[2] or ""), 15,
+             "node1's status: node2 refused, 4..5")
+    c.say("a 4..5 peer: refused with both ranges, on both ends")
+    n2.start()
+    wait_versions(c, set(c.nodes))
 
 
 run(main, timeout=600)
