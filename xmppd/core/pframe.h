@@ -4,7 +4,7 @@
  * nodes, port 5224) is
  *
  *   u32 length (big-endian; bytes that follow, at most PFRAME_MAX_BODY)
- *   u8  version (PFRAME_VERSION)
+ *   u8  version (the link's, PFRAME_VERSION_MIN..PFRAME_VERSION_MAX; below)
  *   u8  type (enum pframe_type)
  *   u64 chan_seq     only for sequenced types (pframe_type_sequenced): the
  *                    pchan sequence number, >= 1
