@@ -558,13 +558,20 @@ static void print_cluster_status(json_t *r)
         snprintf(role, sizeof role, "%s%s",
                  json_is_true(json_object_get(p, "leader")) ? "(Leader)" : "follower",
                  voter ? "" : ",non-voter");
+        json_t *pv = json_object_get(p, "protocol");
+        char link[32];
+        if (json_is_integer(pv))
+            snprintf(link, sizeof link, "%s v%lld", jstr(p, "link"),
+                     (long long)json_integer_value(pv));
+        else
+            snprintf(link, sizeof link, "%s", jstr(p, "link"));
         if (json_is_true(json_object_get(p, "self")))
             snprintf(contact, sizeof contact, "this node");
         else if (json_is_integer(lcms))
-            snprintf(contact, sizeof contact, "link %s, last contact %lld ms",
-                     jstr(p, "link"), (long long)json_integer_value(lcms));
+            snprintf(contact, sizeof contact, "link %s, last contact %lld ms", link,
+                     (long long)json_integer_value(lcms));
         else
-            snprintf(contact, sizeof contact, "link %s, no contact", jstr(p, "link"));
+            snprintf(contact, sizeof contact, "link %s, no contact", link);
         json_t *cage = json_object_get(p, "components_age_ms");
         if (json_is_integer(comp) && json_is_true(json_object_get(p, "components_stale")))
             snprintf(comps, sizeof comps, "components %lld (stale %lld s)",
@@ -586,6 +593,9 @@ static void print_cluster_status(json_t *r)
         }
         printf("%-21s node %s  %-9s  %-36s %s%s\n", jstr(p, "address"),
                jstr(p, "node_id"), role, contact, comps, clients);
+        /* why the link is refused, on its own line (issue 13 item 12) */
+        if (json_is_string(json_object_get(p, "refused")))
+            printf("    link: refused: %s\n", jstr(p, "refused"));
     }
     if (json_is_object(lc))
         printf("Last leader change: %s (term %lld -> %lld), reason: %s\n",

@@ -21,7 +21,21 @@
 #include "log.h"
 #include "logsink.h"
 #include "node.h"
+#include "peer.h"
 #include "service.h"
+
+/* A build capped at an older peer frame version (cmake: the xmppd_v2
+ * target, XMPPD_PFRAME_MAX=2) speaks XMPPD_PFRAME_MIN..XMPPD_PFRAME_MAX,
+ * as a node of that version would; one with the oldest raised
+ * (xmppd_v3only, XMPPD_PFRAME_MIN=3) is what a later build that dropped
+ * version 2 would be.  The rolling-upgrade test runs both
+ * (docs/cluster.md "Rolling upgrade"). */
+#ifndef XMPPD_PFRAME_MIN
+#define XMPPD_PFRAME_MIN PFRAME_VERSION_MIN
+#endif
+#ifndef XMPPD_PFRAME_MAX
+#define XMPPD_PFRAME_MAX PFRAME_VERSION_MAX
+#endif
 
 /* Control answers may carry a call-bridge secret (xmpp callbridge add,
  * list): what jansson frees is wiped first. */
@@ -84,7 +98,8 @@ int main(int argc, char **argv)
             opts.log_mode = (int)mode;
             break;
         case 'V':
-            printf("xmppd %s\n", XMPPD_VERSION);
+            printf("xmppd %s (peer protocol versions %d..%d)\n", XMPPD_VERSION,
+                   XMPPD_PFRAME_MIN, XMPPD_PFRAME_MAX);
             return 0;
         case 'h':
             usage(stdout);
@@ -100,6 +115,13 @@ int main(int argc, char **argv)
                                        : "unexpected argument");
         usage(stderr);
         return 2;
+    }
+    if (peer_build_versions(XMPPD_PFRAME_MIN, XMPPD_PFRAME_MAX) < 0) {
+        fprintf(stderr,
+                "xmppd: built for peer protocol versions %d..%d, which this codec "
+                "does not speak\n",
+                XMPPD_PFRAME_MIN, XMPPD_PFRAME_MAX);
+        return 1;
     }
     json_set_alloc_funcs(malloc, wiping_free);
     rc = node_start(&opts, &node, err, sizeof err);

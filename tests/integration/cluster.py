@@ -146,6 +146,11 @@ class Status:
                 self.counters = {"forwarded": int(m.group(1)), "queued": int(m.group(2)),
                                  "bounced": int(m.group(3))}
                 continue
+            if in_peers and s.startswith("link: refused:"):
+                # the reason the peer line above is refused (mmp-cli)
+                if self.peers:
+                    self.peers[-1]["refused"] = s[len("link: refused:"):].strip()
+                continue
             if in_peers:
                 f = s.split()
                 peer = {"addr": f[0], "node": None, "leader": "(Leader)" in s,
@@ -202,6 +207,7 @@ class ClusterNode:
         self.frozen = False
         self.log_level = "debug"
         self.env = None  # environment of xmppd (None: ours), e.g. faketime's
+        self.binary = None  # the xmppd to run (None: xmppd_bin()), e.g. xmppd_v2
 
     @property
     def peer_addr(self):
@@ -214,7 +220,7 @@ class ClusterNode:
             self.logf = open(self.log_path, "ab")
         self.logf.write(b"==== start ====\n")
         self.logf.flush()
-        argv = [xmppd_bin(), "--state-dir", self.dir, "--name", self.name, "--log-level",
+        argv = [self.binary or xmppd_bin(), "--state-dir", self.dir, "--name", self.name, "--log-level",
                 self.log_level]
         kw = dict(stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
                   env=self.env)

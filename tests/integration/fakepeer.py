@@ -16,16 +16,18 @@ import ssl
 import struct
 import time
 
-VERSION = 3  # xmppd/core/pframe.h PFRAME_VERSION
+VERSION = 3  # xmppd/core/pframe.h PFRAME_VERSION (the newest); the range:
+VERSION_MIN, VERSION_MAX = 2, 3  # PFRAME_VERSION_MIN, PFRAME_VERSION_MAX
 ATTR_COMPONENT = b"\0\0\0"  # entry attributes: kind component, no flags, priority 0
 PROTO = 2  # PFRAME_PROTO
 HELLO, CHAN_ACK, PING, PONG, RAFT, FWD, DELIVER, ACK, SESSIONS, CONFLICT, SUBMIT, \
-    SUBMIT_RESULT, ROUTES = range(1, 14)
+    SUBMIT_RESULT, ROUTES, REFUSE = range(1, 15)
+REFUSE_OTHER, REFUSE_REMOVED, REFUSE_VERSION = 0, 1, 2
 SEQUENCED = {FWD, DELIVER, ACK, SESSIONS, CONFLICT, SUBMIT, SUBMIT_RESULT, ROUTES}
 NAMES = {HELLO: "HELLO", CHAN_ACK: "CHAN_ACK", PING: "PING", PONG: "PONG", RAFT: "RAFT",
          FWD: "FWD", DELIVER: "DELIVER", ACK: "ACK", SESSIONS: "SESSIONS",
          CONFLICT: "CONFLICT", SUBMIT: "SUBMIT", SUBMIT_RESULT: "SUBMIT_RESULT",
-         ROUTES: "ROUTES"}
+         ROUTES: "ROUTES", REFUSE: "REFUSE"}
 
 
 def u64(v):
@@ -41,19 +43,35 @@ def pstr(s):
     return u32(len(b)) + b + b"\0"
 
 
-def frame(ftype, payload, seq=None):
+def frame(ftype, payload, seq=None, version=VERSION):
     """One frame: length, version, type, chan_seq (sequenced types)."""
-    body = bytes([VERSION, ftype])
+    body = bytes([version, ftype])
     if ftype in SEQUENCED:
         body += u64(seq)
     body += payload
     return u32(len(body)) + body
 
 
-def hello(cluster_id, node_id, addr, incarnation=0x5eed, seen=0, recv_seq=0):
-    return frame(HELLO, struct.pack(">H", PROTO) + u64(cluster_id) + u64(node_id) +
-                 u64(incarnation) + pstr(addr) + u64(seen) + u64(recv_seq) +
-                 u64(int(time.time() * 1000)))
+def hello(cluster_id, node_id, addr, incarnation=0x5eed, seen=0, recv_seq=0,
+          vmin=VERSION_MIN, vmax=VERSION_MAX, extra=b""):
+    """A HELLO written at vmax (the dialler's newest, as xmppd writes it);
+    from version 3 on it carries the range [vmin, vmax] (and extra: what a
+    later version appends); at 2 it has none, as a version 2 node's."""
+    body = (struct.pack(">H", PROTO) + u64(cluster_id) + u64(node_id) + u64(incarnation) +
+            pstr(addr) + u64(seen) + u64(recv_seq) + u64(int(time.time() * 1000)))
+    if vmax >= 3:
+        body += bytes([vmin, vmax]) + extra
+    return frame(HELLO, body, version=vmax)
+
+
+def parse_refuse(version, rest):
+    """(cluster_id, code, reason, (vmin, vmax) or None) of a REFUSE's bytes
+    after its type (read_frame's second value; version: last_version)."""
+    cluster_id, code, n = struct.unpack(">QBI", rest[:13])
+    reason = rest[13:13 + n].decode()
+    tail = rest[13 + n + 1:]
+    rng = (tail[0], tail[1]) if version >= 3 and len(tail) >= 2 else None
+    return cluster_id, code, reason, rng
 
 
 def ping(nonce=1, components=0):
@@ -113,6 +131,7 @@ class FakePeer:
             raw.close()
             raise
         self.buf = b""
+        self.last_version = None  # the version byte of the last frame read
 
     def send(self, data):
         self.sock.sendall(data)
@@ -137,6 +156,7 @@ class FakePeer:
         while len(self.buf) < 4 + n:
             self._fill(deadline)
         body, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+        self.last_version = body[0]
         return body[1], body[2:]
 
     def wait_closed(self, timeout=10, keepalive=True):

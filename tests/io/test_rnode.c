@@ -15,6 +15,7 @@
 #include "err.h"
 #include "iofix.h"
 #include "rnode.h"
+#include "store.h"
 #include "testlib.h"
 
 static char base[64];
@@ -822,5 +823,76 @@ static void test_three_nodes(void)
     finish_loop(&net.loop);
 }
 
+/* Issue 13 item 12: an entry written by a newer xmppd (a command version
+ * this build does not know) stops the applier with the reason, and the log
+ * keeps the entry for the upgraded build. */
+static void test_newer_entry_stops(void)
+{
+    uv_loop_t loop;
+    char dir[128];
+    struct rnode *rn;
+    struct rec r = {0};
+    struct store *sto;
+    struct store_loaded ld;
+    static unsigned char v9[] = {9, 4, 0, 2, 'c', 'b'}; /* CB_DEL "cb", version 9 */
+    struct raft_entry e;
+    uint64_t last;
+
+    new_dir(dir, sizeof dir);
+    REQUIRE(uv_loop_init(&loop) == 0);
+    REQUIRE(open_node(&loop, dir, 0xA1, "127.0.0.1:5224", &r, NULL, 0, &rn) == 0);
+    cl_cmd_set_domain(&cmd, "example.com");
+    CHECK_INT(submit_wait(&loop, rn, 1000), 0);
+    rnode_close(rn);
+    finish_loop(&loop);
+
+    /* a newer leader's entry, appended to the log as replication would */
+    REQUIRE(store_open(dir, NULL, &sto, &ld) == 0);
+    REQUIRE(ld.n_entries > 0);
+    last = ld.entries[ld.n_entries - 1].index;
+    e.index = last + 1;
+    e.term = ld.term;
+    e.type = RAFT_ENTRY_NORMAL;
+    e.data.base = v9;
+    e.data.len = sizeof v9;
+    REQUIRE(store_append(sto, &e, 1) == 0);
+    store_loaded_free(&ld);
+    store_close(sto);
+
+    /* A single voter commits its whole log at start: the node refuses to
+     * start, with the reason (a member that learns the commit from its
+     * leader stops the same way while running: STOPPED in its status) */
+    REQUIRE(uv_loop_init(&loop) == 0);
+    memset(&r, 0, sizeof r);
+    {
+        struct rnode_opts o;
+        struct rnode_hooks h = {.ud = &r, .applied = h_applied, .failed = h_failed};
+        char err[256] = "";
+        rnode_opts_default(&o);
+        o.dir = dir;
+        o.name = "t";
+        o.node_id = 0xA1;
+        o.peer_addr = "127.0.0.1:5224";
+        CHECK(rnode_open(&loop, &o, &h, NULL, &rn, err, sizeof err) < 0);
+        CHECK(strstr(err, "written by a newer xmppd") != NULL);
+        CHECK(strstr(err, "upgrade this node") != NULL);
+    }
+    finish_loop(&loop);
+
+    /* the log still holds it */
+    REQUIRE(store_open(dir, NULL, &sto, &ld) == 0);
+    REQUIRE(ld.n_entries > 0);
+    {
+        int found = 0;
+        for (unsigned i = 0; i < ld.n_entries; i++)
+            found += ld.entries[i].data.len == sizeof v9 &&
+                     memcmp(ld.entries[i].data.base, v9, sizeof v9) == 0;
+        CHECK_INT(found, 1);
+    }
+    store_loaded_free(&ld);
+    store_close(sto);
+}
+
 TL_MAIN(T(test_bootstrap_submit_restart), T(test_snapshots), T(test_failing_store),
-        T(test_no_leader_timeout), T(test_reentrant), T(test_three_nodes))
+        T(test_no_leader_timeout), T(test_reentrant), T(test_three_nodes),
+        T(test_newer_entry_stops))

@@ -7,15 +7,15 @@
 static void test_orders(void)
 {
     static const unsigned char b[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08};
-    struct rd r = {b, sizeof b, false};
+    struct rd r = {.p = b, .left = sizeof b};
 
     CHECK(rd_be(&r, 2) == 0x0102);
     CHECK(rd_uint(&r, 2) == 0x0403);
     CHECK(rd_be(&r, 4) == 0x05060708);
     CHECK(!r.bad && r.left == 0);
-    r = (struct rd){b, sizeof b, false};
+    r = (struct rd){.p = b, .left = sizeof b};
     CHECK(rd_be(&r, 8) == 0x0102030405060708ULL);
-    r = (struct rd){b, sizeof b, false};
+    r = (struct rd){.p = b, .left = sizeof b};
     CHECK(rd_uint(&r, 8) == 0x0807060504030201ULL);
 }
 
@@ -24,7 +24,7 @@ static void test_orders(void)
 static void test_past_end(void)
 {
     static const unsigned char b[] = {0xff, 0xfe, 0xfd};
-    struct rd r = {b, sizeof b, false};
+    struct rd r = {.p = b, .left = sizeof b};
 
     CHECK(rd_be(&r, 2) == 0xfffe);
     CHECK(rd_be(&r, 2) == 0);
@@ -32,9 +32,9 @@ static void test_past_end(void)
     CHECK_INT(r.left, 1);
     CHECK(rd_be(&r, 1) == 0);
     CHECK(rd_bytes(&r, 0) == NULL);
-    r = (struct rd){b, sizeof b, false};
+    r = (struct rd){.p = b, .left = sizeof b};
     CHECK(rd_bytes(&r, 4) == NULL && r.bad);
-    r = (struct rd){b, sizeof b, false};
+    r = (struct rd){.p = b, .left = sizeof b};
     CHECK(rd_bytes(&r, 3) == b && !r.bad && r.left == 0);
 }
 

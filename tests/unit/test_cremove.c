@@ -87,7 +87,9 @@ static void member_refuses(int policy_rc, const char *why, struct buf *wire)
                              .cluster_id = C1,
                              .node_id = 3,
                              .incarnation = 7,
-                             .addr = "10.0.0.3:5224"};
+                             .addr = "10.0.0.3:5224",
+                             .vmin = PFRAME_VERSION_MIN,
+                             .vmax = PFRAME_VERSION_MAX};
     struct plink_view v;
     struct plink_conn c;
     struct plink_update u;
@@ -167,7 +169,8 @@ static void test_who_is_believed(void)
 {
     struct cremove r;
     struct cremove_event ev = {.type = CREMOVE_EV_REFUSED, .view = &v2};
-    struct pframe_refuse f = {C1, PFRAME_REFUSE_OTHER, "no"};
+    struct pframe_refuse f = {
+        .cluster_id = C1, .code = PFRAME_REFUSE_OTHER, .reason = "no"};
 
     memset(&r, 0, sizeof r);
     tr[0] = '\0';

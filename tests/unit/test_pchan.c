@@ -488,6 +488,51 @@ static void test_protocol_violations(void)
     end_free(&b);
 }
 
-TL_MAIN(T(test_plain_exchange), T(test_drop_at_every_point), T(test_random_schedules),
-        T(test_incarnation_change_resets), T(test_buffer_full),
+/* Frames kept before the link's version was chosen go out at that version
+ * (a SESSIONS report queued at 3 reaches a version 2 peer without its
+ * attributes), and so do the later ones and the CHAN_ACKs. */
+static void test_version(void)
+{
+    struct end a;
+    struct pframe f = {.type = PFRAME_SESSIONS}, g;
+    struct pframe_sess s = {
+        "u@x/r", 5, 0, {PFRAME_KIND_C2S_WS, PFRAME_ATTR_AVAILABLE, 3}};
+    struct pframe_hello h = {.proto = PFRAME_PROTO, .incarnation = 0xb1};
+    struct buf out = {0};
+    enum pchan_resume how;
+
+    end_init(&a, 0xa1, NULL);
+    CHECK_INT(pchan_version(a.ch), PFRAME_VERSION);
+    f.u.sessions.node_id = 1;
+    f.u.sessions.add = &s;
+    f.u.sessions.nadd = 1;
+    CHECK_INT(pchan_send(a.ch, &f, &a.wire), 0);
+    CHECK_INT(send_msg(&a), 0);
+    CHECK_INT(pchan_set_version(a.ch, 1), XE_INVAL);
+    CHECK_INT(pchan_set_version(a.ch, 2), 0);
+    CHECK_INT(pchan_version(a.ch), 2);
+    CHECK_INT(pchan_link_up(a.ch, &h, &out, &how), 0);
+    CHECK_INT(send_msg(&a), 0);
+    pframe_dec_feed(&a.in, out.data, out.len);
+    pframe_dec_feed(&a.in, a.wire.data, a.wire.len);
+    a.in.version = 2;
+    REQUIRE(pframe_dec_next(&a.in, &g) == 1);
+    CHECK_INT(g.version, 2);
+    CHECK_INT(g.type, PFRAME_SESSIONS);
+    CHECK_INT(g.u.sessions.add[0].attr.kind, PFRAME_KIND_C2S_TCP); /* as v2 implies */
+    CHECK_INT(g.u.sessions.add[0].attr.flags, 0);
+    pframe_release(&g);
+    for (int i = 0; i < 2; i++) {
+        REQUIRE(pframe_dec_next(&a.in, &g) == 1);
+        CHECK_INT(g.type, PFRAME_SUBMIT);
+        CHECK_INT(g.chan_seq, (uint64_t)i + 2);
+        pframe_release(&g);
+    }
+    CHECK_INT(pframe_dec_next(&a.in, &g), 0);
+    buf_free(&out);
+    end_free(&a);
+}
+
+TL_MAIN(T(test_version), T(test_plain_exchange), T(test_drop_at_every_point),
+        T(test_random_schedules), T(test_incarnation_change_resets), T(test_buffer_full),
         T(test_protocol_violations))

@@ -1,5 +1,6 @@
 /* test_pframe.c: the peer-link frame codec: round trips of every type,
  * truncations and garbage failing cleanly, chunked decoding. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,9 +34,9 @@ static void sample(int t, struct pframe *f)
         f->chan_seq = 0x0102030405060708ULL;
     switch (t) {
     case PFRAME_HELLO:
-        f->u.hello =
-            (struct pframe_hello){PFRAME_PROTO,     0xc1, 0xabcdef, 0x77,
-                                  "127.0.0.2:5224", 0x99, 42,       1765000000123ULL};
+        f->u.hello = (struct pframe_hello){
+            PFRAME_PROTO, 0xc1, 0xabcdef,         0x77, "127.0.0.2:5224",
+            0x99,         42,   1765000000123ULL, 2,    3};
         break;
     case PFRAME_CHAN_ACK:
         f->u.recv_seq = 12345;
@@ -117,7 +118,8 @@ static int same(const struct pframe *a, const struct pframe *b)
                strcmp(a->u.hello.addr, b->u.hello.addr) == 0 &&
                a->u.hello.seen_incarnation == b->u.hello.seen_incarnation &&
                a->u.hello.recv_seq == b->u.hello.recv_seq &&
-               a->u.hello.wall_ms == b->u.hello.wall_ms;
+               a->u.hello.wall_ms == b->u.hello.wall_ms &&
+               a->u.hello.vmin == b->u.hello.vmin && a->u.hello.vmax == b->u.hello.vmax;
     case PFRAME_CHAN_ACK:
         return a->u.recv_seq == b->u.recv_seq;
     case PFRAME_PING:
@@ -392,7 +394,7 @@ static void test_bad_fields_fail(void)
     REQUIRE(pframe_encode(&f, &b) == 0);
     b.data[4] = PFRAME_VERSION + 1; /* version */
     CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_UNSUPPORTED);
-    b.data[4] = PFRAME_VERSION - 1; /* a node of the previous layout */
+    b.data[4] = PFRAME_VERSION_MIN - 1; /* below what this build reads */
     CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_UNSUPPORTED);
     b.data[4] = PFRAME_VERSION;
     b.data[5] = 0; /* type */
@@ -640,7 +642,234 @@ static void test_decoder_errors_are_sticky(void)
     buf_free(&b);
 }
 
+/* hex renders b's bytes, for byte transcripts. */
+static const char *hex(const struct buf *b)
+{
+    static char out[1024];
+    size_t k = 0;
+
+    for (size_t i = 0; i < b->len && k + 3 < sizeof out; i++)
+        k += (size_t)snprintf(out + k, sizeof out - k, "%02x",
+                              (unsigned)(unsigned char)b->data[i]);
+    out[k] = '\0';
+    return out;
+}
+
+/* Version 2 is the layout of session 3's nodes (git f47de8d): a HELLO
+ * without a range, entries without attributes.  This build writes it byte
+ * for byte and reads it back with the attributes such a node implied. */
+static void test_version2_layout(void)
+{
+    struct pframe f, g;
+    struct buf b = {0};
+    struct pframe_route e[2] = {
+        {"cb.x", 2, 3, 4, {PFRAME_KIND_COMPONENT, 0, 0}},
+        {"u@x/r", 2, 5, 6, {PFRAME_KIND_C2S_WS, PFRAME_ATTR_AVAILABLE, 5}}};
+    struct pframe_sess s[2] = {
+        {"u@x/r",
+         5,
+         0,
+         {PFRAME_KIND_C2S_TCP, PFRAME_ATTR_AVAILABLE | PFRAME_ATTR_UPDATE, 1}},
+        {"cb.x", 3, 0, {0}}};
+
+    memset(&f, 0, sizeof f);
+    f.type = PFRAME_HELLO;
+    f.version = 2;
+    f.u.hello = (struct pframe_hello){2, 0xc1, 0x11, 0x22, "h:1", 0x33, 4, 5, 2, 3};
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    CHECK_STR(hex(&b), "0000003c" /* len */ "02"
+                       "01"
+                       "0002"
+                       "00000000000000c1"
+                       "0000000000000011"
+                       "0000000000000022"
+                       "00000003"
+                       "683a31"
+                       "00"
+                       "0000000000000033"
+                       "0000000000000004"
+                       "0000000000000005");
+    REQUIRE(pframe_decode(b.data + 4, b.len - 4, &g) == 0);
+    CHECK_INT(g.version, 2);
+    CHECK_INT(g.u.hello.vmin, 2);
+    CHECK_INT(g.u.hello.vmax, 2);
+    pframe_release(&g);
+    /* at 3 the range follows */
+    buf_reset(&b);
+    f.version = 3;
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    CHECK_INT(b.len, 0x3c + 4 + 2);
+    CHECK_INT((unsigned char)b.data[b.len - 2], 2);
+    CHECK_INT((unsigned char)b.data[b.len - 1], 3);
+    REQUIRE(pframe_decode(b.data + 4, b.len - 4, &g) == 0);
+    CHECK_INT(g.version, 3);
+    CHECK_INT(g.u.hello.vmax, 3);
+    pframe_release(&g);
+
+    buf_reset(&b);
+    memset(&f, 0, sizeof f);
+    f.type = PFRAME_ROUTES;
+    f.version = 2;
+    f.chan_seq = 1;
+    f.u.routes.add = e;
+    f.u.routes.nadd = 2;
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    CHECK_STR(hex(&b), "0000005e"
+                       "02"
+                       "0d"
+                       "0000000000000001"
+                       "0000000000000000"
+                       "00"
+                       "00000002"
+                       "00000004"
+                       "63622e78"
+                       "00"
+                       "0000000000000002"
+                       "0000000000000003"
+                       "0000000000000004"
+                       "00000005"
+                       "75407"
+                       "82f72"
+                       "00"
+                       "0000000000000002"
+                       "0000000000000005"
+                       "0000000000000006"
+                       "00000000");
+    REQUIRE(pframe_decode(b.data + 4, b.len - 4, &g) == 0);
+    CHECK_INT(g.u.routes.add[0].attr.kind, PFRAME_KIND_COMPONENT);
+    CHECK_INT(g.u.routes.add[1].attr.kind, PFRAME_KIND_C2S_TCP);
+    CHECK_INT(g.u.routes.add[1].attr.flags, 0);
+    CHECK_INT(g.u.routes.add[1].attr.priority, 0);
+    pframe_release(&g);
+
+    /* SESSIONS at 2: an attribute update is not written (a version 2 node
+     * would take it for a new session) */
+    buf_reset(&b);
+    memset(&f, 0, sizeof f);
+    f.type = PFRAME_SESSIONS;
+    f.version = 2;
+    f.chan_seq = 1;
+    f.u.sessions.node_id = 2;
+    f.u.sessions.add = s;
+    f.u.sessions.nadd = 2;
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    REQUIRE(pframe_decode(b.data + 4, b.len - 4, &g) == 0);
+    CHECK_INT(g.u.sessions.nadd, 1);
+    CHECK_STR(g.u.sessions.add[0].name, "cb.x");
+    pframe_release(&g);
+    /* a version 2 frame with an attr is malformed (trailing bytes) */
+    buf_reset(&b);
+    f.version = 3;
+    f.u.sessions.add = s + 1;
+    f.u.sessions.nadd = 1;
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    b.data[4] = 2;
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
+    /* versions the codec does not write */
+    f.version = 1;
+    CHECK_INT(pframe_encode(&f, &b), XE_UNSUPPORTED);
+    f.version = PFRAME_VERSION_MAX + 1;
+    CHECK_INT(pframe_encode(&f, &b), XE_UNSUPPORTED);
+    buf_free(&b);
+}
+
+/* A later version's HELLO and REFUSE are read (their layout is frozen from
+ * 3 on, with bytes appended), every other frame of it is not. */
+static void test_later_version_hello(void)
+{
+    struct pframe f, g;
+    struct buf b = {0};
+
+    sample(PFRAME_HELLO, &f);
+    f.u.hello.vmin = 4;
+    f.u.hello.vmax = 5;
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    b.data[4] = 5;
+    buf_append(&b, "\1\2\3", 3); /* what version 5 appended */
+    b.data[3] = (char)(b.data[3] + 3);
+    REQUIRE(pframe_decode(b.data + 4, b.len - 4, &g) == 0);
+    CHECK_INT(g.version, 5);
+    CHECK_INT(g.u.hello.vmin, 4);
+    CHECK_INT(g.u.hello.vmax, 5);
+    CHECK_INT(pframe_version_pick(PFRAME_VERSION_MIN, PFRAME_VERSION_MAX, g.u.hello.vmin,
+                                  g.u.hello.vmax),
+              0);
+    pframe_release(&g);
+    /* but at this codec's own versions no trailing byte */
+    b.data[4] = 3;
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
+    /* a range upside down */
+    b.data[4] = 5;
+    b.data[b.len - 5] = 6;
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
+
+    buf_reset(&b);
+    sample(PFRAME_REFUSE, &f);
+    f.u.refuse.code = PFRAME_REFUSE_VERSION;
+    f.u.refuse.vmin = 2;
+    f.u.refuse.vmax = 3;
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    REQUIRE(pframe_decode(b.data + 4, b.len - 4, &g) == 0);
+    CHECK_INT(g.u.refuse.code, PFRAME_REFUSE_VERSION);
+    CHECK_INT(g.u.refuse.vmax, 3);
+    pframe_release(&g);
+    b.data[4] = 9;
+    b.data[4 + 2 + 8] = 77; /* a code of version 9: a refusal all the same */
+    REQUIRE(pframe_decode(b.data + 4, b.len - 4, &g) == 0);
+    CHECK_INT(g.u.refuse.code, PFRAME_REFUSE_OTHER);
+    pframe_release(&g);
+    /* at 2 there is no VERSION code and no range (a version 2 node reads
+     * codes 0 and 1 only) */
+    buf_reset(&b);
+    f.version = 2;
+    CHECK_INT(pframe_encode(&f, &b), XE_INVAL);
+    f.u.refuse.code = PFRAME_REFUSE_OTHER;
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    REQUIRE(pframe_decode(b.data + 4, b.len - 4, &g) == 0);
+    CHECK_INT(g.u.refuse.vmax, 0);
+    pframe_release(&g);
+    b.data[4 + 2 + 8] = 2;
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
+
+    /* any other frame at a later version is not readable */
+    buf_reset(&b);
+    sample(PFRAME_PING, &f);
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    b.data[4] = 5;
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_UNSUPPORTED);
+    buf_free(&b);
+
+    CHECK_INT(pframe_version_pick(2, 3, 2, 2), 2);
+    CHECK_INT(pframe_version_pick(2, 3, 3, 5), 3);
+    CHECK_INT(pframe_version_pick(3, 3, 2, 2), 0);
+    CHECK_INT(pframe_version_pick(2, 3, 2, 3), 3);
+}
+
+/* Once the link's version is chosen, a frame at another is an error. */
+static void test_decoder_version(void)
+{
+    struct pframe f, g;
+    struct buf b = {0};
+    struct pframe_dec d;
+
+    sample(PFRAME_PING, &f);
+    f.version = 2;
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    f.version = 3;
+    REQUIRE(pframe_encode(&f, &b) == 0);
+    pframe_dec_init(&d);
+    d.version = 2;
+    CHECK_INT(pframe_dec_feed(&d, b.data, b.len), 0);
+    CHECK_INT(pframe_dec_next(&d, &g), 1);
+    CHECK_INT(g.version, 2);
+    pframe_release(&g);
+    CHECK_INT(pframe_dec_next(&d, &g), XE_PROTO);
+    pframe_dec_free(&d);
+    buf_free(&b);
+}
+
 TL_MAIN(T(test_round_trip_every_type), T(test_empty_lists_and_bytes),
         T(test_encode_refuses_bad_frames), T(test_every_truncation_fails),
         T(test_ping_components_layout), T(test_bad_fields_fail), T(test_random_garbage),
-        T(test_chunking), T(test_decoder_errors_are_sticky), T(test_entry_attrs))
+        T(test_chunking), T(test_decoder_errors_are_sticky), T(test_entry_attrs),
+        T(test_version2_layout), T(test_later_version_hello), T(test_decoder_version))

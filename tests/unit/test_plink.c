@@ -60,8 +60,12 @@ static void act(const struct plink_conn *c, const struct plink_update *u)
         say(" drop-link");
         any = true;
     }
+    if (u->send_hello && u->hello_version != PFRAME_VERSION_MAX)
+        say(" at v%u", u->hello_version);
     if (u->up) {
         say(" up(%s)", plink_state_name(c->state));
+        if (c->version != PFRAME_VERSION_MAX)
+            say(" v%u", c->version);
         any = true;
     }
     if (u->send_ping) {
@@ -73,9 +77,15 @@ static void act(const struct plink_conn *c, const struct plink_update *u)
         any = true;
     }
     if (u->send_refuse) {
-        say(" refuse(%s)", u->refuse_code == PFRAME_REFUSE_REMOVED ? "removed" : "other");
+        say(" refuse(%s)", u->refuse_code == PFRAME_REFUSE_REMOVED   ? "removed"
+                           : u->refuse_code == PFRAME_REFUSE_VERSION ? "version"
+                                                                     : "other");
+        if (u->hello_version != PFRAME_VERSION_MAX)
+            say(" at v%u", u->hello_version);
         any = true;
     }
+    if (u->refuse_why[0] != '\0')
+        say(" [they read: %s]", u->refuse_why);
     if (u->close) {
         say(" close(%s): %s", count_name(u->count), u->why);
         any = true;
@@ -85,9 +95,14 @@ static void act(const struct plink_conn *c, const struct plink_update *u)
     say("\n");
 }
 
+/* The frame versions the peer's HELLO says it speaks (a current build's). */
+static uint8_t peer_vmin = PFRAME_VERSION_MIN, peer_vmax = PFRAME_VERSION_MAX;
+
 static void start(void)
 {
     tr[0] = '\0';
+    peer_vmin = PFRAME_VERSION_MIN;
+    peer_vmax = PFRAME_VERSION_MAX;
     plink_opts_default(&opts);
 }
 
@@ -133,7 +148,9 @@ static void ev_hello(struct plink_conn *c, const struct plink_view *v, uint64_t 
                              .cluster_id = cluster,
                              .node_id = id,
                              .incarnation = 7,
-                             .addr = addr};
+                             .addr = addr,
+                             .vmin = peer_vmin,
+                             .vmax = peer_vmax};
     struct plink_update u;
 
     plink_hello(c, v, &h, now, &u);
@@ -903,9 +920,121 @@ static void test_foreign_protocol(void)
     buf_free(&b);
 }
 
+/* Versions (issue 13 item 12): the highest both speak; a version 2 peer (a
+ * build from before ranges, HELLO without one) gets a version 2 link and
+ * its dial wins the race; ranges that do not meet are refused with both
+ * ranges on both ends. */
+static void test_versions(void)
+{
+    struct plink_conn c, c2;
+    struct plink_view v = view("IP:127.0.0.2"), v3 = view("IP:127.0.0.3");
+    static const struct plink_member low[] = {{1, "127.0.0.9:5224"}};
+    struct plink_update u;
+    struct pframe f;
+    unsigned char d[32];
+
+    start();
+    /* acceptor, peer 2..2: answered at 2 */
+    peer_vmax = 2;
+    ev_open(&c, false, 0, false, 0);
+    ev_tls(&c, 0);
+    ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 1);
+    /* dialler, the acceptor answered at 2 (no range: 2..2) */
+    ev_open(&c, true, 2, false, 0);
+    ev_tls(&c, 1);
+    ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 2);
+    /* dial race: node 0x20 (higher id than ours) speaks 2 only, our dial
+     * to it is under way: its dial wins (it may be unable to read ours) */
+    v3.members = low;
+    v3.nmembers = 1;
+    v3.id_dialled = true;
+    ev_open(&c, false, 0, false, 0);
+    ev_tls(&c, 0);
+    ev_hello(&c, &v3, CLUSTER, 0x20, "127.0.0.3:5224", 1);
+    /* this node speaks 2 only, the peer 2..3 with a lower id: ours wins */
+    peer_vmax = 3;
+    v.id_dialled = true;
+    ev_open(&c, false, 0, false, 0);
+    REQUIRE(plink_versions(&c, 2, 2) == 0);
+    ev_tls(&c, 0);
+    ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 1);
+    v.id_dialled = false;
+    /* and its own dial says 2 only */
+    ev_open(&c, true, 2, false, 0);
+    REQUIRE(plink_versions(&c, 2, 2) == 0);
+    ev_tls(&c, 1);
+    /* a later peer, 4..5: refused, and told at our newest */
+    peer_vmin = 4;
+    peer_vmax = 5;
+    ev_open(&c, false, 0, false, 0);
+    ev_tls(&c, 0);
+    ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 1);
+    /* this node 3..3, a version 2 peer: refused in a REFUSE it reads */
+    peer_vmin = peer_vmax = 2;
+    ev_open(&c, false, 0, false, 0);
+    REQUIRE(plink_versions(&c, 3, 3) == 0);
+    ev_tls(&c, 0);
+    ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 1);
+    /* the dialler 3..3 hears the acceptor's HELLO at 2: refuses it too */
+    ev_open(&c, true, 2, false, 0);
+    REQUIRE(plink_versions(&c, 3, 3) == 0);
+    ev_tls(&c, 1);
+    ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 2);
+    /* the dialler 4..5 refused by a 2..3 node: its own words */
+    ev_open(&c, true, 2, false, 0);
+    c.vmin = 4; /* (beyond this codec: set by hand) */
+    c.vmax = 5;
+    ev_tls(&c, 1);
+    frame_of(&f, PFRAME_REFUSE, d);
+    f.u.refuse.code = PFRAME_REFUSE_VERSION;
+    f.u.refuse.vmin = 2;
+    f.u.refuse.vmax = 3;
+    f.u.refuse.reason = "peer speaks protocol versions 4..5, this node 2..3";
+    ev_frame(&c, &f, NULL);
+    expect(
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello c1 node 2 127.0.0.2:5224 -> hello(c1) at v2 up(member) v2\n"
+        "0 open out\n"
+        "1 tls -> hello(c1)\n"
+        "2 hello c1 node 2 127.0.0.2:5224 -> up(member) v2\n"
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello c1 node 20 127.0.0.3:5224 -> hello(c1) drop-dial at v2 up(member) v2\n"
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello c1 node 2 127.0.0.2:5224 -> close(none): our own dial wins\n"
+        "0 open out\n"
+        "1 tls -> hello(c1) at v2\n"
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello c1 node 2 127.0.0.2:5224 -> refuse(version) [they read: peer speaks "
+        "protocol versions 2..3, this node 4..5: upgrade the older node] "
+        "close(refused): peer speaks protocol versions 4..5, this node 2..3: upgrade "
+        "the older node\n"
+        "0 open in\n"
+        "0 tls -> -\n"
+        "1 hello c1 node 2 127.0.0.2:5224 -> refuse(other) at v2 [they read: peer "
+        "speaks protocol versions 3..3, this node 2..2: upgrade the older node] "
+        "close(refused): peer speaks protocol versions 2..2, this node 3..3: upgrade "
+        "the older node\n"
+        "0 open out\n"
+        "1 tls -> hello(c1)\n"
+        "2 hello c1 node 2 127.0.0.2:5224 -> close(refused): peer speaks protocol "
+        "versions 2..2, this node 3..3: upgrade the older node\n"
+        "0 open out\n"
+        "1 tls -> hello(c1) at v5\n"
+        "frame REFUSE -> deliver close(refused): refused by the peer: peer speaks "
+        "protocol versions 2..3, this node 4..5: upgrade the older node\n");
+    CHECK_INT(plink_versions(&c2, 1, 3), XE_INVAL);
+    CHECK_INT(plink_versions(&c2, 3, 2), XE_INVAL);
+    CHECK_INT(plink_versions(&c2, 2, PFRAME_VERSION_MAX + 1), XE_INVAL);
+    (void)u;
+}
+
 TL_MAIN(T(test_member_acceptor), T(test_second_hello_event), T(test_dialler_speaks_first),
         T(test_hello_refusals), T(test_refuse_tells_why), T(test_impostors),
         T(test_successor), T(test_dial_race), T(test_guest_join_only),
         T(test_guest_forbidden_kinds), T(test_frame_before_hello), T(test_contact),
         T(test_prehello_timeouts), T(test_ping_idle_guest), T(test_admit),
-        T(test_backoff), T(test_addresses), T(test_foreign_protocol))
+        T(test_backoff), T(test_addresses), T(test_foreign_protocol), T(test_versions))

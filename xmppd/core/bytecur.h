@@ -19,7 +19,9 @@
 struct rd {
     const unsigned char *p;
     size_t left;
-    bool bad; /* ran past the end */
+    bool bad;         /* ran past the end */
+    unsigned version; /* the format version being read, for codecs that
+                         have one (pframe: the frame's); 0 otherwise */
 };
 
 static inline const unsigned char *rd_bytes(struct rd *r, size_t n)

@@ -331,8 +331,9 @@ int cl_snapshot_encode(const struct cl_state *s, unsigned char **out, size_t *le
 
 /* cl_snapshot_decode parses len bytes at buf (borrowed) into a new state
  * *out (owned by the caller).  Strict like cl_cmd_decode, and names must be
- * sorted and unique.  Returns 0, XE_CORRUPT, XE_INVAL, XE_NOMEM; on error
- * *out is NULL. */
+ * sorted and unique.  Returns 0, XE_UNSUPPORTED (a version above the newest
+ * this build knows: written by a newer xmppd), XE_CORRUPT, XE_INVAL,
+ * XE_NOMEM; on error *out is NULL. */
 int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out);
 
 #endif

@@ -687,7 +687,9 @@ int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out)
         return rc;
     version = (unsigned)rd_uint(&r, 1);
     if (r.bad || version < CL_SNAP_VERSION || version > CL_SNAP_VERSION_ROSTER) {
-        rc = XE_CORRUPT;
+        /* A newer version was written by a newer xmppd: the driver stops
+         * rather than run without the state (issue 13 item 12). */
+        rc = !r.bad && version > CL_SNAP_VERSION_ROSTER ? XE_UNSUPPORTED : XE_CORRUPT;
         goto fail;
     }
     s->cluster_id = rd_uint(&r, 8);

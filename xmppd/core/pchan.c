@@ -16,6 +16,7 @@ struct pchan {
     uint64_t local_inc;
     uint64_t peer_inc; /* 0 before first contact */
     bool up;
+    uint8_t version; /* frames are encoded at it (pchan_set_version) */
 
     /* Sending: ring of frames acked_seq+1 .. next_seq-1. */
     struct pchan_slot *ring; /* cfg.max_frames slots */
@@ -66,6 +67,7 @@ int pchan_new(const struct pchan_config *cfg, uint64_t local_incarnation,
     if (c->ring == NULL)
         goto err_c;
     c->local_inc = local_incarnation;
+    c->version = PFRAME_VERSION;
     c->next_seq = 1;
     c->ack_due = PCHAN_NO_DEADLINE;
     *out = c;
@@ -115,6 +117,48 @@ bool pchan_has_room(const struct pchan *c, size_t len)
            (c->count == 0 || c->bytes + len <= c->cfg.max_bytes);
 }
 
+/* transcode re-encodes the kept frame s at version. */
+static int transcode(struct pchan *c, struct pchan_slot *s, uint8_t version)
+{
+    struct pframe f;
+    struct buf enc = {0};
+    int rc;
+
+    if (s->len > PFRAME_LEN_SIZE && (uint8_t)s->data[PFRAME_LEN_SIZE] == version)
+        return 0;
+    rc = pframe_decode(s->data + PFRAME_LEN_SIZE, s->len - PFRAME_LEN_SIZE, &f);
+    if (rc < 0)
+        return rc;
+    f.version = version;
+    rc = pframe_encode(&f, &enc);
+    pframe_release(&f);
+    if (rc < 0)
+        return rc;
+    c->bytes = c->bytes - s->len + enc.len;
+    free(s->data);
+    s->data = enc.data;
+    s->len = enc.len;
+    return 0;
+}
+
+int pchan_set_version(struct pchan *c, uint8_t version)
+{
+    if (version < PFRAME_VERSION_MIN || version > PFRAME_VERSION_MAX)
+        return XE_INVAL;
+    for (size_t i = 0; i < c->count; i++) {
+        int rc = transcode(c, slot(c, i), version);
+        if (rc < 0)
+            return rc;
+    }
+    c->version = version;
+    return 0;
+}
+
+uint8_t pchan_version(const struct pchan *c)
+{
+    return c->version;
+}
+
 /* bulk tells whether f is stanza data (FWD, DELIVER), which may not use the
  * last eighth of the resend buffer: that headroom is kept for control frames
  * (ACK, SESSIONS, CONFLICT, SUBMIT ...) so a data flood in one direction
@@ -144,6 +188,7 @@ int pchan_send(struct pchan *c, struct pframe *f, struct buf *out)
     if (!pframe_type_sequenced(f->type))
         return XE_INVAL;
     f->chan_seq = c->next_seq;
+    f->version = c->version;
     rc = pframe_encode(f, &enc);
     if (rc < 0)
         goto err;
@@ -253,7 +298,7 @@ bool pchan_is_up(const struct pchan *c)
 
 static int send_ack(struct pchan *c, struct buf *out)
 {
-    struct pframe a = {.type = PFRAME_CHAN_ACK};
+    struct pframe a = {.type = PFRAME_CHAN_ACK, .version = c->version};
     int rc;
 
     a.u.recv_seq = c->recv_seq;

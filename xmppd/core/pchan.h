@@ -22,6 +22,9 @@
  * One connection at a time: the caller must feed one link's frames only (if
  * both nodes dial each other at once, the edge keeps one connection).
  *
+ * Versions: frames are encoded at the link's frame version
+ * (pchan_set_version), which the edge sets from the HELLOs.
+ *
  * Flow: pchan_send writes the frame's bytes to the caller's output buffer if
  * the link is up, and keeps a copy.  When the resend buffer is full it
  * returns XE_BUSY and keeps nothing: the caller holds the frame and tries
@@ -69,6 +72,21 @@ void pchan_free(struct pchan *c);
  * sequenced type, or pframe_encode refused it), XE_LIMIT (too big for a
  * frame) or XE_NOMEM. */
 int pchan_send(struct pchan *c, struct pframe *f, struct buf *out);
+
+/* pchan_set_version makes version (PFRAME_VERSION_MIN..PFRAME_VERSION_MAX;
+ * the link's, chosen at HELLO) the one frames are encoded at, from now on
+ * and for the frames kept for resending, which are re-encoded if they were
+ * written at another (frames queued before the first link, at
+ * PFRAME_VERSION; after a peer restart the kept frames are dropped anyway,
+ * and the same two processes always choose the same version).  Call it
+ * before pchan_link_up.  Returns 0, XE_INVAL (a version out of range),
+ * XE_NOMEM (the version is unchanged; frames already re-encoded stay
+ * readable at theirs) or a decode error of a kept frame. */
+int pchan_set_version(struct pchan *c, uint8_t version);
+
+/* pchan_version: the version frames are encoded at (PFRAME_VERSION until
+ * pchan_set_version). */
+uint8_t pchan_version(const struct pchan *c);
 
 /* pchan_has_room tells whether one more control frame of len encoded bytes
  * would be accepted now (stanza data stops earlier: see Flow above). */

@@ -47,12 +47,33 @@ bool pframe_type_sequenced(int type)
     return type >= PFRAME_FWD && type <= PFRAME_ROUTES;
 }
 
+void pframe_attr_v2(const char *name, struct pframe_attr *a)
+{
+    a->kind = strchr(name, '/') != NULL ? PFRAME_KIND_C2S_TCP : PFRAME_KIND_COMPONENT;
+    a->flags = 0;
+    a->priority = 0;
+}
+
+uint8_t pframe_version_pick(uint8_t amin, uint8_t amax, uint8_t bmin, uint8_t bmax)
+{
+    uint8_t lo = amin > bmin ? amin : bmin, hi = amax < bmax ? amax : bmax;
+
+    return lo <= hi && lo > 0 ? hi : 0;
+}
+
+/* A version at which HELLO and REFUSE carry a range (and may carry more). */
+static bool ranged(unsigned version)
+{
+    return version >= 3;
+}
+
 /* ---- encoding ---------------------------------------------------------- */
 
 /* The writer checks nothing but room: pframe_encode validates first. */
 struct pf_w {
     struct buf *b;
     int rc;
+    unsigned version; /* the frame's */
 };
 
 static void w_put(struct pf_w *w, const void *p, size_t n)
@@ -141,7 +162,7 @@ static bool ranges_ok(const struct pframe_range *r, size_t n)
     return true;
 }
 
-static bool frame_ok(const struct pframe *f)
+static bool frame_ok(const struct pframe *f, unsigned version)
 {
     const struct pframe_fwd *fw = &f->u.fwd;
 
@@ -149,7 +170,10 @@ static bool frame_ok(const struct pframe *f)
         return false;
     switch (f->type) {
     case PFRAME_HELLO:
-        return cstr_ok(f->u.hello.addr, PFRAME_MAX_ADDR) && f->u.hello.incarnation != 0;
+        return cstr_ok(f->u.hello.addr, PFRAME_MAX_ADDR) && f->u.hello.incarnation != 0 &&
+               (!ranged(version) || (f->u.hello.vmin == 0 && f->u.hello.vmax == 0) ||
+                (f->u.hello.vmin >= PFRAME_VERSION_MIN &&
+                 f->u.hello.vmin <= f->u.hello.vmax));
     case PFRAME_CHAN_ACK:
     case PFRAME_PING:
     case PFRAME_PONG:
@@ -180,7 +204,8 @@ static bool frame_ok(const struct pframe *f)
         return cstr_ok(f->u.result.message, PFRAME_MAX_MSG) &&
                (f->u.result.len == 0 || f->u.result.data != NULL);
     case PFRAME_REFUSE:
-        return f->u.refuse.code <= PFRAME_REFUSE_REMOVED &&
+        return f->u.refuse.code <=
+                   (ranged(version) ? PFRAME_REFUSE_VERSION : PFRAME_REFUSE_REMOVED) &&
                cstr_ok(f->u.refuse.reason, PFRAME_MAX_MSG);
     }
     return false;
@@ -188,15 +213,30 @@ static bool frame_ok(const struct pframe *f)
 
 static void w_attr(struct pf_w *w, const struct pframe_attr *a)
 {
+    if (w->version < 3)
+        return; /* version 2 has none */
     w_u8(w, a->kind);
     w_u8(w, a->flags);
     w_u8(w, (uint8_t)a->priority);
 }
 
+/* sess_written: entries of l that version writes (at 2, an attribute update
+ * means nothing: the entry is left out). */
+static bool sess_written(unsigned version, const struct pframe_sess *e)
+{
+    return version >= 3 || (e->attr.flags & PFRAME_ATTR_UPDATE) == 0;
+}
+
 static void w_sess_list(struct pf_w *w, const struct pframe_sess *l, size_t n)
 {
-    w_be(w, n, 4);
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        k += sess_written(w->version, &l[i]);
+    w_be(w, k, 4);
     for (size_t i = 0; i < n; i++) {
+        if (!sess_written(w->version, &l[i]))
+            continue;
         w_str(w, l[i].name, strlen(l[i].name));
         w_be(w, l[i].sid, 8);
         w_be(w, l[i].ord, 8);
@@ -240,6 +280,11 @@ static void w_payload(struct pf_w *w, const struct pframe *f)
         w_be(w, h->seen_incarnation, 8);
         w_be(w, h->recv_seq, 8);
         w_be(w, h->wall_ms, 8);
+        if (ranged(w->version)) {
+            bool none = h->vmin == 0 && h->vmax == 0;
+            w_u8(w, none ? PFRAME_VERSION_MIN : h->vmin);
+            w_u8(w, none ? (uint8_t)w->version : h->vmax);
+        }
         break;
     case PFRAME_CHAN_ACK:
         w_be(w, f->u.recv_seq, 8);
@@ -289,6 +334,10 @@ static void w_payload(struct pf_w *w, const struct pframe *f)
         w_be(w, f->u.refuse.cluster_id, 8);
         w_u8(w, f->u.refuse.code);
         w_str(w, f->u.refuse.reason, strlen(f->u.refuse.reason));
+        if (ranged(w->version)) {
+            w_u8(w, f->u.refuse.vmin);
+            w_u8(w, f->u.refuse.vmax);
+        }
         break;
     case PFRAME_SUBMIT:
         w_be(w, f->u.submit.request_id, 8);
@@ -306,9 +355,12 @@ static void w_payload(struct pf_w *w, const struct pframe *f)
 int pframe_encode(const struct pframe *f, struct buf *out)
 {
     size_t start = out->len, body;
-    struct pf_w w = {out, 0};
+    unsigned version = f->version != 0 ? f->version : PFRAME_VERSION;
+    struct pf_w w = {out, 0, version};
 
-    if (!frame_ok(f))
+    if (version < PFRAME_VERSION_MIN || version > PFRAME_VERSION_MAX)
+        return XE_UNSUPPORTED;
+    if (!frame_ok(f, version))
         return XE_INVAL;
     /* A stanza frame is written once per stanza: one allocation, not a
      * doubling series (the header and the strings' fields are under 64). */
@@ -317,7 +369,7 @@ int pframe_encode(const struct pframe *f, struct buf *out)
                              f->u.fwd.xml_len) < 0)
         return XE_NOMEM;
     w_be(&w, 0, 4); /* length, patched below */
-    w_u8(&w, PFRAME_VERSION);
+    w_u8(&w, (uint8_t)version);
     w_u8(&w, (uint8_t)f->type);
     if (pframe_type_sequenced(f->type))
         w_be(&w, f->chan_seq, 8);
@@ -395,8 +447,13 @@ static size_t r_count(struct rd *r, size_t min)
 }
 
 /* r_attr reads an attr; unknown kinds and flags are errors. */
-static void r_attr(struct rd *r, struct pframe_attr *a)
+static void r_attr(struct rd *r, const char *name, struct pframe_attr *a)
 {
+    if (r->version < 3) {
+        if (name != NULL)
+            pframe_attr_v2(name, a);
+        return;
+    }
     a->kind = (uint8_t)r_be(r, 1);
     a->flags = (uint8_t)r_be(r, 1);
     a->priority = (int8_t)(uint8_t)r_be(r, 1);
@@ -410,7 +467,7 @@ static void r_sess_entries(struct rd *r, struct pframe_sess *arr, size_t n)
         arr[i].name = r_str(r, PFRAME_MAX_NAME, NULL);
         arr[i].sid = r_be(r, 8);
         arr[i].ord = r_be(r, 8);
-        r_attr(r, &arr[i].attr);
+        r_attr(r, arr[i].name, &arr[i].attr);
         if (!r->bad && arr[i].sid == 0)
             r->bad = true;
     }
@@ -423,14 +480,14 @@ static void r_route_entries(struct rd *r, struct pframe_route *arr, size_t n)
         arr[i].node = r_be(r, 8);
         arr[i].sid = r_be(r, 8);
         arr[i].ord = r_be(r, 8);
-        r_attr(r, &arr[i].attr);
+        r_attr(r, arr[i].name, &arr[i].attr);
         if (!r->bad && arr[i].node == 0)
             r->bad = true;
     }
 }
 
-/* Bytes of an attr on the wire. */
-#define ATTR_WIRE 3
+/* Bytes of an attr on the wire at version v. */
+#define ATTR_WIRE(v) ((v) >= 3 ? 3 : 0)
 
 /* r_skip_entries skips n entries of a list of names followed by k u64s
  * and an attr. */
@@ -440,7 +497,8 @@ static void r_skip_entries(struct rd *r, size_t n, int k)
         r_str(r, PFRAME_MAX_NAME, NULL);
         for (int j = 0; j < k; j++)
             r_be(r, 8);
-        r_be(r, ATTR_WIRE);
+        if (ATTR_WIRE(r->version) > 0)
+            r_be(r, ATTR_WIRE(r->version));
     }
 }
 
@@ -452,7 +510,7 @@ static void r_skip_entries(struct rd *r, size_t n, int k)
 static int d_two_lists(struct rd *r, struct pframe *f, size_t elem, int k, void **a,
                        size_t *na, void **b, size_t *nb)
 {
-    size_t min = (size_t)(5 + 8 * k + ATTR_WIRE);
+    size_t min = (size_t)(5 + 8 * k + ATTR_WIRE(r->version));
     struct rd save;
     char *arr = NULL;
 
@@ -562,6 +620,16 @@ static int d_ack(struct rd *r, struct pframe *f)
                                                                             : XE_PROTO;
 }
 
+/* r_rest skips what a later version appended to a HELLO or REFUSE (their
+ * layout from version 3 on is frozen; pframe.h). */
+static void r_rest(struct rd *r)
+{
+    if (r->bad || r->version <= PFRAME_VERSION_MAX)
+        return;
+    r->p += r->left;
+    r->left = 0;
+}
+
 static int d_payload(struct rd *r, struct pframe *f)
 {
     struct pframe_hello *h = &f->u.hello;
@@ -578,6 +646,14 @@ static int d_payload(struct rd *r, struct pframe *f)
         h->seen_incarnation = r_be(r, 8);
         h->recv_seq = r_be(r, 8);
         h->wall_ms = r_be(r, 8);
+        h->vmin = h->vmax = PFRAME_VERSION_MIN;
+        if (ranged(r->version)) {
+            h->vmin = (uint8_t)r_be(r, 1);
+            h->vmax = (uint8_t)r_be(r, 1);
+            if (!r->bad && (h->vmin < PFRAME_VERSION_MIN || h->vmin > h->vmax))
+                r->bad = true;
+            r_rest(r);
+        }
         if (!r->bad && h->incarnation == 0)
             r->bad = true;
         return 0;
@@ -618,8 +694,17 @@ static int d_payload(struct rd *r, struct pframe *f)
         f->u.refuse.cluster_id = r_be(r, 8);
         f->u.refuse.code = (uint8_t)r_be(r, 1);
         f->u.refuse.reason = r_str(r, PFRAME_MAX_MSG, NULL);
-        if (!r->bad && f->u.refuse.code > PFRAME_REFUSE_REMOVED)
+        if (ranged(r->version)) {
+            f->u.refuse.vmin = (uint8_t)r_be(r, 1);
+            f->u.refuse.vmax = (uint8_t)r_be(r, 1);
+            r_rest(r);
+        }
+        if (!r->bad && !ranged(r->version) && f->u.refuse.code > PFRAME_REFUSE_REMOVED)
             r->bad = true;
+        /* From version 3 on, a code this build does not know is still a
+         * refusal: read as OTHER, whose reason says why. */
+        if (!r->bad && f->u.refuse.code > PFRAME_REFUSE_VERSION)
+            f->u.refuse.code = PFRAME_REFUSE_OTHER;
         return 0;
     case PFRAME_SUBMIT:
         f->u.submit.request_id = r_be(r, 8);
@@ -638,7 +723,7 @@ static int d_payload(struct rd *r, struct pframe *f)
 
 int pframe_decode(const void *body, size_t len, struct pframe *out)
 {
-    struct rd r = {body, len, false};
+    struct rd r = {body, len, false, 0};
     uint64_t version, type;
     int rc;
 
@@ -649,10 +734,14 @@ int pframe_decode(const void *body, size_t len, struct pframe *out)
     type = r_be(&r, 1);
     if (r.bad)
         return XE_PROTO;
-    if (version != PFRAME_VERSION)
+    if (type == PFRAME_HELLO || type == PFRAME_REFUSE
+            ? version < PFRAME_VERSION_MIN
+            : version < PFRAME_VERSION_MIN || version > PFRAME_VERSION_MAX)
         return XE_UNSUPPORTED;
     if (type < PFRAME_HELLO || type > PFRAME_REFUSE)
         return XE_PROTO;
+    r.version = (unsigned)version;
+    out->version = (uint8_t)version;
     out->type = (int)type;
     if (pframe_type_sequenced(out->type)) {
         out->chan_seq = r_be(&r, 8);
@@ -723,6 +812,10 @@ int pframe_dec_next(struct pframe_dec *d, struct pframe *out)
     if (avail - PFRAME_LEN_SIZE < body)
         return 0;
     rc = pframe_decode(p + PFRAME_LEN_SIZE, body, out);
+    if (rc == 0 && d->version != 0 && out->version != d->version) {
+        pframe_release(out);
+        rc = XE_PROTO; /* the link chose another version at HELLO */
+    }
     if (rc < 0) {
         d->error = rc;
         return rc;
@@ -737,7 +830,7 @@ int pframe_dec_next(struct pframe_dec *d, struct pframe *out)
 int pframe_req_encode(const struct pframe_req *r, struct buf *out)
 {
     size_t start = out->len, alen;
-    struct pf_w w = {out, 0};
+    struct pf_w w = {out, 0, 0};
 
     switch (r->kind) {
     case PFRAME_REQ_CMD:
@@ -819,7 +912,7 @@ static int d_join(struct rd *r, struct pframe_join *j)
 
 int pframe_req_decode(const void *data, size_t len, struct pframe_req *out)
 {
-    struct rd r = {data, len, false};
+    struct rd r = {.p = data, .left = len};
 
     memset(out, 0, sizeof *out);
     if (data == NULL && len > 0)
@@ -855,7 +948,7 @@ void pframe_u64_put(unsigned char p[8], uint64_t v)
 
 uint64_t pframe_u64_get(const unsigned char p[8])
 {
-    struct rd r = {p, 8, false};
+    struct rd r = {.p = p, .left = 8};
 
     return r_be(&r, 8);
 }

@@ -4,14 +4,15 @@
  * nodes, port 5224) is
  *
  *   u32 length (big-endian; bytes that follow, at most PFRAME_MAX_BODY)
- *   u8  version (PFRAME_VERSION)
+ *   u8  version (the link's, PFRAME_VERSION_MIN..PFRAME_VERSION_MAX; below)
  *   u8  type (enum pframe_type)
  *   u64 chan_seq     only for sequenced types (pframe_type_sequenced): the
  *                    pchan sequence number, >= 1
  *   payload by type (integers big-endian):
  *
  *   HELLO          u16 proto | u64 cluster_id | u64 node_id | u64 incarnation |
- *                  str addr | u64 seen_incarnation | u64 recv_seq
+ *                  str addr | u64 seen_incarnation | u64 recv_seq | u64 wall_ms
+ *                  [version >= 3: u8 vmin | u8 vmax | what later versions add]
  *   CHAN_ACK       u64 recv_seq
  *   PING, PONG     u64 nonce | u32 components (the sender's local component
  *                  sessions, docs/cluster.md "Status fields")
@@ -28,7 +29,10 @@
  *   SUBMIT         u64 request_id | bytes data
  *   SUBMIT_RESULT  u64 request_id | i32 rc | str message | bytes data
  *   REFUSE         u64 cluster_id | u8 code | str reason
+ *                  [version >= 3: u8 vmin | u8 vmax | what later versions add]
  *
+ *   (SESSIONS and ROUTES entries at version 2 have no attr: see
+ *   pframe_attr_v2)
  *   attr  = u8 kind (enum pframe_kind) | u8 flags (PFRAME_ATTR_*, no other
  *           bit) | u8 priority (two's complement, -128..127)
  *   str   = u32 len | len bytes | 0x00   (no NUL inside; len bounded per field)
@@ -52,14 +56,27 @@
 
 #include "buf.h"
 
-/* 2: direct forwarding (ACK outcomes, SESSIONS orders, ROUTES).
+/* Versions of the frame layout (the byte after the length):
+ * 2: direct forwarding (ACK outcomes, SESSIONS orders, ROUTES).
  * 3: SESSIONS and ROUTES entries carry attributes (struct pframe_attr:
  *    kind, availability, priority), so that bare-JID routing and presence
- *    work cluster-wide (issue 10 items 4, 5).  The decoder refuses trailing
- *    bytes, so an optional field could not be added compatibly. */
-#define PFRAME_VERSION 3
-/* The HELLO protocol number: bumped when the meaning of frames changes
- * (2: stanzas go from node to node, not through the leader). */
+ *    work cluster-wide (issue 10 items 4, 5); HELLO carries the sender's
+ *    range of versions, REFUSE the refuser's.
+ * This codec reads and writes PFRAME_VERSION_MIN..PFRAME_VERSION_MAX.  A
+ * link speaks one version, the highest both ends speak, chosen at HELLO
+ * (plink_hello; docs/cluster.md "Versions"), and every later frame on it is
+ * encoded and decoded at that version (struct pframe's version).
+ *
+ * HELLO and REFUSE are read at any version >= 2, so that two builds whose
+ * ranges do not meet still learn each other's and can say so: their layout
+ * at version 3 and above is frozen (the version 3 fields, then bytes a later
+ * version may append, which an older reader ignores).  At version 2 a HELLO
+ * has no range (a version 2 node speaks 2 only) and is read strictly, as a
+ * version 2 node reads it. */
+#define PFRAME_VERSION_MIN 2
+#define PFRAME_VERSION_MAX 3
+/* The version a frame is written at when it names none. */
+#define PFRAME_VERSION PFRAME_VERSION_MAX
 #define PFRAME_PROTO 2
 #define PFRAME_LEN_SIZE 4
 /* Bytes after the length field: enough for a 256 KiB stanza (xs default
@@ -112,6 +129,10 @@ struct pframe_hello {
     uint64_t wall_ms;          /* the sender's wall clock when it sent this (ms
                                   since the epoch): the receiver learns the
                                   offset of the sender's clock from its own */
+    uint8_t vmin, vmax;        /* the frame versions the sender speaks; written
+                                  at version >= 3 only (0, 0: PFRAME_VERSION_MIN
+                                  up to the version written at), read as 2..2
+                                  from a version 2 HELLO */
 };
 
 /* FWD: a stanza from its origin node straight to the node that holds its
@@ -224,12 +245,15 @@ struct pframe_conflict {
 enum pframe_refuse_code {
     PFRAME_REFUSE_OTHER = 0,   /* see the reason */
     PFRAME_REFUSE_REMOVED = 1, /* the dialler was removed from this cluster */
+    PFRAME_REFUSE_VERSION = 2, /* no frame version in common (version >= 3
+                                  only: a version 2 node knows codes 0, 1) */
 };
 
 struct pframe_refuse {
     uint64_t cluster_id; /* the refusing node's cluster */
     uint8_t code;        /* enum pframe_refuse_code */
     const char *reason;  /* for the dialler's log and status (<= PFRAME_MAX_MSG) */
+    uint8_t vmin, vmax;  /* the refuser's versions (version >= 3; 0 at 2) */
 };
 
 struct pframe_submit {
@@ -266,6 +290,8 @@ struct pframe_bytes {
  * decoder and freed by pframe_release. */
 struct pframe {
     int type;          /* enum pframe_type */
+    uint8_t version;   /* encode: the version to write (0: PFRAME_VERSION);
+                          decoded: the version the frame was written at */
     uint64_t chan_seq; /* sequenced types only; >= 1 */
     union {
         struct pframe_hello hello;
@@ -285,7 +311,11 @@ struct pframe {
 };
 
 /* pframe_encode appends f (borrowed) as one complete frame, length prefix
- * included, to out.  Returns 0, XE_INVAL (unknown type, a NULL or over-long
+ * included, to out, at version f->version (0: PFRAME_VERSION).  Fields the
+ * version does not have are left out (attributes at 2; and SESSIONS entries
+ * with PFRAME_ATTR_UPDATE, which only update attributes, are not written at
+ * all).  Returns 0, XE_UNSUPPORTED (a version outside PFRAME_VERSION_MIN..
+ * PFRAME_VERSION_MAX), XE_INVAL (unknown type, a NULL or over-long
  * string, a string with a NUL inside, chan_seq 0 on a sequenced type, a list
  * over its bound or empty ACK, unordered ranges, low_water > seq), XE_LIMIT
  * (the frame would exceed PFRAME_MAX_BODY) or XE_NOMEM; on error out is left
@@ -294,7 +324,9 @@ int pframe_encode(const struct pframe *f, struct buf *out);
 
 /* pframe_decode parses one frame body (the len bytes after the length field:
  * version, type, payload) into *out; see struct pframe for what borrows from
- * body.  Returns 0, XE_UNSUPPORTED (another version), XE_PROTO (malformed:
+ * body.  Returns 0, XE_UNSUPPORTED (a version this codec does not read:
+ * outside PFRAME_VERSION_MIN..PFRAME_VERSION_MAX, or below 2 for HELLO and
+ * REFUSE), XE_PROTO (malformed:
  * unknown type, truncated, a bound exceeded, trailing bytes) or XE_NOMEM.
  * On error *out holds nothing to release. */
 int pframe_decode(const void *body, size_t len, struct pframe *out);
@@ -310,8 +342,20 @@ struct pframe_dec {
     size_t pos;      /* start of the next frame in in */
     size_t max_body; /* PFRAME_MAX_BODY unless lowered */
     int error;       /* sticky: after an error no frame comes out */
+    uint8_t version; /* 0 until the link's version is chosen; then every
+                        frame must be at it (else XE_PROTO) */
     uint64_t frames; /* frames decoded */
 };
+
+/* pframe_attr_v2 fills a with what a version 2 entry named name implied:
+ * a client full JID (it has a '/') over TCP, else a component; never
+ * available (a version 2 node routes no bare JID and no presence to other
+ * nodes), priority 0. */
+void pframe_attr_v2(const char *name, struct pframe_attr *a);
+
+/* pframe_version_pick: the version two ranges [amin, amax] and [bmin, bmax]
+ * have in common and the highest, or 0 when they do not meet. */
+uint8_t pframe_version_pick(uint8_t amin, uint8_t amax, uint8_t bmin, uint8_t bmax);
 
 /* pframe_dec_init starts an empty decoder; pframe_dec_free frees its
  * buffer. */
@@ -327,7 +371,8 @@ int pframe_dec_feed(struct pframe_dec *d, const void *data, size_t len);
  * Returns 1 with *out filled (release it with pframe_release; its strings
  * are valid until the next pframe_dec_feed), 0 when more bytes are needed,
  * or a negative code: XE_PROTO for a length over max_body (known as soon as
- * the 4 length bytes are in) and any pframe_decode error.  Errors are
+ * the 4 length bytes are in), XE_PROTO for a frame at another version than
+ * d->version once that is set, and any pframe_decode error.  Errors are
  * sticky: the link must be closed. */
 int pframe_dec_next(struct pframe_dec *d, struct pframe *out);
 

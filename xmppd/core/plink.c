@@ -101,6 +101,25 @@ void plink_open(struct plink_conn *c, bool outgoing, uint64_t dialled_id, bool a
     c->opened_ms = c->last_rx_ms = c->last_ping_ms = now;
 }
 
+static uint8_t my_min(const struct plink_conn *c)
+{
+    return c->vmin != 0 ? c->vmin : PFRAME_VERSION_MIN;
+}
+
+static uint8_t my_max(const struct plink_conn *c)
+{
+    return c->vmax != 0 ? c->vmax : PFRAME_VERSION_MAX;
+}
+
+int plink_versions(struct plink_conn *c, uint8_t vmin, uint8_t vmax)
+{
+    if (vmin < PFRAME_VERSION_MIN || vmin > vmax || vmax > PFRAME_VERSION_MAX)
+        return XE_INVAL;
+    c->vmin = vmin;
+    c->vmax = vmax;
+    return 0;
+}
+
 void plink_tls_done(struct plink_conn *c, uint64_t cluster_id, uint64_t now,
                     struct plink_update *u)
 {
@@ -117,6 +136,10 @@ void plink_tls_done(struct plink_conn *c, uint64_t cluster_id, uint64_t now,
         /* The dialler speaks first (docs/cluster.md "Connections"). */
         u->send_hello = true;
         u->hello_cluster_id = c->ask_join ? 0 : cluster_id;
+        /* At its newest version, with its range: a version 2 acceptor
+         * cannot read it, but its own dial to us gets through (the dial
+         * race below), and a later one can (docs/cluster.md "Versions"). */
+        u->hello_version = my_max(c);
     }
 }
 
@@ -288,6 +311,7 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
 {
     char why[sizeof u->why];
     bool ours0, theirs0, successor = false;
+    uint8_t version;
 
     reset_update(u);
     if (c->state == PLINK_STATE_CLOSED)
@@ -323,6 +347,29 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
         close_with(c, u, PLINK_COUNT_IMPOSTOR, "%s", why);
         return;
     }
+    version = pframe_version_pick(my_min(c), my_max(c), h->vmin, h->vmax);
+    if (version == 0) {
+        close_with(c, u, PLINK_COUNT_REFUSED,
+                   "peer speaks protocol versions %u..%u, this node %u..%u: upgrade the "
+                   "older node",
+                   h->vmin, h->vmax, my_min(c), my_max(c));
+        if (!c->outgoing) {
+            /* The dialler learns it in a REFUSE it can read: at 2 for a
+             * version 2 node (which knows no VERSION code), else at our
+             * newest (a later node reads REFUSE at any version). */
+            u->send_refuse = true;
+            /* in the dialler's words: it may be a version 2 node, which
+             * prints the reason as it comes */
+            snprintf(u->refuse_why, sizeof u->refuse_why,
+                     "peer speaks protocol versions %u..%u, this node %u..%u: upgrade "
+                     "the older node",
+                     my_min(c), my_max(c), h->vmin, h->vmax);
+            u->hello_version = h->vmax < 3 || my_max(c) < 3 ? 2 : my_max(c);
+            u->refuse_code =
+                u->hello_version >= 3 ? PFRAME_REFUSE_VERSION : PFRAME_REFUSE_OTHER;
+        }
+        return;
+    }
     if (v->policy_rc < 0) {
         close_with(c, u, PLINK_COUNT_REFUSED, "%s",
                    v->policy_why != NULL && v->policy_why[0] ? v->policy_why
@@ -331,6 +378,7 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
             u->send_refuse = true;
             u->refuse_code =
                 v->policy_rc == XE_NOTFOUND ? PFRAME_REFUSE_REMOVED : PFRAME_REFUSE_OTHER;
+            u->hello_version = version;
         }
         return;
     }
@@ -350,7 +398,13 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
     if (!c->outgoing) {
         /* Both dialled at once: the lower node id's dial wins on both ends
          * (docs/cluster.md "Connections"). */
-        if (v->id_dialled && h->node_id > v->self_id) {
+        bool ours_wins = h->node_id > v->self_id;
+        /* Unless exactly one end speaks version 2 only: its dial wins,
+         * because it cannot read the other's HELLO (written at 3 or
+         * later) if it is a build from before version ranges. */
+        if ((h->vmax < 3) != (my_max(c) < 3))
+            ours_wins = my_max(c) < 3;
+        if (v->id_dialled && ours_wins) {
             close_with(c, u, PLINK_COUNT_NONE, "our own dial wins");
             return;
         }
@@ -360,7 +414,11 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
          * its HELLO describes the channel as the link starts. */
         u->send_hello = true;
         u->hello_cluster_id = ours0 ? 0 : v->cluster_id;
+        /* At the chosen version: a version 2 HELLO (no range) says 2..2,
+         * and the dialler picks the same. */
+        u->hello_version = version;
     }
+    c->version = version;
     c->state = theirs0     ? PLINK_STATE_GUEST
                : ours0     ? PLINK_STATE_CONTACT
                : successor ? PLINK_STATE_SUCCESSOR
@@ -479,8 +537,14 @@ void plink_frame(struct plink_conn *c, const struct pframe *f, struct plink_upda
     if (c->state == PLINK_STATE_CLOSED)
         return;
     if (c->state == PLINK_STATE_TLS && c->outgoing && f->type == PFRAME_REFUSE) {
-        close_with(c, u, PLINK_COUNT_REFUSED, "refused by the peer: %s",
-                   f->u.refuse.reason);
+        if (f->u.refuse.code == PFRAME_REFUSE_VERSION && f->u.refuse.vmin != 0)
+            close_with(c, u, PLINK_COUNT_REFUSED,
+                       "refused by the peer: peer speaks protocol versions %u..%u, this "
+                       "node %u..%u: upgrade the older node",
+                       f->u.refuse.vmin, f->u.refuse.vmax, my_min(c), my_max(c));
+        else
+            close_with(c, u, PLINK_COUNT_REFUSED, "refused by the peer: %s",
+                       f->u.refuse.reason);
         u->deliver = true;
         return;
     }

@@ -105,11 +105,16 @@ struct plink_conn {
     uint64_t opened_ms;    /* the open event */
     uint64_t last_rx_ms;   /* bytes received last */
     uint64_t last_ping_ms; /* our last PING (or the link coming up) */
+    uint8_t vmin, vmax;    /* frame versions this node speaks (plink_versions;
+                              0: PFRAME_VERSION_MIN..PFRAME_VERSION_MAX) */
+    uint8_t version;       /* the link's, chosen at HELLO (0 before) */
 };
 
 struct plink_update {
     bool send_hello;           /* write our HELLO now ... */
     uint64_t hello_cluster_id; /* ... carrying this cluster id (0: asks to join) */
+    uint8_t hello_version;     /* ... or the REFUSE, at this frame version (the
+                                  HELLO with c's range) */
     bool send_ping;            /* write a PING now */
     bool up;                   /* the link came up (see the state) */
     bool drop_dial;            /* close our own dial to the same peer (it lost) */
@@ -121,6 +126,7 @@ struct plink_update {
      * why) with this code; the reason is why. */
     bool send_refuse;
     uint8_t refuse_code;    /* enum pframe_refuse_code */
+    char refuse_why[200];   /* the REFUSE's reason if not why ("": why) */
     enum plink_count count; /* what the close counts as */
     char why[400];          /* the reason of a close, for the log */
 };
@@ -161,9 +167,14 @@ struct plink_view {
 void plink_open(struct plink_conn *c, bool outgoing, uint64_t dialled_id, bool ask_join,
                 uint64_t now);
 
+/* plink_versions makes [vmin, vmax] (within PFRAME_VERSION_MIN..
+ * PFRAME_VERSION_MAX) the frame versions c speaks (after plink_open, which
+ * sets the codec's whole range).  0 or XE_INVAL. */
+int plink_versions(struct plink_conn *c, uint8_t vmin, uint8_t vmax);
+
 /* plink_tls_done: c's TLS handshake finished.  The dialler speaks first:
  * on an outgoing link, send_hello with cluster id 0 for a join contact, else
- * cluster_id. */
+ * cluster_id, at c's newest version. */
 void plink_tls_done(struct plink_conn *c, uint64_t cluster_id, uint64_t now,
                     struct plink_update *u);
 
@@ -174,11 +185,15 @@ void plink_rx(struct plink_conn *c, uint64_t now);
  * protocol, our own id, the dialled member's id, the identity binding
  * (acceptor: the claimed address's host among the certificate's SANs, a
  * member's id from its configured address, a member's address carrying no
- * other id unless the HELLO has cluster id 0), the owner's policy
- * (v->policy_rc), then the dial race (acceptor: a peer whose id is higher
- * than ours while our own dial to it is under way loses: close quietly;
+ * other id unless the HELLO has cluster id 0), the frame version (the
+ * highest both ranges have, pframe_version_pick; none: refused, and the
+ * acceptor sends a REFUSE saying both ranges, at hello_version), the
+ * owner's policy (v->policy_rc), then the dial race (acceptor: a peer whose
+ * id is higher than ours while our own dial to it is under way loses: close
+ * quietly; unless exactly one end speaks version 2 only, whose dial wins;
  * else drop_dial / drop_link as needed).  Accepted: up with state MEMBER,
- * GUEST or CONTACT, and on the acceptor send_hello first.  A HELLO in any
+ * GUEST or CONTACT and c->version set, and on the acceptor send_hello
+ * first, at that version.  A HELLO in any
  * other state than TLS is forbidden.  v is borrowed; now is the monotonic
  * time (the keep-alive starts from it). */
 void plink_hello(struct plink_conn *c, const struct plink_view *v,

@@ -249,6 +249,12 @@ static bool link_json(json_t *p, const struct node_cluster_view *v, uint64_t id,
                   "refused", (json_int_t)pi->refused));
     if (pi->last_error[0] != '\0')
         json_object_set_new(p, "last_error", json_string(pi->last_error));
+    /* docs/control-protocol.md: the link's frame version, and why the last
+     * link was refused (issue 13 item 12) */
+    json_object_set_new(p, "protocol",
+                        pi->version != 0 ? json_integer(pi->version) : json_null());
+    if (pi->refusal[0] != '\0')
+        json_object_set_new(p, "refused", json_string(pi->refusal));
     return true;
 }
 

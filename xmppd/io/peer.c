@@ -82,14 +82,42 @@ struct peer_mgr {
     struct pconn *links;
     struct peer_stats stats;
     bool closing;
-    uint64_t handed_from;   /* hk_data: this read's frames went to hooks.frame
-                               from that peer (0: none) */
-    char last_refusal[400]; /* the same refusal is logged once a minute */
+    struct peer *hello_peer; /* on_hello: the member a refused HELLO named */
+    uint64_t handed_from;    /* hk_data: this read's frames went to hooks.frame
+                                from that peer (0: none) */
+    char last_refusal[400];  /* the same refusal is logged once a minute */
     uint64_t last_refusal_ms;
     struct log_rate bad_rate; /* every warning about a bad connection */
     void (*done)(void *);
     void *done_arg;
 };
+
+/* The frame versions this build speaks (peer_build_versions). */
+static uint8_t build_vmin = PFRAME_VERSION_MIN, build_vmax = PFRAME_VERSION_MAX;
+
+int peer_build_versions(uint8_t vmin, uint8_t vmax)
+{
+    if (vmin < PFRAME_VERSION_MIN || vmin > vmax || vmax > PFRAME_VERSION_MAX)
+        return XE_INVAL;
+    build_vmin = vmin;
+    build_vmax = vmax;
+    return 0;
+}
+
+void peer_versions(uint8_t *vmin, uint8_t *vmax)
+{
+    *vmin = build_vmin;
+    *vmax = build_vmax;
+}
+
+/* sm_open starts l's state machine (plink_open) with this build's
+ * versions. */
+static void sm_open(struct peer_mgr *m, struct pconn *l, bool outgoing, uint64_t dialled,
+                    bool ask_join)
+{
+    plink_open(&l->sm, outgoing, dialled, ask_join, uv_now(m->loop));
+    (void)plink_versions(&l->sm, build_vmin, build_vmax);
+}
 
 int peer_parse_addr(const char *addr, char *host, size_t hlen, int *port)
 {
@@ -223,9 +251,24 @@ static void link_close(struct peer_mgr *m, struct pconn *l, const char *why)
  * has nothing worth flushing, and must not hold its descriptor longer. */
 static int send_frame(struct peer_mgr *m, struct pconn *l, const struct pframe *f);
 
+/* refusal_text: why, without plink's "refused by the peer: " (both ends
+ * refuse each other's dials for the same reason, and the peer's REFUSE
+ * says it in our words: one refusal, not two alternating). */
+static const char *refusal_text(const char *why)
+{
+    static const char pfx[] = "refused by the peer: ";
+
+    return strncmp(why, pfx, sizeof pfx - 1) == 0 ? why + sizeof pfx - 1 : why;
+}
+
 static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_update *u)
 {
     const char *dir = l->sm.outgoing ? "to" : "from";
+    /* The peer a refusal is about: the link's, or the member a refused
+     * HELLO named (on_hello sets hello_peer). */
+    struct peer *rp = l->p != NULL                       ? l->p
+                      : u->count == PLINK_COUNT_IMPOSTOR ? NULL
+                                                         : m->hello_peer;
     bool up = is_up(l);
     char note[100];
 
@@ -236,9 +279,24 @@ static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_up
         __attribute__((fallthrough));
     case PLINK_COUNT_REFUSED:
         m->stats.refused++;
-        if (l->p != NULL)
-            l->p->info.refused++;
-        /* A refused peer redials every 2 s: the same reason is logged at warn
+        if (rp != NULL) {
+            rp->info.refused++;
+            /* A known peer's refusal is logged once per change (it
+             * redials every 2 s) and shown in its status until a link
+             * comes up (issue 13 item 12). */
+            if (strcmp(refusal_text(u->why), rp->info.refusal) == 0) {
+                LOG(m->o.log, LOG_DEBUG, "%s peer link %s %s refused again: %s", m->name,
+                    dir, l->remote, u->why);
+                break;
+            }
+            snprintf(rp->info.refusal, sizeof rp->info.refusal, "%s",
+                     refusal_text(u->why));
+            LOG(m->o.log, LOG_WARN,
+                "%s peer link %s %s (node %016" PRIx64 ") refused: %s", m->name, dir,
+                l->remote, rp->id, u->why);
+            break;
+        }
+        /* Anyone else redials every 2 s: the same reason is logged at warn
          * level once a minute, at debug level in between. */
         if ((strcmp(u->why, m->last_refusal) != 0 ||
              now_ms(m) - m->last_refusal_ms >= 60000) &&
@@ -290,10 +348,12 @@ static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_up
     }
     if (u->send_refuse) {
         /* The dialler learns why (written before the close, which flushes). */
-        struct pframe r = {.type = PFRAME_REFUSE};
+        struct pframe r = {.type = PFRAME_REFUSE, .version = u->hello_version};
+        r.u.refuse.vmin = build_vmin;
+        r.u.refuse.vmax = build_vmax;
         r.u.refuse.cluster_id = m->o.cluster_id;
         r.u.refuse.code = u->refuse_code;
-        r.u.refuse.reason = u->why;
+        r.u.refuse.reason = u->refuse_why[0] != '\0' ? u->refuse_why : u->why;
         (void)send_frame(m, l, &r);
     }
     link_close(m, l, u->why);
@@ -414,11 +474,15 @@ static int write_link(struct peer_mgr *m, struct pconn *l, const struct buf *b)
 
 static int send_frame(struct peer_mgr *m, struct pconn *l, const struct pframe *f)
 {
+    struct pframe at = *f;
     struct buf b;
     int rc;
 
+    /* At the link's version once chosen (HELLO and REFUSE name theirs). */
+    if (at.version == 0)
+        at.version = l->sm.version != 0 ? l->sm.version : build_vmax;
     memset(&b, 0, sizeof b);
-    rc = pframe_encode(f, &b);
+    rc = pframe_encode(&at, &b);
     if (rc == 0) {
         rc = write_link(m, l, &b);
         if (rc == 0 && l->p != NULL)
@@ -438,7 +502,12 @@ static struct pconn *new_link(struct peer_mgr *m, uint64_t conn, bool outgoing,
         return NULL;
     l->conn = conn;
     pframe_dec_init(&l->dec);
-    plink_open(&l->sm, outgoing, 0, false, now_ms(m));
+    /* A build that speaks version 2 only reads nothing else, not even a
+     * later HELLO: on the wire it is a node of session 3 (git f47de8d),
+     * which is what the rolling-upgrade test needs of xmppd_v2. */
+    if (build_vmax < 3)
+        l->dec.version = 2;
+    sm_open(m, l, outgoing, 0, false);
     snprintf(l->remote, sizeof l->remote, "%s", remote != NULL ? remote : "");
     if (plink_parse_addr(l->remote, PEER_DEFAULT_PORT, l->host, sizeof l->host, &port) <
         0)
@@ -458,12 +527,15 @@ static uint64_t wall_now_ms(void)
 }
 
 static void send_hello(struct peer_mgr *m, struct pconn *l, struct peer *p,
-                       uint64_t cluster_id)
+                       uint64_t cluster_id, uint8_t version)
 {
     struct pframe f;
 
     memset(&f, 0, sizeof f);
     f.type = PFRAME_HELLO;
+    f.version = version;
+    f.u.hello.vmin = build_vmin;
+    f.u.hello.vmax = build_vmax;
     pchan_hello(p->ch, &f.u.hello);
     f.u.hello.proto = PFRAME_PROTO;
     f.u.hello.cluster_id = cluster_id;
@@ -495,7 +567,7 @@ static void dial(struct peer_mgr *m, struct peer *p)
         conn_close(m->cm, id);
         return;
     }
-    plink_open(&l->sm, true, p->id, p->contact && !p->member, now_ms(m));
+    sm_open(m, l, true, p->id, p->contact && !p->member);
     l->p = p;
     p->dial = l;
 }
@@ -574,7 +646,10 @@ static void on_hello(struct peer_mgr *m, struct pconn *l, const struct pframe_he
     }
     free(mem);
     if (u.close) {
+        const struct peer *named = find_peer(m, h->node_id);
+        m->hello_peer = named != NULL && named->member ? (struct peer *)named : NULL;
         close_for(m, l, &u);
+        m->hello_peer = NULL;
         return;
     }
     if (!l->sm.outgoing) {
@@ -599,12 +674,17 @@ static void on_hello(struct peer_mgr *m, struct pconn *l, const struct pframe_he
     /* Our HELLO describes the channel before the peer's is applied (both
      * sides do so: pchan's rule is symmetric). */
     if (u.send_hello) {
-        send_hello(m, l, p, u.hello_cluster_id);
+        send_hello(m, l, p, u.hello_cluster_id, u.hello_version);
         if (l->dead)
             return;
     }
     memset(&out, 0, sizeof out);
-    rc = pchan_link_up(p->ch, h, &out, &how);
+    /* Every later frame of this link is at the version the HELLOs chose,
+     * both ways (pframe.h). */
+    l->dec.version = l->sm.version;
+    rc = pchan_set_version(p->ch, l->sm.version);
+    if (rc == 0)
+        rc = pchan_link_up(p->ch, h, &out, &how);
     if (rc < 0) {
         buf_free(&out);
         memset(&u, 0, sizeof u);
@@ -631,6 +711,8 @@ static void on_hello(struct peer_mgr *m, struct pconn *l, const struct pframe_he
             m->name, p->id, p->addr, (double)p->info.clock_offset_ms / 1000.0);
     p->info.connects++;
     p->info.last_error[0] = '\0';
+    p->info.refusal[0] = '\0';
+    p->info.version = l->sm.version;
     m->stats.links_up++;
     /* The channel's resend can be far larger than the connection's queue
      * (up to the channel's bound): it goes out as the queue drains. */
@@ -641,8 +723,9 @@ static void on_hello(struct peer_mgr *m, struct pconn *l, const struct pframe_he
         drain_backlog(m, l);
     }
     buf_free(&out);
-    LOG(m->o.log, LOG_INFO, "%s peer link to %016" PRIx64 " (%s) up%s%s", m->name, p->id,
-        p->addr, how == PCHAN_RESET ? ", channel reset" : "",
+    LOG(m->o.log, LOG_INFO, "%s peer link to %016" PRIx64 " (%s) up, version %u%s%s",
+        m->name, p->id, p->addr, l->sm.version,
+        how == PCHAN_RESET ? ", channel reset" : "",
         l->sm.state == PLINK_STATE_GUEST     ? ", joining node"
         : l->sm.state == PLINK_STATE_CONTACT ? ", asking to join"
                                              : "");
@@ -782,7 +865,7 @@ static void hk_secured(void *ud, uint64_t id)
     plink_tls_done(&l->sm, m->o.cluster_id, now_ms(m), &u);
     /* The dialler speaks first (see peer.h). */
     if (u.send_hello && l->p != NULL)
-        send_hello(m, l, l->p, u.hello_cluster_id);
+        send_hello(m, l, l->p, u.hello_cluster_id, u.hello_version);
     conn_mgr_flush(m->cm);
 }
 
@@ -1275,7 +1358,12 @@ int peer_get(const struct peer_mgr *m, uint64_t id, struct peer_info *out)
     out->member = p->member;
     out->contact = p->contact;
     out->up = p->link != NULL;
-    out->state = p->link != NULL ? "up" : p->dial != NULL ? "connecting" : "down";
+    out->state = p->link != NULL           ? "up"
+                 : p->info.refusal[0] != 0 ? "refused"
+                 : p->dial != NULL         ? "connecting"
+                                           : "down";
+    if (p->link == NULL)
+        out->version = 0;
     if (p->ch != NULL) {
         struct pchan_stats cs;
         pchan_get_stats(p->ch, &cs);

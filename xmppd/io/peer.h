@@ -195,8 +195,13 @@ struct peer_info {
     uint64_t id;
     char addr[PFRAME_MAX_ADDR + 1];
     bool member, contact;
-    bool up;                  /* a link with accepted HELLOs */
-    const char *state;        /* "up", "connecting", "down" (static) */
+    bool up;           /* a link with accepted HELLOs */
+    const char *state; /* "up", "refused" (see refusal), "connecting",
+                          "down" (static) */
+    uint8_t version;   /* the up link's frame version (0: none) */
+    /* Why the last link with it was refused, by either end (the peer's
+     * REFUSE or this node's decision), until a link comes up: "" if not. */
+    char refusal[400];
     uint64_t last_contact_ms; /* loop ms of the last byte received; 0 never */
     uint64_t connects;        /* links that came up */
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
@@ -213,6 +218,16 @@ struct peer_info {
     char last_error[160];
     uint64_t duplicates; /* frames from it received again and dropped (pchan) */
 };
+
+/* peer_build_versions makes [vmin, vmax] (within PFRAME_VERSION_MIN..
+ * PFRAME_VERSION_MAX) the frame versions this process speaks on every link
+ * (main calls it for a build capped at an older version, XMPPD_PFRAME_MAX;
+ * the default is the codec's whole range).  0 or XE_INVAL.  Before any
+ * peer_mgr_new. */
+int peer_build_versions(uint8_t vmin, uint8_t vmax);
+
+/* peer_versions tells the versions this process speaks. */
+void peer_versions(uint8_t *vmin, uint8_t *vmax);
 
 /* peer_get fills *out for id: 0 or XE_NOTFOUND. */
 int peer_get(const struct peer_mgr *m, uint64_t id, struct peer_info *out);

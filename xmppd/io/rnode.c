@@ -502,6 +502,16 @@ static void restore(struct rnode *rn, const struct raft_snapshot *s)
     struct cl_state *fresh;
     int rc = cl_snapshot_decode(s->data.base, s->data.len, &fresh);
 
+    if (rc == XE_UNSUPPORTED) {
+        /* As for an entry (apply_entry): the log and the snapshot stay, and
+         * the upgraded build reads them. */
+        stop_with(rn, XE_UNSUPPORTED,
+                  "the snapshot at index %" PRIu64 " was written by a newer xmppd (a "
+                  "format this build cannot read): upgrade this node; it applies nothing "
+                  "until then",
+                  s->index);
+        return;
+    }
     if (rc < 0) {
         stop_with(rn, rc == XE_NOMEM ? XE_NOMEM : XE_CORRUPT,
                   "snapshot at index %" PRIu64 " does not decode: %s", s->index,
@@ -1397,6 +1407,15 @@ static int open_store(struct rnode *rn, const struct rnode_opts *opts,
         rn->cluster_id = opts->cluster_id;
     } else {
         rc = find_cluster_id(l, &rn->cluster_id);
+        if (rc == XE_UNSUPPORTED) {
+            /* The state was written by a newer xmppd (a downgrade): the
+             * files stay as they are for that build (issue 13 item 12). */
+            snprintf(err, errlen,
+                     "%s: the raft snapshot was written by a newer xmppd (a format this "
+                     "build cannot read): run the newer build on it; nothing was changed",
+                     opts->dir);
+            return rc;
+        }
         if (rc < 0) {
             snprintf(err, errlen, "%s: the raft snapshot does not decode: %s", opts->dir,
                      xe_strerror(rc));
