@@ -29,7 +29,15 @@
  * tag again (its bytes, kept when the root was parsed), marked so that it
  * yields no event: what follows parses in the same namespace context, and
  * </stream:stream> matches its start tag as before.  Offsets (fed, unit_start,
- * progress) count from the new parser's start. */
+ * progress) count from the new parser's start.
+ *
+ * Hash salt: expat salts its hash tables against collision flooding
+ * (CVE-2012-0876) with fresh random bytes for every parser it makes, one
+ * getrandom system call each, and a parked stream makes a parser per burst
+ * (some ten per login).  Each stream draws its salt once, in xs_new, and
+ * gives it to every parser it makes (XML_SetHashSalt): as unguessable to
+ * the peer, without the system calls (docs/benchmarks.md, "CPU per
+ * login"). */
 #include "xs.h"
 
 #include <assert.h>
@@ -40,6 +48,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <sodium.h>
 
 #include <expat.h>
 
@@ -104,6 +114,7 @@ struct xs {
     struct stz *cur;            /* innermost open element of top */
     size_t top_mem;             /* what top was counted as in mem.tree */
     struct xs_evnode *head, *tail;
+    unsigned long salt;   /* expat's hash salt for every parser of this xs */
     bool done;            /* an ERROR or CLOSE is decided */
     bool term_pending;    /* term not yet pulled */
     struct xs_event term; /* the final ERROR or CLOSE event */
@@ -642,6 +653,8 @@ static int xs__parser_open(struct xs *xs)
     xs__mem_current = NULL;
     if (p == NULL)
         return XE_NOMEM;
+    /* Before the first byte, as XML_SetHashSalt requires. */
+    XML_SetHashSalt(p, xs->salt);
     XML_SetUserData(p, xs);
     XML_SetElementHandler(p, xs__on_start, xs__on_end);
     XML_SetCharacterDataHandler(p, xs__on_text);
@@ -773,6 +786,9 @@ int xs_new(const struct xs_limits *limits, struct xs **out)
     if (xs == NULL)
         return XE_NOMEM;
     xs__limits(limits, &xs->lim);
+    /* Non-zero: expat takes 0 as "make your own". */
+    randombytes_buf(&xs->salt, sizeof xs->salt);
+    xs->salt |= 1;
     if (xs__parser_new(xs) != 0) {
         free(xs);
         return XE_NOMEM;
