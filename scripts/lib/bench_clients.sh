@@ -17,9 +17,14 @@
 #           STARTTLS + SCRAM + bind), $bc_ws_idle on WebSocket (ws stream;
 #           wss stream; wss + SCRAM + bind); a fresh process for each row,
 #           so that one row's freed heap does not hide the next one's growth
-#   msg     client to client on the node (bc_msg_one_node); across two
-#           followers of the 3-node cluster (bc_msg_cluster, from the
-#           cluster part of scripts/bench)
+#   msg     client to client on the node (bc_msg_one_node), and client to
+#           a call bridge (XEP-0114 component, issue 11) over 5222 and wss;
+#           the same across two followers of the 3-node cluster
+#           (bc_msg_cluster, from the cluster part of scripts/bench)
+# Every message is numbered: the rows print lost, duplicated and reordered
+# ones beside the rate.  The byte-rate shaper (`xmpp client rate`) is off
+# and sessions per account unlimited for these rows: the rows measure the
+# server, not its per-connection limits (docs/admin.md "Clients").
 # The tool prints the numbers; nothing is compared with a threshold.
 
 bc_users=${bc_users:-50}
@@ -29,6 +34,8 @@ bc_ws_idle=${bc_ws_idle:-5000}
 bc_addr=${XMPPD_BENCH_CLIENT_ADDR:-127.0.1.1}
 bc_domain=clients.bench.example
 bc_dir="$tmp/clients"
+bc_cb=bench-cb1 # the call bridge the component rows send to
+bc_cb_secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 lb_bin="$bdir/tests/bench/xmppd-loginbench"
 
 # bc_start: (re)starts the clients node n0 from its state directory and
@@ -91,9 +98,13 @@ max-connections-per-address 20000
 auth-timeout 600
 keepalive 600
 certs n0.key n0.crt ca-bundle.pem
+callbridge $bc_cb $bc_cb_secret
 EOF
   )
   bc_start
+  # Node-local settings (node.state): they survive bc_start.
+  bc_mmp "xmpp client rate off" || status=1
+  bc_mmp "xmpp client max-sessions 0" || status=1
   for i in $(seq "$bc_users"); do
     printf 'benchpw%s\n' "$i" |
       timeout 30 "$mmp_bin" --socket "$bc_dir/state/control.sock" -c "xmpp user add bench$i" \
@@ -162,11 +173,15 @@ bc_idle_rows() {
   bc_idle_row "xmppd wss" "$bc_ws_idle" bind "" -- --ws "wss://$wss"
 }
 
-# bc_msg_one_node: client-to-client messages, both ends on the node.
+# bc_msg_one_node: client-to-client messages, both ends on the node; then
+# clients to the call bridge $bc_cb on the node's component listener.
 bc_msg_one_node() {
-  local w
+  local w conf="$bc_dir/state/xmppd.conf"
+  local -a cb=(--component "$bc_cb" --secrets-file "$conf"
+    --component-target "$(sed -n 's/^component-listen //p' "$conf")")
   echo
-  echo "clients: messages client to client (full JID), 4 pairs, both ends on one node"
+  echo "clients: messages client to client (full JID), 4 pairs, both ends on one node;" \
+       "lost/dup/ooo/bad: numbered messages lost, duplicated, reordered, unreadable"
   "$lb_bin" --mode msg --header
   for w in 1 16; do
     bc_lb --mode msg --target "$bc_addr:5222" --target "$bc_addr:5222" --pairs 4 \
@@ -174,6 +189,15 @@ bc_msg_one_node() {
   done
   bc_lb --mode msg --ws "wss://$bc_addr:5281/xmpp-websocket" --pairs 4 --window 16 \
     --size 200 --duration "$duration" --label "xmppd 1 node wss"
+  echo
+  echo "clients: messages from 4 clients to one call bridge (XEP-0114 component), one node"
+  "$lb_bin" --mode msg --header
+  for w in 1 16; do
+    bc_lb --mode msg --target "$bc_addr:5222" "${cb[@]}" --pairs 4 --window "$w" \
+      --size 200 --duration "$duration" --label "xmppd 5222 to bridge"
+  done
+  bc_lb --mode msg --ws "wss://$bc_addr:5281/xmpp-websocket" "${cb[@]}" --pairs 4 \
+    --window 16 --size 200 --duration "$duration" --label "xmppd wss to bridge"
 }
 
 # bc_clients: the one-node client rows (login, idle, msg), then stops the
@@ -198,24 +222,40 @@ bc_clients() {
   fi
 }
 
-# bc_msg_cluster DOMAIN CA F1 F2 PID...: messages from clients on follower
-# F1 (address) to clients on follower F2; accounts bench1..bench8 must
-# exist (bc_cluster_users).
+# bc_msg_cluster DOMAIN CA F1 F2 SECRETS CB PID...: messages from clients
+# on follower F1 (address) to clients on follower F2, then to the call
+# bridge CB (its secret in the file SECRETS) connected to F2; accounts
+# bench1..bench8 must exist, the shaper be off on every node.
 bc_msg_cluster() {
-  local dom=$1 ca=$2 f1=$3 f2=$4 w
-  shift 4
+  local dom=$1 ca=$2 f1=$3 f2=$4 secrets=$5 cbn=$6 w
+  shift 6
   local -a pids=()
   for p in "$@"; do pids+=(--server-pid "$p"); done
+  local -a acc=(--domain "$dom" --ca "$ca" --users 8 --user-prefix bench
+    --password-prefix benchpw)
   echo
   echo "clients: messages client to client across two followers (sender on one, receiver" \
        "on the other); server% sums the three nodes"
   "$lb_bin" --mode msg --header
   for w in 1 16; do
-    "$lb_bin" --mode msg --domain "$dom" --ca "$ca" --users 8 --user-prefix bench \
-      --password-prefix benchpw --target "$f1:5222" --target "$f2:5222" --pairs 4 \
+    "$lb_bin" --mode msg "${acc[@]}" --target "$f1:5222" --target "$f2:5222" --pairs 4 \
       --window "$w" --size 200 --duration "$duration" --settle 1 "${pids[@]}" \
       --label "xmppd 2 followers" 2>>"$notes" || status=1
   done
+  echo
+  echo "clients: messages to a call bridge across two followers (clients on one, the" \
+       "bridge on the other); server% sums the three nodes"
+  "$lb_bin" --mode msg --header
+  for w in 1 16; do
+    "$lb_bin" --mode msg "${acc[@]}" --target "$f1:5222" --component "$cbn" \
+      --secrets-file "$secrets" --component-target "$f2:5223" --pairs 4 --window "$w" \
+      --size 200 --duration "$duration" --settle 1 "${pids[@]}" \
+      --label "xmppd 2 followers bridge" 2>>"$notes" || status=1
+  done
+  "$lb_bin" --mode msg "${acc[@]}" --ws "wss://$f1:5281/xmpp-websocket" --component "$cbn" \
+    --secrets-file "$secrets" --component-target "$f2:5223" --pairs 4 --window 16 \
+    --size 200 --duration "$duration" --settle 1 "${pids[@]}" \
+    --label "xmppd 2 fol. wss bridge" 2>>"$notes" || status=1
 }
 
 # ---- the same rows on another server (scripts/anchors) ----------------------
@@ -277,6 +317,16 @@ bc_anchor_rows() {
         --pairs 4 --window 16 --size 200 --duration "$duration" --label "$server 1 node"
       bc_alb --mode msg --ws "$WSS_URL" --pairs 4 --window 16 --size 200 \
         --duration "$duration" --label "$server 1 node wss"
+      # The first component of scripts/anchors (bench-a1) as the bridge.
+      # shellcheck disable=SC2153  # from target.env
+      set -- --component "${COMPONENTS%% *}" --secrets-file "$SECRETS_FILE" \
+        --component-target "${COMPONENT_TARGETS%% *}"
+      for w in 1 16; do
+        bc_alb --mode msg --target "$C2S_HOST:$C2S_PORT" "$@" --pairs 4 --window "$w" \
+          --size 200 --duration "$duration" --label "$server 5222 to bridge"
+      done
+      bc_alb --mode msg --ws "$WSS_URL" "$@" --pairs 4 --window 16 --size 200 \
+        --duration "$duration" --label "$server wss to bridge"
     fi
     bc_anchor_stop "$dir"
   done

@@ -12,8 +12,10 @@
  *          private) before and after, per connection.
  *   msg    P pairs of logged-in clients; each sender sends numbered,
  *          timestamped messages to its receiver's full JID with W in flight,
- *          for D seconds; messages/s and latency.  With two --target the
- *          senders use the first, the receivers the second.
+ *          for D seconds; messages/s, latency, and losses, duplicates and
+ *          reordering per pair.  With two --target the senders use the
+ *          first, the receivers the second.  With --component the receiver
+ *          of every pair is one XEP-0114 component (a call bridge) instead.
  *
  * The state machine, transport and modes share this file (about 1,000
  * lines): they are one small program whose parts only make sense together;
@@ -28,6 +30,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
@@ -40,6 +43,7 @@
 #include <unistd.h>
 
 #define LB_MAX_TARGETS 2
+#define LB_COMP_TARGET LB_MAX_TARGETS /* g.addr slot of the component */
 #define LB_MAX_PIDS 8
 #define FRAMING_NS "urn:ietf:params:xml:ns:xmpp-framing"
 
@@ -49,19 +53,21 @@ enum lb_goal { GOAL_STREAM, GOAL_TLS, GOAL_BIND };
 enum lb_st {
     ST_FREE,
     ST_CONNECTING,
-    ST_TLS0,    /* wss: TLS from the first byte */
-    ST_HTTP,    /* ws: upgrade sent, waiting for 101 */
-    ST_FEAT1,   /* first stream: waiting for features */
-    ST_PROCEED, /* <starttls/> sent */
-    ST_TLS,     /* STARTTLS handshake */
-    ST_FEAT2,   /* stream after TLS: waiting for features */
-    ST_CHALL,   /* <auth/> sent */
-    ST_SUCCESS, /* <response/> sent */
-    ST_FEAT3,   /* stream after SASL */
-    ST_BIND,    /* bind sent */
-    ST_PING,    /* presence and ping sent */
-    ST_HELD,    /* idle/msg: at the goal, held open */
-    ST_CLOSING, /* our close sent */
+    ST_TLS0,     /* wss: TLS from the first byte */
+    ST_HTTP,     /* ws: upgrade sent, waiting for 101 */
+    ST_FEAT1,    /* first stream: waiting for features */
+    ST_PROCEED,  /* <starttls/> sent */
+    ST_TLS,      /* STARTTLS handshake */
+    ST_FEAT2,    /* stream after TLS: waiting for features */
+    ST_CHALL,    /* <auth/> sent */
+    ST_SUCCESS,  /* <response/> sent */
+    ST_FEAT3,    /* stream after SASL */
+    ST_BIND,     /* bind sent */
+    ST_PING,     /* presence and ping sent */
+    ST_COMP_HDR, /* component: stream header sent, waiting for its id */
+    ST_COMP_HS,  /* component: <handshake> sent (XEP-0114 §3) */
+    ST_HELD,     /* idle/msg: at the goal, held open */
+    ST_CLOSING,  /* our close sent */
 };
 
 struct lb_conn {
@@ -70,6 +76,7 @@ struct lb_conn {
     enum lb_st st;
     SSL *ssl;
     int ws;          /* this connection speaks WebSocket */
+    int comp;        /* this connection is the component (jabber:component:accept) */
     int ws_open;     /* the upgrade was answered 101 */
     unsigned target; /* index into targets */
     unsigned user;   /* account number, 1-based */
@@ -87,14 +94,15 @@ struct lb_conn {
 
 struct lb_pair {
     struct lb_conn *a, *b;
-    uint64_t sent, received;
+    uint64_t sent, received; /* received: distinct numbers (seq.unique) */
+    struct lb_seq seq;
 };
 
 static struct {
     enum lb_mode mode;
     enum lb_goal goal;
     const char *host[LB_MAX_TARGETS];
-    struct sockaddr_in addr[LB_MAX_TARGETS];
+    struct sockaddr_in addr[LB_MAX_TARGETS + 1]; /* + the component's */
     unsigned ntargets;
     const char *domain;
     const char *ca;
@@ -112,6 +120,11 @@ static struct {
     unsigned npids;
     const char *label;
     int header;
+    /* msg to a component (XEP-0114): its JID, listener and secret */
+    char comp_jid[256];
+    const char *comp_secret;
+    const char *secrets_file;
+    int have_comp, have_comp_target;
     /* run */
     SSL_CTX *ctx;
     int ep;
@@ -125,6 +138,7 @@ static struct {
     struct lb_pair *pairv;
     int sending;
     uint64_t stop_at;
+    uint64_t bad; /* messages with a number never sent, or unreadable */
     char errmsg[256];
     unsigned errcount;
 } g;
@@ -332,6 +346,42 @@ static void send_stream_open(struct lb_conn *c)
               g.domain);
 }
 
+/* XEP-0114 §3: the component opens a jabber:component:accept stream to
+ * its own JID (no TLS, no SASL). */
+static void send_comp_open(struct lb_conn *c)
+{
+    bench_scan_free(&c->scan);
+    bench_scan_init(&c->scan, 1 << 20);
+    c->st = ST_COMP_HDR;
+    xsend(c,
+          "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+          "xmlns:stream='http://etherx.jabber.org/streams' to='%s'>",
+          g.comp_jid);
+}
+
+/* XEP-0114 §3: <handshake> holds the lower-case hex SHA-1 of the stream
+ * id the server gave, followed by the shared secret. */
+static void send_comp_handshake(struct lb_conn *c, const struct bench_elem *e)
+{
+    char id[256], in[1024], hex[41];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (bench_elem_attr(e, "id", id, sizeof(id)) <= 0) {
+        conn_fail(c, "component stream header without id (XEP-0114 §3)");
+        return;
+    }
+    int n = snprintf(in, sizeof(in), "%s%s", id, g.comp_secret);
+    if (n < 0 || (size_t)n >= sizeof(in) ||
+        !EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20) {
+        conn_fail(c, "cannot compute the handshake");
+        return;
+    }
+    for (unsigned i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    c->st = ST_COMP_HS;
+    xsend(c, "<handshake>%s</handshake>", hex);
+}
+
 static int tls_start(struct lb_conn *c)
 {
     c->ssl = SSL_new(g.ctx);
@@ -403,9 +453,16 @@ static int conn_start(struct lb_conn *c, unsigned idx, unsigned target, unsigned
     c->idx = idx;
     c->target = target;
     c->user = user;
-    c->pair = idx / 2; /* msg mode: connections 2i and 2i + 1 are pair i */
-    c->sender = !(idx & 1);
-    c->ws = g.ws;
+    if (g.have_comp) {
+        /* connections 0..P-1 send, P is the component receiving them all */
+        c->comp = target == LB_COMP_TARGET;
+        c->pair = idx;
+        c->sender = !c->comp;
+    } else {
+        c->pair = idx / 2; /* msg mode: connections 2i and 2i + 1 are pair i */
+        c->sender = !(idx & 1);
+    }
+    c->ws = g.ws && !c->comp;
     bench_scan_init(&c->scan, 1 << 20);
     c->t0 = now_ns();
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -488,22 +545,36 @@ static size_t elem_text(const struct bench_elem *e, const char **t)
     return lt ? (size_t)(lt - gt - 1) : 0;
 }
 
-static void on_message(struct lb_conn *c, const struct bench_elem *e)
+/* A numbered message arrived on c: counted in its pair.  Returns the
+ * pair's index, or -1 when the message is not one of ours. */
+static int on_message(struct lb_conn *c, const struct bench_elem *e)
 {
     const char *body;
     long n = bench_elem_child_text(e, "body", &body);
     if (n <= 0 || !g.pairv)
-        return;
+        return -1;
+    unsigned pair = 0;
     unsigned long long seq = 0, ts = 0;
-    char tmp[64];
+    char tmp[80];
     size_t k = (size_t)n < sizeof(tmp) - 1 ? (size_t)n : sizeof(tmp) - 1;
     memcpy(tmp, body, k);
     tmp[k] = '\0';
-    if (sscanf(tmp, "%llu %llu", &seq, &ts) != 2)
-        return;
-    struct lb_pair *p = &g.pairv[c->pair];
-    p->received++;
-    bench_hist_add(&g.hist, now_ns() - ts);
+    /* The body: "PAIR SEQ TIME pad" (pump_pair). */
+    if (sscanf(tmp, "%u %llu %llu", &pair, &seq, &ts) != 3 || pair >= g.pairs ||
+        (!c->comp && pair != c->pair)) {
+        g.bad++;
+        return -1;
+    }
+    struct lb_pair *p = &g.pairv[pair];
+    enum lb_seq_kind kind = lb_seq_note(&p->seq, seq, p->sent);
+    if (kind == LB_SEQ_BAD) {
+        g.bad++;
+        return -1;
+    }
+    p->received = p->seq.unique;
+    if (kind != LB_SEQ_DUP)
+        bench_hist_add(&g.hist, now_ns() - ts);
+    return (int)pair;
 }
 
 static void pump_pair(struct lb_pair *p);
@@ -516,6 +587,10 @@ static void on_elem(struct lb_conn *c, int ev, const struct bench_elem *e)
             conn_end(c, 1);
         else
             conn_fail(c, "stream closed by the server");
+        return;
+    }
+    if (ev == BENCH_EV_HEADER && c->st == ST_COMP_HDR) {
+        send_comp_handshake(c, e);
         return;
     }
     if (ev == BENCH_EV_HEADER || lname_is(e, "open"))
@@ -623,6 +698,12 @@ static void on_elem(struct lb_conn *c, int ev, const struct bench_elem *e)
                   cns(c), g.domain);
         }
         return;
+    case ST_COMP_HS:
+        if (lname_is(e, "handshake"))
+            reach_goal(c);
+        else
+            conn_fail(c, "component handshake refused");
+        return;
     case ST_PING:
         if (lname_is(e, "iq") && bench_elem_attr(e, "id", id, sizeof(id)) > 0 &&
             strcmp(id, "p") == 0)
@@ -630,9 +711,9 @@ static void on_elem(struct lb_conn *c, int ev, const struct bench_elem *e)
         return;
     case ST_HELD:
         if (lname_is(e, "message")) {
-            on_message(c, e);
-            if (g.sending && g.pairv)
-                pump_pair(&g.pairv[c->pair]);
+            int pair = on_message(c, e);
+            if (g.sending && pair >= 0)
+                pump_pair(&g.pairv[pair]);
         } else if (lname_is(e, "iq") &&
                    bench_elem_attr(e, "type", type, sizeof(type)) > 0 &&
                    strcmp(type, "get") == 0 &&
@@ -640,7 +721,11 @@ static void on_elem(struct lb_conn *c, int ev, const struct bench_elem *e)
             char from[320];
             if (bench_elem_attr(e, "from", from, sizeof(from)) < 0)
                 strcpy(from, g.domain);
-            xsend(c, "<iq%s type='result' id='%s' to='%s'/>", cns(c), id, from);
+            if (c->comp)
+                xsend(c, "<iq type='result' id='%s' to='%s' from='%s'/>", id, from,
+                      g.comp_jid);
+            else
+                xsend(c, "<iq%s type='result' id='%s' to='%s'/>", cns(c), id, from);
         }
         return;
     default:
@@ -771,6 +856,10 @@ static void ws_upgrade(struct lb_conn *c)
 /* After the TCP connect or a TLS handshake: the next protocol step. */
 static void after_transport(struct lb_conn *c)
 {
+    if (c->comp) {
+        send_comp_open(c);
+        return;
+    }
     if (c->ws) {
         if (g.wss && c->ssl == NULL) {
             if (tls_start(c) < 0) {
@@ -917,6 +1006,8 @@ static void open_all(unsigned target_of_odd)
             unsigned t = target_of_odd && (i & 1) ? 1 : 0;
             if (g.mode == MODE_IDLE)
                 t = i % g.ntargets;
+            else if (g.have_comp)
+                t = i == g.pairs ? LB_COMP_TARGET : 0;
             conn_start(&g.conns[i], i, t, user_of(i));
         }
         loop_once(50);
@@ -941,13 +1032,17 @@ static void pump_pair(struct lb_pair *p)
         size_t padn = g.size > 40 ? g.size - 40 : 0;
         if (padn > 4000)
             padn = 4000;
-        xsend(
-            p->a,
-            "<message%s to='%s@%s/r%u' type='chat' id='m%llu'><body>%llu %llu %.*s</body>"
-            "</message>",
-            cns(p->a), g.usernames[p->b->user - 1], g.domain, p->b->idx,
-            (unsigned long long)p->sent, (unsigned long long)p->sent,
-            (unsigned long long)now_ns(), (int)padn, pad);
+        char to[384];
+        if (p->b->comp)
+            snprintf(to, sizeof(to), "%s", g.comp_jid);
+        else
+            snprintf(to, sizeof(to), "%s@%s/r%u", g.usernames[p->b->user - 1], g.domain,
+                     p->b->idx);
+        xsend(p->a,
+              "<message%s to='%s' type='chat' id='m%llu'><body>%u %llu %llu %.*s</body>"
+              "</message>",
+              cns(p->a), to, (unsigned long long)p->sent, p->a->pair,
+              (unsigned long long)p->sent, (unsigned long long)now_ns(), (int)padn, pad);
         if (p->a->st != ST_HELD)
             return;
         p->sent++;
@@ -956,7 +1051,7 @@ static void pump_pair(struct lb_pair *p)
 
 static void run_msg(void)
 {
-    open_all(g.ntargets > 1);
+    open_all(g.ntargets > 1 && !g.have_comp);
     if (g.failed > 0)
         return;
     spin(g.settle);
@@ -977,30 +1072,35 @@ static void run_msg(void)
 
 static void usage(void)
 {
-    fputs("usage: xmppd-loginbench --mode login|idle|msg [options]\n"
-          "  --target HOST:PORT     server (repeatable: msg receivers use the second;\n"
-          "                         default 127.0.0.1:5222)\n"
-          "  --ws URL               WebSocket instead: ws://HOST:PORT/PATH or wss://...\n"
-          "  --domain D             XMPP domain (required)\n"
-          "  --ca FILE              verify the server's certificate against FILE\n"
-          "  --tls-name NAME        SNI and name to verify (default: the domain)\n"
-          "  --user-prefix P        accounts P1..PM (default bench)\n"
-          "  --users M              number of accounts (default 50)\n"
-          "  --password-prefix P    password of account i is P<i> (default: as user)\n"
-          "  --password PW          one password for every account\n"
-          "  --mech sha256|sha1     SCRAM-SHA-256 (default) or SCRAM-SHA-1\n"
-          "  --logins N             login: number of logins (default 2000)\n"
-          "  --concurrency C        connections in progress at once (default 50)\n"
-          "  --conns K              idle: connections held (default 2000)\n"
-          "  --stage stream|tls|bind idle: how far each connection goes (default bind)\n"
-          "  --pairs P --window W --size B --duration S   msg (4, 16, 200, 3)\n"
-          "  --settle S             seconds before measuring (idle 2, msg 1)\n"
-          "  --hold S               idle: seconds to hold after measuring (default 0)\n"
-          "  --server-pid PID       the server's process (repeatable: summed)\n"
-          "  --sources N            bind to 127.0.0.1..127.0.0.N in turn\n"
-          "  --timeout S            give up after S seconds (default 300)\n"
-          "  --label L  --header    row label; print the column header and exit\n",
-          stderr);
+    fputs(
+        "usage: xmppd-loginbench --mode login|idle|msg [options]\n"
+        "  --target HOST:PORT     server (repeatable: msg receivers use the second;\n"
+        "                         default 127.0.0.1:5222)\n"
+        "  --ws URL               WebSocket instead: ws://HOST:PORT/PATH or wss://...\n"
+        "  --domain D             XMPP domain (required)\n"
+        "  --ca FILE              verify the server's certificate against FILE\n"
+        "  --tls-name NAME        SNI and name to verify (default: the domain)\n"
+        "  --user-prefix P        accounts P1..PM (default bench)\n"
+        "  --users M              number of accounts (default 50)\n"
+        "  --password-prefix P    password of account i is P<i> (default: as user)\n"
+        "  --password PW          one password for every account\n"
+        "  --mech sha256|sha1     SCRAM-SHA-256 (default) or SCRAM-SHA-1\n"
+        "  --logins N             login: number of logins (default 2000)\n"
+        "  --concurrency C        connections in progress at once (default 50)\n"
+        "  --conns K              idle: connections held (default 2000)\n"
+        "  --stage stream|tls|bind idle: how far each connection goes (default bind)\n"
+        "  --pairs P --window W --size B --duration S   msg (4, 16, 200, 3)\n"
+        "  --component NAME       msg: every pair's receiver is the component NAME\n"
+        "                         (JID NAME.DOMAIN, or NAME if it has a dot), XEP-0114\n"
+        "  --component-target HOST:PORT  its listener (default: the first target, 5223)\n"
+        "  --component-secret S   its secret, or --secrets-file F ('callbridge NAME S')\n"
+        "  --settle S             seconds before measuring (idle 2, msg 1)\n"
+        "  --hold S               idle: seconds to hold after measuring (default 0)\n"
+        "  --server-pid PID       the server's process (repeatable: summed)\n"
+        "  --sources N            bind to 127.0.0.1..127.0.0.N in turn\n"
+        "  --timeout S            give up after S seconds (default 300)\n"
+        "  --label L  --header    row label; print the column header and exit\n",
+        stderr);
     exit(2);
 }
 
@@ -1018,6 +1118,30 @@ static void parse_target(const char *s, unsigned i)
         strcpy(host, "127.0.0.1");
     if (inet_pton(AF_INET, host, &g.addr[i].sin_addr) != 1)
         die("bad target address %s (an IPv4 address)", host);
+}
+
+/* The secret of component name from the 'callbridge NAME SECRET' lines of
+ * an xmppd.conf (scripts/anchors writes the same format); exits when there
+ * is none.  Returns it owned (kept for the run). */
+static char *secret_from_file(const char *path, const char *name)
+{
+    FILE *f = fopen(path, "r");
+    char line[2048];
+    char *found = NULL;
+    if (f == NULL)
+        die("cannot open %s", path);
+    while (found == NULL && fgets(line, sizeof(line), f)) {
+        char *save = NULL;
+        char *w0 = strtok_r(line, " \t\r\n", &save);
+        char *w1 = w0 ? strtok_r(NULL, " \t\r\n", &save) : NULL;
+        char *w2 = w1 ? strtok_r(NULL, " \t\r\n", &save) : NULL;
+        if (w2 && strcmp(w0, "callbridge") == 0 && strcmp(w1, name) == 0)
+            found = strdup(w2);
+    }
+    fclose(f);
+    if (found == NULL)
+        die("no 'callbridge %s SECRET' line in %s", name, path);
+    return found;
 }
 
 static void parse_ws(const char *url)
@@ -1131,6 +1255,16 @@ static void options(int argc, char **argv)
             g.pids[g.npids++] = atoi(v);
         } else if (ARG("--label"))
             g.label = v;
+        else if (ARG("--component")) {
+            g.have_comp = 1;
+            snprintf(g.comp_jid, sizeof(g.comp_jid), "%s", v);
+        } else if (ARG("--component-target")) {
+            parse_target(v, LB_COMP_TARGET);
+            g.have_comp_target = 1;
+        } else if (ARG("--component-secret"))
+            g.comp_secret = v;
+        else if (ARG("--secrets-file"))
+            g.secrets_file = v;
         else
             usage();
 #undef ARG
@@ -1147,7 +1281,29 @@ static void options(int argc, char **argv)
         die("counts must be positive");
     if (g.settle < 0)
         g.settle = g.mode == MODE_IDLE ? 2 : 1;
-    g.nconns = g.mode == MODE_LOGIN ? g.conc : g.mode == MODE_IDLE ? k : 2 * g.pairs;
+    if (g.have_comp) {
+        char name[256];
+        if (g.mode != MODE_MSG)
+            die("--component is for --mode msg");
+        snprintf(name, sizeof(name), "%s", g.comp_jid);
+        if (strchr(name, '.') == NULL &&
+            (size_t)snprintf(g.comp_jid, sizeof(g.comp_jid), "%.120s.%.120s", name,
+                             g.domain) >= sizeof(g.comp_jid))
+            die("--component name too long");
+        if (g.comp_secret == NULL && g.secrets_file != NULL)
+            g.comp_secret = secret_from_file(g.secrets_file, name);
+        if (g.comp_secret == NULL)
+            die("--component wants --component-secret or --secrets-file");
+        if (!g.have_comp_target) {
+            /* The first target's host, the component port of XEP-0114. */
+            g.addr[LB_COMP_TARGET] = g.addr[0];
+            g.addr[LB_COMP_TARGET].sin_port = htons(5223);
+        }
+    }
+    g.nconns = g.mode == MODE_LOGIN  ? g.conc
+               : g.mode == MODE_IDLE ? k
+               : g.have_comp         ? g.pairs + 1
+                                     : 2 * g.pairs;
 }
 
 /* ---- main -------------------------------------------------------------- */
@@ -1164,8 +1320,9 @@ static void print_header(void)
                "rss_KiB", "pss_KiB", "priv_KiB");
         break;
     case MODE_MSG:
-        printf("%-26s %5s %6s %5s %9s %8s %8s %6s %8s\n", "row", "pairs", "window",
-               "size", "msgs/s", "p50_ms", "p99_ms", "lost", "server%");
+        printf("%-26s %5s %6s %5s %9s %8s %8s %6s %5s %5s %5s %8s\n", "row", "pairs",
+               "window", "size", "msgs/s", "p50_ms", "p99_ms", "lost", "dup", "ooo",
+               "bad", "server%");
         break;
     }
 }
@@ -1262,27 +1419,31 @@ int main(int argc, char **argv)
         if (g.pairv == NULL)
             die("out of memory");
         for (unsigned i = 0; i < g.pairs; i++) {
-            g.pairv[i].a = &g.conns[2 * i];
-            g.pairv[i].b = &g.conns[2 * i + 1];
+            g.pairv[i].a = &g.conns[g.have_comp ? i : 2 * i];
+            g.pairv[i].b = &g.conns[g.have_comp ? g.pairs : 2 * i + 1];
         }
         int64_t s0 = servers_cpu_ns();
         uint64_t t0 = now_ns();
         run_msg();
         int64_t s1 = servers_cpu_ns();
         double wall = (double)(now_ns() - t0) / 1e9;
-        uint64_t sent = 0, recv = 0;
+        uint64_t sent = 0, recv = 0, dups = 0, ooo = 0;
         for (unsigned i = 0; i < g.pairs; i++) {
             sent += g.pairv[i].sent;
             recv += g.pairv[i].received;
+            dups += g.pairv[i].seq.dups;
+            ooo += g.pairv[i].seq.ooo;
+            lb_seq_free(&g.pairv[i].seq);
         }
         char srv[32] = "-";
         if (g.npids > 0 && s0 >= 0 && s1 >= 0)
             snprintf(srv, sizeof(srv), "%.0f", (double)(s1 - s0) / 1e9 / wall * 100);
-        printf("%-26s %5u %6u %5u %9.0f %8.2f %8.2f %6llu %8s\n", label, g.pairs,
-               g.window, g.size, recv / g.duration,
+        printf("%-26s %5u %6u %5u %9.0f %8.2f %8.2f %6llu %5llu %5llu %5llu %8s\n", label,
+               g.pairs, g.window, g.size, recv / g.duration,
                (double)bench_hist_quantile(&g.hist, 0.5) / 1e6,
                (double)bench_hist_quantile(&g.hist, 0.99) / 1e6,
-               (unsigned long long)(sent - recv), srv);
+               (unsigned long long)(sent - recv), (unsigned long long)dups,
+               (unsigned long long)ooo, (unsigned long long)g.bad, srv);
         rc = recv > 0 ? 0 : 1;
     }
     if (g.errcount)

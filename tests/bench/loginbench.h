@@ -57,4 +57,28 @@ int lb_scram_final(struct lb_scram *s, const char *b64, size_t len, char *out,
  * server proved it knows the password's keys, -1 otherwise. */
 int lb_scram_verify(struct lb_scram *s, const char *b64, size_t len);
 
+/* The numbered messages of one sender as one receiver saw them: each
+ * message carries its sequence number (0, 1, 2, ... per sender), so a
+ * receiver can tell a new message from a duplicate and from one that
+ * overtook an earlier one.  A bit per number, grown on demand. */
+struct lb_seq {
+    unsigned char *seen; /* owned: bit n set when number n arrived */
+    uint64_t cap;        /* numbers the bitmap covers */
+    uint64_t unique;     /* distinct numbers received */
+    uint64_t dups;       /* numbers received again */
+    uint64_t ooo;        /* new numbers below the highest seen (reordered) */
+    uint64_t top;        /* highest number seen + 1 (0: none yet) */
+};
+
+enum lb_seq_kind { LB_SEQ_NEW, LB_SEQ_DUP, LB_SEQ_OOO, LB_SEQ_BAD };
+
+/* Notes that number seq arrived; sent is how many the sender has sent, so
+ * that a number never sent (a corrupted body) is refused as LB_SEQ_BAD.
+ * Returns LB_SEQ_NEW (in order), LB_SEQ_OOO (new, but after a higher
+ * number: counted in ooo and in unique), LB_SEQ_DUP (counted in dups), or
+ * LB_SEQ_BAD (also when the bitmap cannot grow).  s starts zeroed. */
+enum lb_seq_kind lb_seq_note(struct lb_seq *s, uint64_t seq, uint64_t sent);
+/* Frees the bitmap; s may be noted into again (it starts over). */
+void lb_seq_free(struct lb_seq *s);
+
 #endif

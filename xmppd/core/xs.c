@@ -38,7 +38,15 @@
  * in any stream with a content namespace: its bytes, collected as expat
  * reads them, go with its tree (struct stz's raw) and the router writes
  * them as they came instead of serialising the tree again.  The bytes
- * being collected take at most max_stanza_bytes beyond the cap below. */
+ * being collected take at most max_stanza_bytes beyond the cap below.
+ *
+ * Hash salt: expat salts its hash tables against collision flooding
+ * (CVE-2012-0876) with fresh random bytes for every parser it makes, one
+ * getrandom system call each, and a parked stream makes a parser per burst
+ * (some ten per login).  Each stream draws its salt once, in xs_new, and
+ * gives it to every parser it makes (XML_SetHashSalt): as unguessable to
+ * the peer, without the system calls (docs/benchmarks.md, "CPU per
+ * login"). */
 #include "xs.h"
 
 #include <assert.h>
@@ -49,6 +57,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <sodium.h>
 
 #include <expat.h>
 
@@ -121,6 +131,7 @@ struct xs {
     long long raw_start;  /* parser offset where top began */
     long long raw_next;   /* parser offset of the next byte to collect */
     struct buf raw;       /* top's bytes collected from earlier chunks */
+    unsigned long salt;   /* expat's hash salt for every parser of this xs */
     bool done;            /* an ERROR or CLOSE is decided */
     bool term_pending;    /* term not yet pulled */
     struct xs_event term; /* the final ERROR or CLOSE event */
@@ -780,6 +791,8 @@ static int xs__parser_open(struct xs *xs)
     xs__mem_current = NULL;
     if (p == NULL)
         return XE_NOMEM;
+    /* Before the first byte, as XML_SetHashSalt requires. */
+    XML_SetHashSalt(p, xs->salt);
     XML_SetUserData(p, xs);
     XML_SetElementHandler(p, xs__on_start, xs__on_end);
     XML_SetCharacterDataHandler(p, xs__on_text);
@@ -920,6 +933,9 @@ int xs_new(const struct xs_limits *limits, struct xs **out)
     if (xs == NULL)
         return XE_NOMEM;
     xs__limits(limits, &xs->lim);
+    /* Non-zero: expat takes 0 as "make your own". */
+    randombytes_buf(&xs->salt, sizeof xs->salt);
+    xs->salt |= 1;
     if (xs__parser_new(xs) != 0) {
         free(xs);
         return XE_NOMEM;

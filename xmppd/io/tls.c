@@ -31,6 +31,16 @@
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                         \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
+/* TLS 1.3 suites, all AEAD (RFC 8446 §9.1: TLS_AES_128_GCM_SHA256 is the
+ * one every implementation must have).  A server picks in this order
+ * rather than the client's: OpenSSL clients put AES-256/SHA-384 first,
+ * and the SHA-256 key schedule and transcript (HKDF, RFC 8446 §7.1) are
+ * the cheaper ones (docs/benchmarks.md, "CPU per login").  A client that
+ * puts ChaCha20 first (no AES instructions) still gets it
+ * (SSL_OP_PRIORITIZE_CHACHA). */
+#define TLS13_SUITES                                                                     \
+    "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
+
 #define READ_CHUNK 16384
 #define WRITE_CHUNK (1024 * 1024)
 /* An empty memory BIO holding more than this is replaced by a fresh one. */
@@ -87,7 +97,8 @@ static int setup_policy(SSL_CTX *c, const struct tls_ctx_opts *o)
     if (!SSL_CTX_set_min_proto_version(c,
                                        o->tls13_only ? TLS1_3_VERSION : TLS1_2_VERSION))
         return XE_TLS;
-    if (!SSL_CTX_set_cipher_list(c, TLS12_CIPHERS))
+    if (!SSL_CTX_set_cipher_list(c, TLS12_CIPHERS) ||
+        !SSL_CTX_set_ciphersuites(c, TLS13_SUITES))
         return XE_TLS;
     /* No compression (CRIME), no renegotiation (RFC 9325 §3.5; TLS 1.3 has
      * none), no session resumption state kept for strangers. */
@@ -96,6 +107,8 @@ static int setup_policy(SSL_CTX *c, const struct tls_ctx_opts *o)
     /* Idle connections give their 16 KiB read and write buffers back. */
     SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
     if (o->role == TLS_ROLE_SERVER) {
+        SSL_CTX_set_options(c,
+                            SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
         SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
         SSL_CTX_set_num_tickets(c, 0);
     }
