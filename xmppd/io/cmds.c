@@ -18,7 +18,7 @@
 #include "cmds_health.h"
 #include "cmds_user.h"
 #include "conf.h"
-#include "ctl_server.h"
+#include "ctl_socket.h"
 #include "err.h"
 #include "node.h"
 #include "node_int.h"
@@ -162,7 +162,7 @@ static int submit(struct node *n, const struct cl_cmd *c, json_t *result,
                               : rc;
     }
     p = calloc(1, sizeof *p);
-    if (p == NULL || (p->d = ctl_server_defer(node_ctl(n))) == NULL) {
+    if (p == NULL || (p->d = ctl_socket_defer(node_ctl(n))) == NULL) {
         free(p);
         cl_buf_free(buf, len);
         json_decref(result);

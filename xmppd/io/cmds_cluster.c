@@ -18,7 +18,7 @@
 #include "cl.h"
 #include "cluster.h"
 #include "conf.h"
-#include "ctl_server.h"
+#include "ctl_socket.h"
 #include "err.h"
 #include "node.h"
 #include "node_int.h"
@@ -59,7 +59,7 @@ static struct dreq *dreq_new(struct node *n, const char *what)
 
     if (r == NULL)
         return NULL;
-    r->d = ctl_server_defer(node_ctl(n));
+    r->d = ctl_socket_defer(node_ctl(n));
     if (r->d == NULL) {
         free(r);
         return NULL;

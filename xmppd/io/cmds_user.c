@@ -14,7 +14,7 @@
 #include <uv.h>
 
 #include "cl.h"
-#include "ctl_server.h"
+#include "ctl_socket.h"
 #include "err.h"
 #include "log.h"
 #include "node.h"
@@ -322,7 +322,7 @@ static int user_set(struct node *n, enum what what, json_t *args, struct ctl_err
     r->iterations = cl_user_iterations(cs);
     r->result = json_pack("{s:s, s:o, s:I}", "name", r->name, "jid",
                           jid_json(cs, r->name), "iterations", (json_int_t)r->iterations);
-    r->d = r->result != NULL ? ctl_server_defer(node_ctl(n)) : NULL;
+    r->d = r->result != NULL ? ctl_socket_defer(node_ctl(n)) : NULL;
     if (r->d == NULL) {
         req_free(r);
         return XE_NOMEM;
@@ -364,7 +364,7 @@ int cmds_user_del(void *ud, json_t *args, json_t **result, struct ctl_error *err
     }
     if (rc == 0) {
         r->result = json_pack("{s:s}", "name", r->name);
-        r->d = r->result != NULL ? ctl_server_defer(node_ctl(n)) : NULL;
+        r->d = r->result != NULL ? ctl_socket_defer(node_ctl(n)) : NULL;
         rc = r->d != NULL ? 0 : XE_NOMEM;
     }
     if (rc < 0) {
@@ -475,7 +475,7 @@ int cmds_user_iterations(void *ud, json_t *args, json_t **result, struct ctl_err
         return XE_NOMEM;
     r->iterations = (uint32_t)v;
     r->result = json_pack("{s:I}", "iterations", v);
-    r->d = r->result != NULL ? ctl_server_defer(node_ctl(n)) : NULL;
+    r->d = r->result != NULL ? ctl_socket_defer(node_ctl(n)) : NULL;
     if (r->d == NULL) {
         req_free(r);
         return XE_NOMEM;

@@ -27,7 +27,7 @@
 #include "conf.h"
 #include "conffile.h"
 #include "conn.h"
-#include "ctl_server.h"
+#include "ctl_socket.h"
 #include "dirlock.h"
 #include "err.h"
 #include "logsink.h"
@@ -495,7 +495,7 @@ static void begin_stop(struct node *n)
     node_xmpp_stop(n);
     cluster_stop(n);
     if (n->ctl != NULL) {
-        ctl_server_close(n->ctl, on_ctl_closed, n);
+        ctl_socket_close(n->ctl, on_ctl_closed, n);
         n->ctl = NULL;
     } else {
         n->ctl_closed = true;
@@ -605,7 +605,7 @@ struct rnode *node_rnode(struct node *n)
     return n->rn;
 }
 
-struct ctl_server *node_ctl(struct node *n)
+struct ctl_socket *node_ctl(struct node *n)
 {
     return n->ctl;
 }
@@ -874,7 +874,7 @@ static int open_loop(struct node *n, char *err, size_t errlen)
  * control socket and, when enabled, XMPP. */
 static int open_services(struct node *n, char *err, size_t errlen)
 {
-    struct ctl_server_config ccfg = {.path = n->sock_path,
+    struct ctl_socket_config ccfg = {.path = n->sock_path,
                                      .table = cmds_table,
                                      .ncommands = cmds_count,
                                      .ud = n,
@@ -888,7 +888,7 @@ static int open_services(struct node *n, char *err, size_t errlen)
     imported = run_import(n, err, errlen);
     if (imported < 0)
         return imported;
-    rc = ctl_server_start(&n->loop, &ccfg, &n->ctl, err, errlen);
+    rc = ctl_socket_start(&n->loop, &ccfg, &n->ctl, err, errlen);
     if (rc < 0)
         return rc;
     /* A metrics address that cannot be used is logged; the node serves on. */

@@ -5,7 +5,7 @@
  *   DIR/node.state    node-local state (io/state.h), made at first start
  *   DIR/raft/         the replicated state (io/rnode.h); a standalone node
  *                     is a one-member cluster
- *   DIR/control.sock  the control socket (io/ctl_server.h), always up
+ *   DIR/control.sock  the control socket (io/ctl_socket.h), always up
  *   DIR/pki/          keys and certificates named by `xmpp certs`
  *   DIR/xmppd.conf    optional import: when present at start (and on
  *                     SIGHUP) its listeners and timers go to node.state, its
@@ -60,7 +60,7 @@ void node_free(struct node *n);
 
 struct node_state;
 struct rnode;
-struct ctl_server;
+struct ctl_socket;
 
 /* node_local returns the node-local state (borrowed, mutable); after a
  * change call node_local_save. */
@@ -74,8 +74,8 @@ int node_local_save(struct node *n, char *err, size_t errlen);
 /* node_rnode returns the Raft driver (borrowed). */
 struct rnode *node_rnode(struct node *n);
 
-/* node_ctl returns the control server (borrowed; for ctl_server_defer). */
-struct ctl_server *node_ctl(struct node *n);
+/* node_ctl returns the control server (borrowed; for ctl_socket_defer). */
+struct ctl_socket *node_ctl(struct node *n);
 
 /* node_pki_dir returns <state-dir>/pki (borrowed). */
 const char *node_pki_dir(const struct node *n);

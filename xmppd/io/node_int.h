@@ -17,7 +17,7 @@ struct srv;
 struct conn_mgr;
 struct tls_ctx;
 struct rnode;
-struct ctl_server;
+struct ctl_socket;
 struct cluster;
 struct metrics_http;
 
@@ -51,7 +51,7 @@ struct node {
     struct node_state st;
     struct rnode *rn;
     struct cluster *cluster; /* io/cluster.c: NULL unless clustering is on */
-    struct ctl_server *ctl;
+    struct ctl_socket *ctl;
     bool ctl_closed;
     struct xside *x;       /* serving, or NULL */
     struct xside *retired; /* draining */
