@@ -24,7 +24,7 @@
 #include "raft.h"
 #include "rnode.h"
 #include "srv.h"
-#include "state.h"
+#include "node_state.h"
 
 #define TICK_MS 50
 

@@ -25,7 +25,7 @@
 #include "pki.h"
 #include "precis.h"
 #include "rnode.h"
-#include "state.h"
+#include "node_state.h"
 
 #define SUBMIT_TIMEOUT_MS 5000
 

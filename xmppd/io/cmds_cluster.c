@@ -29,7 +29,7 @@
 #include "raft.h"
 #include "rnode.h"
 #include "srv.h"
-#include "state.h"
+#include "node_state.h"
 #include "tls.h"
 
 #define JOIN_TIMEOUT_MS 45000

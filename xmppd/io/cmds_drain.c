@@ -13,7 +13,7 @@
 #include "node.h"
 #include "raft.h"
 #include "rnode.h"
-#include "state.h"
+#include "node_state.h"
 #include "ws.h"
 
 #define DRAIN_TRANSFER_TIMEOUT_MS 5000

@@ -15,7 +15,7 @@
 #include "node_int.h"
 #include "node_metrics.h"
 #include "rnode.h"
-#include "state.h"
+#include "node_state.h"
 
 #define SRV_TTL 3600
 #define SRV_WEIGHT 10

@@ -36,7 +36,7 @@
 #include "rnode.h"
 #include "service.h"
 #include "srv.h"
-#include "state.h"
+#include "node_state.h"
 #include "tls.h"
 
 #define DEFAULT_PEER_ADDR "127.0.0.1:5224"

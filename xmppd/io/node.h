@@ -2,7 +2,7 @@
  * socket and the XMPP side (srv core, listeners) on one libuv loop.
  *
  * `xmppd --state-dir DIR` is all a node needs (docs/admin.md):
- *   DIR/node.state    node-local state (io/state.h), made at first start
+ *   DIR/node.state    node-local state (io/node_state.h), made at first start
  *   DIR/raft/         the replicated state (io/rnode.h); a standalone node
  *                     is a one-member cluster
  *   DIR/control.sock  the control socket (io/ctl_socket.h), always up

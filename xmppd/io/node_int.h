@@ -10,7 +10,7 @@
 
 #include "log.h"
 #include "node.h"
-#include "state.h"
+#include "node_state.h"
 #include "ws.h"
 
 struct srv;

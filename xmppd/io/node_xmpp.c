@@ -29,7 +29,7 @@
 #include "pki.h"
 #include "rnode.h"
 #include "srv.h"
-#include "state.h"
+#include "node_state.h"
 #include "tls.h"
 
 /* Descriptors kept out of max-connections for everything else. */

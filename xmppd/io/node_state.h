@@ -1,4 +1,4 @@
-/* state.h: the node-local state file, <state-dir>/node.state.
+/* node_state.h: the node-local state file, <state-dir>/node.state.
  *
  * What belongs to this node alone (docs/architecture.md, "Two kinds of
  * state"): its node id, whether XMPP is enabled, the addresses its listeners
@@ -47,8 +47,8 @@
  * write, fsync, rename over node.state, fsync the directory.  A crash at any
  * point leaves the old file or the new one.  All system calls go through
  * struct state_sys so tests can make any step fail. */
-#ifndef XMPPD_STATE_H
-#define XMPPD_STATE_H
+#ifndef XMPPD_NODE_STATE_H
+#define XMPPD_NODE_STATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
