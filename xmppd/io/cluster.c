@@ -13,7 +13,7 @@
 #include <uv.h>
 
 #include "codec.h"
-#include "conf.h"
+#include "conffile_parse.h"
 #include "err.h"
 #include "fwd.h"
 #include "node.h"

@@ -17,7 +17,7 @@
 #include "cmds_export.h"
 #include "cmds_health.h"
 #include "cmds_user.h"
-#include "conf.h"
+#include "conffile_parse.h"
 #include "ctl_socket.h"
 #include "err.h"
 #include "node.h"

@@ -17,7 +17,7 @@
 
 #include "cl.h"
 #include "cluster.h"
-#include "conf.h"
+#include "conffile_parse.h"
 #include "ctl_socket.h"
 #include "err.h"
 #include "node.h"

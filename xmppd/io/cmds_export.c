@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cl.h"
-#include "conf.h"
+#include "conffile_parse.h"
 #include "err.h"
 #include "node.h"
 #include "node_int.h"

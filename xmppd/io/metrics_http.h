@@ -15,7 +15,7 @@
 
 #include <uv.h>
 
-#include "conf.h"
+#include "conffile_parse.h"
 #include "log.h"
 
 #define METRICS_HTTP_MAX_CONNS 8

@@ -24,7 +24,7 @@
 #include "cl.h"
 #include "cluster.h"
 #include "cmds.h"
-#include "conf.h"
+#include "conffile_parse.h"
 #include "conffile.h"
 #include "conn.h"
 #include "ctl_socket.h"
@@ -242,7 +242,7 @@ static int import_local(struct node *n, const struct conf *c, bool *restart, cha
     fresh.max_conns = c->max_conns;
     fresh.max_conns_per_addr = c->max_conns_per_addr;
     fresh.preauth_stanza_bytes = c->preauth_stanza_bytes;
-    /* A certs line brings component-tls with it (core/conf.h, docs/tls.md);
+    /* A certs line brings component-tls with it (core/conffile_parse.h, docs/tls.md);
      * without one, certificates set with `xmpp certs` stay. */
     if (c->key != NULL) {
         snprintf(fresh.key, sizeof fresh.key, "%s", c->key);

@@ -55,7 +55,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "conf.h"
+#include "conffile_parse.h"
 
 #define STATE_FILE "node.state"
 #define STATE_VERSION 1
@@ -95,7 +95,7 @@ struct node_state {
     char bundle[STATE_MAX_PATH]; /* same, optional */
     unsigned keepalive_s;        /* 1..CONF_MAX_SECONDS */
     unsigned auth_timeout_s;     /* 1..CONF_MAX_SECONDS */
-    /* XMPP listener limits (conf.h): connections in all and per address,
+    /* XMPP listener limits (conffile_parse.h): connections in all and per address,
      * and the stanza bytes before authentication */
     unsigned max_conns, max_conns_per_addr, preauth_stanza_bytes;
     /* Clients (RFC 6120 c2s, issue 10): the port of the client listener on

@@ -22,7 +22,7 @@
 
 #include "cl.h"
 #include "cluster.h"
-#include "conf.h"
+#include "conffile_parse.h"
 #include "conn.h"
 #include "err.h"
 #include "node_int.h"
