@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "logging.h"
 #include "xs.h"
 
 #define SRV_NO_DEADLINE UINT64_MAX

@@ -16,7 +16,7 @@
 #include "cl.h"
 #include "ctl_socket.h"
 #include "err.h"
-#include "log.h"
+#include "logging.h"
 #include "node.h"
 #include "node_int.h"
 #include "pframe.h"

@@ -34,7 +34,7 @@
 #include <uv.h>
 
 #include "ctl.h"
-#include "log.h"
+#include "logging.h"
 
 struct ctl_socket_config {
     const char *path;                /* socket path, e.g. <state-dir>/control.sock */

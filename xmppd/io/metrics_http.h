@@ -16,7 +16,7 @@
 #include <uv.h>
 
 #include "conffile_parse.h"
-#include "log.h"
+#include "logging.h"
 
 #define METRICS_HTTP_MAX_CONNS 8
 #define METRICS_HTTP_TIMEOUT_MS 5000

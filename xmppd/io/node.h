@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "logging.h"
 #include "srv.h"
 
 struct node_opts {

@@ -8,7 +8,7 @@
 
 #include <uv.h>
 
-#include "log.h"
+#include "logging.h"
 #include "node.h"
 #include "node_state.h"
 #include "ws.h"

@@ -56,7 +56,7 @@
 
 #include <uv.h>
 
-#include "log.h"
+#include "logging.h"
 #include "pframe.h"
 
 #define PEER_DEFAULT_PORT 5224

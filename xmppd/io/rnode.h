@@ -27,7 +27,7 @@
 #include <uv.h>
 
 #include "cl.h"
-#include "log.h"
+#include "logging.h"
 #include "raft.h"
 #include "store.h"
 
