@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "codec.h"
+#include "raft_codec.h"
 #include "err.h"
 #include "iofix.h"
 #include "rnode.h"

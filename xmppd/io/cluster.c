@@ -12,7 +12,7 @@
 
 #include <uv.h>
 
-#include "codec.h"
+#include "raft_codec.h"
 #include "conffile_parse.h"
 #include "err.h"
 #include "fwd.h"

@@ -29,7 +29,7 @@
 #include "cl.h"
 #include "logging.h"
 #include "raft.h"
-#include "store.h"
+#include "raft_store.h"
 
 /* rnode_done_cb: the result of a submit, change or transfer, called exactly
  * once.  rc is:
@@ -73,7 +73,7 @@ struct rnode_hooks {
     void (*status)(void *ud);
 
     /* send: carry m (borrowed for the call: copy or encode it with
-     * raft/codec.h before returning) to member to_id at to_addr ("host:port").
+     * raft/raft_codec.h before returning) to member to_id at to_addr ("host:port").
      * to_addr is "" when this node does not know the receiver's address
      * (a joining node answering the leader before it has the
      * configuration): answer on the link the leader's message came in on.
