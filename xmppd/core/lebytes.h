@@ -1,5 +1,5 @@
 /* lebytes.h: the little-endian byte reader and writer of the replicated
- * state's formats (cl_codec.c: commands and snapshots; roster_db.c: roster
+ * state's formats (repl_codec.c: commands and snapshots; roster_db.c: roster
  * commands and snapshots).  One copy; header-only, since each is a few
  * lines that the compilers inline.
  *

@@ -12,7 +12,7 @@
 #include <sodium.h>
 #include <uv.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "err.h"
 #include "node.h"
 #include "node_int.h"

@@ -11,7 +11,7 @@
 #include <sodium.h>
 #include <uv.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "cmds_cluster.h"
 #include "cmds_drain.h"
 #include "cmds_export.h"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "conffile_parse.h"
 #include "err.h"
 #include "node.h"

@@ -13,7 +13,7 @@
 #include <sodium.h>
 #include <uv.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "ctl_socket.h"
 #include "err.h"
 #include "logging.h"
@@ -268,7 +268,7 @@ static void derived(uv_work_t *w, int status)
         return;
     }
     /* The time of the request, made here and carried in the entry: every
-     * node stores this value (cl.h, USER_SET). */
+     * node stores this value (repl.h, USER_SET). */
     r->creds.created = (uint64_t)time(NULL);
     if (r->what == W_ADD) {
         json_object_set_new(r->result, "created", ctl_time((int64_t)r->creds.created));

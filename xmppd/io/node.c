@@ -21,7 +21,7 @@
 #include <sodium.h>
 #include <uv.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "cluster.h"
 #include "cmds.h"
 #include "conffile_parse.h"

@@ -5,7 +5,7 @@
  * bind to, its certificate files and TLS mode, whether it takes part in a
  * cluster, the cluster trust bundle and the peer-link address.  Replicated
  * configuration (domain, call bridges, users) is not here: it lives in the
- * Raft store under <state-dir>/raft/ (io/rnode.c, core/cl.c).
+ * Raft store under <state-dir>/raft/ (io/rnode.c, core/repl.c).
  *
  * The file is UTF-8 text, one "key value" line each, so an admin can read
  * it; the last line is "checksum <hex>", a BLAKE2b-128 of every byte before

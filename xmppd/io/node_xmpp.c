@@ -20,7 +20,7 @@
 #include <sodium.h>
 #include <uv.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "cluster.h"
 #include "conffile_parse.h"
 #include "conn.h"

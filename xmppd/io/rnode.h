@@ -3,7 +3,7 @@
  * libuv loop.
  *
  * Every replicated write goes through here, also on a standalone node (a
- * one-member cluster): rnode_submit hands an encoded cl command (cl.h) to
+ * one-member cluster): rnode_submit hands an encoded cl command (repl.h) to
  * Raft; the callback reports once the entry is committed and applied
  * locally, with cl_apply's result.  rnode carries out every raft update as
  * raft.h says: persist in order (fsync) through raft_store, send the messages
@@ -26,7 +26,7 @@
 
 #include <uv.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "logging.h"
 #include "raft.h"
 #include "raft_store.h"
@@ -91,7 +91,7 @@ struct rnode_hooks {
      * calls rnode_submit.  Return 0 if the request is on its way (cb will be
      * called), or a negative XE_ code (cb is not called; rnode reports that
      * code).  NULL: submits on a follower fail with XE_NOLEADER.
-     * rnode stamps a request id into cmd (cl.h, version 2) and, when the
+     * rnode stamps a request id into cmd (repl.h, version 2) and, when the
      * leader changes before the answer, or the answer is XE_NOLEADER,
      * XE_CLOSED, XE_TIMEOUT, XE_IO or XE_BUSY with time left, calls
      * forward_submit again for the same write (to the new leader once one
