@@ -48,7 +48,7 @@ static int cmd_fail(void *ud, json_t *args, json_t **result, struct ctl_error *e
 static int cmd_stats(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     struct ctl_socket_stats st;
-    ctl_socket_stats_get(srv, &st);
+    ctl_socket_get_stats(srv, &st);
     *result =
         json_pack("{s:I, s:I, s:I, s:i, s:I, s:I}", "requests", (json_int_t)st.requests,
                   "bad_requests", (json_int_t)st.bad_requests, "accepted",

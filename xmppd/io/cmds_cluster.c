@@ -325,7 +325,7 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
         return XE_NOMEM;
     if (pm != NULL) {
         struct peer_stats ps;
-        peer_stats_get(pm, &ps);
+        peer_get_stats(pm, &ps);
         json_object_set_new(
             r, "links",
             json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "up",

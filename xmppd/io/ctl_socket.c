@@ -545,7 +545,7 @@ void ctl_socket_close(struct ctl_socket *s, void (*on_closed)(void *arg), void *
         client_close(c);
 }
 
-void ctl_socket_stats_get(const struct ctl_socket *s, struct ctl_socket_stats *out)
+void ctl_socket_get_stats(const struct ctl_socket *s, struct ctl_socket_stats *out)
 {
     *out = s->stats;
 }

@@ -75,8 +75,8 @@ int ctl_socket_start(uv_loop_t *loop, const struct ctl_socket_config *cfg,
  * handles; on_closed (may be NULL) is called then, with arg. */
 void ctl_socket_close(struct ctl_socket *s, void (*on_closed)(void *arg), void *arg);
 
-/* ctl_socket_stats_get copies the counters. */
-void ctl_socket_stats_get(const struct ctl_socket *s, struct ctl_socket_stats *out);
+/* ctl_socket_get_stats copies the counters. */
+void ctl_socket_get_stats(const struct ctl_socket *s, struct ctl_socket_stats *out);
 
 /* ---- deferred responses ----------------------------------------------- */
 
