@@ -1,5 +1,5 @@
 /* rnode.h: the Raft driver of the daemon: raft/ (the pure core), raft/store
- * (the files in <state-dir>/raft/) and core/cl (the replicated state) on a
+ * (the files in <state-dir>/raft/) and core/repl (the replicated state) on a
  * libuv loop.
  *
  * Every replicated write goes through here, also on a standalone node (a
