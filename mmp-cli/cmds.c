@@ -13,9 +13,9 @@
 #include <sodium.h>
 
 #include "addr.h"
-#include "cl.h"
+#include "repl.h"
 #include "cli.h"
-#include "conf.h"
+#include "conffile_parse.h"
 #include "jid.h"
 #include "plink.h"
 #include "precis.h"
@@ -285,7 +285,7 @@ static int prep_reset(struct cli *cli, int argc, char **argv, json_t *args, char
 
 static int prep_name(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
-    /* The same rule the daemon applies (xmppd/core/cl.c), so the shell
+    /* The same rule the daemon applies (xmppd/core/repl.c), so the shell
      * refuses exactly what the cluster would. */
     _Static_assert(CL_NAME_MAX == 63, "the message below says 1-63");
     if (!cl_name_valid(argv[0]))

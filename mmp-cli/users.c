@@ -9,7 +9,7 @@
 
 #include <sodium.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "cli.h"
 
 #define PASSWORD_BUF 512 /* cli_read_secret's limit (its second read) */
@@ -39,7 +39,7 @@ static void generate(char *out, size_t len)
 
 int cli_prep_user_name(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
-    /* The syntax rule the daemon applies too (xmppd/core/cl.c); the daemon
+    /* The syntax rule the daemon applies too (xmppd/core/repl.c); the daemon
      * then prepares the name (RFC 7622 §3.3.1). */
     if (!cl_user_explain(argv[0], why, CLI_WHY_LEN))
         return -1;

@@ -1,4 +1,4 @@
-/* codec.c: Raft messages to bytes and back (format in codec.h).
+/* codec.c: Raft messages to bytes and back (format in raft_codec.h).
  *
  * The decoder reads through a cursor that never moves past the end: every
  * read checks what remains first, and a failed read sticks, so the parse
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "raft_codec.h"
 
 #define ENTRY_HDR 21 /* u64 index, u64 term, u8 type, u32 len */
 
@@ -47,7 +47,7 @@ static int entry_type_ok(unsigned t)
 
 /* encoded_size sets *out to the size of m's encoding, or returns
  * RAFT_EINVAL (unknown type or entry type, a configuration that does not
- * encode) or RAFT_ETOOBIG (over the bounds of codec.h). */
+ * encode) or RAFT_ETOOBIG (over the bounds of raft_codec.h). */
 static int encoded_size(const struct raft_message *m, size_t *out)
 {
     size_t n = CODEC_HEADER_SIZE;

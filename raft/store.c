@@ -1,4 +1,4 @@
-/* store.c: the file-backed Raft store (format and rules in store.h).
+/* store.c: the file-backed Raft store (format and rules in raft_store.h).
  *
  * On-disk integers are little-endian.  Formats, version 1:
  *

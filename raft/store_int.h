@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "raft_store.h"
 
 #define STORE_VERSION 1u
 #define META_MAGIC 0x41544d52u /* "RMTA" */

@@ -18,7 +18,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "log.h"
+#include "logging.h"
 #include "logsink.h"
 #include "node.h"
 #include "peer.h"

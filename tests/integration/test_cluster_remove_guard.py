@@ -30,7 +30,7 @@ IDS = {1: "abcd100000000001", 2: "abcd200000000002", 3: "9f00300000000003"}
 def set_node_id(nd, node_id):
     """Gives nd a chosen node id: a first start writes node.state, which is
     rewritten with the id and its checksum (BLAKE2b-128 of the lines before
-    it, xmppd/io/state.c); the empty Raft store goes with the old id."""
+    it, xmppd/io/node_state.c); the empty Raft store goes with the old id."""
     nd.start()
     check(nd.stop() == 0, "%s did not stop cleanly" % nd.name)
     path = os.path.join(nd.dir, "node.state")

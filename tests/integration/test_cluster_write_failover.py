@@ -7,7 +7,7 @@ follower: the forwarded write is sent again to the new leader once it is
 known (rnode.c, forward / fwd_done), instead of waiting for the whole 5 s
 timeout.  It must succeed, and the call bridge exists exactly once on every
 node, also on the killed one after its restart (a copy the old leader may
-have appended before dying is a no-op: the request id, core/cl.h).  The
+have appended before dying is a no-op: the request id, core/repl.h).  The
 time the write took is printed, not asserted."""
 import os
 import sys

@@ -343,7 +343,7 @@ static void test_wrong_cluster_refused(void)
     CHECK_INT(a.ups, 0);
     CHECK_INT(c.ups, 0);
     CHECK(a.refused_hello + c.refused_hello > 0);
-    peer_stats_get(a.pm, &ps);
+    peer_get_stats(a.pm, &ps);
     CHECK(ps.refused > 0);
     ep_close(&a);
     ep_close(&c);
@@ -368,7 +368,7 @@ static void test_untrusted_certificate_refused(void)
     run_for(800);
     CHECK_INT(a.ups, 0);
     CHECK_INT(a.ngot, 0);
-    peer_stats_get(a.pm, &ps);
+    peer_get_stats(a.pm, &ps);
     CHECK(ps.refused > 0);
     ep_close(&a);
     ep_close(&r);
@@ -425,8 +425,8 @@ static void test_refused_write_closes(void)
         got100 = b.ngot >= 100;
     }
     CHECK(in_order(&b, 100));
-    peer_stats_get(a.pm, &sa);
-    peer_stats_get(b.pm, &sb);
+    peer_get_stats(a.pm, &sa);
+    peer_get_stats(b.pm, &sb);
     CHECK(sa.write_refused >= 1);
     CHECK_INT(sb.malformed, 0);
     CHECK_INT(sa.malformed, 0);
@@ -540,7 +540,7 @@ static void test_malformed_frame_closes(void)
     REQUIRE(ep_open(&a, 1, 7, "node1") == 0);
     /* A valid HELLO with a trusted certificate, then garbage. */
     CHECK(raw_hello("node2", 2, 7, "127.0.0.2:1", junk, sizeof junk, 800));
-    peer_stats_get(a.pm, &ps);
+    peer_get_stats(a.pm, &ps);
     CHECK_INT(ps.malformed, 1);
     ep_close(&a);
 }
@@ -566,16 +566,16 @@ static void test_impostor_refused(void)
     CHECK_INT(peer_set_members(a.pm, ids, addrs, 3), 0);
     /* node2's certificate (IP 127.0.0.2) claiming member 3 at 127.0.0.3. */
     CHECK(raw_hello("node2", 3, 7, c_addr, NULL, 0, 500));
-    peer_stats_get(a.pm, &ps);
+    peer_get_stats(a.pm, &ps);
     CHECK_INT(ps.impostors, 1);
     CHECK_INT(a.ups, 0);
     /* Its own address, but member 3's id. */
     CHECK(raw_hello("node2", 3, 7, b_addr, NULL, 0, 500));
-    peer_stats_get(a.pm, &ps);
+    peer_get_stats(a.pm, &ps);
     CHECK_INT(ps.impostors, 2);
     /* Another id at member 2's address, from another cluster. */
     CHECK(raw_hello("node2", 9, 8, b_addr, NULL, 0, 500));
-    peer_stats_get(a.pm, &ps);
+    peer_get_stats(a.pm, &ps);
     CHECK_INT(ps.impostors, 3);
     CHECK_INT(a.ups, 0);
     /* The truth is accepted; so is a joining node from a member's address
@@ -586,7 +586,7 @@ static void test_impostor_refused(void)
     /* ... and, in our cluster, the member that replaced member 2 while our
      * configuration fell behind (plink.h SUCCESSOR: the log only). */
     CHECK(!raw_hello("node2", 9, 7, b_addr, NULL, 0, 300));
-    peer_stats_get(a.pm, &ps);
+    peer_get_stats(a.pm, &ps);
     CHECK_INT(ps.impostors, 3);
     CHECK(ps.refused >= 3);
     CHECK_INT(ps.accepted, 6); /* one connection per raw_hello */

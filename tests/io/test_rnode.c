@@ -11,11 +11,11 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "codec.h"
+#include "raft_codec.h"
 #include "err.h"
 #include "iofix.h"
 #include "rnode.h"
-#include "store.h"
+#include "raft_store.h"
 #include "testlib.h"
 
 static char base[64];

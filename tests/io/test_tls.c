@@ -18,7 +18,7 @@
 #include <uv.h>
 
 #include "buf.h"
-#include "conf.h"
+#include "conffile_parse.h"
 #include "conn.h"
 #include "err.h"
 #include "iofix.h"
@@ -847,7 +847,7 @@ static void test_conn_held_bytes_bounded(void)
     tls_ctx_free(cc);
 }
 
-/* The configuration directives that set TLS up (core/conf.c). */
+/* The configuration directives that set TLS up (core/conffile_parse.c). */
 static int parse(const char *text, struct conf *c, struct conf_error *e)
 {
     return conf_parse(text, strlen(text), c, e);

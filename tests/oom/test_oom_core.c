@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "err.h"
 #include "fwd.h"
 #include "oom/oom.h"

@@ -1,10 +1,10 @@
-/* test_codec.c: the Raft message codec (raft/codec.h): a round trip of every
+/* test_codec.c: the Raft message codec (raft/raft_codec.h): a round trip of every
  * message type, every truncation of a valid encoding fails cleanly, lying
  * counts and flags are refused, and random or mutated bytes never crash
  * (run under ASan in CI: every decode reads from an exactly sized heap
  * buffer, so a read past the end is caught). */
 #include "testlib.h"
-#include "codec.h"
+#include "raft_codec.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 

@@ -1,6 +1,6 @@
 /* test_purity.c: the pure cores make no I/O.
  *
- * Reads every raft/ source except the storage edge (store*), and every
+ * Reads every raft/ source except the storage edge (store*, raft_store.h), and every
  * xmppd/core/ source (DESIGN.md: "No sockets, no clock, no libuv"), and checks,
  * outside comments and string literals, that it
  *   - includes no header of an I/O or clock API (uv.h, sys/socket.h,
@@ -333,7 +333,8 @@ static char *slurp(const char *path)
 }
 
 /* check_dir checks every .c/.h in dir (skipping names starting with skip, if
- * any) and returns the number of violations; *files counts what it read. */
+ * any, after a "raft_" prefix) and returns the number of violations; *files
+ * counts what it read. */
 static int check_dir(const char *dir, const char *skip, bool allow_stdio, int *files)
 {
     DIR *d = opendir(dir);
@@ -348,7 +349,8 @@ static int check_dir(const char *dir, const char *skip, bool allow_stdio, int *f
         size_t l = strlen(n);
         if (l < 3 || (strcmp(n + l - 2, ".c") != 0 && strcmp(n + l - 2, ".h") != 0))
             continue;
-        if (skip != NULL && strncmp(n, skip, strlen(skip)) == 0)
+        const char *base = strncmp(n, "raft_", 5) == 0 ? n + 5 : n; /* raft_store.h */
+        if (skip != NULL && strncmp(base, skip, strlen(skip)) == 0)
             continue;
         char path[512];
         snprintf(path, sizeof path, "%s/%s", dir, n);
@@ -369,7 +371,7 @@ static void test_core_sources_are_pure(void)
 {
     int files;
 
-    /* the storage edge (store*) does file I/O by design */
+    /* the storage edge (store*, raft_store.h) does file I/O by design */
     CHECK_INT(check_dir(RAFT_DIR, "store", false, &files), 0);
     CHECK(files >= 5);
 }

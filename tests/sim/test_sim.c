@@ -587,7 +587,7 @@ static void print_summary(struct totals *t)
            "), failed %" PRIu64 "\n",
            t->runs, t->by_size[1], t->by_size[3], t->by_size[5], t->by_size[7],
            t->by_profile[0], t->by_profile[1], t->failed);
-    printf("runs persisting through the file store (raft/store.h): %" PRIu64 "\n",
+    printf("runs persisting through the file store (raft/raft_store.h): %" PRIu64 "\n",
            t->store_runs);
     printf("elections won (terms with a leader): %" PRIu64 "\n", t->elections);
     printf("failover measurements skipped (too few voters left by the chaos): %" PRIu64

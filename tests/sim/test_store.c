@@ -1,4 +1,4 @@
-/* test_store.c: the file-backed Raft store (raft/store.h): round trips,
+/* test_store.c: the file-backed Raft store (raft/raft_store.h): round trips,
  * truncation, compaction, crashes cut at every byte of the last write, and
  * injected failures of write, fsync and rename that must be reported and
  * sticky. */
@@ -10,7 +10,7 @@
 
 #include "testlib.h"
 #include "pfs.h"
-#include "store.h"
+#include "raft_store.h"
 
 /* ---- a system-call table that can fail or crash -------------------------- */
 

@@ -5,7 +5,7 @@
 
 #include "testlib.h"
 
-#include "cl.h"
+#include "repl.h"
 #include "err.h"
 #include "precis.h"
 

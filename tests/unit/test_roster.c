@@ -844,7 +844,7 @@ static void test_cmd_round_trip(void)
     roster_cmd_clear(&d);
     free(buf);
 
-    /* With a request id (cl.h's version 2 header). */
+    /* With a request id (repl.h's version 2 header). */
     c.req_origin = 0x1122334455667788ull;
     c.req_seq = 42;
     REQUIRE(roster_cmd_encode(&c, &buf, &len) == 0);

@@ -9,7 +9,7 @@
 #include <openssl/hmac.h>
 #include <sodium.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "xmpp/fx.h"
 
 #define CX_NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"

@@ -1,5 +1,5 @@
 /* bytecur.h: the byte cursor of the codecs: a reader over borrowed bytes
- * and a writer, for the replicated state's formats (cl_codec.c, roster_db.c:
+ * and a writer, for the replicated state's formats (repl_codec.c, roster_db.c:
  * little-endian) and the peer frames (pframe.c: big-endian, RFC 1700's
  * network order).  One copy; header-only, since each is a few lines that
  * the compilers inline.  raft/codec.c keeps its own: raft/ is a library

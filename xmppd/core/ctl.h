@@ -12,7 +12,7 @@
  *     {"v":1,"id":7,"ok":false,"error":{"code":"not-found","message":"..."}}
  *
  * This module frames and unframes bytes, validates requests and dispatches
- * them to a command table; it owns no socket (xmppd/io/ctl_server.c is the
+ * them to a command table; it owns no socket (xmppd/io/ctl_socket.c is the
  * edge, mmp-cli the client).  JSON values are jansson's json_t. */
 #ifndef XMPPD_CTL_H
 #define XMPPD_CTL_H
@@ -170,7 +170,7 @@ void ctl_time_text(int64_t t, char *out);
 /* ---- dispatch --------------------------------------------------------- */
 
 /* A handler's return value meaning "the answer comes later": the handler
- * took a deferral from its edge (ctl_server_defer) and will finish it, e.g.
+ * took a deferral from its edge (ctl_socket_defer) and will finish it, e.g.
  * once a cluster write is committed. */
 #define CTL_DEFERRED 1
 

@@ -52,7 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "logging.h"
 #include "pframe.h"
 
 #define FWD_NO_DEADLINE UINT64_MAX

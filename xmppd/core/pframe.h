@@ -16,7 +16,7 @@
  *   CHAN_ACK       u64 recv_seq
  *   PING, PONG     u64 nonce | u32 components (the sender's local component
  *                  sessions, docs/cluster.md "Status fields")
- *   RAFT           bytes (raft/codec.h encoding, opaque here)
+ *   RAFT           bytes (raft/raft_codec.h encoding, opaque here)
  *   FWD, DELIVER   u64 origin | u64 incarnation | u64 seq | u64 low_water |
  *                  str from | str to | str xml
  *   ACK            u64 origin_incarnation | u32 n | n x (u64 first | u64 last)

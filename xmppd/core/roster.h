@@ -9,7 +9,7 @@
  *     the server must take out, exactly as the tables of Appendix A.
  *   - struct roster_db (roster_db.c): the rosters of all users, changed
  *     only by applying ROSTER_SET / ROSTER_DEL commands taken from the Raft
- *     log, with snapshots; deterministic like cl_apply (cl.h).
+ *     log, with snapshots; deterministic like cl_apply (repl.h).
  *
  * How a session uses it: it parses a roster set with roster_parse_set,
  * asks roster_set_decide (or roster_sub_decide for a subscription stanza)
@@ -334,20 +334,20 @@ int roster_sub_decide(const struct roster *r, const char *contact, enum roster_d
 
 /* ---- replicated commands and the store of all rosters (roster_db.c) ---- */
 
-/* Command types, numbered after cl.h's so one log carries both. */
+/* Command types, numbered after repl.h's so one log carries both. */
 enum roster_cmd_type {
     ROSTER_CMD_SET = 8, /* add or replace user's entry for item.jid */
     ROSTER_CMD_DEL = 9, /* remove user's entry for jid */
 };
 
-#define ROSTER_CMD_VERSION 1    /* the header of cl.h's version 1 */
-#define ROSTER_CMD_VERSION_ID 2 /* cl.h's version 2: with a request id */
+#define ROSTER_CMD_VERSION 1    /* the header of repl.h's version 1 */
+#define ROSTER_CMD_VERSION_ID 2 /* repl.h's version 2: with a request id */
 #define ROSTER_SNAP_VERSION 1
 #define ROSTER_USER_MAX 1023 /* a localpart, as CL_USER_MAX */
 
 #define ROSTER_CMD_IF 0x01 /* flags: the command carries a base (below) */
 
-/* A command in decoded form.  Format (little-endian), with cl.h's header:
+/* A command in decoded form.  Format (little-endian), with repl.h's header:
  *
  *   u8 version (1) | u8 type | u8 flags | payload
  *   u8 version (2) | u64 origin | u64 seq | u8 type | u8 flags | payload

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "err.h"
 #include "bytecur.h"
 

@@ -13,7 +13,7 @@
 
 #include <sodium.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "err.h"
 #include "precis.h"
 #include "scram.h"

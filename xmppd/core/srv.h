@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "logging.h"
 #include "xs.h"
 
 #define SRV_NO_DEADLINE UINT64_MAX
@@ -124,7 +124,7 @@ struct srv_env {
      * listener has no TLS (srv then answers <failure/> and closes, RFC 6120
      * §5.4.2.2).  May be NULL: no STARTTLS is offered. */
     int (*starttls)(void *ud, uint64_t conn);
-    /* submit hands an encoded replicated command (cl.h: a roster write,
+    /* submit hands an encoded replicated command (repl.h: a roster write,
      * cmd borrowed, len bytes) to the Raft log; token names the write.
      * Once it is applied on this node (or failed) the edge calls
      * srv_submit_done(token, rc), never from inside this call.  Returns 0,
@@ -243,7 +243,7 @@ int srv_set_ws_links(struct srv *srv, const struct srv_ws_links *l);
 const char *const *srv_ws_urls(const struct srv *srv, size_t *n);
 
 /* srv_set_accounts: the replicated state to read client accounts from
- * (xmppd/core/cl.h: cl_user_find gives SCRAM salt/iterations/StoredKey/
+ * (xmppd/core/repl.h: cl_user_find gives SCRAM salt/iterations/StoredKey/
  * ServerKey per hash), borrowed until replaced or srv_free; NULL: none.
  * Sessions already logged in stay (srv_user_deleted closes them). */
 void srv_set_accounts(struct srv *srv, const struct cl_state *cl);

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "err.h"
 #include "jid.h"
 #include "pframe.h"

@@ -12,8 +12,8 @@
 
 #include <uv.h>
 
-#include "codec.h"
-#include "conf.h"
+#include "raft_codec.h"
+#include "conffile_parse.h"
 #include "err.h"
 #include "fwd.h"
 #include "node.h"
@@ -24,7 +24,7 @@
 #include "raft.h"
 #include "rnode.h"
 #include "srv.h"
-#include "state.h"
+#include "node_state.h"
 
 #define TICK_MS 50
 

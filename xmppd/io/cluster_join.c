@@ -13,7 +13,7 @@
 #include <uv.h>
 
 #include "addr.h"
-#include "cl.h"
+#include "repl.h"
 #include "err.h"
 #include "node.h"
 #include "node_int.h"
@@ -21,7 +21,7 @@
 #include "pframe.h"
 #include "raft.h"
 #include "rnode.h"
-#include "state.h"
+#include "node_state.h"
 
 /* ---- join ---- */
 

@@ -15,7 +15,7 @@
 #include "pframe.h"
 #include "raft.h"
 #include "rnode.h"
-#include "state.h"
+#include "node_state.h"
 
 /* ---- requests to the leader: the queue (core/creq.c) and its edge ---- */
 

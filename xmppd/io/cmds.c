@@ -12,20 +12,20 @@
 #include <uv.h>
 
 #include "addr.h"
-#include "cl.h"
+#include "repl.h"
 #include "cmds_cluster.h"
 #include "cmds_drain.h"
 #include "cmds_export.h"
 #include "cmds_health.h"
 #include "cmds_user.h"
-#include "conf.h"
-#include "ctl_server.h"
+#include "conffile_parse.h"
+#include "ctl_socket.h"
 #include "err.h"
 #include "node.h"
 #include "pki.h"
 #include "precis.h"
 #include "rnode.h"
-#include "state.h"
+#include "node_state.h"
 
 #define SUBMIT_TIMEOUT_MS 5000
 
@@ -163,7 +163,7 @@ static int submit(struct node *n, const struct cl_cmd *c, json_t *result,
                               : rc;
     }
     p = calloc(1, sizeof *p);
-    if (p == NULL || (p->d = ctl_server_defer(node_ctl(n))) == NULL) {
+    if (p == NULL || (p->d = ctl_socket_defer(node_ctl(n))) == NULL) {
         free(p);
         cl_buf_free(buf, len);
         json_decref(result);

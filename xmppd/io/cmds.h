@@ -1,5 +1,5 @@
 /* cmds.h: the daemon's control commands: the table the control socket
- * (io/ctl_server.h) dispatches to, for the requests of
+ * (io/ctl_socket.h) dispatches to, for the requests of
  * docs/control-protocol.md that mmp-cli sends.
  *
  * Each handler runs on the loop thread with ud = the struct node.  Reads
@@ -9,7 +9,7 @@
  * the answer.  Writes to replicated state (domain, call bridges) are
  * submitted through Raft (io/rnode.h) and answered only once committed and
  * applied on this node, or with a clear error (no-leader, timeout): the
- * handler defers its answer (ctl_server_defer). */
+ * handler defers its answer (ctl_socket_defer). */
 #ifndef XMPPD_CMDS_H
 #define XMPPD_CMDS_H
 

@@ -16,10 +16,10 @@
 #include <uv.h>
 
 #include "addr.h"
-#include "cl.h"
+#include "repl.h"
 #include "cluster.h"
-#include "conf.h"
-#include "ctl_server.h"
+#include "conffile_parse.h"
+#include "ctl_socket.h"
 #include "err.h"
 #include "node.h"
 #include "peer.h"
@@ -29,7 +29,7 @@
 #include "raft.h"
 #include "rnode.h"
 #include "srv.h"
-#include "state.h"
+#include "node_state.h"
 #include "tls.h"
 
 #define JOIN_TIMEOUT_MS 45000
@@ -59,7 +59,7 @@ static struct dreq *dreq_new(struct node *n, const char *what)
 
     if (r == NULL)
         return NULL;
-    r->d = ctl_server_defer(node_ctl(n));
+    r->d = ctl_socket_defer(node_ctl(n));
     if (r->d == NULL) {
         free(r);
         return NULL;
@@ -303,7 +303,7 @@ static json_t *links_json(struct peer_mgr *pm)
 {
     struct peer_stats ps;
 
-    peer_stats_get(pm, &ps);
+    peer_get_stats(pm, &ps);
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "up",
                      (json_int_t)ps.links_up, "accepted", (json_int_t)ps.accepted,
                      "malformed", (json_int_t)ps.malformed, "refused",

@@ -8,12 +8,12 @@
 #include <string.h>
 
 #include "cluster.h"
-#include "ctl_server.h"
+#include "ctl_socket.h"
 #include "err.h"
 #include "node.h"
 #include "raft.h"
 #include "rnode.h"
-#include "state.h"
+#include "node_state.h"
 #include "ws.h"
 
 #define DRAIN_TRANSFER_TIMEOUT_MS 5000
@@ -115,7 +115,7 @@ int cmds_cluster_drain(void *ud, json_t *args, json_t **result, struct ctl_error
     if (r == NULL)
         return XE_NOMEM;
     r->n = n;
-    r->d = ctl_server_defer(node_ctl(n));
+    r->d = ctl_socket_defer(node_ctl(n));
     if (r->d == NULL) {
         free(r);
         return XE_NOMEM;

@@ -8,14 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cl.h"
-#include "conf.h"
 #include "addr.h"
+#include "conffile_parse.h"
+#include "repl.h"
 #include "err.h"
 #include "node.h"
 #include "node_metrics.h"
 #include "rnode.h"
-#include "state.h"
+#include "node_state.h"
 
 #define SRV_TTL 3600
 #define SRV_WEIGHT 10

@@ -15,7 +15,7 @@
 #include "peer.h"
 #include "pki.h"
 #include "rnode.h"
-#include "state.h"
+#include "node_state.h"
 
 /* cert_not_after: when the node certificate ends (0: unreadable). */
 static int64_t cert_not_after(struct node *n, const struct node_state *st)

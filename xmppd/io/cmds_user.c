@@ -13,10 +13,10 @@
 #include <sodium.h>
 #include <uv.h>
 
-#include "cl.h"
-#include "ctl_server.h"
+#include "repl.h"
+#include "ctl_socket.h"
 #include "err.h"
-#include "log.h"
+#include "logging.h"
 #include "node.h"
 #include "pframe.h"
 #include "precis.h"
@@ -268,7 +268,7 @@ static void derived(uv_work_t *w, int status)
         return;
     }
     /* The time of the request, made here and carried in the entry: every
-     * node stores this value (cl.h, USER_SET). */
+     * node stores this value (repl.h, USER_SET). */
     r->creds.created = (uint64_t)time(NULL);
     if (r->what == W_ADD) {
         json_object_set_new(r->result, "created", ctl_time((int64_t)r->creds.created));
@@ -322,7 +322,7 @@ static int user_set(struct node *n, enum what what, json_t *args, struct ctl_err
     r->iterations = cl_user_iterations(cs);
     r->result = json_pack("{s:s, s:o, s:I}", "name", r->name, "jid",
                           jid_json(cs, r->name), "iterations", (json_int_t)r->iterations);
-    r->d = r->result != NULL ? ctl_server_defer(node_ctl(n)) : NULL;
+    r->d = r->result != NULL ? ctl_socket_defer(node_ctl(n)) : NULL;
     if (r->d == NULL) {
         req_free(r);
         return XE_NOMEM;
@@ -364,7 +364,7 @@ int cmds_user_del(void *ud, json_t *args, json_t **result, struct ctl_error *err
     }
     if (rc == 0) {
         r->result = json_pack("{s:s}", "name", r->name);
-        r->d = r->result != NULL ? ctl_server_defer(node_ctl(n)) : NULL;
+        r->d = r->result != NULL ? ctl_socket_defer(node_ctl(n)) : NULL;
         rc = r->d != NULL ? 0 : XE_NOMEM;
     }
     if (rc < 0) {
@@ -475,7 +475,7 @@ int cmds_user_iterations(void *ud, json_t *args, json_t **result, struct ctl_err
         return XE_NOMEM;
     r->iterations = (uint32_t)v;
     r->result = json_pack("{s:I}", "iterations", v);
-    r->d = r->result != NULL ? ctl_server_defer(node_ctl(n)) : NULL;
+    r->d = r->result != NULL ? ctl_socket_defer(node_ctl(n)) : NULL;
     if (r->d == NULL) {
         req_free(r);
         return XE_NOMEM;

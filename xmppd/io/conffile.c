@@ -1,6 +1,6 @@
 /* conffile.c: reading owner-only files from disk: the configuration file
  * (conffile_load) and, through conffile_read_private, the node state file
- * (state.c), with the same permission checks. */
+ * (node_state.c), with the same permission checks. */
 #include "conffile.h"
 
 #include <errno.h>

@@ -4,14 +4,14 @@
  * group or other permission bits (0600 or stricter); anything else is
  * refused with a message that names the file, its mode and the fix.  The
  * text is read into sodium-guarded memory, parsed by conf_parse (format in
- * xmppd/core/conf.h) and wiped. */
+ * xmppd/core/conffile_parse.h) and wiped. */
 #ifndef XMPPD_CONFFILE_H
 #define XMPPD_CONFFILE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "conf.h"
+#include "conffile_parse.h"
 
 #define CONFFILE_NAME "xmppd.conf"
 #define CONFFILE_MAX_BYTES (1024 * 1024)

@@ -40,7 +40,7 @@
 
 #include <uv.h>
 
-#include "log.h"
+#include "logging.h"
 #include "tls.h"
 
 #define CONN_DEFAULT_MAX_QUEUED (8u * 1024 * 1024)

@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "log.h"
+#include "logging.h"
 
 enum logsink_mode {
     LOGSINK_AUTO = 0, /* SYSLOG when stderr is the journal, else PLAIN */

@@ -15,8 +15,8 @@
 
 #include <uv.h>
 
-#include "conf.h"
-#include "log.h"
+#include "conffile_parse.h"
+#include "logging.h"
 
 #define METRICS_HTTP_MAX_CONNS 8
 #define METRICS_HTTP_TIMEOUT_MS 5000

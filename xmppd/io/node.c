@@ -21,13 +21,13 @@
 #include <sodium.h>
 #include <uv.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "cluster.h"
 #include "cmds.h"
-#include "conf.h"
+#include "conffile_parse.h"
 #include "conffile.h"
 #include "conn.h"
-#include "ctl_server.h"
+#include "ctl_socket.h"
 #include "dirlock.h"
 #include "err.h"
 #include "logsink.h"
@@ -36,7 +36,7 @@
 #include "rnode.h"
 #include "service.h"
 #include "srv.h"
-#include "state.h"
+#include "node_state.h"
 #include "tls.h"
 
 #define DEFAULT_PEER_ADDR "127.0.0.1:5224"
@@ -254,7 +254,7 @@ static int import_local(struct node *n, const struct conf *c, bool *restart, cha
     fresh.max_conns = c->max_conns;
     fresh.max_conns_per_addr = c->max_conns_per_addr;
     fresh.preauth_stanza_bytes = c->preauth_stanza_bytes;
-    /* A certs line brings component-tls with it (core/conf.h, docs/tls.md);
+    /* A certs line brings component-tls with it (core/conffile_parse.h, docs/tls.md);
      * without one, certificates set with `xmpp certs` stay. */
     if (c->key != NULL) {
         snprintf(fresh.key, sizeof fresh.key, "%s", c->key);
@@ -509,7 +509,7 @@ static void begin_stop(struct node *n)
     node_xmpp_stop(n);
     cluster_stop(n);
     if (n->ctl != NULL) {
-        ctl_server_close(n->ctl, on_ctl_closed, n);
+        ctl_socket_close(n->ctl, on_ctl_closed, n);
         n->ctl = NULL;
     } else {
         n->ctl_closed = true;
@@ -620,7 +620,7 @@ struct rnode *node_rnode(struct node *n)
     return n->rn;
 }
 
-struct ctl_server *node_ctl(struct node *n)
+struct ctl_socket *node_ctl(struct node *n)
 {
     return n->ctl;
 }
@@ -916,7 +916,7 @@ static int open_loop(struct node *n, char *err, size_t errlen)
  * control socket and, when enabled, XMPP. */
 static int open_services(struct node *n, char *err, size_t errlen)
 {
-    struct ctl_server_config ccfg = {.path = n->sock_path,
+    struct ctl_socket_config ccfg = {.path = n->sock_path,
                                      .table = cmds_table,
                                      .ncommands = cmds_count,
                                      .ud = n,
@@ -930,7 +930,7 @@ static int open_services(struct node *n, char *err, size_t errlen)
     imported = run_import(n, err, errlen);
     if (imported < 0)
         return imported;
-    rc = ctl_server_start(&n->loop, &ccfg, &n->ctl, err, errlen);
+    rc = ctl_socket_start(&n->loop, &ccfg, &n->ctl, err, errlen);
     if (rc < 0)
         return rc;
     /* A metrics address that cannot be used is logged; the node serves on. */

@@ -2,10 +2,10 @@
  * socket and the XMPP side (srv core, listeners) on one libuv loop.
  *
  * `xmppd --state-dir DIR` is all a node needs (docs/admin.md):
- *   DIR/node.state    node-local state (io/state.h), made at first start
+ *   DIR/node.state    node-local state (io/node_state.h), made at first start
  *   DIR/raft/         the replicated state (io/rnode.h); a standalone node
  *                     is a one-member cluster
- *   DIR/control.sock  the control socket (io/ctl_server.h), always up
+ *   DIR/control.sock  the control socket (io/ctl_socket.h), always up
  *   DIR/pki/          keys and certificates named by `xmpp certs`
  *   DIR/xmppd.conf    optional import: when present at start (and on
  *                     SIGHUP) its listeners and timers go to node.state, its
@@ -34,7 +34,7 @@
 #include <uv.h>
 
 #include "cluster.h"
-#include "log.h"
+#include "logging.h"
 #include "pframe.h"
 #include "rnode.h"
 #include "srv.h"
@@ -65,7 +65,7 @@ void node_free(struct node *n);
 
 struct node_state;
 struct rnode;
-struct ctl_server;
+struct ctl_socket;
 
 /* node_local returns the node-local state (borrowed, mutable); after a
  * change call node_local_save. */
@@ -79,8 +79,8 @@ int node_local_save(struct node *n, char *err, size_t errlen);
 /* node_rnode returns the Raft driver (borrowed). */
 struct rnode *node_rnode(struct node *n);
 
-/* node_ctl returns the control server (borrowed; for ctl_server_defer). */
-struct ctl_server *node_ctl(struct node *n);
+/* node_ctl returns the control server (borrowed; for ctl_socket_defer). */
+struct ctl_socket *node_ctl(struct node *n);
 
 /* node_pki_dir returns <state-dir>/pki (borrowed). */
 const char *node_pki_dir(const struct node *n);

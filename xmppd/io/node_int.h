@@ -10,16 +10,16 @@
 
 #include <uv.h>
 
-#include "log.h"
+#include "logging.h"
 #include "node.h"
-#include "state.h"
+#include "node_state.h"
 #include "ws.h"
 
 struct srv;
 struct conn_mgr;
 struct tls_ctx;
 struct rnode;
-struct ctl_server;
+struct ctl_socket;
 struct cluster;
 struct metrics_http;
 
@@ -53,7 +53,7 @@ struct node {
     struct node_state st;
     struct rnode *rn;
     struct cluster *cluster; /* io/cluster.c: NULL unless clustering is on */
-    struct ctl_server *ctl;
+    struct ctl_socket *ctl;
     bool ctl_closed;
     struct xside *x;       /* serving, or NULL */
     struct xside *retired; /* draining */

@@ -20,16 +20,16 @@
 #include <sodium.h>
 #include <uv.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "cluster.h"
-#include "conf.h"
+#include "conffile_parse.h"
 #include "conn.h"
 #include "err.h"
 #include "node_int.h"
 #include "pki.h"
 #include "rnode.h"
 #include "srv.h"
-#include "state.h"
+#include "node_state.h"
 #include "tls.h"
 
 /* Descriptors kept out of max-connections for everything else. */

@@ -1372,7 +1372,7 @@ int peer_get(const struct peer_mgr *m, uint64_t id, struct peer_info *out)
     return 0;
 }
 
-void peer_stats_get(const struct peer_mgr *m, struct peer_stats *out)
+void peer_get_stats(const struct peer_mgr *m, struct peer_stats *out)
 {
     *out = m->stats;
 }

@@ -56,7 +56,7 @@
 
 #include <uv.h>
 
-#include "log.h"
+#include "logging.h"
 #include "pframe.h"
 
 #define PEER_DEFAULT_PORT 5224
@@ -251,7 +251,7 @@ struct peer_stats {
     uint64_t forbidden, timeouts, over_limit, write_refused;
 };
 
-void peer_stats_get(const struct peer_mgr *m, struct peer_stats *out);
+void peer_get_stats(const struct peer_mgr *m, struct peer_stats *out);
 
 /* peer_addr_same tells whether addresses x and y (borrowed, as
  * peer_parse_addr takes them) name the same host and port: numeric hosts

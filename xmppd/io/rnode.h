@@ -1,9 +1,9 @@
 /* rnode.h: the Raft driver of the daemon: raft/ (the pure core), raft/store
- * (the files in <state-dir>/raft/) and core/cl (the replicated state) on a
+ * (the files in <state-dir>/raft/) and core/repl (the replicated state) on a
  * libuv loop.
  *
  * Every replicated write goes through here, also on a standalone node (a
- * one-member cluster): rnode_submit hands an encoded cl command (cl.h) to
+ * one-member cluster): rnode_submit hands an encoded cl command (repl.h) to
  * Raft; the callback reports once the entry is committed and applied
  * locally, with cl_apply's result.  rnode carries out every raft update as
  * raft.h says: persist in order (fsync) through raft_store, send the messages
@@ -26,10 +26,10 @@
 
 #include <uv.h>
 
-#include "cl.h"
-#include "log.h"
+#include "repl.h"
+#include "logging.h"
 #include "raft.h"
-#include "store.h"
+#include "raft_store.h"
 
 /* rnode_done_cb: the result of a submit, change or transfer, called exactly
  * once.  rc is:
@@ -73,7 +73,7 @@ struct rnode_hooks {
     void (*status)(void *ud);
 
     /* send: carry m (borrowed for the call: copy or encode it with
-     * raft/codec.h before returning) to member to_id at to_addr ("host:port").
+     * raft/raft_codec.h before returning) to member to_id at to_addr ("host:port").
      * to_addr is "" when this node does not know the receiver's address
      * (a joining node answering the leader before it has the
      * configuration): answer on the link the leader's message came in on.
@@ -91,7 +91,7 @@ struct rnode_hooks {
      * calls rnode_submit.  Return 0 if the request is on its way (cb will be
      * called), or a negative XE_ code (cb is not called; rnode reports that
      * code).  NULL: submits on a follower fail with XE_NOLEADER.
-     * rnode stamps a request id into cmd (cl.h, version 2) and, when the
+     * rnode stamps a request id into cmd (repl.h, version 2) and, when the
      * leader changes before the answer, or the answer is XE_NOLEADER,
      * XE_CLOSED, XE_TIMEOUT, XE_IO or XE_BUSY with time left, calls
      * forward_submit again for the same write (to the new leader once one

@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "raft_store.h"
 
 #define PFS_PAGE 64 /* small pages, so records and appends span several */
 

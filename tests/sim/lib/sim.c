@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "raft_codec.h"
 #include "pfs.h"
 #include "sim_int.h"
 
@@ -292,7 +292,7 @@ int sim__slot_of_id(const struct sim *s, uint64_t id)
 
 /* send_forged queues a copy of the message in model (an encoding) as if it
  * came from another cluster 1000 terms ahead: the codec puts the cluster id
- * at bytes 2-9 and the term at 26-33 (codec.h). */
+ * at bytes 2-9 and the term at 26-33 (raft_codec.h). */
 static void send_forged(struct sim *s, unsigned from, unsigned to,
                         const struct sim_event *model)
 {

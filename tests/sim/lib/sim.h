@@ -1,7 +1,7 @@
 /* sim.h: a deterministic simulated Raft cluster for randomized fault runs.
  *
  * Nodes run the real core (raft.h) on a virtual clock.  Messages travel as
- * bytes through the real codec (codec.h) over a network with latency,
+ * bytes through the real codec (raft_codec.h) over a network with latency,
  * jitter (so reordering), loss, duplication and per-direction link cuts
  * (symmetric, one-way and bridge partitions are patterns of cuts).  Each
  * node's stable storage is in memory and follows raft.h's persist order; a
@@ -22,7 +22,7 @@
 
 #include "raft.h"
 #include "sim_check.h"
-#include "store.h"
+#include "raft_store.h"
 
 #define SIM_MAX_NODES 12
 
@@ -163,7 +163,7 @@ struct sim {
     bool verbose;
     enum sim_sabotage sabotage;
     /* When set, every node also persists through the real file store
-     * (raft/store.h) in a directory under store_dir, restarts from what
+     * (raft/raft_store.h) in a directory under store_dir, restarts from what
      * store_open loads, and the load must equal the in-memory model. */
     const char *store_dir;
     bool store_pfs; /* store_dir was SIM_STORE_PFS */

@@ -1,6 +1,6 @@
 /* sim_disk.c: the simulated nodes' stable storage: an in-memory model that
  * follows raft.h's persist order and feeds the log-matching check, and,
- * when the run asks for it, the real file store (raft/store.h) kept in step
+ * when the run asks for it, the real file store (raft/raft_store.h) kept in step
  * with the model and checked against it at every restart. */
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,11 +1,11 @@
-/* ctl_server.h: the control socket: a libuv unix-socket listener that
+/* ctl_socket.h: the control socket: a libuv unix-socket listener that
  * speaks the control protocol (xmppd/core/ctl.h, docs/control-protocol.md).
  *
  * The socket file is created mode 0600 (only root and the daemon's user can
  * talk to it).  Any number of clients (up to max_clients) may be connected;
  * each request is dispatched to the command table the daemon registered,
  * on the loop thread, and answered at once from local state; a handler that
- * must wait (a cluster write) defers its answer with ctl_server_defer.  A
+ * must wait (a cluster write) defers its answer with ctl_socket_defer.  A
  * malformed request gets an error response and the connection stays usable;
  * an oversized one gets a "too-large" error and the connection is closed; a
  * client that disconnects mid-request is simply dropped.  Nothing a client
@@ -25,8 +25,8 @@
  *
  * Requires: the process ignores SIGPIPE (signal(SIGPIPE, SIG_IGN) in main),
  * as for every libuv stream, or a client that hangs up kills the writer. */
-#ifndef XMPPD_CTL_SERVER_H
-#define XMPPD_CTL_SERVER_H
+#ifndef XMPPD_CTL_SOCKET_H
+#define XMPPD_CTL_SOCKET_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -34,23 +34,23 @@
 #include <uv.h>
 
 #include "ctl.h"
-#include "log.h"
+#include "logging.h"
 
-struct ctl_server_config {
+struct ctl_socket_config {
     const char *path;                /* socket path, e.g. <state-dir>/control.sock */
     const struct ctl_command *table; /* borrowed; must outlive the server */
     size_t ncommands;
     void *ud;                    /* passed to every handler */
     const struct log_sink *log;  /* borrowed, may be NULL */
     unsigned max_clients;        /* 0: 64 */
-    unsigned partial_timeout_ms; /* 0: CTL_SERVER_PARTIAL_TIMEOUT_MS */
-    unsigned idle_timeout_ms;    /* 0: CTL_SERVER_IDLE_TIMEOUT_MS */
+    unsigned partial_timeout_ms; /* 0: CTL_SOCKET_PARTIAL_TIMEOUT_MS */
+    unsigned idle_timeout_ms;    /* 0: CTL_SOCKET_IDLE_TIMEOUT_MS */
 };
 
-#define CTL_SERVER_PARTIAL_TIMEOUT_MS 10000
-#define CTL_SERVER_IDLE_TIMEOUT_MS 60000
+#define CTL_SOCKET_PARTIAL_TIMEOUT_MS 10000
+#define CTL_SOCKET_IDLE_TIMEOUT_MS 60000
 
-struct ctl_server_stats {
+struct ctl_socket_stats {
     uint64_t requests;     /* requests answered or deferred */
     uint64_t bad_requests; /* malformed, oversized, invalid or unknown command */
     uint64_t accepted;     /* connections accepted */
@@ -59,34 +59,34 @@ struct ctl_server_stats {
     unsigned clients;      /* connected now */
 };
 
-struct ctl_server;
+struct ctl_socket;
 
-/* ctl_server_start listens on cfg->path on loop.  A stale socket file left
+/* ctl_socket_start listens on cfg->path on loop.  A stale socket file left
  * by a dead daemon is replaced; a path where another process still answers
  * gives XE_BUSY, a path that is not a socket XE_EXISTS (nothing is removed).
- * 0 and *out (owned: release with ctl_server_close), or a negative XE code
+ * 0 and *out (owned: release with ctl_socket_close), or a negative XE code
  * with err (errlen bytes, may be NULL) saying what to do. */
-int ctl_server_start(uv_loop_t *loop, const struct ctl_server_config *cfg,
-                     struct ctl_server **out, char *err, size_t errlen);
+int ctl_socket_start(uv_loop_t *loop, const struct ctl_socket_config *cfg,
+                     struct ctl_socket **out, char *err, size_t errlen);
 
-/* ctl_server_close stops listening, removes the socket file, closes every
+/* ctl_socket_close stops listening, removes the socket file, closes every
  * client (their deferred requests are orphaned: finishing them is still
  * allowed and sends nothing) and frees the server once libuv has closed all
  * handles; on_closed (may be NULL) is called then, with arg. */
-void ctl_server_close(struct ctl_server *s, void (*on_closed)(void *arg), void *arg);
+void ctl_socket_close(struct ctl_socket *s, void (*on_closed)(void *arg), void *arg);
 
-/* ctl_server_stats_get copies the counters. */
-void ctl_server_stats_get(const struct ctl_server *s, struct ctl_server_stats *out);
+/* ctl_socket_get_stats copies the counters. */
+void ctl_socket_get_stats(const struct ctl_socket *s, struct ctl_socket_stats *out);
 
 /* ---- deferred responses ----------------------------------------------- */
 
 struct ctl_deferred;
 
-/* ctl_server_defer, called only from inside a handler that s is running,
+/* ctl_socket_defer, called only from inside a handler that s is running,
  * returns a token for the request being handled (owned by the handler until
  * it passes it to ctl_deferred_finish), or NULL when out of memory.  The
  * handler then returns CTL_DEFERRED. */
-struct ctl_deferred *ctl_server_defer(struct ctl_server *s);
+struct ctl_deferred *ctl_socket_defer(struct ctl_socket *s);
 
 /* ctl_deferred_finish sends the deferred response, as a handler return
  * would: rc 0 with result (taken; NULL means {}), or a negative XE code with

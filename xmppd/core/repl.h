@@ -1,4 +1,8 @@
-/* cl.h: the replicated cluster state and its state machine.
+/* repl.h: the replicated cluster state and its state machine.
+ *
+ * cl_: the cluster's replicated state.  The symbols keep that prefix (cl_state,
+ * cl_apply, cl_cmd_*) though the files are repl*.c; io/cluster*.c is another
+ * thing, the I/O glue between Raft and the peers.
  *
  * Every configuration write of the cluster (domain, call bridges, client
  * accounts) is a command: a small binary record that becomes the data of one
@@ -53,8 +57,8 @@
  * released with cl_buf_free, which wipes them.  Nothing here logs.
  *
  * Requires sodium_init() to have been called (sodium_malloc). */
-#ifndef XMPPD_CL_H
-#define XMPPD_CL_H
+#ifndef XMPPD_REPL_H
+#define XMPPD_REPL_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,9 +1,9 @@
-/* test_cl.c: unit tests for the replicated state machine (core/cl.c):
+/* test_repl.c: unit tests for the replicated state machine (core/repl.c):
  * every command, validation, apply results and effects, snapshots, and
  * garbage input (truncations, bit flips, random bytes). */
 #include <sodium.h>
 
-#include "cl.h"
+#include "repl.h"
 #include "err.h"
 #include "roster.h"
 #include "testlib.h"

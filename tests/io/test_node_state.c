@@ -1,4 +1,4 @@
-/* test_state.c: the node-local state file (xmppd/io/state.c): round trip,
+/* test_node_state.c: the node-local state file (xmppd/io/node_state.c): round trip,
  * atomic replace (a crash or failure before the rename leaves the old
  * state), truncated and damaged files detected with a message that names
  * the file and the way out, permissions. */
@@ -13,7 +13,7 @@
 #include <sodium.h>
 
 #include "err.h"
-#include "state.h"
+#include "node_state.h"
 #include "testlib.h"
 
 static char dir[256];

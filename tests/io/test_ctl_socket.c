@@ -1,4 +1,4 @@
-/* test_ctl_server: the control socket (xmppd/io/ctl_server.c) over a real
+/* test_ctl_socket: the control socket (xmppd/io/ctl_socket.c) over a real
  * unix socket.  The server runs its libuv loop on a second thread; the test
  * is a plain blocking client (with receive timeouts) on the main thread. */
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
-#include "ctl_server.h"
+#include "ctl_socket.h"
 #include "err.h"
 #include "iofix.h"
 #include "testlib.h"
@@ -27,7 +27,7 @@ static char dir[] = "/tmp/xmppd-test-ctl-XXXXXX";
 static char path[100];
 static uv_loop_t loop;
 static uv_async_t stop_async;
-static struct ctl_server *srv;
+static struct ctl_socket *srv;
 static pthread_t thread;
 static int closed_called;
 
@@ -47,8 +47,8 @@ static int cmd_fail(void *ud, json_t *args, json_t **result, struct ctl_error *e
 
 static int cmd_stats(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
-    struct ctl_server_stats st;
-    ctl_server_stats_get(srv, &st);
+    struct ctl_socket_stats st;
+    ctl_socket_get_stats(srv, &st);
     *result =
         json_pack("{s:I, s:I, s:I, s:i, s:I, s:I}", "requests", (json_int_t)st.requests,
                   "bad_requests", (json_int_t)st.bad_requests, "accepted",
@@ -82,7 +82,7 @@ static void later_fire(uv_timer_t *t)
 static int cmd_defer(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     struct later *l = calloc(1, sizeof *l);
-    l->d = ctl_server_defer(srv);
+    l->d = ctl_socket_defer(srv);
     l->fail = json_is_true(json_object_get(args, "fail"));
     uv_timer_init(&loop, &l->timer);
     uv_timer_start(&l->timer, later_fire,
@@ -112,7 +112,7 @@ static void on_closed(void *arg)
 
 static void on_stop(uv_async_t *a)
 {
-    ctl_server_close(srv, on_closed, NULL);
+    ctl_socket_close(srv, on_closed, NULL);
     uv_close((uv_handle_t *)a, NULL);
 }
 
@@ -140,15 +140,15 @@ static void start_server(void)
     snprintf(path, sizeof path, "%s/control.sock", dir);
     uv_loop_init(&loop);
     uv_async_init(&loop, &stop_async, on_stop);
-    struct ctl_server_config cfg = {.path = path,
+    struct ctl_socket_config cfg = {.path = path,
                                     .table = commands,
                                     .ncommands = sizeof commands / sizeof commands[0],
                                     .max_clients = 8,
                                     .partial_timeout_ms = PARTIAL_MS,
                                     .idle_timeout_ms = IDLE_MS};
     char err[256];
-    if (ctl_server_start(&loop, &cfg, &srv, err, sizeof err) != 0) {
-        fprintf(stderr, "ctl_server_start: %s\n", err);
+    if (ctl_socket_start(&loop, &cfg, &srv, err, sizeof err) != 0) {
+        fprintf(stderr, "ctl_socket_start: %s\n", err);
         exit(1);
     }
     pthread_create(&thread, NULL, run_loop, NULL);
@@ -544,11 +544,11 @@ static void test_start_errors(void)
     start_server();
     uv_loop_t l2;
     uv_loop_init(&l2);
-    struct ctl_server_config cfg = {.path = path, .table = commands, .ncommands = 1};
-    struct ctl_server *s2 = NULL;
+    struct ctl_socket_config cfg = {.path = path, .table = commands, .ncommands = 1};
+    struct ctl_socket *s2 = NULL;
     char err[256];
     /* Another server answers at this path. */
-    CHECK_INT(ctl_server_start(&l2, &cfg, &s2, err, sizeof err), XE_BUSY);
+    CHECK_INT(ctl_socket_start(&l2, &cfg, &s2, err, sizeof err), XE_BUSY);
     CHECK(strstr(err, "already running") != NULL);
 
     /* Not a socket: never removed. */
@@ -557,7 +557,7 @@ static void test_start_errors(void)
     FILE *f = fopen(p2, "w");
     fclose(f);
     cfg.path = p2;
-    CHECK_INT(ctl_server_start(&l2, &cfg, &s2, err, sizeof err), XE_EXISTS);
+    CHECK_INT(ctl_socket_start(&l2, &cfg, &s2, err, sizeof err), XE_EXISTS);
     CHECK(access(p2, F_OK) == 0);
     unlink(p2);
 
@@ -568,15 +568,15 @@ static void test_start_errors(void)
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", p2);
     CHECK_INT(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     close(fd);
-    CHECK_INT(ctl_server_start(&l2, &cfg, &s2, err, sizeof err), 0);
-    ctl_server_close(s2, NULL, NULL);
+    CHECK_INT(ctl_socket_start(&l2, &cfg, &s2, err, sizeof err), 0);
+    ctl_socket_close(s2, NULL, NULL);
     CHECK(access(p2, F_OK) != 0); /* close removes the socket file */
 
     char longp[200];
     memset(longp, 'a', sizeof longp - 1);
     longp[sizeof longp - 1] = '\0';
     cfg.path = longp;
-    CHECK_INT(ctl_server_start(&l2, &cfg, &s2, err, sizeof err), XE_INVAL);
+    CHECK_INT(ctl_socket_start(&l2, &cfg, &s2, err, sizeof err), XE_INVAL);
     uv_run(&l2, UV_RUN_DEFAULT);
     CHECK_INT(uv_loop_close(&l2), 0);
 }

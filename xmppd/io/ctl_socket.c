@@ -1,11 +1,11 @@
-/* ctl_server.c: the control socket edge: libuv pipe listener, per-client
+/* ctl_socket.c: the control socket edge: libuv pipe listener, per-client
  * frame decoding, dispatch to the registered command table, responses.
- * See ctl_server.h.
+ * See ctl_socket.h.
  *
  * Memory of a client is freed only in its close callback (libuv calls any
  * pending write and shutdown callbacks before it); after each dispatch the
  * read loop checks whether the handler closed the client or the server. */
-#include "ctl_server.h"
+#include "ctl_socket.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -29,7 +29,7 @@
 
 struct client {
     uv_pipe_t pipe; /* first: the handle's address is the client's */
-    struct ctl_server *srv;
+    struct ctl_socket *srv;
     struct client *prev, *next;
     struct ctl_deferred *deferred; /* requests answered later */
     struct ctl_dec dec;
@@ -47,7 +47,7 @@ struct ctl_deferred {
     json_int_t id;
 };
 
-struct ctl_server {
+struct ctl_socket {
     uv_loop_t *loop;
     uv_pipe_t listener;
     char *path;
@@ -60,9 +60,9 @@ struct ctl_server {
     unsigned partial_timeout_ms, idle_timeout_ms;
     uv_timer_t sweep; /* closes clients past their timeouts */
     struct client *clients;
-    struct ctl_server_stats stats;
+    struct ctl_socket_stats stats;
     uint64_t next_client_id;
-    /* the request being dispatched (for ctl_server_defer) */
+    /* the request being dispatched (for ctl_socket_defer) */
     struct client *cur_client;
     json_int_t cur_id;
     bool closing;
@@ -80,7 +80,7 @@ struct wreq {
 
 static void client_close(struct client *c);
 
-static void server_maybe_free(struct ctl_server *s)
+static void server_maybe_free(struct ctl_socket *s)
 {
     if (!s->closing || s->open_handles > 0)
         return;
@@ -110,7 +110,7 @@ static void on_write(uv_write_t *req, int status)
 /* send_msg frames msg (borrowed) and queues it to c. */
 static void send_msg(struct client *c, json_t *msg)
 {
-    struct ctl_server *s = c->srv;
+    struct ctl_socket *s = c->srv;
     struct buf b = {0};
     if (c->closing || c->shutting)
         return;
@@ -185,7 +185,7 @@ static void send_error_and_close(struct client *c, const struct ctl_error *err)
 static void on_client_closed(uv_handle_t *h)
 {
     struct client *c = (struct client *)h;
-    struct ctl_server *s = c->srv;
+    struct ctl_socket *s = c->srv;
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -220,7 +220,7 @@ static void client_close(struct client *c)
 
 static void handle_request(struct client *c, json_t *msg)
 {
-    struct ctl_server *s = c->srv;
+    struct ctl_socket *s = c->srv;
     json_t *resp = NULL;
     json_t *id = json_object_get(msg, "id");
 
@@ -259,7 +259,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *ub)
 {
     struct client *c = (struct client *)st;
-    struct ctl_server *s = c->srv;
+    struct ctl_socket *s = c->srv;
     if (nread < 0) {
         if (nread != UV_EOF)
             LOG(s->log, LOG_DEBUG, "control c%llu: read failed: %s",
@@ -316,7 +316,7 @@ static bool evictable(const struct client *c)
 /* make_room closes the oldest evictable client other than fresh, so that
  * fresh (just accepted, over max_clients) may stay.  false when every
  * other client waits for a deferred answer. */
-static bool make_room(struct ctl_server *s, struct client *fresh)
+static bool make_room(struct ctl_socket *s, struct client *fresh)
 {
     struct client *old = NULL;
 
@@ -339,7 +339,7 @@ static bool make_room(struct ctl_server *s, struct client *fresh)
  * idle ones; clients waiting for a deferred answer are left alone. */
 static void on_sweep(uv_timer_t *t)
 {
-    struct ctl_server *s = t->data;
+    struct ctl_socket *s = t->data;
     uint64_t now = uv_now(s->loop);
 
     for (struct client *c = s->clients; c != NULL; c = c->next) {
@@ -362,7 +362,7 @@ static void on_sweep(uv_timer_t *t)
 
 static void on_connection(uv_stream_t *ls, int status)
 {
-    struct ctl_server *s = ls->data;
+    struct ctl_socket *s = ls->data;
     if (status < 0) {
         LOG(s->log, LOG_WARN, "control: accept failed: %s", uv_strerror(status));
         return;
@@ -444,20 +444,20 @@ static int clear_stale(const char *path, char *err, size_t errlen)
 
 static void on_listener_closed(uv_handle_t *h)
 {
-    struct ctl_server *s = h->data;
+    struct ctl_socket *s = h->data;
     s->open_handles--;
     server_maybe_free(s);
 }
 
 static void on_sweep_closed(uv_handle_t *h)
 {
-    struct ctl_server *s = h->data;
+    struct ctl_socket *s = h->data;
     s->open_handles--;
     server_maybe_free(s);
 }
 
-int ctl_server_start(uv_loop_t *loop, const struct ctl_server_config *cfg,
-                     struct ctl_server **out, char *err, size_t errlen)
+int ctl_socket_start(uv_loop_t *loop, const struct ctl_socket_config *cfg,
+                     struct ctl_socket **out, char *err, size_t errlen)
 {
     char dummy[8];
     if (err == NULL)
@@ -474,7 +474,7 @@ int ctl_server_start(uv_loop_t *loop, const struct ctl_server_config *cfg,
     if (rc < 0)
         return rc;
 
-    struct ctl_server *s = calloc(1, sizeof *s);
+    struct ctl_socket *s = calloc(1, sizeof *s);
     if (s == NULL || (s->path = strdup(cfg->path)) == NULL) {
         free(s);
         snprintf(err, errlen, "out of memory");
@@ -487,9 +487,9 @@ int ctl_server_start(uv_loop_t *loop, const struct ctl_server_config *cfg,
     s->log = cfg->log;
     s->max_clients = cfg->max_clients ? cfg->max_clients : DEFAULT_MAX_CLIENTS;
     s->partial_timeout_ms =
-        cfg->partial_timeout_ms ? cfg->partial_timeout_ms : CTL_SERVER_PARTIAL_TIMEOUT_MS;
+        cfg->partial_timeout_ms ? cfg->partial_timeout_ms : CTL_SOCKET_PARTIAL_TIMEOUT_MS;
     s->idle_timeout_ms =
-        cfg->idle_timeout_ms ? cfg->idle_timeout_ms : CTL_SERVER_IDLE_TIMEOUT_MS;
+        cfg->idle_timeout_ms ? cfg->idle_timeout_ms : CTL_SOCKET_IDLE_TIMEOUT_MS;
 
     int r = uv_pipe_init(loop, &s->listener, 0);
     if (r < 0) {
@@ -531,7 +531,7 @@ int ctl_server_start(uv_loop_t *loop, const struct ctl_server_config *cfg,
     return 0;
 }
 
-void ctl_server_close(struct ctl_server *s, void (*on_closed)(void *arg), void *arg)
+void ctl_socket_close(struct ctl_socket *s, void (*on_closed)(void *arg), void *arg)
 {
     if (s == NULL || s->closing)
         return;
@@ -545,14 +545,14 @@ void ctl_server_close(struct ctl_server *s, void (*on_closed)(void *arg), void *
         client_close(c);
 }
 
-void ctl_server_stats_get(const struct ctl_server *s, struct ctl_server_stats *out)
+void ctl_socket_get_stats(const struct ctl_socket *s, struct ctl_socket_stats *out)
 {
     *out = s->stats;
 }
 
 /* ---- deferred responses ----------------------------------------------- */
 
-struct ctl_deferred *ctl_server_defer(struct ctl_server *s)
+struct ctl_deferred *ctl_socket_defer(struct ctl_socket *s)
 {
     struct client *c = s->cur_client;
     if (c == NULL)

@@ -1,4 +1,4 @@
-/* store.h: the file-backed Raft store: term and vote, the log, the latest
+/* raft_store.h: the file-backed Raft store: term and vote, the log, the latest
  * snapshot, in one directory.
  *
  * Files in the directory:

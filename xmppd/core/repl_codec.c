@@ -1,7 +1,7 @@
-/* cl_codec.c: the byte encoding of cl commands (the Raft log entries) and
- * of snapshots of the state (contract in cl.h; format in
+/* repl_codec.c: the byte encoding of cl commands (the Raft log entries) and
+ * of snapshots of the state (contract in repl.h; format in
  * docs/replicated-state.md). */
-#include "cl_int.h"
+#include "repl_int.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -341,7 +341,7 @@ int cl_cmd_encode(const struct cl_cmd *c, unsigned char **out, size_t *len)
 }
 
 /* decode_roster validates a roster command with roster_cmd_decode and
- * keeps its header in *c (cl.h: cl_cmd_decode). */
+ * keeps its header in *c (repl.h: cl_cmd_decode). */
 static int decode_roster(const void *buf, size_t len, struct cl_cmd *c)
 {
     struct roster_cmd *rc = calloc(1, sizeof *rc);

@@ -1,14 +1,14 @@
-/* cl_int.h: the inside of struct cl_state, shared by cl.c (state, lookup,
- * apply) and cl_codec.c (the byte encoding of commands and snapshots).
- * Not part of the API: callers use cl.h only. */
-#ifndef XMPPD_CL_INT_H
-#define XMPPD_CL_INT_H
+/* repl_int.h: the inside of struct cl_state, shared by repl.c (state, lookup,
+ * apply) and repl_codec.c (the byte encoding of commands and snapshots).
+ * Not part of the API: callers use repl.h only. */
+#ifndef XMPPD_REPL_INT_H
+#define XMPPD_REPL_INT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cl.h"
+#include "repl.h"
 
 struct cl_state {
     uint64_t cluster_id;
@@ -33,7 +33,7 @@ struct cl_state {
 bool cl__creds_valid(const struct cl_user *u);
 /* cl__user_free wipes and frees u (taken; NULL is fine). */
 void cl__user_free(struct cl_user *u);
-/* cl__grow makes room for one more pointer in *arr (comment in cl.c). */
+/* cl__grow makes room for one more pointer in *arr (comment in repl.c). */
 int cl__grow(void ***arr, size_t n, size_t *cap);
 /* cl__cb_new returns a new call-bridge entry (owned), or NULL. */
 struct cl_callbridge *cl__cb_new(const char *name, const unsigned char *secret,

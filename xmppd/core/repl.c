@@ -1,7 +1,7 @@
-/* cl.c: the replicated cluster state: validation, lookup and cl_apply
- * (contract in cl.h; the byte encoding is in cl_codec.c; format in
+/* repl.c: the replicated cluster state: validation, lookup and cl_apply
+ * (contract in repl.h; the byte encoding is in repl_codec.c; format in
  * docs/replicated-state.md). */
-#include "cl_int.h"
+#include "repl_int.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* codec.h: Raft messages (struct raft_message, raft.h) to bytes and back, for
+/* raft_codec.h: Raft messages (struct raft_message, raft.h) to bytes and back, for
  * the peer link.  Pure: no I/O, no allocation on encode.
  *
  * Format, version 1, little-endian integers:

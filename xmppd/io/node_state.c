@@ -1,6 +1,6 @@
-/* state.c: the node-local state file: format, checksum, atomic replace
- * (contract in state.h). */
-#include "state.h"
+/* node_state.c: the node-local state file: format, checksum, atomic replace
+ * (contract in node_state.h). */
+#include "node_state.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,5 +1,6 @@
-/* conf.c: parsing the node configuration text (format in conf.h). */
-#include "conf.h"
+/* conffile_parse.c: parsing the node configuration text (format in
+ * conffile_parse.h). */
+#include "conffile_parse.h"
 
 #include <ctype.h>
 #include <stdarg.h>

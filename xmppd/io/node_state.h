@@ -1,11 +1,11 @@
-/* state.h: the node-local state file, <state-dir>/node.state.
+/* node_state.h: the node-local state file, <state-dir>/node.state.
  *
  * What belongs to this node alone (docs/architecture.md, "Two kinds of
  * state"): its node id, whether XMPP is enabled, the addresses its listeners
  * bind to, its certificate files and TLS mode, whether it takes part in a
  * cluster, the cluster trust bundle and the peer-link address.  Replicated
  * configuration (domain, call bridges, users) is not here: it lives in the
- * Raft store under <state-dir>/raft/ (io/rnode.c, core/cl.c).
+ * Raft store under <state-dir>/raft/ (io/rnode.c, core/repl.c).
  *
  * The file is UTF-8 text, one "key value" line each, so an admin can read
  * it; the last line is "checksum <hex>", a BLAKE2b-128 of every byte before
@@ -47,15 +47,15 @@
  * write, fsync, rename over node.state, fsync the directory.  A crash at any
  * point leaves the old file or the new one.  All system calls go through
  * struct state_sys so tests can make any step fail. */
-#ifndef XMPPD_STATE_H
-#define XMPPD_STATE_H
+#ifndef XMPPD_NODE_STATE_H
+#define XMPPD_NODE_STATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "conf.h"
+#include "conffile_parse.h"
 
 #define STATE_FILE "node.state"
 #define STATE_VERSION 1
@@ -95,7 +95,7 @@ struct node_state {
     char bundle[STATE_MAX_PATH]; /* same, optional */
     unsigned keepalive_s;        /* 1..CONF_MAX_SECONDS */
     unsigned auth_timeout_s;     /* 1..CONF_MAX_SECONDS */
-    /* XMPP listener limits (conf.h): connections in all and per address,
+    /* XMPP listener limits (conffile_parse.h): connections in all and per address,
      * and the stanza bytes before authentication */
     unsigned max_conns, max_conns_per_addr, preauth_stanza_bytes;
     /* Clients (RFC 6120 c2s, issue 10): the port of the client listener on

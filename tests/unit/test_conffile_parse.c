@@ -1,10 +1,11 @@
-/* test_conf.c: unit tests for the node configuration parser (conf.c). */
+/* test_conffile_parse.c: unit tests for the node configuration parser
+ * (conffile_parse.c). */
 #include <locale.h>
 
 #include <sodium.h>
 
 #include "testlib.h"
-#include "conf.h"
+#include "conffile_parse.h"
 #include "err.h"
 
 /* parse runs conf_parse on a C string. */

@@ -1,12 +1,12 @@
-/* log.h: the logging sink that core modules are given.
+/* logging.h: the logging sink that core modules are given.
  *
  * Core code never writes to stderr itself: it formats one line per event into
  * a sink supplied by the edge (main.c writes it to stderr; tests capture it).
  * The level is checked before any formatting, so disabled levels cost one
  * compare.  Lines carry no trailing newline.  Never log secrets; stanza bodies
  * only at LOG_TRACE. */
-#ifndef XMPPD_LOG_H
-#define XMPPD_LOG_H
+#ifndef XMPPD_LOGGING_H
+#define XMPPD_LOGGING_H
 
 #include <stdarg.h>
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-/* conf.h: the node configuration file (issue 2), parsed from text.
+/* conffile_parse.h: the node configuration file (issue 2), parsed from text.
  *
  * Until the admin shell of issue 4 replaces it, a node reads its domain,
  * listeners, timers and call-bridge secrets from <state-dir>/xmppd.conf.
@@ -31,8 +31,8 @@
  * label of the component <name>.<domain>); a secret is 1..1024 printable
  * non-space ASCII characters.  Secrets are held in sodium_malloc memory and
  * wiped on release; error messages never quote a secret. */
-#ifndef XMPPD_CONF_H
-#define XMPPD_CONF_H
+#ifndef XMPPD_CONFFILE_PARSE_H
+#define XMPPD_CONFFILE_PARSE_H
 
 #include <stddef.h>
 #include <stdint.h>

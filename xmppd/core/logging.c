@@ -1,5 +1,5 @@
-/* log.c: formatting into a log sink. */
-#include "log.h"
+/* logging.c: formatting into a log sink. */
+#include "logging.h"
 
 #include <stdio.h>
 #include <string.h>
