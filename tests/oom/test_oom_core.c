@@ -1,6 +1,6 @@
 /* test_oom_core.c: the out-of-memory sweep (oom.h) over the core's codecs
  * and state machines: peer frames (pframe), replicated commands and
- * snapshots (cl_codec, cl), the XML stream framer and stanza trees (xs,
+ * snapshots (repl_codec, repl), the XML stream framer and stanza trees (xs,
  * stz), forwarding between two nodes (fwd, over pframe), and a client login
  * (STARTTLS, SCRAM-SHA-256, bind: sess_c2s, sasl, scram, srv).
  *
