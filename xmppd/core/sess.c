@@ -24,7 +24,17 @@ int sess__init(struct sess *s, enum sess_kind kind, struct srv *srv, uint64_t co
     if (s->peer == NULL)
         return XE_NOMEM;
     /* Small until authenticated (issue 8, defect 9). */
-    if (xs_new(&srv->preauth, &s->xs) < 0) {
+    /* One hash salt for every parser of this stream (xs.c "Hash salt"):
+     * SipHash of the connection id under the node's secret key (drawn
+     * through the edge at srv_new), so the core reads no randomness here;
+     * non-zero, 0 being "expat's own". */
+    unsigned char h[crypto_shorthash_BYTES], in[10] = {'x', 's'};
+    unsigned long salt = 0;
+    for (int i = 0; i < 8; i++)
+        in[2 + i] = (unsigned char)(conn >> (8 * i));
+    crypto_shorthash(h, in, sizeof in, srv->fake_key);
+    memcpy(&salt, h, sizeof salt < sizeof h ? sizeof salt : sizeof h);
+    if (xs_new_salted(&srv->preauth, salt | 1, &s->xs) < 0) {
         free(s->peer);
         s->peer = NULL;
         return XE_NOMEM;

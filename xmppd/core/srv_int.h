@@ -61,7 +61,9 @@ struct srv {
     size_t nclients;   /* bound client sessions */
     const struct cl_state *accounts; /* borrowed (srv_set_accounts); NULL: none */
     unsigned char *fake_key;         /* sodium_malloc'd, 32 bytes: SCRAM's
-                                        answer for unknown users */
+                                        answer for unknown users; its first
+                                        16 key each stream's expat hash salt
+                                        (sess.c) */
     struct srv_rop *rops;            /* roster writes submitted (srv_c2s.c) */
     uint64_t rop_token;              /* the last token given to env.submit */
     struct htab thr; /* failed-login counts (srv_throttle.c); no buckets until one */

@@ -43,10 +43,11 @@
  * Hash salt: expat salts its hash tables against collision flooding
  * (CVE-2012-0876) with fresh random bytes for every parser it makes, one
  * getrandom system call each, and a parked stream makes a parser per burst
- * (some ten per login).  Each stream draws its salt once, in xs_new, and
- * gives it to every parser it makes (XML_SetHashSalt): as unguessable to
- * the peer, without the system calls (docs/benchmarks.md, "CPU per
- * login"). */
+ * (some ten per login).  A session's stream is given a salt once
+ * (xs_new_salted; sess.c draws it through the edge's env.random, the core
+ * reading no randomness itself) and gives it to every parser it makes
+ * (XML_SetHashSalt): as unguessable to the peer, without the system calls
+ * (docs/benchmarks.md, "CPU per login"). */
 #include "xs.h"
 
 #include <assert.h>
@@ -57,8 +58,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <sodium.h>
 
 #include <expat.h>
 
@@ -792,7 +791,8 @@ static int xs__parser_open(struct xs *xs)
     if (p == NULL)
         return XE_NOMEM;
     /* Before the first byte, as XML_SetHashSalt requires. */
-    XML_SetHashSalt(p, xs->salt);
+    if (xs->salt != 0)
+        XML_SetHashSalt(p, xs->salt); /* 0: expat draws its own */
     XML_SetUserData(p, xs);
     XML_SetElementHandler(p, xs__on_start, xs__on_end);
     XML_SetCharacterDataHandler(p, xs__on_text);
@@ -926,6 +926,11 @@ void xs_set_limits(struct xs *xs, const struct xs_limits *limits)
 
 int xs_new(const struct xs_limits *limits, struct xs **out)
 {
+    return xs_new_salted(limits, 0, out);
+}
+
+int xs_new_salted(const struct xs_limits *limits, unsigned long salt, struct xs **out)
+{
     struct xs *xs;
 
     *out = NULL;
@@ -933,9 +938,7 @@ int xs_new(const struct xs_limits *limits, struct xs **out)
     if (xs == NULL)
         return XE_NOMEM;
     xs__limits(limits, &xs->lim);
-    /* Non-zero: expat takes 0 as "make your own". */
-    randombytes_buf(&xs->salt, sizeof xs->salt);
-    xs->salt |= 1;
+    xs->salt = salt;
     if (xs__parser_new(xs) != 0) {
         free(xs);
         return XE_NOMEM;

@@ -128,6 +128,10 @@ struct xs;
 /* xs_new creates a framer with limits (NULL for defaults; zero fields also
  * take their default).  0/XE_NOMEM. */
 int xs_new(const struct xs_limits *limits, struct xs **out);
+/* xs_new_salted does the same with salt as expat's hash salt for every
+ * parser of the stream (XML_SetHashSalt; 0: expat draws its own for each
+ * parser, a system call each). */
+int xs_new_salted(const struct xs_limits *limits, unsigned long salt, struct xs **out);
 /* xs_free frees the framer and any queued, unpulled events. */
 void xs_free(struct xs *xs);
 
