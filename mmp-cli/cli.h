@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -49,9 +50,6 @@ void cli_words_free(char **words, int n);
 
 /* ---- conn.c ------------------------------------------------------------ */
 
-/* Set by the interactive shell's SIGINT handler: cli_call stops waiting. */
-extern volatile sig_atomic_t cli_interrupted;
-
 /* cli_call sends one request (cmd, args taken) to the daemon and waits for
  * its response.  Returns CLI_OK with *result (owned) on success; CLI_FAILED
  * with code/message (buffers of 32 and 256 bytes) when the daemon answered
@@ -59,6 +57,27 @@ extern volatile sig_atomic_t cli_interrupted;
  * reached or the answer could not be read. */
 int cli_call(struct cli *cli, const char *cmd, json_t *args, json_t **result, char *code,
              char *message);
+
+/* ---- intr.c ------------------------------------------------------------ */
+
+/* Set when Ctrl-C was pressed at the interactive shell; the prompt loop
+ * clears it before each line. */
+extern volatile sig_atomic_t cli_interrupted;
+
+/* cli_intr_setup makes Ctrl-C abandon the current line or command instead
+ * of ending the shell: SIGINT is blocked except inside cli_wait, so it is
+ * never lost between two waits.  Called once by the interactive shell,
+ * before the line editor starts. */
+void cli_intr_setup(void);
+
+/* cli_wait waits until fd is readable or timeout_ms (-1: no limit) passes.
+ * 1 readable, 0 timed out, -1 Ctrl-C (cli_interrupted set), -2 poll failed
+ * (errno).  Without cli_intr_setup it is a plain poll. */
+int cli_wait(int fd, int timeout_ms);
+
+/* cli_getc is the line editor's read of one character (rl_getc_function):
+ * EOF on Ctrl-C, which makes readline() return NULL. */
+int cli_getc(FILE *f);
 
 /* ---- input.c ----------------------------------------------------------- */
 

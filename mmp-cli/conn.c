@@ -15,8 +15,6 @@
 #include "ctl.h"
 #include "err.h"
 
-volatile sig_atomic_t cli_interrupted;
-
 /* How long to wait for an answer.  The daemon answers every command within
  * its own deadline: a cluster write within 5 s, a join within 40 s (10 s to
  * reach the member, 30 s to be promoted).  The shell waits longer than any
@@ -106,16 +104,18 @@ static int read_response(int fd, json_t **msg, char *message)
                      err.message);
             break;
         }
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int pr = poll(&pfd, 1, CLI_TIMEOUT_MS);
-        if (pr < 0 && errno == EINTR && cli_interrupted) {
+        int pr = cli_wait(fd, CLI_TIMEOUT_MS);
+        if (pr == -1) {
             snprintf(message, 256,
                      "interrupted; the daemon may still carry the command out (check "
                      "with a list or status command)");
             break;
         }
-        if (pr < 0 && errno == EINTR)
-            continue;
+        if (pr == -2) {
+            snprintf(message, 256, "cannot wait for the daemon's answer: %s",
+                     strerror(errno));
+            break;
+        }
         if (pr == 0) {
             snprintf(message, 256,
                      "no answer from the daemon within %d s; it may be overloaded, try "

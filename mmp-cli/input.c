@@ -1,6 +1,7 @@
 /* input.c: what mmp-cli reads besides command lines: secrets (without echo
  * on a terminal, RFC-free common sense: never on the command line, never in
  * history) and yes/no confirmations. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
@@ -26,8 +27,37 @@ static int read_line(FILE *f, char *buf, size_t len)
     return 0;
 }
 
+/* read_tty_line reads one line from the terminal on fd 0 a byte at a time
+ * (stdio's buffer would take bytes the line editor reads next), through
+ * cli_wait so that Ctrl-C ends it.  0, -1 at end of input or when the line
+ * does not fit, -2 on Ctrl-C. */
+static int read_tty_line(char *buf, size_t len)
+{
+    size_t n = 0;
+    for (;;) {
+        int w = cli_wait(STDIN_FILENO, -1);
+        if (w == -1)
+            return -2;
+        if (w != 1)
+            return -1;
+        char c;
+        ssize_t r = read(STDIN_FILENO, &c, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r != 1)
+            return -1;
+        if (c == '\n' || c == '\r')
+            break;
+        if (n + 1 >= len)
+            return -1;
+        buf[n++] = c;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
 /* prompt_noecho prints prompt to the terminal and reads a line with echo
- * off, restoring the terminal afterwards. */
+ * off, restoring the terminal afterwards.  -2 on Ctrl-C. */
 static int prompt_noecho(const char *prompt, char *buf, size_t len)
 {
     struct termios old, quiet;
@@ -42,7 +72,7 @@ static int prompt_noecho(const char *prompt, char *buf, size_t len)
         return -1;
     fputs(prompt, stderr);
     fflush(stderr);
-    int rc = read_line(stdin, buf, len);
+    int rc = read_tty_line(buf, len);
     tcsetattr(STDIN_FILENO, TCSANOW, &old);
     return rc;
 }
@@ -56,13 +86,13 @@ int cli_read_secret(const char *prompt, char *buf, size_t len, const char **why)
         }
     } else {
         char again[512];
-        if (prompt_noecho(prompt, buf, len) < 0) {
-            *why = "could not read the secret from the terminal";
-            return -1;
-        }
-        if (prompt_noecho("Again: ", again, sizeof again) < 0) {
+        int rc = prompt_noecho(prompt, buf, len);
+        if (rc == 0)
+            rc = prompt_noecho("Again: ", again, sizeof again);
+        if (rc < 0) {
             sodium_memzero(again, sizeof again);
-            *why = "could not read the secret from the terminal";
+            *why = rc == -2 ? "interrupted; nothing was changed"
+                            : "could not read the secret from the terminal";
             return -1;
         }
         int same = strcmp(buf, again) == 0;
@@ -86,7 +116,7 @@ bool cli_confirm(const char *question)
     char answer[16];
     fputs(question, stderr);
     fflush(stderr);
-    if (read_line(stdin, answer, sizeof answer) < 0)
+    if (read_tty_line(answer, sizeof answer) < 0)
         return false;
     return strcmp(answer, "yes") == 0;
 }

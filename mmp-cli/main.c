@@ -10,7 +10,6 @@
  * The socket is --socket, else $XMPPD_SOCKET, else the default. */
 #include <limits.h>
 #include <malloc.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,18 +94,11 @@ static char **complete(const char *text, int start, int end)
 /* ---- the loops ------------------------------------------------------------ */
 
 /* At the prompt, Ctrl-C abandons the line (or the command being waited
- * for) instead of ending the shell, which over SSH would log the admin out. */
-static void on_sigint(int sig)
-{
-    (void)sig;
-    cli_interrupted = 1;
-}
-
+ * for) instead of ending the shell, which over SSH would log the admin out
+ * (intr.c). */
 static int interactive(struct cli *cli)
 {
-    struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
+    cli_intr_setup();
 
     char host[HOST_NAME_MAX + 1] = "xmppd";
     gethostname(host, sizeof host);

@@ -315,6 +315,7 @@ def interactive(node):
         t.send(b"xmpp status\r")
         check(t.expect("Enabled: no") and t.expect(prompt),
               "the line after Ctrl-C runs normally")
+        ctrl_c_at_any_moment(t, prompt)
         # history: the previous line comes back with the up arrow
         t.send(b"\x1b[A")
         check(t.expect("xmpp status"), "up arrow recalls the last line", t.out[-200:])
@@ -349,6 +350,33 @@ def interactive(node):
         check("hush-hush-7" not in hist, "the secret is not in the history")
         check("typed-Pw" not in hist, "the password is not in the history")
         check(oct(os.stat(hist_path).st_mode & 0o777) == "0o600", "history is 0600")
+
+
+def ctrl_c_at_any_moment(t, prompt):
+    """Ctrl-C is read by the terminal, not by the shell: the SIGINT can come
+    while the line editor is between two reads (echoing what came before
+    it), not only while it waits.  Typed text and Ctrl-C in one write, over
+    and over, with the text's length varied so the signal lands at
+    different moments: every one must give a fresh prompt, and the shell
+    must still run the next line."""
+    lost = 0
+    for i in range(150):
+        t.send(b"xmpp callbridge list" [: 1 + i % 20] + b"\x03")
+        if not t.expect(prompt, timeout=5):
+            lost += 1
+            t.send(b"\x15")
+            break
+    check(lost == 0, "Ctrl-C at any moment of typing gives a fresh prompt",
+          t.out[-200:])
+    # Ctrl-C at a secret prompt abandons the command, not the shell.
+    t.send(b"xmpp callbridge add-secret cb9\r")
+    t.expect("Secret: ")
+    t.send(b"half-typ\x03")
+    check(t.expect(prompt), "Ctrl-C at a secret prompt gives a fresh prompt",
+          t.out[-200:])
+    t.send(b"xmpp status\r")
+    check(t.expect("Enabled: no") and t.expect(prompt),
+          "the shell runs the next line after all those Ctrl-Cs", t.out[-200:])
 
 
 def main():
