@@ -2,7 +2,6 @@
  * (docs/control-protocol.md).  A connection per command: the socket is
  * local and cheap, and a restarted daemon is simply found again. */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
