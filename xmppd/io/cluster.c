@@ -569,14 +569,6 @@ static int pk_submit(struct node *n, uint64_t from, bool guest, const struct pfr
         return XE_PROTO;
     if (guest && refuse_join_addr(n, from, rid, &req.u.join) < 0)
         return 0;
-    /* A request that waited out its sender's deadline (a partition: the
-     * sender already reported failure) is not applied late. */
-    if (cluster__wall_ms(NULL) > expires) {
-        answer_peer(n, from, rid, XE_TIMEOUT,
-                    "the request reached the leader after its deadline and was not "
-                    "applied");
-        return 0;
-    }
     r = malloc(sizeof *r);
     if (r == NULL) {
         answer_peer(n, from, rid, XE_NOMEM,

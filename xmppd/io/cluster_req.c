@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cserve.h"
 #include "err.h"
 #include "node.h"
 #include "node_int.h"
@@ -381,18 +382,13 @@ static void do_join(struct node *n, const struct pframe_join *j, cluster_cb cb, 
     start_change(n, &ch, false, cb, arg, msg);
 }
 
+/* do_remove removes member id (cserve_decide found it a member). */
 static void do_remove(struct node *n, uint64_t id, cluster_cb cb, void *arg)
 {
     struct rnode_change ch = {.kind = RNODE_CHANGE_REMOVE, .id = id};
-    char hid[17], msg[200];
+    char hid[17];
 
     state_node_id_hex(id, hid);
-    if (raft_config_find(rnode_config(n->rn), id) == NULL) {
-        snprintf(msg, sizeof msg, "node %s is not a member; see xmpp cluster status",
-                 hid);
-        cb(arg, XE_NOTFOUND, msg, NULL, 0);
-        return;
-    }
     LOG(&n->log, LOG_INFO, "%s removing member %s", n->name, hid);
     start_change(n, &ch, true, cb, arg, NULL);
 }
@@ -400,14 +396,23 @@ static void do_remove(struct node *n, uint64_t id, cluster_cb cb, void *arg)
 void cluster__serve(struct node *n, const struct pframe_req *req, uint64_t expires,
                     cluster_cb cb, void *arg)
 {
-    uint64_t wall = cluster__wall_ms(NULL);
-    uint64_t left = expires > wall + 100 ? expires - wall : 100;
+    struct cserve_in in = {.req = req, .expires = expires};
+    uint64_t members[RAFT_MAX_MEMBERS];
+    struct cserve_out out;
 
-    if (n->rn == NULL) {
-        cb(arg, XE_CLOSED, "the node is stopping", NULL, 0);
-        return;
+    in.wall = cluster__wall_ms(NULL);
+    in.running = n->rn != NULL;
+    if (n->rn != NULL) {
+        const struct raft_config *cfg = rnode_config(n->rn);
+        for (unsigned i = 0; i < cfg->n; i++)
+            members[i] = cfg->members[i].id;
+        in.members = members;
+        in.n_members = cfg->n;
+        in.leading = rnode_is_leader(n->rn);
     }
-    if (req->kind == PFRAME_REQ_CMD) {
+    cserve_decide(&in, &out);
+    switch (out.verdict) {
+    case CSERVE_SUBMIT: {
         struct subw *w = malloc(sizeof *w);
         if (w == NULL) {
             cb(arg, XE_NOMEM, "out of memory on the leader: nothing was changed", NULL,
@@ -416,20 +421,20 @@ void cluster__serve(struct node *n, const struct pframe_req *req, uint64_t expir
         }
         w->cb = cb;
         w->arg = arg;
-        rnode_submit(n->rn, req->u.cmd.data, req->u.cmd.len, left, submit_done, w);
+        rnode_submit(n->rn, req->u.cmd.data, req->u.cmd.len, out.left_ms, submit_done, w);
         return;
     }
-    if (!rnode_is_leader(n->rn)) {
-        cluster__request(n, req, 0, left, cb, arg);
+    case CSERVE_PASS_ON:
+        cluster__request(n, req, 0, out.left_ms, cb, arg);
         return;
-    }
-    if (req->kind == PFRAME_REQ_JOIN) {
+    case CSERVE_JOIN:
         do_join(n, &req->u.join, cb, arg);
         return;
-    }
-    if (req->kind == PFRAME_REQ_REMOVE) {
+    case CSERVE_REMOVE:
         do_remove(n, req->u.node_id, cb, arg);
         return;
+    case CSERVE_REFUSE:
+        cb(arg, out.rc, out.msg, NULL, 0);
+        return;
     }
-    cb(arg, XE_PROTO, "malformed request", NULL, 0);
 }

@@ -11,15 +11,18 @@
  * rare.  An asynchronous store would queue messages behind the write (the
  * send rule of raft.h) and is a later improvement.
  *
- * Requests (submits, changes, transfers) live in one list, in arrival order.
- * They are completed (callback called) from inside steps, but only freed in
- * reap(), at the end of the outermost rnode call, so that a callback may
- * queue new requests without breaking an iteration.
+ * Requests (submits, changes, transfers) are decided in core/rreq.c: this
+ * file steps it with what Raft did (an entry applied, a leader change, a
+ * snapshot) and carries out its actions (propose to Raft, forward to the
+ * leader) and answers.  After every outermost call kick() pumps rreq until
+ * it has nothing more to hand on.  Answers are called back from inside
+ * steps; a callback may queue new requests (rreq takes them at once; the
+ * pump hands them on once the current step is done).
  *
- * The file is past the house's 1,000 lines: the step loop, the request
- * bookkeeping and the status share the same re-entrancy flags (in_step,
- * kicking, closing) and the same invariants, which are easier to check in
- * one place than across a private header. */
+ * The file is past the house's 1,000 lines: the step loop and the status
+ * share the same re-entrancy flags (in_step, kicking) and the same
+ * invariants, which are easier to check in one place than across a
+ * private header. */
 #include "rnode.h"
 
 #include <assert.h>
@@ -32,59 +35,28 @@
 #include <sodium.h>
 
 #include "err.h"
+#include "rreq.h"
 
-#define SUBMIT_TIMEOUT_DEFAULT 5000
-#define CHANGE_TIMEOUT_DEFAULT 30000
-/* A forwarded write whose leader went away waits for a new leader; when the
- * forward itself failed and the leader is still the same, it is sent again
- * after FWD_RETRY_MS.  Not sent again with less than FWD_MIN_LEFT_MS left. */
-#define FWD_RETRY_MS 100
-#define FWD_MIN_LEFT_MS 20
+/* rnode's change kinds are rreq's (rnode.h names them for its callers). */
+_Static_assert((int)RNODE_CHANGE_ADD == (int)RREQ_CHANGE_ADD &&
+                   (int)RNODE_CHANGE_REMOVE == (int)RREQ_CHANGE_REMOVE &&
+                   (int)RNODE_CHANGE_REPLACE == (int)RREQ_CHANGE_REPLACE &&
+                   (int)RNODE_CHANGE_ADD_NONVOTER == (int)RREQ_CHANGE_ADD_NONVOTER &&
+                   (int)RNODE_CHANGE_PROMOTE == (int)RREQ_CHANGE_PROMOTE,
+               "rnode and rreq change kinds");
+_Static_assert(RREQ_ADDR_MAX == RAFT_ADDR_MAX, "a member's address");
 
-enum req_kind { REQ_SUBMIT, REQ_CHANGE, REQ_TRANSFER };
-
-enum req_state {
-    REQ_WAITING,         /* not yet handed to Raft (no leader, busy, queued) */
-    REQ_APPENDED,        /* in the log at (index, term), waiting for commit */
-    REQ_PROMOTE_PENDING, /* ADD / REPLACE: non-voter committed, promote next */
-    REQ_PROMOTING,       /* waiting for a committed config with id a voter */
-    REQ_TRANSFERRING,    /* waiting for another leader */
-    REQ_FORWARDED,       /* REQ_SUBMIT with hooks.forward_submit (ticket) */
-    REQ_DONE,            /* callback called; freed by reap() */
-};
-
-struct req;
-
-/* fwd_ticket: the arg of one forward_submit call.  It outlives the request
- * (q set to NULL when the request is finished or sent again elsewhere) and
- * the rnode (rn set to NULL by rnode_close); the forwarder's callback
- * frees it. */
+/* fwd_ticket: the arg of one forward_submit call, naming the forward (id,
+ * seq: rreq ignores a late answer).  It outlives the rnode (rn set to NULL
+ * by rnode_close); the forwarder's callback frees it. */
 struct fwd_ticket {
     struct rnode *rn;
-    struct req *q;
+    uint64_t id, seq;
     struct fwd_ticket *next; /* rn->tickets */
 };
 
-struct req {
-    struct req *next;
-    enum req_kind kind;
-    enum req_state state;
-    unsigned char *cmd; /* REQ_SUBMIT: owned copy (may hold a secret) */
-    size_t len;
-    struct rnode_change chg; /* REQ_CHANGE; chg.address points at addr */
-    char addr[RAFT_ADDR_MAX];
-    uint64_t to; /* REQ_TRANSFER */
-    uint64_t index, term;
-    bool committed; /* settled by its own committed entry */
-    /* REQ_SUBMIT on a follower: cmd carries a request id (cl.h, version 2)
-     * once forwarded, so that sending it again to a new leader applies it
-     * once. */
-    bool forwarded;            /* handed to forward_submit at least once */
-    uint64_t fwd_to;           /* the leader it was last forwarded to */
-    uint64_t fwd_retry_at;     /* loop ms: not before, to the same leader */
-    struct fwd_ticket *ticket; /* REQ_FORWARDED: the forward in flight */
-    uint64_t timeout_ms;
-    uint64_t deadline; /* loop ms */
+/* call: the caller of one request (rreq's ctx). */
+struct call {
     rnode_done_cb cb;
     void *arg;
 };
@@ -112,15 +84,14 @@ struct rnode {
     /* rnode_standby from a hook or callback: stepped by kick() */
     bool standby_pending, standby_want;
     bool kicking; /* inside kick(): nested calls only queue */
-    bool closing; /* rnode_close was called: new requests get XE_CLOSED */
     bool stop_pending;
     bool stopped;
     int stop_error;
     char stop_reason[160];
 
-    struct req *reqs, **reqs_tail;
+    struct rreq *rq;            /* the requests (core/rreq.c) */
+    uint64_t rq_deadline;       /* its latest update's deadline (0: none) */
     struct fwd_ticket *tickets; /* forwards in flight (rnode_close detaches) */
-    uint64_t req_seq;           /* last request id seq (random start) */
 
     /* status */
     enum raft_role role;
@@ -135,7 +106,7 @@ struct rnode {
     char ch_reason[64];
     struct raft_counters last_counters;
     uint64_t applied_index, snapshot_index;
-    uint64_t n_submitted, n_committed, n_failed, n_forwarded, n_snapshots;
+    uint64_t n_snapshots;
 };
 
 static void kick(struct rnode *rn);
@@ -183,81 +154,72 @@ void rnode_opts_default(struct rnode_opts *o)
     o->snapshot_every = 1024;
 }
 
-/* ---- requests ---- */
+/* ---- requests: core/rreq.c and its edge ---- */
 
-static struct req *req_new(struct rnode *rn, enum req_kind kind, uint64_t timeout_ms,
-                           rnode_done_cb cb, void *arg)
+static const char *member_addr(const struct rnode *rn, uint64_t id);
+
+/* answer_all calls back the requests rreq answered, in order, and frees
+ * them (the records are ours: a callback may step rreq again). */
+static void answer_all(struct rnode *rn, struct rreq_done *d)
 {
-    struct req *q = calloc(1, sizeof *q);
-
-    if (q == NULL)
-        return NULL;
-    q->kind = kind;
-    q->state = REQ_WAITING;
-    q->timeout_ms = timeout_ms;
-    q->deadline = uv_now(rn->loop) + timeout_ms;
-    q->cb = cb;
-    q->arg = arg;
-    *rn->reqs_tail = q;
-    rn->reqs_tail = &q->next;
-    return q;
+    while (d != NULL) {
+        struct rreq_done *next = d->next;
+        struct call *c = d->ctx;
+        if (d->rc < 0 && d->msg[0] != '\0')
+            LOG(rn->log, LOG_DEBUG, "%s raft request failed: %s: %s", rn->name,
+                xe_name(d->rc), d->msg);
+        if (c->cb != NULL)
+            c->cb(c->arg, d->rc, d->msg[0] != '\0' ? d->msg : NULL);
+        free(c);
+        rreq_done_free(d);
+        d = next;
+    }
 }
 
-/* finish reports rc for q (once) and marks it for reap(). */
-static void finish(struct rnode *rn, struct req *q, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void finish(struct rnode *rn, struct req *q, int rc, const char *fmt, ...)
+/* rq_step steps ev (now filled here) into rreq and answers what it
+ * answered; the action, if any, is left in *u for the caller.  Returns
+ * whether anything was answered. */
+static bool rq_step(struct rnode *rn, struct rreq_event *ev, struct rreq_update *u)
 {
-    char msg[256] = "";
-    va_list ap;
+    struct rreq_done *done;
 
-    if (q->state == REQ_DONE)
-        return;
-    q->state = REQ_DONE;
-    if (q->ticket != NULL) {
-        q->ticket->q = NULL; /* a late answer is ignored */
-        q->ticket = NULL;
-    }
-    if (fmt != NULL) {
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-    }
-    if (q->kind == REQ_SUBMIT) {
-        if (q->committed)
-            rn->n_committed++;
-        else
-            rn->n_failed++;
-    }
-    if (rc < 0 && msg[0] != '\0')
-        LOG(rn->log, LOG_DEBUG, "%s raft request failed: %s: %s", rn->name, xe_name(rc),
-            msg);
-    if (q->cb != NULL)
-        q->cb(q->arg, rc, msg[0] != '\0' ? msg : NULL);
+    ev->now = uv_now(rn->loop);
+    rreq_step(rn->rq, ev, u);
+    rn->rq_deadline = u->deadline;
+    done = u->done;
+    u->done = NULL;
+    answer_all(rn, done);
+    return done != NULL;
 }
 
-static void reap(struct rnode *rn)
+/* rq_config steps ev_type (RREQ_EV_CONFIG or RREQ_EV_RESTORED at index)
+ * with the voters of c. */
+static void rq_config(struct rnode *rn, enum rreq_event_type type, uint64_t index,
+                      const struct raft_config *c)
 {
-    struct req **pp = &rn->reqs;
+    uint64_t voters[RAFT_MAX_MEMBERS];
+    struct rreq_event ev = {.type = type};
+    struct rreq_update u;
+    size_t n = 0;
 
-    while (*pp != NULL) {
-        struct req *q = *pp;
-        if (q->state != REQ_DONE) {
-            pp = &q->next;
-            continue;
-        }
-        *pp = q->next;
-        cl_buf_free(q->cmd, q->len);
-        free(q);
-    }
-    rn->reqs_tail = pp;
+    for (unsigned i = 0; c != NULL && i < c->n; i++)
+        if (c->members[i].role == RAFT_VOTER)
+            voters[n++] = c->members[i].id;
+    ev.u.config.index = index;
+    ev.u.config.voters = voters;
+    ev.u.config.n = n;
+    rq_step(rn, &ev, &u);
 }
 
-static void fail_all(struct rnode *rn, int rc, const char *why)
+/* rq_stop answers every request with rc and why, and every later one. */
+static void rq_stop(struct rnode *rn, int rc, const char *why)
 {
-    for (struct req *q = rn->reqs; q != NULL; q = q->next)
-        finish(rn, q, rc, "%s", why);
+    struct rreq_event ev = {.type = RREQ_EV_STOP};
+    struct rreq_update u;
+
+    ev.u.stop.rc = rc;
+    ev.u.stop.msg = why;
+    rq_step(rn, &ev, &u);
 }
 
 /* ---- status ---- */
@@ -357,6 +319,7 @@ static void note_status(struct rnode *rn, const struct raft_update *upd)
     const struct raft_counters *c = upd->counters;
     bool changed = upd->role_changed || upd->leader_changed || upd->term_changed ||
                    upd->config_changed || upd->removed_changed;
+    uint64_t prev_leader;
 
     if (c != NULL && c->transfers > rn->last_counters.transfers)
         rn->transfer_sent_ms = uv_now(rn->loop);
@@ -388,16 +351,20 @@ static void note_status(struct rnode *rn, const struct raft_update *upd)
     if (upd->role_changed)
         LOG(rn->log, LOG_DEBUG, "%s raft role %s, term %" PRIu64, rn->name,
             raft_role_name(upd->role), upd->current_term);
+    prev_leader = rn->leader_id;
     rn->role = upd->role;
     rn->term = upd->current_term;
     rn->leader_id = upd->leader_id;
     if (c != NULL)
         rn->last_counters = *c;
-    /* A transfer is done once someone else leads. */
-    if (upd->leader_id != 0 && upd->leader_id != rn->node_id) {
-        for (struct req *q = rn->reqs; q != NULL; q = q->next)
-            if (q->kind == REQ_TRANSFER && q->state == REQ_TRANSFERRING)
-                finish(rn, q, 0, NULL);
+    /* rreq follows the leader: a transfer is done once someone else leads,
+     * a forwarded write goes to the new one. */
+    if (upd->leader_id != prev_leader) {
+        struct rreq_event ev = {.type = RREQ_EV_LEADER};
+        struct rreq_update u;
+        ev.u.leader.id = upd->leader_id;
+        ev.u.leader.addr = member_addr(rn, upd->leader_id);
+        rq_step(rn, &ev, &u);
     }
     if (changed && !rn->opening && rn->hooks.status != NULL)
         rn->hooks.status(rn->hooks.ud);
@@ -426,45 +393,13 @@ static void stop_with(struct rnode *rn, int xe, const char *fmt, ...)
 
 /* complete_index settles the requests waiting for log position index, which
  * now holds an entry of term (committed).  rc is the apply result. */
-static void complete_index(struct rnode *rn, uint64_t index, uint64_t term, int rc)
-{
-    for (struct req *q = rn->reqs; q != NULL; q = q->next) {
-        if (q->state != REQ_APPENDED || q->index != index)
-            continue;
-        if (q->term != term) {
-            /* Another leader's entry took this position: ours is gone
-             * (Raft paper §5.3, log matching); it was never committed. */
-            finish(rn, q, XE_NOLEADER,
-                   "leadership was lost before the write committed; it was not applied");
-            continue;
-        }
-        if (q->kind == REQ_CHANGE &&
-            (q->chg.kind == RNODE_CHANGE_ADD || q->chg.kind == RNODE_CHANGE_REPLACE)) {
-            q->state = REQ_PROMOTE_PENDING;
-            continue;
-        }
-        q->committed = true;
-        finish(rn, q, rc, NULL);
-    }
-}
-
-/* check_promoted finishes promotions that a committed configuration made. */
-static void check_promoted(struct rnode *rn, const struct raft_config *c)
-{
-    for (struct req *q = rn->reqs; q != NULL; q = q->next) {
-        const struct raft_member *m;
-        if (q->kind != REQ_CHANGE || q->state != REQ_PROMOTING)
-            continue;
-        m = raft_config_find(c, q->chg.id);
-        if (m != NULL && m->role == RAFT_VOTER)
-            finish(rn, q, 0, NULL);
-    }
-}
 
 static void apply_entry(struct rnode *rn, const struct raft_entry *e)
 {
     struct cl_effects eff;
     struct raft_config cfg;
+    struct rreq_event ev = {.type = RREQ_EV_APPLIED};
+    struct rreq_update u;
     int rc = 0;
 
     if (e->type == RAFT_ENTRY_NORMAL) {
@@ -491,10 +426,13 @@ static void apply_entry(struct rnode *rn, const struct raft_entry *e)
             rn->hooks.applied(rn->hooks.ud, &eff);
     } else if (e->type == RAFT_ENTRY_CONFIG) {
         if (raft_config_decode(e->data.base, e->data.len, &cfg) == 0)
-            check_promoted(rn, &cfg);
+            rq_config(rn, RREQ_EV_CONFIG, 0, &cfg);
     }
     rn->applied_index = e->index;
-    complete_index(rn, e->index, e->term, rc);
+    ev.u.applied.index = e->index;
+    ev.u.applied.term = e->term;
+    ev.u.applied.rc = rc;
+    rq_step(rn, &ev, &u);
 }
 
 static void restore(struct rnode *rn, const struct raft_snapshot *s)
@@ -521,12 +459,7 @@ static void restore(struct rnode *rn, const struct raft_snapshot *s)
     cl_state_free(rn->cl);
     rn->cl = fresh;
     rn->applied_index = rn->snapshot_index = s->index;
-    for (struct req *q = rn->reqs; q != NULL; q = q->next)
-        if (q->state == REQ_APPENDED && q->index <= s->index)
-            finish(
-                rn, q, XE_TIMEOUT,
-                "the state was replaced by a snapshot: the write's outcome is unknown");
-    check_promoted(rn, &s->config);
+    rq_config(rn, RREQ_EV_RESTORED, s->index, &s->config);
     LOG(rn->log, LOG_INFO, "%s raft restored snapshot at index %" PRIu64, rn->name,
         s->index);
     if (!rn->opening && rn->hooks.restored != NULL)
@@ -579,12 +512,36 @@ static void carry_out(struct rnode *rn, const struct raft_update *upd, uint64_t 
     }
 }
 
+/* proposed tells rreq raft_step's answer rc to its proposal prop (ev). */
+static void proposed(struct rnode *rn, const struct raft_event *ev, uint64_t prop, int rc,
+                     const struct raft_update *upd)
+{
+    struct rreq_event e = {.type = RREQ_EV_PROPOSED};
+    struct rreq_update u;
+    const struct raft_member *m;
+
+    e.u.proposed.id = prop;
+    e.u.proposed.rc = rnode_xe(rc);
+    e.u.proposed.detail = rc != 0 ? raft_strerror(rc) : NULL;
+    if (rc == 0) {
+        e.u.proposed.index = upd->index;
+        e.u.proposed.term = upd->index_term;
+    } else if (rc == RAFT_EDUPID) {
+        e.u.proposed.dup = RREQ_DUP_ID;
+    } else if (rc == RAFT_EDUPADDR && ev->type == RAFT_EV_CHANGE) {
+        m = raft_config_find_address(raft_config_get(rn->raft), ev->u.change.address);
+        e.u.proposed.dup = RREQ_DUP_ADDR;
+        e.u.proposed.holder = m != NULL ? m->id : 0;
+    }
+    rq_step(rn, &e, &u);
+}
+
 /* drive steps ev and then every PERSISTED event that follows, carrying out
- * each update.  Returns the first raft_step's result.  When q is not NULL and
- * the first step gave a new entry an index, q records (index, term) before
- * anything is applied, so that a commit within this same drive (a lone
- * voter) finds it. */
-static int drive(struct rnode *rn, struct raft_event *ev, struct req *q)
+ * each update.  Returns the first raft_step's result.  When prop is not 0,
+ * ev is rreq's proposal prop: rreq hears raft_step's answer (and where the
+ * entry went) before anything is applied, so that a commit within this
+ * same drive (a lone voter) finds it. */
+static int drive(struct rnode *rn, struct raft_event *ev, uint64_t prop)
 {
     struct raft_update upd;
     struct raft_event next;
@@ -600,10 +557,8 @@ static int drive(struct rnode *rn, struct raft_event *ev, struct req *q)
         rc = raft_step(rn->raft, ev, &upd);
         if (first) {
             ret = rc;
-            if (q != NULL && rc == 0 && upd.index != 0) {
-                q->index = upd.index;
-                q->term = upd.index_term;
-            }
+            if (prop != 0)
+                proposed(rn, ev, prop, rc, &upd);
             first = 0;
         }
         carry_out(rn, &upd, &p_index, &p_term);
@@ -617,7 +572,7 @@ static int drive(struct rnode *rn, struct raft_event *ev, struct req *q)
             raft_step(rn->raft, &next, &upd);
             rn->raft_deadline = 0;
             note_status(rn, &upd);
-            fail_all(rn, XE_IO, rn->stop_reason);
+            rq_stop(rn, XE_IO, rn->stop_reason);
             if (rn->hooks.failed != NULL && !rn->opening)
                 rn->hooks.failed(rn->hooks.ud, rn->stop_error, rn->stop_reason);
             break;
@@ -635,312 +590,127 @@ static int drive(struct rnode *rn, struct raft_event *ev, struct req *q)
     return ret;
 }
 
-/* ---- requests into Raft ---- */
+/* ---- rreq's actions ---- */
 
 static void fwd_done(void *arg, int rc, const char *msg);
 
-/* fwd_retryable: the forward's answer says the write did not reach (or was
- * not confirmed by) a working leader: a new leader may take it (rnode.h,
- * rnode_done_cb). */
-static bool fwd_retryable(int rc)
+static void ticket_unlink(struct rnode *rn, struct fwd_ticket *t)
 {
-    return rc == XE_NOLEADER || rc == XE_CLOSED || rc == XE_TIMEOUT || rc == XE_IO ||
-           rc == XE_BUSY;
-}
-
-/* forward hands q (REQ_SUBMIT, this node a follower knowing the leader) to
- * hooks.forward_submit with a ticket, the first time with a request id
- * stamped into its command.  Returns whether q moved (forwarded or
- * finished); false when it waits to be sent again. */
-static bool forward(struct rnode *rn, struct req *q)
-{
-    uint64_t now = uv_now(rn->loop), leader = rn->leader_id;
-    struct fwd_ticket *t;
-    unsigned char *b;
-    size_t l;
-    int rc;
-
-    if (q->forwarded && leader == q->fwd_to && now < q->fwd_retry_at)
-        return false;
-    if (!q->forwarded) {
-        rc = cl_cmd_with_request(q->cmd, q->len, rn->node_id, ++rn->req_seq, &b, &l);
-        if (rc < 0) {
-            finish(rn, q, rc, "cannot forward the write to the leader: %s",
-                   xe_strerror(rc));
-            return true;
-        }
-        cl_buf_free(q->cmd, q->len);
-        q->cmd = b;
-        q->len = l;
-    }
-    t = calloc(1, sizeof *t);
-    if (t == NULL) {
-        finish(rn, q, XE_NOMEM, "out of memory");
-        return true;
-    }
-    t->rn = rn;
-    t->q = q;
-    t->next = rn->tickets;
-    rn->tickets = t;
-    q->ticket = t;
-    q->state = REQ_FORWARDED;
-    q->fwd_to = leader;
-    rc = rn->hooks.forward_submit(rn->hooks.ud, leader, member_addr(rn, leader), q->cmd,
-                                  q->len, q->deadline > now ? q->deadline - now : 1,
-                                  fwd_done, t);
-    if (rc == 0) {
-        if (!q->forwarded)
-            rn->n_forwarded++;
-        q->forwarded = true;
-        return true;
-    }
-    /* Not sent: the callback will not come. */
     for (struct fwd_ticket **pp = &rn->tickets; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == t) {
             *pp = t->next;
             break;
         }
     }
-    free(t);
-    q->ticket = NULL;
-    q->state = REQ_WAITING;
-    if (!q->forwarded) {
-        finish(rn, q, rc, "cannot forward the write to the leader");
-        return true;
+}
+
+/* forward hands a write to hooks.forward_submit with a ticket; a forward
+ * that could not start is stepped back (rreq answers or tries again). */
+static void forward(struct rnode *rn, const struct rreq_action *a)
+{
+    struct rreq_event ev = {.type = RREQ_EV_FWD_FAILED};
+    struct rreq_update u;
+    struct fwd_ticket *t = calloc(1, sizeof *t);
+    int rc = XE_NOMEM;
+
+    if (t != NULL) {
+        t->rn = rn;
+        t->id = a->id;
+        t->seq = a->seq;
+        t->next = rn->tickets;
+        rn->tickets = t;
+        rc = rn->hooks.forward_submit(rn->hooks.ud, a->to, member_addr(rn, a->to),
+                                      a->data, a->len, a->timeout_ms, fwd_done, t);
+        if (rc == 0)
+            return;
+        /* Not sent: the callback will not come. */
+        ticket_unlink(rn, t);
+        free(t);
     }
-    /* Sent before, and no link to the new leader yet (just elected?): try
-     * again soon, within the deadline. */
-    q->fwd_retry_at = now + FWD_RETRY_MS;
-    return false;
+    ev.u.fwd.id = a->id;
+    ev.u.fwd.seq = a->seq;
+    ev.u.fwd.rc = rc;
+    rq_step(rn, &ev, &u);
 }
 
 /* fwd_done is forward_submit's callback: the leader's answer, or a failure
- * of the forward.  A write that may not have reached a working leader is
- * sent again (to the new leader once one is known) while its deadline
- * allows: its request id makes a second copy in the log a no-op (cl.h). */
+ * of the forward; rreq decides (answer, or send again). */
 static void fwd_done(void *arg, int rc, const char *msg)
 {
     struct fwd_ticket *t = arg;
     struct rnode *rn = t->rn;
-    struct req *q = t->q;
+    struct rreq_event ev = {.type = RREQ_EV_FWD_RESULT};
+    struct rreq_update u;
     bool was_kicking;
-    uint64_t now;
 
-    if (rn != NULL) {
-        for (struct fwd_ticket **pp = &rn->tickets; *pp != NULL; pp = &(*pp)->next) {
-            if (*pp == t) {
-                *pp = t->next;
-                break;
-            }
-        }
-    }
+    if (rn != NULL)
+        ticket_unlink(rn, t);
+    ev.u.fwd.id = t->id;
+    ev.u.fwd.seq = t->seq;
+    ev.u.fwd.rc = rc;
+    ev.u.fwd.msg = msg;
     free(t);
-    if (rn == NULL || q == NULL)
-        return; /* closed, finished, or sent again elsewhere */
-    q->ticket = NULL;
-    now = uv_now(rn->loop);
+    if (rn == NULL)
+        return; /* closed */
     was_kicking = rn->kicking;
     rn->kicking = true; /* nested rnode calls from the callback only queue */
-    if (fwd_retryable(rc) && !rn->closing && !rn->stopped &&
-        now + FWD_MIN_LEFT_MS < q->deadline) {
-        LOG(rn->log, LOG_DEBUG,
-            "%s raft forwarded write to node %016" PRIx64 " not confirmed (%s: %s); "
-            "sending it again once a leader is known",
-            rn->name, q->fwd_to, xe_name(rc), msg != NULL ? msg : "");
-        q->state = REQ_WAITING;
-        q->fwd_retry_at = now + FWD_RETRY_MS;
-    } else {
-        /* The leader applied it: cl_apply's result (rnode.h). */
-        q->committed = rc >= 0 || rc == XE_EXISTS || rc == XE_NOTFOUND;
-        if (msg != NULL && msg[0] != '\0')
-            finish(rn, q, rc, "%s", msg);
-        else
-            finish(rn, q, rc, NULL);
-    }
+    rq_step(rn, &ev, &u);
     rn->kicking = was_kicking;
     kick(rn);
 }
 
-static bool try_submit(struct rnode *rn, struct req *q)
+/* act carries out rreq's action a: a proposal stepped into Raft (rreq
+ * hears the answer inside drive), or a forward. */
+static void act(struct rnode *rn, const struct rreq_action *a)
 {
     struct raft_event ev;
-    int rc;
 
-    if (rn->leader_id == 0)
-        return false; /* wait for a leader, up to the deadline */
-    if (rn->leader_id != rn->node_id) {
-        if (rn->hooks.forward_submit == NULL) {
-            finish(rn, q, XE_NOLEADER,
-                   "this node is a follower; the leader is node %016" PRIx64
-                   " at %s, and forwarding is not available",
-                   rn->leader_id, member_addr(rn, rn->leader_id));
-            return true;
-        }
-        return forward(rn, q);
-    }
     memset(&ev, 0, sizeof ev);
-    ev.type = RAFT_EV_SUBMIT;
-    ev.u.submit.type = RAFT_ENTRY_NORMAL;
-    ev.u.submit.data.base = q->cmd;
-    ev.u.submit.data.len = q->len;
-    q->state = REQ_APPENDED;
-    q->index = q->term = 0;
-    rc = drive(rn, &ev, q);
-    if (rc == RAFT_EBUSY) {
-        q->state = REQ_WAITING;
-        return false;
+    switch (a->type) {
+    case RREQ_ACT_SUBMIT:
+        ev.type = RAFT_EV_SUBMIT;
+        ev.u.submit.type = RAFT_ENTRY_NORMAL;
+        ev.u.submit.data.base = (void *)a->data;
+        ev.u.submit.data.len = a->len;
+        drive(rn, &ev, a->id);
+        break;
+    case RREQ_ACT_CHANGE:
+        ev.type = RAFT_EV_CHANGE;
+        ev.u.change.kind = a->change == RREQ_CHANGE_ADD       ? RAFT_CHANGE_ADD
+                           : a->change == RREQ_CHANGE_REMOVE  ? RAFT_CHANGE_REMOVE
+                           : a->change == RREQ_CHANGE_REPLACE ? RAFT_CHANGE_REPLACE
+                                                              : RAFT_CHANGE_PROMOTE;
+        ev.u.change.id = a->node;
+        ev.u.change.address = a->address;
+        ev.u.change.old_id = a->old_id;
+        drive(rn, &ev, a->id);
+        /* A promotion may be done already (the member is a voter). */
+        rq_config(rn, RREQ_EV_CONFIG, 0, raft_config_committed(rn->raft));
+        break;
+    case RREQ_ACT_TRANSFER:
+        ev.type = RAFT_EV_TRANSFER;
+        ev.u.transfer.to = a->node;
+        drive(rn, &ev, a->id);
+        break;
+    case RREQ_ACT_FORWARD:
+        forward(rn, a);
+        break;
+    case RREQ_ACT_NONE:
+        break;
     }
-    if (rc != 0) {
-        q->state = REQ_WAITING;
-        finish(rn, q, rnode_xe(rc), "the write was refused: %s", raft_strerror(rc));
-    }
-    return true;
 }
 
-static void change_refused(struct rnode *rn, struct req *q, int rc)
+/* pump hands waiting requests on until rreq has nothing more. */
+static void pump(struct rnode *rn)
 {
-    const struct raft_member *m;
-
-    if (rc == RAFT_EDUPADDR) {
-        m = raft_config_find_address(raft_config_get(rn->raft), q->addr);
-        finish(rn, q, XE_EXISTS,
-               "address %s is held by member %016" PRIx64
-               "; remove it first (xmpp cluster remove %016" PRIx64 ") or use --replace",
-               q->addr, m != NULL ? m->id : 0, m != NULL ? m->id : 0);
-        return;
-    }
-    if (rc == RAFT_EDUPID) {
-        finish(rn, q, XE_EXISTS, "node %016" PRIx64 " is already a member", q->chg.id);
-        return;
-    }
-    finish(rn, q, rnode_xe(rc), "membership change refused: %s", raft_strerror(rc));
-}
-
-static bool try_change(struct rnode *rn, struct req *q)
-{
-    struct raft_event ev;
-    enum req_state prev = q->state;
-    int rc;
-
-    if (rn->leader_id != rn->node_id) {
-        finish(rn, q, XE_NOLEADER,
-               "membership changes are made on the leader (node %016" PRIx64 ")",
-               rn->leader_id);
-        return true;
-    }
-    memset(&ev, 0, sizeof ev);
-    ev.type = RAFT_EV_CHANGE;
-    ev.u.change.id = q->chg.id;
-    ev.u.change.address = q->addr;
-    ev.u.change.old_id = q->chg.old_id;
-    if (prev == REQ_PROMOTE_PENDING) {
-        ev.u.change.kind = RAFT_CHANGE_PROMOTE;
-    } else {
-        switch (q->chg.kind) {
-        case RNODE_CHANGE_ADD:
-        case RNODE_CHANGE_ADD_NONVOTER:
-            ev.u.change.kind = RAFT_CHANGE_ADD;
+    for (;;) {
+        struct rreq_event ev = {.type = RREQ_EV_PUMP};
+        struct rreq_update u;
+        bool answered = rq_step(rn, &ev, &u);
+        if (u.act.type == RREQ_ACT_NONE && !answered)
             break;
-        case RNODE_CHANGE_REMOVE:
-            ev.u.change.kind = RAFT_CHANGE_REMOVE;
-            break;
-        case RNODE_CHANGE_REPLACE:
-            ev.u.change.kind = RAFT_CHANGE_REPLACE;
-            break;
-        case RNODE_CHANGE_PROMOTE:
-            ev.u.change.kind = RAFT_CHANGE_PROMOTE;
-            break;
-        default:
-            finish(rn, q, XE_INVAL, "unknown membership change");
-            return true;
-        }
+        act(rn, &u.act);
     }
-    if (ev.u.change.kind == RAFT_CHANGE_PROMOTE) {
-        q->state = REQ_PROMOTING;
-    } else {
-        q->state = REQ_APPENDED;
-        q->index = q->term = 0;
-    }
-    rc = drive(rn, &ev, q->state == REQ_APPENDED ? q : NULL);
-    if (rc == RAFT_EBUSY) {
-        q->state = prev;
-        return false;
-    }
-    if (rc != 0) {
-        change_refused(rn, q, rc);
-        return true;
-    }
-    if (q->state == REQ_PROMOTING)
-        check_promoted(rn, raft_config_committed(rn->raft));
-    return true;
-}
-
-static bool try_transfer(struct rnode *rn, struct req *q)
-{
-    struct raft_event ev;
-    int rc;
-
-    if (rn->leader_id != rn->node_id) {
-        finish(rn, q, XE_NOLEADER, "this node is not the leader");
-        return true;
-    }
-    memset(&ev, 0, sizeof ev);
-    ev.type = RAFT_EV_TRANSFER;
-    ev.u.transfer.to = q->to;
-    q->state = REQ_TRANSFERRING;
-    rc = drive(rn, &ev, NULL);
-    if (rc == RAFT_EBUSY) {
-        q->state = REQ_WAITING;
-        return false;
-    }
-    if (rc != 0)
-        finish(rn, q, rnode_xe(rc), "leadership transfer refused: %s", raft_strerror(rc));
-    return true;
-}
-
-/* progress hands waiting requests to Raft; returns whether anything moved. */
-static bool progress(struct rnode *rn)
-{
-    bool moved = false;
-
-    for (struct req *q = rn->reqs; q != NULL; q = q->next) {
-        if (q->state == REQ_DONE)
-            continue;
-        if (rn->stopped) {
-            finish(rn, q, XE_IO, "%s", rn->stop_reason);
-            moved = true;
-            continue;
-        }
-        /* A forwarded write follows a leader change: sent again to the new
-         * leader (its request id makes a second copy a no-op). */
-        if (q->state == REQ_FORWARDED && rn->leader_id != 0 &&
-            rn->leader_id != q->fwd_to) {
-            LOG(rn->log, LOG_DEBUG,
-                "%s raft forwarded write: the leader changed from node %016" PRIx64
-                " to %016" PRIx64 "; sending it again",
-                rn->name, q->fwd_to, rn->leader_id);
-            q->ticket->q = NULL;
-            q->ticket = NULL;
-            q->state = REQ_WAITING;
-            q->fwd_retry_at = 0;
-        }
-        if (q->state != REQ_WAITING && q->state != REQ_PROMOTE_PENDING)
-            continue;
-        switch (q->kind) {
-        case REQ_SUBMIT:
-            moved |= try_submit(rn, q);
-            break;
-        case REQ_CHANGE:
-            moved |= try_change(rn, q);
-            break;
-        case REQ_TRANSFER:
-            moved |= try_transfer(rn, q);
-            break;
-        }
-        /* A step's answer to one request may unblock an earlier one: the
-         * outer loop in kick() goes round again. */
-    }
-    return moved;
 }
 
 /* ---- timer ---- */
@@ -952,13 +722,8 @@ static void arm_timer(struct rnode *rn)
     uint64_t due = rn->stopped ? 0 : rn->raft_deadline;
     uint64_t now = uv_now(rn->loop);
 
-    for (struct req *q = rn->reqs; q != NULL; q = q->next) {
-        if (q->state != REQ_DONE && (due == 0 || q->deadline < due))
-            due = q->deadline;
-        if (q->state == REQ_WAITING && q->forwarded && q->fwd_retry_at > now &&
-            q->fwd_retry_at < due)
-            due = q->fwd_retry_at;
-    }
+    if (rn->rq_deadline != 0 && (due == 0 || rn->rq_deadline < due))
+        due = rn->rq_deadline;
     if (due == 0) {
         uv_timer_stop(&rn->timer);
         return;
@@ -985,7 +750,7 @@ static void maybe_snapshot(struct rnode *rn)
     ev.u.snapshot.index = rn->applied_index;
     ev.u.snapshot.data.base = data;
     ev.u.snapshot.data.len = len;
-    rc = drive(rn, &ev, NULL);
+    rc = drive(rn, &ev, 0);
     cl_buf_free(data, len);
     if (rc == 0) {
         rn->snapshot_index = ev.u.snapshot.index;
@@ -998,8 +763,8 @@ static void maybe_snapshot(struct rnode *rn)
     }
 }
 
-/* kick runs after every outermost call: hand waiting requests to Raft,
- * snapshot if due, free finished requests, re-arm the timer. */
+/* kick runs after every outermost call: hand waiting requests on, snapshot
+ * if due, re-arm the timer. */
 static void kick(struct rnode *rn)
 {
     if (rn->kicking || rn->in_step)
@@ -1007,35 +772,12 @@ static void kick(struct rnode *rn)
     rn->kicking = true;
     if (rn->standby_pending)
         step_standby(rn);
-    for (int rounds = 0; rounds < 64 && progress(rn); rounds++)
-        ;
+    pump(rn);
     if (rn->standby_pending)
         step_standby(rn);
     maybe_snapshot(rn);
-    reap(rn);
     rn->kicking = false;
     arm_timer(rn);
-}
-
-static void expire(struct rnode *rn, uint64_t now)
-{
-    for (struct req *q = rn->reqs; q != NULL; q = q->next) {
-        if (q->state == REQ_DONE || q->deadline > now)
-            continue;
-        if (q->kind == REQ_SUBMIT && q->forwarded)
-            finish(rn, q, XE_TIMEOUT,
-                   "not confirmed within %" PRIu64 " ms (it may still be applied)",
-                   q->timeout_ms);
-        else if (q->state == REQ_WAITING && rn->leader_id == 0)
-            finish(rn, q, XE_NOLEADER, "no cluster leader within %" PRIu64 " ms",
-                   q->timeout_ms);
-        else if (q->state == REQ_APPENDED && q->kind == REQ_SUBMIT)
-            finish(rn, q, XE_TIMEOUT,
-                   "not committed within %" PRIu64 " ms (it may still commit)",
-                   q->timeout_ms);
-        else
-            finish(rn, q, XE_TIMEOUT, "not done within %" PRIu64 " ms", q->timeout_ms);
-    }
 }
 
 static void on_timer(uv_timer_t *t)
@@ -1043,104 +785,79 @@ static void on_timer(uv_timer_t *t)
     struct rnode *rn = t->data;
     uint64_t now = uv_now(rn->loop);
     struct raft_event ev;
+    struct rreq_event tick = {.type = RREQ_EV_TICK};
+    struct rreq_update u;
 
     if (!rn->stopped && rn->raft_deadline != 0 && now >= rn->raft_deadline) {
         memset(&ev, 0, sizeof ev);
         ev.type = RAFT_EV_TICK;
-        drive(rn, &ev, NULL);
+        drive(rn, &ev, 0);
     }
     rn->kicking = true; /* nested rnode calls from callbacks only queue */
-    expire(rn, now);
+    rq_step(rn, &tick, &u);
     rn->kicking = false;
     kick(rn);
 }
 
 /* ---- public calls ---- */
 
-/* refused answers q at once when the node is closing or stopped. */
-static bool refused(struct rnode *rn, struct req *q)
+/* request steps ev (SUBMIT, CHANGE or TRANSFER) for cb(arg); a request
+ * rreq refuses at once is answered here. */
+static void request(struct rnode *rn, struct rreq_event *ev, void **ctx, rnode_done_cb cb,
+                    void *arg)
 {
-    if (rn->closing)
-        finish(rn, q, XE_CLOSED, "the node is shutting down");
-    else if (rn->stopped)
-        finish(rn, q, XE_IO, "%s", rn->stop_reason);
-    else
-        return false;
-    return true;
+    struct call *c = malloc(sizeof *c);
+    struct rreq_update u;
+
+    if (c == NULL) {
+        if (cb != NULL)
+            cb(arg, XE_NOMEM, "out of memory");
+        return;
+    }
+    c->cb = cb;
+    c->arg = arg;
+    *ctx = c;
+    rq_step(rn, ev, &u);
+    if (u.id == 0) {
+        free(c);
+        if (cb != NULL)
+            cb(arg, u.rc, u.msg);
+    }
+    kick(rn);
 }
 
 void rnode_submit(struct rnode *rn, const void *cmd, size_t len, uint64_t timeout_ms,
                   rnode_done_cb cb, void *arg)
 {
-    struct cl_cmd *dec;
-    struct req *q;
-    int rc;
+    struct rreq_event ev = {.type = RREQ_EV_SUBMIT};
 
-    rn->n_submitted++;
-    q = req_new(rn, REQ_SUBMIT, timeout_ms != 0 ? timeout_ms : SUBMIT_TIMEOUT_DEFAULT, cb,
-                arg);
-    if (q == NULL) {
-        rn->n_failed++;
-        if (cb != NULL)
-            cb(arg, XE_NOMEM, "out of memory");
-        return;
-    }
-    if (refused(rn, q))
-        goto out;
-    /* Nothing that does not decode reaches the log. */
-    dec = malloc(sizeof *dec);
-    rc = dec == NULL ? XE_NOMEM : cl_cmd_decode(cmd, len, dec);
-    if (dec != NULL) {
-        sodium_memzero(dec, sizeof *dec);
-        free(dec);
-    }
-    if (rc < 0) {
-        finish(rn, q, rc == XE_NOMEM ? XE_NOMEM : XE_INVAL, "malformed command");
-        goto out;
-    }
-    q->cmd = malloc(len);
-    if (q->cmd == NULL) {
-        finish(rn, q, XE_NOMEM, "out of memory");
-        goto out;
-    }
-    memcpy(q->cmd, cmd, len);
-    q->len = len;
-out:
-    kick(rn);
+    ev.u.submit.cmd = cmd;
+    ev.u.submit.len = len;
+    ev.u.submit.timeout_ms = timeout_ms;
+    request(rn, &ev, &ev.u.submit.ctx, cb, arg);
 }
 
 void rnode_change(struct rnode *rn, const struct rnode_change *c, rnode_done_cb cb,
                   void *arg)
 {
-    struct req *q =
-        req_new(rn, REQ_CHANGE,
-                c->timeout_ms != 0 ? c->timeout_ms : CHANGE_TIMEOUT_DEFAULT, cb, arg);
+    struct rreq_event ev = {.type = RREQ_EV_CHANGE};
 
-    if (q == NULL) {
-        cb(arg, XE_NOMEM, "out of memory");
-        return;
-    }
-    q->chg = *c;
-    if (c->address != NULL)
-        snprintf(q->addr, sizeof q->addr, "%s", c->address);
-    q->chg.address = q->addr;
-    refused(rn, q);
-    kick(rn);
+    ev.u.change.kind = (enum rreq_change_kind)c->kind;
+    ev.u.change.id = c->id;
+    ev.u.change.address = c->address;
+    ev.u.change.old_id = c->old_id;
+    ev.u.change.timeout_ms = c->timeout_ms;
+    request(rn, &ev, &ev.u.change.ctx, cb, arg);
 }
 
 void rnode_transfer(struct rnode *rn, uint64_t to, uint64_t timeout_ms, rnode_done_cb cb,
                     void *arg)
 {
-    struct req *q = req_new(
-        rn, REQ_TRANSFER, timeout_ms != 0 ? timeout_ms : SUBMIT_TIMEOUT_DEFAULT, cb, arg);
+    struct rreq_event ev = {.type = RREQ_EV_TRANSFER};
 
-    if (q == NULL) {
-        cb(arg, XE_NOMEM, "out of memory");
-        return;
-    }
-    q->to = to;
-    refused(rn, q);
-    kick(rn);
+    ev.u.transfer.to = to;
+    ev.u.transfer.timeout_ms = timeout_ms;
+    request(rn, &ev, &ev.u.transfer.ctx, cb, arg);
 }
 
 int rnode_receive(struct rnode *rn, uint64_t from_id, const struct raft_message *m)
@@ -1155,7 +872,7 @@ int rnode_receive(struct rnode *rn, uint64_t from_id, const struct raft_message 
     memset(&ev, 0, sizeof ev);
     ev.type = RAFT_EV_RECEIVE;
     ev.u.receive.msg = m;
-    rc = drive(rn, &ev, NULL);
+    rc = drive(rn, &ev, 0);
     kick(rn);
     if (rc == RAFT_EPROTO)
         return XE_PROTO;
@@ -1171,7 +888,7 @@ void rnode_peer_down(struct rnode *rn, uint64_t id)
     memset(&ev, 0, sizeof ev);
     ev.type = RAFT_EV_PEER_DOWN;
     ev.u.peer_down.id = id;
-    drive(rn, &ev, NULL);
+    drive(rn, &ev, 0);
     kick(rn);
 }
 
@@ -1185,7 +902,7 @@ static void step_standby(struct rnode *rn)
     memset(&ev, 0, sizeof ev);
     ev.type = RAFT_EV_STANDBY;
     ev.u.standby.on = rn->standby_want;
-    drive(rn, &ev, NULL);
+    drive(rn, &ev, 0);
 }
 
 void rnode_standby(struct rnode *rn, bool on)
@@ -1223,6 +940,7 @@ bool rnode_is_leader(const struct rnode *rn)
 void rnode_status_get(const struct rnode *rn, struct rnode_status *out)
 {
     struct raft_status st;
+    struct rreq_stats rs;
     const struct raft_counters *c = raft_counters_get(rn->raft);
 
     memset(out, 0, sizeof *out);
@@ -1250,13 +968,12 @@ void rnode_status_get(const struct rnode *rn, struct rnode_status *out)
     out->last_change_new_term = rn->ch_new_term;
     snprintf(out->last_change_reason, sizeof out->last_change_reason, "%s",
              rn->ch_reason);
-    out->submitted = rn->n_submitted;
-    out->committed = rn->n_committed;
-    out->failed = rn->n_failed;
-    out->forwarded = rn->n_forwarded;
-    for (const struct req *q = rn->reqs; q != NULL; q = q->next)
-        if (q->state != REQ_DONE)
-            out->pending++;
+    rreq_stats_get(rn->rq, &rs);
+    out->submitted = rs.submitted;
+    out->committed = rs.committed;
+    out->failed = rs.failed;
+    out->forwarded = rs.forwarded;
+    out->pending = rs.pending;
     out->snapshots = rn->n_snapshots;
     out->stop_error = rn->stopped ? rn->stop_error : 0;
     snprintf(out->stop_reason, sizeof out->stop_reason, "%s",
@@ -1462,7 +1179,7 @@ static int start_raft(struct rnode *rn, const struct rnode_opts *opts,
     }
     memset(&ev, 0, sizeof ev);
     store_loaded_start(l, &ev);
-    rc = drive(rn, &ev, NULL);
+    rc = drive(rn, &ev, 0);
     store_loaded_free(l);
     if (rc == 0 && rn->stopped)
         rc = RAFT_EIO;
@@ -1495,11 +1212,8 @@ int rnode_open(uv_loop_t *loop, const struct rnode_opts *opts,
         snprintf(err, errlen, "out of memory");
         return XE_NOMEM;
     }
-    /* Request ids (cl.h) must not repeat those from before a restart. */
-    randombytes_buf(&rn->req_seq, sizeof rn->req_seq);
     rn->loop = loop;
     rn->log = log;
-    rn->reqs_tail = &rn->reqs;
     rn->node_id = opts->node_id;
     rn->snapshot_every = opts->snapshot_every != 0 ? opts->snapshot_every : 1024;
     rn->opening = true;
@@ -1509,6 +1223,14 @@ int rnode_open(uv_loop_t *loop, const struct rnode_opts *opts,
         rn->hooks = *hooks;
 
     rc = cl_state_new(&rn->cl);
+    if (rc == 0) {
+        struct rreq_opts ro = {.node_id = rn->node_id};
+        /* Request ids (repl.h) must not repeat those from before a
+         * restart. */
+        randombytes_buf(&ro.seq_start, sizeof ro.seq_start);
+        ro.can_forward = rn->hooks.forward_submit != NULL;
+        rc = rreq_new(&ro, &rn->rq);
+    }
     if (rc < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -1538,6 +1260,7 @@ fail:
     store_loaded_free(&l);
     store_close(rn->store);
     cl_state_free(rn->cl);
+    rreq_free(rn->rq);
     raft_free(rn->raft);
     free(rn);
     return rc;
@@ -1550,21 +1273,19 @@ void rnode_close(struct rnode *rn)
     /* Not from a hook or a callback (rnode.h): the step on the stack would
      * use the Raft state freed here. */
     assert(!rn->in_step && !rn->kicking);
-    /* Callbacks may submit again: those are refused at once (closing). */
-    rn->closing = true;
+    /* Callbacks may submit again: those are refused at once. */
     rn->kicking = true;
-    fail_all(rn, XE_CLOSED, "the node is shutting down");
+    rq_stop(rn, XE_CLOSED, "the node is shutting down");
     rn->kicking = false;
-    reap(rn);
     /* Forwards in flight: their callbacks come later and find nothing. */
     while (rn->tickets != NULL) {
         struct fwd_ticket *t = rn->tickets;
         rn->tickets = t->next;
         t->rn = NULL;
-        t->q = NULL;
         t->next = NULL;
     }
-    assert(rn->reqs == NULL);
+    rreq_free(rn->rq);
+    rn->rq = NULL;
     /* The store's files are closed now, not in the timer's close callback,
      * so that a caller may open a new store in the same place at once
      * (node reset). */

@@ -8,7 +8,9 @@
  * locally, with cl_apply's result.  rnode carries out every raft update as
  * raft.h says: persist in order (fsync) through raft_store, send the messages
  * only after that, restore / apply into the cl state, report the effects
- * through hooks, re-arm one timer for upd.deadline.
+ * through hooks, re-arm one timer for upd.deadline.  What happens to a
+ * request (queue, bounds, deadlines, forwarding to the leader) is decided
+ * by core/rreq.c; rnode carries out its actions.
  *
  * Re-entrancy: hooks and callbacks run inside rnode calls.  From a hook or a
  * callback, rnode_submit, rnode_change and rnode_transfer may be called (they
@@ -46,6 +48,9 @@
  *            XE_CLOSED    rnode_close was called first;
  *            XE_INVAL     the command does not decode (checked before
  *                         submitting, so nothing reaches the log);
+ *            XE_LIMIT     too many requests, or too many bytes of them,
+ *                         wait on this node (core/rreq.h bounds): nothing
+ *                         was queued;
  *            XE_NOMEM.
  *   change / transfer: 0 when done (see rnode_change), else as above or
  *            XE_EXISTS (id or address already a member), XE_NOTFOUND,

@@ -1,0 +1,55 @@
+/* cserve.h: which cluster requests this node serves, and how (docs/cluster.md
+ * "Requests to the leader"): a member given a request by the shell or by a
+ * peer (a SUBMIT frame, pframe.h) either submits it to Raft here (a write:
+ * rnode forwards it to the leader when this node follows), passes it on to
+ * the leader (join and remove are made on the leader), decides a join
+ * (cjoin_decide), removes a member, or refuses it with the reason (the
+ * node is stopping, the request outlived its sender's deadline, a remove
+ * of a node that is not a member, an unknown kind).
+ *
+ * Pure: the edge says what it knows (whether the Raft driver runs, whether
+ * this node leads, the members of the latest configuration, the wall
+ * clock) and carries out the verdict. */
+#ifndef XMPPD_CSERVE_H
+#define XMPPD_CSERVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pframe.h"
+
+/* The least time a request served or passed on is given, in ms: one that
+ * is nearly out still gets an answer from the leader rather than none. */
+#define CSERVE_MIN_LEFT_MS 100
+
+enum cserve_verdict {
+    CSERVE_REFUSE = 0, /* answer rc with msg */
+    CSERVE_SUBMIT,     /* a write: submit req->u.cmd to Raft here */
+    CSERVE_PASS_ON,    /* join or remove on a follower: ask the leader */
+    CSERVE_JOIN,       /* this leader decides the join (cjoin_decide) */
+    CSERVE_REMOVE,     /* this leader removes member req->u.node_id */
+};
+
+struct cserve_in {
+    const struct pframe_req *req; /* borrowed */
+    bool running;                 /* the Raft driver runs (not stopping) */
+    bool leading;                 /* this node is the leader */
+    const uint64_t *members;      /* the latest configuration (borrowed) */
+    size_t n_members;
+    uint64_t expires; /* the request's deadline, wall-clock ms */
+    uint64_t wall;    /* now, wall-clock ms */
+};
+
+struct cserve_out {
+    enum cserve_verdict verdict;
+    int rc;           /* CSERVE_REFUSE: a negative XE_ code */
+    char msg[200];    /* CSERVE_REFUSE: one line for the operator */
+    uint64_t left_ms; /* SUBMIT, PASS_ON: the time it is given */
+};
+
+/* cserve_decide fills *out with what to do with in->req.  Always 0 (the
+ * verdict says it all). */
+int cserve_decide(const struct cserve_in *in, struct cserve_out *out);
+
+#endif
