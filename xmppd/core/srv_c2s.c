@@ -1272,8 +1272,14 @@ static void c2s_to_bare(struct srv *srv, struct sess *from, const struct jid *to
         if (rs.r[i].available && rs.r[i].priority > best)
             best = rs.r[i].priority;
     if (best < 0) {
-        /* §8.5.2.2.1: no available resource, no offline storage here. */
-        c2s_bounce(srv, from, st, "service-unavailable", "account offline");
+        /* §8.5.2.2.1: no available resource, no offline storage here;
+         * a headline is silently ignored, the others bounced. */
+        if (is(type, "headline"))
+            SRV_LOG(srv, LOG_DEBUG,
+                    "c%" PRIu64 " headline to %s dropped: account offline", from->conn,
+                    stz_attr(st, "to"));
+        else
+            c2s_bounce(srv, from, st, "service-unavailable", "account offline");
         remotes_free(&rs);
         stz_free(st);
         return;
