@@ -1300,16 +1300,19 @@ static void c2s_to_bare(struct srv *srv, struct sess *from, const struct jid *to
     stz_free(st);
 }
 
-/* c2s_nowhere: cluster mode, a chat or normal message to full JID to that
- * no node holds (the table is whole and lacks it, and nothing waits for
- * it): handled as on one node, by the bare JID (RFC 6121 §8.5.3.2.1). */
+/* c2s_nowhere: cluster mode, a chat, normal or headline message to full
+ * JID to that no node holds (the table is whole and lacks it, and nothing
+ * waits for it): handled as on one node (RFC 6121 §8.5.3.2.1): chat and
+ * normal by the bare JID, a headline silently ignored (fwd would answer
+ * it with service-unavailable). */
 static bool c2s_nowhere(const struct srv *srv, const struct jid *to, const struct stz *st)
 {
     const char *type = stz_attr(st, "type");
     char full[CL_USER_MAX + CL_DOMAIN_MAX + 1100];
 
     if (strcmp(st->name, "message") != 0 ||
-        !(type == NULL || is(type, "normal") || is(type, "chat")) ||
+        !(type == NULL || is(type, "normal") || is(type, "chat") ||
+          is(type, "headline")) ||
         srv__c2s_find(srv, to->local, to->resource) != NULL ||
         srv_cluster__waiting(srv, st) || !srv_cluster__complete(srv))
         return false;
