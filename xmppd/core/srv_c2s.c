@@ -423,6 +423,35 @@ static size_t send_presences(struct srv *srv, const char *user, const char *cont
     return n;
 }
 
+/* send_remote_unavailable: in cluster mode, unavailable presence from each
+ * available resource of user on the other nodes to contact (§3.2.2,
+ * §3.3.3: from all of the user's available resources).  The decision is
+ * carried out on the node where the subscription stanza came in, which
+ * may hold none of user's resources; send_presences covers the local ones.
+ * (The available presence of §3.1.5 is not made up here: only the node of
+ * a resource holds it.) */
+static void send_remote_unavailable(struct srv *srv, const char *user,
+                                    const char *contact)
+{
+    struct sess *from = NULL;
+    struct c2s_remotes rs;
+
+    for (size_t i = 0; from == NULL && i < srv->conns.nb; i++)
+        if (srv->conns.b[i] != NULL)
+            from = SRV_SESS(srv->conns.b[i]); /* for log lines only */
+    if (srv->cl == NULL || from == NULL)
+        return;
+    remotes_of(srv, user, &rs);
+    for (size_t i = 0; i < rs.n; i++) {
+        struct stz *p;
+        if (!rs.r[i].available ||
+            (p = pres_new(rs.r[i].jid, contact, "unavailable")) == NULL)
+            continue;
+        srv__route(srv, from, p);
+    }
+    remotes_free(&rs);
+}
+
 /* route_sub: the user's subscription stanza of type t to contact, 'from'
  * the user's bare JID (§3.1.2): an account of our domain gets the inbound
  * decision at once; anyone else gets the stanza routed. */
@@ -487,6 +516,8 @@ static void rop_act(struct srv *srv, struct srv_rop *op)
         case ROSTER_ACT_SEND_UNAVAILABLE:
             send_presences(srv, op->user, contact,
                            a->kind == ROSTER_ACT_SEND_UNAVAILABLE);
+            if (a->kind == ROSTER_ACT_SEND_UNAVAILABLE)
+                send_remote_unavailable(srv, op->user, contact);
             break;
         case ROSTER_ACT_AUTO_REPLY: {
             /* §3.1.3: an inbound "subscribed" in the contact's roster. */
