@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""test_client_unsubscribe: ending subscriptions across a 3-node cluster
-(RFC 6121 §3.2, §3.3; the independent tester's client suite, session 6),
-with real libstrophe clients (tools/xclient.c):
+"""test_client_unsubscribe: subscriptions across a 3-node cluster
+(RFC 6121 §3.1.5, §3.2, §3.3; the independent tester's client suite,
+session 6), with real libstrophe clients (tools/xclient.c):
 
- - alice (one follower) and bob (the other) subscribe to each other
-   ("both");
+ - alice (one follower) and bob (the other follower, and a second
+   resource on the leader) subscribe to each other ("both"); at bob's
+   approval alice gets the presence of both his resources (§3.1.5: all
+   of the contact's available resources, the remote one too);
  - §3.3: alice unsubscribes from bob: bob gets the unsubscribe, alice
-   gets bob's unavailable (§3.3.3); bob's next presence no longer reaches
+   gets the unavailable of both his resources (§3.3.3); bob's next presence no longer reaches
    alice, alice's still reaches bob;
  - §3.2: alice cancels bob's subscription (unsubscribed): bob gets it and
    alice's unavailable (§3.2.3); alice's next presence no longer reaches
@@ -54,13 +56,18 @@ def main():
         with Client("alice@example.com/laptop", PASSWORDS["alice"], f1.addr, CLIENT_PORT,
                     ca) as alice, \
                 Client("bob@example.com/phone", PASSWORDS["bob"], f2.addr, CLIENT_PORT,
-                       ca) as bob:
+                       ca) as bob, \
+                Client("bob@example.com/desk", PASSWORDS["bob"], leader.addr, CLIENT_PORT,
+                       ca) as desk:
             check(alice.online() == "alice@example.com/laptop", alice.output())
             check(bob.online() == "bob@example.com/phone", bob.output())
+            check(desk.online() == "bob@example.com/desk", desk.output())
+            bob.wait_line(r"^presence bob@example\.com/desk available$")
             alice.send("sub bob@example.com")
             bob.wait_line(r"^presence alice@example\.com subscribe$")
             bob.send("subscribed alice@example.com")
             alice.wait_line(r"^presence bob@example\.com/phone available$")
+            alice.wait_line(r"^presence bob@example\.com/desk available$")
             bob.send("sub alice@example.com")
             alice.wait_line(r"^presence bob@example\.com subscribe$")
             alice.send("subscribed bob@example.com")
@@ -71,6 +78,7 @@ def main():
             alice.send("directed bob@example.com unsubscribe")
             bob.wait_line(r"^presence alice@example\.com unsubscribe$")
             alice.wait_line(r"^presence bob@example\.com/phone unavailable$")
+            alice.wait_line(r"^presence bob@example\.com/desk unavailable$")
             start = len(alice.output().splitlines())
             bob.send("presence 4")
             none_before_marker(alice, start, bob, "m1",
@@ -94,6 +102,7 @@ def main():
             alice.wait_line(r"^error service-unavailable$")
             check(alice.quit() == 0, alice.output())
             check(bob.quit() == 0, bob.output())
+            check(desk.quit() == 0, desk.output())
 
 
 if __name__ == "__main__":

@@ -452,6 +452,36 @@ static void send_remote_unavailable(struct srv *srv, const char *user,
     remotes_free(&rs);
 }
 
+/* send_remote_probes: in cluster mode, for the user's available
+ * resources on other nodes, a probe from contact to one of them per node
+ * (§3.1.5: the contact learns the presence of all of the user's available
+ * resources).  Only a resource's own node holds its presence: that node
+ * answers the probe for its sessions (srv__c2s_cluster_probe, deciding
+ * with its copy of the roster), as for a login's probe (§4.3). */
+static void send_remote_probes(struct srv *srv, const char *user, const char *contact)
+{
+    struct sess *from = NULL;
+    struct c2s_remotes rs;
+
+    for (size_t i = 0; from == NULL && i < srv->conns.nb; i++)
+        if (srv->conns.b[i] != NULL)
+            from = SRV_SESS(srv->conns.b[i]); /* for log lines only */
+    if (srv->cl == NULL || from == NULL)
+        return;
+    remotes_of(srv, user, &rs);
+    for (size_t i = 0; i < rs.n; i++) {
+        bool skip = !rs.r[i].available;
+        struct stz *p;
+        for (size_t k = 0; !skip && k < i; k++)
+            skip = rs.r[k].available && rs.r[k].node == rs.r[i].node;
+        if (skip || (p = pres_new(contact, rs.r[i].jid, "probe")) == NULL)
+            continue;
+        srv_cluster__forward(srv, from, p, rs.r[i].jid);
+        stz_free(p);
+    }
+    remotes_free(&rs);
+}
+
 /* route_sub: the user's subscription stanza of type t to contact, 'from'
  * the user's bare JID (§3.1.2): an account of our domain gets the inbound
  * decision at once; anyone else gets the stanza routed. */
@@ -518,6 +548,8 @@ static void rop_act(struct srv *srv, struct srv_rop *op)
                            a->kind == ROSTER_ACT_SEND_UNAVAILABLE);
             if (a->kind == ROSTER_ACT_SEND_UNAVAILABLE)
                 send_remote_unavailable(srv, op->user, contact);
+            else
+                send_remote_probes(srv, op->user, contact);
             break;
         case ROSTER_ACT_AUTO_REPLY: {
             /* §3.1.3: an inbound "subscribed" in the contact's roster. */
