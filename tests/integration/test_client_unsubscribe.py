@@ -40,6 +40,17 @@ def none_before_marker(cl, start, sender, marker, rx_line):
           % (cl.jid, rx_line, "\n".join(lines)))
 
 
+def pushes(cl):
+    return sum(1 for ln in cl.output().splitlines() if ln.startswith("iq - set push"))
+
+
+def wait_push(cl, before):
+    """Waits until cl got a roster push beyond the first `before`: its own
+    node applied the write (the rosters are replicated: a stanza routed
+    by another node can arrive before that)."""
+    wait_for(lambda: pushes(cl) > before, 20, "%s: a roster push" % cl.jid)
+
+
 def main():
     with Cluster(3) as c:
         leader = c.form()
@@ -75,10 +86,12 @@ def main():
             c.say("alice (%s) and bob (%s) subscribed both ways", f1.name, f2.name)
 
             # §3.3: alice unsubscribes from bob.
+            bob_pushes = pushes(bob)
             alice.send("directed bob@example.com unsubscribe")
             bob.wait_line(r"^presence alice@example\.com unsubscribe$")
             alice.wait_line(r"^presence bob@example\.com/phone unavailable$")
             alice.wait_line(r"^presence bob@example\.com/desk unavailable$")
+            wait_push(bob, bob_pushes)
             start = len(alice.output().splitlines())
             bob.send("presence 4")
             none_before_marker(alice, start, bob, "m1",
