@@ -312,5 +312,63 @@ static void test_probe_offline_contact(void)
     down();
 }
 
-TL_MAIN(T(test_roster_get_set_remove), T(test_subscribe_approve_presence),
-        T(test_pending_redelivered), T(test_probe_offline_contact))
+/* subscribed: alice subscribed to bob and approved (alice "to", bob
+ * "from"), both available, connections 3 (alice/a) and 5 (bob/x). */
+static void subscribed(void)
+{
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    REQUIRE(cx_login(&fx, 5, "bob", "pb", "x"));
+    fx_in(&fx, 3, "<presence/>");
+    fx_in(&fx, 5, "<presence/>");
+    fx_in(&fx, 3, "<presence to='bob@example.com' type='subscribe'/>");
+    CHECK_INT(pump(), 2);
+    fx_in(&fx, 5, "<presence to='alice@example.com' type='subscribed'/>");
+    CHECK_INT(pump(), 2);
+    fx_take(&fx, 3);
+    fx_take(&fx, 5);
+}
+
+/* RFC 6121 §3.3: alice unsubscribes from bob: both items go to "none"
+ * (a push each), bob gets the unsubscribe and alice (§3.3.3) the
+ * unavailable presence of bob's available resource.  §3.2: bob cancels
+ * alice's subscription instead: the same items, alice gets his
+ * unavailable and the unsubscribed, and his later presence no longer. */
+static void test_unsubscribe_and_cancel(void)
+{
+    REQUIRE(up() == 0);
+    subscribed();
+    fx_in(&fx, 3, "<presence to='bob@example.com' type='unsubscribe'/>");
+    CHECK_INT(pump(), 2);
+    CHECK_STR(fx_take(&fx, 3),
+              "<iq type='set' id='push4' to='alice@example.com/a'><query "
+              "xmlns='jabber:iq:roster'><item jid='bob@example.com' "
+              "subscription='none'/></query></iq><presence from='bob@example.com/x' "
+              "to='alice@example.com' type='unavailable'/>");
+    CHECK_STR(fx_take(&fx, 5),
+              "<iq type='set' id='push5' to='bob@example.com/x'><query "
+              "xmlns='jabber:iq:roster'><item jid='alice@example.com' "
+              "subscription='none'/></query></iq><presence to='bob@example.com' "
+              "type='unsubscribe' from='alice@example.com'/>");
+    down();
+
+    REQUIRE(up() == 0);
+    subscribed();
+    fx_in(&fx, 5, "<presence to='alice@example.com' type='unsubscribed'/>");
+    CHECK_INT(pump(), 2);
+    CHECK_STR(fx_take(&fx, 3),
+              "<presence from='bob@example.com/x' to='alice@example.com' "
+              "type='unavailable'/><iq type='set' id='push5' "
+              "to='alice@example.com/a'><query xmlns='jabber:iq:roster'><item "
+              "jid='bob@example.com' subscription='none'/></query></iq><presence "
+              "to='alice@example.com' type='unsubscribed' from='bob@example.com'/>");
+    CHECK_STR(fx_take(&fx, 5), "<iq type='set' id='push4' to='bob@example.com/x'><query "
+                               "xmlns='jabber:iq:roster'><item jid='alice@example.com' "
+                               "subscription='none'/></query></iq>");
+    fx_in(&fx, 5, "<presence><show>away</show></presence>");
+    CHECK_STR(fx_take(&fx, 3), "");
+    down();
+}
+
+TL_MAIN(T(test_unsubscribe_and_cancel), T(test_roster_get_set_remove),
+        T(test_subscribe_approve_presence), T(test_pending_redelivered),
+        T(test_probe_offline_contact))

@@ -134,6 +134,12 @@ static void test_offline_and_unknown(void)
     fx_in(&fx, 3, "<presence to='carol@example.com'/>");
     fx_in(&fx, 3, "<presence to='nobody@example.com' type='subscribe'/>");
     CHECK_STR(fx_take(&fx, 3), "");
+    /* §8.5.2.2.1: a headline to an account with no available resource is
+     * silently ignored, as one to a full JID without a session is
+     * (§8.5.3.2.1) */
+    fx_in(&fx, 3, "<message to='carol@example.com' type='headline' id='h1'/>");
+    fx_in(&fx, 3, "<message to='carol@example.com/r' type='headline' id='h2'/>");
+    CHECK_STR(fx_take(&fx, 3), "");
     /* a component's message to an offline account */
     fx_in(&fx, 1, "<message from='cb1.example.com' to='carol@example.com' id='c1'/>");
     CHECK_STR(fx_take(&fx, 1), "<message from='carol@example.com' to='cb1.example.com' "

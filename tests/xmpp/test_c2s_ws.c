@@ -149,12 +149,11 @@ static const char *ws_hdr(const char *sid, const char *tail)
  * edge does for direct TLS). */
 static void ws_up(uint64_t conn, enum srv_listener kind)
 {
-    static const struct srv_tls_info tls13 = {
-        .tls13 = true,
-        .exporter = {0xab},
-        .exporter_len = 32,
-        .endpoint = {0xcd},
-        .endpoint_len = 32};
+    static const struct srv_tls_info tls13 = {.tls13 = true,
+                                              .exporter = {0xab},
+                                              .exporter_len = 32,
+                                              .endpoint = {0xcd},
+                                              .endpoint_len = 32};
 
     fx_open_kind(&fx, conn, kind);
     if (kind == SRV_LISTENER_WEBSOCKET_TLS)
@@ -537,12 +536,11 @@ static void test_pending_upgrades_bounded(void)
  * the upgrade request with extra header lines. */
 static void ws_req_with(uint64_t conn, const char *extra)
 {
-    static const struct srv_tls_info tls13 = {
-        .tls13 = true,
-        .exporter = {0xab},
-        .exporter_len = 32,
-        .endpoint = {0xcd},
-        .endpoint_len = 32};
+    static const struct srv_tls_info tls13 = {.tls13 = true,
+                                              .exporter = {0xab},
+                                              .exporter_len = 32,
+                                              .endpoint = {0xcd},
+                                              .endpoint_len = 32};
     char req[1024];
 
     fx_open_kind(&fx, conn, SRV_LISTENER_WEBSOCKET_TLS);
@@ -618,8 +616,101 @@ static void test_untrusted_forwarded_for(void)
     down();
 }
 
-TL_MAIN(T(test_wss_login_message_close), T(test_plain_ws_refused_when_tls_required),
-        T(test_plain_ws_when_tls_optional), T(test_keepalive_is_a_ping),
-        T(test_gone_and_framing_error), T(test_host_meta_names_the_members),
-        T(test_drain_see_other_uri), T(test_pending_upgrades_bounded),
-        T(test_origin_and_proxy), T(test_untrusted_forwarded_for))
+/* ws_raw sends bytes as they are (a hand-made frame) on conn. */
+static void ws_raw(uint64_t conn, const unsigned char *b, size_t n)
+{
+    srv_conn_input(fx.srv, conn, b, n, fx.now);
+}
+
+/* A hostile browser (the independent tester's cases): 'from' forged
+ * with and without the namespace is stamped (RFC 6120 §8.1.2.1); a
+ * message in two fragments is one stanza (RFC 6455 §5.4); protocol
+ * errors end the connection with their RFC 6455 §7.4.1 code: unmasked
+ * (§5.1), a reserved bit (§5.2), a continuation with nothing to continue
+ * (§5.4): 1002; bad UTF-8 in a text message (§8.1): 1007; a frame
+ * announcing 2^63-1 bytes: 1009 at its first byte, nothing buffered; a
+ * second <open/> on a bound stream: bad-format (RFC 7395 §3.3.2).  The
+ * client on 5222 gets only what was stamped, and stays. */
+static void test_hostile_frames(void)
+{
+    static const unsigned char unmasked[] = {0x81, 0x03, 'a', 'b', 'c'};
+    static const unsigned char rsv[] = {0xc1, 0x80, 1, 2, 3, 4};
+    static const unsigned char huge[] = {0x81, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                         0xff, 0xff, 1,    2,    3,    4,    'x'};
+    static const char bad_utf8[] = "<message to='bob@example.com/desk'><body>\xc0\xaf"
+                                   "</body></message>";
+    struct {
+        const unsigned char *b;
+        size_t n;
+        const char *close;
+    } bad[] = {
+        {unmasked, sizeof unmasked, "[close 1002]\n"},
+        {rsv, sizeof rsv, "[close 1002]\n"},
+        {huge, sizeof huge, "[close 1009]\n"},
+        {NULL, 0, "[close 1002]\n"}, /* continuation */
+        {NULL, 1, "[close 1007]\n"}, /* bad UTF-8 */
+    };
+    static const unsigned char key[4] = {1, 2, 3, 4};
+    const char *a = "<message to='bob@example.com/desk'>",
+               *z = "<body>x</body></message>";
+    unsigned char frag[128];
+    size_t n = 0;
+
+    REQUIRE(up() == 0);
+    REQUIRE(cx_login(&fx, 2, "bob", "secret-b", "desk"));
+    ws_up(1, SRV_LISTENER_WEBSOCKET_TLS);
+    ws_login(1);
+    ws_text(1, "<message to='bob@example.com/desk' from='bob@example.com/desk'/>");
+    CHECK_STR(fx_take(&fx, 2),
+              "<message to='bob@example.com/desk' from='alice@example.com/web'/>");
+    ws_text(1, "<message xmlns='jabber:client' to='bob@example.com/desk' "
+               "from='x@example.com'><body>x</body></message>");
+    CHECK_STR(fx_take(&fx, 2), "<message to='bob@example.com/desk' "
+                               "from='alice@example.com/web'><body>x</body></message>");
+    /* FIN clear, text; then FIN set, continuation */
+    frag[n++] = 0x01;
+    frag[n++] = (unsigned char)(0x80 | strlen(a));
+    memcpy(frag + n, key, 4);
+    n += 4;
+    for (size_t i = 0; a[i] != '\0'; i++)
+        frag[n++] = (unsigned char)(a[i] ^ key[i % 4]);
+    frag[n++] = 0x80;
+    frag[n++] = (unsigned char)(0x80 | strlen(z));
+    memcpy(frag + n, key, 4);
+    n += 4;
+    for (size_t i = 0; z[i] != '\0'; i++)
+        frag[n++] = (unsigned char)(z[i] ^ key[i % 4]);
+    ws_raw(1, frag, n);
+    CHECK_STR(fx_take(&fx, 2), "<message to='bob@example.com/desk' "
+                               "from='alice@example.com/web'><body>x</body></message>");
+    ws_text(1, WS_OPEN);
+    ws_take(1);
+    CHECK(strstr(got, "<bad-format ") != NULL);
+    CHECK(strstr(got, WS_CLOSE_OUT) != NULL);
+    down();
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        REQUIRE(up() == 0);
+        REQUIRE(cx_login(&fx, 2, "bob", "secret-b", "desk"));
+        ws_up(1, SRV_LISTENER_WEBSOCKET_TLS);
+        ws_login(1);
+        if (bad[i].b != NULL)
+            ws_raw(1, bad[i].b, bad[i].n);
+        else if (bad[i].n == 0)
+            ws_frame(1, 0, "abc", 3);
+        else
+            ws_frame(1, 1, bad_utf8, sizeof bad_utf8 - 1);
+        CHECK_STR(ws_take(1), bad[i].close);
+        CHECK_INT(fx.c[1].closes, 1);
+        CHECK_STR(fx_take(&fx, 2), "");
+        CHECK_INT(fx.c[2].closes, 0);
+        down();
+    }
+}
+
+TL_MAIN(T(test_hostile_frames), T(test_wss_login_message_close),
+        T(test_plain_ws_refused_when_tls_required), T(test_plain_ws_when_tls_optional),
+        T(test_keepalive_is_a_ping), T(test_gone_and_framing_error),
+        T(test_host_meta_names_the_members), T(test_drain_see_other_uri),
+        T(test_pending_upgrades_bounded), T(test_origin_and_proxy),
+        T(test_untrusted_forwarded_for))

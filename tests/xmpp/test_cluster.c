@@ -1325,6 +1325,24 @@ static void test_cluster_bare_jid(void)
     run();
     CHECK(strstr(take(1, 3), "id='m4'") != NULL);
     CHECK(strstr(take(3, 3), "id='m4'") != NULL);
+    /* RFC 6121 §8.5.3.2.1 as on one node: a headline to a full JID no
+     * node holds is silently ignored (errors and results too); an iq get
+     * and a groupchat message get service-unavailable */
+    in(2, 3, "<message to='alice@example.com/zzz' id='h4' type='headline'/>");
+    in(2, 3, "<message to='alice@example.com/zzz' id='e4' type='error'/>");
+    in(2, 3, "<iq to='alice@example.com/zzz' id='r4' type='result'/>");
+    in(2, 3,
+       "<iq to='alice@example.com/zzz' id='g4' type='get'><ping "
+       "xmlns='urn:xmpp:ping'/></iq>");
+    in(2, 3, "<message to='alice@example.com/zzz' id='gc4' type='groupchat'/>");
+    run();
+    t = take(2, 3);
+    CHECK(strstr(t, "id='h4'") == NULL && strstr(t, "id='e4'") == NULL &&
+          strstr(t, "id='r4'") == NULL);
+    CHECK(strstr(t, "id='g4' type='error'") != NULL);
+    CHECK(strstr(t, "id='gc4' type='error'") != NULL);
+    CHECK_STR(take(1, 3), "");
+    CHECK_STR(take(3, 3), "");
     /* negative priorities only: service-unavailable, nobody gets it */
     presence(1, "-1");
     presence(3, "-2");

@@ -423,6 +423,65 @@ static size_t send_presences(struct srv *srv, const char *user, const char *cont
     return n;
 }
 
+/* send_remote_unavailable: in cluster mode, unavailable presence from each
+ * available resource of user on the other nodes to contact (§3.2.2,
+ * §3.3.3: from all of the user's available resources).  The decision is
+ * carried out on the node where the subscription stanza came in, which
+ * may hold none of user's resources; send_presences covers the local ones.
+ * (The available presence of §3.1.5 is not made up here: only the node of
+ * a resource holds it.) */
+static void send_remote_unavailable(struct srv *srv, const char *user,
+                                    const char *contact)
+{
+    struct sess *from = NULL;
+    struct c2s_remotes rs;
+
+    for (size_t i = 0; from == NULL && i < srv->conns.nb; i++)
+        if (srv->conns.b[i] != NULL)
+            from = SRV_SESS(srv->conns.b[i]); /* for log lines only */
+    if (srv->cl == NULL || from == NULL)
+        return;
+    remotes_of(srv, user, &rs);
+    for (size_t i = 0; i < rs.n; i++) {
+        struct stz *p;
+        if (!rs.r[i].available ||
+            (p = pres_new(rs.r[i].jid, contact, "unavailable")) == NULL)
+            continue;
+        srv__route(srv, from, p);
+    }
+    remotes_free(&rs);
+}
+
+/* send_remote_probes: in cluster mode, for the user's available
+ * resources on other nodes, a probe from contact to one of them per node
+ * (§3.1.5: the contact learns the presence of all of the user's available
+ * resources).  Only a resource's own node holds its presence: that node
+ * answers the probe for its sessions (srv__c2s_cluster_probe, deciding
+ * with its copy of the roster), as for a login's probe (§4.3). */
+static void send_remote_probes(struct srv *srv, const char *user, const char *contact)
+{
+    struct sess *from = NULL;
+    struct c2s_remotes rs;
+
+    for (size_t i = 0; from == NULL && i < srv->conns.nb; i++)
+        if (srv->conns.b[i] != NULL)
+            from = SRV_SESS(srv->conns.b[i]); /* for log lines only */
+    if (srv->cl == NULL || from == NULL)
+        return;
+    remotes_of(srv, user, &rs);
+    for (size_t i = 0; i < rs.n; i++) {
+        bool skip = !rs.r[i].available;
+        struct stz *p;
+        for (size_t k = 0; !skip && k < i; k++)
+            skip = rs.r[k].available && rs.r[k].node == rs.r[i].node;
+        if (skip || (p = pres_new(contact, rs.r[i].jid, "probe")) == NULL)
+            continue;
+        srv_cluster__forward(srv, from, p, rs.r[i].jid);
+        stz_free(p);
+    }
+    remotes_free(&rs);
+}
+
 /* route_sub: the user's subscription stanza of type t to contact, 'from'
  * the user's bare JID (§3.1.2): an account of our domain gets the inbound
  * decision at once; anyone else gets the stanza routed. */
@@ -487,6 +546,10 @@ static void rop_act(struct srv *srv, struct srv_rop *op)
         case ROSTER_ACT_SEND_UNAVAILABLE:
             send_presences(srv, op->user, contact,
                            a->kind == ROSTER_ACT_SEND_UNAVAILABLE);
+            if (a->kind == ROSTER_ACT_SEND_UNAVAILABLE)
+                send_remote_unavailable(srv, op->user, contact);
+            else
+                send_remote_probes(srv, op->user, contact);
             break;
         case ROSTER_ACT_AUTO_REPLY: {
             /* §3.1.3: an inbound "subscribed" in the contact's roster. */
@@ -1272,8 +1335,14 @@ static void c2s_to_bare(struct srv *srv, struct sess *from, const struct jid *to
         if (rs.r[i].available && rs.r[i].priority > best)
             best = rs.r[i].priority;
     if (best < 0) {
-        /* §8.5.2.2.1: no available resource, no offline storage here. */
-        c2s_bounce(srv, from, st, "service-unavailable", "account offline");
+        /* §8.5.2.2.1: no available resource, no offline storage here;
+         * a headline is silently ignored, the others bounced. */
+        if (is(type, "headline"))
+            SRV_LOG(srv, LOG_DEBUG,
+                    "c%" PRIu64 " headline to %s dropped: account offline", from->conn,
+                    stz_attr(st, "to"));
+        else
+            c2s_bounce(srv, from, st, "service-unavailable", "account offline");
         remotes_free(&rs);
         stz_free(st);
         return;
@@ -1294,16 +1363,19 @@ static void c2s_to_bare(struct srv *srv, struct sess *from, const struct jid *to
     stz_free(st);
 }
 
-/* c2s_nowhere: cluster mode, a chat or normal message to full JID to that
- * no node holds (the table is whole and lacks it, and nothing waits for
- * it): handled as on one node, by the bare JID (RFC 6121 §8.5.3.2.1). */
+/* c2s_nowhere: cluster mode, a chat, normal or headline message to full
+ * JID to that no node holds (the table is whole and lacks it, and nothing
+ * waits for it): handled as on one node (RFC 6121 §8.5.3.2.1): chat and
+ * normal by the bare JID, a headline silently ignored (fwd would answer
+ * it with service-unavailable). */
 static bool c2s_nowhere(const struct srv *srv, const struct jid *to, const struct stz *st)
 {
     const char *type = stz_attr(st, "type");
     char full[CL_USER_MAX + CL_DOMAIN_MAX + 1100];
 
     if (strcmp(st->name, "message") != 0 ||
-        !(type == NULL || is(type, "normal") || is(type, "chat")) ||
+        !(type == NULL || is(type, "normal") || is(type, "chat") ||
+          is(type, "headline")) ||
         srv__c2s_find(srv, to->local, to->resource) != NULL ||
         srv_cluster__waiting(srv, st) || !srv_cluster__complete(srv))
         return false;
