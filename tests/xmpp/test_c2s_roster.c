@@ -368,5 +368,4 @@ static void test_write_refused(void)
 }
 
 TL_MAIN(T(test_roster_get_set_remove), T(test_subscribe_approve_presence),
-        T(test_pending_redelivered), T(test_probe_offline_contact),
-        T(test_write_refused))
+        T(test_pending_redelivered), T(test_probe_offline_contact), T(test_write_refused))
