@@ -144,8 +144,8 @@ int fwd_new(const struct fwd_config *cfg, const struct fwd_env *env, struct fwd 
 void fwd_free(struct fwd *f);
 
 /* fwd_take hands the caller the actions the fwd calls since the last take
- * listed, in order (u->n 0: none), and starts a new list.  They stay valid
- * until the next fwd_take or fwd_free, so the caller may call fwd (even
+ * listed, in order (u->n 0: none; cheap), and starts a new list.  They
+ * stay valid until the next fwd_take or fwd_free, so the caller may call fwd (even
  * fwd_send) while it carries them out: what those calls decide goes to
  * the next take (take again until n is 0).  The strings are fwd's, except
  * those of a delivery of a FWD frame, which point into that frame: carry

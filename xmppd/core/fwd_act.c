@@ -13,8 +13,8 @@
 
 #include "err.h"
 
-/* acts_slot returns a new zeroed act at the end of l, or NULL (no
- * memory). */
+/* acts_slot returns a new act at the end of l (the caller fills all of
+ * it), or NULL (no memory). */
 static struct fwd_act *acts_slot(struct fwd_acts *l)
 {
     if (l->n == l->cap) {
@@ -31,7 +31,6 @@ static struct fwd_act *acts_slot(struct fwd_acts *l)
         l->own = own;
         l->cap = cap;
     }
-    memset(&l->a[l->n], 0, sizeof l->a[l->n]);
     l->own[l->n] = false;
     return &l->a[l->n];
 }
@@ -60,9 +59,7 @@ int fwd__act_deliver(struct fwd *f, void *dest, const char *from, const char *to
 
     if (a == NULL)
         return XE_NOMEM;
-    a->kind = FWD_ACT_DELIVER;
-    a->dest = dest;
-    a->len = len;
+    *a = (struct fwd_act){.kind = FWD_ACT_DELIVER, .dest = dest, .len = len};
     if (!copy) {
         a->from = from;
         a->to = to;
@@ -91,9 +88,8 @@ int fwd__act_conflict(struct fwd *f, const char *name, uint64_t sid)
 
     if (a == NULL || arena_put(&l->arena, name, strlen(name), &o_name) < 0)
         return XE_NOMEM;
-    a->kind = FWD_ACT_CONFLICT;
-    a->name = (const char *)o_name;
-    a->sid = sid;
+    *a = (struct fwd_act){
+        .kind = FWD_ACT_CONFLICT, .name = (const char *)o_name, .sid = sid};
     l->own[l->n] = true;
     l->n++;
     return 0;
@@ -108,8 +104,16 @@ static const char *own_ptr(const struct buf *b, const char *off)
 
 void fwd_take(struct fwd *f, struct fwd_update *u)
 {
-    struct fwd_acts t = f->taken;
+    struct fwd_acts t;
 
+    /* Most takes find nothing (the caller takes after every call, and
+     * until a take is empty): nothing to swap. */
+    if (f->acts.n == 0) {
+        u->acts = NULL;
+        u->n = 0;
+        return;
+    }
+    t = f->taken;
     f->taken = f->acts;
     f->acts = t;
     f->acts.n = 0;

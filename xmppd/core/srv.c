@@ -380,6 +380,11 @@ void srv_take(struct srv *srv, struct srv_update *u)
 {
     struct srv_subs t = srv->taken;
 
+    if (srv->subs.n == 0 && t.n == 0) { /* most calls list nothing */
+        u->submits = NULL;
+        u->nsubmits = 0;
+        return;
+    }
     /* What the edge took last is carried out: its commands go. */
     for (size_t i = 0; i < t.n; i++)
         free((void *)t.a[i].cmd);
