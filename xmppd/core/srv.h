@@ -21,13 +21,18 @@
  * must not call back into srv:
  *  - send: its answer decides within the call (a connection over its
  *    write queue, bounded in bytes by the edge, is closed at once, before
- *    srv writes anything more to it); the edge queues the bytes and writes
- *    each connection once per loop turn already (conn_send), so an outbox
- *    here would copy every stanza once more and save no write.
+ *    srv writes anything more to it); the edge queues the bytes per
+ *    connection and writes each one once after the call already
+ *    (conn_send, conn_mgr_flush), so an outbox here would copy every
+ *    stanza once more and save no write.
  *  - starttls: its answer decides within the call between <proceed/> and
  *    <failure/> (RFC 6120 §5.4.2.2).
- *  - close and pause_read: orders with no answer; the byte transcripts of
- *    the tests record them in their order among the writes.
+ *  - close and pause_read: orders with no answer, and the edge never calls
+ *    srv from them; the transcript tests record them in their order among
+ *    the writes, through every srv call they make, so listing them would
+ *    move every test onto a take and re-entrancy would gain nothing.  (One
+ *    workaround remains: when conn_pause_read cannot read again it closes
+ *    without telling srv, and srv learns it from the next failed write.)
  *  - random (an input) and log (an output only).
  * After srv asked env->close(conn) it has forgotten conn: a later
  * srv_conn_input/srv_conn_closed for it is ignored. */
