@@ -2,9 +2,10 @@
  * deliveries and conflicts, in order, handed over as one list that stays
  * valid while the caller carries it out and calls fwd again.
  *
- * Two lists swap: fwd lists into f->acts; fwd_take moves it to f->taken
- * and starts f->acts anew, keeping both allocations, so that in steady
- * state listing an action allocates nothing. */
+ * Two lists take turns: fwd lists into one; fwd_take hands it over and
+ * starts the other anew, keeping both allocations, so that in steady
+ * state listing an action allocates nothing and a take moves no memory
+ * (the holder of a forwarded stanza lists and takes one per stanza). */
 #include "fwd_int.h"
 
 #include <stdint.h>
@@ -13,25 +14,30 @@
 
 #include "err.h"
 
-/* acts_slot returns a new act at the end of l (the caller fills all of
- * it), or NULL (no memory). */
-static struct fwd_act *acts_slot(struct fwd_acts *l)
+/* acts_grow makes room for one more act in l.  0/XE_NOMEM. */
+static int acts_grow(struct fwd_acts *l)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap != 0 ? 2 * l->cap : 16;
-        struct fwd_act *a = realloc(l->a, cap * sizeof *a);
-        bool *own;
+    size_t cap = l->cap != 0 ? 2 * l->cap : 16;
+    struct fwd_act *a = realloc(l->a, cap * sizeof *a);
+    bool *own;
 
-        if (a == NULL)
-            return NULL;
-        l->a = a;
-        own = realloc(l->own, cap * sizeof *own);
-        if (own == NULL)
-            return NULL;
-        l->own = own;
-        l->cap = cap;
-    }
-    l->own[l->n] = false;
+    if (a == NULL)
+        return XE_NOMEM;
+    l->a = a;
+    own = realloc(l->own, cap * sizeof *own);
+    if (own == NULL)
+        return XE_NOMEM;
+    l->own = own;
+    l->cap = cap;
+    return 0;
+}
+
+/* acts_slot returns a new act at the end of l (the caller fills all of
+ * it and own[n]), or NULL (no memory). */
+static inline struct fwd_act *acts_slot(struct fwd_acts *l)
+{
+    if (l->n == l->cap && acts_grow(l) < 0)
+        return NULL;
     return &l->a[l->n];
 }
 
@@ -52,7 +58,7 @@ static int arena_put(struct buf *b, const char *s, size_t len, uintptr_t *off)
 int fwd__act_deliver(struct fwd *f, void *dest, const char *from, const char *to,
                      const char *xml, size_t len, bool copy)
 {
-    struct fwd_acts *l = &f->acts;
+    struct fwd_acts *l = &f->lists[f->cur];
     struct fwd_act *a = acts_slot(l);
     size_t mark = l->arena.len;
     uintptr_t o_from, o_to, o_xml;
@@ -64,6 +70,7 @@ int fwd__act_deliver(struct fwd *f, void *dest, const char *from, const char *to
         a->from = from;
         a->to = to;
         a->xml = xml;
+        l->own[l->n] = false;
     } else {
         if (arena_put(&l->arena, from, strlen(from), &o_from) < 0 ||
             arena_put(&l->arena, to, strlen(to), &o_to) < 0 ||
@@ -75,6 +82,7 @@ int fwd__act_deliver(struct fwd *f, void *dest, const char *from, const char *to
         a->to = (const char *)o_to;
         a->xml = (const char *)o_xml;
         l->own[l->n] = true;
+        l->nown++;
     }
     l->n++;
     return 0;
@@ -82,7 +90,7 @@ int fwd__act_deliver(struct fwd *f, void *dest, const char *from, const char *to
 
 int fwd__act_conflict(struct fwd *f, const char *name, uint64_t sid)
 {
-    struct fwd_acts *l = &f->acts;
+    struct fwd_acts *l = &f->lists[f->cur];
     struct fwd_act *a = acts_slot(l);
     uintptr_t o_name;
 
@@ -91,6 +99,7 @@ int fwd__act_conflict(struct fwd *f, const char *name, uint64_t sid)
     *a = (struct fwd_act){
         .kind = FWD_ACT_CONFLICT, .name = (const char *)o_name, .sid = sid};
     l->own[l->n] = true;
+    l->nown++;
     l->n++;
     return 0;
 }
@@ -104,35 +113,34 @@ static const char *own_ptr(const struct buf *b, const char *off)
 
 void fwd_take(struct fwd *f, struct fwd_update *u)
 {
-    struct fwd_acts t;
+    struct fwd_acts *t = &f->lists[f->cur], *next;
 
     /* Most takes find nothing (the caller takes after every call, and
-     * until a take is empty): nothing to swap. */
-    if (f->acts.n == 0) {
+     * until a take is empty). */
+    if (t->n == 0) {
         u->acts = NULL;
         u->n = 0;
         return;
     }
-    t = f->taken;
-    f->taken = f->acts;
-    f->acts = t;
-    f->acts.n = 0;
-    buf_reset(&f->acts.arena);
-    /* The arena no longer grows: offsets become pointers. */
-    for (size_t i = 0; i < f->taken.n; i++) {
-        struct fwd_act *a = &f->taken.a[i];
-        if (!f->taken.own[i])
+    f->cur ^= 1;
+    next = &f->lists[f->cur];
+    next->n = next->nown = 0;
+    next->arena.len = 0;
+    /* The arena of t no longer grows: offsets become pointers. */
+    for (size_t i = 0; t->nown > 0 && i < t->n; i++) {
+        struct fwd_act *a = &t->a[i];
+        if (!t->own[i])
             continue;
         if (a->kind == FWD_ACT_DELIVER) {
-            a->from = own_ptr(&f->taken.arena, a->from);
-            a->to = own_ptr(&f->taken.arena, a->to);
-            a->xml = own_ptr(&f->taken.arena, a->xml);
+            a->from = own_ptr(&t->arena, a->from);
+            a->to = own_ptr(&t->arena, a->to);
+            a->xml = own_ptr(&t->arena, a->xml);
         } else {
-            a->name = own_ptr(&f->taken.arena, a->name);
+            a->name = own_ptr(&t->arena, a->name);
         }
     }
-    u->acts = f->taken.a;
-    u->n = f->taken.n;
+    u->acts = t->a;
+    u->n = t->n;
 }
 
 static void acts_free(struct fwd_acts *l)
@@ -145,6 +153,6 @@ static void acts_free(struct fwd_acts *l)
 
 void fwd__acts_free(struct fwd *f)
 {
-    acts_free(&f->acts);
-    acts_free(&f->taken);
+    acts_free(&f->lists[0]);
+    acts_free(&f->lists[1]);
 }

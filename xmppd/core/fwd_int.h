@@ -115,6 +115,7 @@ struct fwd_acts {
     struct fwd_act *a;
     bool *own;
     size_t n, cap;
+    size_t nown; /* acts with own[i] */
     struct buf arena;
 };
 
@@ -123,9 +124,10 @@ struct fwd {
     char *name;
     struct fwd_env env;
     uint64_t now;
-    /* The update being listed, and the one the caller took last (valid
-     * until the next take). */
-    struct fwd_acts acts, taken;
+    /* lists[cur]: the update being listed; the other one: the update the
+     * caller took last (valid until the next take). */
+    struct fwd_acts lists[2];
+    unsigned cur;
 
     /* origin */
     uint64_t next_seq;
