@@ -216,32 +216,48 @@ static void record(int s, const char *xml)
                 (unsigned long long)sess[s].sid);
 }
 
-static int env_deliver(void *ud, const char *from, const char *to, const char *xml,
-                       size_t len)
+/* env_find returns the session index + 1 as fwd's handle, or NULL. */
+static void *env_find(void *ud, const char *to)
 {
     struct node *n = ud;
     int s = sess_find(n->idx, dom(to));
 
-    (void)from;
-    (void)len;
     if (s < 0 || sess[s].closing)
-        return XE_NOTFOUND;
-    record(s, xml);
-    return 0;
+        return NULL;
+    return (void *)(uintptr_t)(s + 1);
 }
 
-static void env_conflict(void *ud, const char *name, uint64_t sid)
+static void conflict(struct node *n, const char *name, uint64_t sid)
 {
-    struct node *n = ud;
     int s = sess_find(n->idx, name);
 
     if (s >= 0 && sess[s].sid == sid)
         sess[s].closing = true; /* closed after the call (as srv's dead list) */
 }
 
-/* reap closes sessions that a conflict asked to close (outside fwd). */
+/* carry_out carries out what every node's fwd listed, as srv does after
+ * each fwd call. */
+static void carry_out(void)
+{
+    struct fwd_update u;
+
+    for (int i = 1; i <= nnodes; i++)
+        if (nodes[i].f != NULL)
+            for (fwd_take(nodes[i].f, &u); u.n > 0; fwd_take(nodes[i].f, &u))
+                for (size_t k = 0; k < u.n; k++) {
+                    const struct fwd_act *a = &u.acts[k];
+                    if (a->kind == FWD_ACT_DELIVER)
+                        record((int)(uintptr_t)a->dest - 1, a->xml);
+                    else
+                        conflict(&nodes[i], a->name, a->sid);
+                }
+}
+
+/* reap carries out the nodes' updates and closes sessions that a conflict
+ * asked to close (outside fwd). */
 static void reap(void)
 {
+    carry_out();
     for (int i = 0; i < nsess; i++)
         if (sess[i].closing && sess[i].node != 0) {
             struct node *n = &nodes[sess[i].node];
@@ -267,8 +283,7 @@ static void node_start(int i, const struct fwd_config *base)
 {
     struct node *n = &nodes[i];
     struct fwd_config cfg = *base;
-    struct fwd_env env = {n, env_send, env_deliver, env_conflict,
-                          trace ? &trace_sink : NULL};
+    struct fwd_env env = {n, env_send, env_find, trace ? &trace_sink : NULL};
     char name[16];
 
     memset(n, 0, sizeof *n);
@@ -419,9 +434,9 @@ static bool step_frame(int i, int j)
         abort();
     if (fwd_input(nodes[j].f, nodes[i].id, &fr, now) == XE_PROTO)
         VIOLATION("protocol error on n%d <- n%d (%s)", j, i, pframe_type_name(fr.type));
+    reap(); /* before the frame goes: a delivery borrows its bytes */
     pframe_release(&fr);
     buf_free(&b);
-    reap();
     return true;
 }
 

@@ -1,8 +1,8 @@
 /* test_c2s_roster.c: transcripts of rosters and subscriptions between
  * clients on one node (RFC 6121 §2-§4), with the Raft log played by a
- * fake env.submit: each write is applied to the cl_state with cl_apply,
- * the effect pushed (srv_roster_changed) and the result given back
- * (srv_submit_done), in that order, as the edge does. */
+ * fake log fed from srv's update (srv_take): each write is applied to the
+ * cl_state with cl_apply, the effect pushed (srv_roster_changed) and the
+ * result given back (srv_submit_done), in that order, as the edge does. */
 #include "roster.h"
 #include "xmpp/cx.h"
 
@@ -18,20 +18,32 @@ static struct {
 } logq[LOGQ_MAX];
 static size_t n_logq;
 static int force_state; /* answer XE_STATE to this many writes first */
+static int refuse;      /* the log refuses this many writes at once */
+static bool no_writes;  /* up: a srv without roster_writes */
 
-static int fake_submit(void *ud, const void *cmd, size_t len, uint64_t token)
+/* take queues the writes srv listed; a full log refuses at once, as the
+ * edge does (srv_submit_done outside srv). */
+static void take(void)
 {
-    (void)ud;
-    if (n_logq == LOGQ_MAX)
-        return XE_BUSY;
-    logq[n_logq].cmd = malloc(len);
-    if (logq[n_logq].cmd == NULL)
-        return XE_NOMEM;
-    memcpy(logq[n_logq].cmd, cmd, len);
-    logq[n_logq].len = len;
-    logq[n_logq].token = token;
-    n_logq++;
-    return 0;
+    struct srv_update u;
+
+    srv_take(fx.srv, &u);
+    for (size_t i = 0; i < u.nsubmits; i++) {
+        const struct srv_submit *s = &u.submits[i];
+        if (refuse > 0) {
+            refuse--;
+            srv_submit_done(fx.srv, s->token, XE_NOLEADER, fx.now);
+            continue;
+        }
+        if (n_logq == LOGQ_MAX || (logq[n_logq].cmd = malloc(s->len)) == NULL) {
+            srv_submit_done(fx.srv, s->token, XE_BUSY, fx.now);
+            continue;
+        }
+        memcpy(logq[n_logq].cmd, s->cmd, s->len);
+        logq[n_logq].len = s->len;
+        logq[n_logq].token = s->token;
+        n_logq++;
+    }
 }
 
 /* pump applies every queued write (and those its actions submit). */
@@ -39,7 +51,7 @@ static int pump(void)
 {
     int applied = 0;
 
-    while (n_logq > 0) {
+    for (take(); n_logq > 0; take()) {
         struct cl_effects eff;
         unsigned char *cmd = logq[0].cmd;
         size_t len = logq[0].len;
@@ -74,6 +86,7 @@ static int up(void)
     srv_config_default(&c);
     c.domain = "example.com";
     c.node_name = "n1";
+    c.roster_writes = !no_writes;
     fx.sink.level = LOG_DEBUG;
     fx.sink.write = fx_logw;
     fx.sink.ud = &fx;
@@ -82,7 +95,6 @@ static int up(void)
     env.close = fx_close;
     env.random = fx_random;
     env.starttls = fx_starttls;
-    env.submit = fake_submit;
     env.log = &fx.sink;
     if (srv_new(&c, &env, &fx.srv) != 0)
         return -1;
@@ -101,6 +113,8 @@ static void down(void)
     cl_state_free(cl);
     cl = NULL;
     force_state = 0;
+    refuse = 0;
+    no_writes = false;
 }
 
 #define GET(id) "<iq type='get' id='" id "'><query xmlns='jabber:iq:roster'/></iq>"
@@ -369,6 +383,47 @@ static void test_unsubscribe_and_cancel(void)
     down();
 }
 
+#define SET_BOB(id)                                                                      \
+    "<iq type='set' id='" id "'><query xmlns='jabber:iq:roster'>"                        \
+    "<item jid='bob@example.com'/></query></iq>"
+
+/* A write the log refuses at once is answered from srv_submit_done, which
+ * the edge calls after it took the write (outside srv); without
+ * roster_writes srv refuses the write itself.  Both: wait,
+ * internal-server-error, nothing pushed. */
+static void test_write_refused(void)
+{
+    static const char err[] =
+        "<iq type='error' id='%s' to='alice@example.com/a'><error type='wait'>"
+        "<internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+        "</error></iq>";
+    char want[256];
+
+    REQUIRE(up() == 0);
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    refuse = 1;
+    fx_in(&fx, 3, SET_BOB("r1"));
+    CHECK_STR(fx_take(&fx, 3), ""); /* listed, not refused yet */
+    CHECK_INT(pump(), 0);
+    snprintf(want, sizeof want, err, "r1");
+    CHECK_STR(fx_take(&fx, 3), want);
+    CHECK_INT(refuse, 0);
+    /* the next write goes through */
+    fx_in(&fx, 3, SET_BOB("r2"));
+    CHECK_INT(pump(), 1);
+    CHECK(strstr(fx_take(&fx, 3), "<iq type='result' id='r2'") != NULL);
+    down();
+
+    no_writes = true; /* again, on a srv that takes no roster writes */
+    REQUIRE(up() == 0);
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    fx_in(&fx, 3, SET_BOB("r3"));
+    snprintf(want, sizeof want, err, "r3");
+    CHECK_STR(fx_take(&fx, 3), want);
+    CHECK_INT(pump(), 0);
+    down();
+}
+
 TL_MAIN(T(test_unsubscribe_and_cancel), T(test_roster_get_set_remove),
         T(test_subscribe_approve_presence), T(test_pending_redelivered),
-        T(test_probe_offline_contact))
+        T(test_probe_offline_contact), T(test_write_refused))

@@ -33,8 +33,8 @@ int fwd_new(const struct fwd_config *cfg, const struct fwd_env *env, struct fwd 
     struct fwd *f;
 
     fwd_config_default(&def);
-    if (cfg->node_id == 0 || cfg->incarnation == 0 || cfg->inflight_max > PFRAME_MAX_LIST ||
-        env->send == NULL || env->deliver == NULL || env->conflict == NULL)
+    if (cfg->node_id == 0 || cfg->incarnation == 0 ||
+        cfg->inflight_max > PFRAME_MAX_LIST || env->send == NULL || env->find == NULL)
         return XE_INVAL;
     f = calloc(1, sizeof *f);
     if (f == NULL)
@@ -124,6 +124,7 @@ void fwd_free(struct fwd *f)
         buf_free(&f->early[i]);
     fwd__table_free(&f->table);
     fwd__heard_free(f);
+    fwd__acts_free(f);
     free(f->peers);
     free(f->locals);
     free(f->name);
@@ -181,6 +182,7 @@ static void answer(struct fwd *f, const struct fwd_ent *e, const char *type,
     struct buf out = {0};
     struct xs_limits lim;
     bool sent = false;
+    void *dest;
 
     /* The stanza passed the sender's framer; a frame can carry more than
      * its default limit, so parse with the frame's. */
@@ -201,7 +203,9 @@ static void answer(struct fwd *f, const struct fwd_ent *e, const char *type,
     reply = stz_error_reply(elem.el, type, cond, NULL);
     if (reply == NULL || stz_serialize(reply, STZ_NS_COMPONENT, &out) < 0)
         goto done;
-    sent = f->env.deliver(f->env.ud, e->to, e->from, out.data, out.len) == 0;
+    dest = f->env.find(f->env.ud, e->from);
+    sent = dest != NULL &&
+           fwd__act_deliver(f, dest, e->to, e->from, out.data, out.len, true) == 0;
     if (sent)
         f->st.errors++;
 done:
@@ -249,15 +253,19 @@ static int try_hand(struct fwd *f, struct fwd_ent *e, bool *moved)
     uint64_t node = route_of(f, e);
     struct fwd_peer *p;
     struct pframe fr = {.type = PFRAME_FWD};
+    void *dest;
 
     *moved = false;
     if (node == 0 && (!f->complete || f->leader == 0))
         return TRY_KEEP; /* a leader's table will say (hold_ms at most); with
                             no leader, a session that just moved cannot be
                             in any table yet */
-    if (node == f->cfg.node_id &&
-        f->env.deliver(f->env.ud, e->from, e->to, e->xml, e->len) == 0)
-        return TRY_DONE; /* a session of ours took the name meanwhile */
+    if (node == f->cfg.node_id && (dest = f->env.find(f->env.ud, e->to)) != NULL)
+        /* A session of ours took the name meanwhile (no memory to list
+         * it: it waits, at most hold_ms). */
+        return fwd__act_deliver(f, dest, e->from, e->to, e->xml, e->len, true) == 0
+                   ? TRY_DONE
+                   : TRY_KEEP;
     if (node == 0 || node == f->cfg.node_id || !fwd__is_member(f, node)) {
         /* RFC 6120 §8.3.3.19: no node of the cluster holds the name. */
         f->st.unroutable++;
@@ -296,9 +304,6 @@ void fwd__pump(struct fwd *f)
 {
     struct fwd_ent *prev = NULL, *e;
 
-    if (f->pumping)
-        return; /* nested (a deliver that sent): the outer pass continues */
-    f->pumping = true;
     for (size_t i = 0; i < f->npeers; i++)
         f->peers[i].blocked = false;
     e = f->unsent.head;
@@ -317,7 +322,6 @@ void fwd__pump(struct fwd *f)
         }
         e = next;
     }
-    f->pumping = false;
 }
 
 int fwd_send(struct fwd *f, const char *from, const char *to, const char *xml, size_t len,
@@ -522,6 +526,7 @@ static bool flush_owed(struct fwd *f, struct fwd_peer *p)
 static int handle_fwd(struct fwd *f, uint64_t node, const struct pframe_fwd *fw)
 {
     struct fwd_peer *p;
+    void *dest;
     bool ok;
     int rc;
 
@@ -538,7 +543,13 @@ static int handle_fwd(struct fwd *f, uint64_t node, const struct pframe_fwd *fw)
     }
     /* A reply to fw->from may come before the table has it (fwd_heard.c). */
     fwd__heard_note(f, fw->from, node);
-    ok = f->env.deliver(f->env.ud, fw->from, fw->to, fw->xml, fw->xml_len) == 0;
+    /* The bytes stay the frame's: the caller takes the update before it
+     * releases the frame (fwd_take).  No memory to list the delivery: it
+     * is refused, so that it still has one outcome (the origin answers
+     * its sender). */
+    dest = f->env.find(f->env.ud, fw->to);
+    ok = dest != NULL &&
+         fwd__act_deliver(f, dest, fw->from, fw->to, fw->xml, fw->xml_len, false) == 0;
     FLOG(f, LOG_TRACE, "stanza %" PRIx64 "/%" PRIu64 " to %s %s", node, fw->seq, fw->to,
          ok ? "delivered" : "refused: no session here");
     if (ok)
@@ -599,7 +610,7 @@ int fwd_input(struct fwd *f, uint64_t node, const struct pframe *fr, uint64_t no
         if (!fwd__is_member(f, node))
             rc = XE_PROTO;
         else
-            f->env.conflict(f->env.ud, fr->u.conflict.name, fr->u.conflict.sid);
+            rc = fwd__act_conflict(f, fr->u.conflict.name, fr->u.conflict.sid);
         break;
     default:
         return XE_INVAL;

@@ -43,8 +43,21 @@
  * The stanza bytes are as serialized for a jabber:component:accept stream
  * (stz_serialize with STZ_NS_COMPONENT).
  *
- * Re-entrancy: env callbacks are called from inside fwd_* calls and must not
- * call back into fwd. */
+ * Events in, an update out (docs/architecture.md, "one convention"): what
+ * fwd decides for this node's sessions (deliver these bytes to that
+ * session, close that session: a conflict) is listed, in order, and the
+ * caller carries it out after the call (fwd_take), so the caller may call
+ * fwd again while it does (a delivery that makes a session answer through
+ * fwd_send).  Two callbacks stay, both without effect on the caller's
+ * state, so neither can re-enter fwd:
+ *  - env->send: the channel's answer (taken, or XE_BUSY) decides within
+ *    the call whether a stanza is in flight or waits, in order, and bounds
+ *    what waits (queue_max, inflight_max); a channel encodes the frame it
+ *    takes (pchan_send), so an outbox here would copy every forwarded
+ *    stanza once more on the hot path.
+ *  - env->find: a lookup; its answer decides within the call whether a
+ *    stanza from another node is delivered or bounced (the ACK owes it).
+ * Log sinks are outputs only. */
 #ifndef XMPPD_FWD_H
 #define XMPPD_FWD_H
 
@@ -79,19 +92,45 @@ struct fwd_env {
     /* send hands frame f (borrowed; the callee copies what it keeps, e.g.
      * pchan_send) to node's channel; node is never this node.  Returns 0,
      * or XE_BUSY / another negative code when the channel cannot take it
-     * now (fwd keeps what it must and tries again on fwd_pump). */
+     * now (fwd keeps what it must and tries again on fwd_pump).  It must
+     * not call fwd. */
     int (*send)(void *ud, uint64_t node, struct pframe *f);
-    /* deliver writes the stanza xml (len bytes, borrowed) from 'from' to the
-     * local session holding 'to'.  Returns 0, or XE_NOTFOUND when no local
-     * session holds it. */
-    int (*deliver)(void *ud, const char *from, const char *to, const char *xml,
-                   size_t len);
-    /* conflict asks to close the local session sid of component name with a
-     * conflict stream error (RFC 6120 §4.9.3.3): a newer session of that
-     * name exists elsewhere.  The callee ignores it when its session of that
-     * name has another sid. */
-    void (*conflict)(void *ud, const char *name, uint64_t sid);
+    /* find returns the local session that would take a stanza to 'to' (a
+     * JID, borrowed), as a handle fwd never dereferences and hands back in
+     * an FWD_ACT_DELIVER, or NULL when no local session holds it.  A
+     * lookup only: it must not change what it looks in nor call fwd. */
+    void *(*find)(void *ud, const char *to);
     const struct log_sink *log; /* may be NULL; borrowed */
+};
+
+/* What fwd asks of its caller for this node's sessions (fwd_take). */
+enum fwd_act_kind {
+    /* Write xml (len bytes), a stanza from 'from' to 'to', to the session
+     * dest (env->find's answer for 'to').  The outcome is decided: a
+     * session that cannot take it any more (closed since, its connection
+     * full) makes it one that had its outcome, as a failed write does. */
+    FWD_ACT_DELIVER,
+    /* Close the local session sid of name (a component domain or a
+     * client's full JID) with a conflict stream error (RFC 6120 §4.9.3.3):
+     * a newer session of that name exists elsewhere.  The caller ignores
+     * it when its session of that name has another sid. */
+    FWD_ACT_CONFLICT,
+};
+
+struct fwd_act {
+    enum fwd_act_kind kind;
+    void *dest;            /* DELIVER: env->find's handle */
+    const char *from, *to; /* DELIVER */
+    const char *xml;       /* DELIVER */
+    size_t len;            /* DELIVER */
+    const char *name;      /* CONFLICT */
+    uint64_t sid;          /* CONFLICT */
+};
+
+/* An update: acts[0..n), in the order fwd decided them. */
+struct fwd_update {
+    const struct fwd_act *acts;
+    size_t n;
 };
 
 struct fwd;
@@ -103,6 +142,17 @@ struct fwd;
 int fwd_new(const struct fwd_config *cfg, const struct fwd_env *env, struct fwd **out);
 /* fwd_free frees everything without calling env.  NULL is a no-op. */
 void fwd_free(struct fwd *f);
+
+/* fwd_take hands the caller the actions the fwd calls since the last take
+ * listed, in order (u->n 0: none; cheap), and starts a new list.  They
+ * stay valid until the next fwd_take or fwd_free, so the caller may call fwd (even
+ * fwd_send) while it carries them out: what those calls decide goes to
+ * the next take (take again until n is 0).  The strings are fwd's, except
+ * those of a delivery of a FWD frame, which point into that frame: carry
+ * out the take after fwd_input before releasing the frame.  Carry each
+ * update out before the next fwd call that may list more (every call but
+ * the const queries and fwd_get_stats). */
+void fwd_take(struct fwd *f, struct fwd_update *u);
 
 /* fwd_set_members gives the cluster's voting members (node ids, borrowed,
  * copied), this node included or not.  Stanzas handed to a node that is no
@@ -147,8 +197,8 @@ int fwd_local_set_attr(struct fwd *f, const char *name, uint64_t sid,
  * JIDs; xml: len bytes; all borrowed, copied) to a destination that no
  * local session holds.  Returns 0 (accepted: exactly one outcome follows,
  * see above), XE_BUSY (the queue is full: answer wait/resource-constraint),
- * XE_INVAL or XE_NOMEM.  Error replies to the sender come later through
- * env->deliver. */
+ * XE_INVAL or XE_NOMEM.  Error replies to the sender come later as
+ * FWD_ACT_DELIVER (fwd_take). */
 int fwd_send(struct fwd *f, const char *from, const char *to, const char *xml, size_t len,
              uint64_t now_ms);
 

@@ -108,16 +108,30 @@ struct fwd_heard {
     uint64_t until; /* forgotten at this time (now + hold_ms) */
 };
 
+/* A list of actions (fwd_act.c).  Strings fwd copies go to arena; while
+ * listed, such an act holds offsets into it (own[i]), made pointers when
+ * the list is taken. */
+struct fwd_acts {
+    struct fwd_act *a;
+    bool *own;
+    size_t n, cap;
+    size_t nown; /* acts with own[i] */
+    struct buf arena;
+};
+
 struct fwd {
     struct fwd_config cfg;
     char *name;
     struct fwd_env env;
     uint64_t now;
+    /* lists[cur]: the update being listed; the other one: the update the
+     * caller took last (valid until the next take). */
+    struct fwd_acts lists[2];
+    unsigned cur;
 
     /* origin */
     uint64_t next_seq;
     struct fwd_q unsent;
-    bool pumping;
     bool owed; /* a FWD was given its outcome since the last fwd_flush */
     struct fwd_peer *peers;
     size_t npeers, peers_cap;
@@ -153,6 +167,16 @@ struct fwd_peer *fwd__peer(struct fwd *f, uint64_t id, bool create);
 /* fwd__is_member tells whether id is a voting member now (this node is
  * always one to itself). */
 bool fwd__is_member(const struct fwd *f, uint64_t id);
+/* Actions (fwd_act.c).  fwd__act_deliver lists a delivery to dest (an
+ * env->find handle), copying the strings (copy) or borrowing them (a FWD
+ * frame's, valid until the caller takes the update);
+ * fwd__act_conflict lists a conflict for name (copied).  0/XE_NOMEM
+ * (nothing listed).  fwd__acts_free frees both lists. */
+int fwd__act_deliver(struct fwd *f, void *dest, const char *from, const char *to,
+                     const char *xml, size_t len, bool copy);
+int fwd__act_conflict(struct fwd *f, const char *name, uint64_t sid);
+void fwd__acts_free(struct fwd *f);
+
 /* fwd__pump hands waiting stanzas to channels (fwd.c). */
 void fwd__pump(struct fwd *f);
 /* fwd__local_find returns this node's session record of name, or NULL. */

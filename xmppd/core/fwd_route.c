@@ -200,7 +200,7 @@ int fwd__route_set(struct fwd *f, const char *name, uint64_t node, uint64_t sid,
          * session with no order yet is newer than anything the table holds
          * and stays: the leader decides when our report reaches it. */
         FLOG(f, LOG_INFO, "%s: newer session on node %" PRIx64, name, node);
-        f->env.conflict(f->env.ud, name, l->sid);
+        return fwd__act_conflict(f, name, l->sid);
     }
     return 0;
 }
@@ -357,7 +357,10 @@ static void tell_conflict(struct fwd *f, uint64_t node, const char *name, uint64
     FLOG(f, LOG_INFO, "%s: newer session elsewhere, node %" PRIx64 " closes its own",
          name, node);
     if (node == f->cfg.node_id) {
-        f->env.conflict(f->env.ud, name, sid);
+        /* No memory to list it: our copy of the table says we lost, and
+         * the next ROUTES about the name asks again (fwd__route_set). */
+        if (fwd__act_conflict(f, name, sid) < 0)
+            FLOG(f, LOG_WARN, "%s: conflict not listed (no memory)", name);
         return;
     }
     fr.u.conflict = (struct pframe_conflict){name, sid};

@@ -191,6 +191,15 @@ static void srv_drop_session(struct srv *srv, struct sess *s)
     sess_free(s);
 }
 
+/* srv_subs_free frees the commands of l and l's array. */
+static void srv_subs_free(struct srv_subs *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free((void *)l->a[i].cmd);
+    free(l->a);
+    memset(l, 0, sizeof *l);
+}
+
 void srv_free(struct srv *srv)
 {
     if (srv == NULL)
@@ -214,6 +223,8 @@ void srv_free(struct srv *srv)
     }
     htab_fini(&srv->conns);
     rt_free(srv->rt);
+    srv_subs_free(&srv->subs);
+    srv_subs_free(&srv->taken);
     buf_free(&srv->out);
     free(srv->node_name);
     free(srv->domain);
@@ -339,6 +350,49 @@ int srv_del_callbridge(struct srv *srv, const char *name)
         sess_fail(&s->base, XS_COND_HOST_GONE, "call bridge deleted");
     srv__reap(srv);
     return 0;
+}
+
+/* ---- the update (srv.h "Events in, an update out") ---- */
+
+int srv__submit(struct srv *srv, void *cmd, size_t len, uint64_t token)
+{
+    struct srv_subs *l = &srv->subs;
+
+    if (!srv->cfg.roster_writes) {
+        free(cmd);
+        return XE_STATE;
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap != 0 ? 2 * l->cap : 4;
+        struct srv_submit *a = realloc(l->a, cap * sizeof *a);
+        if (a == NULL) {
+            free(cmd);
+            return XE_NOMEM;
+        }
+        l->a = a;
+        l->cap = cap;
+    }
+    l->a[l->n++] = (struct srv_submit){cmd, len, token};
+    return 0;
+}
+
+void srv_take(struct srv *srv, struct srv_update *u)
+{
+    struct srv_subs t = srv->taken;
+
+    if (srv->subs.n == 0 && t.n == 0) { /* most calls list nothing */
+        u->submits = NULL;
+        u->nsubmits = 0;
+        return;
+    }
+    /* What the edge took last is carried out: its commands go. */
+    for (size_t i = 0; i < t.n; i++)
+        free((void *)t.a[i].cmd);
+    t.n = 0;
+    srv->taken = srv->subs;
+    srv->subs = t;
+    u->submits = srv->taken.a;
+    u->nsubmits = srv->taken.n;
 }
 
 /* ---- services for the sessions (srv_int.h) ---- */

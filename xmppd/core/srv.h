@@ -14,9 +14,28 @@
  * draws randomness only through env->random, so a test can drive it byte by
  * byte and compare transcripts.
  *
- * Re-entrancy: env callbacks are called from inside srv_* calls; they must
- * not call back into srv.  After srv asked env->close(conn) it has forgotten
- * conn: a later srv_conn_input/srv_conn_closed for it is ignored. */
+ * Events in, an update out (docs/architecture.md, "one convention"): roster
+ * writes for the Raft log are listed and the edge takes them after the
+ * call (srv_take), so an answer the log gives at once may call srv
+ * (srv_submit_done) as a later one does.  The other callbacks stay, and
+ * must not call back into srv:
+ *  - send: its answer decides within the call (a connection over its
+ *    write queue, bounded in bytes by the edge, is closed at once, before
+ *    srv writes anything more to it); the edge queues the bytes per
+ *    connection and writes each one once after the call already
+ *    (conn_send, conn_mgr_flush), so an outbox here would copy every
+ *    stanza once more and save no write.
+ *  - starttls: its answer decides within the call between <proceed/> and
+ *    <failure/> (RFC 6120 §5.4.2.2).
+ *  - close and pause_read: orders with no answer, and the edge never calls
+ *    srv from them; the transcript tests record them in their order among
+ *    the writes, through every srv call they make, so listing them would
+ *    move every test onto a take and re-entrancy would gain nothing.  (One
+ *    workaround remains: when conn_pause_read cannot read again it closes
+ *    without telling srv, and srv learns it from the next failed write.)
+ *  - random (an input) and log (an output only).
+ * After srv asked env->close(conn) it has forgotten conn: a later
+ * srv_conn_input/srv_conn_closed for it is ignored. */
 #ifndef XMPPD_SRV_H
 #define XMPPD_SRV_H
 
@@ -99,6 +118,10 @@ struct srv_config {
      * the OS), copied; NULL (the default): not offered, answered with
      * service-unavailable and not in disco#info. */
     const char *version;
+    /* roster_writes: the edge hands the roster writes srv lists
+     * (srv_update.submits) to the Raft log.  false (the default): roster
+     * writes are refused (internal-server-error). */
+    bool roster_writes;
 };
 
 /* srv_config_default fills c with the defaults (domain NULL). */
@@ -124,13 +147,6 @@ struct srv_env {
      * listener has no TLS (srv then answers <failure/> and closes, RFC 6120
      * §5.4.2.2).  May be NULL: no STARTTLS is offered. */
     int (*starttls)(void *ud, uint64_t conn);
-    /* submit hands an encoded replicated command (repl.h: a roster write,
-     * cmd borrowed, len bytes) to the Raft log; token names the write.
-     * Once it is applied on this node (or failed) the edge calls
-     * srv_submit_done(token, rc), never from inside this call.  Returns 0,
-     * or a negative code (then no srv_submit_done follows).  May be NULL:
-     * roster writes are refused (internal-server-error). */
-    int (*submit)(void *ud, const void *cmd, size_t len, uint64_t token);
     /* pause_read (the byte-rate shaper): paused true: stop reading conn
      * (what was already read may still be handed in); false: read it
      * again.  srv resumes a connection itself (at the srv_tick of the
@@ -159,6 +175,30 @@ int srv_new(const struct srv_config *cfg, const struct srv_env *env, struct srv 
 /* srv_free frees everything without calling env (use srv_shutdown first for
  * a clean close). */
 void srv_free(struct srv *srv);
+
+/* A roster write for the Raft log: an encoded replicated command (repl.h:
+ * cmd, len bytes); token names it.  Once it is applied on this node, or
+ * failed, the edge calls srv_submit_done(token, rc), also when the log
+ * refuses it at once. */
+struct srv_submit {
+    const void *cmd;
+    size_t len;
+    uint64_t token;
+};
+
+/* What srv asks of the edge after a call (srv_take). */
+struct srv_update {
+    const struct srv_submit *submits; /* in order */
+    size_t nsubmits;
+};
+
+/* srv_take hands the edge what the srv calls since the last take listed
+ * (u->nsubmits 0: nothing) and starts a new list.  It stays valid, srv's,
+ * until the next srv_take or srv_free, so the edge may call srv while it
+ * carries it out (what those calls list goes to the next take: take
+ * again until it is empty).  Call it after every srv call (the edge's
+ * node__after_srv). */
+void srv_take(struct srv *srv, struct srv_update *u);
 
 /* srv_set_callbridge adds call bridge name (authenticating as the component
  * <name>.<domain>) with secret (len bytes, copied into sodium-guarded
@@ -253,7 +293,7 @@ void srv_set_accounts(struct srv *srv, const struct cl_state *cl);
  * longer authorized: its account is gone), then </stream:stream>. */
 void srv_user_deleted(struct srv *srv, const char *user);
 
-/* srv_submit_done: the write env->submit took with token is applied on
+/* srv_submit_done: the write listed with token (srv_take) is applied on
  * this node with cl_apply's result rc (0, XE_STATE: decided on a roster
  * that changed meanwhile, ...), or failed (XE_NOLEADER, XE_TIMEOUT, ...).
  * srv then carries out the write's actions (RFC 6121 §2, §3), or decides

@@ -193,7 +193,7 @@ static bool is_subscription(const char *type)
  *
  * Every roster change is a decision of roster.h made on this node's
  * replica (cl_rosters of the borrowed cl_state), written through
- * env.submit as one compare-and-set command; its actions run once
+ * the edge (srv_take) as one compare-and-set command; its actions run once
  * srv_submit_done says it is applied (XE_STATE: decided again on the new
  * state).  Pushes are not actions here: every node pushes to its own
  * resources when the entry is applied (srv_roster_changed).  A stanza
@@ -626,9 +626,10 @@ static void rop_start(struct srv *srv, struct srv_rop *op)
     if (rc == 0)
         rc = roster_cmd_encode(&cmd, &buf, &len);
     op->token = ++srv->rop_token;
-    if (rc == 0)
-        rc = srv->env.submit != NULL ? srv->env.submit(srv->env.ud, buf, len, op->token)
-                                     : XE_STATE;
+    if (rc == 0) {
+        rc = srv__submit(srv, buf, len, op->token); /* takes buf */
+        buf = NULL;
+    }
     free(buf);
     if (rc < 0) {
         SRV_LOG(srv, LOG_INFO, "roster write for %s not submitted: %s", op->user,

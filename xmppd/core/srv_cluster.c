@@ -6,10 +6,12 @@
  * with their sid; a newer session elsewhere closes ours (docs/cluster.md
  * "Routing in the node core").
  *
- * Re-entrancy: fwd calls deliver and conflict from inside fwd_*; they only
- * write to or close sessions.  A session closed there goes to srv's dead
- * list, and its fwd_local_del happens when the list is reaped, at the end
- * of the public srv call, outside fwd. */
+ * fwd lists what it decides for our sessions (deliveries, conflicts) and
+ * cl_run carries it out after every fwd call, outside fwd: a delivery may
+ * make a session answer through fwd_send (a probe).  fwd's env.find is a
+ * lookup of the session that holds a JID; sessions closed meanwhile go to
+ * srv's dead list and are freed only when it is reaped, after cl_run, so
+ * a listed session is never freed under it. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,7 @@ struct srv_cluster {
      * first is logged, then one summary line a second with the count. */
     uint64_t busy_logged_ms; /* when the last busy line was written; 0: never */
     uint64_t busy_quiet;     /* refusals since then, not logged one by one */
+    bool running;            /* cl_run is carrying out an update */
 };
 
 #define CL_BUSY_LOG_MS 1000
@@ -56,6 +59,8 @@ static void cl_busy_summary(struct srv *srv)
 }
 
 /* ---- fwd callbacks ---- */
+
+static void cl_run(struct srv *srv);
 
 static int cl_send(void *ud, uint64_t node, struct pframe *f)
 {
@@ -93,25 +98,31 @@ static struct sess *cl_session(struct srv *srv, const char *to)
     return s;
 }
 
-static int cl_deliver(void *ud, const char *from, const char *to, const char *xml,
-                      size_t len)
+static void *cl_find(void *ud, const char *to)
 {
     struct srv *srv = ud;
     struct sess *s = cl_session(srv, to);
 
-    if (s == NULL) {
-        SRV_LOG(srv, LOG_DEBUG, "cluster stanza from %s to %s: no local session", from,
-                to);
-        return XE_NOTFOUND;
-    }
+    if (s == NULL)
+        SRV_LOG(srv, LOG_DEBUG, "cluster stanza to %s: no local session", to);
+    return s;
+}
+
+/* cl_deliver writes a stanza fwd delivers to s, cl_find's answer. */
+static void cl_deliver(struct srv *srv, struct sess *s, const char *from, const char *xml,
+                       size_t len)
+{
+    /* Closed since fwd found it (an earlier action of the update): the
+     * stanza had its outcome, as when the write fails. */
+    if (s->state != SESS_READY)
+        return;
     /* A probe for a client is answered by the server (RFC 6121 §4.3.2). */
     if (srv__c2s_cluster_probe(srv, s, from, xml, len))
-        return 0;
+        return;
     /* A failed write closes the session, as for a local delivery: the
      * stanza had its outcome (the connection could not take it). */
     if (sess_deliver_raw(s, xml, len) == 0)
         srv->stats.routed++;
-    return 0;
 }
 
 /* cl_conflict_client closes the local client of full JID name if its sid
@@ -137,9 +148,8 @@ static void cl_conflict_client(struct srv *srv, const char *name, uint64_t sid)
     sess_fail(&c->base, XS_COND_CONFLICT, "newer session on another node");
 }
 
-static void cl_conflict(void *ud, const char *name, uint64_t sid)
+static void cl_conflict(struct srv *srv, const char *name, uint64_t sid)
 {
-    struct srv *srv = ud;
     struct sess_comp *s;
 
     if (strchr(name, '@') != NULL) {
@@ -165,6 +175,30 @@ static void cl_conflict(void *ud, const char *name, uint64_t sid)
     sess_fail(&s->base, XS_COND_CONFLICT, "newer session on another node");
 }
 
+/* cl_run carries out what fwd listed, in order, until it lists nothing
+ * more.  Called after every fwd call; a call made while it runs (a
+ * delivery's answer through fwd_send) leaves its actions to the loop. */
+static void cl_run(struct srv *srv)
+{
+    struct srv_cluster *cl = srv->cl;
+    struct fwd_update u;
+
+    if (cl == NULL || cl->running)
+        return;
+    cl->running = true;
+    do {
+        fwd_take(cl->fwd, &u);
+        for (size_t i = 0; i < u.n; i++) {
+            const struct fwd_act *a = &u.acts[i];
+            if (a->kind == FWD_ACT_DELIVER)
+                cl_deliver(srv, a->dest, a->from, a->xml, a->len);
+            else
+                cl_conflict(srv, a->name, a->sid);
+        }
+    } while (u.n > 0);
+    cl->running = false;
+}
+
 /* ---- lifetime ---- */
 
 /* cl_report gives s its sid and reports it.  Which of two sessions of a
@@ -172,8 +206,12 @@ static void cl_conflict(void *ud, const char *name, uint64_t sid)
  * defect 1: a node whose clock ran 60 s ahead won every conflict). */
 static int cl_report(struct srv *srv, struct sess_comp *s)
 {
+    int rc;
+
     s->base.sid = ++srv->cl->last_sid;
-    return fwd_local_add(srv->cl->fwd, s->domain, s->base.sid, srv->now_ms);
+    rc = fwd_local_add(srv->cl->fwd, s->domain, s->base.sid, srv->now_ms);
+    cl_run(srv);
+    return rc;
 }
 
 int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
@@ -202,8 +240,7 @@ int srv_cluster_start(struct srv *srv, const struct fwd_config *cfg,
         srv->env.random(srv->env.ud, &c.incarnation, sizeof c.incarnation);
     fe.ud = srv;
     fe.send = cl_send;
-    fe.deliver = cl_deliver;
-    fe.conflict = cl_conflict;
+    fe.find = cl_find;
     fe.log = srv->env.log;
     rc = fwd_new(&c, &fe, &cl->fwd);
     if (rc < 0) {
@@ -298,8 +335,12 @@ int srv_cluster__bound(struct srv *srv, struct sess_c2s *c)
      * leader's table (issue 10 item 5). */
     struct pframe_attr a = cl_attr(c);
 
+    int rc;
+
     c->base.sid = ++srv->cl->last_sid;
-    return fwd_local_add_attr(srv->cl->fwd, c->jid, c->base.sid, &a, srv->now_ms);
+    rc = fwd_local_add_attr(srv->cl->fwd, c->jid, c->base.sid, &a, srv->now_ms);
+    cl_run(srv);
+    return rc;
 }
 
 void srv_cluster__presence(struct srv *srv, struct sess_c2s *c)
@@ -310,6 +351,7 @@ void srv_cluster__presence(struct srv *srv, struct sess_c2s *c)
         return;
     a = cl_attr(c);
     fwd_local_set_attr(srv->cl->fwd, c->jid, c->base.sid, &a, srv->now_ms);
+    cl_run(srv);
 }
 
 void srv_cluster__gone(struct srv *srv, struct sess *b)
@@ -322,12 +364,13 @@ void srv_cluster__gone(struct srv *srv, struct sess *b)
     /* fwd ignores it when the name is held by a newer session of ours. */
     fwd_local_del(srv->cl->fwd, name, b->sid, srv->now_ms);
     b->sid = 0;
+    cl_run(srv);
 }
 
 void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *st,
                           const char *via)
 {
-    struct buf *x = &srv->cl->xml; /* fwd copies it; its callbacks never route */
+    struct buf *x = &srv->cl->xml; /* fwd copies it; used before cl_run */
     const char *sfrom = stz_attr(st, "from"), *to = via ? via : stz_attr(st, "to");
     struct stz *reply;
     int rc;
@@ -336,6 +379,7 @@ void srv_cluster__forward(struct srv *srv, struct sess *from, const struct stz *
     rc = stz_serialize(st, STZ_NS_COMPONENT, x);
     if (rc == 0)
         rc = fwd_send(srv->cl->fwd, sfrom, to, x->data, x->len, srv->now_ms);
+    cl_run(srv);
     if (rc == 0) {
         SRV_LOG(srv, LOG_TRACE, "c%" PRIu64 " %s to %s forwarded", from->conn, st->name,
                 to);
@@ -466,6 +510,7 @@ void srv_cluster__tick(struct srv *srv)
         srv->now_ms - srv->cl->busy_logged_ms >= CL_BUSY_LOG_MS)
         cl_busy_summary(srv);
     fwd_tick(srv->cl->fwd, srv->now_ms);
+    cl_run(srv);
 }
 
 uint64_t srv_cluster__deadline(const struct srv *srv)
@@ -489,10 +534,11 @@ static void cl_clock(struct srv *srv, uint64_t now_ms)
         srv->now_ms = now_ms;
 }
 
-/* cl_reap frees sessions closed during the call (their fwd_local_del runs
- * here, outside fwd). */
+/* cl_reap carries out what the fwd call listed, then frees sessions
+ * closed during the call (their fwd_local_del runs here, outside fwd). */
 static void cl_reap(struct srv *srv)
 {
+    cl_run(srv);
     srv__reap(srv);
 }
 

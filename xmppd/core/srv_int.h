@@ -65,7 +65,13 @@ struct srv {
                                         16 key each stream's expat hash salt
                                         (sess.c) */
     struct srv_rop *rops;            /* roster writes submitted (srv_c2s.c) */
-    uint64_t rop_token;              /* the last token given to env.submit */
+    uint64_t rop_token;              /* the last token listed to submit */
+    /* The update being listed and the one the edge took last (srv_take);
+     * each cmd is owned. */
+    struct srv_subs {
+        struct srv_submit *a;
+        size_t n, cap;
+    } subs, taken;
     struct htab thr; /* failed-login counts (srv_throttle.c); no buckets until one */
 
     struct srv_cb *cbs;
@@ -116,6 +122,11 @@ void srv__close(struct srv *srv, struct sess *s);
  * own processing: every public entry reaps on its way out); a client's
  * unavailable presence goes out here (srv__c2s_gone). */
 void srv__reap(struct srv *srv);
+
+/* srv__submit lists roster write cmd (len bytes, taken: freed here on
+ * failure) with token for the edge (srv_take).  0, XE_STATE (the edge
+ * takes no roster writes: cfg.roster_writes) or XE_NOMEM. */
+int srv__submit(struct srv *srv, void *cmd, size_t len, uint64_t token);
 
 /* srv__find_cb returns the call bridge called name (borrowed) or NULL. */
 const struct srv_cb *srv__find_cb(const struct srv *srv, const char *name);

@@ -40,6 +40,7 @@ struct xside {
     const char *ws_origin_p[STATE_MAX_WS_ORIGINS];
     const char *ws_proxy_p[STATE_MAX_WS_PROXIES];
     bool drained;
+    bool carrying;      /* node_xmpp.c carry_out runs: srv_take's list is in use */
     struct xside *next; /* retired list */
 };
 

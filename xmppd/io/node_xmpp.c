@@ -77,34 +77,27 @@ static void env_pause_read(void *ud, uint64_t conn, bool paused)
     conn_pause_read(x->cm, conn, paused);
 }
 
-/* ---- roster writes: srv's env.submit through the Raft log ---- */
+/* ---- roster writes srv lists (srv_update.submits), to the Raft log ---- */
 
 #define ROSTER_SUBMIT_TIMEOUT_MS 10000
 
-/* A write srv submitted: srv_submit_done goes to the srv that made it,
- * and only if it still runs (a restart makes a new one). */
+/* A write srv listed: srv_submit_done goes to the srv that made it, and
+ * only if it still runs (a restart makes a new one). */
 struct xsubmit {
     struct node *n;
     struct srv *srv;
     uint64_t token;
-    bool in_call; /* rnode_submit has not returned yet */
-    bool done;
-    int rc;
 };
 
+/* submit_done: the write is applied or failed, now (refused at once,
+ * inside rnode_submit) or later: either way outside srv, which may be
+ * called. */
 static void submit_done(void *arg, int rc, const char *msg)
 {
     struct xsubmit *w = arg;
     struct node *n = w->n;
 
     (void)msg;
-    if (w->in_call) {
-        /* Refused at once: env_submit returns it (srv must not be
-         * re-entered). */
-        w->done = true;
-        w->rc = rc;
-        return;
-    }
     if (n->x != NULL && n->x->srv == w->srv) {
         srv_submit_done(w->srv, w->token, rc, uv_now(&n->loop));
         node__after_srv(n);
@@ -112,27 +105,39 @@ static void submit_done(void *arg, int rc, const char *msg)
     free(w);
 }
 
-/* env_submit: rnode_submit (on a follower, forwarded to the leader) of a
- * roster write (srv.h env.submit). */
-static int env_submit(void *ud, const void *cmd, size_t len, uint64_t token)
+/* submit hands one listed roster write to rnode_submit (on a follower,
+ * forwarded to the leader). */
+static void submit(struct node *n, const struct srv_submit *s)
 {
-    struct xside *x = ud;
     struct xsubmit *w = calloc(1, sizeof *w);
-    int rc;
 
-    if (w == NULL)
-        return XE_NOMEM;
-    w->n = x->n;
-    w->srv = x->srv;
-    w->token = token;
-    w->in_call = true;
-    rnode_submit(x->n->rn, cmd, len, ROSTER_SUBMIT_TIMEOUT_MS, submit_done, w);
-    w->in_call = false;
-    if (!w->done)
-        return 0;
-    rc = w->rc < 0 ? w->rc : XE_STATE;
-    free(w);
-    return rc;
+    if (w == NULL) {
+        srv_submit_done(n->x->srv, s->token, XE_NOMEM, uv_now(&n->loop));
+        return;
+    }
+    w->n = n;
+    w->srv = n->x->srv;
+    w->token = s->token;
+    rnode_submit(n->rn, s->cmd, s->len, ROSTER_SUBMIT_TIMEOUT_MS, submit_done, w);
+}
+
+/* carry_out takes what srv listed and carries it out, until srv lists
+ * nothing more.  A call made meanwhile (a write refused at once) lists
+ * into the next take, which this loop makes. */
+static void carry_out(struct node *n)
+{
+    struct xside *x = n->x;
+    struct srv_update u;
+
+    if (x->carrying)
+        return;
+    x->carrying = true;
+    do {
+        srv_take(x->srv, &u);
+        for (size_t i = 0; i < u.nsubmits && n->x == x; i++)
+            submit(n, &u.submits[i]);
+    } while (u.nsubmits > 0 && n->x == x);
+    x->carrying = false;
 }
 
 /* ---- after every srv call ---- */
@@ -147,12 +152,18 @@ static void on_timer(uv_timer_t *t)
     node__after_srv(n);
 }
 
-/* after_srv writes what srv queued and re-arms the timer to srv's next
- * deadline.  Called after every srv_* call made from a libuv callback. */
+/* after_srv carries out srv's update, writes what srv queued and re-arms
+ * the timer to srv's next deadline.  Called after every srv_* call made
+ * from a libuv callback. */
 void node__after_srv(struct node *n)
 {
     uint64_t due, now;
 
+    if (n->x == NULL) {
+        uv_timer_stop(&n->timer);
+        return;
+    }
+    carry_out(n);
     if (n->x == NULL) {
         uv_timer_stop(&n->timer);
         return;
@@ -455,7 +466,6 @@ static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
                           .random = env_random,
                           .log = &n->log,
                           .starttls = env_starttls,
-                          .submit = env_submit,
                           .pause_read = env_pause_read};
     int rc;
 
@@ -467,6 +477,7 @@ static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
     cfg.preauth_stanza_bytes = n->st.preauth_stanza_bytes;
     cfg.c2s_tls_required = n->st.client_tls != STATE_TLS_OPTIONAL;
     cfg.sasl_plain = n->st.sasl_plain;
+    cfg.roster_writes = true; /* carry_out gives them to rnode_submit */
     client_limits(n, &cfg);
     rc = srv_new(&cfg, &env, &x->srv);
     if (rc < 0) {

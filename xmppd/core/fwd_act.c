@@ -1,0 +1,158 @@
+/* fwd_act.c: the update fwd lists for its caller (fwd_take, fwd.h):
+ * deliveries and conflicts, in order, handed over as one list that stays
+ * valid while the caller carries it out and calls fwd again.
+ *
+ * Two lists take turns: fwd lists into one; fwd_take hands it over and
+ * starts the other anew, keeping both allocations, so that in steady
+ * state listing an action allocates nothing and a take moves no memory
+ * (the holder of a forwarded stanza lists and takes one per stanza). */
+#include "fwd_int.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+/* acts_grow makes room for one more act in l.  0/XE_NOMEM. */
+static int acts_grow(struct fwd_acts *l)
+{
+    size_t cap = l->cap != 0 ? 2 * l->cap : 16;
+    struct fwd_act *a = realloc(l->a, cap * sizeof *a);
+    bool *own;
+
+    if (a == NULL)
+        return XE_NOMEM;
+    l->a = a;
+    own = realloc(l->own, cap * sizeof *own);
+    if (own == NULL)
+        return XE_NOMEM;
+    l->own = own;
+    l->cap = cap;
+    return 0;
+}
+
+/* acts_slot returns a new act at the end of l (the caller fills all of
+ * it and own[n]), or NULL (no memory). */
+static inline struct fwd_act *acts_slot(struct fwd_acts *l)
+{
+    if (l->n == l->cap && acts_grow(l) < 0)
+        return NULL;
+    return &l->a[l->n];
+}
+
+/* arena_put copies len bytes of s and a NUL to the arena; *off gets where.
+ * 0/XE_NOMEM. */
+static int arena_put(struct buf *b, const char *s, size_t len, uintptr_t *off)
+{
+    char nul = '\0';
+
+    *off = b->len;
+    if (buf_reserve(b, len + 1) < 0)
+        return XE_NOMEM;
+    buf_append(b, s, len);
+    buf_append(b, &nul, 1);
+    return 0;
+}
+
+int fwd__act_deliver(struct fwd *f, void *dest, const char *from, const char *to,
+                     const char *xml, size_t len, bool copy)
+{
+    struct fwd_acts *l = &f->lists[f->cur];
+    struct fwd_act *a = acts_slot(l);
+    size_t mark = l->arena.len;
+    uintptr_t o_from, o_to, o_xml;
+
+    if (a == NULL)
+        return XE_NOMEM;
+    *a = (struct fwd_act){.kind = FWD_ACT_DELIVER, .dest = dest, .len = len};
+    if (!copy) {
+        a->from = from;
+        a->to = to;
+        a->xml = xml;
+        l->own[l->n] = false;
+    } else {
+        if (arena_put(&l->arena, from, strlen(from), &o_from) < 0 ||
+            arena_put(&l->arena, to, strlen(to), &o_to) < 0 ||
+            arena_put(&l->arena, xml, len, &o_xml) < 0) {
+            l->arena.len = mark;
+            return XE_NOMEM;
+        }
+        a->from = (const char *)o_from;
+        a->to = (const char *)o_to;
+        a->xml = (const char *)o_xml;
+        l->own[l->n] = true;
+        l->nown++;
+    }
+    l->n++;
+    return 0;
+}
+
+int fwd__act_conflict(struct fwd *f, const char *name, uint64_t sid)
+{
+    struct fwd_acts *l = &f->lists[f->cur];
+    struct fwd_act *a = acts_slot(l);
+    uintptr_t o_name;
+
+    if (a == NULL || arena_put(&l->arena, name, strlen(name), &o_name) < 0)
+        return XE_NOMEM;
+    *a = (struct fwd_act){
+        .kind = FWD_ACT_CONFLICT, .name = (const char *)o_name, .sid = sid};
+    l->own[l->n] = true;
+    l->nown++;
+    l->n++;
+    return 0;
+}
+
+/* own_ptr turns an arena offset stored in a pointer field into the
+ * pointer. */
+static const char *own_ptr(const struct buf *b, const char *off)
+{
+    return b->data + (uintptr_t)off;
+}
+
+void fwd_take(struct fwd *f, struct fwd_update *u)
+{
+    struct fwd_acts *t = &f->lists[f->cur], *next;
+
+    /* Most takes find nothing (the caller takes after every call, and
+     * until a take is empty). */
+    if (t->n == 0) {
+        u->acts = NULL;
+        u->n = 0;
+        return;
+    }
+    f->cur ^= 1;
+    next = &f->lists[f->cur];
+    next->n = next->nown = 0;
+    next->arena.len = 0;
+    /* The arena of t no longer grows: offsets become pointers. */
+    for (size_t i = 0; t->nown > 0 && i < t->n; i++) {
+        struct fwd_act *a = &t->a[i];
+        if (!t->own[i])
+            continue;
+        if (a->kind == FWD_ACT_DELIVER) {
+            a->from = own_ptr(&t->arena, a->from);
+            a->to = own_ptr(&t->arena, a->to);
+            a->xml = own_ptr(&t->arena, a->xml);
+        } else {
+            a->name = own_ptr(&t->arena, a->name);
+        }
+    }
+    u->acts = t->a;
+    u->n = t->n;
+}
+
+static void acts_free(struct fwd_acts *l)
+{
+    free(l->a);
+    free(l->own);
+    buf_free(&l->arena);
+    memset(l, 0, sizeof *l);
+}
+
+void fwd__acts_free(struct fwd *f)
+{
+    acts_free(&f->lists[0]);
+    acts_free(&f->lists[1]);
+}
