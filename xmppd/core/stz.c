@@ -51,7 +51,7 @@ static void stz__free_attrs(struct stz *el)
     }
     free(el->attrs);
     el->attrs = NULL;
-    el->nattrs = 0;
+    el->nattrs = el->attrs_cap = 0;
 }
 
 /* stz__free_node frees one node and its subtree, whatever its links. */
@@ -182,6 +182,7 @@ static int stz__copy_attrs(struct stz *dst, const struct stz *src)
     dst->attrs = calloc(src->nattrs, sizeof *dst->attrs);
     if (dst->attrs == NULL)
         return XE_NOMEM;
+    dst->attrs_cap = src->nattrs;
     for (size_t i = 0; i < src->nattrs; i++) {
         struct stz_attr *d = &dst->attrs[i];
         const struct stz_attr *s = &src->attrs[i];
@@ -266,10 +267,15 @@ int stz_set_attr_ns(struct stz *el, const char *ns, const char *name, const char
     n = stz__dup(name);
     if (ns != NULL)
         nsc = stz__dup(ns);
-    arr = realloc(el->attrs, (el->nattrs + 1) * sizeof *arr);
-    if (n == NULL || (ns != NULL && nsc == NULL) || arr == NULL) {
-        if (arr != NULL)
+    arr = el->attrs;
+    if (el->nattrs == el->attrs_cap) {
+        arr = realloc(el->attrs, (el->nattrs + 1) * sizeof *arr);
+        if (arr != NULL) {
             el->attrs = arr;
+            el->attrs_cap = el->nattrs + 1;
+        }
+    }
+    if (n == NULL || (ns != NULL && nsc == NULL) || arr == NULL) {
         free(v);
         free(n);
         free(nsc);
@@ -280,6 +286,19 @@ int stz_set_attr_ns(struct stz *el, const char *ns, const char *name, const char
     arr[el->nattrs].ns = nsc;
     arr[el->nattrs].value = v;
     el->nattrs++;
+    return 0;
+}
+
+int stz_reserve_attrs(struct stz *el, size_t n)
+{
+    struct stz_attr *arr;
+
+    if (n <= el->attrs_cap)
+        return 0;
+    if (n > SIZE_MAX / sizeof *arr || (arr = realloc(el->attrs, n * sizeof *arr)) == NULL)
+        return XE_NOMEM;
+    el->attrs = arr;
+    el->attrs_cap = n;
     return 0;
 }
 
@@ -382,8 +401,8 @@ size_t stz_node_mem(const struct stz *n)
         m += stz_mem_block(n->raw_len + 1);
     if (n->kids != NULL && n->kids != n->raw)
         m += stz_mem_block(n->kids_len + 1);
-    if (n->nattrs > 0)
-        m += stz_mem_block(n->nattrs * sizeof *n->attrs);
+    if (n->attrs_cap > 0)
+        m += stz_mem_block(n->attrs_cap * sizeof *n->attrs);
     for (size_t i = 0; i < n->nattrs; i++) {
         const struct stz_attr *a = &n->attrs[i];
 

@@ -40,6 +40,7 @@ struct stz {
     size_t text_len;
     struct stz_attr *attrs; /* owned array of nattrs */
     size_t nattrs;
+    size_t attrs_cap; /* entries allocated in attrs */
     struct stz *parent;      /* borrowed back-pointer; NULL at the root */
     struct stz *first_child; /* owned list */
     struct stz *last_child;
@@ -109,6 +110,10 @@ struct stz *stz_copy(const struct stz *el);
 int stz_set_attr(struct stz *el, const char *name, const char *value);
 /* stz_set_attr_ns sets an attribute in namespace ns (e.g. xml:lang). */
 int stz_set_attr_ns(struct stz *el, const char *ns, const char *name, const char *value);
+/* stz_reserve_attrs makes room in el for n attributes in all, so that
+ * adding that many allocates no array again (the framer knows how many a
+ * start tag has).  0/XE_NOMEM. */
+int stz_reserve_attrs(struct stz *el, size_t n);
 /* stz_del_attr removes the unqualified attribute name if present (a lazy
  * el stays lazy: its children do not depend on its attributes). */
 void stz_del_attr(struct stz *el, const char *name);

@@ -422,6 +422,7 @@ static struct stz *xs__element(const char *qname, const char **atts)
     struct stz *el = NULL;
     const char *local;
     char *ns;
+    size_t n;
 
     if (xs__split(qname, &ns, &local) != 0)
         return NULL;
@@ -429,6 +430,11 @@ static struct stz *xs__element(const char *qname, const char **atts)
     free(ns);
     if (el == NULL)
         return NULL;
+    for (n = 0; atts[n] != NULL; n += 2)
+        ;
+    /* one array for all (issue 12: a realloc per attribute showed) */
+    if (stz_reserve_attrs(el, n / 2) != 0)
+        goto err;
     for (size_t i = 0; atts[i] != NULL; i += 2) {
         int rv;
 
