@@ -40,7 +40,7 @@ struct stz {
     size_t text_len;
     struct stz_attr *attrs; /* owned array of nattrs */
     size_t nattrs;
-    size_t attrs_cap; /* entries allocated in attrs */
+    size_t attrs_cap;        /* entries allocated in attrs */
     struct stz *parent;      /* borrowed back-pointer; NULL at the root */
     struct stz *first_child; /* owned list */
     struct stz *last_child;
