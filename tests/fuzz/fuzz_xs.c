@@ -8,7 +8,11 @@
  *    to an element that serializes identically;
  *  - received bytes: an element that kept them (struct stz's raw) parses
  *    back from them, alone in a content-namespace stream, to the same tree;
+ *  - lazy trees: the events of a lazy framer (the default) are those of an
+ *    eager one (xs_set_eager), trees compared as built on first access
+ *    (a lazy element's copy, and the element itself after stz_expand);
  *  - memory: expat never holds more than the framer's cap. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -62,14 +66,16 @@ static void fz_roundtrip(const char *text)
     xs_free(xs);
 }
 
-/* fz_tree serializes a copy of el without its received bytes (owned). */
+/* fz_tree serializes a copy of el's tree, not its received bytes (owned):
+ * below no default namespace the serializer writes the tree, built first
+ * when it is lazy. */
 static char *fz_tree(const struct stz *el)
 {
     struct stz *c = stz_copy(el);
     struct buf b = {0};
 
-    FZ_CHECK(c != NULL && c->raw == NULL);
-    FZ_CHECK(stz_serialize(c, STZ_NS_COMPONENT, &b) == 0);
+    FZ_CHECK(c != NULL && stz_is_lazy(c) == stz_is_lazy(el));
+    FZ_CHECK(stz_serialize(c, "", &b) == 0);
     stz_free(c);
     return buf_steal(&b);
 }
@@ -102,10 +108,25 @@ static void fz_raw(const struct stz *el)
     xs_free(xs);
 }
 
+/* fz_lazy appends el's tree to t, built as a reader of it would build it:
+ * in a copy, and in el itself (which must then equal the copy). */
+static void fz_lazy(struct buf *t, struct stz *el)
+{
+    char *copy = fz_tree(el), *self;
+
+    FZ_CHECK(stz_expand(el) == 0 && !stz_is_lazy(el));
+    self = fz_tree(el);
+    FZ_CHECK(strcmp(copy, self) == 0);
+    buf_puts(t, " tree ");
+    buf_puts(t, self);
+    free(copy);
+    free(self);
+}
+
 /* fz_run feeds data in chunks (chunk 0: all at once) and returns the event
- * transcript (owned). */
+ * transcript (owned); eager: the framer builds whole trees. */
 static char *fz_run(const struct xs_limits *lim, const uint8_t *data, size_t size,
-                    size_t chunk, int roundtrip)
+                    size_t chunk, int roundtrip, bool eager)
 {
     struct xs *xs;
     struct xs_event ev;
@@ -114,6 +135,7 @@ static char *fz_run(const struct xs_limits *lim, const uint8_t *data, size_t siz
     int ended = 0;
 
     FZ_CHECK(xs_new(lim, &xs) == 0);
+    xs_set_eager(xs, eager);
     if (chunk == 0)
         chunk = size ? size : 1;
     while (off < size && !ended) {
@@ -133,6 +155,8 @@ static char *fz_run(const struct xs_limits *lim, const uint8_t *data, size_t siz
                 buf_append(&t, s.data, s.len);
                 if (roundtrip && ev.kind == XS_EV_ELEM)
                     fz_roundtrip(s.data);
+                if (ev.kind == XS_EV_ELEM)
+                    fz_lazy(&t, ev.el);
             }
             buf_puts(&t, "\n");
             ended = ev.kind == XS_EV_ERROR || ev.kind == XS_EV_CLOSE;
@@ -193,7 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct xs_limits lim;
     size_t chunks[] = {1, 2, 3, 7, 16, 61, 512, 4096};
-    char *whole, *split;
+    char *whole, *split, *eager;
     uint8_t sel;
 
     if (size < 1)
@@ -208,8 +232,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lim.max_depth = 1 + (sel & 0x07);
         lim.max_attrs = 1 + ((sel >> 3) & 0x07);
     }
-    whole = fz_run(&lim, data, size, 0, 1);
-    split = fz_run(&lim, data, size, chunks[(sel >> 4) & 0x07], 0);
+    whole = fz_run(&lim, data, size, 0, 1, false);
+    split = fz_run(&lim, data, size, chunks[(sel >> 4) & 0x07], 0, false);
+    eager = fz_run(&lim, data, size, 0, 0, true);
+    if (strcmp(whole, eager) != 0) {
+        fprintf(stderr, "fuzz_xs: the lazy tree differs\nlazy:\n%s\neager:\n%s\n", whole,
+                eager);
+        abort();
+    }
+    free(eager);
     if (strcmp(whole, split) != 0 && !fz_same_but_bad_format(whole, split) &&
         !fz_error_held_back(whole, split)) {
         fprintf(stderr, "fuzz_xs: chunking changed the events\nwhole:\n%s\nsplit:\n%s\n",

@@ -255,7 +255,7 @@ static int sc_xs(void *ud)
 {
     struct xs *xs = NULL;
     struct xs_event ev;
-    struct buf out = {0};
+    struct buf out = {0}, tree = {0};
     int rc, elems = 0;
     bool closed = false, error = false;
 
@@ -280,6 +280,14 @@ static int sc_xs(void *ud)
                 elems++;
                 if (stz_serialize(ev.el, "jabber:client", &out) < 0)
                     error = true;
+                /* the children of a lazy stanza, built on first access
+                 * (stz.h): all of them, or none and still lazy */
+                rc = stz_expand(ev.el);
+                oom_check(rc == 0 || rc == XE_NOMEM, "stz_expand: not XE_NOMEM");
+                if (rc < 0)
+                    oom_check(stz_is_lazy(ev.el), "stz_expand failed half-way");
+                if (rc < 0 || stz_serialize(ev.el, "", &tree) < 0)
+                    error = true;
             }
             if (ev.kind == XS_EV_CLOSE)
                 closed = true;
@@ -288,9 +296,13 @@ static int sc_xs(void *ud)
     }
     xs_free(xs);
     if (!error)
-        oom_check(elems == 3 && closed && strstr(out.data, "hello &amp; bye") != NULL,
+        oom_check(elems == 3 && closed && strstr(out.data, "hello &amp; bye") != NULL &&
+                      strstr(tree.data, "hello &amp; bye</body><x xmlns='urn:example:x' "
+                                        "a='1'><y/></x>") != NULL &&
+                      strstr(tree.data, "<show>away</show>") != NULL,
                   "xs: the stream did not come out whole");
     buf_free(&out);
+    buf_free(&tree);
     return error ? XE_NOMEM : 0;
 }
 
@@ -675,6 +687,34 @@ static int sc_comp(void *ud)
         t = fx_take(&lfx, 1);
         if (strstr(t, "<body>back</body>") == NULL) {
             answered(3, fx_take(&lfx, 3), NULL, "a message from a component");
+            rc = XE_NOMEM;
+        }
+    }
+    if (rc == 0) {
+        /* an iq to the server: its payload is built on first access (the
+         * framer builds only the top element, stz.h) */
+        fx_in(&lfx, 3,
+              "<iq from='cb1.example.com' to='example.com' type='get' id='p1'>"
+              "<ping xmlns='urn:xmpp:ping'/></iq>");
+        t = fx_take(&lfx, 3);
+        if (strstr(t, "type='result'") == NULL || strstr(t, "id='p1'") == NULL) {
+            answered(3, t, NULL, "a ping");
+            oom_check(strstr(t, "bad-request") == NULL, "a ping: payload lost");
+            rc = XE_NOMEM;
+        }
+    }
+    if (rc == 0) {
+        /* an iq to the client's own account (RFC 6120 §10.3.3).  Defect
+         * found (session 6, N=846-878): out of memory building the
+         * disco#info result dropped the iq unanswered (now
+         * resource-constraint). */
+        fx_in(&lfx, 1,
+              "<iq type='get' id='d1'><query "
+              "xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+        t = fx_take(&lfx, 1);
+        if (strstr(t, "type='result'") == NULL || strstr(t, "id='d1'") == NULL) {
+            answered(1, t, NULL, "a disco#info to the account");
+            oom_check(strstr(t, "bad-request") == NULL, "disco#info: payload lost");
             rc = XE_NOMEM;
         }
     }

@@ -1238,8 +1238,11 @@ static void test_tree_cap_many_children(void)
 
 /* What xs counts for a tree is what the tree is: the sum of stz_node_mem
  * over the pulled tree exactly, and what malloc holds for it within 10 %
- * (glibc only).  Pulling the event releases it from the count. */
-static void test_tree_mem_accounting(void)
+ * (glibc only).  Pulling the event releases it from the count.  A lazy
+ * tree (the default) is counted as what it is once built: the same
+ * stanzas fail the cap as when the framer built them (xs.c); the heap
+ * then grew by less. */
+static void tree_mem_accounting(bool eager)
 {
     struct xs *xs;
     struct xs_event ev, open;
@@ -1247,6 +1250,7 @@ static void test_tree_mem_accounting(void)
     size_t tree, cur0, cur1, heap0, heap1, counted;
 
     REQUIRE(xs_new(NULL, &xs) == 0);
+    xs_set_eager(xs, eager);
     REQUIRE(xs_feed(xs, HDR, strlen(HDR)) == 0);
     REQUIRE(xs_next(xs, &open) && open.kind == XS_EV_OPEN);
     xs_tree_mem(xs, &tree, NULL);
@@ -1263,18 +1267,30 @@ static void test_tree_mem_accounting(void)
     xs_parser_mem(xs, &cur1, NULL);
     xs_tree_mem(xs, &counted, NULL);
     REQUIRE(xs_next(xs, &ev) && ev.kind == XS_EV_ELEM);
-    CHECK_INT(counted, tree_sum(ev.el));
+    CHECK(stz_is_lazy(ev.el) == !eager);
     if (heap0 != 0) {
         /* The heap grew by the tree, expat's growth and one event node. */
         double grown = (double)(heap1 - heap0) - ((double)cur1 - (double)cur0);
-        CHECK(grown > 0.9 * (double)counted && grown < 1.1 * (double)counted);
+        if (eager)
+            CHECK(grown > 0.9 * (double)counted && grown < 1.1 * (double)counted);
+        else
+            CHECK(grown < 0.2 * (double)counted);
     }
+    REQUIRE(stz_expand(ev.el) == 0);
+    CHECK(!stz_is_lazy(ev.el));
+    CHECK_INT(counted, tree_sum(ev.el));
     xs_tree_mem(xs, &tree, NULL);
     CHECK_INT(tree, 0);
     stz_free(ev.el);
     stz_free(open.el);
     xs_free(xs);
     buf_free(&b);
+}
+
+static void test_tree_mem_accounting(void)
+{
+    tree_mem_accounting(true);
+    tree_mem_accounting(false);
 }
 
 /* Events not pulled yet count too: a feed that completes many small
@@ -1293,6 +1309,7 @@ static void test_tree_mem_queued(void)
     REQUIRE(xs_feed(xs, b.data, b.len) == 0);
     xs_tree_mem(xs, &tree, NULL);
     while (xs_next(xs, &ev)) {
+        CHECK(stz_expand(ev.el) == 0); /* counted as built (above) */
         sum += tree_sum(ev.el);
         stz_free(ev.el);
     }
@@ -1467,6 +1484,133 @@ static void test_raw_bytes(void)
     }
 }
 
+/* lazy_elems parses doc (a whole stream) and returns its top-level
+ * elements, up to max (owned by the caller); eager: whole trees. */
+static size_t lazy_elems(const char *doc, bool eager, struct stz **out, size_t max)
+{
+    struct xs *xs;
+    struct xs_event ev;
+    size_t n = 0;
+
+    if (xs_new(NULL, &xs) != 0)
+        return 0;
+    xs_set_eager(xs, eager);
+    CHECK(xs_feed(xs, doc, strlen(doc)) == 0);
+    while (xs_next(xs, &ev)) {
+        if (ev.kind == XS_EV_ELEM && n < max)
+            out[n++] = ev.el;
+        else
+            stz_free(ev.el);
+    }
+    xs_free(xs);
+    return n;
+}
+
+/* tree_of serializes el's tree below no default namespace (never its kept
+ * bytes; a lazy el gets its children built); owned. */
+static char *tree_of(const struct stz *el)
+{
+    struct buf b = {0};
+
+    CHECK(stz_serialize(el, "", &b) == 0);
+    return buf_steal(&b);
+}
+
+/* copy_tree_of is tree_of of a copy: el stays as it is. */
+static char *copy_tree_of(const struct stz *el)
+{
+    struct stz *c = stz_copy(el);
+    char *t;
+
+    if (c == NULL)
+        return strdup("(out of memory)");
+    CHECK(stz_is_lazy(c) == stz_is_lazy(el));
+    t = tree_of(c);
+    stz_free(c);
+    return t;
+}
+
+/* test_lazy_tree: a stanza whose bytes are kept gets only its top element
+ * from the framer (issue 12); its children come on first access, equal to
+ * what an eager framer builds; changes keep it lazy where they can. */
+static void test_lazy_tree(void)
+{
+    static const char doc[] =
+        HDR "<message to='a@b' id='1'>hi <body>x &amp; y</body>"
+            "<x xmlns='urn:x' xmlns:p='urn:p' p:a='1'><p:y/>t</x></message>"
+            "<iq type='get'><q><stream:features/>z</q></iq>"
+            "<presence/>";
+    struct stz *lz[3], *eg[3], *c, *r;
+    char *a, *b;
+
+    REQUIRE(lazy_elems(doc, false, lz, 3) == 3);
+    REQUIRE(lazy_elems(doc, true, eg, 3) == 3);
+    /* the message: lazy, no children built, routed on its bytes */
+    CHECK(stz_is_lazy(lz[0]) && lz[0]->first_child == NULL && lz[0]->raw != NULL);
+    CHECK(!stz_is_lazy(eg[0]) && eg[0]->first_child != NULL && eg[0]->raw != NULL);
+    CHECK_STR(stz_attr(lz[0], "to"), "a@b");
+    /* the iq uses the stream header's prefix: built at its end, no raw */
+    CHECK(!stz_is_lazy(lz[1]) && lz[1]->raw == NULL && lz[1]->first_child != NULL);
+    /* an empty element has nothing to build */
+    CHECK(!stz_is_lazy(lz[2]) && lz[2]->raw != NULL);
+    for (int i = 0; i < 3; i++) {
+        a = copy_tree_of(lz[i]);
+        b = tree_of(eg[i]);
+        CHECK_STR(a, b);
+        free(a);
+        free(b);
+    }
+
+    /* a copy stays lazy; its children equal the eager ones */
+    c = stz_copy(lz[0]);
+    REQUIRE(c != NULL);
+    CHECK(stz_is_lazy(c));
+    CHECK(stz_child(c, "body", NULL) != NULL);
+    CHECK(!stz_is_lazy(c));
+    stz_free(c);
+
+    /* the server's 'from' is spliced into the bytes, lazy stays lazy */
+    CHECK(stz_stamp_attr(lz[0], "from", "me@here/r") == 0);
+    CHECK(stz_is_lazy(lz[0]) && lz[0]->raw != NULL);
+    CHECK(strstr(lz[0]->raw, "from='me@here/r'>hi <body>") != NULL);
+    /* another attribute change drops the bytes but keeps the children */
+    stz_del_attr(lz[0], "id");
+    CHECK(stz_is_lazy(lz[0]) && lz[0]->raw == NULL);
+    a = tree_of(lz[0]);
+    CHECK_STR(a, "<message xmlns='jabber:component:accept' to='a@b' from='me@here/r'>hi "
+                 "<body>x &amp; y</body><x xmlns='urn:x' xmlns:ns0='urn:p' "
+                 "ns0:a='1'><y xmlns='urn:p'/>t</x></message>");
+    free(a);
+    CHECK(!stz_is_lazy(lz[0]));
+
+    /* an error reply keeps the children (RFC 6120 §8.3.1) */
+    r = stz_error_reply(eg[0], "cancel", "service-unavailable", NULL);
+    REQUIRE(r != NULL);
+    c = stz_copy(eg[0]);
+    stz_free(eg[0]);
+    REQUIRE(lazy_elems(doc, false, eg, 1) == 1);
+    CHECK(stz_is_lazy(eg[0]));
+    stz_free(c);
+    c = stz_error_reply(eg[0], "cancel", "service-unavailable", NULL);
+    REQUIRE(c != NULL);
+    CHECK(stz_is_lazy(eg[0])); /* the original untouched */
+    a = tree_of(c);
+    b = tree_of(r);
+    CHECK_STR(a, b);
+    CHECK(strstr(a, "<body>x &amp; y</body>") != NULL);
+    free(a);
+    free(b);
+    stz_free(c);
+    stz_free(r);
+    /* adding a child builds the others first */
+    CHECK(stz_add_child(eg[0], "extra", NULL) != NULL);
+    CHECK(stz_child(eg[0], "body", NULL) != NULL && eg[0]->raw == NULL);
+    for (int i = 0; i < 3; i++) {
+        stz_free(lz[i]);
+        stz_free(eg[i]);
+    }
+}
+
 TL_MAIN(T(test_cond_names), T(test_limits_default), T(test_open_event),
         T(test_open_without_default_ns), T(test_elem_tree), T(test_chunking_equivalence),
         T(test_roundtrip), T(test_close), T(test_bad_namespace), T(test_not_well_formed),
@@ -1478,4 +1622,4 @@ TL_MAIN(T(test_cond_names), T(test_limits_default), T(test_open_event),
         T(test_prompt_delivery), T(test_trickled_tag_limit),
         T(test_tree_cap_many_children), T(test_tree_mem_accounting),
         T(test_tree_mem_queued), T(test_set_limits), T(test_idle_parser_released),
-        T(test_raw_bytes))
+        T(test_raw_bytes), T(test_lazy_tree))

@@ -274,8 +274,15 @@ static struct stz *rt_version(const struct rt *rt, const struct stz *st)
 /* rt_server_iq answers an iq get/set addressed to the server itself. */
 static int rt_server_iq(const struct rt *rt, const struct stz *st, struct rt_route *out)
 {
-    struct stz *payload = stz_first_element(st);
+    struct stz *payload;
     bool get = rt_is(stz_attr(st, "type"), "get");
+    int rc;
+
+    /* The server looks inside: a lazily parsed stanza's children are built
+     * now, so that out of memory is not taken for "no payload" (stz.h). */
+    if ((rc = stz_expand(st)) != 0)
+        return rc;
+    payload = stz_first_element(st);
 
     /* RFC 6120 §8.2.3: a get or set carries exactly one payload element. */
     if (payload == NULL || stz_next_element(payload) != NULL)

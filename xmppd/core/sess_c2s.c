@@ -447,10 +447,13 @@ static const struct stz *c2s_iq_payload(const struct stz *st, const char *name,
                                         const char *ns)
 {
     const char *type = stz_attr(st, "type");
-    struct stz *p = stz_first_element(st);
+    struct stz *p;
 
-    if (strcmp(st->name, "iq") != 0 || type == NULL || strcmp(type, "set") != 0 ||
-        p == NULL || stz_next_element(p) != NULL || strcmp(p->name, name) != 0 ||
+    /* (the attributes first: only an iq set's children are looked at) */
+    if (strcmp(st->name, "iq") != 0 || type == NULL || strcmp(type, "set") != 0)
+        return NULL;
+    p = stz_first_element(st);
+    if (p == NULL || stz_next_element(p) != NULL || strcmp(p->name, name) != 0 ||
         strcmp(p->ns, ns) != 0)
         return NULL;
     return p;
@@ -471,7 +474,19 @@ static void c2s_stanza(struct sess_c2s *c, struct stz *st)
     struct srv *srv = c->base.srv;
     const struct stz *p;
 
-    if ((p = c2s_iq_payload(st, "bind", C2S_NS_BIND)) != NULL && c2s_to_server(c, st)) {
+    /* A stanza to the server (bind, session, presence, RFC 6120 §10.3) is
+     * looked into: the children of a lazily parsed one are built now, so
+     * that out of memory is not taken for a missing child (stz.h); others
+     * are routed on their top element alone. */
+    if (c2s_to_server(c, st) && stz_expand(st) != 0) {
+        if (c->base.state == SESS_READY)
+            srv__nomem_reply(srv, &c->base, st);
+        else /* nothing is delivered before bind: the stream tells */
+            sess_fail(&c->base, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
+        stz_free(st);
+        return;
+    }
+    if (c2s_to_server(c, st) && (p = c2s_iq_payload(st, "bind", C2S_NS_BIND)) != NULL) {
         if (c->base.state == SESS_READY)
             /* One resource per stream here: a second bind is refused
              * (RFC 6120 §8.3.3.10 not-allowed). */
@@ -487,7 +502,7 @@ static void c2s_stanza(struct sess_c2s *c, struct stz *st)
         sess_fail(&c->base, XS_COND_NOT_AUTHORIZED, "stanza before bind");
         return;
     }
-    if (c2s_iq_payload(st, "session", C2S_NS_SESSION) != NULL && c2s_to_server(c, st)) {
+    if (c2s_to_server(c, st) && c2s_iq_payload(st, "session", C2S_NS_SESSION) != NULL) {
         /* RFC 3921 §3: establishing a session is a no-op now; an empty
          * result from the server. */
         struct stz *r = c2s__iq_result(st, srv->domain, NULL);

@@ -925,6 +925,7 @@ static void account_disco_info(struct srv *srv, struct sess *from, const char *u
         (el = stz_add_child(q, "feature", NULL)) == NULL ||
         stz_set_attr(el, "var", NS_DISCO_INFO) < 0) {
         stz_free(r);
+        srv__nomem_reply(srv, from, st); /* not silence (tests/oom) */
         return;
     }
     sess_deliver(from, r);
@@ -1255,13 +1256,21 @@ void srv__c2s_gone(struct srv *srv, struct sess_c2s *c)
 static void c2s_account_iq(struct srv *srv, struct sess *from, const struct jid *to,
                            struct stz *st)
 {
-    struct stz *p = stz_first_element(st);
+    struct stz *p;
     const struct sess_c2s *c = from->kind == SESS_KIND_C2S ? (void *)from : NULL;
 
     if (!rt_may_bounce(st)) {
         stz_free(st); /* results and errors to an account end here */
         return;
     }
+    /* The server looks inside: the children of a lazily parsed stanza are
+     * built now, out of memory told apart from no payload (stz.h). */
+    if (stz_expand(st) != 0) {
+        srv__nomem_reply(srv, from, st);
+        stz_free(st);
+        return;
+    }
+    p = stz_first_element(st);
     if (p == NULL || stz_next_element(p) != NULL) {
         /* RFC 6120 §8.2.3: exactly one payload. */
         struct stz *r = stz_error_reply(st, "modify", "bad-request", NULL);

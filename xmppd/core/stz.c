@@ -51,7 +51,7 @@ static void stz__free_attrs(struct stz *el)
     }
     free(el->attrs);
     el->attrs = NULL;
-    el->nattrs = 0;
+    el->nattrs = el->attrs_cap = 0;
 }
 
 /* stz__free_node frees one node and its subtree, whatever its links. */
@@ -68,29 +68,61 @@ static void stz__free_node(struct stz *el)
     free(el->name);
     free(el->ns);
     free(el->text);
+    if (el->kids != el->raw)
+        free(el->kids);
     free(el->raw);
     free(el);
 }
 
-/* stz__touch drops the received bytes of the tree el belongs to: el is
- * about to change, and only the root of a tree ever holds raw bytes. */
-static void stz__touch(struct stz *el)
+void stz_drop_raw(struct stz *el)
+{
+    if (el->raw != NULL && el->raw != el->kids)
+        free(el->raw);
+    el->raw = NULL;
+    el->raw_len = 0;
+}
+
+/* stz__touch_attrs drops the received bytes of the tree el belongs to: an
+ * attribute of el is about to change, and only the root of a tree ever
+ * holds raw bytes.  A lazy root stays lazy. */
+static void stz__touch_attrs(struct stz *el)
 {
     while (el->parent != NULL)
         el = el->parent;
-    if (el->raw != NULL) {
-        free(el->raw);
-        el->raw = NULL;
-        el->raw_len = 0;
-    }
+    stz_drop_raw(el);
+}
+
+/* stz__touch is stz__touch_attrs before a change to el's children: a lazy
+ * el gets them built first.  0/XE_NOMEM (nothing changed). */
+static int stz__touch(struct stz *el)
+{
+    int rc = stz_expand(el);
+
+    if (rc == 0)
+        stz__touch_attrs(el);
+    return rc;
 }
 
 void stz_take_raw(struct stz *el, char *data, size_t len)
 {
     assert(el->parent == NULL && el->kind == STZ_ELEMENT);
-    free(el->raw);
+    stz_drop_raw(el);
     el->raw = data;
     el->raw_len = len;
+}
+
+bool stz_is_lazy(const struct stz *el)
+{
+    return el->kids != NULL;
+}
+
+void stz_set_lazy(struct stz *el)
+{
+    assert(el->parent == NULL && el->first_child == NULL && el->raw != NULL);
+    if (el->kids != el->raw)
+        free(el->kids);
+    el->kids = el->raw;
+    el->kids_len = el->raw_len;
 }
 
 int stz_set_raw(struct stz *el, const char *data, size_t len)
@@ -150,6 +182,7 @@ static int stz__copy_attrs(struct stz *dst, const struct stz *src)
     dst->attrs = calloc(src->nattrs, sizeof *dst->attrs);
     if (dst->attrs == NULL)
         return XE_NOMEM;
+    dst->attrs_cap = src->nattrs;
     for (size_t i = 0; i < src->nattrs; i++) {
         struct stz_attr *d = &dst->attrs[i];
         const struct stz_attr *s = &src->attrs[i];
@@ -175,6 +208,18 @@ struct stz *stz_copy(const struct stz *el)
         return NULL;
     if (stz__copy_attrs(c, el) != 0)
         goto err;
+    if (el->kids != NULL) {
+        /* the copy's children come from a copy of the same bytes */
+        if ((c->kids = malloc(el->kids_len + 1)) == NULL)
+            goto err;
+        memcpy(c->kids, el->kids, el->kids_len + 1);
+        c->kids_len = el->kids_len;
+        if (el->raw == el->kids) {
+            c->raw = c->kids;
+            c->raw_len = c->kids_len;
+        }
+        return c;
+    }
     for (const struct stz *k = el->first_child; k != NULL; k = k->next) {
         struct stz *kc = stz_copy(k);
 
@@ -209,7 +254,7 @@ int stz_set_attr_ns(struct stz *el, const char *ns, const char *name, const char
 
     if (ns != NULL && *ns == '\0')
         ns = NULL;
-    stz__touch(el);
+    stz__touch_attrs(el);
     v = stz__dup(value);
     if (v == NULL)
         return XE_NOMEM;
@@ -222,10 +267,15 @@ int stz_set_attr_ns(struct stz *el, const char *ns, const char *name, const char
     n = stz__dup(name);
     if (ns != NULL)
         nsc = stz__dup(ns);
-    arr = realloc(el->attrs, (el->nattrs + 1) * sizeof *arr);
-    if (n == NULL || (ns != NULL && nsc == NULL) || arr == NULL) {
-        if (arr != NULL)
+    arr = el->attrs;
+    if (el->nattrs == el->attrs_cap) {
+        arr = realloc(el->attrs, (el->nattrs + 1) * sizeof *arr);
+        if (arr != NULL) {
             el->attrs = arr;
+            el->attrs_cap = el->nattrs + 1;
+        }
+    }
+    if (n == NULL || (ns != NULL && nsc == NULL) || arr == NULL) {
         free(v);
         free(n);
         free(nsc);
@@ -236,6 +286,19 @@ int stz_set_attr_ns(struct stz *el, const char *ns, const char *name, const char
     arr[el->nattrs].ns = nsc;
     arr[el->nattrs].value = v;
     el->nattrs++;
+    return 0;
+}
+
+int stz_reserve_attrs(struct stz *el, size_t n)
+{
+    struct stz_attr *arr;
+
+    if (n <= el->attrs_cap)
+        return 0;
+    if (n > SIZE_MAX / sizeof *arr || (arr = realloc(el->attrs, n * sizeof *arr)) == NULL)
+        return XE_NOMEM;
+    el->attrs = arr;
+    el->attrs_cap = n;
     return 0;
 }
 
@@ -251,7 +314,7 @@ void stz_del_attr(struct stz *el, const char *name)
 
     if (a == NULL)
         return;
-    stz__touch(el);
+    stz__touch_attrs(el);
     i = (size_t)(a - el->attrs);
     free(a->name);
     free(a->ns);
@@ -269,29 +332,36 @@ const char *stz_attr(const struct stz *el, const char *name)
 
 struct stz *stz_add_child(struct stz *el, const char *name, const char *ns)
 {
-    struct stz *c = stz_new(name, ns ? ns : el->ns);
+    struct stz *c;
 
-    if (c != NULL) {
-        stz__touch(el);
+    if (stz__touch(el) != 0)
+        return NULL;
+    c = stz_new(name, ns ? ns : el->ns);
+    if (c != NULL)
         stz__link(el, c);
-    }
     return c;
 }
 
-void stz_append(struct stz *el, struct stz *child)
+int stz_append(struct stz *el, struct stz *child)
 {
+    int rc;
+
     assert(child->parent == NULL);
-    stz__touch(el);
+    if ((rc = stz__touch(el)) != 0)
+        return rc;
     stz__link(el, child);
+    return 0;
 }
 
 int stz_add_text(struct stz *el, const char *text, size_t len)
 {
-    struct stz *last = el->last_child, *t;
+    struct stz *last, *t;
 
     if (len == 0)
         return 0;
-    stz__touch(el);
+    if (stz__touch(el) != 0)
+        return XE_NOMEM;
+    last = el->last_child;
     if (last != NULL && last->kind == STZ_TEXT) {
         char *p;
 
@@ -313,8 +383,7 @@ int stz_add_text(struct stz *el, const char *text, size_t len)
     return 0;
 }
 
-/* stz__block is what a malloc of n bytes costs (see stz_node_mem). */
-static size_t stz__block(size_t n)
+size_t stz_mem_block(size_t n)
 {
     size_t c = (n + 8 + 15) & ~(size_t)15;
 
@@ -323,21 +392,23 @@ static size_t stz__block(size_t n)
 
 size_t stz_node_mem(const struct stz *n)
 {
-    size_t m = stz__block(sizeof *n);
+    size_t m = stz_mem_block(sizeof *n);
 
     if (n->kind == STZ_TEXT)
-        return m + stz__block(n->text_len + 1);
-    m += stz__block(strlen(n->name) + 1) + stz__block(strlen(n->ns) + 1);
+        return m + stz_mem_block(n->text_len + 1);
+    m += stz_mem_block(strlen(n->name) + 1) + stz_mem_block(strlen(n->ns) + 1);
     if (n->raw != NULL)
-        m += stz__block(n->raw_len + 1);
-    if (n->nattrs > 0)
-        m += stz__block(n->nattrs * sizeof *n->attrs);
+        m += stz_mem_block(n->raw_len + 1);
+    if (n->kids != NULL && n->kids != n->raw)
+        m += stz_mem_block(n->kids_len + 1);
+    if (n->attrs_cap > 0)
+        m += stz_mem_block(n->attrs_cap * sizeof *n->attrs);
     for (size_t i = 0; i < n->nattrs; i++) {
         const struct stz_attr *a = &n->attrs[i];
 
-        m += stz__block(strlen(a->name) + 1) + stz__block(strlen(a->value) + 1);
+        m += stz_mem_block(strlen(a->name) + 1) + stz_mem_block(strlen(a->value) + 1);
         if (a->ns != NULL)
-            m += stz__block(strlen(a->ns) + 1);
+            m += stz_mem_block(strlen(a->ns) + 1);
     }
     return m;
 }
@@ -348,7 +419,7 @@ void stz_unlink(struct stz *el)
 
     if (p == NULL)
         return;
-    stz__touch(p);
+    stz__touch_attrs(p); /* p has children: it is not lazy */
     for (struct stz *c = p->first_child; c != el; c = c->next) {
         assert(c != NULL);
         prev = c;
@@ -373,7 +444,11 @@ struct stz *stz_child(const struct stz *el, const char *name, const char *ns)
 
 struct stz *stz_first_element(const struct stz *el)
 {
-    struct stz *c = el->first_child;
+    struct stz *c;
+
+    if (stz_expand(el) != 0)
+        return NULL;
+    c = el->first_child;
 
     while (c != NULL && c->kind != STZ_ELEMENT)
         c = c->next;
@@ -394,6 +469,8 @@ char *stz_text(const struct stz *el)
     struct buf b = {0};
     char *s;
 
+    if (stz_expand(el) != 0)
+        return NULL;
     for (const struct stz *c = el->first_child; c != NULL; c = c->next)
         if (c->kind == STZ_TEXT && buf_append(&b, c->text, c->text_len) != 0) {
             buf_free(&b);
@@ -545,6 +622,8 @@ int stz_serialize(const struct stz *el, const char *parent_ns, struct buf *out)
      * content namespace, which counts as the parent's here (below). */
     if (el->raw != NULL && stz__content_ns(el->ns) && stz__content_ns(parent_ns))
         return buf_append(out, el->raw, el->raw_len);
+    if ((rv = stz_expand(el)) != 0)
+        return rv;
     if ((rv = buf_puts(out, "<")) != 0 || (rv = buf_puts(out, el->name)) != 0)
         goto err;
     /* RFC 6120 §4.8.3: a stanza in the stream's content namespace carries no
@@ -688,6 +767,12 @@ int stz_stamp_attr(struct stz *el, const char *name, const char *value)
         goto err;
     len = b.len;
     stz_take_raw(el, buf_steal(&b), len);
+    if (el->kids == raw) {
+        /* the new bytes hold the same children: one buffer again */
+        free(el->kids);
+        el->kids = el->raw;
+        el->kids_len = el->raw_len;
+    }
     return 0;
 err:
     buf_free(&b);

@@ -40,6 +40,7 @@ struct stz {
     size_t text_len;
     struct stz_attr *attrs; /* owned array of nattrs */
     size_t nattrs;
+    size_t attrs_cap;        /* entries allocated in attrs */
     struct stz *parent;      /* borrowed back-pointer; NULL at the root */
     struct stz *first_child; /* owned list */
     struct stz *last_child;
@@ -51,24 +52,70 @@ struct stz {
      * API (stz__touch in stz.c), so it is always the tree's own text. */
     char *raw;
     size_t raw_len;
+    /* Lazily parsed (issue 12): the children are not built yet.  They are
+     * those of the element in kids[0..kids_len), el's received bytes
+     * (owned, NUL-ended; the same buffer as raw while raw is kept, the
+     * attributes of its start tag perhaps no longer el's), and are built
+     * from them on first access (stz_expand); NULL once built or when el
+     * never was lazy.  Only a root (no parent) is ever lazy. */
+    char *kids;
+    size_t kids_len;
 };
 
 /* stz_new returns a new element (owned by the caller) or NULL when out of
  * memory.  ns may be NULL for "no namespace". */
 struct stz *stz_new(const char *name, const char *ns);
 
+/* Lazily parsed elements (issue 12).  The framer (xs.c) gives a stanza
+ * whose bytes it keeps only its top element and attributes; the children
+ * come from those bytes when something first asks for them.  Every reader
+ * and writer below does that by itself (stz_first_element, stz_child,
+ * stz_text, stz_serialize, stz_add_child, ...), so a lazy tree behaves as
+ * the whole one; out of memory there reads as "no child" in stz_child and
+ * stz_first_element, and as the usual out-of-memory return elsewhere.
+ * Code that must tell those apart (the server looking inside a stanza)
+ * calls stz_expand first. */
+
+/* stz_expand builds the children of lazily parsed root el from its bytes;
+ * a no-op (0) for any other element.  el is logically const: the tree it
+ * stands for does not change, only its building is done.  0, XE_NOMEM or
+ * XE_INVAL (the bytes would not parse: a caller's bug), el unchanged (still
+ * lazy) on failure. */
+int stz_expand(const struct stz *el);
+
+/* stz_expand_in is stz_expand for bytes that need a context: open (open_len
+ * bytes) is the start tag of an element that binds every prefix el's bytes
+ * use and declares el's namespace as its default (a stream header, as
+ * received).  The framer uses it for a stanza whose children use the
+ * stream header's prefixes. */
+int stz_expand_in(const struct stz *el, const char *open, size_t open_len);
+
+/* stz_is_lazy tells whether el's children are not built yet. */
+bool stz_is_lazy(const struct stz *el);
+
+/* stz_set_lazy makes root el (no children) lazy with its kept bytes (raw)
+ * as the source of its children.  The caller vouches for them as for
+ * stz_set_raw, and that el has no children built. */
+void stz_set_lazy(struct stz *el);
+
 /* stz_free frees el and everything below it.  el must not be linked into a
  * parent (use stz_unlink first).  NULL is a no-op. */
 void stz_free(struct stz *el);
 
-/* stz_copy returns a deep copy (owned, unlinked) or NULL. */
+/* stz_copy returns a deep copy (owned, unlinked) or NULL.  A lazy el's
+ * copy is lazy too (its bytes are copied, not its tree). */
 struct stz *stz_copy(const struct stz *el);
 
 /* stz_set_attr sets (replaces) the unqualified attribute name.  0/XE_NOMEM. */
 int stz_set_attr(struct stz *el, const char *name, const char *value);
 /* stz_set_attr_ns sets an attribute in namespace ns (e.g. xml:lang). */
 int stz_set_attr_ns(struct stz *el, const char *ns, const char *name, const char *value);
-/* stz_del_attr removes the unqualified attribute name if present. */
+/* stz_reserve_attrs makes room in el for n attributes in all, so that
+ * adding that many allocates no array again (the framer knows how many a
+ * start tag has).  0/XE_NOMEM. */
+int stz_reserve_attrs(struct stz *el, size_t n);
+/* stz_del_attr removes the unqualified attribute name if present (a lazy
+ * el stays lazy: its children do not depend on its attributes). */
 void stz_del_attr(struct stz *el, const char *name);
 /* stz_attr returns the value of the unqualified attribute name (borrowed) or
  * NULL. */
@@ -77,8 +124,10 @@ const char *stz_attr(const struct stz *el, const char *name);
 /* stz_add_child creates and appends a child element; returns it (borrowed,
  * owned by el) or NULL.  A NULL ns means "inherit el's namespace". */
 struct stz *stz_add_child(struct stz *el, const char *name, const char *ns);
-/* stz_append takes child (which must be unlinked) and appends it. */
-void stz_append(struct stz *el, struct stz *child);
+/* stz_append takes child (which must be unlinked) and appends it.  0, or
+ * XE_NOMEM when el is lazy and its children could not be built (child not
+ * taken then). */
+int stz_append(struct stz *el, struct stz *child);
 /* stz_add_text appends text (len bytes, unescaped); adjacent text nodes are
  * merged.  0/XE_NOMEM. */
 int stz_add_text(struct stz *el, const char *text, size_t len);
@@ -88,7 +137,8 @@ void stz_unlink(struct stz *el);
 /* stz_child returns the first child element with this name and namespace
  * (ns NULL matches any namespace), borrowed, or NULL. */
 struct stz *stz_child(const struct stz *el, const char *name, const char *ns);
-/* stz_first_element returns the first child element, or NULL. */
+/* stz_first_element returns the first child element, or NULL (none, or a
+ * lazy el's children could not be built: see stz_expand). */
 struct stz *stz_first_element(const struct stz *el);
 /* stz_next_element returns the next sibling element, or NULL. */
 struct stz *stz_next_element(const struct stz *el);
@@ -102,6 +152,14 @@ char *stz_text(const struct stz *el);
  * 64-bit host (8 bytes of header, 16-byte steps, 32 at least).  The framer
  * counts trees with it against its memory cap (xs.h). */
 size_t stz_node_mem(const struct stz *n);
+
+/* stz_mem_block is what a malloc of n bytes costs as stz_node_mem counts
+ * it (the framer charges trees it leaves unbuilt with it). */
+size_t stz_mem_block(size_t n);
+
+/* stz_drop_raw forgets root el's received bytes as its text (they no longer
+ * stand for it); a lazy el keeps them as the source of its children. */
+void stz_drop_raw(struct stz *el);
 
 /* stz_set_raw gives root element el (no parent) its received bytes: len
  * bytes of data, copied (see struct stz's raw).  The caller vouches that

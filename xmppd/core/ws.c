@@ -283,6 +283,9 @@ int ws__upgrade(struct ws_conn *ws)
         return XE_NOMEM;
     if (xs_new(&lim, &ws->xs_out) < 0)
         return XE_NOMEM;
+    /* Each outgoing stanza is written again with its own xmlns (RFC 7395
+     * §3.3.3), its whole tree: built at once, not parsed twice. */
+    xs_set_eager(ws->xs_out, true);
     /* wslay checks each frame's announced length against what the message
      * already holds, before buffering it: fragments are reassembled within
      * the limit, and more is refused with 1009 (RFC 6455 §7.4.1). */

@@ -40,6 +40,18 @@
  * them as they came instead of serialising the tree again.  The bytes
  * being collected take at most max_stanza_bytes beyond the cap below.
  *
+ * Lazy trees (issue 12, the tree was 9,000 of 29,000 instructions per
+ * stanza): of a top-level element whose bytes are collected, only the
+ * element itself and its attributes are built, which is all routing reads;
+ * its children are built from its bytes when something first asks for them
+ * (stz_expand, stz_lazy.c).  expat still checks every byte, and the limits
+ * hold as before: depth and attributes are counted as the children go by,
+ * and each child and piece of text is charged to the memory cap as what its
+ * tree would cost (stz_node_mem), so the same stanzas fail the cap.  A
+ * child in the streams namespace (its prefix is the stream header's) makes
+ * the bytes not stand alone: the children are then built at the element's
+ * end, from its bytes in the context of the stream header (roottag).
+ *
  * Hash salt: expat salts its hash tables against collision flooding
  * (CVE-2012-0876) with fresh random bytes for every parser it makes, one
  * getrandom system call each, and a parked stream makes a parser per burst
@@ -126,6 +138,11 @@ struct xs {
     const char *chunk;    /* the bytes expat is parsing now */
     long long chunk_off;  /* their parser offset */
     bool raw_ok;          /* top's bytes are being collected */
+    bool raw_alone;       /* ... and they stand alone (raw) */
+    bool lazy;            /* top's children are not built (see top of file) */
+    bool lazy_kids;       /* ... and it has some */
+    bool eager;           /* xs_set_eager */
+    size_t lazy_text;     /* length of the open element's last text, or 0 */
     bool root_prefixed;   /* the root declared a prefix outside the streams ns */
     long long raw_start;  /* parser offset where top began */
     long long raw_next;   /* parser offset of the next byte to collect */
@@ -283,7 +300,7 @@ static void xs__fail(struct xs *xs, enum xs_cond cond, const char *text)
     xs->top = xs->cur = NULL;
     xs->mem.tree -= xs->top_mem;
     xs->top_mem = 0;
-    xs->raw_ok = false;
+    xs->raw_ok = xs->lazy = false;
     buf_free(&xs->raw);
     xs__stop(xs);
 }
@@ -405,6 +422,7 @@ static struct stz *xs__element(const char *qname, const char **atts)
     struct stz *el = NULL;
     const char *local;
     char *ns;
+    size_t n;
 
     if (xs__split(qname, &ns, &local) != 0)
         return NULL;
@@ -412,6 +430,11 @@ static struct stz *xs__element(const char *qname, const char **atts)
     free(ns);
     if (el == NULL)
         return NULL;
+    for (n = 0; atts[n] != NULL; n += 2)
+        ;
+    /* one array for all (issue 12: a realloc per attribute showed) */
+    if (stz_reserve_attrs(el, n / 2) != 0)
+        goto err;
     for (size_t i = 0; atts[i] != NULL; i += 2) {
         int rv;
 
@@ -530,7 +553,11 @@ static void xs__raw_begin(struct xs *xs, const char *qname, const char **atts,
             return; /* not collected: the tree is serialised as before */
         xs->raw_next = xs->chunk_off;
     }
-    xs->raw_ok = true;
+    xs->raw_ok = xs->raw_alone = true;
+    /* the roottag gives a context should the bytes not stand alone */
+    xs->lazy = !xs->eager && xs->roottag.len != 0;
+    xs->lazy_kids = false;
+    xs->lazy_text = 0;
 }
 
 /* xs__raw_collect appends the bytes of the current chunk from raw_next up
@@ -552,9 +579,10 @@ static int xs__raw_collect(struct xs *xs, long long end)
 static int xs__raw_end(struct xs *xs, struct stz *el, size_t *mem)
 {
     long long end = XML_GetCurrentByteIndex(xs->p) + XML_GetCurrentByteCount(xs->p);
-    size_t before = stz_node_mem(el);
+    size_t add;
     int rc;
 
+    assert(el->raw == NULL && !stz_is_lazy(el));
     xs->raw_ok = false;
     if (xs->raw.len == 0) {
         /* the whole element came in this chunk: one copy */
@@ -571,11 +599,79 @@ static int xs__raw_end(struct xs *xs, struct stz *el, size_t *mem)
     }
     if (rc != 0)
         return rc;
-    *mem += stz_node_mem(el) - before;
-    xs->mem.tree += stz_node_mem(el) - before;
+    /* what the bytes add to stz_node_mem(el) (the profile's stz_node_mem
+     * was 500 instructions a stanza when computed again here) */
+    add = stz_mem_block(el->raw_len + 1);
+    *mem += add;
+    xs->mem.tree += add;
     if (xs->mem.tree > xs->mem.tree_peak)
         xs->mem.tree_peak = xs->mem.tree;
     return 0;
+}
+
+/* xs__name_mem is what the tree spends on the name of expat name qname:
+ * the local name, and the namespace ("" when none, see xs__split). */
+static size_t xs__name_mem(const char *qname, bool element)
+{
+    const char *sep = strchr(qname, XS_NS_SEP);
+
+    if (sep == NULL)
+        return stz_mem_block(strlen(qname) + 1) + (element ? stz_mem_block(1) : 0);
+    return stz_mem_block((size_t)(sep - qname) + 1) + stz_mem_block(strlen(sep + 1) + 1);
+}
+
+/* xs__lazy_elem takes note of a child of a lazy top-level element: charged
+ * as the tree that stz_expand will build for it (stz_node_mem). */
+static void xs__lazy_elem(struct xs *xs, const char *qname, const char **atts,
+                          size_t nattrs)
+{
+    size_t mem = stz_mem_block(sizeof(struct stz)) + xs__name_mem(qname, true);
+
+    if (nattrs > 0)
+        mem += stz_mem_block(nattrs * sizeof(struct stz_attr));
+    for (size_t i = 0; atts[i] != NULL; i += 2)
+        mem += xs__name_mem(atts[i], false) + stz_mem_block(strlen(atts[i + 1]) + 1);
+    xs->lazy_kids = true;
+    xs->lazy_text = 0;
+    xs->top_mem += mem;
+    xs__charge(xs, mem); /* over the cap: the stream failed */
+}
+
+/* xs__lazy_text is xs__lazy_elem for len bytes of text: they join the open
+ * element's last text node (stz_add_text) or make a new one. */
+static void xs__lazy_text(struct xs *xs, size_t len)
+{
+    size_t node = stz_mem_block(sizeof(struct stz)), before, after;
+
+    before = xs->lazy_text != 0 ? node + stz_mem_block(xs->lazy_text + 1) : 0;
+    xs->lazy_text += len;
+    after = node + stz_mem_block(xs->lazy_text + 1);
+    xs->lazy_kids = true;
+    xs->top_mem += after - before;
+    xs__charge(xs, after - before);
+}
+
+/* xs__lazy_end makes el, a completed lazy top-level element with its
+ * bytes, lazy; or builds its children now when its bytes do not stand
+ * alone.  0/XE_NOMEM. */
+static int xs__lazy_end(struct xs *xs, struct stz *el, size_t *mem)
+{
+    size_t before;
+    int rc;
+
+    xs->lazy = false;
+    if (!xs->lazy_kids)
+        return 0; /* nothing to build */
+    stz_set_lazy(el);
+    if (xs->raw_alone)
+        return 0;
+    before = stz_node_mem(el);
+    rc = stz_expand_in(el, xs->roottag.data, xs->roottag.len);
+    stz_drop_raw(el);
+    /* counted as if the bytes had never been kept, as when eager */
+    *mem -= before - stz_node_mem(el);
+    xs->mem.tree -= before - stz_node_mem(el);
+    return rc;
 }
 
 static void XMLCALL xs__on_start(void *ud, const char *qname, const char **atts)
@@ -594,10 +690,12 @@ static void XMLCALL xs__on_start(void *ud, const char *qname, const char **atts)
         xs__fail(xs, XS_COND_POLICY_VIOLATION, "too many attributes");
         return;
     }
-    if (xs->level == 2)
+    if (xs->level == 2) {
         xs__raw_begin(xs, qname, atts, xs->ns_decls);
-    else if (xs->raw_ok && xs__raw_streams(qname, atts))
-        xs->raw_ok = false;
+    } else if (xs->raw_ok && xs__raw_streams(qname, atts)) {
+        xs->raw_alone = false;
+        xs->raw_ok = xs->lazy; /* a lazy tree still needs the bytes */
+    }
     xs->ns_decls = 0;
     if (xs->level == 1 && xs->resuming) {
         /* our own header after a park: no event, the stream goes on */
@@ -611,6 +709,10 @@ static void XMLCALL xs__on_start(void *ud, const char *qname, const char **atts)
     }
     if (xs->level - 1 > xs->lim.max_depth) {
         xs__fail(xs, XS_COND_POLICY_VIOLATION, "elements nested too deep");
+        return;
+    }
+    if (xs->lazy && xs->level > 2) {
+        xs__lazy_elem(xs, qname, atts, nattrs);
         return;
     }
     el = xs__element(qname, atts);
@@ -649,6 +751,10 @@ static void XMLCALL xs__on_end(void *ud, const char *qname)
         return;
     }
     xs->level--;
+    if (xs->lazy && xs->level >= 2) {
+        xs->lazy_text = 0; /* the parent's last child is an element */
+        return;
+    }
     el = xs->cur;
     xs->cur = el->parent;
     if (xs->level == 1) {
@@ -657,7 +763,8 @@ static void XMLCALL xs__on_end(void *ud, const char *qname)
         xs->top = xs->cur = NULL;
         xs->top_mem = 0;
         xs__unit_end(xs);
-        if (xs->raw_ok && xs__raw_end(xs, el, &mem) != 0) {
+        if ((xs->raw_ok && xs__raw_end(xs, el, &mem) != 0) ||
+            (xs->lazy && xs__lazy_end(xs, el, &mem) != 0)) {
             stz_free(el);
             xs->mem.tree -= mem;
             xs__nomem(xs);
@@ -682,6 +789,10 @@ static void XMLCALL xs__on_text(void *ud, const char *s, int len)
     if (xs->done)
         return;
     xs__progress(xs);
+    if (xs->level >= 2 && xs->lazy) {
+        xs__lazy_text(xs, (size_t)len);
+        return;
+    }
     if (xs->level >= 2) {
         const struct stz *last = xs->cur->last_child;
         size_t before = last != NULL && last->kind == STZ_TEXT ? stz_node_mem(last) : 0;
@@ -885,7 +996,7 @@ static void xs__clear(struct xs *xs)
     xs__drop_queue(xs);
     free(xs->default_ns);
     xs->default_ns = NULL;
-    xs->raw_ok = xs->root_prefixed = false;
+    xs->raw_ok = xs->root_prefixed = xs->lazy = false;
     buf_free(&xs->raw);
     buf_free(&xs->roottag);
     xs->parked = xs->resuming = false;
@@ -916,6 +1027,11 @@ static void xs__limits(const struct xs_limits *limits, struct xs_limits *out)
         out->max_stanza_bytes = (SIZE_MAX - 64 * 1024) / 16;
     if (out->max_mem_bytes == 0)
         out->max_mem_bytes = XS_MEM_CAP(out->max_stanza_bytes);
+}
+
+void xs_set_eager(struct xs *xs, bool eager)
+{
+    xs->eager = eager;
 }
 
 void xs_set_limits(struct xs *xs, const struct xs_limits *limits)

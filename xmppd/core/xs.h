@@ -152,6 +152,13 @@ bool xs_next(struct xs *xs, struct xs_event *ev);
  * allocation. */
 void xs_set_limits(struct xs *xs, const struct xs_limits *limits);
 
+/* xs_set_eager makes the framer build every top-level element's tree in
+ * full (eager true) instead of lazily (the default, xs.c: only the top
+ * element of a stanza whose bytes are kept, its children on first access,
+ * stz.h).  For tests that compare the two; takes effect from the next
+ * top-level element. */
+void xs_set_eager(struct xs *xs, bool eager);
+
 /* xs_reset starts a fresh stream on the same framer, dropping any parser
  * state and queued events (RFC 6120 §4.3.3: the stream restarts after
  * STARTTLS and SASL success).  0/XE_NOMEM. */
