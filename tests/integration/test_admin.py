@@ -246,16 +246,16 @@ def main():
             # Deleting the call bridge disconnects it.
             out = node.ok("xmpp callbridge del cb1")
             check(re.match(r"^Call bridge cb1 deleted; 1 session closed", out), out)
-            c.wait_line("^disconnected", 15)
+            c.wait_line("^disconnected", 60)
         with Comp(node, "cb1", secret, "--host", addr) as c:
-            check(c.finish(30) == 1, "deleted cb1 accepted:\n" + c.output())
+            check(c.finish(60) == 1, "deleted cb1 accepted:\n" + c.output())
         with Comp(node, "cb2", "brought-secret-2", "--host", addr) as c:
-            check(c.finish(30) == 0, "cb2 refused:\n" + c.output())
+            check(c.finish(60) == 0, "cb2 refused:\n" + c.output())
         # Over TLS, the node's certificate verified against the certs/ CA.
         bundle = os.path.join(node.dir, "pki", "ca-bundle.pem")
         with Comp(node, "cb2", "brought-secret-2", "--host", addr, "--tls", "--ca",
                   bundle) as c:
-            check(c.finish(30) == 0, "cb2 over TLS refused:\n" + c.output())
+            check(c.finish(60) == 0, "cb2 over TLS refused:\n" + c.output())
             check("secured=yes" in c.output(), c.output())
 
         # Every command that changes something says what it did: one line,

@@ -124,7 +124,7 @@ def main():
             leader.ok("xmpp user add %s" % name, stdin=PASSWORDS[name] + "\n")
         for nd in (f1, f2):
             wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS),
-                     15, "%s: accounts replicated" % nd.name)
+                     60, "%s: accounts replicated" % nd.name)
         wait_for(lambda: len(f1.json("xmpp status").get("websocket", {}).get("urls", []))
                  == 3, 20, "f1's host-meta names the three members")
         c.add_callbridge("cb1")

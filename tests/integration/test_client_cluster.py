@@ -57,7 +57,7 @@ def main():
         secret = c.add_callbridge("cb1")
         for nd in c.nodes:
             c.wait_serving(nd)
-            wait_for(lambda nd=nd: "bob" in nd.ok("xmpp user list"), 15,
+            wait_for(lambda nd=nd: "bob" in nd.ok("xmpp user list"), 60,
                      "%s: the accounts" % nd.name)
 
         alice_jid = "alice@%s/laptop" % DOMAIN
@@ -104,7 +104,7 @@ def main():
             ta.join()
             tb.join()
             wait_for(lambda: len(numbers(bob, alice_jid, "a")) >= N and
-                     len(numbers(alice, bob_jid, "b")) >= N, 30,
+                     len(numbers(alice, bob_jid, "b")) >= N, 60,
                      "every numbered message arrives")
             got_b = numbers(bob, alice_jid, "a")
             got_a = numbers(alice, bob_jid, "b")

@@ -61,7 +61,7 @@ def main():
         add_user(f2, "carol")
         for nd in c.nodes:
             wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS),
-                     15, "%s: both accounts in xmpp user list" % nd.name)
+                     60, "%s: both accounts in xmpp user list" % nd.name)
 
         with Client("alice@example.com/laptop", PASSWORDS["alice"], f1.addr, CLIENT_PORT,
                     ca) as alice, \
@@ -128,7 +128,7 @@ def main():
             f1.ok("xmpp client tls-port %d" % DIRECT_TLS_PORT)
             wait_for(lambda: f1.json("xmpp status").get("clients", {}).get("tls_port")
                      == DIRECT_TLS_PORT and f1.json("xmpp status")["clients"]["listening"],
-                     15, "%s: the direct-TLS client port in xmpp status" % f1.name)
+                     60, "%s: the direct-TLS client port in xmpp status" % f1.name)
             # Setting it restarted f1's XMPP side: alice logs in again there.
             alice.wait_line(r"^disconnected ")
             alice.close()

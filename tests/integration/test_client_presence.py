@@ -42,7 +42,7 @@ def main():
         leader.ok("xmpp user add carol", stdin=PASSWORDS["carol"] + "\n")
         for nd in c.nodes:
             wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS),
-                     15, "%s: both accounts in xmpp user list" % nd.name)
+                     60, "%s: both accounts in xmpp user list" % nd.name)
 
         with Client("alice@example.com/laptop", PASSWORDS["alice"], f1.addr, CLIENT_PORT,
                     ca) as alice, \
@@ -104,7 +104,7 @@ def main():
                 alice.send("directed carol@example.com/web")
                 carol.wait_line(r"^presence alice@example\.com/laptop available$")
                 alice.close()  # SIGKILL: the connection is lost, not closed
-            carol.wait_line(r"^presence alice@example\.com/laptop unavailable$", timeout=30)
+            carol.wait_line(r"^presence alice@example\.com/laptop unavailable$", timeout=60)
             # directed unavailable first: nothing more when the session ends
             with Client("alice@example.com/watch", PASSWORDS["alice"], f2.addr,
                         CLIENT_PORT, ca) as watch:

@@ -36,7 +36,7 @@ def main():
         leader = c.form()
         if leader is behind:
             behind.restart()
-            leader = c.wait_converged(timeout=30)
+            leader = c.wait_converged(timeout=60)
         c.say("%s leads; %s is 60 s behind", leader.name, behind.name)
         for k in range(3):
             behind.ok("xmpp callbridge add slow%d" % k)
@@ -52,7 +52,7 @@ def main():
             if leader is behind:
                 break
             leader.restart()
-            leader = c.wait_converged(timeout=30)
+            leader = c.wait_converged(timeout=60)
         check(leader is behind, "the slow node leads after at most 10 handovers")
         other = [nd for nd in c.nodes if nd is not behind][0]
         other.ok("xmpp callbridge add fast0")

@@ -49,7 +49,7 @@ def main():
         c.add_callbridge("cb1")
         c.add_callbridge("cb2")
         leader.ok("xmpp user add alice", stdin="alice-pw\n")
-        wait_for(lambda: all("alice" in nd.ok("xmpp user list") for nd in c.nodes), 15,
+        wait_for(lambda: all("alice" in nd.ok("xmpp user list") for nd in c.nodes), 60,
                  "alice replicated")
 
         comp = c.comp(leader, "cb1", "--stay")
@@ -89,7 +89,7 @@ def main():
         moved.wait_line(r"^connected jid=cb1\.example\.com")
         wait_for(lambda: re.search(r"(?m)^cb1\s.*\byes\b",
                                    target.ok("xmpp callbridge list")) is not None,
-                 15, "cb1 connected on %s" % target.name)
+                 60, "cb1 connected on %s" % target.name)
 
         # Draining: new sessions are sent away, and status says so.
         st = leader.json("xmpp status")

@@ -45,7 +45,7 @@ def round_(c, leader, tag, how="kill"):
         leader.freeze()
     c.say("round %s: leader %s %s under load", tag, leader.name,
           "killed" if how == "kill" else "stopped")
-    new, term = c.wait_leader([a_node, b_node], not_node=leader, timeout=20)
+    new, term = c.wait_leader([a_node, b_node], not_node=leader, timeout=60)
     c.say("round %s: %s leads in term %d after %.2fs", tag, new.name, term,
           time.monotonic() - t)
     if how == "stop":
@@ -61,7 +61,7 @@ def round_(c, leader, tag, how="kill"):
     c.say("round %s: %d numbered messages each way, every one once and in order", tag, N)
     if how == "kill":
         leader.start()
-    return c.wait_converged(timeout=30)
+    return c.wait_converged(timeout=60)
 
 
 def main():

@@ -208,7 +208,7 @@ def main():
                     sorted(u[1:]) == sorted("wss://%s:%d%s" % (a, WSS_PORT, PATH)
                                             for a in others))
         try:
-            wait_for(all_urls, 30, "f1's host-meta URLs name the three members")
+            wait_for(all_urls, 60, "f1's host-meta URLs name the three members")
         except AssertionError as e:
             raise AssertionError("%s: %r (want %s first, then %s)" % (e, w, url, others))
         check(w.get("port") == WS_PORT and w.get("tls_port") == WSS_PORT
@@ -219,7 +219,7 @@ def main():
             leader.ok("xmpp user add %s" % name, stdin=PASSWORDS[name] + "\n")
         for nd in (f1, f2):
             wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS),
-                     15, "%s: accounts replicated" % nd.name)
+                     60, "%s: accounts replicated" % nd.name)
 
         # XEP-0156 discovery over wss, readable from other origins.
         head, body = http_get(f1.addr, ca, "/.well-known/host-meta")
@@ -271,7 +271,7 @@ def main():
             ws.send("<presence/>")
             c.say("alice over wss on %s, bob on 5222 on %s", f1.name, f2.name)
             wait_for(lambda: f1.json("xmpp status")["sessions"]
-                     .get("clients_by_transport", {}).get("websocket") == 1, 10,
+                     .get("clients_by_transport", {}).get("websocket") == 1, 60,
                      "xmpp status counts alice as websocket")
 
             ws.send("<message to='bob@example.com/desk' type='chat'>"
@@ -294,7 +294,7 @@ def main():
             ws.frame(8, struct.pack("!H", 1000))
             check(payload[:2] == struct.pack("!H", 1000), repr(payload))
             wait_for(lambda: f1.json("xmpp status")["sessions"]
-                     .get("clients_by_transport", {}).get("websocket") == 0, 10,
+                     .get("clients_by_transport", {}).get("websocket") == 0, 60,
                      "alice's websocket session gone")
 
         # host-meta follows the members: f2 leaves (xmpp cluster disable);
