@@ -67,11 +67,20 @@ def main():
             c.say("xmpp user list on %s:\n%s", leader.name, text)
             check("top (%s, priority 5)" % f1.peer_addr in text, text)
             check("base (%s, priority 1)" % f2.peer_addr in text, text)
-            st = leader.ok("xmpp cluster status")
+            # Each follower's client count reaches the leader in the PINGs of
+            # its link, after the session table above: wait for it.
+            def counted():
+                text = leader.ok("xmpp cluster status")
+                for nd in (f1, f2):
+                    line = [ln for ln in text.splitlines() if ln.startswith(nd.peer_addr)]
+                    if not (len(line) == 1 and "clients tcp 1, websocket 0" in line[0]):
+                        return None
+                return text
+            try:
+                st = wait_for(counted, 60, "both followers' client counts on the leader")
+            except AssertionError as e:
+                raise AssertionError("%s:\n%s" % (e, leader.ok("xmpp cluster status")))
             c.say("xmpp cluster status on %s:\n%s", leader.name, st)
-            for nd in (f1, f2):
-                line = [ln for ln in st.splitlines() if ln.startswith(nd.peer_addr)]
-                check(len(line) == 1 and "clients tcp 1, websocket 0" in line[0], st)
             js = leader.json("xmpp cluster status")
             by = {p["address"]: p["sessions"] for p in js["peers"]}
             check(by[f1.peer_addr]["clients_tcp"] == 1, js)

@@ -122,6 +122,8 @@ def main():
         line = bad.wait_line(r"^(online|error|disconnected) ", 60)
         check(not line.startswith("online"), "a wrong password logged in: %s" % line)
         bad.close()
+        # The client may see its failure before the leader has counted it.
+        wait_for(lambda: stats(leader)["login_failures"] >= 1, 60, "the failure counted")
         st = stats(leader)
         check(st["login_failures_last_minute"] == 1 and st["login_failures"] == 1
               and st["throttled"] == 2 and st["blocked"] == 0,
