@@ -47,7 +47,7 @@ class AdminNode:
         self.proc = None
         self.logf = None
 
-    def start(self, wait=True, timeout=30):
+    def start(self, wait=True, timeout=60):
         if self.logf is None:
             self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -58,13 +58,13 @@ class AdminNode:
             self.wait_ready(timeout)
         return self
 
-    def wait_ready(self, timeout=30):
+    def wait_ready(self, timeout=60):
         wait_started(self.proc, lambda: unix_connects(self.sock), timeout,
                      lambda: "xmppd exited with %d at start:\n%s"
                      % (self.proc.returncode, self.log()),
                      lambda: "no control socket after %ss:\n%s" % (timeout, self.log()))
 
-    def stop(self, timeout=30):
+    def stop(self, timeout=60):
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
         self.proc.terminate()

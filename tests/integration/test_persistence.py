@@ -23,7 +23,7 @@ def start_fails(node, *needles):
     """Starting fails with exit 1 and one 'xmppd: ' line with needles."""
     before = len(node.log())
     node.start(wait=False)
-    rc = node.proc.wait(15)
+    rc = node.proc.wait(60)
     log = node.log()[before:]
     lines = [ln for ln in log.splitlines() if ln.startswith("xmppd: ")]
     check(rc == 1, "expected exit 1, got %d:\n%s" % (rc, log))
