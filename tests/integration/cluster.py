@@ -816,6 +816,32 @@ def check_peers(nodes, members, what=None):
               what(nd, s) if what else "%s lists %s" % (nd.name, s.addrs()))
 
 
+def online_counts(nd):
+    """{user name: number of sessions} in nd's copy of the cluster's
+    routing table (`xmpp user list --json`)."""
+    return {u["name"]: u["online"] for u in nd.json("xmpp user list")["users"]}
+
+
+def wait_sessions(nodes, want, timeout=60):
+    """Waits until every node of nodes counts want[user] sessions for each
+    user in want (online_counts).  A client's login is announced through
+    the leader: until a node has it, a stanza to that full JID from a
+    client on that node may go elsewhere."""
+    last = {}
+
+    def ok():
+        for nd in nodes:
+            got = online_counts(nd)
+            last[nd.name] = got
+            if any(got.get(u) != n for u, n in want.items()):
+                return False
+        return True
+    try:
+        wait_for(ok, timeout, "sessions %s on %s" % (want, [nd.name for nd in nodes]))
+    except AssertionError as e:
+        raise AssertionError("%s; last seen %s" % (e, last))
+
+
 def wait_for(cond, timeout, what, interval=0.1):
     """Polls cond() until it returns a true value (returned) or timeout."""
     deadline = time.monotonic() + timeout
