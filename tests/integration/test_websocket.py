@@ -33,7 +33,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clients import Client  # noqa: E402
-from cluster import Cluster, wait_for  # noqa: E402
+from cluster import Cluster, wait_for, wait_sessions  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 WS_PORT, WSS_PORT, PATH = 5280, 5281, "/xmpp-websocket"
@@ -273,6 +273,8 @@ def main():
             wait_for(lambda: f1.json("xmpp status")["sessions"]
                      .get("clients_by_transport", {}).get("websocket") == 1, 60,
                      "xmpp status counts alice as websocket")
+            # Both nodes know both sessions before full JIDs are used.
+            wait_sessions([f1, f2], {"alice": 1, "bob": 1})
 
             ws.send("<message to='bob@example.com/desk' type='chat'>"
                     "<body>hello from the browser</body></message>")
@@ -303,9 +305,9 @@ def main():
         f1_urls = [url, "wss://%s:%d%s" % (leader.addr, WSS_PORT, PATH)]
         f2_urls = ["wss://%s:%d%s" % (f2.addr, WSS_PORT, PATH)]
         wait_for(lambda: f1.json("xmpp status").get("websocket", {}).get("urls")
-                 == f1_urls, 30, "f1's host-meta without f2: %r" % f1_urls)
+                 == f1_urls, 60, "f1's host-meta without f2: %r" % f1_urls)
         wait_for(lambda: f2.json("xmpp status").get("websocket", {}).get("urls")
-                 == f2_urls, 30, "f2's host-meta alone: %r" % f2_urls)
+                 == f2_urls, 60, "f2's host-meta alone: %r" % f2_urls)
         c.say("after %s left: %s names %s", f2.name, f1.name, ", ".join(f1_urls))
 
 
