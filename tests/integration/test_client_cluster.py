@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clients import Client  # noqa: E402
-from cluster import DOMAIN, Cluster, ClusterComp, wait_for  # noqa: E402
+from cluster import DOMAIN, Cluster, ClusterComp, wait_for, wait_sessions  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 CLIENT_PORT = 5222
@@ -68,6 +68,10 @@ def main():
             comp = ClusterComp(leader, "cb1", secret, "--answer", "--stay", "--to",
                                alice_jid, "--send", "2", "--iq", "--go-on-stdin")
             comp.wait_line(r"^connected")
+            # The bridge in the leader's table, alice in every node's
+            # (each reaches the others after its own login).
+            c.wait_components(["cb1"])
+            wait_sessions(c.nodes, {"alice": 1})
             alice.send("msg cb1.%s hello bridge" % DOMAIN)
             comp.wait_line(r"^message from=%s .*body=hello bridge" % re.escape(alice_jid))
             alice.send("iq-ping cb1.%s" % DOMAIN)
@@ -83,6 +87,7 @@ def main():
                 Client(alice_jid, PASSWORDS["alice"], f1.addr, CLIENT_PORT, ca) as alice:
             alice.online()
             comp.wait_line(r"^connected")
+            wait_sessions([leader], {"alice": 1})
             comp.go()
             alice.wait_line(r"^msg cb1\.%s " % re.escape(DOMAIN))
             c.say("the bridge reaches alice by her bare JID")
@@ -92,6 +97,7 @@ def main():
                 Client(bob_jid, PASSWORDS["bob"], f2.addr, CLIENT_PORT, ca) as bob:
             alice.online()
             bob.online()
+            wait_sessions(c.nodes, {"alice": 1, "bob": 1})
             stop = threading.Event()
             ta = threading.Thread(target=sender, args=(alice, bob_jid, N, "a", stop))
             tb = threading.Thread(target=sender, args=(bob, alice_jid, N, "b", stop))
