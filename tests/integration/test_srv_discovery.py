@@ -112,7 +112,7 @@ def seqs(comp, sender, after=0):
     return out
 
 
-def wait_seq(comp, sender, at_least, after=0, timeout=20):
+def wait_seq(comp, sender, at_least, after=0, timeout=60):
     wait_for(lambda: any(s >= at_least for s in seqs(comp, sender, after)), timeout,
              "%s: a message from %s with seq >= %d (got %s)"
              % (comp.jid, sender, at_least, seqs(comp, sender, after)[-5:]))
@@ -162,8 +162,8 @@ def main():
             c.wait_components(["a", "b"])
             a.go()
             b.go()
-            wait_seq(b, a_jid, 60)
-            wait_seq(a, b_jid, 60)
+            wait_seq(b, a_jid, 20, timeout=60)
+            wait_seq(a, b_jid, 20, timeout=60)
             c.say("A (by SRV on %s) and B (on %s) exchange messages", a_node.name,
                   b_node.name)
 
@@ -171,9 +171,9 @@ def main():
             a_node.kill()
             c.say("%s (A's node) killed", a_node.name)
             a.wait_line(r"^srv target %s\.%s:%d -> %s lost" % (
-                a_node.name, re.escape(DOMAIN), XMPP_PORT, re.escape(a_node.addr)), 15)
+                a_node.name, re.escape(DOMAIN), XMPP_PORT, re.escape(a_node.addr)), 60)
             line = a.wait_line(r"^srv target %s\.%s:%d -> %s connected" % (
-                leader.name, re.escape(DOMAIN), XMPP_PORT, re.escape(leader.addr)), 20)
+                leader.name, re.escape(DOMAIN), XMPP_PORT, re.escape(leader.addr)), 60)
             a._drain()
             mark_a = len(a.lines)
             b._drain()

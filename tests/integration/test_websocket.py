@@ -46,7 +46,7 @@ class WS:
 
     def __init__(self, host, port, ca=None, protocol="xmpp", path=PATH,
                  origin="https://example.com", extra=""):
-        raw = socket.create_connection((host, port), timeout=20)
+        raw = socket.create_connection((host, port), timeout=60)
         if ca is not None:
             ctx = ssl.create_default_context(cafile=ca)
             self.sock = ctx.wrap_socket(raw, server_hostname=host)
@@ -176,7 +176,7 @@ def open_stream(ws):
 
 def http_get(host, ca, path):
     s = ssl.create_default_context(cafile=ca).wrap_socket(
-        socket.create_connection((host, WSS_PORT), timeout=20), server_hostname=host)
+        socket.create_connection((host, WSS_PORT), timeout=60), server_hostname=host)
     s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path, host)).encode())
     data = b""
     while True:
