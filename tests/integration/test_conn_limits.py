@@ -24,7 +24,7 @@ def dial(port, src):
     (socket, what happened): "header" when the server answered with its
     stream header, "closed" when it closed the connection unanswered."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(10)
+    s.settimeout(60)
     s.bind((src, 0))
     s.connect(("127.0.0.1", port))
     try:
