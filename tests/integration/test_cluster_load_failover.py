@@ -30,8 +30,8 @@ def round_(c, leader, tag, how="kill"):
     a_jid, b_jid = "%s.%s" % (a_name, DOMAIN), "%s.%s" % (b_name, DOMAIN)
     common = ["--go-on-stdin", "--send", str(N), "--interval-ms", str(INTERVAL_MS),
               "--expect", str(N), "--quiet"]
-    a = c.comp(a_node, a_name, "--to", b_jid, *common, timeout=90)
-    b = c.comp(b_node, b_name, "--to", a_jid, *common, timeout=90)
+    a = c.comp(a_node, a_name, "--to", b_jid, *common, timeout=240)
+    b = c.comp(b_node, b_name, "--to", a_jid, *common, timeout=240)
     a.wait_line("^connected")
     b.wait_line("^connected")
     c.wait_components([a_name, b_name])
@@ -52,7 +52,7 @@ def round_(c, leader, tag, how="kill"):
         time.sleep(0.5)
         leader.thaw()
     for x in (a, b):
-        rc = x.finish(80)
+        rc = x.finish(250)
         errs = [ln for ln in x.lines if ln.startswith("message-error")]
         check(rc == 0, "%s on %s: exit %d, %d errors (first %s):\n%s\n%s"
               % (x.jid, x.node.name, rc, len(errs), errs[:3], "\n".join(x.lines[-10:]),
