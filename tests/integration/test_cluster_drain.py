@@ -52,6 +52,11 @@ def main():
         wait_for(lambda: all("alice" in nd.ok("xmpp user list") for nd in c.nodes), 60,
                  "alice replicated")
 
+        # The leader now, not at form() (a loaded machine may have had an
+        # election meanwhile): the drain below must meet the leader.
+        leader = c.wait_converged()
+        others = c.followers(leader)
+        other_addrs = {nd.addr for nd in others}
         comp = c.comp(leader, "cb1", "--stay")
         comp.wait_line(r"^connected jid=cb1\.example\.com")
         ws = WS(leader.addr, WSS_PORT, ca)

@@ -38,6 +38,9 @@ def main():
         leader = c.form(fast_lan=True)
         c.add_callbridge("cb1")
         c.add_callbridge("cb2")
+        # The leader now, not at form(): fast-LAN timing on a loaded
+        # machine may have moved it meanwhile.
+        leader = c.wait_converged()
 
         out = leader.ok("xmpp cluster drain")
         check("leadership was handed over first" in out and "kept across restarts" in out,
