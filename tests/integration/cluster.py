@@ -380,7 +380,8 @@ class ClusterComp(LineProc):
     inside the node's netns host when the cluster has one.  Same interface
     as xmppdtest.Comp: wait_line, finish, output, go, close."""
 
-    def __init__(self, node, name, secret, *args, timeout=60):
+    def __init__(self, node, name, secret, *args, timeout=300):
+        # timeout: xcomp's whole life (--timeout), also with --stay.
         self.node = node
         self.jid = "%s.%s" % (name, DOMAIN)
         cmd = [tool("xcomp"), "--host", node.addr, "--port", str(XMPP_PORT), "--jid",
@@ -736,7 +737,7 @@ class Cluster:
                                      % (node.name, timeout, st.get("enabled"), st.get("error")))
             time.sleep(0.1)
 
-    def comp(self, node, name, *args, timeout=60):
+    def comp(self, node, name, *args, timeout=300):
         """Starts a component (xcomp) named name on node, with the secret
         from add_callbridge, once the node serves XMPP; closed by close() if
         the test does not."""

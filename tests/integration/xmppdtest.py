@@ -319,7 +319,9 @@ class LineProc:
 class Comp(LineProc):
     """One xcomp process (a libstrophe component) with line-wise output."""
 
-    def __init__(self, node, name, secret, *args, timeout=60):
+    def __init__(self, node, name, secret, *args, timeout=300):
+        # timeout: xcomp's whole life (--timeout), also with --stay: long,
+        # since a test may hold a component through many slow steps.
         self.jid = "%s.%s" % (name, node.domain)
         cmd = [tool("xcomp"), "--port", str(node.port), "--jid", self.jid,
                "--secret", secret, "--timeout", str(timeout)] + list(args)
