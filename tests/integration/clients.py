@@ -49,7 +49,7 @@ class Client(LineProc):
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
-    def wait_line(self, pattern, timeout=20):
+    def wait_line(self, pattern, timeout=60):
         line = self._match(pattern, timeout)
         if line is None:
             raise AssertionError("xclient %s: no line matching %r in %ss; output:\n%s%s"
@@ -57,7 +57,7 @@ class Client(LineProc):
                                     self._stderr()))
         return line
 
-    def online(self, timeout=20):
+    def online(self, timeout=60):
         """Waits for "online <jid>" and returns the full JID; raises
         AssertionError when the client disconnects instead."""
         line = self.wait_line(r"^(online|disconnected) ", timeout)
@@ -66,7 +66,7 @@ class Client(LineProc):
                                  % (self.jid, "\n".join(self.lines), self._stderr()))
         return line.split(" ", 1)[1]
 
-    def quit(self, timeout=10):
+    def quit(self, timeout=30):
         """Sends quit and waits for the exit; returns the exit status."""
         try:
             self.send("quit")
@@ -78,7 +78,7 @@ class Client(LineProc):
             self.proc.kill()
             return self.proc.wait(5)
 
-    def finish(self, timeout=20):
+    def finish(self, timeout=60):
         """Waits for the process to end by itself; returns its exit status."""
         try:
             return self.proc.wait(timeout)

@@ -215,7 +215,7 @@ class ClusterNode:
 
     # -- process --
 
-    def start(self, wait=True, timeout=15):
+    def start(self, wait=True, timeout=60):
         if self.logf is None:
             self.logf = open(self.log_path, "ab")
         self.logf.write(b"==== start ====\n")
@@ -236,7 +236,7 @@ class ClusterNode:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def wait_ready(self, timeout=15):
+    def wait_ready(self, timeout=60):
         wait_started(self.proc, lambda: unix_connects(self.sock), timeout,
                      lambda: "%s: xmppd exited with %d at start:\n%s"
                      % (self.name, self.proc.returncode, self.log()[-4000:]),
@@ -251,7 +251,7 @@ class ClusterNode:
             self.proc.wait(10)
         self.frozen = False
 
-    def stop(self, timeout=15):
+    def stop(self, timeout=60):
         """SIGTERM and wait; returns the exit status."""
         if not self.alive():
             return None if self.proc is None else self.proc.returncode
@@ -281,7 +281,7 @@ class ClusterNode:
     def log(self):
         return read_text(self.log_path)
 
-    def wait_log(self, pattern, timeout=10):
+    def wait_log(self, pattern, timeout=60):
         line = find_log_line(self.log, pattern, timeout, interval=0.1)
         if line is None:
             raise AssertionError("%s: no log line matches %r" % (self.name, pattern))
@@ -316,11 +316,11 @@ class ClusterNode:
             check(n.lower() in err.lower(), "%s: %r: %r not in %r" % (self.name, command, n, err))
         return lines[0]
 
-    def status(self, timeout=10):
+    def status(self, timeout=40):
         """`xmpp cluster status`, parsed (Status); raises when it fails."""
         return Status(self.ok("xmpp cluster status", timeout=timeout))
 
-    def status_json(self, timeout=10):
+    def status_json(self, timeout=40):
         return self.json("xmpp cluster status", timeout=timeout)
 
     def node_id(self):
@@ -380,7 +380,8 @@ class ClusterComp(LineProc):
     inside the node's netns host when the cluster has one.  Same interface
     as xmppdtest.Comp: wait_line, finish, output, go, close."""
 
-    def __init__(self, node, name, secret, *args, timeout=60):
+    def __init__(self, node, name, secret, *args, timeout=300):
+        # timeout: xcomp's whole life (--timeout), also with --stay.
         self.node = node
         self.jid = "%s.%s" % (name, DOMAIN)
         cmd = [tool("xcomp"), "--host", node.addr, "--port", str(XMPP_PORT), "--jid",
@@ -411,7 +412,7 @@ class ClusterComp(LineProc):
                 return
             self.lines.append(line)
 
-    def wait_line(self, pattern, timeout=20):
+    def wait_line(self, pattern, timeout=60):
         line = self._match(pattern, timeout)
         if line is None:
             raise AssertionError("%s on %s: no line matches %r; got:\n%s\nstderr:\n%s"
@@ -545,7 +546,7 @@ class Cluster:
         # arrives with the log.  (Waiting for it here is what a careful admin
         # does; it normally takes no time at all.)
         t = time.monotonic()
-        wait_for(lambda: nd.json("xmpp status").get("domain"), 15,
+        wait_for(lambda: nd.json("xmpp status").get("domain"), 60,
                  "%s: the replicated domain after the join" % nd.name)
         if time.monotonic() - t > 1.0:
             self.say("%s: the domain arrived %.1fs after the join", nd.name,
@@ -560,7 +561,7 @@ class Cluster:
         status fails maps to the error text."""
         out = {}
         for nd in (nodes if nodes is not None else self.live()):
-            rc, text, err = nd.mmp("xmpp cluster status", timeout=10)
+            rc, text, err = nd.mmp("xmpp cluster status", timeout=30)
             out[nd] = Status(text) if rc == 0 else "exit %d: %s" % (rc, err.strip())
         return out
 
@@ -599,7 +600,7 @@ class Cluster:
                     nd.name, s.leaders()[0]["addr"], leader.peer_addr)
         return leader, ""
 
-    def wait_converged(self, timeout=30, members=None, asking=None, stable=0.3):
+    def wait_converged(self, timeout=60, members=None, asking=None, stable=0.3):
         """Waits for converged() (and for it to hold again after `stable`
         seconds); returns the leader node.  members default: every node
         that is alive and not frozen."""
@@ -617,7 +618,7 @@ class Cluster:
         raise AssertionError("no converged cluster after %ss: %s\n%s"
                              % (timeout, why, self.dump(members)))
 
-    def wait_leader(self, asking, not_node=None, timeout=30):
+    def wait_leader(self, asking, not_node=None, timeout=60):
         """Waits until every node in asking agrees on one leader (other than
         not_node, and running) that calls itself LEADER; returns (leader
         node, term).
@@ -667,12 +668,12 @@ class Cluster:
             if nd.frozen:
                 out.append("---- %s: frozen" % nd.name)
                 continue
-            rc, text, err = nd.mmp("xmpp cluster status", timeout=5)
+            rc, text, err = nd.mmp("xmpp cluster status", timeout=20)
             out.append("---- %s (%s) status exit %d ----\n%s%s"
                        % (nd.name, nd.addr, rc, text, err))
         return "\n".join(out)
 
-    def wait_replicated(self, command, predicate, nodes=None, timeout=20, what=""):
+    def wait_replicated(self, command, predicate, nodes=None, timeout=60, what=""):
         """Waits until predicate(output of command) holds on every node in
         nodes (default: live)."""
         nodes = self.live() if nodes is None else nodes
@@ -681,7 +682,7 @@ class Cluster:
         while True:
             bad = []
             for nd in nodes:
-                rc, out, err = nd.mmp(command, timeout=10)
+                rc, out, err = nd.mmp(command, timeout=30)
                 last[nd.name] = out if rc == 0 else err
                 if rc != 0 or not predicate(out):
                     bad.append(nd.name)
@@ -692,7 +693,7 @@ class Cluster:
                                      % (what, command, bad, timeout, last))
             time.sleep(0.2)
 
-    def wait_same_state(self, nodes=None, timeout=20):
+    def wait_same_state(self, nodes=None, timeout=60):
         """Waits until every node (default: live) holds the same replicated
         configuration (replicated()); returns it."""
         nodes = self.live() if nodes is None else nodes
@@ -723,7 +724,7 @@ class Cluster:
                                  what="call bridge %s" % name)
         return self.secrets[name]
 
-    def wait_serving(self, node, timeout=10):
+    def wait_serving(self, node, timeout=60):
         """Waits until node serves XMPP (`xmpp status`: Serving yes); the
         failure names the node's own error."""
         deadline = time.monotonic() + timeout
@@ -736,7 +737,7 @@ class Cluster:
                                      % (node.name, timeout, st.get("enabled"), st.get("error")))
             time.sleep(0.1)
 
-    def comp(self, node, name, *args, timeout=60):
+    def comp(self, node, name, *args, timeout=300):
         """Starts a component (xcomp) named name on node, with the secret
         from add_callbridge, once the node serves XMPP; closed by close() if
         the test does not."""
@@ -745,7 +746,7 @@ class Cluster:
         self.comps.append(c)
         return c
 
-    def wait_components(self, names, timeout=20):
+    def wait_components(self, names, timeout=60):
         """Waits until the leader's routing table counts the components: the
         sum of the per-node counts (`routes` in the leader's status --json)
         is at least len(names).  Best effort when the status has no
@@ -814,6 +815,32 @@ def check_peers(nodes, members, what=None):
         s = nd.status()
         check(sorted(s.addrs()) == sorted(x.peer_addr for x in members),
               what(nd, s) if what else "%s lists %s" % (nd.name, s.addrs()))
+
+
+def online_counts(nd):
+    """{user name: number of sessions} in nd's copy of the cluster's
+    routing table (`xmpp user list --json`)."""
+    return {u["name"]: u["online"] for u in nd.json("xmpp user list")["users"]}
+
+
+def wait_sessions(nodes, want, timeout=60):
+    """Waits until every node of nodes counts want[user] sessions for each
+    user in want (online_counts).  A client's login is announced through
+    the leader: until a node has it, a stanza to that full JID from a
+    client on that node may go elsewhere."""
+    last = {}
+
+    def ok():
+        for nd in nodes:
+            got = online_counts(nd)
+            last[nd.name] = got
+            if any(got.get(u) != n for u, n in want.items()):
+                return False
+        return True
+    try:
+        wait_for(ok, timeout, "sessions %s on %s" % (want, [nd.name for nd in nodes]))
+    except AssertionError as e:
+        raise AssertionError("%s; last seen %s" % (e, last))
 
 
 def wait_for(cond, timeout, what, interval=0.1):

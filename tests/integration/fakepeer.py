@@ -118,7 +118,7 @@ class FakePeer:
     """A TLS 1.3 connection to a node's peer port with the given node
     certificate (trusted by the node's bundle, or not)."""
 
-    def __init__(self, host, port, certfile, keyfile, cafile, timeout=10):
+    def __init__(self, host, port, certfile, keyfile, cafile, timeout=60):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
         ctx.check_hostname = False
@@ -146,7 +146,7 @@ class FakePeer:
             raise EOFError("closed by the node")
         self.buf += b
 
-    def read_frame(self, timeout=10):
+    def read_frame(self, timeout=60):
         """(type, bytes after the type) of the next frame; EOFError when the
         node closed, TimeoutError after timeout seconds."""
         deadline = time.monotonic() + timeout
@@ -159,7 +159,7 @@ class FakePeer:
         self.last_version = body[0]
         return body[1], body[2:]
 
-    def wait_closed(self, timeout=10, keepalive=True):
+    def wait_closed(self, timeout=60, keepalive=True):
         """True once the node closed the connection (frames before that are
         read and dropped), False after timeout seconds.  With keepalive a
         PING goes out every 0.5 s, so that the node's idle timeout is not

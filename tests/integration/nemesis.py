@@ -173,7 +173,7 @@ class Run:
         """The leader most of the up nodes name right now (or None)."""
         votes = collections.Counter()
         for nd in self.up():
-            rc, out, err = nd.mmp("xmpp cluster status", json_out=True, timeout=5)
+            rc, out, err = nd.mmp("xmpp cluster status", json_out=True, timeout=20)
             if rc != 0:
                 continue
             try:
@@ -200,7 +200,7 @@ class Run:
                 if self.expect.get(nd.index) != "up":
                     continue
                 t = time.monotonic()
-                rc, out, err = nd.mmp("xmpp cluster status", json_out=True, timeout=5)
+                rc, out, err = nd.mmp("xmpp cluster status", json_out=True, timeout=20)
                 if rc != 0:
                     continue
                 try:
@@ -489,7 +489,7 @@ class Run:
         for k, name in enumerate(names):
             partner = names[k + 1] if k % 2 == 0 else names[k - 1]
             self.comps.append(Comp(self, name, partner, self.c.node(homes[k % n])))
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             for cp in self.comps:
                 cp.poll_log()
@@ -565,13 +565,15 @@ class Run:
                 self.harness.append("nemcomp %s printed nothing for %.0f s (hung?)" % (
                     cp.name, time.time() - os.path.getmtime(cp.log_path)))
         self.say("senders stopped; waiting for the traffic to drain")
-        deadline = time.monotonic() + 60
+        # Quiet for 10 s (a component may wait out a reconnect backoff on
+        # a loaded machine), at most 120 s.
+        deadline = time.monotonic() + 120
         sizes, still = None, 0.0
         while time.monotonic() < deadline:
             now = tuple(os.path.getsize(cp.log_path) for cp in self.comps)
             if now == sizes:
                 still += 0.5
-                if still >= 5.0:
+                if still >= 10.0:
                     break
             else:
                 sizes, still = now, 0.0
@@ -588,10 +590,10 @@ class Run:
             self.watch_crash(nd)
 
     def final_lists(self):
-        """{node: set of call bridge names}, waiting up to 30 s for every
+        """{node: set of call bridge names}, waiting up to 60 s for every
         node to hold every acknowledged write."""
         acked = [w["name"] for w in self.writes if w["ok"]]
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         members = self.members()
         while True:
             lists = {}

@@ -186,7 +186,7 @@ def _task_states(pid):
     return states
 
 
-def freeze(pid, timeout=5.0):
+def freeze(pid, timeout=60.0):
     """SIGSTOP, and waits until every thread of the process has stopped
     (SIGSTOP reaches a multi-threaded process through one thread first, so
     the others could still run for a moment): after this the process does

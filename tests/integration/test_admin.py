@@ -47,7 +47,7 @@ class AdminNode:
         self.proc = None
         self.logf = None
 
-    def start(self, wait=True, timeout=30):
+    def start(self, wait=True, timeout=60):
         if self.logf is None:
             self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -58,13 +58,13 @@ class AdminNode:
             self.wait_ready(timeout)
         return self
 
-    def wait_ready(self, timeout=30):
+    def wait_ready(self, timeout=60):
         wait_started(self.proc, lambda: unix_connects(self.sock), timeout,
                      lambda: "xmppd exited with %d at start:\n%s"
                      % (self.proc.returncode, self.log()),
                      lambda: "no control socket after %ss:\n%s" % (timeout, self.log()))
 
-    def stop(self, timeout=30):
+    def stop(self, timeout=60):
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
         self.proc.terminate()
@@ -246,16 +246,16 @@ def main():
             # Deleting the call bridge disconnects it.
             out = node.ok("xmpp callbridge del cb1")
             check(re.match(r"^Call bridge cb1 deleted; 1 session closed", out), out)
-            c.wait_line("^disconnected", 15)
+            c.wait_line("^disconnected", 60)
         with Comp(node, "cb1", secret, "--host", addr) as c:
-            check(c.finish(30) == 1, "deleted cb1 accepted:\n" + c.output())
+            check(c.finish(60) == 1, "deleted cb1 accepted:\n" + c.output())
         with Comp(node, "cb2", "brought-secret-2", "--host", addr) as c:
-            check(c.finish(30) == 0, "cb2 refused:\n" + c.output())
+            check(c.finish(60) == 0, "cb2 refused:\n" + c.output())
         # Over TLS, the node's certificate verified against the certs/ CA.
         bundle = os.path.join(node.dir, "pki", "ca-bundle.pem")
         with Comp(node, "cb2", "brought-secret-2", "--host", addr, "--tls", "--ca",
                   bundle) as c:
-            check(c.finish(30) == 0, "cb2 over TLS refused:\n" + c.output())
+            check(c.finish(60) == 0, "cb2 over TLS refused:\n" + c.output())
             check("secured=yes" in c.output(), c.output())
 
         # Every command that changes something says what it did: one line,

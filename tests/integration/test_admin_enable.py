@@ -150,7 +150,7 @@ def address_gone():
     class NsNode(AdminNode):
         """An AdminNode whose xmppd runs inside host 1 of net."""
 
-        def start(self, wait=True, timeout=10):
+        def start(self, wait=True, timeout=60):
             if self.logf is None:
                 self.logf = open(self.log_path, "ab")
             self.proc = self.net.popen(

@@ -36,7 +36,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clients import Client  # noqa: E402
-from cluster import Cluster, wait_for  # noqa: E402
+from cluster import Cluster, wait_for, wait_sessions  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 WSS_PORT = 5281
@@ -124,9 +124,9 @@ def main():
             leader.ok("xmpp user add %s" % name, stdin=PASSWORDS[name] + "\n")
         for nd in (f1, f2):
             wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS),
-                     15, "%s: accounts replicated" % nd.name)
+                     60, "%s: accounts replicated" % nd.name)
         wait_for(lambda: len(f1.json("xmpp status").get("websocket", {}).get("urls", []))
-                 == 3, 20, "f1's host-meta names the three members")
+                 == 3, 60, "f1's host-meta names the three members")
         c.add_callbridge("cb1")
         comp = c.comp(leader, "cb1", "--answer", "--stay")
         comp.wait_line(r"^connected")
@@ -146,6 +146,8 @@ def main():
             with Client("bob@example.com/desk", PASSWORDS["bob"], f2.addr, 5222,
                         os.path.join(c.ca, "ca-bundle.pem")) as bob:
                 check(bob.online() == "bob@example.com/desk", bob.output())
+                # f1 knows bob's session before the page sends to it.
+                wait_sessions([f1], {"bob": 1})
                 # bob answers the browser's first message from his side.
                 answered = threading.Event()
 

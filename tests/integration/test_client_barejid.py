@@ -49,7 +49,7 @@ def main():
         f2.ok("xmpp user add bob", stdin=PASSWORDS["bob"] + "\n")
         for nd in c.nodes:
             wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS),
-                     15, "%s: both accounts in xmpp user list" % nd.name)
+                     60, "%s: both accounts in xmpp user list" % nd.name)
 
         with Client("alice@example.com/top", PASSWORDS["alice"], f1.addr, CLIENT_PORT,
                     ca) as high, \
@@ -61,17 +61,26 @@ def main():
             low.send("presence 1")
             # The table on the leader (bob's node) knows both, by node.
             want = {"top": (f1.peer_addr, True, 5), "base": (f2.peer_addr, True, 1)}
-            wait_for(lambda: sessions(leader, "alice") == want, 20,
+            wait_for(lambda: sessions(leader, "alice") == want, 60,
                      "alice's two sessions with their priorities on %s" % leader.name)
             text = leader.ok("xmpp user list")
             c.say("xmpp user list on %s:\n%s", leader.name, text)
             check("top (%s, priority 5)" % f1.peer_addr in text, text)
             check("base (%s, priority 1)" % f2.peer_addr in text, text)
-            st = leader.ok("xmpp cluster status")
+            # Each follower's client count reaches the leader in the PINGs of
+            # its link, after the session table above: wait for it.
+            def counted():
+                text = leader.ok("xmpp cluster status")
+                for nd in (f1, f2):
+                    line = [ln for ln in text.splitlines() if ln.startswith(nd.peer_addr)]
+                    if not (len(line) == 1 and "clients tcp 1, websocket 0" in line[0]):
+                        return None
+                return text
+            try:
+                st = wait_for(counted, 60, "both followers' client counts on the leader")
+            except AssertionError as e:
+                raise AssertionError("%s:\n%s" % (e, leader.ok("xmpp cluster status")))
             c.say("xmpp cluster status on %s:\n%s", leader.name, st)
-            for nd in (f1, f2):
-                line = [ln for ln in st.splitlines() if ln.startswith(nd.peer_addr)]
-                check(len(line) == 1 and "clients tcp 1, websocket 0" in line[0], st)
             js = leader.json("xmpp cluster status")
             by = {p["address"]: p["sessions"] for p in js["peers"]}
             check(by[f1.peer_addr]["clients_tcp"] == 1, js)
@@ -105,7 +114,7 @@ def main():
                 # Equal priorities: both.
                 low.send("presence 5")
                 wait_for(lambda: sessions(leader, "alice").get("base", (0, 0, 0))[2] == 5,
-                         20, "low's new priority on %s" % leader.name)
+                         60, "low's new priority on %s" % leader.name)
                 bob.send("msg alice@example.com second")
                 high.wait_line(r"^msg bob@example\.com/phone second$")
                 low.wait_line(r"^msg bob@example\.com/phone second$")
@@ -120,7 +129,7 @@ def main():
                 check(bob.quit() == 0, bob.output())
             check(high.quit() == 0, high.output())
             check(low.quit() == 0, low.output())
-        wait_for(lambda: sessions(leader, "alice") == {}, 20, "alice's sessions gone")
+        wait_for(lambda: sessions(leader, "alice") == {}, 60, "alice's sessions gone")
 
 
 if __name__ == "__main__":

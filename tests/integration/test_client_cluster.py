@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clients import Client  # noqa: E402
-from cluster import DOMAIN, Cluster, ClusterComp, wait_for  # noqa: E402
+from cluster import DOMAIN, Cluster, ClusterComp, wait_for, wait_sessions  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 CLIENT_PORT = 5222
@@ -57,7 +57,7 @@ def main():
         secret = c.add_callbridge("cb1")
         for nd in c.nodes:
             c.wait_serving(nd)
-            wait_for(lambda nd=nd: "bob" in nd.ok("xmpp user list"), 15,
+            wait_for(lambda nd=nd: "bob" in nd.ok("xmpp user list"), 60,
                      "%s: the accounts" % nd.name)
 
         alice_jid = "alice@%s/laptop" % DOMAIN
@@ -68,6 +68,10 @@ def main():
             comp = ClusterComp(leader, "cb1", secret, "--answer", "--stay", "--to",
                                alice_jid, "--send", "2", "--iq", "--go-on-stdin")
             comp.wait_line(r"^connected")
+            # The bridge in the leader's table, alice in every node's
+            # (each reaches the others after its own login).
+            c.wait_components(["cb1"])
+            wait_sessions(c.nodes, {"alice": 1})
             alice.send("msg cb1.%s hello bridge" % DOMAIN)
             comp.wait_line(r"^message from=%s .*body=hello bridge" % re.escape(alice_jid))
             alice.send("iq-ping cb1.%s" % DOMAIN)
@@ -83,6 +87,7 @@ def main():
                 Client(alice_jid, PASSWORDS["alice"], f1.addr, CLIENT_PORT, ca) as alice:
             alice.online()
             comp.wait_line(r"^connected")
+            wait_sessions([leader], {"alice": 1})
             comp.go()
             alice.wait_line(r"^msg cb1\.%s " % re.escape(DOMAIN))
             c.say("the bridge reaches alice by her bare JID")
@@ -92,6 +97,7 @@ def main():
                 Client(bob_jid, PASSWORDS["bob"], f2.addr, CLIENT_PORT, ca) as bob:
             alice.online()
             bob.online()
+            wait_sessions(c.nodes, {"alice": 1, "bob": 1})
             stop = threading.Event()
             ta = threading.Thread(target=sender, args=(alice, bob_jid, N, "a", stop))
             tb = threading.Thread(target=sender, args=(bob, alice_jid, N, "b", stop))
@@ -104,7 +110,7 @@ def main():
             ta.join()
             tb.join()
             wait_for(lambda: len(numbers(bob, alice_jid, "a")) >= N and
-                     len(numbers(alice, bob_jid, "b")) >= N, 30,
+                     len(numbers(alice, bob_jid, "b")) >= N, 60,
                      "every numbered message arrives")
             got_b = numbers(bob, alice_jid, "a")
             got_a = numbers(alice, bob_jid, "b")

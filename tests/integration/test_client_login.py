@@ -28,7 +28,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clients import Client  # noqa: E402
-from cluster import Cluster, make_ca, wait_for  # noqa: E402
+from cluster import Cluster, make_ca, wait_for, wait_sessions  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 CLIENT_PORT = 5222
@@ -61,7 +61,7 @@ def main():
         add_user(f2, "carol")
         for nd in c.nodes:
             wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS),
-                     15, "%s: both accounts in xmpp user list" % nd.name)
+                     60, "%s: both accounts in xmpp user list" % nd.name)
 
         with Client("alice@example.com/laptop", PASSWORDS["alice"], f1.addr, CLIENT_PORT,
                     ca) as alice, \
@@ -71,6 +71,9 @@ def main():
             check(bob.online() == "bob@example.com/phone", bob.output())
             c.say("alice on %s (SCRAM-SHA-256), bob on %s (SCRAM-SHA-1)", f1.name,
                   f2.name)
+            # Each follower knows the other's session before a full JID is
+            # used (a login reaches the other nodes through the leader).
+            wait_sessions(c.nodes, {"alice": 1, "bob": 1})
 
             # Full JID, then bare JID (RFC 6121 §8.5), both directions.
             alice.send("msg bob@example.com/phone one to the full jid")
@@ -92,6 +95,7 @@ def main():
             with Client("alice@example.com/desk", PASSWORDS["alice"], leader.addr,
                         CLIENT_PORT, ca, mech="SCRAM-SHA-1") as alice2:
                 check(alice2.online() == "alice@example.com/desk", alice2.output())
+                wait_sessions([f2], {"alice": 2})
                 bob.send("msg alice@example.com/desk five to the second session")
                 alice2.wait_line(r"^msg bob@example.com/phone five to the second session$")
                 check(alice2.quit() == 0, alice2.output())
@@ -128,7 +132,7 @@ def main():
             f1.ok("xmpp client tls-port %d" % DIRECT_TLS_PORT)
             wait_for(lambda: f1.json("xmpp status").get("clients", {}).get("tls_port")
                      == DIRECT_TLS_PORT and f1.json("xmpp status")["clients"]["listening"],
-                     15, "%s: the direct-TLS client port in xmpp status" % f1.name)
+                     60, "%s: the direct-TLS client port in xmpp status" % f1.name)
             # Setting it restarted f1's XMPP side: alice logs in again there.
             alice.wait_line(r"^disconnected ")
             alice.close()

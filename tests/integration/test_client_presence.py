@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clients import Client  # noqa: E402
-from cluster import Cluster, wait_for  # noqa: E402
+from cluster import Cluster, wait_for, wait_sessions  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 CLIENT_PORT = 5222
@@ -42,7 +42,7 @@ def main():
         leader.ok("xmpp user add carol", stdin=PASSWORDS["carol"] + "\n")
         for nd in c.nodes:
             wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS),
-                     15, "%s: both accounts in xmpp user list" % nd.name)
+                     60, "%s: both accounts in xmpp user list" % nd.name)
 
         with Client("alice@example.com/laptop", PASSWORDS["alice"], f1.addr, CLIENT_PORT,
                     ca) as alice, \
@@ -51,6 +51,9 @@ def main():
             check(alice.online() == "alice@example.com/laptop", alice.output())
             check(bob.online() == "bob@example.com/phone", bob.output())
             c.say("alice on %s, bob on %s", f1.name, f2.name)
+            # Each node knows both sessions (a login reaches the other nodes
+            # through the leader) before stanzas are routed to them.
+            wait_sessions(c.nodes, {"alice": 1, "bob": 1})
 
             # §3.1: alice asks, bob gets the request, approves; alice gets
             # the approval and bob's presence.
@@ -86,7 +89,10 @@ def main():
             check(bob.quit() == 0, bob.output())
 
         # §4.3.2: bob is offline on every node: alice's probe at login is
-        # answered with bob's bare JID unavailable.
+        # answered with bob's bare JID unavailable.  (bob's logout reaches
+        # f1's copy of the routing table through the leader: wait for it,
+        # or the probe may go to bob's ended session.)
+        wait_sessions([f1], {"alice": 0, "bob": 0})
         with Client("alice@example.com/tablet", PASSWORDS["alice"], f1.addr, CLIENT_PORT,
                     ca) as tablet:
             check(tablet.online() == "alice@example.com/tablet", tablet.output())
@@ -104,7 +110,7 @@ def main():
                 alice.send("directed carol@example.com/web")
                 carol.wait_line(r"^presence alice@example\.com/laptop available$")
                 alice.close()  # SIGKILL: the connection is lost, not closed
-            carol.wait_line(r"^presence alice@example\.com/laptop unavailable$", timeout=30)
+            carol.wait_line(r"^presence alice@example\.com/laptop unavailable$", timeout=60)
             # directed unavailable first: nothing more when the session ends
             with Client("alice@example.com/watch", PASSWORDS["alice"], f2.addr,
                         CLIENT_PORT, ca) as watch:

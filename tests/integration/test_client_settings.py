@@ -57,7 +57,7 @@ def main():
         check("Port: %d" % port in out, out)
         check(not tcp_connects(port), "listening on %d without a certificate" % port)
         ok(node, "xmpp tls client optional")
-        wait_for(lambda: tcp_connects(port), 10, "the client port %d" % port)
+        wait_for(lambda: tcp_connects(port), 60, "the client port %d" % port)
         ok(node, "xmpp sasl plain on")
         c = clients(node)
         check(c == {"port": port, "tls_port": 0, "tls": "optional", "sasl_plain": True,
@@ -87,14 +87,14 @@ def main():
         # Kept across a restart.
         check(node.stop() == 0, "xmppd did not exit 0")
         node.start()
-        wait_for(lambda: tcp_connects(port), 10, "the client port after a restart")
+        wait_for(lambda: tcp_connects(port), 60, "the client port after a restart")
         c = clients(node)
         check(c["port"] == port and c["tls"] == "optional" and c["sasl_plain"] is True
               and c["tls_port"] == 0, "after a restart: %r" % c)
 
         # off closes the client listener.
         ok(node, "xmpp client port off")
-        wait_for(lambda: not tcp_connects(port), 10, "the client port closed")
+        wait_for(lambda: not tcp_connects(port), 60, "the client port closed")
         check(clients(node)["listening"] is False, "off: %r" % clients(node))
         check(node.stop() == 0, "xmppd did not exit 0")
 

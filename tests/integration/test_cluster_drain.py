@@ -49,9 +49,14 @@ def main():
         c.add_callbridge("cb1")
         c.add_callbridge("cb2")
         leader.ok("xmpp user add alice", stdin="alice-pw\n")
-        wait_for(lambda: all("alice" in nd.ok("xmpp user list") for nd in c.nodes), 15,
+        wait_for(lambda: all("alice" in nd.ok("xmpp user list") for nd in c.nodes), 60,
                  "alice replicated")
 
+        # The leader now, not at form() (a loaded machine may have had an
+        # election meanwhile): the drain below must meet the leader.
+        leader = c.wait_converged()
+        others = c.followers(leader)
+        other_addrs = {nd.addr for nd in others}
         comp = c.comp(leader, "cb1", "--stay")
         comp.wait_line(r"^connected jid=cb1\.example\.com")
         ws = WS(leader.addr, WSS_PORT, ca)
@@ -89,7 +94,7 @@ def main():
         moved.wait_line(r"^connected jid=cb1\.example\.com")
         wait_for(lambda: re.search(r"(?m)^cb1\s.*\byes\b",
                                    target.ok("xmpp callbridge list")) is not None,
-                 15, "cb1 connected on %s" % target.name)
+                 60, "cb1 connected on %s" % target.name)
 
         # Draining: new sessions are sent away, and status says so.
         st = leader.json("xmpp status")

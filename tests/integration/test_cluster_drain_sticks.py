@@ -18,7 +18,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, XMPP_PORT  # noqa: E402
+from cluster import Cluster, XMPP_PORT, wait_for  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 
@@ -38,6 +38,9 @@ def main():
         leader = c.form(fast_lan=True)
         c.add_callbridge("cb1")
         c.add_callbridge("cb2")
+        # The leader now, not at form(): fast-LAN timing on a loaded
+        # machine may have moved it meanwhile.
+        leader = c.wait_converged()
 
         out = leader.ok("xmpp cluster drain")
         check("leadership was handed over first" in out and "kept across restarts" in out,
@@ -69,7 +72,7 @@ def main():
         others = {nd.addr for nd in c.nodes if nd is not drained}
         host = sent_to(c, drained, "cb1")
         check(host in others, "after the restart cb1 was sent to %s" % host)
-        check("seeks no Raft leadership" in drained.log(), "standby logged")
+        wait_for(lambda: "seeks no Raft leadership" in drained.log(), 60, "standby logged")
 
         # A member removed during the drain is no longer a target.
         gone = [nd for nd in c.nodes if nd is not drained and nd is not current][0]

@@ -36,7 +36,7 @@ def main():
         check(s.addrs() == [first.peer_addr], "%s lists %s" % (first.name, s.addrs()))
         second.configure()
         c.join(second, via=first)
-        c.wait_converged(timeout=30)
+        c.wait_converged(timeout=60)
         c.say("enable, listen, enable: the peer link moved to %s and %s joined there",
               first.peer_addr, second.name)
 

@@ -32,7 +32,7 @@ def main():
         t = time.monotonic()
         leader.kill()
         rest = [nd for nd in c.nodes if nd is not leader]
-        new, term1 = c.wait_leader(rest, not_node=leader, timeout=20)
+        new, term1 = c.wait_leader(rest, not_node=leader, timeout=60)
         c.say("leader %s killed: %s leads in term %d after %.2fs", leader.name, new.name,
               term1, time.monotonic() - t)
         check(term1 > term0, "term did not rise: %d -> %d" % (term0, term1))
@@ -42,7 +42,7 @@ def main():
               % (new.name, lc, term1))
         c.say("%s", lc)
         leader.start()
-        back = c.wait_converged(timeout=30)
+        back = c.wait_converged(timeout=60)
         check(back is new, "leader changed when %s came back: %s" % (leader.name, back.name))
         s = leader.status()
         check(s.state == "FOLLOWER" and s.term == term1,
@@ -62,7 +62,7 @@ def main():
               "follower %s down: leader %s %s term %s" % (f.name, leader.name, st.state,
                                                           st.term))
         f.start()
-        check(c.wait_converged(timeout=30) is leader, "leader changed:\n" + c.dump())
+        check(c.wait_converged(timeout=60) is leader, "leader changed:\n" + c.dump())
         check(all(nd.status().term == term1 for nd in c.nodes), "term rose:\n" + c.dump())
         c.say("follower %s killed and restarted: no leader change", f.name)
 
@@ -71,12 +71,12 @@ def main():
         t = time.monotonic()
         leader.freeze()
         rest = [nd for nd in c.nodes if nd is not leader]
-        new, term2 = c.wait_leader(rest, not_node=leader, timeout=20)
+        new, term2 = c.wait_leader(rest, not_node=leader, timeout=60)
         c.say("leader %s stopped: %s leads in term %d after %.2fs", leader.name, new.name,
               term2, time.monotonic() - t)
         time.sleep(1.0)
         leader.thaw()
-        check(c.wait_converged(timeout=30) is new, "leader after SIGCONT:\n" + c.dump())
+        check(c.wait_converged(timeout=60) is new, "leader after SIGCONT:\n" + c.dump())
         s = leader.status()
         check(s.state == "FOLLOWER", "%s after SIGCONT: %s" % (leader.name, s.state))
         c.wait_replicated("xmpp callbridge list",

@@ -58,12 +58,12 @@ def main():
         for nd in down:
             nd.kill()
         rest = [nd for nd in c.nodes if nd not in down]
-        new, term = c.wait_leader(rest, not_node=leader, timeout=20)
+        new, term = c.wait_leader(rest, not_node=leader, timeout=60)
         c.add_callbridge("quorum3", on=rest[-1], everywhere=False)
         c.say("5 nodes, 2 killed: %s leads in term %d and commits", new.name, term)
         for nd in down:
             nd.start()
-        check(c.wait_converged(timeout=30) is new, "leader changed:\n" + c.dump())
+        check(c.wait_converged(timeout=60) is new, "leader changed:\n" + c.dump())
         c.wait_same_state(c.nodes)
 
 

@@ -31,7 +31,7 @@ def main():
         c.say("join with a certificate for another address refused: %s", err)
         rx = re.compile(r"claims address %s.*certificate.*covers only.*IP:%s\b" %
                         (re.escape(intruder.peer_addr), re.escape(members[1].addr)))
-        line = wait_logged([leader], rx, 10,
+        line = wait_logged([leader], rx, 60,
                            "the leader logs the claim and what the certificate covers")
         c.say("logged: %s", line)
         links = leader.status_json()["links"]
@@ -41,7 +41,7 @@ def main():
         check(re.search(r"^Peer links: .*refused \d+ \(impostors [1-9]\d*\)", text, re.M),
               "xmpp cluster status shows the impostor count:\n" + text)
         check_peers(members, members)
-        c.wait_converged(members=members, timeout=10)
+        c.wait_converged(members=members, timeout=60)
         c.say("the impostor is refused; members unchanged")
 
 

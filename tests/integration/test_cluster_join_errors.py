@@ -68,7 +68,7 @@ def loopback_cases():
 
         # The token was not used up by the refusals: the join works.
         joiner.ok("xmpp cluster join %s %s" % (first.addr, tok), timeout=60)
-        c.wait_converged(members=[first, joiner], timeout=30)
+        c.wait_converged(members=[first, joiner], timeout=60)
         c.say("the same token then joins at the right address")
 
 
@@ -94,7 +94,7 @@ def name_cases():
                                  ["cannot resolve", "nosuch.cluster.test"])
                 c.say("an unknown name: %s", err)
                 joiner.ok("xmpp cluster join member1.cluster.test %s" % tok, timeout=60)
-                c.wait_converged(members=[first, joiner], timeout=30)
+                c.wait_converged(members=[first, joiner], timeout=60)
                 check(joiner.addr in first.ok("xmpp cluster status"),
                       "the member lists the joiner by address")
                 c.say("member1.cluster.test resolved to %s and joined", first.addr)

@@ -38,7 +38,7 @@ def main():
                         ["xmpp cluster invite", "join token"], timeout=60)
         c.say("a made-up token: %s", err)
         wait_logged([first], re.compile(r"join request from node .* refused: not a valid "
-                                        r"join token"), 10, "the member logs the refusal")
+                                        r"join token"), 60, "the member logs the refusal")
 
         elsewhere = second.invite()
         tokens.append(elsewhere)

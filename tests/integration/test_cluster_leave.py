@@ -38,8 +38,8 @@ def reason(s):
 def alone_with_data(c, nd):
     """nd runs, is DISABLED (standalone) and still has the domain."""
     check(nd.alive(), "%s died leaving the cluster:\n%s" % (nd.name, nd.log()[-3000:]))
-    wait_for(lambda: nd.status().state == "DISABLED", 15, "%s DISABLED" % nd.name)
-    wait_for(lambda: nd.json("xmpp status").get("domain") == DOMAIN, 15,
+    wait_for(lambda: nd.status().state == "DISABLED", 60, "%s DISABLED" % nd.name)
+    wait_for(lambda: nd.json("xmpp status").get("domain") == DOMAIN, 60,
              "%s keeps the domain after leaving" % nd.name)
     s = nd.status()
     check(len(s.peers) <= 1, "%s alone lists %s" % (nd.name, s.addrs()))
@@ -65,7 +65,7 @@ def leader_disables():
         check(re.match(r"^left the cluster and disabled clustering; .*; leadership was "
                        r"handed over first\)$", out), out)
         alone_with_data(c, leader)
-        new, term = c.wait_leader([other], timeout=20)
+        new, term = c.wait_leader([other], timeout=60)
         check(new is other, "%s should lead, %s does" % (other.name, new.name))
         s = other.status()
         check(reason(s) == "leadership transfer",
@@ -84,7 +84,7 @@ def follower_removes_leader():
         f = c.followers(leader)
         leader.freeze()
         try:
-            new, term = c.wait_leader(f, not_node=leader, timeout=30)
+            new, term = c.wait_leader(f, not_node=leader, timeout=60)
             for nd in f:
                 s = nd.status()
                 check(reason(s) == "leader lost (election timeout)",
@@ -93,19 +93,19 @@ def follower_removes_leader():
                   new.status().last_change)
         finally:
             leader.thaw()
-        leader = c.wait_converged(timeout=30)
+        leader = c.wait_converged(timeout=60)
 
         f = c.followers(leader)
         lid = leader.node_id()
         c.say("3 members: %s leads; %s removes it", leader.name, f[0].name)
         f[0].ok("xmpp cluster remove %s --yes" % lid, timeout=60)
-        new, term = c.wait_leader(f, not_node=leader, timeout=20)
+        new, term = c.wait_leader(f, not_node=leader, timeout=60)
         c.say("%s leads in term %d (%s)", new.name, term, new.status().last_change)
         for nd in f:
             s = nd.status()
             check(reason(s) == "the leader left the configuration",
                   "%s: reason %r after the leader was removed" % (nd.name, reason(s)))
-        c.wait_converged(timeout=20, members=f)
+        c.wait_converged(timeout=60, members=f)
         c.add_callbridge("after-remove", on=f[1], everywhere=False)
         check(leader.alive(), "%s died after its removal:\n%s"
               % (leader.name, leader.log()[-3000:]))

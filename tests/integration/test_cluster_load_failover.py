@@ -30,8 +30,8 @@ def round_(c, leader, tag, how="kill"):
     a_jid, b_jid = "%s.%s" % (a_name, DOMAIN), "%s.%s" % (b_name, DOMAIN)
     common = ["--go-on-stdin", "--send", str(N), "--interval-ms", str(INTERVAL_MS),
               "--expect", str(N), "--quiet"]
-    a = c.comp(a_node, a_name, "--to", b_jid, *common, timeout=90)
-    b = c.comp(b_node, b_name, "--to", a_jid, *common, timeout=90)
+    a = c.comp(a_node, a_name, "--to", b_jid, *common, timeout=240)
+    b = c.comp(b_node, b_name, "--to", a_jid, *common, timeout=240)
     a.wait_line("^connected")
     b.wait_line("^connected")
     c.wait_components([a_name, b_name])
@@ -45,14 +45,14 @@ def round_(c, leader, tag, how="kill"):
         leader.freeze()
     c.say("round %s: leader %s %s under load", tag, leader.name,
           "killed" if how == "kill" else "stopped")
-    new, term = c.wait_leader([a_node, b_node], not_node=leader, timeout=20)
+    new, term = c.wait_leader([a_node, b_node], not_node=leader, timeout=60)
     c.say("round %s: %s leads in term %d after %.2fs", tag, new.name, term,
           time.monotonic() - t)
     if how == "stop":
         time.sleep(0.5)
         leader.thaw()
     for x in (a, b):
-        rc = x.finish(80)
+        rc = x.finish(250)
         errs = [ln for ln in x.lines if ln.startswith("message-error")]
         check(rc == 0, "%s on %s: exit %d, %d errors (first %s):\n%s\n%s"
               % (x.jid, x.node.name, rc, len(errs), errs[:3], "\n".join(x.lines[-10:]),
@@ -61,7 +61,7 @@ def round_(c, leader, tag, how="kill"):
     c.say("round %s: %d numbered messages each way, every one once and in order", tag, N)
     if how == "kill":
         leader.start()
-    return c.wait_converged(timeout=30)
+    return c.wait_converged(timeout=60)
 
 
 def main():

@@ -28,12 +28,12 @@ def minority_checks(c, nd, name):
     error that says so."""
     t = time.monotonic()
     s = wait_for(lambda: (lambda st: st if st.leader is None or st.state == "CANDIDATE"
-                          else None)(nd.status()), 20,
+                          else None)(nd.status()), 60,
                  "%s notices it has no leader" % nd.name)
     c.say("%s (minority) has no leader after %.1fs: State %s", nd.name, time.monotonic() - t,
           s.state)
     t = time.monotonic()
-    rc, out, err = nd.mmp("xmpp cluster status", timeout=10)
+    rc, out, err = nd.mmp("xmpp cluster status", timeout=30)
     took = time.monotonic() - t
     check(rc == 0, "%s: status failed on the minority side: %s" % (nd.name, err))
     check(took < 2.0, "%s: status took %.2fs on the minority side" % (nd.name, took))
@@ -61,8 +61,8 @@ def main():
         check(st.state == "LEADER", "leader lost leadership to a follower's cut: %s" % st.text)
         net.heal()
         c.say("healed")
-        c.wait_converged(timeout=40)
-        state = c.wait_same_state(c.nodes, timeout=30)
+        c.wait_converged(timeout=60)
+        state = c.wait_same_state(c.nodes, timeout=60)
         check(("majority1" in [n for n, _ in state[1]]), "majority write lost: %s" % (state,))
         check("minority1" not in [n for n, _ in state[1]], "refused write present")
 
@@ -71,7 +71,7 @@ def main():
         net.partition([[leader.index]])
         c.say("partition: leader %s | rest", leader.name)
         majority = [nd for nd in c.nodes if nd is not leader]
-        new, term = c.wait_leader(majority, not_node=leader, timeout=30)
+        new, term = c.wait_leader(majority, not_node=leader, timeout=60)
         c.say("majority elected %s in term %d", new.name, term)
         check(term > term0, "term did not rise")
         c.add_callbridge("majority2", on=majority[0], everywhere=False)
@@ -80,8 +80,8 @@ def main():
         check(st.state != "LEADER", "cut-off leader still says LEADER: %s" % st.text)
         net.heal()
         c.say("healed")
-        c.wait_converged(timeout=40)
-        state = c.wait_same_state(c.nodes, timeout=30)
+        c.wait_converged(timeout=60)
+        state = c.wait_same_state(c.nodes, timeout=60)
         names = [n for n, _ in state[1]]
         check("majority1" in names and "majority2" in names, "writes lost: %s" % names)
         check("minority2" not in names, "refused write present: %s" % names)

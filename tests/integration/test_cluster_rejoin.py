@@ -64,7 +64,7 @@ def main():
 
         victim.ok("xmpp cluster join %s %s --replace" % (first.addr, token), timeout=60)
         victim.ok("xmpp enable")
-        c.wait_converged(timeout=30)
+        c.wait_converged(timeout=60)
         for nd in c.nodes:
             s = nd.status()
             check(len(s.peers) == 3, "%s lists %d peers: %s" % (nd.name, len(s.peers), s.text))
@@ -82,13 +82,13 @@ def main():
         down = [nd for nd in c.nodes if nd is not victim and nd is not leader][0]
         down.kill()
         rest = [nd for nd in c.nodes if nd is not down]
-        c.wait_leader(rest, timeout=20)
+        c.wait_leader(rest, timeout=60)
         c.add_callbridge("quorum", on=victim)
         c.say("with %s down the two others commit a write", down.name)
         down.start()
-        c.wait_converged(timeout=30)
+        c.wait_converged(timeout=60)
         time.sleep(0.2)
-        c.wait_same_state(c.nodes, timeout=20)
+        c.wait_same_state(c.nodes, timeout=60)
 
 
 run(main, timeout=150)

@@ -66,14 +66,14 @@ def main():
         down, other = f[1], f[0]
         check(down.stop() == 0, "%s did not stop cleanly" % down.name)
         wait_for(lambda: [p for p in leader.status_json()["peers"]
-                          if p["address"] == down.peer_addr and p["link"] != "up"], 30,
+                          if p["address"] == down.peer_addr and p["link"] != "up"], 60,
                  "%s sees its link to %s down" % (leader.name, down.name))
         err = leader.fails("xmpp cluster remove %s" % other.peer_addr,
                            ["not a majority", "--yes"])
         c.say("no reachable majority without --yes refused: %s", err)
         down.start()
         # The restart may have moved leadership: ask again who leads.
-        leader = c.wait_converged(timeout=30)
+        leader = c.wait_converged(timeout=60)
         f = c.followers(leader)
         asker = f[0]
         for nd in c.nodes:
@@ -88,8 +88,8 @@ def main():
                   % (nd.name, nd.status().text))
 
         asker.ok("xmpp cluster remove %s --yes" % lid[:5], timeout=60)
-        new, term = c.wait_leader(f, not_node=leader, timeout=30)
-        c.wait_converged(timeout=30, members=f)
+        new, term = c.wait_leader(f, not_node=leader, timeout=60)
+        c.wait_converged(timeout=60, members=f)
         for nd in f:
             s = nd.status()
             check(len(s.peers) == 2 and not any(same_id(p["node"], lid) for p in s.peers),

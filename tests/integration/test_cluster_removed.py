@@ -31,7 +31,7 @@ def removed(nd):
 def check_removed(c, nd, members):
     """nd says REMOVED with the way back, does not serve, and its redials
     stay quiet in the members' logs."""
-    wait_for(lambda: removed(nd), 20, "%s says REMOVED" % nd.name)
+    wait_for(lambda: removed(nd), 60, "%s says REMOVED" % nd.name)
     s = nd.status()
     check("xmpp cluster join" in s.text,
           "%s: REMOVED without the command that brings it back:\n%s" % (nd.name, s.text))
@@ -45,7 +45,7 @@ def check_removed(c, nd, members):
     # A call bridge that authenticates on the removed node is refused:
     # its stanzas would go nowhere.
     comp = ClusterComp(nd, "rm-bridge", c.secrets["rm-bridge"], "--timeout", "10")
-    rc = comp.finish(timeout=30)
+    rc = comp.finish(timeout=60)
     check(rc != 0, "a call bridge authenticated on removed %s:\n%s"
           % (nd.name, comp.output()))
     # Quiet redials: at most a few warnings about nd in 6 s on the members.
@@ -61,7 +61,7 @@ def check_removed(c, nd, members):
 
 def rejoin(c, nd, via):
     c.join(nd, via=via)
-    wait_for(lambda: nd.status().state in ("FOLLOWER", "LEADER"), 20,
+    wait_for(lambda: nd.status().state in ("FOLLOWER", "LEADER"), 60,
              "%s a member again" % nd.name)
     check(nd.json("xmpp status").get("serving") is True,
           "%s rejoined but does not serve" % nd.name)
@@ -79,16 +79,16 @@ def main():
         leader.ok("xmpp cluster remove %s --yes" % victim.node_id(), timeout=60)
         check_removed(c, victim, [leader, other])
         rejoin(c, victim, leader)
-        c.wait_converged(timeout=30)
+        c.wait_converged(timeout=60)
 
         # 2. the leader removed by a follower
         leader = c.leader()
         f = c.followers(leader)
         f[0].ok("xmpp cluster remove %s --yes" % leader.node_id(), timeout=60)
-        new, _ = c.wait_leader(f, not_node=leader, timeout=30)
+        new, _ = c.wait_leader(f, not_node=leader, timeout=60)
         check_removed(c, leader, f)
         rejoin(c, leader, new)
-        c.wait_converged(timeout=30)
+        c.wait_converged(timeout=60)
 
         # 3. a follower removed while it is down learns it when it dials
         leader = c.leader()
@@ -99,7 +99,7 @@ def main():
         victim.start()
         check_removed(c, victim, [nd for nd in c.live() if nd is not victim])
         rejoin(c, victim, leader)
-        c.wait_converged(timeout=30)
+        c.wait_converged(timeout=60)
         for nd in c.nodes:
             check(nd.json("xmpp status").get("domain") == DOMAIN, nd.name)
 

@@ -36,7 +36,7 @@ def exchange(c, a_node, a_name, b_node, b_name, what):
     b.go()
     try:
         for x in (a, b):
-            rc = x.finish(40)
+            rc = x.finish(60)
             check(rc == 0, "%s: %s exited %d:\n%s" % (what, x.jid, rc, x.output()))
             x.wait_line("received messages=%d in_order=yes" % N, 1)
     except AssertionError as e:
@@ -77,7 +77,7 @@ def main():
         exchange(c, f2, "cb5", leader, "cb6", "follower <-> leader")
         me = "cb7.%s" % DOMAIN
         s = c.comp(f2, "cb7", "--to", me, "--send", str(N), "--expect", str(N), "--quiet")
-        rc = s.finish(40)
+        rc = s.finish(60)
         check(rc == 0, "self: exit %d:\n%s" % (rc, s.output()))
         s.wait_line("received messages=%d in_order=yes" % N, 1)
         c.say("a component on %s talked to itself through the cluster", f2.name)
@@ -89,18 +89,18 @@ def main():
         c.wait_components(["cb1"])
         new = c.comp(f2, "cb1", "--stay", "--expect", "1")
         new.wait_line("^connected")
-        old.wait_line("stream-error condition=conflict", 30)
+        old.wait_line("stream-error condition=conflict", 60)
         c.say("cb1 reconnected on %s: the old session on %s got conflict", f2.name, f1.name)
         # The leader's routing table has cb1 on f2 and nothing left on f1
         # (the old session's removal reported) before cb2 sends.
         try:
-            wait_for(lambda: table_has(c, {f1: 0, f2: 1}), 30,
+            wait_for(lambda: table_has(c, {f1: 0, f2: 1}), 60,
                      "the leader's table: cb1 on %s only" % f2.name)
         except AssertionError as e:
             raise AssertionError("%s\n%s" % (e, c.dump()))
         s = c.comp(leader, "cb2", "--to", "cb1.%s" % DOMAIN, "--send", "1")
-        check(s.finish(40) == 0, "cb2: %s" % s.output())
-        new.wait_line("^message from=cb2.%s seq=1" % DOMAIN, 30)
+        check(s.finish(60) == 0, "cb2: %s" % s.output())
+        new.wait_line("^message from=cb2.%s seq=1" % DOMAIN, 60)
         check(not any(ln.startswith("message from=") for ln in old.lines),
               "the old session got a message: %s" % old.output())
         c.say("a message to cb1 reached the new session")
@@ -110,7 +110,7 @@ def main():
         cb4 = c.comp(f1, "cb4", "--stay")
         cb4.wait_line("^connected")
         for here, there in ((f1, f2), (f2, f1)):
-            wait_for(lambda h=here, t=there: peer_components(h, t) == (1, False), 15,
+            wait_for(lambda h=here, t=there: peer_components(h, t) == (1, False), 60,
                      "%s's status: components 1 on %s" % (here.name, there.name))
             st = here.status()
             line = [p for p in st.peers if p["addr"] == there.peer_addr]
@@ -123,7 +123,7 @@ def main():
         # With f2 gone, f1 (a follower: no routing table) still shows the
         # count f2 last reported, marked stale.
         f2.kill()
-        wait_for(lambda: peer_components(f1, f2) == (1, True), 15,
+        wait_for(lambda: peer_components(f1, f2) == (1, True), 60,
                  "%s's status: components 1 on %s, stale" % (f1.name, f2.name))
         st = f1.status()
         check(re.search(r"components 1 \(stale \d+ s\)", st.text) is not None,

@@ -42,7 +42,7 @@ def main():
         c.say("%s and %s stopped: %s and %s (new ids) and %s (stale) are left", leader.name,
               b.name, r.name, a.name, v.name)
         new, term = c.wait_leader([r, a, v], timeout=60)
-        wait_for(lambda: "after-replace" in v.ok("xmpp callbridge list"), 30,
+        wait_for(lambda: "after-replace" in v.ok("xmpp callbridge list"), 60,
                  "%s applies the write made while it was down" % v.name)
 
         def lists_new_ids():
@@ -50,7 +50,7 @@ def main():
             ids = [p["node"] for p in s.peers if p["node"]]
             return all(any(nd.node_id().lower().startswith(i.lower()) for i in ids)
                        for nd in (r, a))
-        wait_for(lists_new_ids, 20, "%s lists the new ids" % v.name)
+        wait_for(lists_new_ids, 60, "%s lists the new ids" % v.name)
         c.say("%s leads in term %d; %s caught up and lists the new ids", new.name, term,
               v.name)
 

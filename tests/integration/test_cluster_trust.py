@@ -49,10 +49,10 @@ def main():
         c.say("join with a foreign certificate refused after %.1fs: %s", took, err)
         rx = re.compile(r"(?i)(certificate|verify|trust|tls).*(refus|fail|reject|untrusted)|"
                         r"(refus|fail|reject).*(certificate|verify|trust|tls)")
-        line = wait_logged(members, rx, 30, "a member logs the refusal with its reason")
+        line = wait_logged(members, rx, 60, "a member logs the refusal with its reason")
         c.say("logged: %s", line)
         check_peers(members, members)
-        c.wait_converged(members=members, timeout=30)
+        c.wait_converged(members=members, timeout=60)
         c.say("the refusal is logged; members unchanged")
 
         # The other way round: the right certificate, but the joining node

@@ -28,11 +28,11 @@ def one_round(c, leader, name):
     c.say("write on %s right after killing the leader %s took %.2f s", f.name,
           leader.name, took)
     rest = [nd for nd in c.nodes if nd is not leader]
-    new_leader, _ = c.wait_leader(rest, not_node=leader, timeout=20)
+    new_leader, _ = c.wait_leader(rest, not_node=leader, timeout=60)
     c.wait_replicated("xmpp callbridge list", lambda o: name in o, nodes=rest,
                       what="%s on the survivors" % name)
     leader.start()
-    c.wait_converged(timeout=30)
+    c.wait_converged(timeout=60)
     c.wait_replicated("xmpp callbridge list", lambda o: name in o, nodes=c.nodes,
                       what="%s after the restart" % name)
     return new_leader

@@ -24,7 +24,7 @@ def main():
                           nodes=c.nodes, what="add on a follower")
         c.say("callbridge added on follower %s is on every node", f1.name)
         comp = c.comp(f2, "fromfollower", "--stay")
-        comp.wait_line("^connected", 20)
+        comp.wait_line("^connected", 60)
         comp.close()
 
         f2.ok("xmpp callbridge del fromfollower")
@@ -38,12 +38,12 @@ def main():
             c.add_callbridge("acked%d" % i, on=on)
         leader.kill()
         rest = [f1, f2]
-        c.wait_leader(rest, not_node=leader, timeout=20)
+        c.wait_leader(rest, not_node=leader, timeout=60)
         want = ["acked0", "acked1", "acked2"]
         c.wait_replicated("xmpp callbridge list", lambda o: all(w in o for w in want),
                           nodes=rest, what="acknowledged before the kill")
         leader.start()
-        c.wait_converged(timeout=30)
+        c.wait_converged(timeout=60)
         c.wait_replicated("xmpp callbridge list", lambda o: all(w in o for w in want),
                           nodes=c.nodes, what="after restart")
         lists = {nd.name: sorted((b["name"], b["fingerprint"])

@@ -24,7 +24,7 @@ def main():
                 a.go()
                 b.go()
                 for me, peer in ((a, b), (b, a)):
-                    rc = me.finish(30)
+                    rc = me.finish(60)
                     out = me.output()
                     check(rc == 0, "%s exited %d:\n%s" % (me.jid, rc, out))
                     for i in (1, 2, 3):

@@ -10,7 +10,7 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from xmppdtest import Comp, Node, check, conf_text, run  # noqa: E402
+from xmppdtest import Comp, Node, check, conf_text, find_log_line, run  # noqa: E402
 
 CBS = {"cb1": "s3cret-one", "cb2": "s3cret-two"}
 PER_ADDR = 8
@@ -24,7 +24,7 @@ def dial(port, src):
     (socket, what happened): "header" when the server answered with its
     stream header, "closed" when it closed the connection unanswered."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(10)
+    s.settimeout(60)
     s.bind((src, 0))
     s.connect(("127.0.0.1", port))
     try:
@@ -88,7 +88,9 @@ def main():
                     got.append(what)
                 check(got == ["header"] * (TOTAL - PER_ADDR) + ["closed"] * 3,
                       "total limit: %s\n%s" % (got, node.log()))
-                # Seven refusals within 10 s: one log line.
+                # Seven refusals within 10 s: one log line (wait for it: the
+                # dial may see the close before the line is written).
+                find_log_line(node.log, r" refused: ", 60)
                 refusals = [ln for ln in node.log().splitlines() if " refused: " in ln]
                 check(len(refusals) == 1, "refusals not rate-limited:\n%s"
                       % "\n".join(refusals))
@@ -106,7 +108,7 @@ def main():
                 a.go()
                 b.go()
                 for me, peer in ((a, b), (b, a)):
-                    rc = me.finish(30)
+                    rc = me.finish(60)
                     out = me.output()
                     check(rc == 0, "%s exited %d:\n%s" % (me.jid, rc, out))
                     check("received messages=3 in_order=yes" in out, out)
@@ -114,9 +116,9 @@ def main():
             for s in socks:
                 s.close()
         # The node is healthy: a component connects again once slots free up.
-        node.wait_log(r"connection closed", timeout=30)
+        node.wait_log(r"connection closed", timeout=60)
         with Comp(node, "cb1", CBS["cb1"]) as c:
-            check(c.finish(30) == 0, c.output())
+            check(c.finish(60) == 0, c.output())
         check(node.stop() == 0, "xmppd did not exit 0")
         log = node.log()
         check(not re.search(r"(?i)assert|sanitizer", log), log)

@@ -24,7 +24,7 @@ def main():
                          stderr=subprocess.STDOUT, text=True, env=env,
                          start_new_session=True)
     try:
-        out, _ = p.communicate(timeout=240)
+        out, _ = p.communicate(timeout=480)
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, 9)
         out, _ = p.communicate()

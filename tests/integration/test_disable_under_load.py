@@ -44,7 +44,7 @@ def main():
         c.say("%s stopped serving XMPP under load", b_node.name)
         a.finish(60)
         try:
-            wait_for(lambda: in_flight(a_node) == 0, 20, "in flight")
+            wait_for(lambda: in_flight(a_node) == 0, 60, "in flight")
         except AssertionError:
             check(False, "%s keeps nothing in flight after %s stopped serving: %s" % (
                 a_node.name, b_node.name,

@@ -27,14 +27,22 @@ def health(nd):
     return rc, out + err, j
 
 
-def expect(nd, status, needle=None, timeout=20):
+def expect(nd, status, needle=None, timeout=60):
+    """Waits for the health answer wanted; returns that answer (not a later
+    one: the state may move on meanwhile)."""
+    last = []
+
     def ok():
-        rc, out, j = health(nd)
-        return rc == status and (needle is None or needle in out) and \
-            j.get("exit_status") == status
-    wait_for(ok, timeout, "%s: health %d%s (last: %r)" % (
-        nd.name, status, " with %r" % needle if needle else "", health(nd)[1]))
-    return health(nd)
+        got = health(nd)
+        last[:] = [got]
+        rc, out, j = got
+        return got if rc == status and (needle is None or needle in out) and \
+            j.get("exit_status") == status else None
+    try:
+        return wait_for(ok, timeout, "%s: health %d%s" % (
+            nd.name, status, " with %r" % needle if needle else ""))
+    except AssertionError as e:
+        raise AssertionError("%s (last: %r)" % (e, last[0][1] if last else None))
 
 
 def main():
@@ -58,7 +66,7 @@ def main():
         c.say("%s disabled: %s", f[0].name, out.strip().replace("\n", " | "))
         f[0].ok("xmpp enable")
         f[1].start()
-        c.wait_converged(timeout=30)
+        c.wait_converged(timeout=60)
         for nd in c.nodes:
             expect(nd, 0)
         c.say("back: all healthy")

@@ -30,7 +30,7 @@ MMP = os.path.join(BUILD, "mmp-cli", "mmp-cli")
 XMPPD = os.environ.get("XMPPD_BIN") or os.path.join(BUILD, "xmppd", "xmppd")
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 SSH = shutil.which("ssh")
-TIMEOUT = 20
+TIMEOUT = 60
 check = Tally()
 
 

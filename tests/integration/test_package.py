@@ -105,7 +105,7 @@ def main():
                                 stderr=subprocess.STDOUT)
         try:
             sock = os.path.join(state, "control.sock")
-            wait_started(proc, lambda: unix_connects(sock), 30,
+            wait_started(proc, lambda: unix_connects(sock), 60,
                          lambda: "xmppd exited: " + open(log.name).read(),
                          lambda: "no control socket: " + open(log.name).read())
             mmp = os.path.join(tree, "usr/bin/mmp-cli")

@@ -23,7 +23,7 @@ def start_fails(node, *needles):
     """Starting fails with exit 1 and one 'xmppd: ' line with needles."""
     before = len(node.log())
     node.start(wait=False)
-    rc = node.proc.wait(15)
+    rc = node.proc.wait(60)
     log = node.log()[before:]
     lines = [ln for ln in log.splitlines() if ln.startswith("xmppd: ")]
     check(rc == 1, "expected exit 1, got %d:\n%s" % (rc, log))
@@ -59,7 +59,7 @@ def restarts(node, addr):
         got = snapshot(node)
         check(got == want, "after %s: %s != %s" % (how, got, want))
         with Comp(node, "cb1", secret, "--host", addr) as c:
-            check(c.finish(30) == 0, "cb1 refused after %s:\n%s" % (how, c.output()))
+            check(c.finish(60) == 0, "cb1 refused after %s:\n%s" % (how, c.output()))
     return want
 
 
@@ -127,7 +127,7 @@ class Writer(threading.Thread):
                 else:
                     name = "%s%d" % (self.prefix, i)
                     self.tried_cbs.append(name)
-                    rc, _, _ = self.node.mmp("xmpp callbridge add " + name, timeout=10)
+                    rc, _, _ = self.node.mmp("xmpp callbridge add " + name, timeout=30)
                     if rc == 0:
                         self.acked_cbs.append(name)
                 self.n += 1
@@ -146,9 +146,9 @@ def killed_mid_write(node):
         w.start()
         time.sleep(random.uniform(0.3, 1.2))
         os.kill(node.proc.pid, signal.SIGKILL)
-        node.proc.wait(5)
+        node.proc.wait(30)
         w.stop.set()
-        w.join(20)
+        w.join(60)
         acked |= set(w.acked_cbs)
         tried |= set(w.tried_cbs)
         check(w.n > 0, "no write went through in round %d" % round_)

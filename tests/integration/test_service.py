@@ -28,6 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netns  # noqa: E402
 from test_admin import AdminNode, loopback, make_pki  # noqa: E402
 from xmppdtest import check, mmp_bin, run, xmppd_bin  # noqa: E402
 
@@ -253,14 +254,15 @@ def watchdog():
                 continue
             # Generous: 4 expected in 4.5 s, fewer on a loaded machine.
             check(len(pings) >= 2, "keep-alives in 4.5 s: %r" % got)
-            nd.proc.send_signal(signal.SIGSTOP)
-            time.sleep(0.3)
+            # Every thread stopped (a SIGSTOP reaches the threads one by
+            # one), then what was sent before the stop is drained.
+            netns.freeze(nd.proc, timeout=60)
             notes(ns, 0.05)  # one sent just before the stop
             quiet = notes(ns, 3)
             nd.proc.send_signal(signal.SIGCONT)
             check(not [m for m in quiet if "WATCHDOG=1" in m],
                   "WATCHDOG=1 while the process was stopped: %r" % quiet)
-            again = notes(ns, 4)
+            again = notes(ns, 10)
             check([m for m in again if "WATCHDOG=1" in m],
                   "no WATCHDOG=1 after SIGCONT: %r" % again)
             nd.proc.terminate()

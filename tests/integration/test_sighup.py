@@ -14,7 +14,7 @@ def main():
     with Node(callbridges={"cb1": "hup-1", "cb9": "hup-9"}) as node:
         node.start()
         with Comp(node, "cb2", "hup-2") as c:
-            check(c.finish(30) == 1, "cb2 accepted before it exists:\n" + c.output())
+            check(c.finish(60) == 1, "cb2 accepted before it exists:\n" + c.output())
         # Once the replicated state exists, the file no longer changes it:
         # a bridge it drops stays, one it adds is not added, and the warn
         # line says so (issue 13, item 4; docs/admin.md).
@@ -25,9 +25,9 @@ def main():
             check("call bridge cb2 not added" in line and
                   "call bridge cb9 not removed" in line, line)
         with Comp(node, "cb9", "hup-9") as c:
-            check(c.finish(30) == 0, "cb9 lost by a reload:\n" + c.output())
+            check(c.finish(60) == 0, "cb9 lost by a reload:\n" + c.output())
         with Comp(node, "cb2", "hup-2") as c:
-            check(c.finish(30) == 1, "cb2 added by a reload:\n" + c.output())
+            check(c.finish(60) == 1, "cb2 added by a reload:\n" + c.output())
 
         # Nor does it replace a secret.
         with Comp(node, "cb1", "hup-1", "--stay") as c1:
@@ -36,9 +36,9 @@ def main():
             line = node.reload(r"warn.*cb1 secret not changed")
             check("cb9" not in line, line)
         with Comp(node, "cb1", "hup-1") as c:
-            check(c.finish(30) == 0, "cb1 secret changed by a reload:\n" + c.output())
+            check(c.finish(60) == 0, "cb1 secret changed by a reload:\n" + c.output())
         with Comp(node, "cb1", "hup-1b") as c:
-            check(c.finish(30) == 1, "file's cb1 secret accepted:\n" + c.output())
+            check(c.finish(60) == 1, "file's cb1 secret accepted:\n" + c.output())
 
         # A malformed file on reload: logged, old configuration kept.
         line = node.reload(r"reload failed",
@@ -46,9 +46,9 @@ def main():
                                      extra="bogus directive\n"))
         check("xmppd.conf:5: unknown directive 'bogus'" in line, line)
         with Comp(node, "cb9", "hup-9") as c:
-            check(c.finish(30) == 0, "cb9 lost by a failed reload:\n" + c.output())
+            check(c.finish(60) == 0, "cb9 lost by a failed reload:\n" + c.output())
         with Comp(node, "cb3", "hup-3") as c:
-            check(c.finish(30) == 1, "cb3 from a bad file accepted:\n" + c.output())
+            check(c.finish(60) == 1, "cb3 from a bad file accepted:\n" + c.output())
         # A world-readable file on reload is refused the same way.
         node.callbridges = {"cb1": "hup-1", "cb2": "hup-2", "cb4": "hup-4"}
         node.reload(r"reload failed.*chmod 600", mode=0o644)

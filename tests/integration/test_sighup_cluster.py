@@ -37,7 +37,7 @@ def main():
         write_conf(n2, "domain %s\ncomponent-listen %s:%d\ncallbridge cb3 hup-3-secret\n"
                    % (DOMAIN, n2.addr, XMPP_PORT))
         n2.proc.send_signal(signal.SIGHUP)
-        n2.wait_log(r"SIGHUP: reloading", timeout=15)
+        n2.wait_log(r"SIGHUP: reloading", timeout=60)
         # A barrier: a write submitted through node2 after the reload commits
         # after anything the reload submitted.
         c.add_callbridge("cb4", on=n2)
@@ -47,7 +47,7 @@ def main():
             check("cb3" not in have, "%s has cb3 from node2's file: %s" % (nd.name, have))
             check(not re.search(r"call bridge cb[12] removed", nd.log()),
                   "%s logged a removal:\n%s" % (nd.name, nd.log()[-2000:]))
-        line = n2.wait_log(r"\bwarn\b.*xmppd\.conf.*not imported", timeout=15)
+        line = n2.wait_log(r"\bwarn\b.*xmppd\.conf.*not imported", timeout=60)
         for want in ("cb1", "cb2", "cb3"):
             check(want in line, "warning does not name %s: %r" % (want, line))
         check("hup-3-secret" not in n2.log(), "the secret of cb3 is in the log")

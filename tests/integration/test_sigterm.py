@@ -20,10 +20,10 @@ def one(sig):
             a.wait_line("^connected")
             b.wait_line("^connected")
             node.signal(sig)
-            rc = node.wait_exit(15)
+            rc = node.wait_exit(60)
             check(rc == 0, "xmppd exited %d after signal %d:\n%s" % (rc, sig, node.log()))
             for c in (a, b):
-                crc = c.finish(15)
+                crc = c.finish(60)
                 out = c.output()
                 check("stream-end" in out, "%s did not see </stream:stream>:\n%s"
                       % (c.jid, out))

@@ -55,7 +55,7 @@ class Dns:
         cmd += ["--host-record=%s,%s" % h for h in hosts]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
-        wait_for(lambda: self._ready(), 10, "dnsmasq listening on %s" % self.where())
+        wait_for(lambda: self._ready(), 60, "dnsmasq listening on %s" % self.where())
 
     def where(self):
         return "%s:%d" % (self.addr, self.port)
@@ -112,7 +112,7 @@ def seqs(comp, sender, after=0):
     return out
 
 
-def wait_seq(comp, sender, at_least, after=0, timeout=20):
+def wait_seq(comp, sender, at_least, after=0, timeout=60):
     wait_for(lambda: any(s >= at_least for s in seqs(comp, sender, after)), timeout,
              "%s: a message from %s with seq >= %d (got %s)"
              % (comp.jid, sender, at_least, seqs(comp, sender, after)[-5:]))
@@ -147,7 +147,7 @@ def main():
             b = c.comp(b_node, "b", "--to", a_jid, *common, timeout=120)
 
             # The records as xcomp read them, in RFC 2782 order.
-            a.wait_line(r"^srv target .* connected", 15)
+            a.wait_line(r"^srv target .* connected", 60)
             recs = [ln for ln in a.lines if ln.startswith("srv record")][:len(srv)]
             check([re.search(r"target=(\S+)", ln).group(1) for ln in recs]
                   == [r[1] for r in srv], "SRV order %s, want %s" % (recs, srv))
@@ -162,8 +162,8 @@ def main():
             c.wait_components(["a", "b"])
             a.go()
             b.go()
-            wait_seq(b, a_jid, 20)
-            wait_seq(a, b_jid, 20)
+            wait_seq(b, a_jid, 20, timeout=60)
+            wait_seq(a, b_jid, 20, timeout=60)
             c.say("A (by SRV on %s) and B (on %s) exchange messages", a_node.name,
                   b_node.name)
 
@@ -171,9 +171,9 @@ def main():
             a_node.kill()
             c.say("%s (A's node) killed", a_node.name)
             a.wait_line(r"^srv target %s\.%s:%d -> %s lost" % (
-                a_node.name, re.escape(DOMAIN), XMPP_PORT, re.escape(a_node.addr)), 15)
+                a_node.name, re.escape(DOMAIN), XMPP_PORT, re.escape(a_node.addr)), 60)
             line = a.wait_line(r"^srv target %s\.%s:%d -> %s connected" % (
-                leader.name, re.escape(DOMAIN), XMPP_PORT, re.escape(leader.addr)), 20)
+                leader.name, re.escape(DOMAIN), XMPP_PORT, re.escape(leader.addr)), 60)
             a._drain()
             mark_a = len(a.lines)
             b._drain()
@@ -182,8 +182,8 @@ def main():
                   time.monotonic() - t)
             b_before = max(seqs(b, a_jid) or [0])
             a_before = max(seqs(a, b_jid) or [0])
-            wait_seq(b, a_jid, b_before + MORE, after=mark_b, timeout=30)
-            wait_seq(a, b_jid, a_before + MORE, after=mark_a, timeout=30)
+            wait_seq(b, a_jid, b_before + MORE, after=mark_b, timeout=60)
+            wait_seq(a, b_jid, a_before + MORE, after=mark_a, timeout=60)
             got_b = seqs(b, a_jid, mark_b)
             check(got_b == sorted(got_b) and len(set(got_b)) == len(got_b),
                   "B got A's messages out of order or twice after the reconnect: %s"

@@ -13,7 +13,7 @@ from xmppdtest import DOMAIN, Node, check, conf_text, run, xmppd_bin  # noqa: E4
 
 def start_fails(node, *needles, code=1):
     node.start(wait=False)
-    rc = node.wait_exit(10)
+    rc = node.wait_exit(60)
     log = node.log()
     check(rc == code, "expected exit %d, got %d:\n%s" % (code, rc, log))
     lines = [ln for ln in log.splitlines() if ln.startswith("xmppd: ")]
@@ -51,10 +51,10 @@ def main():
     with Node(conf=conf_text(DOMAIN, 5223, {}).replace("127.0.0.1", "192.0.2.1")) as node:
         start_fails(node, "192.0.2.1:5223")
     # The command line.
-    p = subprocess.run([xmppd_bin()], capture_output=True, text=True, timeout=10)
+    p = subprocess.run([xmppd_bin()], capture_output=True, text=True, timeout=60)
     check(p.returncode == 2 and "--state-dir is required" in p.stderr, p.stderr)
     p = subprocess.run([xmppd_bin(), "--state-dir", "/nonexistent", "--log-level", "x"],
-                       capture_output=True, text=True, timeout=10)
+                       capture_output=True, text=True, timeout=60)
     check(p.returncode == 2 and "unknown log level" in p.stderr, p.stderr)
 
 

@@ -18,9 +18,11 @@ def main():
     with Node(conf=text, port=port) as node:
         node.start()
         # auth-timeout: a silent TCP peer is closed after about a second.
+        # The bounds below only tell "the timer fired" from "never closed":
+        # a loaded CI machine may be many times slower than a desk.
         t0 = time.monotonic()
-        with socket.create_connection(("127.0.0.1", port), 5) as s:
-            s.settimeout(10)
+        with socket.create_connection(("127.0.0.1", port), 30) as s:
+            s.settimeout(60)
             data = b""
             while True:
                 chunk = s.recv(4096)
@@ -28,18 +30,18 @@ def main():
                     break
                 data += chunk
         took = time.monotonic() - t0
-        check(took < 8, "idle unauthenticated connection open for %.1fs" % took)
+        check(took < 40, "idle unauthenticated connection open for %.1fs" % took)
         check(b"connection-timeout" in data or data == b"",
               "unexpected bytes: %r" % data)
 
         # keepalive: whitespace arrives, and silence for 3 intervals closes.
         t0 = time.monotonic()
-        with Comp(node, "cb1", "timer-1", "--stay", timeout=30) as c:
+        with Comp(node, "cb1", "timer-1", "--stay", timeout=90) as c:
             c.wait_line("^connected")
-            c.wait_line("^stream-error condition=connection-timeout", 20)
-            check(c.finish(10) == 0, c.output())
+            c.wait_line("^stream-error condition=connection-timeout", 60)
+            check(c.finish(60) == 0, c.output())
         took = time.monotonic() - t0
-        check(2 <= took < 15, "idle component closed after %.1fs" % took)
+        check(2 <= took < 60, "idle component closed after %.1fs" % took)
         check(node.stop() == 0, "xmppd did not exit 0")
 
 

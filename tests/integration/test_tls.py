@@ -71,7 +71,7 @@ def exchange(node, ca, a_args, b_args):
             a.go()
             b.go()
             for me in (a, b):
-                rc = me.finish(30)
+                rc = me.finish(60)
                 check(rc == 0, "%s exited %d:\n%s" % (me.jid, rc, me.output()))
                 check("received messages=3 in_order=yes" in me.output(), me.output())
             return a.output(), b.output()
@@ -92,7 +92,7 @@ def optional_mode(pki):
         # A call bridge that does not trust our CA fails, and we log why.
         with Comp(node, "cb1", CBS["cb1"], "--tls", "--ca",
                   os.path.join(pki, "other", "ca.crt")) as c:
-            rc = c.finish(30)
+            rc = c.finish(60)
             check(rc == 1, "untrusting client exited %d:\n%s" % (rc, c.output()))
             check("tls-failed" in c.output(), c.output())
         node.wait_log(r"TLS handshake with 127\.0\.0\.1:\d+ failed: "
@@ -120,7 +120,7 @@ def required_mode(pki):
         node.start()
         node.wait_log(r"TLS required")
         with Comp(node, "cb2", CBS["cb2"]) as c:
-            rc = c.finish(30)
+            rc = c.finish(60)
             check(rc == 1, "plaintext component was not refused (%d):\n%s"
                   % (rc, c.output()))
         node.wait_log(r"closed connection from 127\.0\.0\.1:\d+: plaintext XML on a "

@@ -43,7 +43,7 @@ def names(nd):
 def raw_request(sock, cmd, args):
     """One control request without mmp-cli (docs/control-protocol.md)."""
     s = socket.socket(socket.AF_UNIX)
-    s.settimeout(10)
+    s.settimeout(60)
     s.connect(sock)
     body = json.dumps({"v": 1, "id": 1, "cmd": cmd, "args": args}).encode()
     s.sendall(struct.pack(">I", len(body)) + body)

@@ -33,7 +33,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clients import Client  # noqa: E402
-from cluster import Cluster, wait_for  # noqa: E402
+from cluster import Cluster, wait_for, wait_sessions  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 WS_PORT, WSS_PORT, PATH = 5280, 5281, "/xmpp-websocket"
@@ -46,7 +46,7 @@ class WS:
 
     def __init__(self, host, port, ca=None, protocol="xmpp", path=PATH,
                  origin="https://example.com", extra=""):
-        raw = socket.create_connection((host, port), timeout=20)
+        raw = socket.create_connection((host, port), timeout=60)
         if ca is not None:
             ctx = ssl.create_default_context(cafile=ca)
             self.sock = ctx.wrap_socket(raw, server_hostname=host)
@@ -176,7 +176,7 @@ def open_stream(ws):
 
 def http_get(host, ca, path):
     s = ssl.create_default_context(cafile=ca).wrap_socket(
-        socket.create_connection((host, WSS_PORT), timeout=20), server_hostname=host)
+        socket.create_connection((host, WSS_PORT), timeout=60), server_hostname=host)
     s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path, host)).encode())
     data = b""
     while True:
@@ -208,7 +208,7 @@ def main():
                     sorted(u[1:]) == sorted("wss://%s:%d%s" % (a, WSS_PORT, PATH)
                                             for a in others))
         try:
-            wait_for(all_urls, 30, "f1's host-meta URLs name the three members")
+            wait_for(all_urls, 60, "f1's host-meta URLs name the three members")
         except AssertionError as e:
             raise AssertionError("%s: %r (want %s first, then %s)" % (e, w, url, others))
         check(w.get("port") == WS_PORT and w.get("tls_port") == WSS_PORT
@@ -219,7 +219,7 @@ def main():
             leader.ok("xmpp user add %s" % name, stdin=PASSWORDS[name] + "\n")
         for nd in (f1, f2):
             wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS),
-                     15, "%s: accounts replicated" % nd.name)
+                     60, "%s: accounts replicated" % nd.name)
 
         # XEP-0156 discovery over wss, readable from other origins.
         head, body = http_get(f1.addr, ca, "/.well-known/host-meta")
@@ -271,8 +271,10 @@ def main():
             ws.send("<presence/>")
             c.say("alice over wss on %s, bob on 5222 on %s", f1.name, f2.name)
             wait_for(lambda: f1.json("xmpp status")["sessions"]
-                     .get("clients_by_transport", {}).get("websocket") == 1, 10,
+                     .get("clients_by_transport", {}).get("websocket") == 1, 60,
                      "xmpp status counts alice as websocket")
+            # Both nodes know both sessions before full JIDs are used.
+            wait_sessions([f1, f2], {"alice": 1, "bob": 1})
 
             ws.send("<message to='bob@example.com/desk' type='chat'>"
                     "<body>hello from the browser</body></message>")
@@ -294,7 +296,7 @@ def main():
             ws.frame(8, struct.pack("!H", 1000))
             check(payload[:2] == struct.pack("!H", 1000), repr(payload))
             wait_for(lambda: f1.json("xmpp status")["sessions"]
-                     .get("clients_by_transport", {}).get("websocket") == 0, 10,
+                     .get("clients_by_transport", {}).get("websocket") == 0, 60,
                      "alice's websocket session gone")
 
         # host-meta follows the members: f2 leaves (xmpp cluster disable);
@@ -303,9 +305,9 @@ def main():
         f1_urls = [url, "wss://%s:%d%s" % (leader.addr, WSS_PORT, PATH)]
         f2_urls = ["wss://%s:%d%s" % (f2.addr, WSS_PORT, PATH)]
         wait_for(lambda: f1.json("xmpp status").get("websocket", {}).get("urls")
-                 == f1_urls, 30, "f1's host-meta without f2: %r" % f1_urls)
+                 == f1_urls, 60, "f1's host-meta without f2: %r" % f1_urls)
         wait_for(lambda: f2.json("xmpp status").get("websocket", {}).get("urls")
-                 == f2_urls, 30, "f2's host-meta alone: %r" % f2_urls)
+                 == f2_urls, 60, "f2's host-meta alone: %r" % f2_urls)
         c.say("after %s left: %s names %s", f2.name, f1.name, ", ".join(f1_urls))
 
 

@@ -17,7 +17,7 @@ def main():
         node.start()
         for name in ("cb1", "cb7"):
             with Comp(node, name, BAD) as c:
-                rc = c.finish(30)
+                rc = c.finish(60)
                 out = c.output()
                 check(rc == 1, "%s: expected exit 1 (refused), got %d:\n%s"
                       % (name, rc, out))
@@ -25,7 +25,7 @@ def main():
                 check("connected" not in out.replace("disconnected", ""), out)
         # The right secret still works after the failures.
         with Comp(node, "cb1", GOOD) as c:
-            check(c.finish(30) == 0, c.output())
+            check(c.finish(60) == 0, c.output())
         check(node.stop() == 0, "xmppd did not exit 0")
         log = node.log()
         fails = [ln for ln in log.splitlines()

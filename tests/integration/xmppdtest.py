@@ -180,7 +180,7 @@ class Node:
         os.chmod(tmp, mode)
         os.replace(tmp, self.conf_path)
 
-    def start(self, wait=True, timeout=30):
+    def start(self, wait=True, timeout=60):
         self.logf = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [xmppd_bin(), "--state-dir", self.dir, "--name", self.name,
@@ -190,13 +190,13 @@ class Node:
             self.wait_port(timeout)
         return self
 
-    def wait_port(self, timeout=30):
+    def wait_port(self, timeout=60):
         wait_started(self.proc, lambda: tcp_connects(self.port), timeout,
                      lambda: "xmppd exited with %d at start:\n%s"
                      % (self.proc.returncode, self.log()),
                      lambda: "xmppd did not listen on port %d in %ss" % (self.port, timeout))
 
-    def wait_exit(self, timeout=30):
+    def wait_exit(self, timeout=60):
         """Waits for the process to end; returns its exit status."""
         return self.proc.wait(timeout)
 
@@ -210,7 +210,7 @@ class Node:
         self.signal(signal.SIGHUP)
         return self.wait_log(pattern)
 
-    def stop(self, timeout=30):
+    def stop(self, timeout=60):
         """SIGTERM and wait; returns the exit status."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
@@ -220,7 +220,7 @@ class Node:
     def log(self):
         return read_text(self.log_path)
 
-    def wait_log(self, pattern, timeout=30):
+    def wait_log(self, pattern, timeout=60):
         """Waits until the log has a line matching regex pattern."""
         line = find_log_line(self.log, pattern, timeout)
         if line is None:
@@ -319,7 +319,9 @@ class LineProc:
 class Comp(LineProc):
     """One xcomp process (a libstrophe component) with line-wise output."""
 
-    def __init__(self, node, name, secret, *args, timeout=60):
+    def __init__(self, node, name, secret, *args, timeout=300):
+        # timeout: xcomp's whole life (--timeout), also with --stay: long,
+        # since a test may hold a component through many slow steps.
         self.jid = "%s.%s" % (name, node.domain)
         cmd = [tool("xcomp"), "--port", str(node.port), "--jid", self.jid,
                "--secret", secret, "--timeout", str(timeout)] + list(args)
@@ -328,7 +330,7 @@ class Comp(LineProc):
                                      stderr=subprocess.PIPE, text=True)
         self._start_reader()
 
-    def wait_line(self, pattern, timeout=20):
+    def wait_line(self, pattern, timeout=60):
         """Waits for an output line matching regex pattern; returns it."""
         line = self._match(pattern, timeout)
         if line is None:
@@ -398,10 +400,21 @@ def _alarm(signum, frame):
     raise _Timeout()
 
 
+# The floor of run()'s hard timeout: a little under CTest's TIMEOUT for the
+# integration tests (600 s, tests/integration/CMakeLists.txt), so that a hung
+# test still fails here, with its cleanup and its logs, and not by CTest's
+# kill.
+RUN_TIMEOUT_FLOOR = 540
+
+
 def run(main, timeout=120):
     """Runs main() under a hard timeout; exits 0 on success, 1 on failure.
-    Context managers inside main clean up what it started either way."""
+    Context managers inside main clean up what it started either way.
+    The timeout is a hang detector, not a speed budget: a test on a loaded
+    CI machine (2 cores, the ASan build alongside) may take many times its
+    usual time, so the timeout is at least RUN_TIMEOUT_FLOOR."""
     name = os.path.basename(sys.argv[0])
+    timeout = max(timeout, RUN_TIMEOUT_FLOOR)
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(timeout)
     try:

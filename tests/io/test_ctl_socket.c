@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,9 @@ static uv_async_t stop_async;
 static struct ctl_socket *srv;
 static pthread_t thread;
 static int closed_called;
+/* test.defer requests the server has read and not answered yet (written
+ * on the loop thread, read by the test's). */
+static atomic_int deferred_now;
 
 /* ---- the server's commands (run on the loop thread) -------------------- */
 
@@ -71,6 +75,7 @@ static void later_closed(uv_handle_t *h)
 static void later_fire(uv_timer_t *t)
 {
     struct later *l = (struct later *)t;
+    atomic_fetch_sub(&deferred_now, 1);
     if (l->fail)
         ctl_deferred_finish(l->d, XE_NOLEADER, NULL, NULL);
     else
@@ -83,6 +88,7 @@ static int cmd_defer(void *ud, json_t *args, json_t **result, struct ctl_error *
 {
     struct later *l = calloc(1, sizeof *l);
     l->d = ctl_socket_defer(srv);
+    atomic_fetch_add(&deferred_now, 1);
     l->fail = json_is_true(json_object_get(args, "fail"));
     uv_timer_init(&loop, &l->timer);
     uv_timer_start(&l->timer, later_fire,
@@ -166,7 +172,9 @@ static int client(void)
         close(fd);
         return -1;
     }
-    struct timeval tv = {.tv_sec = 5};
+    /* A failure detector, not a speed: the server thread may wait long for
+     * a CPU on a loaded machine. */
+    struct timeval tv = {.tv_sec = 30};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return fd;
 }
@@ -245,6 +253,28 @@ static json_int_t stat_of(const char *name)
     json_decref(m);
     close(fd);
     return v;
+}
+
+/* wait_clients polls the server's client count (stat_of's own client
+ * included) until it is at most n; at most 30 s.  Returns the last count. */
+static json_int_t wait_clients(json_int_t n)
+{
+    json_int_t v = stat_of("clients");
+
+    for (int i = 0; i < 3000 && v > n; i++) {
+        usleep(10 * 1000);
+        v = stat_of("clients");
+    }
+    return v;
+}
+
+/* wait_deferred waits until the server has read n test.defer requests
+ * that are still unanswered; at most 30 s. */
+static bool wait_deferred(int n)
+{
+    for (int i = 0; i < 3000 && atomic_load(&deferred_now) < n; i++)
+        usleep(10 * 1000);
+    return atomic_load(&deferred_now) >= n;
 }
 
 /* ---- cases ------------------------------------------------------------- */
@@ -364,14 +394,15 @@ static void test_disconnect_mid_request(void)
     fd = client();
     send_raw(fd, "\0\0", 2); /* mid-header */
     close(fd);
-    /* The server is fine and forgot both clients. */
-    usleep(50 * 1000);
-    CHECK_INT(stat_of("clients"), before);
+    /* The server is fine and forgot both clients (once it has read their
+     * ends: poll, not sleep). */
+    CHECK_INT(wait_clients(before), before);
 }
 
 static void test_garbage(void)
 {
     start_server();
+    json_int_t before = stat_of("clients");
     unsigned seed = 12345;
     for (int round = 0; round < 20; round++) {
         int fd = client();
@@ -385,7 +416,8 @@ static void test_garbage(void)
         send_raw(fd, b, sizeof b);
         close(fd);
     }
-    usleep(100 * 1000); /* let the server reap them (it allows 8 clients) */
+    /* Let the server reap them (it allows 8 clients). */
+    CHECK_INT(wait_clients(before), before);
     int fd = client();
     json_t *m = call(fd, "{\"v\":1,\"id\":1,\"cmd\":\"test.echo\"}");
     CHECK(json_is_true(json_object_get(m, "ok")));
@@ -438,14 +470,18 @@ static void test_big_response(void)
 static void test_too_many_clients(void)
 {
     start_server();
-    usleep(50 * 1000); /* let the server reap the previous cases' clients */
+    /* The previous cases' clients reaped: only stat_of's own is left. */
+    CHECK_INT(wait_clients(1), 1);
     int fds[9];
+    /* Answers due in 5 s: the ninth must meet all 8 still waiting. */
     for (int i = 0; i < 8; i++) {
         fds[i] = client();
         send_frame(fds[i],
-                   "{\"v\":1,\"id\":1,\"cmd\":\"test.defer\",\"args\":{\"ms\":1500}}");
+                   "{\"v\":1,\"id\":1,\"cmd\":\"test.defer\",\"args\":{\"ms\":5000}}");
     }
-    usleep(100 * 1000); /* all 8 requests are in */
+    /* All 8 requests are in (a client whose request the server has not
+     * read yet may be closed to make room). */
+    CHECK(wait_deferred(8));
     fds[8] = client();
     json_t *m = recv_msg(fds[8]);
     CHECK_STR(code_of(m), "busy");

@@ -240,17 +240,17 @@ static void test_bootstrap_submit_restart(void)
     CHECK(cfg->members[0].id == 0xA1 && cfg->members[0].role == RAFT_VOTER);
 
     cl_cmd_set_domain(&cmd, "example.com");
-    CHECK_INT(submit_wait(&loop, rn, 1000), 0);
+    CHECK_INT(submit_wait(&loop, rn, 30000), 0);
     cl_cmd_cb_set(&cmd, "cb1", (const unsigned char *)"s3cret", 6, true);
-    CHECK_INT(submit_wait(&loop, rn, 1000), 0);
-    CHECK_INT(submit_wait(&loop, rn, 1000), XE_EXISTS);
+    CHECK_INT(submit_wait(&loop, rn, 30000), 0);
+    CHECK_INT(submit_wait(&loop, rn, 30000), XE_EXISTS);
     cl_cmd_cb_set(&cmd, "cb1", (const unsigned char *)"n3w", 3, false);
-    CHECK_INT(submit_wait(&loop, rn, 1000), 0);
+    CHECK_INT(submit_wait(&loop, rn, 30000), 0);
     cl_cmd_cb_set(&cmd, "cb2", (const unsigned char *)"x", 1, true);
-    CHECK_INT(submit_wait(&loop, rn, 1000), 0);
+    CHECK_INT(submit_wait(&loop, rn, 30000), 0);
     cl_cmd_cb_del(&cmd, "cb2");
-    CHECK_INT(submit_wait(&loop, rn, 1000), 0);
-    CHECK_INT(submit_wait(&loop, rn, 1000), XE_NOTFOUND);
+    CHECK_INT(submit_wait(&loop, rn, 30000), 0);
+    CHECK_INT(submit_wait(&loop, rn, 30000), XE_NOTFOUND);
     REQUIRE(r.n_applied == 7);
     CHECK_INT(r.eff[0].kind, CL_EFF_DOMAIN);
     CHECK_INT(r.eff[1].kind, CL_EFF_CB_ADDED);
@@ -262,8 +262,8 @@ static void test_bootstrap_submit_restart(void)
     CHECK_STR(cl_domain(rnode_state(rn)), "example.com");
 
     /* garbage never reaches the log */
-    rnode_submit(rn, bad, sizeof bad, 1000, on_done, &d);
-    CHECK(run_until(&loop, &d.called, 2000));
+    rnode_submit(rn, bad, sizeof bad, 30000, on_done, &d);
+    CHECK(run_until(&loop, &d.called, 60000));
     CHECK_INT(d.rc, XE_INVAL);
     CHECK_INT(r.n_applied, 7);
     rnode_status_get(rn, &st);
@@ -287,7 +287,7 @@ static void test_bootstrap_submit_restart(void)
     }
     CHECK(rnode_is_leader(rn));
     cl_cmd_cb_set(&cmd, "cb3", (const unsigned char *)"y", 1, true);
-    CHECK_INT(submit_wait(&loop, rn, 1000), 0);
+    CHECK_INT(submit_wait(&loop, rn, 30000), 0);
     CHECK_INT(r.n_applied, 1);
     rnode_close(rn);
     finish_loop(&loop);
@@ -307,10 +307,10 @@ static void test_snapshots(void)
     for (int i = 0; i < 30; i++) {
         snprintf(name, sizeof name, "cb%d", i);
         cl_cmd_cb_set(&cmd, name, (const unsigned char *)name, strlen(name), true);
-        CHECK_INT(submit_wait(&loop, rn, 1000), 0);
+        CHECK_INT(submit_wait(&loop, rn, 30000), 0);
     }
     cl_cmd_cb_del(&cmd, "cb7");
-    CHECK_INT(submit_wait(&loop, rn, 1000), 0);
+    CHECK_INT(submit_wait(&loop, rn, 30000), 0);
     rnode_status_get(rn, &st);
     CHECK(st.snapshots >= 3);
     CHECK(st.snapshot_index > 8);
@@ -359,11 +359,11 @@ static void test_failing_store(void)
     REQUIRE(uv_loop_init(&loop) == 0);
     REQUIRE(open_node(&loop, dir, 0xC3, "127.0.0.3:5224", &r, &sys, 0, &rn) == 0);
     cl_cmd_cb_set(&cmd, "cb1", (const unsigned char *)"a", 1, true);
-    CHECK_INT(submit_wait(&loop, rn, 1000), 0);
+    CHECK_INT(submit_wait(&loop, rn, 30000), 0);
 
     fail_fsync = true;
     cl_cmd_cb_set(&cmd, "cb2", (const unsigned char *)"b", 1, true);
-    CHECK_INT(submit_wait(&loop, rn, 1000), XE_IO);
+    CHECK_INT(submit_wait(&loop, rn, 30000), XE_IO);
     CHECK_INT(r.n_failed, 1);
     CHECK_INT(r.failed_rc, XE_IO);
     CHECK(cl_callbridge_find(rnode_state(rn), "cb2") == NULL);
@@ -376,7 +376,7 @@ static void test_failing_store(void)
     /* later submits fail at once, even once the disk is fine again */
     fail_fsync = false;
     REQUIRE(cl_cmd_encode(&cmd, &buf, &len) == 0);
-    rnode_submit(rn, buf, len, 1000, on_done, &d);
+    rnode_submit(rn, buf, len, 30000, on_done, &d);
     cl_buf_free(buf, len);
     CHECK(d.called);
     CHECK_INT(d.rc, XE_IO);
@@ -410,7 +410,7 @@ static void on_first(void *arg, int rc, const char *msg)
     struct chain *c = arg;
 
     on_done(&c->first, rc, msg);
-    rnode_submit(c->rn, c->buf, c->len, 1000, on_done, &c->second);
+    rnode_submit(c->rn, c->buf, c->len, 30000, on_done, &c->second);
 }
 
 static void test_no_leader_timeout(void)
@@ -444,7 +444,7 @@ static void test_no_leader_timeout(void)
     rnode_submit(rn, buf, len, 100, on_done, &d);
     cl_buf_free(buf, len);
     CHECK(!d.called);
-    CHECK(run_until(&loop, &d.called, 3000));
+    CHECK(run_until(&loop, &d.called, 60000));
     CHECK_INT(d.rc, XE_NOLEADER);
     CHECK(uv_now(&loop) - t0 >= 100);
     CHECK(strstr(d.msg, "no cluster leader") != NULL);
@@ -485,8 +485,8 @@ static void test_reentrant(void)
     REQUIRE(cl_cmd_encode(&cmd, &b1, &l1) == 0);
     cl_cmd_cb_set(&cmd, "second", (const unsigned char *)"2", 1, true);
     REQUIRE(cl_cmd_encode(&cmd, &c.buf, &c.len) == 0);
-    rnode_submit(c.rn, b1, l1, 1000, on_first, &c);
-    CHECK(run_until(&loop, &c.second.called, 2000));
+    rnode_submit(c.rn, b1, l1, 30000, on_first, &c);
+    CHECK(run_until(&loop, &c.second.called, 60000));
     CHECK_INT(c.first.rc, 0);
     CHECK_INT(c.second.rc, 0);
     CHECK_INT(c.second.times, 1);
@@ -643,11 +643,11 @@ static void change_wait(struct net *net, int on, enum rnode_change_kind kind, in
     struct rnode_change c = {.kind = kind,
                              .id = net->n[who].id,
                              .address = net->n[who].addr,
-                             .timeout_ms = 5000};
+                             .timeout_ms = 30000};
     struct done d = {0};
 
     rnode_change(net->n[on].rn, &c, on_done, &d);
-    CHECK(run_until(&net->loop, &d.called, 8000));
+    CHECK(run_until(&net->loop, &d.called, 60000));
     if (d.rc != want)
         TL_FAIL_("change kind %d of node %d: %s (%s), want %s", kind, who, xe_name(d.rc),
                  d.msg, xe_name(want));
@@ -680,7 +680,7 @@ static void test_three_nodes(void)
     REQUIRE(open_tnode(&net, 2, RNODE_JOIN, cid) == 0);
 
     cl_cmd_cb_set(&cmd, "cb1", (const unsigned char *)"one", 3, true);
-    CHECK_INT(submit_wait(&net.loop, net.n[0].rn, 1000), 0);
+    CHECK_INT(submit_wait(&net.loop, net.n[0].rn, 30000), 0);
 
     change_wait(&net, 0, RNODE_CHANGE_ADD, 1, 0);
     change_wait(&net, 0, RNODE_CHANGE_ADD, 2, 0);
@@ -690,7 +690,7 @@ static void test_three_nodes(void)
             .kind = RNODE_CHANGE_ADD, .id = 0x999, .address = net.n[1].addr};
         memset(&d, 0, sizeof d);
         rnode_change(net.n[0].rn, &c, on_done, &d);
-        CHECK(run_until(&net.loop, &d.called, 2000));
+        CHECK(run_until(&net.loop, &d.called, 60000));
         CHECK_INT(d.rc, XE_EXISTS);
         CHECK(strstr(d.msg, "0000000000000101") != NULL);
     }
@@ -700,10 +700,10 @@ static void test_three_nodes(void)
 
     /* a write on the leader reaches every node */
     cl_cmd_cb_set(&cmd, "cb2", (const unsigned char *)"two", 3, true);
-    CHECK_INT(submit_wait(&net.loop, net.n[0].rn, 2000), 0);
+    CHECK_INT(submit_wait(&net.loop, net.n[0].rn, 30000), 0);
     {
         bool all = false;
-        for (int round = 0; round < 100 && !all; round++) {
+        for (int round = 0; round < 1500 && !all; round++) {
             all = true;
             for (int i = 0; i < NN; i++)
                 all &= cl_callbridge_find(rnode_state(net.n[i].rn), "cb2") != NULL;
@@ -719,26 +719,26 @@ static void test_three_nodes(void)
     cl_cmd_cb_set(&cmd, "cb3", (const unsigned char *)"three", 5, true);
     REQUIRE(cl_cmd_encode(&cmd, &buf, &len) == 0);
     memset(&d, 0, sizeof d);
-    rnode_submit(net.n[1].rn, buf, len, 1000, on_done, &d);
-    CHECK(run_until(&net.loop, &d.called, 2000));
+    rnode_submit(net.n[1].rn, buf, len, 30000, on_done, &d);
+    CHECK(run_until(&net.loop, &d.called, 60000));
     CHECK_INT(d.rc, XE_UNSUPPORTED);
     /* with forwarding, the leader commits it */
     net.forward = true;
     memset(&d, 0, sizeof d);
-    rnode_submit(net.n[1].rn, buf, len, 2000, on_done, &d);
-    CHECK(run_until(&net.loop, &d.called, 4000));
+    rnode_submit(net.n[1].rn, buf, len, 30000, on_done, &d);
+    CHECK(run_until(&net.loop, &d.called, 60000));
     CHECK_INT(d.rc, 0);
     CHECK_INT(net.forwarded, 1);
     cl_buf_free(buf, len);
 
     /* leadership transfer */
     memset(&d, 0, sizeof d);
-    rnode_transfer(net.n[0].rn, net.n[2].id, 3000, on_done, &d);
-    CHECK(run_until(&net.loop, &d.called, 5000));
+    rnode_transfer(net.n[0].rn, net.n[2].id, 30000, on_done, &d);
+    CHECK(run_until(&net.loop, &d.called, 60000));
     CHECK_INT(d.rc, 0);
     {
         bool led = false;
-        for (int round = 0; round < 100 && !led; round++) {
+        for (int round = 0; round < 1500 && !led; round++) {
             led = rnode_is_leader(net.n[2].rn);
             if (!led)
                 wait_ms(&net.loop, 20);
@@ -755,7 +755,7 @@ static void test_three_nodes(void)
         rnode_status_get(net.n[2].rn, &st);
         CHECK_STR(st.last_change_reason, "leadership transfer");
         CHECK(st.last_change_new_term > st.last_change_old_term);
-        for (int round = 0; round < 100; round++) {
+        for (int round = 0; round < 1500; round++) {
             rnode_status_get(net.n[1].rn, &st);
             if (st.leader_id == net.n[2].id)
                 break;
@@ -774,17 +774,17 @@ static void test_three_nodes(void)
         sd.rn = net.n[1].rn;
         cl_cmd_cb_set(&cmd, "cb4", (const unsigned char *)"four", 4, true);
         REQUIRE(cl_cmd_encode(&cmd, &buf, &len) == 0);
-        rnode_submit(net.n[1].rn, buf, len, 2000, on_done_standby, &sd);
-        CHECK(run_until(&net.loop, &sd.d.called, 4000));
+        rnode_submit(net.n[1].rn, buf, len, 30000, on_done_standby, &sd);
+        CHECK(run_until(&net.loop, &sd.d.called, 60000));
         CHECK_INT(sd.d.rc, 0);
         cl_buf_free(buf, len);
         for (int round = 0, from = 2; round < 3; round++) {
             int to = -1;
             memset(&d, 0, sizeof d);
-            rnode_transfer(net.n[from].rn, 0, 8000, on_done, &d);
-            CHECK(run_until(&net.loop, &d.called, 10000));
+            rnode_transfer(net.n[from].rn, 0, 30000, on_done, &d);
+            CHECK(run_until(&net.loop, &d.called, 60000));
             CHECK_INT(d.rc, 0);
-            for (int w = 0; w < 100 && to < 0; w++) {
+            for (int w = 0; w < 1500 && to < 0; w++) {
                 for (int i = 0; i < NN; i++)
                     if (i != from && rnode_is_leader(net.n[i].rn))
                         to = i;
@@ -801,11 +801,11 @@ static void test_three_nodes(void)
             if (i == 2 || !rnode_is_leader(net.n[i].rn))
                 continue;
             memset(&d, 0, sizeof d);
-            rnode_transfer(net.n[i].rn, net.n[2].id, 3000, on_done, &d);
-            CHECK(run_until(&net.loop, &d.called, 5000));
+            rnode_transfer(net.n[i].rn, net.n[2].id, 30000, on_done, &d);
+            CHECK(run_until(&net.loop, &d.called, 60000));
             CHECK_INT(d.rc, 0);
         }
-        for (int round = 0; round < 100 && !rnode_is_leader(net.n[2].rn); round++)
+        for (int round = 0; round < 1500 && !rnode_is_leader(net.n[2].rn); round++)
             wait_ms(&net.loop, 20);
         REQUIRE(rnode_is_leader(net.n[2].rn));
     }
@@ -842,7 +842,7 @@ static void test_newer_entry_stops(void)
     REQUIRE(uv_loop_init(&loop) == 0);
     REQUIRE(open_node(&loop, dir, 0xA1, "127.0.0.1:5224", &r, NULL, 0, &rn) == 0);
     cl_cmd_set_domain(&cmd, "example.com");
-    CHECK_INT(submit_wait(&loop, rn, 1000), 0);
+    CHECK_INT(submit_wait(&loop, rn, 30000), 0);
     rnode_close(rn);
     finish_loop(&loop);
 

@@ -195,7 +195,7 @@ static void *client_main(void *arg)
 {
     struct client *cl = arg;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(cl->port)};
-    struct timeval tv = {.tv_sec = 10};
+    struct timeval tv = {.tv_sec = 30};
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     char buf[64];
 
@@ -352,7 +352,7 @@ static void run(struct srvside *s, struct client *cl, enum cmode mode)
     REQUIRE(conn_mgr_new(&s->loop, &h, &s->log, "n1", 0, &s->cm) == 0);
     uv_timer_init(&s->loop, &s->guard);
     s->guard.data = s;
-    uv_timer_start(&s->guard, s_guard, 15000, 0);
+    uv_timer_start(&s->guard, s_guard, 60000, 0); /* a hang detector */
     cl->mode = mode;
     s->close_after = mode == C_CLOSED;
     cl->port = iofix_free_port();

@@ -599,7 +599,7 @@ static void net_run(struct net *n, struct tls_ctx *sctx, enum tls_mode mode,
     char err[256];
     int port = iofix_free_port();
 
-    net_start(n, true, 0, 10000);
+    net_start(n, true, 0, 60000); /* a hang detector: handshakes may be slow */
     CHECK_INT(conn_listen_tls(n->cm, "127.0.0.1", port, TAG_SERVER, sctx, mode, err,
                               sizeof err),
               0);
@@ -783,7 +783,7 @@ static void test_conn_connect_edges(void)
     uint64_t id2;
 
     REQUIRE(cc != NULL);
-    net_start(&n, true, 0, 10000);
+    net_start(&n, true, 0, 60000);
     n.gone_server = 1; /* no server here: shut down on the client's end */
     CHECK_INT(conn_connect(n.cm, "127.0.0.1", iofix_free_port(), TAG_CLIENT, cc,
                            "127.0.0.1", &n.client_id, err, sizeof err),
