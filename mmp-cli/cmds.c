@@ -593,7 +593,7 @@ static void print_cluster_status(json_t *r)
         }
         printf("%-21s node %s  %-9s  %-36s %s%s\n", jstr(p, "address"),
                jstr(p, "node_id"), role, contact, comps, clients);
-        /* why the link is refused, on its own line (issue 13 item 12) */
+        /* why the link is refused, on its own line */
         if (json_is_string(json_object_get(p, "refused")))
             printf("    link: refused: %s\n", jstr(p, "refused"));
     }

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2154,SC2034  # globals (status, node_pid, ...) are scripts/bench's
 # scripts/lib/bench_clients.sh: the client (c2s) and WebSocket rows of
-# scripts/bench (issue 10 and 11 "Benchmarks"), run by xmppd-loginbench.
+# scripts/bench (docs/benchmarks.md "Clients and WebSocket"), run by xmppd-loginbench.
 # Sourced by scripts/bench; uses its globals: src, tmp, xmppd_bin, mmp_bin,
 # node_pid (for the exit trap), status, notes.
 #
@@ -18,7 +18,7 @@
 #           wss stream; wss + SCRAM + bind); a fresh process for each row,
 #           so that one row's freed heap does not hide the next one's growth
 #   msg     client to client on the node (bc_msg_one_node), and client to
-#           a call bridge (XEP-0114 component, issue 11) over 5222 and wss;
+#           a call bridge (XEP-0114 component) over 5222 and wss;
 #           the same across two followers of the 3-node cluster
 #           (bc_msg_cluster, from the cluster part of scripts/bench)
 # Every message is numbered: the rows print lost, duplicated and reordered

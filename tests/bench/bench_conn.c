@@ -13,7 +13,7 @@
 #include <string.h>
 
 /* Upper bound for one element from the server; the daemon's own stanza limit
- * is 256 KiB (issue 2), this leaves room for a message near it. */
+ * is 256 KiB, this leaves room for a message near it. */
 #define CONN_MAX_ELEM (1024 * 1024)
 #define CONN_READ_ROOM 65536
 

@@ -1,5 +1,5 @@
 """clients: the xclient test client (tests/integration/tools/xclient.c) as a
-child process with line-wise output, for the client tests (issue 10).
+child process with line-wise output, for the client tests.
 
     with Client("alice@example.com/laptop", "secret", "127.0.0.1", 5222,
                 ca="/tmp/ca/ca-bundle.pem", mech="SCRAM-SHA-1") as a:

@@ -1,4 +1,4 @@
-"""cluster: helpers for the cluster tests (issue 5), python3 stdlib only.
+"""cluster: helpers for the cluster tests, python3 stdlib only.
 
 A Cluster is N real xmppd processes, each started with only --state-dir and
 driven only through the real mmp-cli binary, as an admin would

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""nemesis: the project's own Jepsen-style fault-injection test (issue 8).
+"""nemesis: the project's own Jepsen-style fault-injection test.
 
 Five xmppd nodes, each in its own network namespace (netns.py), formed
 into a cluster through the shell (cluster.py).  Component pairs on
@@ -727,7 +727,7 @@ class Run:
 
 def gap_kind(f):
     """The kind a fault's delivery gap is reported under: kill and pause
-    of the leader apart from those of a follower (issue 8, "Done means")."""
+    of the leader apart from those of a follower."""
     return "%s %s" % (f["kind"], f["role"]) if f.get("role") else f["kind"]
 
 

@@ -19,7 +19,7 @@ nemcomp print them):
              the node was reset (kind "kill", "crash", "reset").
   partner    {name: name it sends to}.
 
-The promise (DESIGN.md "Forwarding", issue 8): every message is delivered
+The promise (DESIGN.md "Forwarding"): every message is delivered
 at most once; per (sender session, receiver session) in sending order; or
 answered with an error and then never delivered (and never delivered and
 then answered with an error); never missing unless the sender's or the

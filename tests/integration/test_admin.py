@@ -182,7 +182,7 @@ def main():
         # Configure.
         make_pki(node, addr)
         node.fails("xmpp certs node2.key node1.crt ca-bundle.pem", "does not belong")
-        # RFC 7622 §3.2 preparation (issue 13 item 13, issue 10 item 1): case
+        # RFC 7622 §3.2 preparation: case
         # and a trailing dot are normalised, an internationalized name taken
         # in its U-label form, an A-label converted to it.
         node.ok("xmpp domain B\u00fccher.Example.")
@@ -206,7 +206,7 @@ def main():
         lst = node.json("xmpp callbridge list")["callbridges"]
         byname = {c["name"]: c for c in lst}
         check(set(byname) == {"cb1", "cb2"}, str(lst))
-        # A list never shows a secret (issue 13 item 8): a fingerprint, and
+        # A list never shows a secret: a fingerprint, and
         # show-secret on purpose.
         check("secret" not in byname["cb1"] and byname["cb1"]["domain"] == "cb1." + DOMAIN
               and re.match(r"^[0-9a-f]{16}$", byname["cb1"]["fingerprint"]), str(lst))
@@ -259,7 +259,7 @@ def main():
             check("secured=yes" in c.output(), c.output())
 
         # Every command that changes something says what it did: one line,
-        # and the same facts in --json (issue 13, item 7).
+        # and the same facts in --json.
         node.ok("xmpp callbridge add-secret cb3", stdin="brought-secret-3\n")
         j = node.json("xmpp callbridge del cb3")
         check(j == {"name": "cb3", "sessions_closed": 0}, str(j))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A real browser on a 3-node cluster (issue 11): headless Chromium from
+"""A real browser on a 3-node cluster: headless Chromium from
 Debian, driven by playwright-core (tests/browser/drive.mjs), loads
 tests/browser/chat.html, which uses strophe.js (npm, its UMD build, no
 bundler) to

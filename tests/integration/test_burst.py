@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """10,000 messages sent in one burst from one component to another arrive
-complete and in order (issue 2, item 5: stanzas between two sessions keep
+complete and in order (stanzas between two sessions keep
 their order)."""
 import os
 import sys

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""test_callbridge_export: `xmpp callbridge export` on a 3-node cluster
-(issue 13 "A call bridge's configuration in one step"): asked on any member
+"""test_callbridge_export: `xmpp callbridge export` on a 3-node cluster:
+asked on any member
 it names every member in an SRV record of its own (_xmpp-component._tcp,
 port 5223, equal priority and weight) with the member's A record, the same
 secret everywhere (the one `xmpp callbridge show-secret` gives), and the

@@ -1,10 +1,9 @@
 #!/usr/bin/env python3
-"""A user with sessions on two nodes behaves as on one server (issue 10
-items 4 and 5, RFC 6121 §8.5.2.1.1): real xmppd processes, real libstrophe
+"""A user with sessions on two nodes behaves as on one server (RFC 6121 §8.5.2.1.1): real xmppd processes, real libstrophe
 clients.
 
  - alice logs in on both followers (resources "top" and "base": "base"
-   sorts first, and the routing before issue 10 items 4, 5 sent a bare-JID
+   sorts first, and the earlier routing sent a bare-JID
    message there whatever its priority), bob on the leader; they are
    subscribed to each other;
  - each session's presence (availability, priority) reaches every node's

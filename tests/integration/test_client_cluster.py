@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_client_cluster: clients and call bridges across a 3-node cluster,
-and a leader crash under client traffic (issue 10, "Tests that must exist").
+and a leader crash under client traffic.
 
  - a call bridge on the leader and a client on a follower: a message and an
    iq (XEP-0199 ping) each way, the bridge addressing the client by full

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_client_limits: sessions per account across a 3-node cluster and the
-client counts of `xmpp status` (issue 10 items 6 and 7; docs/admin.md
+client counts of `xmpp status` (docs/admin.md
 "Clients", "Client status"), with real processes and libstrophe clients
 (tools/xclient.c).
 

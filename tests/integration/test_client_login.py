@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Clients log in on a 3-node cluster (issue 10, "Tests that must exist"):
+"""Clients log in on a 3-node cluster:
 real xmppd processes, real TLS from certs/, real libstrophe clients
 (tools/xclient.c through clients.py).
 

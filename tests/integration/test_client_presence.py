@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Presence and subscriptions across a 3-node cluster (issue 10 item 4,
-RFC 6121 §3 and §4): real xmppd processes, real libstrophe clients.
+"""Presence and subscriptions across a 3-node cluster
+(RFC 6121 §3 and §4): real xmppd processes, real libstrophe clients.
 
  - alice logs in on one follower, bob on the other;
  - alice subscribes to bob, bob approves: bob's presence reaches alice

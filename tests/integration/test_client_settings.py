@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The client listener's settings (issue 10 item 2; docs/admin.md
+"""The client listener's settings (docs/admin.md
 "Clients"), through the real mmp-cli on one real xmppd:
 
  - defaults in `xmpp status`: port 5222, TLS required, SASL PLAIN off, no

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_client_slixmpp: a second client library (slixmpp, Debian's
-python3-slixmpp) against a 3-node cluster (issue 10: "tried as a new user
+python3-slixmpp) against a 3-node cluster ("tried as a new user
 would with two common XMPP client libraries").  libstrophe drives the other
 client tests; slixmpp behaves like a modern desktop client at login
 (tools/slixpair.py): STARTTLS verified for the domain against the

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_clock_behind: a node whose wall clock is off makes replicated
-writes like any other (issue 8: "a clock that is off").  Three nodes on
+writes like any other ("a clock that is off").  Three nodes on
 loopback; node 2 runs under faketime 60 s behind, from its start.
 
 A write made on a follower travels to the leader with a deadline in the

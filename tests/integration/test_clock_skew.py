@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_clock_skew: issue 8 defect 1, on its own.  Three nodes in network
+"""test_clock_skew: conflicts are never decided by clocks.  Three nodes in network
 namespaces; node 3 runs under faketime, its wall clock 60 s fast, from
 its start.  A call bridge connects to node 3 (a follower); then, while
 that session lives, a second session of the same name authenticates on

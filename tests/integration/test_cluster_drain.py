@@ -1,6 +1,5 @@
 #!/usr/bin/env python3
-"""Draining the leader of a 3-node cluster (issue 13 "Drain", issue 11
-item 2; docs/cluster.md "Draining a node"), as an admin would:
+"""Draining the leader of a 3-node cluster (docs/cluster.md "Draining a node"), as an admin would:
 
  - a call bridge (xcomp) and a browser client (WebSocket over wss, the
    client of test_websocket.py) are connected to the leader;

@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
 """test_cluster_drain_fallback: when only draining nodes are left, the
-cluster still elects a leader, and hands it back once it can (issue 13
-"Drain"; docs/cluster.md "Draining a node"):
+cluster still elects a leader, and hands it back once it can (docs/cluster.md "Draining a node"):
 
  - 3 nodes; the two followers are drained (`xmpp cluster drain`);
  - the leader is killed: the two drained nodes are a majority, and after

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""test_cluster_drain_sticks: a drain that sticks (issue 13 "Drain";
-docs/cluster.md "Draining a node"), as an admin drives it on 3 nodes:
+"""test_cluster_drain_sticks: a drain that sticks
+(docs/cluster.md "Draining a node"), as an admin drives it on 3 nodes:
 
  - `xmpp cluster drain` on the leader hands leadership over; then the
    leader is killed five times in a row (restarted in between): every new

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""test_cluster_enable_order: `xmpp cluster enable` before `xmpp listen`
-(issue 13 item 6).  The peer link first takes 127.0.0.1:5224 (no listen
+"""test_cluster_enable_order: `xmpp cluster enable` before `xmpp listen`.
+The peer link first takes 127.0.0.1:5224 (no listen
 address yet); after `xmpp listen <addr>`, a second `xmpp cluster enable`
 moves it to <addr>:5224, the node initializes a cluster at that address,
 and another node joins it there (which fails when the first node's peer

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_cluster_guest_link: issue 8 defect 2.  A peer link that has not
+"""test_cluster_guest_link: a peer link that has not
 joined (HELLO with cluster id 0, a "guest") may carry a join request and
 nothing else.  A TLS peer with a certificate that the trust bundle accepts,
 for an address of its own, says cluster id 0 in its HELLO (accepted: a

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_cluster_idle_flood: issue 8 defect 10.  Many idle TCP connections
+"""test_cluster_idle_flood: many idle TCP connections
 to the peer port (5224), from several source addresses, against a node
 whose descriptor limit is low (256, as `ulimit -n` would make it): while
 they are open the admin shell (`xmpp cluster status`) and the component

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_cluster_join_errors: issue 13 item 5, join errors name the true
+"""test_cluster_join_errors: join errors name the true
 cause, at once, in the joiner's shell.  Seen before the fix: a host name and
 `127.0.0.811` both waited 10 s and said "could not reach"; joining the XMPP
 component port said the member "refused this node ... another cluster"; a

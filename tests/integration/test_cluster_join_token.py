@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_cluster_join_token: issue 8 defect 2, the admin's consent.  A node
+"""test_cluster_join_token: the admin's consent.  A node
 holding a certificate from the trust bundle joins only with a one-time
 token made by `xmpp cluster invite` on the member it dials
 (docs/cluster.md "Join"):

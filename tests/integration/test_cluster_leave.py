@@ -61,7 +61,7 @@ def leader_disables():
         other = c.followers(leader)[0]
         c.say("2 members: %s leads; xmpp cluster disable there", leader.name)
         out = leader.ok("xmpp cluster disable", timeout=60)
-        # It says what it did (issue 13, item 7).
+        # It says what it did.
         check(re.match(r"^left the cluster and disabled clustering; .*; leadership was "
                        r"handed over first\)$", out), out)
         alone_with_data(c, leader)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_cluster_rejoin: the defect to make impossible (issue 5 item 3): a
+"""test_cluster_rejoin: the defect to make impossible: a
 member reset (new node id) and joined again must never appear twice.
 
 - `xmpp reset` on a member says it is still a member (refused without

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_cluster_remove_guard: `xmpp cluster remove` names one member on
-purpose (issue 13, item 3: `xmpp cluster remove 1` removed a node).
+purpose (`xmpp cluster remove 1` removed a node).
 
 Three members whose node ids are set before the first start: node1
 abcd1..., node2 abcd2..., node3 9f00....

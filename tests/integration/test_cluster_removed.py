@@ -1,6 +1,5 @@
 #!/usr/bin/env python3
-"""test_cluster_removed: the lifecycle of a removed node (issue 13, items 1
-and 2), driven as the admin did.
+"""test_cluster_removed: the lifecycle of a removed node, driven as the admin did.
 
 - A follower is removed while it runs (`xmpp cluster remove <id> --yes` on
   the leader).  It learns it, says `State: REMOVED` with the command that

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Two libstrophe components on one xmppd exchange message, iq and presence
-in both directions (issue 2, item 5)."""
+in both directions."""
 import os
 import sys
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Connection limits on the component listener (issue 8, defect 9): many
+"""Connection limits on the component listener: many
 connections from one address are refused past max-connections-per-address,
 and past max-connections from any address, with one rate-limited log line;
 a pre-auth stanza over preauth-stanza-bytes is refused with policy-violation;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The control socket cannot be locked out (issue 8, defect 12): 70 clients
+"""The control socket cannot be locked out: 70 clients
 that each send half a request used to hold every slot, and mmp-cli was
 refused for as long as they stayed.  Now mmp-cli answers at once while they
 are connected (each new client closes the oldest idle or partial one), and

@@ -5,7 +5,7 @@ sender's node handed over in the last milliseconds reach a node that no
 longer serves XMPP: it refuses each one (an ACK that says refused), so the
 sender's node answers its sender and keeps nothing in flight.  Before, such
 a node dropped them without a word and the sender's node waited for their
-outcome until the disabled node restarted (issue 8: one owner, one
+outcome until the disabled node restarted (one owner, one
 outcome; every queue drains).  The window is a few milliseconds: without
 the refusal this test failed about one run in two."""
 import json

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_health: `xmpp health` as a monitor uses it (issue 13 item 10): the
+"""test_health: `xmpp health` as a monitor uses it: the
 exit status (0 healthy, 1 degraded, 2 failed) and one reason per line that
 says what to do, in text and --json.
 

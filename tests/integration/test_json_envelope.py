@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_json_envelope: issue 13 item 9, one JSON format for every answer of
+"""test_json_envelope: one JSON format for every answer of
 `mmp-cli --json` (docs/control-protocol.md "mmp-cli --json").  Seen before:
 `--json help` printed text, an unknown command printed nothing on stdout,
 success was the bare result without "ok", `timing` was a string in one

@@ -1,6 +1,5 @@
 #!/usr/bin/env python3
-"""test_package: the Debian package of xmppd (issue 13 "The daemon as a
-service"), as a packager checks one:
+"""test_package: the Debian package of xmppd, as a packager checks one:
 
 - scripts/package builds it (dpkg-deb from the cmake --install tree);
 - `dpkg-deb --contents` lists the binaries, the man pages, the docs and the

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_readonly_state: a state directory on a read-only file system
-(issue 13 item 13: it was reported as `node.state.tmp: cannot remove`, a
+(it was reported as `node.state.tmp: cannot remove`, a
 file that did not exist).  xmppd must exit 1 with one line that names the
 directory and the read-only file system and says what to do, both for a
 node that has run before and for an empty directory.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""test_rolling_upgrade: one cluster, two builds (issue 13 item 12;
-docs/cluster.md "Rolling upgrade").
+"""test_rolling_upgrade: one cluster, two builds
+(docs/cluster.md "Rolling upgrade").
 
 Three nodes run the old build (xmppd_v2: peer frame versions 2..2, as a
 node of session 3).  First a node is restarted on a build that speaks 3

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_service: the daemon as a service (issue 13), through the real
+"""test_service: the daemon as a service, through the real
 binaries, as an admin and a monitoring system use them:
 
 - `--version` on xmppd and mmp-cli, and the version in `xmpp status`;

@@ -17,7 +17,7 @@ def main():
             check(c.finish(60) == 1, "cb2 accepted before it exists:\n" + c.output())
         # Once the replicated state exists, the file no longer changes it:
         # a bridge it drops stays, one it adds is not added, and the warn
-        # line says so (issue 13, item 4; docs/admin.md).
+        # line says so (docs/admin.md).
         with Comp(node, "cb9", "hup-9", "--stay") as old:
             old.wait_line("^connected")
             node.callbridges = {"cb1": "hup-1", "cb2": "hup-2"}

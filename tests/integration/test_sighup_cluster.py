@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_sighup_cluster: an xmppd.conf on one member of a running cluster
-must not rewrite the cluster (issue 13, item 4).  Call bridges cb1 and cb2
+must not rewrite the cluster.  Call bridges cb1 and cb2
 are added through the shell; node2 then gets an xmppd.conf naming only cb3
 and a SIGHUP.  cb1 and cb2 still exist on every node, cb3 was not added
 behind the shell's back, and node2's log has a warn line that names what

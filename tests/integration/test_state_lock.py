@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One xmppd per state directory (issue 13 item 11): a second xmppd on a
+"""One xmppd per state directory: a second xmppd on a
 directory that a running one holds exits non-zero at once, before it reads
 any state or starts Raft, with one line naming the holder's pid; the first
 keeps serving and answers mmp-cli."""

@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """The srv timer as wired by the edge: an unauthenticated connection is
 closed after auth-timeout, and a component that sends nothing for three
-keep-alive intervals gets a connection-timeout stream error (issue 2, items
-4 and 6), while the server's whitespace keep-alives reach it meanwhile."""
+keep-alive intervals gets a connection-timeout stream error, while the server's whitespace keep-alives reach it meanwhile."""
 import os
 import socket
 import sys

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_tls: component TLS on a real xmppd (issue 4 item 5, docs/tls.md).
+"""test_tls: component TLS on a real xmppd (docs/tls.md).
 
 Certificates come from certs/mkca and certs/mknode in a temporary directory.
 With `certs` in xmppd.conf the component port offers direct TLS (optional):

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_users: client accounts administered with mmp-cli as an admin does,
-on a 3-node cluster (issue 10, item 1).
+on a 3-node cluster.
 
 - `xmpp user add` on a follower with the password on stdin: the account is
   on every node (`xmpp user list`, text and --json, with its creation time).

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_users_logout: accounts made with mmp-cli log in, and go, on a
-3-node cluster (issue 10: "`xmpp user del` logs the user out everywhere").
+3-node cluster ("`xmpp user del` logs the user out everywhere").
 
 - `xmpp user add` on a follower, `xmpp user passwd` on the leader: the old
   password is refused, the new one logs in (libstrophe, STARTTLS, SCRAM) on

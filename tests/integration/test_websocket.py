@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""XMPP over WebSocket (RFC 7395, issue 11) on a 3-node cluster: real
+"""XMPP over WebSocket (RFC 7395) on a 3-node cluster: real
 xmppd processes, real TLS from certs/, a WebSocket client written here
 (RFC 6455 framing over Python's ssl, no library: the test's framing and
 SCRAM are independent of the server's), and a libstrophe client on 5222

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The WebSocket Origin allow-list and trusted proxies (issue 11 item 3;
-docs/websocket.md "Origin and proxies"), set through mmp-cli on a
+"""The WebSocket Origin allow-list and trusted proxies
+(docs/websocket.md "Origin and proxies"), set through mmp-cli on a
 one-node cluster as an admin would, each applied at once (no restart):
 
  - by default any origin may connect; `xmpp websocket origin add` makes a

@@ -255,7 +255,7 @@ static void test_listen_errors(void)
     conn_mgr_free(cm);
 }
 
-/* ---- limits on accepted connections (issue 8, defect 9) ---------------- */
+/* ---- limits on accepted connections ---------------- */
 
 struct lim {
     uv_loop_t loop;

@@ -496,7 +496,7 @@ static void test_too_many_clients(void)
     usleep(100 * 1000); /* let the server reap them before the next case */
 }
 
-/* Issue 8, defect 12: clients that each send half a request took every
+/* Clients that each send half a request took every
  * slot and the shell was refused ("busy") until they left.  Now a new
  * client closes the oldest of them and is answered at once. */
 static void test_half_requests_do_not_lock_out(void)

@@ -330,7 +330,7 @@ static void test_bad_values_refused(void)
     rm_tmp();
 }
 
-/* Client settings (issue 10): defaults, port 0 (off), and files from
+/* Client settings: defaults, port 0 (off), and files from
  * before them (no client lines) read with the defaults. */
 static void test_client_settings(void)
 {
@@ -394,7 +394,7 @@ static void test_client_settings(void)
     CHECK(strstr(why, "client-tls") != NULL);
 }
 
-/* The WebSocket Origin allow-list and trusted proxies (issue 11 item 3):
+/* The WebSocket Origin allow-list and trusted proxies:
  * repeatable lines, kept in order; a malformed entry makes the file
  * corrupt (never silently dropped); state_ws_origin_ok's rules. */
 static void test_ws_lists(void)

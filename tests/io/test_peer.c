@@ -406,7 +406,7 @@ static void test_reconnect_no_loss(void)
     ep_close(&b);
 }
 
-/* Issue 8 defect 8: a write the connection refuses (its queue is full)
+/* A write the connection refuses (its queue is full)
  * must close the link and be counted, never leave a gap in the stream (the
  * receiver then saw a malformed frame): the channel resends on the next
  * link, and the receiver gets every frame once, in order. */

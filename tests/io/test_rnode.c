@@ -823,7 +823,7 @@ static void test_three_nodes(void)
     finish_loop(&net.loop);
 }
 
-/* Issue 13 item 12: an entry written by a newer xmppd (a command version
+/* An entry written by a newer xmppd (a command version
  * this build does not know) stops the applier with the reason, and the log
  * keeps the entry for the upgraded build. */
 static void test_newer_entry_stops(void)

@@ -2,7 +2,7 @@
  * one or two instances by hand (lib/onenode.h): the membership changes'
  * corner cases, the crash fast path's two signals, CheckQuorum's first
  * window, and removed nodes learning that they were removed.  Each test
- * was written against a defect of issue 9 and failed before its fix. */
+ * was written against a defect of the store and failed before its fix. */
 #include "testlib.h"
 
 #include "onenode.h"

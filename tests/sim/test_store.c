@@ -992,7 +992,7 @@ static void zero_range(const char *dir, uint64_t off, size_t len)
         close(fd);
 }
 
-/* The torn state of issue 9, built by hand: the last append spans pages,
+/* A torn state seen under crashes, built by hand: the last append spans pages,
  * was never fsynced, and lost a page inside its first record (the page
  * holding the record's header was written with the previous data), so a
  * bad record is followed by good ones up to the end.  That is a torn tail:

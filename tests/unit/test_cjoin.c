@@ -1,8 +1,8 @@
 /* test_cjoin.c: the join phases (xmppd/core/cjoin.c) as transcripts: each
  * case feeds events (the admin's join, the contact link, the member's
  * refusal or answer, ticks of a virtual clock, the store switched, the
- * node made a voter) and checks the actions, line by line.  Issue 13
- * defect 5: the member's reason for a refusal reaches the joiner's shell
+ * node made a voter) and checks the actions, line by line.  The
+ * member's reason for a refusal reaches the joiner's shell
  * (a REFUSE frame, or a refused request), and a port that does not speak
  * the peer protocol, a TLS failure or nothing listening are named, instead
  * of "could not reach" after the timeout. */

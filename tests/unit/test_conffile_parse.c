@@ -83,7 +83,7 @@ static void test_defaults(void)
     conf_free(&c);
 }
 
-/* The connection limits of issue 8, defect 9. */
+/* The connection limits of the listeners. */
 static void test_connection_limits(void)
 {
     struct conf c;

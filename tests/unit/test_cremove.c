@@ -1,5 +1,5 @@
 /* test_cremove.c: removal from the cluster (xmppd/core/cremove.c) as
- * transcripts.  Issue 13 defect 1: node 3, removed from cluster c1 while
+ * transcripts.  Node 3, removed from cluster c1 while
  * it was away, dials a member; the member, which saw 3 leave its
  * committed configuration, refuses the HELLO saying so (through plink, as
  * REFUSE bytes on the link), and node 3 learns that it was removed, once:

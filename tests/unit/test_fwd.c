@@ -7,8 +7,8 @@
  * reads nor acts; frames to it wait.  A "busy" link refuses frames as a full
  * channel does.
  *
- * Scenario tests reproduce the defects of issue 8 (items 3-8, 11 and the
- * clock part of 1) one by one; the seeded runs drive 5 nodes through random
+ * Scenario tests reproduce the forwarding defects found under faults
+ * (duplicates, reorders, loss, clocks) one by one; the seeded runs drive 5 nodes through random
  * leader changes, pauses, busy channels, crashes and restarts and moves of
  * receivers between nodes, and check every stanza: delivered at most once,
  * in order per (sender, receiver session), an error only for a stanza that
@@ -483,8 +483,8 @@ static void advance(uint64_t ms)
         if (nodes[i].alive && !nodes[i].paused && fwd_next_deadline(nodes[i].f) <= now) {
             fwd_tick(nodes[i].f, now);
             reap();
-            /* Never a deadline at or before the tick that ran it (issue 8
-             * defect 8: a timer re-armed at 0 from its own callback). */
+            /* Never a deadline at or before the tick that ran it (a
+             * timer re-armed at 0 from its own callback spun the loop). */
             if (fwd_next_deadline(nodes[i].f) <= now)
                 VIOLATION("n%d: deadline not after its tick", i);
         }
@@ -690,7 +690,7 @@ static void test_leader_loss_costs_nothing(void)
     teardown();
 }
 
-/* Issue 8 defect 3: with the receiver's node paused, stanzas are never sent
+/* With the receiver's node paused, stanzas are never sent
  * twice, so an error reply never goes with a delivery: those the channel
  * could not take are answered (wait), those it took are delivered on
  * resume, each exactly once. */
@@ -729,7 +729,7 @@ static void test_paused_receiver_one_outcome(void)
     teardown();
 }
 
-/* Issue 8 defect 4: the receiver left; its node refuses the stanza, and the
+/* The receiver left; its node refuses the stanza, and the
  * refusal reaches the sender even when every channel is full for a while:
  * the owed ACK waits, it is never dropped, so no stanza goes unanswered. */
 static void test_refusal_never_lost(void)
@@ -760,7 +760,7 @@ static void test_refusal_never_lost(void)
     teardown();
 }
 
-/* Issue 8 defect 5: a sender on the leader whose channel to the receiver's
+/* A sender on the leader whose channel to the receiver's
  * node fills up: later stanzas never overtake earlier ones. */
 static void test_full_channel_keeps_order(void)
 {
@@ -820,7 +820,7 @@ static void test_byte_bound_keeps_order(void)
     teardown();
 }
 
-/* Issue 8 defect 6: the link that carries ACKs back to the origin is cut
+/* The link that carries ACKs back to the origin is cut
  * (both still reach the leader) and the receiver moves: nothing is sent
  * again, so nothing is delivered twice. */
 static void test_cut_ack_path_no_duplicate(void)
@@ -851,7 +851,7 @@ static void test_cut_ack_path_no_duplicate(void)
     teardown();
 }
 
-/* Issue 8 defect 7: the receiver leaves a paused node and reconnects to
+/* The receiver leaves a paused node and reconnects to
  * another; what was handed to the paused node is bounced there on resume
  * (never delivered, so the error is true) and never overtakes anything in
  * the new session. */
@@ -884,7 +884,7 @@ static void test_receiver_leaves_paused_node(void)
     teardown();
 }
 
-/* Issue 8 defect 8: a leader outage with a big backlog: the queue is
+/* A leader outage with a big backlog: the queue is
  * bounded in bytes as well as count, the sender is told, and no timer is
  * ever due at or before the tick that ran it (advance checks). */
 static void test_backlog_bounded_in_bytes(void)
@@ -924,7 +924,7 @@ static void test_backlog_bounded_in_bytes(void)
     teardown();
 }
 
-/* Issue 8 defect 1: which of two sessions of a name is newer is the order
+/* Which of two sessions of a name is newer is the order
  * the leader saw them in, whatever the nodes' clocks say, and the same on a
  * new leader whatever order the reports come in. */
 static void test_conflict_by_leader_order(void)
@@ -1049,7 +1049,7 @@ static void test_each_of_bare(void)
     teardown();
 }
 
-/* Issue 10 items 4, 5: a client's entry carries kind, availability and
+/* A client's entry carries kind, availability and
  * priority to every member, and a presence change updates it everywhere
  * without changing its order. */
 static void test_attrs_reach_every_member(void)
@@ -1162,7 +1162,7 @@ static void test_update_keeps_conflict_winner(void)
     teardown();
 }
 
-/* Issue 8 defect 11: a member that reports more names than names_max gets
+/* A member that reports more names than names_max gets
  * the excess refused (counted), and the table stays usable. */
 static void test_names_bounded(void)
 {

@@ -244,7 +244,7 @@ static void test_empty_lists_and_bytes(void)
     CHECK_INT(g.u.sessions.nadd, 0);
     CHECK_INT(g.u.sessions.ndel, 0);
     CHECK(!g.u.sessions.full);
-    /* issue 8 defect 13: no pointer arithmetic on a NULL list (UBSan) */
+    /* No pointer arithmetic on a NULL list (UBSan) */
     CHECK(g.u.sessions.add == NULL && g.u.sessions.del == NULL);
     pframe_release(&g);
     buf_reset(&b);

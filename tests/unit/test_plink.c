@@ -3,7 +3,7 @@
  * HELLO with the certificate's names, frames as bytes through the real
  * pframe codec, ticks of a virtual clock) and checks the actions plink
  * answered, line by line: HELLO acceptance and the identity binding, the
- * frame kinds each state allows (issue 8 defect 2: a guest link carries a
+ * frame kinds each state allows (a guest link carries a
  * join request and nothing else), the dial race, the pre-HELLO, dial, guest
  * and ping timeouts (defect 10), admission limits and the redial back-off. */
 #include <stdarg.h>
@@ -415,7 +415,7 @@ static void test_hello_refusals(void)
         "belongs to cluster 99\n");
 }
 
-/* Issue 13 item 1: the acceptor tells a dialler it refuses by policy why,
+/* The acceptor tells a dialler it refuses by policy why,
  * in a REFUSE frame, and that it was removed when the owner says so
  * (XE_NOTFOUND); a dialler takes a REFUSE only while it waits for the
  * answer to its HELLO, and hands it to its owner.  Refusals before the
@@ -920,7 +920,7 @@ static void test_foreign_protocol(void)
     buf_free(&b);
 }
 
-/* Versions (issue 13 item 12): the highest both speak; a version 2 peer (a
+/* Versions: the highest both speak; a version 2 peer (a
  * build from before ranges, HELLO without one) gets a version 2 link and
  * its dial wins the race; ranges that do not meet are refused with both
  * ranges on both ends. */

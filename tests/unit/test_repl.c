@@ -282,7 +282,7 @@ static void test_decode_exact_bytes(void)
     CHECK_INT(cl_cmd_decode(del_flag, sizeof del_flag, &cmd), XE_CORRUPT);
     CHECK_INT(cl_cmd_decode(del_nul, sizeof del_nul, &cmd), XE_CORRUPT);
     /* An unknown type or a newer version was written by a newer xmppd: the
-     * driver stops applying instead of skipping it (issue 13 item 12). */
+     * driver stops applying instead of skipping it. */
     static const unsigned char del_v9[] = {9, 4, 0, 2, 'c', 'b'};
     CHECK_INT(cl_cmd_decode(del_type, sizeof del_type, &cmd), XE_UNSUPPORTED);
     CHECK_INT(cl_cmd_decode(del_v9, sizeof del_v9, &cmd), XE_UNSUPPORTED);
@@ -376,7 +376,7 @@ static void test_snapshot_round_trip(void)
     CHECK_STR(cl_domain(d), "");
     cl_state_free(d);
     /* a newer version: written by a newer xmppd, not corrupt (the driver
-     * stops instead of running without it; issue 13 item 12) */
+     * stops instead of running without it) */
     a[0] = CL_SNAP_VERSION_ROSTER + 1;
     CHECK_INT(cl_snapshot_decode(a, la, &d), XE_UNSUPPORTED);
     CHECK(d == NULL);

@@ -210,7 +210,7 @@ static void test_disco_items(void)
     rt_free(rt);
 }
 
-/* Cluster mode (issue 12): a stanza to a name within the domain that no
+/* Cluster mode: a stanza to a name within the domain that no
  * local session holds is marked remote and gets no reply (the caller
  * forwards it); names outside the domain and the server's own are
  * answered as before, and rt_decide_jid decides as rt_decide does. */

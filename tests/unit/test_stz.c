@@ -477,7 +477,7 @@ static void test_error_reply(void)
 }
 
 /* test_raw: received bytes are written as they came below a content
- * namespace, and any change to the tree drops them (issue 12). */
+ * namespace, and any change to the tree drops them. */
 static void test_raw(void)
 {
     const char *raw = "<message  to=\"a@b\"><body>h&#105;</body></message>";

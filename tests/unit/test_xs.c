@@ -1146,7 +1146,7 @@ static void test_trickled_tag_limit(void)
     buf_free(&b);
 }
 
-/* ---- memory of the trees (issue 8, defect 9) ---------------------------- */
+/* ---- memory of the trees ---------------------------- */
 
 /* tree_sum adds stz_node_mem over el and everything below it. */
 static size_t tree_sum(const struct stz *el)
@@ -1445,7 +1445,7 @@ static char *raw_run(const char *doc, size_t chunk)
 }
 
 /* test_raw_bytes: a stanza's bytes travel with its tree when they stand
- * alone in another content-namespace stream (issue 12), in any chunking:
+ * alone in another content-namespace stream, in any chunking:
  * not when it declares a namespace itself, uses the root's prefix, or the
  * root binds a prefix the stanza could use. */
 static void test_raw_bytes(void)
@@ -1531,7 +1531,7 @@ static char *copy_tree_of(const struct stz *el)
 }
 
 /* test_lazy_tree: a stanza whose bytes are kept gets only its top element
- * from the framer (issue 12); its children come on first access, equal to
+ * from the framer; its children come on first access, equal to
  * what an eager framer builds; changes keep it lazy where they can. */
 static void test_lazy_tree(void)
 {

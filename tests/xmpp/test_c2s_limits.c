@@ -1,6 +1,6 @@
 /* test_c2s_limits.c: transcripts of the per-account and per-connection
- * limits of client sessions and of what xmpp status counts (issue 10
- * items 6 and 7; docs/admin.md "Clients"): sessions per account
+ * limits of client sessions and of what xmpp status counts
+ * (docs/admin.md "Clients"): sessions per account
  * (resource-constraint, RFC 6120 §7.6.2.1), the byte-rate shaper pausing
  * and resuming a connection (TCP and WebSocket) without losing a byte,
  * XEP-0092 software version on and off with disco#info, the 'to' of our

@@ -469,7 +469,7 @@ static void test_directed_presence_bound(void)
     down();
 }
 
-/* The router writes a stanza as the sender's bytes (issue 12): its quotes,
+/* The router writes a stanza as the sender's bytes: its quotes,
  * spacing, character references and CDATA arrive as sent; a client's gets
  * only the stamped 'from' (RFC 6120 §8.1.2.1) at the end of its start tag,
  * and one that claims another 'from' is rewritten. */

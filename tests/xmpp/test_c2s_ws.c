@@ -1,5 +1,5 @@
 /* test_c2s_ws.c: transcripts of a client session over WebSocket (RFC
- * 7395, issue 11; docs/websocket.md "The seam"): the upgrade on a wss
+ * 7395; docs/websocket.md "The seam"): the upgrade on a wss
  * connection, <open/>, SASL SCRAM-SHA-256 with the session's own rules,
  * bind, a message to and from a client on 5222, <close/> and the closing
  * handshake; a plain ws connection refused while TLS is required; the
@@ -429,7 +429,7 @@ static void test_host_meta_names_the_members(void)
     down();
 }
 
-/* Draining (issue 13 "Drain", issue 11 item 2): a WebSocket client is
+/* Draining: a WebSocket client is
  * sent to another member with RFC 7395 §3.6.1 <close see-other-uri/>
  * naming its wss URL, then the WebSocket close 1001 (going away); a
  * client that connects while the node drains gets the 101 and the same
@@ -470,7 +470,7 @@ static void test_drain_see_other_uri(void)
     down();
 }
 
-/* Pending upgrades are bounded per node (issue 11 item 1): over
+/* Pending upgrades are bounded per node: over
  * max_pending connections that have not had their HTTP response, a new
  * one gets 503 with Retry-After on its first bytes; a connection stops
  * counting once answered (101, an error, the 408 of the handshake
@@ -553,7 +553,7 @@ static void ws_req_with(uint64_t conn, const char *extra)
     fx_in(&fx, conn, req);
 }
 
-/* Origin allow-list and trusted proxies through srv (issue 11 item 3):
+/* Origin allow-list and trusted proxies through srv:
  * an Origin not on a non-empty list gets 403 with the reason; no Origin
  * (not a browser) and a listed one are let in.  X-Forwarded-For from a
  * trusted proxy (a CIDR range) names the client in the log lines and is

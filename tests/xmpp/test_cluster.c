@@ -594,7 +594,7 @@ static void test_cluster_leader_change_unacked(void)
 
 /* A call bridge reconnecting on another node takes over its name: the
  * session the leader heard of last is the newer (its order, never a
- * clock: issue 8 defect 1), the other gets conflict, stanzas go to the
+ * clock), the other gets conflict, stanzas go to the
  * newer; in both report orders, and back again. */
 static void test_cluster_takeover_conflict(void)
 {
@@ -1017,7 +1017,7 @@ static void test_cluster_random_one_outcome_in_order(void)
     CHECK_INT(rstats.lost, 0);
 }
 
-/* Clients in cluster mode (issue 10 item 5): each bound client is
+/* Clients in cluster mode: each bound client is
  * reported by its full JID; stanzas to a full JID on another node go
  * straight to it, from clients and components alike, iq round trips
  * included; a full JID nobody holds is service-unavailable; the same full
@@ -1141,7 +1141,7 @@ static void test_cluster_clients(void)
     cl_state_free(cl);
 }
 
-/* Sessions per account count cluster-wide (issue 10 item 6): with a
+/* Sessions per account count cluster-wide: with a
  * limit of 2, alice on node 1 and node 3 fills it, a third resource on
  * node 2 is refused (resource-constraint, RFC 6120 §7.6.2.1), while the
  * same full JID as one of hers replaces it; the count follows the
@@ -1270,7 +1270,7 @@ static void presence(int i, const char *prio)
         take(k, 3);
 }
 
-/* Issue 10 items 4, 5: alice has sessions on nodes 1 (a) and 3 (b), bob
+/* Alice has sessions on nodes 1 (a) and 3 (b), bob
  * is on node 2.  A bare-JID message goes to the available resources of
  * highest non-negative priority over the whole cluster, each remote one
  * by its own forward; bob's presence reaches both of alice's resources,
@@ -1363,7 +1363,7 @@ static void test_cluster_bare_jid(void)
     CHECK(strstr(t, "from='alice@example.com/a'") != NULL);
     CHECK(strstr(t, "from='alice@example.com/b'") != NULL);
     /* a probe the client writes itself (XEP-0318 style; double quotes,
-     * spaces around '='): travels as its bytes (issue 12) and is still
+     * spaces around '='): travels as its bytes and is still
      * answered by the other nodes, never delivered to alice's clients */
     in(2, 3, "<presence type = \"probe\" to=\"alice@example.com\"/>");
     settle();

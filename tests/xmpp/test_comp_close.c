@@ -1,6 +1,6 @@
 /* test_comp_close.c: transcripts of how a component session ends: a session
- * is closed once, whatever closes it and however many paths try (issue 8,
- * defect 1).  The fixture's edge refuses bytes for a connection srv asked to
+ * is closed once, whatever closes it and however many paths try
+ * (defect 1).  The fixture's edge refuses bytes for a connection srv asked to
  * close (as conn_send does), counts them (late_sends) and counts close
  * requests; fx_stop checks that no connection was written after its close
  * and none was closed twice.  Under ASan a session put on srv's dead list

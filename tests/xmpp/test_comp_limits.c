@@ -1,5 +1,5 @@
 /* test_comp_limits.c: transcripts of the framer limits on a component
- * stream (issue 8, defect 9): before authentication a stanza may take
+ * stream: before authentication a stanza may take
  * preauth_stanza_bytes (4 KiB by default: the handshake is all a component
  * sends, XEP-0114 §3), after it limits.max_stanza_bytes; and a stanza's
  * element tree counts against the stream's memory cap, so a stanza of

@@ -1,5 +1,5 @@
-/* test_drain.c: transcripts of a draining node (issue 13 "Drain";
- * docs/cluster.md "Draining a node"): srv_drain closes a component and a
+/* test_drain.c: transcripts of a draining node
+ * (docs/cluster.md "Draining a node"): srv_drain closes a component and a
  * 5222 client with the stream error see-other-host naming another member
  * (RFC 6120 §4.9.3.19), spreads sessions over the members in turn, answers
  * new sessions the same way while draining, and serves again after

@@ -46,7 +46,7 @@ static void dial_failed(struct cjoin *j, const struct cjoin_event *ev,
     switch (ev->u.link.dial) {
     case CJOIN_DIAL_FOREIGN:
         /* The port answers in XMPP or HTTP: once is enough, it will not
-         * change (issue 13 item 5: not "refused ... another cluster"). */
+         * change (not "refused ... another cluster"). */
         finish(j, u, XE_PROTO, "%s; join at the member's peer address instead (port %d)",
                why != NULL && why[0] != '\0'
                    ? why
@@ -216,7 +216,7 @@ int cjoin_step(struct cjoin *j, const struct cjoin_event *ev, struct cjoin_updat
         break;
     case CJOIN_EV_REFUSED:
         /* Our contact refused us: the joiner's shell hears why at once,
-         * not "could not reach" after the timeout (issue 13 item 5). */
+         * not "could not reach" after the timeout. */
         if (j->phase == CJOIN_CONTACT && ev->u.refused.id == 0)
             finish(j, u, XE_PERM, "the member refused this node: %s",
                    ev->u.refused.reason != NULL ? ev->u.refused.reason : "");

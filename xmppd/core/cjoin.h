@@ -131,8 +131,8 @@ struct cjoin_admit {
 };
 
 /* cjoin_admit decides whether `xmpp cluster join` may start on j: 0 (it
- * may: a node alone, or one that was removed from its cluster, issue 13
- * defect 1: it joins again under a new id, which the edge takes when
+ * may: a node alone, or one that was removed from its cluster (it joins
+ * again under a new id, which the edge takes when
  * removed is set), 1 (nothing to do: already a member of that cluster;
  * msg says so), or an error with msg: XE_BUSY (a join under way), XE_INVAL
  * (this node's own address), XE_STATE (a member of a multi-node cluster:

@@ -1,6 +1,6 @@
-/* conffile_parse.h: the node configuration file (issue 2), parsed from text.
+/* conffile_parse.h: the node configuration file, parsed from text.
  *
- * Until the admin shell of issue 4 replaces it, a node reads its domain,
+ * A node without replicated state yet reads its domain,
  * listeners, timers and call-bridge secrets from <state-dir>/xmppd.conf.
  * This module only parses text that the edge has already read (the file's
  * permission check and the read itself live in xmppd/io/conffile.c), so a
@@ -45,7 +45,7 @@
 #define CONF_MAX_SECRET 1024
 #define CONF_MAX_SECONDS 86400
 #define CONF_MAX_FILE_NAME 255 /* ADDR_PKI_NAME_MAX */
-/* Connection limits of the XMPP listeners (issue 8, defect 9; docs/admin.md
+/* Connection limits of the XMPP listeners (docs/admin.md
  * "Limits"); the total is also held below the process's descriptor limit. */
 #define CONF_DEFAULT_MAX_CONNS 4096
 #define CONF_DEFAULT_MAX_CONNS_PER_ADDR 128

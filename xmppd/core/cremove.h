@@ -3,7 +3,7 @@
  * were removed"), and whether this node itself was removed (docs/cluster.md
  * "Removal"; the convention of creq.h: events in, an update out).
  *
- * A removed node must learn it (issue 13 defect 1): Raft stops replicating
+ * A removed node must learn it: Raft stops replicating
  * to a removed member (thesis §4.2.2), so it hears it from its own log if
  * the entry reached it, from the leader's note (NOTE_REMOVED) right after
  * the change, or from any member it dials (a REFUSE with code REMOVED).  It

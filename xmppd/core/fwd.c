@@ -220,7 +220,7 @@ done:
 /* ---- origin: handing stanzas to channels -------------------------------- */
 
 /* route_of returns the node the table puts e's destination on, or 0: a
- * client's full JID (a name of its own, issue 10) first, then the domain. */
+ * client's full JID (a name of its own) first, then the domain. */
 static uint64_t route_of(const struct fwd *f, const struct fwd_ent *e)
 {
     uint64_t node = 0;

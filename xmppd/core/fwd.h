@@ -1,7 +1,7 @@
 /* fwd.h: forwarding of stanzas between the nodes of a cluster.
  *
  * Pure: no I/O, no clock (now_ms passed in), frames out through env->send.
- * One struct fwd per node (DESIGN.md "Forwarding", issue 8; docs/cluster.md
+ * One struct fwd per node (DESIGN.md "Forwarding"; docs/cluster.md
  * "Forwarding" states the guarantee and why it holds).
  *
  * One owner, one outcome.  A stanza that a local session sends to a name

@@ -22,7 +22,7 @@ struct fwd_ent {
     char *from, *to, *xml;
     size_t len;
     const char *domain; /* to's domain, prepared; NULL: to is not a JID */
-    const char *full;   /* to as a full JID (a client's name, issue 10), or NULL */
+    const char *full;   /* to as a full JID (a client's name), or NULL */
     uint64_t queued_ms; /* when fwd_send took it */
     uint64_t node;      /* 0 until handed to a channel */
     struct fwd_ent *next;

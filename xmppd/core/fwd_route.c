@@ -2,7 +2,7 @@
  * fwd.h, protocol in docs/cluster.md "Forwarding"): every node's copy of
  * the table, its SESSIONS reports to the leader, and the leader's side:
  * ordering sessions (the newer of two sessions of a name wins, by the
- * order the leader gave them, never by clocks: issue 8 defect 1), telling
+ * order the leader gave them, never by clocks), telling
  * the loser (CONFLICT), and sending the table to the members (ROUTES). */
 #include "fwd_int.h"
 
@@ -56,7 +56,7 @@ struct fwd_route *fwd__table_find(const struct fwd_table *t, const char *name)
 }
 
 /* table_grow doubles the buckets when the table is as full as it is wide
- * (so lookups stay O(1) at any size: issue 8 defect 11). */
+ * (so lookups stay O(1) at any size). */
 static int table_grow(struct fwd_table *t)
 {
     size_t nb = t->nb ? t->nb * 2 : 64;
@@ -510,7 +510,7 @@ static void leader_report(struct fwd *f, uint64_t node, bool full,
     if (full) {
         /* Replace node's names: drop those the report does not hold (one
          * pass over the table and one lookup per name: a report of many
-         * names costs linear time, issue 8 defect 11). */
+         * names costs linear time). */
         mark_all(f, false);
         for (size_t k = 0; k < nadd; k++) {
             struct fwd_route *r = fwd__table_find(&f->table, add[k].name);
@@ -745,7 +745,7 @@ int fwd__report_one(struct fwd *f, const char *name, uint64_t sid, uint64_t ord,
 }
 
 /* fwd_name_valid: a component domain, or a client's full JID in its
- * canonical form (issue 10: clients are reported by full JID). */
+ * canonical form (clients are reported by full JID). */
 static bool fwd_name_valid(const char *name)
 {
     struct jid j = {0};

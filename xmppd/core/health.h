@@ -1,5 +1,5 @@
-/* health.h: is this node healthy?  The one place that judges it (issue 13
- * item 10: `xmpp health`, for monitoring and load-balancer checks).
+/* health.h: is this node healthy?  The one place that judges it (`xmpp
+ * health`, for monitoring and load-balancer checks).
  *
  * Pure: the edge (xmppd/io/cmds_health.c) gathers what it knows into
  * struct health_facts; health_judge turns that into a level and the reasons,

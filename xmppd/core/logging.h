@@ -38,8 +38,8 @@ const char *log_level_name(enum log_level level);
 /* log_level_parse sets *out from a name as above; 0 or XE_INVAL. */
 int log_level_parse(const char *name, enum log_level *out);
 
-/* A limit on a noisy kind of line (bad connections on a public port, issue 8
- * defect 10): at most one line per window_ms, and the next line that may be
+/* A limit on a noisy kind of line (bad connections on a public port): at
+ * most one line per window_ms, and the next line that may be
  * written says how many were held back.  Zero it, then set window_ms. */
 struct log_rate {
     uint64_t window_ms; /* at most one line per this many ms */

@@ -1,5 +1,5 @@
-/* minute.h: a count of events in the last minute (issue 10 item 7:
- * logins and failures per minute in xmpp status), as a ring of 60
+/* minute.h: a count of events in the last minute
+ * (logins and failures per minute in xmpp status), as a ring of 60
  * one-second slots.
  *
  * Pure: the caller passes the time in (ms, monotonic).  A zeroed struct

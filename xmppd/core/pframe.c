@@ -506,7 +506,7 @@ static void r_skip_entries(struct rd *r, size_t n, int k)
  * after the name on the wire (SESSIONS: sid, ord; ROUTES: node, sid, ord),
  * then an attr, so at least 5 + 8k + 3 bytes each: two passes (skip the first to learn
  * the second's length), then one allocation owned by f.  *a and *b point into it (NULL
- * for none: no arithmetic on a NULL base, issue 8 defect 13). */
+ * for none: no arithmetic on a NULL base). */
 static int d_two_lists(struct rd *r, struct pframe *f, size_t elem, int k, void **a,
                        size_t *na, void **b, size_t *nb)
 {

@@ -46,7 +46,7 @@
  * booleans are 0 or 1, ranges are ordered, unknown versions and types and
  * trailing bytes are errors.  A bad frame gives a negative code, never a
  * crash or a read outside the buffer; the peer link then closes and counts
- * it (issue 5, item 1). */
+ * it. */
 #ifndef XMPPD_PFRAME_H
 #define XMPPD_PFRAME_H
 
@@ -60,7 +60,7 @@
  * 2: direct forwarding (ACK outcomes, SESSIONS orders, ROUTES).
  * 3: SESSIONS and ROUTES entries carry attributes (struct pframe_attr:
  *    kind, availability, priority), so that bare-JID routing and presence
- *    work cluster-wide (issue 10 items 4, 5); HELLO carries the sender's
+ *    work cluster-wide; HELLO carries the sender's
  *    range of versions, REFUSE the refuser's.
  * This codec reads and writes PFRAME_VERSION_MIN..PFRAME_VERSION_MAX.  A
  * link speaks one version, the highest both ends speak, chosen at HELLO
@@ -240,7 +240,7 @@ struct pframe_conflict {
 
 /* REFUSE: the accepting node's answer to a HELLO it refuses, sent once
  * instead of its own HELLO, just before it closes the link, so that the
- * dialler learns why (issue 13 items 1 and 5).  Link control: not
+ * dialler learns why.  Link control: not
  * sequenced, and allowed only on a link whose HELLO is not answered yet. */
 enum pframe_refuse_code {
     PFRAME_REFUSE_OTHER = 0,   /* see the reason */

@@ -584,7 +584,7 @@ void plink_tick(struct plink_conn *c, const struct plink_opts *o, uint64_t now,
                            "connect timed out (no HELLO within %" PRIu64 " ms)",
                            o->dial_ms);
         } else if (now - c->opened_ms >= o->prehello_ms) {
-            /* Issue 8 defect 10: an idle or slow connection must not hold a
+            /* An idle or slow connection must not hold a
              * descriptor for long. */
             close_with(c, u, PLINK_COUNT_TIMEOUT, "%s within %" PRIu64 " ms",
                        c->state == PLINK_STATE_TCP ? "no TLS handshake"

@@ -1,5 +1,5 @@
-/* plink.h: the peer link's decisions, as a pure state machine (issue 8,
- * "Where the fixes go"; docs/cluster.md "Connections", "Handshake").
+/* plink.h: the peer link's decisions, as a pure state machine
+ * ("Where the fixes go"; docs/cluster.md "Connections", "Handshake").
  *
  * The edge (xmppd/io/peer.c) owns sockets, TLS, the frame codec and the
  * reliable channel; this module decides, for one connection at a time, what
@@ -287,7 +287,7 @@ bool plink_sans_cover(const char *sans, const char *host);
  * stream, RFC 6120 §4.2: an XMPP client, component or WebSocket port's
  * answer, or an XMPP client dialling us), "HTTP" for "HTTP/" (a status line,
  * RFC 9112 §4) or a request method (§3); NULL otherwise.  The peer link
- * then says which port the other side has (issue 13 item 5). */
+ * then says which port the other side has. */
 const char *plink_foreign_protocol(const void *bytes, size_t len);
 
 /* plink_state_name: "tcp", "tls", "member", "guest", "contact", "closed". */

@@ -394,7 +394,7 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
         return XE_CORRUPT;
     /* A format this build does not know was written by a newer xmppd: not
      * corruption (entries are checked by the store and the peer link), but
-     * nothing this node can apply (issue 13 item 12; the driver stops). */
+     * nothing this node can apply (the driver stops). */
     if (version != CL_CMD_VERSION && version != CL_CMD_VERSION_ID)
         return version > CL_CMD_VERSION_ID ? XE_UNSUPPORTED : XE_CORRUPT;
     if ((c->flags & ~(unsigned)(CL_CMD_ADD | CL_CMD_REPLACE)) != 0)
@@ -688,7 +688,7 @@ int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out)
     version = (unsigned)rd_uint(&r, 1);
     if (r.bad || version < CL_SNAP_VERSION || version > CL_SNAP_VERSION_ROSTER) {
         /* A newer version was written by a newer xmppd: the driver stops
-         * rather than run without the state (issue 13 item 12). */
+         * rather than run without the state. */
         rc = !r.bad && version > CL_SNAP_VERSION_ROSTER ? XE_UNSUPPORTED : XE_CORRUPT;
         goto fail;
     }

@@ -23,7 +23,7 @@ int sess__init(struct sess *s, enum sess_kind kind, struct srv *srv, uint64_t co
     s->peer = strdup(peer != NULL ? peer : "?");
     if (s->peer == NULL)
         return XE_NOMEM;
-    /* Small until authenticated (issue 8, defect 9). */
+    /* Small until authenticated. */
     /* One hash salt for every parser of this stream (xs.c "Hash salt"):
      * SipHash of the connection id under the node's secret key (drawn
      * through the edge at srv_new), so the core reads no randomness here;

@@ -8,7 +8,7 @@
  * sess.c dispatches the few kind-specific steps (input, stream header,
  * free, ping target) with a switch on it.
  *
- * Close once, by construction (issue 8, defect 1): state only moves
+ * Close once, by construction: state only moves
  * forward, and CLOSED is terminal.  sess__enter is the only way to READY
  * and refuses to leave CLOSED; srv__close is the only way to CLOSED and to
  * srv's dead list, and does nothing for a closed session.  Every step that

@@ -1,5 +1,5 @@
 /* shaper.h: a token bucket that paces the bytes read from one client
- * connection (issue 10 item 6, a byte-rate shaper; docs/admin.md
+ * connection (a byte-rate shaper; docs/admin.md
  * "Clients").
  *
  * Pure: the caller passes the time in.  Bytes are counted after they were

@@ -598,7 +598,7 @@ int srv_set_client_limits(struct srv *srv, const struct srv_config *cfg)
     return 0;
 }
 
-/* ---- the byte-rate shaper (issue 10 item 6) ---- */
+/* ---- the byte-rate shaper ---- */
 
 void srv__shape(struct srv *srv, struct sess_c2s *c, size_t len)
 {

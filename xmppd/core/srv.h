@@ -87,7 +87,7 @@ struct srv_config {
      * offer SASL PLAIN (RFC 4616), only ever under TLS. */
     bool c2s_tls_required;
     bool sasl_plain;
-    /* Failed logins (issue 10 item 3), counted per peer address and per
+    /* Failed logins, counted per peer address and per
      * account: after the n-th failure in a row the answer to the next one
      * waits login_delay_ms << (n - 1), at most login_delay_max_ms; after
      * login_block_after failures that address or account is refused
@@ -99,7 +99,7 @@ struct srv_config {
     uint64_t login_delay_max_ms;
     unsigned login_block_after;
     uint64_t login_block_ms;
-    /* Sessions per account (issue 10 item 6): a bind that would make
+    /* Sessions per account: a bind that would make
      * more than c2s_max_sessions sessions of one account, counted on this
      * node and, in cluster mode, in the routing table, is refused with
      * resource-constraint (RFC 6120 §7.6.2.1).  0: no limit.  Default
@@ -367,7 +367,7 @@ size_t srv_get_blocked(const struct srv *srv, struct srv_blocked *out, size_t ma
  * current connection, component and client counts. */
 void srv_get_stats(const struct srv *srv, struct srv_stats *out);
 
-/* ---- draining (issue 13 "Drain"; docs/cluster.md "Draining a node") ----
+/* ---- draining (docs/cluster.md "Draining a node") ----
  *
  * A draining node serves no XMPP session: srv_drain closes every session
  * with a pointer to another member and then answers every new one the
@@ -402,7 +402,7 @@ void srv_undrain(struct srv *srv);
 /* srv_draining tells whether srv is draining. */
 bool srv_draining(const struct srv *srv);
 
-/* ---- cluster mode (issue 5 item 4; docs/cluster.md "Routing in the node
+/* ---- cluster mode (docs/cluster.md "Routing in the node
  * core") ----
  *
  * Without srv_cluster_start srv is a standalone node, exactly as above.

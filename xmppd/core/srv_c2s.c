@@ -1336,7 +1336,7 @@ static void c2s_to_bare(struct srv *srv, struct sess *from, const struct jid *to
         return;
     }
     /* In cluster mode over the whole cluster: the local sessions and the
-     * user's entries in the routing table (issue 10 items 4, 5). */
+     * user's entries in the routing table. */
     remotes_of(srv, to->local, &rs);
     for (struct sess_c2s *r = a != NULL ? a->first : NULL; r != NULL; r = r->anext)
         if (r->available && r->priority > best)

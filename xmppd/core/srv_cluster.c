@@ -80,7 +80,7 @@ static struct sess *cl_session(struct srv *srv, const char *to)
 
     /* Most stanzas from a peer go to a component's own domain, written as
      * the table holds it: equal to a prepared domain held here, so it is a
-     * valid JID already and needs no parse (issue 12: the parse was a fifth
+     * valid JID already and needs no parse (the parse was a fifth
      * of the holder's work).  Anything else (a localpart, a resource, a
      * subdomain, another spelling) takes the full path below. */
     if (to != NULL && strpbrk(to, "@/") == NULL && (c = rt_find(srv->rt, to)) != NULL &&
@@ -202,8 +202,8 @@ static void cl_run(struct srv *srv)
 /* ---- lifetime ---- */
 
 /* cl_report gives s its sid and reports it.  Which of two sessions of a
- * name is newer is decided by the leader's order, never by clocks (issue 8
- * defect 1: a node whose clock ran 60 s ahead won every conflict). */
+ * name is newer is decided by the leader's order, never by clocks (a node
+ * whose clock ran 60 s ahead won every conflict). */
 static int cl_report(struct srv *srv, struct sess_comp *s)
 {
     int rc;
@@ -316,7 +316,7 @@ int srv_cluster__authenticated(struct srv *srv, struct sess_comp *s)
 
 /* cl_attr: client c's table attributes.  Bare-JID routing needs every
  * resource's availability and priority (RFC 6121 §8.5.2.1.1) on every
- * node (issue 10 items 4, 5). */
+ * node. */
 static struct pframe_attr cl_attr(const struct sess_c2s *c)
 {
     struct pframe_attr a = {0};
@@ -332,7 +332,7 @@ int srv_cluster__bound(struct srv *srv, struct sess_c2s *c)
     if (srv->cl == NULL)
         return 0;
     /* A client is reported by its full JID, a name of its own in the
-     * leader's table (issue 10 item 5). */
+     * leader's table. */
     struct pframe_attr a = cl_attr(c);
 
     int rc;
@@ -662,7 +662,7 @@ static void cl_count_one(void *ud, const struct pframe_route *e)
 {
     struct cl_count *c = ud;
 
-    /* components only: clients are in the table too (issue 10) */
+    /* components only: clients are in the table too */
     if (e->node == c->node && e->attr.kind == PFRAME_KIND_COMPONENT)
         c->n++;
 }

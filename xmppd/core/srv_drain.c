@@ -1,5 +1,5 @@
-/* srv_drain.c: draining a node (issue 13 "Drain", issue 11 item 2;
- * docs/cluster.md "Draining a node"): every XMPP session of this node is
+/* srv_drain.c: draining a node
+ * (docs/cluster.md "Draining a node"): every XMPP session of this node is
  * sent to another member, and new ones too until srv_undrain.  The choice
  * of the member is made here (round robin per kind of session, over the
  * targets that serve it); the edge only says where the members are.  The

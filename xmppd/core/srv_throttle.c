@@ -1,5 +1,5 @@
 /* srv_throttle.c: failed client logins counted per peer address and per
- * account (issue 10 item 3): growing delays before the answer to a
+ * account: growing delays before the answer to a
  * failure, then a block for a while (srv.h, struct srv_config).
  *
  * Keys are "a <address>" and "u <account>" in one hash table.  A key is

@@ -35,7 +35,7 @@ static void peer_ip(const char *peer, char *out, size_t cap)
 }
 
 /* max_pending: the bound on WebSocket connections before their HTTP
- * response (issue 11 item 1: pending upgrades are bounded). */
+ * response (pending upgrades are bounded). */
 static uint64_t max_pending(const struct srv *srv)
 {
     return srv->ws_cfg->max_pending != 0 ? srv->ws_cfg->max_pending : 256;

@@ -1,4 +1,4 @@
-/* srv_ws_links.c: the URLs host-meta names (XEP-0156 §3, issue 11;
+/* srv_ws_links.c: the URLs host-meta names (XEP-0156 §3;
  * docs/websocket.md "Discovery across the cluster").  The edge hands in
  * this node's listen hosts and the Raft configuration; the
  * choice of what a browser is told lives here: every voting member, this

@@ -52,7 +52,7 @@ struct stz {
      * API (stz__touch in stz.c), so it is always the tree's own text. */
     char *raw;
     size_t raw_len;
-    /* Lazily parsed (issue 12): the children are not built yet.  They are
+    /* Lazily parsed: the children are not built yet.  They are
      * those of the element in kids[0..kids_len), el's received bytes
      * (owned, NUL-ended; the same buffer as raw while raw is kept, the
      * attributes of its start tag perhaps no longer el's), and are built
@@ -66,7 +66,7 @@ struct stz {
  * memory.  ns may be NULL for "no namespace". */
 struct stz *stz_new(const char *name, const char *ns);
 
-/* Lazily parsed elements (issue 12).  The framer (xs.c) gives a stanza
+/* Lazily parsed elements.  The framer (xs.c) gives a stanza
  * whose bytes it keeps only its top element and attributes; the children
  * come from those bytes when something first asks for them.  Every reader
  * and writer below does that by itself (stz_first_element, stz_child,
@@ -187,7 +187,7 @@ int stz_stamp_attr(struct stz *el, const char *name, const char *value);
  * an xmlns (RFC 6120 §4.8.3).  Text and attribute values are escaped
  * (& < > " ').  An element with received bytes (raw) below a
  * content-namespace parent is written as those bytes, unparsed and
- * unserialised (issue 12: routing on the sender's bytes).  0/XE_NOMEM. */
+ * unserialised (routing on the sender's bytes).  0/XE_NOMEM. */
 int stz_serialize(const struct stz *el, const char *parent_ns, struct buf *out);
 
 /* stz_is_stanza tells whether el is message, presence or iq in ns. */

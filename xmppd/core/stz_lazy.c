@@ -1,5 +1,4 @@
-/* stz_lazy.c: building a lazily parsed element's children from its bytes
- * (issue 12).
+/* stz_lazy.c: building a lazily parsed element's children from its bytes.
  *
  * The framer (xs.c) checks every byte of a stanza with expat (well-formed,
  * namespaces, RFC 6120 §11.1's restrictions, its limits) but builds only

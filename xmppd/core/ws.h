@@ -1,4 +1,4 @@
-/* ws.h: one connection of the WebSocket listener (issue 11): its HTTP/1.1
+/* ws.h: one connection of the WebSocket listener: its HTTP/1.1
  * request, the WebSocket upgrade (RFC 6455), WebSocket frames, XEP-0156
  * discovery, and the RFC 7395 framing adapter that lets the client session
  * behind it read and write an ordinary RFC 6120 stream.

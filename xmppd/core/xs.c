@@ -31,7 +31,7 @@
  * </stream:stream> matches its start tag as before.  Offsets (fed, unit_start,
  * progress) count from the new parser's start.
  *
- * Received bytes (issue 12): a top-level element that declares no namespace
+ * Received bytes: a top-level element that declares no namespace
  * of its own, is in the stream's default namespace, and uses no prefix that
  * the root declared (the root may declare only prefixes of the streams
  * namespace, and no element or attribute inside may be in it) stands alone
@@ -40,7 +40,7 @@
  * them as they came instead of serialising the tree again.  The bytes
  * being collected take at most max_stanza_bytes beyond the cap below.
  *
- * Lazy trees (issue 12, the tree was 9,000 of 29,000 instructions per
+ * Lazy trees (the tree was 9,000 of 29,000 instructions per
  * stanza): of a top-level element whose bytes are collected, only the
  * element itself and its attributes are built, which is all routing reads;
  * its children are built from its bytes when something first asks for them
@@ -432,7 +432,7 @@ static struct stz *xs__element(const char *qname, const char **atts)
         return NULL;
     for (n = 0; atts[n] != NULL; n += 2)
         ;
-    /* one array for all (issue 12: a realloc per attribute showed) */
+    /* one array for all (a realloc per attribute showed) */
     if (stz_reserve_attrs(el, n / 2) != 0)
         goto err;
     for (size_t i = 0; atts[i] != NULL; i += 2) {
@@ -1190,7 +1190,7 @@ static bool xs__scan_byte(struct xs *xs, unsigned char c)
 /* xs__skip returns how many bytes from p[0..len) leave the scanner where
  * it is: in text, in a quoted value or in a tag, up to the next byte that
  * could move it ('<'; the closing quote; a quote or '>').  It runs over
- * every byte received, so it jumps with memchr where it can (issue 12: the
+ * every byte received, so it jumps with memchr where it can (the
  * byte-by-byte scanner was 7 % of a node). */
 static size_t xs__skip(const struct xs *xs, const unsigned char *p, size_t len)
 {

@@ -17,7 +17,7 @@
  * (max_mem_bytes): expat's allocations plus the element trees the framer
  * built and the receiver has not pulled yet, counted as each element,
  * attribute and piece of text is added (a stanza of many tiny children,
- * <a/><a/>..., costs some 40 times its bytes as a tree; issue 8, defect 9).
+ * <a/><a/>..., costs some 40 times its bytes as a tree).
  *
  * Lifetime: after an XS_EV_ERROR or XS_EV_CLOSE event no further events come
  * and xs_feed returns XE_STATE. */

@@ -55,8 +55,8 @@ void cluster_store_replaced(struct node *n)
         cremove_step(&n->cluster->rm, &ev, &u);
 }
 
-/* stop_serving_later: a removed node stops serving XMPP (issue 13 item 2:
- * its call bridges' stanzas would go nowhere); deferred so that it never
+/* stop_serving_later: a removed node stops serving XMPP
+ * (its call bridges' stanzas would go nowhere); deferred so that it never
  * runs inside an rnode or peer-link callback. */
 static void stop_serving_later(struct node *n, void *arg, bool cancelled)
 {
@@ -455,8 +455,8 @@ static int pk_raft(void *ud, uint64_t from, const void *data, size_t len)
 }
 
 /* answer_peer answers request rid of peer from with rc and msg at once,
- * without a struct sreply: a refusal, or out of memory for one (issue 14
- * item 5: never drop a request silently, so that its sender is not left
+ * without a struct sreply: a refusal, or out of memory for one (never
+ * drop a request silently, so that its sender is not left
  * waiting for a timeout that names the wrong cause). */
 static void answer_peer(struct node *n, uint64_t from, uint64_t rid, int rc,
                         const char *msg)

@@ -1,5 +1,5 @@
 /* cluster_invite.c: join tokens, an admin's consent beyond a certificate
- * from the trust bundle (issue 8 defect 2; docs/cluster.md "Join").
+ * from the trust bundle (docs/cluster.md "Join").
  * `xmpp cluster invite` on a member makes a one-time token that expires;
  * `xmpp cluster join <addr> <token>` on the new node presents it to that
  * member, which refuses a join request without a valid one.

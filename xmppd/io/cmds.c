@@ -371,7 +371,7 @@ static int h_domain(void *ud, json_t *args, json_t **result, struct ctl_error *e
     if (len > CL_DOMAIN_MAX)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "the domain is too long");
     /* RFC 7622 §3.2: lower case, one trailing dot dropped, IDNA2008 for
-     * non-ASCII labels (issue 10 item 1, issue 13 item 13). */
+     * non-ASCII labels. */
     if (precis_domain(d, lower, sizeof lower) < 0 || !cl_domain_valid(lower))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "\"%.100s\" is not a domain name: labels of letters, digits "
@@ -606,7 +606,7 @@ static int h_tls(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 
 /* ---- xmpp.client.set ---- */
 
-/* The client side (issue 10, docs/admin.md "Clients"), node-local like the
+/* The client side (docs/admin.md "Clients"), node-local like the
  * listeners: any of "port" (1-65535, or 0: no client listener), "tls"
  * ("required": STARTTLS before SASL, the default; "optional": offered)
  * and "sasl_plain" (SASL PLAIN under TLS).  Applied at once (the listeners
@@ -706,7 +706,7 @@ static int h_client(void *ud, json_t *args, json_t **result, struct ctl_error *e
 
 /* ---- xmpp.websocket.set ---- */
 
-/* XMPP over WebSocket (issue 11, docs/websocket.md), node-local like the
+/* XMPP over WebSocket (docs/websocket.md), node-local like the
  * client listener: any of "port" (ws; 0: off), "tls_port" (wss; 0: off)
  * and "path" (absolute, e.g. /xmpp-websocket).  Applied at once. */
 static int h_websocket(void *ud, json_t *args, json_t **result, struct ctl_error *err)

@@ -159,7 +159,7 @@ static const char *state_word(const struct node_cluster_view *v)
 }
 
 /* Sessions per kind that the routing table (this node's copy) puts on one
- * node (issue 10 item 7). */
+ * node. */
 struct kinds {
     uint64_t node;
     json_int_t n[3]; /* enum pframe_kind */
@@ -250,7 +250,7 @@ static bool link_json(json_t *p, const struct node_cluster_view *v, uint64_t id,
     if (pi->last_error[0] != '\0')
         json_object_set_new(p, "last_error", json_string(pi->last_error));
     /* docs/control-protocol.md: the link's frame version, and why the last
-     * link was refused (issue 13 item 12) */
+     * link was refused */
     json_object_set_new(p, "protocol",
                         pi->version != 0 ? json_integer(pi->version) : json_null());
     if (pi->refusal[0] != '\0')
@@ -447,8 +447,8 @@ static void peer_host(const struct node_state *st, struct conf_listen *out)
 /* cert_names_peer checks that the node certificate names the peer-link
  * host: members refuse a node whose certificate does not vouch for the
  * address it claims (docs/cluster.md "Identity and membership"), so an
- * enable with such a certificate could only end in a refused join later
- * (issue 13 item 5).  Only when the host comes from `xmpp listen`: before
+ * enable with such a certificate could only end in a refused join later.
+ * Only when the host comes from `xmpp listen`: before
  * that the peer link sits on 127.0.0.1 and follows the listen address.
  * 0, or a negative code with why. */
 static int cert_names_peer(struct node *n, const struct conf_listen *peer, char *why,
@@ -510,8 +510,8 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
                              "no cluster trust bundle: set it first with xmpp cluster "
                              "trust <bundle>");
     if (cluster_running(n) && rnode_config(node_rnode(n))->n <= 1) {
-        /* Alone, the address still follows `xmpp listen` (issue 13 item
-         * 6: an enable before the listen address was set must not fix
+        /* Alone, the address still follows `xmpp listen` (an enable
+         * before the listen address was set must not fix
          * the peer link at 127.0.0.1 for ever): move the link if it
          * changed. */
         struct conf_listen want;
@@ -634,7 +634,7 @@ static void join_done(void *arg, int rc, const char *msg, const void *data, size
 
 /* A join to a host name: the name is resolved off the loop (libuv's
  * thread pool, getaddrinfo) before the join starts, and the join goes to the
- * first address it gave (issue 13 item 5: names were accepted and never
+ * first address it gave (names were accepted and never
  * resolved, and the join waited for its timeout). */
 struct join_resolve {
     uv_getaddrinfo_t req;
@@ -808,7 +808,7 @@ int cmds_cluster_invite(void *ud, json_t *args, json_t **result, struct ctl_erro
 /* ---- remove ---- */
 
 /* A shortened node id must have this many hex digits: one or two digits
- * matched a member by accident (issue 13, item 3). */
+ * matched a member by accident. */
 #define MIN_ID_PREFIX 4
 
 /* list_members appends " <id> (<address>)" for each member whose id starts

@@ -1,5 +1,5 @@
-/* cmds_drain.h: the control handlers of draining a node (issue 13 "Drain")
- * and of the WebSocket Origin and proxy lists (issue 11 item 3), in the
+/* cmds_drain.h: the control handlers of draining a node
+ * and of the WebSocket Origin and proxy lists, in the
  * table of io/cmds.c (docs/admin.md, docs/cluster.md "Draining a node",
  * docs/websocket.md).
  *

@@ -1,5 +1,5 @@
 /* cmds_export.h: the control handlers of `xmpp callbridge export` and
- * `xmpp metrics` (issue 13 "The daemon as a service"), in the table of
+ * `xmpp metrics`, in the table of
  * io/cmds.c.  Shapes in docs/control-protocol.md. */
 #ifndef XMPPD_CMDS_EXPORT_H
 #define XMPPD_CMDS_EXPORT_H

@@ -1,4 +1,4 @@
-/* cmds_health.h: the control handler of `xmpp health` (issue 13 item 10),
+/* cmds_health.h: the control handler of `xmpp health`,
  * in the table of io/cmds.c.  Result: {health: "healthy" | "degraded" |
  * "failed", exit_status: 0 | 1 | 2, reasons: [lines]} (docs/admin.md
  * "Health"); the verdict is xmppd/core/health.c's. */

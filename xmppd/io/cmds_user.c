@@ -376,8 +376,8 @@ int cmds_user_del(void *ud, json_t *args, json_t **result, struct ctl_error *err
     return CTL_DEFERRED;
 }
 
-/* The client sessions of the routing table, by user (issue 10 item 1:
- * sessions online and the node of each). */
+/* The client sessions of the routing table, by user
+ * (sessions online and the node of each). */
 struct by_user {
     json_t *users; /* name -> array of sessions */
     const struct raft_config *cfg;

@@ -85,7 +85,7 @@ int conn_mgr_new(uv_loop_t *loop, const struct conn_hooks *hooks,
  * drained was called (or that nothing was ever opened and the loop ran). */
 void conn_mgr_free(struct conn_mgr *m);
 
-/* Limits on accepted connections (issue 8, defect 9): how many may be open
+/* Limits on accepted connections: how many may be open
  * at once in all, and from one IP address.  A connection over a limit is
  * closed as soon as it is accepted, before the owner hears of it (no opened
  * hook); the first refusal is logged at warn level, then at most one line
@@ -201,7 +201,7 @@ void conn_abort(struct conn_mgr *m, uint64_t id);
 
 /* conn_mgr_limit_bad_logs writes at most one warning per window_ms about
  * bad connections (a failed TLS handshake, not TLS on a TLS port), the next
- * one saying how many were held back (issue 8 defect 10: a flood of bad
+ * one saying how many were held back (a flood of bad
  * connections must not flood the log).  0: every one is logged (default). */
 void conn_mgr_limit_bad_logs(struct conn_mgr *m, uint64_t window_ms);
 

@@ -12,7 +12,7 @@
  * sends can crash the daemon or make it buffer more than one maximal
  * request per client.
  *
- * Slots (issue 8, defect 12: 70 clients that each sent half a request
+ * Slots (70 clients that each sent half a request
  * locked the shell out): a request must arrive whole within
  * partial_timeout_ms of its first byte, and a client that has nothing
  * pending (no partial request, no deferred answer) is closed after

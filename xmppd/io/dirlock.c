@@ -39,7 +39,7 @@ int dirlock_take(const char *dir, int *fd, char *err, size_t errlen)
     f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
     if (f < 0 && errno == EROFS) {
         /* The first write a node makes: say what is wrong with the
-         * directory, not with a file in it (issue 13 item 13). */
+         * directory, not with a file in it. */
         snprintf(err, errlen,
                  "state directory %s is on a read-only file system: xmppd writes "
                  "its state there; mount it read-write, or give --state-dir a "

@@ -1,4 +1,4 @@
-/* metrics_http.h: the Prometheus endpoint's socket (issue 13, docs/admin.md
+/* metrics_http.h: the Prometheus endpoint's socket (docs/admin.md
  * "Metrics").
  *
  * A TCP listener on one address; each connection gets one answer

@@ -548,8 +548,7 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     }
     LOG(&n->log, LOG_INFO, "%s %s: shutting down", n->name, name);
     service_notify_stopping();
-    /* In a cluster: leadership and sessions go to other members first
-     * (issue 13 "Drain"). */
+    /* In a cluster: leadership and sessions go to other members first. */
     if (node__stop_drain(n))
         return;
     begin_stop(n);

@@ -1,4 +1,4 @@
-/* node_drain.c: the edge of draining a node (issue 13 "Drain"; docs/cluster.md
+/* node_drain.c: the edge of draining a node (docs/cluster.md
  * "Draining a node"): the members' addresses handed to srv (which chooses
  * among them and closes the sessions, srv_drain) and refreshed when the
  * membership changes, the drain flag kept across XMPP restarts and, for

@@ -407,13 +407,13 @@ int state_parse(const char *text, size_t len, struct node_state *out, char *why,
     out->max_conns = CONF_DEFAULT_MAX_CONNS;
     out->max_conns_per_addr = CONF_DEFAULT_MAX_CONNS_PER_ADDR;
     out->preauth_stanza_bytes = CONF_DEFAULT_PREAUTH_STANZA_BYTES;
-    /* Files written before issue 10 have no client lines: the defaults. */
+    /* Files written before clients were served have no client lines: the defaults. */
     out->client_port = STATE_DEFAULT_CLIENT_PORT;
     out->client_tls = STATE_TLS_REQUIRED;
-    /* ... nor client limit lines (issue 10 item 6): the defaults. */
+    /* ... nor client limit lines: the defaults. */
     out->client_max_sessions = STATE_DEFAULT_CLIENT_MAX_SESSIONS;
     out->client_rate = STATE_DEFAULT_CLIENT_RATE;
-    /* ... nor WebSocket lines (issue 11): the defaults. */
+    /* ... nor WebSocket lines: the defaults. */
     out->ws_port = STATE_DEFAULT_WS_PORT;
     out->wss_port = STATE_DEFAULT_WSS_PORT;
     snprintf(out->ws_path, sizeof out->ws_path, "%s", STATE_DEFAULT_WS_PATH);

@@ -98,7 +98,7 @@ struct node_state {
     /* XMPP listener limits (conffile_parse.h): connections in all and per address,
      * and the stanza bytes before authentication */
     unsigned max_conns, max_conns_per_addr, preauth_stanza_bytes;
-    /* Clients (RFC 6120 c2s, issue 10): the port of the client listener on
+    /* Clients (RFC 6120 c2s): the port of the client listener on
      * each listen address (0: none), whether STARTTLS is required before
      * SASL (STATE_TLS_REQUIRED, the default) or only offered
      * (STATE_TLS_OPTIONAL; never OFF), and whether SASL PLAIN is offered
@@ -107,14 +107,14 @@ struct node_state {
     unsigned client_tls_port; /* XEP-0368 direct TLS for clients; 0: none */
     enum state_tls client_tls;
     bool sasl_plain;
-    /* Client limits (issue 10 item 6; docs/admin.md "Clients"): sessions
+    /* Client limits (docs/admin.md "Clients"): sessions
      * per account (0: no limit), the byte rate per client connection in
      * bytes/s (0: not shaped; the burst and the rate before login follow
      * from it, node_xmpp.c), and whether XEP-0092 is answered. */
     unsigned client_max_sessions;
     unsigned client_rate;
     bool client_version;
-    /* XMPP over WebSocket (RFC 7395, issue 11; docs/websocket.md): the
+    /* XMPP over WebSocket (RFC 7395; docs/websocket.md): the
      * ports of the ws and wss listeners on each listen address (0: off)
      * and the resource path (also the host-meta URLs'). */
     unsigned ws_port, wss_port;

@@ -176,7 +176,7 @@ void node__after_srv(struct node *n)
     }
     now = uv_now(&n->loop);
     /* Never 0: a deadline that a tick did not move (a bug in a core) must
-     * not spin the loop at 100 % CPU (issue 8 defect 8); 1 ms keeps it
+     * not spin the loop at 100 % CPU; 1 ms keeps it
      * working and visible. */
     uv_timer_start(&n->timer, on_timer, due > now ? due - now : 1, 0);
 }
@@ -514,7 +514,7 @@ static int new_tls(struct node *n, struct xside *x, char *why, size_t whylen)
 /* max_conns is the configured limit on XMPP connections, held below the
  * descriptors the process may open (RLIMIT_NOFILE) less a reserve for the
  * peer links, the control socket and files: a flood of connections must
- * find the limit before it finds EMFILE (issue 8, defects 9 and 10). */
+ * find the limit before it finds EMFILE. */
 static unsigned max_conns(const struct node *n)
 {
     struct rlimit rl;

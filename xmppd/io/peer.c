@@ -186,7 +186,7 @@ static void free_peer(struct peer *p)
 }
 
 /* bad_log tells whether a warning about a bad connection may be logged now
- * (one a second, issue 8 defect 10) and fills note with the count of those
+ * (one a second) and fills note with the count of those
  * held back before it. */
 static bool bad_log(struct peer_mgr *m, char *note, size_t len)
 {
@@ -283,7 +283,7 @@ static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_up
             rp->info.refused++;
             /* A known peer's refusal is logged once per change (it
              * redials every 2 s) and shown in its status until a link
-             * comes up (issue 13 item 12). */
+             * comes up. */
             if (strcmp(refusal_text(u->why), rp->info.refusal) == 0) {
                 LOG(m->o.log, LOG_DEBUG, "%s peer link %s %s refused again: %s", m->name,
                     dir, l->remote, u->why);
@@ -435,7 +435,7 @@ static void drain_backlog(struct peer_mgr *m, struct pconn *l)
 /* write_link sends bytes on l, counting them for its peer.  Behind a
  * backlog they wait in it, in order.  A write the connection refuses (its
  * queue is full) would leave a gap in the stream: the link is closed and
- * counted instead (issue 8 defect 8), and the channel resends what the
+ * counted instead, and the channel resends what the
  * peer has not acknowledged on the next link.  0 or the refusal. */
 static int write_link(struct peer_mgr *m, struct pconn *l, const struct buf *b)
 {
@@ -807,8 +807,8 @@ static void on_frame(struct peer_mgr *m, struct pconn *l, struct pframe *f)
 /* ---- conn hooks ---- */
 
 /* admit applies plink's limits to a connection accepted from remote:
- * links that have not joined, in total and per source address (issue 8
- * defect 10).  0 or XE_LIMIT (counted and logged; conn closes it). */
+ * links that have not joined, in total and per source address.  0 or
+ * XE_LIMIT (counted and logged; conn closes it). */
 static int admit(struct peer_mgr *m, const char *remote)
 {
     char host[64], why[200], note[100];

@@ -15,7 +15,7 @@
  *    back-off (backoff_min_ms doubling to backoff_max_ms).  A redial
  *    refused by the peer's host (ECONNREFUSED: the process is gone) is
  *    reported through hooks.link with refused set, so the Raft driver can
- *    start an election at once (issue 5 item 6).
+ *    start an election at once.
  *  - PING every second on every link; a link that received nothing for
  *    idle_close_ms is closed.  PING and PONG carry the sender's local
  *    component count (hooks.components), kept in its peer_info.
@@ -25,11 +25,11 @@
  *    node's) are limited in total and per source address; one over a limit
  *    is closed at once and counted (over_limit).  Warnings about bad
  *    connections are logged once a second at most, with a count of those
- *    held back (issue 8 defect 10).
+ *    held back.
  *  - Each link state allows its frame kinds only (plink_allowed): a
  *    joining node's link (HELLO with cluster id 0) carries its own join
  *    request and keep-alive, nothing else; anything else closes the link
- *    and is counted (forbidden; issue 8 defect 2).
+ *    and is counted (forbidden).
  *  - A write the connection refuses (its queue full) closes the link and is
  *    counted (write_refused): the channel resends on the next link, and the
  *    stream never goes on with a gap.

@@ -412,7 +412,7 @@ static void apply_entry(struct rnode *rn, const struct raft_entry *e)
         }
         if (rc == XE_UNSUPPORTED) {
             /* Written by a newer xmppd: nodes that can read it apply it, so
-             * skipping it would make this replica differ (issue 13 item 12). */
+             * skipping it would make this replica differ. */
             stop_with(rn, XE_UNSUPPORTED,
                       "entry %" PRIu64 " was written by a newer xmppd (a format this "
                       "build cannot read): upgrade this node; it applies nothing until "
@@ -1126,7 +1126,7 @@ static int open_store(struct rnode *rn, const struct rnode_opts *opts,
         rc = find_cluster_id(l, &rn->cluster_id);
         if (rc == XE_UNSUPPORTED) {
             /* The state was written by a newer xmppd (a downgrade): the
-             * files stay as they are for that build (issue 13 item 12). */
+             * files stay as they are for that build. */
             snprintf(err, errlen,
                      "%s: the raft snapshot was written by a newer xmppd (a format this "
                      "build cannot read): run the newer build on it; nothing was changed",

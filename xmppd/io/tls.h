@@ -64,7 +64,7 @@ struct tls_ctx_opts {
      * certificate against bundle_path and the name given to tls_conn_new.
      * Requires bundle_path. */
     bool verify_peer;
-    /* tls13_only: refuse TLS 1.2 (the cluster peer link, issue 5). */
+    /* tls13_only: refuse TLS 1.2 (the cluster peer link). */
     bool tls13_only;
 };
 

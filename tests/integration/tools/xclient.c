@@ -1,5 +1,5 @@
 /* xclient.c: a real XMPP client (libstrophe) for the integration tests of
- * client logins (issue 10): it logs in over STARTTLS with the server's
+ * client logins: it logs in over STARTTLS with the server's
  * certificate verified against a CA, sends initial presence, then follows
  * commands on stdin and prints one line per event on stdout.
  *
