@@ -152,4 +152,39 @@ static void test_from_peers(void)
                   "note-removed from guest -> protocol error\n");
 }
 
-TL_MAIN(T(test_verdicts), T(test_from_peers))
+/* alone asks a node whose clustering is off about a request for to. */
+static void alone(const char *what, bool leading, uint64_t to, uint64_t timeout_ms)
+{
+    struct cserve_alone_in in = {.leading = leading, .to = to, .timeout_ms = timeout_ms};
+    struct cserve_alone_out out;
+    size_t n = strlen(tr);
+
+    in.wall = WALL;
+    CHECK_INT(cserve_alone(&in, &out), 0);
+    if (out.verdict == CSERVE_ALONE_SERVE)
+        snprintf(tr + n, sizeof tr - n, "%s -> serve here by +%llu\n", what,
+                 (unsigned long long)(out.expires - WALL));
+    else
+        snprintf(tr + n, sizeof tr - n, "%s -> refuse %s: %s\n", what, xe_name(out.rc),
+                 out.msg);
+}
+
+/* With clustering off (a single node), the leader serves requests for the
+ * leader itself, with the caller's timeout or the default; a node that
+ * does not lead, or a request for another member, is refused. */
+static void test_alone(void)
+{
+    tr[0] = '\0';
+    alone("leader, for the leader", true, 0, 2000);
+    alone("leader, no timeout", true, 0, 0);
+    alone("leader, for member 2", true, 2, 2000);
+    alone("not leading", false, 0, 2000);
+    CHECK_STR(tr, "leader, for the leader -> serve here by +2000\n"
+                  "leader, no timeout -> serve here by +5000\n"
+                  "leader, for member 2 -> refuse XE_STATE: clustering is not enabled on "
+                  "this node (xmpp cluster enable)\n"
+                  "not leading -> refuse XE_STATE: clustering is not enabled on this "
+                  "node (xmpp cluster enable)\n");
+}
+
+TL_MAIN(T(test_verdicts), T(test_from_peers), T(test_alone))

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "creq.h"
 #include "err.h"
 
 static bool is_member(const struct cserve_in *in, uint64_t id)
@@ -99,5 +100,21 @@ int cserve_peer(const struct cserve_peer_in *in, struct cserve_peer_out *out)
         return 0;
     }
     out->verdict = CSERVE_PEER_GUEST_JOIN;
+    return 0;
+}
+
+int cserve_alone(const struct cserve_alone_in *in, struct cserve_alone_out *out)
+{
+    memset(out, 0, sizeof *out);
+    if (in->leading && in->to == 0) {
+        out->verdict = CSERVE_ALONE_SERVE;
+        out->expires =
+            in->wall + (in->timeout_ms ? in->timeout_ms : CREQ_TIMEOUT_DEFAULT_MS);
+        return 0;
+    }
+    out->verdict = CSERVE_ALONE_REFUSE;
+    out->rc = XE_STATE;
+    snprintf(out->msg, sizeof out->msg,
+             "clustering is not enabled on this node (xmpp cluster enable)");
     return 0;
 }

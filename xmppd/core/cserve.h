@@ -81,4 +81,31 @@ struct cserve_peer_out {
  * read in ours when the offset is known.  Always 0. */
 int cserve_peer(const struct cserve_peer_in *in, struct cserve_peer_out *out);
 
+/* A request made on this node while clustering is off (no peer links and
+ * no request queue: a single node, or one whose clustering stopped). */
+enum cserve_alone_verdict {
+    CSERVE_ALONE_REFUSE = 0, /* answer rc with msg */
+    CSERVE_ALONE_SERVE,      /* serve it here (cserve_decide) by expires */
+};
+
+struct cserve_alone_in {
+    bool leading;        /* the Raft driver runs and this node leads */
+    uint64_t to;         /* the member the request is for; 0: the leader */
+    uint64_t timeout_ms; /* the caller's; 0: CREQ_TIMEOUT_DEFAULT_MS */
+    uint64_t wall;       /* now, wall-clock ms */
+};
+
+struct cserve_alone_out {
+    enum cserve_alone_verdict verdict;
+    uint64_t expires; /* SERVE: the deadline, wall-clock ms */
+    int rc;           /* REFUSE: a negative XE_ code */
+    char msg[100];    /* REFUSE: one line for the operator */
+};
+
+/* cserve_alone fills *out with what to do with a request made here while
+ * clustering is off: a leader (the only member) serves a request for the
+ * leader itself; any other is refused, naming the way to enable
+ * clustering.  Always 0. */
+int cserve_alone(const struct cserve_alone_in *in, struct cserve_alone_out *out);
+
 #endif

@@ -136,15 +136,15 @@ void cluster__request(struct node *n, const struct pframe_req *req, uint64_t to,
     int rc;
 
     if (c == NULL || c->pm == NULL || c->rq == NULL) {
-        if (n->rn != NULL && rnode_is_leader(n->rn) && to == 0) {
-            cluster__serve(n, req,
-                           cluster__wall_ms(NULL) +
-                               (timeout_ms ? timeout_ms : CREQ_TIMEOUT_DEFAULT_MS),
-                           cb, arg);
-            return;
-        }
-        cb(arg, XE_STATE, "clustering is not enabled on this node (xmpp cluster enable)",
-           NULL, 0);
+        struct cserve_alone_in in = {.to = to, .timeout_ms = timeout_ms};
+        struct cserve_alone_out out;
+        in.leading = n->rn != NULL && rnode_is_leader(n->rn);
+        in.wall = cluster__wall_ms(NULL);
+        cserve_alone(&in, &out);
+        if (out.verdict == CSERVE_ALONE_SERVE)
+            cluster__serve(n, req, out.expires, cb, arg);
+        else
+            cb(arg, out.rc, out.msg, NULL, 0);
         return;
     }
     x = calloc(1, sizeof *x);
