@@ -264,5 +264,42 @@ static void test_gone_ring(void)
     CHECK(!cremove_gone(&r, 1));
 }
 
-TL_MAIN(T(test_removed_node_learns_it_when_it_dials), T(test_who_is_believed),
-        T(test_hello_verdicts), T(test_gone_ring))
+/* tell logs whom leader 1 tells it was removed when change ch ends. */
+static void tell(const char *what, enum cremove_change_kind kind, uint64_t id,
+                 uint64_t old_id, int rc, bool running)
+{
+    struct cremove_change ch = {.kind = kind, .id = id, .old_id = old_id};
+    uint64_t to = cremove_change_done(&ch, rc, 1, running);
+
+    say("%s%s%s -> ", what, rc != 0 ? " failed" : "", running ? "" : " (stopped)");
+    if (to != 0)
+        say("tell %llx it was removed\n", (unsigned long long)to);
+    else
+        say("tell no one\n");
+}
+
+/* Issue 13 defect 1, the leader's side: once a change that removed a
+ * member commits, that member is told (NOTE_REMOVED), since Raft no longer
+ * replicates to it; not before (an uncommitted change may be undone), not
+ * this leader itself, not by a stopped node. */
+static void test_who_is_told(void)
+{
+    tr[0] = '\0';
+    tell("remove 3", CREMOVE_CHANGE_REMOVE, 3, 0, 0, true);
+    tell("remove 3", CREMOVE_CHANGE_REMOVE, 3, 0, XE_TIMEOUT, true);
+    tell("remove 3", CREMOVE_CHANGE_REMOVE, 3, 0, 0, false);
+    tell("remove 1 (self)", CREMOVE_CHANGE_REMOVE, 1, 0, 0, true);
+    tell("replace 3 by 4", CREMOVE_CHANGE_REPLACE, 4, 3, 0, true);
+    tell("replace 3 by 4", CREMOVE_CHANGE_REPLACE, 4, 3, XE_STATE, true);
+    tell("add 4", CREMOVE_CHANGE_OTHER, 4, 0, 0, true);
+    CHECK_STR(tr, "remove 3 -> tell 3 it was removed\n"
+                  "remove 3 failed -> tell no one\n"
+                  "remove 3 (stopped) -> tell no one\n"
+                  "remove 1 (self) -> tell no one\n"
+                  "replace 3 by 4 -> tell 3 it was removed\n"
+                  "replace 3 by 4 failed -> tell no one\n"
+                  "add 4 -> tell no one\n");
+}
+
+TL_MAIN(T(test_removed_node_learns_it_when_it_dials), T(test_who_is_told),
+        T(test_who_is_believed), T(test_hello_verdicts), T(test_gone_ring))

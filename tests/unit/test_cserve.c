@@ -1,6 +1,7 @@
 /* test_cserve.c: which cluster requests a member serves, and how
  * (xmppd/core/cserve.c): a transcript of requests given to a member in
- * each state, and the verdict it reached. */
+ * each state, and the verdict it reached; and which requests a peer may
+ * send (a joining node: its own join only). */
 #include <stdio.h>
 #include <string.h>
 
@@ -81,4 +82,109 @@ static void test_verdicts(void)
                   "leader after its deadline and was not applied\n");
 }
 
-TL_MAIN(T(test_verdicts))
+static const char *peer_verdict_name(enum cserve_peer_verdict v)
+{
+    return v == CSERVE_PEER_NOTE         ? "note"
+           : v == CSERVE_PEER_GUEST_JOIN ? "guest-join"
+           : v == CSERVE_PEER_SERVE      ? "serve"
+                                         : "protocol error";
+}
+
+/* from_peer gives a member req from peer 5 (a guest: a node asking to
+ * join), whose clock is off by offset ms when known, and appends the
+ * verdict and the deadline read in our clock (relative to WALL). */
+static void from_peer(const char *what, const struct pframe_req *req, bool guest,
+                      bool known, int64_t offset)
+{
+    struct cserve_peer_in in = {.req = req, .from = 5, .guest = guest};
+    struct cserve_peer_out out;
+    size_t n = strlen(tr);
+
+    in.clock_known = known;
+    in.clock_offset_ms = offset;
+    CHECK_INT(cserve_peer(&in, &out), 0);
+    snprintf(tr + n, sizeof tr - n, "%s from %s -> %s", what, guest ? "guest" : "member",
+             peer_verdict_name(out.verdict));
+    n = strlen(tr);
+    if (out.verdict == CSERVE_PEER_SERVE || out.verdict == CSERVE_PEER_GUEST_JOIN)
+        snprintf(tr + n, sizeof tr - n, " by %+lld\n", (long long)(out.expires - WALL));
+    else
+        snprintf(tr + n, sizeof tr - n, "\n");
+}
+
+/* A node asking to join may only ask to join, for itself (its link
+ * carries nothing else), and never tells anyone it was removed; a
+ * member's requests are served.  A deadline in the sender's wall clock is
+ * read in ours once the offset is known. */
+static void test_from_peers(void)
+{
+    struct pframe_req cmd = {.kind = PFRAME_REQ_CMD, .expires = WALL + 5000};
+    struct pframe_req join5 = {.kind = PFRAME_REQ_JOIN, .expires = WALL + 8000};
+    struct pframe_req join6 = {.kind = PFRAME_REQ_JOIN, .expires = WALL + 8000};
+    struct pframe_req rm2 = {.kind = PFRAME_REQ_REMOVE, .expires = WALL + 5000};
+    struct pframe_req note = {.kind = PFRAME_REQ_NOTE_REMOVED, .expires = UINT64_MAX};
+
+    join5.u.join.node_id = 5;
+    join6.u.join.node_id = 6;
+    rm2.u.node_id = 2;
+    tr[0] = '\0';
+    from_peer("write", &cmd, false, false, 0);
+    from_peer("write (clock 2 s ahead)", &cmd, false, true, 2000);
+    from_peer("write (clock 3 s behind)", &cmd, false, true, -3000);
+    from_peer("write (offset not known)", &cmd, false, false, 2000);
+    from_peer("join 5", &join5, false, true, 0);
+    from_peer("join 5", &join5, true, true, 1000);
+    from_peer("join 6", &join6, true, true, 0);
+    from_peer("write", &cmd, true, true, 0);
+    from_peer("remove 2", &rm2, true, true, 0);
+    from_peer("note-removed", &note, false, true, 0);
+    from_peer("note-removed", &note, true, true, 0);
+    CHECK_STR(tr, "write from member -> serve by +5000\n"
+                  "write (clock 2 s ahead) from member -> serve by +3000\n"
+                  "write (clock 3 s behind) from member -> serve by +8000\n"
+                  "write (offset not known) from member -> serve by +5000\n"
+                  "join 5 from member -> serve by +8000\n"
+                  "join 5 from guest -> guest-join by +7000\n"
+                  "join 6 from guest -> protocol error\n"
+                  "write from guest -> protocol error\n"
+                  "remove 2 from guest -> protocol error\n"
+                  "note-removed from member -> note\n"
+                  "note-removed from guest -> protocol error\n");
+}
+
+/* alone asks a node whose clustering is off about a request for to. */
+static void alone(const char *what, bool leading, uint64_t to, uint64_t timeout_ms)
+{
+    struct cserve_alone_in in = {.leading = leading, .to = to, .timeout_ms = timeout_ms};
+    struct cserve_alone_out out;
+    size_t n = strlen(tr);
+
+    in.wall = WALL;
+    CHECK_INT(cserve_alone(&in, &out), 0);
+    if (out.verdict == CSERVE_ALONE_SERVE)
+        snprintf(tr + n, sizeof tr - n, "%s -> serve here by +%llu\n", what,
+                 (unsigned long long)(out.expires - WALL));
+    else
+        snprintf(tr + n, sizeof tr - n, "%s -> refuse %s: %s\n", what, xe_name(out.rc),
+                 out.msg);
+}
+
+/* With clustering off (a single node), the leader serves requests for the
+ * leader itself, with the caller's timeout or the default; a node that
+ * does not lead, or a request for another member, is refused. */
+static void test_alone(void)
+{
+    tr[0] = '\0';
+    alone("leader, for the leader", true, 0, 2000);
+    alone("leader, no timeout", true, 0, 0);
+    alone("leader, for member 2", true, 2, 2000);
+    alone("not leading", false, 0, 2000);
+    CHECK_STR(tr, "leader, for the leader -> serve here by +2000\n"
+                  "leader, no timeout -> serve here by +5000\n"
+                  "leader, for member 2 -> refuse XE_STATE: clustering is not enabled on "
+                  "this node (xmpp cluster enable)\n"
+                  "not leading -> refuse XE_STATE: clustering is not enabled on this "
+                  "node (xmpp cluster enable)\n");
+}
+
+TL_MAIN(T(test_verdicts), T(test_from_peers), T(test_alone))

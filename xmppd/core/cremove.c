@@ -154,3 +154,17 @@ int cremove_hello(const struct cremove *r, const struct cremove_view *v,
              h->node_id, h->addr, v->cluster_id);
     return XE_PERM;
 }
+
+uint64_t cremove_change_done(const struct cremove_change *ch, int rc, uint64_t self,
+                             bool running)
+{
+    uint64_t gone = ch->kind == CREMOVE_CHANGE_REMOVE    ? ch->id
+                    : ch->kind == CREMOVE_CHANGE_REPLACE ? ch->old_id
+                                                         : 0;
+
+    /* An uncommitted change may not have removed it; a stopped node has no
+     * links to tell it on. */
+    if (rc != 0 || !running || gone == self)
+        return 0;
+    return gone;
+}

@@ -107,4 +107,27 @@ int cremove_hello(const struct cremove *r, const struct cremove_view *v,
                   const struct pframe_hello *h, enum cremove_hello *out, char *why,
                   size_t whylen);
 
+/* A membership change this leader made, for cremove_change_done. */
+enum cremove_change_kind {
+    CREMOVE_CHANGE_OTHER = 0, /* add or promote: removes no one */
+    CREMOVE_CHANGE_REMOVE,    /* removes member id */
+    CREMOVE_CHANGE_REPLACE,   /* removes member old_id (id takes its place) */
+};
+
+struct cremove_change {
+    enum cremove_change_kind kind;
+    uint64_t id;     /* the member removed (REMOVE) or added (REPLACE) */
+    uint64_t old_id; /* REPLACE: the member it removes */
+};
+
+/* cremove_change_done decides, when the change ch (borrowed) this leader
+ * (self) made ends with rc, whom to tell that it was removed (a
+ * NOTE_REMOVED to it; issue 13 defect 1: Raft stops replicating to a
+ * removed member, thesis §4.2.2, so it may never read its removal): the
+ * member the change removed, once the change committed (rc 0), while this
+ * node still runs (running), and never this node itself (it reads its own
+ * log).  Returns that member's id, or 0: tell no one. */
+uint64_t cremove_change_done(const struct cremove_change *ch, int rc, uint64_t self,
+                             bool running);
+
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "creq.h"
 #include "err.h"
 
 static bool is_member(const struct cserve_in *in, uint64_t id)
@@ -70,5 +71,50 @@ int cserve_decide(const struct cserve_in *in, struct cserve_out *out)
         return 0;
     }
     out->verdict = CSERVE_REMOVE;
+    return 0;
+}
+
+int cserve_peer(const struct cserve_peer_in *in, struct cserve_peer_out *out)
+{
+    const struct pframe_req *req = in->req;
+
+    memset(out, 0, sizeof *out);
+    /* The deadline is in the sender's wall clock: read it in ours, so that
+     * a clock that is off neither refuses every request (behind) nor keeps
+     * stale ones (ahead). */
+    out->expires = req->expires;
+    if (in->clock_known)
+        out->expires = (uint64_t)((int64_t)req->expires - in->clock_offset_ms);
+    if (req->kind == PFRAME_REQ_NOTE_REMOVED) {
+        /* sent only by the leader that removed us, on a member link */
+        out->verdict = in->guest ? CSERVE_PEER_PROTO : CSERVE_PEER_NOTE;
+        return 0;
+    }
+    if (!in->guest) {
+        out->verdict = CSERVE_PEER_SERVE;
+        return 0;
+    }
+    /* A joining node may ask to join, for itself only. */
+    if (req->kind != PFRAME_REQ_JOIN || req->u.join.node_id != in->from) {
+        out->verdict = CSERVE_PEER_PROTO;
+        return 0;
+    }
+    out->verdict = CSERVE_PEER_GUEST_JOIN;
+    return 0;
+}
+
+int cserve_alone(const struct cserve_alone_in *in, struct cserve_alone_out *out)
+{
+    memset(out, 0, sizeof *out);
+    if (in->leading && in->to == 0) {
+        out->verdict = CSERVE_ALONE_SERVE;
+        out->expires =
+            in->wall + (in->timeout_ms ? in->timeout_ms : CREQ_TIMEOUT_DEFAULT_MS);
+        return 0;
+    }
+    out->verdict = CSERVE_ALONE_REFUSE;
+    out->rc = XE_STATE;
+    snprintf(out->msg, sizeof out->msg,
+             "clustering is not enabled on this node (xmpp cluster enable)");
     return 0;
 }

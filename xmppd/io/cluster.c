@@ -14,6 +14,7 @@
 
 #include "raft_codec.h"
 #include "conffile_parse.h"
+#include "cserve.h"
 #include "err.h"
 #include "fwd.h"
 #include "node.h"
@@ -545,29 +546,27 @@ static int pk_submit(struct node *n, uint64_t from, bool guest, const struct pfr
     struct pframe_req req;
     struct sreply *r;
     struct peer_info pi;
-    uint64_t expires;
+    struct cserve_peer_in in = {.req = &req, .from = from, .guest = guest};
+    struct cserve_peer_out out;
 
     if (pframe_req_decode(f->u.submit.data, f->u.submit.len, &req) < 0)
         return XE_PROTO;
-    expires = req.expires;
-    /* The deadline is in the sender's wall clock: read it in ours, so that
-     * a clock that is off neither refuses every request (behind) nor keeps
-     * stale ones (ahead). */
-    if (c->pm != NULL && peer_get(c->pm, from, &pi) == 0 && pi.clock_known)
-        expires = (uint64_t)((int64_t)expires - pi.clock_offset_ms);
-    if (req.kind == PFRAME_REQ_NOTE_REMOVED) {
+    if (c->pm != NULL && peer_get(c->pm, from, &pi) == 0) {
+        in.clock_known = pi.clock_known;
+        in.clock_offset_ms = pi.clock_offset_ms;
+    }
+    cserve_peer(&in, &out);
+    if (out.verdict == CSERVE_PEER_PROTO)
+        return XE_PROTO;
+    if (out.verdict == CSERVE_PEER_NOTE) {
         struct cremove_event ev = {.type = CREMOVE_EV_NOTE};
-        if (guest)
-            return XE_PROTO;
         ev.u.note.from = from;
         ev.u.note.cluster_id = req.u.cluster_id;
         rm_step(n, &ev);
         return 0;
     }
-    /* A joining node may ask to join, for itself only. */
-    if (guest && (req.kind != PFRAME_REQ_JOIN || req.u.join.node_id != from))
-        return XE_PROTO;
-    if (guest && refuse_join_addr(n, from, rid, &req.u.join) < 0)
+    if (out.verdict == CSERVE_PEER_GUEST_JOIN &&
+        refuse_join_addr(n, from, rid, &req.u.join) < 0)
         return 0;
     r = malloc(sizeof *r);
     if (r == NULL) {
@@ -580,10 +579,10 @@ static int pk_submit(struct node *n, uint64_t from, bool guest, const struct pfr
     r->peer = from;
     r->rid = rid;
     r->invite = -1;
-    if (guest)
-        serve_guest_join(n, from, &req, r, expires);
+    if (out.verdict == CSERVE_PEER_GUEST_JOIN)
+        serve_guest_join(n, from, &req, r, out.expires);
     else
-        cluster__serve(n, &req, expires, cluster__reply_peer, r);
+        cluster__serve(n, &req, out.expires, cluster__reply_peer, r);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cremove.h"
 #include "cserve.h"
 #include "err.h"
 #include "node.h"
@@ -135,15 +136,15 @@ void cluster__request(struct node *n, const struct pframe_req *req, uint64_t to,
     int rc;
 
     if (c == NULL || c->pm == NULL || c->rq == NULL) {
-        if (n->rn != NULL && rnode_is_leader(n->rn) && to == 0) {
-            cluster__serve(n, req,
-                           cluster__wall_ms(NULL) +
-                               (timeout_ms ? timeout_ms : CREQ_TIMEOUT_DEFAULT_MS),
-                           cb, arg);
-            return;
-        }
-        cb(arg, XE_STATE, "clustering is not enabled on this node (xmpp cluster enable)",
-           NULL, 0);
+        struct cserve_alone_in in = {.to = to, .timeout_ms = timeout_ms};
+        struct cserve_alone_out out;
+        in.leading = n->rn != NULL && rnode_is_leader(n->rn);
+        in.wall = cluster__wall_ms(NULL);
+        cserve_alone(&in, &out);
+        if (out.verdict == CSERVE_ALONE_SERVE)
+            cluster__serve(n, req, out.expires, cb, arg);
+        else
+            cb(arg, out.rc, out.msg, NULL, 0);
         return;
     }
     x = calloc(1, sizeof *x);
@@ -247,7 +248,7 @@ struct chg {
     int rc;
     char msg[300];
     uint64_t id;
-    uint64_t removed; /* a member this change removes (told once done) */
+    struct cremove_change rm; /* whom it removes (told once done: cremove) */
     cluster_cb cb;
     void *arg;
     unsigned char cid[8];
@@ -261,7 +262,7 @@ static void note_removed(struct node *n, uint64_t id, uint64_t cluster_id)
     struct buf data;
     struct pframe f;
 
-    if (n->cluster == NULL || n->cluster->pm == NULL || id == n->st.node_id)
+    if (n->cluster == NULL || n->cluster->pm == NULL)
         return;
     r.u.cluster_id = cluster_id;
     memset(&data, 0, sizeof data);
@@ -283,6 +284,7 @@ static void chg_done(void *arg, int rc, const char *msg)
 {
     struct chg *g = arg;
     char id[17];
+    uint64_t tell;
 
     if (g->in_call) {
         g->called = true;
@@ -295,8 +297,9 @@ static void chg_done(void *arg, int rc, const char *msg)
         LOG(&g->n->log, rc < 0 ? LOG_WARN : LOG_INFO,
             "%s membership change for node %s: %s", g->n->name, id,
             rc < 0 ? (msg != NULL ? msg : xe_strerror(rc)) : "done");
-    if (rc == 0 && g->removed != 0 && g->n->rn != NULL)
-        note_removed(g->n, g->removed, pframe_u64_get(g->cid));
+    tell = cremove_change_done(&g->rm, rc, g->n->st.node_id, g->n->rn != NULL);
+    if (tell != 0)
+        note_removed(g->n, tell, pframe_u64_get(g->cid));
     if (g->answer_at_end)
         g->cb(g->arg, rc, rc < 0 ? (msg != NULL ? msg : xe_strerror(rc)) : NULL, NULL, 0);
     free(g);
@@ -317,9 +320,11 @@ static void start_change(struct node *n, const struct rnode_change *ch,
     g->cb = cb;
     g->arg = arg;
     g->answer_at_end = answer_at_end;
-    g->removed = ch->kind == RNODE_CHANGE_REMOVE    ? ch->id
-                 : ch->kind == RNODE_CHANGE_REPLACE ? ch->old_id
-                                                    : 0;
+    g->rm.kind = ch->kind == RNODE_CHANGE_REMOVE    ? CREMOVE_CHANGE_REMOVE
+                 : ch->kind == RNODE_CHANGE_REPLACE ? CREMOVE_CHANGE_REPLACE
+                                                    : CREMOVE_CHANGE_OTHER;
+    g->rm.id = ch->id;
+    g->rm.old_id = ch->old_id;
     rnode_status_get(n->rn, &st);
     pframe_u64_put(g->cid, st.cluster_id);
     g->in_call = true;
