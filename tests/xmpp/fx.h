@@ -121,6 +121,10 @@ static inline void fx_logw(void *ud, enum log_level level, const char *line)
     buf_puts(&fx->log, "\n");
 }
 
+/* fx_submit: env.submit of the fixtures fx_start makes (NULL: none); a
+ * test that plays the Raft log sets it before fx_start (ud is the fx). */
+static int (*fx_submit)(void *ud, const void *cmd, size_t len, uint64_t token);
+
 /* fx_start creates srv for example.com (node n1) with call bridges cb1
  * (secret "secret1") and cb2 ("secret2").  cfg may be NULL for defaults;
  * its domain and node name are overridden. */
@@ -145,6 +149,7 @@ static inline int fx_start(struct fx *fx, const struct srv_config *cfg)
     env.random = fx_random;
     env.starttls = fx_starttls;
     env.pause_read = fx_pause_read;
+    env.submit = fx_submit;
     env.log = &fx->sink;
     if (srv_new(&c, &env, &fx->srv) != 0)
         return -1;

@@ -269,6 +269,18 @@ void srv_submit_done(struct srv *srv, uint64_t token, int rc, uint64_t now_ms);
 void srv_roster_changed(struct srv *srv, const char *user, const char *contact,
                         uint64_t now_ms);
 
+/* srv_login_applied: a LOGIN entry (repl.h CL_CMD_LOGIN; cl_apply's
+ * CL_EFF_LOGIN) was applied on this node: a client login about name (an
+ * account, or a peer address without port, by what) failed, or succeeded
+ * after failures, on some node of the cluster.  srv counts it in its
+ * throttle as a failure of its own (or clears the count), so that the
+ * delays and blocks of srv_config's login_* settings hold for the whole
+ * cluster (docs/clients.md "Throttling across the cluster").  An entry
+ * this node submitted itself was counted when it happened and is not
+ * counted again.  name is borrowed. */
+void srv_login_applied(struct srv *srv, int what, const char *name, bool failed,
+                       uint64_t now_ms);
+
 /* srv_tick runs timers due at now_ms (keep-alives, idle and auth timeouts). */
 void srv_tick(struct srv *srv, uint64_t now_ms);
 /* srv_next_deadline returns when srv_tick should next run, or

@@ -604,8 +604,10 @@ void srv_submit_done(struct srv *srv, uint64_t token, int rc, uint64_t now_ms)
         srv->now_ms = now_ms;
     while (*p != NULL && (*p)->token != token)
         p = &(*p)->next;
-    if ((op = *p) == NULL)
+    if ((op = *p) == NULL) {
+        (void)srv__thr_submit_done(srv, token, rc);
         return;
+    }
     *p = op->next;
     if (rc == 0) {
         rop_act(srv, op);

@@ -67,6 +67,9 @@ struct srv {
     struct srv_rop *rops;            /* roster writes submitted (srv_c2s.c) */
     uint64_t rop_token;              /* the last token given to env.submit */
     struct htab thr; /* failed-login counts (srv_throttle.c); no buckets until one */
+    struct srv_thr_sub *thr_subs; /* LOGIN entries submitted, not applied yet */
+    unsigned thr_nsubs;           /* entries in thr_subs */
+    uint64_t thr_unshared;        /* failures not sent to the cluster (bounds) */
 
     struct srv_cb *cbs;
     struct buf out;    /* scratch for serialising */
@@ -157,6 +160,10 @@ void srv__thr_success(struct srv *srv, const char *peer, const char *user);
 void srv__thr_sweep(struct srv *srv);
 uint64_t srv__thr_blocked(const struct srv *srv);
 void srv__thr_free(struct srv *srv);
+/* srv__thr_submit_done: env.submit's answer for token, when it is not a
+ * roster write's: true when it was one of the throttle's LOGIN entries
+ * (forgotten now; a failure was counted here already). */
+bool srv__thr_submit_done(struct srv *srv, uint64_t token, int rc);
 
 /* ---- the byte-rate shaper of client connections (srv.c) ----
  *
@@ -244,6 +251,10 @@ void srv__ws_free(struct srv *srv);
 void srv__ws_sync(struct srv *srv);
 /* srv__ws_links_free frees the links' URLs (srv_ws_links.c). */
 void srv__ws_links_free(struct srv *srv);
+
+/* srv_cluster__shared tells whether srv is in a cluster of more than one
+ * member (what one node writes to the log concerns others). */
+bool srv_cluster__shared(const struct srv *srv);
 
 /* Cluster hooks (srv_cluster.c); each is a no-op when srv->cl is NULL.
  * None of them may run inside a fwd callback except where noted.

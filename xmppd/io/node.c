@@ -92,6 +92,13 @@ static void rn_applied(void *ud, const struct cl_effects *eff)
         if (srv != NULL)
             srv_roster_changed(srv, eff->name, eff->roster_jid, uv_now(&n->loop));
         break;
+    case CL_EFF_LOGIN:
+        /* Every node counts a failed login of any node in its throttle
+         * (docs/clients.md "Throttling across the cluster"). */
+        if (srv != NULL)
+            srv_login_applied(srv, eff->login_what, eff->name, eff->login_failed,
+                              uv_now(&n->loop));
+        break;
     default:
         return;
     }
