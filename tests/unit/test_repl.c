@@ -985,8 +985,49 @@ static void test_login_entries(void)
     cl_state_free(s);
 }
 
+/* PRES_LAST (the last unavailable presence, RFC 6121 §4.3.2): round trip,
+ * validation, and an apply that reports it and changes no state. */
+static void test_pres_last_entries(void)
+{
+    struct cl_state *s;
+    struct cl_effects eff;
+    unsigned char *a;
+    size_t la;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    cl_cmd_pres_last(&cmd, "bob", "phone", "back at 5", 1700000000123ULL);
+    REQUIRE(cl_cmd_encode(&cmd, &a, &la) == 0);
+    {
+        static const unsigned char head[] = {1, 11, 0, 3, 0, 'b', 'o', 'b', 5, 0};
+        CHECK(la == 3 + 2 + 3 + 2 + 5 + 8 + 2 + 9 && memcmp(a, head, sizeof head) == 0);
+    }
+    CHECK_INT(cl_apply(s, a, la, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_PRES_LAST);
+    CHECK_STR(eff.name, "bob");
+    CHECK_STR(eff.pres_resource, "phone");
+    CHECK_STR(eff.pres_status, "back at 5");
+    CHECK(eff.pres_wall_ms == 1700000000123ULL);
+    CHECK_STR(cl_effect_name(eff.kind), "presence-last");
+    /* truncated */
+    CHECK_INT(cl_cmd_decode(a, la - 1, &cmd), XE_CORRUPT);
+    cl_buf_free(a, la);
+    /* no status, no time */
+    cl_cmd_pres_last(&cmd, "bob", "x", NULL, 0);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_STR(eff.pres_status, "");
+    CHECK(eff.pres_wall_ms == 0);
+    CHECK_INT(cl_user_count(s), 0);
+    /* refused: no resource, a user that is no prepared localpart */
+    cl_cmd_pres_last(&cmd, "bob", "", NULL, 0);
+    CHECK_INT(cl_cmd_encode(&cmd, &a, &la), XE_INVAL);
+    cl_cmd_pres_last(&cmd, "B o b", "x", NULL, 0);
+    CHECK_INT(cl_cmd_encode(&cmd, &a, &la), XE_INVAL);
+    cl_state_free(s);
+}
+
 TL_MAIN(T(test_names), T(test_init_and_domain), T(test_callbridges), T(test_users),
         T(test_encode_validation), T(test_decode_exact_bytes), T(test_garbage),
         T(test_snapshot_round_trip), T(test_names_of_things), T(test_duplicate_request),
         T(test_user_created), T(test_user_set_exact_bytes), T(test_old_snapshots),
-        T(test_user_iterations), T(test_rosters), T(test_login_entries))
+        T(test_user_iterations), T(test_rosters), T(test_login_entries),
+        T(test_pres_last_entries))

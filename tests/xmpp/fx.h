@@ -124,6 +124,8 @@ static inline void fx_logw(void *ud, enum log_level level, const char *line)
 /* fx_submit: env.submit of the fixtures fx_start makes (NULL: none); a
  * test that plays the Raft log sets it before fx_start (ud is the fx). */
 static int (*fx_submit)(void *ud, const void *cmd, size_t len, uint64_t token);
+/* fx_wall: env.wall_ms of the fixtures fx_start makes (NULL: none). */
+static uint64_t (*fx_wall)(void *ud);
 
 /* fx_start creates srv for example.com (node n1) with call bridges cb1
  * (secret "secret1") and cb2 ("secret2").  cfg may be NULL for defaults;
@@ -150,6 +152,7 @@ static inline int fx_start(struct fx *fx, const struct srv_config *cfg)
     env.starttls = fx_starttls;
     env.pause_read = fx_pause_read;
     env.submit = fx_submit;
+    env.wall_ms = fx_wall;
     env.log = &fx->sink;
     if (srv_new(&c, &env, &fx->srv) != 0)
         return -1;

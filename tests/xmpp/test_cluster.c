@@ -1436,15 +1436,25 @@ static size_t rlog_pump(void)
         memmove(&rlog[0], &rlog[1], (n_rlog - 1) * sizeof rlog[0]);
         n_rlog--;
         CHECK_INT(rc, 0);
-        CHECK_INT(eff.kind, CL_EFF_LOGIN);
+        CHECK(eff.kind == CL_EFF_LOGIN || eff.kind == CL_EFF_PRES_LAST);
         for (int i = 1; i <= nn; i++)
             if (nd[i].alive && eff.kind == CL_EFF_LOGIN)
                 srv_login_applied(nd[i].fx.srv, eff.login_what, eff.name,
                                   eff.login_failed, now);
+            else if (nd[i].alive && eff.kind == CL_EFF_PRES_LAST)
+                srv_lastpres_applied(nd[i].fx.srv, eff.name, eff.pres_resource,
+                                     eff.pres_status, eff.pres_wall_ms);
         srv_submit_done(nd[from].fx.srv, token, rc, now);
         applied++;
     }
     return applied;
+}
+
+/* rlog_clear drops what was not applied (a test's end). */
+static void rlog_clear(void)
+{
+    while (n_rlog > 0)
+        free(rlog[--n_rlog].cmd);
 }
 
 static struct srv_stats nstats(int i)
@@ -1552,6 +1562,65 @@ static void test_cluster_login_throttle(void)
     cluster_stop();
     fx_submit = NULL;
     block_after = 0;
+    rlog_clear();
+    cl_state_free(rlog_cl);
+}
+
+static uint64_t wall_now(void *ud)
+{
+    (void)ud;
+    return wall;
+}
+
+/* The last unavailable presence is known cluster-wide (RFC 6121 §4.3.2):
+ * bob leaves on node 3 with a status; alice logs in on node 1 and her
+ * initial presence's probe of bob (no available resource anywhere) is
+ * answered by node 1 with bob's last unavailable presence, from bob/x,
+ * with his status and a XEP-0203 delay, learnt from the PRES_LAST entry
+ * node 3 wrote to the log.  Without the entry applied, node 1 knows none
+ * and answers from the bare JID. */
+static void test_cluster_last_presence(void)
+{
+    const char *t;
+
+    REQUIRE(cl_state_new(&rlog_cl) == 0);
+    REQUIRE(cx_add_user(rlog_cl, "alice", "pa") == 0);
+    REQUIRE(cx_add_user(rlog_cl, "bob", "pb") == 0);
+    both(rlog_cl, "alice", "bob@example.com");
+    both(rlog_cl, "bob", "alice@example.com");
+    fx_submit = rlog_submit;
+    fx_wall = wall_now;
+    cluster_start(3, NULL);
+    for (int i = 1; i <= 3; i++)
+        srv_set_accounts(nd[i].fx.srv, rlog_cl);
+    set_leader_all(2);
+    settle();
+    REQUIRE(cx_login(&nd[3].fx, 3, "bob", "pb", "x"));
+    presence(3, "0");
+    wall = 1700000000123ULL;
+    in(3, 3, "<presence type='unavailable'><status>back at 5</status></presence>");
+    settle();
+    /* not applied yet: node 1 knows no last presence of bob */
+    REQUIRE(cx_login(&nd[1].fx, 3, "alice", "pa", "a"));
+    in(1, 3, "<presence/>");
+    settle();
+    t = take(1, 3);
+    CHECK(strstr(t, "<presence from='bob@example.com' to='alice@example.com/a' "
+                    "type='unavailable'/>") != NULL);
+    CHECK_INT(rlog_pump(), 1);
+    REQUIRE(cx_login(&nd[1].fx, 4, "alice", "pa", "b"));
+    in(1, 4, "<presence/>");
+    settle();
+    t = take(1, 4);
+    CHECK(strstr(t, "<presence from='bob@example.com/x' to='alice@example.com/b' "
+                    "type='unavailable'><status>back at 5</status><delay "
+                    "xmlns='urn:xmpp:delay' from='example.com' "
+                    "stamp='2023-11-14T22:13:20.123Z'/></presence>") != NULL);
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
+    fx_submit = NULL;
+    fx_wall = NULL;
+    rlog_clear();
     cl_state_free(rlog_cl);
 }
 
@@ -1563,4 +1632,4 @@ TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_random_one_outcome_in_order), T(test_cluster_clients),
         T(test_cluster_max_sessions), T(test_cluster_node_names_full),
         T(test_cluster_bare_jid), T(test_cluster_reply_before_routes),
-        T(test_cluster_login_throttle))
+        T(test_cluster_login_throttle), T(test_cluster_last_presence))

@@ -156,6 +156,8 @@ const char *cl_cmd_type_name(int type)
         return "roster-del";
     case CL_CMD_LOGIN:
         return "login";
+    case CL_CMD_PRES_LAST:
+        return "presence-last";
     }
     return "unknown";
 }
@@ -243,6 +245,16 @@ void cl_cmd_login(struct cl_cmd *c, enum cl_login_what what, const char *name,
     c->login_failed = failed;
 }
 
+void cl_cmd_pres_last(struct cl_cmd *c, const char *user, const char *resource,
+                      const char *status, uint64_t wall_ms)
+{
+    cmd_clear(c, CL_CMD_PRES_LAST);
+    copy_str(c->name, sizeof c->name, user);
+    copy_str(c->pres_resource, sizeof c->pres_resource, resource);
+    copy_str(c->pres_status, sizeof c->pres_status, status);
+    c->pres_wall_ms = wall_ms;
+}
+
 /* login_addr_valid: an address as srv's throttle keys it (addr_host_of:
  * IPv4, IPv6 without brackets, or a name): 1..CL_LOGIN_ADDR_MAX bytes of
  * letters, digits, '.', ':', '-' and '%' (a zone). */
@@ -296,6 +308,10 @@ static int cmd_check(const struct cl_cmd *c)
     case CL_CMD_ROSTER_SET:
     case CL_CMD_ROSTER_DEL:
         return XE_INVAL; /* encoded by roster_cmd_encode, never here */
+    case CL_CMD_PRES_LAST:
+        if (c->pres_resource[0] == '\0')
+            return XE_INVAL;
+        return cl_user_check(c->name);
     case CL_CMD_LOGIN:
         if (c->login_what == CL_LOGIN_ADDRESS)
             return login_addr_valid(c->name) ? 0 : XE_INVAL;
@@ -346,6 +362,18 @@ static void cmd_write(struct wr *w, const struct cl_cmd *c)
         break;
     case CL_CMD_USER_ITER:
         wr_uint(w, c->iterations, 4);
+        break;
+    case CL_CMD_PRES_LAST:
+        n = strlen(c->name);
+        wr_uint(w, n, 2);
+        wr_bytes(w, c->name, n);
+        n = strlen(c->pres_resource);
+        wr_uint(w, n, 2);
+        wr_bytes(w, c->pres_resource, n);
+        wr_uint(w, c->pres_wall_ms, 8);
+        n = strlen(c->pres_status);
+        wr_uint(w, n, 2);
+        wr_bytes(w, c->pres_status, n);
         break;
     case CL_CMD_LOGIN:
         n = strlen(c->name);
@@ -473,6 +501,22 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
         break;
     case CL_CMD_USER_ITER:
         c->iterations = (uint32_t)rd_uint(&r, 4);
+        break;
+    case CL_CMD_PRES_LAST:
+        n = (size_t)rd_uint(&r, 2);
+        rc = r.bad ? XE_CORRUPT : rd_str(&r, n, c->name, CL_USER_MAX);
+        if (rc == 0) {
+            n = (size_t)rd_uint(&r, 2);
+            rc = r.bad ? XE_CORRUPT : rd_str(&r, n, c->pres_resource, CL_RESOURCE_MAX);
+        }
+        if (rc == 0) {
+            c->pres_wall_ms = rd_uint(&r, 8);
+            n = (size_t)rd_uint(&r, 2);
+            if (!r.bad && n == 0)
+                c->pres_status[0] = '\0';
+            else
+                rc = r.bad ? XE_CORRUPT : rd_str(&r, n, c->pres_status, CL_STATUS_MAX);
+        }
         break;
     case CL_CMD_LOGIN: {
         unsigned failed;

@@ -721,14 +721,20 @@ static void roster_login(struct srv *srv, struct sess_c2s *c)
 
 /* probe_offline answers a probe from to (a full or bare JID) for user,
  * who has no available resource on any node: RFC 6121 §4.3.2, the server
- * SHOULD reply with presence of type unavailable from the user's bare
- * JID (the last unavailable presence is not kept here, so no payload). */
+ * SHOULD reply with presence of type unavailable: the last unavailable
+ * presence it keeps of the user (from the full JID that sent it, with its
+ * status and a XEP-0203 delay: srv_lastpres.c), else one from the user's
+ * bare JID. */
 static void probe_offline(struct srv *srv, struct sess *from, const char *user,
                           const char *to)
 {
     char bare[CL_USER_MAX + CL_DOMAIN_MAX + 2];
-    struct stz *p;
+    struct stz *p = srv__lastpres_reply(srv, user, to);
 
+    if (p != NULL) {
+        srv__route(srv, from, p);
+        return;
+    }
     snprintf(bare, sizeof bare, "%s@%s", user, srv->domain);
     p = pres_new(bare, to, "unavailable");
     if (p != NULL)
@@ -1150,6 +1156,7 @@ static void c2s_presence(struct srv *srv, struct sess_c2s *c, struct stz *st)
         srv_cluster__presence(srv, c);
         stz_free(c->pres);
         c->pres = NULL;
+        srv__lastpres_left(srv, c->user, c->resource, st); /* §4.3.2 */
         /* §4.5.2: unavailable to the other available resources. */
         c2s_broadcast(srv, c->acct, st, c);
         c2s_broadcast_remote(srv, c, st, false);
@@ -1178,6 +1185,7 @@ void srv__c2s_gone(struct srv *srv, struct sess_c2s *c)
     }
     if (c->available) {
         c->available = false;
+        srv__lastpres_left(srv, c->user, c->resource, NULL); /* §4.3.2 */
         c2s_broadcast(srv, acct_find(srv, c->user), st, c);
         c2s_broadcast_remote(srv, c, st, false);
         stz_del_attr(st, "to");

@@ -67,6 +67,7 @@ struct srv {
     struct srv_rop *rops;            /* roster writes submitted (srv_c2s.c) */
     uint64_t rop_token;              /* the last token given to env.submit */
     struct htab thr; /* failed-login counts (srv_throttle.c); no buckets until one */
+    struct htab lastpres; /* last unavailable presence per account (srv_lastpres.c) */
     struct srv_thr_sub *thr_subs; /* LOGIN entries submitted, not applied yet */
     unsigned thr_nsubs;           /* entries in thr_subs */
     uint64_t thr_unshared;        /* failures not sent to the cluster (bounds) */
@@ -251,6 +252,21 @@ void srv__ws_free(struct srv *srv);
 void srv__ws_sync(struct srv *srv);
 /* srv__ws_links_free frees the links' URLs (srv_ws_links.c). */
 void srv__ws_links_free(struct srv *srv);
+
+/* ---- last unavailable presence (srv_lastpres.c; RFC 6121 §4.3.2) ----
+ *
+ * srv__lastpres_left keeps the record of user's resource that went
+ * unavailable (st: its unavailable presence, borrowed, for the <status/>;
+ * NULL: none, a lost connection) and shares it with the cluster.
+ * srv__lastpres_reply makes the answer to a probe from to (borrowed) for
+ * user: presence unavailable from the full JID that last left, with its
+ * status and a XEP-0203 delay (returned owned), or NULL when none is kept.
+ * srv__lastpres_free frees the table. */
+#define SRV_LASTPRES_STATUS 1024 /* status bytes kept (longer: none) */
+void srv__lastpres_left(struct srv *srv, const char *user, const char *resource,
+                        const struct stz *st);
+struct stz *srv__lastpres_reply(const struct srv *srv, const char *user, const char *to);
+void srv__lastpres_free(struct srv *srv);
 
 /* srv_cluster__shared tells whether srv is in a cluster of more than one
  * member (what one node writes to the log concerns others). */
