@@ -368,6 +368,62 @@ static void test_probe_last_unavailable(void)
     down();
 }
 
+/* both_of puts contact in user's roster with subscription both, straight
+ * into the replicated state (as an applied ROSTER_SET). */
+static void both_of(const char *user, const char *contact)
+{
+    struct roster_item it = {0};
+    struct roster_cmd c;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+
+    it.jid = (char *)contact;
+    it.sub = ROSTER_SUB_BOTH;
+    it.listed = true;
+    roster_cmd_set(&c, user, &it);
+    REQUIRE(roster_cmd_encode(&c, &buf, &len) == 0);
+    REQUIRE(cl_apply(cl, buf, len, NULL) == 0);
+    free(buf);
+}
+
+/* A last unavailable presence is kept only for an account that exists: a
+ * deleted account's record goes with it (its sessions close after the
+ * deletion), and a record of an unknown account (an entry applied after
+ * the deletion) is not kept, so a new account of that name does not
+ * answer probes with its predecessor's presence. */
+static void test_last_unavailable_account_gone(void)
+{
+    struct cl_cmd *c = malloc(sizeof *c);
+    unsigned char *buf;
+    size_t len;
+
+    REQUIRE(c != NULL);
+    REQUIRE(up() == 0);
+    both_of("alice", "bob@example.com");
+    both_of("bob", "alice@example.com");
+    REQUIRE(cx_login(&fx, 5, "bob", "pb", "x"));
+    fx_in(&fx, 5, "<presence/>");
+    fx_in(&fx, 5, "<presence type='unavailable'><status>old</status></presence>");
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    fx_in(&fx, 3, "<presence/>");
+    CHECK(strstr(fx_take(&fx, 3), "<status>old</status>") != NULL);
+    /* bob's account is deleted (his session closes), then made again */
+    cl_cmd_user_del(c, "bob");
+    REQUIRE(cl_cmd_encode(c, &buf, &len) == 0);
+    REQUIRE(cl_apply(cl, buf, len, NULL) == 0);
+    cl_buf_free(buf, len);
+    srv_user_deleted(fx.srv, "bob");
+    srv_lastpres_applied(fx.srv, "bob", "x", "late", 1700000000000ULL);
+    REQUIRE(cx_add_user(cl, "bob", "pb2") == 0);
+    both_of("bob", "alice@example.com");
+    fx_take(&fx, 3);
+    fx_in(&fx, 3, "<presence type='probe' to='bob@example.com'/>");
+    CHECK_STR(fx_take(&fx, 3), "<presence from='bob@example.com' "
+                               "to='alice@example.com/a' type='unavailable'/>");
+    free(c);
+    down();
+}
+
 TL_MAIN(T(test_roster_get_set_remove), T(test_subscribe_approve_presence),
         T(test_pending_redelivered), T(test_probe_offline_contact),
-        T(test_probe_last_unavailable))
+        T(test_probe_last_unavailable), T(test_last_unavailable_account_gone))

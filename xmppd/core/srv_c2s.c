@@ -1427,4 +1427,6 @@ void srv_user_deleted(struct srv *srv, const char *user)
     if (n > 0)
         SRV_LOG(srv, LOG_INFO, "account %s deleted: %zu sessions closed", user, n);
     srv__reap(srv);
+    if (user != NULL)
+        srv__lastpres_forget(srv, user); /* after the closes above kept one */
 }

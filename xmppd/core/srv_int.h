@@ -261,11 +261,14 @@ void srv__ws_links_free(struct srv *srv);
  * srv__lastpres_reply makes the answer to a probe from to (borrowed) for
  * user: presence unavailable from the full JID that last left, with its
  * status and a XEP-0203 delay (returned owned), or NULL when none is kept.
- * srv__lastpres_free frees the table. */
+ * srv__lastpres_forget drops user's record (the account was deleted);
+ * records are kept only for accounts that exist.  srv__lastpres_free frees
+ * the table. */
 #define SRV_LASTPRES_STATUS 1024 /* status bytes kept (longer: none) */
 void srv__lastpres_left(struct srv *srv, const char *user, const char *resource,
                         const struct stz *st);
 struct stz *srv__lastpres_reply(const struct srv *srv, const char *user, const char *to);
+void srv__lastpres_forget(struct srv *srv, const char *user);
 void srv__lastpres_free(struct srv *srv);
 
 /* srv_cluster__shared tells whether srv is in a cluster of more than one

@@ -72,6 +72,11 @@ static void lp_keep(struct srv *srv, const char *user, const char *resource,
 
     if (p != NULL && wall_ms != 0 && p->wall_ms > wall_ms)
         return; /* an older record applied late */
+    /* Only for an account that exists: a record of a deleted account
+     * (its sessions close after the deletion, and their entries are
+     * applied after it) must not answer for a new account of that name. */
+    if (srv->accounts == NULL || cl_user_find(srv->accounts, user) == NULL)
+        return;
     if (p == NULL && (srv->lastpres.count >= SRV_LASTPRES_MAX ||
                       (srv->lastpres.nb == 0 && htab_init(&srv->lastpres, 64) < 0)))
         return;
@@ -180,6 +185,16 @@ struct stz *srv__lastpres_reply(const struct srv *srv, const char *user, const c
 fail:
     stz_free(r);
     return NULL;
+}
+
+void srv__lastpres_forget(struct srv *srv, const char *user)
+{
+    struct srv_lastpres *p = lp_find(srv, user);
+
+    if (p == NULL)
+        return;
+    htab_del(&srv->lastpres, &p->link, htab_hash_str(user));
+    lp_free(&p->link);
 }
 
 void srv__lastpres_free(struct srv *srv)
