@@ -12,8 +12,10 @@
  - the rosters are replicated: a new login of alice on the leader gets bob's
    presence through the probe it sends at login (§4.3), answered from
    bob's node;
- - with bob offline, the probe of alice's next login is answered with bob's
-   bare JID unavailable (§4.3.2);
+ - with bob offline, the probe of alice's next login (on the other
+   follower) is answered with bob's last unavailable presence, from the
+   resource that left, with a XEP-0203 delay stamp (§4.3.2: kept
+   cluster-wide through the log);
  - directed presence (§4.6): alice sends presence to carol (no
    subscription, on the leader); when alice's connection is lost, carol
    gets alice's unavailable; a directed unavailable is not repeated.
@@ -89,14 +91,16 @@ def main():
             check(bob.quit() == 0, bob.output())
 
         # §4.3.2: bob is offline on every node: alice's probe at login is
-        # answered with bob's bare JID unavailable.  (bob's logout reaches
-        # f1's copy of the routing table through the leader: wait for it,
-        # or the probe may go to bob's ended session.)
+        # answered with bob's last unavailable presence (he left on f2, the
+        # answer comes from f1), stamped.  (bob's logout reaches f1's copy
+        # of the routing table through the leader: wait for it, or the
+        # probe may go to bob's ended session.)
         wait_sessions([f1], {"alice": 0, "bob": 0})
         with Client("alice@example.com/tablet", PASSWORDS["alice"], f1.addr, CLIENT_PORT,
                     ca) as tablet:
             check(tablet.online() == "alice@example.com/tablet", tablet.output())
-            tablet.wait_line(r"^presence bob@example\.com unavailable$")
+            tablet.wait_line(r"^presence bob@example\.com/phone unavailable delay "
+                             r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
             check(tablet.quit() == 0, tablet.output())
 
         # §4.6: directed presence across nodes, then a lost connection.

@@ -924,8 +924,110 @@ __attribute__((constructor)) static void setup(void)
         abort();
 }
 
+/* LOGIN (login throttling across the cluster): exact bytes, validation,
+ * and an apply that reports the effect and changes no state (its snapshot
+ * is the same bytes before and after). */
+static void test_login_entries(void)
+{
+    struct cl_state *s;
+    struct cl_effects eff;
+    unsigned char *a, *snap0, *snap1;
+    size_t la, l0, l1;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    cl_cmd_init(&cmd, 42);
+    REQUIRE(enc_apply(s, &eff) == 0);
+    REQUIRE(cl_snapshot_encode(s, &snap0, &l0) == 0);
+    cl_cmd_login(&cmd, CL_LOGIN_ACCOUNT, "alice", true);
+    REQUIRE(cl_cmd_encode(&cmd, &a, &la) == 0);
+    {
+        static const unsigned char want[] = {1, 10,  0,   1,   1,   5,
+                                             0, 'a', 'l', 'i', 'c', 'e'};
+        CHECK(la == sizeof want && memcmp(a, want, la) == 0);
+    }
+    CHECK_INT(cl_apply(s, a, la, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_LOGIN);
+    CHECK_INT(eff.login_what, CL_LOGIN_ACCOUNT);
+    CHECK(eff.login_failed);
+    CHECK_STR(eff.name, "alice");
+    CHECK_STR(cl_effect_name(eff.kind), "login");
+    CHECK_STR(cl_cmd_type_name(CL_CMD_LOGIN), "login");
+    /* failed is 0 or 1 */
+    a[4] = 2;
+    CHECK_INT(cl_cmd_decode(a, la, &cmd), XE_CORRUPT);
+    /* what is 1 or 2 */
+    a[4] = 0;
+    a[3] = 3;
+    CHECK_INT(cl_cmd_decode(a, la, &cmd), XE_INVAL);
+    cl_buf_free(a, la);
+    cl_cmd_login(&cmd, CL_LOGIN_ADDRESS, "::1", false);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_LOGIN);
+    CHECK_INT(eff.login_what, CL_LOGIN_ADDRESS);
+    CHECK(!eff.login_failed);
+    CHECK_STR(eff.name, "::1");
+    cl_cmd_login(&cmd, CL_LOGIN_ADDRESS, "192.0.2.7", true);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    REQUIRE(cl_snapshot_encode(s, &snap1, &l1) == 0);
+    CHECK(l0 == l1 && memcmp(snap0, snap1, l0) == 0);
+    cl_buf_free(snap0, l0);
+    cl_buf_free(snap1, l1);
+    /* refused: an address with a space or a port's brackets, an account
+     * that is no prepared localpart, an empty name */
+    cl_cmd_login(&cmd, CL_LOGIN_ADDRESS, "[::1]", true);
+    CHECK_INT(cl_cmd_encode(&cmd, &a, &la), XE_INVAL);
+    cl_cmd_login(&cmd, CL_LOGIN_ADDRESS, "a b", true);
+    CHECK_INT(cl_cmd_encode(&cmd, &a, &la), XE_INVAL);
+    cl_cmd_login(&cmd, CL_LOGIN_ACCOUNT, "Alice", true);
+    CHECK_INT(cl_cmd_encode(&cmd, &a, &la), XE_INVAL);
+    cl_cmd_login(&cmd, CL_LOGIN_ACCOUNT, "", true);
+    CHECK_INT(cl_cmd_encode(&cmd, &a, &la), XE_INVAL);
+    cl_state_free(s);
+}
+
+/* PRES_LAST (the last unavailable presence, RFC 6121 §4.3.2): round trip,
+ * validation, and an apply that reports it and changes no state. */
+static void test_pres_last_entries(void)
+{
+    struct cl_state *s;
+    struct cl_effects eff;
+    unsigned char *a;
+    size_t la;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    cl_cmd_pres_last(&cmd, "bob", "phone", "back at 5", 1700000000123ULL);
+    REQUIRE(cl_cmd_encode(&cmd, &a, &la) == 0);
+    {
+        static const unsigned char head[] = {1, 11, 0, 3, 0, 'b', 'o', 'b', 5, 0};
+        CHECK(la == 3 + 2 + 3 + 2 + 5 + 8 + 2 + 9 && memcmp(a, head, sizeof head) == 0);
+    }
+    CHECK_INT(cl_apply(s, a, la, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_PRES_LAST);
+    CHECK_STR(eff.name, "bob");
+    CHECK_STR(eff.pres_resource, "phone");
+    CHECK_STR(eff.pres_status, "back at 5");
+    CHECK(eff.pres_wall_ms == 1700000000123ULL);
+    CHECK_STR(cl_effect_name(eff.kind), "presence-last");
+    /* truncated */
+    CHECK_INT(cl_cmd_decode(a, la - 1, &cmd), XE_CORRUPT);
+    cl_buf_free(a, la);
+    /* no status, no time */
+    cl_cmd_pres_last(&cmd, "bob", "x", NULL, 0);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_STR(eff.pres_status, "");
+    CHECK(eff.pres_wall_ms == 0);
+    CHECK_INT(cl_user_count(s), 0);
+    /* refused: no resource, a user that is no prepared localpart */
+    cl_cmd_pres_last(&cmd, "bob", "", NULL, 0);
+    CHECK_INT(cl_cmd_encode(&cmd, &a, &la), XE_INVAL);
+    cl_cmd_pres_last(&cmd, "B o b", "x", NULL, 0);
+    CHECK_INT(cl_cmd_encode(&cmd, &a, &la), XE_INVAL);
+    cl_state_free(s);
+}
+
 TL_MAIN(T(test_names), T(test_init_and_domain), T(test_callbridges), T(test_users),
         T(test_encode_validation), T(test_decode_exact_bytes), T(test_garbage),
         T(test_snapshot_round_trip), T(test_names_of_things), T(test_duplicate_request),
         T(test_user_created), T(test_user_set_exact_bytes), T(test_old_snapshots),
-        T(test_user_iterations), T(test_rosters))
+        T(test_user_iterations), T(test_rosters), T(test_login_entries),
+        T(test_pres_last_entries))

@@ -121,6 +121,14 @@ static inline void fx_logw(void *ud, enum log_level level, const char *line)
     buf_puts(&fx->log, "\n");
 }
 
+/* fx_submit: where the fixtures fx_start makes hand the writes srv lists
+ * for the Raft log (NULL: srv takes no writes, cfg.roster_writes off); a
+ * test that plays the Raft log sets it before fx_start (ud is the fx) and
+ * calls fx_take_submits as the edge does after its srv calls. */
+static int (*fx_submit)(void *ud, const void *cmd, size_t len, uint64_t token);
+/* fx_wall: env.wall_ms of the fixtures fx_start makes (NULL: none). */
+static uint64_t (*fx_wall)(void *ud);
+
 /* fx_start creates srv for example.com (node n1) with call bridges cb1
  * (secret "secret1") and cb2 ("secret2").  cfg may be NULL for defaults;
  * its domain and node name are overridden. */
@@ -145,6 +153,8 @@ static inline int fx_start(struct fx *fx, const struct srv_config *cfg)
     env.random = fx_random;
     env.starttls = fx_starttls;
     env.pause_read = fx_pause_read;
+    c.roster_writes = fx_submit != NULL;
+    env.wall_ms = fx_wall;
     env.log = &fx->sink;
     if (srv_new(&c, &env, &fx->srv) != 0)
         return -1;
@@ -154,6 +164,23 @@ static inline int fx_start(struct fx *fx, const struct srv_config *cfg)
         srv_set_callbridge(fx->srv, "cb2", (const unsigned char *)"secret2", 7) != 0)
         return -1;
     return 0;
+}
+
+/* fx_take_submits takes the writes srv listed since the last take and
+ * hands each to fx_submit; one it refuses is answered at once
+ * (srv_submit_done), as the edge does. */
+static inline void fx_take_submits(struct fx *fx)
+{
+    struct srv_update u;
+
+    srv_take(fx->srv, &u);
+    for (size_t i = 0; i < u.nsubmits; i++) {
+        int rc = fx_submit != NULL ? fx_submit(fx, u.submits[i].cmd, u.submits[i].len,
+                                               u.submits[i].token)
+                                   : XE_STATE;
+        if (rc < 0)
+            srv_submit_done(fx->srv, u.submits[i].token, rc, fx->now);
+    }
 }
 
 static inline void fx_stop(struct fx *fx)

@@ -17,9 +17,16 @@ static struct {
     uint64_t token;
 } logq[LOGQ_MAX];
 static size_t n_logq;
-static int force_state; /* answer XE_STATE to this many writes first */
-static int refuse;      /* the log refuses this many writes at once */
-static bool no_writes;  /* up: a srv without roster_writes */
+static int force_state;                  /* answer XE_STATE to this many writes first */
+static uint64_t wall = 1700000000123ULL; /* env.wall_ms: 2023-11-14T22:13:20.123Z */
+
+static uint64_t fake_wall(void *ud)
+{
+    (void)ud;
+    return wall;
+}
+static int refuse;     /* the log refuses this many writes at once */
+static bool no_writes; /* up: a srv without roster_writes */
 
 /* take queues the writes srv listed; a full log refuses at once, as the
  * edge does (srv_submit_done outside srv). */
@@ -95,6 +102,7 @@ static int up(void)
     env.close = fx_close;
     env.random = fx_random;
     env.starttls = fx_starttls;
+    env.wall_ms = fake_wall;
     env.log = &fx.sink;
     if (srv_new(&c, &env, &fx.srv) != 0)
         return -1;
@@ -311,11 +319,14 @@ static void test_probe_offline_contact(void)
     /* bob is offline: alice's new resource probes him at login */
     REQUIRE(cx_login(&fx, 4, "alice", "pa", "b"));
     fx_in(&fx, 4, "<presence/>");
+    /* his last unavailable presence (§4.3.2): the connection ended, so it
+     * has no status; from the resource that left, stamped (XEP-0203) */
     CHECK_STR(fx_take(&fx, 4),
               "<presence from='alice@example.com/b' to='alice@example.com/b'/>"
               "<presence from='alice@example.com/a' to='alice@example.com/b'/>"
-              "<presence from='bob@example.com' to='alice@example.com/b' "
-              "type='unavailable'/>");
+              "<presence from='bob@example.com/x' to='alice@example.com/b' "
+              "type='unavailable'><delay xmlns='urn:xmpp:delay' from='example.com' "
+              "stamp='2023-11-14T22:13:20.123Z'/></presence>");
     /* bob comes back: his presence, not the unavailable, reaches alice */
     fx_take(&fx, 3);
     REQUIRE(cx_login(&fx, 6, "bob", "pb", "y"));
@@ -424,6 +435,108 @@ static void test_write_refused(void)
     down();
 }
 
+/* The last unavailable presence (RFC 6121 §4.3.2, §4.5.3): a probe of a
+ * user with no available resource is answered with the unavailable
+ * presence the user last sent, from that resource, with its status and a
+ * XEP-0203 delay saying when; the newest replaces the older. */
+static void test_probe_last_unavailable(void)
+{
+    REQUIRE(up() == 0);
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    REQUIRE(cx_login(&fx, 5, "bob", "pb", "x"));
+    REQUIRE(cx_login(&fx, 6, "bob", "pb", "y"));
+    fx_in(&fx, 3, "<presence/>");
+    fx_in(&fx, 5, "<presence/>");
+    fx_in(&fx, 6, "<presence/>");
+    fx_in(&fx, 3, "<presence to='bob@example.com' type='subscribe'/>");
+    CHECK_INT(pump(), 2);
+    fx_in(&fx, 5, "<presence to='alice@example.com' type='subscribed'/>");
+    CHECK_INT(pump(), 2);
+    fx_take(&fx, 3);
+    /* bob/x leaves with a status; bob/y is still available: a probe gets
+     * bob/y's presence, not the stored one */
+    wall = 1700000000123ULL;
+    fx_in(&fx, 5,
+          "<presence type='unavailable'><status>gone &amp; back</status>"
+          "</presence>");
+    fx_take(&fx, 3);
+    fx_in(&fx, 3, "<presence type='probe' to='bob@example.com'/>");
+    CHECK_STR(fx_take(&fx, 3), "<presence from='bob@example.com/y' "
+                               "to='alice@example.com/a'/>");
+    /* bob/y leaves later with another status: the newest is kept */
+    wall = 1700000060456ULL;
+    fx_in(&fx, 6, "<presence type='unavailable'><status>lunch</status></presence>");
+    fx_take(&fx, 3);
+    fx_in(&fx, 3, "<presence type='probe' to='bob@example.com'/>");
+    CHECK_STR(fx_take(&fx, 3),
+              "<presence from='bob@example.com/y' to='alice@example.com/a' "
+              "type='unavailable'><status>lunch</status><delay xmlns='urn:xmpp:delay' "
+              "from='example.com' stamp='2023-11-14T22:14:20.456Z'/></presence>");
+    /* the connection of bob/x ends now: it was unavailable already, so the
+     * record stays bob/y's */
+    fx_in(&fx, 5, "</stream:stream>");
+    fx_in(&fx, 3, "<presence type='probe' to='bob@example.com'/>");
+    CHECK(strstr(fx_take(&fx, 3), "from='bob@example.com/y'") != NULL);
+    down();
+}
+
+/* both_of puts contact in user's roster with subscription both, straight
+ * into the replicated state (as an applied ROSTER_SET). */
+static void both_of(const char *user, const char *contact)
+{
+    struct roster_item it = {0};
+    struct roster_cmd c;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+
+    it.jid = (char *)contact;
+    it.sub = ROSTER_SUB_BOTH;
+    it.listed = true;
+    roster_cmd_set(&c, user, &it);
+    REQUIRE(roster_cmd_encode(&c, &buf, &len) == 0);
+    REQUIRE(cl_apply(cl, buf, len, NULL) == 0);
+    free(buf);
+}
+
+/* A last unavailable presence is kept only for an account that exists: a
+ * deleted account's record goes with it (its sessions close after the
+ * deletion), and a record of an unknown account (an entry applied after
+ * the deletion) is not kept, so a new account of that name does not
+ * answer probes with its predecessor's presence. */
+static void test_last_unavailable_account_gone(void)
+{
+    struct cl_cmd *c = malloc(sizeof *c);
+    unsigned char *buf;
+    size_t len;
+
+    REQUIRE(c != NULL);
+    REQUIRE(up() == 0);
+    both_of("alice", "bob@example.com");
+    both_of("bob", "alice@example.com");
+    REQUIRE(cx_login(&fx, 5, "bob", "pb", "x"));
+    fx_in(&fx, 5, "<presence/>");
+    fx_in(&fx, 5, "<presence type='unavailable'><status>old</status></presence>");
+    REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+    fx_in(&fx, 3, "<presence/>");
+    CHECK(strstr(fx_take(&fx, 3), "<status>old</status>") != NULL);
+    /* bob's account is deleted (his session closes), then made again */
+    cl_cmd_user_del(c, "bob");
+    REQUIRE(cl_cmd_encode(c, &buf, &len) == 0);
+    REQUIRE(cl_apply(cl, buf, len, NULL) == 0);
+    cl_buf_free(buf, len);
+    srv_user_deleted(fx.srv, "bob");
+    srv_lastpres_applied(fx.srv, "bob", "x", "late", 1700000000000ULL);
+    REQUIRE(cx_add_user(cl, "bob", "pb2") == 0);
+    both_of("bob", "alice@example.com");
+    fx_take(&fx, 3);
+    fx_in(&fx, 3, "<presence type='probe' to='bob@example.com'/>");
+    CHECK_STR(fx_take(&fx, 3), "<presence from='bob@example.com' "
+                               "to='alice@example.com/a' type='unavailable'/>");
+    free(c);
+    down();
+}
+
 TL_MAIN(T(test_unsubscribe_and_cancel), T(test_roster_get_set_remove),
         T(test_subscribe_approve_presence), T(test_pending_redelivered),
-        T(test_probe_offline_contact), T(test_write_refused))
+        T(test_probe_offline_contact), T(test_write_refused),
+        T(test_probe_last_unavailable), T(test_last_unavailable_account_gone))

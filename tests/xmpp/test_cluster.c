@@ -42,6 +42,7 @@ static int nn;
 static uint64_t now, wall, term, incs = 100;
 static struct fwd_config fcfg;
 static unsigned max_sessions; /* srv_config.c2s_max_sessions; 0: default */
+static unsigned block_after;  /* srv_config.login_block_after; 0: default */
 
 #define PLINK_NMAX NMAX
 #include "xmpp/plink.h"
@@ -114,6 +115,13 @@ static void node_start(int i)
 
     srv_config_default(&sc);
     sc.keepalive_ms = 3600000; /* no server pings inside the transcripts */
+    if (block_after != 0) {
+        sc.login_delay_ms = 10;
+        sc.login_delay_max_ms = 10;
+        sc.login_block_after = block_after;
+        sc.login_block_ms = 60000;
+        sc.auth_timeout_ms = 0;
+    }
     if (max_sessions != 0) {
         sc.c2s_max_sessions = max_sessions;
         sc.auth_timeout_ms = 0; /* a refused client waits through settles */
@@ -1397,6 +1405,247 @@ static void test_cluster_bare_jid(void)
     cl_state_free(cl);
 }
 
+/* ---- login throttling across the cluster (srv_throttle.c) ----
+ *
+ * The Raft log is played by a queue: the writes each node listed are taken
+ * (fx_take_submits, as the edge does after a call) and appended by
+ * rlog_submit; rlog_pump applies each in order with cl_apply and hands its effect to every node
+ * (srv_login_applied), then the result to the node that submitted it
+ * (srv_submit_done), as io/node.c does. */
+#define RLOG_MAX 64
+static struct {
+    unsigned char *cmd;
+    size_t len;
+    uint64_t token;
+    int node;
+} rlog[RLOG_MAX];
+static size_t n_rlog;
+static struct cl_state *rlog_cl;
+
+static int rlog_submit(void *ud, const void *cmd, size_t len, uint64_t token)
+{
+    int i;
+
+    for (i = 1; i <= nn && &nd[i].fx != ud; i++)
+        ;
+    if (n_rlog == RLOG_MAX || i > nn)
+        return XE_BUSY;
+    rlog[n_rlog].cmd = malloc(len);
+    if (rlog[n_rlog].cmd == NULL)
+        return XE_NOMEM;
+    memcpy(rlog[n_rlog].cmd, cmd, len);
+    rlog[n_rlog].len = len;
+    rlog[n_rlog].token = token;
+    rlog[n_rlog].node = i;
+    n_rlog++;
+    return 0;
+}
+
+static size_t rlog_pump(void)
+{
+    size_t applied = 0;
+
+    for (int i = 1; i <= nn; i++)
+        if (nd[i].alive)
+            fx_take_submits(&nd[i].fx);
+    while (n_rlog > 0) {
+        struct cl_effects eff;
+        int rc = cl_apply(rlog_cl, rlog[0].cmd, rlog[0].len, &eff);
+        int from = rlog[0].node;
+        uint64_t token = rlog[0].token;
+
+        free(rlog[0].cmd);
+        memmove(&rlog[0], &rlog[1], (n_rlog - 1) * sizeof rlog[0]);
+        n_rlog--;
+        CHECK_INT(rc, 0);
+        CHECK(eff.kind == CL_EFF_LOGIN || eff.kind == CL_EFF_PRES_LAST);
+        for (int i = 1; i <= nn; i++)
+            if (nd[i].alive && eff.kind == CL_EFF_LOGIN)
+                srv_login_applied(nd[i].fx.srv, eff.login_what, eff.name,
+                                  eff.login_failed, now);
+            else if (nd[i].alive && eff.kind == CL_EFF_PRES_LAST)
+                srv_lastpres_applied(nd[i].fx.srv, eff.name, eff.pres_resource,
+                                     eff.pres_status, eff.pres_wall_ms);
+        srv_submit_done(nd[from].fx.srv, token, rc, now);
+        applied++;
+    }
+    return applied;
+}
+
+/* rlog_clear drops what was not applied (a test's end). */
+static void rlog_clear(void)
+{
+    while (n_rlog > 0)
+        free(rlog[--n_rlog].cmd);
+}
+
+static struct srv_stats nstats(int i)
+{
+    struct srv_stats st;
+
+    srv_get_stats(nd[i].fx.srv, &st);
+    return st;
+}
+
+/* fail_login: a wrong password for user on node i, connection conn; the
+ * answer (after the throttle's delay) is not-authorized. */
+static void fail_login(int i, uint64_t conn, const char *user)
+{
+    struct cx_scram x;
+    char sf[512];
+    unsigned char rnd0;
+
+    nd[i].fx.now = now;
+    REQUIRE(cx_tls(&nd[i].fx, conn));
+    rnd0 = nd[i].fx.rnd;
+    cx_auth(&nd[i].fx, conn, &x, "SCRAM-SHA-256", "n,,", user);
+    REQUIRE(cx_challenge(&nd[i].fx, conn, rnd0, true, sf, sizeof sf));
+    cx_final(&nd[i].fx, conn, &x, sf, "guess", NULL, 0);
+    now += 10;
+    tick_all();
+    CHECK_STR(take(i, conn), CX_FAILURE("not-authorized"));
+}
+
+/* refused: a login for user on node i, connection conn, is refused before
+ * any password (temporary-auth-failure, RFC 6120 §6.5.11). */
+static void refused(int i, uint64_t conn, const char *user)
+{
+    struct cx_scram x;
+
+    nd[i].fx.now = now;
+    REQUIRE(cx_tls(&nd[i].fx, conn));
+    cx_auth(&nd[i].fx, conn, &x, "SCRAM-SHA-256", "n,,", user);
+    CHECK_STR(take(i, conn), CX_FAILURE("temporary-auth-failure"));
+}
+
+/* Failed logins for one account spread over the three nodes of a cluster
+ * (one each) meet the limit of one node: after login_block_after = 3 the
+ * account and the address are blocked on every node, the right password
+ * included; each node counted every failure once (its own at once, the
+ * others' as their entries were applied).  The block ends after
+ * login_block_ms everywhere; a success then clears the counts on every
+ * node through one entry per key. */
+static void test_cluster_login_throttle(void)
+{
+    REQUIRE(cl_state_new(&rlog_cl) == 0);
+    REQUIRE(cx_add_user(rlog_cl, "alice", "pa") == 0);
+    block_after = 3;
+    fx_submit = rlog_submit;
+    cluster_start(3, NULL);
+    for (int i = 1; i <= 3; i++)
+        srv_set_accounts(nd[i].fx.srv, rlog_cl);
+    set_leader_all(2);
+    settle();
+    /* two failures on two nodes, then a success on the third clears the
+     * counts on every node */
+    fail_login(1, 5, "alice");
+    CHECK_INT(rlog_pump(), 2); /* the address and the account */
+    fail_login(2, 5, "alice");
+    CHECK_INT(rlog_pump(), 2);
+    for (int i = 1; i <= 3; i++) {
+        CHECK_INT(nstats(i).throttled, 2);
+        CHECK_INT(nstats(i).blocked, 0);
+    }
+    nd[3].fx.now = now;
+    REQUIRE(cx_tls(&nd[3].fx, 4));
+    REQUIRE(cx_scram_ok(&nd[3].fx, 4, "SCRAM-SHA-256", "alice", "pa"));
+    CHECK_INT(rlog_pump(), 2); /* the address and the account cleared */
+    for (int i = 1; i <= 3; i++)
+        CHECK_INT(nstats(i).throttled, 0);
+    /* one failure on each node: the third blocks on every node */
+    fail_login(1, 6, "alice");
+    CHECK_INT(rlog_pump(), 2);
+    fail_login(2, 6, "alice");
+    CHECK_INT(rlog_pump(), 2);
+    fail_login(3, 5, "alice");
+    /* node 3 blocks at once; the others when its entries are applied */
+    CHECK_INT(nstats(3).blocked, 2);
+    CHECK_INT(nstats(1).blocked, 0);
+    CHECK_INT(rlog_pump(), 2);
+    for (int i = 1; i <= 3; i++) {
+        CHECK_INT(nstats(i).blocked, 2);
+        refused(i, 7, "alice");
+    }
+    CHECK(strstr(nd[1].fx.log.data, "login account alice blocked for 60000 ms after "
+                                    "failed logins across the cluster") != NULL);
+    /* nothing for the log while blocked: refusals are not failures */
+    CHECK_INT(rlog_pump(), 0);
+    /* the block ends everywhere after login_block_ms */
+    now += 60000;
+    tick_all();
+    for (int i = 1; i <= 3; i++)
+        CHECK_INT(nstats(i).blocked, 0);
+    nd[2].fx.now = now;
+    REQUIRE(cx_tls(&nd[2].fx, 8));
+    REQUIRE(cx_scram_ok(&nd[2].fx, 8, "SCRAM-SHA-256", "alice", "pa"));
+    /* a success without failures known writes nothing */
+    CHECK_INT(rlog_pump(), 0);
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
+    fx_submit = NULL;
+    block_after = 0;
+    rlog_clear();
+    cl_state_free(rlog_cl);
+}
+
+static uint64_t wall_now(void *ud)
+{
+    (void)ud;
+    return wall;
+}
+
+/* The last unavailable presence is known cluster-wide (RFC 6121 §4.3.2):
+ * bob leaves on node 3 with a status; alice logs in on node 1 and her
+ * initial presence's probe of bob (no available resource anywhere) is
+ * answered by node 1 with bob's last unavailable presence, from bob/x,
+ * with his status and a XEP-0203 delay, learnt from the PRES_LAST entry
+ * node 3 wrote to the log.  Without the entry applied, node 1 knows none
+ * and answers from the bare JID. */
+static void test_cluster_last_presence(void)
+{
+    const char *t;
+
+    REQUIRE(cl_state_new(&rlog_cl) == 0);
+    REQUIRE(cx_add_user(rlog_cl, "alice", "pa") == 0);
+    REQUIRE(cx_add_user(rlog_cl, "bob", "pb") == 0);
+    both(rlog_cl, "alice", "bob@example.com");
+    both(rlog_cl, "bob", "alice@example.com");
+    fx_submit = rlog_submit;
+    fx_wall = wall_now;
+    cluster_start(3, NULL);
+    for (int i = 1; i <= 3; i++)
+        srv_set_accounts(nd[i].fx.srv, rlog_cl);
+    set_leader_all(2);
+    settle();
+    REQUIRE(cx_login(&nd[3].fx, 3, "bob", "pb", "x"));
+    presence(3, "0");
+    wall = 1700000000123ULL;
+    in(3, 3, "<presence type='unavailable'><status>back at 5</status></presence>");
+    settle();
+    /* not applied yet: node 1 knows no last presence of bob */
+    REQUIRE(cx_login(&nd[1].fx, 3, "alice", "pa", "a"));
+    in(1, 3, "<presence/>");
+    settle();
+    t = take(1, 3);
+    CHECK(strstr(t, "<presence from='bob@example.com' to='alice@example.com/a' "
+                    "type='unavailable'/>") != NULL);
+    CHECK_INT(rlog_pump(), 1);
+    REQUIRE(cx_login(&nd[1].fx, 4, "alice", "pa", "b"));
+    in(1, 4, "<presence/>");
+    settle();
+    t = take(1, 4);
+    CHECK(strstr(t, "<presence from='bob@example.com/x' to='alice@example.com/b' "
+                    "type='unavailable'><status>back at 5</status><delay "
+                    "xmlns='urn:xmpp:delay' from='example.com' "
+                    "stamp='2023-11-14T22:13:20.123Z'/></presence>") != NULL);
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
+    fx_submit = NULL;
+    fx_wall = NULL;
+    rlog_clear();
+    cl_state_free(rlog_cl);
+}
+
 TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_no_leader_queue), T(test_cluster_busy_channel_and_deadline),
         T(test_cluster_leader_change_unacked), T(test_cluster_takeover_conflict),
@@ -1404,4 +1653,5 @@ TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_five_nodes_ring), T(test_cluster_conflict_since),
         T(test_cluster_random_one_outcome_in_order), T(test_cluster_clients),
         T(test_cluster_max_sessions), T(test_cluster_node_names_full),
-        T(test_cluster_bare_jid), T(test_cluster_reply_before_routes))
+        T(test_cluster_bare_jid), T(test_cluster_reply_before_routes),
+        T(test_cluster_login_throttle), T(test_cluster_last_presence))

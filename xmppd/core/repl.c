@@ -319,6 +319,10 @@ const char *cl_effect_name(enum cl_effect_kind k)
         return "user-iterations";
     case CL_EFF_ROSTER:
         return "roster";
+    case CL_EFF_LOGIN:
+        return "login";
+    case CL_EFF_PRES_LAST:
+        return "presence-last";
     }
     return "unknown";
 }
@@ -434,6 +438,20 @@ static int apply_cmd(struct cl_state *s, const struct cl_cmd *c, struct cl_effec
             return 0;
         s->user_iter = c->iterations;
         eff->kind = CL_EFF_USER_ITER;
+        return 0;
+    case CL_CMD_PRES_LAST:
+        /* Soft, as LOGIN: each node's srv keeps it (srv_lastpres_applied). */
+        eff->kind = CL_EFF_PRES_LAST;
+        memcpy(eff->pres_resource, c->pres_resource, sizeof eff->pres_resource);
+        memcpy(eff->pres_status, c->pres_status, sizeof eff->pres_status);
+        eff->pres_wall_ms = c->pres_wall_ms;
+        return 0;
+    case CL_CMD_LOGIN:
+        /* Soft: each node's srv counts it (srv_login_applied); the
+         * replicated state does not change, so snapshots do not carry it. */
+        eff->kind = CL_EFF_LOGIN;
+        eff->login_what = c->login_what;
+        eff->login_failed = c->login_failed;
         return 0;
     case CL_CMD_ROSTER_SET:
     case CL_CMD_ROSTER_DEL:

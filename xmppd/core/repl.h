@@ -30,6 +30,15 @@
  *   USER_ITER   u32 iterations (CL_ITER_MIN..CL_ITER_MAX)
  *   ROSTER_SET, ROSTER_DEL  one change to one user's roster: the payload
  *               and its rules are roster.h's (struct roster_cmd, RFC 6121)
+ *   LOGIN       u8 what (1 account, 2 address) | u8 failed (0, 1) |
+ *               u16 len | name: a client login failed (or succeeded after
+ *               failures) on some node; changes no state, every node
+ *               counts it in its login throttle (srv_login_applied,
+ *               docs/clients.md "Throttling across the cluster")
+ *   PRES_LAST   u16 len | user | u16 len | resource | u64 wall_ms |
+ *               u16 len | status (0..CL_STATUS_MAX): a resource of user
+ *               went unavailable (RFC 6121 §4.3.2); changes no state,
+ *               every node keeps it for probes (srv_lastpres_applied)
  *
  * The "created" bit of USER_SET (the wall-clock time, Unix seconds, at which
  * the node that took the admin's request made the command) is written only
@@ -188,7 +197,19 @@ enum cl_cmd_type {
     CL_CMD_USER_ITER = 7,  /* set the iteration count for new credentials */
     CL_CMD_ROSTER_SET = 8, /* add or replace one roster entry (roster.h) */
     CL_CMD_ROSTER_DEL = 9, /* remove one roster entry (roster.h) */
+    CL_CMD_LOGIN = 10,     /* a failed (or cleared) client login: soft, no state */
+    CL_CMD_PRES_LAST = 11, /* a user's last unavailable presence: soft, no state */
 };
+
+/* LOGIN: what the name is. */
+enum cl_login_what {
+    CL_LOGIN_ACCOUNT = 1, /* a prepared localpart (cl_user_valid) */
+    CL_LOGIN_ADDRESS = 2, /* a peer's IP address, without port (1..63 bytes of
+                             hex digits, '.', ':' and letters) */
+};
+#define CL_LOGIN_ADDR_MAX 63
+#define CL_RESOURCE_MAX 1023 /* RFC 7622 §3.4: a resourcepart */
+#define CL_STATUS_MAX 1024   /* PRES_LAST: status bytes */
 
 /* flags */
 #define CL_CMD_ADD 0x01 /* CB_SET, USER_SET: fail with XE_EXISTS if present */
@@ -212,6 +233,11 @@ struct cl_cmd {
                                     above is used); decode points it at
                                     decoded_user */
     uint32_t iterations;         /* USER_ITER */
+    uint8_t login_what;          /* LOGIN: enum cl_login_what */
+    bool login_failed;           /* LOGIN: failed (true) or succeeded */
+    char pres_resource[CL_RESOURCE_MAX + 1]; /* PRES_LAST */
+    char pres_status[CL_STATUS_MAX + 1];     /* PRES_LAST ("": none) */
+    uint64_t pres_wall_ms;                   /* PRES_LAST (0: unknown) */
     struct cl_user decoded_user; /* filled by cl_cmd_decode for USER_SET */
     uint64_t req_origin;         /* request id: origin node (0: none, version 1) */
     uint64_t req_seq;            /* request id: the origin's sequence number */
@@ -232,6 +258,12 @@ void cl_cmd_user_set(struct cl_cmd *c, const char *user, const struct cl_user *c
 void cl_cmd_user_passwd(struct cl_cmd *c, const char *user, const struct cl_user *creds);
 void cl_cmd_user_del(struct cl_cmd *c, const char *user);
 void cl_cmd_user_iter(struct cl_cmd *c, uint32_t iterations);
+/* cl_cmd_login: LOGIN about name (an account or an address, by what). */
+void cl_cmd_login(struct cl_cmd *c, enum cl_login_what what, const char *name,
+                  bool failed);
+/* cl_cmd_pres_last: PRES_LAST of user's resource (status NULL: none). */
+void cl_cmd_pres_last(struct cl_cmd *c, const char *user, const char *resource,
+                      const char *status, uint64_t wall_ms);
 
 /* cl_cmd_encode validates c (borrowed) and writes it in the format above
  * into a new buffer: *out is returned owned (release with cl_buf_free(*out,
@@ -282,6 +314,10 @@ enum cl_effect_kind {
     CL_EFF_ROSTER = 10,      /* the roster of user `name` changed, for the
                                 contact `roster_jid`: push it (RFC 6121
                                 §2.1.6) to the user's resources */
+    CL_EFF_LOGIN = 11,       /* a LOGIN entry: effects.name, login_what,
+                                login_failed; the state did not change */
+    CL_EFF_PRES_LAST = 12,   /* a PRES_LAST entry: effects.name (user),
+                                pres_*; the state did not change */
 };
 
 /* What one cl_apply changed, so the daemon can carry it out (srv_set_callbridge,
@@ -296,6 +332,11 @@ struct cl_effects {
     char old_domain[CL_DOMAIN_MAX + 1]; /* DOMAIN: the previous one ("" if none) */
     char roster_jid[2048];              /* ROSTER: the contact's bare JID
                                            (ROSTER_JID_MAX + 1 bytes) */
+    uint8_t login_what;                 /* LOGIN: enum cl_login_what */
+    bool login_failed;                  /* LOGIN: failed or succeeded */
+    char pres_resource[CL_RESOURCE_MAX + 1]; /* PRES_LAST */
+    char pres_status[CL_STATUS_MAX + 1];     /* PRES_LAST ("": none) */
+    uint64_t pres_wall_ms;                   /* PRES_LAST */
 };
 
 /* cl_effect_name returns "none", "init", "domain", "callbridge-added", ... */

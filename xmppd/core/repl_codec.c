@@ -154,6 +154,10 @@ const char *cl_cmd_type_name(int type)
         return "roster-set";
     case CL_CMD_ROSTER_DEL:
         return "roster-del";
+    case CL_CMD_LOGIN:
+        return "login";
+    case CL_CMD_PRES_LAST:
+        return "presence-last";
     }
     return "unknown";
 }
@@ -232,6 +236,44 @@ void cl_cmd_user_iter(struct cl_cmd *c, uint32_t iterations)
     c->iterations = iterations;
 }
 
+void cl_cmd_login(struct cl_cmd *c, enum cl_login_what what, const char *name,
+                  bool failed)
+{
+    cmd_clear(c, CL_CMD_LOGIN);
+    copy_str(c->name, sizeof c->name, name);
+    c->login_what = (uint8_t)what;
+    c->login_failed = failed;
+}
+
+void cl_cmd_pres_last(struct cl_cmd *c, const char *user, const char *resource,
+                      const char *status, uint64_t wall_ms)
+{
+    cmd_clear(c, CL_CMD_PRES_LAST);
+    copy_str(c->name, sizeof c->name, user);
+    copy_str(c->pres_resource, sizeof c->pres_resource, resource);
+    copy_str(c->pres_status, sizeof c->pres_status, status);
+    c->pres_wall_ms = wall_ms;
+}
+
+/* login_addr_valid: an address as srv's throttle keys it (addr_host_of:
+ * IPv4, IPv6 without brackets, or a name): 1..CL_LOGIN_ADDR_MAX bytes of
+ * letters, digits, '.', ':', '-' and '%' (a zone). */
+static bool login_addr_valid(const char *a)
+{
+    size_t n = strlen(a);
+
+    if (n == 0 || n > CL_LOGIN_ADDR_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)a[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+              (ch >= 'A' && ch <= 'Z') || ch == '.' || ch == ':' || ch == '-' ||
+              ch == '%'))
+            return false;
+    }
+    return true;
+}
+
 /* cmd_check validates a command's fields (encode and decode share it). */
 static int cmd_check(const struct cl_cmd *c)
 {
@@ -266,6 +308,14 @@ static int cmd_check(const struct cl_cmd *c)
     case CL_CMD_ROSTER_SET:
     case CL_CMD_ROSTER_DEL:
         return XE_INVAL; /* encoded by roster_cmd_encode, never here */
+    case CL_CMD_PRES_LAST:
+        if (c->pres_resource[0] == '\0')
+            return XE_INVAL;
+        return cl_user_check(c->name);
+    case CL_CMD_LOGIN:
+        if (c->login_what == CL_LOGIN_ADDRESS)
+            return login_addr_valid(c->name) ? 0 : XE_INVAL;
+        return c->login_what == CL_LOGIN_ACCOUNT ? cl_user_check(c->name) : XE_INVAL;
     }
     return XE_INVAL;
 }
@@ -312,6 +362,25 @@ static void cmd_write(struct wr *w, const struct cl_cmd *c)
         break;
     case CL_CMD_USER_ITER:
         wr_uint(w, c->iterations, 4);
+        break;
+    case CL_CMD_PRES_LAST:
+        n = strlen(c->name);
+        wr_uint(w, n, 2);
+        wr_bytes(w, c->name, n);
+        n = strlen(c->pres_resource);
+        wr_uint(w, n, 2);
+        wr_bytes(w, c->pres_resource, n);
+        wr_uint(w, c->pres_wall_ms, 8);
+        n = strlen(c->pres_status);
+        wr_uint(w, n, 2);
+        wr_bytes(w, c->pres_status, n);
+        break;
+    case CL_CMD_LOGIN:
+        n = strlen(c->name);
+        wr_uint(w, c->login_what, 1);
+        wr_uint(w, c->login_failed ? 1 : 0, 1);
+        wr_uint(w, n, 2);
+        wr_bytes(w, c->name, n);
         break;
     case CL_CMD_ROSTER_SET:
     case CL_CMD_ROSTER_DEL:
@@ -433,6 +502,33 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
     case CL_CMD_USER_ITER:
         c->iterations = (uint32_t)rd_uint(&r, 4);
         break;
+    case CL_CMD_PRES_LAST:
+        n = (size_t)rd_uint(&r, 2);
+        rc = r.bad ? XE_CORRUPT : rd_str(&r, n, c->name, CL_USER_MAX);
+        if (rc == 0) {
+            n = (size_t)rd_uint(&r, 2);
+            rc = r.bad ? XE_CORRUPT : rd_str(&r, n, c->pres_resource, CL_RESOURCE_MAX);
+        }
+        if (rc == 0) {
+            c->pres_wall_ms = rd_uint(&r, 8);
+            n = (size_t)rd_uint(&r, 2);
+            if (!r.bad && n == 0)
+                c->pres_status[0] = '\0';
+            else
+                rc = r.bad ? XE_CORRUPT : rd_str(&r, n, c->pres_status, CL_STATUS_MAX);
+        }
+        break;
+    case CL_CMD_LOGIN: {
+        unsigned failed;
+        c->login_what = (uint8_t)rd_uint(&r, 1);
+        failed = (unsigned)rd_uint(&r, 1);
+        if (!r.bad && failed > 1)
+            return XE_CORRUPT;
+        c->login_failed = failed == 1;
+        n = (size_t)rd_uint(&r, 2);
+        rc = r.bad ? XE_CORRUPT : rd_str(&r, n, c->name, CL_USER_MAX);
+        break;
+    }
     default:
         return XE_UNSUPPORTED; /* a kind of entry a newer xmppd writes */
     }

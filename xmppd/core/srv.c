@@ -214,6 +214,7 @@ void srv_free(struct srv *srv)
     srv__c2s_free(srv);
     srv__ws_free(srv);
     srv__thr_free(srv);
+    srv__lastpres_free(srv);
     srv__drain_free(srv);
     sodium_free(srv->fake_key);
     while (srv->cbs != NULL) {

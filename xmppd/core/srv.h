@@ -138,6 +138,9 @@ struct srv_env {
     /* random fills buf with len unpredictable bytes (stream ids, SCRAM nonces, resources,
      * keys). */
     void (*random)(void *ud, void *buf, size_t len);
+    /* wall_ms: the wall clock, ms since the epoch (the XEP-0203 stamp of a
+     * stored last unavailable presence).  May be NULL: no stamp. */
+    uint64_t (*wall_ms)(void *ud);
     const struct log_sink *log; /* may be NULL */
     /* starttls: srv queued <proceed/> on conn and wants TLS: the edge writes
      * everything queued for conn so far in plaintext, then runs a server TLS
@@ -308,6 +311,27 @@ void srv_submit_done(struct srv *srv, uint64_t token, int rc, uint64_t now_ms);
  * to the user's bound resources on this node (RFC 6121 §2.1.6). */
 void srv_roster_changed(struct srv *srv, const char *user, const char *contact,
                         uint64_t now_ms);
+
+/* srv_login_applied: a LOGIN entry (repl.h CL_CMD_LOGIN; cl_apply's
+ * CL_EFF_LOGIN) was applied on this node: a client login about name (an
+ * account, or a peer address without port, by what) failed, or succeeded
+ * after failures, on some node of the cluster.  srv counts it in its
+ * throttle as a failure of its own (or clears the count), so that the
+ * delays and blocks of srv_config's login_* settings hold for the whole
+ * cluster (docs/clients.md "Throttling across the cluster").  An entry
+ * this node submitted itself was counted when it happened and is not
+ * counted again.  name is borrowed. */
+void srv_login_applied(struct srv *srv, int what, const char *name, bool failed,
+                       uint64_t now_ms);
+
+/* srv_lastpres_applied: a PRES_LAST entry (repl.h; cl_apply's
+ * CL_EFF_PRES_LAST) was applied on this node: user's resource went
+ * unavailable (with status, "" or NULL: none) at wall_ms (0: unknown) on
+ * some node.  srv keeps it as the user's last unavailable presence, the
+ * answer to a probe while the user has no available resource (RFC 6121
+ * §4.3.2; srv_lastpres.c).  Strings borrowed. */
+void srv_lastpres_applied(struct srv *srv, const char *user, const char *resource,
+                          const char *status, uint64_t wall_ms);
 
 /* srv_tick runs timers due at now_ms (keep-alives, idle and auth timeouts). */
 void srv_tick(struct srv *srv, uint64_t now_ms);

@@ -668,8 +668,10 @@ void srv_submit_done(struct srv *srv, uint64_t token, int rc, uint64_t now_ms)
         srv->now_ms = now_ms;
     while (*p != NULL && (*p)->token != token)
         p = &(*p)->next;
-    if ((op = *p) == NULL)
+    if ((op = *p) == NULL) {
+        (void)srv__thr_submit_done(srv, token, rc);
         return;
+    }
     *p = op->next;
     if (rc == 0) {
         rop_act(srv, op);
@@ -783,14 +785,20 @@ static void roster_login(struct srv *srv, struct sess_c2s *c)
 
 /* probe_offline answers a probe from to (a full or bare JID) for user,
  * who has no available resource on any node: RFC 6121 §4.3.2, the server
- * SHOULD reply with presence of type unavailable from the user's bare
- * JID (the last unavailable presence is not kept here, so no payload). */
+ * SHOULD reply with presence of type unavailable: the last unavailable
+ * presence it keeps of the user (from the full JID that sent it, with its
+ * status and a XEP-0203 delay: srv_lastpres.c), else one from the user's
+ * bare JID. */
 static void probe_offline(struct srv *srv, struct sess *from, const char *user,
                           const char *to)
 {
     char bare[CL_USER_MAX + CL_DOMAIN_MAX + 2];
-    struct stz *p;
+    struct stz *p = srv__lastpres_reply(srv, user, to);
 
+    if (p != NULL) {
+        srv__route(srv, from, p);
+        return;
+    }
     snprintf(bare, sizeof bare, "%s@%s", user, srv->domain);
     p = pres_new(bare, to, "unavailable");
     if (p != NULL)
@@ -1213,6 +1221,7 @@ static void c2s_presence(struct srv *srv, struct sess_c2s *c, struct stz *st)
         srv_cluster__presence(srv, c);
         stz_free(c->pres);
         c->pres = NULL;
+        srv__lastpres_left(srv, c->user, c->resource, st); /* §4.3.2 */
         /* §4.5.2: unavailable to the other available resources. */
         c2s_broadcast(srv, c->acct, st, c);
         c2s_broadcast_remote(srv, c, st, false);
@@ -1241,6 +1250,7 @@ void srv__c2s_gone(struct srv *srv, struct sess_c2s *c)
     }
     if (c->available) {
         c->available = false;
+        srv__lastpres_left(srv, c->user, c->resource, NULL); /* §4.3.2 */
         c2s_broadcast(srv, acct_find(srv, c->user), st, c);
         c2s_broadcast_remote(srv, c, st, false);
         stz_del_attr(st, "to");
@@ -1499,4 +1509,6 @@ void srv_user_deleted(struct srv *srv, const char *user)
     if (n > 0)
         SRV_LOG(srv, LOG_INFO, "account %s deleted: %zu sessions closed", user, n);
     srv__reap(srv);
+    if (user != NULL)
+        srv__lastpres_forget(srv, user); /* after the closes above kept one */
 }

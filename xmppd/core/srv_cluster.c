@@ -30,6 +30,7 @@ struct srv_cluster {
     struct srv_cluster_env env;
     uint64_t node_id;
     uint64_t leader, term;
+    size_t members;            /* voting members (srv_cluster_set_members) */
     uint64_t last_sid;         /* sids increase per srv_cluster, from 1 */
     uint64_t conflicts_closed; /* local sessions closed by a CONFLICT */
     struct buf xml;            /* scratch: the stanza being forwarded */
@@ -452,6 +453,11 @@ void srv_cluster__each_remote(const struct srv *srv, const char *user,
     buf_free(&bare);
 }
 
+bool srv_cluster__shared(const struct srv *srv)
+{
+    return srv->cl != NULL && srv->cl->members > 1;
+}
+
 bool srv_cluster__held(const struct srv *srv, const char *name)
 {
     return srv->cl != NULL && fwd_route_has(srv->cl->fwd, name);
@@ -567,6 +573,7 @@ int srv_cluster_set_members(struct srv *srv, const uint64_t *ids, size_t n,
     if (srv->cl == NULL)
         return XE_STATE;
     cl_clock(srv, now_ms);
+    srv->cl->members = n;
     rc = fwd_set_members(srv->cl->fwd, ids, n, srv->now_ms);
     cl_reap(srv);
     return rc;

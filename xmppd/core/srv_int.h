@@ -73,6 +73,10 @@ struct srv {
         size_t n, cap;
     } subs, taken;
     struct htab thr; /* failed-login counts (srv_throttle.c); no buckets until one */
+    struct htab lastpres; /* last unavailable presence per account (srv_lastpres.c) */
+    struct srv_thr_sub *thr_subs; /* LOGIN entries submitted, not applied yet */
+    unsigned thr_nsubs;           /* entries in thr_subs */
+    uint64_t thr_unshared;        /* failures not sent to the cluster (bounds) */
 
     struct srv_cb *cbs;
     struct buf out;    /* scratch for serialising */
@@ -168,6 +172,10 @@ void srv__thr_success(struct srv *srv, const char *peer, const char *user);
 void srv__thr_sweep(struct srv *srv);
 uint64_t srv__thr_blocked(const struct srv *srv);
 void srv__thr_free(struct srv *srv);
+/* srv__thr_submit_done: env.submit's answer for token, when it is not a
+ * roster write's: true when it was one of the throttle's LOGIN entries
+ * (forgotten now; a failure was counted here already). */
+bool srv__thr_submit_done(struct srv *srv, uint64_t token, int rc);
 
 /* ---- the byte-rate shaper of client connections (srv.c) ----
  *
@@ -255,6 +263,28 @@ void srv__ws_free(struct srv *srv);
 void srv__ws_sync(struct srv *srv);
 /* srv__ws_links_free frees the links' URLs (srv_ws_links.c). */
 void srv__ws_links_free(struct srv *srv);
+
+/* ---- last unavailable presence (srv_lastpres.c; RFC 6121 §4.3.2) ----
+ *
+ * srv__lastpres_left keeps the record of user's resource that went
+ * unavailable (st: its unavailable presence, borrowed, for the <status/>;
+ * NULL: none, a lost connection) and shares it with the cluster.
+ * srv__lastpres_reply makes the answer to a probe from to (borrowed) for
+ * user: presence unavailable from the full JID that last left, with its
+ * status and a XEP-0203 delay (returned owned), or NULL when none is kept.
+ * srv__lastpres_forget drops user's record (the account was deleted);
+ * records are kept only for accounts that exist.  srv__lastpres_free frees
+ * the table. */
+#define SRV_LASTPRES_STATUS 1024 /* status bytes kept (longer: none) */
+void srv__lastpres_left(struct srv *srv, const char *user, const char *resource,
+                        const struct stz *st);
+struct stz *srv__lastpres_reply(const struct srv *srv, const char *user, const char *to);
+void srv__lastpres_forget(struct srv *srv, const char *user);
+void srv__lastpres_free(struct srv *srv);
+
+/* srv_cluster__shared tells whether srv is in a cluster of more than one
+ * member (what one node writes to the log concerns others). */
+bool srv_cluster__shared(const struct srv *srv);
 
 /* Cluster hooks (srv_cluster.c); each is a no-op when srv->cl is NULL.
  * None of them may run inside a fwd callback except where noted.

@@ -4,7 +4,21 @@
  *
  * Keys are "a <address>" and "u <account>" in one hash table.  A key is
  * forgotten login_block_ms after its last failure (and once any block has
- * ended), swept at srv_tick, so the table holds only recent failures. */
+ * ended), swept at srv_tick, so the table holds only recent failures; at
+ * most SRV_THR_MAX keys (a failure for a new key past it is not counted,
+ * and counted in thr_full).
+ *
+ * Across the cluster (docs/clients.md "Throttling across the cluster"):
+ * in a cluster of two or more members a failure (and a success that clears a count) is
+ * also written to the Raft log as a LOGIN entry (repl.h CL_CMD_LOGIN) through srv__submit;
+ * every node applies it (srv_login_applied) and counts it as if it had happened here, so
+ * an attacker who spreads guesses over the nodes meets the same delays and the same block
+ * as on one node.  The node where it happened counts at once (its answer's delay and a
+ * block do not wait for the log, nor for a leader) and skips its own entry when it is
+ * applied: the entries it submitted wait in thr_subs (at most SRV_THR_SUBS; past that a
+ * failure stays local, counted in thr_unshared, so that a flood of failures cannot fill
+ * the queue of writes to the leader).  The entries change no replicated state: a node
+ * that starts from a snapshot, or was down, knows only the failures since. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +26,20 @@
 
 #include "addr.h"
 #include "err.h"
+#include "repl.h"
+#include "srv.h"
 #include "srv_int.h"
+
+#define SRV_THR_MAX 16384 /* keys counted at once */
+#define SRV_THR_SUBS 64   /* LOGIN entries submitted and not yet applied */
+
+/* One LOGIN entry this node submitted (srv->thr_subs). */
+struct srv_thr_sub {
+    uint64_t token;
+    char key[1100]; /* as thr_key writes it */
+    bool failed;
+    struct srv_thr_sub *next;
+};
 
 struct srv_thr {
     char *key;              /* "a 127.0.0.1" or "u alice", owned */
@@ -90,6 +117,13 @@ static unsigned thr_count(struct srv *srv, const char *key)
     if (srv->thr.nb == 0 && htab_init(&srv->thr, 64) < 0)
         return 0;
     t = thr_find(srv, key);
+    if (t == NULL && srv->thr.count >= SRV_THR_MAX) {
+        srv__thr_sweep(srv);
+        if (srv->thr.count >= SRV_THR_MAX) {
+            srv->thr_unshared++;
+            return 0;
+        }
+    }
     if (t == NULL) {
         t = calloc(1, sizeof *t);
         if (t == NULL || (t->key = strdup(key)) == NULL) {
@@ -105,22 +139,86 @@ static unsigned thr_count(struct srv *srv, const char *key)
     return t->fails;
 }
 
-uint64_t srv__thr_failed(struct srv *srv, const char *peer, const char *user)
+/* thr_share writes a LOGIN entry about key (failed, or a success that
+ * cleared it) to the cluster's log, when this node is in a cluster and the
+ * bound of entries on their way allows (see the head of this file). */
+static void thr_share(struct srv *srv, const char *key, bool failed)
 {
-    char key[1100];
-    unsigned n, m = 0;
+    struct srv_thr_sub *sub;
+    struct cl_cmd *c;
+    unsigned char *cmd = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (!srv_cluster__shared(srv) || !srv->cfg.roster_writes)
+        return;
+    if (srv->thr_nsubs >= SRV_THR_SUBS || (sub = calloc(1, sizeof *sub)) == NULL) {
+        srv->thr_unshared += failed;
+        return;
+    }
+    c = malloc(sizeof *c); /* a few KB: off the stack */
+    rc = c == NULL ? XE_NOMEM : 0;
+    if (rc == 0) {
+        cl_cmd_login(c, key[0] == 'u' ? CL_LOGIN_ACCOUNT : CL_LOGIN_ADDRESS, key + 2,
+                     failed);
+        rc = cl_cmd_encode(c, &cmd, &len);
+        free(c);
+    }
+    snprintf(sub->key, sizeof sub->key, "%s", key);
+    sub->failed = failed;
+    sub->token = ++srv->rop_token;
+    if (rc == 0)
+        rc = srv__submit(srv, cmd, len, sub->token); /* takes cmd */
+    if (rc < 0) {
+        /* An address that is no IP (a test's peer name) stays local too. */
+        srv->thr_unshared += failed;
+        free(sub);
+        return;
+    }
+    sub->next = srv->thr_subs;
+    srv->thr_subs = sub;
+    srv->thr_nsubs++;
+}
+
+/* thr_sub_take removes the newest submitted entry of token (token != 0) or
+ * else, with token 0, the oldest about key and failed, and tells whether
+ * there was one. */
+static bool thr_sub_take(struct srv *srv, uint64_t token, const char *key, bool failed)
+{
+    struct srv_thr_sub **p, **hit = NULL;
+
+    for (p = &srv->thr_subs; *p != NULL; p = &(*p)->next)
+        if (token != 0 ? (*p)->token == token
+                       : (*p)->failed == failed && strcmp((*p)->key, key) == 0)
+            hit = p; /* the list is newest first: the last hit is the oldest */
+    if (hit == NULL)
+        return false;
+    {
+        struct srv_thr_sub *sub = *hit;
+        *hit = sub->next;
+        free(sub);
+    }
+    srv->thr_nsubs--;
+    return true;
+}
+
+bool srv__thr_submit_done(struct srv *srv, uint64_t token, int rc)
+{
+    /* Applied (rc 0): srv_login_applied took it off the list already,
+     * unless the edge answers before applying; failed (no leader, a
+     * timeout): the failure stays counted here only. */
+    if (!thr_sub_take(srv, token, NULL, false))
+        return false;
+    if (rc < 0)
+        srv->thr_unshared++;
+    return true;
+}
+
+/* thr_delay is the wait before the answer to the n-th failure in a row. */
+static uint64_t thr_delay(const struct srv *srv, unsigned n)
+{
     uint64_t d;
 
-    if (srv->cfg.login_delay_ms == 0)
-        return 0;
-    thr_key(key, sizeof key, peer, NULL);
-    n = thr_count(srv, key);
-    if (user != NULL) {
-        thr_key(key, sizeof key, peer, user);
-        m = thr_count(srv, key);
-    }
-    if (m > n)
-        n = m;
     /* The first failure is answered at once: a typo costs nothing. */
     if (n <= 1)
         return 0;
@@ -130,24 +228,84 @@ uint64_t srv__thr_failed(struct srv *srv, const char *peer, const char *user)
     return d < srv->cfg.login_delay_max_ms ? d : srv->cfg.login_delay_max_ms;
 }
 
-static void thr_forget(struct srv *srv, const char *key)
+uint64_t srv__thr_failed(struct srv *srv, const char *peer, const char *user)
+{
+    char key[1100];
+    unsigned n, m = 0;
+
+    if (srv->cfg.login_delay_ms == 0)
+        return 0;
+    thr_key(key, sizeof key, peer, NULL);
+    n = thr_count(srv, key);
+    thr_share(srv, key, true);
+    if (user != NULL) {
+        thr_key(key, sizeof key, peer, user);
+        m = thr_count(srv, key);
+        thr_share(srv, key, true);
+    }
+    return thr_delay(srv, m > n ? m : n);
+}
+
+/* thr_forget drops key's count; false when there was none. */
+static bool thr_forget(struct srv *srv, const char *key)
 {
     struct srv_thr *t = thr_find(srv, key);
 
     if (t == NULL)
-        return;
+        return false;
     htab_del(&srv->thr, &t->link, htab_hash_str(key));
     thr_free(&t->link);
+    return true;
 }
 
 void srv__thr_success(struct srv *srv, const char *peer, const char *user)
 {
     char key[1100];
 
+    /* Only a count this node knows is cleared in the cluster: a login
+     * without failures before writes nothing to the log. */
     thr_key(key, sizeof key, peer, NULL);
-    thr_forget(srv, key);
+    if (thr_forget(srv, key) && srv->cfg.login_delay_ms != 0)
+        thr_share(srv, key, false);
     thr_key(key, sizeof key, peer, user);
-    thr_forget(srv, key);
+    if (thr_forget(srv, key) && srv->cfg.login_delay_ms != 0)
+        thr_share(srv, key, false);
+}
+
+void srv_login_applied(struct srv *srv, int what, const char *name, bool failed,
+                       uint64_t now_ms)
+{
+    char key[1100];
+    struct srv_thr *t;
+
+    if (now_ms > srv->now_ms)
+        srv->now_ms = now_ms;
+    if (srv->cfg.login_delay_ms == 0 || name == NULL ||
+        (what != CL_LOGIN_ACCOUNT && what != CL_LOGIN_ADDRESS))
+        return;
+    snprintf(key, sizeof key, "%c %s", what == CL_LOGIN_ACCOUNT ? 'u' : 'a', name);
+    /* Ours: counted (or cleared) when it happened. */
+    if (thr_sub_take(srv, 0, key, failed))
+        return;
+    if (!failed) {
+        (void)thr_forget(srv, key);
+        return;
+    }
+    t = thr_find(srv, key);
+    if (t == NULL || t->blocked_until <= srv->now_ms) {
+        if (thr_count(srv, key) == srv->cfg.login_block_after &&
+            srv->cfg.login_block_after)
+            SRV_LOG(srv, LOG_WARN,
+                    "login %s %s blocked for %llu ms after failed logins "
+                    "across the cluster",
+                    what == CL_LOGIN_ACCOUNT ? "account" : "address", name,
+                    (unsigned long long)srv->cfg.login_block_ms);
+        return;
+    }
+    /* Blocked here already: a failure elsewhere (that node did not know
+     * yet) keeps the count and does not prolong the block. */
+    t->fails++;
+    t->last_ms = srv->now_ms;
 }
 
 void srv__thr_sweep(struct srv *srv)
@@ -210,5 +368,11 @@ size_t srv_get_blocked(const struct srv *srv, struct srv_blocked *out, size_t ma
 
 void srv__thr_free(struct srv *srv)
 {
+    while (srv->thr_subs != NULL) {
+        struct srv_thr_sub *next = srv->thr_subs->next;
+        free(srv->thr_subs);
+        srv->thr_subs = next;
+    }
+    srv->thr_nsubs = 0;
     htab_release(&srv->thr, thr_free);
 }

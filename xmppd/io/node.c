@@ -92,6 +92,20 @@ static void rn_applied(void *ud, const struct cl_effects *eff)
         if (srv != NULL)
             srv_roster_changed(srv, eff->name, eff->roster_jid, uv_now(&n->loop));
         break;
+    case CL_EFF_PRES_LAST:
+        /* Every node keeps the user's last unavailable presence for the
+         * probes it answers (RFC 6121 §4.3.2). */
+        if (srv != NULL)
+            srv_lastpres_applied(srv, eff->name, eff->pres_resource, eff->pres_status,
+                                 eff->pres_wall_ms);
+        break;
+    case CL_EFF_LOGIN:
+        /* Every node counts a failed login of any node in its throttle
+         * (docs/clients.md "Throttling across the cluster"). */
+        if (srv != NULL)
+            srv_login_applied(srv, eff->login_what, eff->name, eff->login_failed,
+                              uv_now(&n->loop));
+        break;
     default:
         return;
     }

@@ -56,6 +56,17 @@ static void env_random(void *ud, void *buf, size_t len)
     randombytes_buf(buf, len);
 }
 
+/* env_wall_ms: the wall clock, ms since the epoch (XEP-0203 stamps). */
+static uint64_t env_wall_ms(void *ud)
+{
+    struct timespec ts;
+
+    (void)ud;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* env_starttls: srv queued <proceed/> on a client connection (RFC 6120
  * §5.4.3.3); the handshake runs on the node's server context, the same
  * certificate and chain as for components.  XE_STATE without one. */
@@ -464,6 +475,7 @@ static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
                           .send = env_send,
                           .close = env_close,
                           .random = env_random,
+                          .wall_ms = env_wall_ms,
                           .log = &n->log,
                           .starttls = env_starttls,
                           .pause_read = env_pause_read};

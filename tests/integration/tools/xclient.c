@@ -224,11 +224,23 @@ static int h_message(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 static int h_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     const char *type = xmpp_stanza_get_type(st);
+    xmpp_stanza_t *delay = xmpp_stanza_get_child_by_ns(st, "urn:xmpp:delay");
+    xmpp_stanza_t *status = xmpp_stanza_get_child_by_name(st, "status");
+    char *text = status != NULL ? xmpp_stanza_get_text(status) : NULL;
 
     if (type != NULL && strcmp(type, "error") == 0)
         out("error %s", error_condition(st));
-    out("presence %s %s", or_dash(xmpp_stanza_get_from(st)),
-        type != NULL ? type : "available");
+    /* XEP-0203 and a status only when present: other lines stay as they
+     * were ("presence <from> <type>"). */
+    if (delay != NULL || text != NULL)
+        out("presence %s %s%s%s%s%s", or_dash(xmpp_stanza_get_from(st)),
+            type != NULL ? type : "available", delay != NULL ? " delay " : "",
+            delay != NULL ? or_dash(xmpp_stanza_get_attribute(delay, "stamp")) : "",
+            text != NULL ? " status " : "", text != NULL ? text : "");
+    else
+        out("presence %s %s", or_dash(xmpp_stanza_get_from(st)),
+            type != NULL ? type : "available");
+    xmpp_free(((struct xc *)ud)->ctx, text);
     return 1;
 }
 
