@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Login throttling holds for the whole cluster (issue 10 item 3; docs/clients.md
+"""Login throttling holds for the whole cluster (docs/clients.md
 "Throttling across the cluster"): real xmppd processes on three nodes, real
 libstrophe clients (tools/xclient.c through clients.py), the default
 settings (answers delayed from the second failure on, a block after 10

@@ -278,7 +278,7 @@ static void tell(const char *what, enum cremove_change_kind kind, uint64_t id,
         say("tell no one\n");
 }
 
-/* Issue 13 defect 1, the leader's side: once a change that removed a
+/* A removed node learns it, the leader's side: once a change that removed a
  * member commits, that member is told (NOTE_REMOVED), since Raft no longer
  * replicates to it; not before (an uncommitted change may be undone), not
  * this leader itself, not by a stopped node. */

@@ -122,7 +122,7 @@ struct cremove_change {
 
 /* cremove_change_done decides, when the change ch (borrowed) this leader
  * (self) made ends with rc, whom to tell that it was removed (a
- * NOTE_REMOVED to it; issue 13 defect 1: Raft stops replicating to a
+ * NOTE_REMOVED to it: Raft stops replicating to a
  * removed member, thesis §4.2.2, so it may never read its removal): the
  * member the change removed, once the change committed (rc 0), while this
  * node still runs (running), and never this node itself (it reads its own
