@@ -1409,8 +1409,8 @@ static void test_cluster_bare_jid(void)
  *
  * The Raft log is played by a queue: the writes each node listed are taken
  * (fx_take_submits, as the edge does after a call) and appended by
- * rlog_submit; rlog_pump applies each in order with cl_apply and hands its effect to every node
- * (srv_login_applied), then the result to the node that submitted it
+ * rlog_submit; rlog_pump applies each in order with cl_apply and hands its effect to
+ * every node (srv_login_applied), then the result to the node that submitted it
  * (srv_submit_done), as io/node.c does. */
 #define RLOG_MAX 64
 static struct {
@@ -1536,6 +1536,8 @@ static void test_cluster_login_throttle(void)
         srv_set_accounts(nd[i].fx.srv, rlog_cl);
     set_leader_all(2);
     settle();
+    for (int i = 1; i <= 3; i++)
+        srv_cluster_set_soft_entries(nd[i].fx.srv, true);
     /* two failures on two nodes, then a success on the third clears the
      * counts on every node */
     fail_login(1, 5, "alice");
@@ -1588,6 +1590,41 @@ static void test_cluster_login_throttle(void)
     cl_state_free(rlog_cl);
 }
 
+/* A node writes LOGIN entries only while every other member is known to
+ * apply them (srv_cluster_set_soft_entries: the edge sees each member's
+ * link at a frame version whose builds do): an older member in a rolling
+ * upgrade would stop applying at the first one.  Until then a failure
+ * counts on its own node only. */
+static void test_cluster_soft_entries_gate(void)
+{
+    REQUIRE(cl_state_new(&rlog_cl) == 0);
+    REQUIRE(cx_add_user(rlog_cl, "alice", "pa") == 0);
+    block_after = 3;
+    fx_submit = rlog_submit;
+    cluster_start(3, NULL);
+    for (int i = 1; i <= 3; i++)
+        srv_set_accounts(nd[i].fx.srv, rlog_cl);
+    set_leader_all(2);
+    settle();
+    fail_login(1, 5, "alice");
+    CHECK_INT(rlog_pump(), 0);
+    CHECK_INT(nstats(1).throttled, 2); /* counted here, at once */
+    CHECK_INT(nstats(2).throttled + nstats(3).throttled, 0);
+    srv_cluster_set_soft_entries(nd[1].fx.srv, true);
+    fail_login(1, 6, "alice");
+    CHECK_INT(rlog_pump(), 2); /* the address and the account */
+    CHECK_INT(nstats(2).throttled, 2);
+    srv_cluster_set_soft_entries(nd[1].fx.srv, false);
+    fail_login(1, 7, "alice");
+    CHECK_INT(rlog_pump(), 0);
+    cluster_stop();
+    fx_submit = NULL;
+    block_after = 0;
+    rlog_clear();
+    cl_state_free(rlog_cl);
+    rlog_cl = NULL;
+}
+
 static uint64_t wall_now(void *ud)
 {
     (void)ud;
@@ -1613,6 +1650,8 @@ static void test_cluster_last_presence(void)
     fx_submit = rlog_submit;
     fx_wall = wall_now;
     cluster_start(3, NULL);
+    for (int i = 1; i <= 3; i++)
+        srv_cluster_set_soft_entries(nd[i].fx.srv, true);
     for (int i = 1; i <= 3; i++)
         srv_set_accounts(nd[i].fx.srv, rlog_cl);
     set_leader_all(2);
@@ -1654,4 +1693,5 @@ TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_random_one_outcome_in_order), T(test_cluster_clients),
         T(test_cluster_max_sessions), T(test_cluster_node_names_full),
         T(test_cluster_bare_jid), T(test_cluster_reply_before_routes),
-        T(test_cluster_login_throttle), T(test_cluster_last_presence))
+        T(test_cluster_login_throttle), T(test_cluster_soft_entries_gate),
+        T(test_cluster_last_presence))

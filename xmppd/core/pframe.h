@@ -75,6 +75,12 @@
  * version 2 node reads it. */
 #define PFRAME_VERSION_MIN 2
 #define PFRAME_VERSION_MAX 3
+/* The first version whose builds apply the login and last-presence
+ * entries of the replicated log (repl.h CL_CMD_LOGIN, CL_CMD_PRES_LAST):
+ * a node writes them only while every other member's link is at this
+ * version or above (srv_cluster_set_soft_entries), so that an older
+ * member in a rolling upgrade never stops applying at one. */
+#define PFRAME_VERSION_SOFT_ENTRIES 3
 /* The version a frame is written at when it names none. */
 #define PFRAME_VERSION PFRAME_VERSION_MAX
 #define PFRAME_PROTO 2

@@ -497,6 +497,13 @@ void srv_cluster_peer_reset(struct srv *srv, uint64_t node, uint64_t now_ms);
 /* srv_cluster_peer_link: the connection to node came up or went down
  * (fwd_peer_link). */
 void srv_cluster_peer_link(struct srv *srv, uint64_t node, bool up, uint64_t now_ms);
+/* srv_cluster_set_soft_entries: ok when every other member is known to
+ * apply the login and last-presence entries (the edge: each member's link
+ * is up at PFRAME_VERSION_SOFT_ENTRIES or above).  Until then (false
+ * after srv_cluster_start) srv writes none: failed logins and last
+ * presences stay on this node, and an older member of a rolling upgrade
+ * never meets an entry it cannot apply (it would stop applying there). */
+void srv_cluster_set_soft_entries(struct srv *srv, bool ok);
 /* srv_cluster_pump retries frames a full channel refused (call it when a
  * channel has room again). */
 void srv_cluster_pump(struct srv *srv, uint64_t now_ms);

@@ -31,6 +31,7 @@ struct srv_cluster {
     uint64_t node_id;
     uint64_t leader, term;
     size_t members;            /* voting members (srv_cluster_set_members) */
+    bool soft_entries;         /* srv_cluster_set_soft_entries */
     uint64_t last_sid;         /* sids increase per srv_cluster, from 1 */
     uint64_t conflicts_closed; /* local sessions closed by a CONFLICT */
     struct buf xml;            /* scratch: the stanza being forwarded */
@@ -455,7 +456,13 @@ void srv_cluster__each_remote(const struct srv *srv, const char *user,
 
 bool srv_cluster__shared(const struct srv *srv)
 {
-    return srv->cl != NULL && srv->cl->members > 1;
+    return srv->cl != NULL && srv->cl->members > 1 && srv->cl->soft_entries;
+}
+
+void srv_cluster_set_soft_entries(struct srv *srv, bool ok)
+{
+    if (srv->cl != NULL)
+        srv->cl->soft_entries = ok;
 }
 
 bool srv_cluster__held(const struct srv *srv, const char *name)

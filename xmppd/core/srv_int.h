@@ -283,7 +283,9 @@ void srv__lastpres_forget(struct srv *srv, const char *user);
 void srv__lastpres_free(struct srv *srv);
 
 /* srv_cluster__shared tells whether srv is in a cluster of more than one
- * member (what one node writes to the log concerns others). */
+ * member (what one node writes to the log concerns others) whose other
+ * members all apply the login and last-presence entries
+ * (srv_cluster_set_soft_entries). */
 bool srv_cluster__shared(const struct srv *srv);
 
 /* Cluster hooks (srv_cluster.c); each is a no-op when srv->cl is NULL.

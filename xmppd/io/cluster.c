@@ -193,6 +193,25 @@ uint64_t cluster__wall_ms(void *ud)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* soft_entries_follow: every other member's link is up at a frame version
+ * whose builds apply the login and last-presence entries (pframe.h
+ * PFRAME_VERSION_SOFT_ENTRIES); told to srv at every membership or link
+ * change. */
+static void soft_entries_follow(struct node *n, struct srv *srv)
+{
+    const struct raft_config *cfg = rnode_config(n->rn);
+    bool ok = n->cluster != NULL && n->cluster->pm != NULL;
+
+    for (unsigned i = 0; ok && i < cfg->n; i++) {
+        struct peer_info pi;
+        if (cfg->members[i].id == n->st.node_id)
+            continue;
+        ok = peer_get(n->cluster->pm, cfg->members[i].id, &pi) == 0 && pi.up &&
+             pi.version >= PFRAME_VERSION_SOFT_ENTRIES;
+    }
+    srv_cluster_set_soft_entries(srv, ok);
+}
+
 /* srv_follow gives srv Raft's leader, term and voters, and the state of
  * each member's link (fwd hands stanzas only over live links; links that
  * came up before forwarding started are told here, later changes by
@@ -218,6 +237,7 @@ static void srv_follow(struct node *n)
             peer_get(n->cluster->pm, ids[i], &pi) == 0)
             srv_cluster_peer_link(srv, ids[i], pi.up, uv_now(&n->loop));
     }
+    soft_entries_follow(n, srv);
     srv_cluster_set_leader(srv, st.leader_id, st.term, uv_now(&n->loop));
     node__ws_links(n, n->x); /* host-meta follows the members */
     node__drain_refresh(n);  /* so do the drain's targets */
@@ -669,6 +689,8 @@ static void pk_link(void *ud, uint64_t id, const char *addr, bool up, int err,
     }
     if (id != 0 && xsrv(n) != NULL) {
         srv_cluster_peer_link(xsrv(n), id, up, uv_now(&n->loop));
+        if (n->rn != NULL)
+            soft_entries_follow(n, xsrv(n));
         node__after_srv(n);
     }
     pk_leader_down(n, id, addr, up, refused);
