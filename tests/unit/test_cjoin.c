@@ -357,6 +357,30 @@ static void test_leader_decides(void)
                   "caught up\n");
 }
 
-TL_MAIN(T(test_join), T(test_admit), T(test_leader_decides),
+/* A node may only ask to join at the address its HELLO claimed (the one
+ * the peer link bound to its certificate); the default port and the
+ * address's spelling do not matter. */
+static void test_check_addr(void)
+{
+    struct pframe_join req = {.node_id = 0x1234};
+    char why[300] = "";
+
+    snprintf(req.addr, sizeof req.addr, "%s", "10.0.0.3:5224");
+    CHECK_INT(cjoin_check_addr("10.0.0.3:5224", &req, why, sizeof why), 0);
+    CHECK_INT(cjoin_check_addr("10.0.0.3", &req, why, sizeof why), 0);
+    snprintf(req.addr, sizeof req.addr, "%s", "[0::1]:7000");
+    CHECK_INT(cjoin_check_addr("[::1]:7000", &req, why, sizeof why), 0);
+    /* A node whose certificate names 10.0.0.3 asks to be added at another
+     * member's address: refused, and the reason names both. */
+    snprintf(req.addr, sizeof req.addr, "%s", "10.0.0.2:5224");
+    CHECK_INT(cjoin_check_addr("10.0.0.3:5224", &req, why, sizeof why), XE_AUTH);
+    CHECK_STR(why, "the join request names address 10.0.0.2:5224, but the node's HELLO "
+                   "(checked against its certificate) claimed 10.0.0.3:5224: join with "
+                   "the address the certificate names");
+    snprintf(req.addr, sizeof req.addr, "%s", "10.0.0.3:5225");
+    CHECK_INT(cjoin_check_addr("10.0.0.3:5224", &req, why, sizeof why), XE_AUTH);
+}
+
+TL_MAIN(T(test_check_addr), T(test_join), T(test_admit), T(test_leader_decides),
         T(test_member_reason_reaches_the_shell), T(test_dial_failures),
         T(test_switch_fails_sync_times_out_stop))

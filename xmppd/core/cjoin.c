@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "plink.h"
+#include "plink.h"
 
 static void finish(struct cjoin *j, struct cjoin_update *u, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -310,5 +311,22 @@ int cjoin_decide(const struct cjoin_member *members, unsigned n, uint64_t self_i
     }
     *verdict = CJOIN_ADD;
     snprintf(msg, msglen, "added as a non-voter; promoted once caught up");
+    return 0;
+}
+
+int cjoin_check_addr(const char *hello_addr, const struct pframe_join *j, char *why,
+                     size_t whylen)
+{
+    /* The peer link bound the HELLO's address to the certificate; the
+     * address the request would add to the configuration must be that
+     * one. */
+    if (!plink_addr_same(j->addr, hello_addr)) {
+        snprintf(why, whylen,
+                 "the join request names address %.64s, but the node's HELLO (checked "
+                 "against its certificate) claimed %.64s: join with the address the "
+                 "certificate names",
+                 j->addr, hello_addr);
+        return XE_AUTH;
+    }
     return 0;
 }

@@ -168,6 +168,14 @@ int cjoin_decide(const struct cjoin_member *members, unsigned n, uint64_t self_i
                  const struct pframe_join *j, enum cjoin_verdict *verdict,
                  uint64_t *old_id, char *msg, size_t msglen);
 
+/* cjoin_check_addr compares the join request j (borrowed) a joining node
+ * sent with the address hello_addr its HELLO claimed (the one the peer
+ * link checked against its certificate's SANs): a node may only ask to
+ * join at the address its certificate vouches for (docs/cluster.md,
+ * "Identity and membership").  0 or XE_AUTH, with why filled. */
+int cjoin_check_addr(const char *hello_addr, const struct pframe_join *j, char *why,
+                     size_t whylen);
+
 /* cjoin_step feeds ev (borrowed) to j and fills *u (caller's storage).
  * 0, XE_BUSY (START while a join is under way: nothing changes) or
  * XE_INVAL (an unknown event, START without an address). */

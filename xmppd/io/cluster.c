@@ -511,7 +511,7 @@ static int refuse_join_addr(struct node *n, uint64_t from, uint64_t rid,
 
     if (peer_get(n->cluster->pm, from, &pi) < 0)
         snprintf(pi.addr, sizeof pi.addr, "(no link)");
-    rc = cluster__join_check(pi.addr, j, why, sizeof why);
+    rc = cjoin_check_addr(pi.addr, j, why, sizeof why);
     if (rc == 0)
         return 0;
     state_node_id_hex(from, id);

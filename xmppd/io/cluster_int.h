@@ -133,13 +133,6 @@ void cluster__invite_settle(struct cluster *c, int slot, bool used);
  * store, or end the join (drop the contact dial, forget the token, answer
  * the shell). */
 void cluster__join_step(struct node *n, struct cjoin_event *ev);
-/* cluster__join_check compares the join request j (borrowed) a joining
- * node sent with the address hello_addr its HELLO claimed (the one peer.c
- * checked against its certificate's SANs): a node may only ask to join at
- * the address its certificate vouches for (docs/cluster.md, "Identity and
- * membership").  0 or XE_AUTH, with why filled. */
-int cluster__join_check(const char *hello_addr, const struct pframe_join *j, char *why,
-                        size_t whylen);
 /* cluster__after_old_peers_closed switches to the joined cluster's store
  * once the old peer link has closed (peer_mgr_close callback; arg: n). */
 void cluster__after_old_peers_closed(void *arg);

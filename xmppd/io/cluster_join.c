@@ -79,22 +79,6 @@ static void join_answer(void *arg, int rc, const char *msg, const void *data, si
     cluster__join_step(n, &ev);
 }
 
-int cluster__join_check(const char *hello_addr, const struct pframe_join *j, char *why,
-                        size_t whylen)
-{
-    /* peer.c bound the HELLO's address to the certificate; the address the
-     * request would add to the configuration must be that one. */
-    if (!peer_addr_same(j->addr, hello_addr)) {
-        snprintf(why, whylen,
-                 "the join request names address %.64s, but the node's HELLO (checked "
-                 "against its certificate) claimed %.64s: join with the address the "
-                 "certificate names",
-                 j->addr, hello_addr);
-        return XE_AUTH;
-    }
-    return 0;
-}
-
 static void send_join(struct node *n, uint64_t id)
 {
     struct cluster *c = n->cluster;
