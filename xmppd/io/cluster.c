@@ -533,8 +533,8 @@ static void serve_guest_join(struct node *n, uint64_t from, struct pframe_req *r
     int slot;
 
     state_node_id_hex(from, id);
-    slot = cluster__invite_take(n->cluster, req->u.join.token, req->u.join.token_len,
-                                cluster__now_ms(n));
+    slot = cinvite_take(&n->cluster->invites, req->u.join.token, req->u.join.token_len,
+                        cluster__now_ms(n));
     if (slot < 0) {
         cluster_self_addr(n, self, sizeof self);
         LOG(&n->log, LOG_WARN,

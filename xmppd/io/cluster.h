@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cinvite.h"
 #include "pframe.h"
 #include "rnode.h"
 
@@ -68,9 +69,10 @@ typedef void (*cluster_cb)(void *arg, int rc, const char *msg, const void *data,
 void cluster_request(struct node *n, enum cluster_kind kind, const void *body, size_t len,
                      uint64_t timeout_ms, cluster_cb cb, void *arg);
 
-/* Join tokens (cluster_invite.c): CLUSTER_TOKEN_BYTES random bytes, shown
- * to the admin as CLUSTER_TOKEN_HEX lowercase hex digits. */
-#define CLUSTER_TOKEN_BYTES 16
+/* Join tokens (cluster_invite.c, core/cinvite.h): CLUSTER_TOKEN_BYTES
+ * random bytes, shown to the admin as CLUSTER_TOKEN_HEX lowercase hex
+ * digits. */
+#define CLUSTER_TOKEN_BYTES CINVITE_TOKEN_BYTES
 #define CLUSTER_TOKEN_HEX (2 * CLUSTER_TOKEN_BYTES)
 
 /* cluster_invite makes a one-time join token, good on this member for

@@ -13,6 +13,7 @@
 
 #include <uv.h>
 
+#include "cinvite.h"
 #include "cjoin.h"
 #include "cluster.h"
 #include "creq.h"
@@ -21,7 +22,6 @@
 #include "rnode.h"
 
 #define REBUILD_TIMEOUT_MS 10000
-#define CLUSTER_MAX_INVITES 16 /* join tokens open at once on one member */
 
 /* The join under way: its phases (core/cjoin.h) and what the edge keeps. */
 struct cluster_join {
@@ -30,14 +30,6 @@ struct cluster_join {
     bool replace;
     cluster_cb cb;
     void *arg;
-};
-
-/* A join token this member made (cluster_invite.c): its hash only. */
-struct cinvite {
-    unsigned char hash[32]; /* BLAKE2b of the token */
-    uint64_t expires;       /* loop ms */
-    bool live;              /* made, not used, maybe expired */
-    bool busy;              /* a join request that presented it is under way */
 };
 
 struct cluster {
@@ -50,7 +42,7 @@ struct cluster {
     struct cluster_join join;
     struct cluster_counters cnt;
     struct cremove rm; /* removal: this node's, and the members gone */
-    struct cinvite invites[CLUSTER_MAX_INVITES];
+    struct cinvites invites; /* join tokens this member made (core/cinvite.h) */
 };
 
 /* cluster.c */
@@ -108,23 +100,6 @@ struct sreply {
 void cluster__reply_peer(void *arg, int rc, const char *msg, const void *data,
                          size_t len);
 
-/* cluster_invite.c */
-
-/* cluster__invite_add makes a join token (tok, filled with random bytes)
- * valid on c until now + ttl_ms (loop ms); only its hash is kept.  0 or
- * XE_LIMIT (CLUSTER_MAX_INVITES open and not expired). */
-int cluster__invite_add(struct cluster *c, uint64_t now, uint64_t ttl_ms,
-                        unsigned char tok[CLUSTER_TOKEN_BYTES]);
-/* cluster__invite_take finds the open, unexpired token tok (len bytes,
- * borrowed) at now and holds it for a join under way: its slot (>= 0,
- * settle it with cluster__invite_settle), or XE_AUTH (none: unknown,
- * expired, used or held). */
-int cluster__invite_take(struct cluster *c, const unsigned char *tok, size_t len,
-                         uint64_t now);
-/* cluster__invite_settle ends the hold on slot: used (the join succeeded:
- * the token is gone) or not (a refused join: it stays until it expires).
- * A slot < 0 is ignored. */
-void cluster__invite_settle(struct cluster *c, int slot, bool used);
 
 /* cluster_join.c */
 

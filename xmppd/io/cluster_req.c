@@ -217,7 +217,7 @@ void cluster__reply_peer(void *arg, int rc, const char *msg, const void *data, s
     f.u.result.data = data;
     f.u.result.len = len;
     if (c != NULL)
-        cluster__invite_settle(c, r->invite, rc == 0);
+        cinvite_settle(&c->invites, r->invite, rc == 0);
     if (c != NULL && c->pm != NULL) {
         c->cnt.requests_served++;
         if (peer_send(c->pm, r->peer, &f) < 0)
