@@ -18,8 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "ctl.h"
 #include "err.h"
 #include "repl.h"
 #include "srv.h"
@@ -144,19 +144,14 @@ void srv_lastpres_applied(struct srv *srv, const char *user, const char *resourc
 }
 
 /* stamp writes wall_ms as a XEP-0082 DateTime in UTC with milliseconds
- * ("2026-12-07T20:25:00.123Z"), as XEP-0203 §3 wants it. */
+ * ("2026-12-07T20:25:00.123Z"), as XEP-0203 §3 wants it: ctl.c's one
+ * rule for a point in time, with the milliseconds before its "Z". */
 static void stamp(uint64_t wall_ms, char *out, size_t cap)
 {
-    time_t t = (time_t)(wall_ms / 1000);
-    struct tm tm;
+    char t[CTL_TIME_LEN];
 
-    if (gmtime_r(&t, &tm) == NULL) {
-        snprintf(out, cap, "1970-01-01T00:00:00Z");
-        return;
-    }
-    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (unsigned)(wall_ms % 1000));
+    ctl_time_text((int64_t)(wall_ms / 1000), t);
+    snprintf(out, cap, "%.*s.%03uZ", CTL_TIME_LEN - 2, t, (unsigned)(wall_ms % 1000));
 }
 
 struct stz *srv__lastpres_reply(const struct srv *srv, const char *user, const char *to)
