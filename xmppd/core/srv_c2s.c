@@ -423,6 +423,17 @@ static size_t send_presences(struct srv *srv, const char *user, const char *cont
     return n;
 }
 
+/* log_sess: a session of this node for srv__route's log lines when a
+ * replicated roster decision, not a session, sends a stanza; NULL when
+ * the node has none. */
+static struct sess *log_sess(const struct srv *srv)
+{
+    for (size_t i = 0; i < srv->conns.nb; i++)
+        if (srv->conns.b[i] != NULL)
+            return SRV_SESS(srv->conns.b[i]);
+    return NULL;
+}
+
 /* send_remote_unavailable: in cluster mode, unavailable presence from each
  * available resource of user on the other nodes to contact (§3.2.2,
  * §3.3.3: from all of the user's available resources).  The decision is
@@ -433,12 +444,9 @@ static size_t send_presences(struct srv *srv, const char *user, const char *cont
 static void send_remote_unavailable(struct srv *srv, const char *user,
                                     const char *contact)
 {
-    struct sess *from = NULL;
+    struct sess *from = log_sess(srv);
     struct c2s_remotes rs;
 
-    for (size_t i = 0; from == NULL && i < srv->conns.nb; i++)
-        if (srv->conns.b[i] != NULL)
-            from = SRV_SESS(srv->conns.b[i]); /* for log lines only */
     if (srv->cl == NULL || from == NULL)
         return;
     remotes_of(srv, user, &rs);
@@ -460,12 +468,9 @@ static void send_remote_unavailable(struct srv *srv, const char *user,
  * with its copy of the roster), as for a login's probe (§4.3). */
 static void send_remote_probes(struct srv *srv, const char *user, const char *contact)
 {
-    struct sess *from = NULL;
+    struct sess *from = log_sess(srv);
     struct c2s_remotes rs;
 
-    for (size_t i = 0; from == NULL && i < srv->conns.nb; i++)
-        if (srv->conns.b[i] != NULL)
-            from = SRV_SESS(srv->conns.b[i]); /* for log lines only */
     if (srv->cl == NULL || from == NULL)
         return;
     remotes_of(srv, user, &rs);
