@@ -191,6 +191,23 @@ static void send_raw(int fd, const void *data, size_t len)
     }
 }
 
+/* closed_by_server is 1 when the server has closed fd: an orderly end of
+ * stream, or ECONNRESET when the server closed while a byte of ours was still
+ * unread in its queue (the trickling client races the close).  A recv that
+ * times out (SO_RCVTIMEO) or returns data is 0. */
+static int closed_by_server(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, 0);
+    if (n == 0)
+        return 1;
+    if (n < 0 && errno == ECONNRESET)
+        return 1;
+    fprintf(stderr, "recv: %zd (%s): expected the server to close\n", n,
+            n < 0 ? strerror(errno) : "data");
+    return 0;
+}
+
 static void send_frame(int fd, const char *body)
 {
     size_t n = strlen(body);
@@ -379,8 +396,7 @@ static void test_oversized_closes(void)
     json_t *m = recv_msg(fd);
     CHECK_STR(code_of(m), CTL_E_TOO_LARGE);
     json_decref(m);
-    char c;
-    CHECK_INT(recv(fd, &c, 1, 0), 0); /* closed */
+    CHECK(closed_by_server(fd)); /* closed */
     close(fd);
 }
 
@@ -515,9 +531,8 @@ static void test_half_requests_do_not_lock_out(void)
     CHECK_INT(json_integer_value(json_object_get(m, "id")), 40);
     json_decref(m);
     /* The two oldest made room (for the ninth and the tenth). */
-    char c;
-    CHECK_INT(recv(fds[0], &c, 1, 0), 0);
-    CHECK_INT(recv(fds[1], &c, 1, 0), 0);
+    CHECK(closed_by_server(fds[0]));
+    CHECK(closed_by_server(fds[1]));
     m = call(fds[9], "{\"v\":1,\"id\":41,\"cmd\":\"test.stats\"}");
     CHECK_INT(
         json_integer_value(json_object_get(json_object_get(m, "result"), "evicted")) -
@@ -537,7 +552,6 @@ static void test_timeouts(void)
     start_server();
     json_int_t before = stat_of("timed_out");
     int partial = client(), trickle = client(), idle = client();
-    char c;
 
     send_raw(partial, "\0\0\0\x40{\"v\":1,", 11);
     json_t *m = call(idle, "{\"v\":1,\"id\":50,\"cmd\":\"test.echo\"}");
@@ -548,9 +562,9 @@ static void test_timeouts(void)
         usleep(200 * 1000); /* a byte every 200 ms: 1.6 s in all */
         send_raw(trickle, " ", 1);
     }
-    CHECK_INT(recv(partial, &c, 1, 0), 0);
-    CHECK_INT(recv(trickle, &c, 1, 0), 0);
-    CHECK_INT(recv(idle, &c, 1, 0), 0);
+    CHECK(closed_by_server(partial));
+    CHECK(closed_by_server(trickle));
+    CHECK(closed_by_server(idle));
     close(partial);
     close(trickle);
     close(idle);
@@ -628,8 +642,7 @@ static void test_stats_and_close(void)
     CHECK_INT(closed_called, 1);
     CHECK_INT(uv_loop_close(&loop), 0);
     CHECK(access(path, F_OK) != 0);
-    char c;
-    CHECK_INT(recv(fd, &c, 1, 0), 0);
+    CHECK(closed_by_server(fd));
     close(fd);
 }
 
