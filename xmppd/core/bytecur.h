@@ -14,7 +14,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "err.h"
 
 struct rd {
     const unsigned char *p;
@@ -83,6 +86,27 @@ static inline void wr_uint(struct wr *w, uint64_t v, unsigned size)
     for (unsigned i = 0; i < size; i++)
         b[i] = (unsigned char)(v >> (8 * i));
     wr_bytes(w, b, size);
+}
+
+/* wr_encode runs write over obj twice: once only counting, once into a
+ * buffer of the size counted, which *out then owns (*len bytes).  0, or
+ * XE_NOMEM with *out NULL.  write must write the same bytes both times. */
+static inline int wr_encode(void (*write)(struct wr *w, const void *obj), const void *obj,
+                            unsigned char **out, size_t *len)
+{
+    struct wr w = {0};
+
+    *out = NULL;
+    *len = 0;
+    write(&w, obj);
+    w.p = malloc(w.len > 0 ? w.len : 1);
+    if (w.p == NULL)
+        return XE_NOMEM;
+    w.len = 0;
+    write(&w, obj);
+    *out = w.p;
+    *len = w.len;
+    return 0;
 }
 
 #endif

@@ -320,8 +320,9 @@ static int cmd_check(const struct cl_cmd *c)
     return XE_INVAL;
 }
 
-static void cmd_write(struct wr *w, const struct cl_cmd *c)
+static void cmd_write(struct wr *w, const void *obj)
 {
+    const struct cl_cmd *c = obj;
     size_t n;
 
     if (c->req_origin != 0) {
@@ -390,7 +391,6 @@ static void cmd_write(struct wr *w, const struct cl_cmd *c)
 
 int cl_cmd_encode(const struct cl_cmd *c, unsigned char **out, size_t *len)
 {
-    struct wr w = {0};
     int rc;
 
     *out = NULL;
@@ -398,15 +398,7 @@ int cl_cmd_encode(const struct cl_cmd *c, unsigned char **out, size_t *len)
     rc = cmd_check(c);
     if (rc < 0)
         return rc;
-    cmd_write(&w, c);
-    w.p = malloc(w.len);
-    if (w.p == NULL)
-        return XE_NOMEM;
-    w.len = 0;
-    cmd_write(&w, c);
-    *out = w.p;
-    *len = w.len;
-    return 0;
+    return wr_encode(cmd_write, c, out, len);
 }
 
 /* decode_roster validates a roster command with roster_cmd_decode and

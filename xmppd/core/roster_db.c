@@ -184,8 +184,10 @@ static int cmd_check(const struct roster_cmd *c)
     return XE_INVAL;
 }
 
-static void cmd_write(struct wr *w, const struct roster_cmd *c)
+static void cmd_write(struct wr *w, const void *obj)
 {
+    const struct roster_cmd *c = obj;
+
     if (c->req_origin != 0) {
         wr_uint(w, ROSTER_CMD_VERSION_ID, 1);
         wr_uint(w, c->req_origin, 8);
@@ -206,7 +208,6 @@ static void cmd_write(struct wr *w, const struct roster_cmd *c)
 
 int roster_cmd_encode(const struct roster_cmd *c, unsigned char **out, size_t *len)
 {
-    struct wr w = {0};
     int rc;
 
     *out = NULL;
@@ -214,15 +215,7 @@ int roster_cmd_encode(const struct roster_cmd *c, unsigned char **out, size_t *l
     rc = cmd_check(c);
     if (rc < 0)
         return rc;
-    cmd_write(&w, c);
-    w.p = malloc(w.len);
-    if (w.p == NULL)
-        return XE_NOMEM;
-    w.len = 0;
-    cmd_write(&w, c);
-    *out = w.p;
-    *len = w.len;
-    return 0;
+    return wr_encode(cmd_write, c, out, len);
 }
 
 int roster_cmd_type_of(const void *buf, size_t len)
