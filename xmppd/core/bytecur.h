@@ -88,22 +88,22 @@ static inline void wr_uint(struct wr *w, uint64_t v, unsigned size)
     wr_bytes(w, b, size);
 }
 
-/* wr_encode runs write over obj twice: once only counting, once into a
+/* wr_encode runs put over obj twice: once only counting, once into a
  * buffer of the size counted, which *out then owns (*len bytes).  0, or
- * XE_NOMEM with *out NULL.  write must write the same bytes both times. */
-static inline int wr_encode(void (*write)(struct wr *w, const void *obj), const void *obj,
+ * XE_NOMEM with *out NULL.  put must write the same bytes both times. */
+static inline int wr_encode(void (*put)(struct wr *w, const void *obj), const void *obj,
                             unsigned char **out, size_t *len)
 {
     struct wr w = {0};
 
     *out = NULL;
     *len = 0;
-    write(&w, obj);
+    put(&w, obj);
     w.p = malloc(w.len > 0 ? w.len : 1);
     if (w.p == NULL)
         return XE_NOMEM;
     w.len = 0;
-    write(&w, obj);
+    put(&w, obj);
     *out = w.p;
     *len = w.len;
     return 0;
