@@ -143,6 +143,10 @@ bool tls_conn_established(const struct tls_conn *t);
 /* tls_conn_failed: the handshake or the session failed. */
 bool tls_conn_failed(const struct tls_conn *t);
 
+/* tls__handed_off (for tests): t's handshake has completed and t runs on
+ * the record layer of tlsrec.h, without its SSL. */
+bool tls__handed_off(const struct tls_conn *t);
+
 /* tls_conn_error returns the line describing the failure ("" if none);
  * borrowed from t. */
 const char *tls_conn_error(const struct tls_conn *t);
