@@ -819,11 +819,8 @@ int tls_conn_take_out(struct tls_conn *t, struct buf *out)
             return 0;
         if (buf_append(out, t->out.data, t->out.len) < 0)
             return XE_NOMEM;
-        /* An idle connection keeps no large buffer (as fresh_bio). */
-        if (t->out.cap > BIO_KEEP_MAX)
-            buf_free(&t->out);
-        else
-            buf_reset(&t->out);
+        /* An idle connection keeps no buffer at all. */
+        buf_free(&t->out);
         return 0;
     }
     n = (size_t)BIO_ctrl_pending(t->wbio);
