@@ -578,6 +578,8 @@ static void test_sequence_limits(void)
 
     bare_pair(&a, &b);
     REQUIRE(a != NULL && b != NULL);
+    tlsrec_free(a);
+    tlsrec_free(b);
     CHECK_INT(tlsrec_new(0x1304, (const unsigned char *)err, (const unsigned char *)err,
                          32, &a),
               XE_INVAL);
