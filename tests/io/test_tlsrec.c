@@ -69,6 +69,7 @@ struct link {
     struct buf s_got;    /* plaintext the server received */
     int s_rc;            /* the server's last feed result */
     struct tlsrec *peer; /* a record layer with the client's keys */
+    struct buf c_got;    /* plaintext the client read during link_open */
 };
 
 /* to_server feeds what the client wrote to the server; returns the feed's
@@ -121,11 +122,11 @@ static int to_client(struct link *l, struct buf *got)
 /* link_open makes the pair on suite (a TLS 1.3 suite name) and runs the
  * handshake; with first (may be NULL) the client writes it right after its
  * Finished, in the same flight. */
-static bool link_open(struct link *l, const char *suite, const char *first)
+static bool link_open_v(struct link *l, const char *suite, const char *first, int version,
+                        const char *held, bool close_early)
 {
     struct tls_ctx_opts o = {.role = TLS_ROLE_SERVER};
     char why[256] = "";
-    struct buf junk = {0};
 
     memset(l, 0, sizeof *l);
     if (!make_pki())
@@ -140,7 +141,8 @@ static bool link_open(struct link *l, const char *suite, const char *first)
     l->cctx = SSL_CTX_new(TLS_client_method());
     if (l->cctx == NULL)
         return false;
-    SSL_CTX_set_min_proto_version(l->cctx, TLS1_3_VERSION);
+    SSL_CTX_set_min_proto_version(l->cctx, version);
+    SSL_CTX_set_max_proto_version(l->cctx, version);
     SSL_CTX_set_ciphersuites(l->cctx, suite);
     SSL_CTX_set_keylog_callback(l->cctx, cli_keylog);
     l->c = SSL_new(l->cctx);
@@ -152,6 +154,11 @@ static bool link_open(struct link *l, const char *suite, const char *first)
     SSL_set_connect_state(l->c);
     if (tls_conn_new(l->sctx, NULL, &l->s) < 0)
         return false;
+    /* Written before the handshake: held, sent after it (tls.h). */
+    if (held != NULL && tls_conn_write(l->s, held, strlen(held)) < 0)
+        return false;
+    if (close_early)
+        tls_conn_close(l->s);
     memset(cli_secret_len, 0, sizeof cli_secret_len);
     for (int i = 0; i < 20 && !tls_conn_established(l->s); i++) {
         SSL_do_handshake(l->c);
@@ -161,15 +168,21 @@ static bool link_open(struct link *l, const char *suite, const char *first)
         }
         if (to_server(l) < 0)
             return false;
-        to_client(l, &junk);
+        to_client(l, &l->c_got);
     }
-    buf_free(&junk);
     if (!tls_conn_established(l->s) || !SSL_is_init_finished(l->c))
         return false;
+    if (version != TLS1_3_VERSION)
+        return true;
     /* The peer record layer: receives with the server's secret, sends
      * with the client's. */
     return tlsrec_new(SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(l->c)),
                       cli_secret[1], cli_secret[0], cli_secret_len[0], &l->peer) == 0;
+}
+
+static bool link_open(struct link *l, const char *suite, const char *first)
+{
+    return link_open_v(l, suite, first, TLS1_3_VERSION, NULL, false);
 }
 
 static void link_free(struct link *l)
@@ -180,6 +193,7 @@ static void link_free(struct link *l)
     SSL_CTX_free(l->cctx);
     tlsrec_free(l->peer);
     buf_free(&l->s_got);
+    buf_free(&l->c_got);
 }
 
 /* peer_send seals one record with the client's keys and feeds it. */
@@ -609,6 +623,45 @@ static void test_sequence_limits(void)
     buf_free(&out);
 }
 
+static void test_held_then_handoff(void)
+{
+    struct link l;
+    struct buf got = {0};
+
+    /* What the owner wrote during the handshake goes out on the record
+     * layer, then the close_notify asked for meanwhile. */
+    REQUIRE(link_open_v(&l, "TLS_AES_128_GCM_SHA256", NULL, TLS1_3_VERSION, "<early/>",
+                        true));
+    CHECK(tls__handed_off(l.s));
+    CHECK_INT((int)tls_conn_held(l.s), 0);
+    CHECK_INT(to_client(&l, &got), SSL_ERROR_ZERO_RETURN);
+    CHECK_STR(l.c_got.data != NULL ? l.c_got.data : got.data, "<early/>");
+    buf_free(&got);
+    link_free(&l);
+}
+
+static void test_tls12_keeps_ssl(void)
+{
+    struct link l;
+    struct buf got = {0};
+    struct srv_tls_info info;
+
+    REQUIRE(link_open_v(&l, "TLS_AES_128_GCM_SHA256", NULL, TLS1_2_VERSION, NULL, false));
+    CHECK(!tls__handed_off(l.s));
+    CHECK_STR(tls_conn_version(l.s), "TLSv1.2");
+    client_write(&l, "v12", 3);
+    CHECK_INT(to_server(&l), 0);
+    CHECK_STR(l.s_got.data, "v12");
+    CHECK_INT(tls_conn_write(l.s, "ok", 2), 0);
+    CHECK_INT(to_client(&l, &got), SSL_ERROR_WANT_READ);
+    CHECK_STR(got.data, "ok");
+    CHECK_INT(tls_conn_binding(l.s, &info), 0);
+    CHECK(!info.tls13);
+    CHECK_INT((int)info.exporter_len, 0);
+    buf_free(&got);
+    link_free(&l);
+}
+
 static void test_cleanup(void)
 {
     iofix_rmdir(dir);
@@ -619,4 +672,4 @@ TL_MAIN(T(test_data_each_suite), T(test_large_writes), T(test_many_small_records
         T(test_bad_records), T(test_bad_record_mac), T(test_unprotected_records),
         T(test_alerts), T(test_padding_and_empty_data), T(test_close_notify_from_client),
         T(test_close_from_server), T(test_byte_by_byte), T(test_sequence_limits),
-        T(test_cleanup))
+        T(test_held_then_handoff), T(test_tls12_keeps_ssl), T(test_cleanup))
