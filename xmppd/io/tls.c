@@ -436,6 +436,7 @@ void tls_conn_free(struct tls_conn *t)
     tlsrec_free(t->rec);
     SSL_CTX_free(t->sctx);
     buf_free(&t->out);
+    OPENSSL_cleanse(t->exporter, sizeof t->exporter);
     if (t->held.data != NULL)
         OPENSSL_cleanse(t->held.data, t->held.cap);
     buf_free(&t->held);
