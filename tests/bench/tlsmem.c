@@ -11,12 +11,19 @@
  * freed, the server's memory BIOs are replaced by empty ones (as io/tls.c
  * does for idle connections) and the server SSL is kept.  Prints glibc's
  * heap in use (mallinfo2) after SSL_new alone and after the handshake,
- * per connection.  A tool: it asserts nothing. */
+ * per connection.  Then the same N times through xmppd's own session
+ * (io/tls.c, a struct tls_conn on a server tls_ctx): what a connection
+ * keeps after the handshake once it is handed off to the record layer of
+ * io/tlsrec.c and its SSL is freed (docs/benchmarks.md, "Session 7").  A
+ * tool: it asserts nothing. */
 #include <malloc.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "buf.h"
+#include "tls.h"
 
 static void pump(BIO *from, BIO *to)
 {
@@ -68,6 +75,77 @@ static SSL *one(SSL_CTX *s, SSL_CTX *c)
     return ss;
 }
 
+/* One handshake and a byte each way with an xmppd server session; returns
+ * it, or NULL. */
+static struct tls_conn *one_conn(struct tls_ctx *s, SSL_CTX *c)
+{
+    struct tls_conn *t = NULL;
+    SSL *cs = SSL_new(c);
+    BIO *cr = mem_bio(), *cw = mem_bio();
+    struct buf in = {0}, out = {0};
+    char b[16384];
+    int n;
+
+    if (tls_conn_new(s, NULL, &t) < 0)
+        return NULL;
+    SSL_set_bio(cs, cr, cw);
+    SSL_set_connect_state(cs);
+    for (int k = 0; k < 10 && !tls_conn_established(t); k++) {
+        SSL_do_handshake(cs);
+        if (SSL_is_init_finished(cs))
+            SSL_write(cs, "x", 1);
+        while ((n = BIO_read(cw, b, sizeof b)) > 0)
+            tls_conn_feed(t, b, (size_t)n, &in);
+        tls_conn_take_out(t, &out);
+        BIO_write(cr, out.data, (int)out.len);
+        buf_free(&out);
+    }
+    tls_conn_write(t, "y", 1);
+    tls_conn_take_out(t, &out);
+    BIO_write(cr, out.data, (int)out.len);
+    SSL_read(cs, b, sizeof b);
+    SSL_free(cs);
+    buf_free(&out);
+    if (in.len != 1 || !tls_conn_established(t)) {
+        tls_conn_free(t);
+        t = NULL;
+    }
+    buf_free(&in);
+    return t;
+}
+
+/* xmppd_sessions prints what n handed-off xmppd sessions keep. */
+static int xmppd_sessions(const char *cert, const char *key, SSL_CTX *c, int n)
+{
+    struct tls_ctx_opts o = {.role = TLS_ROLE_SERVER, .key_path = key, .cert_path = cert};
+    struct tls_ctx *s = NULL;
+    struct tls_conn **keep = calloc((size_t)n, sizeof *keep);
+    char why[256] = "";
+
+    if (keep == NULL || tls_ctx_new(&o, &s, why, sizeof why) < 0) {
+        fprintf(stderr, "xmppd-tlsmem: xmppd context: %s\n", why);
+        return 2;
+    }
+    tls_conn_free(one_conn(s, c)); /* warm-up */
+    struct mallinfo2 m0 = mallinfo2();
+    for (int i = 0; i < n; i++) {
+        keep[i] = one_conn(s, c);
+        if (keep[i] == NULL) {
+            fputs("xmppd-tlsmem: an xmppd handshake failed\n", stderr);
+            return 1;
+        }
+    }
+    struct mallinfo2 m1 = mallinfo2();
+    printf("xmppd tls_conn after the handshake (%s): %.2f KiB per connection\n",
+           tls__handed_off(keep[0]) ? "handed off, no SSL" : "SSL kept",
+           (double)(m1.uordblks - m0.uordblks) / n / 1024);
+    for (int i = 0; i < n; i++)
+        tls_conn_free(keep[i]);
+    free(keep);
+    tls_ctx_free(s);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -114,5 +192,5 @@ int main(int argc, char **argv)
            (double)(m1.uordblks - m0.uordblks) / n / 1024);
     printf("after the handshake:  %.2f KiB per connection (n = %d)\n",
            (double)(m3.uordblks - m2.uordblks) / n / 1024, n);
-    return 0;
+    return xmppd_sessions(argv[1], argv[2], c, n);
 }

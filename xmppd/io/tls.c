@@ -3,7 +3,15 @@
  * Each session owns two memory BIOs: rbio holds ciphertext the socket gave
  * us and OpenSSL has not consumed yet; wbio holds ciphertext OpenSSL made
  * for the socket.  An empty rbio reports "retry" rather than end of file,
- * so OpenSSL answers SSL_ERROR_WANT_READ and we simply wait for more bytes. */
+ * so OpenSSL answers SSL_ERROR_WANT_READ and we simply wait for more bytes.
+ *
+ * The handoff: a server session that has no use for OpenSSL after its
+ * handshake (TLS 1.3, one of our three suites, no client certificate to
+ * report) moves to the record layer of tlsrec.c the moment the handshake
+ * completes, and its SSL (about 14 KiB) is freed.  The traffic secrets
+ * come from OpenSSL's keylog callback (kept per session until then, never
+ * logged); what callers read later (version, cipher, the RFC 9266
+ * exporter value) is kept.  Every other session keeps its SSL. */
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -22,6 +30,7 @@
 #include "err.h"
 #include "pki.h"
 #include "srv.h"
+#include "tlsrec.h"
 
 /* TLS 1.2 suites: ECDHE key exchange (forward secrecy) with AEAD ciphers
  * only, after RFC 9325 §4.2 and the "intermediate" profile most operators
@@ -52,13 +61,31 @@ struct tls_ctx {
     bool verify_peer;
 };
 
+/* The traffic secrets OpenSSL reports through the keylog callback during
+ * a handshake that may be handed off (RFC 8446 §7.1
+ * client/server_application_traffic_secret_0).  Plain heap memory, wiped
+ * when freed: OpenSSL keeps the same secrets in its own heap, and a
+ * sodium_malloc guard page per connection would cost more than the SSL
+ * this replaces. */
+struct tls_secrets {
+    unsigned char client[TLSREC_MAX_SECRET], server[TLSREC_MAX_SECRET];
+    size_t client_len, server_len;
+};
+
 struct tls_conn {
-    SSL *ssl; /* owns rbio and wbio */
+    SSL *ssl; /* owns rbio and wbio; NULL after the handoff */
     BIO *rbio, *wbio;
     enum tls_role role;
     bool verify_peer;
     bool established, failed, closed, peer_closed;
-    struct buf held; /* plaintext written before the handshake finished */
+    struct buf held;             /* plaintext written before the handshake finished */
+    struct tls_secrets *secrets; /* a handoff candidate, until its handshake ends */
+    /* After the handoff: */
+    struct tlsrec *rec;
+    struct buf out;          /* ciphertext for the socket */
+    SSL_CTX *sctx;           /* a reference: our certificate (tls_conn_binding) */
+    const char *cipher_name; /* static in libssl */
+    unsigned char exporter[32];
     char err[256];
 };
 
@@ -91,6 +118,51 @@ int tls_mode_parse(const char *name, enum tls_mode *out)
 
 /* ---- contexts ---- */
 
+/* hex_secret decodes the hex secret at the end of a keylog line into out
+ * (TLSREC_MAX_SECRET bytes); returns its length, 0 if it is not one. */
+static size_t hex_secret(const char *hex, unsigned char *out)
+{
+    size_t n = strlen(hex);
+
+    if (n == 0 || n % 2 != 0 || n / 2 > TLSREC_MAX_SECRET)
+        return 0;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = OPENSSL_hexchar2int((unsigned char)hex[2 * i]);
+        int lo = OPENSSL_hexchar2int((unsigned char)hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return n / 2;
+}
+
+/* keep_secret is the keylog callback of server contexts: it keeps the
+ * application traffic secrets of a session that may be handed off.  A line
+ * is "LABEL <client_random hex> <secret hex>" (the NSS key log format);
+ * nothing is logged. */
+static void keep_secret(const SSL *ssl, const char *line)
+{
+    struct tls_conn *t = SSL_get_app_data(ssl);
+    const char *sp;
+    bool client;
+
+    if (t == NULL || t->secrets == NULL)
+        return;
+    if (strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0)
+        client = true;
+    else if (strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0)
+        client = false;
+    else
+        return;
+    sp = strchr(line + 24, ' ');
+    if (sp == NULL)
+        return;
+    if (client)
+        t->secrets->client_len = hex_secret(sp + 1, t->secrets->client);
+    else
+        t->secrets->server_len = hex_secret(sp + 1, t->secrets->server);
+}
+
 /* setup_policy applies the protocol policy of tls.h to c. */
 static int setup_policy(SSL_CTX *c, const struct tls_ctx_opts *o)
 {
@@ -106,6 +178,8 @@ static int setup_policy(SSL_CTX *c, const struct tls_ctx_opts *o)
                                SSL_OP_NO_TICKET);
     /* Idle connections give their 16 KiB read and write buffers back. */
     SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+    if (o->role == TLS_ROLE_SERVER && !o->verify_peer)
+        SSL_CTX_set_keylog_callback(c, keep_secret);
     if (o->role == TLS_ROLE_SERVER) {
         SSL_CTX_set_options(c,
                             SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
@@ -302,6 +376,16 @@ int tls_conn_new(struct tls_ctx *ctx, const char *peer_name, struct tls_conn **o
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     if (ctx->role == TLS_ROLE_SERVER) {
         SSL_set_accept_state(t->ssl);
+        /* A handoff candidate: no client certificate is asked for, so
+         * nothing needs OpenSSL after the handshake. */
+        if (!ctx->verify_peer) {
+            t->secrets = calloc(1, sizeof *t->secrets);
+            if (t->secrets == NULL) {
+                rc = XE_NOMEM;
+                goto err;
+            }
+            SSL_set_app_data(t->ssl, t);
+        }
         *out = t;
         return 0;
     }
@@ -333,11 +417,26 @@ err:
     return rc;
 }
 
+/* drop_secrets wipes and frees the kept traffic secrets. */
+static void drop_secrets(struct tls_conn *t)
+{
+    if (t->secrets == NULL)
+        return;
+    OPENSSL_cleanse(t->secrets, sizeof *t->secrets);
+    free(t->secrets);
+    t->secrets = NULL;
+}
+
 void tls_conn_free(struct tls_conn *t)
 {
     if (t == NULL)
         return;
     SSL_free(t->ssl);
+    drop_secrets(t);
+    tlsrec_free(t->rec);
+    SSL_CTX_free(t->sctx);
+    buf_free(&t->out);
+    OPENSSL_cleanse(t->exporter, sizeof t->exporter);
     if (t->held.data != NULL)
         OPENSSL_cleanse(t->held.data, t->held.cap);
     buf_free(&t->held);
@@ -439,9 +538,34 @@ static int set_failed(struct tls_conn *t, int ret)
     return XE_TLS;
 }
 
-/* write_now encrypts len bytes into wbio. */
+/* rec_result notes in t what a record layer call returned (rc). */
+static int rec_result(struct tls_conn *t, int rc)
+{
+    if (rc == XE_TLS || rc == XE_STATE) {
+        t->failed = true;
+        if (t->err[0] == '\0')
+            snprintf(t->err, sizeof t->err, "TLS record layer failed");
+    } else if (rc == XE_CLOSED) {
+        t->peer_closed = true;
+        t->closed = true;
+    }
+    return rc;
+}
+
+/* rec_feed passes ciphertext to the record layer (after the handoff). */
+static int rec_feed(struct tls_conn *t, const char *data, size_t len, struct buf *plain)
+{
+    return rec_result(
+        t, tlsrec_feed(t->rec, data, len, plain, &t->out, t->err, sizeof t->err));
+}
+
+/* write_now encrypts len bytes into wbio (or the record layer's out). */
 static int write_now(struct tls_conn *t, const char *data, size_t len)
 {
+    if (t->rec != NULL) {
+        int rc = tlsrec_write(t->rec, data, len, &t->out);
+        return rc == XE_NOMEM ? rc : rec_result(t, rc);
+    }
     while (len > 0) {
         int n = (int)(len > WRITE_CHUNK ? WRITE_CHUNK : len);
         int w;
@@ -456,8 +580,101 @@ static int write_now(struct tls_conn *t, const char *data, size_t len)
     return 0;
 }
 
-/* handshake advances the handshake; 0 while it goes on or when it is done. */
-static int handshake(struct tls_conn *t)
+/* close_now queues our close_notify (RFC 8446 §6.1). */
+static void close_now(struct tls_conn *t)
+{
+    if (t->rec != NULL) {
+        tlsrec_close(t->rec, &t->out);
+        return;
+    }
+    ERR_clear_error();
+    SSL_shutdown(t->ssl);
+    ERR_clear_error();
+}
+
+/* can_hand_off: t's finished handshake leaves nothing that needs its SSL,
+ * and the record layer can start where OpenSSL stops; *suite gets the
+ * cipher suite. */
+static bool can_hand_off(struct tls_conn *t, uint16_t *suite)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
+    size_t slen;
+
+    if (t->secrets == NULL || c == NULL || SSL_version(t->ssl) != TLS1_3_VERSION)
+        return false;
+    *suite = SSL_CIPHER_get_protocol_id(c);
+    if (!tlsrec_suite_ok(*suite, &slen) || t->secrets->client_len != slen ||
+        t->secrets->server_len != slen)
+        return false;
+    /* Both sequence numbers start at 0 (RFC 8446 §5.3) only if the server
+     * sent nothing after its Finished (no NewSessionTicket, §4.6.1) and
+     * OpenSSL read no record after the client's Finished (no early data,
+     * §4.2.10; nothing decrypted and waiting inside the SSL). */
+    if (SSL_get_num_tickets(t->ssl) != 0 ||
+        (SSL_get_options(t->ssl) & SSL_OP_NO_TICKET) == 0)
+        return false;
+    if (SSL_get_early_data_status(t->ssl) == SSL_EARLY_DATA_ACCEPTED ||
+        SSL_has_pending(t->ssl))
+        return false;
+    /* tls_conn_peer would have nothing to read it from. */
+    return SSL_get0_peer_certificate(t->ssl) == NULL;
+}
+
+/* hand_off moves t, whose handshake has just completed, from its SSL to a
+ * record layer: OpenSSL's pending output goes first into t->out, the
+ * ciphertext it has not read (what the client sent after its Finished)
+ * into unread, for the record layer.  Any reason not to leaves t on its
+ * SSL.  0 or XE_NOMEM/XE_TLS (t failed). */
+static int hand_off(struct tls_conn *t, struct buf *unread)
+{
+    static const char label[] = "EXPORTER-Channel-Binding";
+    size_t nw = (size_t)BIO_ctrl_pending(t->wbio), nr = (size_t)BIO_ctrl_pending(t->rbio);
+    uint16_t suite = 0;
+    int rc;
+
+    if (!can_hand_off(t, &suite)) {
+        drop_secrets(t);
+        return 0;
+    }
+    /* RFC 9266 §2 / RFC 8446 §7.5: kept for tls_conn_binding. */
+    ERR_clear_error();
+    if (SSL_export_keying_material(t->ssl, t->exporter, sizeof t->exporter, label,
+                                   sizeof label - 1, NULL, 0, 0) != 1) {
+        ERR_clear_error();
+        drop_secrets(t);
+        return 0;
+    }
+    rc = tlsrec_new(suite, t->secrets->client, t->secrets->server, t->secrets->client_len,
+                    &t->rec);
+    drop_secrets(t);
+    if (rc < 0 || buf_reserve(&t->out, nw) < 0 || buf_reserve(unread, nr) < 0) {
+        tlsrec_free(t->rec);
+        t->rec = NULL;
+        OPENSSL_cleanse(t->exporter, sizeof t->exporter);
+        ERR_clear_error();
+        return 0;
+    }
+    if ((nw > 0 && BIO_read(t->wbio, t->out.data + t->out.len, (int)nw) != (int)nw) ||
+        (nr > 0 && BIO_read(t->rbio, unread->data + unread->len, (int)nr) != (int)nr)) {
+        t->failed = true;
+        snprintf(t->err, sizeof t->err, "TLS handoff: memory BIO read failed");
+        return XE_TLS;
+    }
+    t->out.len += nw;
+    unread->len += nr;
+    t->cipher_name = SSL_CIPHER_get_name(SSL_get_current_cipher(t->ssl));
+    t->sctx = SSL_get_SSL_CTX(t->ssl);
+    SSL_CTX_up_ref(t->sctx);
+    SSL_free(t->ssl);
+    t->ssl = NULL;
+    t->rbio = t->wbio = NULL;
+    ERR_clear_error();
+    return 0;
+}
+
+/* handshake advances the handshake; 0 while it goes on or when it is done.
+ * After a handoff, unread holds the ciphertext for the record layer. */
+static int handshake(struct tls_conn *t, struct buf *unread)
 {
     int rc;
 
@@ -465,6 +682,11 @@ static int handshake(struct tls_conn *t)
     rc = SSL_do_handshake(t->ssl);
     if (rc == 1) {
         t->established = true;
+        if (t->secrets != NULL) {
+            rc = hand_off(t, unread);
+            if (rc < 0)
+                return rc;
+        }
         if (t->held.len > 0) {
             rc = write_now(t, t->held.data, t->held.len);
             OPENSSL_cleanse(t->held.data, t->held.len);
@@ -473,7 +695,7 @@ static int handshake(struct tls_conn *t)
                 return rc;
         }
         if (t->closed)
-            SSL_shutdown(t->ssl);
+            close_now(t);
         return 0;
     }
     switch (SSL_get_error(t->ssl, rc)) {
@@ -517,6 +739,8 @@ int tls_conn_feed(struct tls_conn *t, const char *data, size_t len, struct buf *
         return XE_TLS;
     if (t->peer_closed)
         return XE_CLOSED;
+    if (t->rec != NULL)
+        return rec_feed(t, data, len, plain);
     while (len > 0) {
         int n = (int)(len > WRITE_CHUNK ? WRITE_CHUNK : len);
         int w = BIO_write(t->rbio, data, n);
@@ -526,8 +750,13 @@ int tls_conn_feed(struct tls_conn *t, const char *data, size_t len, struct buf *
         len -= (size_t)w;
     }
     if (!t->established) {
-        rc = handshake(t);
-        if (rc < 0 || !t->established)
+        struct buf unread = {0};
+
+        rc = handshake(t, &unread);
+        if (rc == 0 && t->rec != NULL)
+            rc = rec_feed(t, unread.data, unread.len, plain);
+        buf_free(&unread);
+        if (rc < 0 || !t->established || t->rec != NULL)
             return rc;
     }
     for (;;) {
@@ -576,19 +805,26 @@ void tls_conn_close(struct tls_conn *t)
     if (t->closed || t->failed)
         return;
     t->closed = true;
-    if (t->established) {
-        ERR_clear_error();
-        SSL_shutdown(t->ssl);
-        ERR_clear_error();
-    }
+    if (t->established)
+        close_now(t);
     /* Not established: held bytes go out after the handshake, then the
      * close_notify (handshake()). */
 }
 
 int tls_conn_take_out(struct tls_conn *t, struct buf *out)
 {
-    size_t n = (size_t)BIO_ctrl_pending(t->wbio);
+    size_t n;
 
+    if (t->ssl == NULL) {
+        if (t->out.len == 0)
+            return 0;
+        if (buf_append(out, t->out.data, t->out.len) < 0)
+            return XE_NOMEM;
+        /* An idle connection keeps no buffer at all. */
+        buf_free(&t->out);
+        return 0;
+    }
+    n = (size_t)BIO_ctrl_pending(t->wbio);
     if (n == 0)
         return 0;
     if (buf_reserve(out, n) < 0)
@@ -603,6 +839,8 @@ int tls_conn_take_out(struct tls_conn *t, struct buf *out)
 
 size_t tls_conn_pending_out(const struct tls_conn *t)
 {
+    if (t->ssl == NULL)
+        return t->out.len;
     return (size_t)BIO_ctrl_pending(t->wbio);
 }
 
@@ -614,6 +852,11 @@ size_t tls_conn_held(const struct tls_conn *t)
 bool tls_conn_established(const struct tls_conn *t)
 {
     return t->established && !t->failed;
+}
+
+bool tls__handed_off(const struct tls_conn *t)
+{
+    return t->rec != NULL;
 }
 
 bool tls_conn_failed(const struct tls_conn *t)
@@ -628,11 +871,15 @@ const char *tls_conn_error(const struct tls_conn *t)
 
 const char *tls_conn_version(const struct tls_conn *t)
 {
+    if (t->rec != NULL)
+        return "TLSv1.3";
     return t->established ? SSL_get_version(t->ssl) : "none";
 }
 
 const char *tls_conn_cipher(const struct tls_conn *t)
 {
+    if (t->rec != NULL)
+        return t->cipher_name;
     return t->established ? SSL_get_cipher_name(t->ssl) : "none";
 }
 
@@ -686,6 +933,8 @@ int tls_conn_peer(const struct tls_conn *t, struct tls_peer_info *out)
     memset(out, 0, sizeof *out);
     if (!tls_conn_established(t))
         return XE_STATE;
+    if (t->rec != NULL)
+        return XE_NOTFOUND; /* handed off only without a peer certificate */
     cert = SSL_get0_peer_certificate(t->ssl);
     if (cert == NULL)
         return XE_NOTFOUND;
@@ -743,6 +992,18 @@ int tls_conn_binding(const struct tls_conn *t, struct srv_tls_info *out)
     memset(out, 0, sizeof *out);
     if (!tls_conn_established(t))
         return XE_STATE;
+    if (t->rec != NULL) {
+        /* A handed-off session is a TLS 1.3 server's: the exporter value
+         * was kept at the handoff. */
+        out->tls13 = true;
+        cert = SSL_CTX_get0_certificate(t->sctx);
+        if (cert != NULL)
+            out->endpoint_len = end_point_hash(cert, out->endpoint, sizeof out->endpoint);
+        memcpy(out->exporter, t->exporter, sizeof t->exporter);
+        out->exporter_len = sizeof out->exporter;
+        ERR_clear_error();
+        return 0;
+    }
     out->tls13 = SSL_version(t->ssl) == TLS1_3_VERSION;
     cert = t->role == TLS_ROLE_SERVER ? SSL_get_certificate(t->ssl)
                                       : SSL_get0_peer_certificate(t->ssl);
