@@ -218,6 +218,8 @@ struct ws_stats {
     uint64_t bytes_in, bytes_out;
     uint16_t close_sent;     /* WebSocket close code sent; 0: none */
     uint16_t close_received; /* close code received (1005: none in it); 0: none */
+    bool parked;             /* idle: no frame state held (wslay freed) */
+    uint64_t parks;          /* times the frame state was freed when idle */
 };
 
 void ws_get_stats(const struct ws_conn *ws, struct ws_stats *out);
