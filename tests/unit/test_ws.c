@@ -168,12 +168,15 @@ static void cx_take(struct cx *c, int rc, const struct ws_update *up)
         CHECK(ws_state(c->ws) == WS_CLOSED);
 }
 
+/* cx_in and cx_send copy the update, then free its buffers (ws_done), as
+ * srv does: every transcript runs with fresh step buffers. */
 static void cx_in(struct cx *c, const void *d, size_t n)
 {
     struct ws_update up;
     int rc = ws_input(c->ws, d, n, now, &up);
 
     cx_take(c, rc, &up);
+    ws_done(c->ws);
 }
 
 static void cx_ins(struct cx *c, const char *s)
@@ -193,6 +196,7 @@ static void cx_send(struct cx *c, const char *s)
     int rc = ws_send(c->ws, s, strlen(s), now, &up);
 
     cx_take(c, rc, &up);
+    ws_done(c->ws);
 }
 
 static void cx_tick(struct cx *c)

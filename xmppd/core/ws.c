@@ -4,6 +4,7 @@
  * ws_http.c, the RFC 7395 adapter in ws_xmpp.c. */
 #include "ws.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -597,6 +598,13 @@ int ws_tick(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up)
         ws__finish(ws, "no close frame from the peer in time");
     }
     return ws_end(ws, rc);
+}
+
+void ws_done(struct ws_conn *ws)
+{
+    assert(ws->up == NULL); /* not inside a step */
+    buf_free(&ws->wire);
+    buf_free(&ws->stream);
 }
 
 uint64_t ws_deadline(const struct ws_conn *ws)

@@ -29,6 +29,7 @@
  *     5. if up.close: the connection is over: close the socket after the
  *        write, end the session as "connection lost" (if still open), free ws
  *     6. call ws_tick at or after up.deadline (ws_deadline)
+ *     (and ws_done once up.wire and up.stream are written or copied)
  *
  * HTTP (RFC 9110/9112): one request per connection.  Every response other
  * than 101 carries Connection: close and the module closes after it (no
@@ -198,6 +199,12 @@ int ws_busy(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up);
 /* ws_tick runs the timers at now_ms: handshake timeout (408), the waits of
  * a closing handshake.  0 or XE_NOMEM. */
 int ws_tick(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up);
+
+/* ws_done says the caller has written or copied the last update's bytes:
+ * the buffers behind them are freed (the next step makes new ones), so an
+ * idle connection keeps none.  Optional: without it they are reused by
+ * the next step.  The last update's pointers are invalid afterwards. */
+void ws_done(struct ws_conn *ws);
 
 /* ws_deadline returns when ws_tick next has work, or WS_NO_DEADLINE. */
 uint64_t ws_deadline(const struct ws_conn *ws);
