@@ -9,7 +9,8 @@
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <sodium.h>
 
 #include "err.h"
@@ -43,13 +44,65 @@ static const EVP_MD *scram_md(enum scram_hash h)
     return h == SCRAM_SHA1 ? EVP_sha1() : EVP_sha256();
 }
 
+/* OpenSSL 3 looks an algorithm up by name each time a digest or an HMAC
+ * starts from EVP_sha256() or HMAC() (a lock, a string hash, the
+ * provider's method store): three times per login.  Each thread fetches
+ * its digests once and keeps one keyed HMAC context per hash, which
+ * EVP_MAC_init re-keys; they live as long as the thread. */
+struct sc_cache {
+    EVP_MD *md[2];       /* SCRAM_SHA1, SCRAM_SHA256 */
+    EVP_MAC_CTX *mac[2]; /* HMAC with md[i] set */
+};
+
+static _Thread_local struct sc_cache sc_cache;
+
+/* sc_cached_md returns the fetched digest of h, or NULL (out of memory). */
+static const EVP_MD *sc_cached_md(enum scram_hash h)
+{
+    int i = h == SCRAM_SHA1 ? 0 : 1;
+
+    if (sc_cache.md[i] == NULL)
+        sc_cache.md[i] = EVP_MD_fetch(NULL, i == 0 ? "SHA1" : "SHA256", NULL);
+    return sc_cache.md[i];
+}
+
+/* sc_cached_mac returns the thread's HMAC context of h, or NULL. */
+static EVP_MAC_CTX *sc_cached_mac(enum scram_hash h)
+{
+    int i = h == SCRAM_SHA1 ? 0 : 1;
+    EVP_MAC *mac;
+    OSSL_PARAM p[2];
+
+    if (sc_cache.mac[i] != NULL)
+        return sc_cache.mac[i];
+    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac == NULL)
+        return NULL;
+    sc_cache.mac[i] = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac); /* the context holds its own reference */
+    if (sc_cache.mac[i] == NULL)
+        return NULL;
+    p[0] = OSSL_PARAM_construct_utf8_string(
+        OSSL_MAC_PARAM_DIGEST, i == 0 ? (char *)"SHA1" : (char *)"SHA256", 0);
+    p[1] = OSSL_PARAM_construct_end();
+    if (EVP_MAC_CTX_set_params(sc_cache.mac[i], p) != 1) {
+        EVP_MAC_CTX_free(sc_cache.mac[i]);
+        sc_cache.mac[i] = NULL;
+    }
+    return sc_cache.mac[i];
+}
+
 /* sc_hash: out = H(data) (RFC 5802 §2.2). */
 static int sc_hash(enum scram_hash h, const void *data, size_t len, unsigned char *out)
 {
+    const EVP_MD *md = sc_cached_md(h);
     unsigned int n = 0;
 
-    if (EVP_Digest(data, len, out, &n, scram_md(h), NULL) != 1 || n != scram_key_len(h))
+    if (md == NULL || EVP_Digest(data, len, out, &n, md, NULL) != 1 ||
+        n != scram_key_len(h)) {
+        ERR_clear_error();
         return XE_NOMEM;
+    }
     return 0;
 }
 
@@ -57,12 +110,15 @@ static int sc_hash(enum scram_hash h, const void *data, size_t len, unsigned cha
 static int sc_hmac(enum scram_hash h, const unsigned char *key, size_t key_len,
                    const void *data, size_t len, unsigned char *out)
 {
-    unsigned int n = 0;
+    EVP_MAC_CTX *c = sc_cached_mac(h);
+    size_t n = 0;
 
-    if (key_len > INT_MAX ||
-        HMAC(scram_md(h), key, (int)key_len, data, len, out, &n) == NULL ||
-        n != scram_key_len(h))
+    if (c == NULL || EVP_MAC_init(c, key, key_len, NULL) != 1 ||
+        EVP_MAC_update(c, data, len) != 1 ||
+        EVP_MAC_final(c, out, &n, scram_key_len(h)) != 1 || n != scram_key_len(h)) {
+        ERR_clear_error();
         return XE_NOMEM;
+    }
     return 0;
 }
 
