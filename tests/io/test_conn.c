@@ -13,7 +13,7 @@
 #include "testlib.h"
 
 #define BIG (1024 * 1024)
-#define HUGE (64 * 1024 * 1024)
+#define HUGE (16 * 1024 * 1024)
 
 /* One scenario: the server side's record and a client. */
 struct sc {
