@@ -13,6 +13,7 @@
 #include "testlib.h"
 
 #define BIG (1024 * 1024)
+#define HUGE (16 * 1024 * 1024)
 
 /* One scenario: the server side's record and a client. */
 struct sc {
@@ -24,6 +25,7 @@ struct sc {
     uv_write_t wreq;
     uv_timer_t guard;
     bool timed_out, drained, client_closed, client_eof;
+    bool client_order_bad; /* MODE_HUGE_REPLY_CLOSE: a byte out of place */
     uint64_t opened_id;
     int opened, gone, gone_err;
     size_t server_got, client_got;
@@ -32,7 +34,7 @@ struct sc {
     char rbuf[65536];
 };
 
-enum { MODE_BIG_REPLY_CLOSE, MODE_BUSY, MODE_NOTHING };
+enum { MODE_BIG_REPLY_CLOSE, MODE_HUGE_REPLY_CLOSE, MODE_BUSY, MODE_NOTHING };
 
 static int h_opened(void *ud, uint64_t id, int tag, const char *peer)
 {
@@ -58,6 +60,18 @@ static void h_data(void *ud, uint64_t id, const char *bytes, size_t len)
     static char big[BIG];
 
     s->server_got += len;
+    if (s->mode == MODE_HUGE_REPLY_CLOSE && s->server_got >= 4) {
+        /* More than a loopback socket takes at once: part is written at
+         * once, the rest queued in libuv. */
+        char *huge = malloc(HUGE);
+        REQUIRE(huge != NULL);
+        for (size_t i = 0; i < HUGE; i++)
+            huge[i] = (char)('a' + i % 26);
+        CHECK_INT(conn_send(s->cm, id, huge, HUGE), 0);
+        free(huge);
+        conn_close(s->cm, id);
+        conn_mgr_flush(s->cm);
+    }
     if (s->mode == MODE_BIG_REPLY_CLOSE && s->server_got >= 4) {
         memset(big, 'x', sizeof big);
         CHECK_INT(conn_send(s->cm, id, big, sizeof big), 0);
@@ -113,6 +127,10 @@ static void c_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     struct sc *s = st->data;
 
     if (n > 0) {
+        if (s->mode == MODE_HUGE_REPLY_CLOSE)
+            for (ssize_t i = 0; i < n; i++)
+                if (b->base[i] != (char)('a' + (s->client_got + (size_t)i) % 26))
+                    s->client_order_bad = true;
         s->client_got += (size_t)n;
         return;
     }
@@ -205,6 +223,19 @@ static void test_flush_before_close(void)
     CHECK_INT(s.client_got, BIG);
     CHECK(s.client_eof);
     CHECK_INT(s.gone, 0); /* closed by the owner: no gone hook */
+}
+
+/* A write larger than the socket takes at once arrives whole and in
+ * order (the part written at once, then the part libuv queued). */
+static void test_partial_write(void)
+{
+    static struct sc s;
+
+    run_scenario(&s, MODE_HUGE_REPLY_CLOSE, HUGE + 1024);
+    CHECK_INT(s.opened, 1);
+    CHECK_INT(s.client_got, HUGE);
+    CHECK(!s.client_order_bad);
+    CHECK(s.client_eof);
 }
 
 static void test_queue_bound(void)
@@ -408,5 +439,5 @@ static void test_limits(void)
     conn_mgr_free(l.cm);
 }
 
-TL_MAIN(T(test_flush_before_close), T(test_queue_bound), T(test_peer_eof),
-        T(test_listen_errors), T(test_limits))
+TL_MAIN(T(test_flush_before_close), T(test_partial_write), T(test_queue_bound),
+        T(test_peer_eof), T(test_listen_errors), T(test_limits))

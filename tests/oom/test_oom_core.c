@@ -745,7 +745,7 @@ static int sc_scram(void *ud)
     static const char *const mechs[] = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", NULL};
     static const char *const types[] = {"tls-exporter", "tls-server-end-point", NULL};
     const struct scram_cb cb = {true, "tls-exporter", cbd,   sizeof cbd, NULL, NULL,
-                                0,    false,          mechs, types};
+                                0,    false,          mechs, types,      NULL};
     unsigned char stored[32], server[32], nonce[SCRAM_NONCE_BYTES] = {7};
     struct scram_creds cr = {cx_salt, sizeof cx_salt, 4096, stored, server};
     struct scram_server s;

@@ -79,18 +79,21 @@ static void make_creds(enum scram_hash h, const char *salt_b64, struct creds *cr
     cr->c.server_key = cr->server;
 }
 
-/* rfc_exchange runs one of the RFC examples byte for byte. */
-static void rfc_exchange(enum scram_hash h, const char *cfirst, const char *snonce,
-                         const char *salt_b64, const char *sfirst_want,
-                         const char *cfinal, const char *sfinal_want)
+/* rfc_exchange_with runs one of the RFC examples byte for byte, with the
+ * algorithms fetched once (algs) or per use (NULL). */
+static void rfc_exchange_with(struct scram_algs *algs, enum scram_hash h,
+                              const char *cfirst, const char *snonce,
+                              const char *salt_b64, const char *sfirst_want,
+                              const char *cfinal, const char *sfinal_want)
 {
+    struct scram_cb cb = {.algs = algs};
     struct scram_server s;
     struct creds cr;
     struct buf out = {0};
     char user[64];
 
     make_creds(h, salt_b64, &cr);
-    REQUIRE(scram_server_init(&s, h, false, NULL) == 0);
+    REQUIRE(scram_server_init(&s, h, false, &cb) == 0);
     CHECK_INT(scram_server_client_first(&s, cfirst, strlen(cfirst), user, sizeof user),
               0);
     CHECK_STR(user, "user");
@@ -102,6 +105,40 @@ static void rfc_exchange(enum scram_hash h, const char *cfirst, const char *snon
     CHECK_INT(s.step, SCRAM_DONE);
     scram_server_clear(&s);
     buf_free(&out);
+}
+
+/* rfc_exchange runs the example without, then twice with one scram_algs
+ * (its HMAC contexts re-keyed for each use), then once more after the
+ * other hash used them. */
+static void rfc_exchange(enum scram_hash h, const char *cfirst, const char *snonce,
+                         const char *salt_b64, const char *sfirst_want,
+                         const char *cfinal, const char *sfinal_want)
+{
+    static const char other_first[] = "n,,n=user,r=abc";
+    struct scram_algs *a = NULL;
+    struct scram_cb cb;
+    struct scram_server s;
+    struct buf out = {0};
+    char user[64];
+
+    rfc_exchange_with(NULL, h, cfirst, snonce, salt_b64, sfirst_want, cfinal,
+                      sfinal_want);
+    REQUIRE(scram_algs_new(&a) == 0);
+    for (int i = 0; i < 2; i++)
+        rfc_exchange_with(a, h, cfirst, snonce, salt_b64, sfirst_want, cfinal,
+                          sfinal_want);
+    /* an unknown user's fake salt keys the SHA-256 context with another key */
+    cb = (struct scram_cb){.algs = a};
+    REQUIRE(scram_server_init(&s, h == SCRAM_SHA1 ? SCRAM_SHA256 : SCRAM_SHA1, false,
+                              &cb) == 0);
+    CHECK_INT(scram_server_client_first(&s, other_first, strlen(other_first), user,
+                                        sizeof user),
+              0);
+    CHECK_INT(scram__server_first_nonce_text(&s, NULL, "xyz", fake_key, &out), 0);
+    scram_server_clear(&s);
+    buf_free(&out);
+    rfc_exchange_with(a, h, cfirst, snonce, salt_b64, sfirst_want, cfinal, sfinal_want);
+    scram_algs_free(a);
 }
 
 static void test_rfc5802_sha1(void)

@@ -168,12 +168,15 @@ static void cx_take(struct cx *c, int rc, const struct ws_update *up)
         CHECK(ws_state(c->ws) == WS_CLOSED);
 }
 
+/* cx_in and cx_send copy the update, then free its buffers (ws_done), as
+ * srv does: every transcript runs with fresh step buffers. */
 static void cx_in(struct cx *c, const void *d, size_t n)
 {
     struct ws_update up;
     int rc = ws_input(c->ws, d, n, now, &up);
 
     cx_take(c, rc, &up);
+    ws_done(c->ws);
 }
 
 static void cx_ins(struct cx *c, const char *s)
@@ -193,6 +196,7 @@ static void cx_send(struct cx *c, const char *s)
     int rc = ws_send(c->ws, s, strlen(s), now, &up);
 
     cx_take(c, rc, &up);
+    ws_done(c->ws);
 }
 
 static void cx_tick(struct cx *c)
@@ -1344,6 +1348,99 @@ static void test_mutations(void)
     buf_free(&t);
 }
 
+/* An idle connection holds no frame state: wslay's contexts are freed
+ * between frames outside a fragmented message, and made again for the
+ * next frame.  Every split of frames (16- and 64-bit lengths, fragments
+ * with a ping between them, RFC 6455 §5.2 and §5.4) is given a byte at a
+ * time and must come out whole, parked only where a message ended. */
+static void test_idle_parks_frames(void)
+{
+    char big[300], big2[70000];
+    struct ws_update up;
+    struct ws_stats st;
+    struct buf b = {0}, want = {0};
+    struct cx c;
+    size_t nframes;
+
+    memset(big, 'x', sizeof big);
+    memcpy(big, "<a>", 3);
+    memcpy(big + sizeof big - 4, "</a>", 4);
+    memset(big2, 'y', sizeof big2);
+    memcpy(big2, "<b>", 3);
+    memcpy(big2 + sizeof big2 - 4, "</b>", 4);
+    cx_init(&c, NULL);
+    cx_xmpp(&c);
+    ws_get_stats(c.ws, &st);
+    CHECK(st.parked && st.parks >= 1);
+
+    /* A whole message parks; so does a ping alone. */
+    ctext(&b, "<x/>");
+    cx_inb(&c, &b);
+    CHECK_STR(c.stream.data, "<x/>");
+    ws_get_stats(c.ws, &st);
+    CHECK(st.parked);
+    cframe(&b, true, 9, "p", 1, true);
+    cx_inb(&c, &b);
+    REQUIRE(cx_frame(&c));
+    CHECK_INT(c.f.op, 10);
+    ws_get_stats(c.ws, &st);
+    CHECK(st.parked);
+
+    /* Byte at a time: a 16-bit length, three fragments with a ping in
+     * between, a 64-bit length. */
+    buf_reset(&c.stream);
+    cframe(&b, true, 1, big, sizeof big, true);
+    cframe(&b, false, 1, "<m>", 3, true);
+    cframe(&b, false, 0, "12", 2, true);
+    cframe(&b, true, 9, "q", 1, true);
+    cframe(&b, true, 0, "</m>", 4, true);
+    cframe(&b, true, 1, big2, sizeof big2, true);
+    buf_append(&want, big, sizeof big);
+    buf_append(&want, "<m>12</m>", 9);
+    buf_append(&want, big2, sizeof big2);
+    nframes = 0;
+    for (size_t i = 0; i < b.len; i++) {
+        uint64_t before;
+
+        ws_get_stats(c.ws, &st);
+        before = st.parks;
+        cx_in(&c, b.data + i, 1);
+        ws_get_stats(c.ws, &st);
+        if (st.parks != before)
+            nframes++;
+        CHECK(!c.close);
+    }
+    /* parked after the first message, the ping's frame inside the
+     * fragmented one does not count, then after the second and third */
+    CHECK_INT(nframes, 3);
+    CHECK(st.parked);
+    CHECK(c.stream.len == want.len && memcmp(c.stream.data, want.data, want.len) == 0);
+    REQUIRE(cx_frame(&c));
+    CHECK_INT(c.f.op, 10);
+    CHECK_STR(c.f.payload.data, "q");
+
+    /* Half a frame holds the state; our ping in between does not lose it. */
+    buf_reset(&b);
+    buf_reset(&c.stream);
+    ctext(&b, "<half/>");
+    cx_in(&c, b.data, 3);
+    ws_get_stats(c.ws, &st);
+    CHECK(!st.parked);
+    CHECK_INT(ws_ping(c.ws, now, &up), 0);
+    cx_take(&c, 0, &up);
+    ws_get_stats(c.ws, &st);
+    CHECK(!st.parked);
+    cx_in(&c, b.data + 3, b.len - 3);
+    CHECK_STR(c.stream.data, "<half/>");
+    ws_get_stats(c.ws, &st);
+    CHECK(st.parked);
+    REQUIRE(cx_frame(&c));
+    CHECK_INT(c.f.op, 9);
+    buf_free(&b);
+    buf_free(&want);
+    cx_free(&c);
+}
+
 TL_MAIN(T(test_frame_helper_matches_rfc), T(test_upgrade_rfc6455),
         T(test_subprotocol_required), T(test_browser_requests), T(test_wrong_version_426),
         T(test_bad_key_400), T(test_origin_allow_list), T(test_not_an_upgrade),
@@ -1355,4 +1452,4 @@ TL_MAIN(T(test_frame_helper_matches_rfc), T(test_upgrade_rfc6455),
         T(test_close_by_client), T(test_close_frame_echo), T(test_close_by_server),
         T(test_redirect), T(test_outbound_translation), T(test_stream_restart),
         T(test_framing_errors), T(test_blank_message_ignored),
-        T(test_truncation_and_chunking), T(test_mutations))
+        T(test_truncation_and_chunking), T(test_mutations), T(test_idle_parks_frames))

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/hmac.h>
 #include <sodium.h>
 
@@ -43,26 +45,98 @@ static const EVP_MD *scram_md(enum scram_hash h)
     return h == SCRAM_SHA1 ? EVP_sha1() : EVP_sha256();
 }
 
-/* sc_hash: out = H(data) (RFC 5802 §2.2). */
-static int sc_hash(enum scram_hash h, const void *data, size_t len, unsigned char *out)
+/* OpenSSL 3 looks an algorithm up by name each time a digest or an HMAC
+ * starts from EVP_sha256() or HMAC() (a lock, a string hash, the
+ * provider's method store): three times per login.  A scram_algs holds
+ * the digests fetched once and one keyed HMAC context per hash, which
+ * EVP_MAC_init re-keys; its owner (srv) lends it to each exchange. */
+struct scram_algs {
+    EVP_MD *md[2];       /* SCRAM_SHA1, SCRAM_SHA256 */
+    EVP_MAC_CTX *mac[2]; /* HMAC with md[i] set */
+};
+
+int scram_algs_new(struct scram_algs **out)
 {
+    struct scram_algs *a = calloc(1, sizeof *a);
+    EVP_MAC *mac = NULL;
+    OSSL_PARAM p[2];
+
+    *out = NULL;
+    if (a == NULL)
+        return XE_NOMEM;
+    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac == NULL)
+        goto err;
+    for (int i = 0; i < 2; i++) {
+        char *name = i == 0 ? (char *)"SHA1" : (char *)"SHA256";
+
+        a->md[i] = EVP_MD_fetch(NULL, name, NULL);
+        a->mac[i] = EVP_MAC_CTX_new(mac);
+        if (a->md[i] == NULL || a->mac[i] == NULL)
+            goto err;
+        p[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, name, 0);
+        p[1] = OSSL_PARAM_construct_end();
+        if (EVP_MAC_CTX_set_params(a->mac[i], p) != 1)
+            goto err;
+    }
+    EVP_MAC_free(mac); /* each context holds its own reference */
+    *out = a;
+    return 0;
+err:
+    EVP_MAC_free(mac);
+    scram_algs_free(a);
+    ERR_clear_error();
+    return XE_NOMEM;
+}
+
+void scram_algs_free(struct scram_algs *a)
+{
+    if (a == NULL)
+        return;
+    for (int i = 0; i < 2; i++) {
+        EVP_MD_free(a->md[i]);
+        EVP_MAC_CTX_free(a->mac[i]);
+    }
+    free(a);
+}
+
+/* sc_hash: out = H(data) (RFC 5802 §2.2); a (may be NULL) lends the
+ * fetched digest. */
+static int sc_hash(const struct scram_algs *a, enum scram_hash h, const void *data,
+                   size_t len, unsigned char *out)
+{
+    const EVP_MD *md = a != NULL ? a->md[h == SCRAM_SHA1 ? 0 : 1] : scram_md(h);
     unsigned int n = 0;
 
-    if (EVP_Digest(data, len, out, &n, scram_md(h), NULL) != 1 || n != scram_key_len(h))
+    if (EVP_Digest(data, len, out, &n, md, NULL) != 1 || n != scram_key_len(h)) {
+        ERR_clear_error();
         return XE_NOMEM;
+    }
     return 0;
 }
 
-/* sc_hmac: out = HMAC(key, data) with H (RFC 2104); out has key_len(h). */
-static int sc_hmac(enum scram_hash h, const unsigned char *key, size_t key_len,
-                   const void *data, size_t len, unsigned char *out)
+/* sc_hmac: out = HMAC(key, data) with H (RFC 2104); out has key_len(h).
+ * a (may be NULL) lends a keyed context; without it HMAC() fetches. */
+static int sc_hmac(const struct scram_algs *a, enum scram_hash h,
+                   const unsigned char *key, size_t key_len, const void *data, size_t len,
+                   unsigned char *out)
 {
-    unsigned int n = 0;
+    EVP_MAC_CTX *c = a != NULL ? a->mac[h == SCRAM_SHA1 ? 0 : 1] : NULL;
+    unsigned int un = 0;
+    size_t n = 0;
 
-    if (key_len > INT_MAX ||
-        HMAC(scram_md(h), key, (int)key_len, data, len, out, &n) == NULL ||
-        n != scram_key_len(h))
+    if (c == NULL) {
+        if (key_len > INT_MAX ||
+            HMAC(scram_md(h), key, (int)key_len, data, len, out, &un) == NULL ||
+            un != scram_key_len(h))
+            return XE_NOMEM;
+        return 0;
+    }
+    if (EVP_MAC_init(c, key, key_len, NULL) != 1 || EVP_MAC_update(c, data, len) != 1 ||
+        EVP_MAC_final(c, out, &n, scram_key_len(h)) != 1 || n != scram_key_len(h)) {
+        ERR_clear_error();
         return XE_NOMEM;
+    }
     return 0;
 }
 
@@ -110,11 +184,11 @@ int scram_derive(enum scram_hash h, const void *password, size_t len,
     if (PKCS5_PBKDF2_HMAC(password, (int)len, salt, (int)salt_len, (int)iterations,
                           scram_md(h), (int)klen, salted) != 1)
         goto out;
-    if (sc_hmac(h, salted, klen, scram_client_key, strlen(scram_client_key), client_key) <
-            0 ||
-        sc_hash(h, client_key, klen, stored_key) < 0 ||
-        sc_hmac(h, salted, klen, scram_server_key, strlen(scram_server_key), server_key) <
-            0)
+    if (sc_hmac(NULL, h, salted, klen, scram_client_key, strlen(scram_client_key),
+                client_key) < 0 ||
+        sc_hash(NULL, h, client_key, klen, stored_key) < 0 ||
+        sc_hmac(NULL, h, salted, klen, scram_server_key, strlen(scram_server_key),
+                server_key) < 0)
         goto out;
     rc = 0;
 out:
@@ -482,7 +556,8 @@ static int sc_fake(struct scram_server *s, const unsigned char fake_key[32],
         if ((rc = buf_append(&in, labels[i], strlen(labels[i]) + 1)) < 0 ||
             (rc = buf_append(&in, mech, strlen(mech) + 1)) < 0 ||
             (rc = buf_puts(&in, name)) < 0 ||
-            (rc = sc_hmac(SCRAM_SHA256, fake_key, 32, in.data, in.len, mac)) < 0)
+            (rc = sc_hmac(s->cb.algs, SCRAM_SHA256, fake_key, 32, in.data, in.len, mac)) <
+                0)
             break;
         memcpy(dst[i], mac, dlen[i]);
     }
@@ -539,7 +614,7 @@ int scram_downgrade_attr(enum scram_hash h, const char *const *mechs,
         ((rc = buf_append(&in, "\x1f", 1)) < 0 ||
          (rc = sc_join_sorted(&in, cb_types)) < 0))
         goto out;
-    if ((rc = sc_hash(h, in.data != NULL ? in.data : "", in.len, md)) < 0)
+    if ((rc = sc_hash(NULL, h, in.data != NULL ? in.data : "", in.len, md)) < 0)
         goto out;
     rc = sc_b64_append(out, md, scram_key_len(h));
 out:
@@ -695,15 +770,15 @@ int scram_server_final(struct scram_server *s, const char *msg, size_t len,
     /* ClientKey = ClientProof XOR HMAC(StoredKey, AuthMessage); the proof
      * holds when H(ClientKey) == StoredKey.  Compared in constant time; an
      * unknown user fails here, after the same work as a known one. */
-    rc = sc_hmac(s->hash, s->stored_key, klen, auth.data, auth.len, sig);
+    rc = sc_hmac(s->cb.algs, s->hash, s->stored_key, klen, auth.data, auth.len, sig);
     if (rc == 0) {
         for (size_t i = 0; i < klen; i++)
             key[i] = proof[i] ^ sig[i];
-        rc = sc_hash(s->hash, key, klen, stored);
+        rc = sc_hash(s->cb.algs, s->hash, key, klen, stored);
     }
     ok = rc == 0 && sodium_memcmp(stored, s->stored_key, klen) == 0 && s->known;
     if (ok)
-        rc = sc_hmac(s->hash, s->server_key, klen, auth.data, auth.len, sig);
+        rc = sc_hmac(s->cb.algs, s->hash, s->server_key, klen, auth.data, auth.len, sig);
     sodium_memzero(key, sizeof key);
     sodium_memzero(stored, sizeof stored);
     sodium_memzero(proof, sizeof proof);

@@ -103,6 +103,7 @@ struct scram_creds {
  *              bind here, so its 'y' that follows is the truth, not a
  *              stripped offer, and is accepted.  A client that says 'y'
  *              without having tried is still refused.
+ *  algs:       the algorithms fetched once (scram_algs_new), or NULL.
  * cb may be NULL for a mechanism without -PLUS on a plain connection. */
 struct scram_cb {
     bool tls;
@@ -115,7 +116,18 @@ struct scram_cb {
     bool y_ok;
     const char *const *mechs;
     const char *const *cb_types;
+    struct scram_algs *algs; /* borrowed, or NULL: algorithms fetched per use */
 };
+
+/* scram_algs_new fetches SCRAM's digests and makes an HMAC context per
+ * hash, once: OpenSSL 3 looks an algorithm up by name on every HMAC() or
+ * EVP_sha256() use.  *out is owned by the caller (scram_algs_free) and
+ * lent to exchanges through scram_cb.algs; one thread uses it at a time
+ * (an exchange re-keys its HMAC context).  0 or XE_NOMEM. */
+int scram_algs_new(struct scram_algs **out);
+
+/* scram_algs_free frees a (NULL: nothing). */
+void scram_algs_free(struct scram_algs *a);
 
 enum scram_step {
     SCRAM_WAIT_CLIENT_FIRST,

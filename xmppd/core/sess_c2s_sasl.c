@@ -57,7 +57,8 @@ static void c2s_cb_types(struct sess_c2s *c)
         data[n] = c->tls.endpoint;
         len[n++] = c->tls.endpoint_len;
     }
-    c->cb = (struct scram_cb){.tls = c->secured, .y_ok = c->cb_type_refused};
+    c->cb = (struct scram_cb){
+        .tls = c->secured, .y_ok = c->cb_type_refused, .algs = c->base.srv->scram_algs};
     for (size_t i = 0; i < n; i++)
         c->cb_types[i] = name[i];
     c->cb_types[n] = NULL;

@@ -155,6 +155,8 @@ int srv_new(const struct srv_config *cfg, const struct srv_env *env, struct srv 
     if (srv->fake_key == NULL)
         goto err_conns;
     srv->env.random(srv->env.ud, srv->fake_key, 32);
+    /* Without it (out of memory) each login fetches its algorithms. */
+    (void)scram_algs_new(&srv->scram_algs);
     srv->hint = SRV_NO_DEADLINE;
     ws_config_default(&srv->ws_default);
     srv->ws_cfg = srv->ws_base = &srv->ws_default;
@@ -217,6 +219,7 @@ void srv_free(struct srv *srv)
     srv__lastpres_free(srv);
     srv__drain_free(srv);
     sodium_free(srv->fake_key);
+    scram_algs_free(srv->scram_algs);
     while (srv->cbs != NULL) {
         struct srv_cb *cb = srv->cbs;
         srv->cbs = cb->next;

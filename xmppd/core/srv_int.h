@@ -17,6 +17,7 @@
 #include "htab.h"
 #include "minute.h"
 #include "rt.h"
+#include "scram.h"
 #include "srv.h"
 #include "ws.h"
 
@@ -64,6 +65,8 @@ struct srv {
                                         answer for unknown users; its first
                                         16 key each stream's expat hash salt
                                         (sess.c) */
+    struct scram_algs *scram_algs;   /* owned; lent to each SCRAM exchange
+                                        (scram.h); NULL: fetched per use */
     struct srv_rop *rops;            /* roster writes submitted (srv_c2s.c) */
     uint64_t rop_token;              /* the last token listed to submit */
     /* The update being listed and the one the edge took last (srv_take);
@@ -72,7 +75,7 @@ struct srv {
         struct srv_submit *a;
         size_t n, cap;
     } subs, taken;
-    struct htab thr; /* failed-login counts (srv_throttle.c); no buckets until one */
+    struct htab thr;      /* failed-login counts (srv_throttle.c); no buckets until one */
     struct htab lastpres; /* last unavailable presence per account (srv_lastpres.c) */
     struct srv_thr_sub *thr_subs; /* LOGIN entries submitted, not applied yet */
     unsigned thr_nsubs;           /* entries in thr_subs */

@@ -138,6 +138,8 @@ static void apply(struct srv *srv, struct sess *s, const struct ws_update *up)
         sess_fail(s, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
         return;
     }
+    /* Written and copied: an idle connection keeps no step buffers. */
+    ws_done(s->ws);
     if (up_upgraded && srv->drain != NULL) {
         /* Draining: the upgrade is answered, then the client is sent to
          * another member (RFC 7395 §3.6.1) before any stream starts. */
@@ -209,6 +211,7 @@ int srv__ws_send(struct srv *srv, struct sess *s, const char *data, size_t len)
     rc = wire(srv, s->conn, &up);
     if (rc == 0 && up.close)
         rc = XE_CLOSED;
+    ws_done(s->ws);
     return rc;
 }
 

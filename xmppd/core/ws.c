@@ -4,6 +4,7 @@
  * ws_http.c, the RFC 7395 adapter in ws_xmpp.c. */
 #include "ws.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #include "ws_int.h"
 
 #define WS_KEEP_BUF 4096 /* step buffers larger than this are freed, not kept */
+
+static void ws_park(struct ws_conn *ws);
 
 void ws_config_default(struct ws_config *c)
 {
@@ -124,6 +127,7 @@ static int ws_end(struct ws_conn *ws, int rc)
 {
     struct ws_update *up = ws->up;
 
+    ws_park(ws);
     up->wire = ws->wire.data;
     up->wire_len = ws->wire.len;
     up->stream = ws->stream.data;
@@ -266,30 +270,107 @@ static int ws_flush(struct ws_conn *ws)
     return 0;
 }
 
-int ws__upgrade(struct ws_conn *ws)
+/* ws_wsl makes wslay's context when the connection has none (after the
+ * upgrade, and again after ws_park freed it).  0 or XE_NOMEM. */
+static int ws_wsl(struct ws_conn *ws)
 {
-    struct wslay_event_callbacks cb = {
+    static const struct wslay_event_callbacks cb = {
         .recv_callback = ws_recv_cb,
         .send_callback = ws_send_cb,
         .genmask_callback = ws_genmask_cb,
         .on_frame_recv_start_callback = ws_frame_start_cb,
         .on_msg_recv_callback = ws_msg_cb,
     };
+
+    if (ws->wsl != NULL)
+        return 0;
+    if (wslay_event_context_server_init(&ws->wsl, &cb, ws) != 0)
+        return XE_NOMEM;
+    /* wslay checks each frame's announced length against what the message
+     * already holds, before buffering it: fragments are reassembled within
+     * the limit, and more is refused with 1009 (RFC 6455 §7.4.1). */
+    wslay_event_config_set_max_recv_msg_length(ws->wsl, ws->lim.max_message_bytes);
+    ws->stats.parked = false;
+    return 0;
+}
+
+/* ws_fscan_feed follows the client's bytes through the frame headers of
+ * RFC 6455 §5.2 (FIN, opcode, the 7/16/64-bit length, the masking key)
+ * and the payloads, so that ws_park knows when wslay is between frames
+ * and outside a fragmented message (§5.4: control frames may come between
+ * fragments and do not end the message).  Malformed headers need no care:
+ * wslay refuses them and closes, and a closing connection is not parked. */
+static void ws_fscan_feed(struct ws_fscan *f, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        size_t need, take;
+        uint64_t len;
+
+        if (f->payload_left > 0) {
+            take = f->payload_left < n ? (size_t)f->payload_left : n;
+            f->payload_left -= take;
+            p += take;
+            n -= take;
+            continue;
+        }
+        f->hdr[f->hdr_len++] = *p++;
+        n--;
+        if (f->hdr_len < 2)
+            continue;
+        len = f->hdr[1] & 0x7f;
+        need = 2 + (len == 126 ? 2 : len == 127 ? 8 : 0) + (f->hdr[1] & 0x80 ? 4 : 0);
+        if (f->hdr_len < need)
+            continue;
+        if (len >= 126) {
+            size_t ext = len == 126 ? 2 : 8;
+
+            len = 0;
+            for (size_t i = 2; i < 2 + ext; i++)
+                len = len << 8 | f->hdr[i];
+        }
+        /* Data frames (continuation 0, text 1, binary 2) carry the
+         * message's FIN; control frames (8 and above) are always whole. */
+        if ((f->hdr[0] & 0x08) == 0)
+            f->frag = (f->hdr[0] & 0x80) == 0;
+        f->payload_left = len;
+        f->hdr_len = 0;
+    }
+}
+
+/* ws_park frees wslay's contexts (some 8.6 KiB: its read and fragment
+ * buffers) while the connection is idle: open, not closing, between
+ * frames, nothing queued, no close seen.  wslay then holds nothing but
+ * its configuration, which ws_wsl sets again on the next frame. */
+static void ws_park(struct ws_conn *ws)
+{
+    const struct ws_fscan *f = &ws->fscan;
+
+    if (ws->wsl == NULL || ws->state != WS_OPEN || ws->closing != WS_CL_NONE ||
+        ws->in_recv || f->hdr_len != 0 || f->payload_left != 0 || f->frag)
+        return;
+    if (wslay_event_want_write(ws->wsl) || !wslay_event_get_read_enabled(ws->wsl) ||
+        !wslay_event_get_write_enabled(ws->wsl) || wslay_event_get_close_sent(ws->wsl) ||
+        wslay_event_get_close_received(ws->wsl))
+        return;
+    wslay_event_context_free(ws->wsl);
+    ws->wsl = NULL;
+    ws->stats.parked = true;
+    ws->stats.parks++;
+}
+
+int ws__upgrade(struct ws_conn *ws)
+{
     struct xs_limits lim;
 
     xs_limits_default(&lim);
     lim.max_stanza_bytes = ws->lim.max_out_bytes;
-    if (wslay_event_context_server_init(&ws->wsl, &cb, ws) != 0)
+    if (ws_wsl(ws) < 0)
         return XE_NOMEM;
     if (xs_new(&lim, &ws->xs_out) < 0)
         return XE_NOMEM;
     /* Each outgoing stanza is written again with its own xmlns (RFC 7395
      * §3.3.3), its whole tree: built at once, not parsed twice. */
     xs_set_eager(ws->xs_out, true);
-    /* wslay checks each frame's announced length against what the message
-     * already holds, before buffering it: fragments are reassembled within
-     * the limit, and more is refused with 1009 (RFC 6455 §7.4.1). */
-    wslay_event_config_set_max_recv_msg_length(ws->wsl, ws->lim.max_message_bytes);
     ws->state = WS_OPEN;
     ws->deadline = WS_NO_DEADLINE;
     ws__req_free(ws->req);
@@ -302,6 +383,11 @@ static int ws_frames_input(struct ws_conn *ws, const uint8_t *data, size_t len)
 {
     int rv;
 
+    if (ws_wsl(ws) < 0) {
+        ws__finish(ws, "out of memory");
+        return XE_NOMEM;
+    }
+    ws_fscan_feed(&ws->fscan, data, len);
     ws->in = data;
     ws->in_len = len;
     ws->in_recv = true;
@@ -329,8 +415,11 @@ static int ws_frames_input(struct ws_conn *ws, const uint8_t *data, size_t len)
 int ws__send_text(struct ws_conn *ws, const char *data, size_t len)
 {
     struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)data, len};
-    int rv = wslay_event_queue_msg(ws->wsl, &m);
+    int rv;
 
+    if (ws_wsl(ws) < 0)
+        return XE_NOMEM;
+    rv = wslay_event_queue_msg(ws->wsl, &m);
     if (rv == WSLAY_ERR_NOMEM)
         return XE_NOMEM;
     if (rv != 0)
@@ -341,9 +430,12 @@ int ws__send_text(struct ws_conn *ws, const char *data, size_t len)
 
 int ws__close_frame(struct ws_conn *ws, uint16_t code)
 {
-    int rv = wslay_event_queue_close(ws->wsl, code, (const uint8_t *)ws->close_reason,
-                                     strlen(ws->close_reason));
+    int rv;
 
+    if (ws_wsl(ws) < 0)
+        return XE_NOMEM;
+    rv = wslay_event_queue_close(ws->wsl, code, (const uint8_t *)ws->close_reason,
+                                 strlen(ws->close_reason));
     if (rv == WSLAY_ERR_NOMEM)
         return XE_NOMEM;
     ws->state = WS_CLOSING;
@@ -396,6 +488,8 @@ int ws__send_ping(struct ws_conn *ws, bool track)
     payload[1] = (uint8_t)(ws->ping_seq >> 16);
     payload[2] = (uint8_t)(ws->ping_seq >> 8);
     payload[3] = (uint8_t)ws->ping_seq;
+    if (ws_wsl(ws) < 0)
+        return XE_NOMEM;
     rv = wslay_event_queue_msg(ws->wsl, &m);
     if (rv != 0)
         return rv == WSLAY_ERR_NOMEM ? XE_NOMEM : XE_CLOSED;
@@ -504,6 +598,13 @@ int ws_tick(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up)
         ws__finish(ws, "no close frame from the peer in time");
     }
     return ws_end(ws, rc);
+}
+
+void ws_done(struct ws_conn *ws)
+{
+    assert(ws->up == NULL); /* not inside a step */
+    buf_free(&ws->wire);
+    buf_free(&ws->stream);
 }
 
 uint64_t ws_deadline(const struct ws_conn *ws)

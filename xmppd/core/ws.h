@@ -29,6 +29,7 @@
  *     5. if up.close: the connection is over: close the socket after the
  *        write, end the session as "connection lost" (if still open), free ws
  *     6. call ws_tick at or after up.deadline (ws_deadline)
+ *     (and ws_done once up.wire and up.stream are written or copied)
  *
  * HTTP (RFC 9110/9112): one request per connection.  Every response other
  * than 101 carries Connection: close and the module closes after it (no
@@ -199,6 +200,12 @@ int ws_busy(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up);
  * a closing handshake.  0 or XE_NOMEM. */
 int ws_tick(struct ws_conn *ws, uint64_t now_ms, struct ws_update *up);
 
+/* ws_done says the caller has written or copied the last update's bytes:
+ * the buffers behind them are freed (the next step makes new ones), so an
+ * idle connection keeps none.  Optional: without it they are reused by
+ * the next step.  The last update's pointers are invalid afterwards. */
+void ws_done(struct ws_conn *ws);
+
 /* ws_deadline returns when ws_tick next has work, or WS_NO_DEADLINE. */
 uint64_t ws_deadline(const struct ws_conn *ws);
 
@@ -218,6 +225,8 @@ struct ws_stats {
     uint64_t bytes_in, bytes_out;
     uint16_t close_sent;     /* WebSocket close code sent; 0: none */
     uint16_t close_received; /* close code received (1005: none in it); 0: none */
+    bool parked;             /* idle: no frame state held (wslay freed) */
+    uint64_t parks;          /* times the frame state was freed when idle */
 };
 
 void ws_get_stats(const struct ws_conn *ws, struct ws_stats *out);

@@ -35,6 +35,17 @@ struct ws_req {
     unsigned nkey, nversion, nhost; /* how many times each came */
 };
 
+/* Where the client's bytes stand in RFC 6455 §5.2 framing, followed
+ * beside wslay (whose state is opaque): between frames and outside a
+ * fragmented message, wslay holds nothing that must survive (ws.c frees
+ * its contexts then). */
+struct ws_fscan {
+    uint8_t hdr[14];       /* the header being read (2 to 14 bytes) */
+    uint8_t hdr_len;       /* bytes of it seen; 0: between frames */
+    uint64_t payload_left; /* payload bytes of the current frame still due */
+    bool frag;             /* a data message's last frame (FIN) has not come */
+};
+
 enum ws_closing {
     WS_CL_NONE,
     WS_CL_WAIT_XMPP, /* our <close/> is out: awaiting the peer's (RFC 7395 §3.6) */
@@ -59,7 +70,8 @@ struct ws_conn {
     struct ws_req *req; /* WS_HTTP: owned */
 
     /* WebSocket (after the upgrade) */
-    wslay_event_context_ptr wsl; /* owned */
+    wslay_event_context_ptr wsl; /* owned; NULL while parked (idle) */
+    struct ws_fscan fscan;       /* the client's frames, as wslay reads them */
     const uint8_t *in;           /* input being handed to wslay */
     size_t in_len;
     bool in_recv;      /* inside wslay_event_recv: queue, do not send */

@@ -128,7 +128,8 @@ static uint64_t conn_hash(const struct hlink *l)
 
 static struct conn *lookup(const struct conn_mgr *m, uint64_t id)
 {
-    for (struct hlink *l = htab_head(&m->table, htab_hash_u64(id)); l != NULL; l = l->next)
+    for (struct hlink *l = htab_head(&m->table, htab_hash_u64(id)); l != NULL;
+         l = l->next)
         if (CONN_OF(l)->id == id)
             return CONN_OF(l);
     return NULL;
@@ -322,6 +323,22 @@ static void flush_one(struct conn *c)
     }
     if (c->connecting)
         return;
+    if (c->pending.len > 0 && c->inflight == 0) {
+        /* Nothing queued in libuv: write now.  What the socket takes at
+         * once needs no request, no copy kept and no EPOLLOUT interest
+         * (uv_write adds and drops it, one epoll_ctl per write); only the
+         * rest is queued below. */
+        b = uv_buf_init(c->pending.data, (unsigned)c->pending.len);
+        rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (rc < 0 && rc != UV_EAGAIN) {
+            lost(c, rc);
+            return;
+        }
+        if (rc > 0)
+            buf_consume(&c->pending, (size_t)rc);
+        if (c->pending.len == 0)
+            buf_free(&c->pending);
+    }
     if (c->pending.len > 0) {
         wr = malloc(sizeof *wr);
         if (wr == NULL) {
@@ -1138,7 +1155,8 @@ static void on_drain_timer_closed(uv_handle_t *h)
 /* maybe_drained finishes a shutdown once nothing is left open. */
 static void maybe_drained(struct conn_mgr *m)
 {
-    if (!m->shutting_down || m->drained_called || m->table.count > 0 || m->open_listeners > 0)
+    if (!m->shutting_down || m->drained_called || m->table.count > 0 ||
+        m->open_listeners > 0)
         return;
     if (!m->drain_timer_closed) {
         if (!uv_is_closing((uv_handle_t *)&m->drain_timer))

@@ -51,9 +51,31 @@ static void env_close(void *ud, uint64_t conn)
     conn_close(x->cm, conn);
 }
 
+/* env_random serves small draws from a pool that one randombytes_buf
+ * call (one getrandom system call) fills, instead of one call per draw:
+ * a login draws six times (stream ids, the streams' expat salts, the
+ * SCRAM nonce, the resource).  Bytes are wiped from the pool as they are
+ * handed out, so the pool never holds a value already used; draws larger
+ * than the pool go straight to libsodium.  One loop thread calls it. */
+#define RND_POOL 512
+static unsigned char rnd_pool[RND_POOL];
+static size_t rnd_left; /* unused bytes at the end of rnd_pool */
+
 static void env_random(void *ud, void *buf, size_t len)
 {
-    randombytes_buf(buf, len);
+    unsigned char *out = buf;
+
+    if (len > RND_POOL / 4) {
+        randombytes_buf(buf, len);
+        return;
+    }
+    if (rnd_left < len) {
+        randombytes_buf(rnd_pool, RND_POOL);
+        rnd_left = RND_POOL;
+    }
+    memcpy(out, rnd_pool + RND_POOL - rnd_left, len);
+    sodium_memzero(rnd_pool + RND_POOL - rnd_left, len);
+    rnd_left -= len;
 }
 
 /* env_wall_ms: the wall clock, ms since the epoch (XEP-0203 stamps). */

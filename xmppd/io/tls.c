@@ -240,6 +240,41 @@ static void setup_verify(SSL_CTX *c, const struct tls_ctx_opts *o)
     SSL_CTX_set_verify(c, mode, NULL);
 }
 
+static size_t end_point_hash(X509 *cert, unsigned char *out, size_t cap);
+
+/* The tls-server-end-point value of our own certificate (RFC 5929 §4.1)
+ * depends on the certificate alone: it is hashed once per context and
+ * kept with the SSL_CTX (ex_data, freed with it: an SSL made before a
+ * `xmpp certs` swap keeps its own context), not once per login. */
+struct ep_cache {
+    size_t len;
+    unsigned char md[EVP_MAX_MD_SIZE];
+};
+
+static int ep_index = -1;
+
+static void ep_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                    void *argp)
+{
+    free(ptr);
+}
+
+/* ep_remember hashes the certificate of server context c and keeps the
+ * value on c.  Without it (out of memory) each login hashes, as before. */
+static void ep_remember(SSL_CTX *c)
+{
+    X509 *cert = SSL_CTX_get0_certificate(c);
+    struct ep_cache *e;
+
+    if (ep_index < 0)
+        ep_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ep_free);
+    if (ep_index < 0 || cert == NULL || (e = calloc(1, sizeof *e)) == NULL)
+        return;
+    e->len = end_point_hash(cert, e->md, sizeof e->md);
+    if (SSL_CTX_set_ex_data(c, ep_index, e) != 1)
+        free(e);
+}
+
 int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out, char *why,
                 size_t why_len)
 {
@@ -301,6 +336,8 @@ int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out, char *why,
             goto err;
     }
     setup_verify(t->ssl, o);
+    if (has_identity && o->role == TLS_ROLE_SERVER)
+        ep_remember(t->ssl);
     ERR_clear_error();
     EVP_PKEY_free(key);
     sk_X509_pop_free(certs, X509_free);
@@ -987,6 +1024,7 @@ static size_t end_point_hash(X509 *cert, unsigned char *out, size_t cap)
 int tls_conn_binding(const struct tls_conn *t, struct srv_tls_info *out)
 {
     static const char label[] = "EXPORTER-Channel-Binding";
+    const struct ep_cache *ep;
     X509 *cert;
 
     memset(out, 0, sizeof *out);
@@ -1007,8 +1045,16 @@ int tls_conn_binding(const struct tls_conn *t, struct srv_tls_info *out)
     out->tls13 = SSL_version(t->ssl) == TLS1_3_VERSION;
     cert = t->role == TLS_ROLE_SERVER ? SSL_get_certificate(t->ssl)
                                       : SSL_get0_peer_certificate(t->ssl);
-    if (cert != NULL)
+    ep = t->role == TLS_ROLE_SERVER && ep_index >= 0
+             ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(t->ssl), ep_index)
+             : NULL;
+    if (ep != NULL && cert == SSL_CTX_get0_certificate(SSL_get_SSL_CTX(t->ssl)) &&
+        ep->len <= sizeof out->endpoint) {
+        memcpy(out->endpoint, ep->md, ep->len);
+        out->endpoint_len = ep->len;
+    } else if (cert != NULL) {
         out->endpoint_len = end_point_hash(cert, out->endpoint, sizeof out->endpoint);
+    }
     if (out->tls13) {
         /* RFC 9266 §2: label "EXPORTER-Channel-Binding", no context, 32
          * bytes. */
