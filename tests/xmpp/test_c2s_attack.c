@@ -313,6 +313,37 @@ static void test_stanza_before_bind(void)
     }
 }
 
+/* RFC 6121 §3.1.2, §3.1.5, §3.2.2, §3.3.2: the user's server stamps a
+ * subscription stanza with the user's bare JID, whatever it goes to; to a
+ * call bridge too (not in a roster here, relayed as it is), never with
+ * the full JID of the resource that sent it, nor with what the client
+ * wrote. */
+static void test_subscription_to_component(void)
+{
+    static const char *const type[] = {"subscribe", "subscribed", "unsubscribe",
+                                       "unsubscribed"};
+
+    REQUIRE(up() == 0);
+    for (size_t i = 0; i < sizeof type / sizeof type[0]; i++) {
+        char in[256], want[256];
+
+        snprintf(in, sizeof in,
+                 "<presence type='%s' to='cb1.example.com' from='bob@example.com'/>",
+                 type[i]);
+        snprintf(want, sizeof want,
+                 "<presence type='%s' to='cb1.example.com' from='alice@example.com'/>",
+                 type[i]);
+        fx_in(&fx, 3, in);
+        CHECK_STR(fx_take(&fx, 1), want);
+        CHECK_STR(fx_take(&fx, 3), "");
+    }
+    /* other presence keeps the full JID (§4.6.2 directed presence) */
+    fx_in(&fx, 3, "<presence to='cb1.example.com'/>");
+    CHECK_STR(fx_take(&fx, 1),
+              "<presence to='cb1.example.com' from='alice@example.com/a'/>");
+    down();
+}
+
 TL_MAIN(T(test_forged_from), T(test_xml_after_auth), T(test_dtd_before_header),
         T(test_sasl_abuse), T(test_negotiation_after_bind), T(test_iq_without_type),
-        T(test_stanza_before_bind))
+        T(test_stanza_before_bind), T(test_subscription_to_component))
