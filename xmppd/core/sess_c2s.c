@@ -469,22 +469,6 @@ static bool c2s_to_server(const struct sess_c2s *c, const struct stz *st)
     return to == NULL || strcmp(to, c->base.srv->domain) == 0;
 }
 
-/* c2s_iq_invalid tells whether st is an iq that RFC 6120 §8.2.3 does not
- * allow: a 'type' other than get, set, result or error (none included),
- * or a get or set without an 'id'. */
-static bool c2s_iq_invalid(const struct stz *st)
-{
-    const char *type = stz_attr(st, "type");
-
-    if (strcmp(st->name, "iq") != 0)
-        return false;
-    if (type == NULL || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0 &&
-                         strcmp(type, "result") != 0 && strcmp(type, "error") != 0))
-        return true;
-    return strcmp(type, "result") != 0 && strcmp(type, "error") != 0 &&
-           stz_attr(st, "id") == NULL;
-}
-
 /* c2s_subscription tells whether st is a subscription stanza (RFC 6121
  * §3). */
 static bool c2s_subscription(const struct stz *st)
@@ -551,7 +535,7 @@ static void c2s_stanza(struct sess_c2s *c, struct stz *st)
         sess_fail(&c->base, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
         return;
     }
-    if (c2s_iq_invalid(st)) {
+    if (rt_iq_invalid(st)) {
         /* Neither routed (no client could answer it) nor dropped unanswered:
          * bad-request (RFC 6120 §8.3.3.1: "an IQ stanza that includes an
          * unrecognized value of the 'type' attribute"). */
