@@ -843,6 +843,29 @@ static void test_rosters(void)
     CHECK_STR(eff.roster_jid, "bob@x");
     CHECK(roster_db_get(cl_rosters(s), "alice") == NULL);
 
+    /* An entry that only keeps a pending request (not listed, RFC 6121
+     * A.1): stored and deleted with no effect, nothing to push */
+    {
+        struct roster_cmd pc;
+        struct roster_item pit = {.jid = "dave@x", .pending_in = true, .listed = false};
+        unsigned char *pb;
+        size_t pl;
+
+        roster_cmd_set(&pc, "alice", &pit);
+        REQUIRE(roster_cmd_encode(&pc, &pb, &pl) == 0);
+        CHECK_INT(cl_apply(s, pb, pl, &eff), 0);
+        free(pb);
+        CHECK_INT(eff.kind, CL_EFF_NONE);
+        CHECK(roster_find(roster_db_get(cl_rosters(s), "alice"), "dave@x") != NULL);
+        CHECK_INT(roster_apply(s, "alice", "dave@x", true, 0, 0, 0, &eff), 0);
+        CHECK_INT(eff.kind, CL_EFF_NONE);
+        /* listed after: the effect */
+        CHECK_INT(roster_apply(s, "alice", "dave@x", false, 0, 0, 0, &eff), 0);
+        CHECK_INT(eff.kind, CL_EFF_ROSTER);
+        CHECK_INT(roster_apply(s, "alice", "dave@x", true, 0, 0, 0, &eff), 0);
+        CHECK_INT(eff.kind, CL_EFF_ROSTER);
+    }
+
     /* A request id applied twice: once, the first result again */
     CHECK_INT(roster_apply(s, "alice", "bob@x", false, ROSTER_SUB_FROM, 9, 1, &eff), 0);
     CHECK_INT(eff.kind, CL_EFF_ROSTER);

@@ -223,5 +223,127 @@ static void test_negotiation_after_bind(void)
     }
 }
 
+/* RFC 6120 §8.2.3: an iq has a 'type' of get, set, result or error, and
+ * a get or set has an 'id'.  One without, or with another type, is
+ * answered bad-request (§8.3.3.1 names "an IQ stanza that includes an
+ * unrecognized value of the 'type' attribute"), wherever it was going: it
+ * is neither dropped unanswered nor relayed to a client, which could not
+ * answer it. */
+static void test_iq_without_type(void)
+{
+    static const char *const to[] = {
+        "bob@example.com/b",  "example.com",     "alice@example.com",
+        "nobody@example.com", "cb1.example.com", NULL,
+    };
+    static const char *const type[] = {NULL, "bogus", "GET", ""};
+
+    for (size_t i = 0; i < sizeof to / sizeof to[0]; i++) {
+        for (size_t k = 0; k < sizeof type / sizeof type[0]; k++) {
+            char in[256], want[512], ta[64] = "", tt[64] = "", ft[64] = "";
+
+            if (type[k] != NULL)
+                snprintf(ta, sizeof ta, " type='%s'", type[k]);
+            if (to[i] != NULL) {
+                snprintf(tt, sizeof tt, " to='%s'", to[i]);
+                snprintf(ft, sizeof ft, " from='%s'", to[i]);
+            }
+            snprintf(in, sizeof in, "<iq id='q1'%s%s><ping xmlns='urn:xmpp:ping'/></iq>",
+                     ta, tt);
+            /* (an added 'type' comes after the copied attributes) */
+            snprintf(want, sizeof want,
+                     "<iq id='q1'%s to='alice@example.com/a'%s%s><ping "
+                     "xmlns='urn:xmpp:ping'/><error type='modify'><bad-request "
+                     "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+                     type[k] != NULL ? " type='error'" : "", ft,
+                     type[k] == NULL ? " type='error'" : "");
+            REQUIRE(up() == 0);
+            fx_in(&fx, 3, in);
+            CHECK_STR(fx_take(&fx, 3), want);
+            CHECK_INT(fx.c[3].closes, 0);
+            bystanders_untouched();
+            down();
+        }
+    }
+    /* a get or set without an id: the same (the answer has none either) */
+    REQUIRE(up() == 0);
+    fx_in(&fx, 3,
+          "<iq type='get' to='bob@example.com/b'><ping xmlns='urn:xmpp:ping'/></iq>");
+    CHECK_STR(fx_take(&fx, 3),
+              "<iq type='error' to='alice@example.com/a' from='bob@example.com/b'><ping "
+              "xmlns='urn:xmpp:ping'/><error type='modify'><bad-request "
+              "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
+    bystanders_untouched();
+    /* a result or an error without an id is not answered (§8.3.1) */
+    fx_in(&fx, 3, "<iq type='result' to='bob@example.com/b'/>");
+    CHECK_STR(fx_take(&fx, 3), "");
+    fx_take(&fx, 4);
+    /* the stream goes on: a valid iq is still relayed */
+    fx_in(&fx, 3,
+          "<iq type='get' id='p' to='bob@example.com/b'><ping "
+          "xmlns='urn:xmpp:ping'/></iq>");
+    CHECK_STR(fx_take(&fx, 4),
+              "<iq type='get' id='p' to='bob@example.com/b' "
+              "from='alice@example.com/a'><ping xmlns='urn:xmpp:ping'/></iq>");
+    down();
+}
+
+/* RFC 6120 §7.1: no stanza before a resource is bound; one that comes
+ * ends the stream with not-authorized (§4.9.3.12), and reaches nobody. */
+static void test_stanza_before_bind(void)
+{
+    static const char *const early[] = {
+        "<message to='bob@example.com/b'><body>x</body></message>",
+        "<presence/>",
+        "<presence to='bob@example.com' type='subscribe'/>",
+        "<iq type='get' id='r' to='example.com'><query xmlns='jabber:iq:roster'/></iq>",
+        "<iq type='set' id='s'><session "
+        "xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>",
+    };
+
+    for (size_t i = 0; i < sizeof early / sizeof early[0]; i++) {
+        REQUIRE(up() == 0);
+        REQUIRE(cx_tls(&fx, 5));
+        REQUIRE(cx_scram_ok(&fx, 5, "SCRAM-SHA-256", "alice", "pa"));
+        fx_in(&fx, 5, early[i]);
+        CHECK_STR(fx_take(&fx, 5), FX_ERR("not-authorized"));
+        CHECK_INT(fx.c[5].closes, 1);
+        CHECK_STR(fx_take(&fx, 3), "");
+        bystanders_untouched();
+        down();
+    }
+}
+
+/* RFC 6121 §3.1.2, §3.1.5, §3.2.2, §3.3.2: the user's server stamps a
+ * subscription stanza with the user's bare JID, whatever it goes to; to a
+ * call bridge too (not in a roster here, relayed as it is), never with
+ * the full JID of the resource that sent it, nor with what the client
+ * wrote. */
+static void test_subscription_to_component(void)
+{
+    static const char *const type[] = {"subscribe", "subscribed", "unsubscribe",
+                                       "unsubscribed"};
+
+    REQUIRE(up() == 0);
+    for (size_t i = 0; i < sizeof type / sizeof type[0]; i++) {
+        char in[256], want[256];
+
+        snprintf(in, sizeof in,
+                 "<presence type='%s' to='cb1.example.com' from='bob@example.com'/>",
+                 type[i]);
+        snprintf(want, sizeof want,
+                 "<presence type='%s' to='cb1.example.com' from='alice@example.com'/>",
+                 type[i]);
+        fx_in(&fx, 3, in);
+        CHECK_STR(fx_take(&fx, 1), want);
+        CHECK_STR(fx_take(&fx, 3), "");
+    }
+    /* other presence keeps the full JID (§4.6.2 directed presence) */
+    fx_in(&fx, 3, "<presence to='cb1.example.com'/>");
+    CHECK_STR(fx_take(&fx, 1),
+              "<presence to='cb1.example.com' from='alice@example.com/a'/>");
+    down();
+}
+
 TL_MAIN(T(test_forged_from), T(test_xml_after_auth), T(test_dtd_before_header),
-        T(test_sasl_abuse), T(test_negotiation_after_bind))
+        T(test_sasl_abuse), T(test_negotiation_after_bind), T(test_iq_without_type),
+        T(test_stanza_before_bind), T(test_subscription_to_component))

@@ -536,7 +536,47 @@ static void test_last_unavailable_account_gone(void)
     down();
 }
 
-TL_MAIN(T(test_unsubscribe_and_cancel), T(test_roster_get_set_remove),
-        T(test_subscribe_approve_presence), T(test_pending_redelivered),
-        T(test_probe_offline_contact), T(test_write_refused),
+/* A pending inbound request is no roster item (RFC 6121 A.1, §3.1.3: no
+ * push when it comes); when it ends without becoming one (the requester
+ * cancels it, §3.3, or the contact refuses it, §3.2.1) the contact's
+ * resources get no roster push either: a "remove" of an item they were
+ * never shown is not an update of their roster (§2.1.6). */
+static void test_request_ends_unseen(void)
+{
+    for (int deny = 0; deny < 2; deny++) {
+        REQUIRE(up() == 0);
+        REQUIRE(cx_login(&fx, 3, "alice", "pa", "a"));
+        REQUIRE(cx_login(&fx, 5, "bob", "pb", "x"));
+        fx_in(&fx, 3, "<presence/>");
+        fx_in(&fx, 5, "<presence/>");
+        fx_take(&fx, 3);
+        fx_take(&fx, 5);
+        fx_in(&fx, 3, "<presence to='bob@example.com' type='subscribe'/>");
+        CHECK_INT(pump(), 2);
+        fx_take(&fx, 3);
+        CHECK_STR(fx_take(&fx, 5), "<presence to='bob@example.com' type='subscribe' "
+                                   "from='alice@example.com'/>");
+        if (deny) {
+            fx_in(&fx, 5, "<presence to='alice@example.com' type='unsubscribed'/>");
+            CHECK_INT(pump(), 2);
+            CHECK(strstr(fx_take(&fx, 3), "type='unsubscribed'") != NULL);
+            CHECK_STR(fx_take(&fx, 5), "");
+        } else {
+            fx_in(&fx, 3, "<presence to='bob@example.com' type='unsubscribe'/>");
+            CHECK_INT(pump(), 2);
+            fx_take(&fx, 3);
+            CHECK_STR(fx_take(&fx, 5),
+                      "<presence to='bob@example.com' type='unsubscribe' "
+                      "from='alice@example.com'/>");
+        }
+        fx_in(&fx, 5, GET("g1"));
+        CHECK_STR(fx_take(&fx, 5), "<iq type='result' id='g1' to='bob@example.com/x'>"
+                                   "<query xmlns='jabber:iq:roster'/></iq>");
+        down();
+    }
+}
+
+TL_MAIN(T(test_unsubscribe_and_cancel), T(test_request_ends_unseen),
+        T(test_roster_get_set_remove), T(test_subscribe_approve_presence),
+        T(test_pending_redelivered), T(test_probe_offline_contact), T(test_write_refused),
         T(test_probe_last_unavailable), T(test_last_unavailable_account_gone))

@@ -284,8 +284,36 @@ static void test_send_failure_closes(void)
     fx_stop(&fx);
 }
 
+/* RFC 6120 §8.2.3: an iq with no 'type', another type than get, set,
+ * result or error, or a get or set without an 'id', is answered
+ * bad-request (§8.3.3.1): not relayed to the other component, which
+ * could not answer it, nor dropped unanswered when it goes to the server
+ * or nowhere; the stream stays. */
+static void test_iq_without_type(void)
+{
+    static const char *const in[] = {
+        "<iq id='q1' type='bogus' from='cb1.example.com' to='cb2.example.com'/>",
+        "<iq id='q1' from='cb1.example.com' to='cb2.example.com'/>",
+        "<iq id='q1' type='bogus' from='cb1.example.com' to='example.com'/>",
+        "<iq id='q1' type='bogus' from='cb1.example.com' to='x@cb9.example.com'/>",
+        "<iq type='get' from='cb1.example.com' to='cb2.example.com'/>",
+    };
+
+    REQUIRE(up() == 0);
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        fx_in(&fx, 1, in[i]);
+        CHECK(strstr(fx_take(&fx, 1), "<bad-request ") != NULL);
+        CHECK_STR(fx_take(&fx, 2), "");
+    }
+    CHECK_INT(fx.c[1].closes, 0);
+    fx_in(&fx, 1, "<iq id='q2' type='get' from='cb1.example.com' to='cb2.example.com'/>");
+    CHECK_STR(fx_take(&fx, 2),
+              "<iq id='q2' type='get' from='cb1.example.com' to='cb2.example.com'/>");
+    fx_stop(&fx);
+}
+
 TL_MAIN(T(test_route_message_iq_presence), T(test_order_kept), T(test_invalid_from),
         T(test_invalid_from_lookalike), T(test_improper_addressing),
         T(test_bounce_unknown), T(test_not_bounced), T(test_malformed_to),
         T(test_ping_server), T(test_disco_info_server), T(test_feature_not_implemented),
-        T(test_unsupported_element), T(test_send_failure_closes))
+        T(test_unsupported_element), T(test_send_failure_closes), T(test_iq_without_type))

@@ -484,12 +484,26 @@ void cl__seen_add(struct cl_state *s, uint64_t origin, uint64_t seq, int rc)
     s->seen_head = (s->seen_head + 1) % CL_SEEN_MAX;
 }
 
+/* roster_shown tells whether c's user has c's contact as a listed item,
+ * one the user's clients are shown (RFC 6121 A.1: an entry that only
+ * keeps a pending inbound request is not). */
+static bool roster_shown(const struct cl_state *s, const struct roster_cmd *c)
+{
+    const struct roster_item *it =
+        roster_find(roster_db_get(s->rosters, c->user), c->item.jid);
+
+    return it != NULL && it->listed;
+}
+
 /* apply_roster is cl_apply for ROSTER_SET / ROSTER_DEL (docs/roster.md):
- * roster_db_apply_cmd under the same request-id rule as the other types. */
+ * roster_db_apply_cmd under the same request-id rule as the other types.
+ * The effect (a push) only when the item is listed before or after: a
+ * request that comes or goes changes no roster a client sees (§3.1.3). */
 static int apply_roster(struct cl_state *s, const void *data, size_t len,
                         struct cl_effects *eff)
 {
     const struct cl_seen *dup;
+    bool shown;
     struct roster_cmd *c = calloc(1, sizeof *c);
     int rc;
 
@@ -506,10 +520,11 @@ static int apply_roster(struct cl_state *s, const void *data, size_t len,
         eff->kind = CL_EFF_NONE;
         goto out;
     }
+    shown = roster_shown(s, c);
     rc = roster_db_apply_cmd(s->rosters, c);
     if (c->req_origin != 0 && rc != XE_NOMEM)
         cl__seen_add(s, c->req_origin, c->req_seq, rc);
-    if (rc == 0) {
+    if (rc == 0 && (shown || roster_shown(s, c))) {
         eff->kind = CL_EFF_ROSTER;
         snprintf(eff->roster_jid, sizeof eff->roster_jid, "%s", c->item.jid);
     }

@@ -229,18 +229,18 @@ struct cl_cmd {
     char name[CL_USER_MAX + 1];     /* CB_*: call-bridge name; USER_*: user */
     const unsigned char *secret;    /* CB_SET */
     size_t secret_len;
-    const struct cl_user *user;  /* USER_SET: user->name is ignored (name
-                                    above is used); decode points it at
-                                    decoded_user */
-    uint32_t iterations;         /* USER_ITER */
-    uint8_t login_what;          /* LOGIN: enum cl_login_what */
-    bool login_failed;           /* LOGIN: failed (true) or succeeded */
+    const struct cl_user *user;              /* USER_SET: user->name is ignored (name
+                                                above is used); decode points it at
+                                                decoded_user */
+    uint32_t iterations;                     /* USER_ITER */
+    uint8_t login_what;                      /* LOGIN: enum cl_login_what */
+    bool login_failed;                       /* LOGIN: failed (true) or succeeded */
     char pres_resource[CL_RESOURCE_MAX + 1]; /* PRES_LAST */
     char pres_status[CL_STATUS_MAX + 1];     /* PRES_LAST ("": none) */
     uint64_t pres_wall_ms;                   /* PRES_LAST (0: unknown) */
-    struct cl_user decoded_user; /* filled by cl_cmd_decode for USER_SET */
-    uint64_t req_origin;         /* request id: origin node (0: none, version 1) */
-    uint64_t req_seq;            /* request id: the origin's sequence number */
+    struct cl_user decoded_user;             /* filled by cl_cmd_decode for USER_SET */
+    uint64_t req_origin; /* request id: origin node (0: none, version 1) */
+    uint64_t req_seq;    /* request id: the origin's sequence number */
 };
 
 /* Convenience constructors: fill *c (which they clear first; ~2 KB, use a
@@ -322,7 +322,10 @@ enum cl_effect_kind {
     CL_EFF_USER_ITER = 9,    /* cl_user_iterations() changed */
     CL_EFF_ROSTER = 10,      /* the roster of user `name` changed, for the
                                 contact `roster_jid`: push it (RFC 6121
-                                §2.1.6) to the user's resources */
+                                §2.1.6) to the user's resources; only when
+                                the item is listed before or after (an
+                                entry that only keeps a pending request,
+                                A.1, changes with CL_EFF_NONE) */
     CL_EFF_LOGIN = 11,       /* a LOGIN entry: effects.name, login_what,
                                 login_failed; the state did not change */
     CL_EFF_PRES_LAST = 12,   /* a PRES_LAST entry: effects.name (user),

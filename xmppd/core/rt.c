@@ -168,6 +168,18 @@ bool rt_may_bounce(const struct stz *st)
     return false;
 }
 
+bool rt_iq_invalid(const struct stz *st)
+{
+    const char *type = stz_attr(st, "type");
+
+    if (strcmp(st->name, "iq") != 0)
+        return false;
+    if (!rt_is(type, "get") && !rt_is(type, "set") && !rt_is(type, "result") &&
+        !rt_is(type, "error"))
+        return true;
+    return (rt_is(type, "get") || rt_is(type, "set")) && stz_attr(st, "id") == NULL;
+}
+
 static int rt_reply_error(const struct stz *st, const char *type, const char *cond,
                           bool bounce, const char *why, struct rt_route *out)
 {

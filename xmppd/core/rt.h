@@ -89,6 +89,13 @@ int rt_decide_jid(struct rt *rt, const struct stz *st, int jrc, const struct jid
  * §10.3; RFC 6121 §4.3, §8.5: presence is not). */
 bool rt_may_bounce(const struct stz *st);
 
+/* rt_iq_invalid tells whether st (borrowed) is an iq that RFC 6120 §8.2.3
+ * does not allow: a 'type' other than get, set, result or error (none
+ * included), or a get or set without an 'id'.  Its sender is answered
+ * bad-request (§8.3.3.1) instead of routing it: no entity could answer
+ * it. */
+bool rt_iq_invalid(const struct stz *st);
+
 /* rt_make_ping builds an XEP-0199 ping <iq type='get'> from from to to with
  * id, in the component namespace.  Returns an owned element or NULL. */
 struct stz *rt_make_ping(const char *from, const char *to, const char *id);

@@ -264,6 +264,17 @@ static void sc_stanza(struct sess_comp *s, struct stz *el)
         return;
     }
     jid_clear(&j);
+    if (rt_iq_invalid(el)) {
+        /* RFC 6120 §8.2.3, §8.3.3.1: neither routed nor dropped unanswered. */
+        struct stz *r = stz_error_reply(el, "modify", "bad-request", NULL);
+        SRV_LOG(srv, LOG_DEBUG, "c%" PRIu64 " iq without a valid type or id refused",
+                s->base.conn);
+        if (r != NULL)
+            sess_deliver(&s->base, r);
+        stz_free(r);
+        stz_free(el);
+        return;
+    }
     srv__route(srv, &s->base, el);
 }
 
