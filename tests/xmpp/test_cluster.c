@@ -678,6 +678,67 @@ static void test_cluster_move_here_keeps_order(void)
     cluster_stop();
 }
 
+#define BOUNCE(from, to, id)                                                             \
+    "<message from='" to "' to='" from "' id='" id "' type='error'><body>" id            \
+    "</body><error type='cancel'><service-unavailable "                                  \
+    "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
+
+/* A stanza from another node whose session is gone by the time its
+ * delivery is carried out (the connection refuses the bytes: full, so srv
+ * closes it) was not delivered: its holder owes the origin a bounce, and
+ * the sender gets service-unavailable (RFC 6120 §8.3.3.19), never an ACK
+ * for a stanza dropped. */
+static void test_cluster_holder_session_gone(void)
+{
+    struct srv_cluster_stats st;
+
+    cluster_start(3, NULL);
+    set_leader_all(2);
+    REQUIRE(auth(1, 1, 1) && auth(3, 1, 3));
+    settle();
+    nd[3].fx.c[1].fail_send = true;
+    in(1, 1, MSG("cb1.example.com", "cb3.example.com", "1"));
+    run();
+    CHECK_INT(nd[3].fx.c[1].closes, 1);
+    CHECK_STR(take(1, 1), BOUNCE("cb1.example.com", "cb3.example.com", "1"));
+    st = cstats(1);
+    CHECK_INT(st.acked, 0);
+    CHECK_INT(st.refused, 1);
+    CHECK_INT(st.inflight, 0);
+    st = cstats(3);
+    CHECK_INT(st.delivered, 0);
+    CHECK_INT(st.bounced, 1);
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
+}
+
+/* Stanzas of this node's own senders that waited for a name and are
+ * delivered here in one update when the name moves here: the first write
+ * fails and closes the session, so none of them reaches it; each sender is
+ * answered (none skipped as if delivered). */
+static void test_cluster_origin_session_gone(void)
+{
+    cluster_start(3, NULL);
+    set_leader_all(2);
+    REQUIRE(auth(1, 1, 1) && auth(3, 1, 3));
+    settle();
+    nd[1].busy_to[3] = true;
+    in(1, 1, MSG("cb1.example.com", "cb3.example.com", "1"));
+    in(1, 1, MSG("cb1.example.com", "cb3.example.com", "2"));
+    run();
+    CHECK_INT(cstats(1).waiting, 2);
+    srv_conn_closed(nd[3].fx.srv, 1, now);
+    REQUIRE(auth(1, 2, 3)); /* cb3 reconnects to node 1 */
+    nd[1].fx.c[2].fail_send = true;
+    run(); /* the leader's table now says node 1: both go to conn 2 */
+    CHECK_INT(nd[1].fx.c[2].closes, 1);
+    CHECK_STR(take(1, 1), BOUNCE("cb1.example.com", "cb3.example.com", "1")
+                              BOUNCE("cb1.example.com", "cb3.example.com", "2"));
+    CHECK_INT(cstats(1).waiting, 0);
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
+}
+
 /* A component authenticated before the cluster starts is reported; after
  * srv_cluster_stop the node is standalone again. */
 static void test_cluster_start_stop(void)
@@ -1688,7 +1749,8 @@ static void test_cluster_last_presence(void)
 TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_no_leader_queue), T(test_cluster_busy_channel_and_deadline),
         T(test_cluster_leader_change_unacked), T(test_cluster_takeover_conflict),
-        T(test_cluster_move_here_keeps_order), T(test_cluster_start_stop),
+        T(test_cluster_move_here_keeps_order), T(test_cluster_holder_session_gone),
+        T(test_cluster_origin_session_gone), T(test_cluster_start_stop),
         T(test_cluster_five_nodes_ring), T(test_cluster_conflict_since),
         T(test_cluster_random_one_outcome_in_order), T(test_cluster_clients),
         T(test_cluster_max_sessions), T(test_cluster_node_names_full),
