@@ -10,11 +10,14 @@
  * Scenario tests reproduce the forwarding defects found under faults
  * (duplicates, reorders, loss, clocks) one by one; the seeded runs drive 5 nodes through
  * random leader changes, pauses, busy channels, crashes and restarts and moves of
- * receivers between nodes, and check every stanza: delivered at most once,
- * in order per (sender, receiver session), an error only for a stanza that
- * was never delivered and never will be, and after healing an outcome for
- * every stanza whose sender's node lived and whose receiver's node did not
- * die holding it.  XMPPD_FWD_SEEDS=N runs more seeds. */
+ * receivers between nodes (gracefully, or replaced while stanzas to the
+ * old session are in flight: the leader's conflict closes it), receivers'
+ * writes that fail and close the session (so that later deliveries of the
+ * same update find it closed: fwd_undelivered), and check every stanza: delivered at most
+ * once, in order per (sender, receiver session), an error only for a stanza that was
+ * never delivered and never will be, and after healing an outcome for every stanza whose
+ * sender's node lived and whose receiver's node did not die holding it. XMPPD_FWD_SEEDS=N
+ * runs more seeds. */
 #include <stdlib.h>
 #include <string.h>
 
