@@ -537,7 +537,8 @@ static bool flush_owed(struct fwd *f, struct fwd_peer *p)
 /* owe records that origin p (incarnation inc) is owed the outcome of its
  * stanza seq: delivered here (ok) or bounced.  0, XE_PROTO (more ranges
  * than an honest origin has in flight: counted) or XE_NOMEM. */
-static int owe(struct fwd *f, struct fwd_peer *p, uint64_t inc, uint64_t seq, bool ok)
+static inline int owe(struct fwd *f, struct fwd_peer *p, uint64_t inc, uint64_t seq,
+                      bool ok)
 {
     int rc;
 
@@ -585,9 +586,9 @@ static int handle_fwd(struct fwd *f, uint64_t node, const struct pframe_fwd *fw)
      * is refused, so that it still has one outcome (the origin answers
      * its sender). */
     dest = f->env.find(f->env.ud, fw->to);
-    if (dest != NULL &&
-        fwd__act_deliver(f, dest, fw->from, fw->to, fw->xml, fw->xml_len, false,
-                         FWD_SRC_HELD, node, fw->incarnation, fw->seq) == 0) {
+    if (dest != NULL && fwd__act_deliver(f, dest, fw->from, fw->to, fw->xml, fw->xml_len,
+                                         false, FWD_SRC_HELD, (uint32_t)(p - f->peers),
+                                         fw->incarnation, fw->seq) == 0) {
         FLOG(f, LOG_TRACE, "stanza %" PRIx64 "/%" PRIu64 " to %s listed", node, fw->seq,
              fw->to);
         return 0;
@@ -597,10 +598,9 @@ static int handle_fwd(struct fwd *f, uint64_t node, const struct pframe_fwd *fw)
     return owe(f, p, fw->incarnation, fw->seq, false);
 }
 
-void fwd__settle(struct fwd *f, const struct fwd_act *a, const struct fwd_note *n)
+/* settle_one gives delivery a (note n), carried out, its outcome. */
+static void settle_one(struct fwd *f, const struct fwd_act *a, const struct fwd_note *n)
 {
-    struct fwd_peer *p;
-
     if (n->undelivered)
         f->st.undelivered++;
     switch (n->src) {
@@ -610,8 +610,7 @@ void fwd__settle(struct fwd *f, const struct fwd_act *a, const struct fwd_note *
          * failed write), or its connection refused the bytes: not
          * delivered, so the origin answers its sender; never an ACK for a
          * stanza dropped (DESIGN "Forwarding": one outcome). */
-        p = fwd__peer(f, n->node, false);
-        if (p != NULL && owe(f, p, n->inc, n->seq, !n->undelivered) == XE_PROTO)
+        if (owe(f, &f->peers[n->peer], n->inc, n->seq, !n->undelivered) == XE_PROTO)
             f->st.protocol_errors++;
         break;
     case FWD_SRC_OURS:
@@ -626,6 +625,15 @@ void fwd__settle(struct fwd *f, const struct fwd_act *a, const struct fwd_note *
         /* An error reply whose sender is gone: no error to an error
          * (RFC 6120 §8.3.1). */
         break;
+    }
+}
+
+void fwd__settle(struct fwd *f, const struct fwd_acts *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const struct fwd_note *n = &t->note[i];
+        if (t->a[i].kind == FWD_ACT_DELIVER && (n->src == FWD_SRC_HELD || n->undelivered))
+            settle_one(f, &t->a[i], n);
     }
 }
 

@@ -60,7 +60,7 @@ static int arena_put(struct buf *b, const char *s, size_t len, uintptr_t *off)
 
 int fwd__act_deliver(struct fwd *f, void *dest, const char *from, const char *to,
                      const char *xml, size_t len, bool copy, enum fwd_src src,
-                     uint64_t node, uint64_t inc, uint64_t seq)
+                     uint32_t peer, uint64_t inc, uint64_t seq)
 {
     struct fwd_acts *l = &f->lists[f->cur];
     struct fwd_act *a = acts_slot(l);
@@ -87,7 +87,7 @@ int fwd__act_deliver(struct fwd *f, void *dest, const char *from, const char *to
         l->nown++;
     }
     l->note[l->n] = (struct fwd_note){
-        .own = copy, .src = (uint8_t)src, .node = node, .inc = inc, .seq = seq};
+        .own = copy, .src = (uint8_t)src, .peer = peer, .inc = inc, .seq = seq};
     l->nheld += src == FWD_SRC_HELD;
     l->n++;
     return 0;
@@ -132,21 +132,6 @@ void fwd_undelivered(struct fwd *f, const struct fwd_act *a)
     t->nundel++;
 }
 
-/* settle gives the deliveries of t, carried out now, their outcomes.
- * What it lists (answers to our senders) goes to the list being listed. */
-static void settle(struct fwd *f, struct fwd_acts *t)
-{
-    /* Most updates hold neither a FWD nor a delivery that failed: the
-     * error replies and local deliveries that went through need nothing. */
-    if (t->nheld == 0 && t->nundel == 0)
-        return;
-    for (size_t i = 0; i < t->n; i++) {
-        const struct fwd_note *n = &t->note[i];
-        if (t->a[i].kind == FWD_ACT_DELIVER && (n->src == FWD_SRC_HELD || n->undelivered))
-            fwd__settle(f, &t->a[i], n);
-    }
-}
-
 void fwd_take(struct fwd *f, struct fwd_update *u)
 {
     struct fwd_acts *t = &f->lists[f->cur], *next;
@@ -156,7 +141,12 @@ void fwd_take(struct fwd *f, struct fwd_update *u)
      * (a FWD is acknowledged only after this). */
     if (f->handed) {
         f->handed = false;
-        settle(f, &f->lists[f->cur ^ 1]);
+        struct fwd_acts *h = &f->lists[f->cur ^ 1];
+        /* Most updates hold neither a FWD nor a delivery that failed:
+         * error replies and local deliveries that went through need
+         * nothing. */
+        if (h->nheld > 0 || h->nundel > 0)
+            fwd__settle(f, h);
     }
     /* Most takes find nothing (the caller takes after every call, and
      * until a take is empty). */

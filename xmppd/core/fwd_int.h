@@ -121,7 +121,8 @@ struct fwd_note {
     bool own;         /* its strings are arena offsets until taken */
     bool undelivered; /* the caller said so (fwd_undelivered) */
     uint8_t src;      /* DELIVER: enum fwd_src */
-    uint64_t node;    /* HELD: the origin */
+    uint32_t peer;    /* HELD: the origin, its index in f->peers (stable:
+                         records are only added) */
     uint64_t inc;     /* HELD: the origin's incarnation */
     uint64_t seq;     /* HELD: the origin's seq; OURS: ours (for logs) */
 };
@@ -192,20 +193,20 @@ bool fwd__is_member(const struct fwd *f, uint64_t id);
 /* Actions (fwd_act.c).  fwd__act_deliver lists a delivery to dest (an
  * env->find handle), copying the strings (copy) or borrowing them (a FWD
  * frame's, valid until the caller takes the update); src says whose
- * stanza it is (node, inc, seq: see struct fwd_note);
+ * stanza it is (peer, inc, seq: see struct fwd_note);
  * fwd__act_conflict lists a conflict for name (copied).  0/XE_NOMEM
  * (nothing listed).  fwd__acts_free frees both lists. */
 int fwd__act_deliver(struct fwd *f, void *dest, const char *from, const char *to,
                      const char *xml, size_t len, bool copy, enum fwd_src src,
-                     uint64_t node, uint64_t inc, uint64_t seq);
+                     uint32_t peer, uint64_t inc, uint64_t seq);
 int fwd__act_conflict(struct fwd *f, const char *name, uint64_t sid);
 void fwd__acts_free(struct fwd *f);
-/* fwd__settle gives each delivery of the update the caller carried out
- * (a: the act, n: its note) its outcome now that it is known: a FWD's is
- * owed to its origin (delivered, or bounced when the caller said it was
- * undelivered), a stanza of ours not delivered is answered to its sender
- * (fwd.c). */
-void fwd__settle(struct fwd *f, const struct fwd_act *a, const struct fwd_note *n);
+/* fwd__settle gives each delivery of t, the update the caller carried
+ * out, its outcome now that it is known: a FWD's is owed to its origin
+ * (delivered, or bounced when the caller said it was undelivered), a
+ * stanza of ours not delivered is answered to its sender (fwd.c).  What
+ * it lists goes to the list being listed, not t. */
+void fwd__settle(struct fwd *f, const struct fwd_acts *t);
 
 /* fwd__pump hands waiting stanzas to channels (fwd.c). */
 void fwd__pump(struct fwd *f);
