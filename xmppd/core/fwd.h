@@ -159,7 +159,9 @@ void fwd_free(struct fwd *f);
  * those of a delivery of a FWD frame, which point into that frame: carry
  * out the take after fwd_input before releasing the frame.  Carry each
  * update out before the next fwd call that may list more (every call but
- * the const queries and fwd_get_stats). */
+ * the const queries and fwd_get_stats).  A take first settles the
+ * outcomes of the update taken before it (fwd_undelivered): the answers
+ * that settling lists (to senders of deliveries undelivered) are in it. */
 void fwd_take(struct fwd *f, struct fwd_update *u);
 
 /* fwd_undelivered tells fwd that the caller could not carry out a (an
