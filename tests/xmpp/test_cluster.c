@@ -557,13 +557,16 @@ static bool collect(int i, uint64_t conn, const char *from, int *next)
     return ok;
 }
 
+/* num_conn[i]: the connection of node i that send_num sends on (0: 1). */
+static uint64_t num_conn[NMAX + 1];
+
 static void send_num(int i, int k, const char *from, const char *to)
 {
     char m[512];
 
     snprintf(m, sizeof m, "<message from='%s' to='%s' id='%d'><body>%d</body></message>",
              from, to, k, k);
-    in(i, 1, m);
+    in(i, num_conn[i] != 0 ? num_conn[i] : 1, m);
 }
 
 /* The leader dies while stanzas between two followers are at every stage
@@ -863,6 +866,7 @@ static void test_cluster_conflict_since(void)
 /* Outcomes per stream (1: cb1 -> cb2, 2: cb2 -> cb1) and message id. */
 #define RPER 100
 static int r_del[3][RPER + 1], r_err[3][RPER + 1], r_last[3];
+static uint64_t r_conn[3][RPER + 1]; /* the sender's connection */
 
 /* r_collect reads what conn 1 on node i (holding stream s's receiver, and
  * the sender of the other stream) got: stream s's messages, each once, in
@@ -870,7 +874,7 @@ static int r_del[3][RPER + 1], r_err[3][RPER + 1], r_last[3];
  * that was delivered.  Clears the buffer. */
 static bool r_collect(int i, int s, const char *from)
 {
-    struct buf *b = &nd[i].fx.c[1].out;
+    struct buf *b = &nd[i].fx.c[num_conn[i]].out;
     const char *p;
     bool ok = true;
 
@@ -923,10 +927,13 @@ static uint64_t rnd(void)
  * while leadership moves at random (at most once per simulated second, as
  * elections go; learnt by nodes in any order, the new leader first, some
  * nodes a heartbeat or two late; sometimes no leader), links drop at any
- * byte and redial, and nodes 3-5 restart (channel resets).  Every message
- * has exactly one outcome (delivered, or an error reply and never
- * delivered), deliveries are in order, nothing is lost, and no session is
- * closed.
+ * byte and redial, nodes 3-5 restart (channel resets), and cb2's
+ * connection now and then refuses a write (full: srv closes the session
+ * and cb2 connects again on node 2), so that deliveries fwd listed find
+ * their session gone.  Every message has exactly one outcome (delivered,
+ * or an error reply and never delivered; an error to a sender whose
+ * session closed has no one to go to), deliveries are in order, nothing is
+ * lost, and no other session is closed.
  * One function past 80 lines on purpose: the loop is one random choice per
  * step among the fault kinds, all sharing the run's counters (sent, next
  * expected), and reads best as the list of those kinds in one place. */
@@ -941,6 +948,8 @@ static bool run_random(uint64_t seed)
     memset(r_del, 0, sizeof r_del);
     memset(r_err, 0, sizeof r_err);
     memset(r_last, 0, sizeof r_last);
+    memset(r_conn, 0, sizeof r_conn);
+    num_conn[1] = num_conn[2] = 1;
 
     rng = seed * 0x9e3779b97f4a7c15ULL + 3;
     cluster_start(5, NULL);
@@ -956,8 +965,10 @@ static bool run_random(uint64_t seed)
         wall += 1;
         if (r < 20) {
             int s = 1 + (int)(rnd() % 2);
-            if (sent[s] < per)
+            if (sent[s] < per) {
+                r_conn[s][sent[s] + 1] = num_conn[s];
                 send_num(s, ++sent[s], snd[s], dst[s]);
+            }
         } else if (r < 86) {
             int a = 1 + (int)(rnd() % 5), b = 1 + (int)(rnd() % 5);
             if (a != b)
@@ -993,8 +1004,19 @@ static bool run_random(uint64_t seed)
             if (leader == v)
                 leader = 0;
             learn_at[v] = now + 1 + rnd() % 200;
+        } else if (r < 95 && rnd() % 10 == 0 && num_conn[2] + 1 < FX_MAX_CONNS) {
+            /* cb2's connection refuses the next write (full): srv closes
+             * the session, and a stanza fwd listed for it is answered
+             * (fwd_undelivered), never acknowledged and dropped */
+            nd[2].fx.c[num_conn[2]].fail_send = true;
         } else {
             tick_all();
+        }
+        if (nd[2].fx.c[num_conn[2]].closes > 0) {
+            /* what it got before, then cb2 connects again on node 2 */
+            ok &= r_collect(2, 1, snd[1]);
+            num_conn[2]++;
+            ok &= auth(2, num_conn[2], 2);
         }
         for (int i = 1; i <= 5; i++)
             if (learn_at[i] != 0 && learn_at[i] <= now) {
@@ -1013,16 +1035,23 @@ static bool run_random(uint64_t seed)
     for (int i = 1; i <= 5; i++)
         for (int j = i + 1; j <= 5; j++)
             pl_connect(i, j);
+    nd[2].fx.c[num_conn[2]].fail_send = false;
     for (int s = 1; s <= 2; s++)
-        while (sent[s] < per)
+        while (sent[s] < per) {
+            r_conn[s][sent[s] + 1] = num_conn[s];
             send_num(s, ++sent[s], snd[s], dst[s]);
+        }
     settle();
     ok &= r_collect(2, 1, snd[1]);
     ok &= r_collect(1, 2, snd[2]);
     /* every message between the two surviving nodes has its one outcome */
     for (int st = 1; st <= 2; st++)
         for (int k = 1; k <= per; k++)
-            if (r_del[st][k] + r_err[st][k] != 1)
+            if (r_del[st][k] + r_err[st][k] != 1 &&
+                /* an error reply to a sender whose session closed since
+                 * has no one to go to */
+                !(r_del[st][k] + r_err[st][k] == 0 &&
+                  nd[st].fx.c[r_conn[st][k]].closes > 0))
                 missing++;
     if (getenv("XMPPD_CLUSTER_DUMP") != NULL)
         for (int i = 1; i <= 2; i++) {
@@ -1044,7 +1073,7 @@ static bool run_random(uint64_t seed)
         ok = false;
     }
     ok &= cstats(1).waiting == 0 && cstats(2).waiting == 0;
-    ok &= nd[1].fx.c[1].closes == 0 && nd[2].fx.c[1].closes == 0;
+    ok &= nd[1].fx.c[1].closes == 0 && nd[2].fx.c[num_conn[2]].closes == 0;
     ok &= proto_errors == 0;
     for (int i = 1; i <= 5; i++) {
         struct srv_cluster_stats st = cstats(i);
@@ -1057,6 +1086,7 @@ static bool run_random(uint64_t seed)
         rstats.refused += st.refused;
     }
     cluster_stop();
+    num_conn[1] = num_conn[2] = 0;
     return ok;
 }
 
