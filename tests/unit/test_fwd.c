@@ -8,13 +8,16 @@
  * channel does.
  *
  * Scenario tests reproduce the forwarding defects found under faults
- * (duplicates, reorders, loss, clocks) one by one; the seeded runs drive 5 nodes through random
- * leader changes, pauses, busy channels, crashes and restarts and moves of
- * receivers between nodes, and check every stanza: delivered at most once,
- * in order per (sender, receiver session), an error only for a stanza that
- * was never delivered and never will be, and after healing an outcome for
- * every stanza whose sender's node lived and whose receiver's node did not
- * die holding it.  XMPPD_FWD_SEEDS=N runs more seeds. */
+ * (duplicates, reorders, loss, clocks) one by one; the seeded runs drive 5 nodes through
+ * random leader changes, pauses, busy channels, crashes and restarts and moves of
+ * receivers between nodes (gracefully, or replaced while stanzas to the
+ * old session are in flight: the leader's conflict closes it), receivers'
+ * writes that fail and close the session (so that later deliveries of the
+ * same update find it closed: fwd_undelivered), and check every stanza: delivered at most
+ * once, in order per (sender, receiver session), an error only for a stanza that was
+ * never delivered and never will be, and after healing an outcome for every stanza whose
+ * sender's node lived and whose receiver's node did not die holding it. XMPPD_FWD_SEEDS=N
+ * runs more seeds. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +75,12 @@ static uint64_t now, next_sid = 1, inc_counter = 100;
 static uint64_t leader_id, term;
 static int violations;
 static bool trace;
+/* Seeded runs: the chance in 1000 that a receiver's connection refuses a
+ * delivery (full: the session closes, as srv closes it on a failed
+ * write), so that deliveries to a session closed by an earlier act of the
+ * same update happen.  0 in the scenario tests. */
+static unsigned write_fail_permille;
+static uint32_t rnd(void);
 
 static void trace_write(void *ud, enum log_level level, const char *line)
 {
@@ -235,6 +244,30 @@ static void conflict(struct node *n, const char *name, uint64_t sid)
         sess[s].closing = true; /* closed after the call (as srv's dead list) */
 }
 
+/* deliver carries out delivery a on node i as srv does (cl_deliver): the
+ * session fwd found may have closed since (an earlier act of the update:
+ * a conflict, a failed write), and a receiver's write may fail now and
+ * close it; either way fwd hears that it was not delivered. */
+static void deliver(int i, const struct fwd_act *a)
+{
+    int s = (int)(uintptr_t)a->dest - 1;
+
+    if (sess[s].closing || sess[s].node != i) {
+        fwd_undelivered(nodes[i].f, a);
+        return;
+    }
+    if (write_fail_permille != 0 && sess[s].name[0] == 'r' &&
+        rnd() % 1000 < write_fail_permille) {
+        if (trace)
+            fprintf(stderr, "write of %d to %s sid %llu fails: closing\n", msg_id(a->xml),
+                    sess[s].name, (unsigned long long)sess[s].sid);
+        sess[s].closing = true; /* closed after the call (reap) */
+        fwd_undelivered(nodes[i].f, a);
+        return;
+    }
+    record(s, a->xml);
+}
+
 /* carry_out carries out what every node's fwd listed, as srv does after
  * each fwd call. */
 static void carry_out(void)
@@ -247,7 +280,7 @@ static void carry_out(void)
                 for (size_t k = 0; k < u.n; k++) {
                     const struct fwd_act *a = &u.acts[k];
                     if (a->kind == FWD_ACT_DELIVER)
-                        record((int)(uintptr_t)a->dest - 1, a->xml);
+                        deliver(i, a);
                     else
                         conflict(&nodes[i], a->name, a->sid);
                 }
@@ -1321,6 +1354,59 @@ static void test_no_leader_unknown_waits(void)
     teardown();
 }
 
+/* A delivery fwd listed that the caller could not carry out (the session
+ * closed by an earlier act of the update, or its write failed) is never
+ * counted delivered: a stanza from another node is bounced to its origin,
+ * whose sender is answered; stanzas of local senders delivered here in one
+ * update (their name moved here) are each answered. */
+static void test_undelivered_answered(void)
+{
+    setup(3, NULL);
+    elect(1, true);
+    int s2 = open_sess(2, "s2.x");
+    int r3 = open_sess(3, "r3.x");
+    drain();
+    write_fail_permille = 1000; /* every receiver's write fails */
+    int id = send_msg(s2, "r3.x");
+    drain();
+    CHECK_INT(msgs[id].delivered, 0);
+    CHECK_INT(msgs[id].errors, 1);
+    CHECK_INT(stats(3).delivered, 0);
+    CHECK_INT(stats(3).bounced, 1);
+    CHECK_INT(stats(3).undelivered, 1);
+    CHECK_INT(stats(2).refused, 1);
+    CHECK_INT(stats(2).acked, 0);
+    CHECK_INT(sess[r3].node, 0); /* closed by its failed write */
+    /* three wait on node 2 for r3, which then connects to node 2: one
+     * update delivers all three there; the first write closes it */
+    write_fail_permille = 0;
+    int ids[3];
+    for (int k = 0; k < 3; k++)
+        ids[k] = send_msg(s2, "r3.x");
+    drain(); /* no node holds r3: answered */
+    open_sess(3, "r3.x");
+    drain();
+    set_busy(2, 3, true);
+    for (int k = 0; k < 3; k++)
+        ids[k] = send_msg(s2, "r3.x");
+    CHECK_INT(stats(2).waiting, 3);
+    write_fail_permille = 1000;
+    for (int s = 0; s < nsess; s++)
+        if (sess[s].node == 3 && strcmp(sess[s].name, "r3.x") == 0)
+            close_sess(s);
+    open_sess(2, "r3.x");
+    drain();
+    for (int k = 0; k < 3; k++) {
+        CHECK_INT(msgs[ids[k]].delivered, 0);
+        CHECK_INT(msgs[ids[k]].errors, 1);
+    }
+    CHECK_INT(stats(2).waiting, 0);
+    CHECK_INT(stats(2).undelivered, 3);
+    write_fail_permille = 0;
+    CHECK_INT(violations, 0);
+    teardown();
+}
+
 /* ---- seeded runs ------------------------------------------------------------ */
 
 static uint64_t rng_state;
@@ -1354,6 +1440,7 @@ static bool run_seed(uint64_t seed)
     cfg.queue_max = 64;
     cfg.hold_ms = 3000;
     rng_state = seed * 2654435761u + 1;
+    write_fail_permille = 0;
     setup(5, &cfg);
     elect(1, true);
     senders[0] = open_sess(1, "s1.x");
@@ -1361,6 +1448,7 @@ static bool run_seed(uint64_t seed)
     open_sess(3, "r1.x");
     open_sess(4, "r2.x");
     drain();
+    write_fail_permille = 1 + rnd() % 20;
     for (int step = 0; step < 3000 && nmsgs < MAXMSG - 10; step++) {
         uint32_t r = rnd() % 100;
         int i = alive_node(), j = alive_node();
@@ -1391,11 +1479,17 @@ static bool run_seed(uint64_t seed)
                 }
             }
         } else if (r < 86) {
-            /* a receiver moves (gracefully) to another node */
+            /* a receiver moves to another node: gracefully (the old session
+             * closes first), or it reconnects while its old session still
+             * looks alive, with stanzas to it in flight, and the leader's
+             * conflict closes the old one (DESIGN "A component name lives
+             * once in the cluster") */
+            bool replace = rnd() % 2 == 0;
             snprintf(rn, sizeof rn, "r%u.x", 1 + rnd() % (uint32_t)recv_names);
             for (int s = 0; s < nsess; s++)
                 if (sess[s].node != 0 && strcmp(sess[s].name, rn) == 0 &&
-                    nodes[sess[s].node].alive && !nodes[sess[s].node].paused)
+                    nodes[sess[s].node].alive && !nodes[sess[s].node].paused &&
+                    (!replace || sess[s].node == i))
                     close_sess(s);
             if (i)
                 open_sess(i, rn);
@@ -1417,6 +1511,7 @@ static bool run_seed(uint64_t seed)
     for (int k = 3; k <= 5; k++)
         if (!nodes[k].alive)
             restart(k, &cfg);
+    write_fail_permille = 0;
     heal();
     bool done;
     check_outcomes(&done);
@@ -1463,4 +1558,5 @@ TL_MAIN(T(test_each_of_bare), T(test_attrs_reach_every_member),
         T(test_backlog_bounded_in_bytes), T(test_conflict_by_leader_order),
         T(test_names_bounded), T(test_report_flood), T(test_unknown_name),
         T(test_receiver_crash_lost_not_lied), T(test_dead_node_stanzas_wait_for_move),
-        T(test_no_leader_unknown_waits), T(test_seeded_runs))
+        T(test_no_leader_unknown_waits), T(test_undelivered_answered),
+        T(test_seeded_runs))

@@ -557,13 +557,16 @@ static bool collect(int i, uint64_t conn, const char *from, int *next)
     return ok;
 }
 
+/* num_conn[i]: the connection of node i that send_num sends on (0: 1). */
+static uint64_t num_conn[NMAX + 1];
+
 static void send_num(int i, int k, const char *from, const char *to)
 {
     char m[512];
 
     snprintf(m, sizeof m, "<message from='%s' to='%s' id='%d'><body>%d</body></message>",
              from, to, k, k);
-    in(i, 1, m);
+    in(i, num_conn[i] != 0 ? num_conn[i] : 1, m);
 }
 
 /* The leader dies while stanzas between two followers are at every stage
@@ -673,6 +676,67 @@ static void test_cluster_move_here_keeps_order(void)
                                       MSG("cb1.example.com", "cb3.example.com", "4"));
     in(1, 1, MSG("cb1.example.com", "cb3.example.com", "5"));
     CHECK_STR(take(1, 2), MSG("cb1.example.com", "cb3.example.com", "5"));
+    CHECK_INT(cstats(1).waiting, 0);
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
+}
+
+#define BOUNCE(from, to, id)                                                             \
+    "<message from='" to "' to='" from "' id='" id "' type='error'><body>" id            \
+    "</body><error type='cancel'><service-unavailable "                                  \
+    "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
+
+/* A stanza from another node whose session is gone by the time its
+ * delivery is carried out (the connection refuses the bytes: full, so srv
+ * closes it) was not delivered: its holder owes the origin a bounce, and
+ * the sender gets service-unavailable (RFC 6120 §8.3.3.19), never an ACK
+ * for a stanza dropped. */
+static void test_cluster_holder_session_gone(void)
+{
+    struct srv_cluster_stats st;
+
+    cluster_start(3, NULL);
+    set_leader_all(2);
+    REQUIRE(auth(1, 1, 1) && auth(3, 1, 3));
+    settle();
+    nd[3].fx.c[1].fail_send = true;
+    in(1, 1, MSG("cb1.example.com", "cb3.example.com", "1"));
+    run();
+    CHECK_INT(nd[3].fx.c[1].closes, 1);
+    CHECK_STR(take(1, 1), BOUNCE("cb1.example.com", "cb3.example.com", "1"));
+    st = cstats(1);
+    CHECK_INT(st.acked, 0);
+    CHECK_INT(st.refused, 1);
+    CHECK_INT(st.inflight, 0);
+    st = cstats(3);
+    CHECK_INT(st.delivered, 0);
+    CHECK_INT(st.bounced, 1);
+    CHECK_INT(proto_errors, 0);
+    cluster_stop();
+}
+
+/* Stanzas of this node's own senders that waited for a name and are
+ * delivered here in one update when the name moves here: the first write
+ * fails and closes the session, so none of them reaches it; each sender is
+ * answered (none skipped as if delivered). */
+static void test_cluster_origin_session_gone(void)
+{
+    cluster_start(3, NULL);
+    set_leader_all(2);
+    REQUIRE(auth(1, 1, 1) && auth(3, 1, 3));
+    settle();
+    nd[1].busy_to[3] = true;
+    in(1, 1, MSG("cb1.example.com", "cb3.example.com", "1"));
+    in(1, 1, MSG("cb1.example.com", "cb3.example.com", "2"));
+    run();
+    CHECK_INT(cstats(1).waiting, 2);
+    srv_conn_closed(nd[3].fx.srv, 1, now);
+    REQUIRE(auth(1, 2, 3)); /* cb3 reconnects to node 1 */
+    nd[1].fx.c[2].fail_send = true;
+    run(); /* the leader's table now says node 1: both go to conn 2 */
+    CHECK_INT(nd[1].fx.c[2].closes, 1);
+    CHECK_STR(take(1, 1), BOUNCE("cb1.example.com", "cb3.example.com", "1")
+                              BOUNCE("cb1.example.com", "cb3.example.com", "2"));
     CHECK_INT(cstats(1).waiting, 0);
     CHECK_INT(proto_errors, 0);
     cluster_stop();
@@ -802,6 +866,7 @@ static void test_cluster_conflict_since(void)
 /* Outcomes per stream (1: cb1 -> cb2, 2: cb2 -> cb1) and message id. */
 #define RPER 100
 static int r_del[3][RPER + 1], r_err[3][RPER + 1], r_last[3];
+static uint64_t r_conn[3][RPER + 1]; /* the sender's connection */
 
 /* r_collect reads what conn 1 on node i (holding stream s's receiver, and
  * the sender of the other stream) got: stream s's messages, each once, in
@@ -809,7 +874,7 @@ static int r_del[3][RPER + 1], r_err[3][RPER + 1], r_last[3];
  * that was delivered.  Clears the buffer. */
 static bool r_collect(int i, int s, const char *from)
 {
-    struct buf *b = &nd[i].fx.c[1].out;
+    struct buf *b = &nd[i].fx.c[num_conn[i]].out;
     const char *p;
     bool ok = true;
 
@@ -862,10 +927,13 @@ static uint64_t rnd(void)
  * while leadership moves at random (at most once per simulated second, as
  * elections go; learnt by nodes in any order, the new leader first, some
  * nodes a heartbeat or two late; sometimes no leader), links drop at any
- * byte and redial, and nodes 3-5 restart (channel resets).  Every message
- * has exactly one outcome (delivered, or an error reply and never
- * delivered), deliveries are in order, nothing is lost, and no session is
- * closed.
+ * byte and redial, nodes 3-5 restart (channel resets), and cb2's
+ * connection now and then refuses a write (full: srv closes the session
+ * and cb2 connects again on node 2), so that deliveries fwd listed find
+ * their session gone.  Every message has exactly one outcome (delivered,
+ * or an error reply and never delivered; an error to a sender whose
+ * session closed has no one to go to), deliveries are in order, nothing is
+ * lost, and no other session is closed.
  * One function past 80 lines on purpose: the loop is one random choice per
  * step among the fault kinds, all sharing the run's counters (sent, next
  * expected), and reads best as the list of those kinds in one place. */
@@ -880,6 +948,8 @@ static bool run_random(uint64_t seed)
     memset(r_del, 0, sizeof r_del);
     memset(r_err, 0, sizeof r_err);
     memset(r_last, 0, sizeof r_last);
+    memset(r_conn, 0, sizeof r_conn);
+    num_conn[1] = num_conn[2] = 1;
 
     rng = seed * 0x9e3779b97f4a7c15ULL + 3;
     cluster_start(5, NULL);
@@ -895,8 +965,10 @@ static bool run_random(uint64_t seed)
         wall += 1;
         if (r < 20) {
             int s = 1 + (int)(rnd() % 2);
-            if (sent[s] < per)
+            if (sent[s] < per) {
+                r_conn[s][sent[s] + 1] = num_conn[s];
                 send_num(s, ++sent[s], snd[s], dst[s]);
+            }
         } else if (r < 86) {
             int a = 1 + (int)(rnd() % 5), b = 1 + (int)(rnd() % 5);
             if (a != b)
@@ -932,8 +1004,19 @@ static bool run_random(uint64_t seed)
             if (leader == v)
                 leader = 0;
             learn_at[v] = now + 1 + rnd() % 200;
+        } else if (r < 95 && rnd() % 10 == 0 && num_conn[2] + 1 < FX_MAX_CONNS) {
+            /* cb2's connection refuses the next write (full): srv closes
+             * the session, and a stanza fwd listed for it is answered
+             * (fwd_undelivered), never acknowledged and dropped */
+            nd[2].fx.c[num_conn[2]].fail_send = true;
         } else {
             tick_all();
+        }
+        if (nd[2].fx.c[num_conn[2]].closes > 0) {
+            /* what it got before, then cb2 connects again on node 2 */
+            ok &= r_collect(2, 1, snd[1]);
+            num_conn[2]++;
+            ok &= auth(2, num_conn[2], 2);
         }
         for (int i = 1; i <= 5; i++)
             if (learn_at[i] != 0 && learn_at[i] <= now) {
@@ -952,16 +1035,23 @@ static bool run_random(uint64_t seed)
     for (int i = 1; i <= 5; i++)
         for (int j = i + 1; j <= 5; j++)
             pl_connect(i, j);
+    nd[2].fx.c[num_conn[2]].fail_send = false;
     for (int s = 1; s <= 2; s++)
-        while (sent[s] < per)
+        while (sent[s] < per) {
+            r_conn[s][sent[s] + 1] = num_conn[s];
             send_num(s, ++sent[s], snd[s], dst[s]);
+        }
     settle();
     ok &= r_collect(2, 1, snd[1]);
     ok &= r_collect(1, 2, snd[2]);
     /* every message between the two surviving nodes has its one outcome */
     for (int st = 1; st <= 2; st++)
         for (int k = 1; k <= per; k++)
-            if (r_del[st][k] + r_err[st][k] != 1)
+            if (r_del[st][k] + r_err[st][k] != 1 &&
+                /* an error reply to a sender whose session closed since
+                 * has no one to go to */
+                !(r_del[st][k] + r_err[st][k] == 0 &&
+                  nd[st].fx.c[r_conn[st][k]].closes > 0))
                 missing++;
     if (getenv("XMPPD_CLUSTER_DUMP") != NULL)
         for (int i = 1; i <= 2; i++) {
@@ -983,7 +1073,7 @@ static bool run_random(uint64_t seed)
         ok = false;
     }
     ok &= cstats(1).waiting == 0 && cstats(2).waiting == 0;
-    ok &= nd[1].fx.c[1].closes == 0 && nd[2].fx.c[1].closes == 0;
+    ok &= nd[1].fx.c[1].closes == 0 && nd[2].fx.c[num_conn[2]].closes == 0;
     ok &= proto_errors == 0;
     for (int i = 1; i <= 5; i++) {
         struct srv_cluster_stats st = cstats(i);
@@ -996,6 +1086,7 @@ static bool run_random(uint64_t seed)
         rstats.refused += st.refused;
     }
     cluster_stop();
+    num_conn[1] = num_conn[2] = 0;
     return ok;
 }
 
@@ -1688,7 +1779,8 @@ static void test_cluster_last_presence(void)
 TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_no_leader_queue), T(test_cluster_busy_channel_and_deadline),
         T(test_cluster_leader_change_unacked), T(test_cluster_takeover_conflict),
-        T(test_cluster_move_here_keeps_order), T(test_cluster_start_stop),
+        T(test_cluster_move_here_keeps_order), T(test_cluster_holder_session_gone),
+        T(test_cluster_origin_session_gone), T(test_cluster_start_stop),
         T(test_cluster_five_nodes_ring), T(test_cluster_conflict_since),
         T(test_cluster_random_one_outcome_in_order), T(test_cluster_clients),
         T(test_cluster_max_sessions), T(test_cluster_node_names_full),

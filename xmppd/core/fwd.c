@@ -168,11 +168,12 @@ bool fwd__is_member(const struct fwd *f, uint64_t id)
 
 /* ---- origin: answering the sender --------------------------------------- */
 
-/* answer gives the sender of e (a local session) the error reply type/cond
- * (RFC 6120 §8.3), unless the stanza may not be answered (§8.3.1: no error
- * to an error; presence and iq results are dropped, RFC 6121 §4.3). */
-static void answer(struct fwd *f, const struct fwd_ent *e, const char *type,
-                   const char *cond)
+/* answer_to gives the sender (from, a local session) of the stanza seq
+ * (xml, len bytes, to 'to') the error reply type/cond (RFC 6120 §8.3),
+ * unless the stanza may not be answered (§8.3.1: no error to an error;
+ * presence and iq results are dropped, RFC 6121 §4.3). */
+static void answer_to(struct fwd *f, uint64_t seq, const char *from, const char *to,
+                      const char *xml, size_t len, const char *type, const char *cond)
 {
     static const char head[] =
         "<stream:stream xmlns='" STZ_NS_COMPONENT "' xmlns:stream='" STZ_NS_STREAMS "'>";
@@ -190,7 +191,7 @@ static void answer(struct fwd *f, const struct fwd_ent *e, const char *type,
     lim.max_stanza_bytes = PFRAME_MAX_BODY;
     if (xs_new(&lim, &xs) < 0)
         goto done;
-    if (xs_feed(xs, head, sizeof head - 1) < 0 || xs_feed(xs, e->xml, e->len) < 0)
+    if (xs_feed(xs, head, sizeof head - 1) < 0 || xs_feed(xs, xml, len) < 0)
         goto done;
     while (xs_next(xs, &ev)) {
         if (ev.kind == XS_EV_ELEM && elem.el == NULL)
@@ -203,18 +204,25 @@ static void answer(struct fwd *f, const struct fwd_ent *e, const char *type,
     reply = stz_error_reply(elem.el, type, cond, NULL);
     if (reply == NULL || stz_serialize(reply, STZ_NS_COMPONENT, &out) < 0)
         goto done;
-    dest = f->env.find(f->env.ud, e->from);
-    sent = dest != NULL &&
-           fwd__act_deliver(f, dest, e->to, e->from, out.data, out.len, true) == 0;
+    dest = f->env.find(f->env.ud, from);
+    sent = dest != NULL && fwd__act_deliver(f, dest, to, from, out.data, out.len, true,
+                                            FWD_SRC_REPLY, 0, 0, seq) == 0;
     if (sent)
         f->st.errors++;
 done:
-    FLOG(f, LOG_DEBUG, "stanza %" PRIu64 " to %s: %s%s", e->seq, e->to, cond,
+    FLOG(f, LOG_DEBUG, "stanza %" PRIu64 " to %s: %s%s", seq, to, cond,
          sent ? " (sender told)" : "");
     buf_free(&out);
     stz_free(reply);
     stz_free(elem.el);
     xs_free(xs);
+}
+
+/* answer gives the sender of e the error reply type/cond (answer_to). */
+static void answer(struct fwd *f, const struct fwd_ent *e, const char *type,
+                   const char *cond)
+{
+    answer_to(f, e->seq, e->from, e->to, e->xml, e->len, type, cond);
 }
 
 /* ---- origin: handing stanzas to channels -------------------------------- */
@@ -262,8 +270,11 @@ static int try_hand(struct fwd *f, struct fwd_ent *e, bool *moved)
                             in any table yet */
     if (node == f->cfg.node_id && (dest = f->env.find(f->env.ud, e->to)) != NULL)
         /* A session of ours took the name meanwhile (no memory to list
-         * it: it waits, at most hold_ms). */
-        return fwd__act_deliver(f, dest, e->from, e->to, e->xml, e->len, true) == 0
+         * it: it waits, at most hold_ms).  The delivery copies the stanza:
+         * should the caller find the session gone, it is answered from
+         * that copy (fwd__settle). */
+        return fwd__act_deliver(f, dest, e->from, e->to, e->xml, e->len, true,
+                                FWD_SRC_OURS, 0, 0, e->seq) == 0
                    ? TRY_DONE
                    : TRY_KEEP;
     if (node == 0 || node == f->cfg.node_id || !fwd__is_member(f, node)) {
@@ -275,22 +286,23 @@ static int try_hand(struct fwd *f, struct fwd_ent *e, bool *moved)
     p = fwd__peer(f, node, true);
     if (p == NULL || !p->link_up || p->blocked || p->inflight.n >= f->cfg.inflight_max)
         return TRY_KEEP;
-    fr.u.fwd = (struct pframe_fwd){f->cfg.node_id,
-                                   f->cfg.incarnation,
-                                   e->seq,
-                                   p->inflight.head != NULL && p->inflight.head->seq < e->seq
-                                       ? p->inflight.head->seq
-                                       : e->seq,
-                                   e->from,
-                                   e->to,
-                                   e->xml,
-                                   e->len};
+    fr.u.fwd = (struct pframe_fwd){
+        f->cfg.node_id,
+        f->cfg.incarnation,
+        e->seq,
+        p->inflight.head != NULL && p->inflight.head->seq < e->seq ? p->inflight.head->seq
+                                                                   : e->seq,
+        e->from,
+        e->to,
+        e->xml,
+        e->len};
     if (f->env.send(f->env.ud, node, &fr) < 0) {
         f->st.send_failures++;
         p->blocked = true; /* the rest for it waits for fwd_pump, in order */
         return TRY_KEEP;
     }
-    FLOG(f, LOG_TRACE, "stanza %" PRIu64 " to %s handed to %" PRIx64, e->seq, e->to, node);
+    FLOG(f, LOG_TRACE, "stanza %" PRIu64 " to %s handed to %" PRIx64, e->seq, e->to,
+         node);
     f->st.sent++;
     e->node = node;
     *moved = true;
@@ -512,8 +524,8 @@ static bool flush_owed(struct fwd *f, struct fwd_peer *p)
 
     if (p->owe_d.n + p->owe_b.n == 0)
         return true;
-    fr.u.ack = (struct pframe_ack){p->owe_inc, p->owe_d.r, p->owe_d.n, p->owe_b.r,
-                                   p->owe_b.n};
+    fr.u.ack =
+        (struct pframe_ack){p->owe_inc, p->owe_d.r, p->owe_d.n, p->owe_b.r, p->owe_b.n};
     if (f->env.send(f->env.ud, p->id, &fr) < 0) {
         f->st.acks_deferred++;
         return false; /* kept, merged, sent by fwd_pump */
@@ -522,13 +534,39 @@ static bool flush_owed(struct fwd *f, struct fwd_peer *p)
     return true;
 }
 
-/* handle_fwd gives a stanza from origin node its one outcome here. */
+/* owe records that origin p (incarnation inc) is owed the outcome of its
+ * stanza seq: delivered here (ok) or bounced.  0, XE_PROTO (more ranges
+ * than an honest origin has in flight: counted) or XE_NOMEM. */
+static inline int owe(struct fwd *f, struct fwd_peer *p, uint64_t inc, uint64_t seq,
+                      bool ok)
+{
+    int rc;
+
+    if (p->owe_inc != inc)
+        return 0; /* that process of the origin restarted since: moot */
+    if (ok)
+        f->st.delivered++;
+    else
+        f->st.bounced++;
+    rc = rset_add(ok ? &p->owe_d : &p->owe_b, seq);
+    if (rc < 0) {
+        FLOG(f, LOG_WARN, "outcome of stanza %" PRIx64 "/%" PRIu64 " not owed (%s)",
+             p->id, seq, xe_strerror(rc));
+        return rc == XE_LIMIT ? XE_PROTO : rc;
+    }
+    /* Owed, not sent yet: the edge sends every owed outcome as one ACK per
+     * peer at the end of its input batch (fwd_flush). */
+    f->owed = true;
+    return 0;
+}
+
+/* handle_fwd gives a stanza from origin node its one outcome here: bounced
+ * now when no session of ours holds its name, or listed for delivery, its
+ * outcome owed once the caller has carried it out (fwd__settle). */
 static int handle_fwd(struct fwd *f, uint64_t node, const struct pframe_fwd *fw)
 {
     struct fwd_peer *p;
     void *dest;
-    bool ok;
-    int rc;
 
     if (fw->origin != node)
         return XE_PROTO;
@@ -548,21 +586,55 @@ static int handle_fwd(struct fwd *f, uint64_t node, const struct pframe_fwd *fw)
      * is refused, so that it still has one outcome (the origin answers
      * its sender). */
     dest = f->env.find(f->env.ud, fw->to);
-    ok = dest != NULL &&
-         fwd__act_deliver(f, dest, fw->from, fw->to, fw->xml, fw->xml_len, false) == 0;
-    FLOG(f, LOG_TRACE, "stanza %" PRIx64 "/%" PRIu64 " to %s %s", node, fw->seq, fw->to,
-         ok ? "delivered" : "refused: no session here");
-    if (ok)
-        f->st.delivered++;
-    else
-        f->st.bounced++;
-    rc = rset_add(ok ? &p->owe_d : &p->owe_b, fw->seq);
-    if (rc < 0)
-        return rc == XE_LIMIT ? XE_PROTO : rc;
-    /* Owed, not sent yet: the edge sends every owed outcome as one ACK per
-     * peer at the end of its input batch (fwd_flush). */
-    f->owed = true;
-    return 0;
+    if (dest != NULL && fwd__act_deliver(f, dest, fw->from, fw->to, fw->xml, fw->xml_len,
+                                         false, FWD_SRC_HELD, (uint32_t)(p - f->peers),
+                                         fw->incarnation, fw->seq) == 0) {
+        FLOG(f, LOG_TRACE, "stanza %" PRIx64 "/%" PRIu64 " to %s listed", node, fw->seq,
+             fw->to);
+        return 0;
+    }
+    FLOG(f, LOG_TRACE, "stanza %" PRIx64 "/%" PRIu64 " to %s refused: no session here",
+         node, fw->seq, fw->to);
+    return owe(f, p, fw->incarnation, fw->seq, false);
+}
+
+/* settle_one gives delivery a (note n), carried out, its outcome. */
+static void settle_one(struct fwd *f, const struct fwd_act *a, const struct fwd_note *n)
+{
+    if (n->undelivered)
+        f->st.undelivered++;
+    switch (n->src) {
+    case FWD_SRC_HELD:
+        /* The session that fwd found for it was gone when the caller came
+         * to it (closed by an earlier act of the update: a conflict, a
+         * failed write), or its connection refused the bytes: not
+         * delivered, so the origin answers its sender; never an ACK for a
+         * stanza dropped (DESIGN "Forwarding": one outcome). */
+        if (owe(f, &f->peers[n->peer], n->inc, n->seq, !n->undelivered) == XE_PROTO)
+            f->st.protocol_errors++;
+        break;
+    case FWD_SRC_OURS:
+        /* RFC 6120 §8.3.3.19: the session of the name is gone; it was
+         * never written, so an error is its one outcome. */
+        FLOG(f, LOG_DEBUG, "stanza %" PRIu64 " to %s: its session here is gone", n->seq,
+             a->to);
+        answer_to(f, n->seq, a->from, a->to, a->xml, a->len, "cancel",
+                  "service-unavailable");
+        break;
+    default:
+        /* An error reply whose sender is gone: no error to an error
+         * (RFC 6120 §8.3.1). */
+        break;
+    }
+}
+
+void fwd__settle(struct fwd *f, const struct fwd_acts *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const struct fwd_note *n = &t->note[i];
+        if (t->a[i].kind == FWD_ACT_DELIVER && (n->src == FWD_SRC_HELD || n->undelivered))
+            settle_one(f, &t->a[i], n);
+    }
 }
 
 void fwd_flush(struct fwd *f, uint64_t now_ms)

@@ -48,15 +48,20 @@
  * session, close that session: a conflict) is listed, in order, and the
  * caller carries it out after the call (fwd_take), so the caller may call
  * fwd again while it does (a delivery that makes a session answer through
- * fwd_send).  Two callbacks stay, both without effect on the caller's
+ * fwd_send).  A session found when a delivery was listed may be gone when
+ * it is carried out (an earlier act of the update closed it: a conflict, a
+ * failed write), and only the caller knows: it reports such a delivery
+ * (fwd_undelivered), and fwd settles each delivery's outcome, the ACK it
+ * owes or the error its sender gets, when the caller comes back for the
+ * next take.  Two callbacks stay, both without effect on the caller's
  * state, so neither can re-enter fwd:
  *  - env->send: the channel's answer (taken, or XE_BUSY) decides within
  *    the call whether a stanza is in flight or waits, in order, and bounds
  *    what waits (queue_max, inflight_max); a channel encodes the frame it
  *    takes (pchan_send), so an outbox here would copy every forwarded
  *    stanza once more on the hot path.
- *  - env->find: a lookup; its answer decides within the call whether a
- *    stanza from another node is delivered or bounced (the ACK owes it).
+ *  - env->find: a lookup; when it finds no session a stanza from another
+ *    node is bounced within the call (the ACK owes it), else listed.
  * Log sinks are outputs only. */
 #ifndef XMPPD_FWD_H
 #define XMPPD_FWD_H
@@ -106,9 +111,12 @@ struct fwd_env {
 /* What fwd asks of its caller for this node's sessions (fwd_take). */
 enum fwd_act_kind {
     /* Write xml (len bytes), a stanza from 'from' to 'to', to the session
-     * dest (env->find's answer for 'to').  The outcome is decided: a
-     * session that cannot take it any more (closed since, its connection
-     * full) makes it one that had its outcome, as a failed write does. */
+     * dest (env->find's answer for 'to').  Its outcome is decided only
+     * once the caller has carried it out: when dest cannot take it (closed
+     * since fwd found it, by an earlier act of the update or by what
+     * carrying one out did; its connection refused the bytes) the caller
+     * says so with fwd_undelivered, and the stanza is answered with an
+     * error instead (its origin is owed a bounce), never acknowledged. */
     FWD_ACT_DELIVER,
     /* Close the local session sid of name (a component domain or a
      * client's full JID) with a conflict stream error (RFC 6120 §4.9.3.3):
@@ -151,8 +159,23 @@ void fwd_free(struct fwd *f);
  * those of a delivery of a FWD frame, which point into that frame: carry
  * out the take after fwd_input before releasing the frame.  Carry each
  * update out before the next fwd call that may list more (every call but
- * the const queries and fwd_get_stats). */
+ * the const queries and fwd_get_stats).  A take first settles the
+ * outcomes of the update taken before it (fwd_undelivered): the answers
+ * that settling lists (to senders of deliveries undelivered) are in it. */
 void fwd_take(struct fwd *f, struct fwd_update *u);
+
+/* fwd_undelivered tells fwd that the caller could not carry out a (an
+ * FWD_ACT_DELIVER of the update it took last, borrowed): no live session
+ * took the bytes.  Call it while carrying that update out, before the
+ * next fwd_take.  The next fwd_take gives each delivery of that update its
+ * outcome, as known then: a stanza from another node is owed to its origin
+ * as delivered, or as bounced when undelivered (the origin answers its
+ * sender service-unavailable, RFC 6120 §8.3.3.19); a stanza of a local
+ * sender that was undelivered is answered here the same way (the answer
+ * is in that take); an error reply undelivered is dropped (§8.3.1).  So a
+ * FWD is acknowledged only after its delivery was carried out: take until
+ * n is 0 before fwd_flush. */
+void fwd_undelivered(struct fwd *f, const struct fwd_act *a);
 
 /* fwd_set_members gives the cluster's voting members (node ids, borrowed,
  * copied), this node included or not.  Stanzas handed to a node that is no
@@ -214,7 +237,8 @@ int fwd_send(struct fwd *f, const char *from, const char *to, const char *xml, s
 int fwd_input(struct fwd *f, uint64_t node, const struct pframe *fr, uint64_t now_ms);
 
 /* fwd_flush sends what this node owes each origin for the FWDs fwd_input
- * took since the last flush, as one ACK frame per origin (merged seq
+ * took since the last flush and whose deliveries the caller carried out
+ * (fwd_undelivered), as one ACK frame per origin (merged seq
  * ranges, at most PFRAME_MAX_LIST: an honest origin has at most
  * inflight_max stanzas in flight).  An ACK the channel refuses stays owed
  * and goes out on fwd_pump.  fwd_pump, fwd_tick and a link coming up
@@ -292,6 +316,8 @@ struct fwd_stats {
     uint64_t expired;       /* answered here: no channel took it in hold_ms */
     uint64_t delivered;     /* stanzas from other nodes delivered here */
     uint64_t bounced;       /* stanzas from other nodes refused here */
+    uint64_t undelivered;   /* deliveries the caller could not carry out
+                               (fwd_undelivered): answered, not delivered */
     uint64_t errors;        /* error replies given to local senders */
     uint64_t send_failures; /* env->send refusals */
     uint64_t acks_deferred; /* ACK frames a full channel refused (kept) */

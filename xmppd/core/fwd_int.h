@@ -108,14 +108,35 @@ struct fwd_heard {
     uint64_t until; /* forgotten at this time (now + hold_ms) */
 };
 
+/* Whose stanza a listed delivery carries, so that it gets its outcome
+ * once the caller has carried it out (fwd__settle). */
+enum fwd_src {
+    FWD_SRC_REPLY, /* an error reply fwd made for a local sender */
+    FWD_SRC_OURS,  /* a stanza of a local sender, delivered here */
+    FWD_SRC_HELD,  /* a FWD from origin node: its outcome is owed there */
+};
+
+/* What fwd keeps of an act beside it (fwd_act.c). */
+struct fwd_note {
+    bool own;         /* its strings are arena offsets until taken */
+    bool undelivered; /* the caller said so (fwd_undelivered) */
+    uint8_t src;      /* DELIVER: enum fwd_src */
+    uint32_t peer;    /* HELD: the origin, its index in f->peers (stable:
+                         records are only added) */
+    uint64_t inc;     /* HELD: the origin's incarnation */
+    uint64_t seq;     /* HELD: the origin's seq; OURS: ours (for logs) */
+};
+
 /* A list of actions (fwd_act.c).  Strings fwd copies go to arena; while
- * listed, such an act holds offsets into it (own[i]), made pointers when
- * the list is taken. */
+ * listed, such an act holds offsets into it (note[i].own), made pointers
+ * when the list is taken. */
 struct fwd_acts {
     struct fwd_act *a;
-    bool *own;
+    struct fwd_note *note;
     size_t n, cap;
-    size_t nown; /* acts with own[i] */
+    size_t nown;   /* acts with note[i].own */
+    size_t nheld;  /* DELIVERs of FWDs (FWD_SRC_HELD): owed at settle */
+    size_t nundel; /* acts marked undelivered */
     struct buf arena;
 };
 
@@ -125,9 +146,11 @@ struct fwd {
     struct fwd_env env;
     uint64_t now;
     /* lists[cur]: the update being listed; the other one: the update the
-     * caller took last (valid until the next take). */
+     * caller took last (valid until the next take).  handed: that one
+     * has not been settled yet (fwd__settle at the next take). */
     struct fwd_acts lists[2];
     unsigned cur;
+    bool handed;
 
     /* origin */
     uint64_t next_seq;
@@ -169,13 +192,21 @@ struct fwd_peer *fwd__peer(struct fwd *f, uint64_t id, bool create);
 bool fwd__is_member(const struct fwd *f, uint64_t id);
 /* Actions (fwd_act.c).  fwd__act_deliver lists a delivery to dest (an
  * env->find handle), copying the strings (copy) or borrowing them (a FWD
- * frame's, valid until the caller takes the update);
+ * frame's, valid until the caller takes the update); src says whose
+ * stanza it is (peer, inc, seq: see struct fwd_note);
  * fwd__act_conflict lists a conflict for name (copied).  0/XE_NOMEM
  * (nothing listed).  fwd__acts_free frees both lists. */
 int fwd__act_deliver(struct fwd *f, void *dest, const char *from, const char *to,
-                     const char *xml, size_t len, bool copy);
+                     const char *xml, size_t len, bool copy, enum fwd_src src,
+                     uint32_t peer, uint64_t inc, uint64_t seq);
 int fwd__act_conflict(struct fwd *f, const char *name, uint64_t sid);
 void fwd__acts_free(struct fwd *f);
+/* fwd__settle gives each delivery of t, the update the caller carried
+ * out, its outcome now that it is known: a FWD's is owed to its origin
+ * (delivered, or bounced when the caller said it was undelivered), a
+ * stanza of ours not delivered is answered to its sender (fwd.c).  What
+ * it lists goes to the list being listed, not t. */
+void fwd__settle(struct fwd *f, const struct fwd_acts *t);
 
 /* fwd__pump hands waiting stanzas to channels (fwd.c). */
 void fwd__pump(struct fwd *f);

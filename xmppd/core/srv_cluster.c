@@ -11,7 +11,10 @@
  * make a session answer through fwd_send (a probe).  fwd's env.find is a
  * lookup of the session that holds a JID; sessions closed meanwhile go to
  * srv's dead list and are freed only when it is reaped, after cl_run, so
- * a listed session is never freed under it. */
+ * a listed session is never freed under it.  A delivery whose session
+ * closed meanwhile (an earlier act closed it) or whose write failed is
+ * reported to fwd (fwd_undelivered), which answers it with an error
+ * instead of acknowledging it. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,21 +113,24 @@ static void *cl_find(void *ud, const char *to)
     return s;
 }
 
-/* cl_deliver writes a stanza fwd delivers to s, cl_find's answer. */
-static void cl_deliver(struct srv *srv, struct sess *s, const char *from, const char *xml,
+/* cl_deliver writes a stanza fwd delivers to s, cl_find's answer (not
+ * freed before cl_run ends: cl_reap).  Returns whether s took it. */
+static bool cl_deliver(struct srv *srv, struct sess *s, const char *from, const char *xml,
                        size_t len)
 {
-    /* Closed since fwd found it (an earlier action of the update): the
-     * stanza had its outcome, as when the write fails. */
+    /* Closed since fwd found it (an earlier act of the update: a
+     * conflict, a replacement, a failed write): not delivered. */
     if (s->state != SESS_READY)
-        return;
+        return false;
     /* A probe for a client is answered by the server (RFC 6121 §4.3.2). */
     if (srv__c2s_cluster_probe(srv, s, from, xml, len))
-        return;
-    /* A failed write closes the session, as for a local delivery: the
-     * stanza had its outcome (the connection could not take it). */
-    if (sess_deliver_raw(s, xml, len) == 0)
-        srv->stats.routed++;
+        return true;
+    /* A failed write closes the session, as for a local delivery; the
+     * bytes were not queued, so the stanza was not delivered. */
+    if (sess_deliver_raw(s, xml, len) < 0)
+        return false;
+    srv->stats.routed++;
+    return true;
 }
 
 /* cl_conflict_client closes the local client of full JID name if its sid
@@ -178,8 +184,10 @@ static void cl_conflict(struct srv *srv, const char *name, uint64_t sid)
 }
 
 /* cl_run carries out what fwd listed, in order, until it lists nothing
- * more.  Called after every fwd call; a call made while it runs (a
- * delivery's answer through fwd_send) leaves its actions to the loop. */
+ * more, telling fwd which deliveries did not reach a session (their
+ * outcome is settled by the next take).  Called after every fwd call; a
+ * call made while it runs (a delivery's answer through fwd_send) leaves
+ * its actions to the loop. */
 static void cl_run(struct srv *srv)
 {
     struct srv_cluster *cl = srv->cl;
@@ -192,10 +200,10 @@ static void cl_run(struct srv *srv)
         fwd_take(cl->fwd, &u);
         for (size_t i = 0; i < u.n; i++) {
             const struct fwd_act *a = &u.acts[i];
-            if (a->kind == FWD_ACT_DELIVER)
-                cl_deliver(srv, a->dest, a->from, a->xml, a->len);
-            else
+            if (a->kind != FWD_ACT_DELIVER)
                 cl_conflict(srv, a->name, a->sid);
+            else if (!cl_deliver(srv, a->dest, a->from, a->xml, a->len))
+                fwd_undelivered(cl->fwd, a);
         }
     } while (u.n > 0);
     cl->running = false;
