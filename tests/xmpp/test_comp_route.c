@@ -98,6 +98,11 @@ static void test_invalid_from_lookalike(void)
     REQUIRE(up() == 0);
     fx_in(&fx, 1, "<iq type='get' id='1' from='xcb1.example.com' to='example.com'/>");
     CHECK_STR(fx_take(&fx, 1), FX_ERR("invalid-from"));
+    fx_stop(&fx);
+    /* nor a prefix of the component's domain */
+    REQUIRE(up() == 0);
+    fx_in(&fx, 1, "<iq type='get' id='1' from='cb1.example.co' to='example.com'/>");
+    CHECK_STR(fx_take(&fx, 1), FX_ERR("invalid-from"));
     CHECK_INT(fx.c[1].closes, 1);
     fx_stop(&fx);
 }
