@@ -1,5 +1,6 @@
 /* test_jid.c: JID parsing and preparation (RFC 7622), formatting, equality
  * and domain checks. */
+#include <arpa/inet.h>
 #include <stdbool.h>
 
 #include "testlib.h"
@@ -303,6 +304,99 @@ static void test_domain_valid(void)
     CHECK(!jid_domain_valid("b\xc3\xbc\xc3.example"));
 }
 
+/* ref_ascii_domain is the rule of RFC 7622 §3.2 for an ASCII name, written
+ * out once more, slowly: lower-case it, drop one final dot, then LDH labels
+ * of 1..63 bytes, all digits and dots only as an IPv4 literal.  Returns
+ * the prepared form in out, or false; *ace tells that a label is an A-label
+ * ("xn--"), which preparation turns into a U-label (IDNA, not judged
+ * here). */
+static bool ref_ascii_domain(const char *s, char *out, size_t cap, bool *ace)
+{
+    size_t n = strlen(s), start = 0;
+    bool numeric = true;
+    unsigned char addr[4];
+
+    *ace = false;
+    if (n + 1 > cap)
+        return false;
+    for (size_t i = 0; i <= n; i++)
+        out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+    if (n > 0 && out[n - 1] == '.')
+        out[--n] = '\0';
+    if (n == 0 || n > 1023)
+        return false;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && out[i] != '.') {
+            char c = out[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+                return false;
+            numeric = numeric && c >= '0' && c <= '9';
+            continue;
+        }
+        size_t len = i - start;
+        if (len == 0 || len > 63 || out[start] == '-' || out[i - 1] == '-')
+            return false;
+        *ace = *ace || (len >= 4 && memcmp(out + start, "xn--", 4) == 0);
+        start = i + 1;
+    }
+    return !numeric || inet_pton(AF_INET, out, addr) == 1;
+}
+
+/* Every ASCII name gets the same verdict and form from jid_parse (and
+ * jid_domain_valid) as from the rule above: the one-pass check for an
+ * already prepared name changes no result.  Names from a small alphabet
+ * that hits every edge (case, dots, hyphens, digits, "xn--", long labels). */
+static void test_domain_fast_path_same(void)
+{
+    static const char alpha[] = "aAxXnN-.09";
+    unsigned long seed = 12345;
+    char s[80], want[80];
+
+    for (int k = 0; k < 200000; k++) {
+        size_t n;
+        char *got;
+
+        seed = seed * 6364136223846793005ul + 1442695040888963407ul;
+        n = (size_t)(seed >> 33) % 12;
+        if (k % 50 == 0)
+            n = 60 + (size_t)(seed >> 40) % 10; /* around the label limit */
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005ul + 1442695040888963407ul;
+            s[i] = alpha[(seed >> 33) % (sizeof alpha - 1)];
+        }
+        s[n] = '\0';
+        if (k % 7 == 0 && n >= 4)
+            memcpy(s + (seed >> 45) % (n - 3), "xn--", 4);
+        if (k % 11 == 0 && n >= 7)
+            memcpy(s, "1.2.3.4", 7);
+        bool ace, ok = ref_ascii_domain(s, want, sizeof want, &ace);
+        if (ace) {
+            /* never prepared as it is: the U-label is */
+            CHECK(!jid_domain_valid(s));
+            continue;
+        }
+        got = prep(s);
+        if (ok != (got != NULL) || (ok && strcmp(got, want) != 0)) {
+            fprintf(stderr, "domain '%s': want %s, got %s\n", s, ok ? want : "invalid",
+                    got ? got : "invalid");
+            CHECK(false);
+            free(got);
+            return;
+        }
+        free(got);
+        CHECK(jid_domain_valid(s) == (ok && strcmp(s, want) == 0));
+    }
+    /* 1023 bytes is the longest domainpart, 1024 too long */
+    char big[1100];
+    for (size_t i = 0; i < 1024; i++)
+        big[i] = (i % 64 == 63) ? '.' : 'a';
+    big[1023] = '\0';
+    CHECK(big[1022] != '.' && jid_domain_valid(big));
+    big[1023] = 'a';
+    big[1024] = '\0';
+    CHECK(!jid_domain_valid(big));
+}
+
 static void test_parse_null(void)
 {
     struct jid j;
@@ -338,4 +432,4 @@ static void test_dns_name(void)
 TL_MAIN(T(test_dns_name), T(test_parts), T(test_domain_preparation),
         T(test_domain_invalid), T(test_localpart), T(test_resourcepart), T(test_lengths),
         T(test_format_equal), T(test_domain_within), T(test_domain_valid),
-        T(test_parse_null))
+        T(test_parse_null), T(test_domain_fast_path_same))

@@ -541,7 +541,66 @@ static void test_stamp_attr(void)
     stz_free(p);
 }
 
-TL_MAIN(T(test_new_free), T(test_attrs), T(test_children_and_text), T(test_unlink),
-        T(test_copy), T(test_serialize_escaping), T(test_serialize_namespaces),
-        T(test_serialize_ns_attrs), T(test_roundtrip), T(test_serialize_appends),
-        T(test_is_stanza), T(test_error_reply), T(test_raw), T(test_stamp_attr))
+/* An element made in one block (stz_new_init) is the element stz_new and
+ * stz_set_attr_ns make: the same serialization and stz_node_mem, and every
+ * change (replace, add past the array, delete, children, copy) works on
+ * it (run under valgrind, no part of the block is freed on its own). */
+static void test_new_init(void)
+{
+    static const char ns[] = "jabber:component:acceptX";
+    struct stz_init_attr a[] = {
+        {NULL, 0, "to", 2, "b@cb2.example.com", 17},
+        {NULL, 0, "from", 4, "a@cb1.example.comZZ", 17},
+        {STZ_NS_XML, strlen(STZ_NS_XML), "lang", 4, "en", 2},
+        {"", 0, "id", 2, "", 0},
+    };
+    struct stz *el = stz_new_init("messageX", 7, ns, sizeof ns - 2, a, 4);
+    struct stz *ref = stz_new("message", "jabber:component:accept"), *c;
+    char *s1, *s2;
+
+    REQUIRE(el != NULL && ref != NULL);
+    stz_set_attr(ref, "to", "b@cb2.example.com");
+    stz_set_attr(ref, "from", "a@cb1.example.com");
+    stz_set_attr_ns(ref, STZ_NS_XML, "lang", "en");
+    stz_set_attr(ref, "id", "");
+    CHECK_STR(el->name, "message");
+    CHECK_STR(el->ns, "jabber:component:accept");
+    CHECK_STR(stz_attr(el, "from"), "a@cb1.example.com");
+    CHECK_INT(stz_node_mem(el), stz_node_mem(ref));
+    s1 = ser(el, NULL);
+    s2 = ser(ref, NULL);
+    CHECK_STR(s1, s2);
+    free(s1);
+    free(s2);
+    /* replace a value, add two attributes (the array leaves the block),
+     * delete one from the block and one from the heap */
+    CHECK_INT(stz_set_attr(el, "id", "m1"), 0);
+    CHECK_INT(stz_set_attr(el, "type", "chat"), 0);
+    CHECK_INT(stz_set_attr(el, "x", "y"), 0);
+    stz_del_attr(el, "to");
+    stz_del_attr(el, "x");
+    CHECK(stz_add_child(el, "body", NULL) != NULL);
+    c = stz_copy(el);
+    REQUIRE(c != NULL);
+    s1 = ser(c, "jabber:component:accept");
+    CHECK_STR(s1, "<message from='a@cb1.example.com' xml:lang='en' id='m1' "
+                  "type='chat'><body/></message>");
+    free(s1);
+    stz_free(c);
+    stz_free(el);
+    stz_free(ref);
+    /* no attributes, no namespace */
+    el = stz_new_init("a", 1, NULL, 0, NULL, 0);
+    REQUIRE(el != NULL);
+    CHECK_STR(el->ns, "");
+    CHECK_INT(el->nattrs, 0);
+    CHECK_INT(stz_set_attr(el, "k", "v"), 0);
+    CHECK_STR(stz_attr(el, "k"), "v");
+    stz_free(el);
+}
+
+TL_MAIN(T(test_new_free), T(test_new_init), T(test_attrs), T(test_children_and_text),
+        T(test_unlink), T(test_copy), T(test_serialize_escaping),
+        T(test_serialize_namespaces), T(test_serialize_ns_attrs), T(test_roundtrip),
+        T(test_serialize_appends), T(test_is_stanza), T(test_error_reply), T(test_raw),
+        T(test_stamp_attr))

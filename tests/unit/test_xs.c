@@ -1237,8 +1237,11 @@ static void test_tree_cap_many_children(void)
 }
 
 /* What xs counts for a tree is what the tree is: the sum of stz_node_mem
- * over the pulled tree exactly, and what malloc holds for it within 10 %
- * (glibc only).  Pulling the event releases it from the count.  A lazy
+ * over the pulled tree exactly, and what malloc holds for it at most 10 %
+ * more (glibc only).  The heap is less: an element the framer builds is
+ * one block with its strings (stz_new_init), counted as the blocks
+ * stz_node_mem sums, so that the same stanzas pass the caps as before
+ * (about 0.8 here).  Pulling the event releases it from the count.  A lazy
  * tree (the default) is counted as what it is once built: the same
  * stanzas fail the cap as when the framer built them (xs.c); the heap
  * then grew by less. */
@@ -1272,7 +1275,7 @@ static void tree_mem_accounting(bool eager)
         /* The heap grew by the tree, expat's growth and one event node. */
         double grown = (double)(heap1 - heap0) - ((double)cur1 - (double)cur0);
         if (eager)
-            CHECK(grown > 0.9 * (double)counted && grown < 1.1 * (double)counted);
+            CHECK(grown > 0.7 * (double)counted && grown < 1.1 * (double)counted);
         else
             CHECK(grown < 0.2 * (double)counted);
     }

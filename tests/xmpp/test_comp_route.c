@@ -98,6 +98,11 @@ static void test_invalid_from_lookalike(void)
     REQUIRE(up() == 0);
     fx_in(&fx, 1, "<iq type='get' id='1' from='xcb1.example.com' to='example.com'/>");
     CHECK_STR(fx_take(&fx, 1), FX_ERR("invalid-from"));
+    fx_stop(&fx);
+    /* nor a prefix of the component's domain */
+    REQUIRE(up() == 0);
+    fx_in(&fx, 1, "<iq type='get' id='1' from='cb1.example.co' to='example.com'/>");
+    CHECK_STR(fx_take(&fx, 1), FX_ERR("invalid-from"));
     CHECK_INT(fx.c[1].closes, 1);
     fx_stop(&fx);
 }
@@ -185,6 +190,44 @@ static void test_malformed_to(void)
         "type='modify'><jid-malformed "
         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
     CHECK_INT(fx.c[1].closes, 0);
+    fx_stop(&fx);
+}
+
+/* RFC 7622 §3.2: a domainpart that is not in its prepared form (upper
+ * case, a final dot, an ideographic full stop) is prepared and routes like
+ * the prepared one, in 'from' and in 'to'; an invalid one is refused.  (The
+ * router takes a prepared name as it is and prepares only the others.) */
+static void test_unprepared_domains(void)
+{
+    static const char *const ok[] = {
+        "<message from='CB1.Example.COM' to='cb2.example.com' id='a'/>",
+        "<message from='cb1.example.com.' to='cb2.example.com.' id='b'/>",
+        "<message from='u@cb1.example.com' to='v@CB2.EXAMPLE.COM/R' id='c'/>",
+        "<message from='cb1\xe3\x80\x82"
+        "example.com' to='cb2\xef\xbc\x8e"
+        "example.com' "
+        "id='d'/>",
+    };
+
+    REQUIRE(up() == 0);
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        fx_in(&fx, 1, ok[i]);
+        CHECK_STR(fx_take(&fx, 2), ok[i]);
+        CHECK_STR(fx_take(&fx, 1), "");
+    }
+    /* an empty label: the 'to' is malformed */
+    fx_in(&fx, 1, "<message from='cb1.example.com' to='cb2..example.com' id='x'/>");
+    CHECK_STR(
+        fx_take(&fx, 1),
+        "<message from='example.com' to='cb1.example.com' id='x' type='error'><error "
+        "type='modify'><jid-malformed "
+        "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
+    CHECK_STR(fx_take(&fx, 2), "");
+    CHECK_INT(fx.c[1].closes + fx.c[2].closes, 0);
+    /* a hyphen at the end of a label: not the component's domain */
+    fx_in(&fx, 1, "<message from='cb1-.example.com' to='cb2.example.com'/>");
+    CHECK_STR(fx_take(&fx, 1), FX_ERR("invalid-from"));
+    CHECK_STR(fx_take(&fx, 2), "");
     fx_stop(&fx);
 }
 
@@ -312,8 +355,8 @@ static void test_iq_without_type(void)
     fx_stop(&fx);
 }
 
-TL_MAIN(T(test_route_message_iq_presence), T(test_order_kept), T(test_invalid_from),
-        T(test_invalid_from_lookalike), T(test_improper_addressing),
+TL_MAIN(T(test_route_message_iq_presence), T(test_unprepared_domains), T(test_order_kept),
+        T(test_invalid_from), T(test_invalid_from_lookalike), T(test_improper_addressing),
         T(test_bounce_unknown), T(test_not_bounced), T(test_malformed_to),
         T(test_ping_server), T(test_disco_info_server), T(test_feature_not_implemented),
         T(test_unsupported_element), T(test_send_failure_closes), T(test_iq_without_type))

@@ -145,6 +145,48 @@ static bool jid__has_ace(const char *s)
     return false;
 }
 
+/* jid__ldh_prepared tells, in one pass, whether s[0..len) is an ASCII name
+ * that preparation gives back unchanged: lower-case LDH labels of 1..63
+ * bytes (RFC 1123 §2.1), none an A-label ("xn--", which RFC 7622 §3.2
+ * turns into a U-label), no final dot, not all digits and dots (an IPv4
+ * literal, checked on the full path).  The name of almost every stanza's
+ * 'to' and 'from' is of this kind; false sends anything else (upper case,
+ * a trailing dot, non-ASCII, an IP literal, an invalid name) to
+ * precis_domain, so the result is the same, only cheaper. */
+static bool jid__ldh_prepared(const char *s, size_t len)
+{
+    size_t label = 0;
+    bool alpha = false;
+
+    if (len == 0 || len > JID_PART_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '.') {
+            if (label == 0 || s[i - 1] == '-')
+                return false;
+            label = 0;
+            continue;
+        }
+        if (c >= 'a' && c <= 'z') {
+            /* an A-label starts "xn--" (RFC 5890 §2.3.2.1) */
+            if (c == 'x' && label == 0 && len - i >= 4 && memcmp(s + i, "xn--", 4) == 0)
+                return false;
+            alpha = true;
+        } else if (c == '-') {
+            if (label == 0)
+                return false;
+            alpha = true;
+        } else if (c < '0' || c > '9') {
+            return false;
+        }
+        if (++label > JID_LABEL_MAX)
+            return false;
+    }
+    return label > 0 && s[len - 1] != '-' && alpha;
+}
+
 bool jid_domain_valid(const char *s)
 {
     char prepared[JID_PART_MAX + 1];
@@ -152,6 +194,8 @@ bool jid_domain_valid(const char *s)
 
     if (s == NULL)
         return false;
+    if (jid__ldh_prepared(s, strlen(s)))
+        return true;
     for (const char *p = s; *p; p++)
         ascii = ascii && (unsigned char)*p < 0x80;
     if (ascii)
@@ -211,9 +255,19 @@ int jid_parse(const char *s, struct jid *out)
         /* §3.2: IDNA2008 U-labels or LDH ASCII, lower case, no final dot. */
         size_t dlen = (size_t)(dom_end - dom);
         char small[256]; /* most domains: no malloc per parse */
-        char *raw = dlen < sizeof small ? small : malloc(dlen + 1);
+        char *raw;
         char prepared[JID_PART_MAX + 1];
 
+        /* Already prepared (most stanzas): the bytes are the result. */
+        if (jid__ldh_prepared(dom, dlen)) {
+            out->domain = strndup(dom, dlen);
+            if (out->domain == NULL) {
+                rv = XE_NOMEM;
+                goto err;
+            }
+            return 0;
+        }
+        raw = dlen < sizeof small ? small : malloc(dlen + 1);
         rv = XE_NOMEM;
         if (raw == NULL)
             goto err;

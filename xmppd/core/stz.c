@@ -42,14 +42,102 @@ struct stz *stz_new(const char *name, const char *ns)
     return el;
 }
 
+/* stz__packed tells whether p lies in the block el was allocated with
+ * (stz_new_init), so that it is freed with el and not on its own. */
+static bool stz__packed(const struct stz *el, const void *p)
+{
+    uintptr_t lo = (uintptr_t)el, x = (uintptr_t)p;
+
+    return x >= lo && x - lo < el->pack;
+}
+
+/* stz__release frees p, a part of el, unless it lives in el's block. */
+static void stz__release(const struct stz *el, void *p)
+{
+    if (!stz__packed(el, p))
+        free(p);
+}
+
+/* stz__put copies len bytes of s with a NUL at *at, advancing it. */
+static char *stz__put(char **at, const char *s, size_t len)
+{
+    char *p = *at;
+
+    if (len > 0)
+        memcpy(p, s, len);
+    p[len] = '\0';
+    *at += len + 1;
+    return p;
+}
+
+struct stz *stz_new_init(const char *name, size_t name_len, const char *ns, size_t ns_len,
+                         const struct stz_init_attr *a, size_t n)
+{
+    size_t head = sizeof(struct stz), size, strs = name_len + 1 + ns_len + 1;
+    struct stz *el;
+    char *at;
+
+    if (ns == NULL)
+        ns_len = 0;
+    if (n > (SIZE_MAX - head) / sizeof(struct stz_attr) / 2)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        strs += a[i].name_len + 1 + a[i].value_len + 1 +
+                (a[i].ns != NULL && a[i].ns_len > 0 ? a[i].ns_len + 1 : 0);
+    size = head + n * sizeof(struct stz_attr);
+    if (strs > SIZE_MAX - size || (el = malloc(size + strs)) == NULL)
+        return NULL;
+    memset(el, 0, sizeof *el);
+    el->kind = STZ_ELEMENT;
+    el->pack = size + strs;
+    at = (char *)el + size;
+    el->name = stz__put(&at, name, name_len);
+    el->ns = stz__put(&at, ns != NULL ? ns : "", ns_len);
+    if (n > 0) {
+        el->attrs = (struct stz_attr *)((char *)el + head);
+        el->nattrs = el->attrs_cap = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct stz_attr *d = &el->attrs[i];
+
+        d->name = stz__put(&at, a[i].name, a[i].name_len);
+        d->ns = a[i].ns != NULL && a[i].ns_len > 0 ? stz__put(&at, a[i].ns, a[i].ns_len)
+                                                   : NULL;
+        d->value = stz__put(&at, a[i].value, a[i].value_len);
+    }
+    assert(at == (char *)el + el->pack);
+    return el;
+}
+
+/* stz__grow_attrs makes el's attribute array n entries long (n >
+ * attrs_cap): realloc, or a new array when the old one is in el's block.
+ * 0/XE_NOMEM. */
+static int stz__grow_attrs(struct stz *el, size_t n)
+{
+    struct stz_attr *arr;
+
+    if (n > SIZE_MAX / sizeof *arr)
+        return XE_NOMEM;
+    if (el->attrs != NULL && stz__packed(el, el->attrs)) {
+        if ((arr = malloc(n * sizeof *arr)) == NULL)
+            return XE_NOMEM;
+        memcpy(arr, el->attrs, el->nattrs * sizeof *arr);
+    } else if ((arr = realloc(el->attrs, n * sizeof *arr)) == NULL) {
+        return XE_NOMEM;
+    }
+    el->attrs = arr;
+    el->attrs_cap = n;
+    return 0;
+}
+
 static void stz__free_attrs(struct stz *el)
 {
     for (size_t i = 0; i < el->nattrs; i++) {
-        free(el->attrs[i].name);
-        free(el->attrs[i].ns);
-        free(el->attrs[i].value);
+        stz__release(el, el->attrs[i].name);
+        stz__release(el, el->attrs[i].ns);
+        stz__release(el, el->attrs[i].value);
     }
-    free(el->attrs);
+    stz__release(el, el->attrs);
     el->attrs = NULL;
     el->nattrs = el->attrs_cap = 0;
 }
@@ -65,8 +153,8 @@ static void stz__free_node(struct stz *el)
         c = next;
     }
     stz__free_attrs(el);
-    free(el->name);
-    free(el->ns);
+    stz__release(el, el->name);
+    stz__release(el, el->ns);
     free(el->text);
     if (el->kids != el->raw)
         free(el->kids);
@@ -260,28 +348,21 @@ int stz_set_attr_ns(struct stz *el, const char *ns, const char *name, const char
         return XE_NOMEM;
     a = stz__find_attr(el, ns, name);
     if (a != NULL) {
-        free(a->value);
+        stz__release(el, a->value);
         a->value = v;
         return 0;
     }
     n = stz__dup(name);
     if (ns != NULL)
         nsc = stz__dup(ns);
-    arr = el->attrs;
-    if (el->nattrs == el->attrs_cap) {
-        arr = realloc(el->attrs, (el->nattrs + 1) * sizeof *arr);
-        if (arr != NULL) {
-            el->attrs = arr;
-            el->attrs_cap = el->nattrs + 1;
-        }
-    }
-    if (n == NULL || (ns != NULL && nsc == NULL) || arr == NULL) {
+    if (n == NULL || (ns != NULL && nsc == NULL) ||
+        (el->nattrs == el->attrs_cap && stz__grow_attrs(el, el->nattrs + 1) != 0)) {
         free(v);
         free(n);
         free(nsc);
         return XE_NOMEM;
     }
-    el->attrs = arr;
+    arr = el->attrs;
     arr[el->nattrs].name = n;
     arr[el->nattrs].ns = nsc;
     arr[el->nattrs].value = v;
@@ -291,15 +372,9 @@ int stz_set_attr_ns(struct stz *el, const char *ns, const char *name, const char
 
 int stz_reserve_attrs(struct stz *el, size_t n)
 {
-    struct stz_attr *arr;
-
     if (n <= el->attrs_cap)
         return 0;
-    if (n > SIZE_MAX / sizeof *arr || (arr = realloc(el->attrs, n * sizeof *arr)) == NULL)
-        return XE_NOMEM;
-    el->attrs = arr;
-    el->attrs_cap = n;
-    return 0;
+    return stz__grow_attrs(el, n);
 }
 
 int stz_set_attr(struct stz *el, const char *name, const char *value)
@@ -316,9 +391,9 @@ void stz_del_attr(struct stz *el, const char *name)
         return;
     stz__touch_attrs(el);
     i = (size_t)(a - el->attrs);
-    free(a->name);
-    free(a->ns);
-    free(a->value);
+    stz__release(el, a->name);
+    stz__release(el, a->ns);
+    stz__release(el, a->value);
     memmove(&el->attrs[i], &el->attrs[i + 1], (el->nattrs - i - 1) * sizeof *a);
     el->nattrs--;
 }

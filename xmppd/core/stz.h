@@ -60,11 +60,39 @@ struct stz {
      * never was lazy.  Only a root (no parent) is ever lazy. */
     char *kids;
     size_t kids_len;
+    /* Bytes allocated with el in one block (stz_new_init): the attribute
+     * array and the strings of el's name, namespace and attributes that lie
+     * in [el, el + pack) are freed with el, not on their own; 0 when el was
+     * made otherwise. */
+    size_t pack;
 };
 
 /* stz_new returns a new element (owned by the caller) or NULL when out of
  * memory.  ns may be NULL for "no namespace". */
 struct stz *stz_new(const char *name, const char *ns);
+
+/* One attribute given to stz_new_init: strings of the given lengths, not
+ * NUL-ended necessarily. */
+struct stz_init_attr {
+    const char *ns; /* namespace URI; NULL (or ns_len 0) for unqualified */
+    size_t ns_len;
+    const char *name; /* local name */
+    size_t name_len;
+    const char *value; /* unescaped */
+    size_t value_len;
+};
+
+/* stz_new_init returns a new element {ns}name with the n attributes of a,
+ * in that order, made with one allocation for the element, its attribute
+ * array and all their strings (the framer's stanzas: a malloc and a free
+ * per string showed in the profile); owned by the caller, NULL when out of
+ * memory.  The tree behaves as one made with stz_new and stz_set_attr_ns
+ * (every function below may change or free any part; stz_node_mem counts
+ * the same).  ns NULL or ns_len 0 means "no namespace".  The caller
+ * vouches that no two attributes have the same namespace and name (expat
+ * refuses such a start tag: Namespaces in XML 1.0 §6.3). */
+struct stz *stz_new_init(const char *name, size_t name_len, const char *ns, size_t ns_len,
+                         const struct stz_init_attr *a, size_t n);
 
 /* Lazily parsed elements.  The framer (xs.c) gives a stanza
  * whose bytes it keeps only its top element and attributes; the children

@@ -416,6 +416,30 @@ static int xs__split(const char *qname, char **ns, const char **local)
     return 0;
 }
 
+/* xs__name_in splits expat name qname ("uri<SEP>local" or "local") into
+ * the pointers and lengths of its namespace (NULL when unqualified) and
+ * local name, without copying. */
+static void xs__name_in(const char *qname, const char **ns, size_t *ns_len,
+                        const char **local, size_t *local_len)
+{
+    const char *sep = strchr(qname, XS_NS_SEP);
+
+    *ns = NULL;
+    *ns_len = 0;
+    *local = qname;
+    if (sep != NULL) {
+        *ns = qname;
+        *ns_len = (size_t)(sep - qname);
+        *local = sep + 1;
+    }
+    *local_len = strlen(*local);
+}
+
+/* XS_INIT_ATTRS: start tags with up to this many attributes (every stanza
+ * in practice) become one allocation (stz_new_init); more take one per
+ * string. */
+#define XS_INIT_ATTRS 16
+
 /* xs__element makes the stz element for an expat start tag. */
 static struct stz *xs__element(const char *qname, const char **atts)
 {
@@ -424,14 +448,27 @@ static struct stz *xs__element(const char *qname, const char **atts)
     char *ns;
     size_t n;
 
+    for (n = 0; atts[n] != NULL; n += 2)
+        ;
+    if (n / 2 <= XS_INIT_ATTRS) {
+        struct stz_init_attr a[XS_INIT_ATTRS];
+        const char *ens;
+        size_t ens_len, local_len;
+
+        for (size_t i = 0; i < n / 2; i++) {
+            xs__name_in(atts[2 * i], &a[i].ns, &a[i].ns_len, &a[i].name, &a[i].name_len);
+            a[i].value = atts[2 * i + 1];
+            a[i].value_len = strlen(a[i].value);
+        }
+        xs__name_in(qname, &ens, &ens_len, &local, &local_len);
+        return stz_new_init(local, local_len, ens, ens_len, a, n / 2);
+    }
     if (xs__split(qname, &ns, &local) != 0)
         return NULL;
     el = stz_new(local, ns);
     free(ns);
     if (el == NULL)
         return NULL;
-    for (n = 0; atts[n] != NULL; n += 2)
-        ;
     /* one array for all (a realloc per attribute showed) */
     if (stz_reserve_attrs(el, n / 2) != 0)
         goto err;
