@@ -258,26 +258,25 @@ static void sc_stanza(struct sess_comp *s, struct stz *el)
             sess_comp_fail(s, XS_COND_INVALID_FROM, "from outside the component domain");
             return;
         }
-        srv__route(srv, &s->base, el);
-        return;
-    }
-    rc = jid_parse(from, &j);
-    if (rc == XE_NOMEM) {
-        stz_free(el);
-        sess_comp_fail(s, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
-        return;
-    }
-    /* RFC 6120 §4.9.3.9 invalid-from: a component sends only from its own
-     * domain or a subdomain of it, and not from a subdomain that another
-     * component holds. */
-    if (rc < 0 || !jid_domain_within(j.domain, s->domain) ||
-        rt_find(srv->rt, j.domain) != s) {
+    } else {
+        rc = jid_parse(from, &j);
+        if (rc == XE_NOMEM) {
+            stz_free(el);
+            sess_comp_fail(s, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
+            return;
+        }
+        /* RFC 6120 §4.9.3.9 invalid-from: a component sends only from its
+         * own domain or a subdomain of it, and not from a subdomain that
+         * another component holds. */
+        if (rc < 0 || !jid_domain_within(j.domain, s->domain) ||
+            rt_find(srv->rt, j.domain) != s) {
+            jid_clear(&j);
+            stz_free(el);
+            sess_comp_fail(s, XS_COND_INVALID_FROM, "from outside the component domain");
+            return;
+        }
         jid_clear(&j);
-        stz_free(el);
-        sess_comp_fail(s, XS_COND_INVALID_FROM, "from outside the component domain");
-        return;
     }
-    jid_clear(&j);
     if (rt_iq_invalid(el)) {
         /* RFC 6120 §8.2.3, §8.3.3.1: neither routed nor dropped unanswered. */
         struct stz *r = stz_error_reply(el, "modify", "bad-request", NULL);
