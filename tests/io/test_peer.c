@@ -11,6 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sodium.h>
 #include <uv.h>
 
@@ -232,6 +235,38 @@ static bool in_order(const struct ep *e, uint64_t n)
     return true;
 }
 
+/* bindable tells whether host:port may be listened on right now. */
+static bool bindable(const char *host, int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    bool ok;
+
+    inet_pton(AF_INET, host, &a.sin_addr);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as libuv */
+    ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* pick_base_port returns the port every endpoint listens on (at its own
+ * 127.0.0.x): below the kernel's ephemeral range (32768 and up), where an
+ * outgoing connection of another test, or a socket of one in TIME_WAIT,
+ * may hold a port and make the listen fail; and free on all three
+ * addresses now.  Ports picked by bind(0) elsewhere (xmppdtest.py,
+ * iofix_free_port) are ephemeral, so they do not meet these. */
+static int pick_base_port(void)
+{
+    int port = 10000 + (int)(getpid() % 20000);
+
+    for (int i = 0; i < 1000; i++, port = 10000 + (port - 10000 + 7) % 20000)
+        if (bindable("127.0.0.1", port) && bindable("127.0.0.2", port) &&
+            bindable("127.0.0.3", port))
+            return port;
+    return port;
+}
+
 static void setup(void)
 {
     static bool done;
@@ -243,7 +278,7 @@ static void setup(void)
         abort();
     uv_loop_init(&loop);
     logsink_stderr(&logs, LOG_WARN, LOGSINK_PLAIN);
-    base_port = 20000 + (int)(getpid() % 20000);
+    base_port = pick_base_port();
 }
 
 /* ep_pair opens a as node1 (127.0.0.1, cluster 7) and b as node at
