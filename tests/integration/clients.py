@@ -76,7 +76,7 @@ class Client(LineProc):
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait(5)
+            return self.proc.wait(60)
 
     def finish(self, timeout=60):
         """Waits for the process to end by itself; returns its exit status."""
@@ -84,7 +84,7 @@ class Client(LineProc):
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait(5)
+            self.proc.wait(60)
             return None
 
     def output(self):
