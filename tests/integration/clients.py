@@ -88,7 +88,10 @@ class Client(LineProc):
             return None
 
     def output(self):
-        self._match(r"(?!)", 0.2)
+        """Every line so far.  Once the process has ended, every line it
+        printed: the reader gets to the end of the pipe soon, but on a
+        loaded machine not always within a fixed 0.2 s."""
+        self._match(r"(?!)", 30 if self.proc.poll() is not None else 0.2)
         return "\n".join(self.lines)
 
     def _stderr(self):
