@@ -76,7 +76,7 @@ class Client(LineProc):
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait(5)
+            return self.proc.wait(60)
 
     def finish(self, timeout=60):
         """Waits for the process to end by itself; returns its exit status."""
@@ -84,11 +84,14 @@ class Client(LineProc):
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait(5)
+            self.proc.wait(60)
             return None
 
     def output(self):
-        self._match(r"(?!)", 0.2)
+        """Every line so far.  Once the process has ended, every line it
+        printed: the reader gets to the end of the pipe soon, but on a
+        loaded machine not always within a fixed 0.2 s."""
+        self._match(r"(?!)", 30 if self.proc.poll() is not None else 0.2)
         return "\n".join(self.lines)
 
     def _stderr(self):

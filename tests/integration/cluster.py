@@ -248,7 +248,7 @@ class ClusterNode:
             if self.frozen:
                 self.proc.send_signal(signal.SIGCONT)
             self.proc.kill()
-            self.proc.wait(10)
+            self.proc.wait(60)
         self.frozen = False
 
     def stop(self, timeout=60):
@@ -262,7 +262,7 @@ class ClusterNode:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait(5)
+            self.proc.wait(60)
             raise AssertionError("%s: no exit %ss after SIGTERM" % (self.name, timeout))
 
     def restart(self):
@@ -432,8 +432,8 @@ class ClusterComp(LineProc):
                                  % (self.jid, self.node.name, timeout,
                                     self.output()[-3000:],
                                     "\n".join(self.errlines[-20:])))
-        self.reader.join(5)
-        self.ereader.join(5)
+        self.reader.join(30)
+        self.ereader.join(30)
         self._drain()
         return rc
 

@@ -129,7 +129,7 @@ class Comp:
     def close(self):
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(5)
+            self.proc.wait(60)
         for f in (self.proc.stdin, self.outf, self.errf):
             try:
                 f.close()

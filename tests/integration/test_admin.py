@@ -73,7 +73,7 @@ class AdminNode:
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(5)
+            self.proc.wait(60)
 
     def log(self):
         return read_text(self.log_path)

@@ -120,7 +120,7 @@ def main():
         finally:
             if proc.poll() is None:
                 proc.kill()
-                proc.wait(5)
+                proc.wait(60)
             log.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -220,7 +220,7 @@ class Server:
 
     def close(self):
         self.lsock.close()
-        self.thread.join(10)
+        self.thread.join(60)
 
 
 def login(cadir, mechs, jid, password, **kw):

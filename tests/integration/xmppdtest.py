@@ -230,7 +230,9 @@ class Node:
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(5)
+            # Not at once on a loaded machine: a process in fsync (the Raft
+            # store) ends only when the disk lets it return.
+            self.proc.wait(60)
         if getattr(self, "logf", None):
             self.logf.close()
         if os.environ.get("XMPPD_KEEP_TMP"):
@@ -305,7 +307,7 @@ class LineProc:
     def close(self):
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(5)
+            self.proc.wait(60)
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 f.close()
@@ -341,7 +343,7 @@ class Comp(LineProc):
     def finish(self, timeout=60):
         """Waits for exit; collects all output; returns the exit status."""
         rc = self.proc.wait(timeout)
-        self.reader.join(5)
+        self.reader.join(30)
         while True:
             try:
                 line = self.q.get_nowait()

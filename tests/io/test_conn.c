@@ -194,7 +194,8 @@ static void run_scenario(struct sc *s, int mode, size_t max_queued)
     REQUIRE(conn_listen(s->cm, "127.0.0.1", s->port, 7, err, sizeof err) == 0);
     uv_timer_init(&s->loop, &s->guard);
     s->guard.data = s;
-    uv_timer_start(&s->guard, on_guard, 10000, 0);
+    /* A hang detector, not a speed: a loaded or sanitized build is slow. */
+    uv_timer_start(&s->guard, on_guard, 60000, 0);
     uv_tcp_init(&s->loop, &s->client);
     s->client.data = s;
     s->creq.data = s;
@@ -347,10 +348,11 @@ static int l_client(const char *src, int port)
     return fd;
 }
 
-/* l_spin runs the loop until opened + refused reach want (at most 10 s). */
+/* l_spin runs the loop until opened + refused reach want (at least 30 s:
+ * a failure detector, not a speed). */
 static bool l_spin(struct lim *l, int opened, uint64_t refused)
 {
-    for (int i = 0; i < 10000; i++) {
+    for (int i = 0; i < 30000; i++) {
         uv_run(&l->loop, UV_RUN_NOWAIT);
         if (l->opened == opened && conn_mgr_refused(l->cm) == refused)
             return true;
@@ -359,13 +361,14 @@ static bool l_spin(struct lim *l, int opened, uint64_t refused)
     return false;
 }
 
-/* l_closed tells whether the server closed fd (EOF within 5 s). */
+/* l_closed tells whether the server closed fd (EOF within 30 s: a failure
+ * detector, not a speed). */
 static bool l_closed(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     char c;
 
-    return poll(&p, 1, 5000) == 1 && recv(fd, &c, 1, 0) == 0;
+    return poll(&p, 1, 30000) == 1 && recv(fd, &c, 1, 0) == 0;
 }
 
 static bool l_open(int fd)
@@ -385,6 +388,7 @@ static void test_limits(void)
                                .drained = l_drained};
     struct conn_limits lim = {.max_conns = 6, .max_per_addr = 4};
     int fd[12], port = iofix_free_port();
+    uint64_t first_refusal;
     char err[200];
 
     memset(&l, 0, sizeof l);
@@ -397,6 +401,9 @@ static void test_limits(void)
     REQUIRE(conn_listen(l.cm, "127.0.0.1", port, 7, err, sizeof err) == 0);
     /* Five from one address: the fifth is over the per-address limit. */
     for (int i = 0; i < 5; i++) {
+        /* No later than the first refusal (the fifth). */
+        uv_update_time(&l.loop);
+        first_refusal = uv_now(&l.loop);
         fd[i] = l_client("127.0.0.1", port);
         REQUIRE(fd[i] >= 0);
         CHECK(l_spin(&l, i < 4 ? i + 1 : 4, i < 4 ? 0 : 1));
@@ -416,12 +423,16 @@ static void test_limits(void)
     }
     CHECK(l_closed(fd[7]));
     CHECK(l_open(fd[5]) && l_open(fd[6]));
-    /* Within CONN_REFUSE_LOG_MS of the first line: counted, not logged. */
-    CHECK_INT(l.warns, 1);
+    /* Within CONN_REFUSE_LOG_MS of the first line: counted, not logged.
+     * (A machine so loaded that the steps above took that long may log a
+     * second line: not a failure.) */
+    uv_update_time(&l.loop);
+    if (uv_now(&l.loop) - first_refusal < CONN_REFUSE_LOG_MS)
+        CHECK_INT(l.warns, 1);
     CHECK_INT(conn_mgr_count(l.cm), 6);
     /* One leaves: its slot is free again once it is freed. */
     close(fd[0]);
-    for (int i = 0; i < 10000 && conn_mgr_count(l.cm) > 5; i++) {
+    for (int i = 0; i < 30000 && conn_mgr_count(l.cm) > 5; i++) {
         uv_run(&l.loop, UV_RUN_NOWAIT);
         usleep(1000);
     }

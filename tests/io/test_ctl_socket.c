@@ -20,9 +20,13 @@
 #include "testlib.h"
 
 /* The server's timeouts here: short, so that the cases that wait for them
- * are quick, and long against the other cases' pauses (at most 100 ms). */
-#define PARTIAL_MS 1000
-#define IDLE_MS 2000
+ * are quick, and long against the other cases' pauses (at most 100 ms) and
+ * against a stall of the machine: with 1 s, a client of
+ * test_clients_interleaved or test_half_requests_do_not_lock_out whose
+ * request stayed half-sent through a loaded second was timed out before
+ * the case finished it (or before eviction could pick it). */
+#define PARTIAL_MS 5000
+#define IDLE_MS 8000
 
 static char dir[] = "/tmp/xmppd-test-ctl-XXXXXX";
 static char path[100];
@@ -546,7 +550,7 @@ static void test_half_requests_do_not_lock_out(void)
 
 /* A request that does not arrive whole within PARTIAL_MS of its first byte
  * is dropped, trickled or not; an idle client after IDLE_MS.  Each recv
- * waits at most 5 s (the client's SO_RCVTIMEO), longer than the timeouts. */
+ * waits at most 30 s (the client's SO_RCVTIMEO), longer than the timeouts. */
 static void test_timeouts(void)
 {
     start_server();
@@ -558,8 +562,8 @@ static void test_timeouts(void)
     CHECK(json_is_true(json_object_get(m, "ok")));
     json_decref(m);
     send_raw(trickle, "\0\0\0\x40", 4);
-    for (int i = 0; i < 8; i++) {
-        usleep(200 * 1000); /* a byte every 200 ms: 1.6 s in all */
+    for (int i = 0; i < PARTIAL_MS / 200 + 5; i++) {
+        usleep(200 * 1000); /* a byte every 200 ms, past PARTIAL_MS */
         send_raw(trickle, " ", 1);
     }
     CHECK(closed_by_server(partial));
@@ -578,7 +582,7 @@ static void test_deferred_not_timed_out(void)
     start_server();
     int fd = client();
     json_t *m =
-        call(fd, "{\"v\":1,\"id\":60,\"cmd\":\"test.defer\",\"args\":{\"ms\":2500}}");
+        call(fd, "{\"v\":1,\"id\":60,\"cmd\":\"test.defer\",\"args\":{\"ms\":9000}}");
     CHECK_INT(json_integer_value(json_object_get(m, "id")), 60);
     CHECK(json_is_true(json_object_get(json_object_get(m, "result"), "late")));
     json_decref(m);

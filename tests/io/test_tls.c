@@ -800,7 +800,7 @@ static void test_conn_connect_edges(void)
     net_free(&n);
 
     /* Shut down before the connect finishes: no hooks, no drain wait. */
-    net_start(&n, false, 0, 3000);
+    net_start(&n, false, 0, 60000); /* a hang detector */
     CHECK_INT(conn_connect(n.cm, "127.0.0.1", iofix_free_port(), TAG_CLIENT, cc,
                            "127.0.0.1", &id2, err, sizeof err),
               0);
@@ -830,7 +830,7 @@ static void test_conn_held_bytes_bounded(void)
 
     REQUIRE(cc != NULL);
     memset(chunk, 'x', sizeof chunk);
-    net_start(&n, false, 8000, 3000);
+    net_start(&n, false, 8000, 60000); /* a hang detector */
     CHECK_INT(conn_connect(n.cm, "127.0.0.1", iofix_free_port(), TAG_CLIENT, cc,
                            "127.0.0.1", &id, err, sizeof err),
               0);
