@@ -1421,6 +1421,10 @@ static struct {
 } rlog[RLOG_MAX];
 static size_t n_rlog;
 static struct cl_state *rlog_cl;
+/* The origin's answer comes before its own apply, as on a follower: the
+ * leader answers a forwarded write once it applied it (rreq.c fwd_result),
+ * and the follower learns the commit later. */
+static bool rlog_answer_first;
 
 static int rlog_submit(void *ud, const void *cmd, size_t len, uint64_t token)
 {
@@ -1459,6 +1463,8 @@ static size_t rlog_pump(void)
         n_rlog--;
         CHECK_INT(rc, 0);
         CHECK(eff.kind == CL_EFF_LOGIN || eff.kind == CL_EFF_PRES_LAST);
+        if (rlog_answer_first)
+            srv_submit_done(nd[from].fx.srv, token, rc, now);
         for (int i = 1; i <= nn; i++)
             if (nd[i].alive && eff.kind == CL_EFF_LOGIN)
                 srv_login_applied(nd[i].fx.srv, eff.login_what, eff.name,
@@ -1466,7 +1472,8 @@ static size_t rlog_pump(void)
             else if (nd[i].alive && eff.kind == CL_EFF_PRES_LAST)
                 srv_lastpres_applied(nd[i].fx.srv, eff.name, eff.pres_resource,
                                      eff.pres_status, eff.pres_wall_ms);
-        srv_submit_done(nd[from].fx.srv, token, rc, now);
+        if (!rlog_answer_first)
+            srv_submit_done(nd[from].fx.srv, token, rc, now);
         applied++;
     }
     return applied;
@@ -1625,6 +1632,43 @@ static void test_cluster_soft_entries_gate(void)
     rlog_cl = NULL;
 }
 
+/* A follower hears the leader's answer to its LOGIN entry before it
+ * applies the entry itself (rlog_answer_first): its own failure is still
+ * counted once.  Two failures on node 1 with login_block_after = 3 block
+ * no one; a third does, on every node. */
+static void test_cluster_login_answer_before_apply(void)
+{
+    REQUIRE(cl_state_new(&rlog_cl) == 0);
+    REQUIRE(cx_add_user(rlog_cl, "alice", "pa") == 0);
+    block_after = 3;
+    fx_submit = rlog_submit;
+    rlog_answer_first = true;
+    cluster_start(3, NULL);
+    for (int i = 1; i <= 3; i++) {
+        srv_set_accounts(nd[i].fx.srv, rlog_cl);
+        srv_cluster_set_soft_entries(nd[i].fx.srv, true);
+    }
+    set_leader_all(2);
+    settle();
+    fail_login(1, 5, "alice");
+    CHECK_INT(rlog_pump(), 2);
+    fail_login(1, 6, "alice");
+    CHECK_INT(rlog_pump(), 2);
+    for (int i = 1; i <= 3; i++)
+        CHECK_INT(nstats(i).blocked, 0);
+    fail_login(1, 7, "alice");
+    CHECK_INT(rlog_pump(), 2);
+    for (int i = 1; i <= 3; i++)
+        CHECK_INT(nstats(i).blocked, 2);
+    cluster_stop();
+    fx_submit = NULL;
+    block_after = 0;
+    rlog_answer_first = false;
+    rlog_clear();
+    cl_state_free(rlog_cl);
+    rlog_cl = NULL;
+}
+
 static uint64_t wall_now(void *ud)
 {
     (void)ud;
@@ -1694,4 +1738,4 @@ TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_max_sessions), T(test_cluster_node_names_full),
         T(test_cluster_bare_jid), T(test_cluster_reply_before_routes),
         T(test_cluster_login_throttle), T(test_cluster_soft_entries_gate),
-        T(test_cluster_last_presence))
+        T(test_cluster_login_answer_before_apply), T(test_cluster_last_presence))
