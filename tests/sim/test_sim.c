@@ -876,7 +876,7 @@ int main(int argc, char **argv)
         t.failed++;
     /* Seeds outside the default range that once found a bug (docs/raft.md
      * "Bugs found by the simulation") run in every default run too. */
-    static const uint64_t regressions[] = {22650};
+    static const uint64_t regressions[] = {22650, 70016420};
     for (size_t k = 0; selftest && sab == SIM_SAB_NONE &&
                        k < sizeof regressions / sizeof regressions[0];
          k++)

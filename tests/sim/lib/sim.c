@@ -1006,8 +1006,10 @@ static void process(struct sim *s, struct sim_event *e)
         } else {
             sim__node_step(s, e->to, &ev);
             /* The core restarts its count of skipped timeouts when it
-             * takes its leader's append or snapshot (check_standby). */
+             * takes its leader's append or snapshot (check_standby); one
+             * of an older term is refused unheard (seed 70016420). */
             if (nd->r != NULL && nd->role == RAFT_FOLLOWER && nd->leader == cm.msg.from &&
+                cm.msg.term == nd->term &&
                 (cm.msg.type == RAFT_MSG_APPEND || cm.msg.type == RAFT_MSG_SNAPSHOT))
                 nd->heard_leader_at = s->now;
         }
