@@ -1977,6 +1977,49 @@ static void test_cluster_random_soft_entries(void)
     CHECK_INT(failed, 0);
 }
 
+/* A failure elsewhere applied on a node whose block is in force keeps
+ * the count but does not prolong the block (srv_login_applied): node 1
+ * blocks after its own three failures, node 2's failure 30 s later is
+ * applied there, and node 1's block still ends login_block_ms after it
+ * began, while node 2 (blocked when node 1's entries reached it) stays
+ * blocked. */
+static void test_cluster_login_block_not_prolonged(void)
+{
+    uint64_t t1;
+
+    REQUIRE(cl_state_new(&rlog_cl) == 0);
+    REQUIRE(cx_add_user(rlog_cl, "alice", "pa") == 0);
+    block_after = 3;
+    fx_submit = rlog_submit;
+    cluster_start(3, NULL);
+    for (int i = 1; i <= 3; i++) {
+        srv_set_accounts(nd[i].fx.srv, rlog_cl);
+        srv_cluster_set_soft_entries(nd[i].fx.srv, true);
+    }
+    set_leader_all(2);
+    settle();
+    t1 = now;
+    fail_login(1, 5, "alice");
+    fail_login(1, 6, "alice");
+    fail_login(1, 7, "alice");
+    CHECK_INT(nstats(1).blocked, 2);
+    now += 30000;
+    tick_all();
+    fail_login(2, 5, "alice");
+    CHECK_INT(rlog_pump(), 8);
+    CHECK_INT(nstats(2).blocked, 2);
+    now = t1 + 60000 + 100;
+    tick_all();
+    CHECK_INT(nstats(1).blocked, 0);
+    CHECK_INT(nstats(2).blocked, 2);
+    cluster_stop();
+    fx_submit = NULL;
+    block_after = 0;
+    rlog_clear();
+    cl_state_free(rlog_cl);
+    rlog_cl = NULL;
+}
+
 static uint64_t wall_now(void *ud)
 {
     (void)ud;
@@ -2037,6 +2080,53 @@ static void test_cluster_last_presence(void)
     cl_state_free(rlog_cl);
 }
 
+/* A last presence applied late (its entry from node 3 reaches node 1
+ * after bob left node 1 later, while node 1 wrote no entries: its gate
+ * was closed) does not replace the newer one (srv_lastpres.c). */
+static void test_cluster_last_presence_late(void)
+{
+    const char *t;
+
+    REQUIRE(cl_state_new(&rlog_cl) == 0);
+    REQUIRE(cx_add_user(rlog_cl, "alice", "pa") == 0);
+    REQUIRE(cx_add_user(rlog_cl, "bob", "pb") == 0);
+    both(rlog_cl, "alice", "bob@example.com");
+    both(rlog_cl, "bob", "alice@example.com");
+    fx_submit = rlog_submit;
+    fx_wall = wall_now;
+    cluster_start(3, NULL);
+    for (int i = 1; i <= 3; i++) {
+        srv_cluster_set_soft_entries(nd[i].fx.srv, i != 1);
+        srv_set_accounts(nd[i].fx.srv, rlog_cl);
+    }
+    set_leader_all(2);
+    settle();
+    REQUIRE(cx_login(&nd[3].fx, 3, "bob", "pb", "x"));
+    presence(3, "0");
+    wall = 1700000000123ULL;
+    in(3, 3, "<presence type='unavailable'><status>back at 5</status></presence>");
+    settle();
+    REQUIRE(cx_login(&nd[1].fx, 5, "bob", "pb", "y"));
+    in(1, 5, "<presence/>");
+    settle();
+    wall += 60000;
+    in(1, 5, "<presence type='unavailable'><status>gone at 6</status></presence>");
+    settle();
+    CHECK_INT(rlog_pump(), 1); /* node 3's, older */
+    REQUIRE(cx_login(&nd[1].fx, 3, "alice", "pa", "a"));
+    in(1, 3, "<presence/>");
+    settle();
+    t = take(1, 3);
+    CHECK(strstr(t, "<presence from='bob@example.com/y' to='alice@example.com/a' "
+                    "type='unavailable'><status>gone at 6</status>") != NULL);
+    cluster_stop();
+    fx_submit = NULL;
+    fx_wall = NULL;
+    rlog_clear();
+    cl_state_free(rlog_cl);
+    rlog_cl = NULL;
+}
+
 TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_no_leader_queue), T(test_cluster_busy_channel_and_deadline),
         T(test_cluster_leader_change_unacked), T(test_cluster_takeover_conflict),
@@ -2047,4 +2137,5 @@ TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_bare_jid), T(test_cluster_reply_before_routes),
         T(test_cluster_login_throttle), T(test_cluster_soft_entries_gate),
         T(test_cluster_login_answer_before_apply), T(test_cluster_random_soft_entries),
-        T(test_cluster_last_presence))
+        T(test_cluster_last_presence), T(test_cluster_login_block_not_prolonged),
+        T(test_cluster_last_presence_late))
