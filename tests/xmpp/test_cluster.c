@@ -1597,6 +1597,30 @@ static void test_cluster_login_throttle(void)
     cl_state_free(rlog_cl);
 }
 
+/* srv_soft_entries_ok, the gate's decision: every other member's link
+ * up at PFRAME_VERSION_SOFT_ENTRIES or above; this node needs none.  The
+ * slot past the links given holds an up, new link of the member left out,
+ * so that reading past them would open the gate. */
+static void test_cluster_soft_entries_ok(void)
+{
+    const uint64_t ids[3] = {1, 2, 3};
+    struct srv_member_link l[3] = {
+        {2, true, PFRAME_VERSION_SOFT_ENTRIES},
+        {3, true, PFRAME_VERSION_SOFT_ENTRIES},
+        {3, true, PFRAME_VERSION_SOFT_ENTRIES},
+    };
+
+    CHECK(srv_soft_entries_ok(1, ids, 3, l, 2));
+    CHECK(srv_soft_entries_ok(1, ids, 1, l, 0));  /* alone */
+    CHECK(!srv_soft_entries_ok(1, ids, 3, l, 1)); /* no link of 3 */
+    l[1].version = PFRAME_VERSION_SOFT_ENTRIES - 1;
+    CHECK(!srv_soft_entries_ok(1, ids, 3, l, 2)); /* 3 is older */
+    l[1].version = PFRAME_VERSION_SOFT_ENTRIES;
+    l[0].up = false;
+    CHECK(!srv_soft_entries_ok(1, ids, 3, l, 2)); /* 2 is down */
+    CHECK(!srv_soft_entries_ok(3, ids, 3, l, 1)); /* from 3: 2 down */
+}
+
 /* A node writes LOGIN entries only while every other member is known to
  * apply them (srv_cluster_set_soft_entries: the edge sees each member's
  * link at a frame version whose builds do): an older member in a rolling
@@ -2136,6 +2160,6 @@ TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_max_sessions), T(test_cluster_node_names_full),
         T(test_cluster_bare_jid), T(test_cluster_reply_before_routes),
         T(test_cluster_login_throttle), T(test_cluster_soft_entries_gate),
-        T(test_cluster_login_answer_before_apply), T(test_cluster_random_soft_entries),
-        T(test_cluster_last_presence), T(test_cluster_login_block_not_prolonged),
-        T(test_cluster_last_presence_late))
+        T(test_cluster_soft_entries_ok), T(test_cluster_login_answer_before_apply),
+        T(test_cluster_random_soft_entries), T(test_cluster_last_presence),
+        T(test_cluster_login_block_not_prolonged), T(test_cluster_last_presence_late))
