@@ -17,7 +17,17 @@
  * restored, crashed members restarted: a leader must appear and every member must apply
  * the leader's commit within bounds; failover  on a clean network the leader is crashed
  * twice, once found by the election timeout, once with the transport reporting the closed
- * links (RAFT_EV_PEER_DOWN); the time to a new leader is recorded for the summary. */
+ * links (RAFT_EV_PEER_DOWN); the time to a new leader is recorded for the summary.
+ *
+ * Half the runs (by a generator of their own) also put voters on standby and back
+ * (RAFT_EV_STANDBY, a drained node): any member, crashed ones included, the leader a
+ * quarter of the time (then maybe handed over, as a drain does), while partitions and
+ * crashes go on; at the heal every voter, some or none stays on standby.  Each step
+ * checks that a standby voter campaigns on its timer only after RAFT_STANDBY_TIMEOUTS
+ * timeouts without a leader and never on TimeoutNow; the heal and failover bounds (longer
+ * by RAFT_STANDBY_TIMEOUTS + 1 timeouts) check that standby never leaves the cluster
+ * leaderless.  Sabotages standby-stuck (the skipped timeouts never add up) and
+ * standby-lost (the core never hears of the standby) must fail. */
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -74,9 +84,11 @@ struct totals {
     uint64_t by_profile[2];
     uint64_t faults[SIM_F_COUNT];
     uint64_t elections, delivered, submitted;
-    struct samples heal[2];        /* heal -> leader, per profile */
-    struct samples failover[2][2]; /* [profile][0 timeout, 1 peer-down] */
-    struct samples failover_pv[2]; /* [profile]: peer-down with PreVote on */
+    struct samples heal[2];          /* heal -> leader, per profile */
+    struct samples failover[2][2];   /* [profile][0 timeout, 1 peer-down] */
+    struct samples failover_pv[2];   /* [profile]: peer-down with PreVote on */
+    struct samples failover_standby; /* any: some voter on standby */
+    uint64_t standby_runs;
 };
 
 /* ---- the fault schedule ------------------------------------------------------ */
@@ -85,7 +97,30 @@ struct run {
     struct sim s;
     unsigned emax;
     uint64_t pending_promote;
+    /* Half the runs put voters on standby and back (RAFT_EV_STANDBY, a
+     * drained node), drawn from a generator of their own so that the
+     * other half replay as before. */
+    bool standby_run;
+    uint64_t sb_rng;
 };
+
+/* sb_rand returns a number in [0, n) from the run's standby generator. */
+static uint64_t sb_rand(struct run *rn, uint64_t n)
+{
+    rn->sb_rng ^= rn->sb_rng << 13;
+    rn->sb_rng ^= rn->sb_rng >> 7;
+    rn->sb_rng ^= rn->sb_rng << 17;
+    return rn->sb_rng % n;
+}
+
+/* standby_any is true when a live member is on standby. */
+static bool standby_any(const struct sim *s)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if (s->nodes[i].used && !s->nodes[i].removed && s->nodes[i].standby)
+            return true;
+    return false;
+}
 
 static unsigned live_slot(struct sim *s)
 {
@@ -102,6 +137,13 @@ static unsigned live_slot(struct sim *s)
 static unsigned voters(const struct sim *s)
 {
     return raft_config_voters(&s->config);
+}
+
+static bool is_voter(const struct sim *s, uint64_t id)
+{
+    const struct raft_member *m = raft_config_find(&s->config, id);
+
+    return m != NULL && m->role == RAFT_VOTER;
 }
 
 /* reset_unreplaced tells whether a machine reset for a replacement
@@ -196,9 +238,14 @@ static void inject_fault(struct run *rn)
             sim_is_member(s, s->nodes[k].id))
             sim_remove(s, s->nodes[k].id);
     } else if (pick < 84) {
+        /* A machine reset for a replacement: not one of two voters, whose
+         * quorum needs both, so that the reset loses it for ever, and no
+         * protocol survives that (seed 2479, once standby changed its
+         * timings: voters n1 and the reset n2, no leader). */
         k = (unsigned)sim_rand(s, s->n);
         if ((int)k != l && s->nodes[k].used && !s->nodes[k].removed &&
-            sim_is_member(s, s->nodes[k].id) && !reset_unreplaced(s))
+            sim_is_member(s, s->nodes[k].id) && !reset_unreplaced(s) &&
+            (voters(s) > 2 || !is_voter(s, s->nodes[k].id)))
             if (sim_replace(s, k) == 0)
                 rn->pending_promote = s->nodes[s->n - 1].id;
     } else if (pick < 90) {
@@ -228,6 +275,28 @@ static void inject_fault(struct run *rn)
         s->dup_pct = (unsigned)sim_rand(s, 10);
         sim_trace(s, "network: drop %u%%, dup %u%%", s->drop_pct, s->dup_pct);
     }
+}
+
+/* inject_standby puts a member on standby or takes it off, at random: the
+ * leader's own a quarter of the time, then handed over (or not) as a
+ * drain does (io/node_drain.c hand_over); crashed members too (they take
+ * it at their restart), while partitions and crashes go on. */
+static void inject_standby(struct run *rn)
+{
+    struct sim *s = &rn->s;
+    int l = sim_leader(s);
+    unsigned k = (unsigned)sb_rand(rn, s->n);
+
+    if (l >= 0 && sb_rand(rn, 4) == 0) {
+        k = (unsigned)l;
+        if (!s->nodes[k].standby) {
+            sim_standby(s, k, true);
+            if (sb_rand(rn, 2) == 0)
+                sim_transfer(s, 0);
+            return;
+        }
+    }
+    sim_standby(s, k, !s->nodes[k].standby);
 }
 
 /* rm_tree removes dir and what it holds, depth levels deep. */
@@ -302,6 +371,11 @@ static bool run_to_converge(struct sim *s, uint64_t limit)
 
 static bool can_lose_leader(const struct sim *s);
 
+static unsigned failover_bound(const struct sim *s)
+{
+    return FAILOVER_BOUND + (standby_any(s) ? RAFT_STANDBY_TIMEOUTS + 1 : 0);
+}
+
 static uint64_t measure_failover(struct run *rn, bool peer_down, const char *argv0,
                                  bool *ok)
 {
@@ -322,11 +396,16 @@ static uint64_t measure_failover(struct run *rn, bool peer_down, const char *arg
     sim_crash(s, (unsigned)l, 0);
     if (peer_down)
         sim_peer_down(s, (unsigned)l);
-    won = run_for_leader(s, t0 + (uint64_t)FAILOVER_BOUND * rn->emax, l);
+    won = run_for_leader(s, t0 + (uint64_t)failover_bound(s) * rn->emax, l);
     if (won == UINT64_MAX && !sim_check_failed(&s->check)) {
         fail_run(rn, argv0,
-                 peer_down ? "no leader after the leader crashed (peer-down)"
-                           : "no leader after the leader crashed");
+                 standby_any(s)
+                     ? (peer_down
+                            ? "no leader after the leader crashed, voters on standby "
+                              "(peer-down)"
+                            : "no leader after the leader crashed, voters on standby")
+                 : peer_down ? "no leader after the leader crashed (peer-down)"
+                             : "no leader after the leader crashed");
         *ok = false;
     }
     sim_restart(s, (unsigned)l);
@@ -427,10 +506,19 @@ static void run_chaos(struct run *rn)
             next_submit = s->now + 10 + sim_rand(s, 200);
         }
         if (s->now >= next_fault) {
+            if (rn->standby_run && sb_rand(rn, 3) == 0)
+                inject_standby(rn);
             inject_fault(rn);
             next_fault = s->now + 20 + sim_rand(s, rn->emax);
         }
     }
+}
+
+/* heal_leader_bound and failover_bound: the liveness bounds, in election
+ * timeouts, longer by the timeouts a standby voter lets pass. */
+static unsigned heal_leader_bound(const struct sim *s)
+{
+    return HEAL_LEADER_BOUND + (standby_any(s) ? RAFT_STANDBY_TIMEOUTS + 1 : 0);
 }
 
 /* run_heal: restore the network and the members; a leader must appear and
@@ -450,9 +538,18 @@ static bool run_heal(struct run *rn, struct totals *t, int fast, const char *arg
     s->long_delay_permille = 0;
     for (unsigned i = 0; i < s->n; i++)
         sim_restart(s, i);
+    if (rn->standby_run) {
+        /* Every voter on standby (a whole cluster drained), some, or none:
+         * a standby is a preference, so a leader is owed all the same
+         * (raft.h RAFT_EV_STANDBY), only RAFT_STANDBY_TIMEOUTS timeouts
+         * later at worst. */
+        unsigned mode = s->sabotage != SIM_SAB_NONE ? 2 : (unsigned)sb_rand(rn, 3);
+        for (unsigned i = 0; i < s->n && mode != 1; i++)
+            sim_standby(s, i, mode == 2);
+    }
     heal_at = s->now;
     sim_trace(s, "heal: all links up, all members restarted");
-    won = run_for_leader(s, heal_at + (uint64_t)HEAL_LEADER_BOUND * rn->emax, -1);
+    won = run_for_leader(s, heal_at + (uint64_t)heal_leader_bound(s) * rn->emax, -1);
     if (sim_check_failed(&s->check))
         return false;
     if (won == UINT64_MAX) {
@@ -496,9 +593,13 @@ static bool run_failovers(struct run *rn, struct totals *t, int fast, const char
         }
         sim_trace(s, "failover (%s): new leader after %" PRIu64 " ms",
                   mode ? "peer-down" : "timeout", fo);
-        sample_add(&t->failover[fast][mode], fo);
-        if (mode == 1 && s->opts.pre_vote)
-            sample_add(&t->failover_pv[fast], fo);
+        if (standby_any(s)) {
+            sample_add(&t->failover_standby, fo);
+        } else {
+            sample_add(&t->failover[fast][mode], fo);
+            if (mode == 1 && s->opts.pre_vote)
+                sample_add(&t->failover_pv[fast], fo);
+        }
         if (!run_to_converge(s, s->now + (uint64_t)HEAL_CONVERGE_BOUND * rn->emax) &&
             !sim_check_failed(&s->check)) {
             fail_run(rn, argv0, "members did not converge after a failover");
@@ -551,6 +652,10 @@ static bool one_run(uint64_t seed, bool verbose, enum sim_sabotage sab, const ch
     sim_init(s, seed, n, &o, verbose, use_store ? store_dir : NULL);
     s->sabotage = sab;
     rn.emax = o.election_max_ms;
+    rn.sb_rng = (seed + 1) * 0x9E3779B97F4A7C15ull;
+    rn.standby_run = sab == SIM_SAB_STANDBY_STUCK || sab == SIM_SAB_STANDBY_LOST ||
+                     (sab == SIM_SAB_NONE && sb_rand(&rn, 2) == 0);
+    t->standby_runs += rn.standby_run;
     set_network(&rn, sab);
     sim_trace(s,
               "seed %" PRIu64 ": %u nodes, %s profile, prevote %s, checkquorum %s, "
@@ -607,6 +712,8 @@ static void print_summary(struct totals *t)
            t->by_profile[0], t->by_profile[1], t->failed);
     printf("runs persisting through the file store (raft/raft_store.h): %" PRIu64 "\n",
            t->store_runs);
+    printf("runs putting voters on standby (RAFT_EV_STANDBY): %" PRIu64 "\n",
+           t->standby_runs);
     printf("elections won (terms with a leader): %" PRIu64 "\n", t->elections);
     printf("failover measurements skipped (too few voters left by the chaos): %" PRIu64
            "\n",
@@ -626,6 +733,7 @@ static void print_summary(struct totals *t)
     print_dist("fast-LAN, leader crash (peer-down)", &t->failover[1][1]);
     print_dist("default, peer-down, PreVote on", &t->failover_pv[0]);
     print_dist("fast-LAN, peer-down, PreVote on", &t->failover_pv[1]);
+    print_dist("any, leader crash, on standby", &t->failover_standby);
     print_dist("default, after faults heal", &t->heal[0]);
     print_dist("fast-LAN, after faults heal", &t->heal[1]);
 }
@@ -638,15 +746,16 @@ static void totals_free(struct totals *t)
         free(t->failover[p][1].v);
         free(t->failover_pv[p].v);
     }
+    free(t->failover_standby.v);
 }
 
 static const struct {
     const char *name;
     enum sim_sabotage sab;
 } sabotages[] = {
-    {"forget-vote", SIM_SAB_FORGET_VOTE},
-    {"send-early", SIM_SAB_SEND_EARLY},
-    {"lose-entries", SIM_SAB_LOSE_ENTRIES},
+    {"forget-vote", SIM_SAB_FORGET_VOTE},   {"send-early", SIM_SAB_SEND_EARLY},
+    {"lose-entries", SIM_SAB_LOSE_ENTRIES}, {"standby-stuck", SIM_SAB_STANDBY_STUCK},
+    {"standby-lost", SIM_SAB_STANDBY_LOST},
 };
 #define N_SABOTAGES (sizeof sabotages / sizeof sabotages[0])
 
@@ -768,7 +877,7 @@ int main(int argc, char **argv)
             fprintf(stderr,
                     "usage: %s [--seed N | --runs R [--from S]] [--store] [--repro "
                     "lagging-voter] [--sabotage "
-                    "forget-vote|send-early|lose-entries]\n",
+                    "forget-vote|send-early|lose-entries|standby-stuck|standby-lost]\n",
                     argv[0]);
             return 2;
         }
@@ -779,7 +888,7 @@ int main(int argc, char **argv)
         t.failed++;
     /* Seeds outside the default range that once found a bug (docs/raft.md
      * "Bugs found by the simulation") run in every default run too. */
-    static const uint64_t regressions[] = {22650};
+    static const uint64_t regressions[] = {22650, 70016420};
     for (size_t k = 0; selftest && sab == SIM_SAB_NONE &&
                        k < sizeof regressions / sizeof regressions[0];
          k++)

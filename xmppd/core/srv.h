@@ -367,11 +367,11 @@ struct srv_stats {
     uint64_t paused;                /* now: connections paused by the shaper */
     uint64_t throttled;             /* now: addresses and accounts with recent failed
                                        logins (answers delayed, or blocked) */
-    uint64_t redirected;     /* sessions sent to another member (draining) */
-    uint64_t ws_pending;     /* now: WebSocket connections before their HTTP
-                                response (ws_config.max_pending) */
-    uint64_t ws_busy;        /* WebSocket connections refused: too many
-                                pending (503) */
+    uint64_t redirected;            /* sessions sent to another member (draining) */
+    uint64_t ws_pending;            /* now: WebSocket connections before their HTTP
+                                       response (ws_config.max_pending) */
+    uint64_t ws_busy;               /* WebSocket connections refused: too many
+                                       pending (503) */
 };
 
 /* One blocked address or account (srv_get_blocked). */
@@ -504,6 +504,21 @@ void srv_cluster_peer_link(struct srv *srv, uint64_t node, bool up, uint64_t now
  * presences stay on this node, and an older member of a rolling upgrade
  * never meets an entry it cannot apply (it would stop applying there). */
 void srv_cluster_set_soft_entries(struct srv *srv, bool ok);
+/* One other member's link as the edge sees it (srv_soft_entries_ok). */
+struct srv_member_link {
+    uint64_t id;      /* the member's node id */
+    bool up;          /* a link with accepted HELLOs */
+    unsigned version; /* that link's frame version (0: none) */
+};
+/* srv_soft_entries_ok decides the gate srv_cluster_set_soft_entries
+ * takes: true when every member of ids (n, this node self included) other
+ * than self has a link in links (nlinks, borrowed; a member without one is
+ * unknown) that is up at PFRAME_VERSION_SOFT_ENTRIES or above.  A member
+ * whose link is down may have restarted with an older build, so a link
+ * drop closes the gate until the link is up again at a known version.
+ * Pure: the edge calls it at every membership or link change. */
+bool srv_soft_entries_ok(uint64_t self, const uint64_t *ids, size_t n,
+                         const struct srv_member_link *links, size_t nlinks);
 /* srv_cluster_pump retries frames a full channel refused (call it when a
  * channel has room again). */
 void srv_cluster_pump(struct srv *srv, uint64_t now_ms);

@@ -473,6 +473,21 @@ void srv_cluster_set_soft_entries(struct srv *srv, bool ok)
         srv->cl->soft_entries = ok;
 }
 
+bool srv_soft_entries_ok(uint64_t self, const uint64_t *ids, size_t n,
+                         const struct srv_member_link *links, size_t nlinks)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t k;
+        if (ids[i] == self)
+            continue;
+        for (k = 0; k < nlinks && links[k].id != ids[i]; k++)
+            ;
+        if (k == nlinks || !links[k].up || links[k].version < PFRAME_VERSION_SOFT_ENTRIES)
+            return false;
+    }
+    return true;
+}
+
 bool srv_cluster__held(const struct srv *srv, const char *name)
 {
     return srv->cl != NULL && fwd_route_has(srv->cl->fwd, name);

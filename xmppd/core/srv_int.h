@@ -176,8 +176,10 @@ void srv__thr_sweep(struct srv *srv);
 uint64_t srv__thr_blocked(const struct srv *srv);
 void srv__thr_free(struct srv *srv);
 /* srv__thr_submit_done: env.submit's answer for token, when it is not a
- * roster write's: true when it was one of the throttle's LOGIN entries
- * (forgotten now; a failure was counted here already). */
+ * roster write's: true when it was one of the throttle's LOGIN entries (a
+ * failure was counted here already).  Failed: forgotten now; answered 0 or
+ * XE_TIMEOUT before it was applied here: kept until it is, so that it is
+ * not counted twice (srv_throttle.c). */
 bool srv__thr_submit_done(struct srv *srv, uint64_t token, int rc);
 
 /* ---- the byte-rate shaper of client connections (srv.c) ----

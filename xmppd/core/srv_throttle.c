@@ -10,15 +10,16 @@
  *
  * Across the cluster (docs/clients.md "Throttling across the cluster"):
  * in a cluster of two or more members a failure (and a success that clears a count) is
- * also written to the Raft log as a LOGIN entry (repl.h CL_CMD_LOGIN) through srv__submit;
- * every node applies it (srv_login_applied) and counts it as if it had happened here, so
- * an attacker who spreads guesses over the nodes meets the same delays and the same block
- * as on one node.  The node where it happened counts at once (its answer's delay and a
- * block do not wait for the log, nor for a leader) and skips its own entry when it is
- * applied: the entries it submitted wait in thr_subs (at most SRV_THR_SUBS; past that a
- * failure stays local, counted in thr_unshared, so that a flood of failures cannot fill
- * the queue of writes to the leader).  The entries change no replicated state: a node
- * that starts from a snapshot, or was down, knows only the failures since. */
+ * also written to the Raft log as a LOGIN entry (repl.h CL_CMD_LOGIN) through
+ * srv__submit; every node applies it (srv_login_applied) and counts it as if it had
+ * happened here, so an attacker who spreads guesses over the nodes meets the same delays
+ * and the same block as on one node.  The node where it happened counts at once (its
+ * answer's delay and a block do not wait for the log, nor for a leader) and skips its own
+ * entry when it is applied: the entries it submitted wait in thr_subs (at most
+ * SRV_THR_SUBS; past that a failure stays local, counted in thr_unshared, so that a flood
+ * of failures cannot fill the queue of writes to the leader).  The entries change no
+ * replicated state: a node that starts from a snapshot, or was down, knows only the
+ * failures since. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ struct srv_thr_sub {
     uint64_t token;
     char key[1100]; /* as thr_key writes it */
     bool failed;
+    uint64_t answered_ms; /* answered before applied here (0: not yet) */
     struct srv_thr_sub *next;
 };
 
@@ -204,13 +206,29 @@ static bool thr_sub_take(struct srv *srv, uint64_t token, const char *key, bool 
 
 bool srv__thr_submit_done(struct srv *srv, uint64_t token, int rc)
 {
-    /* Applied (rc 0): srv_login_applied took it off the list already,
-     * unless the edge answers before applying; failed (no leader, a
-     * timeout): the failure stays counted here only. */
-    if (!thr_sub_take(srv, token, NULL, false))
+    struct srv_thr_sub *sub = srv->thr_subs;
+
+    /* Applied here first: srv_login_applied took it off the list. */
+    while (sub != NULL && sub->token != token)
+        sub = sub->next;
+    if (sub == NULL)
         return false;
-    if (rc < 0)
-        srv->thr_unshared++;
+    if (rc == 0 || rc == XE_TIMEOUT) {
+        /* Answered first: a follower hears the leader's answer to its
+         * forwarded write (the leader applied it) before it learns the
+         * commit itself (rreq.c fwd_result), and a write answered
+         * XE_TIMEOUT may still be applied (rreq.h).  It stays listed, so
+         * that its apply here is known as ours and not counted twice,
+         * until srv__thr_sweep drops it. */
+        if (sub->answered_ms == 0) {
+            sub->answered_ms = srv->now_ms ? srv->now_ms : 1;
+            srv->thr_unshared += rc < 0;
+        }
+        return true;
+    }
+    /* Failed (no leader, refused): the failure stays counted here only. */
+    (void)thr_sub_take(srv, token, NULL, false);
+    srv->thr_unshared++;
     return true;
 }
 
@@ -310,6 +328,20 @@ void srv_login_applied(struct srv *srv, int what, const char *name, bool failed,
 
 void srv__thr_sweep(struct srv *srv)
 {
+    /* An entry answered and still not applied here after login_block_ms
+     * never will be (a snapshot passed it, or it was lost after all): its
+     * note would take another node's entry about the key for ours. */
+    for (struct srv_thr_sub **p = &srv->thr_subs; *p != NULL;) {
+        struct srv_thr_sub *sub = *p;
+        if (sub->answered_ms != 0 &&
+            srv->now_ms - sub->answered_ms >= srv->cfg.login_block_ms) {
+            *p = sub->next;
+            free(sub);
+            srv->thr_nsubs--;
+        } else {
+            p = &sub->next;
+        }
+    }
     for (size_t i = 0; i < srv->thr.nb; i++) {
         struct hlink *l = srv->thr.b[i], *next;
         for (; l != NULL; l = next) {

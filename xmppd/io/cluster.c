@@ -193,23 +193,28 @@ uint64_t cluster__wall_ms(void *ud)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* soft_entries_follow: every other member's link is up at a frame version
- * whose builds apply the login and last-presence entries (pframe.h
- * PFRAME_VERSION_SOFT_ENTRIES); told to srv at every membership or link
- * change. */
+/* soft_entries_follow: tells srv the soft-entry gate (srv_soft_entries_ok
+ * decides it from each other member's link and its frame version) at every
+ * membership or link change. */
 static void soft_entries_follow(struct node *n, struct srv *srv)
 {
     const struct raft_config *cfg = rnode_config(n->rn);
-    bool ok = n->cluster != NULL && n->cluster->pm != NULL;
+    uint64_t ids[RAFT_MAX_MEMBERS];
+    struct srv_member_link links[RAFT_MAX_MEMBERS];
+    size_t k = 0, nl = 0;
 
-    for (unsigned i = 0; ok && i < cfg->n; i++) {
+    for (unsigned i = 0; i < cfg->n && k < RAFT_MAX_MEMBERS; i++) {
         struct peer_info pi;
-        if (cfg->members[i].id == n->st.node_id)
+        uint64_t id = cfg->members[i].id;
+        ids[k++] = id;
+        if (id == n->st.node_id || n->cluster == NULL || n->cluster->pm == NULL ||
+            peer_get(n->cluster->pm, id, &pi) != 0)
             continue;
-        ok = peer_get(n->cluster->pm, cfg->members[i].id, &pi) == 0 && pi.up &&
-             pi.version >= PFRAME_VERSION_SOFT_ENTRIES;
+        links[nl++] = (struct srv_member_link){id, pi.up, pi.version};
     }
-    srv_cluster_set_soft_entries(srv, ok);
+    srv_cluster_set_soft_entries(
+        srv, n->cluster != NULL && n->cluster->pm != NULL &&
+                 srv_soft_entries_ok(n->st.node_id, ids, k, links, nl));
 }
 
 /* srv_follow gives srv Raft's leader, term and voters, and the state of

@@ -65,6 +65,8 @@ static const char *fault_names[SIM_F_COUNT] = {
     "spurious-peer-down",
     "power-loss",
     "long-delay",
+    "standby-on",
+    "standby-off",
 };
 
 const char *sim_fault_name(enum sim_fault f)
@@ -172,6 +174,48 @@ static void ev_free(struct sim_event *e)
 
 /* ---- nodes ------------------------------------------------------------------ */
 
+/* step_standby steps RAFT_EV_STANDBY with the driver's setting into the
+ * running node in slot (unless the sabotage loses it). */
+static void step_standby(struct sim *s, unsigned slot)
+{
+    struct sim_node *nd = &s->nodes[slot];
+    struct raft_event ev;
+
+    if (nd->r == NULL || s->sabotage == SIM_SAB_STANDBY_LOST)
+        return;
+    memset(&ev, 0, sizeof ev);
+    ev.type = RAFT_EV_STANDBY;
+    ev.u.standby.on = nd->standby;
+    nd->standby_since = s->now;
+    sim__node_step(s, slot, &ev);
+}
+
+/* start_standby: a driver that drains a node tells its core again after
+ * each start (io/node.c), so the standby outlives a crash. */
+static void start_standby(struct sim *s, unsigned slot)
+{
+    struct sim_node *nd = &s->nodes[slot];
+
+    nd->standby_since = s->now;
+    nd->heard_leader_at = 0;
+    if (nd->standby)
+        step_standby(s, slot);
+}
+
+void sim_standby(struct sim *s, unsigned slot, bool on)
+{
+    struct sim_node *nd = &s->nodes[slot];
+
+    if (!nd->used || nd->removed || nd->standby == on)
+        return;
+    nd->standby = on;
+    s->faults[on ? SIM_F_STANDBY : SIM_F_STANDBY_OFF]++;
+    sim_trace(s, "n%" PRIx64 " %s standby%s", nd->id, on ? "on" : "off",
+              nd->r == NULL ? " (at its restart)" : "");
+    nd->standby_since = s->now;
+    step_standby(s, slot);
+}
+
 void sim__node_start(struct sim *s, unsigned slot)
 {
     struct sim_node *nd = &s->nodes[slot];
@@ -207,6 +251,7 @@ void sim__node_start(struct sim *s, unsigned slot)
         store_loaded_start(&l, &ev);
         sim__node_step(s, slot, &ev);
         store_loaded_free(&l);
+        start_standby(s, slot);
         return;
     }
     ev.type = RAFT_EV_START;
@@ -218,6 +263,7 @@ void sim__node_start(struct sim *s, unsigned slot)
     ev.u.start.entries = d->ents + skip;
     ev.u.start.n_entries = (unsigned)(d->n - skip);
     sim__node_step(s, slot, &ev);
+    start_standby(s, slot);
 }
 
 static void job_free(struct sim_job *j)
@@ -625,6 +671,40 @@ static void check_progress(struct sim *s, struct sim_node *nd,
         nd->last_config = *u->config;
 }
 
+/* check_standby holds a voter on standby (sim_standby) to raft.h's
+ * RAFT_EV_STANDBY rule: on its timer it campaigns only once
+ * RAFT_STANDBY_TIMEOUTS election timeouts in a row passed without a
+ * leader, each at least election_min_ms long (the first may be cut short:
+ * the timer ran before the standby), and TimeoutNow never makes it
+ * campaign.  The start of a lone voter, which leads itself at once, is no
+ * campaign of the timer. */
+static void check_standby(struct sim *s, struct sim_node *nd, const struct raft_event *ev,
+                          const struct raft_update *u)
+{
+    uint64_t campaigns = nd->campaigns_seen, since;
+
+    if (u->counters != NULL)
+        nd->campaigns_seen = u->counters->elections + u->counters->pre_elections;
+    if (!nd->standby || ev->type == RAFT_EV_START || nd->campaigns_seen <= campaigns)
+        return;
+    if (ev->type == RAFT_EV_RECEIVE && ev->u.receive.msg->type == RAFT_MSG_TIMEOUT_NOW) {
+        sim_check_fail(&s->check,
+                       "standby: n%" PRIx64 " campaigned on TimeoutNow while on standby",
+                       nd->id);
+        return;
+    }
+    if (ev->type != RAFT_EV_TICK)
+        return; /* a pre-vote won goes on to the real vote */
+    since =
+        nd->standby_since > nd->heard_leader_at ? nd->standby_since : nd->heard_leader_at;
+    if (s->now - since < (uint64_t)(RAFT_STANDBY_TIMEOUTS - 1) * s->opts.election_min_ms)
+        sim_check_fail(&s->check,
+                       "standby: n%" PRIx64 " campaigned %" PRIu64
+                       " ms after its standby or its leader's last append, before %u "
+                       "election timeouts",
+                       nd->id, s->now - since, RAFT_STANDBY_TIMEOUTS);
+}
+
 /* note_status records the role, term and leader of an update, checks a new
  * leader and keeps the leader's configuration as the cluster's. */
 static void note_status(struct sim *s, struct sim_node *nd, const struct raft_update *u)
@@ -753,6 +833,7 @@ int sim__node_step(struct sim *s, unsigned slot, struct raft_event *ev)
         cp = CP_SENT; /* crash just after granting a vote: it is forgotten */
 
     uint64_t old_commit = nd->commit;
+    check_standby(s, nd, ev, &u);
     note_status(s, nd, &u);
 
     bool persists = u.persist_term_vote || u.snapshot != NULL || u.truncate_from != 0 ||
@@ -924,6 +1005,13 @@ static void process(struct sim *s, struct sim_event *e)
             }
         } else {
             sim__node_step(s, e->to, &ev);
+            /* The core restarts its count of skipped timeouts when it
+             * takes its leader's append or snapshot (check_standby); one
+             * of an older term is refused unheard (seed 70016420). */
+            if (nd->r != NULL && nd->role == RAFT_FOLLOWER && nd->leader == cm.msg.from &&
+                cm.msg.term == nd->term &&
+                (cm.msg.type == RAFT_MSG_APPEND || cm.msg.type == RAFT_MSG_SNAPSHOT))
+                nd->heard_leader_at = s->now;
         }
         codec_msg_free(&cm);
         break;
@@ -1090,7 +1178,10 @@ void sim_run_until(struct sim *s, uint64_t t)
             memset(&ev, 0, sizeof ev);
             ev.type = RAFT_EV_TICK;
             s->nodes[who].deadline = 0;
-            sim__node_step(s, who, &ev);
+            if (s->sabotage == SIM_SAB_STANDBY_STUCK && s->nodes[who].standby)
+                step_standby(s, who);
+            if (s->nodes[who].r != NULL)
+                sim__node_step(s, who, &ev);
         } else {
             sim_restart(s, who);
             s->nodes[who].restart_at = 0;

@@ -52,6 +52,8 @@ enum sim_fault {
     SIM_F_SPURIOUS_DOWN, /* PEER_DOWN reported about a live node */
     SIM_F_POWER_LOSS,    /* a crash that was a power loss (pfs store runs) */
     SIM_F_LONG_DELAY,    /* a message held back across several terms */
+    SIM_F_STANDBY,       /* a voter put on standby (RAFT_EV_STANDBY) */
+    SIM_F_STANDBY_OFF,   /* a voter taken off standby */
     SIM_F_COUNT
 };
 
@@ -62,10 +64,15 @@ const char *sim_fault_name(enum sim_fault f);
  * (test_sim.c runs them and expects a violation). */
 enum sim_sabotage {
     SIM_SAB_NONE,
-    SIM_SAB_FORGET_VOTE,  /* a restarted node forgets its vote */
-    SIM_SAB_SEND_EARLY,   /* a node crashing before it persisted has already
-                             sent the update's messages (breaks the send rule) */
-    SIM_SAB_LOSE_ENTRIES, /* a restarted node loses its last persisted entry */
+    SIM_SAB_FORGET_VOTE,   /* a restarted node forgets its vote */
+    SIM_SAB_SEND_EARLY,    /* a node crashing before it persisted has already
+                              sent the update's messages (breaks the send rule) */
+    SIM_SAB_LOSE_ENTRIES,  /* a restarted node loses its last persisted entry */
+    SIM_SAB_STANDBY_STUCK, /* the driver steps RAFT_EV_STANDBY again before
+                              each timer tick: the skipped timeouts never add
+                              up, so a standby voter never campaigns */
+    SIM_SAB_STANDBY_LOST,  /* the driver never tells the core about standby:
+                              a standby voter campaigns at its first timeout */
 };
 
 struct sim_disk {
@@ -107,6 +114,13 @@ struct sim_node {
        messages) wait for the disk, oldest first, and when it is free */
     struct sim_job *jobs, *jobs_tail;
     uint64_t disk_free_at;
+    /* RAFT_EV_STANDBY, the driver's setting (a drained node): it outlives
+       a crash and is stepped again after each start; when it was last
+       stepped, and when this node last took a leader's append or snapshot
+       (each restarts the core's count of skipped timeouts) */
+    bool standby;
+    uint64_t standby_since, heard_leader_at;
+    uint64_t campaigns_seen; /* elections + pre_elections, last update */
     /* as of the last update */
     enum raft_role role;
     uint64_t term, leader, commit;
@@ -223,6 +237,13 @@ int sim_add(struct sim *s);
 int sim_promote(struct sim *s, uint64_t id);
 int sim_remove(struct sim *s, uint64_t id);
 int sim_replace(struct sim *s, unsigned old_slot);
+
+/* sim_standby puts the voter in slot on standby (on) or takes it off, as a
+ * drain does (RAFT_EV_STANDBY); a crashed node gets it at its restart.
+ * While on, the step checks hold it to raft.h's rule: it campaigns on its
+ * timer only after RAFT_STANDBY_TIMEOUTS election timeouts without a
+ * leader, never on TimeoutNow. */
+void sim_standby(struct sim *s, unsigned slot, bool on);
 
 /* sim_transfer asks the leader to hand over to voter id (0: any). */
 int sim_transfer(struct sim *s, uint64_t id);
