@@ -120,25 +120,11 @@ static unsigned char *cmd_of(size_t *len)
     return out;
 }
 
-/* a LOGIN command: a failed login of "mallory" */
-static unsigned char *login_cmd_of(size_t *len)
-{
-    struct cl_cmd *c = calloc(1, sizeof *c);
-    unsigned char *out = NULL;
-
-    CHECK(c != NULL);
-    cl_cmd_login(c, CL_LOGIN_ACCOUNT, "mallory", true);
-    CHECK_INT(cl_cmd_encode(c, &out, len), 0);
-    free(c);
-    return out;
-}
-
-static void submit_of(struct rreq *q, uint64_t now, const char *name, uint64_t timeout_ms,
-                      unsigned char *(*make)(size_t *len))
+static void submit(struct rreq *q, uint64_t now, const char *name, uint64_t timeout_ms)
 {
     struct rreq_event ev = {.type = RREQ_EV_SUBMIT};
     size_t len;
-    unsigned char *cmd = make(&len);
+    unsigned char *cmd = cmd_of(&len);
 
     ev.u.submit.cmd = cmd;
     ev.u.submit.len = len;
@@ -147,11 +133,6 @@ static void submit_of(struct rreq *q, uint64_t now, const char *name, uint64_t t
     say("%llu submit %s", (unsigned long long)now, name);
     step(q, &ev, now);
     cl_buf_free(cmd, len);
-}
-
-static void submit(struct rreq *q, uint64_t now, const char *name, uint64_t timeout_ms)
-{
-    submit_of(q, now, name, timeout_ms, cmd_of);
 }
 
 static void change(struct rreq *q, uint64_t now, const char *name,
@@ -495,36 +476,6 @@ static void test_forward_retried_across_a_leader_change(void)
               "stop ->\n");
 }
 
-/* A LOGIN write is forwarded as written, without a request id, on every
- * try (repl.h: cl_cmd_wants_request_id), and takes no request number: the
- * admin write after it gets the first. */
-static void test_login_forwarded_without_request_id(void)
-{
-    struct rreq *q = start(true, 0, 0);
-
-    leader(q, 0, 0xa);
-    submit_of(q, 0, "login", 3000, login_cmd_of);
-    pump(q, 0);
-    leader(q, 100, 0);
-    pump(q, 100); /* no leader: it waits */
-    leader(q, 400, 0xb);
-    pump(q, 400);
-    fwd_result(q, 500, 1, 2, 0, NULL);
-    submit(q, 600, "w1", 3000);
-    pump(q, 600);
-    finish(q, "0 leader a ->\n"
-              "0 submit login -> queued(1) @3000\n"
-              "0 pump -> forward(1#1 to a +3000 req 0/0) @3000\n"
-              "100 leader 0 -> @3000\n"
-              "100 pump -> @3000\n"
-              "400 leader b -> @3000\n"
-              "400 pump -> forward(1#2 to b +2600 req 0/0) @3000\n"
-              "500 fwd-result 1#2 ok -> answer(login ok)\n"
-              "600 submit w1 -> queued(2) @3600\n"
-              "600 pump -> forward(2#3 to b +3000 req 1/101) @3600\n"
-              "stop -> answer(w1 XE_CLOSED: stopped)\n");
-}
-
 /* Every request is answered by its deadline with what is known: a
  * forwarded write may still be applied; one that never found a leader was
  * not; one appended on this leader may still commit; a forward that could
@@ -706,7 +657,6 @@ static void test_no_forwarding_and_stopped(void)
 TL_MAIN(T(test_leader_proposes_and_answers_once_applied),
         T(test_change_waits_while_another_is_pending), T(test_change_refusals),
         T(test_transfer_done_or_timed_out),
-        T(test_forward_retried_across_a_leader_change),
-        T(test_login_forwarded_without_request_id), T(test_deadlines),
+        T(test_forward_retried_across_a_leader_change), T(test_deadlines),
         T(test_lost_or_covered_entries), T(test_bounds),
         T(test_no_forwarding_and_stopped))

@@ -283,15 +283,6 @@ int cl_cmd_encode(const struct cl_cmd *c, unsigned char **out, size_t *len);
  * Never reads outside buf. */
 int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c);
 
-/* cl_cmd_wants_request_id says whether a forwarded write of the command in
- * buf (len bytes, borrowed) gets a request id (cl_cmd_with_request).  False
- * for LOGIN only: sent again after a leader change it counts once more, so
- * the throttle is one step stricter for a while, which is harmless; without
- * an id it takes none of the CL_SEEN_MAX slots, so a flood of failed logins
- * on the followers cannot push out the ids that keep admin and roster
- * writes exactly-once across a leader change. */
-bool cl_cmd_wants_request_id(const void *buf, size_t len);
-
 /* cl_cmd_with_request re-encodes the command in buf (len bytes, borrowed)
  * with the request id (origin, seq), origin non-zero: *out is returned owned
  * (release with cl_buf_free(*out, *len)).  0, XE_CORRUPT / XE_INVAL (buf does

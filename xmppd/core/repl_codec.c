@@ -531,13 +531,6 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
     return cmd_check(c);
 }
 
-bool cl_cmd_wants_request_id(const void *buf, size_t len)
-{
-    const unsigned char *p = buf;
-
-    return !(p != NULL && len >= 2 && p[0] == CL_CMD_VERSION && p[1] == CL_CMD_LOGIN);
-}
-
 int cl_cmd_with_request(const void *buf, size_t len, uint64_t origin, uint64_t seq,
                         unsigned char **out, size_t *outlen)
 {

@@ -40,7 +40,7 @@ struct req {
     char addr[RREQ_ADDR_MAX];
     uint64_t index, term;
     bool committed; /* settled by its own entry */
-    bool stamped;   /* cmd is as forwarded: with a request id if it wants one */
+    bool stamped;   /* cmd carries a request id (repl.h, version 2) */
     bool forwarded; /* a forward was started at least once */
     bool fwd_first; /* the forward in flight is the first */
     uint64_t fwd_to, fwd_seq, fwd_retry_at;
@@ -311,8 +311,7 @@ static void transfer(struct rreq *q, const struct rreq_event *ev, struct rreq_up
 /* ---- the pump: hand waiting requests on ---- */
 
 /* forward hands write r to the leader: the first time with a request id
- * stamped into it (unless cl_cmd_wants_request_id says it needs none), so
- * that a second copy in the log is a no-op.  Returns
+ * stamped into it, so that a second copy in the log is a no-op.  Returns
  * whether r moved (forwarded or answered). */
 static bool forward(struct rreq *q, struct req *r, uint64_t now, struct rreq_update *u)
 {
@@ -322,7 +321,7 @@ static bool forward(struct rreq *q, struct req *r, uint64_t now, struct rreq_upd
 
     if (r->forwarded && q->leader_id == r->fwd_to && now < r->fwd_retry_at)
         return false;
-    if (!r->stamped && cl_cmd_wants_request_id(r->cmd, r->len)) {
+    if (!r->stamped) {
         rc = cl_cmd_with_request(r->cmd, r->len, q->o.node_id, ++q->req_seq, &b, &l);
         if (rc < 0) {
             answer(q, r, u, rc, "cannot forward the write to the leader: %s",
@@ -333,8 +332,8 @@ static bool forward(struct rreq *q, struct req *r, uint64_t now, struct rreq_upd
         cl_buf_free(r->cmd, r->len);
         r->cmd = b;
         r->len = l;
+        r->stamped = true;
     }
-    r->stamped = true;
     r->fwd_first = !r->forwarded;
     if (r->fwd_first)
         q->st.forwarded++;
