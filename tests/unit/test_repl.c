@@ -1008,6 +1008,61 @@ static void test_login_entries(void)
     cl_state_free(s);
 }
 
+/* LOGIN and PRES_LAST entries keep their request ids apart from admin and
+ * roster writes: more than CL_SEEN_MAX failed logins (an attacker on the
+ * followers) do not push out the id of a callbridge add, whose late copy
+ * after a delete then stays a no-op; a resent LOGIN is still counted once;
+ * and the snapshot carries the admin ids only, as before. */
+static void test_soft_ids_apart(void)
+{
+    struct cl_state *s, *d;
+    struct cl_effects eff;
+    unsigned char *v1, *v2, *b, *bi, *snap, *snap2;
+    size_t l1, l2, lb, li, ls, ls2;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    cl_cmd_cb_set(&cmd, "cbx", (const unsigned char *)"s1", 2, true);
+    REQUIRE(cl_cmd_encode(&cmd, &v1, &l1) == 0);
+    REQUIRE(cl_cmd_with_request(v1, l1, 0x1234, 7, &v2, &l2) == 0);
+    CHECK_INT(cl_apply(s, v2, l2, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_CB_ADDED);
+    REQUIRE(cl_snapshot_encode(s, &snap, &ls) == 0);
+    for (unsigned i = 0; i < 2 * CL_SEEN_MAX; i++) {
+        if (i % 2 == 0)
+            cl_cmd_login(&cmd, CL_LOGIN_ACCOUNT, "mallory", true);
+        else
+            cl_cmd_pres_last(&cmd, "mallory", "r", NULL, 1000 + i);
+        REQUIRE(cl_cmd_encode(&cmd, &b, &lb) == 0);
+        REQUIRE(cl_cmd_with_request(b, lb, 0x5, 1000 + i, &bi, &li) == 0);
+        CHECK_INT(cl_apply(s, bi, li, &eff), 0);
+        CHECK(eff.kind == CL_EFF_LOGIN || eff.kind == CL_EFF_PRES_LAST);
+        if (i == 2 * CL_SEEN_MAX - 2) {
+            /* the newest LOGIN resent: the first result, not counted again */
+            CHECK_INT(cl_apply(s, bi, li, &eff), 0);
+            CHECK_INT(eff.kind, CL_EFF_NONE);
+        }
+        cl_buf_free(bi, li);
+        cl_buf_free(b, lb);
+    }
+    /* the soft ids are not in the snapshot: it is the same as before them */
+    REQUIRE(cl_snapshot_encode(s, &snap2, &ls2) == 0);
+    CHECK(ls == ls2 && memcmp(snap, snap2, ls) == 0);
+    cl_cmd_cb_del(&cmd, "cbx");
+    CHECK_INT(enc_apply(s, NULL), 0);
+    CHECK_INT(cl_apply(s, v2, l2, &eff), 0); /* remembered: no-op */
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    CHECK(cl_callbridge_find(s, "cbx") == NULL);
+    REQUIRE(cl_snapshot_decode(snap, ls, &d) == 0);
+    CHECK_INT(cl_apply(d, v2, l2, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    cl_state_free(d);
+    cl_buf_free(snap, ls);
+    cl_buf_free(snap2, ls2);
+    cl_buf_free(v2, l2);
+    cl_buf_free(v1, l1);
+    cl_state_free(s);
+}
+
 /* PRES_LAST (the last unavailable presence, RFC 6121 §4.3.2): round trip,
  * validation, and an apply that reports it and changes no state. */
 static void test_pres_last_entries(void)
@@ -1053,4 +1108,4 @@ TL_MAIN(T(test_names), T(test_init_and_domain), T(test_callbridges), T(test_user
         T(test_snapshot_round_trip), T(test_names_of_things), T(test_duplicate_request),
         T(test_user_created), T(test_user_set_exact_bytes), T(test_old_snapshots),
         T(test_user_iterations), T(test_rosters), T(test_login_entries),
-        T(test_pres_last_entries))
+        T(test_soft_ids_apart), T(test_pres_last_entries))

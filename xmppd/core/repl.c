@@ -460,28 +460,29 @@ static int apply_cmd(struct cl_state *s, const struct cl_cmd *c, struct cl_effec
     return XE_CORRUPT;
 }
 
-/* seen_find returns the remembered result slot of (origin, seq), or NULL. */
-static const struct cl_seen *seen_find(const struct cl_state *s, uint64_t origin,
+/* seen_find returns the remembered result slot of (origin, seq) in ring, or
+ * NULL. */
+static const struct cl_seen *seen_find(const struct cl_seen_ring *ring, uint64_t origin,
                                        uint64_t seq)
 {
-    for (size_t i = 0; i < s->n_seen; i++)
-        if (s->seen[i].origin == origin && s->seen[i].seq == seq)
-            return &s->seen[i];
+    for (size_t i = 0; i < ring->n; i++)
+        if (ring->e[i].origin == origin && ring->e[i].seq == seq)
+            return &ring->e[i];
     return NULL;
 }
 
 /* cl__seen_add remembers a result, dropping the oldest when full (the order is
  * the apply order, so every node drops the same one). */
-void cl__seen_add(struct cl_state *s, uint64_t origin, uint64_t seq, int rc)
+void cl__seen_add(struct cl_seen_ring *ring, uint64_t origin, uint64_t seq, int rc)
 {
     struct cl_seen e = {.origin = origin, .seq = seq, .rc = rc};
 
-    if (s->n_seen < CL_SEEN_MAX) {
-        s->seen[s->n_seen++] = e;
+    if (ring->n < CL_SEEN_MAX) {
+        ring->e[ring->n++] = e;
         return;
     }
-    s->seen[s->seen_head] = e;
-    s->seen_head = (s->seen_head + 1) % CL_SEEN_MAX;
+    ring->e[ring->head] = e;
+    ring->head = (ring->head + 1) % CL_SEEN_MAX;
 }
 
 /* roster_shown tells whether c's user has c's contact as a listed item,
@@ -514,7 +515,7 @@ static int apply_roster(struct cl_state *s, const void *data, size_t len,
         goto out;
     eff->type = (enum cl_cmd_type)c->type;
     snprintf(eff->name, sizeof eff->name, "%s", c->user);
-    dup = c->req_origin != 0 ? seen_find(s, c->req_origin, c->req_seq) : NULL;
+    dup = c->req_origin != 0 ? seen_find(&s->seen, c->req_origin, c->req_seq) : NULL;
     if (dup != NULL) {
         rc = dup->rc;
         eff->kind = CL_EFF_NONE;
@@ -523,7 +524,7 @@ static int apply_roster(struct cl_state *s, const void *data, size_t len,
     shown = roster_shown(s, c);
     rc = roster_db_apply_cmd(s->rosters, c);
     if (c->req_origin != 0 && rc != XE_NOMEM)
-        cl__seen_add(s, c->req_origin, c->req_seq, rc);
+        cl__seen_add(&s->seen, c->req_origin, c->req_seq, rc);
     if (rc == 0 && (shown || roster_shown(s, c))) {
         eff->kind = CL_EFF_ROSTER;
         snprintf(eff->roster_jid, sizeof eff->roster_jid, "%s", c->item.jid);
@@ -537,6 +538,7 @@ out:
 int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects *eff)
 {
     const struct cl_seen *dup;
+    struct cl_seen_ring *ring;
     struct cl_effects local;
     struct cl_cmd *c;
     int rc, rt;
@@ -562,7 +564,8 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
         memcpy(eff->name, c->name, sizeof eff->name);
     /* A request sent again (to a new leader after a leader change) is
      * applied once: the copy answers the first result. */
-    dup = c->req_origin != 0 ? seen_find(s, c->req_origin, c->req_seq) : NULL;
+    ring = c->type == CL_CMD_LOGIN || c->type == CL_CMD_PRES_LAST ? &s->soft : &s->seen;
+    dup = c->req_origin != 0 ? seen_find(ring, c->req_origin, c->req_seq) : NULL;
     if (dup != NULL) {
         rc = dup->rc;
         eff->kind = CL_EFF_NONE;
@@ -573,7 +576,7 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
     rc = apply_cmd(s, c, eff);
     /* XE_NOMEM is not deterministic: the driver stops, nothing to keep. */
     if (c->req_origin != 0 && rc != XE_NOMEM)
-        cl__seen_add(s, c->req_origin, c->req_seq, rc);
+        cl__seen_add(ring, c->req_origin, c->req_seq, rc);
 out:
     if (rc < 0) {
         eff->kind = CL_EFF_NONE;

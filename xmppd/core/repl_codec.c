@@ -587,7 +587,7 @@ static unsigned snap_version(const struct cl_state *s)
         return CL_SNAP_VERSION_ROSTER;
     if (s->user_iter != 0)
         return CL_SNAP_VERSION_ITER;
-    return s->n_seen > 0 ? CL_SNAP_VERSION_ID : CL_SNAP_VERSION;
+    return s->seen.n > 0 ? CL_SNAP_VERSION_ID : CL_SNAP_VERSION;
 }
 
 /* snap_write writes s; ros/ros_len is its roster snapshot (version 4). */
@@ -615,9 +615,9 @@ static void snap_write(struct wr *w, const struct cl_state *s, const unsigned ch
         wr_user(w, s->users[i]->name, s->users[i]);
     if (version == CL_SNAP_VERSION)
         return;
-    wr_uint(w, s->n_seen, 4);
-    for (size_t i = 0; i < s->n_seen; i++) {
-        const struct cl_seen *e = &s->seen[(s->seen_head + i) % s->n_seen];
+    wr_uint(w, s->seen.n, 4);
+    for (size_t i = 0; i < s->seen.n; i++) {
+        const struct cl_seen *e = &s->seen.e[(s->seen.head + i) % s->seen.n];
         wr_uint(w, e->origin, 8);
         wr_uint(w, e->seq, 8);
         wr_uint(w, (uint32_t)e->rc, 4);
@@ -644,7 +644,7 @@ static int snap_read_seen(struct rd *r, struct cl_state *s, bool may_be_empty)
         int rc = (int)(int32_t)(uint32_t)rd_uint(r, 4);
         if (r->bad || origin == 0 || rc > 0)
             return XE_CORRUPT;
-        cl__seen_add(s, origin, seq, rc);
+        cl__seen_add(&s->seen, origin, seq, rc);
     }
     return 0;
 }

@@ -10,6 +10,16 @@
 
 #include "repl.h"
 
+/* cl_seen_ring: the results of the last CL_SEEN_MAX request ids applied,
+ * e[head] the oldest once n == CL_SEEN_MAX. */
+struct cl_seen_ring {
+    struct cl_seen {
+        uint64_t origin, seq;
+        int rc;
+    } e[CL_SEEN_MAX];
+    size_t n, head;
+};
+
 struct cl_state {
     uint64_t cluster_id;
     char domain[CL_DOMAIN_MAX + 1];
@@ -18,13 +28,15 @@ struct cl_state {
     struct cl_user **users; /* sorted by name; each malloc'd, wiped on free */
     size_t n_users, cap_users;
     uint32_t user_iter; /* USER_ITER; 0: never set (CL_ITER_DEFAULT) */
-    /* results of the last request ids applied: a ring, seen[seen_head] is
-     * the oldest once n_seen == CL_SEEN_MAX */
-    struct cl_seen {
-        uint64_t origin, seq;
-        int rc;
-    } seen[CL_SEEN_MAX];
-    size_t n_seen, seen_head;
+    /* results of the last request ids applied (repl.h), of admin and
+     * roster writes: part of the snapshot, the same on every node */
+    struct cl_seen_ring seen;
+    /* the same for LOGIN and PRES_LAST entries, which change no replicated
+     * state: their own ring, so that a flood of failed logins cannot push
+     * the ids of admin and roster writes out of the one above; not in the
+     * snapshot (a node restored from one may count a resent entry twice,
+     * as it knows only the failures since anyway) */
+    struct cl_seen_ring soft;
     struct roster_db *rosters; /* owned; never NULL */
 };
 
@@ -38,7 +50,7 @@ int cl__grow(void ***arr, size_t n, size_t *cap);
 /* cl__cb_new returns a new call-bridge entry (owned), or NULL. */
 struct cl_callbridge *cl__cb_new(const char *name, const unsigned char *secret,
                                  size_t len);
-/* cl__seen_add remembers the result of request (origin, seq). */
-void cl__seen_add(struct cl_state *s, uint64_t origin, uint64_t seq, int rc);
+/* cl__seen_add remembers the result of request (origin, seq) in ring. */
+void cl__seen_add(struct cl_seen_ring *ring, uint64_t origin, uint64_t seq, int rc);
 
 #endif
