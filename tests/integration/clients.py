@@ -106,3 +106,49 @@ class Client(LineProc):
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def users_cluster(c, passwords):
+    """Forms the 3-node cluster c (cluster.Cluster), waits until every node
+    serves, adds the accounts of passwords ({user: password}) on the leader
+    and waits until every node knows them.  Returns (leader, follower 1,
+    follower 2, the CA bundle's path)."""
+    from cluster import wait_sessions  # cluster.py does not import this file
+
+    leader = c.form()
+    f1, f2 = c.followers(leader)
+    for nd in c.nodes:
+        c.wait_serving(nd)
+    for user, pw in passwords.items():
+        leader.ok("xmpp user add %s" % user, stdin=pw + "\n")
+    wait_sessions(c.nodes, {u: 0 for u in passwords})
+    return leader, f1, f2, os.path.join(c.ca, "ca-bundle.pem")
+
+
+class Clients:
+    """Logged-in clients that end together:
+
+        with Clients(passwords, ca) as cs:
+            alice = cs.open("alice@example.com/a", node)
+    """
+
+    def __init__(self, passwords, ca, port=5222):
+        self.passwords, self.ca, self.port = passwords, ca, port
+        self.all = []
+
+    def open(self, jid, node):
+        """Starts a client for jid (its password from passwords) on node and
+        waits until it is online."""
+        cl = Client(jid, self.passwords[jid.split("@")[0]], node.addr, self.port, self.ca)
+        self.all.append(cl)
+        if cl.online() != jid:
+            raise AssertionError("%s came online as another JID:\n%s" % (jid, cl.output()))
+        return cl
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for cl in self.all:
+            cl.close()
+        return False

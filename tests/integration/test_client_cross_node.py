@@ -17,36 +17,20 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clients import Client  # noqa: E402
+from clients import Clients, users_cluster  # noqa: E402
 from cluster import Cluster, wait_sessions  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
-CLIENT_PORT = 5222
 PASSWORDS = {"alice": "alice-pw-93aa", "bob": "bob-pw-1f0e", "carol": "carol-pw-7b21"}
 
 
 def main():
     with Cluster(3) as c:
-        leader = c.form()
-        f1, f2 = c.followers(leader)
-        ca = os.path.join(c.ca, "ca-bundle.pem")
-        for nd in c.nodes:
-            c.wait_serving(nd)
-        for user, pw in PASSWORDS.items():
-            leader.ok("xmpp user add %s" % user, stdin=pw + "\n")
-        wait_sessions(c.nodes, {u: 0 for u in PASSWORDS})
-
-        clients = []
-
-        def client(jid, node):
-            cl = Client(jid, PASSWORDS[jid.split("@")[0]], node.addr, CLIENT_PORT, ca)
-            clients.append(cl)
-            check(cl.online() == jid, cl.output())
-            return cl
-        try:
-            bob = client("bob@example.com/desk", f1)
-            alice = client("alice@example.com/a", f2)
-            carol = client("carol@example.com/c", leader)
+        leader, f1, f2, ca = users_cluster(c, PASSWORDS)
+        with Clients(PASSWORDS, ca) as cs:
+            bob = cs.open("bob@example.com/desk", f1)
+            alice = cs.open("alice@example.com/a", f2)
+            carol = cs.open("carol@example.com/c", leader)
             wait_sessions(c.nodes, {"alice": 1, "bob": 1, "carol": 1})
 
             # XEP-0199: client to client across nodes, and to the server.
@@ -64,7 +48,7 @@ def main():
             c.say("directed presence and its unavailable across nodes")
 
             # RFC 6120 §7.7.2.2: the same full JID bound on a third node.
-            bob2 = client("bob@example.com/desk", leader)
+            bob2 = cs.open("bob@example.com/desk", leader)
             bob.wait_line(r"^error conflict$")
             bob.wait_line(r"^disconnected ")
             wait_sessions(c.nodes, {"bob": 1})
@@ -79,9 +63,6 @@ def main():
             c.say("conflict across nodes: the new session has it, once")
             for cl in (bob2, carol):
                 check(cl.quit() == 0, cl.output())
-        finally:
-            for cl in clients:
-                cl.close()
 
 
 run(main)

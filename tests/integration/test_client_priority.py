@@ -19,11 +19,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clients import Client  # noqa: E402
-from cluster import Cluster, wait_for, wait_sessions  # noqa: E402
+from clients import Clients, users_cluster  # noqa: E402
+from cluster import Cluster, wait_for  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
-CLIENT_PORT = 5222
 PASSWORDS = {"alice": "alice-pw-6d02", "bob": "bob-pw-e4c9"}
 
 
@@ -42,25 +41,11 @@ def wait_priorities(c, want):
 
 def main():
     with Cluster(3) as c:
-        leader = c.form()
-        f1, f2 = c.followers(leader)
-        ca = os.path.join(c.ca, "ca-bundle.pem")
-        for nd in c.nodes:
-            c.wait_serving(nd)
-        for user, pw in PASSWORDS.items():
-            leader.ok("xmpp user add %s" % user, stdin=pw + "\n")
-        wait_sessions(c.nodes, {u: 0 for u in PASSWORDS})
-        clients = []
-
-        def client(jid, node):
-            cl = Client(jid, PASSWORDS[jid.split("@")[0]], node.addr, CLIENT_PORT, ca)
-            clients.append(cl)
-            check(cl.online() == jid, cl.output())
-            return cl
-        try:
-            x = client("bob@example.com/x", f1)
-            y = client("bob@example.com/y", f2)
-            alice = client("alice@example.com/a", leader)
+        leader, f1, f2, ca = users_cluster(c, PASSWORDS)
+        with Clients(PASSWORDS, ca) as cs:
+            x = cs.open("bob@example.com/x", f1)
+            y = cs.open("bob@example.com/y", f2)
+            alice = cs.open("alice@example.com/a", leader)
             x.send("presence 5")
             y.send("presence -1")
             wait_priorities(c, {"x": 5, "y": -1})
@@ -97,9 +82,6 @@ def main():
             c.say("priority -5 / 3: bob/y only")
             for cl in (x, y, alice):
                 check(cl.quit() == 0, cl.output())
-        finally:
-            for cl in clients:
-                cl.close()
 
 
 run(main)
