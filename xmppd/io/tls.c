@@ -275,6 +275,20 @@ static void ep_remember(SSL_CTX *c)
         free(e);
 }
 
+/* ctx_end_point writes the tls-server-end-point hash of cert, a server's
+ * own certificate, to out: the one ep_remember kept for ctx when cert is
+ * ctx's, else hashed now.  Returns its length (0: none). */
+static size_t ctx_end_point(SSL_CTX *ctx, X509 *cert, unsigned char *out, size_t cap)
+{
+    const struct ep_cache *ep = ep_index >= 0 ? SSL_CTX_get_ex_data(ctx, ep_index) : NULL;
+
+    if (ep != NULL && cert == SSL_CTX_get0_certificate(ctx) && ep->len <= cap) {
+        memcpy(out, ep->md, ep->len);
+        return ep->len;
+    }
+    return cert != NULL ? end_point_hash(cert, out, cap) : 0;
+}
+
 int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out, char *why,
                 size_t why_len)
 {
@@ -1024,7 +1038,6 @@ static size_t end_point_hash(X509 *cert, unsigned char *out, size_t cap)
 int tls_conn_binding(const struct tls_conn *t, struct srv_tls_info *out)
 {
     static const char label[] = "EXPORTER-Channel-Binding";
-    const struct ep_cache *ep;
     X509 *cert;
 
     memset(out, 0, sizeof *out);
@@ -1034,27 +1047,20 @@ int tls_conn_binding(const struct tls_conn *t, struct srv_tls_info *out)
         /* A handed-off session is a TLS 1.3 server's: the exporter value
          * was kept at the handoff. */
         out->tls13 = true;
-        cert = SSL_CTX_get0_certificate(t->sctx);
-        if (cert != NULL)
-            out->endpoint_len = end_point_hash(cert, out->endpoint, sizeof out->endpoint);
+        out->endpoint_len = ctx_end_point(t->sctx, SSL_CTX_get0_certificate(t->sctx),
+                                          out->endpoint, sizeof out->endpoint);
         memcpy(out->exporter, t->exporter, sizeof t->exporter);
         out->exporter_len = sizeof out->exporter;
         ERR_clear_error();
         return 0;
     }
     out->tls13 = SSL_version(t->ssl) == TLS1_3_VERSION;
-    cert = t->role == TLS_ROLE_SERVER ? SSL_get_certificate(t->ssl)
-                                      : SSL_get0_peer_certificate(t->ssl);
-    ep = t->role == TLS_ROLE_SERVER && ep_index >= 0
-             ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(t->ssl), ep_index)
-             : NULL;
-    if (ep != NULL && cert == SSL_CTX_get0_certificate(SSL_get_SSL_CTX(t->ssl)) &&
-        ep->len <= sizeof out->endpoint) {
-        memcpy(out->endpoint, ep->md, ep->len);
-        out->endpoint_len = ep->len;
-    } else if (cert != NULL) {
+    if (t->role == TLS_ROLE_SERVER)
+        out->endpoint_len =
+            ctx_end_point(SSL_get_SSL_CTX(t->ssl), SSL_get_certificate(t->ssl),
+                          out->endpoint, sizeof out->endpoint);
+    else if ((cert = SSL_get0_peer_certificate(t->ssl)) != NULL)
         out->endpoint_len = end_point_hash(cert, out->endpoint, sizeof out->endpoint);
-    }
     if (out->tls13) {
         /* RFC 9266 §2: label "EXPORTER-Channel-Binding", no context, 32
          * bytes. */
