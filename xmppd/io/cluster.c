@@ -203,18 +203,18 @@ static void soft_entries_follow(struct node *n, struct srv *srv)
     struct srv_member_link links[RAFT_MAX_MEMBERS];
     size_t k = 0, nl = 0;
 
+    if (n->cluster == NULL || n->cluster->pm == NULL) {
+        srv_cluster_set_soft_entries(srv, false);
+        return;
+    }
     for (unsigned i = 0; i < cfg->n && k < RAFT_MAX_MEMBERS; i++) {
         struct peer_info pi;
         uint64_t id = cfg->members[i].id;
         ids[k++] = id;
-        if (id == n->st.node_id || n->cluster == NULL || n->cluster->pm == NULL ||
-            peer_get(n->cluster->pm, id, &pi) != 0)
-            continue;
-        links[nl++] = (struct srv_member_link){id, pi.up, pi.version};
+        if (id != n->st.node_id && peer_get(n->cluster->pm, id, &pi) == 0)
+            links[nl++] = (struct srv_member_link){id, pi.up, pi.version};
     }
-    srv_cluster_set_soft_entries(
-        srv, n->cluster != NULL && n->cluster->pm != NULL &&
-                 srv_soft_entries_ok(n->st.node_id, ids, k, links, nl));
+    srv_cluster_set_soft_entries(srv, srv_soft_entries_ok(n->st.node_id, ids, k, links, nl));
 }
 
 /* srv_follow gives srv Raft's leader, term and voters, and the state of
