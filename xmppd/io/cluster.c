@@ -214,7 +214,8 @@ static void soft_entries_follow(struct node *n, struct srv *srv)
         if (id != n->st.node_id && peer_get(n->cluster->pm, id, &pi) == 0)
             links[nl++] = (struct srv_member_link){id, pi.up, pi.version};
     }
-    srv_cluster_set_soft_entries(srv, srv_soft_entries_ok(n->st.node_id, ids, k, links, nl));
+    srv_cluster_set_soft_entries(srv,
+                                 srv_soft_entries_ok(n->st.node_id, ids, k, links, nl));
 }
 
 /* srv_follow gives srv Raft's leader, term and voters, and the state of
