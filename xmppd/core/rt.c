@@ -168,6 +168,12 @@ bool rt_may_bounce(const struct stz *st)
     return false;
 }
 
+bool rt_subscription_type(const char *type)
+{
+    return rt_is(type, "subscribe") || rt_is(type, "subscribed") ||
+           rt_is(type, "unsubscribe") || rt_is(type, "unsubscribed");
+}
+
 bool rt_iq_invalid(const struct stz *st)
 {
     const char *type = stz_attr(st, "type");

@@ -96,6 +96,11 @@ bool rt_may_bounce(const struct stz *st);
  * it. */
 bool rt_iq_invalid(const struct stz *st);
 
+/* rt_subscription_type tells whether a presence type (NULL: none) is a
+ * subscription one: subscribe, subscribed, unsubscribe, unsubscribed (RFC
+ * 6121 §3). */
+bool rt_subscription_type(const char *type);
+
 /* rt_make_ping builds an XEP-0199 ping <iq type='get'> from from to to with
  * id, in the component namespace.  Returns an owned element or NULL. */
 struct stz *rt_make_ping(const char *from, const char *to, const char *id);

@@ -469,23 +469,13 @@ static bool c2s_to_server(const struct sess_c2s *c, const struct stz *st)
     return to == NULL || strcmp(to, c->base.srv->domain) == 0;
 }
 
-/* c2s_subscription tells whether st is a subscription stanza (RFC 6121
- * §3). */
-static bool c2s_subscription(const struct stz *st)
-{
-    const char *t = stz_attr(st, "type");
-
-    return strcmp(st->name, "presence") == 0 && t != NULL &&
-           (strcmp(t, "subscribe") == 0 || strcmp(t, "subscribed") == 0 ||
-            strcmp(t, "unsubscribe") == 0 || strcmp(t, "unsubscribed") == 0);
-}
-
 /* c2s_stanza handles a stanza of an authenticated client (takes st). */
 static void c2s_stanza(struct sess_c2s *c, struct stz *st)
 {
     struct srv *srv = c->base.srv;
     const struct stz *p;
     char bare[CL_USER_MAX + CL_DOMAIN_MAX + 2];
+    bool sub;
 
     /* A stanza to the server (bind, session, presence, RFC 6120 §10.3) is
      * looked into: the children of a lazily parsed one are built now, so
@@ -529,8 +519,10 @@ static void c2s_stanza(struct sess_c2s *c, struct stz *st)
      * whatever the client put there; a subscription stanza with the bare
      * JID (RFC 6121 §3.1.2, §3.1.5, §3.2.2, §3.3.2), whatever it goes to:
      * an account's roster code stamps its own, a call bridge gets this. */
-    snprintf(bare, sizeof bare, "%.*s", (int)strcspn(c->jid, "/"), c->jid);
-    if (stz_stamp_attr(st, "from", c2s_subscription(st) ? bare : c->jid) < 0) {
+    sub = strcmp(st->name, "presence") == 0 && rt_subscription_type(stz_attr(st, "type"));
+    if (sub)
+        snprintf(bare, sizeof bare, "%.*s", (int)strcspn(c->jid, "/"), c->jid);
+    if (stz_stamp_attr(st, "from", sub ? bare : c->jid) < 0) {
         stz_free(st);
         sess_fail(&c->base, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
         return;

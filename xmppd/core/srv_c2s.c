@@ -183,12 +183,6 @@ static bool is(const char *a, const char *b)
     return a != NULL && strcmp(a, b) == 0;
 }
 
-static bool is_subscription(const char *type)
-{
-    return is(type, "subscribe") || is(type, "subscribed") || is(type, "unsubscribe") ||
-           is(type, "unsubscribed");
-}
-
 /* ---- rosters and subscriptions (RFC 6121 §2, §3; docs/clients.md) ----
  *
  * Every roster change is a decision of roster.h made on this node's
@@ -1417,7 +1411,7 @@ void srv__c2s_route(struct srv *srv, struct sess *from, const struct jid *to,
     struct sess_c2s *r;
 
     if (strcmp(st->name, "presence") == 0 && from->kind == SESS_KIND_C2S &&
-        is_subscription(type)) {
+        rt_subscription_type(type)) {
         /* §3: the client's own subscription stanza, to a bare or full JID
          * (§3.1.1: the server stamps and routes the bare JID). */
         c2s_sub_out(srv, (struct sess_c2s *)from, to, st);
@@ -1456,7 +1450,7 @@ void srv__c2s_route(struct srv *srv, struct sess *from, const struct jid *to,
         c2s_to_bare(srv, from, &bare, st); /* §8.5.3.2.1 */
         return;
     }
-    if (strcmp(st->name, "presence") == 0 && is_subscription(type)) {
+    if (strcmp(st->name, "presence") == 0 && rt_subscription_type(type)) {
         struct jid bare = {to->local, to->domain, NULL};
         c2s_to_bare(srv, from, &bare, st); /* §8.5.3.2.3 */
         return;
