@@ -630,6 +630,8 @@ static void print_cluster_status(json_t *r)
         printf("Draining: yes (XMPP sessions are sent to other members, not elected "
                "leader while another member can be, kept across restarts; end it with "
                "xmpp cluster drain --off)\n");
+    if (json_is_string(json_object_get(r, "store")))
+        printf("Store: %s\n", jstr(r, "store"));
     if (json_is_true(json_object_get(r, "removed")))
         printf("This node was removed from the cluster and does not serve XMPP. To come "
                "back: xmpp cluster invite on a member, then here xmpp cluster join "

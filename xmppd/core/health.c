@@ -73,14 +73,21 @@ static void judge_xmpp(const struct health_facts *f, struct health_verdict *v)
             (f->cert_not_after - f->now) / 86400);
 }
 
+void health_store_stopped(const char *stop_reason, char *out, size_t len)
+{
+    snprintf(
+        out, len,
+        "the replicated store stopped (configuration changes fail): %s; restart xmppd "
+        "once the cause is fixed",
+        stop_reason != NULL && stop_reason[0] != '\0' ? stop_reason : "see the log");
+}
+
 static void judge_cluster(const struct health_facts *f, struct health_verdict *v)
 {
     if (f->store_stopped) {
-        add(v, HEALTH_FAILED,
-            "the replicated store stopped (configuration changes fail): %s; restart "
-            "xmppd "
-            "once the cause is fixed",
-            f->stop_reason != NULL && f->stop_reason[0] ? f->stop_reason : "see the log");
+        char line[HEALTH_REASON_MAX];
+        health_store_stopped(f->stop_reason, line, sizeof line);
+        add(v, HEALTH_FAILED, "%s", line);
         return;
     }
     if (!f->cluster_enabled)

@@ -20,6 +20,7 @@
 #include "cmds_user.h"
 #include "conffile_parse.h"
 #include "ctl_socket.h"
+#include "health.h"
 #include "err.h"
 #include "node.h"
 #include "pki.h"
@@ -302,7 +303,7 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
     const struct node_state *st = node_local(n);
     const char *domain = cl_domain(rnode_state(node_rnode(n)));
     struct node_info info;
-    char id[17];
+    char id[17], store[HEALTH_REASON_MAX];
 
     node_info_get(n, &info);
     state_node_id_hex(st->node_id, id);
@@ -326,6 +327,10 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
      * went away, ...). */
     if (*result != NULL && info.last_error[0] != '\0' && !node_xmpp_running(n))
         json_object_set_new(*result, "error", json_string(info.last_error));
+    /* A stopped store is shown until a restart clears it (issue 13 item
+     * 10): XMPP is still served from the last state. */
+    if (*result != NULL && cmds_health_store(n, store, sizeof store))
+        json_object_set_new(*result, "store", json_string(store));
     if (*result != NULL)
         cmds_user_status(n, *result);
     if (*result != NULL)

@@ -21,6 +21,7 @@
 #include "conffile_parse.h"
 #include "ctl_socket.h"
 #include "err.h"
+#include "health.h"
 #include "node.h"
 #include "peer.h"
 #include "pframe.h"
@@ -378,6 +379,12 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
     json_object_set_new(r, "draining", json_boolean(v.draining));
     if (st->stop_reason[0] != '\0')
         json_object_set_new(r, "stopped", json_string(st->stop_reason));
+    /* Shown until a restart clears it, as in xmpp status (issue 13 item 10). */
+    if (st->role == RAFT_STOPPED) {
+        char store[HEALTH_REASON_MAX];
+        health_store_stopped(st->stop_reason, store, sizeof store);
+        json_object_set_new(r, "store", json_string(store));
+    }
     *result = r;
     return 0;
 }

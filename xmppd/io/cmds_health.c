@@ -54,6 +54,19 @@ static size_t members(struct node *n, const struct node_state *st,
     return k;
 }
 
+bool cmds_health_store(struct node *n, char *out, size_t len)
+{
+    struct rnode_status rs;
+
+    if (node_rnode(n) == NULL)
+        return false;
+    rnode_status_get(node_rnode(n), &rs);
+    if (rs.role != RAFT_STOPPED)
+        return false;
+    health_store_stopped(rs.stop_reason, out, len);
+    return true;
+}
+
 int cmds_health(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
     static const char *const keys[] = {NULL};
