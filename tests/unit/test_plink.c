@@ -97,12 +97,14 @@ static void act(const struct plink_conn *c, const struct plink_update *u)
 
 /* The frame versions the peer's HELLO says it speaks (a current build's). */
 static uint8_t peer_vmin = PFRAME_VERSION_MIN, peer_vmax = PFRAME_VERSION_MAX;
+static bool peer_unranged; /* the peer's HELLO is session 4's (pframe.h) */
 
 static void start(void)
 {
     tr[0] = '\0';
     peer_vmin = PFRAME_VERSION_MIN;
     peer_vmax = PFRAME_VERSION_MAX;
+    peer_unranged = false;
     plink_opts_default(&opts);
 }
 
@@ -150,7 +152,8 @@ static void ev_hello(struct plink_conn *c, const struct plink_view *v, uint64_t 
                              .incarnation = 7,
                              .addr = addr,
                              .vmin = peer_vmin,
-                             .vmax = peer_vmax};
+                             .vmax = peer_vmax,
+                             .unranged = peer_unranged};
     struct plink_update u;
 
     plink_hello(c, v, &h, now, &u);
@@ -1032,9 +1035,42 @@ static void test_versions(void)
     (void)u;
 }
 
+#define UNRANGED                                                                         \
+    "the peer is an xmppd build from before peer protocol version ranges (its "          \
+    "version 3 frames are not this node's): no link with it is possible; stop the "      \
+    "older nodes and start them on this build (docs/cluster.md \"Rolling upgrade\")"
+
+/* A build of session 4 (git 5d99433) wrote version 3 before HELLO had a
+ * range, and its version 3 frames are not ours: no link can work with it,
+ * so its HELLO is refused with a reason that says what to do, on either
+ * end, and nothing is sent back that it could not read anyway (issue 13
+ * item 12: refused with a clear reason, not "malformed frame" forever). */
+static void test_unranged_peer(void)
+{
+    struct plink_conn c;
+    struct plink_view v = view("IP:127.0.0.2");
+
+    start();
+    peer_vmin = peer_vmax = 3;
+    peer_unranged = true;
+    ev_open(&c, false, 0, false, 0);
+    ev_tls(&c, 0);
+    ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 1);
+    ev_open(&c, true, 2, false, 0);
+    ev_tls(&c, 1);
+    ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 2);
+    expect("0 open in\n"
+           "0 tls -> -\n"
+           "1 hello c1 node 2 127.0.0.2:5224 -> close(refused): " UNRANGED "\n"
+           "0 open out\n"
+           "1 tls -> hello(c1)\n"
+           "2 hello c1 node 2 127.0.0.2:5224 -> close(refused): " UNRANGED "\n");
+}
+
 TL_MAIN(T(test_member_acceptor), T(test_second_hello_event), T(test_dialler_speaks_first),
         T(test_hello_refusals), T(test_refuse_tells_why), T(test_impostors),
         T(test_successor), T(test_dial_race), T(test_guest_join_only),
         T(test_guest_forbidden_kinds), T(test_frame_before_hello), T(test_contact),
         T(test_prehello_timeouts), T(test_ping_idle_guest), T(test_admit),
-        T(test_backoff), T(test_addresses), T(test_foreign_protocol), T(test_versions))
+        T(test_backoff), T(test_addresses), T(test_foreign_protocol), T(test_versions),
+        T(test_unranged_peer))

@@ -647,7 +647,11 @@ static int d_payload(struct rd *r, struct pframe *f)
         h->recv_seq = r_be(r, 8);
         h->wall_ms = r_be(r, 8);
         h->vmin = h->vmax = PFRAME_VERSION_MIN;
-        if (ranged(r->version)) {
+        if (r->version == 3 && !r->bad && r->left == 0) {
+            /* session 4's HELLO (pframe.h, unranged) */
+            h->vmin = h->vmax = 3;
+            h->unranged = true;
+        } else if (ranged(r->version)) {
             h->vmin = (uint8_t)r_be(r, 1);
             h->vmax = (uint8_t)r_be(r, 1);
             if (!r->bad && (h->vmin < PFRAME_VERSION_MIN || h->vmin > h->vmax))

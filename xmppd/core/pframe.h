@@ -139,6 +139,11 @@ struct pframe_hello {
                                   at version >= 3 only (0, 0: PFRAME_VERSION_MIN
                                   up to the version written at), read as 2..2
                                   from a version 2 HELLO */
+    bool unranged;             /* decode only: a version 3 HELLO that ends
+                                  before the range: a build of session 4 (git
+                                  5d99433), which wrote version 3 before HELLO
+                                  had a range and whose version 3 frames differ
+                                  from ours; plink refuses it with the reason */
 };
 
 /* FWD: a stanza from its origin node straight to the node that holds its

@@ -347,6 +347,17 @@ void plink_hello(struct plink_conn *c, const struct plink_view *v,
         close_with(c, u, PLINK_COUNT_IMPOSTOR, "%s", why);
         return;
     }
+    if (h->unranged) {
+        /* Nothing is sent back: it could read neither our HELLO nor our
+         * REFUSE (its version 3 layouts are not ours), and closes our dials
+         * as malformed. */
+        close_with(c, u, PLINK_COUNT_REFUSED,
+                   "the peer is an xmppd build from before peer protocol version ranges "
+                   "(its version 3 frames are not this node's): no link with it is "
+                   "possible; stop the older nodes and start them on this build "
+                   "(docs/cluster.md \"Rolling upgrade\")");
+        return;
+    }
     version = pframe_version_pick(my_min(c), my_max(c), h->vmin, h->vmax);
     if (version == 0) {
         close_with(c, u, PLINK_COUNT_REFUSED,
