@@ -59,11 +59,18 @@ def leader_disables():
     with Cluster(2) as c:
         leader = c.form(fast_lan=True)
         other = c.followers(leader)[0]
+        # A call bridge on the leader: going alone restarts XMPP there, and
+        # the answer says so (it dropped the bridge without a word).
+        c.add_callbridge("cb1")
+        comp = c.comp(leader, "cb1", "--stay")
+        comp.wait_line(r"^connected")
         c.say("2 members: %s leads; xmpp cluster disable there", leader.name)
         out = leader.ok("xmpp cluster disable", timeout=60)
         # It says what it did.
         check(re.match(r"^left the cluster and disabled clustering; .*; leadership was "
-                       r"handed over first\)$", out), out)
+                       r"handed over first\); XMPP restarted alone: closed 1 component "
+                       r"and 0 client session\(s\), which reconnect$", out.strip()), out)
+        comp.wait_line(r"^stream-error condition=system-shutdown")
         alone_with_data(c, leader)
         new, term = c.wait_leader([other], timeout=60)
         check(new is other, "%s should lead, %s does" % (other.name, new.name))
