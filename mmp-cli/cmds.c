@@ -764,10 +764,17 @@ static void print_trusted(json_t *r)
 
 static void print_cluster_disabled(json_t *r)
 {
-    printf("%s (cluster %s%s)\n", jstr(r, "message"), jstr(r, "cluster_id"),
+    printf("%s (cluster %s%s)", jstr(r, "message"), jstr(r, "cluster_id"),
            json_is_true(json_object_get(r, "leadership_transferred"))
                ? "; leadership was handed over first"
                : "");
+    if (json_is_integer(json_object_get(r, "components_closed")))
+        printf(
+            "; XMPP restarted alone: closed %lld component and %lld client session(s), "
+            "which reconnect",
+            (long long)json_integer_value(json_object_get(r, "components_closed")),
+            (long long)json_integer_value(json_object_get(r, "clients_closed")));
+    printf("\n");
 }
 
 static void print_cb_deleted(json_t *r)

@@ -1132,6 +1132,17 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
     r->result = disable_result(n, true,
                                "left the cluster and disabled clustering; this node "
                                "now runs alone with its data");
+    /* Leaving closes every XMPP session here (the node stops serving once
+     * its removal applies, and serves again on its one-member store): the
+     * answer says how many (issue 13 item 7). */
+    if (r->result != NULL && node_xmpp_running(n)) {
+        struct node_info info;
+        node_info_get(n, &info);
+        json_object_set_new(r->result, "components_closed",
+                            json_integer((json_int_t)info.components));
+        json_object_set_new(r->result, "clients_closed",
+                            json_integer((json_int_t)info.clients));
+    }
     if (rnode_is_leader(node_rnode(n))) {
         rnode_transfer(node_rnode(n), 0, TRANSFER_TIMEOUT_MS, disable_transferred, r);
         return CTL_DEFERRED;
