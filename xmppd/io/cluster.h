@@ -60,14 +60,15 @@ struct peer_mgr *cluster_peers(const struct node *n);
 /* cluster_self_addr writes this node's peer address ("host:port"). */
 void cluster_self_addr(const struct node *n, char *out, size_t len);
 
-/* cluster_request runs an admin request (kind, body: borrowed) on the
- * leader: here when this node leads, else sent to the leader (waiting up to
- * timeout_ms for one).  cb(arg, rc, msg, data, len) is called exactly once,
- * maybe before this returns.  data is the answer's bytes (borrowed). */
+/* cluster_remove asks the leader to remove member node_id (a typed
+ * PFRAME_REQ_REMOVE): here when this node leads, else sent to the leader
+ * (waiting up to timeout_ms for one).  cb(arg, rc, msg, data, len) is
+ * called exactly once, maybe before this returns.  data is the answer's
+ * bytes (borrowed). */
 typedef void (*cluster_cb)(void *arg, int rc, const char *msg, const void *data,
                            size_t len);
-void cluster_request(struct node *n, enum cluster_kind kind, const void *body, size_t len,
-                     uint64_t timeout_ms, cluster_cb cb, void *arg);
+void cluster_remove(struct node *n, uint64_t node_id, uint64_t timeout_ms, cluster_cb cb,
+                    void *arg);
 
 /* Join tokens (cluster_invite.c, core/cinvite.h): CLUSTER_TOKEN_BYTES
  * random bytes, shown to the admin as CLUSTER_TOKEN_HEX lowercase hex
@@ -87,7 +88,7 @@ int cluster_invite(struct node *n, uint64_t ttl_ms, char *token, size_t len);
  * that node; borrowed, kept in sodium_malloc memory until the join ends)
  * (replace: remove the member holding this node's address in the same
  * step), then switches this node to the cluster's (empty) store and waits
- * until this node is a voter.  cb once, as for cluster_request (no data). */
+ * until this node is a voter.  cb once, as for cluster_remove (no data). */
 void cluster_join(struct node *n, const char *addr, const char *token_hex, bool replace,
                   uint64_t timeout_ms, cluster_cb cb, void *arg);
 

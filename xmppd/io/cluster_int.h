@@ -78,7 +78,7 @@ int cluster__rq_step(struct node *n, struct creq_event *ev, struct creq_update *
 /* cluster__rq_leader tells the queue of n who leads now (from Raft). */
 void cluster__rq_leader(struct node *n);
 
-/* cluster__request is cluster_request with a typed request req
+/* cluster__request is cluster_remove with any typed request req
  * (borrowed), sent to peer to only when to != 0. */
 void cluster__request(struct node *n, const struct pframe_req *req, uint64_t to,
                       uint64_t timeout_ms, cluster_cb cb, void *arg);

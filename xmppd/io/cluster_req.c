@@ -182,22 +182,12 @@ void cluster__request(struct node *n, const struct pframe_req *req, uint64_t to,
     }
 }
 
-void cluster_request(struct node *n, enum cluster_kind kind, const void *body, size_t len,
-                     uint64_t timeout_ms, cluster_cb cb, void *arg)
+void cluster_remove(struct node *n, uint64_t node_id, uint64_t timeout_ms, cluster_cb cb,
+                    void *arg)
 {
-    struct pframe_req req = {.kind = (uint8_t)kind};
-    const unsigned char *b = body;
+    struct pframe_req req = {.kind = PFRAME_REQ_REMOVE};
 
-    if (kind == CLUSTER_REQ_CMD) {
-        req.u.cmd.data = body;
-        req.u.cmd.len = len;
-    } else if (kind == CLUSTER_REQ_REMOVE && len == 8) {
-        for (int i = 0; i < 8; i++)
-            req.u.node_id = req.u.node_id << 8 | b[i];
-    } else {
-        cb(arg, XE_INVAL, "malformed request", NULL, 0);
-        return;
-    }
+    req.u.node_id = node_id;
     cluster__request(n, &req, 0, timeout_ms, cb, arg);
 }
 

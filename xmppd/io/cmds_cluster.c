@@ -945,7 +945,6 @@ int cmds_cluster_remove(void *ud, json_t *args, json_t **result, struct ctl_erro
 {
     static const char *const keys[] = {"node", "address", "confirmed", NULL};
     struct node *n = ud;
-    unsigned char body[8];
     uint64_t id = 0;
     struct dreq *r;
     char risk[256];
@@ -958,8 +957,6 @@ int cmds_cluster_remove(void *ud, json_t *args, json_t **result, struct ctl_erro
     removal_risk(n, id, risk, sizeof risk);
     if (risk[0] != '\0' && !json_is_true(json_object_get(args, "confirmed")))
         return ctl_error_set(err, "confirm", "%s; add --yes to remove it anyway", risk);
-    for (int i = 7, k = 0; i >= 0; i--, k++)
-        body[k] = (unsigned char)(id >> (i * 8));
     r = dreq_new(n, "remove");
     if (r == NULL)
         return XE_NOMEM;
@@ -967,8 +964,7 @@ int cmds_cluster_remove(void *ud, json_t *args, json_t **result, struct ctl_erro
     if (risk[0] != '\0')
         LOG(node_log(n), LOG_WARN, "%s cluster remove confirmed with --yes: %s",
             node_name(n), risk);
-    cluster_request(n, CLUSTER_REQ_REMOVE, body, sizeof body, REMOVE_TIMEOUT_MS, on_dreq,
-                    r);
+    cluster_remove(n, id, REMOVE_TIMEOUT_MS, on_dreq, r);
     return CTL_DEFERRED;
 }
 
@@ -1052,13 +1048,8 @@ static void disable_removed(void *arg, int rc, const char *msg, const void *d, s
 
 static void leave(struct dreq *r)
 {
-    unsigned char body[8];
-    uint64_t id = node_local(r->n)->node_id;
-
-    for (int i = 7, k = 0; i >= 0; i--, k++)
-        body[k] = (unsigned char)(id >> (i * 8));
-    cluster_request(r->n, CLUSTER_REQ_REMOVE, body, sizeof body, REMOVE_TIMEOUT_MS,
-                    disable_removed, r);
+    cluster_remove(r->n, node_local(r->n)->node_id, REMOVE_TIMEOUT_MS, disable_removed,
+                   r);
 }
 
 static void disable_transferred(void *arg, int rc, const char *msg)
