@@ -8,9 +8,12 @@ says what to do, in text and --json.
 - `xmpp disable` on a node: failed ("XMPP is disabled"), and healthy again
   after `xmpp enable` once the member is back;
 - a member removed from the cluster: failed ("removed");
-- a node certificate that ends in 5 days: degraded, naming the days."""
+- a node certificate that ends in 5 days: degraded, naming the days;
+- the last other member stopped: no leader, degraded, saying that
+  configuration changes fail until there is one."""
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -84,6 +87,18 @@ def main():
         nd.ok("xmpp certs short.key short.crt ca-bundle.pem")
         _, out, _ = expect(nd, 1, "expires in 4 days")
         c.say("%s with a 5-day certificate: %s", nd.name, out.strip().replace("\n", " | "))
+
+        # No leader: the other member of the two left stops; the node
+        # keeps answering `xmpp cluster status` (exit 0, CANDIDATE or
+        # FOLLOWER with no leader) and xmpp health says degraded, why and
+        # what fails meanwhile (before: exit 0 and nothing said).
+        other = next(o for o in c.nodes if o is not nd and o is not victim)
+        other.stop()
+        _, out, j = expect(nd, 1, "no cluster leader")
+        check(any("configuration changes fail" in r for r in j["reasons"]), str(j))
+        rc, text, _ = nd.mmp("xmpp cluster status")
+        check(rc == 0 and re.search(r"(?m)^Leader: none", text), "%d %s" % (rc, text))
+        c.say("%s without a leader: %s", nd.name, out.strip().replace("\n", " | "))
 
 
 run(main, timeout=300)
