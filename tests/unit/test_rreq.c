@@ -12,8 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "err.h"
 #include "repl.h"
+#include "roster.h"
 #include "rreq.h"
 #include "testlib.h"
 
@@ -654,9 +657,236 @@ static void test_no_forwarding_and_stopped(void)
               "stop ->\n");
 }
 
+/* ---- origins and the state machine together (repl.h sessions) ---- */
+
+/* origin makes the queue of node id, a follower that forwards, with a
+ * boot of its own. */
+static struct rreq *origin(uint64_t id)
+{
+    struct rreq_opts o = {.node_id = id, .seq_start = 100, .can_forward = true};
+    struct rreq *q = NULL;
+
+    o.boot = 0xb0070000 + id;
+    CHECK_INT(rreq_new(&o, &q), 0);
+    return q;
+}
+
+/* o_step steps q and keeps its forward's bytes in *fwd (owned, or NULL)
+ * and the answers' codes in *rc (the last one; 1: none). */
+static void o_step(struct rreq *q, struct rreq_event *ev, uint64_t now,
+                   unsigned char **fwd, size_t *fwd_len, uint64_t *fwd_id,
+                   uint64_t *fwd_seq, int *rc)
+{
+    struct rreq_update u;
+
+    ev->now = now;
+    CHECK_INT(rreq_step(q, ev, &u), 0);
+    if (fwd != NULL) {
+        *fwd = NULL;
+        if (u.act.type == RREQ_ACT_FORWARD) {
+            *fwd = malloc(u.act.len);
+            REQUIRE(*fwd != NULL);
+            memcpy(*fwd, u.act.data, u.act.len);
+            *fwd_len = u.act.len;
+            *fwd_id = u.act.id;
+            *fwd_seq = u.act.seq;
+        }
+    }
+    for (struct rreq_done *d = u.done, *next; d != NULL; d = next) {
+        next = d->next;
+        if (rc != NULL)
+            *rc = d->rc;
+        rreq_done_free(d);
+    }
+}
+
+static void o_submit(struct rreq *q, uint64_t now, const void *cmd, size_t len)
+{
+    struct rreq_event ev = {.type = RREQ_EV_SUBMIT};
+
+    ev.u.submit.cmd = cmd;
+    ev.u.submit.len = len;
+    ev.u.submit.timeout_ms = 5000;
+    o_step(q, &ev, now, NULL, NULL, NULL, NULL, NULL);
+}
+
+static void o_leader(struct rreq *q, uint64_t now, uint64_t id)
+{
+    struct rreq_event ev = {.type = RREQ_EV_LEADER};
+
+    ev.u.leader.id = id;
+    ev.u.leader.addr = "10.0.0.9:5224";
+    o_step(q, &ev, now, NULL, NULL, NULL, NULL, NULL);
+}
+
+/* o_pump pumps q until it forwards (as rnode pumps until nothing more
+ * comes): the forward (owned), or NULL. */
+static unsigned char *o_pump(struct rreq *q, uint64_t now, size_t *len, uint64_t *id,
+                             uint64_t *seq)
+{
+    struct rreq_event ev = {.type = RREQ_EV_PUMP};
+    unsigned char *fwd = NULL;
+
+    for (int k = 0; k < 2 && fwd == NULL; k++)
+        o_step(q, &ev, now, &fwd, len, id, seq, NULL);
+    return fwd;
+}
+
+/* o_answer: the leader's answer rc to forward (id, seq); the origin's
+ * answer, 1 when none. */
+static int o_answer(struct rreq *q, uint64_t now, uint64_t id, uint64_t seq, int rc)
+{
+    struct rreq_event ev = {.type = RREQ_EV_FWD_RESULT};
+    int got = 1;
+
+    ev.u.fwd.id = id;
+    ev.u.fwd.seq = seq;
+    ev.u.fwd.rc = rc;
+    o_step(q, &ev, now, NULL, NULL, NULL, NULL, &got);
+    return got;
+}
+
+static unsigned char *cb_cmd(const char *name, bool add, size_t *len)
+{
+    static const unsigned char secret[] = "s3cret";
+    struct cl_cmd *c = calloc(1, sizeof *c);
+    unsigned char *out = NULL;
+
+    if (c == NULL)
+        abort();
+    if (add)
+        cl_cmd_cb_set(c, name, secret, sizeof secret - 1, true);
+    else
+        cl_cmd_cb_del(c, name);
+    CHECK_INT(cl_cmd_encode(c, &out, len), 0);
+    free(c);
+    return out;
+}
+
+static unsigned char *roster_write(unsigned k, size_t *len)
+{
+    struct roster_cmd c;
+    struct roster_item it = {0};
+    char jid[64];
+    unsigned char *out = NULL;
+
+    snprintf(jid, sizeof jid, "c%u@example.com", k);
+    it.jid = jid;
+    it.listed = true;
+    memset(&c, 0, sizeof c);
+    roster_cmd_set(&c, "alice", &it);
+    CHECK_INT(roster_cmd_encode(&c, &out, len), 0);
+    return out;
+}
+
+/* The hole the sessions close (docs/replicated-state.md): node a forwards
+ * `callbridge add cb1`; the old leader commits it and dies before it
+ * answers; a sends it again to the new leader, slowly.  Meanwhile the
+ * bridge is deleted and node b's clients write 300 roster items (more
+ * than the 256 ids a shared ring remembers).  The late copy must change
+ * nothing: the bridge stays deleted, and a hears the first result. */
+static void test_resent_write_applied_once_across_a_flood(void)
+{
+    struct rreq *a = origin(0xa), *b = origin(0xb);
+    struct cl_state *st = NULL;
+    unsigned char *cmd, *first, *again, *fwd;
+    size_t len, l1, l2, lf;
+    uint64_t id, seq, id2, seq2;
+
+    REQUIRE(sodium_init() >= 0 && cl_state_new(&st) == 0);
+    o_leader(a, 0, 0x1);
+    o_leader(b, 0, 0x1);
+    cmd = cb_cmd("cb1", true, &len);
+    o_submit(a, 0, cmd, len);
+    cl_buf_free(cmd, len);
+    first = o_pump(a, 0, &l1, &id, &seq);
+    REQUIRE(first != NULL);
+    CHECK_INT(cl_apply(st, first, l1, NULL), 0); /* committed; no answer */
+    CHECK(cl_callbridge_find(st, "cb1") != NULL);
+
+    o_leader(a, 10, 0x2);
+    o_leader(b, 10, 0x2);
+    again = o_pump(a, 10, &l2, &id2, &seq2);
+    REQUIRE(again != NULL);
+    CHECK(l2 == l1 && memcmp(first, again, l1) == 0); /* the same request */
+
+    cmd = cb_cmd("cb1", false, &len); /* on the leader: no id */
+    CHECK_INT(cl_apply(st, cmd, len, NULL), 0);
+    cl_buf_free(cmd, len);
+    for (unsigned k = 0; k < 300; k++) {
+        cmd = roster_write(k, &len);
+        o_submit(b, 20 + k, cmd, len);
+        free(cmd);
+        fwd = o_pump(b, 20 + k, &lf, &id, &seq);
+        REQUIRE(fwd != NULL);
+        int rc = cl_apply(st, fwd, lf, NULL);
+        CHECK_INT(o_answer(b, 20 + k, id, seq, rc), 0);
+        free(fwd);
+    }
+
+    /* the late copy commits */
+    CHECK_INT(cl_apply(st, again, l2, NULL), 0);
+    CHECK(cl_callbridge_find(st, "cb1") == NULL);
+    CHECK_INT(o_answer(a, 400, id2, seq2, 0), 0);
+    free(first);
+    free(again);
+    rreq_free(a);
+    rreq_free(b);
+    cl_state_free(st);
+}
+
+/* The origin's side of the bound (repl.h CL_WINDOW): each forward says
+ * the lowest seq still waiting (first), and a write whose seq would be a
+ * window or more above it waits, not forwarded, until the oldest is
+ * answered.  A write that carries an id already (a peer's, passed on by a
+ * leader that lost its place) keeps it. */
+static void test_window(void)
+{
+    struct rreq *a = origin(0xa);
+    uint64_t ids[CL_WINDOW], seqs[CL_WINDOW], id, seq;
+    unsigned char *cmd, *fwd, *peer;
+    struct cl_req r, pr = {0xee, 0x5, 40, 39};
+    size_t len, lf, lp;
+
+    o_leader(a, 0, 0x2);
+    cmd = cb_cmd("cb1", false, &len);
+    for (unsigned k = 0; k <= CL_WINDOW; k++)
+        o_submit(a, 0, cmd, len);
+    for (unsigned k = 0; k < CL_WINDOW; k++) {
+        fwd = o_pump(a, 0, &lf, &ids[k], &seqs[k]);
+        REQUIRE(fwd != NULL);
+        CHECK_INT(cl_cmd_req(fwd, lf, &r), 0);
+        CHECK(r.origin == 0xa && r.boot == 0xb007000a && r.seq == 101 + k &&
+              r.first == 101);
+        free(fwd);
+    }
+    CHECK(o_pump(a, 0, &lf, &id, &seq) == NULL); /* the last one waits */
+    CHECK_INT(o_answer(a, 10, ids[1], seqs[1], 0), 0);
+    CHECK(o_pump(a, 10, &lf, &id, &seq) == NULL); /* 101 may still be sent */
+    CHECK_INT(o_answer(a, 10, ids[0], seqs[0], 0), 0);
+    fwd = o_pump(a, 10, &lf, &id, &seq);
+    REQUIRE(fwd != NULL);
+    CHECK_INT(cl_cmd_req(fwd, lf, &r), 0);
+    CHECK(r.seq == 101 + CL_WINDOW && r.first == 103);
+    free(fwd);
+    /* a peer's write, passed on: its id stays */
+    REQUIRE(cl_cmd_with_req(cmd, len, &pr, &peer, &lp) == 0);
+    o_submit(a, 20, peer, lp);
+    for (unsigned k = 2; k < CL_WINDOW; k++)
+        CHECK_INT(o_answer(a, 20, ids[k], seqs[k], 0), 0);
+    fwd = o_pump(a, 20, &lf, &id, &seq);
+    REQUIRE(fwd != NULL);
+    CHECK(lf == lp && memcmp(fwd, peer, lp) == 0);
+    free(fwd);
+    cl_buf_free(peer, lp);
+    cl_buf_free(cmd, len);
+    rreq_free(a);
+}
+
 TL_MAIN(T(test_leader_proposes_and_answers_once_applied),
         T(test_change_waits_while_another_is_pending), T(test_change_refusals),
         T(test_transfer_done_or_timed_out),
         T(test_forward_retried_across_a_leader_change), T(test_deadlines),
         T(test_lost_or_covered_entries), T(test_bounds),
-        T(test_no_forwarding_and_stopped))
+        T(test_no_forwarding_and_stopped),
+        T(test_resent_write_applied_once_across_a_flood), T(test_window))

@@ -40,7 +40,9 @@ struct req {
     char addr[RREQ_ADDR_MAX];
     uint64_t index, term;
     bool committed; /* settled by its own entry */
-    bool stamped;   /* cmd carries a request id (repl.h, version 2) */
+    bool stamped;   /* cmd carries a request id (repl.h) */
+    bool own;       /* ... stamped here (seq is ours, within the window) */
+    uint64_t seq;   /* own: the id's seq */
     bool forwarded; /* a forward was started at least once */
     bool fwd_first; /* the forward in flight is the first */
     uint64_t fwd_to, fwd_seq, fwd_retry_at;
@@ -234,21 +236,18 @@ static void submit(struct rreq *q, const struct rreq_event *ev, struct rreq_upda
 {
     uint64_t timeout =
         ev->u.submit.timeout_ms != 0 ? ev->u.submit.timeout_ms : RREQ_SUBMIT_TIMEOUT_MS;
-    struct cl_cmd *dec;
+    struct cl_req id;
     unsigned char *copy;
     struct req *r;
+    bool stamped;
     int rc;
 
     q->st.submitted++;
     if (!admit(q, ev->u.submit.len, u))
         goto refused;
     /* Nothing that does not decode reaches the log. */
-    dec = malloc(sizeof *dec);
-    rc = dec == NULL ? XE_NOMEM : cl_cmd_decode(ev->u.submit.cmd, ev->u.submit.len, dec);
-    if (dec != NULL) {
-        sodium_memzero(dec, sizeof *dec);
-        free(dec);
-    }
+    rc = cl_cmd_req(ev->u.submit.cmd, ev->u.submit.len, &id);
+    stamped = id.origin != 0;
     if (rc < 0) {
         u->rc = rc == XE_NOMEM ? XE_NOMEM : XE_INVAL;
         u->msg = rc == XE_NOMEM ? "out of memory on this node; nothing was changed"
@@ -266,6 +265,8 @@ static void submit(struct rreq *q, const struct rreq_event *ev, struct rreq_upda
     memcpy(copy, ev->u.submit.cmd, ev->u.submit.len);
     r->cmd = copy;
     r->len = ev->u.submit.len;
+    /* A write forwarded to us keeps its origin's id if we pass it on. */
+    r->stamped = stamped;
     q->st.bytes += r->len;
     return;
 refused:
@@ -310,11 +311,24 @@ static void transfer(struct rreq *q, const struct rreq_event *ev, struct rreq_up
 
 /* ---- the pump: hand waiting requests on ---- */
 
+/* first_waiting: the lowest seq of this node's stamped requests still
+ * waiting (they may be sent again), or `next` when none. */
+static uint64_t first_waiting(const struct rreq *q, uint64_t next)
+{
+    uint64_t first = next;
+
+    for (const struct req *r = q->reqs; r != NULL; r = r->next)
+        if (r->own && r->seq < first)
+            first = r->seq;
+    return first;
+}
+
 /* forward hands write r to the leader: the first time with a request id
  * stamped into it, so that a second copy in the log is a no-op.  Returns
  * whether r moved (forwarded or answered). */
 static bool forward(struct rreq *q, struct req *r, uint64_t now, struct rreq_update *u)
 {
+    struct cl_req id = {.origin = q->o.node_id, .boot = q->o.boot};
     unsigned char *b;
     size_t l;
     int rc;
@@ -322,7 +336,16 @@ static bool forward(struct rreq *q, struct req *r, uint64_t now, struct rreq_upd
     if (r->forwarded && q->leader_id == r->fwd_to && now < r->fwd_retry_at)
         return false;
     if (!r->stamped) {
-        rc = cl_cmd_with_request(r->cmd, r->len, q->o.node_id, ++q->req_seq, &b, &l);
+        id.seq = q->req_seq + 1;
+        if (id.boot != 0) {
+            /* The session's bound (repl.h CL_WINDOW): a write waits while
+             * an older one of ours could still be sent again that far
+             * back. */
+            id.first = first_waiting(q, id.seq);
+            if (id.seq - id.first >= CL_WINDOW)
+                return false;
+        }
+        rc = cl_cmd_with_req(r->cmd, r->len, &id, &b, &l);
         if (rc < 0) {
             answer(q, r, u, rc, "cannot forward the write to the leader: %s",
                    xe_strerror(rc));
@@ -333,6 +356,8 @@ static bool forward(struct rreq *q, struct req *r, uint64_t now, struct rreq_upd
         r->cmd = b;
         r->len = l;
         r->stamped = true;
+        r->own = true;
+        r->seq = ++q->req_seq;
     }
     r->fwd_first = !r->forwarded;
     if (r->fwd_first)
@@ -581,6 +606,13 @@ static void fwd_result(struct rreq *q, const struct rreq_event *ev, struct rreq_
     if (retryable(rc) && ev->now + RREQ_FWD_MIN_LEFT_MS < r->deadline) {
         r->state = S_WAITING;
         r->fwd_retry_at = ev->now + RREQ_FWD_RETRY_MS;
+        return;
+    }
+    if (rc == XE_EXPIRED) {
+        /* Our session's mark passed this write (repl.h): not applied. */
+        answer(q, r, u, rc,
+               "the write was refused as a late copy of an earlier request; nothing "
+               "was changed: try again");
         return;
     }
     /* The leader applied it: cl_apply's result. */
