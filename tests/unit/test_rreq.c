@@ -883,10 +883,180 @@ static void test_window(void)
     rreq_free(a);
 }
 
+/* ---- seeded runs: origins, leader changes, one log ----
+ *
+ * Three followers (rreq queues with boots) forward writes to whichever
+ * node leads; a forward is a copy in flight that the leader it went to
+ * may append (and the log commit, in order) or lose, and that leader may
+ * answer it or die first.  Node 0's admin adds call bridges, each under
+ * a name of its own; nodes 1 and 2 flood roster writes; the leader
+ * deletes bridges at random, makes a snapshot that a restarted node
+ * restores, and leadership moves.  Time passes, so requests time out and
+ * their copies come late.  The rules: a bridge is added at most once,
+ * whatever copy of its write commits when, and no request that still
+ * waits is refused as expired.  XMPPD_RREQ_V2=1 stamps version 2 ids
+ * instead (no boot: what the build before sessions did): seed 24 then
+ * adds a bridge twice. */
+#define R_ORIGINS 3
+#define R_FLIGHT 512
+static uint64_t r_rng;
+static uint64_t r_rnd(void)
+{
+    r_rng ^= r_rng << 13;
+    r_rng ^= r_rng >> 7;
+    r_rng ^= r_rng << 17;
+    return r_rng;
+}
+
+static struct {
+    int o;
+    uint64_t id, seq, leader;
+    unsigned char *cmd;
+    size_t len;
+} r_fl[R_FLIGHT];
+static size_t r_nfl;
+static unsigned r_expired, r_copies; /* late copies refused / answered */
+
+static bool run_resends(uint64_t seed, uint64_t boot_base)
+{
+    struct rreq *q[R_ORIGINS];
+    struct cl_state *st = NULL;
+    unsigned added[400] = {0};
+    unsigned names = 0, roster_k = 0;
+    uint64_t leader = 0x100, now = 0;
+    bool bad = false;
+
+    r_rng = seed * 0x9E3779B97F4A7C15ull + 1;
+    r_nfl = 0;
+    if (sodium_init() < 0 || cl_state_new(&st) != 0)
+        return false;
+    for (int i = 0; i < R_ORIGINS; i++) {
+        struct rreq_opts o = {.node_id = 0x10 + (uint64_t)i, .seq_start = 100};
+        o.can_forward = true;
+        o.boot = boot_base != 0 ? boot_base + (uint64_t)i : 0;
+        o.max_pending = 600;
+        if (rreq_new(&o, &q[i]) != 0)
+            return false;
+        o_leader(q[i], now, leader);
+    }
+    for (int stepn = 0; stepn < 3000 && !bad; stepn++) {
+        unsigned pick = (unsigned)(r_rnd() % 100);
+        int i = (int)(r_rnd() % R_ORIGINS);
+        unsigned char *cmd;
+        size_t len;
+        now += r_rnd() % 20;
+        if (pick < 8 && names < 400) {
+            char name[16];
+            snprintf(name, sizeof name, "b%u", names++);
+            cmd = cb_cmd(name, true, &len);
+            o_submit(q[0], now, cmd, len);
+            cl_buf_free(cmd, len);
+        } else if (pick < 30) {
+            cmd = roster_write(roster_k++ % 500, &len);
+            o_submit(q[1 + (int)(r_rnd() % 2)], now, cmd, len);
+            free(cmd);
+        } else if (pick < 55 && r_nfl < R_FLIGHT) {
+            unsigned char *f = o_pump(q[i], now, &len, &r_fl[r_nfl].id, &r_fl[r_nfl].seq);
+            if (f != NULL) {
+                r_fl[r_nfl].o = i;
+                r_fl[r_nfl].cmd = f;
+                r_fl[r_nfl].len = len;
+                r_fl[r_nfl].leader = leader;
+                r_nfl++;
+            }
+        } else if (pick < 85 && r_nfl > 0) {
+            /* a copy reaches the log (or is lost with its leader) */
+            size_t k = r_rnd() % 8 != 0 ? r_nfl - 1 : (size_t)(r_rnd() % r_nfl);
+            struct cl_effects eff;
+            int rc = 1;
+            if (r_rnd() % 8 != 0) {
+                rc = cl_apply(st, r_fl[k].cmd, r_fl[k].len, &eff);
+                r_expired += rc == XE_EXPIRED;
+                r_copies +=
+                    rc >= 0 && eff.kind == CL_EFF_NONE && eff.type == CL_CMD_CB_SET;
+                if (eff.kind == CL_EFF_CB_ADDED && eff.name[0] == 'b') {
+                    unsigned n = (unsigned)atoi(eff.name + 1);
+                    if (n < 400 && ++added[n] > 1) {
+                        fprintf(stderr, "seed %llu: bridge %s added twice\n",
+                                (unsigned long long)seed, eff.name);
+                        bad = true;
+                    }
+                }
+            }
+            /* a request still waiting is never below its session's mark:
+             * XE_EXPIRED reaches no one who waits */
+            if (r_fl[k].leader == leader && r_rnd() % 4 != 0 &&
+                o_answer(q[r_fl[k].o], now, r_fl[k].id, r_fl[k].seq,
+                         rc == 1 ? XE_NOLEADER : rc) == XE_EXPIRED) {
+                fprintf(stderr, "seed %llu: a waiting request expired\n",
+                        (unsigned long long)seed);
+                bad = true;
+            }
+            free(r_fl[k].cmd);
+            r_fl[k] = r_fl[--r_nfl];
+        } else if (pick < 89) {
+            leader++;
+            for (int o = 0; o < R_ORIGINS; o++)
+                o_leader(q[o], now, leader);
+        } else if (pick < 94 && cl_callbridge_count(st) > 0) {
+            /* the leader's own delete: no id */
+            const struct cl_callbridge *cb =
+                cl_callbridge_at(st, (size_t)(r_rnd() % cl_callbridge_count(st)));
+            cmd = cb_cmd(cb->name, false, &len);
+            if (cl_apply(st, cmd, len, NULL) != 0)
+                bad = true;
+            cl_buf_free(cmd, len);
+        } else if (pick < 96) {
+            /* a node restarts from a snapshot: it must decide the same */
+            unsigned char *snap;
+            size_t ls;
+            struct cl_state *d;
+            if (cl_snapshot_encode(st, &snap, &ls) != 0 ||
+                cl_snapshot_decode(snap, ls, &d) != 0)
+                bad = true;
+            else {
+                cl_state_free(st);
+                st = d;
+            }
+            cl_buf_free(snap, ls);
+        } else {
+            struct rreq_event ev = {.type = RREQ_EV_TICK};
+            now += 200 + r_rnd() % 800;
+            o_step(q[i], &ev, now, NULL, NULL, NULL, NULL, NULL);
+        }
+    }
+    for (size_t k = 0; k < r_nfl; k++)
+        free(r_fl[k].cmd);
+    r_nfl = 0;
+    for (int i = 0; i < R_ORIGINS; i++)
+        rreq_free(q[i]);
+    cl_state_free(st);
+    return !bad;
+}
+
+/* XMPPD_RREQ_SEEDS (default 40) seeded runs; a failure names its seed. */
+static void test_random_resends(void)
+{
+    const char *env = getenv("XMPPD_RREQ_SEEDS");
+    uint64_t n = env != NULL ? strtoull(env, NULL, 10) : 40;
+    int failed = 0;
+
+    for (uint64_t seed = 1; seed <= n && failed < 3; seed++)
+        if (!run_resends(seed, getenv("XMPPD_RREQ_V2") ? 0 : 0xb0070000)) {
+            fprintf(stderr, "resends: seed %llu failed\n", (unsigned long long)seed);
+            failed++;
+        }
+    CHECK_INT(failed, 0);
+    /* the runs reach both: copies answered the first result, and copies
+     * that came after their origin moved on */
+    CHECK(env != NULL || (r_expired > 0 && r_copies > 0));
+}
+
 TL_MAIN(T(test_leader_proposes_and_answers_once_applied),
         T(test_change_waits_while_another_is_pending), T(test_change_refusals),
         T(test_transfer_done_or_timed_out),
         T(test_forward_retried_across_a_leader_change), T(test_deadlines),
         T(test_lost_or_covered_entries), T(test_bounds),
         T(test_no_forwarding_and_stopped),
-        T(test_resent_write_applied_once_across_a_flood), T(test_window))
+        T(test_resent_write_applied_once_across_a_flood), T(test_window),
+        T(test_random_resends))
