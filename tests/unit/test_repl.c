@@ -1104,7 +1104,7 @@ static void test_session_exact_bytes(void)
     CHECK(cmd.req_origin == 0x1234 && cmd.req_boot == 0xdeadbeef && cmd.req_seq == 9 &&
           cmd.req_first == 7);
     CHECK_STR(cmd.name, "cbx");
-    CHECK_INT(cl_cmd_req(del_v3, sizeof del_v3, &id), 0);
+    CHECK_INT(cl_cmd_req(del_v3, sizeof del_v3, &id, NULL), 0);
     CHECK(id.origin == 0x1234 && id.boot == 0xdeadbeef && id.seq == 9 && id.first == 7);
     cl_buf_free(v3, l3);
     for (size_t cut = 0; cut < sizeof del_v3; cut++)

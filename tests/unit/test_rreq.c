@@ -855,7 +855,7 @@ static void test_window(void)
     for (unsigned k = 0; k < CL_WINDOW; k++) {
         fwd = o_pump(a, 0, &lf, &ids[k], &seqs[k]);
         REQUIRE(fwd != NULL);
-        CHECK_INT(cl_cmd_req(fwd, lf, &r), 0);
+        CHECK_INT(cl_cmd_req(fwd, lf, &r, NULL), 0);
         CHECK(r.origin == 0xa && r.boot == 0xb007000a && r.seq == 101 + k &&
               r.first == 101);
         free(fwd);
@@ -866,7 +866,7 @@ static void test_window(void)
     CHECK_INT(o_answer(a, 10, ids[0], seqs[0], 0), 0);
     fwd = o_pump(a, 10, &lf, &id, &seq);
     REQUIRE(fwd != NULL);
-    CHECK_INT(cl_cmd_req(fwd, lf, &r), 0);
+    CHECK_INT(cl_cmd_req(fwd, lf, &r, NULL), 0);
     CHECK(r.seq == 101 + CL_WINDOW && r.first == 103);
     free(fwd);
     /* a peer's write, passed on: its id stays */
@@ -879,6 +879,52 @@ static void test_window(void)
     CHECK(lf == lp && memcmp(fwd, peer, lp) == 0);
     free(fwd);
     cl_buf_free(peer, lp);
+    cl_buf_free(cmd, len);
+    rreq_free(a);
+}
+
+/* LOGIN and PRES_LAST keep version 2 ids (their own ring, and the builds
+ * the soft-entry gate lets read them know no sessions), outside the
+ * window; on the leader too, so that each node knows its own. */
+static void test_soft_ids(void)
+{
+    struct rreq *a = origin(0xa);
+    struct cl_cmd *c = calloc(1, sizeof *c);
+    unsigned char *cmd, *fwd;
+    size_t len, lf;
+    uint64_t id, seq;
+    enum cl_cmd_type type;
+    struct cl_req r;
+    struct rreq_event ev = {.type = RREQ_EV_PROPOSED};
+
+    REQUIRE(c != NULL);
+    cl_cmd_login(c, CL_LOGIN_ACCOUNT, "alice", true);
+    REQUIRE(cl_cmd_encode(c, &cmd, &len) == 0);
+    free(c);
+    o_leader(a, 0, 0x2);
+    o_submit(a, 0, cmd, len);
+    fwd = o_pump(a, 0, &lf, &id, &seq);
+    REQUIRE(fwd != NULL);
+    CHECK_INT(cl_cmd_req(fwd, lf, &r, &type), 0);
+    CHECK_INT(fwd[0], CL_CMD_VERSION_ID);
+    CHECK(type == CL_CMD_LOGIN && r.origin == 0xa && r.boot == 0 && r.seq == 101);
+    free(fwd);
+    o_leader(a, 10, 0xa); /* now a leads: it proposes, with its id */
+    o_submit(a, 10, cmd, len);
+    {
+        struct rreq_event pe = {.type = RREQ_EV_PUMP};
+        struct rreq_update u;
+        pe.now = 10;
+        CHECK_INT(rreq_step(a, &pe, &u), 0);
+        if (u.act.type != RREQ_ACT_SUBMIT)
+            CHECK_INT(rreq_step(a, &pe, &u), 0);
+        REQUIRE(u.act.type == RREQ_ACT_SUBMIT);
+        CHECK_INT(cl_cmd_req(u.act.data, u.act.len, &r, NULL), 0);
+        CHECK(r.origin == 0xa && r.boot == 0 && r.seq > 101);
+        ev.u.proposed.id = u.act.id;
+    }
+    ev.u.proposed.rc = XE_CLOSED;
+    o_step(a, &ev, 10, NULL, NULL, NULL, NULL, NULL);
     cl_buf_free(cmd, len);
     rreq_free(a);
 }
@@ -1059,4 +1105,4 @@ TL_MAIN(T(test_leader_proposes_and_answers_once_applied),
         T(test_lost_or_covered_entries), T(test_bounds),
         T(test_no_forwarding_and_stopped),
         T(test_resent_write_applied_once_across_a_flood), T(test_window),
-        T(test_random_resends))
+        T(test_soft_ids), T(test_random_resends))

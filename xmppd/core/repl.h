@@ -332,8 +332,9 @@ int cl_cmd_with_req(const void *buf, size_t len, const struct cl_req *id,
                     unsigned char **out, size_t *outlen);
 
 /* cl_cmd_req reads the request id of an encoded entry (either codec's)
- * into *id (all 0: none).  0, or cl_cmd_decode's errors. */
-int cl_cmd_req(const void *buf, size_t len, struct cl_req *id);
+ * into *id (all 0: none) and its type into *type (NULL: not wanted).  0,
+ * or cl_cmd_decode's errors. */
+int cl_cmd_req(const void *buf, size_t len, struct cl_req *id, enum cl_cmd_type *type);
 
 /* The entry header both codecs share (this one and roster_db.c's):
  * cl_req_write writes the version and the id of (origin, boot, seq,

@@ -588,7 +588,7 @@ int cl_cmd_with_request(const void *buf, size_t len, uint64_t origin, uint64_t s
     return cl_cmd_with_req(buf, len, &id, out, outlen);
 }
 
-int cl_cmd_req(const void *buf, size_t len, struct cl_req *id)
+int cl_cmd_req(const void *buf, size_t len, struct cl_req *id, enum cl_cmd_type *type)
 {
     struct cl_cmd *c = malloc(sizeof *c);
     int rc;
@@ -599,6 +599,8 @@ int cl_cmd_req(const void *buf, size_t len, struct cl_req *id)
     rc = cl_cmd_decode(buf, len, c);
     if (rc == 0)
         *id = (struct cl_req){c->req_origin, c->req_boot, c->req_seq, c->req_first};
+    if (rc == 0 && type != NULL)
+        *type = c->type;
     sodium_memzero(c, sizeof *c);
     free(c);
     return rc;

@@ -23,7 +23,9 @@
  * stamps a write only while that seq is within CL_WINDOW of the lowest
  * seq still waiting (the Raft thesis §6.3: the state machine's session of
  * this node then stays bounded); later writes wait their turn.  A write
- * that already carries an id (a peer's, passed on) keeps it.  XE_EXPIRED
+ * that already carries an id (a peer's, passed on) keeps it.  LOGIN and
+ * PRES_LAST get version 2 ids (outside the window), on the leader too, so
+ * that every such entry names its origin.  XE_EXPIRED
  * from the leader (a copy below the session's mark) is answered as a
  * refusal: nothing was changed.
  *

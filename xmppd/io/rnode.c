@@ -1230,7 +1230,8 @@ int rnode_open(uv_loop_t *loop, const struct rnode_opts *opts,
         do
             randombytes_buf(&ro.boot, sizeof ro.boot);
         while (ro.boot == 0);
-        ro.seq_start = randombytes_random();
+        randombytes_buf(&ro.seq_start, sizeof ro.seq_start);
+        ro.seq_start >>= 2; /* rreq.h: below 2^63 */
         ro.can_forward = rn->hooks.forward_submit != NULL;
         rc = rreq_new(&ro, &rn->rq);
     }
