@@ -668,6 +668,7 @@ static int apply_roster(struct cl_state *s, const void *data, size_t len,
     if (rc < 0)
         goto out;
     eff->type = (enum cl_cmd_type)c->type;
+    eff->origin = c->req_origin;
     snprintf(eff->name, sizeof eff->name, "%s", c->user);
     id = (struct cl_req){c->req_origin, c->req_boot, c->req_seq, c->req_first};
     seen = req_before(s, false, &id, &g, &rc);
@@ -714,6 +715,7 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
     if (rc < 0)
         goto out;
     eff->type = c->type;
+    eff->origin = c->req_origin;
     if (c->type != CL_CMD_INIT && c->type != CL_CMD_SET_DOMAIN &&
         c->type != CL_CMD_USER_ITER)
         memcpy(eff->name, c->name, sizeof eff->name);

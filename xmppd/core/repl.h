@@ -397,6 +397,8 @@ struct cl_effects {
     char pres_resource[CL_RESOURCE_MAX + 1]; /* PRES_LAST */
     char pres_status[CL_STATUS_MAX + 1];     /* PRES_LAST ("": none) */
     uint64_t pres_wall_ms;                   /* PRES_LAST */
+    uint64_t origin; /* the node whose request id the entry carries (0:
+                        none): LOGIN's tells a node its own entries */
 };
 
 /* cl_effect_name returns "none", "init", "domain", "callbridge-added", ... */
