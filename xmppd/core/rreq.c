@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "err.h"
 #include "repl.h"
 
@@ -350,7 +348,7 @@ static int stamp(struct rreq *q, struct req *r, struct rreq_update *u)
     }
     rc = cl_cmd_with_req(r->cmd, r->len, &id, &b, &l);
     if (rc < 0) {
-        answer(q, r, u, rc, "cannot forward the write to the leader: %s",
+        answer(q, r, u, rc, "cannot stamp the write with its request id: %s",
                xe_strerror(rc));
         return rc;
     }
