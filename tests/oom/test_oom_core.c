@@ -147,6 +147,27 @@ static int apply_cmd(struct cl_state *s, const struct cl_cmd *c)
     return rc;
 }
 
+/* apply_with_id applies c with the session id (0xa, 0xb007, seq, first)
+ * (repl.h version 3): the session's room is made under the same rule. */
+static int apply_with_id(struct cl_state *s, const struct cl_cmd *c, uint64_t seq,
+                         uint64_t first)
+{
+    struct cl_req id = {0xa, 0xb007, seq, first};
+    unsigned char *buf = NULL, *b2 = NULL;
+    size_t len = 0, l2 = 0;
+    int rc = cl_cmd_encode(c, &buf, &len);
+
+    oom_check(rc == 0 || rc == XE_NOMEM, "cl_cmd_encode: not XE_NOMEM");
+    if (rc == 0)
+        rc = cl_cmd_with_req(buf, len, &id, &b2, &l2);
+    oom_check(rc == 0 || rc == XE_NOMEM, "cl_cmd_with_req: not XE_NOMEM");
+    if (rc == 0)
+        rc = apply(s, b2, l2);
+    cl_buf_free(b2, l2);
+    cl_buf_free(buf, len);
+    return rc;
+}
+
 /* apply_roster sets alice's entry for bob (set) or removes it. */
 static int apply_roster(struct cl_state *s, bool set)
 {
@@ -221,6 +242,15 @@ static int sc_cl(void *ud)
     if ((rc = apply_roster(s, true)) < 0 || (rc = apply_roster(s, false)) < 0 ||
         (rc = apply_roster(s, true)) < 0)
         goto out;
+    cl_cmd_cb_set(&c, "cb2", (const unsigned char *)"secret2", 7, true);
+    if ((rc = apply_with_id(s, &c, 5, 5)) < 0)
+        goto out;
+    cl_cmd_cb_set(&c, "cb3", (const unsigned char *)"secret3", 7, true);
+    if ((rc = apply_with_id(s, &c, 6, 5)) < 0)
+        goto out;
+    cl_cmd_cb_del(&c, "cb3");
+    if ((rc = apply_with_id(s, &c, 7, 7)) < 0)
+        goto out;
     rc = cl_snapshot_encode(s, &snap, &len);
     oom_check(rc == 0 || rc == XE_NOMEM, "cl_snapshot_encode: not XE_NOMEM");
     if (rc < 0)
@@ -232,7 +262,7 @@ static int sc_cl(void *ud)
     cl_view(s, &v1);
     cl_view(copy, &v2);
     oom_check(memcmp(&v1, &v2, sizeof v1) == 0, "the snapshot differs");
-    oom_check(v1.cbs == 1 && v1.users == 2 && v1.rosters == 1 &&
+    oom_check(v1.cbs == 2 && v1.users == 2 && v1.rosters == 1 &&
                   strcmp(v1.domain, "example.com") == 0,
               "the state is not what was applied");
 out:

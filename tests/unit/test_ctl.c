@@ -397,6 +397,9 @@ static void test_error_codes(void)
     CHECK_STR(ctl_error_code_for(XE_INVAL), "invalid-argument");
     CHECK_STR(ctl_error_code_for(XE_NOLEADER), "no-leader");
     CHECK_STR(ctl_error_code_for(XE_UNSUPPORTED), "not-implemented");
+    /* a late copy of a settled write (repl.h XE_EXPIRED): refused */
+    CHECK_STR(ctl_error_code_for(XE_EXPIRED), "state");
+    CHECK_STR(xe_name(XE_EXPIRED), "XE_EXPIRED");
     CHECK_STR(ctl_error_code_for(XE_NOMEM), "internal");
     CHECK_STR(ctl_error_code_for(-999), "internal");
 }
@@ -462,8 +465,14 @@ static void test_decode_error_hides_secret(void)
  * leap years, century rules and negative times; 0 is null. */
 static void test_time(void)
 {
-    static const int64_t fixed[] = {0, 1, 86399, 86400, 951782400 /* 2000-02-29 */,
-                                    4107542400 /* 2100-03-01 */, -1, -86401,
+    static const int64_t fixed[] = {0,
+                                    1,
+                                    86399,
+                                    86400,
+                                    951782400 /* 2000-02-29 */,
+                                    4107542400 /* 2100-03-01 */,
+                                    -1,
+                                    -86401,
                                     1796650457};
     char got[CTL_TIME_LEN], want[32];
     json_t *v;

@@ -377,7 +377,7 @@ static void test_snapshot_round_trip(void)
     cl_state_free(d);
     /* a newer version: written by a newer xmppd, not corrupt (the driver
      * stops instead of running without it) */
-    a[0] = CL_SNAP_VERSION_ROSTER + 1;
+    a[0] = CL_SNAP_VERSION_SESSIONS + 1;
     CHECK_INT(cl_snapshot_decode(a, la, &d), XE_UNSUPPORTED);
     CHECK(d == NULL);
     a[0] = 0;
@@ -1013,6 +1013,252 @@ static void test_login_entries(void)
  * followers) do not push out the id of a callbridge add, whose late copy
  * after a delete then stays a no-op; a resent LOGIN is still counted once;
  * and the snapshot carries the admin ids only, as before. */
+/* ---- sessions: version 3 ids (the Raft thesis §6.3) ---- */
+
+/* with_id re-encodes buf with the id (origin, boot, seq, first): owned. */
+static unsigned char *with_id(const unsigned char *buf, size_t len, uint64_t origin,
+                              uint64_t boot, uint64_t seq, uint64_t first,
+                              size_t *out_len)
+{
+    struct cl_req id = {origin, boot, seq, first};
+    unsigned char *out = NULL;
+
+    if (cl_cmd_with_req(buf, len, &id, &out, out_len) != 0)
+        TL_FAIL_("cl_cmd_with_req %llu/%llu failed", (unsigned long long)seq,
+                 (unsigned long long)first);
+    return out;
+}
+
+/* sess_apply applies cmd (as encoded now) with the id; cl_apply's result. */
+static int sess_apply(struct cl_state *s, uint64_t origin, uint64_t boot, uint64_t seq,
+                      uint64_t first, struct cl_effects *eff)
+{
+    unsigned char *b, *bi;
+    size_t lb, li;
+    int rc;
+
+    if (cl_cmd_encode(&cmd, &b, &lb) != 0) {
+        TL_FAIL_("encode failed");
+        return XE_INVAL;
+    }
+    bi = with_id(b, lb, origin, boot, seq, first, &li);
+    rc = bi != NULL ? cl_apply(s, bi, li, eff) : XE_INVAL;
+    cl_buf_free(bi, li);
+    cl_buf_free(b, lb);
+    return rc;
+}
+
+/* The version 3 header, byte for byte, and its rules: boot non-zero,
+ * first <= seq < first + CL_WINDOW; a version above it is a newer
+ * xmppd's. */
+static void test_session_exact_bytes(void)
+{
+    static const unsigned char del_v3[] = {3, /* version */
+                                           0x34,
+                                           0x12,
+                                           0,
+                                           0,
+                                           0,
+                                           0,
+                                           0,
+                                           0, /* origin 0x1234 */
+                                           0xef,
+                                           0xbe,
+                                           0xad,
+                                           0xde,
+                                           0,
+                                           0,
+                                           0,
+                                           0, /* boot 0xdeadbeef */
+                                           9,
+                                           0,
+                                           0,
+                                           0,
+                                           0,
+                                           0,
+                                           0,
+                                           0, /* seq 9 */
+                                           7,
+                                           0,
+                                           0,
+                                           0,
+                                           0,
+                                           0,
+                                           0,
+                                           0, /* first 7 */
+                                           CL_CMD_CB_DEL,
+                                           0,
+                                           3,
+                                           'c',
+                                           'b',
+                                           'x'};
+    unsigned char bad[sizeof del_v3], *v1, *v3;
+    size_t l1, l3;
+    struct cl_req id = {0x1234, 0xdeadbeef, 9, 7};
+
+    cl_cmd_cb_del(&cmd, "cbx");
+    REQUIRE(cl_cmd_encode(&cmd, &v1, &l1) == 0);
+    REQUIRE(cl_cmd_with_req(v1, l1, &id, &v3, &l3) == 0);
+    CHECK(l3 == sizeof del_v3 && memcmp(v3, del_v3, l3) == 0);
+    CHECK_INT(cl_cmd_decode(del_v3, sizeof del_v3, &cmd), 0);
+    CHECK(cmd.req_origin == 0x1234 && cmd.req_boot == 0xdeadbeef && cmd.req_seq == 9 &&
+          cmd.req_first == 7);
+    CHECK_STR(cmd.name, "cbx");
+    CHECK_INT(cl_cmd_req(del_v3, sizeof del_v3, &id, NULL), 0);
+    CHECK(id.origin == 0x1234 && id.boot == 0xdeadbeef && id.seq == 9 && id.first == 7);
+    cl_buf_free(v3, l3);
+    for (size_t cut = 0; cut < sizeof del_v3; cut++)
+        CHECK(cl_cmd_decode(del_v3, cut, &cmd) < 0);
+    /* boot 0, first above seq, seq a window or more above first */
+    memcpy(bad, del_v3, sizeof bad);
+    memset(bad + 9, 0, 8);
+    CHECK_INT(cl_cmd_decode(bad, sizeof bad, &cmd), XE_CORRUPT);
+    memcpy(bad, del_v3, sizeof bad);
+    bad[25] = 10;
+    CHECK_INT(cl_cmd_decode(bad, sizeof bad, &cmd), XE_CORRUPT);
+    memcpy(bad, del_v3, sizeof bad);
+    bad[17] = (unsigned char)(7 + CL_WINDOW);
+    bad[18] = (7 + CL_WINDOW) >> 8;
+    CHECK_INT(cl_cmd_decode(bad, sizeof bad, &cmd), XE_CORRUPT);
+    bad[17] = (unsigned char)(6 + CL_WINDOW);
+    bad[18] = (6 + CL_WINDOW) >> 8;
+    CHECK_INT(cl_cmd_decode(bad, sizeof bad, &cmd), 0);
+    /* a version 4 header: written by a newer xmppd */
+    memcpy(bad, del_v3, sizeof bad);
+    bad[0] = 4;
+    CHECK_INT(cl_cmd_decode(bad, sizeof bad, &cmd), XE_UNSUPPORTED);
+    /* encoding refuses what decoding would */
+    id = (struct cl_req){0x1234, 0xdeadbeef, 7, 9};
+    CHECK_INT(cl_cmd_with_req(v1, l1, &id, &v3, &l3), XE_INVAL);
+    id = (struct cl_req){0x1234, 0xdeadbeef, 7 + CL_WINDOW, 7};
+    CHECK_INT(cl_cmd_with_req(v1, l1, &id, &v3, &l3), XE_INVAL);
+    cl_buf_free(v1, l1);
+}
+
+/* A session keeps the results of its requests at or above its mark (the
+ * highest first it has seen), whatever other origins write meanwhile; a
+ * copy below the mark is refused (XE_EXPIRED), never applied; a new boot
+ * of the same node is a new session; and the window is in the snapshot
+ * (version 5), so a node restored from it decides the same. */
+static void test_sessions(void)
+{
+    struct cl_state *s, *d;
+    struct cl_effects eff;
+    unsigned char *add, *snap, *snap2;
+    size_t ladd, ls, ls2;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    cl_cmd_cb_set(&cmd, "cbx", (const unsigned char *)"s1", 2, true);
+    REQUIRE(cl_cmd_encode(&cmd, &snap, &ls) == 0);
+    add = with_id(snap, ls, 0xa, 0xb1, 5, 5, &ladd);
+    cl_buf_free(snap, ls);
+    REQUIRE(add != NULL);
+    CHECK_INT(cl_apply(s, add, ladd, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_CB_ADDED);
+    REQUIRE(cl_snapshot_encode(s, &snap, &ls) == 0);
+    CHECK_INT(snap[0], CL_SNAP_VERSION_SESSIONS);
+    cl_cmd_cb_del(&cmd, "cbx");
+    CHECK_INT(enc_apply(s, NULL), 0);
+    /* a flood from other origins: version 2 ids and other sessions */
+    for (unsigned i = 0; i < 2 * CL_SEEN_MAX; i++) {
+        cl_cmd_set_domain(&cmd, "example.org");
+        if (i % 2 == 0)
+            CHECK_INT(sess_apply(s, 0xb, 0xb2, 100 + i, 100 + i, NULL), 0);
+        else
+            CHECK_INT(sess_apply(s, 0xc + i % 5, 0, 100 + i, 0, NULL), 0);
+    }
+    /* the late copy: the first result, nothing changes */
+    CHECK_INT(cl_apply(s, add, ladd, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    CHECK(cl_callbridge_find(s, "cbx") == NULL);
+    /* the restored snapshot knows it too */
+    REQUIRE(cl_snapshot_decode(snap, ls, &d) == 0);
+    CHECK_INT(cl_apply(d, add, ladd, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    REQUIRE(cl_snapshot_encode(d, &snap2, &ls2) == 0);
+    CHECK(ls == ls2 && memcmp(snap, snap2, ls) == 0); /* one encoding */
+    cl_buf_free(snap2, ls2);
+    cl_state_free(d);
+    for (size_t cut = 0; cut < ls; cut++)
+        CHECK(cl_snapshot_decode(snap, cut, &d) < 0 && d == NULL);
+    cl_buf_free(snap, ls);
+
+    /* a later request says 5 is settled (first 6): 5 is forgotten and a
+     * copy of it is refused, the state unchanged */
+    cl_cmd_cb_set(&cmd, "cby", (const unsigned char *)"s2", 2, true);
+    CHECK_INT(sess_apply(s, 0xa, 0xb1, 7, 6, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_CB_ADDED);
+    CHECK_INT(cl_apply(s, add, ladd, &eff), XE_EXPIRED);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    CHECK(cl_callbridge_find(s, "cbx") == NULL);
+    /* 6 (sent before 7, committed after it) is still taken */
+    cl_cmd_cb_set(&cmd, "cbz", (const unsigned char *)"s3", 2, true);
+    CHECK_INT(sess_apply(s, 0xa, 0xb1, 6, 6, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_CB_ADDED);
+    CHECK_INT(sess_apply(s, 0xa, 0xb1, 6, 6, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    /* a failed first result is the answer of its copies */
+    CHECK_INT(sess_apply(s, 0xa, 0xb1, 8, 6, &eff), XE_EXISTS);
+    cl_cmd_cb_del(&cmd, "cbz");
+    CHECK_INT(enc_apply(s, NULL), 0);
+    cl_cmd_cb_set(&cmd, "cbz", (const unsigned char *)"s3", 2, true);
+    CHECK_INT(sess_apply(s, 0xa, 0xb1, 8, 8, &eff), XE_EXISTS);
+    CHECK(cl_callbridge_find(s, "cbz") == NULL);
+    /* the node started again: a new boot, a new session from any seq */
+    CHECK_INT(sess_apply(s, 0xa, 0xb9, 1, 1, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_CB_ADDED);
+    cl_buf_free(add, ladd);
+    cl_state_free(s);
+}
+
+/* Sessions are bounded: CL_SESSIONS_MAX, the least recently used (in log
+ * order, the same on every node) dropped first; each keeps at most
+ * CL_WINDOW results. */
+static void test_sessions_bounded(void)
+{
+    struct cl_state *s, *d;
+    struct cl_effects eff;
+    unsigned char *snap, *p;
+    size_t ls;
+
+    REQUIRE(cl_state_new(&s) == 0);
+    cl_cmd_set_domain(&cmd, "example.org");
+    for (uint64_t o = 1; o <= CL_SESSIONS_MAX; o++)
+        CHECK_INT(sess_apply(s, o, 0x77, 1, 1, NULL), 0);
+    /* origin 1 used again: now origin 2 is the least recently used */
+    CHECK_INT(sess_apply(s, 1, 0x77, 2, 1, NULL), 0);
+    CHECK_INT(sess_apply(s, 1000, 0x77, 1, 1, NULL), 0); /* 2 goes */
+    CHECK_INT(sess_apply(s, 1, 0x77, 1, 1, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE); /* 1 kept */
+    CHECK_INT(sess_apply(s, 3, 0x77, 1, 1, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE); /* 3 kept */
+    cl_cmd_set_domain(&cmd, "example.com");
+    CHECK_INT(sess_apply(s, 2, 0x77, 1, 1, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_DOMAIN); /* 2 forgotten: a new session */
+    /* a full window of one origin's results, all kept */
+    for (uint64_t q = 10; q < 10 + CL_WINDOW; q++)
+        CHECK_INT(sess_apply(s, 5, 0x77, q, 10, NULL), 0);
+    cl_cmd_set_domain(&cmd, "example.net");
+    CHECK_INT(sess_apply(s, 5, 0x77, 10, 10, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    REQUIRE(cl_snapshot_encode(s, &snap, &ls) == 0);
+    /* 64 sessions, one with 256 results (plus 1: 5's seq 1), others 1-2 */
+    CHECK(ls < 64 * 28 + (CL_WINDOW + 70) * 12 + 64);
+    REQUIRE(cl_snapshot_decode(snap, ls, &d) == 0);
+    CHECK_INT(sess_apply(d, 5, 0x77, 10 + CL_WINDOW - 1, 10, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    cl_state_free(d);
+    /* strict: the last session (5, mark 10) with its last result (seq
+     * 10 + CL_WINDOW - 1) moved below its mark */
+    p = snap + ls - 12;
+    CHECK(p[0] == (unsigned char)(9 + CL_WINDOW) && p[1] == (9 + CL_WINDOW) >> 8);
+    p[1] = 0;
+    CHECK_INT(cl_snapshot_decode(snap, ls, &d), XE_CORRUPT);
+    CHECK(d == NULL);
+    cl_buf_free(snap, ls);
+    cl_state_free(s);
+}
+
 static void test_soft_ids_apart(void)
 {
     struct cl_state *s, *d;
@@ -1108,4 +1354,5 @@ TL_MAIN(T(test_names), T(test_init_and_domain), T(test_callbridges), T(test_user
         T(test_snapshot_round_trip), T(test_names_of_things), T(test_duplicate_request),
         T(test_user_created), T(test_user_set_exact_bytes), T(test_old_snapshots),
         T(test_user_iterations), T(test_rosters), T(test_login_entries),
-        T(test_soft_ids_apart), T(test_pres_last_entries))
+        T(test_soft_ids_apart), T(test_pres_last_entries), T(test_session_exact_bytes),
+        T(test_sessions), T(test_sessions_bounded))

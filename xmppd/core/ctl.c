@@ -39,6 +39,7 @@ const char *ctl_error_code_for(int xe)
     case XE_LIMIT:
         return "limit";
     case XE_STATE:
+    case XE_EXPIRED: /* a late copy of a settled write: refused */
         return "state";
     case XE_IO:
     case XE_CLOSED:

@@ -24,7 +24,8 @@
     X(XE_TIMEOUT, -15, "timed out")                                                      \
     X(XE_NOLEADER, -16, "no cluster leader")                                             \
     X(XE_BUSY, -17, "resource busy, try again")                                          \
-    X(XE_UNSUPPORTED, -18, "not supported")
+    X(XE_UNSUPPORTED, -18, "not supported")                                              \
+    X(XE_EXPIRED, -19, "request expired")
 
 enum xe_code {
     XE_OK = 0,

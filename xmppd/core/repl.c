@@ -146,6 +146,8 @@ void cl_state_free(struct cl_state *s)
     free(s->cb);
     free(s->users);
     roster_db_free(s->rosters);
+    for (size_t i = 0; i < s->n_sess; i++)
+        free(s->sess[i].r);
     free(s);
 }
 
@@ -460,22 +462,22 @@ static int apply_cmd(struct cl_state *s, const struct cl_cmd *c, struct cl_effec
     return XE_CORRUPT;
 }
 
-/* seen_find returns the remembered result slot of (origin, seq) in ring, or
- * NULL. */
-static const struct cl_seen *seen_find(const struct cl_seen_ring *ring, uint64_t origin,
-                                       uint64_t seq)
+/* seen_find returns the remembered result slot of id in ring, or NULL. */
+static const struct cl_seen *seen_find(const struct cl_seen_ring *ring,
+                                       const struct cl_req *id)
 {
     for (size_t i = 0; i < ring->n; i++)
-        if (ring->e[i].origin == origin && ring->e[i].seq == seq)
+        if (ring->e[i].origin == id->origin && ring->e[i].boot == id->boot &&
+            ring->e[i].seq == id->seq)
             return &ring->e[i];
     return NULL;
 }
 
 /* cl__seen_add remembers a result, dropping the oldest when full (the order is
  * the apply order, so every node drops the same one). */
-void cl__seen_add(struct cl_seen_ring *ring, uint64_t origin, uint64_t seq, int rc)
+void cl__seen_add(struct cl_seen_ring *ring, const struct cl_req *id, int rc)
 {
-    struct cl_seen e = {.origin = origin, .seq = seq, .rc = rc};
+    struct cl_seen e = {.origin = id->origin, .boot = id->boot, .seq = id->seq, .rc = rc};
 
     if (ring->n < CL_SEEN_MAX) {
         ring->e[ring->n++] = e;
@@ -483,6 +485,157 @@ void cl__seen_add(struct cl_seen_ring *ring, uint64_t origin, uint64_t seq, int 
     }
     ring->e[ring->head] = e;
     ring->head = (ring->head + 1) % CL_SEEN_MAX;
+}
+
+/* ---- sessions (the Raft thesis §6.3: client sessions) ---- */
+
+static int sess_find(const struct cl_state *s, const struct cl_req *id)
+{
+    for (size_t i = 0; i < s->n_sess; i++)
+        if (s->sess[i].origin == id->origin && s->sess[i].boot == id->boot)
+            return (int)i;
+    return -1;
+}
+
+static int results_room(struct cl_result **r, size_t *cap, size_t want)
+{
+    struct cl_result *nr;
+    size_t ncap;
+
+    if (want <= *cap)
+        return 0;
+    ncap = *cap == 0 ? 4 : *cap * 2;
+    if (ncap < want)
+        ncap = want;
+    nr = realloc(*r, ncap * sizeof *nr);
+    if (nr == NULL)
+        return XE_NOMEM;
+    *r = nr;
+    *cap = ncap;
+    return 0;
+}
+
+int cl__sess_add(struct cl_state *s, uint64_t origin, uint64_t boot, uint64_t mark,
+                 size_t k, struct cl_session **out)
+{
+    struct cl_session *e;
+
+    if (s->n_sess == CL_SESSIONS_MAX)
+        return XE_CORRUPT;
+    e = &s->sess[s->n_sess];
+    memset(e, 0, sizeof *e);
+    if (k > 0 && results_room(&e->r, &e->cap, k) < 0)
+        return XE_NOMEM;
+    e->origin = origin;
+    e->boot = boot;
+    e->mark = mark;
+    s->n_sess++;
+    *out = e;
+    return 0;
+}
+
+/* What req_before found out about an entry's request id, for req_after. */
+struct req_gate {
+    struct cl_seen_ring *ring; /* a version 2 id, or a soft entry's: here */
+    int sess;                  /* a version 3 id's session, -1: a new one */
+    struct cl_result *fresh;   /* a new session's results (owned until kept) */
+};
+
+/* req_before decides whether the entry of id (origin 0: none) is applied:
+ * 1 with the first result in *first when it was applied before, 0 when it
+ * is to be applied now (then req_after remembers it), XE_EXPIRED when a
+ * version 3 id is below its session's mark, XE_NOMEM when there is no room
+ * to remember it.  s does not change (room made is not state). */
+static int req_before(struct cl_state *s, bool soft, const struct cl_req *id,
+                      struct req_gate *g, int *first)
+{
+    const struct cl_seen *dup;
+    struct cl_session *e;
+    uint64_t mark;
+
+    memset(g, 0, sizeof *g);
+    g->sess = -1;
+    if (id->origin == 0)
+        return 0;
+    /* LOGIN and PRES_LAST change no state: their ids have a ring of their
+     * own, so that a flood of them cannot push the others' out. */
+    if (soft || id->boot == 0) {
+        g->ring = soft ? &s->soft : &s->seen;
+        dup = seen_find(g->ring, id);
+        if (dup == NULL)
+            return 0;
+        *first = dup->rc;
+        return 1;
+    }
+    g->sess = sess_find(s, id);
+    if (g->sess < 0) {
+        /* A new session (a new origin, or a new start of one). */
+        g->fresh = malloc(4 * sizeof *g->fresh);
+        return g->fresh != NULL ? 0 : XE_NOMEM;
+    }
+    e = &s->sess[g->sess];
+    mark = id->first > e->mark ? id->first : e->mark;
+    /* Below the mark: its origin had the answer and will not send it
+     * again; a copy that comes late is refused, never applied twice. */
+    if (id->seq < mark)
+        return XE_EXPIRED;
+    for (size_t i = 0; i < e->n; i++) {
+        if (e->r[i].seq == id->seq) {
+            *first = e->r[i].rc;
+            return 1;
+        }
+    }
+    return results_room(&e->r, &e->cap, e->n + 1);
+}
+
+/* req_after remembers rc, the result of id that req_before let through
+ * (g), and frees what it did not keep.  rc XE_NOMEM: nothing to keep (the
+ * driver stops). */
+static void req_after(struct cl_state *s, const struct cl_req *id, struct req_gate *g,
+                      int rc)
+{
+    struct cl_session e;
+    size_t keep, pos;
+
+    if (id->origin == 0 || rc == XE_NOMEM) {
+        free(g->fresh);
+        return;
+    }
+    if (g->ring != NULL) {
+        cl__seen_add(g->ring, id, rc);
+        return;
+    }
+    if (g->sess < 0) {
+        if (s->n_sess == CL_SESSIONS_MAX) {
+            /* The least recently used goes: a member removed, a node
+             * started again (a new boot), by the log alone. */
+            free(s->sess[0].r);
+            memmove(&s->sess[0], &s->sess[1], (s->n_sess - 1) * sizeof s->sess[0]);
+            s->n_sess--;
+        }
+        e = (struct cl_session){
+            .origin = id->origin, .boot = id->boot, .r = g->fresh, .cap = 4};
+        g->fresh = NULL;
+    } else {
+        /* The most recently used moves to the end. */
+        e = s->sess[g->sess];
+        memmove(&s->sess[g->sess], &s->sess[g->sess + 1],
+                (s->n_sess - (size_t)g->sess - 1) * sizeof s->sess[0]);
+        s->n_sess--;
+    }
+    if (id->first > e.mark)
+        e.mark = id->first;
+    /* Results below the mark are never asked for again. */
+    for (keep = 0; keep < e.n && e.r[keep].seq < e.mark; keep++)
+        ;
+    memmove(&e.r[0], &e.r[keep], (e.n - keep) * sizeof e.r[0]);
+    e.n -= keep;
+    for (pos = e.n; pos > 0 && e.r[pos - 1].seq > id->seq; pos--)
+        ;
+    memmove(&e.r[pos + 1], &e.r[pos], (e.n - pos) * sizeof e.r[0]);
+    e.r[pos] = (struct cl_result){.seq = id->seq, .rc = rc};
+    e.n++;
+    s->sess[s->n_sess++] = e;
 }
 
 /* roster_shown tells whether c's user has c's contact as a listed item,
@@ -503,10 +656,11 @@ static bool roster_shown(const struct cl_state *s, const struct roster_cmd *c)
 static int apply_roster(struct cl_state *s, const void *data, size_t len,
                         struct cl_effects *eff)
 {
-    const struct cl_seen *dup;
+    struct req_gate g;
+    struct cl_req id;
     bool shown;
     struct roster_cmd *c = calloc(1, sizeof *c);
-    int rc;
+    int rc, seen;
 
     if (c == NULL)
         return XE_NOMEM;
@@ -514,17 +668,19 @@ static int apply_roster(struct cl_state *s, const void *data, size_t len,
     if (rc < 0)
         goto out;
     eff->type = (enum cl_cmd_type)c->type;
+    eff->origin = c->req_origin;
     snprintf(eff->name, sizeof eff->name, "%s", c->user);
-    dup = c->req_origin != 0 ? seen_find(&s->seen, c->req_origin, c->req_seq) : NULL;
-    if (dup != NULL) {
-        rc = dup->rc;
+    id = (struct cl_req){c->req_origin, c->req_boot, c->req_seq, c->req_first};
+    seen = req_before(s, false, &id, &g, &rc);
+    if (seen != 0) {
+        if (seen < 0)
+            rc = seen;
         eff->kind = CL_EFF_NONE;
         goto out;
     }
     shown = roster_shown(s, c);
     rc = roster_db_apply_cmd(s->rosters, c);
-    if (c->req_origin != 0 && rc != XE_NOMEM)
-        cl__seen_add(&s->seen, c->req_origin, c->req_seq, rc);
+    req_after(s, &id, &g, rc);
     if (rc == 0 && (shown || roster_shown(s, c))) {
         eff->kind = CL_EFF_ROSTER;
         snprintf(eff->roster_jid, sizeof eff->roster_jid, "%s", c->item.jid);
@@ -537,11 +693,11 @@ out:
 
 int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects *eff)
 {
-    const struct cl_seen *dup;
-    struct cl_seen_ring *ring;
+    struct req_gate g;
+    struct cl_req id;
     struct cl_effects local;
     struct cl_cmd *c;
-    int rc, rt;
+    int rc, rt, seen;
 
     if (eff == NULL)
         eff = &local;
@@ -559,15 +715,20 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
     if (rc < 0)
         goto out;
     eff->type = c->type;
+    eff->origin = c->req_origin;
     if (c->type != CL_CMD_INIT && c->type != CL_CMD_SET_DOMAIN &&
         c->type != CL_CMD_USER_ITER)
         memcpy(eff->name, c->name, sizeof eff->name);
     /* A request sent again (to a new leader after a leader change) is
      * applied once: the copy answers the first result. */
-    ring = c->type == CL_CMD_LOGIN || c->type == CL_CMD_PRES_LAST ? &s->soft : &s->seen;
-    dup = c->req_origin != 0 ? seen_find(ring, c->req_origin, c->req_seq) : NULL;
-    if (dup != NULL) {
-        rc = dup->rc;
+    id = (struct cl_req){c->req_origin, c->req_boot, c->req_seq, c->req_first};
+    seen = req_before(s, c->type == CL_CMD_LOGIN || c->type == CL_CMD_PRES_LAST, &id, &g,
+                      &rc);
+    if (seen < 0) {
+        rc = seen;
+        goto out;
+    }
+    if (seen > 0) {
         eff->kind = CL_EFF_NONE;
         eff->cb = NULL;
         eff->user = NULL;
@@ -575,8 +736,7 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
     }
     rc = apply_cmd(s, c, eff);
     /* XE_NOMEM is not deterministic: the driver stops, nothing to keep. */
-    if (c->req_origin != 0 && rc != XE_NOMEM)
-        cl__seen_add(ring, c->req_origin, c->req_seq, rc);
+    req_after(s, &id, &g, rc);
 out:
     if (rc < 0) {
         eff->kind = CL_EFF_NONE;

@@ -55,11 +55,30 @@
  *   u8 version (2) | u64 origin (node id, non-zero) | u64 seq | u8 type |
  *   u8 flags | payload (as in version 1)
  *
- * cl_apply remembers the results of the last CL_SEEN_MAX requests with an
- * id; a later entry with the same (origin, seq) changes nothing and returns
- * the first result, so a write sent twice is applied once.  Version 1
- * entries (no id) are read as before; cl_cmd_encode writes version 1 unless
- * the command has an id.
+ * cl_apply remembers the results of the last CL_SEEN_MAX requests with a
+ * version 2 id; a later entry with the same (origin, seq) changes nothing
+ * and returns the first result.
+ *
+ * Version 3 makes each origin's requests a session (the Raft thesis §6.3,
+ * client sessions): the id says which start of the origin made it (boot,
+ * random, non-zero) and the lowest seq of that start that the origin may
+ * still send again (first, <= seq, seq - first < CL_WINDOW):
+ *
+ *   u8 version (3) | u64 origin | u64 boot | u64 seq | u64 first | u8 type |
+ *   u8 flags | payload (as in version 1)
+ *
+ * cl_apply keeps per session (origin, boot) the results of its applied
+ * requests at or above the highest first seen, drops those below, answers
+ * a copy of a request it holds with the first result (no change), and
+ * refuses a request below the mark with XE_EXPIRED (its origin had its
+ * answer and moved on: a late copy, never applied a second time).  So a
+ * write sent again is applied once however many other writes come
+ * between.  Sessions are bounded (CL_SESSIONS_MAX, least recently used
+ * dropped: a restarted node's old session and a removed member's age out,
+ * by the log alone) and part of the snapshot.  LOGIN and PRES_LAST keep
+ * their ids in a ring of their own (not in the snapshot).  Version 1
+ * entries (no id) are read as before; cl_cmd_encode writes version 1
+ * without an id, 2 with origin and seq only, 3 with a boot.
  *
  * Secrets: call-bridge secrets live in sodium_malloc memory inside the state
  * and are wiped when released; command buffers that may hold a secret are
@@ -74,12 +93,21 @@
 #include <stdint.h>
 
 #define CL_CMD_VERSION 1
-#define CL_CMD_VERSION_ID 2 /* with a request id (origin, seq) */
+#define CL_CMD_VERSION_ID 2      /* with a request id (origin, seq) */
+#define CL_CMD_VERSION_SESSION 3 /* with (origin, boot, seq, first): a session */
 #define CL_SNAP_VERSION 1
-#define CL_SNAP_VERSION_ID 2     /* with the results of recent request ids */
-#define CL_SNAP_VERSION_ITER 3   /* and the SCRAM iteration setting */
-#define CL_SNAP_VERSION_ROSTER 4 /* and the rosters (roster_db) */
-#define CL_SEEN_MAX 256          /* request ids remembered (oldest dropped first) */
+#define CL_SNAP_VERSION_ID 2       /* with the results of recent request ids */
+#define CL_SNAP_VERSION_ITER 3     /* and the SCRAM iteration setting */
+#define CL_SNAP_VERSION_ROSTER 4   /* and the rosters (roster_db) */
+#define CL_SNAP_VERSION_SESSIONS 5 /* and the origins' sessions */
+#define CL_SEEN_MAX 256 /* version 2 request ids remembered (oldest dropped first) */
+/* Sessions (version 3 ids, the Raft thesis §6.3): an origin never has a
+ * request with seq >= first + CL_WINDOW (first: its lowest request that it
+ * may still send again), so a session keeps at most CL_WINDOW results; at
+ * most CL_SESSIONS_MAX sessions are kept, the least recently used (in log
+ * order) dropped first. */
+#define CL_WINDOW 256
+#define CL_SESSIONS_MAX 64
 
 #define CL_NAME_MAX 63     /* call-bridge name: a DNS label (RFC 1035 §2.3.4) */
 #define CL_DOMAIN_MAX 1023 /* RFC 7622 §3.2: domainpart at most 1023 bytes */
@@ -241,6 +269,8 @@ struct cl_cmd {
     struct cl_user decoded_user;             /* filled by cl_cmd_decode for USER_SET */
     uint64_t req_origin; /* request id: origin node (0: none, version 1) */
     uint64_t req_seq;    /* request id: the origin's sequence number */
+    uint64_t req_boot;   /* version 3: the origin's start (0: version 2) */
+    uint64_t req_first;  /* version 3: its lowest seq it may send again */
 };
 
 /* Convenience constructors: fill *c (which they clear first; ~2 KB, use a
@@ -289,6 +319,33 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c);
  * not decode, or origin is 0), XE_NOMEM. */
 int cl_cmd_with_request(const void *buf, size_t len, uint64_t origin, uint64_t seq,
                         unsigned char **out, size_t *outlen);
+
+/* A request id in full (version 3 when boot is non-zero). */
+struct cl_req {
+    uint64_t origin, boot, seq, first;
+};
+
+/* cl_cmd_with_req is cl_cmd_with_request with the id *id (borrowed): a
+ * version 3 entry when id->boot is non-zero (first <= seq < first +
+ * CL_WINDOW), else version 2.  0, XE_CORRUPT / XE_INVAL, XE_NOMEM. */
+int cl_cmd_with_req(const void *buf, size_t len, const struct cl_req *id,
+                    unsigned char **out, size_t *outlen);
+
+/* cl_cmd_req reads the request id of an encoded entry (either codec's)
+ * into *id (all 0: none) and its type into *type (NULL: not wanted).  0,
+ * or cl_cmd_decode's errors. */
+int cl_cmd_req(const void *buf, size_t len, struct cl_req *id, enum cl_cmd_type *type);
+
+/* The entry header both codecs share (this one and roster_db.c's):
+ * cl_req_write writes the version and the id of (origin, boot, seq,
+ * first): version 1 when origin is 0, 2 when boot is 0, else 3.
+ * cl_req_read reads them into *id and returns the version (1..3),
+ * XE_UNSUPPORTED (a newer version) or XE_CORRUPT; cl_req_check says
+ * whether a version 3 id keeps the rules (0 or XE_CORRUPT). */
+struct wr;
+struct rd;
+void cl_req_write(struct wr *w, const struct cl_req *id);
+int cl_req_read(struct rd *r, struct cl_req *id);
 
 /* cl_buf_free wipes len bytes at p and frees p (NULL is a no-op). */
 void cl_buf_free(void *p, size_t len);
@@ -340,6 +397,8 @@ struct cl_effects {
     char pres_resource[CL_RESOURCE_MAX + 1]; /* PRES_LAST */
     char pres_status[CL_STATUS_MAX + 1];     /* PRES_LAST ("": none) */
     uint64_t pres_wall_ms;                   /* PRES_LAST */
+    uint64_t origin; /* the node whose request id the entry carries (0:
+                        none): LOGIN's tells a node its own entries */
 };
 
 /* cl_effect_name returns "none", "init", "domain", "callbridge-added", ... */
@@ -356,9 +415,13 @@ const char *cl_effect_name(enum cl_effect_kind k);
  *   XE_CORRUPT, XE_INVAL  the entry does not decode (state unchanged)
  *   XE_NOMEM     out of memory: state unchanged, but this node can no longer
  *                follow the log; the driver must stop (not deterministic)
+ *   XE_EXPIRED   a version 3 request below its session's mark: a late
+ *                copy of a request its origin settled (nothing changed)
+ *   XE_LIMIT     also: ROSTER_* over a roster's bound
  * On any non-zero return s is unchanged and eff->kind is CL_EFF_NONE.
- * An entry with a request id already applied (one of the last CL_SEEN_MAX)
- * changes nothing (eff->kind CL_EFF_NONE) and returns the first result. */
+ * An entry with a request id already applied (a version 2 id among the
+ * last CL_SEEN_MAX, a version 3 one held by its session) changes nothing
+ * (eff->kind CL_EFF_NONE) and returns the first result. */
 int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects *eff);
 
 /* ---- Snapshots ---- */
@@ -374,6 +437,10 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
  * possibly 0) followed by u32 iterations.  Version 4, written only when
  * some user has a roster, is version 3 with iterations possibly 0 (never
  * set), followed by u32 len | roster_db_snapshot_encode (roster.h).
+ * Version 5, written only when there are sessions, is version 4 with the
+ * roster part possibly empty (len 0) followed by u32 n | n x (u64 origin |
+ * u64 boot | u64 mark | u32 k | k x (u64 seq | u32 rc)), least recently
+ * used first, seqs ascending.
  * Returns 0, XE_NOMEM. */
 int cl_snapshot_encode(const struct cl_state *s, unsigned char **out, size_t *len);
 

@@ -320,18 +320,63 @@ static int cmd_check(const struct cl_cmd *c)
     return XE_INVAL;
 }
 
+/* ---- the header: version and request id (repl.h) ---- */
+
+void cl_req_write(struct wr *w, const struct cl_req *id)
+{
+    if (id->origin == 0) {
+        wr_uint(w, CL_CMD_VERSION, 1);
+        return;
+    }
+    wr_uint(w, id->boot != 0 ? CL_CMD_VERSION_SESSION : CL_CMD_VERSION_ID, 1);
+    wr_uint(w, id->origin, 8);
+    if (id->boot != 0)
+        wr_uint(w, id->boot, 8);
+    wr_uint(w, id->seq, 8);
+    if (id->boot != 0)
+        wr_uint(w, id->first, 8);
+}
+
+/* req_valid: the rules of an id (repl.h); origin 0 is none. */
+static bool req_valid(const struct cl_req *id)
+{
+    if (id->origin == 0)
+        return id->boot == 0 && id->seq == 0 && id->first == 0;
+    /* The origin keeps its requests within CL_WINDOW of its first
+     * outstanding one, so that a session is bounded. */
+    return id->boot == 0 ? id->first == 0
+                         : id->first <= id->seq && id->seq - id->first < CL_WINDOW;
+}
+
+int cl_req_read(struct rd *r, struct cl_req *id)
+{
+    unsigned version = (unsigned)rd_uint(r, 1);
+
+    memset(id, 0, sizeof *id);
+    if (version == CL_CMD_VERSION_ID || version == CL_CMD_VERSION_SESSION) {
+        id->origin = rd_uint(r, 8);
+        if (version == CL_CMD_VERSION_SESSION)
+            id->boot = rd_uint(r, 8);
+        id->seq = rd_uint(r, 8);
+        if (version == CL_CMD_VERSION_SESSION)
+            id->first = rd_uint(r, 8);
+        if (!r->bad &&
+            (id->origin == 0 || (version == CL_CMD_VERSION_SESSION && id->boot == 0) ||
+             !req_valid(id)))
+            return XE_CORRUPT;
+    }
+    if (r->bad || version == 0)
+        return XE_CORRUPT;
+    return version > CL_CMD_VERSION_SESSION ? XE_UNSUPPORTED : (int)version;
+}
+
 static void cmd_write(struct wr *w, const void *obj)
 {
     const struct cl_cmd *c = obj;
+    struct cl_req id = {c->req_origin, c->req_boot, c->req_seq, c->req_first};
     size_t n;
 
-    if (c->req_origin != 0) {
-        wr_uint(w, CL_CMD_VERSION_ID, 1);
-        wr_uint(w, c->req_origin, 8);
-        wr_uint(w, c->req_seq, 8);
-    } else {
-        wr_uint(w, CL_CMD_VERSION, 1);
-    }
+    cl_req_write(w, &id);
     wr_uint(w, (uint64_t)c->type, 1);
     wr_uint(w, c->flags, 1);
     switch (c->type) {
@@ -391,10 +436,13 @@ static void cmd_write(struct wr *w, const void *obj)
 
 int cl_cmd_encode(const struct cl_cmd *c, unsigned char **out, size_t *len)
 {
+    struct cl_req id = {c->req_origin, c->req_boot, c->req_seq, c->req_first};
     int rc;
 
     *out = NULL;
     *len = 0;
+    if (!req_valid(&id))
+        return XE_INVAL;
     rc = cmd_check(c);
     if (rc < 0)
         return rc;
@@ -416,6 +464,8 @@ static int decode_roster(const void *buf, size_t len, struct cl_cmd *c)
         c->flags = rc->has_base ? ROSTER_CMD_IF : 0;
         c->req_origin = rc->req_origin;
         c->req_seq = rc->req_seq;
+        c->req_boot = rc->req_boot;
+        c->req_first = rc->req_first;
         memcpy(c->name, rc->user, sizeof c->name);
     }
     roster_cmd_clear(rc);
@@ -433,22 +483,21 @@ static bool is_roster_cmd(const void *buf, size_t len)
 int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
 {
     struct rd r = {.p = buf, .left = len};
-    unsigned version, type;
+    struct cl_req id;
+    unsigned type;
     size_t n;
-    int rc = 0;
+    int rc = 0, version;
 
     memset(c, 0, sizeof *c);
     if (buf == NULL)
         return XE_CORRUPT;
     if (is_roster_cmd(buf, len))
         return decode_roster(buf, len, c);
-    version = (unsigned)rd_uint(&r, 1);
-    if (version == CL_CMD_VERSION_ID) {
-        c->req_origin = rd_uint(&r, 8);
-        c->req_seq = rd_uint(&r, 8);
-        if (!r.bad && c->req_origin == 0)
-            return XE_CORRUPT;
-    }
+    version = cl_req_read(&r, &id);
+    c->req_origin = id.origin;
+    c->req_boot = id.boot;
+    c->req_seq = id.seq;
+    c->req_first = id.first;
     type = (unsigned)rd_uint(&r, 1);
     c->flags = (unsigned)rd_uint(&r, 1);
     if (r.bad)
@@ -456,8 +505,8 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
     /* A format this build does not know was written by a newer xmppd: not
      * corruption (entries are checked by the store and the peer link), but
      * nothing this node can apply (the driver stops). */
-    if (version != CL_CMD_VERSION && version != CL_CMD_VERSION_ID)
-        return version > CL_CMD_VERSION_ID ? XE_UNSUPPORTED : XE_CORRUPT;
+    if (version < 0)
+        return version;
     if ((c->flags & ~(unsigned)(CL_CMD_ADD | CL_CMD_REPLACE)) != 0)
         return XE_CORRUPT;
     c->type = (enum cl_cmd_type)type;
@@ -534,12 +583,38 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
 int cl_cmd_with_request(const void *buf, size_t len, uint64_t origin, uint64_t seq,
                         unsigned char **out, size_t *outlen)
 {
+    struct cl_req id = {.origin = origin, .seq = seq};
+
+    return cl_cmd_with_req(buf, len, &id, out, outlen);
+}
+
+int cl_cmd_req(const void *buf, size_t len, struct cl_req *id, enum cl_cmd_type *type)
+{
+    struct cl_cmd *c = malloc(sizeof *c);
+    int rc;
+
+    memset(id, 0, sizeof *id);
+    if (c == NULL)
+        return XE_NOMEM;
+    rc = cl_cmd_decode(buf, len, c);
+    if (rc == 0)
+        *id = (struct cl_req){c->req_origin, c->req_boot, c->req_seq, c->req_first};
+    if (rc == 0 && type != NULL)
+        *type = c->type;
+    sodium_memzero(c, sizeof *c);
+    free(c);
+    return rc;
+}
+
+int cl_cmd_with_req(const void *buf, size_t len, const struct cl_req *id,
+                    unsigned char **out, size_t *outlen)
+{
     struct cl_cmd *c;
     int rc;
 
     *out = NULL;
     *outlen = 0;
-    if (origin == 0)
+    if (id->origin == 0 || !req_valid(id))
         return XE_INVAL;
     if (buf != NULL && is_roster_cmd(buf, len)) {
         struct roster_cmd *r = calloc(1, sizeof *r);
@@ -547,8 +622,10 @@ int cl_cmd_with_request(const void *buf, size_t len, uint64_t origin, uint64_t s
             return XE_NOMEM;
         rc = roster_cmd_decode(buf, len, r);
         if (rc == 0) {
-            r->req_origin = origin;
-            r->req_seq = seq;
+            r->req_origin = id->origin;
+            r->req_boot = id->boot;
+            r->req_seq = id->seq;
+            r->req_first = id->first;
             rc = roster_cmd_encode(r, out, outlen);
         }
         roster_cmd_clear(r);
@@ -560,8 +637,10 @@ int cl_cmd_with_request(const void *buf, size_t len, uint64_t origin, uint64_t s
         return XE_NOMEM;
     rc = cl_cmd_decode(buf, len, c);
     if (rc == 0) {
-        c->req_origin = origin;
-        c->req_seq = seq;
+        c->req_origin = id->origin;
+        c->req_boot = id->boot;
+        c->req_seq = id->seq;
+        c->req_first = id->first;
         rc = cl_cmd_encode(c, out, outlen);
     }
     sodium_memzero(c, sizeof *c);
@@ -583,6 +662,8 @@ void cl_buf_free(void *p, size_t len)
  * state without the newer parts reads on older nodes. */
 static unsigned snap_version(const struct cl_state *s)
 {
+    if (s->n_sess > 0)
+        return CL_SNAP_VERSION_SESSIONS;
     if (roster_db_user_count(s->rosters) > 0)
         return CL_SNAP_VERSION_ROSTER;
     if (s->user_iter != 0)
@@ -625,9 +706,23 @@ static void snap_write(struct wr *w, const struct cl_state *s, const unsigned ch
     if (version == CL_SNAP_VERSION_ID)
         return;
     wr_uint(w, s->user_iter, 4);
-    if (version == CL_SNAP_VERSION_ROSTER) {
-        wr_uint(w, ros_len, 4);
-        wr_bytes(w, ros, ros_len);
+    if (version == CL_SNAP_VERSION_ITER)
+        return;
+    wr_uint(w, ros_len, 4);
+    wr_bytes(w, ros, ros_len);
+    if (version == CL_SNAP_VERSION_ROSTER)
+        return;
+    wr_uint(w, s->n_sess, 4);
+    for (size_t i = 0; i < s->n_sess; i++) {
+        const struct cl_session *e = &s->sess[i];
+        wr_uint(w, e->origin, 8);
+        wr_uint(w, e->boot, 8);
+        wr_uint(w, e->mark, 8);
+        wr_uint(w, e->n, 4);
+        for (size_t k = 0; k < e->n; k++) {
+            wr_uint(w, e->r[k].seq, 8);
+            wr_uint(w, (uint32_t)e->r[k].rc, 4);
+        }
     }
 }
 
@@ -644,7 +739,7 @@ static int snap_read_seen(struct rd *r, struct cl_state *s, bool may_be_empty)
         int rc = (int)(int32_t)(uint32_t)rd_uint(r, 4);
         if (r->bad || origin == 0 || rc > 0)
             return XE_CORRUPT;
-        cl__seen_add(&s->seen, origin, seq, rc);
+        cl__seen_add(&s->seen, &(struct cl_req){.origin = origin, .seq = seq}, rc);
     }
     return 0;
 }
@@ -657,7 +752,8 @@ int cl_snapshot_encode(const struct cl_state *s, unsigned char **out, size_t *le
 
     *out = NULL;
     *len = 0;
-    if (snap_version(s) == CL_SNAP_VERSION_ROSTER &&
+    if (snap_version(s) >= CL_SNAP_VERSION_ROSTER &&
+        roster_db_user_count(s->rosters) > 0 &&
         roster_db_snapshot_encode(s->rosters, &ros, &ros_len) < 0)
         return XE_NOMEM;
     snap_write(&w, s, ros, ros_len);
@@ -675,8 +771,9 @@ int cl_snapshot_encode(const struct cl_state *s, unsigned char **out, size_t *le
 }
 
 /* snap_read_rosters reads version 4's u32 len | roster snapshot into s; the
- * section is written only for a non-empty store (one encoding per state). */
-static int snap_read_rosters(struct rd *r, struct cl_state *s)
+ * section is written only for a non-empty store (one encoding per state);
+ * version 5 writes len 0 for none. */
+static int snap_read_rosters(struct rd *r, struct cl_state *s, bool may_be_empty)
 {
     size_t n = (size_t)rd_uint(r, 4);
     const unsigned char *p = rd_bytes(r, n);
@@ -685,6 +782,8 @@ static int snap_read_rosters(struct rd *r, struct cl_state *s)
 
     if (p == NULL)
         return XE_CORRUPT;
+    if (n == 0 && may_be_empty)
+        return 0;
     rc = roster_db_snapshot_decode(p, n, &db);
     if (rc < 0)
         return rc;
@@ -694,6 +793,41 @@ static int snap_read_rosters(struct rd *r, struct cl_state *s)
     }
     roster_db_free(s->rosters);
     s->rosters = db;
+    return 0;
+}
+
+/* snap_read_sessions reads version 5's sessions: at least one (written
+ * only then), each with its results ascending within [mark, mark +
+ * CL_WINDOW), every (origin, boot) once. */
+static int snap_read_sessions(struct rd *r, struct cl_state *s)
+{
+    uint64_t n = rd_uint(r, 4);
+
+    if (r->bad || n == 0 || n > CL_SESSIONS_MAX)
+        return XE_CORRUPT;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t origin = rd_uint(r, 8), boot = rd_uint(r, 8), mark = rd_uint(r, 8);
+        uint64_t k = rd_uint(r, 4);
+        struct cl_session *e;
+        int rc;
+
+        if (r->bad || origin == 0 || boot == 0 || k > CL_WINDOW || k > r->left / 12)
+            return XE_CORRUPT;
+        for (size_t j = 0; j < s->n_sess; j++)
+            if (s->sess[j].origin == origin && s->sess[j].boot == boot)
+                return XE_CORRUPT;
+        rc = cl__sess_add(s, origin, boot, mark, (size_t)k, &e);
+        if (rc < 0)
+            return rc;
+        for (uint64_t j = 0; j < k; j++) {
+            uint64_t seq = rd_uint(r, 8);
+            int res = (int)(int32_t)(uint32_t)rd_uint(r, 4);
+            if (r->bad || res > 0 || seq < mark || seq - mark >= CL_WINDOW ||
+                (e->n > 0 && e->r[e->n - 1].seq >= seq))
+                return XE_CORRUPT;
+            e->r[e->n++] = (struct cl_result){.seq = seq, .rc = res};
+        }
+    }
     return 0;
 }
 
@@ -774,10 +908,10 @@ int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out)
     if (rc < 0)
         return rc;
     version = (unsigned)rd_uint(&r, 1);
-    if (r.bad || version < CL_SNAP_VERSION || version > CL_SNAP_VERSION_ROSTER) {
+    if (r.bad || version < CL_SNAP_VERSION || version > CL_SNAP_VERSION_SESSIONS) {
         /* A newer version was written by a newer xmppd: the driver stops
          * rather than run without the state. */
-        rc = !r.bad && version > CL_SNAP_VERSION_ROSTER ? XE_UNSUPPORTED : XE_CORRUPT;
+        rc = !r.bad && version > CL_SNAP_VERSION_SESSIONS ? XE_UNSUPPORTED : XE_CORRUPT;
         goto fail;
     }
     s->cluster_id = rd_uint(&r, 8);
@@ -793,13 +927,15 @@ int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out)
         rc = snap_read_seen(&r, s, version >= CL_SNAP_VERSION_ITER);
     if (rc == 0 && version >= CL_SNAP_VERSION_ITER) {
         s->user_iter = (uint32_t)rd_uint(&r, 4);
-        /* version 4 writes 0 for "never set" */
-        if (!r.bad && !(version == CL_SNAP_VERSION_ROSTER && s->user_iter == 0) &&
+        /* version 4 and later write 0 for "never set" */
+        if (!r.bad && !(version >= CL_SNAP_VERSION_ROSTER && s->user_iter == 0) &&
             (s->user_iter < CL_ITER_MIN || s->user_iter > CL_ITER_MAX))
             rc = XE_INVAL;
     }
-    if (rc == 0 && version == CL_SNAP_VERSION_ROSTER)
-        rc = snap_read_rosters(&r, s);
+    if (rc == 0 && version >= CL_SNAP_VERSION_ROSTER)
+        rc = snap_read_rosters(&r, s, version >= CL_SNAP_VERSION_SESSIONS);
+    if (rc == 0 && version >= CL_SNAP_VERSION_SESSIONS)
+        rc = snap_read_sessions(&r, s);
     if (rc == 0 && (r.bad || r.left != 0))
         rc = XE_CORRUPT;
     if (rc < 0)

@@ -340,8 +340,9 @@ enum roster_cmd_type {
     ROSTER_CMD_DEL = 9, /* remove user's entry for jid */
 };
 
-#define ROSTER_CMD_VERSION 1    /* the header of repl.h's version 1 */
-#define ROSTER_CMD_VERSION_ID 2 /* repl.h's version 2: with a request id */
+#define ROSTER_CMD_VERSION 1         /* the header of repl.h's version 1 */
+#define ROSTER_CMD_VERSION_ID 2      /* repl.h's version 2: with a request id */
+#define ROSTER_CMD_VERSION_SESSION 3 /* repl.h's version 3: a session's id */
 #define ROSTER_SNAP_VERSION 1
 #define ROSTER_USER_MAX 1023 /* a localpart, as CL_USER_MAX */
 
@@ -351,6 +352,8 @@ enum roster_cmd_type {
  *
  *   u8 version (1) | u8 type | u8 flags | payload
  *   u8 version (2) | u64 origin | u64 seq | u8 type | u8 flags | payload
+ *   u8 version (3) | u64 origin | u64 boot | u64 seq | u64 first | u8 type |
+ *   u8 flags | payload
  *   SET  u16 len | user | [u8 base] | item
  *   DEL  u16 len | user | [u8 base] | u16 len | jid
  *   item u16 len | jid | u8 bits (1 ask, 2 pending_in, 4 listed) | u8 sub |
@@ -373,6 +376,7 @@ struct roster_cmd {
     struct roster_item item;        /* SET: the whole entry; DEL: jid only.
                                        Owned after decode: roster_cmd_clear */
     uint64_t req_origin, req_seq;   /* request id (version 2), 0: none */
+    uint64_t req_boot, req_first;   /* version 3 (repl.h), 0: version 2 */
     bool has_base;                  /* ROSTER_CMD_IF */
     uint8_t base;                   /* roster_base_of the expected entry */
 };

@@ -187,14 +187,9 @@ static int cmd_check(const struct roster_cmd *c)
 static void cmd_write(struct wr *w, const void *obj)
 {
     const struct roster_cmd *c = obj;
+    struct cl_req id = {c->req_origin, c->req_boot, c->req_seq, c->req_first};
 
-    if (c->req_origin != 0) {
-        wr_uint(w, ROSTER_CMD_VERSION_ID, 1);
-        wr_uint(w, c->req_origin, 8);
-        wr_uint(w, c->req_seq, 8);
-    } else {
-        wr_uint(w, ROSTER_CMD_VERSION, 1);
-    }
+    cl_req_write(w, &id);
     wr_uint(w, (uint64_t)c->type, 1);
     wr_uint(w, c->has_base ? ROSTER_CMD_IF : 0, 1);
     wr_str(w, c->user);
@@ -228,30 +223,30 @@ int roster_cmd_type_of(const void *buf, size_t len)
         return p[1];
     if (p[0] == ROSTER_CMD_VERSION_ID && len >= 18)
         return p[17];
+    if (p[0] == ROSTER_CMD_VERSION_SESSION && len >= 34)
+        return p[33];
     return -1;
 }
 
 int roster_cmd_decode(const void *buf, size_t len, struct roster_cmd *c)
 {
     struct rd r = {.p = buf, .left = len};
-    unsigned version, type, flags;
+    struct cl_req id;
+    unsigned type, flags;
     char *user = NULL;
-    int rc;
+    int rc, version;
 
     memset(c, 0, sizeof *c);
     if (buf == NULL)
         return XE_CORRUPT;
-    version = (unsigned)rd_uint(&r, 1);
-    if (version == ROSTER_CMD_VERSION_ID) {
-        c->req_origin = rd_uint(&r, 8);
-        c->req_seq = rd_uint(&r, 8);
-        if (!r.bad && c->req_origin == 0)
-            return XE_CORRUPT;
-    }
+    version = cl_req_read(&r, &id);
+    c->req_origin = id.origin;
+    c->req_boot = id.boot;
+    c->req_seq = id.seq;
+    c->req_first = id.first;
     type = (unsigned)rd_uint(&r, 1);
     flags = (unsigned)rd_uint(&r, 1);
-    if (r.bad || (version != ROSTER_CMD_VERSION && version != ROSTER_CMD_VERSION_ID) ||
-        (flags & ~(unsigned)ROSTER_CMD_IF) != 0 ||
+    if (r.bad || version < 0 || (flags & ~(unsigned)ROSTER_CMD_IF) != 0 ||
         (type != ROSTER_CMD_SET && type != ROSTER_CMD_DEL))
         return XE_CORRUPT;
     c->type = (enum roster_cmd_type)type;

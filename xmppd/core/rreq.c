@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "err.h"
 #include "repl.h"
 
@@ -40,7 +38,10 @@ struct req {
     char addr[RREQ_ADDR_MAX];
     uint64_t index, term;
     bool committed; /* settled by its own entry */
-    bool stamped;   /* cmd carries a request id (repl.h, version 2) */
+    bool stamped;   /* cmd carries a request id (repl.h) */
+    bool own;       /* ... stamped here (seq is ours, within the window) */
+    bool soft;      /* LOGIN, PRES_LAST: a version 2 id, outside the window */
+    uint64_t seq;   /* own: the id's seq */
     bool forwarded; /* a forward was started at least once */
     bool fwd_first; /* the forward in flight is the first */
     uint64_t fwd_to, fwd_seq, fwd_retry_at;
@@ -234,21 +235,19 @@ static void submit(struct rreq *q, const struct rreq_event *ev, struct rreq_upda
 {
     uint64_t timeout =
         ev->u.submit.timeout_ms != 0 ? ev->u.submit.timeout_ms : RREQ_SUBMIT_TIMEOUT_MS;
-    struct cl_cmd *dec;
+    enum cl_cmd_type type = 0;
+    struct cl_req id;
     unsigned char *copy;
     struct req *r;
+    bool stamped;
     int rc;
 
     q->st.submitted++;
     if (!admit(q, ev->u.submit.len, u))
         goto refused;
     /* Nothing that does not decode reaches the log. */
-    dec = malloc(sizeof *dec);
-    rc = dec == NULL ? XE_NOMEM : cl_cmd_decode(ev->u.submit.cmd, ev->u.submit.len, dec);
-    if (dec != NULL) {
-        sodium_memzero(dec, sizeof *dec);
-        free(dec);
-    }
+    rc = cl_cmd_req(ev->u.submit.cmd, ev->u.submit.len, &id, &type);
+    stamped = id.origin != 0;
     if (rc < 0) {
         u->rc = rc == XE_NOMEM ? XE_NOMEM : XE_INVAL;
         u->msg = rc == XE_NOMEM ? "out of memory on this node; nothing was changed"
@@ -266,6 +265,9 @@ static void submit(struct rreq *q, const struct rreq_event *ev, struct rreq_upda
     memcpy(copy, ev->u.submit.cmd, ev->u.submit.len);
     r->cmd = copy;
     r->len = ev->u.submit.len;
+    /* A write forwarded to us keeps its origin's id if we pass it on. */
+    r->stamped = stamped;
+    r->soft = type == CL_CMD_LOGIN || type == CL_CMD_PRES_LAST;
     q->st.bytes += r->len;
     return;
 refused:
@@ -310,30 +312,68 @@ static void transfer(struct rreq *q, const struct rreq_event *ev, struct rreq_up
 
 /* ---- the pump: hand waiting requests on ---- */
 
+/* first_waiting: the lowest seq of this node's stamped requests still
+ * waiting (they may be sent again), or `next` when none. */
+static uint64_t first_waiting(const struct rreq *q, uint64_t next)
+{
+    uint64_t first = next;
+
+    for (const struct req *r = q->reqs; r != NULL; r = r->next)
+        if (r->own && r->seq < first)
+            first = r->seq;
+    return first;
+}
+
+/* stamp puts this node's request id into write r, once: version 3 (a
+ * session, repl.h) within the window, or version 2 for LOGIN and
+ * PRES_LAST (their own ring; builds that read LOGIN entries but no
+ * sessions apply them: the soft-entry gate's promise).  1 stamped (or
+ * stamped before), 0 it waits for the window, or an error (r answered). */
+static int stamp(struct rreq *q, struct req *r, struct rreq_update *u)
+{
+    struct cl_req id = {.origin = q->o.node_id, .seq = q->req_seq + 1};
+    unsigned char *b;
+    size_t l;
+    int rc;
+
+    if (r->stamped)
+        return 1;
+    if (q->o.boot != 0 && !r->soft) {
+        /* The session's bound (repl.h CL_WINDOW): a write waits while an
+         * older one of ours could still be sent again that far back. */
+        id.boot = q->o.boot;
+        id.first = first_waiting(q, id.seq);
+        if (id.seq - id.first >= CL_WINDOW)
+            return 0;
+    }
+    rc = cl_cmd_with_req(r->cmd, r->len, &id, &b, &l);
+    if (rc < 0) {
+        answer(q, r, u, rc, "cannot stamp the write with its request id: %s",
+               xe_strerror(rc));
+        return rc;
+    }
+    q->st.bytes = q->st.bytes - r->len + l;
+    cl_buf_free(r->cmd, r->len);
+    r->cmd = b;
+    r->len = l;
+    r->stamped = true;
+    r->own = id.boot != 0;
+    r->seq = ++q->req_seq;
+    return 1;
+}
+
 /* forward hands write r to the leader: the first time with a request id
  * stamped into it, so that a second copy in the log is a no-op.  Returns
  * whether r moved (forwarded or answered). */
 static bool forward(struct rreq *q, struct req *r, uint64_t now, struct rreq_update *u)
 {
-    unsigned char *b;
-    size_t l;
     int rc;
 
     if (r->forwarded && q->leader_id == r->fwd_to && now < r->fwd_retry_at)
         return false;
-    if (!r->stamped) {
-        rc = cl_cmd_with_request(r->cmd, r->len, q->o.node_id, ++q->req_seq, &b, &l);
-        if (rc < 0) {
-            answer(q, r, u, rc, "cannot forward the write to the leader: %s",
-                   xe_strerror(rc));
-            return true;
-        }
-        q->st.bytes = q->st.bytes - r->len + l;
-        cl_buf_free(r->cmd, r->len);
-        r->cmd = b;
-        r->len = l;
-        r->stamped = true;
-    }
+    rc = stamp(q, r, u);
+    if (rc <= 0)
+        return rc < 0;
     r->fwd_first = !r->forwarded;
     if (r->fwd_first)
         q->st.forwarded++;
@@ -371,6 +411,10 @@ static bool hand_on(struct rreq *q, struct req *r, uint64_t now, struct rreq_upd
         }
         if (!leading)
             return forward(q, r, now, u);
+        /* LOGIN and PRES_LAST carry their origin on the leader too, so
+         * that each node knows its own entries (srv_login_applied). */
+        if (r->soft && stamp(q, r, u) < 0)
+            return true;
         u->act.type = RREQ_ACT_SUBMIT;
         u->act.data = r->cmd;
         u->act.len = r->len;
@@ -581,6 +625,13 @@ static void fwd_result(struct rreq *q, const struct rreq_event *ev, struct rreq_
     if (retryable(rc) && ev->now + RREQ_FWD_MIN_LEFT_MS < r->deadline) {
         r->state = S_WAITING;
         r->fwd_retry_at = ev->now + RREQ_FWD_RETRY_MS;
+        return;
+    }
+    if (rc == XE_EXPIRED) {
+        /* Our session's mark passed this write (repl.h): not applied. */
+        answer(q, r, u, rc,
+               "the write was refused as a late copy of an earlier request; nothing "
+               "was changed: try again");
         return;
     }
     /* The leader applied it: cl_apply's result. */

@@ -15,10 +15,19 @@
  * their XE_ code and one line for the operator), and the next deadline.
  *
  * A follower forwards a write to the leader with a request id stamped into
- * it (repl.h, version 2), and forwards it again when the leader changes
- * before the answer, or the answer says the write may not have reached a
- * working leader, while its deadline allows: the id makes a second copy in
- * the log a no-op.
+ * it (repl.h, version 3: this node, its boot, the next seq, and the lowest
+ * seq of its requests still waiting, which it may still send again), and
+ * forwards it again when the leader changes before the answer, or the
+ * answer says the write may not have reached a working leader, while its
+ * deadline allows: the id makes a second copy in the log a no-op.  It
+ * stamps a write only while that seq is within CL_WINDOW of the lowest
+ * seq still waiting (the Raft thesis §6.3: the state machine's session of
+ * this node then stays bounded); later writes wait their turn.  A write
+ * that already carries an id (a peer's, passed on) keeps it.  LOGIN and
+ * PRES_LAST get version 2 ids (outside the window), on the leader too, so
+ * that every such entry names its origin.  XE_EXPIRED
+ * from the leader (a copy below the session's mark) is answered as a
+ * refusal: nothing was changed.
  *
  * Bounded: at most opts.max_pending requests and opts.max_bytes of their
  * commands wait at once; more are answered XE_LIMIT at once.  Every request
@@ -48,8 +57,9 @@
 struct rreq_opts {
     uint64_t node_id;   /* this node, non-zero */
     uint64_t seq_start; /* request ids stamped into forwarded writes start
-                           after this (random: they must not repeat those
-                           from before a restart) */
+                           after this (below 2^63) */
+    uint64_t boot;      /* this start of the node: random, non-zero (0: stamp
+                           version 2 ids, without a session) */
     bool can_forward;   /* a follower may forward writes to the leader */
     size_t max_pending; /* 0: RREQ_MAX_PENDING */
     size_t max_bytes;   /* 0: RREQ_MAX_BYTES */

@@ -320,9 +320,11 @@ void srv_roster_changed(struct srv *srv, const char *user, const char *contact,
  * delays and blocks of srv_config's login_* settings hold for the whole
  * cluster (docs/clients.md "Throttling across the cluster").  An entry
  * this node submitted itself was counted when it happened and is not
- * counted again.  name is borrowed. */
-void srv_login_applied(struct srv *srv, int what, const char *name, bool failed,
-                       uint64_t now_ms);
+ * counted again: origin is the node that wrote it (cl_effects.origin; 0:
+ * not known, then an entry about a key this node has one waiting for is
+ * taken for its own).  name is borrowed. */
+void srv_login_applied(struct srv *srv, uint64_t origin, int what, const char *name,
+                       bool failed, uint64_t now_ms);
 
 /* srv_lastpres_applied: a PRES_LAST entry (repl.h; cl_apply's
  * CL_EFF_PRES_LAST) was applied on this node: user's resource went

@@ -467,6 +467,11 @@ bool srv_cluster__shared(const struct srv *srv)
     return srv->cl != NULL && srv->cl->members > 1 && srv->cl->soft_entries;
 }
 
+uint64_t srv_cluster__self(const struct srv *srv)
+{
+    return srv->cl != NULL ? srv->cl->node_id : 0;
+}
+
 void srv_cluster_set_soft_entries(struct srv *srv, bool ok)
 {
     if (srv->cl != NULL)

@@ -292,6 +292,8 @@ void srv__lastpres_free(struct srv *srv);
  * members all apply the login and last-presence entries
  * (srv_cluster_set_soft_entries). */
 bool srv_cluster__shared(const struct srv *srv);
+/* srv_cluster__self: this node's id in cluster mode, else 0. */
+uint64_t srv_cluster__self(const struct srv *srv);
 
 /* Cluster hooks (srv_cluster.c); each is a no-op when srv->cl is NULL.
  * None of them may run inside a fwd callback except where noted.

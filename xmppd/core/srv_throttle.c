@@ -290,11 +290,12 @@ void srv__thr_success(struct srv *srv, const char *peer, const char *user)
         thr_share(srv, key, false);
 }
 
-void srv_login_applied(struct srv *srv, int what, const char *name, bool failed,
-                       uint64_t now_ms)
+void srv_login_applied(struct srv *srv, uint64_t origin, int what, const char *name,
+                       bool failed, uint64_t now_ms)
 {
     char key[1100];
     struct srv_thr *t;
+    uint64_t self;
 
     if (now_ms > srv->now_ms)
         srv->now_ms = now_ms;
@@ -302,8 +303,12 @@ void srv_login_applied(struct srv *srv, int what, const char *name, bool failed,
         (what != CL_LOGIN_ACCOUNT && what != CL_LOGIN_ADDRESS))
         return;
     snprintf(key, sizeof key, "%c %s", what == CL_LOGIN_ACCOUNT ? 'u' : 'a', name);
-    /* Ours: counted (or cleared) when it happened. */
-    if (thr_sub_take(srv, 0, key, failed))
+    /* Ours: counted (or cleared) when it happened.  Another node's entry
+     * about a key ours waits for is not ours (it names its origin), or
+     * it would take our note and be counted never.  Without an origin
+     * (or out of cluster mode) the key decides, as it did before. */
+    self = srv_cluster__self(srv);
+    if ((origin == 0 || self == 0 || origin == self) && thr_sub_take(srv, 0, key, failed))
         return;
     if (!failed) {
         (void)thr_forget(srv, key);

@@ -103,8 +103,8 @@ static void rn_applied(void *ud, const struct cl_effects *eff)
         /* Every node counts a failed login of any node in its throttle
          * (docs/clients.md "Throttling across the cluster"). */
         if (srv != NULL)
-            srv_login_applied(srv, eff->login_what, eff->name, eff->login_failed,
-                              uv_now(&n->loop));
+            srv_login_applied(srv, eff->origin, eff->login_what, eff->name,
+                              eff->login_failed, uv_now(&n->loop));
         break;
     default:
         return;

@@ -1226,8 +1226,12 @@ int rnode_open(uv_loop_t *loop, const struct rnode_opts *opts,
     if (rc == 0) {
         struct rreq_opts ro = {.node_id = rn->node_id};
         /* Request ids (repl.h) must not repeat those from before a
-         * restart. */
+         * restart: a new boot, a new session of this node's writes. */
+        do
+            randombytes_buf(&ro.boot, sizeof ro.boot);
+        while (ro.boot == 0);
         randombytes_buf(&ro.seq_start, sizeof ro.seq_start);
+        ro.seq_start >>= 2; /* rreq.h: below 2^63 */
         ro.can_forward = rn->hooks.forward_submit != NULL;
         rc = rreq_new(&ro, &rn->rq);
     }
