@@ -92,6 +92,9 @@ struct tlsrec {
 static EVP_CIPHER *ciphers[NSUITES];
 static EVP_KDF *hkdf;
 static EVP_CIPHER_CTX *scratch;
+/* Hash("") of each suite's hash (RFC 8446 §7.5: the exporter's contexts). */
+static unsigned char empty_hash[NSUITES][TLSREC_MAX_SECRET];
+static bool have_empty_hash[NSUITES];
 /* The key scratch holds (0: none) and its direction (1 encrypt, 0
  * decrypt); key ids count up, so a freed session's key is never taken for
  * a new one at the same address. */
@@ -115,7 +118,18 @@ static int shared(const struct suite *s)
         hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
     if (scratch == NULL)
         scratch = EVP_CIPHER_CTX_new();
-    return ciphers[i] != NULL && hkdf != NULL && scratch != NULL ? 0 : XE_TLS;
+    if (!have_empty_hash[i]) {
+        EVP_MD *md = EVP_MD_fetch(NULL, s->digest, NULL);
+        unsigned int n = 0;
+
+        have_empty_hash[i] = md != NULL &&
+                             EVP_Digest("", 0, empty_hash[i], &n, md, NULL) == 1 &&
+                             n == s->hash_len;
+        EVP_MD_free(md);
+    }
+    return ciphers[i] != NULL && hkdf != NULL && scratch != NULL && have_empty_hash[i]
+               ? 0
+               : XE_TLS;
 }
 
 /* cipher_init readies scratch to seal (enc 1) or open (enc 0) one record
@@ -147,20 +161,21 @@ static void forget_key(const struct dir *d)
 
 /* ---- key schedule ---- */
 
-/* expand_label is HKDF-Expand-Label(secret, label, "", out_len) of RFC
- * 8446 §7.1:
+/* expand_label_ctx is HKDF-Expand-Label(secret, label, context, out_len)
+ * of RFC 8446 §7.1 (ctx_len bytes of context, at most 255):
  *     struct { uint16 length; opaque label<7..255> = "tls13 " + Label;
  *              opaque context<0..255>; } HkdfLabel; */
-static int expand_label(const struct suite *s, const unsigned char *secret,
-                        const char *label, unsigned char *out, size_t out_len)
+static int expand_label_ctx(const struct suite *s, const unsigned char *secret,
+                            const char *label, const unsigned char *ctx, size_t ctx_len,
+                            unsigned char *out, size_t out_len)
 {
-    unsigned char info[2 + 1 + 255 + 1];
+    unsigned char info[2 + 1 + 255 + 1 + 255];
     size_t ll = strlen(label), n = 0;
     int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY, ok;
     EVP_KDF_CTX *k;
     OSSL_PARAM p[5];
 
-    if (6 + ll > 255 || out_len > 0xffff)
+    if (6 + ll > 255 || ctx_len > 255 || out_len > 0xffff)
         return XE_INVAL;
     info[n++] = (unsigned char)(out_len >> 8);
     info[n++] = (unsigned char)out_len;
@@ -169,7 +184,10 @@ static int expand_label(const struct suite *s, const unsigned char *secret,
     n += 6;
     memcpy(info + n, label, ll);
     n += ll;
-    info[n++] = 0; /* empty context */
+    info[n++] = (unsigned char)ctx_len;
+    if (ctx_len > 0)
+        memcpy(info + n, ctx, ctx_len);
+    n += ctx_len;
     k = EVP_KDF_CTX_new(hkdf);
     if (k == NULL)
         return XE_NOMEM;
@@ -183,6 +201,13 @@ static int expand_label(const struct suite *s, const unsigned char *secret,
     EVP_KDF_CTX_free(k);
     ERR_clear_error();
     return ok == 1 ? 0 : XE_TLS;
+}
+
+/* expand_label is HKDF-Expand-Label(secret, label, "", out_len). */
+static int expand_label(const struct suite *s, const unsigned char *secret,
+                        const char *label, unsigned char *out, size_t out_len)
+{
+    return expand_label_ctx(s, secret, label, NULL, 0, out, out_len);
 }
 
 /* set_keys derives d's key and iv from d's secret and restarts its
@@ -227,29 +252,57 @@ static void nonce(const struct dir *d, unsigned char out[IV_LEN])
 
 /* ---- sessions ---- */
 
+/* find_suite is the suite numbered id, or NULL. */
+static const struct suite *find_suite(uint16_t id)
+{
+    for (size_t i = 0; i < NSUITES; i++)
+        if (suites[i].id == id)
+            return &suites[i];
+    return NULL;
+}
+
 bool tlsrec_suite_ok(uint16_t suite, size_t *secret_len)
 {
-    for (size_t i = 0; i < NSUITES; i++) {
-        if (suites[i].id == suite) {
-            if (secret_len != NULL)
-                *secret_len = suites[i].hash_len;
-            return true;
-        }
-    }
-    return false;
+    const struct suite *s = find_suite(suite);
+
+    if (s != NULL && secret_len != NULL)
+        *secret_len = s->hash_len;
+    return s != NULL;
+}
+
+int tlsrec_exporter(uint16_t suite, const unsigned char *secret, size_t secret_len,
+                    const char *label, unsigned char *out, size_t out_len)
+{
+    const struct suite *s = find_suite(suite);
+    unsigned char derived[TLSREC_MAX_SECRET];
+    int rc;
+
+    if (s == NULL || secret_len != s->hash_len)
+        return XE_INVAL;
+    rc = shared(s);
+    /* RFC 8446 §7.5: TLS-Exporter(label, context_value, key_length) =
+     *     HKDF-Expand-Label(Derive-Secret(Secret, label, ""), "exporter",
+     *                       Hash(context_value), key_length)
+     * with Derive-Secret(Secret, Label, "") = HKDF-Expand-Label(Secret,
+     * Label, Hash(""), Hash.length) (§7.1) and an empty context_value. */
+    if (rc == 0)
+        rc = expand_label_ctx(s, secret, label, empty_hash[suite_index(s)], s->hash_len,
+                              derived, s->hash_len);
+    if (rc == 0)
+        rc = expand_label_ctx(s, derived, "exporter", empty_hash[suite_index(s)],
+                              s->hash_len, out, out_len);
+    OPENSSL_cleanse(derived, sizeof derived);
+    return rc;
 }
 
 int tlsrec_new(uint16_t suite, const unsigned char *rx, const unsigned char *tx,
                size_t secret_len, struct tlsrec **out)
 {
-    const struct suite *s = NULL;
+    const struct suite *s = find_suite(suite);
     struct tlsrec *r;
     int rc;
 
     *out = NULL;
-    for (size_t i = 0; i < NSUITES; i++)
-        if (suites[i].id == suite)
-            s = &suites[i];
     if (s == NULL || secret_len != s->hash_len)
         return XE_INVAL;
     rc = shared(s);
