@@ -255,7 +255,7 @@ static void test_data_each_suite(void)
         /* tlsrec_exporter itself, with another label and length, against
          * OpenSSL's exporter (RFC 8446 §7.5). */
         {
-            unsigned char got_x[48], want_x[48];
+            unsigned char got_x[20], want_x[20];
             uint16_t id = SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(l.c));
 
             CHECK_INT(tlsrec_exporter(id, cli_secret[2], cli_secret_len[2],
@@ -266,6 +266,9 @@ static void test_data_each_suite(void)
             CHECK(memcmp(got_x, want_x, sizeof got_x) == 0);
             CHECK_INT(
                 tlsrec_exporter(id, cli_secret[2], cli_secret_len[2] - 1, "x", got_x, 8),
+                XE_INVAL);
+            CHECK_INT(
+                tlsrec_exporter(id, cli_secret[2], cli_secret_len[2], "x", got_x, 49),
                 XE_INVAL);
             CHECK_INT(
                 tlsrec_exporter(0x1304, cli_secret[2], cli_secret_len[2], "x", got_x, 8),

@@ -44,8 +44,9 @@ bool tlsrec_suite_ok(uint16_t suite, size_t *secret_len);
  * (RFC 8446 §7.5, an empty context as RFC 9266 §2's tls-exporter has) for
  * suite, from the session's exporter_master_secret (secret, borrowed,
  * secret_len bytes: OpenSSL's keylog line EXPORTER_SECRET): the value
- * SSL_export_keying_material gives with no context, without the SSL.  0,
- * XE_INVAL (suite, secret_len, label or out_len out of range) or XE_TLS. */
+ * SSL_export_keying_material gives with no context, without the SSL.
+ * out_len is at most the suite's hash length (32 or 48).  0, XE_INVAL
+ * (suite, secret_len, label or out_len out of range) or XE_TLS. */
 int tlsrec_exporter(uint16_t suite, const unsigned char *secret, size_t secret_len,
                     const char *label, unsigned char *out, size_t out_len);
 
