@@ -44,11 +44,12 @@ static void cli_keylog(const SSL *ssl, const char *line)
             : strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0 ? 1
             : strncmp(line, "EXPORTER_SECRET ", 16) == 0         ? 2
                                                                  : -1;
-    const char *hex;
+    const char *sp = strchr(line, ' '), *hex;
     size_t n;
 
     (void)ssl;
-    if (i < 0 || (hex = strchr(strchr(line, ' ') + 1, ' ')) == NULL)
+    /* "LABEL <client random> <secret>": the secret follows the second space. */
+    if (i < 0 || sp == NULL || (hex = strchr(sp + 1, ' ')) == NULL)
         return;
     hex++;
     n = strlen(hex) / 2;
