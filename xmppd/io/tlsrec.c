@@ -188,7 +188,8 @@ static void forget_key(const struct dir *d)
  * hash long, so HKDF-Expand is its first block, T(1) = HMAC-Hash(PRK,
  * info | 0x01) (RFC 5869 §2.3): one HMAC on a copy of the suite's
  * context, instead of an EVP_KDF context that fetches the digest by name
- * each time (callgrind: 21,000 instructions per call, 4 to 6 per login). */
+ * each time (callgrind: 17,000 instructions per call instead of 21,000;
+ * six calls per login, docs/benchmarks.md "Session 8"). */
 static int expand_label_ctx(const struct suite *s, const unsigned char *secret,
                             const char *label, const unsigned char *ctx, size_t ctx_len,
                             unsigned char *out, size_t out_len)
