@@ -33,20 +33,23 @@ static bool make_pki(void)
                      "$S/mknode $D node1 --domain example.com --ip 127.0.0.1");
 }
 
-/* The client's traffic secrets, from its keylog: [0] client, [1] server. */
-static unsigned char cli_secret[2][TLSREC_MAX_SECRET];
-static size_t cli_secret_len[2];
+/* The client's secrets, from its keylog: [0] client traffic, [1] server
+ * traffic, [2] exporter master secret. */
+static unsigned char cli_secret[3][TLSREC_MAX_SECRET];
+static size_t cli_secret_len[3];
 
 static void cli_keylog(const SSL *ssl, const char *line)
 {
     int i = strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0   ? 0
             : strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0 ? 1
+            : strncmp(line, "EXPORTER_SECRET ", 16) == 0         ? 2
                                                                  : -1;
-    const char *hex;
+    const char *sp = strchr(line, ' '), *hex;
     size_t n;
 
     (void)ssl;
-    if (i < 0 || (hex = strchr(line + 24, ' ')) == NULL)
+    /* "LABEL <client random> <secret>": the secret follows the second space. */
+    if (i < 0 || sp == NULL || (hex = strchr(sp + 1, ' ')) == NULL)
         return;
     hex++;
     n = strlen(hex) / 2;
@@ -250,6 +253,28 @@ static void test_data_each_suite(void)
                                          "EXPORTER-Channel-Binding", 24, NULL, 0,
                                          0) == 1);
         CHECK(memcmp(info.exporter, want, 32) == 0);
+        /* tlsrec_exporter itself, with another label and length, against
+         * OpenSSL's exporter (RFC 8446 §7.5). */
+        {
+            unsigned char got_x[20], want_x[20];
+            uint16_t id = SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(l.c));
+
+            CHECK_INT(tlsrec_exporter(id, cli_secret[2], cli_secret_len[2],
+                                      "EXPORTER-xmppd-test", got_x, sizeof got_x),
+                      0);
+            CHECK(SSL_export_keying_material(l.c, want_x, sizeof want_x,
+                                             "EXPORTER-xmppd-test", 19, NULL, 0, 0) == 1);
+            CHECK(memcmp(got_x, want_x, sizeof got_x) == 0);
+            CHECK_INT(
+                tlsrec_exporter(id, cli_secret[2], cli_secret_len[2] - 1, "x", got_x, 8),
+                XE_INVAL);
+            CHECK_INT(
+                tlsrec_exporter(id, cli_secret[2], cli_secret_len[2], "x", got_x, 49),
+                XE_INVAL);
+            CHECK_INT(
+                tlsrec_exporter(0x1304, cli_secret[2], cli_secret_len[2], "x", got_x, 8),
+                XE_INVAL);
+        }
         CHECK_INT(tls_conn_peer(l.s, &peer), XE_NOTFOUND);
         CHECK(!peer.has_cert);
         buf_free(&got);

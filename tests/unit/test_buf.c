@@ -90,6 +90,18 @@ static void test_printf(void)
         CHECK(b.data[b.len - 1] == ']' && b.data[b.len] == '\0');
     }
     buf_free(&b);
+    /* Texts that just fit the room left and one byte more (the NUL needs
+     * its byte): the second is formatted again after growing. */
+    CHECK_INT(buf_puts(&b, "ab"), 0);
+    CHECK_INT((int)b.cap, 64);
+    CHECK_INT(buf_printf(&b, "%060d", 7), 0);
+    CHECK_INT((int)b.len, 62);
+    CHECK_INT((int)b.cap, 64);
+    CHECK_INT(buf_printf(&b, "%d", 12), 0);
+    CHECK_INT((int)b.len, 64);
+    CHECK_INT((int)b.cap, 128);
+    CHECK(b.data[61] == '7' && strcmp(b.data + 62, "12") == 0);
+    buf_free(&b);
 }
 
 static void test_reserve(void)

@@ -51,12 +51,22 @@ int buf_puts(struct buf *b, const char *s)
 
 int buf_printf(struct buf *b, const char *fmt, ...)
 {
+    /* The room left (with the NUL's byte) takes most texts in one pass of
+     * vsnprintf; only a text that does not fit is formatted twice (stream
+     * headers and SASL answers, docs/benchmarks.md "Session 8"). */
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
     va_list ap;
     int n, rv;
 
     va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
+    n = vsnprintf(room > 0 ? b->data + b->len : NULL, room, fmt, ap);
     va_end(ap);
+    if (n >= 0 && (size_t)n < room) {
+        b->len += (size_t)n;
+        return 0;
+    }
+    if (room > 0)
+        b->data[b->len] = '\0'; /* a truncated text is no text */
     if (n < 0)
         return XE_INVAL;
     rv = buf_reserve(b, (size_t)n);

@@ -61,15 +61,18 @@ struct tls_ctx {
     bool verify_peer;
 };
 
-/* The traffic secrets OpenSSL reports through the keylog callback during
- * a handshake that may be handed off (RFC 8446 §7.1
- * client/server_application_traffic_secret_0).  Plain heap memory, wiped
+/* The secrets OpenSSL reports through the keylog callback during a
+ * handshake that may be handed off (RFC 8446 §7.1
+ * client/server_application_traffic_secret_0 and exporter_master_secret,
+ * which tlsrec_exporter derives the RFC 9266 value from without an
+ * SSL_export_keying_material call per login).  Plain heap memory, wiped
  * when freed: OpenSSL keeps the same secrets in its own heap, and a
  * sodium_malloc guard page per connection would cost more than the SSL
  * this replaces. */
 struct tls_secrets {
     unsigned char client[TLSREC_MAX_SECRET], server[TLSREC_MAX_SECRET];
-    size_t client_len, server_len;
+    unsigned char exporter[TLSREC_MAX_SECRET];
+    size_t client_len, server_len, exporter_len;
 };
 
 struct tls_conn {
@@ -143,24 +146,26 @@ static size_t hex_secret(const char *hex, unsigned char *out)
 static void keep_secret(const SSL *ssl, const char *line)
 {
     struct tls_conn *t = SSL_get_app_data(ssl);
+    struct tls_secrets *k = t != NULL ? t->secrets : NULL;
+    unsigned char *out;
+    size_t *len;
     const char *sp;
-    bool client;
 
-    if (t == NULL || t->secrets == NULL)
+    if (k == NULL)
         return;
     if (strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0)
-        client = true;
+        out = k->client, len = &k->client_len, sp = line + 24;
     else if (strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0)
-        client = false;
+        out = k->server, len = &k->server_len, sp = line + 24;
+    else if (strncmp(line, "EXPORTER_SECRET ", 16) == 0)
+        out = k->exporter, len = &k->exporter_len, sp = line + 16;
     else
         return;
-    sp = strchr(line + 24, ' ');
+    /* Past the client random. */
+    sp = strchr(sp, ' ');
     if (sp == NULL)
         return;
-    if (client)
-        t->secrets->client_len = hex_secret(sp + 1, t->secrets->client);
-    else
-        t->secrets->server_len = hex_secret(sp + 1, t->secrets->server);
+    *len = hex_secret(sp + 1, out);
 }
 
 /* setup_policy applies the protocol policy of tls.h to c. */
@@ -655,7 +660,7 @@ static bool can_hand_off(struct tls_conn *t, uint16_t *suite)
         return false;
     *suite = SSL_CIPHER_get_protocol_id(c);
     if (!tlsrec_suite_ok(*suite, &slen) || t->secrets->client_len != slen ||
-        t->secrets->server_len != slen)
+        t->secrets->server_len != slen || t->secrets->exporter_len != slen)
         return false;
     /* Both sequence numbers start at 0 (RFC 8446 §5.3) only if the server
      * sent nothing after its Finished (no NewSessionTicket, §4.6.1) and
@@ -687,10 +692,10 @@ static int hand_off(struct tls_conn *t, struct buf *unread)
         drop_secrets(t);
         return 0;
     }
-    /* RFC 9266 §2 / RFC 8446 §7.5: kept for tls_conn_binding. */
-    ERR_clear_error();
-    if (SSL_export_keying_material(t->ssl, t->exporter, sizeof t->exporter, label,
-                                   sizeof label - 1, NULL, 0, 0) != 1) {
+    /* RFC 9266 §2 / RFC 8446 §7.5: kept for tls_conn_binding; the value
+     * SSL_export_keying_material would give (io/test_tlsrec checks it). */
+    if (tlsrec_exporter(suite, t->secrets->exporter, t->secrets->exporter_len, label,
+                        t->exporter, sizeof t->exporter) != 0) {
         ERR_clear_error();
         drop_secrets(t);
         return 0;

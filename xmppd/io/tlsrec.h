@@ -40,6 +40,16 @@ struct tlsrec;
  * one tlsrec handles; *secret_len (may be NULL) gets its hash length. */
 bool tlsrec_suite_ok(uint16_t suite, size_t *secret_len);
 
+/* tlsrec_exporter writes out_len bytes of TLS-Exporter(label, "", out_len)
+ * (RFC 8446 §7.5, an empty context as RFC 9266 §2's tls-exporter has) for
+ * suite, from the session's exporter_master_secret (secret, borrowed,
+ * secret_len bytes: OpenSSL's keylog line EXPORTER_SECRET): the value
+ * SSL_export_keying_material gives with no context, without the SSL.
+ * out_len is at most the suite's hash length (32 or 48).  0, XE_INVAL
+ * (suite, secret_len, label or out_len out of range) or XE_TLS. */
+int tlsrec_exporter(uint16_t suite, const unsigned char *secret, size_t secret_len,
+                    const char *label, unsigned char *out, size_t out_len);
+
 /* tlsrec_new starts a record layer for suite from the peer's traffic
  * secret rx and ours tx (borrowed, secret_len bytes each; for a server rx is
  * client_application_traffic_secret_0, RFC 8446 §7.1), both sequence
