@@ -441,6 +441,80 @@ static void test_not_an_upgrade(void)
     cx_free(&c);
 }
 
+/* RFC 9112 §3: a request line is method, target and HTTP version; one
+ * without the version (HTTP/0.9's form) is not an HTTP/1.1 request: 400,
+ * for discovery as for the upgrade. */
+static void test_request_without_version_400(void)
+{
+    struct cx c;
+
+    cx_init(&c, NULL);
+    refused(&c, "GET /.well-known/host-meta\r\n\r\n", "HTTP/1.1 400 ", "HTTP version");
+    cx_free(&c);
+    cx_init(&c, NULL);
+    refused(&c, "GET /.well-known/host-meta\r\nHost: h\r\n\r\n", "HTTP/1.1 400 ",
+            "HTTP version");
+    cx_free(&c);
+}
+
+/* RFC 9112 §5.2: a server receiving obs-fold (a field line continued on a
+ * line that starts with SP or HTAB) rejects it with 400 or unfolds it; we
+ * reject, so a folded Host, Origin or subprotocol is never read in a way
+ * a proxy in front may not share.  §2.2: whitespace-preceded lines after
+ * the request line: the same. */
+static void test_obs_fold_400(void)
+{
+    static const char *const reqs[] = {
+        REQ_HEAD "X-Foo: a\r\n b\r\nSec-WebSocket-Protocol: xmpp\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n",
+        REQ_HEAD "Sec-WebSocket-Protocol: chat,\r\n\txmpp\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n",
+        "GET /.well-known/host-meta HTTP/1.1\r\nHost: a\r\n b\r\n\r\n",
+        "GET /.well-known/host-meta HTTP/1.1\r\n Host: h\r\nHost: h\r\n\r\n",
+        "GET /.well-known/host-meta HTTP/1.1\nHost: a\n b\n\n",
+    };
+    struct cx c;
+
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        cx_init(&c, NULL);
+        refused(&c, reqs[i], "HTTP/1.1 400 ", "obs-fold");
+        cx_free(&c);
+    }
+    /* a byte at a time: the fold is seen across reads too */
+    cx_init(&c, NULL);
+    cx_start(&c, "192.0.2.7");
+    for (const char *p = reqs[0]; *p != '\0' && !c.close; p++)
+        cx_in(&c, p, 1);
+    REQUIRE(c.wire.data != NULL);
+    CHECK(strncmp(c.wire.data, "HTTP/1.1 400 ", 13) == 0);
+    CHECK(c.close && !c.upgraded);
+    cx_free(&c);
+}
+
+/* RFC 9112 §5.1: whitespace between a field name and the colon: 400 (a
+ * MUST).  http_parser (not strict) takes "Origin " as a name; read as no
+ * Origin at all it would slip past the allow-list. */
+static void test_space_before_colon_400(void)
+{
+    static const char *const allowed[] = {"https://app.example"};
+    struct cx c;
+
+    cx_init(&c, NULL);
+    c.cfg.origins = allowed;
+    c.cfg.norigins = 1;
+    refused(&c,
+            "GET /xmpp-websocket HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Origin : https://evil.example\r\n"
+            "Sec-WebSocket-Protocol: xmpp\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "HTTP/1.1 400 ", "whitespace");
+    cx_free(&c);
+    cx_init(&c, NULL);
+    refused(&c, "GET /.well-known/host-meta HTTP/1.1\r\nHost\t: h\r\n\r\n",
+            "HTTP/1.1 400 ", NULL);
+    cx_free(&c);
+}
+
 /* Oversized requests: 431 (RFC 6585 §5, Request Header Fields Too Large)
  * for header bytes and header count, 414 (RFC 9110 §15.5.15) for a long
  * request target. */
@@ -1444,12 +1518,13 @@ static void test_idle_parks_frames(void)
 TL_MAIN(T(test_frame_helper_matches_rfc), T(test_upgrade_rfc6455),
         T(test_subprotocol_required), T(test_browser_requests), T(test_wrong_version_426),
         T(test_bad_key_400), T(test_origin_allow_list), T(test_not_an_upgrade),
-        T(test_oversized_headers), T(test_handshake_timeout), T(test_host_meta),
-        T(test_x_forwarded_for), T(test_x_forwarded_for_cidr),
-        T(test_open_becomes_header), T(test_unmasked_frame_1002),
-        T(test_bad_utf8_and_rsv), T(test_malformed_frames), T(test_fragmented_stanza),
-        T(test_oversized_message_1009), T(test_ping_pong), T(test_binary_1003),
-        T(test_close_by_client), T(test_close_frame_echo), T(test_close_by_server),
-        T(test_redirect), T(test_outbound_translation), T(test_stream_restart),
-        T(test_framing_errors), T(test_blank_message_ignored),
+        T(test_request_without_version_400), T(test_obs_fold_400),
+        T(test_space_before_colon_400), T(test_oversized_headers),
+        T(test_handshake_timeout), T(test_host_meta), T(test_x_forwarded_for),
+        T(test_x_forwarded_for_cidr), T(test_open_becomes_header),
+        T(test_unmasked_frame_1002), T(test_bad_utf8_and_rsv), T(test_malformed_frames),
+        T(test_fragmented_stanza), T(test_oversized_message_1009), T(test_ping_pong),
+        T(test_binary_1003), T(test_close_by_client), T(test_close_frame_echo),
+        T(test_close_by_server), T(test_redirect), T(test_outbound_translation),
+        T(test_stream_restart), T(test_framing_errors), T(test_blank_message_ignored),
         T(test_truncation_and_chunking), T(test_mutations), T(test_idle_parks_frames))

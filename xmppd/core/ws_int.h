@@ -27,7 +27,10 @@ struct ws_req {
     bool nomem;        /* a callback ran out of memory */
     bool done;         /* on_message_complete came */
     bool body;         /* the request announced a body */
-    unsigned refuse;   /* a limit broke while parsing: 414 or 431 */
+    unsigned refuse;   /* a rule broke while parsing: 400, 414 or 431 */
+    const char *why;   /* static: what broke (400) */
+    bool bol;          /* the last byte given to the parser ended a line */
+    unsigned lines;    /* lines ended so far (the request line is the first) */
     struct buf url;    /* the request target */
     struct buf field;  /* the header field being read */
     struct buf value;  /* its value */
