@@ -792,6 +792,38 @@ static void test_unmasked_frame_1002(void)
     cx_free(&c);
 }
 
+/* RFC 6455 §5.5.1: a close frame's body, if any, begins with a 2-byte
+ * status code; a body of one byte is malformed: fail with 1002, not an
+ * echo as if no code came.  A reason that is not UTF-8: 1007 (§5.5.1,
+ * §8.1). */
+static void test_close_malformed_body(void)
+{
+    static const unsigned char one[] = {0x03};
+    static const unsigned char bad_reason[] = {0x03, 0xe8, 0xc3, 0x28};
+    struct ws_stats st;
+    struct buf b = {0};
+    struct cx c;
+
+    cx_init(&c, NULL);
+    cx_xmpp(&c);
+    cframe(&b, true, 8, one, sizeof one, true);
+    cx_inb(&c, &b);
+    cx_closeframe(&c, 1002);
+    CHECK(c.close && c.stream.len == 0);
+    ws_get_stats(c.ws, &st);
+    CHECK_INT(st.close_sent, 1002);
+    cx_free(&c);
+
+    cx_init(&c, NULL);
+    cx_xmpp(&c);
+    cframe(&b, true, 8, bad_reason, sizeof bad_reason, true);
+    cx_inb(&c, &b);
+    cx_closeframe(&c, 1007);
+    CHECK(c.close && c.stream.len == 0);
+    buf_free(&b);
+    cx_free(&c);
+}
+
 /* Invalid UTF-8 in a text message: 1007; a reserved bit (no extension
  * was negotiated): 1002 (RFC 6455 §5.2, §8.1). */
 static void test_bad_utf8_and_rsv(void)
@@ -1522,9 +1554,10 @@ TL_MAIN(T(test_frame_helper_matches_rfc), T(test_upgrade_rfc6455),
         T(test_space_before_colon_400), T(test_oversized_headers),
         T(test_handshake_timeout), T(test_host_meta), T(test_x_forwarded_for),
         T(test_x_forwarded_for_cidr), T(test_open_becomes_header),
-        T(test_unmasked_frame_1002), T(test_bad_utf8_and_rsv), T(test_malformed_frames),
-        T(test_fragmented_stanza), T(test_oversized_message_1009), T(test_ping_pong),
-        T(test_binary_1003), T(test_close_by_client), T(test_close_frame_echo),
-        T(test_close_by_server), T(test_redirect), T(test_outbound_translation),
-        T(test_stream_restart), T(test_framing_errors), T(test_blank_message_ignored),
+        T(test_unmasked_frame_1002), T(test_close_malformed_body),
+        T(test_bad_utf8_and_rsv), T(test_malformed_frames), T(test_fragmented_stanza),
+        T(test_oversized_message_1009), T(test_ping_pong), T(test_binary_1003),
+        T(test_close_by_client), T(test_close_frame_echo), T(test_close_by_server),
+        T(test_redirect), T(test_outbound_translation), T(test_stream_restart),
+        T(test_framing_errors), T(test_blank_message_ignored),
         T(test_truncation_and_chunking), T(test_mutations), T(test_idle_parks_frames))

@@ -188,23 +188,37 @@ static int ws_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, 
     return 0;
 }
 
-/* RFC 7395 §3.2: XMPP messages are text frames.  A binary message is
- * refused at its first frame, before it is buffered: close 1003
- * (unsupported data, RFC 6455 §7.4.1). */
+/* ws_refuse_frame fails the connection at the start of a frame, before
+ * its payload is buffered: our close with code and reason (static), and
+ * nothing more is read (RFC 6455 §7.1.7). */
+static void ws_refuse_frame(struct ws_conn *ws, wslay_event_context_ptr ctx,
+                            uint16_t code, const char *reason, const char *why)
+{
+    wslay_event_queue_close(ctx, code, (const uint8_t *)reason, strlen(reason));
+    wslay_event_shutdown_read(ctx);
+    if (ws->up->why == NULL)
+        ws->up->why = why;
+}
+
+/* Frames refused at their start: RFC 7395 §3.2, XMPP messages are text
+ * frames, so a binary message gets close 1003 (unsupported data, RFC 6455
+ * §7.4.1).  RFC 6455 §5.5.1: a close frame's body, if any, begins with a
+ * 2-byte status code; wslay reads a 1-byte body as "no code" and would
+ * echo it, so it is refused here with 1002 (protocol error). */
 static void ws_frame_start_cb(wslay_event_context_ptr ctx,
                               const struct wslay_event_on_frame_recv_start_arg *arg,
                               void *ud)
 {
-    static const char why[] = "binary frame: XMPP uses text frames (RFC 7395 3.2)";
     struct ws_conn *ws = ud;
 
-    if (arg->opcode != WSLAY_BINARY_FRAME)
-        return;
-    wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA, (const uint8_t *)why,
-                            sizeof why - 1);
-    wslay_event_shutdown_read(ctx);
-    if (ws->up->why == NULL)
-        ws->up->why = "binary frame refused (1003)";
+    if (arg->opcode == WSLAY_BINARY_FRAME)
+        ws_refuse_frame(ws, ctx, WSLAY_CODE_UNSUPPORTED_DATA,
+                        "binary frame: XMPP uses text frames (RFC 7395 3.2)",
+                        "binary frame refused (1003)");
+    else if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
+        ws_refuse_frame(ws, ctx, WSLAY_CODE_PROTOCOL_ERROR,
+                        "close frame of 1 byte (RFC 6455 5.5.1)",
+                        "malformed close frame refused (1002)");
 }
 
 static void ws_msg_cb(wslay_event_context_ptr ctx,
