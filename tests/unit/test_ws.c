@@ -387,6 +387,20 @@ static void test_bad_key_400(void)
         refused(&c, req, "HTTP/1.1 400 ", "Sec-WebSocket-Key");
         cx_free(&c);
     }
+    /* none, or two (RFC 6455 §4.2.1 item 5: exactly one) */
+    cx_init(&c, NULL);
+    refused(&c,
+            "GET /xmpp-websocket HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\n"
+            "Sec-WebSocket-Protocol: xmpp\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "HTTP/1.1 400 ", "Sec-WebSocket-Key");
+    cx_free(&c);
+    cx_init(&c, NULL);
+    refused(&c,
+            REQ_HEAD "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Protocol: xmpp\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "HTTP/1.1 400 ", "Sec-WebSocket-Key");
+    cx_free(&c);
 }
 
 static void test_origin_allow_list(void)
@@ -792,6 +806,28 @@ static void test_unmasked_frame_1002(void)
     cx_free(&c);
 }
 
+/* A masked client frame (RFC 6455 §5.3): the payload XOR the key, as the
+ * client sends it; unmasked, the stanza reaches the session byte for
+ * byte. */
+static void test_masked_frame(void)
+{
+    static const char st[] = "<message xmlns='jabber:client' to='a@example.com'>"
+                             "<body>masked</body></message>";
+    struct buf b = {0};
+    struct cx c;
+
+    cx_init(&c, NULL);
+    cx_xmpp(&c);
+    cframe(&b, true, 1, st, strlen(st), true);
+    for (size_t i = 0; i + 6 <= b.len; i++)
+        CHECK(memcmp(b.data + i, "masked", 6) != 0); /* on the wire, masked */
+    cx_inb(&c, &b);
+    CHECK_STR(c.stream.data, st);
+    CHECK(!c.close && !c.stream_error && c.wire.len == 0);
+    buf_free(&b);
+    cx_free(&c);
+}
+
 /* RFC 6455 §5.5.1: a close frame's body, if any, begins with a 2-byte
  * status code; a body of one byte is malformed: fail with 1002, not an
  * echo as if no code came.  A reason that is not UTF-8: 1007 (§5.5.1,
@@ -822,6 +858,34 @@ static void test_close_malformed_body(void)
     CHECK(c.close && c.stream.len == 0);
     buf_free(&b);
     cx_free(&c);
+}
+
+/* RFC 6455 §5.2: opcodes 3-7 and 0xB-0xF are reserved; an unknown opcode
+ * fails the connection (1002), as does a continuation with no message
+ * begun and a new data frame inside a fragmented message (§5.4). */
+static void test_reserved_opcodes_1002(void)
+{
+    static const int ops[] = {3, 4, 5, 6, 7, 11, 12, 13, 14, 15};
+    struct buf b = {0};
+    struct cx c;
+
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0] + 2; i++) {
+        cx_init(&c, NULL);
+        cx_xmpp(&c);
+        if (i < sizeof ops / sizeof ops[0]) {
+            cframe(&b, true, ops[i], "x", 1, true);
+        } else if (i == sizeof ops / sizeof ops[0]) {
+            cframe(&b, true, 0, "<a/>", 4, true);
+        } else {
+            cframe(&b, false, 1, "<a>", 3, true);
+            cframe(&b, true, 1, "<b/>", 4, true);
+        }
+        cx_inb(&c, &b);
+        cx_closeframe(&c, 1002);
+        CHECK(c.close && c.stream.len == 0);
+        cx_free(&c);
+    }
+    buf_free(&b);
 }
 
 /* Invalid UTF-8 in a text message: 1007; a reserved bit (no extension
@@ -1266,7 +1330,7 @@ static void test_framing_errors(void)
             XS_COND_NOT_WELL_FORMED, true);
     bad_msg("<presence xmlns='jabber:client'/>junk", XS_COND_NOT_WELL_FORMED, true);
     bad_msg("junk<presence xmlns='jabber:client'/>", XS_COND_NOT_WELL_FORMED, true);
-    /* a stanza split across two messages */
+    /* each half of a stanza split across messages (test_stanza_split) */
     bad_msg("<message xmlns='jabber:client'><body>a", XS_COND_NOT_WELL_FORMED, true);
     bad_msg("</message>", XS_COND_NOT_WELL_FORMED, true);
     bad_msg("<message xmlns='jabber:client'><unbound:x/></message>",
@@ -1286,6 +1350,31 @@ static void test_framing_errors(void)
             false);
 }
 
+/* RFC 7395 §3.3.3: a stanza is one whole message; one split across two
+ * text messages (each a complete, FIN frame) is not: the first half fails
+ * the stream with not-well-formed, and neither half reaches the session.
+ * (Split across the frames of one fragmented message it is fine:
+ * test_fragmented_stanza.) */
+static void test_stanza_split(void)
+{
+    static const char st[] = "<message xmlns='jabber:client' to='a@example.com'>"
+                             "<body>in two messages</body></message>";
+    struct buf b = {0};
+    struct cx c;
+
+    cx_init(&c, NULL);
+    cx_xmpp(&c);
+    cframe(&b, true, 1, st, 30, true);
+    cframe(&b, true, 1, st + 30, strlen(st) - 30, true);
+    cx_inb(&c, &b);
+    CHECK(c.stream.len == 0);
+    CHECK(c.stream_error);
+    CHECK_INT(c.cond, XS_COND_NOT_WELL_FORMED);
+    CHECK(!c.close); /* the session answers with its stream error */
+    buf_free(&b);
+    cx_free(&c);
+}
+
 static void test_blank_message_ignored(void)
 {
     struct buf b = {0};
@@ -1296,6 +1385,10 @@ static void test_blank_message_ignored(void)
     ctext(&b, " \n");
     cx_inb(&c, &b);
     CHECK(c.stream.len == 0 && !c.stream_error && !c.close);
+    /* an empty text message (valid UTF-8, RFC 6455 §5.6): nothing either */
+    cframe(&b, true, 1, "", 0, true);
+    cx_inb(&c, &b);
+    CHECK(c.stream.len == 0 && !c.stream_error && !c.close && c.wire.len == 0);
     buf_free(&b);
     cx_free(&c);
 }
@@ -1554,10 +1647,11 @@ TL_MAIN(T(test_frame_helper_matches_rfc), T(test_upgrade_rfc6455),
         T(test_space_before_colon_400), T(test_oversized_headers),
         T(test_handshake_timeout), T(test_host_meta), T(test_x_forwarded_for),
         T(test_x_forwarded_for_cidr), T(test_open_becomes_header),
-        T(test_unmasked_frame_1002), T(test_close_malformed_body),
-        T(test_bad_utf8_and_rsv), T(test_malformed_frames), T(test_fragmented_stanza),
-        T(test_oversized_message_1009), T(test_ping_pong), T(test_binary_1003),
-        T(test_close_by_client), T(test_close_frame_echo), T(test_close_by_server),
-        T(test_redirect), T(test_outbound_translation), T(test_stream_restart),
-        T(test_framing_errors), T(test_blank_message_ignored),
-        T(test_truncation_and_chunking), T(test_mutations), T(test_idle_parks_frames))
+        T(test_unmasked_frame_1002), T(test_masked_frame), T(test_close_malformed_body),
+        T(test_reserved_opcodes_1002), T(test_bad_utf8_and_rsv), T(test_malformed_frames),
+        T(test_fragmented_stanza), T(test_oversized_message_1009), T(test_ping_pong),
+        T(test_binary_1003), T(test_close_by_client), T(test_close_frame_echo),
+        T(test_close_by_server), T(test_redirect), T(test_outbound_translation),
+        T(test_stream_restart), T(test_framing_errors), T(test_stanza_split),
+        T(test_blank_message_ignored), T(test_truncation_and_chunking), T(test_mutations),
+        T(test_idle_parks_frames))
