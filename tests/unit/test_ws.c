@@ -860,6 +860,42 @@ static void test_close_malformed_body(void)
     cx_free(&c);
 }
 
+/* A close frame whose reason is split across reads, at every point: the
+ * echo is the same close (1000 and the reason), never 1007 for a valid
+ * reason; an invalid one is 1007 however it is split. */
+static void test_close_reason_split(void)
+{
+    static const unsigned char good[] = {0x03, 0xe8, 0xc3, 0xa9, 'x',
+                                         'y',  0xe2, 0x82, 0xac};
+    static const unsigned char bad[] = {0x03, 0xe8, 'x', 0xc3, 0x28, 'y'};
+    struct buf b = {0};
+    struct cx c;
+
+    for (int which = 0; which < 2; which++) {
+        for (size_t chunk = 1; chunk < 16; chunk++) {
+            cx_init(&c, NULL);
+            cx_xmpp(&c);
+            if (which == 0)
+                cframe(&b, true, 8, good, sizeof good, true);
+            else
+                cframe(&b, true, 8, bad, sizeof bad, true);
+            for (size_t off = 0; off < b.len; off += chunk)
+                cx_in(&c, b.data + off, b.len - off < chunk ? b.len - off : chunk);
+            buf_reset(&b);
+            cx_closeframe(&c, which == 0 ? 1000 : 1007);
+            if (which == 0 && c.f.payload.len == sizeof good)
+                CHECK(memcmp(c.f.payload.data, good, sizeof good) == 0);
+            else if (which == 0)
+                CHECK_INT(c.f.payload.len, sizeof good);
+            CHECK(c.close);
+            if (tl_case_failures > 0)
+                fprintf(stderr, "which %d chunk %zu\n", which, chunk);
+            cx_free(&c);
+        }
+    }
+    buf_free(&b);
+}
+
 /* RFC 6455 §5.2: opcodes 3-7 and 0xB-0xF are reserved; an unknown opcode
  * fails the connection (1002), as does a continuation with no message
  * begun and a new data frame inside a fragmented message (§5.4). */
@@ -1648,10 +1684,10 @@ TL_MAIN(T(test_frame_helper_matches_rfc), T(test_upgrade_rfc6455),
         T(test_handshake_timeout), T(test_host_meta), T(test_x_forwarded_for),
         T(test_x_forwarded_for_cidr), T(test_open_becomes_header),
         T(test_unmasked_frame_1002), T(test_masked_frame), T(test_close_malformed_body),
-        T(test_reserved_opcodes_1002), T(test_bad_utf8_and_rsv), T(test_malformed_frames),
-        T(test_fragmented_stanza), T(test_oversized_message_1009), T(test_ping_pong),
-        T(test_binary_1003), T(test_close_by_client), T(test_close_frame_echo),
-        T(test_close_by_server), T(test_redirect), T(test_outbound_translation),
-        T(test_stream_restart), T(test_framing_errors), T(test_stanza_split),
-        T(test_blank_message_ignored), T(test_truncation_and_chunking), T(test_mutations),
-        T(test_idle_parks_frames))
+        T(test_close_reason_split), T(test_reserved_opcodes_1002),
+        T(test_bad_utf8_and_rsv), T(test_malformed_frames), T(test_fragmented_stanza),
+        T(test_oversized_message_1009), T(test_ping_pong), T(test_binary_1003),
+        T(test_close_by_client), T(test_close_frame_echo), T(test_close_by_server),
+        T(test_redirect), T(test_outbound_translation), T(test_stream_restart),
+        T(test_framing_errors), T(test_stanza_split), T(test_blank_message_ignored),
+        T(test_truncation_and_chunking), T(test_mutations), T(test_idle_parks_frames))

@@ -75,6 +75,7 @@ struct ws_conn {
     /* WebSocket (after the upgrade) */
     wslay_event_context_ptr wsl; /* owned; NULL while parked (idle) */
     struct ws_fscan fscan;       /* the client's frames, as wslay reads them */
+    struct buf ctl;              /* a control frame gathered whole (ws.c) */
     const uint8_t *in;           /* input being handed to wslay */
     size_t in_len;
     bool in_recv;      /* inside wslay_event_recv: queue, do not send */
