@@ -13,8 +13,10 @@ SCRAM are independent of the server's), and a libstrophe client on 5222
  - an upgrade without the xmpp subprotocol is refused with 400;
  - alice, over wss on one follower (the CA of certs/ verified, the
    subprotocol xmpp), logs in with SCRAM-SHA-256 (computed here with
-   hashlib/hmac), binds, and exchanges messages with bob on 5222 on the
-   other follower; `xmpp status` counts her as a websocket session;
+   hashlib/hmac), binds, and exchanges messages and (directed) presence
+   with bob on 5222 on the other follower; `xmpp status` (text and JSON) counts her as a websocket
+   session, and `xmpp cluster status` on the leader (text and --json)
+   shows her on f1's line and bob on f2's, by transport;
  - plain ws is refused (TLS is required for clients) with policy-violation;
  - <close/> is answered with <close/> and the WebSocket close;
  - a member leaves (xmpp cluster disable): the others' host-meta drops it,
@@ -275,6 +277,32 @@ def main():
                      "xmpp status counts alice as websocket")
             # Both nodes know both sessions before full JIDs are used.
             wait_sessions([f1, f2], {"alice": 1, "bob": 1})
+            # Sessions by transport, as an operator reads them: `xmpp
+            # status` on f1 (text), `xmpp cluster status` on the leader
+            # (text: one line per member; --json: each peer's sessions).
+            out = f1.ok("xmpp status")
+            check("Websocket: 1" in out, "xmpp status text on f1:\n%s" % out)
+            by_line = {f1.peer_addr: "clients tcp 0, websocket 1",
+                       f2.peer_addr: "clients tcp 1, websocket 0"}
+
+            def cluster_counts():
+                text = leader.ok("xmpp cluster status")
+                for addr, want in by_line.items():
+                    ln = [x for x in text.splitlines() if x.startswith(addr)]
+                    if len(ln) != 1 or want not in ln[0]:
+                        return None
+                return text
+            try:
+                text = wait_for(cluster_counts, 60, "clients by transport on the leader")
+            except AssertionError as e:
+                raise AssertionError("%s:\n%s" % (e, leader.ok("xmpp cluster status")))
+            c.say("xmpp cluster status on %s:\n%s", leader.name, text)
+            js = leader.json("xmpp cluster status")
+            by = {p["address"]: p["sessions"] for p in js["peers"]}
+            check(by[f1.peer_addr]["clients_websocket"] == 1 and
+                  by[f1.peer_addr]["clients_tcp"] == 0 and
+                  by[f2.peer_addr]["clients_websocket"] == 0 and
+                  by[f2.peer_addr]["clients_tcp"] == 1, "cluster status --json: %r" % by)
 
             ws.send("<message to='bob@example.com/desk' type='chat'>"
                     "<body>hello from the browser</body></message>")
@@ -285,6 +313,21 @@ def main():
                 if m.startswith("<message"):
                     break
             check("from='bob@example.com/desk'" in m and "hello back over 5222" in m, m)
+            # Presence both ways across the two followers (directed, RFC
+            # 6121 §4.6): the browser's reaches bob on 5222, bob's reaches
+            # the browser.
+            ws.send("<presence to='bob@example.com/desk'><status>in the browser</status>"
+                    "</presence>")
+            bob.wait_line(r"^presence alice@example.com/browser available status "
+                          r"in the browser$")
+            bob.send("directed alice@example.com/browser")
+            while True:
+                m = ws.text()
+                if m.startswith("<presence"):
+                    break
+            check("from='bob@example.com/desk'" in m and "type=" not in m, m)
+            c.say("presence exchanged: alice (wss, %s) and bob (5222, %s)", f1.name,
+                  f2.name)
 
             # RFC 7395 §3.6: <close/> both ways, then the WebSocket close.
             ws.send("<close xmlns='%s'/>" % FRAMING)
