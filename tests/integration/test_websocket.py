@@ -176,9 +176,9 @@ def open_stream(ws):
     return ws.text()  # the features
 
 
-def http_get(host, ca, path):
+def http_get(host, ca, path, port=WSS_PORT):
     s = ssl.create_default_context(cafile=ca).wrap_socket(
-        socket.create_connection((host, WSS_PORT), timeout=60), server_hostname=host)
+        socket.create_connection((host, port), timeout=60), server_hostname=host)
     s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path, host)).encode())
     data = b""
     while True:
