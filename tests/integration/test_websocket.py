@@ -35,7 +35,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clients import Client  # noqa: E402
-from cluster import Cluster, wait_for, wait_sessions  # noqa: E402
+from cluster import Cluster, wait_client_counts, wait_for, wait_sessions  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 WS_PORT, WSS_PORT, PATH = 5280, 5281, "/xmpp-websocket"
@@ -282,27 +282,9 @@ def main():
             # (text: one line per member; --json: each peer's sessions).
             out = f1.ok("xmpp status")
             check("Websocket: 1" in out, "xmpp status text on f1:\n%s" % out)
-            by_line = {f1.peer_addr: "clients tcp 0, websocket 1",
-                       f2.peer_addr: "clients tcp 1, websocket 0"}
-
-            def cluster_counts():
-                text = leader.ok("xmpp cluster status")
-                for addr, want in by_line.items():
-                    ln = [x for x in text.splitlines() if x.startswith(addr)]
-                    if len(ln) != 1 or want not in ln[0]:
-                        return None
-                return text
-            try:
-                text = wait_for(cluster_counts, 60, "clients by transport on the leader")
-            except AssertionError as e:
-                raise AssertionError("%s:\n%s" % (e, leader.ok("xmpp cluster status")))
+            text = wait_client_counts(leader, {f1.peer_addr: (0, 1),
+                                               f2.peer_addr: (1, 0)})
             c.say("xmpp cluster status on %s:\n%s", leader.name, text)
-            js = leader.json("xmpp cluster status")
-            by = {p["address"]: p["sessions"] for p in js["peers"]}
-            check(by[f1.peer_addr]["clients_websocket"] == 1 and
-                  by[f1.peer_addr]["clients_tcp"] == 0 and
-                  by[f2.peer_addr]["clients_websocket"] == 0 and
-                  by[f2.peer_addr]["clients_tcp"] == 1, "cluster status --json: %r" % by)
 
             ws.send("<message to='bob@example.com/desk' type='chat'>"
                     "<body>hello from the browser</body></message>")
