@@ -436,13 +436,19 @@ static int ws_wslay_input(struct ws_conn *ws, const uint8_t *data, size_t len)
 }
 
 /* ws_ctl_size returns the size of the control frame whose first two bytes
- * are h (RFC 6455 §5.2: header, masking key, payload), or 0 when its
- * length is over 125 (§5.5): wslay refuses that at its header. */
+ * are h (RFC 6455 §5.2: header, masking key, payload), once ws_ctl_bad
+ * has let it through. */
 static size_t ws_ctl_size(const uint8_t *h)
 {
-    size_t len = h[1] & 0x7f;
+    return 2 + ((h[1] & 0x80) != 0 ? 4 : 0) + (h[1] & 0x7f);
+}
 
-    return len > 125 ? 0 : 2 + ((h[1] & 0x80) != 0 ? 4 : 0) + len;
+/* ws_ctl_bad tells whether a control frame is malformed at its first two
+ * bytes: fragmented, or a length over 125 (RFC 6455 §5.5).  wslay's frame
+ * layer refuses these with a close without a code; we say 1002. */
+static bool ws_ctl_bad(const uint8_t *h)
+{
+    return (h[0] & 0x80) == 0 || (h[1] & 0x7f) > 125;
 }
 
 /* ws_frames_input hands the client's bytes to wslay, each control frame
@@ -482,11 +488,22 @@ static int ws_frames_input(struct ws_conn *ws, const uint8_t *data, size_t len)
         }
         data += n;
         len -= n;
-        if (ws->ctl.len >= 2)
-            size = ws_ctl_size((const uint8_t *)ws->ctl.data);
-        if (ws->ctl.len < 2 || (size != 0 && ws->ctl.len < size))
+        if (ws->ctl.len < 2)
             continue; /* the rest comes in a later read */
-        /* whole (or over 125 bytes: wslay refuses it from its header) */
+        if (ws_ctl_bad((const uint8_t *)ws->ctl.data)) {
+            buf_free(&ws->ctl);
+            if (ws_wsl(ws) < 0) {
+                ws__finish(ws, "out of memory");
+                return XE_NOMEM;
+            }
+            ws_refuse_frame(ws, ws->wsl, WSLAY_CODE_PROTOCOL_ERROR,
+                            "control frame fragmented or over 125 bytes (RFC 6455 5.5)",
+                            "malformed control frame refused (1002)");
+            return ws_flush(ws);
+        }
+        size = ws_ctl_size((const uint8_t *)ws->ctl.data);
+        if (ws->ctl.len < size)
+            continue;
         ws_fscan_feed(&ws->fscan, (const uint8_t *)ws->ctl.data, ws->ctl.len, false);
         rc = ws_wslay_input(ws, (const uint8_t *)ws->ctl.data, ws->ctl.len);
         buf_free(&ws->ctl);
