@@ -292,9 +292,15 @@ bc_alb() { # xmppd-loginbench against the anchor loaded last
 }
 
 bc_anchor_rows() {
-  local server=$1 dir="$tmp/anchor-$1" key mech m ver row label stage k how
+  local server=$1 dir base key mech m ver row label stage k how
   local -a rsa
   [ -x "$src/scripts/anchors" ] || return 0
+  # The servers run as their packages' users: their directory must be
+  # reachable by them ($tmp is 0700), as scripts/bench does for --anchors.
+  base=$(mktemp -d "${TMPDIR:-/tmp}/xmppd-anchors.XXXXXX")
+  chmod 711 "$base"
+  anchor_dirs+=("$base")
+  dir="$base/$server"
   ver=$("$src/scripts/anchors" version "$server" 2>/dev/null || echo "$server")
   echo
   echo "clients on $ver (scripts/anchors), the same rows"

@@ -843,6 +843,34 @@ def wait_sessions(nodes, want, timeout=60):
         raise AssertionError("%s; last seen %s" % (e, last))
 
 
+def wait_client_counts(asking, want, timeout=60):
+    """Waits until `xmpp cluster status` on asking shows, on the line of
+    each member in want ({peer address: (tcp, websocket)}), "clients tcp
+    T, websocket W", and checks that --json agrees
+    (peers[].sessions.clients_tcp / clients_websocket); returns the text.
+    A follower's counts reach the leader in its link's PINGs, after the
+    session table: wait for them."""
+    def counted():
+        text = asking.ok("xmpp cluster status")
+        for addr, (tcp, ws) in want.items():
+            line = [ln for ln in text.splitlines() if ln.startswith(addr)]
+            if not (len(line) == 1 and
+                    "clients tcp %d, websocket %d" % (tcp, ws) in line[0]):
+                return None
+        return text
+    try:
+        text = wait_for(counted, timeout, "client counts by transport on %s" % asking.name)
+    except AssertionError as e:
+        raise AssertionError("%s:\n%s" % (e, asking.ok("xmpp cluster status")))
+    by = {p["address"]: p["sessions"] for p in asking.json("xmpp cluster status")["peers"]}
+    for addr, (tcp, ws) in want.items():
+        got = by.get(addr) or {}
+        if (got.get("clients_tcp"), got.get("clients_websocket")) != (tcp, ws):
+            raise AssertionError("xmpp cluster status --json on %s, %s: %r, want tcp %d, "
+                                 "websocket %d" % (asking.name, addr, got, tcp, ws))
+    return text
+
+
 def wait_for(cond, timeout, what, interval=0.1):
     """Polls cond() until it returns a true value (returned) or timeout."""
     deadline = time.monotonic() + timeout

@@ -13,8 +13,10 @@ SCRAM are independent of the server's), and a libstrophe client on 5222
  - an upgrade without the xmpp subprotocol is refused with 400;
  - alice, over wss on one follower (the CA of certs/ verified, the
    subprotocol xmpp), logs in with SCRAM-SHA-256 (computed here with
-   hashlib/hmac), binds, and exchanges messages with bob on 5222 on the
-   other follower; `xmpp status` counts her as a websocket session;
+   hashlib/hmac), binds, and exchanges messages and (directed) presence
+   with bob on 5222 on the other follower; `xmpp status` (text and JSON) counts her as a websocket
+   session, and `xmpp cluster status` on the leader (text and --json)
+   shows her on f1's line and bob on f2's, by transport;
  - plain ws is refused (TLS is required for clients) with policy-violation;
  - <close/> is answered with <close/> and the WebSocket close;
  - a member leaves (xmpp cluster disable): the others' host-meta drops it,
@@ -33,7 +35,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clients import Client  # noqa: E402
-from cluster import Cluster, wait_for, wait_sessions  # noqa: E402
+from cluster import Cluster, wait_client_counts, wait_for, wait_sessions  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 WS_PORT, WSS_PORT, PATH = 5280, 5281, "/xmpp-websocket"
@@ -174,9 +176,9 @@ def open_stream(ws):
     return ws.text()  # the features
 
 
-def http_get(host, ca, path):
+def http_get(host, ca, path, port=WSS_PORT):
     s = ssl.create_default_context(cafile=ca).wrap_socket(
-        socket.create_connection((host, WSS_PORT), timeout=60), server_hostname=host)
+        socket.create_connection((host, port), timeout=60), server_hostname=host)
     s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path, host)).encode())
     data = b""
     while True:
@@ -275,6 +277,14 @@ def main():
                      "xmpp status counts alice as websocket")
             # Both nodes know both sessions before full JIDs are used.
             wait_sessions([f1, f2], {"alice": 1, "bob": 1})
+            # Sessions by transport, as an operator reads them: `xmpp
+            # status` on f1 (text), `xmpp cluster status` on the leader
+            # (text: one line per member; --json: each peer's sessions).
+            out = f1.ok("xmpp status")
+            check("Websocket: 1" in out, "xmpp status text on f1:\n%s" % out)
+            text = wait_client_counts(leader, {f1.peer_addr: (0, 1),
+                                               f2.peer_addr: (1, 0)})
+            c.say("xmpp cluster status on %s:\n%s", leader.name, text)
 
             ws.send("<message to='bob@example.com/desk' type='chat'>"
                     "<body>hello from the browser</body></message>")
@@ -285,6 +295,21 @@ def main():
                 if m.startswith("<message"):
                     break
             check("from='bob@example.com/desk'" in m and "hello back over 5222" in m, m)
+            # Presence both ways across the two followers (directed, RFC
+            # 6121 §4.6): the browser's reaches bob on 5222, bob's reaches
+            # the browser.
+            ws.send("<presence to='bob@example.com/desk'><status>in the browser</status>"
+                    "</presence>")
+            bob.wait_line(r"^presence alice@example.com/browser available status "
+                          r"in the browser$")
+            bob.send("directed alice@example.com/browser")
+            while True:
+                m = ws.text()
+                if m.startswith("<presence"):
+                    break
+            check("from='bob@example.com/desk'" in m and "type=" not in m, m)
+            c.say("presence exchanged: alice (wss, %s) and bob (5222, %s)", f1.name,
+                  f2.name)
 
             # RFC 7395 §3.6: <close/> both ways, then the WebSocket close.
             ws.send("<close xmlns='%s'/>" % FRAMING)

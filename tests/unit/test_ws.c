@@ -387,6 +387,20 @@ static void test_bad_key_400(void)
         refused(&c, req, "HTTP/1.1 400 ", "Sec-WebSocket-Key");
         cx_free(&c);
     }
+    /* none, or two (RFC 6455 §4.2.1 item 5: exactly one) */
+    cx_init(&c, NULL);
+    refused(&c,
+            "GET /xmpp-websocket HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\n"
+            "Sec-WebSocket-Protocol: xmpp\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "HTTP/1.1 400 ", "Sec-WebSocket-Key");
+    cx_free(&c);
+    cx_init(&c, NULL);
+    refused(&c,
+            REQ_HEAD "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Protocol: xmpp\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "HTTP/1.1 400 ", "Sec-WebSocket-Key");
+    cx_free(&c);
 }
 
 static void test_origin_allow_list(void)
@@ -438,6 +452,80 @@ static void test_not_an_upgrade(void)
     cx_free(&c);
     cx_init(&c, NULL);
     refused(&c, "GARBAGE\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n", "malformed");
+    cx_free(&c);
+}
+
+/* RFC 9112 §3: a request line is method, target and HTTP version; one
+ * without the version (HTTP/0.9's form) is not an HTTP/1.1 request: 400,
+ * for discovery as for the upgrade. */
+static void test_request_without_version_400(void)
+{
+    struct cx c;
+
+    cx_init(&c, NULL);
+    refused(&c, "GET /.well-known/host-meta\r\n\r\n", "HTTP/1.1 400 ", "HTTP version");
+    cx_free(&c);
+    cx_init(&c, NULL);
+    refused(&c, "GET /.well-known/host-meta\r\nHost: h\r\n\r\n", "HTTP/1.1 400 ",
+            "HTTP version");
+    cx_free(&c);
+}
+
+/* RFC 9112 §5.2: a server receiving obs-fold (a field line continued on a
+ * line that starts with SP or HTAB) rejects it with 400 or unfolds it; we
+ * reject, so a folded Host, Origin or subprotocol is never read in a way
+ * a proxy in front may not share.  §2.2: whitespace-preceded lines after
+ * the request line: the same. */
+static void test_obs_fold_400(void)
+{
+    static const char *const reqs[] = {
+        REQ_HEAD "X-Foo: a\r\n b\r\nSec-WebSocket-Protocol: xmpp\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n",
+        REQ_HEAD "Sec-WebSocket-Protocol: chat,\r\n\txmpp\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n",
+        "GET /.well-known/host-meta HTTP/1.1\r\nHost: a\r\n b\r\n\r\n",
+        "GET /.well-known/host-meta HTTP/1.1\r\n Host: h\r\nHost: h\r\n\r\n",
+        "GET /.well-known/host-meta HTTP/1.1\nHost: a\n b\n\n",
+    };
+    struct cx c;
+
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        cx_init(&c, NULL);
+        refused(&c, reqs[i], "HTTP/1.1 400 ", "obs-fold");
+        cx_free(&c);
+    }
+    /* a byte at a time: the fold is seen across reads too */
+    cx_init(&c, NULL);
+    cx_start(&c, "192.0.2.7");
+    for (const char *p = reqs[0]; *p != '\0' && !c.close; p++)
+        cx_in(&c, p, 1);
+    REQUIRE(c.wire.data != NULL);
+    CHECK(strncmp(c.wire.data, "HTTP/1.1 400 ", 13) == 0);
+    CHECK(c.close && !c.upgraded);
+    cx_free(&c);
+}
+
+/* RFC 9112 §5.1: whitespace between a field name and the colon: 400 (a
+ * MUST).  http_parser (not strict) takes "Origin " as a name; read as no
+ * Origin at all it would slip past the allow-list. */
+static void test_space_before_colon_400(void)
+{
+    static const char *const allowed[] = {"https://app.example"};
+    struct cx c;
+
+    cx_init(&c, NULL);
+    c.cfg.origins = allowed;
+    c.cfg.norigins = 1;
+    refused(&c,
+            "GET /xmpp-websocket HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Origin : https://evil.example\r\n"
+            "Sec-WebSocket-Protocol: xmpp\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "HTTP/1.1 400 ", "whitespace");
+    cx_free(&c);
+    cx_init(&c, NULL);
+    refused(&c, "GET /.well-known/host-meta HTTP/1.1\r\nHost\t: h\r\n\r\n",
+            "HTTP/1.1 400 ", NULL);
     cx_free(&c);
 }
 
@@ -718,6 +806,124 @@ static void test_unmasked_frame_1002(void)
     cx_free(&c);
 }
 
+/* A masked client frame (RFC 6455 §5.3): the payload XOR the key, as the
+ * client sends it; unmasked, the stanza reaches the session byte for
+ * byte. */
+static void test_masked_frame(void)
+{
+    static const char st[] = "<message xmlns='jabber:client' to='a@example.com'>"
+                             "<body>masked</body></message>";
+    struct buf b = {0};
+    struct cx c;
+
+    cx_init(&c, NULL);
+    cx_xmpp(&c);
+    cframe(&b, true, 1, st, strlen(st), true);
+    for (size_t i = 0; i + 6 <= b.len; i++)
+        CHECK(memcmp(b.data + i, "masked", 6) != 0); /* on the wire, masked */
+    cx_inb(&c, &b);
+    CHECK_STR(c.stream.data, st);
+    CHECK(!c.close && !c.stream_error && c.wire.len == 0);
+    buf_free(&b);
+    cx_free(&c);
+}
+
+/* RFC 6455 §5.5.1: a close frame's body, if any, begins with a 2-byte
+ * status code; a body of one byte is malformed: fail with 1002, not an
+ * echo as if no code came.  A reason that is not UTF-8: 1007 (§5.5.1,
+ * §8.1). */
+static void test_close_malformed_body(void)
+{
+    static const unsigned char one[] = {0x03};
+    static const unsigned char bad_reason[] = {0x03, 0xe8, 0xc3, 0x28};
+    struct ws_stats st;
+    struct buf b = {0};
+    struct cx c;
+
+    cx_init(&c, NULL);
+    cx_xmpp(&c);
+    cframe(&b, true, 8, one, sizeof one, true);
+    cx_inb(&c, &b);
+    cx_closeframe(&c, 1002);
+    CHECK(c.close && c.stream.len == 0);
+    ws_get_stats(c.ws, &st);
+    CHECK_INT(st.close_sent, 1002);
+    cx_free(&c);
+
+    cx_init(&c, NULL);
+    cx_xmpp(&c);
+    cframe(&b, true, 8, bad_reason, sizeof bad_reason, true);
+    cx_inb(&c, &b);
+    cx_closeframe(&c, 1007);
+    CHECK(c.close && c.stream.len == 0);
+    buf_free(&b);
+    cx_free(&c);
+}
+
+/* A close frame whose reason is split across reads, at every point: the
+ * echo is the same close (1000 and the reason), never 1007 for a valid
+ * reason; an invalid one is 1007 however it is split. */
+static void test_close_reason_split(void)
+{
+    static const unsigned char good[] = {0x03, 0xe8, 0xc3, 0xa9, 'x',
+                                         'y',  0xe2, 0x82, 0xac};
+    static const unsigned char bad[] = {0x03, 0xe8, 'x', 0xc3, 0x28, 'y'};
+    struct buf b = {0};
+    struct cx c;
+
+    for (int which = 0; which < 2; which++) {
+        for (size_t chunk = 1; chunk < 16; chunk++) {
+            cx_init(&c, NULL);
+            cx_xmpp(&c);
+            if (which == 0)
+                cframe(&b, true, 8, good, sizeof good, true);
+            else
+                cframe(&b, true, 8, bad, sizeof bad, true);
+            for (size_t off = 0; off < b.len; off += chunk)
+                cx_in(&c, b.data + off, b.len - off < chunk ? b.len - off : chunk);
+            buf_reset(&b);
+            cx_closeframe(&c, which == 0 ? 1000 : 1007);
+            if (which == 0 && c.f.payload.len == sizeof good)
+                CHECK(memcmp(c.f.payload.data, good, sizeof good) == 0);
+            else if (which == 0)
+                CHECK_INT(c.f.payload.len, sizeof good);
+            CHECK(c.close);
+            if (tl_case_failures > 0)
+                fprintf(stderr, "which %d chunk %zu\n", which, chunk);
+            cx_free(&c);
+        }
+    }
+    buf_free(&b);
+}
+
+/* RFC 6455 §5.2: opcodes 3-7 and 0xB-0xF are reserved; an unknown opcode
+ * fails the connection (1002), as does a continuation with no message
+ * begun and a new data frame inside a fragmented message (§5.4). */
+static void test_reserved_opcodes_1002(void)
+{
+    static const int ops[] = {3, 4, 5, 6, 7, 11, 12, 13, 14, 15};
+    struct buf b = {0};
+    struct cx c;
+
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0] + 2; i++) {
+        cx_init(&c, NULL);
+        cx_xmpp(&c);
+        if (i < sizeof ops / sizeof ops[0]) {
+            cframe(&b, true, ops[i], "x", 1, true);
+        } else if (i == sizeof ops / sizeof ops[0]) {
+            cframe(&b, true, 0, "<a/>", 4, true);
+        } else {
+            cframe(&b, false, 1, "<a>", 3, true);
+            cframe(&b, true, 1, "<b/>", 4, true);
+        }
+        cx_inb(&c, &b);
+        cx_closeframe(&c, 1002);
+        CHECK(c.close && c.stream.len == 0);
+        cx_free(&c);
+    }
+    buf_free(&b);
+}
+
 /* Invalid UTF-8 in a text message: 1007; a reserved bit (no extension
  * was negotiated): 1002 (RFC 6455 §5.2, §8.1). */
 static void test_bad_utf8_and_rsv(void)
@@ -744,9 +950,12 @@ static void test_bad_utf8_and_rsv(void)
     cx_free(&c);
 }
 
-/* Frames wslay's frame layer refuses (RFC 6455 §5.5: control frames
- * carry at most 125 bytes and are not fragmented; §5.2: a length in its
- * shortest form): an empty close, and the connection ends. */
+/* Malformed frames (RFC 6455 §5.5: control frames carry at most 125
+ * bytes and are not fragmented; §5.2: a length in its shortest form):
+ * the connection ends with our close.  A malformed control frame is seen
+ * at its first two bytes (ws.c gathers control frames): close 1002, a
+ * byte at a time too; the length wslay's frame layer refuses: a close
+ * without a code (RFC 6455 §7.1.7 leaves the code to the endpoint). */
 static void test_malformed_frames(void)
 {
     static const unsigned char long16[] = {0x81, 0xfe, 0x00, 0x05,
@@ -756,19 +965,28 @@ static void test_malformed_frames(void)
     struct cx c;
 
     memset(big, 'p', sizeof big);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         cx_init(&c, NULL);
         cx_xmpp(&c);
-        if (i == 0)
+        if (i == 0 || i == 3)
             cframe(&b, true, 9, big, sizeof big, true);
         else if (i == 1)
             cframe(&b, false, 9, "p", 1, true);
         else
             buf_append(&b, long16, sizeof long16);
-        cx_inb(&c, &b);
+        if (i == 3)
+            for (size_t k = 0; k < b.len && !c.close; k++)
+                cx_in(&c, b.data + k, 1);
+        else
+            cx_in(&c, b.data, b.len);
+        buf_reset(&b);
         CHECK(c.close);
-        REQUIRE(cx_frame(&c));
-        CHECK_INT(c.f.op, 8);
+        if (i == 2) {
+            REQUIRE(cx_frame(&c));
+            CHECK_INT(c.f.op, 8);
+        } else {
+            cx_closeframe(&c, 1002);
+        }
         CHECK(c.stream.len == 0);
         cx_free(&c);
     }
@@ -1160,7 +1378,7 @@ static void test_framing_errors(void)
             XS_COND_NOT_WELL_FORMED, true);
     bad_msg("<presence xmlns='jabber:client'/>junk", XS_COND_NOT_WELL_FORMED, true);
     bad_msg("junk<presence xmlns='jabber:client'/>", XS_COND_NOT_WELL_FORMED, true);
-    /* a stanza split across two messages */
+    /* each half of a stanza split across messages (test_stanza_split) */
     bad_msg("<message xmlns='jabber:client'><body>a", XS_COND_NOT_WELL_FORMED, true);
     bad_msg("</message>", XS_COND_NOT_WELL_FORMED, true);
     bad_msg("<message xmlns='jabber:client'><unbound:x/></message>",
@@ -1180,6 +1398,31 @@ static void test_framing_errors(void)
             false);
 }
 
+/* RFC 7395 §3.3.3: a stanza is one whole message; one split across two
+ * text messages (each a complete, FIN frame) is not: the first half fails
+ * the stream with not-well-formed, and neither half reaches the session.
+ * (Split across the frames of one fragmented message it is fine:
+ * test_fragmented_stanza.) */
+static void test_stanza_split(void)
+{
+    static const char st[] = "<message xmlns='jabber:client' to='a@example.com'>"
+                             "<body>in two messages</body></message>";
+    struct buf b = {0};
+    struct cx c;
+
+    cx_init(&c, NULL);
+    cx_xmpp(&c);
+    cframe(&b, true, 1, st, 30, true);
+    cframe(&b, true, 1, st + 30, strlen(st) - 30, true);
+    cx_inb(&c, &b);
+    CHECK(c.stream.len == 0);
+    CHECK(c.stream_error);
+    CHECK_INT(c.cond, XS_COND_NOT_WELL_FORMED);
+    CHECK(!c.close); /* the session answers with its stream error */
+    buf_free(&b);
+    cx_free(&c);
+}
+
 static void test_blank_message_ignored(void)
 {
     struct buf b = {0};
@@ -1190,6 +1433,10 @@ static void test_blank_message_ignored(void)
     ctext(&b, " \n");
     cx_inb(&c, &b);
     CHECK(c.stream.len == 0 && !c.stream_error && !c.close);
+    /* an empty text message (valid UTF-8, RFC 6455 §5.6): nothing either */
+    cframe(&b, true, 1, "", 0, true);
+    cx_inb(&c, &b);
+    CHECK(c.stream.len == 0 && !c.stream_error && !c.close && c.wire.len == 0);
     buf_free(&b);
     cx_free(&c);
 }
@@ -1444,12 +1691,15 @@ static void test_idle_parks_frames(void)
 TL_MAIN(T(test_frame_helper_matches_rfc), T(test_upgrade_rfc6455),
         T(test_subprotocol_required), T(test_browser_requests), T(test_wrong_version_426),
         T(test_bad_key_400), T(test_origin_allow_list), T(test_not_an_upgrade),
-        T(test_oversized_headers), T(test_handshake_timeout), T(test_host_meta),
-        T(test_x_forwarded_for), T(test_x_forwarded_for_cidr),
-        T(test_open_becomes_header), T(test_unmasked_frame_1002),
+        T(test_request_without_version_400), T(test_obs_fold_400),
+        T(test_space_before_colon_400), T(test_oversized_headers),
+        T(test_handshake_timeout), T(test_host_meta), T(test_x_forwarded_for),
+        T(test_x_forwarded_for_cidr), T(test_open_becomes_header),
+        T(test_unmasked_frame_1002), T(test_masked_frame), T(test_close_malformed_body),
+        T(test_close_reason_split), T(test_reserved_opcodes_1002),
         T(test_bad_utf8_and_rsv), T(test_malformed_frames), T(test_fragmented_stanza),
         T(test_oversized_message_1009), T(test_ping_pong), T(test_binary_1003),
         T(test_close_by_client), T(test_close_frame_echo), T(test_close_by_server),
         T(test_redirect), T(test_outbound_translation), T(test_stream_restart),
-        T(test_framing_errors), T(test_blank_message_ignored),
+        T(test_framing_errors), T(test_stanza_split), T(test_blank_message_ignored),
         T(test_truncation_and_chunking), T(test_mutations), T(test_idle_parks_frames))

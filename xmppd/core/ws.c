@@ -88,6 +88,7 @@ void ws_free(struct ws_conn *ws)
     if (ws->wsl != NULL)
         wslay_event_context_free(ws->wsl);
     xs_free(ws->xs_out);
+    buf_free(&ws->ctl);
     buf_free(&ws->wire);
     buf_free(&ws->stream);
     free(ws);
@@ -188,23 +189,37 @@ static int ws_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, 
     return 0;
 }
 
-/* RFC 7395 §3.2: XMPP messages are text frames.  A binary message is
- * refused at its first frame, before it is buffered: close 1003
- * (unsupported data, RFC 6455 §7.4.1). */
+/* ws_refuse_frame fails the connection at the start of a frame, before
+ * its payload is buffered: our close with code and reason (static), and
+ * nothing more is read (RFC 6455 §7.1.7). */
+static void ws_refuse_frame(struct ws_conn *ws, wslay_event_context_ptr ctx,
+                            uint16_t code, const char *reason, const char *why)
+{
+    wslay_event_queue_close(ctx, code, (const uint8_t *)reason, strlen(reason));
+    wslay_event_shutdown_read(ctx);
+    if (ws->up->why == NULL)
+        ws->up->why = why;
+}
+
+/* Frames refused at their start: RFC 7395 §3.2, XMPP messages are text
+ * frames, so a binary message gets close 1003 (unsupported data, RFC 6455
+ * §7.4.1).  RFC 6455 §5.5.1: a close frame's body, if any, begins with a
+ * 2-byte status code; wslay reads a 1-byte body as "no code" and would
+ * echo it, so it is refused here with 1002 (protocol error). */
 static void ws_frame_start_cb(wslay_event_context_ptr ctx,
                               const struct wslay_event_on_frame_recv_start_arg *arg,
                               void *ud)
 {
-    static const char why[] = "binary frame: XMPP uses text frames (RFC 7395 3.2)";
     struct ws_conn *ws = ud;
 
-    if (arg->opcode != WSLAY_BINARY_FRAME)
-        return;
-    wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA, (const uint8_t *)why,
-                            sizeof why - 1);
-    wslay_event_shutdown_read(ctx);
-    if (ws->up->why == NULL)
-        ws->up->why = "binary frame refused (1003)";
+    if (arg->opcode == WSLAY_BINARY_FRAME)
+        ws_refuse_frame(ws, ctx, WSLAY_CODE_UNSUPPORTED_DATA,
+                        "binary frame: XMPP uses text frames (RFC 7395 3.2)",
+                        "binary frame refused (1003)");
+    else if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
+        ws_refuse_frame(ws, ctx, WSLAY_CODE_PROTOCOL_ERROR,
+                        "close frame of 1 byte (RFC 6455 5.5.1)",
+                        "malformed close frame refused (1002)");
 }
 
 static void ws_msg_cb(wslay_event_context_ptr ctx,
@@ -298,10 +313,16 @@ static int ws_wsl(struct ws_conn *ws)
  * RFC 6455 §5.2 (FIN, opcode, the 7/16/64-bit length, the masking key)
  * and the payloads, so that ws_park knows when wslay is between frames
  * and outside a fragmented message (§5.4: control frames may come between
- * fragments and do not end the message).  Malformed headers need no care:
- * wslay refuses them and closes, and a closing connection is not parked. */
-static void ws_fscan_feed(struct ws_fscan *f, const uint8_t *p, size_t n)
+ * fragments and do not end the message), and ws_frames_input where a
+ * control frame begins.  It takes up to n bytes and returns how many it
+ * took: with stop_at_ctl, it stops before the first byte of a control
+ * frame.  Malformed headers need no care: wslay refuses them and closes,
+ * and a closing connection is not parked. */
+static size_t ws_fscan_feed(struct ws_fscan *f, const uint8_t *p, size_t n,
+                            bool stop_at_ctl)
 {
+    size_t n0 = n;
+
     while (n > 0) {
         size_t need, take;
         uint64_t len;
@@ -313,6 +334,8 @@ static void ws_fscan_feed(struct ws_fscan *f, const uint8_t *p, size_t n)
             n -= take;
             continue;
         }
+        if (stop_at_ctl && f->hdr_len == 0 && (*p & 0x08) != 0)
+            break;
         f->hdr[f->hdr_len++] = *p++;
         n--;
         if (f->hdr_len < 2)
@@ -335,6 +358,7 @@ static void ws_fscan_feed(struct ws_fscan *f, const uint8_t *p, size_t n)
         f->payload_left = len;
         f->hdr_len = 0;
     }
+    return n0 - n;
 }
 
 /* ws_park frees wslay's contexts (some 8.6 KiB: its read and fragment
@@ -378,8 +402,8 @@ int ws__upgrade(struct ws_conn *ws)
     return 0;
 }
 
-/* ws_frames_input hands bytes to wslay: messages go to ws_msg_cb. */
-static int ws_frames_input(struct ws_conn *ws, const uint8_t *data, size_t len)
+/* ws_wslay_input hands bytes to wslay: messages go to ws_msg_cb. */
+static int ws_wslay_input(struct ws_conn *ws, const uint8_t *data, size_t len)
 {
     int rv;
 
@@ -387,7 +411,6 @@ static int ws_frames_input(struct ws_conn *ws, const uint8_t *data, size_t len)
         ws__finish(ws, "out of memory");
         return XE_NOMEM;
     }
-    ws_fscan_feed(&ws->fscan, data, len);
     ws->in = data;
     ws->in_len = len;
     ws->in_recv = true;
@@ -410,6 +433,82 @@ static int ws_frames_input(struct ws_conn *ws, const uint8_t *data, size_t len)
         return XE_NOMEM;
     }
     return ws_flush(ws);
+}
+
+/* ws_ctl_size returns the size of the control frame whose first two bytes
+ * are h (RFC 6455 §5.2: header, masking key, payload), once ws_ctl_bad
+ * has let it through. */
+static size_t ws_ctl_size(const uint8_t *h)
+{
+    return 2 + ((h[1] & 0x80) != 0 ? 4 : 0) + (h[1] & 0x7f);
+}
+
+/* ws_ctl_bad tells whether a control frame is malformed at its first two
+ * bytes: fragmented, or a length over 125 (RFC 6455 §5.5).  wslay's frame
+ * layer refuses these with a close without a code; we say 1002. */
+static bool ws_ctl_bad(const uint8_t *h)
+{
+    return (h[0] & 0x80) == 0 || (h[1] & 0x7f) > 125;
+}
+
+/* ws_frames_input hands the client's bytes to wslay, each control frame
+ * whole and in a step of its own (gathered in ws->ctl when it comes in
+ * pieces).  Why: wslay 1.1.1 checks the UTF-8 of a close frame's reason
+ * per piece, skipping two bytes of each as if each began with the status
+ * code, so a reason split across reads was refused (1007) when valid and
+ * echoed when not (RFC 6455 §5.5.1, §8.1).  A control frame is at most
+ * 131 bytes; data frames go through as they come. */
+static int ws_frames_input(struct ws_conn *ws, const uint8_t *data, size_t len)
+{
+    int rc = 0;
+
+    while (len > 0 && rc == 0 && ws->state != WS_CLOSED) {
+        size_t n, size = 0;
+
+        if (ws->ctl.len == 0) {
+            n = ws_fscan_feed(&ws->fscan, data, len, true);
+            if (n > 0) {
+                rc = ws_wslay_input(ws, data, n);
+                data += n;
+                len -= n;
+                continue;
+            }
+        }
+        /* a control frame: gather its first two bytes, then all of it */
+        n = ws->ctl.len < 2 ? 2 - ws->ctl.len : 0;
+        if (n == 0)
+            size = ws_ctl_size((const uint8_t *)ws->ctl.data);
+        if (n == 0 && size > ws->ctl.len)
+            n = size - ws->ctl.len;
+        if (n > len)
+            n = len;
+        if (n > 0 && buf_append(&ws->ctl, data, n) < 0) {
+            ws__finish(ws, "out of memory");
+            return XE_NOMEM;
+        }
+        data += n;
+        len -= n;
+        if (ws->ctl.len < 2)
+            continue; /* the rest comes in a later read */
+        if (ws_ctl_bad((const uint8_t *)ws->ctl.data)) {
+            buf_free(&ws->ctl);
+            if (ws_wsl(ws) < 0) {
+                ws__finish(ws, "out of memory");
+                return XE_NOMEM;
+            }
+            ws_refuse_frame(ws, ws->wsl, WSLAY_CODE_PROTOCOL_ERROR,
+                            "control frame fragmented or over 125 bytes (RFC 6455 5.5)",
+                            "malformed control frame refused (1002)");
+            return ws_flush(ws);
+        }
+        size = ws_ctl_size((const uint8_t *)ws->ctl.data);
+        if (ws->ctl.len < size)
+            continue;
+        ws_fscan_feed(&ws->fscan, (const uint8_t *)ws->ctl.data, ws->ctl.len, false);
+        rc = ws_wslay_input(ws, (const uint8_t *)ws->ctl.data, ws->ctl.len);
+        buf_free(&ws->ctl);
+    }
+    return rc;
 }
 
 int ws__send_text(struct ws_conn *ws, const char *data, size_t len)

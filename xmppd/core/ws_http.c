@@ -111,6 +111,14 @@ static int hp_on_field(http_parser *p, const char *at, size_t n)
     struct ws_conn *ws = p->data;
     struct ws_req *r = ws->req;
 
+    /* RFC 9112 §5.1: whitespace between a field name and the colon is a
+     * MUST-reject (400).  http_parser, not built strict, lets a space into
+     * the name: "Origin : x" would be read as no Origin at all. */
+    if (memchr(at, ' ', n) != NULL || memchr(at, '\t', n) != NULL) {
+        r->refuse = 400;
+        r->why = "whitespace in a header field name (RFC 9112 5.1)";
+        return 1;
+    }
     if (r->in_value && hp_pair(r) < 0)
         goto nomem;
     if (!r->in_field) {
@@ -588,6 +596,11 @@ static int ws_request(struct ws_conn *ws)
     bool head = p->method == HTTP_HEAD;
 
     ws_client(ws);
+    /* RFC 9112 §3: method, target and HTTP-version.  http_parser takes a
+     * request line without the version as HTTP/0.9 (major 0): not a
+     * request this listener serves. */
+    if (p->http_major == 0)
+        return ws__http_respond(ws, 400, NULL, "request line without HTTP version");
     http_parser_url_init(&u);
     if (r->url.len == 0 || http_parser_parse_url(r->url.data, r->url.len, 0, &u) != 0 ||
         !(u.field_set & (1 << UF_PATH)))
@@ -610,6 +623,22 @@ static int ws_request(struct ws_conn *ws)
     return ws__http_respond(ws, 404, NULL, "no such resource");
 }
 
+/* ws_folded follows the request's bytes by lines and tells whether a line
+ * after the request line begins with SP or HTAB: obs-fold (RFC 9112 §5.2)
+ * or whitespace before the first field (§2.2), both refused with 400
+ * rather than unfolded.  A bare LF ends a line too (§2.2). */
+static bool ws_folded(struct ws_req *r, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (r->bol && r->lines > 0 && (p[i] == ' ' || p[i] == '\t'))
+            return true;
+        r->bol = p[i] == '\n';
+        if (r->bol)
+            r->lines++;
+    }
+    return false;
+}
+
 int ws__http_input(struct ws_conn *ws, const char *data, size_t len, size_t *used)
 {
     struct ws_req *r = ws->req;
@@ -627,9 +656,15 @@ int ws__http_input(struct ws_conn *ws, const char *data, size_t len, size_t *use
             n = room;
         got = http_parser_execute(&r->hp, &hp_settings, data + off, n);
         r->consumed += got;
+        if (ws_folded(r, data + off, got))
+            return ws__http_respond(ws, 400, NULL,
+                                    "obs-fold: a header line starts with whitespace "
+                                    "(RFC 9112 5.2)");
         off += got;
         if (r->nomem)
             return XE_NOMEM;
+        if (r->refuse == 400)
+            return ws__http_respond(ws, 400, NULL, r->why);
         if (r->refuse == 414)
             return ws__http_respond(ws, 414, NULL, "request target too long");
         if (r->refuse == 431)

@@ -27,7 +27,10 @@ struct ws_req {
     bool nomem;        /* a callback ran out of memory */
     bool done;         /* on_message_complete came */
     bool body;         /* the request announced a body */
-    unsigned refuse;   /* a limit broke while parsing: 414 or 431 */
+    unsigned refuse;   /* a rule broke while parsing: 400, 414 or 431 */
+    const char *why;   /* static: what broke (400) */
+    bool bol;          /* the last byte given to the parser ended a line */
+    unsigned lines;    /* lines ended so far (the request line is the first) */
     struct buf url;    /* the request target */
     struct buf field;  /* the header field being read */
     struct buf value;  /* its value */
@@ -72,6 +75,7 @@ struct ws_conn {
     /* WebSocket (after the upgrade) */
     wslay_event_context_ptr wsl; /* owned; NULL while parked (idle) */
     struct ws_fscan fscan;       /* the client's frames, as wslay reads them */
+    struct buf ctl;              /* a control frame gathered whole (ws.c) */
     const uint8_t *in;           /* input being handed to wslay */
     size_t in_len;
     bool in_recv;      /* inside wslay_event_recv: queue, do not send */
