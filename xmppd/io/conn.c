@@ -556,10 +556,13 @@ static void deliver(struct conn *c, const char *bytes, size_t len)
 {
     struct conn_mgr *m = c->mgr;
     const struct tls_conn *tls = c->tls;
+    /* Slices of equal size: no small last one (a write of its own). */
+    size_t k = (len + CONN_SLICE_BYTES - 1) / CONN_SLICE_BYTES;
+    size_t each = k > 0 ? (len + k - 1) / k : 0;
     size_t n;
 
     while (len > 0 && c->state == CONN_OPEN) {
-        n = len > CONN_SLICE_BYTES && c->tls == tls ? CONN_SLICE_BYTES : len;
+        n = len > each && c->tls == tls ? each : len;
         m->hooks.data(m->hooks.ud, c->id, bytes, n);
         bytes += n;
         len -= n;
