@@ -46,8 +46,11 @@
 #define CONN_DEFAULT_MAX_QUEUED (8u * 1024 * 1024)
 #define CONN_DRAIN_MS 5000
 /* The most bytes one data hook call carries: a larger read is handed on in
- * slices, and the owner flushes after each (conn.c deliver). */
-#define CONN_SLICE_BYTES (16u * 1024)
+ * slices, and the owner flushes after each (conn.c deliver).  32 KiB cuts
+ * a 64 KiB read, or 256 stanzas of 100 bytes, in two: smaller slices
+ * measured slower, each costing a write and, on a busy machine, a context
+ * switch (docs/benchmarks.md "Session 8: where one node waits"). */
+#define CONN_SLICE_BYTES (32u * 1024)
 
 struct conn_hooks {
     void *ud;
