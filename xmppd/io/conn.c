@@ -543,15 +543,15 @@ static void on_drain_timer(uv_timer_t *t)
 /* ---- reading ---- */
 
 /* deliver hands what was read from c to the owner in slices of at most
- * CONN_SLICE_BYTES, each its own data call.  The owner writes what a call queued
- * when it returns (conn_mgr_flush), so the first stanzas of a large read go
- * out while the rest is still being parsed: the peer receiving them works
- * in parallel instead of waiting for the whole read (docs/benchmarks.md
- * "Session 8: where one node waits").  TCP splits a stream anywhere, so the
- * owner sees nothing new.  The slicing stops once c is no longer OPEN (the
- * owner closed it: the rest is dropped, as the discarded reads of a
- * DRAINING connection are); after a STARTTLS (conn_starttls) the rest of
- * the read goes to the owner in one call, which drops it (conn.h). */
+ * CONN_SLICE_BYTES, each its own data call.  The owner writes what a call
+ * queued when it returns (conn_mgr_flush), so the first stanzas of a large
+ * read go out while the rest is still being parsed: the peer receiving
+ * them works in parallel instead of waiting for the whole read
+ * (docs/benchmarks.md "Session 8: where one node waits").  TCP splits a stream anywhere,
+ * so the owner sees nothing new.  The slicing stops once c is no longer OPEN (the owner
+ * closed it: the rest is dropped, as the discarded reads of a DRAINING connection are);
+ * after a STARTTLS (conn_starttls) the rest of the read goes to the owner in one call,
+ * which drops it (conn.h). */
 static void deliver(struct conn *c, const char *bytes, size_t len)
 {
     struct conn_mgr *m = c->mgr;

@@ -166,11 +166,11 @@ bool conn_is_tls(struct conn_mgr *m, uint64_t id);
  * protocol error (logged, rate-limited like other bad connections; gone
  * with UV_EPROTO): those bytes never reach the owner.  (Bytes that came in
  * the same read as the <starttls/> were handed to the owner already, in
- * that data call and the next; the owner must drop them.)  The secured hook follows the
- * handshake, a failed one is logged with the peer and the reason and ends
- * in gone.  Returns 0, XE_NOTFOUND, XE_CLOSED (closing), XE_STATE (already
- * TLS, or not an accepted connection), XE_INVAL (tls is NULL or not a
- * server context) or XE_NOMEM. */
+ * that data call and the next; the owner must drop them.)  The secured
+ * hook follows the handshake, a failed one is logged with the peer and the
+ * reason and ends in gone.  Returns 0, XE_NOTFOUND, XE_CLOSED (closing), XE_STATE
+ * (already TLS, or not an accepted connection), XE_INVAL (tls is NULL or not a server
+ * context) or XE_NOMEM. */
 int conn_starttls(struct conn_mgr *m, uint64_t id, struct tls_ctx *tls);
 
 /* conn_tls_binding fills *out with id's channel-binding data
