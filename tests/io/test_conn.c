@@ -1,6 +1,7 @@
 /* test_conn.c: the connection manager (xmppd/io/conn.c) on real loopback
- * sockets, with a libuv client in the same loop: delivery, flush before
- * close, the write-queue bound, peer EOF, and shutdown. */
+ * sockets, with a libuv client in the same loop: delivery (in slices of a
+ * large read), flush before close, the write-queue bound, peer EOF, and
+ * shutdown. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -14,6 +15,9 @@
 
 #define BIG (1024 * 1024)
 #define HUGE (16 * 1024 * 1024)
+/* What the client sends at once in the slice scenarios: one write that the
+ * server's one 64 KiB read takes whole, a slice and a half. */
+#define BLOCK (CONN_SLICE_BYTES * 3 / 2)
 
 /* One scenario: the server side's record and a client. */
 struct sc {
@@ -25,16 +29,32 @@ struct sc {
     uv_write_t wreq;
     uv_timer_t guard;
     bool timed_out, drained, client_closed, client_eof;
-    bool client_order_bad; /* MODE_HUGE_REPLY_CLOSE: a byte out of place */
+    bool client_order_bad; /* MODE_HUGE_REPLY_CLOSE, MODE_ECHO: a byte out of place */
     uint64_t opened_id;
     int opened, gone, gone_err;
     size_t server_got, client_got;
     int mode; /* what the server does with input */
     int busy_rc1, busy_rc2;
+    int data_calls;        /* data hook calls */
+    size_t data_max;       /* the longest one */
+    int calls_after_close; /* MODE_CLOSE_FIRST: data calls after conn_close */
     char rbuf[65536];
 };
 
-enum { MODE_BIG_REPLY_CLOSE, MODE_HUGE_REPLY_CLOSE, MODE_BUSY, MODE_NOTHING };
+enum {
+    MODE_BIG_REPLY_CLOSE,
+    MODE_HUGE_REPLY_CLOSE,
+    MODE_BUSY,
+    MODE_NOTHING,
+    MODE_ECHO,        /* the client sends BLOCK; the server echoes every call */
+    MODE_CLOSE_FIRST, /* the client sends BLOCK; the server closes at once */
+};
+
+/* pattern is the byte at offset i of what the client sends or expects. */
+static char pattern(size_t i)
+{
+    return (char)('a' + i % 26);
+}
 
 static int h_opened(void *ud, uint64_t id, int tag, const char *peer)
 {
@@ -59,14 +79,29 @@ static void h_data(void *ud, uint64_t id, const char *bytes, size_t len)
     struct sc *s = ud;
     static char big[BIG];
 
+    if (s->mode == MODE_CLOSE_FIRST && s->data_calls > 0)
+        s->calls_after_close++;
+    s->data_calls++;
+    if (len > s->data_max)
+        s->data_max = len;
     s->server_got += len;
+    if (s->mode == MODE_ECHO) {
+        CHECK_INT(conn_send(s->cm, id, bytes, len), 0);
+        if (s->server_got == BLOCK)
+            conn_close(s->cm, id);
+        conn_mgr_flush(s->cm);
+    }
+    if (s->mode == MODE_CLOSE_FIRST) {
+        conn_close(s->cm, id);
+        conn_mgr_flush(s->cm);
+    }
     if (s->mode == MODE_HUGE_REPLY_CLOSE && s->server_got >= 4) {
         /* More than a loopback socket takes at once: part is written at
          * once, the rest queued in libuv. */
         char *huge = malloc(HUGE);
         REQUIRE(huge != NULL);
         for (size_t i = 0; i < HUGE; i++)
-            huge[i] = (char)('a' + i % 26);
+            huge[i] = pattern(i);
         CHECK_INT(conn_send(s->cm, id, huge, HUGE), 0);
         free(huge);
         conn_close(s->cm, id);
@@ -127,9 +162,9 @@ static void c_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     struct sc *s = st->data;
 
     if (n > 0) {
-        if (s->mode == MODE_HUGE_REPLY_CLOSE)
+        if (s->mode == MODE_HUGE_REPLY_CLOSE || s->mode == MODE_ECHO)
             for (ssize_t i = 0; i < n; i++)
-                if (b->base[i] != (char)('a' + (s->client_got + (size_t)i) % 26))
+                if (b->base[i] != pattern(s->client_got + (size_t)i))
                     s->client_order_bad = true;
         s->client_got += (size_t)n;
         return;
@@ -149,6 +184,7 @@ static void c_connected(uv_connect_t *req, int status)
 {
     struct sc *s = req->data;
     static char hello[] = "ping";
+    static char block[BLOCK];
     uv_buf_t b = uv_buf_init(hello, 4);
 
     REQUIRE(status == 0);
@@ -156,6 +192,11 @@ static void c_connected(uv_connect_t *req, int status)
         /* The peer goes away at once: the server sees EOF. */
         uv_close((uv_handle_t *)&s->client, on_client_closed);
         return;
+    }
+    if (s->mode == MODE_ECHO || s->mode == MODE_CLOSE_FIRST) {
+        for (size_t i = 0; i < BLOCK; i++)
+            block[i] = pattern(i);
+        b = uv_buf_init(block, BLOCK);
     }
     uv_read_start((uv_stream_t *)&s->client, c_alloc, c_read);
     uv_write(&s->wreq, (uv_stream_t *)&s->client, &b, 1, c_written);
@@ -236,6 +277,36 @@ static void test_partial_write(void)
     CHECK_INT(s.opened, 1);
     CHECK_INT(s.client_got, HUGE);
     CHECK(!s.client_order_bad);
+    CHECK(s.client_eof);
+}
+
+/* A read larger than CONN_SLICE_BYTES reaches the owner in slices, so that
+ * what the owner queued for the first goes out before it parses the rest
+ * (docs/benchmarks.md "Session 8: where one node waits"); the bytes come
+ * whole and in order, and echoed slice by slice they go back the same. */
+static void test_read_in_slices(void)
+{
+    static struct sc s;
+
+    run_scenario(&s, MODE_ECHO, 0);
+    CHECK_INT(s.server_got, BLOCK);
+    CHECK(s.data_max <= CONN_SLICE_BYTES);
+    CHECK(s.data_calls >= 2);
+    CHECK_INT(s.client_got, BLOCK);
+    CHECK(!s.client_order_bad);
+    CHECK(s.client_eof);
+}
+
+/* The owner closes inside the first slice: the rest of that read is not
+ * handed on (a DRAINING connection's reads are dropped). */
+static void test_no_slice_after_close(void)
+{
+    static struct sc s;
+
+    run_scenario(&s, MODE_CLOSE_FIRST, 0);
+    CHECK_INT(s.data_calls, 1);
+    CHECK_INT(s.calls_after_close, 0);
+    CHECK(s.server_got <= CONN_SLICE_BYTES);
     CHECK(s.client_eof);
 }
 
@@ -450,5 +521,6 @@ static void test_limits(void)
     conn_mgr_free(l.cm);
 }
 
-TL_MAIN(T(test_flush_before_close), T(test_partial_write), T(test_queue_bound),
-        T(test_peer_eof), T(test_listen_errors), T(test_limits))
+TL_MAIN(T(test_flush_before_close), T(test_partial_write), T(test_read_in_slices),
+        T(test_no_slice_after_close), T(test_queue_bound), T(test_peer_eof),
+        T(test_listen_errors), T(test_limits))

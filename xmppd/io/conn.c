@@ -542,6 +542,33 @@ static void on_drain_timer(uv_timer_t *t)
 
 /* ---- reading ---- */
 
+/* deliver hands what was read from c to the owner in slices of at most
+ * CONN_SLICE_BYTES, each its own data call.  The owner writes what a call
+ * queued when it returns (conn_mgr_flush), so the first stanzas of a large
+ * read go out while the rest is still being parsed: the peer receiving
+ * them works in parallel instead of waiting for the whole read
+ * (docs/benchmarks.md "Session 8: where one node waits").  TCP splits a stream anywhere,
+ * so the owner sees nothing new.  The slicing stops once c is no longer OPEN (the owner
+ * closed it: the rest is dropped, as the discarded reads of a DRAINING connection are);
+ * after a STARTTLS (conn_starttls) the rest of the read goes to the owner in one call,
+ * which drops it (conn.h). */
+static void deliver(struct conn *c, const char *bytes, size_t len)
+{
+    struct conn_mgr *m = c->mgr;
+    const struct tls_conn *tls = c->tls;
+    /* Slices of equal size: no small last one (a write of its own). */
+    size_t k = (len + CONN_SLICE_BYTES - 1) / CONN_SLICE_BYTES;
+    size_t each = k > 0 ? (len + k - 1) / k : 0;
+    size_t n;
+
+    while (len > 0 && c->state == CONN_OPEN) {
+        n = len > each && c->tls == tls ? each : len;
+        m->hooks.data(m->hooks.ud, c->id, bytes, n);
+        bytes += n;
+        len -= n;
+    }
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     struct conn *c = h->data;
@@ -634,8 +661,7 @@ static void tls_input(struct conn *c, const char *bytes, size_t len)
         if (m->hooks.secured != NULL && c->state == CONN_OPEN)
             m->hooks.secured(m->hooks.ud, id);
     }
-    if (plain.len > 0 && c->state == CONN_OPEN)
-        m->hooks.data(m->hooks.ud, id, plain.data, plain.len);
+    deliver(c, plain.data, plain.len);
     if (plain.data != NULL)
         memset(plain.data, 0, plain.cap);
     buf_free(&plain);
@@ -666,7 +692,6 @@ static void tls_input(struct conn *c, const char *bytes, size_t len)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct conn *c = s->data;
-    struct conn_mgr *m = c->mgr;
 
     if (nread > 0) {
         if (c->state == CONN_DRAINING && tls_holding(c)) {
@@ -680,7 +705,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         if (c->tls != NULL)
             tls_input(c, b->base, (size_t)nread);
         else
-            m->hooks.data(m->hooks.ud, c->id, b->base, (size_t)nread);
+            deliver(c, b->base, (size_t)nread);
         return;
     }
     if (nread == 0)

@@ -45,6 +45,12 @@
 
 #define CONN_DEFAULT_MAX_QUEUED (8u * 1024 * 1024)
 #define CONN_DRAIN_MS 5000
+/* The most bytes one data hook call carries: a larger read is handed on in
+ * slices, and the owner flushes after each (conn.c deliver).  32 KiB cuts
+ * a 64 KiB read, or 256 stanzas of 100 bytes, in two: smaller slices
+ * measured slower, each costing a write and, on a busy machine, a context
+ * switch (docs/benchmarks.md "Session 8: where one node waits"). */
+#define CONN_SLICE_BYTES (32u * 1024)
 
 struct conn_hooks {
     void *ud;
@@ -55,7 +61,10 @@ struct conn_hooks {
      * it, or a negative code to have it closed at once (no further hooks for
      * id). */
     int (*opened)(void *ud, uint64_t id, int tag, const char *peer);
-    /* data: len bytes (borrowed, valid during the call) read from id. */
+    /* data: len bytes (borrowed, valid during the call) read from id, at
+     * most CONN_SLICE_BYTES (a larger read comes in several calls, none
+     * after the owner closed id), except the rest of a read in which the
+     * owner called conn_starttls: that comes whole, in the next call. */
     void (*data)(void *ud, uint64_t id, const char *bytes, size_t len);
     /* gone: id ended without the owner asking (EOF, reset, write error, a
      * failed TLS handshake: UV_EPROTO, a refused outgoing connect: without
@@ -157,11 +166,11 @@ bool conn_is_tls(struct conn_mgr *m, uint64_t id);
  * protocol error (logged, rate-limited like other bad connections; gone
  * with UV_EPROTO): those bytes never reach the owner.  (Bytes that came in
  * the same read as the <starttls/> were handed to the owner already, in
- * that data call; the owner must drop them.)  The secured hook follows the
- * handshake, a failed one is logged with the peer and the reason and ends
- * in gone.  Returns 0, XE_NOTFOUND, XE_CLOSED (closing), XE_STATE (already
- * TLS, or not an accepted connection), XE_INVAL (tls is NULL or not a
- * server context) or XE_NOMEM. */
+ * that data call and the next; the owner must drop them.)  The secured
+ * hook follows the handshake, a failed one is logged with the peer and the
+ * reason and ends in gone.  Returns 0, XE_NOTFOUND, XE_CLOSED (closing), XE_STATE
+ * (already TLS, or not an accepted connection), XE_INVAL (tls is NULL or not a server
+ * context) or XE_NOMEM. */
 int conn_starttls(struct conn_mgr *m, uint64_t id, struct tls_ctx *tls);
 
 /* conn_tls_binding fills *out with id's channel-binding data
