@@ -246,6 +246,46 @@ static void test_login_blocked(void)
     down();
 }
 
+/* The throttle's table of counts is bounded (SRV_THR_MAX keys); failures
+ * from many addresses (an IPv6 attacker has 2^64 of them) fill it.  An
+ * account is still counted then, so guesses at one account still meet
+ * the block: accounts are as many as the cluster holds, and only the
+ * addresses' share of the table is capped.  (Here 16,384 failures of
+ * other addresses come from the cluster's log, as on a member.) */
+static void test_login_throttle_table_full(void)
+{
+    struct srv_config cfg;
+    struct cx_scram x;
+    char sf[512], addr[32];
+
+    srv_config_default(&cfg);
+    cfg.login_delay_ms = 10;
+    cfg.login_delay_max_ms = 10;
+    cfg.login_block_after = 2;
+    cfg.login_block_ms = 60000;
+    cfg.auth_timeout_ms = 0;
+    REQUIRE(up_cfg(&cfg) == 0);
+    for (unsigned i = 0; i < 16384; i++) {
+        snprintf(addr, sizeof addr, "2001:db8::%x:%x", i >> 16, i & 0xffff);
+        srv_login_applied(fx.srv, CL_LOGIN_ADDRESS, addr, true, fx.now);
+    }
+    REQUIRE(cx_tls(&fx, 1));
+    for (int i = 0; i < 2; i++) {
+        unsigned char rnd0 = fx.rnd;
+        cx_auth(&fx, 1, &x, "SCRAM-SHA-1", "n,,", "bob");
+        REQUIRE(cx_challenge(&fx, 1, rnd0, true, sf, sizeof sf));
+        cx_final(&fx, 1, &x, sf, "nope", NULL, 0);
+        fx.now += 10;
+        srv_tick(fx.srv, fx.now);
+        CHECK_STR(fx_take(&fx, 1), CX_FAILURE("not-authorized"));
+    }
+    /* bob's account is blocked: his own password is refused */
+    REQUIRE(cx_tls(&fx, 2));
+    cx_auth(&fx, 2, &x, "SCRAM-SHA-256", "n,,", "bob");
+    CHECK_STR(fx_take(&fx, 2), CX_FAILURE("temporary-auth-failure"));
+    down();
+}
+
 /* An unknown user gets a challenge like any other (no account is
  * revealed), then not-authorized. */
 static void test_unknown_user(void)
@@ -546,7 +586,8 @@ static void test_direct_tls_and_from_stamped(void)
 TL_MAIN(T(test_direct_tls_and_from_stamped), T(test_login_scram_sha256),
         T(test_login_scram_sha1), T(test_login_case_mapped),
         T(test_bind_generated_resource), T(test_bind_bad_resource), T(test_login_blocked),
-        T(test_wrong_password), T(test_unknown_user), T(test_plus_and_downgrade),
-        T(test_plus_end_point), T(test_unsupported_type_then_y), T(test_sasl_failures),
-        T(test_before_tls), T(test_plain_rules), T(test_starttls_failure_and_injection),
-        T(test_bad_headers), T(test_auth_timeout))
+        T(test_login_throttle_table_full), T(test_wrong_password), T(test_unknown_user),
+        T(test_plus_and_downgrade), T(test_plus_end_point),
+        T(test_unsupported_type_then_y), T(test_sasl_failures), T(test_before_tls),
+        T(test_plain_rules), T(test_starttls_failure_and_injection), T(test_bad_headers),
+        T(test_auth_timeout))
