@@ -319,10 +319,14 @@ static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_up
         } else {
             m->stats.timeouts++;
         }
-        if (bad_log(m, note, sizeof note))
-            LOG(m->o.log, LOG_WARN, "%s peer link %s %s%s%016" PRIx64 "%s closed: %s%s",
-                m->name, dir, l->remote, l->sm.peer_id != 0 ? " (node " : "",
-                l->sm.peer_id, l->sm.peer_id != 0 ? ")" : "", u->why, note);
+        if (bad_log(m, note, sizeof note)) {
+            /* the node id only when the peer claimed one */
+            char node[32] = "";
+            if (l->sm.peer_id != 0)
+                snprintf(node, sizeof node, " (node %016" PRIx64 ")", l->sm.peer_id);
+            LOG(m->o.log, LOG_WARN, "%s peer link %s %s%s closed: %s%s", m->name, dir,
+                l->remote, node, u->why, note);
+        }
         break;
     case PLINK_COUNT_MALFORMED:
         m->stats.malformed++;
