@@ -569,6 +569,30 @@ def test_more_sessions(w):
                      what="presence to cb1")
     check("from='alice@%s/m'" % DOMAIN in m.group(0),
           "directed presence to a component carries the sender's full JID", m.group(0))
+    # someone else's account: bob's roster is neither read nor written by
+    # alice (RFC 6121 §2.1.5: only the user's own resources), a probe
+    # without a subscription reveals nothing (§4.3.2)
+    w.bob.send("<iq type='set' id='bobr'><query xmlns='jabber:iq:roster'><item "
+               "jid='secret-friend@%s' name='sf'/></query></iq><presence>"
+               "<status>bob is here</status></presence>" % DOMAIN)
+    w.bob.expect(r"<iq[^>]*id='bobr'", what="bob's roster set")
+    a.send("<iq type='get' id='rg' to='bob@%s'><query xmlns='jabber:iq:roster'/></iq>"
+           % DOMAIN)
+    m = a.expect(r"<iq[^>]*id='rg'.*?(</iq>|/>)", what="roster get of bob")
+    check("type='error'" in m.group(0) and "secret-friend" not in m.group(0),
+          "alice cannot read bob's roster", m.group(0))
+    a.send("<iq type='set' id='rs' to='bob@%s'><query xmlns='jabber:iq:roster'><item "
+           "jid='mallory@%s' name='m'/></query></iq>" % (DOMAIN, DOMAIN))
+    m = a.expect(r"<iq[^>]*id='rs'.*?(</iq>|/>)", what="roster set of bob")
+    w.bob.pump(0.5)
+    check("type='error'" in m.group(0) and "mallory" not in w.bob.text()[w.bob.pos:],
+          "alice cannot write bob's roster", m.group(0))
+    a.send("<presence type='probe' to='bob@%s'/><presence type='probe' to='bob@%s/b'/>"
+           % (DOMAIN, DOMAIN))
+    ping(a, None)
+    a.pump(0.5)
+    check("bob is here" not in a.text(), "a probe without a subscription reveals nothing",
+          a.text()[-400:])
     # a roster write flood: bounded by the roster's bounds, the node serves
     for i in range(1100):
         a.send("<iq type='set' id='r%d'><query xmlns='jabber:iq:roster'><item "
@@ -832,6 +856,136 @@ def test_websocket(w):
     w.healthy("the WebSocket cases")
 
 
+class WsXmpp:
+    """An RFC 7395 client over a Conn after the upgrade."""
+
+    def __init__(self, c):
+        self.c, self.off = c, c.got.find(b"\r\n\r\n") + 4
+
+    def send(self, text):
+        self.c.send(frame(1, text.encode()))
+
+    def next(self, timeout=60):
+        """The next text message from the server (None when closed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            d = self.c.got[self.off:]
+            if len(d) >= 2:
+                op, n, i = d[0] & 0x0f, d[1] & 0x7f, 2
+                if n == 126:
+                    n, i = (struct.unpack("!H", d[2:4])[0], 4) if len(d) >= 4 else (None, 0)
+                elif n == 127:
+                    n, i = (struct.unpack("!Q", d[2:10])[0], 10) if len(d) >= 10 else (None, 0)
+                if n is not None and len(d) >= i + n:
+                    self.off += i + n
+                    if op == 1:
+                        return d[i:i + n].decode()
+                    if op == 8:
+                        return None
+                    continue
+            if self.c.closed or time.monotonic() > deadline:
+                return None
+            self.c.pump(0.2)
+
+    def expect(self, rx, what):
+        while True:
+            m = self.next()
+            if m is None:
+                raise AssertionError("%s: no %r before the end" % (what, rx))
+            if re.search(rx, m, re.S):
+                return m
+
+
+def ws_login(node, ca, user, resource):
+    c = ws_open(node, ca)
+    w = WsXmpp(c)
+    w.send("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='%s' version='1.0'/>"
+           % DOMAIN)
+    w.expect(r"<stream:features|<features", "ws features")
+    cnonce = base64.b64encode(os.urandom(18)).decode()
+    first_bare = "n=%s,r=%s" % (user, cnonce)
+    w.send("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>"
+           % (NS_SASL, base64.b64encode(("n,," + first_bare).encode()).decode()))
+    m = re.search(r">([^<]+)</challenge>", w.expect(r"<challenge", "ws challenge"))
+    sfirst = base64.b64decode(m.group(1)).decode()
+    f = dict(kv.split("=", 1) for kv in sfirst.split(","))
+    salted = hashlib.pbkdf2_hmac("sha256", PASSWORDS[user].encode(),
+                                 base64.b64decode(f["s"]), int(f["i"]))
+    ckey = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    final = "c=biws,r=%s" % f["r"]
+    auth = ("%s,%s,%s" % (first_bare, sfirst, final)).encode()
+    sig = hmac.new(hashlib.sha256(ckey).digest(), auth, hashlib.sha256).digest()
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(ckey, sig))).decode()
+    w.send("<response xmlns='%s'>%s</response>"
+           % (NS_SASL, base64.b64encode(("%s,p=%s" % (final, proof)).encode()).decode()))
+    w.expect(r"<success", "ws success")
+    w.send("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='%s' version='1.0'/>"
+           % DOMAIN)
+    w.expect(r"bind", "ws features after SASL")
+    w.send("<iq xmlns='jabber:client' type='set' id='wb'><bind "
+           "xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>%s</resource></bind></iq>"
+           % resource)
+    w.expect(r"<jid>", "ws bind")
+    return w
+
+
+def test_ws_xmpp(w):
+    """After a WebSocket login: a forged 'from' in every namespace form, a
+    stanza in no namespace, restricted XML, an <open/> again."""
+    node, ca = w.node, w.ca
+    ws = ws_login(node, ca, "alice", "ws")
+    forms = [
+        "<message xmlns='jabber:client' to='bob@%s/b' from='bob@%s/x' id='wf1'>"
+        "<body>1</body></message>",
+        "<message to='bob@%s/b' from='bob@%s/x' id='wf2'><body>2</body></message>",
+        "<c:message xmlns:c='jabber:client' to='bob@%s/b' from='bob@%s/x' id='wf3'>"
+        "<c:body>3</c:body></c:message>",
+    ]
+    for f in forms:
+        ws.send(f % (DOMAIN, DOMAIN))
+    ws.send("<iq xmlns='jabber:client' type='get' id='wsp' to='%s'><ping "
+            "xmlns='urn:xmpp:ping'/></iq>" % DOMAIN)
+    ws.expect(r"id='wsp'|id=\"wsp\"", "ws ping after the forms")
+    w.bob.pump(1)
+    got = w.bob.text()[w.bob.pos:]
+    for m in re.finditer(r"<message[^>]*id='(wf\d)'[^>]*>", got):
+        check("from='alice@%s/ws'" % DOMAIN in m.group(0),
+              "over WebSocket, %s reaches bob from alice" % m.group(1), m.group(0))
+    check("from='bob@%s/x'" % DOMAIN not in got, "no forged 'from' reaches bob over ws", got)
+    ws.c.close()
+    for ns, cond in (("jabber:server", "invalid-namespace"),
+                     ("jabber:component:accept", "invalid-namespace"),
+                     ("urn:unknown", "")):
+        ws = ws_login(node, ca, "alice", "ws")
+        ws.send("<message xmlns='%s' to='bob@%s/b' from='bob@%s/x' id='wf4'/>"
+                % (ns, DOMAIN, DOMAIN))
+        nxt = ws.next(30)
+        check(nxt is not None and "<stream:error" in nxt and cond in nxt,
+              "over WebSocket, a message in %s: a stream error %s" % (ns, cond), repr(nxt))
+        ws.c.close()
+    w.bob.pump(0.5)
+    check("id='wf4'" not in w.bob.text()[w.bob.pos:],
+          "nothing in another namespace reaches bob", w.bob.text()[w.bob.pos:])
+    ws = ws_login(node, ca, "alice", "ws")
+    ws.send("<message xmlns='jabber:client' to='bob@%s/b'><!-- c --></message>" % DOMAIN)
+    nxt = ws.next(30)
+    check(nxt is not None and "restricted-xml" in nxt,
+          "over WebSocket, a comment: restricted-xml", repr(nxt))
+    ws.c.close()
+    ws = ws_login(node, ca, "alice", "ws2")
+    ws.send("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='%s' version='1.0'/>"
+            % DOMAIN)
+    nxt = ws.next(30)
+    ws.send("<iq xmlns='jabber:client' type='set' id='wb2'><bind "
+            "xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>zz</resource></bind></iq>")
+    later = [ws.next(10) for _ in range(3)]
+    check(not any(x and "<jid>" in x for x in later),
+          "over WebSocket, an <open/> after bind binds nothing again",
+          "%r %r" % (nxt, later))
+    ws.c.close()
+    w.healthy("XMPP over WebSocket")
+
+
 # ---- 5224 ----------------------------------------------------------------------
 
 def test_peer(w, tmp):
@@ -897,7 +1051,7 @@ def main():
                          ("prefix", test_header_prefix),
                          ("sessions", test_sessions),
                          ("more", test_more_sessions), ("components", test_components),
-                         ("websocket", test_websocket),
+                         ("websocket", test_websocket), ("ws-xmpp", test_ws_xmpp),
                          ("peer", lambda w: test_peer(w, c.base)),
                          ("half-close", test_half_close), ("no-reader", test_no_reader)):
             if only and name not in only.split(","):
