@@ -412,6 +412,25 @@ def test_xml(w):
               "header with %s: stream error %s" % (name, "|".join(conds)),
               "closed %s, got %r" % (closed, c.text()[-400:]))
         c.close()
+    # a 'from' with quotes and markup in its resource: echoed in our
+    # header as 'to' (RFC 6120 §4.7.2), escaped
+    c = Conn(w.node.addr, C2S)
+    c.send("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/"
+           "streams' to='%s' version='1.0' from=\"alice@%s/a'&lt;b&quot;&gt;\">"
+           % (DOMAIN, DOMAIN))
+    m = c.expect(r"<stream:stream[^>]*>", what="header with an odd from")
+    try:
+        to = ET.fromstring(m.group(0) + "</stream:stream>").get("to")
+    except ET.ParseError as e:
+        to = "not XML: %s" % e
+    check(to in (None, "alice@%s/a'<b\">" % DOMAIN),
+          "an odd 'from' in the header comes back escaped", m.group(0))
+    c.close()
+    c = Conn(w.node.addr, C2S)
+    c.send("<?xml version='1.0' encoding='UTF-16'?>" + (HDR % DOMAIN).split("?>", 1)[1])
+    check(c.wait_closed(60) and "unsupported-encoding" in c.text(),
+          "an XML declaration naming UTF-16: unsupported-encoding", c.text()[-300:])
+    c.close()
     w.healthy("the header cases")
 
 
@@ -593,6 +612,20 @@ def test_more_sessions(w):
     a.pump(0.5)
     check("bob is here" not in a.text(), "a probe without a subscription reveals nothing",
           a.text()[-400:])
+    # presence of every type to the domain, and a subscription to oneself
+    # (RFC 6121 §3): nothing loops; the stream goes on
+    before = len(a.got)
+    for t in ("", " type='subscribe'", " type='subscribed'", " type='probe'",
+              " type='unsubscribe'", " type='unavailable'", " type='bogus'"):
+        a.send("<presence to='%s'%s/>" % (DOMAIN, t))
+    a.send("<presence type='subscribe' to='alice@%s'/><presence type='subscribed' "
+           "to='alice@%s'/><presence/>" % (DOMAIN, DOMAIN))
+    ping(a, None)
+    a.pump(1)
+    ping(a, None)
+    check(len(a.got) - before < 20000,
+          "presence to the domain and to oneself: no loop (%d bytes back)"
+          % (len(a.got) - before), a.text()[-600:])
     # a roster write flood: bounded by the roster's bounds, the node serves
     for i in range(1100):
         a.send("<iq type='set' id='r%d'><query xmlns='jabber:iq:roster'><item "
@@ -664,17 +697,25 @@ def test_throttle(w, out):
 # ---- slowloris ---------------------------------------------------------------
 
 def test_trickle(w, out):
-    """A header one byte a second before auth: closed by the auth timeout."""
-    c = Conn(w.node.addr, C2S)
-    hdr = (HDR % DOMAIN).encode()
+    """A header one byte a second before auth, on 5222, 5223 and 5280:
+    each closed by its timeout (auth, handshake, HTTP request)."""
+    conns = [("c2s", Conn(w.node.addr, C2S), (HDR % DOMAIN).encode()),
+             ("comp", Conn(w.node.addr, COMP), (COMP_HDR % ("cb1." + DOMAIN)).encode()),
+             ("http", Conn(w.node.addr, WS_PORT),
+              b"GET /xmpp-websocket HTTP/1.1\r\nHost: x\r\n" + b"X: y\r\n" * 100)]
     t0 = time.monotonic()
-    for i in range(len(hdr)):
-        if c.closed or time.monotonic() - t0 > 90:
+    for i in range(200):
+        if all(c.closed for _, c, _ in conns) or time.monotonic() - t0 > 90:
             break
-        c.send(hdr[i:i + 1])
-        c.pump(1.0)
-    out["trickle"] = (c.closed, c.text())
-    c.close()
+        for _, c, data in conns:
+            if not c.closed:
+                c.send(data[i:i + 1])
+        time.sleep(1.0)
+        for _, c, _ in conns:
+            c.pump(0.01)
+    for name, c, _ in conns:
+        out["trickle-" + name] = (c.closed, c.text())
+        c.close()
 
 
 def test_no_reader(w):
@@ -1068,9 +1109,12 @@ def main():
               and "temporary-auth-failure" in last,
               "12 wrong passwords at once from one address: the right one is then "
               "refused with temporary-auth-failure", "%s; last %r" % (res, last))
-        closed, txt = out.get("trickle", (False, ""))
-        check(closed and "connection-timeout" in txt,
-              "a header trickled a byte a second: closed with connection-timeout", txt[-300:])
+        for name, want in (("c2s", "connection-timeout"), ("comp", "connection-timeout"),
+                           ("http", "408")):
+            closed, txt = out.get("trickle-" + name, (False, ""))
+            check(closed and want in txt,
+                  "%s: a request trickled a byte a second: closed, %s" % (name, want),
+                  txt[-300:])
         w.healthy("everything")
         c.say("the node's largest resident memory: %d KB", w.max_rss)
         if check.failures:
