@@ -34,7 +34,6 @@ resident memory stay under a bound.
 """
 import base64
 import hashlib
-import hmac
 import os
 import re
 import select
@@ -48,6 +47,7 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import Cluster, make_ca, make_node_cert, wait_for  # noqa: E402
+from test_websocket import sasl_scram  # noqa: E402
 from xmppdtest import Tally, run  # noqa: E402
 
 DOMAIN = "example.com"
@@ -191,26 +191,24 @@ def c2s_tls_from(node, ca, src):
     return c2s_tls(node, ca, src=src)
 
 
+class SaslSide:
+    """A Conn as test_websocket.sasl_scram's transport: send, and text()
+    the next SASL element."""
+
+    def __init__(self, c):
+        self.c = c
+
+    def send(self, text):
+        self.c.send(text)
+
+    def text(self):
+        return self.c.expect(r"<(challenge|success|failure)\b[^>]*?(/>|>.*?</\1>)",
+                             what="SASL answer").group(0)
+
+
 def scram(c, user, password):
-    """SCRAM-SHA-256 without channel binding (RFC 5802, RFC 7677)."""
-    cnonce = base64.b64encode(os.urandom(18)).decode()
-    first_bare = "n=%s,r=%s" % (user, cnonce)
-    c.send("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>"
-           % (NS_SASL, base64.b64encode(("n,," + first_bare).encode()).decode()))
-    m = c.expect(r"<challenge[^>]*>([^<]+)</challenge>", what="challenge")
-    sfirst = base64.b64decode(m.group(1)).decode()
-    f = dict(kv.split("=", 1) for kv in sfirst.split(","))
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(f["s"]),
-                                 int(f["i"]))
-    ckey = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    stored = hashlib.sha256(ckey).digest()
-    final = "c=biws,r=%s" % f["r"]
-    auth = ("%s,%s,%s" % (first_bare, sfirst, final)).encode()
-    sig = hmac.new(stored, auth, hashlib.sha256).digest()
-    proof = base64.b64encode(bytes(a ^ b for a, b in zip(ckey, sig))).decode()
-    c.send("<response xmlns='%s'>%s</response>"
-           % (NS_SASL, base64.b64encode(("%s,p=%s" % (final, proof)).encode()).decode()))
-    c.expect(r"<success[^>]*>", what="SASL success")
+    """SCRAM-SHA-256 without channel binding (test_websocket's client)."""
+    sasl_scram(SaslSide(c), user, password)
 
 
 def c2s_authed(node, ca, user, hdr=HDR % DOMAIN):
@@ -928,6 +926,9 @@ class WsXmpp:
                 return None
             self.c.pump(0.2)
 
+    def text(self):
+        return self.next()
+
     def expect(self, rx, what):
         while True:
             m = self.next()
@@ -943,23 +944,7 @@ def ws_login(node, ca, user, resource):
     w.send("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='%s' version='1.0'/>"
            % DOMAIN)
     w.expect(r"<stream:features|<features", "ws features")
-    cnonce = base64.b64encode(os.urandom(18)).decode()
-    first_bare = "n=%s,r=%s" % (user, cnonce)
-    w.send("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>"
-           % (NS_SASL, base64.b64encode(("n,," + first_bare).encode()).decode()))
-    m = re.search(r">([^<]+)</challenge>", w.expect(r"<challenge", "ws challenge"))
-    sfirst = base64.b64decode(m.group(1)).decode()
-    f = dict(kv.split("=", 1) for kv in sfirst.split(","))
-    salted = hashlib.pbkdf2_hmac("sha256", PASSWORDS[user].encode(),
-                                 base64.b64decode(f["s"]), int(f["i"]))
-    ckey = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    final = "c=biws,r=%s" % f["r"]
-    auth = ("%s,%s,%s" % (first_bare, sfirst, final)).encode()
-    sig = hmac.new(hashlib.sha256(ckey).digest(), auth, hashlib.sha256).digest()
-    proof = base64.b64encode(bytes(a ^ b for a, b in zip(ckey, sig))).decode()
-    w.send("<response xmlns='%s'>%s</response>"
-           % (NS_SASL, base64.b64encode(("%s,p=%s" % (final, proof)).encode()).decode()))
-    w.expect(r"<success", "ws success")
+    sasl_scram(w, user, PASSWORDS[user])
     w.send("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='%s' version='1.0'/>"
            % DOMAIN)
     w.expect(r"bind", "ws features after SASL")

@@ -207,12 +207,11 @@ static void test_wrong_password(void)
 /* After login_block_after failures the address is refused
  * (temporary-auth-failure, RFC 6120 §6.5.11) for login_block_ms; then it
  * may try again. */
-static void test_login_blocked(void)
+/* up_blocking starts srv with a throttle that blocks after 2 failures (10
+ * ms apart) for a minute. */
+static int up_blocking(void)
 {
     struct srv_config cfg;
-    struct srv_stats st;
-    struct cx_scram x;
-    char sf[512];
 
     srv_config_default(&cfg);
     cfg.login_delay_ms = 10;
@@ -220,7 +219,16 @@ static void test_login_blocked(void)
     cfg.login_block_after = 2;
     cfg.login_block_ms = 60000;
     cfg.auth_timeout_ms = 0;
-    REQUIRE(up_cfg(&cfg) == 0);
+    return up_cfg(&cfg);
+}
+
+/* fail_twice: two wrong SCRAM-SHA-1 passwords for bob on connection 1,
+ * each answered not-authorized after its delay. */
+static void fail_twice(void)
+{
+    struct cx_scram x;
+    char sf[512];
+
     REQUIRE(cx_tls(&fx, 1));
     for (int i = 0; i < 2; i++) {
         unsigned char rnd0 = fx.rnd;
@@ -231,6 +239,15 @@ static void test_login_blocked(void)
         srv_tick(fx.srv, fx.now);
         CHECK_STR(fx_take(&fx, 1), CX_FAILURE("not-authorized"));
     }
+}
+
+static void test_login_blocked(void)
+{
+    struct srv_stats st;
+    struct cx_scram x;
+
+    REQUIRE(up_blocking() == 0);
+    fail_twice();
     srv_get_stats(fx.srv, &st);
     CHECK_INT(st.blocked, 2); /* the address and the account */
     REQUIRE(cx_tls(&fx, 2));
@@ -254,31 +271,15 @@ static void test_login_blocked(void)
  * other addresses come from the cluster's log, as on a member.) */
 static void test_login_throttle_table_full(void)
 {
-    struct srv_config cfg;
     struct cx_scram x;
-    char sf[512], addr[32];
+    char addr[32];
 
-    srv_config_default(&cfg);
-    cfg.login_delay_ms = 10;
-    cfg.login_delay_max_ms = 10;
-    cfg.login_block_after = 2;
-    cfg.login_block_ms = 60000;
-    cfg.auth_timeout_ms = 0;
-    REQUIRE(up_cfg(&cfg) == 0);
+    REQUIRE(up_blocking() == 0);
     for (unsigned i = 0; i < 16384; i++) {
         snprintf(addr, sizeof addr, "2001:db8::%x:%x", i >> 16, i & 0xffff);
         srv_login_applied(fx.srv, CL_LOGIN_ADDRESS, addr, true, fx.now);
     }
-    REQUIRE(cx_tls(&fx, 1));
-    for (int i = 0; i < 2; i++) {
-        unsigned char rnd0 = fx.rnd;
-        cx_auth(&fx, 1, &x, "SCRAM-SHA-1", "n,,", "bob");
-        REQUIRE(cx_challenge(&fx, 1, rnd0, true, sf, sizeof sf));
-        cx_final(&fx, 1, &x, sf, "nope", NULL, 0);
-        fx.now += 10;
-        srv_tick(fx.srv, fx.now);
-        CHECK_STR(fx_take(&fx, 1), CX_FAILURE("not-authorized"));
-    }
+    fail_twice();
     /* bob's account is blocked: his own password is refused */
     REQUIRE(cx_tls(&fx, 2));
     cx_auth(&fx, 2, &x, "SCRAM-SHA-256", "n,,", "bob");
