@@ -251,6 +251,13 @@ def ping(c, frm_jid, to=DOMAIN):
              % (pid, pid), what="ping %s" % pid)
 
 
+def cpu_s(pid):
+    """CPU seconds (user + system) the process has used."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -1101,6 +1108,12 @@ def main():
                   "%s: a request trickled a byte a second: closed, %s" % (name, want),
                   txt[-300:])
         w.healthy("everything")
+        # Nothing left spinning: over 3 s with only bob and cb1 connected
+        # and quiet, the node uses well under a core (a spin takes all).
+        t0, c0 = time.monotonic(), cpu_s(node.proc.pid)
+        time.sleep(3)
+        used = (cpu_s(node.proc.pid) - c0) / (time.monotonic() - t0)
+        check(used < 0.5, "after the attacks the node is idle (%.0f%% of a core)" % (used * 100))
         c.say("the node's largest resident memory: %d KB", w.max_rss)
         if check.failures:
             raise AssertionError("%d cases failed: %s" % (len(check.failures),

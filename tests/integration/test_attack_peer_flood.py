@@ -16,6 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import PEER_PORT, Cluster, wait_for  # noqa: E402
+from test_attack_listeners import cpu_s  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 ADDRS, PER_ADDR = 8, 8
@@ -95,6 +96,13 @@ def main():
                                      % (e, c.dump()))
             c.say("converged again (%d flood connections opened in all)", f.opened)
             check(c.node(1).alive() and victim.alive(), "both nodes run")
+        # The flood over, nothing spins: well under a core each over 3 s.
+        pids = [nd.proc.pid for nd in c.nodes]
+        t0, c0 = time.monotonic(), [cpu_s(p) for p in pids]
+        time.sleep(3)
+        for nd, p, before in zip(c.nodes, pids, c0):
+            used = (cpu_s(p) - before) / (time.monotonic() - t0)
+            check(used < 0.5, "%s idle after the flood: %.0f%% of a core" % (nd.name, used * 100))
         # The closes are logged with the flooder's address and port as they
         # are (no node id: none was claimed).
         line = c.node(1).wait_log(r"peer link from %s\.1\d\d:\S* closed: " % re.escape(base))
