@@ -811,6 +811,27 @@ def test_components(w):
           second.text()[-400:])
     first.close()
     second.close()
+    # a stanza before the handshake: not-authorized, nothing routed
+    c = Conn(node.addr, COMP)
+    c.send(COMP_HDR % ("cb2." + DOMAIN))
+    c.expect(r"<stream:stream[^>]* id='", what="cb2 header")
+    c.send("<message from='cb2.%s' to='bob@%s/b' id='pre'><body>x</body></message>"
+           % (DOMAIN, DOMAIN))
+    check(c.wait_closed(60) and "not-authorized" in c.text(),
+          "a component's stanza before its handshake: not-authorized", c.text()[-300:])
+    c.close()
+    # a second handshake once authenticated: refused, not a new login
+    c = comp_conn(node, "cb2", w.secret2)
+    c.send("<handshake>%s</handshake>" % ("0" * 40))
+    c.pump(1)
+    if not c.closed:
+        ping(c, "cb2." + DOMAIN)
+    check(c.text().count("<handshake/>") == 1,
+          "a second handshake is not answered as a login", c.text()[-300:])
+    c.close()
+    w.bob.pump(0.5)
+    check("id='pre'" not in w.bob.text()[w.bob.pos:], "nothing from before a handshake "
+          "reaches bob", w.bob.text()[w.bob.pos:])
     w.healthy("the component cases")
 
 
