@@ -23,11 +23,10 @@ import sys
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from attack import DOMAIN, HDR, PASSWORDS, c2s_bound, comp_conn, ping  # noqa: E402
+from clients import users_cluster  # noqa: E402
 from cluster import Cluster, wait_for  # noqa: E402
-from test_attack_listeners import DOMAIN, HDR, c2s_bound, comp_conn, ping  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
-
-PASSWORDS = {"alice": "alice-attack-pw", "bob": "bob-attack-pw"}
 
 
 def bob_gets(bob, mid):
@@ -45,18 +44,9 @@ def bob_gets(bob, mid):
 
 def main():
     with Cluster(3) as c:
-        leader = c.form()
-        f1, f2 = c.followers(leader)
-        ca = os.path.join(c.ca, "ca-bundle.pem")
-        for nd in c.nodes:
-            c.wait_serving(nd)
-        for user, pw in PASSWORDS.items():
-            leader.ok("xmpp user add %s" % user, stdin=pw + "\n")
+        leader, f1, f2, ca = users_cluster(c, {u: PASSWORDS[u] for u in ("alice", "bob")})
         secret = c.add_callbridge("cb1")
         c.add_callbridge("cb2")
-        for nd in (f1, f2):
-            wait_for(lambda nd=nd: all(u in nd.ok("xmpp user list") for u in PASSWORDS), 60,
-                     "%s: the accounts" % nd.name)
         hdr = (HDR % DOMAIN).replace("version='1.0'>", "version='1.0' xmlns:foo='urn:foo'>")
         bob = c2s_bound(f2, ca, "bob", "b")
         alice = c2s_bound(f1, ca, "alice", "a", hdr=hdr)

@@ -9,58 +9,16 @@ where it refused every newcomer before.  An authenticated call bridge is
 never closed so; the per-address limit still refuses at once."""
 import hashlib
 import os
-import select
-import socket
 import sys
-import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_attack_listeners import COMP_HDR, Conn  # noqa: E402
+from attack import COMP_HDR, Conn, IdleFlood  # noqa: E402
 from cluster import wait_for  # noqa: E402
 from xmppdtest import Node, check, conf_text, run  # noqa: E402
 
 CBS = {"cb1": "s3cret-one", "cb2": "s3cret-two"}
 MAX, PER_ADDR = 12, 8
 SRCS = ["127.0.0.%d" % i for i in (2, 3)]  # 2 x 6 idle connections fill MAX
-
-
-class Flood:
-    """Holds 6 idle connections from each of SRCS, reopened at once."""
-
-    def __init__(self, port):
-        self.port, self.socks, self.opened = port, {}, 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _open(self, src):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        try:
-            s.bind((src, 0))
-            s.connect_ex(("127.0.0.1", self.port))
-        except OSError:
-            s.close()
-            return
-        self.socks[s] = src
-        self.opened += 1
-
-    def _run(self):
-        for src in SRCS:
-            for _ in range(MAX // len(SRCS)):
-                self._open(src)
-        while not self.stop.is_set():
-            r, _, _ = select.select(list(self.socks), [], [], 0.05)
-            for s in r:
-                try:
-                    d = s.recv(4096)
-                except OSError:
-                    d = b""
-                if not d:
-                    src = self.socks.pop(s)
-                    s.close()
-                    self._open(src)
-        for s in self.socks:
-            s.close()
 
 
 def component(node, name):
@@ -86,9 +44,8 @@ def main():
         node.start()
         cb1 = component(node, "cb1")
         check(cb1 is not None, "cb1 logs in before the flood")
-        f = Flood(node.port)
-        f.thread.start()
-        try:
+        with IdleFlood([(src, "127.0.0.1", node.port) for src in SRCS
+                        for _ in range(MAX // len(SRCS))]) as f:
             wait_for(lambda: f.opened >= MAX, 60, "the flood's connections")
             node.wait_log(r"refused: %d connections open \(max-connections %d\)|"
                           r"resource-constraint: closed to make room" % (MAX, MAX))
@@ -107,9 +64,6 @@ def main():
                      "xmlns='urn:xmpp:ping'/></iq>" % (node.domain, node.domain))
             cb1.expect(r"id='alive'", what="cb1 after the flood")
             check(not cb1.closed, "cb1 stays")
-        finally:
-            f.stop.set()
-            f.thread.join(30)
 
 
 if __name__ == "__main__":

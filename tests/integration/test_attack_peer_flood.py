@@ -8,70 +8,15 @@ cluster converges (docs/cluster.md "Limits"; DESIGN.md: a peer without a
 trusted certificate gets nothing but a refusal)."""
 import os
 import re
-import select
-import socket
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from attack import IdleFlood, cpu_s  # noqa: E402
 from cluster import PEER_PORT, Cluster, wait_for  # noqa: E402
-from test_attack_listeners import cpu_s  # noqa: E402
 from xmppdtest import check, run  # noqa: E402
 
 ADDRS, PER_ADDR = 8, 8
-
-
-class Flood:
-    """Holds ADDRS x PER_ADDR idle TCP connections to each target."""
-
-    def __init__(self, targets, base):
-        self.targets = targets
-        self.srcs = ["%s.%d" % (base, 100 + i) for i in range(ADDRS)]
-        self.socks = {}  # socket -> (src, target)
-        self.opened = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _open(self, src, target):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        try:
-            s.bind((src, 0))
-            s.connect_ex((target, PEER_PORT))
-        except OSError:
-            s.close()
-            return
-        self.socks[s] = (src, target)
-        self.opened += 1
-
-    def _run(self):
-        for target in self.targets:
-            for src in self.srcs:
-                for _ in range(PER_ADDR):
-                    self._open(src, target)
-        while not self.stop.is_set():
-            r, _, _ = select.select(list(self.socks), [], [], 0.05)
-            for s in r:
-                try:
-                    d = s.recv(4096)
-                except OSError:
-                    d = b""
-                if not d:
-                    src, target = self.socks.pop(s)
-                    s.close()
-                    self._open(src, target)
-        for s in self.socks:
-            s.close()
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(30)
-        return False
 
 
 def main():
@@ -79,7 +24,9 @@ def main():
         leader = c.form()
         c.say("formed; %s leads", leader.name)
         base = c.nodes[0].addr.rsplit(".", 1)[0]
-        with Flood([nd.addr for nd in c.nodes], base) as f:
+        srcs = ["%s.%d" % (base, 100 + i) for i in range(ADDRS)]
+        with IdleFlood([(src, nd.addr, PEER_PORT) for nd in c.nodes for src in srcs
+                        for _ in range(PER_ADDR)]) as f:
             rx = re.compile(r"accepted on \S+:%d from %s\.1\d\d:" % (PEER_PORT, re.escape(base)))
             for nd in c.nodes:
                 wait_for(lambda nd=nd: len(rx.findall(nd.log())) >= ADDRS * PER_ADDR, 60,
