@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Connection limits on the component listener: many
 connections from one address are refused past max-connections-per-address,
-and past max-connections from any address, with one rate-limited log line;
+with one rate-limited log line; past max-connections the oldest connection
+that has not logged in is closed (resource-constraint) to make room;
 a pre-auth stanza over preauth-stanza-bytes is refused with policy-violation;
 authenticated components go on exchanging stanzas throughout."""
 import os
@@ -80,15 +81,22 @@ def main():
                     r"%d connections from 127\.0\.0\.1 \(max-connections-per-address %d\)"
                     % (node.port, PER_ADDR, PER_ADDR))
                 check("WARN" in line.upper(), "not a warning: " + line)
-                # From 127.0.0.2: 4 more reach the total of 12, then refused.
+                # From 127.0.0.2: 4 more reach the total of 12; each of the
+                # next 3 makes room: the oldest connection that has not
+                # logged in (a raw one from 127.0.0.1) is closed with
+                # resource-constraint, the authenticated components stay.
                 got = []
                 for _ in range(TOTAL - PER_ADDR + 3):
                     s, what = dial(node.port, "127.0.0.2")
                     socks.append(s)
                     got.append(what)
-                check(got == ["header"] * (TOTAL - PER_ADDR) + ["closed"] * 3,
+                check(got == ["header"] * (TOTAL - PER_ADDR + 3),
                       "total limit: %s\n%s" % (got, node.log()))
-                # Seven refusals within 10 s: one log line (wait for it: the
+                for s in socks[:3]:
+                    out = until_closed(s)
+                    check("<resource-constraint" in out,
+                          "the oldest made room: %r" % out[-300:])
+                # Four refusals within 10 s: one log line (wait for it: the
                 # dial may see the close before the line is written).
                 find_log_line(node.log, r" refused: ", 60)
                 refusals = [ln for ln in node.log().splitlines() if " refused: " in ln]
@@ -96,7 +104,7 @@ def main():
                       % "\n".join(refusals))
                 # A pre-auth stanza of many tiny elements: policy-violation
                 # long before its 255 KiB are in.
-                s = socks[0]
+                s = socks[3]
                 try:
                     s.sendall(b"<message>" + b"<a/>" * (255 * 1024 // 4))
                 except (ConnectionResetError, BrokenPipeError):

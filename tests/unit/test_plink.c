@@ -837,18 +837,34 @@ static void test_admit(void)
 {
     char why[200];
     struct plink_conn c;
+    bool evict = true;
 
     start();
-    CHECK_INT(plink_admit(&opts, 63, 7, "127.0.0.9", why, sizeof why), 0);
-    CHECK_INT(plink_admit(&opts, 10, 8, "127.0.0.9", why, sizeof why), XE_LIMIT);
+    CHECK_INT(plink_admit(&opts, 63, 7, 63, "127.0.0.9", &evict, why, sizeof why), 0);
+    CHECK(!evict);
+    CHECK_INT(plink_admit(&opts, 10, 8, 10, "127.0.0.9", &evict, why, sizeof why),
+              XE_LIMIT);
     CHECK_STR(why, "8 connections from 127.0.0.9 are not members' links (the limit per "
                    "address)");
-    CHECK_INT(plink_admit(&opts, 64, 0, "127.0.0.9", why, sizeof why), XE_LIMIT);
+    /* At the total limit with none of them before its HELLO (guests, who
+     * proved a certificate): refused. */
+    CHECK_INT(plink_admit(&opts, 64, 0, 0, "127.0.0.9", &evict, why, sizeof why),
+              XE_LIMIT);
     CHECK_STR(why, "64 connections that are not members' links are open (the limit)");
+    /* At the total limit, with links that have not sent a HELLO: the oldest
+     * of them makes room, so that connections held open by anyone on the
+     * network (8 addresses suffice) cannot keep the members' links out. */
+    evict = false;
+    CHECK_INT(plink_admit(&opts, 64, 0, 1, "127.0.0.9", &evict, why, sizeof why), 0);
+    CHECK(evict);
+    CHECK_STR(why, "made room for a newer connection: 64 connections that are not "
+                   "members' links are open (the limit)");
     plink_open(&c, false, 0, false, 0);
     CHECK(plink_unjoined(&c));
+    CHECK(plink_evictable(&c));
     plink_open(&c, true, 2, false, 0);
     CHECK(!plink_unjoined(&c));
+    CHECK(!plink_evictable(&c));
 }
 
 static void test_backoff(void)

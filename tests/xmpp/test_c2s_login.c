@@ -207,12 +207,11 @@ static void test_wrong_password(void)
 /* After login_block_after failures the address is refused
  * (temporary-auth-failure, RFC 6120 §6.5.11) for login_block_ms; then it
  * may try again. */
-static void test_login_blocked(void)
+/* up_blocking starts srv with a throttle that blocks after 2 failures (10
+ * ms apart) for a minute. */
+static int up_blocking(void)
 {
     struct srv_config cfg;
-    struct srv_stats st;
-    struct cx_scram x;
-    char sf[512];
 
     srv_config_default(&cfg);
     cfg.login_delay_ms = 10;
@@ -220,7 +219,16 @@ static void test_login_blocked(void)
     cfg.login_block_after = 2;
     cfg.login_block_ms = 60000;
     cfg.auth_timeout_ms = 0;
-    REQUIRE(up_cfg(&cfg) == 0);
+    return up_cfg(&cfg);
+}
+
+/* fail_twice: two wrong SCRAM-SHA-1 passwords for bob on connection 1,
+ * each answered not-authorized after its delay. */
+static void fail_twice(void)
+{
+    struct cx_scram x;
+    char sf[512];
+
     REQUIRE(cx_tls(&fx, 1));
     for (int i = 0; i < 2; i++) {
         unsigned char rnd0 = fx.rnd;
@@ -231,6 +239,15 @@ static void test_login_blocked(void)
         srv_tick(fx.srv, fx.now);
         CHECK_STR(fx_take(&fx, 1), CX_FAILURE("not-authorized"));
     }
+}
+
+static void test_login_blocked(void)
+{
+    struct srv_stats st;
+    struct cx_scram x;
+
+    REQUIRE(up_blocking() == 0);
+    fail_twice();
     srv_get_stats(fx.srv, &st);
     CHECK_INT(st.blocked, 2); /* the address and the account */
     REQUIRE(cx_tls(&fx, 2));
@@ -243,6 +260,30 @@ static void test_login_blocked(void)
     CHECK_INT(st.blocked, 0);
     CHECK_INT(st.login_refused, 1);
     REQUIRE(cx_scram_ok(&fx, 2, "SCRAM-SHA-256", "alice", "secret-a"));
+    down();
+}
+
+/* The throttle's table of counts is bounded (SRV_THR_MAX keys); failures
+ * from many addresses (an IPv6 attacker has 2^64 of them) fill it.  An
+ * account is still counted then, so guesses at one account still meet
+ * the block: accounts are as many as the cluster holds, and only the
+ * addresses' share of the table is capped.  (Here 16,384 failures of
+ * other addresses come from the cluster's log, as on a member.) */
+static void test_login_throttle_table_full(void)
+{
+    struct cx_scram x;
+    char addr[32];
+
+    REQUIRE(up_blocking() == 0);
+    for (unsigned i = 0; i < 16384; i++) {
+        snprintf(addr, sizeof addr, "2001:db8::%x:%x", i >> 16, i & 0xffff);
+        srv_login_applied(fx.srv, CL_LOGIN_ADDRESS, addr, true, fx.now);
+    }
+    fail_twice();
+    /* bob's account is blocked: his own password is refused */
+    REQUIRE(cx_tls(&fx, 2));
+    cx_auth(&fx, 2, &x, "SCRAM-SHA-256", "n,,", "bob");
+    CHECK_STR(fx_take(&fx, 2), CX_FAILURE("temporary-auth-failure"));
     down();
 }
 
@@ -546,7 +587,8 @@ static void test_direct_tls_and_from_stamped(void)
 TL_MAIN(T(test_direct_tls_and_from_stamped), T(test_login_scram_sha256),
         T(test_login_scram_sha1), T(test_login_case_mapped),
         T(test_bind_generated_resource), T(test_bind_bad_resource), T(test_login_blocked),
-        T(test_wrong_password), T(test_unknown_user), T(test_plus_and_downgrade),
-        T(test_plus_end_point), T(test_unsupported_type_then_y), T(test_sasl_failures),
-        T(test_before_tls), T(test_plain_rules), T(test_starttls_failure_and_injection),
-        T(test_bad_headers), T(test_auth_timeout))
+        T(test_login_throttle_table_full), T(test_wrong_password), T(test_unknown_user),
+        T(test_plus_and_downgrade), T(test_plus_end_point),
+        T(test_unsupported_type_then_y), T(test_sasl_failures), T(test_before_tls),
+        T(test_plain_rules), T(test_starttls_failure_and_injection), T(test_bad_headers),
+        T(test_auth_timeout))

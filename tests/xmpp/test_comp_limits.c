@@ -138,4 +138,38 @@ static void test_after_auth(void)
     buf_free(&want);
 }
 
-TL_MAIN(T(test_preauth_oversize), T(test_preauth_header), T(test_after_auth))
+/* At max-connections the edge asks srv to make room (srv_make_room): the
+ * oldest connection that has not logged in, of any kind, is closed with
+ * resource-constraint (RFC 6120 §4.9.3.17), so that idle connections,
+ * renewed at each auth timeout, cannot keep every newcomer out.  A
+ * session that logged in is never closed so; with none left, no room. */
+static void test_make_room(void)
+{
+    REQUIRE(fx_start(&fx, NULL) == 0);
+    REQUIRE(fx_auth(&fx, 1, "cb1", "secret1"));
+    fx.now += 10;
+    fx_open(&fx, 2); /* idle, the oldest of those not logged in */
+    fx.now += 10;
+    fx_open(&fx, 3);
+    fx_in(&fx, 3, FX_OPEN("cb2.example.com"));
+    CHECK_STR(fx_take(&fx, 3), fx_hdr(&fx, 3, "cb2.example.com", NULL));
+    fx.now += 10;
+    fx_open_kind(&fx, 4, SRV_LISTENER_CLIENT);
+    CHECK(srv_make_room(fx.srv, fx.now));
+    /* before its header: ours first (RFC 6120 §4.9.1.2) */
+    CHECK_STR(fx_take(&fx, 2),
+              fx_hdr(&fx, 2, "example.com", FX_ERR("resource-constraint")));
+    CHECK_INT(fx.c[2].closes, 1);
+    CHECK(srv_make_room(fx.srv, fx.now));
+    CHECK_STR(fx_take(&fx, 3), FX_ERR("resource-constraint"));
+    CHECK(srv_make_room(fx.srv, fx.now));
+    CHECK_INT(fx.c[4].closes, 1);
+    /* only cb1 is left, logged in */
+    CHECK(!srv_make_room(fx.srv, fx.now));
+    CHECK_INT(fx.c[1].closes, 0);
+    CHECK_STR(fx_take(&fx, 1), "");
+    fx_stop(&fx);
+}
+
+TL_MAIN(T(test_preauth_oversize), T(test_preauth_header), T(test_after_auth),
+        T(test_make_room))

@@ -629,15 +629,15 @@ void plink_tick(struct plink_conn *c, const struct plink_opts *o, uint64_t now,
 
 /* ---- admission and redial ---- */
 
-int plink_admit(const struct plink_opts *o, size_t total, size_t from_host,
-                const char *host, char *why, size_t whylen)
+bool plink_evictable(const struct plink_conn *c)
 {
-    if (total >= o->max_unjoined) {
-        snprintf(why, whylen,
-                 "%zu connections that are not members' links are open (the limit)",
-                 total);
-        return XE_LIMIT;
-    }
+    return !c->outgoing && (c->state == PLINK_STATE_TCP || c->state == PLINK_STATE_TLS);
+}
+
+int plink_admit(const struct plink_opts *o, size_t total, size_t from_host,
+                size_t evictable, const char *host, bool *evict, char *why, size_t whylen)
+{
+    *evict = false;
     if (from_host >= o->max_unjoined_per_addr) {
         snprintf(why, whylen,
                  "%zu connections from %.64s are not members' links (the limit per "
@@ -645,7 +645,26 @@ int plink_admit(const struct plink_opts *o, size_t total, size_t from_host,
                  from_host, host);
         return XE_LIMIT;
     }
-    return 0;
+    if (total < o->max_unjoined)
+        return 0;
+    /* Full.  Connections that never send a TLS handshake or a HELLO cost
+     * nothing to hold from a few addresses, renewed at each prehello_ms:
+     * refusing every newcomer then would keep a member that lost its links
+     * (a restart) out for as long as the flood lasts.  The oldest of them
+     * makes room instead; a member's handshake and HELLO take
+     * milliseconds, far less than the flood needs to cycle all its slots.
+     * Guests (a certificate proved) are not closed so. */
+    if (evictable > 0) {
+        *evict = true;
+        snprintf(why, whylen,
+                 "made room for a newer connection: %zu connections that are not "
+                 "members' links are open (the limit)",
+                 total);
+        return 0;
+    }
+    snprintf(why, whylen,
+             "%zu connections that are not members' links are open (the limit)", total);
+    return XE_LIMIT;
 }
 
 uint64_t plink_backoff(const struct plink_opts *o, unsigned attempts, uint32_t rnd)

@@ -231,12 +231,20 @@ void plink_close(struct plink_conn *c);
  * accepted link that is not a member's (TCP, TLS, GUEST). */
 bool plink_unjoined(const struct plink_conn *c);
 
+/* plink_evictable tells whether c may be closed to admit a newer
+ * connection (plink_admit's evict): accepted, and no HELLO yet (TCP, TLS). */
+bool plink_evictable(const struct plink_conn *c);
+
 /* plink_admit decides a new accepted connection from source address host
- * (borrowed) given the accepted links that have not joined now (total, and
- * of them from_host from the same host).  0, or XE_LIMIT with why filled
- * (the edge closes it at once and counts it as over the limit). */
+ * (borrowed) given the accepted links that have not joined now (total, of
+ * them from_host from the same host, and evictable of them still before
+ * their HELLO, plink_evictable).  0: admit it; 0 with *evict set: admit it
+ * once the edge has closed the oldest evictable link, why filled for that
+ * close (counted as a timeout); XE_LIMIT with why filled (the edge closes
+ * the new one at once and counts it as over the limit). */
 int plink_admit(const struct plink_opts *o, size_t total, size_t from_host,
-                const char *host, char *why, size_t whylen);
+                size_t evictable, const char *host, bool *evict, char *why,
+                size_t whylen);
 
 /* Redial schedule of one peer. */
 struct plink_dial {

@@ -686,6 +686,29 @@ int srv_conn_open(struct srv *srv, uint64_t conn, enum srv_listener kind,
     return 0;
 }
 
+bool srv_make_room(struct srv *srv, uint64_t now_ms)
+{
+    struct sess *oldest = NULL;
+
+    srv_clock(srv, now_ms);
+    /* A walk over the table: it runs only at the limit, once per accept. */
+    for (size_t i = 0; i < srv->conns.nb; i++) {
+        for (struct hlink *l = srv->conns.b[i]; l != NULL; l = l->next) {
+            struct sess *s = SRV_SESS(l);
+            if (s->state != SESS_OPENING)
+                continue;
+            if (oldest == NULL || s->opened_ms < oldest->opened_ms ||
+                (s->opened_ms == oldest->opened_ms && s->conn < oldest->conn))
+                oldest = s;
+        }
+    }
+    if (oldest == NULL)
+        return false;
+    sess_fail(oldest, XS_COND_RESOURCE_CONSTRAINT,
+              "closed to make room: max-connections reached");
+    return true;
+}
+
 void srv_conn_input(struct srv *srv, uint64_t conn, const void *data, size_t len,
                     uint64_t now_ms)
 {

@@ -229,6 +229,14 @@ int srv_set_client_limits(struct srv *srv, const struct srv_config *cfg);
  * edge then closes the socket), XE_EXISTS if conn is already known. */
 int srv_conn_open(struct srv *srv, uint64_t conn, enum srv_listener kind,
                   const char *peer, uint64_t now_ms);
+/* srv_make_room: the edge is at max-connections with a new connection
+ * waiting.  srv closes the oldest session that has not logged in (any
+ * kind, still negotiating: SESS_OPENING) with the stream error
+ * resource-constraint (RFC 6120 §4.9.3.17) and returns true; false when
+ * every session has logged in (the edge then refuses the new one).  Idle
+ * connections, renewed at each auth timeout from a few addresses, would
+ * otherwise keep every client and call bridge out. */
+bool srv_make_room(struct srv *srv, uint64_t now_ms);
 /* srv_conn_input feeds bytes read from conn. */
 void srv_conn_input(struct srv *srv, uint64_t conn, const void *data, size_t len,
                     uint64_t now_ms);

@@ -4,9 +4,13 @@
  *
  * Keys are "a <address>" and "u <account>" in one hash table.  A key is
  * forgotten login_block_ms after its last failure (and once any block has
- * ended), swept at srv_tick, so the table holds only recent failures; at
- * most SRV_THR_MAX keys (a failure for a new key past it is not counted,
- * and counted in thr_full).
+ * ended), swept at srv_tick, so the table holds only recent failures.
+ * Addresses are at most SRV_THR_MAX keys (a failure for a new address past
+ * it is not counted): an attacker has as many addresses as an IPv6 prefix
+ * holds, and fills them.  Accounts are always counted, so that a full
+ * table never lifts the block on guesses at one account; only existing
+ * accounts are counted (sess_c2s_sasl.c), so their keys are as many as
+ * the accounts the cluster holds.
  *
  * Across the cluster (docs/clients.md "Throttling across the cluster"):
  * in a cluster of two or more members a failure (and a success that clears a count) is
@@ -31,7 +35,7 @@
 #include "srv.h"
 #include "srv_int.h"
 
-#define SRV_THR_MAX 16384 /* keys counted at once */
+#define SRV_THR_MAX 16384 /* keys counted at once before a new address is not */
 #define SRV_THR_SUBS 64   /* LOGIN entries submitted and not yet applied */
 
 /* One LOGIN entry this node submitted (srv->thr_subs). */
@@ -119,7 +123,9 @@ static unsigned thr_count(struct srv *srv, const char *key)
     if (srv->thr.nb == 0 && htab_init(&srv->thr, 64) < 0)
         return 0;
     t = thr_find(srv, key);
-    if (t == NULL && srv->thr.count >= SRV_THR_MAX) {
+    /* Past the bound a new address is not counted; an account always is
+     * (the file's comment). */
+    if (t == NULL && key[0] == 'a' && srv->thr.count >= SRV_THR_MAX) {
         srv__thr_sweep(srv);
         if (srv->thr.count >= SRV_THR_MAX) {
             srv->thr_unshared++;

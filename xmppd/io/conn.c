@@ -805,13 +805,18 @@ static bool over_limit(struct conn_mgr *m, const struct listener *l, const char 
     uint64_t now;
     char why[160];
 
-    if (lim->max_conns != 0 && m->accepted >= lim->max_conns) {
-        snprintf(why, sizeof why, "%zu connections open (max-connections %u)",
-                 m->accepted, lim->max_conns);
-    } else if (lim->max_per_addr != 0 && (same = from_addr(m, ip)) >= lim->max_per_addr) {
+    if (lim->max_per_addr != 0 && (same = from_addr(m, ip)) >= lim->max_per_addr) {
         snprintf(why, sizeof why,
                  "%u connections from %s (max-connections-per-address %u)", same, ip,
                  lim->max_per_addr);
+    } else if (lim->max_conns != 0 && m->accepted >= lim->max_conns) {
+        /* Idle connections renewed at each auth timeout from a few
+         * addresses would keep everyone out: the owner may close one that
+         * has not logged in instead (hooks.room). */
+        if (m->hooks.room != NULL && m->hooks.room(m->hooks.ud))
+            return false;
+        snprintf(why, sizeof why, "%zu connections open (max-connections %u)",
+                 m->accepted, lim->max_conns);
     } else {
         return false;
     }

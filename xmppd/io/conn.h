@@ -78,6 +78,11 @@ struct conn_hooks {
     /* drained: after conn_mgr_shutdown, every connection, listener and
      * internal handle is closed; the owner may now close its own handles. */
     void (*drained)(void *ud);
+    /* room (may be NULL): a connection was accepted with max_conns open.
+     * Return true when the owner closed one of its own connections to make
+     * room (the new one is then kept, its address's limit permitting), false
+     * to have the new one refused. */
+    bool (*room)(void *ud);
 };
 
 struct conn_mgr;

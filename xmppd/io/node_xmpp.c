@@ -266,6 +266,20 @@ static void hook_secured(void *ud, uint64_t id)
     node__after_srv(x->n);
 }
 
+/* hook_room: max-connections is reached with a new connection waiting;
+ * srv closes its oldest session that has not logged in to make room. */
+static bool hook_room(void *ud)
+{
+    struct xside *x = ud;
+    bool made;
+
+    if (x != x->n->x || x->srv == NULL)
+        return false;
+    made = srv_make_room(x->srv, uv_now(&x->n->loop));
+    node__after_srv(x->n);
+    return made;
+}
+
 static void hook_drained(void *ud)
 {
     struct xside *x = ud;
@@ -621,7 +635,8 @@ static int new_listeners(struct node *n, struct xside *x, char *why, size_t whyl
                                .data = hook_data,
                                .gone = hook_gone,
                                .secured = hook_secured,
-                               .drained = hook_drained};
+                               .drained = hook_drained,
+                               .room = hook_room};
     int rc;
 
     rc = conn_mgr_new(&n->loop, &hooks, &n->log, n->name, 0, &x->cm);

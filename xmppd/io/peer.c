@@ -319,10 +319,14 @@ static void close_for(struct peer_mgr *m, struct pconn *l, const struct plink_up
         } else {
             m->stats.timeouts++;
         }
-        if (bad_log(m, note, sizeof note))
-            LOG(m->o.log, LOG_WARN, "%s peer link %s %s%s%016" PRIx64 "%s closed: %s%s",
-                m->name, dir, l->remote, l->sm.peer_id != 0 ? " (node " : "",
-                l->sm.peer_id, l->sm.peer_id != 0 ? ")" : "", u->why, note);
+        if (bad_log(m, note, sizeof note)) {
+            /* the node id only when the peer claimed one */
+            char node[32] = "";
+            if (l->sm.peer_id != 0)
+                snprintf(node, sizeof node, " (node %016" PRIx64 ")", l->sm.peer_id);
+            LOG(m->o.log, LOG_WARN, "%s peer link %s %s%s closed: %s%s", m->name, dir,
+                l->remote, node, u->why, note);
+        }
         break;
     case PLINK_COUNT_MALFORMED:
         m->stats.malformed++;
@@ -807,25 +811,40 @@ static void on_frame(struct peer_mgr *m, struct pconn *l, struct pframe *f)
 /* ---- conn hooks ---- */
 
 /* admit applies plink's limits to a connection accepted from remote:
- * links that have not joined, in total and per source address.  0 or
- * XE_LIMIT (counted and logged; conn closes it). */
+ * links that have not joined, in total and per source address; when
+ * plink says so, the oldest link still before its HELLO is closed to make
+ * room.  0 or XE_LIMIT (counted and logged; conn closes it). */
 static int admit(struct peer_mgr *m, const char *remote)
 {
     char host[64], why[200], note[100];
-    size_t total = 0, same = 0;
+    size_t total = 0, same = 0, evictable = 0;
+    struct pconn *oldest = NULL;
+    bool evict;
     int port;
 
     if (plink_parse_addr(remote, PEER_DEFAULT_PORT, host, sizeof host, &port) < 0)
         snprintf(host, sizeof host, "%s", remote);
-    for (const struct pconn *l = m->links; l != NULL; l = l->next) {
+    for (struct pconn *l = m->links; l != NULL; l = l->next) {
         if (l->dead || !plink_unjoined(&l->sm))
             continue;
         total++;
         if (plink_host_same(l->host, host))
             same++;
+        /* newest first: the last one met is the oldest */
+        if (plink_evictable(&l->sm)) {
+            evictable++;
+            if (oldest == NULL || l->sm.opened_ms <= oldest->sm.opened_ms)
+                oldest = l;
+        }
     }
-    if (plink_admit(&m->po, total, same, host, why, sizeof why) == 0)
+    if (plink_admit(&m->po, total, same, evictable, host, &evict, why, sizeof why) == 0) {
+        if (evict && oldest != NULL) {
+            struct plink_update u = {.close = true, .count = PLINK_COUNT_TIMEOUT};
+            snprintf(u.why, sizeof u.why, "%s", why);
+            close_for(m, oldest, &u);
+        }
         return 0;
+    }
     m->stats.over_limit++;
     if (bad_log(m, note, sizeof note))
         LOG(m->o.log, LOG_WARN, "%s peer link from %s refused at once: %s%s", m->name,
