@@ -241,8 +241,8 @@ static json_t *clients_json(struct node *n, const struct node_info *info)
     return j;
 }
 
-/* client_stats_json: what this node's core counts of its clients (issue
- * 10 item 7, docs/admin.md "Client status"): sessions by transport, logins
+/* client_stats_json: what this node's core counts of its clients
+ * (docs/admin.md "Client status"): sessions by transport, logins
  * and failures in the last minute and in all, refusals, the blocked
  * addresses and accounts (the newest few) and the shaper's pauses. */
 static json_t *client_stats_json(const struct node_info *info)
@@ -978,8 +978,8 @@ static int h_cb_list(void *ud, json_t *args, json_t **result, struct ctl_error *
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
-/* xmpp.callbridge.show-secret {name}: the secret, shown on purpose (issue
- * 13 item 8: a list never shows it). */
+/* xmpp.callbridge.show-secret {name}: the secret, shown on purpose (a
+ * list never shows it: docs/admin.md). */
 static int h_cb_show_secret(void *ud, json_t *args, json_t **result,
                             struct ctl_error *err)
 {

@@ -129,7 +129,7 @@ int node_reset(struct node *n, char *why, size_t whylen);
 struct node_info {
     uint64_t uptime_s;
     uint64_t components;        /* authenticated component sessions */
-    uint64_t clients;           /* client sessions (later issues: 0) */
+    uint64_t clients;           /* bound client sessions */
     uint64_t conns;             /* open XMPP connections */
     const char *last_error;     /* why XMPP is not running although enabled, or "" */
     unsigned client_listeners;  /* client listeners up (one per listen address) */
