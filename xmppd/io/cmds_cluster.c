@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "addr.h"
+#include "cinvite.h"
 #include "repl.h"
 #include "cluster.h"
 #include "conffile_parse.h"
@@ -737,7 +738,7 @@ int cmds_cluster_join(void *ud, json_t *args, json_t **result, struct ctl_error 
         return XE_INVAL;
     if (addr == NULL)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "an address is needed");
-    if (token == NULL || strlen(token) != CLUSTER_TOKEN_HEX)
+    if (!cinvite_token_text_valid(token))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "a join token is needed: run xmpp cluster invite on the "
                              "member at that address, then xmpp cluster join <addr> "
@@ -768,7 +769,6 @@ int cmds_cluster_join(void *ud, json_t *args, json_t **result, struct ctl_error 
 /* ---- invite ---- */
 
 #define INVITE_DEFAULT_S 600
-#define INVITE_MAX_S 86400
 
 int cmds_cluster_invite(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
@@ -784,7 +784,7 @@ int cmds_cluster_invite(void *ud, json_t *args, json_t **result, struct ctl_erro
         return XE_INVAL;
     if (ttl != NULL) {
         if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
-            json_integer_value(ttl) > INVITE_MAX_S)
+            json_integer_value(ttl) > CINVITE_TTL_MAX_S)
             return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                                  "the token's lifetime must be 1 s to 24 h");
         ttl_s = json_integer_value(ttl);
