@@ -327,8 +327,8 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
      * went away, ...). */
     if (*result != NULL && info.last_error[0] != '\0' && !node_xmpp_running(n))
         json_object_set_new(*result, "error", json_string(info.last_error));
-    /* A stopped store is shown until a restart clears it (issue 13 item
-     * 10): XMPP is still served from the last state. */
+    /* A stopped store is shown until a restart clears it: XMPP is
+     * still served from the last state. */
     if (*result != NULL && cmds_health_store(n, store, sizeof store))
         json_object_set_new(*result, "store", json_string(store));
     if (*result != NULL)

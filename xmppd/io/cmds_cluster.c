@@ -380,7 +380,7 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
     json_object_set_new(r, "draining", json_boolean(v.draining));
     if (st->stop_reason[0] != '\0')
         json_object_set_new(r, "stopped", json_string(st->stop_reason));
-    /* Shown until a restart clears it, as in xmpp status (issue 13 item 10). */
+    /* Shown until a restart clears it, as in xmpp status. */
     if (st->role == RAFT_STOPPED) {
         char store[HEALTH_REASON_MAX];
         health_store_stopped(st->stop_reason, store, sizeof store);
@@ -1125,7 +1125,7 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
                                "now runs alone with its data");
     /* Leaving closes every XMPP session here (the node stops serving once
      * its removal applies, and serves again on its one-member store): the
-     * answer says how many (issue 13 item 7). */
+     * answer says how many. */
     if (r->result != NULL && node_xmpp_running(n)) {
         struct node_info info;
         node_info_get(n, &info);
