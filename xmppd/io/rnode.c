@@ -968,7 +968,7 @@ void rnode_status_get(const struct rnode *rn, struct rnode_status *out)
     out->last_change_new_term = rn->ch_new_term;
     snprintf(out->last_change_reason, sizeof out->last_change_reason, "%s",
              rn->ch_reason);
-    rreq_stats_get(rn->rq, &rs);
+    rreq_get_stats(rn->rq, &rs);
     out->submitted = rs.submitted;
     out->committed = rs.committed;
     out->failed = rs.failed;
