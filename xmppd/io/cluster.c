@@ -159,7 +159,7 @@ struct peer_mgr *cluster_peers(const struct node *n)
     return n->cluster != NULL ? n->cluster->pm : NULL;
 }
 
-void cluster_counters_get(const struct node *n, struct cluster_counters *out)
+void cluster_get_counters(const struct node *n, struct cluster_counters *out)
 {
     if (n->cluster != NULL)
         *out = n->cluster->cnt;

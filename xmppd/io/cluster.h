@@ -120,6 +120,6 @@ struct cluster_counters {
     uint64_t requests_sent, requests_served;
     uint64_t peer_down_reports;
 };
-void cluster_counters_get(const struct node *n, struct cluster_counters *out);
+void cluster_get_counters(const struct node *n, struct cluster_counters *out);
 
 #endif

@@ -54,7 +54,7 @@ int node_cluster_view_get(struct node *n, struct node_cluster_view *out)
     out->peers = cluster_peers(n);
     out->srv = s != NULL && srv_cluster_started(s) ? s : NULL;
     cluster_self_addr(n, out->self, sizeof out->self);
-    cluster_counters_get(n, &out->counters);
+    cluster_get_counters(n, &out->counters);
     node_info_get(n, &out->info);
     return 0;
 }
