@@ -137,7 +137,7 @@ static void on_initialized(void *arg, int rc, const char *msg, const void *data,
 
 /* ---- status ---- */
 
-/* The answer comes from a snapshot of local state (node_cluster_view_get):
+/* The answer comes from a snapshot of local state (node_get_cluster_view):
  * xmpp cluster status must answer at once, even while there is no
  * leader. */
 
@@ -343,7 +343,7 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
 
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
-    if (node_cluster_view_get(n, &v) < 0)
+    if (node_get_cluster_view(n, &v) < 0)
         return ctl_error_set(err, "state", "the node is stopping");
     peers = json_array();
     for (unsigned i = 0; i < v.cfg->n; i++) {

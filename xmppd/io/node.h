@@ -207,9 +207,9 @@ struct node_cluster_view {
     struct node_info info;
 };
 
-/* node_cluster_view_get fills *out.  0, or XE_CLOSED when the node is
+/* node_get_cluster_view fills *out.  0, or XE_CLOSED when the node is
  * stopping (no Raft driver; *out zeroed). */
-int node_cluster_view_get(struct node *n, struct node_cluster_view *out);
+int node_get_cluster_view(struct node *n, struct node_cluster_view *out);
 
 /* node_later_fn: work deferred with node_later.  cancelled is true when
  * the node is stopping (the work must not touch the Raft driver: only

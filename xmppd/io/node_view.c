@@ -36,7 +36,7 @@ struct srv *node_srv(const struct node *n)
     return n->x != NULL ? n->x->srv : NULL;
 }
 
-int node_cluster_view_get(struct node *n, struct node_cluster_view *out)
+int node_get_cluster_view(struct node *n, struct node_cluster_view *out)
 {
     struct srv *s = node_srv(n);
 
