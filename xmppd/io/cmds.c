@@ -305,7 +305,7 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
     struct node_info info;
     char id[17], store[HEALTH_REASON_MAX];
 
-    node_info_get(n, &info);
+    node_get_info(n, &info);
     state_node_id_hex(st->node_id, id);
     *result = json_pack(
         "{s:b, s:b, s:s, s:s?, s:o, s:s, s:o, s:{s:I, s:I, s:{s:I, s:I}}, s:I}",
@@ -798,7 +798,7 @@ static int h_disable(void *ud, json_t *args, json_t **result, struct ctl_error *
 
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
-    node_info_get(n, &info);
+    node_get_info(n, &info);
     was_serving = node_xmpp_running(n);
     was_enabled = st->xmpp_enabled;
     node_xmpp_stop(n);

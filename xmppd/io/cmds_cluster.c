@@ -1128,7 +1128,7 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
      * answer says how many. */
     if (r->result != NULL && node_xmpp_running(n)) {
         struct node_info info;
-        node_info_get(n, &info);
+        node_get_info(n, &info);
         json_object_set_new(r->result, "components_closed",
                             json_integer((json_int_t)info.components));
         json_object_set_new(r->result, "clients_closed",

@@ -89,7 +89,7 @@ int cmds_health(void *ud, json_t *args, json_t **result, struct ctl_error *err)
         return XE_NOMEM;
     }
     memset(&f, 0, sizeof f);
-    node_info_get(n, &info);
+    node_get_info(n, &info);
     f.now = (int64_t)time(NULL);
     f.xmpp_enabled = st->xmpp_enabled;
     f.serving = node_xmpp_running(n);

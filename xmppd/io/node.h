@@ -146,8 +146,8 @@ struct node_info {
     size_t nblocked;
 };
 
-/* node_info_get fills *out from local state. */
-void node_info_get(const struct node *n, struct node_info *out);
+/* node_get_info fills *out from local state. */
+void node_get_info(const struct node *n, struct node_info *out);
 
 /* node_ws_policy_changed applies a changed Origin allow-list or proxy
  * list of node_local (saved) to the running listeners, without a restart. */

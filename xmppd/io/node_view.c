@@ -55,6 +55,6 @@ int node_get_cluster_view(struct node *n, struct node_cluster_view *out)
     out->srv = s != NULL && srv_cluster_started(s) ? s : NULL;
     cluster_self_addr(n, out->self, sizeof out->self);
     cluster_get_counters(n, &out->counters);
-    node_info_get(n, &out->info);
+    node_get_info(n, &out->info);
     return 0;
 }
