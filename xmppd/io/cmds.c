@@ -99,7 +99,7 @@ static void explain(const struct pending *p, int rc, const char *msg, struct ctl
          * no leader by now (CheckQuorum, PreVote). */
         if (p->n != NULL && node_rnode(p->n) != NULL) {
             struct rnode_status st;
-            rnode_status_get(node_rnode(p->n), &st);
+            rnode_get_status(node_rnode(p->n), &st);
             if (st.leader_id == 0) {
                 ctl_error_set(e, "no-leader",
                               "no cluster leader: this node cannot reach a majority of "

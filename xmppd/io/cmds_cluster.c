@@ -112,7 +112,7 @@ static json_t *cluster_result(struct node *n, const char *message)
     struct rnode_status st;
     json_t *m = json_array();
 
-    rnode_status_get(node_rnode(n), &st);
+    rnode_get_status(node_rnode(n), &st);
     for (unsigned i = 0; m != NULL && i < cfg->n; i++)
         json_array_append_new(m, json_pack("{s:o, s:s}", "node_id",
                                            hexid(cfg->members[i].id), "address",
@@ -565,7 +565,7 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
     cluster_self_addr(n, self, sizeof self);
     /* timing: the shape of xmpp cluster status's (profile in use, next when
      * node.state names another one from the next start). */
-    rnode_status_get(node_rnode(n), &rs);
+    rnode_get_status(node_rnode(n), &rs);
     tm = json_pack("{s:s}", "profile", rs.fast_lan ? "fast-lan" : "default");
     if (tm != NULL && rs.fast_lan != st->raft_fast_lan)
         json_object_set_new(tm, "next",
@@ -601,7 +601,7 @@ int cmds_cluster_initialize(void *ud, json_t *args, json_t **result,
         return ctl_error_set(err, "state",
                              "clustering is not enabled on this node: run xmpp cluster "
                              "enable first");
-    rnode_status_get(node_rnode(n), &st);
+    rnode_get_status(node_rnode(n), &st);
     cluster_self_addr(n, self, sizeof self);
     if (cfg->n > 1) {
         *result = cluster_result(
@@ -633,7 +633,7 @@ static void join_done(void *arg, int rc, const char *msg, const void *data, size
     (void)data;
     (void)len;
     if (rc == 0 && node_rnode(r->n) != NULL) {
-        rnode_status_get(node_rnode(r->n), &st);
+        rnode_get_status(node_rnode(r->n), &st);
         r->result = json_pack("{s:o, s:s}", "cluster_id", hexid(st.cluster_id), "message",
                               msg != NULL ? msg : "joined");
     }
@@ -920,7 +920,7 @@ static void removal_risk(struct node *n, uint64_t id, char *why, size_t whylen)
     char h[17];
 
     why[0] = '\0';
-    rnode_status_get(node_rnode(n), &st);
+    rnode_get_status(node_rnode(n), &st);
     state_node_id_hex(id, h);
     for (unsigned i = 0; i < cfg->n; i++) {
         const struct raft_member *mb = &cfg->members[i];
@@ -1072,7 +1072,7 @@ static json_t *disable_result(struct node *n, bool left, const char *message)
 {
     struct rnode_status st;
 
-    rnode_status_get(node_rnode(n), &st);
+    rnode_get_status(node_rnode(n), &st);
     return json_pack("{s:o, s:b, s:b, s:s, s:s}", "cluster_id", hexid(st.cluster_id),
                      "left", left, "leadership_transferred", 0, "clustering", "disabled",
                      "message", message);
@@ -1155,7 +1155,7 @@ int cmds_cluster_reset_check(struct node *n, bool force, struct ctl_error *err)
         cluster_stop(n);
         return 0;
     }
-    rnode_status_get(node_rnode(n), &st);
+    rnode_get_status(node_rnode(n), &st);
     state_node_id_hex(node_local(n)->node_id, id);
     if (!force)
         return ctl_error_set(err, "state",

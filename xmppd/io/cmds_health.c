@@ -60,7 +60,7 @@ bool cmds_health_store(struct node *n, char *out, size_t len)
 
     if (node_rnode(n) == NULL)
         return false;
-    rnode_status_get(node_rnode(n), &rs);
+    rnode_get_status(node_rnode(n), &rs);
     if (rs.role != RAFT_STOPPED)
         return false;
     health_store_stopped(rs.stop_reason, out, len);
@@ -99,7 +99,7 @@ int cmds_health(void *ud, json_t *args, json_t **result, struct ctl_error *err)
         f.cert_not_after = cert_not_after(n, st);
     f.cluster_enabled = st->cluster_enabled && node_rnode(n) != NULL;
     if (node_rnode(n) != NULL) {
-        rnode_status_get(node_rnode(n), &rs);
+        rnode_get_status(node_rnode(n), &rs);
         f.store_stopped = rs.role == RAFT_STOPPED;
         f.stop_reason = rs.stop_reason;
     }

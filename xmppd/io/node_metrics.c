@@ -79,7 +79,7 @@ int node_metrics_text(struct node *n, char *out, size_t len)
     }
     if (n->rn != NULL) {
         struct rnode_status rs;
-        rnode_status_get(n->rn, &rs);
+        rnode_get_status(n->rn, &rs);
         f.term = rs.term;
         f.commit_index = rs.commit_index;
         f.applied_index = rs.applied_index;

@@ -49,7 +49,7 @@ int node_get_cluster_view(struct node *n, struct node_cluster_view *out)
     out->removed = cluster_removed(n);
     out->next_fast_lan = n->st.raft_fast_lan;
     out->draining = n->draining;
-    rnode_status_get(n->rn, &out->raft);
+    rnode_get_status(n->rn, &out->raft);
     out->cfg = rnode_config(n->rn);
     out->peers = cluster_peers(n);
     out->srv = s != NULL && srv_cluster_started(s) ? s : NULL;

@@ -937,7 +937,7 @@ bool rnode_is_leader(const struct rnode *rn)
     return !rn->stopped && rn->leader_id == rn->node_id;
 }
 
-void rnode_status_get(const struct rnode *rn, struct rnode_status *out)
+void rnode_get_status(const struct rnode *rn, struct rnode_status *out)
 {
     struct raft_status st;
     struct rreq_stats rs;
