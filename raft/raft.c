@@ -638,7 +638,7 @@ int raft_progress(const struct raft *r, uint64_t id, struct raft_progress *out)
     return RAFT_ENOTFOUND;
 }
 
-const struct raft_counters *raft_counters_get(const struct raft *r)
+const struct raft_counters *raft_get_counters(const struct raft *r)
 {
     return &r->counters;
 }

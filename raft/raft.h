@@ -531,8 +531,8 @@ struct raft_progress {
  * RAFT_ENOTFOUND. */
 int raft_progress(const struct raft *r, uint64_t id, struct raft_progress *out);
 
-/* raft_counters_get returns r's counters (borrowed from r, valid until
+/* raft_get_counters returns r's counters (borrowed from r, valid until
  * raft_free; they keep counting as r is stepped). */
-const struct raft_counters *raft_counters_get(const struct raft *r);
+const struct raft_counters *raft_get_counters(const struct raft *r);
 
 #endif

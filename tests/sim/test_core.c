@@ -493,7 +493,7 @@ static void test_check_quorum_first_window(void)
     for (uint64_t now = 5100; now <= 6000; now += 100)
         tick(r, now, &u);
     CHECK_INT(status(r).role, RAFT_FOLLOWER);
-    CHECK_INT(raft_counters_get(r)->check_quorum_stepdowns, 1);
+    CHECK_INT(raft_get_counters(r)->check_quorum_stepdowns, 1);
     raft_free(r);
 
     /* a leader that hears a majority stays */
@@ -574,7 +574,7 @@ static void test_fast_path_crash(void)
     }
     CHECK(first > 500 + 100);  /* a heartbeat was missed first */
     CHECK(first < 500 + 1000); /* before the minimum election timeout */
-    CHECK_INT(raft_counters_get(f)->fast_path_elections, 1);
+    CHECK_INT(raft_get_counters(f)->fast_path_elections, 1);
     raft_free(f);
 
     /* refused connection, then silence: the report comes first here */
@@ -610,7 +610,7 @@ static void test_fast_path_other_peer(void)
             break;
         }
     }
-    CHECK_INT(raft_counters_get(f)->fast_path_elections, 0);
+    CHECK_INT(raft_get_counters(f)->fast_path_elections, 0);
     raft_free(f);
 }
 

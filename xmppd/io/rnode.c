@@ -941,7 +941,7 @@ void rnode_get_status(const struct rnode *rn, struct rnode_status *out)
 {
     struct raft_status st;
     struct rreq_stats rs;
-    const struct raft_counters *c = raft_counters_get(rn->raft);
+    const struct raft_counters *c = raft_get_counters(rn->raft);
 
     memset(out, 0, sizeof *out);
     raft_status(rn->raft, &st);

@@ -147,7 +147,7 @@ static void cmd_status(struct scn *s)
 
 static void cmd_counters(struct scn *s, int slot)
 {
-    const struct raft_counters *k = raft_counters_get(s->c.nodes[slot].r);
+    const struct raft_counters *k = raft_get_counters(s->c.nodes[slot].r);
 #define CNT_(f)                                                                          \
     if (k->f != 0)                                                                       \
         out_add(&s->out, "%s=%" PRIu64, #f, k->f);

@@ -1293,7 +1293,7 @@ void sim_dump(struct sim *s)
                nd->id, raft_role_name(st.role), st.term, st.vote, st.leader_id,
                st.commit_index, st.applied_index, st.last_index, st.snapshot_index);
         {
-            const struct raft_counters *ct = raft_counters_get(nd->r);
+            const struct raft_counters *ct = raft_get_counters(nd->r);
             printf(" [in-lease %" PRIu64 " stale %" PRIu64 " non-member %" PRIu64
                    " fast-path %" PRIu64 "]",
                    ct->ignored_in_lease, ct->dropped_stale, ct->dropped_non_member,
