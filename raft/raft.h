@@ -515,9 +515,9 @@ struct raft_status {
  * after raft_new, also before START and after STOP. */
 void raft_status(const struct raft *r, struct raft_status *out);
 
-/* raft_config_get returns the latest configuration (borrowed, valid until the
+/* raft_get_config returns the latest configuration (borrowed, valid until the
  * next raft_step).  raft_config_committed the latest committed one. */
-const struct raft_config *raft_config_get(const struct raft *r);
+const struct raft_config *raft_get_config(const struct raft *r);
 const struct raft_config *raft_config_committed(const struct raft *r);
 
 struct raft_progress {

@@ -1286,7 +1286,7 @@ void sim_dump(struct sim *s)
             continue;
         }
         raft_status(nd->r, &st);
-        c = raft_config_get(nd->r);
+        c = raft_get_config(nd->r);
         printf("  n%" PRIx64 " %s term %" PRIu64 " vote %" PRIx64 " leader %" PRIx64
                " commit %" PRIu64 " applied %" PRIu64 " last %" PRIu64 " snap %" PRIu64
                " config:",
