@@ -2,7 +2,6 @@
  * to control requests (docs/control-protocol.md), with the arguments checked
  * here before anything is sent, help texts, and how each result prints. */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include <sodium.h>
 
 #include "addr.h"
+#include "cinvite.h"
 #include "repl.h"
 #include "cli.h"
 #include "conffile_parse.h"
@@ -387,19 +387,6 @@ static int prep_csr(struct cli *cli, int argc, char **argv, json_t *args, char *
     return 0;
 }
 
-/* is_token: s looks like a join token (32 hex digits). */
-static bool is_token(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n != 32)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isxdigit((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
 static int prep_join(struct cli *cli, int argc, char **argv, json_t *args, char *why)
 {
     const char *a = argv[0];
@@ -419,7 +406,7 @@ static int prep_join(struct cli *cli, int argc, char **argv, json_t *args, char 
         if (argv[i][0] == '-')
             return bad(why, "unknown option \"%.100s\"; the only option is --replace",
                        argv[i]);
-        if (json_object_get(args, "token") != NULL || !is_token(argv[i]))
+        if (json_object_get(args, "token") != NULL || !cinvite_token_text_valid(argv[i]))
             return bad(why,
                        "\"%.100s\" is not a join token (32 hex digits, as xmpp cluster "
                        "invite prints it)",
@@ -455,7 +442,7 @@ static int prep_invite(struct cli *cli, int argc, char **argv, json_t *args, cha
         v *= 3600;
     else if (strcmp(end, "s") != 0 && *end != '\0')
         return bad(why, "bad lifetime \"%.100s\": a number and s, m or h (10m)", argv[1]);
-    if (v > 86400)
+    if (v > CINVITE_TTL_MAX_S)
         return bad(why, "lifetime \"%.100s\" is too long: 24 h at most", argv[1]);
     json_object_set_new(args, "ttl_s", json_integer(v));
     return 0;

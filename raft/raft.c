@@ -611,7 +611,7 @@ void raft_status(const struct raft *r, struct raft_status *out)
     out->last_leader_contact = r->role == RAFT_LEADER ? r->now : r->leader_contact;
 }
 
-const struct raft_config *raft_config_get(const struct raft *r)
+const struct raft_config *raft_get_config(const struct raft *r)
 {
     return &r->config;
 }
@@ -638,7 +638,7 @@ int raft_progress(const struct raft *r, uint64_t id, struct raft_progress *out)
     return RAFT_ENOTFOUND;
 }
 
-const struct raft_counters *raft_counters_get(const struct raft *r)
+const struct raft_counters *raft_get_counters(const struct raft *r)
 {
     return &r->counters;
 }

@@ -515,9 +515,9 @@ struct raft_status {
  * after raft_new, also before START and after STOP. */
 void raft_status(const struct raft *r, struct raft_status *out);
 
-/* raft_config_get returns the latest configuration (borrowed, valid until the
+/* raft_get_config returns the latest configuration (borrowed, valid until the
  * next raft_step).  raft_config_committed the latest committed one. */
-const struct raft_config *raft_config_get(const struct raft *r);
+const struct raft_config *raft_get_config(const struct raft *r);
 const struct raft_config *raft_config_committed(const struct raft *r);
 
 struct raft_progress {
@@ -531,8 +531,8 @@ struct raft_progress {
  * RAFT_ENOTFOUND. */
 int raft_progress(const struct raft *r, uint64_t id, struct raft_progress *out);
 
-/* raft_counters_get returns r's counters (borrowed from r, valid until
+/* raft_get_counters returns r's counters (borrowed from r, valid until
  * raft_free; they keep counting as r is stepped). */
-const struct raft_counters *raft_counters_get(const struct raft *r);
+const struct raft_counters *raft_get_counters(const struct raft *r);
 
 #endif

@@ -228,7 +228,7 @@ static void test_bootstrap_submit_restart(void)
     CHECK(cid != 0);
     CHECK(rnode_is_leader(rn));
     CHECK_INT(r.n_applied, 0); /* no hooks from inside rnode_open */
-    rnode_status_get(rn, &st);
+    rnode_get_status(rn, &st);
     CHECK_INT(st.role, RAFT_LEADER);
     CHECK(st.leader_id == 0xA1);
     CHECK_STR(st.leader_addr, "127.0.0.1:5224");
@@ -266,7 +266,7 @@ static void test_bootstrap_submit_restart(void)
     CHECK(run_until(&loop, &d.called, 60000));
     CHECK_INT(d.rc, XE_INVAL);
     CHECK_INT(r.n_applied, 7);
-    rnode_status_get(rn, &st);
+    rnode_get_status(rn, &st);
     CHECK_INT(st.submitted, 8);
     CHECK_INT(st.committed, 7);
     CHECK_INT(st.pending, 0);
@@ -311,7 +311,7 @@ static void test_snapshots(void)
     }
     cl_cmd_cb_del(&cmd, "cb7");
     CHECK_INT(submit_wait(&loop, rn, 30000), 0);
-    rnode_status_get(rn, &st);
+    rnode_get_status(rn, &st);
     CHECK(st.snapshots >= 3);
     CHECK(st.snapshot_index > 8);
     rnode_close(rn);
@@ -323,7 +323,7 @@ static void test_snapshots(void)
     CHECK(cl_callbridge_find(rnode_state(rn), "cb7") == NULL);
     CHECK(cl_callbridge_find(rnode_state(rn), "cb29") != NULL);
     CHECK(cl_cluster_id(rnode_state(rn)) != 0);
-    rnode_status_get(rn, &st);
+    rnode_get_status(rn, &st);
     CHECK(st.snapshot_index > 0);
     rnode_close(rn);
     finish_loop(&loop);
@@ -367,7 +367,7 @@ static void test_failing_store(void)
     CHECK_INT(r.n_failed, 1);
     CHECK_INT(r.failed_rc, XE_IO);
     CHECK(cl_callbridge_find(rnode_state(rn), "cb2") == NULL);
-    rnode_status_get(rn, &st);
+    rnode_get_status(rn, &st);
     CHECK_INT(st.role, RAFT_STOPPED);
     CHECK_INT(st.stop_error, XE_IO);
     CHECK(strstr(st.stop_reason, "storage failed") != NULL);
@@ -747,16 +747,16 @@ static void test_three_nodes(void)
     }
     {
         struct rnode_status st;
-        rnode_status_get(net.n[0].rn, &st);
+        rnode_get_status(net.n[0].rn, &st);
         CHECK(st.leader_id == net.n[2].id);
         CHECK_STR(st.leader_addr, net.n[2].addr);
         CHECK_STR(st.last_change_reason, "leadership transfer");
         /* the new leader and the third member say so too */
-        rnode_status_get(net.n[2].rn, &st);
+        rnode_get_status(net.n[2].rn, &st);
         CHECK_STR(st.last_change_reason, "leadership transfer");
         CHECK(st.last_change_new_term > st.last_change_old_term);
         for (int round = 0; round < 1500; round++) {
-            rnode_status_get(net.n[1].rn, &st);
+            rnode_get_status(net.n[1].rn, &st);
             if (st.leader_id == net.n[2].id)
                 break;
             wait_ms(&net.loop, 20);

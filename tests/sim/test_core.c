@@ -129,7 +129,7 @@ static void test_promote_waits_for_transfer(void)
     ack(r, 5006, 4, 2, 3, &u); /* node 4 caught up during the transfer */
     CHECK_INT(status(r).last_index, 3);
     CHECK_INT(u.n_entries, 0);
-    const struct raft_member *m = raft_config_find(raft_config_get(r), 4);
+    const struct raft_member *m = raft_config_find(raft_get_config(r), 4);
     REQUIRE(m != NULL);
     CHECK_INT(m->role, RAFT_NONVOTER);
     /* the transfer gives up after an election timeout; the promotion then
@@ -137,7 +137,7 @@ static void test_promote_waits_for_transfer(void)
     tick(r, 5005 + 1000, &u);
     ack(r, 6010, 4, 2, 3, &u);
     CHECK_INT(status(r).last_index, 4);
-    m = raft_config_find(raft_config_get(r), 4);
+    m = raft_config_find(raft_get_config(r), 4);
     REQUIRE(m != NULL);
     CHECK_INT(m->role, RAFT_VOTER);
     raft_free(r);
@@ -211,7 +211,7 @@ static void test_promote_waits_for_catch_up(void)
     CHECK_INT(status(r).last_index, 3);
     ack(r, 5006, 4, 2, 3, &u); /* now it holds the whole log */
     CHECK_INT(status(r).last_index, 4);
-    const struct raft_member *m = raft_config_find(raft_config_get(r), 4);
+    const struct raft_member *m = raft_config_find(raft_get_config(r), 4);
     CHECK(m != NULL && m->role == RAFT_VOTER);
     raft_free(r);
 }
@@ -224,7 +224,7 @@ static void test_config_reverted_on_truncate(void)
     struct raft_update u;
     struct raft *f = new_node(2, 3, 1, NULL, 0, false, false);
     REQUIRE(f != NULL);
-    struct raft_config c = *raft_config_get(f);
+    struct raft_config c = *raft_get_config(f);
     REQUIRE(raft_config_add(&c, 4, "10.0.0.4:5224", RAFT_NONVOTER) == 0);
     static uint8_t buf[RAFT_CONFIG_ENCODED_MAX];
     size_t len;
@@ -238,7 +238,7 @@ static void test_config_reverted_on_truncate(void)
     m.u.append.entries = &e;
     m.u.append.n_entries = 1;
     recv(f, 10, &m, &u);
-    REQUIRE(raft_config_find(raft_config_get(f), 4) != NULL);
+    REQUIRE(raft_config_find(raft_get_config(f), 4) != NULL);
     /* a new leader of term 3 overwrites index 2 with a barrier */
     struct raft_entry b = {.index = 2, .term = 3, .type = RAFT_ENTRY_BARRIER};
     m = msg(RAFT_MSG_APPEND, 3, 2, 3);
@@ -248,7 +248,7 @@ static void test_config_reverted_on_truncate(void)
     m.u.append.n_entries = 1;
     recv(f, 20, &m, &u);
     CHECK_INT(u.truncate_from, 2);
-    CHECK(raft_config_find(raft_config_get(f), 4) == NULL);
+    CHECK(raft_config_find(raft_get_config(f), 4) == NULL);
     CHECK(u.config_changed);
     raft_free(f);
 }
@@ -493,7 +493,7 @@ static void test_check_quorum_first_window(void)
     for (uint64_t now = 5100; now <= 6000; now += 100)
         tick(r, now, &u);
     CHECK_INT(status(r).role, RAFT_FOLLOWER);
-    CHECK_INT(raft_counters_get(r)->check_quorum_stepdowns, 1);
+    CHECK_INT(raft_get_counters(r)->check_quorum_stepdowns, 1);
     raft_free(r);
 
     /* a leader that hears a majority stays */
@@ -574,7 +574,7 @@ static void test_fast_path_crash(void)
     }
     CHECK(first > 500 + 100);  /* a heartbeat was missed first */
     CHECK(first < 500 + 1000); /* before the minimum election timeout */
-    CHECK_INT(raft_counters_get(f)->fast_path_elections, 1);
+    CHECK_INT(raft_get_counters(f)->fast_path_elections, 1);
     raft_free(f);
 
     /* refused connection, then silence: the report comes first here */
@@ -610,7 +610,7 @@ static void test_fast_path_other_peer(void)
             break;
         }
     }
-    CHECK_INT(raft_counters_get(f)->fast_path_elections, 0);
+    CHECK_INT(raft_get_counters(f)->fast_path_elections, 0);
     raft_free(f);
 }
 

@@ -664,8 +664,8 @@ static void test_non_members_and_other_clusters(void)
     v.cluster_id = 0x99;
     recv(r, 11, &v, &u);
     CHECK_INT(status(r).term, 1);
-    CHECK_INT(raft_counters_get(r)->dropped_non_member, 1);
-    CHECK_INT(raft_counters_get(r)->dropped_cluster, 1);
+    CHECK_INT(raft_get_counters(r)->dropped_non_member, 1);
+    CHECK_INT(raft_get_counters(r)->dropped_cluster, 1);
     /* a vote from a non-member does not elect */
     tick(r, 5000, &u);
     struct raft_message g = vote_granted(9, 1, 2, false);

@@ -49,4 +49,18 @@ static void test_invites(void)
     free(c);
 }
 
-TL_MAIN(T(test_invites))
+/* The token's text: the one check the daemon and mmp-cli both make. */
+static void test_token_text(void)
+{
+    CHECK(cinvite_token_text_valid("0123456789abcdef0123456789ABCDEF"));
+    CHECK(!cinvite_token_text_valid("0123456789abcdef0123456789abcde"));
+    CHECK(!cinvite_token_text_valid("0123456789abcdef0123456789abcdef0"));
+    CHECK(!cinvite_token_text_valid("0123456789abcdef0123456789abcdeg"));
+    CHECK(!cinvite_token_text_valid("0123456789abcdef 123456789abcdef"));
+    CHECK(!cinvite_token_text_valid("\xef\xbc\x91"
+                                    "123456789abcdef0123456789abcd"));
+    CHECK(!cinvite_token_text_valid(""));
+    CHECK(!cinvite_token_text_valid(NULL));
+}
+
+TL_MAIN(T(test_invites), T(test_token_text))

@@ -123,6 +123,10 @@ static void test_hashes(void)
 {
     CHECK(htab_hash_str("") == 14695981039346656037ULL);
     CHECK(htab_hash_str("a") != htab_hash_str("b"));
+    /* A key that is part of a string (fwd_route.c: a JID's bare part). */
+    CHECK(htab_hash_mem("a@b/r", 3) == htab_hash_str("a@b"));
+    CHECK(htab_hash_mem("a@b", 3) == htab_hash_str("a@b"));
+    CHECK(htab_hash_mem("", 0) == htab_hash_str(""));
     CHECK(htab_hash_u64(1) != htab_hash_u64(2));
 }
 

@@ -279,7 +279,7 @@ static void finish(struct rreq *q, const char *want)
     ev.u.stop.msg = "stopped";
     say("stop");
     step(q, &ev, 0);
-    rreq_stats_get(q, &st);
+    rreq_get_stats(q, &st);
     CHECK_INT(st.pending, 0);
     CHECK_INT(st.bytes, 0);
     rreq_free(q);
@@ -598,7 +598,7 @@ static void test_bounds(void)
     submit(q, 0, "w2", 0);
     submit(q, 0, "w3", 0);
     transfer(q, 0, "t1", 0, 0);
-    rreq_stats_get(q, &st);
+    rreq_get_stats(q, &st);
     CHECK_INT(st.pending, 2);
     CHECK_INT(st.bytes, 2 * len);
     finish(q, "0 submit junk -> refused(invalid argument: malformed command)\n"
@@ -643,7 +643,7 @@ static void test_no_forwarding_and_stopped(void)
     say("10 stop");
     step(q, &ev, 10);
     submit(q, 20, "w3", 0);
-    rreq_stats_get(q, &st);
+    rreq_get_stats(q, &st);
     CHECK_INT(st.submitted, 3);
     CHECK_INT(st.failed, 3);
     CHECK_INT(st.committed, 0);

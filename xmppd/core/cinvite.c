@@ -75,3 +75,16 @@ void cinvite_clear(struct cinvites *t)
 {
     sodium_memzero(t, sizeof *t);
 }
+
+bool cinvite_token_text_valid(const char *s)
+{
+    size_t i = 0;
+
+    if (s == NULL)
+        return false;
+    for (; s[i] != '\0'; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F')))
+            return false;
+    return i == CINVITE_TOKEN_HEX;
+}

@@ -17,6 +17,8 @@
 #include <stdint.h>
 
 #define CINVITE_TOKEN_BYTES 16
+#define CINVITE_TOKEN_HEX (2 * CINVITE_TOKEN_BYTES) /* as the admin sees it */
+#define CINVITE_TTL_MAX_S 86400                     /* a token lives 1 s to 24 h */
 #define CINVITE_MAX 16 /* join tokens open at once on one member */
 
 /* One token this member made: its hash only. */
@@ -51,5 +53,11 @@ void cinvite_settle(struct cinvites *t, int slot, bool used);
 
 /* cinvite_clear forgets every token (clustering stopped). */
 void cinvite_clear(struct cinvites *t);
+
+/* cinvite_token_text_valid: s (borrowed, NUL-terminated; NULL is not) is a
+ * token as `xmpp cluster invite` shows it: CINVITE_TOKEN_HEX hex digits,
+ * either case, ASCII by byte value whatever the locale.  The one check of
+ * the daemon (xmpp.cluster.join) and of mmp-cli. */
+bool cinvite_token_text_valid(const char *s);
 
 #endif

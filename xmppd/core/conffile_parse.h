@@ -1,7 +1,9 @@
 /* conffile_parse.h: the node configuration file, parsed from text.
  *
- * A node without replicated state yet reads its domain,
- * listeners, timers and call-bridge secrets from <state-dir>/xmppd.conf.
+ * <state-dir>/xmppd.conf is an import (docs/admin.md, "xmppd.conf: the
+ * import"): at start and on SIGHUP its listeners, timers and limits go to
+ * the node's state file, and its domain and call-bridge secrets bootstrap
+ * the replicated state only while that is empty (xmppd/io/node.c).
  * This module only parses text that the edge has already read (the file's
  * permission check and the read itself live in xmppd/io/conffile.c), so a
  * test can feed it any string.

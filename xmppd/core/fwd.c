@@ -851,5 +851,5 @@ void fwd_get_stats(const struct fwd *f, struct fwd_stats *out)
     out->inflight = 0;
     for (size_t i = 0; i < f->npeers; i++)
         out->inflight += f->peers[i].inflight.n;
-    out->routes = f->table.n;
+    out->routes = f->table.h.count;
 }

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "fwd.h"
+#include "htab.h"
 
 /* A stanza of this origin without an outcome yet: waiting (node 0, on the
  * unsent queue) or handed to node's channel (on that peer's inflight
@@ -59,15 +60,15 @@ struct fwd_peer {
     bool want_full; /* a ROUTES it should have got was refused */
 };
 
-/* The routing table (a leader's, or a member's copy of it): chained hash
- * on the name. */
+/* The routing table (a leader's, or a member's copy of it): htab.h's
+ * table, chained on the hash of the bare part of the name. */
 struct fwd_route {
+    struct hlink link; /* in fwd_table.h */
     char *name;
     uint64_t node, sid, ord;
     struct pframe_attr attr; /* kind, availability, priority (no UPDATE) */
     uint64_t gen;            /* the table's gen when last set */
     bool keep;               /* scratch of bulk removals (drop_unkept): stays */
-    struct fwd_route *next;
 };
 
 /* A member's copy is replaced by a leader's whole table without being
@@ -76,8 +77,7 @@ struct fwd_route {
  * route (a stale one costs a bounce, an empty table would cost every
  * stanza: leaders can change faster than a table is sent). */
 struct fwd_table {
-    struct fwd_route **b;
-    size_t nb, n;
+    struct htab h; /* of fwd_route.link; no buckets before the first entry */
     uint64_t gen;
     bool resync; /* a RESET came, its COMPLETE has not */
 };

@@ -13,90 +13,55 @@
 #include "err.h"
 #include "jid.h"
 
-/* ---- the table: chained hash on the name ------------------------------- */
+/* ---- the table: htab.h on the bare part of the name --------------------- */
+
+#define TABLE_BUCKETS 64 /* at the first entry; htab doubles them */
+
+/* ROUTE returns the entry of table link l. */
+#define ROUTE(l) HTAB_ENTRY(l, struct fwd_route, link)
 
 /* name_hash hashes the bare part of a name (up to the first '/', which no
  * localpart or domainpart contains, RFC 7622 §3): every resource of one
  * bare JID lands in one chain, so fwd_each_of_bare reads that chain only.
  * A chain holds at most one account's sessions beyond chance collisions
  * (xmpp client max-sessions bounds them). */
-static size_t name_hash(const char *s)
+static uint64_t name_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    return htab_hash_mem(s, strcspn(s, "/"));
+}
 
-    for (; *s != '\0' && *s != '/'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (size_t)h;
+static uint64_t route_hash(const struct hlink *l)
+{
+    return name_hash(ROUTE(l)->name);
+}
+
+static void route_free(struct hlink *l)
+{
+    struct fwd_route *r = ROUTE(l);
+
+    free(r->name);
+    free(r);
 }
 
 void fwd__table_free(struct fwd_table *t)
 {
-    for (size_t i = 0; i < t->nb; i++) {
-        struct fwd_route *r = t->b[i];
-        while (r != NULL) {
-            struct fwd_route *next = r->next;
-            free(r->name);
-            free(r);
-            r = next;
-        }
-    }
-    free(t->b);
+    htab_release(&t->h, route_free);
     memset(t, 0, sizeof *t);
 }
 
 struct fwd_route *fwd__table_find(const struct fwd_table *t, const char *name)
 {
-    if (t->nb == 0)
-        return NULL;
-    for (struct fwd_route *r = t->b[name_hash(name) & (t->nb - 1)]; r != NULL;
-         r = r->next)
-        if (strcmp(r->name, name) == 0)
-            return r;
+    for (struct hlink *l = htab_head(&t->h, name_hash(name)); l != NULL; l = l->next)
+        if (strcmp(ROUTE(l)->name, name) == 0)
+            return ROUTE(l);
     return NULL;
 }
 
-/* table_grow doubles the buckets when the table is as full as it is wide
- * (so lookups stay O(1) at any size). */
-static int table_grow(struct fwd_table *t)
+/* table_remove unlinks and frees r, an entry of t. */
+static void table_remove(struct fwd_table *t, struct fwd_route *r)
 {
-    size_t nb = t->nb ? t->nb * 2 : 64;
-    struct fwd_route **b = calloc(nb, sizeof *b);
-
-    if (b == NULL)
-        return XE_NOMEM;
-    for (size_t i = 0; i < t->nb; i++) {
-        struct fwd_route *r = t->b[i];
-        while (r != NULL) {
-            struct fwd_route *next = r->next;
-            size_t k = name_hash(r->name) & (nb - 1);
-            r->next = b[k];
-            b[k] = r;
-            r = next;
-        }
-    }
-    free(t->b);
-    t->b = b;
-    t->nb = nb;
-    return 0;
-}
-
-/* table_remove unlinks and frees the entry of name, if any. */
-static void table_remove(struct fwd_table *t, const char *name)
-{
-    struct fwd_route **pp;
-
-    if (t->nb == 0)
-        return;
-    for (pp = &t->b[name_hash(name) & (t->nb - 1)]; *pp != NULL; pp = &(*pp)->next) {
-        struct fwd_route *r = *pp;
-        if (strcmp(r->name, name) == 0) {
-            *pp = r->next;
-            free(r->name);
-            free(r);
-            t->n--;
-            return;
-        }
-    }
+    if (htab_del(&t->h, &r->link, name_hash(r->name)))
+        route_free(&r->link);
 }
 
 uint64_t fwd_route_lookup(const struct fwd *f, const char *domain)
@@ -124,9 +89,9 @@ void fwd_each_route(const struct fwd *f,
                     void (*fn)(void *ud, const char *name, uint64_t node, uint64_t ord),
                     void *ud)
 {
-    for (size_t i = 0; i < f->table.nb; i++)
-        for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
-            fn(ud, r->name, r->node, r->ord);
+    for (size_t i = 0; i < f->table.h.nb; i++)
+        for (const struct hlink *l = f->table.h.b[i]; l != NULL; l = l->next)
+            fn(ud, ROUTE(l)->name, ROUTE(l)->node, ROUTE(l)->ord);
 }
 
 void fwd_each_of_bare(const struct fwd *f, const char *bare,
@@ -134,21 +99,24 @@ void fwd_each_of_bare(const struct fwd *f, const char *bare,
 {
     size_t len = strlen(bare);
 
-    if (f->table.nb == 0 || memchr(bare, '/', len) != NULL)
+    if (memchr(bare, '/', len) != NULL)
         return;
-    for (const struct fwd_route *r = f->table.b[name_hash(bare) & (f->table.nb - 1)];
-         r != NULL; r = r->next)
+    for (const struct hlink *l = htab_head(&f->table.h, name_hash(bare)); l != NULL;
+         l = l->next) {
+        const struct fwd_route *r = ROUTE(l);
         if (strncmp(r->name, bare, len) == 0 && r->name[len] == '/') {
             struct pframe_route e = {r->name, r->node, r->sid, r->ord, r->attr};
             fn(ud, &e);
         }
+    }
 }
 
 void fwd_each_entry(const struct fwd *f,
                     void (*fn)(void *ud, const struct pframe_route *e), void *ud)
 {
-    for (size_t i = 0; i < f->table.nb; i++)
-        for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next) {
+    for (size_t i = 0; i < f->table.h.nb; i++)
+        for (const struct hlink *l = f->table.h.b[i]; l != NULL; l = l->next) {
+            const struct fwd_route *r = ROUTE(l);
             struct pframe_route e = {r->name, r->node, r->sid, r->ord, r->attr};
             fn(ud, &e);
         }
@@ -170,17 +138,14 @@ int fwd__route_set(struct fwd *f, const char *name, uint64_t node, uint64_t sid,
     struct fwd_local *l = fwd__local_find(f, name);
 
     if (r == NULL) {
-        if (f->table.n >= f->table.nb && table_grow(&f->table) < 0)
+        if (f->table.h.nb == 0 && htab_init(&f->table.h, TABLE_BUCKETS) < 0)
             return XE_NOMEM;
         r = calloc(1, sizeof *r);
         if (r == NULL || (r->name = strdup(name)) == NULL) {
             free(r);
             return XE_NOMEM;
         }
-        size_t k = name_hash(name) & (f->table.nb - 1);
-        r->next = f->table.b[k];
-        f->table.b[k] = r;
-        f->table.n++;
+        htab_add(&f->table.h, &r->link, name_hash(name), route_hash);
     } else {
         name_count(f, r->node, -1);
     }
@@ -212,7 +177,7 @@ void fwd__route_del(struct fwd *f, const char *name, uint64_t node)
     if (r == NULL || r->node != node)
         return;
     name_count(f, node, -1);
-    table_remove(&f->table, name);
+    table_remove(&f->table, r);
 }
 
 struct fwd_local *fwd__local_find(const struct fwd *f, const char *name)
@@ -304,16 +269,18 @@ static void send_table(struct fwd *f, struct fwd_peer *p)
     struct pframe_route *all = NULL;
     size_t n = 0;
 
-    if (f->table.n > 0) {
-        all = calloc(f->table.n, sizeof *all);
+    if (f->table.h.count > 0) {
+        all = calloc(f->table.h.count, sizeof *all);
         if (all == NULL) {
             p->want_full = true;
             return;
         }
     }
-    for (size_t i = 0; i < f->table.nb; i++)
-        for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
+    for (size_t i = 0; i < f->table.h.nb; i++)
+        for (const struct hlink *l = f->table.h.b[i]; l != NULL; l = l->next) {
+            const struct fwd_route *r = ROUTE(l);
             all[n++] = (struct pframe_route){r->name, r->node, r->sid, r->ord, r->attr};
+        }
     if (send_routes(f, p->id, all, n, NULL, 0, true, f->complete) == 0) {
         p->synced = true;
         p->want_full = false;
@@ -448,9 +415,9 @@ static void leader_del(struct fwd *f, uint64_t node, const char *name, uint64_t 
 /* mark_all sets every entry's keep flag to keep. */
 static void mark_all(struct fwd *f, bool keep)
 {
-    for (size_t i = 0; i < f->table.nb; i++)
-        for (struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
-            r->keep = keep;
+    for (size_t i = 0; i < f->table.h.nb; i++)
+        for (struct hlink *l = f->table.h.b[i]; l != NULL; l = l->next)
+            ROUTE(l)->keep = keep;
 }
 
 /* drop_unkept removes every entry of node (of any node when node is 0)
@@ -460,12 +427,14 @@ static void drop_unkept(struct fwd *f, uint64_t node, struct fwd_delta *d)
 {
     struct fwd_delta gone = {0};
 
-    for (size_t i = 0; i < f->table.nb; i++)
-        for (const struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
+    for (size_t i = 0; i < f->table.h.nb; i++)
+        for (const struct hlink *l = f->table.h.b[i]; l != NULL; l = l->next) {
+            const struct fwd_route *r = ROUTE(l);
             if (!r->keep && (node == 0 || r->node == node)) {
                 struct pframe_route e = {r->name, r->node, r->sid, r->ord, r->attr};
                 delta_put(&gone.del, &gone.ndel, &gone.cdel, &e);
             }
+        }
     for (size_t i = 0; i < gone.ndel; i++)
         leader_del(f, gone.del[i].node, gone.del[i].name, 0, d);
     delta_free(&gone);
@@ -852,9 +821,9 @@ static void sweep_stale(struct fwd *f)
 {
     struct fwd_delta d = {0}; /* a member tells no one */
 
-    for (size_t i = 0; i < f->table.nb; i++)
-        for (struct fwd_route *r = f->table.b[i]; r != NULL; r = r->next)
-            r->keep = r->gen == f->table.gen;
+    for (size_t i = 0; i < f->table.h.nb; i++)
+        for (struct hlink *l = f->table.h.b[i]; l != NULL; l = l->next)
+            ROUTE(l)->keep = ROUTE(l)->gen == f->table.gen;
     drop_unkept(f, 0, &d);
     delta_free(&d);
     f->table.resync = false;

@@ -71,7 +71,7 @@ void health_judge(const struct health_facts *f, struct health_verdict *out);
 
 /* health_store_stopped writes to out (len bytes) what a stopped replicated
  * store means and what to do, as xmpp health gives it and as xmpp status and
- * xmpp cluster status show it until a restart clears it (issue 13 item 10).
+ * xmpp cluster status show it until a restart clears it.
  * stop_reason: why it stopped (borrowed; NULL or "": "see the log"). */
 void health_store_stopped(const char *stop_reason, char *out, size_t len);
 

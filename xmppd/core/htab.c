@@ -2,6 +2,7 @@
 #include "htab.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "err.h"
 
@@ -104,11 +105,17 @@ uint64_t htab_hash_u64(uint64_t key)
     return key * 0x9E3779B97F4A7C15ULL;
 }
 
-uint64_t htab_hash_str(const char *s)
+uint64_t htab_hash_mem(const void *p, size_t len)
 {
+    const unsigned char *s = p;
     uint64_t h = 14695981039346656037ULL;
 
-    while (*s != '\0')
-        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ s[i]) * 1099511628211ULL;
     return h;
+}
+
+uint64_t htab_hash_str(const char *s)
+{
+    return htab_hash_mem(s, strlen(s));
 }

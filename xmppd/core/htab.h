@@ -1,7 +1,7 @@
 /* htab.h: the intrusive chained hash table of the core and the edge (rt.c:
- * component domains; srv.c: sessions by connection id; io/conn.c:
- * connections by id).  An entry embeds a struct hlink; the table owns only
- * its bucket array, never the entries.  The caller hashes its key
+ * component domains; srv.c: sessions by connection id; fwd_route.c: the
+ * cluster routing table; io/conn.c: connections by id).  An entry embeds a struct hlink;
+ * the table owns only its bucket array, never the entries.  The caller hashes its key
  * (htab_hash_u64, htab_hash_str) and compares keys itself, so the table
  * knows nothing of them.
  *
@@ -60,7 +60,10 @@ bool htab_del(struct htab *t, struct hlink *l, uint64_t h);
 /* htab_hash_u64 spreads an integer key (Fibonacci hashing). */
 uint64_t htab_hash_u64(uint64_t key);
 
-/* htab_hash_str hashes a NUL-terminated string (FNV-1a, 64 bits). */
+/* htab_hash_str hashes a NUL-terminated string (FNV-1a, 64 bits);
+ * htab_hash_mem the len bytes at p the same way (a key that is part of a
+ * string: htab_hash_mem(s, strlen(s)) == htab_hash_str(s)). */
 uint64_t htab_hash_str(const char *s);
+uint64_t htab_hash_mem(const void *p, size_t len);
 
 #endif

@@ -114,7 +114,7 @@ void rreq_done_free(struct rreq_done *d)
         req_free((struct req *)d);
 }
 
-void rreq_stats_get(const struct rreq *q, struct rreq_stats *out)
+void rreq_get_stats(const struct rreq *q, struct rreq_stats *out)
 {
     *out = q->st;
 }

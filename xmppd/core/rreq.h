@@ -229,7 +229,7 @@ struct rreq_stats {
     size_t bytes;       /* their commands */
 };
 
-/* rreq_stats_get fills *out. */
-void rreq_stats_get(const struct rreq *q, struct rreq_stats *out);
+/* rreq_get_stats fills *out. */
+void rreq_get_stats(const struct rreq *q, struct rreq_stats *out);
 
 #endif

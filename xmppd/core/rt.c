@@ -343,8 +343,8 @@ static int rt_server_iq(const struct rt *rt, const struct stz *st, struct rt_rou
         out->reply = rt_version(rt, st);
         out->why = "software version";
     } else {
-        /* The issue asks for feature-not-implemented (RFC 6120 §8.3.3.7)
-         * where §8.4 would allow service-unavailable. */
+        /* feature-not-implemented (RFC 6120 §8.3.3.7), as
+         * docs/components.md says; §8.4 would allow service-unavailable. */
         return rt_reply_error(st, "cancel", "feature-not-implemented", false,
                               "iq not implemented", out);
     }

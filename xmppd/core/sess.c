@@ -289,7 +289,7 @@ void sess_tick(struct sess *s)
     }
     if (ka == 0)
         return;
-    /* RFC 6120 §4.6.1 and the issue: silent for three intervals, closed. */
+    /* RFC 6120 §4.6.1: silent for three intervals, closed. */
     if (now - s->last_in_ms >= 3 * ka) {
         sess_fail(s, XS_COND_CONNECTION_TIMEOUT, "idle");
         return;

@@ -1293,7 +1293,7 @@ static void c2s_account_iq(struct srv *srv, struct sess *from, const struct jid 
                c != NULL && strcmp(c->user, to->local) == 0) {
         account_disco_info(srv, from, c->user, st);
     } else {
-        /* The issue (item 6) and RFC 6121 §8.5.1: what the server does
+        /* RFC 6121 §8.5.1: what the server does
          * not answer itself for an account is service-unavailable. */
         c2s_bounce(srv, from, st, "service-unavailable", "iq to an account");
     }

@@ -1,5 +1,5 @@
-/* srv_ws.c: the WebSocket transport of client sessions (RFC 7395, issue
- * 11; docs/websocket.md "The seam").  A connection of a WebSocket listener
+/* srv_ws.c: the WebSocket transport of client sessions (RFC 7395;
+ * docs/websocket.md "The seam").  A connection of a WebSocket listener
  * is a client session (sess_c2s) whose struct sess holds a ws_conn: bytes
  * from the edge go through ws_input, the stream bytes it yields to the
  * session, the session's writes through ws_send, and the wire bytes of

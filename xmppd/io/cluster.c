@@ -79,7 +79,7 @@ static void removed_now(struct node *n, const char *how)
     struct cluster *c = n->cluster;
     struct rnode_status st;
 
-    rnode_status_get(n->rn, &st);
+    rnode_get_status(n->rn, &st);
     LOG(&n->log, LOG_WARN,
         "%s this node was removed from cluster %016" PRIx64
         " (%s): it stops serving XMPP; run xmpp cluster invite on a member, then xmpp "
@@ -106,7 +106,7 @@ static void rm_view(struct node *n, const struct raft_config *cfg, struct rm_vie
 {
     struct rnode_status st;
 
-    rnode_status_get(n->rn, &st);
+    rnode_get_status(n->rn, &st);
     out->v.cluster_id = st.cluster_id;
     out->v.n = cfg->n;
     for (unsigned i = 0; i < cfg->n; i++) {
@@ -159,7 +159,7 @@ struct peer_mgr *cluster_peers(const struct node *n)
     return n->cluster != NULL ? n->cluster->pm : NULL;
 }
 
-void cluster_counters_get(const struct node *n, struct cluster_counters *out)
+void cluster_get_counters(const struct node *n, struct cluster_counters *out)
 {
     if (n->cluster != NULL)
         *out = n->cluster->cnt;
@@ -232,7 +232,7 @@ static void srv_follow(struct node *n)
 
     if (srv == NULL || n->rn == NULL)
         return;
-    rnode_status_get(n->rn, &st);
+    rnode_get_status(n->rn, &st);
     cfg = rnode_config(n->rn);
     for (unsigned i = 0; i < cfg->n; i++)
         ids[k++] = cfg->members[i].id;
@@ -375,7 +375,7 @@ static void rn_status(void *ud)
 
     if (c == NULL || n->rn == NULL)
         return;
-    rnode_status_get(n->rn, &st);
+    rnode_get_status(n->rn, &st);
     if (st.leader_id != c->leader_id || st.term != c->term) {
         if (st.leader_id != c->leader_id) {
             c->cnt.leader_changes++;
@@ -880,7 +880,7 @@ int cluster_start(struct node *n, char *why, size_t whylen)
         return XE_NOMEM;
     }
     n->cluster = c;
-    rnode_status_get(n->rn, &st);
+    rnode_get_status(n->rn, &st);
     c->leader_id = st.leader_id;
     c->term = st.term;
     rc = cluster__open_peers(n, st.cluster_id, why, whylen);

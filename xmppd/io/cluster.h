@@ -74,7 +74,7 @@ void cluster_remove(struct node *n, uint64_t node_id, uint64_t timeout_ms, clust
  * random bytes, shown to the admin as CLUSTER_TOKEN_HEX lowercase hex
  * digits. */
 #define CLUSTER_TOKEN_BYTES CINVITE_TOKEN_BYTES
-#define CLUSTER_TOKEN_HEX (2 * CLUSTER_TOKEN_BYTES)
+#define CLUSTER_TOKEN_HEX CINVITE_TOKEN_HEX
 
 /* cluster_invite makes a one-time join token, good on this member for
  * ttl_ms (docs/cluster.md "Join"), and writes it as hex into token (len >=
@@ -120,6 +120,6 @@ struct cluster_counters {
     uint64_t requests_sent, requests_served;
     uint64_t peer_down_reports;
 };
-void cluster_counters_get(const struct node *n, struct cluster_counters *out);
+void cluster_get_counters(const struct node *n, struct cluster_counters *out);
 
 #endif

@@ -196,7 +196,7 @@ void cluster_join(struct node *n, const char *addr, const char *token_hex, bool 
     }
     addr_join(host, (unsigned)port, norm, sizeof norm);
     cluster_self_addr(n, self, sizeof self);
-    rnode_status_get(n->rn, &st);
+    rnode_get_status(n->rn, &st);
     adm.addr = norm;
     adm.self_addr = self;
     adm.cluster_id = st.cluster_id;

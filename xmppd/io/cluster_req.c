@@ -315,7 +315,7 @@ static void start_change(struct node *n, const struct rnode_change *ch,
                                                     : CREMOVE_CHANGE_OTHER;
     g->rm.id = ch->id;
     g->rm.old_id = ch->old_id;
-    rnode_status_get(n->rn, &st);
+    rnode_get_status(n->rn, &st);
     pframe_u64_put(g->cid, st.cluster_id);
     g->in_call = true;
     rnode_change(n->rn, ch, chg_done, g);
@@ -349,7 +349,7 @@ static void do_join(struct node *n, const struct pframe_join *j, cluster_cb cb, 
         m[i].voter = cfg->members[i].role != RAFT_NONVOTER;
     }
     rc = cjoin_decide(m, cfg->n, n->st.node_id, j, &v, &old_id, msg, sizeof msg);
-    rnode_status_get(n->rn, &st);
+    rnode_get_status(n->rn, &st);
     pframe_u64_put(cid, st.cluster_id);
     state_node_id_hex(j->node_id, hid);
     switch (v) {

@@ -99,7 +99,7 @@ static void explain(const struct pending *p, int rc, const char *msg, struct ctl
          * no leader by now (CheckQuorum, PreVote). */
         if (p->n != NULL && node_rnode(p->n) != NULL) {
             struct rnode_status st;
-            rnode_status_get(node_rnode(p->n), &st);
+            rnode_get_status(node_rnode(p->n), &st);
             if (st.leader_id == 0) {
                 ctl_error_set(e, "no-leader",
                               "no cluster leader: this node cannot reach a majority of "
@@ -241,8 +241,8 @@ static json_t *clients_json(struct node *n, const struct node_info *info)
     return j;
 }
 
-/* client_stats_json: what this node's core counts of its clients (issue
- * 10 item 7, docs/admin.md "Client status"): sessions by transport, logins
+/* client_stats_json: what this node's core counts of its clients
+ * (docs/admin.md "Client status"): sessions by transport, logins
  * and failures in the last minute and in all, refusals, the blocked
  * addresses and accounts (the newest few) and the shaper's pauses. */
 static json_t *client_stats_json(const struct node_info *info)
@@ -305,7 +305,7 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
     struct node_info info;
     char id[17], store[HEALTH_REASON_MAX];
 
-    node_info_get(n, &info);
+    node_get_info(n, &info);
     state_node_id_hex(st->node_id, id);
     *result = json_pack(
         "{s:b, s:b, s:s, s:s?, s:o, s:s, s:o, s:{s:I, s:I, s:{s:I, s:I}}, s:I}",
@@ -327,8 +327,8 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
      * went away, ...). */
     if (*result != NULL && info.last_error[0] != '\0' && !node_xmpp_running(n))
         json_object_set_new(*result, "error", json_string(info.last_error));
-    /* A stopped store is shown until a restart clears it (issue 13 item
-     * 10): XMPP is still served from the last state. */
+    /* A stopped store is shown until a restart clears it: XMPP is
+     * still served from the last state. */
     if (*result != NULL && cmds_health_store(n, store, sizeof store))
         json_object_set_new(*result, "store", json_string(store));
     if (*result != NULL)
@@ -798,7 +798,7 @@ static int h_disable(void *ud, json_t *args, json_t **result, struct ctl_error *
 
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
-    node_info_get(n, &info);
+    node_get_info(n, &info);
     was_serving = node_xmpp_running(n);
     was_enabled = st->xmpp_enabled;
     node_xmpp_stop(n);
@@ -978,8 +978,8 @@ static int h_cb_list(void *ud, json_t *args, json_t **result, struct ctl_error *
     return *result != NULL ? 0 : XE_NOMEM;
 }
 
-/* xmpp.callbridge.show-secret {name}: the secret, shown on purpose (issue
- * 13 item 8: a list never shows it). */
+/* xmpp.callbridge.show-secret {name}: the secret, shown on purpose (a
+ * list never shows it: docs/admin.md). */
 static int h_cb_show_secret(void *ud, json_t *args, json_t **result,
                             struct ctl_error *err)
 {

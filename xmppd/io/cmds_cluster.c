@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "addr.h"
+#include "cinvite.h"
 #include "repl.h"
 #include "cluster.h"
 #include "conffile_parse.h"
@@ -111,7 +112,7 @@ static json_t *cluster_result(struct node *n, const char *message)
     struct rnode_status st;
     json_t *m = json_array();
 
-    rnode_status_get(node_rnode(n), &st);
+    rnode_get_status(node_rnode(n), &st);
     for (unsigned i = 0; m != NULL && i < cfg->n; i++)
         json_array_append_new(m, json_pack("{s:o, s:s}", "node_id",
                                            hexid(cfg->members[i].id), "address",
@@ -136,7 +137,7 @@ static void on_initialized(void *arg, int rc, const char *msg, const void *data,
 
 /* ---- status ---- */
 
-/* The answer comes from a snapshot of local state (node_cluster_view_get):
+/* The answer comes from a snapshot of local state (node_get_cluster_view):
  * xmpp cluster status must answer at once, even while there is no
  * leader. */
 
@@ -342,7 +343,7 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
 
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
-    if (node_cluster_view_get(n, &v) < 0)
+    if (node_get_cluster_view(n, &v) < 0)
         return ctl_error_set(err, "state", "the node is stopping");
     peers = json_array();
     for (unsigned i = 0; i < v.cfg->n; i++) {
@@ -379,7 +380,7 @@ int cmds_cluster_status(void *ud, json_t *args, json_t **result, struct ctl_erro
     json_object_set_new(r, "draining", json_boolean(v.draining));
     if (st->stop_reason[0] != '\0')
         json_object_set_new(r, "stopped", json_string(st->stop_reason));
-    /* Shown until a restart clears it, as in xmpp status (issue 13 item 10). */
+    /* Shown until a restart clears it, as in xmpp status. */
     if (st->role == RAFT_STOPPED) {
         char store[HEALTH_REASON_MAX];
         health_store_stopped(st->stop_reason, store, sizeof store);
@@ -564,7 +565,7 @@ int cmds_cluster_enable(void *ud, json_t *args, json_t **result, struct ctl_erro
     cluster_self_addr(n, self, sizeof self);
     /* timing: the shape of xmpp cluster status's (profile in use, next when
      * node.state names another one from the next start). */
-    rnode_status_get(node_rnode(n), &rs);
+    rnode_get_status(node_rnode(n), &rs);
     tm = json_pack("{s:s}", "profile", rs.fast_lan ? "fast-lan" : "default");
     if (tm != NULL && rs.fast_lan != st->raft_fast_lan)
         json_object_set_new(tm, "next",
@@ -600,7 +601,7 @@ int cmds_cluster_initialize(void *ud, json_t *args, json_t **result,
         return ctl_error_set(err, "state",
                              "clustering is not enabled on this node: run xmpp cluster "
                              "enable first");
-    rnode_status_get(node_rnode(n), &st);
+    rnode_get_status(node_rnode(n), &st);
     cluster_self_addr(n, self, sizeof self);
     if (cfg->n > 1) {
         *result = cluster_result(
@@ -632,7 +633,7 @@ static void join_done(void *arg, int rc, const char *msg, const void *data, size
     (void)data;
     (void)len;
     if (rc == 0 && node_rnode(r->n) != NULL) {
-        rnode_status_get(node_rnode(r->n), &st);
+        rnode_get_status(node_rnode(r->n), &st);
         r->result = json_pack("{s:o, s:s}", "cluster_id", hexid(st.cluster_id), "message",
                               msg != NULL ? msg : "joined");
     }
@@ -737,7 +738,7 @@ int cmds_cluster_join(void *ud, json_t *args, json_t **result, struct ctl_error 
         return XE_INVAL;
     if (addr == NULL)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "an address is needed");
-    if (token == NULL || strlen(token) != CLUSTER_TOKEN_HEX)
+    if (!cinvite_token_text_valid(token))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "a join token is needed: run xmpp cluster invite on the "
                              "member at that address, then xmpp cluster join <addr> "
@@ -768,7 +769,6 @@ int cmds_cluster_join(void *ud, json_t *args, json_t **result, struct ctl_error 
 /* ---- invite ---- */
 
 #define INVITE_DEFAULT_S 600
-#define INVITE_MAX_S 86400
 
 int cmds_cluster_invite(void *ud, json_t *args, json_t **result, struct ctl_error *err)
 {
@@ -784,7 +784,7 @@ int cmds_cluster_invite(void *ud, json_t *args, json_t **result, struct ctl_erro
         return XE_INVAL;
     if (ttl != NULL) {
         if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
-            json_integer_value(ttl) > INVITE_MAX_S)
+            json_integer_value(ttl) > CINVITE_TTL_MAX_S)
             return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                                  "the token's lifetime must be 1 s to 24 h");
         ttl_s = json_integer_value(ttl);
@@ -920,7 +920,7 @@ static void removal_risk(struct node *n, uint64_t id, char *why, size_t whylen)
     char h[17];
 
     why[0] = '\0';
-    rnode_status_get(node_rnode(n), &st);
+    rnode_get_status(node_rnode(n), &st);
     state_node_id_hex(id, h);
     for (unsigned i = 0; i < cfg->n; i++) {
         const struct raft_member *mb = &cfg->members[i];
@@ -1072,7 +1072,7 @@ static json_t *disable_result(struct node *n, bool left, const char *message)
 {
     struct rnode_status st;
 
-    rnode_status_get(node_rnode(n), &st);
+    rnode_get_status(node_rnode(n), &st);
     return json_pack("{s:o, s:b, s:b, s:s, s:s}", "cluster_id", hexid(st.cluster_id),
                      "left", left, "leadership_transferred", 0, "clustering", "disabled",
                      "message", message);
@@ -1125,10 +1125,10 @@ int cmds_cluster_disable(void *ud, json_t *args, json_t **result, struct ctl_err
                                "now runs alone with its data");
     /* Leaving closes every XMPP session here (the node stops serving once
      * its removal applies, and serves again on its one-member store): the
-     * answer says how many (issue 13 item 7). */
+     * answer says how many. */
     if (r->result != NULL && node_xmpp_running(n)) {
         struct node_info info;
-        node_info_get(n, &info);
+        node_get_info(n, &info);
         json_object_set_new(r->result, "components_closed",
                             json_integer((json_int_t)info.components));
         json_object_set_new(r->result, "clients_closed",
@@ -1155,7 +1155,7 @@ int cmds_cluster_reset_check(struct node *n, bool force, struct ctl_error *err)
         cluster_stop(n);
         return 0;
     }
-    rnode_status_get(node_rnode(n), &st);
+    rnode_get_status(node_rnode(n), &st);
     state_node_id_hex(node_local(n)->node_id, id);
     if (!force)
         return ctl_error_set(err, "state",

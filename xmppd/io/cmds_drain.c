@@ -33,7 +33,7 @@ static json_t *drain_now(struct node *n, bool transferred, struct ctl_error *err
     uint64_t before;
     char why[256];
 
-    node_info_get(n, &info);
+    node_get_info(n, &info);
     before = info.components + info.clients;
     *rc = node_drain(n, true, why, sizeof why);
     if (*rc < 0) {

@@ -60,7 +60,7 @@ bool cmds_health_store(struct node *n, char *out, size_t len)
 
     if (node_rnode(n) == NULL)
         return false;
-    rnode_status_get(node_rnode(n), &rs);
+    rnode_get_status(node_rnode(n), &rs);
     if (rs.role != RAFT_STOPPED)
         return false;
     health_store_stopped(rs.stop_reason, out, len);
@@ -89,7 +89,7 @@ int cmds_health(void *ud, json_t *args, json_t **result, struct ctl_error *err)
         return XE_NOMEM;
     }
     memset(&f, 0, sizeof f);
-    node_info_get(n, &info);
+    node_get_info(n, &info);
     f.now = (int64_t)time(NULL);
     f.xmpp_enabled = st->xmpp_enabled;
     f.serving = node_xmpp_running(n);
@@ -99,7 +99,7 @@ int cmds_health(void *ud, json_t *args, json_t **result, struct ctl_error *err)
         f.cert_not_after = cert_not_after(n, st);
     f.cluster_enabled = st->cluster_enabled && node_rnode(n) != NULL;
     if (node_rnode(n) != NULL) {
-        rnode_status_get(node_rnode(n), &rs);
+        rnode_get_status(node_rnode(n), &rs);
         f.store_stopped = rs.role == RAFT_STOPPED;
         f.stop_reason = rs.stop_reason;
     }

@@ -129,7 +129,7 @@ int node_reset(struct node *n, char *why, size_t whylen);
 struct node_info {
     uint64_t uptime_s;
     uint64_t components;        /* authenticated component sessions */
-    uint64_t clients;           /* client sessions (later issues: 0) */
+    uint64_t clients;           /* bound client sessions */
     uint64_t conns;             /* open XMPP connections */
     const char *last_error;     /* why XMPP is not running although enabled, or "" */
     unsigned client_listeners;  /* client listeners up (one per listen address) */
@@ -146,8 +146,8 @@ struct node_info {
     size_t nblocked;
 };
 
-/* node_info_get fills *out from local state. */
-void node_info_get(const struct node *n, struct node_info *out);
+/* node_get_info fills *out from local state. */
+void node_get_info(const struct node *n, struct node_info *out);
 
 /* node_ws_policy_changed applies a changed Origin allow-list or proxy
  * list of node_local (saved) to the running listeners, without a restart. */
@@ -207,9 +207,9 @@ struct node_cluster_view {
     struct node_info info;
 };
 
-/* node_cluster_view_get fills *out.  0, or XE_CLOSED when the node is
+/* node_get_cluster_view fills *out.  0, or XE_CLOSED when the node is
  * stopping (no Raft driver; *out zeroed). */
-int node_cluster_view_get(struct node *n, struct node_cluster_view *out);
+int node_get_cluster_view(struct node *n, struct node_cluster_view *out);
 
 /* node_later_fn: work deferred with node_later.  cancelled is true when
  * the node is stopping (the work must not touch the Raft driver: only

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "cluster.h"
 #include "err.h"
 #include "node_int.h"
@@ -29,24 +30,6 @@ struct dtarget {
     char wss[RAFT_ADDR_MAX + 32 + STATE_MAX_WS_PATH];
 };
 
-/* host_of copies the host part of a member's peer address "host:port" or
- * "[v6]:port" (brackets kept: host:port and URLs need them, RFC 3986
- * §3.2.2, RFC 6120 §4.9.3.19).  false when there is no port. */
-static bool host_of(const char *addr, char *out, size_t cap)
-{
-    const char *colon = strrchr(addr, ':');
-    size_t n;
-
-    if (colon == NULL || colon == addr)
-        return false;
-    n = (size_t)(colon - addr);
-    if (n >= cap)
-        return false;
-    memcpy(out, addr, n);
-    out[n] = '\0';
-    return true;
-}
-
 /* targets lists the other voting members with this node's ports (the
  * cluster's nodes are configured alike: the ports are node-local settings
  * an admin sets the same everywhere; docs/cluster.md).  Returns how many
@@ -63,24 +46,24 @@ static size_t targets(struct node *n, struct srv_drain_target *t, struct dtarget
         return 0;
     for (unsigned i = 0; i < cfg->n && k < cap; i++) {
         const struct raft_member *m = &cfg->members[i];
-        char host[RAFT_ADDR_MAX];
+        char host[RAFT_ADDR_MAX], hp[RAFT_ADDR_MAX + 8];
 
+        /* The member's host, in brackets when IPv6 (RFC 3986 §3.2.2, RFC
+         * 6120 §4.9.3.19), by addr.h's one rule. */
         if (m->id == n->st.node_id || m->role != RAFT_VOTER ||
-            !host_of(m->address, host, sizeof host))
+            addr_host_of(m->address, host, sizeof host) < 0 ||
+            addr_join(host, comp_port, st[k].comp, sizeof st[k].comp) < 0)
             continue;
         memset(&t[k], 0, sizeof t[k]);
         t[k].node = m->id;
-        snprintf(st[k].comp, sizeof st[k].comp, "%s:%u", host, comp_port);
         t[k].comp = st[k].comp;
-        if (n->st.client_port != 0) {
-            snprintf(st[k].c2s, sizeof st[k].c2s, "%s:%u", host, n->st.client_port);
+        if (n->st.client_port != 0 &&
+            addr_join(host, n->st.client_port, st[k].c2s, sizeof st[k].c2s) == 0)
             t[k].c2s = st[k].c2s;
-        }
         /* RFC 7395 §3.6.1: a client must not follow a redirect to a lower
          * security context: only a wss URL is given. */
-        if (n->st.wss_port != 0) {
-            snprintf(st[k].wss, sizeof st[k].wss, "wss://%s:%u%s", host, n->st.wss_port,
-                     n->st.ws_path);
+        if (n->st.wss_port != 0 && addr_join(host, n->st.wss_port, hp, sizeof hp) == 0) {
+            snprintf(st[k].wss, sizeof st[k].wss, "wss://%s%s", hp, n->st.ws_path);
             t[k].wss = st[k].wss;
         }
         k++;

@@ -49,7 +49,7 @@ int node_metrics_text(struct node *n, char *out, size_t len)
     char id[17];
 
     memset(&f, 0, sizeof f);
-    node_info_get(n, &ni);
+    node_get_info(n, &ni);
     snprintf(id, sizeof id, "%016llx", (unsigned long long)n->st.node_id);
     f.version = XMPPD_VERSION;
     f.node_id = id;
@@ -79,7 +79,7 @@ int node_metrics_text(struct node *n, char *out, size_t len)
     }
     if (n->rn != NULL) {
         struct rnode_status rs;
-        rnode_status_get(n->rn, &rs);
+        rnode_get_status(n->rn, &rs);
         f.term = rs.term;
         f.commit_index = rs.commit_index;
         f.applied_index = rs.applied_index;

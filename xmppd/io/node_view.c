@@ -36,7 +36,7 @@ struct srv *node_srv(const struct node *n)
     return n->x != NULL ? n->x->srv : NULL;
 }
 
-int node_cluster_view_get(struct node *n, struct node_cluster_view *out)
+int node_get_cluster_view(struct node *n, struct node_cluster_view *out)
 {
     struct srv *s = node_srv(n);
 
@@ -49,12 +49,12 @@ int node_cluster_view_get(struct node *n, struct node_cluster_view *out)
     out->removed = cluster_removed(n);
     out->next_fast_lan = n->st.raft_fast_lan;
     out->draining = n->draining;
-    rnode_status_get(n->rn, &out->raft);
+    rnode_get_status(n->rn, &out->raft);
     out->cfg = rnode_config(n->rn);
     out->peers = cluster_peers(n);
     out->srv = s != NULL && srv_cluster_started(s) ? s : NULL;
     cluster_self_addr(n, out->self, sizeof out->self);
-    cluster_counters_get(n, &out->counters);
-    node_info_get(n, &out->info);
+    cluster_get_counters(n, &out->counters);
+    node_get_info(n, &out->info);
     return 0;
 }

@@ -1,5 +1,5 @@
-/* node_ws.c: the WebSocket side of one XMPP generation (RFC 7395, issue
- * 11; docs/websocket.md): the ws and wss listeners on the addresses of
+/* node_ws.c: the WebSocket side of one XMPP generation (RFC 7395;
+ * docs/websocket.md): the ws and wss listeners on the addresses of
  * xmpp listen, and the ws_config srv reads (path, host-meta URLs).  The
  * connections themselves are srv's (srv_ws.c); the edge only carries
  * bytes, runs TLS for wss and reports it (hook_secured), as for 5222. */

@@ -732,7 +732,7 @@ void node__restart_xmpp(struct node *n, const char *reason)
     }
 }
 
-void node_info_get(const struct node *n, struct node_info *out)
+void node_get_info(const struct node *n, struct node_info *out)
 {
     struct srv_stats s;
 

@@ -226,7 +226,7 @@ static void rq_stop(struct rnode *rn, int rc, const char *why)
 
 static const char *member_addr(const struct rnode *rn, uint64_t id)
 {
-    const struct raft_member *m = raft_config_find(raft_config_get(rn->raft), id);
+    const struct raft_member *m = raft_config_find(raft_get_config(rn->raft), id);
 
     if (m == NULL)
         m = raft_config_find(raft_config_committed(rn->raft), id);
@@ -292,7 +292,7 @@ static const char *loss_reason(struct rnode *rn, const struct raft_update *upd)
     const struct raft_counters *c = upd->counters;
     const struct raft_counters *o = &rn->last_counters;
     bool was_leader = rn->leader_id == rn->node_id;
-    const struct raft_config *cfg = raft_config_get(rn->raft);
+    const struct raft_config *cfg = raft_get_config(rn->raft);
 
     if (c != NULL && c->check_quorum_stepdowns > o->check_quorum_stepdowns)
         return WHY_CHECK_QUORUM;
@@ -529,7 +529,7 @@ static void proposed(struct rnode *rn, const struct raft_event *ev, uint64_t pro
     } else if (rc == RAFT_EDUPID) {
         e.u.proposed.dup = RREQ_DUP_ID;
     } else if (rc == RAFT_EDUPADDR && ev->type == RAFT_EV_CHANGE) {
-        m = raft_config_find_address(raft_config_get(rn->raft), ev->u.change.address);
+        m = raft_config_find_address(raft_get_config(rn->raft), ev->u.change.address);
         e.u.proposed.dup = RREQ_DUP_ADDR;
         e.u.proposed.holder = m != NULL ? m->id : 0;
     }
@@ -924,7 +924,7 @@ const struct cl_state *rnode_state(const struct rnode *rn)
 
 const struct raft_config *rnode_config(const struct rnode *rn)
 {
-    return raft_config_get(rn->raft);
+    return raft_get_config(rn->raft);
 }
 
 const struct raft_config *rnode_config_committed(const struct rnode *rn)
@@ -937,11 +937,11 @@ bool rnode_is_leader(const struct rnode *rn)
     return !rn->stopped && rn->leader_id == rn->node_id;
 }
 
-void rnode_status_get(const struct rnode *rn, struct rnode_status *out)
+void rnode_get_status(const struct rnode *rn, struct rnode_status *out)
 {
     struct raft_status st;
     struct rreq_stats rs;
-    const struct raft_counters *c = raft_counters_get(rn->raft);
+    const struct raft_counters *c = raft_get_counters(rn->raft);
 
     memset(out, 0, sizeof *out);
     raft_status(rn->raft, &st);
@@ -968,7 +968,7 @@ void rnode_status_get(const struct rnode *rn, struct rnode_status *out)
     out->last_change_new_term = rn->ch_new_term;
     snprintf(out->last_change_reason, sizeof out->last_change_reason, "%s",
              rn->ch_reason);
-    rreq_stats_get(rn->rq, &rs);
+    rreq_get_stats(rn->rq, &rs);
     out->submitted = rs.submitted;
     out->committed = rs.committed;
     out->failed = rs.failed;

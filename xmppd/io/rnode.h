@@ -74,7 +74,7 @@ struct rnode_hooks {
     void (*restored)(void *ud);
 
     /* status: role, term, leader or membership changed (read them with
-     * rnode_status_get / rnode_config).  May be NULL. */
+     * rnode_get_status / rnode_config).  May be NULL. */
     void (*status)(void *ud);
 
     /* send: carry m (borrowed for the call: copy or encode it with
@@ -303,8 +303,8 @@ struct rnode_status {
     bool removed;
 };
 
-/* rnode_status_get fills *out from local state. */
-void rnode_status_get(const struct rnode *rn, struct rnode_status *out);
+/* rnode_get_status fills *out from local state. */
+void rnode_get_status(const struct rnode *rn, struct rnode_status *out);
 
 /* rnode_peer_progress fills *out for member id (leader only: last contact
  * and match index per follower).  XE_NOLEADER if not the leader,

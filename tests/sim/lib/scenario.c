@@ -134,7 +134,7 @@ static void cmd_status(struct scn *s)
         struct raft_status st;
         raft_status(nd->r, &st);
         char cfg[512], leader[32] = "none";
-        print_config(s, raft_config_get(nd->r), cfg, sizeof cfg);
+        print_config(s, raft_get_config(nd->r), cfg, sizeof cfg);
         if (st.leader_id != 0)
             snprintf(leader, sizeof leader, "n%" PRIu64, st.leader_id);
         out_add(&s->out,
@@ -147,7 +147,7 @@ static void cmd_status(struct scn *s)
 
 static void cmd_counters(struct scn *s, int slot)
 {
-    const struct raft_counters *k = raft_counters_get(s->c.nodes[slot].r);
+    const struct raft_counters *k = raft_get_counters(s->c.nodes[slot].r);
 #define CNT_(f)                                                                          \
     if (k->f != 0)                                                                       \
         out_add(&s->out, "%s=%" PRIu64, #f, k->f);
@@ -424,7 +424,7 @@ static void c_config(struct scn *s, int argc, char **argv)
     int slot = node(s, argv[1]);
     if (slot >= 0 && s->c.nodes[slot].r != NULL) {
         char cfg[512];
-        print_config(s, raft_config_get(s->c.nodes[slot].r), cfg, sizeof cfg);
+        print_config(s, raft_get_config(s->c.nodes[slot].r), cfg, sizeof cfg);
         out_add(&s->out, "%s", cfg);
     }
 }

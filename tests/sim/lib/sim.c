@@ -1286,14 +1286,14 @@ void sim_dump(struct sim *s)
             continue;
         }
         raft_status(nd->r, &st);
-        c = raft_config_get(nd->r);
+        c = raft_get_config(nd->r);
         printf("  n%" PRIx64 " %s term %" PRIu64 " vote %" PRIx64 " leader %" PRIx64
                " commit %" PRIu64 " applied %" PRIu64 " last %" PRIu64 " snap %" PRIu64
                " config:",
                nd->id, raft_role_name(st.role), st.term, st.vote, st.leader_id,
                st.commit_index, st.applied_index, st.last_index, st.snapshot_index);
         {
-            const struct raft_counters *ct = raft_counters_get(nd->r);
+            const struct raft_counters *ct = raft_get_counters(nd->r);
             printf(" [in-lease %" PRIu64 " stale %" PRIu64 " non-member %" PRIu64
                    " fast-path %" PRIu64 "]",
                    ct->ignored_in_lease, ct->dropped_stale, ct->dropped_non_member,
