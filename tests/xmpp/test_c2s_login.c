@@ -277,7 +277,8 @@ static void test_login_throttle_table_full(void)
     REQUIRE(up_blocking() == 0);
     for (unsigned i = 0; i < 16384; i++) {
         snprintf(addr, sizeof addr, "2001:db8::%x:%x", i >> 16, i & 0xffff);
-        srv_login_applied(fx.srv, CL_LOGIN_ADDRESS, addr, true, fx.now);
+        srv_login_applied(fx.srv, 7 /* another member */, CL_LOGIN_ADDRESS, addr, true,
+                          fx.now);
     }
     fail_twice();
     /* bob's account is blocked: his own password is refused */
