@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "err.h"
-#include "plink.h"
+#include "never.h"
 #include "plink.h"
 
 static void finish(struct cjoin *j, struct cjoin_update *u, int rc, const char *fmt, ...)
@@ -249,6 +249,7 @@ int cjoin_step(struct cjoin *j, const struct cjoin_event *ev, struct cjoin_updat
                    ev->u.stop.msg != NULL ? ev->u.stop.msg : "");
         break;
     default:
+        (void)XD_NEVER(true); /* a type cjoin.h does not name */
         return XE_INVAL;
     }
     u->deadline = next_deadline(j);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "never.h"
 
 static bool in_view(const struct cremove_view *v, uint64_t id)
 {
@@ -86,7 +87,8 @@ int cremove_step(struct cremove *r, const struct cremove_event *ev,
                  struct cremove_update *u)
 {
     memset(u, 0, sizeof *u);
-    if (ev->type != CREMOVE_EV_REPLACED && ev->view == NULL)
+    /* Every event but REPLACED comes with the node's view (cremove.h). */
+    if (XD_NEVER(ev->type != CREMOVE_EV_REPLACED && ev->view == NULL))
         return XE_INVAL;
     switch (ev->type) {
     case CREMOVE_EV_COMMITTED:
@@ -108,6 +110,7 @@ int cremove_step(struct cremove *r, const struct cremove_event *ev,
         r->removed = false;
         break;
     default:
+        (void)XD_NEVER(true); /* a type cremove.h does not name */
         return XE_INVAL;
     }
     return 0;

@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "never.h"
 
 /* One request.  done comes first: a done record handed to the caller is
  * the whole request, and creq_done_free frees it. */
@@ -334,9 +335,12 @@ int creq_step(struct creq *q, const struct creq_event *ev, struct creq_update *u
     u->done = NULL;
     switch (ev->type) {
     case CREQ_EV_SUBMIT:
-        if (ev->u.submit.req == NULL || (ev->u.submit.req->kind != PFRAME_REQ_CMD &&
-                                         ev->u.submit.req->kind != PFRAME_REQ_JOIN &&
-                                         ev->u.submit.req->kind != PFRAME_REQ_REMOVE))
+        /* Only CMD, JOIN and REMOVE are requests (creq.h): anything else
+         * is a caller's bug. */
+        if (XD_NEVER(ev->u.submit.req == NULL ||
+                     (ev->u.submit.req->kind != PFRAME_REQ_CMD &&
+                      ev->u.submit.req->kind != PFRAME_REQ_JOIN &&
+                      ev->u.submit.req->kind != PFRAME_REQ_REMOVE)))
             return XE_INVAL;
         submit(q, ev, u);
         break;
@@ -370,6 +374,7 @@ int creq_step(struct creq *q, const struct creq_event *ev, struct creq_update *u
             answer(q, q->reqs, u, ev->u.stop.rc, ev->u.stop.msg, NULL, 0);
         break;
     default:
+        (void)XD_NEVER(true); /* a type creq.h does not name */
         u->deadline = next_deadline(q);
         return XE_INVAL;
     }

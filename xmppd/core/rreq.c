@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "never.h"
 #include "repl.h"
 
 enum kind { K_SUBMIT, K_CHANGE, K_TRANSFER };
@@ -738,6 +739,7 @@ int rreq_step(struct rreq *q, const struct rreq_event *ev, struct rreq_update *u
         stop(q, ev, u);
         break;
     default:
+        (void)XD_NEVER(true); /* a type rreq.h does not name */
         u->deadline = next_deadline(q, ev->now);
         return XE_INVAL;
     }
