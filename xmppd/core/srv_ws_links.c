@@ -35,20 +35,23 @@ static int member_host(const char *addr, char *out, size_t cap)
     return addr_host_of(addr, out, cap);
 }
 
-/* add_url appends scheme://host:port path (host bracketed when IPv6,
- * RFC 3986 §3.2.2) unless it is already listed.  0 or XE_NOMEM. */
+/* add_url appends scheme://host:port path (the authority as addr_join
+ * writes it: host bracketed when IPv6, RFC 3986 §3.2.2) unless it is
+ * already listed; a host longer than ADDR_HOST_MAX (no address that
+ * parses has one) is skipped.  0 or XE_NOMEM. */
 static int add_url(struct urls *u, const char *scheme, const char *host, unsigned port,
                    const char *path)
 {
-    bool v6 = strchr(host, ':') != NULL;
-    int len = snprintf(NULL, 0, "%s://%s%s%s:%u%s", scheme, v6 ? "[" : "", host,
-                       v6 ? "]" : "", port, path);
+    char auth[ADDR_TEXT_MAX + 1];
+    int len;
     char *s, **v;
 
+    if (addr_join(host, port, auth, sizeof auth) != 0)
+        return 0;
+    len = snprintf(NULL, 0, "%s://%s%s", scheme, auth, path);
     if (len < 0 || (s = malloc((size_t)len + 1)) == NULL)
         return XE_NOMEM;
-    snprintf(s, (size_t)len + 1, "%s://%s%s%s:%u%s", scheme, v6 ? "[" : "", host,
-             v6 ? "]" : "", port, path);
+    snprintf(s, (size_t)len + 1, "%s://%s%s", scheme, auth, path);
     for (size_t i = 0; i < u->n; i++)
         if (strcmp(u->v[i], s) == 0) {
             free(s);
