@@ -1,9 +1,9 @@
 /* bytecur.h: the byte cursor of the codecs: a reader over borrowed bytes
  * and a writer, for the replicated state's formats (repl_codec.c, roster_db.c:
- * little-endian) and the peer frames (pframe.c: big-endian, RFC 1700's
- * network order).  One copy; header-only, since each is a few lines that
- * the compilers inline.  raft/codec.c keeps its own: raft/ is a library
- * that depends on nothing of xmppd.
+ * little-endian), the peer frames (pframe.c: big-endian, RFC 1700's
+ * network order) and the control protocol's length prefix (ctl.c).  One copy;
+ * header-only, since each is a few lines that the compilers inline.  raft/codec.c keeps
+ * its own: raft/ is a library that depends on nothing of xmppd.
  *
  * Reader: a cursor over borrowed bytes; reading past the end sets bad (and
  * every later read returns NULL or 0), so a decoder checks once.  Writer:
@@ -65,6 +65,16 @@ static inline uint64_t rd_uint(struct rd *r, unsigned size)
 static inline uint64_t rd_be(struct rd *r, unsigned size)
 {
     return rd_ord(r, size, true);
+}
+
+/* rd_be32_at reads the big-endian 32-bit number at p (4 readable bytes):
+ * the length prefix of the peer frames and of the control protocol, read
+ * before the frame is whole. */
+static inline uint32_t rd_be32_at(const unsigned char *p)
+{
+    struct rd r = {.p = p, .left = 4};
+
+    return (uint32_t)rd_be(&r, 4);
 }
 
 struct wr {

@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "bytecur.h"
 #include "err.h"
 
 int ctl_error_set(struct ctl_error *err, const char *code, const char *fmt, ...)
@@ -112,8 +113,7 @@ size_t ctl_dec_pending(const struct ctl_dec *d)
 
 static uint32_t frame_len(const struct ctl_dec *d)
 {
-    const unsigned char *p = (const unsigned char *)d->in.data;
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    return rd_be32_at((const unsigned char *)d->in.data);
 }
 
 int ctl_dec_feed(struct ctl_dec *d, const void *data, size_t len)

@@ -808,7 +808,7 @@ int pframe_dec_next(struct pframe_dec *d, struct pframe *out)
     if (avail < PFRAME_LEN_SIZE)
         return 0;
     p = (const unsigned char *)d->in.data + d->pos;
-    body = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+    body = rd_be32_at(p);
     if (body > d->max_body || body < 2) {
         d->error = XE_PROTO;
         return d->error;
