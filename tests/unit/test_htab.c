@@ -128,6 +128,10 @@ static void test_hashes(void)
     CHECK(htab_hash_mem("a@b", 3) == htab_hash_str("a@b"));
     CHECK(htab_hash_mem("", 0) == htab_hash_str(""));
     CHECK(htab_hash_u64(1) != htab_hash_u64(2));
+    /* A key of several pieces (node_drain.c) hashes as their concatenation. */
+    CHECK(htab_hash_more(HTAB_HASH_INIT, "", 0) == htab_hash_str(""));
+    CHECK(htab_hash_more(htab_hash_mem("a@", 2), "b/r", 3) == htab_hash_str("a@b/r"));
+    CHECK(htab_hash_more(htab_hash_str("ab"), "", 1) != htab_hash_str("ab"));
 }
 
 TL_MAIN(T(test_add_find_del), T(test_chain_order), T(test_no_buckets), T(test_release),

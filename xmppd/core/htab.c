@@ -105,14 +105,18 @@ uint64_t htab_hash_u64(uint64_t key)
     return key * 0x9E3779B97F4A7C15ULL;
 }
 
-uint64_t htab_hash_mem(const void *p, size_t len)
+uint64_t htab_hash_more(uint64_t h, const void *p, size_t len)
 {
     const unsigned char *s = p;
-    uint64_t h = 14695981039346656037ULL;
 
     for (size_t i = 0; i < len; i++)
         h = (h ^ s[i]) * 1099511628211ULL;
     return h;
+}
+
+uint64_t htab_hash_mem(const void *p, size_t len)
+{
+    return htab_hash_more(HTAB_HASH_INIT, p, len);
 }
 
 uint64_t htab_hash_str(const char *s)

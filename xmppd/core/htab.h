@@ -66,4 +66,10 @@ uint64_t htab_hash_u64(uint64_t key);
 uint64_t htab_hash_str(const char *s);
 uint64_t htab_hash_mem(const void *p, size_t len);
 
+/* htab_hash_more goes on hashing len more bytes at p from h, a value
+ * htab_hash_mem returned (or HTAB_HASH_INIT, the hash of no bytes): a key
+ * made of several pieces hashes as their concatenation. */
+#define HTAB_HASH_INIT 14695981039346656037ULL
+uint64_t htab_hash_more(uint64_t h, const void *p, size_t len);
+
 #endif

@@ -13,6 +13,7 @@
 #include "addr.h"
 #include "cluster.h"
 #include "err.h"
+#include "htab.h"
 #include "node_int.h"
 #include "raft.h"
 #include "rnode.h"
@@ -71,22 +72,23 @@ static size_t targets(struct node *n, struct srv_drain_target *t, struct dtarget
     return k;
 }
 
-/* fingerprint: FNV-1a over the targets' nodes and addresses, to tell
- * whether a membership change changed them. */
+/* fingerprint: a hash (htab's) over the targets' nodes and addresses, to
+ * tell whether a membership change changed them. */
 static uint64_t fingerprint(const struct srv_drain_target *t, size_t k)
 {
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = HTAB_HASH_INIT;
 
     for (size_t i = 0; i < k; i++) {
         const char *s[3] = {t[i].comp, t[i].c2s, t[i].wss};
+        unsigned char id[8];
+
         for (int b = 0; b < 8; b++)
-            h = (h ^ ((t[i].node >> (8 * b)) & 0xff)) * 1099511628211ull;
-        for (int j = 0; j < 3; j++)
-            for (const char *c = s[j] != NULL ? s[j] : "";; c++) {
-                h = (h ^ (unsigned char)*c) * 1099511628211ull;
-                if (*c == '\0')
-                    break;
-            }
+            id[b] = (unsigned char)(t[i].node >> (8 * b));
+        h = htab_hash_more(h, id, sizeof id);
+        for (int j = 0; j < 3; j++) {
+            const char *v = s[j] != NULL ? s[j] : "";
+            h = htab_hash_more(h, v, strlen(v) + 1); /* the NUL ends each */
+        }
     }
     return h;
 }
