@@ -83,7 +83,8 @@ struct rnode {
     bool in_step; /* inside drive(): new requests wait */
     /* rnode_standby from a hook or callback: stepped by kick() */
     bool standby_pending, standby_want;
-    bool kicking; /* inside kick(): nested calls only queue */
+    bool sessions; /* rnode_sessions */
+    bool kicking;  /* inside kick(): nested calls only queue */
     bool stop_pending;
     bool stopped;
     int stop_error;
@@ -394,6 +395,14 @@ static void stop_with(struct rnode *rn, int xe, const char *fmt, ...)
 /* complete_index settles the requests waiting for log position index, which
  * now holds an entry of term (committed).  rc is the apply result. */
 
+/* The newest entry version this process applies (rnode_build_entries). */
+static unsigned build_entry_max = CL_CMD_VERSION_SESSION;
+
+void rnode_build_entries(unsigned max)
+{
+    build_entry_max = max;
+}
+
 static void apply_entry(struct rnode *rn, const struct raft_entry *e)
 {
     struct cl_effects eff;
@@ -403,7 +412,13 @@ static void apply_entry(struct rnode *rn, const struct raft_entry *e)
     int rc = 0;
 
     if (e->type == RAFT_ENTRY_NORMAL) {
-        rc = cl_apply(rn->cl, e->data.base, e->data.len, &eff);
+        if (e->data.len > 0 &&
+            ((const unsigned char *)e->data.base)[0] > build_entry_max) {
+            memset(&eff, 0, sizeof eff);
+            rc = XE_UNSUPPORTED; /* as the decoder of such a build says */
+        } else {
+            rc = cl_apply(rn->cl, e->data.base, e->data.len, &eff);
+        }
         if (rc == XE_NOMEM) {
             /* Not deterministic: the other nodes applied it.  Going on would
              * make this node's state differ from theirs. */
@@ -903,6 +918,19 @@ static void step_standby(struct rnode *rn)
     ev.type = RAFT_EV_STANDBY;
     ev.u.standby.on = rn->standby_want;
     drive(rn, &ev, 0);
+}
+
+void rnode_sessions(struct rnode *rn, bool ok)
+{
+    if (rn == NULL || rn->rq == NULL || rn->sessions == ok)
+        return;
+    rn->sessions = ok;
+    LOG(rn->log, LOG_INFO, "%s request sessions %s: %s", rn->name, ok ? "on" : "off",
+        ok ? "every member reads version 3 entries"
+           : "a member may not read version 3 entries (version 2 request ids)");
+    rreq_set_sessions(rn->rq, ok);
+    /* A write waiting for the window goes on at once when it closes. */
+    kick(rn);
 }
 
 void rnode_standby(struct rnode *rn, bool on)
