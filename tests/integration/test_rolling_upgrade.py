@@ -121,11 +121,47 @@ def end_flow(c, flow, what):
     c.say("%s: %d messages each way, none lost, in order", what, N)
 
 
-def writes(c, tag, nodes, ca):
+def bridge_times(nd):
+    """{name: (secret_set_at, secret_age_seconds)} of nd's call bridges."""
+    return {b["name"]: (b.get("secret_set_at"), b.get("secret_age_seconds"))
+            for b in nd.json("xmpp callbridge list")["callbridges"]}
+
+
+def check_times(nodes, names, timed):
+    """The bridges names on nodes: with the time their secret was set
+    (RFC 3339, an age of seconds, the same time everywhere) when timed, else
+    "unknown" (null; a member could not have read it), in --json and in
+    the text."""
+    seen = {}
+    for nd in nodes:
+        got = bridge_times(nd)
+        text = nd.ok("xmpp callbridge list")
+        for n in names:
+            at, age = got[n]
+            line = [ln for ln in text.splitlines() if ln.startswith(n + " ")]
+            if timed:
+                check(isinstance(at, str) and re.match(
+                    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", at) and isinstance(age, int)
+                    and 0 <= age < 600, "%s: %s set at %r, age %r" % (nd.name, n, at, age))
+                check(seen.setdefault(n, at) == at, "%s: %s set at %r, elsewhere %r"
+                      % (nd.name, n, at, seen[n]))
+                check(len(line) == 1 and re.search(r"%s \(\d+[smhd]\)" % re.escape(at),
+                                                   line[0]),
+                      "%s: the text lacks the time of %s:\n%s" % (nd.name, n, text))
+            else:
+                check(at is None and age is None,
+                      "%s: %s set at %r (age %r) while an old member could not read it"
+                      % (nd.name, n, at, age))
+                check(len(line) == 1 and line[0].rstrip().endswith("unknown"),
+                      "%s: the text does not say unknown for %s:\n%s" % (nd.name, n, text))
+
+
+def writes(c, tag, nodes, ca, timed=False):
     """From each of nodes: an admin write (a call bridge, forwarded by a
     follower) and a client's (alice subscribes to a new contact: a roster
     item, pushed to her once her node applied it).  Each succeeds; every
-    live node applies the bridges and none has stopped applying."""
+    live node applies the bridges and none has stopped applying; the
+    bridges' secrets have a time (timed: every member reads it) or none."""
     names = []
     for nd in nodes:
         name = "w%s%s" % (tag, nd.name)
@@ -145,6 +181,8 @@ def writes(c, tag, nodes, ca):
     for nd in live:
         st = nd.status_json()
         check("stopped" not in st, "%s stopped applying: %s" % (nd.name, st.get("stopped")))
+    if not REAL_OLD or timed:
+        check_times(live, names, timed)
     c.say("writes %s from %s: committed, applied on %s", tag,
           [n.name for n in nodes], [n.name for n in live])
 
@@ -241,11 +279,14 @@ def main():
                 o.name: links(nd)[o.peer_addr][1] for o in others})
             for w in c.nodes:
                 c.wait_serving(w)
-            writes(c, "%du" % step, c.nodes, ca)
+            if len(new) == len(c.nodes):
+                for w in c.nodes:
+                    w.wait_log(SESSIONS_ON, 60)
+                c.say("every node stamps version 3 request ids now")
+            writes(c, "%du" % step, c.nodes, ca, timed=len(new) == len(c.nodes))
         c.say("every node on the new build, every link at version 4")
-        for nd in c.nodes:
-            nd.wait_log(SESSIONS_ON, 60)
-        c.say("every node stamps version 3 request ids now")
+        check_times(c.nodes, ["w0node1", "w1unode2"], False)
+        c.say("call bridges made before: secret set, time unknown")
         later_peer(c, ca)
 
 
@@ -275,7 +316,7 @@ def later_peer(c, ca):
     c.say("a 5..6 peer: refused with both ranges, on both ends")
     rest = [n for n in c.nodes if n is not n2]
     c.wait_leader(rest, not_node=n2, timeout=60)
-    writes(c, "x", rest, ca)
+    writes(c, "x", rest, ca, timed=True)
     for nd in rest:
         lines = [ln for ln in nd.log().splitlines() if "request sessions" in ln]
         check(lines and "request sessions on" in lines[-1],

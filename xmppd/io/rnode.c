@@ -403,6 +403,31 @@ void rnode_build_entries(unsigned max)
     build_entry_max = max;
 }
 
+/* old_build_reads: whether a build that reads entries up to
+ * build_entry_max only decodes e (data, len): not a newer version
+ * (XE_UNSUPPORTED), nor, below sessions, a CB_SET with its time, a flag
+ * that build refuses (XE_CORRUPT: it applies the entry as a failure, and
+ * its state differs from the others'). */
+static int old_build_reads(const unsigned char *data, size_t len)
+{
+    struct cl_cmd *c;
+    int rc = 0;
+
+    if (build_entry_max >= CL_CMD_VERSION_SESSION || len == 0)
+        return 0;
+    if (data[0] > build_entry_max)
+        return XE_UNSUPPORTED;
+    c = malloc(sizeof *c);
+    if (c == NULL)
+        return 0;
+    if (cl_cmd_decode(data, len, c) == 0 && c->type == CL_CMD_CB_SET &&
+        (c->flags & CL_CMD_SET_AT) != 0)
+        rc = XE_CORRUPT;
+    sodium_memzero(c, sizeof *c);
+    free(c);
+    return rc;
+}
+
 static void apply_entry(struct rnode *rn, const struct raft_entry *e)
 {
     struct cl_effects eff;
@@ -412,10 +437,9 @@ static void apply_entry(struct rnode *rn, const struct raft_entry *e)
     int rc = 0;
 
     if (e->type == RAFT_ENTRY_NORMAL) {
-        if (e->data.len > 0 &&
-            ((const unsigned char *)e->data.base)[0] > build_entry_max) {
-            memset(&eff, 0, sizeof eff);
-            rc = XE_UNSUPPORTED; /* as the decoder of such a build says */
+        rc = old_build_reads(e->data.base, e->data.len);
+        if (rc != 0) {
+            memset(&eff, 0, sizeof eff); /* as the decoder of such a build says */
         } else {
             rc = cl_apply(rn->cl, e->data.base, e->data.len, &eff);
         }
@@ -931,6 +955,21 @@ void rnode_sessions(struct rnode *rn, bool ok)
     rreq_set_sessions(rn->rq, ok);
     /* A write waiting for the window goes on at once when it closes. */
     kick(rn);
+}
+
+bool rnode_sessions_on(const struct rnode *rn)
+{
+    const struct raft_config *c;
+
+    if (rn == NULL)
+        return false;
+    if (rn->sessions)
+        return true;
+    /* The only member (a node never clustered, or before its first peer
+     * link) reads what its own build writes. */
+    c = raft_config_get(rn->raft);
+    return build_entry_max >= CL_CMD_VERSION_SESSION && c != NULL && c->n == 1 &&
+           c->members[0].id == rn->node_id;
 }
 
 void rnode_standby(struct rnode *rn, bool on)
