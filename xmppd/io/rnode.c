@@ -967,7 +967,7 @@ bool rnode_sessions_on(const struct rnode *rn)
         return true;
     /* The only member (a node never clustered, or before its first peer
      * link) reads what its own build writes. */
-    c = raft_config_get(rn->raft);
+    c = rnode_config(rn);
     return build_entry_max >= CL_CMD_VERSION_SESSION && c != NULL && c->n == 1 &&
            c->members[0].id == rn->node_id;
 }
