@@ -806,13 +806,48 @@ static void print_invite(json_t *r)
            token != NULL ? token : "<token>");
 }
 
+/* age_text writes an age in seconds as the largest whole unit: "42s",
+ * "5m", "3h", "12d". */
+static void age_text(long long s, char *out, size_t len)
+{
+    if (s < 60)
+        snprintf(out, len, "%llds", s);
+    else if (s < 3600)
+        snprintf(out, len, "%lldm", s / 60);
+    else if (s < 86400)
+        snprintf(out, len, "%lldh", s / 3600);
+    else
+        snprintf(out, len, "%lldd", s / 86400);
+}
+
 static void print_callbridges(json_t *r)
 {
-    static const char *const keys[] = {"name", "domain", "fingerprint", "connected",
-                                       NULL};
+    static const char *const keys[] = {"name",      "domain",      "fingerprint",
+                                       "connected", "secret_text", NULL};
     static const char *const heads[] = {
-        "Name", "Domain", "Secret (SHA-256, first 8 bytes)", "Connected", NULL};
-    cli_print_table(json_object_get(r, "callbridges"), keys, heads);
+        "Name",      "Domain",           "Secret (SHA-256, first 8 bytes)",
+        "Connected", "Secret set (age)", NULL};
+    json_t *l = json_object_get(r, "callbridges"), *e;
+    size_t i;
+
+    /* --json prints the daemon's answer as it is: this column is only for
+     * the table (an older daemon sends no time: "-") */
+    json_array_foreach(l, i, e)
+    {
+        const char *at = json_string_value(json_object_get(e, "secret_set_at"));
+        json_t *age = json_object_get(e, "secret_age_seconds");
+        char text[64], a[24];
+
+        if (at != NULL && json_is_integer(age)) {
+            age_text((long long)json_integer_value(age), a, sizeof a);
+            snprintf(text, sizeof text, "%s (%s)", at, a);
+        } else {
+            snprintf(text, sizeof text, "%s",
+                     json_object_get(e, "secret_set_at") != NULL ? "unknown" : "-");
+        }
+        json_object_set_new(e, "secret_text", json_string(text));
+    }
+    cli_print_table(l, keys, heads);
 }
 
 static void print_secret(json_t *r)
@@ -1036,8 +1071,9 @@ static const struct cli_cmd commands[] = {
      "delete a call bridge (its session is disconnected)", NULL, "xmpp.callbridge.del", 1,
      1, prep_name, print_cb_deleted},
     {W("xmpp", "callbridge", "list"), "",
-     "list call bridges: name, domain, a fingerprint of the secret, connected", NULL,
-     "xmpp.callbridge.list", 0, 0, NULL, print_callbridges},
+     "list call bridges: name, domain, a fingerprint of the secret, connected, when the "
+     "secret was set",
+     NULL, "xmpp.callbridge.list", 0, 0, NULL, print_callbridges},
     {W("xmpp", "callbridge", "show-secret"), "<name>",
      "show a call bridge's shared secret (a list never shows it)", NULL,
      "xmpp.callbridge.show-secret", 1, 1, prep_name, print_secret},

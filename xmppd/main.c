@@ -22,14 +22,17 @@
 #include "logsink.h"
 #include "node.h"
 #include "peer.h"
+#include "rnode.h"
 #include "service.h"
 
 /* A build capped at an older peer frame version (cmake: the xmppd_v2
  * target, XMPPD_PFRAME_MAX=2) speaks XMPPD_PFRAME_MIN..XMPPD_PFRAME_MAX,
  * as a node of that version would; one with the oldest raised
- * (xmppd_v3only, XMPPD_PFRAME_MIN=3) is what a later build that dropped
- * version 2 would be.  The rolling-upgrade test runs both
- * (docs/cluster.md "Rolling upgrade"). */
+ * (xmppd_v3only, XMPPD_PFRAME_MIN=3; xmppd_v4only, 4) is what a later
+ * build that dropped version 2 (and 3) would be.  xmppd_v3 is the build
+ * before sessions: frames up to 3 and, XMPPD_ENTRY_MAX=2, no version 3
+ * entries (it stops at the first, as that build's decoder does).  The
+ * rolling-upgrade test runs them (docs/cluster.md "Rolling upgrade"). */
 #ifndef XMPPD_PFRAME_MIN
 #define XMPPD_PFRAME_MIN PFRAME_VERSION_MIN
 #endif
@@ -123,6 +126,9 @@ int main(int argc, char **argv)
                 XMPPD_PFRAME_MIN, XMPPD_PFRAME_MAX);
         return 1;
     }
+#ifdef XMPPD_ENTRY_MAX
+    rnode_build_entries(XMPPD_ENTRY_MAX);
+#endif
     json_set_alloc_funcs(malloc, wiping_free);
     rc = node_start(&opts, &node, err, sizeof err);
     if (rc < 0) {

@@ -16,8 +16,8 @@ import ssl
 import struct
 import time
 
-VERSION = 3  # xmppd/core/pframe.h PFRAME_VERSION (the newest); the range:
-VERSION_MIN, VERSION_MAX = 2, 3  # PFRAME_VERSION_MIN, PFRAME_VERSION_MAX
+VERSION = 4  # xmppd/core/pframe.h PFRAME_VERSION (the newest); the range:
+VERSION_MIN, VERSION_MAX = 2, 4  # PFRAME_VERSION_MIN, PFRAME_VERSION_MAX
 ATTR_COMPONENT = b"\0\0\0"  # entry attributes: kind component, no flags, priority 0
 PROTO = 2  # PFRAME_PROTO
 HELLO, CHAN_ACK, PING, PONG, RAFT, FWD, DELIVER, ACK, SESSIONS, CONFLICT, SUBMIT, \

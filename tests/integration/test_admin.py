@@ -211,6 +211,19 @@ def main():
         check("secret" not in byname["cb1"] and byname["cb1"]["domain"] == "cb1." + DOMAIN
               and re.match(r"^[0-9a-f]{16}$", byname["cb1"]["fingerprint"]), str(lst))
         check(secret not in node.ok("xmpp callbridge list"), "the list shows the secret")
+        # Whether a secret is set and when (issue 13 item 8): RFC 3339 and
+        # an age in seconds in --json, both in the text.
+        for name in ("cb1", "cb2"):
+            cb = byname[name]
+            check(cb.get("secret_set") is True
+                  and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$",
+                               cb.get("secret_set_at") or "")
+                  and isinstance(cb.get("secret_age_seconds"), int)
+                  and 0 <= cb["secret_age_seconds"] < 600, str(cb))
+        text = node.ok("xmpp callbridge list")
+        check("Secret set (age)" in text and re.search(
+            r"(?m)^cb1 .* %s \(\d+[smhd]\)$" % re.escape(byname["cb1"]["secret_set_at"]),
+            text), text)
         check(node.json("xmpp callbridge show-secret cb1")["secret"] == secret,
               "show-secret cb1")
         check(node.ok("xmpp callbridge show-secret cb2") == "Secret: brought-secret-2\n",

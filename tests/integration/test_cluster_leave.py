@@ -45,6 +45,15 @@ def alone_with_data(c, nd):
     check(len(s.peers) <= 1, "%s alone lists %s" % (nd.name, s.addrs()))
 
 
+def cb_set_at(nd, name):
+    """When nd says call bridge name's secret was set (None: unknown or no
+    such bridge)."""
+    for b in nd.json("xmpp callbridge list")["callbridges"]:
+        if b["name"] == name:
+            return b.get("secret_set_at")
+    return None
+
+
 def clean_exit(c):
     for nd in c.nodes:
         if nd.alive():
@@ -61,7 +70,11 @@ def leader_disables():
         other = c.followers(leader)[0]
         # A call bridge on the leader: going alone restarts XMPP there, and
         # the answer says so (it dropped the bridge without a word).
+        for nd in c.nodes:
+            nd.wait_log("request sessions on", 60)
         c.add_callbridge("cb1")
+        set_at = cb_set_at(leader, "cb1")
+        check(set_at is not None, "cb1 has no time on %s" % leader.name)
         comp = c.comp(leader, "cb1", "--stay")
         comp.wait_line(r"^connected")
         c.say("2 members: %s leads; xmpp cluster disable there", leader.name)
@@ -72,6 +85,10 @@ def leader_disables():
                        r"and 0 client session\(s\), which reconnect$", out.strip()), out)
         comp.wait_line(r"^stream-error condition=system-shutdown")
         alone_with_data(c, leader)
+        # The rebuilt one-member store keeps when the secret was set.
+        wait_for(lambda: cb_set_at(leader, "cb1") == set_at, 60,
+                 "%s keeps cb1's secret time %s (has %r)"
+                 % (leader.name, set_at, cb_set_at(leader, "cb1")))
         new, term = c.wait_leader([other], timeout=60)
         check(new is other, "%s should lead, %s does" % (other.name, new.name))
         s = other.status()
@@ -86,6 +103,11 @@ def leader_disables():
 def follower_removes_leader():
     with Cluster(3) as c:
         leader = c.form(fast_lan=True)
+        for nd in c.nodes:
+            nd.wait_log("request sessions on", 60)
+        c.add_callbridge("cbr")
+        set_at = cb_set_at(c.nodes[0], "cbr")
+        check(set_at is not None, "cbr has no time")
         # The leader frozen (SIGSTOP: its links stay open, no fast path):
         # the other two elect one after the election timeout.
         f = c.followers(leader)
@@ -119,6 +141,9 @@ def follower_removes_leader():
         j = leader.json("xmpp cluster disable", timeout=60)
         check(j["clustering"] == "disabled" and j["left"] is False and j["message"], str(j))
         alone_with_data(c, leader)
+        wait_for(lambda: cb_set_at(leader, "cbr") == set_at, 60,
+                 "%s keeps cbr's secret time %s (has %r)"
+                 % (leader.name, set_at, cb_set_at(leader, "cbr")))
         c.say("%s is standalone with its data", leader.name)
         clean_exit(c)
 

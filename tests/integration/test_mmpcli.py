@@ -139,7 +139,10 @@ def one_shot(node, addr, port):
           "add-secret with nothing on stdin", p.stderr)
     p = shell(node, "xmpp callbridge list")
     check(p.returncode == 0 and re.search(r"^Name\s+Domain\s+Secret \(SHA-256, first 8 "
-                                          r"bytes\)\s+Connected$", p.stdout, re.M) is not None
+                                          r"bytes\)\s+Connected\s+Secret set \(age\)$",
+                                          p.stdout, re.M) is not None
+          and re.search(r"(?m)^cb1 .* \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(\d+[smhd]\)$",
+                        p.stdout) is not None
           and "brought-secret" not in p.stdout and secret not in p.stdout,
           "callbridge list (text table, no secrets)", p.stdout)
     p = shell(node, "xmpp callbridge list", "--json")

@@ -16,7 +16,7 @@ and the upgrade cannot be rolling.  What the docs promise instead:
 - back on the old build it links again (nothing was changed);
 - the upgrade with the cluster stopped: every node stopped, every node
   started on this build on the same state directory: one cluster again,
-  every link at version 3, the call bridges and the account kept on every
+  every link at version 4, the call bridges and the account kept on every
   node, `xmpp health` healthy, and a write commits everywhere.
 
 The session-4 xmppd comes from XMPPD_SESSION4_BIN, or is built from git
@@ -108,9 +108,9 @@ def main():
         c.start_all()
         c.wait_converged(timeout=60)
         for nd in c.nodes:
-            wait_for(lambda: all(p.get("link") == "up" and p.get("protocol") == 3
+            wait_for(lambda: all(p.get("link") == "up" and p.get("protocol") == 4
                                  for p in nd.status_json()["peers"] if not p.get("self")),
-                     60, "%s: every link up at version 3" % nd.name)
+                     60, "%s: every link up at version 4" % nd.name)
             rc, out, err = nd.mmp("xmpp health")
             check(rc == 0, "%s: xmpp health %d:\n%s" % (nd.name, rc, out + err))
             bridges = nd.ok("xmpp callbridge list")

@@ -825,22 +825,46 @@ static void test_session4_hello(void)
     buf_free(&b);
 }
 
+/* Version 4 (pframe.h) is version 3's layout: every frame type encodes
+ * to the same bytes but the version byte, and decodes at 4 as at 3. */
+static void test_version4_is_version3(void)
+{
+    for (int t = PFRAME_HELLO; t <= PFRAME_REFUSE; t++) {
+        struct pframe f, g;
+        struct buf b3 = {0}, b4 = {0};
+
+        sample(t, &f);
+        f.version = 3;
+        REQUIRE(pframe_encode(&f, &b3) == 0);
+        f.version = 4;
+        REQUIRE(pframe_encode(&f, &b4) == 0);
+        CHECK(b3.len == b4.len && b3.data[4] == 3 && b4.data[4] == 4);
+        CHECK(b3.len > 5 && memcmp(b3.data + 5, b4.data + 5, b3.len - 5) == 0);
+        CHECK_INT(pframe_decode(b4.data + 4, b4.len - 4, &g), 0);
+        CHECK_INT(g.version, 4);
+        CHECK_INT(g.type, t);
+        pframe_release(&g);
+        buf_free(&b3);
+        buf_free(&b4);
+    }
+}
+
 static void test_later_version_hello(void)
 {
     struct pframe f, g;
     struct buf b = {0};
 
     sample(PFRAME_HELLO, &f);
-    f.u.hello.vmin = 4;
-    f.u.hello.vmax = 5;
+    f.u.hello.vmin = 5;
+    f.u.hello.vmax = 6;
     REQUIRE(pframe_encode(&f, &b) == 0);
-    b.data[4] = 5;
-    buf_append(&b, "\1\2\3", 3); /* what version 5 appended */
+    b.data[4] = 6;
+    buf_append(&b, "\1\2\3", 3); /* what version 6 appended */
     b.data[3] = (char)(b.data[3] + 3);
     REQUIRE(pframe_decode(b.data + 4, b.len - 4, &g) == 0);
-    CHECK_INT(g.version, 5);
-    CHECK_INT(g.u.hello.vmin, 4);
-    CHECK_INT(g.u.hello.vmax, 5);
+    CHECK_INT(g.version, 6);
+    CHECK_INT(g.u.hello.vmin, 5);
+    CHECK_INT(g.u.hello.vmax, 6);
     CHECK_INT(pframe_version_pick(PFRAME_VERSION_MIN, PFRAME_VERSION_MAX, g.u.hello.vmin,
                                   g.u.hello.vmax),
               0);
@@ -848,9 +872,11 @@ static void test_later_version_hello(void)
     /* but at this codec's own versions no trailing byte */
     b.data[4] = 3;
     CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
+    b.data[4] = PFRAME_VERSION_MAX;
+    CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
     /* a range upside down */
-    b.data[4] = 5;
-    b.data[b.len - 5] = 6;
+    b.data[4] = 6;
+    b.data[b.len - 5] = 7;
     CHECK_INT(pframe_decode(b.data + 4, b.len - 4, &g), XE_PROTO);
 
     buf_reset(&b);
@@ -922,5 +948,5 @@ TL_MAIN(T(test_round_trip_every_type), T(test_empty_lists_and_bytes),
         T(test_encode_refuses_bad_frames), T(test_every_truncation_fails),
         T(test_ping_components_layout), T(test_bad_fields_fail), T(test_random_garbage),
         T(test_chunking), T(test_decoder_errors_are_sticky), T(test_entry_attrs),
-        T(test_version2_layout), T(test_later_version_hello), T(test_decoder_version),
-        T(test_session4_hello))
+        T(test_version2_layout), T(test_version4_is_version3),
+        T(test_later_version_hello), T(test_decoder_version), T(test_session4_hello))

@@ -982,9 +982,9 @@ static void test_versions(void)
     ev_open(&c, true, 2, false, 0);
     REQUIRE(plink_versions(&c, 2, 2) == 0);
     ev_tls(&c, 1);
-    /* a later peer, 4..5: refused, and told at our newest */
-    peer_vmin = 4;
-    peer_vmax = 5;
+    /* a later peer, 5..6: refused, and told at our newest */
+    peer_vmin = 5;
+    peer_vmax = 6;
     ev_open(&c, false, 0, false, 0);
     ev_tls(&c, 0);
     ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 1);
@@ -999,16 +999,16 @@ static void test_versions(void)
     REQUIRE(plink_versions(&c, 3, 3) == 0);
     ev_tls(&c, 1);
     ev_hello(&c, &v, CLUSTER, 2, "127.0.0.2:5224", 2);
-    /* the dialler 4..5 refused by a 2..3 node: its own words */
+    /* the dialler 5..6 refused by a 2..4 node: its own words */
     ev_open(&c, true, 2, false, 0);
-    c.vmin = 4; /* (beyond this codec: set by hand) */
-    c.vmax = 5;
+    c.vmin = 5; /* (beyond this codec: set by hand) */
+    c.vmax = 6;
     ev_tls(&c, 1);
     frame_of(&f, PFRAME_REFUSE, d);
     f.u.refuse.code = PFRAME_REFUSE_VERSION;
     f.u.refuse.vmin = 2;
-    f.u.refuse.vmax = 3;
-    f.u.refuse.reason = "peer speaks protocol versions 4..5, this node 2..3";
+    f.u.refuse.vmax = 4;
+    f.u.refuse.reason = "peer speaks protocol versions 5..6, this node 2..4";
     ev_frame(&c, &f, NULL);
     expect(
         "0 open in\n"
@@ -1028,8 +1028,8 @@ static void test_versions(void)
         "0 open in\n"
         "0 tls -> -\n"
         "1 hello c1 node 2 127.0.0.2:5224 -> refuse(version) [they read: peer speaks "
-        "protocol versions 2..3, this node 4..5: upgrade the older node] "
-        "close(refused): peer speaks protocol versions 4..5, this node 2..3: upgrade "
+        "protocol versions 2..4, this node 5..6: upgrade the older node] "
+        "close(refused): peer speaks protocol versions 5..6, this node 2..4: upgrade "
         "the older node\n"
         "0 open in\n"
         "0 tls -> -\n"
@@ -1038,13 +1038,13 @@ static void test_versions(void)
         "close(refused): peer speaks protocol versions 2..2, this node 3..3: upgrade "
         "the older node\n"
         "0 open out\n"
-        "1 tls -> hello(c1)\n"
+        "1 tls -> hello(c1) at v3\n"
         "2 hello c1 node 2 127.0.0.2:5224 -> close(refused): peer speaks protocol "
         "versions 2..2, this node 3..3: upgrade the older node\n"
         "0 open out\n"
-        "1 tls -> hello(c1) at v5\n"
+        "1 tls -> hello(c1) at v6\n"
         "frame REFUSE -> deliver close(refused): refused by the peer: peer speaks "
-        "protocol versions 2..3, this node 4..5: upgrade the older node\n");
+        "protocol versions 2..4, this node 5..6: upgrade the older node\n");
     CHECK_INT(plink_versions(&c2, 1, 3), XE_INVAL);
     CHECK_INT(plink_versions(&c2, 3, 2), XE_INVAL);
     CHECK_INT(plink_versions(&c2, 2, PFRAME_VERSION_MAX + 1), XE_INVAL);

@@ -377,7 +377,7 @@ static void test_snapshot_round_trip(void)
     cl_state_free(d);
     /* a newer version: written by a newer xmppd, not corrupt (the driver
      * stops instead of running without it) */
-    a[0] = CL_SNAP_VERSION_SESSIONS + 1;
+    a[0] = CL_SNAP_VERSION_CB_TIME + 1;
     CHECK_INT(cl_snapshot_decode(a, la, &d), XE_UNSUPPORTED);
     CHECK(d == NULL);
     a[0] = 0;
@@ -670,6 +670,93 @@ static unsigned char *put_snap_head(unsigned char *p, unsigned version)
     put_le(&p, 0, 4); /* call bridges */
     put_le(&p, 1, 4); /* users */
     return put_user_v1(p);
+}
+
+/* CB_SET's set_at (repl.h, CL_CMD_SET_AT): the exact bytes with and
+ * without it (without: as every build before wrote it, read as 0,
+ * "unknown"); one encoding of unknown; the time comes from the entry and
+ * is kept by the same secret again, replaced with a new one; snapshots
+ * carry it at version 6 only when some bridge has one, so a state without
+ * times still reads on older nodes. */
+static void test_cb_set_at(void)
+{
+    /* version 1, CB_SET, ADD, "cb", secret "s3" */
+    static const unsigned char v1[] = {1, 3, 1, 2, 'c', 'b', 0x02, 0, 's', '3'};
+    /* the same with SET_AT and 0x0102030405060708 */
+    static const unsigned char at[] = {1,   3, 5, 2, 'c', 'b', 0x02, 0, 's',
+                                       '3', 8, 7, 6, 5,   4,   3,    2, 1};
+    static const unsigned char at0[] = {1,   3, 5, 2, 'c', 'b', 0x02, 0, 's',
+                                        '3', 0, 0, 0, 0,   0,   0,    0, 0};
+    static const unsigned char del_at[] = {1, 4, 4, 2, 'c', 'b'};
+    unsigned char *buf, *snap;
+    size_t len, slen;
+    struct cl_state *s, *d;
+    struct cl_effects eff;
+
+    cl_cmd_cb_set(&cmd, "cb", (const unsigned char *)"s3", 2, true);
+    REQUIRE(cl_cmd_encode(&cmd, &buf, &len) == 0);
+    CHECK(len == sizeof v1 && memcmp(buf, v1, len) == 0);
+    cl_buf_free(buf, len);
+    cl_cmd_cb_set_at(&cmd, "cb", (const unsigned char *)"s3", 2, true, 0);
+    REQUIRE(cl_cmd_encode(&cmd, &buf, &len) == 0);
+    CHECK(len == sizeof v1 && memcmp(buf, v1, len) == 0); /* 0: left out */
+    cl_buf_free(buf, len);
+    cl_cmd_cb_set_at(&cmd, "cb", (const unsigned char *)"s3", 2, true,
+                     0x0102030405060708ULL);
+    REQUIRE(cl_cmd_encode(&cmd, &buf, &len) == 0);
+    CHECK(len == sizeof at && memcmp(buf, at, len) == 0);
+    cl_buf_free(buf, len);
+    CHECK_INT(cl_cmd_decode(v1, sizeof v1, &cmd), 0);
+    CHECK(cmd.set_at == 0 && cmd.flags == CL_CMD_ADD);
+    CHECK_INT(cl_cmd_decode(at, sizeof at, &cmd), 0);
+    CHECK(cmd.set_at == 0x0102030405060708ULL);
+    CHECK_INT(cl_cmd_decode(at0, sizeof at0, &cmd), XE_CORRUPT);
+    CHECK_INT(cl_cmd_decode(at, sizeof at - 1, &cmd), XE_CORRUPT);
+    CHECK_INT(cl_cmd_decode(del_at, sizeof del_at, &cmd), XE_CORRUPT);
+    cl_cmd_cb_set(&cmd, "cb", (const unsigned char *)"s3", 2, true);
+    cmd.flags |= CL_CMD_SET_AT; /* the flag without a time */
+    CHECK_INT(cl_cmd_encode(&cmd, &buf, &len), XE_INVAL);
+
+    REQUIRE(cl_state_new(&s) == 0);
+    cl_cmd_cb_set(&cmd, "old", (const unsigned char *)"o1", 2, true);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    /* no time anywhere: the snapshot is version 1, as before */
+    REQUIRE(cl_snapshot_encode(s, &snap, &slen) == 0);
+    CHECK_INT(snap[0], CL_SNAP_VERSION);
+    cl_buf_free(snap, slen);
+    cl_cmd_cb_set_at(&cmd, "cb", (const unsigned char *)"s3", 2, true, 1700000000);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK(cl_callbridge_find(s, "cb")->set_at == 1700000000);
+    CHECK(cl_callbridge_find(s, "old")->set_at == 0); /* unknown */
+    /* the same secret again: nothing changes, the time neither */
+    cl_cmd_cb_set_at(&cmd, "cb", (const unsigned char *)"s3", 2, false, 1800000000);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_NONE);
+    CHECK(cl_callbridge_find(s, "cb")->set_at == 1700000000);
+    /* a new secret: its time (none given: unknown) */
+    cl_cmd_cb_set_at(&cmd, "cb", (const unsigned char *)"s4", 2, false, 1800000000);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK_INT(eff.kind, CL_EFF_CB_SECRET);
+    CHECK(cl_callbridge_find(s, "cb")->set_at == 1800000000);
+    REQUIRE(cl_snapshot_encode(s, &snap, &slen) == 0);
+    CHECK_INT(snap[0], CL_SNAP_VERSION_CB_TIME);
+    REQUIRE(cl_snapshot_decode(snap, slen, &d) == 0);
+    CHECK(cl_callbridge_find(d, "cb")->set_at == 1800000000);
+    CHECK(cl_callbridge_find(d, "old")->set_at == 0);
+    cl_state_free(d);
+    /* the last 16 bytes are the times of "cb" and "old", in that order:
+     * every time zero at version 6 is corrupt (one encoding of none) */
+    memset(snap + slen - 16, 0, 16);
+    CHECK_INT(cl_snapshot_decode(snap, slen, &d), XE_CORRUPT);
+    CHECK(d == NULL);
+    cl_buf_free(snap, slen);
+    cl_cmd_cb_set(&cmd, "cb", (const unsigned char *)"s5", 2, false);
+    CHECK_INT(enc_apply(s, &eff), 0);
+    CHECK(cl_callbridge_find(s, "cb")->set_at == 0);
+    REQUIRE(cl_snapshot_encode(s, &snap, &slen) == 0);
+    CHECK(snap[0] < CL_SNAP_VERSION_CB_TIME);
+    cl_buf_free(snap, slen);
+    cl_state_free(s);
 }
 
 static void test_old_snapshots(void)
@@ -1352,7 +1439,7 @@ static void test_pres_last_entries(void)
 TL_MAIN(T(test_names), T(test_init_and_domain), T(test_callbridges), T(test_users),
         T(test_encode_validation), T(test_decode_exact_bytes), T(test_garbage),
         T(test_snapshot_round_trip), T(test_names_of_things), T(test_duplicate_request),
-        T(test_user_created), T(test_user_set_exact_bytes), T(test_old_snapshots),
-        T(test_user_iterations), T(test_rosters), T(test_login_entries),
-        T(test_soft_ids_apart), T(test_pres_last_entries), T(test_session_exact_bytes),
-        T(test_sessions), T(test_sessions_bounded))
+        T(test_user_created), T(test_cb_set_at), T(test_user_set_exact_bytes),
+        T(test_old_snapshots), T(test_user_iterations), T(test_rosters),
+        T(test_login_entries), T(test_soft_ids_apart), T(test_pres_last_entries),
+        T(test_session_exact_bytes), T(test_sessions), T(test_sessions_bounded))

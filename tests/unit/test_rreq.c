@@ -660,7 +660,7 @@ static void test_no_forwarding_and_stopped(void)
 /* ---- origins and the state machine together (repl.h sessions) ---- */
 
 /* origin makes the queue of node id, a follower that forwards, with a
- * boot of its own. */
+ * boot of its own, in a cluster whose members all read sessions. */
 static struct rreq *origin(uint64_t id)
 {
     struct rreq_opts o = {.node_id = id, .seq_start = 100, .can_forward = true};
@@ -668,6 +668,7 @@ static struct rreq *origin(uint64_t id)
 
     o.boot = 0xb0070000 + id;
     CHECK_INT(rreq_new(&o, &q), 0);
+    rreq_set_sessions(q, true);
     return q;
 }
 
@@ -929,6 +930,60 @@ static void test_soft_ids(void)
     rreq_free(a);
 }
 
+/* The rolling-upgrade gate (rreq_set_sessions): until every member is
+ * known to read version 3, a forwarded write gets a version 2 id (which a
+ * member of the build before sessions applies), boot or not; once the
+ * gate opens, version 3; closed again (a member came back at an older
+ * frame version), version 2 again.  A write stamped before keeps its id
+ * when it is sent again after a leader change. */
+static void test_sessions_gate(void)
+{
+    struct rreq_opts o = {.node_id = 0xa, .seq_start = 100, .can_forward = true};
+    struct rreq *a = NULL;
+    unsigned char *cmd, *fwd, *again;
+    size_t len, lf, la;
+    uint64_t id, seq, id2, seq2;
+    struct cl_req r;
+
+    o.boot = 0xb007000a;
+    REQUIRE(rreq_new(&o, &a) == 0);
+    o_leader(a, 0, 0x2);
+    cmd = cb_cmd("cb1", false, &len);
+    o_submit(a, 0, cmd, len);
+    fwd = o_pump(a, 0, &lf, &id, &seq);
+    REQUIRE(fwd != NULL);
+    CHECK_INT(fwd[0], CL_CMD_VERSION_ID);
+    CHECK_INT(cl_cmd_req(fwd, lf, &r, NULL), 0);
+    CHECK(r.origin == 0xa && r.boot == 0 && r.seq == 101);
+    rreq_set_sessions(a, true); /* the gate opens: the stamp stays */
+    o_leader(a, 5, 0x3);
+    again = o_pump(a, 5, &la, &id2, &seq2);
+    REQUIRE(again != NULL);
+    CHECK(la == lf && memcmp(again, fwd, lf) == 0);
+    free(again);
+    free(fwd);
+    CHECK_INT(o_answer(a, 6, id2, seq2, 0), 0);
+    o_submit(a, 10, cmd, len);
+    fwd = o_pump(a, 10, &lf, &id, &seq);
+    REQUIRE(fwd != NULL);
+    CHECK_INT(fwd[0], CL_CMD_VERSION_SESSION);
+    CHECK_INT(cl_cmd_req(fwd, lf, &r, NULL), 0);
+    CHECK(r.origin == 0xa && r.boot == 0xb007000a && r.seq == 102 && r.first == 102);
+    free(fwd);
+    CHECK_INT(o_answer(a, 11, id, seq, 0), 0);
+    rreq_set_sessions(a, false);
+    o_submit(a, 20, cmd, len);
+    fwd = o_pump(a, 20, &lf, &id, &seq);
+    REQUIRE(fwd != NULL);
+    CHECK_INT(fwd[0], CL_CMD_VERSION_ID);
+    CHECK_INT(cl_cmd_req(fwd, lf, &r, NULL), 0);
+    CHECK(r.boot == 0 && r.seq == 103);
+    free(fwd);
+    CHECK_INT(o_answer(a, 21, id, seq, 0), 0);
+    cl_buf_free(cmd, len);
+    rreq_free(a);
+}
+
 /* ---- seeded runs: origins, leader changes, one log ----
  *
  * Three followers (rreq queues with boots) forward writes to whichever
@@ -983,6 +1038,7 @@ static bool run_resends(uint64_t seed, uint64_t boot_base)
         o.max_pending = 600;
         if (rreq_new(&o, &q[i]) != 0)
             return false;
+        rreq_set_sessions(q[i], true);
         o_leader(q[i], now, leader);
     }
     for (int stepn = 0; stepn < 3000 && !bad; stepn++) {
@@ -1105,4 +1161,4 @@ TL_MAIN(T(test_leader_proposes_and_answers_once_applied),
         T(test_lost_or_covered_entries), T(test_bounds),
         T(test_no_forwarding_and_stopped),
         T(test_resent_write_applied_once_across_a_flood), T(test_window),
-        T(test_soft_ids), T(test_random_resends))
+        T(test_soft_ids), T(test_sessions_gate), T(test_random_resends))

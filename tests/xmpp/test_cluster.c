@@ -1696,9 +1696,9 @@ static void test_cluster_soft_entries_ok(void)
 {
     const uint64_t ids[3] = {1, 2, 3};
     struct srv_member_link l[3] = {
-        {2, true, PFRAME_VERSION_SOFT_ENTRIES},
-        {3, true, PFRAME_VERSION_SOFT_ENTRIES},
-        {3, true, PFRAME_VERSION_SOFT_ENTRIES},
+        {2, true, PFRAME_VERSION_SOFT_ENTRIES, PFRAME_VERSION_SOFT_ENTRIES},
+        {3, true, PFRAME_VERSION_SOFT_ENTRIES, PFRAME_VERSION_SOFT_ENTRIES},
+        {3, true, PFRAME_VERSION_SOFT_ENTRIES, PFRAME_VERSION_SOFT_ENTRIES},
     };
 
     CHECK(srv_soft_entries_ok(1, ids, 3, l, 2));
@@ -1710,6 +1710,45 @@ static void test_cluster_soft_entries_ok(void)
     l[0].up = false;
     CHECK(!srv_soft_entries_ok(1, ids, 3, l, 2)); /* 2 is down */
     CHECK(!srv_soft_entries_ok(3, ids, 3, l, 1)); /* from 3: 2 down */
+}
+
+/* srv_sessions_ok, the gate for version 3 request ids: every other
+ * member's link up at PFRAME_VERSION_SESSIONS or above, or down after it
+ * was last up at it (a failover keeps the gate); a member never seen up,
+ * or last seen older, closes it. */
+static void test_cluster_sessions_ok(void)
+{
+    const uint64_t ids[3] = {1, 2, 3};
+    struct srv_member_link l[3] = {
+        {2, true, PFRAME_VERSION_SESSIONS, PFRAME_VERSION_SESSIONS},
+        {3, true, PFRAME_VERSION_SESSIONS, PFRAME_VERSION_SESSIONS},
+        {3, true, PFRAME_VERSION_SESSIONS, PFRAME_VERSION_SESSIONS},
+    };
+
+    CHECK(srv_sessions_ok(1, PFRAME_VERSION_MAX, ids, 3, l, 2));
+    CHECK(srv_sessions_ok(1, PFRAME_VERSION_MAX, ids, 1, l, 0)); /* alone */
+    CHECK(!srv_sessions_ok(1, PFRAME_VERSION_SESSIONS - 1, ids, 1, l,
+                           0)); /* an old build */
+    CHECK(!srv_sessions_ok(1, PFRAME_VERSION_SESSIONS - 1, ids, 3, l, 2));
+    CHECK(!srv_sessions_ok(1, PFRAME_VERSION_MAX, ids, 3, l, 1)); /* no link of 3 */
+    l[1].version = l[1].last = PFRAME_VERSION_SESSIONS - 1;
+    CHECK(!srv_sessions_ok(1, PFRAME_VERSION_MAX, ids, 3, l, 2)); /* 3 is older */
+    CHECK(srv_soft_entries_ok(1, ids, 3, l, 2));                  /* but reads LOGIN */
+    l[1].version = l[1].last = PFRAME_VERSION_SESSIONS;
+    l[0].up = false;
+    l[0].version = 0;
+    CHECK(srv_sessions_ok(1, PFRAME_VERSION_MAX, ids, 3, l,
+                          2)); /* 2 down, last at 4: kept */
+    CHECK(!srv_soft_entries_ok(1, ids, 3, l, 2));
+    l[0].last = PFRAME_VERSION_SESSIONS - 1;
+    CHECK(!srv_sessions_ok(1, PFRAME_VERSION_MAX, ids, 3, l, 2)); /* down, last older */
+    l[0].last = 0;
+    CHECK(
+        !srv_sessions_ok(1, PFRAME_VERSION_MAX, ids, 3, l, 2)); /* down, never seen up */
+    l[0].up = true;
+    l[0].version = PFRAME_VERSION_SESSIONS - 1; /* back up on an older build */
+    l[0].last = PFRAME_VERSION_SESSIONS;
+    CHECK(!srv_sessions_ok(1, PFRAME_VERSION_MAX, ids, 3, l, 2));
 }
 
 /* A node writes LOGIN entries only while every other member is known to
@@ -1842,7 +1881,7 @@ static void s_gates(void)
 
     for (int k = 1; k <= nn; k++) {
         ids[k - 1] = nd[k].id;
-        links[k - 1] = (struct srv_member_link){nd[k].id, s_up[k], s_ver[k]};
+        links[k - 1] = (struct srv_member_link){nd[k].id, s_up[k], s_ver[k], s_ver[k]};
     }
     for (int i = 1; i <= nn; i++)
         srv_cluster_set_soft_entries(
@@ -2254,6 +2293,7 @@ TL_MAIN(T(test_cluster_routes_direct), T(test_cluster_bounce_unknown),
         T(test_cluster_max_sessions), T(test_cluster_node_names_full),
         T(test_cluster_bare_jid), T(test_cluster_reply_before_routes),
         T(test_cluster_login_throttle), T(test_cluster_soft_entries_gate),
-        T(test_cluster_soft_entries_ok), T(test_cluster_login_answer_before_apply),
-        T(test_cluster_random_soft_entries), T(test_cluster_last_presence),
-        T(test_cluster_login_block_not_prolonged), T(test_cluster_last_presence_late))
+        T(test_cluster_soft_entries_ok), T(test_cluster_sessions_ok),
+        T(test_cluster_login_answer_before_apply), T(test_cluster_random_soft_entries),
+        T(test_cluster_last_presence), T(test_cluster_login_block_not_prolonged),
+        T(test_cluster_last_presence_late))

@@ -62,6 +62,8 @@
  *    kind, availability, priority), so that bare-JID routing and presence
  *    work cluster-wide; HELLO carries the sender's
  *    range of versions, REFUSE the refuser's.
+ * 4: the frames of version 3, unchanged; a build that speaks 4 applies
+ *    version 3 entries of the replicated log (repl.h, sessions).
  * This codec reads and writes PFRAME_VERSION_MIN..PFRAME_VERSION_MAX.  A
  * link speaks one version, the highest both ends speak, chosen at HELLO
  * (plink_hello; docs/cluster.md "Versions"), and every later frame on it is
@@ -74,13 +76,19 @@
  * has no range (a version 2 node speaks 2 only) and is read strictly, as a
  * version 2 node reads it. */
 #define PFRAME_VERSION_MIN 2
-#define PFRAME_VERSION_MAX 3
+#define PFRAME_VERSION_MAX 4
 /* The first version whose builds apply the login and last-presence
  * entries of the replicated log (repl.h CL_CMD_LOGIN, CL_CMD_PRES_LAST):
  * a node writes them only while every other member's link is at this
  * version or above (srv_cluster_set_soft_entries), so that an older
  * member in a rolling upgrade never stops applying at one. */
 #define PFRAME_VERSION_SOFT_ENTRIES 3
+/* The first version whose builds apply version 3 entries (repl.h
+ * CL_CMD_VERSION_SESSION): a follower stamps its forwarded writes so only
+ * while every other member's link is, or was last, at this version or
+ * above (srv_sessions_ok, rreq_set_sessions); else version 2, which the
+ * builds before read. */
+#define PFRAME_VERSION_SESSIONS 4
 /* The version a frame is written at when it names none. */
 #define PFRAME_VERSION PFRAME_VERSION_MAX
 #define PFRAME_PROTO 2

@@ -341,13 +341,15 @@ static int apply_cb_set(struct cl_state *s, const struct cl_cmd *c,
     if (found && s->cb[pos]->secret_len == c->secret_len &&
         sodium_memcmp(s->cb[pos]->secret, c->secret, c->secret_len) == 0) {
         eff->cb = s->cb[pos];
-        return 0; /* the same secret again: nothing changes */
+        return 0; /* the same secret again: nothing changes, its time neither */
     }
     if (!found && cl__grow((void ***)&s->cb, s->n_cb, &s->cap_cb) < 0)
         return XE_NOMEM;
     nb = cl__cb_new(c->name, c->secret, c->secret_len);
     if (nb == NULL)
         return XE_NOMEM;
+    /* The proposer's time, in the entry: never this node's clock. */
+    nb->set_at = c->set_at;
     if (found) {
         cb_free(s->cb[pos]);
         s->cb[pos] = nb;

@@ -19,7 +19,8 @@
  *   u8 version (1) | u8 type (enum cl_cmd_type) | u8 flags | payload
  *   INIT        u64 cluster_id (non-zero)
  *   SET_DOMAIN  u16 len | domain
- *   CB_SET      u8 len | name | u16 len | secret          flags: CL_CMD_ADD
+ *   CB_SET      u8 len | name | u16 len | secret | [u64 set_at, with
+ *               CL_CMD_SET_AT]             flags: CL_CMD_ADD, CL_CMD_SET_AT
  *   CB_DEL      u8 len | name
  *   USER_SET    u16 len | user | u8 mechs (1 SHA-256, 2 SHA-1, 4 created),
  *               [u64 created, when mechs has 4], then per mech present,
@@ -45,7 +46,13 @@
  * when created is non-zero, so an account without it encodes exactly as
  * before and entries and snapshots written before it existed read as
  * created 0 ("unknown").  The time is inside the entry, never read at apply
- * time, so every node stores the same value.
+ * time, so every node stores the same value.  CB_SET's set_at (flag
+ * CL_CMD_SET_AT: the wall-clock time, Unix seconds, at which the node that
+ * took the admin's request made it) is the same: written only when
+ * non-zero, entries and snapshots without it read as 0 ("unknown").  A
+ * build before it refuses the flag (XE_CORRUPT), so a node writes it only
+ * while every member reads version 3 entries (the sessions gate,
+ * rnode_sessions_on; docs/replicated-state.md).
  * Unknown versions, types, flags or mechs, bad lengths, invalid names and
  * trailing bytes are XE_UNSUPPORTED, XE_CORRUPT or XE_INVAL (see cl_cmd_decode).
  *
@@ -100,6 +107,7 @@
 #define CL_SNAP_VERSION_ITER 3     /* and the SCRAM iteration setting */
 #define CL_SNAP_VERSION_ROSTER 4   /* and the rosters (roster_db) */
 #define CL_SNAP_VERSION_SESSIONS 5 /* and the origins' sessions */
+#define CL_SNAP_VERSION_CB_TIME 6  /* and when each call bridge's secret was set */
 #define CL_SEEN_MAX 256 /* version 2 request ids remembered (oldest dropped first) */
 /* Sessions (version 3 ids, the Raft thesis §6.3): an origin never has a
  * request with seq >= first + CL_WINDOW (first: its lowest request that it
@@ -157,6 +165,7 @@ struct cl_callbridge {
     char name[CL_NAME_MAX + 1];
     unsigned char *secret; /* sodium_malloc, secret_len bytes; owned by the state */
     size_t secret_len;     /* 1..CL_SECRET_MAX */
+    uint64_t set_at;       /* Unix seconds the secret was set (0: unknown) */
 };
 
 /* SCRAM credentials for one mechanism (RFC 5802 §3, RFC 7677).  Never a
@@ -240,7 +249,8 @@ enum cl_login_what {
 #define CL_STATUS_MAX 1024   /* PRES_LAST: status bytes */
 
 /* flags */
-#define CL_CMD_ADD 0x01 /* CB_SET, USER_SET: fail with XE_EXISTS if present */
+#define CL_CMD_ADD 0x01    /* CB_SET, USER_SET: fail with XE_EXISTS if present */
+#define CL_CMD_SET_AT 0x04 /* CB_SET: a u64 set_at follows the secret */
 #define CL_CMD_REPLACE                                                                   \
     0x02 /* USER_SET: fail with XE_NOTFOUND if absent (a new                             \
             password for an account deleted meanwhile must                               \
@@ -257,12 +267,13 @@ struct cl_cmd {
     char name[CL_USER_MAX + 1];     /* CB_*: call-bridge name; USER_*: user */
     const unsigned char *secret;    /* CB_SET */
     size_t secret_len;
-    const struct cl_user *user;              /* USER_SET: user->name is ignored (name
-                                                above is used); decode points it at
-                                                decoded_user */
-    uint32_t iterations;                     /* USER_ITER */
-    uint8_t login_what;                      /* LOGIN: enum cl_login_what */
-    bool login_failed;                       /* LOGIN: failed (true) or succeeded */
+    uint64_t set_at;            /* CB_SET: Unix seconds (0: unknown; CL_CMD_SET_AT) */
+    const struct cl_user *user; /* USER_SET: user->name is ignored (name
+                                   above is used); decode points it at
+                                   decoded_user */
+    uint32_t iterations;        /* USER_ITER */
+    uint8_t login_what;         /* LOGIN: enum cl_login_what */
+    bool login_failed;          /* LOGIN: failed (true) or succeeded */
     char pres_resource[CL_RESOURCE_MAX + 1]; /* PRES_LAST */
     char pres_status[CL_STATUS_MAX + 1];     /* PRES_LAST ("": none) */
     uint64_t pres_wall_ms;                   /* PRES_LAST (0: unknown) */
@@ -281,6 +292,10 @@ void cl_cmd_init(struct cl_cmd *c, uint64_t cluster_id);
 void cl_cmd_set_domain(struct cl_cmd *c, const char *domain);
 void cl_cmd_cb_set(struct cl_cmd *c, const char *name, const unsigned char *secret,
                    size_t secret_len, bool add);
+/* cl_cmd_cb_set_at: CB_SET as cl_cmd_cb_set, with the time its secret is
+ * set (Unix seconds; 0: none, as cl_cmd_cb_set). */
+void cl_cmd_cb_set_at(struct cl_cmd *c, const char *name, const unsigned char *secret,
+                      size_t secret_len, bool add, uint64_t set_at);
 void cl_cmd_cb_del(struct cl_cmd *c, const char *name);
 void cl_cmd_user_set(struct cl_cmd *c, const char *user, const struct cl_user *creds,
                      bool add);
@@ -440,7 +455,9 @@ int cl_apply(struct cl_state *s, const void *data, size_t len, struct cl_effects
  * Version 5, written only when there are sessions, is version 4 with the
  * roster part possibly empty (len 0) followed by u32 n | n x (u64 origin |
  * u64 boot | u64 mark | u32 k | k x (u64 seq | u32 rc)), least recently
- * used first, seqs ascending.
+ * used first, seqs ascending.  Version 6, written only when some call
+ * bridge's set_at is known, is version 5 (sessions possibly none) followed
+ * by n_cb x u64 set_at, in the call bridges' order (0: unknown).
  * Returns 0, XE_NOMEM. */
 int cl_snapshot_encode(const struct cl_state *s, unsigned char **out, size_t *len);
 

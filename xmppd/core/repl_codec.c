@@ -203,6 +203,16 @@ void cl_cmd_cb_set(struct cl_cmd *c, const char *name, const unsigned char *secr
     c->flags = add ? CL_CMD_ADD : 0;
 }
 
+void cl_cmd_cb_set_at(struct cl_cmd *c, const char *name, const unsigned char *secret,
+                      size_t secret_len, bool add, uint64_t set_at)
+{
+    cl_cmd_cb_set(c, name, secret, secret_len, add);
+    if (set_at != 0) {
+        c->flags |= CL_CMD_SET_AT;
+        c->set_at = set_at;
+    }
+}
+
 void cl_cmd_cb_del(struct cl_cmd *c, const char *name)
 {
     cmd_clear(c, CL_CMD_CB_DEL);
@@ -277,7 +287,7 @@ static bool login_addr_valid(const char *a)
 /* cmd_check validates a command's fields (encode and decode share it). */
 static int cmd_check(const struct cl_cmd *c)
 {
-    unsigned allowed = c->type == CL_CMD_CB_SET     ? CL_CMD_ADD
+    unsigned allowed = c->type == CL_CMD_CB_SET     ? CL_CMD_ADD | CL_CMD_SET_AT
                        : c->type == CL_CMD_USER_SET ? CL_CMD_ADD | CL_CMD_REPLACE
                                                     : 0;
 
@@ -291,6 +301,9 @@ static int cmd_check(const struct cl_cmd *c)
         return cl_domain_valid(c->domain) ? 0 : XE_INVAL;
     case CL_CMD_CB_SET:
         if (c->secret == NULL || c->secret_len == 0 || c->secret_len > CL_SECRET_MAX)
+            return XE_INVAL;
+        /* One encoding of "unknown": no flag, no time. */
+        if (((c->flags & CL_CMD_SET_AT) != 0) != (c->set_at != 0))
             return XE_INVAL;
         /* fall through */
     case CL_CMD_CB_DEL:
@@ -396,6 +409,8 @@ static void cmd_write(struct wr *w, const void *obj)
         if (c->type == CL_CMD_CB_SET) {
             wr_uint(w, c->secret_len, 2);
             wr_bytes(w, c->secret, c->secret_len);
+            if (c->flags & CL_CMD_SET_AT)
+                wr_uint(w, c->set_at, 8);
         }
         break;
     case CL_CMD_USER_SET:
@@ -507,7 +522,8 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
      * nothing this node can apply (the driver stops). */
     if (version < 0)
         return version;
-    if ((c->flags & ~(unsigned)(CL_CMD_ADD | CL_CMD_REPLACE)) != 0)
+    if ((c->flags & ~(unsigned)(CL_CMD_ADD | CL_CMD_REPLACE | CL_CMD_SET_AT)) != 0 ||
+        ((c->flags & CL_CMD_SET_AT) && type != CL_CMD_CB_SET))
         return XE_CORRUPT;
     c->type = (enum cl_cmd_type)type;
     switch (type) {
@@ -527,6 +543,11 @@ int cl_cmd_decode(const void *buf, size_t len, struct cl_cmd *c)
             if (c->secret_len > CL_SECRET_MAX)
                 return XE_CORRUPT;
             c->secret = rd_bytes(&r, c->secret_len);
+            if (c->flags & CL_CMD_SET_AT) {
+                c->set_at = rd_uint(&r, 8);
+                if (!r.bad && c->set_at == 0)
+                    return XE_CORRUPT; /* "unknown" is written without the flag */
+            }
         }
         break;
     case CL_CMD_USER_SET:
@@ -662,6 +683,9 @@ void cl_buf_free(void *p, size_t len)
  * state without the newer parts reads on older nodes. */
 static unsigned snap_version(const struct cl_state *s)
 {
+    for (size_t i = 0; i < s->n_cb; i++)
+        if (s->cb[i]->set_at != 0)
+            return CL_SNAP_VERSION_CB_TIME;
     if (s->n_sess > 0)
         return CL_SNAP_VERSION_SESSIONS;
     if (roster_db_user_count(s->rosters) > 0)
@@ -724,6 +748,10 @@ static void snap_write(struct wr *w, const struct cl_state *s, const unsigned ch
             wr_uint(w, (uint32_t)e->r[k].rc, 4);
         }
     }
+    if (version == CL_SNAP_VERSION_SESSIONS)
+        return;
+    for (size_t i = 0; i < s->n_cb; i++)
+        wr_uint(w, s->cb[i]->set_at, 8);
 }
 
 /* snap_read_seen reads the request ids; version 2 has at least one (it is
@@ -797,13 +825,13 @@ static int snap_read_rosters(struct rd *r, struct cl_state *s, bool may_be_empty
 }
 
 /* snap_read_sessions reads version 5's sessions: at least one (written
- * only then), each with its results ascending within [mark, mark +
- * CL_WINDOW), every (origin, boot) once. */
-static int snap_read_sessions(struct rd *r, struct cl_state *s)
+ * only then; version 6 may have none), each with its results ascending within [mark, mark
+ * + CL_WINDOW), every (origin, boot) once. */
+static int snap_read_sessions(struct rd *r, struct cl_state *s, bool may_be_empty)
 {
     uint64_t n = rd_uint(r, 4);
 
-    if (r->bad || n == 0 || n > CL_SESSIONS_MAX)
+    if (r->bad || (n == 0 && !may_be_empty) || n > CL_SESSIONS_MAX)
         return XE_CORRUPT;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t origin = rd_uint(r, 8), boot = rd_uint(r, 8), mark = rd_uint(r, 8);
@@ -908,10 +936,10 @@ int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out)
     if (rc < 0)
         return rc;
     version = (unsigned)rd_uint(&r, 1);
-    if (r.bad || version < CL_SNAP_VERSION || version > CL_SNAP_VERSION_SESSIONS) {
+    if (r.bad || version < CL_SNAP_VERSION || version > CL_SNAP_VERSION_CB_TIME) {
         /* A newer version was written by a newer xmppd: the driver stops
          * rather than run without the state. */
-        rc = !r.bad && version > CL_SNAP_VERSION_SESSIONS ? XE_UNSUPPORTED : XE_CORRUPT;
+        rc = !r.bad && version > CL_SNAP_VERSION_CB_TIME ? XE_UNSUPPORTED : XE_CORRUPT;
         goto fail;
     }
     s->cluster_id = rd_uint(&r, 8);
@@ -935,7 +963,16 @@ int cl_snapshot_decode(const void *buf, size_t len, struct cl_state **out)
     if (rc == 0 && version >= CL_SNAP_VERSION_ROSTER)
         rc = snap_read_rosters(&r, s, version >= CL_SNAP_VERSION_SESSIONS);
     if (rc == 0 && version >= CL_SNAP_VERSION_SESSIONS)
-        rc = snap_read_sessions(&r, s);
+        rc = snap_read_sessions(&r, s, version >= CL_SNAP_VERSION_CB_TIME);
+    if (rc == 0 && version >= CL_SNAP_VERSION_CB_TIME) {
+        bool any = false;
+        for (size_t i = 0; i < s->n_cb; i++) {
+            s->cb[i]->set_at = rd_uint(&r, 8);
+            any = any || s->cb[i]->set_at != 0;
+        }
+        if (!r.bad && !any)
+            rc = XE_CORRUPT; /* version 6 is written only with a time */
+    }
     if (rc == 0 && (r.bad || r.left != 0))
         rc = XE_CORRUPT;
     if (rc < 0)

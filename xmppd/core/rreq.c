@@ -62,6 +62,7 @@ struct rreq {
     uint64_t round;
     unsigned rounds;
     bool moved;
+    bool sessions; /* rreq_set_sessions: stamp version 3 ids */
     bool stopped;
     int stop_rc;
     char stop_msg[RREQ_MSG_MAX];
@@ -95,6 +96,11 @@ static void req_free(struct req *r)
 {
     cl_buf_free(r->cmd, r->len);
     free(r);
+}
+
+void rreq_set_sessions(struct rreq *q, bool ok)
+{
+    q->sessions = ok;
 }
 
 void rreq_free(struct rreq *q)
@@ -326,9 +332,11 @@ static uint64_t first_waiting(const struct rreq *q, uint64_t next)
 }
 
 /* stamp puts this node's request id into write r, once: version 3 (a
- * session, repl.h) within the window, or version 2 for LOGIN and
- * PRES_LAST (their own ring; builds that read LOGIN entries but no
- * sessions apply them: the soft-entry gate's promise).  1 stamped (or
+ * session, repl.h) within the window while every member reads it
+ * (rreq_set_sessions), else version 2 (the old ring, which every build
+ * since ids reads), and version 2 for LOGIN and PRES_LAST always (their
+ * own ring; builds that read LOGIN entries but no sessions apply them:
+ * the soft-entry gate's promise).  1 stamped (or
  * stamped before), 0 it waits for the window, or an error (r answered). */
 static int stamp(struct rreq *q, struct req *r, struct rreq_update *u)
 {
@@ -339,7 +347,7 @@ static int stamp(struct rreq *q, struct req *r, struct rreq_update *u)
 
     if (r->stamped)
         return 1;
-    if (q->o.boot != 0 && !r->soft) {
+    if (q->o.boot != 0 && q->sessions && !r->soft) {
         /* The session's bound (repl.h CL_WINDOW): a write waits while an
          * older one of ours could still be sent again that far back. */
         id.boot = q->o.boot;

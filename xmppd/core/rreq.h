@@ -16,7 +16,8 @@
  *
  * A follower forwards a write to the leader with a request id stamped into
  * it (repl.h, version 3: this node, its boot, the next seq, and the lowest
- * seq of its requests still waiting, which it may still send again), and
+ * seq of its requests still waiting, which it may still send again; version
+ * 2 while some member may not read version 3, rreq_set_sessions), and
  * forwards it again when the leader changes before the answer, or the
  * answer says the write may not have reached a working leader, while its
  * deadline allows: the id makes a second copy in the log a no-op.  It
@@ -75,6 +76,16 @@ int rreq_new(const struct rreq_opts *o, struct rreq **out);
 /* rreq_free frees q and every request still in it, without answering them:
  * step RREQ_EV_STOP first so that each caller hears.  NULL is ignored. */
 void rreq_free(struct rreq *q);
+
+/* rreq_set_sessions: ok when every member of the cluster reads version 3
+ * request ids (a session, repl.h; the edge decides it with
+ * srv_sessions_ok).  Until then (false after rreq_new) a forwarded write
+ * gets a version 2 id even with opts.boot: a member of an older build
+ * stops applying at the first version 3 entry (XE_UNSUPPORTED), so in a
+ * rolling upgrade one write would stop every old member.  A write
+ * stamped already keeps its id; a write waiting for the window is
+ * stamped at its next turn with what the gate says then. */
+void rreq_set_sessions(struct rreq *q, bool ok);
 
 /* Membership changes (thesis §4.2.1): the kinds of a change request.  An
  * action proposes ADD (a non-voter), REMOVE, REPLACE or PROMOTE only. */

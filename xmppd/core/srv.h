@@ -519,6 +519,8 @@ struct srv_member_link {
     uint64_t id;      /* the member's node id */
     bool up;          /* a link with accepted HELLOs */
     unsigned version; /* that link's frame version (0: none) */
+    unsigned last;    /* the version this process last saw the member's link
+                         up at, kept while it is down (0: never up) */
 };
 /* srv_soft_entries_ok decides the gate srv_cluster_set_soft_entries
  * takes: true when every member of ids (n, this node self included) other
@@ -529,6 +531,21 @@ struct srv_member_link {
  * Pure: the edge calls it at every membership or link change. */
 bool srv_soft_entries_ok(uint64_t self, const uint64_t *ids, size_t n,
                          const struct srv_member_link *links, size_t nlinks);
+/* srv_sessions_ok decides the gate rreq_set_sessions takes (version 3
+ * request ids, repl.h): true when this node's build speaks
+ * PFRAME_VERSION_SESSIONS (self_vmax: its newest frame version; a build
+ * capped below reads no version 3 entries either) and every member of ids
+ * other than self has
+ * a link in links that is up at PFRAME_VERSION_SESSIONS or above, or is
+ * down and was last up at it (links[].last).  Unlike the soft-entry gate,
+ * a link drop keeps it: a member that read version 3 may hold version 3
+ * entries already, so a build that cannot read them is no way back for it
+ * anyway (docs/cluster.md "Rolling upgrade"), while closing the gate at
+ * every failover would make the whole cluster's writes fall back to the
+ * old ring whenever one member is down.  A member this process never saw
+ * up is unknown: closed.  Pure. */
+bool srv_sessions_ok(uint64_t self, unsigned self_vmax, const uint64_t *ids, size_t n,
+                     const struct srv_member_link *links, size_t nlinks);
 /* srv_cluster_pump retries frames a full channel refused (call it when a
  * channel has room again). */
 void srv_cluster_pump(struct srv *srv, uint64_t now_ms);

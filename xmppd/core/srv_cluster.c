@@ -478,8 +478,12 @@ void srv_cluster_set_soft_entries(struct srv *srv, bool ok)
         srv->cl->soft_entries = ok;
 }
 
-bool srv_soft_entries_ok(uint64_t self, const uint64_t *ids, size_t n,
-                         const struct srv_member_link *links, size_t nlinks)
+/* members_read: whether every member of ids other than self has a link
+ * in links at version or above: up, or (known_down) down after it was up
+ * last at that version. */
+static bool members_read(uint64_t self, const uint64_t *ids, size_t n,
+                         const struct srv_member_link *links, size_t nlinks,
+                         unsigned version, bool known_down)
 {
     for (size_t i = 0; i < n; i++) {
         size_t k;
@@ -487,10 +491,26 @@ bool srv_soft_entries_ok(uint64_t self, const uint64_t *ids, size_t n,
             continue;
         for (k = 0; k < nlinks && links[k].id != ids[i]; k++)
             ;
-        if (k == nlinks || !links[k].up || links[k].version < PFRAME_VERSION_SOFT_ENTRIES)
+        if (k == nlinks)
+            return false;
+        if (links[k].up ? links[k].version < version
+                        : !known_down || links[k].last < version)
             return false;
     }
     return true;
+}
+
+bool srv_soft_entries_ok(uint64_t self, const uint64_t *ids, size_t n,
+                         const struct srv_member_link *links, size_t nlinks)
+{
+    return members_read(self, ids, n, links, nlinks, PFRAME_VERSION_SOFT_ENTRIES, false);
+}
+
+bool srv_sessions_ok(uint64_t self, unsigned self_vmax, const uint64_t *ids, size_t n,
+                     const struct srv_member_link *links, size_t nlinks)
+{
+    return self_vmax >= PFRAME_VERSION_SESSIONS &&
+           members_read(self, ids, n, links, nlinks, PFRAME_VERSION_SESSIONS, true);
 }
 
 bool srv_cluster__held(const struct srv *srv, const char *name)

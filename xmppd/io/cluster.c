@@ -194,28 +194,32 @@ uint64_t cluster__wall_ms(void *ud)
 }
 
 /* soft_entries_follow: tells srv the soft-entry gate (srv_soft_entries_ok
- * decides it from each other member's link and its frame version) at every
- * membership or link change. */
+ * decides it from each other member's link and its frame version), and
+ * rnode the sessions gate (srv_sessions_ok), at every membership or link
+ * change. */
 static void soft_entries_follow(struct node *n, struct srv *srv)
 {
     const struct raft_config *cfg = rnode_config(n->rn);
     uint64_t ids[RAFT_MAX_MEMBERS];
     struct srv_member_link links[RAFT_MAX_MEMBERS];
     size_t k = 0, nl = 0;
+    uint8_t vmin, vmax;
+    bool linked = n->cluster != NULL && n->cluster->pm != NULL;
 
-    if (n->cluster == NULL || n->cluster->pm == NULL) {
-        srv_cluster_set_soft_entries(srv, false);
-        return;
-    }
     for (unsigned i = 0; i < cfg->n && k < RAFT_MAX_MEMBERS; i++) {
         struct peer_info pi;
         uint64_t id = cfg->members[i].id;
         ids[k++] = id;
-        if (id != n->st.node_id && peer_get(n->cluster->pm, id, &pi) == 0)
-            links[nl++] = (struct srv_member_link){id, pi.up, pi.version};
+        if (linked && id != n->st.node_id && peer_get(n->cluster->pm, id, &pi) == 0)
+            links[nl++] =
+                (struct srv_member_link){id, pi.up, pi.version, pi.last_version};
     }
-    srv_cluster_set_soft_entries(srv,
-                                 srv_soft_entries_ok(n->st.node_id, ids, k, links, nl));
+    /* Without the peer link: no soft entries; sessions (and what came
+     * with them) only while this node is the only member. */
+    srv_cluster_set_soft_entries(
+        srv, linked && srv_soft_entries_ok(n->st.node_id, ids, k, links, nl));
+    peer_versions(&vmin, &vmax);
+    rnode_sessions(n->rn, srv_sessions_ok(n->st.node_id, vmax, ids, k, links, nl));
 }
 
 /* srv_follow gives srv Raft's leader, term and voters, and the state of

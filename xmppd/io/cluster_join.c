@@ -338,7 +338,10 @@ static void rebuild_run(struct node *n, void *arg, bool cancelled)
     }
     for (size_t i = 0; i < cl_callbridge_count(copy); i++) {
         const struct cl_callbridge *b = cl_callbridge_at(copy, i);
-        cl_cmd_cb_set(cmd, b->name, b->secret, b->secret_len, false);
+        /* The time its secret was set goes along (repl.h set_at) when the
+         * new store's members read it: here, this node alone. */
+        cl_cmd_cb_set_at(cmd, b->name, b->secret, b->secret_len, false,
+                         rnode_sessions_on(n->rn) ? b->set_at : 0);
         rebuild_submit(r, cmd);
     }
     for (size_t i = 0; i < cl_user_count(copy); i++) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 #include <uv.h>
@@ -903,7 +904,10 @@ static int h_cb_add(void *ud, json_t *args, json_t **result, struct ctl_error *e
         sodium_memzero(gen, sizeof gen);
         return XE_NOMEM;
     }
-    cl_cmd_cb_set(c, name, (const unsigned char *)secret, slen, true);
+    /* When the secret was set, in the entry (repl.h), once every member
+     * can read it: a member of an older build would refuse the entry. */
+    cl_cmd_cb_set_at(c, name, (const unsigned char *)secret, slen, true,
+                     rnode_sessions_on(node_rnode(ud)) ? (uint64_t)time(NULL) : 0);
     rc = submit(ud, c, res, err);
     sodium_memzero(c, sizeof *c);
     free(c);
@@ -963,16 +967,23 @@ static int h_cb_list(void *ud, json_t *args, json_t **result, struct ctl_error *
     const struct cl_state *cs = rnode_state(node_rnode(n));
     const char *domain = cl_domain(cs);
     json_t *a = json_array();
+    int64_t now = (int64_t)time(NULL);
 
     for (size_t i = 0; i < cl_callbridge_count(cs); i++) {
         const struct cl_callbridge *cb = cl_callbridge_at(cs, i);
         char dom[CL_NAME_MAX + CL_DOMAIN_MAX + 2], fp[17];
+        int64_t at = (int64_t)cb->set_at;
 
         snprintf(dom, sizeof dom, "%s.%s", cb->name, domain[0] != '\0' ? domain : "-");
-        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:b}", "name", cb->name,
-                                           "domain", dom, "fingerprint",
-                                           secret_fingerprint(cb, fp), "connected",
-                                           node_callbridge_connected(n, cb->name)));
+        /* Every call bridge has a secret; when it was set is known for
+         * those set since every member could record it (repl.h set_at). */
+        json_array_append_new(
+            a,
+            json_pack("{s:s, s:s, s:s, s:b, s:b, s:o, s:o}", "name", cb->name, "domain",
+                      dom, "fingerprint", secret_fingerprint(cb, fp), "connected",
+                      node_callbridge_connected(n, cb->name), "secret_set", 1,
+                      "secret_set_at", ctl_time(at), "secret_age_seconds",
+                      at != 0 ? json_integer(now > at ? now - at : 0) : json_null()));
     }
     *result = json_pack("{s:o}", "callbridges", a);
     return *result != NULL ? 0 : XE_NOMEM;

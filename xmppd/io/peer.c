@@ -1381,6 +1381,7 @@ int peer_get(const struct peer_mgr *m, uint64_t id, struct peer_info *out)
                  : p->info.refusal[0] != 0 ? "refused"
                  : p->dial != NULL         ? "connecting"
                                            : "down";
+    out->last_version = p->info.version;
     if (p->link == NULL)
         out->version = 0;
     if (p->ch != NULL) {

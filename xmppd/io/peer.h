@@ -195,10 +195,12 @@ struct peer_info {
     uint64_t id;
     char addr[PFRAME_MAX_ADDR + 1];
     bool member, contact;
-    bool up;           /* a link with accepted HELLOs */
-    const char *state; /* "up", "refused" (see refusal), "connecting",
-                          "down" (static) */
-    uint8_t version;   /* the up link's frame version (0: none) */
+    bool up;              /* a link with accepted HELLOs */
+    const char *state;    /* "up", "refused" (see refusal), "connecting",
+                             "down" (static) */
+    uint8_t version;      /* the up link's frame version (0: none) */
+    uint8_t last_version; /* the version of the last link that came up, kept
+                             while down (0: none since this process started) */
     /* Why the last link with it was refused, by either end (the peer's
      * REFUSE or this node's decision), until a link comes up: "" if not. */
     char refusal[400];

@@ -83,7 +83,8 @@ struct rnode {
     bool in_step; /* inside drive(): new requests wait */
     /* rnode_standby from a hook or callback: stepped by kick() */
     bool standby_pending, standby_want;
-    bool kicking; /* inside kick(): nested calls only queue */
+    bool sessions; /* rnode_sessions */
+    bool kicking;  /* inside kick(): nested calls only queue */
     bool stop_pending;
     bool stopped;
     int stop_error;
@@ -394,6 +395,39 @@ static void stop_with(struct rnode *rn, int xe, const char *fmt, ...)
 /* complete_index settles the requests waiting for log position index, which
  * now holds an entry of term (committed).  rc is the apply result. */
 
+/* The newest entry version this process applies (rnode_build_entries). */
+static unsigned build_entry_max = CL_CMD_VERSION_SESSION;
+
+void rnode_build_entries(unsigned max)
+{
+    build_entry_max = max;
+}
+
+/* old_build_reads: whether a build that reads entries up to
+ * build_entry_max only decodes e (data, len): not a newer version
+ * (XE_UNSUPPORTED), nor, below sessions, a CB_SET with its time, a flag
+ * that build refuses (XE_CORRUPT: it applies the entry as a failure, and
+ * its state differs from the others'). */
+static int old_build_reads(const unsigned char *data, size_t len)
+{
+    struct cl_cmd *c;
+    int rc = 0;
+
+    if (build_entry_max >= CL_CMD_VERSION_SESSION || len == 0)
+        return 0;
+    if (data[0] > build_entry_max)
+        return XE_UNSUPPORTED;
+    c = malloc(sizeof *c);
+    if (c == NULL)
+        return 0;
+    if (cl_cmd_decode(data, len, c) == 0 && c->type == CL_CMD_CB_SET &&
+        (c->flags & CL_CMD_SET_AT) != 0)
+        rc = XE_CORRUPT;
+    sodium_memzero(c, sizeof *c);
+    free(c);
+    return rc;
+}
+
 static void apply_entry(struct rnode *rn, const struct raft_entry *e)
 {
     struct cl_effects eff;
@@ -403,7 +437,12 @@ static void apply_entry(struct rnode *rn, const struct raft_entry *e)
     int rc = 0;
 
     if (e->type == RAFT_ENTRY_NORMAL) {
-        rc = cl_apply(rn->cl, e->data.base, e->data.len, &eff);
+        rc = old_build_reads(e->data.base, e->data.len);
+        if (rc != 0) {
+            memset(&eff, 0, sizeof eff); /* as the decoder of such a build says */
+        } else {
+            rc = cl_apply(rn->cl, e->data.base, e->data.len, &eff);
+        }
         if (rc == XE_NOMEM) {
             /* Not deterministic: the other nodes applied it.  Going on would
              * make this node's state differ from theirs. */
@@ -903,6 +942,34 @@ static void step_standby(struct rnode *rn)
     ev.type = RAFT_EV_STANDBY;
     ev.u.standby.on = rn->standby_want;
     drive(rn, &ev, 0);
+}
+
+void rnode_sessions(struct rnode *rn, bool ok)
+{
+    if (rn == NULL || rn->rq == NULL || rn->sessions == ok)
+        return;
+    rn->sessions = ok;
+    LOG(rn->log, LOG_INFO, "%s request sessions %s: %s", rn->name, ok ? "on" : "off",
+        ok ? "every member reads version 3 entries"
+           : "a member may not read version 3 entries (version 2 request ids)");
+    rreq_set_sessions(rn->rq, ok);
+    /* A write waiting for the window goes on at once when it closes. */
+    kick(rn);
+}
+
+bool rnode_sessions_on(const struct rnode *rn)
+{
+    const struct raft_config *c;
+
+    if (rn == NULL)
+        return false;
+    if (rn->sessions)
+        return true;
+    /* The only member (a node never clustered, or before its first peer
+     * link) reads what its own build writes. */
+    c = rnode_config(rn);
+    return build_entry_max >= CL_CMD_VERSION_SESSION && c != NULL && c->n == 1 &&
+           c->members[0].id == rn->node_id;
 }
 
 void rnode_standby(struct rnode *rn, bool on)

@@ -238,6 +238,25 @@ void rnode_transfer(struct rnode *rn, uint64_t to, uint64_t timeout_ms, rnode_do
  * done). */
 void rnode_standby(struct rnode *rn, bool on);
 
+/* rnode_sessions: ok when every member reads version 3 request ids
+ * (rreq_set_sessions; the caller decides it with srv_sessions_ok at every
+ * membership or link change).  False after rnode_open. */
+void rnode_sessions(struct rnode *rn, bool ok);
+/* rnode_sessions_on: what rnode_sessions said last, or true while this
+ * node is the only member (false for NULL): every member reads version 3
+ * entries, and the formats that came with them (a CB_SET's set_at,
+ * repl.h) may be written. */
+bool rnode_sessions_on(const struct rnode *rn);
+
+/* rnode_build_entries makes max (1..CL_CMD_VERSION_SESSION) the newest
+ * entry version this process applies: a newer one stops the driver as a
+ * build that cannot decode it does ("written by a newer xmppd: upgrade
+ * this node"); below sessions a CB_SET with its time (repl.h set_at) is
+ * refused as that build's decoder refuses the flag (XE_CORRUPT).  For the test builds
+ * that stand in for an older xmppd in a rolling upgrade (cmake xmppd_v3, main.c
+ * XMPPD_ENTRY_MAX) only; call it before rnode_open.  Process-wide. */
+void rnode_build_entries(unsigned max);
+
 /* ---- Transport (the peer link calls these) ---- */
 
 /* rnode_receive steps a message that arrived from the peer link (m
