@@ -32,23 +32,23 @@ static void mkdir_tmp(void)
 static void rm_tmp(void)
 {
     char p[512];
-    snprintf(p, sizeof p, "%s/" STATE_FILE, dir);
+    snprintf(p, sizeof p, "%s/" NODE_STATE_FILE, dir);
     unlink(p);
-    snprintf(p, sizeof p, "%s/" STATE_FILE ".tmp", dir);
+    snprintf(p, sizeof p, "%s/" NODE_STATE_FILE ".tmp", dir);
     unlink(p);
     rmdir(dir);
 }
 
 static void sample(struct node_state *s)
 {
-    state_defaults(s);
+    node_state_defaults(s);
     s->xmpp_enabled = true;
     s->n_listen = 2;
     snprintf(s->listen[0].host, sizeof s->listen[0].host, "127.0.0.1");
     s->listen[0].port = 5223;
     snprintf(s->listen[1].host, sizeof s->listen[1].host, "::1");
     s->listen[1].port = 5223;
-    s->tls = STATE_TLS_REQUIRED;
+    s->tls = NODE_STATE_TLS_REQUIRED;
     snprintf(s->key, sizeof s->key, "node1.key");
     snprintf(s->cert, sizeof s->cert, "node1.crt");
     snprintf(s->bundle, sizeof s->bundle, "/etc/ssl/ca bundle.pem");
@@ -60,7 +60,7 @@ static void sample(struct node_state *s)
     s->peer.port = 5224;
     s->client_port = 5322;
     s->client_tls_port = 5323;
-    s->client_tls = STATE_TLS_OPTIONAL;
+    s->client_tls = NODE_STATE_TLS_OPTIONAL;
     s->sasl_plain = true;
     s->client_max_sessions = 3;
     s->client_rate = 4096;
@@ -98,10 +98,10 @@ static void check_same(const struct node_state *a, const struct node_state *b)
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    char *buf = calloc(1, STATE_MAX_BYTES + 1);
+    char *buf = calloc(1, NODE_STATE_MAX_BYTES + 1);
     *len = 0;
     if (f != NULL) {
-        *len = fread(buf, 1, STATE_MAX_BYTES, f);
+        *len = fread(buf, 1, NODE_STATE_MAX_BYTES, f);
         fclose(f);
     }
     return buf;
@@ -126,18 +126,18 @@ static void test_round_trip(void)
 
     mkdir_tmp();
     sample(&a);
-    CHECK_INT(state_save(dir, &a, NULL, err, sizeof err), 0);
-    CHECK_INT(state_load(dir, &b, err, sizeof err), 0);
+    CHECK_INT(node_state_save(dir, &a, NULL, err, sizeof err), 0);
+    CHECK_INT(node_state_load(dir, &b, err, sizeof err), 0);
     check_same(&a, &b);
-    snprintf(path, sizeof path, "%s/" STATE_FILE, dir);
+    snprintf(path, sizeof path, "%s/" NODE_STATE_FILE, dir);
     REQUIRE(stat(path, &st) == 0);
     CHECK_INT(st.st_mode & 0777, 0600);
 
     /* Defaults round-trip too (no optional lines). */
-    state_defaults(&def);
+    node_state_defaults(&def);
     CHECK(def.node_id != 0);
-    CHECK_INT(state_save(dir, &def, NULL, err, sizeof err), 0);
-    CHECK_INT(state_load(dir, &b, err, sizeof err), 0);
+    CHECK_INT(node_state_save(dir, &def, NULL, err, sizeof err), 0);
+    CHECK_INT(node_state_load(dir, &b, err, sizeof err), 0);
     check_same(&def, &b);
     CHECK(b.node_id != a.node_id);
     rm_tmp();
@@ -149,8 +149,8 @@ static void test_missing(void)
     char err[512];
 
     mkdir_tmp();
-    CHECK_INT(state_load(dir, &s, err, sizeof err), XE_NOTFOUND);
-    CHECK(strstr(err, STATE_FILE) != NULL);
+    CHECK_INT(node_state_load(dir, &s, err, sizeof err), XE_NOTFOUND);
+    CHECK(strstr(err, NODE_STATE_FILE) != NULL);
     rm_tmp();
 }
 
@@ -159,20 +159,20 @@ static void test_missing(void)
 static void test_crash_before_rename(void)
 {
     struct node_state a, b, got;
-    char err[512], tmp[512], text[STATE_MAX_BYTES];
+    char err[512], tmp[512], text[NODE_STATE_MAX_BYTES];
     int n;
 
     mkdir_tmp();
     sample(&a);
-    REQUIRE(state_save(dir, &a, NULL, err, sizeof err) == 0);
+    REQUIRE(node_state_save(dir, &a, NULL, err, sizeof err) == 0);
     b = a;
     b.xmpp_enabled = false;
     b.n_listen = 1;
-    n = state_format(&b, text, sizeof text);
+    n = node_state_format(&b, text, sizeof text);
     REQUIRE(n > 0);
-    snprintf(tmp, sizeof tmp, "%s/" STATE_FILE ".tmp", dir);
+    snprintf(tmp, sizeof tmp, "%s/" NODE_STATE_FILE ".tmp", dir);
     spit(tmp, text, (size_t)n / 2); /* and half-written */
-    CHECK_INT(state_load(dir, &got, err, sizeof err), 0);
+    CHECK_INT(node_state_load(dir, &got, err, sizeof err), 0);
     check_same(&a, &got);
     CHECK(access(tmp, F_OK) != 0);
     rm_tmp();
@@ -199,30 +199,30 @@ static ssize_t short_write(int fd, const void *buf, size_t len)
     return n > 0 && len == 10 ? -1 : n;
 }
 
-/* Each step of state_save failing leaves the old file and no temp file. */
+/* Each step of node_state_save failing leaves the old file and no temp file. */
 static void test_failed_steps_keep_old(void)
 {
-    struct state_sys sys[3];
+    struct node_state_sys sys[3];
     struct node_state a, b, got;
     char err[512], tmp[512];
 
     mkdir_tmp();
     sample(&a);
-    REQUIRE(state_save(dir, &a, NULL, err, sizeof err) == 0);
+    REQUIRE(node_state_save(dir, &a, NULL, err, sizeof err) == 0);
     b = a;
-    b.tls = STATE_TLS_OFF;
+    b.tls = NODE_STATE_TLS_OFF;
     for (int i = 0; i < 3; i++)
         sys[i] = state_sys_posix;
     sys[0].rename = fail_rename;
     sys[1].fsync = fail_fsync;
     sys[2].write = short_write;
-    snprintf(tmp, sizeof tmp, "%s/" STATE_FILE ".tmp", dir);
+    snprintf(tmp, sizeof tmp, "%s/" NODE_STATE_FILE ".tmp", dir);
     for (int i = 0; i < 3; i++) {
         err[0] = '\0';
-        CHECK_INT(state_save(dir, &b, &sys[i], err, sizeof err), XE_IO);
+        CHECK_INT(node_state_save(dir, &b, &sys[i], err, sizeof err), XE_IO);
         CHECK(err[0] != '\0');
         CHECK(access(tmp, F_OK) != 0);
-        CHECK_INT(state_load(dir, &got, err, sizeof err), 0);
+        CHECK_INT(node_state_load(dir, &got, err, sizeof err), 0);
         check_same(&a, &got);
     }
     rm_tmp();
@@ -233,9 +233,9 @@ static void expect_corrupt(const char *text, size_t len, const char *needle)
     char path[512], err[1024];
     struct node_state s;
 
-    snprintf(path, sizeof path, "%s/" STATE_FILE, dir);
+    snprintf(path, sizeof path, "%s/" NODE_STATE_FILE, dir);
     spit(path, text, len);
-    CHECK_INT(state_load(dir, &s, err, sizeof err), XE_CORRUPT);
+    CHECK_INT(node_state_load(dir, &s, err, sizeof err), XE_CORRUPT);
     if (strstr(err, needle) == NULL || strstr(err, path) == NULL ||
         strstr(err, "restore the file from a backup") == NULL)
         TL_FAIL_("message lacks %s / path / the way out: %s", needle, err);
@@ -244,14 +244,14 @@ static void expect_corrupt(const char *text, size_t len, const char *needle)
 static void test_truncated_and_damaged(void)
 {
     struct node_state a;
-    char err[512], path[512], text[STATE_MAX_BYTES];
+    char err[512], path[512], text[NODE_STATE_MAX_BYTES];
     size_t len;
     char *orig;
 
     mkdir_tmp();
     sample(&a);
-    REQUIRE(state_save(dir, &a, NULL, err, sizeof err) == 0);
-    snprintf(path, sizeof path, "%s/" STATE_FILE, dir);
+    REQUIRE(node_state_save(dir, &a, NULL, err, sizeof err) == 0);
+    snprintf(path, sizeof path, "%s/" NODE_STATE_FILE, dir);
     orig = slurp(path, &len);
     REQUIRE(len > 100);
 
@@ -275,8 +275,8 @@ static void test_truncated_and_damaged(void)
     {
         struct node_state v;
         int n;
-        state_defaults(&v);
-        n = state_format(&v, text, sizeof text);
+        node_state_defaults(&v);
+        n = node_state_format(&v, text, sizeof text);
         REQUIRE(n > 0);
         p = strstr(text, "version 1");
         REQUIRE(p != NULL);
@@ -301,18 +301,18 @@ static void test_permissions(void)
 
     mkdir_tmp();
     sample(&a);
-    REQUIRE(state_save(dir, &a, NULL, err, sizeof err) == 0);
-    snprintf(path, sizeof path, "%s/" STATE_FILE, dir);
+    REQUIRE(node_state_save(dir, &a, NULL, err, sizeof err) == 0);
+    snprintf(path, sizeof path, "%s/" NODE_STATE_FILE, dir);
     REQUIRE(chmod(path, 0644) == 0);
-    CHECK_INT(state_load(dir, &b, err, sizeof err), XE_PERM);
+    CHECK_INT(node_state_load(dir, &b, err, sizeof err), XE_PERM);
     CHECK(strstr(err, "chmod 600") != NULL);
     /* Saving again puts the mode right. */
-    REQUIRE(state_save(dir, &a, NULL, err, sizeof err) == 0);
-    CHECK_INT(state_load(dir, &b, err, sizeof err), 0);
+    REQUIRE(node_state_save(dir, &a, NULL, err, sizeof err) == 0);
+    CHECK_INT(node_state_load(dir, &b, err, sizeof err), 0);
     /* A FIFO in the file's place is refused at once, not waited on. */
     REQUIRE(unlink(path) == 0);
     REQUIRE(mkfifo(path, 0600) == 0);
-    CHECK_INT(state_load(dir, &b, err, sizeof err), XE_CORRUPT);
+    CHECK_INT(node_state_load(dir, &b, err, sizeof err), XE_CORRUPT);
     CHECK(strstr(err, "not a regular file") != NULL);
     rm_tmp();
 }
@@ -325,7 +325,7 @@ static void test_bad_values_refused(void)
     mkdir_tmp();
     sample(&a);
     snprintf(a.key, sizeof a.key, "evil\nxmpp-enabled yes");
-    CHECK_INT(state_save(dir, &a, NULL, err, sizeof err), XE_INVAL);
+    CHECK_INT(node_state_save(dir, &a, NULL, err, sizeof err), XE_INVAL);
     CHECK(access(dir, F_OK) == 0);
     rm_tmp();
 }
@@ -335,24 +335,24 @@ static void test_bad_values_refused(void)
 static void test_client_settings(void)
 {
     struct node_state a, b;
-    char text[STATE_MAX_BYTES], why[256];
+    char text[NODE_STATE_MAX_BYTES], why[256];
     const char *old = "version 1\nnode-id 0123456789abcdef\nxmpp-enabled no\n";
     int n;
 
-    state_defaults(&a);
+    node_state_defaults(&a);
     CHECK_INT(a.client_port, 5222);
-    CHECK_INT(a.client_tls, STATE_TLS_REQUIRED);
+    CHECK_INT(a.client_tls, NODE_STATE_TLS_REQUIRED);
     CHECK(!a.sasl_plain);
     CHECK_INT(a.client_max_sessions, 10);
     CHECK_INT(a.client_rate, 65536);
     CHECK(!a.client_version);
     a.client_port = 0;
-    n = state_format(&a, text, sizeof text);
+    n = node_state_format(&a, text, sizeof text);
     REQUIRE(n > 0);
     CHECK(strstr(text,
                  "client-port 0\nclient-tls-port 0\nclient-tls required\nsasl-plain "
                  "no\n") != NULL);
-    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), 0);
+    CHECK_INT(node_state_parse(text, (size_t)n, &b, why, sizeof why), 0);
     check_same(&a, &b);
     /* An old file: a checksum over text without client lines. */
     {
@@ -361,10 +361,10 @@ static void test_client_settings(void)
         crypto_generichash(h, sizeof h, (const unsigned char *)old, strlen(old), NULL, 0);
         sodium_bin2hex(hex, sizeof hex, h, sizeof h);
         snprintf(file, sizeof file, "%schecksum %s\n", old, hex);
-        CHECK_INT(state_parse(file, strlen(file), &b, why, sizeof why), 0);
+        CHECK_INT(node_state_parse(file, strlen(file), &b, why, sizeof why), 0);
         CHECK_INT(b.client_port, 5222);
         CHECK_INT(b.client_tls_port, 0);
-        CHECK_INT(b.client_tls, STATE_TLS_REQUIRED);
+        CHECK_INT(b.client_tls, NODE_STATE_TLS_REQUIRED);
         CHECK(!b.sasl_plain);
         CHECK_INT(b.client_max_sessions, 10);
         CHECK_INT(b.client_rate, 65536);
@@ -372,69 +372,69 @@ static void test_client_settings(void)
     }
     /* 0: no session limit, no shaping; a rate below the minimum is
      * refused */
-    a.client_tls = STATE_TLS_REQUIRED;
+    a.client_tls = NODE_STATE_TLS_REQUIRED;
     a.client_max_sessions = 0;
     a.client_rate = 0;
-    n = state_format(&a, text, sizeof text);
+    n = node_state_format(&a, text, sizeof text);
     REQUIRE(n > 0);
     CHECK(strstr(text, "client-max-sessions 0\nclient-rate 0\nclient-version no\n") !=
           NULL);
-    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), 0);
+    CHECK_INT(node_state_parse(text, (size_t)n, &b, why, sizeof why), 0);
     check_same(&a, &b);
     a.client_rate = 100;
-    n = state_format(&a, text, sizeof text);
+    n = node_state_format(&a, text, sizeof text);
     REQUIRE(n > 0);
-    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), XE_CORRUPT);
+    CHECK_INT(node_state_parse(text, (size_t)n, &b, why, sizeof why), XE_CORRUPT);
     a.client_rate = 0;
     /* client-tls off is not a mode for clients. */
-    a.client_tls = STATE_TLS_OFF;
-    n = state_format(&a, text, sizeof text);
+    a.client_tls = NODE_STATE_TLS_OFF;
+    n = node_state_format(&a, text, sizeof text);
     REQUIRE(n > 0);
-    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), XE_CORRUPT);
+    CHECK_INT(node_state_parse(text, (size_t)n, &b, why, sizeof why), XE_CORRUPT);
     CHECK(strstr(why, "client-tls") != NULL);
 }
 
 /* The WebSocket Origin allow-list and trusted proxies:
  * repeatable lines, kept in order; a malformed entry makes the file
- * corrupt (never silently dropped); state_ws_origin_ok's rules. */
+ * corrupt (never silently dropped); node_state_ws_origin_ok's rules. */
 static void test_ws_lists(void)
 {
     struct node_state a, b;
-    char text[STATE_MAX_BYTES], why[256];
+    char text[NODE_STATE_MAX_BYTES], why[256];
     int n;
 
-    state_defaults(&a);
-    snprintf(a.ws_origins[0], STATE_MAX_WS_ORIGIN, "https://app.example.com");
-    snprintf(a.ws_origins[1], STATE_MAX_WS_ORIGIN, "http://localhost:8080");
+    node_state_defaults(&a);
+    snprintf(a.ws_origins[0], NODE_STATE_MAX_WS_ORIGIN, "https://app.example.com");
+    snprintf(a.ws_origins[1], NODE_STATE_MAX_WS_ORIGIN, "http://localhost:8080");
     a.n_ws_origins = 2;
-    snprintf(a.ws_proxies[0], STATE_MAX_WS_PROXY, "10.0.0.0/8");
-    snprintf(a.ws_proxies[1], STATE_MAX_WS_PROXY, "2001:db8::1");
+    snprintf(a.ws_proxies[0], NODE_STATE_MAX_WS_PROXY, "10.0.0.0/8");
+    snprintf(a.ws_proxies[1], NODE_STATE_MAX_WS_PROXY, "2001:db8::1");
     a.n_ws_proxies = 2;
-    n = state_format(&a, text, sizeof text);
+    n = node_state_format(&a, text, sizeof text);
     REQUIRE(n > 0);
     CHECK(strstr(text, "ws-origin https://app.example.com\nws-origin "
                        "http://localhost:8080\nws-proxy 10.0.0.0/8\nws-proxy "
                        "2001:db8::1\n") != NULL);
-    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), 0);
+    CHECK_INT(node_state_parse(text, (size_t)n, &b, why, sizeof why), 0);
     REQUIRE(b.n_ws_origins == 2 && b.n_ws_proxies == 2);
     CHECK_STR(b.ws_origins[1], "http://localhost:8080");
     CHECK_STR(b.ws_proxies[0], "10.0.0.0/8");
-    snprintf(a.ws_proxies[1], STATE_MAX_WS_PROXY, "10.0.0.0/40");
-    n = state_format(&a, text, sizeof text);
+    snprintf(a.ws_proxies[1], NODE_STATE_MAX_WS_PROXY, "10.0.0.0/40");
+    n = node_state_format(&a, text, sizeof text);
     REQUIRE(n > 0);
-    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), XE_CORRUPT);
+    CHECK_INT(node_state_parse(text, (size_t)n, &b, why, sizeof why), XE_CORRUPT);
     CHECK(strstr(why, "ws-proxy") != NULL);
 
-    CHECK(state_ws_origin_ok("https://app.example.com"));
-    CHECK(state_ws_origin_ok("http://[::1]:8080"));
-    CHECK(state_ws_origin_ok("moz-extension://abc"));
-    CHECK(!state_ws_origin_ok("app.example.com"));
-    CHECK(!state_ws_origin_ok("https://app.example.com/"));
-    CHECK(!state_ws_origin_ok("https://App.example.com"));
-    CHECK(!state_ws_origin_ok("https://"));
-    CHECK(!state_ws_origin_ok("://host"));
-    CHECK(!state_ws_origin_ok("https://a b"));
-    CHECK(!state_ws_origin_ok("https://user@host"));
+    CHECK(node_state_ws_origin_ok("https://app.example.com"));
+    CHECK(node_state_ws_origin_ok("http://[::1]:8080"));
+    CHECK(node_state_ws_origin_ok("moz-extension://abc"));
+    CHECK(!node_state_ws_origin_ok("app.example.com"));
+    CHECK(!node_state_ws_origin_ok("https://app.example.com/"));
+    CHECK(!node_state_ws_origin_ok("https://App.example.com"));
+    CHECK(!node_state_ws_origin_ok("https://"));
+    CHECK(!node_state_ws_origin_ok("://host"));
+    CHECK(!node_state_ws_origin_ok("https://a b"));
+    CHECK(!node_state_ws_origin_ok("https://user@host"));
 }
 
 /* The drain is written only when on, so that a file of an undrained node
@@ -442,18 +442,18 @@ static void test_ws_lists(void)
 static void test_draining(void)
 {
     struct node_state a, b;
-    char text[STATE_MAX_BYTES], why[256];
+    char text[NODE_STATE_MAX_BYTES], why[256];
     int n;
 
-    state_defaults(&a);
-    n = state_format(&a, text, sizeof text);
+    node_state_defaults(&a);
+    n = node_state_format(&a, text, sizeof text);
     REQUIRE(n > 0);
     CHECK(strstr(text, "draining") == NULL);
     a.draining = true;
-    n = state_format(&a, text, sizeof text);
+    n = node_state_format(&a, text, sizeof text);
     REQUIRE(n > 0);
     CHECK(strstr(text, "\ndraining yes\n") != NULL);
-    CHECK_INT(state_parse(text, (size_t)n, &b, why, sizeof why), 0);
+    CHECK_INT(node_state_parse(text, (size_t)n, &b, why, sizeof why), 0);
     CHECK(b.draining);
 }
 

@@ -436,7 +436,7 @@ static int pk_check(void *ud, const struct pframe_hello *h, bool contact, char *
     note_gone(n);
     rm_view(n, rnode_config(n->rn), &v);
     rc = cremove_hello(&n->cluster->rm, &v.v, h, &verdict, why, whylen);
-    state_node_id_hex(h->node_id, id);
+    node_state_node_id_hex(h->node_id, id);
     if (verdict == CREMOVE_HELLO_JOINER)
         LOG(&n->log, LOG_INFO, "%s node %s at %s asks to join", n->name, id, h->addr);
     else if (verdict == CREMOVE_HELLO_SUCCESSOR)
@@ -524,7 +524,7 @@ static int refuse_join_addr(struct node *n, uint64_t from, uint64_t rid,
     rc = cjoin_check_addr(pi.addr, j, why, sizeof why);
     if (rc == 0)
         return 0;
-    state_node_id_hex(from, id);
+    node_state_node_id_hex(from, id);
     LOG(&n->log, LOG_WARN, "%s join request from node %s refused: %s", n->name, id, why);
     answer_peer(n, from, rid, rc, why);
     return rc;
@@ -542,7 +542,7 @@ static void serve_guest_join(struct node *n, uint64_t from, struct pframe_req *r
     char id[17], self[PFRAME_MAX_ADDR + 1], why[1000];
     int slot;
 
-    state_node_id_hex(from, id);
+    node_state_node_id_hex(from, id);
     slot = cinvite_take(&n->cluster->invites, req->u.join.token, req->u.join.token_len,
                         cluster__now_ms(n));
     if (slot < 0) {
@@ -714,7 +714,7 @@ static void pk_leader_down(struct node *n, uint64_t id, const char *addr, bool u
     if (!up && refused && id == c->leader_id && c->down_reported != id && n->rn != NULL &&
         !rnode_is_leader(n->rn)) {
         char hid[17];
-        state_node_id_hex(id, hid);
+        node_state_node_id_hex(id, hid);
         LOG(&n->log, LOG_INFO,
             "%s the leader %s (%s) refuses connections: its process is gone; starting "
             "an election now",

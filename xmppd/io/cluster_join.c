@@ -156,15 +156,15 @@ static int take_new_id(struct node *n, char *why, size_t whylen)
     uint64_t old = n->st.node_id;
     char err[256], a[17], b[17];
 
-    state_new_id(&n->st);
+    node_state_new_id(&n->st);
     if (node_local_save(n, err, sizeof err) < 0) {
         n->st.node_id = old;
         snprintf(why, whylen, "cannot save a new node id for the join: %s", err);
         return XE_IO;
     }
     peer_set_node_id(n->cluster->pm, n->st.node_id);
-    state_node_id_hex(old, a);
-    state_node_id_hex(n->st.node_id, b);
+    node_state_node_id_hex(old, a);
+    node_state_node_id_hex(n->st.node_id, b);
     LOG(&n->log, LOG_INFO, "%s this node was removed as node %s; it joins as node %s",
         n->name, a, b);
     return 0;

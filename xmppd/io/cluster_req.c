@@ -282,7 +282,7 @@ static void chg_done(void *arg, int rc, const char *msg)
         snprintf(g->msg, sizeof g->msg, "%s", msg != NULL ? msg : xe_strerror(rc));
         return;
     }
-    state_node_id_hex(g->id, id);
+    node_state_node_id_hex(g->id, id);
     if (g->n->rn != NULL) /* the node is still there */
         LOG(&g->n->log, rc < 0 ? LOG_WARN : LOG_INFO,
             "%s membership change for node %s: %s", g->n->name, id,
@@ -351,7 +351,7 @@ static void do_join(struct node *n, const struct pframe_join *j, cluster_cb cb, 
     rc = cjoin_decide(m, cfg->n, n->st.node_id, j, &v, &old_id, msg, sizeof msg);
     rnode_get_status(n->rn, &st);
     pframe_u64_put(cid, st.cluster_id);
-    state_node_id_hex(j->node_id, hid);
+    node_state_node_id_hex(j->node_id, hid);
     switch (v) {
     case CJOIN_ALREADY:
         cb(arg, 0, msg, cid, sizeof cid);
@@ -360,7 +360,7 @@ static void do_join(struct node *n, const struct pframe_join *j, cluster_cb cb, 
         ch.kind = RNODE_CHANGE_PROMOTE;
         break;
     case CJOIN_REPLACE:
-        state_node_id_hex(old_id, hold);
+        node_state_node_id_hex(old_id, hold);
         LOG(&n->log, LOG_INFO, "%s join: node %s replaces member %s at %s", n->name, hid,
             hold, j->addr);
         ch.kind = RNODE_CHANGE_REPLACE;
@@ -383,7 +383,7 @@ static void do_remove(struct node *n, uint64_t id, cluster_cb cb, void *arg)
     struct rnode_change ch = {.kind = RNODE_CHANGE_REMOVE, .id = id};
     char hid[17];
 
-    state_node_id_hex(id, hid);
+    node_state_node_id_hex(id, hid);
     LOG(&n->log, LOG_INFO, "%s removing member %s", n->name, hid);
     start_change(n, &ch, true, cb, arg, NULL);
 }

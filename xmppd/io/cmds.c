@@ -222,7 +222,7 @@ static json_t *client_settings_json(const struct node_state *st)
     return json_pack("{s:I, s:I, s:s, s:b, s:I, s:I, s:b}", "port",
                      (json_int_t)st->client_port, "tls_port",
                      (json_int_t)st->client_tls_port, "tls",
-                     state_tls_name(st->client_tls), "sasl_plain", st->sasl_plain,
+                     node_state_tls_name(st->client_tls), "sasl_plain", st->sasl_plain,
                      "max_sessions", (json_int_t)st->client_max_sessions, "rate",
                      (json_int_t)st->client_rate, "version", st->client_version);
 }
@@ -307,13 +307,13 @@ static int h_status(void *ud, json_t *args, json_t **result, struct ctl_error *e
     char id[17], store[HEALTH_REASON_MAX];
 
     node_get_info(n, &info);
-    state_node_id_hex(st->node_id, id);
+    node_state_node_id_hex(st->node_id, id);
     *result = json_pack(
         "{s:b, s:b, s:s, s:s?, s:o, s:s, s:o, s:{s:I, s:I, s:{s:I, s:I}}, s:I}",
         "enabled", st->xmpp_enabled, "serving", node_xmpp_running(n), "node_id", id,
         "domain", domain[0] != '\0' ? domain : NULL, "listen", listen_json(st), "tls",
-        state_tls_name(st->tls), "certificate", cert_json(n), "sessions", "components",
-        (json_int_t)info.components, "clients", (json_int_t)info.clients,
+        node_state_tls_name(st->tls), "certificate", cert_json(n), "sessions",
+        "components", (json_int_t)info.components, "clients", (json_int_t)info.clients,
         "clients_by_transport", "tcp", (json_int_t)(info.clients - info.ws_clients),
         "websocket", (json_int_t)info.ws_clients, "uptime_s", (json_int_t)info.uptime_s);
     if (*result != NULL)
@@ -403,9 +403,9 @@ static int add_addr(struct node_state *st, const char *host, uint16_t port,
         if (strcmp(st->listen[i].host, host) == 0 && st->listen[i].port == port)
             return 0;
     }
-    if (st->n_listen == STATE_MAX_LISTEN)
+    if (st->n_listen == NODE_STATE_MAX_LISTEN)
         return ctl_error_set(err, "limit", "at most %d listen addresses",
-                             STATE_MAX_LISTEN);
+                             NODE_STATE_MAX_LISTEN);
     memset(&st->listen[st->n_listen], 0, sizeof st->listen[0]);
     snprintf(st->listen[st->n_listen].host, sizeof st->listen[0].host, "%s", host);
     st->listen[st->n_listen].port = port;
@@ -538,8 +538,8 @@ static int h_certs(void *ud, json_t *args, json_t **result, struct ctl_error *er
     if (pki_path(node_pki_dir(n), k, kp, sizeof kp) < 0 ||
         pki_path(node_pki_dir(n), c, cp, sizeof cp) < 0 ||
         (b != NULL && pki_path(node_pki_dir(n), b, bp, sizeof bp) < 0) ||
-        strlen(k) >= STATE_MAX_PATH || strlen(c) >= STATE_MAX_PATH ||
-        (b != NULL && strlen(b) >= STATE_MAX_PATH))
+        strlen(k) >= NODE_STATE_MAX_PATH || strlen(c) >= NODE_STATE_MAX_PATH ||
+        (b != NULL && strlen(b) >= NODE_STATE_MAX_PATH))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "key, cert and bundle must be file names in %s",
                              node_pki_dir(n));
@@ -579,18 +579,18 @@ static int h_tls(void *ud, json_t *args, json_t **result, struct ctl_error *err)
     struct node *n = ud;
     struct node_state *st = node_local(n);
     const char *m = ctl_arg_str(args, "mode");
-    enum state_tls mode, old = st->tls;
+    enum node_state_tls mode, old = st->tls;
     char why[512];
     int rc;
 
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
-    if (m == NULL || state_tls_parse(m, &mode) < 0)
+    if (m == NULL || node_state_tls_parse(m, &mode) < 0)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "\"mode\" must be off, optional or required");
     /* Refused while serving, so a running node never stops over it; when
      * disabled, xmpp enable says what is missing. */
-    if (mode == STATE_TLS_REQUIRED && st->cert[0] == '\0' && node_xmpp_running(n))
+    if (mode == NODE_STATE_TLS_REQUIRED && st->cert[0] == '\0' && node_xmpp_running(n))
         return ctl_error_set(err, "state",
                              "TLS required needs a certificate; set one first with: "
                              "xmpp certs <key> <cert> [<bundle>]");
@@ -605,7 +605,7 @@ static int h_tls(void *ud, json_t *args, json_t **result, struct ctl_error *err)
         if (rc < 0)
             return rc;
     }
-    *result = json_pack("{s:s}", "tls", state_tls_name(st->tls));
+    *result = json_pack("{s:s}", "tls", node_state_tls_name(st->tls));
     admin_log(n, "component TLS set", *result);
     return *result != NULL ? 0 : XE_NOMEM;
 }
@@ -643,7 +643,7 @@ static int h_client(void *ud, json_t *args, json_t **result, struct ctl_error *e
            *jt = json_object_get(args, "tls"), *js = json_object_get(args, "sasl_plain"),
            *jm = json_object_get(args, "max_sessions"),
            *jr = json_object_get(args, "rate"), *jv = json_object_get(args, "version");
-    enum state_tls mode = st->client_tls;
+    enum node_state_tls mode = st->client_tls;
     char why[512];
     int rc;
 
@@ -658,21 +658,21 @@ static int h_client(void *ud, json_t *args, json_t **result, struct ctl_error *e
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "a port must be 1-65535, or 0 for none");
     if (jt != NULL &&
-        (!json_is_string(jt) || state_tls_parse(json_string_value(jt), &mode) < 0 ||
-         mode == STATE_TLS_OFF))
+        (!json_is_string(jt) || node_state_tls_parse(json_string_value(jt), &mode) < 0 ||
+         mode == NODE_STATE_TLS_OFF))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "TLS for clients is required or optional");
     if ((js != NULL && !json_is_boolean(js)) || (jv != NULL && !json_is_boolean(jv)))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "\"sasl_plain\" and \"version\" must be true or false");
-    if (!uint_arg(jm, 1, STATE_MAX_CLIENT_MAX_SESSIONS))
+    if (!uint_arg(jm, 1, NODE_STATE_MAX_CLIENT_MAX_SESSIONS))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "sessions per account must be 1-%d, or 0 for no limit",
-                             STATE_MAX_CLIENT_MAX_SESSIONS);
-    if (!uint_arg(jr, STATE_MIN_CLIENT_RATE, STATE_MAX_CLIENT_RATE))
+                             NODE_STATE_MAX_CLIENT_MAX_SESSIONS);
+    if (!uint_arg(jr, NODE_STATE_MIN_CLIENT_RATE, NODE_STATE_MAX_CLIENT_RATE))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "a rate must be %d-%d bytes/s, or 0 for none",
-                             STATE_MIN_CLIENT_RATE, STATE_MAX_CLIENT_RATE);
+                             NODE_STATE_MIN_CLIENT_RATE, NODE_STATE_MAX_CLIENT_RATE);
     if (jp != NULL)
         st->client_port = (unsigned)json_integer_value(jp);
     if (jd != NULL)
@@ -733,11 +733,12 @@ static int h_websocket(void *ud, json_t *args, json_t **result, struct ctl_error
     if (!port_arg(jp) || !port_arg(jd))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "a port must be 1-65535, or 0 for none");
-    if (jh != NULL && (!json_is_string(jh) || !state_ws_path_ok(json_string_value(jh))))
+    if (jh != NULL &&
+        (!json_is_string(jh) || !node_state_ws_path_ok(json_string_value(jh))))
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT,
                              "the path must start with / and be at most %d printable "
                              "characters without space, ? or #",
-                             STATE_MAX_WS_PATH - 1);
+                             NODE_STATE_MAX_WS_PATH - 1);
     if (jp != NULL)
         st->ws_port = (unsigned)json_integer_value(jp);
     if (jd != NULL)
@@ -841,7 +842,7 @@ static int h_reset(void *ud, json_t *args, json_t **result, struct ctl_error *er
     rc = node_reset(ud, why, sizeof why);
     if (rc < 0)
         return ctl_error_set(err, ctl_error_code_for(rc), "%s", why);
-    state_node_id_hex(node_local(ud)->node_id, id);
+    node_state_node_id_hex(node_local(ud)->node_id, id);
     *result = json_pack("{s:s}", "node_id", id);
     return 0;
 }

@@ -42,7 +42,7 @@ static json_t *hexid(uint64_t id)
 {
     char h[17];
 
-    state_node_id_hex(id, h);
+    node_state_node_id_hex(id, h);
     return json_string(h);
 }
 
@@ -401,7 +401,7 @@ int cmds_cluster_trust(void *ud, json_t *args, json_t **result, struct ctl_error
 
     if (ctl_args_only(args, keys, err) < 0)
         return XE_INVAL;
-    if (bundle == NULL || bundle[0] == '\0' || strlen(bundle) >= STATE_MAX_PATH)
+    if (bundle == NULL || bundle[0] == '\0' || strlen(bundle) >= NODE_STATE_MAX_PATH)
         return ctl_error_set(err, CTL_E_INVALID_ARGUMENT, "a bundle file name is needed");
     if (node_file_path(n, bundle, path, sizeof path) < 0 || access(path, R_OK) != 0)
         return ctl_error_set(err, "not-found",
@@ -828,14 +828,14 @@ static void list_members(const struct raft_config *cfg, const char *prefix, char
 
     for (unsigned i = 0; i < cfg->n; i++) {
         char h[17];
-        state_node_id_hex(cfg->members[i].id, h);
+        node_state_node_id_hex(cfg->members[i].id, h);
         any = any || strncasecmp(h, prefix, plen) == 0;
     }
     out[0] = '\0';
     for (unsigned i = 0; i < cfg->n && used < outlen; i++) {
         char h[17];
         int k;
-        state_node_id_hex(cfg->members[i].id, h);
+        node_state_node_id_hex(cfg->members[i].id, h);
         if (any && strncasecmp(h, prefix, plen) != 0)
             continue;
         k = snprintf(out + used, outlen - used, "%s%s (%s)", used > 0 ? ", " : "", h,
@@ -871,7 +871,7 @@ static int resolve_member(struct node *n, json_t *args, uint64_t *id,
                                  s, MIN_ID_PREFIX, cands);
         for (unsigned i = 0; i < cfg->n; i++) {
             char h[17];
-            state_node_id_hex(cfg->members[i].id, h);
+            node_state_node_id_hex(cfg->members[i].id, h);
             if (strncasecmp(h, s, len) == 0) {
                 *id = cfg->members[i].id;
                 matches++;
@@ -921,7 +921,7 @@ static void removal_risk(struct node *n, uint64_t id, char *why, size_t whylen)
 
     why[0] = '\0';
     rnode_get_status(node_rnode(n), &st);
-    state_node_id_hex(id, h);
+    node_state_node_id_hex(id, h);
     for (unsigned i = 0; i < cfg->n; i++) {
         const struct raft_member *mb = &cfg->members[i];
         struct peer_info pi;
@@ -1156,7 +1156,7 @@ int cmds_cluster_reset_check(struct node *n, bool force, struct ctl_error *err)
         return 0;
     }
     rnode_get_status(node_rnode(n), &st);
-    state_node_id_hex(node_local(n)->node_id, id);
+    node_state_node_id_hex(node_local(n)->node_id, id);
     if (!force)
         return ctl_error_set(err, "state",
                              "this node (%s) is a member of cluster %016" PRIx64

@@ -152,7 +152,7 @@ static int slist_cmd(struct node *n, struct slist *l, json_t *args, json_t **res
     const char *op = json_string_value(json_object_get(args, "op"));
     const char *v = json_string_value(json_object_get(args, "value"));
     struct node_state *st = node_local(n), old = *st;
-    char val[STATE_MAX_WS_ORIGIN], why[512], msg[300];
+    char val[NODE_STATE_MAX_WS_ORIGIN], why[512], msg[300];
     size_t i;
 
     if (ctl_args_only(args, keys, err) < 0)
@@ -210,7 +210,7 @@ answer:
 
 static bool origin_valid(const char *o)
 {
-    return state_ws_origin_ok(o);
+    return node_state_ws_origin_ok(o);
 }
 
 int cmds_ws_origin(void *ud, json_t *args, json_t **result, struct ctl_error *err)
@@ -220,8 +220,8 @@ int cmds_ws_origin(void *ud, json_t *args, json_t **result, struct ctl_error *er
                       "origins",
                       &st->ws_origins[0][0],
                       &st->n_ws_origins,
-                      STATE_MAX_WS_ORIGINS,
-                      STATE_MAX_WS_ORIGIN,
+                      NODE_STATE_MAX_WS_ORIGINS,
+                      NODE_STATE_MAX_WS_ORIGIN,
                       origin_valid,
                       "an origin (scheme://host[:port], e.g. https://app.example.com)"};
 
@@ -235,8 +235,8 @@ int cmds_ws_proxy(void *ud, json_t *args, json_t **result, struct ctl_error *err
                       "proxies",
                       &st->ws_proxies[0][0],
                       &st->n_ws_proxies,
-                      STATE_MAX_WS_PROXIES,
-                      STATE_MAX_WS_PROXY,
+                      NODE_STATE_MAX_WS_PROXIES,
+                      NODE_STATE_MAX_WS_PROXY,
                       ws_proxy_valid,
                       "an IP address or a CIDR range (10.0.0.0/8, 2001:db8::/32)"};
 

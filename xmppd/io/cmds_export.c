@@ -41,7 +41,7 @@ static void add_member(json_t *srv, json_t *records, const char *domain, uint64_
     unsigned char a[16];
     bool v6 = inet_pton(AF_INET6, host, a) == 1;
 
-    state_node_id_hex(id, idhex);
+    node_state_node_id_hex(id, idhex);
     /* A target is a host name, never an address (RFC 2782 "Target"): one
      * name per node, under the domain, with its address record. */
     snprintf(target, sizeof target, "xmppd-%.8s.%s.", idhex, domain);
@@ -127,7 +127,7 @@ int cmds_callbridge_export(void *ud, json_t *args, json_t **result, struct ctl_e
                         cb->name, "domain", cl_domain(cs), "component", comp, "secret",
                         (const char *)cb->secret, cb->secret_len, "port",
                         (json_int_t)CONF_DEFAULT_PORT, "srv", srv, "records", records,
-                        "ca_bundle", ca, "tls", state_tls_name(node_local(n)->tls));
+                        "ca_bundle", ca, "tls", node_state_tls_name(node_local(n)->tls));
     return *result != NULL ? 0 : XE_NOMEM;
 }
 

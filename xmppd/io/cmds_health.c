@@ -42,7 +42,7 @@ static size_t members(struct node *n, const struct node_state *st,
         if (cfg->members[i].id == st->node_id)
             continue;
         memset(&m[k], 0, sizeof m[k]);
-        state_node_id_hex(cfg->members[i].id, m[k].id);
+        node_state_node_id_hex(cfg->members[i].id, m[k].id);
         snprintf(m[k].addr, sizeof m[k].addr, "%s", cfg->members[i].address);
         if (pm != NULL && peer_get(pm, cfg->members[i].id, &pi) == 0) {
             m[k].link_up = pi.up;

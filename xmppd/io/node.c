@@ -251,9 +251,9 @@ static int import_local(struct node *n, const struct conf *c, bool *restart, cha
 {
     struct node_state fresh = n->st;
 
-    if (c->n_listen > STATE_MAX_LISTEN) {
+    if (c->n_listen > NODE_STATE_MAX_LISTEN) {
         snprintf(err, errlen, "%s: more than %d component-listen lines", n->conf_path,
-                 STATE_MAX_LISTEN);
+                 NODE_STATE_MAX_LISTEN);
         return XE_LIMIT;
     }
     *restart = !same_listen(&n->st, c) || n->st.keepalive_s != c->keepalive_s ||
@@ -274,9 +274,9 @@ static int import_local(struct node *n, const struct conf *c, bool *restart, cha
         snprintf(fresh.key, sizeof fresh.key, "%s", c->key);
         snprintf(fresh.cert, sizeof fresh.cert, "%s", c->cert);
         snprintf(fresh.bundle, sizeof fresh.bundle, "%s", c->bundle ? c->bundle : "");
-        fresh.tls = c->component_tls == CONF_TLS_REQUIRED ? STATE_TLS_REQUIRED
-                    : c->component_tls == CONF_TLS_OFF    ? STATE_TLS_OFF
-                                                          : STATE_TLS_OPTIONAL;
+        fresh.tls = c->component_tls == CONF_TLS_REQUIRED ? NODE_STATE_TLS_REQUIRED
+                    : c->component_tls == CONF_TLS_OFF    ? NODE_STATE_TLS_OFF
+                                                          : NODE_STATE_TLS_OPTIONAL;
         *restart = *restart || fresh.tls != n->st.tls ||
                    strcmp(fresh.key, n->st.key) != 0 ||
                    strcmp(fresh.cert, n->st.cert) != 0 ||
@@ -622,8 +622,8 @@ int node_local_save(struct node *n, char *err, size_t errlen)
     char lerr[256];
     int rc;
 
-    rc = state_save(n->dir, &n->st, NULL, err, errlen);
-    if (rc < 0 && state_load(n->dir, &disk, lerr, sizeof lerr) == 0)
+    rc = node_state_save(n->dir, &n->st, NULL, err, errlen);
+    if (rc < 0 && node_state_load(n->dir, &disk, lerr, sizeof lerr) == 0)
         n->st = disk;
     return rc;
 }
@@ -686,7 +686,7 @@ int node_reset(struct node *n, char *why, size_t whylen)
         snprintf(why, whylen, "cannot move %s away: %s", n->raft_dir, strerror(errno));
         rc = XE_IO;
     } else {
-        state_defaults(&fresh);
+        node_state_defaults(&fresh);
         n->st = fresh;
         n->draining = false;
         rc = node_local_save(n, why, whylen);
@@ -825,21 +825,21 @@ static int load_state(struct node *n, char *err, size_t errlen)
     char id[17];
     int rc;
 
-    rc = state_load(n->dir, &n->st, err, errlen);
+    rc = node_state_load(n->dir, &n->st, err, errlen);
     if (rc != XE_NOTFOUND)
         return rc;
     if (stat(n->raft_dir, &sb) == 0) {
         snprintf(err, errlen,
                  "%s/%s is missing but %s holds this node's replicated state: restore "
                  "%s from a backup, or remove %s to start this node afresh",
-                 n->dir, STATE_FILE, n->raft_dir, STATE_FILE, n->raft_dir);
+                 n->dir, NODE_STATE_FILE, n->raft_dir, NODE_STATE_FILE, n->raft_dir);
         return XE_CORRUPT;
     }
-    state_defaults(&n->st);
-    rc = state_save(n->dir, &n->st, NULL, err, errlen);
+    node_state_defaults(&n->st);
+    rc = node_state_save(n->dir, &n->st, NULL, err, errlen);
     if (rc < 0)
         return rc;
-    state_node_id_hex(n->st.node_id, id);
+    node_state_node_id_hex(n->st.node_id, id);
     LOG(&n->log, LOG_INFO, "%s new node: id %s, state in %s", n->name, id, n->dir);
     return 0;
 }

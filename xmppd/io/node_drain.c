@@ -28,7 +28,7 @@
 /* A target's strings (srv_drain copies them). */
 struct dtarget {
     char comp[RAFT_ADDR_MAX + 8], c2s[RAFT_ADDR_MAX + 16];
-    char wss[RAFT_ADDR_MAX + 32 + STATE_MAX_WS_PATH];
+    char wss[RAFT_ADDR_MAX + 32 + NODE_STATE_MAX_WS_PATH];
 };
 
 /* targets lists the other voting members with this node's ports (the

@@ -37,8 +37,8 @@ struct xside {
     unsigned ws_listening; /* ws and wss listeners up */
     char ws_error[256];    /* why (some) are not, or "" */
     /* the origins and proxies of ws_cfg: pointers into n->st (node_ws.c) */
-    const char *ws_origin_p[STATE_MAX_WS_ORIGINS];
-    const char *ws_proxy_p[STATE_MAX_WS_PROXIES];
+    const char *ws_origin_p[NODE_STATE_MAX_WS_ORIGINS];
+    const char *ws_proxy_p[NODE_STATE_MAX_WS_PROXIES];
     bool drained;
     bool carrying;      /* node_xmpp.c carry_out runs: srv_take's list is in use */
     struct xside *next; /* retired list */

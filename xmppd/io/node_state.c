@@ -28,7 +28,7 @@ static int sys_open(const char *path, int flags, mode_t mode)
     return open(path, flags, mode);
 }
 
-const struct state_sys state_sys_posix = {
+const struct node_state_sys state_sys_posix = {
     .open = sys_open,
     .write = write,
     .fsync = fsync,
@@ -36,38 +36,38 @@ const struct state_sys state_sys_posix = {
     .rename = rename,
 };
 
-const char *state_tls_name(enum state_tls t)
+const char *node_state_tls_name(enum node_state_tls t)
 {
     switch (t) {
-    case STATE_TLS_OFF:
+    case NODE_STATE_TLS_OFF:
         return "off";
-    case STATE_TLS_REQUIRED:
+    case NODE_STATE_TLS_REQUIRED:
         return "required";
-    case STATE_TLS_OPTIONAL:
+    case NODE_STATE_TLS_OPTIONAL:
         break;
     }
     return "optional";
 }
 
-int state_tls_parse(const char *name, enum state_tls *out)
+int node_state_tls_parse(const char *name, enum node_state_tls *out)
 {
     if (strcmp(name, "off") == 0)
-        *out = STATE_TLS_OFF;
+        *out = NODE_STATE_TLS_OFF;
     else if (strcmp(name, "optional") == 0)
-        *out = STATE_TLS_OPTIONAL;
+        *out = NODE_STATE_TLS_OPTIONAL;
     else if (strcmp(name, "required") == 0)
-        *out = STATE_TLS_REQUIRED;
+        *out = NODE_STATE_TLS_REQUIRED;
     else
         return XE_INVAL;
     return 0;
 }
 
-void state_node_id_hex(uint64_t id, char *out)
+void node_state_node_id_hex(uint64_t id, char *out)
 {
     addr_node_id_hex(id, out);
 }
 
-void state_new_id(struct node_state *s)
+void node_state_new_id(struct node_state *s)
 {
     uint64_t id = 0;
 
@@ -76,32 +76,32 @@ void state_new_id(struct node_state *s)
     s->node_id = id;
 }
 
-void state_defaults(struct node_state *s)
+void node_state_defaults(struct node_state *s)
 {
     memset(s, 0, sizeof *s);
-    state_new_id(s);
-    s->tls = STATE_TLS_OPTIONAL;
+    node_state_new_id(s);
+    s->tls = NODE_STATE_TLS_OPTIONAL;
     s->keepalive_s = CONF_DEFAULT_KEEPALIVE_S;
     s->auth_timeout_s = CONF_DEFAULT_AUTH_TIMEOUT_S;
     s->max_conns = CONF_DEFAULT_MAX_CONNS;
     s->max_conns_per_addr = CONF_DEFAULT_MAX_CONNS_PER_ADDR;
     s->preauth_stanza_bytes = CONF_DEFAULT_PREAUTH_STANZA_BYTES;
-    s->client_port = STATE_DEFAULT_CLIENT_PORT;
-    s->client_tls = STATE_TLS_REQUIRED;
-    s->client_max_sessions = STATE_DEFAULT_CLIENT_MAX_SESSIONS;
-    s->client_rate = STATE_DEFAULT_CLIENT_RATE;
-    s->ws_port = STATE_DEFAULT_WS_PORT;
-    s->wss_port = STATE_DEFAULT_WSS_PORT;
-    snprintf(s->ws_path, sizeof s->ws_path, "%s", STATE_DEFAULT_WS_PATH);
+    s->client_port = NODE_STATE_DEFAULT_CLIENT_PORT;
+    s->client_tls = NODE_STATE_TLS_REQUIRED;
+    s->client_max_sessions = NODE_STATE_DEFAULT_CLIENT_MAX_SESSIONS;
+    s->client_rate = NODE_STATE_DEFAULT_CLIENT_RATE;
+    s->ws_port = NODE_STATE_DEFAULT_WS_PORT;
+    s->wss_port = NODE_STATE_DEFAULT_WSS_PORT;
+    snprintf(s->ws_path, sizeof s->ws_path, "%s", NODE_STATE_DEFAULT_WS_PATH);
 }
 
-bool state_ws_path_ok(const char *p)
+bool node_state_ws_path_ok(const char *p)
 {
     size_t n = strlen(p);
 
     /* An absolute path, printable ASCII without spaces (it goes into
      * URLs and into this file as one word). */
-    if (n == 0 || n >= STATE_MAX_WS_PATH || p[0] != '/')
+    if (n == 0 || n >= NODE_STATE_MAX_WS_PATH || p[0] != '/')
         return false;
     for (size_t i = 0; i < n; i++)
         if (p[i] <= ' ' || p[i] >= 0x7f || p[i] == '?' || p[i] == '#')
@@ -109,12 +109,13 @@ bool state_ws_path_ok(const char *p)
     return true;
 }
 
-bool state_ws_origin_ok(const char *o)
+bool node_state_ws_origin_ok(const char *o)
 {
     size_t n = strlen(o), i = 0;
     const char *sep = strstr(o, "://");
 
-    if (n == 0 || n >= STATE_MAX_WS_ORIGIN || sep == NULL || sep == o || sep[3] == '\0')
+    if (n == 0 || n >= NODE_STATE_MAX_WS_ORIGIN || sep == NULL || sep == o ||
+        sep[3] == '\0')
         return false;
     for (; o + i < sep; i++)
         if (!((o[i] >= 'a' && o[i] <= 'z') ||
@@ -152,7 +153,7 @@ static void hash_hex(const char *text, size_t len, char *hex)
     sodium_bin2hex(hex, HASH_LEN * 2 + 1, h, sizeof h);
 }
 
-int state_format(const struct node_state *s, char *buf, size_t len)
+int node_state_format(const struct node_state *s, char *buf, size_t len)
 {
     struct buf_fixed o = {.p = buf, .len = len};
     char id[17], addr[96], hex[HASH_LEN * 2 + 1];
@@ -161,17 +162,17 @@ int state_format(const struct node_state *s, char *buf, size_t len)
         return XE_INVAL;
     if (len > 0)
         buf[0] = '\0';
-    state_node_id_hex(s->node_id, id);
+    node_state_node_id_hex(s->node_id, id);
     buf_fixed_printf(&o,
                      "# xmppd node state; written by xmppd, do not edit (checksummed)\n");
-    buf_fixed_printf(&o, "version %d\n", STATE_VERSION);
+    buf_fixed_printf(&o, "version %d\n", NODE_STATE_VERSION);
     buf_fixed_printf(&o, "node-id %s\n", id);
     buf_fixed_printf(&o, "xmpp-enabled %s\n", s->xmpp_enabled ? "yes" : "no");
     for (size_t i = 0; i < s->n_listen; i++) {
         conf_format_listen(&s->listen[i], addr, sizeof addr);
         buf_fixed_printf(&o, "component-listen %s\n", addr);
     }
-    buf_fixed_printf(&o, "tls %s\n", state_tls_name(s->tls));
+    buf_fixed_printf(&o, "tls %s\n", node_state_tls_name(s->tls));
     if (s->key[0] != '\0')
         buf_fixed_printf(&o, "key %s\n", s->key);
     if (s->cert[0] != '\0')
@@ -185,7 +186,7 @@ int state_format(const struct node_state *s, char *buf, size_t len)
     buf_fixed_printf(&o, "preauth-stanza-bytes %u\n", s->preauth_stanza_bytes);
     buf_fixed_printf(&o, "client-port %u\n", s->client_port);
     buf_fixed_printf(&o, "client-tls-port %u\n", s->client_tls_port);
-    buf_fixed_printf(&o, "client-tls %s\n", state_tls_name(s->client_tls));
+    buf_fixed_printf(&o, "client-tls %s\n", node_state_tls_name(s->client_tls));
     buf_fixed_printf(&o, "sasl-plain %s\n", s->sasl_plain ? "yes" : "no");
     buf_fixed_printf(&o, "client-max-sessions %u\n", s->client_max_sessions);
     buf_fixed_printf(&o, "client-rate %u\n", s->client_rate);
@@ -272,7 +273,7 @@ static bool parse_uint(const char *v, unsigned max, unsigned *out)
 
 static bool set_path(char *dst, const char *v)
 {
-    if (strlen(v) >= STATE_MAX_PATH || v[0] == '\0')
+    if (strlen(v) >= NODE_STATE_MAX_PATH || v[0] == '\0')
         return false;
     memcpy(dst, v, strlen(v) + 1);
     return true;
@@ -288,11 +289,11 @@ static int line(struct node_state *s, const char *key, const char *v, bool *seen
         unsigned ver;
         if (!parse_uint(v, 1000000, &ver))
             return bad(why, whylen, "bad version line");
-        if (ver != STATE_VERSION)
+        if (ver != NODE_STATE_VERSION)
             return bad(why, whylen,
                        "version %u is not the version this xmppd reads (%d): it was "
                        "written by another release",
-                       ver, STATE_VERSION);
+                       ver, NODE_STATE_VERSION);
         *seen_version = true;
     } else if (!*seen_version) {
         return bad(why, whylen, "the first line is not the version line");
@@ -305,11 +306,12 @@ static int line(struct node_state *s, const char *key, const char *v, bool *seen
     } else if (strcmp(key, "xmpp-enabled") == 0) {
         ok = parse_yes_no(v, &s->xmpp_enabled);
     } else if (strcmp(key, "component-listen") == 0) {
-        ok = s->n_listen < STATE_MAX_LISTEN && parse_addr(v, &s->listen[s->n_listen]);
+        ok =
+            s->n_listen < NODE_STATE_MAX_LISTEN && parse_addr(v, &s->listen[s->n_listen]);
         if (ok)
             s->n_listen++;
     } else if (strcmp(key, "tls") == 0) {
-        ok = state_tls_parse(v, &s->tls) == 0;
+        ok = node_state_tls_parse(v, &s->tls) == 0;
     } else if (strcmp(key, "key") == 0) {
         ok = set_path(s->key, v);
     } else if (strcmp(key, "cert") == 0) {
@@ -341,31 +343,32 @@ static int line(struct node_state *s, const char *key, const char *v, bool *seen
         ok = strcmp(v, "0") == 0 ? (s->wss_port = 0, true)
                                  : parse_uint(v, 65535, &s->wss_port);
     } else if (strcmp(key, "ws-path") == 0) {
-        ok = state_ws_path_ok(v);
+        ok = node_state_ws_path_ok(v);
         if (ok)
             snprintf(s->ws_path, sizeof s->ws_path, "%s", v);
     } else if (strcmp(key, "ws-origin") == 0) {
-        ok = s->n_ws_origins < STATE_MAX_WS_ORIGINS && state_ws_origin_ok(v);
+        ok = s->n_ws_origins < NODE_STATE_MAX_WS_ORIGINS && node_state_ws_origin_ok(v);
         if (ok)
-            snprintf(s->ws_origins[s->n_ws_origins++], STATE_MAX_WS_ORIGIN, "%s", v);
+            snprintf(s->ws_origins[s->n_ws_origins++], NODE_STATE_MAX_WS_ORIGIN, "%s", v);
     } else if (strcmp(key, "ws-proxy") == 0) {
-        ok = s->n_ws_proxies < STATE_MAX_WS_PROXIES && strlen(v) < STATE_MAX_WS_PROXY &&
-             ws_proxy_valid(v);
+        ok = s->n_ws_proxies < NODE_STATE_MAX_WS_PROXIES &&
+             strlen(v) < NODE_STATE_MAX_WS_PROXY && ws_proxy_valid(v);
         if (ok)
-            snprintf(s->ws_proxies[s->n_ws_proxies++], STATE_MAX_WS_PROXY, "%s", v);
+            snprintf(s->ws_proxies[s->n_ws_proxies++], NODE_STATE_MAX_WS_PROXY, "%s", v);
     } else if (strcmp(key, "client-tls") == 0) {
-        ok = state_tls_parse(v, &s->client_tls) == 0 && s->client_tls != STATE_TLS_OFF;
+        ok = node_state_tls_parse(v, &s->client_tls) == 0 &&
+             s->client_tls != NODE_STATE_TLS_OFF;
     } else if (strcmp(key, "sasl-plain") == 0) {
         ok = parse_yes_no(v, &s->sasl_plain);
     } else if (strcmp(key, "client-max-sessions") == 0) {
-        ok = strcmp(v, "0") == 0
-                 ? (s->client_max_sessions = 0, true)
-                 : parse_uint(v, STATE_MAX_CLIENT_MAX_SESSIONS, &s->client_max_sessions);
+        ok = strcmp(v, "0") == 0 ? (s->client_max_sessions = 0, true)
+                                 : parse_uint(v, NODE_STATE_MAX_CLIENT_MAX_SESSIONS,
+                                              &s->client_max_sessions);
     } else if (strcmp(key, "client-rate") == 0) {
         ok = strcmp(v, "0") == 0
                  ? (s->client_rate = 0, true)
-                 : parse_uint(v, STATE_MAX_CLIENT_RATE, &s->client_rate) &&
-                       s->client_rate >= STATE_MIN_CLIENT_RATE;
+                 : parse_uint(v, NODE_STATE_MAX_CLIENT_RATE, &s->client_rate) &&
+                       s->client_rate >= NODE_STATE_MIN_CLIENT_RATE;
     } else if (strcmp(key, "client-version") == 0) {
         ok = parse_yes_no(v, &s->client_version);
     } else if (strcmp(key, "cluster-enabled") == 0) {
@@ -389,34 +392,34 @@ static int line(struct node_state *s, const char *key, const char *v, bool *seen
     return 0;
 }
 
-int state_parse(const char *text, size_t len, struct node_state *out, char *why,
-                size_t whylen)
+int node_state_parse(const char *text, size_t len, struct node_state *out, char *why,
+                     size_t whylen)
 {
     const char *sum;
     size_t body;
-    char want[HASH_LEN * 2 + 1], lbuf[STATE_MAX_PATH + 64];
+    char want[HASH_LEN * 2 + 1], lbuf[NODE_STATE_MAX_PATH + 64];
     bool seen_version = false, seen_id = false;
     size_t pos = 0;
     unsigned lineno = 0;
     int rc;
 
     memset(out, 0, sizeof *out);
-    out->tls = STATE_TLS_OPTIONAL;
+    out->tls = NODE_STATE_TLS_OPTIONAL;
     out->keepalive_s = CONF_DEFAULT_KEEPALIVE_S;
     out->auth_timeout_s = CONF_DEFAULT_AUTH_TIMEOUT_S;
     out->max_conns = CONF_DEFAULT_MAX_CONNS;
     out->max_conns_per_addr = CONF_DEFAULT_MAX_CONNS_PER_ADDR;
     out->preauth_stanza_bytes = CONF_DEFAULT_PREAUTH_STANZA_BYTES;
     /* Files written before clients were served have no client lines: the defaults. */
-    out->client_port = STATE_DEFAULT_CLIENT_PORT;
-    out->client_tls = STATE_TLS_REQUIRED;
+    out->client_port = NODE_STATE_DEFAULT_CLIENT_PORT;
+    out->client_tls = NODE_STATE_TLS_REQUIRED;
     /* ... nor client limit lines: the defaults. */
-    out->client_max_sessions = STATE_DEFAULT_CLIENT_MAX_SESSIONS;
-    out->client_rate = STATE_DEFAULT_CLIENT_RATE;
+    out->client_max_sessions = NODE_STATE_DEFAULT_CLIENT_MAX_SESSIONS;
+    out->client_rate = NODE_STATE_DEFAULT_CLIENT_RATE;
     /* ... nor WebSocket lines: the defaults. */
-    out->ws_port = STATE_DEFAULT_WS_PORT;
-    out->wss_port = STATE_DEFAULT_WSS_PORT;
-    snprintf(out->ws_path, sizeof out->ws_path, "%s", STATE_DEFAULT_WS_PATH);
+    out->ws_port = NODE_STATE_DEFAULT_WS_PORT;
+    out->wss_port = NODE_STATE_DEFAULT_WSS_PORT;
+    snprintf(out->ws_path, sizeof out->ws_path, "%s", NODE_STATE_DEFAULT_WS_PATH);
     if (len == 0)
         return bad(why, whylen, "the file is empty (a write was cut short)");
     if (memchr(text, '\0', len) != NULL)
@@ -475,15 +478,15 @@ static void join(char *out, size_t len, const char *dir, const char *name)
     snprintf(out, len, "%s/%s", dir, name);
 }
 
-int state_load(const char *dir, struct node_state *out, char *err, size_t errlen)
+int node_state_load(const char *dir, struct node_state *out, char *err, size_t errlen)
 {
     char path[4096], tmp[4096], why[256];
     char *text;
     size_t len;
     int rc;
 
-    join(path, sizeof path, dir, STATE_FILE);
-    join(tmp, sizeof tmp, dir, STATE_FILE ".tmp");
+    join(path, sizeof path, dir, NODE_STATE_FILE);
+    join(tmp, sizeof tmp, dir, NODE_STATE_FILE ".tmp");
     /* A temp file is what a write that never reached its rename left: the
      * old node.state is the state. */
     struct stat sb;
@@ -494,7 +497,7 @@ int state_load(const char *dir, struct node_state *out, char *err, size_t errlen
                  tmp, strerror(errno), dir);
         return XE_IO;
     }
-    rc = conffile_read_private(path, STATE_MAX_BYTES, false,
+    rc = conffile_read_private(path, NODE_STATE_MAX_BYTES, false,
                                "not a node state file; move it away to start this node "
                                "afresh",
                                &text, &len, err, errlen);
@@ -502,7 +505,7 @@ int state_load(const char *dir, struct node_state *out, char *err, size_t errlen
         snprintf(err, errlen, "%s: no such file", path);
     if (rc < 0)
         return rc;
-    rc = state_parse(text, len, out, why, sizeof why);
+    rc = node_state_parse(text, len, out, why, sizeof why);
     if (rc < 0)
         snprintf(err, errlen,
                  "%s: %s; xmppd will not guess: restore the file from a backup, or "
@@ -519,23 +522,23 @@ static int sys_fail(char *err, size_t errlen, const char *what, const char *path
     return XE_IO;
 }
 
-int state_save(const char *dir, const struct node_state *s, const struct state_sys *sys,
-               char *err, size_t errlen)
+int node_state_save(const char *dir, const struct node_state *s,
+                    const struct node_state_sys *sys, char *err, size_t errlen)
 {
-    char path[4096], tmp[4096], text[STATE_MAX_BYTES];
+    char path[4096], tmp[4096], text[NODE_STATE_MAX_BYTES];
     size_t off = 0;
     int fd = -1, dfd, n, rc;
 
     if (sys == NULL)
         sys = &state_sys_posix;
-    n = state_format(s, text, sizeof text);
+    n = node_state_format(s, text, sizeof text);
     if (n < 0) {
         snprintf(err, errlen, "node state not saved: %s",
                  n == XE_INVAL ? "a path has a control character" : "too large");
         return n == XE_INVAL ? XE_INVAL : XE_LIMIT;
     }
-    join(path, sizeof path, dir, STATE_FILE);
-    join(tmp, sizeof tmp, dir, STATE_FILE ".tmp");
+    join(path, sizeof path, dir, NODE_STATE_FILE);
+    join(tmp, sizeof tmp, dir, NODE_STATE_FILE ".tmp");
     fd = sys->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return sys_fail(err, errlen, "cannot create", tmp);

@@ -46,7 +46,7 @@
  * Writes are atomic: node.state.tmp in the same directory (mode 0600),
  * write, fsync, rename over node.state, fsync the directory.  A crash at any
  * point leaves the old file or the new one.  All system calls go through
- * struct state_sys so tests can make any step fail. */
+ * struct node_state_sys so tests can make any step fail. */
 #ifndef XMPPD_NODE_STATE_H
 #define XMPPD_NODE_STATE_H
 
@@ -57,55 +57,55 @@
 
 #include "conffile_parse.h"
 
-#define STATE_FILE "node.state"
-#define STATE_VERSION 1
-#define STATE_MAX_LISTEN 16
-#define STATE_MAX_BYTES (64 * 1024)
-#define STATE_MAX_PATH 256
-#define STATE_DEFAULT_CLIENT_PORT 5222
-#define STATE_DEFAULT_WS_PORT 5280
-#define STATE_DEFAULT_CLIENT_MAX_SESSIONS 10
-#define STATE_MAX_CLIENT_MAX_SESSIONS 100000
-#define STATE_DEFAULT_CLIENT_RATE 65536
-#define STATE_MIN_CLIENT_RATE 1024 /* below this a login takes seconds */
-#define STATE_MAX_CLIENT_RATE 1000000000
-#define STATE_DEFAULT_WSS_PORT 5281
-#define STATE_DEFAULT_WS_PATH "/xmpp-websocket"
-#define STATE_MAX_WS_PATH 64
-#define STATE_MAX_WS_ORIGINS 32
-#define STATE_MAX_WS_ORIGIN 128 /* bytes of an origin, NUL included */
-#define STATE_MAX_WS_PROXIES 32
-#define STATE_MAX_WS_PROXY 64 /* an address or CIDR range, NUL included */
+#define NODE_STATE_FILE "node.state"
+#define NODE_STATE_VERSION 1
+#define NODE_STATE_MAX_LISTEN 16
+#define NODE_STATE_MAX_BYTES (64 * 1024)
+#define NODE_STATE_MAX_PATH 256
+#define NODE_STATE_DEFAULT_CLIENT_PORT 5222
+#define NODE_STATE_DEFAULT_WS_PORT 5280
+#define NODE_STATE_DEFAULT_CLIENT_MAX_SESSIONS 10
+#define NODE_STATE_MAX_CLIENT_MAX_SESSIONS 100000
+#define NODE_STATE_DEFAULT_CLIENT_RATE 65536
+#define NODE_STATE_MIN_CLIENT_RATE 1024 /* below this a login takes seconds */
+#define NODE_STATE_MAX_CLIENT_RATE 1000000000
+#define NODE_STATE_DEFAULT_WSS_PORT 5281
+#define NODE_STATE_DEFAULT_WS_PATH "/xmpp-websocket"
+#define NODE_STATE_MAX_WS_PATH 64
+#define NODE_STATE_MAX_WS_ORIGINS 32
+#define NODE_STATE_MAX_WS_ORIGIN 128 /* bytes of an origin, NUL included */
+#define NODE_STATE_MAX_WS_PROXIES 32
+#define NODE_STATE_MAX_WS_PROXY 64 /* an address or CIDR range, NUL included */
 
-enum state_tls {
-    STATE_TLS_OFF = 0,  /* plaintext only */
-    STATE_TLS_OPTIONAL, /* offered when certificates are set (the default) */
-    STATE_TLS_REQUIRED, /* every session must use TLS: no certs, no enable */
+enum node_state_tls {
+    NODE_STATE_TLS_OFF = 0,  /* plaintext only */
+    NODE_STATE_TLS_OPTIONAL, /* offered when certificates are set (the default) */
+    NODE_STATE_TLS_REQUIRED, /* every session must use TLS: no certs, no enable */
 };
 
 /* The node's local configuration.  Strings are "" when unset. */
 struct node_state {
     uint64_t node_id; /* random, never 0; new after xmpp reset */
     bool xmpp_enabled;
-    struct conf_listen listen[STATE_MAX_LISTEN]; /* component listeners */
+    struct conf_listen listen[NODE_STATE_MAX_LISTEN]; /* component listeners */
     size_t n_listen;
-    enum state_tls tls;
-    char key[STATE_MAX_PATH];    /* file in <state-dir>/pki, or an absolute path */
-    char cert[STATE_MAX_PATH];   /* same */
-    char bundle[STATE_MAX_PATH]; /* same, optional */
-    unsigned keepalive_s;        /* 1..CONF_MAX_SECONDS */
-    unsigned auth_timeout_s;     /* 1..CONF_MAX_SECONDS */
+    enum node_state_tls tls;
+    char key[NODE_STATE_MAX_PATH];    /* file in <state-dir>/pki, or an absolute path */
+    char cert[NODE_STATE_MAX_PATH];   /* same */
+    char bundle[NODE_STATE_MAX_PATH]; /* same, optional */
+    unsigned keepalive_s;             /* 1..CONF_MAX_SECONDS */
+    unsigned auth_timeout_s;          /* 1..CONF_MAX_SECONDS */
     /* XMPP listener limits (conffile_parse.h): connections in all and per address,
      * and the stanza bytes before authentication */
     unsigned max_conns, max_conns_per_addr, preauth_stanza_bytes;
     /* Clients (RFC 6120 c2s): the port of the client listener on
      * each listen address (0: none), whether STARTTLS is required before
-     * SASL (STATE_TLS_REQUIRED, the default) or only offered
-     * (STATE_TLS_OPTIONAL; never OFF), and whether SASL PLAIN is offered
+     * SASL (NODE_STATE_TLS_REQUIRED, the default) or only offered
+     * (NODE_STATE_TLS_OPTIONAL; never OFF), and whether SASL PLAIN is offered
      * (under TLS only). */
     unsigned client_port;
     unsigned client_tls_port; /* XEP-0368 direct TLS for clients; 0: none */
-    enum state_tls client_tls;
+    enum node_state_tls client_tls;
     bool sasl_plain;
     /* Client limits (docs/admin.md "Clients"): sessions
      * per account (0: no limit), the byte rate per client connection in
@@ -118,28 +118,28 @@ struct node_state {
      * ports of the ws and wss listeners on each listen address (0: off)
      * and the resource path (also the host-meta URLs'). */
     unsigned ws_port, wss_port;
-    char ws_path[STATE_MAX_WS_PATH];
+    char ws_path[NODE_STATE_MAX_WS_PATH];
     /* The Origin allow-list of the upgrade (none: any origin) and the
      * proxies whose X-Forwarded-For is believed (docs/websocket.md). */
-    char ws_origins[STATE_MAX_WS_ORIGINS][STATE_MAX_WS_ORIGIN];
+    char ws_origins[NODE_STATE_MAX_WS_ORIGINS][NODE_STATE_MAX_WS_ORIGIN];
     size_t n_ws_origins;
-    char ws_proxies[STATE_MAX_WS_PROXIES][STATE_MAX_WS_PROXY];
+    char ws_proxies[NODE_STATE_MAX_WS_PROXIES][NODE_STATE_MAX_WS_PROXY];
     size_t n_ws_proxies;
     bool cluster_enabled;
-    char trust[STATE_MAX_PATH]; /* cluster trust bundle, optional */
-    struct conf_listen peer;    /* peer-link address; port 0 when unset */
-    bool raft_fast_lan;         /* Raft timing: raft_options_fast_lan instead of
-                                   the defaults ("raft-timing fast-lan") */
-    struct conf_listen metrics; /* Prometheus endpoint (io/metrics_http.h);
-                                   port 0: off ("metrics-listen") */
-    bool draining;              /* xmpp cluster drain, kept across restarts until
-                                   drain --off ("draining yes"; written only when on,
-                                   so that an older binary reads an undrained file) */
+    char trust[NODE_STATE_MAX_PATH]; /* cluster trust bundle, optional */
+    struct conf_listen peer;         /* peer-link address; port 0 when unset */
+    bool raft_fast_lan;              /* Raft timing: raft_options_fast_lan instead of
+                                        the defaults ("raft-timing fast-lan") */
+    struct conf_listen metrics;      /* Prometheus endpoint (io/metrics_http.h);
+                                        port 0: off ("metrics-listen") */
+    bool draining;                   /* xmpp cluster drain, kept across restarts until
+                                        drain --off ("draining yes"; written only when on,
+                                        so that an older binary reads an undrained file) */
 };
 
-/* The system calls state_save makes (POSIX meaning; -1 and errno on
+/* The system calls node_state_save makes (POSIX meaning; -1 and errno on
  * failure).  Tests substitute failing ones. */
-struct state_sys {
+struct node_state_sys {
     int (*open)(const char *path, int flags, mode_t mode);
     ssize_t (*write)(int fd, const void *buf, size_t len);
     int (*fsync)(int fd);
@@ -147,59 +147,59 @@ struct state_sys {
     int (*rename)(const char *from, const char *to);
 };
 
-extern const struct state_sys state_sys_posix;
+extern const struct node_state_sys state_sys_posix;
 
-/* state_defaults fills s with a fresh node's state: a new random node id
+/* node_state_defaults fills s with a fresh node's state: a new random node id
  * (libsodium; sodium_init must have run), XMPP disabled, no listeners, TLS
  * optional, no certificates, default timers, clustering off. */
-void state_defaults(struct node_state *s);
+void node_state_defaults(struct node_state *s);
 
-/* state_new_id gives s a new random node id (never 0). */
-void state_new_id(struct node_state *s);
+/* node_state_new_id gives s a new random node id (never 0). */
+void node_state_new_id(struct node_state *s);
 
-/* state_load reads <dir>/node.state into *out.  A leftover node.state.tmp
+/* node_state_load reads <dir>/node.state into *out.  A leftover node.state.tmp
  * (a write cut short) is removed.  Returns 0; XE_NOTFOUND when there is no
  * file (a new node: the caller decides); XE_CORRUPT (truncated, checksum
  * mismatch, malformed, unknown version), XE_PERM (group or other may read
  * it), XE_IO.  On failure err (errlen bytes) receives one line naming the
  * file, what is wrong and what to do. */
-int state_load(const char *dir, struct node_state *out, char *err, size_t errlen);
+int node_state_load(const char *dir, struct node_state *out, char *err, size_t errlen);
 
-/* state_save writes s atomically to <dir>/node.state (see above) with the
+/* node_state_save writes s atomically to <dir>/node.state (see above) with the
  * system calls of sys (NULL: state_sys_posix).  0, or XE_IO / XE_INVAL (a
  * value that cannot be written, e.g. a path with a line break) with err
  * filled; on failure the old file is untouched and no temp file is left. */
-int state_save(const char *dir, const struct node_state *s, const struct state_sys *sys,
-               char *err, size_t errlen);
+int node_state_save(const char *dir, const struct node_state *s,
+                    const struct node_state_sys *sys, char *err, size_t errlen);
 
-/* state_format writes s as the file's text (checksum line included) into
+/* node_state_format writes s as the file's text (checksum line included) into
  * out (len bytes).  Returns the length, or XE_LIMIT if it does not fit,
  * XE_INVAL for a value with a control character. */
-int state_format(const struct node_state *s, char *out, size_t len);
+int node_state_format(const struct node_state *s, char *out, size_t len);
 
-/* state_parse parses the file's text (len bytes, borrowed).  0 or
+/* node_state_parse parses the file's text (len bytes, borrowed).  0 or
  * XE_CORRUPT with why (one line, no path) filled. */
-int state_parse(const char *text, size_t len, struct node_state *out, char *why,
-                size_t whylen);
+int node_state_parse(const char *text, size_t len, struct node_state *out, char *why,
+                     size_t whylen);
 
-/* state_tls_name returns "off", "optional" or "required". */
-const char *state_tls_name(enum state_tls t);
+/* node_state_tls_name returns "off", "optional" or "required". */
+const char *node_state_tls_name(enum node_state_tls t);
 
-/* state_tls_parse sets *out from a name as above; 0 or XE_INVAL. */
-int state_tls_parse(const char *name, enum state_tls *out);
+/* node_state_tls_parse sets *out from a name as above; 0 or XE_INVAL. */
+int node_state_tls_parse(const char *name, enum node_state_tls *out);
 
-/* state_ws_path_ok tells whether p may be the WebSocket path: absolute,
- * shorter than STATE_MAX_WS_PATH, printable ASCII without space, '?' or
+/* node_state_ws_path_ok tells whether p may be the WebSocket path: absolute,
+ * shorter than NODE_STATE_MAX_WS_PATH, printable ASCII without space, '?' or
  * '#'. */
-bool state_ws_path_ok(const char *p);
+bool node_state_ws_path_ok(const char *p);
 
-/* state_ws_origin_ok tells whether o may be on the Origin allow-list: an
+/* node_state_ws_origin_ok tells whether o may be on the Origin allow-list: an
  * origin as browsers send it (RFC 6454 §6.2): scheme "://" host [":"
  * port], lower case, printable ASCII, no path, shorter than
- * STATE_MAX_WS_ORIGIN. */
-bool state_ws_origin_ok(const char *o);
+ * NODE_STATE_MAX_WS_ORIGIN. */
+bool node_state_ws_origin_ok(const char *o);
 
-/* state_node_id_hex writes the id as 16 lowercase hex digits (out >= 17). */
-void state_node_id_hex(uint64_t id, char *out);
+/* node_state_node_id_hex writes the id as 16 lowercase hex digits (out >= 17). */
+void node_state_node_id_hex(uint64_t id, char *out);
 
 #endif

@@ -23,14 +23,14 @@
  * a URL that only leads to a refusal is not advertised). */
 void node__ws_links(struct node *n, struct xside *x)
 {
-    const char *hosts[STATE_MAX_LISTEN + 1];
+    const char *hosts[NODE_STATE_MAX_LISTEN + 1];
     struct srv_ws_member m[RAFT_MAX_MEMBERS];
     struct srv_ws_links l = {.listen = hosts, .members = m, .path = n->st.ws_path};
     const struct raft_config *cfg;
 
     if (x == NULL || x->srv == NULL)
         return;
-    for (size_t i = 0; i < n->st.n_listen && i < STATE_MAX_LISTEN; i++)
+    for (size_t i = 0; i < n->st.n_listen && i < NODE_STATE_MAX_LISTEN; i++)
         hosts[l.nlisten++] = n->st.listen[i].host;
     if (l.nlisten == 0)
         hosts[l.nlisten++] = CONF_DEFAULT_LISTEN_HOST;
@@ -44,7 +44,7 @@ void node__ws_links(struct node *n, struct xside *x)
     }
     if (n->st.wss_port != 0 && x->tls != NULL)
         l.wss_port = n->st.wss_port;
-    if (n->st.client_tls == STATE_TLS_OPTIONAL)
+    if (n->st.client_tls == NODE_STATE_TLS_OPTIONAL)
         l.ws_port = n->st.ws_port;
     if (srv_set_ws_links(x->srv, &l) < 0)
         LOG(&n->log, LOG_ERROR, "%s host-meta: out of memory, URL list not updated",

@@ -407,7 +407,7 @@ int node_xmpp_check(struct node *n, char *why, size_t whylen)
                  "no XMPP domain is set; set one with: xmpp domain <domain>");
         return XE_STATE;
     }
-    if (n->st.cert[0] == '\0' && n->st.tls == STATE_TLS_REQUIRED) {
+    if (n->st.cert[0] == '\0' && n->st.tls == NODE_STATE_TLS_REQUIRED) {
         snprintf(why, whylen,
                  "TLS is required but no certificate is set; set one with: xmpp certs "
                  "<key> <cert> [<bundle>]");
@@ -462,14 +462,14 @@ static int sync_callbridges(struct node *n, struct srv *srv, char *why, size_t w
     return 0;
 }
 
-static enum tls_mode tls_mode_of(enum state_tls t)
+static enum tls_mode tls_mode_of(enum node_state_tls t)
 {
     switch (t) {
-    case STATE_TLS_OFF:
+    case NODE_STATE_TLS_OFF:
         return TLS_MODE_OFF;
-    case STATE_TLS_REQUIRED:
+    case NODE_STATE_TLS_REQUIRED:
         return TLS_MODE_REQUIRED;
-    case STATE_TLS_OPTIONAL:
+    case NODE_STATE_TLS_OPTIONAL:
         break;
     }
     return TLS_MODE_OPTIONAL;
@@ -523,7 +523,7 @@ static int new_core(struct node *n, struct xside *x, char *why, size_t whylen)
     cfg.keepalive_ms = (uint64_t)n->st.keepalive_s * 1000;
     cfg.auth_timeout_ms = (uint64_t)n->st.auth_timeout_s * 1000;
     cfg.preauth_stanza_bytes = n->st.preauth_stanza_bytes;
-    cfg.c2s_tls_required = n->st.client_tls != STATE_TLS_OPTIONAL;
+    cfg.c2s_tls_required = n->st.client_tls != NODE_STATE_TLS_OPTIONAL;
     cfg.sasl_plain = n->st.sasl_plain;
     cfg.roster_writes = true; /* carry_out gives them to rnode_submit */
     client_limits(n, &cfg);
@@ -546,8 +546,9 @@ static int new_tls(struct node *n, struct xside *x, char *why, size_t whylen)
     struct tls_ctx_opts o = {.role = TLS_ROLE_SERVER};
     char kp[1024], cp[1024], bp[1024];
 
-    if (n->st.cert[0] == '\0' || (n->st.tls == STATE_TLS_OFF && n->st.client_port == 0 &&
-                                  n->st.client_tls_port == 0 && n->st.wss_port == 0))
+    if (n->st.cert[0] == '\0' ||
+        (n->st.tls == NODE_STATE_TLS_OFF && n->st.client_port == 0 &&
+         n->st.client_tls_port == 0 && n->st.wss_port == 0))
         return 0;
     if (!cert_paths(n, kp, cp, bp, sizeof kp)) {
         snprintf(why, whylen, "bad certificate file names");
@@ -595,7 +596,7 @@ static void client_listeners(struct node *n, struct xside *x, const struct conf_
     /* STARTTLS needs the TLS context unless TLS is optional for clients;
      * direct TLS always does. */
     bool plain = n->st.client_port != 0 &&
-                 (x->tls != NULL || n->st.client_tls == STATE_TLS_OPTIONAL);
+                 (x->tls != NULL || n->st.client_tls == NODE_STATE_TLS_OPTIONAL);
     bool direct = n->st.client_tls_port != 0 && x->tls != NULL;
     char why[256];
 
@@ -706,7 +707,7 @@ int node_xmpp_start(struct node *n, char *why, size_t whylen)
     LOG(&n->log, LOG_INFO,
         "%s XMPP started: domain %s, %zu call bridge(s), %zu listener(s), TLS %s",
         n->name, cl_domain(rnode_state(n->rn)), cl_callbridge_count(rnode_state(n->rn)),
-        effective_listen(n, &l), x->tls != NULL ? state_tls_name(n->st.tls) : "off");
+        effective_listen(n, &l), x->tls != NULL ? node_state_tls_name(n->st.tls) : "off");
     node__after_srv(n);
     return 0;
 }
