@@ -74,6 +74,15 @@ def main():
             expect(nd, 0)
         c.say("back: all healthy")
 
+        # A draining node sends new sessions elsewhere: a load balancer
+        # asking xmpp health should take it out until the drain ends.
+        d = c.followers(c.leader())[0]
+        d.ok("xmpp cluster drain", timeout=60)
+        _, out, _ = expect(d, 1, "this node is draining")
+        c.say("%s draining: %s", d.name, out.strip().replace("\n", " | "))
+        d.ok("xmpp cluster drain --off", timeout=60)
+        expect(d, 0)
+
         victim = c.followers(c.leader())[0]
         c.leader().ok("xmpp cluster remove %s --yes" % victim.node_id(), timeout=60)
         _, out, _ = expect(victim, 2, "removed from its cluster")

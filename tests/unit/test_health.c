@@ -115,6 +115,25 @@ static void test_cluster(void)
     CHECK(strncmp(v.reasons[1], "[degraded] the node certificate expires", 39) == 0);
 }
 
+/* A draining node still serves its sessions but sends new ones away
+ * (xmpp cluster drain): a load balancer should stop sending it more. */
+static void test_draining(void)
+{
+    struct health_facts f = serving();
+    struct health_verdict v;
+
+    f.cluster_enabled = f.leader_known = true;
+    f.draining = true;
+    health_judge(&f, &v);
+    CHECK_INT(v.level, HEALTH_DEGRADED);
+    CHECK_INT(v.n, 1);
+    CHECK_STR(v.reasons[0], "[degraded] this node is draining: new sessions are sent to "
+                            "other members; xmpp cluster drain --off to serve again");
+    f.draining = false;
+    health_judge(&f, &v);
+    CHECK_INT(v.level, HEALTH_OK);
+}
+
 static void test_many_reasons(void)
 {
     struct health_facts f = serving();
@@ -134,4 +153,4 @@ static void test_many_reasons(void)
 }
 
 TL_MAIN(T(test_healthy), T(test_not_serving), T(test_certificate), T(test_cluster),
-        T(test_many_reasons))
+        T(test_draining), T(test_many_reasons))

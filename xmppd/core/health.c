@@ -98,6 +98,10 @@ static void judge_cluster(const struct health_facts *f, struct health_verdict *v
             "or xmpp cluster disable");
         return;
     }
+    if (f->draining)
+        add(v, HEALTH_DEGRADED,
+            "this node is draining: new sessions are sent to other "
+            "members; xmpp cluster drain --off to serve again");
     if (!f->leader_known)
         add(v, HEALTH_DEGRADED,
             "no cluster leader (an election, or no majority reachable): configuration "

@@ -11,7 +11,8 @@
  *   HEALTH_DEGRADED  1  serving, but something needs attention: no cluster
  *                       leader (writes fail), a member's link down, a
  *                       certificate close to its end, a member's clock far
- *                       from ours
+ *                       from ours, or draining (a load balancer should
+ *                       send its clients elsewhere)
  *   HEALTH_FAILED    2  not serving XMPP (disabled, or a start failed), a
  *                       certificate expired, the replicated store stopped
  *                       (a storage failure), or removed from its cluster */
@@ -55,6 +56,7 @@ struct health_facts {
                            standalone nodes keep their state in it too) */
     const char *stop_reason;
     bool leader_known;
+    bool draining; /* xmpp cluster drain: new sessions are sent elsewhere */
     const struct health_member *members; /* the other members (borrowed) */
     size_t n_members;
 };

@@ -106,6 +106,7 @@ int cmds_health(void *ud, json_t *args, json_t **result, struct ctl_error *err)
     if (f.cluster_enabled) {
         f.removed = cluster_removed(n);
         f.leader_known = rs.leader_id != 0;
+        f.draining = node_draining(n);
         f.members = m;
         f.n_members = members(n, st, m, HEALTH_MAX_MEMBERS);
     }
