@@ -76,10 +76,12 @@ void node_state_new_id(struct node_state *s)
     s->node_id = id;
 }
 
-void node_state_defaults(struct node_state *s)
+/* settings_defaults clears s and sets every setting to its default, the
+ * node id aside.  A file written before a group of settings existed (the
+ * client, client limit and WebSocket lines) reads as these defaults. */
+static void settings_defaults(struct node_state *s)
 {
     memset(s, 0, sizeof *s);
-    node_state_new_id(s);
     s->tls = NODE_STATE_TLS_OPTIONAL;
     s->keepalive_s = CONF_DEFAULT_KEEPALIVE_S;
     s->auth_timeout_s = CONF_DEFAULT_AUTH_TIMEOUT_S;
@@ -93,6 +95,12 @@ void node_state_defaults(struct node_state *s)
     s->ws_port = NODE_STATE_DEFAULT_WS_PORT;
     s->wss_port = NODE_STATE_DEFAULT_WSS_PORT;
     snprintf(s->ws_path, sizeof s->ws_path, "%s", NODE_STATE_DEFAULT_WS_PATH);
+}
+
+void node_state_defaults(struct node_state *s)
+{
+    settings_defaults(s);
+    node_state_new_id(s);
 }
 
 bool node_state_ws_path_ok(const char *p)
@@ -403,23 +411,7 @@ int node_state_parse(const char *text, size_t len, struct node_state *out, char 
     unsigned lineno = 0;
     int rc;
 
-    memset(out, 0, sizeof *out);
-    out->tls = NODE_STATE_TLS_OPTIONAL;
-    out->keepalive_s = CONF_DEFAULT_KEEPALIVE_S;
-    out->auth_timeout_s = CONF_DEFAULT_AUTH_TIMEOUT_S;
-    out->max_conns = CONF_DEFAULT_MAX_CONNS;
-    out->max_conns_per_addr = CONF_DEFAULT_MAX_CONNS_PER_ADDR;
-    out->preauth_stanza_bytes = CONF_DEFAULT_PREAUTH_STANZA_BYTES;
-    /* Files written before clients were served have no client lines: the defaults. */
-    out->client_port = NODE_STATE_DEFAULT_CLIENT_PORT;
-    out->client_tls = NODE_STATE_TLS_REQUIRED;
-    /* ... nor client limit lines: the defaults. */
-    out->client_max_sessions = NODE_STATE_DEFAULT_CLIENT_MAX_SESSIONS;
-    out->client_rate = NODE_STATE_DEFAULT_CLIENT_RATE;
-    /* ... nor WebSocket lines: the defaults. */
-    out->ws_port = NODE_STATE_DEFAULT_WS_PORT;
-    out->wss_port = NODE_STATE_DEFAULT_WSS_PORT;
-    snprintf(out->ws_path, sizeof out->ws_path, "%s", NODE_STATE_DEFAULT_WS_PATH);
+    settings_defaults(out);
     if (len == 0)
         return bad(why, whylen, "the file is empty (a write was cut short)");
     if (memchr(text, '\0', len) != NULL)
