@@ -193,11 +193,11 @@ uint64_t cluster__wall_ms(void *ud)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* soft_entries_follow: tells srv the soft-entry gate (srv_soft_entries_ok
- * decides it from each other member's link and its frame version), and
- * rnode the sessions gate (srv_sessions_ok), at every membership or link
- * change. */
-static void soft_entries_follow(struct node *n, struct srv *srv)
+/* entry_gates_follow: the two gates on what this node may write to the
+ * log, from each other member's link and its frame version, at every
+ * membership or link change: srv the soft-entry gate (srv_soft_entries_ok),
+ * rnode the sessions gate (srv_sessions_ok). */
+static void entry_gates_follow(struct node *n, struct srv *srv)
 {
     const struct raft_config *cfg = rnode_config(n->rn);
     uint64_t ids[RAFT_MAX_MEMBERS];
@@ -247,7 +247,7 @@ static void srv_follow(struct node *n)
             peer_get(n->cluster->pm, ids[i], &pi) == 0)
             srv_cluster_peer_link(srv, ids[i], pi.up, uv_now(&n->loop));
     }
-    soft_entries_follow(n, srv);
+    entry_gates_follow(n, srv);
     srv_cluster_set_leader(srv, st.leader_id, st.term, uv_now(&n->loop));
     node__ws_links(n, n->x); /* host-meta follows the members */
     node__drain_refresh(n);  /* so do the drain's targets */
@@ -700,7 +700,7 @@ static void pk_link(void *ud, uint64_t id, const char *addr, bool up, int err,
     if (id != 0 && xsrv(n) != NULL) {
         srv_cluster_peer_link(xsrv(n), id, up, uv_now(&n->loop));
         if (n->rn != NULL)
-            soft_entries_follow(n, xsrv(n));
+            entry_gates_follow(n, xsrv(n));
         node__after_srv(n);
     }
     pk_leader_down(n, id, addr, up, refused);
